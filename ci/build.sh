@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Configures and builds usmc. Usage: ci/build.sh [BUILD_DIR] [extra cmake args]
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+dir=${1:-$src/build}
+shift || true
+cmake -S "$src" -B "$dir" -DUSMC_WERROR=ON "$@" >/dev/null
+cmake --build "$dir" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
+test "${PIPESTATUS[0]}" = 0

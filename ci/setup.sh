@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what usmc needs to build and test on Debian 12. Idempotent.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config clang clang-format llvm
+      libcunit1-dev libpcap-dev libibverbs-dev rdma-core libbpf-dev
+      valgrind tshark tcpdump iproute2 iptables socat iperf3 python3 procps)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: need root to install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer no.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

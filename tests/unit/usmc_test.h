@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CUnit glue shared by all test executables: asserts that print both values
+ * (CU_ASSERT_EQUAL does not), hex-vector loading, and a main() helper so that
+ * CUnit stays confined to this header.
+ */
+#ifndef USMC_TEST_H
+#define USMC_TEST_H
+
+#include <CUnit/Basic.h>
+#include <CUnit/CUnit.h>
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define USMC_ASSERT_EQ(a, b)                                                  \
+	do {                                                                  \
+		long long usmc_a_ = (long long)(a), usmc_b_ = (long long)(b); \
+		if (usmc_a_ != usmc_b_)                                       \
+			fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", \
+				__FILE__, __LINE__, #a, usmc_a_, usmc_b_);    \
+		CU_ASSERT_EQUAL(usmc_a_, usmc_b_);                            \
+	} while (0)
+
+#define USMC_ASSERT_EQ_FATAL(a, b)                                            \
+	do {                                                                  \
+		long long usmc_a_ = (long long)(a), usmc_b_ = (long long)(b); \
+		if (usmc_a_ != usmc_b_)                                       \
+			fprintf(stderr, "%s:%d: %s == %lld, expected %lld\n", \
+				__FILE__, __LINE__, #a, usmc_a_, usmc_b_);    \
+		CU_ASSERT_EQUAL_FATAL(usmc_a_, usmc_b_);                      \
+	} while (0)
+
+#define USMC_ASSERT_MEM_EQ(a, b, n)                                    \
+	do {                                                           \
+		int usmc_c_ = memcmp((a), (b), (n));                   \
+		if (usmc_c_)                                           \
+			fprintf(stderr, "%s:%d: %s differs from %s\n", \
+				__FILE__, __LINE__, #a, #b);           \
+		CU_ASSERT_EQUAL(usmc_c_, 0);                           \
+	} while (0)
+
+/* usmc_test_hex decodes |hex| (whitespace ignored) into |out|; returns the
+ * number of bytes, or -1 on a bad digit or overflow. */
+static inline int usmc_test_hex(const char *hex, uint8_t *out, size_t cap)
+{
+	size_t n = 0;
+	int hi = -1;
+
+	for (; *hex; hex++) {
+		int v;
+
+		if (isspace((unsigned char)*hex) || *hex == ':')
+			continue;
+		if (!isxdigit((unsigned char)*hex))
+			return -1;
+		v = isdigit((unsigned char)*hex) ? *hex - '0'
+						 : (tolower(*hex) - 'a' + 10);
+		if (hi < 0) {
+			hi = v;
+			continue;
+		}
+		if (n >= cap)
+			return -1;
+		out[n++] = (uint8_t)(hi << 4 | v);
+		hi = -1;
+	}
+	return hi < 0 ? (int)n : -1;
+}
+
+typedef struct usmc_test_suite {
+	const char *name;
+	CU_TestInfo *tests;
+} usmc_test_suite;
+
+/* usmc_test_main registers |suites| (terminated by a NULL name), runs them
+ * and returns nonzero if any assertion failed. */
+static inline int usmc_test_main(const usmc_test_suite *suites)
+{
+	unsigned int failed;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	for (const usmc_test_suite *s = suites; s->name; s++) {
+		CU_pSuite suite = CU_add_suite(s->name, NULL, NULL);
+
+		for (CU_TestInfo *t = s->tests; t->pName; t++)
+			CU_add_test(suite, t->pName, t->pTestFunc);
+	}
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+	CU_cleanup_registry();
+	return failed ? 1 : 0;
+}
+
+#endif /* USMC_TEST_H */

@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport ops table: one RNIC-like device behind the same operations,
+ * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space),
+ * verbs (libibverbs), shm (intra-host), and sim/ decorators over any of them.
+ *
+ * Conventions
+ * - Every op returns 0 (or a count) on success and a negative USMC_ERR_* on
+ *   failure; the raw errno, if any, is kept in tp->last_errno.
+ * - A device and everything created from it are used by one thread at a
+ *   time (the runtime holds its lock around every call).
+ * - Completions of all QPs of a device come out of the one poll_cq.
+ * - get_fd returns an fd that epoll can wait on: it becomes readable when
+ *   poll_cq may have work (packets arrived, a timer is due, completions are
+ *   queued). poll_cq itself never blocks and drives all progress (receive,
+ *   retransmit timers).
+ */
+#ifndef USMC_TRANSPORT_H
+#define USMC_TRANSPORT_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "usmc_err.h"
+#include "usmc_wr.h"
+
+typedef struct usmc_tp usmc_tp;
+typedef struct usmc_tp_qp usmc_tp_qp;
+typedef struct usmc_tp_mr usmc_tp_mr;
+typedef struct usmc_tp_ops usmc_tp_ops;
+
+/* What a device is opened with. Unused fields are zero. */
+typedef struct usmc_tp_config {
+	/* Local IP address the device is bound to (its GID is derived from
+	 * it: IPv4-mapped for IPv4, as rxe). Required for softroce. */
+	struct sockaddr_storage local_addr;
+	/* UDP port for RoCEv2; 0 means 4791 (ROCE_V2_UDP_DPORT). */
+	uint16_t udp_port;
+	/* Netdev name, for verbs device matching; may be empty. */
+	char ifname[32];
+	/* Backend-specific "key=value,key=value" options; may be NULL. */
+	const char *options;
+} usmc_tp_config;
+
+/* Port attributes (ibv_query_port + GID). */
+typedef struct usmc_port_attr {
+	uint8_t gid[16];
+	uint8_t mac[6];
+	/* enum usmc_ib_mtu */
+	uint8_t active_mtu;
+	uint32_t max_inline_data;
+	uint32_t max_qp_wr;
+	/* UDP port the device listens on (RoCEv2 backends) */
+	uint16_t udp_port;
+	char name[32];
+} usmc_port_attr;
+
+/* Registered memory. |addr| is the local virtual address; the peer uses
+ * |iova| + offset as remote_addr together with |rkey|. */
+struct usmc_tp_mr {
+	usmc_tp *tp;
+	void *addr;
+	size_t length;
+	uint64_t iova;
+	uint32_t lkey;
+	uint32_t rkey;
+	uint32_t access;
+};
+
+typedef struct usmc_qp_init_attr {
+	uint32_t max_send_wr;
+	uint32_t max_recv_wr;
+	uint32_t max_send_sge;
+	uint32_t max_recv_sge;
+	uint32_t max_inline_data;
+	/* Caller's cookie, returned by usmc_tp_qp_context(). */
+	void *context;
+} usmc_qp_init_attr;
+
+typedef enum usmc_qp_state {
+	USMC_QPS_RESET = 0,
+	USMC_QPS_INIT,
+	USMC_QPS_RTR,
+	USMC_QPS_RTS,
+	USMC_QPS_ERR,
+} usmc_qp_state;
+
+/* modify_qp attributes; which ones apply depends on the target state, as
+ * in net/smc's smc_ib_modify_qp_{init,rtr,rts}. */
+typedef struct usmc_qp_attr {
+	usmc_qp_state qp_state;
+	/* INIT */
+	uint32_t qp_access_flags;
+	/* RTR */
+	uint8_t path_mtu; /* enum usmc_ib_mtu */
+	uint32_t dest_qp_num;
+	uint32_t rq_psn;
+	uint8_t dgid[16];
+	uint8_t dmac[6];
+	uint8_t hop_limit;
+	uint8_t min_rnr_timer;
+	/* RTS */
+	uint32_t sq_psn;
+	uint8_t timeout;   /* 4.096 us * 2^timeout; 0 = no retransmit timer */
+	uint8_t retry_cnt; /* 7 = infinite */
+	uint8_t rnr_retry; /* 7 = infinite */
+} usmc_qp_attr;
+
+struct usmc_tp_ops {
+	const char *name;
+
+	/* device (required) */
+	int (*open)(const usmc_tp_config *cfg, usmc_tp **ptp);
+	void (*close)(usmc_tp *tp);
+	int (*query_port)(usmc_tp *tp, usmc_port_attr *attr);
+	int (*get_fd)(usmc_tp *tp);
+
+	/* memory (required): allocate and register in one step, because for
+	 * shm the memory itself must come from the transport. */
+	int (*alloc_mr)(usmc_tp *tp, size_t length, uint32_t access,
+			usmc_tp_mr **pmr);
+	void (*free_mr)(usmc_tp_mr *mr);
+
+	/* queue pairs (required) */
+	int (*create_qp)(usmc_tp *tp, const usmc_qp_init_attr *attr,
+			 usmc_tp_qp **pqp);
+	int (*modify_qp)(usmc_tp_qp *qp, const usmc_qp_attr *attr);
+	void (*destroy_qp)(usmc_tp_qp *qp);
+	uint32_t (*qp_num)(const usmc_tp_qp *qp);
+	void *(*qp_context)(const usmc_tp_qp *qp);
+	usmc_qp_state (*qp_state)(const usmc_tp_qp *qp);
+
+	/* data path (required) */
+	int (*post_send)(usmc_tp_qp *qp, const usmc_wr *wr);
+	int (*post_recv)(usmc_tp_qp *qp, const usmc_recv_wr *wr);
+	/* Returns the number of completions written to |wcs| (0..n). */
+	int (*poll_cq)(usmc_tp *tp, usmc_wc *wcs, int n);
+};
+
+/* Every backend's device struct embeds this first. */
+struct usmc_tp {
+	const usmc_tp_ops *ops;
+	int last_errno;
+};
+
+/* The registry: backends compiled in, NULL-terminated. */
+extern const usmc_tp_ops *const usmc_transports[];
+
+/* usmc_tp_find returns the ops table named |name|, or NULL. */
+const usmc_tp_ops *usmc_tp_find(const char *name);
+
+/* usmc_tp_open finds |name| and opens a device with |cfg|. */
+int usmc_tp_open(const char *name, const usmc_tp_config *cfg, usmc_tp **ptp);
+
+/* Thin dispatchers: no NULL checks on the hot path. */
+static inline void usmc_tp_close(usmc_tp *tp)
+{
+	tp->ops->close(tp);
+}
+
+static inline int usmc_tp_query_port(usmc_tp *tp, usmc_port_attr *attr)
+{
+	return tp->ops->query_port(tp, attr);
+}
+
+static inline int usmc_tp_get_fd(usmc_tp *tp)
+{
+	return tp->ops->get_fd(tp);
+}
+
+static inline int usmc_tp_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
+				   usmc_tp_mr **pmr)
+{
+	return tp->ops->alloc_mr(tp, length, access, pmr);
+}
+
+static inline void usmc_tp_free_mr(usmc_tp_mr *mr)
+{
+	mr->tp->ops->free_mr(mr);
+}
+
+/* The first member of every backend QP struct. */
+struct usmc_tp_qp {
+	usmc_tp *tp;
+};
+
+static inline int usmc_tp_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a,
+				    usmc_tp_qp **pqp)
+{
+	return tp->ops->create_qp(tp, a, pqp);
+}
+
+static inline int usmc_tp_modify_qp(usmc_tp_qp *qp, const usmc_qp_attr *a)
+{
+	return qp->tp->ops->modify_qp(qp, a);
+}
+
+static inline void usmc_tp_destroy_qp(usmc_tp_qp *qp)
+{
+	qp->tp->ops->destroy_qp(qp);
+}
+
+static inline uint32_t usmc_tp_qp_num(const usmc_tp_qp *qp)
+{
+	return qp->tp->ops->qp_num(qp);
+}
+
+static inline void *usmc_tp_qp_context(const usmc_tp_qp *qp)
+{
+	return qp->tp->ops->qp_context(qp);
+}
+
+static inline usmc_qp_state usmc_tp_qp_state(const usmc_tp_qp *qp)
+{
+	return qp->tp->ops->qp_state(qp);
+}
+
+static inline int usmc_tp_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
+{
+	return qp->tp->ops->post_send(qp, wr);
+}
+
+static inline int usmc_tp_post_recv(usmc_tp_qp *qp, const usmc_recv_wr *wr)
+{
+	return qp->tp->ops->post_recv(qp, wr);
+}
+
+static inline int usmc_tp_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
+{
+	return tp->ops->poll_cq(tp, wcs, n);
+}
+
+#endif /* USMC_TRANSPORT_H */
