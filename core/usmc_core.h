@@ -1,0 +1,285 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The sans-I/O SMC-R core: link groups, links, connections, and the state
+ * machines that drive them (CLC handshake, LLC flows, CDC data path, close).
+ *
+ * The core never performs I/O. The runtime feeds it CLC bytes, work
+ * completions, application reads and writes, and timer expiries (all with a
+ * usmc_tstamp in nanoseconds), and the core answers through usmc_callbacks:
+ * work requests to post, registered memory to allocate, queue pairs to
+ * create and move, and connection events.
+ *
+ * Threading: a usmc_ctx and everything under it are used by one thread at a
+ * time; the runtime serialises. Callbacks run synchronously inside core
+ * calls and must not re-enter the core for the same ctx, except for the
+ * read-only getters (usmc_conn_get_*, usmc_conn_readable, ...) and
+ * usmc_conn_clc_pending. See docs/core.md.
+ */
+#ifndef USMC_CORE_H
+#define USMC_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "usmc_err.h"
+#include "usmc_wr.h"
+
+typedef struct usmc_ctx usmc_ctx;
+typedef struct usmc_lgr usmc_lgr;
+typedef struct usmc_link usmc_link;
+typedef struct usmc_conn usmc_conn;
+
+/* Connection states: enum smc_state values as shown by smcss. */
+enum usmc_smc_state {
+	SMC_ACTIVE = 1,
+	SMC_INIT = 2,
+	SMC_CLOSED = 7,
+	SMC_LISTEN = 10,
+	SMC_PEERCLOSEWAIT1 = 20,
+	SMC_PEERCLOSEWAIT2 = 21,
+	SMC_APPCLOSEWAIT1 = 22,
+	SMC_APPCLOSEWAIT2 = 23,
+	SMC_APPFINCLOSEWAIT = 24,
+	SMC_PEERFINCLOSEWAIT = 25,
+	SMC_PEERABORTWAIT = 26,
+	SMC_PROCESSABORT = 27,
+};
+
+/* Version bits for usmc_settings.smc_versions. */
+#define USMC_VERSION_V1 (1u << 1)
+#define USMC_VERSION_V2 (1u << 2)
+
+/* Registered memory handed out by the transport (alloc_mr). |addr| is the
+ * local address, |iova| what the peer uses as remote_addr. |handle| is the
+ * transport's own object. */
+typedef struct usmc_mr {
+	void *addr;
+	size_t length;
+	uint64_t iova;
+	uint32_t lkey, rkey;
+	void *handle;
+} usmc_mr;
+
+/* The local RNIC port (from usmc_tp_query_port). */
+typedef struct usmc_device_info {
+	uint8_t gid[16];
+	uint8_t mac[6];
+	uint8_t active_mtu; /* enum usmc_ib_mtu */
+} usmc_device_info;
+
+typedef struct usmc_link_qp_info {
+	uint32_t qp_num;
+} usmc_link_qp_info;
+
+/* What the runtime programs into a link's QP (link_ready). */
+typedef struct usmc_link_peer {
+	uint32_t qp_num, psn; /* dest_qp_num, rq_psn */
+	uint8_t gid[16], mac[6];
+	uint8_t path_mtu;   /* enum usmc_ib_mtu, min of both sides */
+	uint32_t local_psn; /* sq_psn for RTS */
+} usmc_link_peer;
+
+typedef enum usmc_conn_event {
+	USMC_EV_CLC_SEND,      /* CLC bytes pending: usmc_conn_clc_pending */
+	USMC_EV_ESTABLISHED,   /* the SMC-R data path is up */
+	USMC_EV_FALLBACK,      /* use the TCP socket; see fallback_reason */
+	USMC_EV_READABLE,      /* data (or EOF) to read */
+	USMC_EV_WRITABLE,      /* sndbuf space became free */
+	USMC_EV_PEER_SHUTDOWN, /* peer done writing: reads return 0 after drain */
+	USMC_EV_CLOSED, /* reached SMC_CLOSED; usmc_conn_del may follow */
+	USMC_EV_ERROR,	/* aborted or failed: usmc_conn_error */
+} usmc_conn_event;
+
+/* Log levels for callbacks.log */
+#define USMC_LOG_ERR   3
+#define USMC_LOG_WARN  4
+#define USMC_LOG_INFO  6
+#define USMC_LOG_DEBUG 7
+
+typedef struct usmc_callbacks {
+	/* Memory for core objects (required). */
+	void *(*malloc)(size_t size, void *user);
+	void (*free)(void *ptr, void *user);
+	void *(*calloc)(size_t n, size_t size, void *user);
+	/* Random bytes: PSNs, system id (required). */
+	void (*rand)(uint8_t *buf, size_t len, void *user);
+	/* Optional: one formatted line, no newline. */
+	void (*log)(void *user, int level, const char *msg);
+	/* Registered memory: RMBs, send buffers, WR slots (required).
+	 * |access| is USMC_ACCESS_*. Returns 0 or a negative USMC_ERR_*. */
+	int (*alloc_mr)(void *user, size_t length, uint32_t access,
+			usmc_mr *mr);
+	void (*free_mr)(void *user, usmc_mr *mr);
+	/* Queue pairs (required). link_create_qp returns an RC QP in INIT,
+	 * so receives may be posted at once. link_ready moves it INIT->RTR
+	 * (to_rts 0) or RTR->RTS (to_rts 1) with the attributes of
+	 * kernel-smc.md §6.5. */
+	int (*link_create_qp)(void *user, usmc_link *link,
+			      usmc_link_qp_info *out);
+	int (*link_ready)(void *user, usmc_link *link,
+			  const usmc_link_peer *peer, int to_rts);
+	void (*link_destroy_qp)(void *user, usmc_link *link);
+	/* Work requests (required). Must not complete synchronously: the
+	 * completion is reported later through usmc_link_on_wc. */
+	int (*post_send)(void *user, usmc_link *link, const usmc_wr *wr);
+	int (*post_recv)(void *user, usmc_link *link, const usmc_recv_wr *wr);
+	/* Connection notifications (required). */
+	void (*conn_event)(void *user, usmc_conn *conn, usmc_conn_event ev);
+} usmc_callbacks;
+
+typedef struct usmc_settings {
+	/* Per connection; rounded up to a power of two >= 16 KiB.
+	 * Defaults 64 KiB each (net.smc.wmem / net.smc.rmem). */
+	uint32_t sndbuf_size, rmb_size;
+	/* Peer ID for CLC: 2 random bytes + MAC (runtime fills; default
+	 * derived from rand + device.mac). */
+	uint8_t system_id[8];
+	usmc_device_info device;
+	/* USMC_VERSION_V1 | USMC_VERSION_V2 */
+	unsigned int smc_versions;
+	/* v2 user EID, 32 bytes, blank padded */
+	char ueid[32];
+	/* v2 first-contact extension host name, blank padded */
+	char hostname[32];
+	/* CLC_WAIT_TIME 6 s, SMC_LLC_WAIT_TIME 2 s, testlink 30 s (0 off) */
+	usmc_duration clc_timeout, llc_timeout, testlink_time;
+	/* An idle link group is freed after this (kernel: 600 s server,
+	 * client +10 s so the server deletes first). */
+	usmc_duration lgr_free_delay;
+	/* TX WR slots per link (smcr_max_send_wr 16), RX buffers (48) */
+	uint16_t send_wr, recv_wr;
+	/* autocorking_size: 0 disables corking while a CDC is in flight */
+	uint32_t autocorking_size;
+} usmc_settings;
+
+/* usmc_settings_default fills |s| with the kernel defaults; the runtime
+ * then sets device, system_id, ueid. */
+void usmc_settings_default(usmc_settings *s);
+
+int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
+		 const usmc_settings *s, void *user);
+/* Frees everything, including connections the runtime did not delete
+ * (their pointers become invalid); destroys QPs and frees MRs. */
+void usmc_ctx_del(usmc_ctx *ctx);
+/* Earliest timer of all link groups and connections, or USMC_TSTAMP_NONE. */
+usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx);
+/* Runs every timer due at |ts|. */
+int usmc_ctx_handle_expiry(usmc_ctx *ctx, usmc_tstamp ts);
+
+/* Links: the runtime maps transport QPs to links and feeds completions. */
+void usmc_link_set_user(usmc_link *l, void *p);
+void *usmc_link_get_user(const usmc_link *l);
+uint32_t usmc_link_get_id(const usmc_link *l);
+usmc_lgr *usmc_link_get_lgr(const usmc_link *l);
+int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts);
+/* The link (or its device) failed: fail over or terminate the lgr. */
+int usmc_link_down(usmc_link *link, usmc_tstamp ts);
+
+typedef enum usmc_role { USMC_ROLE_CLIENT, USMC_ROLE_SERVER } usmc_role;
+
+typedef struct usmc_conn_params {
+	usmc_role role;
+	/* local IPv4 address/prefix of the route device (host order) */
+	struct {
+		uint32_t addr;
+		uint8_t prefix_len;
+	} ipv4;
+	uint32_t peer_ipv4;
+} usmc_conn_params;
+
+/* Client: queues the Proposal (USMC_EV_CLC_SEND is raised). Server: waits
+ * for the Proposal. */
+int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
+		  usmc_conn **pconn);
+/* Releases the connection. If it is not closed yet it is aborted first
+ * (the peer sees peer_conn_abort). */
+void usmc_conn_del(usmc_conn *conn);
+void usmc_conn_set_user(usmc_conn *c, void *p);
+void *usmc_conn_get_user(const usmc_conn *c);
+
+/* CLC over the TCP clcsock. The runtime peeks the 8-byte header and reads
+ * exactly one whole message, so no application byte is ever consumed. */
+int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
+		       usmc_tstamp ts);
+/* Bytes to write to the TCP socket (0 and *plen = 0 when none). */
+int usmc_conn_clc_pending(usmc_conn *conn, const uint8_t **pdata, size_t *plen);
+void usmc_conn_clc_consume(usmc_conn *conn, size_t n);
+/* The runtime decided not to use SMC. Records |decline_code|; queues a
+ * Decline where the kernel would (not for PEERNOSMC, not after a peer's
+ * Decline, not before any CLC when the peer never signalled SMC). */
+int usmc_conn_fallback(usmc_conn *conn, uint32_t decline_code, usmc_tstamp ts);
+
+typedef enum usmc_conn_mode {
+	USMC_MODE_HANDSHAKE,
+	USMC_MODE_SMCR,
+	USMC_MODE_FALLBACK,
+} usmc_conn_mode;
+usmc_conn_mode usmc_conn_get_mode(const usmc_conn *conn);
+/* SMC_CLC_DECL_* of the local fallback decision, 0 if none. */
+uint32_t usmc_conn_fallback_reason(const usmc_conn *conn);
+/* The peer's Decline code, 0 if none. */
+uint32_t usmc_conn_peer_diagnosis(const usmc_conn *conn);
+/* SMC_* state (enum usmc_smc_state). */
+int usmc_conn_state(const usmc_conn *conn);
+const char *usmc_conn_state_name(int state);
+
+/* Data path (USMC_MODE_SMCR). */
+/* Bytes queued, or USMC_ERR_WOULDBLOCK (sndbuf full), USMC_ERR_PIPE
+ * (after shutdown), USMC_ERR_CONNRESET / CONNABORTED. */
+usmc_ssize usmc_conn_write(usmc_conn *conn, const uint8_t *data, size_t len,
+			   usmc_tstamp ts);
+/* Bytes, 0 = EOF, USMC_ERR_WOULDBLOCK, or the connection's error. */
+usmc_ssize usmc_conn_read(usmc_conn *conn, uint8_t *buf, size_t len,
+			  usmc_tstamp ts);
+size_t usmc_conn_readable(const usmc_conn *conn);
+size_t usmc_conn_writable(const usmc_conn *conn);
+/* Bytes written by the application and not yet confirmed sent. */
+size_t usmc_conn_unsent(const usmc_conn *conn);
+/* SHUT_WR: peer_done_writing once the sndbuf has drained. */
+int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts);
+/* Orderly close (peer_conn_closed), or abort when unread data remains. */
+int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts);
+int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts);
+/* USMC_ERR_CONNRESET etc. after USMC_EV_ERROR, 0 otherwise. */
+int usmc_conn_error(const usmc_conn *conn);
+
+/* Cursor as on the wire: wrap:count. */
+typedef struct usmc_conn_curs {
+	uint16_t wrap;
+	uint32_t count;
+} usmc_conn_curs;
+
+/* Statistics and debug view (smcss -d -R). */
+typedef struct usmc_conn_info {
+	usmc_conn_mode mode;
+	usmc_role role;
+	int state;
+	int smc_version; /* 1 or 2, 0 before the Accept */
+	uint32_t fallback_reason, peer_diagnosis;
+	uint32_t lgr_id;
+	uint8_t link_id;
+	uint32_t local_token, peer_token;
+	uint32_t sndbuf_size, rmb_size, peer_rmb_size;
+	uint64_t bytes_sent, bytes_received;
+	/* rx: peer's producer, our consumer; tx: our producer, peer's
+	 * consumer; prep/sent/fin: sndbuf cursors */
+	usmc_conn_curs rx_prod, rx_cons, tx_prod, tx_cons;
+	usmc_conn_curs tx_prep, tx_sent, tx_fin;
+	uint8_t peer_gid[16];
+	uint32_t peer_qpn;
+} usmc_conn_info;
+void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info);
+
+/* Link group view for tools (smcr linkgroup). */
+typedef struct usmc_lgr_info {
+	uint32_t id;
+	usmc_role role;
+	int smc_version;
+	unsigned int nconns, nlinks;
+	uint8_t peer_system_id[8];
+} usmc_lgr_info;
+/* Iterates link groups: pass NULL to get the first. */
+usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev);
+void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info);
+
+#endif /* USMC_CORE_H */
