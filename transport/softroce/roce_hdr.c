@@ -1,0 +1,357 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * RoCEv2 packet codec and ICRC (see roce_hdr.h). Layouts follow rxe_hdr.h
+ * and rxe_opcode.c; the ICRC follows rxe_icrc.c and uses zlib's CRC-32,
+ * which is the same polynomial, reflection and final inversion.
+ */
+#include <string.h>
+#include <zlib.h>
+
+#include "roce_hdr.h"
+#include "usmc_conv.h"
+#include "usmc_err.h"
+
+#define F_SEND_REQ  (USMC_ROCE_F_SEND | USMC_ROCE_F_REQ | USMC_ROCE_F_PAYLOAD)
+#define F_WRITE_REQ (USMC_ROCE_F_WRITE | USMC_ROCE_F_REQ | USMC_ROCE_F_PAYLOAD)
+#define F_READ_RESP (USMC_ROCE_F_READ | USMC_ROCE_F_RESP | USMC_ROCE_F_PAYLOAD)
+
+struct opcode_info {
+	const char *name;
+	uint32_t flags;
+};
+
+static const struct opcode_info opcodes[0x18] = {
+	[0x00] = {"RC_SEND_FIRST",
+		  F_SEND_REQ | USMC_ROCE_F_FIRST | USMC_ROCE_F_RWR},
+	[0x01] = {"RC_SEND_MIDDLE",
+		  F_SEND_REQ | USMC_ROCE_F_MIDDLE | USMC_ROCE_F_RWR},
+	[0x02] = {"RC_SEND_LAST",
+		  F_SEND_REQ | USMC_ROCE_F_LAST | USMC_ROCE_F_RWR},
+	[0x03] = {"RC_SEND_LAST_WITH_IMMEDIATE", F_SEND_REQ | USMC_ROCE_F_LAST |
+							 USMC_ROCE_F_IMMDT |
+							 USMC_ROCE_F_RWR},
+	[0x04] = {"RC_SEND_ONLY",
+		  F_SEND_REQ | USMC_ROCE_F_ONLY | USMC_ROCE_F_RWR},
+	[0x05] = {"RC_SEND_ONLY_WITH_IMMEDIATE", F_SEND_REQ | USMC_ROCE_F_ONLY |
+							 USMC_ROCE_F_IMMDT |
+							 USMC_ROCE_F_RWR},
+	[0x06] = {"RC_RDMA_WRITE_FIRST",
+		  F_WRITE_REQ | USMC_ROCE_F_FIRST | USMC_ROCE_F_RETH},
+	[0x07] = {"RC_RDMA_WRITE_MIDDLE", F_WRITE_REQ | USMC_ROCE_F_MIDDLE},
+	[0x08] = {"RC_RDMA_WRITE_LAST", F_WRITE_REQ | USMC_ROCE_F_LAST},
+	[0x09] = {"RC_RDMA_WRITE_LAST_WITH_IMMEDIATE",
+		  F_WRITE_REQ | USMC_ROCE_F_LAST | USMC_ROCE_F_IMMDT |
+			  USMC_ROCE_F_RWR},
+	[0x0a] = {"RC_RDMA_WRITE_ONLY",
+		  F_WRITE_REQ | USMC_ROCE_F_ONLY | USMC_ROCE_F_RETH},
+	[0x0b] = {"RC_RDMA_WRITE_ONLY_WITH_IMMEDIATE",
+		  F_WRITE_REQ | USMC_ROCE_F_ONLY | USMC_ROCE_F_RETH |
+			  USMC_ROCE_F_IMMDT | USMC_ROCE_F_RWR},
+	[0x0c] = {"RC_RDMA_READ_REQUEST", USMC_ROCE_F_READ | USMC_ROCE_F_REQ |
+						  USMC_ROCE_F_ONLY |
+						  USMC_ROCE_F_RETH},
+	[0x0d] = {"RC_RDMA_READ_RESPONSE_FIRST",
+		  F_READ_RESP | USMC_ROCE_F_FIRST | USMC_ROCE_F_AETH},
+	[0x0e] = {"RC_RDMA_READ_RESPONSE_MIDDLE",
+		  F_READ_RESP | USMC_ROCE_F_MIDDLE},
+	[0x0f] = {"RC_RDMA_READ_RESPONSE_LAST",
+		  F_READ_RESP | USMC_ROCE_F_LAST | USMC_ROCE_F_AETH},
+	[0x10] = {"RC_RDMA_READ_RESPONSE_ONLY",
+		  F_READ_RESP | USMC_ROCE_F_ONLY | USMC_ROCE_F_AETH},
+	[0x11] = {"RC_ACKNOWLEDGE",
+		  USMC_ROCE_F_RESP | USMC_ROCE_F_ONLY | USMC_ROCE_F_AETH},
+	[0x12] = {"RC_ATOMIC_ACKNOWLEDGE",
+		  USMC_ROCE_F_RESP | USMC_ROCE_F_ONLY | USMC_ROCE_F_AETH |
+			  USMC_ROCE_F_ATMACK | USMC_ROCE_F_ATOMIC},
+	[0x13] = {"RC_COMPARE_SWAP", USMC_ROCE_F_ATOMIC | USMC_ROCE_F_REQ |
+					     USMC_ROCE_F_ONLY |
+					     USMC_ROCE_F_ATMETH},
+	[0x14] = {"RC_FETCH_ADD", USMC_ROCE_F_ATOMIC | USMC_ROCE_F_REQ |
+					  USMC_ROCE_F_ONLY |
+					  USMC_ROCE_F_ATMETH},
+	[0x16] = {"RC_SEND_LAST_WITH_INVALIDATE",
+		  F_SEND_REQ | USMC_ROCE_F_LAST | USMC_ROCE_F_IETH |
+			  USMC_ROCE_F_RWR},
+	[0x17] = {"RC_SEND_ONLY_WITH_INVALIDATE",
+		  F_SEND_REQ | USMC_ROCE_F_ONLY | USMC_ROCE_F_IETH |
+			  USMC_ROCE_F_RWR},
+};
+
+uint32_t usmc_roce_opcode_flags(uint8_t opcode)
+{
+	return opcode < sizeof(opcodes) / sizeof(opcodes[0])
+		       ? opcodes[opcode].flags
+		       : 0;
+}
+
+const char *usmc_roce_opcode_name(uint8_t opcode)
+{
+	if (!usmc_roce_opcode_flags(opcode))
+		return "UNKNOWN";
+	return opcodes[opcode].name;
+}
+
+static size_t hdr_len_of(uint32_t f)
+{
+	size_t n = USMC_ROCE_BTH_LEN;
+
+	if (f & USMC_ROCE_F_RETH)
+		n += USMC_ROCE_RETH_LEN;
+	if (f & USMC_ROCE_F_AETH)
+		n += USMC_ROCE_AETH_LEN;
+	if (f & USMC_ROCE_F_ATMACK)
+		n += USMC_ROCE_ATMACK_LEN;
+	if (f & USMC_ROCE_F_ATMETH)
+		n += USMC_ROCE_ATMETH_LEN;
+	if (f & USMC_ROCE_F_IMMDT)
+		n += USMC_ROCE_IMMDT_LEN;
+	if (f & USMC_ROCE_F_IETH)
+		n += USMC_ROCE_IETH_LEN;
+	return n;
+}
+
+size_t usmc_roce_hdr_len(uint8_t opcode)
+{
+	uint32_t f = usmc_roce_opcode_flags(opcode);
+
+	return f ? hdr_len_of(f) : 0;
+}
+
+int usmc_roce_decode(const uint8_t *b, size_t len, usmc_roce_pkt *pkt)
+{
+	const uint8_t *p;
+	uint32_t f;
+	size_t hlen, rest;
+
+	memset(pkt, 0, sizeof(*pkt));
+	if (len < USMC_ROCE_BTH_LEN)
+		return USMC_ERR_TRUNCATED;
+	pkt->opcode = b[0];
+	pkt->se = (b[1] >> 7) & 1;
+	pkt->migreq = (b[1] >> 6) & 1;
+	pkt->padcnt = (b[1] >> 4) & 3;
+	pkt->tver = b[1] & 0x0f;
+	pkt->pkey = usmc_get_be16(b + 2);
+	pkt->fecn = (b[4] >> 7) & 1;
+	pkt->becn = (b[4] >> 6) & 1;
+	pkt->dest_qpn = usmc_get_be24(b + 5);
+	pkt->ackreq = (b[8] >> 7) & 1;
+	pkt->psn = usmc_get_be24(b + 9);
+	if (pkt->tver != 0)
+		return USMC_ERR_BAD_VERSION;
+	f = usmc_roce_opcode_flags(pkt->opcode);
+	if (!f)
+		return USMC_ERR_BAD_TYPE;
+	pkt->flags = f;
+	hlen = hdr_len_of(f);
+	if (len < hlen + USMC_ROCE_ICRC_LEN)
+		return USMC_ERR_TRUNCATED;
+	pkt->hdr_len = hlen;
+
+	/* rxe_opcode.c order: RETH, AETH, AtomicAckETH, AtomicETH, ImmDt,
+	 * IETH; no opcode carries more than two of them. */
+	p = b + USMC_ROCE_BTH_LEN;
+	if (f & USMC_ROCE_F_RETH) {
+		pkt->reth_va = usmc_get_be64(p);
+		pkt->reth_rkey = usmc_get_be32(p + 8);
+		pkt->reth_len = usmc_get_be32(p + 12);
+		p += USMC_ROCE_RETH_LEN;
+	}
+	if (f & USMC_ROCE_F_AETH) {
+		pkt->aeth_syndrome = p[0];
+		pkt->aeth_msn = usmc_get_be24(p + 1);
+		p += USMC_ROCE_AETH_LEN;
+	}
+	if (f & USMC_ROCE_F_ATMACK) {
+		pkt->atomic_orig = usmc_get_be64(p);
+		p += USMC_ROCE_ATMACK_LEN;
+	}
+	if (f & USMC_ROCE_F_ATMETH) {
+		pkt->atomic_va = usmc_get_be64(p);
+		pkt->atomic_rkey = usmc_get_be32(p + 8);
+		pkt->atomic_swap_add = usmc_get_be64(p + 12);
+		pkt->atomic_compare = usmc_get_be64(p + 20);
+		p += USMC_ROCE_ATMETH_LEN;
+	}
+	if (f & USMC_ROCE_F_IMMDT) {
+		pkt->imm = usmc_get_be32(p);
+		p += USMC_ROCE_IMMDT_LEN;
+	}
+	if (f & USMC_ROCE_F_IETH) {
+		pkt->ieth_rkey = usmc_get_be32(p);
+		p += USMC_ROCE_IETH_LEN;
+	}
+
+	rest = len - hlen - USMC_ROCE_ICRC_LEN;
+	if (pkt->padcnt > rest)
+		return USMC_ERR_BAD_LENGTH;
+	if (!(f & USMC_ROCE_F_PAYLOAD) && rest)
+		return USMC_ERR_BAD_LENGTH;
+	pkt->payload = b + hlen;
+	pkt->payload_len = rest - pkt->padcnt;
+	pkt->icrc = usmc_get_le32(b + len - USMC_ROCE_ICRC_LEN);
+	return 0;
+}
+
+int usmc_roce_encode_hdr(uint8_t *buf, size_t cap, const usmc_roce_pkt *pkt)
+{
+	uint32_t f = usmc_roce_opcode_flags(pkt->opcode);
+	size_t hlen;
+	uint8_t *p;
+
+	if (!f)
+		return USMC_ERR_BAD_TYPE;
+	if (pkt->padcnt > 3 || pkt->tver > 15 ||
+	    pkt->dest_qpn > USMC_ROCE_QPN_MASK ||
+	    pkt->psn > USMC_ROCE_PSN_MASK || pkt->aeth_msn > 0xffffff)
+		return USMC_ERR_BAD_VALUE;
+	hlen = hdr_len_of(f);
+	if (cap < hlen)
+		return USMC_ERR_NOBUF;
+	p = buf;
+	p = usmc_put_u8(p, pkt->opcode);
+	p = usmc_put_u8(p, (uint8_t)((pkt->se ? 0x80 : 0) |
+				     (pkt->migreq ? 0x40 : 0) |
+				     (pkt->padcnt << 4) | pkt->tver));
+	p = usmc_put_be16(p, pkt->pkey);
+	p = usmc_put_u8(
+		p, (uint8_t)((pkt->fecn ? 0x80 : 0) | (pkt->becn ? 0x40 : 0)));
+	p = usmc_put_be24(p, pkt->dest_qpn);
+	p = usmc_put_u8(p, pkt->ackreq ? 0x80 : 0);
+	p = usmc_put_be24(p, pkt->psn);
+	if (f & USMC_ROCE_F_RETH) {
+		p = usmc_put_be64(p, pkt->reth_va);
+		p = usmc_put_be32(p, pkt->reth_rkey);
+		p = usmc_put_be32(p, pkt->reth_len);
+	}
+	if (f & USMC_ROCE_F_AETH) {
+		p = usmc_put_u8(p, pkt->aeth_syndrome);
+		p = usmc_put_be24(p, pkt->aeth_msn);
+	}
+	if (f & USMC_ROCE_F_ATMACK)
+		p = usmc_put_be64(p, pkt->atomic_orig);
+	if (f & USMC_ROCE_F_ATMETH) {
+		p = usmc_put_be64(p, pkt->atomic_va);
+		p = usmc_put_be32(p, pkt->atomic_rkey);
+		p = usmc_put_be64(p, pkt->atomic_swap_add);
+		p = usmc_put_be64(p, pkt->atomic_compare);
+	}
+	if (f & USMC_ROCE_F_IMMDT)
+		p = usmc_put_be32(p, pkt->imm);
+	if (f & USMC_ROCE_F_IETH)
+		p = usmc_put_be32(p, pkt->ieth_rkey);
+	return (int)(p - buf);
+}
+
+/* The CRC register after the masked 8-byte LRH stand-in of RoCEv2
+ * (rxe starts from 0xdebb20e3, which is this state). */
+static uint32_t icrc_seed(void)
+{
+	static const uint8_t ff[8] = {0xff, 0xff, 0xff, 0xff,
+				      0xff, 0xff, 0xff, 0xff};
+
+	return (uint32_t)crc32(0L, ff, sizeof(ff));
+}
+
+uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n)
+{
+	/* zlib takes uInt lengths */
+	while (n) {
+		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
+
+		state = (uint32_t)crc32(state, p, chunk);
+		p += chunk;
+		n -= chunk;
+	}
+	return state;
+}
+
+static uint32_t icrc_bth(uint32_t crc, const uint8_t *bth, size_t bth_len)
+{
+	uint8_t b[USMC_ROCE_BTH_LEN];
+
+	memcpy(b, bth, USMC_ROCE_BTH_LEN);
+	b[4] = 0xff; /* FECN, BECN, Resv6a */
+	crc = usmc_roce_icrc_update(crc, b, sizeof(b));
+	return usmc_roce_icrc_update(crc, bth + USMC_ROCE_BTH_LEN,
+				     bth_len - USMC_ROCE_BTH_LEN);
+}
+
+static uint32_t icrc_udp(uint32_t crc, const uint8_t *udp_hdr)
+{
+	uint8_t u[8];
+
+	memcpy(u, udp_hdr, 8);
+	u[6] = 0xff;
+	u[7] = 0xff;
+	return usmc_roce_icrc_update(crc, u, sizeof(u));
+}
+
+uint32_t usmc_roce_icrc_start_ipv4(const uint8_t *ip_hdr,
+				   const uint8_t *udp_hdr, const uint8_t *bth,
+				   size_t bth_len)
+{
+	uint8_t ip[20];
+	uint32_t crc = icrc_seed();
+
+	memcpy(ip, ip_hdr, sizeof(ip));
+	ip[1] = 0xff;  /* TOS */
+	ip[8] = 0xff;  /* TTL */
+	ip[10] = 0xff; /* header checksum */
+	ip[11] = 0xff;
+	crc = usmc_roce_icrc_update(crc, ip, sizeof(ip));
+	crc = icrc_udp(crc, udp_hdr);
+	return icrc_bth(crc, bth, bth_len);
+}
+
+uint32_t usmc_roce_icrc_ipv4(const uint8_t *ip_hdr, const uint8_t *udp_hdr,
+			     const uint8_t *bth_and_rest, size_t len)
+{
+	return usmc_roce_icrc_start_ipv4(ip_hdr, udp_hdr, bth_and_rest, len);
+}
+
+uint32_t usmc_roce_icrc_ipv6(const uint8_t *ip6_hdr, const uint8_t *udp_hdr,
+			     const uint8_t *bth_and_rest, size_t len)
+{
+	uint8_t ip[40];
+	uint32_t crc = icrc_seed();
+
+	memcpy(ip, ip6_hdr, sizeof(ip));
+	ip[0] |= 0x0f; /* traffic class, high nibble */
+	ip[1] = 0xff;  /* traffic class low nibble, flow label */
+	ip[2] = 0xff;
+	ip[3] = 0xff;
+	ip[7] = 0xff; /* hop limit */
+	crc = usmc_roce_icrc_update(crc, ip, sizeof(ip));
+	crc = icrc_udp(crc, udp_hdr);
+	return icrc_bth(crc, bth_and_rest, len);
+}
+
+void usmc_roce_ipv4_hdr(uint8_t out[20], const uint8_t saddr[4],
+			const uint8_t daddr[4], size_t udp_payload_len,
+			uint8_t ttl)
+{
+	uint8_t *p = out;
+
+	p = usmc_put_u8(p, 0x45);
+	p = usmc_put_u8(p, 0);
+	p = usmc_put_be16(p, (uint16_t)(20 + 8 + udp_payload_len));
+	p = usmc_put_be16(p, 0);      /* ID: 0 for DF on unconnected */
+	p = usmc_put_be16(p, 0x4000); /* DF */
+	p = usmc_put_u8(p, ttl);
+	p = usmc_put_u8(p, 17);
+	p = usmc_put_be16(p, 0);
+	p = usmc_put_bytes(p, saddr, 4);
+	usmc_put_bytes(p, daddr, 4);
+}
+
+void usmc_roce_udp_hdr(uint8_t out[8], uint16_t sport, uint16_t dport,
+		       size_t udp_payload_len)
+{
+	uint8_t *p = out;
+
+	p = usmc_put_be16(p, sport);
+	p = usmc_put_be16(p, dport);
+	p = usmc_put_be16(p, (uint16_t)(8 + udp_payload_len));
+	usmc_put_be16(p, 0);
+}
