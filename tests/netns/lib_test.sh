@@ -1,0 +1,114 @@
+# shellcheck shell=bash
+# Shared by tests/netns/test_*.sh (sourced; not a test itself). ctest sets
+# USMC_SRC and USMC_BUILD; run by hand they default to this tree and build/.
+# Exit codes: 0 pass, 1 fail, 77 skip (the machine lacks a capability).
+set -u
+
+USMC_SRC=${USMC_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+USMC_BUILD=${USMC_BUILD:-$USMC_SRC/build}
+T_PERF=$USMC_BUILD/tools/usmc-perf
+T_DECODE=$USMC_BUILD/tools/usmc-decode
+T_ICRC=$USMC_SRC/tests/netns/icrc_check.py
+T_CONF=$USMC_SRC/../shared/conformance/kernel-6.1
+T_NAME=${0##*/}
+T_NAME=${T_NAME%.sh}
+# shellcheck source=netns/lib.sh
+. "$USMC_SRC/netns/lib.sh"
+
+t_log() { echo "$T_NAME: $*"; }
+t_skip() {
+	echo "$T_NAME: SKIP: $*"
+	exit 77
+}
+t_fail() {
+	echo "$T_NAME: FAIL: $*"
+	exit 1
+}
+
+t_need_cmd() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null || t_skip "$c is not installed (ci/setup.sh installs it)"
+	done
+}
+
+t_need_perf() {
+	[ -x "$T_PERF" ] || t_fail "usmc-perf is not built ($T_PERF missing): the build is incomplete"
+}
+
+t_lab=
+t_work=
+t_cleanup() {
+	[ -n "$t_lab" ] && usmc_lab_down "$t_lab" >/dev/null 2>&1
+	[ -n "$t_work" ] && rm -rf "$t_work"
+	return 0
+}
+
+# t_lab_up: a lab of our own, torn down however the test ends.
+t_lab_up() {
+	local why
+	why=$(usmc_lab_capability)
+	[ -z "$why" ] || t_skip "cannot run network namespaces: $why"
+	t_lab=${T_NAME#test_}-$$
+	t_lab=${t_lab//_/-}
+	t_work=$(mktemp -d "/tmp/usmc-$t_lab.XXXXXX") || t_fail "mktemp failed"
+	trap t_cleanup EXIT
+	trap 'exit 1' INT TERM
+	usmc_lab_up "$t_lab" 10.77.0 || t_fail "could not build the lab"
+	T_H1=$(usmc_lab_addr "$t_lab" h1)
+	T_H2=$(usmc_lab_addr "$t_lab" h2)
+}
+
+t_exec() { # HOST CMD...
+	local ns
+	ns=$(usmc_lab_ns "$t_lab" "$1")
+	shift
+	ip netns exec "$ns" "$@"
+}
+
+t_listening() { [ -n "$(t_exec "$1" ss -Hltn "sport = :$2" 2>/dev/null)" ]; }
+
+# t_server OUT PORT ARGS...: usmc-perf -s in h1 in the background
+# ($t_spid), returns once it listens.
+t_server() {
+	local out=$1 port=$2
+	shift 2
+	t_exec h1 timeout "${T_TIMEOUT:-200}" "$@" >"$out" 2>"$out.err" &
+	t_spid=$!
+	busywait 10000 t_listening h1 "$port" || {
+		cat "$out" "$out.err"
+		t_fail "server did not listen on port $port: $*"
+	}
+}
+
+# t_wait_server OUT: wait for the server; prints its output on failure.
+t_wait_server() {
+	local rc=0
+	wait "$t_spid" || rc=$?
+	if [ $rc != 0 ]; then
+		sed 's/^/  server: /' "$1" "$1.err"
+	fi
+	return $rc
+}
+
+# t_json FILE KEY: KEY (a.b for nested) of the last JSON object in FILE.
+t_json() {
+	python3 - "$1" "$2" <<'EOF'
+import json, sys
+obj = None
+try:
+    for line in open(sys.argv[1]):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                pass
+except OSError:
+    pass
+v = obj
+for k in sys.argv[2].split("."):
+    v = v.get(k) if isinstance(v, dict) else None
+print("" if v is None else ("true" if v is True else "false" if v is False else v))
+EOF
+}
