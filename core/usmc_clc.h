@@ -247,8 +247,10 @@ typedef struct usmc_clc_proposal {
 /*
  * SMC-R Accept or Confirm. v1: exactly 68 bytes. v2 (version >= 2) adds
  * the negotiated EID; with first contact also the first-contact
- * extension (36 bytes, or 52 with fce_v2x: Linux sends 52 for SMC-R even
- * at release 0), and a Confirm with first contact carries the GID list.
+ * extension, and a Confirm with first contact carries the GID list. For
+ * SMC-R the extension is always the 52-byte v2x form (Linux sends it so
+ * even at release 0; the 36-byte form is SMC-D's), so the v2.1 fields
+ * are always on the wire.
  */
 typedef struct usmc_clc_accept_confirm {
 	uint8_t peer_id[SMC_SYSTEMID_LEN];
@@ -265,7 +267,7 @@ typedef struct usmc_clc_accept_confirm {
 	/* v2 */
 	uint8_t eid[SMC_MAX_EID_LEN];
 	/* first-contact extension (v2 and first contact) */
-	bool fce_v2x;
+	bool fce_v2x;	 /* decode sets it; encode always writes the v2x form */
 	bool v2_direct;	 /* same subnet, no gateway */
 	uint8_t os_type; /* 4 bits */
 	uint8_t release; /* 4 bits */
