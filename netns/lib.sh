@@ -249,3 +249,38 @@ usmc_lab_capture_drops() {
 	local log=$USMC_LAB_RUNDIR/$1/capture-$2.log
 	sed -n 's/^\([0-9]*\) packets dropped by kernel.*/\1/p' "$log" 2>/dev/null | head -1
 }
+
+# --- capture analysis (tshark) -----------------------------------------------
+
+# usmc_lab_analyze FILE PORT ROCE_PORT: what tshark sees in a capture, as
+# key=value lines: frames, TCP payload bytes on PORT, CLC messages by type,
+# RoCE packets, RDMA WRITE packets and their payload bytes (from the UDP
+# length, so a capture cut to the headers is enough), CDC and LLC SENDs,
+# ACKs, and malformed frames (SMC-Rv2 LLC excepted, see below).
+usmc_lab_analyze() {
+	local file=$1 p=$2 rport=$3
+	local topt=(-n -o "infiniband.rroce.port:$rport")
+	tshark -r "$file" "${topt[@]}" -T fields -E occurrence=a \
+		-e frame.number -e tcp.len -e smc.clc_msg -e smc.llc_msg \
+		-e infiniband.bth.opcode -e udp.length -e infiniband.bth.padcnt \
+		-e _ws.malformed -Y "tcp.port == $p || udp.port == $rport" 2>/dev/null |
+		awk -F'\t' '
+		{ n++ }
+		$2 != "" { tcp += $2 }
+		$3 != "" { k = split($3, m, ","); for (j = 1; j <= k; j++) clc[m[j] + 0]++ }
+		$5 != "" { roce++; op = $5 + 0
+			hdr = 8 + 12 + ((op == 6 || op == 10) ? 16 : 0) + (op == 11 ? 20 : 0) + (op == 9 ? 4 : 0)
+			if (op >= 6 && op <= 11) { wp++; wb += $6 - hdr - $7 - 4 }
+			if (op == 4 || op == 5) { if ($4 == "0xfe") cdc++; else llc++ }
+			if (op == 17) acks++ }
+		$8 != "" && $5 == "" { bad++ }
+		END { printf "frames=%d\ntcp_payload=%d\nclc_proposal=%d\nclc_accept=%d\n", n, tcp, clc[1], clc[2]
+		      printf "clc_confirm=%d\nclc_decline=%d\nroce=%d\nwrite_pkts=%d\n", clc[3], clc[4], roce, wp
+		      printf "write_bytes=%d\ncdc=%d\nllc=%d\nacks=%d\nmalformed_nonroce=%d\n", wb, cdc, llc, acks, bad }'
+	# Malformed RoCE frames, except SMC-Rv2 LLC (type 0x2X after the
+	# 12-byte BTH), which Wireshark 4.0 cannot decode.
+	tshark -r "$file" "${topt[@]}" -T fields -e frame.number -e udp.payload \
+		-Y "_ws.malformed && udp.port == $rport" 2>/dev/null |
+		awk -F'\t' '{ t = substr($2, 25, 1) } t != "2" { bad++ }
+			END { printf "malformed_roce=%d\n", bad }'
+}

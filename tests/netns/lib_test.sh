@@ -75,7 +75,7 @@ t_server() {
 	shift 2
 	t_exec h1 timeout "${T_TIMEOUT:-200}" "$@" >"$out" 2>"$out.err" &
 	t_spid=$!
-	busywait 10000 t_listening h1 "$port" || {
+	busywait "${T_LISTEN_MS:-10000}" t_listening h1 "$port" || {
 		cat "$out" "$out.err"
 		t_fail "server did not listen on port $port: $*"
 	}
@@ -111,4 +111,48 @@ for k in sys.argv[2].split("."):
     v = v.get(k) if isinstance(v, dict) else None
 print("" if v is None else ("true" if v is True else "false" if v is False else v))
 EOF
+}
+
+# t_run_pair TAG PORT SERVER_ARGS... -- CLIENT_ARGS...: usmc-perf -s -1 in h1
+# and usmc-perf -c in h2; outputs in $t_work/TAG.server and TAG.client
+# (stderr in .err). Returns 1 if either side failed, after showing why.
+t_run_pair() {
+	local tag=$1 port=$2
+	shift 2
+	local sargs=() cargs=() crc=0 src=0
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		sargs+=("$1")
+		shift
+	done
+	[ $# -gt 0 ] && shift
+	cargs=("$@")
+	t_server "$t_work/$tag.server" "$port" "$T_PERF" -s -1 -p "$port" "${sargs[@]}"
+	t_exec h2 timeout "${T_TIMEOUT:-200}" "$T_PERF" -c "$T_H1" -p "$port" "${cargs[@]}" \
+		>"$t_work/$tag.client" 2>"$t_work/$tag.client.err" || crc=$?
+	t_wait_server "$t_work/$tag.server" || src=$?
+	if [ $crc != 0 ] || [ $src != 0 ]; then
+		t_log "$tag: client exit $crc, server exit $src"
+		sed 's/^/  client: /' "$t_work/$tag.client" "$t_work/$tag.client.err" | tail -20
+		sed 's/^/  server: /' "$t_work/$tag.server" "$t_work/$tag.server.err" | tail -20
+		return 1
+	fi
+}
+
+# t_check_smcr TAG BYTES: both sides took SMC-R, verified, and agree on
+# BYTES. Prints one summary line; returns 1 on any mismatch.
+t_check_smcr() {
+	local tag=$1 want=$2 side bad=0
+	for side in client server; do
+		local f=$t_work/$tag.$side
+		local path verify bytes
+		path=$(t_json "$f" path)
+		verify=$(t_json "$f" verify)
+		bytes=$(t_json "$f" bytes)
+		if [ "$path" != smcr ] || [ "$verify" != ok ] || [ "$bytes" != "$want" ]; then
+			t_log "$tag: $side reports path '$path', verify '$verify', bytes '$bytes' (want smcr, ok, $want)"
+			bad=1
+		fi
+	done
+	[ $bad = 0 ] || return 1
+	t_log "ok $tag: $want bytes, $(t_json "$t_work/$tag.client" gbps) Gbit/s, path smcr, verify ok on both sides"
 }

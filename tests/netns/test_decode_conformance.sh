@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# usmc-decode on the Linux kernel's own SMC-R captures: zero malformed,
+# every RoCE ICRC checked and OK, and the CLC / LLC / CDC message counts
+# equal to what tshark finds. Then three damaged copies must be caught:
+# a CDC with a bad length byte, a flipped payload byte (ICRC) and a CLC
+# Proposal with a bad length. Needs no root.
+. "$(dirname "$0")/lib_test.sh"
+t_need_cmd python3 tshark editcap
+[ -x "$T_DECODE" ] || t_fail "usmc-decode is not built ($T_DECODE missing; it needs libpcap)"
+[ -d "$T_CONF" ] || t_fail "conformance captures not found at $T_CONF"
+
+work=$(mktemp -d /tmp/usmc-decode.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+summary() { # FILE KEY: from usmc-decode --json's last line
+	python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"][sys.argv[2]])' "$1" "$2"
+}
+
+fail=0
+for cap in "$T_CONF"/*.pcapng; do
+	base=${cap##*/}
+	out=$work/$base.json
+	rc=0
+	"$T_DECODE" --json "$cap" >"$out" 2>"$out.err" || rc=$?
+	if [ $rc != 0 ]; then
+		t_log "$base: usmc-decode exit $rc"
+		grep MALFORMED "$out" | head -5
+		cat "$out.err"
+		fail=1
+		continue
+	fi
+	# tshark's view. CLC: every smc.clc_msg; CDC: SMC messages of type
+	# 0xfe; LLC: the other RoCE SEND ONLY packets (tshark 4.0 cannot decode
+	# SMC-Rv2 LLC, so it is counted from the BTH opcode).
+	ts_clc=$(tshark -r "$cap" -n -T fields -E occurrence=a -e smc.clc_msg -Y smc.clc_msg 2>/dev/null |
+		tr ',' '\n' | grep -c .)
+	ts_cdc=$(tshark -r "$cap" -n -Y 'smc.llc_msg == 0xfe' 2>/dev/null | grep -c .)
+	ts_send=$(tshark -r "$cap" -n -Y 'infiniband.bth.opcode == 4' 2>/dev/null | grep -c .)
+	ts_roce=$(tshark -r "$cap" -n -Y 'infiniband' 2>/dev/null | grep -c .)
+	ts_llc=$((ts_send - ts_cdc))
+	clc=$(summary "$out" clc)
+	llc=$(summary "$out" llc)
+	cdc=$(summary "$out" cdc)
+	roce=$(summary "$out" roce)
+	ok=$(summary "$out" icrc_ok)
+	mal=$(summary "$out" malformed)
+	line="$base: CLC $clc/$ts_clc LLC $llc/$ts_llc CDC $cdc/$ts_cdc RoCE $roce/$ts_roce ICRC ok $ok malformed $mal (usmc-decode/tshark)"
+	if [ "$clc" = "$ts_clc" ] && [ "$llc" = "$ts_llc" ] && [ "$cdc" = "$ts_cdc" ] &&
+		[ "$roce" = "$ts_roce" ] && [ "$ok" = "$roce" ] && [ "$mal" = 0 ]; then
+		t_log "ok   $line"
+	else
+		t_log "FAIL $line"
+		fail=1
+	fi
+done
+[ $fail = 0 ] || t_fail "usmc-decode disagrees with tshark or found malformed messages"
+
+# The text form decodes the same captures without error too.
+"$T_DECODE" "$T_CONF/smcr-a-session.pcapng" >"$work/a.txt" || t_fail "text mode failed"
+grep -q 'CLC PROPOSAL' "$work/a.txt" && grep -q 'LLC CONFIRM_LINK_V2' "$work/a.txt" &&
+	grep -q 'CDC CDC' "$work/a.txt" && grep -q 'RoCE RC_RDMA_WRITE_ONLY' "$work/a.txt" ||
+	t_fail "text output lacks the expected message lines"
+
+# Damaged copies. Bytes are located with tshark's hex, not with usmc code.
+a=$T_CONF/smcr-a-session.pcapng
+mutate() { # OUT HEX DELTA NEWBYTE: set byte (start of HEX in file + DELTA)
+	python3 - "$a" "$@" <<'EOF'
+import sys
+src, out, hexs, delta, new = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5], 0)
+data = bytearray(open(src, "rb").read())
+pos = data.find(bytes.fromhex(hexs))
+assert pos >= 0 and data.find(bytes.fromhex(hexs), pos + 1) < 0, "pattern not unique"
+data[pos + delta] = new
+open(out, "wb").write(data)
+EOF
+}
+expect_caught() { # FILE WHAT PATTERN
+	local rc=0
+	"$T_DECODE" "$1" >"$1.out" 2>&1 || rc=$?
+	[ $rc = 1 ] || t_fail "$2: exit $rc, expected 1"
+	grep -q "$3" "$1.out" || t_fail "$2: '$3' not reported: $(tail -3 "$1.out")"
+	t_log "ok   $2 -> $(grep -m1 "$3" "$1.out" | sed 's/  */ /g')"
+}
+# Frame 23 is a CDC (SEND ONLY): its length byte (UDP payload offset 12 + 1).
+hex=$(tshark -r "$a" -Y 'frame.number == 23' -T fields -e udp.payload 2>/dev/null)
+mutate "$work/cdc.pcapng" "$hex" 13 45 || t_fail "could not damage the CDC"
+expect_caught "$work/cdc.pcapng" "CDC length 45" "CDC MALFORMED.*USMC_ERR_BAD_LENGTH"
+# A payload byte of an RDMA WRITE ONLY (frame 21, offset 30): ICRC mismatch.
+hex=$(tshark -r "$a" -Y 'frame.number == 21' -T fields -e udp.payload 2>/dev/null)
+orig=$(python3 -c "import sys; print(int(sys.argv[1][60:62], 16) ^ 1)" "$hex")
+mutate "$work/icrc.pcapng" "$hex" 30 "$orig" || t_fail "could not damage the WRITE"
+expect_caught "$work/icrc.pcapng" "flipped payload byte" "icrc=BAD"
+# The Proposal (frame 7): its length field (CLC offset 5-6) set to 0x00ff.
+hex=$(tshark -r "$a" -Y 'frame.number == 7' -T fields -e tcp.payload 2>/dev/null)
+mutate "$work/clc.pcapng" "$hex" 6 0xff || t_fail "could not damage the Proposal"
+expect_caught "$work/clc.pcapng" "Proposal length 0x00ff" "CLC MALFORMED"
+grep -q 'CLC PROPOSAL' "$work/clc.pcapng.out" && t_fail "a Proposal with a wrong length was decoded"
+
+# Unreadable input: exit 2 with a message, no crash.
+head -c 100 "$a" >"$work/short.pcapng"
+rc=0
+"$T_DECODE" "$work/short.pcapng" >/dev/null 2>"$work/short.err" || rc=$?
+[ $rc = 2 ] || t_fail "a truncated file gave exit $rc, expected 2"
+rc=0
+"$T_DECODE" /nonexistent.pcap >/dev/null 2>&1 || rc=$?
+[ $rc = 2 ] || t_fail "a missing file gave exit $rc, expected 2"
+t_log "PASS"
