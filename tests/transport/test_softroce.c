@@ -1,0 +1,936 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Transport conformance suite, written against the ops table only. The one
+ * backend-specific part is open_pair(): here two softroce devices on
+ * 127.0.0.1 and 127.0.0.2 (both on lo) sharing one UDP port. Every wait is
+ * bounded; data is compared byte for byte.
+ */
+#include <errno.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <time.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+#include "softroce.h"
+#include "usmc_test.h"
+#include "usmc_transport.h"
+
+#define MAX_WC 8192
+
+typedef struct side {
+	usmc_tp *tp;
+	usmc_tp_qp *qp;
+	usmc_port_attr port;
+	usmc_wc wcs[MAX_WC];
+	int nwc;
+} side;
+
+typedef struct pair {
+	side s[2];
+	int ep;
+} pair;
+
+static uint16_t test_port;
+
+/* ---- backend-specific: softroce on loopback ---------------------------- */
+
+static int open_dev(const char *ip, uint16_t port, const char *opts,
+		    usmc_tp **tp)
+{
+	usmc_tp_config cfg;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&cfg.local_addr;
+
+	memset(&cfg, 0, sizeof(cfg));
+	sin->sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &sin->sin_addr);
+	cfg.udp_port = port;
+	cfg.options = opts;
+	return usmc_tp_open("softroce", &cfg, tp);
+}
+
+static int open_pair(pair *p, const char *opts_a, const char *opts_b)
+{
+	memset(p, 0, sizeof(*p));
+	for (int tries = 0; tries < 50; tries++) {
+		int rc;
+
+		if (!test_port)
+			test_port = (uint16_t)(20000 +
+					       (getpid() * 7 + tries) % 20000);
+		rc = open_dev("127.0.0.1", test_port, opts_a, &p->s[0].tp);
+		if (rc == USMC_ERR_BUSY) {
+			test_port = 0;
+			continue;
+		}
+		if (rc)
+			return rc;
+		rc = open_dev("127.0.0.2", test_port, opts_b, &p->s[1].tp);
+		if (rc == USMC_ERR_BUSY) {
+			usmc_tp_close(p->s[0].tp);
+			test_port = 0;
+			continue;
+		}
+		if (rc) {
+			usmc_tp_close(p->s[0].tp);
+			return rc;
+		}
+		return 0;
+	}
+	return USMC_ERR_BUSY;
+}
+
+/* ---- generic ----------------------------------------------------------- */
+
+static int under_valgrind(void)
+{
+	return RUNNING_ON_VALGRIND || getenv("USMC_TEST_QUICK");
+}
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+typedef struct conn_params {
+	uint8_t mtu; /* 0: the port's active MTU */
+	uint8_t timeout, retry_cnt, rnr_retry, min_rnr_timer;
+	uint32_t max_send_wr, max_recv_wr;
+} conn_params;
+
+static const conn_params smc_params = {0, 15, 7, 7, 5, 256, 256};
+
+static void create_qps(pair *p, const conn_params *cp)
+{
+	usmc_qp_init_attr ia;
+	struct epoll_event ev;
+
+	memset(&ia, 0, sizeof(ia));
+	ia.max_send_wr = cp->max_send_wr;
+	ia.max_recv_wr = cp->max_recv_wr;
+	ia.max_send_sge = 2;
+	ia.max_recv_sge = 2;
+	ia.max_inline_data = 64;
+	p->ep = epoll_create1(0);
+	for (int i = 0; i < 2; i++) {
+		ia.context = &p->s[i];
+		USMC_ASSERT_EQ_FATAL(
+			usmc_tp_create_qp(p->s[i].tp, &ia, &p->s[i].qp), 0);
+		CU_ASSERT_PTR_EQUAL(usmc_tp_qp_context(p->s[i].qp), &p->s[i]);
+		USMC_ASSERT_EQ(usmc_tp_qp_state(p->s[i].qp), USMC_QPS_RESET);
+		USMC_ASSERT_EQ_FATAL(
+			usmc_tp_query_port(p->s[i].tp, &p->s[i].port), 0);
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)i;
+		USMC_ASSERT_EQ_FATAL(epoll_ctl(p->ep, EPOLL_CTL_ADD,
+					       usmc_tp_get_fd(p->s[i].tp), &ev),
+				     0);
+	}
+}
+
+static void connect_qps(pair *p, const conn_params *cp)
+{
+	for (int i = 0; i < 2; i++) {
+		side *me = &p->s[i], *peer = &p->s[1 - i];
+		usmc_qp_attr a;
+
+		memset(&a, 0, sizeof(a));
+		a.qp_state = USMC_QPS_INIT;
+		a.qp_access_flags =
+			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(me->qp, &a), 0);
+		a.qp_state = USMC_QPS_RTR;
+		a.path_mtu = cp->mtu ? cp->mtu : me->port.active_mtu;
+		a.dest_qp_num = usmc_tp_qp_num(peer->qp);
+		a.rq_psn = 0xfffff0u + (uint32_t)i; /* wraps soon */
+		memcpy(a.dgid, peer->port.gid, 16);
+		a.hop_limit = 64;
+		a.min_rnr_timer = cp->min_rnr_timer;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(me->qp, &a), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		usmc_qp_attr a;
+
+		memset(&a, 0, sizeof(a));
+		a.qp_state = USMC_QPS_RTS;
+		a.sq_psn = 0xfffff0u + (uint32_t)(1 - i);
+		a.timeout = cp->timeout;
+		a.retry_cnt = cp->retry_cnt;
+		a.rnr_retry = cp->rnr_retry;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
+		USMC_ASSERT_EQ(usmc_tp_qp_state(p->s[i].qp), USMC_QPS_RTS);
+	}
+}
+
+static int setup(pair *p, const char *oa, const char *ob, const conn_params *cp)
+{
+	int rc = open_pair(p, oa, ob);
+
+	USMC_ASSERT_EQ(rc, 0);
+	if (rc)
+		return rc;
+	create_qps(p, cp);
+	connect_qps(p, cp);
+	return 0;
+}
+
+static void teardown(pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		if (p->s[i].qp)
+			usmc_tp_destroy_qp(p->s[i].qp);
+		if (p->s[i].tp)
+			usmc_tp_close(p->s[i].tp);
+	}
+	if (p->ep > 0)
+		close(p->ep);
+}
+
+/* One round: wait for either fd up to |ms|, then poll both CQs. */
+static void poll_round(pair *p, int ms)
+{
+	struct epoll_event ev[2];
+
+	epoll_wait(p->ep, ev, 2, ms);
+	for (int i = 0; i < 2; i++) {
+		side *s = &p->s[i];
+		int n;
+
+		if (!s->tp)
+			continue;
+		n = usmc_tp_poll_cq(s->tp, s->wcs + s->nwc, MAX_WC - s->nwc);
+		CU_ASSERT_TRUE(n >= 0);
+		if (n > 0)
+			s->nwc += n;
+	}
+}
+
+/* Polls until side |i| has |n| completions; 0 on success. */
+static int wait_wcs(pair *p, int i, int n, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	while (p->s[i].nwc < n) {
+		if (now_ms() > end)
+			return -1;
+		poll_round(p, 20);
+	}
+	return 0;
+}
+
+static void run_for(pair *p, int ms)
+{
+	uint64_t end = now_ms() + (uint64_t)ms;
+
+	while (now_ms() < end)
+		poll_round(p, 5);
+}
+
+static void fill(uint8_t *b, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		b[i] = (uint8_t)x;
+	}
+}
+
+static usmc_tp_mr *mr(side *s, size_t len, uint32_t access)
+{
+	usmc_tp_mr *m = NULL;
+
+	USMC_ASSERT_EQ_FATAL(usmc_tp_alloc_mr(s->tp, len, access, &m), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_TRUE(m->length >= len);
+	CU_ASSERT_EQUAL(m->iova, (uint64_t)(uintptr_t)m->addr);
+	CU_ASSERT_EQUAL((uintptr_t)m->addr % 4096, 0);
+	return m;
+}
+
+static usmc_wr write_wr(uint64_t id, usmc_tp_mr *src, size_t off, uint32_t len,
+			usmc_tp_mr *dst, size_t doff)
+{
+	usmc_wr wr;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = id;
+	wr.opcode = USMC_WR_RDMA_WRITE;
+	wr.send_flags = USMC_SEND_SIGNALED;
+	wr.num_sge = 1;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
+	wr.sg_list[0].length = len;
+	wr.sg_list[0].lkey = src->lkey;
+	wr.remote_addr = dst->iova + doff;
+	wr.rkey = dst->rkey;
+	return wr;
+}
+
+static void post_recv_buf(side *s, uint64_t id, usmc_tp_mr *m, size_t off,
+			  uint32_t len)
+{
+	usmc_recv_wr rw;
+
+	memset(&rw, 0, sizeof(rw));
+	rw.wr_id = id;
+	rw.num_sge = 1;
+	rw.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr + off;
+	rw.sg_list[0].length = len;
+	rw.sg_list[0].lkey = m->lkey;
+	USMC_ASSERT_EQ(usmc_tp_post_recv(s->qp, &rw), 0);
+}
+
+/* ---- cases ------------------------------------------------------------- */
+
+static void test_open_query(void)
+{
+	pair p;
+	usmc_port_attr a;
+	usmc_tp *tp = NULL;
+	static const uint8_t gid[16] = {0, 0, 0,    0,	  0,   0, 0, 0,
+					0, 0, 0xff, 0xff, 127, 0, 0, 2};
+
+	USMC_ASSERT_EQ_FATAL(open_pair(&p, NULL, "mtu=1024"), 0);
+	USMC_ASSERT_EQ(usmc_tp_query_port(p.s[0].tp, &a), 0);
+	/* lo has MTU 65536: largest IB MTU <= 65456 */
+	USMC_ASSERT_EQ(a.active_mtu, USMC_IB_MTU_4096);
+	USMC_ASSERT_EQ(a.udp_port, test_port);
+	CU_ASSERT_TRUE(a.max_qp_wr > 0);
+	USMC_ASSERT_EQ(usmc_tp_query_port(p.s[1].tp, &a), 0);
+	USMC_ASSERT_MEM_EQ(a.gid, gid, 16);
+	USMC_ASSERT_EQ(a.active_mtu, USMC_IB_MTU_1024);
+	CU_ASSERT_TRUE(usmc_tp_get_fd(p.s[0].tp) >= 0);
+
+	/* the port is taken on that address */
+	USMC_ASSERT_EQ(open_dev("127.0.0.1", test_port, NULL, &tp),
+		       USMC_ERR_BUSY);
+	USMC_ASSERT_EQ(errno, EADDRINUSE);
+	CU_ASSERT_PTR_NULL(tp);
+	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "icrc=maybe", &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "mtu=1000", &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "bogus=1", &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "drop=1001", &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	teardown(&p);
+}
+
+static void test_mr_keys(void)
+{
+	pair p;
+	usmc_tp_mr *m[4];
+
+	USMC_ASSERT_EQ_FATAL(open_pair(&p, NULL, NULL), 0);
+	for (int i = 0; i < 4; i++)
+		m[i] = mr(&p.s[0], 100, USMC_ACCESS_REMOTE_WRITE);
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_NOT_EQUAL(m[i]->lkey, m[i]->rkey);
+		for (int j = i + 1; j < 4; j++)
+			CU_ASSERT_NOT_EQUAL(m[i]->rkey, m[j]->rkey);
+	}
+	/* not a small sequence: random high bits */
+	CU_ASSERT_TRUE((m[0]->rkey | m[1]->rkey | m[2]->rkey | m[3]->rkey) >
+		       0xffff);
+	for (int i = 0; i < 4; i++)
+		usmc_tp_free_mr(m[i]);
+	teardown(&p);
+}
+
+static void test_send_both_ways(void)
+{
+	pair p;
+	usmc_tp_mr *tx[2], *rx[2];
+	const int n = 16;
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	for (int i = 0; i < 2; i++) {
+		tx[i] = mr(&p.s[i], 48 * n, USMC_ACCESS_LOCAL_WRITE);
+		rx[i] = mr(&p.s[i], 48 * n, USMC_ACCESS_LOCAL_WRITE);
+		fill(tx[i]->addr, 48 * n, (uint32_t)i + 7);
+		memset(rx[i]->addr, 0xee, 48 * n);
+		for (int k = 0; k < n; k++)
+			post_recv_buf(&p.s[i], 1000 + (uint64_t)k, rx[i],
+				      (size_t)k * 48, 48);
+	}
+	for (int i = 0; i < 2; i++)
+		for (int k = 0; k < n; k++) {
+			usmc_wr wr;
+
+			memset(&wr, 0, sizeof(wr));
+			wr.wr_id = (uint64_t)k;
+			wr.opcode = USMC_WR_SEND;
+			wr.send_flags = USMC_SEND_SIGNALED |
+					(k & 1 ? USMC_SEND_INLINE : 0);
+			wr.num_sge = 1;
+			wr.sg_list[0].addr = (uint64_t)(uintptr_t)tx[i]->addr +
+					     (size_t)k * 48;
+			wr.sg_list[0].length = 44;
+			wr.sg_list[0].lkey = tx[i]->lkey;
+			USMC_ASSERT_EQ(usmc_tp_post_send(p.s[i].qp, &wr), 0);
+		}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2 * n, 3000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 2 * n, 3000), 0);
+	for (int i = 0; i < 2; i++) {
+		int sends = 0, recvs = 0;
+		side *s = &p.s[i];
+		uint8_t *want = tx[1 - i]->addr, *got = rx[i]->addr;
+
+		USMC_ASSERT_EQ(s->nwc, 2 * n);
+		for (int k = 0; k < s->nwc; k++) {
+			usmc_wc *wc = &s->wcs[k];
+
+			USMC_ASSERT_EQ(wc->status, USMC_WC_SUCCESS);
+			USMC_ASSERT_EQ(wc->qp_num, usmc_tp_qp_num(s->qp));
+			if (wc->opcode == USMC_WC_SEND) {
+				/* in posting order */
+				USMC_ASSERT_EQ(wc->wr_id, sends);
+				sends++;
+			} else {
+				USMC_ASSERT_EQ(wc->opcode, USMC_WC_RECV);
+				USMC_ASSERT_EQ(wc->wr_id, 1000 + recvs);
+				USMC_ASSERT_EQ(wc->byte_len, 44);
+				recvs++;
+			}
+		}
+		USMC_ASSERT_EQ(sends, n);
+		USMC_ASSERT_EQ(recvs, n);
+		for (int k = 0; k < n; k++) {
+			USMC_ASSERT_MEM_EQ(got + k * 48, want + k * 48, 44);
+			/* nothing beyond the 44 bytes */
+			USMC_ASSERT_EQ(got[k * 48 + 44], 0xee);
+		}
+	}
+	for (int i = 0; i < 2; i++) {
+		usmc_tp_free_mr(tx[i]);
+		usmc_tp_free_mr(rx[i]);
+	}
+	teardown(&p);
+}
+
+/* RDMA WRITE of sizes around the MTU and 1 MiB from two SGEs. */
+static void write_sizes(int mtu_enum)
+{
+	pair p;
+	conn_params cp = smc_params;
+	const size_t big = 1 << 20, guard = 64;
+	usmc_tp_mr *src, *dst;
+	uint8_t *ref;
+	uint32_t mtu;
+	int nwr = 0;
+
+	cp.mtu = (uint8_t)mtu_enum;
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	mtu = usmc_ib_mtu_to_int(mtu_enum);
+	src = mr(&p.s[0], 2 * big, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], big + 2 * guard,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	ref = malloc(big + 2 * guard);
+	fill(src->addr, 2 * big, 99);
+	memset(dst->addr, 0x5a, big + 2 * guard);
+	memset(ref, 0x5a, big + 2 * guard);
+
+	const uint32_t sizes[] = {1, mtu - 1, mtu, mtu + 1, 3 * mtu + 3};
+	size_t doff = guard;
+
+	/* small writes land one after the other in dst */
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		usmc_wr wr = write_wr(i, src, 100 + i, sizes[i], dst, doff);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		memcpy(ref + doff, (uint8_t *)src->addr + 100 + i, sizes[i]);
+		doff += sizes[i] + 7;
+		nwr++;
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 3000), 0);
+	USMC_ASSERT_MEM_EQ(dst->addr, ref, big + 2 * guard);
+
+	/* 1 MiB from two SGEs of uneven length */
+	{
+		usmc_wr wr = write_wr(77, src, 0, 300001, dst, guard);
+
+		wr.num_sge = 2;
+		wr.sg_list[1].addr = (uint64_t)(uintptr_t)src->addr + 400000;
+		wr.sg_list[1].length = (uint32_t)big - 300001;
+		wr.sg_list[1].lkey = src->lkey;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		memcpy(ref + guard, src->addr, 300001);
+		memcpy(ref + guard + 300001, (uint8_t *)src->addr + 400000,
+		       big - 300001);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 5000), 0);
+	for (int k = 0; k < p.s[0].nwc; k++) {
+		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p.s[0].wcs[k].opcode, USMC_WC_RDMA_WRITE);
+	}
+	USMC_ASSERT_EQ(p.s[0].wcs[nwr - 1].wr_id, 77);
+	USMC_ASSERT_MEM_EQ(dst->addr, ref, big + 2 * guard);
+	/* plain WRITE produces nothing at the target */
+	USMC_ASSERT_EQ(p.s[1].nwc, 0);
+	free(ref);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static void test_write_sizes_4096(void)
+{
+	write_sizes(USMC_IB_MTU_4096);
+}
+
+static void test_write_sizes_1024(void)
+{
+	write_sizes(USMC_IB_MTU_1024);
+}
+
+static void test_write_imm(void)
+{
+	pair p;
+	usmc_tp_mr *src, *dst, *rx;
+	const uint32_t lens[] = {0, 5, 5000};
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	src = mr(&p.s[0], 8192, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 8192,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	fill(src->addr, 8192, 3);
+	for (int i = 0; i < 3; i++)
+		post_recv_buf(&p.s[1], 500 + (uint64_t)i, rx, 0, 64);
+	for (int i = 0; i < 3; i++) {
+		usmc_wr wr = write_wr((uint64_t)i, src, 0, lens[i], dst, 16);
+
+		wr.opcode = USMC_WR_RDMA_WRITE_WITH_IMM;
+		wr.imm_data = 0xc0ffee00u + (uint32_t)i;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 3, 3000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 3000), 0);
+	for (int i = 0; i < 3 && i < p.s[1].nwc; i++) {
+		usmc_wc *wc = &p.s[1].wcs[i];
+
+		USMC_ASSERT_EQ(wc->status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(wc->opcode, USMC_WC_RECV_RDMA_WITH_IMM);
+		USMC_ASSERT_EQ(wc->wr_id, 500 + i);
+		USMC_ASSERT_EQ(wc->imm_data, 0xc0ffee00u + (uint32_t)i);
+		USMC_ASSERT_EQ(wc->byte_len, lens[i]);
+		CU_ASSERT_TRUE(wc->wc_flags & USMC_WC_WITH_IMM);
+	}
+	for (int i = 0; i < 3 && i < p.s[0].nwc; i++)
+		USMC_ASSERT_EQ(p.s[0].wcs[i].opcode, USMC_WC_RDMA_WRITE);
+	USMC_ASSERT_MEM_EQ((uint8_t *)dst->addr + 16, src->addr, 5000);
+	USMC_ASSERT_EQ(((uint8_t *)dst->addr)[15], 0);
+	USMC_ASSERT_EQ(((uint8_t *)dst->addr)[16 + 5000], 0);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	usmc_tp_free_mr(rx);
+	teardown(&p);
+}
+
+/* A WRITE the target must refuse: NAK remote access error, requester gets
+ * REM_ACCESS_ERR and its QP goes to ERR, target memory untouched. */
+static void bad_write(int how)
+{
+	pair p;
+	usmc_tp_mr *src, *dst, *ro;
+	usmc_wr wr;
+	usmc_softroce_stats st;
+	uint8_t *snap;
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	src = mr(&p.s[0], 16384, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 8192,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	ro = mr(&p.s[1], 8192, USMC_ACCESS_LOCAL_WRITE);
+	fill(src->addr, 16384, 5);
+	memset(dst->addr, 0x33, 8192);
+	memset(ro->addr, 0x44, 8192);
+	snap = malloc(8192);
+	memcpy(snap, dst->addr, 8192);
+
+	switch (how) {
+	case 0: /* runs 1 byte past the end */
+		wr = write_wr(1, src, 0, 4097, dst, 8192 - 4096);
+		break;
+	case 1: /* wrong rkey */
+		wr = write_wr(1, src, 0, 100, dst, 0);
+		wr.rkey ^= 0x10000;
+		break;
+	case 2: /* below the MR */
+		wr = write_wr(1, src, 0, 100, dst, 0);
+		wr.remote_addr -= 1;
+		break;
+	default: /* MR without REMOTE_WRITE */
+		wr = write_wr(1, src, 0, 100, ro, 0);
+		break;
+	}
+	/* a second WR behind it is flushed */
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	wr.wr_id = 2;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2, 3000), 0);
+	if (p.s[0].nwc >= 2) {
+		USMC_ASSERT_EQ(p.s[0].wcs[0].wr_id, 1);
+		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_REM_ACCESS_ERR);
+		USMC_ASSERT_EQ(p.s[0].wcs[1].wr_id, 2);
+		USMC_ASSERT_EQ(p.s[0].wcs[1].status, USMC_WC_WR_FLUSH_ERR);
+	}
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_ERR);
+	USMC_ASSERT_MEM_EQ(dst->addr, snap, 8192);
+	for (int i = 0; i < 8192; i++)
+		if (((uint8_t *)ro->addr)[i] != 0x44) {
+			CU_FAIL("read-only MR written");
+			break;
+		}
+	usmc_softroce_get_stats(p.s[1].tp, &st);
+	USMC_ASSERT_EQ(st.nak_err_tx, 1);
+	usmc_softroce_get_stats(p.s[0].tp, &st);
+	USMC_ASSERT_EQ(st.nak_err_rx, 1);
+	/* posting on an ERR QP flushes at once */
+	wr.wr_id = 3;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 1000), 0);
+	USMC_ASSERT_EQ(p.s[0].wcs[2].status, USMC_WC_WR_FLUSH_ERR);
+	free(snap);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	usmc_tp_free_mr(ro);
+	teardown(&p);
+}
+
+static void test_write_out_of_bounds(void)
+{
+	bad_write(0);
+	bad_write(2);
+}
+
+static void test_write_wrong_rkey(void)
+{
+	bad_write(1);
+}
+
+static void test_write_no_remote_access(void)
+{
+	bad_write(3);
+}
+
+static void test_rnr(void)
+{
+	pair p;
+	conn_params cp = smc_params;
+	usmc_tp_mr *tx, *rx;
+	usmc_softroce_stats st;
+	usmc_wr wr;
+
+	cp.min_rnr_timer = 12; /* 640 us */
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	tx = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	fill(tx->addr, 64, 11);
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = 9;
+	wr.opcode = USMC_WR_SEND;
+	wr.send_flags = USMC_SEND_SIGNALED;
+	wr.num_sge = 1;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)tx->addr;
+	wr.sg_list[0].length = 44;
+	wr.sg_list[0].lkey = tx->lkey;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	run_for(&p, 100);
+	USMC_ASSERT_EQ(p.s[0].nwc, 0);
+	USMC_ASSERT_EQ(p.s[1].nwc, 0);
+	usmc_softroce_get_stats(p.s[0].tp, &st);
+	CU_ASSERT_TRUE(st.rnr_nak_rx >= 2);
+	usmc_softroce_get_stats(p.s[1].tp, &st);
+	CU_ASSERT_TRUE(st.rnr_nak_tx >= 2);
+	post_recv_buf(&p.s[1], 42, rx, 0, 64);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 2000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 2000), 0);
+	USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
+	USMC_ASSERT_EQ(p.s[1].wcs[0].wr_id, 42);
+	USMC_ASSERT_EQ(p.s[1].wcs[0].byte_len, 44);
+	USMC_ASSERT_MEM_EQ(rx->addr, tx->addr, 44);
+	usmc_tp_free_mr(tx);
+	usmc_tp_free_mr(rx);
+	teardown(&p);
+}
+
+/* A multi-MiB transfer over a lossy path stays byte-exact. */
+static void lossy_transfer(const char *opts)
+{
+	pair p;
+	conn_params cp = smc_params;
+	size_t total = under_valgrind() ? (512u << 10) : (4u << 20);
+	const uint32_t chunk = 64 << 10;
+	usmc_tp_mr *src, *dst;
+	usmc_softroce_stats sa, sb;
+	int nwr = 0;
+
+	cp.timeout = 12; /* 16.8 ms, so tail losses recover quickly */
+	cp.mtu = USMC_IB_MTU_1024;
+	if (setup(&p, opts, opts, &cp))
+		return;
+	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], total,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	fill(src->addr, total, 1234);
+	for (size_t off = 0; off < total; off += chunk) {
+		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+
+		/* every 4th signaled: unsignaled WRs complete silently */
+		wr.send_flags = (nwr % 4 == 3) ? USMC_SEND_SIGNALED : 0;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr / 4, 30000), 0);
+	run_for(&p, 10);
+	USMC_ASSERT_EQ(p.s[0].nwc, nwr / 4);
+	for (int k = 0; k < p.s[0].nwc; k++) {
+		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p.s[0].wcs[k].wr_id, 4 * k + 3);
+	}
+	if (memcmp(src->addr, dst->addr, total))
+		CU_FAIL("data differs after lossy transfer");
+	usmc_softroce_get_stats(p.s[0].tp, &sa);
+	usmc_softroce_get_stats(p.s[1].tp, &sb);
+	CU_ASSERT_TRUE(sa.tx_fault_drops > 0);
+	CU_ASSERT_TRUE(sa.retransmits > 0);
+	CU_ASSERT_TRUE(sb.nak_seq_tx > 0);
+	USMC_ASSERT_EQ(sb.drop_icrc, 0);
+	fprintf(stderr,
+		"  [%s: %zu KiB, sent %llu pkts, retransmitted %llu, "
+		"timeouts %llu, NAKs %llu]\n",
+		opts, total >> 10, (unsigned long long)sa.tx_pkts,
+		(unsigned long long)sa.retransmits,
+		(unsigned long long)sa.retry_timeouts,
+		(unsigned long long)sa.nak_seq_rx);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static void test_loss_1pct(void)
+{
+	lossy_transfer("drop=10,seed=1");
+}
+
+static void test_loss_10pct(void)
+{
+	lossy_transfer("drop=100,seed=2");
+}
+
+/* The peer disappears: retries run out, RETRY_EXC_ERR, then flushes. */
+static void test_retry_exhausted(void)
+{
+	pair p;
+	conn_params cp = smc_params;
+	usmc_tp_mr *src;
+	usmc_softroce_stats st;
+	uint64_t t0;
+
+	cp.timeout = 8; /* ~1 ms */
+	cp.retry_cnt = 3;
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	usmc_tp_destroy_qp(p.s[1].qp);
+	p.s[1].qp = NULL;
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	for (int i = 0; i < 3; i++) {
+		usmc_wr wr;
+
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = (uint64_t)i;
+		wr.opcode = USMC_WR_SEND;
+		wr.num_sge = 1;
+		wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr;
+		wr.sg_list[0].length = 44;
+		wr.sg_list[0].lkey = src->lkey;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	t0 = now_ms();
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 3000), 0);
+	CU_ASSERT_TRUE(now_ms() - t0 < 2000);
+	if (p.s[0].nwc >= 3) {
+		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_RETRY_EXC_ERR);
+		USMC_ASSERT_EQ(p.s[0].wcs[1].status, USMC_WC_WR_FLUSH_ERR);
+		USMC_ASSERT_EQ(p.s[0].wcs[2].status, USMC_WC_WR_FLUSH_ERR);
+	}
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
+	usmc_softroce_get_stats(p.s[0].tp, &st);
+	USMC_ASSERT_EQ(st.retry_timeouts, 4);
+	usmc_softroce_get_stats(p.s[1].tp, &st);
+	CU_ASSERT_TRUE(st.drop_qp > 0);
+	usmc_tp_free_mr(src);
+	teardown(&p);
+}
+
+/* Destroying a QP with outstanding send and receive WRs flushes them. */
+static void test_destroy_flushes(void)
+{
+	pair p;
+	usmc_tp_mr *m;
+	conn_params cp = smc_params;
+
+	cp.min_rnr_timer = 20; /* RNR keeps the sends outstanding */
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	m = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	for (int i = 0; i < 5; i++) {
+		usmc_wr wr;
+
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = 10 + (uint64_t)i;
+		wr.opcode = USMC_WR_SEND;
+		wr.num_sge = 1;
+		wr.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr;
+		wr.sg_list[0].length = 44;
+		wr.sg_list[0].lkey = m->lkey;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	post_recv_buf(&p.s[0], 99, m, 2048, 64);
+	run_for(&p, 30);
+	USMC_ASSERT_EQ(p.s[0].nwc, 0);
+	usmc_tp_destroy_qp(p.s[0].qp);
+	p.s[0].qp = NULL;
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 6, 1000), 0);
+	for (int i = 0; i < p.s[0].nwc; i++)
+		USMC_ASSERT_EQ(p.s[0].wcs[i].status, USMC_WC_WR_FLUSH_ERR);
+	if (p.s[0].nwc == 6) {
+		for (int i = 0; i < 5; i++) {
+			USMC_ASSERT_EQ(p.s[0].wcs[i].wr_id, 10 + i);
+			USMC_ASSERT_EQ(p.s[0].wcs[i].opcode, USMC_WC_SEND);
+		}
+		USMC_ASSERT_EQ(p.s[0].wcs[5].wr_id, 99);
+		USMC_ASSERT_EQ(p.s[0].wcs[5].opcode, USMC_WC_RECV);
+	}
+	usmc_tp_free_mr(m);
+	teardown(&p);
+}
+
+/* Caller errors come back as named codes at post time. */
+static void test_post_errors(void)
+{
+	pair p;
+	usmc_tp_mr *m;
+	usmc_wr wr;
+	usmc_recv_wr rw;
+	usmc_tp_qp *qp;
+	usmc_qp_init_attr ia;
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	m = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	wr = write_wr(1, m, 0, 100, m, 0);
+	wr.sg_list[0].lkey ^= 0x10000;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_ACCESS);
+	wr = write_wr(1, m, 4000, 100, m, 0); /* past the MR */
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_ACCESS);
+	wr = write_wr(1, m, 0, 100, m, 0);
+	wr.num_sge = 3;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
+		       USMC_ERR_INVALID_ARGUMENT);
+	wr.num_sge = 1;
+	wr.send_flags |= USMC_SEND_INLINE;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
+		       USMC_ERR_INVALID_ARGUMENT); /* > max_inline_data */
+	memset(&rw, 0, sizeof(rw));
+	rw.num_sge = 1;
+	rw.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr;
+	rw.sg_list[0].length = 8192;
+	rw.sg_list[0].lkey = m->lkey;
+	USMC_ASSERT_EQ(usmc_tp_post_recv(p.s[0].qp, &rw), USMC_ERR_ACCESS);
+
+	/* not connected yet */
+	memset(&ia, 0, sizeof(ia));
+	ia.max_send_wr = 2;
+	ia.max_recv_wr = 2;
+	USMC_ASSERT_EQ_FATAL(usmc_tp_create_qp(p.s[0].tp, &ia, &qp), 0);
+	wr = write_wr(1, m, 0, 100, m, 0);
+	USMC_ASSERT_EQ(usmc_tp_post_send(qp, &wr), USMC_ERR_INVALID_STATE);
+	rw.sg_list[0].length = 100;
+	USMC_ASSERT_EQ(usmc_tp_post_recv(qp, &rw), USMC_ERR_INVALID_STATE);
+	usmc_tp_destroy_qp(qp);
+	ia.max_send_sge = 3;
+	USMC_ASSERT_EQ(usmc_tp_create_qp(p.s[0].tp, &ia, &qp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	usmc_tp_free_mr(m);
+	teardown(&p);
+}
+
+/* The send queue holds max_send_wr WRs; more is WOULDBLOCK, not a loss. */
+static void test_sq_full(void)
+{
+	pair p;
+	conn_params cp = smc_params;
+	usmc_tp_mr *src, *dst;
+	int posted = 0, rc = 0;
+
+	cp.max_send_wr = 8;
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	src = mr(&p.s[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 1 << 20,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	fill(src->addr, 1 << 20, 8);
+	while (posted < 20) {
+		usmc_wr wr =
+			write_wr((uint64_t)posted, src, 0, 1 << 20, dst, 0);
+
+		rc = usmc_tp_post_send(p.s[0].qp, &wr);
+		if (rc)
+			break;
+		posted++;
+	}
+	USMC_ASSERT_EQ(rc, USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(posted, 8);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 8, 10000), 0);
+	USMC_ASSERT_MEM_EQ(dst->addr, src->addr, 1 << 20);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static CU_TestInfo tests[] = {
+	{"open, query_port, busy port, bad options", test_open_query},
+	{"MR keys distinct and not small", test_mr_keys},
+	{"SEND 44 bytes both ways", test_send_both_ways},
+	{"RDMA WRITE sizes, MTU 4096", test_write_sizes_4096},
+	{"RDMA WRITE sizes, MTU 1024", test_write_sizes_1024},
+	{"RDMA WRITE with immediate", test_write_imm},
+	{"WRITE out of bounds: REM_ACCESS_ERR", test_write_out_of_bounds},
+	{"WRITE wrong rkey: REM_ACCESS_ERR", test_write_wrong_rkey},
+	{"WRITE to MR without REMOTE_WRITE", test_write_no_remote_access},
+	{"SEND without recv: RNR, then delivered", test_rnr},
+	{"1% loss: byte-exact with retransmission", test_loss_1pct},
+	{"10% loss: byte-exact with retransmission", test_loss_10pct},
+	{"retry exhaustion: RETRY_EXC_ERR", test_retry_exhausted},
+	{"destroy with outstanding WRs flushes", test_destroy_flushes},
+	{"post errors", test_post_errors},
+	{"send queue full", test_sq_full},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	static const usmc_test_suite suites[] = {{"softroce", tests},
+						 {NULL, NULL}};
+
+	return usmc_test_main(suites);
+}

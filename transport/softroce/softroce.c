@@ -1,0 +1,885 @@
+/* SPDX-License-Identifier: MIT */
+/* recvmmsg, sendmmsg */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+/*
+ * softroce device: the UDP socket, memory registration, the completion
+ * queue and its fd, timers, and batched packet I/O. The RC protocol itself
+ * is in roce_qp.c.
+ *
+ * The completion fd is an epoll fd holding the UDP socket, a timerfd for
+ * the nearest retransmit/RNR deadline, and an eventfd that stays readable
+ * while completions are queued.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/ip.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "softroce_int.h"
+#include "usmc_conv.h"
+
+#define SR_SOCKBUF (8 << 20)
+
+usmc_tstamp sr_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (usmc_tstamp)ts.tv_sec * USMC_NS_PER_SEC +
+	       (usmc_tstamp)ts.tv_nsec;
+}
+
+static sr_dev *dev_of(usmc_tp *tp)
+{
+	return (sr_dev *)tp;
+}
+
+static uint32_t random_u32(void)
+{
+	uint32_t v = 0;
+
+	if (getrandom(&v, sizeof(v), GRND_NONBLOCK) != sizeof(v)) {
+		/* no entropy yet: still not a small sequential number */
+		v = (uint32_t)sr_now() * 2654435761u;
+	}
+	return v;
+}
+
+/* ---- options ---------------------------------------------------------- */
+
+static int parse_u32(const char *s, size_t n, uint32_t *out)
+{
+	uint64_t v = 0;
+
+	if (!n || n > 10)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (v > UINT32_MAX)
+		return -1;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+static int mtu_bytes_to_enum(uint32_t b)
+{
+	for (int e = USMC_IB_MTU_256; e <= USMC_IB_MTU_4096; e++)
+		if (usmc_ib_mtu_to_int(e) == b)
+			return e;
+	return 0;
+}
+
+static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
+{
+	const char *p = opts;
+	uint32_t seed = 1;
+
+	*mtu_enum = 0;
+	while (p && *p) {
+		const char *end = strchr(p, ',');
+		const char *eq;
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		size_t klen, vlen;
+		const char *v;
+		uint32_t n;
+
+		eq = memchr(p, '=', len);
+		if (!eq)
+			return USMC_ERR_INVALID_ARGUMENT;
+		klen = (size_t)(eq - p);
+		v = eq + 1;
+		vlen = len - klen - 1;
+#define KEY(s) (klen == sizeof(s) - 1 && !memcmp(p, s, klen))
+		if (KEY("icrc")) {
+			if (vlen == 6 && !memcmp(v, "verify", 6))
+				d->icrc_verify = 1;
+			else if (vlen == 3 && !memcmp(v, "off", 3))
+				d->icrc_verify = 0;
+			else
+				return USMC_ERR_INVALID_ARGUMENT;
+		} else if (KEY("mtu")) {
+			if (parse_u32(v, vlen, &n) || !mtu_bytes_to_enum(n))
+				return USMC_ERR_INVALID_ARGUMENT;
+			*mtu_enum = mtu_bytes_to_enum(n);
+		} else if (KEY("port")) {
+			if (parse_u32(v, vlen, &n) || !n || n > 65535)
+				return USMC_ERR_INVALID_ARGUMENT;
+			d->port = (uint16_t)n;
+		} else if (KEY("drop")) {
+			if (parse_u32(v, vlen, &n) || n > 1000)
+				return USMC_ERR_INVALID_ARGUMENT;
+			d->drop_permille = n;
+		} else if (KEY("seed")) {
+			if (parse_u32(v, vlen, &seed))
+				return USMC_ERR_INVALID_ARGUMENT;
+		} else {
+			return USMC_ERR_INVALID_ARGUMENT;
+		}
+#undef KEY
+		p = end ? end + 1 : NULL;
+	}
+	d->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed << 1 | 1);
+	return 0;
+}
+
+/* Interface MTU and MAC of the netdev that owns the local address. */
+static void query_netdev(sr_dev *d, uint32_t *mtu)
+{
+	struct ifaddrs *ifa, *i;
+	struct ifreq ifr;
+
+	*mtu = 1500;
+	if (getifaddrs(&ifa))
+		return;
+	for (i = ifa; i; i = i->ifa_next) {
+		const struct sockaddr_in *sin =
+			(const struct sockaddr_in *)i->ifa_addr;
+
+		if (!sin || sin->sin_family != AF_INET ||
+		    sin->sin_addr.s_addr != d->local.sin_addr.s_addr)
+			continue;
+		snprintf(d->ifname, sizeof(d->ifname), "%s", i->ifa_name);
+		break;
+	}
+	/* 127.0.0.2 and the like are on lo without an ifaddr of their own */
+	if (!d->ifname[0] && (ntohl(d->local.sin_addr.s_addr) >> 24) == 127)
+		snprintf(d->ifname, sizeof(d->ifname), "lo");
+	for (i = ifa; i && d->ifname[0]; i = i->ifa_next) {
+		const struct sockaddr_ll *sll =
+			(const struct sockaddr_ll *)i->ifa_addr;
+
+		if (!sll || sll->sll_family != AF_PACKET ||
+		    strcmp(i->ifa_name, d->ifname) || sll->sll_halen != 6)
+			continue;
+		memcpy(d->mac, sll->sll_addr, 6);
+	}
+	freeifaddrs(ifa);
+	if (!d->ifname[0])
+		return;
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%.*s",
+		 (int)sizeof(ifr.ifr_name) - 1, d->ifname);
+	if (!ioctl(d->sock, SIOCGIFMTU, &ifr) && ifr.ifr_mtu > 0)
+		*mtu = (uint32_t)ifr.ifr_mtu;
+}
+
+/* eth_mtu_int_to_enum: largest IB MTU <= netdev MTU - 80 */
+static int mtu_enum_of(uint32_t netdev_mtu)
+{
+	uint32_t room = netdev_mtu > 80 ? netdev_mtu - 80 : 0;
+
+	for (int e = USMC_IB_MTU_4096; e >= USMC_IB_MTU_256; e--)
+		if (usmc_ib_mtu_to_int(e) <= room)
+			return e;
+	return USMC_IB_MTU_256;
+}
+
+/* ---- device ----------------------------------------------------------- */
+
+static void sr_close(usmc_tp *tp);
+
+static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
+{
+	sr_dev *d;
+	int one = 1, buf = SR_SOCKBUF, pmtu = IP_PMTUDISC_DO, mtu_opt, rc;
+	uint32_t netdev_mtu;
+	struct epoll_event ev;
+
+	*ptp = NULL;
+	if (!cfg || cfg->local_addr.ss_family != AF_INET)
+		return cfg && cfg->local_addr.ss_family == AF_INET6
+			       ? USMC_ERR_NOTSUP
+			       : USMC_ERR_INVALID_ARGUMENT;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return USMC_ERR_NOMEM;
+	d->pub.ops = &usmc_tp_softroce_ops;
+	d->sock = d->ep = d->tfd = d->efd = -1;
+	d->icrc_verify = 1;
+	d->timer_armed = USMC_TSTAMP_NONE;
+	memcpy(&d->local, &cfg->local_addr, sizeof(d->local));
+	d->port = cfg->udp_port ? cfg->udp_port : USMC_ROCE_UDP_PORT;
+	rc = parse_options(d, cfg->options, &mtu_opt);
+	if (rc)
+		goto fail;
+	d->local.sin_port = htons(d->port);
+
+	d->rx_buf = malloc(SR_RX_BATCH * sizeof(*d->rx_buf));
+	d->cq_cap = 256;
+	d->cq = malloc(d->cq_cap * sizeof(*d->cq));
+	if (!d->rx_buf || !d->cq) {
+		rc = USMC_ERR_NOMEM;
+		goto fail;
+	}
+
+	d->sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (d->sock < 0)
+		goto fail_errno;
+	/* DF on an unconnected socket makes Linux send IP ID 0, which the
+	 * ICRC covers; rxe peers send DF too. */
+	setsockopt(d->sock, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
+	setsockopt(d->sock, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	if (setsockopt(d->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(d->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	if (setsockopt(d->sock, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
+		setsockopt(d->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
+	if (bind(d->sock, (struct sockaddr *)&d->local, sizeof(d->local))) {
+		d->pub.last_errno = errno;
+		rc = errno == EADDRINUSE ? USMC_ERR_BUSY : USMC_ERR_TRANSPORT;
+		goto fail;
+	}
+
+	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	d->ep = epoll_create1(EPOLL_CLOEXEC);
+	if (d->tfd < 0 || d->efd < 0 || d->ep < 0)
+		goto fail_errno;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = d->sock;
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, d->sock, &ev))
+		goto fail_errno;
+	ev.data.fd = d->tfd;
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, d->tfd, &ev))
+		goto fail_errno;
+	ev.data.fd = d->efd;
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, d->efd, &ev))
+		goto fail_errno;
+
+	query_netdev(d, &netdev_mtu);
+	d->active_mtu = (uint8_t)(mtu_opt ? mtu_opt : mtu_enum_of(netdev_mtu));
+	/* GID: IPv4-mapped IPv6 address, as rxe's RoCEv2 GIDs */
+	memset(d->gid, 0, sizeof(d->gid));
+	d->gid[10] = 0xff;
+	d->gid[11] = 0xff;
+	memcpy(d->gid + 12, &d->local.sin_addr, 4);
+
+	for (uint32_t i = 0; i < SR_RX_BATCH; i++) {
+		d->rx_iov[i].iov_base = d->rx_buf[i];
+		d->rx_iov[i].iov_len = SR_RX_BUFSZ;
+	}
+	*ptp = &d->pub;
+	return 0;
+
+fail_errno:
+	d->pub.last_errno = errno;
+	rc = errno == ENOMEM ? USMC_ERR_NOMEM : USMC_ERR_TRANSPORT;
+fail : {
+	int e = d->pub.last_errno;
+
+	sr_close(&d->pub);
+	if (e)
+		errno = e;
+}
+	return rc;
+}
+
+static void sr_close(usmc_tp *tp)
+{
+	sr_dev *d = dev_of(tp);
+
+	if (!d)
+		return;
+	for (uint32_t i = 0; i < d->nqps; i++)
+		if (d->qps[i]) {
+			sr_qp_destroy(d->qps[i]);
+			d->qps[i] = NULL;
+		}
+	for (uint32_t i = 0; i < d->nmrs; i++)
+		if (d->mrs[i]) {
+			free(d->mrs[i]->pub.addr);
+			free(d->mrs[i]);
+		}
+	if (d->sock >= 0)
+		close(d->sock);
+	if (d->ep >= 0)
+		close(d->ep);
+	if (d->tfd >= 0)
+		close(d->tfd);
+	if (d->efd >= 0)
+		close(d->efd);
+	free(d->qps);
+	free(d->mrs);
+	free(d->cq);
+	free(d->rx_buf);
+	free(d);
+}
+
+static int sr_query_port(usmc_tp *tp, usmc_port_attr *a)
+{
+	sr_dev *d = dev_of(tp);
+	char ip[INET_ADDRSTRLEN];
+
+	memset(a, 0, sizeof(*a));
+	memcpy(a->gid, d->gid, 16);
+	memcpy(a->mac, d->mac, 6);
+	a->active_mtu = d->active_mtu;
+	a->max_inline_data = SR_MAX_INLINE;
+	a->max_qp_wr = SR_MAX_QP_WR;
+	a->udp_port = d->port;
+	inet_ntop(AF_INET, &d->local.sin_addr, ip, sizeof(ip));
+	snprintf(a->name, sizeof(a->name), "softroce:%s", ip);
+	return 0;
+}
+
+static int sr_get_fd(usmc_tp *tp)
+{
+	return dev_of(tp)->ep;
+}
+
+int usmc_softroce_get_stats(usmc_tp *tp, usmc_softroce_stats *st)
+{
+	if (!tp || tp->ops != &usmc_tp_softroce_ops || !st)
+		return USMC_ERR_INVALID_ARGUMENT;
+	*st = dev_of(tp)->st;
+	return 0;
+}
+
+/* ---- memory ----------------------------------------------------------- */
+
+/* Keys: low 16 bits index the MR table, high 16 bits are random so that a
+ * peer cannot guess a valid rkey from another. */
+static sr_mr *mr_by_key(sr_dev *d, uint32_t key, int remote)
+{
+	sr_mr *mr;
+	uint32_t idx = key & 0xffff;
+
+	if (idx >= d->nmrs)
+		return NULL;
+	mr = d->mrs[idx];
+	if (!mr || (remote ? mr->pub.rkey : mr->pub.lkey) != key)
+		return NULL;
+	return mr;
+}
+
+sr_mr *sr_mr_by_lkey(sr_dev *d, uint32_t lkey)
+{
+	return mr_by_key(d, lkey, 0);
+}
+
+sr_mr *sr_mr_by_rkey(sr_dev *d, uint32_t rkey)
+{
+	return mr_by_key(d, rkey, 1);
+}
+
+static int sr_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
+		       usmc_tp_mr **pmr)
+{
+	sr_dev *d = dev_of(tp);
+	long pg = sysconf(_SC_PAGESIZE);
+	size_t page = pg > 0 ? (size_t)pg : 4096, alloc;
+	uint32_t idx;
+	sr_mr *mr;
+	void *mem;
+
+	*pmr = NULL;
+	if (!length || length > ((size_t)1 << 40))
+		return USMC_ERR_INVALID_ARGUMENT;
+	for (idx = 0; idx < d->nmrs && d->mrs[idx]; idx++)
+		;
+	if (idx == d->nmrs) {
+		uint32_t n = d->nmrs ? d->nmrs * 2 : 16;
+		sr_mr **t;
+
+		if (n > 0x10000)
+			return USMC_ERR_LIMIT;
+		t = realloc(d->mrs, n * sizeof(*t));
+		if (!t)
+			return USMC_ERR_NOMEM;
+		memset(t + d->nmrs, 0, (n - d->nmrs) * sizeof(*t));
+		d->mrs = t;
+		d->nmrs = n;
+	}
+	alloc = (length + page - 1) & ~(page - 1);
+	mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return USMC_ERR_NOMEM;
+	if (posix_memalign(&mem, page, alloc)) {
+		free(mr);
+		return USMC_ERR_NOMEM;
+	}
+	memset(mem, 0, alloc);
+	mr->pub.tp = tp;
+	mr->pub.addr = mem;
+	mr->pub.length = length;
+	mr->pub.iova = (uint64_t)(uintptr_t)mem;
+	mr->pub.access = access;
+	do {
+		mr->pub.lkey = (random_u32() & 0xffff0000u) | idx;
+		mr->pub.rkey = (random_u32() & 0xffff0000u) | idx;
+	} while (mr->pub.lkey == mr->pub.rkey);
+	mr->index = idx;
+	mr->alloc_len = alloc;
+	d->mrs[idx] = mr;
+	*pmr = &mr->pub;
+	return 0;
+}
+
+static void sr_free_mr(usmc_tp_mr *pub)
+{
+	sr_mr *mr = (sr_mr *)pub;
+	sr_dev *d;
+
+	if (!mr)
+		return;
+	d = dev_of(pub->tp);
+	if (mr->index < d->nmrs && d->mrs[mr->index] == mr)
+		d->mrs[mr->index] = NULL;
+	free(pub->addr);
+	free(mr);
+}
+
+/* ---- completion queue ------------------------------------------------- */
+
+void sr_cq_push(sr_dev *d, const usmc_wc *wc)
+{
+	if (d->cq_count == d->cq_cap) {
+		uint32_t n = d->cq_cap * 2;
+		usmc_wc *q = malloc(n * sizeof(*q));
+
+		if (!q)
+			return; /* cannot grow: lose it rather than crash */
+		for (uint32_t i = 0; i < d->cq_count; i++)
+			q[i] = d->cq[(d->cq_head + i) % d->cq_cap];
+		free(d->cq);
+		d->cq = q;
+		d->cq_cap = n;
+		d->cq_head = 0;
+	}
+	d->cq[(d->cq_head + d->cq_count) % d->cq_cap] = *wc;
+	d->cq_count++;
+}
+
+/* The eventfd mirrors "completions queued" so epoll stays level-true. */
+static void sync_efd(sr_dev *d)
+{
+	uint64_t v = 1;
+
+	if (d->cq_count && !d->efd_signaled) {
+		if (write(d->efd, &v, sizeof(v)) == sizeof(v))
+			d->efd_signaled = 1;
+	} else if (!d->cq_count && d->efd_signaled) {
+		if (read(d->efd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN)
+			d->efd_signaled = 0;
+	}
+}
+
+/* ---- transmit --------------------------------------------------------- */
+
+static uint64_t rng_next(sr_dev *d)
+{
+	d->rng ^= d->rng << 13;
+	d->rng ^= d->rng >> 7;
+	d->rng ^= d->rng << 17;
+	return d->rng;
+}
+
+void sr_tx_append(sr_dev *d, const struct sockaddr_in *to, const uint8_t *hdr,
+		  size_t hlen, const struct iovec *pl, int npl, size_t plen)
+{
+	static const uint8_t zero[4];
+	uint8_t iph[20], udph[8];
+	size_t pad = (4 - (plen & 3)) & 3;
+	size_t udp_len = hlen + plen + pad + USMC_ROCE_ICRC_LEN;
+	uint32_t crc, i;
+	struct msghdr *m;
+	int k = 0;
+
+	if (d->drop_permille && rng_next(d) % 1000 < d->drop_permille) {
+		d->st.tx_fault_drops++;
+		return;
+	}
+	if (d->ntx == SR_TX_BATCH)
+		sr_tx_flush(d);
+	i = d->ntx;
+
+	usmc_roce_ipv4_hdr(iph, (const uint8_t *)&d->local.sin_addr,
+			   (const uint8_t *)&to->sin_addr, udp_len, 0);
+	usmc_roce_udp_hdr(udph, d->port, ntohs(to->sin_port), udp_len);
+	crc = usmc_roce_icrc_start_ipv4(iph, udph, hdr, hlen);
+	for (int j = 0; j < npl; j++)
+		crc = usmc_roce_icrc_update(crc, pl[j].iov_base, pl[j].iov_len);
+	crc = usmc_roce_icrc_update(crc, zero, pad);
+	memset(d->tx_trail[i], 0, pad);
+	usmc_put_le32(d->tx_trail[i] + pad, usmc_roce_icrc_final(crc));
+
+	memcpy(d->tx_hdr[i], hdr, hlen);
+	d->tx_iov[i][k].iov_base = d->tx_hdr[i];
+	d->tx_iov[i][k++].iov_len = hlen;
+	for (int j = 0; j < npl && k < 5; j++)
+		d->tx_iov[i][k++] = pl[j];
+	d->tx_iov[i][k].iov_base = d->tx_trail[i];
+	d->tx_iov[i][k++].iov_len = pad + USMC_ROCE_ICRC_LEN;
+	d->tx_addr[i] = *to;
+
+	m = &d->tx_msgs[i].msg_hdr;
+	memset(m, 0, sizeof(*m));
+	m->msg_name = &d->tx_addr[i];
+	m->msg_namelen = sizeof(d->tx_addr[i]);
+	m->msg_iov = d->tx_iov[i];
+	m->msg_iovlen = (size_t)k;
+	d->ntx++;
+	d->st.tx_pkts++;
+	d->st.tx_bytes += udp_len;
+}
+
+void sr_tx_flush(sr_dev *d)
+{
+	uint32_t off = 0;
+
+	if (d->no_tx) {
+		d->ntx = 0;
+		return;
+	}
+	while (off < d->ntx) {
+		int n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			/* lost: the retransmit timer recovers */
+			d->pub.last_errno = errno;
+			d->st.tx_errors += d->ntx - off;
+			break;
+		}
+		off += (uint32_t)n;
+	}
+	d->ntx = 0;
+}
+
+/* ---- receive ---------------------------------------------------------- */
+
+static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
+{
+	uint32_t idx = qpn - SR_MIN_QPN;
+
+	if (qpn < SR_MIN_QPN || idx >= d->nqps)
+		return NULL;
+	return d->qps[idx];
+}
+
+static void input(sr_dev *d, const uint8_t *buf, size_t len,
+		  const struct sockaddr_in *src, const struct sockaddr_in *dst,
+		  usmc_tstamp now)
+{
+	usmc_roce_pkt pkt;
+	sr_qp *qp;
+
+	d->st.rx_pkts++;
+	d->st.rx_bytes += len;
+	if (usmc_roce_decode(buf, len, &pkt)) {
+		d->st.drop_hdr++;
+		return;
+	}
+	if (dst->sin_addr.s_addr != d->local.sin_addr.s_addr) {
+		d->st.drop_dip++;
+		return;
+	}
+	if (d->icrc_verify) {
+		uint8_t iph[20], udph[8];
+
+		usmc_roce_ipv4_hdr(iph, (const uint8_t *)&src->sin_addr,
+				   (const uint8_t *)&dst->sin_addr, len, 0);
+		usmc_roce_udp_hdr(udph, ntohs(src->sin_port), d->port, len);
+		if (usmc_roce_icrc_ipv4(iph, udph, buf, len - 4) != pkt.icrc) {
+			d->st.drop_icrc++;
+			return;
+		}
+	}
+	qp = qp_by_qpn(d, pkt.dest_qpn);
+	if (!qp) {
+		d->st.drop_qp++;
+		return;
+	}
+	if (pkt.pkey != USMC_ROCE_DEFAULT_PKEY) {
+		d->st.drop_pkey++;
+		return;
+	}
+	if ((pkt.flags & USMC_ROCE_F_REQ)
+		    ? (qp->state != USMC_QPS_RTR && qp->state != USMC_QPS_RTS)
+		    : qp->state != USMC_QPS_RTS) {
+		d->st.drop_state++;
+		return;
+	}
+	if (src->sin_addr.s_addr != qp->peer.sin_addr.s_addr) {
+		d->st.drop_addr++;
+		return;
+	}
+	sr_qp_input(qp, &pkt, now);
+}
+
+static void flush_acks(sr_dev *d)
+{
+	for (uint32_t i = 0; i < d->nqps; i++)
+		if (d->qps[i] && d->qps[i]->ack_pending)
+			sr_qp_flush_ack(d->qps[i]);
+}
+
+static void rx_drain(sr_dev *d, usmc_tstamp now)
+{
+	struct sockaddr_in dst;
+
+	memset(&dst, 0, sizeof(dst));
+	dst.sin_family = AF_INET;
+	for (int round = 0; round < 8; round++) {
+		int n;
+
+		for (uint32_t i = 0; i < SR_RX_BATCH; i++) {
+			struct msghdr *m = &d->rx_msgs[i].msg_hdr;
+
+			m->msg_name = &d->rx_addr[i];
+			m->msg_namelen = sizeof(d->rx_addr[i]);
+			m->msg_iov = &d->rx_iov[i];
+			m->msg_iovlen = 1;
+			m->msg_control = d->rx_ctl[i];
+			m->msg_controllen = sizeof(d->rx_ctl[i]);
+			m->msg_flags = 0;
+		}
+		n = recvmmsg(d->sock, d->rx_msgs, SR_RX_BATCH, MSG_DONTWAIT,
+			     NULL);
+		if (n <= 0)
+			break;
+		for (int i = 0; i < n; i++) {
+			struct msghdr *m = &d->rx_msgs[i].msg_hdr;
+			struct cmsghdr *c;
+
+			if (m->msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+				d->st.drop_trunc++;
+				continue;
+			}
+			dst.sin_addr = d->local.sin_addr;
+			for (c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+				struct in_pktinfo pi;
+
+				if (c->cmsg_level != IPPROTO_IP ||
+				    c->cmsg_type != IP_PKTINFO)
+					continue;
+				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+				dst.sin_addr = pi.ipi_addr;
+			}
+			input(d, d->rx_buf[i], d->rx_msgs[i].msg_len,
+			      &d->rx_addr[i], &dst, now);
+		}
+		flush_acks(d);
+		if (n < SR_RX_BATCH)
+			break;
+	}
+}
+
+/* ---- timers and progress ---------------------------------------------- */
+
+static void progress(sr_dev *d, usmc_tstamp now)
+{
+	usmc_tstamp next = USMC_TSTAMP_NONE;
+
+	for (uint32_t i = 0; i < d->nqps; i++) {
+		sr_qp *qp = d->qps[i];
+		usmc_tstamp t;
+
+		if (!qp)
+			continue;
+		t = sr_qp_timers(qp, now);
+		sr_qp_tx(qp, now);
+		/* the transmit may have armed a timer */
+		t = sr_qp_timers(qp, now);
+		if (t && t < next)
+			next = t;
+	}
+	flush_acks(d);
+	sr_tx_flush(d);
+	if (next != d->timer_armed) {
+		struct itimerspec its;
+
+		memset(&its, 0, sizeof(its));
+		if (next != USMC_TSTAMP_NONE) {
+			its.it_value.tv_sec = (time_t)(next / USMC_NS_PER_SEC);
+			its.it_value.tv_nsec = (long)(next % USMC_NS_PER_SEC);
+		}
+		if (!d->no_tx)
+			timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
+		d->timer_armed = next;
+	}
+}
+
+static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
+{
+	sr_dev *d = dev_of(tp);
+	usmc_tstamp now = sr_now();
+	uint64_t exp;
+	int k = 0;
+
+	if (d->timer_armed != USMC_TSTAMP_NONE && now >= d->timer_armed) {
+		if (read(d->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
+			d->pub.last_errno = errno;
+	}
+	rx_drain(d, now);
+	progress(d, now);
+	while (k < n && d->cq_count) {
+		wcs[k++] = d->cq[d->cq_head];
+		d->cq_head = (d->cq_head + 1) % d->cq_cap;
+		d->cq_count--;
+	}
+	sync_efd(d);
+	return k;
+}
+
+/* ---- QP ops ----------------------------------------------------------- */
+
+static int sr_create_qp(usmc_tp *tp, const usmc_qp_init_attr *attr,
+			usmc_tp_qp **pqp)
+{
+	sr_dev *d = dev_of(tp);
+	sr_qp *qp;
+	uint32_t idx;
+	int rc;
+
+	*pqp = NULL;
+	for (idx = 0; idx < d->nqps && d->qps[idx]; idx++)
+		;
+	if (idx == d->nqps) {
+		uint32_t n = d->nqps ? d->nqps * 2 : 8;
+		sr_qp **t;
+
+		if (n > 0x100000)
+			return USMC_ERR_LIMIT;
+		t = realloc(d->qps, n * sizeof(*t));
+		if (!t)
+			return USMC_ERR_NOMEM;
+		memset(t + d->nqps, 0, (n - d->nqps) * sizeof(*t));
+		d->qps = t;
+		d->nqps = n;
+	}
+	rc = sr_qp_create(d, attr, &qp);
+	if (rc)
+		return rc;
+	qp->index = idx;
+	qp->qpn = SR_MIN_QPN + idx;
+	d->qps[idx] = qp;
+	*pqp = &qp->pub;
+	return 0;
+}
+
+static void sr_destroy_qp(usmc_tp_qp *pub)
+{
+	sr_qp *qp = (sr_qp *)pub;
+	sr_dev *d;
+
+	if (!qp)
+		return;
+	d = qp->dev;
+	/* outstanding WRs complete with WR_FLUSH_ERR */
+	if (qp->state != USMC_QPS_RESET && qp->state != USMC_QPS_ERR) {
+		usmc_qp_attr a;
+
+		memset(&a, 0, sizeof(a));
+		a.qp_state = USMC_QPS_ERR;
+		sr_qp_modify(qp, &a);
+	}
+	d->qps[qp->index] = NULL;
+	sr_qp_destroy(qp);
+	sync_efd(d);
+}
+
+static int sr_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *attr)
+{
+	sr_qp *qp = (sr_qp *)pub;
+	int rc = sr_qp_modify(qp, attr);
+
+	sync_efd(qp->dev);
+	return rc;
+}
+
+static uint32_t sr_qp_num(const usmc_tp_qp *qp)
+{
+	return ((const sr_qp *)qp)->qpn;
+}
+
+static void *sr_qp_context(const usmc_tp_qp *qp)
+{
+	return ((const sr_qp *)qp)->context;
+}
+
+static usmc_qp_state sr_qp_state(const usmc_tp_qp *qp)
+{
+	return ((const sr_qp *)qp)->state;
+}
+
+static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
+{
+	sr_qp *qp = (sr_qp *)pub;
+	usmc_tstamp now = sr_now();
+	int rc = sr_qp_post_send(qp, wr, now);
+
+	if (!rc)
+		progress(qp->dev, now);
+	sync_efd(qp->dev);
+	return rc;
+}
+
+static int sr_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
+{
+	sr_qp *qp = (sr_qp *)pub;
+	int rc = sr_qp_post_recv(qp, wr);
+
+	sync_efd(qp->dev);
+	return rc;
+}
+
+/* ---- test and fuzz entry points --------------------------------------- */
+
+void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
+			 const struct sockaddr_in *src,
+			 const struct sockaddr_in *dst, usmc_tstamp now)
+{
+	sr_dev *d = dev_of(tp);
+
+	input(d, buf, len, src, dst, now);
+	flush_acks(d);
+	progress(d, now);
+}
+
+void usmc_softroce_set_no_tx(usmc_tp *tp, int on)
+{
+	dev_of(tp)->no_tx = on;
+}
+
+uint32_t usmc_softroce_qp_expected_psn(const usmc_tp_qp *qp)
+{
+	return ((const sr_qp *)qp)->resp_psn;
+}
+
+const usmc_tp_ops usmc_tp_softroce_ops = {
+	.name = "softroce",
+	.open = sr_open,
+	.close = sr_close,
+	.query_port = sr_query_port,
+	.get_fd = sr_get_fd,
+	.alloc_mr = sr_alloc_mr,
+	.free_mr = sr_free_mr,
+	.create_qp = sr_create_qp,
+	.modify_qp = sr_modify_qp,
+	.destroy_qp = sr_destroy_qp,
+	.qp_num = sr_qp_num,
+	.qp_context = sr_qp_context,
+	.qp_state = sr_qp_state,
+	.post_send = sr_post_send,
+	.post_recv = sr_post_recv,
+	.poll_cq = sr_poll_cq,
+};

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * softroce: an RC RNIC in user space speaking RoCEv2 over UDP, wire
+ * compatible with Linux rdma_rxe. Reached through the ops table
+ * usmc_tp_softroce_ops (name "softroce"); this header adds only counters.
+ *
+ * Options (usmc_tp_config.options, comma separated):
+ *   icrc=verify|off  check the ICRC of received packets (default verify;
+ *                    assumes the sender's IPv4 ID is 0 as ours is, so use
+ *                    "off" toward kernel rxe, which sends random IDs)
+ *   mtu=N            active MTU: 256, 512, 1024, 2048 or 4096 bytes (default
+ *                    from the interface MTU as rxe: largest <= netdev - 80)
+ *   port=N           UDP port (default cfg->udp_port, else 4791)
+ *   drop=PERMILLE    test only: drop that share of outgoing packets
+ *   seed=N           seed of the drop pattern (deterministic)
+ */
+#ifndef USMC_SOFTROCE_H
+#define USMC_SOFTROCE_H
+
+#include <stdint.h>
+
+#include "usmc_transport.h"
+
+typedef struct usmc_softroce_stats {
+	uint64_t tx_pkts;
+	uint64_t tx_bytes; /* UDP payload bytes */
+	uint64_t rx_pkts;
+	uint64_t rx_bytes;
+	/* requester */
+	uint64_t retransmits;	 /* packets sent again (go-back-N) */
+	uint64_t retry_timeouts; /* retransmit timer expiries */
+	uint64_t nak_seq_rx;	 /* NAK PSN sequence error received */
+	uint64_t rnr_nak_rx;	 /* RNR NAK received */
+	uint64_t nak_err_rx;	 /* NAK invalid request/access/operational */
+	uint64_t acks_rx;
+	/* responder */
+	uint64_t acks_tx;
+	uint64_t nak_seq_tx;
+	uint64_t rnr_nak_tx;
+	uint64_t nak_err_tx;
+	uint64_t dup_rx; /* duplicate requests (re-ACKed) */
+	/* silent ingress drops, as rxe_recv.c */
+	uint64_t drop_trunc; /* datagram larger than the receive buffer */
+	uint64_t drop_hdr;   /* undecodable (usmc_roce_decode error) */
+	uint64_t drop_dip;   /* destination is not our address */
+	uint64_t drop_icrc;  /* ICRC mismatch */
+	uint64_t drop_qp;    /* unknown destination QP */
+	uint64_t drop_state; /* QP not in a state to take it */
+	uint64_t drop_addr;  /* source is not the QP's peer */
+	uint64_t drop_pkey;  /* P_Key mismatch */
+	uint64_t drop_resp;  /* ACK/NAK out of range or unexpected */
+	/* transmit side */
+	uint64_t tx_fault_drops; /* drop= option */
+	uint64_t tx_errors;	 /* sendmmsg failed (EAGAIN...): lost */
+} usmc_softroce_stats;
+
+extern const usmc_tp_ops usmc_tp_softroce_ops;
+
+/* usmc_softroce_get_stats copies the device's counters; |tp| must be a
+ * softroce device (USMC_ERR_INVALID_ARGUMENT otherwise). */
+int usmc_softroce_get_stats(usmc_tp *tp, usmc_softroce_stats *st);
+
+#endif /* USMC_SOFTROCE_H */

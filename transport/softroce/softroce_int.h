@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * softroce internals shared by softroce.c (device, memory, I/O, timers) and
+ * roce_qp.c (RC requester, completer, responder), and the entry points the
+ * fuzz target uses to feed datagrams without a socket.
+ */
+#ifndef USMC_SOFTROCE_INT_H
+#define USMC_SOFTROCE_INT_H
+
+/* recvmmsg, sendmmsg */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "roce_hdr.h"
+#include "softroce.h"
+#include "usmc_transport.h"
+
+/* rxe_param.h */
+#define SR_MAX_UNACKED_PSNS 128
+#define SR_MAX_PKT_PER_ACK  64
+#define SR_MAX_QP_WR	    0x4000
+#define SR_MAX_INLINE	    256
+#define SR_MIN_QPN	    16
+#define SR_MAX_MSG_SIZE	    0x80000000u
+
+#define SR_TX_BATCH 64
+#define SR_RX_BATCH 32
+#define SR_RX_BUFSZ 8192 /* > 4096 MTU + headers + ICRC */
+
+typedef struct sr_dev sr_dev;
+typedef struct sr_qp sr_qp;
+
+typedef struct sr_mr {
+	usmc_tp_mr pub;
+	uint32_t index;
+	size_t alloc_len;
+} sr_mr;
+
+typedef struct sr_swqe {
+	usmc_wr wr;
+	uint32_t length;
+	uint32_t first_psn;
+	uint32_t npkts;
+} sr_swqe;
+
+typedef struct sr_rwqe {
+	usmc_recv_wr wr;
+	uint64_t length;
+} sr_rwqe;
+
+enum sr_opclass { SR_OPC_NONE, SR_OPC_SEND, SR_OPC_WRITE };
+
+struct sr_qp {
+	usmc_tp_qp pub;
+	sr_dev *dev;
+	uint32_t index;
+	uint32_t qpn;
+	void *context;
+	usmc_qp_state state;
+	usmc_qp_init_attr cap;
+
+	/* attributes */
+	uint32_t access;
+	uint32_t mtu;
+	uint32_t dest_qpn;
+	struct sockaddr_in peer;
+	uint8_t min_rnr_timer;
+	uint8_t timeout;
+	uint8_t retry_cnt;
+	uint8_t rnr_retry;
+	uint64_t timeout_ns;
+
+	/* send queue: ring of sq_size; [sq_head, sq_head+sq_count) posted and
+	 * not completed; sq_cur counts WRs from the head that are fully
+	 * transmitted, cur_pkt the next packet of the WR after them. */
+	sr_swqe *sq;
+	uint8_t *inline_buf; /* sq_size * SR_MAX_INLINE */
+	uint32_t sq_size, sq_head, sq_count, sq_cur, cur_pkt;
+	uint32_t next_psn; /* PSN for the next posted WR */
+	uint32_t una_psn;  /* oldest unacknowledged PSN */
+	uint32_t sent_hi;  /* one past the highest PSN transmitted */
+	uint32_t noack_pkts;
+	int need_ackreq;
+	int retries_left;
+	int rnr_left;
+	usmc_tstamp rto_deadline; /* 0: not armed */
+	usmc_tstamp rnr_deadline; /* 0: not waiting */
+
+	/* receive queue */
+	sr_rwqe *rq;
+	uint32_t rq_size, rq_head, rq_count;
+
+	/* responder */
+	uint32_t resp_psn;
+	uint32_t msn;
+	int sent_psn_nak;
+	int opclass;
+	uint64_t recv_off;
+	uint64_t wr_va;
+	uint32_t wr_rkey;
+	uint32_t wr_remaining;
+	uint32_t wr_total;
+	int ack_pending;
+	uint32_t ack_psn;
+};
+
+struct sr_dev {
+	usmc_tp pub;
+	int sock, ep, tfd, efd;
+	struct sockaddr_in local;
+	uint16_t port;
+	uint8_t gid[16];
+	uint8_t mac[6];
+	uint8_t active_mtu;
+	char ifname[32];
+	int icrc_verify;
+	uint32_t drop_permille;
+	uint64_t rng;
+	int no_tx;
+
+	sr_qp **qps;
+	uint32_t nqps;
+	sr_mr **mrs;
+	uint32_t nmrs;
+
+	usmc_wc *cq;
+	uint32_t cq_cap, cq_head, cq_count;
+	int efd_signaled;
+	usmc_tstamp timer_armed;
+
+	/* transmit batch */
+	uint32_t ntx;
+	struct mmsghdr tx_msgs[SR_TX_BATCH];
+	struct iovec tx_iov[SR_TX_BATCH][6];
+	uint8_t tx_hdr[SR_TX_BATCH][USMC_ROCE_MAX_HDR_LEN];
+	uint8_t tx_trail[SR_TX_BATCH][8];
+	struct sockaddr_in tx_addr[SR_TX_BATCH];
+
+	/* receive batch */
+	struct mmsghdr rx_msgs[SR_RX_BATCH];
+	struct iovec rx_iov[SR_RX_BATCH];
+	struct sockaddr_in rx_addr[SR_RX_BATCH];
+	uint8_t (*rx_buf)[SR_RX_BUFSZ];
+	char rx_ctl[SR_RX_BATCH][64];
+
+	usmc_softroce_stats st;
+};
+
+/* softroce.c */
+usmc_tstamp sr_now(void);
+sr_mr *sr_mr_by_lkey(sr_dev *d, uint32_t lkey);
+sr_mr *sr_mr_by_rkey(sr_dev *d, uint32_t rkey);
+void sr_cq_push(sr_dev *d, const usmc_wc *wc);
+/* Queues one packet: |hdr| (BTH + ext headers), payload pieces, pad and
+ * ICRC are appended here. */
+void sr_tx_append(sr_dev *d, const struct sockaddr_in *to, const uint8_t *hdr,
+		  size_t hlen, const struct iovec *pl, int npl, size_t plen);
+void sr_tx_flush(sr_dev *d);
+
+/* roce_qp.c */
+int sr_qp_create(sr_dev *d, const usmc_qp_init_attr *attr, sr_qp **pqp);
+void sr_qp_destroy(sr_qp *qp);
+int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *attr);
+int sr_qp_post_send(sr_qp *qp, const usmc_wr *wr, usmc_tstamp now);
+int sr_qp_post_recv(sr_qp *qp, const usmc_recv_wr *wr);
+/* Handles a decoded packet addressed to |qp|. */
+void sr_qp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now);
+/* Sends what the window allows. */
+void sr_qp_tx(sr_qp *qp, usmc_tstamp now);
+/* Sends a coalesced ACK if one is pending. */
+void sr_qp_flush_ack(sr_qp *qp);
+/* Runs expired timers; returns the next deadline or 0. */
+usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now);
+
+/* Fuzzing and white-box tests: feed one UDP payload as if received from
+ * |src| on |dst| (both IPv4), then flush ACKs and transmit. */
+void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
+			 const struct sockaddr_in *src,
+			 const struct sockaddr_in *dst, usmc_tstamp now);
+/* Count packets instead of sending them. */
+void usmc_softroce_set_no_tx(usmc_tp *tp, int on);
+/* The responder's expected PSN of |qp|. */
+uint32_t usmc_softroce_qp_expected_psn(const usmc_tp_qp *qp);
+
+#endif /* USMC_SOFTROCE_INT_H */
