@@ -83,7 +83,8 @@
 #define SMC_LLC_RKEYS_PER_CONT_MSG     2   /* rkey triples in ADD_LINK_CONT */
 #define SMC_LLC_RKEYS_PER_MSG_V2       255 /* rkey triples in ADD_LINK v2 ext */
 #define SMC_LLC_DEL_RKEY_MAX	       8   /* rkeys in DELETE_RKEY */
-/* GIDs in a REQ_ADD_LINK v2 (Linux's GID list holds at most 8). */
+/* GIDs accepted in a REQ_ADD_LINK v2 (Linux sends at most 2, its
+ * GID_LIST_SIZE; the bound is ours). */
 #define USMC_LLC_REQ_ADD_LINK_MAX_GIDS 8
 
 /* Timers (ns), as Linux: response wait, first CONFIRM_LINK on a new link,
