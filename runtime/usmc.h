@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The usmc library socket API: SMC-R over a transport, with TCP fallback.
+ *
+ * The fd every call takes and returns IS the real kernel TCP socket; usmc
+ * keeps per-fd state in a table indexed by fd. Calls on an fd usmc does not
+ * manage behave exactly as the kernel call. POSIX conventions throughout:
+ * -1 and errno on failure.
+ *
+ * Environment (read once, on first use):
+ *   USMC_TRANSPORT      transport backend, default "softroce"
+ *   USMC_SOFTROCE_PORT  RoCEv2 UDP port, default 4791
+ *   USMC_SMC_PORTS      explicit mode: ports that speak SMC, e.g. "7070,8000-8010"
+ *   USMC_CLC_WAIT_MS    server: how long to wait for a first CLC byte (2000)
+ *   USMC_DEBUG=1        log to stderr
+ */
+#ifndef USMC_H
+#define USMC_H
+
+#include <poll.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+int usmc_socket(int domain, int type, int protocol);
+int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len);
+int usmc_listen(int fd, int backlog);
+int usmc_accept(int fd, struct sockaddr *addr, socklen_t *len);
+int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags);
+int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len);
+ssize_t usmc_send(int fd, const void *buf, size_t len, int flags);
+ssize_t usmc_recv(int fd, void *buf, size_t len, int flags);
+ssize_t usmc_write(int fd, const void *buf, size_t len);
+ssize_t usmc_read(int fd, void *buf, size_t len);
+int usmc_shutdown(int fd, int how);
+int usmc_close(int fd);
+int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms);
+/* F_GETFL / F_SETFL (O_NONBLOCK) are tracked; other commands pass through. */
+int usmc_fcntl(int fd, int cmd, ...);
+int usmc_set_nonblock(int fd, int on);
+int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
+int usmc_setsockopt(int fd, int level, int name, const void *val,
+		    socklen_t len);
+
+typedef enum usmc_sock_mode {
+	USMC_SOCK_UNMANAGED = 0, /* not an fd usmc knows: plain kernel */
+	USMC_SOCK_HANDSHAKE,	 /* TCP connect or CLC handshake running */
+	USMC_SOCK_SMCR,		 /* data moves over RDMA */
+	USMC_SOCK_TCP,		 /* plain TCP (fallback, or not an SMC port) */
+	USMC_SOCK_LISTEN,	 /* listening */
+	USMC_SOCK_FAILED,	 /* handshake failed; the socket is unusable */
+} usmc_sock_mode;
+
+typedef struct usmc_sock_info {
+	usmc_sock_mode mode;
+	int is_server;
+	/* Why TCP is used (SMC_CLC_DECL_*), 0 when not in fallback. */
+	uint32_t fallback_code;
+	char fallback_name[24];
+	char fallback_desc[64]; /* the code's meaning, as smcss prints it */
+	char fallback_detail[128];
+	/* Decline code the peer sent, 0 if none. */
+	uint32_t peer_diagnosis;
+	char transport[32];
+	uint32_t lgr_id;
+	uint32_t link_id;
+	int smc_version; /* 1 or 2 when SMCR */
+	uint64_t bytes_sent;
+	uint64_t bytes_received;
+} usmc_sock_info;
+
+int usmc_get_info(int fd, usmc_sock_info *info);
+
+typedef struct usmc_stats {
+	uint64_t link_groups;	  /* SMC link groups this process created */
+	uint64_t conns_smcr;	  /* connections that reached SMCR */
+	uint64_t conns_fallback;  /* connections that fell back to TCP */
+	uint64_t conns_failed;	  /* handshakes that failed (no fallback) */
+	uint64_t transport_opens; /* successful transport opens */
+} usmc_stats;
+
+void usmc_get_stats(usmc_stats *stats);
+
+/*
+ * usmc_config_set overrides one setting from the environment; call before
+ * the first socket. Keys: "transport", "smc_ports", "softroce_port",
+ * "clc_wait_ms", "debug". Returns 0, or -1 with errno EINVAL.
+ */
+int usmc_config_set(const char *key, const char *value);
+
+/* usmc_decline_name returns the kernel name of an SMC_CLC_DECL_* code
+ * ("PEERNOSMC"), or "UNKNOWN". */
+const char *usmc_decline_name(uint32_t code);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* USMC_H */

@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The progress thread: one epoll over the clcsocks in handshake (and SMC
+ * listeners), the transport's completion fd, a timerfd for the core's and
+ * the handshakes' deadlines, and an eventfd to be woken. It takes the global
+ * lock for every piece of work and broadcasts rt.cond afterwards, so app
+ * threads blocked in connect/accept/recv/send re-check their condition.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "usmc_rt.h"
+
+usmc_rt usmc_g = {
+	.lock = PTHREAD_MUTEX_INITIALIZER,
+	.epfd = -1,
+	.timerfd = -1,
+	.evfd = -1,
+};
+
+/* epoll data: the high 32 bits say what the low 32 bits are. */
+#define TAG_SOCK  1ULL
+#define TAG_TIMER 2ULL
+#define TAG_EVFD  3ULL
+#define TAG_TP	  4ULL
+
+static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int init_err;
+static int tp_fd_watched = -1;
+
+static void *progress_main(void *arg);
+
+static void rt_init_once(void)
+{
+	pthread_condattr_t ca;
+	struct epoll_event ev = {0};
+	sigset_t all, old;
+
+	usmc_config_load_env(&usmc_g.cfg);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&usmc_g.cond, &ca);
+	pthread_condattr_destroy(&ca);
+
+	usmc_g.epfd = epoll_create1(EPOLL_CLOEXEC);
+	usmc_g.timerfd =
+		timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	usmc_g.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (usmc_g.epfd < 0 || usmc_g.timerfd < 0 || usmc_g.evfd < 0) {
+		init_err = errno;
+		usmc_rt_log(0, "cannot create the event loop: %s",
+			    strerror(init_err));
+		return;
+	}
+	ev.events = EPOLLIN;
+	ev.data.u64 = TAG_TIMER << 32;
+	epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.timerfd, &ev);
+	ev.data.u64 = TAG_EVFD << 32;
+	epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.evfd, &ev);
+
+	/* The progress thread must not take the application's signals. */
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	init_err = pthread_create(&usmc_g.thread, NULL, progress_main, NULL);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (init_err) {
+		usmc_rt_log(0, "cannot start the progress thread: %s",
+			    strerror(init_err));
+		return;
+	}
+	usmc_g.thread_started = 1;
+}
+
+int usmc_rt_init(void)
+{
+	pthread_once(&init_once, rt_init_once);
+	if (init_err) {
+		errno = init_err;
+		return -1;
+	}
+	return 0;
+}
+
+void usmc_loop_wake(void)
+{
+	uint64_t one = 1;
+
+	if (write(usmc_g.evfd, &one, sizeof(one)) < 0) {
+		/* Counter full means a wake-up is already pending. */
+	}
+}
+
+void usmc_loop_watch(usmc_sock *s, uint32_t events)
+{
+	struct epoll_event ev = {0};
+	int op;
+
+	if (events == s->ep_events)
+		return;
+	ev.events = events;
+	ev.data.u64 = (TAG_SOCK << 32) | (uint32_t)s->fd;
+	if (!events)
+		op = EPOLL_CTL_DEL;
+	else if (!s->ep_events)
+		op = EPOLL_CTL_ADD;
+	else
+		op = EPOLL_CTL_MOD;
+	if (epoll_ctl(usmc_g.epfd, op, s->fd, &ev) && op != EPOLL_CTL_DEL)
+		usmc_rt_log(0, "epoll_ctl(fd %d): %s", s->fd, strerror(errno));
+	s->ep_events = events;
+}
+
+void usmc_hs_list_add(usmc_sock *s)
+{
+	if (s->in_hs_list)
+		return;
+	s->hs_prev = NULL;
+	s->hs_next = usmc_g.hs_list;
+	if (usmc_g.hs_list)
+		usmc_g.hs_list->hs_prev = s;
+	usmc_g.hs_list = s;
+	s->in_hs_list = 1;
+}
+
+void usmc_hs_list_del(usmc_sock *s)
+{
+	if (!s->in_hs_list)
+		return;
+	if (s->hs_prev)
+		s->hs_prev->hs_next = s->hs_next;
+	else
+		usmc_g.hs_list = s->hs_next;
+	if (s->hs_next)
+		s->hs_next->hs_prev = s->hs_prev;
+	s->hs_prev = s->hs_next = NULL;
+	s->in_hs_list = 0;
+}
+
+/* Keeps the transport's fd in the epoll set as it appears. */
+static void watch_tp_fd(void)
+{
+	int fd = usmc_smc_tp_fd();
+	struct epoll_event ev = {0};
+
+	if (fd == tp_fd_watched)
+		return;
+	if (tp_fd_watched >= 0)
+		epoll_ctl(usmc_g.epfd, EPOLL_CTL_DEL, tp_fd_watched, NULL);
+	tp_fd_watched = -1;
+	if (fd < 0)
+		return;
+	ev.events = EPOLLIN;
+	ev.data.u64 = TAG_TP << 32;
+	if (epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		tp_fd_watched = fd;
+	else
+		usmc_rt_log(0, "cannot watch the transport fd: %s",
+			    strerror(errno));
+}
+
+void usmc_loop_rearm_timer(void)
+{
+	uint64_t next = usmc_smc_expiry();
+	struct itimerspec its = {0};
+
+	usmc_smc_armed(next);
+	for (usmc_sock *s = usmc_g.hs_list; s; s = s->hs_next)
+		if (s->deadline && s->deadline < next)
+			next = s->deadline;
+	watch_tp_fd();
+	if (next != UINT64_MAX) {
+		if (next == 0)
+			next = 1; /* 0 would disarm */
+		its.it_value.tv_sec = (time_t)(next / USMC_NS_PER_SEC);
+		its.it_value.tv_nsec = (long)(next % USMC_NS_PER_SEC);
+	}
+	timerfd_settime(usmc_g.timerfd, TFD_TIMER_ABSTIME, &its, NULL);
+}
+
+static void run_deadlines(void)
+{
+	uint64_t now = usmc_rt_now();
+	usmc_sock *s, *next;
+
+	usmc_smc_on_timer(now);
+	for (s = usmc_g.hs_list; s; s = next) {
+		next = s->hs_next;
+		if (s->deadline && s->deadline <= now)
+			usmc_sock_on_deadline(s, now);
+	}
+}
+
+static void *progress_main(void *arg)
+{
+	struct epoll_event evs[32];
+	uint64_t buf;
+
+	(void)arg;
+	for (;;) {
+		int n = epoll_wait(usmc_g.epfd, evs, 32, -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			usmc_rt_log(0, "progress thread: epoll_wait: %s",
+				    strerror(errno));
+			return NULL;
+		}
+		pthread_mutex_lock(&usmc_g.lock);
+		for (int i = 0; i < n; i++) {
+			uint64_t tag = evs[i].data.u64 >> 32;
+			int fd = (int)(uint32_t)evs[i].data.u64;
+			usmc_sock *s;
+
+			switch (tag) {
+			case TAG_SOCK:
+				s = usmc_sock_get(fd);
+				if (s && s->ep_events)
+					usmc_sock_on_event(s, evs[i].events);
+				break;
+			case TAG_TIMER:
+				if (read(usmc_g.timerfd, &buf, sizeof(buf)) <
+				    0) {
+					/* spurious: the deadline moved */
+				}
+				run_deadlines();
+				break;
+			case TAG_EVFD:
+				if (read(usmc_g.evfd, &buf, sizeof(buf)) < 0) {
+					/* already drained */
+				}
+				break;
+			case TAG_TP:
+				usmc_smc_on_tp_event();
+				break;
+			}
+		}
+		usmc_loop_rearm_timer();
+		pthread_cond_broadcast(&usmc_g.cond);
+		pthread_mutex_unlock(&usmc_g.lock);
+	}
+	return NULL;
+}
+
+int usmc_cond_wait_until(uint64_t deadline_ns)
+{
+	struct timespec ts;
+
+	if (!deadline_ns)
+		return pthread_cond_wait(&usmc_g.cond, &usmc_g.lock);
+	ts.tv_sec = (time_t)(deadline_ns / USMC_NS_PER_SEC);
+	ts.tv_nsec = (long)(deadline_ns % USMC_NS_PER_SEC);
+	return pthread_cond_timedwait(&usmc_g.cond, &usmc_g.lock, &ts);
+}

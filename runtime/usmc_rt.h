@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime internals shared by the runtime sources. Not installed.
+ *
+ * Threads: one global lock (rt.lock) serialises the fd table, the core ctx
+ * and the transport. The progress thread (usmc_loop.c) and app threads take
+ * it around every core/transport call; app threads wait on rt.cond, which is
+ * broadcast whenever a connection changes state or gets data or room.
+ */
+#ifndef USMC_RT_H
+#define USMC_RT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "usmc.h"
+#include "usmc_err.h"
+
+#if defined(__has_include)
+#if __has_include("usmc_core.h")
+#define USMC_HAVE_CORE 1
+#endif
+#endif
+
+#ifdef USMC_HAVE_CORE
+#include "usmc_core.h"
+#else
+typedef struct usmc_conn usmc_conn;
+#endif
+
+/* SMC_CLC_DECL_* values the runtime itself produces. */
+#define USMC_DECL_MEM	    0x01010000u
+#define USMC_DECL_PEERNOSMC 0x03010000u
+#define USMC_DECL_NOSMCRDEV 0x03030002u
+#define USMC_DECL_PEERDECL  0x05000000u
+#define USMC_DECL_INTERR    0x09990000u
+
+/* A set of TCP ports (explicit mode): sorted, merged ranges. */
+#define USMC_PORTSET_MAX 64
+typedef struct usmc_portset {
+	int n;
+	uint16_t lo[USMC_PORTSET_MAX];
+	uint16_t hi[USMC_PORTSET_MAX];
+} usmc_portset;
+
+/* usmc_portset_parse parses "7070,8000-8010" (spaces allowed around
+ * items). Returns 0, or -1 with a message in |err|. */
+int usmc_portset_parse(usmc_portset *ps, const char *s, char *err,
+		       size_t errlen);
+int usmc_portset_has(const usmc_portset *ps, uint16_t port);
+/* Writes the set back as text ("7070,8000-8010"). */
+void usmc_portset_format(const usmc_portset *ps, char *buf, size_t len);
+
+/* usmc_parse_size parses "64M", "1k", "2G" (binary units). Returns 0 or -1. */
+int usmc_parse_size(const char *s, uint64_t *out);
+
+typedef struct usmc_rt_config {
+	char transport[32];
+	uint16_t softroce_port;
+	int smc_ports_set;
+	usmc_portset smc_ports;
+	int clc_wait_ms;
+	int debug;
+} usmc_rt_config;
+
+/* Handshake sub-states of USMC_SOCK_HANDSHAKE. */
+enum usmc_hs {
+	USMC_HS_NONE = 0,
+	USMC_HS_TCP_CONNECT, /* nonblocking TCP connect in progress */
+	USMC_HS_WAIT_FIRST,  /* server: waiting for a CLC eyecatcher */
+	USMC_HS_CLC,	     /* CLC messages being exchanged */
+};
+
+#define USMC_CLC_BUF_MAX 4096
+
+typedef struct usmc_sock usmc_sock;
+struct usmc_sock {
+	int fd;
+	usmc_sock_mode mode;
+	enum usmc_hs hs;
+	int is_server;
+	int app_nonblock;
+	/* errno a failed handshake reports */
+	int error;
+	int error_reported;
+	uint32_t fb_code;
+	uint32_t peer_diag;
+	char fb_detail[128];
+	usmc_conn *conn;
+	/* CLC message being read: |clc_need| is its length once the header
+	 * has been peeked, 0 before. */
+	uint8_t *clc_buf;
+	size_t clc_have, clc_need;
+	uint64_t deadline;   /* ns, 0 = none: next timer of this socket */
+	uint64_t wait_end;   /* server: end of the wait for a CLC byte */
+	uint64_t hs_guard;   /* end of the whole CLC exchange */
+	uint32_t ep_events;  /* events registered with the loop, 0 = none */
+	uint16_t port;	     /* listener's port / client's remote port */
+	uint64_t bytes_sent; /* both modes */
+	uint64_t bytes_recv;
+	int smc_version;
+	/* listener: completed children; child: link in that queue */
+	usmc_sock *lsock;
+	usmc_sock *q_head, *q_tail, *q_next;
+	int q_len;
+	/* all handshaking sockets, for deadlines */
+	usmc_sock *hs_prev, *hs_next;
+	int in_hs_list;
+	/* fresh: created, not yet connected or listening */
+	int fresh;
+	/* listener: usmc runs SMC on its accepted connections */
+	int listen_smc;
+	int listen_closed;
+	int waiters;
+	/* conn events raised inside a core call, handled after it */
+	uint32_t ev;
+	int in_pend;
+	usmc_sock *pend_next;
+};
+
+typedef struct usmc_rt {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	usmc_rt_config cfg;
+	usmc_sock **socks;
+	int nsocks;
+	usmc_sock *hs_list;
+	int epfd, timerfd, evfd;
+	pthread_t thread;
+	int thread_started;
+	usmc_stats stats;
+	/* transport and core (usmc_smc.c) */
+	void *smc;
+	char tp_name[32];
+} usmc_rt;
+
+extern usmc_rt usmc_g;
+
+/* usmc_defaults.c */
+uint64_t usmc_rt_now(void);
+void usmc_rt_rand(uint8_t *buf, size_t len);
+void usmc_rt_log(int level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void usmc_config_load_env(usmc_rt_config *cfg);
+int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value);
+
+/* usmc_loop.c */
+int usmc_rt_init(void); /* idempotent; starts the progress thread */
+void usmc_loop_watch(usmc_sock *s, uint32_t events); /* 0 = stop */
+void usmc_loop_rearm_timer(void);
+void usmc_loop_wake(void);
+void usmc_hs_list_add(usmc_sock *s);
+void usmc_hs_list_del(usmc_sock *s);
+int usmc_cond_wait_until(uint64_t deadline_ns); /* ETIMEDOUT or 0 */
+
+/* usmc_socket.c: progress-thread entry points, called with the lock held */
+void usmc_sock_on_event(usmc_sock *s, uint32_t events);
+void usmc_sock_on_deadline(usmc_sock *s, uint64_t now);
+usmc_sock *usmc_sock_get(int fd);
+void usmc_sock_fallback(usmc_sock *s, uint32_t code, const char *detail);
+void usmc_sock_hs_done(usmc_sock *s);
+
+/*
+ * usmc_smc.c: everything that touches the core and the transport. All
+ * with the lock held. Handshake helpers return 0 or a decline code to fall
+ * back with (detail filled in), or a negative USMC_ERR_* to fail.
+ */
+int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen);
+/* Feeds one whole CLC message. */
+int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len);
+/* Writes pending CLC bytes; returns 1 if some remain (wait for POLLOUT). */
+int usmc_smc_clc_flush(usmc_sock *s);
+/* Makes the connection fall back locally (sends a Decline). */
+int usmc_smc_decline(usmc_sock *s, uint32_t code);
+void usmc_smc_conn_free(usmc_sock *s);
+usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len);
+usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len);
+size_t usmc_smc_readable(usmc_sock *s);
+size_t usmc_smc_writable(usmc_sock *s);
+/* 1 when the peer will send no more (reads return 0 after the data). */
+int usmc_smc_peer_done(usmc_sock *s);
+int usmc_smc_error(usmc_sock *s);
+int usmc_smc_shutdown_write(usmc_sock *s);
+int usmc_smc_close(usmc_sock *s);
+/* The smc state to fill usmc_sock_info's lgr/link/version. */
+void usmc_smc_info(usmc_sock *s, usmc_sock_info *info);
+/* Loop hooks: the transport's fd (-1 if none), its event, timers. */
+int usmc_smc_tp_fd(void);
+void usmc_smc_on_tp_event(void);
+uint64_t usmc_smc_expiry(void);
+void usmc_smc_on_timer(uint64_t now);
+/* The loop tells which expiry it armed the timerfd for. */
+void usmc_smc_armed(uint64_t when);
+/* Header check of a peeked CLC header: message length, or -1. */
+int usmc_smc_clc_hdr_len(const uint8_t hdr[8]);
+/* Number of distinct link groups the process has used. */
+uint64_t usmc_smc_lgr_count(void);
+/* usmc_err -> errno */
+int usmc_errno_from(int err);
+
+#endif /* USMC_RT_H */

@@ -1,0 +1,871 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime's side of the core and the transport: opening the transport
+ * lazily, the core callbacks (memory, QPs, work requests, events),
+ * completion dispatch and timers. Everything here runs with usmc_g.lock
+ * held, in whichever thread (app or progress) made the call.
+ *
+ * Core events raised inside a core call are only recorded (the core must
+ * not be re-entered from a callback); smc_post() acts on them once the
+ * core call has returned.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "usmc_clc.h"
+#include "usmc_conv.h"
+#include "usmc_rt.h"
+#include "usmc_transport.h"
+
+/* Set to 1 once the core implements the connection API (link-time). */
+#ifndef USMC_CORE_READY
+#define USMC_CORE_READY 0
+#endif
+
+#define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"
+/* kernel-smc.md §6.5 */
+#define QP_TIMEOUT	  15
+#define QP_RETRY_CNT	  7
+#define QP_RNR_RETRY	  7
+#define QP_MIN_RNR_TMR	  5
+
+typedef struct rt_link {
+	usmc_tp_qp *qp;
+	usmc_link *link;
+	uint32_t qpn;
+	struct rt_link *next;
+} rt_link;
+
+static struct {
+	usmc_tp *tp;
+	usmc_port_attr port;
+	int tp_fd;
+	uint32_t tp_addr; /* local IPv4 the transport is bound to */
+	char tp_error[96];
+	uint8_t system_id[8];
+	int have_system_id;
+	usmc_ctx *ctx;
+	usmc_settings settings;
+	rt_link *links;
+	/* sockets with events raised during a core call */
+	usmc_sock *pend;
+	/* connections the app closed, to delete once the core is done */
+	usmc_conn **orphans;
+	size_t n_orphans, cap_orphans;
+	/* distinct link group ids used */
+	uint32_t lgr_seen[256];
+	uint64_t n_lgr;
+	uint64_t armed;
+} smc = {.tp_fd = -1};
+
+int usmc_smc_clc_hdr_len(const uint8_t hdr[8])
+{
+	usmc_clc_hdr h;
+
+	if (usmc_clc_hdr_peek(hdr, SMC_CLC_HDR_LEN, &h) < 0)
+		return -1;
+	if (h.length < SMC_CLC_HDR_LEN || h.length > USMC_CLC_BUF_MAX)
+		return -1;
+	return h.length;
+}
+
+uint64_t usmc_smc_lgr_count(void)
+{
+	return smc.n_lgr;
+}
+
+int usmc_smc_tp_fd(void)
+{
+	return smc.tp_fd;
+}
+
+static void system_id_init(const uint8_t *mac)
+{
+	static const uint8_t zero[6];
+
+	if (smc.have_system_id)
+		return;
+	usmc_rt_rand(smc.system_id, 2);
+	if (mac && memcmp(mac, zero, 6))
+		memcpy(smc.system_id + 2, mac, 6);
+	else
+		usmc_rt_rand(smc.system_id + 2, 6);
+	smc.have_system_id = 1;
+}
+
+/* Writes a CLC Decline ourselves: used when there is no device, so no
+ * core context, yet the peer is waiting for a CLC message. */
+static void send_decline(usmc_sock *s, uint32_t code, uint8_t version)
+{
+	usmc_clc_msg m;
+	uint8_t buf[64];
+	usmc_ssize n;
+
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = SMC_CLC_DECLINE;
+	m.hdr.version = version >= 2 ? 2 : 1;
+	system_id_init(NULL);
+	memcpy(m.u.decl.peer_id, smc.system_id, sizeof(m.u.decl.peer_id));
+	m.u.decl.peer_diagnosis = code;
+	m.u.decl.os_type = 2; /* as Linux */
+	n = usmc_clc_encode(&m, buf, sizeof(buf));
+	if (n <= 0 ||
+	    send(s->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n)
+		usmc_rt_log(0, "fd %d: could not send CLC Decline", s->fd);
+}
+
+#if USMC_CORE_READY
+
+static void cb_free(void *ptr, void *user)
+{
+	(void)user;
+	free(ptr);
+}
+
+static void *cb_malloc(size_t size, void *user)
+{
+	(void)user;
+	return malloc(size);
+}
+
+static void *cb_calloc(size_t n, size_t size, void *user)
+{
+	(void)user;
+	return calloc(n, size);
+}
+
+static void cb_rand(uint8_t *buf, size_t len, void *user)
+{
+	(void)user;
+	usmc_rt_rand(buf, len);
+}
+
+static void cb_log(void *user, int level, const char *msg)
+{
+	(void)user;
+	usmc_rt_log(level <= USMC_LOG_ERR ? 0 : 1, "core: %s", msg);
+}
+
+static int cb_alloc_mr(void *user, size_t length, uint32_t access, usmc_mr *mr)
+{
+	usmc_tp_mr *t;
+	int r;
+
+	(void)user;
+	r = usmc_tp_alloc_mr(smc.tp, length, access, &t);
+	if (r < 0)
+		return r;
+	mr->addr = t->addr;
+	mr->length = t->length;
+	mr->iova = t->iova;
+	mr->lkey = t->lkey;
+	mr->rkey = t->rkey;
+	mr->handle = t;
+	return 0;
+}
+
+static void cb_free_mr(void *user, usmc_mr *mr)
+{
+	(void)user;
+	if (mr->handle)
+		usmc_tp_free_mr(mr->handle);
+	mr->handle = NULL;
+}
+
+static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
+{
+	usmc_qp_init_attr ia = {0};
+	usmc_qp_attr qa = {0};
+	rt_link *rl;
+	int r;
+
+	(void)user;
+	rl = calloc(1, sizeof(*rl));
+	if (!rl)
+		return USMC_ERR_NOMEM;
+	/* As net/smc: 3 send WRs per TX slot (room for 2 RDMA WRITEs per
+	 * CDC), one receive WR per RX buffer. */
+	ia.max_send_wr = 3u * smc.settings.send_wr;
+	ia.max_recv_wr = smc.settings.recv_wr;
+	ia.max_send_sge = 2;
+	ia.max_recv_sge = 2;
+	ia.context = link;
+	r = usmc_tp_create_qp(smc.tp, &ia, &rl->qp);
+	if (r < 0) {
+		usmc_rt_log(0, "transport %s: create_qp failed: %s",
+			    usmc_g.tp_name, usmc_strerror(r));
+		free(rl);
+		return r;
+	}
+	qa.qp_state = USMC_QPS_INIT;
+	qa.qp_access_flags = USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
+	r = usmc_tp_modify_qp(rl->qp, &qa);
+	if (r < 0) {
+		usmc_tp_destroy_qp(rl->qp);
+		free(rl);
+		return r;
+	}
+	rl->link = link;
+	rl->qpn = usmc_tp_qp_num(rl->qp);
+	rl->next = smc.links;
+	smc.links = rl;
+	usmc_link_set_user(link, rl);
+	out->qp_num = rl->qpn;
+	return 0;
+}
+
+static int cb_link_ready(void *user, usmc_link *link,
+			 const usmc_link_peer *peer, int to_rts)
+{
+	rt_link *rl = usmc_link_get_user(link);
+	usmc_qp_attr qa = {0};
+	int r;
+
+	(void)user;
+	if (!rl)
+		return USMC_ERR_INTERNAL;
+	if (!to_rts || usmc_tp_qp_state(rl->qp) == USMC_QPS_INIT) {
+		qa.qp_state = USMC_QPS_RTR;
+		qa.path_mtu = peer->path_mtu;
+		qa.dest_qp_num = peer->qp_num;
+		qa.rq_psn = peer->psn;
+		memcpy(qa.dgid, peer->gid, 16);
+		memcpy(qa.dmac, peer->mac, 6);
+		qa.hop_limit = 1;
+		qa.min_rnr_timer = QP_MIN_RNR_TMR;
+		r = usmc_tp_modify_qp(rl->qp, &qa);
+		if (r < 0 || !to_rts)
+			return r;
+	}
+	memset(&qa, 0, sizeof(qa));
+	qa.qp_state = USMC_QPS_RTS;
+	qa.sq_psn = peer->local_psn;
+	qa.timeout = QP_TIMEOUT;
+	qa.retry_cnt = QP_RETRY_CNT;
+	qa.rnr_retry = QP_RNR_RETRY;
+	return usmc_tp_modify_qp(rl->qp, &qa);
+}
+
+static void cb_destroy_qp(void *user, usmc_link *link)
+{
+	rt_link *rl = usmc_link_get_user(link), **pp;
+
+	(void)user;
+	if (!rl)
+		return;
+	for (pp = &smc.links; *pp; pp = &(*pp)->next)
+		if (*pp == rl) {
+			*pp = rl->next;
+			break;
+		}
+	usmc_tp_destroy_qp(rl->qp);
+	usmc_link_set_user(link, NULL);
+	free(rl);
+}
+
+static int cb_post_send(void *user, usmc_link *link, const usmc_wr *wr)
+{
+	rt_link *rl = usmc_link_get_user(link);
+
+	(void)user;
+	return rl ? usmc_tp_post_send(rl->qp, wr) : USMC_ERR_INTERNAL;
+}
+
+static int cb_post_recv(void *user, usmc_link *link, const usmc_recv_wr *wr)
+{
+	rt_link *rl = usmc_link_get_user(link);
+
+	(void)user;
+	return rl ? usmc_tp_post_recv(rl->qp, wr) : USMC_ERR_INTERNAL;
+}
+
+static void orphan_add(usmc_conn *conn)
+{
+	for (size_t i = 0; i < smc.n_orphans; i++)
+		if (smc.orphans[i] == conn)
+			return;
+	if (smc.n_orphans == smc.cap_orphans) {
+		size_t n = smc.cap_orphans ? smc.cap_orphans * 2 : 16;
+		usmc_conn **o = realloc(smc.orphans, n * sizeof(*o));
+
+		if (!o)
+			return; /* leaks one conn until ctx teardown */
+		smc.orphans = o;
+		smc.cap_orphans = n;
+	}
+	smc.orphans[smc.n_orphans++] = conn;
+}
+
+static void cb_conn_event(void *user, usmc_conn *conn, usmc_conn_event ev)
+{
+	usmc_sock *s = usmc_conn_get_user(conn);
+
+	(void)user;
+	if (!s) {
+		/* The app closed it; delete when the core is done. */
+		if (ev == USMC_EV_CLOSED || ev == USMC_EV_ERROR ||
+		    ev == USMC_EV_FALLBACK)
+			orphan_add(conn);
+		return;
+	}
+	s->ev |= 1u << ev;
+	if (!s->in_pend) {
+		s->in_pend = 1;
+		s->pend_next = smc.pend;
+		smc.pend = s;
+	}
+}
+
+static const usmc_callbacks callbacks = {
+	.malloc = cb_malloc,
+	.free = cb_free,
+	.calloc = cb_calloc,
+	.rand = cb_rand,
+	.log = cb_log,
+	.alloc_mr = cb_alloc_mr,
+	.free_mr = cb_free_mr,
+	.link_create_qp = cb_create_qp,
+	.link_ready = cb_link_ready,
+	.link_destroy_qp = cb_destroy_qp,
+	.post_send = cb_post_send,
+	.post_recv = cb_post_recv,
+	.conn_event = cb_conn_event,
+};
+
+static void note_lgr(uint32_t id)
+{
+	uint64_t n = smc.n_lgr < 256 ? smc.n_lgr : 256;
+
+	if (!id)
+		return;
+	for (uint64_t i = 0; i < n; i++)
+		if (smc.lgr_seen[i] == id)
+			return;
+	if (smc.n_lgr < 256)
+		smc.lgr_seen[smc.n_lgr] = id;
+	smc.n_lgr++;
+}
+
+static int sock_alive(usmc_sock *s)
+{
+	return usmc_sock_get(s->fd) == s;
+}
+
+/* Acts on the events recorded during the last core call. */
+static void smc_post(void)
+{
+	int any = 0;
+
+	while (smc.pend) {
+		usmc_sock *s = smc.pend;
+		uint32_t ev;
+
+		smc.pend = s->pend_next;
+		if (!s->in_pend)
+			continue; /* freed meanwhile */
+		s->in_pend = 0;
+		ev = s->ev;
+		s->ev = 0;
+		any = 1;
+		if (!s->conn || !sock_alive(s))
+			continue;
+		if (ev & (1u << USMC_EV_CLC_SEND))
+			if (usmc_smc_clc_flush(s) > 0 &&
+			    s->mode == USMC_SOCK_HANDSHAKE)
+				usmc_loop_watch(s, s->ep_events | EPOLLOUT);
+		if (s->mode != USMC_SOCK_HANDSHAKE)
+			continue;
+		if (ev & (1u << USMC_EV_ESTABLISHED)) {
+			usmc_conn_info ci;
+
+			usmc_conn_get_info(s->conn, &ci);
+			s->mode = USMC_SOCK_SMCR;
+			s->smc_version = ci.smc_version;
+			note_lgr(ci.lgr_id);
+			usmc_sock_hs_done(s);
+		} else if (ev & (1u << USMC_EV_FALLBACK)) {
+			uint32_t code = usmc_conn_fallback_reason(s->conn);
+			char d[128];
+
+			s->peer_diag = usmc_conn_peer_diagnosis(s->conn);
+			if (s->peer_diag)
+				snprintf(d, sizeof(d),
+					 "peer declined: %s 0x%08x %s",
+					 usmc_clc_decl_name(s->peer_diag),
+					 s->peer_diag,
+					 usmc_clc_decl_str(s->peer_diag));
+			else
+				snprintf(d, sizeof(d), "%s",
+					 usmc_clc_decl_str(code));
+			usmc_sock_fallback(s, code, d);
+		} else if (ev & (1u << USMC_EV_ERROR)) {
+			int e = usmc_errno_from(usmc_conn_error(s->conn));
+
+			usmc_smc_conn_free(s);
+			s->mode = USMC_SOCK_FAILED;
+			s->error = e;
+			usmc_sock_hs_done(s);
+		}
+	}
+	while (smc.n_orphans) {
+		usmc_conn *c = smc.orphans[--smc.n_orphans];
+
+		usmc_conn_del(c);
+		any = 1;
+	}
+	if (any)
+		pthread_cond_broadcast(&usmc_g.cond);
+	if (usmc_smc_expiry() != smc.armed)
+		usmc_loop_rearm_timer();
+}
+
+static int local_prefix(uint32_t addr_be, uint8_t *plen)
+{
+	struct ifaddrs *ifa, *i;
+	int found = 0;
+
+	*plen = 32;
+	if (getifaddrs(&ifa))
+		return -1;
+	for (i = ifa; i; i = i->ifa_next) {
+		const struct sockaddr_in *a, *m;
+		uint32_t mask;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    !i->ifa_netmask)
+			continue;
+		a = (const struct sockaddr_in *)i->ifa_addr;
+		m = (const struct sockaddr_in *)i->ifa_netmask;
+		mask = ntohl(m->sin_addr.s_addr);
+		/* 127.0.0.2 lives in lo's 127.0.0.1/8 */
+		if (a->sin_addr.s_addr == addr_be ||
+		    (!found && mask &&
+		     ((ntohl(a->sin_addr.s_addr) ^ ntohl(addr_be)) & mask) ==
+			     0)) {
+			*plen = (uint8_t)__builtin_popcount(mask);
+			found = 1;
+			if (a->sin_addr.s_addr == addr_be)
+				break;
+		}
+	}
+	freeifaddrs(ifa);
+	return found ? 0 : -1;
+}
+
+static void pad_blank(char *dst, size_t n, const char *src)
+{
+	size_t l = strlen(src);
+
+	memset(dst, ' ', n);
+	memcpy(dst, src, l < n ? l : n);
+}
+
+/* Opens the transport on |local| and the core context; 0 or a decline
+ * code with |detail|. */
+static int ensure_device(const struct sockaddr_in *local, char *detail,
+			 size_t dlen)
+{
+	usmc_tp_config cfg;
+	char host[64] = "";
+	int r;
+
+	if (smc.ctx) {
+		if (local->sin_addr.s_addr != smc.tp_addr) {
+			char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &local->sin_addr, a, sizeof(a));
+			inet_ntop(AF_INET, &smc.tp_addr, b, sizeof(b));
+			snprintf(detail, dlen,
+				 "no device for %s (transport %s is bound to "
+				 "%s)",
+				 a, usmc_g.tp_name, b);
+			return USMC_DECL_NOSMCRDEV;
+		}
+		return 0;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	memcpy(&cfg.local_addr, local, sizeof(*local));
+	cfg.udp_port = usmc_g.cfg.softroce_port;
+	snprintf(usmc_g.tp_name, sizeof(usmc_g.tp_name), "%s",
+		 usmc_g.cfg.transport);
+	r = usmc_tp_open(usmc_g.cfg.transport, &cfg, &smc.tp);
+	if (r < 0) {
+		smc.tp = NULL;
+		snprintf(detail, dlen, "transport %s: open failed: %s",
+			 usmc_g.cfg.transport,
+			 usmc_tp_find(usmc_g.cfg.transport)
+				 ? usmc_strerror(r)
+				 : "no such transport");
+		usmc_rt_log(0, "%s", detail);
+		return USMC_DECL_NOSMCRDEV;
+	}
+	r = usmc_tp_query_port(smc.tp, &smc.port);
+	if (r < 0) {
+		snprintf(detail, dlen, "transport %s: query_port failed: %s",
+			 usmc_g.tp_name, usmc_strerror(r));
+		goto fail;
+	}
+	usmc_settings_default(&smc.settings);
+	memcpy(smc.settings.device.gid, smc.port.gid, 16);
+	memcpy(smc.settings.device.mac, smc.port.mac, 6);
+	smc.settings.device.active_mtu = smc.port.active_mtu;
+	system_id_init(smc.port.mac);
+	memcpy(smc.settings.system_id, smc.system_id, 8);
+	smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+	pad_blank(smc.settings.ueid, sizeof(smc.settings.ueid),
+		  USMC_UEID_DEFAULT);
+	if (gethostname(host, sizeof(host) - 1) == 0)
+		pad_blank(smc.settings.hostname, sizeof(smc.settings.hostname),
+			  host);
+	r = usmc_ctx_new(&smc.ctx, &callbacks, &smc.settings, NULL);
+	if (r < 0) {
+		snprintf(detail, dlen, "core context: %s", usmc_strerror(r));
+		goto fail;
+	}
+	smc.tp_fd = usmc_tp_get_fd(smc.tp);
+	smc.tp_addr = local->sin_addr.s_addr;
+	usmc_g.stats.transport_opens++;
+	usmc_rt_log(1, "transport %s opened (udp port %u, mtu enum %u)",
+		    usmc_g.tp_name, smc.port.udp_port, smc.port.active_mtu);
+	usmc_loop_rearm_timer();
+	return 0;
+fail:
+	usmc_rt_log(0, "%s", detail);
+	usmc_tp_close(smc.tp);
+	smc.tp = NULL;
+	return USMC_DECL_NOSMCRDEV;
+}
+
+int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
+{
+	struct sockaddr_in local, peer;
+	socklen_t l1 = sizeof(local), l2 = sizeof(peer);
+	usmc_conn_params p;
+	int code, r;
+
+	if (getsockname(s->fd, (struct sockaddr *)&local, &l1) ||
+	    getpeername(s->fd, (struct sockaddr *)&peer, &l2))
+		return USMC_ERR_CONNRESET;
+	code = ensure_device(&local, detail, dlen);
+	if (code) {
+		/* No device: tell the peer, who is waiting for CLC. The
+		 * server has read the whole Proposal already. */
+		send_decline(s, (uint32_t)code,
+			     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
+		return code;
+	}
+	memset(&p, 0, sizeof(p));
+	p.role = is_server ? USMC_ROLE_SERVER : USMC_ROLE_CLIENT;
+	p.ipv4.addr = ntohl(local.sin_addr.s_addr);
+	local_prefix(local.sin_addr.s_addr, &p.ipv4.prefix_len);
+	p.peer_ipv4 = ntohl(peer.sin_addr.s_addr);
+	r = usmc_conn_new(smc.ctx, &p, usmc_rt_now(), &s->conn);
+	if (r < 0) {
+		s->conn = NULL;
+		snprintf(detail, dlen, "core: %s", usmc_strerror(r));
+		send_decline(s, USMC_DECL_INTERR, 2);
+		return r == USMC_ERR_NOMEM ? (int)USMC_DECL_MEM
+					   : (int)USMC_DECL_INTERR;
+	}
+	usmc_conn_set_user(s->conn, s);
+	smc_post();
+	return 0;
+}
+
+int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len)
+{
+	int r = usmc_conn_clc_recv(s->conn, msg, len, usmc_rt_now());
+
+	smc_post();
+	return r;
+}
+
+int usmc_smc_clc_flush(usmc_sock *s)
+{
+	const uint8_t *d;
+	size_t n;
+
+	if (!s->conn)
+		return 0;
+	while (usmc_conn_clc_pending(s->conn, &d, &n) >= 0 && n) {
+		ssize_t w = send(s->fd, d, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 1;
+			usmc_rt_log(0, "fd %d: CLC send: %s", s->fd,
+				    strerror(errno));
+			return -1;
+		}
+		usmc_conn_clc_consume(s->conn, (size_t)w);
+	}
+	return 0;
+}
+
+int usmc_smc_decline(usmc_sock *s, uint32_t code)
+{
+	int r = usmc_conn_fallback(s->conn, code, usmc_rt_now());
+
+	smc_post();
+	return r;
+}
+
+void usmc_smc_conn_free(usmc_sock *s)
+{
+	usmc_conn *c = s->conn;
+
+	if (!c)
+		return;
+	s->conn = NULL;
+	usmc_conn_set_user(c, NULL);
+	usmc_conn_del(c);
+}
+
+usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
+{
+	usmc_ssize r = usmc_conn_read(s->conn, buf, len, usmc_rt_now());
+
+	smc_post();
+	return r;
+}
+
+usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
+{
+	usmc_ssize r = usmc_conn_write(s->conn, buf, len, usmc_rt_now());
+
+	smc_post();
+	return r;
+}
+
+size_t usmc_smc_readable(usmc_sock *s)
+{
+	return s->conn ? usmc_conn_readable(s->conn) : 0;
+}
+
+size_t usmc_smc_writable(usmc_sock *s)
+{
+	return s->conn ? usmc_conn_writable(s->conn) : 0;
+}
+
+int usmc_smc_peer_done(usmc_sock *s)
+{
+	int st;
+
+	if (!s->conn)
+		return 1;
+	st = usmc_conn_state(s->conn);
+	return st == SMC_APPCLOSEWAIT1 || st == SMC_APPCLOSEWAIT2 ||
+	       st == SMC_PEERCLOSEWAIT2 || st == SMC_APPFINCLOSEWAIT ||
+	       st == SMC_CLOSED || st == SMC_PROCESSABORT ||
+	       st == SMC_PEERABORTWAIT;
+}
+
+int usmc_smc_error(usmc_sock *s)
+{
+	return s->conn ? usmc_conn_error(s->conn) : 0;
+}
+
+int usmc_smc_shutdown_write(usmc_sock *s)
+{
+	int r = usmc_conn_shutdown_write(s->conn, usmc_rt_now());
+
+	smc_post();
+	return r;
+}
+
+int usmc_smc_close(usmc_sock *s)
+{
+	usmc_conn *c = s->conn;
+	int r;
+
+	r = usmc_conn_close(c, usmc_rt_now());
+	/* The close protocol outlives the fd: the conn becomes an orphan,
+	 * deleted on USMC_EV_CLOSED (or now, if already closed). */
+	s->conn = NULL;
+	usmc_conn_set_user(c, NULL);
+	if (usmc_conn_state(c) == SMC_CLOSED || r < 0)
+		orphan_add(c);
+	smc_post();
+	return r;
+}
+
+void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
+{
+	usmc_conn_info ci;
+
+	usmc_conn_get_info(s->conn, &ci);
+	info->lgr_id = ci.lgr_id;
+	info->link_id = ci.link_id;
+	if (ci.smc_version)
+		info->smc_version = ci.smc_version;
+}
+
+void usmc_smc_on_tp_event(void)
+{
+	usmc_wc wcs[32];
+	uint64_t now = usmc_rt_now();
+	int n;
+
+	if (!smc.tp)
+		return;
+	do {
+		n = usmc_tp_poll_cq(smc.tp, wcs, 32);
+		if (n < 0) {
+			usmc_rt_log(0, "transport %s: poll_cq: %s",
+				    usmc_g.tp_name, usmc_strerror(n));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			rt_link *rl;
+
+			for (rl = smc.links; rl; rl = rl->next)
+				if (rl->qpn == wcs[i].qp_num)
+					break;
+			if (rl)
+				usmc_link_on_wc(rl->link, &wcs[i], now);
+		}
+	} while (n == 32);
+	smc_post();
+}
+
+uint64_t usmc_smc_expiry(void)
+{
+	return smc.ctx ? usmc_ctx_get_expiry(smc.ctx) : UINT64_MAX;
+}
+
+void usmc_smc_on_timer(uint64_t now)
+{
+	if (smc.ctx && usmc_ctx_get_expiry(smc.ctx) <= now) {
+		usmc_ctx_handle_expiry(smc.ctx, now);
+		smc_post();
+	}
+}
+
+void usmc_smc_armed(uint64_t when)
+{
+	smc.armed = when;
+}
+
+#else /* !USMC_CORE_READY: SMC is unavailable, every connection falls back */
+
+int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
+{
+	snprintf(detail, dlen, "usmc was built without the SMC-R core");
+	send_decline(s, USMC_DECL_NOSMCRDEV,
+		     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
+	return USMC_DECL_NOSMCRDEV;
+}
+
+int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len)
+{
+	(void)s;
+	(void)msg;
+	(void)len;
+	return USMC_ERR_NOTSUP;
+}
+
+int usmc_smc_clc_flush(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+int usmc_smc_decline(usmc_sock *s, uint32_t code)
+{
+	(void)s;
+	(void)code;
+	return 0;
+}
+
+void usmc_smc_conn_free(usmc_sock *s)
+{
+	s->conn = NULL;
+}
+
+usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
+{
+	(void)s;
+	(void)buf;
+	(void)len;
+	return USMC_ERR_INVALID_STATE;
+}
+
+usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
+{
+	(void)s;
+	(void)buf;
+	(void)len;
+	return USMC_ERR_INVALID_STATE;
+}
+
+size_t usmc_smc_readable(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+size_t usmc_smc_writable(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+int usmc_smc_peer_done(usmc_sock *s)
+{
+	(void)s;
+	return 1;
+}
+
+int usmc_smc_error(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+int usmc_smc_shutdown_write(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+int usmc_smc_close(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
+{
+	(void)s;
+	(void)info;
+}
+
+void usmc_smc_on_tp_event(void)
+{
+}
+
+uint64_t usmc_smc_expiry(void)
+{
+	return UINT64_MAX;
+}
+
+void usmc_smc_on_timer(uint64_t now)
+{
+	(void)now;
+}
+
+void usmc_smc_armed(uint64_t when)
+{
+	smc.armed = when;
+}
+
+#endif

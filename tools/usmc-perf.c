@@ -1,0 +1,1464 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * usmc-perf: throughput and latency over the usmc socket API, or over plain
+ * kernel TCP (--tcp) as the baseline, in the same run. See --help.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "usmc.h"
+
+#define PERF_MAGIC     0x55534d4350455246ull /* "USMCPERF" */
+#define PERF_RES_MAGIC 0x55534d43524553ull   /* "USMCRES" */
+#define PERF_VERSION   1
+#define HDR_LEN	       64
+#define RES_LEN	       40
+#define CHUNK	       (256 * 1024)
+#define MAX_MSG	       (16u << 20)
+#define MODE_STREAM    1
+#define MODE_REVERSE   2
+#define MODE_PINGPONG  3
+#define FLAG_VERIFY    1u
+#define VERIFY_OFF     0
+#define VERIFY_OK      1
+#define VERIFY_FAILED  2
+
+static const char *prog = "usmc-perf";
+
+static struct {
+	int server, one, json, tcp, raw, verify;
+	const char *host, *bind_addr, *transport, *smc_ports;
+	uint16_t port;
+	int mode;
+	uint64_t bytes;
+	uint32_t msg_size, iterations;
+	int parallel;
+	int timeout;
+} opt = {
+	.port = 7070,
+	.mode = MODE_STREAM,
+	.bytes = 64ull << 20,
+	.iterations = 10000,
+	.parallel = 1,
+	.timeout = 60,
+};
+
+/* The socket calls: usmc's or the kernel's (--tcp). */
+static struct {
+	int (*socket)(int, int, int);
+	int (*connect)(int, const struct sockaddr *, socklen_t);
+	int (*bind)(int, const struct sockaddr *, socklen_t);
+	int (*listen)(int, int);
+	int (*accept)(int, struct sockaddr *, socklen_t *);
+	ssize_t (*send)(int, const void *, size_t, int);
+	ssize_t (*recv)(int, void *, size_t, int);
+	int (*shutdown)(int, int);
+	int (*close)(int);
+	int (*setsockopt)(int, int, int, const void *, socklen_t);
+} io;
+
+static void use_kernel(void)
+{
+	io.socket = socket;
+	io.connect = connect;
+	io.bind = bind;
+	io.listen = listen;
+	io.accept = accept;
+	io.send = send;
+	io.recv = recv;
+	io.shutdown = shutdown;
+	io.close = close;
+	io.setsockopt = setsockopt;
+}
+
+static void use_usmc(void)
+{
+	io.socket = usmc_socket;
+	io.connect = usmc_connect;
+	io.bind = usmc_bind;
+	io.listen = usmc_listen;
+	io.accept = usmc_accept;
+	io.send = usmc_send;
+	io.recv = usmc_recv;
+	io.shutdown = usmc_shutdown;
+	io.close = usmc_close;
+	io.setsockopt = usmc_setsockopt;
+}
+
+static void die_usage(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n", prog);
+	exit(2);
+}
+
+static void help(void)
+{
+	printf("NAME\n"
+	       "    usmc-perf - SMC-R throughput and latency over the usmc "
+	       "runtime\n"
+	       "\n"
+	       "SYNOPSIS\n"
+	       "    usmc-perf -s [-B ADDR] [-p PORT] [-1] [common options]\n"
+	       "    usmc-perf -c HOST [-p PORT] [mode] [common options]\n"
+	       "\n"
+	       "DESCRIPTION\n"
+	       "    Measures a TCP-style byte stream or a request/response "
+	       "ping-pong\n"
+	       "    between a client and a server, over usmc (SMC-R with TCP "
+	       "fallback)\n"
+	       "    or, with --tcp, over plain kernel TCP, so that ratios can "
+	       "be taken\n"
+	       "    in the same run. Every result names the path the data "
+	       "took: a line\n"
+	       "    'path: SMC-R over TRANSPORT (...)' or 'path: TCP "
+	       "(fallback: NAME\n"
+	       "    CODE DETAIL)' or 'path: TCP (--tcp baseline)'.\n"
+	       "\n"
+	       "ROLE\n"
+	       "    -s, --server         serve tests; prints one result per "
+	       "connection\n"
+	       "    -B, --bind ADDR      server: local address (default "
+	       "0.0.0.0)\n"
+	       "    -1, --one            server: exit after one test (all its "
+	       "-P\n"
+	       "                         connections); the exit code is that "
+	       "test's\n"
+	       "    -c, --client HOST    connect to HOST (name or IPv4 "
+	       "address)\n"
+	       "    -p, --port PORT      TCP port (default 7070)\n"
+	       "\n"
+	       "MODES (client)\n"
+	       "    -n, --bytes N[K|M|G] stream N bytes client->server "
+	       "(default 64M);\n"
+	       "                         the client then half-closes and reads "
+	       "the\n"
+	       "                         server's byte count and checksum\n"
+	       "    -R, --reverse        stream server->client instead\n"
+	       "        --pingpong SIZE  ping-pong with SIZE-byte messages "
+	       "(1..16M)\n"
+	       "    -i, --iterations K   round trips for --pingpong (default "
+	       "10000)\n"
+	       "    -P, --parallel N     N concurrent connections, each "
+	       "running the\n"
+	       "                         mode; totals are summed (1..256)\n"
+	       "\n"
+	       "COMMON OPTIONS\n"
+	       "        --verify         deterministic pattern data; every "
+	       "byte is\n"
+	       "                         checked on receipt and a checksum "
+	       "over the\n"
+	       "                         whole stream is compared with the "
+	       "peer's;\n"
+	       "                         a mismatch exits 1 and names the "
+	       "offset\n"
+	       "        --json           one JSON object per result on "
+	       "stdout\n"
+	       "        --tcp            plain kernel TCP, no usmc at all\n"
+	       "        --transport NAME usmc transport backend (default "
+	       "softroce)\n"
+	       "        --smc-ports LIST explicit mode: ports that speak SMC, "
+	       "e.g.\n"
+	       "                         7070,8000-8010 (default: "
+	       "$USMC_SMC_PORTS if\n"
+	       "                         set, else the -p port)\n"
+	       "        --raw            client: ping-pong against any echo "
+	       "server\n"
+	       "                         (no usmc-perf header)\n"
+	       "    -t, --timeout SEC    give up after SEC seconds, exit 1 "
+	       "(default 60;\n"
+	       "                         a server without -1 has no overall "
+	       "limit)\n"
+	       "    -h, --help           this text\n"
+	       "\n"
+	       "OUTPUT\n"
+	       "    Text: 'path:', then for streams 'bytes:', 'seconds:', "
+	       "'gbps:', and\n"
+	       "    for ping-pong 'round_trips:' and 'latency_us: p50 .. p90 "
+	       ".. p99 ..\n"
+	       "    p99.9 .. max ..' (microseconds, from CLOCK_MONOTONIC per "
+	       "round trip),\n"
+	       "    'verify:', 'connections:', 'link_groups:'.\n"
+	       "    JSON keys: role, mode, path (\"smcr\"|\"tcp\"), transport, "
+	       "fallback_reason,\n"
+	       "    fallback_code, peer_diagnosis, bytes, seconds, gbps, "
+	       "round_trips,\n"
+	       "    latency_us {p50,p90,p99,p999,max}, verify "
+	       "(\"ok\"|\"failed\"|\"off\"),\n"
+	       "    connections, link_groups.\n"
+	       "\n"
+	       "ENVIRONMENT\n"
+	       "    USMC_TRANSPORT       transport backend (default "
+	       "softroce)\n"
+	       "    USMC_SOFTROCE_PORT   RoCEv2 UDP port of softroce (default "
+	       "4791)\n"
+	       "    USMC_SMC_PORTS       explicit-mode SMC port list\n"
+	       "    USMC_CLC_WAIT_MS     server: wait for a CLC proposal "
+	       "(default 2000)\n"
+	       "    USMC_DEBUG=1         runtime log on stderr\n"
+	       "\n"
+	       "EXIT STATUS\n"
+	       "    0 success; 1 failure (verify mismatch, connection error, "
+	       "timeout);\n"
+	       "    2 usage error.\n"
+	       "\n"
+	       "EXAMPLES\n"
+	       "    usmc-perf -s -1 &  usmc-perf -c 127.0.0.1 -n 1G --verify\n"
+	       "    usmc-perf -c 10.0.0.1 --pingpong 64 -i 100000 --json\n"
+	       "    usmc-perf -c 10.0.0.1 --tcp -R -P 4\n");
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Pattern data: byte |o| of the stream is byte (o & 7) of mix(o >> 3). */
+static inline uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static void pattern_fill(uint8_t *p, size_t n, uint64_t off)
+{
+	while (n) {
+		uint64_t w = mix(off >> 3);
+		unsigned int b = (unsigned int)(off & 7);
+
+		if (b == 0 && n >= 8) {
+			memcpy(p, &w, 8); /* host order: same on both ends */
+			p += 8;
+			off += 8;
+			n -= 8;
+			continue;
+		}
+		*p++ = ((const uint8_t *)&w)[b];
+		off++;
+		n--;
+	}
+}
+
+/* Returns the index of the first byte differing from the pattern, or -1. */
+static int64_t pattern_check(const uint8_t *p, size_t n, uint64_t off)
+{
+	uint8_t exp[4096];
+	size_t done = 0;
+
+	while (done < n) {
+		size_t k = n - done < sizeof(exp) ? n - done : sizeof(exp);
+
+		pattern_fill(exp, k, off + done);
+		if (memcmp(exp, p + done, k)) {
+			for (size_t i = 0; i < k; i++)
+				if (exp[i] != p[done + i])
+					return (int64_t)(done + i);
+		}
+		done += k;
+	}
+	return -1;
+}
+
+/* Fletcher-style 64-bit checksum over the whole stream, order-sensitive. */
+typedef struct csum {
+	uint64_t a, b;
+} csum;
+
+static void csum_add(csum *c, const uint8_t *p, size_t n)
+{
+	uint64_t a = c->a, b = c->b;
+
+	for (size_t i = 0; i < n; i++) {
+		a += p[i];
+		b += a;
+	}
+	c->a = a;
+	c->b = b;
+}
+
+static uint64_t csum_val(const csum *c)
+{
+	return c->b ^ (c->a << 32) ^ (c->a >> 32);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 7; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+typedef struct result {
+	int ok; /* 1 success */
+	char err[200];
+	int mode;
+	uint64_t bytes;
+	double seconds;
+	uint64_t *lat; /* ns samples (pingpong) */
+	uint32_t nlat;
+	uint64_t round_trips;
+	int verify; /* VERIFY_* */
+	usmc_sock_info info;
+	int have_info;
+} result;
+
+static void fail(result *r, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!r->ok && r->err[0])
+		return; /* keep the first error */
+	r->ok = 0;
+	va_start(ap, fmt);
+	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	va_end(ap);
+}
+
+static int send_all(int fd, const void *buf, size_t n)
+{
+	const uint8_t *p = buf;
+
+	while (n) {
+		ssize_t w = io.send(fd, p, n, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* 1 ok, 0 EOF before n bytes, -1 error */
+static int recv_all(int fd, void *buf, size_t n)
+{
+	uint8_t *p = buf;
+
+	while (n) {
+		ssize_t r = io.recv(fd, p, n, 0);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		if (r == 0)
+			return 0;
+		p += r;
+		n -= (size_t)r;
+	}
+	return 1;
+}
+
+static void get_info(int fd, result *r)
+{
+	if (opt.tcp)
+		return;
+	if (usmc_get_info(fd, &r->info) == 0)
+		r->have_info = 1;
+}
+
+/* Test header, client -> server. */
+typedef struct perf_hdr {
+	uint32_t mode, flags, msg_size, iterations, nconn, index;
+	uint64_t bytes, test_id;
+} perf_hdr;
+
+static void hdr_encode(const perf_hdr *h, uint8_t *b)
+{
+	memset(b, 0, HDR_LEN);
+	put64(b, PERF_MAGIC);
+	put64(b + 8, (uint64_t)PERF_VERSION << 32 | h->mode);
+	put64(b + 16, (uint64_t)h->flags << 32 | h->msg_size);
+	put64(b + 24, (uint64_t)h->iterations << 32 | h->nconn);
+	put64(b + 32, h->index);
+	put64(b + 40, h->bytes);
+	put64(b + 48, h->test_id);
+}
+
+static int hdr_decode(const uint8_t *b, perf_hdr *h, char *err, size_t elen)
+{
+	uint64_t v;
+
+	if (get64(b) != PERF_MAGIC) {
+		snprintf(err, elen, "client sent no usmc-perf header");
+		return -1;
+	}
+	v = get64(b + 8);
+	if (v >> 32 != PERF_VERSION) {
+		snprintf(err, elen, "usmc-perf header version %u, want %u",
+			 (unsigned int)(v >> 32), PERF_VERSION);
+		return -1;
+	}
+	h->mode = (uint32_t)v;
+	v = get64(b + 16);
+	h->flags = (uint32_t)(v >> 32);
+	h->msg_size = (uint32_t)v;
+	v = get64(b + 24);
+	h->iterations = (uint32_t)(v >> 32);
+	h->nconn = (uint32_t)v;
+	h->index = (uint32_t)get64(b + 32);
+	h->bytes = get64(b + 40);
+	h->test_id = get64(b + 48);
+	if (h->mode < MODE_STREAM || h->mode > MODE_PINGPONG ||
+	    (h->mode == MODE_PINGPONG &&
+	     (h->msg_size == 0 || h->msg_size > MAX_MSG)) ||
+	    h->nconn == 0 || h->nconn > 256) {
+		snprintf(err, elen, "bad usmc-perf header (mode %u)", h->mode);
+		return -1;
+	}
+	return 0;
+}
+
+/* Result trailer: bytes, checksum, verify status, first bad offset. */
+static void res_encode(uint8_t *b, uint64_t bytes, uint64_t cs, int verify,
+		       uint64_t bad)
+{
+	put64(b, PERF_RES_MAGIC);
+	put64(b + 8, bytes);
+	put64(b + 16, cs);
+	put64(b + 24, (uint64_t)verify);
+	put64(b + 32, bad);
+}
+
+/* Receives a stream of |expect| bytes (or until EOF if expect is
+ * UINT64_MAX), verifying the pattern when asked. */
+static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect, int verify,
+			    csum *cs, result *r, int64_t *bad)
+{
+	uint64_t got = 0;
+
+	*bad = -1;
+	while (got < expect) {
+		size_t want =
+			expect - got < CHUNK ? (size_t)(expect - got) : CHUNK;
+		ssize_t n = io.recv(fd, buf, want, 0);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			fail(r, "recv after %" PRIu64 " bytes: %s", got,
+			     strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if (verify) {
+			int64_t i = *bad < 0
+					    ? pattern_check(buf, (size_t)n, got)
+					    : -1;
+
+			if (i >= 0) {
+				uint8_t e;
+
+				pattern_fill(&e, 1, got + (uint64_t)i);
+				*bad = (int64_t)got + i;
+				fail(r,
+				     "verify: byte at offset %" PRId64
+				     " is 0x%02x, expected 0x%02x",
+				     *bad, buf[i], e);
+			}
+			csum_add(cs, buf, (size_t)n);
+		}
+		got += (uint64_t)n;
+	}
+	return got;
+}
+
+static int send_stream(int fd, uint8_t *buf, uint64_t total, int verify,
+		       csum *cs, result *r)
+{
+	uint64_t sent = 0;
+
+	if (!verify)
+		memset(buf, 0x5a, CHUNK);
+	while (sent < total) {
+		size_t n =
+			total - sent < CHUNK ? (size_t)(total - sent) : CHUNK;
+
+		if (verify) {
+			pattern_fill(buf, n, sent);
+			csum_add(cs, buf, n);
+		}
+		if (send_all(fd, buf, n)) {
+			fail(r, "send after %" PRIu64 " bytes: %s", sent,
+			     strerror(errno));
+			return -1;
+		}
+		sent += n;
+	}
+	return 0;
+}
+
+/* Ping-pong, client side: |n| measured round trips after a warm-up. */
+static void pingpong_client(int fd, uint32_t size, uint32_t n, int verify,
+			    result *r)
+{
+	uint8_t *tx = malloc(size), *rx = malloc(size);
+	uint32_t warm = n / 10 < 100 ? n / 10 : 100;
+	uint64_t off = 0;
+
+	r->lat = calloc(n ? n : 1, sizeof(uint64_t));
+	if (!tx || !rx || !r->lat) {
+		fail(r, "out of memory");
+		goto out;
+	}
+	memset(tx, 0x5a, size);
+	for (uint32_t i = 0; i < warm + n; i++) {
+		uint64_t t0;
+		int k;
+
+		if (verify)
+			pattern_fill(tx, size, off);
+		t0 = now_ns();
+		if (send_all(fd, tx, size)) {
+			fail(r, "send (round trip %u): %s", i, strerror(errno));
+			goto out;
+		}
+		k = recv_all(fd, rx, size);
+		if (k <= 0) {
+			fail(r, "recv (round trip %u): %s", i,
+			     k ? strerror(errno) : "peer closed");
+			goto out;
+		}
+		if (i >= warm) {
+			r->lat[r->nlat++] = now_ns() - t0;
+			r->round_trips++;
+		}
+		if (verify && memcmp(tx, rx, size)) {
+			size_t j = 0;
+
+			while (tx[j] == rx[j])
+				j++;
+			fail(r,
+			     "verify: echoed byte at offset %" PRIu64
+			     " is 0x%02x, expected 0x%02x",
+			     off + j, rx[j], tx[j]);
+			r->verify = VERIFY_FAILED;
+			goto out;
+		}
+		off += size;
+	}
+	r->bytes = (uint64_t)size * r->round_trips;
+	if (verify)
+		r->verify = VERIFY_OK;
+out:
+	free(tx);
+	free(rx);
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *s, uint32_t n, double p)
+{
+	size_t i;
+
+	if (!n)
+		return 0;
+	/* nearest rank */
+	i = (size_t)(p / 100.0 * n + 0.999999);
+	if (i < 1)
+		i = 1;
+	if (i > n)
+		i = n;
+	return (double)s[i - 1] / 1000.0;
+}
+
+static const char *mode_name(int m)
+{
+	return m == MODE_PINGPONG ? "pingpong" : "stream";
+}
+
+static void path_text(const result *r, char *b, size_t n)
+{
+	if (opt.tcp) {
+		snprintf(b, n, "TCP (--tcp baseline)");
+		return;
+	}
+	if (!r->have_info) {
+		snprintf(b, n, "unknown (no connection)");
+		return;
+	}
+	if (r->info.mode == USMC_SOCK_SMCR) {
+		snprintf(b, n,
+			 "SMC-R over %s (link group %u, link %u, SMC-Rv%d)",
+			 r->info.transport, r->info.lgr_id, r->info.link_id,
+			 r->info.smc_version);
+		return;
+	}
+	if (r->info.fallback_code)
+		snprintf(b, n, "TCP (fallback: %s 0x%08x %s: %s)",
+			 r->info.fallback_name, r->info.fallback_code,
+			 r->info.fallback_desc, r->info.fallback_detail);
+	else
+		snprintf(b, n, "TCP (not managed by usmc)");
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Prints the result of |n| connections (summed; latencies merged). */
+static void report(const char *role, result *rs, int n)
+{
+	result *r0 = &rs[0];
+	uint64_t bytes = 0, *lat = NULL, rtt = 0;
+	uint32_t nlat = 0;
+	double secs = 0;
+	int ok = 1, verify = VERIFY_OFF, smcr = 1, mixed = 0;
+	char path[300];
+	usmc_stats st = {0};
+	double gbps;
+
+	for (int i = 0; i < n; i++) {
+		bytes += rs[i].bytes;
+		if (rs[i].seconds > secs)
+			secs = rs[i].seconds;
+		nlat += rs[i].nlat;
+		rtt += rs[i].round_trips;
+		ok &= rs[i].ok;
+		if (rs[i].verify == VERIFY_FAILED)
+			verify = VERIFY_FAILED;
+		else if (rs[i].verify == VERIFY_OK && verify == VERIFY_OFF)
+			verify = VERIFY_OK;
+		if (opt.tcp || !rs[i].have_info ||
+		    rs[i].info.mode != USMC_SOCK_SMCR)
+			smcr = 0;
+		if (i && rs[i].have_info && r0->have_info &&
+		    rs[i].info.mode != r0->info.mode)
+			mixed = 1;
+	}
+	if (nlat) {
+		lat = malloc(nlat * sizeof(*lat));
+		nlat = 0;
+		for (int i = 0; lat && i < n; i++) {
+			memcpy(lat + nlat, rs[i].lat,
+			       rs[i].nlat * sizeof(*lat));
+			nlat += rs[i].nlat;
+		}
+		if (lat)
+			qsort(lat, nlat, sizeof(*lat), cmp_u64);
+		else
+			nlat = 0;
+	}
+	if (!opt.tcp)
+		usmc_get_stats(&st);
+	gbps = secs > 0 ? (double)bytes * 8 / secs / 1e9 : 0;
+	path_text(r0, path, sizeof(path));
+	pthread_mutex_lock(&out_lock);
+	if (opt.json) {
+		FILE *f = stdout;
+		const usmc_sock_info *in = &r0->info;
+		int fb = !opt.tcp && r0->have_info && in->fallback_code &&
+			 in->mode != USMC_SOCK_SMCR;
+
+		fprintf(f, "{\"role\":\"%s\",\"mode\":\"%s\",\"path\":\"%s\"",
+			role, mode_name(r0->mode), smcr ? "smcr" : "tcp");
+		fprintf(f, ",\"transport\":");
+		if (opt.tcp)
+			fprintf(f, "null");
+		else
+			json_str(f, r0->have_info
+					    ? in->transport
+					    : (opt.transport ? opt.transport
+							     : "softroce"));
+		fprintf(f, ",\"fallback_reason\":");
+		if (fb)
+			json_str(f, in->fallback_name);
+		else
+			fprintf(f, "null");
+		if (fb)
+			fprintf(f, ",\"fallback_code\":%u", in->fallback_code);
+		else
+			fprintf(f, ",\"fallback_code\":null");
+		fprintf(f, ",\"fallback_detail\":");
+		if (fb)
+			json_str(f, in->fallback_detail);
+		else
+			fprintf(f, "null");
+		fprintf(f, ",\"peer_diagnosis\":");
+		if (!opt.tcp && r0->have_info && in->peer_diagnosis)
+			fprintf(f, "%u", in->peer_diagnosis);
+		else
+			fprintf(f, "null");
+		fprintf(f, ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f", bytes,
+			secs);
+		if (r0->mode == MODE_PINGPONG)
+			fprintf(f, ",\"gbps\":null,\"round_trips\":%" PRIu64,
+				rtt);
+		else
+			fprintf(f, ",\"gbps\":%.4f,\"round_trips\":null", gbps);
+		if (nlat)
+			fprintf(f,
+				",\"latency_us\":{\"p50\":%.3f,\"p90\":%.3f,"
+				"\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}",
+				pct(lat, nlat, 50), pct(lat, nlat, 90),
+				pct(lat, nlat, 99), pct(lat, nlat, 99.9),
+				(double)lat[nlat - 1] / 1000.0);
+		else
+			fprintf(f, ",\"latency_us\":null");
+		fprintf(f,
+			",\"verify\":\"%s\",\"connections\":%d,"
+			"\"link_groups\":%" PRIu64 ",\"ok\":%s",
+			verify == VERIFY_OK	  ? "ok"
+			: verify == VERIFY_FAILED ? "failed"
+						  : "off",
+			n, st.link_groups, ok ? "true" : "false");
+		if (!ok) {
+			for (int i = 0; i < n; i++)
+				if (!rs[i].ok) {
+					fprintf(f, ",\"error\":");
+					json_str(f, rs[i].err);
+					break;
+				}
+		}
+		fprintf(f, "}\n");
+	} else {
+		printf("path: %s\n", path);
+		if (mixed)
+			printf("warning: the connections took different "
+			       "paths\n");
+		printf("role: %s\nmode: %s\n", role, mode_name(r0->mode));
+		if (r0->mode == MODE_PINGPONG) {
+			printf("round_trips: %" PRIu64 "\n", rtt);
+			if (nlat)
+				printf("latency_us: p50 %.2f p90 %.2f p99 %.2f "
+				       "p99.9 %.2f max %.2f\n",
+				       pct(lat, nlat, 50), pct(lat, nlat, 90),
+				       pct(lat, nlat, 99), pct(lat, nlat, 99.9),
+				       (double)lat[nlat - 1] / 1000.0);
+		} else {
+			printf("bytes: %" PRIu64 "\nseconds: %.6f\n"
+			       "gbps: %.3f\n",
+			       bytes, secs, gbps);
+		}
+		printf("verify: %s\nconnections: %d\n",
+		       verify == VERIFY_OK	 ? "ok"
+		       : verify == VERIFY_FAILED ? "FAILED"
+						 : "off",
+		       n);
+		if (!opt.tcp)
+			printf("link_groups: %" PRIu64 "\n", st.link_groups);
+		for (int i = 0; i < n; i++)
+			if (!rs[i].ok)
+				printf("error: connection %d: %s\n", i,
+				       rs[i].err);
+	}
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+	free(lat);
+}
+
+/* ---------------------------------------------------------------- client */
+
+typedef struct client_job {
+	struct sockaddr_in addr;
+	uint32_t index, nconn;
+	uint64_t test_id;
+	uint64_t bytes;
+	result res;
+	pthread_t th;
+} client_job;
+
+static void client_stream(int fd, client_job *j, result *r, uint8_t *buf)
+{
+	uint8_t res[RES_LEN];
+	csum cs = {0, 0};
+	uint64_t t0 = now_ns();
+	int k;
+
+	if (send_stream(fd, buf, j->bytes, opt.verify, &cs, r))
+		return;
+	if (io.shutdown(fd, SHUT_WR)) {
+		fail(r, "shutdown: %s", strerror(errno));
+		return;
+	}
+	k = recv_all(fd, res, RES_LEN);
+	r->seconds = (double)(now_ns() - t0) / 1e9;
+	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
+		fail(r, "no result from the server: %s",
+		     k < 0 ? strerror(errno) : "connection closed");
+		return;
+	}
+	r->bytes = j->bytes;
+	if (get64(res + 8) != j->bytes)
+		fail(r, "server received %" PRIu64 " bytes, sent %" PRIu64,
+		     get64(res + 8), j->bytes);
+	if (opt.verify) {
+		r->verify = VERIFY_OK;
+		if (get64(res + 24) == VERIFY_FAILED) {
+			r->verify = VERIFY_FAILED;
+			fail(r,
+			     "verify: server found a bad byte at offset "
+			     "%" PRIu64,
+			     get64(res + 32));
+		} else if (get64(res + 16) != csum_val(&cs)) {
+			r->verify = VERIFY_FAILED;
+			fail(r,
+			     "verify: checksum mismatch (server %016" PRIx64
+			     ", client %016" PRIx64 ")",
+			     get64(res + 16), csum_val(&cs));
+		}
+	}
+}
+
+static void client_reverse(int fd, client_job *j, result *r, uint8_t *buf)
+{
+	uint8_t res[RES_LEN];
+	csum cs = {0, 0};
+	uint64_t t0 = now_ns(), got;
+	int64_t bad;
+	int k;
+
+	got = recv_stream(fd, buf, j->bytes, opt.verify, &cs, r, &bad);
+	k = recv_all(fd, res, RES_LEN);
+	r->seconds = (double)(now_ns() - t0) / 1e9;
+	r->bytes = got;
+	if (got != j->bytes)
+		fail(r, "received %" PRIu64 " of %" PRIu64 " bytes", got,
+		     j->bytes);
+	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
+		fail(r, "no trailer from the server");
+		return;
+	}
+	if (opt.verify) {
+		r->verify = bad >= 0 ? VERIFY_FAILED : VERIFY_OK;
+		if (bad < 0 && get64(res + 16) != csum_val(&cs)) {
+			r->verify = VERIFY_FAILED;
+			fail(r,
+			     "verify: checksum mismatch (server %016" PRIx64
+			     ", client %016" PRIx64 ")",
+			     get64(res + 16), csum_val(&cs));
+		}
+	}
+	res_encode(res, got, csum_val(&cs), r->verify,
+		   bad < 0 ? 0 : (uint64_t)bad);
+	send_all(fd, res, RES_LEN);
+}
+
+static void *client_main(void *arg)
+{
+	client_job *j = arg;
+	result *r = &j->res;
+	uint8_t hdr[HDR_LEN];
+	uint8_t *buf = NULL;
+	perf_hdr h = {0};
+	int fd, one = 1;
+
+	r->ok = 1;
+	r->mode = opt.mode == MODE_PINGPONG ? MODE_PINGPONG : MODE_STREAM;
+	r->verify = VERIFY_OFF;
+	fd = io.socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0) {
+		fail(r, "socket: %s", strerror(errno));
+		return NULL;
+	}
+	if (opt.mode == MODE_PINGPONG)
+		io.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (io.connect(fd, (struct sockaddr *)&j->addr, sizeof(j->addr))) {
+		fail(r, "connect to %s:%u: %s", inet_ntoa(j->addr.sin_addr),
+		     ntohs(j->addr.sin_port), strerror(errno));
+		io.close(fd);
+		return NULL;
+	}
+	get_info(fd, r);
+	if (!opt.raw) {
+		h.mode = (uint32_t)opt.mode;
+		h.flags = opt.verify ? FLAG_VERIFY : 0;
+		h.msg_size = opt.msg_size;
+		h.iterations = opt.iterations;
+		h.nconn = j->nconn;
+		h.index = j->index;
+		h.bytes = j->bytes;
+		h.test_id = j->test_id;
+		hdr_encode(&h, hdr);
+		if (send_all(fd, hdr, HDR_LEN)) {
+			fail(r, "send header: %s", strerror(errno));
+			goto out;
+		}
+	}
+	if (opt.mode == MODE_PINGPONG) {
+		uint64_t t0 = now_ns();
+
+		pingpong_client(fd, opt.msg_size, opt.iterations, opt.verify,
+				r);
+		r->seconds = (double)(now_ns() - t0) / 1e9;
+		io.shutdown(fd, SHUT_WR);
+		goto out;
+	}
+	buf = malloc(CHUNK);
+	if (!buf) {
+		fail(r, "out of memory");
+		goto out;
+	}
+	if (opt.mode == MODE_STREAM)
+		client_stream(fd, j, r, buf);
+	else
+		client_reverse(fd, j, r, buf);
+out:
+	get_info(fd, r);
+	io.close(fd);
+	free(buf);
+	return NULL;
+}
+
+static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa)
+{
+	struct addrinfo hints = {0}, *ai;
+	int e;
+
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	e = getaddrinfo(host, NULL, &hints, &ai);
+	if (e) {
+		fprintf(stderr, "%s: cannot resolve %s: %s\n", prog, host,
+			gai_strerror(e));
+		return -1;
+	}
+	memcpy(sa, ai->ai_addr, sizeof(*sa));
+	sa->sin_port = htons(port);
+	freeaddrinfo(ai);
+	return 0;
+}
+
+static int run_client(void)
+{
+	client_job *jobs = calloc((size_t)opt.parallel, sizeof(*jobs));
+	struct sockaddr_in sa;
+	uint64_t test_id;
+	result *rs;
+	int ok = 1;
+
+	if (!jobs || resolve(opt.host, opt.port, &sa))
+		return 1;
+	test_id = now_ns() ^ ((uint64_t)getpid() << 40);
+	for (int i = 0; i < opt.parallel; i++) {
+		jobs[i].addr = sa;
+		jobs[i].index = (uint32_t)i;
+		jobs[i].nconn = (uint32_t)opt.parallel;
+		jobs[i].test_id = test_id;
+		jobs[i].bytes = opt.bytes;
+	}
+	if (opt.parallel == 1) {
+		client_main(&jobs[0]);
+	} else {
+		for (int i = 0; i < opt.parallel; i++)
+			if (pthread_create(&jobs[i].th, NULL, client_main,
+					   &jobs[i])) {
+				fprintf(stderr, "%s: cannot start a thread\n",
+					prog);
+				return 1;
+			}
+		for (int i = 0; i < opt.parallel; i++)
+			pthread_join(jobs[i].th, NULL);
+	}
+	rs = calloc((size_t)opt.parallel, sizeof(*rs));
+	if (!rs)
+		return 1;
+	for (int i = 0; i < opt.parallel; i++) {
+		rs[i] = jobs[i].res;
+		ok &= rs[i].ok;
+	}
+	report("client", rs, opt.parallel);
+	for (int i = 0; i < opt.parallel; i++)
+		free(rs[i].lat);
+	free(rs);
+	free(jobs);
+	return ok ? 0 : 1;
+}
+
+/* ---------------------------------------------------------------- server */
+
+typedef struct server_conn {
+	int fd;
+	pthread_t th;
+} server_conn;
+
+static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t first_test_id;
+static int have_first_test;
+static uint32_t first_test_done, first_test_nconn;
+static int first_test_failed;
+
+static void serve_pingpong(int fd, const perf_hdr *h, result *r)
+{
+	uint8_t *buf = malloc(h->msg_size);
+	uint64_t off = 0, t0 = now_ns(), warm;
+
+	if (!buf) {
+		fail(r, "out of memory");
+		return;
+	}
+	r->verify = (h->flags & FLAG_VERIFY) ? VERIFY_OK : VERIFY_OFF;
+	for (;;) {
+		int k = recv_all(fd, buf, h->msg_size);
+
+		if (k == 0)
+			break;
+		if (k < 0) {
+			fail(r, "recv: %s", strerror(errno));
+			break;
+		}
+		if ((h->flags & FLAG_VERIFY) && r->verify == VERIFY_OK) {
+			int64_t i = pattern_check(buf, h->msg_size, off);
+
+			if (i >= 0) {
+				r->verify = VERIFY_FAILED;
+				fail(r,
+				     "verify: byte at offset %" PRIu64
+				     " differs from the pattern",
+				     off + (uint64_t)i);
+			}
+		}
+		if (send_all(fd, buf, h->msg_size)) {
+			fail(r, "send: %s", strerror(errno));
+			break;
+		}
+		off += h->msg_size;
+		r->round_trips++;
+	}
+	r->bytes = off;
+	r->seconds = (double)(now_ns() - t0) / 1e9;
+	/* the client's warm-up round trips are not counted */
+	warm = h->iterations / 10 < 100 ? h->iterations / 10 : 100;
+	r->round_trips = r->round_trips > warm ? r->round_trips - warm : 0;
+	free(buf);
+}
+
+static void *server_main(void *arg)
+{
+	server_conn *c = arg;
+	result r = {.ok = 1};
+	uint8_t hdr[HDR_LEN], res[RES_LEN];
+	perf_hdr h = {0};
+	uint8_t *buf = NULL;
+	int k, counted = 0;
+	char err[120];
+
+	r.verify = VERIFY_OFF;
+	r.mode = MODE_STREAM;
+	get_info(c->fd, &r);
+	k = recv_all(c->fd, hdr, HDR_LEN);
+	if (k <= 0) {
+		fail(&r, "no test header: %s",
+		     k ? strerror(errno) : "client closed");
+		goto out;
+	}
+	if (hdr_decode(hdr, &h, err, sizeof(err))) {
+		fail(&r, "%s", err);
+		goto out;
+	}
+	pthread_mutex_lock(&srv_lock);
+	if (!have_first_test) {
+		have_first_test = 1;
+		first_test_id = h.test_id;
+		first_test_nconn = h.nconn;
+	}
+	counted = h.test_id == first_test_id;
+	pthread_mutex_unlock(&srv_lock);
+	r.mode = h.mode == MODE_PINGPONG ? MODE_PINGPONG : MODE_STREAM;
+	if (h.mode == MODE_PINGPONG) {
+		serve_pingpong(c->fd, &h, &r);
+		goto out;
+	}
+	buf = malloc(CHUNK);
+	if (!buf) {
+		fail(&r, "out of memory");
+		goto out;
+	}
+	if (h.mode == MODE_STREAM) {
+		csum cs = {0, 0};
+		int64_t bad;
+		uint64_t t0 = now_ns();
+
+		r.bytes = recv_stream(c->fd, buf, UINT64_MAX,
+				      h.flags & FLAG_VERIFY, &cs, &r, &bad);
+		r.seconds = (double)(now_ns() - t0) / 1e9;
+		if (h.flags & FLAG_VERIFY)
+			r.verify = bad >= 0 ? VERIFY_FAILED : VERIFY_OK;
+		if (r.bytes != h.bytes)
+			fail(&r, "received %" PRIu64 " of %" PRIu64 " bytes",
+			     r.bytes, h.bytes);
+		res_encode(res, r.bytes, csum_val(&cs), r.verify,
+			   bad < 0 ? 0 : (uint64_t)bad);
+		if (send_all(c->fd, res, RES_LEN))
+			fail(&r, "send result: %s", strerror(errno));
+	} else {
+		csum cs = {0, 0};
+		uint64_t t0 = now_ns();
+
+		if (send_stream(c->fd, buf, h.bytes, h.flags & FLAG_VERIFY, &cs,
+				&r) == 0) {
+			res_encode(res, h.bytes, csum_val(&cs), 0, 0);
+			if (send_all(c->fd, res, RES_LEN))
+				fail(&r, "send trailer: %s", strerror(errno));
+		}
+		r.bytes = h.bytes;
+		/* the client answers with what it received */
+		k = recv_all(c->fd, res, RES_LEN);
+		r.seconds = (double)(now_ns() - t0) / 1e9;
+		if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
+			fail(&r, "no result from the client");
+		} else {
+			if (get64(res + 8) != h.bytes)
+				fail(&r, "client received %" PRIu64 " bytes",
+				     get64(res + 8));
+			if (h.flags & FLAG_VERIFY) {
+				r.verify = get64(res + 24) == VERIFY_OK &&
+							   get64(res + 16) ==
+								   csum_val(&cs)
+						   ? VERIFY_OK
+						   : VERIFY_FAILED;
+				if (r.verify == VERIFY_FAILED)
+					fail(&r, "verify failed at the client");
+			}
+		}
+	}
+out:
+	get_info(c->fd, &r);
+	io.close(c->fd);
+	report("server", &r, 1);
+	free(buf);
+	if (opt.one) {
+		pthread_mutex_lock(&srv_lock);
+		if (counted || !have_first_test) {
+			first_test_done++;
+			if (!r.ok)
+				first_test_failed = 1;
+			if (!have_first_test ||
+			    first_test_done >= first_test_nconn) {
+				fflush(stdout);
+				_exit(first_test_failed ? 1 : 0);
+			}
+		}
+		pthread_mutex_unlock(&srv_lock);
+	}
+	free(c);
+	return NULL;
+}
+
+static int run_server(void)
+{
+	struct sockaddr_in sa = {0};
+	int lfd, one = 1;
+
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(opt.port);
+	if (inet_pton(AF_INET, opt.bind_addr ? opt.bind_addr : "0.0.0.0",
+		      &sa.sin_addr) != 1) {
+		fprintf(stderr, "%s: -B %s: not an IPv4 address\n", prog,
+			opt.bind_addr);
+		return 2;
+	}
+	lfd = io.socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0) {
+		fprintf(stderr, "%s: socket: %s\n", prog, strerror(errno));
+		return 1;
+	}
+	io.setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (io.bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    io.listen(lfd, 128)) {
+		fprintf(stderr, "%s: cannot listen on %s:%u: %s\n", prog,
+			opt.bind_addr ? opt.bind_addr : "0.0.0.0", opt.port,
+			strerror(errno));
+		return 1;
+	}
+	if (!opt.json)
+		fprintf(stderr, "%s: listening on %s:%u (%s)\n", prog,
+			opt.bind_addr ? opt.bind_addr : "0.0.0.0", opt.port,
+			opt.tcp ? "kernel TCP" : "usmc");
+	for (;;) {
+		server_conn *c;
+		int fd = io.accept(lfd, NULL, NULL);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			fprintf(stderr, "%s: accept: %s\n", prog,
+				strerror(errno));
+			return 1;
+		}
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			io.close(fd);
+			continue;
+		}
+		c->fd = fd;
+		if (pthread_create(&c->th, NULL, server_main, c)) {
+			io.close(fd);
+			free(c);
+			continue;
+		}
+		pthread_detach(c->th);
+	}
+}
+
+static void *watchdog(void *arg)
+{
+	struct timespec ts = {.tv_sec = opt.timeout};
+
+	(void)arg;
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+	fprintf(stderr, "%s: timed out after %d s\n", prog, opt.timeout);
+	if (opt.json)
+		printf("{\"role\":\"%s\",\"ok\":false,\"error\":\"timeout\"}\n",
+		       opt.server ? "server" : "client");
+	fflush(stdout);
+	_exit(1);
+}
+
+static long parse_num(const char *s, const char *what, long lo, long hi)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < lo || v > hi)
+		die_usage("%s must be a number in %ld..%ld, not '%s'", what, lo,
+			  hi, s);
+	return v;
+}
+
+/* N with an optional K, M or G (binary) suffix. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+	uint64_t mul = 1;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case 'k':
+	case 'K':
+		mul = 1ull << 10;
+		end++;
+		break;
+	case 'm':
+	case 'M':
+		mul = 1ull << 20;
+		end++;
+		break;
+	case 'g':
+	case 'G':
+		mul = 1ull << 30;
+		end++;
+		break;
+	}
+	if (*end || v == 0 || v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+enum {
+	O_PINGPONG = 256,
+	O_VERIFY,
+	O_JSON,
+	O_TCP,
+	O_TRANSPORT,
+	O_SMC_PORTS,
+	O_RAW,
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"server", no_argument, NULL, 's'},
+		{"client", required_argument, NULL, 'c'},
+		{"bind", required_argument, NULL, 'B'},
+		{"port", required_argument, NULL, 'p'},
+		{"one", no_argument, NULL, '1'},
+		{"bytes", required_argument, NULL, 'n'},
+		{"reverse", no_argument, NULL, 'R'},
+		{"pingpong", required_argument, NULL, O_PINGPONG},
+		{"iterations", required_argument, NULL, 'i'},
+		{"parallel", required_argument, NULL, 'P'},
+		{"verify", no_argument, NULL, O_VERIFY},
+		{"json", no_argument, NULL, O_JSON},
+		{"tcp", no_argument, NULL, O_TCP},
+		{"transport", required_argument, NULL, O_TRANSPORT},
+		{"smc-ports", required_argument, NULL, O_SMC_PORTS},
+		{"raw", no_argument, NULL, O_RAW},
+		{"timeout", required_argument, NULL, 't'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	int c, nmodes = 0, bytes_set = 0;
+	pthread_t wd;
+
+	while ((c = getopt_long(argc, argv, "sc:B:p:1n:Ri:P:t:h", lo, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 's':
+			opt.server = 1;
+			break;
+		case 'c':
+			opt.host = optarg;
+			break;
+		case 'B':
+			opt.bind_addr = optarg;
+			break;
+		case 'p':
+			opt.port = (uint16_t)parse_num(optarg, "-p", 1, 65535);
+			break;
+		case '1':
+			opt.one = 1;
+			break;
+		case 'n':
+			if (parse_size(optarg, &opt.bytes))
+				die_usage("-n: bad size '%s' (e.g. 64M, 1G, "
+					  "4096)",
+					  optarg);
+			bytes_set = 1;
+			break;
+		case 'R':
+			opt.mode = MODE_REVERSE;
+			nmodes++;
+			break;
+		case O_PINGPONG:
+			opt.msg_size = (uint32_t)parse_num(optarg, "--pingpong",
+							   1, MAX_MSG);
+			opt.mode = MODE_PINGPONG;
+			nmodes++;
+			break;
+		case 'i':
+			opt.iterations =
+				(uint32_t)parse_num(optarg, "-i", 1, 100000000);
+			break;
+		case 'P':
+			opt.parallel = (int)parse_num(optarg, "-P", 1, 256);
+			break;
+		case 't':
+			opt.timeout = (int)parse_num(optarg, "-t", 1, 86400);
+			break;
+		case O_VERIFY:
+			opt.verify = 1;
+			break;
+		case O_JSON:
+			opt.json = 1;
+			break;
+		case O_TCP:
+			opt.tcp = 1;
+			break;
+		case O_TRANSPORT:
+			opt.transport = optarg;
+			break;
+		case O_SMC_PORTS:
+			opt.smc_ports = optarg;
+			break;
+		case O_RAW:
+			opt.raw = 1;
+			break;
+		case 'h':
+			help();
+			return 0;
+		default:
+			die_usage("unknown option");
+		}
+	}
+	if (optind < argc)
+		die_usage("unexpected argument '%s'", argv[optind]);
+	if (opt.server == !!opt.host)
+		die_usage(
+			"give exactly one of -s (server) or -c HOST (client)");
+	if (nmodes > 1)
+		die_usage("-R and --pingpong exclude each other");
+	if (opt.server && (nmodes || bytes_set || opt.parallel != 1 || opt.raw))
+		die_usage("the client chooses the mode; the server takes "
+			  "only -B, -p, -1 and the common options");
+	if (opt.host && (opt.one || opt.bind_addr))
+		die_usage("-1 and -B are server options");
+	if (opt.raw && opt.mode != MODE_PINGPONG)
+		die_usage("--raw needs --pingpong SIZE");
+	if (opt.mode == MODE_PINGPONG && bytes_set)
+		die_usage("-n does not apply to --pingpong (use -i)");
+	if (opt.tcp && (opt.transport || opt.smc_ports))
+		die_usage("--tcp excludes --transport and --smc-ports");
+
+	signal(SIGPIPE, SIG_IGN);
+	if (opt.tcp) {
+		use_kernel();
+	} else {
+		char ports[16];
+
+		use_usmc();
+		if (opt.transport &&
+		    usmc_config_set("transport", opt.transport))
+			die_usage("--transport: bad name '%s'", opt.transport);
+		if (!opt.smc_ports && !getenv("USMC_SMC_PORTS")) {
+			snprintf(ports, sizeof(ports), "%u", opt.port);
+			opt.smc_ports = ports;
+		}
+		if (opt.smc_ports &&
+		    usmc_config_set("smc_ports", opt.smc_ports))
+			die_usage("--smc-ports: bad list '%s' (e.g. "
+				  "7070,8000-8010)",
+				  opt.smc_ports);
+	}
+	if ((!opt.server || opt.one) &&
+	    pthread_create(&wd, NULL, watchdog, NULL)) {
+		fprintf(stderr, "%s: cannot start the watchdog\n", prog);
+		return 1;
+	}
+	return opt.server ? run_server() : run_client();
+}
