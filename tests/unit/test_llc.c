@@ -358,6 +358,80 @@ static void test_golden_delete_link(void)
 	USMC_ASSERT_EQ(e[2].reason, 0x00100000);
 }
 
+/* Responses built the way Linux builds them (from the decoded request)
+ * encode to the bytes Linux sent. */
+static void test_golden_responses(void)
+{
+	usmc_llc_msg m;
+	uint8_t out[128];
+	const struct vec *req, *resp;
+
+	USMC_ASSERT_EQ_FATAL(load_vectors(), 0);
+
+	/* ADD_LINK reject: the request echoed with RESP | REJ, the
+	 * extension dropped (a17 -> a19) */
+	req = find_vec(CAP_A, 17);
+	resp = find_vec(CAP_A, 19);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(req);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	USMC_ASSERT_EQ(usmc_llc_decode(&m, req->bytes, (size_t)req->len), 88);
+	m.hdr.flags |= SMC_LLC_FLAG_RESP | SMC_LLC_FLAG_ADD_LNK_REJ;
+	m.add_link.has_v2_ext = 0;
+	USMC_ASSERT_EQ(usmc_llc_encode(out, sizeof(out), &m), 44);
+	USMC_ASSERT_MEM_EQ(out, resp->bytes, 44);
+
+	/* CONFIRM_RKEY: the request with RESP (b7 -> b9) */
+	req = find_vec(CAP_B, 7);
+	resp = find_vec(CAP_B, 9);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(req);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	USMC_ASSERT_EQ(usmc_llc_decode(&m, req->bytes, 44), 44);
+	m.hdr.flags |= SMC_LLC_FLAG_RESP;
+	USMC_ASSERT_EQ(usmc_llc_encode(out, sizeof(out), &m), 44);
+	USMC_ASSERT_MEM_EQ(out, resp->bytes, 44);
+
+	/* DELETE_RKEY v2: RESP, rkeys zeroed, no invalid ones (a286 ->
+	 * a289) */
+	req = find_vec(CAP_A, 286);
+	resp = find_vec(CAP_A, 289);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(req);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	USMC_ASSERT_EQ(usmc_llc_decode(&m, req->bytes, 44), 44);
+	m.hdr.flags |= SMC_LLC_FLAG_RESP;
+	memset(m.delete_rkey.rkey, 0, sizeof(m.delete_rkey.rkey));
+	USMC_ASSERT_EQ(usmc_llc_encode(out, sizeof(out), &m), 44);
+	USMC_ASSERT_MEM_EQ(out, resp->bytes, 44);
+
+	/* DELETE_LINK for an unknown link: RESP, reason NOLNK (d2428 ->
+	 * d2430) */
+	req = find_vec(CAP_D, 2428);
+	resp = find_vec(CAP_D, 2430);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(req);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	USMC_ASSERT_EQ(usmc_llc_decode(&m, req->bytes, 44), 44);
+	m.hdr.flags |= SMC_LLC_FLAG_RESP;
+	m.delete_link.reason = SMC_LLC_DEL_NOLNK;
+	USMC_ASSERT_EQ(usmc_llc_encode(out, sizeof(out), &m), 44);
+	USMC_ASSERT_MEM_EQ(out, resp->bytes, 44);
+
+	/* CONFIRM_LINK built from fields equals the server's request
+	 * (a13) */
+	resp = find_vec(CAP_A, 13);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(resp);
+	usmc_llc_msg_init(&m, SMC_LLC_CONFIRM_LINK, 2,
+			  SMC_LLC_FLAG_NO_RMBE_EYEC);
+	m.confirm_link.sender_mac[0] = 0x52;
+	m.confirm_link.sender_mac[1] = 0x54;
+	m.confirm_link.sender_mac[5] = 0x01;
+	gid_v4(m.confirm_link.sender_gid, 10, 9, 0, 1);
+	m.confirm_link.sender_qp_num = 0x11;
+	m.confirm_link.link_num = 1;
+	m.confirm_link.link_uid = 0x101;
+	m.confirm_link.max_links = 2;
+	USMC_ASSERT_EQ(usmc_llc_encode(out, sizeof(out), &m), 44);
+	USMC_ASSERT_MEM_EQ(out, resp->bytes, 44);
+}
+
 /* --- hand-built v1 messages --------------------------------------------- */
 
 static void hdr_v1(uint8_t *b, uint8_t type, uint8_t byte2, uint8_t flags)
@@ -1146,6 +1220,7 @@ static CU_TestInfo golden_tests[] = {
 	{"CONFIRM_RKEY v2", test_golden_confirm_rkey},
 	{"DELETE_RKEY v2", test_golden_delete_rkey},
 	{"DELETE_LINK v2", test_golden_delete_link},
+	{"responses as Linux builds them", test_golden_responses},
 	CU_TEST_INFO_NULL,
 };
 
