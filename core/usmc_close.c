@@ -1,0 +1,279 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Close FSM (net/smc smc_close.c): the kernel's states and transitions for
+ * shutdown(SHUT_WR), close() and abort, actively and passively. Close flags
+ * ride on the CDC that carries the last data byte (usmc_tx_push sends them
+ * once the sndbuf is drained), which is the kernel's "stream wait" without
+ * blocking. SMC resources go back to the lgr when CLOSED and no CDC is in
+ * flight.
+ */
+#include "usmc_core_int.h"
+
+#define ANY_CLOSE (USMC_CDC_PEER_CONN_CLOSED | USMC_CDC_PEER_CONN_ABORT)
+
+const char *usmc_conn_state_name(int state)
+{
+	switch (state) {
+	case SMC_ACTIVE:
+		return "ACTIVE";
+	case SMC_INIT:
+		return "INIT";
+	case SMC_CLOSED:
+		return "CLOSED";
+	case SMC_LISTEN:
+		return "LISTEN";
+	case SMC_PEERCLOSEWAIT1:
+		return "PEERCLOSEWAIT1";
+	case SMC_PEERCLOSEWAIT2:
+		return "PEERCLOSEWAIT2";
+	case SMC_APPCLOSEWAIT1:
+		return "APPCLOSEWAIT1";
+	case SMC_APPCLOSEWAIT2:
+		return "APPCLOSEWAIT2";
+	case SMC_APPFINCLOSEWAIT:
+		return "APPFINCLOSEWAIT";
+	case SMC_PEERFINCLOSEWAIT:
+		return "PEERFINCLOSEWAIT";
+	case SMC_PEERABORTWAIT:
+		return "PEERABORTWAIT";
+	case SMC_PROCESSABORT:
+		return "PROCESSABORT";
+	}
+	return "UNKNOWN";
+}
+
+static int rxed_any_close(const usmc_conn *conn)
+{
+	return !!(conn->peer_conn_flags & ANY_CLOSE);
+}
+
+static int sent_any_close(const usmc_conn *conn)
+{
+	return !!(conn->close_flags_want & ANY_CLOSE);
+}
+
+void usmc_close_progress(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (conn->state == SMC_CLOSED && !conn->cdc_pend && conn->lgr)
+		usmc_conn_release_smc(conn, ts);
+}
+
+static void set_state(usmc_conn *conn, int state, usmc_tstamp ts)
+{
+	if (conn->state == state)
+		return;
+	usmc_log(conn->ctx, USMC_LOG_DEBUG, "conn %08x: %s -> %s", conn->token,
+		 usmc_conn_state_name(conn->state),
+		 usmc_conn_state_name(state));
+	conn->state = state;
+	if (state != SMC_CLOSED)
+		return;
+	usmc_conn_event_raise(conn, USMC_EV_CLOSED);
+	usmc_close_progress(conn, ts);
+}
+
+/* smc_close_final: closed, or abort when unread data is left behind */
+static void close_final(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (conn->rx_prod != conn->rx_cons)
+		conn->close_flags_want |= USMC_CDC_PEER_CONN_ABORT;
+	else
+		conn->close_flags_want |= USMC_CDC_PEER_CONN_CLOSED;
+	usmc_tx_push(conn, ts);
+}
+
+static void send_abort(usmc_conn *conn, usmc_tstamp ts)
+{
+	/* unsent data is dropped; the flag goes out at once */
+	conn->tx_prep = conn->tx_sent;
+	conn->close_flags_want |= USMC_CDC_PEER_CONN_ABORT;
+	usmc_tx_push(conn, ts);
+}
+
+/* The peer's CDC carried new conn_state flags (smc_close_passive_work). */
+void usmc_close_peer_flags(usmc_conn *conn, uint8_t newflags, usmc_tstamp ts)
+{
+	if (conn->mode != USMC_MODE_SMCR)
+		return; /* handled when the handshake completes */
+	if (newflags & USMC_CDC_PEER_CONN_ABORT) {
+		/* smc_close_passive_abort_received */
+		if (!conn->err)
+			conn->err = USMC_ERR_CONNRESET;
+		switch (conn->state) {
+		case SMC_INIT:
+		case SMC_ACTIVE:
+		case SMC_APPCLOSEWAIT1:
+		case SMC_APPFINCLOSEWAIT:
+			set_state(conn, SMC_PROCESSABORT, ts);
+			break;
+		case SMC_PEERCLOSEWAIT1:
+		case SMC_PEERCLOSEWAIT2:
+			if ((conn->close_flags_want &
+			     USMC_CDC_PEER_DONE_WRITING) &&
+			    !sent_any_close(conn))
+				set_state(conn, SMC_PROCESSABORT, ts);
+			else
+				set_state(conn, SMC_CLOSED, ts);
+			break;
+		case SMC_APPCLOSEWAIT2:
+		case SMC_PEERFINCLOSEWAIT:
+		case SMC_PEERABORTWAIT:
+			set_state(conn, SMC_CLOSED, ts);
+			break;
+		default:
+			break;
+		}
+		usmc_conn_event_raise(conn, USMC_EV_ERROR);
+		return;
+	}
+	switch (conn->state) {
+	case SMC_INIT:
+	case SMC_ACTIVE:
+		set_state(conn, SMC_APPCLOSEWAIT1, ts);
+		break;
+	case SMC_PEERCLOSEWAIT1:
+		if (conn->peer_conn_flags & USMC_CDC_PEER_DONE_WRITING)
+			set_state(conn, SMC_PEERCLOSEWAIT2, ts);
+		/* fall through */
+	case SMC_PEERCLOSEWAIT2:
+		if (!rxed_any_close(conn))
+			break;
+		if (conn->app_closed && sent_any_close(conn))
+			set_state(conn, SMC_CLOSED, ts);
+		else
+			set_state(conn, SMC_APPFINCLOSEWAIT, ts);
+		break;
+	case SMC_PEERFINCLOSEWAIT:
+		if (rxed_any_close(conn))
+			set_state(conn, SMC_CLOSED, ts);
+		break;
+	default:
+		break;
+	}
+	if (!conn->peer_shutdown_seen && conn->mode == USMC_MODE_SMCR) {
+		conn->peer_shutdown_seen = 1;
+		usmc_conn_event_raise(conn, USMC_EV_PEER_SHUTDOWN);
+		usmc_conn_event_raise(conn, USMC_EV_READABLE);
+	}
+}
+
+/* A local abort: |err| is reported to the application (0 when it asked
+ * for the abort itself); |send| says whether peer_conn_abort can still be
+ * sent (not after the link is gone). */
+void usmc_close_abort_local(usmc_conn *conn, int err, int send, usmc_tstamp ts)
+{
+	if (conn->mode == USMC_MODE_HANDSHAKE) {
+		usmc_conn_handshake_failed(conn, err ? err : USMC_ERR_CLOSED, 0,
+					   ts);
+		return;
+	}
+	if (conn->mode != USMC_MODE_SMCR || conn->state == SMC_CLOSED)
+		return;
+	if (err && !conn->err)
+		conn->err = err;
+	if (send && conn->link && usmc_link_usable(conn->link) &&
+	    !(conn->close_flags_want & USMC_CDC_PEER_CONN_ABORT))
+		send_abort(conn, ts);
+	/* smc_close_active_abort: every state ends in CLOSED here, since no
+	 * work is left to cancel */
+	if (err)
+		usmc_conn_event_raise(conn, USMC_EV_ERROR);
+	set_state(conn, SMC_CLOSED, ts);
+}
+
+int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (!conn)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (conn->mode != USMC_MODE_SMCR)
+		return USMC_ERR_INVALID_STATE;
+	switch (conn->state) {
+	case SMC_ACTIVE:
+		conn->close_flags_want |= USMC_CDC_PEER_DONE_WRITING;
+		set_state(conn, SMC_PEERCLOSEWAIT1, ts);
+		usmc_tx_push(conn, ts);
+		break;
+	case SMC_APPCLOSEWAIT1:
+		conn->close_flags_want |= USMC_CDC_PEER_DONE_WRITING;
+		set_state(conn, SMC_APPCLOSEWAIT2, ts);
+		usmc_tx_push(conn, ts);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (!conn)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (conn->mode == USMC_MODE_HANDSHAKE) {
+		conn->clc_state = USMC_CLC_DONE;
+		conn->clc_expiry = USMC_TSTAMP_NONE;
+		usmc_conn_release_smc(conn, ts);
+		conn->mode = USMC_MODE_FALLBACK;
+		conn->state = SMC_CLOSED;
+		return 0;
+	}
+	if (conn->mode == USMC_MODE_FALLBACK) {
+		conn->state = SMC_CLOSED;
+		return 0;
+	}
+	if (conn->app_closed)
+		return 0;
+	conn->app_closed = 1;
+	switch (conn->state) {
+	case SMC_INIT:
+		set_state(conn, SMC_CLOSED, ts);
+		break;
+	case SMC_ACTIVE:
+		close_final(conn, ts);
+		if (conn->state == SMC_ACTIVE)
+			set_state(conn, SMC_PEERCLOSEWAIT1, ts);
+		break;
+	case SMC_APPFINCLOSEWAIT:
+		if ((conn->close_flags_want & USMC_CDC_PEER_DONE_WRITING) &&
+		    !sent_any_close(conn))
+			close_final(conn, ts);
+		set_state(conn, SMC_CLOSED, ts);
+		break;
+	case SMC_APPCLOSEWAIT1:
+	case SMC_APPCLOSEWAIT2:
+		close_final(conn, ts);
+		if (conn->state == SMC_CLOSED)
+			break;
+		if (rxed_any_close(conn))
+			set_state(conn, SMC_CLOSED, ts);
+		else
+			set_state(conn, SMC_PEERFINCLOSEWAIT, ts);
+		break;
+	case SMC_PEERCLOSEWAIT1:
+	case SMC_PEERCLOSEWAIT2:
+		if ((conn->close_flags_want & USMC_CDC_PEER_DONE_WRITING) &&
+		    !sent_any_close(conn))
+			close_final(conn, ts);
+		break;
+	case SMC_PROCESSABORT:
+		send_abort(conn, ts);
+		set_state(conn, SMC_CLOSED, ts);
+		break;
+	case SMC_PEERABORTWAIT:
+		set_state(conn, SMC_CLOSED, ts);
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (!conn)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (conn->mode != USMC_MODE_SMCR)
+		return usmc_conn_close(conn, ts);
+	conn->app_closed = 1;
+	usmc_close_abort_local(conn, 0, 1, ts);
+	return 0;
+}

@@ -1,0 +1,295 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal structures of the core state machines, shared by usmc_ctx.c,
+ * usmc_lgr.c (link group, links, LLC), usmc_conn.c (CLC), usmc_tx.c,
+ * usmc_rx.c and usmc_close.c. Not part of the API.
+ */
+#ifndef USMC_CORE_INT_H
+#define USMC_CORE_INT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "usmc_cdc.h"
+#include "usmc_clc.h"
+#include "usmc_core.h"
+#include "usmc_llc.h"
+
+/* <stdio.h> is banned in core/ (no I/O); only the formatters are used. */
+int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
+	      va_list ap);
+
+#define USMC_LINKS_MAX	     3	 /* SMC_LINKS_PER_LGR_MAX */
+#define USMC_CONNS_MAX	     255 /* SMC_CONN_PER_LGR_MAX */
+#define USMC_RMBE_MIN	     16384
+#define USMC_RMBE_MAX_SHIFT  9 /* stay <= 8 MiB; RFC peers want <= 5 */
+#define USMC_LLC_WAIT_FIRST  (4 * USMC_NS_PER_SEC) /* 2 * SMC_LLC_WAIT_TIME */
+#define USMC_CLC_WAIT_SHORT  (1 * USMC_NS_PER_SEC)
+#define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
+#define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
+
+/* Link states (enum smc_link_state) */
+enum usmc_link_state {
+	USMC_LNK_UNUSED,
+	USMC_LNK_INACTIVE,
+	USMC_LNK_ACTIVATING,
+	USMC_LNK_ACTIVE,
+};
+
+/* wr_id layout: kind in the top byte, index below. */
+#define USMC_WRID_TX	      1ull
+#define USMC_WRID_RX	      2ull
+#define USMC_WRID_WRITE	      3ull
+#define USMC_WRID_V2TX	      4ull
+#define USMC_WRID(kind, idx)  (((uint64_t)(kind) << 56) | (uint64_t)(idx))
+#define USMC_WRID_KIND(wr_id) ((unsigned int)((wr_id) >> 56))
+#define USMC_WRID_IDX(wr_id)  ((uint32_t)((wr_id)&0xffffffffu))
+
+/* A registered buffer (RMB or sndbuf), pooled per link group. */
+typedef struct usmc_buf {
+	struct usmc_buf *next;
+	usmc_mr mr;
+	uint32_t size;
+	int is_rmb;
+} usmc_buf;
+
+/* What a TX slot carries, so its completion can be accounted. */
+typedef struct usmc_tx_slot {
+	int busy;
+	usmc_conn *conn;     /* CDC: owner; NULL for LLC */
+	uint64_t tx_sent;    /* CDC: sndbuf cursor covered by this CDC */
+	uint16_t seq;	     /* CDC seqno */
+	uint64_t rx_cons;    /* CDC: consumer cursor it carried */
+	uint8_t close_flags; /* CDC conn_state flags it carried */
+} usmc_tx_slot;
+
+/* One queued local LLC request (a "local flow", run one at a time). */
+typedef struct usmc_llc_req {
+	struct usmc_llc_req *next;
+	uint8_t type;	 /* SMC_LLC_* (v1 numbering) */
+	usmc_conn *conn; /* CONFIRM_RKEY: the connection waiting for it */
+	uint32_t rkey;
+	uint64_t vaddr;
+} usmc_llc_req;
+
+struct usmc_link {
+	usmc_lgr *lgr;
+	void *user;
+	uint8_t link_id;  /* link_num on the wire, 1..255 */
+	uint8_t link_idx; /* index in lgr->links */
+	int state;	  /* enum usmc_link_state */
+	int qp_created, qp_rtr, qp_rts;
+	uint32_t qp_num, psn;
+	/* peer side (from CLC, then CONFIRM_LINK) */
+	uint32_t peer_qpn, peer_psn;
+	uint8_t peer_gid[16], peer_mac[6];
+	uint8_t path_mtu;
+	/* WR buffers */
+	usmc_mr tx_mr; /* send_wr slots of 48 bytes */
+	usmc_mr rx_mr; /* recv_wr slots of 48 bytes */
+	usmc_mr v2_mr; /* one v2 tx buffer + one shared v2 rx spill */
+	usmc_tx_slot *slots;
+	uint16_t nslots, slots_used;
+	uint16_t nrecv;
+	int v2_tx_busy;
+	/* keepalive */
+	usmc_tstamp last_rx;
+	usmc_tstamp testlink_expiry; /* response due */
+	/* connections waiting for a TX slot */
+	int waiters;
+	usmc_tstamp slot_wait_since;
+};
+
+/* Local LLC flow kinds */
+enum usmc_llc_flow {
+	USMC_FLOW_NONE,
+	USMC_FLOW_CONFIRM_LINK, /* server first link / client waiting req */
+	USMC_FLOW_ADD_LINK,
+	USMC_FLOW_RKEY,
+	USMC_FLOW_DELETE_RKEY,
+};
+
+struct usmc_lgr {
+	usmc_ctx *ctx;
+	usmc_lgr *next, *prev;
+	uint32_t id;
+	usmc_role role;
+	int version; /* 1 or 2 */
+	uint8_t peer_system_id[8];
+	uint8_t peer_gid[16]; /* first link's peer, for matching */
+	uint8_t peer_mac[6];
+	usmc_link *links[USMC_LINKS_MAX];
+	usmc_conn *conns[USMC_CONNS_MAX + 1]; /* index = token & 0xff */
+	unsigned int nconns;
+	unsigned int conns_rr;
+	uint8_t max_conns, max_links;
+	int terminating;
+	int first_link_up; /* CONFIRM_LINK done */
+	/* local LLC flow */
+	usmc_llc_req *llc_q, *llc_q_tail;
+	usmc_llc_req *llc_cur;
+	int llc_sent; /* llc_cur was sent; waiting for the response */
+	usmc_tstamp llc_expiry;
+	/* client: waiting for the server's CONFIRM_LINK request */
+	usmc_tstamp confirm_link_expiry;
+	/* idle link group deletion */
+	usmc_tstamp free_expiry;
+	/* buffer pool */
+	usmc_buf *free_rmbs, *free_sndbufs;
+	uint8_t next_link_id;
+};
+
+/* CLC states */
+enum usmc_clc_state {
+	USMC_CLC_NONE,
+	USMC_CLC_CLI_WAIT_ACCEPT,
+	USMC_CLC_CLI_WAIT_RKEY,	 /* non first contact: CONFIRM_RKEY in flight */
+	USMC_CLC_CLI_WAIT_CLINK, /* first contact: Confirm sent, wait req */
+	USMC_CLC_SRV_WAIT_PROPOSAL,
+	USMC_CLC_SRV_WAIT_RKEY, /* CONFIRM_RKEY before Accept */
+	USMC_CLC_SRV_WAIT_CONFIRM,
+	USMC_CLC_SRV_WAIT_CLINK, /* CONFIRM_LINK resp */
+	USMC_CLC_DONE,
+};
+
+struct usmc_conn {
+	usmc_ctx *ctx;
+	usmc_conn *next, *prev;
+	void *user;
+	usmc_conn_params params;
+	usmc_conn_mode mode;
+	int state; /* enum usmc_smc_state */
+	int err;
+	uint32_t fallback_reason, peer_diagnosis;
+
+	/* CLC */
+	int clc_state;
+	usmc_tstamp clc_expiry;
+	uint8_t clc_out[USMC_CLC_MAX_LEN];
+	size_t clc_out_len, clc_out_off;
+	int version; /* negotiated 1 or 2 */
+	int first_contact;
+	int clc_sent_any, clc_recv_any, peer_declined;
+	uint8_t peer_system_id[8];
+	uint8_t peer_gid[16], peer_mac[6];
+	uint32_t peer_qpn, peer_psn;
+	uint8_t peer_mtu;
+	uint8_t eid[32];
+	uint8_t release;
+
+	/* SMC-R */
+	usmc_lgr *lgr;
+	usmc_link *link;
+	uint32_t token, peer_token;
+	usmc_buf *rmb, *sndbuf;
+	uint64_t peer_vaddr;
+	uint32_t peer_rkey, peer_rmb_size;
+	int rkey_pending;   /* CONFIRM_RKEY outstanding */
+	int rkey_announced; /* peer knows our RMB: DELETE_RKEY on release */
+
+	/* tx: byte counters since the start (sndbuf and peer RMBE offsets are
+	 * these modulo the sizes, the wire wrap is the quotient) */
+	uint64_t tx_prep, tx_sent, tx_fin;
+	uint64_t peer_cons; /* peer's consumer cursor (credit) */
+	uint16_t tx_seq;
+	unsigned int cdc_pend;
+	int waiting_slot;
+	int cons_upd_pending;	  /* send a pure CDC when possible */
+	uint8_t close_flags_want; /* conn_state flags to send */
+	uint8_t close_flags_sent; /* already sent (posted) */
+	uint8_t close_flags_done; /* CDC with them completed */
+
+	/* rx */
+	uint64_t rx_prod, rx_cons, rx_cons_sent;
+	uint16_t rx_seq;
+	int rx_seq_valid;
+	uint8_t peer_prod_flags, peer_conn_flags;
+	int app_closed;
+	int want_writable;
+	int peer_shutdown_seen;
+
+	uint64_t bytes_sent, bytes_received;
+	int freed_by_ctx;
+	int deleting; /* no events while usmc_conn_del runs */
+};
+
+struct usmc_ctx {
+	usmc_callbacks cb;
+	usmc_settings s;
+	void *user;
+	usmc_lgr *lgrs;
+	usmc_conn *conns;
+	uint32_t next_lgr_id;
+	uint32_t token_gen;
+	usmc_tstamp now; /* latest time passed in, for calls without one */
+};
+
+/* memory and logging (usmc_ctx.c) */
+void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size);
+void usmc_mem_free(usmc_ctx *ctx, void *p);
+void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
+{
+	return a < b ? a : b;
+}
+
+/* link group and links (usmc_lgr.c) */
+int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
+		    const uint8_t *peer_system_id, usmc_lgr **plgr);
+void usmc_lgr_free(usmc_lgr *lgr);
+void usmc_lgr_terminate(usmc_lgr *lgr, int err, usmc_tstamp ts);
+usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
+			const uint8_t *peer_system_id, const uint8_t *peer_gid,
+			const uint8_t *peer_mac, uint32_t peer_qpn);
+int usmc_link_create(usmc_lgr *lgr, usmc_link **plink);
+int usmc_link_ready(usmc_link *link, int to_rts);
+int usmc_lgr_add_conn(usmc_lgr *lgr, usmc_conn *conn);
+usmc_conn *usmc_lgr_conn_by_token(usmc_lgr *lgr, uint32_t token);
+void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts);
+int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf);
+void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf);
+usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr);
+void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
+int usmc_llc_confirm_link_send(usmc_link *link, int resp);
+int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
+		   uint64_t vaddr, usmc_tstamp ts);
+void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
+/* TX slots: returns the slot index, or -1 when all are busy. */
+int usmc_link_get_slot(usmc_link *link);
+uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
+int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts);
+int usmc_link_usable(const usmc_link *link);
+
+/* CLC handshake (usmc_conn.c) */
+void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev);
+void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);
+void usmc_conn_link_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);
+void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts);
+void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
+				usmc_tstamp ts);
+usmc_tstamp usmc_conn_expiry(const usmc_conn *conn);
+void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts);
+
+/* tx (usmc_tx.c) */
+int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts);
+void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot,
+		      usmc_tstamp ts);
+/* Sends a CDC with no new data (window update, close flags). */
+int usmc_tx_cdc_ctrl(usmc_conn *conn, usmc_tstamp ts);
+void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts);
+
+/* rx (usmc_rx.c) */
+void usmc_rx_cdc(usmc_link *link, const uint8_t *msg, size_t len,
+		 usmc_tstamp ts);
+void usmc_rx_consumer_update(usmc_conn *conn, int force, usmc_tstamp ts);
+
+/* close (usmc_close.c) */
+void usmc_close_peer_flags(usmc_conn *conn, uint8_t conn_flags, usmc_tstamp ts);
+void usmc_close_abort_local(usmc_conn *conn, int err, int send_abort,
+			    usmc_tstamp ts);
+void usmc_close_progress(usmc_conn *conn, usmc_tstamp ts);
+
+#endif /* USMC_CORE_INT_H */

@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: MIT */
+/* The core context: settings, callbacks, memory, logging, timers. */
+#include "usmc_conv.h"
+#include "usmc_core_int.h"
+
+void usmc_settings_default(usmc_settings *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->sndbuf_size = 65536;
+	s->rmb_size = 65536;
+	s->device.active_mtu = USMC_IB_MTU_1024;
+	s->smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+	memset(s->ueid, ' ', sizeof(s->ueid));
+	memcpy(s->ueid, "USMC", 4);
+	memset(s->hostname, ' ', sizeof(s->hostname));
+	memcpy(s->hostname, "usmc", 4);
+	s->clc_timeout = 6 * USMC_NS_PER_SEC;
+	s->llc_timeout = 2 * USMC_NS_PER_SEC;
+	s->testlink_time = 30 * USMC_NS_PER_SEC;
+	s->lgr_free_delay = 600 * USMC_NS_PER_SEC;
+	s->send_wr = 16;
+	s->recv_wr = 48;
+	s->autocorking_size = 65536;
+}
+
+void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size)
+{
+	/* through a local pointer: the callback, not libc's calloc */
+	void *(*zalloc)(size_t, size_t, void *) = ctx->cb.calloc;
+
+	return zalloc(n, size, ctx->user);
+}
+
+void usmc_mem_free(usmc_ctx *ctx, void *p)
+{
+	if (p)
+		ctx->cb.free(p, ctx->user);
+}
+
+void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
+{
+	char buf[256];
+	va_list ap;
+
+	if (!ctx->cb.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	ctx->cb.log(ctx->user, level, buf);
+}
+
+int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
+		 const usmc_settings *s, void *user)
+{
+	void *(*zalloc)(size_t, size_t, void *);
+	usmc_ctx *ctx;
+
+	if (!pctx || !cb || !s || !cb->calloc || !cb->free || !cb->rand ||
+	    !cb->alloc_mr || !cb->free_mr || !cb->link_create_qp ||
+	    !cb->link_ready || !cb->link_destroy_qp || !cb->post_send ||
+	    !cb->post_recv || !cb->conn_event)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (!(s->smc_versions & (USMC_VERSION_V1 | USMC_VERSION_V2)) ||
+	    s->send_wr < 2 || s->recv_wr < 2 || s->llc_timeout == 0 ||
+	    s->clc_timeout == 0)
+		return USMC_ERR_INVALID_ARGUMENT;
+	zalloc = cb->calloc;
+	ctx = zalloc(1, sizeof(*ctx), user);
+	if (!ctx)
+		return USMC_ERR_NOMEM;
+	ctx->cb = *cb;
+	ctx->s = *s;
+	ctx->user = user;
+	if (ctx->s.sndbuf_size < USMC_RMBE_MIN)
+		ctx->s.sndbuf_size = USMC_RMBE_MIN;
+	if (ctx->s.rmb_size < USMC_RMBE_MIN)
+		ctx->s.rmb_size = USMC_RMBE_MIN;
+	ctx->s.sndbuf_size = usmc_clc_uncompress_bufsize(
+		usmc_clc_compress_bufsize(s->sndbuf_size, SMCR_RMBE_SIZES));
+	ctx->s.rmb_size = usmc_clc_uncompress_bufsize(
+		usmc_clc_compress_bufsize(s->rmb_size, SMCR_RMBE_SIZES));
+	if (usmc_is_zero(ctx->s.system_id, 8)) {
+		cb->rand(ctx->s.system_id, 2, user);
+		memcpy(ctx->s.system_id + 2, s->device.mac, 6);
+	}
+	ctx->next_lgr_id = 0x100;
+	*pctx = ctx;
+	return 0;
+}
+
+void usmc_ctx_del(usmc_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	while (ctx->conns) {
+		usmc_conn *c = ctx->conns;
+
+		c->freed_by_ctx = 1;
+		usmc_conn_del(c);
+	}
+	while (ctx->lgrs)
+		usmc_lgr_free(ctx->lgrs);
+	ctx->cb.free(ctx, ctx->user);
+}
+
+usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx)
+{
+	usmc_tstamp t = USMC_TSTAMP_NONE;
+
+	for (const usmc_lgr *l = ctx->lgrs; l; l = l->next)
+		t = usmc_tmin(t, usmc_lgr_expiry(l));
+	for (const usmc_conn *c = ctx->conns; c; c = c->next)
+		t = usmc_tmin(t, usmc_conn_expiry(c));
+	return t;
+}
+
+int usmc_ctx_handle_expiry(usmc_ctx *ctx, usmc_tstamp ts)
+{
+	int guard = 0;
+
+	ctx->now = ts;
+	/* Handlers may free any link group or connection, so rescan from the
+	 * head after each one. Every handler moves its own deadline past |ts|;
+	 * the guard only bounds a bug. */
+again:
+	if (++guard > 100000)
+		return USMC_ERR_INTERNAL;
+	for (usmc_lgr *l = ctx->lgrs; l; l = l->next) {
+		if (usmc_lgr_expiry(l) <= ts) {
+			usmc_lgr_handle_expiry(l, ts);
+			goto again;
+		}
+	}
+	for (usmc_conn *c = ctx->conns; c; c = c->next) {
+		if (usmc_conn_expiry(c) <= ts) {
+			usmc_conn_handle_expiry(c, ts);
+			goto again;
+		}
+	}
+	return 0;
+}
+
+usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev)
+{
+	return prev ? prev->next : ctx->lgrs;
+}
+
+void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
+{
+	memset(info, 0, sizeof(*info));
+	info->id = lgr->id;
+	info->role = lgr->role;
+	info->smc_version = lgr->version;
+	info->nconns = lgr->nconns;
+	for (int i = 0; i < USMC_LINKS_MAX; i++)
+		if (lgr->links[i])
+			info->nlinks++;
+	memcpy(info->peer_system_id, lgr->peer_system_id, 8);
+}
