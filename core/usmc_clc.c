@@ -839,11 +839,10 @@ uint32_t usmc_clc_srv_classify(const usmc_clc_msg *msg,
 	memset(out->eid, 0, sizeof(out->eid));
 	if (prfx_rc)
 		return prfx_rc;
-	if (!v1_r)
+	/* v1 reports a missing RoCE device as NOSMCDEV, unlike v2. */
+	if (!v1_r || !caps->smcr_v1) {
 		store_rc(&ini_rc, SMC_CLC_DECL_NOSMCDEV);
-	else if (!caps->smcr_v1)
-		store_rc(&ini_rc, SMC_CLC_DECL_NOSMCRDEV);
-	else {
+	} else {
 		out->version = SMC_V1;
 		out->release = 0;
 		out->max_conns = SMC_CONN_PER_LGR_MAX;
@@ -851,6 +850,74 @@ uint32_t usmc_clc_srv_classify(const usmc_clc_msg *msg,
 		return 0;
 	}
 	return ini_rc;
+}
+
+uint32_t usmc_clc_clnt_check_accept(const usmc_clc_msg *prop,
+				    const usmc_clc_msg *accept,
+				    usmc_clc_srv_choice *out)
+{
+	const usmc_clc_hdr *ph, *ah;
+	const usmc_clc_accept_confirm *a;
+
+	if (!prop || !accept || !out || prop->hdr.type != SMC_CLC_PROPOSAL ||
+	    accept->hdr.type != SMC_CLC_ACCEPT)
+		return SMC_CLC_DECL_INTERR;
+	memset(out, 0, sizeof(*out));
+	ph = &prop->hdr;
+	ah = &accept->hdr;
+	a = &accept->u.ac;
+	/* smc_connect_check_aclc; usmc offers and decodes SMC-R only. */
+	if (ah->typev1 != SMC_TYPE_R)
+		return SMC_CLC_DECL_MODEUNSUPP;
+	if (version_layout_v2(ah->version)) {
+		if (!version_layout_v2(ph->version) ||
+		    !usmc_clc_smcr_indicated(ph->typev2))
+			return SMC_CLC_DECL_MODEUNSUPP;
+		out->version = SMC_V2;
+		memcpy(out->eid, a->eid, SMC_MAX_EID_LEN);
+	} else {
+		if (!usmc_clc_smcr_indicated(ph->typev1))
+			return SMC_CLC_DECL_MODEUNSUPP;
+		out->version = SMC_V1;
+	}
+	out->max_conns = SMC_CONN_PER_LGR_MAX;
+	out->max_links = SMC_LINKS_ADD_LNK_MAX;
+	if (out->version != SMC_V2 || !(ah->typev2 & SMC_FIRST_CONTACT_MASK))
+		return 0;
+	/* smc_clc_clnt_v2x_features_validate */
+	out->release = a->release;
+	if (out->release < SMC_RELEASE_1)
+		return 0;
+	if (a->max_links < SMC_LINKS_ADD_LNK_MIN ||
+	    a->max_links > SMC_LINKS_ADD_LNK_MAX)
+		return SMC_CLC_DECL_MAXLINKERR;
+	if (a->max_conns < SMC_CONN_PER_LGR_MIN)
+		return SMC_CLC_DECL_MAXCONNERR;
+	out->max_links = a->max_links;
+	out->max_conns = a->max_conns;
+	return 0;
+}
+
+uint32_t usmc_clc_srv_check_confirm(const usmc_clc_srv_choice *agreed,
+				    const usmc_clc_msg *confirm)
+{
+	const usmc_clc_accept_confirm *c;
+
+	if (!agreed || !confirm || confirm->hdr.type != SMC_CLC_CONFIRM)
+		return SMC_CLC_DECL_INTERR;
+	c = &confirm->u.ac;
+	if (!version_layout_v2(confirm->hdr.version) ||
+	    !(confirm->hdr.typev2 & SMC_FIRST_CONTACT_MASK))
+		return 0;
+	if (c->release != agreed->release)
+		return SMC_CLC_DECL_RELEASEERR;
+	if (c->release < SMC_RELEASE_1)
+		return 0;
+	if (c->max_conns != agreed->max_conns)
+		return SMC_CLC_DECL_MAXCONNERR;
+	if (c->max_links != agreed->max_links)
+		return SMC_CLC_DECL_MAXLINKERR;
+	return 0;
 }
 
 static bool prefix_equal(const uint8_t *a, const uint8_t *b, unsigned int bits)

@@ -367,6 +367,26 @@ uint32_t usmc_clc_srv_classify(const usmc_clc_msg *prop,
 			       const usmc_clc_srv_caps *caps,
 			       usmc_clc_srv_choice *out);
 
+/* usmc_clc_clnt_check_accept checks a decoded Accept against the
+ * Proposal the client sent, as Linux's client does: the type and version
+ * must have been offered (else MODEUNSUPP); a v2 first contact takes the
+ * release from the first-contact extension and, from release 1 on, needs
+ * max_links 1..2 (MAXLINKERR) and max_conns >= 16 (MAXCONNERR). Returns 0
+ * and fills |out| (version, release, max_conns, max_links, eid), or the
+ * SMC_CLC_DECL_* code to decline with. Routing checks (NOROUTE,
+ * NOINDIRECT) are left to the caller. */
+uint32_t usmc_clc_clnt_check_accept(const usmc_clc_msg *prop,
+				    const usmc_clc_msg *accept,
+				    usmc_clc_srv_choice *out);
+
+/* usmc_clc_srv_check_confirm checks that a v2 first-contact Confirm repeats
+ * what the server's Accept agreed (|agreed|, e.g. from
+ * usmc_clc_srv_classify): same release (RELEASEERR), and from release 1
+ * on the same max_conns (MAXCONNERR) and max_links (MAXLINKERR). Returns 0
+ * or the SMC_CLC_DECL_* code. */
+uint32_t usmc_clc_srv_check_confirm(const usmc_clc_srv_choice *agreed,
+				    const usmc_clc_msg *confirm);
+
 /* A local address for usmc_clc_prefix_match. */
 typedef struct usmc_clc_local_prefix {
 	bool is_v6;

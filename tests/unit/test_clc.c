@@ -958,10 +958,80 @@ static void test_classify_smcr(void)
 	c.prefix_match = true;
 	c.smcr_v1 = false;
 	USMC_ASSERT_EQ(usmc_clc_srv_classify(&m, &c, &ch),
-		       SMC_CLC_DECL_NOSMCRDEV);
+		       SMC_CLC_DECL_NOSMCDEV);
 	/* Not a proposal. */
 	USMC_ASSERT_EQ_FATAL(decode_exact(decline_v1_28, 28, &m), 28);
 	USMC_ASSERT_EQ(usmc_clc_srv_classify(&m, &c, &ch), SMC_CLC_DECL_INTERR);
+}
+
+/* The kernel's own exchange passes both checks; changed fields do not. */
+static void test_client_and_confirm_checks(void)
+{
+	uint8_t b[MAXMSG], exp[32];
+	usmc_clc_msg prop, acc, conf;
+	usmc_clc_srv_choice ch, agreed;
+
+	USMC_ASSERT_EQ_FATAL(load_vector("a07-proposal-v2", b, sizeof(b)), 156);
+	USMC_ASSERT_EQ_FATAL(decode_exact(b, 156, &prop), 156);
+	USMC_ASSERT_EQ_FATAL(load_vector("a09-accept-v2-fc", b, sizeof(b)),
+			     160);
+	USMC_ASSERT_EQ_FATAL(decode_exact(b, 160, &acc), 160);
+	USMC_ASSERT_EQ_FATAL(load_vector("a11-confirm-v2-fc", b, sizeof(b)),
+			     180);
+	USMC_ASSERT_EQ_FATAL(decode_exact(b, 180, &conf), 180);
+
+	USMC_ASSERT_EQ(usmc_clc_clnt_check_accept(&prop, &acc, &ch), 0);
+	USMC_ASSERT_EQ(ch.version, SMC_V2);
+	USMC_ASSERT_EQ(ch.release, 0);
+	padded(exp, "SEEDTEST");
+	USMC_ASSERT_MEM_EQ(ch.eid, exp, 32);
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&ch, &conf), 0);
+
+	/* v2 Accept to a proposal that offered no v2 SMC-R. */
+	prop.hdr.typev2 = SMC_TYPE_D;
+	USMC_ASSERT_EQ(usmc_clc_clnt_check_accept(&prop, &acc, &ch),
+		       SMC_CLC_DECL_MODEUNSUPP);
+	prop.hdr.typev2 = SMC_TYPE_R;
+	/* v1 Accept when v1 was not offered (typev1 N). */
+	acc.hdr.version = SMC_V1;
+	USMC_ASSERT_EQ(usmc_clc_clnt_check_accept(&prop, &acc, &ch),
+		       SMC_CLC_DECL_MODEUNSUPP);
+	acc.hdr.version = SMC_V2;
+	/* Release 1: the limits are checked. */
+	acc.u.ac.release = SMC_RELEASE_1;
+	acc.u.ac.max_links = 3;
+	acc.u.ac.max_conns = 255;
+	USMC_ASSERT_EQ(usmc_clc_clnt_check_accept(&prop, &acc, &ch),
+		       SMC_CLC_DECL_MAXLINKERR);
+	acc.u.ac.max_links = 1;
+	acc.u.ac.max_conns = 15;
+	USMC_ASSERT_EQ(usmc_clc_clnt_check_accept(&prop, &acc, &ch),
+		       SMC_CLC_DECL_MAXCONNERR);
+	acc.u.ac.max_conns = 100;
+	USMC_ASSERT_EQ(usmc_clc_clnt_check_accept(&prop, &acc, &ch), 0);
+	USMC_ASSERT_EQ(ch.release, SMC_RELEASE_1);
+	USMC_ASSERT_EQ(ch.max_conns, 100);
+	USMC_ASSERT_EQ(ch.max_links, 1);
+
+	/* The Confirm must repeat what was agreed. */
+	agreed = ch;
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&agreed, &conf),
+		       SMC_CLC_DECL_RELEASEERR);
+	conf.u.ac.release = SMC_RELEASE_1;
+	conf.u.ac.max_conns = 100;
+	conf.u.ac.max_links = 2;
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&agreed, &conf),
+		       SMC_CLC_DECL_MAXLINKERR);
+	conf.u.ac.max_links = 1;
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&agreed, &conf), 0);
+	conf.u.ac.max_conns = 99;
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&agreed, &conf),
+		       SMC_CLC_DECL_MAXCONNERR);
+	/* Not first contact: nothing to check. */
+	conf.hdr.typev2 = 0;
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&agreed, &conf), 0);
+	USMC_ASSERT_EQ(usmc_clc_srv_check_confirm(&agreed, &prop),
+		       SMC_CLC_DECL_INTERR);
 }
 
 static void test_prefix_match(void)
@@ -1129,6 +1199,7 @@ static CU_TestInfo clc_tests[] = {
 	{"encode_builds_offsets", test_encode_builds_offsets},
 	{"classify_smcd_only", test_classify_smcd_only},
 	{"classify_smcr", test_classify_smcr},
+	{"client_and_confirm_checks", test_client_and_confirm_checks},
 	{"prefix_match", test_prefix_match},
 	{"bufsize", test_bufsize},
 	{"decl_names", test_decl_names},
