@@ -327,6 +327,7 @@ static const struct cdc_expect expect[] = {
 struct vec {
 	int cap;
 	int frame;
+	char src[16]; /* sender's IPv4 address */
 	uint8_t bytes[64];
 	int len;
 };
@@ -334,7 +335,7 @@ struct vec {
 static struct vec vecs[256];
 static size_t nvecs;
 
-/* Loads every "frame hex" line of $USMC_VECTORS/cdc/<capture>.txt. */
+/* Loads every "frame hex source" line of $USMC_VECTORS/cdc/<capture>.txt. */
 static int load_vectors(void)
 {
 	const char *dir = getenv("USMC_VECTORS");
@@ -356,15 +357,14 @@ static int load_vectors(void)
 		}
 		while (fgets(line, sizeof(line), f)) {
 			struct vec *v = &vecs[nvecs];
-			char *sp = strchr(line, ' ');
+			static char hex[1024];
 
-			if (!sp || nvecs >= sizeof(vecs) / sizeof(vecs[0]))
+			if (nvecs >= sizeof(vecs) / sizeof(vecs[0]) ||
+			    sscanf(line, "%d %1023s %15s", &v->frame, hex,
+				   v->src) != 3)
 				break;
-			*sp = 0;
 			v->cap = (int)c;
-			v->frame = atoi(line);
-			v->len = usmc_test_hex(sp + 1, v->bytes,
-					       sizeof(v->bytes));
+			v->len = usmc_test_hex(hex, v->bytes, sizeof(v->bytes));
 			nvecs++;
 		}
 		fclose(f);
@@ -416,6 +416,80 @@ static void test_golden(void)
 		USMC_ASSERT_MEM_EQ(out, v->bytes, SMC_CDC_MSG_LEN);
 		/* nothing written past the message */
 		USMC_ASSERT_EQ(out[SMC_CDC_MSG_LEN], 0x5a);
+	}
+}
+
+/* Replays the a-session's CDCs per direction as a receiver would. The
+ * README of the captures says the client sent three 5-byte messages and
+ * 100 KiB, and the server echoed them: 15 + 102400 bytes each way, so
+ * each side's producer cursor, and its consumer cursor (acking the
+ * other's data), must add up to exactly that. */
+static void test_session_replay(void)
+{
+	static const char *const hosts[] = {"10.9.0.1", "10.9.0.2"};
+	/* CDCs per sender, as smcr-a-session.llc.txt lists them */
+	static const int count[] = {9, 11};
+
+	USMC_ASSERT_EQ_FATAL(load_vectors(), 0);
+	for (size_t h = 0; h < 2; h++) {
+		usmc_curs prod = {0, 0}, cons = {0, 0};
+		const struct vec *first = NULL, *last = NULL;
+		int64_t produced = 0, consumed = 0;
+		uint16_t last_seq = 0;
+		usmc_cdc_msg m;
+		int n = 0;
+
+		for (size_t i = 0; i < nvecs; i++) {
+			usmc_curs old;
+
+			if (vecs[i].cap != 0 || strcmp(vecs[i].src, hosts[h]))
+				continue;
+			USMC_ASSERT_EQ(usmc_cdc_decode(&m, vecs[i].bytes,
+						       (size_t)vecs[i].len),
+				       44);
+			if (n++)
+				CU_ASSERT(!usmc_cdc_seq_before(m.seqno,
+							       last_seq));
+			last_seq = m.seqno;
+			old = prod;
+			USMC_ASSERT_EQ(usmc_curs_update(&prod, &m.prod), 1);
+			produced += usmc_curs_diff_large(65536, &old, &prod);
+			old = cons;
+			USMC_ASSERT_EQ(usmc_curs_update(&cons, &m.cons), 1);
+			consumed += usmc_curs_diff_large(65536, &old, &cons);
+			if (!first)
+				first = &vecs[i];
+			last = &vecs[i];
+		}
+		USMC_ASSERT_EQ(n, count[h]);
+		USMC_ASSERT_EQ(produced, 15 + 102400);
+		USMC_ASSERT_EQ(consumed, 15 + 102400);
+		USMC_ASSERT_EQ(prod.wrap, 1);
+		USMC_ASSERT_EQ(prod.count, 0x900f);
+		USMC_ASSERT_EQ(cons.wrap, 1);
+		USMC_ASSERT_EQ(cons.count, 0x900f);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(first);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(last);
+
+		/* A late duplicate of the first CDC: its wrap-0 cursor would
+		 * pass the cursor check (wrap 0 is taken as the rollover),
+		 * so it is the seqno check that drops it. */
+		USMC_ASSERT_EQ(usmc_cdc_decode(&m, first->bytes, 44), 44);
+		CU_ASSERT(usmc_cdc_seq_before(m.seqno, last_seq));
+		/* The last CDC again: same seqno, not older; no bytes. */
+		USMC_ASSERT_EQ(usmc_cdc_decode(&m, last->bytes, 44), 44);
+		CU_ASSERT(!usmc_cdc_seq_before(m.seqno, last_seq));
+		{
+			usmc_curs old = prod;
+
+			USMC_ASSERT_EQ(usmc_curs_update(&prod, &m.prod), 1);
+			USMC_ASSERT_EQ(usmc_curs_diff_large(65536, &old, &prod),
+				       0);
+		}
+		/* An older cursor in the current wrap is ignored. */
+		m.prod.count = 0x400f;
+		USMC_ASSERT_EQ(usmc_curs_update(&prod, &m.prod), 0);
+		USMC_ASSERT_EQ(prod.count, 0x900f);
 	}
 }
 
@@ -736,6 +810,7 @@ static void test_curs_valid(void)
 
 static CU_TestInfo codec_tests[] = {
 	{"golden vectors", test_golden},
+	{"a-session replay", test_session_replay},
 	{"hand-built message", test_handbuilt},
 	{"reserved bytes", test_reserved},
 	{"errors", test_errors},

@@ -29,6 +29,7 @@ static const char *const captures[] = {
 struct vec {
 	int cap;
 	int frame;
+	char src[16]; /* sender's IPv4 address */
 	uint8_t bytes[128];
 	int len;
 };
@@ -36,7 +37,7 @@ struct vec {
 static struct vec vecs[64];
 static size_t nvecs;
 
-/* Loads every "frame hex" line of $USMC_VECTORS/llc/<capture>.txt. */
+/* Loads every "frame hex source" line of $USMC_VECTORS/llc/<capture>.txt. */
 static int load_vectors(void)
 {
 	const char *dir = getenv("USMC_VECTORS");
@@ -59,15 +60,14 @@ static int load_vectors(void)
 		}
 		while (fgets(line, sizeof(line), f)) {
 			struct vec *v = &vecs[nvecs];
-			char *sp = strchr(line, ' ');
+			static char hex[1024];
 
-			if (!sp || nvecs >= sizeof(vecs) / sizeof(vecs[0]))
+			if (nvecs >= sizeof(vecs) / sizeof(vecs[0]) ||
+			    sscanf(line, "%d %1023s %15s", &v->frame, hex,
+				   v->src) != 3)
 				break;
-			*sp = 0;
 			v->cap = (int)c;
-			v->frame = atoi(line);
-			v->len = usmc_test_hex(sp + 1, v->bytes,
-					       sizeof(v->bytes));
+			v->len = usmc_test_hex(hex, v->bytes, sizeof(v->bytes));
 			nvecs++;
 		}
 		fclose(f);
