@@ -637,6 +637,24 @@ usmc_ssize usmc_clc_encode(const usmc_clc_msg *msg, uint8_t *out, size_t cap)
 	return len;
 }
 
+void usmc_clc_decline_init(usmc_clc_msg *msg, uint32_t code, uint8_t version,
+			   const uint8_t *peer_id)
+{
+	if (!msg)
+		return;
+	memset(msg, 0, sizeof(*msg));
+	msg->hdr.eyecatcher = SMC_EYECATCHER;
+	msg->hdr.type = SMC_CLC_DECLINE;
+	msg->hdr.version = version >= SMC_V2 ? SMC_V2 : SMC_V1;
+	if (code == SMC_CLC_DECL_SYNCERR)
+		msg->hdr.typev2 = SMC_FIRST_CONTACT_MASK;
+	if (peer_id)
+		memcpy(msg->u.decl.peer_id, peer_id, SMC_SYSTEMID_LEN);
+	msg->u.decl.peer_diagnosis = code;
+	if (msg->hdr.version == SMC_V2)
+		msg->u.decl.os_type = SMC_CLC_OS_LINUX;
+}
+
 /* Buffer sizes */
 
 uint8_t usmc_clc_compress_bufsize(uint64_t size, uint8_t max_comp)

@@ -324,6 +324,14 @@ usmc_ssize usmc_clc_encode(const usmc_clc_msg *msg, uint8_t *out, size_t cap);
  * negative USMC_ERR_INVALID_ARGUMENT. */
 usmc_ssize usmc_clc_encoded_len(const usmc_clc_msg *msg);
 
+/* usmc_clc_decline_init fills |msg| with a Decline as Linux's
+ * smc_clc_send_decline builds it: eyecatcher SMCR, version 1 or 2 (answer
+ * with the version of the peer's Proposal), the out-of-sync flag when
+ * |code| is SMC_CLC_DECL_SYNCERR, OS type Linux in a v2 Decline, and the
+ * sender's system id (NULL: zero). */
+void usmc_clc_decline_init(usmc_clc_msg *msg, uint32_t code, uint8_t version,
+			   const uint8_t *peer_id);
+
 /* RMBE size compression as Linux: sizes <= 16 KiB give 0, others are
  * rounded up to a power of two; the result is capped at |max_comp|
  * (SMCR_RMBE_SIZES, or USMC_RFC_RMBE_SIZES for RFC peers). */

@@ -525,6 +525,31 @@ static void test_decline(void)
 		USMC_ASSERT_EQ(m.u.decl.diag_info[i], i + 1);
 }
 
+/* Declines built like Linux's equal the hand-built bytes. */
+static void test_decline_init(void)
+{
+	uint8_t out[64], exp[44];
+	usmc_clc_msg m;
+
+	usmc_clc_decline_init(&m, SMC_CLC_DECL_SYNCERR, SMC_V1,
+			      decline_v1_28 + 8);
+	USMC_ASSERT_EQ_FATAL(usmc_clc_encode(&m, out, sizeof(out)), 28);
+	USMC_ASSERT_MEM_EQ(out, decline_v1_28, 28);
+
+	memcpy(exp, decline_v2_44, 44);
+	memset(exp + 24, 0, 16); /* Linux sends no additional diagnosis */
+	usmc_clc_decline_init(&m, SMC_CLC_DECL_NOUEID, 3, decline_v2_44 + 8);
+	USMC_ASSERT_EQ_FATAL(usmc_clc_encode(&m, out, sizeof(out)), 44);
+	USMC_ASSERT_MEM_EQ(out, exp, 44);
+
+	/* No system id: zero, and no out-of-sync flag for other codes. */
+	usmc_clc_decline_init(&m, SMC_CLC_DECL_PEERNOSMC, SMC_V1, NULL);
+	USMC_ASSERT_EQ_FATAL(usmc_clc_encode(&m, out, sizeof(out)), 28);
+	USMC_ASSERT_EQ(out[7], 0x10);
+	USMC_ASSERT_EQ(out[8] | out[15], 0);
+	USMC_ASSERT_EQ(out[16] << 24 | out[17] << 16, 0x03010000);
+}
+
 /* Malformed input: one field at a time, each with its named error. */
 
 static usmc_ssize decode_patched(const uint8_t *src, size_t len, size_t off,
@@ -1192,6 +1217,7 @@ static CU_TestInfo clc_tests[] = {
 	{"v1_proposal_92", test_v1_proposal_92},
 	{"v1_accept_confirm", test_v1_accept_confirm},
 	{"decline", test_decline},
+	{"decline_init", test_decline_init},
 	{"bad_header", test_bad_header},
 	{"bad_accept_values", test_bad_accept_values},
 	{"bad_v2_accept_confirm", test_bad_v2_accept_confirm},
