@@ -28,7 +28,7 @@
 
 /* Set to 1 once the core implements the connection API (link-time). */
 #ifndef USMC_CORE_READY
-#define USMC_CORE_READY 0
+#define USMC_CORE_READY 1
 #endif
 
 #define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"

@@ -1,0 +1,383 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runtime fallback paths over loopback TCP, in one process: every case ends
+ * with a working TCP connection carrying data in both directions, compared
+ * byte for byte, and the reason recorded on the side(s) that decided it.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_test.h"
+
+#define UP_LEN	 (256 * 1024 + 7)
+#define DOWN_LEN (64 * 1024 + 3)
+
+static uint8_t pat(uint64_t i, uint8_t seed)
+{
+	return (uint8_t)((i * 131 + (i >> 9) + seed) ^ (i >> 17));
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A usmc listener on 127.0.0.1, ephemeral port; |smc| puts the port in the
+ * explicit-mode SMC port list. */
+static int listener(int smc, uint16_t *port)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	char list[16];
+	int fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CU_ASSERT_FATAL(getsockname(fd, (struct sockaddr *)&sa, &len) == 0);
+	*port = ntohs(sa.sin_port);
+	/* 1 is never used by the tests: the list is never empty */
+	snprintf(list, sizeof(list), "%u", smc ? *port : 1);
+	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
+	CU_ASSERT_FATAL(usmc_listen(fd, 8) == 0);
+	return fd;
+}
+
+static int tcp_connect(int use_usmc, uint16_t port)
+{
+	struct sockaddr_in sa = {0};
+	int fd = use_usmc ? usmc_socket(AF_INET, SOCK_STREAM, 0)
+			  : socket(AF_INET, SOCK_STREAM, 0);
+
+	CU_ASSERT_FATAL(fd >= 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((use_usmc ? usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa))
+		      : connect(fd, (struct sockaddr *)&sa, sizeof(sa))) != 0) {
+		fprintf(stderr, "connect: %s\n", strerror(errno));
+		CU_FAIL_FATAL("connect failed");
+	}
+	return fd;
+}
+
+static int send_pat(int fd, size_t n, uint8_t seed)
+{
+	uint8_t buf[4096];
+	size_t off = 0;
+
+	while (off < n) {
+		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
+		ssize_t w;
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pat(off + i, seed);
+		w = usmc_send(fd, buf, k, MSG_NOSIGNAL);
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+/* Reads to EOF; returns the byte count, or -1 at the first wrong byte. */
+static long recv_pat(int fd, uint8_t seed)
+{
+	uint8_t buf[3000];
+	long off = 0;
+
+	for (;;) {
+		ssize_t r = usmc_recv(fd, buf, sizeof(buf), 0);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -2;
+		if (r == 0)
+			return off;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed)) {
+				fprintf(stderr, "byte %ld differs\n",
+					off + (long)i);
+				return -1;
+			}
+		off += r;
+	}
+}
+
+typedef struct srv {
+	int lfd;
+	int fd;
+	long got;
+	int sent;
+	usmc_sock_info info;
+} srv;
+
+/* Server side: accept one, read to EOF, answer, close. */
+static void *serve(void *arg)
+{
+	srv *s = arg;
+
+	s->fd = usmc_accept(s->lfd, NULL, NULL);
+	if (s->fd < 0)
+		return NULL;
+	usmc_get_info(s->fd, &s->info);
+	s->got = recv_pat(s->fd, 1);
+	s->sent = send_pat(s->fd, DOWN_LEN, 2);
+	usmc_close(s->fd);
+	return NULL;
+}
+
+/* Client half: send, half-close, read the answer. */
+static void client_exchange(int fd)
+{
+	CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, 1), 0);
+	CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
+	USMC_ASSERT_EQ(recv_pat(fd, 2), DOWN_LEN);
+}
+
+static void check_server(srv *s)
+{
+	USMC_ASSERT_EQ(s->got, UP_LEN);
+	USMC_ASSERT_EQ(s->sent, 0);
+}
+
+/* Client to a port the rules do not call SMC: no CLC at all. */
+static void test_not_smc_port(void)
+{
+	srv s = {0};
+	pthread_t th;
+	usmc_sock_info ci;
+	uint16_t port;
+	char want[64];
+	int fd;
+
+	s.lfd = listener(0, &port);
+	pthread_create(&th, NULL, serve, &s);
+	fd = tcp_connect(1, port);
+	CU_ASSERT_EQUAL(usmc_get_info(fd, &ci), 0);
+	USMC_ASSERT_EQ(ci.mode, USMC_SOCK_TCP);
+	USMC_ASSERT_EQ(ci.fallback_code, 0x03010000);
+	CU_ASSERT_STRING_EQUAL(ci.fallback_name, "PEERNOSMC");
+	snprintf(want, sizeof(want), "port %u is not an SMC port", port);
+	CU_ASSERT_STRING_EQUAL(ci.fallback_detail, want);
+	client_exchange(fd);
+	CU_ASSERT_EQUAL(usmc_get_info(fd, &ci), 0);
+	USMC_ASSERT_EQ(ci.bytes_sent, UP_LEN);
+	USMC_ASSERT_EQ(ci.bytes_received, DOWN_LEN);
+	usmc_close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	USMC_ASSERT_EQ(s.info.mode, USMC_SOCK_TCP);
+	CU_ASSERT_STRING_EQUAL(s.info.fallback_detail, want);
+	usmc_close(s.lfd);
+}
+
+/* A plain TCP client on an SMC port: the server peeks, sees no
+ * eyecatcher, falls back without consuming a byte. */
+static void test_tcp_client_on_smc_port(void)
+{
+	srv s = {0};
+	pthread_t th;
+	uint16_t port;
+	int fd;
+
+	s.lfd = listener(1, &port);
+	pthread_create(&th, NULL, serve, &s);
+	fd = tcp_connect(0, port);
+	client_exchange(fd);
+	close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	USMC_ASSERT_EQ(s.info.mode, USMC_SOCK_TCP);
+	USMC_ASSERT_EQ(s.info.fallback_code, 0x03010000);
+	CU_ASSERT_STRING_EQUAL(s.info.fallback_detail,
+			       "peer sent no CLC proposal");
+	usmc_close(s.lfd);
+}
+
+/* A silent TCP client (server-speaks-first protocols): the server falls
+ * back after USMC_CLC_WAIT_MS and can then talk first. */
+static void test_silent_client(void)
+{
+	uint16_t port;
+	int lfd, fd, cfd;
+	usmc_sock_info si;
+	double t0;
+
+	CU_ASSERT_FATAL(usmc_config_set("clc_wait_ms", "300") == 0);
+	lfd = listener(1, &port);
+	fd = tcp_connect(0, port);
+	t0 = now_s();
+	cfd = usmc_accept(lfd, NULL, NULL);
+	CU_ASSERT_FATAL(cfd >= 0);
+	CU_ASSERT(now_s() - t0 >= 0.25);
+	CU_ASSERT(now_s() - t0 < 5);
+	CU_ASSERT_EQUAL(usmc_get_info(cfd, &si), 0);
+	USMC_ASSERT_EQ(si.mode, USMC_SOCK_TCP);
+	CU_ASSERT_STRING_EQUAL(si.fallback_detail, "peer sent no CLC proposal");
+	CU_ASSERT_EQUAL(send_pat(cfd, DOWN_LEN, 2), 0);
+	usmc_close(cfd);
+	USMC_ASSERT_EQ(recv_pat(fd, 2), DOWN_LEN);
+	close(fd);
+	usmc_close(lfd);
+	usmc_config_set("clc_wait_ms", "2000");
+}
+
+/* The transport cannot be opened: the client declines (NOSMCRDEV), the
+ * server records the peer's decline; both keep the TCP connection. */
+static void test_no_transport(void)
+{
+	srv s = {0};
+	pthread_t th;
+	usmc_sock_info ci;
+	uint16_t port;
+	int fd;
+
+	CU_ASSERT_FATAL(usmc_config_set("transport", "no-such-rnic") == 0);
+	s.lfd = listener(1, &port);
+	pthread_create(&th, NULL, serve, &s);
+	fd = tcp_connect(1, port);
+	CU_ASSERT_EQUAL(usmc_get_info(fd, &ci), 0);
+	USMC_ASSERT_EQ(ci.mode, USMC_SOCK_TCP);
+	USMC_ASSERT_EQ(ci.fallback_code, 0x03030002);
+	CU_ASSERT_STRING_EQUAL(ci.fallback_name, "NOSMCRDEV");
+	CU_ASSERT(strstr(ci.fallback_detail, "no-such-rnic") != NULL);
+	client_exchange(fd);
+	usmc_close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	USMC_ASSERT_EQ(s.info.mode, USMC_SOCK_TCP);
+	USMC_ASSERT_EQ(s.info.fallback_code, 0x05000000);
+	USMC_ASSERT_EQ(s.info.peer_diagnosis, 0x03030002);
+	usmc_close(s.lfd);
+	usmc_config_set("transport", "softroce");
+}
+
+/* Nonblocking connect on an SMC port: EINPROGRESS, POLLOUT once the
+ * handshake is over, SO_ERROR 0, then data. */
+static void test_nonblocking_connect(void)
+{
+	srv s = {0};
+	pthread_t th;
+	struct sockaddr_in sa = {0};
+	struct pollfd pfd;
+	socklen_t len = sizeof(int);
+	usmc_sock_info ci;
+	uint16_t port;
+	int fd, r, err = -1;
+
+	CU_ASSERT_FATAL(usmc_config_set("transport", "no-such-rnic") == 0);
+	s.lfd = listener(1, &port);
+	pthread_create(&th, NULL, serve, &s);
+	fd = usmc_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	r = usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	CU_ASSERT(r == 0 || errno == EINPROGRESS);
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	USMC_ASSERT_EQ(usmc_poll(&pfd, 1, 5000), 1);
+	CU_ASSERT(pfd.revents & POLLOUT);
+	CU_ASSERT_EQUAL(usmc_getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len),
+			0);
+	USMC_ASSERT_EQ(err, 0);
+	CU_ASSERT_EQUAL(usmc_get_info(fd, &ci), 0);
+	USMC_ASSERT_EQ(ci.mode, USMC_SOCK_TCP);
+	CU_ASSERT_EQUAL(usmc_set_nonblock(fd, 0), 0);
+	CU_ASSERT_EQUAL(usmc_fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	client_exchange(fd);
+	usmc_close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	usmc_close(s.lfd);
+	usmc_config_set("transport", "softroce");
+}
+
+/* Nonblocking accept on an empty SMC listener: EAGAIN, then POLLIN. */
+static void test_nonblocking_accept(void)
+{
+	struct pollfd pfd;
+	uint16_t port;
+	int lfd, fd, cfd;
+
+	lfd = listener(1, &port);
+	CU_ASSERT_EQUAL(usmc_set_nonblock(lfd, 1), 0);
+	CU_ASSERT_EQUAL(usmc_accept(lfd, NULL, NULL), -1);
+	USMC_ASSERT_EQ(errno, EAGAIN);
+	fd = tcp_connect(0, port);
+	CU_ASSERT_EQUAL(send(fd, "x", 1, 0), 1);
+	pfd.fd = lfd;
+	pfd.events = POLLIN;
+	USMC_ASSERT_EQ(usmc_poll(&pfd, 1, 5000), 1);
+	cfd = usmc_accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	CU_ASSERT_FATAL(cfd >= 0);
+	USMC_ASSERT_EQ(fcntl(cfd, F_GETFL) & O_NONBLOCK, 0);
+	CU_ASSERT(fcntl(cfd, F_GETFD) & FD_CLOEXEC);
+	{
+		char c = 0;
+
+		USMC_ASSERT_EQ(usmc_recv(cfd, &c, 1, 0), 1);
+		USMC_ASSERT_EQ(c, 'x');
+	}
+	usmc_close(cfd);
+	close(fd);
+	usmc_close(lfd);
+}
+
+/* Connect to an SMC port where nobody listens: the kernel's error. */
+static void test_refused(void)
+{
+	struct sockaddr_in sa = {0};
+	uint16_t port;
+	int lfd = listener(1, &port), fd;
+
+	usmc_close(lfd); /* the port is now closed but still in the list */
+	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL(usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)),
+			-1);
+	USMC_ASSERT_EQ(errno, ECONNREFUSED);
+	usmc_close(fd);
+}
+
+static CU_TestInfo tests[] = {
+	{"client to a non-SMC port sends no CLC", test_not_smc_port},
+	{"TCP client on an SMC port: server falls back",
+	 test_tcp_client_on_smc_port},
+	{"silent TCP client: fallback after the wait", test_silent_client},
+	{"no transport: NOSMCRDEV decline, both sides TCP", test_no_transport},
+	{"nonblocking connect", test_nonblocking_connect},
+	{"nonblocking accept", test_nonblocking_accept},
+	{"connection refused", test_refused},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	usmc_test_suite suites[] = {
+		{"runtime fallback", tests},
+		{NULL, NULL},
+	};
+
+	return usmc_test_main(suites);
+}

@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Pure runtime logic: explicit-mode port lists, size suffixes, settings
+ * from strings. Every malformed input is rejected with a message.
+ */
+#include <string.h>
+
+#include "usmc_rt.h"
+#include "usmc_test.h"
+
+static void test_portset_parse(void)
+{
+	usmc_portset ps;
+	char err[128], out[256];
+
+	CU_ASSERT_EQUAL(usmc_portset_parse(&ps, "7070", err, sizeof(err)), 0);
+	USMC_ASSERT_EQ(ps.n, 1);
+	CU_ASSERT(usmc_portset_has(&ps, 7070));
+	CU_ASSERT(!usmc_portset_has(&ps, 7069));
+	CU_ASSERT(!usmc_portset_has(&ps, 7071));
+
+	CU_ASSERT_EQUAL(usmc_portset_parse(&ps, " 8000-8010 , 7070,1,65535",
+					   err, sizeof(err)),
+			0);
+	CU_ASSERT(usmc_portset_has(&ps, 8000));
+	CU_ASSERT(usmc_portset_has(&ps, 8005));
+	CU_ASSERT(usmc_portset_has(&ps, 8010));
+	CU_ASSERT(!usmc_portset_has(&ps, 8011));
+	CU_ASSERT(!usmc_portset_has(&ps, 7999));
+	CU_ASSERT(usmc_portset_has(&ps, 1));
+	CU_ASSERT(usmc_portset_has(&ps, 65535));
+	CU_ASSERT(!usmc_portset_has(&ps, 2));
+	usmc_portset_format(&ps, out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "1,7070,8000-8010,65535");
+}
+
+static void test_portset_merge(void)
+{
+	usmc_portset ps;
+	char err[128], out[256];
+
+	/* overlapping and adjacent ranges merge; order does not matter */
+	CU_ASSERT_EQUAL(usmc_portset_parse(&ps, "10-20,5-12,21,30,29,100-100",
+					   err, sizeof(err)),
+			0);
+	usmc_portset_format(&ps, out, sizeof(out));
+	CU_ASSERT_STRING_EQUAL(out, "5-21,29-30,100");
+	USMC_ASSERT_EQ(ps.n, 3);
+}
+
+static void test_portset_bad(void)
+{
+	static const char *bad[] = {
+		"",
+		"0",
+		"65536",
+		"7070,",
+		",7070",
+		"80-",
+		"-80",
+		"90-80",
+		"a",
+		"80 90",
+		"80;90",
+		"1-2-3",
+		"99999999999999999999",
+	};
+	usmc_portset ps;
+	char err[128];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (usmc_portset_parse(&ps, bad[i], err, sizeof(err)) != -1)
+			fprintf(stderr, "accepted \"%s\"\n", bad[i]);
+		CU_ASSERT_EQUAL(
+			usmc_portset_parse(&ps, bad[i], err, sizeof(err)), -1);
+		CU_ASSERT(err[0] != '\0');
+	}
+	CU_ASSERT_EQUAL(usmc_portset_parse(&ps, NULL, err, sizeof(err)), -1);
+}
+
+static void test_portset_limit(void)
+{
+	usmc_portset ps;
+	char list[2048], err[128];
+	size_t off = 0;
+
+	/* 64 disjoint ranges fit, the 65th does not */
+	for (int i = 0; i < USMC_PORTSET_MAX; i++)
+		off += (size_t)snprintf(list + off, sizeof(list) - off, "%s%d",
+					i ? "," : "", 1000 + 2 * i);
+	CU_ASSERT_EQUAL(usmc_portset_parse(&ps, list, err, sizeof(err)), 0);
+	USMC_ASSERT_EQ(ps.n, USMC_PORTSET_MAX);
+	snprintf(list + off, sizeof(list) - off, ",5000");
+	CU_ASSERT_EQUAL(usmc_portset_parse(&ps, list, err, sizeof(err)), -1);
+}
+
+static void test_parse_size(void)
+{
+	uint64_t v = 0;
+
+	CU_ASSERT_EQUAL(usmc_parse_size("4096", &v), 0);
+	USMC_ASSERT_EQ(v, 4096);
+	CU_ASSERT_EQUAL(usmc_parse_size("64M", &v), 0);
+	USMC_ASSERT_EQ(v, 64ull << 20);
+	CU_ASSERT_EQUAL(usmc_parse_size("1k", &v), 0);
+	USMC_ASSERT_EQ(v, 1024);
+	CU_ASSERT_EQUAL(usmc_parse_size("2G", &v), 0);
+	USMC_ASSERT_EQ(v, 2ull << 30);
+	CU_ASSERT_EQUAL(usmc_parse_size("", &v), -1);
+	CU_ASSERT_EQUAL(usmc_parse_size("M", &v), -1);
+	CU_ASSERT_EQUAL(usmc_parse_size("1T", &v), -1);
+	CU_ASSERT_EQUAL(usmc_parse_size("1MB", &v), -1);
+	CU_ASSERT_EQUAL(usmc_parse_size("-1", &v), -1);
+	CU_ASSERT_EQUAL(usmc_parse_size("99999999999999G", &v), -1);
+}
+
+static void test_config(void)
+{
+	usmc_rt_config c;
+
+	memset(&c, 0, sizeof(c));
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "transport", "softroce"), 0);
+	CU_ASSERT_STRING_EQUAL(c.transport, "softroce");
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "transport", ""), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "softroce_port", "4791"), 0);
+	USMC_ASSERT_EQ(c.softroce_port, 4791);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "softroce_port", "0"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "softroce_port", "70000"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "softroce_port", "47x"), -1);
+	USMC_ASSERT_EQ(c.softroce_port, 4791);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "smc_ports", "7070-7072"), 0);
+	CU_ASSERT(c.smc_ports_set);
+	CU_ASSERT(usmc_portset_has(&c.smc_ports, 7071));
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "smc_ports", "x"), -1);
+	CU_ASSERT(usmc_portset_has(&c.smc_ports, 7071)); /* unchanged */
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "clc_wait_ms", "250"), 0);
+	USMC_ASSERT_EQ(c.clc_wait_ms, 250);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "clc_wait_ms", "0"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "no_such_key", "1"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "debug", NULL), -1);
+}
+
+static void test_decline_names(void)
+{
+	CU_ASSERT_STRING_EQUAL(usmc_decline_name(0x03010000), "PEERNOSMC");
+	CU_ASSERT_STRING_EQUAL(usmc_decline_name(0x03030002), "NOSMCRDEV");
+	CU_ASSERT_STRING_EQUAL(usmc_decline_name(0x05000000), "PEERDECL");
+	CU_ASSERT_STRING_EQUAL(usmc_decline_name(0x12345678), "UNKNOWN");
+}
+
+static CU_TestInfo tests[] = {
+	{"port list parse", test_portset_parse},
+	{"port list merge", test_portset_merge},
+	{"port list rejects bad input", test_portset_bad},
+	{"port list range limit", test_portset_limit},
+	{"size suffixes", test_parse_size},
+	{"settings from strings", test_config},
+	{"decline names", test_decline_names},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	usmc_test_suite suites[] = {
+		{"runtime rules", tests},
+		{NULL, NULL},
+	};
+
+	return usmc_test_main(suites);
+}
