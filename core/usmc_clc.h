@@ -272,10 +272,10 @@ typedef struct usmc_clc_accept_confirm {
 	uint8_t os_type; /* 4 bits */
 	uint8_t release; /* 4 bits */
 	uint8_t hostname[SMC_MAX_HOSTNAME_LEN];
-	uint8_t max_conns;	     /* fce_v2x only */
-	uint8_t max_links;	     /* fce_v2x only */
-	uint16_t feature_mask;	     /* fce_v2x only */
-	uint32_t vendor_exp_options; /* fce_v2x only */
+	uint8_t max_conns;	     /* v2.1 (zero at release 0) */
+	uint8_t max_links;	     /* v2.1 */
+	uint16_t feature_mask;	     /* v2.1 */
+	uint32_t vendor_exp_options; /* v2.1 */
 	/* GID list (Confirm, v2, first contact) */
 	uint8_t gid_cnt;
 	uint8_t gids[USMC_CLC_MAX_GLE_GIDS][SMC_GID_SIZE];
