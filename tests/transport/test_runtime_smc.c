@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime end to end over softroce: two processes (fork), the server
+ * on 127.0.0.2 and the client on 127.0.0.1, each with its own softroce
+ * device on a shared, per-run UDP port. Data crosses SMC-R and is compared
+ * byte for byte on both sides; the second connection reuses the link
+ * group; the third runs nonblocking through usmc_poll.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_test.h"
+
+#define UP_LEN	 (1024 * 1024 + 13)
+#define DOWN_LEN (256 * 1024 + 5)
+#define NCONN	 3
+
+static pid_t server_pid = -1;
+static uint16_t tcp_port;
+
+static uint8_t pat(uint64_t i, uint8_t seed)
+{
+	return (uint8_t)((i * 151 + (i >> 11) + seed) ^ (i >> 19));
+}
+
+static int send_pat(int fd, size_t n, uint8_t seed)
+{
+	uint8_t buf[8192];
+	size_t off = 0;
+
+	while (off < n) {
+		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
+		ssize_t w;
+
+		for (size_t i = 0; i < k; i++)
+			buf[i] = pat(off + i, seed);
+		w = usmc_send(fd, buf, k, 0);
+		if (w <= 0)
+			return -1;
+		off += (size_t)w;
+	}
+	return 0;
+}
+
+static long recv_pat(int fd, uint8_t seed)
+{
+	uint8_t buf[5000];
+	long off = 0;
+
+	for (;;) {
+		ssize_t r = usmc_recv(fd, buf, sizeof(buf), 0);
+
+		if (r < 0)
+			return errno == EINTR ? off : -2;
+		if (r == 0)
+			return off;
+		for (ssize_t i = 0; i < r; i++)
+			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed)) {
+				fprintf(stderr, "byte %ld differs\n",
+					off + (long)i);
+				return -1;
+			}
+		off += r;
+	}
+}
+
+/* Child: serve NCONN connections; exit 0 only if all were SMC-R and
+ * byte-exact. */
+static void server(int wfd)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	char list[16];
+	int lfd, bad = 0;
+	usmc_stats st;
+
+	alarm(60);
+	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
+	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len))
+		_exit(10);
+	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
+	if (usmc_config_set("smc_ports", list) || usmc_listen(lfd, 8))
+		_exit(11);
+	if (write(wfd, &sa.sin_port, 2) != 2)
+		_exit(12);
+	close(wfd);
+	for (int i = 0; i < NCONN; i++) {
+		usmc_sock_info in;
+		int fd = usmc_accept(lfd, NULL, NULL);
+		long got;
+
+		if (fd < 0)
+			_exit(13);
+		if (usmc_get_info(fd, &in) || in.mode != USMC_SOCK_SMCR) {
+			fprintf(stderr, "server: conn %d not SMC-R: %s %s\n", i,
+				in.fallback_name, in.fallback_detail);
+			bad = 1;
+		}
+		got = recv_pat(fd, (uint8_t)i);
+		if (got != UP_LEN) {
+			fprintf(stderr, "server: conn %d got %ld\n", i, got);
+			bad = 1;
+		}
+		if (send_pat(fd, DOWN_LEN, (uint8_t)(100 + i)))
+			bad = 1;
+		usmc_close(fd);
+	}
+	usmc_get_stats(&st);
+	if (st.link_groups != 1) {
+		fprintf(stderr, "server: %llu link groups\n",
+			(unsigned long long)st.link_groups);
+		bad = 1;
+	}
+	usmc_close(lfd);
+	/* let the close protocol finish before the process goes */
+	usleep(200 * 1000);
+	_exit(bad ? 1 : 0);
+}
+
+static int suite_init(void)
+{
+	int p[2];
+	char port[16];
+
+	/* A per-run RoCE UDP port so parallel test runs do not meet. */
+	snprintf(port, sizeof(port), "%d", 20000 + (getpid() * 13) % 20000);
+	setenv("USMC_SOFTROCE_PORT", port, 1);
+	setenv("USMC_TRANSPORT", "softroce", 1);
+	if (pipe(p))
+		return -1;
+	/* Fork before usmc starts its progress thread. */
+	server_pid = fork();
+	if (server_pid < 0)
+		return -1;
+	if (server_pid == 0) {
+		close(p[0]);
+		server(p[1]);
+	}
+	close(p[1]);
+	if (read(p[0], &tcp_port, 2) != 2)
+		return -1;
+	close(p[0]);
+	return 0;
+}
+
+static int connect_client(int nonblock)
+{
+	struct sockaddr_in sa = {0}, me = {0};
+	char list[16];
+	int fd;
+
+	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
+	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
+	fd = usmc_socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0),
+			 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	/* The client's device is 127.0.0.1, the server's 127.0.0.2. */
+	me.sin_family = AF_INET;
+	inet_pton(AF_INET, "127.0.0.1", &me.sin_addr);
+	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = tcp_port;
+	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
+	if (usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
+	    !(nonblock && errno == EINPROGRESS)) {
+		fprintf(stderr, "connect: %s\n", strerror(errno));
+		CU_FAIL_FATAL("connect");
+	}
+	return fd;
+}
+
+static void check_smcr(int fd)
+{
+	usmc_sock_info in;
+
+	CU_ASSERT_EQUAL(usmc_get_info(fd, &in), 0);
+	if (in.mode != USMC_SOCK_SMCR)
+		fprintf(stderr, "not SMC-R: %s 0x%08x %s\n", in.fallback_name,
+			in.fallback_code, in.fallback_detail);
+	USMC_ASSERT_EQ_FATAL(in.mode, USMC_SOCK_SMCR);
+	CU_ASSERT_STRING_EQUAL(in.transport, "softroce");
+	CU_ASSERT(in.lgr_id != 0);
+	CU_ASSERT(in.link_id != 0);
+	CU_ASSERT(in.smc_version == 1 || in.smc_version == 2);
+	USMC_ASSERT_EQ(in.fallback_code, 0);
+}
+
+static void test_blocking(void)
+{
+	usmc_sock_info in;
+	usmc_stats st;
+
+	for (int i = 0; i < 2; i++) {
+		int fd = connect_client(0);
+
+		check_smcr(fd);
+		CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, (uint8_t)i), 0);
+		CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
+		USMC_ASSERT_EQ(recv_pat(fd, (uint8_t)(100 + i)), DOWN_LEN);
+		CU_ASSERT_EQUAL(usmc_get_info(fd, &in), 0);
+		USMC_ASSERT_EQ(in.bytes_sent, UP_LEN);
+		USMC_ASSERT_EQ(in.bytes_received, DOWN_LEN);
+		CU_ASSERT_EQUAL(usmc_close(fd), 0);
+	}
+	usmc_get_stats(&st);
+	USMC_ASSERT_EQ(st.link_groups, 1);
+	USMC_ASSERT_EQ(st.conns_smcr, 2);
+}
+
+/* Nonblocking: EINPROGRESS, then poll-driven send and receive. */
+static void test_nonblocking(void)
+{
+	int fd = connect_client(1);
+	size_t sent = 0, got = 0;
+	int shut = 0, eof = 0;
+	uint8_t buf[7000];
+
+	for (int rounds = 0; !eof && rounds < 100000; rounds++) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int n;
+
+		if (!shut)
+			pfd.events |= POLLOUT;
+		n = usmc_poll(&pfd, 1, 10000);
+		CU_ASSERT_FATAL(n == 1);
+		CU_ASSERT_FATAL(!(pfd.revents & POLLERR));
+		if ((pfd.revents & POLLOUT) && !shut) {
+			size_t k = UP_LEN - sent < sizeof(buf) ? UP_LEN - sent
+							       : sizeof(buf);
+			ssize_t w;
+
+			for (size_t i = 0; i < k; i++)
+				buf[i] = pat(sent + i, 2);
+			w = usmc_send(fd, buf, k, 0);
+			if (w < 0) {
+				CU_ASSERT_FATAL(errno == EAGAIN);
+			} else {
+				sent += (size_t)w;
+			}
+			if (sent == UP_LEN) {
+				check_smcr(fd);
+				CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
+				shut = 1;
+			}
+		}
+		if (pfd.revents & (POLLIN | POLLHUP)) {
+			ssize_t r = usmc_recv(fd, buf, sizeof(buf), 0);
+
+			if (r == 0) {
+				eof = 1;
+			} else if (r < 0) {
+				CU_ASSERT_FATAL(errno == EAGAIN);
+			} else {
+				for (ssize_t i = 0; i < r; i++) {
+					if (buf[i] !=
+					    pat(got + (size_t)i, 102)) {
+						CU_FAIL_FATAL("byte differs");
+					}
+				}
+				got += (size_t)r;
+			}
+		}
+	}
+	USMC_ASSERT_EQ(sent, UP_LEN);
+	USMC_ASSERT_EQ(got, DOWN_LEN);
+	CU_ASSERT(eof);
+	usmc_close(fd);
+}
+
+static void test_server_result(void)
+{
+	int status = -1;
+
+	CU_ASSERT_FATAL(server_pid > 0);
+	CU_ASSERT_EQUAL(waitpid(server_pid, &status, 0), server_pid);
+	server_pid = -1;
+	CU_ASSERT(WIFEXITED(status));
+	USMC_ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
+static CU_TestInfo tests[] = {
+	{"blocking, two connections on one link group", test_blocking},
+	{"nonblocking with usmc_poll", test_nonblocking},
+	{"server side saw SMC-R and every byte", test_server_result},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	usmc_test_suite suites[] = {
+		{"runtime over softroce", tests},
+		{NULL, NULL},
+	};
+	int r;
+
+	alarm(90);
+	if (suite_init()) {
+		fprintf(stderr, "cannot start the server process\n");
+		if (server_pid > 0)
+			kill(server_pid, SIGKILL);
+		return 1;
+	}
+	r = usmc_test_main(suites);
+	if (server_pid > 0) {
+		kill(server_pid, SIGKILL);
+		waitpid(server_pid, NULL, 0);
+	}
+	return r;
+}
