@@ -129,6 +129,8 @@ t_run_pair() {
 	t_server "$t_work/$tag.server" "$port" "$T_PERF" -s -1 -p "$port" "${sargs[@]}"
 	t_exec h2 timeout "${T_TIMEOUT:-200}" "$T_PERF" -c "$T_H1" -p "$port" "${cargs[@]}" \
 		>"$t_work/$tag.client" 2>"$t_work/$tag.client.err" || crc=$?
+	# A client that failed may leave the server waiting for it.
+	[ $crc = 0 ] || kill "$t_spid" 2>/dev/null
 	t_wait_server "$t_work/$tag.server" || src=$?
 	if [ $crc != 0 ] || [ $src != 0 ]; then
 		t_log "$tag: client exit $crc, server exit $src"
@@ -155,4 +157,23 @@ t_check_smcr() {
 	done
 	[ $bad = 0 ] || return 1
 	t_log "ok $tag: $want bytes, $(t_json "$t_work/$tag.client" gbps) Gbit/s, path smcr, verify ok on both sides"
+}
+
+# t_json_all FILE KEY: KEY of every JSON object in FILE, one per line.
+t_json_all() {
+	python3 - "$1" "$2" <<'EOF2'
+import json, sys
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if not line.startswith("{"):
+        continue
+    try:
+        v = json.loads(line)
+    except ValueError:
+        print("unparsable")
+        continue
+    for k in sys.argv[2].split("."):
+        v = v.get(k) if isinstance(v, dict) else None
+    print("" if v is None else v)
+EOF2
 }
