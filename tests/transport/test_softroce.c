@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include <valgrind/valgrind.h>
@@ -874,6 +875,122 @@ static void test_post_errors(void)
 	teardown(&p);
 }
 
+/* Multi-packet SEND (SMC-Rv2 LLC messages reach 8 KiB) into two SGEs, and a
+ * SEND larger than the receive WR: LOC_LEN_ERR there, REM_INV_REQ here. */
+static void test_send_multi_packet(void)
+{
+	pair p;
+	conn_params cp = smc_params;
+	usmc_tp_mr *tx, *rx;
+	usmc_recv_wr rw;
+	usmc_wr wr;
+
+	cp.mtu = USMC_IB_MTU_1024;
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	tx = mr(&p.s[0], 16384, USMC_ACCESS_LOCAL_WRITE);
+	rx = mr(&p.s[1], 16384, USMC_ACCESS_LOCAL_WRITE);
+	fill(tx->addr, 16384, 21);
+	memset(rx->addr, 0x77, 16384);
+	memset(&rw, 0, sizeof(rw));
+	rw.wr_id = 1;
+	rw.num_sge = 2;
+	rw.sg_list[0].addr = (uint64_t)(uintptr_t)rx->addr + 100;
+	rw.sg_list[0].length = 3000;
+	rw.sg_list[0].lkey = rx->lkey;
+	rw.sg_list[1].addr = (uint64_t)(uintptr_t)rx->addr + 4000;
+	rw.sg_list[1].length = 5192;
+	rw.sg_list[1].lkey = rx->lkey;
+	USMC_ASSERT_EQ(usmc_tp_post_recv(p.s[1].qp, &rw), 0);
+	rw.wr_id = 2;
+	rw.num_sge = 1;
+	rw.sg_list[0].length = 1000;
+	USMC_ASSERT_EQ(usmc_tp_post_recv(p.s[1].qp, &rw), 0);
+
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = 10;
+	wr.opcode = USMC_WR_SEND;
+	wr.send_flags = USMC_SEND_SIGNALED;
+	wr.num_sge = 1;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)tx->addr;
+	wr.sg_list[0].length = 8192;
+	wr.sg_list[0].lkey = tx->lkey;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
+	USMC_ASSERT_EQ(p.s[1].wcs[0].status, USMC_WC_SUCCESS);
+	USMC_ASSERT_EQ(p.s[1].wcs[0].wr_id, 1);
+	USMC_ASSERT_EQ(p.s[1].wcs[0].byte_len, 8192);
+	USMC_ASSERT_MEM_EQ((uint8_t *)rx->addr + 100, tx->addr, 3000);
+	USMC_ASSERT_MEM_EQ((uint8_t *)rx->addr + 4000,
+			   (uint8_t *)tx->addr + 3000, 5192);
+	USMC_ASSERT_EQ(((uint8_t *)rx->addr)[99], 0x77);
+	USMC_ASSERT_EQ(((uint8_t *)rx->addr)[3100], 0x77);
+	USMC_ASSERT_EQ(((uint8_t *)rx->addr)[9192], 0x77);
+
+	/* 2000 bytes into the 1000-byte receive WR */
+	wr.wr_id = 11;
+	wr.sg_list[0].length = 2000;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 2, 3000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2, 3000), 0);
+	USMC_ASSERT_EQ(p.s[1].wcs[1].wr_id, 2);
+	USMC_ASSERT_EQ(p.s[1].wcs[1].status, USMC_WC_LOC_LEN_ERR);
+	USMC_ASSERT_EQ(p.s[0].wcs[1].wr_id, 11);
+	USMC_ASSERT_EQ(p.s[0].wcs[1].status, USMC_WC_REM_INV_REQ_ERR);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_ERR);
+	usmc_tp_free_mr(tx);
+	usmc_tp_free_mr(rx);
+	teardown(&p);
+}
+
+/* Hostile datagrams from a plain UDP socket: bad ICRC, garbage, unknown
+ * QP, wrong source. All are silent counted drops; the QP keeps working. */
+static void test_ingress_drops(void)
+{
+	pair p;
+	usmc_softroce_stats st0, st1;
+	struct sockaddr_in to, from;
+	uint8_t pkt[64];
+	int fd;
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	memset(&from, 0, sizeof(from));
+	from.sin_family = AF_INET;
+	inet_pton(AF_INET, "127.0.0.3", &from.sin_addr);
+	USMC_ASSERT_EQ_FATAL(bind(fd, (struct sockaddr *)&from, sizeof(from)),
+			     0);
+	memset(&to, 0, sizeof(to));
+	to.sin_family = AF_INET;
+	to.sin_port = htons(test_port);
+	inet_pton(AF_INET, "127.0.0.2", &to.sin_addr);
+	usmc_softroce_get_stats(p.s[1].tp, &st0);
+
+	/* a SEND ONLY to the right QP, from the wrong address, bad ICRC */
+	memset(pkt, 0, sizeof(pkt));
+	pkt[0] = 0x04;
+	pkt[2] = 0xff;
+	pkt[3] = 0xff;
+	pkt[5] = (uint8_t)(usmc_tp_qp_num(p.s[1].qp) >> 16);
+	pkt[6] = (uint8_t)(usmc_tp_qp_num(p.s[1].qp) >> 8);
+	pkt[7] = (uint8_t)usmc_tp_qp_num(p.s[1].qp);
+	sendto(fd, pkt, 12 + 44 + 4, 0, (struct sockaddr *)&to, sizeof(to));
+	sendto(fd, pkt, 5, 0, (struct sockaddr *)&to, sizeof(to));
+	pkt[1] = 0x05; /* TVer 5 */
+	sendto(fd, pkt, 60, 0, (struct sockaddr *)&to, sizeof(to));
+	run_for(&p, 50);
+	usmc_softroce_get_stats(p.s[1].tp, &st1);
+	USMC_ASSERT_EQ(st1.drop_icrc - st0.drop_icrc, 1);
+	USMC_ASSERT_EQ(st1.drop_hdr - st0.drop_hdr, 2);
+	USMC_ASSERT_EQ(p.s[1].nwc, 0);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_RTS);
+	close(fd);
+	teardown(&p);
+}
+
 /* The send queue holds max_send_wr WRs; more is WOULDBLOCK, not a loss. */
 static void test_sq_full(void)
 {
@@ -924,6 +1041,8 @@ static CU_TestInfo tests[] = {
 	{"destroy with outstanding WRs flushes", test_destroy_flushes},
 	{"post errors", test_post_errors},
 	{"send queue full", test_sq_full},
+	{"multi-packet SEND, SEND too long", test_send_multi_packet},
+	{"ingress drops: ICRC, header", test_ingress_drops},
 	CU_TEST_INFO_NULL,
 };
 

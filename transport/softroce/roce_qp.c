@@ -97,6 +97,7 @@ static void reset_queues(sr_qp *qp)
 	qp->sq_head = qp->sq_count = qp->sq_cur = qp->cur_pkt = 0;
 	qp->rq_head = qp->rq_count = 0;
 	qp->rto_deadline = qp->rnr_deadline = 0;
+	qp->tx_stall = 0;
 	qp->opclass = SR_OPC_NONE;
 	qp->ack_pending = 0;
 	qp->sent_psn_nak = 0;
@@ -307,6 +308,8 @@ int sr_qp_post_recv(sr_qp *qp, const usmc_recv_wr *wr)
 
 /* ---- requester -------------------------------------------------------- */
 
+static void rewind_to_una(sr_qp *qp);
+
 /* Payload bytes [off, off+len) of a send WR as iovecs into SGE memory. */
 static int payload_iov(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t off,
 		       uint32_t len, struct iovec *iov)
@@ -396,7 +399,7 @@ static void send_pkt(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t k,
 	if (hlen < 0)
 		return;
 	n = payload_iov(qp, w, slot, off, plen, iov);
-	sr_tx_append(qp->dev, &qp->peer, hdr, (size_t)hlen, iov, n, plen);
+	sr_tx_append(qp->dev, qp, &qp->peer, hdr, (size_t)hlen, iov, n, plen);
 
 	if (usmc_psn_cmp(p.psn, qp->sent_hi) < 0)
 		qp->dev->st.retransmits++;
@@ -415,7 +418,11 @@ void sr_qp_tx(sr_qp *qp, usmc_tstamp now)
 			return;
 		qp->rnr_deadline = 0;
 	}
-	while (qp->sq_cur < qp->sq_count) {
+	if (qp->tx_stall) {
+		qp->tx_stall = 0;
+		rewind_to_una(qp);
+	}
+	while (qp->sq_cur < qp->sq_count && !qp->tx_stall) {
 		uint32_t slot = (qp->sq_head + qp->sq_cur) % qp->sq_size;
 		sr_swqe *w = &qp->sq[slot];
 		uint32_t psn = usmc_psn_add(w->first_psn, qp->cur_pkt);
@@ -446,6 +453,16 @@ static void rewind_to_una(sr_qp *qp)
 				      USMC_ROCE_PSN_MASK;
 	}
 	qp->need_ackreq = 1;
+}
+
+/* A pause of 50 us lets the socket buffer drain; then go-back-N. */
+void sr_qp_tx_stalled(sr_qp *qp, usmc_tstamp now)
+{
+	if (qp->tx_stall || qp->state != USMC_QPS_RTS)
+		return;
+	qp->tx_stall = 1;
+	if (!qp->rnr_deadline)
+		qp->rnr_deadline = now + 50000;
 }
 
 /* Everything up to and including |psn| is acknowledged. */
@@ -596,7 +613,8 @@ static void send_ack(sr_qp *qp, uint8_t syn, uint32_t psn)
 	p.aeth_msn = qp->msn & 0xffffff;
 	hlen = usmc_roce_encode_hdr(hdr, sizeof(hdr), &p);
 	if (hlen > 0)
-		sr_tx_append(qp->dev, &qp->peer, hdr, (size_t)hlen, NULL, 0, 0);
+		sr_tx_append(qp->dev, NULL, &qp->peer, hdr, (size_t)hlen, NULL,
+			     0, 0);
 }
 
 void sr_qp_flush_ack(sr_qp *qp)

@@ -491,8 +491,9 @@ static uint64_t rng_next(sr_dev *d)
 	return d->rng;
 }
 
-void sr_tx_append(sr_dev *d, const struct sockaddr_in *to, const uint8_t *hdr,
-		  size_t hlen, const struct iovec *pl, int npl, size_t plen)
+void sr_tx_append(sr_dev *d, sr_qp *qp, const struct sockaddr_in *to,
+		  const uint8_t *hdr, size_t hlen, const struct iovec *pl,
+		  int npl, size_t plen)
 {
 	static const uint8_t zero[4];
 	uint8_t iph[20], udph[8];
@@ -528,6 +529,7 @@ void sr_tx_append(sr_dev *d, const struct sockaddr_in *to, const uint8_t *hdr,
 	d->tx_iov[i][k].iov_base = d->tx_trail[i];
 	d->tx_iov[i][k++].iov_len = pad + USMC_ROCE_ICRC_LEN;
 	d->tx_addr[i] = *to;
+	d->tx_qp[i] = qp;
 
 	m = &d->tx_msgs[i].msg_hdr;
 	memset(m, 0, sizeof(*m));
@@ -552,11 +554,22 @@ void sr_tx_flush(sr_dev *d)
 		int n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off, 0);
 
 		if (n < 0) {
-			if (errno == EINTR)
+			int e = errno;
+
+			if (e == EINTR)
 				continue;
-			/* lost: the retransmit timer recovers */
-			d->pub.last_errno = errno;
+			d->pub.last_errno = e;
 			d->st.tx_errors += d->ntx - off;
+			/* a full socket buffer: the requesters pause briefly
+			 * and go back; other errors wait for the timer */
+			if (e == EAGAIN || e == ENOBUFS || e == ENOMEM) {
+				usmc_tstamp now = sr_now();
+
+				for (uint32_t i = off; i < d->ntx; i++)
+					if (d->tx_qp[i])
+						sr_qp_tx_stalled(d->tx_qp[i],
+								 now);
+			}
 			break;
 		}
 		off += (uint32_t)n;

@@ -91,6 +91,8 @@ struct sr_qp {
 	int rnr_left;
 	usmc_tstamp rto_deadline; /* 0: not armed */
 	usmc_tstamp rnr_deadline; /* 0: not waiting */
+	/* the socket refused packets: go back to una once the pause ends */
+	int tx_stall;
 
 	/* receive queue */
 	sr_rwqe *rq;
@@ -141,6 +143,7 @@ struct sr_dev {
 	uint8_t tx_hdr[SR_TX_BATCH][USMC_ROCE_MAX_HDR_LEN];
 	uint8_t tx_trail[SR_TX_BATCH][8];
 	struct sockaddr_in tx_addr[SR_TX_BATCH];
+	sr_qp *tx_qp[SR_TX_BATCH]; /* requester packets; NULL for ACKs */
 
 	/* receive batch */
 	struct mmsghdr rx_msgs[SR_RX_BATCH];
@@ -158,9 +161,11 @@ sr_mr *sr_mr_by_lkey(sr_dev *d, uint32_t lkey);
 sr_mr *sr_mr_by_rkey(sr_dev *d, uint32_t rkey);
 void sr_cq_push(sr_dev *d, const usmc_wc *wc);
 /* Queues one packet: |hdr| (BTH + ext headers), payload pieces, pad and
- * ICRC are appended here. */
-void sr_tx_append(sr_dev *d, const struct sockaddr_in *to, const uint8_t *hdr,
-		  size_t hlen, const struct iovec *pl, int npl, size_t plen);
+ * ICRC are appended here. |qp| is the requester QP of a request packet
+ * (NULL for ACKs), told when the socket refuses it. */
+void sr_tx_append(sr_dev *d, sr_qp *qp, const struct sockaddr_in *to,
+		  const uint8_t *hdr, size_t hlen, const struct iovec *pl,
+		  int npl, size_t plen);
 void sr_tx_flush(sr_dev *d);
 
 /* roce_qp.c */
@@ -175,6 +180,8 @@ void sr_qp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now);
 void sr_qp_tx(sr_qp *qp, usmc_tstamp now);
 /* Sends a coalesced ACK if one is pending. */
 void sr_qp_flush_ack(sr_qp *qp);
+/* The socket refused a packet of |qp| (EAGAIN): pause and go back. */
+void sr_qp_tx_stalled(sr_qp *qp, usmc_tstamp now);
 /* Runs expired timers; returns the next deadline or 0. */
 usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now);
 
