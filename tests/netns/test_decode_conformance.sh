@@ -55,6 +55,62 @@ for cap in "$T_CONF"/*.pcapng; do
 done
 [ $fail = 0 ] || t_fail "usmc-decode disagrees with tshark or found malformed messages"
 
+# Other link types and IPv6: smcr-a rewritten as Linux cooked SLL and SLL2,
+# and as IPv6 (ICRC recomputed by icrc_check.py's own code), must decode
+# to the same counts, with every ICRC OK (for IPv6: usmc's and the
+# oracle's ICRC agree).
+convert() { # IN OUT MODE (sll|sll2|ipv6)
+	python3 - "$@" "$USMC_SRC/tests/netns" <<'EOF2'
+import struct, sys
+src, out, mode, libdir = sys.argv[1:5]
+sys.path.insert(0, libdir)
+import icrc_check as ic
+recs = []
+for lt, caplen, origlen, pkt in ic.read_capture(src):
+    assert lt == 1
+    eth, etype, l3 = pkt[:12], struct.unpack(">H", pkt[12:14])[0], pkt[14:]
+    if mode == "ipv6":
+        if etype == 0x0800:
+            ihl = (l3[0] & 15) * 4
+            tot, proto, ttl = struct.unpack(">H", l3[2:4])[0], l3[9], l3[8]
+            six = lambda a: bytes.fromhex("20010db8000000000000000000000000")[:12] + a
+            body = bytearray(l3[ihl:tot])
+            hdr = struct.pack(">IHBB", 6 << 28, len(body), proto, ttl) + six(l3[12:16]) + six(l3[16:20])
+            if proto == 17 and struct.unpack(">H", body[2:4])[0] == 4791:
+                ip = bytearray(hdr)
+                ip[0] |= 0x0F; ip[1] = ip[2] = ip[3] = 0xFF; ip[7] = 0xFF
+                ulen = struct.unpack(">H", body[4:6])[0]
+                crc = ic.icrc_of(ip, body[:8], body[8:20], bytes(body[20:ulen - 4]))
+                body[ulen - 4:ulen] = struct.pack("<I", crc)
+            l3 = hdr + bytes(body)
+            etype = 0x86DD
+        frame = eth + struct.pack(">H", etype) + l3
+        lt = 1
+    elif mode == "sll":
+        frame = struct.pack(">HHH", 0, 1, 6) + eth[6:12] + b"\0\0" + struct.pack(">H", etype) + l3
+        lt = 113
+    else:
+        frame = struct.pack(">HHIHBB", etype, 0, 2, 1, 0, 6) + eth[6:12] + b"\0\0" + l3
+        lt = 276
+    recs.append(frame)
+with open(out, "wb") as f:
+    f.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, lt))
+    for i, fr in enumerate(recs):
+        f.write(struct.pack("<IIII", i, 0, len(fr), len(fr)) + fr)
+EOF2
+}
+want=$(python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; print(s["clc"], s["llc"], s["cdc"], s["roce"], s["icrc_ok"], s["malformed"])' "$work/smcr-a-session.pcapng.json")
+for mode in sll sll2 ipv6; do
+	convert "$T_CONF/smcr-a-session.pcapng" "$work/a-$mode.pcap" $mode || t_fail "could not write the $mode copy"
+	rc=0
+	"$T_DECODE" --json "$work/a-$mode.pcap" >"$work/a-$mode.json" || rc=$?
+	got=$(python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; print(s["clc"], s["llc"], s["cdc"], s["roce"], s["icrc_ok"], s["malformed"])' "$work/a-$mode.json")
+	[ $rc = 0 ] && [ "$got" = "$want" ] ||
+		t_fail "smcr-a as $mode: exit $rc, clc/llc/cdc/roce/icrc_ok/malformed '$got', want '$want'"
+	t_log "ok   smcr-a as $mode: clc/llc/cdc/roce/icrc_ok/malformed $got"
+done
+grep -q '"src":"2001:db8::a09:2:' "$work/a-ipv6.json" || t_fail "IPv6 addresses not shown as expected"
+
 # The text form decodes the same captures without error too.
 "$T_DECODE" "$T_CONF/smcr-a-session.pcapng" >"$work/a.txt" || t_fail "text mode failed"
 grep -q 'CLC PROPOSAL' "$work/a.txt" && grep -q 'LLC CONFIRM_LINK_V2' "$work/a.txt" &&
