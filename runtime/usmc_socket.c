@@ -58,6 +58,44 @@ static void wake_all(void)
 }
 
 static void sock_free(usmc_sock *s);
+static void client_start_clc(usmc_sock *s);
+
+/* As the kernel's smc_client_lgr_pending: one client handshake at a time,
+ * so that concurrent connects to one peer share a link group instead of
+ * each making its own first contact. */
+static usmc_sock *client_hs_owner;
+static usmc_sock *client_q_head, *client_q_tail;
+
+static void client_hs_release(usmc_sock *s)
+{
+	usmc_sock *next;
+
+	if (client_hs_owner != s)
+		return;
+	client_hs_owner = NULL;
+	next = client_q_head;
+	if (next) {
+		client_q_head = next->q_next;
+		if (!client_q_head)
+			client_q_tail = NULL;
+		next->q_next = NULL;
+		client_start_clc(next);
+	}
+}
+
+static void client_q_remove(usmc_sock *s)
+{
+	usmc_sock **pp, *prev = NULL;
+
+	for (pp = &client_q_head; *pp; prev = *pp, pp = &(*pp)->q_next)
+		if (*pp == s) {
+			*pp = s->q_next;
+			if (client_q_tail == s)
+				client_q_tail = prev;
+			s->q_next = NULL;
+			return;
+		}
+}
 
 static usmc_sock *sock_new(int fd)
 {
@@ -92,6 +130,8 @@ static usmc_sock *sock_new(int fd)
 
 static void sock_free(usmc_sock *s)
 {
+	if (s->hs == USMC_HS_QUEUED)
+		client_q_remove(s);
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
 	if (s->conn)
@@ -103,6 +143,8 @@ static void sock_free(usmc_sock *s)
 	free(s->clc_buf);
 	if (usmc_g.socks[s->fd] == s)
 		usmc_g.socks[s->fd] = NULL;
+	if (client_hs_owner == s)
+		client_hs_release(s);
 	free(s);
 }
 
@@ -166,6 +208,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 	s->deadline = 0;
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
+	client_hs_release(s);
 	free(s->clc_buf);
 	s->clc_buf = NULL;
 	s->clc_have = s->clc_need = 0;
@@ -226,6 +269,19 @@ static void client_start_clc(usmc_sock *s)
 	char detail[128] = "";
 	int r;
 
+	if (client_hs_owner && client_hs_owner != s) {
+		s->hs = USMC_HS_QUEUED;
+		s->deadline = 0;
+		s->q_next = NULL;
+		if (client_q_tail)
+			client_q_tail->q_next = s;
+		else
+			client_q_head = s;
+		client_q_tail = s;
+		usmc_hs_list_add(s);
+		return;
+	}
+	client_hs_owner = s;
 	s->hs = USMC_HS_CLC;
 	s->hs_guard = usmc_rt_now() + HS_GUARD_NS;
 	s->deadline = s->hs_guard;
