@@ -152,6 +152,34 @@ mutate "$work/clc.pcapng" "$hex" 6 0xff || t_fail "could not damage the Proposal
 expect_caught "$work/clc.pcapng" "Proposal length 0x00ff" "CLC MALFORMED"
 grep -q 'CLC PROPOSAL' "$work/clc.pcapng.out" && t_fail "a Proposal with a wrong length was decoded"
 
+# Random damage (seeded): 300 copies of smcr-a and smcr-d with 1-8 bytes
+# changed anywhere past the file header. usmc-decode may report malformed
+# messages or an unreadable file, but must never crash or hang (under the
+# ASan build a memory error aborts, which fails here too).
+python3 - "$a" "$T_CONF/smcr-d-linkfail-eth0.pcapng" "$work" <<'EOF2' || t_fail "could not write the damaged copies"
+import random, sys
+rnd = random.Random(7609)
+for i in range(300):
+    src = sys.argv[1 + (i % 2)]
+    data = bytearray(open(src, "rb").read())
+    for _ in range(rnd.randint(1, 8)):
+        data[rnd.randrange(200, len(data))] = rnd.randrange(256)
+    open("%s/fuzz-%03d.pcapng" % (sys.argv[3], i), "wb").write(data)
+EOF2
+counts=" 0:0 1:0 2:0"
+for f in "$work"/fuzz-*.pcapng; do
+	rc=0
+	timeout 20 "$T_DECODE" --quiet "$f" >/dev/null 2>"$f.err" || rc=$?
+	case $rc in
+	0 | 1 | 2) ;;
+	*) t_fail "usmc-decode exit $rc on $f (a crash or hang): $(tail -3 "$f.err")" ;;
+	esac
+	n=$(echo "$counts" | sed -n "s/.* $rc:\([0-9]*\).*/\1/p")
+	counts=$(echo "$counts" | sed "s/ $rc:[0-9]*/ $rc:$((n + 1))/")
+	rm -f "$f" "$f.err"
+done
+t_log "ok   300 randomly damaged captures, no crash (exit status:count$counts)"
+
 # Unreadable input: exit 2 with a message, no crash.
 head -c 100 "$a" >"$work/short.pcapng"
 rc=0
