@@ -72,7 +72,8 @@ void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts)
 void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
 				usmc_tstamp ts)
 {
-	if (conn->mode != USMC_MODE_HANDSHAKE)
+	if (conn->mode != USMC_MODE_HANDSHAKE ||
+	    conn->clc_state == USMC_CLC_DONE)
 		return;
 	conn->clc_state = USMC_CLC_DONE;
 	conn->clc_expiry = USMC_TSTAMP_NONE;
@@ -603,7 +604,8 @@ int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 
 	if (!conn || !msg)
 		return USMC_ERR_INVALID_ARGUMENT;
-	if (conn->mode != USMC_MODE_HANDSHAKE)
+	if (conn->mode != USMC_MODE_HANDSHAKE ||
+	    conn->clc_state == USMC_CLC_DONE)
 		return USMC_ERR_INVALID_STATE;
 	conn->ctx->now = ts;
 	conn->clc_recv_any = 1;

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A deterministic in-process SMC-R fabric for tests. Each node is a
+ * usmc_ctx whose callbacks are implemented here: registered memory with
+ * rkey and bounds checks, RC queue pairs that execute SEND and RDMA WRITE
+ * between nodes by memcpy (in order per QP), receive queues, completions,
+ * and CLC byte pipes that stand in for the TCP clcsock. Time is virtual
+ * and every "random" choice comes from one seed, so a run replays exactly.
+ *
+ * Faults: seeded extra delay (an RC retransmission), a blackhole (the peer
+ * RNIC acks but its core never sees the message: a hung peer), link down
+ * (sends fail with RETRY_EXC_ERR), and failing allocations (the n-th
+ * malloc/calloc/alloc_mr of the fabric returns NULL/NOMEM).
+ */
+#ifndef USMC_SIM_H
+#define USMC_SIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "usmc_core.h"
+
+typedef struct usmc_sim usmc_sim;
+typedef struct usmc_sim_node usmc_sim_node;
+typedef struct usmc_sim_ep usmc_sim_ep;
+
+/* One end of a simulated TCP connection carrying a usmc_conn. Tests read
+ * the counters; the conn's user pointer is the ep. */
+struct usmc_sim_ep {
+	usmc_sim *sim;
+	usmc_sim_node *node;
+	usmc_conn *conn;
+	usmc_sim_ep *peer; /* NULL: bytes sent are only captured */
+	unsigned int ev[USMC_EV_ERROR + 1]; /* events seen, by kind */
+	/* every CLC byte this conn sent, for inspection */
+	uint8_t clc_sent[4096];
+	size_t clc_sent_len;
+	/* CLC bytes received and not yet handed to the conn */
+	uint8_t in[4096];
+	size_t in_len;
+	void *test_user;
+};
+
+typedef struct usmc_sim_stats {
+	uint64_t sends, writes, write_bytes, recvs;
+	uint64_t access_errors; /* rkey / bounds / lkey violations */
+	uint64_t rnr_retries;
+	uint64_t allocs, frees, mrs, mr_frees, qps, qp_destroys;
+} usmc_sim_stats;
+
+usmc_sim *usmc_sim_new(uint64_t seed);
+/* Deletes every node (usmc_ctx_del) and everything else. */
+void usmc_sim_del(usmc_sim *sim);
+usmc_tstamp usmc_sim_now(const usmc_sim *sim);
+const usmc_sim_stats *usmc_sim_get_stats(const usmc_sim *sim);
+
+/* A host with one RNIC port. |s| may be NULL for defaults; device, system
+ * id and GID are made unique per node. Returns NULL if the ctx fails. */
+usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s);
+usmc_ctx *usmc_sim_node_ctx(usmc_sim_node *node);
+/* Outstanding core allocations and MRs (0 after a clean teardown). */
+long usmc_sim_node_live_allocs(const usmc_sim_node *node);
+long usmc_sim_node_live_mrs(const usmc_sim_node *node);
+/* Deletes the node's ctx now (its QPs vanish from the fabric). */
+void usmc_sim_node_del(usmc_sim_node *node);
+
+/* A TCP connection from |cli| to |srv| with a usmc_conn on each end
+ * (client queues its Proposal). Returns 0 or the usmc_conn_new error. */
+int usmc_sim_connect(usmc_sim *sim, usmc_sim_node *cli, usmc_sim_node *srv,
+		     usmc_sim_ep **pcli, usmc_sim_ep **psrv);
+/* One end only: what it sends is captured in clc_sent; feed it with
+ * usmc_sim_clc_inject. */
+int usmc_sim_ep_single(usmc_sim *sim, usmc_sim_node *node, usmc_role role,
+		       usmc_sim_ep **pep);
+/* Raw bytes arriving on |ep|'s TCP socket (delivered message by message
+ * as the runtime does: peek the header, wait for the whole message). */
+void usmc_sim_clc_inject(usmc_sim_ep *ep, const uint8_t *data, size_t len);
+/* Deletes the conn (usmc_conn_del) and the ep. */
+void usmc_sim_ep_del(usmc_sim_ep *ep);
+
+/* Runs events and timers up to and including |until|. */
+void usmc_sim_run(usmc_sim *sim, usmc_tstamp until);
+/* Runs until no fabric event is pending (timers that are due fire; later
+ * ones do not), or until |limit|. Returns 0 when idle, -1 at the limit. */
+int usmc_sim_run_idle(usmc_sim *sim, usmc_tstamp limit);
+
+/* Faults */
+/* Probability (0..1) that a message is delayed by an RC retransmit. */
+void usmc_sim_set_delay_prob(usmc_sim *sim, double p);
+/* Messages to |node| are acked but never reach its core. */
+void usmc_sim_set_blackhole(usmc_sim_node *node, int on);
+/* The path between |a| and |b| is down: sends fail (RETRY_EXC_ERR). */
+void usmc_sim_set_link_down(usmc_sim_node *a, usmc_sim_node *b, int down);
+/* The |n|-th allocation from now (malloc, calloc, alloc_mr, create_qp of
+ * any node; 0 = the next) fails; -1 disables. */
+void usmc_sim_fail_alloc_at(usmc_sim *sim, long n);
+long usmc_sim_alloc_count(const usmc_sim *sim);
+
+/* Every SEND delivered, in order: the first bytes of each message, for
+ * checking LLC/CDC sequences. */
+typedef struct usmc_sim_trace {
+	int from; /* node index (1-based, creation order) */
+	uint8_t msg[8];
+	uint32_t len;
+} usmc_sim_trace;
+const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n);
+void usmc_sim_trace_clear(usmc_sim *sim);
+int usmc_sim_node_index(const usmc_sim_node *node);
+
+/* The (first) link of |node| toward |peer|, if any. */
+usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx);
+
+#endif /* USMC_SIM_H */

@@ -1,0 +1,541 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * CLC handshake and link group set-up over the sim fabric: first contact
+ * (Proposal/Accept/Confirm, CONFIRM_LINK, ADD_LINK rejected), link group
+ * reuse with CONFIRM_RKEY, v1 and v2 negotiation, declines and fallback,
+ * CLC timeouts and malformed CLC.
+ */
+#include "usmc_clc.h"
+#include "usmc_core_test.h"
+#include "usmc_llc.h"
+
+/* The CLC messages in |buf| (several back to back): their types. */
+static int clc_types(const uint8_t *buf, size_t len, uint8_t *types, int max,
+		     usmc_clc_msg *last)
+{
+	int n = 0;
+
+	while (len >= 8 && n < max) {
+		usmc_clc_msg m;
+		usmc_ssize k = usmc_clc_decode(buf, len, &m);
+
+		if (k <= 0)
+			return -1;
+		types[n++] = m.hdr.type;
+		if (last)
+			*last = m;
+		buf += k;
+		len -= (size_t)k;
+	}
+	return n;
+}
+
+/* Index of the first trace entry from |node| with type byte |t| and
+ * flags byte |f| at or after |from|; -1 if none. */
+static int trace_find(usmc_sim *sim, int node, uint8_t t, uint8_t f, int from)
+{
+	size_t n;
+	const usmc_sim_trace *tr = usmc_sim_get_trace(sim, &n);
+
+	for (size_t i = (size_t)from; i < n; i++)
+		if (tr[i].from == node && tr[i].msg[0] == t &&
+		    tr[i].msg[3] == f)
+			return (int)i;
+	return -1;
+}
+
+static void test_first_contact_v2(void)
+{
+	usmc_sim *sim = usmc_sim_new(1);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+	uint8_t types[8];
+	usmc_clc_msg m;
+	usmc_conn_info ci, si;
+	int i1, i2, i3, i4;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE(established(c));
+	CU_ASSERT_TRUE(established(s));
+	/* client sent Proposal then Confirm, server one Accept */
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 8, &m),
+		       2);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_PROPOSAL);
+	USMC_ASSERT_EQ(types[1], SMC_CLC_CONFIRM);
+	USMC_ASSERT_EQ(m.hdr.version, SMC_V2);
+	CU_ASSERT_TRUE(m.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	USMC_ASSERT_EQ(m.u.ac.gid_cnt, 1);
+	USMC_ASSERT_EQ(clc_types(s->clc_sent, s->clc_sent_len, types, 8, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_ACCEPT);
+	CU_ASSERT_TRUE(m.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	USMC_ASSERT_EQ(m.u.ac.rmbe_idx, 1);
+	USMC_ASSERT_EQ(usmc_clc_uncompress_bufsize(m.u.ac.rmbe_size), 65536);
+
+	/* LLC as Linux: CONFIRM_LINK req (server), resp (client), ADD_LINK
+	 * req (server), ADD_LINK reject (client), all v2 type numbers */
+	i1 = trace_find(sim, 2, SMC_LLC_CONFIRM_LINK_V2, 0x03, 0);
+	i2 = trace_find(sim, 1, SMC_LLC_CONFIRM_LINK_V2, 0x83, 0);
+	i3 = trace_find(sim, 2, SMC_LLC_ADD_LINK_V2, 0x00, 0);
+	i4 = trace_find(sim, 1, SMC_LLC_ADD_LINK_V2, 0xc0, 0);
+	CU_ASSERT_TRUE(i1 >= 0 && i2 > i1 && i3 > i2 && i4 > i3);
+
+	usmc_conn_get_info(c->conn, &ci);
+	usmc_conn_get_info(s->conn, &si);
+	USMC_ASSERT_EQ(ci.smc_version, 2);
+	USMC_ASSERT_EQ(si.smc_version, 2);
+	USMC_ASSERT_EQ(ci.peer_token, si.local_token);
+	USMC_ASSERT_EQ(si.peer_token, ci.local_token);
+	CU_ASSERT_NOT_EQUAL(ci.local_token, 0);
+	USMC_ASSERT_EQ(ci.link_id, si.link_id);
+	USMC_ASSERT_EQ(ci.lgr_id != 0, 1);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+
+	/* a one-byte echo proves the path */
+	{
+		uint8_t x = 0x5a, y = 0;
+		usmc_tstamp now = usmc_sim_now(sim);
+
+		USMC_ASSERT_EQ(usmc_conn_write(c->conn, &x, 1, now), 1);
+		usmc_sim_run_idle(sim, now + SEC);
+		USMC_ASSERT_EQ(usmc_conn_readable(s->conn), 1);
+		USMC_ASSERT_EQ(usmc_conn_read(s->conn, &y, 1, now), 1);
+		USMC_ASSERT_EQ(y, 0x5a);
+		CU_ASSERT_TRUE(s->ev[USMC_EV_READABLE] >= 1);
+	}
+	usmc_sim_del(sim);
+}
+
+static void test_first_contact_v1(void)
+{
+	usmc_sim *sim = usmc_sim_new(2);
+	usmc_settings st;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_conn_info ci;
+	int i1, i3;
+
+	usmc_settings_default(&st);
+	st.smc_versions = USMC_VERSION_V1;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, NULL);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE(established(c));
+	CU_ASSERT_TRUE(established(s));
+	usmc_conn_get_info(c->conn, &ci);
+	USMC_ASSERT_EQ(ci.smc_version, 1);
+	i1 = trace_find(sim, 2, SMC_LLC_CONFIRM_LINK, 0x03, 0);
+	i3 = trace_find(sim, 1, SMC_LLC_ADD_LINK, 0xc0, 0);
+	CU_ASSERT_TRUE(i1 >= 0 && i3 > i1);
+	usmc_sim_del(sim);
+}
+
+/* A second connection between the same nodes reuses the link group and
+ * runs CONFIRM_RKEY both ways; closing runs DELETE_RKEY. */
+static void test_lgr_reuse(void)
+{
+	usmc_sim *sim = usmc_sim_new(3);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c1, *s1, *c2, *s2;
+	usmc_conn_info i1, i2;
+	uint8_t types[8];
+	usmc_clc_msg m;
+	size_t ntr;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c2, &s2), 0);
+	CU_ASSERT_TRUE(established(c2));
+	CU_ASSERT_TRUE(established(s2));
+	usmc_conn_get_info(c1->conn, &i1);
+	usmc_conn_get_info(c2->conn, &i2);
+	USMC_ASSERT_EQ(i1.lgr_id, i2.lgr_id);
+	CU_ASSERT_NOT_EQUAL(i1.local_token, i2.local_token);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->qps, 2);
+	/* Accept and Confirm without first contact */
+	USMC_ASSERT_EQ(clc_types(s2->clc_sent, s2->clc_sent_len, types, 8, &m),
+		       1);
+	CU_ASSERT_FALSE(m.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	/* CONFIRM_RKEY req+resp from each side, no CONFIRM_LINK */
+	CU_ASSERT_TRUE(trace_find(sim, 2, SMC_LLC_CONFIRM_RKEY_V2, 0, 0) >= 0);
+	CU_ASSERT_TRUE(trace_find(sim, 1, SMC_LLC_CONFIRM_RKEY_V2, 0x80, 0) >=
+		       0);
+	CU_ASSERT_TRUE(trace_find(sim, 1, SMC_LLC_CONFIRM_RKEY_V2, 0, 0) >= 0);
+	CU_ASSERT_TRUE(trace_find(sim, 2, SMC_LLC_CONFIRM_RKEY_V2, 0x80, 0) >=
+		       0);
+	CU_ASSERT_TRUE(trace_find(sim, 2, SMC_LLC_CONFIRM_LINK_V2, 0x03, 0) <
+		       0);
+
+	/* orderly close of the second: DELETE_RKEY both ways */
+	usmc_sim_trace_clear(sim);
+	usmc_conn_close(c2->conn, usmc_sim_now(sim));
+	usmc_conn_close(s2->conn, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+	USMC_ASSERT_EQ(usmc_conn_state(c2->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(s2->conn), SMC_CLOSED);
+	CU_ASSERT_TRUE(trace_find(sim, 1, SMC_LLC_DELETE_RKEY_V2, 0, 0) >= 0);
+	CU_ASSERT_TRUE(trace_find(sim, 2, SMC_LLC_DELETE_RKEY_V2, 0x80, 0) >=
+		       0);
+	CU_ASSERT_TRUE(trace_find(sim, 2, SMC_LLC_DELETE_RKEY_V2, 0, 0) >= 0);
+	CU_ASSERT_TRUE(trace_find(sim, 1, SMC_LLC_DELETE_RKEY_V2, 0x80, 0) >=
+		       0);
+	usmc_sim_get_trace(sim, &ntr);
+	CU_ASSERT_TRUE(ntr >= 6);
+
+	/* a third connection takes the pooled buffers (no new MR) */
+	{
+		uint64_t mrs = usmc_sim_get_stats(sim)->mrs;
+		usmc_sim_ep *c3, *s3;
+
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c3, &s3), 0);
+		CU_ASSERT_TRUE(established(c3));
+		USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->mrs, mrs);
+	}
+	usmc_sim_del(sim);
+}
+
+/* Both nodes connect to each other: two link groups (role is part of the
+ * match). */
+static void test_lgr_per_role(void)
+{
+	usmc_sim *sim = usmc_sim_new(4);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c1, *s1, *c2, *s2;
+	usmc_conn_info i1, i2;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, b, a, &c2, &s2), 0);
+	CU_ASSERT_TRUE(established(c2) && established(s2));
+	usmc_conn_get_info(c1->conn, &i1);
+	usmc_conn_get_info(s2->conn, &i2);
+	CU_ASSERT_NOT_EQUAL(i1.lgr_id, i2.lgr_id);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->qps, 4);
+	usmc_sim_del(sim);
+}
+
+static void test_decline_smcd_only(void)
+{
+	usmc_sim *sim = usmc_sim_new(5);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *s;
+	usmc_clc_msg m;
+	uint8_t buf[256], types[4];
+	usmc_ssize n;
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
+			     0);
+	/* a v1 proposal that offers SMC-D only */
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = SMC_CLC_PROPOSAL;
+	m.hdr.version = SMC_V1;
+	m.hdr.typev1 = SMC_TYPE_D;
+	m.hdr.typev2 = SMC_TYPE_N;
+	memcpy(m.u.prop.peer_id, "\x11\x22\x02\x00\x00\x00\x00\x09", 8);
+	m.u.prop.smcd_area = true;
+	m.u.prop.ism_gid = 0x1234;
+	m.u.prop.ipv4_subnet = 0x0a000000;
+	m.u.prop.ipv4_prefix_len = 24;
+	n = usmc_clc_encode(&m, buf, sizeof(buf));
+	CU_ASSERT_TRUE_FATAL(n > 0);
+	usmc_sim_clc_inject(s, buf, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_NOSMCDDEV);
+	USMC_ASSERT_EQ(clc_types(s->clc_sent, s->clc_sent_len, types, 4, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.u.decl.peer_diagnosis, SMC_CLC_DECL_NOSMCDDEV);
+	USMC_ASSERT_EQ(m.hdr.version, SMC_V1);
+	usmc_sim_del(sim);
+}
+
+/* The server declines (v1 only, different subnet): the client falls back
+ * with PEERDECL and keeps the server's diagnosis. */
+static void test_client_gets_decline(void)
+{
+	usmc_sim *sim = usmc_sim_new(6);
+	usmc_settings st;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_clc_msg m;
+	uint8_t buf[64];
+	usmc_ssize n;
+
+	usmc_settings_default(&st);
+	st.smc_versions = USMC_VERSION_V1;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	(void)b;
+	(void)s;
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = SMC_CLC_DECLINE;
+	m.hdr.version = SMC_V1;
+	m.u.decl.peer_diagnosis = SMC_CLC_DECL_DIFFPREFIX;
+	n = usmc_clc_encode(&m, buf, sizeof(buf));
+	CU_ASSERT_TRUE_FATAL(n > 0);
+	usmc_sim_clc_inject(c, buf, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+	/* nothing is sent back after a peer's decline */
+	{
+		uint8_t types[4];
+
+		USMC_ASSERT_EQ(
+			clc_types(c->clc_sent, c->clc_sent_len, types, 4, NULL),
+			1);
+		USMC_ASSERT_EQ(types[0], SMC_CLC_PROPOSAL);
+	}
+	usmc_sim_del(sim);
+}
+
+/* v1 only on both sides, but different subnets: DIFFPREFIX end to end. */
+static void test_diffprefix_end_to_end(void)
+{
+	usmc_sim *sim = usmc_sim_new(7);
+	usmc_settings st;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+
+	usmc_settings_default(&st);
+	st.smc_versions = USMC_VERSION_V1;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	/* the client's proposal already left; make the server's subnet
+	 * differ by feeding a proposal from another network */
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+	/* same /24 in the sim: this pair succeeds */
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
+static void test_runtime_fallback(void)
+{
+	usmc_sim *sim = usmc_sim_new(8);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c;
+	uint8_t types[4];
+	usmc_clc_msg m;
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	/* PEERNOSMC: nothing more on the wire */
+	USMC_ASSERT_EQ(usmc_conn_fallback(c->conn, SMC_CLC_DECL_PEERNOSMC,
+					  usmc_sim_now(sim)),
+		       0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERNOSMC);
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 4, NULL),
+		       1);
+	USMC_ASSERT_EQ(usmc_conn_fallback(c->conn, SMC_CLC_DECL_MEM,
+					  usmc_sim_now(sim)),
+		       USMC_ERR_INVALID_STATE);
+	usmc_sim_ep_del(c);
+
+	/* any other reason is declined */
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_SERVER, &c),
+			     0);
+	USMC_ASSERT_EQ(usmc_conn_fallback(c->conn, SMC_CLC_DECL_IPSEC,
+					  usmc_sim_now(sim)),
+		       0);
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 4, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.u.decl.peer_diagnosis, SMC_CLC_DECL_IPSEC);
+	usmc_sim_del(sim);
+}
+
+static void test_clc_timeout(void)
+{
+	usmc_sim *sim = usmc_sim_new(9);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_SERVER, &s),
+			     0);
+	usmc_sim_run(sim, t0 + 6 * SEC - 1);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	usmc_sim_run(sim, t0 + 6 * SEC);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_TIMEOUT);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_TIMEOUT);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_ctx_get_expiry(usmc_sim_node_ctx(a)),
+		       USMC_TSTAMP_NONE);
+	usmc_sim_del(sim);
+}
+
+/* Malformed or unexpected CLC: EPROTO, no decline (smc_clc_wait_msg). */
+static void test_clc_malformed(void)
+{
+	static const uint8_t garbage[12] = {0x47, 0x45, 0x54, 0x20, 0x2f, 0x20,
+					    0x48, 0x54, 0x54, 0x50, 0x0d, 0x0a};
+	usmc_sim *sim = usmc_sim_new(10);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *s, *c, *s2;
+	uint8_t types[4];
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
+			     0);
+	usmc_sim_clc_inject(s, garbage, sizeof(garbage));
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_PROTO);
+	USMC_ASSERT_EQ(s->clc_sent_len, 0);
+
+	/* the client's own Proposal echoed back: unexpected type */
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	usmc_sim_clc_inject(c, c->clc_sent, c->clc_sent_len);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_PROTO);
+
+	/* a truncated proposal (length field lies) */
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s2),
+			     0);
+	{
+		uint8_t p[256];
+		size_t n = c->clc_sent_len;
+
+		memcpy(p, c->clc_sent, n);
+		p[6] = (uint8_t)(p[6] - 17); /* shorter than its areas */
+		usmc_sim_clc_inject(s2, p, n);
+	}
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(
+		clc_types(s2->clc_sent, s2->clc_sent_len, types, 4, NULL), 0);
+	usmc_sim_del(sim);
+}
+
+/* The client never sees the CONFIRM_LINK request (its core is hung): the
+ * server declines with TIMEOUT_CL, both fall back. */
+static void test_confirm_link_timeout(void)
+{
+	usmc_sim *sim = usmc_sim_new(11);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+
+	usmc_sim_set_blackhole(a, 1);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 10 * SEC);
+	/* the server waits 2 s for the response and declines first; the
+	 * client (4 s) takes the server's decline */
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	/* no link group is left behind once timers ran */
+	usmc_sim_run(sim, usmc_sim_now(sim) + 10 * SEC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_del(sim);
+}
+
+/* Every allocation of a full first contact, reuse, data and close fails
+ * once in turn: no crash, and nothing leaks. */
+static void test_failmalloc(void)
+{
+	long total;
+
+	{
+		usmc_sim *sim = usmc_sim_new(12);
+		usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+		usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+		usmc_sim_ep *c, *s;
+		long base = usmc_sim_alloc_count(sim);
+
+		sim_pair(sim, a, b, &c, &s);
+		sim_pair(sim, a, b, &c, &s);
+		total = usmc_sim_alloc_count(sim) - base;
+		usmc_sim_del(sim);
+	}
+	CU_ASSERT_TRUE(total > 10);
+	for (long i = 0; i < total; i++) {
+		usmc_sim *sim = usmc_sim_new(12);
+		usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+		usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+		usmc_sim_ep *c1 = NULL, *s1 = NULL, *c2 = NULL, *s2 = NULL;
+		uint8_t x[100];
+
+		usmc_sim_fail_alloc_at(sim, i);
+		memset(x, 7, sizeof(x));
+		if (!sim_pair(sim, a, b, &c1, &s1) &&
+		    usmc_conn_get_mode(c1->conn) == USMC_MODE_SMCR)
+			usmc_conn_write(c1->conn, x, sizeof(x),
+					usmc_sim_now(sim));
+		sim_pair(sim, a, b, &c2, &s2);
+		usmc_sim_run_idle(sim, usmc_sim_now(sim) + 30 * SEC);
+		if (c1)
+			usmc_conn_close(c1->conn, usmc_sim_now(sim));
+		if (s1)
+			usmc_conn_close(s1->conn, usmc_sim_now(sim));
+		usmc_sim_run(sim, usmc_sim_now(sim) + 700 * SEC);
+		/* every conn ended in some defined state */
+		if (c2)
+			CU_ASSERT_TRUE(usmc_conn_get_mode(c2->conn) !=
+					       USMC_MODE_HANDSHAKE ||
+				       usmc_conn_error(c2->conn) != 0);
+		while (c1 || s1 || c2 || s2) {
+			usmc_sim_ep **e = c1 ? &c1 : s1 ? &s1 : c2 ? &c2 : &s2;
+
+			usmc_sim_ep_del(*e);
+			*e = NULL;
+		}
+		usmc_sim_run(sim, usmc_sim_now(sim) + 700 * SEC);
+		/* idle link groups were deleted by their timers */
+		CU_ASSERT_PTR_NULL(
+			usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+		USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+		USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+		usmc_sim_node_del(a);
+		usmc_sim_node_del(b);
+		USMC_ASSERT_EQ(usmc_sim_node_live_allocs(a), 0);
+		USMC_ASSERT_EQ(usmc_sim_node_live_allocs(b), 0);
+		usmc_sim_del(sim);
+	}
+}
+
+static CU_TestInfo hs_tests[] = {
+	{"first_contact_v2", test_first_contact_v2},
+	{"first_contact_v1", test_first_contact_v1},
+	{"lgr_reuse_confirm_rkey", test_lgr_reuse},
+	{"lgr_per_role", test_lgr_per_role},
+	{"decline_smcd_only", test_decline_smcd_only},
+	{"client_gets_decline", test_client_gets_decline},
+	{"v1_same_subnet", test_diffprefix_end_to_end},
+	{"runtime_fallback", test_runtime_fallback},
+	{"clc_timeout", test_clc_timeout},
+	{"clc_malformed", test_clc_malformed},
+	{"confirm_link_timeout", test_confirm_link_timeout},
+	{"failmalloc", test_failmalloc},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	const usmc_test_suite suites[] = {{"core_handshake", hs_tests},
+					  {NULL, NULL}};
+
+	return usmc_test_main(suites);
+}
