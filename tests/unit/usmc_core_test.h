@@ -105,8 +105,10 @@ static inline int pump_step(pump *p, usmc_sim *sim)
 		if (k <= 0)
 			return -1;
 		p->written += (uint64_t)k;
-		if ((size_t)k < n)
+		if ((size_t)k < n) {
+			p->wouldblock++;
 			break;
+		}
 	}
 	for (;;) {
 		size_t n = 1 + (size_t)(xrand(&p->rng) % p->max_chunk);

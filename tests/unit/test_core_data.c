@@ -1,0 +1,321 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The CDC data path over the sim fabric: byte-exact transfers both ways
+ * across many RMBE wraps with 16 KiB buffers, large and tiny writes,
+ * write_blocked and consumer-cursor updates, autocorking, 64 connections
+ * sharing one link group, and extra delay (RC retransmits).
+ */
+#include "usmc_cdc.h"
+#include "usmc_core_test.h"
+
+static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
+		  uint32_t bufsize, uint64_t seed)
+{
+	usmc_settings st = small_settings(bufsize);
+
+	*sim = usmc_sim_new(seed);
+	*a = usmc_sim_node_new(*sim, &st);
+	*b = usmc_sim_node_new(*sim, &st);
+}
+
+static void test_wraps_both_ways(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static pump p1, p2;
+	pump *ps[2] = {&p1, &p2};
+	usmc_conn_info ci, si;
+	const uint64_t total = 16384 * 40 + 777; /* 40+ wraps of 16 KiB */
+
+	setup(&sim, &a, &b, 16384, 21);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	pump_init(&p1, c, s, total, 1, 5000);
+	pump_init(&p2, s, c, total, 2, 9000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, usmc_sim_now(sim) + 600 * SEC), 0);
+	USMC_ASSERT_EQ(p1.readn, total);
+	USMC_ASSERT_EQ(p2.readn, total);
+	USMC_ASSERT_EQ(p1.bad, 0);
+	USMC_ASSERT_EQ(p2.bad, 0);
+	CU_ASSERT_TRUE(p1.wouldblock > 0); /* the sndbuf filled up */
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	usmc_conn_get_info(c->conn, &ci);
+	usmc_conn_get_info(s->conn, &si);
+	USMC_ASSERT_EQ(ci.bytes_sent, total);
+	USMC_ASSERT_EQ(si.bytes_received, total);
+	USMC_ASSERT_EQ(ci.rmb_size, 16384);
+	USMC_ASSERT_EQ(ci.peer_rmb_size, 16384);
+	/* cursors agree: what one produced the other consumed */
+	USMC_ASSERT_EQ(ci.tx_prod.wrap, si.rx_prod.wrap);
+	USMC_ASSERT_EQ(ci.tx_prod.count, si.rx_prod.count);
+	USMC_ASSERT_EQ(si.rx_prod.wrap, total / 16384);
+	USMC_ASSERT_EQ(si.rx_prod.count, total % 16384);
+	USMC_ASSERT_EQ(usmc_conn_unsent(c->conn), 0);
+	USMC_ASSERT_EQ(usmc_conn_writable(c->conn), 16384);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+	usmc_sim_del(sim);
+}
+
+/* One write of several RMB sizes, and reads in one big gulp. */
+static void test_large_writes(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static pump p;
+	pump *ps[1] = {&p};
+
+	setup(&sim, &a, &b, 65536, 22);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	pump_init(&p, c, s, 4u << 20, 3, 1 << 17);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 1, usmc_sim_now(sim) + 600 * SEC), 0);
+	USMC_ASSERT_EQ(p.readn, 4u << 20);
+	USMC_ASSERT_EQ(p.bad, 0);
+	/* big writes cost few CDCs: at most ~2 per sndbuf's worth */
+	CU_ASSERT_TRUE(usmc_sim_get_stats(sim)->sends < 4 * (4u << 20) / 65536);
+	usmc_sim_del(sim);
+}
+
+/* Many tiny writes while a CDC is in flight are corked into few CDCs. */
+static void test_autocork(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	uint8_t byte, out[4096];
+	uint64_t sends0;
+	usmc_tstamp now;
+	size_t got = 0;
+
+	setup(&sim, &a, &b, 65536, 23);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	sends0 = usmc_sim_get_stats(sim)->sends;
+	now = usmc_sim_now(sim);
+	for (int i = 0; i < 1000; i++) {
+		byte = pat(9, (uint64_t)i);
+		USMC_ASSERT_EQ(usmc_conn_write(c->conn, &byte, 1, now), 1);
+	}
+	usmc_sim_run_idle(sim, now + SEC);
+	CU_ASSERT_TRUE(usmc_sim_get_stats(sim)->sends - sends0 < 10);
+	while (got < 1000) {
+		usmc_ssize k = usmc_conn_read(s->conn, out + got,
+					      sizeof(out) - got, now);
+
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	USMC_ASSERT_EQ(got, 1000);
+	for (size_t i = 0; i < got; i++)
+		if (out[i] != pat(9, i))
+			CU_FAIL("byte differs");
+	usmc_sim_del(sim);
+}
+
+/* The receiver does not read: the writer fills the peer RMBE, gets
+ * write_blocked, and resumes as soon as the reader drains (consumer cursor
+ * update). Small reads below the update limit send no CDC. */
+static void test_window(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static uint8_t buf[65536];
+	usmc_tstamp now;
+	uint64_t sends;
+	unsigned int writable;
+	usmc_conn_info si;
+	usmc_ssize k;
+	size_t wrote = 0;
+
+	setup(&sim, &a, &b, 16384, 24);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	now = usmc_sim_now(sim);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = pat(4, i);
+	/* 16 KiB in the peer's RMB + 16 KiB in our sndbuf, then full */
+	for (int round = 0; round < 4; round++) {
+		k = usmc_conn_write(c->conn, buf + wrote, sizeof(buf) - wrote,
+				    now);
+		if (k > 0)
+			wrote += (size_t)k;
+		usmc_sim_run_idle(sim, now + SEC);
+		now = usmc_sim_now(sim);
+	}
+	USMC_ASSERT_EQ(wrote, 32768);
+	USMC_ASSERT_EQ(usmc_conn_readable(s->conn), 16384);
+	USMC_ASSERT_EQ(usmc_conn_write(c->conn, buf, 1, now),
+		       USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(usmc_conn_writable(c->conn), 0);
+
+	/* a read under the 10% limit sends nothing */
+	sends = usmc_sim_get_stats(sim)->sends;
+	{
+		uint8_t out[1000];
+
+		USMC_ASSERT_EQ(usmc_conn_read(s->conn, out, 1000, now), 1000);
+		USMC_ASSERT_MEM_EQ(out, buf, 1000);
+	}
+	usmc_sim_run_idle(sim, now + SEC);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->sends, sends);
+	/* draining more: the update goes out, the writer's data follows */
+	{
+		static uint8_t out[16384];
+
+		USMC_ASSERT_EQ(usmc_conn_read(s->conn, out, 15384, now), 15384);
+		USMC_ASSERT_MEM_EQ(out, buf + 1000, 15384);
+	}
+	writable = c->ev[USMC_EV_WRITABLE];
+	usmc_sim_run_idle(sim, now + SEC);
+	CU_ASSERT_TRUE(usmc_sim_get_stats(sim)->sends > sends);
+	USMC_ASSERT_EQ(usmc_conn_readable(s->conn), 16384);
+	/* the WOULDBLOCK above asked for a WRITABLE event */
+	USMC_ASSERT_EQ(c->ev[USMC_EV_WRITABLE], writable + 1);
+	usmc_conn_get_info(s->conn, &si);
+	USMC_ASSERT_EQ(si.rx_prod.wrap, 2);
+	USMC_ASSERT_EQ(si.rx_prod.count, 0);
+	{
+		static uint8_t out[16384];
+
+		USMC_ASSERT_EQ(usmc_conn_read(s->conn, out, sizeof(out), now),
+			       16384);
+		USMC_ASSERT_MEM_EQ(out, buf + 16384, 16384);
+	}
+	usmc_sim_del(sim);
+}
+
+/* 64 connections share one link group and 16 TX slots; each moves its own
+ * pattern both ways at the same time. */
+static void test_64_conns(void)
+{
+	enum { N = 64 };
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	static usmc_sim_ep *c[N], *s[N];
+	static pump p[2 * N];
+	static pump *ps[2 * N];
+	uint32_t lgr = 0;
+
+	setup(&sim, &a, &b, 16384, 25);
+	for (int i = 0; i < N; i++) {
+		USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c[i], &s[i]),
+				     0);
+		if (i == 0)
+			usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+	}
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+	for (int i = 0; i < N; i++) {
+		usmc_conn_info ci;
+
+		CU_ASSERT_TRUE_FATAL(established(c[i]) && established(s[i]));
+		usmc_conn_get_info(c[i]->conn, &ci);
+		if (!lgr)
+			lgr = ci.lgr_id;
+		USMC_ASSERT_EQ(ci.lgr_id, lgr);
+		pump_init(&p[2 * i], c[i], s[i], 50000 + (uint64_t)i * 1000,
+			  (uint32_t)(100 + i), 3000);
+		pump_init(&p[2 * i + 1], s[i], c[i], 30000, (uint32_t)(200 + i),
+			  7000);
+		ps[2 * i] = &p[2 * i];
+		ps[2 * i + 1] = &p[2 * i + 1];
+	}
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->qps, 2);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2 * N, usmc_sim_now(sim) + 600 * SEC),
+		       0);
+	for (int i = 0; i < 2 * N; i++) {
+		USMC_ASSERT_EQ(p[i].readn, p[i].total);
+		USMC_ASSERT_EQ(p[i].bad, 0);
+	}
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+	usmc_sim_del(sim);
+}
+
+/* Seeded RC retransmit delays reorder nothing: still byte-exact. */
+static void test_delays(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static pump p1, p2;
+	pump *ps[2] = {&p1, &p2};
+
+	setup(&sim, &a, &b, 16384, 26);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	usmc_sim_set_delay_prob(sim, 0.05);
+	pump_init(&p1, c, s, 300000, 5, 4000);
+	pump_init(&p2, s, c, 200000, 6, 20000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, usmc_sim_now(sim) + 3600 * SEC),
+		       0);
+	USMC_ASSERT_EQ(p1.bad + p2.bad, 0);
+	USMC_ASSERT_EQ(p1.readn, 300000);
+	USMC_ASSERT_EQ(p2.readn, 200000);
+	usmc_sim_del(sim);
+}
+
+/* The same seed replays the same run exactly. */
+static void test_deterministic(void)
+{
+	uint64_t sends[2], t[2];
+
+	for (int r = 0; r < 2; r++) {
+		usmc_sim *sim;
+		usmc_sim_node *a, *b;
+		usmc_sim_ep *c, *s;
+		static pump p;
+		pump *ps[1] = {&p};
+
+		setup(&sim, &a, &b, 16384, 27);
+		usmc_sim_set_delay_prob(sim, 0.02);
+		sim_pair(sim, a, b, &c, &s);
+		pump_init(&p, c, s, 100000, 7, 3000);
+		pumps_run(sim, ps, 1, usmc_sim_now(sim) + 600 * SEC);
+		sends[r] = usmc_sim_get_stats(sim)->sends;
+		t[r] = usmc_sim_now(sim);
+		usmc_sim_del(sim);
+	}
+	USMC_ASSERT_EQ(sends[0], sends[1]);
+	USMC_ASSERT_EQ(t[0], t[1]);
+}
+
+static void test_bad_calls(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c;
+	uint8_t x = 0;
+
+	setup(&sim, &a, &b, 16384, 28);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	/* no data path during the handshake */
+	USMC_ASSERT_EQ(usmc_conn_write(c->conn, &x, 1, 0),
+		       USMC_ERR_INVALID_STATE);
+	USMC_ASSERT_EQ(usmc_conn_read(c->conn, &x, 1, 0),
+		       USMC_ERR_INVALID_STATE);
+	USMC_ASSERT_EQ(usmc_conn_write(NULL, &x, 1, 0),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(usmc_conn_readable(c->conn), 0);
+	USMC_ASSERT_EQ(usmc_conn_writable(c->conn), 0);
+	usmc_sim_del(sim);
+}
+
+static CU_TestInfo data_tests[] = {
+	{"wraps_both_ways_16k", test_wraps_both_ways},
+	{"large_writes", test_large_writes},
+	{"autocork", test_autocork},
+	{"window_write_blocked", test_window},
+	{"64_conns_one_lgr", test_64_conns},
+	{"rc_delays", test_delays},
+	{"deterministic", test_deterministic},
+	{"bad_calls", test_bad_calls},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	const usmc_test_suite suites[] = {{"core_data", data_tests},
+					  {NULL, NULL}};
+
+	return usmc_test_main(suites);
+}
