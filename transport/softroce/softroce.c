@@ -48,6 +48,11 @@ static sr_dev *dev_of(usmc_tp *tp)
 	return (sr_dev *)tp;
 }
 
+static usmc_tstamp dev_now(const sr_dev *d)
+{
+	return d->fake_now ? d->fake_now : sr_now();
+}
+
 static uint32_t random_u32(void)
 {
 	uint32_t v = 0;
@@ -546,6 +551,26 @@ void sr_tx_flush(sr_dev *d)
 {
 	uint32_t off = 0;
 
+	if (d->tx_hook) {
+		static uint8_t b[SR_RX_BUFSZ];
+
+		for (uint32_t i = 0; i < d->ntx; i++) {
+			const struct msghdr *m = &d->tx_msgs[i].msg_hdr;
+			size_t n = 0;
+
+			for (size_t j = 0; j < m->msg_iovlen; j++) {
+				size_t l = m->msg_iov[j].iov_len;
+
+				if (n + l > sizeof(b))
+					break;
+				memcpy(b + n, m->msg_iov[j].iov_base, l);
+				n += l;
+			}
+			d->tx_hook(d->tx_hook_arg, b, n, &d->tx_addr[i]);
+		}
+		d->ntx = 0;
+		return;
+	}
 	if (d->no_tx) {
 		d->ntx = 0;
 		return;
@@ -563,7 +588,7 @@ void sr_tx_flush(sr_dev *d)
 			/* a full socket buffer: the requesters pause briefly
 			 * and go back; other errors wait for the timer */
 			if (e == EAGAIN || e == ENOBUFS || e == ENOMEM) {
-				usmc_tstamp now = sr_now();
+				usmc_tstamp now = dev_now(d);
 
 				for (uint32_t i = off; i < d->ntx; i++)
 					if (d->tx_qp[i])
@@ -725,7 +750,7 @@ static void progress(sr_dev *d, usmc_tstamp now)
 			its.it_value.tv_sec = (time_t)(next / USMC_NS_PER_SEC);
 			its.it_value.tv_nsec = (long)(next % USMC_NS_PER_SEC);
 		}
-		if (!d->no_tx)
+		if (!d->no_tx && !d->tx_hook)
 			timerfd_settime(d->tfd, TFD_TIMER_ABSTIME, &its, NULL);
 		d->timer_armed = next;
 	}
@@ -734,11 +759,12 @@ static void progress(sr_dev *d, usmc_tstamp now)
 static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 {
 	sr_dev *d = dev_of(tp);
-	usmc_tstamp now = sr_now();
+	usmc_tstamp now = dev_now(d);
 	uint64_t exp;
 	int k = 0;
 
-	if (d->timer_armed != USMC_TSTAMP_NONE && now >= d->timer_armed) {
+	if (d->timer_armed != USMC_TSTAMP_NONE && now >= d->timer_armed &&
+	    !d->fake_now) {
 		if (read(d->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
 			d->pub.last_errno = errno;
 	}
@@ -837,7 +863,7 @@ static usmc_qp_state sr_qp_state(const usmc_tp_qp *qp)
 static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 {
 	sr_qp *qp = (sr_qp *)pub;
-	usmc_tstamp now = sr_now();
+	usmc_tstamp now = dev_now(qp->dev);
 	int rc = sr_qp_post_send(qp, wr, now);
 
 	if (!rc)
@@ -871,6 +897,18 @@ void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
 void usmc_softroce_set_no_tx(usmc_tp *tp, int on)
 {
 	dev_of(tp)->no_tx = on;
+}
+
+void usmc_softroce_set_time(usmc_tp *tp, usmc_tstamp now)
+{
+	dev_of(tp)->fake_now = now;
+}
+
+void usmc_softroce_set_tx_hook(usmc_tp *tp, usmc_softroce_tx_hook hook,
+			       void *arg)
+{
+	dev_of(tp)->tx_hook = hook;
+	dev_of(tp)->tx_hook_arg = arg;
 }
 
 uint32_t usmc_softroce_qp_expected_psn(const usmc_tp_qp *qp)

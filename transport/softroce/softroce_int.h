@@ -34,6 +34,10 @@
 #define SR_RX_BUFSZ 8192 /* > 4096 MTU + headers + ICRC */
 
 typedef struct sr_dev sr_dev;
+
+/* Test hook: sees each outgoing UDP payload instead of the socket. */
+typedef void (*usmc_softroce_tx_hook)(void *arg, const uint8_t *udp_payload,
+				      size_t len, const struct sockaddr_in *to);
 typedef struct sr_qp sr_qp;
 
 typedef struct sr_mr {
@@ -125,6 +129,9 @@ struct sr_dev {
 	uint32_t drop_permille;
 	uint64_t rng;
 	int no_tx;
+	usmc_tstamp fake_now; /* tests: a clock they drive; 0 = real */
+	usmc_softroce_tx_hook tx_hook;
+	void *tx_hook_arg;
 
 	sr_qp **qps;
 	uint32_t nqps;
@@ -192,6 +199,11 @@ void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
 			 const struct sockaddr_in *dst, usmc_tstamp now);
 /* Count packets instead of sending them. */
 void usmc_softroce_set_no_tx(usmc_tp *tp, int on);
+/* Hand outgoing packets to |hook| instead of sending them (NULL: send). */
+void usmc_softroce_set_tx_hook(usmc_tp *tp, usmc_softroce_tx_hook hook,
+			       void *arg);
+/* Tests: use |now| as the clock from here on (0: the real clock). */
+void usmc_softroce_set_time(usmc_tp *tp, usmc_tstamp now);
 /* The responder's expected PSN of |qp|. */
 uint32_t usmc_softroce_qp_expected_psn(const usmc_tp_qp *qp);
 
