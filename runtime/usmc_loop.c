@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,32 @@ usmc_rt usmc_g = {
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_err;
 static int tp_fd_watched = -1;
+/* An app thread is waiting on the transport fd (usmc_wait_io); the
+ * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed). */
+static int direct_poller;
+static int tp_disarmed;
+static int dp_evfd = -1;
+
+void usmc_rt_broadcast(void)
+{
+	uint64_t one = 1;
+
+	pthread_cond_broadcast(&usmc_g.cond);
+	if (direct_poller && write(dp_evfd, &one, sizeof(one)) < 0) {
+		/* counter full: a wake-up is pending anyway */
+	}
+}
+
+static void tp_rearm(void)
+{
+	struct epoll_event ev = {0};
+
+	if (tp_fd_watched < 0)
+		return;
+	ev.events = EPOLLIN | EPOLLONESHOT;
+	ev.data.u64 = TAG_TP << 32;
+	epoll_ctl(usmc_g.epfd, EPOLL_CTL_MOD, tp_fd_watched, &ev);
+}
 
 static void *progress_main(void *arg);
 
@@ -54,7 +81,9 @@ static void rt_init_once(void)
 	usmc_g.timerfd =
 		timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	usmc_g.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (usmc_g.epfd < 0 || usmc_g.timerfd < 0 || usmc_g.evfd < 0) {
+	dp_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (usmc_g.epfd < 0 || usmc_g.timerfd < 0 || usmc_g.evfd < 0 ||
+	    dp_evfd < 0) {
 		init_err = errno;
 		usmc_rt_log(0, "cannot create the event loop: %s",
 			    strerror(init_err));
@@ -157,7 +186,7 @@ static void watch_tp_fd(void)
 	tp_fd_watched = -1;
 	if (fd < 0)
 		return;
-	ev.events = EPOLLIN;
+	ev.events = EPOLLIN | EPOLLONESHOT;
 	ev.data.u64 = TAG_TP << 32;
 	if (epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		tp_fd_watched = fd;
@@ -239,15 +268,58 @@ static void *progress_main(void *arg)
 				}
 				break;
 			case TAG_TP:
+				if (direct_poller) {
+					tp_disarmed = 1;
+					break;
+				}
 				usmc_smc_on_tp_event();
+				tp_rearm();
 				break;
 			}
 		}
 		usmc_loop_rearm_timer();
-		pthread_cond_broadcast(&usmc_g.cond);
+		usmc_rt_broadcast();
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 	return NULL;
+}
+
+/*
+ * An app thread blocked on an SMC-R socket waits on the transport's fd
+ * itself, when no other thread does, and runs the completions it finds:
+ * the data path then needs no hop through the progress thread. Timers stay
+ * with the progress thread. Other blocked threads sleep on the cond.
+ */
+void usmc_wait_io(void)
+{
+	struct pollfd p[2];
+	int fd = usmc_smc_tp_fd();
+	uint64_t v;
+
+	if (fd < 0 || direct_poller) {
+		pthread_cond_wait(&usmc_g.cond, &usmc_g.lock);
+		return;
+	}
+	direct_poller = 1;
+	pthread_mutex_unlock(&usmc_g.lock);
+	p[0].fd = fd;
+	p[0].events = POLLIN;
+	p[1].fd = dp_evfd;
+	p[1].events = POLLIN;
+	p[0].revents = p[1].revents = 0;
+	/* bounded, in case a wake-up is lost to a race with fd changes */
+	poll(p, 2, 100);
+	pthread_mutex_lock(&usmc_g.lock);
+	if (p[1].revents && read(dp_evfd, &v, sizeof(v)) < 0) {
+		/* drained by an earlier waiter */
+	}
+	direct_poller = 0;
+	usmc_smc_on_tp_event();
+	if (tp_disarmed) {
+		tp_disarmed = 0;
+		tp_rearm();
+	}
+	usmc_rt_broadcast();
 }
 
 int usmc_cond_wait_until(uint64_t deadline_ns)

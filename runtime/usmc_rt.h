@@ -153,6 +153,10 @@ void usmc_loop_wake(void);
 void usmc_hs_list_add(usmc_sock *s);
 void usmc_hs_list_del(usmc_sock *s);
 int usmc_cond_wait_until(uint64_t deadline_ns); /* ETIMEDOUT or 0 */
+/* Blocks until the transport may have progressed (SMC-R data waits). */
+void usmc_wait_io(void);
+/* Wakes every waiter: the cond and a thread polling the transport. */
+void usmc_rt_broadcast(void);
 
 /* usmc_socket.c: progress-thread entry points, called with the lock held */
 void usmc_sock_on_event(usmc_sock *s, uint32_t events);

@@ -423,7 +423,7 @@ static void smc_post(void)
 		any = 1;
 	}
 	if (any)
-		pthread_cond_broadcast(&usmc_g.cond);
+		usmc_rt_broadcast();
 	if (usmc_smc_expiry() != smc.armed)
 		usmc_loop_rearm_timer();
 }

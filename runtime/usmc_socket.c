@@ -50,7 +50,7 @@ static void wake_all(void)
 {
 	uint64_t one = 1;
 
-	pthread_cond_broadcast(&usmc_g.cond);
+	usmc_rt_broadcast();
 	for (int i = 0; i < n_poll_waiters; i++)
 		if (write(poll_waiters[i], &one, sizeof(one)) < 0) {
 			/* full counter: already signalled */
@@ -891,7 +891,7 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 				errno = EAGAIN;
 				return -1;
 			}
-			usmc_cond_wait_until(0);
+			usmc_wait_io();
 			if (usmc_sock_get(fd) != s) {
 				unlock();
 				errno = EBADF;
@@ -967,7 +967,7 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 				errno = EAGAIN;
 				return -1;
 			}
-			usmc_cond_wait_until(0);
+			usmc_wait_io();
 			if (usmc_sock_get(fd) != s) {
 				unlock();
 				errno = EBADF;
