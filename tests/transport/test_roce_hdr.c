@@ -852,6 +852,25 @@ static void test_icrc_ipv6(void)
 	b[8] ^= 1; /* source address is not */
 	CU_ASSERT_NOT_EQUAL(usmc_roce_icrc_ipv6(b, b + 40, b + 48, 56),
 			    0x2a2a65e2);
+	b[8] ^= 1;
+
+	/* the builder gives a header with the same ICRC */
+	{
+		uint8_t h[40];
+
+		usmc_roce_ipv6_hdr(h, b + 8, b + 24, 56 + 4, 9);
+		USMC_ASSERT_EQ(h[0] >> 4, 6);
+		USMC_ASSERT_EQ(usmc_get_be16(h + 4), 8 + 56 + 4);
+		USMC_ASSERT_EQ(h[6], 17);
+		USMC_ASSERT_MEM_EQ(h + 4, b + 4, 3);
+		USMC_ASSERT_EQ(usmc_roce_icrc_ipv6(h, b + 40, b + 48, 56),
+			       0x2a2a65e2);
+		USMC_ASSERT_EQ(usmc_roce_icrc_final(usmc_roce_icrc_update(
+				       usmc_roce_icrc_start_ipv6(h, b + 40,
+								 b + 48, 12),
+				       b + 60, 44)),
+			       0x2a2a65e2);
+	}
 }
 
 /* Our IPv4/UDP header builders reproduce a captured header except for the

@@ -310,8 +310,9 @@ uint32_t usmc_roce_icrc_ipv4(const uint8_t *ip_hdr, const uint8_t *udp_hdr,
 	return usmc_roce_icrc_start_ipv4(ip_hdr, udp_hdr, bth_and_rest, len);
 }
 
-uint32_t usmc_roce_icrc_ipv6(const uint8_t *ip6_hdr, const uint8_t *udp_hdr,
-			     const uint8_t *bth_and_rest, size_t len)
+uint32_t usmc_roce_icrc_start_ipv6(const uint8_t *ip6_hdr,
+				   const uint8_t *udp_hdr, const uint8_t *bth,
+				   size_t bth_len)
 {
 	uint8_t ip[40];
 	uint32_t crc = icrc_seed();
@@ -324,7 +325,13 @@ uint32_t usmc_roce_icrc_ipv6(const uint8_t *ip6_hdr, const uint8_t *udp_hdr,
 	ip[7] = 0xff; /* hop limit */
 	crc = usmc_roce_icrc_update(crc, ip, sizeof(ip));
 	crc = icrc_udp(crc, udp_hdr);
-	return icrc_bth(crc, bth_and_rest, len);
+	return icrc_bth(crc, bth, bth_len);
+}
+
+uint32_t usmc_roce_icrc_ipv6(const uint8_t *ip6_hdr, const uint8_t *udp_hdr,
+			     const uint8_t *bth_and_rest, size_t len)
+{
+	return usmc_roce_icrc_start_ipv6(ip6_hdr, udp_hdr, bth_and_rest, len);
 }
 
 void usmc_roce_ipv4_hdr(uint8_t out[20], const uint8_t saddr[4],
@@ -343,6 +350,20 @@ void usmc_roce_ipv4_hdr(uint8_t out[20], const uint8_t saddr[4],
 	p = usmc_put_be16(p, 0);
 	p = usmc_put_bytes(p, saddr, 4);
 	usmc_put_bytes(p, daddr, 4);
+}
+
+void usmc_roce_ipv6_hdr(uint8_t out[40], const uint8_t saddr[16],
+			const uint8_t daddr[16], size_t udp_payload_len,
+			uint8_t hop_limit)
+{
+	uint8_t *p = out;
+
+	p = usmc_put_be32(p, 0x60000000u);
+	p = usmc_put_be16(p, (uint16_t)(8 + udp_payload_len));
+	p = usmc_put_u8(p, 17);
+	p = usmc_put_u8(p, hop_limit);
+	p = usmc_put_bytes(p, saddr, 16);
+	usmc_put_bytes(p, daddr, 16);
 }
 
 void usmc_roce_udp_hdr(uint8_t out[8], uint16_t sport, uint16_t dport,

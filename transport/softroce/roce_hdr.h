@@ -185,6 +185,9 @@ uint32_t usmc_roce_icrc_ipv6(const uint8_t *ip6_hdr, const uint8_t *udp_hdr,
 uint32_t usmc_roce_icrc_start_ipv4(const uint8_t *ip_hdr,
 				   const uint8_t *udp_hdr, const uint8_t *bth,
 				   size_t bth_len);
+uint32_t usmc_roce_icrc_start_ipv6(const uint8_t *ip6_hdr,
+				   const uint8_t *udp_hdr, const uint8_t *bth,
+				   size_t bth_len);
 uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n);
 static inline uint32_t usmc_roce_icrc_final(uint32_t state)
 {
@@ -198,6 +201,13 @@ static inline uint32_t usmc_roce_icrc_final(uint32_t state)
 void usmc_roce_ipv4_hdr(uint8_t out[20], const uint8_t saddr[4],
 			const uint8_t daddr[4], size_t udp_payload_len,
 			uint8_t ttl);
+
+/* usmc_roce_ipv6_hdr builds the IPv6 header a UDP socket sends (no
+ * extension headers; traffic class, flow label and hop limit are masked by
+ * the ICRC). Addresses are 16 bytes each. */
+void usmc_roce_ipv6_hdr(uint8_t out[40], const uint8_t saddr[16],
+			const uint8_t daddr[16], size_t udp_payload_len,
+			uint8_t hop_limit);
 
 /* usmc_roce_udp_hdr builds the UDP header (checksum 0, as rxe). */
 void usmc_roce_udp_hdr(uint8_t out[8], uint16_t sport, uint16_t dport,
