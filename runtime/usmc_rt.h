@@ -182,6 +182,8 @@ usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len);
 usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len);
 size_t usmc_smc_readable(usmc_sock *s);
 size_t usmc_smc_writable(usmc_sock *s);
+/* Bytes written and not yet confirmed sent. */
+size_t usmc_smc_unsent(usmc_sock *s);
 /* 1 when the peer will send no more (reads return 0 after the data). */
 int usmc_smc_peer_done(usmc_sock *s);
 int usmc_smc_error(usmc_sock *s);

@@ -656,6 +656,11 @@ size_t usmc_smc_writable(usmc_sock *s)
 	return s->conn ? usmc_conn_writable(s->conn) : 0;
 }
 
+size_t usmc_smc_unsent(usmc_sock *s)
+{
+	return s->conn ? usmc_conn_unsent(s->conn) : 0;
+}
+
 int usmc_smc_peer_done(usmc_sock *s)
 {
 	int st;
@@ -814,6 +819,12 @@ size_t usmc_smc_readable(usmc_sock *s)
 }
 
 size_t usmc_smc_writable(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+size_t usmc_smc_unsent(usmc_sock *s)
 {
 	(void)s;
 	return 0;

@@ -33,6 +33,8 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 /* Guard against a peer that stalls mid-handshake: a little more than the
  * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
 #define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
+/* SMC_MAX_STREAM_WAIT_TIMEOUT */
+#define CLOSE_DRAIN_NS	   (2 * USMC_NS_PER_SEC)
 
 /* poll() callers that also wait for kernel fds get an eventfd each. */
 #define MAX_POLL_WAITERS 64
@@ -1054,8 +1056,18 @@ int usmc_close(int fd)
 				}
 			}
 		}
-		if (s->mode == USMC_SOCK_SMCR && s->conn)
-			usmc_smc_close(s);
+		if (s->mode == USMC_SOCK_SMCR && s->conn) {
+			/* As the kernel's smc_close_stream_wait: give the
+			 * send buffer up to 2 s to drain before closing. */
+			uint64_t end = usmc_rt_now() + CLOSE_DRAIN_NS;
+
+			while (!s->app_nonblock && usmc_sock_get(fd) == s &&
+			       s->conn && usmc_smc_unsent(s) &&
+			       !usmc_smc_error(s) && usmc_rt_now() < end)
+				usmc_wait_io();
+			if (usmc_sock_get(fd) == s && s->conn)
+				usmc_smc_close(s);
+		}
 		if (s->waiters) {
 			/* accept() waiters free it when they wake */
 			s->listen_closed = 1;

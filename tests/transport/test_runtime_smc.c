@@ -4,7 +4,8 @@
  * on 127.0.0.2 and the client on 127.0.0.1, each with its own softroce
  * device on a shared, per-run UDP port. Data crosses SMC-R and is compared
  * byte for byte on both sides; the second connection reuses the link
- * group; the third runs nonblocking through usmc_poll.
+ * group; the third runs nonblocking through usmc_poll; the fourth closes
+ * right after writing.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -24,7 +25,7 @@
 
 #define UP_LEN	 (1024 * 1024 + 13)
 #define DOWN_LEN (256 * 1024 + 5)
-#define NCONN	 3
+#define NCONN	 4
 
 static pid_t server_pid = -1;
 static uint16_t tcp_port;
@@ -115,7 +116,8 @@ static void server(int wfd)
 			fprintf(stderr, "server: conn %d got %ld\n", i, got);
 			bad = 1;
 		}
-		if (send_pat(fd, DOWN_LEN, (uint8_t)(100 + i)))
+		/* the last client closes right after writing */
+		if (i < NCONN - 1 && send_pat(fd, DOWN_LEN, (uint8_t)(100 + i)))
 			bad = 1;
 		usmc_close(fd);
 	}
@@ -281,6 +283,18 @@ static void test_nonblocking(void)
 	usmc_close(fd);
 }
 
+/* write() then close() at once: the close protocol runs after the fd is
+ * gone (drain in close, then the orphaned connection), and the server
+ * still gets every byte. */
+static void test_close_drains(void)
+{
+	int fd = connect_client(0);
+
+	check_smcr(fd);
+	CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, 3), 0);
+	CU_ASSERT_EQUAL(usmc_close(fd), 0);
+}
+
 static void test_server_result(void)
 {
 	int status = -1;
@@ -295,6 +309,7 @@ static void test_server_result(void)
 static CU_TestInfo tests[] = {
 	{"blocking, two connections on one link group", test_blocking},
 	{"nonblocking with usmc_poll", test_nonblocking},
+	{"close right after write: every byte arrives", test_close_drains},
 	{"server side saw SMC-R and every byte", test_server_result},
 	CU_TEST_INFO_NULL,
 };
