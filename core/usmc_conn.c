@@ -63,7 +63,7 @@ void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts)
 	created = conn->first_contact && !lgr->first_link_up;
 	usmc_lgr_del_conn(lgr, conn, ts);
 	if (created)
-		usmc_lgr_terminate(lgr, USMC_ERR_CLOSED, ts);
+		usmc_lgr_terminate(lgr, USMC_ERR_CLOSED, 0, ts);
 }
 
 /* The handshake failed. A positive |reason| falls back to TCP (with a
@@ -623,7 +623,8 @@ int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 		conn->peer_diagnosis = m.u.decl.peer_diagnosis;
 		/* out of sync: the peer lost our lgr, so drop it too */
 		if ((m.hdr.typev2 & SMC_FIRST_CONTACT_MASK) && conn->lgr)
-			usmc_lgr_terminate(conn->lgr, USMC_ERR_CONNABORTED, ts);
+			usmc_lgr_terminate(conn->lgr, USMC_ERR_CONNABORTED, 0,
+					   ts);
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_PEERDECL, ts);
 		return 0;
 	}
@@ -761,6 +762,10 @@ void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info)
 		info->peer_qpn = conn->link->peer_qpn;
 		memcpy(info->peer_gid, conn->link->peer_gid, 16);
 	}
+	info->tx_seq = conn->tx_seq;
+	info->rx_seq = conn->rx_seq;
+	info->tx_conn_flags = conn->close_flags_sent;
+	info->rx_conn_flags = conn->peer_conn_flags;
 	info->local_token = conn->token;
 	info->peer_token = conn->peer_token;
 	info->sndbuf_size = snd;

@@ -267,6 +267,8 @@ typedef struct usmc_conn_info {
 	usmc_conn_curs tx_prep, tx_sent, tx_fin;
 	uint8_t peer_gid[16];
 	uint32_t peer_qpn;
+	uint16_t tx_seq, rx_seq; /* last CDC seqno sent / accepted */
+	uint8_t tx_conn_flags, rx_conn_flags; /* conn_state flags */
 } usmc_conn_info;
 void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info);
 

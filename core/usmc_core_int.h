@@ -240,7 +240,8 @@ static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
 int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 		    const uint8_t *peer_system_id, usmc_lgr **plgr);
 void usmc_lgr_free(usmc_lgr *lgr);
-void usmc_lgr_terminate(usmc_lgr *lgr, int err, usmc_tstamp ts);
+void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
+			usmc_tstamp ts);
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 			const uint8_t *peer_system_id, const uint8_t *peer_gid,
 			const uint8_t *peer_mac, uint32_t peer_qpn);

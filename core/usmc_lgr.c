@@ -117,20 +117,43 @@ void usmc_lgr_free(usmc_lgr *lgr)
 	usmc_mem_free(ctx, lgr);
 }
 
+static uint8_t llc_version(const usmc_lgr *lgr);
+static int llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts);
+static usmc_link *lgr_first_link(usmc_lgr *lgr);
+
 /* Terminates the link group (no usable link left, DELETE_LINK ALL,
- * protocol violation): QPs are destroyed now, every connection is aborted
- * with |err|, and the memory goes at the next expiry (so no caller up the
- * stack is left with a freed lgr). */
-void usmc_lgr_terminate(usmc_lgr *lgr, int err, usmc_tstamp ts)
+ * protocol violation, idle): with |del_reason| the peer is told with
+ * DELETE_LINK ALL first (smc_lgr_cleanup). Every connection is aborted with
+ * |err|. QPs and memory go at the next expiry after a short grace, so the
+ * DELETE_LINK can leave and no caller up the stack holds a freed lgr. */
+void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
+			usmc_tstamp ts)
 {
+	usmc_link *link;
+
 	if (lgr->terminating)
 		return;
-	lgr->terminating = 1;
 	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %08x terminated: %s", lgr->id,
 		 usmc_strerror(err));
-	for (int i = 0; i < USMC_LINKS_MAX; i++)
-		if (lgr->links[i])
-			link_destroy_qp(lgr->links[i]);
+	link = del_reason ? lgr_first_link(lgr) : NULL;
+	lgr->terminating = 1;
+	if (link) {
+		usmc_llc_msg m;
+		uint8_t f = SMC_LLC_FLAG_DEL_LINK_ALL;
+
+		if (del_reason == SMC_LLC_DEL_PROG_INIT_TERM)
+			f |= SMC_LLC_FLAG_DEL_LINK_ORDERLY;
+		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK, llc_version(lgr), f);
+		m.delete_link.reason = del_reason;
+		if (llc_send(link, &m, ts))
+			link = NULL;
+	}
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		if (lgr->links[i]) {
+			lgr->links[i]->state = USMC_LNK_UNUSED;
+			lgr->links[i]->qp_rts = 0;
+		}
+	}
 	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
 		usmc_conn *c = lgr->conns[i];
 
@@ -147,7 +170,7 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, usmc_tstamp ts)
 	}
 	lgr->llc_expiry = USMC_TSTAMP_NONE;
 	lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
-	lgr->free_expiry = ts;
+	lgr->free_expiry = link ? ts + 100 * USMC_NS_PER_MS : ts;
 }
 
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
@@ -659,7 +682,7 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 		if (r->conn)
 			usmc_conn_link_confirmed(r->conn, ok, ts);
 		else if (!ok)
-			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, ts);
+			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, 0, ts);
 		if (ok && !lgr->terminating)
 			usmc_llc_queue(lgr, SMC_LLC_ADD_LINK, NULL, 0, 0, ts);
 		break;
@@ -695,15 +718,10 @@ static void llc_protocol_violation(usmc_link *link, const char *what,
 				   usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
-	usmc_llc_msg m;
 
 	usmc_log(lgr->ctx, USMC_LOG_ERR, "lgr %08x: LLC protocol violation: %s",
 		 lgr->id, what);
-	usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK, llc_version(lgr),
-			  SMC_LLC_FLAG_DEL_LINK_ALL);
-	m.delete_link.reason = SMC_LLC_DEL_PROT_VIOL;
-	llc_send(link, &m, ts);
-	usmc_lgr_terminate(lgr, USMC_ERR_PROTO, ts);
+	usmc_lgr_terminate(lgr, USMC_ERR_PROTO, SMC_LLC_DEL_PROT_VIOL, ts);
 }
 
 /* The conn waiting for the first CONFIRM_LINK of this lgr (client). */
@@ -790,7 +808,7 @@ static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 	if (m->hdr.flags & SMC_LLC_FLAG_RESP)
 		return;
 	if (m->hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL) {
-		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, ts);
+		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
 		return;
 	}
 	if (m->delete_link.link_num != link->link_id) {
@@ -801,7 +819,7 @@ static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 	/* our only link: answer, then nothing is left to fail over to */
 	m->delete_link.reason = 0;
 	llc_respond(link, m, ts);
-	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, ts);
+	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
 }
 
 static void llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
@@ -987,7 +1005,7 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 int usmc_link_down(usmc_link *link, usmc_tstamp ts)
 {
 	/* one link per lgr: no failover target, terminate (ECONNABORTED) */
-	usmc_lgr_terminate(link->lgr, USMC_ERR_CONNABORTED, ts);
+	usmc_lgr_terminate(link->lgr, USMC_ERR_CONNABORTED, 0, ts);
 	return 0;
 }
 
@@ -1037,27 +1055,6 @@ usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr)
 	return t;
 }
 
-static void lgr_idle_delete(usmc_lgr *lgr, usmc_tstamp ts)
-{
-	usmc_link *link = lgr_first_link(lgr);
-
-	/* The server ends an idle lgr with DELETE_LINK ALL (orderly); the
-	 * client waits 10 s longer so the server normally goes first. */
-	if (link) {
-		usmc_llc_msg m;
-
-		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK, llc_version(lgr),
-				  SMC_LLC_FLAG_DEL_LINK_ALL |
-					  SMC_LLC_FLAG_DEL_LINK_ORDERLY);
-		m.delete_link.reason = SMC_LLC_DEL_PROG_INIT_TERM;
-		llc_send(link, &m, ts);
-	}
-	/* no connections are left; keep the QP until the SEND has left */
-	lgr->terminating = 1;
-	lgr->llc_expiry = USMC_TSTAMP_NONE;
-	lgr->free_expiry = ts + lgr->ctx->s.llc_timeout;
-}
-
 void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 {
 	if (lgr->terminating) {
@@ -1069,7 +1066,10 @@ void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 		if (lgr->nconns) {
 			lgr->free_expiry = USMC_TSTAMP_NONE;
 		} else {
-			lgr_idle_delete(lgr, ts);
+			/* idle: the server says goodbye first (the client
+			 * waits 10 s longer) */
+			usmc_lgr_terminate(lgr, USMC_ERR_CLOSED,
+					   SMC_LLC_DEL_PROG_INIT_TERM, ts);
 			return;
 		}
 	}
@@ -1082,7 +1082,7 @@ void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 			usmc_conn_handshake_failed(c, 0,
 						   SMC_CLC_DECL_TIMEOUT_CL, ts);
 		else
-			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, ts);
+			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, 0, ts);
 		return;
 	}
 	if (lgr->llc_expiry <= ts) {

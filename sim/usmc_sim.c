@@ -511,7 +511,11 @@ static void exec_wr(usmc_sim *sim, sim_ev *e)
 			 0);
 		return;
 	}
-	for (uint32_t i = 0; i < wr->num_sge; i++) {
+	if (e->data) { /* forged: inline payload */
+		total = e->len < sizeof(data) ? e->len : sizeof(data);
+		memcpy(data, e->data, total);
+	}
+	for (uint32_t i = 0; !e->data && i < wr->num_sge; i++) {
 		const uint8_t *p = sge_ptr(src->node, &wr->sg_list[i]);
 
 		if (!p || total + wr->sg_list[i].length > sizeof(data)) {
@@ -556,6 +560,11 @@ static void exec_wr(usmc_sim *sim, sim_ev *e)
 		if (!again)
 			return;
 		*again = *e;
+		if (e->data) {
+			again->data = malloc(e->len);
+			if (again->data)
+				memcpy(again->data, e->data, e->len);
+		}
 		again->t = sim->now + SIM_RNR_DELAY;
 		if (again->t > src->last_t)
 			src->last_t = again->t;
@@ -951,6 +960,36 @@ void usmc_sim_del(usmc_sim *sim)
 		free(d);
 	}
 	free(sim);
+}
+
+int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
+			 size_t len)
+{
+	sim_qp *q = usmc_link_get_user(from);
+	sim_ev *e;
+
+	if (!q || q->state != QP_RTS)
+		return USMC_ERR_INVALID_STATE;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return USMC_ERR_NOMEM;
+	e->data = malloc(len ? len : 1);
+	if (!e->data) {
+		free(e);
+		return USMC_ERR_NOMEM;
+	}
+	memcpy(e->data, msg, len);
+	e->len = len;
+	e->kind = EV_WR;
+	e->src_qpn = q->qpn;
+	e->wr.opcode = USMC_WR_SEND;
+	e->wr.wr_id = 0xf0f0f0f0f0f0ull; /* no completion for the sender */
+	e->t = sim->now + SIM_LATENCY;
+	if (e->t < q->last_t)
+		e->t = q->last_t;
+	q->last_t = e->t;
+	ev_insert(sim, e);
+	return 0;
 }
 
 const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n)

@@ -107,6 +107,11 @@ const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n);
 void usmc_sim_trace_clear(usmc_sim *sim);
 int usmc_sim_node_index(const usmc_sim_node *node);
 
+/* A forged SEND of |len| bytes on |from|'s QP (as if its core had posted
+ * it), for hostile-peer tests. Ordered after what |from| already posted. */
+int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
+			 size_t len);
+
 /* The (first) link of |node| toward |peer|, if any. */
 usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx);
 

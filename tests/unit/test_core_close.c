@@ -1,0 +1,509 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Close, abort and link failure over the sim fabric: orderly close from
+ * either side with the kernel's state sequence, half-close both ways,
+ * abort, close with unread data, TEST_LINK keepalive, a hung peer and a
+ * lost path (lgr terminated, connections aborted), idle lgr deletion, and
+ * hostile CDC/LLC messages (abort, never corruption).
+ */
+#include "usmc_cdc.h"
+#include "usmc_core_test.h"
+#include "usmc_llc.h"
+
+static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
+		  usmc_sim_ep **c, usmc_sim_ep **s, uint64_t seed,
+		  usmc_duration testlink)
+{
+	usmc_settings st = small_settings(16384);
+
+	st.testlink_time = testlink;
+	*sim = usmc_sim_new(seed);
+	*a = usmc_sim_node_new(*sim, &st);
+	*b = usmc_sim_node_new(*sim, &st);
+	USMC_ASSERT_EQ_FATAL(sim_pair(*sim, *a, *b, c, s), 0);
+	CU_ASSERT_TRUE_FATAL(established(*c) && established(*s));
+}
+
+static void settle(usmc_sim *sim)
+{
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+}
+
+static usmc_ssize rd(usmc_sim_ep *ep, uint8_t *buf, size_t n)
+{
+	return usmc_conn_read(ep->conn, buf, n, usmc_sim_now(ep->sim));
+}
+
+static usmc_ssize wr(usmc_sim_ep *ep, const void *buf, size_t n)
+{
+	return usmc_conn_write(ep->conn, buf, n, usmc_sim_now(ep->sim));
+}
+
+/* |closer| writes, then closes; the other side drains, sees EOF, closes. */
+static void orderly(int client_first)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *x, *y;
+	uint8_t buf[100];
+
+	setup(&sim, &a, &b, &c, &s, 31 + (uint64_t)client_first, 0);
+	x = client_first ? c : s;
+	y = client_first ? s : c;
+	USMC_ASSERT_EQ(wr(x, "hello", 5), 5);
+	USMC_ASSERT_EQ(usmc_conn_close(x->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(x->conn), SMC_PEERCLOSEWAIT1);
+	USMC_ASSERT_EQ(wr(x, "x", 1), USMC_ERR_PIPE);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(y->conn), SMC_APPCLOSEWAIT1);
+	USMC_ASSERT_EQ(y->ev[USMC_EV_PEER_SHUTDOWN], 1);
+	USMC_ASSERT_EQ(rd(y, buf, sizeof(buf)), 5);
+	USMC_ASSERT_MEM_EQ(buf, "hello", 5);
+	USMC_ASSERT_EQ(rd(y, buf, sizeof(buf)), 0); /* EOF */
+	/* the peer closed entirely: writing is a reset */
+	USMC_ASSERT_EQ(wr(y, "z", 1), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_close(y->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(y->conn), SMC_CLOSED);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(x->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(x->ev[USMC_EV_CLOSED], 1);
+	USMC_ASSERT_EQ(y->ev[USMC_EV_CLOSED], 1);
+	USMC_ASSERT_EQ(x->ev[USMC_EV_ERROR] + y->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(usmc_conn_error(x->conn), 0);
+
+	/* the idle link group goes after the free delay: the server sends
+	 * DELETE_LINK ALL, the client follows */
+	usmc_sim_trace_clear(sim);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 599 * SEC);
+	CU_ASSERT_PTR_NOT_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_run(sim, usmc_sim_now(sim) + 30 * SEC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	{
+		size_t n;
+		const usmc_sim_trace *t = usmc_sim_get_trace(sim, &n);
+
+		USMC_ASSERT_EQ_FATAL(n, 1);
+		USMC_ASSERT_EQ(t[0].from, 2);
+		USMC_ASSERT_EQ(t[0].msg[0], SMC_LLC_DELETE_LINK_V2);
+		USMC_ASSERT_EQ(t[0].msg[3],
+			       SMC_LLC_FLAG_DEL_LINK_ALL |
+				       SMC_LLC_FLAG_DEL_LINK_ORDERLY);
+	}
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+	usmc_sim_del(sim);
+}
+
+static void test_orderly_client(void)
+{
+	orderly(1);
+}
+
+static void test_orderly_server(void)
+{
+	orderly(0);
+}
+
+/* shutdown(SHUT_WR) from |x| first, then |y|; both keep reading. */
+static void half_close(int client_first)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *x, *y;
+	uint8_t buf[100];
+
+	setup(&sim, &a, &b, &c, &s, 33 + (uint64_t)client_first, 0);
+	x = client_first ? c : s;
+	y = client_first ? s : c;
+	USMC_ASSERT_EQ(wr(x, "abc", 3), 3);
+	USMC_ASSERT_EQ(usmc_conn_shutdown_write(x->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(x->conn), SMC_PEERCLOSEWAIT1);
+	USMC_ASSERT_EQ(wr(x, "d", 1), USMC_ERR_PIPE);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(y->conn), SMC_APPCLOSEWAIT1);
+	USMC_ASSERT_EQ(rd(y, buf, sizeof(buf)), 3);
+	USMC_ASSERT_EQ(rd(y, buf, sizeof(buf)), 0);
+	/* the other direction still works */
+	USMC_ASSERT_EQ(wr(y, "reply", 5), 5);
+	settle(sim);
+	USMC_ASSERT_EQ(rd(x, buf, sizeof(buf)), 5);
+	USMC_ASSERT_MEM_EQ(buf, "reply", 5);
+	USMC_ASSERT_EQ(rd(x, buf, sizeof(buf)), USMC_ERR_WOULDBLOCK);
+	/* now y shuts down too */
+	USMC_ASSERT_EQ(usmc_conn_shutdown_write(y->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(y->conn), SMC_APPCLOSEWAIT2);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(x->conn), SMC_PEERCLOSEWAIT2);
+	USMC_ASSERT_EQ(rd(x, buf, sizeof(buf)), 0);
+	USMC_ASSERT_EQ(x->ev[USMC_EV_PEER_SHUTDOWN], 1);
+	/* x closes: still waits for y's close */
+	usmc_conn_close(x->conn, usmc_sim_now(sim));
+	USMC_ASSERT_EQ(usmc_conn_state(x->conn), SMC_PEERCLOSEWAIT2);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(y->conn), SMC_APPCLOSEWAIT2);
+	usmc_conn_close(y->conn, usmc_sim_now(sim));
+	USMC_ASSERT_EQ(usmc_conn_state(y->conn), SMC_CLOSED);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(x->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(x->ev[USMC_EV_ERROR] + y->ev[USMC_EV_ERROR], 0);
+	usmc_sim_del(sim);
+}
+
+static void test_half_close_client(void)
+{
+	half_close(1);
+}
+
+static void test_half_close_server(void)
+{
+	half_close(0);
+}
+
+/* Shut down, then the peer closes before we do: APPFINCLOSEWAIT. */
+static void test_appfinclosewait(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+
+	setup(&sim, &a, &b, &c, &s, 35, 0);
+	usmc_conn_shutdown_write(c->conn, usmc_sim_now(sim));
+	settle(sim);
+	usmc_conn_close(s->conn, usmc_sim_now(sim));
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_PEERFINCLOSEWAIT);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_APPFINCLOSEWAIT);
+	usmc_conn_close(c->conn, usmc_sim_now(sim));
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+	usmc_sim_del(sim);
+}
+
+static void test_abort(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	uint8_t buf[10];
+
+	setup(&sim, &a, &b, &c, &s, 36, 0);
+	USMC_ASSERT_EQ(usmc_conn_abort(c->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	settle(sim);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_PROCESSABORT);
+	USMC_ASSERT_EQ(rd(s, buf, sizeof(buf)), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(wr(s, "a", 1), USMC_ERR_CONNRESET);
+	usmc_conn_close(s->conn, usmc_sim_now(sim));
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+	settle(sim);
+	usmc_sim_del(sim);
+}
+
+/* close() with unread data sends peer_conn_abort (smc_close_final). */
+static void test_close_unread(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_conn_info si;
+
+	setup(&sim, &a, &b, &c, &s, 37, 0);
+	USMC_ASSERT_EQ(wr(c, "unread", 6), 6);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_readable(s->conn), 6);
+	usmc_conn_close(s->conn, usmc_sim_now(sim));
+	settle(sim);
+	usmc_conn_get_info(s->conn, &si);
+	CU_ASSERT_TRUE(si.tx_conn_flags & USMC_CDC_PEER_CONN_ABORT);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_PROCESSABORT);
+	usmc_conn_close(c->conn, usmc_sim_now(sim));
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+	usmc_sim_del(sim);
+}
+
+static int count_trace(usmc_sim *sim, int from, uint8_t t, uint8_t f)
+{
+	size_t n;
+	const usmc_sim_trace *tr = usmc_sim_get_trace(sim, &n);
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		if (tr[i].from == from && tr[i].msg[0] == t &&
+		    tr[i].msg[3] == f)
+			k++;
+	return k;
+}
+
+static void test_testlink_answered(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+
+	setup(&sim, &a, &b, &c, &s, 38, 5 * SEC);
+	usmc_sim_trace_clear(sim);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 60 * SEC);
+	CU_ASSERT_TRUE(count_trace(sim, 1, SMC_LLC_TEST_LINK_V2, 0) >= 5);
+	CU_ASSERT_TRUE(count_trace(sim, 2, SMC_LLC_TEST_LINK_V2, 0x80) >= 5);
+	CU_ASSERT_TRUE(count_trace(sim, 2, SMC_LLC_TEST_LINK_V2, 0) >= 5);
+	CU_ASSERT_TRUE(count_trace(sim, 1, SMC_LLC_TEST_LINK_V2, 0x80) >= 5);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
+	usmc_sim_del(sim);
+}
+
+/* The client's core hangs (its RNIC still acks): the server's TEST_LINK
+ * goes unanswered, the lgr is terminated, its connection aborted. */
+static void test_testlink_lost(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0;
+
+	setup(&sim, &a, &b, &c, &s, 39, 5 * SEC);
+	t0 = usmc_sim_now(sim);
+	usmc_sim_set_blackhole(a, 1);
+	usmc_sim_run(sim, t0 + 5 * SEC + SEC);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 0);
+	usmc_sim_run(sim, t0 + 5 * SEC + 3 * SEC);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(wr(s, "x", 1), USMC_ERR_CONNABORTED);
+	/* the hung client notices too: nothing arrives, its TEST_LINK is
+	 * unanswered */
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 10 * SEC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_del(sim);
+}
+
+/* The path fails under traffic: the send completes in error, the lgr is
+ * terminated (no second link) and every connection gets ECONNABORTED. */
+static void test_link_down(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *c2, *s2;
+
+	setup(&sim, &a, &b, &c, &s, 40, 0);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c2, &s2), 0);
+	usmc_sim_set_link_down(a, b, 1);
+	USMC_ASSERT_EQ(wr(c, "data", 4), 4);
+	settle(sim);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(c2->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_error(c2->conn), USMC_ERR_CONNABORTED);
+	/* the server learns when it sends */
+	USMC_ASSERT_EQ(wr(s, "data", 4), 4);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_error(s2->conn), USMC_ERR_CONNABORTED);
+	/* a new connection makes a new link group once the path is back */
+	usmc_sim_set_link_down(a, b, 0);
+	{
+		usmc_sim_ep *c3, *s3;
+
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c3, &s3), 0);
+		CU_ASSERT_TRUE(established(c3) && established(s3));
+	}
+	usmc_sim_del(sim);
+}
+
+/* ---- hostile peers ---- */
+
+/* A forged CDC from the server's link to the client's connection. */
+static void forge_cdc(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
+		      uint32_t token, uint64_t prod, uint64_t cons,
+		      uint32_t size, uint8_t pflags, uint8_t cflags)
+{
+	usmc_cdc_msg m;
+	uint8_t buf[44];
+
+	memset(&m, 0, sizeof(m));
+	m.seqno = seq;
+	m.token = token;
+	m.prod.wrap = (uint16_t)(prod / size);
+	m.prod.count = (uint32_t)(prod % size);
+	m.cons.wrap = (uint16_t)(cons / size);
+	m.cons.count = (uint32_t)(cons % size);
+	m.prod_flags = pflags;
+	m.conn_state_flags = cflags;
+	USMC_ASSERT_EQ_FATAL(usmc_cdc_encode(buf, sizeof(buf), &m), 44);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, usmc_sim_node_link(from, 0), buf, 44),
+		0);
+}
+
+enum {
+	H_BADTOKEN,
+	H_BEYOND_RMBE,
+	H_BACKWARDS,
+	H_REPLAY,
+	H_OVERRUN,
+	H_CONS_AHEAD,
+	H_COUNT
+};
+
+static void hostile(int kind)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *c2, *s2;
+	usmc_conn_info ci;
+	static pump p;
+	pump *ps[1] = {&p};
+	uint8_t buf[64];
+	uint64_t prod;
+	uint16_t seq;
+
+	setup(&sim, &a, &b, &c, &s, 50 + (uint64_t)kind, 0);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c2, &s2), 0);
+	USMC_ASSERT_EQ(wr(s, "0123456789", 10), 10);
+	settle(sim);
+	usmc_conn_get_info(c->conn, &ci);
+	prod = (uint64_t)ci.rx_prod.wrap * 16384 + ci.rx_prod.count;
+	USMC_ASSERT_EQ(prod, 10);
+	seq = (uint16_t)(ci.rx_seq + 1);
+	switch (kind) {
+	case H_BADTOKEN:
+		forge_cdc(sim, b, seq, ci.local_token ^ 0x100, prod + 100, 0,
+			  16384, 0, 0);
+		break;
+	case H_BEYOND_RMBE: {
+		usmc_cdc_msg m;
+
+		memset(&m, 0, sizeof(m));
+		m.seqno = seq;
+		m.token = ci.local_token;
+		m.prod.count = 16384 + 5; /* outside the 16 KiB RMBE */
+		usmc_cdc_encode(buf, sizeof(buf), &m);
+		usmc_sim_inject_send(sim, usmc_sim_node_link(b, 0), buf, 44);
+		break;
+	}
+	case H_BACKWARDS:
+		forge_cdc(sim, b, seq, ci.local_token, prod - 3, 0, 16384, 0,
+			  0);
+		break;
+	case H_REPLAY:
+		forge_cdc(sim, b, ci.rx_seq, ci.local_token, prod + 4, 0, 16384,
+			  0, 0);
+		break;
+	case H_OVERRUN:
+		/* more than the 16 KiB we granted */
+		forge_cdc(sim, b, seq, ci.local_token, prod + 16384 + 1, 0,
+			  16384, 0, 0);
+		break;
+	case H_CONS_AHEAD:
+		/* acks bytes the client never sent */
+		forge_cdc(sim, b, seq, ci.local_token, prod, 500, 16384, 0, 0);
+		break;
+	}
+	settle(sim);
+	if (kind == H_BADTOKEN) {
+		/* dropped: nothing moved, the connection lives on */
+		USMC_ASSERT_EQ(usmc_conn_readable(c->conn), 10);
+		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+		USMC_ASSERT_EQ(rd(c, buf, sizeof(buf)), 10);
+		USMC_ASSERT_MEM_EQ(buf, "0123456789", 10);
+		CU_ASSERT_TRUE(established(c));
+	} else {
+		/* aborted with a named error; the peer sees the reset */
+		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+		USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_PROTO);
+		USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+		USMC_ASSERT_EQ(rd(c, buf, sizeof(buf)), USMC_ERR_PROTO);
+		USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+		USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	}
+	/* the other connection on the lgr is untouched */
+	pump_init(&p, s2, c2, 100000, 77, 3000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 1, usmc_sim_now(sim) + 60 * SEC), 0);
+	USMC_ASSERT_EQ(p.bad, 0);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+	usmc_sim_del(sim);
+}
+
+static void test_hostile_cdc(void)
+{
+	for (int k = 0; k < H_COUNT; k++)
+		hostile(k);
+}
+
+/* An LLC message of unknown type is a protocol violation: the receiver
+ * sends DELETE_LINK ALL and terminates the lgr; so does the peer. */
+static void test_hostile_llc(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	uint8_t m[44];
+
+	setup(&sim, &a, &b, &c, &s, 60, 0);
+	memset(m, 0, sizeof(m));
+	m[0] = 0x2c; /* no such v2 LLC type */
+	m[1] = 44;
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, usmc_sim_node_link(b, 0), m, 44), 0);
+	settle(sim);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_PROTO);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNABORTED);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 10 * SEC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_del(sim);
+}
+
+/* Deleting a live connection aborts it towards the peer. */
+static void test_del_live(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+
+	setup(&sim, &a, &b, &c, &s, 61, 0);
+	usmc_sim_ep_del(c);
+	settle(sim);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	usmc_sim_del(sim);
+}
+
+static CU_TestInfo close_tests[] = {
+	{"orderly_client_first", test_orderly_client},
+	{"orderly_server_first", test_orderly_server},
+	{"half_close_client_first", test_half_close_client},
+	{"half_close_server_first", test_half_close_server},
+	{"appfinclosewait", test_appfinclosewait},
+	{"abort", test_abort},
+	{"close_with_unread_data", test_close_unread},
+	{"testlink_answered", test_testlink_answered},
+	{"testlink_lost", test_testlink_lost},
+	{"link_down", test_link_down},
+	{"hostile_cdc", test_hostile_cdc},
+	{"hostile_llc", test_hostile_llc},
+	{"del_live", test_del_live},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	const usmc_test_suite suites[] = {{"core_close", close_tests},
+					  {NULL, NULL}};
+
+	return usmc_test_main(suites);
+}
