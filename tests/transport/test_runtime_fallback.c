@@ -360,6 +360,76 @@ static void test_refused(void)
 	usmc_close(fd);
 }
 
+/* A kernel TCP server on a port the client calls SMC (the explicit-mode
+ * limit): it reads the Proposal and answers with non-CLC bytes, or just
+ * closes. connect fails with a clear error, it never hangs. */
+typedef struct bad_srv {
+	int lfd;
+	int close_only;
+	ssize_t got;
+} bad_srv;
+
+static void *bad_serve(void *arg)
+{
+	bad_srv *b = arg;
+	uint8_t buf[2048];
+	int fd = accept(b->lfd, NULL, NULL);
+
+	if (fd < 0)
+		return NULL;
+	b->got = recv(fd, buf, sizeof(buf), 0);
+	if (!b->close_only && send(fd, "HELLO, WORLD!\r\n", 15, 0) != 15)
+		b->got = -1;
+	if (!b->close_only)
+		usleep(200 * 1000);
+	close(fd);
+	return NULL;
+}
+
+static void test_server_without_clc(void)
+{
+	char port[16];
+
+	snprintf(port, sizeof(port), "%d", 20000 + (getpid() * 17) % 20000);
+	CU_ASSERT_FATAL(usmc_config_set("softroce_port", port) == 0);
+	for (int close_only = 0; close_only < 2; close_only++) {
+		struct sockaddr_in sa = {0};
+		socklen_t len = sizeof(sa);
+		bad_srv b = {.close_only = close_only};
+		pthread_t th;
+		char list[16];
+		int fd, r, e;
+		double t0;
+
+		b.lfd = socket(AF_INET, SOCK_STREAM, 0);
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		CU_ASSERT_FATAL(
+			bind(b.lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+		CU_ASSERT_FATAL(listen(b.lfd, 4) == 0);
+		getsockname(b.lfd, (struct sockaddr *)&sa, &len);
+		snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
+		CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
+		pthread_create(&th, NULL, bad_serve, &b);
+		fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+		t0 = now_s();
+		r = usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+		e = errno;
+		CU_ASSERT(now_s() - t0 < 5);
+		USMC_ASSERT_EQ(r, -1);
+		if (close_only)
+			USMC_ASSERT_EQ(e, ECONNRESET);
+		else
+			USMC_ASSERT_EQ(e, EPROTO);
+		/* and the socket stays failed */
+		CU_ASSERT_EQUAL(usmc_send(fd, "x", 1, MSG_NOSIGNAL), -1);
+		usmc_close(fd);
+		pthread_join(th, NULL);
+		CU_ASSERT(b.got > 8); /* it did receive a Proposal */
+		close(b.lfd);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{"client to a non-SMC port sends no CLC", test_not_smc_port},
 	{"TCP client on an SMC port: server falls back",
@@ -369,6 +439,7 @@ static CU_TestInfo tests[] = {
 	{"nonblocking connect", test_nonblocking_connect},
 	{"nonblocking accept", test_nonblocking_accept},
 	{"connection refused", test_refused},
+	{"server that speaks no CLC: connect fails", test_server_without_clc},
 	CU_TEST_INFO_NULL,
 };
 
