@@ -173,10 +173,19 @@ usmc_lab_down() {
 
 # usmc_lab_capture_start NAME HOST FILE [SNAPLEN]: tcpdump on HOST's veth,
 # returns once tcpdump has the interface open (it says "listening on").
+# SNAPLEN defaults to the veth MTU plus room for link headers: whole
+# packets, except TCP super-packets that GSO hands over (their headers and
+# first bytes are kept). Not 0 (262144): tcpdump sizes every ring slot for
+# the snap length, so the ring would hold a few hundred packets and drop
+# the rest of a RoCE burst.
 usmc_lab_capture_start() {
-	local name=$1 host=$2 file=$3 snaplen=${4:-0}
-	local dir=$USMC_LAB_RUNDIR/$name ns
+	local name=$1 host=$2 file=$3 snaplen=${4:-}
+	local dir=$USMC_LAB_RUNDIR/$name ns mtu
 	ns=$(usmc_lab_ns "$name" "$host")
+	if [ -z "$snaplen" ]; then
+		mtu=$(ip -n "$ns" -o link show "$USMC_LAB_IFNAME" 2>/dev/null | sed -n 's/.* mtu \([0-9]*\).*/\1/p')
+		snaplen=$((${mtu:-1500} + 64))
+	fi
 	if [ -e "$dir/capture-$host.pid" ]; then
 		usmc_lab_log "a capture is already running on $host"
 		return 1
@@ -256,14 +265,15 @@ usmc_lab_capture_drops() {
 # key=value lines: frames, TCP payload bytes on PORT, CLC messages by type,
 # RoCE packets, RDMA WRITE packets and their payload bytes (from the UDP
 # length, so a capture cut to the headers is enough), CDC and LLC SENDs,
-# ACKs, and malformed frames (SMC-Rv2 LLC excepted, see below).
+# ACKs, and malformed frames (SMC-Rv2 LLC excepted, see below). ICMP errors
+# are left out: tshark decodes the packet they quote as if it were RoCE.
 usmc_lab_analyze() {
 	local file=$1 p=$2 rport=$3
 	local topt=(-n -o "infiniband.rroce.port:$rport")
 	tshark -r "$file" "${topt[@]}" -T fields -E occurrence=a \
 		-e frame.number -e tcp.len -e smc.clc_msg -e smc.llc_msg \
 		-e infiniband.bth.opcode -e udp.length -e infiniband.bth.padcnt \
-		-e _ws.malformed -Y "tcp.port == $p || udp.port == $rport" 2>/dev/null |
+		-e _ws.malformed -Y "(tcp.port == $p || udp.dstport == $rport) && !icmp && !icmpv6" 2>/dev/null |
 		awk -F'\t' '
 		{ n++ }
 		$2 != "" { tcp += $2 }
@@ -280,7 +290,7 @@ usmc_lab_analyze() {
 	# Malformed RoCE frames, except SMC-Rv2 LLC (type 0x2X after the
 	# 12-byte BTH), which Wireshark 4.0 cannot decode.
 	tshark -r "$file" "${topt[@]}" -T fields -e frame.number -e udp.payload \
-		-Y "_ws.malformed && udp.port == $rport" 2>/dev/null |
+		-Y "_ws.malformed && udp.dstport == $rport && !icmp && !icmpv6" 2>/dev/null |
 		awk -F'\t' '{ t = substr($2, 25, 1) } t != "2" { bad++ }
 			END { printf "malformed_roce=%d\n", bad }'
 }
