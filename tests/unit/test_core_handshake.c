@@ -452,6 +452,46 @@ static void test_confirm_link_timeout(void)
 	usmc_sim_del(sim);
 }
 
+/* A Linux server's ADD_LINK v2 request is 88 bytes (with the v2
+ * extension and one rkey): it spills past the 48-byte receive slot into
+ * the shared v2 buffer, and the client still rejects it. */
+static void test_add_link_v2_long(void)
+{
+	usmc_sim *sim = usmc_sim_new(13);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+	static usmc_llc_msg m;
+	uint8_t buf[256];
+	usmc_ssize n;
+	int i;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	usmc_sim_trace_clear(sim);
+	usmc_llc_msg_init(&m, SMC_LLC_ADD_LINK, 2, 0);
+	memcpy(m.add_link.sender_mac, "\x02\x00\x00\x00\x00\x07", 6);
+	m.add_link.sender_gid[15] = 7;
+	m.add_link.sender_qp_num = 0x99;
+	m.add_link.link_num = 2;
+	m.add_link.qp_mtu = USMC_IB_MTU_1024;
+	m.add_link.initial_psn = 0x123456;
+	m.add_link.has_v2_ext = 1;
+	m.add_link.num_rkeys = 1;
+	m.add_link.rt[0].rmb_key = 0x1111;
+	m.add_link.rt[0].rmb_key_new = 0x2222;
+	m.add_link.rt[0].rmb_vaddr_new = 0x3333;
+	n = usmc_llc_encode(buf, sizeof(buf), &m);
+	USMC_ASSERT_EQ_FATAL(n, 88);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, usmc_sim_node_link(b, 0), buf, 88),
+		0);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	i = trace_find(sim, 1, SMC_LLC_ADD_LINK_V2, 0xc0, 0);
+	CU_ASSERT_TRUE(i >= 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
 /* Every allocation of a full first contact, reuse, data and close fails
  * once in turn: no crash, and nothing leaks. */
 static void test_failmalloc(void)
@@ -528,6 +568,7 @@ static CU_TestInfo hs_tests[] = {
 	{"clc_timeout", test_clc_timeout},
 	{"clc_malformed", test_clc_malformed},
 	{"confirm_link_timeout", test_confirm_link_timeout},
+	{"add_link_v2_long", test_add_link_v2_long},
 	{"failmalloc", test_failmalloc},
 	CU_TEST_INFO_NULL,
 };
