@@ -189,6 +189,7 @@ int usmc_smc_peer_done(usmc_sock *s);
 int usmc_smc_error(usmc_sock *s);
 int usmc_smc_shutdown_write(usmc_sock *s);
 int usmc_smc_close(usmc_sock *s);
+int usmc_smc_abort(usmc_sock *s);
 /* The smc state to fill usmc_sock_info's lgr/link/version. */
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info);
 /* Loop hooks: the transport's fd (-1 if none), its event, timers. */

@@ -703,6 +703,14 @@ int usmc_smc_close(usmc_sock *s)
 	return r;
 }
 
+int usmc_smc_abort(usmc_sock *s)
+{
+	int r = usmc_conn_abort(s->conn, usmc_rt_now());
+
+	smc_post();
+	return r;
+}
+
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
 {
 	usmc_conn_info ci;
@@ -849,6 +857,12 @@ int usmc_smc_shutdown_write(usmc_sock *s)
 }
 
 int usmc_smc_close(usmc_sock *s)
+{
+	(void)s;
+	return 0;
+}
+
+int usmc_smc_abort(usmc_sock *s)
 {
 	(void)s;
 	return 0;

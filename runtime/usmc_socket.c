@@ -33,6 +33,8 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 /* Guard against a peer that stalls mid-handshake: a little more than the
  * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
 #define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
+/* How long an SMC-R connection outlives its peer's TCP close. */
+#define PEER_GONE_GRACE_NS (2 * USMC_NS_PER_SEC)
 /* SMC_MAX_STREAM_WAIT_TIMEOUT */
 #define CLOSE_DRAIN_NS	   (2 * USMC_NS_PER_SEC)
 
@@ -222,6 +224,9 @@ void usmc_sock_hs_done(usmc_sock *s)
 	} else if (s->mode == USMC_SOCK_SMCR) {
 		usmc_g.stats.conns_smcr++;
 		usmc_rt_log(1, "fd %d: SMC-R established", s->fd);
+		/* The idle TCP connection tells us when the peer process is
+		 * gone (below). */
+		usmc_loop_watch(s, EPOLLRDHUP);
 	} else if (s->mode == USMC_SOCK_FAILED) {
 		usmc_g.stats.conns_failed++;
 		usmc_rt_log(1, "fd %d: SMC handshake failed: %s", s->fd,
@@ -490,6 +495,16 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 		do_accepts(s);
 		return;
 	}
+	if (s->mode == USMC_SOCK_SMCR) {
+		/* The peer's TCP side closed. An orderly SMC close may still
+		 * be on its way over RDMA (the two paths are not ordered), so
+		 * give it a grace period before aborting. */
+		usmc_loop_watch(s, 0);
+		s->deadline = usmc_rt_now() + PEER_GONE_GRACE_NS;
+		usmc_hs_list_add(s);
+		usmc_loop_rearm_timer();
+		return;
+	}
 	if (s->mode != USMC_SOCK_HANDSHAKE)
 		return;
 	switch (s->hs) {
@@ -528,6 +543,18 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 
 void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 {
+	if (s->mode == USMC_SOCK_SMCR) {
+		s->deadline = 0;
+		usmc_hs_list_del(s);
+		if (s->conn && !usmc_smc_peer_done(s)) {
+			usmc_rt_log(0,
+				    "fd %d: peer closed its TCP connection "
+				    "without closing SMC-R: aborting",
+				    s->fd);
+			usmc_smc_abort(s);
+		}
+		return;
+	}
 	if (s->mode != USMC_SOCK_HANDSHAKE)
 		return;
 	if (s->hs == USMC_HS_WAIT_FIRST) {
