@@ -5,7 +5,8 @@
  * device on a shared, per-run UDP port. Data crosses SMC-R and is compared
  * byte for byte on both sides; the second connection reuses the link
  * group; the third runs nonblocking through usmc_poll; the fourth closes
- * right after writing.
+ * right after writing; then the server process dies with a connection
+ * open.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "usmc.h"
@@ -121,15 +123,20 @@ static void server(int wfd)
 			bad = 1;
 		usmc_close(fd);
 	}
+	/* one more connection: the server process dies with it open */
+	{
+		int fd = usmc_accept(lfd, NULL, NULL);
+
+		if (fd < 0)
+			bad = 1;
+	}
 	usmc_get_stats(&st);
 	if (st.link_groups != 1) {
 		fprintf(stderr, "server: %llu link groups\n",
 			(unsigned long long)st.link_groups);
 		bad = 1;
 	}
-	usmc_close(lfd);
-	/* let the close protocol finish before the process goes */
-	usleep(200 * 1000);
+	/* no close: as if killed */
 	_exit(bad ? 1 : 0);
 }
 
@@ -295,6 +302,26 @@ static void test_close_drains(void)
 	CU_ASSERT_EQUAL(usmc_close(fd), 0);
 }
 
+/* The peer process dies while we wait in recv: recv returns (EOF or an
+ * error) within a few seconds instead of hanging. */
+static void test_peer_dies(void)
+{
+	int fd = connect_client(0);
+	double t0;
+	char c;
+	ssize_t r;
+	struct timespec ts;
+
+	check_smcr(fd);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	t0 = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	r = usmc_recv(fd, &c, 1, 0);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	CU_ASSERT(r <= 0);
+	CU_ASSERT((double)ts.tv_sec + (double)ts.tv_nsec / 1e9 - t0 < 10);
+	usmc_close(fd);
+}
+
 static void test_server_result(void)
 {
 	int status = -1;
@@ -310,6 +337,7 @@ static CU_TestInfo tests[] = {
 	{"blocking, two connections on one link group", test_blocking},
 	{"nonblocking with usmc_poll", test_nonblocking},
 	{"close right after write: every byte arrives", test_close_drains},
+	{"peer process dies: recv returns", test_peer_dies},
 	{"server side saw SMC-R and every byte", test_server_result},
 	CU_TEST_INFO_NULL,
 };
