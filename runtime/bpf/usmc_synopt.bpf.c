@@ -57,6 +57,11 @@ static __always_inline int has_smc_opt(struct bpf_sock_ops *skops, __u64 flags)
 	return bpf_load_hdr_opt(skops, b, TCPOLEN_EXP_SMC_BASE, flags) > 0;
 }
 
+static __always_inline __u32 ctx_u32(const __u32 *p)
+{
+	return *(const volatile __u32 *)p;
+}
+
 /* Works for request sockets too: only sock_common fields are read. */
 static __always_inline int listen_marked(struct bpf_sock_ops *skops)
 {
@@ -71,10 +76,12 @@ static __always_inline int listen_marked(struct bpf_sock_ops *skops)
 		k.addr[2] = bpf_htonl(0xffff);
 		k.addr[3] = skops->local_ip4;
 	} else if (skops->family == AF_INET6) {
-		k.addr[0] = skops->local_ip6[0];
-		k.addr[1] = skops->local_ip6[1];
-		k.addr[2] = skops->local_ip6[2];
-		k.addr[3] = skops->local_ip6[3];
+		/* One load per field: the verifier refuses a context pointer
+		 * that clang moved before the load. */
+		k.addr[0] = ctx_u32(&skops->local_ip6[0]);
+		k.addr[1] = ctx_u32(&skops->local_ip6[1]);
+		k.addr[2] = ctx_u32(&skops->local_ip6[2]);
+		k.addr[3] = ctx_u32(&skops->local_ip6[3]);
 	} else {
 		return 0;
 	}
@@ -183,8 +190,8 @@ int usmc_synopt(struct bpf_sock_ops *skops)
 			 * saved SYN did; without a saved SYN (SYN cookies)
 			 * neither did. */
 			if (has_smc_opt(skops, BPF_LOAD_HDR_OPT_TCP_SYN))
-				c->flags |= USMC_SYNOPT_F_SENT |
-					    USMC_SYNOPT_F_PEER;
+				c->flags |=
+					USMC_SYNOPT_F_SENT | USMC_SYNOPT_F_PEER;
 			c->flags |= USMC_SYNOPT_F_DONE;
 		}
 		set_write_cb(skops, 0);

@@ -15,11 +15,12 @@
 #define TCPOPT_SMC_MAGIC     0xE2D4C3D9
 
 /* usmc_synopt_conn.flags */
-#define USMC_SYNOPT_F_WANT   0x1 /* userspace: write the option in our SYN */
-#define USMC_SYNOPT_F_LISTEN 0x2 /* userspace: this socket is a marked listener */
-#define USMC_SYNOPT_F_SENT   0x4 /* bpf: our SYN or SYN-ACK carried the option */
-#define USMC_SYNOPT_F_PEER   0x8 /* bpf: the peer's SYN or SYN-ACK carried it */
-#define USMC_SYNOPT_F_DONE   0x10 /* bpf: handshake finished, PEER is final */
+#define USMC_SYNOPT_F_WANT 0x1 /* userspace: write the option in our SYN */
+#define USMC_SYNOPT_F_LISTEN \
+	0x2		       /* userspace: this socket is a marked listener */
+#define USMC_SYNOPT_F_SENT 0x4 /* bpf: our SYN or SYN-ACK carried the option */
+#define USMC_SYNOPT_F_PEER 0x8 /* bpf: the peer's SYN or SYN-ACK carried it */
+#define USMC_SYNOPT_F_DONE 0x10 /* bpf: handshake finished, PEER is final */
 
 /* Per-socket state: BPF_MAP_TYPE_SK_STORAGE, so it dies with the socket. */
 struct usmc_synopt_conn {

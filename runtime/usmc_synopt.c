@@ -1,0 +1,493 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Loader for the SYN-option sock_ops program (runtime/bpf/) and the calls
+ * the runtime makes around socket set-up. The program's object file is
+ * compiled at build time and embedded, so nothing is read from disk.
+ */
+#define _GNU_SOURCE /* vasprintf */
+#include "usmc_synopt.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef USMC_SYNOPT_NO_BPF
+
+#include <limits.h>
+#include <mntent.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "usmc_synopt_bpf.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+/* Generated from usmc_synopt.bpf.o by runtime/bpf/CMakeLists.txt. */
+extern const unsigned char usmc_synopt_bpf_obj[];
+extern const size_t usmc_synopt_bpf_obj_len;
+
+struct usmc_synopt {
+	struct bpf_object *obj;
+	struct bpf_link *link;
+	int conn_fd;   /* sk_storage: struct usmc_synopt_conn per socket */
+	int listen_fd; /* hash: usmc_synopt_lkey -> count */
+	pthread_mutex_t lock; /* listen counts are read-modify-write */
+	char cgroup[256];
+};
+
+/* libbpf's print callback is process-wide: it is swapped in only while
+ * init runs, under this lock, to keep libbpf quiet and keep its last
+ * complaint for the one-line reason. */
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static char libbpf_last[160];
+static int libbpf_verifier; /* libbpf_last holds the verifier's reason */
+
+static int capture_print(enum libbpf_print_level level, const char *fmt,
+			 va_list ap)
+{
+	char *msg = NULL, *line, *end, *prev = NULL;
+
+	if (level == LIBBPF_DEBUG || vasprintf(&msg, fmt, ap) < 0)
+		return 0;
+	/* A verifier log is one message: what it refused is the line
+	 * before "processed N insns". Otherwise keep the first warning. */
+	for (line = msg; *line; line = end + (*end != '\0')) {
+		end = line + strcspn(line, "\n");
+		if (!strncmp(line, "processed ", 10) && prev)
+			break;
+		if (end > line)
+			prev = line;
+		if (!*end)
+			break;
+	}
+	if (!strncmp(line, "processed ", 10) && prev) {
+		line = prev;
+	} else if (!libbpf_last[0]) {
+		line = msg;
+	} else {
+		free(msg);
+		return 0;
+	}
+	end = line + strcspn(line, "\n");
+	*end = '\0';
+	snprintf(libbpf_last, sizeof(libbpf_last), "%s", line);
+	if (line != msg)
+		libbpf_verifier = 1;
+	free(msg);
+	return 0;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* The process's own cgroup v2 directory: mount point + /proc/self/cgroup. */
+static int find_cgroup(char *out, size_t outlen, char *err, size_t errlen)
+{
+	char mnt[PATH_MAX] = "", buf[4096], line[PATH_MAX + 8];
+	struct mntent me, *m;
+	FILE *f;
+	int n;
+
+	f = setmntent("/proc/self/mounts", "re");
+	if (!f) {
+		set_err(err, errlen, "cannot read /proc/self/mounts: %s",
+			strerror(errno));
+		return -errno;
+	}
+	while ((m = getmntent_r(f, &me, buf, sizeof(buf))))
+		if (!strcmp(m->mnt_type, "cgroup2")) {
+			snprintf(mnt, sizeof(mnt), "%s", m->mnt_dir);
+			break;
+		}
+	endmntent(f);
+	if (!mnt[0]) {
+		set_err(err, errlen,
+			"no cgroup v2 mount in this mount namespace (note: ip "
+			"netns exec remounts /sys)");
+		return -ENOENT;
+	}
+	f = fopen("/proc/self/cgroup", "re");
+	if (!f) {
+		set_err(err, errlen, "cannot read /proc/self/cgroup: %s",
+			strerror(errno));
+		return -errno;
+	}
+	n = -ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		if ((size_t)snprintf(out, outlen, "%s%s", mnt,
+				     strcmp(line + 3, "/") ? line + 3 : "") >=
+		    outlen)
+			n = -ENAMETOOLONG;
+		else
+			n = 0;
+		break;
+	}
+	fclose(f);
+	if (n)
+		set_err(err, errlen,
+			"this process is in no cgroup v2 group "
+			"(/proc/self/cgroup "
+			"has no 0:: line)");
+	return n;
+}
+
+void usmc_synopt_del(usmc_synopt *s)
+{
+	if (!s)
+		return;
+	bpf_link__destroy(s->link);
+	bpf_object__close(s->obj);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static int load(usmc_synopt *s, const char *dir, char *err, size_t errlen)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "usmc_synopt");
+	struct bpf_program *prog;
+	int cg, rc;
+
+	s->obj = bpf_object__open_mem(usmc_synopt_bpf_obj,
+				      usmc_synopt_bpf_obj_len, &oo);
+	if (!s->obj) {
+		rc = -errno;
+		s->obj = NULL;
+		set_err(err, errlen, "cannot open the embedded BPF object: %s",
+			libbpf_last[0] ? libbpf_last : strerror(-rc));
+		return rc;
+	}
+	rc = bpf_object__load(s->obj);
+	if (rc) {
+		if (rc == -EPERM || (rc == -EACCES && !libbpf_verifier))
+			set_err(err, errlen,
+				"no privilege to load eBPF (needs root, or "
+				"CAP_BPF and CAP_NET_ADMIN): %s",
+				strerror(-rc));
+		else
+			set_err(err, errlen,
+				"the kernel refused the sock_ops program "
+				"(needs "
+				"Linux >= 5.15 with BPF TCP header options): "
+				"%s",
+				libbpf_last[0] ? libbpf_last : strerror(-rc));
+		return rc;
+	}
+	s->conn_fd =
+		bpf_object__find_map_fd_by_name(s->obj, "usmc_synopt_conn");
+	s->listen_fd =
+		bpf_object__find_map_fd_by_name(s->obj, "usmc_synopt_listen");
+	prog = bpf_object__find_program_by_name(s->obj, "usmc_synopt");
+	if (s->conn_fd < 0 || s->listen_fd < 0 || !prog) {
+		set_err(err, errlen, "the embedded BPF object lacks its maps");
+		return -EINVAL;
+	}
+	cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0) {
+		rc = -errno;
+		set_err(err, errlen, "cannot open cgroup %s: %s", dir,
+			strerror(-rc));
+		return rc;
+	}
+	/* A link, not a plain attach: it goes away with the process. */
+	s->link = bpf_program__attach_cgroup(prog, cg);
+	rc = s->link ? 0 : -errno;
+	close(cg);
+	if (!s->link) {
+		set_err(err, errlen, "cannot attach sock_ops to cgroup %s: %s",
+			dir, strerror(-rc));
+		return rc;
+	}
+	return 0;
+}
+
+int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
+			    size_t errlen)
+{
+	libbpf_print_fn_t old;
+	usmc_synopt *s;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	if (!p)
+		return -EINVAL;
+	*p = NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		set_err(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	s->conn_fd = s->listen_fd = -1;
+	pthread_mutex_init(&s->lock, NULL);
+	if (cgroup_dir) {
+		if ((size_t)snprintf(s->cgroup, sizeof(s->cgroup), "%s",
+				     cgroup_dir) >= sizeof(s->cgroup)) {
+			set_err(err, errlen, "cgroup path too long");
+			usmc_synopt_del(s);
+			return -ENAMETOOLONG;
+		}
+	} else {
+		rc = find_cgroup(s->cgroup, sizeof(s->cgroup), err, errlen);
+		if (rc) {
+			usmc_synopt_del(s);
+			return rc;
+		}
+	}
+	pthread_mutex_lock(&init_lock);
+	libbpf_last[0] = '\0';
+	libbpf_verifier = 0;
+	old = libbpf_set_print(capture_print);
+	rc = load(s, s->cgroup, err, errlen);
+	libbpf_set_print(old);
+	pthread_mutex_unlock(&init_lock);
+	if (rc) {
+		usmc_synopt_del(s);
+		return rc;
+	}
+	*p = s;
+	return 0;
+}
+
+int usmc_synopt_init(usmc_synopt **p, char *err, size_t errlen)
+{
+	return usmc_synopt_init_cgroup(p, NULL, err, errlen);
+}
+
+const char *usmc_synopt_cgroup(const usmc_synopt *s)
+{
+	return s ? s->cgroup : "";
+}
+
+/* A TCP socket (v4 or v6) in state CLOSE: neither connecting nor
+ * listening yet, so the mark is in time. */
+static int check_fresh_tcp(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(int);
+	int v;
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len))
+		return -errno;
+	if (v != IPPROTO_TCP)
+		return -EPROTONOSUPPORT;
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len))
+		return -errno;
+	if (v != AF_INET && v != AF_INET6)
+		return -EAFNOSUPPORT;
+	len = sizeof(ti);
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+		return -errno;
+	if (ti.tcpi_state != TCP_CLOSE)
+		return -EISCONN;
+	return 0;
+}
+
+int usmc_synopt_mark_connect(usmc_synopt *s, int fd)
+{
+	struct usmc_synopt_conn c = {.flags = USMC_SYNOPT_F_WANT};
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	rc = check_fresh_tcp(fd);
+	if (rc)
+		return rc;
+	if (bpf_map_update_elem(s->conn_fd, &fd, &c, BPF_ANY))
+		return -errno;
+	return 0;
+}
+
+static int listen_key(int fd, struct usmc_synopt_lkey *k)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	uint64_t cookie;
+
+	memset(k, 0, sizeof(*k));
+	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+		return -errno;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+
+		k->port = ntohs(a->sin_port);
+		if (a->sin_addr.s_addr != htonl(INADDR_ANY)) {
+			k->addr[2] = htonl(0xffff);
+			k->addr[3] = a->sin_addr.s_addr;
+		}
+	} else if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+
+		k->port = ntohs(a->sin6_port);
+		memcpy(k->addr, &a->sin6_addr, sizeof(k->addr));
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	if (!k->port)
+		return -EDESTADDRREQ; /* not bound: the port is not known yet */
+	len = sizeof(cookie);
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+		return -errno;
+	k->netns = cookie;
+	return 0;
+}
+
+int usmc_synopt_mark_listen(usmc_synopt *s, int fd)
+{
+	struct usmc_synopt_conn c = {.flags = USMC_SYNOPT_F_LISTEN};
+	struct usmc_synopt_lkey k;
+	uint32_t n = 0;
+	int rc;
+
+	if (!s)
+		return -EINVAL;
+	rc = check_fresh_tcp(fd);
+	if (!rc)
+		rc = listen_key(fd, &k);
+	if (rc)
+		return rc;
+	/* The storage says "listener" so that forget() never drops the key
+	 * for an accepted socket that shares the listener's address. */
+	if (bpf_map_lookup_elem(s->conn_fd, &fd, &c) == 0 &&
+	    (c.flags & USMC_SYNOPT_F_LISTEN))
+		return 0;
+	c.flags = USMC_SYNOPT_F_LISTEN;
+	if (bpf_map_update_elem(s->conn_fd, &fd, &c, BPF_ANY))
+		return -errno;
+	pthread_mutex_lock(&s->lock);
+	if (bpf_map_lookup_elem(s->listen_fd, &k, &n))
+		n = 0;
+	n++;
+	rc = bpf_map_update_elem(s->listen_fd, &k, &n, BPF_ANY) ? -errno : 0;
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		bpf_map_delete_elem(s->conn_fd, &fd);
+	return rc;
+}
+
+int usmc_synopt_peer_has_smc(usmc_synopt *s, int fd)
+{
+	struct usmc_synopt_conn c;
+
+	if (!s)
+		return -EINVAL;
+	if (bpf_map_lookup_elem(s->conn_fd, &fd, &c))
+		return errno == ENOENT ? -ENOENT : -errno;
+	if (c.flags & USMC_SYNOPT_F_LISTEN)
+		return -EINVAL;
+	if (!(c.flags & USMC_SYNOPT_F_DONE))
+		return -EINPROGRESS;
+	return (c.flags & USMC_SYNOPT_F_SENT) && (c.flags & USMC_SYNOPT_F_PEER);
+}
+
+void usmc_synopt_forget(usmc_synopt *s, int fd)
+{
+	struct usmc_synopt_conn c;
+	struct usmc_synopt_lkey k;
+	uint32_t n;
+
+	if (!s || bpf_map_lookup_elem(s->conn_fd, &fd, &c))
+		return;
+	if ((c.flags & USMC_SYNOPT_F_LISTEN) && !listen_key(fd, &k)) {
+		pthread_mutex_lock(&s->lock);
+		if (!bpf_map_lookup_elem(s->listen_fd, &k, &n)) {
+			if (n > 1) {
+				n--;
+				bpf_map_update_elem(s->listen_fd, &k, &n,
+						    BPF_EXIST);
+			} else {
+				bpf_map_delete_elem(s->listen_fd, &k);
+			}
+		}
+		pthread_mutex_unlock(&s->lock);
+	}
+	bpf_map_delete_elem(s->conn_fd, &fd);
+}
+
+#else /* USMC_SYNOPT_NO_BPF: built without clang or libbpf */
+
+struct usmc_synopt {
+	int unused;
+};
+
+int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
+			    size_t errlen)
+{
+	(void)cgroup_dir;
+	if (p)
+		*p = NULL;
+	if (err && errlen)
+		snprintf(err, errlen,
+			 "usmc was built without eBPF support (clang and "
+			 "libbpf-dev were not found)");
+	return -EOPNOTSUPP;
+}
+
+int usmc_synopt_init(usmc_synopt **p, char *err, size_t errlen)
+{
+	return usmc_synopt_init_cgroup(p, NULL, err, errlen);
+}
+
+const char *usmc_synopt_cgroup(const usmc_synopt *s)
+{
+	(void)s;
+	return "";
+}
+
+int usmc_synopt_mark_connect(usmc_synopt *s, int fd)
+{
+	(void)s;
+	(void)fd;
+	return -EOPNOTSUPP;
+}
+
+int usmc_synopt_mark_listen(usmc_synopt *s, int fd)
+{
+	(void)s;
+	(void)fd;
+	return -EOPNOTSUPP;
+}
+
+int usmc_synopt_peer_has_smc(usmc_synopt *s, int fd)
+{
+	(void)s;
+	(void)fd;
+	return -EOPNOTSUPP;
+}
+
+void usmc_synopt_forget(usmc_synopt *s, int fd)
+{
+	(void)s;
+	(void)fd;
+}
+
+void usmc_synopt_del(usmc_synopt *s)
+{
+	(void)s;
+}
+
+#endif
