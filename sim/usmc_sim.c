@@ -779,6 +779,13 @@ long usmc_sim_node_live_mrs(const usmc_sim_node *node)
 	return node->live_mrs;
 }
 
+usmc_link *usmc_sim_link_by_qpn(usmc_sim *sim, uint32_t qpn)
+{
+	sim_qp *q = find_qp(sim, qpn);
+
+	return q ? q->link : NULL;
+}
+
 usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx)
 {
 	int i = 0;
@@ -965,7 +972,7 @@ void usmc_sim_del(usmc_sim *sim)
 int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
 			 size_t len)
 {
-	sim_qp *q = usmc_link_get_user(from);
+	sim_qp *q = from ? usmc_link_get_user(from) : NULL;
 	sim_ev *e;
 
 	if (!q || q->state != QP_RTS)

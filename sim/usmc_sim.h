@@ -112,6 +112,9 @@ int usmc_sim_node_index(const usmc_sim_node *node);
 int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
 			 size_t len);
 
+/* The link whose QP has number |qpn|, or NULL (destroyed). */
+usmc_link *usmc_sim_link_by_qpn(usmc_sim *sim, uint32_t qpn);
+
 /* The (first) link of |node| toward |peer|, if any. */
 usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx);
 

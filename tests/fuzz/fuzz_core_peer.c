@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A hostile peer against live core state machines. Two contexts on the sim
+ * fabric set up a connection; then the input is a program of operations:
+ * forged SENDs (any LLC/CDC bytes) and structured CDCs into the client's
+ * connection, application writes/reads/closes on both sides, time passing,
+ * and raw CLC bytes into fresh server and client connections. Whatever
+ * happens, the core must not crash, leak, or make an RDMA access outside
+ * registered memory (the sim counts rkey/bounds/lkey violations).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "usmc_cdc.h"
+#include "usmc_core.h"
+#include "usmc_sim.h"
+
+static const uint8_t *in;
+static size_t left;
+
+static uint8_t take(void)
+{
+	if (!left)
+		return 0;
+	left--;
+	return *in++;
+}
+
+static uint16_t take16(void)
+{
+	return (uint16_t)(take() << 8 | take());
+}
+
+static uint32_t srv_qpn; /* the server's QP facing the client */
+
+static usmc_link *srv_link(usmc_sim *sim)
+{
+	return usmc_sim_link_by_qpn(sim, srv_qpn);
+}
+
+static void forge_cdc(usmc_sim *sim, usmc_conn *victim)
+{
+	usmc_conn_info ci;
+	usmc_cdc_msg m;
+	uint8_t buf[44];
+	uint8_t sel = take();
+	int16_t dseq = (int8_t)take();
+	int32_t dprod = (int16_t)take16(), dcons = (int16_t)take16();
+	uint32_t size;
+	uint64_t prod, cons;
+
+	usmc_conn_get_info(victim, &ci);
+	size = ci.rmb_size ? ci.rmb_size : 16384;
+	memset(&m, 0, sizeof(m));
+	m.seqno = (uint16_t)(ci.rx_seq + dseq);
+	m.token = (sel & 1) ? ci.local_token : ci.local_token ^ take();
+	if (!m.token)
+		m.token = 1;
+	prod = (uint64_t)ci.rx_prod.wrap * size + ci.rx_prod.count;
+	prod = (uint64_t)((int64_t)prod + dprod * (sel & 2 ? 64 : 1));
+	m.prod.wrap = (uint16_t)(prod / size);
+	m.prod.count = (uint32_t)(prod % size);
+	if (sel & 4)
+		m.prod.count += size; /* out of range */
+	size = ci.peer_rmb_size ? ci.peer_rmb_size : 16384;
+	cons = (uint64_t)ci.tx_cons.wrap * size + ci.tx_cons.count;
+	cons = (uint64_t)((int64_t)cons + dcons);
+	m.cons.wrap = (uint16_t)(cons / size);
+	m.cons.count = (uint32_t)(cons % size);
+	m.prod_flags = take();
+	m.conn_state_flags = take();
+	usmc_cdc_encode(buf, sizeof(buf), &m);
+	usmc_sim_inject_send(sim, srv_link(sim), buf, 44);
+}
+
+static void app_rw(usmc_sim *sim, usmc_conn *conn, int write, size_t n)
+{
+	static uint8_t buf[70000];
+
+	if (n > sizeof(buf))
+		n = sizeof(buf);
+	if (write) {
+		memset(buf, 0xa5, n);
+		usmc_conn_write(conn, buf, n, usmc_sim_now(sim));
+	} else {
+		usmc_conn_read(conn, buf, n, usmc_sim_now(sim));
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	usmc_sim *sim = usmc_sim_new(1);
+	usmc_settings st;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *x;
+	int steps = 0;
+
+	in = data;
+	left = size;
+	usmc_settings_default(&st);
+	st.sndbuf_size = st.rmb_size = 16384;
+	st.testlink_time = 5 * USMC_NS_PER_SEC;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	if (!a || !b || usmc_sim_connect(sim, a, b, &c, &s))
+		abort();
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * USMC_NS_PER_SEC);
+	if (usmc_conn_get_mode(c->conn) != USMC_MODE_SMCR)
+		abort();
+	{
+		usmc_conn_info ci;
+
+		usmc_conn_get_info(c->conn, &ci);
+		srv_qpn = ci.peer_qpn;
+	}
+	while (left && steps++ < 64) {
+		uint8_t op = take() % 10, n;
+		uint8_t raw[128];
+
+		switch (op) {
+		case 0: /* forged raw SEND into the client */
+			n = take() % 100;
+			for (uint8_t i = 0; i < n; i++)
+				raw[i] = take();
+			usmc_sim_inject_send(sim, srv_link(sim), raw, n);
+			break;
+		case 1: /* forged 44-byte LLC into the client, type chosen */
+			memset(raw, 0, 44);
+			raw[0] = take();
+			raw[1] = 44;
+			raw[3] = take();
+			for (int i = 4; i < 44 && left; i++)
+				raw[i] = take();
+			usmc_sim_inject_send(sim, srv_link(sim), raw, 44);
+			break;
+		case 2:
+			forge_cdc(sim, c->conn);
+			break;
+		case 3:
+			app_rw(sim, c->conn, 1, (size_t)take() * 97);
+			break;
+		case 4:
+			app_rw(sim, s->conn, 1, (size_t)take() * 131);
+			break;
+		case 5:
+			app_rw(sim, take() & 1 ? c->conn : s->conn, 0,
+			       (size_t)take() * 211);
+			break;
+		case 6:
+			usmc_sim_run(sim, usmc_sim_now(sim) +
+						  (usmc_tstamp)take() * 100 *
+							  USMC_NS_PER_MS);
+			break;
+		case 7: {
+			usmc_conn *t = take() & 1 ? c->conn : s->conn;
+			uint8_t k = take() % 3;
+
+			if (k == 0)
+				usmc_conn_shutdown_write(t, usmc_sim_now(sim));
+			else if (k == 1)
+				usmc_conn_close(t, usmc_sim_now(sim));
+			else
+				usmc_conn_abort(t, usmc_sim_now(sim));
+			break;
+		}
+		case 8: /* raw CLC into a fresh server or client */
+		case 9:
+			if (usmc_sim_ep_single(sim, op == 8 ? b : a,
+					       op == 8 ? USMC_ROLE_SERVER
+						       : USMC_ROLE_CLIENT,
+					       &x))
+				break;
+			n = take();
+			for (uint8_t i = 0; i < n && i < sizeof(raw); i++)
+				raw[i] = take();
+			usmc_sim_clc_inject(x, raw,
+					    n < sizeof(raw) ? n : sizeof(raw));
+			break;
+		}
+		usmc_sim_run_idle(sim, usmc_sim_now(sim) + USMC_NS_PER_SEC);
+	}
+	usmc_sim_run(sim, usmc_sim_now(sim) + 30 * USMC_NS_PER_SEC);
+	if (usmc_sim_get_stats(sim)->access_errors)
+		abort(); /* the core made an RDMA access it was not given */
+	usmc_sim_del(sim);
+	return 0;
+}
