@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -932,6 +933,11 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 			break;
 		unlock();
 		errno = usmc_errno_from((int)r);
+		/* as the kernel: EPIPE raises SIGPIPE unless MSG_NOSIGNAL */
+		if (errno == EPIPE && !(flags & MSG_NOSIGNAL)) {
+			pthread_kill(pthread_self(), SIGPIPE);
+			errno = EPIPE;
+		}
 		return -1;
 	}
 	s->bytes_sent += done;
