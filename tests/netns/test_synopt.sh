@@ -11,7 +11,8 @@
 #  4. unmarked sockets in processes that run the program: an unmarked
 #     client socket to a marked listener (no option either way, server 0,
 #     the client socket unknown), a marked client to an unmarked listener
-#     and to a listener marked then forgotten (SYN-ACK without it, 0).
+#     and to a listener marked then forgotten (SYN-ACK without it, 0);
+#  5. SYN cookies forced on the server: no option in the SYN-ACK, both 0.
 # Skips (77) only when this machine cannot load it: not root, no cgroup v2,
 # kernel older than 5.15, or usmc built without clang/libbpf.
 set -u
@@ -112,7 +113,14 @@ timeout 60 "$probe" --netns "$nsa" --no-bpf client "$S,7105,plain,-" >"$work/c2"
 for t in s1 s2; do
 	eval "wait \$pid_$t" || fail "server $t: $(cat "$work/$t")"
 done
-cat "$work/s1" "$work/c1" | grep peer_has_smc | sed "s/^/$name: /"
+# 5. SYN cookies on the server (every SYN answered with a cookie): Linux
+#    sends no SMC option then, and neither may usmc; both sides see 0.
+ip netns exec "$nsb" sysctl -qw net.ipv4.tcp_syncookies=2 || fail "cannot force SYN cookies"
+server s3 server "$S,7109,mark,0"
+timeout 60 "$probe" --netns "$nsa" client "$S,7109,mark,0" >"$work/c3" 2>&1 ||
+	fail "client c3: $(cat "$work/c3")"
+wait "$pid_s3" || fail "server s3: $(cat "$work/s3")"
+cat "$work/s1" "$work/c1" "$work/s3" "$work/c3" | grep peer_has_smc | sed "s/^/$name: /"
 sleep 0.5
 kill -INT "${pids[0]}"
 wait "${pids[0]}"
@@ -166,7 +174,18 @@ expect 7107 syn yes
 expect 7107 synack no
 expect 7108 syn yes
 expect 7108 synack no
-# SYNs of 7101-7104, 7107, 7108 and SYN-ACKs of 7101-7103; nothing else.
-[ "$nexp" = 9 ] || fail "tcp.options.experimental.exid == 0xe2d4 matches $nexp frames, expected 9"
-log "ok: tcp.options.experimental.exid == 0xe2d4 matches exactly the 9 SYN/SYN-ACKs of marked sockets"
+expect 7109 syn yes
+expect 7109 synack no
+# SYNs of 7101-7104 and 7107-7109, SYN-ACKs of 7101-7103; nothing else.
+[ "$nexp" = 10 ] || fail "tcp.options.experimental.exid == 0xe2d4 matches $nexp frames, expected 10"
+log "ok: tcp.options.experimental.exid == 0xe2d4 matches exactly the 10 SYN/SYN-ACKs that should carry it"
+
+# The bytes are the ones the Linux 6.1 kernel sent (its SYN and SYN-ACK in
+# the SMC-R session capture): same 6-byte option, NOP padding aside.
+kcap=$src/../shared/conformance/kernel-6.1/smcr-a-session.pcapng
+if [ -r "$kcap" ]; then
+	k=$(tshark -r "$kcap" -Y 'tcp.flags.syn==1' -T fields -e tcp.options 2>/dev/null)
+	[ "$(grep -c 0101fe06e2d4c3d9 <<<"$k")" = 2 ] || fail "the kernel capture does not show its option as expected: $k"
+	log "ok: the kernel's SYN and SYN-ACK carry the same fe06e2d4c3d9 (as 0101fe06e2d4c3d9)"
+fi
 log "PASS"
