@@ -98,7 +98,6 @@ void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
 
 static void conn_established(usmc_conn *conn, usmc_tstamp ts)
 {
-	(void)ts;
 	conn->clc_state = USMC_CLC_DONE;
 	conn->clc_expiry = USMC_TSTAMP_NONE;
 	conn->mode = USMC_MODE_SMCR;
@@ -108,6 +107,13 @@ static void conn_established(usmc_conn *conn, usmc_tstamp ts)
 		 "conn %08x established on lgr %08x link %u (v%d)", conn->token,
 		 conn->lgr->id, conn->link->link_id, conn->version);
 	usmc_conn_event_raise(conn, USMC_EV_ESTABLISHED);
+	/* a server may get the client's first CDCs before its Confirm */
+	if (conn->rx_prod != conn->rx_cons)
+		usmc_conn_event_raise(conn, USMC_EV_READABLE);
+	if (conn->peer_conn_flags && conn->lgr)
+		usmc_close_peer_flags(conn, conn->peer_conn_flags, ts);
+	if (conn->cons_upd_pending && conn->lgr)
+		usmc_tx_push(conn, ts);
 }
 
 /* ---- message builders ---- */

@@ -29,6 +29,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_CLC_WAIT_SHORT  (1 * USMC_NS_PER_SEC)
 #define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
 #define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
+#define USMC_LLC_PEND_MAX    8
 
 /* Link states (enum smc_link_state) */
 enum usmc_link_state {
@@ -93,7 +94,9 @@ struct usmc_link {
 	usmc_tx_slot *slots;
 	uint16_t nslots, slots_used;
 	uint16_t nrecv;
-	int v2_tx_busy;
+	/* LLC responses waiting for a TX slot (answered in order) */
+	uint8_t llc_pend[USMC_LLC_PEND_MAX][USMC_WR_TX_SIZE];
+	uint8_t nllc_pend;
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */

@@ -395,6 +395,50 @@ static int llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts)
 	return usmc_link_post_slot(link, idx, ts);
 }
 
+/* As llc_send, but a message that finds no free TX slot waits in a small
+ * per-link queue (the kernel's LLC worker would sleep for the slot). */
+static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg,
+			   usmc_tstamp ts)
+{
+	uint8_t *p;
+	usmc_ssize n;
+
+	if (!link->nllc_pend && link->slots_used < link->nslots)
+		return llc_send(link, msg, ts);
+	if (link->nllc_pend >= USMC_LLC_PEND_MAX) {
+		usmc_log(link->lgr->ctx, USMC_LOG_WARN,
+			 "link %u: LLC queue full, message dropped",
+			 link->link_id);
+		return USMC_ERR_BUSY;
+	}
+	p = link->llc_pend[link->nllc_pend];
+	n = usmc_llc_encode(p, USMC_WR_TX_SIZE, msg);
+	if (n != USMC_WR_TX_SIZE)
+		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
+	link->nllc_pend++;
+	return 0;
+}
+
+static int llc_flush_pending(usmc_link *link, usmc_tstamp ts)
+{
+	while (link->nllc_pend) {
+		int idx = usmc_link_get_slot(link);
+		int rv;
+
+		if (idx < 0)
+			return USMC_ERR_BUSY;
+		memcpy(usmc_link_slot_buf(link, idx), link->llc_pend[0],
+		       USMC_WR_TX_SIZE);
+		link->nllc_pend--;
+		memmove(link->llc_pend[0], link->llc_pend[1],
+			(size_t)link->nllc_pend * USMC_WR_TX_SIZE);
+		rv = usmc_link_post_slot(link, idx, ts);
+		if (rv)
+			return rv;
+	}
+	return 0;
+}
+
 static uint8_t llc_version(const usmc_lgr *lgr)
 {
 	return lgr->version == SMC_V2 ? 2 : 1;
@@ -707,11 +751,11 @@ static void llc_respond(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 	int rv;
 
 	m->hdr.flags |= SMC_LLC_FLAG_RESP;
-	rv = llc_send(link, m, ts);
-	if (rv == USMC_ERR_BUSY)
+	rv = llc_send_queued(link, m, ts);
+	if (rv && rv != USMC_ERR_BUSY)
 		usmc_log(link->lgr->ctx, USMC_LOG_WARN,
-			 "link %u: no TX slot for LLC response, dropped",
-			 link->link_id);
+			 "link %u: LLC response not sent: %s", link->link_id,
+			 usmc_strerror(rv));
 }
 
 static void llc_protocol_violation(usmc_link *link, const char *what,
@@ -914,6 +958,8 @@ void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
 
+	if (llc_flush_pending(link, ts) || lgr->terminating)
+		return;
 	llc_run(lgr, ts);
 	if (!link->waiters || lgr->terminating)
 		return;
@@ -1108,7 +1154,7 @@ void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 		}
 		usmc_llc_msg_init(&m, SMC_LLC_TEST_LINK, llc_version(lgr), 0);
 		memcpy(m.test_link.user_data, &lgr->id, sizeof(lgr->id));
-		if (llc_send(link, &m, ts) && lgr->terminating)
+		if (llc_send_queued(link, &m, ts) && lgr->terminating)
 			return;
 		link->testlink_expiry = ts + lgr->ctx->s.llc_timeout;
 	}

@@ -278,6 +278,74 @@ static void test_deterministic(void)
 	USMC_ASSERT_EQ(t[0], t[1]);
 }
 
+/* On a reused lgr the client is established when it sends its Confirm;
+ * its first CDC overtakes the Confirm (RDMA is faster than TCP here) and
+ * the server must keep the data and report it once established. */
+static void test_early_data(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *c2, *s2;
+	uint8_t buf[16];
+	int guard = 0;
+
+	setup(&sim, &a, &b, 16384, 29);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c2, &s2), 0);
+	while (!c2->ev[USMC_EV_ESTABLISHED] && guard++ < 100000)
+		usmc_sim_run(sim, usmc_sim_now(sim) + 1000);
+	CU_ASSERT_TRUE_FATAL(established(c2));
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_ESTABLISHED], 0);
+	USMC_ASSERT_EQ(usmc_conn_write(c2->conn, (const uint8_t *)"early", 5,
+				       usmc_sim_now(sim)),
+		       5);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	CU_ASSERT_TRUE(established(s2));
+	CU_ASSERT_TRUE(s2->ev[USMC_EV_READABLE] >= 1);
+	USMC_ASSERT_EQ(
+		usmc_conn_read(s2->conn, buf, sizeof(buf), usmc_sim_now(sim)),
+		5);
+	USMC_ASSERT_MEM_EQ(buf, "early", 5);
+	usmc_sim_del(sim);
+}
+
+/* Two TX slots per link for 16 connections that are set up while data
+ * flows: LLC responses wait for slots instead of being lost. */
+static void test_tiny_wr_pool(void)
+{
+	enum { N = 16 };
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(30);
+	usmc_sim_node *a, *b;
+	static usmc_sim_ep *c[N], *s[N];
+	static pump p[N];
+	static pump *ps[N];
+
+	st.send_wr = 2;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c[0], &s[0]), 0);
+	pump_init(&p[0], s[0], c[0], 200000, 300, 8000);
+	ps[0] = &p[0];
+	pump_step(&p[0], sim);
+	for (int i = 1; i < N; i++) {
+		USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c[i], &s[i]),
+				     0);
+		usmc_sim_run(sim, usmc_sim_now(sim) + 3000);
+		pump_step(&p[0], sim);
+	}
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 30 * SEC);
+	for (int i = 1; i < N; i++) {
+		CU_ASSERT_TRUE_FATAL(established(c[i]) && established(s[i]));
+		pump_init(&p[i], c[i], s[i], 20000, (uint32_t)(300 + i), 5000);
+		ps[i] = &p[i];
+	}
+	USMC_ASSERT_EQ(pumps_run(sim, ps, N, usmc_sim_now(sim) + 600 * SEC), 0);
+	for (int i = 0; i < N; i++)
+		USMC_ASSERT_EQ(p[i].bad, 0);
+	usmc_sim_del(sim);
+}
+
 static void test_bad_calls(void)
 {
 	usmc_sim *sim;
@@ -308,6 +376,8 @@ static CU_TestInfo data_tests[] = {
 	{"64_conns_one_lgr", test_64_conns},
 	{"rc_delays", test_delays},
 	{"deterministic", test_deterministic},
+	{"early_data_before_confirm", test_early_data},
+	{"tiny_wr_pool", test_tiny_wr_pool},
 	{"bad_calls", test_bad_calls},
 	CU_TEST_INFO_NULL,
 };
