@@ -121,7 +121,14 @@ timeout 60 "$probe" --netns "$nsa" client "$S,7109,mark,0" >"$work/c3" 2>&1 ||
 	fail "client c3: $(cat "$work/c3")"
 wait "$pid_s3" || fail "server s3: $(cat "$work/s3")"
 cat "$work/s1" "$work/c1" "$work/s3" "$work/c3" | grep peer_has_smc | sed "s/^/$name: /"
-sleep 0.5
+# tcpdump drops what it has not read yet when it is stopped: on a busy
+# machine wait until all 18 SYNs and SYN-ACKs are in the file.
+for _ in $(seq 50); do
+	n=$(tshark -r "$cap" -Y 'tcp.flags.syn==1' -T fields -e frame.number 2>/dev/null | grep -c .)
+	[ "$n" -ge 18 ] && break
+	sleep 0.2
+done
+sleep 0.2
 kill -INT "${pids[0]}"
 wait "${pids[0]}"
 
