@@ -69,7 +69,7 @@ enum usmc_hs {
 	USMC_HS_TCP_CONNECT, /* nonblocking TCP connect in progress */
 	USMC_HS_WAIT_FIRST,  /* server: waiting for a CLC eyecatcher */
 	USMC_HS_CLC,	     /* CLC messages being exchanged */
-	USMC_HS_QUEUED,	     /* client: waits for another's handshake */
+	USMC_HS_QUEUED,	     /* server: waits for another child's handshake */
 };
 
 #define USMC_CLC_BUF_MAX 4096

@@ -63,40 +63,45 @@ static void wake_all(void)
 }
 
 static void sock_free(usmc_sock *s);
-static void client_start_clc(usmc_sock *s);
+static void server_start_clc(usmc_sock *s);
 
-/* As the kernel's smc_client_lgr_pending: one client handshake at a time,
- * so that concurrent connects to one peer share a link group instead of
- * each making its own first contact. */
-static usmc_sock *client_hs_owner;
-static usmc_sock *client_q_head, *client_q_tail;
+/*
+ * As the kernel's smc_server_lgr_pending: a server runs one CLC handshake
+ * at a time, from reading the Proposal to ESTABLISHED or fallback, so the
+ * second of two concurrent connections from a peer joins the link group
+ * the first created instead of making its own first contact. Waiting
+ * children leave their Proposal unread in the socket. (Clients are not
+ * serialised: they send their Proposal at once, as the kernel does.)
+ */
+static usmc_sock *hs_owner;
+static usmc_sock *hs_q_head, *hs_q_tail;
 
-static void client_hs_release(usmc_sock *s)
+static void hs_release(usmc_sock *s)
 {
 	usmc_sock *next;
 
-	if (client_hs_owner != s)
+	if (hs_owner != s)
 		return;
-	client_hs_owner = NULL;
-	next = client_q_head;
+	hs_owner = NULL;
+	next = hs_q_head;
 	if (next) {
-		client_q_head = next->q_next;
-		if (!client_q_head)
-			client_q_tail = NULL;
+		hs_q_head = next->q_next;
+		if (!hs_q_head)
+			hs_q_tail = NULL;
 		next->q_next = NULL;
-		client_start_clc(next);
+		server_start_clc(next);
 	}
 }
 
-static void client_q_remove(usmc_sock *s)
+static void hs_q_remove(usmc_sock *s)
 {
 	usmc_sock **pp, *prev = NULL;
 
-	for (pp = &client_q_head; *pp; prev = *pp, pp = &(*pp)->q_next)
+	for (pp = &hs_q_head; *pp; prev = *pp, pp = &(*pp)->q_next)
 		if (*pp == s) {
 			*pp = s->q_next;
-			if (client_q_tail == s)
-				client_q_tail = prev;
+			if (hs_q_tail == s)
+				hs_q_tail = prev;
 			s->q_next = NULL;
 			return;
 		}
@@ -136,7 +141,7 @@ static usmc_sock *sock_new(int fd)
 static void sock_free(usmc_sock *s)
 {
 	if (s->hs == USMC_HS_QUEUED)
-		client_q_remove(s);
+		hs_q_remove(s);
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
 	if (s->conn)
@@ -148,8 +153,8 @@ static void sock_free(usmc_sock *s)
 	free(s->clc_buf);
 	if (usmc_g.socks[s->fd] == s)
 		usmc_g.socks[s->fd] = NULL;
-	if (client_hs_owner == s)
-		client_hs_release(s);
+	if (hs_owner == s)
+		hs_release(s);
 	free(s);
 }
 
@@ -213,7 +218,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 	s->deadline = 0;
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
-	client_hs_release(s);
+	hs_release(s);
 	free(s->clc_buf);
 	s->clc_buf = NULL;
 	s->clc_have = s->clc_need = 0;
@@ -277,19 +282,6 @@ static void client_start_clc(usmc_sock *s)
 	char detail[128] = "";
 	int r;
 
-	if (client_hs_owner && client_hs_owner != s) {
-		s->hs = USMC_HS_QUEUED;
-		s->deadline = 0;
-		s->q_next = NULL;
-		if (client_q_tail)
-			client_q_tail->q_next = s;
-		else
-			client_q_head = s;
-		client_q_tail = s;
-		usmc_hs_list_add(s);
-		return;
-	}
-	client_hs_owner = s;
 	s->hs = USMC_HS_CLC;
 	s->hs_guard = usmc_rt_now() + HS_GUARD_NS;
 	s->deadline = s->hs_guard;
@@ -420,6 +412,30 @@ static void clc_read(usmc_sock *s)
 	}
 }
 
+/* Server: the client speaks CLC; read its Proposal when it is our turn. */
+static void server_start_clc(usmc_sock *s)
+{
+	if (hs_owner && hs_owner != s) {
+		s->hs = USMC_HS_QUEUED;
+		s->deadline = 0;
+		s->q_next = NULL;
+		if (hs_q_tail)
+			hs_q_tail->q_next = s;
+		else
+			hs_q_head = s;
+		hs_q_tail = s;
+		usmc_loop_watch(s, 0);
+		return;
+	}
+	hs_owner = s;
+	s->hs = USMC_HS_CLC;
+	s->hs_guard = usmc_rt_now() + HS_GUARD_NS;
+	s->deadline = s->hs_guard;
+	usmc_loop_watch(s, EPOLLIN);
+	clc_read(s);
+	usmc_loop_rearm_timer();
+}
+
 /* Server, explicit mode: is the client speaking CLC? Decide on the first
  * four bytes, by MSG_PEEK, so a TCP client loses nothing. */
 static void server_peek_first(usmc_sock *s, uint64_t now)
@@ -437,11 +453,7 @@ static void server_peek_first(usmc_sock *s, uint64_t now)
 		return;
 	}
 	if (n == 4) {
-		s->hs = USMC_HS_CLC;
-		s->hs_guard = now + HS_GUARD_NS;
-		s->deadline = s->hs_guard;
-		usmc_loop_watch(s, EPOLLIN);
-		clc_read(s);
+		server_start_clc(s);
 		return;
 	}
 	if (now >= s->deadline) {
