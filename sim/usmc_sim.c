@@ -45,6 +45,8 @@ struct usmc_sim_node {
 	int idx;
 	long live_allocs, live_mrs;
 	int blackhole;
+	uint32_t ipv4;
+	uint8_t prefix_len;
 	sim_mr *mrs;
 	sim_qp *qps;
 };
@@ -741,6 +743,8 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		return NULL;
 	n->sim = sim;
 	n->idx = ++sim->nnodes;
+	n->ipv4 = 0x0a000000u | (uint32_t)n->idx;
+	n->prefix_len = 24;
 	id = (uint8_t)n->idx;
 	if (s)
 		st = *s;
@@ -767,6 +771,13 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 usmc_ctx *usmc_sim_node_ctx(usmc_sim_node *node)
 {
 	return node->ctx;
+}
+
+void usmc_sim_node_set_ipv4(usmc_sim_node *node, uint32_t addr,
+			    uint8_t prefix_len)
+{
+	node->ipv4 = addr;
+	node->prefix_len = prefix_len;
 }
 
 long usmc_sim_node_live_allocs(const usmc_sim_node *node)
@@ -813,8 +824,8 @@ static usmc_conn_params params_of(usmc_sim_node *n, usmc_role role)
 
 	memset(&p, 0, sizeof(p));
 	p.role = role;
-	p.ipv4.addr = 0x0a000000u | (uint32_t)n->idx;
-	p.ipv4.prefix_len = 24;
+	p.ipv4.addr = n->ipv4;
+	p.ipv4.prefix_len = n->prefix_len;
 	return p;
 }
 

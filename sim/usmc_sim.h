@@ -58,6 +58,10 @@ const usmc_sim_stats *usmc_sim_get_stats(const usmc_sim *sim);
  * id and GID are made unique per node. Returns NULL if the ctx fails. */
 usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s);
 usmc_ctx *usmc_sim_node_ctx(usmc_sim_node *node);
+/* The IPv4 address/prefix its connections announce (default
+ * 10.0.0.<index>/24). */
+void usmc_sim_node_set_ipv4(usmc_sim_node *node, uint32_t addr,
+			    uint8_t prefix_len);
 /* Outstanding core allocations and MRs (0 after a clean teardown). */
 long usmc_sim_node_live_allocs(const usmc_sim_node *node);
 long usmc_sim_node_live_mrs(const usmc_sim_node *node);

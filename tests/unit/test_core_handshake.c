@@ -298,24 +298,65 @@ static void test_client_gets_decline(void)
 	usmc_sim_del(sim);
 }
 
-/* v1 only on both sides, but different subnets: DIFFPREFIX end to end. */
-static void test_diffprefix_end_to_end(void)
+/* v1 only on both sides, different subnets: the server declines with
+ * DIFFPREFIX (SMC-Rv1 needs one subnet), the client falls back with the
+ * server's diagnosis; with v2 offered too the same pair goes v2. */
+static void test_diffprefix(void)
 {
 	usmc_sim *sim = usmc_sim_new(7);
 	usmc_settings st;
-	usmc_sim_node *a, *b;
+	usmc_sim_node *a, *b, *a2, *b2;
 	usmc_sim_ep *c, *s;
 
 	usmc_settings_default(&st);
 	st.smc_versions = USMC_VERSION_V1;
 	a = usmc_sim_node_new(sim, &st);
 	b = usmc_sim_node_new(sim, &st);
-	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
-	/* the client's proposal already left; make the server's subnet
-	 * differ by feeding a proposal from another network */
-	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
-	/* same /24 in the sim: this pair succeeds */
+	usmc_sim_node_set_ipv4(a, 0x0a010002, 24);
+	usmc_sim_node_set_ipv4(b, 0x0a020003, 24);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+	/* no lgr was created for a declined proposal */
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+
+	a2 = usmc_sim_node_new(sim, NULL);
+	b2 = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node_set_ipv4(a2, 0x0a010002, 24);
+	usmc_sim_node_set_ipv4(b2, 0x0a020003, 24);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a2, b2, &c, &s), 0);
 	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
+/* Deleting a ctx with live connections, link groups and traffic in
+ * flight frees everything. */
+static void test_ctx_del_live(void)
+{
+	usmc_sim *sim = usmc_sim_new(14);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c[3], *s[3];
+	uint8_t x[3000];
+
+	memset(x, 1, sizeof(x));
+	for (int i = 0; i < 3; i++)
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c[i], &s[i]), 0);
+	usmc_conn_write(c[0]->conn, x, sizeof(x), usmc_sim_now(sim));
+	usmc_conn_write(s[1]->conn, x, sizeof(x), usmc_sim_now(sim));
+	usmc_sim_node_del(a);
+	usmc_sim_node_del(b);
+	USMC_ASSERT_EQ(usmc_sim_node_live_allocs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_allocs(b), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
 	usmc_sim_del(sim);
 }
 
@@ -563,7 +604,8 @@ static CU_TestInfo hs_tests[] = {
 	{"lgr_per_role", test_lgr_per_role},
 	{"decline_smcd_only", test_decline_smcd_only},
 	{"client_gets_decline", test_client_gets_decline},
-	{"v1_same_subnet", test_diffprefix_end_to_end},
+	{"diffprefix", test_diffprefix},
+	{"ctx_del_live", test_ctx_del_live},
 	{"runtime_fallback", test_runtime_fallback},
 	{"clc_timeout", test_clc_timeout},
 	{"clc_malformed", test_clc_malformed},
