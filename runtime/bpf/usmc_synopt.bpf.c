@@ -151,7 +151,11 @@ int usmc_synopt(struct bpf_sock_ops *skops)
 			set_write_cb(skops, 1);
 		break;
 	case BPF_SOCK_OPS_TCP_LISTEN_CB:
-		if (!listen_marked(skops))
+		/* The listener's own mark, not its address: a stale key
+		 * (a listener closed without forget) must not turn on the
+		 * option for whoever listens on that port next. */
+		c = conn(skops, 0);
+		if (!c || !(c->flags & USMC_SYNOPT_F_LISTEN))
 			break;
 		/* The SYN is read again when the child is established. */
 		bpf_setsockopt(skops, SOL_TCP, TCP_SAVE_SYN, &one, sizeof(one));
@@ -182,7 +186,9 @@ int usmc_synopt(struct bpf_sock_ops *skops)
 	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
 		/* A child of a marked listener: it inherited the callback
 		 * flag, and its storage is made here. */
-		if (!listen_marked(skops))
+		if (!(skops->bpf_sock_ops_cb_flags &
+		      BPF_SOCK_OPS_WRITE_HDR_OPT_CB_FLAG) ||
+		    !listen_marked(skops))
 			break;
 		c = conn(skops, BPF_SK_STORAGE_GET_F_CREATE);
 		if (c) {

@@ -10,7 +10,8 @@
  *
  * SPEC is ADDR,PORT,MODE,EXPECT: the server binds ADDR, the client connects
  * to it. MODE: mark, plain (not marked), forgot (server: marked then
- * forgotten before listen). EXPECT: 1 or 0 (peer_has_smc), none (the
+ * forgotten before listen), stale (server: another socket on the port was
+ * marked and closed without forget; this one is not marked). EXPECT: 1 or 0 (peer_has_smc), none (the
  * socket is unknown to usmc_synopt: -ENOENT), - (no check).
  * The server prints "ready" once every listener listens, accepts one
  * connection per listener, and answers "ping" with "pong".
@@ -130,6 +131,20 @@ static int server(struct spec *sp, int n)
 	int i, one = 1, left = n, r;
 
 	for (i = 0; i < n; i++) {
+		if (!strcmp(sp[i].mode, "stale")) {
+			/* Marked, then closed without forget: its key stays
+			 * in the map for the next listener on the port. */
+			sp[i].fd = socket(sp[i].ss.ss_family, SOCK_STREAM, 0);
+			setsockopt(sp[i].fd, SOL_SOCKET, SO_REUSEADDR, &one,
+				   sizeof(one));
+			if (bind(sp[i].fd, (struct sockaddr *)&sp[i].ss,
+				 sp[i].sslen) ||
+			    usmc_synopt_mark_listen(so, sp[i].fd)) {
+				perror("stale listener");
+				return 1;
+			}
+			close(sp[i].fd);
+		}
 		sp[i].fd = socket(sp[i].ss.ss_family, SOCK_STREAM, 0);
 		setsockopt(sp[i].fd, SOL_SOCKET, SO_REUSEADDR, &one,
 			   sizeof(one));
@@ -137,7 +152,8 @@ static int server(struct spec *sp, int n)
 			perror("bind");
 			return 1;
 		}
-		if (strcmp(sp[i].mode, "plain")) {
+		if (strcmp(sp[i].mode, "plain") &&
+		    strcmp(sp[i].mode, "stale")) {
 			r = usmc_synopt_mark_listen(so, sp[i].fd);
 			if (r) {
 				printf("mark_listen: %s\n", strerror(-r));
