@@ -209,8 +209,7 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 	if (!conn)
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (conn->mode == USMC_MODE_HANDSHAKE) {
-		conn->clc_state = USMC_CLC_DONE;
-		conn->clc_expiry = USMC_TSTAMP_NONE;
+		usmc_conn_clc_done(conn);
 		usmc_conn_release_smc(conn, ts);
 		conn->mode = USMC_MODE_FALLBACK;
 		conn->state = SMC_CLOSED;

@@ -75,8 +75,7 @@ void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
 	if (conn->mode != USMC_MODE_HANDSHAKE ||
 	    conn->clc_state == USMC_CLC_DONE)
 		return;
-	conn->clc_state = USMC_CLC_DONE;
-	conn->clc_expiry = USMC_TSTAMP_NONE;
+	usmc_conn_clc_done(conn);
 	usmc_conn_release_smc(conn, ts);
 	if (reason) {
 		usmc_log(conn->ctx, USMC_LOG_INFO, "fallback: %s (%08x)",
@@ -96,10 +95,17 @@ void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
 	usmc_conn_event_raise(conn, USMC_EV_ERROR);
 }
 
-static void conn_established(usmc_conn *conn, usmc_tstamp ts)
+void usmc_conn_clc_done(usmc_conn *conn)
 {
+	if (conn->clc_state != USMC_CLC_DONE && conn->ctx->nhandshake)
+		conn->ctx->nhandshake--;
 	conn->clc_state = USMC_CLC_DONE;
 	conn->clc_expiry = USMC_TSTAMP_NONE;
+}
+
+static void conn_established(usmc_conn *conn, usmc_tstamp ts)
+{
+	usmc_conn_clc_done(conn);
 	conn->mode = USMC_MODE_SMCR;
 	conn->state = SMC_ACTIVE;
 	conn->rkey_announced = 1;
@@ -562,6 +568,7 @@ int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 	conn->mode = USMC_MODE_HANDSHAKE;
 	conn->state = SMC_INIT;
 	conn->clc_expiry = ts + ctx->s.clc_timeout;
+	ctx->nhandshake++;
 	conn->next = ctx->conns;
 	if (ctx->conns)
 		ctx->conns->prev = conn;
@@ -593,6 +600,7 @@ void usmc_conn_del(usmc_conn *conn)
 	    !conn->freed_by_ctx)
 		usmc_close_abort_local(conn, 0, 1, ctx->now);
 	usmc_conn_release_smc(conn, ctx->now);
+	usmc_conn_clc_done(conn);
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else

@@ -227,6 +227,8 @@ struct usmc_ctx {
 	uint32_t next_lgr_id;
 	uint32_t token_gen;
 	usmc_tstamp now; /* latest time passed in, for calls without one */
+	unsigned int nhandshake; /* conns with a CLC timer: get_expiry scans
+				  * connections only when there are any */
 };
 
 /* memory and logging (usmc_ctx.c) */
@@ -275,6 +277,7 @@ void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts);
 void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
 				usmc_tstamp ts);
 usmc_tstamp usmc_conn_expiry(const usmc_conn *conn);
+void usmc_conn_clc_done(usmc_conn *conn);
 void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts);
 
 /* tx (usmc_tx.c) */
