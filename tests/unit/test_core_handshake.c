@@ -533,68 +533,65 @@ static void test_add_link_v2_long(void)
 	usmc_sim_del(sim);
 }
 
-/* Every allocation of a full first contact, reuse, data and close fails
- * once in turn: no crash, and nothing leaks. */
+/* First contact, a write, a second connection (reuse), orderly close of
+ * the first, deletion of all, idle lgr deletion. With |fail_at| >= 0 that
+ * allocation fails. Returns the allocations the run made. */
+static long failmalloc_run(long fail_at)
+{
+	usmc_sim *sim = usmc_sim_new(12);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c1 = NULL, *s1 = NULL, *c2 = NULL, *s2 = NULL;
+	long base = usmc_sim_alloc_count(sim), n;
+	uint8_t x[100];
+
+	usmc_sim_fail_alloc_at(sim, fail_at);
+	memset(x, 7, sizeof(x));
+	if (!sim_pair(sim, a, b, &c1, &s1) &&
+	    usmc_conn_get_mode(c1->conn) == USMC_MODE_SMCR)
+		usmc_conn_write(c1->conn, x, sizeof(x), usmc_sim_now(sim));
+	sim_pair(sim, a, b, &c2, &s2);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 30 * SEC);
+	if (c1)
+		usmc_conn_close(c1->conn, usmc_sim_now(sim));
+	if (s1)
+		usmc_conn_close(s1->conn, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 30 * SEC);
+	/* every conn ended in some defined state */
+	if (c2)
+		CU_ASSERT_TRUE(usmc_conn_get_mode(c2->conn) !=
+				       USMC_MODE_HANDSHAKE ||
+			       usmc_conn_error(c2->conn) != 0);
+	while (c1 || s1 || c2 || s2) {
+		usmc_sim_ep **e = c1 ? &c1 : s1 ? &s1 : c2 ? &c2 : &s2;
+
+		usmc_sim_ep_del(*e);
+		*e = NULL;
+	}
+	usmc_sim_run(sim, usmc_sim_now(sim) + 700 * SEC);
+	n = usmc_sim_alloc_count(sim) - base;
+	/* idle link groups were deleted by their timers */
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+	usmc_sim_node_del(a);
+	usmc_sim_node_del(b);
+	USMC_ASSERT_EQ(usmc_sim_node_live_allocs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_allocs(b), 0);
+	usmc_sim_del(sim);
+	return n;
+}
+
+/* Every allocation of the scenario above fails once in turn: no crash,
+ * every connection ends defined, nothing leaks. */
 static void test_failmalloc(void)
 {
-	long total;
+	long total = failmalloc_run(-1);
 
-	{
-		usmc_sim *sim = usmc_sim_new(12);
-		usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
-		usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
-		usmc_sim_ep *c, *s;
-		long base = usmc_sim_alloc_count(sim);
-
-		sim_pair(sim, a, b, &c, &s);
-		sim_pair(sim, a, b, &c, &s);
-		total = usmc_sim_alloc_count(sim) - base;
-		usmc_sim_del(sim);
-	}
-	CU_ASSERT_TRUE(total > 10);
-	for (long i = 0; i < total; i++) {
-		usmc_sim *sim = usmc_sim_new(12);
-		usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
-		usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
-		usmc_sim_ep *c1 = NULL, *s1 = NULL, *c2 = NULL, *s2 = NULL;
-		uint8_t x[100];
-
-		usmc_sim_fail_alloc_at(sim, i);
-		memset(x, 7, sizeof(x));
-		if (!sim_pair(sim, a, b, &c1, &s1) &&
-		    usmc_conn_get_mode(c1->conn) == USMC_MODE_SMCR)
-			usmc_conn_write(c1->conn, x, sizeof(x),
-					usmc_sim_now(sim));
-		sim_pair(sim, a, b, &c2, &s2);
-		usmc_sim_run_idle(sim, usmc_sim_now(sim) + 30 * SEC);
-		if (c1)
-			usmc_conn_close(c1->conn, usmc_sim_now(sim));
-		if (s1)
-			usmc_conn_close(s1->conn, usmc_sim_now(sim));
-		usmc_sim_run(sim, usmc_sim_now(sim) + 700 * SEC);
-		/* every conn ended in some defined state */
-		if (c2)
-			CU_ASSERT_TRUE(usmc_conn_get_mode(c2->conn) !=
-					       USMC_MODE_HANDSHAKE ||
-				       usmc_conn_error(c2->conn) != 0);
-		while (c1 || s1 || c2 || s2) {
-			usmc_sim_ep **e = c1 ? &c1 : s1 ? &s1 : c2 ? &c2 : &s2;
-
-			usmc_sim_ep_del(*e);
-			*e = NULL;
-		}
-		usmc_sim_run(sim, usmc_sim_now(sim) + 700 * SEC);
-		/* idle link groups were deleted by their timers */
-		CU_ASSERT_PTR_NULL(
-			usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
-		USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
-		USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
-		usmc_sim_node_del(a);
-		usmc_sim_node_del(b);
-		USMC_ASSERT_EQ(usmc_sim_node_live_allocs(a), 0);
-		USMC_ASSERT_EQ(usmc_sim_node_live_allocs(b), 0);
-		usmc_sim_del(sim);
-	}
+	CU_ASSERT_TRUE(total > 20);
+	for (long i = 0; i < total; i++)
+		failmalloc_run(i);
 }
 
 static CU_TestInfo hs_tests[] = {
