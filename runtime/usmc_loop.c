@@ -40,6 +40,8 @@ static int tp_fd_watched = -1;
  * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed). */
 static int direct_poller;
 static int tp_disarmed;
+/* what the timerfd is set to; UINT64_MAX when disarmed or fired */
+static uint64_t timer_armed = UINT64_MAX;
 static int dp_evfd = -1;
 
 void usmc_rt_broadcast(void)
@@ -205,6 +207,10 @@ void usmc_loop_rearm_timer(void)
 		if (s->deadline && s->deadline < next)
 			next = s->deadline;
 	watch_tp_fd();
+	/* the data path re-arms often: skip the syscall when unchanged */
+	if (next == timer_armed)
+		return;
+	timer_armed = next;
 	if (next != UINT64_MAX) {
 		if (next == 0)
 			next = 1; /* 0 would disarm */
@@ -256,6 +262,7 @@ static void *progress_main(void *arg)
 					usmc_sock_on_event(s, evs[i].events);
 				break;
 			case TAG_TIMER:
+				timer_armed = UINT64_MAX;
 				if (read(usmc_g.timerfd, &buf, sizeof(buf)) <
 				    0) {
 					/* spurious: the deadline moved */
