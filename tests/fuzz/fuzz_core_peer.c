@@ -117,7 +117,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	while (left && steps++ < 64) {
 		uint8_t op = take() % 10, n;
-		uint8_t raw[128];
+		uint8_t raw[256];
 
 		switch (op) {
 		case 0: /* forged raw SEND into the client */
@@ -173,10 +173,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					       &x))
 				break;
 			n = take();
-			for (uint8_t i = 0; i < n && i < sizeof(raw); i++)
+			for (uint8_t i = 0; i < n; i++)
 				raw[i] = take();
-			usmc_sim_clc_inject(x, raw,
-					    n < sizeof(raw) ? n : sizeof(raw));
+			usmc_sim_clc_inject(x, raw, n);
 			break;
 		}
 		usmc_sim_run_idle(sim, usmc_sim_now(sim) + USMC_NS_PER_SEC);
