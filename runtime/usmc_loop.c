@@ -284,6 +284,7 @@ static void *progress_main(void *arg)
 				break;
 			}
 		}
+		usmc_sock_reap();
 		usmc_loop_rearm_timer();
 		usmc_rt_broadcast();
 		pthread_mutex_unlock(&usmc_g.lock);

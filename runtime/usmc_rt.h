@@ -113,6 +113,9 @@ struct usmc_sock {
 	int listen_smc;
 	int listen_closed;
 	int waiters;
+	/* failed server child waiting to be closed (usmc_sock_reap) */
+	int dead;
+	usmc_sock *dead_next;
 	/* conn events raised inside a core call, handled after it */
 	uint32_t ev;
 	int in_pend;
@@ -164,6 +167,9 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now);
 usmc_sock *usmc_sock_get(int fd);
 void usmc_sock_fallback(usmc_sock *s, uint32_t code, const char *detail);
 void usmc_sock_hs_done(usmc_sock *s);
+/* Closes failed server children; frees are deferred to here so that no
+ * socket disappears under a caller that still uses it. */
+void usmc_sock_reap(void);
 
 /*
  * usmc_smc.c: everything that touches the core and the transport. All
@@ -178,6 +184,8 @@ int usmc_smc_clc_flush(usmc_sock *s);
 /* Makes the connection fall back locally (sends a Decline). */
 int usmc_smc_decline(usmc_sock *s, uint32_t code);
 void usmc_smc_conn_free(usmc_sock *s);
+/* Drops |s| from the list of sockets with pending core events. */
+void usmc_smc_forget(usmc_sock *s);
 usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len);
 usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len);
 size_t usmc_smc_readable(usmc_sock *s);

@@ -67,6 +67,20 @@ static struct {
 	uint64_t armed;
 } smc = {.tp_fd = -1};
 
+void usmc_smc_forget(usmc_sock *s)
+{
+	usmc_sock **pp;
+
+	if (!s->in_pend)
+		return;
+	for (pp = &smc.pend; *pp; pp = &(*pp)->pend_next)
+		if (*pp == s) {
+			*pp = s->pend_next;
+			break;
+		}
+	s->in_pend = 0;
+}
+
 int usmc_smc_clc_hdr_len(const uint8_t hdr[8])
 {
 	usmc_clc_hdr h;
@@ -305,11 +319,27 @@ static void orphan_add(usmc_conn *conn)
 	smc.orphans[smc.n_orphans++] = conn;
 }
 
+/* The connection being deleted: its own last events are ignored. */
+static usmc_conn *deleting;
+
+static void conn_del(usmc_conn *c)
+{
+	deleting = c;
+	usmc_conn_del(c);
+	deleting = NULL;
+	/* drop it from the orphans if it got there meanwhile */
+	for (size_t i = 0; i < smc.n_orphans; i++)
+		if (smc.orphans[i] == c)
+			smc.orphans[i] = smc.orphans[--smc.n_orphans];
+}
+
 static void cb_conn_event(void *user, usmc_conn *conn, usmc_conn_event ev)
 {
 	usmc_sock *s = usmc_conn_get_user(conn);
 
 	(void)user;
+	if (conn == deleting)
+		return;
 	if (!s) {
 		/* The app closed it; delete when the core is done. */
 		if (ev == USMC_EV_CLOSED || ev == USMC_EV_ERROR ||
@@ -419,7 +449,7 @@ static void smc_post(void)
 	while (smc.n_orphans) {
 		usmc_conn *c = smc.orphans[--smc.n_orphans];
 
-		usmc_conn_del(c);
+		conn_del(c);
 		any = 1;
 	}
 	if (any)
@@ -627,7 +657,7 @@ void usmc_smc_conn_free(usmc_sock *s)
 		return;
 	s->conn = NULL;
 	usmc_conn_set_user(c, NULL);
-	usmc_conn_del(c);
+	conn_del(c);
 }
 
 usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)

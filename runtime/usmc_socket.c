@@ -74,6 +74,19 @@ static void server_start_clc(usmc_sock *s);
  * serialised: they send their Proposal at once, as the kernel does.)
  */
 static usmc_sock *hs_owner;
+static usmc_sock *dead_list;
+
+void usmc_sock_reap(void)
+{
+	while (dead_list) {
+		usmc_sock *s = dead_list;
+		int fd = s->fd;
+
+		dead_list = s->dead_next;
+		sock_free(s);
+		close(fd);
+	}
+}
 static usmc_sock *hs_q_head, *hs_q_tail;
 
 static void hs_release(usmc_sock *s)
@@ -146,10 +159,7 @@ static void sock_free(usmc_sock *s)
 	usmc_hs_list_del(s);
 	if (s->conn)
 		usmc_smc_conn_free(s);
-	if (s->in_pend) {
-		/* usmc_smc.c skips freed entries by fd lookup */
-		s->in_pend = 0;
-	}
+	usmc_smc_forget(s);
 	free(s->clc_buf);
 	if (usmc_g.socks[s->fd] == s)
 		usmc_g.socks[s->fd] = NULL;
@@ -242,10 +252,13 @@ void usmc_sock_hs_done(usmc_sock *s)
 		if (s->mode == USMC_SOCK_FAILED || l->listen_closed) {
 			/* As the kernel drops the child: the client sees
 			 * the TCP connection close. */
-			int fd = s->fd;
-
-			sock_free(s);
-			close(fd);
+			if (!s->dead) {
+				s->dead = 1;
+				s->lsock = NULL;
+				s->dead_next = dead_list;
+				dead_list = s;
+				usmc_loop_wake();
+			}
 		} else {
 			s->q_next = NULL;
 			if (l->q_tail)
@@ -1095,7 +1108,7 @@ int usmc_close(int fd)
 			s->q_head = s->q_tail = NULL;
 			for (int i = 0; i < usmc_g.nsocks; i++) {
 				c = usmc_g.socks[i];
-				if (c && c->lsock == s) {
+				if (c && c->lsock == s && !c->dead) {
 					sock_free(c);
 					close(i);
 				}

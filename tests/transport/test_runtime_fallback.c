@@ -430,6 +430,35 @@ static void test_server_without_clc(void)
 	}
 }
 
+/* A client that starts with the eyecatcher and then sends garbage: the
+ * server drops that connection (as the kernel does on a CLC protocol
+ * error) and keeps serving others. */
+static void test_garbage_clc_to_server(void)
+{
+	static const uint8_t junk[] = {0xE2, 0xD4, 0xC3, 0xD9, 0x7f, 0x00,
+				       0x10, 0x20, 'j',	 'u',  'n',  'k'};
+	srv s = {0};
+	pthread_t th;
+	uint16_t port;
+	char c;
+	int fd;
+
+	s.lfd = listener(1, &port);
+	fd = tcp_connect(0, port);
+	CU_ASSERT_EQUAL(send(fd, junk, sizeof(junk), 0), (ssize_t)sizeof(junk));
+	/* the server closes it: EOF (or a reset) */
+	CU_ASSERT(recv(fd, &c, 1, 0) <= 0);
+	close(fd);
+	/* the listener still works */
+	pthread_create(&th, NULL, serve, &s);
+	fd = tcp_connect(0, port);
+	client_exchange(fd);
+	close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	usmc_close(s.lfd);
+}
+
 static CU_TestInfo tests[] = {
 	{"client to a non-SMC port sends no CLC", test_not_smc_port},
 	{"TCP client on an SMC port: server falls back",
@@ -440,6 +469,8 @@ static CU_TestInfo tests[] = {
 	{"nonblocking accept", test_nonblocking_accept},
 	{"connection refused", test_refused},
 	{"server that speaks no CLC: connect fails", test_server_without_clc},
+	{"garbage CLC to a server: dropped, others served",
+	 test_garbage_clc_to_server},
 	CU_TEST_INFO_NULL,
 };
 
