@@ -5,6 +5,12 @@
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd python3 timeout ss valgrind
 t_need_perf
+# ci/test.sh also runs the netns label on the ASan+UBSan build; valgrind
+# cannot run sanitizer-instrumented binaries, and that build's sanitizers
+# already check these runs. The normal build runs this test.
+if grep -q '^USMC_SANITIZE:BOOL=ON' "$USMC_BUILD/CMakeCache.txt" 2>/dev/null; then
+	t_skip "this build is sanitizer-instrumented (USMC_SANITIZE=ON); valgrind runs on the normal build"
+fi
 t_lab_up
 VG=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
 	--track-fds=no -q)
