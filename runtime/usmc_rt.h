@@ -100,6 +100,7 @@ struct usmc_sock {
 	uint64_t bytes_sent; /* both modes */
 	uint64_t bytes_recv;
 	int smc_version;
+	int rd_shut; /* SHUT_RD on an SMC-R socket */
 	/* listener: completed children; child: link in that queue */
 	usmc_sock *lsock;
 	usmc_sock *q_head, *q_tail, *q_next;

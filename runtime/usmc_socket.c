@@ -1009,6 +1009,10 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 		errno = EOPNOTSUPP;
 		return -1;
 	}
+	if (s->rd_shut) {
+		unlock();
+		return 0;
+	}
 	for (;;) {
 		r = usmc_smc_read(s, (uint8_t *)buf + done, len - done);
 		if (r > 0) {
@@ -1076,6 +1080,8 @@ int usmc_shutdown(int fd, int how)
 		return -1;
 	}
 	r = 0;
+	if (how != SHUT_WR)
+		s->rd_shut = 1; /* reads return 0, as RCV_SHUTDOWN */
 	if (how != SHUT_RD)
 		r = usmc_smc_shutdown_write(s);
 	unlock();
@@ -1161,7 +1167,8 @@ static int user_revents(usmc_sock *s, short events)
 	case USMC_SOCK_SMCR: {
 		int err = usmc_smc_error(s);
 
-		if (usmc_smc_readable(s) || usmc_smc_peer_done(s) || err)
+		if (usmc_smc_readable(s) || usmc_smc_peer_done(s) || err ||
+		    s->rd_shut)
 			re |= POLLIN;
 		if (usmc_smc_writable(s) || err)
 			re |= POLLOUT;
