@@ -245,6 +245,7 @@ static uint32_t conn_first_contact(usmc_conn *conn, usmc_role role,
 		return SMC_CLC_DECL_MEM;
 	memcpy(lgr->peer_gid, gid, 16);
 	memcpy(lgr->peer_mac, mac, 6);
+	lgr->release = conn->version == SMC_V2 ? conn->release : 0;
 	if (usmc_link_create(lgr, &link)) {
 		usmc_lgr_free(lgr);
 		return SMC_CLC_DECL_MEM;

@@ -128,6 +128,7 @@ struct usmc_lgr {
 	unsigned int nconns;
 	unsigned int conns_rr;
 	uint8_t max_conns, max_links;
+	uint8_t release; /* v2.1 negotiation result (0 for v1) */
 	int terminating;
 	int first_link_up; /* CONFIRM_LINK done */
 	/* local LLC flow */

@@ -459,7 +459,7 @@ int usmc_llc_confirm_link_send(usmc_link *link, int resp)
 	m.confirm_link.link_num = link->link_id;
 	m.confirm_link.link_uid = lgr->id | link->link_id;
 	m.confirm_link.max_links = lgr->max_links;
-	m.confirm_link.max_conns = lgr->version == SMC_V2 ? lgr->max_conns : 0;
+	m.confirm_link.max_conns = lgr->release >= 1 ? lgr->max_conns : 0;
 	return llc_send(link, &m, 0);
 }
 
@@ -644,7 +644,7 @@ static int llc_build(usmc_lgr *lgr, usmc_link *link, const usmc_llc_req *r,
 		m->confirm_link.link_uid = lgr->id | link->link_id;
 		m->confirm_link.max_links = lgr->max_links;
 		m->confirm_link.max_conns =
-			lgr->version == SMC_V2 ? lgr->max_conns : 0;
+			lgr->release >= 1 ? lgr->max_conns : 0;
 		break;
 	case SMC_LLC_ADD_LINK:
 		/* One device: offer the existing port with no QP MTU, which
@@ -902,8 +902,11 @@ static void llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		/* one device, no alternate path: reject (as Linux) */
 		if (lgr->role != USMC_ROLE_CLIENT)
 			break;
-		usmc_llc_msg_init(&m, SMC_LLC_ADD_LINK, llc_version(lgr),
-				  SMC_LLC_FLAG_ADD_LNK_REJ);
+		/* the reject echoes the request, as smc_llc_cli_add_link
+		 * does; v2 has no room for the reason */
+		m.hdr.flags = SMC_LLC_FLAG_ADD_LNK_REJ;
+		m.add_link.has_v2_ext = 0;
+		m.add_link.num_rkeys = 0;
 		if (lgr->version == SMC_V1)
 			m.hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
 		llc_respond(link, &m, ts);
@@ -933,8 +936,13 @@ static void llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 				llc_flow_done(lgr, 1, ts);
 			break;
 		}
+		/* we hold no rtokens beyond the CLC's, so none is unknown;
+		 * a v2 response carries no rkeys (as Linux sends it) */
 		m.hdr.flags = 0;
 		m.delete_rkey.err_mask = 0;
+		if (lgr->version == SMC_V2)
+			memset(m.delete_rkey.rkey, 0,
+			       sizeof(m.delete_rkey.rkey));
 		llc_respond(link, &m, ts);
 		break;
 	case SMC_LLC_TEST_LINK:

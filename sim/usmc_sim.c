@@ -87,7 +87,7 @@ struct usmc_sim {
 	long fail_at, alloc_n;
 	uint32_t next_qpn, next_key;
 	uint64_t next_iova;
-	usmc_sim_trace trace[8192];
+	usmc_sim_trace trace[4096];
 	size_t ntrace;
 };
 
@@ -611,7 +611,9 @@ static void exec_wr(usmc_sim *sim, sim_ev *e)
 			usmc_sim_trace *tr = &sim->trace[sim->ntrace++];
 
 			tr->from = src->node->idx;
-			memcpy(tr->msg, data, total < 8 ? total : 8);
+			memcpy(tr->msg, data,
+			       total < sizeof(tr->msg) ? total
+						       : sizeof(tr->msg));
 			tr->len = (uint32_t)total;
 		}
 		complete(sim, dqpn, rw.wr_id, USMC_WC_SUCCESS, USMC_WC_RECV,

@@ -100,11 +100,11 @@ void usmc_sim_set_link_down(usmc_sim_node *a, usmc_sim_node *b, int down);
 void usmc_sim_fail_alloc_at(usmc_sim *sim, long n);
 long usmc_sim_alloc_count(const usmc_sim *sim);
 
-/* Every SEND delivered, in order: the first bytes of each message, for
- * checking LLC/CDC sequences. */
+/* Every SEND delivered, in order, with its first 96 bytes, for checking
+ * LLC/CDC sequences and bytes. */
 typedef struct usmc_sim_trace {
 	int from; /* node index (1-based, creation order) */
-	uint8_t msg[8];
+	uint8_t msg[96];
 	uint32_t len;
 } usmc_sim_trace;
 const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n);
