@@ -459,6 +459,84 @@ static void test_garbage_clc_to_server(void)
 	usmc_close(s.lfd);
 }
 
+/* usmc_poll over a kernel fd (a pipe) and a user-space one (an SMC
+ * listener): each wakes the same poll call. */
+typedef struct later {
+	int pipe_w;
+	uint16_t port;
+	int fd;
+} later;
+
+static void *write_later(void *arg)
+{
+	later *l = arg;
+
+	usleep(100 * 1000);
+	if (write(l->pipe_w, "p", 1) != 1)
+		l->fd = -2;
+	return NULL;
+}
+
+static void *connect_later(void *arg)
+{
+	later *l = arg;
+	struct sockaddr_in sa = {0};
+
+	usleep(100 * 1000);
+	l->fd = socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons(l->port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(l->fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    send(l->fd, "data", 4, 0) != 4) {
+		close(l->fd);
+		l->fd = -1;
+	}
+	return NULL;
+}
+
+static void test_poll_mixed(void)
+{
+	struct pollfd p[2];
+	int pp[2], lfd, cfd;
+	later l = {0};
+	pthread_t th;
+	char c;
+
+	CU_ASSERT_FATAL(pipe(pp) == 0);
+	lfd = listener(1, &l.port);
+	l.pipe_w = pp[1];
+	p[0].fd = pp[0];
+	p[0].events = POLLIN;
+	p[1].fd = lfd;
+	p[1].events = POLLIN;
+	/* nothing ready: times out */
+	USMC_ASSERT_EQ(usmc_poll(p, 2, 50), 0);
+	/* the kernel fd wakes it */
+	pthread_create(&th, NULL, write_later, &l);
+	USMC_ASSERT_EQ(usmc_poll(p, 2, 5000), 1);
+	CU_ASSERT(p[0].revents & POLLIN);
+	USMC_ASSERT_EQ(p[1].revents, 0);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(read(pp[0], &c, 1), 1);
+	/* the user-space listener wakes it */
+	pthread_create(&th, NULL, connect_later, &l);
+	USMC_ASSERT_EQ(usmc_poll(p, 2, 5000), 1);
+	USMC_ASSERT_EQ(p[0].revents, 0);
+	CU_ASSERT(p[1].revents & POLLIN);
+	pthread_join(th, NULL);
+	CU_ASSERT_FATAL(l.fd >= 0);
+	cfd = usmc_accept(lfd, NULL, NULL);
+	CU_ASSERT_FATAL(cfd >= 0);
+	CU_ASSERT_EQUAL(usmc_recv(cfd, &c, 1, 0), 1);
+	USMC_ASSERT_EQ(c, 'd');
+	usmc_close(cfd);
+	close(l.fd);
+	usmc_close(lfd);
+	close(pp[0]);
+	close(pp[1]);
+}
+
 static CU_TestInfo tests[] = {
 	{"client to a non-SMC port sends no CLC", test_not_smc_port},
 	{"TCP client on an SMC port: server falls back",
@@ -471,6 +549,7 @@ static CU_TestInfo tests[] = {
 	{"server that speaks no CLC: connect fails", test_server_without_clc},
 	{"garbage CLC to a server: dropped, others served",
 	 test_garbage_clc_to_server},
+	{"poll over kernel and user-space fds", test_poll_mixed},
 	CU_TEST_INFO_NULL,
 };
 
