@@ -135,10 +135,57 @@ static void test_confirm_link_layout(void)
 	usmc_sim_del(sim);
 }
 
+/* The close the kernel did in smcr-a-session (#279, #282, #284): client
+ * shutdown(SHUT_WR) -> CDC flags 0x80; server reads EOF and closes ->
+ * 0x40; client closes -> 0xc0. Same CDCs, same order, same states. */
+static void test_close_cdcs_as_kernel(void)
+{
+	usmc_sim *sim = usmc_sim_new(73);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+	const usmc_sim_trace *tr;
+	uint8_t buf[8];
+	size_t n;
+	int k = 0;
+	static const struct {
+		int from;
+		uint8_t flags;
+	} want[] = {{1, 0x80}, {2, 0x40}, {1, 0xc0}};
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	usmc_sim_trace_clear(sim);
+	usmc_conn_shutdown_write(c->conn, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(
+		usmc_conn_read(s->conn, buf, sizeof(buf), usmc_sim_now(sim)),
+		0);
+	usmc_conn_close(s->conn, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_APPFINCLOSEWAIT);
+	usmc_conn_close(c->conn, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+	tr = usmc_sim_get_trace(sim, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (tr[i].msg[0] != 0xfe)
+			continue;
+		CU_ASSERT_TRUE_FATAL(k < 3);
+		USMC_ASSERT_EQ(tr[i].from, want[k].from);
+		USMC_ASSERT_EQ(tr[i].msg[25], want[k].flags);
+		k++;
+	}
+	USMC_ASSERT_EQ(k, 3);
+	usmc_sim_del(sim);
+}
+
 static CU_TestInfo llc_tests[] = {
 	{"kernel_requests_answered_identically", test_kernel_requests},
 	{"testlink_echo", test_testlink_echo},
 	{"confirm_link_layout", test_confirm_link_layout},
+	{"close_cdcs_as_kernel", test_close_cdcs_as_kernel},
 	CU_TEST_INFO_NULL,
 };
 
