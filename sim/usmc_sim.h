@@ -7,10 +7,13 @@
  * and CLC byte pipes that stand in for the TCP clcsock. Time is virtual
  * and every "random" choice comes from one seed, so a run replays exactly.
  *
- * Faults: seeded extra delay (an RC retransmission), a blackhole (the peer
- * RNIC acks but its core never sees the message: a hung peer), link down
- * (sends fail with RETRY_EXC_ERR), and failing allocations (the n-th
- * malloc/calloc/alloc_mr of the fabric returns NULL/NOMEM).
+ * Faults: seeded extra delay (a lost packet costs an RC retransmission),
+ * a blackhole (the peer RNIC acks but its core never sees the message: a
+ * hung peer), link down (sends fail with RETRY_EXC_ERR), forged SENDs
+ * (duplicates, replays, hostile LLC/CDC: usmc_sim_inject_send), and
+ * failing allocations (the n-th malloc/calloc/alloc_mr/create_qp returns
+ * NULL/NOMEM). Packet loss and duplication below RC are invisible to the
+ * core (the responder drops duplicate PSNs), so they show up as delay.
  */
 #ifndef USMC_SIM_H
 #define USMC_SIM_H
