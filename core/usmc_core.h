@@ -235,6 +235,9 @@ size_t usmc_conn_readable(const usmc_conn *conn);
 size_t usmc_conn_writable(const usmc_conn *conn);
 /* Bytes written by the application and not yet confirmed sent. */
 size_t usmc_conn_unsent(const usmc_conn *conn);
+/* TCP_NODELAY: never cork small writes behind an in-flight CDC (default
+ * off: autocorking as net.smc.autocorking_size). */
+void usmc_conn_set_nodelay(usmc_conn *conn, int on);
 /* SHUT_WR: peer_done_writing once the sndbuf has drained. */
 int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts);
 /* Orderly close (peer_conn_closed), or abort when unread data remains. */

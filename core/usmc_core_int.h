@@ -211,6 +211,7 @@ struct usmc_conn {
 	int rx_seq_valid;
 	uint8_t peer_prod_flags, peer_conn_flags;
 	int app_closed;
+	int nodelay;
 	int want_writable;
 	int peer_shutdown_seen;
 

@@ -64,7 +64,7 @@ static int cork(const usmc_conn *conn, uint64_t pending)
 {
 	uint64_t lim = conn->sndbuf->size / 2;
 
-	if (!conn->ctx->s.autocorking_size || !conn->cdc_pend)
+	if (!conn->ctx->s.autocorking_size || !conn->cdc_pend || conn->nodelay)
 		return 0;
 	if (lim > conn->ctx->s.autocorking_size)
 		lim = conn->ctx->s.autocorking_size;
@@ -221,6 +221,13 @@ size_t usmc_conn_writable(const usmc_conn *conn)
 	    conn->close_flags_want)
 		return 0;
 	return (size_t)(conn->sndbuf->size - (conn->tx_prep - conn->tx_fin));
+}
+
+void usmc_conn_set_nodelay(usmc_conn *conn, int on)
+{
+	conn->nodelay = !!on;
+	if (on && conn->mode == USMC_MODE_SMCR && conn->lgr)
+		usmc_tx_push(conn, conn->ctx->now);
 }
 
 size_t usmc_conn_unsent(const usmc_conn *conn)

@@ -98,7 +98,17 @@ static void test_autocork(void)
 	}
 	usmc_sim_run_idle(sim, now + SEC);
 	CU_ASSERT_TRUE(usmc_sim_get_stats(sim)->sends - sends0 < 10);
-	while (got < 1000) {
+	/* with nodelay every write goes out at once, while TX slots last */
+	usmc_conn_set_nodelay(c->conn, 1);
+	sends0 = usmc_sim_get_stats(sim)->sends;
+	for (int i = 0; i < 100; i++) {
+		byte = pat(9, (uint64_t)(1000 + i));
+		usmc_conn_write(c->conn, &byte, 1, now);
+	}
+	usmc_sim_run_idle(sim, now + SEC);
+	CU_ASSERT_TRUE(usmc_sim_get_stats(sim)->sends - sends0 >= 16);
+	usmc_conn_set_nodelay(c->conn, 0);
+	while (got < 1100) {
 		usmc_ssize k = usmc_conn_read(s->conn, out + got,
 					      sizeof(out) - got, now);
 
@@ -106,7 +116,7 @@ static void test_autocork(void)
 			break;
 		got += (size_t)k;
 	}
-	USMC_ASSERT_EQ(got, 1000);
+	USMC_ASSERT_EQ(got, 1100);
 	for (size_t i = 0; i < got; i++)
 		if (out[i] != pat(9, i))
 			CU_FAIL("byte differs");
