@@ -216,6 +216,44 @@ static void test_lgr_per_role(void)
 	usmc_sim_del(sim);
 }
 
+/* Two clients on one server: one lgr per peer, data on both at once. */
+static void test_three_nodes(void)
+{
+	usmc_sim *sim = usmc_sim_new(15);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *srv = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c1, *s1, *c2, *s2;
+	usmc_conn_info i1, i2;
+	static pump p1, p2;
+	pump *ps[2] = {&p1, &p2};
+	int nlgr = 0;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, srv, &c1, &s1), 0);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, b, srv, &c2, &s2), 0);
+	CU_ASSERT_TRUE(established(c1) && established(c2));
+	usmc_conn_get_info(s1->conn, &i1);
+	usmc_conn_get_info(s2->conn, &i2);
+	CU_ASSERT_NOT_EQUAL(i1.lgr_id, i2.lgr_id);
+	for (usmc_lgr *l = usmc_ctx_next_lgr(usmc_sim_node_ctx(srv), NULL); l;
+	     l = usmc_ctx_next_lgr(usmc_sim_node_ctx(srv), l)) {
+		usmc_lgr_info li;
+
+		usmc_lgr_get_info(l, &li);
+		USMC_ASSERT_EQ(li.role, USMC_ROLE_SERVER);
+		USMC_ASSERT_EQ(li.nconns, 1);
+		USMC_ASSERT_EQ(li.nlinks, 1);
+		USMC_ASSERT_EQ(li.smc_version, 2);
+		nlgr++;
+	}
+	USMC_ASSERT_EQ(nlgr, 2);
+	pump_init(&p1, c1, s1, 200000, 41, 7000);
+	pump_init(&p2, s2, c2, 200000, 42, 7000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, usmc_sim_now(sim) + 60 * SEC), 0);
+	USMC_ASSERT_EQ(p1.bad + p2.bad, 0);
+	usmc_sim_del(sim);
+}
+
 static void test_decline_smcd_only(void)
 {
 	usmc_sim *sim = usmc_sim_new(5);
@@ -599,6 +637,7 @@ static CU_TestInfo hs_tests[] = {
 	{"first_contact_v1", test_first_contact_v1},
 	{"lgr_reuse_confirm_rkey", test_lgr_reuse},
 	{"lgr_per_role", test_lgr_per_role},
+	{"three_nodes", test_three_nodes},
 	{"decline_smcd_only", test_decline_smcd_only},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
