@@ -57,6 +57,38 @@ static void test_wraps_both_ways(void)
 	usmc_sim_del(sim);
 }
 
+/* Different sndbuf and RMB sizes on each side: writes split at the peer's
+ * RMBE end and at our sndbuf end independently. */
+static void test_asymmetric_sizes(void)
+{
+	usmc_settings sa = small_settings(16384), sb = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(32);
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static pump p1, p2;
+	pump *ps[2] = {&p1, &p2};
+	usmc_conn_info ci;
+
+	sa.sndbuf_size = 65536;
+	sa.rmb_size = 16384;
+	sb.sndbuf_size = 16384;
+	sb.rmb_size = 131072;
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	usmc_conn_get_info(c->conn, &ci);
+	USMC_ASSERT_EQ(ci.sndbuf_size, 65536);
+	USMC_ASSERT_EQ(ci.rmb_size, 16384);
+	USMC_ASSERT_EQ(ci.peer_rmb_size, 131072);
+	pump_init(&p1, c, s, 1500000, 11, 40000);
+	pump_init(&p2, s, c, 700000, 12, 9999);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, usmc_sim_now(sim) + 600 * SEC), 0);
+	USMC_ASSERT_EQ(p1.bad + p2.bad, 0);
+	USMC_ASSERT_EQ(p1.readn + p2.readn, 2200000);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+	usmc_sim_del(sim);
+}
+
 /* One write of several RMB sizes, and reads in one big gulp. */
 static void test_large_writes(void)
 {
@@ -410,6 +442,7 @@ static void test_bad_calls(void)
 static CU_TestInfo data_tests[] = {
 	{"wraps_both_ways_16k", test_wraps_both_ways},
 	{"large_writes", test_large_writes},
+	{"asymmetric_sizes", test_asymmetric_sizes},
 	{"autocork", test_autocork},
 	{"window_write_blocked", test_window},
 	{"64_conns_one_lgr", test_64_conns},
