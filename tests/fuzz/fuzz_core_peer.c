@@ -2,8 +2,8 @@
 /*
  * A hostile peer against live core state machines. Two contexts on the sim
  * fabric set up a connection; then the input is a program of operations:
- * forged SENDs (any LLC/CDC bytes) and structured CDCs into the client's
- * connection, application writes/reads/closes on both sides, time passing,
+ * forged SENDs (any LLC/CDC bytes) and structured CDCs into either
+ * side's connection, application writes/reads/closes on both sides, time passing,
  * and raw CLC bytes into fresh server and client connections. Whatever
  * happens, the core must not crash, leak, or make an RDMA access outside
  * registered memory (the sim counts rkey/bounds/lkey violations).
@@ -31,11 +31,13 @@ static uint16_t take16(void)
 	return (uint16_t)(take() << 8 | take());
 }
 
-static uint32_t srv_qpn; /* the server's QP facing the client */
+static uint32_t qpn[2]; /* [0]: the server's QP, [1]: the client's */
+static int dir;		/* forge towards: 0 the client, 1 the server */
 
-static usmc_link *srv_link(usmc_sim *sim)
+/* The QP a forged message leaves from: the victim's peer. */
+static usmc_link *from_link(usmc_sim *sim)
 {
-	return usmc_sim_link_by_qpn(sim, srv_qpn);
+	return usmc_sim_link_by_qpn(sim, qpn[dir]);
 }
 
 static void forge_cdc(usmc_sim *sim, usmc_conn *victim)
@@ -70,7 +72,7 @@ static void forge_cdc(usmc_sim *sim, usmc_conn *victim)
 	m.prod_flags = take();
 	m.conn_state_flags = take();
 	usmc_cdc_encode(buf, sizeof(buf), &m);
-	usmc_sim_inject_send(sim, srv_link(sim), buf, 44);
+	usmc_sim_inject_send(sim, from_link(sim), buf, 44);
 }
 
 static void app_rw(usmc_sim *sim, usmc_conn *conn, int write, size_t n)
@@ -113,18 +115,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		usmc_conn_info ci;
 
 		usmc_conn_get_info(c->conn, &ci);
-		srv_qpn = ci.peer_qpn;
+		qpn[0] = ci.peer_qpn;
+		usmc_conn_get_info(s->conn, &ci);
+		qpn[1] = ci.peer_qpn;
 	}
 	while (left && steps++ < 64) {
-		uint8_t op = take() % 10, n;
+		uint8_t op = take(), n;
 		uint8_t raw[256];
+
+		/* the top bit picks the victim of forged messages */
+		dir = op >> 7;
+		op = (uint8_t)((op & 0x7f) % 10);
 
 		switch (op) {
 		case 0: /* forged raw SEND into the client */
 			n = take() % 100;
 			for (uint8_t i = 0; i < n; i++)
 				raw[i] = take();
-			usmc_sim_inject_send(sim, srv_link(sim), raw, n);
+			usmc_sim_inject_send(sim, from_link(sim), raw, n);
 			break;
 		case 1: /* forged 44-byte LLC into the client, type chosen */
 			memset(raw, 0, 44);
@@ -133,10 +141,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			raw[3] = take();
 			for (int i = 4; i < 44 && left; i++)
 				raw[i] = take();
-			usmc_sim_inject_send(sim, srv_link(sim), raw, 44);
+			usmc_sim_inject_send(sim, from_link(sim), raw, 44);
 			break;
 		case 2:
-			forge_cdc(sim, c->conn);
+			forge_cdc(sim, dir ? s->conn : c->conn);
 			break;
 		case 3:
 			app_rw(sim, c->conn, 1, (size_t)take() * 97);
