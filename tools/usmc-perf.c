@@ -143,7 +143,10 @@ static void help(void)
 	       "    -1, --one            server: exit after one test (all its "
 	       "-P\n"
 	       "                         connections); the exit code is that "
-	       "test's\n"
+	       "test's;\n"
+	       "                         connections without a usmc-perf "
+	       "header are\n"
+	       "                         reported but do not count\n"
 	       "    -c, --client HOST    connect to HOST (name or IPv4 "
 	       "address)\n"
 	       "    -p, --port PORT      TCP port (default 7070)\n"
@@ -1174,12 +1177,13 @@ out:
 	free(buf);
 	if (opt.one) {
 		pthread_mutex_lock(&srv_lock);
-		if (counted || !have_first_test) {
+		/* a connection without a valid header (a port probe) is
+		 * reported but is not a test */
+		if (counted) {
 			first_test_done++;
 			if (!r.ok)
 				first_test_failed = 1;
-			if (!have_first_test ||
-			    first_test_done >= first_test_nconn) {
+			if (first_test_done >= first_test_nconn) {
 				fflush(stdout);
 				_exit(first_test_failed ? 1 : 0);
 			}
