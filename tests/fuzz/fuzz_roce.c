@@ -236,7 +236,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	fake_now += 1000000;
-	usmc_softroce_input(tp, buf, size, &peer, &local, fake_now);
+	usmc_softroce_input(tp, buf, size, (const struct sockaddr *)&peer,
+			    (const struct sockaddr *)&local, fake_now);
 	while (usmc_tp_poll_cq(tp, wcs, 64) > 0)
 		;
 	check_memory();

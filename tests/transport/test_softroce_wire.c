@@ -44,14 +44,15 @@ typedef struct wire {
 } wire;
 
 static void hook(void *arg, const uint8_t *p, size_t len,
-		 const struct sockaddr_in *to)
+		 const struct sockaddr *to)
 {
 	(void)arg;
 	if (ncap >= MAXPKT || len > sizeof(caps[0].b))
 		return;
+	CU_ASSERT_EQUAL_FATAL(to->sa_family, AF_INET);
 	memcpy(caps[ncap].b, p, len);
 	caps[ncap].len = len;
-	caps[ncap].to = *to;
+	memcpy(&caps[ncap].to, to, sizeof(caps[ncap].to));
 	ncap++;
 }
 
@@ -181,7 +182,8 @@ static void inject(wire *w, usmc_roce_pkt *p, const uint8_t *pl, size_t plen)
 	usmc_roce_udp_hdr(udph, ntohs(w->peer.sin_port), w->port, n + 4);
 	usmc_put_le32(b + n, usmc_roce_icrc_ipv4(iph, udph, b, n));
 	n += 4;
-	usmc_softroce_input(w->tp, b, n, &w->peer, &w->local, w->now);
+	usmc_softroce_input(w->tp, b, n, (const struct sockaddr *)&w->peer,
+			    (const struct sockaddr *)&w->local, w->now);
 	advance(w, 0);
 }
 

@@ -156,8 +156,7 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		qp->state = USMC_QPS_INIT;
 		return 0;
 	case USMC_QPS_RTR: {
-		static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0,    0,
-						     0, 0, 0, 0, 0xff, 0xff};
+		sr_addr peer;
 
 		if (qp->state != USMC_QPS_INIT)
 			return USMC_ERR_INVALID_STATE;
@@ -165,14 +164,11 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		    a->path_mtu > d->active_mtu || !a->dest_qp_num ||
 		    a->dest_qp_num > USMC_ROCE_QPN_MASK ||
 		    a->rq_psn > USMC_ROCE_PSN_MASK ||
-		    memcmp(a->dgid, v4mapped, sizeof(v4mapped)))
+		    sr_addr_from_gid(d, a->dgid, &peer))
 			return USMC_ERR_INVALID_ARGUMENT;
 		qp->mtu = usmc_ib_mtu_to_int(a->path_mtu);
 		qp->dest_qpn = a->dest_qp_num;
-		memset(&qp->peer, 0, sizeof(qp->peer));
-		qp->peer.sin_family = AF_INET;
-		qp->peer.sin_port = htons(d->port);
-		memcpy(&qp->peer.sin_addr, a->dgid + 12, 4);
+		qp->peer = peer;
 		qp->resp_psn = a->rq_psn;
 		qp->min_rnr_timer = a->min_rnr_timer & 0x1f;
 		qp->state = USMC_QPS_RTR;

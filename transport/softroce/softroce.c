@@ -18,6 +18,7 @@
 #include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/ip.h>
+#include <netinet/udp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,67 @@ static uint32_t random_u32(void)
 		v = (uint32_t)sr_now() * 2654435761u;
 	}
 	return v;
+}
+
+/* ---- addresses -------------------------------------------------------- */
+
+static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static socklen_t addr_len(const sr_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? sizeof(a->v6) : sizeof(a->v4);
+}
+
+static uint16_t addr_port(const sr_addr *a)
+{
+	return ntohs(a->sa.sa_family == AF_INET6 ? a->v6.sin6_port
+						 : a->v4.sin_port);
+}
+
+static const uint8_t *addr_ip(const sr_addr *a)
+{
+	return a->sa.sa_family == AF_INET6 ? (const uint8_t *)&a->v6.sin6_addr
+					   : (const uint8_t *)&a->v4.sin_addr;
+}
+
+/* Same family and IP address (ports are not compared: rxe ignores the
+ * source port) */
+static int addr_eq(const sr_addr *a, const sr_addr *b)
+{
+	if (a->sa.sa_family != b->sa.sa_family)
+		return 0;
+	return !memcmp(addr_ip(a), addr_ip(b),
+		       a->sa.sa_family == AF_INET6 ? 16 : 4);
+}
+
+static void addr_copy(sr_addr *to, const struct sockaddr *from)
+{
+	memset(to, 0, sizeof(*to));
+	if (from->sa_family == AF_INET6)
+		memcpy(&to->v6, from, sizeof(to->v6));
+	else if (from->sa_family == AF_INET)
+		memcpy(&to->v4, from, sizeof(to->v4));
+}
+
+int sr_addr_from_gid(const sr_dev *d, const uint8_t gid[16], sr_addr *a)
+{
+	int mapped = !memcmp(gid, v4mapped, sizeof(v4mapped));
+
+	memset(a, 0, sizeof(*a));
+	if (d->family == AF_INET) {
+		if (!mapped)
+			return USMC_ERR_INVALID_ARGUMENT;
+		a->v4.sin_family = AF_INET;
+		a->v4.sin_port = htons(d->port);
+		memcpy(&a->v4.sin_addr, gid + 12, 4);
+		return 0;
+	}
+	if (mapped)
+		return USMC_ERR_INVALID_ARGUMENT;
+	a->v6.sin6_family = AF_INET6;
+	a->v6.sin6_port = htons(d->port);
+	memcpy(&a->v6.sin6_addr, gid, 16);
+	return 0;
 }
 
 /* ---- options ---------------------------------------------------------- */
@@ -154,17 +216,19 @@ static void query_netdev(sr_dev *d, uint32_t *mtu)
 	if (getifaddrs(&ifa))
 		return;
 	for (i = ifa; i; i = i->ifa_next) {
-		const struct sockaddr_in *sin =
-			(const struct sockaddr_in *)i->ifa_addr;
+		sr_addr a;
 
-		if (!sin || sin->sin_family != AF_INET ||
-		    sin->sin_addr.s_addr != d->local.sin_addr.s_addr)
+		if (!i->ifa_addr || i->ifa_addr->sa_family != d->family)
+			continue;
+		addr_copy(&a, i->ifa_addr);
+		if (!addr_eq(&a, &d->local))
 			continue;
 		snprintf(d->ifname, sizeof(d->ifname), "%s", i->ifa_name);
 		break;
 	}
 	/* 127.0.0.2 and the like are on lo without an ifaddr of their own */
-	if (!d->ifname[0] && (ntohl(d->local.sin_addr.s_addr) >> 24) == 127)
+	if (!d->ifname[0] && d->family == AF_INET &&
+	    (ntohl(d->local.v4.sin_addr.s_addr) >> 24) == 127)
 		snprintf(d->ifname, sizeof(d->ifname), "lo");
 	for (i = ifa; i && d->ifname[0]; i = i->ifa_next) {
 		const struct sockaddr_ll *sll =
@@ -208,10 +272,9 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	struct epoll_event ev;
 
 	*ptp = NULL;
-	if (!cfg || cfg->local_addr.ss_family != AF_INET)
-		return cfg && cfg->local_addr.ss_family == AF_INET6
-			       ? USMC_ERR_NOTSUP
-			       : USMC_ERR_INVALID_ARGUMENT;
+	if (!cfg || (cfg->local_addr.ss_family != AF_INET &&
+		     cfg->local_addr.ss_family != AF_INET6))
+		return USMC_ERR_INVALID_ARGUMENT;
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return USMC_ERR_NOMEM;
@@ -219,12 +282,16 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	d->sock = d->ep = d->tfd = d->efd = -1;
 	d->icrc_verify = 1;
 	d->timer_armed = USMC_TSTAMP_NONE;
-	memcpy(&d->local, &cfg->local_addr, sizeof(d->local));
+	addr_copy(&d->local, (const struct sockaddr *)&cfg->local_addr);
+	d->family = cfg->local_addr.ss_family;
 	d->port = cfg->udp_port ? cfg->udp_port : USMC_ROCE_UDP_PORT;
 	rc = parse_options(d, cfg->options, &mtu_opt);
 	if (rc)
 		goto fail;
-	d->local.sin_port = htons(d->port);
+	if (d->family == AF_INET6)
+		d->local.v6.sin6_port = htons(d->port);
+	else
+		d->local.v4.sin_port = htons(d->port);
 
 	d->rx_buf = malloc(SR_RX_BATCH * sizeof(*d->rx_buf));
 	d->cq_cap = 256;
@@ -234,18 +301,36 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		goto fail;
 	}
 
-	d->sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	d->sock =
+		socket(d->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (d->sock < 0)
 		goto fail_errno;
-	/* DF on an unconnected socket makes Linux send IP ID 0, which the
-	 * ICRC covers; rxe peers send DF too. */
-	setsockopt(d->sock, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu, sizeof(pmtu));
-	setsockopt(d->sock, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	if (d->family == AF_INET) {
+		/* DF on an unconnected socket makes Linux send IP ID 0,
+		 * which the ICRC covers; rxe peers send DF too. */
+		setsockopt(d->sock, IPPROTO_IP, IP_MTU_DISCOVER, &pmtu,
+			   sizeof(pmtu));
+		setsockopt(d->sock, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+	} else {
+		int p6 = IPV6_PMTUDISC_DO;
+
+		setsockopt(d->sock, IPPROTO_IPV6, IPV6_V6ONLY, &one,
+			   sizeof(one));
+		setsockopt(d->sock, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &p6,
+			   sizeof(p6));
+		setsockopt(d->sock, IPPROTO_IPV6, IPV6_RECVPKTINFO, &one,
+			   sizeof(one));
+		/* rxe sends a zero UDP checksum over IPv6 too */
+		setsockopt(d->sock, IPPROTO_UDP, UDP_NO_CHECK6_RX, &one,
+			   sizeof(one));
+		setsockopt(d->sock, IPPROTO_UDP, UDP_NO_CHECK6_TX, &one,
+			   sizeof(one));
+	}
 	if (setsockopt(d->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
 		setsockopt(d->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 	if (setsockopt(d->sock, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
 		setsockopt(d->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-	if (bind(d->sock, (struct sockaddr *)&d->local, sizeof(d->local))) {
+	if (bind(d->sock, &d->local.sa, addr_len(&d->local))) {
 		d->pub.last_errno = errno;
 		rc = errno == EADDRINUSE ? USMC_ERR_BUSY : USMC_ERR_TRANSPORT;
 		goto fail;
@@ -270,11 +355,13 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 
 	query_netdev(d, &netdev_mtu);
 	d->active_mtu = (uint8_t)(mtu_opt ? mtu_opt : mtu_enum_of(netdev_mtu));
-	/* GID: IPv4-mapped IPv6 address, as rxe's RoCEv2 GIDs */
-	memset(d->gid, 0, sizeof(d->gid));
-	d->gid[10] = 0xff;
-	d->gid[11] = 0xff;
-	memcpy(d->gid + 12, &d->local.sin_addr, 4);
+	/* GID: the IPv6 address, or IPv4-mapped, as rxe's RoCEv2 GIDs */
+	if (d->family == AF_INET6) {
+		memcpy(d->gid, &d->local.v6.sin6_addr, 16);
+	} else {
+		memcpy(d->gid, v4mapped, sizeof(v4mapped));
+		memcpy(d->gid + 12, &d->local.v4.sin_addr, 4);
+	}
 
 	for (uint32_t i = 0; i < SR_RX_BATCH; i++) {
 		d->rx_iov[i].iov_base = d->rx_buf[i];
@@ -330,7 +417,7 @@ static void sr_close(usmc_tp *tp)
 static int sr_query_port(usmc_tp *tp, usmc_port_attr *a)
 {
 	sr_dev *d = dev_of(tp);
-	char ip[INET_ADDRSTRLEN];
+	char ip[INET6_ADDRSTRLEN];
 
 	memset(a, 0, sizeof(*a));
 	memcpy(a->gid, d->gid, 16);
@@ -339,8 +426,8 @@ static int sr_query_port(usmc_tp *tp, usmc_port_attr *a)
 	a->max_inline_data = SR_MAX_INLINE;
 	a->max_qp_wr = SR_MAX_QP_WR;
 	a->udp_port = d->port;
-	inet_ntop(AF_INET, &d->local.sin_addr, ip, sizeof(ip));
-	snprintf(a->name, sizeof(a->name), "softroce:%s", ip);
+	inet_ntop(d->family, addr_ip(&d->local), ip, sizeof(ip));
+	snprintf(a->name, sizeof(a->name), "softroce:%.22s", ip);
 	return 0;
 }
 
@@ -496,12 +583,11 @@ static uint64_t rng_next(sr_dev *d)
 	return d->rng;
 }
 
-void sr_tx_append(sr_dev *d, sr_qp *qp, const struct sockaddr_in *to,
-		  const uint8_t *hdr, size_t hlen, const struct iovec *pl,
-		  int npl, size_t plen)
+void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
+		  size_t hlen, const struct iovec *pl, int npl, size_t plen)
 {
 	static const uint8_t zero[4];
-	uint8_t iph[20], udph[8];
+	uint8_t iph[40], udph[8];
 	size_t pad = (4 - (plen & 3)) & 3;
 	size_t udp_len = hlen + plen + pad + USMC_ROCE_ICRC_LEN;
 	uint32_t crc, i;
@@ -516,10 +602,16 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const struct sockaddr_in *to,
 		sr_tx_flush(d);
 	i = d->ntx;
 
-	usmc_roce_ipv4_hdr(iph, (const uint8_t *)&d->local.sin_addr,
-			   (const uint8_t *)&to->sin_addr, udp_len, 0);
-	usmc_roce_udp_hdr(udph, d->port, ntohs(to->sin_port), udp_len);
-	crc = usmc_roce_icrc_start_ipv4(iph, udph, hdr, hlen);
+	usmc_roce_udp_hdr(udph, d->port, addr_port(to), udp_len);
+	if (d->family == AF_INET6) {
+		usmc_roce_ipv6_hdr(iph, addr_ip(&d->local), addr_ip(to),
+				   udp_len, 0);
+		crc = usmc_roce_icrc_start_ipv6(iph, udph, hdr, hlen);
+	} else {
+		usmc_roce_ipv4_hdr(iph, addr_ip(&d->local), addr_ip(to),
+				   udp_len, 0);
+		crc = usmc_roce_icrc_start_ipv4(iph, udph, hdr, hlen);
+	}
 	for (int j = 0; j < npl; j++)
 		crc = usmc_roce_icrc_update(crc, pl[j].iov_base, pl[j].iov_len);
 	crc = usmc_roce_icrc_update(crc, zero, pad);
@@ -539,7 +631,7 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const struct sockaddr_in *to,
 	m = &d->tx_msgs[i].msg_hdr;
 	memset(m, 0, sizeof(*m));
 	m->msg_name = &d->tx_addr[i];
-	m->msg_namelen = sizeof(d->tx_addr[i]);
+	m->msg_namelen = addr_len(to);
 	m->msg_iov = d->tx_iov[i];
 	m->msg_iovlen = (size_t)k;
 	d->ntx++;
@@ -566,7 +658,7 @@ void sr_tx_flush(sr_dev *d)
 				memcpy(b + n, m->msg_iov[j].iov_base, l);
 				n += l;
 			}
-			d->tx_hook(d->tx_hook_arg, b, n, &d->tx_addr[i]);
+			d->tx_hook(d->tx_hook_arg, b, n, &d->tx_addr[i].sa);
 		}
 		d->ntx = 0;
 		return;
@@ -613,9 +705,8 @@ static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
 	return d->qps[idx];
 }
 
-static void input(sr_dev *d, const uint8_t *buf, size_t len,
-		  const struct sockaddr_in *src, const struct sockaddr_in *dst,
-		  usmc_tstamp now)
+static void input(sr_dev *d, const uint8_t *buf, size_t len, const sr_addr *src,
+		  const sr_addr *dst, usmc_tstamp now)
 {
 	usmc_roce_pkt pkt;
 	sr_qp *qp;
@@ -626,17 +717,25 @@ static void input(sr_dev *d, const uint8_t *buf, size_t len,
 		d->st.drop_hdr++;
 		return;
 	}
-	if (dst->sin_addr.s_addr != d->local.sin_addr.s_addr) {
+	if (!addr_eq(dst, &d->local)) {
 		d->st.drop_dip++;
 		return;
 	}
 	if (d->icrc_verify) {
-		uint8_t iph[20], udph[8];
+		uint8_t iph[40], udph[8];
+		uint32_t crc;
 
-		usmc_roce_ipv4_hdr(iph, (const uint8_t *)&src->sin_addr,
-				   (const uint8_t *)&dst->sin_addr, len, 0);
-		usmc_roce_udp_hdr(udph, ntohs(src->sin_port), d->port, len);
-		if (usmc_roce_icrc_ipv4(iph, udph, buf, len - 4) != pkt.icrc) {
+		usmc_roce_udp_hdr(udph, addr_port(src), d->port, len);
+		if (d->family == AF_INET6) {
+			usmc_roce_ipv6_hdr(iph, addr_ip(src), addr_ip(dst), len,
+					   0);
+			crc = usmc_roce_icrc_ipv6(iph, udph, buf, len - 4);
+		} else {
+			usmc_roce_ipv4_hdr(iph, addr_ip(src), addr_ip(dst), len,
+					   0);
+			crc = usmc_roce_icrc_ipv4(iph, udph, buf, len - 4);
+		}
+		if (crc != pkt.icrc) {
 			d->st.drop_icrc++;
 			return;
 		}
@@ -656,7 +755,7 @@ static void input(sr_dev *d, const uint8_t *buf, size_t len,
 		d->st.drop_state++;
 		return;
 	}
-	if (src->sin_addr.s_addr != qp->peer.sin_addr.s_addr) {
+	if (!addr_eq(src, &qp->peer)) {
 		d->st.drop_addr++;
 		return;
 	}
@@ -672,10 +771,8 @@ static void flush_acks(sr_dev *d)
 
 static void rx_drain(sr_dev *d, usmc_tstamp now)
 {
-	struct sockaddr_in dst;
+	sr_addr dst;
 
-	memset(&dst, 0, sizeof(dst));
-	dst.sin_family = AF_INET;
 	for (int round = 0; round < 8; round++) {
 		int n;
 
@@ -702,15 +799,25 @@ static void rx_drain(sr_dev *d, usmc_tstamp now)
 				d->st.drop_trunc++;
 				continue;
 			}
-			dst.sin_addr = d->local.sin_addr;
+			dst = d->local;
 			for (c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
-				struct in_pktinfo pi;
+				if (c->cmsg_level == IPPROTO_IP &&
+				    c->cmsg_type == IP_PKTINFO) {
+					struct in_pktinfo pi;
 
-				if (c->cmsg_level != IPPROTO_IP ||
-				    c->cmsg_type != IP_PKTINFO)
-					continue;
-				memcpy(&pi, CMSG_DATA(c), sizeof(pi));
-				dst.sin_addr = pi.ipi_addr;
+					memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+					dst.v4.sin_addr = pi.ipi_addr;
+				} else if (c->cmsg_level == IPPROTO_IPV6 &&
+					   c->cmsg_type == IPV6_PKTINFO) {
+					struct in6_pktinfo pi;
+
+					memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+					dst.v6.sin6_addr = pi.ipi6_addr;
+				}
+			}
+			if (d->rx_addr[i].sa.sa_family != d->family) {
+				d->st.drop_addr++;
+				continue;
 			}
 			input(d, d->rx_buf[i], d->rx_msgs[i].msg_len,
 			      &d->rx_addr[i], &dst, now);
@@ -884,12 +991,15 @@ static int sr_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 /* ---- test and fuzz entry points --------------------------------------- */
 
 void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
-			 const struct sockaddr_in *src,
-			 const struct sockaddr_in *dst, usmc_tstamp now)
+			 const struct sockaddr *src, const struct sockaddr *dst,
+			 usmc_tstamp now)
 {
 	sr_dev *d = dev_of(tp);
+	sr_addr s, t;
 
-	input(d, buf, len, src, dst, now);
+	addr_copy(&s, src);
+	addr_copy(&t, dst);
+	input(d, buf, len, &s, &t, now);
 	flush_acks(d);
 	progress(d, now);
 }

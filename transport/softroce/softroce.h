@@ -4,6 +4,10 @@
  * compatible with Linux rdma_rxe. Reached through the ops table
  * usmc_tp_softroce_ops (name "softroce"); this header adds only counters.
  *
+ * cfg->local_addr may be IPv4 (GID ::ffff:a.b.c.d, as rxe) or IPv6 (GID =
+ * the address); a device talks to peers of its own family only. Peers are
+ * reached at the device's UDP port, as rxe always sends to 4791.
+ *
  * Options (usmc_tp_config.options, comma separated):
  *   icrc=verify|off  check the ICRC of received packets (default verify;
  *                    assumes the sender's IPv4 ID is 0 as ours is, so use

@@ -35,9 +35,16 @@
 
 typedef struct sr_dev sr_dev;
 
+/* A UDP endpoint, IPv4 or IPv6. */
+typedef union sr_addr {
+	struct sockaddr sa;
+	struct sockaddr_in v4;
+	struct sockaddr_in6 v6;
+} sr_addr;
+
 /* Test hook: sees each outgoing UDP payload instead of the socket. */
 typedef void (*usmc_softroce_tx_hook)(void *arg, const uint8_t *udp_payload,
-				      size_t len, const struct sockaddr_in *to);
+				      size_t len, const struct sockaddr *to);
 typedef struct sr_qp sr_qp;
 
 typedef struct sr_mr {
@@ -73,7 +80,7 @@ struct sr_qp {
 	uint32_t access;
 	uint32_t mtu;
 	uint32_t dest_qpn;
-	struct sockaddr_in peer;
+	sr_addr peer;
 	uint8_t min_rnr_timer;
 	uint8_t timeout;
 	uint8_t retry_cnt;
@@ -119,7 +126,8 @@ struct sr_qp {
 struct sr_dev {
 	usmc_tp pub;
 	int sock, ep, tfd, efd;
-	struct sockaddr_in local;
+	sr_addr local;
+	int family;
 	uint16_t port;
 	uint8_t gid[16];
 	uint8_t mac[6];
@@ -149,13 +157,13 @@ struct sr_dev {
 	struct iovec tx_iov[SR_TX_BATCH][6];
 	uint8_t tx_hdr[SR_TX_BATCH][USMC_ROCE_MAX_HDR_LEN];
 	uint8_t tx_trail[SR_TX_BATCH][8];
-	struct sockaddr_in tx_addr[SR_TX_BATCH];
+	sr_addr tx_addr[SR_TX_BATCH];
 	sr_qp *tx_qp[SR_TX_BATCH]; /* requester packets; NULL for ACKs */
 
 	/* receive batch */
 	struct mmsghdr rx_msgs[SR_RX_BATCH];
 	struct iovec rx_iov[SR_RX_BATCH];
-	struct sockaddr_in rx_addr[SR_RX_BATCH];
+	sr_addr rx_addr[SR_RX_BATCH];
 	uint8_t (*rx_buf)[SR_RX_BUFSZ];
 	char rx_ctl[SR_RX_BATCH][64];
 
@@ -164,15 +172,17 @@ struct sr_dev {
 
 /* softroce.c */
 usmc_tstamp sr_now(void);
+/* Builds the UDP endpoint of a peer GID on |d|'s port; 0, or
+ * USMC_ERR_INVALID_ARGUMENT if the GID is not of the device's family. */
+int sr_addr_from_gid(const sr_dev *d, const uint8_t gid[16], sr_addr *a);
 sr_mr *sr_mr_by_lkey(sr_dev *d, uint32_t lkey);
 sr_mr *sr_mr_by_rkey(sr_dev *d, uint32_t rkey);
 void sr_cq_push(sr_dev *d, const usmc_wc *wc);
 /* Queues one packet: |hdr| (BTH + ext headers), payload pieces, pad and
  * ICRC are appended here. |qp| is the requester QP of a request packet
  * (NULL for ACKs), told when the socket refuses it. */
-void sr_tx_append(sr_dev *d, sr_qp *qp, const struct sockaddr_in *to,
-		  const uint8_t *hdr, size_t hlen, const struct iovec *pl,
-		  int npl, size_t plen);
+void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
+		  size_t hlen, const struct iovec *pl, int npl, size_t plen);
 void sr_tx_flush(sr_dev *d);
 
 /* roce_qp.c */
@@ -193,10 +203,11 @@ void sr_qp_tx_stalled(sr_qp *qp, usmc_tstamp now);
 usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now);
 
 /* Fuzzing and white-box tests: feed one UDP payload as if received from
- * |src| on |dst| (both IPv4), then flush ACKs and transmit. */
+ * |src| on |dst| (sockaddr_in or sockaddr_in6 of the device's family), then
+ * flush ACKs and transmit. */
 void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
-			 const struct sockaddr_in *src,
-			 const struct sockaddr_in *dst, usmc_tstamp now);
+			 const struct sockaddr *src, const struct sockaddr *dst,
+			 usmc_tstamp now);
 /* Count packets instead of sending them. */
 void usmc_softroce_set_no_tx(usmc_tp *tp, int on);
 /* Hand outgoing packets to |hook| instead of sending them (NULL: send). */
