@@ -298,16 +298,23 @@ static void *progress_main(void *arg)
  * the data path then needs no hop through the progress thread. Timers stay
  * with the progress thread. Other blocked threads sleep on the cond.
  */
-void usmc_wait_io(void)
+int usmc_wait_io(uint64_t deadline_ns)
 {
 	struct pollfd p[2];
-	int fd = usmc_smc_tp_fd();
+	int fd = usmc_smc_tp_fd(), ms = 100;
 	uint64_t v;
 
-	if (fd < 0 || direct_poller) {
-		pthread_cond_wait(&usmc_g.cond, &usmc_g.lock);
-		return;
+	if (deadline_ns) {
+		uint64_t now = usmc_rt_now();
+
+		if (now >= deadline_ns)
+			return ETIMEDOUT;
+		if (deadline_ns - now < 100 * USMC_NS_PER_MS)
+			ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
+				   USMC_NS_PER_MS);
 	}
+	if (fd < 0 || direct_poller)
+		return usmc_cond_wait_until(deadline_ns);
 	direct_poller = 1;
 	pthread_mutex_unlock(&usmc_g.lock);
 	p[0].fd = fd;
@@ -316,7 +323,7 @@ void usmc_wait_io(void)
 	p[1].events = POLLIN;
 	p[0].revents = p[1].revents = 0;
 	/* bounded, in case a wake-up is lost to a race with fd changes */
-	poll(p, 2, 100);
+	poll(p, 2, ms);
 	pthread_mutex_lock(&usmc_g.lock);
 	if (p[1].revents && read(dp_evfd, &v, sizeof(v)) < 0) {
 		/* drained by an earlier waiter */
@@ -328,6 +335,7 @@ void usmc_wait_io(void)
 		tp_rearm();
 	}
 	usmc_rt_broadcast();
+	return 0;
 }
 
 int usmc_cond_wait_until(uint64_t deadline_ns)

@@ -101,6 +101,8 @@ struct usmc_sock {
 	uint64_t bytes_recv;
 	int smc_version;
 	int rd_shut; /* SHUT_RD on an SMC-R socket */
+	/* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
+	uint64_t rcvtimeo, sndtimeo;
 	/* listener: completed children; child: link in that queue */
 	usmc_sock *lsock;
 	usmc_sock *q_head, *q_tail, *q_next;
@@ -157,8 +159,9 @@ void usmc_loop_wake(void);
 void usmc_hs_list_add(usmc_sock *s);
 void usmc_hs_list_del(usmc_sock *s);
 int usmc_cond_wait_until(uint64_t deadline_ns); /* ETIMEDOUT or 0 */
-/* Blocks until the transport may have progressed (SMC-R data waits). */
-void usmc_wait_io(void);
+/* Blocks until the transport may have progressed (SMC-R data waits), or
+ * until |deadline_ns| (0 = none): then ETIMEDOUT, else 0. */
+int usmc_wait_io(uint64_t deadline_ns);
 /* Wakes every waiter: the cond and a thread polling the transport. */
 void usmc_rt_broadcast(void);
 

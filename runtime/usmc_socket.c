@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "usmc_clc.h"
@@ -895,6 +896,7 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 {
 	usmc_sock *s;
 	size_t done = 0;
+	uint64_t deadline;
 	ssize_t r;
 
 	if (lock_init())
@@ -930,6 +932,7 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 		errno = EOPNOTSUPP;
 		return -1;
 	}
+	deadline = s->sndtimeo ? usmc_rt_now() + s->sndtimeo : 0;
 	while (done < len || len == 0) {
 		r = usmc_smc_write(s, (const uint8_t *)buf + done, len - done);
 		if (r >= 0) {
@@ -946,7 +949,13 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 				errno = EAGAIN;
 				return -1;
 			}
-			usmc_wait_io();
+			if (usmc_wait_io(deadline) == ETIMEDOUT) {
+				if (done)
+					break;
+				unlock();
+				errno = EAGAIN;
+				return -1;
+			}
 			if (usmc_sock_get(fd) != s) {
 				unlock();
 				errno = EBADF;
@@ -974,6 +983,7 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 {
 	usmc_sock *s;
 	size_t done = 0;
+	uint64_t deadline;
 	ssize_t r;
 
 	if (lock_init())
@@ -1013,6 +1023,7 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 		unlock();
 		return 0;
 	}
+	deadline = s->rcvtimeo ? usmc_rt_now() + s->rcvtimeo : 0;
 	for (;;) {
 		r = usmc_smc_read(s, (uint8_t *)buf + done, len - done);
 		if (r > 0) {
@@ -1031,7 +1042,13 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 				errno = EAGAIN;
 				return -1;
 			}
-			usmc_wait_io();
+			if (usmc_wait_io(deadline) == ETIMEDOUT) {
+				if (done)
+					break;
+				unlock();
+				errno = EAGAIN;
+				return -1;
+			}
 			if (usmc_sock_get(fd) != s) {
 				unlock();
 				errno = EBADF;
@@ -1128,7 +1145,7 @@ int usmc_close(int fd)
 			while (!s->app_nonblock && usmc_sock_get(fd) == s &&
 			       s->conn && usmc_smc_unsent(s) &&
 			       !usmc_smc_error(s) && usmc_rt_now() < end)
-				usmc_wait_io();
+				usmc_wait_io(end);
 			if (usmc_sock_get(fd) == s && s->conn)
 				usmc_smc_close(s);
 		}
@@ -1393,7 +1410,28 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 
 int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 {
-	return setsockopt(fd, level, name, val, len);
+	const struct timeval *tv = val;
+	usmc_sock *s;
+	uint64_t ns;
+
+	if (setsockopt(fd, level, name, val, len))
+		return -1;
+	/* The kernel keeps them for fallback sockets; SMC-R waits use ours. */
+	if (level != SOL_SOCKET ||
+	    (name != SO_RCVTIMEO && name != SO_SNDTIMEO) || len < sizeof(*tv) ||
+	    lock_init())
+		return 0;
+	ns = (uint64_t)tv->tv_sec * USMC_NS_PER_SEC +
+	     (uint64_t)tv->tv_usec * 1000;
+	s = usmc_sock_get(fd);
+	if (s) {
+		if (name == SO_RCVTIMEO)
+			s->rcvtimeo = ns;
+		else
+			s->sndtimeo = ns;
+	}
+	unlock();
+	return 0;
 }
 
 int usmc_get_info(int fd, usmc_sock_info *info)

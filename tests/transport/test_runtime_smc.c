@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -217,6 +218,30 @@ static void test_blocking(void)
 		int fd = connect_client(0);
 
 		check_smcr(fd);
+		if (i == 0) {
+			/* SO_RCVTIMEO applies to SMC-R waits: EAGAIN */
+			struct timeval tv = {.tv_sec = 0, .tv_usec = 200000};
+			struct timespec a, b;
+			char c;
+			double dt;
+
+			CU_ASSERT_EQUAL(usmc_setsockopt(fd, SOL_SOCKET,
+							SO_RCVTIMEO, &tv,
+							sizeof(tv)),
+					0);
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			CU_ASSERT_EQUAL(usmc_recv(fd, &c, 1, 0), -1);
+			USMC_ASSERT_EQ(errno, EAGAIN);
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			dt = (double)(b.tv_sec - a.tv_sec) +
+			     (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+			CU_ASSERT(dt >= 0.15 && dt < 3);
+			tv.tv_usec = 0;
+			CU_ASSERT_EQUAL(usmc_setsockopt(fd, SOL_SOCKET,
+							SO_RCVTIMEO, &tv,
+							sizeof(tv)),
+					0);
+		}
 		CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, (uint8_t)i), 0);
 		CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
 		USMC_ASSERT_EQ(recv_pat(fd, (uint8_t)(100 + i)), DOWN_LEN);
