@@ -193,6 +193,10 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
 			if (parse_u32(v, vlen, &n) || n > 1000)
 				return USMC_ERR_INVALID_ARGUMENT;
 			d->drop_permille = n;
+		} else if (KEY("txfail")) {
+			if (parse_u32(v, vlen, &n) || n > 1000)
+				return USMC_ERR_INVALID_ARGUMENT;
+			d->txfail_permille = n;
 		} else if (KEY("seed")) {
 			if (parse_u32(v, vlen, &seed))
 				return USMC_ERR_INVALID_ARGUMENT;
@@ -668,7 +672,17 @@ void sr_tx_flush(sr_dev *d)
 		return;
 	}
 	while (off < d->ntx) {
-		int n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off, 0);
+		int n;
+
+		/* txfail= test fault: the socket refuses the rest */
+		if (d->txfail_permille &&
+		    rng_next(d) % 1000 < d->txfail_permille) {
+			n = -1;
+			errno = EAGAIN;
+		} else {
+			n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off,
+				     0);
+		}
 
 		if (n < 0) {
 			int e = errno;

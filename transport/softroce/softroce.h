@@ -16,7 +16,8 @@
  *                    from the interface MTU as rxe: largest <= netdev - 80)
  *   port=N           UDP port (default cfg->udp_port, else 4791)
  *   drop=PERMILLE    test only: drop that share of outgoing packets
- *   seed=N           seed of the drop pattern (deterministic)
+ *   txfail=PERMILLE  test only: that share of sendmmsg calls fail EAGAIN
+ *   seed=N           seed of the drop/txfail pattern (deterministic)
  */
 #ifndef USMC_SOFTROCE_H
 #define USMC_SOFTROCE_H

@@ -135,6 +135,7 @@ struct sr_dev {
 	char ifname[32];
 	int icrc_verify;
 	uint32_t drop_permille;
+	uint32_t txfail_permille;
 	uint64_t rng;
 	int no_tx;
 	usmc_tstamp fake_now; /* tests: a clock they drive; 0 = real */
