@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE /* softroce_int.h needs struct mmsghdr */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -56,6 +57,8 @@ static void hook(void *arg, const uint8_t *p, size_t len,
 	ncap++;
 }
 
+static uint32_t rq_psn_next = RQ_PSN;
+
 static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 {
 	usmc_tp_config cfg;
@@ -90,7 +93,7 @@ static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 			     0);
 	memset(&ia, 0, sizeof(ia));
 	ia.max_send_wr = 16;
-	ia.max_recv_wr = 16;
+	ia.max_recv_wr = 128;
 	ia.max_send_sge = 2;
 	ia.max_recv_sge = 2;
 	USMC_ASSERT_EQ_FATAL(usmc_tp_create_qp(w->tp, &ia, &w->qp), 0);
@@ -101,7 +104,7 @@ static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 	a.qp_state = USMC_QPS_RTR;
 	a.path_mtu = mtu;
 	a.dest_qp_num = PEER_QPN;
-	a.rq_psn = RQ_PSN;
+	a.rq_psn = rq_psn_next;
 	a.dgid[10] = 0xff;
 	a.dgid[11] = 0xff;
 	memcpy(a.dgid + 12, &w->peer.sin_addr, 4);
@@ -672,6 +675,220 @@ static void test_responder_errors(void)
 	responder_error(7, USMC_AETH_NAK_INVALID_REQ, 1);
 }
 
+/* ---- replay of a kernel 6.1 rxe session ------------------------------- */
+
+typedef struct frame {
+	uint8_t src[4];
+	const uint8_t *ip; /* IPv4 header */
+	const uint8_t *pl; /* UDP payload */
+	size_t len;
+} frame;
+
+/* RoCEv2 frames of an Ethernet pcapng (little-endian sections). */
+static int load_pcapng(const char *path, uint8_t **data, frame *fr, int max)
+{
+	FILE *f = fopen(path, "rb");
+	long sz;
+	size_t off = 0;
+	int n = 0;
+	uint8_t *b;
+
+	if (!f)
+		return -1;
+	fseek(f, 0, SEEK_END);
+	sz = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	b = malloc((size_t)sz);
+	if (!b || fread(b, 1, (size_t)sz, f) != (size_t)sz) {
+		fclose(f);
+		free(b);
+		return -1;
+	}
+	fclose(f);
+	*data = b;
+	while (off + 12 <= (size_t)sz && n < max) {
+		uint32_t type = usmc_get_le32(b + off);
+		uint32_t blen = usmc_get_le32(b + off + 4);
+		const uint8_t *e, *ip;
+		uint32_t cap;
+
+		if (blen < 12 || off + blen > (size_t)sz)
+			break;
+		if (type == 6 && blen >= 32) { /* enhanced packet block */
+			cap = usmc_get_le32(b + off + 20);
+			e = b + off + 28;
+			ip = e + 14;
+			if (cap >= 14 + 28 && usmc_get_be16(e + 12) == 0x0800 &&
+			    ip[9] == 17 && usmc_get_be16(ip + 22) == 4791 &&
+			    usmc_get_be16(ip + 24) >= 8 &&
+			    14 + 20 + (size_t)usmc_get_be16(ip + 24) <= cap) {
+				memcpy(fr[n].src, ip + 12, 4);
+				fr[n].ip = ip;
+				fr[n].pl = ip + 28;
+				fr[n].len = usmc_get_be16(ip + 24) - 8u;
+				n++;
+			}
+		}
+		off += blen;
+	}
+	return n;
+}
+
+/* Feeds the requests one side of the kernel session sent to a softroce QP
+ * (addresses, QPN and rkey translated), and checks that softroce answers
+ * with exactly the ACKs the kernel's responder sent (PSN, syndrome, MSN),
+ * delivers every SEND, and writes what the WRITEs carried. */
+static void replay(const frame *fr, int n, const uint8_t req_ip[4])
+{
+	wire w;
+	uint32_t first_psn = 0, nsend = 0, nack_k = 0, nack_u = 0;
+	uint64_t base = UINT64_MAX;
+	uint8_t *model, *buf;
+	uint32_t kacks[256][3];
+	const size_t rmb = 1 << 16, recv_off = 1 << 19;
+	int found = 0;
+
+	/* the responder's first expected PSN and the RMB's base address */
+	for (int i = 0; i < n; i++) {
+		usmc_roce_pkt p;
+
+		if (memcmp(fr[i].src, req_ip, 4) ||
+		    usmc_roce_decode(fr[i].pl, fr[i].len, &p) ||
+		    !(p.flags & USMC_ROCE_F_REQ))
+			continue;
+		if (!found++)
+			first_psn = p.psn;
+		if ((p.flags & USMC_ROCE_F_RETH) && p.reth_va < base)
+			base = p.reth_va & ~(uint64_t)(rmb - 1);
+	}
+	CU_ASSERT_FATAL(found > 10);
+	rq_psn_next = first_psn;
+	wire_open(&w, USMC_IB_MTU_1024, 5);
+	rq_psn_next = RQ_PSN;
+	for (int i = 0; i < 100; i++)
+		post_recv(&w, 2000 + (uint64_t)i, recv_off + (size_t)i * 4096,
+			  4096);
+	model = calloc(1, rmb);
+	buf = malloc(8192);
+
+	uint64_t wva = 0;
+
+	for (int i = 0; i < n; i++) {
+		usmc_roce_pkt p;
+		uint8_t iph[20], udph[8];
+
+		if (usmc_roce_decode(fr[i].pl, fr[i].len, &p))
+			continue;
+		if (memcmp(fr[i].src, req_ip, 4)) {
+			/* the kernel responder's ACKs to these requests */
+			if (p.opcode == USMC_IB_OPCODE_RC_ACKNOWLEDGE &&
+			    nack_k < 256) {
+				kacks[nack_k][0] = p.psn;
+				kacks[nack_k][1] = p.aeth_syndrome;
+				kacks[nack_k][2] = p.aeth_msn;
+				nack_k++;
+			}
+			continue;
+		}
+		if (!(p.flags & USMC_ROCE_F_REQ))
+			continue;
+		/* the kernel's ICRC, over the real IP header */
+		USMC_ASSERT_EQ(usmc_roce_icrc_ipv4(fr[i].ip, fr[i].ip + 20,
+						   fr[i].pl, fr[i].len - 4),
+			       p.icrc);
+		/* our model of the RMB, in the order the packets came */
+		if (usmc_psn_cmp(p.psn, usmc_softroce_qp_expected_psn(w.qp)) ==
+		    0) {
+			if (p.flags & USMC_ROCE_F_RETH)
+				wva = p.reth_va - base;
+			if ((p.flags & USMC_ROCE_F_WRITE) &&
+			    wva + p.payload_len <= rmb) {
+				memcpy(model + wva, p.payload, p.payload_len);
+				wva += p.payload_len;
+			}
+			if ((p.flags & USMC_ROCE_F_SEND) &&
+			    (p.flags & USMC_ROCE_F_LAST))
+				nsend++;
+		}
+		/* translate QPN, rkey and VA; new ICRC for our addresses */
+		CU_ASSERT_FATAL(fr[i].len <= 8192);
+		memcpy(buf, fr[i].pl, fr[i].len);
+		usmc_put_be24(buf + 5, usmc_tp_qp_num(w.qp));
+		if (p.flags & USMC_ROCE_F_RETH) {
+			usmc_put_be64(buf + 12,
+				      w.mr->iova + (p.reth_va - base));
+			usmc_put_be32(buf + 20, w.mr->rkey);
+		}
+		usmc_roce_ipv4_hdr(iph, (const uint8_t *)&w.peer.sin_addr,
+				   (const uint8_t *)&w.local.sin_addr,
+				   fr[i].len, 64);
+		usmc_roce_udp_hdr(udph, ntohs(w.peer.sin_port), w.port,
+				  fr[i].len);
+		usmc_put_le32(
+			buf + fr[i].len - 4,
+			usmc_roce_icrc_ipv4(iph, udph, buf, fr[i].len - 4));
+		usmc_softroce_input(w.tp, buf, fr[i].len,
+				    (const struct sockaddr *)&w.peer,
+				    (const struct sockaddr *)&w.local, w.now);
+		advance(&w, 1000);
+	}
+
+	/* the same ACKs, in the same order */
+	for (int i = 0; i < ncap; i++) {
+		usmc_roce_pkt p;
+
+		cap_decode(&w, i, &p);
+		if (p.opcode != USMC_IB_OPCODE_RC_ACKNOWLEDGE)
+			continue;
+		if (nack_u < nack_k) {
+			USMC_ASSERT_EQ(p.psn, kacks[nack_u][0]);
+			USMC_ASSERT_EQ(p.aeth_syndrome, kacks[nack_u][1]);
+			USMC_ASSERT_EQ(p.aeth_msn, kacks[nack_u][2]);
+		}
+		nack_u++;
+	}
+	USMC_ASSERT_EQ(nack_u, nack_k);
+	CU_ASSERT_TRUE(nack_k > 10);
+	/* every SEND delivered, with its length; WRITEs landed */
+	USMC_ASSERT_EQ(w.nwc, nsend);
+	for (int i = 0; i < w.nwc; i++) {
+		USMC_ASSERT_EQ(w.wcs[i].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(w.wcs[i].opcode, USMC_WC_RECV);
+		CU_ASSERT_TRUE(w.wcs[i].byte_len == 44 ||
+			       w.wcs[i].byte_len >= 88);
+	}
+	USMC_ASSERT_MEM_EQ(w.mr->addr, model, rmb);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(w.qp), USMC_QPS_RTS);
+	fprintf(stderr, "  [%d.%d.%d.%d: %u ACKs as the kernel's, %u SENDs]\n",
+		req_ip[0], req_ip[1], req_ip[2], req_ip[3], nack_u, nsend);
+	free(model);
+	free(buf);
+	wire_close(&w);
+}
+
+static void test_replay_kernel_session(void)
+{
+	const char *dir = getenv("USMC_CONFORMANCE");
+	char path[4096];
+	static frame fr[1024];
+	static const uint8_t server[4] = {10, 9, 0, 1},
+			     client[4] = {10, 9, 0, 2};
+	uint8_t *data = NULL;
+	int n;
+
+	snprintf(path, sizeof(path), "%s/kernel-6.1/smcr-a-session.pcapng",
+		 dir ? dir : "../shared/conformance");
+	n = load_pcapng(path, &data, fr, 1024);
+	if (n < 0) {
+		fprintf(stderr, "  [%s not found: skipped]\n", path);
+		return;
+	}
+	USMC_ASSERT_EQ(n, 280); /* as the conformance README counts */
+	replay(fr, n, server);
+	replay(fr, n, client);
+	free(data);
+}
+
 static CU_TestInfo tests[] = {
 	{"segmentation, RETH, ImmDt, pad, ICRC", test_segmentation},
 	{"AckReq every <= 64 packets, 128-PSN window", test_ackreq_and_window},
@@ -682,6 +899,8 @@ static CU_TestInfo tests[] = {
 	{"responder ACK, duplicate, one NAK per gap", test_responder_acks},
 	{"responder WRITE FIRST/MIDDLE/LAST", test_responder_write_segments},
 	{"responder NAKs", test_responder_errors},
+	{"replay of a kernel rxe session: same ACKs",
+	 test_replay_kernel_session},
 	CU_TEST_INFO_NULL,
 };
 
