@@ -378,9 +378,10 @@ static void send_pkt(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t k,
 	p.padcnt = (uint8_t)((4 - (plen & 3)) & 3);
 	p.se = last && (w->wr.send_flags & USMC_SEND_SOLICITED) &&
 	       w->wr.opcode != USMC_WR_RDMA_WRITE;
-	/* AckReq on the end of each message and at least every 64 packets
-	 * (RXE_MAX_PKT_PER_ACK), and on the first packet after a rewind */
-	if (last || qp->need_ackreq || ++qp->noack_pkts > SR_MAX_PKT_PER_ACK) {
+	/* AckReq on the end of each message and, as rxe, on the 66th packet
+	 * without one (noack_pkts++ > RXE_MAX_PKT_PER_ACK); also on the first
+	 * packet after a rewind */
+	if (last || qp->need_ackreq || qp->noack_pkts++ > SR_MAX_PKT_PER_ACK) {
 		p.ackreq = 1;
 		qp->noack_pkts = 0;
 		qp->need_ackreq = 0;
