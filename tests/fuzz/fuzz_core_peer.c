@@ -5,14 +5,16 @@
  * forged SENDs (any LLC/CDC bytes) and structured CDCs into either
  * side's connection, application writes/reads/closes on both sides, time passing,
  * and raw CLC bytes into fresh server and client connections. Whatever
- * happens, the core must not crash, leak, or make an RDMA access outside
- * registered memory (the sim counts rkey/bounds/lkey violations).
+ * happens, the core must not crash, leak, break its cursor invariants, or
+ * make an RDMA access outside registered memory (the sim counts rkey,
+ * bounds and lkey violations).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "usmc_cdc.h"
 #include "usmc_core.h"
+#include "usmc_core_int.h"
 #include "usmc_sim.h"
 
 static const uint8_t *in;
@@ -86,6 +88,40 @@ static void app_rw(usmc_sim *sim, usmc_conn *conn, int write, size_t n)
 		usmc_conn_write(conn, buf, n, usmc_sim_now(sim));
 	} else {
 		usmc_conn_read(conn, buf, n, usmc_sim_now(sim));
+	}
+}
+
+/* Cursor and bookkeeping invariants of every connection and link: a
+ * violation means hostile input corrupted state, so stop right there. */
+static void check(usmc_ctx *ctx)
+{
+	for (usmc_conn *c = ctx->conns; c; c = c->next) {
+		if (c->tx_fin > c->tx_sent || c->tx_sent > c->tx_prep ||
+		    c->rx_cons > c->rx_prod || c->rx_cons_sent > c->rx_cons ||
+		    c->peer_cons > c->tx_sent)
+			abort();
+		if (c->sndbuf && c->tx_prep - c->tx_fin > c->sndbuf->size)
+			abort();
+		if (c->rmb && c->rx_prod - c->rx_cons_sent > c->rmb->size)
+			abort();
+		if (c->peer_rmb_size &&
+		    c->tx_sent - c->peer_cons > c->peer_rmb_size)
+			abort();
+		if (c->lgr && c->lgr->conns[c->token & 0xff] != c)
+			abort();
+	}
+	for (usmc_lgr *l = ctx->lgrs; l; l = l->next) {
+		unsigned int n = 0;
+
+		for (int i = 1; i <= USMC_CONNS_MAX; i++)
+			if (l->conns[i])
+				n++;
+		if (n != l->nconns)
+			abort();
+		for (int i = 0; i < USMC_LINKS_MAX; i++)
+			if (l->links[i] &&
+			    l->links[i]->slots_used > l->links[i]->nslots)
+				abort();
 	}
 }
 
@@ -187,6 +223,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		usmc_sim_run_idle(sim, usmc_sim_now(sim) + USMC_NS_PER_SEC);
+		check(usmc_sim_node_ctx(a));
+		check(usmc_sim_node_ctx(b));
 	}
 	usmc_sim_run(sim, usmc_sim_now(sim) + 30 * USMC_NS_PER_SEC);
 	if (usmc_sim_get_stats(sim)->access_errors)
