@@ -777,6 +777,11 @@ void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info)
 		info->peer_qpn = conn->link->peer_qpn;
 		memcpy(info->peer_gid, conn->link->peer_gid, 16);
 	}
+	info->tx_cdcs = conn->n_tx_cdcs;
+	info->rx_cdcs = conn->n_rx_cdcs;
+	info->tx_rdma_writes = conn->n_writes;
+	info->tx_buf_full = conn->n_buf_full;
+	info->tx_peer_buf_full = conn->n_peer_full;
 	info->tx_seq = conn->tx_seq;
 	info->rx_seq = conn->rx_seq;
 	info->tx_conn_flags = conn->close_flags_sent;

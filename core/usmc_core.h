@@ -271,6 +271,11 @@ typedef struct usmc_conn_info {
 	uint8_t peer_gid[16];
 	uint32_t peer_qpn;
 	uint16_t tx_seq, rx_seq; /* last CDC seqno sent / accepted */
+	/* counters, as the kernel's SMC statistics: CDCs each way, RDMA
+	 * WRITEs, writes that found the sndbuf full, pushes that found the
+	 * peer's RMBE full */
+	uint64_t tx_cdcs, rx_cdcs, tx_rdma_writes;
+	uint64_t tx_buf_full, tx_peer_buf_full;
 	uint8_t tx_conn_flags, rx_conn_flags; /* conn_state flags */
 } usmc_conn_info;
 void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info);

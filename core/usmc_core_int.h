@@ -216,6 +216,7 @@ struct usmc_conn {
 	int peer_shutdown_seen;
 
 	uint64_t bytes_sent, bytes_received;
+	uint64_t n_tx_cdcs, n_rx_cdcs, n_writes, n_buf_full, n_peer_full;
 	int freed_by_ctx;
 	int deleting; /* no events while usmc_conn_del runs */
 };

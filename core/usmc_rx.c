@@ -97,6 +97,7 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		return;
 	}
 	conn->rx_seq = m.seqno;
+	conn->n_rx_cdcs++;
 	conn->rx_prod += (uint64_t)dprod;
 	conn->bytes_received += (uint64_t)dprod;
 	conn->peer_cons += (uint64_t)dcons;

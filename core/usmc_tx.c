@@ -54,6 +54,7 @@ static int post_writes(usmc_conn *conn, uint64_t len)
 		rv = ctx->cb.post_send(ctx->user, link, &wr);
 		if (rv)
 			return rv < 0 ? rv : USMC_ERR_TRANSPORT;
+		conn->n_writes++;
 		pos += chunk;
 		len -= chunk;
 	}
@@ -104,8 +105,10 @@ int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
 			link->waiters++;
 			return 0;
 		}
-		if (pending && pending >= space)
+		if (pending && pending >= space) {
 			pflags |= USMC_CDC_WRITE_BLOCKED;
+			conn->n_peer_full++;
+		}
 		if (len) {
 			rv = post_writes(conn, len);
 			if (rv) {
@@ -132,6 +135,7 @@ int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
 		slot->rx_cons = conn->rx_cons;
 		slot->close_flags = flags;
 		conn->cdc_pend++;
+		conn->n_tx_cdcs++;
 		conn->rx_cons_sent = conn->rx_cons;
 		conn->cons_upd_pending = 0;
 		conn->close_flags_sent |= flags;
@@ -195,6 +199,7 @@ usmc_ssize usmc_conn_write(usmc_conn *conn, const uint8_t *data, size_t len,
 	space = sb->size - (conn->tx_prep - conn->tx_fin);
 	if (!space) {
 		conn->want_writable = 1;
+		conn->n_buf_full++;
 		return USMC_ERR_WOULDBLOCK;
 	}
 	if (!len)

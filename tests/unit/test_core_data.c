@@ -53,6 +53,11 @@ static void test_wraps_both_ways(void)
 	USMC_ASSERT_EQ(si.rx_prod.count, total % 16384);
 	USMC_ASSERT_EQ(usmc_conn_unsent(c->conn), 0);
 	USMC_ASSERT_EQ(usmc_conn_writable(c->conn), 16384);
+	/* counters agree across the link */
+	USMC_ASSERT_EQ(ci.tx_cdcs, si.rx_cdcs);
+	USMC_ASSERT_EQ(si.tx_cdcs, ci.rx_cdcs);
+	CU_ASSERT_TRUE(ci.tx_rdma_writes >= total / 16384);
+	CU_ASSERT_TRUE(ci.tx_peer_buf_full > 0);
 	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
 	usmc_sim_del(sim);
 }
