@@ -4,7 +4,7 @@
  * fabric set up a connection; then the input is a program of operations:
  * forged SENDs (any LLC/CDC bytes) and structured CDCs into either
  * side's connection, application writes/reads/closes on both sides, time passing,
- * and raw CLC bytes into fresh server and client connections. Whatever
+ * and raw CLC messages into fresh server and client connections. Whatever
  * happens, the core must not crash, leak, break its cursor invariants, or
  * make an RDMA access outside registered memory (the sim counts rkey,
  * bounds and lkey violations).
@@ -132,7 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	usmc_sim *sim = usmc_sim_new(1);
 	usmc_settings st;
 	usmc_sim_node *a, *b;
-	usmc_sim_ep *c, *s, *x;
+	usmc_sim_ep *c, *s, *x = NULL;
 	int steps = 0;
 
 	in = data;
@@ -161,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		/* the top bit picks the victim of forged messages */
 		dir = op >> 7;
-		op = (uint8_t)((op & 0x7f) % 10);
+		op = (uint8_t)((op & 0x7f) % 11);
 
 		switch (op) {
 		case 0: /* forged raw SEND into the client */
@@ -220,6 +220,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			for (uint8_t i = 0; i < n; i++)
 				raw[i] = take();
 			usmc_sim_clc_inject(x, raw, n);
+			break;
+		case 10: /* the next CLC message for that connection */
+			n = take();
+			for (uint8_t i = 0; i < n; i++)
+				raw[i] = take();
+			if (x)
+				usmc_sim_clc_inject(x, raw, n);
 			break;
 		}
 		usmc_sim_run_idle(sim, usmc_sim_now(sim) + USMC_NS_PER_SEC);
