@@ -34,19 +34,12 @@ static int clc_queue(usmc_conn *conn, usmc_clc_msg *m)
 static int clc_send_decline(usmc_conn *conn, uint32_t code)
 {
 	usmc_clc_msg m;
+	uint8_t version = conn->version == SMC_V2 ? SMC_V2 : SMC_V1;
 
-	memset(&m, 0, sizeof(m));
-	m.hdr.type = SMC_CLC_DECLINE;
-	m.hdr.version = conn->version == SMC_V2 ? SMC_V2 : SMC_V1;
-	if (!conn->version)
-		m.hdr.version = conn->ctx->s.smc_versions & USMC_VERSION_V2
-					? SMC_V2
-					: SMC_V1;
-	if (code == SMC_CLC_DECL_SYNCERR)
-		m.hdr.typev2 = SMC_FIRST_CONTACT_MASK; /* out of sync */
-	memcpy(m.u.decl.peer_id, conn->ctx->s.system_id, 8);
-	m.u.decl.peer_diagnosis = code;
-	m.u.decl.os_type = SMC_CLC_OS_LINUX;
+	/* before any Accept: the version this side proposed */
+	if (!conn->version && (conn->ctx->s.smc_versions & USMC_VERSION_V2))
+		version = SMC_V2;
+	usmc_clc_decline_init(&m, code, version, conn->ctx->s.system_id);
 	return clc_queue(conn, &m);
 }
 
