@@ -676,6 +676,8 @@ void usmc_conn_clc_consume(usmc_conn *conn, size_t n)
 	if (n > conn->clc_out_len - conn->clc_out_off)
 		n = conn->clc_out_len - conn->clc_out_off;
 	conn->clc_out_off += n;
+	if (n)
+		conn->clc_written = 1;
 	if (conn->clc_out_off == conn->clc_out_len)
 		conn->clc_out_off = conn->clc_out_len = 0;
 }
@@ -686,6 +688,11 @@ int usmc_conn_fallback(usmc_conn *conn, uint32_t decline_code, usmc_tstamp ts)
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (conn->mode != USMC_MODE_HANDSHAKE)
 		return USMC_ERR_INVALID_STATE;
+	/* A Proposal not yet written is taken back: a peer without SMC
+	 * never sees a CLC byte, and a local reason goes out as the first
+	 * CLC message (as smc_connect_decline_fallback does). */
+	if (!conn->clc_written)
+		conn->clc_out_len = conn->clc_out_off = 0;
 	usmc_conn_handshake_failed(conn, 0, decline_code, ts);
 	return 0;
 }

@@ -206,7 +206,8 @@ int usmc_conn_clc_pending(usmc_conn *conn, const uint8_t **pdata, size_t *plen);
 void usmc_conn_clc_consume(usmc_conn *conn, size_t n);
 /* The runtime decided not to use SMC. Records |decline_code|; queues a
  * Decline where the kernel would (not for PEERNOSMC, not after a peer's
- * Decline, not before any CLC when the peer never signalled SMC). */
+ * Decline). A client Proposal that was not yet written (consumed) is
+ * withdrawn first, so PEERNOSMC leaves nothing to send. */
 int usmc_conn_fallback(usmc_conn *conn, uint32_t decline_code, usmc_tstamp ts);
 
 typedef enum usmc_conn_mode {

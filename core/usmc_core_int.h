@@ -176,6 +176,7 @@ struct usmc_conn {
 	int version; /* negotiated 1 or 2 */
 	int first_contact;
 	int clc_sent_any, clc_recv_any, peer_declined;
+	int clc_written; /* the runtime consumed some CLC bytes */
 	uint8_t peer_system_id[8];
 	uint8_t peer_gid[16], peer_mac[6];
 	uint32_t peer_qpn, peer_psn;

@@ -435,6 +435,50 @@ static void test_runtime_fallback(void)
 	usmc_sim_del(sim);
 }
 
+/* The runtime learns before writing the Proposal that SMC is off: the
+ * Proposal is withdrawn; PEERNOSMC sends nothing, other reasons send only
+ * a Decline (smc_connect_decline_fallback). */
+static void test_fallback_before_proposal(void)
+{
+	usmc_sim *sim = usmc_sim_new(16);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_conn_params p;
+	usmc_conn *conn;
+	const uint8_t *d;
+	size_t len;
+	uint8_t types[4];
+	usmc_clc_msg m;
+
+	memset(&p, 0, sizeof(p));
+	p.role = USMC_ROLE_CLIENT;
+	p.ipv4.addr = 0x0a000001;
+	p.ipv4.prefix_len = 24;
+	USMC_ASSERT_EQ_FATAL(usmc_conn_new(usmc_sim_node_ctx(a), &p,
+					   usmc_sim_now(sim), &conn),
+			     0);
+	usmc_conn_clc_pending(conn, &d, &len);
+	CU_ASSERT_TRUE(len > 0);
+	USMC_ASSERT_EQ(usmc_conn_fallback(conn, SMC_CLC_DECL_PEERNOSMC,
+					  usmc_sim_now(sim)),
+		       0);
+	usmc_conn_clc_pending(conn, &d, &len);
+	USMC_ASSERT_EQ(len, 0);
+	usmc_conn_del(conn);
+
+	USMC_ASSERT_EQ_FATAL(usmc_conn_new(usmc_sim_node_ctx(a), &p,
+					   usmc_sim_now(sim), &conn),
+			     0);
+	USMC_ASSERT_EQ(usmc_conn_fallback(conn, SMC_CLC_DECL_NOSMCRDEV,
+					  usmc_sim_now(sim)),
+		       0);
+	usmc_conn_clc_pending(conn, &d, &len);
+	USMC_ASSERT_EQ(clc_types(d, len, types, 4, &m), 1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.u.decl.peer_diagnosis, SMC_CLC_DECL_NOSMCRDEV);
+	usmc_conn_del(conn);
+	usmc_sim_del(sim);
+}
+
 static void test_clc_timeout(void)
 {
 	usmc_sim *sim = usmc_sim_new(9);
@@ -643,6 +687,7 @@ static CU_TestInfo hs_tests[] = {
 	{"diffprefix", test_diffprefix},
 	{"ctx_del_live", test_ctx_del_live},
 	{"runtime_fallback", test_runtime_fallback},
+	{"fallback_before_proposal", test_fallback_before_proposal},
 	{"clc_timeout", test_clc_timeout},
 	{"clc_malformed", test_clc_malformed},
 	{"confirm_link_timeout", test_confirm_link_timeout},
