@@ -209,9 +209,10 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 	if (!conn)
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (conn->mode == USMC_MODE_HANDSHAKE) {
+		/* closed before the handshake ended: nothing to tell the peer
+		 * beyond what TCP will (the kernel just releases) */
 		usmc_conn_clc_done(conn);
 		usmc_conn_release_smc(conn, ts);
-		conn->mode = USMC_MODE_FALLBACK;
 		conn->state = SMC_CLOSED;
 		return 0;
 	}
