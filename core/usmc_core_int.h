@@ -30,6 +30,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
 #define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
 #define USMC_LLC_PEND_MAX    8
+#define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 
 /* Link states (enum smc_link_state) */
 enum usmc_link_state {

@@ -170,7 +170,7 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 	}
 	lgr->llc_expiry = USMC_TSTAMP_NONE;
 	lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
-	lgr->free_expiry = link ? ts + 100 * USMC_NS_PER_MS : ts;
+	lgr->free_expiry = link ? ts + USMC_TERM_GRACE : ts;
 }
 
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
@@ -860,10 +860,12 @@ static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 		llc_respond(link, m, ts);
 		return;
 	}
-	/* our only link: answer, then nothing is left to fail over to */
+	/* our only link: answer, then nothing is left to fail over to; the
+	 * QP stays a moment so the answer can leave */
 	m->delete_link.reason = 0;
 	llc_respond(link, m, ts);
 	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
+	lgr->free_expiry = ts + USMC_TERM_GRACE;
 }
 
 static void llc_rx(usmc_link *link, const uint8_t *buf, size_t len,

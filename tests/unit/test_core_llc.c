@@ -181,11 +181,71 @@ static void test_close_cdcs_as_kernel(void)
 	usmc_sim_del(sim);
 }
 
+/* DELETE_LINK for an unknown link is answered NOLNK and changes nothing;
+ * for our only link it is answered and the lgr goes (no failover target);
+ * DELETE_LINK ALL ends the lgr without an answer. */
+static void delete_link(int kind)
+{
+	usmc_sim *sim = usmc_sim_new(74 + (uint64_t)kind);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+	usmc_conn_info ci;
+	usmc_llc_msg m, r;
+	uint8_t buf[44];
+	const usmc_sim_trace *tr;
+	size_t n;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	usmc_conn_get_info(c->conn, &ci);
+	usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK, 2,
+			  kind == 2 ? SMC_LLC_FLAG_DEL_LINK_ALL |
+					      SMC_LLC_FLAG_DEL_LINK_ORDERLY
+				    : SMC_LLC_FLAG_DEL_LINK_ORDERLY);
+	m.delete_link.link_num = kind == 0 ? 7 : (kind == 1 ? ci.link_id : 0);
+	m.delete_link.reason = SMC_LLC_DEL_LOST_PATH;
+	USMC_ASSERT_EQ_FATAL(usmc_llc_encode(buf, sizeof(buf), &m), 44);
+	usmc_sim_trace_clear(sim);
+	usmc_sim_inject_send(sim, usmc_sim_link_by_qpn(sim, ci.peer_qpn), buf,
+			     44);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	tr = usmc_sim_get_trace(sim, &n);
+	if (kind == 2) {
+		USMC_ASSERT_EQ(n, 1); /* no answer to ALL */
+	} else {
+		CU_ASSERT_TRUE_FATAL(n >= 2);
+		USMC_ASSERT_EQ(tr[1].from, 1);
+		USMC_ASSERT_EQ_FATAL(usmc_llc_decode(&r, tr[1].msg, 44), 44);
+		USMC_ASSERT_EQ(r.hdr.type, SMC_LLC_DELETE_LINK);
+		CU_ASSERT_TRUE(r.hdr.flags & SMC_LLC_FLAG_RESP);
+		USMC_ASSERT_EQ(r.delete_link.reason,
+			       kind == 0 ? SMC_LLC_DEL_NOLNK : 0);
+	}
+	if (kind == 0) {
+		CU_ASSERT_TRUE(established(c));
+		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	} else {
+		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+		USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
+		usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+		CU_ASSERT_PTR_NULL(
+			usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	}
+	usmc_sim_del(sim);
+}
+
+static void test_delete_link(void)
+{
+	for (int k = 0; k < 3; k++)
+		delete_link(k);
+}
+
 static CU_TestInfo llc_tests[] = {
 	{"kernel_requests_answered_identically", test_kernel_requests},
 	{"testlink_echo", test_testlink_echo},
 	{"confirm_link_layout", test_confirm_link_layout},
 	{"close_cdcs_as_kernel", test_close_cdcs_as_kernel},
+	{"delete_link", test_delete_link},
 	CU_TEST_INFO_NULL,
 };
 
