@@ -96,9 +96,11 @@ void usmc_close_peer_flags(usmc_conn *conn, uint8_t newflags, usmc_tstamp ts)
 	if (conn->mode != USMC_MODE_SMCR)
 		return; /* handled when the handshake completes */
 	if (newflags & USMC_CDC_PEER_CONN_ABORT) {
-		/* smc_close_passive_abort_received */
+		/* smc_close_passive_abort_received; the error is raised
+		 * before any CLOSED event, as for a local abort */
 		if (!conn->err)
 			conn->err = USMC_ERR_CONNRESET;
+		usmc_conn_event_raise(conn, USMC_EV_ERROR);
 		switch (conn->state) {
 		case SMC_INIT:
 		case SMC_ACTIVE:
@@ -123,7 +125,6 @@ void usmc_close_peer_flags(usmc_conn *conn, uint8_t newflags, usmc_tstamp ts)
 		default:
 			break;
 		}
-		usmc_conn_event_raise(conn, USMC_EV_ERROR);
 		return;
 	}
 	switch (conn->state) {
