@@ -161,6 +161,12 @@ int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 /* Frees everything, including connections the runtime did not delete
  * (their pointers become invalid); destroys QPs and frees MRs. */
 void usmc_ctx_del(usmc_ctx *ctx);
+/* Ends every link group now, telling each peer (DELETE_LINK ALL, program
+ * initiated) so it does not wait for TEST_LINK to notice; open
+ * connections are aborted (USMC_EV_ERROR, USMC_ERR_CONNABORTED). Keep
+ * polling completions and timers until usmc_ctx_next_lgr() is NULL
+ * (about 100 ms), then usmc_ctx_del. */
+void usmc_ctx_shutdown(usmc_ctx *ctx, usmc_tstamp ts);
 /* Earliest timer of all link groups and connections, or USMC_TSTAMP_NONE. */
 usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx);
 /* Runs every timer due at |ts|. */

@@ -104,6 +104,14 @@ void usmc_ctx_del(usmc_ctx *ctx)
 	ctx->cb.free(ctx, ctx->user);
 }
 
+void usmc_ctx_shutdown(usmc_ctx *ctx, usmc_tstamp ts)
+{
+	ctx->now = ts;
+	for (usmc_lgr *l = ctx->lgrs; l; l = l->next)
+		usmc_lgr_terminate(l, USMC_ERR_CONNABORTED,
+				   SMC_LLC_DEL_PROG_INIT_TERM, ts);
+}
+
 usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx)
 {
 	usmc_tstamp t = USMC_TSTAMP_NONE;

@@ -468,6 +468,28 @@ static void test_hostile_llc(void)
 	usmc_sim_del(sim);
 }
 
+/* usmc_ctx_shutdown tells the peer: its lgr goes at once (no TEST_LINK
+ * wait), connections on both sides are aborted, and ours are freed after
+ * the grace period. */
+static void test_ctx_shutdown(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+
+	setup(&sim, &a, &b, &c, &s, 62, 30 * SEC);
+	usmc_ctx_shutdown(usmc_sim_node_ctx(a), usmc_sim_now(sim));
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNABORTED);
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_del(sim);
+}
+
 /* Deleting a live connection aborts it towards the peer. */
 static void test_del_live(void)
 {
@@ -497,6 +519,7 @@ static CU_TestInfo close_tests[] = {
 	{"hostile_cdc", test_hostile_cdc},
 	{"hostile_llc", test_hostile_llc},
 	{"del_live", test_del_live},
+	{"ctx_shutdown", test_ctx_shutdown},
 	CU_TEST_INFO_NULL,
 };
 
