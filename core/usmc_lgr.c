@@ -973,7 +973,9 @@ void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts)
 	llc_run(lgr, ts);
 	if (!link->waiters || lgr->terminating)
 		return;
-	for (int i = 1; i <= USMC_CONNS_MAX && link->slots_used < link->nslots;
+	/* a push may take the link down: stop then */
+	for (int i = 1; i <= USMC_CONNS_MAX && !lgr->terminating &&
+			link->slots_used < link->nslots;
 	     i++) {
 		usmc_conn *c = lgr->conns[i];
 
