@@ -103,6 +103,7 @@ struct usmc_link {
 	usmc_tstamp testlink_expiry; /* response due */
 	/* connections waiting for a TX slot */
 	int waiters;
+	unsigned int wake_rr;
 	usmc_tstamp slot_wait_since;
 };
 

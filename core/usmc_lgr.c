@@ -973,15 +973,19 @@ void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts)
 	llc_run(lgr, ts);
 	if (!link->waiters || lgr->terminating)
 		return;
-	/* a push may take the link down: stop then */
-	for (int i = 1; i <= USMC_CONNS_MAX && !lgr->terminating &&
+	/* round robin from where the last wake-up stopped, so no connection
+	 * starves; a push may take the link down: stop then */
+	for (int k = 0; k < USMC_CONNS_MAX && !lgr->terminating &&
 			link->slots_used < link->nslots;
-	     i++) {
+	     k++) {
+		unsigned int i =
+			1 + (link->wake_rr + (unsigned int)k) % USMC_CONNS_MAX;
 		usmc_conn *c = lgr->conns[i];
 
 		if (c && c->link == link && c->waiting_slot) {
 			c->waiting_slot = 0;
 			link->waiters--;
+			link->wake_rr = i;
 			usmc_tx_push(c, ts);
 		}
 	}
