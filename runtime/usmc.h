@@ -13,15 +13,22 @@
  *   USMC_SMC_PORTS      explicit mode: ports that speak SMC, e.g. "7070,8000-8010"
  *   USMC_CLC_WAIT_MS    server: how long to wait for a first CLC byte (2000)
  *   USMC_DEBUG=1        log to stderr
+ *   USMC_STATS          at exit, print the process's connection counts to
+ *                       stderr ("1") or append them to the file it names
  */
 #ifndef USMC_H
 #define USMC_H
 
 #include <poll.h>
+#include <signal.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <time.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -46,6 +53,51 @@ int usmc_set_nonblock(int fd, int on);
 int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len);
 int usmc_setsockopt(int fd, int level, int name, const void *val,
 		    socklen_t len);
+
+/* Vectored, message and file I/O: the kernel's calls on plain and
+ * fallback sockets; gathered / scattered over SMC-R. */
+ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt);
+ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags);
+ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags);
+ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count);
+/* FIONREAD answers from the SMC-R receive buffer; FIONBIO is tracked as
+ * O_NONBLOCK; anything else is the kernel's. */
+int usmc_ioctl(int fd, unsigned long req, void *arg);
+/* The new fd names the same usmc socket; one replaced by dup2/dup3 is
+ * closed as by usmc_close. usmc_fcntl_dupfd: F_DUPFD / F_DUPFD_CLOEXEC. */
+int usmc_dup(int oldfd);
+int usmc_dup2(int oldfd, int newfd);
+int usmc_dup3(int oldfd, int newfd, int flags);
+int usmc_fcntl_dupfd(int fd, int cmd, int minfd);
+
+/* Readiness over usmc and kernel fds together (see docs/preload.md). */
+int usmc_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+	       const sigset_t *sigmask);
+int usmc_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+		struct timeval *tv);
+int usmc_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+		 const struct timespec *ts, const sigset_t *sigmask);
+/* epoll with level, edge and one-shot semantics for SMC-R sockets: a
+ * shadow set per epoll fd (usmc_epoll.c). The epoll fd is the kernel's. */
+int usmc_epoll_create1(int flags);
+int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev);
+int usmc_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms);
+int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
+		     const sigset_t *sigmask);
+
+/*
+ * For interposers (the preload): nonzero if |fd| may be a usmc socket or
+ * a usmc epoll fd; zero means "hand it to the kernel", read without a lock.
+ */
+int usmc_fd_flags(int fd);
+
+/*
+ * Set (per thread) while usmc itself runs: the preload hands calls made
+ * with it set straight to libc, so the runtime's own socket calls are not
+ * intercepted again. The progress thread has it set for its whole life.
+ */
+extern __thread int usmc_in_runtime;
 
 typedef enum usmc_sock_mode {
 	USMC_SOCK_UNMANAGED = 0, /* not an fd usmc knows: plain kernel */

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -33,7 +34,10 @@ usmc_rt usmc_g = {
 #define TAG_EVFD  3ULL
 #define TAG_TP	  4ULL
 
+__thread int usmc_in_runtime;
+
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
+static int atfork_done;
 static int init_err;
 static int tp_fd_watched = -1;
 /* An app thread is waiting on the transport fd (usmc_wait_io); the
@@ -67,6 +71,76 @@ static void tp_rearm(void)
 
 static void *progress_main(void *arg);
 
+static void atfork_prepare(void)
+{
+	/* the child gets the tables in a consistent state */
+	pthread_mutex_lock(&usmc_g.lock);
+}
+
+static void atfork_parent(void)
+{
+	pthread_mutex_unlock(&usmc_g.lock);
+}
+
+/* The child has no progress thread and must not touch the parent's epoll
+ * set, timer or transport: it forgets them and starts afresh on next use. */
+static void atfork_child(void)
+{
+	if (!usmc_g.thread_started) {
+		pthread_mutex_unlock(&usmc_g.lock);
+		return;
+	}
+	usmc_sock_fork_child();
+	usmc_epoll_fork_child();
+	usmc_smc_fork_child();
+	close(usmc_g.epfd);
+	close(usmc_g.timerfd);
+	close(usmc_g.evfd);
+	close(dp_evfd);
+	usmc_g.epfd = usmc_g.timerfd = usmc_g.evfd = dp_evfd = -1;
+	usmc_g.thread_started = 0;
+	tp_fd_watched = -1;
+	direct_poller = 0;
+	tp_disarmed = 0;
+	timer_armed = UINT64_MAX;
+	init_err = 0;
+	init_once = (pthread_once_t)PTHREAD_ONCE_INIT;
+	pthread_mutex_unlock(&usmc_g.lock);
+}
+
+static FILE *stats_out(const char *v)
+{
+	if (!strcmp(v, "1"))
+		return stderr;
+	return fopen(v, "a");
+}
+
+/* USMC_STATS: the connection counts of this process, at exit. */
+static void stats_at_exit(void)
+{
+	const char *v = getenv("USMC_STATS");
+	usmc_stats st;
+	FILE *f;
+
+	if (!v || !*v || !strcmp(v, "0"))
+		return;
+	usmc_in_runtime++;
+	usmc_get_stats(&st);
+	f = stats_out(v);
+	if (f) {
+		fprintf(f,
+			"usmc[%d]: stats: smcr=%llu fallback=%llu failed=%llu "
+			"link_groups=%llu\n",
+			(int)getpid(), (unsigned long long)st.conns_smcr,
+			(unsigned long long)st.conns_fallback,
+			(unsigned long long)st.conns_failed,
+			(unsigned long long)st.link_groups);
+		if (f != stderr)
+			fclose(f);
+	}
+	usmc_in_runtime--;
+}
+
 static void rt_init_once(void)
 {
 	pthread_condattr_t ca;
@@ -74,6 +148,11 @@ static void rt_init_once(void)
 	sigset_t all, old;
 
 	usmc_config_load_env(&usmc_g.cfg);
+	if (!atfork_done) {
+		atfork_done = 1;
+		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+		atexit(stats_at_exit);
+	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&usmc_g.cond, &ca);
@@ -239,6 +318,7 @@ static void *progress_main(void *arg)
 	uint64_t buf;
 
 	(void)arg;
+	usmc_in_runtime = 1;
 	for (;;) {
 		int n = epoll_wait(usmc_g.epfd, evs, 32, -1);
 

@@ -123,6 +123,12 @@ struct usmc_sock {
 	uint32_t ev;
 	int in_pend;
 	usmc_sock *pend_next;
+	/* fds naming this socket (dup): the table holds it at each */
+	int refs;
+	/* readiness generation: bumped whenever readiness may have grown
+	 * (data, room, close, error, mode change); edge-triggered epoll */
+	uint32_t rgen;
+	int nodelay; /* TCP_NODELAY asked for: applied to the SMC-R conn */
 };
 
 typedef struct usmc_rt {
@@ -139,6 +145,8 @@ typedef struct usmc_rt {
 	/* transport and core (usmc_smc.c) */
 	void *smc;
 	char tp_name[32];
+	/* bumped whenever a socket changes mode (usmc_epoll resyncs) */
+	uint64_t mode_gen;
 } usmc_rt;
 
 extern usmc_rt usmc_g;
@@ -175,6 +183,21 @@ void usmc_sock_hs_done(usmc_sock *s);
  * socket disappears under a caller that still uses it. */
 void usmc_sock_reap(void);
 
+int usmc_notify_add(int evfd);
+void usmc_notify_del(int evfd);
+void usmc_notify_drain(int evfd);
+void usmc_epoll_closed(int epfd);
+/* Signals every readiness notifier (usmc_notify_add, poll waiters). */
+void usmc_rt_notify(void);
+/* Lock-free "fd is (or may be) a usmc socket / usmc epoll fd" flags. */
+#define USMC_FDF_SOCK  1
+#define USMC_FDF_EPOLL 2
+void usmc_fdflag_set(int fd, int flag, int on);
+/* usmc_epoll.c: a closed fd leaves every shadow set (lock held). */
+void usmc_epoll_fd_closed(int fd);
+/* usmc_socket.c: readiness of a socket, lock held; -1: ask the kernel. */
+int usmc_sock_revents(usmc_sock *s, uint32_t events);
+
 /*
  * usmc_smc.c: everything that touches the core and the transport. All
  * with the lock held. Handshake helpers return 0 or a decline code to fall
@@ -202,6 +225,11 @@ int usmc_smc_error(usmc_sock *s);
 int usmc_smc_shutdown_write(usmc_sock *s);
 int usmc_smc_close(usmc_sock *s);
 int usmc_smc_abort(usmc_sock *s);
+void usmc_smc_set_nodelay(usmc_sock *s, int on);
+/* after fork(), in the child (usmc_loop.c's atfork handler) */
+void usmc_smc_fork_child(void);
+void usmc_sock_fork_child(void);
+void usmc_epoll_fork_child(void);
 /* The smc state to fill usmc_sock_info's lgr/link/version. */
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info);
 /* Loop hooks: the transport's fd (-1 if none), its event, timers. */

@@ -81,6 +81,22 @@ void usmc_smc_forget(usmc_sock *s)
 	s->in_pend = 0;
 }
 
+/* In a child after fork(): the transport, its QPs and every connection
+ * stay the parent's. Forget them without touching them (the child must
+ * not read the shared transport fd); a new one opens on first use. */
+void usmc_smc_fork_child(void)
+{
+	smc.tp = NULL;
+	smc.tp_fd = -1;
+	smc.tp_error[0] = 0;
+	smc.ctx = NULL;
+	smc.links = NULL;
+	smc.pend = NULL;
+	smc.orphans = NULL;
+	smc.n_orphans = smc.cap_orphans = 0;
+	smc.armed = 0;
+}
+
 int usmc_smc_clc_hdr_len(const uint8_t hdr[8])
 {
 	usmc_clc_hdr h;
@@ -393,7 +409,7 @@ static int sock_alive(usmc_sock *s)
 /* Acts on the events recorded during the last core call. */
 static void smc_post(void)
 {
-	int any = 0;
+	int any = 0, notify = 0;
 
 	while (smc.pend) {
 		usmc_sock *s = smc.pend;
@@ -408,6 +424,12 @@ static void smc_post(void)
 		any = 1;
 		if (!s->conn || !sock_alive(s))
 			continue;
+		if (ev & ((1u << USMC_EV_READABLE) | (1u << USMC_EV_WRITABLE) |
+			  (1u << USMC_EV_PEER_SHUTDOWN) |
+			  (1u << USMC_EV_CLOSED) | (1u << USMC_EV_ERROR))) {
+			s->rgen++;
+			notify = 1;
+		}
 		if (ev & (1u << USMC_EV_CLC_SEND))
 			if (usmc_smc_clc_flush(s) > 0 &&
 			    s->mode == USMC_SOCK_HANDSHAKE)
@@ -454,6 +476,8 @@ static void smc_post(void)
 	}
 	if (any)
 		usmc_rt_broadcast();
+	if (notify)
+		usmc_rt_notify();
 	if (usmc_smc_expiry() != smc.armed)
 		usmc_loop_rearm_timer();
 }
@@ -607,8 +631,16 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 					   : (int)USMC_DECL_INTERR;
 	}
 	usmc_conn_set_user(s->conn, s);
+	if (s->nodelay)
+		usmc_conn_set_nodelay(s->conn, 1);
 	smc_post();
 	return 0;
+}
+
+void usmc_smc_set_nodelay(usmc_sock *s, int on)
+{
+	if (s->conn)
+		usmc_conn_set_nodelay(s->conn, on);
 }
 
 int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len)
@@ -921,6 +953,12 @@ void usmc_smc_on_timer(uint64_t now)
 void usmc_smc_armed(uint64_t when)
 {
 	smc.armed = when;
+}
+
+void usmc_smc_set_nodelay(usmc_sock *s, int on)
+{
+	(void)s;
+	(void)on;
 }
 
 #endif

@@ -20,7 +20,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/sendfile.h>
+#include <sys/uio.h>
+#include <limits.h>
 #include <sys/eventfd.h>
+#include <sys/select.h>
 #include <sys/time.h>
 #include <unistd.h>
 
@@ -40,10 +45,121 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 /* SMC_MAX_STREAM_WAIT_TIMEOUT */
 #define CLOSE_DRAIN_NS	   (2 * USMC_NS_PER_SEC)
 
-/* poll() callers that also wait for kernel fds get an eventfd each. */
-#define MAX_POLL_WAITERS 64
-static int poll_waiters[MAX_POLL_WAITERS];
-static int n_poll_waiters;
+/*
+ * Readiness notifiers: eventfds of poll() callers that also wait for
+ * kernel fds, and of usmc_epoll sets. Each is written once per change
+ * while it is not drained (|pending|), so the data path costs one write
+ * per wake-up, not per event.
+ */
+#define MAX_NOTIFIERS 256
+static struct {
+	int fd;
+	int pending;
+} notifiers[MAX_NOTIFIERS];
+static int n_notifiers;
+
+void usmc_rt_notify(void)
+{
+	uint64_t one = 1;
+
+	for (int i = 0; i < n_notifiers; i++) {
+		if (notifiers[i].pending)
+			continue;
+		notifiers[i].pending = 1;
+		if (write(notifiers[i].fd, &one, sizeof(one)) < 0) {
+			/* full counter: already signalled */
+		}
+	}
+}
+
+/* Lock held. */
+int usmc_notify_add(int evfd)
+{
+	if (n_notifiers == MAX_NOTIFIERS) {
+		errno = EMFILE;
+		return -1;
+	}
+	notifiers[n_notifiers].fd = evfd;
+	notifiers[n_notifiers].pending = 0;
+	n_notifiers++;
+	return 0;
+}
+
+/* Lock held. */
+void usmc_notify_del(int evfd)
+{
+	for (int i = 0; i < n_notifiers; i++)
+		if (notifiers[i].fd == evfd) {
+			notifiers[i] = notifiers[--n_notifiers];
+			return;
+		}
+}
+
+/* Lock held: reads |evfd| and lets it be signalled again. */
+void usmc_notify_drain(int evfd)
+{
+	uint64_t v;
+
+	for (int i = 0; i < n_notifiers; i++)
+		if (notifiers[i].fd == evfd)
+			notifiers[i].pending = 0;
+	if (read(evfd, &v, sizeof(v)) < 0) {
+		/* not signalled */
+	}
+}
+
+/*
+ * Flags per fd, read without the lock by the preload's fast path: a
+ * zero says "not usmc's", so read() of a file never takes the lock.
+ * Chunks are never freed, so a reader never sees freed memory; a stale
+ * flag only sends a call down the slower, still correct, path.
+ */
+#define FDF_CHUNK  4096
+#define FDF_CHUNKS 1024
+static uint8_t *fdflags[FDF_CHUNKS];
+
+void usmc_fdflag_set(int fd, int flag, int on)
+{
+	uint8_t *c, *fresh;
+	int ci = fd / FDF_CHUNK;
+
+	if (fd < 0 || ci >= FDF_CHUNKS)
+		return;
+	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	if (!c) {
+		if (!on)
+			return;
+		fresh = calloc(FDF_CHUNK, 1);
+		if (!fresh)
+			return;
+		c = NULL;
+		if (!__atomic_compare_exchange_n(&fdflags[ci], &c, fresh, 0,
+						 __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			free(fresh);
+		c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	}
+	if (on)
+		__atomic_fetch_or(&c[fd % FDF_CHUNK], (uint8_t)flag,
+				  __ATOMIC_RELEASE);
+	else
+		__atomic_fetch_and(&c[fd % FDF_CHUNK], (uint8_t)~flag,
+				   __ATOMIC_RELEASE);
+}
+
+int usmc_fd_flags(int fd)
+{
+	uint8_t *c;
+	int ci = fd / FDF_CHUNK;
+
+	if (fd < 0)
+		return 0;
+	/* fds beyond the table: always the slow path */
+	if (ci >= FDF_CHUNKS)
+		return USMC_FDF_SOCK | USMC_FDF_EPOLL;
+	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	return c ? __atomic_load_n(&c[fd % FDF_CHUNK], __ATOMIC_ACQUIRE) : 0;
+}
 
 usmc_sock *usmc_sock_get(int fd)
 {
@@ -54,13 +170,8 @@ usmc_sock *usmc_sock_get(int fd)
 
 static void wake_all(void)
 {
-	uint64_t one = 1;
-
 	usmc_rt_broadcast();
-	for (int i = 0; i < n_poll_waiters; i++)
-		if (write(poll_waiters[i], &one, sizeof(one)) < 0) {
-			/* full counter: already signalled */
-		}
+	usmc_rt_notify();
 }
 
 static void sock_free(usmc_sock *s);
@@ -121,10 +232,9 @@ static void hs_q_remove(usmc_sock *s)
 		}
 }
 
-static usmc_sock *sock_new(int fd)
+/* Grows the table to hold |fd|. */
+static int table_fit(int fd)
 {
-	usmc_sock *s;
-
 	if (fd >= usmc_g.nsocks) {
 		int n = usmc_g.nsocks ? usmc_g.nsocks : 256;
 		usmc_sock **t;
@@ -133,22 +243,63 @@ static usmc_sock *sock_new(int fd)
 			n *= 2;
 		t = realloc(usmc_g.socks, (size_t)n * sizeof(*t));
 		if (!t)
-			return NULL;
+			return -1;
 		memset(t + usmc_g.nsocks, 0,
 		       (size_t)(n - usmc_g.nsocks) * sizeof(*t));
 		usmc_g.socks = t;
 		usmc_g.nsocks = n;
 	}
+	return 0;
+}
+
+/* Lock held: |fd| stops naming its socket; the socket goes with its last
+ * fd (the kernel's file description with its last close). Returns 1 if
+ * the socket lives on under another fd. */
+static int slot_drop(int fd)
+{
+	usmc_sock *s = usmc_sock_get(fd);
+
+	if (!s)
+		return 0;
+	usmc_epoll_fd_closed(fd);
+	if (s->refs <= 1)
+		return 0;
+	usmc_g.socks[fd] = NULL;
+	usmc_fdflag_set(fd, USMC_FDF_SOCK, 0);
+	s->refs--;
+	if (s->fd == fd) {
+		/* The loop's registration is keyed by this fd: move it. */
+		uint32_t ev = s->ep_events;
+
+		usmc_loop_watch(s, 0);
+		for (int i = 0; i < usmc_g.nsocks; i++)
+			if (usmc_g.socks[i] == s) {
+				s->fd = i;
+				break;
+			}
+		usmc_loop_watch(s, ev);
+	}
+	return 1;
+}
+
+static usmc_sock *sock_new(int fd)
+{
+	usmc_sock *s;
+
+	if (table_fit(fd))
+		return NULL;
 	/* A record left by an fd closed behind our back is stale. */
-	if (usmc_g.socks[fd])
+	if (usmc_g.socks[fd] && !slot_drop(fd))
 		sock_free(usmc_g.socks[fd]);
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->fd = fd;
 	s->fresh = 1;
+	s->refs = 1;
 	s->mode = USMC_SOCK_TCP;
 	usmc_g.socks[fd] = s;
+	usmc_fdflag_set(fd, USMC_FDF_SOCK, 1);
 	return s;
 }
 
@@ -162,8 +313,10 @@ static void sock_free(usmc_sock *s)
 		usmc_smc_conn_free(s);
 	usmc_smc_forget(s);
 	free(s->clc_buf);
-	if (usmc_g.socks[s->fd] == s)
+	if (usmc_g.socks[s->fd] == s) {
 		usmc_g.socks[s->fd] = NULL;
+		usmc_fdflag_set(s->fd, USMC_FDF_SOCK, 0);
+	}
 	if (hs_owner == s)
 		hs_release(s);
 	free(s);
@@ -227,6 +380,8 @@ void usmc_sock_hs_done(usmc_sock *s)
 
 	s->hs = USMC_HS_NONE;
 	s->deadline = 0;
+	s->rgen++;
+	usmc_g.mode_gen++;
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
 	hs_release(s);
@@ -678,6 +833,7 @@ int usmc_listen(int fd, int backlog)
 	if (getsockname(fd, (struct sockaddr *)&sin, &slen) == 0)
 		s->port = ntohs(sin.sin_port);
 	s->listen_smc = is_smc_port(s->port);
+	usmc_g.mode_gen++;
 	if (s->listen_smc) {
 		/* The progress thread accepts, so the kernel fd must never
 		 * block it; the app's view stays in app_nonblock. */
@@ -720,8 +876,19 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		int is_listen = s && s->mode == USMC_SOCK_LISTEN;
 		uint16_t port = s ? s->port : 0;
 
+		int emulate = s && is_listen && !s->app_nonblock;
+
 		unlock();
 		cfd = accept4(fd, addr, len, flags);
+		while (cfd < 0 && errno == EAGAIN && emulate) {
+			/* inherited across fork: the kernel fd stayed
+			 * nonblocking for the parent's progress thread */
+			struct pollfd p = {.fd = fd, .events = POLLIN};
+
+			if (poll(&p, 1, -1) < 0 && errno != EINTR)
+				return -1;
+			cfd = accept4(fd, addr, len, flags);
+		}
 		if (cfd >= 0 && is_listen) {
 			char d[64];
 
@@ -735,6 +902,11 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 				c->port = port;
 				c->app_nonblock = !!(flags & SOCK_NONBLOCK);
 				set_fallback(c, USMC_DECL_PEERNOSMC, d);
+				usmc_g.stats.conns_fallback++;
+				usmc_rt_log(1,
+					    "fd %d: TCP fallback: %s 0x%08x %s",
+					    cfd, usmc_decline_name(c->fb_code),
+					    c->fb_code, d);
 			}
 			unlock();
 		}
@@ -843,11 +1015,14 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		snprintf(d, sizeof(d), "port %u is not an SMC port", port);
 		set_fallback(s, USMC_DECL_PEERNOSMC, d);
 		usmc_g.stats.conns_fallback++;
+		usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", fd,
+			    usmc_decline_name(s->fb_code), s->fb_code, d);
 		unlock();
 		return connect(fd, addr, len);
 	}
 	s->mode = USMC_SOCK_HANDSHAKE;
 	s->hs = USMC_HS_TCP_CONNECT;
+	usmc_g.mode_gen++;
 	unlock();
 
 	r = connect(fd, addr, len);
@@ -871,6 +1046,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		s->mode = USMC_SOCK_TCP;
 		s->hs = USMC_HS_NONE;
 		s->fresh = 1;
+		usmc_g.mode_gen++;
 		unlock();
 		errno = e;
 		return -1;
@@ -1109,12 +1285,15 @@ int usmc_shutdown(int fd, int how)
 	return 0;
 }
 
-int usmc_close(int fd)
+/* Lock held: what closing |fd| means to usmc, short of the kernel close. */
+static void close_record(int fd)
 {
 	usmc_sock *s;
 
-	if (lock_init())
-		return -1;
+	if (usmc_fd_flags(fd) & USMC_FDF_EPOLL)
+		usmc_epoll_closed(fd);
+	if (slot_drop(fd))
+		return; /* another fd still names the socket */
 	s = usmc_sock_get(fd);
 	if (s) {
 		if (s->mode == USMC_SOCK_LISTEN) {
@@ -1154,11 +1333,21 @@ int usmc_close(int fd)
 			s->listen_closed = 1;
 			usmc_loop_watch(s, 0);
 			usmc_g.socks[fd] = NULL;
+			usmc_fdflag_set(fd, USMC_FDF_SOCK, 0);
 			wake_all();
 		} else {
 			sock_free(s);
 		}
 	}
+}
+
+int usmc_close(int fd)
+{
+	if (!usmc_fd_flags(fd))
+		return close(fd);
+	if (lock_init())
+		return -1;
+	close_record(fd);
 	unlock();
 	return close(fd);
 }
@@ -1193,6 +1382,8 @@ static int user_revents(usmc_sock *s, short events)
 			re |= POLLERR;
 		if (usmc_smc_peer_done(s) && err)
 			re |= POLLHUP;
+		if (usmc_smc_peer_done(s))
+			re |= POLLRDHUP;
 		break;
 	}
 	default:
@@ -1201,7 +1392,19 @@ static int user_revents(usmc_sock *s, short events)
 	return re & (events | POLLERR | POLLHUP);
 }
 
-int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+int usmc_sock_revents(usmc_sock *s, uint32_t events)
+{
+	return user_revents(s, (short)events);
+}
+
+/*
+ * poll and ppoll: usmc's sockets are answered from user-space state, the
+ * rest by the kernel in the same call; a blocking wait that includes
+ * kernel fds (or a signal mask) sleeps in ppoll with an eventfd that every
+ * readiness change of usmc's sockets signals.
+ */
+static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
+		     const sigset_t *sigmask)
 {
 	struct pollfd *kfds = NULL;
 	nfds_t *kidx = NULL;
@@ -1210,9 +1413,8 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 
 	if (lock_init())
 		return -1;
-	if (timeout_ms > 0)
-		deadline =
-			usmc_rt_now() + (uint64_t)timeout_ms * USMC_NS_PER_MS;
+	if (timeout_ns > 0)
+		deadline = usmc_rt_now() + (uint64_t)timeout_ns;
 	kfds = calloc(nfds + 1, sizeof(*kfds));
 	kidx = calloc(nfds + 1, sizeof(*kidx));
 	if (!kfds || !kidx) {
@@ -1224,7 +1426,7 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 	}
 	for (;;) {
 		nfds_t nk = 0;
-		int kwait;
+		int kwait, nwait;
 
 		ready = 0;
 		for (nfds_t i = 0; i < nfds; i++) {
@@ -1242,8 +1444,8 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 				kidx[nk++] = i;
 			}
 		}
-		kwait = (ready || timeout_ms == 0) ? 0 : -1;
-		if (nk == 0 && !ready && timeout_ms != 0) {
+		kwait = !(ready || timeout_ns == 0);
+		if (nk == 0 && kwait && !sigmask) {
 			/* Only user-space sockets: sleep on the cond. */
 			if (usmc_cond_wait_until(deadline) == ETIMEDOUT) {
 				ret = 0;
@@ -1251,57 +1453,60 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 			}
 			continue;
 		}
-		if (nk && kwait) {
-			if (evfd < 0) {
-				evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-				if (evfd < 0 ||
-				    n_poll_waiters == MAX_POLL_WAITERS) {
-					if (evfd >= 0)
-						close(evfd);
-					evfd = -1;
-					errno = EMFILE;
-					goto out_locked;
-				}
-				poll_waiters[n_poll_waiters++] = evfd;
+		if (kwait && evfd < 0) {
+			evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			if (evfd < 0)
+				goto out_locked;
+			if (usmc_notify_add(evfd)) {
+				close(evfd);
+				evfd = -1;
+				goto out_locked;
 			}
+		}
+		nwait = nk;
+		if (kwait) {
 			kfds[nk].fd = evfd;
 			kfds[nk].events = POLLIN;
 			kfds[nk].revents = 0;
+			nwait++;
 		}
 		unlock();
 		{
-			int t = 0;
-			int r;
+			struct timespec ts = {0, 0}, *tp = &ts;
+			int r, e;
 
 			if (kwait) {
-				t = -1;
+				tp = NULL;
 				if (deadline) {
 					uint64_t now = usmc_rt_now();
+					uint64_t left =
+						now >= deadline
+							? 0
+							: deadline - now;
 
-					t = now >= deadline
-						    ? 0
-						    : (int)((deadline - now +
-							     999999) /
-							    1000000);
+					ts.tv_sec = (time_t)(left /
+							     USMC_NS_PER_SEC);
+					ts.tv_nsec =
+						(long)(left % USMC_NS_PER_SEC);
+					tp = &ts;
 				}
 			}
-			r = poll(kfds, nk + (nk && kwait ? 1 : 0), t);
+			r = ppoll(kfds, (nfds_t)nwait, tp, sigmask);
+			e = errno;
 			pthread_mutex_lock(&usmc_g.lock);
-			if (r < 0)
+			if (r < 0) {
+				errno = e;
 				goto out_locked;
-			if (nk && kwait && kfds[nk].revents) {
-				uint64_t v;
-
-				if (read(evfd, &v, sizeof(v)) < 0) {
-					/* raced with another reader */
-				}
 			}
+			if (kwait && kfds[nk].revents)
+				usmc_notify_drain(evfd);
 			for (nfds_t k = 0; k < nk; k++) {
 				fds[kidx[k]].revents = kfds[k].revents;
 				if (kfds[k].revents)
 					ready++;
 			}
-			if (ready || t == 0) {
+			if (ready || !kwait ||
+			    (deadline && usmc_rt_now() >= deadline)) {
 				ret = ready;
 				goto out_locked;
 			}
@@ -1309,18 +1514,142 @@ int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
 	}
 out_locked:
 	if (evfd >= 0) {
-		for (int i = 0; i < n_poll_waiters; i++)
-			if (poll_waiters[i] == evfd) {
-				poll_waiters[i] =
-					poll_waiters[--n_poll_waiters];
-				break;
-			}
+		usmc_notify_del(evfd);
 		close(evfd);
 	}
 	unlock();
 	free(kfds);
 	free(kidx);
 	return ret;
+}
+
+int usmc_poll(struct pollfd *fds, nfds_t nfds, int timeout_ms)
+{
+	return poll_impl(fds, nfds,
+			 timeout_ms < 0 ? -1
+					: (int64_t)timeout_ms *
+						  (int64_t)USMC_NS_PER_MS,
+			 NULL);
+}
+
+int usmc_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,
+	       const sigset_t *sigmask)
+{
+	int64_t t = -1;
+
+	if (ts) {
+		if (ts->tv_sec < 0 || ts->tv_nsec < 0 ||
+		    ts->tv_nsec >= (long)USMC_NS_PER_SEC) {
+			errno = EINVAL;
+			return -1;
+		}
+		t = (int64_t)ts->tv_sec * (int64_t)USMC_NS_PER_SEC +
+		    ts->tv_nsec;
+	}
+	return poll_impl(fds, nfds, t, sigmask);
+}
+
+/* select and pselect over poll_impl: the sets become pollfds and back. */
+int usmc_pselect(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+		 const struct timespec *ts, const sigset_t *sigmask)
+{
+	struct pollfd *p;
+	int n = 0, r, cnt = 0;
+
+	if (nfds < 0 || nfds > FD_SETSIZE) {
+		errno = EINVAL;
+		return -1;
+	}
+	p = calloc((size_t)nfds + 1, sizeof(*p));
+	if (!p) {
+		errno = ENOMEM;
+		return -1;
+	}
+	for (int fd = 0; fd < nfds; fd++) {
+		short ev = 0;
+
+		if (rd && FD_ISSET(fd, rd))
+			ev |= POLLIN;
+		if (wr && FD_ISSET(fd, wr))
+			ev |= POLLOUT;
+		if (ex && FD_ISSET(fd, ex))
+			ev |= POLLPRI;
+		if (!ev)
+			continue;
+		p[n].fd = fd;
+		p[n].events = ev;
+		n++;
+	}
+	r = usmc_ppoll(p, (nfds_t)n, ts, sigmask);
+	if (r < 0) {
+		free(p);
+		return -1;
+	}
+	for (int i = 0; i < n; i++)
+		if (p[i].revents & POLLNVAL) {
+			free(p);
+			errno = EBADF;
+			return -1;
+		}
+	if (rd)
+		FD_ZERO(rd);
+	if (wr)
+		FD_ZERO(wr);
+	if (ex)
+		FD_ZERO(ex);
+	for (int i = 0; i < n; i++) {
+		short re = p[i].revents;
+
+		/* as the kernel's select: errors and hang-ups count as
+		 * readable and writable */
+		if (rd && (p[i].events & POLLIN) &&
+		    (re & (POLLIN | POLLHUP | POLLERR))) {
+			FD_SET(p[i].fd, rd);
+			cnt++;
+		}
+		if (wr && (p[i].events & POLLOUT) &&
+		    (re & (POLLOUT | POLLERR))) {
+			FD_SET(p[i].fd, wr);
+			cnt++;
+		}
+		if (ex && (p[i].events & POLLPRI) && (re & POLLPRI)) {
+			FD_SET(p[i].fd, ex);
+			cnt++;
+		}
+	}
+	free(p);
+	return cnt;
+}
+
+int usmc_select(int nfds, fd_set *rd, fd_set *wr, fd_set *ex,
+		struct timeval *tv)
+{
+	struct timespec ts, *tp = NULL;
+	uint64_t start = 0;
+	int r;
+
+	if (tv) {
+		if (tv->tv_sec < 0 || tv->tv_usec < 0) {
+			errno = EINVAL;
+			return -1;
+		}
+		ts.tv_sec = tv->tv_sec + tv->tv_usec / 1000000;
+		ts.tv_nsec = (tv->tv_usec % 1000000) * 1000;
+		tp = &ts;
+		start = usmc_rt_now();
+	}
+	r = usmc_pselect(nfds, rd, wr, ex, tp, NULL);
+	if (tv && r >= 0) {
+		/* Linux select writes back the time left */
+		uint64_t total = (uint64_t)ts.tv_sec * USMC_NS_PER_SEC +
+				 (uint64_t)ts.tv_nsec;
+		uint64_t used = usmc_rt_now() - start;
+		uint64_t left = used >= total ? 0 : total - used;
+
+		tv->tv_sec = (time_t)(left / USMC_NS_PER_SEC);
+		tv->tv_usec = (suseconds_t)((left % USMC_NS_PER_SEC) / 1000);
+	}
+	return r;
 }
 
 int usmc_set_nonblock(int fd, int on)
@@ -1416,6 +1745,17 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 
 	if (setsockopt(fd, level, name, val, len))
 		return -1;
+	if (level == IPPROTO_TCP && name == TCP_NODELAY && len >= sizeof(int) &&
+	    !lock_init()) {
+		/* the kernel's for TCP; the core's autocorking for SMC-R */
+		s = usmc_sock_get(fd);
+		if (s) {
+			s->nodelay = *(const int *)val != 0;
+			usmc_smc_set_nodelay(s, s->nodelay);
+		}
+		unlock();
+		return 0;
+	}
 	/* The kernel keeps them for fallback sockets; SMC-R waits use ours. */
 	if (level != SOL_SOCKET ||
 	    (name != SO_RCVTIMEO && name != SO_SNDTIMEO) || len < sizeof(*tv) ||
@@ -1501,4 +1841,322 @@ int usmc_config_set(const char *key, const char *value)
 		return -1;
 	}
 	return 0;
+}
+
+/* Vectored and message I/O. Fallback and plain sockets get the kernel
+ * call itself; SMC-R gathers and scatters through usmc_send/usmc_recv. */
+static int sock_mode(int fd)
+{
+	usmc_sock *s;
+	int m;
+
+	if (lock_init())
+		return -1;
+	s = usmc_sock_get(fd);
+	m = s ? (int)s->mode : USMC_SOCK_UNMANAGED;
+	if (s && s->mode == USMC_SOCK_HANDSHAKE)
+		m = USMC_SOCK_SMCR; /* usmc_send/recv wait or say EAGAIN */
+	if (s && s->mode == USMC_SOCK_FAILED)
+		m = USMC_SOCK_SMCR; /* they report the failure */
+	unlock();
+	return m;
+}
+
+static void count_bytes(int fd, ssize_t n, int sent)
+{
+	usmc_sock *s;
+
+	if (n <= 0 || lock_init())
+		return;
+	s = usmc_sock_get(fd);
+	if (s)
+		__atomic_fetch_add(sent ? &s->bytes_sent : &s->bytes_recv,
+				   (uint64_t)n, __ATOMIC_RELAXED);
+	unlock();
+}
+
+ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	ssize_t done = 0;
+
+	if (sock_mode(fd) != USMC_SOCK_SMCR) {
+		ssize_t r = sendmsg(fd, msg, flags);
+
+		count_bytes(fd, r, 1);
+		return r;
+	}
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		const struct iovec *v = &msg->msg_iov[i];
+		ssize_t r;
+
+		if (!v->iov_len)
+			continue;
+		/* blocking: each part blocks until sent, as one kernel
+		 * sendmsg would; nonblocking: stops at the first short part */
+		r = usmc_send(fd, v->iov_base, v->iov_len, flags);
+		if (r < 0)
+			return done ? done : -1;
+		done += r;
+		if ((size_t)r < v->iov_len)
+			break;
+	}
+	return done;
+}
+
+ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	ssize_t done = 0;
+
+	if (sock_mode(fd) != USMC_SOCK_SMCR) {
+		ssize_t r = recvmsg(fd, msg, flags);
+
+		count_bytes(fd, r, 0);
+		return r;
+	}
+	/* a stream socket has no source address or control data here */
+	msg->msg_namelen = 0;
+	msg->msg_controllen = 0;
+	msg->msg_flags = 0;
+	for (size_t i = 0; i < msg->msg_iovlen; i++) {
+		struct iovec *v = &msg->msg_iov[i];
+		ssize_t r;
+
+		if (!v->iov_len)
+			continue;
+		r = usmc_recv(fd, v->iov_base, v->iov_len,
+			      done && !(flags & MSG_WAITALL)
+				      ? flags | MSG_DONTWAIT
+				      : flags);
+		if (r < 0) {
+			if (done)
+				break;
+			return -1;
+		}
+		done += r;
+		if ((size_t)r < v->iov_len)
+			break;
+	}
+	return done;
+}
+
+ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr m = {.msg_iov = (struct iovec *)iov,
+			   .msg_iovlen = (size_t)iovcnt};
+
+	if (iovcnt < 0 || iovcnt > IOV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sock_mode(fd) != USMC_SOCK_SMCR) {
+		ssize_t r = writev(fd, iov, iovcnt);
+
+		count_bytes(fd, r, 1);
+		return r;
+	}
+	return usmc_sendmsg(fd, &m, 0);
+}
+
+ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+	struct msghdr m = {.msg_iov = (struct iovec *)iov,
+			   .msg_iovlen = (size_t)iovcnt};
+
+	if (iovcnt < 0 || iovcnt > IOV_MAX) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (sock_mode(fd) != USMC_SOCK_SMCR) {
+		ssize_t r = readv(fd, iov, iovcnt);
+
+		count_bytes(fd, r, 0);
+		return r;
+	}
+	return usmc_recvmsg(fd, &m, 0);
+}
+
+/* sendfile to an SMC-R socket: read the file, send it; what the socket
+ * did not take is given back to the file position or |offset|. */
+ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
+{
+	char *buf;
+	size_t done = 0;
+	off_t pos = offset ? *offset : 0;
+
+	if (sock_mode(out_fd) != USMC_SOCK_SMCR)
+		return sendfile(out_fd, in_fd, offset, count);
+	buf = malloc(65536);
+	if (!buf) {
+		errno = ENOMEM;
+		return -1;
+	}
+	while (done < count) {
+		size_t want = count - done < 65536 ? count - done : 65536;
+		ssize_t n = offset ? pread(in_fd, buf, want, pos)
+				   : read(in_fd, buf, want);
+		ssize_t w;
+
+		if (n <= 0) {
+			if (n < 0 && !done) {
+				free(buf);
+				return -1;
+			}
+			break;
+		}
+		w = usmc_send(out_fd, buf, (size_t)n, done ? MSG_DONTWAIT : 0);
+		if (w < 0)
+			w = 0;
+		if (w < n && !offset)
+			lseek(in_fd, (off_t)(w - n), SEEK_CUR);
+		pos += w;
+		done += (size_t)w;
+		if (w < n) {
+			if (!done) {
+				free(buf);
+				return -1; /* errno from usmc_send */
+			}
+			break;
+		}
+	}
+	free(buf);
+	if (offset)
+		*offset = pos;
+	return (ssize_t)done;
+}
+
+int usmc_ioctl(int fd, unsigned long req, void *arg)
+{
+	usmc_sock *s;
+
+	if ((req != FIONREAD && req != FIONBIO) || !arg)
+		return ioctl(fd, req, arg);
+	if (req == FIONBIO) {
+		if (ioctl(fd, req, arg))
+			return -1;
+		return usmc_set_nonblock(fd, *(int *)arg != 0);
+	}
+	if (lock_init())
+		return -1;
+	s = usmc_sock_get(fd);
+	if (s && s->mode == USMC_SOCK_SMCR) {
+		size_t n = usmc_smc_readable(s);
+
+		*(int *)arg = n > INT32_MAX ? INT32_MAX : (int)n;
+		unlock();
+		return 0;
+	}
+	unlock();
+	return ioctl(fd, req, arg);
+}
+
+/* Lock held: |newfd| names the same socket as |s|. */
+static void slot_add(int newfd, usmc_sock *s)
+{
+	if (table_fit(newfd))
+		return;
+	usmc_g.socks[newfd] = s;
+	s->refs++;
+	usmc_fdflag_set(newfd, USMC_FDF_SOCK, 1);
+}
+
+/* dup family: the kernel makes the fd; usmc's record is shared, and an fd
+ * that dup2/dup3 replaces is closed as close() would. */
+static int dup_impl(int oldfd, int newfd, int flags, int cmd)
+{
+	usmc_sock *s;
+	int r;
+
+	if (lock_init())
+		return -1;
+	if (cmd < 0 && newfd != oldfd && usmc_fd_flags(newfd) &&
+	    fcntl(oldfd, F_GETFD) >= 0)
+		close_record(newfd);
+	if (cmd >= 0)
+		r = fcntl(oldfd, cmd, newfd);
+	else if (newfd < 0)
+		r = dup(oldfd);
+	else if (flags < 0)
+		r = dup2(oldfd, newfd);
+	else
+		r = dup3(oldfd, newfd, flags);
+	if (r >= 0 && r != oldfd) {
+		int e = errno;
+
+		s = usmc_sock_get(oldfd);
+		if (s && usmc_sock_get(r) != s) {
+			if (usmc_sock_get(r) && !slot_drop(r))
+				sock_free(usmc_sock_get(r));
+			slot_add(r, s);
+		}
+		errno = e;
+	}
+	unlock();
+	return r;
+}
+
+int usmc_dup(int oldfd)
+{
+	return dup_impl(oldfd, -1, -1, -1);
+}
+
+int usmc_dup2(int oldfd, int newfd)
+{
+	return dup_impl(oldfd, newfd, -1, -1);
+}
+
+int usmc_dup3(int oldfd, int newfd, int flags)
+{
+	return dup_impl(oldfd, newfd, flags, -1);
+}
+
+int usmc_fcntl_dupfd(int fd, int cmd, int minfd)
+{
+	return dup_impl(fd, minfd, -1, cmd);
+}
+
+/*
+ * After fork(), in the child (the lock is held by this, the only, thread).
+ * SMC-R connections and handshakes stay with the parent, whose process
+ * owns the transport and the RDMA state: in the child they are failed
+ * sockets (I/O gives ENOTCONN/EPIPE, close only closes the child's fd).
+ * TCP and fallback sockets are kernel sockets and keep working. SMC
+ * listeners accept plain TCP in the child (see docs/preload.md).
+ */
+void usmc_sock_fork_child(void)
+{
+	n_notifiers = 0;
+	hs_owner = NULL;
+	hs_q_head = hs_q_tail = NULL;
+	dead_list = NULL;
+	usmc_g.hs_list = NULL;
+	for (int i = 0; i < usmc_g.nsocks; i++) {
+		usmc_sock *s = usmc_g.socks[i];
+
+		if (!s || s->fd != i)
+			continue;
+		s->ep_events = 0; /* the loop's epoll set is the parent's */
+		s->in_hs_list = 0;
+		s->hs_prev = s->hs_next = NULL;
+		s->in_pend = 0;
+		s->ev = 0;
+		s->deadline = 0;
+		s->q_next = NULL;
+		s->lsock = NULL;
+		if (s->mode == USMC_SOCK_SMCR ||
+		    s->mode == USMC_SOCK_HANDSHAKE) {
+			s->conn = NULL;
+			s->clc_buf = NULL;
+			s->mode = USMC_SOCK_FAILED;
+			s->hs = USMC_HS_NONE;
+			s->error = ENOTCONN;
+			s->error_reported = 1;
+			snprintf(s->fb_detail, sizeof(s->fb_detail),
+				 "SMC-R connection kept by the parent process");
+		} else if (s->mode == USMC_SOCK_LISTEN) {
+			s->listen_smc = 0;
+			s->q_head = s->q_tail = NULL;
+			s->q_len = 0;
+		}
+	}
+	usmc_g.mode_gen++;
 }

@@ -1,0 +1,486 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libusmc-preload.so: runs unmodified TCP programs over usmc (LD_PRELOAD,
+ * see tools/usmc-run). Interposition only: each call either goes to libc
+ * (fds usmc does not know, and every call the runtime itself makes) or to
+ * the runtime's usmc_* twin. All logic lives in runtime/.
+ *
+ * No constructor does work: the libc functions are looked up on first use
+ * (dlsym RTLD_NEXT) and the runtime starts on the first AF_INET stream
+ * socket. usmc_in_runtime (per thread) marks calls made from inside usmc,
+ * so the runtime's own socket calls reach libc and are not re-intercepted.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/select.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "usmc.h"
+
+#define USMC_EXPORT __attribute__((visibility("default")))
+
+/* glibc's fortify entry points (no public prototypes) */
+ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
+ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen, int flags);
+ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
+		       struct sockaddr *addr, socklen_t *alen);
+int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
+int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+		const sigset_t *mask, size_t fdslen);
+
+/* real_NAME: libc's NAME, looked up once (a racing second lookup stores
+ * the same pointer). */
+#define USMC_REAL(ret, name, ...)                                              \
+	static ret (*real_##name)(__VA_ARGS__);                                \
+	static ret (*get_##name(void))(__VA_ARGS__)                            \
+	{                                                                      \
+		if (!__atomic_load_n(&real_##name, __ATOMIC_ACQUIRE)) {        \
+			void *p = dlsym(RTLD_NEXT, #name);                     \
+			if (!p)                                                \
+				abort(); /* libc without NAME: nothing works \
+					  */ \
+			__atomic_store_n((void **)&real_##name, p,             \
+					 __ATOMIC_RELEASE);                    \
+		}                                                              \
+		return real_##name;                                            \
+	}
+
+USMC_REAL(int, socket, int, int, int)
+USMC_REAL(int, listen, int, int)
+USMC_REAL(int, accept, int, struct sockaddr *, socklen_t *)
+USMC_REAL(int, accept4, int, struct sockaddr *, socklen_t *, int)
+USMC_REAL(int, connect, int, const struct sockaddr *, socklen_t)
+USMC_REAL(ssize_t, read, int, void *, size_t)
+USMC_REAL(ssize_t, readv, int, const struct iovec *, int)
+USMC_REAL(ssize_t, write, int, const void *, size_t)
+USMC_REAL(ssize_t, writev, int, const struct iovec *, int)
+USMC_REAL(ssize_t, send, int, const void *, size_t, int)
+USMC_REAL(ssize_t, sendto, int, const void *, size_t, int,
+	  const struct sockaddr *, socklen_t)
+USMC_REAL(ssize_t, sendmsg, int, const struct msghdr *, int)
+USMC_REAL(ssize_t, recv, int, void *, size_t, int)
+USMC_REAL(ssize_t, recvfrom, int, void *, size_t, int, struct sockaddr *,
+	  socklen_t *)
+USMC_REAL(ssize_t, recvmsg, int, struct msghdr *, int)
+USMC_REAL(ssize_t, __read_chk, int, void *, size_t, size_t)
+USMC_REAL(ssize_t, __recv_chk, int, void *, size_t, size_t, int)
+USMC_REAL(ssize_t, __recvfrom_chk, int, void *, size_t, size_t, int,
+	  struct sockaddr *, socklen_t *)
+USMC_REAL(int, poll, struct pollfd *, nfds_t, int)
+USMC_REAL(int, __poll_chk, struct pollfd *, nfds_t, int, size_t)
+USMC_REAL(int, ppoll, struct pollfd *, nfds_t, const struct timespec *,
+	  const sigset_t *)
+USMC_REAL(int, __ppoll_chk, struct pollfd *, nfds_t, const struct timespec *,
+	  const sigset_t *, size_t)
+USMC_REAL(int, select, int, fd_set *, fd_set *, fd_set *, struct timeval *)
+USMC_REAL(int, pselect, int, fd_set *, fd_set *, fd_set *,
+	  const struct timespec *, const sigset_t *)
+USMC_REAL(int, epoll_ctl, int, int, int, struct epoll_event *)
+USMC_REAL(int, epoll_wait, int, struct epoll_event *, int, int)
+USMC_REAL(int, epoll_pwait, int, struct epoll_event *, int, int,
+	  const sigset_t *)
+USMC_REAL(int, fcntl, int, int, ...)
+USMC_REAL(int, fcntl64, int, int, ...)
+USMC_REAL(int, ioctl, int, unsigned long, ...)
+USMC_REAL(int, dup, int)
+USMC_REAL(int, dup2, int, int)
+USMC_REAL(int, dup3, int, int, int)
+USMC_REAL(int, close, int)
+USMC_REAL(int, shutdown, int, int)
+USMC_REAL(int, getsockopt, int, int, int, void *, socklen_t *)
+USMC_REAL(int, setsockopt, int, int, int, const void *, socklen_t)
+USMC_REAL(ssize_t, sendfile, int, int, off_t *, size_t)
+USMC_REAL(ssize_t, sendfile64, int, int, off_t *, size_t)
+
+/* The fd is a usmc socket and this call does not come from usmc. */
+static inline int ours(int fd)
+{
+	return !usmc_in_runtime && (usmc_fd_flags(fd) & 1);
+}
+
+static inline int ours_any(int fd)
+{
+	return !usmc_in_runtime && usmc_fd_flags(fd);
+}
+
+/* Runs EXPR as usmc: its libc calls are not intercepted again. */
+#define USMC_CALL(type, expr)      \
+	do {                       \
+		type r_;           \
+		usmc_in_runtime++; \
+		r_ = (expr);       \
+		usmc_in_runtime--; \
+		return r_;         \
+	} while (0)
+
+USMC_EXPORT int socket(int domain, int type, int protocol)
+{
+	if (usmc_in_runtime || domain != AF_INET || (type & 0xf) != SOCK_STREAM)
+		return get_socket()(domain, type, protocol);
+	USMC_CALL(int, usmc_socket(domain, type, protocol));
+}
+
+USMC_EXPORT int listen(int fd, int backlog)
+{
+	if (!ours(fd))
+		return get_listen()(fd, backlog);
+	USMC_CALL(int, usmc_listen(fd, backlog));
+}
+
+USMC_EXPORT int accept(int fd, struct sockaddr *addr, socklen_t *len)
+{
+	if (!ours(fd))
+		return get_accept()(fd, addr, len);
+	USMC_CALL(int, usmc_accept4(fd, addr, len, 0));
+}
+
+USMC_EXPORT int accept4(int fd, struct sockaddr *addr, socklen_t *len,
+			int flags)
+{
+	if (!ours(fd))
+		return get_accept4()(fd, addr, len, flags);
+	USMC_CALL(int, usmc_accept4(fd, addr, len, flags));
+}
+
+USMC_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
+{
+	if (!ours(fd))
+		return get_connect()(fd, addr, len);
+	USMC_CALL(int, usmc_connect(fd, addr, len));
+}
+
+USMC_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	if (!ours(fd))
+		return get_read()(fd, buf, n);
+	USMC_CALL(ssize_t, usmc_read(fd, buf, n));
+}
+
+USMC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
+{
+	if (!ours(fd) || n > buflen)
+		return get___read_chk()(fd, buf, n, buflen);
+	USMC_CALL(ssize_t, usmc_read(fd, buf, n));
+}
+
+USMC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	if (!ours(fd))
+		return get_readv()(fd, iov, cnt);
+	USMC_CALL(ssize_t, usmc_readv(fd, iov, cnt));
+}
+
+USMC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	if (!ours(fd))
+		return get_write()(fd, buf, n);
+	USMC_CALL(ssize_t, usmc_write(fd, buf, n));
+}
+
+USMC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	if (!ours(fd))
+		return get_writev()(fd, iov, cnt);
+	USMC_CALL(ssize_t, usmc_writev(fd, iov, cnt));
+}
+
+USMC_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	if (!ours(fd))
+		return get_send()(fd, buf, n, flags);
+	USMC_CALL(ssize_t, usmc_send(fd, buf, n, flags));
+}
+
+/* A connected stream socket ignores the address, as TCP does. */
+USMC_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			   const struct sockaddr *addr, socklen_t alen)
+{
+	if (!ours(fd))
+		return get_sendto()(fd, buf, n, flags, addr, alen);
+	USMC_CALL(ssize_t, usmc_send(fd, buf, n, flags));
+}
+
+USMC_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	if (!ours(fd))
+		return get_sendmsg()(fd, msg, flags);
+	USMC_CALL(ssize_t, usmc_sendmsg(fd, msg, flags));
+}
+
+USMC_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	if (!ours(fd))
+		return get_recv()(fd, buf, n, flags);
+	USMC_CALL(ssize_t, usmc_recv(fd, buf, n, flags));
+}
+
+USMC_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
+			       int flags)
+{
+	if (!ours(fd) || n > buflen)
+		return get___recv_chk()(fd, buf, n, buflen, flags);
+	USMC_CALL(ssize_t, usmc_recv(fd, buf, n, flags));
+}
+
+static ssize_t recvfrom_usmc(int fd, void *buf, size_t n, int flags,
+			     socklen_t *alen)
+{
+	ssize_t r;
+
+	usmc_in_runtime++;
+	r = usmc_recv(fd, buf, n, flags);
+	usmc_in_runtime--;
+	/* TCP reports no source address */
+	if (r >= 0 && alen)
+		*alen = 0;
+	return r;
+}
+
+USMC_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
+			     struct sockaddr *addr, socklen_t *alen)
+{
+	if (!ours(fd))
+		return get_recvfrom()(fd, buf, n, flags, addr, alen);
+	return recvfrom_usmc(fd, buf, n, flags, addr ? alen : NULL);
+}
+
+USMC_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
+				   int flags, struct sockaddr *addr,
+				   socklen_t *alen)
+{
+	if (!ours(fd) || n > buflen)
+		return get___recvfrom_chk()(fd, buf, n, buflen, flags, addr,
+					    alen);
+	return recvfrom_usmc(fd, buf, n, flags, addr ? alen : NULL);
+}
+
+USMC_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	if (!ours(fd))
+		return get_recvmsg()(fd, msg, flags);
+	USMC_CALL(ssize_t, usmc_recvmsg(fd, msg, flags));
+}
+
+static int any_ours(const struct pollfd *fds, nfds_t n)
+{
+	if (usmc_in_runtime)
+		return 0;
+	for (nfds_t i = 0; i < n; i++)
+		if (usmc_fd_flags(fds[i].fd) & 1)
+			return 1;
+	return 0;
+}
+
+USMC_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	if (!any_ours(fds, n))
+		return get_poll()(fds, n, timeout);
+	USMC_CALL(int, usmc_poll(fds, n, timeout));
+}
+
+USMC_EXPORT int __poll_chk(struct pollfd *fds, nfds_t n, int timeout,
+			   size_t fdslen)
+{
+	if (!any_ours(fds, n) || fdslen / sizeof(*fds) < n)
+		return get___poll_chk()(fds, n, timeout, fdslen);
+	USMC_CALL(int, usmc_poll(fds, n, timeout));
+}
+
+USMC_EXPORT int ppoll(struct pollfd *fds, nfds_t n, const struct timespec *ts,
+		      const sigset_t *mask)
+{
+	if (!any_ours(fds, n))
+		return get_ppoll()(fds, n, ts, mask);
+	USMC_CALL(int, usmc_ppoll(fds, n, ts, mask));
+}
+
+USMC_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
+			    const struct timespec *ts, const sigset_t *mask,
+			    size_t fdslen)
+{
+	if (!any_ours(fds, n) || fdslen / sizeof(*fds) < n)
+		return get___ppoll_chk()(fds, n, ts, mask, fdslen);
+	USMC_CALL(int, usmc_ppoll(fds, n, ts, mask));
+}
+
+static int any_ours_set(int nfds, fd_set *r, fd_set *w, fd_set *e)
+{
+	if (usmc_in_runtime || nfds > FD_SETSIZE)
+		return 0;
+	for (int fd = 0; fd < nfds; fd++)
+		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
+		     (e && FD_ISSET(fd, e))) &&
+		    (usmc_fd_flags(fd) & 1))
+			return 1;
+	return 0;
+}
+
+USMC_EXPORT int select(int nfds, fd_set *r, fd_set *w, fd_set *e,
+		       struct timeval *tv)
+{
+	if (!any_ours_set(nfds, r, w, e))
+		return get_select()(nfds, r, w, e, tv);
+	USMC_CALL(int, usmc_select(nfds, r, w, e, tv));
+}
+
+USMC_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
+			const struct timespec *ts, const sigset_t *mask)
+{
+	if (!any_ours_set(nfds, r, w, e))
+		return get_pselect()(nfds, r, w, e, ts, mask);
+	USMC_CALL(int, usmc_pselect(nfds, r, w, e, ts, mask));
+}
+
+/* epoll_create/epoll_create1 stay the kernel's: an epoll fd gets its
+ * shadow set when the first usmc socket is added to it. */
+USMC_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	if (!ours_any(fd) && !ours_any(epfd))
+		return get_epoll_ctl()(epfd, op, fd, ev);
+	USMC_CALL(int, usmc_epoll_ctl(epfd, op, fd, ev));
+}
+
+USMC_EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max,
+			   int timeout)
+{
+	if (!ours_any(epfd))
+		return get_epoll_wait()(epfd, evs, max, timeout);
+	USMC_CALL(int, usmc_epoll_pwait(epfd, evs, max, timeout, NULL));
+}
+
+USMC_EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max,
+			    int timeout, const sigset_t *mask)
+{
+	if (!ours_any(epfd))
+		return get_epoll_pwait()(epfd, evs, max, timeout, mask);
+	USMC_CALL(int, usmc_epoll_pwait(epfd, evs, max, timeout, mask));
+}
+
+/* fcntl's third argument is an int or a pointer: pass it on as a word. */
+static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
+{
+	if (!ours(fd))
+		return real(fd, cmd, arg);
+	switch (cmd) {
+	case F_GETFL:
+	case F_SETFL:
+		USMC_CALL(int, usmc_fcntl(fd, cmd, (long)arg));
+	case F_DUPFD:
+	case F_DUPFD_CLOEXEC:
+		USMC_CALL(int, usmc_fcntl_dupfd(fd, cmd, (int)(long)arg));
+	default:
+		return real(fd, cmd, arg);
+	}
+}
+
+USMC_EXPORT int fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(get_fcntl(), fd, cmd, arg);
+}
+
+USMC_EXPORT int fcntl64(int fd, int cmd, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	return fcntl_common(get_fcntl64(), fd, cmd, arg);
+}
+
+USMC_EXPORT int ioctl(int fd, unsigned long req, ...)
+{
+	va_list ap;
+	void *arg;
+
+	va_start(ap, req);
+	arg = va_arg(ap, void *);
+	va_end(ap);
+	if (!ours(fd))
+		return get_ioctl()(fd, req, arg);
+	USMC_CALL(int, usmc_ioctl(fd, req, arg));
+}
+
+USMC_EXPORT int dup(int fd)
+{
+	if (!ours(fd))
+		return get_dup()(fd);
+	USMC_CALL(int, usmc_dup(fd));
+}
+
+/* dup2/dup3 also when only the target is a usmc fd: it is closed. */
+USMC_EXPORT int dup2(int fd, int nfd)
+{
+	if (!ours_any(fd) && !ours_any(nfd))
+		return get_dup2()(fd, nfd);
+	USMC_CALL(int, usmc_dup2(fd, nfd));
+}
+
+USMC_EXPORT int dup3(int fd, int nfd, int flags)
+{
+	if (!ours_any(fd) && !ours_any(nfd))
+		return get_dup3()(fd, nfd, flags);
+	USMC_CALL(int, usmc_dup3(fd, nfd, flags));
+}
+
+USMC_EXPORT int close(int fd)
+{
+	if (!ours_any(fd))
+		return get_close()(fd);
+	USMC_CALL(int, usmc_close(fd));
+}
+
+USMC_EXPORT int shutdown(int fd, int how)
+{
+	if (!ours(fd))
+		return get_shutdown()(fd, how);
+	USMC_CALL(int, usmc_shutdown(fd, how));
+}
+
+USMC_EXPORT int getsockopt(int fd, int level, int name, void *val,
+			   socklen_t *len)
+{
+	if (!ours(fd))
+		return get_getsockopt()(fd, level, name, val, len);
+	USMC_CALL(int, usmc_getsockopt(fd, level, name, val, len));
+}
+
+USMC_EXPORT int setsockopt(int fd, int level, int name, const void *val,
+			   socklen_t len)
+{
+	if (!ours(fd))
+		return get_setsockopt()(fd, level, name, val, len);
+	USMC_CALL(int, usmc_setsockopt(fd, level, name, val, len));
+}
+
+USMC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	if (!ours(out))
+		return get_sendfile()(out, in, off, n);
+	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
+}
+
+USMC_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+{
+	if (!ours(out))
+		return get_sendfile64()(out, in, off, n);
+	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
+}

@@ -1,0 +1,413 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * epoll over usmc sockets. An SMC-R socket's kernel fd is idle (its data
+ * moves over RDMA), so the kernel cannot say when it is readable. Each
+ * epoll fd that holds a usmc socket gets a shadow set: per fd, the app's
+ * events and data and where its readiness comes from.
+ *
+ *  - "kernel" entries (plain TCP, fallback, fresh sockets, non-SMC
+ *    listeners) are registered in the real epoll set with the app's own
+ *    events and data: the kernel gives level, edge and one-shot semantics.
+ *  - "user" entries (SMC-R, handshake, failed, SMC listeners) are not in
+ *    the kernel set; epoll_wait computes their readiness from the runtime.
+ *    Edge-triggered: reported when ready and the socket's readiness
+ *    generation (rgen, bumped on every data, room, close or error event)
+ *    moved since the last report, as the kernel reports on each wake-up.
+ *
+ * An eventfd in the real set (with a per-process random cookie as its data)
+ * is signalled on every readiness change, so a thread asleep in the kernel
+ * epoll_wait wakes up. A socket that changes mode while registered (the
+ * handshake ends in SMC-R or in TCP) moves between kernel and user on the
+ * next epoll_wait or epoll_ctl (usmc_g.mode_gen says when to look).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "usmc_rt.h"
+
+typedef struct ep_ent {
+	int fd;
+	uint32_t events;
+	uint64_t data;
+	int in_kernel;
+	int disabled; /* EPOLLONESHOT fired */
+	int gen_valid;
+	uint32_t last_gen;
+	struct ep_ent *next;
+} ep_ent;
+
+typedef struct ep_set {
+	int epfd;
+	int evfd;
+	uint64_t seen_gen;
+	ep_ent *ents;
+	struct ep_set *next;
+} ep_set;
+
+static ep_set *sets;
+static uint64_t cookie;
+
+static ep_set *set_find(int epfd)
+{
+	for (ep_set *e = sets; e; e = e->next)
+		if (e->epfd == epfd)
+			return e;
+	return NULL;
+}
+
+static ep_ent *ent_find(ep_set *set, int fd)
+{
+	for (ep_ent *e = set->ents; e; e = e->next)
+		if (e->fd == fd)
+			return e;
+	return NULL;
+}
+
+static void ent_del(ep_set *set, ep_ent *ent)
+{
+	for (ep_ent **pp = &set->ents; *pp; pp = &(*pp)->next)
+		if (*pp == ent) {
+			*pp = ent->next;
+			free(ent);
+			return;
+		}
+}
+
+/* Readiness from user space for this socket's current mode? */
+static int is_user(int fd)
+{
+	usmc_sock *s = usmc_sock_get(fd);
+
+	return s && usmc_sock_revents(s, 0) >= 0;
+}
+
+static int kernel_add(int epfd, ep_ent *e)
+{
+	struct epoll_event ev = {0};
+
+	ev.events = e->disabled ? (e->events & (EPOLLET | EPOLLONESHOT))
+				: e->events;
+	ev.data.u64 = e->data;
+	return epoll_ctl(epfd, EPOLL_CTL_ADD, e->fd, &ev);
+}
+
+/* Lock held: moves entries whose socket changed mode. */
+static void set_sync(ep_set *set)
+{
+	if (set->seen_gen == usmc_g.mode_gen)
+		return;
+	set->seen_gen = usmc_g.mode_gen;
+	for (ep_ent *e = set->ents; e; e = e->next) {
+		int user = is_user(e->fd);
+
+		if (user && e->in_kernel) {
+			epoll_ctl(set->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+			e->in_kernel = 0;
+			e->gen_valid = 0;
+		} else if (!user && !e->in_kernel) {
+			if (kernel_add(set->epfd, e) == 0 || errno == EEXIST)
+				e->in_kernel = 1;
+		}
+	}
+}
+
+static ep_set *set_new(int epfd)
+{
+	struct epoll_event ev = {0};
+	ep_set *set = calloc(1, sizeof(*set));
+
+	if (!set) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	while (!cookie)
+		usmc_rt_rand((uint8_t *)&cookie, sizeof(cookie));
+	set->epfd = epfd;
+	set->seen_gen = usmc_g.mode_gen;
+	set->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (set->evfd < 0) {
+		free(set);
+		return NULL;
+	}
+	ev.events = EPOLLIN;
+	ev.data.u64 = cookie;
+	/* also checks that |epfd| is an epoll fd */
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, set->evfd, &ev) ||
+	    usmc_notify_add(set->evfd)) {
+		int e = errno;
+
+		close(set->evfd);
+		free(set);
+		errno = e;
+		return NULL;
+	}
+	set->next = sets;
+	sets = set;
+	usmc_fdflag_set(epfd, USMC_FDF_EPOLL, 1);
+	return set;
+}
+
+void usmc_epoll_closed(int epfd)
+{
+	for (ep_set **pp = &sets; *pp; pp = &(*pp)->next) {
+		ep_set *set = *pp;
+
+		if (set->epfd != epfd)
+			continue;
+		*pp = set->next;
+		while (set->ents)
+			ent_del(set, set->ents);
+		usmc_notify_del(set->evfd);
+		close(set->evfd);
+		free(set);
+		break;
+	}
+	usmc_fdflag_set(epfd, USMC_FDF_EPOLL, 0);
+}
+
+void usmc_epoll_fd_closed(int fd)
+{
+	for (ep_set *set = sets; set; set = set->next) {
+		ep_ent *e = ent_find(set, fd);
+
+		/* kernel entries go with the file, as the kernel does */
+		if (e)
+			ent_del(set, e);
+	}
+}
+
+int usmc_epoll_create1(int flags)
+{
+	return epoll_create1(flags);
+}
+
+int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	ep_set *set;
+	ep_ent *e;
+	int r = 0, err = 0;
+
+	if (!(usmc_fd_flags(fd) & USMC_FDF_SOCK) &&
+	    !(usmc_fd_flags(epfd) & USMC_FDF_EPOLL))
+		return epoll_ctl(epfd, op, fd, ev);
+	if (usmc_rt_init())
+		return -1;
+	pthread_mutex_lock(&usmc_g.lock);
+	set = set_find(epfd);
+	if (!usmc_sock_get(fd)) {
+		/* not usmc's: the kernel's, whatever was here before */
+		if (set && (e = ent_find(set, fd)))
+			ent_del(set, e);
+		pthread_mutex_unlock(&usmc_g.lock);
+		return epoll_ctl(epfd, op, fd, ev);
+	}
+	if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && !ev) {
+		err = EFAULT;
+		goto out;
+	}
+	if (fd == epfd) {
+		err = EINVAL;
+		goto out;
+	}
+	if (!set && op == EPOLL_CTL_ADD && !(set = set_new(epfd))) {
+		err = errno;
+		goto out;
+	}
+	if (set)
+		set_sync(set);
+	e = set ? ent_find(set, fd) : NULL;
+	switch (op) {
+	case EPOLL_CTL_ADD:
+		if (e) {
+			err = EEXIST;
+			break;
+		}
+		e = calloc(1, sizeof(*e));
+		if (!e) {
+			err = ENOMEM;
+			break;
+		}
+		e->fd = fd;
+		e->events = ev->events;
+		e->data = ev->data.u64;
+		if (!is_user(fd)) {
+			if (kernel_add(epfd, e)) {
+				err = errno;
+				free(e);
+				break;
+			}
+			e->in_kernel = 1;
+		}
+		e->next = set->ents;
+		set->ents = e;
+		break;
+	case EPOLL_CTL_MOD:
+		if (!e) {
+			err = ENOENT;
+			break;
+		}
+		if (e->in_kernel) {
+			r = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev);
+			if (r) {
+				err = errno;
+				break;
+			}
+		}
+		e->events = ev->events;
+		e->data = ev->data.u64;
+		/* as the kernel: re-evaluated now, edge or not */
+		e->disabled = 0;
+		e->gen_valid = 0;
+		break;
+	case EPOLL_CTL_DEL:
+		if (!e) {
+			err = ENOENT;
+			break;
+		}
+		if (e->in_kernel)
+			epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+		ent_del(set, e);
+		break;
+	default:
+		err = EINVAL;
+	}
+	/* an entry's readiness may be due now */
+	if (!err && set)
+		usmc_rt_notify();
+out:
+	pthread_mutex_unlock(&usmc_g.lock);
+	if (err) {
+		errno = err;
+		return -1;
+	}
+	return 0;
+}
+
+/* Lock held: ready user entries into |out|. */
+static int collect(ep_set *set, struct epoll_event *out, int max)
+{
+	int n = 0;
+
+	for (ep_ent *e = set->ents; e && n < max; e = e->next) {
+		usmc_sock *s;
+		int re;
+
+		if (e->in_kernel || e->disabled)
+			continue;
+		s = usmc_sock_get(e->fd);
+		if (!s)
+			continue;
+		re = usmc_sock_revents(s, e->events);
+		if (re <= 0)
+			continue;
+		re &= (int)(e->events | EPOLLERR | EPOLLHUP);
+		if (!re)
+			continue;
+		if (e->events & EPOLLET) {
+			if (e->gen_valid && e->last_gen == s->rgen)
+				continue;
+			e->last_gen = s->rgen;
+			e->gen_valid = 1;
+		}
+		if (e->events & EPOLLONESHOT)
+			e->disabled = 1;
+		out[n].events = (uint32_t)re;
+		out[n].data.u64 = e->data;
+		n++;
+	}
+	return n;
+}
+
+int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
+		     const sigset_t *sigmask)
+{
+	uint64_t deadline = 0;
+
+	if (!(usmc_fd_flags(epfd) & USMC_FDF_EPOLL))
+		return epoll_pwait(epfd, evs, max, timeout_ms, sigmask);
+	if (max <= 0 || !evs) {
+		errno = EINVAL;
+		return -1;
+	}
+	if (timeout_ms > 0)
+		deadline =
+			usmc_rt_now() + (uint64_t)timeout_ms * USMC_NS_PER_MS;
+	for (;;) {
+		ep_set *set;
+		int n, r, k = 0, evfd, got = 0, t;
+
+		if (usmc_rt_init())
+			return -1;
+		pthread_mutex_lock(&usmc_g.lock);
+		set = set_find(epfd);
+		if (!set) {
+			pthread_mutex_unlock(&usmc_g.lock);
+			return epoll_pwait(epfd, evs, max, timeout_ms, sigmask);
+		}
+		set_sync(set);
+		n = collect(set, evs, max);
+		evfd = set->evfd;
+		pthread_mutex_unlock(&usmc_g.lock);
+		if (n == max)
+			return n;
+		t = timeout_ms;
+		if (n)
+			t = 0;
+		else if (deadline) {
+			uint64_t now = usmc_rt_now();
+
+			t = now >= deadline ? 0
+					    : (int)((deadline - now +
+						     USMC_NS_PER_MS - 1) /
+						    USMC_NS_PER_MS);
+		}
+		r = epoll_pwait(epfd, evs + n, max - n, t, n ? NULL : sigmask);
+		if (r < 0)
+			return n ? n : -1;
+		for (int i = 0; i < r; i++) {
+			if (evs[n + i].data.u64 == cookie) {
+				got = 1;
+				continue;
+			}
+			evs[n + k++] = evs[n + i];
+		}
+		if (got) {
+			pthread_mutex_lock(&usmc_g.lock);
+			if (set_find(epfd))
+				usmc_notify_drain(evfd);
+			pthread_mutex_unlock(&usmc_g.lock);
+		}
+		if (n + k)
+			return n + k;
+		if (!got || t == 0)
+			return 0;
+		/* woken for a user socket: look again */
+	}
+}
+
+int usmc_epoll_wait(int epfd, struct epoll_event *evs, int max, int timeout_ms)
+{
+	return usmc_epoll_pwait(epfd, evs, max, timeout_ms, NULL);
+}
+
+/* After fork(), in the child: the epoll instances are shared with the
+ * parent, so the child must not change them; it forgets its shadow sets
+ * (their eventfds are the parent's too) and epoll becomes the kernel's. */
+void usmc_epoll_fork_child(void)
+{
+	while (sets) {
+		ep_set *set = sets;
+
+		sets = set->next;
+		while (set->ents)
+			ent_del(set, set->ents);
+		usmc_fdflag_set(set->epfd, USMC_FDF_EPOLL, 0);
+		close(set->evfd);
+		free(set);
+	}
+}

@@ -1,0 +1,101 @@
+# shellcheck shell=bash
+# Shared by tests/preload/test_*.sh (sourced). Builds on the netns helpers.
+. "$(dirname "${BASH_SOURCE[0]}")/../netns/lib_test.sh"
+T_PEER=$USMC_BUILD/tests/preload/preload_peer
+T_RUN=$USMC_BUILD/tools/usmc-run
+[ -x "$T_PEER" ] || t_fail "preload_peer is not built ($T_PEER)"
+[ -x "$T_RUN" ] || t_fail "usmc-run is not in the build ($T_RUN)"
+T_LIB=$("$T_RUN" --print-lib) || t_fail "usmc-run cannot find libusmc-preload.so"
+
+# An ASan build's preload needs the ASan runtime loaded first; a
+# non-ASan program (preload_peer is built with the same flags, so it is
+# ASan too) then works. Prefix libasan when the library links it.
+T_ASAN=
+if ldd "$T_LIB" 2>/dev/null | grep -q libasan; then
+	T_ASAN=$(ldd "$T_LIB" | awk '/libasan/ {print $3; exit}')
+	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+fi
+
+# Runs a command under usmc-run in a lab host, or on this host (HOST "-").
+t_usmc() { # HOST STATSFILE PORTS CMD...
+	local host=$1 stats=$2 ports=$3
+	shift 3
+	local env=(env USMC_STATS="$stats" USMC_SOFTROCE_PORT="${T_SRPORT:-4791}")
+	[ -n "$T_ASAN" ] && env+=(LD_PRELOAD="$T_ASAN")
+	if [ "$host" = - ]; then
+		"${env[@]}" timeout "${T_TIMEOUT:-120}" "$T_RUN" -p "$ports" "$@"
+	else
+		t_exec "$host" "${env[@]}" timeout "${T_TIMEOUT:-120}" "$T_RUN" -p "$ports" "$@"
+	fi
+}
+
+# t_stats FILE WANT: the process's stats line says WANT
+# ("smcr=1 fallback=0 failed=0").
+t_stats() {
+	local line
+	line=$(grep 'stats:' "$1" 2>/dev/null | tail -1)
+	[[ $line == *"$2"* ]] || {
+		t_log "stats in $1: '${line:-none}', want '$2'"
+		return 1
+	}
+}
+
+t_listening_local() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
+
+# t_pair WHERE PORT CASE SERVER_ARG CLIENT_ARG WANT_SERVER WANT_CLIENT
+#   [SERVER_PORTS CLIENT_PORTS]: one preload_peer server and client under
+#   usmc-run; WHERE is "lab" (h1 <- h2) or "local" (127.0.0.1 <- 127.0.0.2).
+#   WANT_* is the stats line each side must print ("plain": run that side
+#   without usmc-run). Returns 1 on any failure, after showing why.
+t_pair() {
+	local where=$1 port=$2 tc=$3 sarg=$4 carg=$5 wants=$6 wantc=$7
+	local sports=${8:-$port} cports=${9:-$port}
+	local d=$t_work/$tc-$where-$port shost=h1 chost=h2 addr=$T_H1 bindaddr=""
+	local spid crc=0 src=0
+	mkdir -p "$d"
+	rm -f "$d"/*
+	if [ "$where" = local ]; then
+		shost=- chost=- addr=127.0.0.1 bindaddr=127.0.0.2
+	fi
+	if [ "$wants" = plain ]; then
+		if [ $shost = - ]; then
+			timeout 120 "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
+		else
+			t_exec $shost timeout 120 "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
+		fi
+	else
+		t_usmc $shost "$d/s.stats" "$sports" "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
+	fi
+	spid=$!
+	if [ $shost = - ]; then
+		busywait 10000 t_listening_local "$port"
+	else
+		busywait 10000 t_listening $shost "$port"
+	fi || {
+		kill $spid 2>/dev/null
+		t_log "$tc: server did not listen: $(cat "$d/s.out" "$d/s.err")"
+		return 1
+	}
+	if [ "$wantc" = plain ]; then
+		if [ $chost = - ]; then
+			timeout 120 "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
+		else
+			t_exec $chost timeout 120 "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
+		fi
+	else
+		t_usmc $chost "$d/c.stats" "$cports" "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
+	fi >"$d/c.out" 2>"$d/c.err" || crc=$?
+	[ $crc = 0 ] || kill $spid 2>/dev/null
+	wait $spid || src=$?
+	local bad=0
+	[ $crc = 0 ] && [ $src = 0 ] || bad=1
+	[ "$wants" = plain ] || t_stats "$d/s.stats" "$wants" || bad=1
+	[ "$wantc" = plain ] || t_stats "$d/c.stats" "$wantc" || bad=1
+	if [ $bad = 1 ]; then
+		t_log "$tc ($where): client exit $crc, server exit $src"
+		sed 's/^/  client: /' "$d/c.out" "$d/c.err" | tail -15
+		sed 's/^/  server: /' "$d/s.out" "$d/s.err" | tail -15
+		return 1
+	fi
+	t_log "ok $tc ($where): $(head -1 "$d/c.out"); server: $(head -1 "$d/s.out"); usmc: server '$wants' client '$wantc'"
+}
