@@ -72,16 +72,6 @@ static void set_state(usmc_conn *conn, int state, usmc_tstamp ts)
 	usmc_close_progress(conn, ts);
 }
 
-/* smc_close_final: closed, or abort when unread data is left behind */
-static void close_final(usmc_conn *conn, usmc_tstamp ts)
-{
-	if (conn->rx_prod != conn->rx_cons)
-		conn->close_flags_want |= USMC_CDC_PEER_CONN_ABORT;
-	else
-		conn->close_flags_want |= USMC_CDC_PEER_CONN_CLOSED;
-	usmc_tx_push(conn, ts);
-}
-
 static void send_abort(usmc_conn *conn, usmc_tstamp ts)
 {
 	/* unsent data is dropped; the flag goes out at once */
@@ -90,11 +80,74 @@ static void send_abort(usmc_conn *conn, usmc_tstamp ts)
 	usmc_tx_push(conn, ts);
 }
 
+/* smc_close_final: closed, or abort when unread data is left behind. The
+ * closed flag rides behind the data still in the sndbuf; but data that
+ * nobody will read is dropped so the flag is not stuck behind a full
+ * window: after an abort, and when the peer has closed already (it reads
+ * no more). The kernel gets out of the same corner by a 2 s stream wait.
+ * Returns 1 when it aborted: nobody answers an abort, so the caller goes
+ * to CLOSED (as smc_close_active_abort). */
+static int close_final(usmc_conn *conn, usmc_tstamp ts)
+{
+	int abort = conn->rx_prod != conn->rx_cons;
+
+	if (abort) {
+		conn->close_flags_want |= USMC_CDC_PEER_CONN_ABORT;
+		conn->tx_prep = conn->tx_sent;
+	} else {
+		conn->close_flags_want |= USMC_CDC_PEER_CONN_CLOSED;
+		if (rxed_any_close(conn))
+			conn->tx_prep = conn->tx_sent;
+	}
+	usmc_tx_push(conn, ts);
+	/* a peer that neither reads nor closes keeps the flag waiting:
+	 * give the data the kernel's stream wait, then give up on it */
+	if (!abort && conn->lgr &&
+	    (conn->close_flags_want & ~conn->close_flags_sent))
+		usmc_close_timer(conn, ts + USMC_STREAM_WAIT);
+	return abort;
+}
+
+void usmc_close_timer(usmc_conn *conn, usmc_tstamp when)
+{
+	usmc_ctx *ctx = conn->ctx;
+
+	if (conn->close_expiry == USMC_TSTAMP_NONE && when != USMC_TSTAMP_NONE)
+		ctx->nclosewait++;
+	else if (conn->close_expiry != USMC_TSTAMP_NONE &&
+		 when == USMC_TSTAMP_NONE && ctx->nclosewait)
+		ctx->nclosewait--;
+	conn->close_expiry = when;
+}
+
+/* The close flag is still stuck behind data the peer does not take: drop
+ * the data and abort (the kernel would send "closed" over a silently
+ * truncated stream; an abort says what happened). */
+void usmc_close_stream_wait_expired(usmc_conn *conn, usmc_tstamp ts)
+{
+	usmc_close_timer(conn, USMC_TSTAMP_NONE);
+	if (!(conn->close_flags_want & ~conn->close_flags_sent) ||
+	    conn->state == SMC_CLOSED)
+		return;
+	usmc_log(conn->ctx, USMC_LOG_WARN,
+		 "conn %08x: %llu unsent bytes dropped at close", conn->token,
+		 (unsigned long long)(conn->tx_prep - conn->tx_sent));
+	send_abort(conn, ts);
+	set_state(conn, SMC_CLOSED, ts);
+}
+
 /* The peer's CDC carried new conn_state flags (smc_close_passive_work). */
 void usmc_close_peer_flags(usmc_conn *conn, uint8_t newflags, usmc_tstamp ts)
 {
 	if (conn->mode != USMC_MODE_SMCR)
 		return; /* handled when the handshake completes */
+	if (newflags & ANY_CLOSE) {
+		/* the peer reads no more: drop unsent data, so close flags
+		 * we owe it are not stuck behind a window that never opens */
+		conn->tx_prep = conn->tx_sent;
+		if (conn->close_flags_want & ~conn->close_flags_sent)
+			usmc_tx_push(conn, ts);
+	}
 	if (newflags & USMC_CDC_PEER_CONN_ABORT) {
 		/* smc_close_passive_abort_received; the error is raised
 		 * before any CLOSED event, as for a local abort */
@@ -207,6 +260,8 @@ int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts)
 
 int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 {
+	int aborted;
+
 	if (!conn)
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (conn->mode == USMC_MODE_HANDSHAKE) {
@@ -229,8 +284,9 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 		set_state(conn, SMC_CLOSED, ts);
 		break;
 	case SMC_ACTIVE:
-		close_final(conn, ts);
-		if (conn->state == SMC_ACTIVE)
+		if (close_final(conn, ts))
+			set_state(conn, SMC_CLOSED, ts);
+		else if (conn->state == SMC_ACTIVE)
 			set_state(conn, SMC_PEERCLOSEWAIT1, ts);
 		break;
 	case SMC_APPFINCLOSEWAIT:
@@ -241,10 +297,10 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 		break;
 	case SMC_APPCLOSEWAIT1:
 	case SMC_APPCLOSEWAIT2:
-		close_final(conn, ts);
+		aborted = close_final(conn, ts);
 		if (conn->state == SMC_CLOSED)
-			break;
-		if (rxed_any_close(conn))
+			break; /* the link went down meanwhile */
+		if (aborted || rxed_any_close(conn))
 			set_state(conn, SMC_CLOSED, ts);
 		else
 			set_state(conn, SMC_PEERFINCLOSEWAIT, ts);
@@ -252,8 +308,8 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 	case SMC_PEERCLOSEWAIT1:
 	case SMC_PEERCLOSEWAIT2:
 		if ((conn->close_flags_want & USMC_CDC_PEER_DONE_WRITING) &&
-		    !sent_any_close(conn))
-			close_final(conn, ts);
+		    !sent_any_close(conn) && close_final(conn, ts))
+			set_state(conn, SMC_CLOSED, ts);
 		break;
 	case SMC_PROCESSABORT:
 		send_abort(conn, ts);

@@ -54,6 +54,9 @@ void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts)
 		return;
 	usmc_llc_cancel_conn(lgr, conn);
 	created = conn->first_contact && !lgr->first_link_up;
+	if (conn->mode == USMC_MODE_SMCR)
+		usmc_tx_flush_close(conn, ts);
+	usmc_close_timer(conn, USMC_TSTAMP_NONE);
 	usmc_lgr_del_conn(lgr, conn, ts);
 	if (created)
 		usmc_lgr_terminate(lgr, USMC_ERR_CLOSED, 0, ts);
@@ -562,6 +565,7 @@ int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 	conn->mode = USMC_MODE_HANDSHAKE;
 	conn->state = SMC_INIT;
 	conn->clc_expiry = ts + ctx->s.clc_timeout;
+	conn->close_expiry = USMC_TSTAMP_NONE;
 	ctx->nhandshake++;
 	conn->next = ctx->conns;
 	if (ctx->conns)
@@ -595,6 +599,7 @@ void usmc_conn_del(usmc_conn *conn)
 		usmc_close_abort_local(conn, 0, 1, ctx->now);
 	usmc_conn_release_smc(conn, ctx->now);
 	usmc_conn_clc_done(conn);
+	usmc_close_timer(conn, USMC_TSTAMP_NONE);
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else
@@ -700,7 +705,7 @@ int usmc_conn_fallback(usmc_conn *conn, uint32_t decline_code, usmc_tstamp ts)
 usmc_tstamp usmc_conn_expiry(const usmc_conn *conn)
 {
 	return conn->mode == USMC_MODE_HANDSHAKE ? conn->clc_expiry
-						 : USMC_TSTAMP_NONE;
+						 : conn->close_expiry;
 }
 
 void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
@@ -710,6 +715,8 @@ void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
 		usmc_conn_handshake_failed(conn, USMC_ERR_TIMEOUT, 0, ts);
 		return;
 	}
+	if (conn->mode == USMC_MODE_SMCR && conn->close_expiry <= ts)
+		usmc_close_stream_wait_expired(conn, ts);
 }
 
 void usmc_conn_set_user(usmc_conn *c, void *p)

@@ -30,6 +30,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
 #define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
 #define USMC_LLC_PEND_MAX    8
+#define USMC_STREAM_WAIT     (2 * USMC_NS_PER_SEC)  /* SMC_MAX_STREAM_WAIT */
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 
 /* Link states (enum smc_link_state) */
@@ -215,6 +216,8 @@ struct usmc_conn {
 	uint8_t peer_prod_flags, peer_conn_flags;
 	int app_closed;
 	int nodelay;
+	/* close: flags wait behind unsent data at most this long */
+	usmc_tstamp close_expiry;
 	int want_writable;
 	int peer_shutdown_seen;
 
@@ -233,6 +236,7 @@ struct usmc_ctx {
 	uint32_t next_lgr_id;
 	uint32_t token_gen;
 	usmc_tstamp now; /* latest time passed in, for calls without one */
+	unsigned int nclosewait; /* conns with a stream-wait timer */
 	unsigned int nhandshake; /* conns with a CLC timer: get_expiry scans
 				  * connections only when there are any */
 };
@@ -274,6 +278,7 @@ int usmc_link_get_slot(usmc_link *link);
 uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
 int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts);
 int usmc_link_usable(const usmc_link *link);
+int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts);
 
 /* CLC handshake (usmc_conn.c) */
 void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev);
@@ -293,6 +298,7 @@ void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot,
 /* Sends a CDC with no new data (window update, close flags). */
 int usmc_tx_cdc_ctrl(usmc_conn *conn, usmc_tstamp ts);
 void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts);
+void usmc_tx_flush_close(usmc_conn *conn, usmc_tstamp ts);
 
 /* rx (usmc_rx.c) */
 void usmc_rx_cdc(usmc_link *link, const uint8_t *msg, size_t len,
@@ -304,5 +310,7 @@ void usmc_close_peer_flags(usmc_conn *conn, uint8_t conn_flags, usmc_tstamp ts);
 void usmc_close_abort_local(usmc_conn *conn, int err, int send_abort,
 			    usmc_tstamp ts);
 void usmc_close_progress(usmc_conn *conn, usmc_tstamp ts);
+void usmc_close_timer(usmc_conn *conn, usmc_tstamp when);
+void usmc_close_stream_wait_expired(usmc_conn *conn, usmc_tstamp ts);
 
 #endif /* USMC_CORE_INT_H */

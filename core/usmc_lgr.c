@@ -419,6 +419,22 @@ static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg,
 	return 0;
 }
 
+/* Sends a ready 44-byte message (no completion accounting), or queues it
+ * behind the waiting LLC answers when no TX slot is free. */
+int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts)
+{
+	int idx;
+
+	if (!link->nllc_pend && (idx = usmc_link_get_slot(link)) >= 0) {
+		memcpy(usmc_link_slot_buf(link, idx), msg, USMC_WR_TX_SIZE);
+		return usmc_link_post_slot(link, idx, ts);
+	}
+	if (link->nllc_pend >= USMC_LLC_PEND_MAX)
+		return USMC_ERR_BUSY;
+	memcpy(link->llc_pend[link->nllc_pend++], msg, USMC_WR_TX_SIZE);
+	return 0;
+}
+
 static int llc_flush_pending(usmc_link *link, usmc_tstamp ts)
 {
 	while (link->nllc_pend) {

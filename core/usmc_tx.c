@@ -139,12 +139,44 @@ int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
 		conn->rx_cons_sent = conn->rx_cons;
 		conn->cons_upd_pending = 0;
 		conn->close_flags_sent |= flags;
+		if (conn->close_expiry != USMC_TSTAMP_NONE &&
+		    !(conn->close_flags_want & ~conn->close_flags_sent))
+			usmc_close_timer(conn, USMC_TSTAMP_NONE);
 		rv = usmc_link_post_slot(link, idx, ts);
 		if (rv)
 			return rv; /* the link went down and took conn along */
 		if (!len || conn->tx_sent == conn->tx_prep)
 			return 0;
 	}
+}
+
+/* The connection leaves its lgr still owing close flags (every TX slot was
+ * busy, or it is deleted early): send them now with the current cursors,
+ * or queue them behind the waiting LLC answers, without completion
+ * accounting. Data not sent by now is lost, so "closed" becomes abort. */
+void usmc_tx_flush_close(usmc_conn *conn, usmc_tstamp ts)
+{
+	usmc_link *link = conn->link;
+	uint8_t buf[USMC_WR_TX_SIZE];
+	uint8_t flags = conn->close_flags_want;
+	usmc_cdc_msg m;
+
+	if (!link || !usmc_link_usable(link) || !conn->peer_rmb_size ||
+	    !conn->rmb || !(flags & ~conn->close_flags_sent))
+		return;
+	if (conn->tx_sent != conn->tx_prep)
+		flags |= USMC_CDC_PEER_CONN_ABORT;
+	memset(&m, 0, sizeof(m));
+	m.seqno = ++conn->tx_seq;
+	m.token = conn->peer_token;
+	wire_curs(&m.prod, conn->tx_sent, conn->peer_rmb_size);
+	wire_curs(&m.cons, conn->rx_cons, conn->rmb->size);
+	m.conn_state_flags = flags;
+	if (usmc_cdc_encode(buf, sizeof(buf), &m) != USMC_WR_TX_SIZE)
+		return;
+	conn->close_flags_sent |= flags;
+	conn->n_tx_cdcs++;
+	usmc_link_send_raw(link, buf, ts);
 }
 
 int usmc_tx_cdc_ctrl(usmc_conn *conn, usmc_tstamp ts)

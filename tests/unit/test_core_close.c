@@ -230,6 +230,38 @@ static void test_close_unread(void)
 	usmc_sim_del(sim);
 }
 
+/* close() with data still in the sndbuf and a peer that neither reads nor
+ * closes: the closed flag waits behind the data for the 2 s stream wait,
+ * then the data is dropped and the peer gets an abort. */
+static void test_close_stream_wait(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static uint8_t buf[40000];
+	usmc_tstamp t0;
+	usmc_ssize k;
+
+	setup(&sim, &a, &b, &c, &s, 41, 0);
+	memset(buf, 3, sizeof(buf));
+	k = wr(c, buf, sizeof(buf));
+	USMC_ASSERT_EQ(k, 16384);
+	settle(sim);
+	k = wr(c, buf, sizeof(buf));
+	USMC_ASSERT_EQ(k, 16384); /* the peer RMBE is full, this waits */
+	t0 = usmc_sim_now(sim);
+	usmc_conn_close(c->conn, t0);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_PEERCLOSEWAIT1);
+	usmc_sim_run(sim, t0 + 2 * SEC - 1);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_PEERCLOSEWAIT1);
+	usmc_sim_run(sim, t0 + 2 * SEC + SEC);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	usmc_sim_del(sim);
+}
+
 static int count_trace(usmc_sim *sim, int from, uint8_t t, uint8_t f)
 {
 	size_t n;
@@ -513,6 +545,7 @@ static CU_TestInfo close_tests[] = {
 	{"appfinclosewait", test_appfinclosewait},
 	{"abort", test_abort},
 	{"close_with_unread_data", test_close_unread},
+	{"close_stream_wait", test_close_stream_wait},
 	{"testlink_answered", test_testlink_answered},
 	{"testlink_lost", test_testlink_lost},
 	{"link_down", test_link_down},
