@@ -801,6 +801,43 @@ static void test_tx_eagain(void)
 	CU_ASSERT_TRUE(now_ms() - t0 < 5000);
 }
 
+/* A small socket receive buffer (a stock rmem_max without root): the send
+ * window shrinks to what it holds, AckReq comes often enough to keep a
+ * small window moving, and nothing is lost or retransmitted. */
+static void test_small_rcvbuf(void)
+{
+	pair p;
+	const size_t total = under_valgrind() ? (1u << 20) : (16u << 20);
+	const uint32_t chunk = 256 << 10;
+	usmc_tp_mr *src, *dst;
+	usmc_softroce_stats sa, sb;
+	int nwr = 0;
+
+	if (setup(&p, "rcvbuf=40000", "rcvbuf=40000", &smc_params))
+		return;
+	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], total,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	fill(src->addr, total, 77);
+	for (size_t off = 0; off < total; off += chunk) {
+		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 10000), 0);
+	if (memcmp(src->addr, dst->addr, total))
+		CU_FAIL("data differs");
+	usmc_softroce_get_stats(p.s[0].tp, &sa);
+	usmc_softroce_get_stats(p.s[1].tp, &sb);
+	USMC_ASSERT_EQ(sa.retransmits, 0);
+	USMC_ASSERT_EQ(sa.retry_timeouts, 0);
+	USMC_ASSERT_EQ(sb.nak_seq_tx, 0);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
 /* The peer disappears: retries run out, RETRY_EXC_ERR, then flushes. */
 static void test_retry_exhausted(void)
 {
@@ -1184,6 +1221,7 @@ static CU_TestInfo tests[] = {
 	{"1% loss: byte-exact with retransmission", test_loss_1pct},
 	{"10% loss: byte-exact with retransmission", test_loss_10pct},
 	{"socket EAGAIN: pause and go back", test_tx_eagain},
+	{"small receive buffer: window adapts", test_small_rcvbuf},
 	{"retry exhaustion: RETRY_EXC_ERR", test_retry_exhausted},
 	{"destroy with outstanding WRs flushes", test_destroy_flushes},
 	{"post errors", test_post_errors},

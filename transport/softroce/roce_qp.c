@@ -167,6 +167,10 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		    sr_addr_from_gid(d, a->dgid, &peer))
 			return USMC_ERR_INVALID_ARGUMENT;
 		qp->mtu = usmc_ib_mtu_to_int(a->path_mtu);
+		qp->window = sr_window(d, qp->mtu);
+		qp->ack_every = qp->window < SR_MAX_UNACKED_PSNS
+					? qp->window / 2 - 1
+					: SR_MAX_PKT_PER_ACK;
 		qp->dest_qpn = a->dest_qp_num;
 		qp->peer = peer;
 		qp->resp_psn = a->rq_psn;
@@ -379,9 +383,10 @@ static void send_pkt(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t k,
 	p.se = last && (w->wr.send_flags & USMC_SEND_SOLICITED) &&
 	       w->wr.opcode != USMC_WR_RDMA_WRITE;
 	/* AckReq on the end of each message and, as rxe, on the 66th packet
-	 * without one (noack_pkts++ > RXE_MAX_PKT_PER_ACK); also on the first
-	 * packet after a rewind */
-	if (last || qp->need_ackreq || qp->noack_pkts++ > SR_MAX_PKT_PER_ACK) {
+	 * without one (noack_pkts++ > RXE_MAX_PKT_PER_ACK); sooner when a
+	 * small window would otherwise fill without asking for an ACK; and on
+	 * the first packet after a rewind */
+	if (last || qp->need_ackreq || qp->noack_pkts++ > qp->ack_every) {
 		p.ackreq = 1;
 		qp->noack_pkts = 0;
 		qp->need_ackreq = 0;
@@ -424,8 +429,8 @@ void sr_qp_tx(sr_qp *qp, usmc_tstamp now)
 		sr_swqe *w = &qp->sq[slot];
 		uint32_t psn = usmc_psn_add(w->first_psn, qp->cur_pkt);
 
-		if (usmc_psn_cmp(psn, usmc_psn_add(qp->una_psn,
-						   SR_MAX_UNACKED_PSNS)) >= 0)
+		if (usmc_psn_cmp(psn, usmc_psn_add(qp->una_psn, qp->window)) >=
+		    0)
 			break;
 		send_pkt(qp, w, slot, qp->cur_pkt, now);
 		if (++qp->cur_pkt == w->npkts) {

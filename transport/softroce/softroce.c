@@ -105,6 +105,19 @@ static void addr_copy(sr_addr *to, const struct sockaddr *from)
 		memcpy(&to->v4, from, sizeof(to->v4));
 }
 
+/* The send window in packets for |mtu|: RXE_MAX_UNACKED_PSNS, or less when
+ * the receive buffer (ours, standing in for the peer's) could not hold that
+ * many packets; a kernel skb costs about twice its payload. */
+uint32_t sr_window(const sr_dev *d, uint32_t mtu)
+{
+	uint64_t w = d->rcvbuf ? d->rcvbuf / (2 * ((uint64_t)mtu + 256))
+			       : SR_MAX_UNACKED_PSNS;
+
+	if (w > SR_MAX_UNACKED_PSNS)
+		w = SR_MAX_UNACKED_PSNS;
+	return w < 4 ? 4 : (uint32_t)w;
+}
+
 int sr_addr_from_gid(const sr_dev *d, const uint8_t gid[16], sr_addr *a)
 {
 	int mapped = !memcmp(gid, v4mapped, sizeof(v4mapped));
@@ -193,6 +206,11 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
 			if (parse_u32(v, vlen, &n) || n > 1000)
 				return USMC_ERR_INVALID_ARGUMENT;
 			d->drop_permille = n;
+		} else if (KEY("rcvbuf")) {
+			if (parse_u32(v, vlen, &n) || n < 4096 ||
+			    n > (1u << 30))
+				return USMC_ERR_INVALID_ARGUMENT;
+			d->rcvbuf_opt = n;
 		} else if (KEY("txfail")) {
 			if (parse_u32(v, vlen, &n) || n > 1000)
 				return USMC_ERR_INVALID_ARGUMENT;
@@ -330,8 +348,22 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		setsockopt(d->sock, IPPROTO_UDP, UDP_NO_CHECK6_TX, &one,
 			   sizeof(one));
 	}
-	if (setsockopt(d->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf, sizeof(buf)))
+	if (d->rcvbuf_opt) {
+		int rb = (int)d->rcvbuf_opt;
+
+		setsockopt(d->sock, SOL_SOCKET, SO_RCVBUF, &rb, sizeof(rb));
+	} else if (setsockopt(d->sock, SOL_SOCKET, SO_RCVBUFFORCE, &buf,
+			      sizeof(buf))) {
 		setsockopt(d->sock, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+	}
+	{
+		int rb = 0;
+		socklen_t rl = sizeof(rb);
+
+		if (!getsockopt(d->sock, SOL_SOCKET, SO_RCVBUF, &rb, &rl) &&
+		    rb > 0)
+			d->rcvbuf = (uint32_t)rb;
+	}
 	if (setsockopt(d->sock, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
 		setsockopt(d->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
 	if (bind(d->sock, &d->local.sa, addr_len(&d->local))) {

@@ -15,6 +15,9 @@
  *   mtu=N            active MTU: 256, 512, 1024, 2048 or 4096 bytes (default
  *                    from the interface MTU as rxe: largest <= netdev - 80)
  *   port=N           UDP port (default cfg->udp_port, else 4791)
+ *   rcvbuf=N         SO_RCVBUF in bytes (default: 8 MiB, forced if root);
+ *                    the send window shrinks below 128 packets when the
+ *                    buffer could not hold them
  *   drop=PERMILLE    test only: drop that share of outgoing packets
  *   txfail=PERMILLE  test only: that share of sendmmsg calls fail EAGAIN
  *   seed=N           seed of the drop/txfail pattern (deterministic)

@@ -97,6 +97,8 @@ struct sr_qp {
 	uint32_t una_psn;  /* oldest unacknowledged PSN */
 	uint32_t sent_hi;  /* one past the highest PSN transmitted */
 	uint32_t noack_pkts;
+	uint32_t window;    /* unacknowledged PSNs allowed (sr_window) */
+	uint32_t ack_every; /* AckReq once noack_pkts exceeds it */
 	int need_ackreq;
 	int retries_left;
 	int rnr_left;
@@ -136,6 +138,8 @@ struct sr_dev {
 	int icrc_verify;
 	uint32_t drop_permille;
 	uint32_t txfail_permille;
+	uint32_t rcvbuf_opt; /* rcvbuf= option, 0: as large as allowed */
+	uint32_t rcvbuf;     /* SO_RCVBUF in effect */
 	uint64_t rng;
 	int no_tx;
 	usmc_tstamp fake_now; /* tests: a clock they drive; 0 = real */
@@ -176,6 +180,7 @@ usmc_tstamp sr_now(void);
 /* Builds the UDP endpoint of a peer GID on |d|'s port; 0, or
  * USMC_ERR_INVALID_ARGUMENT if the GID is not of the device's family. */
 int sr_addr_from_gid(const sr_dev *d, const uint8_t gid[16], sr_addr *a);
+uint32_t sr_window(const sr_dev *d, uint32_t mtu);
 sr_mr *sr_mr_by_lkey(sr_dev *d, uint32_t lkey);
 sr_mr *sr_mr_by_rkey(sr_dev *d, uint32_t rkey);
 void sr_cq_push(sr_dev *d, const usmc_wc *wc);
