@@ -254,6 +254,59 @@ static void test_three_nodes(void)
 	usmc_sim_del(sim);
 }
 
+/* The Proposal a Linux 6.1 client sent in the conformance capture
+ * (smcr-a-session frame 7: v2 only, UEID "SEEDTEST", no v1 area) gets a
+ * v2 first-contact Accept from a usmc server with the same UEID, and a
+ * Decline from one without it (v2 drops out, v1 was not offered: no
+ * SMC device in common, as smc_listen_find_device ends). */
+static void test_linux_proposal(void)
+{
+	static const char prop_hex[] =
+		"e2d4c3d901009c2200000000000000000000000000000000000000000000"
+		"0000000000000000000000000000000000000000001c0000000000000000"
+		"000000000000000000000000000000000000000001000000000000000000"
+		"0000000000000000ffff0a09000200000000000000000000000000000000"
+		"534545445445535420202020202020202020202020202020202020202020"
+		"2020e2d4c3d9";
+	uint8_t prop[256], types[4];
+	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
+	usmc_sim *sim = usmc_sim_new(17);
+	usmc_settings st;
+	usmc_sim_node *b, *b2;
+	usmc_sim_ep *s, *s2;
+	usmc_clc_msg m;
+
+	USMC_ASSERT_EQ_FATAL(n, 156);
+	usmc_settings_default(&st);
+	memset(st.ueid, ' ', sizeof(st.ueid));
+	memcpy(st.ueid, "SEEDTEST", 8);
+	b = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
+			     0);
+	usmc_sim_clc_inject(s, prop, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(clc_types(s->clc_sent, s->clc_sent_len, types, 4, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_ACCEPT);
+	USMC_ASSERT_EQ(m.hdr.version, SMC_V2);
+	CU_ASSERT_TRUE(m.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	USMC_ASSERT_MEM_EQ(m.u.ac.eid, st.ueid, 32);
+	USMC_ASSERT_EQ(m.u.ac.release, 0); /* the client is v2.0 */
+
+	b2 = usmc_sim_node_new(sim, NULL); /* UEID "USMC" */
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b2, USMC_ROLE_SERVER, &s2),
+			     0);
+	usmc_sim_clc_inject(s2, prop, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s2->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s2->conn),
+		       SMC_CLC_DECL_NOSMCDEV);
+	USMC_ASSERT_EQ(clc_types(s2->clc_sent, s2->clc_sent_len, types, 4, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.hdr.version, SMC_V2);
+	usmc_sim_del(sim);
+}
+
 static void test_decline_smcd_only(void)
 {
 	usmc_sim *sim = usmc_sim_new(5);
@@ -682,6 +735,7 @@ static CU_TestInfo hs_tests[] = {
 	{"lgr_reuse_confirm_rkey", test_lgr_reuse},
 	{"lgr_per_role", test_lgr_per_role},
 	{"three_nodes", test_three_nodes},
+	{"linux_proposal", test_linux_proposal},
 	{"decline_smcd_only", test_decline_smcd_only},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
