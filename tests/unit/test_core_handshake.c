@@ -307,6 +307,57 @@ static void test_linux_proposal(void)
 	usmc_sim_del(sim);
 }
 
+/* The Accept a Linux 6.1 server sent in the capture (smcr-a-session
+ * frame 9: v2, first contact, release 0) is answered with a v2
+ * first-contact Confirm as the kernel client's: the negotiated EID, the
+ * server's release, one GID in the list, the smaller QP MTU. */
+static void test_linux_accept(void)
+{
+	static const char acc_hex[] =
+		"e2d4c3d90200a028eb1052540000000100000000000000000000ffff0a09"
+		"0001525400000001000011000003b601000000012300ff40b18c84670000"
+		"0014fd115345454454455354202020202020202020202020202020202020"
+		"202020202020000000000000000080200000286e6f6e6529202020202020"
+		"202020202020202020202020202020202020202000000000000000000000"
+		"000000000000e2d4c3d9";
+	uint8_t acc[256], types[4];
+	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
+	usmc_sim *sim = usmc_sim_new(18);
+	usmc_settings st;
+	usmc_sim_node *a;
+	usmc_sim_ep *c;
+	usmc_clc_msg in, m;
+
+	CU_ASSERT_TRUE_FATAL(n > 108);
+	USMC_ASSERT_EQ_FATAL(usmc_clc_decode(acc, (size_t)n, &in), n);
+	usmc_settings_default(&st);
+	memset(st.ueid, ' ', sizeof(st.ueid));
+	memcpy(st.ueid, "SEEDTEST", 8);
+	a = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	c->clc_sent_len = 0; /* forget the Proposal */
+	usmc_sim_clc_inject(c, acc, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 4, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_CONFIRM);
+	USMC_ASSERT_EQ(m.hdr.version, SMC_V2);
+	CU_ASSERT_TRUE(m.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	USMC_ASSERT_MEM_EQ(m.u.ac.eid, in.u.ac.eid, 32);
+	USMC_ASSERT_EQ(m.u.ac.release, in.u.ac.release);
+	USMC_ASSERT_EQ(m.u.ac.gid_cnt, 1);
+	USMC_ASSERT_EQ(m.u.ac.qp_mtu, in.u.ac.qp_mtu < USMC_IB_MTU_1024
+					      ? in.u.ac.qp_mtu
+					      : USMC_IB_MTU_1024);
+	USMC_ASSERT_EQ(m.u.ac.rmbe_idx, 1);
+	/* no CONFIRM_LINK from this server: TIMEOUT_CL after 4 s */
+	usmc_sim_run(sim, usmc_sim_now(sim) + 5 * SEC);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	usmc_sim_del(sim);
+}
+
 static void test_decline_smcd_only(void)
 {
 	usmc_sim *sim = usmc_sim_new(5);
@@ -736,6 +787,7 @@ static CU_TestInfo hs_tests[] = {
 	{"lgr_per_role", test_lgr_per_role},
 	{"three_nodes", test_three_nodes},
 	{"linux_proposal", test_linux_proposal},
+	{"linux_accept", test_linux_accept},
 	{"decline_smcd_only", test_decline_smcd_only},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
