@@ -29,7 +29,9 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_CLC_WAIT_SHORT  (1 * USMC_NS_PER_SEC)
 #define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
 #define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
-#define USMC_LLC_PEND_MAX    8
+/* control messages waiting for a TX slot: a final CDC per connection plus
+ * LLC answers */
+#define USMC_CTRL_PEND_MAX   (USMC_CONNS_MAX + 16)
 #define USMC_STREAM_WAIT     (2 * USMC_NS_PER_SEC)  /* SMC_MAX_STREAM_WAIT */
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 
@@ -96,9 +98,9 @@ struct usmc_link {
 	usmc_tx_slot *slots;
 	uint16_t nslots, slots_used;
 	uint16_t nrecv;
-	/* LLC responses waiting for a TX slot (answered in order) */
-	uint8_t llc_pend[USMC_LLC_PEND_MAX][USMC_WR_TX_SIZE];
-	uint8_t nllc_pend;
+	/* control messages waiting for a TX slot (a ring, sent in order) */
+	uint8_t llc_pend[USMC_CTRL_PEND_MAX][USMC_WR_TX_SIZE];
+	unsigned int pend_head, nllc_pend;
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */

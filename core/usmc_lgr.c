@@ -395,32 +395,31 @@ static int llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts)
 	return usmc_link_post_slot(link, idx, ts);
 }
 
-/* As llc_send, but a message that finds no free TX slot waits in a small
- * per-link queue (the kernel's LLC worker would sleep for the slot). */
-static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg,
-			   usmc_tstamp ts)
+/* Control messages that found every TX slot busy wait in a per-link ring
+ * and go out, in order, as slots free: LLC answers (the kernel's LLC
+ * worker would sleep for a slot) and the last CDC of each connection
+ * released while owing close flags, so the ring holds one per possible
+ * connection plus the LLC answers. */
+static uint8_t *pend_slot(usmc_link *link, unsigned int i)
 {
-	uint8_t *p;
-	usmc_ssize n;
+	return link->llc_pend[(link->pend_head + i) % USMC_CTRL_PEND_MAX];
+}
 
-	if (!link->nllc_pend && link->slots_used < link->nslots)
-		return llc_send(link, msg, ts);
-	if (link->nllc_pend >= USMC_LLC_PEND_MAX) {
+static int pend_push(usmc_link *link, const uint8_t *msg)
+{
+	if (link->nllc_pend >= USMC_CTRL_PEND_MAX) {
 		usmc_log(link->lgr->ctx, USMC_LOG_WARN,
-			 "link %u: LLC queue full, message dropped",
+			 "link %u: control queue full, message dropped",
 			 link->link_id);
 		return USMC_ERR_BUSY;
 	}
-	p = link->llc_pend[link->nllc_pend];
-	n = usmc_llc_encode(p, USMC_WR_TX_SIZE, msg);
-	if (n != USMC_WR_TX_SIZE)
-		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
+	memcpy(pend_slot(link, link->nllc_pend), msg, USMC_WR_TX_SIZE);
 	link->nllc_pend++;
 	return 0;
 }
 
 /* Sends a ready 44-byte message (no completion accounting), or queues it
- * behind the waiting LLC answers when no TX slot is free. */
+ * behind the waiting ones when no TX slot is free. */
 int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts)
 {
 	int idx;
@@ -429,10 +428,19 @@ int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts)
 		memcpy(usmc_link_slot_buf(link, idx), msg, USMC_WR_TX_SIZE);
 		return usmc_link_post_slot(link, idx, ts);
 	}
-	if (link->nllc_pend >= USMC_LLC_PEND_MAX)
-		return USMC_ERR_BUSY;
-	memcpy(link->llc_pend[link->nllc_pend++], msg, USMC_WR_TX_SIZE);
-	return 0;
+	return pend_push(link, msg);
+}
+
+/* As llc_send, but waits in the control queue instead of failing. */
+static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg,
+			   usmc_tstamp ts)
+{
+	uint8_t buf[USMC_WR_TX_SIZE];
+	usmc_ssize n = usmc_llc_encode(buf, sizeof(buf), msg);
+
+	if (n != USMC_WR_TX_SIZE)
+		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
+	return usmc_link_send_raw(link, buf, ts);
 }
 
 static int llc_flush_pending(usmc_link *link, usmc_tstamp ts)
@@ -443,11 +451,10 @@ static int llc_flush_pending(usmc_link *link, usmc_tstamp ts)
 
 		if (idx < 0)
 			return USMC_ERR_BUSY;
-		memcpy(usmc_link_slot_buf(link, idx), link->llc_pend[0],
+		memcpy(usmc_link_slot_buf(link, idx), pend_slot(link, 0),
 		       USMC_WR_TX_SIZE);
+		link->pend_head = (link->pend_head + 1) % USMC_CTRL_PEND_MAX;
 		link->nllc_pend--;
-		memmove(link->llc_pend[0], link->llc_pend[1],
-			(size_t)link->nllc_pend * USMC_WR_TX_SIZE);
 		rv = usmc_link_post_slot(link, idx, ts);
 		if (rv)
 			return rv;

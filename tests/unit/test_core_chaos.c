@@ -10,7 +10,7 @@
 #include "usmc_core_int.h"
 #include "usmc_core_test.h"
 
-enum { NCONN = 6, SEEDS = 300 };
+enum { NCONN = 10, SEEDS = 300 };
 
 typedef struct side {
 	usmc_sim_ep *ep;
@@ -85,7 +85,7 @@ static void act(usmc_sim *sim, side *me, side *peer, uint64_t *rng)
 
 static void scenario(uint64_t seed)
 {
-	usmc_settings st = small_settings(16384);
+	usmc_settings st = small_settings(seed % 2 ? 16384 : 32768);
 	usmc_sim *sim = usmc_sim_new(seed);
 	usmc_sim_node *a, *b;
 	static side cs[NCONN], ss[NCONN];
