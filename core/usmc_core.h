@@ -178,7 +178,9 @@ void *usmc_link_get_user(const usmc_link *l);
 uint32_t usmc_link_get_id(const usmc_link *l);
 usmc_lgr *usmc_link_get_lgr(const usmc_link *l);
 int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts);
-/* The link (or its device) failed: fail over or terminate the lgr. */
+/* The link (or its device) failed. With one link per lgr there is nothing
+ * to fail over to: the lgr is terminated, its connections get
+ * USMC_EV_ERROR with USMC_ERR_CONNABORTED. */
 int usmc_link_down(usmc_link *link, usmc_tstamp ts);
 
 typedef enum usmc_role { USMC_ROLE_CLIENT, USMC_ROLE_SERVER } usmc_role;
@@ -204,7 +206,9 @@ void usmc_conn_set_user(usmc_conn *c, void *p);
 void *usmc_conn_get_user(const usmc_conn *c);
 
 /* CLC over the TCP clcsock. The runtime peeks the 8-byte header and reads
- * exactly one whole message, so no application byte is ever consumed. */
+ * exactly one whole message, so no application byte is ever consumed.
+ * Returns 0 once the message was processed (even if it ended the handshake:
+ * see the events), USMC_ERR_INVALID_STATE after the handshake is over. */
 int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 		       usmc_tstamp ts);
 /* Bytes to write to the TCP socket (0 and *plen = 0 when none). */
