@@ -298,6 +298,13 @@ typedef struct usmc_lgr_info {
 	int smc_version;
 	unsigned int nconns, nlinks;
 	uint8_t peer_system_id[8];
+	/* the links, nlinks of them (smcr linkgroup show-links) */
+	struct {
+		uint8_t link_id;
+		int active;
+		uint32_t qp_num, peer_qpn;
+		uint8_t peer_gid[16];
+	} links[3];
 } usmc_lgr_info;
 /* Iterates link groups: pass NULL to get the first. */
 usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev);

@@ -165,8 +165,18 @@ void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
 	info->role = lgr->role;
 	info->smc_version = lgr->version;
 	info->nconns = lgr->nconns;
-	for (int i = 0; i < USMC_LINKS_MAX; i++)
-		if (lgr->links[i])
-			info->nlinks++;
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		const usmc_link *l = lgr->links[i];
+		unsigned int k = info->nlinks;
+
+		if (!l)
+			continue;
+		info->links[k].link_id = l->link_id;
+		info->links[k].active = l->state == USMC_LNK_ACTIVE;
+		info->links[k].qp_num = l->qp_num;
+		info->links[k].peer_qpn = l->peer_qpn;
+		memcpy(info->links[k].peer_gid, l->peer_gid, 16);
+		info->nlinks++;
+	}
 	memcpy(info->peer_system_id, lgr->peer_system_id, 8);
 }

@@ -244,6 +244,10 @@ static void test_three_nodes(void)
 		USMC_ASSERT_EQ(li.nconns, 1);
 		USMC_ASSERT_EQ(li.nlinks, 1);
 		USMC_ASSERT_EQ(li.smc_version, 2);
+		USMC_ASSERT_EQ(li.links[0].link_id, 1);
+		CU_ASSERT_TRUE(li.links[0].active);
+		CU_ASSERT_TRUE(li.links[0].qp_num != 0 &&
+			       li.links[0].peer_qpn != 0);
 		nlgr++;
 	}
 	USMC_ASSERT_EQ(nlgr, 2);
