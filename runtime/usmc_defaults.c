@@ -91,6 +91,21 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 		cfg->smc_ports_set = 1;
 		return 0;
 	}
+	if (!strcmp(key, "synopt")) {
+		if (!strcmp(value, "off") || !strcmp(value, "0"))
+			cfg->synopt = 0;
+		else if (!strcmp(value, "auto") || !strcmp(value, "1"))
+			cfg->synopt = 1;
+		else
+			return -1;
+		return 0;
+	}
+	if (!strcmp(key, "cgroup")) {
+		if (strlen(value) >= sizeof(cfg->cgroup))
+			return -1;
+		strcpy(cfg->cgroup, value);
+		return 0;
+	}
 	if (!strcmp(key, "softroce_port") || !strcmp(key, "clc_wait_ms") ||
 	    !strcmp(key, "debug")) {
 		errno = 0;
@@ -127,9 +142,12 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	strcpy(cfg->transport, "softroce");
 	cfg->softroce_port = 4791;
 	cfg->clc_wait_ms = 2000;
+	cfg->synopt = 1;
 	env_apply(cfg, "USMC_TRANSPORT", "transport");
 	env_apply(cfg, "USMC_SOFTROCE_PORT", "softroce_port");
 	env_apply(cfg, "USMC_SMC_PORTS", "smc_ports");
 	env_apply(cfg, "USMC_CLC_WAIT_MS", "clc_wait_ms");
 	env_apply(cfg, "USMC_DEBUG", "debug");
+	env_apply(cfg, "USMC_SYNOPT", "synopt");
+	env_apply(cfg, "USMC_CGROUP", "cgroup");
 }

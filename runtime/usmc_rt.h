@@ -61,6 +61,10 @@ typedef struct usmc_rt_config {
 	usmc_portset smc_ports;
 	int clc_wait_ms;
 	int debug;
+	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
+	 * 1 auto (when it loads) */
+	int synopt;
+	char cgroup[256]; /* cgroup v2 dir to attach to; "" = our own */
 } usmc_rt_config;
 
 /* Handshake sub-states of USMC_SOCK_HANDSHAKE. */
@@ -129,6 +133,7 @@ struct usmc_sock {
 	 * (data, room, close, error, mode change); edge-triggered epoll */
 	uint32_t rgen;
 	int nodelay; /* TCP_NODELAY asked for: applied to the SMC-R conn */
+	int synopt;  /* marked for the SMC SYN option */
 };
 
 typedef struct usmc_rt {

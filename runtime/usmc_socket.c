@@ -32,6 +32,7 @@
 #include "usmc_clc.h"
 #include "usmc_conv.h"
 #include "usmc_rt.h"
+#include "usmc_synopt.h"
 
 static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 
@@ -360,10 +361,77 @@ static uint16_t sockaddr_port(const struct sockaddr *sa)
 	return 0;
 }
 
+/*
+ * The one place that decides whether a socket tries SMC: a client by the
+ * port it connects to, a listener by its own port. (Rules by process and
+ * address will extend this.) A socket it says no to is plain TCP and never
+ * writes or reads a CLC byte.
+ */
 static int is_smc_port(uint16_t port)
 {
 	return usmc_g.cfg.smc_ports_set &&
 	       usmc_portset_has(&usmc_g.cfg.smc_ports, port);
+}
+
+/*
+ * The SMC TCP option (docs/negotiation.md): loaded once, on the first
+ * socket the rules call SMC. Where it loads, CLC runs only when the option
+ * went both ways, as with Linux; where it cannot, usmc says why once and
+ * the rules alone decide (explicit mode).
+ */
+static pthread_once_t synopt_once = PTHREAD_ONCE_INIT;
+static usmc_synopt *synopt;
+
+static void synopt_init_once(void)
+{
+	char err[256] = "";
+	int r;
+
+	if (!usmc_g.cfg.synopt)
+		return;
+	if (usmc_g.cfg.cgroup[0])
+		r = usmc_synopt_init_cgroup(&synopt, usmc_g.cfg.cgroup, err,
+					    sizeof(err));
+	else
+		r = usmc_synopt_init(&synopt, err, sizeof(err));
+	if (r < 0) {
+		synopt = NULL;
+		usmc_rt_log(0,
+			    "SMC TCP option unavailable, explicit mode "
+			    "(USMC_SMC_PORTS alone decides): %s",
+			    err);
+		return;
+	}
+	usmc_rt_log(1, "SMC TCP option negotiation on (cgroup %s)",
+		    usmc_synopt_cgroup(synopt));
+}
+
+static usmc_synopt *synopt_get(void)
+{
+	pthread_once(&synopt_once, synopt_init_once);
+	return synopt;
+}
+
+/* After the TCP handshake of a marked socket: 1 if the peer did not send
+ * the option (fall back, no CLC), 0 to go on with CLC. */
+static int synopt_says_tcp(usmc_sock *s)
+{
+	int r;
+
+	if (!s->synopt || !synopt)
+		return 0;
+	r = usmc_synopt_peer_has_smc(synopt, s->fd);
+	if (r == 0) {
+		usmc_sock_fallback(
+			s, USMC_DECL_PEERNOSMC,
+			s->is_server ? "peer's SYN had no SMC option"
+				     : "peer's SYN-ACK had no SMC option");
+		return 1;
+	}
+	if (r < 0)
+		usmc_rt_log(1, "fd %d: SMC option state: %s; rules decide",
+			    s->fd, strerror(-r));
+	return 0;
 }
 
 static void set_fallback(usmc_sock *s, uint32_t code, const char *detail)
@@ -667,7 +735,9 @@ static void do_accepts(usmc_sock *l)
 		c->deadline = c->wait_end;
 		usmc_hs_list_add(c);
 		usmc_loop_watch(c, EPOLLIN);
-		server_peek_first(c, usmc_rt_now());
+		c->synopt = l->synopt;
+		if (!synopt_says_tcp(c))
+			server_peek_first(c, usmc_rt_now());
 	}
 }
 
@@ -705,7 +775,8 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 			return;
 		}
 		usmc_loop_watch(s, 0);
-		client_start_clc(s);
+		if (!synopt_says_tcp(s))
+			client_start_clc(s);
 		break;
 	}
 	case USMC_HS_WAIT_FIRST:
@@ -817,9 +888,19 @@ int usmc_listen(int fd, int backlog)
 		unlock();
 		return listen(fd, backlog);
 	}
+	if (s->mode != USMC_SOCK_LISTEN &&
+	    getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
+	    sin.sin_family == AF_INET && sin.sin_port &&
+	    is_smc_port(ntohs(sin.sin_port)) && synopt_get())
+		/* before listen(): SYN-ACKs must carry the option */
+		s->synopt = usmc_synopt_mark_listen(synopt, fd) == 0;
 	if (listen(fd, backlog)) {
 		int e = errno;
 
+		if (s->synopt && s->mode != USMC_SOCK_LISTEN) {
+			usmc_synopt_forget(synopt, fd);
+			s->synopt = 0;
+		}
 		unlock();
 		errno = e;
 		return -1;
@@ -830,6 +911,7 @@ int usmc_listen(int fd, int backlog)
 	}
 	s->fresh = 0;
 	s->mode = USMC_SOCK_LISTEN;
+	slen = sizeof(sin);
 	if (getsockname(fd, (struct sockaddr *)&sin, &slen) == 0)
 		s->port = ntohs(sin.sin_port);
 	s->listen_smc = is_smc_port(s->port);
@@ -1023,6 +1105,8 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	s->mode = USMC_SOCK_HANDSHAKE;
 	s->hs = USMC_HS_TCP_CONNECT;
 	usmc_g.mode_gen++;
+	if (synopt_get())
+		s->synopt = usmc_synopt_mark_connect(synopt, fd) == 0;
 	unlock();
 
 	r = connect(fd, addr, len);
@@ -1050,6 +1134,10 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		unlock();
 		errno = e;
 		return -1;
+	}
+	if (synopt_says_tcp(s)) {
+		unlock();
+		return 0;
 	}
 	client_start_clc(s);
 	if (s->app_nonblock && s->mode == USMC_SOCK_HANDSHAKE) {
@@ -1295,6 +1383,8 @@ static void close_record(int fd)
 	if (slot_drop(fd))
 		return; /* another fd still names the socket */
 	s = usmc_sock_get(fd);
+	if (s && s->synopt && synopt && s->mode == USMC_SOCK_LISTEN)
+		usmc_synopt_forget(synopt, fd);
 	if (s) {
 		if (s->mode == USMC_SOCK_LISTEN) {
 			/* Children in handshake or queued go with it. */
@@ -2142,6 +2232,8 @@ void usmc_sock_fork_child(void)
 		s->deadline = 0;
 		s->q_next = NULL;
 		s->lsock = NULL;
+		/* the marks are shared with the parent: leave them alone */
+		s->synopt = 0;
 		if (s->mode == USMC_SOCK_SMCR ||
 		    s->mode == USMC_SOCK_HANDSHAKE) {
 			s->conn = NULL;

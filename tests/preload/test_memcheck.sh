@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib_preload.sh"
 t_need_cmd timeout ss valgrind
 t_lab_up
-VG=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
+VG=(valgrind --error-exitcode=99 --suppressions="$USMC_SRC/runtime/bpf/usmc_synopt.supp" --leak-check=full --errors-for-leak-kinds=definite,indirect
 	--track-fds=no -q)
 fails=0
 run_case() { # CASE PORT WHO(client|server)

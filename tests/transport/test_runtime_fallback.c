@@ -560,5 +560,9 @@ int main(void)
 		{NULL, NULL},
 	};
 
+	/* Explicit mode: these cases are about the rules alone. Where the
+	 * SMC TCP option loads (root), a server that speaks no CLC would
+	 * be found out by its SYN-ACK instead (tests/preload/test_synopt). */
+	setenv("USMC_SYNOPT", "off", 1);
 	return usmc_test_main(suites);
 }
