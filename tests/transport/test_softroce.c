@@ -376,6 +376,9 @@ static void test_open_query(void)
 		       USMC_ERR_INVALID_ARGUMENT);
 	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "drop=1001", &tp),
 		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(open_dev("0.0.0.0", test_port, NULL, &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NULL(tp);
 	teardown(&p);
 }
 

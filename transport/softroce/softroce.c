@@ -297,6 +297,16 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	if (!cfg || (cfg->local_addr.ss_family != AF_INET &&
 		     cfg->local_addr.ss_family != AF_INET6))
 		return USMC_ERR_INVALID_ARGUMENT;
+	{
+		/* the GID is the address: a wildcard cannot be one */
+		static const uint8_t any[16];
+		sr_addr a;
+
+		addr_copy(&a, (const struct sockaddr *)&cfg->local_addr);
+		if (!memcmp(addr_ip(&a), any,
+			    a.sa.sa_family == AF_INET6 ? 16 : 4))
+			return USMC_ERR_INVALID_ARGUMENT;
+	}
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return USMC_ERR_NOMEM;
