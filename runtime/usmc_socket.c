@@ -491,6 +491,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 				l->q_head = s;
 			l->q_tail = s;
 			l->q_len++;
+			l->rgen++; /* a new edge for epoll on the listener */
 		}
 	}
 	wake_all();

@@ -1011,6 +1011,24 @@ static int server(int port, const char *c, const char *arg)
 			     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		CHECK(fd >= 0 && pl == sizeof(p) && p.sin_family == AF_INET,
 		      "accept4");
+	} else if (!strcmp(c, "epoll-et")) {
+		/* the listener in an edge-triggered set, as nginx has it */
+		int ep = epoll_create1(0);
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+					 .data.u64 = 99};
+
+		CHECK(ep >= 0 && fcntl(l, F_SETFL, O_NONBLOCK) == 0 &&
+			      epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0,
+		      "listener in epoll");
+		CHECK(ep_wait1(ep, &ev, 20000) == 1 && ev.data.u64 == 99 &&
+			      (ev.events & EPOLLIN),
+		      "listener edge");
+		fd = accept4(l, NULL, NULL, 0);
+		CHECK(fd >= 0, "accept4 after the edge");
+		CHECK(accept4(l, NULL, NULL, 0) < 0 && errno == EAGAIN,
+		      "one connection only");
+		CHECK(ep_wait1(ep, &ev, 200) == 0, "no second edge");
+		close(ep);
 	} else {
 		fd = accept(l, NULL, NULL);
 		CHECK(fd >= 0, "accept");
