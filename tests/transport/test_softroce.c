@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Transport conformance suite, written against the ops table only. The one
- * backend-specific part is open_pair(): here two softroce devices on
- * 127.0.0.1 and 127.0.0.2 (both on lo) sharing one UDP port. Every wait is
- * bounded; data is compared byte for byte.
+ * Transport conformance suite, written against the ops table. The
+ * backend-specific parts, to replace when running it on another backend:
+ * open_pair() and open_pair_one_dev() (here softroce devices on 127.0.0.1,
+ * 127.0.0.2 and ::1 sharing one UDP port), the option strings that inject
+ * faults (drop=, txfail=, rcvbuf=), and the counter checks through
+ * usmc_softroce_get_stats(). Every wait is bounded; data is compared byte
+ * for byte.
  */
 #include <errno.h>
 #include <arpa/inet.h>
