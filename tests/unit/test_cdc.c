@@ -324,60 +324,25 @@ static const struct cdc_expect expect[] = {
 
 #define NEXPECT (sizeof(expect) / sizeof(expect[0]))
 
-struct vec {
-	int cap;
-	int frame;
-	char src[16]; /* sender's IPv4 address */
-	uint8_t bytes[64];
-	int len;
-};
-
-static struct vec vecs[256];
+static usmc_test_vec vecs[256];
 static size_t nvecs;
 
 /* Loads every "frame hex source" line of $USMC_VECTORS/cdc/<capture>.txt. */
 static int load_vectors(void)
 {
-	const char *dir = getenv("USMC_VECTORS");
+	int n;
 
-	nvecs = 0;
-	if (!dir) {
-		fprintf(stderr, "USMC_VECTORS is not set\n");
+	n = usmc_test_load_vecs("cdc", captures, NCAPTURES, vecs,
+				sizeof(vecs) / sizeof(vecs[0]));
+	if (n < 0)
 		return -1;
-	}
-	for (size_t c = 0; c < NCAPTURES; c++) {
-		char path[1024], line[512];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/cdc/%s.txt", dir, captures[c]);
-		f = fopen(path, "r");
-		if (!f) {
-			fprintf(stderr, "%s: %s\n", path, strerror(errno));
-			return -1;
-		}
-		while (fgets(line, sizeof(line), f)) {
-			struct vec *v = &vecs[nvecs];
-			static char hex[1024];
-
-			if (nvecs >= sizeof(vecs) / sizeof(vecs[0]) ||
-			    sscanf(line, "%d %1023s %15s", &v->frame, hex,
-				   v->src) != 3)
-				break;
-			v->cap = (int)c;
-			v->len = usmc_test_hex(hex, v->bytes, sizeof(v->bytes));
-			nvecs++;
-		}
-		fclose(f);
-	}
+	nvecs = (size_t)n;
 	return 0;
 }
 
-static const struct vec *find_vec(int cap, int frame)
+static const usmc_test_vec *find_vec(int cap, int frame)
 {
-	for (size_t i = 0; i < nvecs; i++)
-		if (vecs[i].cap == cap && vecs[i].frame == frame)
-			return &vecs[i];
-	return NULL;
+	return usmc_test_find_vec(vecs, nvecs, cap, frame);
 }
 
 /* Every captured CDC decodes to Wireshark's values and re-encodes to the
@@ -389,7 +354,7 @@ static void test_golden(void)
 	USMC_ASSERT_EQ(NEXPECT, 140);
 	for (size_t i = 0; i < NEXPECT; i++) {
 		const struct cdc_expect *e = &expect[i];
-		const struct vec *v = find_vec(e->cap, e->frame);
+		const usmc_test_vec *v = find_vec(e->cap, e->frame);
 		usmc_cdc_msg m;
 		uint8_t out[64];
 
@@ -433,7 +398,7 @@ static void test_session_replay(void)
 	USMC_ASSERT_EQ_FATAL(load_vectors(), 0);
 	for (size_t h = 0; h < 2; h++) {
 		usmc_curs prod = {0, 0}, cons = {0, 0};
-		const struct vec *first = NULL, *last = NULL;
+		const usmc_test_vec *first = NULL, *last = NULL;
 		int64_t produced = 0, consumed = 0;
 		uint16_t last_seq = 0;
 		usmc_cdc_msg m;

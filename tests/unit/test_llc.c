@@ -26,61 +26,27 @@ static const char *const captures[] = {
 #define CAP_B	  1
 #define CAP_D	  2
 
-struct vec {
-	int cap;
-	int frame;
-	char src[16]; /* sender's IPv4 address */
-	uint8_t bytes[128];
-	int len;
-};
-
-static struct vec vecs[64];
+static usmc_test_vec vecs[64];
 static size_t nvecs;
 
 /* Loads every "frame hex source" line of $USMC_VECTORS/llc/<capture>.txt. */
 static int load_vectors(void)
 {
-	const char *dir = getenv("USMC_VECTORS");
+	int n;
 
 	if (nvecs)
 		return 0;
-	if (!dir) {
-		fprintf(stderr, "USMC_VECTORS is not set\n");
+	n = usmc_test_load_vecs("llc", captures, NCAPTURES, vecs,
+				sizeof(vecs) / sizeof(vecs[0]));
+	if (n < 0)
 		return -1;
-	}
-	for (size_t c = 0; c < NCAPTURES; c++) {
-		char path[1024], line[1024];
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/llc/%s.txt", dir, captures[c]);
-		f = fopen(path, "r");
-		if (!f) {
-			fprintf(stderr, "%s: %s\n", path, strerror(errno));
-			return -1;
-		}
-		while (fgets(line, sizeof(line), f)) {
-			struct vec *v = &vecs[nvecs];
-			static char hex[1024];
-
-			if (nvecs >= sizeof(vecs) / sizeof(vecs[0]) ||
-			    sscanf(line, "%d %1023s %15s", &v->frame, hex,
-				   v->src) != 3)
-				break;
-			v->cap = (int)c;
-			v->len = usmc_test_hex(hex, v->bytes, sizeof(v->bytes));
-			nvecs++;
-		}
-		fclose(f);
-	}
+	nvecs = (size_t)n;
 	return 0;
 }
 
-static const struct vec *find_vec(int cap, int frame)
+static const usmc_test_vec *find_vec(int cap, int frame)
 {
-	for (size_t i = 0; i < nvecs; i++)
-		if (vecs[i].cap == cap && vecs[i].frame == frame)
-			return &vecs[i];
-	return NULL;
+	return usmc_test_find_vec(vecs, nvecs, cap, frame);
 }
 
 /* An IPv4-mapped RoCEv2 GID ::ffff:a.b.c.d */
@@ -113,7 +79,7 @@ static void gid_v4(uint8_t *gid, uint8_t a, uint8_t b, uint8_t c, uint8_t d)
 static int golden(usmc_llc_msg *m, int cap, int frame, uint8_t wire_type,
 		  int length, uint8_t flags)
 {
-	const struct vec *v = find_vec(cap, frame);
+	const usmc_test_vec *v = find_vec(cap, frame);
 	uint8_t out[256];
 	usmc_ssize n;
 
@@ -364,7 +330,7 @@ static void test_golden_responses(void)
 {
 	usmc_llc_msg m;
 	uint8_t out[128];
-	const struct vec *req, *resp;
+	const usmc_test_vec *req, *resp;
 
 	USMC_ASSERT_EQ_FATAL(load_vectors(), 0);
 

@@ -70,6 +70,67 @@ static inline int usmc_test_hex(const char *hex, uint8_t *out, size_t cap)
 	return hi < 0 ? (int)n : -1;
 }
 
+/* A message captured from a real Linux exchange: which capture it came
+ * from, its frame number, its sender and its bytes. */
+typedef struct usmc_test_vec {
+	int cap;
+	int frame;
+	char src[16]; /* sender's IPv4 address */
+	uint8_t bytes[128];
+	int len;
+} usmc_test_vec;
+
+/* usmc_test_load_vecs reads every "frame hex source" line of
+ * $USMC_VECTORS/<kind>/<capture>.txt for each of |captures| into |vecs|;
+ * returns the number read, or -1 (with the reason on stderr). */
+static inline int usmc_test_load_vecs(const char *kind,
+				      const char *const *captures,
+				      size_t ncaptures, usmc_test_vec *vecs,
+				      size_t cap)
+{
+	const char *dir = getenv("USMC_VECTORS");
+	size_t n = 0;
+
+	if (!dir) {
+		fprintf(stderr, "USMC_VECTORS is not set\n");
+		return -1;
+	}
+	for (size_t c = 0; c < ncaptures; c++) {
+		char path[1024], line[1024], hex[1024];
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s/%s.txt", dir, kind,
+			 captures[c]);
+		f = fopen(path, "r");
+		if (!f) {
+			perror(path);
+			return -1;
+		}
+		while (n < cap && fgets(line, sizeof(line), f)) {
+			usmc_test_vec *v = &vecs[n];
+
+			if (sscanf(line, "%d %1023s %15s", &v->frame, hex,
+				   v->src) != 3)
+				break;
+			v->cap = (int)c;
+			v->len = usmc_test_hex(hex, v->bytes, sizeof(v->bytes));
+			n++;
+		}
+		fclose(f);
+	}
+	return (int)n;
+}
+
+/* usmc_test_find_vec returns frame |frame| of capture |cap|, or NULL. */
+static inline const usmc_test_vec *
+usmc_test_find_vec(const usmc_test_vec *vecs, size_t n, int cap, int frame)
+{
+	for (size_t i = 0; i < n; i++)
+		if (vecs[i].cap == cap && vecs[i].frame == frame)
+			return &vecs[i];
+	return NULL;
+}
+
 typedef struct usmc_test_suite {
 	const char *name;
 	CU_TestInfo *tests;
