@@ -25,7 +25,7 @@ mkdir -p "$d"
 t_exec h1 timeout 60 "$T_PEER" server 7304 rw >"$d/s.out" 2>&1 &
 spid=$!
 busywait 10000 t_listening h1 7304 || t_fail "plain server did not listen"
-t_exec h2 env USMC_DEBUG=1 timeout 60 "$T_RUN" -p 7070 "$T_PEER" client "$T_H1" 7304 rw >"$d/c.out" 2>"$d/c.err" ||
+USMC_DEBUG=1 t_usmc h2 "$d/c.stats" 7070 "$T_PEER" client "$T_H1" 7304 rw >"$d/c.out" 2>"$d/c.err" ||
 	fails=$((fails + 1))
 wait $spid || fails=$((fails + 1))
 if grep -q 'TCP fallback: PEERNOSMC 0x03010000 port 7304 is not an SMC port' "$d/c.err"; then
