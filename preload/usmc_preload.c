@@ -97,6 +97,9 @@ USMC_REAL(int, dup, int)
 USMC_REAL(int, dup2, int, int)
 USMC_REAL(int, dup3, int, int, int)
 USMC_REAL(int, close, int)
+USMC_REAL(int, close_range, unsigned int, unsigned int, int)
+USMC_REAL(int, epoll_pwait2, int, struct epoll_event *, int,
+	  const struct timespec *, const sigset_t *)
 USMC_REAL(int, shutdown, int, int)
 USMC_REAL(int, getsockopt, int, int, int, void *, socklen_t *)
 USMC_REAL(int, setsockopt, int, int, int, const void *, socklen_t)
@@ -367,6 +370,28 @@ USMC_EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max,
 	USMC_CALL(int, usmc_epoll_pwait(epfd, evs, max, timeout, mask));
 }
 
+/* epoll_pwait2's nanosecond timeout, rounded up to milliseconds. */
+USMC_EXPORT int epoll_pwait2(int epfd, struct epoll_event *evs, int max,
+			     const struct timespec *ts, const sigset_t *mask)
+{
+	long long ms = -1;
+
+	if (!ours_any(epfd))
+		return get_epoll_pwait2()(epfd, evs, max, ts, mask);
+	if (ts) {
+		if (ts->tv_sec < 0 || ts->tv_nsec < 0 ||
+		    ts->tv_nsec >= 1000000000L) {
+			errno = EINVAL;
+			return -1;
+		}
+		ms = (long long)ts->tv_sec * 1000 +
+		     (ts->tv_nsec + 999999) / 1000000;
+		if (ms > 0x7fffffff)
+			ms = 0x7fffffff;
+	}
+	USMC_CALL(int, usmc_epoll_pwait(epfd, evs, max, (int)ms, mask));
+}
+
 /* fcntl's third argument is an int or a pointer: pass it on as a word. */
 static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 {
@@ -446,6 +471,13 @@ USMC_EXPORT int close(int fd)
 	if (!ours_any(fd))
 		return get_close()(fd);
 	USMC_CALL(int, usmc_close(fd));
+}
+
+USMC_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
+{
+	if (usmc_in_runtime)
+		return get_close_range()(first, last, flags);
+	USMC_CALL(int, usmc_close_range(first, last, flags));
 }
 
 USMC_EXPORT int shutdown(int fd, int how)

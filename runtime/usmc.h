@@ -70,6 +70,8 @@ int usmc_dup(int oldfd);
 int usmc_dup2(int oldfd, int newfd);
 int usmc_dup3(int oldfd, int newfd, int flags);
 int usmc_fcntl_dupfd(int fd, int cmd, int minfd);
+/* close_range(2): usmc's fds in the range are closed as by usmc_close. */
+int usmc_close_range(unsigned int first, unsigned int last, int flags);
 
 /* Readiness over usmc and kernel fds together (see docs/preload.md). */
 int usmc_ppoll(struct pollfd *fds, nfds_t nfds, const struct timespec *ts,

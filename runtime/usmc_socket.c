@@ -24,6 +24,7 @@
 #include <sys/sendfile.h>
 #include <sys/uio.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <sys/eventfd.h>
 #include <sys/select.h>
 #include <sys/time.h>
@@ -2252,4 +2253,32 @@ void usmc_sock_fork_child(void)
 		}
 	}
 	usmc_g.mode_gen++;
+}
+
+/* close_range: usmc's fds in the range are closed as by usmc_close (the
+ * kernel then closes them all); CLOSE_RANGE_CLOEXEC only marks. */
+int usmc_close_range(unsigned int first, unsigned int last, int flags)
+{
+	/* a runtime never started has no fds of its own */
+	if (!(flags & CLOSE_RANGE_CLOEXEC) &&
+	    __atomic_load_n(&usmc_g.thread_started, __ATOMIC_RELAXED) &&
+	    !lock_init()) {
+		unsigned int hi = (unsigned int)usmc_g.nsocks;
+
+		for (unsigned int fd = first; fd <= last && fd < hi; fd++)
+			if (usmc_fd_flags((int)fd))
+				close_record((int)fd);
+		/* epoll fds beyond the socket table */
+		for (unsigned int fd = hi > first ? hi : first;
+		     fd <= last && fd < FDF_CHUNK * FDF_CHUNKS; fd++) {
+			if (!fdflags[fd / FDF_CHUNK]) {
+				fd = (fd / FDF_CHUNK + 1) * FDF_CHUNK - 1;
+				continue;
+			}
+			if (usmc_fd_flags((int)fd))
+				close_record((int)fd);
+		}
+		unlock();
+	}
+	return close_range(first, last, flags);
 }

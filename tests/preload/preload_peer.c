@@ -427,13 +427,28 @@ static void srv_nonblock(int fd)
 }
 
 /* epoll: level, edge, one-shot; a pipe in the same set */
+/* epoll_wait, epoll_pwait and epoll_pwait2 in turn */
 static int ep_wait1(int ep, struct epoll_event *ev, int ms)
 {
+	static int turn;
 	int r;
 
-	do
-		r = epoll_wait(ep, ev, 1, ms);
-	while (r < 0 && errno == EINTR);
+	do {
+		struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+		sigset_t m;
+
+		sigemptyset(&m);
+		switch (turn++ % 3) {
+		case 0:
+			r = epoll_wait(ep, ev, 1, ms);
+			break;
+		case 1:
+			r = epoll_pwait(ep, ev, 1, ms, &m);
+			break;
+		default:
+			r = epoll_pwait2(ep, ev, 1, ms < 0 ? NULL : &ts, &m);
+		}
+	} while (r < 0 && errno == EINTR);
 	CHECK(r >= 0, "epoll_wait");
 	return r;
 }
@@ -678,8 +693,11 @@ static void srv_dup(int fd)
 	}
 	fill(b, sizeof(b), 4 * sizeof(b), 14);
 	CHECK(write(d4, b, sizeof(b)) == (ssize_t)sizeof(b), "last write");
-	for (int i = 1; i < 4; i++)
-		CHECK(close(fds[i]) == 0, "close dup %d", fds[i]);
+	CHECK(close(d1) == 0, "close dup %d", d1);
+	/* close_range closes the two dups at 100 and 101 */
+	CHECK(close_range(100, 101, 0) == 0, "close_range");
+	CHECK(fcntl(100, F_GETFD) < 0 && fcntl(101, F_GETFD) < 0,
+	      "close_range left an fd open");
 	/* the last fd closes the connection: the client sees EOF */
 	CHECK(close(d4) == 0, "close last");
 	printf("dup: ok\n");
