@@ -156,9 +156,9 @@ int usmc_fd_flags(int fd)
 
 	if (fd < 0)
 		return 0;
-	/* fds beyond the table: always the slow path */
+	/* usmc manages no fd beyond the flag table (usmc_socket) */
 	if (ci >= FDF_CHUNKS)
-		return USMC_FDF_SOCK | USMC_FDF_EPOLL;
+		return 0;
 	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
 	return c ? __atomic_load_n(&c[fd % FDF_CHUNK], __ATOMIC_ACQUIRE) : 0;
 }
@@ -237,6 +237,8 @@ static void hs_q_remove(usmc_sock *s)
 /* Grows the table to hold |fd|. */
 static int table_fit(int fd)
 {
+	if (fd >= FDF_CHUNK * FDF_CHUNKS)
+		return -1;
 	if (fd >= usmc_g.nsocks) {
 		int n = usmc_g.nsocks ? usmc_g.nsocks : 256;
 		usmc_sock **t;
@@ -857,6 +859,9 @@ int usmc_socket(int domain, int type, int protocol)
 	/* SMC-R (v2 in particular) runs over IPv4 TCP only. */
 	if (domain != AF_INET || (type & 0xf) != SOCK_STREAM ||
 	    (protocol != 0 && protocol != IPPROTO_TCP))
+		return fd;
+	/* beyond the per-fd flags the preload reads: a plain socket */
+	if (fd >= FDF_CHUNK * FDF_CHUNKS)
 		return fd;
 	pthread_mutex_lock(&usmc_g.lock);
 	s = sock_new(fd);
