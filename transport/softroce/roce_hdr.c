@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * RoCEv2 packet codec and ICRC (see roce_hdr.h). Layouts follow rxe_hdr.h
- * and rxe_opcode.c; the ICRC follows rxe_icrc.c and uses zlib's CRC-32,
- * which is the same polynomial, reflection and final inversion.
+ * and rxe_opcode.c; the ICRC follows rxe_icrc.c and uses the reflected
+ * CRC-32 of zlib (same polynomial, reflection and final inversion as rxe's
+ * crc32_le with its inversions). ISA-L's crc32_gzip_refl is the same
+ * function with a PCLMUL path: it is used when available at build time.
  */
 #include <string.h>
 #include <zlib.h>
+#ifdef USMC_HAVE_ISAL
+#include <isa-l/crc.h>
+#endif
 
 #include "roce_hdr.h"
 #include "usmc_conv.h"
@@ -250,11 +255,14 @@ static uint32_t icrc_seed(void)
 	static const uint8_t ff[8] = {0xff, 0xff, 0xff, 0xff,
 				      0xff, 0xff, 0xff, 0xff};
 
-	return (uint32_t)crc32(0L, ff, sizeof(ff));
+	return usmc_roce_icrc_update(0, ff, sizeof(ff));
 }
 
 uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n)
 {
+#ifdef USMC_HAVE_ISAL
+	return crc32_gzip_refl(state, p, (uint64_t)n);
+#else
 	/* zlib takes uInt lengths */
 	while (n) {
 		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
@@ -264,6 +272,7 @@ uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n)
 		n -= chunk;
 	}
 	return state;
+#endif
 }
 
 static uint32_t icrc_bth(uint32_t crc, const uint8_t *bth, size_t bth_len)
