@@ -1052,7 +1052,7 @@ static int server(int port, const char *c, const char *arg)
 		CHECK(fd >= 0, "accept");
 	}
 	CHECK(close(l) == 0, "close listener");
-	if (!strcmp(c, "rw"))
+	if (!strcmp(c, "rw") || !strcmp(c, "epoll-connect"))
 		srv_rw(fd);
 	else if (!strcmp(c, "calls"))
 		srv_calls(fd);
@@ -1089,7 +1089,9 @@ static int client(const char *host, int port, const char *c, const char *arg,
 	struct sockaddr_in a = {.sin_family = AF_INET,
 				.sin_port = htons((uint16_t)port)};
 	int nb = !strcmp(c, "nonblock");
-	int fd = socket(AF_INET, SOCK_STREAM | (nb ? SOCK_NONBLOCK : 0), 0);
+	int epc = !strcmp(c, "epoll-connect");
+	int fd = socket(AF_INET, SOCK_STREAM | (nb || epc ? SOCK_NONBLOCK : 0),
+			0);
 
 	CHECK(fd >= 0, "socket");
 	CHECK(inet_pton(AF_INET, host, &a.sin_addr) == 1, "address %s", host);
@@ -1114,6 +1116,29 @@ static int client(const char *host, int port, const char *c, const char *arg,
 		CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) == 0 &&
 			      err == 0,
 		      "SO_ERROR after connect: %d", err);
+	} else if (epc) {
+		/* registered while the handshake runs: the socket becomes
+		 * SMC-R (or TCP) inside the epoll set, edge-triggered */
+		int ep = epoll_create1(0), err = -1, n;
+		struct epoll_event ev = {.events = EPOLLOUT | EPOLLET,
+					 .data.u64 = 5};
+		socklen_t l = sizeof(err);
+		int r = connect(fd, (struct sockaddr *)&a, sizeof(a));
+
+		CHECK(r < 0 && errno == EINPROGRESS, "connect: %d", r);
+		CHECK(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0,
+		      "ADD during connect");
+		n = ep_wait1(ep, &ev, 20000);
+		CHECK(n == 1 && ev.data.u64 == 5 && (ev.events & EPOLLOUT),
+		      "EPOLLOUT after connect: %d 0x%x", n, ev.events);
+		CHECK(getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l) == 0 &&
+			      err == 0,
+		      "SO_ERROR %d", err);
+		n = ep_wait1(ep, &ev, 200);
+		CHECK(n == 0, "a second edge without a change: %d", n);
+		close(ep);
+		CHECK(fcntl(fd, F_SETFL, 0) == 0, "blocking");
+		c = "rw";
 	} else {
 		CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
 		      "connect %s:%d", host, port);

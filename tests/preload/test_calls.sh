@@ -10,6 +10,8 @@
 #   epoll-lt/-et/-oneshot  level, edge and one-shot: a partial read reports
 #             again only when level-triggered; one-shot waits for MOD; a
 #             pipe in the same set; EEXIST/ENOENT; 4 MiB in 1000-byte reads
+#   epoll-connect  a nonblocking connect registered (EPOLLOUT|EPOLLET)
+#             while its handshake runs: one edge when SMC-R is up
 #   epollout  edge-triggered EPOLLOUT on a full send buffer
 #   dup       dup, dup2, dup3(O_CLOEXEC), F_DUPFD_CLOEXEC; reads and writes
 #             through each, close of the original, EOF after the last
@@ -26,7 +28,7 @@ t_need_cmd timeout ss sha256sum
 t_lab_up
 fails=0
 port=7100
-for c in rw calls nonblock epoll-lt epoll-et epoll-oneshot epollout dup fionread shutdown opts threads fork; do
+for c in rw calls nonblock epoll-lt epoll-et epoll-oneshot epoll-connect epollout dup fionread shutdown opts threads fork; do
 	port=$((port + 1))
 	t_pair lab $port $c "" "" "smcr=1 fallback=0 failed=0" "smcr=1 fallback=0 failed=0" || fails=$((fails + 1))
 done

@@ -7,7 +7,8 @@
 #     SYN and SYN-ACK carry fe 06 e2 d4 c3 d9 (tshark), SMC-R, bytes exact;
 #  2. usmc client -> plain server on a port the rules call SMC: the
 #     SYN-ACK has no option, so the client falls back (PEERNOSMC) without
-#     a CLC byte (the server checks every byte from the first);
+#     a CLC byte (the server checks every byte from the first); again with
+#     the connecting socket registered in an edge-triggered epoll set;
 #  3. plain client -> usmc server on its SMC port: the server falls back at
 #     once (PEERNOSMC), bytes exact.
 # Skips (77) without root, without a cgroup v2 mount, or in a build without
@@ -55,6 +56,8 @@ grep -q "PEERNOSMC 0x03010000 peer's SYN-ACK had no SMC option" "$t_work/rw-lab-
 	t_log "client reason: $(grep fallback "$t_work/rw-lab-7502/c.err")"
 	fails=$((fails + 1))
 }
+# the same, with the client's socket in an epoll set while it turns TCP
+t_pair lab 7504 epoll-connect "" "" plain "$F1" 7504 7504 || fails=$((fails + 1))
 t_pair lab 7503 rw "" "" "$F1" plain 7503 7503 || fails=$((fails + 1))
 grep -q "PEERNOSMC 0x03010000 peer's SYN had no SMC option" "$t_work/rw-lab-7503/s.err" || {
 	t_log "server reason: $(grep fallback "$t_work/rw-lab-7503/s.err")"
