@@ -71,15 +71,21 @@ static void tp_rearm(void)
 
 static void *progress_main(void *arg);
 
+/* The handlers run in the app's thread: usmc_in_runtime keeps their own
+ * libc calls from being intercepted again (under the preload). */
 static void atfork_prepare(void)
 {
+	usmc_in_runtime++;
 	/* the child gets the tables in a consistent state */
 	pthread_mutex_lock(&usmc_g.lock);
 }
 
 static void atfork_parent(void)
 {
+	if (usmc_g.thread_started)
+		usmc_sock_fork_parent();
 	pthread_mutex_unlock(&usmc_g.lock);
+	usmc_in_runtime--;
 }
 
 /* The child has no progress thread and must not touch the parent's epoll
@@ -88,6 +94,7 @@ static void atfork_child(void)
 {
 	if (!usmc_g.thread_started) {
 		pthread_mutex_unlock(&usmc_g.lock);
+		usmc_in_runtime--;
 		return;
 	}
 	usmc_sock_fork_child();
@@ -106,6 +113,7 @@ static void atfork_child(void)
 	init_err = 0;
 	init_once = (pthread_once_t)PTHREAD_ONCE_INIT;
 	pthread_mutex_unlock(&usmc_g.lock);
+	usmc_in_runtime--;
 }
 
 static FILE *stats_out(const char *v)

@@ -134,6 +134,7 @@ struct usmc_sock {
 	uint32_t rgen;
 	int nodelay; /* TCP_NODELAY asked for: applied to the SMC-R conn */
 	int synopt;  /* marked for the SMC SYN option */
+	int listen_interest; /* accept/poll/epoll seen on this listener */
 };
 
 typedef struct usmc_rt {
@@ -202,6 +203,8 @@ void usmc_fdflag_set(int fd, int flag, int on);
 void usmc_epoll_fd_closed(int fd);
 /* usmc_socket.c: readiness of a socket, lock held; -1: ask the kernel. */
 int usmc_sock_revents(usmc_sock *s, uint32_t events);
+/* SMC listeners are accepted on once the process shows interest. */
+void usmc_listen_arm(usmc_sock *s);
 
 /*
  * usmc_smc.c: everything that touches the core and the transport. All
@@ -234,6 +237,7 @@ void usmc_smc_set_nodelay(usmc_sock *s, int on);
 /* after fork(), in the child (usmc_loop.c's atfork handler) */
 void usmc_smc_fork_child(void);
 void usmc_sock_fork_child(void);
+void usmc_sock_fork_parent(void);
 void usmc_epoll_fork_child(void);
 /* The smc state to fill usmc_sock_info's lgr/link/version. */
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info);

@@ -936,6 +936,38 @@ int usmc_listen(int fd, int backlog)
 	return 0;
 }
 
+/*
+ * Lock held. The process shows interest in a listener (accept, poll,
+ * select or epoll on it). The progress thread accepts on an SMC listener
+ * from listen() on; but across fork() only a listener with interest stays
+ * watched (usmc_sock_fork_parent), and a child watches its inherited
+ * listeners once it shows interest itself. So a prefork server's parent,
+ * which listens and never accepts, leaves the connections to its workers,
+ * whose runtimes run the handshakes.
+ */
+void usmc_listen_arm(usmc_sock *s)
+{
+	if (!s || s->mode != USMC_SOCK_LISTEN || !s->listen_smc)
+		return;
+	s->listen_interest = 1;
+	if (!s->listen_closed && !s->ep_events)
+		usmc_loop_watch(s, EPOLLIN);
+}
+
+/* In the parent after fork() (lock held): SMC listeners it never used
+ * stop being accepted on (their connections wait in the kernel backlog
+ * for whichever process accepts). */
+void usmc_sock_fork_parent(void)
+{
+	for (int i = 0; i < usmc_g.nsocks; i++) {
+		usmc_sock *s = usmc_g.socks[i];
+
+		if (s && s->fd == i && s->mode == USMC_SOCK_LISTEN &&
+		    s->listen_smc && !s->listen_interest && s->ep_events)
+			usmc_loop_watch(s, 0);
+	}
+}
+
 /* Applies accept4 flags to a child the progress thread accepted with
  * SOCK_NONBLOCK | SOCK_CLOEXEC. */
 static void child_flags(usmc_sock *c, int flags)
@@ -1001,6 +1033,7 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		}
 		return cfd;
 	}
+	usmc_listen_arm(s);
 	s->waiters++;
 	while (!s->q_head && !s->listen_closed) {
 		if (s->app_nonblock) {
@@ -1528,7 +1561,11 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		ready = 0;
 		for (nfds_t i = 0; i < nfds; i++) {
 			usmc_sock *s = usmc_sock_get(fds[i].fd);
-			int re = s ? user_revents(s, fds[i].events) : -1;
+			int re;
+
+			if (s)
+				usmc_listen_arm(s);
+			re = s ? user_revents(s, fds[i].events) : -1;
 
 			fds[i].revents = 0;
 			if (re >= 0) {
@@ -2252,9 +2289,11 @@ void usmc_sock_fork_child(void)
 			snprintf(s->fb_detail, sizeof(s->fb_detail),
 				 "SMC-R connection kept by the parent process");
 		} else if (s->mode == USMC_SOCK_LISTEN) {
-			s->listen_smc = 0;
+			/* the parent's queue is the parent's; the child accepts
+			 * on its own once it shows interest (usmc_listen_arm) */
 			s->q_head = s->q_tail = NULL;
 			s->q_len = 0;
+			s->listen_interest = 0;
 		}
 	}
 	usmc_g.mode_gen++;

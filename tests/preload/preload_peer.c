@@ -1017,6 +1017,27 @@ static int server(int port, const char *c, const char *arg)
 	      "SO_REUSEADDR");
 	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0, "bind");
 	CHECK(listen(l, 8) == 0, "listen");
+	if (!strcmp(c, "prefork")) {
+		/* a prefork server: the parent listens and never accepts; a
+		 * forked worker accepts and serves */
+		pid_t pid = fork();
+		int st;
+
+		CHECK(pid >= 0, "fork");
+		if (pid == 0) {
+			fd = accept(l, NULL, NULL);
+			CHECK(fd >= 0, "worker accept");
+			srv_rw(fd);
+			CHECK(close(fd) == 0, "worker close");
+			exit(0); /* through atexit: the worker's USMC_STATS */
+		}
+		CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+			      WEXITSTATUS(st) == 0,
+		      "worker failed (status 0x%x)", st);
+		CHECK(close(l) == 0, "close listener");
+		printf("prefork: ok, the worker served\n");
+		return 0;
+	}
 	if (nb) {
 		struct sockaddr_in p;
 		socklen_t pl = sizeof(p);
@@ -1143,7 +1164,7 @@ static int client(const char *host, int port, const char *c, const char *arg,
 		CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
 		      "connect %s:%d", host, port);
 	}
-	if (!strcmp(c, "rw"))
+	if (!strcmp(c, "rw") || !strcmp(c, "prefork"))
 		cli_rw(fd);
 	else if (!strcmp(c, "calls"))
 		cli_calls(fd);

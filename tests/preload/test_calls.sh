@@ -23,12 +23,14 @@
 #   sendfile  a 5 MiB + 3 file with and without an offset; sha256 compared
 #   fork      the child's copy is unusable (ENOTCONN), the parent's
 #             connection carries on (docs/preload.md)
+#   prefork   the parent listens and forks a worker that accepts: the
+#             worker, not the parent, runs the connection over SMC-R
 . "$(dirname "$0")/lib_preload.sh"
 t_need_cmd timeout ss sha256sum
 t_lab_up
 fails=0
 port=7100
-for c in rw calls nonblock epoll-lt epoll-et epoll-oneshot epoll-connect epollout dup fionread shutdown opts threads fork; do
+for c in rw calls nonblock epoll-lt epoll-et epoll-oneshot epoll-connect epollout dup fionread shutdown opts threads fork prefork; do
 	port=$((port + 1))
 	t_pair lab $port $c "" "" "smcr=1 fallback=0 failed=0" "smcr=1 fallback=0 failed=0" || fails=$((fails + 1))
 done
