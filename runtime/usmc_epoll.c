@@ -290,38 +290,60 @@ out:
 	return 0;
 }
 
-/* Lock held: ready user entries into |out|. */
+/* Lock held: readiness of one user entry to report now, or 0. */
+static int ent_ready(ep_ent *e)
+{
+	usmc_sock *s;
+	int re;
+
+	if (e->in_kernel || e->disabled)
+		return 0;
+	s = usmc_sock_get(e->fd);
+	if (!s)
+		return 0;
+	re = usmc_sock_revents(s, e->events);
+	if (re <= 0)
+		return 0;
+	re &= (int)(e->events | EPOLLERR | EPOLLHUP);
+	if (!re)
+		return 0;
+	if (e->events & EPOLLET) {
+		if (e->gen_valid && e->last_gen == s->rgen)
+			return 0;
+		e->last_gen = s->rgen;
+		e->gen_valid = 1;
+	}
+	if (e->events & EPOLLONESHOT)
+		e->disabled = 1;
+	return re;
+}
+
+/* Lock held: ready user entries into |out|. Reported entries move to the
+ * end of the list, so a small |max| does not starve the others. */
 static int collect(ep_set *set, struct epoll_event *out, int max)
 {
+	ep_ent **pp = &set->ents, *moved = NULL, **mtail = &moved;
 	int n = 0;
 
-	for (ep_ent *e = set->ents; e && n < max; e = e->next) {
-		usmc_sock *s;
-		int re;
+	while (*pp && n < max) {
+		ep_ent *e = *pp;
+		int re = ent_ready(e);
 
-		if (e->in_kernel || e->disabled)
+		if (!re) {
+			pp = &e->next;
 			continue;
-		s = usmc_sock_get(e->fd);
-		if (!s)
-			continue;
-		re = usmc_sock_revents(s, e->events);
-		if (re <= 0)
-			continue;
-		re &= (int)(e->events | EPOLLERR | EPOLLHUP);
-		if (!re)
-			continue;
-		if (e->events & EPOLLET) {
-			if (e->gen_valid && e->last_gen == s->rgen)
-				continue;
-			e->last_gen = s->rgen;
-			e->gen_valid = 1;
 		}
-		if (e->events & EPOLLONESHOT)
-			e->disabled = 1;
 		out[n].events = (uint32_t)re;
 		out[n].data.u64 = e->data;
 		n++;
+		*pp = e->next;
+		e->next = NULL;
+		*mtail = e;
+		mtail = &e->next;
 	}
+	while (*pp)
+		pp = &(*pp)->next;
+	*pp = moved;
 	return n;
 }
 
