@@ -1,0 +1,117 @@
+# shellcheck shell=bash
+# Shared by the workload tests (test_redis, test_iperf3, test_sockperf,
+# test_nginx; sourced): Debian's own binaries under usmc-run in the lab.
+#
+# Two placements (a_where):
+#   lab    server in h1 on 10.77.0.1, client in h2 (over the veth);
+#   local  both in h1: the server on 127.0.0.2, the client connecting to
+#          it from 127.0.0.1 (the kernel's source for 127.0.0.0/8), so
+#          each softroce process binds UDP 4791 on its own address.
+. "$(dirname "${BASH_SOURCE[0]}")/lib_preload.sh"
+
+a_where() { # lab|local
+	A_WHERE=$1
+	if [ "$1" = lab ]; then
+		A_SHOST=h1 A_CHOST=h2 A_SADDR=$T_H1
+	else
+		A_SHOST=h1 A_CHOST=h1 A_SADDR=127.0.0.2
+	fi
+}
+
+# a_server NAME PORT CMD...: CMD under usmc-run (SMC ports $A_PORTS) in
+# the server host, in the background ($a_spid); stats in $t_work/NAME.stats,
+# output in NAME.out / NAME.err. Returns once PORT listens.
+a_server() {
+	local name=$1 port=$2
+	shift 2
+	T_TIMEOUT=${A_STIMEOUT:-400} t_usmc "$A_SHOST" "$t_work/$name.stats" "$A_PORTS" "$@" \
+		>"$t_work/$name.out" 2>"$t_work/$name.err" &
+	a_spid=$!
+	busywait 15000 t_listening "$A_SHOST" "$port" || {
+		t_log "$name: server did not listen on $port: $(tail -5 "$t_work/$name.out" "$t_work/$name.err")"
+		return 1
+	}
+}
+
+# a_plain_server NAME PORT CMD...: the same without usmc-run.
+a_plain_server() {
+	local name=$1 port=$2
+	shift 2
+	t_exec "$A_SHOST" timeout "${A_STIMEOUT:-400}" "$@" >"$t_work/$name.out" 2>"$t_work/$name.err" &
+	a_spid=$!
+	busywait 15000 t_listening "$A_SHOST" "$port" || {
+		t_log "$name: server did not listen on $port: $(tail -5 "$t_work/$name.out" "$t_work/$name.err")"
+		return 1
+	}
+}
+
+# a_client NAME CMD...: CMD under usmc-run in the client host (timeout
+# $T_TIMEOUT, default 120 s); output in $t_work/NAME.out / NAME.err.
+a_client() {
+	local name=$1
+	shift
+	t_usmc "$A_CHOST" "$t_work/$name.stats" "$A_PORTS" "$@" >"$t_work/$name.out" 2>"$t_work/$name.err"
+}
+
+# a_stop PID SIGNAL: signal a background server, wait for it up to 20 s,
+# then SIGKILL. Returns the server's exit status.
+a_stop() {
+	local pid=$1 sig=$2 i rc=0
+	kill -"$sig" "$pid" 2>/dev/null
+	for i in $(seq 100); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -0 "$pid" 2>/dev/null && {
+		t_log "pid $pid did not exit on SIG$sig in 20 s: killed"
+		kill -KILL "$pid" 2>/dev/null
+	}
+	wait "$pid" 2>/dev/null || rc=$?
+	return $rc
+}
+
+# a_wait PID SECS: wait up to SECS for a server that ends by itself,
+# then as a_stop PID TERM. Returns its exit status.
+a_wait() {
+	local pid=$1 i
+	for i in $(seq $(($2 * 5))); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -0 "$pid" 2>/dev/null && t_log "pid $pid still runs after $2 s: stopping it"
+	a_stop "$pid" TERM
+}
+
+# a_smcr FILE MIN [FALLBACK [FAILED]]: the stats lines in FILE (one per
+# usmc process that exited normally) add up to at least MIN SMC-R
+# connections, exactly FALLBACK (default 0) fallbacks and FAILED (default 0)
+# failed connections.
+a_smcr() {
+	local f=$1 min=$2 wantfb=${3:-0} wantfail=${4:-0} s
+	s=$(awk '/stats:/ { for (i = 1; i <= NF; i++) { split($i, kv, "=");
+		if (kv[1] == "smcr") s += kv[2]; if (kv[1] == "fallback") f += kv[2];
+		if (kv[1] == "failed") x += kv[2] } n++ }
+		END { printf "%d %d %d %d", n, s, f, x }' "$f" 2>/dev/null)
+	set -- $s
+	if [ "${1:-0}" -ge 1 ] && [ "$2" -ge "$min" ] && [ "$3" = "$wantfb" ] && [ "$4" = "$wantfail" ]; then
+		A_SMCR="smcr=$2 fallback=$3 failed=$4"
+		return 0
+	fi
+	t_log "stats in ${f##*/}: '$(grep 'stats:' "$f" 2>/dev/null | tr '\n' ' ')'; want smcr >= $min, fallback=$wantfb, failed=$wantfail"
+	return 1
+}
+
+a_show() { # NAME: the tail of a program's output, for a failure
+	tail -n "${2:-15}" "$t_work/$1.out" "$t_work/$1.err" 2>/dev/null | sed "s/^/  $1: /"
+}
+
+a_fails=0
+a_fail() {
+	t_log "FAIL: $*"
+	a_fails=$((a_fails + 1))
+}
+
+a_end() {
+	[ "$a_fails" = 0 ] || t_fail "$a_fails check(s) failed"
+	t_log "PASS ($SECONDS s)"
+}
