@@ -19,13 +19,18 @@ a_where() { # lab|local
 }
 
 # a_server NAME PORT CMD...: CMD under usmc-run (SMC ports $A_PORTS) in
-# the server host, in the background ($a_spid); stats in $t_work/NAME.stats,
-# output in NAME.out / NAME.err. Returns once PORT listens.
+# the server host, in the background; stats in $t_work/NAME.stats, output
+# in NAME.out / NAME.err. Returns once PORT listens. $a_spid is the
+# process that signals reach: ip netns exec execs timeout, which passes
+# SIGTERM, SIGINT, SIGQUIT and SIGHUP on to usmc-run, which execs CMD.
 a_server() {
 	local name=$1 port=$2
 	shift 2
-	T_TIMEOUT=${A_STIMEOUT:-400} t_usmc "$A_SHOST" "$t_work/$name.stats" "$A_PORTS" "$@" \
-		>"$t_work/$name.out" 2>"$t_work/$name.err" &
+	local argv=(ip netns exec "$(usmc_lab_ns "$t_lab" "$A_SHOST")" env
+		USMC_STATS="$t_work/$name.stats" USMC_SOFTROCE_PORT="${T_SRPORT:-4791}")
+	[ -n "$T_ASAN" ] && argv+=(LD_PRELOAD="$T_ASAN")
+	argv+=(timeout "${A_STIMEOUT:-400}" "$T_RUN" -p "$A_PORTS" "$@")
+	"${argv[@]}" >"$t_work/$name.out" 2>"$t_work/$name.err" &
 	a_spid=$!
 	busywait 15000 t_listening "$A_SHOST" "$port" || {
 		t_log "$name: server did not listen on $port: $(tail -5 "$t_work/$name.out" "$t_work/$name.err")"
@@ -37,7 +42,8 @@ a_server() {
 a_plain_server() {
 	local name=$1 port=$2
 	shift 2
-	t_exec "$A_SHOST" timeout "${A_STIMEOUT:-400}" "$@" >"$t_work/$name.out" 2>"$t_work/$name.err" &
+	ip netns exec "$(usmc_lab_ns "$t_lab" "$A_SHOST")" timeout "${A_STIMEOUT:-400}" "$@" \
+		>"$t_work/$name.out" 2>"$t_work/$name.err" &
 	a_spid=$!
 	busywait 15000 t_listening "$A_SHOST" "$port" || {
 		t_log "$name: server did not listen on $port: $(tail -5 "$t_work/$name.out" "$t_work/$name.err")"
@@ -63,7 +69,9 @@ a_stop() {
 		sleep 0.2
 	done
 	kill -0 "$pid" 2>/dev/null && {
-		t_log "pid $pid did not exit on SIG$sig in 20 s: killed"
+		[ "$sig" = KILL ] || t_log "pid $pid did not exit on SIG$sig in 20 s: killed"
+		# timeout does not pass SIGKILL on: its child first
+		kill -KILL $(ps -o pid= --ppid "$pid") 2>/dev/null
 		kill -KILL "$pid" 2>/dev/null
 	}
 	wait "$pid" 2>/dev/null || rc=$?
