@@ -3,7 +3,8 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format llvm
       libcunit1-dev libpcap-dev zlib1g-dev libisal-dev libibverbs-dev rdma-core libbpf-dev
-      valgrind tshark tcpdump iproute2 iptables socat iperf3 python3 procps)
+      valgrind tshark tcpdump iproute2 iptables socat iperf3 python3 procps
+      redis-server redis-tools sockperf nginx-light curl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -17,6 +18,15 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   # tshark asks whether non-root users may capture; answer no.
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+  # redis-server and nginx start their service on install: deny service
+  # starts meanwhile (tests start their own instances on their own ports).
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && own_policy=1
+    trap '[ "$own_policy" = 1 ] && rm -f "$policy"' EXIT
+  fi
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ "$own_policy" = 1 ]; then rm -f "$policy"; own_policy=0; fi
 fi
