@@ -285,6 +285,13 @@ static int any_ours(const struct pollfd *fds, nfds_t n)
 	return 0;
 }
 
+/* glibc declares poll's array write-only (__fortified_attr_access), yet
+ * poll reads fds[].fd and .events; without this GCC's optimiser takes the
+ * caller's entries for uninitialised when any_ours() is inlined. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 USMC_EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout)
 {
 	if (!any_ours(fds, n))
@@ -316,6 +323,10 @@ USMC_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
 		return get___ppoll_chk()(fds, n, ts, mask, fdslen);
 	USMC_CALL(int, usmc_ppoll(fds, n, ts, mask));
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 
 static int any_ours_set(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
