@@ -936,10 +936,12 @@ static void threads(int fd, unsigned wseed, unsigned rseed)
 	struct th p = {.fd = fd};
 	pthread_t tw, tr, tp;
 
-	CHECK(pthread_create(&tw, NULL, th_writer, &w) == 0 &&
-		      pthread_create(&tr, NULL, th_reader, &r) == 0 &&
-		      pthread_create(&tp, NULL, th_poller, &p) == 0,
-	      "pthread_create");
+	CHECK(pthread_create(&tw, NULL, th_writer, &w) == 0,
+	      "pthread_create writer");
+	CHECK(pthread_create(&tr, NULL, th_reader, &r) == 0,
+	      "pthread_create reader");
+	CHECK(pthread_create(&tp, NULL, th_poller, &p) == 0,
+	      "pthread_create poller");
 	pthread_join(tw, NULL);
 	pthread_join(tr, NULL);
 	p.stop = 1;
