@@ -11,6 +11,7 @@
  *   USMC_TRANSPORT      transport backend, default "softroce"
  *   USMC_SOFTROCE_PORT  RoCEv2 UDP port, default 4791
  *   USMC_SMC_PORTS      explicit mode: ports that speak SMC, e.g. "7070,8000-8010"
+ *   USMC_RULES, USMC_CONF  rules: which sockets speak SMC (docs/rules.md)
  *   USMC_CLC_WAIT_MS    server: how long to wait for a first CLC byte (2000)
  *   USMC_DEBUG=1        log to stderr
  *   USMC_STATS          at exit, print the process's connection counts to

@@ -16,6 +16,9 @@
 
 #include "usmc_rt.h"
 
+#define USMC_CONF_DEFAULT "/etc/usmc.conf"
+#define USMC_CONF_MAX	  (64 * 1024)
+
 uint64_t usmc_rt_now(void)
 {
 	struct timespec ts;
@@ -87,6 +90,11 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			usmc_rt_log(0, "smc_ports \"%s\": %s", value, err);
 			return -1;
 		}
+		if (usmc_rules_set_ports(&cfg->rules, cfg->rules_ports_at,
+					 &ps)) {
+			usmc_rt_log(0, "smc_ports: too many rules");
+			return -1;
+		}
 		cfg->smc_ports = ps;
 		cfg->smc_ports_set = 1;
 		return 0;
@@ -136,16 +144,85 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 		usmc_rt_log(0, "ignoring %s=\"%s\": not a valid value", env, v);
 }
 
+/* The config file's rules: USMC_CONF names it ("" = none), else
+ * /etc/usmc.conf if it exists. -1 with |err| on any error. */
+static int rules_load_file(usmc_rules *rs, char *err, size_t errlen)
+{
+	const char *path = getenv("USMC_CONF");
+	int must = path != NULL;
+	char *buf;
+	size_t have = 0;
+	FILE *f;
+	int r;
+
+	if (!path)
+		path = USMC_CONF_DEFAULT;
+	if (!*path)
+		return 0;
+	f = fopen(path, "re");
+	if (!f) {
+		if (!must && errno == ENOENT)
+			return 0;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(USMC_CONF_MAX + 1);
+	if (!buf) {
+		fclose(f);
+		snprintf(err, errlen, "%s: out of memory", path);
+		return -1;
+	}
+	have = fread(buf, 1, USMC_CONF_MAX + 1, f);
+	r = ferror(f);
+	fclose(f);
+	if (r || have > USMC_CONF_MAX) {
+		snprintf(err, errlen, "%s: %s", path,
+			 r ? "read error" : "larger than 64 KiB");
+		free(buf);
+		return -1;
+	}
+	buf[have] = '\0';
+	if (memchr(buf, '\0', have)) {
+		snprintf(err, errlen, "%s: not a text file", path);
+		free(buf);
+		return -1;
+	}
+	r = usmc_rules_parse(rs, buf, path, err, errlen);
+	free(buf);
+	return r;
+}
+
+/* Printed once per process tree: a forked child reloads the same rules. */
+static int rules_err_logged;
+
 void usmc_config_load_env(usmc_rt_config *cfg)
 {
+	char err[sizeof(cfg->rules.err)] = "";
+	int bad;
+
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->transport, "softroce");
 	cfg->softroce_port = 4791;
 	cfg->clc_wait_ms = 2000;
 	cfg->synopt = 1;
+	/* precedence: USMC_RULES, USMC_SMC_PORTS, the file (first match) */
+	bad = usmc_rules_parse(&cfg->rules, getenv("USMC_RULES"), "USMC_RULES",
+			       err, sizeof(err));
+	cfg->rules_ports_at = cfg->rules.n;
 	env_apply(cfg, "USMC_TRANSPORT", "transport");
 	env_apply(cfg, "USMC_SOFTROCE_PORT", "softroce_port");
 	env_apply(cfg, "USMC_SMC_PORTS", "smc_ports");
+	if (!bad)
+		bad = rules_load_file(&cfg->rules, err, sizeof(err));
+	if (bad) {
+		/* Never accelerate on rules we could not read as written. */
+		cfg->rules.error = 1;
+		snprintf(cfg->rules.err, sizeof(cfg->rules.err), "%s", err);
+		if (!rules_err_logged++)
+			usmc_rt_log(0,
+				    "rules refused, every connection TCP: %s",
+				    err);
+	}
 	env_apply(cfg, "USMC_CLC_WAIT_MS", "clc_wait_ms");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");

@@ -15,6 +15,7 @@
 
 #include "usmc.h"
 #include "usmc_err.h"
+#include "usmc_rules.h"
 
 #if defined(__has_include)
 #if __has_include("usmc_core.h")
@@ -35,22 +36,6 @@ typedef struct usmc_conn usmc_conn;
 #define USMC_DECL_PEERDECL  0x05000000u
 #define USMC_DECL_INTERR    0x09990000u
 
-/* A set of TCP ports (explicit mode): sorted, merged ranges. */
-#define USMC_PORTSET_MAX 64
-typedef struct usmc_portset {
-	int n;
-	uint16_t lo[USMC_PORTSET_MAX];
-	uint16_t hi[USMC_PORTSET_MAX];
-} usmc_portset;
-
-/* usmc_portset_parse parses "7070,8000-8010" (spaces allowed around
- * items). Returns 0, or -1 with a message in |err|. */
-int usmc_portset_parse(usmc_portset *ps, const char *s, char *err,
-		       size_t errlen);
-int usmc_portset_has(const usmc_portset *ps, uint16_t port);
-/* Writes the set back as text ("7070,8000-8010"). */
-void usmc_portset_format(const usmc_portset *ps, char *buf, size_t len);
-
 /* usmc_parse_size parses "64M", "1k", "2G" (binary units). Returns 0 or -1. */
 int usmc_parse_size(const char *s, uint64_t *out);
 
@@ -59,6 +44,10 @@ typedef struct usmc_rt_config {
 	uint16_t softroce_port;
 	int smc_ports_set;
 	usmc_portset smc_ports;
+	/* USMC_RULES, then USMC_SMC_PORTS (index rules_ports_at), then the
+	 * config file (docs/rules.md) */
+	usmc_rules rules;
+	int rules_ports_at;
 	int clc_wait_ms;
 	int debug;
 	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
@@ -135,6 +124,12 @@ struct usmc_sock {
 	int nodelay; /* TCP_NODELAY asked for: applied to the SMC-R conn */
 	int synopt;  /* marked for the SMC SYN option */
 	int listen_interest; /* accept/poll/epoll seen on this listener */
+	/* rules (docs/rules.md): a listener whose smc rule depends on the
+	 * peer decides per connection; rule_tcp: a tcp rule matched, and
+	 * rule_why says which */
+	int rules_maybe;
+	int rule_tcp;
+	char rule_why[128];
 };
 
 typedef struct usmc_rt {

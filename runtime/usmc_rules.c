@@ -1,16 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Pure helpers of the runtime: explicit-mode port sets, size suffixes and
- * decline-code names. No I/O, so tests can drive them directly.
+ * Pure helpers of the runtime: rules (docs/rules.md), port sets, size
+ * suffixes and decline-code names. No I/O, so tests can drive them
+ * directly.
  */
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "usmc_clc.h"
 #include "usmc_rt.h"
+#include "usmc_rules.h"
 
 static const char *skip_ws(const char *p)
 {
@@ -195,4 +199,442 @@ int usmc_parse_size(const char *s, uint64_t *out)
 const char *usmc_decline_name(uint32_t code)
 {
 	return usmc_clc_decl_name(code);
+}
+
+/* ---- rules ---- */
+
+int usmc_rule_net_parse(usmc_rule_net *n, const char *s)
+{
+	char buf[64];
+	const char *slash = strchr(s, '/');
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long len;
+	uint8_t a6[16];
+
+	if (alen == 0 || alen >= sizeof(buf))
+		return -1;
+	memcpy(buf, s, alen);
+	buf[alen] = '\0';
+	memset(n, 0, sizeof(*n));
+	if (inet_pton(AF_INET, buf, n->addr) == 1) {
+		n->family = 4;
+		n->len = 32;
+	} else if (inet_pton(AF_INET6, buf, a6) == 1) {
+		static const uint8_t v4map[12] = {0, 0, 0, 0, 0,    0,
+						  0, 0, 0, 0, 0xff, 0xff};
+
+		n->family = 6;
+		n->len = 128;
+		memcpy(n->addr, a6, 16);
+		if (!memcmp(a6, v4map, 12)) {
+			/* ::ffff:a.b.c.d is the IPv4 address; a prefix
+			 * counts from the IPv6 bits (>= 96) */
+			n->family = 4;
+			n->len = 32;
+			memmove(n->addr, a6 + 12, 4);
+			memset(n->addr + 4, 0, 12);
+		}
+	} else {
+		return -1;
+	}
+	if (!slash)
+		return 0;
+	if (!isdigit((unsigned char)slash[1]) || strlen(slash + 1) > 3)
+		return -1;
+	len = strtoul(slash + 1, NULL, 10);
+	for (const char *p = slash + 1; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return -1;
+	if (n->family == 4 && strchr(buf, ':')) {
+		/* mapped form with a prefix: /96../128 */
+		if (len < 96 || len > 128)
+			return -1;
+		len -= 96;
+	}
+	if (len > (n->family == 4 ? 32u : 128u))
+		return -1;
+	n->len = (uint8_t)len;
+	/* host bits set under the prefix are a likely typo: refuse */
+	for (unsigned i = n->len; i < (n->family == 4 ? 32u : 128u); i++)
+		if (n->addr[i / 8] & (0x80 >> (i % 8)))
+			return -2;
+	return 0;
+}
+
+int usmc_rule_net_from_sa(usmc_rule_net *n, const void *sa)
+{
+	const struct sockaddr *s = sa;
+	char buf[INET6_ADDRSTRLEN];
+
+	memset(n, 0, sizeof(*n));
+	if (s->sa_family == AF_INET) {
+		const struct sockaddr_in *in = sa;
+
+		n->family = 4;
+		n->len = 32;
+		memcpy(n->addr, &in->sin_addr, 4);
+		return 0;
+	}
+	if (s->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = sa;
+
+		/* through the parser, so v4-mapped becomes IPv4 */
+		if (!inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf)))
+			return -1;
+		return usmc_rule_net_parse(n, buf);
+	}
+	return -1;
+}
+
+static int net_match(const usmc_rule_net *rule, const usmc_rule_net *a)
+{
+	unsigned full = rule->len / 8, rest = rule->len % 8;
+
+	if (rule->family != a->family)
+		return 0;
+	if (memcmp(rule->addr, a->addr, full))
+		return 0;
+	if (rest) {
+		uint8_t m = (uint8_t)(0xff << (8 - rest));
+
+		if ((rule->addr[full] & m) != (a->addr[full] & m))
+			return 0;
+	}
+	return 1;
+}
+
+static int nets_match(const usmc_rule_net *v, int n, const usmc_rule_net *a)
+{
+	for (int i = 0; i < n; i++)
+		if (net_match(&v[i], a))
+			return 1;
+	return 0;
+}
+
+static int prog_match(const char *pats, const char *name)
+{
+	char pat[USMC_RULE_PROG];
+	const char *p = pats;
+
+	while (*p) {
+		size_t l = strcspn(p, ",");
+
+		memcpy(pat, p, l);
+		pat[l] = '\0';
+		if (fnmatch(pat, name, 0) == 0)
+			return 1;
+		p += l;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+/* The parser's cursor: one source, line and column for messages. */
+typedef struct rule_lex {
+	const char *src, *p, *line_start;
+	int line;
+	char *err;
+	size_t errlen;
+} rule_lex;
+
+static int lex_err(rule_lex *lx, const char *at, const char *fmt,
+		   const char *tok)
+{
+	int n = snprintf(lx->err, lx->errlen, "%s:%d:%d: ", lx->src, lx->line,
+			 (int)(at - lx->line_start) + 1);
+
+	if (n >= 0 && (size_t)n < lx->errlen)
+		snprintf(lx->err + n, lx->errlen - (size_t)n, fmt, tok);
+	return -1;
+}
+
+static int is_sep(char c)
+{
+	return c == '\0' || c == '\n' || c == ';' || c == '#';
+}
+
+/* Next token of the current rule into |tok|; 0 at the rule's end. */
+static size_t lex_tok(rule_lex *lx, char *tok, size_t toklen, const char **at)
+{
+	size_t n;
+
+	while (*lx->p == ' ' || *lx->p == '\t' || *lx->p == '\r')
+		lx->p++;
+	*at = lx->p;
+	if (is_sep(*lx->p))
+		return 0;
+	n = strcspn(lx->p, " \t\r\n;#");
+	if (n >= toklen) {
+		snprintf(tok, toklen, "%.*s", (int)(toklen - 1), lx->p);
+		lx->p += n;
+		return toklen; /* too long: the caller reports it */
+	}
+	memcpy(tok, lx->p, n);
+	tok[n] = '\0';
+	lx->p += n;
+	return n;
+}
+
+static int parse_nets(rule_lex *lx, const char *at, char *tok, usmc_rule_net *v,
+		      int *n)
+{
+	char *save = NULL;
+
+	for (char *it = strtok_r(tok, ",", &save); it;
+	     it = strtok_r(NULL, ",", &save)) {
+		int r;
+
+		if (*n == USMC_RULE_NETS)
+			return lex_err(lx, at, "too many addresses (max 8)",
+				       "");
+		r = usmc_rule_net_parse(&v[*n], it);
+		if (r == -2)
+			return lex_err(lx, at,
+				       "\"%s\": address has bits set beyond "
+				       "its prefix length",
+				       it);
+		if (r)
+			return lex_err(lx, at,
+				       "bad address \"%s\" (want A.B.C.D or "
+				       "an IPv6 address, optional /LEN)",
+				       it);
+		(*n)++;
+	}
+	if (!*n)
+		return lex_err(lx, at, "empty address list", "");
+	return 0;
+}
+
+/* One rule from lx->p to its separator. 1 = a rule, 0 = empty line. */
+static int parse_one(rule_lex *lx, usmc_rule *r)
+{
+	char tok[256], prev[256];
+	const char *at, *start;
+	size_t n;
+
+	memset(r, 0, sizeof(*r));
+	n = lex_tok(lx, tok, sizeof(tok), &at);
+	if (!n)
+		return 0;
+	start = at;
+	if (!strcmp(tok, "smc"))
+		r->action = USMC_RULE_SMC;
+	else if (!strcmp(tok, "tcp"))
+		r->action = USMC_RULE_TCP;
+	else
+		return lex_err(lx, at,
+			       "a rule starts with smc or tcp, not \"%s\"",
+			       tok);
+	while ((n = lex_tok(lx, tok, sizeof(tok), &at)) != 0) {
+		const char *kat = at;
+
+		if (n >= sizeof(tok))
+			return lex_err(lx, at, "token too long: \"%s...\"",
+				       tok);
+		snprintf(prev, sizeof(prev), "%s", tok);
+		if (strcmp(prev, "program") && strcmp(prev, "local") &&
+		    strcmp(prev, "remote") && strcmp(prev, "port"))
+			return lex_err(lx, at,
+				       "unknown keyword \"%s\" (want program, "
+				       "local, remote or port)",
+				       prev);
+		if ((!strcmp(prev, "program") && r->program[0]) ||
+		    (!strcmp(prev, "local") && r->nlocal) ||
+		    (!strcmp(prev, "remote") && r->nremote) ||
+		    (!strcmp(prev, "port") && r->has_ports))
+			return lex_err(lx, at, "\"%s\" given twice", prev);
+		n = lex_tok(lx, tok, sizeof(tok), &at);
+		if (!n)
+			return lex_err(lx, kat, "\"%s\" needs a value", prev);
+		if (n >= sizeof(tok))
+			return lex_err(lx, at, "token too long: \"%s...\"",
+				       tok);
+		if (!strcmp(prev, "program")) {
+			if (n >= sizeof(r->program))
+				return lex_err(lx, at,
+					       "program pattern too long: "
+					       "\"%s\"",
+					       tok);
+			if (tok[0] == ',' || tok[n - 1] == ',' ||
+			    strstr(tok, ",,"))
+				return lex_err(lx, at,
+					       "empty name in program list "
+					       "\"%s\"",
+					       tok);
+			memcpy(r->program, tok, n + 1);
+		} else if (!strcmp(prev, "local")) {
+			if (parse_nets(lx, at, tok, r->local, &r->nlocal))
+				return -1;
+		} else if (!strcmp(prev, "remote")) {
+			if (parse_nets(lx, at, tok, r->remote, &r->nremote))
+				return -1;
+		} else {
+			char perr[128];
+
+			if (usmc_portset_parse(&r->ports, tok, perr,
+					       sizeof(perr)))
+				return lex_err(lx, at, "port: %s", perr);
+			r->has_ports = 1;
+		}
+	}
+	snprintf(r->text, sizeof(r->text), "%.*s", (int)(at - start), start);
+	/* trailing blanks of the text */
+	for (size_t l = strlen(r->text);
+	     l && (r->text[l - 1] == ' ' || r->text[l - 1] == '\t' ||
+		   r->text[l - 1] == '\r');
+	     l--)
+		r->text[l - 1] = '\0';
+	snprintf(r->src, sizeof(r->src), "%s", lx->src);
+	r->line = lx->line;
+	return 1;
+}
+
+int usmc_rules_parse(usmc_rules *rs, const char *text, const char *src,
+		     char *err, size_t errlen)
+{
+	rule_lex lx = {src, text, text, 1, err, errlen};
+	int n0 = rs->n;
+
+	if (!text)
+		return 0;
+	for (;;) {
+		usmc_rule r;
+		int k = parse_one(&lx, &r);
+
+		if (k < 0)
+			goto fail;
+		if (k > 0) {
+			if (rs->n == USMC_RULES_MAX) {
+				lex_err(&lx, lx.line_start,
+					"too many rules (max %s)", "64");
+				goto fail;
+			}
+			rs->v[rs->n++] = r;
+		}
+		if (*lx.p == '#')
+			lx.p += strcspn(lx.p, "\n");
+		if (*lx.p == '\0')
+			return 0;
+		if (*lx.p == '\n') {
+			lx.line++;
+			lx.line_start = lx.p + 1;
+		}
+		lx.p++;
+	}
+fail:
+	rs->n = n0;
+	return -1;
+}
+
+int usmc_rules_set_ports(usmc_rules *rs, int at, const usmc_portset *ps)
+{
+	usmc_rule *r;
+	char list[USMC_RULE_TEXT - 16];
+
+	if (at < 0 || at > rs->n)
+		return -1;
+	if (at == rs->n || !rs->v[at].from_ports) {
+		if (rs->n == USMC_RULES_MAX)
+			return -1;
+		memmove(&rs->v[at + 1], &rs->v[at],
+			(size_t)(rs->n - at) * sizeof(rs->v[0]));
+		rs->n++;
+	}
+	r = &rs->v[at];
+	memset(r, 0, sizeof(*r));
+	r->action = USMC_RULE_SMC;
+	r->has_ports = 1;
+	r->ports = *ps;
+	r->from_ports = 1;
+	snprintf(r->src, sizeof(r->src), "USMC_SMC_PORTS");
+	usmc_portset_format(ps, list, sizeof(list));
+	snprintf(r->text, sizeof(r->text), "smc port %s", list);
+	return 0;
+}
+
+int usmc_rules_use_local(const usmc_rules *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		if (rs->v[i].nlocal)
+			return 1;
+	return 0;
+}
+
+int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx)
+{
+	int smc = 0, tcp = 0, first_maybe = -1, def = -1;
+
+	*idx = -1;
+	if (rs->error)
+		return USMC_RULE_TCP;
+	for (int i = 0; i < rs->n && def < 0; i++) {
+		const usmc_rule *r = &rs->v[i];
+		int unknown = 0;
+
+		if (r->has_ports && !usmc_portset_has(&r->ports, q->port))
+			continue;
+		if (r->program[0]) {
+			if (!q->program)
+				unknown = 1;
+			else if (!prog_match(r->program, q->program))
+				continue;
+		}
+		if (r->nlocal) {
+			if (!q->local)
+				unknown = 1;
+			else if (!nets_match(r->local, r->nlocal, q->local))
+				continue;
+		}
+		if (r->nremote) {
+			if (!q->remote)
+				unknown = 1;
+			else if (!nets_match(r->remote, r->nremote, q->remote))
+				continue;
+		}
+		/* A rule that only may match makes its action possible and
+		 * lets the search go on; one that matches ends it. */
+		if (r->action == USMC_RULE_SMC)
+			smc = 1;
+		else
+			tcp = 1;
+		if (unknown) {
+			if (first_maybe < 0)
+				first_maybe = i;
+		} else {
+			def = i;
+		}
+	}
+	if (def < 0)
+		tcp = 1; /* the default */
+	if (smc && tcp) {
+		*idx = first_maybe;
+		return USMC_RULE_MAYBE;
+	}
+	*idx = def;
+	return smc ? USMC_RULE_SMC : USMC_RULE_TCP;
+}
+
+void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
+		    size_t len)
+{
+	const usmc_rule *r;
+
+	if (rs->error) {
+		snprintf(buf, len, "rules refused (%s): all tcp", rs->err);
+		return;
+	}
+	if (idx < 0 || idx >= rs->n) {
+		snprintf(buf, len, "no rule matched, default tcp");
+		return;
+	}
+	r = &rs->v[idx];
+	if (r->line)
+		snprintf(buf, len, "rule %d at %s:%d (%s) %s", idx + 1, r->src,
+			 r->line, r->text,
+			 verdict == USMC_RULE_MAYBE ? "may match" : "matched");
+	else
+		snprintf(buf, len, "rule %d from %s (%s) %s", idx + 1, r->src,
+			 r->text,
+			 verdict == USMC_RULE_MAYBE ? "may match" : "matched");
 }

@@ -609,6 +609,13 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	if (getsockname(s->fd, (struct sockaddr *)&local, &l1) ||
 	    getpeername(s->fd, (struct sockaddr *)&peer, &l2))
 		return USMC_ERR_CONNRESET;
+	if (is_server && s->rule_tcp) {
+		/* a tcp rule for this peer: decline its Proposal */
+		snprintf(detail, dlen, "%s", s->rule_why);
+		send_decline(s, USMC_DECL_PEERNOSMC,
+			     s->clc_buf ? s->clc_buf[7] >> 4 : 2);
+		return USMC_DECL_PEERNOSMC;
+	}
 	code = ensure_device(&local, detail, dlen);
 	if (code) {
 		/* No device: tell the peer, who is waiting for CLC. The

@@ -365,15 +365,63 @@ static uint16_t sockaddr_port(const struct sockaddr *sa)
 }
 
 /*
- * The one place that decides whether a socket tries SMC: a client by the
- * port it connects to, a listener by its own port. (Rules by process and
- * address will extend this.) A socket it says no to is plain TCP and never
- * writes or reads a CLC byte.
+ * The one place that decides whether a socket tries SMC: the rules
+ * (docs/rules.md) by program, local and remote address and port (a
+ * client's remote port, a listener's own port). A socket they say tcp to
+ * is plain TCP and never writes or reads a CLC byte. Fills |why| when a
+ * rule (not the default) decided tcp.
  */
-static int is_smc_port(uint16_t port)
+static int rules_decide(const struct sockaddr_in *local,
+			const struct sockaddr_in *remote, uint16_t port,
+			char *why, size_t whylen)
 {
-	return usmc_g.cfg.smc_ports_set &&
-	       usmc_portset_has(&usmc_g.cfg.smc_ports, port);
+	usmc_rule_net ln, rn;
+	usmc_rule_query q = {program_invocation_short_name, NULL, NULL, port};
+	char buf[256];
+	int idx, v;
+
+	if (local && local->sin_addr.s_addr != htonl(INADDR_ANY) &&
+	    !usmc_rule_net_from_sa(&ln, local))
+		q.local = &ln;
+	if (remote && !usmc_rule_net_from_sa(&rn, remote))
+		q.remote = &rn;
+	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
+	if (why && whylen)
+		why[0] = '\0';
+	if (idx >= 0 || usmc_g.cfg.rules.error) {
+		usmc_rules_why(&usmc_g.cfg.rules, v, idx, buf, sizeof(buf));
+		usmc_rt_log(1, "port %u: %s: %s", port, buf,
+			    v == USMC_RULE_SMC	 ? "smc"
+			    : v == USMC_RULE_TCP ? "tcp"
+						 : "decided per connection");
+		if (v == USMC_RULE_TCP && why)
+			snprintf(why, whylen, "%.120s: tcp", buf);
+	}
+	return v;
+}
+
+/* A client's source address before connect: its bound one, or the
+ * route's (only looked up when some rule names a local address). */
+static int client_local(int fd, const struct sockaddr_in *to,
+			struct sockaddr_in *out)
+{
+	socklen_t l = sizeof(*out);
+	int u, r;
+
+	if (getsockname(fd, (struct sockaddr *)out, &l) == 0 &&
+	    out->sin_family == AF_INET &&
+	    out->sin_addr.s_addr != htonl(INADDR_ANY))
+		return 0;
+	if (!usmc_rules_use_local(&usmc_g.cfg.rules))
+		return -1;
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (u < 0)
+		return -1;
+	l = sizeof(*out);
+	r = connect(u, (const struct sockaddr *)to, sizeof(*to)) ||
+	    getsockname(u, (struct sockaddr *)out, &l);
+	close(u);
+	return r ? -1 : 0;
 }
 
 /*
@@ -401,7 +449,7 @@ static void synopt_init_once(void)
 		synopt = NULL;
 		usmc_rt_log(0,
 			    "SMC TCP option unavailable, explicit mode "
-			    "(USMC_SMC_PORTS alone decides): %s",
+			    "(the rules alone decide): %s",
 			    err);
 		return;
 	}
@@ -427,8 +475,9 @@ static int synopt_says_tcp(usmc_sock *s)
 	if (r == 0) {
 		usmc_sock_fallback(
 			s, USMC_DECL_PEERNOSMC,
-			s->is_server ? "peer's SYN had no SMC option"
-				     : "peer's SYN-ACK had no SMC option");
+			s->rule_tcp    ? s->rule_why
+			: s->is_server ? "peer's SYN had no SMC option"
+				       : "peer's SYN-ACK had no SMC option");
 		return 1;
 	}
 	if (r < 0)
@@ -690,7 +739,8 @@ static void server_peek_first(usmc_sock *s, uint64_t now)
 	    (n > 0 && memcmp(b, smcr_eyecatcher, (size_t)n) != 0)) {
 		/* EOF, error or another protocol: TCP, untouched. */
 		usmc_sock_fallback(s, USMC_DECL_PEERNOSMC,
-				   "peer sent no CLC proposal");
+				   s->rule_tcp ? s->rule_why
+					       : "peer sent no CLC proposal");
 		return;
 	}
 	if (n == 4) {
@@ -699,13 +749,33 @@ static void server_peek_first(usmc_sock *s, uint64_t now)
 	}
 	if (now >= s->deadline) {
 		usmc_sock_fallback(s, USMC_DECL_PEERNOSMC,
-				   "peer sent no CLC proposal");
+				   s->rule_tcp ? s->rule_why
+					       : "peer sent no CLC proposal");
 		return;
 	}
 	if (n > 0) {
 		/* A prefix of the eyecatcher: look again shortly. */
 		usmc_loop_watch(s, 0);
 		s->deadline = now + PARTIAL_RECHECK_NS;
+	}
+}
+
+/* An accepted child of a listener whose smc rule names the peer: decide
+ * now. A tcp child still reads a Proposal, if one comes, to decline it
+ * (usmc_smc_conn_start), so the client falls back instead of waiting. */
+static void child_rules(usmc_sock *c)
+{
+	struct sockaddr_in lo, pe;
+	socklen_t l1 = sizeof(lo), l2 = sizeof(pe);
+
+	if (getsockname(c->fd, (struct sockaddr *)&lo, &l1) ||
+	    getpeername(c->fd, (struct sockaddr *)&pe, &l2) ||
+	    rules_decide(&lo, &pe, c->port, c->rule_why, sizeof(c->rule_why)) !=
+		    USMC_RULE_SMC) {
+		c->rule_tcp = 1;
+		if (!c->rule_why[0])
+			snprintf(c->rule_why, sizeof(c->rule_why),
+				 "no rule matched, default tcp");
 	}
 }
 
@@ -740,6 +810,8 @@ static void do_accepts(usmc_sock *l)
 		usmc_hs_list_add(c);
 		usmc_loop_watch(c, EPOLLIN);
 		c->synopt = l->synopt;
+		if (l->rules_maybe)
+			child_rules(c);
 		if (!synopt_says_tcp(c))
 			server_peek_first(c, usmc_rt_now());
 	}
@@ -886,7 +958,7 @@ int usmc_listen(int fd, int backlog)
 	struct sockaddr_in sin;
 	socklen_t slen = sizeof(sin);
 	usmc_sock *s;
-	int fl;
+	int fl, v = -1;
 
 	if (lock_init())
 		return -1;
@@ -897,10 +969,13 @@ int usmc_listen(int fd, int backlog)
 	}
 	if (s->mode != USMC_SOCK_LISTEN &&
 	    getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
-	    sin.sin_family == AF_INET && sin.sin_port &&
-	    is_smc_port(ntohs(sin.sin_port)) && synopt_get())
-		/* before listen(): SYN-ACKs must carry the option */
-		s->synopt = usmc_synopt_mark_listen(synopt, fd) == 0;
+	    sin.sin_family == AF_INET && sin.sin_port) {
+		v = rules_decide(&sin, NULL, ntohs(sin.sin_port), s->rule_why,
+				 sizeof(s->rule_why));
+		if (v != USMC_RULE_TCP && synopt_get())
+			/* before listen(): SYN-ACKs must carry the option */
+			s->synopt = usmc_synopt_mark_listen(synopt, fd) == 0;
+	}
 	if (listen(fd, backlog)) {
 		int e = errno;
 
@@ -919,9 +994,16 @@ int usmc_listen(int fd, int backlog)
 	s->fresh = 0;
 	s->mode = USMC_SOCK_LISTEN;
 	slen = sizeof(sin);
-	if (getsockname(fd, (struct sockaddr *)&sin, &slen) == 0)
+	if (getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
+	    sin.sin_family == AF_INET) {
+		/* an unbound listener's port is known only now */
+		if (v < 0)
+			v = rules_decide(&sin, NULL, ntohs(sin.sin_port),
+					 s->rule_why, sizeof(s->rule_why));
 		s->port = ntohs(sin.sin_port);
-	s->listen_smc = is_smc_port(s->port);
+		s->listen_smc = v != USMC_RULE_TCP;
+		s->rules_maybe = v == USMC_RULE_MAYBE;
+	}
 	usmc_g.mode_gen++;
 	if (s->listen_smc) {
 		/* The progress thread accepts, so the kernel fd must never
@@ -996,8 +1078,16 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	if (!s || s->mode != USMC_SOCK_LISTEN || !s->listen_smc) {
 		int is_listen = s && s->mode == USMC_SOCK_LISTEN;
 		uint16_t port = s ? s->port : 0;
+		char d[128] = "";
 
 		int emulate = s && is_listen && !s->app_nonblock;
+
+		/* the reason, copied now: |s| may go once unlocked */
+		if (is_listen && s->rule_why[0])
+			snprintf(d, sizeof(d), "%s", s->rule_why);
+		else if (is_listen)
+			snprintf(d, sizeof(d), "port %u is not an SMC port",
+				 port);
 
 		unlock();
 		cfd = accept4(fd, addr, len, flags);
@@ -1011,13 +1101,9 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 			cfd = accept4(fd, addr, len, flags);
 		}
 		if (cfd >= 0 && is_listen) {
-			char d[64];
-
 			pthread_mutex_lock(&usmc_g.lock);
 			c = sock_new(cfd);
 			if (c) {
-				snprintf(d, sizeof(d),
-					 "port %u is not an SMC port", port);
 				c->fresh = 0;
 				c->is_server = 1;
 				c->port = port;
@@ -1097,7 +1183,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 {
 	usmc_sock *s;
 	uint16_t port;
-	int r, e;
+	int r, e, v;
 
 	if (lock_init())
 		return -1;
@@ -1131,10 +1217,21 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	port = sockaddr_port(addr);
 	s->fresh = 0;
 	s->port = port;
-	if (!is_smc_port(port)) {
-		char d[64];
+	{
+		struct sockaddr_in lo;
+		const struct sockaddr_in *to = (const struct sockaddr_in *)addr;
 
-		snprintf(d, sizeof(d), "port %u is not an SMC port", port);
+		v = rules_decide(client_local(fd, to, &lo) ? NULL : &lo, to,
+				 port, s->rule_why, sizeof(s->rule_why));
+	}
+	if (v != USMC_RULE_SMC) {
+		char d[128];
+
+		if (s->rule_why[0])
+			snprintf(d, sizeof(d), "%s", s->rule_why);
+		else
+			snprintf(d, sizeof(d), "port %u is not an SMC port",
+				 port);
 		set_fallback(s, USMC_DECL_PEERNOSMC, d);
 		usmc_g.stats.conns_fallback++;
 		usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", fd,

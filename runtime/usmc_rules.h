@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Rules: which sockets usmc owns (speaks SMC on) and which stay plain TCP.
+ * Pure code (no I/O): the runtime, tools/usmc-rules and the tests share the
+ * one parser and matcher. Syntax and precedence: docs/rules.md.
+ */
+#ifndef USMC_RULES_H
+#define USMC_RULES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A set of TCP ports: sorted, merged ranges. */
+#define USMC_PORTSET_MAX 64
+typedef struct usmc_portset {
+	int n;
+	uint16_t lo[USMC_PORTSET_MAX];
+	uint16_t hi[USMC_PORTSET_MAX];
+} usmc_portset;
+
+/* usmc_portset_parse parses "7070,8000-8010" (spaces allowed around
+ * items). Returns 0, or -1 with a message in |err|. */
+int usmc_portset_parse(usmc_portset *ps, const char *s, char *err,
+		       size_t errlen);
+int usmc_portset_has(const usmc_portset *ps, uint16_t port);
+/* Writes the set back as text ("7070,8000-8010"). */
+void usmc_portset_format(const usmc_portset *ps, char *buf, size_t len);
+
+enum {
+	USMC_RULE_TCP = 0,
+	USMC_RULE_SMC = 1,
+	/* Only from a query with unknown fields (a listener before any
+	 * connection): smc for some values, tcp for others; decide per
+	 * connection. */
+	USMC_RULE_MAYBE = 2,
+};
+
+/* An address (family 4 or 6) with a prefix length; a query address has
+ * the full length. IPv4-mapped IPv6 addresses are stored as IPv4. */
+typedef struct usmc_rule_net {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;
+	uint8_t addr[16];
+} usmc_rule_net;
+
+#define USMC_RULE_NETS 8
+#define USMC_RULES_MAX 64
+#define USMC_RULE_PROG 128
+#define USMC_RULE_SRC  96
+#define USMC_RULE_TEXT 160
+
+typedef struct usmc_rule {
+	int action; /* USMC_RULE_SMC or USMC_RULE_TCP */
+	/* comma-separated fnmatch(3) patterns; "" = any program */
+	char program[USMC_RULE_PROG];
+	int nlocal, nremote;
+	usmc_rule_net local[USMC_RULE_NETS], remote[USMC_RULE_NETS];
+	int has_ports;
+	usmc_portset ports;
+	int from_ports;		   /* the USMC_SMC_PORTS rule */
+	char src[USMC_RULE_SRC];   /* file name, or the variable */
+	int line;		   /* 1-based, 0 for USMC_SMC_PORTS */
+	char text[USMC_RULE_TEXT]; /* the rule as written */
+} usmc_rule;
+
+typedef struct usmc_rules {
+	int n;
+	usmc_rule v[USMC_RULES_MAX];
+	/* nonzero: the rules were refused (err says why): everything TCP */
+	int error;
+	char err[256];
+} usmc_rules;
+
+/*
+ * Appends the rules in |text| (one per line or ';'-separated, '#'
+ * comments) from source |src| (a file name or "USMC_RULES"). Returns 0,
+ * or -1 with "SRC:LINE:COL: message" in |err|; on error nothing from
+ * |text| is kept.
+ */
+int usmc_rules_parse(usmc_rules *rs, const char *text, const char *src,
+		     char *err, size_t errlen);
+/* Puts (or replaces) the "smc port LIST" rule of USMC_SMC_PORTS at
+ * index |at|. Returns 0 or -1 (full). */
+int usmc_rules_set_ports(usmc_rules *rs, int at, const usmc_portset *ps);
+/* Nonzero if some rule has a local address condition. */
+int usmc_rules_use_local(const usmc_rules *rs);
+
+/* What is known about a socket; NULL/0 fields are unknown. */
+typedef struct usmc_rule_query {
+	const char *program;
+	const usmc_rule_net *local, *remote;
+	/* local port of a listener or accepted socket, remote port of a
+	 * connecting one */
+	uint16_t port;
+} usmc_rule_query;
+
+/*
+ * First match wins; no match is TCP. Returns USMC_RULE_SMC,
+ * USMC_RULE_TCP or (unknown fields only) USMC_RULE_MAYBE; *idx is the
+ * deciding rule (for MAYBE the first rule that may match), -1 for the
+ * default or refused rules.
+ */
+int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx);
+/* Why: "rule 3 at /etc/usmc.conf:12 (smc port 7070) matched", "no rule
+ * matched, default tcp", ... */
+void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
+		    size_t len);
+/* Parses "10.0.0.1", "10.0.0.0/8", "fe80::1/64". Returns 0 or -1. */
+int usmc_rule_net_parse(usmc_rule_net *n, const char *s);
+/* From a sockaddr_in / sockaddr_in6 (full length); -1 otherwise. */
+int usmc_rule_net_from_sa(usmc_rule_net *n, const void *sa);
+
+#endif /* USMC_RULES_H */

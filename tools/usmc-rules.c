@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * usmc-rules: loads the rules exactly as a usmc process would (USMC_RULES,
+ * USMC_SMC_PORTS, USMC_CONF or /etc/usmc.conf) and lists them, or says
+ * which one decides a given connection. usmc-run --explain runs it. The
+ * matcher is the runtime's (usmc_rules_eval); nothing is reimplemented.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "usmc_rt.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: usmc-rules [--program NAME] --connect ADDR:PORT "
+		"[--local ADDR]\n"
+		"       usmc-rules [--program NAME] --listen ADDR:PORT "
+		"[--peer ADDR]\n"
+		"       usmc-rules --list\n"
+		"Loads the rules as a usmc process would and lists them, or "
+		"says\n"
+		"which rule decides a connection, and why "
+		"(docs/rules.md).\n"
+		"Exit status: 0; 1 if the rules are refused; 2 usage error.\n");
+}
+
+/* "A.B.C.D:PORT", "[v6]:PORT" or "v6:PORT" (the last colon). */
+static int parse_ep(const char *s, usmc_rule_net *n, uint16_t *port)
+{
+	char buf[80];
+	const char *c = strrchr(s, ':');
+	char *end;
+	long p;
+	size_t l;
+
+	if (!c || c == s || strlen(s) >= sizeof(buf))
+		return -1;
+	l = (size_t)(c - s);
+	if (s[0] == '[' && l >= 2 && s[l - 1] == ']') {
+		memcpy(buf, s + 1, l - 2);
+		buf[l - 2] = '\0';
+	} else {
+		memcpy(buf, s, l);
+		buf[l] = '\0';
+	}
+	errno = 0;
+	p = strtol(c + 1, &end, 10);
+	if (errno || *end || end == c + 1 || p < 1 || p > 65535)
+		return -1;
+	if (usmc_rule_net_parse(n, buf) ||
+	    n->len != (n->family == 4 ? 32 : 128))
+		return -1;
+	*port = (uint16_t)p;
+	return 0;
+}
+
+/* The source address the kernel would pick towards |to| (IPv4). */
+static int route_src(const usmc_rule_net *to, uint16_t port, usmc_rule_net *out)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET,
+				  .sin_port = htons(port)};
+	socklen_t l = sizeof(sin);
+	int u, r;
+
+	if (to->family != 4)
+		return -1;
+	memcpy(&sin.sin_addr, to->addr, 4);
+	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (u < 0)
+		return -1;
+	r = connect(u, (struct sockaddr *)&sin, sizeof(sin)) ||
+	    getsockname(u, (struct sockaddr *)&sin, &l);
+	close(u);
+	return r ? -1 : usmc_rule_net_from_sa(out, &sin);
+}
+
+static const char *net_str(const usmc_rule_net *n, char *buf, size_t len)
+{
+	if (!inet_ntop(n->family == 4 ? AF_INET : AF_INET6, n->addr, buf,
+		       (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+static void list_rules(const usmc_rules *rs)
+{
+	if (rs->error)
+		printf("rules refused: %s\nevery connection: tcp\n", rs->err);
+	for (int i = 0; i < rs->n; i++) {
+		const usmc_rule *r = &rs->v[i];
+
+		if (r->line)
+			printf("%d\t%s:%d\t%s\n", i + 1, r->src, r->line,
+			       r->text);
+		else
+			printf("%d\t%s\t%s\n", i + 1, r->src, r->text);
+	}
+	printf("-\tdefault\ttcp\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"program", required_argument, NULL, 'n'},
+		{"connect", required_argument, NULL, 'c'},
+		{"listen", required_argument, NULL, 'l'},
+		{"local", required_argument, NULL, 'o'},
+		{"peer", required_argument, NULL, 'r'},
+		{"list", no_argument, NULL, 'L'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *prog = NULL, *ep = NULL, *other = NULL;
+	usmc_rule_net a, b, *local = NULL, *remote = NULL;
+	usmc_rule_query q;
+	usmc_rt_config *cfg;
+	char why[512], s1[64], s2[64];
+	int listen_mode = 0, list = 0, o, v, idx;
+	uint16_t port;
+
+	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (o) {
+		case 'n':
+			prog = optarg;
+			break;
+		case 'c':
+		case 'l':
+			if (ep) {
+				fprintf(stderr, "usmc-rules: one of --connect "
+						"or --listen\n");
+				return 2;
+			}
+			ep = optarg;
+			listen_mode = o == 'l';
+			break;
+		case 'o':
+		case 'r':
+			other = optarg;
+			break;
+		case 'L':
+			list = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc || (!ep && !list)) {
+		usage(stderr);
+		return 2;
+	}
+	/* large: on the heap */
+	cfg = calloc(1, sizeof(*cfg));
+	if (!cfg)
+		return 1;
+	usmc_config_load_env(cfg);
+	if (list) {
+		list_rules(&cfg->rules);
+		v = cfg->rules.error;
+		free(cfg);
+		return v ? 1 : 0;
+	}
+	if (parse_ep(ep, &a, &port)) {
+		fprintf(stderr,
+			"usmc-rules: bad address \"%s\" (want "
+			"A.B.C.D:PORT or [V6]:PORT)\n",
+			ep);
+		free(cfg);
+		return 2;
+	}
+	if (other && usmc_rule_net_parse(&b, other)) {
+		fprintf(stderr, "usmc-rules: bad address \"%s\"\n", other);
+		free(cfg);
+		return 2;
+	}
+	if (!prog)
+		prog = "";
+	if (listen_mode) {
+		/* a wildcard listener's local address is per connection */
+		static const uint8_t zero[16];
+
+		if (memcmp(a.addr, zero, 16))
+			local = &a;
+		if (other)
+			remote = &b;
+	} else {
+		remote = &a;
+		if (other)
+			local = &b;
+		else if (usmc_rules_use_local(&cfg->rules) &&
+			 !route_src(&a, port, &b))
+			local = &b;
+	}
+	q.program = prog;
+	q.local = local;
+	q.remote = remote;
+	q.port = port;
+	v = usmc_rules_eval(&cfg->rules, &q, &idx);
+	usmc_rules_why(&cfg->rules, v, idx, why, sizeof(why));
+	printf("%s %s program \"%s\" local %s remote %s port %u\n",
+	       listen_mode ? "listen" : "connect", ep, prog,
+	       local ? net_str(local, s1, sizeof(s1)) : "(any)",
+	       remote ? net_str(remote, s2, sizeof(s2)) : "(any)", port);
+	if (v == USMC_RULE_MAYBE)
+		printf("decision: per connection (smc for peers an smc rule "
+		       "matches, tcp for others)\n");
+	else
+		printf("decision: %s\n", v == USMC_RULE_SMC ? "smc" : "tcp");
+	printf("why: %s\n", why);
+	v = cfg->rules.error;
+	free(cfg);
+	return v ? 1 : 0;
+}
