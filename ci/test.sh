@@ -19,6 +19,10 @@ echo "== tests"
 status=0
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 900) || status=1
 
+echo "== clang build (warnings are errors; its unit tests run too)"
+CC=clang bash ci/build.sh "$src/build-clang"
+(cd build-clang && ctest -L unit -LE memcheck --output-on-failure -j"$jobs" --timeout 300) || status=1
+
 echo "== ASan+UBSan build"
 bash ci/build.sh "$src/build-asan" -DUSMC_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 echo "== tests under ASan+UBSan"
