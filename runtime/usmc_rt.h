@@ -247,6 +247,9 @@ void usmc_smc_armed(uint64_t when);
 int usmc_smc_clc_hdr_len(const uint8_t hdr[8]);
 /* Number of distinct link groups the process has used. */
 uint64_t usmc_smc_lgr_count(void);
+/* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
+ * starts its thread once per process. */
+void usmc_stat_start(void);
 /* usmc_err -> errno */
 int usmc_errno_from(int err);
 

@@ -304,6 +304,7 @@ static usmc_sock *sock_new(int fd)
 	s->mode = USMC_SOCK_TCP;
 	usmc_g.socks[fd] = s;
 	usmc_fdflag_set(fd, USMC_FDF_SOCK, 1);
+	usmc_stat_start();
 	return s;
 }
 

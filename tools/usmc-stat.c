@@ -1,0 +1,287 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * usmc-stat: the connections of every usmc process, as smcss shows the
+ * kernel's. Reads the tables the runtimes publish (runtime/usmc_stat.c,
+ * docs/stat.md); the files of processes that are gone are removed.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+enum {
+	F_FD,
+	F_ROLE,
+	F_STATE,
+	F_MODE,
+	F_LOCAL,
+	F_PEER,
+	F_CODE,
+	F_NAME,
+	F_DESC,
+	F_LGR,
+	F_LINK,
+	F_VER,
+	F_SENT,
+	F_RECV,
+	F_RXPROD,
+	F_RXCONS,
+	F_TXPROD,
+	F_TXCONS,
+	F_DETAIL,
+	F_N
+};
+
+static int opt_all, opt_debug, opt_json, opt_allns;
+static int nfound;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"NAME\n"
+		"    usmc-stat - list the SMC-R and fallback connections of "
+		"usmc processes\n"
+		"\n"
+		"SYNOPSIS\n"
+		"    usmc-stat [-a] [-d] [--json] [--all-ns]\n"
+		"\n"
+		"DESCRIPTION\n"
+		"    Like smcss for the kernel's SMC: one line per socket of "
+		"every usmc\n"
+		"    process (programs under usmc-run, usmc-perf, programs "
+		"linked with\n"
+		"    libusmc) in this network namespace: pid and program, "
+		"state (the\n"
+		"    kernel's SMC state names: ACTIVE, APPCLW1, PEERCLW2, "
+		"CLOSED, ...),\n"
+		"    local and peer address, mode (SMCR, or TCP with the "
+		"fallback\n"
+		"    reason's name and code), link group and link id, bytes "
+		"sent and\n"
+		"    received. Each process rewrites its table every 0.5 s, so "
+		"figures\n"
+		"    are up to that old.\n"
+		"\n"
+		"OPTIONS\n"
+		"    -a, --all     also listening sockets and handshakes in "
+		"progress\n"
+		"    -d, --debug   also the cursors (wrap:count: RMB "
+		"producer/consumer,\n"
+		"                  send producer/peer consumer) and the "
+		"fallback detail\n"
+		"    --json        one JSON array of objects (every field)\n"
+		"    --all-ns      processes of every network namespace\n"
+		"    -h, --help    this text\n"
+		"\n"
+		"ENVIRONMENT\n"
+		"    USMC_STAT_DIR  where tables are published (default "
+		"/dev/shm; the\n"
+		"                   runtime and usmc-stat must agree; empty: "
+		"off)\n"
+		"\n"
+		"EXIT STATUS\n"
+		"    0 (also with no connection); 2 usage error.\n");
+}
+
+static void json_str(const char *s)
+{
+	putchar('"');
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			printf("\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			printf("\\u%04x", *s);
+		else
+			putchar(*s);
+	}
+	putchar('"');
+}
+
+static void show(int pid, const char *comm, char **f)
+{
+	int listen = !strcmp(f[F_MODE], "LISTEN");
+	char mode[64];
+
+	if (!opt_all && (listen || !strcmp(f[F_MODE], "HANDSHAKE")))
+		return;
+	if (opt_json) {
+		static const char *keys[F_N] = {"fd",
+						"role",
+						"state",
+						"mode",
+						"local",
+						"peer",
+						"fallback_code",
+						"fallback_name",
+						"fallback_desc",
+						"lgr_id",
+						"link_id",
+						"smc_version",
+						"bytes_sent",
+						"bytes_received",
+						"rx_prod",
+						"rx_cons",
+						"tx_prod",
+						"tx_cons",
+						"detail"};
+
+		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
+		       pid);
+		json_str(comm);
+		for (int i = 0; i < F_N; i++) {
+			int num = i == F_FD || i == F_LGR || i == F_LINK ||
+				  i == F_VER || i == F_SENT || i == F_RECV;
+
+			printf(", \"%s\": ", keys[i]);
+			if (num)
+				printf("%s", f[i]);
+			else
+				json_str(f[i]);
+		}
+		putchar('}');
+		nfound++;
+		return;
+	}
+	if (!nfound)
+		printf("%-7s %-12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s "
+		       "%12s%s\n",
+		       "PID", "COMM", "FD", "State", "Local Address",
+		       "Peer Address", "Mode", "LGR", "Link", "Sent", "Recv",
+		       opt_debug ? "  RxProd      RxCons      TxProd      "
+				   "TxCons      Detail"
+				 : "");
+	nfound++;
+	if (!strcmp(f[F_MODE], "TCP") && strcmp(f[F_NAME], "-"))
+		snprintf(mode, sizeof(mode), "TCP %s %s", f[F_NAME], f[F_CODE]);
+	else if (!strcmp(f[F_MODE], "SMCR"))
+		snprintf(mode, sizeof(mode), "SMCR v%s", f[F_VER]);
+	else
+		snprintf(mode, sizeof(mode), "%s", f[F_MODE]);
+	printf("%-7d %-12.12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s %12s",
+	       pid, comm, f[F_FD], f[F_STATE], f[F_LOCAL], f[F_PEER], mode,
+	       f[F_LGR], f[F_LINK], f[F_SENT], f[F_RECV]);
+	if (opt_debug)
+		printf("  %-11s %-11s %-11s %-11s %s", f[F_RXPROD], f[F_RXCONS],
+		       f[F_TXPROD], f[F_TXCONS], f[F_DETAIL]);
+	putchar('\n');
+}
+
+/* One published table; 0 if read (or skipped as another namespace's). */
+static int read_table(const char *path, int pid, const char *myns)
+{
+	char *line = NULL, comm[64] = "?", ns[64] = "-";
+	size_t cap = 0;
+	FILE *fp = fopen(path, "re");
+	int first = 1;
+
+	if (!fp)
+		return -1;
+	while (getline(&line, &cap, fp) > 0) {
+		char *f[F_N], *save = NULL, *p;
+		int n = 0;
+
+		line[strcspn(line, "\n")] = '\0';
+		if (first) {
+			first = 0;
+			if (strncmp(line, "usmc-stat 1\t", 12))
+				break;
+			p = strstr(line, "\tcomm ");
+			if (p)
+				sscanf(p + 6, "%63[^\t]", comm);
+			p = strstr(line, "\tnetns ");
+			if (p)
+				sscanf(p + 7, "%63[^\t]", ns);
+			if (!opt_allns && myns[0] && strcmp(ns, myns))
+				break;
+			continue;
+		}
+		for (p = strtok_r(line, "\t", &save); p && n < F_N;
+		     p = strtok_r(NULL, "\t", &save))
+			f[n++] = p;
+		if (n == F_N)
+			show(pid, comm, f);
+	}
+	free(line);
+	fclose(fp);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"all", no_argument, NULL, 'a'},
+		{"debug", no_argument, NULL, 'd'},
+		{"json", no_argument, NULL, 'j'},
+		{"all-ns", no_argument, NULL, 'N'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dir = getenv("USMC_STAT_DIR");
+	char myns[64] = "", path[512];
+	struct dirent *de;
+	ssize_t n;
+	DIR *d;
+	int o;
+
+	while ((o = getopt_long(argc, argv, "adh", lo, NULL)) != -1) {
+		switch (o) {
+		case 'a':
+			opt_all = 1;
+			break;
+		case 'd':
+			opt_debug = 1;
+			break;
+		case 'j':
+			opt_json = 1;
+			break;
+		case 'N':
+			opt_allns = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!dir)
+		dir = "/dev/shm";
+	n = readlink("/proc/self/ns/net", myns, sizeof(myns) - 1);
+	myns[n > 0 ? n : 0] = '\0';
+	if (opt_json)
+		putchar('[');
+	d = *dir ? opendir(dir) : NULL;
+	while (d && (de = readdir(d)) != NULL) {
+		char *end;
+		long pid;
+
+		if (strncmp(de->d_name, "usmc-stat.", 10))
+			continue;
+		pid = strtol(de->d_name + 10, &end, 10);
+		if (*end || pid <= 0)
+			continue; /* a .tmp being written */
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (kill((pid_t)pid, 0) && errno == ESRCH) {
+			unlink(path); /* its process is gone */
+			continue;
+		}
+		read_table(path, (int)pid, myns);
+	}
+	if (d)
+		closedir(d);
+	if (opt_json)
+		printf("%s]\n", nfound ? "\n" : "");
+	return 0;
+}
