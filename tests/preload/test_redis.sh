@@ -69,7 +69,7 @@ bench() { # TAG N EXTRA...: redis-benchmark, checked
 		a_fail "$tag: errors in redis-benchmark's output: $(grep -iE 'error|refused|reset|timeout' "$t_work/$tag.out" "$t_work/$tag.err" | sort | uniq -c | head -5)"
 	fi
 	for t in SET GET INCR LPUSH LRANGE_100 LRANGE_300 LRANGE_500 LRANGE_600; do
-		grep -q "^\"$t[ \"]" "$t_work/$tag.out" || a_fail "$tag: no rate for $t in the output"
+		grep -q "^\"${t}[ \"]" "$t_work/$tag.out" || a_fail "$tag: no rate for $t in the output"
 	done
 	# every request reached the server and none failed
 	for t in set get incr lpush lrange; do
