@@ -250,6 +250,8 @@ uint64_t usmc_smc_lgr_count(void);
 /* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
  * starts its thread once per process. */
 void usmc_stat_start(void);
+/* A socket changed state: publish soon (lock held, cheap). */
+void usmc_stat_kick(void);
 /* usmc_err -> errno */
 int usmc_errno_from(int err);
 

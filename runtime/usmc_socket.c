@@ -547,6 +547,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 			l->rgen++; /* a new edge for epoll on the listener */
 		}
 	}
+	usmc_stat_kick();
 	wake_all();
 }
 

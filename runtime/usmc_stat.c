@@ -2,7 +2,8 @@
 /*
  * Publishes the process's socket table for usmc-stat (docs/stat.md): a
  * thread of its own, off the data path, snapshots the table under the
- * runtime lock every USMC_STAT_PERIOD_MS and writes it as text to
+ * runtime lock every USMC_STAT_PERIOD_MS, and 50 ms after a socket ends
+ * its handshake (usmc_stat_kick), and writes it as text to
  * DIR/usmc-stat.PID (tmp file + rename, so a reader never sees half a
  * table). The file is removed at exit; usmc-stat ignores and removes the
  * files of processes that are gone.
@@ -152,17 +153,51 @@ static void publish(void)
 	free(buf);
 }
 
+/* A state change asks for an early table; the thread takes at most one
+ * every USMC_STAT_MIN_MS. */
+#define USMC_STAT_MIN_MS 50
+static pthread_mutex_t kick_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t kick_cond;
+static int kicked;
+
+static pid_t stat_running; /* the thread runs in this process */
+
+void usmc_stat_kick(void)
+{
+	if (stat_running != getpid())
+		return;
+	pthread_mutex_lock(&kick_lock);
+	kicked = 1;
+	pthread_cond_signal(&kick_cond);
+	pthread_mutex_unlock(&kick_lock);
+}
+
 static void *stat_thread(void *arg)
 {
-	struct timespec ts = {0, USMC_STAT_PERIOD_MS * 1000000L};
+	struct timespec gap = {0, USMC_STAT_MIN_MS * 1000000L};
 
 	(void)arg;
 	usmc_in_runtime = 1; /* its writes are the runtime's own */
 	for (;;) {
+		struct timespec until;
+
 		if (stat_pid != getpid())
 			return NULL; /* forked: the child runs its own */
 		publish();
-		nanosleep(&ts, NULL);
+		nanosleep(&gap, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_nsec +=
+			(USMC_STAT_PERIOD_MS - USMC_STAT_MIN_MS) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_mutex_lock(&kick_lock);
+		while (!kicked && pthread_cond_timedwait(&kick_cond, &kick_lock,
+							 &until) != ETIMEDOUT)
+			;
+		kicked = 0;
+		pthread_mutex_unlock(&kick_lock);
 	}
 	return NULL;
 }
@@ -175,7 +210,7 @@ static void stat_unlink(void)
 
 void usmc_stat_start(void)
 {
-	static int atexit_done;
+	static int atexit_done, kick_init;
 	const char *d;
 	pthread_attr_t a;
 	pthread_t t;
@@ -196,12 +231,26 @@ void usmc_stat_start(void)
 		atexit_done = 1;
 		atexit(stat_unlink);
 	}
+	if (!kick_init) {
+		pthread_condattr_t ca;
+
+		kick_init = 1;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&kick_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	/* a fork may have happened with the parent's thread holding it */
+	pthread_mutex_init(&kick_lock, NULL);
+	kicked = 0;
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	if (pthread_create(&t, &a, stat_thread, NULL))
 		usmc_rt_log(1, "usmc-stat publisher not started");
+	else
+		stat_running = stat_pid;
 	pthread_attr_destroy(&a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }

@@ -226,6 +226,7 @@ int main(int argc, char **argv)
 	const char *dir = getenv("USMC_STAT_DIR");
 	char myns[64] = "", path[512];
 	struct dirent *de;
+	struct stat st;
 	ssize_t n;
 	DIR *d;
 	int o;
@@ -277,6 +278,10 @@ int main(int argc, char **argv)
 			unlink(path); /* its process is gone */
 			continue;
 		}
+		/* rewritten every 0.5 s: an old one is a stopped process's,
+		 * or a dead one's whose pid was reused */
+		if (stat(path, &st) || time(NULL) - st.st_mtime > 5)
+			continue;
 		read_table(path, (int)pid, myns);
 	}
 	if (d)
