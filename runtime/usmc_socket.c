@@ -1295,6 +1295,42 @@ static int no_wait(usmc_sock *s, int flags)
 	return s->app_nonblock || (flags & MSG_DONTWAIT);
 }
 
+/* Which path a send or receive takes. */
+enum io_path { IO_ERR, IO_KERNEL, IO_SMC };
+
+/* io_begin is called with the lock held. It waits out a handshake still
+ * running on |fd| (a caller that must not block gets EAGAIN), then returns
+ * IO_SMC with the lock still held and *ps the SMC-R socket; IO_KERNEL with
+ * the lock dropped for a socket the kernel serves (plain TCP, fallback, or
+ * not usmc's: *ps may be NULL); or IO_ERR with the lock dropped and errno
+ * set, |failed_errno| when the socket's SMC handshake failed. */
+static enum io_path io_begin(int fd, int flags, int failed_errno,
+			     usmc_sock **ps)
+{
+	usmc_sock *s = usmc_sock_get(fd);
+
+	while (s && s->mode == USMC_SOCK_HANDSHAKE) {
+		if (no_wait(s, flags)) {
+			unlock();
+			errno = EAGAIN;
+			return IO_ERR;
+		}
+		if (wait_handshake(s)) {
+			unlock();
+			return IO_ERR;
+		}
+	}
+	*ps = s;
+	if (s && s->mode == USMC_SOCK_SMCR)
+		return IO_SMC;
+	unlock();
+	if (s && s->mode == USMC_SOCK_FAILED) {
+		errno = failed_errno;
+		return IO_ERR;
+	}
+	return IO_KERNEL;
+}
+
 ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 {
 	usmc_sock *s;
@@ -1304,31 +1340,17 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 
 	if (lock_init())
 		return -1;
-	s = usmc_sock_get(fd);
-	while (s && s->mode == USMC_SOCK_HANDSHAKE) {
-		if (no_wait(s, flags)) {
-			unlock();
-			errno = EAGAIN;
-			return -1;
-		}
-		if (wait_handshake(s)) {
-			unlock();
-			return -1;
-		}
-	}
-	if (!s || s->mode != USMC_SOCK_SMCR) {
-		int failed = s && s->mode == USMC_SOCK_FAILED;
-
-		unlock();
-		if (failed) {
-			errno = EPIPE;
-			return -1;
-		}
+	switch (io_begin(fd, flags, EPIPE, &s)) {
+	case IO_ERR:
+		return -1;
+	case IO_KERNEL:
 		r = send(fd, buf, len, flags);
 		if (r > 0 && s)
 			__atomic_fetch_add(&s->bytes_sent, (uint64_t)r,
 					   __ATOMIC_RELAXED);
 		return r;
+	case IO_SMC:
+		break;
 	}
 	if (flags & MSG_OOB) {
 		unlock();
@@ -1391,31 +1413,17 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 
 	if (lock_init())
 		return -1;
-	s = usmc_sock_get(fd);
-	while (s && s->mode == USMC_SOCK_HANDSHAKE) {
-		if (no_wait(s, flags)) {
-			unlock();
-			errno = EAGAIN;
-			return -1;
-		}
-		if (wait_handshake(s)) {
-			unlock();
-			return -1;
-		}
-	}
-	if (!s || s->mode != USMC_SOCK_SMCR) {
-		int failed = s && s->mode == USMC_SOCK_FAILED;
-
-		unlock();
-		if (failed) {
-			errno = ENOTCONN;
-			return -1;
-		}
+	switch (io_begin(fd, flags, ENOTCONN, &s)) {
+	case IO_ERR:
+		return -1;
+	case IO_KERNEL:
 		r = recv(fd, buf, len, flags);
 		if (r > 0 && s)
 			__atomic_fetch_add(&s->bytes_recv, (uint64_t)r,
 					   __ATOMIC_RELAXED);
 		return r;
+	case IO_SMC:
+		break;
 	}
 	if (flags & (MSG_PEEK | MSG_OOB)) {
 		unlock();
