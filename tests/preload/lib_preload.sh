@@ -13,7 +13,12 @@ T_LIB=$("$T_RUN" --print-lib) || t_fail "usmc-run cannot find libusmc-preload.so
 T_ASAN=
 if ldd "$T_LIB" 2>/dev/null | grep -q libasan; then
 	T_ASAN=$(ldd "$T_LIB" | awk '/libasan/ {print $3; exit}')
-	export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=0}
+	# With libasan preloaded, LeakSanitizer also judges the programs
+	# under test (bash, python, iperf3 ...) and fails them for their own
+	# leaks. usmc's leaks are caught by its ASan unit/transport tests and
+	# by valgrind (preload_test_memcheck), so leak checks are off here,
+	# whatever the caller's ASAN_OPTIONS; later options override earlier.
+	export ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0
 fi
 
 # Runs a command under usmc-run in a lab host, or on this host (HOST "-").
