@@ -149,6 +149,23 @@ static void stats_at_exit(void)
 	usmc_in_runtime--;
 }
 
+/* At exit, connections the app closed may still be draining: a nonblocking
+ * close does not wait, and unlike the kernel's TCP nothing sends for a
+ * process that is gone. Give them the kernel's close-stream bound, 2 s, to
+ * finish the close protocol. Registered after stats_at_exit, so it runs
+ * first. */
+static void drain_at_exit(void)
+{
+	uint64_t end = usmc_rt_now() + 2 * USMC_NS_PER_SEC;
+
+	usmc_in_runtime++;
+	pthread_mutex_lock(&usmc_g.lock);
+	while (usmc_smc_closing() && usmc_wait_io(end) != ETIMEDOUT)
+		;
+	pthread_mutex_unlock(&usmc_g.lock);
+	usmc_in_runtime--;
+}
+
 static void rt_init_once(void)
 {
 	pthread_condattr_t ca;
@@ -160,6 +177,7 @@ static void rt_init_once(void)
 		atfork_done = 1;
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atexit(stats_at_exit);
+		atexit(drain_at_exit);
 	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

@@ -227,6 +227,8 @@ int usmc_smc_peer_done(usmc_sock *s);
 int usmc_smc_error(usmc_sock *s);
 int usmc_smc_shutdown_write(usmc_sock *s);
 int usmc_smc_close(usmc_sock *s);
+/* Connections the app closed whose close protocol is still running. */
+size_t usmc_smc_closing(void);
 int usmc_smc_abort(usmc_sock *s);
 void usmc_smc_set_nodelay(usmc_sock *s, int on);
 /* after fork(), in the child (usmc_loop.c's atfork handler) */

@@ -61,6 +61,8 @@ static struct {
 	/* connections the app closed, to delete once the core is done */
 	usmc_conn **orphans;
 	size_t n_orphans, cap_orphans;
+	/* connections the app closed whose close protocol is still running */
+	size_t n_closing;
 	/* distinct link group ids used */
 	uint32_t lgr_seen[256];
 	uint64_t n_lgr;
@@ -94,6 +96,7 @@ void usmc_smc_fork_child(void)
 	smc.pend = NULL;
 	smc.orphans = NULL;
 	smc.n_orphans = smc.cap_orphans = 0;
+	smc.n_closing = 0;
 	smc.armed = 0;
 }
 
@@ -318,21 +321,23 @@ static int cb_post_recv(void *user, usmc_link *link, const usmc_recv_wr *wr)
 	return rl ? usmc_tp_post_recv(rl->qp, wr) : USMC_ERR_INTERNAL;
 }
 
-static void orphan_add(usmc_conn *conn)
+/* Returns 1 if |conn| was not an orphan yet. */
+static int orphan_add(usmc_conn *conn)
 {
 	for (size_t i = 0; i < smc.n_orphans; i++)
 		if (smc.orphans[i] == conn)
-			return;
+			return 0;
 	if (smc.n_orphans == smc.cap_orphans) {
 		size_t n = smc.cap_orphans ? smc.cap_orphans * 2 : 16;
 		usmc_conn **o = realloc(smc.orphans, n * sizeof(*o));
 
 		if (!o)
-			return; /* leaks one conn until ctx teardown */
+			return 1; /* leaks one conn until ctx teardown */
 		smc.orphans = o;
 		smc.cap_orphans = n;
 	}
 	smc.orphans[smc.n_orphans++] = conn;
+	return 1;
 }
 
 /* The connection being deleted: its own last events are ignored. */
@@ -358,9 +363,10 @@ static void cb_conn_event(void *user, usmc_conn *conn, usmc_conn_event ev)
 		return;
 	if (!s) {
 		/* The app closed it; delete when the core is done. */
-		if (ev == USMC_EV_CLOSED || ev == USMC_EV_ERROR ||
-		    ev == USMC_EV_FALLBACK)
-			orphan_add(conn);
+		if ((ev == USMC_EV_CLOSED || ev == USMC_EV_ERROR ||
+		     ev == USMC_EV_FALLBACK) &&
+		    orphan_add(conn) && smc.n_closing)
+			smc.n_closing--;
 		return;
 	}
 	s->ev |= 1u << ev;
@@ -768,8 +774,15 @@ int usmc_smc_close(usmc_sock *s)
 	usmc_conn_set_user(c, NULL);
 	if (usmc_conn_state(c) == SMC_CLOSED || r < 0)
 		orphan_add(c);
+	else
+		smc.n_closing++;
 	smc_post();
 	return r;
+}
+
+size_t usmc_smc_closing(void)
+{
+	return smc.n_closing;
 }
 
 int usmc_smc_abort(usmc_sock *s)
@@ -904,6 +917,11 @@ size_t usmc_smc_writable(usmc_sock *s)
 size_t usmc_smc_unsent(usmc_sock *s)
 {
 	(void)s;
+	return 0;
+}
+
+size_t usmc_smc_closing(void)
+{
 	return 0;
 }
 
