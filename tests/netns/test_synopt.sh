@@ -125,10 +125,20 @@ timeout 60 "$probe" --netns "$nsa" client "$S,7109,mark,0" >"$work/c3" 2>&1 ||
 wait "$pid_s3" || fail "server s3: $(cat "$work/s3")"
 cat "$work/s1" "$work/c1" "$work/s3" "$work/c3" | grep peer_has_smc | sed "s/^/$name: /"
 # tcpdump drops what it has not read yet when it is stopped: on a busy
-# machine wait until all 20 SYNs and SYN-ACKs are in the file.
-for _ in $(seq 50); do
-	n=$(tshark -r "$cap" -Y 'tcp.flags.syn==1' -T fields -e frame.number 2>/dev/null | grep -c .)
-	[ "$n" -ge 20 ] && break
+# machine wait until the SYN and the SYN-ACK of every port are in the file
+# (a count alone can be met early by a retransmitted SYN).
+all_syns_captured() {
+	local seen
+	seen=$(tshark -r "$cap" -Y 'tcp.flags.syn==1' -T fields \
+		-e tcp.flags.ack -e tcp.srcport -e tcp.dstport 2>/dev/null |
+		awk '$1 == "0" || $1 == "False" { print "syn", $3 } $1 == "1" || $1 == "True" { print "synack", $2 }' | sort -u)
+	for port in $(seq 7101 7110); do
+		grep -qx "syn $port" <<<"$seen" || return 1
+		grep -qx "synack $port" <<<"$seen" || return 1
+	done
+}
+for _ in $(seq 100); do
+	all_syns_captured && break
 	sleep 0.2
 done
 sleep 0.2
