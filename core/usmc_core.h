@@ -211,7 +211,7 @@ void *usmc_conn_get_user(const usmc_conn *c);
  * see the events), USMC_ERR_INVALID_STATE after the handshake is over. */
 int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 		       usmc_tstamp ts);
-/* Bytes to write to the TCP socket (0 and *plen = 0 when none). */
+/* Bytes to send on the TCP connection; 0 and *plen = 0 when none. */
 int usmc_conn_clc_pending(usmc_conn *conn, const uint8_t **pdata, size_t *plen);
 void usmc_conn_clc_consume(usmc_conn *conn, size_t n);
 /* The runtime decided not to use SMC. Records |decline_code|; queues a
