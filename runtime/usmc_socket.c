@@ -1331,6 +1331,30 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 	return IO_KERNEL;
 }
 
+/* io_wait is called with the lock held when the core would block a send or
+ * receive that has moved |done| bytes so far. Returns 1 once it is worth
+ * trying again, 0 when the caller should return |done| (> 0), or -1 with
+ * the lock dropped and errno set (EAGAIN: nonblocking or timed out; EBADF:
+ * the fd was closed meanwhile). */
+static int io_wait(int fd, usmc_sock *s, int flags, uint64_t deadline,
+		   size_t done)
+{
+	int eno;
+
+	if (no_wait(s, flags) || usmc_wait_io(deadline) == ETIMEDOUT) {
+		if (done)
+			return 0;
+		eno = EAGAIN;
+	} else if (usmc_sock_get(fd) != s) {
+		eno = EBADF;
+	} else {
+		return 1;
+	}
+	unlock();
+	errno = eno;
+	return -1;
+}
+
 ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 {
 	usmc_sock *s;
@@ -1367,25 +1391,12 @@ ssize_t usmc_send(int fd, const void *buf, size_t len, int flags)
 			continue;
 		}
 		if (r == USMC_ERR_WOULDBLOCK) {
-			if (no_wait(s, flags)) {
-				if (done)
-					break;
-				unlock();
-				errno = EAGAIN;
+			int w = io_wait(fd, s, flags, deadline, done);
+
+			if (w < 0)
 				return -1;
-			}
-			if (usmc_wait_io(deadline) == ETIMEDOUT) {
-				if (done)
-					break;
-				unlock();
-				errno = EAGAIN;
-				return -1;
-			}
-			if (usmc_sock_get(fd) != s) {
-				unlock();
-				errno = EBADF;
-				return -1;
-			}
+			if (w == 0)
+				break;
 			continue;
 		}
 		if (done)
@@ -1446,25 +1457,12 @@ ssize_t usmc_recv(int fd, void *buf, size_t len, int flags)
 		if (r == 0 || len == 0)
 			break;
 		if (r == USMC_ERR_WOULDBLOCK) {
-			if (no_wait(s, flags)) {
-				if (done)
-					break;
-				unlock();
-				errno = EAGAIN;
+			int w = io_wait(fd, s, flags, deadline, done);
+
+			if (w < 0)
 				return -1;
-			}
-			if (usmc_wait_io(deadline) == ETIMEDOUT) {
-				if (done)
-					break;
-				unlock();
-				errno = EAGAIN;
-				return -1;
-			}
-			if (usmc_sock_get(fd) != s) {
-				unlock();
-				errno = EBADF;
-				return -1;
-			}
+			if (w == 0)
+				break;
 			continue;
 		}
 		if (done)
