@@ -564,5 +564,6 @@ int main(void)
 	 * SMC TCP option loads (root), a server that speaks no CLC would
 	 * be found out by its SYN-ACK instead (tests/preload/test_synopt). */
 	setenv("USMC_SYNOPT", "off", 1);
+	usmc_test_stat_dir();
 	return usmc_test_main(suites);
 }

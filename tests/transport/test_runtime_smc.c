@@ -376,6 +376,7 @@ int main(void)
 	int r;
 
 	alarm(90);
+	usmc_test_stat_dir(); /* the server child _exit()s: its table stays */
 	if (suite_init()) {
 		fprintf(stderr, "cannot start the server process\n");
 		if (server_pid > 0)

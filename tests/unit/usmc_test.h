@@ -10,10 +10,13 @@
 #include <CUnit/Basic.h>
 #include <CUnit/CUnit.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define USMC_ASSERT_EQ(a, b)                                                  \
 	do {                                                                  \
@@ -129,6 +132,65 @@ usmc_test_find_vec(const usmc_test_vec *vecs, size_t n, int cap, int frame)
 		if (vecs[i].cap == cap && vecs[i].frame == frame)
 			return &vecs[i];
 	return NULL;
+}
+
+/* The directory usmc_test_stat_dir made, and the process that removes it. */
+static inline char *usmc_test_stat_dir_path(pid_t **owner)
+{
+	static char dir[64];
+	static pid_t pid;
+
+	*owner = &pid;
+	return dir;
+}
+
+static inline void usmc_test_stat_dir_rm(void)
+{
+	pid_t *owner;
+	char *dir = usmc_test_stat_dir_path(&owner);
+
+	if (*owner != getpid())
+		return; /* a forked child's exit */
+	/* a runtime thread may write a table while we empty it: retry */
+	for (int round = 0; round < 100; round++) {
+		DIR *d = opendir(dir);
+		struct dirent *de;
+
+		if (!d)
+			return;
+		while ((de = readdir(d)) != NULL) {
+			char path[512];
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+			unlink(path);
+		}
+		closedir(d);
+		if (!rmdir(dir) || errno == ENOENT)
+			return;
+	}
+}
+
+/* usmc_test_stat_dir points USMC_STAT_DIR (docs/stat.md) at a directory
+ * of this test's own, removed at exit with whatever its processes left
+ * there (a forked child that _exit()s or is killed leaves its usmc-stat
+ * table): the runtime's tables stay out of the shared /dev/shm. Call it
+ * first in main(), before any fork or socket. */
+static inline void usmc_test_stat_dir(void)
+{
+	pid_t *owner;
+	char *dir = usmc_test_stat_dir_path(&owner);
+
+	snprintf(dir, 64, "/tmp/usmc-test-stat.XXXXXX");
+	if (!mkdtemp(dir)) {
+		perror("usmc_test_stat_dir: mkdtemp");
+		setenv("USMC_STAT_DIR", "", 1); /* off rather than /dev/shm */
+		return;
+	}
+	*owner = getpid();
+	setenv("USMC_STAT_DIR", dir, 1);
+	atexit(usmc_test_stat_dir_rm);
 }
 
 typedef struct usmc_test_suite {
