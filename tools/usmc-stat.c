@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,11 +84,16 @@ static void usage(FILE *f)
 		"ENVIRONMENT\n"
 		"    USMC_STAT_DIR  where tables are published (default "
 		"/dev/shm; the\n"
-		"                   runtime and usmc-stat must agree; empty: "
-		"off)\n"
+		"                   runtime and usmc-stat must agree; an "
+		"existing\n"
+		"                   directory, best absolute; empty: off, "
+		"nothing\n"
+		"                   listed)\n"
 		"\n"
 		"EXIT STATUS\n"
-		"    0 (also with no connection); 2 usage error.\n");
+		"    0 (also with no connection); 1 the directory cannot be "
+		"read;\n"
+		"    2 usage error.\n");
 }
 
 static void json_str(const char *s)
@@ -224,7 +230,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *dir = getenv("USMC_STAT_DIR");
-	char myns[64] = "", path[512];
+	char myns[64] = "", path[PATH_MAX];
 	struct dirent *de;
 	struct stat st;
 	ssize_t n;
@@ -261,23 +267,35 @@ int main(int argc, char **argv)
 		dir = "/dev/shm";
 	n = readlink("/proc/self/ns/net", myns, sizeof(myns) - 1);
 	myns[n > 0 ? n : 0] = '\0';
+	d = *dir ? opendir(dir) : NULL;
+	if (*dir && !d) {
+		fprintf(stderr, "usmc-stat: USMC_STAT_DIR %s: %s\n", dir,
+			strerror(errno));
+		return 1;
+	}
 	if (opt_json)
 		putchar('[');
-	d = *dir ? opendir(dir) : NULL;
 	while (d && (de = readdir(d)) != NULL) {
 		char *end;
 		long pid;
+		int plen;
 
 		if (strncmp(de->d_name, "usmc-stat.", 10))
 			continue;
 		pid = strtol(de->d_name + 10, &end, 10);
-		if (*end || pid <= 0)
-			continue; /* a .tmp being written */
-		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if ((*end && strcmp(end, ".tmp")) || pid <= 0)
+			continue;
+		plen = snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		if (plen < 0 || (size_t)plen >= sizeof(path))
+			continue;
 		if (kill((pid_t)pid, 0) && errno == ESRCH) {
-			unlink(path); /* its process is gone */
+			/* its process is gone (killed: no exit-time unlink;
+			 * a .tmp if killed while writing) */
+			unlink(path);
 			continue;
 		}
+		if (*end)
+			continue; /* a .tmp being written */
 		/* rewritten every 0.5 s: an old one is a stopped process's,
 		 * or a dead one's whose pid was reused */
 		if (stat(path, &st) || time(NULL) - st.st_mtime > 5)
