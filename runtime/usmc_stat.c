@@ -5,12 +5,16 @@
  * runtime lock every USMC_STAT_PERIOD_MS, and 50 ms after a socket ends
  * its handshake (usmc_stat_kick), and writes it as text to
  * DIR/usmc-stat.PID (tmp file + rename, so a reader never sees half a
- * table). The file is removed at exit; usmc-stat ignores and removes the
- * files of processes that are gone.
+ * table). The directory is read once per program (a forked child keeps
+ * its parent's, whatever it does to its environment). The file is removed
+ * at exit, after the atexit handlers (the runtime's exit-time drain
+ * included), and no table is written after that; usmc-stat ignores and
+ * removes the files of processes that are gone.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -28,8 +32,13 @@
 #define USMC_STAT_PERIOD_MS 500
 
 static pid_t stat_pid; /* the process whose thread runs (fork: restart) */
-static char stat_path[256];
-static char stat_dir[200];
+static char stat_path[PATH_MAX];
+static char stat_dir[PATH_MAX - 32]; /* absolute; "": publishing off */
+static int stat_dir_read;	     /* USMC_STAT_DIR was read */
+/* Held across a table's write and rename, and by the exit-time unlink,
+ * after which (stat_done) no table is written. */
+static pthread_mutex_t pub_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stat_done;
 
 static const char *mode_state(const usmc_sock *s)
 {
@@ -121,6 +130,8 @@ static void publish(void)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *m = open_memstream(&buf, &len), *f;
+	static int warned;
+	int err = 0;
 	ssize_t n;
 
 	if (!m)
@@ -143,13 +154,25 @@ static void publish(void)
 		return;
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", stat_path);
-	f = fopen(tmp, "we");
+	pthread_mutex_lock(&pub_lock);
+	f = stat_done ? NULL : fopen(tmp, "we");
 	if (f) {
 		int bad = fwrite(buf, 1, len, f) != len;
 
-		if (fclose(f) || bad || rename(tmp, stat_path))
+		bad |= fclose(f) != 0;
+		if (bad || rename(tmp, stat_path)) {
+			err = errno;
 			unlink(tmp);
+		}
+	} else if (!stat_done) {
+		err = errno;
 	}
+	if (err && !warned) {
+		warned = 1; /* once: the directory is missing or read-only */
+		usmc_rt_log(1, "usmc-stat table not written to %s: %s",
+			    stat_dir, strerror(err));
+	}
+	pthread_mutex_unlock(&pub_lock);
 	free(buf);
 }
 
@@ -202,16 +225,49 @@ static void *stat_thread(void *arg)
 	return NULL;
 }
 
-static void stat_unlink(void)
+/* A destructor, so it runs after every atexit handler: the table stays
+ * while the runtime's exit-time drain closes connections. */
+__attribute__((destructor)) static void stat_unlink(void)
 {
-	if (stat_pid == getpid() && stat_path[0])
-		unlink(stat_path);
+	if (stat_pid != getpid() || !stat_path[0])
+		return;
+	pthread_mutex_lock(&pub_lock);
+	stat_done = 1;
+	unlink(stat_path);
+	pthread_mutex_unlock(&pub_lock);
+}
+
+/* USMC_STAT_DIR (default /dev/shm), made absolute: the program may
+ * change its directory later, usmc-stat reads it from its own. */
+static void stat_dir_load(void)
+{
+	const char *d = getenv("USMC_STAT_DIR");
+	char cwd[PATH_MAX];
+	int n;
+
+	stat_dir_read = 1;
+	if (!d)
+		d = "/dev/shm";
+	if (!*d)
+		return; /* off */
+	if (d[0] == '/')
+		n = snprintf(stat_dir, sizeof(stat_dir), "%s", d);
+	else if (getcwd(cwd, sizeof(cwd)))
+		n = snprintf(stat_dir, sizeof(stat_dir), "%s/%s", cwd, d);
+	else
+		n = -1;
+	if (n < 0 || (size_t)n >= sizeof(stat_dir)) {
+		stat_dir[0] = '\0';
+		usmc_rt_log(0,
+			    "USMC_STAT_DIR \"%s\": too long or unresolvable: "
+			    "no usmc-stat table",
+			    d);
+	}
 }
 
 void usmc_stat_start(void)
 {
-	static int atexit_done, kick_init;
-	const char *d;
+	static int kick_init;
 	pthread_attr_t a;
 	pthread_t t;
 	sigset_t all, old;
@@ -219,18 +275,15 @@ void usmc_stat_start(void)
 	if (stat_pid == getpid())
 		return;
 	stat_pid = getpid();
-	d = getenv("USMC_STAT_DIR");
-	if (!d)
-		d = "/dev/shm";
-	if (!*d || strlen(d) >= sizeof(stat_dir))
+	if (!stat_dir_read)
+		stat_dir_load();
+	if (!stat_dir[0])
 		return; /* off */
-	snprintf(stat_dir, sizeof(stat_dir), "%s", d);
 	snprintf(stat_path, sizeof(stat_path), "%s/usmc-stat.%d", stat_dir,
 		 (int)stat_pid);
-	if (!atexit_done) {
-		atexit_done = 1;
-		atexit(stat_unlink);
-	}
+	/* a fork may have happened with the parent's thread holding it */
+	pthread_mutex_init(&pub_lock, NULL);
+	stat_done = 0;
 	if (!kick_init) {
 		pthread_condattr_t ca;
 

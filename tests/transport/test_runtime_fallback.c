@@ -12,8 +12,10 @@
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -537,6 +539,68 @@ static void test_poll_mixed(void)
 	close(pp[1]);
 }
 
+static const char *argv0;
+
+/* The program's own exit-time work, registered before its first socket:
+ * longer than the publisher's period. */
+static void slow_exit(void)
+{
+	struct timespec ts = {0, 700 * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* The child of test_stat_table_at_exit (this program, run with
+ * --stat-child): a connection to itself (the port is not an SMC port:
+ * TCP), then exit. */
+static int stat_child(void)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	int lfd, cfd;
+
+	atexit(slow_exit);
+	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(lfd, (struct sockaddr *)&sa, &len) ||
+	    usmc_listen(lfd, 1))
+		return 2;
+	cfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	if (cfd < 0 || usmc_connect(cfd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    usmc_accept(lfd, NULL, NULL) < 0)
+		return 3;
+	return 0;
+}
+
+/* A process that exits (not _exit) takes its usmc-stat table with it
+ * (docs/stat.md), however long its atexit handlers take: the table is
+ * removed after them, and none is written after that. A fresh process
+ * (exec: under valgrind it runs natively). */
+static void test_stat_table_at_exit(void)
+{
+	const char *dir = getenv("USMC_STAT_DIR");
+	char path[512];
+	int st = -1;
+	pid_t pid;
+
+	CU_ASSERT_FATAL(dir && *dir);
+	pid = fork();
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		execl(argv0, argv0, "--stat-child", (char *)NULL);
+		_exit(127);
+	}
+	waitpid(pid, &st, 0);
+	CU_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	snprintf(path, sizeof(path), "%s/usmc-stat.%d", dir, (int)pid);
+	if (access(path, F_OK) == 0) {
+		CU_FAIL("the table of a process that exited is still there");
+		unlink(path);
+	}
+}
+
 static CU_TestInfo tests[] = {
 	{"client to a non-SMC port sends no CLC", test_not_smc_port},
 	{"TCP client on an SMC port: server falls back",
@@ -550,10 +614,12 @@ static CU_TestInfo tests[] = {
 	{"garbage CLC to a server: dropped, others served",
 	 test_garbage_clc_to_server},
 	{"poll over kernel and user-space fds", test_poll_mixed},
+	{"a process's usmc-stat table goes with it at exit",
+	 test_stat_table_at_exit},
 	CU_TEST_INFO_NULL,
 };
 
-int main(void)
+int main(int argc, char **argv)
 {
 	usmc_test_suite suites[] = {
 		{"runtime fallback", tests},
@@ -564,6 +630,9 @@ int main(void)
 	 * SMC TCP option loads (root), a server that speaks no CLC would
 	 * be found out by its SYN-ACK instead (tests/preload/test_synopt). */
 	setenv("USMC_SYNOPT", "off", 1);
+	if (argc == 2 && !strcmp(argv[1], "--stat-child"))
+		return stat_child();
+	argv0 = argv[0];
 	usmc_test_stat_dir();
 	return usmc_test_main(suites);
 }
