@@ -44,6 +44,19 @@ t_cleanup() {
 	return 0
 }
 
+# t_work_up [NAME]: $t_work, a directory of our own removed however the
+# test ends. The usmc processes the test starts (exported, so in the lab's
+# namespaces too: they share this filesystem) publish their usmc-stat
+# tables in $t_work/stat, not in the shared /dev/shm, where those it kills
+# would leave theirs behind (docs/stat.md).
+t_work_up() {
+	t_work=$(mktemp -d "/tmp/usmc-${1:-${T_NAME#test_}-$$}.XXXXXX") || t_fail "mktemp failed"
+	trap t_cleanup EXIT
+	trap 'exit 1' INT TERM
+	export USMC_STAT_DIR=$t_work/stat
+	mkdir "$USMC_STAT_DIR" || t_fail "cannot make $USMC_STAT_DIR"
+}
+
 # t_lab_up: a lab of our own, torn down however the test ends.
 t_lab_up() {
 	local why
@@ -51,9 +64,7 @@ t_lab_up() {
 	[ -z "$why" ] || t_skip "cannot run network namespaces: $why"
 	t_lab=${T_NAME#test_}-$$
 	t_lab=${t_lab//_/-}
-	t_work=$(mktemp -d "/tmp/usmc-$t_lab.XXXXXX") || t_fail "mktemp failed"
-	trap t_cleanup EXIT
-	trap 'exit 1' INT TERM
+	t_work_up "$t_lab"
 	usmc_lab_up "$t_lab" 10.77.0 || t_fail "could not build the lab"
 	T_H1=$(usmc_lab_addr "$t_lab" h1)
 	T_H2=$(usmc_lab_addr "$t_lab" h2)

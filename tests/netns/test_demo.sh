@@ -7,12 +7,12 @@
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd python3 tshark tcpdump timeout ss
 t_need_perf
+t_work_up # the demo's usmc-perf publish in $t_work/stat, not /dev/shm
 rc=0
 timeout 300 "$USMC_SRC/netns/usmc-lab" --test --name "demo-$$" --perf "$T_PERF" --bytes 16M demo \
-	>"/tmp/usmc-demo-$$.out" 2>&1 || rc=$?
-cat "/tmp/usmc-demo-$$.out"
-out=$(cat "/tmp/usmc-demo-$$.out")
-rm -f "/tmp/usmc-demo-$$.out"
+	>"$t_work/demo.out" 2>&1 || rc=$?
+cat "$t_work/demo.out"
+out=$(cat "$t_work/demo.out")
 "$USMC_SRC/netns/usmc-lab" --name "demo-$$" down >/dev/null 2>&1
 [ $rc != 77 ] || exit 77
 [ $rc = 0 ] || t_fail "usmc-lab demo exited $rc"

@@ -26,6 +26,7 @@ daemon off;
 master_process on;
 # nginx clears its workers' environment but for the variables named here
 env USMC_STATS;
+env USMC_STAT_DIR;
 env USMC_DEBUG;
 env USMC_SMC_PORTS;
 env USMC_SOFTROCE_PORT;

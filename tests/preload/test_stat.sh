@@ -7,15 +7,18 @@
 #  2. a client whose port is not an SMC port: TCP with PEERNOSMC 0x03010000;
 #  3. after the processes are gone (killed ones included) no table is
 #     listed, and the dead ones' files are removed.
+# The tables are in the test's own USMC_STAT_DIR (t_lab_up sets it; the
+# usmc-stat runs inherit it), and none is in /dev/shm.
 . "$(dirname "$0")/lib_preload.sh"
 t_need_cmd timeout ss python3
 t_need_perf
 t_lab_up
 T_STAT=$USMC_BUILD/tools/usmc-stat
 [ -x "$T_STAT" ] || t_fail "usmc-stat is not built ($T_STAT)"
-# a private directory: other usmc processes on this host stay out
-export USMC_STAT_DIR=$t_work/stat
-mkdir -p "$USMC_STAT_DIR"
+# USMC_STAT_DIR is the test's own ($t_work/stat, from t_lab_up): other
+# usmc processes on this host stay out
+[ "$USMC_STAT_DIR" = "$t_work/stat" ] && [ -d "$USMC_STAT_DIR" ] ||
+	t_fail "USMC_STAT_DIR is '$USMC_STAT_DIR', not the test's $t_work/stat"
 fails=0
 
 t_server "$t_work/srv" 7501 "$T_PERF" -s -1 -p 7501 --smc-ports 7501,7502
@@ -83,12 +86,19 @@ assert "not an SMC port" in t[0]["detail"], t
 print("test_stat: ok fallback in JSON:", t[0]["fallback_name"], t[0]["fallback_code"], t[0]["detail"])
 ' || fails=$((fails + 1))
 
-# the clients are killed (their tables stay behind: no atexit), the
-# servers see the end of their connection and exit normally
+# the clients are killed (their tables stay behind: no exit), the
+# servers see the end of their connection and end (with _exit: theirs
+# stay too)
 # (usmc-stat names their pids: the background jobs are only wrappers)
 pids=$(look h2 --json | python3 -c '
 import json, sys
 print(" ".join(sorted({str(o["pid"]) for o in json.load(sys.stdin) if o["role"] == "client"})))')
+for p in $pids; do
+	[ -e "$USMC_STAT_DIR/usmc-stat.$p" ] && [ ! -e "/dev/shm/usmc-stat.$p" ] || {
+		t_log "pid $p: table not in $USMC_STAT_DIR only: '$(ls -d "$USMC_STAT_DIR/usmc-stat.$p" "/dev/shm/usmc-stat.$p" 2>/dev/null)'"
+		fails=$((fails + 1))
+	}
+done
 [ -n "$pids" ] && kill $pids
 wait $cpid $cpid2 $spid1 $spid2 2>/dev/null
 # 3. gone with their processes

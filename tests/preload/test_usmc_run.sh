@@ -4,8 +4,7 @@
 # program's exit status and argument passing.
 . "$(dirname "$0")/lib_preload.sh"
 fails=0
-t_work=$(mktemp -d /tmp/usmc-run-test.XXXXXX) || t_fail "mktemp"
-trap 'rm -rf "$t_work"' EXIT
+t_work_up run-test
 # an ASan build's library needs the ASan runtime first in LD_PRELOAD
 PRE=${T_ASAN:-/lib/x86_64-linux-gnu/libc.so.6}
 R=(env LD_PRELOAD="$PRE" "$T_RUN")
