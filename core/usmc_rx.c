@@ -143,7 +143,9 @@ usmc_ssize usmc_conn_read(usmc_conn *conn, uint8_t *buf, size_t len,
 	if (conn->mode != USMC_MODE_SMCR)
 		return conn->err ? conn->err : USMC_ERR_INVALID_STATE;
 	avail = conn->rmb ? conn->rx_prod - conn->rx_cons : 0;
-	if (!avail || conn->err) {
+	/* Data the peer wrote before an abort or error is still read first,
+	 * as the kernel's smc_rx_recvmsg (and TCP) do; the error follows. */
+	if (!avail) {
 		if (conn->err)
 			return conn->err;
 		if (conn->peer_conn_flags &

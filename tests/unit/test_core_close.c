@@ -204,6 +204,32 @@ static void test_abort(void)
 	usmc_sim_del(sim);
 }
 
+/* Data the peer wrote before it aborted is read first, then the reset:
+ * the kernel's smc_rx_recvmsg copies available data before sk_err. */
+static void test_abort_after_data(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	uint8_t buf[16];
+
+	setup(&sim, &a, &b, &c, &s, 38, 0);
+	USMC_ASSERT_EQ(wr(c, "last words", 10), 10);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_abort(c->conn, usmc_sim_now(sim)), 0);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_readable(s->conn), 10);
+	USMC_ASSERT_EQ(rd(s, buf, 4), 4);
+	USMC_ASSERT_EQ(rd(s, buf + 4, sizeof(buf) - 4), 6);
+	CU_ASSERT_EQUAL(memcmp(buf, "last words", 10), 0);
+	USMC_ASSERT_EQ(rd(s, buf, sizeof(buf)), USMC_ERR_CONNRESET);
+	usmc_conn_close(s->conn, usmc_sim_now(sim));
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+	usmc_sim_del(sim);
+}
+
 /* close() with unread data sends peer_conn_abort (smc_close_final). */
 static void test_close_unread(void)
 {
@@ -544,6 +570,7 @@ static CU_TestInfo close_tests[] = {
 	{"half_close_server_first", test_half_close_server},
 	{"appfinclosewait", test_appfinclosewait},
 	{"abort", test_abort},
+	{"abort_after_data", test_abort_after_data},
 	{"close_with_unread_data", test_close_unread},
 	{"close_stream_wait", test_close_stream_wait},
 	{"testlink_answered", test_testlink_answered},
