@@ -38,6 +38,8 @@ ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen, int flags,
 int __poll_chk(struct pollfd *fds, nfds_t n, int timeout, size_t fdslen);
 int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 		const sigset_t *mask, size_t fdslen);
+/* glibc's obsolete BSD name of signal(), not declared under _GNU_SOURCE */
+sighandler_t bsd_signal(int sig, sighandler_t fn);
 
 /* real_NAME: libc's NAME, looked up once (a racing second lookup stores
  * the same pointer). */
@@ -105,6 +107,13 @@ USMC_REAL(int, getsockopt, int, int, int, void *, socklen_t *)
 USMC_REAL(int, setsockopt, int, int, int, const void *, socklen_t)
 USMC_REAL(ssize_t, sendfile, int, int, off_t *, size_t)
 USMC_REAL(ssize_t, sendfile64, int, int, off_t *, size_t)
+USMC_REAL(int, sigaction, int, const struct sigaction *, struct sigaction *)
+USMC_REAL(sighandler_t, signal, int, sighandler_t)
+USMC_REAL(sighandler_t, bsd_signal, int, sighandler_t)
+USMC_REAL(sighandler_t, ssignal, int, sighandler_t)
+USMC_REAL(sighandler_t, sysv_signal, int, sighandler_t)
+USMC_REAL(sighandler_t, __sysv_signal, int, sighandler_t)
+USMC_REAL(int, siginterrupt, int, int)
 
 /* The fd is a usmc socket and this call does not come from usmc. */
 static inline int ours(int fd)
@@ -526,4 +535,58 @@ USMC_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 	if (!ours(out))
 		return get_sendfile64()(out, in, off, n);
 	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
+}
+
+/* Signal handlers: usmc must know which have SA_RESTART to end a blocking
+ * call with EINTR as the kernel would (runtime/usmc_signal.c). glibc's
+ * signal() and siginterrupt() call its internal sigaction, not this one,
+ * so they are routed here too. */
+USMC_EXPORT int sigaction(int sig, const struct sigaction *act,
+			  struct sigaction *old)
+{
+	if (usmc_in_runtime)
+		return get_sigaction()(sig, act, old);
+	USMC_CALL(int, usmc_sigaction(sig, act, old));
+}
+
+USMC_EXPORT sighandler_t signal(int sig, sighandler_t fn)
+{
+	if (usmc_in_runtime)
+		return get_signal()(sig, fn);
+	USMC_CALL(sighandler_t, usmc_signal(sig, fn));
+}
+
+USMC_EXPORT sighandler_t bsd_signal(int sig, sighandler_t fn)
+{
+	if (usmc_in_runtime)
+		return get_bsd_signal()(sig, fn);
+	USMC_CALL(sighandler_t, usmc_signal(sig, fn));
+}
+
+USMC_EXPORT sighandler_t ssignal(int sig, sighandler_t fn)
+{
+	if (usmc_in_runtime)
+		return get_ssignal()(sig, fn);
+	USMC_CALL(sighandler_t, usmc_signal(sig, fn));
+}
+
+USMC_EXPORT sighandler_t sysv_signal(int sig, sighandler_t fn)
+{
+	if (usmc_in_runtime)
+		return get_sysv_signal()(sig, fn);
+	USMC_CALL(sighandler_t, usmc_sysv_signal(sig, fn));
+}
+
+USMC_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t fn)
+{
+	if (usmc_in_runtime)
+		return get___sysv_signal()(sig, fn);
+	USMC_CALL(sighandler_t, usmc_sysv_signal(sig, fn));
+}
+
+USMC_EXPORT int siginterrupt(int sig, int flag)
+{
+	if (usmc_in_runtime)
+		return get_siginterrupt()(sig, flag);
+	USMC_CALL(int, usmc_siginterrupt(sig, flag));
 }

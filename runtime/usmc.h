@@ -90,6 +90,22 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		     const sigset_t *sigmask);
 
 /*
+ * Signals. A blocking usmc call that a signal handler interrupts returns
+ * EINTR, or goes on waiting when the handler has SA_RESTART, as the
+ * kernel's call would: send/recv/accept/connect are restarted unless the
+ * socket has SO_SNDTIMEO/SO_RCVTIMEO; poll, select and epoll_wait always
+ * end with EINTR. usmc learns SA_RESTART from handlers installed through
+ * these twins of sigaction(2), signal(2) (BSD semantics, as glibc's),
+ * sysv_signal(3) and siginterrupt(3); the preload routes the libc calls
+ * here. For a handler installed otherwise, a call ends with EINTR if any
+ * installed handler lacks SA_RESTART (docs/runtime.md).
+ */
+int usmc_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+void (*usmc_signal(int sig, void (*handler)(int)))(int);
+void (*usmc_sysv_signal(int sig, void (*handler)(int)))(int);
+int usmc_siginterrupt(int sig, int flag);
+
+/*
  * For interposers (the preload): nonzero if |fd| may be a usmc socket or
  * a usmc epoll fd; zero means "hand it to the kernel", read without a lock.
  */

@@ -3,8 +3,9 @@
  * The progress thread: one epoll over the clcsocks in handshake (and SMC
  * listeners), the transport's completion fd, a timerfd for the core's and
  * the handshakes' deadlines, and an eventfd to be woken. It takes the global
- * lock for every piece of work and broadcasts rt.cond afterwards, so app
- * threads blocked in connect/accept/recv/send re-check their condition.
+ * lock for every piece of work and wakes the waiting app threads afterwards
+ * (usmc_rt_broadcast), so those blocked in connect/accept/recv/send re-check
+ * their condition.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -40,22 +41,64 @@ static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int atfork_done;
 static int init_err;
 static int tp_fd_watched = -1;
-/* An app thread is waiting on the transport fd (usmc_wait_io); the
+/* An app thread is waiting on the transport fd (usmc_wait); the
  * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed). */
 static int direct_poller;
 static int tp_disarmed;
 /* what the timerfd is set to; UINT64_MAX when disarmed or fired */
 static uint64_t timer_armed = UINT64_MAX;
-static int dp_evfd = -1;
+
+/* App threads wait in poll() on an eventfd of their own (a signal must be
+ * able to end the wait, which a condition variable does not allow); the
+ * waiters registered here are woken by usmc_rt_broadcast. Lock held. */
+typedef struct waiter {
+	int evfd;
+	int pending; /* written since it last slept: no second write */
+	struct waiter *next;
+} waiter;
+
+static waiter *waiters;
+static __thread waiter self_waiter = {.evfd = -1};
+static pthread_key_t waiter_key;
+static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
 
 void usmc_rt_broadcast(void)
 {
 	uint64_t one = 1;
 
-	pthread_cond_broadcast(&usmc_g.cond);
-	if (direct_poller && write(dp_evfd, &one, sizeof(one)) < 0) {
-		/* counter full: a wake-up is pending anyway */
+	for (waiter *w = waiters; w; w = w->next) {
+		if (w->pending)
+			continue;
+		w->pending = 1;
+		if (write(w->evfd, &one, sizeof(one)) < 0) {
+			/* counter full: a wake-up is pending anyway */
+		}
 	}
+}
+
+static void waiter_thread_exit(void *p)
+{
+	close((int)(intptr_t)p - 1);
+}
+
+static void waiter_key_init(void)
+{
+	pthread_key_create(&waiter_key, waiter_thread_exit);
+}
+
+static int waiter_fd(void)
+{
+	waiter *w = &self_waiter;
+
+	if (w->evfd < 0) {
+		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (w->evfd < 0)
+			return -1;
+		pthread_once(&waiter_key_once, waiter_key_init);
+		pthread_setspecific(waiter_key,
+				    (void *)(intptr_t)(w->evfd + 1));
+	}
+	return w->evfd;
 }
 
 static void tp_rearm(void)
@@ -103,8 +146,14 @@ static void atfork_child(void)
 	close(usmc_g.epfd);
 	close(usmc_g.timerfd);
 	close(usmc_g.evfd);
-	close(dp_evfd);
-	usmc_g.epfd = usmc_g.timerfd = usmc_g.evfd = dp_evfd = -1;
+	usmc_g.epfd = usmc_g.timerfd = usmc_g.evfd = -1;
+	/* the waiter eventfd is shared with the parent's thread */
+	if (self_waiter.evfd >= 0) {
+		close(self_waiter.evfd);
+		self_waiter.evfd = -1;
+		pthread_setspecific(waiter_key, NULL);
+	}
+	waiters = NULL;
 	usmc_g.thread_started = 0;
 	tp_fd_watched = -1;
 	direct_poller = 0;
@@ -160,7 +209,8 @@ static void drain_at_exit(void)
 
 	usmc_in_runtime++;
 	pthread_mutex_lock(&usmc_g.lock);
-	while (usmc_smc_closing() && usmc_wait_io(end) != ETIMEDOUT)
+	while (usmc_smc_closing() &&
+	       usmc_wait(end, USMC_INTR_NONE, 1) != ETIMEDOUT)
 		;
 	pthread_mutex_unlock(&usmc_g.lock);
 	usmc_in_runtime--;
@@ -168,7 +218,6 @@ static void drain_at_exit(void)
 
 static void rt_init_once(void)
 {
-	pthread_condattr_t ca;
 	struct epoll_event ev = {0};
 	sigset_t all, old;
 
@@ -179,18 +228,11 @@ static void rt_init_once(void)
 		atexit(stats_at_exit);
 		atexit(drain_at_exit);
 	}
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&usmc_g.cond, &ca);
-	pthread_condattr_destroy(&ca);
-
 	usmc_g.epfd = epoll_create1(EPOLL_CLOEXEC);
 	usmc_g.timerfd =
 		timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	usmc_g.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	dp_evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (usmc_g.epfd < 0 || usmc_g.timerfd < 0 || usmc_g.evfd < 0 ||
-	    dp_evfd < 0) {
+	if (usmc_g.epfd < 0 || usmc_g.timerfd < 0 || usmc_g.evfd < 0) {
 		init_err = errno;
 		usmc_rt_log(0, "cannot create the event loop: %s",
 			    strerror(init_err));
@@ -399,58 +441,74 @@ static void *progress_main(void *arg)
 }
 
 /*
- * An app thread blocked on an SMC-R socket waits on the transport's fd
- * itself, when no other thread does, and runs the completions it finds:
- * the data path then needs no hop through the progress thread. Timers stay
- * with the progress thread. Other blocked threads sleep on the cond.
+ * The one place app threads block inside usmc. A thread waiting for SMC-R
+ * data (io) polls the transport's fd itself when no other thread does, and
+ * runs the completions it finds: the data path then needs no hop through
+ * the progress thread. Timers stay with the progress thread.
  */
-int usmc_wait_io(uint64_t deadline_ns)
+int usmc_wait(uint64_t deadline_ns, int intr, int io)
 {
+	waiter *w = &self_waiter;
 	struct pollfd p[2];
-	int fd = usmc_smc_tp_fd(), ms = 100;
+	int n = 0, ms = -1, dp = 0, r, e, fd;
 	uint64_t v;
 
+	if (usmc_sig_decide(intr, 0))
+		return EINTR;
 	if (deadline_ns) {
 		uint64_t now = usmc_rt_now();
 
 		if (now >= deadline_ns)
 			return ETIMEDOUT;
-		if (deadline_ns - now < 100 * USMC_NS_PER_MS)
-			ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
-				   USMC_NS_PER_MS);
+		ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
+			   USMC_NS_PER_MS);
 	}
-	if (fd < 0 || direct_poller)
-		return usmc_cond_wait_until(deadline_ns);
-	direct_poller = 1;
+	fd = io ? usmc_smc_tp_fd() : -1;
+	if (fd >= 0 && !direct_poller) {
+		dp = direct_poller = 1;
+		p[n].fd = fd;
+		p[n++].events = POLLIN;
+		/* bounded, in case a wake-up is lost to a race with fd
+		 * changes */
+		if (ms < 0 || ms > 100)
+			ms = 100;
+	}
+	if (waiter_fd() >= 0) {
+		p[n].fd = w->evfd;
+		p[n++].events = POLLIN;
+		w->pending = 0;
+		w->next = waiters;
+		waiters = w;
+	} else if (ms < 0 || ms > 10) {
+		ms = 10; /* no eventfd to be woken by (EMFILE): look often */
+	}
+	for (int i = 0; i < n; i++)
+		p[i].revents = 0;
 	pthread_mutex_unlock(&usmc_g.lock);
-	p[0].fd = fd;
-	p[0].events = POLLIN;
-	p[1].fd = dp_evfd;
-	p[1].events = POLLIN;
-	p[0].revents = p[1].revents = 0;
-	/* bounded, in case a wake-up is lost to a race with fd changes */
-	poll(p, 2, ms);
+	r = poll(p, (nfds_t)n, ms);
+	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
-	if (p[1].revents && read(dp_evfd, &v, sizeof(v)) < 0) {
-		/* drained by an earlier waiter */
+	if (w->evfd >= 0) {
+		for (waiter **pp = &waiters; *pp; pp = &(*pp)->next)
+			if (*pp == w) {
+				*pp = w->next;
+				break;
+			}
+		if (w->pending && read(w->evfd, &v, sizeof(v)) < 0) {
+			/* nothing to drain */
+		}
+		w->pending = 0;
 	}
-	direct_poller = 0;
-	usmc_smc_on_tp_event();
-	if (tp_disarmed) {
-		tp_disarmed = 0;
-		tp_rearm();
+	if (dp) {
+		direct_poller = 0;
+		usmc_smc_on_tp_event();
+		if (tp_disarmed) {
+			tp_disarmed = 0;
+			tp_rearm();
+		}
+		usmc_rt_broadcast();
 	}
-	usmc_rt_broadcast();
+	if (usmc_sig_decide(intr, r < 0 && e == EINTR))
+		return EINTR;
 	return 0;
-}
-
-int usmc_cond_wait_until(uint64_t deadline_ns)
-{
-	struct timespec ts;
-
-	if (!deadline_ns)
-		return pthread_cond_wait(&usmc_g.cond, &usmc_g.lock);
-	ts.tv_sec = (time_t)(deadline_ns / USMC_NS_PER_SEC);
-	ts.tv_nsec = (long)(deadline_ns % USMC_NS_PER_SEC);
-	return pthread_cond_timedwait(&usmc_g.cond, &usmc_g.lock, &ts);
 }

@@ -134,7 +134,6 @@ struct usmc_sock {
 
 typedef struct usmc_rt {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	usmc_rt_config cfg;
 	usmc_sock **socks;
 	int nsocks;
@@ -167,12 +166,33 @@ void usmc_loop_rearm_timer(void);
 void usmc_loop_wake(void);
 void usmc_hs_list_add(usmc_sock *s);
 void usmc_hs_list_del(usmc_sock *s);
-int usmc_cond_wait_until(uint64_t deadline_ns); /* ETIMEDOUT or 0 */
-/* Blocks until the transport may have progressed (SMC-R data waits), or
- * until |deadline_ns| (0 = none): then ETIMEDOUT, else 0. */
-int usmc_wait_io(uint64_t deadline_ns);
-/* Wakes every waiter: the cond and a thread polling the transport. */
+/* How a wait treats a signal handler that runs meanwhile (usmc_signal.c). */
+enum usmc_intr {
+	USMC_INTR_NONE,	   /* keep waiting: close's drain, exit */
+	USMC_INTR_RESTART, /* EINTR unless the handler has SA_RESTART */
+	USMC_INTR_ALWAYS,  /* EINTR: poll/select, calls with a timeout */
+};
+/* Lock held (dropped while asleep). Blocks until woken by
+ * usmc_rt_broadcast, until the transport may have progressed (|io|: SMC-R
+ * data waits), or until |deadline_ns| (0 = none). Returns 0 (look again),
+ * ETIMEDOUT, or EINTR as |intr| says. */
+int usmc_wait(uint64_t deadline_ns, int intr, int io);
+/* Wakes every thread in usmc_wait. Lock held. */
 void usmc_rt_broadcast(void);
+
+/* usmc_signal.c: signal handlers seen by this thread since the blocking
+ * call began; reset on entry to every call that may block. */
+#define USMC_SIG_RESTART   1u
+#define USMC_SIG_NORESTART 2u
+extern __thread unsigned usmc_sig_seen
+	__attribute__((tls_model("initial-exec")));
+static inline void usmc_sig_reset(void)
+{
+	usmc_sig_seen = 0;
+}
+/* 1 if a wait in mode |intr| must end with EINTR; |poll_eintr|: poll()
+ * just failed with EINTR. */
+int usmc_sig_decide(int intr, int poll_eintr);
 
 /* usmc_socket.c: progress-thread entry points, called with the lock held */
 void usmc_sock_on_event(usmc_sock *s, uint32_t events);

@@ -1068,7 +1068,8 @@ static void child_flags(usmc_sock *c, int flags)
 int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	usmc_sock *s, *c;
-	int cfd;
+	uint64_t deadline;
+	int cfd, err = 0;
 
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
 		errno = EINVAL;
@@ -1123,14 +1124,20 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	}
 	usmc_listen_arm(s);
 	s->waiters++;
-	while (!s->q_head && !s->listen_closed) {
-		if (s->app_nonblock) {
-			s->waiters--;
-			unlock();
-			errno = EAGAIN;
-			return -1;
-		}
-		usmc_cond_wait_until(0);
+	usmc_sig_reset();
+	/* as the kernel's accept: SO_RCVTIMEO bounds the wait (EAGAIN), and
+	 * makes any signal handler end it */
+	deadline = s->rcvtimeo ? usmc_rt_now() + s->rcvtimeo : 0;
+	while (!s->q_head && !s->listen_closed && !err) {
+		if (s->app_nonblock)
+			err = EAGAIN;
+		else
+			err = usmc_wait(deadline,
+					deadline ? USMC_INTR_ALWAYS
+						 : USMC_INTR_RESTART,
+					0);
+		if (err == ETIMEDOUT)
+			err = EAGAIN;
 	}
 	s->waiters--;
 	if (s->listen_closed) {
@@ -1138,6 +1145,11 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 			free(s);
 		unlock();
 		errno = EBADF;
+		return -1;
+	}
+	if (!s->q_head) {
+		unlock();
+		errno = err;
 		return -1;
 	}
 	c = s->q_head;
@@ -1162,13 +1174,18 @@ int usmc_accept(int fd, struct sockaddr *addr, socklen_t *len)
 	return usmc_accept4(fd, addr, len, 0);
 }
 
-/* Waits, lock held, until |s| leaves HANDSHAKE. Returns 0 or -1/errno. */
-static int wait_handshake(usmc_sock *s)
+/* Waits, lock held, until |s| leaves HANDSHAKE. Returns 0 or -1/errno:
+ * EINTR as |intr| says (the handshake goes on), EBADF if the fd was closed
+ * meanwhile, or the handshake's error. */
+static int wait_handshake(usmc_sock *s, int intr)
 {
 	int fd = s->fd;
 
 	while (usmc_sock_get(fd) == s && s->mode == USMC_SOCK_HANDSHAKE)
-		usmc_cond_wait_until(0);
+		if (usmc_wait(0, intr, 0) == EINTR) {
+			errno = EINTR;
+			return -1;
+		}
 	if (usmc_sock_get(fd) != s) {
 		errno = EBADF;
 		return -1;
@@ -1199,7 +1216,8 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		if (s->mode == USMC_SOCK_HANDSHAKE) {
 			e = s->app_nonblock ? EALREADY : 0;
 			if (!e) {
-				r = wait_handshake(s);
+				usmc_sig_reset();
+				r = wait_handshake(s, USMC_INTR_RESTART);
 				unlock();
 				return r;
 			}
@@ -1251,17 +1269,19 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	r = connect(fd, addr, len);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
+	usmc_sig_reset();
 	if (usmc_sock_get(fd) != s) {
 		unlock();
 		errno = EBADF;
 		return -1;
 	}
-	if (r && e == EINPROGRESS) {
-		/* Nonblocking: the progress thread takes it from here. */
+	if (r && (e == EINPROGRESS || e == EINTR)) {
+		/* Nonblocking, or a signal ended the wait (the kernel goes on
+		 * connecting): the progress thread takes it from here. */
 		usmc_hs_list_add(s);
 		usmc_loop_watch(s, EPOLLOUT);
 		unlock();
-		errno = EINPROGRESS;
+		errno = e;
 		return -1;
 	}
 	if (r) {
@@ -1284,7 +1304,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		errno = EINPROGRESS;
 		return -1;
 	}
-	r = wait_handshake(s);
+	r = wait_handshake(s, USMC_INTR_RESTART);
 	unlock();
 	return r;
 }
@@ -1309,13 +1329,14 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 {
 	usmc_sock *s = usmc_sock_get(fd);
 
+	usmc_sig_reset();
 	while (s && s->mode == USMC_SOCK_HANDSHAKE) {
 		if (no_wait(s, flags)) {
 			unlock();
 			errno = EAGAIN;
 			return IO_ERR;
 		}
-		if (wait_handshake(s)) {
+		if (wait_handshake(s, USMC_INTR_RESTART)) {
 			unlock();
 			return IO_ERR;
 		}
@@ -1334,22 +1355,28 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 /* io_wait is called with the lock held when the core would block a send or
  * receive that has moved |done| bytes so far. Returns 1 once it is worth
  * trying again, 0 when the caller should return |done| (> 0), or -1 with
- * the lock dropped and errno set (EAGAIN: nonblocking or timed out; EBADF:
- * the fd was closed meanwhile). */
+ * the lock dropped and errno set (EAGAIN: nonblocking or timed out; EINTR:
+ * a signal handler ended the wait; EBADF: the fd was closed meanwhile). */
 static int io_wait(int fd, usmc_sock *s, int flags, uint64_t deadline,
 		   size_t done)
 {
-	int eno;
+	int eno = EAGAIN, w;
 
-	if (no_wait(s, flags) || usmc_wait_io(deadline) == ETIMEDOUT) {
-		if (done)
-			return 0;
-		eno = EAGAIN;
-	} else if (usmc_sock_get(fd) != s) {
-		eno = EBADF;
-	} else {
-		return 1;
+	if (!no_wait(s, flags)) {
+		/* a timeout makes any signal handler end the wait, as in the
+		 * kernel's sock_intr_errno */
+		w = usmc_wait(deadline,
+			      deadline ? USMC_INTR_ALWAYS : USMC_INTR_RESTART,
+			      1);
+		if (w == EINTR)
+			eno = EINTR;
+		else if (w == 0 && usmc_sock_get(fd) != s)
+			eno = EBADF;
+		else if (w == 0)
+			return 1;
 	}
+	if (done && eno != EBADF)
+		return 0;
 	unlock();
 	errno = eno;
 	return -1;
@@ -1494,8 +1521,11 @@ int usmc_shutdown(int fd, int how)
 	if (lock_init())
 		return -1;
 	s = usmc_sock_get(fd);
-	if (s && s->mode == USMC_SOCK_HANDSHAKE && !s->app_nonblock)
-		wait_handshake(s);
+	if (s && s->mode == USMC_SOCK_HANDSHAKE && !s->app_nonblock) {
+		wait_handshake(s, USMC_INTR_NONE);
+		s = usmc_sock_get(
+			fd); /* closed meanwhile: the kernel's EBADF */
+	}
 	if (!s || s->mode != USMC_SOCK_SMCR) {
 		unlock();
 		return shutdown(fd, how);
@@ -1559,7 +1589,7 @@ static void close_record(int fd)
 			while (!s->app_nonblock && usmc_sock_get(fd) == s &&
 			       s->conn && usmc_smc_unsent(s) &&
 			       !usmc_smc_error(s) && usmc_rt_now() < end)
-				usmc_wait_io(end);
+				usmc_wait(end, USMC_INTR_NONE, 1);
 			if (usmc_sock_get(fd) == s && s->conn)
 				usmc_smc_close(s);
 		}
@@ -1648,6 +1678,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 
 	if (lock_init())
 		return -1;
+	usmc_sig_reset();
 	if (timeout_ns > 0)
 		deadline = usmc_rt_now() + (uint64_t)timeout_ns;
 	kfds = calloc(nfds + 1, sizeof(*kfds));
@@ -1685,9 +1716,15 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		}
 		kwait = !(ready || timeout_ns == 0);
 		if (nk == 0 && kwait && !sigmask) {
-			/* Only user-space sockets: sleep on the cond. */
-			if (usmc_cond_wait_until(deadline) == ETIMEDOUT) {
+			/* Only user-space sockets: sleep until woken. */
+			int w = usmc_wait(deadline, USMC_INTR_ALWAYS, 0);
+
+			if (w == ETIMEDOUT) {
 				ret = 0;
+				goto out_locked;
+			}
+			if (w == EINTR) {
+				errno = EINTR;
 				goto out_locked;
 			}
 			continue;

@@ -30,10 +30,14 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+/* glibc's own sigaction, which an interposer does not see */
+int __sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 /* glibc's fortify entry points, called directly so the test covers them */
 ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen);
@@ -1005,6 +1009,211 @@ static void cli_fork(int fd)
 	printf("fork: ok\n");
 }
 
+/* ---------- signals: EINTR and SA_RESTART, as the kernel's calls ----------
+ * The same expectations hold for plain TCP (the test runs this case without
+ * usmc-run too), so they are the kernel's. SIGALRM from a one-shot timer
+ * interrupts each blocking call; the client sends only when told. */
+
+static volatile sig_atomic_t hits, last_signo;
+
+static void on_alrm(int sig)
+{
+	(void)sig;
+	hits++;
+}
+
+static void on_alrm_info(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	last_signo = si->si_signo;
+	hits++;
+}
+
+static void alarm_ms(int ms)
+{
+	struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+
+	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+}
+
+static void on_alarm(void (*fn)(int), int flags,
+		     int (*act_fn)(int, const struct sigaction *,
+				   struct sigaction *))
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = fn;
+	sigemptyset(&sa.sa_mask);
+	sa.sa_flags = flags;
+	CHECK(act_fn(SIGALRM, &sa, NULL) == 0, "sigaction");
+}
+
+/* A blocking recv that a timer interrupts: with |restart| it must go on
+ * to get the byte the client sends a second later ('R' asks for it). */
+static void recv_interrupted(int fd, int restart, const char *what)
+{
+	sig_atomic_t h = hits;
+	char b = 0;
+	ssize_t r;
+
+	if (restart)
+		CHECK(send(fd, "R", 1, 0) == 1, "%s: send R", what);
+	alarm_ms(100);
+	r = recv(fd, &b, 1, 0);
+	if (restart)
+		CHECK(r == 1 && b == 'a' && hits == h + 1,
+		      "%s: recv must be restarted: r %zd, handler ran %d times",
+		      what, r, (int)(hits - h));
+	else
+		CHECK(r < 0 && errno == EINTR && hits == h + 1,
+		      "%s: recv must fail with EINTR: r %zd, handler ran %d "
+		      "times",
+		      what, r, (int)(hits - h));
+}
+
+static int srv_signals_accept(int l)
+{
+	sig_atomic_t h = hits;
+	int fd;
+
+	on_alarm(on_alrm, 0, sigaction);
+	alarm_ms(100);
+	CHECK(accept(l, NULL, NULL) < 0 && errno == EINTR && hits == h + 1,
+	      "accept, no SA_RESTART: EINTR");
+	/* the client connects a second after it started */
+	on_alarm(on_alrm, SA_RESTART, sigaction);
+	alarm_ms(100);
+	fd = accept(l, NULL, NULL);
+	CHECK(fd >= 0 && hits == h + 2, "accept, SA_RESTART: restarted");
+	return fd;
+}
+
+/* siginterrupt is deprecated, but programs still call it */
+static int sig_interrupt(int sig, int flag)
+{
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+	return siginterrupt(sig, flag);
+#pragma GCC diagnostic pop
+}
+
+static void srv_signals(int fd)
+{
+	struct timeval tv = {5, 0}, tv0 = {0, 0};
+	struct sigaction q;
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	size_t big = 32 * MIB, got = 0;
+	uint8_t *buf = malloc(big);
+	sig_atomic_t h;
+	uint64_t n = 0;
+	ssize_t k;
+
+	CHECK(buf != NULL, "malloc");
+	on_alarm(on_alrm, 0, sigaction);
+	recv_interrupted(fd, 0, "sigaction, no SA_RESTART");
+	CHECK(signal(SIGALRM, on_alrm) != SIG_ERR, "signal");
+	recv_interrupted(fd, 1, "signal() (BSD semantics)");
+	CHECK(sig_interrupt(SIGALRM, 1) == 0, "siginterrupt 1");
+	recv_interrupted(fd, 0, "siginterrupt(SIGALRM, 1)");
+	CHECK(sig_interrupt(SIGALRM, 0) == 0, "siginterrupt 0");
+	recv_interrupted(fd, 1, "siginterrupt(SIGALRM, 0)");
+	/* the app sees its own handler, not an interposer's */
+	CHECK(sigaction(SIGALRM, NULL, &q) == 0 && q.sa_handler == on_alrm &&
+		      (q.sa_flags & SA_RESTART) && !(q.sa_flags & SA_SIGINFO),
+	      "sigaction query: handler %p flags 0x%x", (void *)q.sa_handler,
+	      q.sa_flags);
+	/* a receive timeout makes even an SA_RESTART handler end the wait */
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0,
+	      "SO_RCVTIMEO");
+	recv_interrupted(fd, 0, "SO_RCVTIMEO with SA_RESTART");
+	CHECK(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv0, sizeof(tv0)) == 0,
+	      "SO_RCVTIMEO 0");
+	/* poll is never restarted */
+	h = hits;
+	alarm_ms(100);
+	CHECK(poll(&p, 1, 5000) < 0 && errno == EINTR && hits == h + 1,
+	      "poll, SA_RESTART: EINTR");
+	/* SA_SIGINFO: the handler gets its siginfo */
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = on_alrm_info;
+		sa.sa_flags = SA_SIGINFO | SA_RESTART;
+		CHECK(sigaction(SIGALRM, &sa, NULL) == 0, "SA_SIGINFO");
+		last_signo = 0;
+		recv_interrupted(fd, 1, "SA_SIGINFO|SA_RESTART");
+		CHECK(last_signo == SIGALRM, "si_signo %d", (int)last_signo);
+	}
+	/* System V signal(): one shot, not restarted; then SIG_DFL */
+	CHECK(sysv_signal(SIGALRM, on_alrm) != SIG_ERR, "sysv_signal");
+	recv_interrupted(fd, 0, "sysv_signal");
+	CHECK(sigaction(SIGALRM, NULL, &q) == 0 && q.sa_handler == SIG_DFL,
+	      "after a one-shot handler ran: %p", (void *)q.sa_handler);
+	/* handlers installed past any interposer (glibc's __sigaction) */
+	on_alarm(on_alrm, SA_RESTART, __sigaction);
+	recv_interrupted(fd, 1, "__sigaction, SA_RESTART");
+	on_alarm(on_alrm, 0, __sigaction);
+	recv_interrupted(fd, 0, "__sigaction, no SA_RESTART");
+	/* a send blocked on a full window returns what it sent so far */
+	on_alarm(on_alrm, 0, sigaction);
+	CHECK(send(fd, "W", 1, 0) == 1, "send W");
+	fill(buf, big, 0, 31);
+	h = hits;
+	alarm_ms(300);
+	k = send(fd, buf, big, 0);
+	CHECK(hits == h + 1 &&
+		      ((k > 0 && (size_t)k < big) || (k < 0 && errno == EINTR)),
+	      "send interrupted: %zd of %zu, handler ran %d times", k, big,
+	      (int)(hits - h));
+	CHECK(shutdown(fd, SHUT_WR) == 0, "shutdown");
+	while (got < sizeof(n)) {
+		ssize_t r = recv(fd, (char *)&n + got, sizeof(n) - got, 0);
+
+		CHECK(r > 0, "recv count");
+		got += (size_t)r;
+	}
+	CHECK(n == (uint64_t)(k > 0 ? k : 0),
+	      "the client got %llu bytes, send returned %zd",
+	      (unsigned long long)n, k);
+	free(buf);
+	printf("signals: ok, EINTR and SA_RESTART as the kernel's calls, "
+	       "interrupted send %zd bytes\n",
+	       k);
+}
+
+static void cli_signals(int fd)
+{
+	uint8_t buf[65536];
+	uint64_t n = 0;
+	char c;
+
+	for (;;) {
+		CHECK(recv(fd, &c, 1, MSG_WAITALL) == 1, "command");
+		if (c == 'R') {
+			usleep(1000 * 1000);
+			CHECK(send(fd, "a", 1, 0) == 1, "send a");
+			continue;
+		}
+		CHECK(c == 'W', "command %c", c);
+		break;
+	}
+	usleep(1000 * 1000); /* let the server's send block */
+	for (;;) {
+		ssize_t r = recv(fd, buf, sizeof(buf), 0);
+
+		CHECK(r >= 0, "recv");
+		if (r == 0)
+			break;
+		verify(buf, (size_t)r, n, 31);
+		n += (uint64_t)r;
+	}
+	CHECK(send(fd, &n, sizeof(n), 0) == (ssize_t)sizeof(n), "send count");
+	printf("signals: ok, %llu bytes\n", (unsigned long long)n);
+}
+
 /* ---------- connection set-up ---------- */
 
 static int server(int port, const char *c, const char *arg)
@@ -1070,6 +1279,8 @@ static int server(int port, const char *c, const char *arg)
 		      "one connection only");
 		CHECK(ep_wait1(ep, &ev, 200) == 0, "no second edge");
 		close(ep);
+	} else if (!strcmp(c, "signals")) {
+		fd = srv_signals_accept(l);
 	} else {
 		fd = accept(l, NULL, NULL);
 		CHECK(fd >= 0, "accept");
@@ -1100,6 +1311,8 @@ static int server(int port, const char *c, const char *arg)
 		threads(fd, 25, 24);
 	else if (!strcmp(c, "fork"))
 		srv_fork(fd, arg ? arg : "smcr");
+	else if (!strcmp(c, "signals"))
+		srv_signals(fd);
 	else
 		fail("unknown case");
 	CHECK(close(fd) == 0, "close");
@@ -1163,6 +1376,8 @@ static int client(const char *host, int port, const char *c, const char *arg,
 		CHECK(fcntl(fd, F_SETFL, 0) == 0, "blocking");
 		c = "rw";
 	} else {
+		if (!strcmp(c, "signals"))
+			usleep(1000 * 1000); /* the server's accept waits */
 		CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
 		      "connect %s:%d", host, port);
 	}
@@ -1190,6 +1405,8 @@ static int client(const char *host, int port, const char *c, const char *arg,
 		threads(fd, 24, 25);
 	else if (!strcmp(c, "fork"))
 		cli_fork(fd);
+	else if (!strcmp(c, "signals"))
+		cli_signals(fd);
 	else
 		fail("unknown case");
 	CHECK(close(fd) == 0, "close");
