@@ -198,21 +198,33 @@ static void stats_at_exit(void)
 	usmc_in_runtime--;
 }
 
-/* At exit, connections the app closed may still be draining: a nonblocking
- * close does not wait, and unlike the kernel's TCP nothing sends for a
- * process that is gone. Give them the kernel's close-stream bound, 2 s, to
- * finish the close protocol. Registered after stats_at_exit, so it runs
- * first. */
-static void drain_at_exit(void)
+/* At exit the kernel closes a process's sockets, and TCP sends what they
+ * hold; nothing sends for a process that is gone from user space. So usmc
+ * does it here: SMC-R connections the program left open are closed as by
+ * close() (their data goes first, then the close flag), and every closing
+ * connection gets the kernel's close-stream bound, 2 s, to finish the
+ * close protocol. A destructor, so the program's own atexit handlers have
+ * run and may still have used their sockets. The lock is only tried: a
+ * program may exit from a signal handler that interrupted usmc. */
+__attribute__((destructor)) static void close_at_exit(void)
 {
-	uint64_t end = usmc_rt_now() + 2 * USMC_NS_PER_SEC;
+	uint64_t end;
+	int locked = 0;
 
+	if (!usmc_g.thread_started)
+		return;
+	end = usmc_rt_now() + 2 * USMC_NS_PER_SEC;
 	usmc_in_runtime++;
-	pthread_mutex_lock(&usmc_g.lock);
-	while (usmc_smc_closing() &&
-	       usmc_wait(end, USMC_INTR_NONE, 1) != ETIMEDOUT)
-		;
-	pthread_mutex_unlock(&usmc_g.lock);
+	while (!(locked = !pthread_mutex_trylock(&usmc_g.lock)) &&
+	       usmc_rt_now() < end)
+		poll(NULL, 0, 1);
+	if (locked) {
+		usmc_sock_close_at_exit();
+		while (usmc_smc_closing() &&
+		       usmc_wait(end, USMC_INTR_NONE, 1) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&usmc_g.lock);
+	}
 	usmc_in_runtime--;
 }
 
@@ -226,7 +238,6 @@ static void rt_init_once(void)
 		atfork_done = 1;
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atexit(stats_at_exit);
-		atexit(drain_at_exit);
 	}
 	usmc_g.epfd = epoll_create1(EPOLL_CLOEXEC);
 	usmc_g.timerfd =

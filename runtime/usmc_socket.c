@@ -1548,6 +1548,20 @@ int usmc_shutdown(int fd, int how)
 	return 0;
 }
 
+void usmc_sock_close_at_exit(void)
+{
+	for (int fd = 0; fd < usmc_g.nsocks; fd++) {
+		usmc_sock *s = usmc_g.socks[fd];
+
+		if (s && s->fd == fd && s->mode == USMC_SOCK_SMCR && s->conn) {
+			usmc_rt_log(1,
+				    "fd %d: open at exit: closing over SMC-R",
+				    fd);
+			usmc_smc_close(s);
+		}
+	}
+}
+
 /* Lock held: what closing |fd| means to usmc, short of the kernel close. */
 static void close_record(int fd)
 {

@@ -1214,6 +1214,46 @@ static void cli_signals(int fd)
 	printf("signals: ok, %llu bytes\n", (unsigned long long)n);
 }
 
+/* ---------- exitopen: the client exits without closing ----------
+ * As with the kernel's TCP, what it wrote still arrives, then EOF (no
+ * reset): usmc closes SMC-R connections left open at exit. The client
+ * exits from a nonblocking socket with data still queued. */
+
+#define EXITOPEN_LEN (8 * MIB + 7)
+
+static void srv_exitopen(int fd)
+{
+	recv_pattern(fd, EXITOPEN_LEN, 41, 65536);
+	expect_eof(fd);
+	printf("exitopen: ok, %d bytes then EOF\n", EXITOPEN_LEN);
+}
+
+static void cli_exitopen(int fd)
+{
+	uint64_t off = 0;
+	uint8_t b[65536];
+
+	CHECK(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "nonblock");
+	while (off < EXITOPEN_LEN) {
+		size_t k = EXITOPEN_LEN - off < sizeof(b)
+				   ? (size_t)(EXITOPEN_LEN - off)
+				   : sizeof(b);
+		ssize_t w;
+
+		fill(b, k, off, 41);
+		w = send(fd, b, k, 0);
+		if (w < 0 && errno == EAGAIN) {
+			wait_fd(fd, POLLOUT);
+			continue;
+		}
+		CHECK(w > 0, "send");
+		off += (uint64_t)w;
+	}
+	printf("exitopen: ok, wrote %d bytes, exiting with the socket open\n",
+	       EXITOPEN_LEN);
+	exit(0);
+}
+
 /* ---------- connection set-up ---------- */
 
 static int server(int port, const char *c, const char *arg)
@@ -1313,6 +1353,8 @@ static int server(int port, const char *c, const char *arg)
 		srv_fork(fd, arg ? arg : "smcr");
 	else if (!strcmp(c, "signals"))
 		srv_signals(fd);
+	else if (!strcmp(c, "exitopen"))
+		srv_exitopen(fd);
 	else
 		fail("unknown case");
 	CHECK(close(fd) == 0, "close");
@@ -1407,6 +1449,8 @@ static int client(const char *host, int port, const char *c, const char *arg,
 		cli_fork(fd);
 	else if (!strcmp(c, "signals"))
 		cli_signals(fd);
+	else if (!strcmp(c, "exitopen"))
+		cli_exitopen(fd);
 	else
 		fail("unknown case");
 	CHECK(close(fd) == 0, "close");

@@ -25,12 +25,14 @@
 #             connection carries on (docs/preload.md)
 #   prefork   the parent listens and forks a worker that accepts: the
 #             worker, not the parent, runs the connection over SMC-R
+#   exitopen  the client writes 8 MiB from a nonblocking socket and exits
+#             without closing it: all of it arrives, then EOF
 . "$(dirname "$0")/lib_preload.sh"
 t_need_cmd timeout ss sha256sum
 t_lab_up
 fails=0
 port=7100
-for c in rw calls nonblock epoll-lt epoll-et epoll-oneshot epoll-connect epollout dup fionread shutdown opts threads fork prefork; do
+for c in rw calls nonblock epoll-lt epoll-et epoll-oneshot epoll-connect epollout dup fionread shutdown opts threads fork prefork exitopen; do
 	port=$((port + 1))
 	t_pair lab $port $c "" "" "smcr=1 fallback=0 failed=0" "smcr=1 fallback=0 failed=0" || fails=$((fails + 1))
 done
