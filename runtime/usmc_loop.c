@@ -45,6 +45,12 @@ static int tp_fd_watched = -1;
  * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed). */
 static int direct_poller;
 static int tp_disarmed;
+/* With tp_disarmed and no direct poller, the progress thread takes the
+ * transport fd back at handback_at. A thread that waits again soon (a
+ * blocking recv/send loop) finds the fd still its own: re-arming it at
+ * once had both threads wake, and fight for the lock, on every packet. */
+static uint64_t handback_at;
+#define TP_HANDBACK_NS (1 * USMC_NS_PER_MS)
 /* what the timerfd is set to; UINT64_MAX when disarmed or fired */
 static uint64_t timer_armed = UINT64_MAX;
 
@@ -221,7 +227,7 @@ __attribute__((destructor)) static void close_at_exit(void)
 	if (locked) {
 		usmc_sock_close_at_exit();
 		while (usmc_smc_closing() &&
-		       usmc_wait(end, USMC_INTR_NONE, 1) != ETIMEDOUT)
+		       usmc_wait(end, USMC_INTR_NONE) != ETIMEDOUT)
 			;
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
@@ -364,9 +370,13 @@ void usmc_loop_rearm_timer(void)
 	for (usmc_sock *s = usmc_g.hs_list; s; s = s->hs_next)
 		if (s->deadline && s->deadline < next)
 			next = s->deadline;
+	if (tp_disarmed && !direct_poller && handback_at < next)
+		next = handback_at;
 	watch_tp_fd();
-	/* the data path re-arms often: skip the syscall when unchanged */
-	if (next == timer_armed)
+	/* The data path moves deadlines on every packet, mostly later (the
+	 * link's keepalive): a timer that fires early costs one wake-up, a
+	 * syscall per packet costs more. So it only ever moves earlier. */
+	if (next >= timer_armed && timer_armed != UINT64_MAX)
 		return;
 	timer_armed = next;
 	if (next != UINT64_MAX) {
@@ -427,6 +437,12 @@ static void *progress_main(void *arg)
 					/* spurious: the deadline moved */
 				}
 				run_deadlines();
+				if (tp_disarmed && !direct_poller &&
+				    usmc_rt_now() >= handback_at) {
+					tp_disarmed = 0;
+					usmc_smc_on_tp_event();
+					tp_rearm();
+				}
 				break;
 			case TAG_EVFD:
 				if (read(usmc_g.evfd, &buf, sizeof(buf)) < 0) {
@@ -452,12 +468,12 @@ static void *progress_main(void *arg)
 }
 
 /*
- * The one place app threads block inside usmc. A thread waiting for SMC-R
- * data (io) polls the transport's fd itself when no other thread does, and
- * runs the completions it finds: the data path then needs no hop through
- * the progress thread. Timers stay with the progress thread.
+ * The one place app threads block inside usmc. A waiting thread polls the
+ * transport's fd itself when no other thread does, and runs the
+ * completions it finds: the data path then needs no hop through the
+ * progress thread. Timers stay with the progress thread.
  */
-int usmc_wait(uint64_t deadline_ns, int intr, int io)
+int usmc_wait(uint64_t deadline_ns, int intr)
 {
 	waiter *w = &self_waiter;
 	struct pollfd p[2];
@@ -474,7 +490,7 @@ int usmc_wait(uint64_t deadline_ns, int intr, int io)
 		ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
 			   USMC_NS_PER_MS);
 	}
-	fd = io ? usmc_smc_tp_fd() : -1;
+	fd = usmc_smc_tp_fd();
 	if (fd >= 0 && !direct_poller) {
 		dp = direct_poller = 1;
 		p[n].fd = fd;
@@ -514,8 +530,10 @@ int usmc_wait(uint64_t deadline_ns, int intr, int io)
 		direct_poller = 0;
 		usmc_smc_on_tp_event();
 		if (tp_disarmed) {
-			tp_disarmed = 0;
-			tp_rearm();
+			handback_at = usmc_rt_now() + TP_HANDBACK_NS;
+			/* a timer due sooner re-arms itself for handback_at */
+			if (timer_armed > handback_at)
+				usmc_loop_rearm_timer();
 		}
 		usmc_rt_broadcast();
 	}

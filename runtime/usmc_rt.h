@@ -173,10 +173,10 @@ enum usmc_intr {
 	USMC_INTR_ALWAYS,  /* EINTR: poll/select, calls with a timeout */
 };
 /* Lock held (dropped while asleep). Blocks until woken by
- * usmc_rt_broadcast, until the transport may have progressed (|io|: SMC-R
- * data waits), or until |deadline_ns| (0 = none). Returns 0 (look again),
- * ETIMEDOUT, or EINTR as |intr| says. */
-int usmc_wait(uint64_t deadline_ns, int intr, int io);
+ * usmc_rt_broadcast, until the transport may have progressed, or until
+ * |deadline_ns| (0 = none). Returns 0 (look again), ETIMEDOUT, or EINTR as
+ * |intr| says. */
+int usmc_wait(uint64_t deadline_ns, int intr);
 /* Wakes every thread in usmc_wait. Lock held. */
 void usmc_rt_broadcast(void);
 

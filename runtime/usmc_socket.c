@@ -1132,10 +1132,8 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		if (s->app_nonblock)
 			err = EAGAIN;
 		else
-			err = usmc_wait(deadline,
-					deadline ? USMC_INTR_ALWAYS
-						 : USMC_INTR_RESTART,
-					0);
+			err = usmc_wait(deadline, deadline ? USMC_INTR_ALWAYS
+							   : USMC_INTR_RESTART);
 		if (err == ETIMEDOUT)
 			err = EAGAIN;
 	}
@@ -1182,7 +1180,7 @@ static int wait_handshake(usmc_sock *s, int intr)
 	int fd = s->fd;
 
 	while (usmc_sock_get(fd) == s && s->mode == USMC_SOCK_HANDSHAKE)
-		if (usmc_wait(0, intr, 0) == EINTR) {
+		if (usmc_wait(0, intr) == EINTR) {
 			errno = EINTR;
 			return -1;
 		}
@@ -1366,8 +1364,7 @@ static int io_wait(int fd, usmc_sock *s, int flags, uint64_t deadline,
 		/* a timeout makes any signal handler end the wait, as in the
 		 * kernel's sock_intr_errno */
 		w = usmc_wait(deadline,
-			      deadline ? USMC_INTR_ALWAYS : USMC_INTR_RESTART,
-			      1);
+			      deadline ? USMC_INTR_ALWAYS : USMC_INTR_RESTART);
 		if (w == EINTR)
 			eno = EINTR;
 		else if (w == 0 && usmc_sock_get(fd) != s)
@@ -1603,7 +1600,7 @@ static void close_record(int fd)
 			while (!s->app_nonblock && usmc_sock_get(fd) == s &&
 			       s->conn && usmc_smc_unsent(s) &&
 			       !usmc_smc_error(s) && usmc_rt_now() < end)
-				usmc_wait(end, USMC_INTR_NONE, 1);
+				usmc_wait(end, USMC_INTR_NONE);
 			if (usmc_sock_get(fd) == s && s->conn)
 				usmc_smc_close(s);
 		}
@@ -1731,7 +1728,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		kwait = !(ready || timeout_ns == 0);
 		if (nk == 0 && kwait && !sigmask) {
 			/* Only user-space sockets: sleep until woken. */
-			int w = usmc_wait(deadline, USMC_INTR_ALWAYS, 0);
+			int w = usmc_wait(deadline, USMC_INTR_ALWAYS);
 
 			if (w == ETIMEDOUT) {
 				ret = 0;
