@@ -705,19 +705,34 @@ void usmc_smc_conn_free(usmc_sock *s)
 	conn_del(c);
 }
 
+/* Posts made meanwhile may leave in one syscall (usmc_tp_batch). */
+static void tp_batch(int on)
+{
+	if (smc.tp)
+		usmc_tp_batch(smc.tp, on);
+}
+
 usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
 {
-	usmc_ssize r = usmc_conn_read(s->conn, buf, len, usmc_rt_now());
+	usmc_ssize r;
 
+	/* a consumer-cursor update goes out with whatever else is due */
+	tp_batch(1);
+	r = usmc_conn_read(s->conn, buf, len, usmc_rt_now());
 	smc_post();
+	tp_batch(0);
 	return r;
 }
 
 usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
 {
-	usmc_ssize r = usmc_conn_write(s->conn, buf, len, usmc_rt_now());
+	usmc_ssize r;
 
+	/* the RDMA WRITE and the CDC behind it leave in one syscall */
+	tp_batch(1);
+	r = usmc_conn_write(s->conn, buf, len, usmc_rt_now());
 	smc_post();
+	tp_batch(0);
 	return r;
 }
 
@@ -812,6 +827,8 @@ void usmc_smc_on_tp_event(void)
 
 	if (!smc.tp)
 		return;
+	/* ACKs, and what the completions make the core send, leave together */
+	tp_batch(1);
 	do {
 		n = usmc_tp_poll_cq(smc.tp, wcs, 32);
 		if (n < 0) {
@@ -830,6 +847,7 @@ void usmc_smc_on_tp_event(void)
 		}
 	} while (n == 32);
 	smc_post();
+	tp_batch(0);
 }
 
 uint64_t usmc_smc_expiry(void)

@@ -137,6 +137,11 @@ struct usmc_tp_ops {
 	int (*post_recv)(usmc_tp_qp *qp, const usmc_recv_wr *wr);
 	/* Returns the number of completions written to |wcs| (0..n). */
 	int (*poll_cq)(usmc_tp *tp, usmc_wc *wcs, int n);
+
+	/* optional: between batch(tp, 1) and batch(tp, 0) (nested calls
+	 * count) the device may hold what posts transmit and send it in one
+	 * go at the end, e.g. a WRITE and the CDC behind it in one syscall. */
+	void (*batch)(usmc_tp *tp, int on);
 };
 
 /* Every backend's device struct embeds this first. */
@@ -230,6 +235,12 @@ static inline int usmc_tp_post_recv(usmc_tp_qp *qp, const usmc_recv_wr *wr)
 static inline int usmc_tp_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 {
 	return tp->ops->poll_cq(tp, wcs, n);
+}
+
+static inline void usmc_tp_batch(usmc_tp *tp, int on)
+{
+	if (tp->ops->batch)
+		tp->ops->batch(tp, on);
 }
 
 #endif /* USMC_TRANSPORT_H */

@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -594,6 +595,63 @@ static void test_write_imm(void)
 	USMC_ASSERT_MEM_EQ((uint8_t *)dst->addr + 16, src->addr, 5000);
 	USMC_ASSERT_EQ(((uint8_t *)dst->addr)[15], 0);
 	USMC_ASSERT_EQ(((uint8_t *)dst->addr)[16 + 5000], 0);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	usmc_tp_free_mr(rx);
+	teardown(&p);
+}
+
+/* Inside a batch (usmc_tp_batch) posts transmit nothing; at its end the
+ * WRITEs and the SEND behind them leave in one sendmmsg, and arrive. */
+static void test_batch(void)
+{
+	pair p;
+	usmc_tp_mr *src, *dst, *rx;
+	usmc_softroce_stats st0, st1;
+	struct pollfd pf;
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	src = mr(&p.s[0], 8192, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 8192,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	fill(src->addr, 8192, 9);
+	post_recv_buf(&p.s[1], 700, rx, 0, 64);
+	usmc_softroce_get_stats(p.s[0].tp, &st0);
+	usmc_tp_batch(p.s[0].tp, 1);
+	usmc_tp_batch(p.s[0].tp, 1); /* nested */
+	for (int i = 0; i < 3; i++) {
+		usmc_wr wr = write_wr((uint64_t)i, src, (uint64_t)i * 1000,
+				      1000, dst, (uint64_t)i * 1000);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	{
+		usmc_wr wr = write_wr(3, src, 4000, 44, dst, 0);
+
+		wr.opcode = USMC_WR_SEND;
+		wr.num_sge = 1;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	usmc_tp_batch(p.s[0].tp, 0);
+	usmc_softroce_get_stats(p.s[0].tp, &st1);
+	USMC_ASSERT_EQ(st1.tx_calls, st0.tx_calls);
+	pf.fd = usmc_tp_get_fd(p.s[1].tp);
+	pf.events = POLLIN;
+	USMC_ASSERT_EQ(poll(&pf, 1, 50), 0); /* nothing on the wire yet */
+	usmc_tp_batch(p.s[0].tp, 0);
+	usmc_softroce_get_stats(p.s[0].tp, &st1);
+	USMC_ASSERT_EQ(st1.tx_calls, st0.tx_calls + 1);
+	USMC_ASSERT_EQ(st1.tx_pkts, st0.tx_pkts + 4);
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 4, 3000), 0);
+	USMC_ASSERT_MEM_EQ(dst->addr, src->addr, 3000);
+	USMC_ASSERT_MEM_EQ(rx->addr, (uint8_t *)src->addr + 4000, 44);
+	if (p.s[1].nwc >= 1) {
+		USMC_ASSERT_EQ(p.s[1].wcs[0].opcode, USMC_WC_RECV);
+		USMC_ASSERT_EQ(p.s[1].wcs[0].byte_len, 44);
+	}
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
 	usmc_tp_free_mr(rx);
@@ -1220,6 +1278,7 @@ static CU_TestInfo tests[] = {
 	{"RDMA WRITE sizes, MTU 4096", test_write_sizes_4096},
 	{"RDMA WRITE sizes, MTU 1024", test_write_sizes_1024},
 	{"RDMA WRITE with immediate", test_write_imm},
+	{"batch: posts leave together at its end", test_batch},
 	{"WRITE out of bounds: REM_ACCESS_ERR", test_write_out_of_bounds},
 	{"WRITE wrong rkey: REM_ACCESS_ERR", test_write_wrong_rkey},
 	{"WRITE to MR without REMOTE_WRITE", test_write_no_remote_access},

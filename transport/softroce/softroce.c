@@ -724,6 +724,7 @@ void sr_tx_flush(sr_dev *d)
 		} else {
 			n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off,
 				     0);
+			d->st.tx_calls++;
 		}
 
 		if (n < 0) {
@@ -904,7 +905,8 @@ static void progress(sr_dev *d, usmc_tstamp now)
 			next = t;
 	}
 	flush_acks(d);
-	sr_tx_flush(d);
+	if (!d->batch)
+		sr_tx_flush(d);
 	/* Only ever move the timer earlier: a deadline that moved later (the
 	 * retransmit timer on every ACK) costs one early wake-up instead of
 	 * a syscall per packet. */
@@ -1037,6 +1039,18 @@ static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 	return rc;
 }
 
+static void sr_batch(usmc_tp *tp, int on)
+{
+	sr_dev *d = dev_of(tp);
+
+	if (on) {
+		d->batch++;
+	} else if (d->batch && !--d->batch) {
+		flush_acks(d);
+		sr_tx_flush(d);
+	}
+}
+
 static int sr_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 {
 	sr_qp *qp = (sr_qp *)pub;
@@ -1101,4 +1115,5 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.post_send = sr_post_send,
 	.post_recv = sr_post_recv,
 	.poll_cq = sr_poll_cq,
+	.batch = sr_batch,
 };

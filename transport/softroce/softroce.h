@@ -60,6 +60,7 @@ typedef struct usmc_softroce_stats {
 	/* transmit side */
 	uint64_t tx_fault_drops; /* drop= option */
 	uint64_t tx_errors;	 /* sendmmsg failed (EAGAIN...): lost */
+	uint64_t tx_calls;	 /* sendmmsg calls: packets leave in batches */
 } usmc_softroce_stats;
 
 extern const usmc_tp_ops usmc_tp_softroce_ops;

@@ -142,6 +142,7 @@ struct sr_dev {
 	uint32_t rcvbuf;     /* SO_RCVBUF in effect */
 	uint64_t rng;
 	int no_tx;
+	int batch; /* usmc_tp_batch depth: progress() leaves the flush */
 	usmc_tstamp fake_now; /* tests: a clock they drive; 0 = real */
 	usmc_softroce_tx_hook tx_hook;
 	void *tx_hook_arg;
