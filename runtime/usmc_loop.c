@@ -23,7 +23,10 @@
 #include "usmc_rt.h"
 
 usmc_rt usmc_g = {
-	.lock = PTHREAD_MUTEX_INITIALIZER,
+	/* adaptive: the lock is held briefly, and an app thread that polls
+	 * the transport drops and retakes it in a tight loop; a waiter that
+	 * spins a little gets it without a futex round trip each time */
+	.lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP,
 	.epfd = -1,
 	.timerfd = -1,
 	.evfd = -1,
