@@ -10,14 +10,27 @@
  * at exit, after the atexit handlers (the runtime's exit-time drain
  * included), and no table is written after that; usmc-stat ignores and
  * removes the files of processes that are gone.
+ *
+ * The thread is invisible to a fork() of the app's: it allocates only
+ * under the runtime lock, which the fork prepare handler takes
+ * (usmc_loop.c), and its start is over before usmc_stat_start returns.
+ * glibc's malloc needs none of this, but an allocator without fork
+ * handlers of its own (GCC 12's ASan runtime, under which the tests run
+ * Debian's programs) would leave the child the lock of a size class this
+ * thread held at the fork, and the child's next malloc of that size
+ * would wait for ever: nginx's master forks its worker right after its
+ * first socket, which starts the runtime's threads.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +52,13 @@ static int stat_dir_read;	     /* USMC_STAT_DIR was read */
  * after which (stat_done) no table is written. */
 static pthread_mutex_t pub_lock = PTHREAD_MUTEX_INITIALIZER;
 static int stat_done;
+/* The table is built here under the runtime lock, the only place where
+ * the thread allocates (the buffer grows, never shrinks), and written
+ * out with plain syscalls. */
+static char *tbl;
+static size_t tbl_len, tbl_cap;
+static int tbl_bad; /* out of memory: this table is not written */
+static sem_t stat_started;
 
 static const char *mode_state(const usmc_sock *s)
 {
@@ -70,8 +90,44 @@ static void addr_str(int fd, int peer, char *buf, size_t len)
 	snprintf(buf, len, "%s:%u", a, ntohs(sin.sin_port));
 }
 
+static void tbl_printf(const char *fmt, ...)
+	__attribute__((format(printf, 1, 2)));
+
+/* Appends to the table. Lock held. */
+static void tbl_printf(const char *fmt, ...)
+{
+	va_list ap;
+	size_t cap;
+	char *p;
+	int n;
+
+	while (!tbl_bad) {
+		va_start(ap, fmt);
+		n = vsnprintf(tbl ? tbl + tbl_len : NULL, tbl_cap - tbl_len,
+			      fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			tbl_bad = 1;
+		} else if ((size_t)n < tbl_cap - tbl_len) {
+			tbl_len += (size_t)n;
+			return;
+		} else {
+			for (cap = tbl_cap ? tbl_cap : 4096;
+			     cap - tbl_len <= (size_t)n; cap *= 2)
+				;
+			p = realloc(tbl, cap);
+			if (p) {
+				tbl = p;
+				tbl_cap = cap;
+			} else {
+				tbl_bad = 1;
+			}
+		}
+	}
+}
+
 /* One line per socket, tab-separated (docs/stat.md). Lock held. */
-static void put_sock(FILE *f, usmc_sock *s)
+static void put_sock(usmc_sock *s)
 {
 	char la[48], pa[48], detail[sizeof(s->fb_detail)];
 	const char *state = mode_state(s), *mode;
@@ -109,71 +165,86 @@ static void put_sock(FILE *f, usmc_sock *s)
 	for (char *p = detail; *p; p++)
 		if (*p == '\t' || *p == '\n')
 			*p = ' ';
-	fprintf(f,
-		"%d\t%s\t%s\t%s\t%s\t%s\t0x%08x\t%s\t%s\t%u\t%u\t%u\t%llu\t"
-		"%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\n",
-		s->fd, s->is_server ? "server" : "client", state, mode, la, pa,
-		s->fb_code, s->fb_code ? usmc_decline_name(s->fb_code) : "-",
-		s->fb_code ? usmc_clc_decl_str(s->fb_code) : "-", lgr, link,
-		ver,
-		(unsigned long long)__atomic_load_n(&s->bytes_sent,
-						    __ATOMIC_RELAXED),
-		(unsigned long long)__atomic_load_n(&s->bytes_recv,
-						    __ATOMIC_RELAXED),
-		rp[0], rp[1], rc[0], rc[1], tp[0], tp[1], tc[0], tc[1],
-		detail[0] ? detail : "-");
+	tbl_printf("%d\t%s\t%s\t%s\t%s\t%s\t0x%08x\t%s\t%s\t%u\t%u\t%u\t%llu\t"
+		   "%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\n",
+		   s->fd, s->is_server ? "server" : "client", state, mode, la,
+		   pa, s->fb_code,
+		   s->fb_code ? usmc_decline_name(s->fb_code) : "-",
+		   s->fb_code ? usmc_clc_decl_str(s->fb_code) : "-", lgr, link,
+		   ver,
+		   (unsigned long long)__atomic_load_n(&s->bytes_sent,
+						       __ATOMIC_RELAXED),
+		   (unsigned long long)__atomic_load_n(&s->bytes_recv,
+						       __ATOMIC_RELAXED),
+		   rp[0], rp[1], rc[0], rc[1], tp[0], tp[1], tc[0], tc[1],
+		   detail[0] ? detail : "-");
+}
+
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? errno : EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }
 
 static void publish(void)
 {
 	char tmp[sizeof(stat_path) + 8], ns[64] = "";
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *m = open_memstream(&buf, &len), *f;
 	static int warned;
-	int err = 0;
+	int err = 0, out, e;
 	ssize_t n;
 
-	if (!m)
-		return;
 	n = readlink("/proc/self/ns/net", ns, sizeof(ns) - 1);
 	ns[n > 0 ? n : 0] = '\0';
-	fprintf(m, "usmc-stat 1\tpid %d\tcomm %s\tnetns %s\n", (int)getpid(),
-		program_invocation_short_name, ns[0] ? ns : "-");
 	pthread_mutex_lock(&usmc_g.lock);
+	tbl_len = 0;
+	tbl_bad = 0;
+	tbl_printf("usmc-stat 1\tpid %d\tcomm %s\tnetns %s\n", (int)getpid(),
+		   program_invocation_short_name, ns[0] ? ns : "-");
 	for (int fd = 0; fd < usmc_g.nsocks; fd++) {
 		usmc_sock *s = usmc_g.socks[fd];
 
 		/* a dup'ed socket once, at its own fd */
 		if (s && s->fd == fd && !s->dead && !s->fresh)
-			put_sock(m, s);
+			put_sock(s);
 	}
 	pthread_mutex_unlock(&usmc_g.lock);
-	if (fclose(m)) {
-		free(buf);
+	if (tbl_bad)
 		return;
-	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", stat_path);
 	pthread_mutex_lock(&pub_lock);
-	f = stat_done ? NULL : fopen(tmp, "we");
-	if (f) {
-		int bad = fwrite(buf, 1, len, f) != len;
-
-		bad |= fclose(f) != 0;
-		if (bad || rename(tmp, stat_path)) {
+	if (!stat_done) {
+		out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+		if (out < 0) {
 			err = errno;
-			unlink(tmp);
+		} else {
+			err = write_all(out, tbl, tbl_len);
+			e = close(out) ? errno : 0;
+			if (!err)
+				err = e;
+			if (!err && rename(tmp, stat_path))
+				err = errno;
+			if (err)
+				unlink(tmp);
 		}
-	} else if (!stat_done) {
-		err = errno;
-	}
-	if (err && !warned) {
-		warned = 1; /* once: the directory is missing or read-only */
-		usmc_rt_log(1, "usmc-stat table not written to %s: %s",
-			    stat_dir, strerror(err));
 	}
 	pthread_mutex_unlock(&pub_lock);
-	free(buf);
+	if (err && !warned) {
+		warned = 1; /* once: the directory is missing or read-only */
+		/* strerror may allocate (message catalogs) */
+		pthread_mutex_lock(&usmc_g.lock);
+		usmc_rt_log(1, "usmc-stat table not written to %s: %s",
+			    stat_dir, strerror(err));
+		pthread_mutex_unlock(&usmc_g.lock);
+	}
 }
 
 /* A state change asks for an early table; the thread takes at most one
@@ -201,6 +272,7 @@ static void *stat_thread(void *arg)
 
 	(void)arg;
 	usmc_in_runtime = 1; /* its writes are the runtime's own */
+	sem_post(&stat_started);
 	for (;;) {
 		struct timespec until;
 
@@ -300,10 +372,16 @@ void usmc_stat_start(void)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&a);
 	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &a, stat_thread, NULL))
+	sem_init(&stat_started, 0, 0);
+	if (pthread_create(&t, &a, stat_thread, NULL)) {
 		usmc_rt_log(1, "usmc-stat publisher not started");
-	else
+	} else {
 		stat_running = stat_pid;
+		/* its start-up (glibc's, the sanitizer's) allocates: over
+		 * before the app, which may fork next, goes on */
+		while (sem_wait(&stat_started) && errno == EINTR)
+			;
+	}
 	pthread_attr_destroy(&a);
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
