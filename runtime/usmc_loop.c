@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,6 +57,8 @@ static uint64_t handback_at;
 #define TP_HANDBACK_NS (1 * USMC_NS_PER_MS)
 /* what the timerfd is set to; UINT64_MAX when disarmed or fired */
 static uint64_t timer_armed = UINT64_MAX;
+/* posted by the progress thread once it runs (rt_init_once) */
+static sem_t progress_started;
 
 /* App threads wait in poll() on an eventfd of their own (a signal must be
  * able to end the wait, which a condition variable does not allow); the
@@ -267,7 +270,17 @@ static void rt_init_once(void)
 	/* The progress thread must not take the application's signals. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	sem_init(&progress_started, 0, 0);
 	init_err = pthread_create(&usmc_g.thread, NULL, progress_main, NULL);
+	/* Its start-up (glibc's, and under ASan the sanitizer's thread set-up)
+	 * allocates, outside the lock the fork prepare handler takes: it is
+	 * over before the app goes on, and may fork (nginx's master forks
+	 * right after its first socket). An allocator with no fork handlers
+	 * (GCC 12's ASan runtime) would otherwise leave the child a size
+	 * class's lock, held for good. From then on the thread allocates only
+	 * under the lock. */
+	while (!init_err && sem_wait(&progress_started) && errno == EINTR)
+		;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (init_err) {
 		usmc_rt_log(0, "cannot start the progress thread: %s",
@@ -411,6 +424,7 @@ static void *progress_main(void *arg)
 
 	(void)arg;
 	usmc_in_runtime = 1;
+	sem_post(&progress_started);
 	for (;;) {
 		int n = epoll_wait(usmc_g.epfd, evs, 32, -1);
 
