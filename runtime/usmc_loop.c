@@ -46,7 +46,8 @@ static int atfork_done;
 static int init_err;
 static int tp_fd_watched = -1;
 /* An app thread is waiting on the transport fd (usmc_wait); the
- * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed). */
+ * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed,
+ * tp_disarmed) until handback_at. */
 static int direct_poller;
 static int tp_disarmed;
 /* With tp_disarmed and no direct poller, the progress thread takes the

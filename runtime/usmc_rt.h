@@ -4,8 +4,9 @@
  *
  * Threads: one global lock (rt.lock) serialises the fd table, the core ctx
  * and the transport. The progress thread (usmc_loop.c) and app threads take
- * it around every core/transport call; app threads wait on rt.cond, which is
- * broadcast whenever a connection changes state or gets data or room.
+ * it around every core/transport call; app threads wait in usmc_wait (poll
+ * on an eventfd of their own), woken by usmc_rt_broadcast whenever a
+ * connection changes state or gets data or room.
  */
 #ifndef USMC_RT_H
 #define USMC_RT_H
