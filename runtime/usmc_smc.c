@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -67,6 +68,7 @@ static struct {
 	uint32_t lgr_seen[256];
 	uint64_t n_lgr;
 	uint64_t armed;
+	uint64_t stray_wcs; /* completions of QPs no link has any more */
 } smc = {.tp_fd = -1};
 
 void usmc_smc_forget(usmc_sock *s)
@@ -842,8 +844,18 @@ void usmc_smc_on_tp_event(void)
 			for (rl = smc.links; rl; rl = rl->next)
 				if (rl->qpn == wcs[i].qp_num)
 					break;
-			if (rl)
+			if (rl) {
 				usmc_link_on_wc(rl->link, &wcs[i], now);
+				continue;
+			}
+			/* a QP already destroyed (its flushes): no link's */
+			smc.stray_wcs++;
+			usmc_rt_log(1,
+				    "completion for QPN %u, no link has it "
+				    "(%s, %" PRIu64 " such)",
+				    wcs[i].qp_num,
+				    usmc_wc_status_str(wcs[i].status),
+				    smc.stray_wcs);
 		}
 	} while (n == 32);
 	smc_post();

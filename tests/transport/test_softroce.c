@@ -990,6 +990,82 @@ static void test_destroy_flushes(void)
 	teardown(&p);
 }
 
+/* A QP destroyed with WRs outstanding leaves its flushes in the shared CQ;
+ * the next QP must get another QPN, so none of them names it (issue 7: a
+ * reused QPN handed the old flushes to a good link). */
+static void test_destroy_no_foreign_wc(void)
+{
+	pair p;
+	usmc_tp_mr *m;
+	usmc_tp_qp *qp2;
+	usmc_qp_init_attr ia;
+	conn_params cp = smc_params;
+	uint32_t old_qpn, new_qpn;
+	int n_old = 0, n_new = 0;
+	uint64_t end;
+
+	cp.min_rnr_timer = 20; /* RNR keeps the sends outstanding */
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	m = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	for (int i = 0; i < 5; i++) {
+		usmc_wr wr;
+
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = 10 + (uint64_t)i;
+		wr.opcode = USMC_WR_SEND;
+		wr.num_sge = 1;
+		wr.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr;
+		wr.sg_list[0].length = 44;
+		wr.sg_list[0].lkey = m->lkey;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	post_recv_buf(&p.s[0], 99, m, 2048, 64);
+	run_for(&p, 30);
+	USMC_ASSERT_EQ(p.s[0].nwc, 0);
+	old_qpn = usmc_tp_qp_num(p.s[0].qp);
+	usmc_tp_destroy_qp(p.s[0].qp);
+	p.s[0].qp = NULL;
+
+	/* a new QP while the flushes are still queued */
+	memset(&ia, 0, sizeof(ia));
+	ia.max_send_wr = 4;
+	ia.max_recv_wr = 4;
+	ia.max_send_sge = 1;
+	ia.max_recv_sge = 1;
+	USMC_ASSERT_EQ_FATAL(usmc_tp_create_qp(p.s[0].tp, &ia, &qp2), 0);
+	new_qpn = usmc_tp_qp_num(qp2);
+	CU_ASSERT_NOT_EQUAL(new_qpn, old_qpn);
+	end = now_ms() + 300;
+	while (now_ms() < end && n_old < 6) {
+		usmc_wc wcs[16];
+		int n = usmc_tp_poll_cq(p.s[0].tp, wcs, 16);
+
+		CU_ASSERT_TRUE(n >= 0);
+		for (int k = 0; k < n; k++) {
+			if (wcs[k].qp_num == new_qpn)
+				n_new++;
+			else if (wcs[k].qp_num == old_qpn)
+				n_old++;
+			else
+				CU_FAIL("completion names neither QP");
+			USMC_ASSERT_EQ(wcs[k].status, USMC_WC_WR_FLUSH_ERR);
+		}
+		if (n <= 0)
+			poll(NULL, 0, 5);
+	}
+	USMC_ASSERT_EQ(n_new, 0);
+	USMC_ASSERT_EQ(n_old, 6);
+	/* cyclic: the next one is new too, though the old one's are polled */
+	usmc_tp_destroy_qp(qp2);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_create_qp(p.s[0].tp, &ia, &qp2), 0);
+	CU_ASSERT_NOT_EQUAL(usmc_tp_qp_num(qp2), old_qpn);
+	CU_ASSERT_NOT_EQUAL(usmc_tp_qp_num(qp2), new_qpn);
+	usmc_tp_destroy_qp(qp2);
+	usmc_tp_free_mr(m);
+	teardown(&p);
+}
+
 /* Caller errors come back as named codes at post time. */
 static void test_post_errors(void)
 {
@@ -1289,6 +1365,8 @@ static CU_TestInfo tests[] = {
 	{"small receive buffer: window adapts", test_small_rcvbuf},
 	{"retry exhaustion: RETRY_EXC_ERR", test_retry_exhausted},
 	{"destroy with outstanding WRs flushes", test_destroy_flushes},
+	{"a destroyed QP's completions reach no new QP",
+	 test_destroy_no_foreign_wc},
 	{"post errors", test_post_errors},
 	{"send queue full", test_sq_full},
 	{"multi-packet SEND, SEND too long", test_send_multi_packet},

@@ -314,6 +314,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	d->sock = d->ep = d->tfd = d->efd = -1;
 	d->icrc_verify = 1;
 	d->timer_armed = USMC_TSTAMP_NONE;
+	d->qpn_next = SR_MIN_QPN;
 	addr_copy(&d->local, (const struct sockaddr *)&cfg->local_addr);
 	d->family = cfg->local_addr.ss_family;
 	d->port = cfg->udp_port ? cfg->udp_port : USMC_ROCE_UDP_PORT;
@@ -454,6 +455,7 @@ static void sr_close(usmc_tp *tp)
 	if (d->efd >= 0)
 		close(d->efd);
 	free(d->qps);
+	free(d->qpn_ht);
 	free(d->mrs);
 	free(d->cq);
 	free(d->rx_buf);
@@ -755,11 +757,14 @@ void sr_tx_flush(sr_dev *d)
 
 static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
 {
-	uint32_t idx = qpn - SR_MIN_QPN;
+	sr_qp *qp;
 
-	if (qpn < SR_MIN_QPN || idx >= d->nqps)
+	if (!d->nqps)
 		return NULL;
-	return d->qps[idx];
+	for (qp = d->qpn_ht[qpn & (d->nqps - 1)]; qp; qp = qp->hnext)
+		if (qp->qpn == qpn)
+			return qp;
+	return NULL;
 }
 
 static void input(sr_dev *d, const uint8_t *buf, size_t len, const sr_addr *src,
@@ -948,36 +953,102 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 
 /* ---- QP ops ----------------------------------------------------------- */
 
+/* A QPN is taken while a QP has it or a completion naming it is still
+ * queued: a consumer maps completions to its QPs by QPN, so a new QP must
+ * never inherit the flushes of a destroyed one. */
+static int qpn_taken(sr_dev *d, uint32_t qpn)
+{
+	if (qp_by_qpn(d, qpn))
+		return 1;
+	for (uint32_t i = 0; i < d->cq_count; i++)
+		if (d->cq[(d->cq_head + i) % d->cq_cap].qp_num == qpn)
+			return 1;
+	return 0;
+}
+
+/* Cyclic over [SR_MIN_QPN, SR_QPN_SPAN) as rxe's xa_alloc_cyclic, so a
+ * destroyed QP's number comes back only after the whole range. */
+static int qpn_alloc(sr_dev *d, uint32_t *qpn)
+{
+	for (uint32_t n = SR_MIN_QPN; n < SR_QPN_SPAN; n++) {
+		uint32_t cand = d->qpn_base | d->qpn_next;
+
+		d->qpn_next = d->qpn_next + 1 < SR_QPN_SPAN ? d->qpn_next + 1
+							    : SR_MIN_QPN;
+		if (!qpn_taken(d, cand)) {
+			*qpn = cand;
+			return 0;
+		}
+	}
+	return USMC_ERR_LIMIT;
+}
+
+static void qpn_link(sr_dev *d, sr_qp *qp)
+{
+	sr_qp **b = &d->qpn_ht[qp->qpn & (d->nqps - 1)];
+
+	qp->hnext = *b;
+	*b = qp;
+}
+
+static void qpn_unlink(sr_dev *d, sr_qp *qp)
+{
+	sr_qp **pp = &d->qpn_ht[qp->qpn & (d->nqps - 1)];
+
+	while (*pp && *pp != qp)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = qp->hnext;
+}
+
+/* Doubles the QP table and the QPN hash (one bucket per slot). */
+static int qps_grow(sr_dev *d)
+{
+	uint32_t n = d->nqps ? d->nqps * 2 : 8;
+	sr_qp **t, **h;
+
+	if (n > 0x100000)
+		return USMC_ERR_LIMIT;
+	h = calloc(n, sizeof(*h));
+	t = h ? realloc(d->qps, n * sizeof(*t)) : NULL;
+	if (!t) {
+		free(h);
+		return USMC_ERR_NOMEM;
+	}
+	memset(t + d->nqps, 0, (n - d->nqps) * sizeof(*t));
+	d->qps = t;
+	free(d->qpn_ht);
+	d->qpn_ht = h;
+	d->nqps = n;
+	for (uint32_t i = 0; i < n; i++)
+		if (t[i])
+			qpn_link(d, t[i]);
+	return 0;
+}
+
 static int sr_create_qp(usmc_tp *tp, const usmc_qp_init_attr *attr,
 			usmc_tp_qp **pqp)
 {
 	sr_dev *d = dev_of(tp);
 	sr_qp *qp;
-	uint32_t idx;
+	uint32_t idx, qpn;
 	int rc;
 
 	*pqp = NULL;
 	for (idx = 0; idx < d->nqps && d->qps[idx]; idx++)
 		;
-	if (idx == d->nqps) {
-		uint32_t n = d->nqps ? d->nqps * 2 : 8;
-		sr_qp **t;
-
-		if (n > 0x100000)
-			return USMC_ERR_LIMIT;
-		t = realloc(d->qps, n * sizeof(*t));
-		if (!t)
-			return USMC_ERR_NOMEM;
-		memset(t + d->nqps, 0, (n - d->nqps) * sizeof(*t));
-		d->qps = t;
-		d->nqps = n;
-	}
+	if (idx == d->nqps && (rc = qps_grow(d)) != 0)
+		return rc;
+	rc = qpn_alloc(d, &qpn);
+	if (rc)
+		return rc;
 	rc = sr_qp_create(d, attr, &qp);
 	if (rc)
 		return rc;
 	qp->index = idx;
-	qp->qpn = SR_MIN_QPN + idx;
+	qp->qpn = qpn;
 	d->qps[idx] = qp;
+	qpn_link(d, qp);
 	*pqp = &qp->pub;
 	return 0;
 }
@@ -990,7 +1061,8 @@ static void sr_destroy_qp(usmc_tp_qp *pub)
 	if (!qp)
 		return;
 	d = qp->dev;
-	/* outstanding WRs complete with WR_FLUSH_ERR */
+	/* outstanding WRs complete with WR_FLUSH_ERR; they keep this QPN,
+	 * which qpn_alloc hands out again only once they are polled */
 	if (qp->state != USMC_QPS_RESET && qp->state != USMC_QPS_ERR) {
 		usmc_qp_attr a;
 
@@ -998,7 +1070,12 @@ static void sr_destroy_qp(usmc_tp_qp *pub)
 		a.qp_state = USMC_QPS_ERR;
 		sr_qp_modify(qp, &a);
 	}
+	/* Packets of a batch leave now, as rxe's are on the wire once built:
+	 * their payload points into MRs the caller may free next, and a
+	 * refused one would name this QP. */
+	sr_tx_flush(d);
 	d->qps[qp->index] = NULL;
+	qpn_unlink(d, qp);
 	sr_qp_destroy(qp);
 	sync_efd(d);
 }

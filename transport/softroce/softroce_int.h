@@ -27,6 +27,10 @@
 #define SR_MAX_QP_WR	    0x4000
 #define SR_MAX_INLINE	    256
 #define SR_MIN_QPN	    16
+/* RXE_MAX_QP_INDEX: rxe's pool hands out indexes [16, 1 << 17) cyclically
+ * (xa_alloc_cyclic), and the index is the QPN */
+#define SR_QPN_SPAN_BITS    17
+#define SR_QPN_SPAN	    (1u << SR_QPN_SPAN_BITS)
 #define SR_MAX_MSG_SIZE	    0x80000000u
 
 #define SR_TX_BATCH 64
@@ -70,8 +74,9 @@ enum sr_opclass { SR_OPC_NONE, SR_OPC_SEND, SR_OPC_WRITE };
 struct sr_qp {
 	usmc_tp_qp pub;
 	sr_dev *dev;
-	uint32_t index;
+	uint32_t index; /* in sr_dev.qps */
 	uint32_t qpn;
+	sr_qp *hnext; /* sr_dev.qpn_ht chain */
 	void *context;
 	usmc_qp_state state;
 	usmc_qp_init_attr cap;
@@ -147,8 +152,11 @@ struct sr_dev {
 	usmc_softroce_tx_hook tx_hook;
 	void *tx_hook_arg;
 
-	sr_qp **qps;
+	sr_qp **qps; /* live QPs, in no order; NULL holes */
 	uint32_t nqps;
+	sr_qp **qpn_ht;	   /* QPN -> QP, chained; nqps buckets */
+	uint32_t qpn_base; /* high QPN bits of this device */
+	uint32_t qpn_next; /* cyclic: the low bits to try next */
 	sr_mr **mrs;
 	uint32_t nmrs;
 
