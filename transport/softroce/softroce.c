@@ -215,6 +215,13 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
 			if (parse_u32(v, vlen, &n) || n > 1000)
 				return USMC_ERR_INVALID_ARGUMENT;
 			d->txfail_permille = n;
+		} else if (KEY("share")) {
+			if (vlen == 4 && !memcmp(v, "auto", 4))
+				d->share_opt = 1;
+			else if (vlen == 3 && !memcmp(v, "off", 3))
+				d->share_opt = 0;
+			else
+				return USMC_ERR_INVALID_ARGUMENT;
 		} else if (KEY("seed")) {
 			if (parse_u32(v, vlen, &seed))
 				return USMC_ERR_INVALID_ARGUMENT;
@@ -312,6 +319,8 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		return USMC_ERR_NOMEM;
 	d->pub.ops = &usmc_tp_softroce_ops;
 	d->sock = d->ep = d->tfd = d->efd = -1;
+	d->share_slot = d->share_socks_fd = d->share_drops_fd = -1;
+	d->share_opt = 1;
 	d->icrc_verify = 1;
 	d->timer_armed = USMC_TSTAMP_NONE;
 	d->qpn_next = SR_MIN_QPN;
@@ -377,11 +386,9 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	}
 	if (setsockopt(d->sock, SOL_SOCKET, SO_SNDBUFFORCE, &buf, sizeof(buf)))
 		setsockopt(d->sock, SOL_SOCKET, SO_SNDBUF, &buf, sizeof(buf));
-	if (bind(d->sock, &d->local.sa, addr_len(&d->local))) {
-		d->pub.last_errno = errno;
-		rc = errno == EADDRINUSE ? USMC_ERR_BUSY : USMC_ERR_TRANSPORT;
+	rc = sr_share_bind(d);
+	if (rc)
 		goto fail;
-	}
 
 	d->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	d->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -446,8 +453,7 @@ static void sr_close(usmc_tp *tp)
 			free(d->mrs[i]->pub.addr);
 			free(d->mrs[i]);
 		}
-	if (d->sock >= 0)
-		close(d->sock);
+	sr_share_close(d);
 	if (d->ep >= 0)
 		close(d->ep);
 	if (d->tfd >= 0)
@@ -489,6 +495,7 @@ int usmc_softroce_get_stats(usmc_tp *tp, usmc_softroce_stats *st)
 	if (!tp || tp->ops != &usmc_tp_softroce_ops || !st)
 		return USMC_ERR_INVALID_ARGUMENT;
 	*st = dev_of(tp)->st;
+	sr_share_drops(dev_of(tp), &st->share_drop_qpn, &st->share_drop_short);
 	return 0;
 }
 

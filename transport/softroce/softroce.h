@@ -15,6 +15,11 @@
  *   mtu=N            active MTU: 256, 512, 1024, 2048 or 4096 bytes (default
  *                    from the interface MTU as rxe: largest <= netdev - 80)
  *   port=N           UDP port (default cfg->udp_port, else 4791)
+ *   share=auto|off   auto (default): share the port with the other
+ *                    processes on the address (SO_REUSEPORT + an eBPF
+ *                    program steering by destination QPN) where that can
+ *                    be set up; off: hold it alone (a second device on the
+ *                    address then gets USMC_ERR_BUSY)
  *   rcvbuf=N         SO_RCVBUF in bytes (default: 8 MiB, forced if root);
  *                    the send window shrinks below 128 packets when the
  *                    buffer could not hold them
@@ -61,6 +66,10 @@ typedef struct usmc_softroce_stats {
 	uint64_t tx_fault_drops; /* drop= option */
 	uint64_t tx_errors;	 /* sendmmsg failed (EAGAIN...): lost */
 	uint64_t tx_calls;	 /* sendmmsg calls: packets leave in batches */
+	/* shared port, counted by its eBPF program for the whole address:
+	 * datagrams whose QPN no process owns, and runts without a BTH */
+	uint64_t share_drop_qpn;
+	uint64_t share_drop_short;
 } usmc_softroce_stats;
 
 extern const usmc_tp_ops usmc_tp_softroce_ops;
@@ -68,5 +77,13 @@ extern const usmc_tp_ops usmc_tp_softroce_ops;
 /* usmc_softroce_get_stats copies the device's counters; |tp| must be a
  * softroce device (USMC_ERR_INVALID_ARGUMENT otherwise). */
 int usmc_softroce_get_stats(usmc_tp *tp, usmc_softroce_stats *st);
+
+/* The slot of |tp| in its shared port (its QPNs are slot << 17 | n), or -1
+ * when the device holds its port alone. */
+int usmc_softroce_share_slot(usmc_tp *tp);
+
+/* Why the last softroce device opened in this process does not share its
+ * port, or why its open failed for the port ("" when shared). */
+const char *usmc_softroce_share_status(void);
 
 #endif /* USMC_SOFTROCE_H */

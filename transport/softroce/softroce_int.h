@@ -145,6 +145,11 @@ struct sr_dev {
 	uint32_t txfail_permille;
 	uint32_t rcvbuf_opt; /* rcvbuf= option, 0: as large as allowed */
 	uint32_t rcvbuf;     /* SO_RCVBUF in effect */
+	int share_opt;	     /* share= option: 1 auto, 0 off */
+	/* port shared with other processes (softroce_share.c) */
+	int share_slot; /* -1: not shared */
+	int share_socks_fd, share_drops_fd;
+	char share_path[128]; /* lock file naming the maps */
 	uint64_t rng;
 	int no_tx;
 	int batch; /* usmc_tp_batch depth: progress() leaves the flush */
@@ -199,6 +204,17 @@ void sr_cq_push(sr_dev *d, const usmc_wc *wc);
 void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 		  size_t hlen, const struct iovec *pl, int npl, size_t plen);
 void sr_tx_flush(sr_dev *d);
+
+/* softroce_share.c: binds d->sock to d->local. With share=auto it tries
+ * SO_REUSEPORT with the QPN-steering program and a slot; where that cannot
+ * be set up it binds alone, and usmc_softroce_share_status() says why.
+ * Returns 0, USMC_ERR_BUSY (address taken, errno EADDRINUSE) or another
+ * error. */
+int sr_share_bind(sr_dev *d);
+/* Closes d->sock; the last process of a shared port removes its file. */
+void sr_share_close(sr_dev *d);
+/* The host-wide drop counters of the shared port (0 when not shared). */
+void sr_share_drops(sr_dev *d, uint64_t *qpn, uint64_t *shrt);
 
 /* roce_qp.c */
 int sr_qp_create(sr_dev *d, const usmc_qp_init_attr *attr, sr_qp **pqp);
