@@ -25,6 +25,7 @@
 #include "usmc_clc.h"
 #include "usmc_conv.h"
 #include "usmc_rt.h"
+#include "softroce.h"
 #include "usmc_transport.h"
 
 /* Set to 1 once the core implements the connection API (link-time). */
@@ -538,7 +539,7 @@ static int ensure_device(const struct sockaddr_in *local, char *detail,
 {
 	usmc_tp_config cfg;
 	char host[64] = "";
-	int r;
+	int r, is_sr;
 
 	if (smc.ctx) {
 		if (local->sin_addr.s_addr != smc.tp_addr) {
@@ -560,16 +561,26 @@ static int ensure_device(const struct sockaddr_in *local, char *detail,
 	snprintf(usmc_g.tp_name, sizeof(usmc_g.tp_name), "%s",
 		 usmc_g.cfg.transport);
 	r = usmc_tp_open(usmc_g.cfg.transport, &cfg, &smc.tp);
+	is_sr = !strcmp(usmc_g.cfg.transport, "softroce");
 	if (r < 0) {
 		smc.tp = NULL;
-		snprintf(detail, dlen, "transport %s: open failed: %s",
-			 usmc_g.cfg.transport,
-			 usmc_tp_find(usmc_g.cfg.transport)
-				 ? usmc_strerror(r)
-				 : "no such transport");
+		if (is_sr && *usmc_softroce_share_status())
+			snprintf(detail, dlen, "softroce: %s",
+				 usmc_softroce_share_status());
+		else
+			snprintf(detail, dlen, "transport %s: open failed: %s",
+				 usmc_g.cfg.transport,
+				 usmc_tp_find(usmc_g.cfg.transport)
+					 ? usmc_strerror(r)
+					 : "no such transport");
 		usmc_rt_log(0, "%s", detail);
 		return USMC_DECL_NOSMCRDEV;
 	}
+	if (is_sr && usmc_softroce_share_slot(smc.tp) < 0)
+		usmc_rt_log(1,
+			    "softroce holds UDP port %u alone (other usmc "
+			    "processes on this address fall back): %s",
+			    cfg.udp_port, usmc_softroce_share_status());
 	r = usmc_tp_query_port(smc.tp, &smc.port);
 	if (r < 0) {
 		snprintf(detail, dlen, "transport %s: query_port failed: %s",

@@ -32,11 +32,11 @@ rcli() { # NAME ARGS...: redis-cli under usmc-run against the server
 	a_client "$name" redis-cli -h "$A_SADDR" -p 6379 "$@"
 }
 
-# Control and measurement go through a plain redis-cli (no usmc-run): with
-# softroce only one usmc process per address holds the RoCEv2 port, so a
-# usmc redis-cli next to a running usmc redis-benchmark on the same host
-# would fall back (NOSMCRDEV). The server counts them: one line each in
-# $t_work/plain (the helpers run in command substitutions).
+# Control and measurement go through a plain redis-cli (no usmc-run), so
+# they stay out of the benchmark's usmc counts (and where softroce cannot
+# share its port, a usmc redis-cli next to a usmc redis-benchmark would fall
+# back). The server counts them: one line each in $t_work/plain (the
+# helpers run in command substitutions).
 plain() { echo >>"$t_work/plain"; }
 pcli() { # ARGS...: plain redis-cli in the client host, output on stdout
 	plain
