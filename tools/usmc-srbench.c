@@ -30,6 +30,9 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* -o: more softroce options for every device (e.g. share=off) */
+static const char *extra_opts;
+
 static int open_dev(const char *ip, uint16_t port, const char *opts,
 		    usmc_tp **tp)
 {
@@ -78,14 +81,15 @@ static double stream(int mtu, const char *icrc, size_t total, uint32_t wsize)
 	usmc_tp_mr *mr[2] = {NULL, NULL};
 	usmc_port_attr pa[2];
 	usmc_qp_init_attr ia;
-	char opts[64];
+	char opts[160];
 	double gbps = -1, t0;
 	size_t posted = 0, done = 0;
 	uint32_t inflight = 0;
 	int rc = 0;
 
-	snprintf(opts, sizeof(opts), "mtu=%u,icrc=%s", usmc_ib_mtu_to_int(mtu),
-		 icrc);
+	snprintf(opts, sizeof(opts), "mtu=%u,icrc=%s%s%s",
+		 usmc_ib_mtu_to_int(mtu), icrc, extra_opts ? "," : "",
+		 extra_opts ? extra_opts : "");
 	for (int tries = 0; tries < 20; tries++) {
 		uint16_t port = (uint16_t)(30000 + (getpid() * 13 + tries * 7 +
 						    mtu * 101) %
@@ -243,13 +247,16 @@ int main(int argc, char **argv)
 	uint32_t wsize = 64u << 10;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "n:w:")) != -1) {
+	while ((opt = getopt(argc, argv, "n:w:o:")) != -1) {
 		if (opt == 'n')
 			total = size_arg(optarg);
+		else if (opt == 'o')
+			extra_opts = optarg;
 		else if (opt == 'w')
 			wsize = (uint32_t)size_arg(optarg);
 		else {
-			fprintf(stderr, "usage: %s [-n BYTES] [-w WRITE]\n",
+			fprintf(stderr,
+				"usage: %s [-n BYTES] [-w WRITE] [-o OPTS]\n",
 				argv[0]);
 			return 2;
 		}
