@@ -37,6 +37,10 @@
 #include "softroce_int.h"
 #include "usmc_sr_share_bpf.h"
 
+/* the program reads the slot where softroce.c puts it */
+_Static_assert(USMC_SR_SLOT_SHIFT == SR_QPN_SPAN_BITS,
+	       "QPN layout differs between softroce and its BPF program");
+
 static char share_status[192];
 
 const char *usmc_softroce_share_status(void)
