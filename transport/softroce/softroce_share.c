@@ -87,7 +87,7 @@ int sr_share_bind(sr_dev *d)
 				      : "share=off");
 	rc = bind_alone(d);
 	if (rc == USMC_ERR_BUSY)
-		set_status("UDP %u taken, cannot share: built without eBPF",
+		set_status("UDP %u taken, unshareable: built without eBPF",
 			   d->port);
 	return rc;
 }
@@ -226,8 +226,7 @@ static void gc_stale(const sr_dev *d)
 static const char *bpf_why(int e)
 {
 	if (e == EPERM || e == EACCES)
-		return "no eBPF privilege (CAP_BPF, CAP_NET_ADMIN, "
-		       "CAP_SYS_ADMIN)";
+		return "no eBPF privilege (CAP_BPF, NET_ADMIN, SYS_ADMIN)";
 	return strerror(e);
 }
 
@@ -268,9 +267,7 @@ static struct bpf_object *prepare(sr_dev *d, int lockfd, int *created)
 		if (d->share_drops_fd < 0)
 			e = errno;
 		if (d->share_socks_fd < 0 || d->share_drops_fd < 0) {
-			set_status("cannot create the reuseport socket map: "
-				   "%s",
-				   bpf_why(e));
+			set_status("reuseport map: %s", bpf_why(e));
 			return NULL;
 		}
 		gc_stale(d);
@@ -436,7 +433,7 @@ alone:
 		char why[sizeof(share_status)];
 
 		snprintf(why, sizeof(why), "%s", share_status);
-		set_status("UDP %u taken, cannot share: %s", d->port, why);
+		set_status("UDP %u taken, unshareable: %s", d->port, why);
 	}
 	return rc;
 }
