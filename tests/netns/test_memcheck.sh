@@ -12,8 +12,10 @@ if grep -q '^USMC_SANITIZE:BOOL=ON' "$USMC_BUILD/CMakeCache.txt" 2>/dev/null; th
 	t_skip "this build is sanitizer-instrumented (USMC_SANITIZE=ON); valgrind runs on the normal build"
 fi
 t_lab_up
-VG=(valgrind --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect
-	--track-fds=no -q)
+# The suppressions are valgrind's false positives on libbpf's bpf(2)
+# attributes (softroce's port sharing makes its maps with libbpf).
+VG=(valgrind --error-exitcode=99 --suppressions="$USMC_SRC/runtime/bpf/usmc_synopt.supp"
+	--leak-check=full --errors-for-leak-kinds=definite,indirect --track-fds=no -q)
 T_TIMEOUT=400 T_LISTEN_MS=60000
 t_server "$t_work/vg.server" 7070 "${VG[@]}" "$T_PERF" -s -1 -p 7070 --verify --json
 crc=0 src=0
