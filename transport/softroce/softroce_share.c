@@ -406,10 +406,15 @@ int sr_share_bind(sr_dev *d)
 		bpf_obj_get_info_by_fd(d->share_socks_fd, &a, &la);
 		bpf_obj_get_info_by_fd(d->share_drops_fd, &b, &lb);
 		n = snprintf(buf, sizeof(buf), "%u %u\n", a.id, b.id);
+		/* unrecorded, the next process would make maps of its own and
+		 * its program would steer past ours */
 		if (ftruncate(lockfd, 0) ||
-		    pwrite(lockfd, buf, (size_t)n, 0) != n)
-			d->pub.last_errno =
-				errno; /* the next one makes new maps */
+		    pwrite(lockfd, buf, (size_t)n, 0) != n) {
+			set_status("cannot write %s: %s", d->share_path,
+				   strerror(errno));
+			rc = USMC_ERR_TRANSPORT;
+			goto fail;
+		}
 	}
 	bpf_object__close(obj); /* the group holds the program */
 	close(lockfd);
