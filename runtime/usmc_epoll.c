@@ -222,7 +222,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		set_sync(set);
 	e = set ? ent_find(set, fd) : NULL;
 	if (op != EPOLL_CTL_DEL)
-		usmc_listen_arm(usmc_sock_get(fd));
+		usmc_sock_use(usmc_sock_get(fd));
 	switch (op) {
 	case EPOLL_CTL_ADD:
 		if (e) {

@@ -62,8 +62,12 @@ enum usmc_hs {
 	USMC_HS_NONE = 0,
 	USMC_HS_TCP_CONNECT, /* nonblocking TCP connect in progress */
 	USMC_HS_WAIT_FIRST,  /* server: waiting for a CLC eyecatcher */
+	USMC_HS_PROPOSAL,    /* server: reading the Proposal, before accept */
+	USMC_HS_UNCLAIMED,   /* server: Proposal read; waits for the process
+				that uses the socket (usmc_sock_use) */
 	USMC_HS_CLC,	     /* CLC messages being exchanged */
-	USMC_HS_QUEUED,	     /* server: waits for another child's handshake */
+	USMC_HS_QUEUED,	     /* server: waits for a first contact with the
+				same peer to end (server_begin) */
 };
 
 #define USMC_CLC_BUF_MAX 4096
@@ -86,9 +90,15 @@ struct usmc_sock {
 	 * has been peeked, 0 before. */
 	uint8_t *clc_buf;
 	size_t clc_have, clc_need;
-	uint64_t deadline;   /* ns, 0 = none: next timer of this socket */
-	uint64_t wait_end;   /* server: end of the wait for a CLC byte */
-	uint64_t hs_guard;   /* end of the whole CLC exchange */
+	uint64_t deadline;  /* ns, 0 = none: next timer of this socket */
+	uint64_t wait_end;  /* server: end of the wait for a CLC byte */
+	uint64_t hs_guard;  /* end of the whole CLC exchange */
+	uint64_t queue_end; /* server: end of the wait in USMC_HS_QUEUED */
+	/* server: the Proposal's sender (the lgr key), and whether this
+	 * handshake may create the link group with it (first contact) */
+	uint8_t peer_id[8];
+	int fc_hold;
+	usmc_sock *fc_next;  /* fc_release's work list */
 	uint32_t ep_events;  /* events registered with the loop, 0 = none */
 	uint16_t port;	     /* listener's port / client's remote port */
 	uint64_t bytes_sent; /* both modes */
@@ -101,6 +111,7 @@ struct usmc_sock {
 	usmc_sock *lsock;
 	usmc_sock *q_head, *q_tail, *q_next;
 	int q_len;
+	int in_lq; /* child: in its listener's queue, not yet accepted */
 	/* all handshaking sockets, for deadlines */
 	usmc_sock *hs_prev, *hs_next;
 	int in_hs_list;
@@ -221,8 +232,10 @@ void usmc_fdflag_set(int fd, int flag, int on);
 void usmc_epoll_fd_closed(int fd);
 /* usmc_socket.c: readiness of a socket, lock held; -1: ask the kernel. */
 int usmc_sock_revents(usmc_sock *s, uint32_t events);
-/* SMC listeners are accepted on once the process shows interest. */
-void usmc_listen_arm(usmc_sock *s);
+/* The process uses |s| (I/O, poll, select, epoll, accept): an SMC
+ * listener is accepted on from now on, and an accepted connection whose
+ * handshake waits for its owner runs it in this process. Lock held. */
+void usmc_sock_use(usmc_sock *s);
 
 /*
  * usmc_smc.c: everything that touches the core and the transport. All
@@ -270,6 +283,9 @@ void usmc_smc_on_timer(uint64_t now);
 void usmc_smc_armed(uint64_t when);
 /* Header check of a peeked CLC header: message length, or -1. */
 int usmc_smc_clc_hdr_len(const uint8_t hdr[8]);
+/* 1 if a link group with the peer of this system id is up (a Proposal
+ * from it will not be first contact). */
+int usmc_smc_has_lgr(const uint8_t peer_id[8]);
 /* Number of distinct link groups the process has used. */
 uint64_t usmc_smc_lgr_count(void);
 /* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);

@@ -663,6 +663,25 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	return 0;
 }
 
+int usmc_smc_has_lgr(const uint8_t peer_id[8])
+{
+	usmc_lgr_info info;
+
+	if (!smc.ctx)
+		return 0;
+	for (usmc_lgr *g = usmc_ctx_next_lgr(smc.ctx, NULL); g;
+	     g = usmc_ctx_next_lgr(smc.ctx, g)) {
+		usmc_lgr_get_info(g, &info);
+		if (info.role != USMC_ROLE_SERVER ||
+		    memcmp(info.peer_system_id, peer_id, 8))
+			continue;
+		for (unsigned int i = 0; i < info.nlinks && i < 3; i++)
+			if (info.links[i].active)
+				return 1;
+	}
+	return 0;
+}
+
 void usmc_smc_set_nodelay(usmc_sock *s, int on)
 {
 	if (s->conn)
@@ -899,6 +918,12 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	send_decline(s, USMC_DECL_NOSMCRDEV,
 		     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
 	return USMC_DECL_NOSMCRDEV;
+}
+
+int usmc_smc_has_lgr(const uint8_t peer_id[8])
+{
+	(void)peer_id;
+	return 0;
 }
 
 int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len)

@@ -42,6 +42,21 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 /* Guard against a peer that stalls mid-handshake: a little more than the
  * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
 #define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
+/*
+ * Server timeouts, all shorter than a client's CLC_WAIT_TIME (6 s), so a
+ * broken handshake ends on the server's own clock and never holds up a
+ * good client for longer than that client waits:
+ * - the rest of a Proposal whose eyecatcher has arrived;
+ * - the whole exchange once the server answers (Accept to established);
+ * - a wait behind a first contact with the same peer (server_begin).
+ */
+#define SRV_PROPOSAL_NS	   (2 * USMC_NS_PER_SEC)
+#define SRV_HS_GUARD_NS	   (4 * USMC_NS_PER_SEC)
+#define SRV_QUEUE_NS	   (2 * USMC_NS_PER_SEC)
+/* How long an accepted connection whose Proposal is read waits for the
+ * process that uses it before this process runs the handshake anyway: a
+ * fork-per-connection server forks within it (usmc_sock_use). */
+#define SRV_CLAIM_NS	   (1 * USMC_NS_PER_SEC)
 /* How long an SMC-R connection outlives its peer's TCP close. */
 #define PEER_GONE_GRACE_NS (2 * USMC_NS_PER_SEC)
 /* SMC_MAX_STREAM_WAIT_TIMEOUT */
@@ -177,17 +192,25 @@ static void wake_all(void)
 }
 
 static void sock_free(usmc_sock *s);
-static void server_start_clc(usmc_sock *s);
+static void server_begin(usmc_sock *s);
+static void server_proposal_in(usmc_sock *s);
 
 /*
- * As the kernel's smc_server_lgr_pending: a server runs one CLC handshake
- * at a time, from reading the Proposal to ESTABLISHED or fallback, so the
- * second of two concurrent connections from a peer joins the link group
- * the first created instead of making its own first contact. Waiting
- * children leave their Proposal unread in the socket. (Clients are not
- * serialised: they send their Proposal at once, as the kernel does.)
+ * Server handshakes (docs/runtime.md, "Handshake"):
+ * - The progress thread accepts, and reads the whole Proposal before the
+ *   connection is queued for accept(), each on its own timer: a client
+ *   that sends part of one holds up nobody (the kernel's smc_listen_work
+ *   also reads it before it takes smc_server_lgr_pending).
+ * - The rest runs in the process that uses the connection (usmc_sock_use):
+ *   a fork-per-connection server's child, not the parent that accepted.
+ *   Nothing process-bound (QP, buffers) exists before that.
+ * - As smc_server_lgr_pending, but per peer: while a handshake that may
+ *   make the first contact with a peer runs, that peer's next ones wait
+ *   (SRV_QUEUE_NS at most), so concurrent connections from one peer share
+ *   one link group. Other peers' handshakes never wait.
+ * Clients are not serialised: they send their Proposal at once, as the
+ * kernel does.
  */
-static usmc_sock *hs_owner;
 static usmc_sock *dead_list;
 
 void usmc_sock_reap(void)
@@ -201,37 +224,42 @@ void usmc_sock_reap(void)
 		close(fd);
 	}
 }
-static usmc_sock *hs_q_head, *hs_q_tail;
 
-static void hs_release(usmc_sock *s)
+/* The server handshake in progress that may create the link group with
+ * |peer_id| (first contact), other than |self|; NULL if none. */
+static usmc_sock *fc_holder(const uint8_t peer_id[8], const usmc_sock *self)
 {
-	usmc_sock *next;
-
-	if (hs_owner != s)
-		return;
-	hs_owner = NULL;
-	next = hs_q_head;
-	if (next) {
-		hs_q_head = next->q_next;
-		if (!hs_q_head)
-			hs_q_tail = NULL;
-		next->q_next = NULL;
-		server_start_clc(next);
-	}
+	for (usmc_sock *h = usmc_g.hs_list; h; h = h->hs_next)
+		if (h != self && h->fc_hold && !memcmp(h->peer_id, peer_id, 8))
+			return h;
+	return NULL;
 }
 
-static void hs_q_remove(usmc_sock *s)
+/* |s| no longer may create a link group: the handshakes queued behind it
+ * for the same peer go on (they join the new link group, or one of them
+ * makes the first contact if this one failed). */
+static void fc_release(usmc_sock *s)
 {
-	usmc_sock **pp, *prev = NULL;
+	usmc_sock *todo = NULL, **tail = &todo;
 
-	for (pp = &hs_q_head; *pp; prev = *pp, pp = &(*pp)->q_next)
-		if (*pp == s) {
-			*pp = s->q_next;
-			if (hs_q_tail == s)
-				hs_q_tail = prev;
-			s->q_next = NULL;
-			return;
+	if (!s->fc_hold)
+		return;
+	s->fc_hold = 0;
+	/* collect first: server_begin edits the list */
+	for (usmc_sock *c = usmc_g.hs_list; c; c = c->hs_next)
+		if (c->mode == USMC_SOCK_HANDSHAKE && c->hs == USMC_HS_QUEUED &&
+		    !memcmp(c->peer_id, s->peer_id, 8)) {
+			c->fc_next = NULL;
+			*tail = c;
+			tail = &c->fc_next;
 		}
+	while (todo) {
+		usmc_sock *c = todo;
+
+		todo = c->fc_next;
+		c->fc_next = NULL;
+		server_begin(c);
+	}
 }
 
 /* Grows the table to hold |fd|. */
@@ -310,8 +338,6 @@ static usmc_sock *sock_new(int fd)
 
 static void sock_free(usmc_sock *s)
 {
-	if (s->hs == USMC_HS_QUEUED)
-		hs_q_remove(s);
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
 	if (s->conn)
@@ -322,8 +348,7 @@ static void sock_free(usmc_sock *s)
 		usmc_g.socks[s->fd] = NULL;
 		usmc_fdflag_set(s->fd, USMC_FDF_SOCK, 0);
 	}
-	if (hs_owner == s)
-		hs_release(s);
+	fc_release(s);
 	free(s);
 }
 
@@ -494,6 +519,39 @@ static void set_fallback(usmc_sock *s, uint32_t code, const char *detail)
 	snprintf(s->fb_detail, sizeof(s->fb_detail), "%s", detail);
 }
 
+/* Queues an accepted child of listener |s->lsock| for accept(). */
+static void listener_enqueue(usmc_sock *s)
+{
+	usmc_sock *l = s->lsock;
+
+	s->q_next = NULL;
+	if (l->q_tail)
+		l->q_tail->q_next = s;
+	else
+		l->q_head = s;
+	l->q_tail = s;
+	l->q_len++;
+	l->rgen++; /* a new edge for epoll on the listener */
+	s->in_lq = 1;
+}
+
+/* Takes a queued child out of its listener's accept queue. */
+static void listener_unlink(usmc_sock *s)
+{
+	usmc_sock *l = s->lsock, **pp, *prev = NULL;
+
+	for (pp = &l->q_head; *pp; prev = *pp, pp = &(*pp)->q_next)
+		if (*pp == s) {
+			*pp = s->q_next;
+			if (l->q_tail == s)
+				l->q_tail = prev;
+			l->q_len--;
+			break;
+		}
+	s->q_next = NULL;
+	s->in_lq = 0;
+}
+
 /* Called whenever a socket leaves USMC_SOCK_HANDSHAKE. */
 void usmc_sock_hs_done(usmc_sock *s)
 {
@@ -505,7 +563,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 	usmc_g.mode_gen++;
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
-	hs_release(s);
+	fc_release(s);
 	free(s->clc_buf);
 	s->clc_buf = NULL;
 	s->clc_have = s->clc_need = 0;
@@ -529,6 +587,8 @@ void usmc_sock_hs_done(usmc_sock *s)
 		if (s->mode == USMC_SOCK_FAILED || l->listen_closed) {
 			/* As the kernel drops the child: the client sees
 			 * the TCP connection close. */
+			if (s->in_lq)
+				listener_unlink(s);
 			if (!s->dead) {
 				s->dead = 1;
 				s->lsock = NULL;
@@ -536,16 +596,14 @@ void usmc_sock_hs_done(usmc_sock *s)
 				dead_list = s;
 				usmc_loop_wake();
 			}
-		} else {
-			s->q_next = NULL;
-			if (l->q_tail)
-				l->q_tail->q_next = s;
-			else
-				l->q_head = s;
-			l->q_tail = s;
-			l->q_len++;
-			l->rgen++; /* a new edge for epoll on the listener */
+		} else if (!s->in_lq) {
+			listener_enqueue(s);
 		}
+	} else if (s->is_server && s->mode == USMC_SOCK_FAILED) {
+		/* Accepted already: the app owns the fd and reads the error;
+		 * the client sees the TCP connection end, as when the kernel
+		 * drops a child whose handshake failed. */
+		shutdown(s->fd, SHUT_RDWR);
 	}
 	usmc_stat_kick();
 	wake_all();
@@ -598,7 +656,8 @@ static void client_start_clc(usmc_sock *s)
  * exactly that message, so no application byte is consumed. */
 static void clc_read(usmc_sock *s)
 {
-	while (s->mode == USMC_SOCK_HANDSHAKE && s->hs == USMC_HS_CLC) {
+	while (s->mode == USMC_SOCK_HANDSHAKE &&
+	       (s->hs == USMC_HS_CLC || s->hs == USMC_HS_PROPOSAL)) {
 		ssize_t n;
 
 		if (!s->clc_need) {
@@ -664,34 +723,9 @@ static void clc_read(usmc_sock *s)
 		if (s->clc_have < s->clc_need)
 			return;
 		s->clc_need = 0;
-		if (!s->conn && s->is_server &&
-		    s->clc_buf[4] == SMC_CLC_DECLINE) {
-			/* The client declined first (e.g. it has no
-			 * device): TCP, and no Decline back. */
-			char d[128];
-
-			s->peer_diag = s->clc_have >= 20
-					       ? usmc_get_be32(s->clc_buf + 16)
-					       : 0;
-			snprintf(d, sizeof(d), "peer declined: %s 0x%08x %s",
-				 usmc_clc_decl_name(s->peer_diag), s->peer_diag,
-				 usmc_clc_decl_str(s->peer_diag));
-			usmc_sock_fallback(s, USMC_DECL_PEERDECL, d);
+		if (s->hs == USMC_HS_PROPOSAL) {
+			server_proposal_in(s);
 			return;
-		}
-		if (!s->conn && s->is_server) {
-			char detail[128] = "";
-			int r = usmc_smc_conn_start(s, 1, detail,
-						    sizeof(detail));
-
-			if (r > 0) {
-				usmc_sock_fallback(s, (uint32_t)r, detail);
-				return;
-			}
-			if (r < 0) {
-				sock_fail(s, usmc_errno_from(r));
-				return;
-			}
 		}
 		if (usmc_smc_clc_in(s, s->clc_buf, s->clc_have) < 0 &&
 		    s->mode == USMC_SOCK_HANDSHAKE) {
@@ -704,26 +738,100 @@ static void clc_read(usmc_sock *s)
 	}
 }
 
-/* Server: the client speaks CLC; read its Proposal when it is our turn. */
-static void server_start_clc(usmc_sock *s)
+/* Server: the client speaks CLC; read its whole Proposal, on a timer of
+ * its own, before the connection is queued for accept(). */
+static void server_read_proposal(usmc_sock *s)
 {
-	if (hs_owner && hs_owner != s) {
-		s->hs = USMC_HS_QUEUED;
-		s->deadline = 0;
-		s->q_next = NULL;
-		if (hs_q_tail)
-			hs_q_tail->q_next = s;
-		else
-			hs_q_head = s;
-		hs_q_tail = s;
-		usmc_loop_watch(s, 0);
-		return;
-	}
-	hs_owner = s;
-	s->hs = USMC_HS_CLC;
-	s->hs_guard = usmc_rt_now() + HS_GUARD_NS;
+	s->hs = USMC_HS_PROPOSAL;
+	s->hs_guard = usmc_rt_now() + SRV_PROPOSAL_NS;
 	s->deadline = s->hs_guard;
 	usmc_loop_watch(s, EPOLLIN);
+	clc_read(s);
+	usmc_loop_rearm_timer();
+}
+
+/* Server: a whole first CLC message is in clc_buf. */
+static void server_proposal_in(usmc_sock *s)
+{
+	uint8_t type = s->clc_buf[4];
+
+	if (type == SMC_CLC_DECLINE) {
+		/* The client declined first (e.g. it has no device): TCP,
+		 * and no Decline back. */
+		char d[128];
+
+		s->peer_diag =
+			s->clc_have >= 20 ? usmc_get_be32(s->clc_buf + 16) : 0;
+		snprintf(d, sizeof(d), "peer declined: %s 0x%08x %s",
+			 usmc_clc_decl_name(s->peer_diag), s->peer_diag,
+			 usmc_clc_decl_str(s->peer_diag));
+		usmc_sock_fallback(s, USMC_DECL_PEERDECL, d);
+		return;
+	}
+	if (type != SMC_CLC_PROPOSAL || s->clc_have < SMC_CLC_HDR_LEN + 8) {
+		/* As smc_clc_wait_msg on an unexpected type: no fallback is
+		 * possible once CLC bytes were read; the child is dropped. */
+		usmc_rt_log(0,
+			    "fd %d: first CLC message is type %u, not a "
+			    "Proposal",
+			    s->fd, type);
+		sock_fail(s, EPROTO);
+		return;
+	}
+	memcpy(s->peer_id, s->clc_buf + SMC_CLC_HDR_LEN, 8);
+	/* Nothing more to read until we answer: accept() may hand it out. */
+	s->hs = USMC_HS_UNCLAIMED;
+	usmc_loop_watch(s, 0);
+	s->deadline = usmc_rt_now() + SRV_CLAIM_NS;
+	listener_enqueue(s);
+	usmc_loop_rearm_timer();
+	wake_all();
+}
+
+/*
+ * Server: runs the handshake of a connection whose Proposal is in clc_buf,
+ * in this process. Waits (USMC_HS_QUEUED) while another handshake may be
+ * making the first contact with the same peer, up to SRV_QUEUE_NS.
+ */
+static void server_begin(usmc_sock *s)
+{
+	uint64_t now = usmc_rt_now();
+	char detail[128] = "";
+	int r;
+
+	if (s->hs != USMC_HS_QUEUED)
+		s->queue_end = now + SRV_QUEUE_NS;
+	if (now < s->queue_end && fc_holder(s->peer_id, s)) {
+		s->hs = USMC_HS_QUEUED;
+		s->deadline = s->queue_end;
+		usmc_hs_list_add(s);
+		usmc_loop_rearm_timer();
+		return;
+	}
+	s->fc_hold = !usmc_smc_has_lgr(s->peer_id);
+	s->hs = USMC_HS_CLC;
+	s->hs_guard = now + SRV_HS_GUARD_NS;
+	s->deadline = s->hs_guard;
+	usmc_hs_list_add(s);
+	r = usmc_smc_conn_start(s, 1, detail, sizeof(detail));
+	if (r > 0) {
+		usmc_sock_fallback(s, (uint32_t)r, detail);
+		return;
+	}
+	if (r < 0) {
+		sock_fail(s, usmc_errno_from(r));
+		return;
+	}
+	if (usmc_smc_clc_in(s, s->clc_buf, s->clc_have) < 0 &&
+	    s->mode == USMC_SOCK_HANDSHAKE) {
+		sock_fail(s, EPROTO);
+		return;
+	}
+	s->clc_have = 0;
+	if (s->mode != USMC_SOCK_HANDSHAKE)
+		return;
+	usmc_loop_watch(s,
+			EPOLLIN | (usmc_smc_clc_flush(s) > 0 ? EPOLLOUT : 0));
 	clc_read(s);
 	usmc_loop_rearm_timer();
 }
@@ -746,7 +854,7 @@ static void server_peek_first(usmc_sock *s, uint64_t now)
 		return;
 	}
 	if (n == 4) {
-		server_start_clc(s);
+		server_read_proposal(s);
 		return;
 	}
 	if (now >= s->deadline) {
@@ -860,6 +968,9 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 	case USMC_HS_WAIT_FIRST:
 		server_peek_first(s, usmc_rt_now());
 		break;
+	case USMC_HS_PROPOSAL:
+		clc_read(s);
+		break;
 	case USMC_HS_CLC:
 		if ((events & EPOLLOUT) && usmc_smc_clc_flush(s) == 0)
 			usmc_loop_watch(s, s->ep_events & ~EPOLLOUT);
@@ -894,7 +1005,14 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 		server_peek_first(s, now);
 		return;
 	}
-	if (s->hs == USMC_HS_CLC) {
+	if (s->hs == USMC_HS_UNCLAIMED || s->hs == USMC_HS_QUEUED) {
+		/* no owner showed up (or the first contact ahead of it took
+		 * too long): run it here */
+		s->deadline = 0;
+		server_begin(s);
+		return;
+	}
+	if (s->hs == USMC_HS_CLC || s->hs == USMC_HS_PROPOSAL) {
 		if (now < s->hs_guard) {
 			/* a partial header recheck */
 			s->deadline = s->hs_guard;
@@ -902,7 +1020,14 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 			clc_read(s);
 			return;
 		}
-		usmc_rt_log(0, "fd %d: CLC handshake timed out", s->fd);
+		if (s->hs == USMC_HS_PROPOSAL)
+			usmc_rt_log(0,
+				    "fd %d: client sent only part of its "
+				    "Proposal in %d s: dropped",
+				    s->fd,
+				    (int)(SRV_PROPOSAL_NS / USMC_NS_PER_SEC));
+		else
+			usmc_rt_log(0, "fd %d: CLC handshake timed out", s->fd);
 		sock_fail(s, ETIMEDOUT);
 	}
 }
@@ -1021,17 +1146,30 @@ int usmc_listen(int fd, int backlog)
 }
 
 /*
- * Lock held. The process shows interest in a listener (accept, poll,
- * select or epoll on it). The progress thread accepts on an SMC listener
- * from listen() on; but across fork() only a listener with interest stays
- * watched (usmc_sock_fork_parent), and a child watches its inherited
- * listeners once it shows interest itself. So a prefork server's parent,
- * which listens and never accepts, leaves the connections to its workers,
- * whose runtimes run the handshakes.
+ * Lock held. The process uses |s| (I/O, accept, poll, select or epoll).
+ *
+ * A listener: the progress thread accepts on an SMC listener from listen()
+ * on; but across fork() only a listener with interest stays watched
+ * (usmc_sock_fork_parent), and a child watches its inherited listeners
+ * once it shows interest itself. So a prefork server's parent, which
+ * listens and never accepts, leaves the connections to its workers, whose
+ * runtimes run the handshakes.
+ *
+ * An accepted connection whose Proposal waits for its owner: this process
+ * runs the handshake. So in a server that accepts and forks a child per
+ * connection, the child that serves it owns the SMC-R connection, and the
+ * parent only closes its fd.
  */
-void usmc_listen_arm(usmc_sock *s)
+void usmc_sock_use(usmc_sock *s)
 {
-	if (!s || s->mode != USMC_SOCK_LISTEN || !s->listen_smc)
+	if (!s)
+		return;
+	if (s->mode == USMC_SOCK_HANDSHAKE && s->hs == USMC_HS_UNCLAIMED &&
+	    !s->lsock) {
+		server_begin(s);
+		return;
+	}
+	if (s->mode != USMC_SOCK_LISTEN || !s->listen_smc)
 		return;
 	s->listen_interest = 1;
 	if (!s->listen_closed && !s->ep_events)
@@ -1040,15 +1178,23 @@ void usmc_listen_arm(usmc_sock *s)
 
 /* In the parent after fork() (lock held): SMC listeners it never used
  * stop being accepted on (their connections wait in the kernel backlog
- * for whichever process accepts). */
+ * for whichever process accepts). Accepted connections that wait for
+ * their owner now wait for a use: the child may be the one that serves. */
 void usmc_sock_fork_parent(void)
 {
 	for (int i = 0; i < usmc_g.nsocks; i++) {
 		usmc_sock *s = usmc_g.socks[i];
 
-		if (s && s->fd == i && s->mode == USMC_SOCK_LISTEN &&
-		    s->listen_smc && !s->listen_interest && s->ep_events)
+		if (!s || s->fd != i)
+			continue;
+		if (s->mode == USMC_SOCK_LISTEN && s->listen_smc &&
+		    !s->listen_interest && s->ep_events)
 			usmc_loop_watch(s, 0);
+		if (s->mode == USMC_SOCK_HANDSHAKE &&
+		    s->hs == USMC_HS_UNCLAIMED && !s->lsock) {
+			s->deadline = 0;
+			usmc_hs_list_del(s);
+		}
 	}
 }
 
@@ -1122,7 +1268,7 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		}
 		return cfd;
 	}
-	usmc_listen_arm(s);
+	usmc_sock_use(s);
 	s->waiters++;
 	usmc_sig_reset();
 	/* as the kernel's accept: SO_RCVTIMEO bounds the wait (EAGAIN), and
@@ -1156,6 +1302,7 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		s->q_tail = NULL;
 	s->q_len--;
 	c->q_next = NULL;
+	c->in_lq = 0;
 	c->lsock = NULL;
 	cfd = c->fd;
 	child_flags(c, flags);
@@ -1328,6 +1475,7 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 	usmc_sock *s = usmc_sock_get(fd);
 
 	usmc_sig_reset();
+	usmc_sock_use(s);
 	while (s && s->mode == USMC_SOCK_HANDSHAKE) {
 		if (no_wait(s, flags)) {
 			unlock();
@@ -1344,7 +1492,11 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 		return IO_SMC;
 	unlock();
 	if (s && s->mode == USMC_SOCK_FAILED) {
-		errno = failed_errno;
+		/* an accepted connection whose handshake failed was reset */
+		errno = s->is_server && s->error != ENOTCONN &&
+					failed_errno == ENOTCONN
+				? ECONNRESET
+				: failed_errno;
 		return IO_ERR;
 	}
 	return IO_KERNEL;
@@ -1518,6 +1670,7 @@ int usmc_shutdown(int fd, int how)
 	if (lock_init())
 		return -1;
 	s = usmc_sock_get(fd);
+	usmc_sock_use(s);
 	if (s && s->mode == USMC_SOCK_HANDSHAKE && !s->app_nonblock) {
 		wait_handshake(s, USMC_INTR_NONE);
 		s = usmc_sock_get(
@@ -1711,7 +1864,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 			int re;
 
 			if (s)
-				usmc_listen_arm(s);
+				usmc_sock_use(s);
 			re = s ? user_revents(s, fds[i].events) : -1;
 
 			fds[i].revents = 0;
@@ -2080,6 +2233,18 @@ int usmc_get_info(int fd, usmc_sock_info *info)
 		info->mode = USMC_SOCK_UNMANAGED;
 		return 0;
 	}
+	if (s->mode == USMC_SOCK_HANDSHAKE && s->hs == USMC_HS_UNCLAIMED &&
+	    !s->lsock) {
+		/* Asking for the path is a use: the answer is the final one,
+		 * as after the kernel's accept (a nonblocking socket may
+		 * still say handshake). */
+		usmc_sock_use(s);
+		if (!s->app_nonblock && wait_handshake(s, USMC_INTR_NONE) &&
+		    errno == EBADF) {
+			unlock();
+			return -1;
+		}
+	}
 	info->mode = s->mode;
 	info->is_server = s->is_server;
 	info->fallback_code = s->fb_code;
@@ -2325,6 +2490,7 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 	if (lock_init())
 		return -1;
 	s = usmc_sock_get(fd);
+	usmc_sock_use(s);
 	if (s && s->mode == USMC_SOCK_SMCR) {
 		size_t n = usmc_smc_readable(s);
 
@@ -2412,8 +2578,6 @@ int usmc_fcntl_dupfd(int fd, int cmd, int minfd)
 void usmc_sock_fork_child(void)
 {
 	n_notifiers = 0;
-	hs_owner = NULL;
-	hs_q_head = hs_q_tail = NULL;
 	dead_list = NULL;
 	usmc_g.hs_list = NULL;
 	for (int i = 0; i < usmc_g.nsocks; i++) {
@@ -2421,6 +2585,19 @@ void usmc_sock_fork_child(void)
 
 		if (!s || s->fd != i)
 			continue;
+		if (s->lsock || s->dead) {
+			/* The parent's runtime accepted it and the app here
+			 * never got it: close the child's copy, which would
+			 * otherwise keep the connection open after the parent
+			 * closes it. */
+			s->conn = NULL;
+			s->in_hs_list = 0;
+			s->ep_events = 0;
+			s->in_pend = 0;
+			sock_free(s);
+			close(i);
+			continue;
+		}
 		s->ep_events = 0; /* the loop's epoll set is the parent's */
 		s->in_hs_list = 0;
 		s->hs_prev = s->hs_next = NULL;
@@ -2431,10 +2608,17 @@ void usmc_sock_fork_child(void)
 		s->lsock = NULL;
 		/* the marks are shared with the parent: leave them alone */
 		s->synopt = 0;
+		if (s->mode == USMC_SOCK_HANDSHAKE &&
+		    s->hs == USMC_HS_UNCLAIMED) {
+			/* Nothing of it is bound to the parent yet: whichever
+			 * process uses it first runs the handshake. */
+			continue;
+		}
 		if (s->mode == USMC_SOCK_SMCR ||
 		    s->mode == USMC_SOCK_HANDSHAKE) {
 			s->conn = NULL;
 			s->clc_buf = NULL;
+			s->fc_hold = 0;
 			s->mode = USMC_SOCK_FAILED;
 			s->hs = USMC_HS_NONE;
 			s->error = ENOTCONN;
@@ -2443,7 +2627,7 @@ void usmc_sock_fork_child(void)
 				 "SMC-R connection kept by the parent process");
 		} else if (s->mode == USMC_SOCK_LISTEN) {
 			/* the parent's queue is the parent's; the child accepts
-			 * on its own once it shows interest (usmc_listen_arm) */
+			 * on its own once it shows interest (usmc_sock_use) */
 			s->q_head = s->q_tail = NULL;
 			s->q_len = 0;
 			s->listen_interest = 0;

@@ -234,12 +234,15 @@ a_smcr "$t_work/server-rules.stats" 0 2 || a_fail "mixed: the server with the tc
 
 # usmc redis-cli -> plain redis-server (6380 is not in the rules), and usmc
 # on both ends on 6380 while the rules list only 6379
-a_plain_server plain 6380 redis-server --port 6380 --bind "$T_H1" --protected-mode no --save '' --appendonly no --dir "$t_work" || a_fail "mixed: plain server"
+# Each with an rdb file of its own: the default dump.rdb is the 11 MB that
+# BGSAVE wrote above, and a server still loading it answers SET with
+# -LOADING (redis-cli exits 0), so the GET after it found nothing.
+a_plain_server plain 6380 redis-server --port 6380 --bind "$T_H1" --protected-mode no --save '' --appendonly no --dir "$t_work" --dbfilename plain6380.rdb || a_fail "mixed: plain server"
 ppid=$a_spid
 for side in plain usmc; do
 	if [ $side = usmc ]; then
 		a_stop $ppid TERM
-		a_server server-rule 6380 redis-server --port 6380 --bind "$T_H1" --protected-mode no --save '' --appendonly no --dir "$t_work" || a_fail "mixed: usmc server on 6380"
+		a_server server-rule 6380 redis-server --port 6380 --bind "$T_H1" --protected-mode no --save '' --appendonly no --dir "$t_work" --dbfilename usmc6380.rdb || a_fail "mixed: usmc server on 6380"
 		ppid=$a_spid
 	fi
 	USMC_DEBUG=1 a_client mixed-$side redis-cli -h "$T_H1" -p 6380 SET k "$side" &&

@@ -124,11 +124,14 @@ static void server(int wfd)
 			bad = 1;
 		usmc_close(fd);
 	}
-	/* one more connection: the server process dies with it open */
+	/* one more connection: the server process dies with it open (its
+	 * handshake runs on first use: usmc_get_info) */
 	{
+		usmc_sock_info in;
 		int fd = usmc_accept(lfd, NULL, NULL);
 
-		if (fd < 0)
+		if (fd < 0 || usmc_get_info(fd, &in) ||
+		    in.mode != USMC_SOCK_SMCR)
 			bad = 1;
 	}
 	usmc_get_stats(&st);
