@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -618,7 +619,7 @@ void *usmc_vfork_prepare(void);
 
 void *usmc_vfork_prepare(void)
 {
-	usmc_vfork_enter();
+	usmc_vfork_enter(0);
 	return (void *)get_vfork();
 }
 #else
@@ -630,3 +631,34 @@ USMC_EXPORT pid_t vfork(void)
 	return fork();
 }
 #endif
+
+/* glibc's clone(): the child runs FN on its own stack, so a C wrapper is
+ * safe. With CLONE_VM (and neither CLONE_THREAD, a thread of this
+ * process, nor CLONE_SETTLS, whose thread pointer usmc cannot read) the
+ * child shares this thread's memory and thread-local storage: noted as
+ * for vfork. Without CLONE_VM the runtime's page tells (usmc_loop.c).
+ * The optional arguments come in order, as far as the flags use them. */
+USMC_REAL(int, clone, int (*)(void *), void *, int, void *, ...)
+
+USMC_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	int nargs = (flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID)) ? 3
+		    : (flags & CLONE_SETTLS)				  ? 2
+		    : (flags & (CLONE_PARENT_SETTID | CLONE_PIDFD))	  ? 1
+									  : 0;
+	pid_t *ptid = NULL, *ctid = NULL;
+	void *tls = NULL;
+	va_list ap;
+
+	va_start(ap, arg);
+	if (nargs >= 1)
+		ptid = va_arg(ap, pid_t *);
+	if (nargs >= 2)
+		tls = va_arg(ap, void *);
+	if (nargs >= 3)
+		ctid = va_arg(ap, pid_t *);
+	va_end(ap);
+	if ((flags & CLONE_VM) && !(flags & (CLONE_THREAD | CLONE_SETTLS)))
+		usmc_vfork_enter(!(flags & CLONE_VFORK));
+	return get_clone()(fn, stack, flags, arg, ptid, tls, ctid);
+}

@@ -120,8 +120,15 @@ int usmc_fd_flags(int fd);
  */
 int usmc_foreign_child(void);
 
-/* For interposers: the calling thread is about to vfork(). */
-void usmc_vfork_enter(void);
+/*
+ * For interposers: the calling thread is about to make a child that shares
+ * its memory and thread pointer. |concurrent| 0: vfork, or clone with
+ * CLONE_VM|CLONE_VFORK (the thread waits until the child execs or exits;
+ * its next usmc call, one getpid, drops the note). 1: clone with CLONE_VM
+ * alone, the child runs beside it: the note stays, and each of this
+ * thread's calls into usmc pays a getpid from then on.
+ */
+void usmc_vfork_enter(int concurrent);
 
 /*
  * Set (per thread) while usmc itself runs: the preload hands calls made

@@ -141,14 +141,17 @@ static void *progress_main(void *arg);
  * storage of the thread that called vfork. The preload's vfork stub calls
  * usmc_vfork_enter first, which notes that thread's pid; while it is
  * noted, getpid() tells the child (another pid) from the parent once
- * vfork has returned (same pid: the note is dropped).
+ * vfork has returned (same pid: the note is dropped). A clone(CLONE_VM)
+ * child without CLONE_VFORK runs beside its parent: that note stays.
  */
 static volatile uint8_t *owner_mark;
 static __thread pid_t vfork_parent __attribute__((tls_model("initial-exec")));
+static __thread int vfork_keep __attribute__((tls_model("initial-exec")));
 
-void usmc_vfork_enter(void)
+void usmc_vfork_enter(int concurrent)
 {
 	vfork_parent = getpid();
+	vfork_keep |= concurrent;
 }
 
 int usmc_foreign_child(void)
@@ -158,7 +161,8 @@ int usmc_foreign_child(void)
 	if (__builtin_expect(vfork_parent != 0, 0)) {
 		if (getpid() != vfork_parent)
 			return 1; /* in the vfork child: the note is shared */
-		vfork_parent = 0;
+		if (!vfork_keep)
+			vfork_parent = 0;
 	}
 	mark = __atomic_load_n(&owner_mark, __ATOMIC_ACQUIRE);
 	return mark && !*mark;
@@ -215,6 +219,7 @@ static void atfork_child(void)
 	if (owner_mark)
 		*owner_mark = 1;
 	vfork_parent = 0;
+	vfork_keep = 0;
 	if (!usmc_g.thread_started) {
 		pthread_mutex_unlock(&usmc_g.lock);
 		usmc_in_runtime--;
