@@ -1021,6 +1021,8 @@ static void cli_fork(int fd)
  *              resets SIGUSR1 with signal(), execs /bin/true; then at
  *              once a fork-exec (below): fork adopts its child as ever
  *   clone      clone() without CLONE_VM: the child closes the fd, exit()s
+ *   clone-vfork  clone(CLONE_VM|CLONE_VFORK), clone-vm clone(CLONE_VM):
+ *              as vfork's child, but _exit instead of exec
  *   posix_spawn  /bin/true with addclose(fd) and addclosefrom_np(3)
  *   system     system("exec /bin/true")
  *   popen      popen("exec /bin/true", "r"), read to EOF, pclose
@@ -1040,7 +1042,11 @@ static void spawn_on_usr1(int sig)
 
 static char spawn_stack[64 * 1024] __attribute__((aligned(16)));
 
-static int spawn_clone_child(void *arg)
+/* The clone children run on spawn_stack, which ASan does not know as a
+ * stack: uninstrumented, they do not ask it to unpoison one on _exit. */
+#define SPAWN_ON_OWN_STACK __attribute__((no_sanitize_address))
+
+SPAWN_ON_OWN_STACK static int spawn_clone_child(void *arg)
 {
 	int fd = *(int *)arg;
 
@@ -1049,6 +1055,18 @@ static int spawn_clone_child(void *arg)
 	if (close(fd) != 0)
 		_exit(3);
 	exit(0);
+}
+
+/* A CLONE_VM child: the parent's memory and thread pointer, its own fds
+ * and signal handlers; only _exit, as from vfork. */
+SPAWN_ON_OWN_STACK static int spawn_clone_vm_child(void *arg)
+{
+	int fd = *(int *)arg;
+
+	if (close(fd) != 0 || close_range(3, ~0U, 0) != 0 ||
+	    signal(SIGUSR1, SIG_DFL) == SIG_ERR)
+		_exit(3);
+	_exit(0);
 }
 
 static void spawn_wait(pid_t pid, const char *how)
@@ -1103,6 +1121,14 @@ static void spawn_one(int fd, const char *how)
 	} else if (!strcmp(how, "clone")) {
 		pid = clone(spawn_clone_child,
 			    spawn_stack + sizeof(spawn_stack), SIGCHLD, &fd);
+		spawn_wait(pid, how);
+	} else if (!strcmp(how, "clone-vfork") || !strcmp(how, "clone-vm")) {
+		int flags = CLONE_VM | SIGCHLD;
+
+		if (!strcmp(how, "clone-vfork"))
+			flags |= CLONE_VFORK;
+		pid = clone(spawn_clone_vm_child,
+			    spawn_stack + sizeof(spawn_stack), flags, &fd);
 		spawn_wait(pid, how);
 	} else if (!strcmp(how, "posix_spawn")) {
 		posix_spawn_file_actions_t fa;

@@ -7,10 +7,14 @@
 # the parent's SIGUSR1 handler still runs:
 #   client, python3 (spawn_peer.py): subprocess.run with close_fds (vfork;
 #     the child closes every fd with close_range) and without (glibc's
-#     posix_spawn), os.posix_spawn, os.system, glibc's popen, fork + exec
+#     posix_spawn), os.posix_spawn, os.system, glibc's popen, fork + exec,
+#     then subprocess.run again (without, with close_fds)
 #   server, C (preload_peer spawn): vfork (the child closes the socket,
-#     close_range(3, ~0), signal(SIGUSR1, SIG_DFL), exec), clone() without
-#     CLONE_VM (the child closes the socket and calls exit()), posix_spawn with addclose and
+#     close_range(3, ~0), signal(SIGUSR1, SIG_DFL), exec; then at once a
+#     fork, whose child must find its copy failed: adopted), clone() without
+#     CLONE_VM (the child closes the socket and calls exit()), clone()
+#     with CLONE_VM|CLONE_VFORK and with CLONE_VM alone (the child does as
+#     vfork's, then _exit), posix_spawn with addclose and
 #     addclosefrom_np, system, popen, fork + exec
 # Each process must print one stats line (no child prints the parent's
 # counts), with one SMC-R connection, no fallback, no failure.
@@ -23,8 +27,11 @@ port=7301
 d=$t_work/spawn
 mkdir -p "$d"
 # T_SWAYS, T_CWAYS: other lists, to try one way alone by hand
-sways=${T_SWAYS:-vfork,clone,posix_spawn,system,popen,fork-exec}
-cways=${T_CWAYS:-run,run-noclose,posix_spawn,system,popen,fork-exec}
+sways=${T_SWAYS:-vfork,clone,clone-vfork,clone-vm,posix_spawn,system,popen,fork-exec}
+cways=${T_CWAYS:-run,run-noclose,posix_spawn,system,popen,fork-exec,run-noclose,run}
+# one round each side at a time: as many ways on both
+[ "$(tr -cd , <<<"$sways")" = "$(tr -cd , <<<"$cways")" ] ||
+	t_fail "as many client ways as server ways, please: '$cways' '$sways'"
 t_usmc h1 "$d/s.stats" $port "$T_PEER" server $port spawn "$sways" >"$d/s.out" 2>"$d/s.err" &
 spid=$!
 busywait 10000 t_listening h1 $port || {
