@@ -8,13 +8,16 @@
  * No constructor does work: the libc functions are looked up on first use
  * (dlsym RTLD_NEXT) and the runtime starts on the first AF_INET stream
  * socket. usmc_in_runtime (per thread) marks calls made from inside usmc,
- * so the runtime's own socket calls reach libc and are not re-intercepted.
+ * so the runtime's own socket calls reach libc and are not re-intercepted;
+ * usmc_foreign_child sends those of a child usmc has not adopted (vfork,
+ * clone) to libc too.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -115,15 +118,25 @@ USMC_REAL(sighandler_t, sysv_signal, int, sighandler_t)
 USMC_REAL(sighandler_t, __sysv_signal, int, sighandler_t)
 USMC_REAL(int, siginterrupt, int, int)
 
-/* The fd is a usmc socket and this call does not come from usmc. */
+/* This call must go to libc whatever it names: it comes from usmc, or
+ * from a child usmc has not adopted (vfork, clone: the runtime's state is
+ * the parent's, shared or copied; runtime/usmc_loop.c). */
+static inline int not_ours(void)
+{
+	return usmc_in_runtime || usmc_foreign_child();
+}
+
+/* The fd is a usmc socket and this call does not come from usmc or an
+ * unadopted child. The child test runs only for usmc's fds. */
 static inline int ours(int fd)
 {
-	return !usmc_in_runtime && (usmc_fd_flags(fd) & 1);
+	return !usmc_in_runtime && (usmc_fd_flags(fd) & 1) &&
+	       !usmc_foreign_child();
 }
 
 static inline int ours_any(int fd)
 {
-	return !usmc_in_runtime && usmc_fd_flags(fd);
+	return !usmc_in_runtime && usmc_fd_flags(fd) && !usmc_foreign_child();
 }
 
 /* Runs EXPR as usmc: its libc calls are not intercepted again. */
@@ -138,7 +151,7 @@ static inline int ours_any(int fd)
 
 USMC_EXPORT int socket(int domain, int type, int protocol)
 {
-	if (usmc_in_runtime || domain != AF_INET || (type & 0xf) != SOCK_STREAM)
+	if (domain != AF_INET || (type & 0xf) != SOCK_STREAM || not_ours())
 		return get_socket()(domain, type, protocol);
 	USMC_CALL(int, usmc_socket(domain, type, protocol));
 }
@@ -290,7 +303,7 @@ static int any_ours(const struct pollfd *fds, nfds_t n)
 		return 0;
 	for (nfds_t i = 0; i < n; i++)
 		if (usmc_fd_flags(fds[i].fd) & 1)
-			return 1;
+			return !usmc_foreign_child();
 	return 0;
 }
 
@@ -345,7 +358,7 @@ static int any_ours_set(int nfds, fd_set *r, fd_set *w, fd_set *e)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
 		     (e && FD_ISSET(fd, e))) &&
 		    (usmc_fd_flags(fd) & 1))
-			return 1;
+			return !usmc_foreign_child();
 	return 0;
 }
 
@@ -495,7 +508,7 @@ USMC_EXPORT int close(int fd)
 
 USMC_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_close_range()(first, last, flags);
 	USMC_CALL(int, usmc_close_range(first, last, flags));
 }
@@ -544,49 +557,108 @@ USMC_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 USMC_EXPORT int sigaction(int sig, const struct sigaction *act,
 			  struct sigaction *old)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_sigaction()(sig, act, old);
 	USMC_CALL(int, usmc_sigaction(sig, act, old));
 }
 
 USMC_EXPORT sighandler_t signal(int sig, sighandler_t fn)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_signal()(sig, fn);
 	USMC_CALL(sighandler_t, usmc_signal(sig, fn));
 }
 
 USMC_EXPORT sighandler_t bsd_signal(int sig, sighandler_t fn)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_bsd_signal()(sig, fn);
 	USMC_CALL(sighandler_t, usmc_signal(sig, fn));
 }
 
 USMC_EXPORT sighandler_t ssignal(int sig, sighandler_t fn)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_ssignal()(sig, fn);
 	USMC_CALL(sighandler_t, usmc_signal(sig, fn));
 }
 
 USMC_EXPORT sighandler_t sysv_signal(int sig, sighandler_t fn)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_sysv_signal()(sig, fn);
 	USMC_CALL(sighandler_t, usmc_sysv_signal(sig, fn));
 }
 
 USMC_EXPORT sighandler_t __sysv_signal(int sig, sighandler_t fn)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get___sysv_signal()(sig, fn);
 	USMC_CALL(sighandler_t, usmc_sysv_signal(sig, fn));
 }
 
 USMC_EXPORT int siginterrupt(int sig, int flag)
 {
-	if (usmc_in_runtime)
+	if (not_ours())
 		return get_siginterrupt()(sig, flag);
 	USMC_CALL(int, usmc_siginterrupt(sig, flag));
+}
+
+/* vfork: the child runs in the caller's memory, on its stack, with its
+ * thread pointer, until it execs or exits, and no atfork handler runs.
+ * usmc_vfork_enter notes this thread's pid first, so that whatever the
+ * child calls goes to libc (usmc_foreign_child). */
+#ifdef USMC_VFORK_STUB
+/* A wrapper in C cannot call libc's vfork: the child would return
+ * through the wrapper's frame and clobber it, and the parent returns
+ * through it next. The stub (usmc_vfork_x86_64.S) calls this, then jumps
+ * to what it returns, the caller's stack untouched. */
+USMC_REAL(pid_t, vfork, void)
+
+void *usmc_vfork_prepare(void);
+
+void *usmc_vfork_prepare(void)
+{
+	usmc_vfork_enter(0);
+	return (void *)get_vfork();
+}
+#else
+/* No stub for this architecture: vfork is fork, which POSIX allows (a
+ * vfork child may do nothing fork's cannot), and the runtime's atfork
+ * child handler adopts the child as after any fork. */
+USMC_EXPORT pid_t vfork(void)
+{
+	return fork();
+}
+#endif
+
+/* glibc's clone(): the child runs FN on its own stack, so a C wrapper is
+ * safe. With CLONE_VM (and neither CLONE_THREAD, a thread of this
+ * process, nor CLONE_SETTLS, whose thread pointer usmc cannot read) the
+ * child shares this thread's memory and thread-local storage: noted as
+ * for vfork. Without CLONE_VM the runtime's page tells (usmc_loop.c).
+ * The optional arguments come in order, as far as the flags use them. */
+USMC_REAL(int, clone, int (*)(void *), void *, int, void *, ...)
+
+USMC_EXPORT int clone(int (*fn)(void *), void *stack, int flags, void *arg, ...)
+{
+	int nargs = (flags & (CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID)) ? 3
+		    : (flags & CLONE_SETTLS)				  ? 2
+		    : (flags & (CLONE_PARENT_SETTID | CLONE_PIDFD))	  ? 1
+									  : 0;
+	pid_t *ptid = NULL, *ctid = NULL;
+	void *tls = NULL;
+	va_list ap;
+
+	va_start(ap, arg);
+	if (nargs >= 1)
+		ptid = va_arg(ap, pid_t *);
+	if (nargs >= 2)
+		tls = va_arg(ap, void *);
+	if (nargs >= 3)
+		ctid = va_arg(ap, pid_t *);
+	va_end(ap);
+	if ((flags & CLONE_VM) && !(flags & (CLONE_THREAD | CLONE_SETTLS)))
+		usmc_vfork_enter(!(flags & CLONE_VFORK));
+	return get_clone()(fn, stack, flags, arg, ptid, tls, ctid);
 }

@@ -112,6 +112,25 @@ int usmc_siginterrupt(int sig, int flag);
 int usmc_fd_flags(int fd);
 
 /*
+ * For interposers: nonzero in a child that usmc has not adopted, whose
+ * calls must all go to libc, for the connections are its parent's: a
+ * vfork child (its parent's thread called usmc_vfork_enter first), or a
+ * child made without CLONE_VM and without fork()'s pthread_atfork
+ * handlers (clone). No system call unless usmc_vfork_enter was called.
+ */
+int usmc_foreign_child(void);
+
+/*
+ * For interposers: the calling thread is about to make a child that shares
+ * its memory and thread pointer. |concurrent| 0: vfork, or clone with
+ * CLONE_VM|CLONE_VFORK (the thread waits until the child execs or exits;
+ * its next usmc call, one getpid, drops the note). 1: clone with CLONE_VM
+ * alone, the child runs beside it: the note stays, and each of this
+ * thread's calls into usmc pays a getpid from then on.
+ */
+void usmc_vfork_enter(int concurrent);
+
+/*
  * Set (per thread) while usmc itself runs: the preload hands calls made
  * with it set straight to libc, so the runtime's own socket calls are not
  * intercepted again. The progress thread has it set for its whole life.

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,6 +128,71 @@ static void tp_rearm(void)
 
 static void *progress_main(void *arg);
 
+/*
+ * Which process owns the runtime's state (docs/preload.md, "fork"). The
+ * connections, transport and progress thread are this process's; a child
+ * must never act on them unless usmc's atfork child handler adopted it.
+ *
+ * owner_mark: one page, MADV_WIPEONFORK, set to 1 when the runtime starts
+ * and by the atfork child handler. Any child made without CLONE_VM reads
+ * zero there until adopted: a clone() child never is; fork()'s is at once.
+ *
+ * A CLONE_VM child (vfork) shares that page, and the very thread-local
+ * storage of the thread that called vfork. The preload's vfork stub calls
+ * usmc_vfork_enter first, which notes that thread's pid; while it is
+ * noted, getpid() tells the child (another pid) from the parent once
+ * vfork has returned (same pid: the note is dropped). A clone(CLONE_VM)
+ * child without CLONE_VFORK runs beside its parent: that note stays.
+ */
+static volatile uint8_t *owner_mark;
+static __thread pid_t vfork_parent __attribute__((tls_model("initial-exec")));
+static __thread int vfork_keep __attribute__((tls_model("initial-exec")));
+
+void usmc_vfork_enter(int concurrent)
+{
+	vfork_parent = getpid();
+	vfork_keep |= concurrent;
+}
+
+int usmc_foreign_child(void)
+{
+	volatile uint8_t *mark;
+
+	if (__builtin_expect(vfork_parent != 0, 0)) {
+		if (getpid() != vfork_parent)
+			return 1; /* in the vfork child: the note is shared */
+		if (!vfork_keep)
+			vfork_parent = 0;
+	}
+	mark = __atomic_load_n(&owner_mark, __ATOMIC_ACQUIRE);
+	return mark && !*mark;
+}
+
+/* Once per process image (a forked child keeps the page). */
+static void owner_mark_init(void)
+{
+	long sz = sysconf(_SC_PAGESIZE);
+	void *p;
+
+	if (owner_mark)
+		return;
+	p = mmap(NULL, (size_t)sz, PROT_READ | PROT_WRITE,
+		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return;
+	/* Linux >= 4.14; without it clone() children go undetected */
+	if (madvise(p, (size_t)sz, MADV_WIPEONFORK)) {
+		usmc_rt_log(1,
+			    "no MADV_WIPEONFORK (%s): a clone() child "
+			    "would act on this process's connections",
+			    strerror(errno));
+		munmap(p, (size_t)sz);
+		return;
+	}
+	*(volatile uint8_t *)p = 1;
+	__atomic_store_n(&owner_mark, (volatile uint8_t *)p, __ATOMIC_RELEASE);
+}
+
 /* The handlers run in the app's thread: usmc_in_runtime keeps their own
  * libc calls from being intercepted again (under the preload). */
 static void atfork_prepare(void)
@@ -148,6 +214,12 @@ static void atfork_parent(void)
  * set, timer or transport: it forgets them and starts afresh on next use. */
 static void atfork_child(void)
 {
+	/* adopted: the page was wiped in the child; a note left by an
+	 * earlier vfork of this thread names the parent's pid, not ours */
+	if (owner_mark)
+		*owner_mark = 1;
+	vfork_parent = 0;
+	vfork_keep = 0;
 	if (!usmc_g.thread_started) {
 		pthread_mutex_unlock(&usmc_g.lock);
 		usmc_in_runtime--;
@@ -192,7 +264,9 @@ static void stats_at_exit(void)
 	usmc_stats st;
 	FILE *f;
 
-	if (!v || !*v || !strcmp(v, "0"))
+	/* a vfork or clone child that calls exit() runs this too: its counts
+	 * are its parent's */
+	if (!v || !*v || !strcmp(v, "0") || usmc_foreign_child())
 		return;
 	usmc_in_runtime++;
 	usmc_get_stats(&st);
@@ -224,7 +298,10 @@ __attribute__((destructor)) static void close_at_exit(void)
 	uint64_t end;
 	int locked = 0;
 
-	if (!usmc_g.thread_started)
+	/* a vfork child that calls exit() runs the destructors in its
+	 * parent's memory; a clone() child's copy names the parent's
+	 * connections: neither may close them */
+	if (!usmc_g.thread_started || usmc_foreign_child())
 		return;
 	end = usmc_rt_now() + 2 * USMC_NS_PER_SEC;
 	usmc_in_runtime++;
@@ -249,6 +326,7 @@ static void rt_init_once(void)
 	usmc_config_load_env(&usmc_g.cfg);
 	if (!atfork_done) {
 		atfork_done = 1;
+		owner_mark_init();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atexit(stats_at_exit);
 	}

@@ -78,6 +78,10 @@ static void slot_write(int sig, void *fn, int flags)
 	__atomic_store_n(&s->seq, s->seq + 1, __ATOMIC_RELEASE);
 }
 
+/* In a vfork child this runs in the parent's memory, with the thread-local
+ * storage of the parent's thread that called vfork: that thread is in no
+ * usmc call (every blocking one resets usmc_sig_seen on entry), and the
+ * handler's own calls reach libc (usmc_foreign_child). */
 static void trampoline(int sig, siginfo_t *info, void *uc)
 {
 	int saved_in_runtime = usmc_in_runtime, flags;

@@ -18,7 +18,9 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1009,6 +1011,209 @@ static void cli_fork(int fd)
 	printf("fork: ok\n");
 }
 
+/* ---------- spawn: children that never act on the parent's connection ----
+ *
+ * The server makes a child in one of these ways per round, then moves
+ * 1 MiB each way on its SMC-R connection. A vfork or clone child shares
+ * (or copies) the parent's memory without usmc's fork handler having run:
+ * what it calls must reach libc, not the runtime (docs/preload.md, fork).
+ *   vfork      the child closes the connection's fd, close_range(3, ~0),
+ *              resets SIGUSR1 with signal(), execs /bin/true; then at
+ *              once a fork-exec (below): fork adopts its child as ever
+ *   clone      clone() without CLONE_VM: the child closes the fd, exit()s
+ *   clone-vfork  clone(CLONE_VM|CLONE_VFORK), clone-vm clone(CLONE_VM):
+ *              as vfork's child, but _exit instead of exec
+ *   posix_spawn  /bin/true with addclose(fd) and addclosefrom_np(3)
+ *   system     system("exec /bin/true")
+ *   popen      popen("exec /bin/true", "r"), read to EOF, pclose
+ *   fork-exec  fork: the child, adopted, finds its copy of the socket
+ *              failed (ENOTCONN), closes it, execs /bin/true
+ * After each round, the TCP connection must not have carried the data
+ * (usmc still runs the connection over SMC-R), and SIGUSR1's handler
+ * (installed with signal()) must still run in the parent: a child's
+ * signal() must not reset the parent's. */
+static volatile sig_atomic_t spawn_usr1;
+
+static void spawn_on_usr1(int sig)
+{
+	(void)sig;
+	spawn_usr1++;
+}
+
+static char spawn_stack[64 * 1024] __attribute__((aligned(16)));
+
+/* The clone children run on spawn_stack, which ASan does not know as a
+ * stack: uninstrumented, they do not ask it to unpoison one on _exit. */
+#define SPAWN_ON_OWN_STACK __attribute__((no_sanitize_address))
+
+SPAWN_ON_OWN_STACK static int spawn_clone_child(void *arg)
+{
+	int fd = *(int *)arg;
+
+	/* not adopted by usmc: the close must be only this process's, and
+	 * so must exit()'s handlers (usmc's closes open connections) */
+	if (close(fd) != 0)
+		_exit(3);
+	exit(0);
+}
+
+/* A CLONE_VM child: the parent's memory and thread pointer, its own fds
+ * and signal handlers; only _exit, as from vfork. */
+SPAWN_ON_OWN_STACK static int spawn_clone_vm_child(void *arg)
+{
+	int fd = *(int *)arg;
+
+	if (close(fd) != 0 || close_range(3, ~0U, 0) != 0 ||
+	    signal(SIGUSR1, SIG_DFL) == SIG_ERR)
+		_exit(3);
+	_exit(0);
+}
+
+static void spawn_wait(pid_t pid, const char *how)
+{
+	int st;
+
+	CHECK(pid > 0, "%s", how);
+	CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) &&
+		      WEXITSTATUS(st) == 0,
+	      "%s: child status 0x%x", how, st);
+}
+
+static void spawn_fork_exec(int fd)
+{
+	char arg0[] = "true", *argv[] = {arg0, NULL};
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		char c;
+
+		/* adopted by usmc's atfork handler: the copy is a failed
+		 * socket */
+		if (recv(fd, &c, 1, MSG_DONTWAIT) != -1 || errno != ENOTCONN)
+			_exit(4);
+		if (close(fd) != 0)
+			_exit(3);
+		execve("/bin/true", argv, environ);
+		_exit(127);
+	}
+	spawn_wait(pid, "fork-exec");
+}
+
+static void spawn_one(int fd, const char *how)
+{
+	char arg0[] = "true", *argv[] = {arg0, NULL};
+	pid_t pid;
+
+	if (!strcmp(how, "vfork")) {
+		pid = vfork();
+		if (pid == 0) {
+			/* async-signal-safe calls only, as vfork demands */
+			if (close(fd) != 0 || close_range(3, ~0U, 0) != 0 ||
+			    signal(SIGUSR1, SIG_DFL) == SIG_ERR)
+				_exit(3);
+			execve("/bin/true", argv, environ);
+			_exit(127);
+		}
+		spawn_wait(pid, how);
+		/* no usmc call since: fork() must adopt its child all
+		 * the same */
+		spawn_fork_exec(fd);
+	} else if (!strcmp(how, "clone")) {
+		pid = clone(spawn_clone_child,
+			    spawn_stack + sizeof(spawn_stack), SIGCHLD, &fd);
+		spawn_wait(pid, how);
+	} else if (!strcmp(how, "clone-vfork") || !strcmp(how, "clone-vm")) {
+		int flags = CLONE_VM | SIGCHLD;
+
+		if (!strcmp(how, "clone-vfork"))
+			flags |= CLONE_VFORK;
+		pid = clone(spawn_clone_vm_child,
+			    spawn_stack + sizeof(spawn_stack), flags, &fd);
+		spawn_wait(pid, how);
+	} else if (!strcmp(how, "posix_spawn")) {
+		posix_spawn_file_actions_t fa;
+
+		CHECK(posix_spawn_file_actions_init(&fa) == 0 &&
+			      posix_spawn_file_actions_addclose(&fa, fd) == 0 &&
+			      posix_spawn_file_actions_addclosefrom_np(&fa,
+								       3) == 0,
+		      "file actions");
+		CHECK(posix_spawn(&pid, "/bin/true", &fa, NULL, argv,
+				  environ) == 0,
+		      "posix_spawn");
+		posix_spawn_file_actions_destroy(&fa);
+		spawn_wait(pid, how);
+	} else if (!strcmp(how, "system")) {
+		int st = system("exec /bin/true");
+
+		CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "system: status 0x%x", st);
+	} else if (!strcmp(how, "popen")) {
+		FILE *f = popen("exec /bin/true", "r");
+		int st;
+
+		CHECK(f, "popen");
+		CHECK(fgetc(f) == EOF, "popen: output from /bin/true");
+		st = pclose(f);
+		CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
+		      "pclose: status 0x%x", st);
+	} else if (!strcmp(how, "fork-exec")) {
+		spawn_fork_exec(fd);
+	} else {
+		fail("unknown spawn '%s'", how);
+	}
+}
+
+/* The TCP connection under an SMC-R one carries only the CLC handshake
+ * (RFC 7609). Had a child's close ended the SMC-R connection here,
+ * usmc would have dropped the socket and the data would cross over TCP,
+ * byte-exact: the kernel's counters tell. */
+static void spawn_check_smcr(int fd, const char *how)
+{
+	/* Linux's struct tcp_info, newer than glibc's: tcpi_bytes_acked at
+	 * offset 120, tcpi_bytes_received at 128 */
+	uint8_t ti[256];
+	socklen_t len = sizeof(ti);
+	uint64_t acked, received;
+
+	CHECK(getsockopt(fd, IPPROTO_TCP, TCP_INFO, ti, &len) == 0 &&
+		      len >= 136,
+	      "TCP_INFO (%u bytes)", (unsigned)len);
+	memcpy(&acked, ti + 120, sizeof(acked));
+	memcpy(&received, ti + 128, sizeof(received));
+	CHECK(acked < 16384 && received < 16384,
+	      "%s: the data went over TCP (%llu bytes sent, %llu received)",
+	      how, (unsigned long long)acked, (unsigned long long)received);
+}
+
+/* ARG: the ways, comma-separated, one per round; the client runs as many
+ * rounds (tests/preload/spawn_peer.py). */
+static void srv_spawn(int fd, const char *arg)
+{
+	char *list = strdup(arg ? arg : ""), *save = NULL, *how;
+	unsigned round = 0;
+
+	CHECK(list && signal(SIGUSR1, spawn_on_usr1) != SIG_ERR, "SIGUSR1");
+	for (how = strtok_r(list, ",", &save); how;
+	     how = strtok_r(NULL, ",", &save), round++) {
+		sig_atomic_t seen = spawn_usr1;
+
+		spawn_one(fd, how);
+		tcase = how;
+		recv_pattern(fd, MIB, 60 + round, 65536);
+		send_pattern(fd, MIB, 160 + round, 65536);
+		spawn_check_smcr(fd, how);
+		raise(SIGUSR1);
+		CHECK(spawn_usr1 == seen + 1,
+		      "%s: the parent's SIGUSR1 handler did not run", how);
+	}
+	tcase = "spawn";
+	expect_eof(fd);
+	printf("spawn: ok, %u rounds (%s), 1 MiB each way after each\n", round,
+	       arg);
+	free(list);
+}
+
 /* ---------- signals: EINTR and SA_RESTART, as the kernel's calls ----------
  * The same expectations hold for plain TCP (the test runs this case without
  * usmc-run too), so they are the kernel's. SIGALRM from a one-shot timer
@@ -1355,6 +1560,8 @@ static int server(int port, const char *c, const char *arg)
 		srv_signals(fd);
 	else if (!strcmp(c, "exitopen"))
 		srv_exitopen(fd);
+	else if (!strcmp(c, "spawn"))
+		srv_spawn(fd, arg);
 	else
 		fail("unknown case");
 	CHECK(close(fd) == 0, "close");
