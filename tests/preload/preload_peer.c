@@ -1194,6 +1194,15 @@ static void srv_spawn(int fd, const char *arg)
 	unsigned round = 0;
 
 	CHECK(list && signal(SIGUSR1, spawn_on_usr1) != SIG_ERR, "SIGUSR1");
+	/* An accepted connection's handshake runs in the process that first
+	 * uses it (docs/preload.md, "fork"): wait until it is connected, so
+	 * that it is this process's before any child is made. */
+	{
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		CHECK(poll(&p, 1, 10000) == 1 && (p.revents & POLLOUT),
+		      "poll for the connection: revents 0x%x", p.revents);
+	}
 	for (how = strtok_r(list, ",", &save); how;
 	     how = strtok_r(NULL, ",", &save), round++) {
 		sig_atomic_t seen = spawn_usr1;
