@@ -1107,11 +1107,17 @@ static struct kick {
 	sig_atomic_t h;	     /* hits before the signal */
 	int go_fd;	     /* after the handler ran: send 'G' here (-1: no) */
 	const char *go_file; /* or create sig_go.<go_file> (NULL: no) */
+	int returned;	     /* the call under test returned */
 } kick;
 
 static int handler_ran(void)
 {
 	return hits != kick.h;
+}
+
+static int call_returned(void)
+{
+	return __atomic_load_n(&kick.returned, __ATOMIC_ACQUIRE);
 }
 
 static void go_path(char *b, size_t n, const char *stage)
@@ -1133,8 +1139,6 @@ static void *kicker(void *arg)
 	CHECK(wait_cond(main_blocked),
 	      "the main thread never blocked in the call under test");
 	CHECK(kill(getpid(), SIGALRM) == 0, "kill SIGALRM");
-	if (kick.go_fd < 0 && !kick.go_file)
-		return NULL;
 	CHECK(wait_cond(handler_ran), "the handler did not run");
 	if (kick.go_fd >= 0)
 		CHECK(send(kick.go_fd, "G", 1, 0) == 1, "send G");
@@ -1143,6 +1147,9 @@ static void *kicker(void *arg)
 		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		CHECK(fd >= 0 && close(fd) == 0, "create %s", path);
 	}
+	/* a lost signal is named here, not by the 120 s timeout */
+	CHECK(wait_cond(call_returned),
+	      "the call did not return within 30 s of its handler");
 	return NULL;
 }
 
@@ -1156,6 +1163,7 @@ static void kick_start(int go_fd, const char *go_file)
 	kick.h = hits;
 	kick.go_fd = go_fd;
 	kick.go_file = go_file;
+	kick.returned = 0;
 	sigemptyset(&m);
 	sigaddset(&m, SIGALRM);
 	CHECK(pthread_sigmask(SIG_BLOCK, &m, &old) == 0, "block SIGALRM");
@@ -1165,6 +1173,7 @@ static void kick_start(int go_fd, const char *go_file)
 
 static void kick_join(void)
 {
+	__atomic_store_n(&kick.returned, 1, __ATOMIC_RELEASE);
 	CHECK(pthread_join(kick.t, NULL) == 0, "join the kicker");
 }
 
