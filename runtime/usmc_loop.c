@@ -573,16 +573,32 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 {
 	waiter *w = &self_waiter;
 	struct pollfd p[2];
-	int n = 0, ms = -1, dp = 0, r, e, fd;
+	struct timespec ts, *tsp = NULL;
+	sigset_t old;
+	int n = 0, ms = -1, dp = 0, r, e, fd, pend = 0;
+	int masked = intr != USMC_INTR_NONE;
 	uint64_t v;
 
-	if (usmc_sig_decide(intr, 0))
+	/* A handler that runs between the check below and the sleep would
+	 * leave the wait unbounded (no EINTR from a poll it did not
+	 * interrupt), and one usmc did not install is seen only as poll's
+	 * EINTR. So the caller's signals stay blocked while it is awake
+	 * here and are let in only inside ppoll, atomically, as the kernel
+	 * checks signal_pending before it sleeps. */
+	if (masked)
+		usmc_sig_block(&old);
+	if (usmc_sig_decide(intr, 0)) {
+		usmc_sig_restore(&old); /* (intr != NONE: masked) */
 		return EINTR;
+	}
 	if (deadline_ns) {
 		uint64_t now = usmc_rt_now();
 
-		if (now >= deadline_ns)
+		if (now >= deadline_ns) {
+			if (masked)
+				usmc_sig_restore(&old);
 			return ETIMEDOUT;
+		}
 		ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
 			   USMC_NS_PER_MS);
 	}
@@ -607,8 +623,13 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 	}
 	for (int i = 0; i < n; i++)
 		p[i].revents = 0;
+	if (ms >= 0) {
+		ts.tv_sec = ms / 1000;
+		ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+		tsp = &ts;
+	}
 	pthread_mutex_unlock(&usmc_g.lock);
-	r = poll(p, (nfds_t)n, ms);
+	r = ppoll(p, (nfds_t)n, tsp, masked ? &old : NULL);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	if (w->evfd >= 0) {
@@ -633,7 +654,14 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 		}
 		usmc_rt_broadcast();
 	}
-	if (usmc_sig_decide(intr, r < 0 && e == EINTR))
+	if (masked) {
+		/* one that came after ppoll returned runs as the mask is
+		 * restored: a trampoline notes it itself, another is seen
+		 * pending here */
+		pend = !(r < 0 && e == EINTR) && usmc_sig_pending(&old);
+		usmc_sig_restore(&old);
+	}
+	if (usmc_sig_decide(intr, (r < 0 && e == EINTR) || pend))
 		return EINTR;
 	return 0;
 }

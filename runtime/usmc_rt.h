@@ -12,6 +12,7 @@
 #define USMC_RT_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "usmc.h"
@@ -205,6 +206,12 @@ static inline void usmc_sig_reset(void)
 /* 1 if a wait in mode |intr| must end with EINTR; |poll_eintr|: poll()
  * just failed with EINTR. */
 int usmc_sig_decide(int intr, int poll_eintr);
+/* usmc_wait's mask: usmc_sig_block blocks the signals a handler may take
+ * (*old: the mask before), usmc_sig_restore puts *old back;
+ * usmc_sig_pending: one of them is pending that *old lets in. */
+void usmc_sig_block(sigset_t *old);
+void usmc_sig_restore(const sigset_t *old);
+int usmc_sig_pending(const sigset_t *old);
 
 /* usmc_socket.c: progress-thread entry points, called with the lock held */
 void usmc_sock_on_event(usmc_sock *s, uint32_t events);

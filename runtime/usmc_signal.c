@@ -85,13 +85,13 @@ static void slot_write(int sig, void *fn, int flags)
 static void trampoline(int sig, siginfo_t *info, void *uc)
 {
 	int saved_in_runtime = usmc_in_runtime, flags;
+	unsigned seen = usmc_sig_seen;
 	void *fn;
 
 	slot_read(sig, &fn, &flags);
 	if (!fn)
 		return; /* changed to SIG_DFL/SIG_IGN as it was delivered */
-	usmc_sig_seen |=
-		(flags & SA_RESTART) ? USMC_SIG_RESTART : USMC_SIG_NORESTART;
+	seen |= (flags & SA_RESTART) ? USMC_SIG_RESTART : USMC_SIG_NORESTART;
 	/* SA_RESETHAND: the kernel has reset the action; the slot stays, and
 	 * a query sees SIG_DFL (the kernel no longer names the trampoline). */
 	/* the handler's own calls are the app's, not usmc's */
@@ -101,6 +101,9 @@ static void trampoline(int sig, siginfo_t *info, void *uc)
 	else
 		((void (*)(int))fn)(sig);
 	usmc_in_runtime = saved_in_runtime;
+	/* noted after the handler: a usmc call it makes starts afresh
+	 * (lock_init), which must not erase this for the interrupted one */
+	usmc_sig_seen = seen;
 }
 
 static int is_trampoline(const struct sigaction *k)
@@ -236,6 +239,43 @@ static unsigned unknown_handler(void)
 			return USMC_SIG_NORESTART;
 	}
 	return USMC_SIG_RESTART;
+}
+
+/* The signals usmc_wait holds back while awake: all that trampolined()
+ * passes (a fault signal must never be blocked). */
+static sigset_t wait_set;
+static pthread_once_t wait_set_once = PTHREAD_ONCE_INIT;
+
+static void wait_set_init(void)
+{
+	sigemptyset(&wait_set);
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (trampolined(sig))
+			sigaddset(&wait_set, sig);
+}
+
+void usmc_sig_block(sigset_t *old)
+{
+	pthread_once(&wait_set_once, wait_set_init);
+	pthread_sigmask(SIG_BLOCK, &wait_set, old);
+}
+
+void usmc_sig_restore(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+int usmc_sig_pending(const sigset_t *old)
+{
+	sigset_t pend;
+
+	if (sigpending(&pend))
+		return 0;
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sigismember(&wait_set, sig) == 1 &&
+		    sigismember(&pend, sig) == 1 && sigismember(old, sig) != 1)
+			return 1;
+	return 0;
 }
 
 int usmc_sig_decide(int intr, int poll_eintr)

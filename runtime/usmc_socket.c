@@ -1032,8 +1032,11 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 	}
 }
 
+/* Every call starts here: a handler that runs from now on, even while
+ * the call waits for the lock, is one that interrupted this call. */
 static int lock_init(void)
 {
+	usmc_sig_reset();
 	if (usmc_rt_init())
 		return -1;
 	pthread_mutex_lock(&usmc_g.lock);
@@ -1270,7 +1273,6 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	}
 	usmc_sock_use(s);
 	s->waiters++;
-	usmc_sig_reset();
 	/* as the kernel's accept: SO_RCVTIMEO bounds the wait (EAGAIN), and
 	 * makes any signal handler end it */
 	deadline = s->rcvtimeo ? usmc_rt_now() + s->rcvtimeo : 0;
@@ -1361,7 +1363,6 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		if (s->mode == USMC_SOCK_HANDSHAKE) {
 			e = s->app_nonblock ? EALREADY : 0;
 			if (!e) {
-				usmc_sig_reset();
 				r = wait_handshake(s, USMC_INTR_RESTART);
 				unlock();
 				return r;
@@ -1474,7 +1475,6 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 {
 	usmc_sock *s = usmc_sock_get(fd);
 
-	usmc_sig_reset();
 	usmc_sock_use(s);
 	while (s && s->mode == USMC_SOCK_HANDSHAKE) {
 		if (no_wait(s, flags)) {
@@ -1842,7 +1842,6 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 
 	if (lock_init())
 		return -1;
-	usmc_sig_reset();
 	if (timeout_ns > 0)
 		deadline = usmc_rt_now() + (uint64_t)timeout_ns;
 	kfds = calloc(nfds + 1, sizeof(*kfds));

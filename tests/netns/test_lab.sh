@@ -4,7 +4,7 @@
 # a duplicate name, teardown with processes still running, teardown of a
 # half-built lab, idempotent down, and the skip code without root.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd socat tcpdump tshark timeout
+t_need_cmd socat tcpdump tshark timeout setpriv
 why=$(usmc_lab_capability)
 [ -z "$why" ] || t_skip "cannot run network namespaces: $why"
 LAB=$USMC_SRC/netns/usmc-lab
@@ -61,15 +61,13 @@ ip netns list | grep -q "usmc-$c-" && t_fail "half-built lab $c was left behind"
 t_log "ok down removes a half-built lab"
 
 # Without root: 77 with --test, 1 otherwise; never a crash.
-if command -v setpriv >/dev/null; then
-	rc=0
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$LAB" --test up >/dev/null 2>&1 || rc=$?
-	[ $rc = 77 ] || t_fail "without root, 'usmc-lab --test up' exited $rc, not 77"
-	rc=0
-	setpriv --reuid=65534 --regid=65534 --clear-groups "$LAB" up >/dev/null 2>&1 || rc=$?
-	[ $rc = 1 ] || t_fail "without root, 'usmc-lab up' exited $rc, not 1"
-	t_log "ok without root: exit 77 with --test, 1 without"
-fi
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups "$LAB" --test up >/dev/null 2>&1 || rc=$?
+[ $rc = 77 ] || t_fail "without root, 'usmc-lab --test up' exited $rc, not 77"
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups "$LAB" up >/dev/null 2>&1 || rc=$?
+[ $rc = 1 ] || t_fail "without root, 'usmc-lab up' exited $rc, not 1"
+t_log "ok without root: exit 77 with --test, 1 without"
 rc=0
 "$LAB" frobnicate >/dev/null 2>&1 || rc=$?
 [ $rc = 2 ] || t_fail "an unknown command exited $rc, not 2"

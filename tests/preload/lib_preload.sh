@@ -43,11 +43,11 @@ t_stats() {
 	}
 }
 
-t_listening_local() { [ -n "$(ss -Hltn "sport = :$1" 2>/dev/null)" ]; }
-
 # t_pair WHERE PORT CASE SERVER_ARG CLIENT_ARG WANT_SERVER WANT_CLIENT
 #   [SERVER_PORTS CLIENT_PORTS]: one preload_peer server and client under
-#   usmc-run; WHERE is "lab" (h1 <- h2) or "local" (127.0.0.1 <- 127.0.0.2).
+#   usmc-run; WHERE is "lab" (h1 <- h2) or "local" (both in h1: 127.0.0.1
+#   <- 127.0.0.2; in the test's own namespace, so the TCP port and softroce's
+#   UDP 4791 on loopback meet no other test running at the same time).
 #   WANT_* is the stats line each side must print ("plain": run that side
 #   without usmc-run). Returns 1 on any failure, after showing why.
 t_pair() {
@@ -58,33 +58,21 @@ t_pair() {
 	mkdir -p "$d"
 	rm -f "$d"/*
 	if [ "$where" = local ]; then
-		shost=- chost=- addr=127.0.0.1 bindaddr=127.0.0.2
+		chost=h1 addr=127.0.0.1 bindaddr=127.0.0.2
 	fi
 	if [ "$wants" = plain ]; then
-		if [ $shost = - ]; then
-			timeout 120 "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
-		else
-			t_exec $shost timeout 120 "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
-		fi
+		t_exec $shost timeout 120 "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
 	else
 		t_usmc $shost "$d/s.stats" "$sports" "$T_PEER" server "$port" "$tc" $sarg >"$d/s.out" 2>"$d/s.err" &
 	fi
 	spid=$!
-	if [ $shost = - ]; then
-		busywait 10000 t_listening_local "$port"
-	else
-		busywait 10000 t_listening $shost "$port"
-	fi || {
+	busywait 10000 t_listening $shost "$port" || {
 		kill $spid 2>/dev/null
 		t_log "$tc: server did not listen: $(cat "$d/s.out" "$d/s.err")"
 		return 1
 	}
 	if [ "$wantc" = plain ]; then
-		if [ $chost = - ]; then
-			timeout 120 "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
-		else
-			t_exec $chost timeout 120 "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
-		fi
+		t_exec $chost timeout 120 "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
 	else
 		t_usmc $chost "$d/c.stats" "$cports" "$T_PEER" client "$addr" "$port" "$tc" "$carg" "$bindaddr"
 	fi >"$d/c.out" 2>"$d/c.err" || crc=$?

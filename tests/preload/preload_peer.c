@@ -32,6 +32,7 @@
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -1225,10 +1226,20 @@ static void srv_spawn(int fd, const char *arg)
 
 /* ---------- signals: EINTR and SA_RESTART, as the kernel's calls ----------
  * The same expectations hold for plain TCP (the test runs this case without
- * usmc-run too), so they are the kernel's. SIGALRM from a one-shot timer
- * interrupts each blocking call; the client sends only when told. */
+ * usmc-run too), so they are the kernel's. A SIGALRM interrupts each
+ * blocking call; the client sends only when told.
+ *
+ * The signal is sent once the server's main thread is provably asleep in
+ * the call under test (kick_start), not at a fixed time: a timer that
+ * fired before the call began (a slow, loaded machine, ASan) ran the
+ * handler too early, and a call that had to end with EINTR then waited
+ * for good, with the client waiting for its next command. Likewise the
+ * client is released (a 'G' on the socket, or a file named after the
+ * case's rendezvous path) only once the handler has run. */
 
 static volatile sig_atomic_t hits, last_signo;
+static const char *sig_go; /* rendezvous path: ARG of both sides */
+static pid_t sig_main_tid;
 
 static void on_alrm(int sig)
 {
@@ -1244,11 +1255,159 @@ static void on_alrm_info(int sig, siginfo_t *si, void *uc)
 	hits++;
 }
 
-static void alarm_ms(int ms)
+/* 1 if the main thread sleeps in a call that may block on a socket: the
+ * kernel's own (plain run) or the poll usmc waits in. /proc's syscall
+ * file names the call only while the thread is blocked ("running"
+ * otherwise). */
+static int main_blocked(void)
 {
-	struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+	char path[64], b[128];
+	long nr;
+	int fd, n;
 
-	CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0, "setitimer");
+	snprintf(path, sizeof(path), "/proc/self/task/%d/syscall",
+		 (int)sig_main_tid);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0, "open %s", path);
+	n = (int)read(fd, b, sizeof(b) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	b[n] = 0;
+	if (sscanf(b, "%ld", &nr) != 1)
+		return 0;
+	switch (nr) {
+	case SYS_poll:
+	case SYS_ppoll:
+	case SYS_select:
+	case SYS_pselect6:
+	case SYS_epoll_wait:
+	case SYS_epoll_pwait:
+	case SYS_recvfrom:
+	case SYS_recvmsg:
+	case SYS_sendto:
+	case SYS_sendmsg:
+	case SYS_accept:
+	case SYS_accept4:
+		return 1;
+	}
+	return 0;
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Waits, up to 30 s, 1 ms at a time, for |cond|. */
+static int wait_cond(int (*cond)(void))
+{
+	uint64_t end = mono_ms() + 30000;
+	struct timespec ms1 = {0, 1000000};
+
+	while (!cond()) {
+		if (mono_ms() > end)
+			return 0;
+		nanosleep(&ms1, NULL);
+	}
+	return 1;
+}
+
+static struct kick {
+	pthread_t t;
+	sig_atomic_t h;	     /* hits before the signal */
+	int go_fd;	     /* after the handler ran: send 'G' here (-1: no) */
+	const char *go_file; /* or create sig_go.<go_file> (NULL: no) */
+	int returned;	     /* the call under test returned */
+} kick;
+
+static int handler_ran(void)
+{
+	return hits != kick.h;
+}
+
+static int call_returned(void)
+{
+	return __atomic_load_n(&kick.returned, __ATOMIC_ACQUIRE);
+}
+
+static void go_path(char *b, size_t n, const char *stage)
+{
+	CHECK(sig_go && *sig_go,
+	      "the signals case needs a rendezvous path as ARG");
+	snprintf(b, n, "%s.%s", sig_go, stage);
+}
+
+/* The kicker thread has SIGALRM blocked, and usmc's progress thread
+ * blocks every signal: the process-directed SIGALRM (what a timer
+ * sends) can only be taken by the main thread. */
+static void *kicker(void *arg)
+{
+	char path[4096];
+	int fd;
+
+	(void)arg;
+	CHECK(wait_cond(main_blocked),
+	      "the main thread never blocked in the call under test");
+	CHECK(kill(getpid(), SIGALRM) == 0, "kill SIGALRM");
+	CHECK(wait_cond(handler_ran), "the handler did not run");
+	if (kick.go_fd >= 0)
+		CHECK(send(kick.go_fd, "G", 1, 0) == 1, "send G");
+	if (kick.go_file) {
+		go_path(path, sizeof(path), kick.go_file);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		CHECK(fd >= 0 && close(fd) == 0, "create %s", path);
+	}
+	/* a lost signal is named here, not by the 120 s timeout */
+	CHECK(wait_cond(call_returned),
+	      "the call did not return within 30 s of its handler");
+	return NULL;
+}
+
+/* Before a blocking call: SIGALRM comes once the call sleeps; then, if
+ * asked, the client is released (go_fd, go_file). kick_join after it. */
+static void kick_start(int go_fd, const char *go_file)
+{
+	sigset_t m, old;
+
+	sig_main_tid = (pid_t)syscall(SYS_gettid);
+	kick.h = hits;
+	kick.go_fd = go_fd;
+	kick.go_file = go_file;
+	kick.returned = 0;
+	sigemptyset(&m);
+	sigaddset(&m, SIGALRM);
+	CHECK(pthread_sigmask(SIG_BLOCK, &m, &old) == 0, "block SIGALRM");
+	CHECK(pthread_create(&kick.t, NULL, kicker, NULL) == 0, "kicker");
+	CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0, "mask");
+}
+
+static void kick_join(void)
+{
+	__atomic_store_n(&kick.returned, 1, __ATOMIC_RELEASE);
+	CHECK(pthread_join(kick.t, NULL) == 0, "join the kicker");
+}
+
+/* The client's side of a go file: waits for the server to create it. */
+static int go_seen_stage(const char *stage)
+{
+	char path[4096];
+
+	go_path(path, sizeof(path), stage);
+	return access(path, F_OK) == 0;
+}
+
+static int go_connect(void)
+{
+	return go_seen_stage("connect");
+}
+
+static int go_send(void)
+{
+	return go_seen_stage("send");
 }
 
 static void on_alarm(void (*fn)(int), int flags,
@@ -1264,8 +1423,9 @@ static void on_alarm(void (*fn)(int), int flags,
 	CHECK(act_fn(SIGALRM, &sa, NULL) == 0, "sigaction");
 }
 
-/* A blocking recv that a timer interrupts: with |restart| it must go on
- * to get the byte the client sends a second later ('R' asks for it). */
+/* A blocking recv that a signal interrupts: with |restart| it must go on
+ * to get the byte the client sends once the handler ran ('R' says one
+ * will be asked for, 'G' asks for it). */
 static void recv_interrupted(int fd, int restart, const char *what)
 {
 	sig_atomic_t h = hits;
@@ -1274,8 +1434,9 @@ static void recv_interrupted(int fd, int restart, const char *what)
 
 	if (restart)
 		CHECK(send(fd, "R", 1, 0) == 1, "%s: send R", what);
-	alarm_ms(100);
+	kick_start(restart ? fd : -1, NULL);
 	r = recv(fd, &b, 1, 0);
+	kick_join();
 	if (restart)
 		CHECK(r == 1 && b == 'a' && hits == h + 1,
 		      "%s: recv must be restarted: r %zd, handler ran %d times",
@@ -1293,13 +1454,16 @@ static int srv_signals_accept(int l)
 	int fd;
 
 	on_alarm(on_alrm, 0, sigaction);
-	alarm_ms(100);
-	CHECK(accept(l, NULL, NULL) < 0 && errno == EINTR && hits == h + 1,
-	      "accept, no SA_RESTART: EINTR");
-	/* the client connects a second after it started */
-	on_alarm(on_alrm, SA_RESTART, sigaction);
-	alarm_ms(100);
+	kick_start(-1, NULL);
 	fd = accept(l, NULL, NULL);
+	kick_join();
+	CHECK(fd < 0 && errno == EINTR && hits == h + 1,
+	      "accept, no SA_RESTART: EINTR");
+	/* the client connects once the handler has run */
+	on_alarm(on_alrm, SA_RESTART, sigaction);
+	kick_start(-1, "connect");
+	fd = accept(l, NULL, NULL);
+	kick_join();
 	CHECK(fd >= 0 && hits == h + 2, "accept, SA_RESTART: restarted");
 	return fd;
 }
@@ -1315,7 +1479,8 @@ static int sig_interrupt(int sig, int flag)
 
 static void srv_signals(int fd)
 {
-	struct timeval tv = {5, 0}, tv0 = {0, 0};
+	/* long enough that only a lost signal ends the wait */
+	struct timeval tv = {30, 0}, tv0 = {0, 0};
 	struct sigaction q;
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	size_t big = 32 * MIB, got = 0;
@@ -1346,8 +1511,10 @@ static void srv_signals(int fd)
 	      "SO_RCVTIMEO 0");
 	/* poll is never restarted */
 	h = hits;
-	alarm_ms(100);
-	CHECK(poll(&p, 1, 5000) < 0 && errno == EINTR && hits == h + 1,
+	kick_start(-1, NULL);
+	k = poll(&p, 1, 30000);
+	kick_join();
+	CHECK(k < 0 && errno == EINTR && hits == h + 1,
 	      "poll, SA_RESTART: EINTR");
 	/* SA_SIGINFO: the handler gets its siginfo */
 	{
@@ -1376,8 +1543,10 @@ static void srv_signals(int fd)
 	CHECK(send(fd, "W", 1, 0) == 1, "send W");
 	fill(buf, big, 0, 31);
 	h = hits;
-	alarm_ms(300);
+	/* the client reads only once the handler has run */
+	kick_start(-1, "send");
 	k = send(fd, buf, big, 0);
+	kick_join();
 	CHECK(hits == h + 1 &&
 		      ((k > 0 && (size_t)k < big) || (k < 0 && errno == EINTR)),
 	      "send interrupted: %zd of %zu, handler ran %d times", k, big,
@@ -1407,14 +1576,17 @@ static void cli_signals(int fd)
 	for (;;) {
 		CHECK(recv(fd, &c, 1, MSG_WAITALL) == 1, "command");
 		if (c == 'R') {
-			usleep(1000 * 1000);
+			/* 'G': the server's recv has been interrupted */
+			CHECK(recv(fd, &c, 1, MSG_WAITALL) == 1 && c == 'G',
+			      "G after R: %c", c);
 			CHECK(send(fd, "a", 1, 0) == 1, "send a");
 			continue;
 		}
 		CHECK(c == 'W', "command %c", c);
 		break;
 	}
-	usleep(1000 * 1000); /* let the server's send block */
+	/* the server's send has blocked and been interrupted */
+	CHECK(wait_cond(go_send), "the server never said its send blocked");
 	for (;;) {
 		ssize_t r = recv(fd, buf, sizeof(buf), 0);
 
@@ -1534,6 +1706,7 @@ static int server(int port, const char *c, const char *arg)
 		CHECK(ep_wait1(ep, &ev, 200) == 0, "no second edge");
 		close(ep);
 	} else if (!strcmp(c, "signals")) {
+		sig_go = arg;
 		fd = srv_signals_accept(l);
 	} else {
 		fd = accept(l, NULL, NULL);
@@ -1634,8 +1807,12 @@ static int client(const char *host, int port, const char *c, const char *arg,
 		CHECK(fcntl(fd, F_SETFL, 0) == 0, "blocking");
 		c = "rw";
 	} else {
-		if (!strcmp(c, "signals"))
-			usleep(1000 * 1000); /* the server's accept waits */
+		if (!strcmp(c, "signals")) {
+			sig_go = arg;
+			/* the server's accept was interrupted, and waits on */
+			CHECK(wait_cond(go_connect),
+			      "the server never asked for the connection");
+		}
 		CHECK(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0,
 		      "connect %s:%d", host, port);
 	}

@@ -2,7 +2,7 @@
 /*
  * CLC codec. Oracles, independent of the codec:
  * - golden vectors: CLC messages written by the Linux 6.1 kernel
- *   (tests/vectors/clc, .hex files from shared/conformance), with the expected
+ *   (tests/vectors/clc, .hex files from tests/conformance), with the expected
  *   field values copied from tshark -V's decode of the same frames;
  * - v1 messages built here byte by byte from the RFC 7609 layout tables.
  * Every message must decode, match those fields, re-encode to identical

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * LLC flows against Linux: requests captured from the kernel 6.1 peer
- * (../shared/conformance, smcr-a-session and smcr-b-lgr-reuse) are fed to
+ * (tests/conformance, smcr-a-session and smcr-b-lgr-reuse) are fed to
  * a usmc client over the sim fabric, and its answers must be the bytes the
  * kernel client answered with in the same capture.
  */

@@ -6,7 +6,7 @@
 # Usage: tests/vectors/llc/extract.sh [CONFORMANCE_DIR]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-conf=${1:-$here/../../../../shared/conformance}/kernel-6.1
+conf=${1:-$here/../../conformance}/kernel-6.1
 for cap in smcr-a-session smcr-b-lgr-reuse smcr-d-linkfail-eth0; do
   tshark -r "$conf/$cap.pcapng" -Y 'infiniband.bth.opcode == 4' \
          -T fields -e frame.number -e udp.payload -e ip.src 2>/dev/null |
