@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "usmc_clc.h"
@@ -44,6 +45,10 @@
 typedef struct tcp_hold {
 	usmc_conn *conn; /* NULL once deleted */
 	int fd;
+	/* the socket's identity: if the application closed our fd number
+	 * behind our back (close_range) and it was reused, it is not ours */
+	dev_t dev;
+	ino_t ino;
 	uint64_t end;
 } tcp_hold;
 
@@ -98,6 +103,15 @@ void usmc_smc_forget(usmc_sock *s)
 	s->in_pend = 0;
 }
 
+static void hold_release(const tcp_hold *h)
+{
+	struct stat st;
+
+	if (fstat(h->fd, &st) == 0 && st.st_dev == h->dev &&
+	    st.st_ino == h->ino)
+		close(h->fd);
+}
+
 /* In a child after fork(): the transport, its QPs and every connection
  * stay the parent's. Forget them without touching them (the child must
  * not read the shared transport fd); a new one opens on first use. */
@@ -115,7 +129,7 @@ void usmc_smc_fork_child(void)
 	smc.armed = 0;
 	/* the parent closes its held TCP connections when it is done */
 	for (size_t i = 0; i < smc.n_holds; i++)
-		close(smc.holds[i].fd);
+		hold_release(&smc.holds[i]);
 	free(smc.holds);
 	smc.holds = NULL;
 	smc.n_holds = smc.cap_holds = 0;
@@ -449,7 +463,7 @@ static void holds_check(void)
 			i++;
 			continue;
 		}
-		close(h->fd);
+		hold_release(h);
 		*h = smc.holds[--smc.n_holds];
 	}
 }
@@ -831,6 +845,7 @@ int usmc_smc_shutdown_write(usmc_sock *s)
  * the TCP close first and take the usual grace). */
 static void hold_tcp(usmc_conn *c, int fd)
 {
+	struct stat st;
 	int dfd;
 
 	if (usmc_conn_close_done(c))
@@ -844,11 +859,20 @@ static void hold_tcp(usmc_conn *c, int fd)
 		smc.holds = h;
 		smc.cap_holds = n;
 	}
-	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	/* never 0-2: a program may close and reopen its standard fds */
+	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (dfd < 0)
 		return;
-	smc.holds[smc.n_holds++] = (tcp_hold){
-		.conn = c, .fd = dfd, .end = usmc_rt_now() + TCP_HOLD_NS};
+	if (fstat(dfd, &st)) {
+		close(dfd);
+		return;
+	}
+	smc.holds[smc.n_holds++] =
+		(tcp_hold){.conn = c,
+			   .fd = dfd,
+			   .dev = st.st_dev,
+			   .ino = st.st_ino,
+			   .end = usmc_rt_now() + TCP_HOLD_NS};
 }
 
 int usmc_smc_close(usmc_sock *s, int hold)

@@ -27,7 +27,7 @@ dp_kill_case() {
 	local tag=$1 victim=$2
 	shift 2
 	local so=$t_work/$tag.server co=$t_work/$tag.client spid cpid vpid
-	local rc=0 sur out t_kill at dt err bytes verify
+	local rc=0 sur out t_kill t_exit at dt err bytes verify
 	port=$((port + 1))
 	# No timeout(1) wrapper, and no shell function in between: ip netns
 	# exec execs usmc-perf, so $! is the process to kill; -t bounds each
@@ -55,6 +55,7 @@ dp_kill_case() {
 	kill -KILL "$vpid"
 	wait "$vpid" 2>/dev/null
 	wait "$sur" || rc=$?
+	t_exit=$(dp_now)
 	at=$(t_json "$out" error_at)
 	err=$(t_json "$out" error)
 	bytes=$(t_json "$out" bytes)
@@ -66,7 +67,7 @@ dp_kill_case() {
 		return
 	fi
 	dt=$(python3 -c "print('%.3f' % ($at - $t_kill))")
-	t_log "$tag: $victim killed; survivor's error after ${dt} s: $err (bytes $bytes, verify $verify)"
+	t_log "$tag: $victim killed; survivor's error after ${dt} s, exit after $(python3 -c "print('%.3f' % ($t_exit - $t_kill))") s: $err (bytes $bytes, verify $verify)"
 	case $err in
 	*"Connection reset by peer"*) ;;
 	*)
