@@ -42,9 +42,9 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 /* Guard against a peer that stalls mid-handshake: a little more than the
  * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
 #define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
-/* How long an SMC-R connection outlives its peer's TCP close. */
-/* A usmc peer closes its TCP connection only after its SMC close flag has
- * reached us, so once the transport is drained the TCP close alone says
+/* How long an SMC-R connection outlives its peer's TCP close. A usmc peer
+ * closes its TCP connection only after its SMC close flag has reached
+ * us, so once the transport is drained the TCP close alone says
  * the peer died. A Linux peer shuts its clcsock down right after posting
  * its close CDC (smc_close_active), unordered: the grace covers that CDC
  * being lost once and resent after the QP timeout (134 ms), with slack,
