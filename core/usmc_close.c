@@ -54,7 +54,9 @@ static int sent_any_close(const usmc_conn *conn)
 
 void usmc_close_progress(usmc_conn *conn, usmc_tstamp ts)
 {
-	if (conn->state == SMC_CLOSED && !conn->cdc_pend && conn->lgr)
+	/* CDCs to a peer that is gone never complete: do not wait for them */
+	if (conn->state == SMC_CLOSED && conn->lgr &&
+	    (!conn->cdc_pend || conn->lgr->peer_gone))
 		usmc_conn_release_smc(conn, ts);
 }
 
@@ -312,7 +314,8 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 			set_state(conn, SMC_CLOSED, ts);
 		break;
 	case SMC_PROCESSABORT:
-		send_abort(conn, ts);
+		if (!conn->lgr || !conn->lgr->peer_gone)
+			send_abort(conn, ts);
 		set_state(conn, SMC_CLOSED, ts);
 		break;
 	case SMC_PEERABORTWAIT:
@@ -322,6 +325,28 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 		break;
 	}
 	return 0;
+}
+
+void usmc_conn_peer_gone(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (!conn || conn->mode != USMC_MODE_SMCR)
+		return;
+	if (conn->lgr)
+		conn->lgr->peer_gone = 1;
+	if (conn->state == SMC_CLOSED || rxed_any_close(conn))
+		return;
+	usmc_log(conn->ctx, USMC_LOG_INFO, "conn %08x: peer gone", conn->token);
+	conn->peer_conn_flags |= USMC_CDC_PEER_CONN_ABORT;
+	usmc_close_peer_flags(conn, USMC_CDC_PEER_CONN_ABORT, ts);
+	usmc_close_progress(conn, ts);
+}
+
+int usmc_conn_close_done(const usmc_conn *conn)
+{
+	if (!conn || conn->mode != USMC_MODE_SMCR || !conn->lgr ||
+	    !conn->link || !usmc_link_usable(conn->link))
+		return 1;
+	return (conn->close_flags_done & ANY_CLOSE) != 0;
 }
 
 int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts)

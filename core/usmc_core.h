@@ -167,6 +167,10 @@ void usmc_ctx_del(usmc_ctx *ctx);
  * polling completions and timers until usmc_ctx_next_lgr() is NULL
  * (about 100 ms), then usmc_ctx_del. */
 void usmc_ctx_shutdown(usmc_ctx *ctx, usmc_tstamp ts);
+/* As usmc_ctx_shutdown, but only for link groups without connections
+ * (a process that exits: open ones are left to their peers' detection
+ * rather than cut off with data unread). Returns how many it ended. */
+int usmc_ctx_shutdown_idle(usmc_ctx *ctx, usmc_tstamp ts);
 /* Earliest timer of all link groups and connections, or USMC_TSTAMP_NONE. */
 usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx);
 /* Runs every timer due at |ts|. */
@@ -254,6 +258,15 @@ int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts);
 /* Orderly close (peer_conn_closed), or abort when unread data remains. */
 int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts);
 int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts);
+/* The runtime learned that the peer's process is gone (its TCP connection
+ * ended without an SMC close): as if the peer had sent an abort (data
+ * already received is read first, then USMC_ERR_CONNRESET). The link group
+ * is not reused and ends, without DELETE_LINK or DELETE_RKEY to the dead
+ * peer, as soon as it has no connections left. */
+void usmc_conn_peer_gone(usmc_conn *conn, usmc_tstamp ts);
+/* 1 once the close or abort flag this side owes has been sent and its CDC
+ * completed (the peer's RNIC has it), or nothing can be sent any more. */
+int usmc_conn_close_done(const usmc_conn *conn);
 /* USMC_ERR_CONNRESET etc. after USMC_EV_ERROR, 0 otherwise. */
 int usmc_conn_error(const usmc_conn *conn);
 

@@ -135,6 +135,10 @@ struct usmc_lgr {
 	uint8_t max_conns, max_links;
 	uint8_t release; /* v2.1 negotiation result (0 for v1) */
 	int terminating;
+	/* the runtime saw the peer's process die (usmc_conn_peer_gone): not
+	 * reused, nothing more is said to it, ended when its last connection
+	 * goes */
+	int peer_gone;
 	int first_link_up; /* CONFIRM_LINK done */
 	/* local LLC flow */
 	usmc_llc_req *llc_q, *llc_q_tail;

@@ -112,6 +112,24 @@ void usmc_ctx_shutdown(usmc_ctx *ctx, usmc_tstamp ts)
 				   SMC_LLC_DEL_PROG_INIT_TERM, ts);
 }
 
+int usmc_ctx_shutdown_idle(usmc_ctx *ctx, usmc_tstamp ts)
+{
+	int n = 0;
+
+	ctx->now = ts;
+	for (usmc_lgr *l = ctx->lgrs; l; l = l->next)
+		if (!l->nconns && !l->terminating) {
+			/* the peer's lgr ends at once, as by the kernel's
+			 * smc_lgr_free after its idle delay */
+			usmc_lgr_terminate(
+				l, USMC_ERR_CONNABORTED,
+				l->peer_gone ? 0 : SMC_LLC_DEL_PROG_INIT_TERM,
+				ts);
+			n++;
+		}
+	return n;
+}
+
 usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx)
 {
 	usmc_tstamp t = USMC_TSTAMP_NONE;

@@ -178,7 +178,7 @@ usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 			const uint8_t *peer_mac, uint32_t peer_qpn)
 {
 	for (usmc_lgr *lgr = ctx->lgrs; lgr; lgr = lgr->next) {
-		if (lgr->terminating || lgr->role != role ||
+		if (lgr->terminating || lgr->peer_gone || lgr->role != role ||
 		    lgr->version != version ||
 		    memcmp(lgr->peer_system_id, peer_system_id, 8) ||
 		    lgr->nconns >= lgr->max_conns || !lgr->first_link_up)
@@ -538,7 +538,7 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 	}
 	if (conn->rmb) {
 		if (conn->link && usmc_link_usable(conn->link) &&
-		    conn->rkey_announced)
+		    conn->rkey_announced && !lgr->peer_gone)
 			usmc_llc_queue(lgr, SMC_LLC_DELETE_RKEY, NULL,
 				       conn->rmb->mr.rkey, 0, ts);
 		usmc_lgr_put_buf(lgr, conn->rmb);
@@ -556,7 +556,10 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 	conn->link = NULL;
 	if (!ts)
 		ts = lgr->ctx->now;
-	if (!lgr->nconns && !lgr->terminating) {
+	if (!lgr->nconns && lgr->peer_gone) {
+		/* nobody is left to tell: no DELETE_LINK */
+		usmc_lgr_terminate(lgr, USMC_ERR_CONNRESET, 0, ts);
+	} else if (!lgr->nconns && !lgr->terminating) {
 		usmc_duration d = lgr->ctx->s.lgr_free_delay;
 
 		if (lgr->role == USMC_ROLE_CLIENT)

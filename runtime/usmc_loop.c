@@ -310,9 +310,12 @@ __attribute__((destructor)) static void close_at_exit(void)
 		poll(NULL, 0, 1);
 	if (locked) {
 		usmc_sock_close_at_exit();
-		while (usmc_smc_closing() &&
+		while ((usmc_smc_closing() || usmc_smc_tcp_held()) &&
 		       usmc_wait(end, USMC_INTR_NONE) != ETIMEDOUT)
 			;
+		/* then no link group outlives the process on its peers
+		 * (they would keep it until TEST_LINK fails, 30 s) */
+		usmc_smc_exit_lgrs(usmc_rt_now() + 300 * USMC_NS_PER_MS);
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 	usmc_in_runtime--;

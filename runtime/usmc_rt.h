@@ -269,10 +269,21 @@ size_t usmc_smc_unsent(usmc_sock *s);
 int usmc_smc_peer_done(usmc_sock *s);
 int usmc_smc_error(usmc_sock *s);
 int usmc_smc_shutdown_write(usmc_sock *s);
-int usmc_smc_close(usmc_sock *s);
+/* |hold_tcp|: keep the TCP connection open, on an fd of usmc's own, until
+ * the close flag's CDC has completed (docs/runtime.md, "A peer that goes
+ * away"), so the peer never sees the TCP close before the SMC close. */
+int usmc_smc_close(usmc_sock *s, int hold_tcp);
 /* Connections the app closed whose close protocol is still running. */
 size_t usmc_smc_closing(void);
 int usmc_smc_abort(usmc_sock *s);
+/* The peer's process is gone (its TCP connection ended without an SMC
+ * close): the connection fails with ECONNRESET after its data is read. */
+void usmc_smc_peer_gone(usmc_sock *s);
+/* TCP connections held open by usmc_smc_close, still waiting. */
+size_t usmc_smc_tcp_held(void);
+/* At exit: ends the link groups left without connections (DELETE_LINK,
+ * orderly) and waits up to |end| for them to go. */
+void usmc_smc_exit_lgrs(uint64_t end);
 void usmc_smc_set_nodelay(usmc_sock *s, int on);
 /* after fork(), in the child (usmc_loop.c's atfork handler) */
 void usmc_smc_fork_child(void);

@@ -12,6 +12,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "usmc_clc.h"
@@ -39,6 +41,22 @@
 #define QP_RETRY_CNT	  7
 #define QP_RNR_RETRY	  7
 #define QP_MIN_RNR_TMR	  5
+
+/* A closed socket's TCP connection, held open until its close flag has
+ * reached the peer (usmc_smc_close). */
+typedef struct tcp_hold {
+	usmc_conn *conn; /* NULL once deleted */
+	int fd;
+	/* the socket's identity: if the application closed our fd number
+	 * behind our back (close_range) and it was reused, it is not ours */
+	dev_t dev;
+	ino_t ino;
+	uint64_t end;
+} tcp_hold;
+
+/* The close flag may wait behind data for the core's stream wait (2 s);
+ * past that the core has sent an abort, or the link is gone. */
+#define TCP_HOLD_NS (3 * USMC_NS_PER_SEC)
 
 typedef struct rt_link {
 	usmc_tp_qp *qp;
@@ -65,6 +83,8 @@ static struct {
 	size_t n_orphans, cap_orphans;
 	/* connections the app closed whose close protocol is still running */
 	size_t n_closing;
+	tcp_hold *holds;
+	size_t n_holds, cap_holds;
 	/* distinct link group ids used */
 	uint32_t lgr_seen[256];
 	uint64_t n_lgr;
@@ -86,6 +106,15 @@ void usmc_smc_forget(usmc_sock *s)
 	s->in_pend = 0;
 }
 
+static void hold_release(const tcp_hold *h)
+{
+	struct stat st;
+
+	if (fstat(h->fd, &st) == 0 && st.st_dev == h->dev &&
+	    st.st_ino == h->ino)
+		close(h->fd);
+}
+
 /* In a child after fork(): the transport, its QPs and every connection
  * stay the parent's. Forget them without touching them (the child must
  * not read the shared transport fd); a new one opens on first use. */
@@ -101,6 +130,12 @@ void usmc_smc_fork_child(void)
 	smc.n_orphans = smc.cap_orphans = 0;
 	smc.n_closing = 0;
 	smc.armed = 0;
+	/* the parent closes its held TCP connections when it is done */
+	for (size_t i = 0; i < smc.n_holds; i++)
+		hold_release(&smc.holds[i]);
+	free(smc.holds);
+	smc.holds = NULL;
+	smc.n_holds = smc.cap_holds = 0;
 }
 
 int usmc_smc_clc_hdr_len(const uint8_t hdr[8])
@@ -348,6 +383,9 @@ static usmc_conn *deleting;
 
 static void conn_del(usmc_conn *c)
 {
+	for (size_t i = 0; i < smc.n_holds; i++)
+		if (smc.holds[i].conn == c)
+			smc.holds[i].conn = NULL;
 	deleting = c;
 	usmc_conn_del(c);
 	deleting = NULL;
@@ -413,6 +451,29 @@ static void note_lgr(uint32_t id)
 static int sock_alive(usmc_sock *s)
 {
 	return usmc_sock_get(s->fd) == s;
+}
+
+/* Closes the held TCP connections whose close flag has reached the peer
+ * (or that waited long enough). */
+static void holds_check(void)
+{
+	uint64_t now = smc.n_holds ? usmc_rt_now() : 0;
+
+	for (size_t i = 0; i < smc.n_holds;) {
+		tcp_hold *h = &smc.holds[i];
+
+		if (h->conn && !usmc_conn_close_done(h->conn) && now < h->end) {
+			i++;
+			continue;
+		}
+		hold_release(h);
+		*h = smc.holds[--smc.n_holds];
+	}
+}
+
+size_t usmc_smc_tcp_held(void)
+{
+	return smc.n_holds;
 }
 
 /* Acts on the events recorded during the last core call. */
@@ -483,6 +544,8 @@ static void smc_post(void)
 		conn_del(c);
 		any = 1;
 	}
+	if (smc.n_holds)
+		holds_check();
 	if (any)
 		usmc_rt_broadcast();
 	if (notify)
@@ -809,12 +872,49 @@ int usmc_smc_shutdown_write(usmc_sock *s)
 	return r;
 }
 
-int usmc_smc_close(usmc_sock *s)
+/* Keeps |fd|'s TCP connection open on a private fd until |c|'s close flag
+ * has completed. Without a free fd it is not held (the peer may then see
+ * the TCP close first and take the usual grace). */
+static void hold_tcp(usmc_conn *c, int fd)
+{
+	struct stat st;
+	int dfd;
+
+	if (usmc_conn_close_done(c))
+		return;
+	if (smc.n_holds == smc.cap_holds) {
+		size_t n = smc.cap_holds ? smc.cap_holds * 2 : 8;
+		tcp_hold *h = realloc(smc.holds, n * sizeof(*h));
+
+		if (!h)
+			return;
+		smc.holds = h;
+		smc.cap_holds = n;
+	}
+	/* never 0-2: a program may close and reopen its standard fds */
+	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	if (dfd < 0)
+		return;
+	if (fstat(dfd, &st)) {
+		close(dfd);
+		return;
+	}
+	smc.holds[smc.n_holds++] =
+		(tcp_hold){.conn = c,
+			   .fd = dfd,
+			   .dev = st.st_dev,
+			   .ino = st.st_ino,
+			   .end = usmc_rt_now() + TCP_HOLD_NS};
+}
+
+int usmc_smc_close(usmc_sock *s, int hold)
 {
 	usmc_conn *c = s->conn;
 	int r;
 
 	r = usmc_conn_close(c, usmc_rt_now());
+	if (hold && r >= 0 && usmc_conn_state(c) != SMC_CLOSED)
+		hold_tcp(c, s->fd);
 	/* The close protocol outlives the fd: the conn becomes an orphan,
 	 * deleted on USMC_EV_CLOSED (or now, if already closed). */
 	s->conn = NULL;
@@ -838,6 +938,31 @@ int usmc_smc_abort(usmc_sock *s)
 
 	smc_post();
 	return r;
+}
+
+void usmc_smc_peer_gone(usmc_sock *s)
+{
+	usmc_conn_peer_gone(s->conn, usmc_rt_now());
+	smc_post();
+}
+
+void usmc_smc_exit_lgrs(uint64_t end)
+{
+	size_t n = 0;
+
+	if (!smc.ctx)
+		return;
+	if (usmc_ctx_shutdown_idle(smc.ctx, usmc_rt_now()) <= 0)
+		return;
+	smc_post();
+	/* the DELETE_LINKs leave, and the lgrs are freed, within the core's
+	 * termination grace (100 ms) */
+	do {
+		n = 0;
+		for (usmc_lgr *l = usmc_ctx_next_lgr(smc.ctx, NULL); l;
+		     l = usmc_ctx_next_lgr(smc.ctx, l))
+			n++;
+	} while (n && usmc_wait(end, USMC_INTR_NONE) != ETIMEDOUT);
 }
 
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
@@ -894,7 +1019,12 @@ void usmc_smc_on_tp_event(void)
 
 uint64_t usmc_smc_expiry(void)
 {
-	return smc.ctx ? usmc_ctx_get_expiry(smc.ctx) : UINT64_MAX;
+	uint64_t t = smc.ctx ? usmc_ctx_get_expiry(smc.ctx) : UINT64_MAX;
+
+	for (size_t i = 0; i < smc.n_holds; i++)
+		if (smc.holds[i].end < t)
+			t = smc.holds[i].end;
+	return t;
 }
 
 void usmc_smc_on_timer(uint64_t now)
@@ -902,6 +1032,8 @@ void usmc_smc_on_timer(uint64_t now)
 	if (smc.ctx && usmc_ctx_get_expiry(smc.ctx) <= now) {
 		usmc_ctx_handle_expiry(smc.ctx, now);
 		smc_post();
+	} else if (smc.n_holds) {
+		holds_check();
 	}
 }
 
@@ -1009,9 +1141,10 @@ int usmc_smc_shutdown_write(usmc_sock *s)
 	return 0;
 }
 
-int usmc_smc_close(usmc_sock *s)
+int usmc_smc_close(usmc_sock *s, int hold)
 {
 	(void)s;
+	(void)hold;
 	return 0;
 }
 
@@ -1019,6 +1152,21 @@ int usmc_smc_abort(usmc_sock *s)
 {
 	(void)s;
 	return 0;
+}
+
+void usmc_smc_peer_gone(usmc_sock *s)
+{
+	(void)s;
+}
+
+size_t usmc_smc_tcp_held(void)
+{
+	return 0;
+}
+
+void usmc_smc_exit_lgrs(uint64_t end)
+{
+	(void)end;
 }
 
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)

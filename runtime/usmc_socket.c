@@ -57,8 +57,14 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
  * process that uses it before this process runs the handshake anyway: a
  * fork-per-connection server forks within it (usmc_sock_use). */
 #define SRV_CLAIM_NS	   (1 * USMC_NS_PER_SEC)
-/* How long an SMC-R connection outlives its peer's TCP close. */
-#define PEER_GONE_GRACE_NS (2 * USMC_NS_PER_SEC)
+/* How long an SMC-R connection outlives its peer's TCP close. A usmc peer
+ * closes its TCP connection only after its SMC close flag has reached
+ * us, so once the transport is drained the TCP close alone says
+ * the peer died. A Linux peer shuts its clcsock down right after posting
+ * its close CDC (smc_close_active), unordered: the grace covers that CDC
+ * being lost once and resent after the QP timeout (134 ms), with slack,
+ * and keeps detection well under 1 s. */
+#define PEER_GONE_GRACE_NS (300 * USMC_NS_PER_MS)
 /* SMC_MAX_STREAM_WAIT_TIMEOUT */
 #define CLOSE_DRAIN_NS	   (2 * USMC_NS_PER_SEC)
 
@@ -934,10 +940,12 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 		return;
 	}
 	if (s->mode == USMC_SOCK_SMCR) {
-		/* The peer's TCP side closed. An orderly SMC close may still
-		 * be on its way over RDMA (the two paths are not ordered), so
-		 * give it a grace period before aborting. */
+		/* The peer's TCP side closed. Whatever the peer's RNIC sent
+		 * before is processed first: an orderly close is then seen. */
 		usmc_loop_watch(s, 0);
+		usmc_smc_on_tp_event();
+		if (!s->conn || usmc_smc_peer_done(s))
+			return;
 		s->deadline = usmc_rt_now() + PEER_GONE_GRACE_NS;
 		usmc_hs_list_add(s);
 		usmc_loop_rearm_timer();
@@ -988,12 +996,13 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 	if (s->mode == USMC_SOCK_SMCR) {
 		s->deadline = 0;
 		usmc_hs_list_del(s);
+		usmc_smc_on_tp_event();
 		if (s->conn && !usmc_smc_peer_done(s)) {
-			usmc_rt_log(0,
+			usmc_rt_log(1,
 				    "fd %d: peer closed its TCP connection "
-				    "without closing SMC-R: aborting",
+				    "without closing SMC-R: peer gone",
 				    s->fd);
-			usmc_smc_abort(s);
+			usmc_smc_peer_gone(s);
 		}
 		return;
 	}
@@ -1707,7 +1716,7 @@ void usmc_sock_close_at_exit(void)
 			usmc_rt_log(1,
 				    "fd %d: open at exit: closing over SMC-R",
 				    fd);
-			usmc_smc_close(s);
+			usmc_smc_close(s, 0);
 		}
 	}
 }
@@ -1755,7 +1764,7 @@ static void close_record(int fd)
 			       !usmc_smc_error(s) && usmc_rt_now() < end)
 				usmc_wait(end, USMC_INTR_NONE);
 			if (usmc_sock_get(fd) == s && s->conn)
-				usmc_smc_close(s);
+				usmc_smc_close(s, 1);
 		}
 		if (s->waiters) {
 			/* accept() waiters free it when they wake */

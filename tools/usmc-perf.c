@@ -49,6 +49,7 @@ static struct {
 	uint32_t msg_size, iterations;
 	int parallel;
 	int timeout;
+	int idle_ms; /* client: connection idle this long before the test */
 } opt = {
 	.port = 7070,
 	.mode = MODE_STREAM,
@@ -188,6 +189,10 @@ static void help(void)
 	       "        --raw            client: ping-pong against any echo "
 	       "server\n"
 	       "                         (no usmc-perf header)\n"
+	       "        --idle MS        client: leave the connection idle "
+	       "for MS\n"
+	       "                         milliseconds after the header, "
+	       "before the test\n"
 	       "    -t, --timeout SEC    give up after SEC seconds, exit 1 "
 	       "(default 60;\n"
 	       "                         a server without -1 has no overall "
@@ -208,7 +213,12 @@ static void help(void)
 	       "round_trips,\n"
 	       "    latency_us {p50,p90,p99,p999,max}, verify "
 	       "(\"ok\"|\"failed\"|\"off\"),\n"
-	       "    connections, link_groups.\n"
+	       "    connections, link_groups; on failure error (text) and "
+	       "error_at\n"
+	       "    (CLOCK_REALTIME seconds of the first error). A failed "
+	       "stream's bytes\n"
+	       "    are those received before the error, and verify judges "
+	       "them.\n"
 	       "\n"
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
@@ -327,6 +337,9 @@ static uint64_t get64(const uint8_t *p)
 typedef struct result {
 	int ok; /* 1 success */
 	char err[200];
+	/* CLOCK_REALTIME of the first error, so a test can time it against
+	 * an event in another process (a peer's death) */
+	struct timespec err_at;
 	int mode;
 	uint64_t bytes;
 	double seconds;
@@ -345,6 +358,7 @@ static void fail(result *r, const char *fmt, ...)
 	if (!r->ok && r->err[0])
 		return; /* keep the first error */
 	r->ok = 0;
+	clock_gettime(CLOCK_REALTIME, &r->err_at);
 	va_start(ap, fmt);
 	vsnprintf(r->err, sizeof(r->err), fmt, ap);
 	va_end(ap);
@@ -765,6 +779,9 @@ static void report(const char *role, result *rs, int n)
 				if (!rs[i].ok) {
 					fprintf(f, ",\"error\":");
 					json_str(f, rs[i].err);
+					fprintf(f, ",\"error_at\":%lld.%09ld",
+						(long long)rs[i].err_at.tv_sec,
+						rs[i].err_at.tv_nsec);
 					break;
 				}
 		}
@@ -870,6 +887,9 @@ static void client_reverse(int fd, client_job *j, result *r, uint8_t *buf)
 	k = recv_all(fd, res, RES_LEN);
 	r->seconds = (double)(now_ns() - t0) / 1e9;
 	r->bytes = got;
+	/* what arrived is judged even when the stream broke off */
+	if (opt.verify)
+		r->verify = bad >= 0 ? VERIFY_FAILED : VERIFY_OK;
 	if (got != j->bytes)
 		fail(r, "received %" PRIu64 " of %" PRIu64 " bytes", got,
 		     j->bytes);
@@ -932,6 +952,13 @@ static void *client_main(void *arg)
 			fail(r, "send header: %s", strerror(errno));
 			goto out;
 		}
+	}
+	if (opt.idle_ms) {
+		struct timespec ts = {opt.idle_ms / 1000,
+				      (long)(opt.idle_ms % 1000) * 1000000};
+
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
 	}
 	if (opt.mode == MODE_PINGPONG) {
 		uint64_t t0 = now_ns();
@@ -1322,6 +1349,7 @@ enum {
 	O_TRANSPORT,
 	O_SMC_PORTS,
 	O_RAW,
+	O_IDLE,
 };
 
 int main(int argc, char **argv)
@@ -1343,6 +1371,7 @@ int main(int argc, char **argv)
 		{"transport", required_argument, NULL, O_TRANSPORT},
 		{"smc-ports", required_argument, NULL, O_SMC_PORTS},
 		{"raw", no_argument, NULL, O_RAW},
+		{"idle", required_argument, NULL, O_IDLE},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1412,6 +1441,10 @@ int main(int argc, char **argv)
 			break;
 		case O_RAW:
 			opt.raw = 1;
+			break;
+		case O_IDLE:
+			opt.idle_ms =
+				(int)parse_num(optarg, "--idle", 1, 3600000);
 			break;
 		case 'h':
 			help();

@@ -950,6 +950,60 @@ static void test_retry_exhausted(void)
 	teardown(&p);
 }
 
+/* A peer that stops for a while (SIGSTOP stops its RNIC too): with retry
+ * count 7 (for ever) the resends back off exponentially instead of coming
+ * every timeout, and the SEND completes once the peer runs again. */
+static void test_retransmit_backoff(void)
+{
+	pair p;
+	conn_params cp = smc_params;
+	usmc_tp_mr *src, *dst;
+	usmc_softroce_stats st;
+	usmc_wc wcs[8];
+	usmc_wr wr;
+	uint64_t end;
+
+	cp.timeout = 8; /* ~1 ms: 150 such timeouts in the stop below */
+	cp.retry_cnt = 7;
+	if (setup(&p, NULL, NULL, &cp))
+		return;
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 4096, USMC_ACCESS_LOCAL_WRITE);
+	fill(src->addr, 44, 7);
+	post_recv_buf(&p.s[1], 9, dst, 0, 64);
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = 1;
+	wr.opcode = USMC_WR_SEND;
+	wr.send_flags = USMC_SEND_SIGNALED;
+	wr.num_sge = 1;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr;
+	wr.sg_list[0].length = 44;
+	wr.sg_list[0].lkey = src->lkey;
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	/* side 1 is stopped: only side 0 runs, for 150 ms */
+	end = now_ms() + 150;
+	while (now_ms() < end) {
+		USMC_ASSERT_EQ(usmc_tp_poll_cq(p.s[0].tp, wcs, 8), 0);
+		usleep(200);
+	}
+	usmc_softroce_get_stats(p.s[0].tp, &st);
+	/* 1+2+4+...+128 ms: 7 or 8 timeouts (without backoff: ~150) */
+	CU_ASSERT_TRUE(st.retry_timeouts >= 5 && st.retry_timeouts <= 9);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
+	/* side 1 runs again: the next resend (within the 1 s cap) lands */
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
+	if (p.s[0].nwc >= 1 && p.s[1].nwc >= 1) {
+		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p.s[1].wcs[0].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p.s[1].wcs[0].byte_len, 44);
+		USMC_ASSERT_MEM_EQ(dst->addr, src->addr, 44);
+	}
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
 /* Destroying a QP with outstanding send and receive WRs flushes them. */
 static void test_destroy_flushes(void)
 {
@@ -1386,6 +1440,8 @@ static CU_TestInfo tests[] = {
 	{"socket EAGAIN: pause and go back", test_tx_eagain},
 	{"small receive buffer: window adapts", test_small_rcvbuf},
 	{"retry exhaustion: RETRY_EXC_ERR", test_retry_exhausted},
+	{"retransmit backoff: a stopped peer catches up",
+	 test_retransmit_backoff},
 	{"destroy with outstanding WRs flushes", test_destroy_flushes},
 	{"a destroyed QP's completions reach no new QP",
 	 test_destroy_no_foreign_wc},

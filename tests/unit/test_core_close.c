@@ -3,7 +3,8 @@
  * Close, abort and link failure over the sim fabric: orderly close from
  * either side with the kernel's state sequence, half-close both ways,
  * abort, close with unread data, TEST_LINK keepalive, a hung peer and a
- * lost path (lgr terminated, connections aborted), idle lgr deletion, and
+ * lost path (lgr terminated, connections aborted), idle lgr deletion (also
+ * at exit), a peer whose process died, and
  * hostile CDC/LLC messages (abort, never corruption).
  */
 #include "usmc_cdc.h"
@@ -548,6 +549,139 @@ static void test_ctx_shutdown(void)
 	usmc_sim_del(sim);
 }
 
+static int lgr_count(usmc_sim_node *n)
+{
+	int k = 0;
+
+	for (usmc_lgr *l = usmc_ctx_next_lgr(usmc_sim_node_ctx(n), NULL); l;
+	     l = usmc_ctx_next_lgr(usmc_sim_node_ctx(n), l))
+		k++;
+	return k;
+}
+
+static uint32_t lgr_of(usmc_sim_ep *ep)
+{
+	usmc_conn_info ci;
+
+	usmc_conn_get_info(ep->conn, &ci);
+	return ci.lgr_id;
+}
+
+/* The runtime saw the peer's process die: data already received is read,
+ * then the reset; the lgr is not reused, nothing more is sent to the dead
+ * peer, and the lgr ends with its last connection (not after the idle
+ * delay or TEST_LINK). */
+static void test_peer_gone(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s, *c2, *s2, *c3, *s3;
+	uint8_t buf[16];
+	size_t n;
+	const usmc_sim_trace *t;
+
+	setup(&sim, &a, &b, &c, &s, 64, 30 * SEC);
+	/* a second connection on the lgr: its RMB went by CONFIRM_RKEY */
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c2, &s2), 0);
+	USMC_ASSERT_EQ(lgr_of(s2), lgr_of(s));
+	USMC_ASSERT_EQ(wr(c2, "last words", 10), 10);
+	settle(sim);
+	usmc_conn_peer_gone(s2->conn, usmc_sim_now(sim));
+	usmc_conn_peer_gone(s->conn, usmc_sim_now(sim));
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(s2->conn), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_state(s2->conn), SMC_PROCESSABORT);
+	USMC_ASSERT_EQ(rd(s2, buf, sizeof(buf)), 10);
+	USMC_ASSERT_MEM_EQ(buf, "last words", 10);
+	USMC_ASSERT_EQ(rd(s2, buf, sizeof(buf)), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(wr(s2, "a", 1), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	/* a new connection from the same peer gets a new lgr */
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c3, &s3), 0);
+	CU_ASSERT_TRUE(established(s3));
+	CU_ASSERT_NOT_EQUAL(lgr_of(s3), lgr_of(s));
+	USMC_ASSERT_EQ(lgr_count(b), 2);
+	/* closing the dead peer's connections sends it nothing (no abort,
+	 * no DELETE_RKEY, no DELETE_LINK); its lgr ends with the last one */
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ(usmc_conn_close(s2->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(s2->conn), SMC_CLOSED);
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(lgr_count(b), 2);
+	USMC_ASSERT_EQ(usmc_conn_close(s->conn, usmc_sim_now(sim)), 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+	t = usmc_sim_get_trace(sim, &n);
+	for (size_t i = 0; i < n; i++)
+		CU_ASSERT_NOT_EQUAL(t[i].from, usmc_sim_node_index(b));
+	USMC_ASSERT_EQ(lgr_count(b), 1);
+	/* the new connection is untouched */
+	USMC_ASSERT_EQ(wr(c3, "still here", 10), 10);
+	settle(sim);
+	USMC_ASSERT_EQ(rd(s3, buf, sizeof(buf)), 10);
+	USMC_ASSERT_MEM_EQ(buf, "still here", 10);
+	USMC_ASSERT_EQ(s3->ev[USMC_EV_ERROR], 0);
+	usmc_sim_del(sim);
+}
+
+/* usmc_conn_close_done: only once the CDC with the close flag completed. */
+static void test_close_done(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+
+	setup(&sim, &a, &b, &c, &s, 65, 0);
+	USMC_ASSERT_EQ(usmc_conn_close_done(c->conn), 0);
+	USMC_ASSERT_EQ(usmc_conn_close(c->conn, usmc_sim_now(sim)), 0);
+	USMC_ASSERT_EQ(usmc_conn_close_done(c->conn), 0); /* in flight */
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_close_done(c->conn), 1);
+	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_APPCLOSEWAIT1);
+	usmc_sim_del(sim);
+}
+
+/* usmc_ctx_shutdown_idle (a process at exit): lgrs with connections are
+ * left alone; an idle one ends at once on both sides with an orderly
+ * DELETE_LINK ALL, as the kernel's smc_lgr_free. */
+static void test_ctx_shutdown_idle(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	size_t n;
+	const usmc_sim_trace *t;
+
+	setup(&sim, &a, &b, &c, &s, 66, 30 * SEC);
+	USMC_ASSERT_EQ(
+		usmc_ctx_shutdown_idle(usmc_sim_node_ctx(a), usmc_sim_now(sim)),
+		0);
+	settle(sim);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	USMC_ASSERT_EQ(usmc_conn_close(c->conn, usmc_sim_now(sim)), 0);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_close(s->conn, usmc_sim_now(sim)), 0);
+	settle(sim);
+	usmc_sim_ep_del(c);
+	usmc_sim_ep_del(s);
+	USMC_ASSERT_EQ(lgr_count(a), 1);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ(
+		usmc_ctx_shutdown_idle(usmc_sim_node_ctx(a), usmc_sim_now(sim)),
+		1);
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(lgr_count(a), 0);
+	USMC_ASSERT_EQ(lgr_count(b), 0);
+	t = usmc_sim_get_trace(sim, &n);
+	USMC_ASSERT_EQ_FATAL(n, 1);
+	USMC_ASSERT_EQ(t[0].from, usmc_sim_node_index(a));
+	USMC_ASSERT_EQ(t[0].msg[0], SMC_LLC_DELETE_LINK_V2);
+	USMC_ASSERT_EQ(t[0].msg[3], SMC_LLC_FLAG_DEL_LINK_ALL |
+					    SMC_LLC_FLAG_DEL_LINK_ORDERLY);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+	usmc_sim_del(sim);
+}
+
 /* Deleting a live connection aborts it towards the peer. */
 static void test_del_live(void)
 {
@@ -580,6 +714,9 @@ static CU_TestInfo close_tests[] = {
 	{"hostile_llc", test_hostile_llc},
 	{"del_live", test_del_live},
 	{"ctx_shutdown", test_ctx_shutdown},
+	{"peer_gone", test_peer_gone},
+	{"close_done", test_close_done},
+	{"ctx_shutdown_idle", test_ctx_shutdown_idle},
 	CU_TEST_INFO_NULL,
 };
 

@@ -194,6 +194,7 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		qp->timeout_ns = a->timeout ? 4096ULL << a->timeout : 0;
 		qp->retries_left = a->retry_cnt;
 		qp->rnr_left = a->rnr_retry;
+		qp->rto_shift = 0;
 		qp->state = USMC_QPS_RTS;
 		return 0;
 	case USMC_QPS_ERR:
@@ -488,6 +489,7 @@ static void ack_upto(sr_qp *qp, uint32_t psn, usmc_tstamp now)
 	}
 	qp->retries_left = qp->retry_cnt;
 	qp->rnr_left = qp->rnr_retry;
+	qp->rto_shift = 0;
 	qp->rto_deadline = (qp->una_psn == qp->sent_hi || !qp->timeout_ns)
 				   ? 0
 				   : now + qp->timeout_ns;
@@ -569,6 +571,32 @@ static void resp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now)
 	}
 }
 
+/*
+ * Retransmit timeouts back off exponentially, from the QP's timeout up to
+ * SR_RTO_MAX_NS, until an ACK makes progress. retry_cnt 7 retries for ever
+ * (as rxe does), so a peer that is stopped (SIGSTOP: its RNIC is a thread
+ * of the stopped process) or gone is resent to for as long as the link
+ * lives: the backoff bounds that to about one go-back-N pass per second,
+ * and a resumed peer is caught up within SR_RTO_MAX_NS. The first resend
+ * still comes after one timeout (134 ms for timeout 15), so loss recovery
+ * is as fast as before; a finite retry_cnt spends its budget more slowly.
+ */
+#define SR_RTO_MAX_NS 1000000000ULL
+
+static usmc_tstamp rto_next(sr_qp *qp, usmc_tstamp now)
+{
+	uint64_t t = qp->timeout_ns;
+
+	if (qp->rto_shift < 32)
+		qp->rto_shift++;
+	for (unsigned int i = 0; i < qp->rto_shift && t < SR_RTO_MAX_NS; i++)
+		t <<= 1;
+	if (t > SR_RTO_MAX_NS)
+		t = qp->timeout_ns > SR_RTO_MAX_NS ? qp->timeout_ns
+						   : SR_RTO_MAX_NS;
+	return now + t;
+}
+
 usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now)
 {
 	usmc_tstamp next = 0;
@@ -588,7 +616,7 @@ usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now)
 				qp->retries_left--;
 			}
 			rewind_to_una(qp);
-			qp->rto_deadline = now + qp->timeout_ns;
+			qp->rto_deadline = rto_next(qp, now);
 		}
 	}
 	if (qp->rto_deadline)

@@ -108,6 +108,8 @@ struct sr_qp {
 	int retries_left;
 	int rnr_left;
 	usmc_tstamp rto_deadline; /* 0: not armed */
+	/* consecutive retransmit timeouts without progress (backoff) */
+	unsigned int rto_shift;
 	usmc_tstamp rnr_deadline; /* 0: not waiting */
 	/* the socket refused packets: go back to una once the pause ends */
 	int tx_stall;
