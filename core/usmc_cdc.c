@@ -4,7 +4,7 @@
 
 #include "usmc_conv.h"
 
-/* Wire offsets (kernel-smc.md 5.1) */
+/* Wire offsets, as the kernel's struct smc_cdc_msg */
 #define CDC_OFF_TYPE	   0
 #define CDC_OFF_LEN	   1
 #define CDC_OFF_SEQNO	   2

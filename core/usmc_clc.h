@@ -2,7 +2,7 @@
 /*
  * CLC (Connection Layer Control) codec: the four TCP-carried handshake
  * messages of SMC-R (RFC 7609) as Linux net/smc writes them, v1 and v2.
- * Pure functions, no state. Layouts: shared/reference/kernel-smc.md §3.
+ * Pure functions, no state. Layouts: the kernel's struct smc_clc_msg_*.
  *
  * Reading from a TCP stream: peek 8 bytes, usmc_clc_hdr_peek() them, then
  * read exactly hdr.length bytes and usmc_clc_decode() them. No byte past

@@ -112,8 +112,8 @@ typedef struct usmc_callbacks {
 	void (*free_mr)(void *user, usmc_mr *mr);
 	/* Queue pairs (required). link_create_qp returns an RC QP in INIT,
 	 * so receives may be posted at once. link_ready moves it INIT->RTR
-	 * (to_rts 0) or RTR->RTS (to_rts 1) with the attributes of
-	 * kernel-smc.md §6.5. */
+	 * (to_rts 0) or RTR->RTS (to_rts 1) with the attributes of the
+	 * kernel's smc_ib_modify_qp_rtr/rts. */
 	int (*link_create_qp)(void *user, usmc_link *link,
 			      usmc_link_qp_info *out);
 	int (*link_ready)(void *user, usmc_link *link,

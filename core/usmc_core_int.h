@@ -110,15 +110,6 @@ struct usmc_link {
 	usmc_tstamp slot_wait_since;
 };
 
-/* Local LLC flow kinds */
-enum usmc_llc_flow {
-	USMC_FLOW_NONE,
-	USMC_FLOW_CONFIRM_LINK, /* server first link / client waiting req */
-	USMC_FLOW_ADD_LINK,
-	USMC_FLOW_RKEY,
-	USMC_FLOW_DELETE_RKEY,
-};
-
 struct usmc_lgr {
 	usmc_ctx *ctx;
 	usmc_lgr *next, *prev;

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* LLC codec; see usmc_llc.h. Offsets follow kernel-smc.md section 4.3. */
+/* LLC codec; see usmc_llc.h. Offsets follow the kernel's struct
+ * smc_llc_msg_*. */
 #include "usmc_llc.h"
 
 #include <string.h>

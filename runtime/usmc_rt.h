@@ -17,19 +17,8 @@
 
 #include "usmc.h"
 #include "usmc_err.h"
-#include "usmc_rules.h"
-
-#if defined(__has_include)
-#if __has_include("usmc_core.h")
-#define USMC_HAVE_CORE 1
-#endif
-#endif
-
-#ifdef USMC_HAVE_CORE
 #include "usmc_core.h"
-#else
-typedef struct usmc_conn usmc_conn;
-#endif
+#include "usmc_rules.h"
 
 /* SMC_CLC_DECL_* values the runtime itself produces. */
 #define USMC_DECL_MEM	    0x01010000u

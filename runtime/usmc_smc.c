@@ -30,13 +30,8 @@
 #include "softroce.h"
 #include "usmc_transport.h"
 
-/* Set to 1 once the core implements the connection API (link-time). */
-#ifndef USMC_CORE_READY
-#define USMC_CORE_READY 1
-#endif
-
 #define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"
-/* kernel-smc.md §6.5 */
+/* as the kernel's smc_ib_modify_qp_rtr/rts */
 #define QP_TIMEOUT	  15
 #define QP_RETRY_CNT	  7
 #define QP_RNR_RETRY	  7
@@ -193,8 +188,6 @@ static void send_decline(usmc_sock *s, uint32_t code, uint8_t version)
 	    send(s->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n)
 		usmc_rt_log(0, "fd %d: could not send CLC Decline", s->fd);
 }
-
-#if USMC_CORE_READY
 
 static void cb_free(void *ptr, void *user)
 {
@@ -1041,163 +1034,3 @@ void usmc_smc_armed(uint64_t when)
 {
 	smc.armed = when;
 }
-
-#else /* !USMC_CORE_READY: SMC is unavailable, every connection falls back */
-
-int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
-{
-	snprintf(detail, dlen, "usmc was built without the SMC-R core");
-	send_decline(s, USMC_DECL_NOSMCRDEV,
-		     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
-	return USMC_DECL_NOSMCRDEV;
-}
-
-int usmc_smc_has_lgr(const uint8_t peer_id[8])
-{
-	(void)peer_id;
-	return 0;
-}
-
-int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len)
-{
-	(void)s;
-	(void)msg;
-	(void)len;
-	return USMC_ERR_NOTSUP;
-}
-
-int usmc_smc_clc_flush(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-int usmc_smc_decline(usmc_sock *s, uint32_t code)
-{
-	(void)s;
-	(void)code;
-	return 0;
-}
-
-void usmc_smc_conn_free(usmc_sock *s)
-{
-	s->conn = NULL;
-}
-
-usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
-{
-	(void)s;
-	(void)buf;
-	(void)len;
-	return USMC_ERR_INVALID_STATE;
-}
-
-usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
-{
-	(void)s;
-	(void)buf;
-	(void)len;
-	return USMC_ERR_INVALID_STATE;
-}
-
-size_t usmc_smc_readable(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-size_t usmc_smc_writable(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-size_t usmc_smc_unsent(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-size_t usmc_smc_closing(void)
-{
-	return 0;
-}
-
-int usmc_smc_peer_done(usmc_sock *s)
-{
-	(void)s;
-	return 1;
-}
-
-int usmc_smc_error(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-int usmc_smc_shutdown_write(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-int usmc_smc_close(usmc_sock *s, int hold)
-{
-	(void)s;
-	(void)hold;
-	return 0;
-}
-
-int usmc_smc_abort(usmc_sock *s)
-{
-	(void)s;
-	return 0;
-}
-
-void usmc_smc_peer_gone(usmc_sock *s)
-{
-	(void)s;
-}
-
-size_t usmc_smc_tcp_held(void)
-{
-	return 0;
-}
-
-void usmc_smc_exit_lgrs(uint64_t end)
-{
-	(void)end;
-}
-
-void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
-{
-	(void)s;
-	(void)info;
-}
-
-void usmc_smc_on_tp_event(void)
-{
-}
-
-uint64_t usmc_smc_expiry(void)
-{
-	return UINT64_MAX;
-}
-
-void usmc_smc_on_timer(uint64_t now)
-{
-	(void)now;
-}
-
-void usmc_smc_armed(uint64_t when)
-{
-	smc.armed = when;
-}
-
-void usmc_smc_set_nodelay(usmc_sock *s, int on)
-{
-	(void)s;
-	(void)on;
-}
-
-#endif

@@ -139,7 +139,6 @@ static void put_sock(usmc_sock *s)
 		snprintf(pa, sizeof(pa), "*:*");
 	else
 		addr_str(s->fd, 1, pa, sizeof(pa));
-#ifdef USMC_HAVE_CORE
 	if (s->conn) {
 		usmc_conn_info ci;
 
@@ -154,7 +153,6 @@ static void put_sock(usmc_sock *s)
 		tp[0] = ci.tx_prod.wrap, tp[1] = ci.tx_prod.count;
 		tc[0] = ci.tx_cons.wrap, tc[1] = ci.tx_cons.count;
 	}
-#endif
 	mode = s->mode == USMC_SOCK_SMCR	? "SMCR"
 	       : s->mode == USMC_SOCK_TCP	? "TCP"
 	       : s->mode == USMC_SOCK_LISTEN	? "LISTEN"
