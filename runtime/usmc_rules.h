@@ -66,6 +66,9 @@ typedef struct usmc_rule {
 typedef struct usmc_rules {
 	int n;
 	usmc_rule v[USMC_RULES_MAX];
+	/* nonzero: no match is smc (the SMC TCP option is on, so a peer
+	 * that does not speak SMC is found out before any CLC byte) */
+	int dflt_smc;
 	/* nonzero: the rules were refused (err says why): everything TCP */
 	int error;
 	char err[256];
