@@ -561,6 +561,14 @@ int usmc_rules_use_local(const usmc_rules *rs)
 	return 0;
 }
 
+int usmc_rules_has_smc(const usmc_rules *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		if (rs->v[i].action == USMC_RULE_SMC)
+			return 1;
+	return 0;
+}
+
 int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx)
 {
 	int smc = 0, tcp = 0, first_maybe = -1, def = -1;

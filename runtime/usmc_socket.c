@@ -415,8 +415,10 @@ static int rules_decide(const struct sockaddr_in *local,
 		q.remote = &rn;
 	/* With the SMC TCP option, offering SMC costs a peer that lacks it
 	 * nothing (no CLC byte is sent), so every connection offers it, as
-	 * smc_run does; in explicit mode only the rules' ports do. */
-	usmc_g.cfg.rules.dflt_smc = synopt_get() != NULL;
+	 * smc_run does, unless smc rules (-p) narrow it to what they name;
+	 * in explicit mode only what the rules name does. */
+	usmc_g.cfg.rules.dflt_smc =
+		synopt_get() != NULL && !usmc_rules_has_smc(&usmc_g.cfg.rules);
 	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
 	if (why && whylen)
 		why[0] = '\0';

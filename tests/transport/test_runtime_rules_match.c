@@ -194,7 +194,10 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(idx, -1);
 	usmc_rules_why(rs, USMC_RULE_TCP, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(why, "no rule matched, default tcp");
-	/* with the SMC TCP option on, no match is smc; tcp rules still win */
+	/* with the SMC TCP option on and no smc rule, no match is smc; tcp
+	 * rules still win (the runtime sets dflt_smc only without smc
+	 * rules: these have some) */
+	CU_ASSERT_EQUAL(usmc_rules_has_smc(rs), 1);
 	rs->dflt_smc = 1;
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 9001, &idx),
 		       USMC_RULE_SMC);
@@ -233,6 +236,9 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(idx, 0);
 	USMC_ASSERT_EQ(eval(rs, "a", NULL, NULL, 6, &idx), USMC_RULE_TCP);
 	USMC_ASSERT_EQ(idx, -1);
+	rs->n = 0;
+	CU_ASSERT_EQUAL(parse(rs, "tcp port 22", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(usmc_rules_has_smc(rs), 0);
 	/* an unconditional smc after a maybe-smc rule: smc either way */
 	rs->n = 0;
 	CU_ASSERT_EQUAL(parse(rs, "smc remote 1.0.0.0/8 port 5; smc port 5",
