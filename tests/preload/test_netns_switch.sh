@@ -14,6 +14,9 @@ t_lab_up
 NS1=$(usmc_lab_ns "$t_lab" h1)
 NS2=$(usmc_lab_ns "$t_lab" h2)
 a_where lab
+# With the ASan build's library in ld.so.preload, every program started in
+# a switched namespace (ss, tcpdump, env...) needs the ASan runtime first.
+[ -z "$T_ASAN" ] || export LD_PRELOAD=$T_ASAN
 
 # What the switch may touch, as a list: path, type, mode, sha256.
 snap() {
@@ -54,9 +57,7 @@ mkdir -p "/etc/netns/$NS2"
 snap >"$t_work/before"
 
 srv() { # TAG: redis-server in h1, started as any program would be
-	local env=(env USMC_STATS="$t_work/$1.stats" USMC_DEBUG=1)
-	[ -n "$T_ASAN" ] && env+=(LD_PRELOAD="$T_ASAN")
-	ip netns exec "$NS1" "${env[@]}" timeout 300 redis-server --port 6379 --bind "$T_H1" \
+	USMC_STATS="$t_work/$1.stats" USMC_DEBUG=1 ip netns exec "$NS1" timeout 300 redis-server --port 6379 --bind "$T_H1" \
 		--save "" --appendonly no --protected-mode no --dir "$t_work" \
 		>"$t_work/$1.out" 2>"$t_work/$1.err" &
 	a_spid=$!
@@ -66,10 +67,10 @@ srv() { # TAG: redis-server in h1, started as any program would be
 	}
 }
 cli() { # TAG CMD...: a program in h2, started as any would be
-	local tag=$1 env=(env USMC_STATS="$t_work/$1.stats" USMC_DEBUG=1)
+	local tag=$1
 	shift
-	[ -n "$T_ASAN" ] && env+=(LD_PRELOAD="$T_ASAN")
-	ip netns exec "$NS2" "${env[@]}" timeout 120 "$@" >"$t_work/$tag.out" 2>"$t_work/$tag.err"
+	USMC_STATS="$t_work/$tag.stats" USMC_DEBUG=1 ip netns exec "$NS2" timeout 120 "$@" \
+		>"$t_work/$tag.out" 2>"$t_work/$tag.err"
 }
 
 # 0. switch off: nothing of usmc in the programs (no stats line)
