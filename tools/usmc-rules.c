@@ -105,7 +105,11 @@ static void list_rules(const usmc_rules *rs)
 		else
 			printf("%d\t%s\t%s\n", i + 1, r->src, r->text);
 	}
-	printf("-\tdefault\ttcp\n");
+	if (!rs->error && !usmc_rules_has_smc(rs))
+		printf("-\tdefault\tsmc where the SMC TCP option loads, "
+		       "else tcp\n");
+	else
+		printf("-\tdefault\ttcp\n");
 }
 
 int main(int argc, char **argv)
