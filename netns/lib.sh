@@ -152,6 +152,9 @@ usmc_lab_down() {
 	usmc_lab_capture_stop_all "$name"
 	for h in $USMC_LAB_HOSTS; do
 		ns=$(usmc_lab_ns "$name" "$h")
+		# a namespace switch left on would outlive the namespace
+		[ ! -f "${USMC_NETNS_STATE:-/var/lib/usmc/netns}/$ns" ] ||
+			"$(dirname "${BASH_SOURCE[0]}")/../tools/usmc-netns" "$ns" off >/dev/null || rc=1
 		usmc_lab_ns_gone "$ns" && continue
 		usmc_lab_kill_ns_pids "$ns" TERM
 		if ! busywait 3000 usmc_lab_ns_empty "$ns"; then

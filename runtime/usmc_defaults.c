@@ -144,10 +144,68 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 		usmc_rt_log(0, "ignoring %s=\"%s\": not a valid value", env, v);
 }
 
+/*
+ * "set KEY VALUE" lines of the config file: settings for programs that
+ * get no environment from usmc (the namespace switch's ld.so.preload).
+ * A variable that is set wins over the file. Each such line is blanked so
+ * the rules parser skips it with line numbers intact. -1 on a bad one.
+ */
+static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
+			 char *err, size_t errlen)
+{
+	static const char *const keys[] = {"synopt", "cgroup", "debug",
+					   "clc_wait_ms"};
+	char key[32], val[256], env[48], rest[2];
+	int line = 0;
+
+	for (char *l = buf; l && *l;
+	     l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL) {
+		size_t len = strcspn(l, "\n");
+		char one[512], *hash;
+		size_t k;
+		int n;
+
+		line++;
+		if (len >= sizeof(one))
+			continue; /* no setting is that long: the rules parser's */
+		memcpy(one, l, len);
+		one[len] = '\0';
+		hash = strchr(one, '#');
+		if (hash)
+			*hash = '\0';
+		if (sscanf(one, " set%1[ \t]", rest) != 1)
+			continue;
+		n = sscanf(one, " set %31s %255s %1s", key, val, rest);
+		for (k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+			if (n >= 2 && !strcmp(key, keys[k]))
+				break;
+		if (n != 2 || k == sizeof(keys) / sizeof(keys[0])) {
+			snprintf(err, errlen,
+				 "%s:%d: want \"set KEY VALUE\", KEY one of "
+				 "synopt, cgroup, debug, clc_wait_ms",
+				 path, line);
+			return -1;
+		}
+		snprintf(env, sizeof(env), "USMC_%s", key);
+		for (char *c = env + 5; *c; c++)
+			*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
+		if (!(getenv(env) && *getenv(env)) &&
+		    usmc_config_apply(cfg, key, val)) {
+			snprintf(err, errlen,
+				 "%s:%d: bad value \"%.64s\" for %s", path,
+				 line, val, key);
+			return -1;
+		}
+		memset(l, ' ', len);
+	}
+	return 0;
+}
+
 /* The config file's rules: USMC_CONF names it ("" = none), else
  * /etc/usmc.conf if it exists. -1 with |err| on any error. */
-static int rules_load_file(usmc_rules *rs, char *err, size_t errlen)
+static int rules_load_file(usmc_rt_config *cfg, char *err, size_t errlen)
 {
+	usmc_rules *rs = &cfg->rules;
 	const char *path = getenv("USMC_CONF");
 	int must = path != NULL;
 	char *buf;
@@ -187,7 +245,9 @@ static int rules_load_file(usmc_rules *rs, char *err, size_t errlen)
 		free(buf);
 		return -1;
 	}
-	r = usmc_rules_parse(rs, buf, path, err, errlen);
+	r = file_settings(cfg, buf, path, err, errlen);
+	if (!r)
+		r = usmc_rules_parse(rs, buf, path, err, errlen);
 	free(buf);
 	return r;
 }
@@ -213,7 +273,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_SOFTROCE_PORT", "softroce_port");
 	env_apply(cfg, "USMC_SMC_PORTS", "smc_ports");
 	if (!bad)
-		bad = rules_load_file(&cfg->rules, err, sizeof(err));
+		bad = rules_load_file(cfg, err, sizeof(err));
 	if (bad) {
 		/* Never accelerate on rules we could not read as written. */
 		cfg->rules.error = 1;

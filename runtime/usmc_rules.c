@@ -561,6 +561,14 @@ int usmc_rules_use_local(const usmc_rules *rs)
 	return 0;
 }
 
+int usmc_rules_has_smc(const usmc_rules *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		if (rs->v[i].action == USMC_RULE_SMC)
+			return 1;
+	return 0;
+}
+
 int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx)
 {
 	int smc = 0, tcp = 0, first_maybe = -1, def = -1;
@@ -605,8 +613,12 @@ int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx)
 			def = i;
 		}
 	}
-	if (def < 0)
-		tcp = 1; /* the default */
+	if (def < 0) { /* the default */
+		if (rs->dflt_smc)
+			smc = 1;
+		else
+			tcp = 1;
+	}
 	if (smc && tcp) {
 		*idx = first_maybe;
 		return USMC_RULE_MAYBE;
@@ -625,7 +637,8 @@ void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
 		return;
 	}
 	if (idx < 0 || idx >= rs->n) {
-		snprintf(buf, len, "no rule matched, default tcp");
+		snprintf(buf, len, "no rule matched, default %s",
+			 rs->dflt_smc ? "smc (SMC TCP option on)" : "tcp");
 		return;
 	}
 	r = &rs->v[idx];

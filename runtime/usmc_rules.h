@@ -66,6 +66,10 @@ typedef struct usmc_rule {
 typedef struct usmc_rules {
 	int n;
 	usmc_rule v[USMC_RULES_MAX];
+	/* nonzero: no match is smc (the SMC TCP option is on, so a peer
+	 * that does not speak SMC is found out before any CLC byte, and no
+	 * rule says smc) */
+	int dflt_smc;
 	/* nonzero: the rules were refused (err says why): everything TCP */
 	int error;
 	char err[256];
@@ -82,6 +86,9 @@ int usmc_rules_parse(usmc_rules *rs, const char *text, const char *src,
 /* Puts (or replaces) the "smc port LIST" rule of USMC_SMC_PORTS at
  * index |at|. Returns 0 or -1 (full). */
 int usmc_rules_set_ports(usmc_rules *rs, int at, const usmc_portset *ps);
+/* Nonzero if some rule says smc (then the rules name what uses SMC, and
+ * the default stays tcp even with the SMC TCP option). */
+int usmc_rules_has_smc(const usmc_rules *rs);
 /* Nonzero if some rule has a local address condition. */
 int usmc_rules_use_local(const usmc_rules *rs);
 

@@ -403,6 +403,8 @@ static uint16_t sockaddr_port(const struct sockaddr *sa)
  * is plain TCP and never writes or reads a CLC byte. Fills |why| when a
  * rule (not the default) decided tcp.
  */
+static usmc_synopt *synopt_get(void);
+
 static int rules_decide(const struct sockaddr_in *local,
 			const struct sockaddr_in *remote, uint16_t port,
 			char *why, size_t whylen)
@@ -417,6 +419,12 @@ static int rules_decide(const struct sockaddr_in *local,
 		q.local = &ln;
 	if (remote && !usmc_rule_net_from_sa(&rn, remote))
 		q.remote = &rn;
+	/* With the SMC TCP option, offering SMC costs a peer that lacks it
+	 * nothing (no CLC byte is sent), so every connection offers it, as
+	 * smc_run does, unless smc rules (-p) narrow it to what they name;
+	 * in explicit mode only what the rules name does. */
+	usmc_g.cfg.rules.dflt_smc =
+		synopt_get() != NULL && !usmc_rules_has_smc(&usmc_g.cfg.rules);
 	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
 	if (why && whylen)
 		why[0] = '\0';
@@ -457,10 +465,11 @@ static int client_local(int fd, const struct sockaddr_in *to,
 }
 
 /*
- * The SMC TCP option (docs/negotiation.md): loaded once, on the first
- * socket the rules call SMC. Where it loads, CLC runs only when the option
- * went both ways, as with Linux; where it cannot, usmc says why once and
- * the rules alone decide (explicit mode).
+ * The SMC TCP option (docs/negotiation.md): loaded once, at the first
+ * decision on a socket. Where it loads, CLC runs only when the option went
+ * both ways, as with Linux, and connections no rule names offer SMC; where
+ * it cannot, usmc says why once (debug) and the rules alone decide
+ * (explicit mode).
  */
 static pthread_once_t synopt_once = PTHREAD_ONCE_INIT;
 static usmc_synopt *synopt;
@@ -479,7 +488,7 @@ static void synopt_init_once(void)
 		r = usmc_synopt_init(&synopt, err, sizeof(err));
 	if (r < 0) {
 		synopt = NULL;
-		usmc_rt_log(0,
+		usmc_rt_log(1,
 			    "SMC TCP option unavailable, explicit mode "
 			    "(the rules alone decide): %s",
 			    err);

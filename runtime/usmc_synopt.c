@@ -24,6 +24,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <linux/mount.h>
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -100,14 +102,56 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* The process's own cgroup v2 directory: mount point + /proc/self/cgroup. */
-static int find_cgroup(char *out, size_t outlen, char *err, size_t errlen)
+/* This process's cgroup v2 path ("/" for the root), from /proc/self/cgroup. */
+static int own_cgroup_path(char *out, size_t outlen, char *err, size_t errlen)
 {
-	char mnt[PATH_MAX] = "", buf[4096], line[PATH_MAX + 8];
-	struct mntent me, *m;
+	char line[PATH_MAX + 8];
 	FILE *f;
 	int n;
 
+	f = fopen("/proc/self/cgroup", "re");
+	if (!f) {
+		set_err(err, errlen, "cannot read /proc/self/cgroup: %s",
+			strerror(errno));
+		return -errno;
+	}
+	n = -ENOENT;
+	while (fgets(line, sizeof(line), f)) {
+		if (strncmp(line, "0::", 3))
+			continue;
+		line[strcspn(line, "\n")] = '\0';
+		n = (size_t)snprintf(out, outlen, "%s", line + 3) >= outlen
+			    ? -ENAMETOOLONG
+			    : 0;
+		break;
+	}
+	fclose(f);
+	if (n)
+		set_err(err, errlen,
+			"this process is in no cgroup v2 group "
+			"(/proc/self/cgroup "
+			"has no 0:: line)");
+	return n;
+}
+
+/*
+ * The process's own cgroup v2 directory: mount point + /proc/self/cgroup.
+ * With |private_ok| and no cgroup v2 mount in sight (ip netns exec
+ * remounts /sys), the directory is opened through a cgroup2 mount of our
+ * own that is attached nowhere: the program's view of the file system does
+ * not change, and the mount goes with the fd. Returns an open directory fd.
+ */
+static int find_cgroup(char *out, size_t outlen, int private_ok, char *err,
+		       size_t errlen)
+{
+	char mnt[PATH_MAX] = "", buf[4096], path[PATH_MAX];
+	struct mntent me, *m;
+	int n, fs, mfd, fd;
+	FILE *f;
+
+	n = own_cgroup_path(path, sizeof(path), err, errlen);
+	if (n)
+		return n;
 	f = setmntent("/proc/self/mounts", "re");
 	if (!f) {
 		set_err(err, errlen, "cannot read /proc/self/mounts: %s",
@@ -120,38 +164,59 @@ static int find_cgroup(char *out, size_t outlen, char *err, size_t errlen)
 			break;
 		}
 	endmntent(f);
-	if (!mnt[0]) {
+	if (mnt[0]) {
+		if ((size_t)snprintf(out, outlen, "%s%s", mnt,
+				     strcmp(path, "/") ? path : "") >= outlen)
+			return -ENAMETOOLONG;
+		fd = open(out, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (fd < 0) {
+			n = -errno;
+			set_err(err, errlen, "cannot open cgroup %s: %s", out,
+				strerror(-n));
+		}
+		return fd < 0 ? n : fd;
+	}
+	if (!private_ok) {
 		set_err(err, errlen,
 			"no cgroup v2 mount in this mount namespace (note: ip "
-			"netns exec remounts /sys)");
+			"netns exec remounts /sys; USMC_CGROUP=private)");
 		return -ENOENT;
 	}
-	f = fopen("/proc/self/cgroup", "re");
-	if (!f) {
-		set_err(err, errlen, "cannot read /proc/self/cgroup: %s",
-			strerror(errno));
-		return -errno;
-	}
-	n = -ENOENT;
-	while (fgets(line, sizeof(line), f)) {
-		if (strncmp(line, "0::", 3))
-			continue;
-		line[strcspn(line, "\n")] = '\0';
-		if ((size_t)snprintf(out, outlen, "%s%s", mnt,
-				     strcmp(line + 3, "/") ? line + 3 : "") >=
-		    outlen)
-			n = -ENAMETOOLONG;
-		else
-			n = 0;
-		break;
-	}
-	fclose(f);
-	if (n)
+	fs = (int)syscall(SYS_fsopen, "cgroup2", FSOPEN_CLOEXEC);
+	if (fs < 0 ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0)) {
+		n = -errno;
 		set_err(err, errlen,
-			"this process is in no cgroup v2 group "
-			"(/proc/self/cgroup "
-			"has no 0:: line)");
-	return n;
+			"no cgroup v2 mount in this mount namespace, and "
+			"cannot make a private one: %s",
+			strerror(-n));
+		if (fs >= 0)
+			close(fs);
+		return n;
+	}
+	mfd = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
+			   MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID |
+				   MOUNT_ATTR_NODEV);
+	n = -errno;
+	close(fs);
+	if (mfd < 0) {
+		set_err(err, errlen, "cannot mount cgroup v2 privately: %s",
+			strerror(-n));
+		return n;
+	}
+	fd = openat(mfd, path[1] ? path + 1 : ".",
+		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	n = -errno;
+	close(mfd);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot open cgroup %s: %s", path,
+			strerror(-n));
+		return n;
+	}
+	if ((size_t)snprintf(out, outlen, "%s (private cgroup2 mount)", path) >=
+	    outlen)
+		out[0] = '\0'; /* only for messages */
+	return fd;
 }
 
 void usmc_synopt_del(usmc_synopt *s)
@@ -164,11 +229,11 @@ void usmc_synopt_del(usmc_synopt *s)
 	free(s);
 }
 
-static int load(usmc_synopt *s, const char *dir, char *err, size_t errlen)
+static int load(usmc_synopt *s, int cg, char *err, size_t errlen)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = "usmc_synopt");
 	struct bpf_program *prog;
-	int cg, rc;
+	int rc;
 
 	s->obj = bpf_object__open_mem(usmc_synopt_bpf_obj,
 				      usmc_synopt_bpf_obj_len, &oo);
@@ -204,20 +269,12 @@ static int load(usmc_synopt *s, const char *dir, char *err, size_t errlen)
 		set_err(err, errlen, "the embedded BPF object lacks its maps");
 		return -EINVAL;
 	}
-	cg = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cg < 0) {
-		rc = -errno;
-		set_err(err, errlen, "cannot open cgroup %s: %s", dir,
-			strerror(-rc));
-		return rc;
-	}
 	/* A link, not a plain attach: it goes away with the process. */
 	s->link = bpf_program__attach_cgroup(prog, cg);
 	rc = s->link ? 0 : -errno;
-	close(cg);
 	if (!s->link) {
 		set_err(err, errlen, "cannot attach sock_ops to cgroup %s: %s",
-			dir, strerror(-rc));
+			s->cgroup, strerror(-rc));
 		return rc;
 	}
 	return 0;
@@ -228,7 +285,7 @@ int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 {
 	libbpf_print_fn_t old;
 	usmc_synopt *s;
-	int rc;
+	int rc, cg;
 
 	if (err && errlen)
 		err[0] = '\0';
@@ -242,27 +299,37 @@ int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 	}
 	s->conn_fd = s->listen_fd = -1;
 	pthread_mutex_init(&s->lock, NULL);
-	if (cgroup_dir) {
+	if (cgroup_dir && strcmp(cgroup_dir, USMC_SYNOPT_CGROUP_PRIVATE)) {
 		if ((size_t)snprintf(s->cgroup, sizeof(s->cgroup), "%s",
 				     cgroup_dir) >= sizeof(s->cgroup)) {
 			set_err(err, errlen, "cgroup path too long");
 			usmc_synopt_del(s);
 			return -ENAMETOOLONG;
 		}
-	} else {
-		rc = find_cgroup(s->cgroup, sizeof(s->cgroup), err, errlen);
-		if (rc) {
+		cg = open(cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (cg < 0) {
+			rc = -errno;
+			set_err(err, errlen, "cannot open cgroup %s: %s",
+				cgroup_dir, strerror(-rc));
 			usmc_synopt_del(s);
 			return rc;
+		}
+	} else {
+		cg = find_cgroup(s->cgroup, sizeof(s->cgroup),
+				 cgroup_dir != NULL, err, errlen);
+		if (cg < 0) {
+			usmc_synopt_del(s);
+			return cg;
 		}
 	}
 	pthread_mutex_lock(&init_lock);
 	libbpf_last[0] = '\0';
 	libbpf_verifier = 0;
 	old = libbpf_set_print(capture_print);
-	rc = load(s, s->cgroup, err, errlen);
+	rc = load(s, cg, err, errlen);
 	libbpf_set_print(old);
 	pthread_mutex_unlock(&init_lock);
+	close(cg);
 	if (rc) {
 		usmc_synopt_del(s);
 		return rc;

@@ -32,7 +32,13 @@ typedef struct usmc_synopt usmc_synopt;
  */
 int usmc_synopt_init(usmc_synopt **p, char *err, size_t errlen);
 
-/* The same, attached to |cgroup_dir| (a cgroup v2 directory) instead. */
+/*
+ * The same, attached to |cgroup_dir| (a cgroup v2 directory) instead; or,
+ * with USMC_SYNOPT_CGROUP_PRIVATE, to this process's own cgroup even where
+ * no cgroup v2 mount is visible (under ip netns exec): it is then opened
+ * through a private mount attached nowhere in the file system.
+ */
+#define USMC_SYNOPT_CGROUP_PRIVATE "private"
 int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 			    size_t errlen);
 

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "usmc_rt.h"
+#include "usmc_synopt.h"
 
 static void usage(FILE *f)
 {
@@ -104,7 +105,11 @@ static void list_rules(const usmc_rules *rs)
 		else
 			printf("%d\t%s\t%s\n", i + 1, r->src, r->text);
 	}
-	printf("-\tdefault\ttcp\n");
+	if (!rs->error && !usmc_rules_has_smc(rs))
+		printf("-\tdefault\tsmc where the SMC TCP option loads, "
+		       "else tcp\n");
+	else
+		printf("-\tdefault\ttcp\n");
 }
 
 int main(int argc, char **argv)
@@ -207,6 +212,26 @@ int main(int argc, char **argv)
 	q.local = local;
 	q.remote = remote;
 	q.port = port;
+	/* The default depends on whether the SMC TCP option loads here, as
+	 * the runtime decides it: so try, as the program would. */
+	if (!cfg->rules.error && !usmc_rules_has_smc(&cfg->rules)) {
+		usmc_synopt *so = NULL;
+		char err[256] = "";
+
+		if (cfg->synopt &&
+		    (cfg->cgroup[0]
+			     ? usmc_synopt_init_cgroup(&so, cfg->cgroup, err,
+						       sizeof(err))
+			     : usmc_synopt_init(&so, err, sizeof(err))) == 0) {
+			cfg->rules.dflt_smc = 1;
+			printf("SMC TCP option: loads here (cgroup %s)\n",
+			       usmc_synopt_cgroup(so));
+			usmc_synopt_del(so);
+		} else {
+			printf("SMC TCP option: explicit mode here: %s\n",
+			       cfg->synopt ? err : "USMC_SYNOPT=off");
+		}
+	}
 	v = usmc_rules_eval(&cfg->rules, &q, &idx);
 	usmc_rules_why(&cfg->rules, v, idx, why, sizeof(why));
 	printf("%s %s program \"%s\" local %s remote %s port %u\n",
@@ -214,8 +239,8 @@ int main(int argc, char **argv)
 	       local ? net_str(local, s1, sizeof(s1)) : "(any)",
 	       remote ? net_str(remote, s2, sizeof(s2)) : "(any)", port);
 	if (v == USMC_RULE_MAYBE)
-		printf("decision: per connection (smc for peers an smc rule "
-		       "matches, tcp for others)\n");
+		printf("decision: per connection (smc or tcp by the peer's "
+		       "address)\n");
 	else
 		printf("decision: %s\n", v == USMC_RULE_SMC ? "smc" : "tcp");
 	printf("why: %s\n", why);

@@ -16,5 +16,5 @@ out=$(cat "$t_work/demo.out")
 "$USMC_SRC/netns/usmc-lab" --name "demo-$$" down >/dev/null 2>&1
 [ $rc != 77 ] || exit 77
 [ $rc = 0 ] || t_fail "usmc-lab demo exited $rc"
-[[ $out == *"demo OK: 16777216 bytes crossed as RDMA WRITEs"* ]] || t_fail "no 'demo OK' line"
+[[ $out == *"demo OK: 16777216 bytes crossed as RDMA WRITEs"*"SMC TCP option"* ]] || t_fail "no 'demo OK' line"
 t_log PASS

@@ -2,20 +2,25 @@
 # Shared by the workload tests (test_redis, test_iperf3, test_sockperf,
 # test_nginx; sourced): Debian's own binaries under usmc-run in the lab.
 #
-# Two placements (a_where):
-#   lab    server in h1 on 10.77.0.1, client in h2 (over the veth);
-#   local  both in h1: the server on 127.0.0.2, the client connecting to
-#          it from 127.0.0.1 (the kernel's source for 127.0.0.0/8), so
-#          each softroce process binds UDP 4791 on its own address.
+# Placements (a_where):
+#   lab       server in h1 on 10.77.0.1, client in h2 (over the veth);
+#   local     both in h1: the server on 127.0.0.2, the client connecting
+#             to it from 127.0.0.1 (the kernel's source for 127.0.0.0/8),
+#             so each softroce process binds UDP 4791 on its own address;
+#   same-lo   both in h1 on 127.0.0.1: server and client share one
+#             address, so their softroce devices share UDP 4791 on it;
+#   same-lab  both in h1 on 10.77.0.1, sharing it likewise.
 . "$(dirname "${BASH_SOURCE[0]}")/lib_preload.sh"
 
 a_where() { # lab|local
 	A_WHERE=$1
-	if [ "$1" = lab ]; then
-		A_SHOST=h1 A_CHOST=h2 A_SADDR=$T_H1
-	else
-		A_SHOST=h1 A_CHOST=h1 A_SADDR=127.0.0.2
-	fi
+	case $1 in
+	lab) A_SHOST=h1 A_CHOST=h2 A_SADDR=$T_H1 ;;
+	local) A_SHOST=h1 A_CHOST=h1 A_SADDR=127.0.0.2 ;;
+	same-lo) A_SHOST=h1 A_CHOST=h1 A_SADDR=127.0.0.1 ;;
+	same-lab) A_SHOST=h1 A_CHOST=h1 A_SADDR=$T_H1 ;;
+	*) t_fail "a_where: unknown placement '$1'" ;;
+	esac
 }
 
 # a_server NAME PORT CMD...: CMD under usmc-run (SMC ports $A_PORTS) in

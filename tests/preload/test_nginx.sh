@@ -9,6 +9,11 @@
 # connections only. nginx clears its workers' environment: the config
 # passes usmc's variables on with "env" (the worker's runtime starts after
 # the fork and reads them; the stats line needs USMC_STATS).
+# Then nginx with worker_processes 4 ("listen ... reuseport": a listener
+# per worker, so the kernel spreads the connections over them) in h1,
+# fetched by 48 curl processes in h2, 12 at a time: every body byte-exact,
+# every curl and every worker that served over SMC-R only, each worker a
+# process of its own sharing softroce's UDP port on 10.77.0.1.
 . "$(dirname "$0")/lib_apps.sh"
 t_need_cmd timeout ss nginx curl sha256sum
 t_lab_up
@@ -20,7 +25,7 @@ head -c 4097 /dev/urandom >"$t_work/www/small"
 want_big=$(sha256sum <"$t_work/www/big" | cut -d' ' -f1)
 want_small=$(sha256sum <"$t_work/www/small" | cut -d' ' -f1)
 
-conf() { # ADDR SENDFILE: the config for one run
+conf() { # ADDR SENDFILE [WORKERS [LISTEN_OPTS]]: the config for one run
 	cat <<CONF
 daemon off;
 master_process on;
@@ -31,7 +36,7 @@ env USMC_DEBUG;
 env USMC_SMC_PORTS;
 env USMC_SOFTROCE_PORT;
 env USMC_TRANSPORT;
-worker_processes 1;
+worker_processes ${3:-1};
 user root;
 pid $t_work/nginx.pid;
 error_log $t_work/nginx-error.log info;
@@ -46,7 +51,7 @@ http {
 	sendfile $2;
 	keepalive_timeout 5;
 	server {
-		listen $1:8080;
+		listen $1:8080 ${4:-};
 		root $t_work/www;
 	}
 }
@@ -87,8 +92,63 @@ run() { # WHERE SENDFILE
 	fi
 }
 
+workers() { # WHERE
+	a_where "$1"
+	local tag=$1-workers i j pids rc bad=0 ok=0
+	conf "$A_SADDR" on 4 reuseport >"$t_work/nginx.conf"
+	a_server "nginx-$tag" 8080 nginx -p "$t_work" -c "$t_work/nginx.conf" -e "$t_work/nginx-error.log" || {
+		a_fail "$tag: nginx did not start: $(tail -3 "$t_work/nginx-error.log")"
+		return
+	}
+	head -c 1048573 /dev/urandom >"$t_work/www/mid"
+	local want_mid
+	want_mid=$(sha256sum <"$t_work/www/mid" | cut -d' ' -f1)
+	: >"$t_work/curl-$tag.stats"
+	for i in $(seq 4); do
+		pids=()
+		for j in $(seq 12); do
+			local f=mid
+			[ $((j % 3)) = 0 ] && f=small
+			t_usmc "$A_CHOST" "$t_work/curl-$tag.stats" "$A_PORTS" curl -sS --max-time 60 \
+				-o "$t_work/got-$tag-$i-$j-$f" -w '%{http_code}' "http://$A_SADDR:8080/$f" \
+				>"$t_work/curl-$tag-$i-$j.out" 2>"$t_work/curl-$tag-$i-$j.err" &
+			pids+=($!)
+		done
+		for j in $(seq 12); do
+			rc=0
+			wait "${pids[j - 1]}" || rc=$?
+			local f=mid want=$want_mid
+			[ $((j % 3)) = 0 ] && f=small want=$want_small
+			if [ $rc = 0 ] && [ "$(cat "$t_work/curl-$tag-$i-$j.out")" = 200 ] &&
+				[ "$(sha256sum <"$t_work/got-$tag-$i-$j-$f" | cut -d' ' -f1)" = "$want" ]; then
+				ok=$((ok + 1))
+			else
+				bad=$((bad + 1))
+				t_log "$tag: curl $i-$j /$f: exit $rc, HTTP '$(cat "$t_work/curl-$tag-$i-$j.out")': $(tail -2 "$t_work/curl-$tag-$i-$j.err")"
+			fi
+			rm -f "$t_work/got-$tag-$i-$j-$f"
+		done
+	done
+	[ $bad = 0 ] || a_fail "$tag: $bad of 48 fetches failed"
+	a_smcr "$t_work/curl-$tag.stats" 48 && [ "$(grep -c 'stats:' "$t_work/curl-$tag.stats")" = 48 ] ||
+		a_fail "$tag: the 48 curl processes were not all over SMC-R"
+	t_log "ok $tag: $ok of 48 fetches byte-exact; curl $A_SMCR"
+	a_stop $a_spid QUIT || a_fail "$tag: nginx exit status $?"
+	# master + 4 workers, each a stats line; those that served, SMC-R only
+	local lines served
+	lines=$(grep -c 'stats:' "$t_work/nginx-$tag.stats")
+	served=$(grep -c 'stats: smcr=[1-9]' "$t_work/nginx-$tag.stats")
+	if [ "$lines" = 5 ] && a_smcr "$t_work/nginx-$tag.stats" 48 && [ "$served" -ge 2 ]; then
+		t_log "ok $tag: nginx $A_SMCR; $served of 4 workers served: $(grep -o 'smcr=[0-9]*' "$t_work/nginx-$tag.stats" | tr '\n' ' ')"
+	else
+		a_fail "$tag: nginx: $lines stats lines (want 5: master + 4 workers), $served workers served (want >= 2)"
+		a_show "nginx-$tag"
+	fi
+}
+
 for w in lab local; do
 	run $w on
 	run $w off
 done
+workers lab
 a_end

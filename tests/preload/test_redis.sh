@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Debian's redis-server and redis-benchmark / redis-cli, unmodified, under
-# usmc-run over softroce; in the lab (h2 -> h1) and on one host (h1,
-# 127.0.0.1 -> 127.0.0.2):
+# usmc-run over softroce; in the lab (h2 -> h1), on one host (h1,
+# 127.0.0.1 -> 127.0.0.2), and on one host and one address, where the two
+# processes' softroce devices share UDP 4791 (127.0.0.1 -> 127.0.0.1 and
+# 10.77.0.1 -> 10.77.0.1, in h1; 1, 2 and 4 only):
 #  1. redis-benchmark -t set,get,incr,lpush,lrange -c 50 -n N, then with
 #     -P 16: every test reports its rate, no error in the output, and the
 #     server's commandstats count every call with failed_calls and
@@ -158,9 +160,9 @@ bgsave() { # TAG
 	a_smcr "$t_work/$tag-load.stats" 20 || a_fail "$tag: the clients were not over SMC-R"
 }
 
-run() { # lab|local N
+run() { # lab|local|same-lo|same-lab N [light: 1, 2 and 4 only]
 	a_where "$1"
-	local n=$2
+	local n=$2 light=${3:-}
 	rm -f "$t_work/dump.rdb"
 	: >"$t_work/plain"
 	USMC_DEBUG=1 a_server server-$1 6379 redis-server --port 6379 --bind "$A_SADDR" --protected-mode no \
@@ -169,9 +171,9 @@ run() { # lab|local N
 		return
 	}
 	bench "bench-$1" "$n"
-	bench "bench-P16-$1" "$n" -P 16
+	[ -n "$light" ] || bench "bench-P16-$1" "$n" -P 16
 	readback "cli-$1"
-	bgsave "bgsave-$1"
+	[ -n "$light" ] || bgsave "bgsave-$1"
 	rcli "shutdown-$1" SHUTDOWN NOSAVE
 	a_stop $a_spid TERM || t_log "$1: redis-server exit status $? after SHUTDOWN"
 	# the server's own connections: all SMC-R (its BGSAVE child exits with _exit: no line)
@@ -182,7 +184,7 @@ run() { # lab|local N
 	local np nreset
 	np=$(wc -l <"$t_work/plain")
 	nreset=$(grep -c 'SMC handshake failed: Connection reset by peer' "$t_work/server-$1.err")
-	a_smcr "$t_work/server-$1.stats" 100 "$np" "$nreset" &&
+	a_smcr "$t_work/server-$1.stats" $([ -n "$light" ] && echo 50 || echo 100) "$np" "$nreset" &&
 		t_log "ok $1: redis-server $A_SMCR ($np plain control clients, $nreset handshakes reset by a closing redis-benchmark)" || {
 		a_fail "$1: redis-server not all over SMC-R ($np plain control clients)"
 		grep -E 'fallback|fail|abort' "$t_work/server-$1.err" | sed 's/fd [0-9]*/fd N/' | sort | uniq -c | head
@@ -191,6 +193,9 @@ run() { # lab|local N
 
 run lab "$N"
 run local $((N / 4))
+# one address for both processes: every connection still SMC-R
+run same-lo $((N / 4)) light
+run same-lab $((N / 4)) light
 
 # Mixed, in the lab: the programs work unchanged over TCP, the reason logged.
 a_where lab

@@ -194,6 +194,24 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(idx, -1);
 	usmc_rules_why(rs, USMC_RULE_TCP, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(why, "no rule matched, default tcp");
+	/* with the SMC TCP option on and no smc rule, no match is smc; tcp
+	 * rules still win (the runtime sets dflt_smc only without smc
+	 * rules: these have some) */
+	CU_ASSERT_EQUAL(usmc_rules_has_smc(rs), 1);
+	rs->dflt_smc = 1;
+	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 9001, &idx),
+		       USMC_RULE_SMC);
+	USMC_ASSERT_EQ(idx, -1);
+	usmc_rules_why(rs, USMC_RULE_SMC, idx, why, sizeof(why));
+	CU_ASSERT_STRING_EQUAL(
+		why, "no rule matched, default smc (SMC TCP option on)");
+	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 7005, &idx),
+		       USMC_RULE_TCP);
+	USMC_ASSERT_EQ(idx, 2);
+	/* a listener: a tcp rule naming a peer, then the default smc */
+	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", NULL, 80, &idx),
+		       USMC_RULE_MAYBE);
+	rs->dflt_smc = 0;
 
 	/* a listener (remote unknown): tcp rules naming a peer settle
 	 * nothing; an smc rule naming a peer makes it per connection */
@@ -218,6 +236,9 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(idx, 0);
 	USMC_ASSERT_EQ(eval(rs, "a", NULL, NULL, 6, &idx), USMC_RULE_TCP);
 	USMC_ASSERT_EQ(idx, -1);
+	rs->n = 0;
+	CU_ASSERT_EQUAL(parse(rs, "tcp port 22", err, sizeof(err)), 0);
+	CU_ASSERT_EQUAL(usmc_rules_has_smc(rs), 0);
 	/* an unconditional smc after a maybe-smc rule: smc either way */
 	rs->n = 0;
 	CU_ASSERT_EQUAL(parse(rs, "smc remote 1.0.0.0/8 port 5; smc port 5",
@@ -413,6 +434,44 @@ static void test_load(void)
 	USMC_ASSERT_EQ(eval(&c->rules, "a", NULL, "1.1.1.1", 7072, &idx),
 		       USMC_RULE_SMC);
 	unsetenv("USMC_SMC_PORTS");
+
+	/* "set KEY VALUE" lines: settings, skipped by the rules (line
+	 * numbers kept); a variable that is set wins */
+	f = fopen(path, "w");
+	fputs("set cgroup private # for ip netns exec\n  set synopt off\n"
+	      "smc port 1 remote x\n",
+	      f);
+	fclose(f);
+	setenv("USMC_CONF", path, 1);
+	usmc_config_load_env(c);
+	CU_ASSERT(strstr(c->rules.err, ":3:19: bad address \"x\"") != NULL);
+	f = fopen(path, "w");
+	fputs("set cgroup private # for ip netns exec\n  set synopt off\n"
+	      "smc port 1\n",
+	      f);
+	fclose(f);
+	usmc_config_load_env(c);
+	CU_ASSERT_EQUAL(c->rules.error, 0);
+	USMC_ASSERT_EQ(c->rules.n, 1);
+	CU_ASSERT_STRING_EQUAL(c->cgroup, "private");
+	USMC_ASSERT_EQ(c->synopt, 0);
+	setenv("USMC_SYNOPT", "auto", 1);
+	usmc_config_load_env(c);
+	USMC_ASSERT_EQ(c->synopt, 1);
+	unsetenv("USMC_SYNOPT");
+	/* an unknown key or a missing value refuses the file */
+	f = fopen(path, "w");
+	fputs("smc port 1\nset transport x\n", f);
+	fclose(f);
+	usmc_config_load_env(c);
+	CU_ASSERT_EQUAL(c->rules.error, 1);
+	CU_ASSERT(strstr(c->rules.err, ":2: want \"set KEY VALUE\"") != NULL);
+	f = fopen(path, "w");
+	fputs("set synopt\n", f);
+	fclose(f);
+	usmc_config_load_env(c);
+	CU_ASSERT_EQUAL(c->rules.error, 1);
+	unlink(path);
 	unsetenv("USMC_CONF");
 	free(c);
 }
