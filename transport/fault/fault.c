@@ -373,6 +373,28 @@ static void ctl_open(fl_dev *d)
 	memcpy(d->ctl_path, sa.sun_path, sizeof(d->ctl_path));
 }
 
+/* The answer to "stats": the counters, as key=value. */
+static void stats_line(const fl_dev *d, char *out, size_t len)
+{
+	const usmc_fault_stats *s = &d->st;
+
+	snprintf(out, len,
+		 "pkts=%llu dropped=%llu delayed=%llu duplicated=%llu "
+		 "reordered=%llu corrupted=%llu posts=%llu posts_failed=%llu "
+		 "qp_errors=%llu port_downs=%llu port_ups=%llu "
+		 "device_fatals=%llu",
+		 (unsigned long long)s->pkts, (unsigned long long)s->dropped,
+		 (unsigned long long)s->delayed,
+		 (unsigned long long)s->duplicated,
+		 (unsigned long long)s->reordered,
+		 (unsigned long long)s->corrupted, (unsigned long long)s->posts,
+		 (unsigned long long)s->posts_failed,
+		 (unsigned long long)s->qp_errors,
+		 (unsigned long long)s->port_downs,
+		 (unsigned long long)s->port_ups,
+		 (unsigned long long)s->device_fatals);
+}
+
 static void ctl_drain(fl_dev *d)
 {
 	char buf[FL_CTL_MAX + 1], reply[256];
@@ -387,7 +409,9 @@ static void ctl_drain(fl_dev *d)
 		if (n < 0)
 			return;
 		buf[n] = 0;
-		if (memchr(buf, 0, (size_t)n))
+		if (!strcmp(buf, "stats"))
+			stats_line(d, reply, sizeof(reply));
+		else if (memchr(buf, 0, (size_t)n))
 			snprintf(reply, sizeof(reply),
 				 "error: a NUL byte in the schedule");
 		else if (usmc_fault_add(&d->pub, buf, err, sizeof(err)))

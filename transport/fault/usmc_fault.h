@@ -12,7 +12,8 @@
  * USMC_FAULT_CTL=off, the device listens on a unix datagram socket
  * USMC_FAULT_CTL_DIR (default /run/usmc/fault) /usmc-fault.PID.N.sock for
  * more clauses at run time; each datagram is one schedule, answered with
- * "ok" or "error: position N: expected ...".
+ * "ok" or "error: position N: expected ...", or "stats", answered with
+ * the counters below as key=value.
  */
 #ifndef USMC_FAULT_H
 #define USMC_FAULT_H
