@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The transport ops table: one RNIC-like device behind the same operations,
- * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space),
- * verbs (libibverbs), shm (intra-host), and sim/ decorators over any of them.
+ * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space) and
+ * fault (transport/fault/: a fault-injecting decorator over any backend,
+ * opened as "fault:INNER"); later verbs (libibverbs) and shm (intra-host).
  *
  * Conventions
  * - Every op returns 0 (or a count) on success and a negative USMC_ERR_* on
@@ -198,7 +199,9 @@ extern const usmc_tp_ops *const usmc_transports[];
 /* usmc_tp_find returns the ops table named |name|, or NULL. */
 const usmc_tp_ops *usmc_tp_find(const char *name);
 
-/* usmc_tp_open finds |name| and opens a device with |cfg|. */
+/* usmc_tp_open finds |name| and opens a device with |cfg|. "OUTER:INNER"
+ * opens the decorator OUTER with inner=INNER before cfg->options (e.g.
+ * "fault:softroce"). USMC_ERR_NOTFOUND if no such backend. */
 int usmc_tp_open(const char *name, const usmc_tp_config *cfg, usmc_tp **ptp);
 
 /* Thin dispatchers: no NULL checks on the hot path. */
