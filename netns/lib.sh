@@ -297,3 +297,47 @@ usmc_lab_analyze() {
 		awk -F'\t' '{ t = substr($2, 25, 1) } t != "2" { bad++ }
 			END { printf "malformed_roce=%d\n", bad }'
 }
+
+# usmc_lab_fault NAME HOST SCHEDULE [PID]: send SCHEDULE (docs/fault.md) to
+# the fault control socket of every usmc process in HOST, or of PID alone,
+# and print each answer. The sockets are
+# ${USMC_FAULT_CTL_DIR:-/run/usmc/fault}/usmc-fault.PID.N.sock (a process
+# with USMC_TRANSPORT=fault:...). Returns 1 if none was found or any
+# refused the schedule (it then keeps none of it).
+usmc_lab_fault() {
+	local ns pids
+	ns=$(usmc_lab_ns "$1" "$2")
+	if [ -n "${4:-}" ]; then
+		pids=$4
+	else
+		pids=$(ip netns pids "$ns" 2>/dev/null | tr '\n' ' ')
+	fi
+	# shellcheck disable=SC2086 # one argument per pid
+	python3 - "${USMC_FAULT_CTL_DIR:-/run/usmc/fault}" "$3" $pids <<'EOF'
+import glob, os, socket, sys, tempfile
+d, sched, pids = sys.argv[1], sys.argv[2], sys.argv[3:]
+socks = [s for p in pids for s in sorted(glob.glob("%s/usmc-fault.%s.*.sock" % (d, p)))]
+if not socks:
+    print("usmc-lab: no usmc fault control socket of pid(s) %s in %s" % (" ".join(pids) or "-", d), file=sys.stderr)
+    sys.exit(1)
+bad = 0
+tmp = tempfile.mkdtemp(prefix="usmc-lab-fault.")
+me = os.path.join(tmp, "c")
+c = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+c.bind(me)
+c.settimeout(3)
+for s in socks:
+    pid = os.path.basename(s).split(".")[1]
+    try:
+        c.sendto(sched.encode(), s)
+        r = c.recv(4096).decode(errors="replace")
+    except OSError as e:
+        r = "error: %s" % e
+    print("%s: %s" % (pid, r))
+    bad |= r != "ok"
+c.close()
+os.unlink(me)
+os.rmdir(tmp)
+sys.exit(1 if bad else 0)
+EOF
+}

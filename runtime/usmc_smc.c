@@ -28,6 +28,7 @@
 #include "usmc_conv.h"
 #include "usmc_rt.h"
 #include "softroce.h"
+#include "usmc_fault.h"
 #include "usmc_transport.h"
 
 #define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"
@@ -623,12 +624,16 @@ static int ensure_device(const struct sockaddr_in *local, char *detail,
 		if (is_sr && *usmc_softroce_share_status())
 			snprintf(detail, dlen, "softroce: %s",
 				 usmc_softroce_share_status());
+		else if (!strncmp(usmc_g.cfg.transport, "fault", 5) &&
+			 *usmc_fault_last_error())
+			/* a fault schedule that does not parse runs nothing */
+			snprintf(detail, dlen, "transport %s: %s",
+				 usmc_g.cfg.transport, usmc_fault_last_error());
 		else
 			snprintf(detail, dlen, "transport %s: open failed: %s",
 				 usmc_g.cfg.transport,
-				 usmc_tp_find(usmc_g.cfg.transport)
-					 ? usmc_strerror(r)
-					 : "no such transport");
+				 r != USMC_ERR_NOTFOUND ? usmc_strerror(r)
+							: "no such transport");
 		usmc_rt_log(0, "%s", detail);
 		return USMC_DECL_NOSMCRDEV;
 	}
@@ -969,6 +974,41 @@ void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
 		info->smc_version = ci.smc_version;
 }
 
+/* Async events (ibv_get_async_event's): a port or device that goes down,
+ * or a QP in error, takes its links down, each in a core call of its own
+ * made here, after the completions' calls returned. With one link per
+ * link group that terminates the group and ends its connections. */
+static void tp_async_events(uint64_t now)
+{
+	usmc_tp_event ev;
+
+	while (smc.tp && usmc_tp_get_async_event(smc.tp, &ev) == 1) {
+		uint32_t qpns[256];
+		size_t n = 0;
+		rt_link *rl;
+
+		usmc_rt_log(0, "transport %s: async event %s (QPN %u)",
+			    usmc_g.tp_name, usmc_tp_event_name(ev.type),
+			    ev.qp_num);
+		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
+			continue;
+		for (rl = smc.links; rl && n < 256; rl = rl->next)
+			if (ev.type != USMC_TP_EV_QP_FATAL ||
+			    rl->qpn == ev.qp_num)
+				qpns[n++] = rl->qpn;
+		/* a link down may take other links with it: look each up */
+		for (size_t i = 0; i < n; i++) {
+			for (rl = smc.links; rl; rl = rl->next)
+				if (rl->qpn == qpns[i])
+					break;
+			if (rl) {
+				usmc_link_down(rl->link, now);
+				smc_post();
+			}
+		}
+	}
+}
+
 void usmc_smc_on_tp_event(void)
 {
 	usmc_wc wcs[32];
@@ -1007,6 +1047,7 @@ void usmc_smc_on_tp_event(void)
 		}
 	} while (n == 32);
 	smc_post();
+	tp_async_events(now);
 	tp_batch(0);
 }
 

@@ -949,6 +949,20 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 		return;
 	}
 	if (s->mode == USMC_SOCK_SMCR) {
+		char b;
+
+		/* An event collected while the handshake ran (its last CLC
+		 * bytes) can be handled after the switch to SMC-R: without
+		 * EOF, an error or a hang-up the peer is still there. */
+		if (!(events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) &&
+		    recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			usmc_rt_log(1,
+				    "fd %d: stale event 0x%x on the idle TCP "
+				    "connection: ignored",
+				    s->fd, events);
+			return;
+		}
 		/* The peer's TCP side closed. Whatever the peer's RNIC sent
 		 * before is processed first: an orderly close is then seen. */
 		usmc_loop_watch(s, 0);

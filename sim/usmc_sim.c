@@ -45,6 +45,8 @@ struct usmc_sim_node {
 	int idx;
 	long live_allocs, live_mrs;
 	int blackhole;
+	usmc_fault_sched *fault; /* usmc_sim_node_set_faults */
+	uint64_t fault_fired;
 	uint32_t ipv4;
 	uint8_t prefix_len;
 	sim_mr *mrs;
@@ -320,23 +322,79 @@ static usmc_tstamp latency(usmc_sim *sim)
 	return t;
 }
 
+/* The node's fault schedule (transport/fault/usmc_fault_sched.h) on the
+ * virtual clock. The fabric has no packets: one posted message stands for
+ * one packet, and what RC makes of a lost, corrupted or reordered packet
+ * (a retransmission) shows as delay, a duplicate as nothing. QP and device
+ * faults put the node's QPs in error (no async events here: the flushes
+ * take the link down). Faults by time alone apply at the next post.
+ * Returns a post error, or 0 and the extra delay in |extra|. */
+static int sim_fault(usmc_sim_node *n, sim_qp *q, const usmc_wr *wr,
+		     usmc_tstamp *extra)
+{
+	usmc_fault_sched *f = n->fault;
+	usmc_tstamp now = n->sim->now;
+	const usmc_fault_clause *c;
+	int i, up;
+
+	*extra = 0;
+	while ((i = usmc_fault_sched_timed(f, now, &up)) >= 0) {
+		n->fault_fired++;
+		if (up)
+			continue;
+		for (sim_qp *p = n->qps; p; p = p->next)
+			if (f->c[i].kind != USMC_FAULT_QP_ERROR ||
+			    !f->c[i].has_qpn || f->c[i].qpn == p->qpn)
+				p->state = QP_ERR;
+	}
+	i = usmc_fault_sched_on(f, USMC_FAULT_ON_POST, (int)wr->opcode, q->qpn,
+				now);
+	if (i >= 0) {
+		n->fault_fired++;
+		if (f->c[i].kind == USMC_FAULT_FAIL_POST)
+			return USMC_ERR_TRANSPORT;
+		if (f->c[i].kind == USMC_FAULT_QP_ERROR)
+			q->state = QP_ERR;
+		else
+			for (sim_qp *p = n->qps; p; p = p->next)
+				p->state = QP_ERR;
+	}
+	i = usmc_fault_sched_on(f, USMC_FAULT_ON_PKT, 0, 0, now);
+	if (i < 0)
+		return 0;
+	n->fault_fired++;
+	c = &f->c[i];
+	if (c->kind == USMC_FAULT_DELAY)
+		*extra = c->by_ns;
+	else if (c->kind != USMC_FAULT_DUPLICATE)
+		*extra = SIM_RETRANSMIT;
+	return 0;
+}
+
 static int cb_post_send(void *user, usmc_link *link, const usmc_wr *wr)
 {
 	usmc_sim_node *n = user;
 	sim_qp *q = usmc_link_get_user(link);
+	usmc_tstamp extra = 0;
 	sim_ev *e;
+	int rv;
 
 	if (!q || q->state != QP_RTS)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->num_sge > USMC_WR_MAX_SGE)
 		return USMC_ERR_INVALID_ARGUMENT;
+	if (n->fault) {
+		rv = sim_fault(n, q, wr, &extra);
+		if (rv)
+			return rv;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return USMC_ERR_NOMEM;
 	e->kind = EV_WR;
 	e->src_qpn = q->qpn;
 	e->wr = *wr;
-	e->t = n->sim->now + latency(n->sim);
+	e->t = n->sim->now + latency(n->sim) + extra;
 	if (e->t < q->last_t)
 		e->t = q->last_t; /* RC: in order per QP */
 	q->last_t = e->t;
@@ -1031,6 +1089,16 @@ int usmc_sim_node_index(const usmc_sim_node *node)
 void usmc_sim_set_delay_prob(usmc_sim *sim, double p)
 {
 	sim->delay_p = p;
+}
+
+void usmc_sim_node_set_faults(usmc_sim_node *node, usmc_fault_sched *f)
+{
+	node->fault = f;
+}
+
+uint64_t usmc_sim_node_faults_fired(const usmc_sim_node *node)
+{
+	return node->fault_fired;
 }
 
 void usmc_sim_set_blackhole(usmc_sim_node *node, int on)

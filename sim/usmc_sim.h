@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "usmc_core.h"
+#include "usmc_fault_sched.h"
 
 typedef struct usmc_sim usmc_sim;
 typedef struct usmc_sim_node usmc_sim_node;
@@ -94,6 +95,12 @@ int usmc_sim_run_idle(usmc_sim *sim, usmc_tstamp limit);
 /* Faults */
 /* Probability (0..1) that a message is delayed by an RC retransmit. */
 void usmc_sim_set_delay_prob(usmc_sim *sim, double p);
+/* A fault schedule (docs/fault.md) for what |node| posts, on the virtual
+ * clock: the same seed gives the same run (NULL: none). The schedule stays
+ * the caller's and must outlive its use. See sim_fault in usmc_sim.c for
+ * how each fault maps onto the fabric. */
+void usmc_sim_node_set_faults(usmc_sim_node *node, usmc_fault_sched *f);
+uint64_t usmc_sim_node_faults_fired(const usmc_sim_node *node);
 /* Messages to |node| are acked but never reach its core. */
 void usmc_sim_set_blackhole(usmc_sim_node *node, int on);
 /* The path between |a| and |b| is down: sends fail (RETRY_EXC_ERR). */

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The transport ops table: one RNIC-like device behind the same operations,
- * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space),
- * verbs (libibverbs), shm (intra-host), and sim/ decorators over any of them.
+ * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space) and
+ * fault (transport/fault/: a fault-injecting decorator over any backend,
+ * opened as "fault:INNER"); later verbs (libibverbs) and shm (intra-host).
  *
  * Conventions
  * - Every op returns 0 (or a count) on success and a negative USMC_ERR_* on
@@ -108,6 +109,36 @@ typedef struct usmc_qp_attr {
 	uint8_t rnr_retry; /* 7 = infinite */
 } usmc_qp_attr;
 
+/* Asynchronous device events, as verbs' ibv_get_async_event
+ * (IBV_EVENT_PORT_ACTIVE, _PORT_ERR, _DEVICE_FATAL, _QP_FATAL). */
+typedef enum usmc_tp_event_type {
+	USMC_TP_EV_PORT_ACTIVE = 1,
+	USMC_TP_EV_PORT_ERR,
+	USMC_TP_EV_DEVICE_FATAL,
+	USMC_TP_EV_QP_FATAL,
+} usmc_tp_event_type;
+
+typedef struct usmc_tp_event {
+	usmc_tp_event_type type;
+	uint32_t qp_num; /* USMC_TP_EV_QP_FATAL only */
+} usmc_tp_event;
+
+/* A received datagram as a packet-level hook sees it: the bytes may be
+ * changed in place (the device then checks them as if they came so off
+ * the wire). */
+typedef struct usmc_tp_rx_pkt {
+	uint8_t *data;
+	size_t len;
+	const struct sockaddr *src;
+	const struct sockaddr *dst;
+} usmc_tp_rx_pkt;
+
+/* Returns 0 to let the device handle the packet, 1 if the hook took it
+ * (dropped, or kept to hand back later through rx_inject). */
+typedef int (*usmc_tp_rx_hook)(void *arg, usmc_tp_rx_pkt *pkt);
+
+const char *usmc_tp_event_name(usmc_tp_event_type t);
+
 struct usmc_tp_ops {
 	const char *name;
 
@@ -142,6 +173,18 @@ struct usmc_tp_ops {
 	 * count) the device may hold what posts transmit and send it in one
 	 * go at the end, e.g. a WRITE and the CDC behind it in one syscall. */
 	void (*batch)(usmc_tp *tp, int on);
+
+	/* optional: the next asynchronous event into |ev|; 1 if there was
+	 * one, 0 if none. The device fd is readable while events wait.
+	 * Absent: the device raises none. */
+	int (*get_async_event)(usmc_tp *tp, usmc_tp_event *ev);
+
+	/* optional, packet-level backends (a wire under the device): run
+	 * |hook| on every received datagram before any check (NULL: none),
+	 * and take a datagram as if received, without the hook. Used by the
+	 * fault decorator (transport/fault/). */
+	void (*set_rx_hook)(usmc_tp *tp, usmc_tp_rx_hook hook, void *arg);
+	void (*rx_inject)(usmc_tp *tp, const usmc_tp_rx_pkt *pkt);
 };
 
 /* Every backend's device struct embeds this first. */
@@ -156,7 +199,9 @@ extern const usmc_tp_ops *const usmc_transports[];
 /* usmc_tp_find returns the ops table named |name|, or NULL. */
 const usmc_tp_ops *usmc_tp_find(const char *name);
 
-/* usmc_tp_open finds |name| and opens a device with |cfg|. */
+/* usmc_tp_open finds |name| and opens a device with |cfg|. "OUTER:INNER"
+ * opens the decorator OUTER with inner=INNER before cfg->options (e.g.
+ * "fault:softroce"). USMC_ERR_NOTFOUND if no such backend. */
 int usmc_tp_open(const char *name, const usmc_tp_config *cfg, usmc_tp **ptp);
 
 /* Thin dispatchers: no NULL checks on the hot path. */
@@ -241,6 +286,11 @@ static inline void usmc_tp_batch(usmc_tp *tp, int on)
 {
 	if (tp->ops->batch)
 		tp->ops->batch(tp, on);
+}
+
+static inline int usmc_tp_get_async_event(usmc_tp *tp, usmc_tp_event *ev)
+{
+	return tp->ops->get_async_event ? tp->ops->get_async_event(tp, ev) : 0;
 }
 
 #endif /* USMC_TRANSPORT_H */

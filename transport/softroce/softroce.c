@@ -774,8 +774,9 @@ static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
 	return NULL;
 }
 
-static void input(sr_dev *d, const uint8_t *buf, size_t len, const sr_addr *src,
-		  const sr_addr *dst, usmc_tstamp now)
+static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
+			  const sr_addr *src, const sr_addr *dst,
+			  usmc_tstamp now)
 {
 	usmc_roce_pkt pkt;
 	sr_qp *qp;
@@ -829,6 +830,19 @@ static void input(sr_dev *d, const uint8_t *buf, size_t len, const sr_addr *src,
 		return;
 	}
 	sr_qp_input(qp, &pkt, now);
+}
+
+/* Every received datagram: the packet hook (fault injection) first. */
+static void input(sr_dev *d, uint8_t *buf, size_t len, const sr_addr *src,
+		  const sr_addr *dst, usmc_tstamp now)
+{
+	if (d->rx_hook) {
+		usmc_tp_rx_pkt hp = {buf, len, &src->sa, &dst->sa};
+
+		if (d->rx_hook(d->rx_hook_arg, &hp))
+			return;
+	}
+	input_checked(d, buf, len, src, dst, now);
 }
 
 static void flush_acks(sr_dev *d)
@@ -1155,7 +1169,7 @@ void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
 
 	addr_copy(&s, src);
 	addr_copy(&t, dst);
-	input(d, buf, len, &s, &t, now);
+	input_checked(d, buf, len, &s, &t, now);
 	flush_acks(d);
 	progress(d, now);
 }
@@ -1182,6 +1196,27 @@ uint32_t usmc_softroce_qp_expected_psn(const usmc_tp_qp *qp)
 	return ((const sr_qp *)qp)->resp_psn;
 }
 
+static void sr_set_rx_hook(usmc_tp *tp, usmc_tp_rx_hook hook, void *arg)
+{
+	sr_dev *d = dev_of(tp);
+
+	d->rx_hook = hook;
+	d->rx_hook_arg = arg;
+}
+
+/* A packet the hook kept comes back: checked as any received one; ACKs
+ * and transmits follow in the next poll_cq, where injection happens. */
+static void sr_rx_inject(usmc_tp *tp, const usmc_tp_rx_pkt *pkt)
+{
+	sr_dev *d = dev_of(tp);
+	sr_addr s, t;
+
+	addr_copy(&s, pkt->src);
+	addr_copy(&t, pkt->dst);
+	input_checked(d, pkt->data, pkt->len, &s, &t, dev_now(d));
+	flush_acks(d);
+}
+
 const usmc_tp_ops usmc_tp_softroce_ops = {
 	.name = "softroce",
 	.open = sr_open,
@@ -1200,4 +1235,6 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.post_recv = sr_post_recv,
 	.poll_cq = sr_poll_cq,
 	.batch = sr_batch,
+	.set_rx_hook = sr_set_rx_hook,
+	.rx_inject = sr_rx_inject,
 };

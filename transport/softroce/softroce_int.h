@@ -158,6 +158,9 @@ struct sr_dev {
 	usmc_tstamp fake_now; /* tests: a clock they drive; 0 = real */
 	usmc_softroce_tx_hook tx_hook;
 	void *tx_hook_arg;
+	/* packet-level fault hook on receive (ops set_rx_hook) */
+	usmc_tp_rx_hook rx_hook;
+	void *rx_hook_arg;
 
 	sr_qp **qps; /* live QPs, in no order; NULL holes */
 	uint32_t nqps;

@@ -1,0 +1,628 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fault decorator over softroce, two devices on 127.0.0.1 and
+ * 127.0.0.2 in one process: each fault does what docs/fault.md says, counts
+ * trigger exactly, recoverable faults leave the data byte-exact, fatal ones
+ * raise their async event. Every wait is bounded.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+#include <valgrind/valgrind.h>
+
+#include "softroce.h"
+#include "usmc_fault.h"
+#include "usmc_test.h"
+#include "usmc_transport.h"
+
+#define MAX_WC 4096
+
+typedef struct side {
+	usmc_tp *tp;
+	usmc_tp_qp *qp;
+	usmc_port_attr port;
+	usmc_wc wcs[MAX_WC];
+	int nwc;
+} side;
+
+typedef struct pair {
+	side s[2];
+	int ep;
+} pair;
+
+static char ctl_dir[64];
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static int open_dev(const char *ip, uint16_t port, usmc_tp **tp)
+{
+	usmc_tp_config cfg;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&cfg.local_addr;
+
+	memset(&cfg, 0, sizeof(cfg));
+	sin->sin_family = AF_INET;
+	inet_pton(AF_INET, ip, &sin->sin_addr);
+	cfg.udp_port = port;
+	cfg.options = "mtu=1024";
+	return usmc_tp_open("fault:softroce", &cfg, tp);
+}
+
+static int open_pair(pair *p)
+{
+	memset(p, 0, sizeof(*p));
+	for (int tries = 0; tries < 50; tries++) {
+		uint16_t port =
+			(uint16_t)(20000 + (getpid() * 13 + tries * 7) % 20000);
+		int rc = open_dev("127.0.0.1", port, &p->s[0].tp);
+
+		if (rc == USMC_ERR_BUSY)
+			continue;
+		if (rc)
+			return rc;
+		rc = open_dev("127.0.0.2", port, &p->s[1].tp);
+		if (rc == USMC_ERR_BUSY) {
+			usmc_tp_close(p->s[0].tp);
+			continue;
+		}
+		if (rc)
+			usmc_tp_close(p->s[0].tp);
+		return rc;
+	}
+	return USMC_ERR_BUSY;
+}
+
+static int setup(pair *p)
+{
+	usmc_qp_init_attr ia;
+	struct epoll_event ev;
+	int rc = open_pair(p);
+
+	USMC_ASSERT_EQ(rc, 0);
+	if (rc)
+		return rc;
+	memset(&ia, 0, sizeof(ia));
+	ia.max_send_wr = 256;
+	ia.max_recv_wr = 256;
+	ia.max_send_sge = 2;
+	ia.max_recv_sge = 2;
+	p->ep = epoll_create1(0);
+	for (int i = 0; i < 2; i++) {
+		ia.context = &p->s[i];
+		USMC_ASSERT_EQ_FATAL(
+			usmc_tp_create_qp(p->s[i].tp, &ia, &p->s[i].qp), 0);
+		CU_ASSERT_PTR_EQUAL(usmc_tp_qp_context(p->s[i].qp), &p->s[i]);
+		CU_ASSERT_PTR_EQUAL(p->s[i].qp->tp, p->s[i].tp);
+		USMC_ASSERT_EQ_FATAL(
+			usmc_tp_query_port(p->s[i].tp, &p->s[i].port), 0);
+		memset(&ev, 0, sizeof(ev));
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)i;
+		USMC_ASSERT_EQ_FATAL(epoll_ctl(p->ep, EPOLL_CTL_ADD,
+					       usmc_tp_get_fd(p->s[i].tp), &ev),
+				     0);
+	}
+	for (int i = 0; i < 2; i++) {
+		usmc_qp_attr a;
+
+		memset(&a, 0, sizeof(a));
+		a.qp_state = USMC_QPS_INIT;
+		a.qp_access_flags =
+			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
+		a.qp_state = USMC_QPS_RTR;
+		a.path_mtu = USMC_IB_MTU_1024;
+		a.dest_qp_num = usmc_tp_qp_num(p->s[1 - i].qp);
+		a.rq_psn = 100;
+		memcpy(a.dgid, p->s[1 - i].port.gid, 16);
+		a.hop_limit = 64;
+		a.min_rnr_timer = 5;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
+	}
+	for (int i = 0; i < 2; i++) {
+		usmc_qp_attr a;
+
+		memset(&a, 0, sizeof(a));
+		a.qp_state = USMC_QPS_RTS;
+		a.sq_psn = 100;
+		a.timeout = 12; /* 16.8 ms: losses recover quickly */
+		a.retry_cnt = 7;
+		a.rnr_retry = 7;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
+	}
+	return 0;
+}
+
+static void teardown(pair *p)
+{
+	for (int i = 0; i < 2; i++) {
+		if (p->s[i].qp)
+			usmc_tp_destroy_qp(p->s[i].qp);
+		if (p->s[i].tp)
+			usmc_tp_close(p->s[i].tp);
+	}
+	if (p->ep > 0)
+		close(p->ep);
+}
+
+static void poll_round(pair *p, int ms)
+{
+	struct epoll_event ev[2];
+	usmc_wc wcs[64];
+
+	epoll_wait(p->ep, ev, 2, ms);
+	for (int i = 0; i < 2; i++) {
+		int n;
+
+		do {
+			n = usmc_tp_poll_cq(p->s[i].tp, wcs, 64);
+			CU_ASSERT_TRUE(n >= 0);
+			for (int k = 0; k < n; k++)
+				if (p->s[i].nwc < MAX_WC)
+					p->s[i].wcs[p->s[i].nwc++] = wcs[k];
+		} while (n == 64);
+	}
+}
+
+static int wait_wcs(pair *p, int i, int n, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	while (p->s[i].nwc < n) {
+		if (now_ms() > end)
+			return -1;
+		poll_round(p, 10);
+	}
+	return 0;
+}
+
+/* Polls until side |i| raises an async event; 0 and |ev| on success. */
+static int wait_event(pair *p, int i, usmc_tp_event *ev, int timeout_ms)
+{
+	uint64_t end = now_ms() + (uint64_t)timeout_ms;
+
+	for (;;) {
+		if (usmc_tp_get_async_event(p->s[i].tp, ev) == 1)
+			return 0;
+		if (now_ms() > end)
+			return -1;
+		poll_round(p, 10);
+	}
+}
+
+static void fill(uint8_t *b, size_t n, uint32_t seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		b[i] = (uint8_t)x;
+	}
+}
+
+static usmc_tp_mr *mr(side *s, size_t len, uint32_t access)
+{
+	usmc_tp_mr *m = NULL;
+
+	USMC_ASSERT_EQ_FATAL(usmc_tp_alloc_mr(s->tp, len, access, &m), 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+	CU_ASSERT_PTR_EQUAL(m->tp, s->tp);
+	return m;
+}
+
+static usmc_wr write_wr(uint64_t id, usmc_tp_mr *src, size_t off, uint32_t len,
+			usmc_tp_mr *dst, size_t doff)
+{
+	usmc_wr wr;
+
+	memset(&wr, 0, sizeof(wr));
+	wr.wr_id = id;
+	wr.opcode = USMC_WR_RDMA_WRITE;
+	wr.send_flags = USMC_SEND_SIGNALED;
+	wr.num_sge = 1;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
+	wr.sg_list[0].length = len;
+	wr.sg_list[0].lkey = src->lkey;
+	wr.remote_addr = dst->iova + doff;
+	wr.rkey = dst->rkey;
+	return wr;
+}
+
+static void add(usmc_tp *tp, const char *sched)
+{
+	char err[200];
+	int rc = usmc_fault_add(tp, sched, err, sizeof(err));
+
+	if (rc)
+		fprintf(stderr, "  usmc_fault_add(%s): %s\n", sched, err);
+	USMC_ASSERT_EQ_FATAL(rc, 0);
+}
+
+/* ---- recoverable: packet faults on both devices ------------------------ */
+
+static void stream(const char *sched, usmc_fault_stats *fa,
+		   usmc_fault_stats *fb, usmc_softroce_stats *sb)
+{
+	pair p;
+	size_t total = (RUNNING_ON_VALGRIND ? 256u : 2048u) << 10;
+	const uint32_t chunk = 32 << 10;
+	usmc_tp_mr *src, *dst;
+	int nwr = 0;
+
+	if (setup(&p))
+		return;
+	add(p.s[0].tp, sched);
+	add(p.s[1].tp, sched);
+	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], total,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	fill(src->addr, total, 77);
+	memset(dst->addr, 0, total);
+	for (size_t off = 0; off < total; off += chunk) {
+		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 30000), 0);
+	for (int k = 0; k < p.s[0].nwc; k++) {
+		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p.s[0].wcs[k].wr_id, k);
+	}
+	if (memcmp(src->addr, dst->addr, total))
+		CU_FAIL("data differs after the faults");
+	usmc_fault_get_stats(p.s[0].tp, fa);
+	usmc_fault_get_stats(p.s[1].tp, fb);
+	usmc_softroce_get_stats(usmc_fault_inner(p.s[1].tp), sb);
+	fprintf(stderr,
+		"  [%s: %zu KiB; B saw %llu pkts: dropped %llu delayed %llu "
+		"duplicated %llu reordered %llu corrupted %llu; B ICRC drops "
+		"%llu, dups %llu]\n",
+		sched, total >> 10, (unsigned long long)fb->pkts,
+		(unsigned long long)fb->dropped,
+		(unsigned long long)fb->delayed,
+		(unsigned long long)fb->duplicated,
+		(unsigned long long)fb->reordered,
+		(unsigned long long)fb->corrupted,
+		(unsigned long long)sb->drop_icrc,
+		(unsigned long long)sb->dup_rx);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static void test_drop(void)
+{
+	usmc_fault_stats a, b;
+	usmc_softroce_stats sb;
+
+	stream("seed=7;drop:rate=0.02", &a, &b, &sb);
+	CU_ASSERT_TRUE(b.dropped > 0);
+	/* a lost data packet puts the next out of sequence */
+	CU_ASSERT_TRUE(sb.nak_seq_tx > 0);
+}
+
+static void test_corrupt(void)
+{
+	usmc_fault_stats a, b;
+	usmc_softroce_stats sb;
+
+	stream("seed=8;corrupt:rate=0.02", &a, &b, &sb);
+	CU_ASSERT_TRUE(b.corrupted > 0);
+	/* every corrupted packet, and nothing else, failed the ICRC */
+	USMC_ASSERT_EQ(sb.drop_icrc, b.corrupted);
+}
+
+static void test_duplicate(void)
+{
+	usmc_fault_stats a, b;
+	usmc_softroce_stats sb;
+
+	stream("seed=9;duplicate:rate=0.05", &a, &b, &sb);
+	CU_ASSERT_TRUE(b.duplicated > 0);
+	/* the responder saw the copies as duplicates (or out of order) */
+	CU_ASSERT_TRUE(sb.dup_rx > 0 || sb.nak_seq_tx > 0);
+}
+
+static void test_delay(void)
+{
+	usmc_fault_stats a, b;
+	usmc_softroce_stats sb;
+
+	stream("seed=10;delay:rate=0.02,by=3ms", &a, &b, &sb);
+	CU_ASSERT_TRUE(b.delayed > 0);
+}
+
+static void test_reorder(void)
+{
+	usmc_fault_stats a, b;
+	usmc_softroce_stats sb;
+
+	stream("seed=11;reorder:rate=0.02", &a, &b, &sb);
+	CU_ASSERT_TRUE(b.reordered > 0);
+	CU_ASSERT_TRUE(sb.nak_seq_tx > 0);
+}
+
+static void test_window(void)
+{
+	usmc_fault_stats a, b;
+	usmc_softroce_stats sb;
+
+	/* drop everything for 30 ms: the stream stalls, then recovers */
+	stream("drop:for=30ms", &a, &b, &sb);
+	CU_ASSERT_TRUE(b.dropped > 0);
+}
+
+/* ---- device level ------------------------------------------------------ */
+
+static void test_fail_post_nth(void)
+{
+	pair p;
+	usmc_tp_mr *src, *dst;
+	usmc_fault_stats st;
+
+	if (setup(&p))
+		return;
+	/* the 3rd WRITE fails; SENDs are not counted */
+	add(p.s[0].tp, "fail-post:op=WRITE,nth=3");
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 4096,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	for (int k = 1; k <= 6; k++) {
+		usmc_wr wr = write_wr((uint64_t)k, src, 0, 64, dst, 0);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
+			       k == 3 ? USMC_ERR_TRANSPORT : 0);
+	}
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 5, 5000), 0);
+	usmc_fault_get_stats(p.s[0].tp, &st);
+	USMC_ASSERT_EQ(st.posts, 6);
+	USMC_ASSERT_EQ(st.posts_failed, 1);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static void test_qp_error_timed(void)
+{
+	pair p;
+	usmc_tp_event ev;
+	uint64_t t0 = now_ms(), dt;
+
+	if (setup(&p))
+		return;
+	add(p.s[1].tp, "qp-error:after=50ms");
+	USMC_ASSERT_EQ_FATAL(wait_event(&p, 1, &ev, 3000), 0);
+	dt = now_ms() - t0;
+	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_QP_FATAL);
+	USMC_ASSERT_EQ(ev.qp_num, usmc_tp_qp_num(p.s[1].qp));
+	CU_ASSERT_TRUE(dt >= 50 && dt < 1000);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_ERR);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
+	USMC_ASSERT_EQ(usmc_tp_get_async_event(p.s[1].tp, &ev), 0);
+	teardown(&p);
+}
+
+static void test_port_down_up(void)
+{
+	pair p;
+	usmc_tp_event ev;
+	usmc_tp_mr *src, *dst;
+	usmc_wr wr;
+	uint64_t t0;
+
+	if (setup(&p))
+		return;
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 4096,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	add(p.s[0].tp, "port-down:after=20ms,for=100ms");
+	USMC_ASSERT_EQ_FATAL(wait_event(&p, 0, &ev, 3000), 0);
+	t0 = now_ms();
+	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_PORT_ERR);
+	wr = write_wr(1, src, 0, 64, dst, 0);
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_TRANSPORT);
+	USMC_ASSERT_EQ_FATAL(wait_event(&p, 0, &ev, 3000), 0);
+	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_PORT_ACTIVE);
+	CU_ASSERT_TRUE(now_ms() - t0 >= 90);
+	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static void test_device_fatal_nth(void)
+{
+	pair p;
+	usmc_tp_event ev;
+	usmc_tp_mr *src, *dst;
+
+	if (setup(&p))
+		return;
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 4096,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	add(p.s[0].tp, "device-fatal:nth=2");
+	for (int k = 1; k <= 3; k++) {
+		usmc_wr wr = write_wr((uint64_t)k, src, 0, 64, dst, 0);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
+			       k == 1 ? 0 : USMC_ERR_TRANSPORT);
+	}
+	USMC_ASSERT_EQ(usmc_tp_get_async_event(p.s[0].tp, &ev), 1);
+	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_DEVICE_FATAL);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+/* ---- control ----------------------------------------------------------- */
+
+/* Sends |msg| to the control socket at |path|; the fd to read the reply
+ * from (2 s receive timeout), or -1. */
+static int ctl_send(const char *path, const char *msg)
+{
+	struct sockaddr_un me, to;
+	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+	struct timeval tv = {2, 0};
+
+	memset(&me, 0, sizeof(me));
+	me.sun_family = AF_UNIX;
+	snprintf(me.sun_path, sizeof(me.sun_path), "%s/client.%d", ctl_dir,
+		 (int)getpid());
+	unlink(me.sun_path);
+	memset(&to, 0, sizeof(to));
+	to.sun_family = AF_UNIX;
+	snprintf(to.sun_path, sizeof(to.sun_path), "%s", path);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&me, sizeof(me)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) ||
+	    sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&to,
+		   sizeof(to)) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void test_control_socket(void)
+{
+	pair p;
+	usmc_tp_mr *src, *dst;
+	char reply[256];
+	ssize_t n;
+	int fd;
+
+	if (setup(&p))
+		return;
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(&p.s[1], 4096,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	CU_ASSERT_TRUE_FATAL(*usmc_fault_ctl_path(p.s[0].tp) != 0);
+	CU_ASSERT_EQUAL(strncmp(usmc_fault_ctl_path(p.s[0].tp), ctl_dir,
+				strlen(ctl_dir)),
+			0);
+	/* a bad schedule: refused whole, with the position */
+	fd = ctl_send(usmc_fault_ctl_path(p.s[0].tp),
+		      "fail-post:nth=1;drop:rate=2");
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	poll_round(&p, 50);
+	n = recv(fd, reply, sizeof(reply) - 1, 0);
+	CU_ASSERT_TRUE_FATAL(n > 0);
+	reply[n] = 0;
+	CU_ASSERT_STRING_EQUAL(reply, "error: position 27: expected a rate "
+				      "from 0 to 1 (e.g. 0.01)");
+	close(fd);
+	{
+		usmc_wr wr = write_wr(1, src, 0, 64, dst, 0);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	fd = ctl_send(usmc_fault_ctl_path(p.s[0].tp), "fail-post:nth=1");
+	CU_ASSERT_TRUE_FATAL(fd >= 0);
+	poll_round(&p, 50);
+	n = recv(fd, reply, sizeof(reply) - 1, 0);
+	CU_ASSERT_TRUE_FATAL(n > 0);
+	reply[n] = 0;
+	CU_ASSERT_STRING_EQUAL(reply, "ok");
+	close(fd);
+	{
+		usmc_wr wr = write_wr(2, src, 0, 64, dst, 0);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
+			       USMC_ERR_TRANSPORT);
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	teardown(&p);
+}
+
+static void test_env_schedule(void)
+{
+	usmc_tp *tp = NULL;
+	int rc;
+
+	setenv("USMC_FAULT", "drop:rate=0.5;qp-error:after=1x", 1);
+	rc = open_dev("127.0.0.1", 29999, &tp);
+	unsetenv("USMC_FAULT");
+	USMC_ASSERT_EQ(rc, USMC_ERR_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(usmc_fault_last_error(),
+			       "USMC_FAULT: position 31: expected a unit "
+			       "after the number (ns, us, ms, s)");
+	setenv("USMC_FAULT_FILE", "/nonexistent/usmc-fault", 1);
+	rc = open_dev("127.0.0.1", 29999, &tp);
+	unsetenv("USMC_FAULT_FILE");
+	USMC_ASSERT_EQ(rc, USMC_ERR_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NOT_NULL(strstr(usmc_fault_last_error(), "/nonexistent"));
+	{
+		usmc_tp_config cfg;
+
+		memset(&cfg, 0, sizeof(cfg));
+		USMC_ASSERT_EQ(usmc_tp_open("fault:nosuch", &cfg, &tp),
+			       USMC_ERR_INVALID_ARGUMENT);
+		CU_ASSERT_STRING_EQUAL(usmc_fault_last_error(),
+				       "inner=nosuch: no such transport to "
+				       "wrap");
+	}
+}
+
+static CU_TestInfo tests[] = {
+	{"drop 2%: byte-exact", test_drop},
+	{"corrupt 2%: each fails the ICRC, byte-exact", test_corrupt},
+	{"duplicate 5%: byte-exact", test_duplicate},
+	{"delay 2% by 3 ms: byte-exact", test_delay},
+	{"reorder 2%: byte-exact", test_reorder},
+	{"drop all for 30 ms: byte-exact", test_window},
+	{"fail-post op=WRITE nth=3: exactly the 3rd", test_fail_post_nth},
+	{"qp-error after=50ms: QP_FATAL, QP in ERR", test_qp_error_timed},
+	{"port-down for=100ms: PORT_ERR, then PORT_ACTIVE", test_port_down_up},
+	{"device-fatal nth=2: DEVICE_FATAL, posts fail", test_device_fatal_nth},
+	{"control socket: bad schedule refused, good one applied",
+	 test_control_socket},
+	{"USMC_FAULT, USMC_FAULT_FILE, inner=: errors", test_env_schedule},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	static const usmc_test_suite suites[] = {{"fault", tests},
+						 {NULL, NULL}};
+	int rc;
+
+	snprintf(ctl_dir, sizeof(ctl_dir), "/tmp/usmc-fault-test.XXXXXX");
+	if (!mkdtemp(ctl_dir)) {
+		fprintf(stderr, "mkdtemp: %s\n", strerror(errno));
+		return 1;
+	}
+	setenv("USMC_FAULT_CTL_DIR", ctl_dir, 1);
+	unsetenv("USMC_FAULT");
+	unsetenv("USMC_FAULT_FILE");
+	rc = usmc_test_main(suites);
+	{
+		char path[128];
+
+		snprintf(path, sizeof(path), "%s/client.%d", ctl_dir,
+			 (int)getpid());
+		unlink(path);
+	}
+	rmdir(ctl_dir);
+	return rc;
+}
