@@ -641,25 +641,30 @@ static void sock_fail(usmc_sock *s, int err)
 	usmc_sock_hs_done(s);
 }
 
+/* Creates the core's connection for a CLC exchange on |s|. Returns 1 if
+ * the handshake already ended (fallback with the core's reason, or
+ * failure), 0 if it goes on. */
+static int hs_conn_start(usmc_sock *s, int is_server)
+{
+	char detail[128] = "";
+	int r = usmc_smc_conn_start(s, is_server, detail, sizeof(detail));
+
+	if (r > 0)
+		usmc_sock_fallback(s, (uint32_t)r, detail);
+	else if (r < 0)
+		sock_fail(s, usmc_errno_from(r));
+	return r != 0;
+}
+
 /* Starts the CLC exchange on a connected client socket. */
 static void client_start_clc(usmc_sock *s)
 {
-	char detail[128] = "";
-	int r;
-
 	s->hs = USMC_HS_CLC;
 	s->hs_guard = usmc_rt_now() + HS_GUARD_NS;
 	s->deadline = s->hs_guard;
 	usmc_hs_list_add(s);
-	r = usmc_smc_conn_start(s, 0, detail, sizeof(detail));
-	if (r > 0) {
-		usmc_sock_fallback(s, (uint32_t)r, detail);
+	if (hs_conn_start(s, 0))
 		return;
-	}
-	if (r < 0) {
-		sock_fail(s, usmc_errno_from(r));
-		return;
-	}
 	if (s->mode == USMC_SOCK_HANDSHAKE)
 		usmc_loop_watch(
 			s,
@@ -811,8 +816,6 @@ static void server_proposal_in(usmc_sock *s)
 static void server_begin(usmc_sock *s)
 {
 	uint64_t now = usmc_rt_now();
-	char detail[128] = "";
-	int r;
 
 	if (s->hs != USMC_HS_QUEUED)
 		s->queue_end = now + SRV_QUEUE_NS;
@@ -828,15 +831,8 @@ static void server_begin(usmc_sock *s)
 	s->hs_guard = now + SRV_HS_GUARD_NS;
 	s->deadline = s->hs_guard;
 	usmc_hs_list_add(s);
-	r = usmc_smc_conn_start(s, 1, detail, sizeof(detail));
-	if (r > 0) {
-		usmc_sock_fallback(s, (uint32_t)r, detail);
+	if (hs_conn_start(s, 1))
 		return;
-	}
-	if (r < 0) {
-		sock_fail(s, usmc_errno_from(r));
-		return;
-	}
 	if (usmc_smc_clc_in(s, s->clc_buf, s->clc_have) < 0 &&
 	    s->mode == USMC_SOCK_HANDSHAKE) {
 		sock_fail(s, EPROTO);
