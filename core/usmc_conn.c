@@ -137,8 +137,8 @@ static void build_proposal(usmc_conn *conn, usmc_clc_msg *m)
 	m->hdr.typev1 = v1 ? SMC_TYPE_R : SMC_TYPE_N;
 	m->hdr.typev2 = v2 ? SMC_TYPE_R : SMC_TYPE_N;
 	memcpy(p->peer_id, s->system_id, 8);
-	memcpy(p->gid, s->device.gid, 16);
-	memcpy(p->mac, s->device.mac, 6);
+	memcpy(p->gid, usmc_conn_dev(conn)->gid, 16);
+	memcpy(p->mac, usmc_conn_dev(conn)->mac, 6);
 	p->smcd_area = true;
 	if (v1) {
 		p->ipv4_subnet = conn->params.ipv4.addr & mask;
@@ -148,7 +148,7 @@ static void build_proposal(usmc_conn *conn, usmc_clc_msg *m)
 		p->eid_cnt = 1;
 		memcpy(p->user_eids[0], s->ueid, SMC_MAX_EID_LEN);
 		p->release = SMC_RELEASE;
-		memcpy(p->roce_gid, s->device.gid, 16);
+		memcpy(p->roce_gid, usmc_conn_dev(conn)->gid, 16);
 		p->max_conns = SMC_CONN_PER_LGR_MAX;
 		p->max_links = SMC_LINKS_ADD_LNK_MAX;
 	}
@@ -166,16 +166,17 @@ static void build_accept_confirm(usmc_conn *conn, usmc_clc_msg *m, uint8_t type)
 	m->hdr.typev1 = SMC_TYPE_R;
 	m->hdr.typev2 = conn->first_contact ? SMC_FIRST_CONTACT_MASK : 0;
 	memcpy(ac->peer_id, s->system_id, 8);
-	memcpy(ac->gid, s->device.gid, 16);
-	memcpy(ac->mac, s->device.mac, 6);
+	memcpy(ac->gid, usmc_link_dev(conn->link)->gid, 16);
+	memcpy(ac->mac, usmc_link_dev(conn->link)->mac, 6);
 	ac->qpn = conn->link->qp_num;
 	ac->rmb_rkey = conn->rmb->mr.rkey;
 	ac->rmbe_idx = 1;
 	ac->rmbe_alert_token = conn->token;
 	ac->rmbe_size =
 		usmc_clc_compress_bufsize(conn->rmb->size, SMCR_RMBE_SIZES);
-	ac->qp_mtu = type == SMC_CLC_ACCEPT ? s->device.active_mtu
-					    : conn->link->path_mtu;
+	ac->qp_mtu = type == SMC_CLC_ACCEPT
+			     ? usmc_link_dev(conn->link)->active_mtu
+			     : conn->link->path_mtu;
 	ac->rmb_dma_addr = conn->rmb->mr.iova;
 	ac->psn = conn->link->psn;
 	if (conn->version != SMC_V2)
@@ -192,7 +193,7 @@ static void build_accept_confirm(usmc_conn *conn, usmc_clc_msg *m, uint8_t type)
 	ac->max_links = lgr->max_links;
 	if (type == SMC_CLC_CONFIRM) {
 		ac->gid_cnt = 1;
-		memcpy(ac->gids[0], s->device.gid, 16);
+		memcpy(ac->gids[0], usmc_link_dev(conn->link)->gid, 16);
 	}
 }
 
@@ -242,7 +243,7 @@ static uint32_t conn_first_contact(usmc_conn *conn, usmc_role role,
 	memcpy(lgr->peer_gid, gid, 16);
 	memcpy(lgr->peer_mac, mac, 6);
 	lgr->release = conn->version == SMC_V2 ? conn->release : 0;
-	if (usmc_link_create(lgr, &link)) {
+	if (usmc_link_create(lgr, conn->params.dev_idx, &link)) {
 		usmc_lgr_free(lgr);
 		return SMC_CLC_DECL_MEM;
 	}
@@ -322,7 +323,8 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 		}
 		link->peer_qpn = ac->qpn;
 		link->peer_psn = ac->psn;
-		link->path_mtu = mtu_min(s->device.active_mtu, ac->qp_mtu);
+		link->path_mtu =
+			mtu_min(usmc_link_dev(link)->active_mtu, ac->qp_mtu);
 		conn_set_rtoken(conn, ac);
 		if (usmc_link_ready(link, 0)) {
 			usmc_conn_handshake_failed(conn, 0,
@@ -343,9 +345,10 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 	}
 	/* the server reused a link group: find ours (smc_conn_create) */
 	{
-		usmc_lgr *lgr = usmc_lgr_find(conn->ctx, USMC_ROLE_CLIENT,
-					      conn->version, ac->peer_id,
-					      ac->gid, ac->mac, ac->qpn);
+		usmc_lgr *lgr =
+			usmc_lgr_find(conn->ctx, USMC_ROLE_CLIENT,
+				      conn->version, conn->params.dev_idx,
+				      ac->peer_id, ac->gid, ac->mac, ac->qpn);
 
 		if (!lgr) {
 			usmc_conn_handshake_failed(conn, 0,
@@ -356,6 +359,7 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 			usmc_link *l = lgr->links[i];
 
 			if (l && l->state == USMC_LNK_ACTIVE &&
+			    l->dev_idx == conn->params.dev_idx &&
 			    l->peer_qpn == ac->qpn)
 				conn->link = l;
 		}
@@ -418,14 +422,16 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 	memcpy(conn->peer_mac, p->mac, 6);
 
 	lgr = usmc_lgr_find(conn->ctx, USMC_ROLE_SERVER, conn->version,
-			    p->peer_id, peer_gid, p->mac, 0);
-	if (lgr) {
-		/* reuse: pick a usable link, register the RMB with the peer
-		 * (CONFIRM_RKEY), then Accept */
-		for (int i = 0; i < USMC_LINKS_MAX; i++)
-			if (lgr->links[i] &&
-			    lgr->links[i]->state == USMC_LNK_ACTIVE)
-				conn->link = lgr->links[i];
+			    conn->params.dev_idx, p->peer_id, peer_gid, p->mac,
+			    0);
+	/* reuse: a usable link on this connection's device (usmc_lgr_find
+	 * only returns link groups that have one) */
+	for (int i = 0; lgr && i < USMC_LINKS_MAX; i++)
+		if (lgr->links[i] && lgr->links[i]->state == USMC_LNK_ACTIVE &&
+		    lgr->links[i]->dev_idx == conn->params.dev_idx)
+			conn->link = lgr->links[i];
+	if (lgr && conn->link) {
+		/* register the RMB with the peer (CONFIRM_RKEY), then Accept */
 		conn->first_contact = 0;
 		rc = conn_alloc_bufs(conn, lgr);
 		if (rc) {
@@ -488,7 +494,7 @@ static void srv_rx_confirm(usmc_conn *conn, const usmc_clc_msg *m,
 	link->peer_psn = ac->psn;
 	memcpy(link->peer_gid, ac->gid, 16);
 	memcpy(link->peer_mac, ac->mac, 6);
-	link->path_mtu = mtu_min(conn->ctx->s.device.active_mtu, ac->qp_mtu);
+	link->path_mtu = mtu_min(usmc_link_dev(link)->active_mtu, ac->qp_mtu);
 	if (usmc_link_ready(link, 0) || usmc_link_ready(link, 1)) {
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_ERR_RDYLNK,
 					   ts);
@@ -554,7 +560,7 @@ int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 
 	if (!ctx || !p || !pconn ||
 	    (p->role != USMC_ROLE_CLIENT && p->role != USMC_ROLE_SERVER) ||
-	    p->ipv4.prefix_len > 32)
+	    p->ipv4.prefix_len > 32 || p->dev_idx >= ctx->s.ndevices)
 		return USMC_ERR_INVALID_ARGUMENT;
 	ctx->now = ts;
 	conn = usmc_mem_calloc(ctx, 1, sizeof(*conn));

@@ -67,6 +67,11 @@ typedef struct usmc_device_info {
 	uint8_t active_mtu; /* enum usmc_ib_mtu */
 } usmc_device_info;
 
+/* Devices (RNIC ports) one context can use at once: a link group's links
+ * may sit on different devices (RFC 7609 §2.1: redundancy wants two
+ * RNICs), and a process may reach peers through several. */
+#define USMC_DEVICES_MAX 8
+
 typedef struct usmc_link_qp_info {
 	uint32_t qp_num;
 } usmc_link_qp_info;
@@ -134,7 +139,10 @@ typedef struct usmc_settings {
 	/* Peer ID for CLC: 2 random bytes + MAC (runtime fills; default
 	 * derived from rand + device.mac). */
 	uint8_t system_id[8];
-	usmc_device_info device;
+	/* The devices known at creation (more with usmc_ctx_add_device); a
+	 * connection names its own in usmc_conn_params.dev_idx. */
+	usmc_device_info devices[USMC_DEVICES_MAX];
+	unsigned int ndevices;
 	/* USMC_VERSION_V1 | USMC_VERSION_V2 */
 	unsigned int smc_versions;
 	/* v2 user EID, 32 bytes, blank padded */
@@ -152,12 +160,20 @@ typedef struct usmc_settings {
 	uint32_t autocorking_size;
 } usmc_settings;
 
-/* usmc_settings_default fills |s| with the kernel defaults; the runtime
- * then sets device, system_id, ueid. */
+/* usmc_settings_default fills |s| with the kernel defaults and no device;
+ * the runtime then sets devices, system_id, ueid. */
 void usmc_settings_default(usmc_settings *s);
 
 int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 		 const usmc_settings *s, void *user);
+/* Adds a device after creation (devices open on demand). Returns its index
+ * (>= 0), USMC_ERR_INVALID_ARGUMENT, or USMC_ERR_LIMIT when
+ * USMC_DEVICES_MAX are in use. The first device also gives the system id
+ * its MAC if the settings left it zero (smc_ib_define_local_systemid). */
+int usmc_ctx_add_device(usmc_ctx *ctx, const usmc_device_info *dev);
+/* The device at |idx|, or NULL. */
+const usmc_device_info *usmc_ctx_get_device(const usmc_ctx *ctx,
+					    unsigned int idx);
 /* Frees everything, including connections the runtime did not delete
  * (their pointers become invalid); destroys QPs and frees MRs. */
 void usmc_ctx_del(usmc_ctx *ctx);
@@ -181,6 +197,8 @@ void usmc_link_set_user(usmc_link *l, void *p);
 void *usmc_link_get_user(const usmc_link *l);
 uint32_t usmc_link_get_id(const usmc_link *l);
 usmc_lgr *usmc_link_get_lgr(const usmc_link *l);
+/* The device (index in the ctx's devices) whose QP this link uses. */
+unsigned int usmc_link_get_dev_idx(const usmc_link *l);
 int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts);
 /* The link (or its device) failed. With one link per lgr there is nothing
  * to fail over to: the lgr is terminated, its connections get
@@ -197,6 +215,11 @@ typedef struct usmc_conn_params {
 		uint8_t prefix_len;
 	} ipv4;
 	uint32_t peer_ipv4;
+	/* the local device this connection uses (the one behind the TCP
+	 * connection's local address); a link group is only shared by
+	 * connections on the same device, as smc_conn_create matches
+	 * lnk->smcibdev */
+	unsigned int dev_idx;
 } usmc_conn_params;
 
 /* Client: queues the Proposal (USMC_EV_CLC_SEND is raised). Server: waits
@@ -314,6 +337,7 @@ typedef struct usmc_lgr_info {
 	/* the links, nlinks of them (smcr linkgroup show-links) */
 	struct {
 		uint8_t link_id;
+		uint8_t dev_idx;
 		int active;
 		uint32_t qp_num, peer_qpn;
 		uint8_t peer_gid[16];

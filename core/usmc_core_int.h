@@ -84,6 +84,7 @@ struct usmc_link {
 	void *user;
 	uint8_t link_id;  /* link_num on the wire, 1..255 */
 	uint8_t link_idx; /* index in lgr->links */
+	uint8_t dev_idx;  /* index in ctx->s.devices */
 	int state;	  /* enum usmc_link_state */
 	int qp_created, qp_rtr, qp_rts;
 	uint32_t qp_num, psn;
@@ -238,6 +239,16 @@ struct usmc_ctx {
 				  * connections only when there are any */
 };
 
+/* The device a link's QP lives on, and the one a connection uses. */
+static inline const usmc_device_info *usmc_link_dev(const usmc_link *l)
+{
+	return &l->lgr->ctx->s.devices[l->dev_idx];
+}
+static inline const usmc_device_info *usmc_conn_dev(const usmc_conn *c)
+{
+	return &c->ctx->s.devices[c->params.dev_idx];
+}
+
 /* memory and logging (usmc_ctx.c) */
 void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size);
 void usmc_mem_free(usmc_ctx *ctx, void *p);
@@ -255,9 +266,10 @@ void usmc_lgr_free(usmc_lgr *lgr);
 void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 			usmc_tstamp ts);
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
-			const uint8_t *peer_system_id, const uint8_t *peer_gid,
-			const uint8_t *peer_mac, uint32_t peer_qpn);
-int usmc_link_create(usmc_lgr *lgr, usmc_link **plink);
+			unsigned int dev_idx, const uint8_t *peer_system_id,
+			const uint8_t *peer_gid, const uint8_t *peer_mac,
+			uint32_t peer_qpn);
+int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink);
 int usmc_link_ready(usmc_link *link, int to_rts);
 int usmc_lgr_add_conn(usmc_lgr *lgr, usmc_conn *conn);
 usmc_conn *usmc_lgr_conn_by_token(usmc_lgr *lgr, uint32_t token);

@@ -8,7 +8,6 @@ void usmc_settings_default(usmc_settings *s)
 	memset(s, 0, sizeof(*s));
 	s->sndbuf_size = 65536;
 	s->rmb_size = 65536;
-	s->device.active_mtu = USMC_IB_MTU_1024;
 	s->smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
 	memset(s->ueid, ' ', sizeof(s->ueid));
 	memcpy(s->ueid, "USMC", 4);
@@ -63,7 +62,7 @@ int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (!(s->smc_versions & (USMC_VERSION_V1 | USMC_VERSION_V2)) ||
 	    s->send_wr < 2 || s->recv_wr < 2 || s->llc_timeout == 0 ||
-	    s->clc_timeout == 0)
+	    s->clc_timeout == 0 || s->ndevices > USMC_DEVICES_MAX)
 		return USMC_ERR_INVALID_ARGUMENT;
 	zalloc = cb->calloc;
 	ctx = zalloc(1, sizeof(*ctx), user);
@@ -80,13 +79,33 @@ int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 		usmc_clc_compress_bufsize(s->sndbuf_size, SMCR_RMBE_SIZES));
 	ctx->s.rmb_size = usmc_clc_uncompress_bufsize(
 		usmc_clc_compress_bufsize(s->rmb_size, SMCR_RMBE_SIZES));
-	if (usmc_is_zero(ctx->s.system_id, 8)) {
+	if (usmc_is_zero(ctx->s.system_id, 8) && s->ndevices) {
 		cb->rand(ctx->s.system_id, 2, user);
-		memcpy(ctx->s.system_id + 2, s->device.mac, 6);
+		memcpy(ctx->s.system_id + 2, s->devices[0].mac, 6);
 	}
 	ctx->next_lgr_id = 0x100;
 	*pctx = ctx;
 	return 0;
+}
+
+int usmc_ctx_add_device(usmc_ctx *ctx, const usmc_device_info *dev)
+{
+	if (!ctx || !dev)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (ctx->s.ndevices >= USMC_DEVICES_MAX)
+		return USMC_ERR_LIMIT;
+	ctx->s.devices[ctx->s.ndevices] = *dev;
+	if (usmc_is_zero(ctx->s.system_id, 8)) {
+		ctx->cb.rand(ctx->s.system_id, 2, ctx->user);
+		memcpy(ctx->s.system_id + 2, dev->mac, 6);
+	}
+	return (int)ctx->s.ndevices++;
+}
+
+const usmc_device_info *usmc_ctx_get_device(const usmc_ctx *ctx,
+					    unsigned int idx)
+{
+	return ctx && idx < ctx->s.ndevices ? &ctx->s.devices[idx] : NULL;
 }
 
 void usmc_ctx_del(usmc_ctx *ctx)
@@ -190,6 +209,7 @@ void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
 		if (!l)
 			continue;
 		info->links[k].link_id = l->link_id;
+		info->links[k].dev_idx = l->dev_idx;
 		info->links[k].active = l->state == USMC_LNK_ACTIVE;
 		info->links[k].qp_num = l->qp_num;
 		info->links[k].peer_qpn = l->peer_qpn;

@@ -174,8 +174,9 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 }
 
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
-			const uint8_t *peer_system_id, const uint8_t *peer_gid,
-			const uint8_t *peer_mac, uint32_t peer_qpn)
+			unsigned int dev_idx, const uint8_t *peer_system_id,
+			const uint8_t *peer_gid, const uint8_t *peer_mac,
+			uint32_t peer_qpn)
 {
 	for (usmc_lgr *lgr = ctx->lgrs; lgr; lgr = lgr->next) {
 		if (lgr->terminating || lgr->peer_gone || lgr->role != role ||
@@ -186,7 +187,8 @@ usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 		for (int i = 0; i < USMC_LINKS_MAX; i++) {
 			usmc_link *l = lgr->links[i];
 
-			if (!l || l->state != USMC_LNK_ACTIVE)
+			if (!l || l->state != USMC_LNK_ACTIVE ||
+			    l->dev_idx != dev_idx)
 				continue;
 			if (memcmp(l->peer_gid, peer_gid, 16))
 				continue;
@@ -226,7 +228,7 @@ static int link_post_recv(usmc_link *link, uint32_t idx)
 	return ctx->cb.post_recv(ctx->user, link, &wr);
 }
 
-int usmc_link_create(usmc_lgr *lgr, usmc_link **plink)
+int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 {
 	usmc_ctx *ctx = lgr->ctx;
 	usmc_link_qp_info qi;
@@ -242,11 +244,14 @@ int usmc_link_create(usmc_lgr *lgr, usmc_link **plink)
 	}
 	if (idx < 0)
 		return USMC_ERR_LIMIT;
+	if (dev_idx >= ctx->s.ndevices)
+		return USMC_ERR_INVALID_ARGUMENT;
 	link = usmc_mem_calloc(ctx, 1, sizeof(*link));
 	if (!link)
 		return USMC_ERR_NOMEM;
 	link->lgr = lgr;
 	link->link_idx = (uint8_t)idx;
+	link->dev_idx = (uint8_t)dev_idx;
 	link->state = USMC_LNK_INACTIVE;
 	link->testlink_expiry = USMC_TSTAMP_NONE;
 	lgr->links[idx] = link;
@@ -470,14 +475,13 @@ static uint8_t llc_version(const usmc_lgr *lgr)
 int usmc_llc_confirm_link_send(usmc_link *link, int resp)
 {
 	usmc_lgr *lgr = link->lgr;
-	usmc_ctx *ctx = lgr->ctx;
 	usmc_llc_msg m;
 
 	usmc_llc_msg_init(&m, SMC_LLC_CONFIRM_LINK, llc_version(lgr),
 			  (uint8_t)(SMC_LLC_FLAG_NO_RMBE_EYEC |
 				    (resp ? SMC_LLC_FLAG_RESP : 0)));
-	memcpy(m.confirm_link.sender_mac, ctx->s.device.mac, 6);
-	memcpy(m.confirm_link.sender_gid, ctx->s.device.gid, 16);
+	memcpy(m.confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
+	memcpy(m.confirm_link.sender_gid, usmc_link_dev(link)->gid, 16);
 	m.confirm_link.sender_qp_num = link->qp_num;
 	m.confirm_link.link_num = link->link_id;
 	m.confirm_link.link_uid = lgr->id | link->link_id;
@@ -656,15 +660,14 @@ static usmc_link *lgr_first_link(usmc_lgr *lgr)
 static int llc_build(usmc_lgr *lgr, usmc_link *link, const usmc_llc_req *r,
 		     usmc_llc_msg *m)
 {
-	usmc_ctx *ctx = lgr->ctx;
-
 	usmc_llc_msg_init(m, r->type, llc_version(lgr), 0);
 	switch (r->type) {
 	case SMC_LLC_CONFIRM_LINK:
 		usmc_llc_msg_init(m, r->type, llc_version(lgr),
 				  SMC_LLC_FLAG_NO_RMBE_EYEC);
-		memcpy(m->confirm_link.sender_mac, ctx->s.device.mac, 6);
-		memcpy(m->confirm_link.sender_gid, ctx->s.device.gid, 16);
+		memcpy(m->confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
+		memcpy(m->confirm_link.sender_gid, usmc_link_dev(link)->gid,
+		       16);
 		m->confirm_link.sender_qp_num = link->qp_num;
 		m->confirm_link.link_num = link->link_id;
 		m->confirm_link.link_uid = lgr->id | link->link_id;
@@ -676,8 +679,8 @@ static int llc_build(usmc_lgr *lgr, usmc_link *link, const usmc_llc_req *r,
 		/* One device: offer the existing port with no QP MTU, which
 		 * every client rejects with NO_ALT_PATH (so a Linux client
 		 * does not wait 2+1 s for an ADD_LINK that never comes). */
-		memcpy(m->add_link.sender_mac, ctx->s.device.mac, 6);
-		memcpy(m->add_link.sender_gid, ctx->s.device.gid, 16);
+		memcpy(m->add_link.sender_mac, usmc_link_dev(link)->mac, 6);
+		memcpy(m->add_link.sender_gid, usmc_link_dev(link)->gid, 16);
 		m->add_link.link_num = (uint8_t)(link->link_id + 1);
 		m->add_link.qp_mtu = 0;
 		break;
@@ -1115,6 +1118,11 @@ uint32_t usmc_link_get_id(const usmc_link *l)
 usmc_lgr *usmc_link_get_lgr(const usmc_link *l)
 {
 	return l->lgr;
+}
+
+unsigned int usmc_link_get_dev_idx(const usmc_link *l)
+{
+	return l->dev_idx;
 }
 
 /* ---- timers ---- */

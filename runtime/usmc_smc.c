@@ -649,9 +649,10 @@ static int ensure_device(const struct sockaddr_in *local, char *detail,
 		goto fail;
 	}
 	usmc_settings_default(&smc.settings);
-	memcpy(smc.settings.device.gid, smc.port.gid, 16);
-	memcpy(smc.settings.device.mac, smc.port.mac, 6);
-	smc.settings.device.active_mtu = smc.port.active_mtu;
+	smc.settings.ndevices = 1;
+	memcpy(smc.settings.devices[0].gid, smc.port.gid, 16);
+	memcpy(smc.settings.devices[0].mac, smc.port.mac, 6);
+	smc.settings.devices[0].active_mtu = smc.port.active_mtu;
 	system_id_init(smc.port.mac);
 	memcpy(smc.settings.system_id, smc.system_id, 8);
 	smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;

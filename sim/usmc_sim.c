@@ -49,6 +49,7 @@ struct usmc_sim_node {
 	uint64_t fault_fired;
 	uint32_t ipv4;
 	uint8_t prefix_len;
+	unsigned int dev_idx; /* device of its next connections */
 	sim_mr *mrs;
 	sim_qp *qps;
 };
@@ -810,14 +811,24 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		st = *s;
 	else
 		usmc_settings_default(&st);
-	memset(st.device.gid, 0, 16);
-	st.device.gid[10] = st.device.gid[11] = 0xff;
-	st.device.gid[12] = 10;
-	st.device.gid[15] = id;
-	memcpy(st.device.mac, "\x02\x00\x00\x00\x00", 5);
-	st.device.mac[5] = id;
-	if (!st.device.active_mtu)
-		st.device.active_mtu = USMC_IB_MTU_1024;
+	/* one device unless |s| asks for more; each gets an IPv4-mapped GID
+	 * ::ffff:10.<dev>.0.<node> and a local MAC 02:00:00:00:<dev>:<node> */
+	if (st.ndevices < 1 || st.ndevices > USMC_DEVICES_MAX)
+		st.ndevices = 1;
+	for (unsigned int d = 0; d < st.ndevices; d++) {
+		usmc_device_info *dv = &st.devices[d];
+
+		memset(dv->gid, 0, 16);
+		dv->gid[10] = dv->gid[11] = 0xff;
+		dv->gid[12] = 10;
+		dv->gid[13] = (uint8_t)d;
+		dv->gid[15] = id;
+		memcpy(dv->mac, "\x02\x00\x00\x00", 4);
+		dv->mac[4] = (uint8_t)d;
+		dv->mac[5] = id;
+		if (!dv->active_mtu)
+			dv->active_mtu = USMC_IB_MTU_1024;
+	}
 	memset(st.system_id, 0, sizeof(st.system_id));
 	n->next = sim->nodes;
 	sim->nodes = n;
@@ -826,6 +837,11 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		return NULL;
 	}
 	return n;
+}
+
+void usmc_sim_node_set_dev(usmc_sim_node *node, unsigned int dev_idx)
+{
+	node->dev_idx = dev_idx;
 }
 
 usmc_ctx *usmc_sim_node_ctx(usmc_sim_node *node)
@@ -886,6 +902,7 @@ static usmc_conn_params params_of(usmc_sim_node *n, usmc_role role)
 	p.role = role;
 	p.ipv4.addr = n->ipv4;
 	p.ipv4.prefix_len = n->prefix_len;
+	p.dev_idx = n->dev_idx;
 	return p;
 }
 

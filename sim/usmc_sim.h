@@ -58,9 +58,12 @@ void usmc_sim_del(usmc_sim *sim);
 usmc_tstamp usmc_sim_now(const usmc_sim *sim);
 const usmc_sim_stats *usmc_sim_get_stats(const usmc_sim *sim);
 
-/* A host with one RNIC port. |s| may be NULL for defaults; device, system
- * id and GID are made unique per node. Returns NULL if the ctx fails. */
+/* A host with one RNIC port, or s->ndevices of them. |s| may be NULL for
+ * defaults; system id, GIDs and MACs are made unique per node and device.
+ * Returns NULL if the ctx fails. */
 usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s);
+/* The device (index) the node's next connections use (default 0). */
+void usmc_sim_node_set_dev(usmc_sim_node *node, unsigned int dev_idx);
 usmc_ctx *usmc_sim_node_ctx(usmc_sim_node *node);
 /* The IPv4 address/prefix its connections announce (default
  * 10.0.0.<index>/24). */

@@ -196,6 +196,141 @@ static void test_lgr_reuse(void)
 	usmc_sim_del(sim);
 }
 
+/* A client with two devices: each connection's Proposal carries the GID
+ * and MAC of the device it names, its link records that device, and a
+ * link group is only reused by connections on the same device (as
+ * smc_conn_create matches lnk->smcibdev). */
+static void test_two_devices(void)
+{
+	usmc_sim *sim = usmc_sim_new(12);
+	usmc_settings st;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c[3], *s[3];
+	usmc_conn_info ci[3];
+	usmc_lgr_info li;
+	usmc_clc_msg m;
+	uint8_t types[8];
+	const usmc_device_info *d0, *d1;
+	usmc_conn_params p;
+	usmc_conn *bad;
+
+	usmc_settings_default(&st);
+	st.ndevices = 2;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, NULL);
+	USMC_ASSERT_EQ_FATAL(a && b, 1);
+	d0 = usmc_ctx_get_device(usmc_sim_node_ctx(a), 0);
+	d1 = usmc_ctx_get_device(usmc_sim_node_ctx(a), 1);
+	USMC_ASSERT_EQ_FATAL(d0 && d1, 1);
+	CU_ASSERT_PTR_NULL(usmc_ctx_get_device(usmc_sim_node_ctx(a), 2));
+	CU_ASSERT_NOT_EQUAL(memcmp(d0->gid, d1->gid, 16), 0);
+
+	for (int i = 0; i < 3; i++) {
+		usmc_sim_node_set_dev(a, i == 1 ? 1 : 0);
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c[i], &s[i]), 0);
+		CU_ASSERT_TRUE(established(c[i]) && established(s[i]));
+		usmc_conn_get_info(c[i]->conn, &ci[i]);
+		USMC_ASSERT_EQ_FATAL(clc_types(c[i]->clc_sent,
+					       c[i]->clc_sent_len, types, 8,
+					       NULL) >= 1,
+				     1);
+		USMC_ASSERT_EQ_FATAL(usmc_clc_decode(c[i]->clc_sent,
+						     c[i]->clc_sent_len,
+						     &m) > 0,
+				     1);
+		USMC_ASSERT_EQ(m.hdr.type, SMC_CLC_PROPOSAL);
+		USMC_ASSERT_EQ(
+			memcmp(m.u.prop.gid, i == 1 ? d1->gid : d0->gid, 16),
+			0);
+		USMC_ASSERT_EQ(
+			memcmp(m.u.prop.mac, i == 1 ? d1->mac : d0->mac, 6), 0);
+		USMC_ASSERT_EQ(memcmp(m.u.prop.roce_gid,
+				      i == 1 ? d1->gid : d0->gid, 16),
+			       0);
+	}
+	/* devices 0 and 1: two link groups; the third joins the first */
+	CU_ASSERT_NOT_EQUAL(ci[0].lgr_id, ci[1].lgr_id);
+	USMC_ASSERT_EQ(ci[0].lgr_id, ci[2].lgr_id);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->qps, 4);
+	for (usmc_lgr *g = usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL); g;
+	     g = usmc_ctx_next_lgr(usmc_sim_node_ctx(a), g)) {
+		usmc_lgr_get_info(g, &li);
+		USMC_ASSERT_EQ(li.nlinks, 1);
+		USMC_ASSERT_EQ(li.links[0].dev_idx, li.id == ci[1].lgr_id);
+	}
+	/* byte-exact data on the second device's link group */
+	{
+		uint8_t out[3000], in[3000];
+		usmc_ssize n;
+
+		for (size_t i = 0; i < sizeof(out); i++)
+			out[i] = (uint8_t)(i * 7 + 1);
+		USMC_ASSERT_EQ(usmc_conn_write(c[1]->conn, out, sizeof(out),
+					       usmc_sim_now(sim)),
+			       (usmc_ssize)sizeof(out));
+		usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+		n = usmc_conn_read(s[1]->conn, in, sizeof(in),
+				   usmc_sim_now(sim));
+		USMC_ASSERT_EQ(n, (usmc_ssize)sizeof(out));
+		USMC_ASSERT_EQ(memcmp(in, out, sizeof(out)), 0);
+	}
+	/* the server's own device counts too: the same client device to the
+	 * server's second device is a new link group on both ends, although
+	 * the peer's GID matches the first one */
+	{
+		usmc_sim_node *srv = usmc_sim_node_new(sim, &st);
+		usmc_sim_ep *c4, *s4, *c5, *s5;
+		usmc_conn_info i4, i5;
+
+		USMC_ASSERT_EQ_FATAL(srv != NULL, 1);
+		usmc_sim_node_set_dev(a, 0);
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, srv, &c4, &s4), 0);
+		usmc_sim_node_set_dev(srv, 1);
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, srv, &c5, &s5), 0);
+		CU_ASSERT_TRUE(established(c5) && established(s5));
+		usmc_conn_get_info(s4->conn, &i4);
+		usmc_conn_get_info(s5->conn, &i5);
+		CU_ASSERT_NOT_EQUAL(i4.lgr_id, i5.lgr_id);
+		/* two links on srv, one per device */
+		USMC_ASSERT_EQ_FATAL(usmc_sim_node_link(srv, 1) != NULL, 1);
+		USMC_ASSERT_EQ(
+			usmc_link_get_dev_idx(usmc_sim_node_link(srv, 0)) +
+				usmc_link_get_dev_idx(
+					usmc_sim_node_link(srv, 1)),
+			1);
+	}
+	/* a device the context does not have is refused */
+	memset(&p, 0, sizeof(p));
+	p.role = USMC_ROLE_CLIENT;
+	p.dev_idx = 2;
+	USMC_ASSERT_EQ(usmc_conn_new(usmc_sim_node_ctx(a), &p,
+				     usmc_sim_now(sim), &bad),
+		       USMC_ERR_INVALID_ARGUMENT);
+	usmc_sim_del(sim);
+}
+
+/* Devices added after creation: indexes in order, the limit refused, and
+ * the system id taken from the first device when it was left zero. */
+static void test_add_device(void)
+{
+	usmc_sim *sim = usmc_sim_new(13);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_ctx *ctx = usmc_sim_node_ctx(a);
+	usmc_device_info dv;
+	int i;
+
+	memset(&dv, 0, sizeof(dv));
+	dv.mac[5] = 0x42;
+	for (i = 1; i < USMC_DEVICES_MAX; i++)
+		USMC_ASSERT_EQ(usmc_ctx_add_device(ctx, &dv), i);
+	USMC_ASSERT_EQ(usmc_ctx_add_device(ctx, &dv), USMC_ERR_LIMIT);
+	USMC_ASSERT_EQ(usmc_ctx_add_device(ctx, NULL),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(usmc_ctx_get_device(ctx, USMC_DEVICES_MAX - 1)->mac[5],
+		       0x42);
+	usmc_sim_del(sim);
+}
+
 /* Both nodes connect to each other: two link groups (role is part of the
  * match). */
 static void test_lgr_per_role(void)
@@ -789,6 +924,8 @@ static CU_TestInfo hs_tests[] = {
 	{"first_contact_v1", test_first_contact_v1},
 	{"lgr_reuse_confirm_rkey", test_lgr_reuse},
 	{"lgr_per_role", test_lgr_per_role},
+	{"two_devices", test_two_devices},
+	{"add_device", test_add_device},
 	{"three_nodes", test_three_nodes},
 	{"linux_proposal", test_linux_proposal},
 	{"linux_accept", test_linux_accept},
