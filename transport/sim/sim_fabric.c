@@ -341,23 +341,12 @@ static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 				  0);
 		return;
 	}
-	if (wr->opcode != USMC_WR_SEND) {
-		if (!(r->access & USMC_ACCESS_REMOTE_WRITE)) {
-			nak(q, r, s, USMC_WC_REM_INV_REQ_ERR);
-			return;
-		}
-		/* the whole range up front; a zero-length WRITE checks none */
-		if (s->length) {
-			dst[0].p = sim_rkey_ptr(r->d, wr->rkey, wr->remote_addr,
-						s->length);
-			dst[0].len = s->length;
-			nd = 1;
-			if (!dst[0].p) {
-				r->d->st.access_errors++;
-				nak(q, r, s, USMC_WC_REM_ACCESS_ERR);
-				return;
-			}
-		}
+	/* in softroce's (and rxe's) order: the QP's access, a receive WR,
+	 * then the rkey */
+	if (wr->opcode != USMC_WR_SEND &&
+	    !(r->access & USMC_ACCESS_REMOTE_WRITE)) {
+		nak(q, r, s, USMC_WC_REM_INV_REQ_ERR);
+		return;
 	}
 	if (wr->opcode != USMC_WR_RDMA_WRITE && !r->rq_count) {
 		/* no receive WR: RNR NAK with the responder's timer */
@@ -366,6 +355,18 @@ static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 			  r->min_rnr_timer);
 		q->wire_busy = 1;
 		return;
+	}
+	/* the whole range up front; a zero-length WRITE checks none */
+	if (wr->opcode != USMC_WR_SEND && s->length) {
+		dst[0].p = sim_rkey_ptr(r->d, wr->rkey, wr->remote_addr,
+					s->length);
+		dst[0].len = s->length;
+		nd = 1;
+		if (!dst[0].p) {
+			r->d->st.access_errors++;
+			nak(q, r, s, USMC_WC_REM_ACCESS_ERR);
+			return;
+		}
 	}
 	if (wr->opcode == USMC_WR_SEND) {
 		const sim_rwqe *rw = &r->rq[r->rq_head];
