@@ -1948,7 +1948,8 @@ int main(int argc, char **argv)
 				CU_set_test_active(t, CU_FALSE);
 				cap_skips++;
 				fprintf(stderr,
-					"SKIP %s: %s: %s lacks it: %s\n",
+					"SKIP %s: %s: needs port control, "
+					"which %s lacks: %s\n",
 					fx->name, cases[c].name, fx->name,
 					fx->lacks);
 			}
