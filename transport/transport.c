@@ -10,10 +10,12 @@
 
 extern const usmc_tp_ops usmc_tp_softroce_ops;
 extern const usmc_tp_ops usmc_tp_fault_ops;
+extern const usmc_tp_ops usmc_tp_sim_ops;
 
 const usmc_tp_ops *const usmc_transports[] = {
 	&usmc_tp_softroce_ops,
 	&usmc_tp_fault_ops,
+	&usmc_tp_sim_ops,
 	NULL,
 };
 

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The transport ops table: one RNIC-like device behind the same operations,
- * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space) and
- * fault (transport/fault/: a fault-injecting decorator over any backend,
- * opened as "fault:INNER"); later verbs (libibverbs) and shm (intra-host).
+ * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space),
+ * sim (transport/sim/: a simulated fabric in the process, on a virtual
+ * clock) and fault (transport/fault/: a fault-injecting decorator over any
+ * backend, opened as "fault:INNER"); later verbs (libibverbs) and shm
+ * (intra-host).
  *
  * Conventions
  * - Every op returns 0 (or a count) on success and a negative USMC_ERR_* on
@@ -43,6 +45,10 @@ typedef struct usmc_tp_config {
 	char ifname[32];
 	/* Backend-specific "key=value,key=value" options; may be NULL. */
 	const char *options;
+	/* Backend-specific object the caller owns, which outlives the device
+	 * (sim: the usmc_tp_sim_world it attaches to); NULL for the others.
+	 * Decorators pass it on unchanged. */
+	void *backend_ctx;
 } usmc_tp_config;
 
 /* Port attributes (ibv_query_port + GID). */

@@ -265,13 +265,15 @@ static void stream(const char *sched, usmc_fault_stats *fa,
 
 	if (setup(&p))
 		return;
-	add(p.s[0].tp, sched);
-	add(p.s[1].tp, sched);
 	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
 	dst = mr(&p.s[1], total,
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	fill(src->addr, total, 77);
 	memset(dst->addr, 0, total);
+	/* timed clauses start now: after the buffers are filled, which in
+	 * a sanitizer build on a loaded machine outlasts a 30 ms window */
+	add(p.s[0].tp, sched);
+	add(p.s[1].tp, sched);
 	for (size_t off = 0; off < total; off += chunk) {
 		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
 
