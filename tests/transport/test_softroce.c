@@ -124,6 +124,14 @@ static int under_valgrind(void)
 	return RUNNING_ON_VALGRIND || getenv("USMC_TEST_QUICK");
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
 static uint64_t now_ms(void)
 {
 	struct timespec ts;
@@ -582,7 +590,11 @@ static void test_small_rcvbuf(void)
 
 /* A peer that stops for a while (SIGSTOP stops its RNIC too): with retry
  * count 7 (for ever) the resends back off exponentially instead of coming
- * every timeout, and the SEND completes once the peer runs again. */
+ * every timeout, and the SEND completes once the peer runs again.
+ * Timeouts fire only when side 0 is polled, so a busy machine delays them;
+ * the test therefore checks the gaps between them, which a late poll can
+ * only lengthen: each at least about double the one before (without
+ * backoff every gap is one timeout, ~1 ms). */
 static void test_retransmit_backoff(void)
 {
 	pair p;
@@ -591,9 +603,10 @@ static void test_retransmit_backoff(void)
 	usmc_softroce_stats st;
 	usmc_wc wcs[8];
 	usmc_wr wr;
-	uint64_t end;
+	uint64_t end, at[8], base_us = 4096ull * 256 / 1000; /* 4.096 us << 8 */
+	unsigned int seen = 0;
 
-	cp.timeout = 8; /* ~1 ms: 150 such timeouts in the stop below */
+	cp.timeout = 8; /* ~1 ms */
 	cp.retry_cnt = 7;
 	if (setup(&p, NULL, NULL, &cp))
 		return;
@@ -610,15 +623,29 @@ static void test_retransmit_backoff(void)
 	wr.sg_list[0].length = 44;
 	wr.sg_list[0].lkey = src->lkey;
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	/* side 1 is stopped: only side 0 runs, for 150 ms */
-	end = now_ms() + 150;
-	while (now_ms() < end) {
+	/* side 1 is stopped: only side 0 runs, until 6 timeouts (1+2+...+32
+	 * ms on an idle machine) or 5 s */
+	end = now_us() + 5000000;
+	while (seen < 6 && now_us() < end) {
 		USMC_ASSERT_EQ(usmc_tp_poll_cq(p.s[0].tp, wcs, 8), 0);
+		usmc_softroce_get_stats(p.s[0].tp, &st);
+		while (seen < st.retry_timeouts && seen < 8)
+			at[seen++] = now_us();
 		usleep(200);
 	}
-	usmc_softroce_get_stats(p.s[0].tp, &st);
-	/* 1+2+4+...+128 ms: 7 or 8 timeouts (without backoff: ~150) */
-	CU_ASSERT_TRUE(st.retry_timeouts >= 5 && st.retry_timeouts <= 9);
+	USMC_ASSERT_EQ_FATAL(seen >= 6, 1);
+	for (unsigned int k = 1; k < 6; k++) {
+		uint64_t gap = at[k] - at[k - 1],
+			 want = (base_us << k) * 8 / 10;
+
+		if (gap < want)
+			printf("\n  timeout %u came %llu us after the one "
+			       "before, "
+			       "expected >= %llu",
+			       k, (unsigned long long)gap,
+			       (unsigned long long)want);
+		CU_ASSERT_TRUE(gap >= want);
+	}
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
 	/* side 1 runs again: the next resend (within the 1 s cap) lands */
 	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
