@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "usmc_real.h"
 #include "usmc_sock.h"
 
 /*
@@ -202,14 +203,14 @@ int usmc_set_nonblock(int fd, int on)
 		keep_kernel_nb = s->mode == USMC_SOCK_LISTEN && s->listen_smc;
 	}
 	usmc_sock_unlock();
-	fl = fcntl(fd, F_GETFL);
+	fl = usmc_real()->fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return -1;
 	if (on || keep_kernel_nb)
 		fl |= O_NONBLOCK;
 	else
 		fl &= ~O_NONBLOCK;
-	return fcntl(fd, F_SETFL, fl);
+	return usmc_real()->fcntl(fd, F_SETFL, fl);
 }
 
 int usmc_fcntl(int fd, int cmd, ...)
@@ -223,18 +224,18 @@ int usmc_fcntl(int fd, int cmd, ...)
 	arg = va_arg(ap, long);
 	va_end(ap);
 	if (cmd == F_SETFL) {
-		if (fcntl(fd, F_GETFL) < 0)
+		if (usmc_real()->fcntl(fd, F_GETFL) < 0)
 			return -1;
 		if (usmc_set_nonblock(fd, !!(arg & O_NONBLOCK)))
 			return -1;
-		r = fcntl(fd, F_GETFL);
+		r = usmc_real()->fcntl(fd, F_GETFL);
 		if (r < 0)
 			return -1;
 		r = (r & O_NONBLOCK) | (int)(arg & ~O_NONBLOCK);
-		return fcntl(fd, F_SETFL, r);
+		return usmc_real()->fcntl(fd, F_SETFL, r);
 	}
 	if (cmd == F_GETFL) {
-		r = fcntl(fd, F_GETFL);
+		r = usmc_real()->fcntl(fd, F_GETFL);
 		if (r < 0 || usmc_sock_lock())
 			return r;
 		s = usmc_sock_get(fd);
@@ -244,7 +245,7 @@ int usmc_fcntl(int fd, int cmd, ...)
 		usmc_sock_unlock();
 		return r;
 	}
-	return fcntl(fd, cmd, arg);
+	return usmc_real()->fcntl(fd, cmd, arg);
 }
 
 /* Lock held: |newfd| names the same socket as |s|. */
@@ -267,16 +268,16 @@ static int dup_impl(int oldfd, int newfd, int flags, int cmd)
 	if (usmc_sock_lock())
 		return -1;
 	if (cmd < 0 && newfd != oldfd && usmc_fd_flags(newfd) &&
-	    fcntl(oldfd, F_GETFD) >= 0)
+	    usmc_real()->fcntl(oldfd, F_GETFD) >= 0)
 		usmc_sock_close_record(newfd);
 	if (cmd >= 0)
-		r = fcntl(oldfd, cmd, newfd);
+		r = usmc_real()->fcntl(oldfd, cmd, newfd);
 	else if (newfd < 0)
-		r = dup(oldfd);
+		r = usmc_real()->dup(oldfd);
 	else if (flags < 0)
-		r = dup2(oldfd, newfd);
+		r = usmc_real()->dup2(oldfd, newfd);
 	else
-		r = dup3(oldfd, newfd, flags);
+		r = usmc_real()->dup3(oldfd, newfd, flags);
 	if (r >= 0 && r != oldfd) {
 		int e = errno;
 
@@ -339,7 +340,7 @@ void usmc_sock_fork_child(void)
 			s->ep_events = 0;
 			s->in_pend = 0;
 			usmc_sock_free(s);
-			close(i);
+			usmc_real()->close(i);
 			continue;
 		}
 		s->ep_events = 0; /* the loop's epoll set is the parent's */
@@ -407,5 +408,5 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 		}
 		usmc_sock_unlock();
 	}
-	return close_range(first, last, flags);
+	return usmc_real()->close_range(first, last, flags);
 }

@@ -20,6 +20,7 @@
 
 #include "usmc_clc.h"
 #include "usmc_conv.h"
+#include "usmc_real.h"
 #include "usmc_sock.h"
 #include "usmc_synopt.h"
 
@@ -82,7 +83,7 @@ void usmc_sock_reap(void)
 
 		dead_list = s->dead_next;
 		usmc_sock_free(s);
-		close(fd);
+		usmc_real()->close(fd);
 	}
 }
 
@@ -326,7 +327,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 		/* Accepted already: the app owns the fd and reads the error;
 		 * the client sees the TCP connection end, as when the kernel
 		 * drops a child whose handshake failed. */
-		shutdown(s->fd, SHUT_RDWR);
+		usmc_real()->shutdown(s->fd, SHUT_RDWR);
 	}
 	usmc_stat_kick();
 	usmc_sock_wake_all();
@@ -392,8 +393,8 @@ static void clc_read(usmc_sock *s)
 			uint8_t hdr[SMC_CLC_HDR_LEN];
 			int len;
 
-			n = recv(s->fd, hdr, sizeof(hdr),
-				 MSG_PEEK | MSG_DONTWAIT);
+			n = usmc_real()->recv(s->fd, hdr, sizeof(hdr),
+					      MSG_PEEK | MSG_DONTWAIT);
 			if (n == 0) {
 				usmc_rt_log(1,
 					    "fd %d: peer closed during the "
@@ -435,8 +436,8 @@ static void clc_read(usmc_sock *s)
 			s->clc_need = (size_t)len;
 			s->clc_have = 0;
 		}
-		n = recv(s->fd, s->clc_buf + s->clc_have,
-			 s->clc_need - s->clc_have, MSG_DONTWAIT);
+		n = usmc_real()->recv(s->fd, s->clc_buf + s->clc_have,
+				      s->clc_need - s->clc_have, MSG_DONTWAIT);
 		if (n == 0) {
 			sock_fail(s, ECONNRESET);
 			return;
@@ -560,7 +561,8 @@ static void server_begin(usmc_sock *s)
 static void server_peek_first(usmc_sock *s, uint64_t now)
 {
 	uint8_t b[4];
-	ssize_t n = recv(s->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n =
+		usmc_real()->recv(s->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		n = -2;
@@ -597,8 +599,8 @@ static void child_rules(usmc_sock *c)
 	struct sockaddr_in lo, pe;
 	socklen_t l1 = sizeof(lo), l2 = sizeof(pe);
 
-	if (getsockname(c->fd, (struct sockaddr *)&lo, &l1) ||
-	    getpeername(c->fd, (struct sockaddr *)&pe, &l2) ||
+	if (usmc_real()->getsockname(c->fd, (struct sockaddr *)&lo, &l1) ||
+	    usmc_real()->getpeername(c->fd, (struct sockaddr *)&pe, &l2) ||
 	    usmc_hs_rules_decide(&lo, &pe, c->port, c->rule_why,
 				 sizeof(c->rule_why)) != USMC_RULE_SMC) {
 		c->rule_tcp = 1;
@@ -611,8 +613,8 @@ static void child_rules(usmc_sock *c)
 static void do_accepts(usmc_sock *l)
 {
 	for (int i = 0; i < 64; i++) {
-		int fd = accept4(l->fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = usmc_real()->accept4(l->fd, NULL, NULL,
+					      SOCK_NONBLOCK | SOCK_CLOEXEC);
 		usmc_sock *c;
 
 		if (fd < 0) {
@@ -624,7 +626,7 @@ static void do_accepts(usmc_sock *l)
 		}
 		c = usmc_sock_new(fd);
 		if (!c) {
-			close(fd);
+			usmc_real()->close(fd);
 			continue;
 		}
 		c->fresh = 0;
@@ -659,7 +661,8 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 		 * bytes) can be handled after the switch to SMC-R: without
 		 * EOF, an error or a hang-up the peer is still there. */
 		if (!(events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) &&
-		    recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		    usmc_real()->recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <
+			    0 &&
 		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			usmc_rt_log(1,
 				    "fd %d: stale event 0x%x on the idle TCP "
@@ -685,7 +688,8 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 		int err = 0;
 		socklen_t len = sizeof(err);
 
-		if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len))
+		if (usmc_real()->getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err,
+					    &len))
 			err = errno;
 		if (err) {
 			/* The app reads the connect error itself. */

@@ -13,6 +13,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "usmc_real.h"
 #include "usmc_sock.h"
 
 /* Vectored and message I/O. Fallback and plain sockets get the kernel
@@ -52,7 +53,7 @@ ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)
 	ssize_t done = 0;
 
 	if (sock_mode(fd) != USMC_SOCK_SMCR) {
-		ssize_t r = sendmsg(fd, msg, flags);
+		ssize_t r = usmc_real()->sendmsg(fd, msg, flags);
 
 		count_bytes(fd, r, 1);
 		return r;
@@ -80,7 +81,7 @@ ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags)
 	ssize_t done = 0;
 
 	if (sock_mode(fd) != USMC_SOCK_SMCR) {
-		ssize_t r = recvmsg(fd, msg, flags);
+		ssize_t r = usmc_real()->recvmsg(fd, msg, flags);
 
 		count_bytes(fd, r, 0);
 		return r;
@@ -121,7 +122,7 @@ ssize_t usmc_writev(int fd, const struct iovec *iov, int iovcnt)
 		return -1;
 	}
 	if (sock_mode(fd) != USMC_SOCK_SMCR) {
-		ssize_t r = writev(fd, iov, iovcnt);
+		ssize_t r = usmc_real()->writev(fd, iov, iovcnt);
 
 		count_bytes(fd, r, 1);
 		return r;
@@ -139,7 +140,7 @@ ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
 		return -1;
 	}
 	if (sock_mode(fd) != USMC_SOCK_SMCR) {
-		ssize_t r = readv(fd, iov, iovcnt);
+		ssize_t r = usmc_real()->readv(fd, iov, iovcnt);
 
 		count_bytes(fd, r, 0);
 		return r;
@@ -156,7 +157,7 @@ ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	off_t pos = offset ? *offset : 0;
 
 	if (sock_mode(out_fd) != USMC_SOCK_SMCR)
-		return sendfile(out_fd, in_fd, offset, count);
+		return usmc_real()->sendfile(out_fd, in_fd, offset, count);
 	buf = malloc(65536);
 	if (!buf) {
 		errno = ENOMEM;
@@ -165,7 +166,7 @@ ssize_t usmc_sendfile(int out_fd, int in_fd, off_t *offset, size_t count)
 	while (done < count) {
 		size_t want = count - done < 65536 ? count - done : 65536;
 		ssize_t n = offset ? pread(in_fd, buf, want, pos)
-				   : read(in_fd, buf, want);
+				   : usmc_real()->read(in_fd, buf, want);
 		ssize_t w;
 
 		if (n <= 0) {

@@ -14,6 +14,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "usmc_real.h"
 #include "usmc_sock.h"
 
 /*
@@ -37,7 +38,8 @@ void usmc_rt_notify(void)
 		if (notifiers[i].pending)
 			continue;
 		notifiers[i].pending = 1;
-		if (write(notifiers[i].fd, &one, sizeof(one)) < 0) {
+		if (usmc_real()->write(notifiers[i].fd, &one, sizeof(one)) <
+		    0) {
 			/* full counter: already signalled */
 		}
 	}
@@ -79,7 +81,7 @@ void usmc_notify_drain(int evfd)
 	for (int i = 0; i < n_notifiers; i++)
 		if (notifiers[i].fd == evfd)
 			notifiers[i].pending = 0;
-	if (read(evfd, &v, sizeof(v)) < 0) {
+	if (usmc_real()->read(evfd, &v, sizeof(v)) < 0) {
 		/* not signalled */
 	}
 }
@@ -191,7 +193,7 @@ static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 			tp = &ts;
 		}
 	}
-	r = ppoll(kfds, nwait, tp, sigmask);
+	r = usmc_real()->ppoll(kfds, nwait, tp, sigmask);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	if (r < 0) {
@@ -260,7 +262,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 			if (evfd < 0)
 				goto out_locked;
 			if (usmc_notify_add(evfd)) {
-				close(evfd);
+				usmc_real()->close(evfd);
 				evfd = -1;
 				goto out_locked;
 			}
@@ -277,7 +279,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 out_locked:
 	if (evfd >= 0) {
 		usmc_notify_del(evfd);
-		close(evfd);
+		usmc_real()->close(evfd);
 	}
 	usmc_sock_unlock();
 	free(kfds);

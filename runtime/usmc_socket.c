@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "usmc_clc.h"
+#include "usmc_real.h"
 #include "usmc_sock.h"
 #include "usmc_synopt.h"
 
@@ -79,19 +80,19 @@ static int client_local(int fd, const struct sockaddr_in *to,
 	socklen_t l = sizeof(*out);
 	int u, r;
 
-	if (getsockname(fd, (struct sockaddr *)out, &l) == 0 &&
+	if (usmc_real()->getsockname(fd, (struct sockaddr *)out, &l) == 0 &&
 	    out->sin_family == AF_INET &&
 	    out->sin_addr.s_addr != htonl(INADDR_ANY))
 		return 0;
 	if (!usmc_rules_use_local(&usmc_g.cfg.rules))
 		return -1;
-	u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	u = usmc_real()->socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (u < 0)
 		return -1;
 	l = sizeof(*out);
-	r = connect(u, (const struct sockaddr *)to, sizeof(*to)) ||
-	    getsockname(u, (struct sockaddr *)out, &l);
-	close(u);
+	r = usmc_real()->connect(u, (const struct sockaddr *)to, sizeof(*to)) ||
+	    usmc_real()->getsockname(u, (struct sockaddr *)out, &l);
+	usmc_real()->close(u);
 	return r ? -1 : 0;
 }
 
@@ -102,7 +103,7 @@ int usmc_socket(int domain, int type, int protocol)
 
 	if (usmc_rt_init())
 		return -1;
-	fd = socket(domain, type, protocol);
+	fd = usmc_real()->socket(domain, type, protocol);
 	if (fd < 0)
 		return -1;
 	/* SMC-R (v2 in particular) runs over IPv4 TCP only. */
@@ -118,7 +119,7 @@ int usmc_socket(int domain, int type, int protocol)
 		s->app_nonblock = !!(type & SOCK_NONBLOCK);
 	usmc_sock_unlock();
 	if (!s) {
-		close(fd);
+		usmc_real()->close(fd);
 		errno = ENOMEM;
 		return -1;
 	}
@@ -127,7 +128,7 @@ int usmc_socket(int domain, int type, int protocol)
 
 int usmc_bind(int fd, const struct sockaddr *addr, socklen_t len)
 {
-	return bind(fd, addr, len);
+	return usmc_real()->bind(fd, addr, len);
 }
 
 int usmc_listen(int fd, int backlog)
@@ -142,10 +143,10 @@ int usmc_listen(int fd, int backlog)
 	s = usmc_sock_get(fd);
 	if (!s || (!s->fresh && s->mode != USMC_SOCK_LISTEN)) {
 		usmc_sock_unlock();
-		return listen(fd, backlog);
+		return usmc_real()->listen(fd, backlog);
 	}
 	if (s->mode != USMC_SOCK_LISTEN &&
-	    getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
+	    usmc_real()->getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
 	    sin.sin_family == AF_INET && sin.sin_port) {
 		v = usmc_hs_rules_decide(&sin, NULL, ntohs(sin.sin_port),
 					 s->rule_why, sizeof(s->rule_why));
@@ -154,7 +155,7 @@ int usmc_listen(int fd, int backlog)
 			s->synopt = usmc_synopt_mark_listen(usmc_hs_synopt(),
 							    fd) == 0;
 	}
-	if (listen(fd, backlog)) {
+	if (usmc_real()->listen(fd, backlog)) {
 		int e = errno;
 
 		if (s->synopt && s->mode != USMC_SOCK_LISTEN) {
@@ -172,7 +173,7 @@ int usmc_listen(int fd, int backlog)
 	s->fresh = 0;
 	s->mode = USMC_SOCK_LISTEN;
 	slen = sizeof(sin);
-	if (getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
+	if (usmc_real()->getsockname(fd, (struct sockaddr *)&sin, &slen) == 0 &&
 	    sin.sin_family == AF_INET) {
 		/* an unbound listener's port is known only now */
 		if (v < 0)
@@ -187,9 +188,9 @@ int usmc_listen(int fd, int backlog)
 	if (s->listen_smc) {
 		/* The progress thread accepts, so the kernel fd must never
 		 * block it; the app's view stays in app_nonblock. */
-		fl = fcntl(fd, F_GETFL);
+		fl = usmc_real()->fcntl(fd, F_GETFL);
 		if (fl >= 0)
-			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+			usmc_real()->fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 		usmc_loop_watch(s, EPOLLIN);
 		usmc_rt_log(1, "fd %d: listening on SMC port %u", fd, s->port);
 	}
@@ -201,13 +202,13 @@ int usmc_listen(int fd, int backlog)
  * SOCK_NONBLOCK | SOCK_CLOEXEC. */
 static void child_flags(usmc_sock *c, int flags)
 {
-	int fl = fcntl(c->fd, F_GETFL);
+	int fl = usmc_real()->fcntl(c->fd, F_GETFL);
 
 	c->app_nonblock = !!(flags & SOCK_NONBLOCK);
 	if (fl >= 0 && !c->app_nonblock)
-		fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
+		usmc_real()->fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
 	if (!(flags & SOCK_CLOEXEC))
-		fcntl(c->fd, F_SETFD, 0);
+		usmc_real()->fcntl(c->fd, F_SETFD, 0);
 }
 
 /* accept on a socket whose connections the kernel serves (called with the
@@ -231,15 +232,15 @@ static int accept_plain(int fd, usmc_sock *s, struct sockaddr *addr,
 		snprintf(d, sizeof(d), "port %u is not an SMC port", port);
 
 	usmc_sock_unlock();
-	cfd = accept4(fd, addr, len, flags);
+	cfd = usmc_real()->accept4(fd, addr, len, flags);
 	while (cfd < 0 && errno == EAGAIN && emulate) {
 		/* inherited across fork: the kernel fd stayed
 		 * nonblocking for the parent's progress thread */
 		struct pollfd p = {.fd = fd, .events = POLLIN};
 
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+		if (usmc_real()->poll(&p, 1, -1) < 0 && errno != EINTR)
 			return -1;
-		cfd = accept4(fd, addr, len, flags);
+		cfd = usmc_real()->accept4(fd, addr, len, flags);
 	}
 	if (cfd >= 0 && is_listen) {
 		pthread_mutex_lock(&usmc_g.lock);
@@ -313,7 +314,7 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	cfd = c->fd;
 	child_flags(c, flags);
 	usmc_sock_unlock();
-	if (addr && len && getpeername(cfd, addr, len)) {
+	if (addr && len && usmc_real()->getpeername(cfd, addr, len)) {
 		/* The peer may already have gone: report it on first I/O. */
 		memset(addr, 0, *len);
 	}
@@ -368,7 +369,7 @@ static int connect_again(int fd, usmc_sock *s, const struct sockaddr *addr,
 		s->error_reported = 1;
 	} else if (s->mode == USMC_SOCK_TCP) {
 		usmc_sock_unlock();
-		return connect(fd, addr, len);
+		return usmc_real()->connect(fd, addr, len);
 	} else {
 		e = EISCONN;
 	}
@@ -389,7 +390,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	if (!s || !addr || addr->sa_family != AF_INET ||
 	    len < sizeof(struct sockaddr_in)) {
 		usmc_sock_unlock();
-		return connect(fd, addr, len);
+		return usmc_real()->connect(fd, addr, len);
 	}
 	if (!s->fresh)
 		return connect_again(fd, s, addr, len);
@@ -417,7 +418,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", fd,
 			    usmc_decline_name(s->fb_code), s->fb_code, d);
 		usmc_sock_unlock();
-		return connect(fd, addr, len);
+		return usmc_real()->connect(fd, addr, len);
 	}
 	s->mode = USMC_SOCK_HANDSHAKE;
 	s->hs = USMC_HS_TCP_CONNECT;
@@ -426,7 +427,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		s->synopt = usmc_synopt_mark_connect(usmc_hs_synopt(), fd) == 0;
 	usmc_sock_unlock();
 
-	r = connect(fd, addr, len);
+	r = usmc_real()->connect(fd, addr, len);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	usmc_sig_reset();
@@ -614,8 +615,8 @@ static ssize_t io_call(int fd, void *buf, size_t len, int flags, int is_send)
 	case IO_ERR:
 		return -1;
 	case IO_KERNEL:
-		r = is_send ? send(fd, buf, len, flags)
-			    : recv(fd, buf, len, flags);
+		r = is_send ? usmc_real()->send(fd, buf, len, flags)
+			    : usmc_real()->recv(fd, buf, len, flags);
 		if (r > 0 && s)
 			__atomic_fetch_add(is_send ? &s->bytes_sent
 						   : &s->bytes_recv,
@@ -672,7 +673,7 @@ int usmc_shutdown(int fd, int how)
 	}
 	if (!s || s->mode != USMC_SOCK_SMCR) {
 		usmc_sock_unlock();
-		return shutdown(fd, how);
+		return usmc_real()->shutdown(fd, how);
 	}
 	if (how != SHUT_WR && how != SHUT_RDWR && how != SHUT_RD) {
 		usmc_sock_unlock();
@@ -728,14 +729,14 @@ void usmc_sock_close_record(int fd)
 
 				next = c->q_next;
 				usmc_sock_free(c);
-				close(cfd);
+				usmc_real()->close(cfd);
 			}
 			s->q_head = s->q_tail = NULL;
 			for (int i = 0; i < usmc_g.nsocks; i++) {
 				c = usmc_g.socks[i];
 				if (c && c->lsock == s && !c->dead) {
 					usmc_sock_free(c);
-					close(i);
+					usmc_real()->close(i);
 				}
 			}
 		}
@@ -767,12 +768,12 @@ void usmc_sock_close_record(int fd)
 int usmc_close(int fd)
 {
 	if (!usmc_fd_flags(fd))
-		return close(fd);
+		return usmc_real()->close(fd);
 	if (usmc_sock_lock())
 		return -1;
 	usmc_sock_close_record(fd);
 	usmc_sock_unlock();
-	return close(fd);
+	return usmc_real()->close(fd);
 }
 
 int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
@@ -799,7 +800,7 @@ int usmc_getsockopt(int fd, int level, int name, void *val, socklen_t *len)
 			return 0;
 		}
 	}
-	return getsockopt(fd, level, name, val, len);
+	return usmc_real()->getsockopt(fd, level, name, val, len);
 }
 
 int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
@@ -808,7 +809,7 @@ int usmc_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
 	usmc_sock *s;
 	uint64_t ns;
 
-	if (setsockopt(fd, level, name, val, len))
+	if (usmc_real()->setsockopt(fd, level, name, val, len))
 		return -1;
 	if (level == IPPROTO_TCP && name == TCP_NODELAY && len >= sizeof(int) &&
 	    !usmc_sock_lock()) {
@@ -853,7 +854,7 @@ int usmc_get_info(int fd, usmc_sock_info *info)
 	s = usmc_sock_get(fd);
 	if (!s) {
 		usmc_sock_unlock();
-		if (fcntl(fd, F_GETFD) < 0)
+		if (usmc_real()->fcntl(fd, F_GETFD) < 0)
 			return -1;
 		info->mode = USMC_SOCK_UNMANAGED;
 		return 0;
@@ -902,6 +903,7 @@ void usmc_get_stats(usmc_stats *stats)
 	}
 	*stats = usmc_g.stats;
 	stats->link_groups = usmc_smc_lgr_count();
+	stats->preload_reentries = usmc_reentry_count();
 	usmc_sock_unlock();
 }
 
@@ -925,9 +927,9 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 	usmc_sock *s;
 
 	if ((req != FIONREAD && req != FIONBIO) || !arg)
-		return ioctl(fd, req, arg);
+		return usmc_real()->ioctl(fd, req, arg);
 	if (req == FIONBIO) {
-		if (ioctl(fd, req, arg))
+		if (usmc_real()->ioctl(fd, req, arg))
 			return -1;
 		return usmc_set_nonblock(fd, *(int *)arg != 0);
 	}
@@ -943,5 +945,5 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 		return 0;
 	}
 	usmc_sock_unlock();
-	return ioctl(fd, req, arg);
+	return usmc_real()->ioctl(fd, req, arg);
 }
