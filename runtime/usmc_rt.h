@@ -2,11 +2,9 @@
 /*
  * Runtime internals shared by the runtime sources. Not installed.
  *
- * Threads: one global lock (rt.lock) serialises the fd table, the core ctx
- * and the transport. The progress thread (usmc_loop.c) and app threads take
- * it around every core/transport call; app threads wait in usmc_wait (poll
- * on an eventfd of their own), woken by usmc_rt_broadcast whenever a
- * connection changes state or gets data or room.
+ * Threads: one global lock (usmc_g.lock) serialises the fd table, the core
+ * ctx and the transport; docs/threads.md gives every thread, lock, lock
+ * order, thread-local and re-entry path.
  */
 #ifndef USMC_RT_H
 #define USMC_RT_H
