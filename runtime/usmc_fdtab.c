@@ -23,8 +23,7 @@
  * Chunks are never freed, so a reader never sees freed memory; a stale
  * flag only sends a call down the slower, still correct, path.
  */
-#define USMC_FDF_CHUNK 4096
-#define FDF_CHUNKS     1024
+#define FDF_CHUNKS (USMC_FDF_MAX / USMC_FDF_CHUNK)
 static uint8_t *fdflags[FDF_CHUNKS];
 
 void usmc_fdflag_set(int fd, int flag, int on)
