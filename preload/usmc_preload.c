@@ -7,10 +7,12 @@
  *
  * No constructor does work: the libc functions are looked up on first use
  * (dlsym RTLD_NEXT) and the runtime starts on the first AF_INET stream
- * socket. usmc_in_runtime (per thread) marks calls made from inside usmc,
- * so the runtime's own socket calls reach libc and are not re-intercepted;
- * usmc_foreign_child sends those of a child usmc has not adopted (vfork,
- * clone) to libc too.
+ * socket. The runtime calls libc through a table of its own
+ * (runtime/usmc_real.h), never through these; usmc_in_runtime (per thread)
+ * marks calls made from inside usmc, and a call that comes here with it
+ * set (a path the table missed) still reaches libc, counted
+ * (usmc_reentry_note). usmc_foreign_child sends the calls of a child usmc
+ * has not adopted (vfork, clone) to libc too.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -118,25 +120,36 @@ USMC_REAL(sighandler_t, sysv_signal, int, sighandler_t)
 USMC_REAL(sighandler_t, __sysv_signal, int, sighandler_t)
 USMC_REAL(int, siginterrupt, int, int)
 
+/* The re-entry guard: a call from inside usmc, which would otherwise
+ * have gone to usmc, goes to libc. The runtime uses its own table of libc
+ * functions, so this is a safety net; each time it acts is counted. */
+static inline int guarded(void)
+{
+	if (__builtin_expect(usmc_in_runtime != 0, 0)) {
+		usmc_reentry_note();
+		return 1;
+	}
+	return 0;
+}
+
 /* This call must go to libc whatever it names: it comes from usmc, or
  * from a child usmc has not adopted (vfork, clone: the runtime's state is
  * the parent's, shared or copied; runtime/usmc_loop.c). */
 static inline int not_ours(void)
 {
-	return usmc_in_runtime || usmc_foreign_child();
+	return guarded() || usmc_foreign_child();
 }
 
 /* The fd is a usmc socket and this call does not come from usmc or an
  * unadopted child. The child test runs only for usmc's fds. */
 static inline int ours(int fd)
 {
-	return !usmc_in_runtime && (usmc_fd_flags(fd) & 1) &&
-	       !usmc_foreign_child();
+	return (usmc_fd_flags(fd) & 1) && !guarded() && !usmc_foreign_child();
 }
 
 static inline int ours_any(int fd)
 {
-	return !usmc_in_runtime && usmc_fd_flags(fd) && !usmc_foreign_child();
+	return usmc_fd_flags(fd) && !guarded() && !usmc_foreign_child();
 }
 
 /* Runs EXPR as usmc: its libc calls are not intercepted again. */
@@ -299,11 +312,9 @@ USMC_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 
 static int any_ours(const struct pollfd *fds, nfds_t n)
 {
-	if (usmc_in_runtime)
-		return 0;
 	for (nfds_t i = 0; i < n; i++)
 		if (usmc_fd_flags(fds[i].fd) & 1)
-			return !usmc_foreign_child();
+			return !guarded() && !usmc_foreign_child();
 	return 0;
 }
 
@@ -352,13 +363,13 @@ USMC_EXPORT int __ppoll_chk(struct pollfd *fds, nfds_t n,
 
 static int any_ours_set(int nfds, fd_set *r, fd_set *w, fd_set *e)
 {
-	if (usmc_in_runtime || nfds > FD_SETSIZE)
+	if (nfds > FD_SETSIZE)
 		return 0;
 	for (int fd = 0; fd < nfds; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
 		     (e && FD_ISSET(fd, e))) &&
 		    (usmc_fd_flags(fd) & 1))
-			return !usmc_foreign_child();
+			return !guarded() && !usmc_foreign_child();
 	return 0;
 }
 

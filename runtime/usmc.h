@@ -137,6 +137,14 @@ void usmc_vfork_enter(int concurrent);
  */
 extern __thread int usmc_in_runtime;
 
+/*
+ * For interposers: a call from inside usmc reached the interposer and
+ * usmc_in_runtime sent it back to libc. The runtime calls libc through a
+ * table of its own (usmc_real.h), so this is a safety net that should
+ * never fire: usmc_get_stats and USMC_STATS report the count.
+ */
+void usmc_reentry_note(void);
+
 typedef enum usmc_sock_mode {
 	USMC_SOCK_UNMANAGED = 0, /* not an fd usmc knows: plain kernel */
 	USMC_SOCK_HANDSHAKE,	 /* TCP connect or CLC handshake running */
@@ -172,6 +180,8 @@ typedef struct usmc_stats {
 	uint64_t conns_fallback;  /* connections that fell back to TCP */
 	uint64_t conns_failed;	  /* handshakes that failed (no fallback) */
 	uint64_t transport_opens; /* successful transport opens */
+	/* calls the preload's re-entry guard sent back to libc */
+	uint64_t preload_reentries;
 } usmc_stats;
 
 void usmc_get_stats(usmc_stats *stats);

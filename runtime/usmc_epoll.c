@@ -28,6 +28,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "usmc_real.h"
 #include "usmc_rt.h"
 
 typedef struct ep_ent {
@@ -93,7 +94,7 @@ static int kernel_add(int epfd, ep_ent *e)
 	ev.events = e->disabled ? (e->events & (EPOLLET | EPOLLONESHOT))
 				: e->events;
 	ev.data.u64 = e->data;
-	return epoll_ctl(epfd, EPOLL_CTL_ADD, e->fd, &ev);
+	return usmc_real()->epoll_ctl(epfd, EPOLL_CTL_ADD, e->fd, &ev);
 }
 
 /* Lock held: moves entries whose socket changed mode. */
@@ -106,7 +107,8 @@ static void set_sync(ep_set *set)
 		int user = is_user(e->fd);
 
 		if (user && e->in_kernel) {
-			epoll_ctl(set->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+			usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, e->fd,
+					       NULL);
 			e->in_kernel = 0;
 			e->gen_valid = 0;
 		} else if (!user && !e->in_kernel) {
@@ -137,11 +139,11 @@ static ep_set *set_new(int epfd)
 	ev.events = EPOLLIN;
 	ev.data.u64 = cookie;
 	/* also checks that |epfd| is an epoll fd */
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, set->evfd, &ev) ||
+	if (usmc_real()->epoll_ctl(epfd, EPOLL_CTL_ADD, set->evfd, &ev) ||
 	    usmc_notify_add(set->evfd)) {
 		int e = errno;
 
-		close(set->evfd);
+		usmc_real()->close(set->evfd);
 		free(set);
 		errno = e;
 		return NULL;
@@ -163,7 +165,7 @@ void usmc_epoll_closed(int epfd)
 		while (set->ents)
 			ent_del(set, set->ents);
 		usmc_notify_del(set->evfd);
-		close(set->evfd);
+		usmc_real()->close(set->evfd);
 		free(set);
 		break;
 	}
@@ -194,7 +196,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 
 	if (!(usmc_fd_flags(fd) & USMC_FDF_SOCK) &&
 	    !(usmc_fd_flags(epfd) & USMC_FDF_EPOLL))
-		return epoll_ctl(epfd, op, fd, ev);
+		return usmc_real()->epoll_ctl(epfd, op, fd, ev);
 	if (usmc_rt_init())
 		return -1;
 	pthread_mutex_lock(&usmc_g.lock);
@@ -204,7 +206,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (set && (e = ent_find(set, fd)))
 			ent_del(set, e);
 		pthread_mutex_unlock(&usmc_g.lock);
-		return epoll_ctl(epfd, op, fd, ev);
+		return usmc_real()->epoll_ctl(epfd, op, fd, ev);
 	}
 	if ((op == EPOLL_CTL_ADD || op == EPOLL_CTL_MOD) && !ev) {
 		err = EFAULT;
@@ -254,7 +256,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			break;
 		}
 		if (e->in_kernel) {
-			r = epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev);
+			r = usmc_real()->epoll_ctl(epfd, EPOLL_CTL_MOD, fd, ev);
 			if (r) {
 				err = errno;
 				break;
@@ -272,7 +274,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			break;
 		}
 		if (e->in_kernel)
-			epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+			usmc_real()->epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 		ent_del(set, e);
 		break;
 	default:
@@ -353,7 +355,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	uint64_t deadline = 0;
 
 	if (!(usmc_fd_flags(epfd) & USMC_FDF_EPOLL))
-		return epoll_pwait(epfd, evs, max, timeout_ms, sigmask);
+		return usmc_real()->epoll_pwait(epfd, evs, max, timeout_ms,
+						sigmask);
 	if (max <= 0 || !evs) {
 		errno = EINVAL;
 		return -1;
@@ -371,7 +374,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		set = set_find(epfd);
 		if (!set) {
 			pthread_mutex_unlock(&usmc_g.lock);
-			return epoll_pwait(epfd, evs, max, timeout_ms, sigmask);
+			return usmc_real()->epoll_pwait(epfd, evs, max,
+							timeout_ms, sigmask);
 		}
 		set_sync(set);
 		n = collect(set, evs, max);
@@ -390,7 +394,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 						     USMC_NS_PER_MS - 1) /
 						    USMC_NS_PER_MS);
 		}
-		r = epoll_pwait(epfd, evs + n, max - n, t, n ? NULL : sigmask);
+		r = usmc_real()->epoll_pwait(epfd, evs + n, max - n, t,
+					     n ? NULL : sigmask);
 		if (r < 0)
 			return n ? n : -1;
 		for (int i = 0; i < r; i++) {
@@ -431,7 +436,7 @@ void usmc_epoll_fork_child(void)
 		while (set->ents)
 			ent_del(set, set->ents);
 		usmc_fdflag_set(set->epfd, USMC_FDF_EPOLL, 0);
-		close(set->evfd);
+		usmc_real()->close(set->evfd);
 		free(set);
 	}
 }

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_real.h"
 #include "usmc_rt.h"
 
 usmc_rt usmc_g = {
@@ -84,7 +85,7 @@ void usmc_rt_broadcast(void)
 		if (w->pending)
 			continue;
 		w->pending = 1;
-		if (write(w->evfd, &one, sizeof(one)) < 0) {
+		if (usmc_real()->write(w->evfd, &one, sizeof(one)) < 0) {
 			/* counter full: a wake-up is pending anyway */
 		}
 	}
@@ -92,7 +93,7 @@ void usmc_rt_broadcast(void)
 
 static void waiter_thread_exit(void *p)
 {
-	close((int)(intptr_t)p - 1);
+	usmc_real()->close((int)(intptr_t)p - 1);
 }
 
 static void waiter_key_init(void)
@@ -123,7 +124,7 @@ static void tp_rearm(void)
 		return;
 	ev.events = EPOLLIN | EPOLLONESHOT;
 	ev.data.u64 = TAG_TP << 32;
-	epoll_ctl(usmc_g.epfd, EPOLL_CTL_MOD, tp_fd_watched, &ev);
+	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_MOD, tp_fd_watched, &ev);
 }
 
 static void *progress_main(void *arg);
@@ -228,13 +229,13 @@ static void atfork_child(void)
 	usmc_sock_fork_child();
 	usmc_epoll_fork_child();
 	usmc_smc_fork_child();
-	close(usmc_g.epfd);
-	close(usmc_g.timerfd);
-	close(usmc_g.evfd);
+	usmc_real()->close(usmc_g.epfd);
+	usmc_real()->close(usmc_g.timerfd);
+	usmc_real()->close(usmc_g.evfd);
 	usmc_g.epfd = usmc_g.timerfd = usmc_g.evfd = -1;
 	/* the waiter eventfd is shared with the parent's thread */
 	if (self_waiter.evfd >= 0) {
-		close(self_waiter.evfd);
+		usmc_real()->close(self_waiter.evfd);
 		self_waiter.evfd = -1;
 		pthread_setspecific(waiter_key, NULL);
 	}
@@ -274,11 +275,12 @@ static void stats_at_exit(void)
 	if (f) {
 		fprintf(f,
 			"usmc[%d]: stats: smcr=%llu fallback=%llu failed=%llu "
-			"link_groups=%llu\n",
+			"link_groups=%llu preload_reentries=%llu\n",
 			(int)getpid(), (unsigned long long)st.conns_smcr,
 			(unsigned long long)st.conns_fallback,
 			(unsigned long long)st.conns_failed,
-			(unsigned long long)st.link_groups);
+			(unsigned long long)st.link_groups,
+			(unsigned long long)st.preload_reentries);
 		if (f != stderr)
 			fclose(f);
 	}
@@ -307,7 +309,7 @@ __attribute__((destructor)) static void close_at_exit(void)
 	usmc_in_runtime++;
 	while (!(locked = !pthread_mutex_trylock(&usmc_g.lock)) &&
 	       usmc_rt_now() < end)
-		poll(NULL, 0, 1);
+		usmc_real()->poll(NULL, 0, 1);
 	if (locked) {
 		usmc_sock_close_at_exit();
 		while ((usmc_smc_closing() || usmc_smc_tcp_held()) &&
@@ -345,9 +347,9 @@ static void rt_init_once(void)
 	}
 	ev.events = EPOLLIN;
 	ev.data.u64 = TAG_TIMER << 32;
-	epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.timerfd, &ev);
+	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.timerfd, &ev);
 	ev.data.u64 = TAG_EVFD << 32;
-	epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.evfd, &ev);
+	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.evfd, &ev);
 
 	/* The progress thread must not take the application's signals. */
 	sigfillset(&all);
@@ -386,7 +388,7 @@ void usmc_loop_wake(void)
 {
 	uint64_t one = 1;
 
-	if (write(usmc_g.evfd, &one, sizeof(one)) < 0) {
+	if (usmc_real()->write(usmc_g.evfd, &one, sizeof(one)) < 0) {
 		/* Counter full means a wake-up is already pending. */
 	}
 }
@@ -406,7 +408,8 @@ void usmc_loop_watch(usmc_sock *s, uint32_t events)
 		op = EPOLL_CTL_ADD;
 	else
 		op = EPOLL_CTL_MOD;
-	if (epoll_ctl(usmc_g.epfd, op, s->fd, &ev) && op != EPOLL_CTL_DEL)
+	if (usmc_real()->epoll_ctl(usmc_g.epfd, op, s->fd, &ev) &&
+	    op != EPOLL_CTL_DEL)
 		usmc_rt_log(0, "epoll_ctl(fd %d): %s", s->fd, strerror(errno));
 	s->ep_events = events;
 }
@@ -446,13 +449,14 @@ static void watch_tp_fd(void)
 	if (fd == tp_fd_watched)
 		return;
 	if (tp_fd_watched >= 0)
-		epoll_ctl(usmc_g.epfd, EPOLL_CTL_DEL, tp_fd_watched, NULL);
+		usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_DEL,
+				       tp_fd_watched, NULL);
 	tp_fd_watched = -1;
 	if (fd < 0)
 		return;
 	ev.events = EPOLLIN | EPOLLONESHOT;
 	ev.data.u64 = TAG_TP << 32;
-	if (epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+	if (usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		tp_fd_watched = fd;
 	else
 		usmc_rt_log(0, "cannot watch the transport fd: %s",
@@ -508,7 +512,7 @@ static void *progress_main(void *arg)
 	usmc_in_runtime = 1;
 	sem_post(&progress_started);
 	for (;;) {
-		int n = epoll_wait(usmc_g.epfd, evs, 32, -1);
+		int n = usmc_real()->epoll_wait(usmc_g.epfd, evs, 32, -1);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -531,8 +535,8 @@ static void *progress_main(void *arg)
 				break;
 			case TAG_TIMER:
 				timer_armed = UINT64_MAX;
-				if (read(usmc_g.timerfd, &buf, sizeof(buf)) <
-				    0) {
+				if (usmc_real()->read(usmc_g.timerfd, &buf,
+						      sizeof(buf)) < 0) {
 					/* spurious: the deadline moved */
 				}
 				run_deadlines();
@@ -544,7 +548,8 @@ static void *progress_main(void *arg)
 				}
 				break;
 			case TAG_EVFD:
-				if (read(usmc_g.evfd, &buf, sizeof(buf)) < 0) {
+				if (usmc_real()->read(usmc_g.evfd, &buf,
+						      sizeof(buf)) < 0) {
 					/* already drained */
 				}
 				break;
@@ -632,7 +637,7 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 		tsp = &ts;
 	}
 	pthread_mutex_unlock(&usmc_g.lock);
-	r = ppoll(p, (nfds_t)n, tsp, masked ? &old : NULL);
+	r = usmc_real()->ppoll(p, (nfds_t)n, tsp, masked ? &old : NULL);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	if (w->evfd >= 0) {
@@ -641,7 +646,8 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 				*pp = w->next;
 				break;
 			}
-		if (w->pending && read(w->evfd, &v, sizeof(v)) < 0) {
+		if (w->pending &&
+		    usmc_real()->read(w->evfd, &v, sizeof(v)) < 0) {
 			/* nothing to drain */
 		}
 		w->pending = 0;

@@ -2,11 +2,9 @@
 /*
  * Runtime internals shared by the runtime sources. Not installed.
  *
- * Threads: one global lock (rt.lock) serialises the fd table, the core ctx
- * and the transport. The progress thread (usmc_loop.c) and app threads take
- * it around every core/transport call; app threads wait in usmc_wait (poll
- * on an eventfd of their own), woken by usmc_rt_broadcast whenever a
- * connection changes state or gets data or room.
+ * Threads: one global lock (usmc_g.lock) serialises the fd table, the core
+ * ctx and the transport; docs/threads.md gives every thread, lock, lock
+ * order, thread-local and re-entry path.
  */
 #ifndef USMC_RT_H
 #define USMC_RT_H
@@ -202,7 +200,8 @@ void usmc_sig_block(sigset_t *old);
 void usmc_sig_restore(const sigset_t *old);
 int usmc_sig_pending(const sigset_t *old);
 
-/* usmc_socket.c: progress-thread entry points, called with the lock held */
+/* usmc_hs.c, usmc_fdtab.c, usmc_socket.c (the socket layer):
+ * progress-thread entry points, called with the lock held */
 void usmc_sock_on_event(usmc_sock *s, uint32_t events);
 void usmc_sock_on_deadline(usmc_sock *s, uint64_t now);
 usmc_sock *usmc_sock_get(int fd);
@@ -226,7 +225,7 @@ void usmc_rt_notify(void);
 void usmc_fdflag_set(int fd, int flag, int on);
 /* usmc_epoll.c: a closed fd leaves every shadow set (lock held). */
 void usmc_epoll_fd_closed(int fd);
-/* usmc_socket.c: readiness of a socket, lock held; -1: ask the kernel. */
+/* usmc_poll.c: readiness of a socket, lock held; -1: ask the kernel. */
 int usmc_sock_revents(usmc_sock *s, uint32_t events);
 /* The process uses |s| (I/O, poll, select, epoll, accept): an SMC
  * listener is accepted on from now on, and an accepted connection whose

@@ -19,6 +19,7 @@
 #include <signal.h>
 #include <string.h>
 
+#include "usmc_real.h"
 #include "usmc_rt.h"
 
 __thread unsigned usmc_sig_seen __attribute__((tls_model("initial-exec")));
@@ -119,7 +120,7 @@ int usmc_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	int pflags, r, e;
 
 	if (!trampolined(sig))
-		return sigaction(sig, act, old);
+		return usmc_real()->sigaction(sig, act, old);
 	if (act) {
 		void *h = (act->sa_flags & SA_SIGINFO)
 				  ? (void *)act->sa_sigaction
@@ -139,7 +140,7 @@ int usmc_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 		k.sa_sigaction = trampoline;
 		slot_write(sig, nfn, act->sa_flags);
 	}
-	r = sigaction(sig, act ? (nfn ? &k : act) : NULL, &kold);
+	r = usmc_real()->sigaction(sig, act ? (nfn ? &k : act) : NULL, &kold);
 	e = errno;
 	if (r) {
 		if (nfn)
@@ -230,7 +231,7 @@ static unsigned unknown_handler(void)
 	for (int sig = 1; sig < _NSIG; sig++) {
 		struct sigaction k;
 
-		if (!trampolined(sig) || sigaction(sig, NULL, &k))
+		if (!trampolined(sig) || usmc_real()->sigaction(sig, NULL, &k))
 			continue;
 		if (is_trampoline(&k) || k.sa_handler == SIG_DFL ||
 		    k.sa_handler == SIG_IGN)

@@ -26,6 +26,7 @@
 
 #include "usmc_clc.h"
 #include "usmc_conv.h"
+#include "usmc_real.h"
 #include "usmc_rt.h"
 #include "softroce.h"
 #include "usmc_fault.h"
@@ -108,7 +109,7 @@ static void hold_release(const tcp_hold *h)
 
 	if (fstat(h->fd, &st) == 0 && st.st_dev == h->dev &&
 	    st.st_ino == h->ino)
-		close(h->fd);
+		usmc_real()->close(h->fd);
 }
 
 /* In a child after fork(): the transport, its QPs and every connection
@@ -185,8 +186,8 @@ static void send_decline(usmc_sock *s, uint32_t code, uint8_t version)
 	m.u.decl.peer_diagnosis = code;
 	m.u.decl.os_type = 2; /* as Linux */
 	n = usmc_clc_encode(&m, buf, sizeof(buf));
-	if (n <= 0 ||
-	    send(s->fd, buf, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) != n)
+	if (n <= 0 || usmc_real()->send(s->fd, buf, (size_t)n,
+					MSG_DONTWAIT | MSG_NOSIGNAL) != n)
 		usmc_rt_log(0, "fd %d: could not send CLC Decline", s->fd);
 }
 
@@ -687,8 +688,8 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	usmc_conn_params p;
 	int code, r;
 
-	if (getsockname(s->fd, (struct sockaddr *)&local, &l1) ||
-	    getpeername(s->fd, (struct sockaddr *)&peer, &l2))
+	if (usmc_real()->getsockname(s->fd, (struct sockaddr *)&local, &l1) ||
+	    usmc_real()->getpeername(s->fd, (struct sockaddr *)&peer, &l2))
 		return USMC_ERR_CONNRESET;
 	if (is_server && s->rule_tcp) {
 		/* a tcp rule for this peer: decline its Proposal */
@@ -766,7 +767,8 @@ int usmc_smc_clc_flush(usmc_sock *s)
 	if (!s->conn)
 		return 0;
 	while (usmc_conn_clc_pending(s->conn, &d, &n) >= 0 && n) {
-		ssize_t w = send(s->fd, d, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+		ssize_t w = usmc_real()->send(s->fd, d, n,
+					      MSG_DONTWAIT | MSG_NOSIGNAL);
 
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -891,11 +893,11 @@ static void hold_tcp(usmc_conn *c, int fd)
 		smc.cap_holds = n;
 	}
 	/* never 0-2: a program may close and reopen its standard fds */
-	dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	dfd = usmc_real()->fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (dfd < 0)
 		return;
 	if (fstat(dfd, &st)) {
-		close(dfd);
+		usmc_real()->close(dfd);
 		return;
 	}
 	smc.holds[smc.n_holds++] =

@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "usmc_clc.h"
+#include "usmc_real.h"
 #include "usmc_rt.h"
 
 #define USMC_STAT_PERIOD_MS 500
@@ -79,8 +80,9 @@ static void addr_str(int fd, int peer, char *buf, size_t len)
 	struct sockaddr_in sin;
 	socklen_t l = sizeof(sin);
 	char a[INET_ADDRSTRLEN];
-	int r = peer ? getpeername(fd, (struct sockaddr *)&sin, &l)
-		     : getsockname(fd, (struct sockaddr *)&sin, &l);
+	int r = peer ? usmc_real()->getpeername(fd, (struct sockaddr *)&sin, &l)
+		     : usmc_real()->getsockname(fd, (struct sockaddr *)&sin,
+						&l);
 
 	if (r || sin.sin_family != AF_INET ||
 	    !inet_ntop(AF_INET, &sin.sin_addr, a, sizeof(a))) {
@@ -181,7 +183,7 @@ static void put_sock(usmc_sock *s)
 static int write_all(int fd, const char *p, size_t len)
 {
 	while (len) {
-		ssize_t n = write(fd, p, len);
+		ssize_t n = usmc_real()->write(fd, p, len);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -225,7 +227,7 @@ static void publish(void)
 			err = errno;
 		} else {
 			err = write_all(out, tbl, tbl_len);
-			e = close(out) ? errno : 0;
+			e = usmc_real()->close(out) ? errno : 0;
 			if (!err)
 				err = e;
 			if (!err && rename(tmp, stat_path))

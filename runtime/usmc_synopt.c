@@ -30,6 +30,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "usmc_real.h"
 #include "usmc_synopt_bpf.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -191,14 +192,14 @@ static int find_cgroup(char *out, size_t outlen, int private_ok, char *err,
 			"cannot make a private one: %s",
 			strerror(-n));
 		if (fs >= 0)
-			close(fs);
+			usmc_real()->close(fs);
 		return n;
 	}
 	mfd = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC,
 			   MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NOSUID |
 				   MOUNT_ATTR_NODEV);
 	n = -errno;
-	close(fs);
+	usmc_real()->close(fs);
 	if (mfd < 0) {
 		set_err(err, errlen, "cannot mount cgroup v2 privately: %s",
 			strerror(-n));
@@ -207,7 +208,7 @@ static int find_cgroup(char *out, size_t outlen, int private_ok, char *err,
 	fd = openat(mfd, path[1] ? path + 1 : ".",
 		    O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	n = -errno;
-	close(mfd);
+	usmc_real()->close(mfd);
 	if (fd < 0) {
 		set_err(err, errlen, "cannot open cgroup %s: %s", path,
 			strerror(-n));
@@ -329,7 +330,7 @@ int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 	rc = load(s, cg, err, errlen);
 	libbpf_set_print(old);
 	pthread_mutex_unlock(&init_lock);
-	close(cg);
+	usmc_real()->close(cg);
 	if (rc) {
 		usmc_synopt_del(s);
 		return rc;
@@ -356,18 +357,18 @@ static int check_fresh_tcp(int fd)
 	socklen_t len = sizeof(int);
 	int v;
 
-	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len))
+	if (usmc_real()->getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &v, &len))
 		return -errno;
 	if (v != IPPROTO_TCP)
 		return -EPROTONOSUPPORT;
 	len = sizeof(int);
-	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len))
+	if (usmc_real()->getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &v, &len))
 		return -errno;
 	if (v != AF_INET && v != AF_INET6)
 		return -EAFNOSUPPORT;
 	len = sizeof(ti);
 	memset(&ti, 0, sizeof(ti));
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
+	if (usmc_real()->getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len))
 		return -errno;
 	if (ti.tcpi_state != TCP_CLOSE)
 		return -EISCONN;
@@ -396,7 +397,7 @@ static int listen_key(int fd, struct usmc_synopt_lkey *k)
 	uint64_t cookie;
 
 	memset(k, 0, sizeof(*k));
-	if (getsockname(fd, (struct sockaddr *)&ss, &len))
+	if (usmc_real()->getsockname(fd, (struct sockaddr *)&ss, &len))
 		return -errno;
 	if (ss.ss_family == AF_INET) {
 		const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
@@ -417,7 +418,8 @@ static int listen_key(int fd, struct usmc_synopt_lkey *k)
 	if (!k->port)
 		return -EDESTADDRREQ; /* not bound: the port is not known yet */
 	len = sizeof(cookie);
-	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+	if (usmc_real()->getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie,
+				    &len))
 		return -errno;
 	k->netns = cookie;
 	return 0;

@@ -43,6 +43,21 @@ t_stats() {
 	}
 }
 
+# t_no_reentry FILE...: every stats line in FILEs (one per usmc process
+# that exited) says preload_reentries=0: no libc call the runtime made for
+# itself came back through the preload's interposers, where only the
+# usmc_in_runtime guard would have sent it on to libc (the runtime calls
+# libc through its own table, runtime/usmc_real.h). No line at all fails.
+t_no_reentry() {
+	local n bad
+	n=$(cat "$@" 2>/dev/null | grep -c 'stats: .* preload_reentries=[0-9]')
+	bad=$(cat "$@" 2>/dev/null | grep 'stats: ' | grep -v ' preload_reentries=0$')
+	if [ "$n" = 0 ] || [ -n "$bad" ]; then
+		t_log "preload re-entries in $*: ${bad:-no stats line with preload_reentries}"
+		return 1
+	fi
+}
+
 # t_pair WHERE PORT CASE SERVER_ARG CLIENT_ARG WANT_SERVER WANT_CLIENT
 #   [SERVER_PORTS CLIENT_PORTS]: one preload_peer server and client under
 #   usmc-run; WHERE is "lab" (h1 <- h2) or "local" (both in h1: 127.0.0.1
@@ -82,6 +97,8 @@ t_pair() {
 	[ $crc = 0 ] && [ $src = 0 ] || bad=1
 	[ "$wants" = plain ] || t_stats "$d/s.stats" "$wants" || bad=1
 	[ "$wantc" = plain ] || t_stats "$d/c.stats" "$wantc" || bad=1
+	[ "$wants" = plain ] || t_no_reentry "$d/s.stats" || bad=1
+	[ "$wantc" = plain ] || t_no_reentry "$d/c.stats" || bad=1
 	if [ $bad = 1 ]; then
 		t_log "$tc ($where): client exit $crc, server exit $src"
 		sed 's/^/  client: /' "$d/c.out" "$d/c.err" | tail -15

@@ -3,7 +3,9 @@
 # this way): `socat TCP-LISTEN,fork EXEC:cat` under usmc-run in h1. The
 # parent accepts and forks; the child serves (and itself forks cat first);
 # the parent closes its copy. The child, the process that uses the
-# connection, must own it: every child says smcr=1, the parent smcr=0,
+# connection, must own it: every child says smcr=1, the parent smcr=0
+# (and every process preload_reentries=0: the runtime never came back
+# through the preload),
 # and each client (usmc-perf --raw ping-pong, 2 MiB each way, checked byte
 # for byte) is SMC-R.
 #  1. three clients one after another;
@@ -104,4 +106,5 @@ kill -0 $spid 2>/dev/null || t_fail "socat's parent died"
 kill -TERM "$lpid"
 wait $spid 2>/dev/null
 grep -q 'stats: smcr=0 ' "$stats" || t_fail "socat's parent did not report smcr=0: $(cat "$stats")"
+t_no_reentry "$stats" || t_fail "socat's processes came back through the preload's interposers"
 t_log PASS

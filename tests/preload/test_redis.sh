@@ -13,7 +13,10 @@
 #  3. BGSAVE (the server forks) while 20 benchmark clients are connected:
 #     it completes (rdb_last_bgsave_status:ok, LASTSAVE moves, dump.rdb
 #     written) and the clients finish without error;
-#  4. both processes report SMC-R connections only (USMC_STATS).
+#  4. both processes report SMC-R connections only (USMC_STATS), and
+#     that the preload's re-entry guard never acted: every usmc process of
+#     the test (servers, forked BGSAVE child, clients) says
+#     preload_reentries=0.
 # Lab only, mixed: a plain redis-cli to the usmc server; usmc on both ends
 # with a USMC_RULES rule that says tcp (on the server, on the client); a
 # usmc redis-cli to a plain redis-server and to a usmc server on a port
@@ -266,4 +269,6 @@ a_stop $ppid TERM
 # (its 3 connections are counted as fallback or not at all, by runtime version)
 grep -qE 'stats: smcr=0 fallback=(0|3) failed=0' "$t_work/server-rule.stats" && t_log "ok mixed: the usmc server on 6380: $(cut -d' ' -f3-5 "$t_work/server-rule.stats")" ||
 	a_fail "mixed: usmc server on 6380 stats: $(cat "$t_work/server-rule.stats")"
+t_no_reentry "$t_work"/*.stats && t_log "ok: $(cat "$t_work"/*.stats | grep -c 'stats: ') usmc processes, preload_reentries=0 in each" ||
+	a_fail "the runtime came back through the preload's interposers"
 a_end

@@ -458,7 +458,8 @@ static void test_session_replay(void)
 	}
 }
 
-/* A CDC built byte by byte from the layout table (kernel-smc.md 5.1). */
+/* A CDC built byte by byte from the wire layout of the kernel's struct
+ * smc_cdc_msg (net/smc/smc_cdc.h: 44 bytes on the wire). */
 static void build_cdc(uint8_t *b)
 {
 	memset(b, 0, SMC_CDC_MSG_LEN);

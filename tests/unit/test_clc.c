@@ -1172,7 +1172,7 @@ static void test_decl_names(void)
 {
 	size_t n = sizeof(decl_codes) / sizeof(decl_codes[0]);
 
-	/* Wire values from kernel-smc.md §3.4. */
+	/* Wire values of the kernel's SMC_CLC_DECL_* (net/smc/smc_clc.h). */
 	USMC_ASSERT_EQ(SMC_CLC_DECL_PEERNOSMC, 0x03010000);
 	USMC_ASSERT_EQ(SMC_CLC_DECL_MAXLINKERR, 0x0303000b);
 	USMC_ASSERT_EQ(SMC_CLC_DECL_NOINDIRECT, 0x030f0000);
@@ -1196,7 +1196,8 @@ static void test_decl_names(void)
 
 static void test_constants(void)
 {
-	/* From kernel-smc.md §3, independent of the code's arithmetic. */
+	/* The kernel's values (net/smc/smc_clc.h, include/uapi/linux/smc.h),
+	 * independent of the code's arithmetic. */
 	USMC_ASSERT_EQ(SMCR_CLC_ACCEPT_CONFIRM_LEN, 68);
 	USMC_ASSERT_EQ(SMCR_CLC_ACCEPT_CONFIRM_LEN_V2, 108);
 	USMC_ASSERT_EQ(SMC_CLC_DECLINE_LEN, 28);

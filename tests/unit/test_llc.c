@@ -3,8 +3,9 @@
  * LLC codec tests. Golden vectors: every LLC message of the Linux 6.1
  * captures (tests/vectors/llc/, extracted by extract.sh there). Wireshark
  * 4.0 cannot decode SMC-Rv2 LLC, so the expected fields below were read
- * from the raw bytes by hand with the layout tables of kernel-smc.md 4.3.
- * The v1 messages are built byte by byte from the same tables.
+ * from the raw bytes by hand with the layouts of the kernel's
+ * struct smc_llc_msg_* (net/smc/smc_llc.c). The v1 messages are built
+ * byte by byte from the same layouts.
  */
 #include <errno.h>
 #include <stdint.h>

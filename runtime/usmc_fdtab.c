@@ -1,0 +1,411 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The fd table: the usmc_sock record of each fd, the lock-free per-fd
+ * flags the preload reads, dup and close_range, the fd flags (O_NONBLOCK
+ * as the app sees it), and what fork() does to the table.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "usmc_real.h"
+#include "usmc_sock.h"
+
+/*
+ * Flags per fd, read without the lock by the preload's fast path: a
+ * zero says "not usmc's", so read() of a file never takes the lock.
+ * Chunks are never freed, so a reader never sees freed memory; a stale
+ * flag only sends a call down the slower, still correct, path.
+ */
+#define FDF_CHUNKS (USMC_FDF_MAX / USMC_FDF_CHUNK)
+static uint8_t *fdflags[FDF_CHUNKS];
+
+void usmc_fdflag_set(int fd, int flag, int on)
+{
+	uint8_t *c, *fresh;
+	int ci = fd / USMC_FDF_CHUNK;
+
+	if (fd < 0 || ci >= FDF_CHUNKS)
+		return;
+	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	if (!c) {
+		if (!on)
+			return;
+		fresh = calloc(USMC_FDF_CHUNK, 1);
+		if (!fresh)
+			return;
+		c = NULL;
+		if (!__atomic_compare_exchange_n(&fdflags[ci], &c, fresh, 0,
+						 __ATOMIC_ACQ_REL,
+						 __ATOMIC_ACQUIRE))
+			free(fresh);
+		c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	}
+	if (on)
+		__atomic_fetch_or(&c[fd % USMC_FDF_CHUNK], (uint8_t)flag,
+				  __ATOMIC_RELEASE);
+	else
+		__atomic_fetch_and(&c[fd % USMC_FDF_CHUNK], (uint8_t)~flag,
+				   __ATOMIC_RELEASE);
+}
+
+int usmc_fd_flags(int fd)
+{
+	uint8_t *c;
+	int ci = fd / USMC_FDF_CHUNK;
+
+	if (fd < 0)
+		return 0;
+	/* usmc manages no fd beyond the flag table (usmc_socket) */
+	if (ci >= FDF_CHUNKS)
+		return 0;
+	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	return c ? __atomic_load_n(&c[fd % USMC_FDF_CHUNK], __ATOMIC_ACQUIRE)
+		 : 0;
+}
+
+usmc_sock *usmc_sock_get(int fd)
+{
+	if (fd < 0 || fd >= usmc_g.nsocks)
+		return NULL;
+	return usmc_g.socks[fd];
+}
+
+/* Grows the table to hold |fd|. */
+static int table_fit(int fd)
+{
+	if (fd >= USMC_FDF_MAX)
+		return -1;
+	if (fd >= usmc_g.nsocks) {
+		int n = usmc_g.nsocks ? usmc_g.nsocks : 256;
+		usmc_sock **t;
+
+		while (n <= fd)
+			n *= 2;
+		t = realloc(usmc_g.socks, (size_t)n * sizeof(*t));
+		if (!t)
+			return -1;
+		memset(t + usmc_g.nsocks, 0,
+		       (size_t)(n - usmc_g.nsocks) * sizeof(*t));
+		usmc_g.socks = t;
+		usmc_g.nsocks = n;
+	}
+	return 0;
+}
+
+/* Lock held: |fd| stops naming its socket; the socket goes with its last
+ * fd (the kernel's file description with its last close). Returns 1 if
+ * the socket lives on under another fd. */
+int usmc_fdtab_drop(int fd)
+{
+	usmc_sock *s = usmc_sock_get(fd);
+
+	if (!s)
+		return 0;
+	usmc_epoll_fd_closed(fd);
+	if (s->refs <= 1)
+		return 0;
+	usmc_g.socks[fd] = NULL;
+	usmc_fdflag_set(fd, USMC_FDF_SOCK, 0);
+	s->refs--;
+	if (s->fd == fd) {
+		/* The loop's registration is keyed by this fd: move it. */
+		uint32_t ev = s->ep_events;
+
+		usmc_loop_watch(s, 0);
+		for (int i = 0; i < usmc_g.nsocks; i++)
+			if (usmc_g.socks[i] == s) {
+				s->fd = i;
+				break;
+			}
+		usmc_loop_watch(s, ev);
+	}
+	return 1;
+}
+
+usmc_sock *usmc_sock_new(int fd)
+{
+	usmc_sock *s;
+
+	if (table_fit(fd))
+		return NULL;
+	/* A record left by an fd closed behind our back is stale. */
+	if (usmc_g.socks[fd] && !usmc_fdtab_drop(fd))
+		usmc_sock_free(usmc_g.socks[fd]);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->fd = fd;
+	s->fresh = 1;
+	s->refs = 1;
+	s->mode = USMC_SOCK_TCP;
+	usmc_g.socks[fd] = s;
+	usmc_fdflag_set(fd, USMC_FDF_SOCK, 1);
+	usmc_stat_start();
+	return s;
+}
+
+void usmc_sock_free(usmc_sock *s)
+{
+	usmc_loop_watch(s, 0);
+	usmc_hs_list_del(s);
+	if (s->conn)
+		usmc_smc_conn_free(s);
+	usmc_smc_forget(s);
+	free(s->clc_buf);
+	if (usmc_g.socks[s->fd] == s) {
+		usmc_g.socks[s->fd] = NULL;
+		usmc_fdflag_set(s->fd, USMC_FDF_SOCK, 0);
+	}
+	usmc_hs_fc_release(s);
+	free(s);
+}
+
+/* In the parent after fork() (lock held): SMC listeners it never used
+ * stop being accepted on (their connections wait in the kernel backlog
+ * for whichever process accepts). Accepted connections that wait for
+ * their owner now wait for a use: the child may be the one that serves. */
+void usmc_sock_fork_parent(void)
+{
+	for (int i = 0; i < usmc_g.nsocks; i++) {
+		usmc_sock *s = usmc_g.socks[i];
+
+		if (!s || s->fd != i)
+			continue;
+		if (s->mode == USMC_SOCK_LISTEN && s->listen_smc &&
+		    !s->listen_interest && s->ep_events)
+			usmc_loop_watch(s, 0);
+		if (s->mode == USMC_SOCK_HANDSHAKE &&
+		    s->hs == USMC_HS_UNCLAIMED && !s->lsock) {
+			s->deadline = 0;
+			usmc_hs_list_del(s);
+		}
+	}
+}
+
+int usmc_set_nonblock(int fd, int on)
+{
+	usmc_sock *s;
+	int fl, keep_kernel_nb = 0;
+
+	if (usmc_sock_lock())
+		return -1;
+	s = usmc_sock_get(fd);
+	if (s) {
+		s->app_nonblock = !!on;
+		keep_kernel_nb = s->mode == USMC_SOCK_LISTEN && s->listen_smc;
+	}
+	usmc_sock_unlock();
+	fl = usmc_real()->fcntl(fd, F_GETFL);
+	if (fl < 0)
+		return -1;
+	if (on || keep_kernel_nb)
+		fl |= O_NONBLOCK;
+	else
+		fl &= ~O_NONBLOCK;
+	return usmc_real()->fcntl(fd, F_SETFL, fl);
+}
+
+int usmc_fcntl(int fd, int cmd, ...)
+{
+	va_list ap;
+	long arg;
+	usmc_sock *s;
+	int r;
+
+	va_start(ap, cmd);
+	arg = va_arg(ap, long);
+	va_end(ap);
+	if (cmd == F_SETFL) {
+		if (usmc_real()->fcntl(fd, F_GETFL) < 0)
+			return -1;
+		if (usmc_set_nonblock(fd, !!(arg & O_NONBLOCK)))
+			return -1;
+		r = usmc_real()->fcntl(fd, F_GETFL);
+		if (r < 0)
+			return -1;
+		r = (r & O_NONBLOCK) | (int)(arg & ~O_NONBLOCK);
+		return usmc_real()->fcntl(fd, F_SETFL, r);
+	}
+	if (cmd == F_GETFL) {
+		r = usmc_real()->fcntl(fd, F_GETFL);
+		if (r < 0 || usmc_sock_lock())
+			return r;
+		s = usmc_sock_get(fd);
+		if (s)
+			r = (r & ~O_NONBLOCK) |
+			    (s->app_nonblock ? O_NONBLOCK : 0);
+		usmc_sock_unlock();
+		return r;
+	}
+	return usmc_real()->fcntl(fd, cmd, arg);
+}
+
+/* Lock held: |newfd| names the same socket as |s|. */
+static void slot_add(int newfd, usmc_sock *s)
+{
+	if (table_fit(newfd))
+		return;
+	usmc_g.socks[newfd] = s;
+	s->refs++;
+	usmc_fdflag_set(newfd, USMC_FDF_SOCK, 1);
+}
+
+/* dup family: the kernel makes the fd; usmc's record is shared, and an fd
+ * that dup2/dup3 replaces is closed as close() would. */
+static int dup_impl(int oldfd, int newfd, int flags, int cmd)
+{
+	usmc_sock *s;
+	int r;
+
+	if (usmc_sock_lock())
+		return -1;
+	if (cmd < 0 && newfd != oldfd && usmc_fd_flags(newfd) &&
+	    usmc_real()->fcntl(oldfd, F_GETFD) >= 0)
+		usmc_sock_close_record(newfd);
+	if (cmd >= 0)
+		r = usmc_real()->fcntl(oldfd, cmd, newfd);
+	else if (newfd < 0)
+		r = usmc_real()->dup(oldfd);
+	else if (flags < 0)
+		r = usmc_real()->dup2(oldfd, newfd);
+	else
+		r = usmc_real()->dup3(oldfd, newfd, flags);
+	if (r >= 0 && r != oldfd) {
+		int e = errno;
+
+		s = usmc_sock_get(oldfd);
+		if (s && usmc_sock_get(r) != s) {
+			if (usmc_sock_get(r) && !usmc_fdtab_drop(r))
+				usmc_sock_free(usmc_sock_get(r));
+			slot_add(r, s);
+		}
+		errno = e;
+	}
+	usmc_sock_unlock();
+	return r;
+}
+
+int usmc_dup(int oldfd)
+{
+	return dup_impl(oldfd, -1, -1, -1);
+}
+
+int usmc_dup2(int oldfd, int newfd)
+{
+	return dup_impl(oldfd, newfd, -1, -1);
+}
+
+int usmc_dup3(int oldfd, int newfd, int flags)
+{
+	return dup_impl(oldfd, newfd, flags, -1);
+}
+
+int usmc_fcntl_dupfd(int fd, int cmd, int minfd)
+{
+	return dup_impl(fd, minfd, -1, cmd);
+}
+
+/*
+ * After fork(), in the child (the lock is held by this, the only, thread).
+ * SMC-R connections and handshakes stay with the parent, whose process
+ * owns the transport and the RDMA state: in the child they are failed
+ * sockets (I/O gives ENOTCONN/EPIPE, close only closes the child's fd).
+ * TCP and fallback sockets are kernel sockets and keep working. SMC
+ * listeners accept plain TCP in the child (see docs/preload.md).
+ */
+void usmc_sock_fork_child(void)
+{
+	usmc_notify_fork_child();
+	usmc_hs_fork_child();
+	for (int i = 0; i < usmc_g.nsocks; i++) {
+		usmc_sock *s = usmc_g.socks[i];
+
+		if (!s || s->fd != i)
+			continue;
+		if (s->lsock || s->dead) {
+			/* The parent's runtime accepted it and the app here
+			 * never got it: close the child's copy, which would
+			 * otherwise keep the connection open after the parent
+			 * closes it. */
+			s->conn = NULL;
+			s->in_hs_list = 0;
+			s->ep_events = 0;
+			s->in_pend = 0;
+			usmc_sock_free(s);
+			usmc_real()->close(i);
+			continue;
+		}
+		s->ep_events = 0; /* the loop's epoll set is the parent's */
+		s->in_hs_list = 0;
+		s->hs_prev = s->hs_next = NULL;
+		s->in_pend = 0;
+		s->ev = 0;
+		s->deadline = 0;
+		s->q_next = NULL;
+		s->lsock = NULL;
+		/* the marks are shared with the parent: leave them alone */
+		s->synopt = 0;
+		if (s->mode == USMC_SOCK_HANDSHAKE &&
+		    s->hs == USMC_HS_UNCLAIMED) {
+			/* Nothing of it is bound to the parent yet: whichever
+			 * process uses it first runs the handshake. */
+			continue;
+		}
+		if (s->mode == USMC_SOCK_SMCR ||
+		    s->mode == USMC_SOCK_HANDSHAKE) {
+			s->conn = NULL;
+			s->clc_buf = NULL;
+			s->fc_hold = 0;
+			s->mode = USMC_SOCK_FAILED;
+			s->hs = USMC_HS_NONE;
+			s->error = ENOTCONN;
+			s->error_reported = 1;
+			snprintf(s->fb_detail, sizeof(s->fb_detail),
+				 "SMC-R connection kept by the parent process");
+		} else if (s->mode == USMC_SOCK_LISTEN) {
+			/* the parent's queue is the parent's; the child accepts
+			 * on its own once it shows interest (usmc_sock_use) */
+			s->q_head = s->q_tail = NULL;
+			s->q_len = 0;
+			s->listen_interest = 0;
+		}
+	}
+	usmc_g.mode_gen++;
+}
+
+/* close_range: usmc's fds in the range are closed as by usmc_close (the
+ * kernel then closes them all); CLOSE_RANGE_CLOEXEC only marks. */
+int usmc_close_range(unsigned int first, unsigned int last, int flags)
+{
+	/* a runtime never started has no fds of its own */
+	if (!(flags & CLOSE_RANGE_CLOEXEC) &&
+	    __atomic_load_n(&usmc_g.thread_started, __ATOMIC_RELAXED) &&
+	    !usmc_sock_lock()) {
+		unsigned int hi = (unsigned int)usmc_g.nsocks;
+
+		for (unsigned int fd = first; fd <= last && fd < hi; fd++)
+			if (usmc_fd_flags((int)fd))
+				usmc_sock_close_record((int)fd);
+		/* epoll fds beyond the socket table */
+		for (unsigned int fd = hi > first ? hi : first;
+		     fd <= last && fd < USMC_FDF_MAX; fd++) {
+			if (!fdflags[fd / USMC_FDF_CHUNK]) {
+				fd = (fd / USMC_FDF_CHUNK + 1) *
+					     USMC_FDF_CHUNK -
+				     1;
+				continue;
+			}
+			if (usmc_fd_flags((int)fd))
+				usmc_sock_close_record((int)fd);
+		}
+		usmc_sock_unlock();
+	}
+	return usmc_real()->close_range(first, last, flags);
+}

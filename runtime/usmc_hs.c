@@ -1,0 +1,804 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The handshake driver, as af_smc.c's smc_connect_work/smc_listen_work
+ * part: the client's TCP connect and CLC start, the server's accept on
+ * an SMC listener, the peek for a CLC eyecatcher, the Proposal read
+ * before accept(), the claim of an unclaimed connection by the process
+ * that uses it (fork servers), first-contact serialization per peer, the
+ * SMC TCP option, and the rules' verdict. The CLC messages themselves are
+ * the core's (usmc_smc.c feeds them).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+#include "usmc_clc.h"
+#include "usmc_conv.h"
+#include "usmc_real.h"
+#include "usmc_sock.h"
+#include "usmc_synopt.h"
+
+static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
+
+/* Retry interval while only part of a CLC header has arrived. */
+#define PARTIAL_RECHECK_NS (2 * USMC_NS_PER_MS)
+/* Guard against a peer that stalls mid-handshake: a little more than the
+ * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
+#define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
+/*
+ * Server timeouts, all shorter than a client's CLC_WAIT_TIME (6 s), so a
+ * broken handshake ends on the server's own clock and never holds up a
+ * good client for longer than that client waits:
+ * - the rest of a Proposal whose eyecatcher has arrived;
+ * - the whole exchange once the server answers (Accept to established);
+ * - a wait behind a first contact with the same peer (server_begin).
+ */
+#define SRV_PROPOSAL_NS	   (2 * USMC_NS_PER_SEC)
+#define SRV_HS_GUARD_NS	   (4 * USMC_NS_PER_SEC)
+#define SRV_QUEUE_NS	   (2 * USMC_NS_PER_SEC)
+/* How long an accepted connection whose Proposal is read waits for the
+ * process that uses it before this process runs the handshake anyway: a
+ * fork-per-connection server forks within it (usmc_sock_use). */
+#define SRV_CLAIM_NS	   (1 * USMC_NS_PER_SEC)
+/* How long an SMC-R connection outlives its peer's TCP close. A usmc peer
+ * closes its TCP connection only after its SMC close flag has reached
+ * us, so once the transport is drained the TCP close alone says
+ * the peer died. A Linux peer shuts its clcsock down right after posting
+ * its close CDC (smc_close_active), unordered: the grace covers that CDC
+ * being lost once and resent after the QP timeout (134 ms), with slack,
+ * and keeps detection well under 1 s. */
+#define PEER_GONE_GRACE_NS (300 * USMC_NS_PER_MS)
+static void server_begin(usmc_sock *s);
+static void server_proposal_in(usmc_sock *s);
+
+/*
+ * Server handshakes (docs/runtime.md, "Handshake"):
+ * - The progress thread accepts, and reads the whole Proposal before the
+ *   connection is queued for accept(), each on its own timer: a client
+ *   that sends part of one holds up nobody (the kernel's smc_listen_work
+ *   also reads it before it takes smc_server_lgr_pending).
+ * - The rest runs in the process that uses the connection (usmc_sock_use):
+ *   a fork-per-connection server's child, not the parent that accepted.
+ *   Nothing process-bound (QP, buffers) exists before that.
+ * - As smc_server_lgr_pending, but per peer: while a handshake that may
+ *   make the first contact with a peer runs, that peer's next ones wait
+ *   (SRV_QUEUE_NS at most), so concurrent connections from one peer share
+ *   one link group. Other peers' handshakes never wait.
+ * Clients are not serialised: they send their Proposal at once, as the
+ * kernel does.
+ */
+static usmc_sock *dead_list;
+
+void usmc_sock_reap(void)
+{
+	while (dead_list) {
+		usmc_sock *s = dead_list;
+		int fd = s->fd;
+
+		dead_list = s->dead_next;
+		usmc_sock_free(s);
+		usmc_real()->close(fd);
+	}
+}
+
+void usmc_hs_fork_child(void)
+{
+	dead_list = NULL;
+	usmc_g.hs_list = NULL;
+}
+
+/* The server handshake in progress that may create the link group with
+ * |peer_id| (first contact), other than |self|; NULL if none. */
+static usmc_sock *fc_holder(const uint8_t peer_id[8], const usmc_sock *self)
+{
+	for (usmc_sock *h = usmc_g.hs_list; h; h = h->hs_next)
+		if (h != self && h->fc_hold && !memcmp(h->peer_id, peer_id, 8))
+			return h;
+	return NULL;
+}
+
+/* |s| no longer may create a link group: the handshakes queued behind it
+ * for the same peer go on (they join the new link group, or one of them
+ * makes the first contact if this one failed). */
+void usmc_hs_fc_release(usmc_sock *s)
+{
+	usmc_sock *todo = NULL, **tail = &todo;
+
+	if (!s->fc_hold)
+		return;
+	s->fc_hold = 0;
+	/* collect first: server_begin edits the list */
+	for (usmc_sock *c = usmc_g.hs_list; c; c = c->hs_next)
+		if (c->mode == USMC_SOCK_HANDSHAKE && c->hs == USMC_HS_QUEUED &&
+		    !memcmp(c->peer_id, s->peer_id, 8)) {
+			c->fc_next = NULL;
+			*tail = c;
+			tail = &c->fc_next;
+		}
+	while (todo) {
+		usmc_sock *c = todo;
+
+		todo = c->fc_next;
+		c->fc_next = NULL;
+		server_begin(c);
+	}
+}
+
+/*
+ * The one place that decides whether a socket tries SMC: the rules
+ * (docs/rules.md) by program, local and remote address and port (a
+ * client's remote port, a listener's own port). A socket they say tcp to
+ * is plain TCP and never writes or reads a CLC byte. Fills |why| when a
+ * rule (not the default) decided tcp.
+ */
+
+int usmc_hs_rules_decide(const struct sockaddr_in *local,
+			 const struct sockaddr_in *remote, uint16_t port,
+			 char *why, size_t whylen)
+{
+	usmc_rule_net ln, rn;
+	usmc_rule_query q = {program_invocation_short_name, NULL, NULL, port};
+	char buf[256];
+	int idx, v;
+
+	if (local && local->sin_addr.s_addr != htonl(INADDR_ANY) &&
+	    !usmc_rule_net_from_sa(&ln, local))
+		q.local = &ln;
+	if (remote && !usmc_rule_net_from_sa(&rn, remote))
+		q.remote = &rn;
+	/* With the SMC TCP option, offering SMC costs a peer that lacks it
+	 * nothing (no CLC byte is sent), so every connection offers it, as
+	 * smc_run does, unless smc rules (-p) narrow it to what they name;
+	 * in explicit mode only what the rules name does. */
+	usmc_g.cfg.rules.dflt_smc = usmc_hs_synopt() != NULL &&
+				    !usmc_rules_has_smc(&usmc_g.cfg.rules);
+	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
+	if (why && whylen)
+		why[0] = '\0';
+	if (idx >= 0 || usmc_g.cfg.rules.error) {
+		usmc_rules_why(&usmc_g.cfg.rules, v, idx, buf, sizeof(buf));
+		usmc_rt_log(1, "port %u: %s: %s", port, buf,
+			    v == USMC_RULE_SMC	 ? "smc"
+			    : v == USMC_RULE_TCP ? "tcp"
+						 : "decided per connection");
+		if (v == USMC_RULE_TCP && why)
+			snprintf(why, whylen, "%.120s: tcp", buf);
+	}
+	return v;
+}
+
+/*
+ * The SMC TCP option (docs/negotiation.md): loaded once, at the first
+ * decision on a socket. Where it loads, CLC runs only when the option went
+ * both ways, as with Linux, and connections no rule names offer SMC; where
+ * it cannot, usmc says why once (debug) and the rules alone decide
+ * (explicit mode).
+ */
+static pthread_once_t synopt_once = PTHREAD_ONCE_INIT;
+static usmc_synopt *synopt;
+
+static void synopt_init_once(void)
+{
+	char err[256] = "";
+	int r;
+
+	if (!usmc_g.cfg.synopt)
+		return;
+	if (usmc_g.cfg.cgroup[0])
+		r = usmc_synopt_init_cgroup(&synopt, usmc_g.cfg.cgroup, err,
+					    sizeof(err));
+	else
+		r = usmc_synopt_init(&synopt, err, sizeof(err));
+	if (r < 0) {
+		synopt = NULL;
+		usmc_rt_log(1,
+			    "SMC TCP option unavailable, explicit mode "
+			    "(the rules alone decide): %s",
+			    err);
+		return;
+	}
+	usmc_rt_log(1, "SMC TCP option negotiation on (cgroup %s)",
+		    usmc_synopt_cgroup(synopt));
+}
+
+usmc_synopt *usmc_hs_synopt(void)
+{
+	pthread_once(&synopt_once, synopt_init_once);
+	return synopt;
+}
+
+/* After the TCP handshake of a marked socket: 1 if the peer did not send
+ * the option (fall back, no CLC), 0 to go on with CLC. */
+int usmc_hs_synopt_says_tcp(usmc_sock *s)
+{
+	int r;
+
+	if (!s->synopt || !synopt)
+		return 0;
+	r = usmc_synopt_peer_has_smc(synopt, s->fd);
+	if (r == 0) {
+		usmc_sock_fallback(
+			s, USMC_DECL_PEERNOSMC,
+			s->rule_tcp    ? s->rule_why
+			: s->is_server ? "peer's SYN had no SMC option"
+				       : "peer's SYN-ACK had no SMC option");
+		return 1;
+	}
+	if (r < 0)
+		usmc_rt_log(1, "fd %d: SMC option state: %s; rules decide",
+			    s->fd, strerror(-r));
+	return 0;
+}
+
+void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail)
+{
+	s->mode = USMC_SOCK_TCP;
+	s->fb_code = code;
+	snprintf(s->fb_detail, sizeof(s->fb_detail), "%s", detail);
+}
+
+/* Queues an accepted child of listener |s->lsock| for accept(). */
+static void listener_enqueue(usmc_sock *s)
+{
+	usmc_sock *l = s->lsock;
+
+	s->q_next = NULL;
+	if (l->q_tail)
+		l->q_tail->q_next = s;
+	else
+		l->q_head = s;
+	l->q_tail = s;
+	l->q_len++;
+	l->rgen++; /* a new edge for epoll on the listener */
+	s->in_lq = 1;
+}
+
+/* Takes a queued child out of its listener's accept queue. */
+static void listener_unlink(usmc_sock *s)
+{
+	usmc_sock *l = s->lsock, **pp, *prev = NULL;
+
+	for (pp = &l->q_head; *pp; prev = *pp, pp = &(*pp)->q_next)
+		if (*pp == s) {
+			*pp = s->q_next;
+			if (l->q_tail == s)
+				l->q_tail = prev;
+			l->q_len--;
+			break;
+		}
+	s->q_next = NULL;
+	s->in_lq = 0;
+}
+
+/* Called whenever a socket leaves USMC_SOCK_HANDSHAKE. */
+void usmc_sock_hs_done(usmc_sock *s)
+{
+	usmc_sock *l = s->lsock;
+
+	s->hs = USMC_HS_NONE;
+	s->deadline = 0;
+	s->rgen++;
+	usmc_g.mode_gen++;
+	usmc_loop_watch(s, 0);
+	usmc_hs_list_del(s);
+	usmc_hs_fc_release(s);
+	free(s->clc_buf);
+	s->clc_buf = NULL;
+	s->clc_have = s->clc_need = 0;
+	if (s->mode == USMC_SOCK_TCP) {
+		usmc_g.stats.conns_fallback++;
+		usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", s->fd,
+			    usmc_decline_name(s->fb_code), s->fb_code,
+			    s->fb_detail);
+	} else if (s->mode == USMC_SOCK_SMCR) {
+		usmc_g.stats.conns_smcr++;
+		usmc_rt_log(1, "fd %d: SMC-R established", s->fd);
+		/* The idle TCP connection tells us when the peer process is
+		 * gone (below). */
+		usmc_loop_watch(s, EPOLLRDHUP);
+	} else if (s->mode == USMC_SOCK_FAILED) {
+		usmc_g.stats.conns_failed++;
+		usmc_rt_log(1, "fd %d: SMC handshake failed: %s", s->fd,
+			    strerror(s->error));
+	}
+	if (s->is_server && l) {
+		if (s->mode == USMC_SOCK_FAILED || l->listen_closed) {
+			/* As the kernel drops the child: the client sees
+			 * the TCP connection close. */
+			if (s->in_lq)
+				listener_unlink(s);
+			if (!s->dead) {
+				s->dead = 1;
+				s->lsock = NULL;
+				s->dead_next = dead_list;
+				dead_list = s;
+				usmc_loop_wake();
+			}
+		} else if (!s->in_lq) {
+			listener_enqueue(s);
+		}
+	} else if (s->is_server && s->mode == USMC_SOCK_FAILED) {
+		/* Accepted already: the app owns the fd and reads the error;
+		 * the client sees the TCP connection end, as when the kernel
+		 * drops a child whose handshake failed. */
+		usmc_real()->shutdown(s->fd, SHUT_RDWR);
+	}
+	usmc_stat_kick();
+	usmc_sock_wake_all();
+}
+
+void usmc_sock_fallback(usmc_sock *s, uint32_t code, const char *detail)
+{
+	if (s->conn)
+		usmc_smc_conn_free(s);
+	usmc_hs_set_fallback(s, code, detail);
+	usmc_sock_hs_done(s);
+}
+
+static void sock_fail(usmc_sock *s, int err)
+{
+	if (s->conn)
+		usmc_smc_conn_free(s);
+	s->mode = USMC_SOCK_FAILED;
+	s->error = err;
+	usmc_sock_hs_done(s);
+}
+
+/* Creates the core's connection for a CLC exchange on |s|. Returns 1 if
+ * the handshake already ended (fallback with the core's reason, or
+ * failure), 0 if it goes on. */
+static int hs_conn_start(usmc_sock *s, int is_server)
+{
+	char detail[128] = "";
+	int r = usmc_smc_conn_start(s, is_server, detail, sizeof(detail));
+
+	if (r > 0)
+		usmc_sock_fallback(s, (uint32_t)r, detail);
+	else if (r < 0)
+		sock_fail(s, usmc_errno_from(r));
+	return r != 0;
+}
+
+/* Starts the CLC exchange on a connected client socket. */
+void usmc_hs_client_start(usmc_sock *s)
+{
+	s->hs = USMC_HS_CLC;
+	s->hs_guard = usmc_rt_now() + HS_GUARD_NS;
+	s->deadline = s->hs_guard;
+	usmc_hs_list_add(s);
+	if (hs_conn_start(s, 0))
+		return;
+	if (s->mode == USMC_SOCK_HANDSHAKE)
+		usmc_loop_watch(
+			s,
+			EPOLLIN | (usmc_smc_clc_flush(s) > 0 ? EPOLLOUT : 0));
+	usmc_loop_rearm_timer();
+}
+
+/* Reads CLC messages as they arrive: MSG_PEEK of the 8-byte header, then
+ * exactly that message, so no application byte is consumed. */
+static void clc_read(usmc_sock *s)
+{
+	while (s->mode == USMC_SOCK_HANDSHAKE &&
+	       (s->hs == USMC_HS_CLC || s->hs == USMC_HS_PROPOSAL)) {
+		ssize_t n;
+
+		if (!s->clc_need) {
+			uint8_t hdr[SMC_CLC_HDR_LEN];
+			int len;
+
+			n = usmc_real()->recv(s->fd, hdr, sizeof(hdr),
+					      MSG_PEEK | MSG_DONTWAIT);
+			if (n == 0) {
+				usmc_rt_log(1,
+					    "fd %d: peer closed during the "
+					    "CLC handshake",
+					    s->fd);
+				sock_fail(s, ECONNRESET);
+				return;
+			}
+			if (n < 0) {
+				if (errno == EAGAIN || errno == EINTR)
+					return;
+				sock_fail(s, errno);
+				return;
+			}
+			if ((size_t)n < sizeof(hdr)) {
+				/* Wait for the rest without spinning on a
+				 * level-triggered EPOLLIN. */
+				usmc_loop_watch(s, s->ep_events & ~EPOLLIN);
+				s->deadline =
+					usmc_rt_now() + PARTIAL_RECHECK_NS;
+				return;
+			}
+			len = usmc_smc_clc_hdr_len(hdr);
+			if (len < 0) {
+				usmc_rt_log(0,
+					    "fd %d: peer sent a bad CLC header "
+					    "(%02x %02x %02x %02x ...)",
+					    s->fd, hdr[0], hdr[1], hdr[2],
+					    hdr[3]);
+				sock_fail(s, EPROTO);
+				return;
+			}
+			if (!s->clc_buf)
+				s->clc_buf = malloc(USMC_CLC_BUF_MAX);
+			if (!s->clc_buf) {
+				sock_fail(s, ENOMEM);
+				return;
+			}
+			s->clc_need = (size_t)len;
+			s->clc_have = 0;
+		}
+		n = usmc_real()->recv(s->fd, s->clc_buf + s->clc_have,
+				      s->clc_need - s->clc_have, MSG_DONTWAIT);
+		if (n == 0) {
+			sock_fail(s, ECONNRESET);
+			return;
+		}
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return;
+			sock_fail(s, errno);
+			return;
+		}
+		s->clc_have += (size_t)n;
+		if (s->clc_have < s->clc_need)
+			return;
+		s->clc_need = 0;
+		if (s->hs == USMC_HS_PROPOSAL) {
+			server_proposal_in(s);
+			return;
+		}
+		if (usmc_smc_clc_in(s, s->clc_buf, s->clc_have) < 0 &&
+		    s->mode == USMC_SOCK_HANDSHAKE) {
+			sock_fail(s, EPROTO);
+			return;
+		}
+		s->clc_have = 0;
+		if (s->mode == USMC_SOCK_HANDSHAKE && usmc_smc_clc_flush(s) > 0)
+			usmc_loop_watch(s, s->ep_events | EPOLLOUT);
+	}
+}
+
+/* Server: the client speaks CLC; read its whole Proposal, on a timer of
+ * its own, before the connection is queued for accept(). */
+static void server_read_proposal(usmc_sock *s)
+{
+	s->hs = USMC_HS_PROPOSAL;
+	s->hs_guard = usmc_rt_now() + SRV_PROPOSAL_NS;
+	s->deadline = s->hs_guard;
+	usmc_loop_watch(s, EPOLLIN);
+	clc_read(s);
+	usmc_loop_rearm_timer();
+}
+
+/* Server: a whole first CLC message is in clc_buf. */
+static void server_proposal_in(usmc_sock *s)
+{
+	uint8_t type = s->clc_buf[4];
+
+	if (type == SMC_CLC_DECLINE) {
+		/* The client declined first (e.g. it has no device): TCP,
+		 * and no Decline back. */
+		char d[128];
+
+		s->peer_diag =
+			s->clc_have >= 20 ? usmc_get_be32(s->clc_buf + 16) : 0;
+		snprintf(d, sizeof(d), "peer declined: %s 0x%08x %s",
+			 usmc_clc_decl_name(s->peer_diag), s->peer_diag,
+			 usmc_clc_decl_str(s->peer_diag));
+		usmc_sock_fallback(s, USMC_DECL_PEERDECL, d);
+		return;
+	}
+	if (type != SMC_CLC_PROPOSAL || s->clc_have < SMC_CLC_HDR_LEN + 8) {
+		/* As smc_clc_wait_msg on an unexpected type: no fallback is
+		 * possible once CLC bytes were read; the child is dropped. */
+		usmc_rt_log(0,
+			    "fd %d: first CLC message is type %u, not a "
+			    "Proposal",
+			    s->fd, type);
+		sock_fail(s, EPROTO);
+		return;
+	}
+	memcpy(s->peer_id, s->clc_buf + SMC_CLC_HDR_LEN, 8);
+	/* Nothing more to read until we answer: accept() may hand it out. */
+	s->hs = USMC_HS_UNCLAIMED;
+	usmc_loop_watch(s, 0);
+	s->deadline = usmc_rt_now() + SRV_CLAIM_NS;
+	listener_enqueue(s);
+	usmc_loop_rearm_timer();
+	usmc_sock_wake_all();
+}
+
+/*
+ * Server: runs the handshake of a connection whose Proposal is in clc_buf,
+ * in this process. Waits (USMC_HS_QUEUED) while another handshake may be
+ * making the first contact with the same peer, up to SRV_QUEUE_NS.
+ */
+static void server_begin(usmc_sock *s)
+{
+	uint64_t now = usmc_rt_now();
+
+	if (s->hs != USMC_HS_QUEUED)
+		s->queue_end = now + SRV_QUEUE_NS;
+	if (now < s->queue_end && fc_holder(s->peer_id, s)) {
+		s->hs = USMC_HS_QUEUED;
+		s->deadline = s->queue_end;
+		usmc_hs_list_add(s);
+		usmc_loop_rearm_timer();
+		return;
+	}
+	s->fc_hold = !usmc_smc_has_lgr(s->peer_id);
+	s->hs = USMC_HS_CLC;
+	s->hs_guard = now + SRV_HS_GUARD_NS;
+	s->deadline = s->hs_guard;
+	usmc_hs_list_add(s);
+	if (hs_conn_start(s, 1))
+		return;
+	if (usmc_smc_clc_in(s, s->clc_buf, s->clc_have) < 0 &&
+	    s->mode == USMC_SOCK_HANDSHAKE) {
+		sock_fail(s, EPROTO);
+		return;
+	}
+	s->clc_have = 0;
+	if (s->mode != USMC_SOCK_HANDSHAKE)
+		return;
+	usmc_loop_watch(s,
+			EPOLLIN | (usmc_smc_clc_flush(s) > 0 ? EPOLLOUT : 0));
+	clc_read(s);
+	usmc_loop_rearm_timer();
+}
+
+/* Server, explicit mode: is the client speaking CLC? Decide on the first
+ * four bytes, by MSG_PEEK, so a TCP client loses nothing. */
+static void server_peek_first(usmc_sock *s, uint64_t now)
+{
+	uint8_t b[4];
+	ssize_t n =
+		usmc_real()->recv(s->fd, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		n = -2;
+	if (n == 0 || n == -1 ||
+	    (n > 0 && memcmp(b, smcr_eyecatcher, (size_t)n) != 0)) {
+		/* EOF, error or another protocol: TCP, untouched. */
+		usmc_sock_fallback(s, USMC_DECL_PEERNOSMC,
+				   s->rule_tcp ? s->rule_why
+					       : "peer sent no CLC proposal");
+		return;
+	}
+	if (n == 4) {
+		server_read_proposal(s);
+		return;
+	}
+	if (now >= s->deadline) {
+		usmc_sock_fallback(s, USMC_DECL_PEERNOSMC,
+				   s->rule_tcp ? s->rule_why
+					       : "peer sent no CLC proposal");
+		return;
+	}
+	if (n > 0) {
+		/* A prefix of the eyecatcher: look again shortly. */
+		usmc_loop_watch(s, 0);
+		s->deadline = now + PARTIAL_RECHECK_NS;
+	}
+}
+
+/* An accepted child of a listener whose smc rule names the peer: decide
+ * now. A tcp child still reads a Proposal, if one comes, to decline it
+ * (usmc_smc_conn_start), so the client falls back instead of waiting. */
+static void child_rules(usmc_sock *c)
+{
+	struct sockaddr_in lo, pe;
+	socklen_t l1 = sizeof(lo), l2 = sizeof(pe);
+
+	if (usmc_real()->getsockname(c->fd, (struct sockaddr *)&lo, &l1) ||
+	    usmc_real()->getpeername(c->fd, (struct sockaddr *)&pe, &l2) ||
+	    usmc_hs_rules_decide(&lo, &pe, c->port, c->rule_why,
+				 sizeof(c->rule_why)) != USMC_RULE_SMC) {
+		c->rule_tcp = 1;
+		if (!c->rule_why[0])
+			snprintf(c->rule_why, sizeof(c->rule_why),
+				 "no rule matched, default tcp");
+	}
+}
+
+static void do_accepts(usmc_sock *l)
+{
+	for (int i = 0; i < 64; i++) {
+		int fd = usmc_real()->accept4(l->fd, NULL, NULL,
+					      SOCK_NONBLOCK | SOCK_CLOEXEC);
+		usmc_sock *c;
+
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EINTR &&
+			    errno != ECONNABORTED)
+				usmc_rt_log(0, "accept on fd %d: %s", l->fd,
+					    strerror(errno));
+			return;
+		}
+		c = usmc_sock_new(fd);
+		if (!c) {
+			usmc_real()->close(fd);
+			continue;
+		}
+		c->fresh = 0;
+		c->is_server = 1;
+		c->lsock = l;
+		c->port = l->port;
+		c->mode = USMC_SOCK_HANDSHAKE;
+		c->hs = USMC_HS_WAIT_FIRST;
+		c->wait_end = usmc_rt_now() +
+			      (uint64_t)usmc_g.cfg.clc_wait_ms * USMC_NS_PER_MS;
+		c->deadline = c->wait_end;
+		usmc_hs_list_add(c);
+		usmc_loop_watch(c, EPOLLIN);
+		c->synopt = l->synopt;
+		if (l->rules_maybe)
+			child_rules(c);
+		if (!usmc_hs_synopt_says_tcp(c))
+			server_peek_first(c, usmc_rt_now());
+	}
+}
+
+void usmc_sock_on_event(usmc_sock *s, uint32_t events)
+{
+	if (s->mode == USMC_SOCK_LISTEN) {
+		do_accepts(s);
+		return;
+	}
+	if (s->mode == USMC_SOCK_SMCR) {
+		char b;
+
+		/* An event collected while the handshake ran (its last CLC
+		 * bytes) can be handled after the switch to SMC-R: without
+		 * EOF, an error or a hang-up the peer is still there. */
+		if (!(events & (EPOLLERR | EPOLLHUP | EPOLLRDHUP)) &&
+		    usmc_real()->recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <
+			    0 &&
+		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			usmc_rt_log(1,
+				    "fd %d: stale event 0x%x on the idle TCP "
+				    "connection: ignored",
+				    s->fd, events);
+			return;
+		}
+		/* The peer's TCP side closed. Whatever the peer's RNIC sent
+		 * before is processed first: an orderly close is then seen. */
+		usmc_loop_watch(s, 0);
+		usmc_smc_on_tp_event();
+		if (!s->conn || usmc_smc_peer_done(s))
+			return;
+		s->deadline = usmc_rt_now() + PEER_GONE_GRACE_NS;
+		usmc_hs_list_add(s);
+		usmc_loop_rearm_timer();
+		return;
+	}
+	if (s->mode != USMC_SOCK_HANDSHAKE)
+		return;
+	switch (s->hs) {
+	case USMC_HS_TCP_CONNECT: {
+		int err = 0;
+		socklen_t len = sizeof(err);
+
+		if (usmc_real()->getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err,
+					    &len))
+			err = errno;
+		if (err) {
+			/* The app reads the connect error itself. */
+			s->error = err;
+			s->mode = USMC_SOCK_FAILED;
+			s->error_reported = 0;
+			usmc_sock_hs_done(s);
+			return;
+		}
+		usmc_loop_watch(s, 0);
+		if (!usmc_hs_synopt_says_tcp(s))
+			usmc_hs_client_start(s);
+		break;
+	}
+	case USMC_HS_WAIT_FIRST:
+		server_peek_first(s, usmc_rt_now());
+		break;
+	case USMC_HS_PROPOSAL:
+		clc_read(s);
+		break;
+	case USMC_HS_CLC:
+		if ((events & EPOLLOUT) && usmc_smc_clc_flush(s) == 0)
+			usmc_loop_watch(s, s->ep_events & ~EPOLLOUT);
+		if (s->mode == USMC_SOCK_HANDSHAKE &&
+		    (events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+			clc_read(s);
+		break;
+	default:
+		break;
+	}
+}
+
+void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
+{
+	if (s->mode == USMC_SOCK_SMCR) {
+		s->deadline = 0;
+		usmc_hs_list_del(s);
+		usmc_smc_on_tp_event();
+		if (s->conn && !usmc_smc_peer_done(s)) {
+			usmc_rt_log(1,
+				    "fd %d: peer closed its TCP connection "
+				    "without closing SMC-R: peer gone",
+				    s->fd);
+			usmc_smc_peer_gone(s);
+		}
+		return;
+	}
+	if (s->mode != USMC_SOCK_HANDSHAKE)
+		return;
+	if (s->hs == USMC_HS_WAIT_FIRST) {
+		s->deadline = s->wait_end;
+		usmc_loop_watch(s, EPOLLIN);
+		server_peek_first(s, now);
+		return;
+	}
+	if (s->hs == USMC_HS_UNCLAIMED || s->hs == USMC_HS_QUEUED) {
+		/* no owner showed up (or the first contact ahead of it took
+		 * too long): run it here */
+		s->deadline = 0;
+		server_begin(s);
+		return;
+	}
+	if (s->hs == USMC_HS_CLC || s->hs == USMC_HS_PROPOSAL) {
+		if (now < s->hs_guard) {
+			/* a partial header recheck */
+			s->deadline = s->hs_guard;
+			usmc_loop_watch(s, s->ep_events | EPOLLIN);
+			clc_read(s);
+			return;
+		}
+		if (s->hs == USMC_HS_PROPOSAL)
+			usmc_rt_log(0,
+				    "fd %d: client sent only part of its "
+				    "Proposal in %d s: dropped",
+				    s->fd,
+				    (int)(SRV_PROPOSAL_NS / USMC_NS_PER_SEC));
+		else
+			usmc_rt_log(0, "fd %d: CLC handshake timed out", s->fd);
+		sock_fail(s, ETIMEDOUT);
+	}
+}
+
+/*
+ * Lock held. The process uses |s| (I/O, accept, poll, select or epoll).
+ *
+ * A listener: the progress thread accepts on an SMC listener from listen()
+ * on; but across fork() only a listener with interest stays watched
+ * (usmc_sock_fork_parent), and a child watches its inherited listeners
+ * once it shows interest itself. So a prefork server's parent, which
+ * listens and never accepts, leaves the connections to its workers, whose
+ * runtimes run the handshakes.
+ *
+ * An accepted connection whose Proposal waits for its owner: this process
+ * runs the handshake. So in a server that accepts and forks a child per
+ * connection, the child that serves it owns the SMC-R connection, and the
+ * parent only closes its fd.
+ */
+void usmc_sock_use(usmc_sock *s)
+{
+	if (!s)
+		return;
+	if (s->mode == USMC_SOCK_HANDSHAKE && s->hs == USMC_HS_UNCLAIMED &&
+	    !s->lsock) {
+		server_begin(s);
+		return;
+	}
+	if (s->mode != USMC_SOCK_LISTEN || !s->listen_smc)
+		return;
+	s->listen_interest = 1;
+	if (!s->listen_closed && !s->ep_events)
+		usmc_loop_watch(s, EPOLLIN);
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internals shared by the four parts of the socket layer, as af_smc.c's
+ * parts: usmc_socket.c (the POSIX calls), usmc_hs.c (the handshake
+ * driver), usmc_fdtab.c (the fd table, dup, fork) and usmc_poll.c (poll
+ * and select). Not installed; the rest of the runtime uses usmc_rt.h.
+ */
+#ifndef USMC_SOCK_H
+#define USMC_SOCK_H
+
+#include "usmc_rt.h"
+
+/* The per-fd flags table (usmc_fdtab.c) covers fds below this; usmc
+ * manages no socket beyond it. */
+#define USMC_FDF_CHUNK 4096
+#define USMC_FDF_MAX   (USMC_FDF_CHUNK * 1024)
+
+/* Every call starts here: a handler that runs from now on, even while
+ * the call waits for the lock, is one that interrupted this call. */
+static inline int usmc_sock_lock(void)
+{
+	usmc_sig_reset();
+	if (usmc_rt_init())
+		return -1;
+	pthread_mutex_lock(&usmc_g.lock);
+	return 0;
+}
+
+static inline void usmc_sock_unlock(void)
+{
+	pthread_mutex_unlock(&usmc_g.lock);
+}
+
+/* Lock held: wakes every waiter, in usmc_wait and in poll/epoll. */
+static inline void usmc_sock_wake_all(void)
+{
+	usmc_rt_broadcast();
+	usmc_rt_notify();
+}
+
+/* usmc_fdtab.c, lock held: a new record for |fd|, or NULL; frees one. */
+usmc_sock *usmc_sock_new(int fd);
+void usmc_sock_free(usmc_sock *s);
+/* |fd| stops naming its socket; returns 1 if the socket lives on under
+ * another fd (dup), 0 if |fd| was its last. */
+int usmc_fdtab_drop(int fd);
+
+/* usmc_socket.c, lock held: what closing |fd| means to usmc, short of
+ * the kernel close. */
+void usmc_sock_close_record(int fd);
+
+/* usmc_hs.c, lock held */
+/* The rules' verdict (USMC_RULE_*) for a socket; fills |why| when a rule
+ * decided tcp. */
+int usmc_hs_rules_decide(const struct sockaddr_in *local,
+			 const struct sockaddr_in *remote, uint16_t port,
+			 char *why, size_t whylen);
+/* The SMC TCP option, loaded on first use; NULL in explicit mode. */
+struct usmc_synopt *usmc_hs_synopt(void);
+/* 1 if the peer did not send the SMC TCP option (fallen back, no CLC). */
+int usmc_hs_synopt_says_tcp(usmc_sock *s);
+void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail);
+/* Starts the CLC exchange on a connected client socket. */
+void usmc_hs_client_start(usmc_sock *s);
+/* |s| no longer may make the first contact with its peer. */
+void usmc_hs_fc_release(usmc_sock *s);
+/* In the child after fork(): the parent's handshakes are not ours. */
+void usmc_hs_fork_child(void);
+
+/* usmc_poll.c: after fork(), the parent's notifiers are not ours. */
+void usmc_notify_fork_child(void);
+
+#endif /* USMC_SOCK_H */
