@@ -258,6 +258,24 @@ static FILE *stats_out(const char *v)
 	return fopen(v, "a");
 }
 
+/* The main lock, tried for up to 2 s: at exit it may be held for good by
+ * the thread itself, when exit() came from a signal handler that
+ * interrupted usmc. Returns 1 when taken; after one failure, 0 at once. */
+static int lock_at_exit(void)
+{
+	static int stuck; /* stats_at_exit gave up: so would close_at_exit */
+	uint64_t end = usmc_rt_now() + 2 * USMC_NS_PER_SEC;
+	int locked;
+
+	if (stuck)
+		return 0;
+	while (!(locked = !pthread_mutex_trylock(&usmc_g.lock)) &&
+	       usmc_rt_now() < end)
+		usmc_real()->poll(NULL, 0, 1);
+	stuck = !locked;
+	return locked;
+}
+
 /* USMC_STATS: the connection counts of this process, at exit. */
 static void stats_at_exit(void)
 {
@@ -270,7 +288,24 @@ static void stats_at_exit(void)
 	if (!v || !*v || !strcmp(v, "0") || usmc_foreign_child())
 		return;
 	usmc_in_runtime++;
-	usmc_get_stats(&st);
+	if (!lock_at_exit()) {
+		f = stats_out(v);
+		if (f) {
+			fprintf(f,
+				"usmc[%d]: stats: unavailable (usmc was busy "
+				"when the program exited)\n",
+				(int)getpid());
+			if (f != stderr)
+				fclose(f);
+		}
+		usmc_in_runtime--;
+		return;
+	}
+	/* as usmc_get_stats, with the lock already held */
+	st = usmc_g.stats;
+	st.link_groups = usmc_smc_lgr_count();
+	st.preload_reentries = usmc_reentry_count();
+	pthread_mutex_unlock(&usmc_g.lock);
 	f = stats_out(v);
 	if (f) {
 		fprintf(f,
@@ -298,7 +333,6 @@ static void stats_at_exit(void)
 __attribute__((destructor)) static void close_at_exit(void)
 {
 	uint64_t end;
-	int locked = 0;
 
 	/* a vfork child that calls exit() runs the destructors in its
 	 * parent's memory; a clone() child's copy names the parent's
@@ -307,10 +341,7 @@ __attribute__((destructor)) static void close_at_exit(void)
 		return;
 	end = usmc_rt_now() + 2 * USMC_NS_PER_SEC;
 	usmc_in_runtime++;
-	while (!(locked = !pthread_mutex_trylock(&usmc_g.lock)) &&
-	       usmc_rt_now() < end)
-		usmc_real()->poll(NULL, 0, 1);
-	if (locked) {
+	if (lock_at_exit()) {
 		usmc_sock_close_at_exit();
 		while ((usmc_smc_closing() || usmc_smc_tcp_held()) &&
 		       usmc_wait(end, USMC_INTR_NONE) != ETIMEDOUT)
@@ -332,6 +363,7 @@ static void rt_init_once(void)
 	if (!atfork_done) {
 		atfork_done = 1;
 		owner_mark_init();
+		usmc_signal_atfork_init(); /* first: see usmc_signal.c */
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atexit(stats_at_exit);
 	}

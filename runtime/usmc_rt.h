@@ -190,6 +190,8 @@ static inline void usmc_sig_reset(void)
 {
 	usmc_sig_seen = 0;
 }
+/* Registers sig_lock's fork handlers (once); before the runtime's own. */
+void usmc_signal_atfork_init(void);
 /* 1 if a wait in mode |intr| must end with EINTR; |poll_eintr|: poll()
  * just failed with EINTR. */
 int usmc_sig_decide(int intr, int poll_eintr);

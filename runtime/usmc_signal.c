@@ -34,6 +34,7 @@ static struct sig_slot {
 } slots[_NSIG];
 
 static pthread_mutex_t sig_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t sig_fork_once = PTHREAD_ONCE_INIT;
 /* siginterrupt(sig, 1) was called: signal() installs without SA_RESTART */
 static sigset_t intr_set;
 
@@ -112,6 +113,38 @@ static int is_trampoline(const struct sigaction *k)
 	return (k->sa_flags & SA_SIGINFO) && k->sa_sigaction == trampoline;
 }
 
+/* A fork while another thread holds sig_lock would leave the child a lock
+ * nobody releases, and its next sigaction() would hang: the forking
+ * thread takes it across fork(). Registered before the runtime's own
+ * handler (rt_init_once calls usmc_signal_atfork_init first), so, prepare
+ * handlers running in reverse order, usmc_g.lock is taken before sig_lock
+ * as the lock order says (docs/threads.md). */
+static void sig_fork_prepare(void)
+{
+	pthread_mutex_lock(&sig_lock);
+}
+
+static void sig_fork_release(void)
+{
+	pthread_mutex_unlock(&sig_lock);
+}
+
+static void sig_fork_init(void)
+{
+	pthread_atfork(sig_fork_prepare, sig_fork_release, sig_fork_release);
+}
+
+void usmc_signal_atfork_init(void)
+{
+	pthread_once(&sig_fork_once, sig_fork_init);
+}
+
+static void sig_lock_take(void)
+{
+	usmc_signal_atfork_init();
+	pthread_mutex_lock(&sig_lock);
+}
+
 int usmc_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 {
 	struct sigaction k, kold;
@@ -132,7 +165,7 @@ int usmc_sigaction(int sig, const struct sigaction *act, struct sigaction *old)
 	}
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &mask);
-	pthread_mutex_lock(&sig_lock);
+	sig_lock_take();
 	slot_read(sig, &pfn, &pflags);
 	if (nfn) {
 		k = *act;
@@ -192,7 +225,7 @@ sighandler_t usmc_signal(int sig, sighandler_t fn)
 		errno = EINVAL;
 		return SIG_ERR;
 	}
-	pthread_mutex_lock(&sig_lock);
+	sig_lock_take();
 	intr = sigismember(&intr_set, sig) == 1;
 	pthread_mutex_unlock(&sig_lock);
 	return install(sig, fn, intr ? 0 : SA_RESTART, 1);
@@ -212,7 +245,7 @@ int usmc_siginterrupt(int sig, int flag)
 		errno = EINVAL;
 		return -1;
 	}
-	pthread_mutex_lock(&sig_lock);
+	sig_lock_take();
 	if (flag) {
 		sigaddset(&intr_set, sig);
 		act.sa_flags &= ~SA_RESTART;
