@@ -220,12 +220,14 @@ static void cb_log(void *user, int level, const char *msg)
 	usmc_rt_log(level <= USMC_LOG_ERR ? 0 : 1, "core: %s", msg);
 }
 
-static int cb_alloc_mr(void *user, size_t length, uint32_t access, usmc_mr *mr)
+static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
+		       uint32_t access, usmc_mr *mr)
 {
 	usmc_tp_mr *t;
 	int r;
 
 	(void)user;
+	(void)dev_idx; /* one device */
 	r = usmc_tp_alloc_mr(smc.tp, length, access, &t);
 	if (r < 0)
 		return r;
