@@ -207,8 +207,10 @@ static uint32_t conn_alloc_bufs(usmc_conn *conn, usmc_lgr *lgr)
 	if (rv)
 		return rv == USMC_ERR_LIMIT ? SMC_CLC_DECL_INTERR
 					    : SMC_CLC_DECL_MEM;
-	if (usmc_lgr_get_buf(lgr, 1, s->rmb_size, &conn->rmb) ||
-	    usmc_lgr_get_buf(lgr, 0, s->sndbuf_size, &conn->sndbuf))
+	if (usmc_lgr_get_buf(lgr, conn->params.dev_idx, 1, s->rmb_size,
+			     &conn->rmb) ||
+	    usmc_lgr_get_buf(lgr, conn->params.dev_idx, 0, s->sndbuf_size,
+			     &conn->sndbuf))
 		return SMC_CLC_DECL_MEM;
 	return 0;
 }

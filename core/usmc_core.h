@@ -111,9 +111,15 @@ typedef struct usmc_callbacks {
 	/* Optional: one formatted line, no newline. */
 	void (*log)(void *user, int level, const char *msg);
 	/* Registered memory: RMBs, send buffers, WR slots (required).
-	 * |access| is USMC_ACCESS_*. Returns 0 or a negative USMC_ERR_*. */
-	int (*alloc_mr)(void *user, size_t length, uint32_t access,
-			usmc_mr *mr);
+	 * |access| is USMC_ACCESS_*. Returns 0 or a negative USMC_ERR_*.
+	 * The MR is registered with device |dev_idx| (the ctx's devices[])
+	 * and only used there: a link's WR buffers on its own device, an
+	 * RMB or sndbuf on the device of the connection it is taken for
+	 * (pooled buffers are reused only on the device they were made
+	 * for). Its rkey is what the peer writes to through that device,
+	 * as net/smc keeps a buffer's mr[link_idx] per link. */
+	int (*alloc_mr)(void *user, unsigned int dev_idx, size_t length,
+			uint32_t access, usmc_mr *mr);
 	void (*free_mr)(void *user, usmc_mr *mr);
 	/* Queue pairs (required). link_create_qp returns an RC QP in INIT,
 	 * so receives may be posted at once. link_ready moves it INIT->RTR

@@ -58,6 +58,7 @@ typedef struct usmc_buf {
 	usmc_mr mr;
 	uint32_t size;
 	int is_rmb;
+	uint8_t dev_idx; /* the device its MR is registered with */
 } usmc_buf;
 
 /* What a TX slot carries, so its completion can be accounted. */
@@ -274,7 +275,8 @@ int usmc_link_ready(usmc_link *link, int to_rts);
 int usmc_lgr_add_conn(usmc_lgr *lgr, usmc_conn *conn);
 usmc_conn *usmc_lgr_conn_by_token(usmc_lgr *lgr, uint32_t token);
 void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts);
-int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf);
+int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
+		     uint32_t size, usmc_buf **pbuf);
 void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf);
 usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr);
 void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);

@@ -262,17 +262,19 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 		rv = USMC_ERR_NOMEM;
 		goto fail;
 	}
-	rv = ctx->cb.alloc_mr(ctx->user,
+	rv = ctx->cb.alloc_mr(ctx->user, link->dev_idx,
 			      (size_t)link->nslots * USMC_WR_BUF_SIZE,
 			      USMC_ACCESS_LOCAL_WRITE, &link->tx_mr);
 	if (rv)
 		goto fail;
-	rv = ctx->cb.alloc_mr(ctx->user, (size_t)link->nrecv * USMC_WR_BUF_SIZE,
+	rv = ctx->cb.alloc_mr(ctx->user, link->dev_idx,
+			      (size_t)link->nrecv * USMC_WR_BUF_SIZE,
 			      USMC_ACCESS_LOCAL_WRITE, &link->rx_mr);
 	if (rv)
 		goto fail;
 	if (lgr->version == SMC_V2) {
-		rv = ctx->cb.alloc_mr(ctx->user, 2 * USMC_WR_BUF_V2_SIZE,
+		rv = ctx->cb.alloc_mr(ctx->user, link->dev_idx,
+				      2 * USMC_WR_BUF_V2_SIZE,
 				      USMC_ACCESS_LOCAL_WRITE, &link->v2_mr);
 		if (rv)
 			goto fail;
@@ -572,7 +574,8 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 	}
 }
 
-int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf)
+int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
+		     uint32_t size, usmc_buf **pbuf)
 {
 	usmc_ctx *ctx = lgr->ctx;
 	usmc_buf **list = is_rmb ? &lgr->free_rmbs : &lgr->free_sndbufs;
@@ -580,7 +583,7 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf)
 	int rv;
 
 	for (usmc_buf **pp = list; *pp; pp = &(*pp)->next) {
-		if ((*pp)->size == size) {
+		if ((*pp)->size == size && (*pp)->dev_idx == dev_idx) {
 			b = *pp;
 			*pp = b->next;
 			b->next = NULL;
@@ -591,7 +594,7 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf)
 	b = usmc_mem_calloc(ctx, 1, sizeof(*b));
 	if (!b)
 		return USMC_ERR_NOMEM;
-	rv = ctx->cb.alloc_mr(ctx->user, size,
+	rv = ctx->cb.alloc_mr(ctx->user, dev_idx, size,
 			      is_rmb ? USMC_ACCESS_LOCAL_WRITE |
 					       USMC_ACCESS_REMOTE_WRITE
 				     : USMC_ACCESS_LOCAL_WRITE,
@@ -604,6 +607,7 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf)
 	}
 	b->size = size;
 	b->is_rmb = is_rmb;
+	b->dev_idx = (uint8_t)dev_idx;
 	*pbuf = b;
 	return 0;
 }

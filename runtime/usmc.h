@@ -164,12 +164,20 @@ typedef struct usmc_sock_info {
 	char fallback_detail[128];
 	/* Decline code the peer sent, 0 if none. */
 	uint32_t peer_diagnosis;
+	/* The transport of the connection's device once it has one, else
+	 * the configured one (USMC_TRANSPORT). */
 	char transport[32];
 	uint32_t lgr_id;
 	uint32_t link_id;
 	int smc_version; /* 1 or 2 when SMCR */
 	uint64_t bytes_sent;
 	uint64_t bytes_received;
+	/* The local device the SMC connection uses (docs/runtime.md,
+	 * "Devices"): its index in the process's device table (-1: none),
+	 * its local IPv4 address and its GID. */
+	int device;
+	char device_addr[16];
+	uint8_t local_gid[16];
 } usmc_sock_info;
 
 int usmc_get_info(int fd, usmc_sock_info *info);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The progress thread: one epoll over the clcsocks in handshake (and SMC
- * listeners), the transport's completion fd, a timerfd for the core's and
+ * listeners), every device's completion fd, a timerfd for the core's and
  * the handshakes' deadlines, and an eventfd to be woken. It takes the global
  * lock for every piece of work and wakes the waiting app threads afterwards
  * (usmc_rt_broadcast), so those blocked in connect/accept/recv/send re-check
@@ -35,7 +35,8 @@ usmc_rt usmc_g = {
 	.evfd = -1,
 };
 
-/* epoll data: the high 32 bits say what the low 32 bits are. */
+/* epoll data: the high 32 bits say what the low 32 bits are (TAG_TP: the
+ * device index). */
 #define TAG_SOCK  1ULL
 #define TAG_TIMER 2ULL
 #define TAG_EVFD  3ULL
@@ -46,15 +47,17 @@ __thread int usmc_in_runtime;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int atfork_done;
 static int init_err;
-static int tp_fd_watched = -1;
-/* An app thread is waiting on the transport fd (usmc_wait); the
- * progress thread then leaves the fd to it (EPOLLONESHOT not re-armed,
- * tp_disarmed) until handback_at. */
+/* The device fds in the epoll set, by device index (usmc_smc_dev_fd). */
+static int tp_watched[USMC_DEVICES_MAX] = {-1, -1, -1, -1, -1, -1, -1, -1};
+_Static_assert(USMC_DEVICES_MAX == 8, "tp_watched's initialiser");
+/* An app thread is waiting on the device fds (usmc_wait); the progress
+ * thread then leaves them to it (EPOLLONESHOT not re-armed: a bit per
+ * device in tp_disarmed) until handback_at. */
 static int direct_poller;
-static int tp_disarmed;
+static uint32_t tp_disarmed;
 /* With tp_disarmed and no direct poller, the progress thread takes the
- * transport fd back at handback_at. A thread that waits again soon (a
- * blocking recv/send loop) finds the fd still its own: re-arming it at
+ * device fds back at handback_at. A thread that waits again soon (a
+ * blocking recv/send loop) finds the fds still its own: re-arming them at
  * once had both threads wake, and fight for the lock, on every packet. */
 static uint64_t handback_at;
 #define TP_HANDBACK_NS (1 * USMC_NS_PER_MS)
@@ -116,15 +119,29 @@ static int waiter_fd(void)
 	return w->evfd;
 }
 
-static void tp_rearm(void)
+static void tp_rearm(unsigned int i)
 {
 	struct epoll_event ev = {0};
 
-	if (tp_fd_watched < 0)
+	if (i >= USMC_DEVICES_MAX || tp_watched[i] < 0)
 		return;
 	ev.events = EPOLLIN | EPOLLONESHOT;
-	ev.data.u64 = TAG_TP << 32;
-	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_MOD, tp_fd_watched, &ev);
+	ev.data.u64 = TAG_TP << 32 | i;
+	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_MOD, tp_watched[i], &ev);
+}
+
+/* Polls the devices the progress thread left to a direct poller, and
+ * takes their fds back. */
+static void tp_take_back(void)
+{
+	uint32_t m = tp_disarmed;
+
+	tp_disarmed = 0;
+	for (unsigned int i = 0; m; i++, m >>= 1)
+		if (m & 1) {
+			usmc_smc_on_dev_event(i);
+			tp_rearm(i);
+		}
 }
 
 static void *progress_main(void *arg);
@@ -241,7 +258,8 @@ static void atfork_child(void)
 	}
 	waiters = NULL;
 	usmc_g.thread_started = 0;
-	tp_fd_watched = -1;
+	for (int i = 0; i < USMC_DEVICES_MAX; i++)
+		tp_watched[i] = -1;
 	direct_poller = 0;
 	tp_disarmed = 0;
 	timer_armed = UINT64_MAX;
@@ -472,27 +490,34 @@ void usmc_hs_list_del(usmc_sock *s)
 	s->in_hs_list = 0;
 }
 
-/* Keeps the transport's fd in the epoll set as it appears. */
-static void watch_tp_fd(void)
+/* Keeps every device's fd in the epoll set as devices open. */
+static void watch_tp_fds(void)
 {
-	int fd = usmc_smc_tp_fd();
-	struct epoll_event ev = {0};
+	for (unsigned int i = 0; i < USMC_DEVICES_MAX; i++) {
+		int fd = usmc_smc_dev_fd(i);
+		struct epoll_event ev = {0};
 
-	if (fd == tp_fd_watched)
-		return;
-	if (tp_fd_watched >= 0)
-		usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_DEL,
-				       tp_fd_watched, NULL);
-	tp_fd_watched = -1;
-	if (fd < 0)
-		return;
-	ev.events = EPOLLIN | EPOLLONESHOT;
-	ev.data.u64 = TAG_TP << 32;
-	if (usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
-		tp_fd_watched = fd;
-	else
-		usmc_rt_log(0, "cannot watch the transport fd: %s",
-			    strerror(errno));
+		if (fd == tp_watched[i]) {
+			if (fd < 0)
+				break; /* devices are never closed: the end */
+			continue;
+		}
+		if (tp_watched[i] >= 0)
+			usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_DEL,
+					       tp_watched[i], NULL);
+		tp_watched[i] = -1;
+		tp_disarmed &= ~(1u << i);
+		if (fd < 0)
+			continue;
+		ev.events = EPOLLIN | EPOLLONESHOT;
+		ev.data.u64 = TAG_TP << 32 | i;
+		if (usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, fd,
+					   &ev) == 0)
+			tp_watched[i] = fd;
+		else
+			usmc_rt_log(0, "cannot watch device %u's fd: %s", i,
+				    strerror(errno));
+	}
 }
 
 void usmc_loop_rearm_timer(void)
@@ -506,7 +531,7 @@ void usmc_loop_rearm_timer(void)
 			next = s->deadline;
 	if (tp_disarmed && !direct_poller && handback_at < next)
 		next = handback_at;
-	watch_tp_fd();
+	watch_tp_fds();
 	/* The data path moves deadlines on every packet, mostly later (the
 	 * link's keepalive): a timer that fires early costs one wake-up, a
 	 * syscall per packet costs more. So it only ever moves earlier. */
@@ -573,11 +598,8 @@ static void *progress_main(void *arg)
 				}
 				run_deadlines();
 				if (tp_disarmed && !direct_poller &&
-				    usmc_rt_now() >= handback_at) {
-					tp_disarmed = 0;
-					usmc_smc_on_tp_event();
-					tp_rearm();
-				}
+				    usmc_rt_now() >= handback_at)
+					tp_take_back();
 				break;
 			case TAG_EVFD:
 				if (usmc_real()->read(usmc_g.evfd, &buf,
@@ -586,12 +608,14 @@ static void *progress_main(void *arg)
 				}
 				break;
 			case TAG_TP:
+				if ((unsigned int)fd >= USMC_DEVICES_MAX)
+					break;
 				if (direct_poller) {
-					tp_disarmed = 1;
+					tp_disarmed |= 1u << fd;
 					break;
 				}
-				usmc_smc_on_tp_event();
-				tp_rearm();
+				usmc_smc_on_dev_event((unsigned int)fd);
+				tp_rearm((unsigned int)fd);
 				break;
 			}
 		}
@@ -605,14 +629,14 @@ static void *progress_main(void *arg)
 
 /*
  * The one place app threads block inside usmc. A waiting thread polls the
- * transport's fd itself when no other thread does, and runs the
- * completions it finds: the data path then needs no hop through the
- * progress thread. Timers stay with the progress thread.
+ * device fds itself when no other thread does, and runs the completions
+ * it finds: the data path then needs no hop through the progress thread.
+ * Timers stay with the progress thread.
  */
 int usmc_wait(uint64_t deadline_ns, int intr)
 {
 	waiter *w = &self_waiter;
-	struct pollfd p[2];
+	struct pollfd p[USMC_DEVICES_MAX + 1];
 	struct timespec ts, *tsp = NULL;
 	sigset_t old;
 	int n = 0, ms = -1, dp = 0, r, e, fd, pend = 0;
@@ -642,13 +666,18 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 		ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
 			   USMC_NS_PER_MS);
 	}
-	fd = usmc_smc_tp_fd();
-	if (fd >= 0 && !direct_poller) {
-		dp = direct_poller = 1;
-		p[n].fd = fd;
-		p[n++].events = POLLIN;
+	/* p[0..dp-1] are devices 0..dp-1 */
+	if (!direct_poller)
+		while (dp < USMC_DEVICES_MAX &&
+		       (fd = usmc_smc_dev_fd((unsigned int)dp)) >= 0) {
+			p[n].fd = fd;
+			p[n++].events = POLLIN;
+			dp++;
+		}
+	if (dp) {
+		direct_poller = 1;
 		/* bounded, in case a wake-up is lost to a race with fd
-		 * changes */
+		 * changes (a device opened meanwhile) */
 		if (ms < 0 || ms > 100)
 			ms = 100;
 	}
@@ -686,7 +715,10 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 	}
 	if (dp) {
 		direct_poller = 0;
-		usmc_smc_on_tp_event();
+		/* the devices that have something; the others stay idle */
+		for (int i = 0; i < dp; i++)
+			if (r > 0 && p[i].revents)
+				usmc_smc_on_dev_event((unsigned int)i);
 		if (tp_disarmed) {
 			handback_at = usmc_rt_now() + TP_HANDBACK_NS;
 			/* a timer due sooner re-arms itself for handback_at */

@@ -130,6 +130,9 @@ struct usmc_sock {
 	int rules_maybe;
 	int rule_tcp;
 	char rule_why[128];
+	/* with conn: the device it runs on (usmc_smc.c's table, the core's
+	 * dev_idx) */
+	int smc_dev;
 };
 
 typedef struct usmc_rt {
@@ -142,9 +145,6 @@ typedef struct usmc_rt {
 	pthread_t thread;
 	int thread_started;
 	usmc_stats stats;
-	/* transport and core (usmc_smc.c) */
-	void *smc;
-	char tp_name[32];
 	/* bumped whenever a socket changes mode (usmc_epoll resyncs) */
 	uint64_t mode_gen;
 } usmc_rt;
@@ -282,8 +282,15 @@ void usmc_sock_fork_parent(void);
 void usmc_epoll_fork_child(void);
 /* The smc state to fill usmc_sock_info's lgr/link/version. */
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info);
-/* Loop hooks: the transport's fd (-1 if none), its event, timers. */
-int usmc_smc_tp_fd(void);
+/* The device of |s|'s SMC connection: index, transport name, local
+ * address (dotted) and GID; -1 when it has none. */
+int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
+		      char addr[16], uint8_t gid[16]);
+/* Loop hooks. Devices (usmc_smc.c) keep their index for the process's
+ * life (a forked child starts with none): the completion fd of device
+ * |i|, -1 past the last one; polling one device, or all of them. */
+int usmc_smc_dev_fd(unsigned int i);
+void usmc_smc_on_dev_event(unsigned int i);
 void usmc_smc_on_tp_event(void);
 uint64_t usmc_smc_expiry(void);
 void usmc_smc_on_timer(uint64_t now);

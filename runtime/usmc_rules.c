@@ -434,16 +434,23 @@ static int parse_one(rule_lex *lx, usmc_rule *r)
 				       tok);
 		snprintf(prev, sizeof(prev), "%s", tok);
 		if (strcmp(prev, "program") && strcmp(prev, "local") &&
-		    strcmp(prev, "remote") && strcmp(prev, "port"))
+		    strcmp(prev, "remote") && strcmp(prev, "port") &&
+		    strcmp(prev, "transport"))
 			return lex_err(lx, at,
 				       "unknown keyword \"%s\" (want program, "
-				       "local, remote or port)",
+				       "local, remote, port or transport)",
 				       prev);
 		if ((!strcmp(prev, "program") && r->program[0]) ||
 		    (!strcmp(prev, "local") && r->nlocal) ||
 		    (!strcmp(prev, "remote") && r->nremote) ||
-		    (!strcmp(prev, "port") && r->has_ports))
+		    (!strcmp(prev, "port") && r->has_ports) ||
+		    (!strcmp(prev, "transport") && r->transport[0]))
 			return lex_err(lx, at, "\"%s\" given twice", prev);
+		if (!strcmp(prev, "transport") && r->action != USMC_RULE_SMC)
+			return lex_err(lx, at,
+				       "\"transport\" only goes with smc "
+				       "rules%s",
+				       "");
 		n = lex_tok(lx, tok, sizeof(tok), &at);
 		if (!n)
 			return lex_err(lx, kat, "\"%s\" needs a value", prev);
@@ -469,6 +476,18 @@ static int parse_one(rule_lex *lx, usmc_rule *r)
 		} else if (!strcmp(prev, "remote")) {
 			if (parse_nets(lx, at, tok, r->remote, &r->nremote))
 				return -1;
+		} else if (!strcmp(prev, "transport")) {
+			if (n >= sizeof(r->transport))
+				return lex_err(lx, at,
+					       "transport name too long: "
+					       "\"%s\" (max 31)",
+					       tok);
+			if (strchr(tok, ','))
+				return lex_err(lx, at,
+					       "one transport per rule, not "
+					       "\"%s\"",
+					       tok);
+			memcpy(r->transport, tok, n + 1);
 		} else {
 			char perr[128];
 
@@ -557,6 +576,14 @@ int usmc_rules_use_local(const usmc_rules *rs)
 {
 	for (int i = 0; i < rs->n; i++)
 		if (rs->v[i].nlocal)
+			return 1;
+	return 0;
+}
+
+int usmc_rules_name_transport(const usmc_rules *rs)
+{
+	for (int i = 0; i < rs->n; i++)
+		if (rs->v[i].transport[0])
 			return 1;
 	return 0;
 }

@@ -57,6 +57,9 @@ typedef struct usmc_rule {
 	usmc_rule_net local[USMC_RULE_NETS], remote[USMC_RULE_NETS];
 	int has_ports;
 	usmc_portset ports;
+	/* smc rules: the transport the connection's device uses ("" =
+	 * USMC_TRANSPORT) */
+	char transport[32];
 	int from_ports;		   /* the USMC_SMC_PORTS rule */
 	char src[USMC_RULE_SRC];   /* file name, or the variable */
 	int line;		   /* 1-based, 0 for USMC_SMC_PORTS */
@@ -91,6 +94,8 @@ int usmc_rules_set_ports(usmc_rules *rs, int at, const usmc_portset *ps);
 int usmc_rules_has_smc(const usmc_rules *rs);
 /* Nonzero if some rule has a local address condition. */
 int usmc_rules_use_local(const usmc_rules *rs);
+/* Nonzero if some rule names a transport. */
+int usmc_rules_name_transport(const usmc_rules *rs);
 
 /* What is known about a socket; NULL/0 fields are unknown. */
 typedef struct usmc_rule_query {

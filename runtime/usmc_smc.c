@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The runtime's side of the core and the transport: opening the transport
- * lazily, the core callbacks (memory, QPs, work requests, events),
- * completion dispatch and timers. Everything here runs with usmc_g.lock
- * held, in whichever thread (app or progress) made the call.
+ * The runtime's side of the core and the transport: the device table (a
+ * transport opened on a local address, on demand), the core callbacks
+ * (memory, QPs, work requests, events), completion dispatch and timers.
+ * Everything here runs with usmc_g.lock held, in whichever thread (app or
+ * progress) made the call.
  *
  * Core events raised inside a core call are only recorded (the core must
  * not be re-entered from a callback); smc_post() acts on them once the
@@ -62,17 +63,45 @@ typedef struct rt_link {
 	struct rt_link *next;
 } rt_link;
 
-static struct {
+/* A device: one transport opened on one local IPv4 address, on demand,
+ * for the first connection that needs it (the rules may name the
+ * transport, the TCP connection gives the address). Its index here is its
+ * index in the core ctx (usmc_ctx_add_device), the dev_idx of its
+ * connections and links. Completions are routed by (device, QPN). */
+typedef struct rt_dev {
+	char tp_name[32]; /* as configured: "softroce", "fault:softroce" */
+	uint32_t addr;	  /* network order */
 	usmc_tp *tp;
 	usmc_port_attr port;
-	int tp_fd;
-	uint32_t tp_addr; /* local IPv4 the transport is bound to */
-	char tp_error[96];
+	int fd;
+	rt_link *links;
+	uint64_t stray_wcs; /* completions of QPs no link has any more */
+} rt_dev;
+
+/* A device that did not open: the connections that need it decline with
+ * NOSMCRDEV and |why|; the open is tried again after DEV_RETRY_NS (a
+ * softroce port held by another process may be freed). Said once, at the
+ * first failure. */
+typedef struct rt_dev_fail {
+	char tp_name[32];
+	uint32_t addr;
+	char why[160];
+	uint64_t retry_at;
+} rt_dev_fail;
+
+#define DEV_FAILS_MAX 16
+#define DEV_RETRY_NS  (1 * USMC_NS_PER_SEC)
+
+static struct {
+	rt_dev devs[USMC_DEVICES_MAX];
+	unsigned int ndevs;
+	rt_dev_fail fails[DEV_FAILS_MAX];
+	unsigned int nfails;
+	int table_full_said;
 	uint8_t system_id[8];
 	int have_system_id;
 	usmc_ctx *ctx;
 	usmc_settings settings;
-	rt_link *links;
 	/* sockets with events raised during a core call */
 	usmc_sock *pend;
 	/* connections the app closed, to delete once the core is done */
@@ -86,8 +115,7 @@ static struct {
 	uint32_t lgr_seen[256];
 	uint64_t n_lgr;
 	uint64_t armed;
-	uint64_t stray_wcs; /* completions of QPs no link has any more */
-} smc = {.tp_fd = -1};
+} smc;
 
 void usmc_smc_forget(usmc_sock *s)
 {
@@ -112,16 +140,16 @@ static void hold_release(const tcp_hold *h)
 		usmc_real()->close(h->fd);
 }
 
-/* In a child after fork(): the transport, its QPs and every connection
+/* In a child after fork(): the devices, their QPs and every connection
  * stay the parent's. Forget them without touching them (the child must
- * not read the shared transport fd); a new one opens on first use. */
+ * not read the shared device fds); devices open anew on first use. */
 void usmc_smc_fork_child(void)
 {
-	smc.tp = NULL;
-	smc.tp_fd = -1;
-	smc.tp_error[0] = 0;
+	memset(smc.devs, 0, sizeof(smc.devs));
+	smc.ndevs = 0;
+	smc.nfails = 0;
+	smc.table_full_said = 0;
 	smc.ctx = NULL;
-	smc.links = NULL;
 	smc.pend = NULL;
 	smc.orphans = NULL;
 	smc.n_orphans = smc.cap_orphans = 0;
@@ -151,9 +179,9 @@ uint64_t usmc_smc_lgr_count(void)
 	return smc.n_lgr;
 }
 
-int usmc_smc_tp_fd(void)
+int usmc_smc_dev_fd(unsigned int i)
 {
-	return smc.tp_fd;
+	return i < smc.ndevs ? smc.devs[i].fd : -1;
 }
 
 static void system_id_init(const uint8_t *mac)
@@ -221,13 +249,18 @@ static void cb_log(void *user, int level, const char *msg)
 	usmc_rt_log(level <= USMC_LOG_ERR ? 0 : 1, "core: %s", msg);
 }
 
-static int cb_alloc_mr(void *user, size_t length, uint32_t access, usmc_mr *mr)
+/* Each MR is registered with the one device the core names, whose QPs
+ * use it and whose rkey the peer is given (docs/runtime.md, "Devices"). */
+static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
+		       uint32_t access, usmc_mr *mr)
 {
 	usmc_tp_mr *t;
 	int r;
 
 	(void)user;
-	r = usmc_tp_alloc_mr(smc.tp, length, access, &t);
+	if (dev_idx >= smc.ndevs)
+		return USMC_ERR_INTERNAL;
+	r = usmc_tp_alloc_mr(smc.devs[dev_idx].tp, length, access, &t);
 	if (r < 0)
 		return r;
 	mr->addr = t->addr;
@@ -249,12 +282,17 @@ static void cb_free_mr(void *user, usmc_mr *mr)
 
 static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
 {
+	unsigned int d = usmc_link_get_dev_idx(link);
 	usmc_qp_init_attr ia = {0};
 	usmc_qp_attr qa = {0};
+	rt_dev *dev;
 	rt_link *rl;
 	int r;
 
 	(void)user;
+	if (d >= smc.ndevs)
+		return USMC_ERR_INTERNAL;
+	dev = &smc.devs[d];
 	rl = calloc(1, sizeof(*rl));
 	if (!rl)
 		return USMC_ERR_NOMEM;
@@ -265,10 +303,10 @@ static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
 	ia.max_send_sge = 2;
 	ia.max_recv_sge = 2;
 	ia.context = link;
-	r = usmc_tp_create_qp(smc.tp, &ia, &rl->qp);
+	r = usmc_tp_create_qp(dev->tp, &ia, &rl->qp);
 	if (r < 0) {
-		usmc_rt_log(0, "transport %s: create_qp failed: %s",
-			    usmc_g.tp_name, usmc_strerror(r));
+		usmc_rt_log(0, "device %u (%s): create_qp failed: %s", d,
+			    dev->tp_name, usmc_strerror(r));
 		free(rl);
 		return r;
 	}
@@ -282,8 +320,8 @@ static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
 	}
 	rl->link = link;
 	rl->qpn = usmc_tp_qp_num(rl->qp);
-	rl->next = smc.links;
-	smc.links = rl;
+	rl->next = dev->links;
+	dev->links = rl;
 	usmc_link_set_user(link, rl);
 	out->qp_num = rl->qpn;
 	return 0;
@@ -324,11 +362,12 @@ static int cb_link_ready(void *user, usmc_link *link,
 static void cb_destroy_qp(void *user, usmc_link *link)
 {
 	rt_link *rl = usmc_link_get_user(link), **pp;
+	unsigned int d = usmc_link_get_dev_idx(link);
 
 	(void)user;
-	if (!rl)
+	if (!rl || d >= smc.ndevs)
 		return;
-	for (pp = &smc.links; *pp; pp = &(*pp)->next)
+	for (pp = &smc.devs[d].links; *pp; pp = &(*pp)->next)
 		if (*pp == rl) {
 			*pp = rl->next;
 			break;
@@ -590,95 +629,173 @@ static void pad_blank(char *dst, size_t n, const char *src)
 	memcpy(dst, src, l < n ? l : n);
 }
 
-/* Opens the transport on |local| and the core context; 0 or a decline
- * code with |detail|. */
-static int ensure_device(const struct sockaddr_in *local, char *detail,
-			 size_t dlen)
+/* Opens |name| on |local|, adds it to the core ctx (made with the first
+ * device) as device smc.ndevs. 0, or -1 with |why|. */
+static int dev_open(const char *name, const struct sockaddr_in *local,
+		    char *why, size_t wlen)
 {
+	rt_dev *dev = &smc.devs[smc.ndevs];
+	usmc_device_info di;
 	usmc_tp_config cfg;
 	char host[64] = "";
-	int r, is_sr;
+	int r, is_sr = !strcmp(name, "softroce");
 
-	if (smc.ctx) {
-		if (local->sin_addr.s_addr != smc.tp_addr) {
-			char a[INET_ADDRSTRLEN], b[INET_ADDRSTRLEN];
-
-			inet_ntop(AF_INET, &local->sin_addr, a, sizeof(a));
-			inet_ntop(AF_INET, &smc.tp_addr, b, sizeof(b));
-			snprintf(detail, dlen,
-				 "no device for %s (transport %s is bound to "
-				 "%s)",
-				 a, usmc_g.tp_name, b);
-			return USMC_DECL_NOSMCRDEV;
-		}
-		return 0;
-	}
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(&cfg.local_addr, local, sizeof(*local));
 	cfg.udp_port = usmc_g.cfg.softroce_port;
-	snprintf(usmc_g.tp_name, sizeof(usmc_g.tp_name), "%s",
-		 usmc_g.cfg.transport);
-	r = usmc_tp_open(usmc_g.cfg.transport, &cfg, &smc.tp);
-	is_sr = !strcmp(usmc_g.cfg.transport, "softroce");
+	memset(dev, 0, sizeof(*dev));
+	r = usmc_tp_open(name, &cfg, &dev->tp);
 	if (r < 0) {
-		smc.tp = NULL;
+		dev->tp = NULL;
 		if (is_sr && *usmc_softroce_share_status())
-			snprintf(detail, dlen, "softroce: %s",
+			snprintf(why, wlen, "softroce: %s",
 				 usmc_softroce_share_status());
-		else if (!strncmp(usmc_g.cfg.transport, "fault", 5) &&
-			 *usmc_fault_last_error())
+		else if (!strncmp(name, "fault", 5) && *usmc_fault_last_error())
 			/* a fault schedule that does not parse runs nothing */
-			snprintf(detail, dlen, "transport %s: %s",
-				 usmc_g.cfg.transport, usmc_fault_last_error());
+			snprintf(why, wlen, "transport %s: %s", name,
+				 usmc_fault_last_error());
 		else
-			snprintf(detail, dlen, "transport %s: open failed: %s",
-				 usmc_g.cfg.transport,
+			snprintf(why, wlen, "transport %s: open failed: %s",
+				 name,
 				 r != USMC_ERR_NOTFOUND ? usmc_strerror(r)
 							: "no such transport");
-		usmc_rt_log(0, "%s", detail);
-		return USMC_DECL_NOSMCRDEV;
+		return -1;
 	}
-	if (is_sr && usmc_softroce_share_slot(smc.tp) < 0)
+	if (is_sr && usmc_softroce_share_slot(dev->tp) < 0)
 		usmc_rt_log(1,
 			    "softroce holds UDP port %u alone (other usmc "
 			    "processes on this address fall back): %s",
 			    cfg.udp_port, usmc_softroce_share_status());
-	r = usmc_tp_query_port(smc.tp, &smc.port);
+	r = usmc_tp_query_port(dev->tp, &dev->port);
 	if (r < 0) {
-		snprintf(detail, dlen, "transport %s: query_port failed: %s",
-			 usmc_g.tp_name, usmc_strerror(r));
+		snprintf(why, wlen, "transport %s: query_port failed: %s", name,
+			 usmc_strerror(r));
 		goto fail;
 	}
-	usmc_settings_default(&smc.settings);
-	smc.settings.ndevices = 1;
-	memcpy(smc.settings.devices[0].gid, smc.port.gid, 16);
-	memcpy(smc.settings.devices[0].mac, smc.port.mac, 6);
-	smc.settings.devices[0].active_mtu = smc.port.active_mtu;
-	system_id_init(smc.port.mac);
-	memcpy(smc.settings.system_id, smc.system_id, 8);
-	smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
-	pad_blank(smc.settings.ueid, sizeof(smc.settings.ueid),
-		  USMC_UEID_DEFAULT);
-	if (gethostname(host, sizeof(host) - 1) == 0)
-		pad_blank(smc.settings.hostname, sizeof(smc.settings.hostname),
-			  host);
-	r = usmc_ctx_new(&smc.ctx, &callbacks, &smc.settings, NULL);
-	if (r < 0) {
-		snprintf(detail, dlen, "core context: %s", usmc_strerror(r));
+	memset(&di, 0, sizeof(di));
+	memcpy(di.gid, dev->port.gid, 16);
+	memcpy(di.mac, dev->port.mac, 6);
+	di.active_mtu = dev->port.active_mtu;
+	if (!smc.ctx) {
+		usmc_settings_default(&smc.settings);
+		system_id_init(dev->port.mac);
+		memcpy(smc.settings.system_id, smc.system_id, 8);
+		smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+		pad_blank(smc.settings.ueid, sizeof(smc.settings.ueid),
+			  USMC_UEID_DEFAULT);
+		if (gethostname(host, sizeof(host) - 1) == 0)
+			pad_blank(smc.settings.hostname,
+				  sizeof(smc.settings.hostname), host);
+		r = usmc_ctx_new(&smc.ctx, &callbacks, &smc.settings, NULL);
+		if (r < 0) {
+			smc.ctx = NULL;
+			snprintf(why, wlen, "core context: %s",
+				 usmc_strerror(r));
+			goto fail;
+		}
+	}
+	r = usmc_ctx_add_device(smc.ctx, &di);
+	if (r != (int)smc.ndevs) {
+		snprintf(why, wlen, "core: device %u not added: %s", smc.ndevs,
+			 usmc_strerror(r < 0 ? r : USMC_ERR_INTERNAL));
 		goto fail;
 	}
-	smc.tp_fd = usmc_tp_get_fd(smc.tp);
-	smc.tp_addr = local->sin_addr.s_addr;
+	snprintf(dev->tp_name, sizeof(dev->tp_name), "%s", name);
+	dev->addr = local->sin_addr.s_addr;
+	dev->fd = usmc_tp_get_fd(dev->tp);
+	smc.ndevs++;
 	usmc_g.stats.transport_opens++;
-	usmc_rt_log(1, "transport %s opened (udp port %u, mtu enum %u)",
-		    usmc_g.tp_name, smc.port.udp_port, smc.port.active_mtu);
-	usmc_loop_rearm_timer();
 	return 0;
 fail:
-	usmc_rt_log(0, "%s", detail);
-	usmc_tp_close(smc.tp);
-	smc.tp = NULL;
-	return USMC_DECL_NOSMCRDEV;
+	usmc_tp_close(dev->tp);
+	dev->tp = NULL;
+	return -1;
+}
+
+/* The device for a connection from |local| over transport |name|: its
+ * index, or -NOSMCRDEV with |detail| (the reason it cannot open). */
+static int dev_get(const char *name, const struct sockaddr_in *local,
+		   char *detail, size_t dlen)
+{
+	uint32_t a = local->sin_addr.s_addr;
+	char as[INET_ADDRSTRLEN], why[160];
+	rt_dev_fail *f = NULL;
+	uint64_t now;
+	unsigned int i;
+
+	for (i = 0; i < smc.ndevs; i++)
+		if (smc.devs[i].addr == a && !strcmp(smc.devs[i].tp_name, name))
+			return (int)i;
+	inet_ntop(AF_INET, &local->sin_addr, as, sizeof(as));
+	now = usmc_rt_now();
+	for (i = 0; i < smc.nfails; i++)
+		if (smc.fails[i].addr == a &&
+		    !strcmp(smc.fails[i].tp_name, name))
+			f = &smc.fails[i];
+	if (f && now < f->retry_at) {
+		snprintf(detail, dlen, "%s", f->why);
+		return -(int)USMC_DECL_NOSMCRDEV;
+	}
+	if (smc.ndevs == USMC_DEVICES_MAX) {
+		snprintf(detail, dlen,
+			 "no device for %s over %s: all %d devices in use", as,
+			 name, USMC_DEVICES_MAX);
+		if (!smc.table_full_said)
+			usmc_rt_log(0, "%s", detail);
+		smc.table_full_said = 1;
+		return -(int)USMC_DECL_NOSMCRDEV;
+	}
+	if (dev_open(name, local, why, sizeof(why)) == 0) {
+		rt_dev *d = &smc.devs[smc.ndevs - 1];
+
+		if (f) /* it opens now: forget the failure */
+			*f = smc.fails[--smc.nfails];
+		usmc_rt_log(1,
+			    "device %u: transport %s on %s opened (udp port "
+			    "%u, mtu enum %u)",
+			    smc.ndevs - 1, name, as, d->port.udp_port,
+			    d->port.active_mtu);
+		usmc_loop_rearm_timer(); /* the loop watches its fd */
+		return (int)smc.ndevs - 1;
+	}
+	snprintf(detail, dlen, "%s", why);
+	/* once per device; a retry that fails again only at debug level */
+	usmc_rt_log(f ? 1 : 0, "no device for %s: %s", as, why);
+	if (!f && smc.nfails < DEV_FAILS_MAX) {
+		f = &smc.fails[smc.nfails++];
+		snprintf(f->tp_name, sizeof(f->tp_name), "%s", name);
+		f->addr = a;
+	}
+	if (f) {
+		snprintf(f->why, sizeof(f->why), "%s", why);
+		f->retry_at = now + DEV_RETRY_NS;
+	}
+	return -(int)USMC_DECL_NOSMCRDEV;
+}
+
+/* The transport for a connection: the one its deciding smc rule names
+ * (docs/rules.md, "transport"), else USMC_TRANSPORT. The rules are
+ * evaluated again with the connection's real addresses. */
+static const char *conn_transport(const usmc_sock *s,
+				  const struct sockaddr_in *local,
+				  const struct sockaddr_in *peer)
+{
+	const usmc_rules *rs = &usmc_g.cfg.rules;
+	usmc_rule_net ln, rn;
+	usmc_rule_query q = {program_invocation_short_name, NULL, NULL,
+			     s->port};
+	int idx;
+
+	if (!usmc_rules_name_transport(rs))
+		return usmc_g.cfg.transport;
+	if (!usmc_rule_net_from_sa(&ln, local))
+		q.local = &ln;
+	if (!usmc_rule_net_from_sa(&rn, peer))
+		q.remote = &rn;
+	if (usmc_rules_eval(rs, &q, &idx) == USMC_RULE_SMC && idx >= 0 &&
+	    rs->v[idx].transport[0])
+		return rs->v[idx].transport;
+	return usmc_g.cfg.transport;
 }
 
 int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
@@ -686,7 +803,7 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	struct sockaddr_in local, peer;
 	socklen_t l1 = sizeof(local), l2 = sizeof(peer);
 	usmc_conn_params p;
-	int code, r;
+	int dev, r;
 
 	if (usmc_real()->getsockname(s->fd, (struct sockaddr *)&local, &l1) ||
 	    usmc_real()->getpeername(s->fd, (struct sockaddr *)&peer, &l2))
@@ -698,19 +815,20 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 			     s->clc_buf ? s->clc_buf[7] >> 4 : 2);
 		return USMC_DECL_PEERNOSMC;
 	}
-	code = ensure_device(&local, detail, dlen);
-	if (code) {
+	dev = dev_get(conn_transport(s, &local, &peer), &local, detail, dlen);
+	if (dev < 0) {
 		/* No device: tell the peer, who is waiting for CLC. The
 		 * server has read the whole Proposal already. */
-		send_decline(s, (uint32_t)code,
+		send_decline(s, (uint32_t)-dev,
 			     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
-		return code;
+		return -dev;
 	}
 	memset(&p, 0, sizeof(p));
 	p.role = is_server ? USMC_ROLE_SERVER : USMC_ROLE_CLIENT;
 	p.ipv4.addr = ntohl(local.sin_addr.s_addr);
 	local_prefix(local.sin_addr.s_addr, &p.ipv4.prefix_len);
 	p.peer_ipv4 = ntohl(peer.sin_addr.s_addr);
+	p.dev_idx = (unsigned int)dev;
 	r = usmc_conn_new(smc.ctx, &p, usmc_rt_now(), &s->conn);
 	if (r < 0) {
 		s->conn = NULL;
@@ -719,6 +837,7 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 		return r == USMC_ERR_NOMEM ? (int)USMC_DECL_MEM
 					   : (int)USMC_DECL_INTERR;
 	}
+	s->smc_dev = dev;
 	usmc_conn_set_user(s->conn, s);
 	if (s->nodelay)
 		usmc_conn_set_nodelay(s->conn, 1);
@@ -801,11 +920,12 @@ void usmc_smc_conn_free(usmc_sock *s)
 	conn_del(c);
 }
 
-/* Posts made meanwhile may leave in one syscall (usmc_tp_batch). */
-static void tp_batch(int on)
+/* Posts made meanwhile on device |d| may leave in one syscall
+ * (usmc_tp_batch). A connection's posts all go to its own device. */
+static void tp_batch(unsigned int d, int on)
 {
-	if (smc.tp)
-		usmc_tp_batch(smc.tp, on);
+	if (d < smc.ndevs)
+		usmc_tp_batch(smc.devs[d].tp, on);
 }
 
 usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
@@ -813,10 +933,10 @@ usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
 	usmc_ssize r;
 
 	/* a consumer-cursor update goes out with whatever else is due */
-	tp_batch(1);
+	tp_batch((unsigned int)s->smc_dev, 1);
 	r = usmc_conn_read(s->conn, buf, len, usmc_rt_now());
 	smc_post();
-	tp_batch(0);
+	tp_batch((unsigned int)s->smc_dev, 0);
 	return r;
 }
 
@@ -825,10 +945,10 @@ usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
 	usmc_ssize r;
 
 	/* the RDMA WRITE and the CDC behind it leave in one syscall */
-	tp_batch(1);
+	tp_batch((unsigned int)s->smc_dev, 1);
 	r = usmc_conn_write(s->conn, buf, len, usmc_rt_now());
 	smc_post();
-	tp_batch(0);
+	tp_batch((unsigned int)s->smc_dev, 0);
 	return r;
 }
 
@@ -975,33 +1095,53 @@ void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
 	info->link_id = ci.link_id;
 	if (ci.smc_version)
 		info->smc_version = ci.smc_version;
+	usmc_smc_dev_info(s, &info->device, info->transport,
+			  sizeof(info->transport), info->device_addr,
+			  info->local_gid);
+}
+
+int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
+		      char addr[16], uint8_t gid[16])
+{
+	const rt_dev *d;
+
+	if (!s->conn || s->smc_dev < 0 || (unsigned int)s->smc_dev >= smc.ndevs)
+		return -1;
+	d = &smc.devs[s->smc_dev];
+	*idx = s->smc_dev;
+	snprintf(tp, tplen, "%s", d->tp_name);
+	inet_ntop(AF_INET, &d->addr, addr, 16);
+	memcpy(gid, d->port.gid, 16);
+	return 0;
 }
 
 /* Async events (ibv_get_async_event's): a port or device that goes down,
- * or a QP in error, takes its links down, each in a core call of its own
- * made here, after the completions' calls returned. With one link per
- * link group that terminates the group and ends its connections. */
-static void tp_async_events(uint64_t now)
+ * or a QP in error, takes its links down (on this device only), each in a
+ * core call of its own made here, after the completions' calls returned.
+ * With one link per link group that terminates the group and ends its
+ * connections. */
+static void tp_async_events(unsigned int d, uint64_t now)
 {
+	rt_dev *dev = &smc.devs[d];
 	usmc_tp_event ev;
 
-	while (smc.tp && usmc_tp_get_async_event(smc.tp, &ev) == 1) {
+	while (usmc_tp_get_async_event(dev->tp, &ev) == 1) {
 		uint32_t qpns[256];
 		size_t n = 0;
 		rt_link *rl;
 
-		usmc_rt_log(0, "transport %s: async event %s (QPN %u)",
-			    usmc_g.tp_name, usmc_tp_event_name(ev.type),
+		usmc_rt_log(0, "device %u (%s): async event %s (QPN %u)", d,
+			    dev->tp_name, usmc_tp_event_name(ev.type),
 			    ev.qp_num);
 		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
 			continue;
-		for (rl = smc.links; rl && n < 256; rl = rl->next)
+		for (rl = dev->links; rl && n < 256; rl = rl->next)
 			if (ev.type != USMC_TP_EV_QP_FATAL ||
 			    rl->qpn == ev.qp_num)
 				qpns[n++] = rl->qpn;
 		/* a link down may take other links with it: look each up */
 		for (size_t i = 0; i < n; i++) {
-			for (rl = smc.links; rl; rl = rl->next)
+			for (rl = dev->links; rl; rl = rl->next)
 				if (rl->qpn == qpns[i])
 					break;
 			if (rl) {
@@ -1012,27 +1152,32 @@ static void tp_async_events(uint64_t now)
 	}
 }
 
-void usmc_smc_on_tp_event(void)
+void usmc_smc_on_dev_event(unsigned int d)
 {
 	usmc_wc wcs[32];
-	uint64_t now = usmc_rt_now();
+	uint64_t now;
+	rt_dev *dev;
 	int n;
 
-	if (!smc.tp)
+	if (d >= smc.ndevs)
 		return;
+	dev = &smc.devs[d];
+	now = usmc_rt_now();
 	/* ACKs, and what the completions make the core send, leave together */
-	tp_batch(1);
+	tp_batch(d, 1);
 	do {
-		n = usmc_tp_poll_cq(smc.tp, wcs, 32);
+		n = usmc_tp_poll_cq(dev->tp, wcs, 32);
 		if (n < 0) {
-			usmc_rt_log(0, "transport %s: poll_cq: %s",
-				    usmc_g.tp_name, usmc_strerror(n));
+			usmc_rt_log(0, "device %u (%s): poll_cq: %s", d,
+				    dev->tp_name, usmc_strerror(n));
 			break;
 		}
 		for (int i = 0; i < n; i++) {
 			rt_link *rl;
 
-			for (rl = smc.links; rl; rl = rl->next)
+			/* QPNs are the device's own: look only among its
+			 * links */
+			for (rl = dev->links; rl; rl = rl->next)
 				if (rl->qpn == wcs[i].qp_num)
 					break;
 			if (rl) {
@@ -1040,18 +1185,25 @@ void usmc_smc_on_tp_event(void)
 				continue;
 			}
 			/* a QP already destroyed (its flushes): no link's */
-			smc.stray_wcs++;
+			dev->stray_wcs++;
 			usmc_rt_log(1,
-				    "completion for QPN %u, no link has it "
-				    "(%s, %" PRIu64 " such)",
-				    wcs[i].qp_num,
+				    "device %u: completion for QPN %u, no link "
+				    "has it (%s, %" PRIu64 " such)",
+				    d, wcs[i].qp_num,
 				    usmc_wc_status_str(wcs[i].status),
-				    smc.stray_wcs);
+				    dev->stray_wcs);
 		}
 	} while (n == 32);
 	smc_post();
-	tp_async_events(now);
-	tp_batch(0);
+	tp_async_events(d, now);
+	tp_batch(d, 0);
+}
+
+void usmc_smc_on_tp_event(void)
+{
+	/* a device opened by a core call made here is polled too */
+	for (unsigned int d = 0; d < smc.ndevs; d++)
+		usmc_smc_on_dev_event(d);
 }
 
 uint64_t usmc_smc_expiry(void)

@@ -884,7 +884,8 @@ int usmc_get_info(int fd, usmc_sock_info *info)
 		 s->fb_detail);
 	info->peer_diagnosis = s->peer_diag;
 	snprintf(info->transport, sizeof(info->transport), "%s",
-		 usmc_g.tp_name[0] ? usmc_g.tp_name : usmc_g.cfg.transport);
+		 usmc_g.cfg.transport);
+	info->device = -1;
 	info->bytes_sent = __atomic_load_n(&s->bytes_sent, __ATOMIC_RELAXED);
 	info->bytes_received =
 		__atomic_load_n(&s->bytes_recv, __ATOMIC_RELAXED);

@@ -132,6 +132,7 @@ static void tbl_printf(const char *fmt, ...)
 static void put_sock(usmc_sock *s)
 {
 	char la[48], pa[48], detail[sizeof(s->fb_detail)];
+	char dev[64] = "-", gid[INET6_ADDRSTRLEN] = "-";
 	const char *state = mode_state(s), *mode;
 	unsigned lgr = 0, link = 0, ver = s->smc_version;
 	unsigned rp[2] = {0, 0}, rc[2] = {0, 0}, tp[2] = {0, 0}, tc[2] = {0, 0};
@@ -155,6 +156,17 @@ static void put_sock(usmc_sock *s)
 		tp[0] = ci.tx_prod.wrap, tp[1] = ci.tx_prod.count;
 		tc[0] = ci.tx_cons.wrap, tc[1] = ci.tx_cons.count;
 	}
+	{
+		char tpn[32], da[16];
+		uint8_t g[16];
+		int idx;
+
+		/* the local device: "INDEX:TRANSPORT@ADDRESS" and its GID */
+		if (usmc_smc_dev_info(s, &idx, tpn, sizeof(tpn), da, g) == 0) {
+			snprintf(dev, sizeof(dev), "%d:%s@%s", idx, tpn, da);
+			inet_ntop(AF_INET6, g, gid, sizeof(gid));
+		}
+	}
 	mode = s->mode == USMC_SOCK_SMCR	? "SMCR"
 	       : s->mode == USMC_SOCK_TCP	? "TCP"
 	       : s->mode == USMC_SOCK_LISTEN	? "LISTEN"
@@ -166,7 +178,7 @@ static void put_sock(usmc_sock *s)
 		if (*p == '\t' || *p == '\n')
 			*p = ' ';
 	tbl_printf("%d\t%s\t%s\t%s\t%s\t%s\t0x%08x\t%s\t%s\t%u\t%u\t%u\t%llu\t"
-		   "%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\n",
+		   "%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\t%s\t%s\n",
 		   s->fd, s->is_server ? "server" : "client", state, mode, la,
 		   pa, s->fb_code,
 		   s->fb_code ? usmc_decline_name(s->fb_code) : "-",
@@ -177,7 +189,7 @@ static void put_sock(usmc_sock *s)
 		   (unsigned long long)__atomic_load_n(&s->bytes_recv,
 						       __ATOMIC_RELAXED),
 		   rp[0], rp[1], rc[0], rc[1], tp[0], tp[1], tc[0], tc[1],
-		   detail[0] ? detail : "-");
+		   detail[0] ? detail : "-", dev, gid);
 }
 
 static int write_all(int fd, const char *p, size_t len)

@@ -23,6 +23,7 @@ typedef struct sim_mr {
 	uint64_t iova;
 	uint32_t key;
 	uint32_t access;
+	unsigned int dev; /* the device it is registered with */
 } sim_mr;
 
 typedef struct sim_qp {
@@ -155,7 +156,8 @@ static void cb_rand(uint8_t *buf, size_t len, void *user)
 		buf[i] = (uint8_t)rnd(n->sim);
 }
 
-static int cb_alloc_mr(void *user, size_t length, uint32_t access, usmc_mr *mr)
+static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
+		       uint32_t access, usmc_mr *mr)
 {
 	usmc_sim_node *n = user;
 	usmc_sim *sim = n->sim;
@@ -178,6 +180,7 @@ static int cb_alloc_mr(void *user, size_t length, uint32_t access, usmc_mr *mr)
 	m->key = sim->next_key;
 	sim->next_key += 0x101;
 	m->access = access;
+	m->dev = dev_idx;
 	m->next = n->mrs;
 	n->mrs = m;
 	n->live_mrs++;
@@ -597,7 +600,9 @@ static void exec_wr(usmc_sim *sim, sim_ev *e)
 	if (wr->opcode == USMC_WR_RDMA_WRITE) {
 		sim_mr *m = find_mr(dst->node, wr->rkey);
 
+		/* an rkey is only valid on the device it was made on */
 		if (!m || !(m->access & USMC_ACCESS_REMOTE_WRITE) ||
+		    (dst->link && m->dev != usmc_link_get_dev_idx(dst->link)) ||
 		    wr->remote_addr < m->iova ||
 		    wr->remote_addr + total > m->iova + m->len) {
 			sim->st.access_errors++;

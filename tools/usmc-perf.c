@@ -140,7 +140,12 @@ static void help(void)
 	       "    -s, --server         serve tests; prints one result per "
 	       "connection\n"
 	       "    -B, --bind ADDR      server: local address (default "
-	       "0.0.0.0)\n"
+	       "0.0.0.0);\n"
+	       "                         client: ADDR[,ADDR...], connection "
+	       "i leaves\n"
+	       "                         from the (i mod n)-th address "
+	       "(bind before\n"
+	       "                         connect)\n"
 	       "    -1, --one            server: exit after one test (all its "
 	       "-P\n"
 	       "                         connections); the exit code is that "
@@ -149,7 +154,10 @@ static void help(void)
 	       "header are\n"
 	       "                         reported but do not count\n"
 	       "    -c, --client HOST    connect to HOST (name or IPv4 "
-	       "address)\n"
+	       "address);\n"
+	       "                         HOST,HOST...: connection i goes to "
+	       "the\n"
+	       "                         (i mod n)-th\n"
 	       "    -p, --port PORT      TCP port (default 7070)\n"
 	       "\n"
 	       "MODES (client)\n"
@@ -826,6 +834,8 @@ static void report(const char *role, result *rs, int n)
 
 typedef struct client_job {
 	struct sockaddr_in addr;
+	struct sockaddr_in local; /* -B: bound before connect */
+	int have_local;
 	uint32_t index, nconn;
 	uint64_t test_id;
 	uint64_t bytes;
@@ -931,6 +941,13 @@ static void *client_main(void *arg)
 	}
 	if (opt.mode == MODE_PINGPONG)
 		io.setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (j->have_local &&
+	    io.bind(fd, (struct sockaddr *)&j->local, sizeof(j->local))) {
+		fail(r, "bind to %s: %s", inet_ntoa(j->local.sin_addr),
+		     strerror(errno));
+		io.close(fd);
+		return NULL;
+	}
 	if (io.connect(fd, (struct sockaddr *)&j->addr, sizeof(j->addr))) {
 		fail(r, "connect to %s:%u: %s", inet_ntoa(j->addr.sin_addr),
 		     ntohs(j->addr.sin_port), strerror(errno));
@@ -1004,19 +1021,68 @@ static int resolve(const char *host, uint16_t port, struct sockaddr_in *sa)
 	return 0;
 }
 
+#define LIST_MAX 16
+
+/* "A,B,C" into at most LIST_MAX items (|buf| is cut up). */
+static int split_list(char *buf, char **items)
+{
+	int n = 0;
+
+	for (char *save = NULL, *p = strtok_r(buf, ",", &save); p;
+	     p = strtok_r(NULL, ",", &save)) {
+		if (n == LIST_MAX)
+			return -1;
+		items[n++] = p;
+	}
+	return n;
+}
+
 static int run_client(void)
 {
 	client_job *jobs = calloc((size_t)opt.parallel, sizeof(*jobs));
-	struct sockaddr_in sa;
+	struct sockaddr_in sa[LIST_MAX], lo[LIST_MAX];
+	char hosts[512], binds[512], *hv[LIST_MAX], *bv[LIST_MAX];
+	int nh, nb = 0, ok = 1;
 	uint64_t test_id;
 	result *rs;
-	int ok = 1;
 
-	if (!jobs || resolve(opt.host, opt.port, &sa))
+	if (!jobs)
 		return 1;
+	snprintf(hosts, sizeof(hosts), "%s", opt.host);
+	nh = split_list(hosts, hv);
+	if (nh <= 0) {
+		fprintf(stderr, "%s: -c: 1 to %d hosts\n", prog, LIST_MAX);
+		return 1;
+	}
+	for (int i = 0; i < nh; i++)
+		if (resolve(hv[i], opt.port, &sa[i]))
+			return 1;
+	if (opt.bind_addr) {
+		snprintf(binds, sizeof(binds), "%s", opt.bind_addr);
+		nb = split_list(binds, bv);
+		if (nb <= 0) {
+			fprintf(stderr, "%s: -B: 1 to %d addresses\n", prog,
+				LIST_MAX);
+			return 1;
+		}
+		for (int i = 0; i < nb; i++) {
+			memset(&lo[i], 0, sizeof(lo[i]));
+			lo[i].sin_family = AF_INET;
+			if (inet_pton(AF_INET, bv[i], &lo[i].sin_addr) != 1) {
+				fprintf(stderr,
+					"%s: -B: bad IPv4 address '%s'\n", prog,
+					bv[i]);
+				return 1;
+			}
+		}
+	}
 	test_id = now_ns() ^ ((uint64_t)getpid() << 40);
 	for (int i = 0; i < opt.parallel; i++) {
-		jobs[i].addr = sa;
+		jobs[i].addr = sa[i % nh];
+		if (nb) {
+			jobs[i].local = lo[i % nb];
+			jobs[i].have_local = 1;
+		}
 		jobs[i].index = (uint32_t)i;
 		jobs[i].nconn = (uint32_t)opt.parallel;
 		jobs[i].test_id = test_id;
@@ -1463,8 +1529,8 @@ int main(int argc, char **argv)
 	if (opt.server && (nmodes || bytes_set || opt.parallel != 1 || opt.raw))
 		die_usage("the client chooses the mode; the server takes "
 			  "only -B, -p, -1 and the common options");
-	if (opt.host && (opt.one || opt.bind_addr))
-		die_usage("-1 and -B are server options");
+	if (opt.host && opt.one)
+		die_usage("-1 is a server option");
 	if (opt.raw && opt.mode != MODE_PINGPONG)
 		die_usage("--raw needs --pingpong SIZE");
 	if (opt.mode == MODE_PINGPONG && bytes_set)

@@ -29,7 +29,8 @@ static void usage(FILE *f)
 		"       usmc-rules --list\n"
 		"Loads the rules as a usmc process would and lists them, or "
 		"says\n"
-		"which rule decides a connection, and why "
+		"which rule decides a connection, and why, and over which "
+		"transport\n"
 		"(docs/rules.md).\n"
 		"Exit status: 0; 1 if the rules are refused; 2 usage error.\n");
 }
@@ -244,6 +245,13 @@ int main(int argc, char **argv)
 	else
 		printf("decision: %s\n", v == USMC_RULE_SMC ? "smc" : "tcp");
 	printf("why: %s\n", why);
+	/* the device's transport: the deciding smc rule's, else the
+	 * configured one (usmc_smc.c's conn_transport) */
+	if (v == USMC_RULE_SMC)
+		printf("transport: %s\n",
+		       idx >= 0 && cfg->rules.v[idx].transport[0]
+			       ? cfg->rules.v[idx].transport
+			       : cfg->transport);
 	v = cfg->rules.error;
 	free(cfg);
 	return v ? 1 : 0;

@@ -37,6 +37,8 @@ enum {
 	F_TXPROD,
 	F_TXCONS,
 	F_DETAIL,
+	F_DEVICE,
+	F_GID,
 	F_N
 };
 
@@ -75,8 +77,11 @@ static void usage(FILE *f)
 		"progress\n"
 		"    -d, --debug   also the cursors (wrap:count: RMB "
 		"producer/consumer,\n"
-		"                  send producer/peer consumer) and the "
-		"fallback detail\n"
+		"                  send producer/peer consumer), the local "
+		"device\n"
+		"                  (INDEX:TRANSPORT@ADDRESS) and its GID, and "
+		"the\n"
+		"                  fallback detail\n"
 		"    --json        one JSON array of objects (every field)\n"
 		"    --all-ns      processes of every network namespace\n"
 		"    -h, --help    this text\n"
@@ -136,7 +141,9 @@ static void show(int pid, const char *comm, char **f)
 						"rx_cons",
 						"tx_prod",
 						"tx_cons",
-						"detail"};
+						"detail",
+						"device",
+						"local_gid"};
 
 		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
 		       pid);
@@ -161,7 +168,8 @@ static void show(int pid, const char *comm, char **f)
 		       "PID", "COMM", "FD", "State", "Local Address",
 		       "Peer Address", "Mode", "LGR", "Link", "Sent", "Recv",
 		       opt_debug ? "  RxProd      RxCons      TxProd      "
-				   "TxCons      Detail"
+				   "TxCons      Device                     "
+				   "Local GID                  Detail"
 				 : "");
 	nfound++;
 	if (!strcmp(f[F_MODE], "TCP") && strcmp(f[F_NAME], "-"))
@@ -174,8 +182,9 @@ static void show(int pid, const char *comm, char **f)
 	       pid, comm, f[F_FD], f[F_STATE], f[F_LOCAL], f[F_PEER], mode,
 	       f[F_LGR], f[F_LINK], f[F_SENT], f[F_RECV]);
 	if (opt_debug)
-		printf("  %-11s %-11s %-11s %-11s %s", f[F_RXPROD], f[F_RXCONS],
-		       f[F_TXPROD], f[F_TXCONS], f[F_DETAIL]);
+		printf("  %-11s %-11s %-11s %-11s %-26s %-26s %s", f[F_RXPROD],
+		       f[F_RXCONS], f[F_TXPROD], f[F_TXCONS], f[F_DEVICE],
+		       f[F_GID], f[F_DETAIL]);
 	putchar('\n');
 }
 

@@ -64,12 +64,17 @@ static void test_parse_ok(void)
 		      "  smc port 7070   # trailing comment\n"
 		      "tcp program redis-cli,memtier* remote 10.0.0.0/8,"
 		      "fe80::/10 local 10.1.2.3 port 1-1024,8080\r\n"
-		      "smc; tcp port 1\n",
+		      "smc; tcp port 1\n"
+		      "smc local 10.9.0.0/16 transport fault:softroce\n",
 		      err, sizeof(err)),
 		0);
 	CU_ASSERT_STRING_EQUAL(err, "");
-	USMC_ASSERT_EQ(rs->n, 4);
+	USMC_ASSERT_EQ(rs->n, 5);
 	USMC_ASSERT_EQ(rs->v[0].action, USMC_RULE_SMC);
+	CU_ASSERT_STRING_EQUAL(rs->v[0].transport, "");
+	CU_ASSERT_STRING_EQUAL(rs->v[4].transport, "fault:softroce");
+	USMC_ASSERT_EQ(rs->v[4].nlocal, 1);
+	CU_ASSERT(usmc_rules_name_transport(rs));
 	USMC_ASSERT_EQ(rs->v[0].line, 3);
 	CU_ASSERT_STRING_EQUAL(rs->v[0].text, "smc port 7070");
 	CU_ASSERT_STRING_EQUAL(rs->v[0].src, "f.conf");
@@ -88,7 +93,9 @@ static void test_parse_ok(void)
 	CU_ASSERT_EQUAL(parse(rs, "", err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(parse(rs, NULL, err, sizeof(err)), 0);
 	CU_ASSERT_EQUAL(parse(rs, " # only\n\n;;\n", err, sizeof(err)), 0);
-	USMC_ASSERT_EQ(rs->n, 4);
+	USMC_ASSERT_EQ(rs->n, 5);
+	rs->n = 4;
+	CU_ASSERT(!usmc_rules_name_transport(rs));
 	free(rs);
 }
 
@@ -125,6 +132,15 @@ static void test_parse_errors(void)
 		 "f.conf:3:10: \"local\" "
 		 "needs a value"},
 		{"port 7070", "f.conf:1:1: a rule starts with smc or tcp"},
+		{"smc transport", "f.conf:1:5: \"transport\" needs a value"},
+		{"tcp port 1 transport softroce",
+		 "f.conf:1:12: \"transport\" only goes with smc rules"},
+		{"smc transport a transport b",
+		 "f.conf:1:17: \"transport\" given twice"},
+		{"smc transport softroce,fault",
+		 "f.conf:1:15: one transport per rule"},
+		{"smc transport 0123456789012345678901234567890123",
+		 "f.conf:1:15: transport name too long"},
 	};
 	usmc_rules *rs = rs_new();
 	char err[256];

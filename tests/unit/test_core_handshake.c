@@ -258,22 +258,25 @@ static void test_two_devices(void)
 		USMC_ASSERT_EQ(li.nlinks, 1);
 		USMC_ASSERT_EQ(li.links[0].dev_idx, li.id == ci[1].lgr_id);
 	}
-	/* byte-exact data on the second device's link group */
-	{
+	/* byte-exact data both ways on the second device's link group: the
+	 * sim refuses an rkey made on another device than the QP's, so the
+	 * client's RMB must be registered with device 1 (alloc_mr's dev_idx) */
+	for (int dir = 0; dir < 2; dir++) {
+		usmc_sim_ep *from = dir ? s[1] : c[1], *to = dir ? c[1] : s[1];
 		uint8_t out[3000], in[3000];
 		usmc_ssize n;
 
 		for (size_t i = 0; i < sizeof(out); i++)
-			out[i] = (uint8_t)(i * 7 + 1);
-		USMC_ASSERT_EQ(usmc_conn_write(c[1]->conn, out, sizeof(out),
+			out[i] = (uint8_t)(i * 7 + 1 + dir);
+		USMC_ASSERT_EQ(usmc_conn_write(from->conn, out, sizeof(out),
 					       usmc_sim_now(sim)),
 			       (usmc_ssize)sizeof(out));
 		usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
-		n = usmc_conn_read(s[1]->conn, in, sizeof(in),
-				   usmc_sim_now(sim));
+		n = usmc_conn_read(to->conn, in, sizeof(in), usmc_sim_now(sim));
 		USMC_ASSERT_EQ(n, (usmc_ssize)sizeof(out));
 		USMC_ASSERT_EQ(memcmp(in, out, sizeof(out)), 0);
 	}
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
 	/* the server's own device counts too: the same client device to the
 	 * server's second device is a new link group on both ends, although
 	 * the peer's GID matches the first one */
