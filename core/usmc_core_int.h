@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal structures of the core state machines, shared by usmc_ctx.c,
- * usmc_lgr.c (link group, links, LLC), usmc_conn.c (CLC), usmc_tx.c,
- * usmc_rx.c and usmc_close.c. Not part of the API.
+ * usmc_lgr.c (link group), usmc_link.c (links, WR slots), usmc_llc_flow.c
+ * (LLC flows), usmc_conn.c (CLC), usmc_tx.c, usmc_rx.c and usmc_close.c.
+ * Not part of the API.
  */
 #ifndef USMC_CORE_INT_H
 #define USMC_CORE_INT_H
@@ -252,6 +253,7 @@ static inline const usmc_device_info *usmc_conn_dev(const usmc_conn *c)
 /* memory and logging (usmc_ctx.c) */
 void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size);
 void usmc_mem_free(usmc_ctx *ctx, void *p);
+void usmc_ctx_free_mr(usmc_ctx *ctx, usmc_mr *mr);
 void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
@@ -259,7 +261,7 @@ static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
 	return a < b ? a : b;
 }
 
-/* link group and links (usmc_lgr.c) */
+/* link group (usmc_lgr.c) */
 int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 		    const uint8_t *peer_system_id, usmc_lgr **plgr);
 void usmc_lgr_free(usmc_lgr *lgr);
@@ -269,8 +271,7 @@ usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 			unsigned int dev_idx, const uint8_t *peer_system_id,
 			const uint8_t *peer_gid, const uint8_t *peer_mac,
 			uint32_t peer_qpn);
-int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink);
-int usmc_link_ready(usmc_link *link, int to_rts);
+usmc_link *usmc_lgr_first_link(usmc_lgr *lgr);
 int usmc_lgr_add_conn(usmc_lgr *lgr, usmc_conn *conn);
 usmc_conn *usmc_lgr_conn_by_token(usmc_lgr *lgr, uint32_t token);
 void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts);
@@ -278,16 +279,31 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf);
 void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf);
 usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr);
 void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
-int usmc_llc_confirm_link_send(usmc_link *link, int resp);
-int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
-		   uint64_t vaddr, usmc_tstamp ts);
-void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
+
+/* links (usmc_link.c) */
+int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink);
+void usmc_link_free(usmc_link *link);
+int usmc_link_ready(usmc_link *link, int to_rts);
 /* TX slots: returns the slot index, or -1 when all are busy. */
 int usmc_link_get_slot(usmc_link *link);
+void usmc_link_put_slot(usmc_link *link, int idx);
 uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
 int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts);
 int usmc_link_usable(const usmc_link *link);
 int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts);
+
+/* LLC flows (usmc_llc_flow.c) */
+uint8_t usmc_llc_version(const usmc_lgr *lgr);
+int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts);
+int usmc_llc_confirm_link_send(usmc_link *link, int resp);
+int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
+		   uint64_t vaddr, usmc_tstamp ts);
+void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
+void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts);
+void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
+		 usmc_tstamp ts);
+usmc_tstamp usmc_llc_expiry(const usmc_lgr *lgr);
+void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* CLC handshake (usmc_conn.c) */
 void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev);

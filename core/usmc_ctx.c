@@ -36,6 +36,14 @@ void usmc_mem_free(usmc_ctx *ctx, void *p)
 		ctx->cb.free(p, ctx->user);
 }
 
+void usmc_ctx_free_mr(usmc_ctx *ctx, usmc_mr *mr)
+{
+	if (mr->addr) {
+		ctx->cb.free_mr(ctx->user, mr);
+		memset(mr, 0, sizeof(*mr));
+	}
+}
+
 void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
 {
 	char buf[256];

@@ -1,0 +1,494 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * LLC flows (net/smc smc_llc.c): the local flow that runs our requests one
+ * at a time (CONFIRM_LINK, ADD_LINK, CONFIRM_RKEY, DELETE_RKEY), the
+ * answers to the peer's requests, DELETE_LINK and TEST_LINK. The message
+ * codec is usmc_llc.c.
+ */
+#include "usmc_conv.h"
+#include "usmc_core_int.h"
+
+uint8_t usmc_llc_version(const usmc_lgr *lgr)
+{
+	return lgr->version == SMC_V2 ? 2 : 1;
+}
+
+/* Encodes and sends one LLC message on |link|. */
+int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts)
+{
+	int idx = usmc_link_get_slot(link);
+	usmc_ssize n;
+
+	if (idx < 0)
+		return USMC_ERR_BUSY;
+	n = usmc_llc_encode(usmc_link_slot_buf(link, idx), USMC_WR_BUF_SIZE,
+			    msg);
+	if (n != USMC_WR_TX_SIZE) {
+		usmc_link_put_slot(link, idx);
+		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
+	}
+	return usmc_link_post_slot(link, idx, ts);
+}
+
+/* As llc_send, but waits in the control queue instead of failing. */
+static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg,
+			   usmc_tstamp ts)
+{
+	uint8_t buf[USMC_WR_TX_SIZE];
+	usmc_ssize n = usmc_llc_encode(buf, sizeof(buf), msg);
+
+	if (n != USMC_WR_TX_SIZE)
+		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
+	return usmc_link_send_raw(link, buf, ts);
+}
+
+int usmc_llc_confirm_link_send(usmc_link *link, int resp)
+{
+	usmc_lgr *lgr = link->lgr;
+	usmc_llc_msg m;
+
+	usmc_llc_msg_init(&m, SMC_LLC_CONFIRM_LINK, usmc_llc_version(lgr),
+			  (uint8_t)(SMC_LLC_FLAG_NO_RMBE_EYEC |
+				    (resp ? SMC_LLC_FLAG_RESP : 0)));
+	memcpy(m.confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
+	memcpy(m.confirm_link.sender_gid, usmc_link_dev(link)->gid, 16);
+	m.confirm_link.sender_qp_num = link->qp_num;
+	m.confirm_link.link_num = link->link_id;
+	m.confirm_link.link_uid = lgr->id | link->link_id;
+	m.confirm_link.max_links = lgr->max_links;
+	m.confirm_link.max_conns = lgr->release >= 1 ? lgr->max_conns : 0;
+	return usmc_llc_send(link, &m, 0);
+}
+
+/* ---- local LLC flows: one request at a time, FIFO ---- */
+
+int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
+		   uint64_t vaddr, usmc_tstamp ts)
+{
+	usmc_llc_req *r = usmc_mem_calloc(lgr->ctx, 1, sizeof(*r));
+
+	if (!r)
+		return USMC_ERR_NOMEM;
+	r->type = type;
+	r->conn = conn;
+	r->rkey = rkey;
+	r->vaddr = vaddr;
+	if (lgr->llc_q_tail)
+		lgr->llc_q_tail->next = r;
+	else
+		lgr->llc_q = r;
+	lgr->llc_q_tail = r;
+	usmc_llc_run(lgr, ts);
+	return 0;
+}
+
+void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn)
+{
+	if (lgr->llc_cur && lgr->llc_cur->conn == conn)
+		lgr->llc_cur->conn = NULL;
+	for (usmc_llc_req *r = lgr->llc_q; r; r = r->next)
+		if (r->conn == conn)
+			r->conn = NULL;
+}
+
+static int llc_build(usmc_lgr *lgr, usmc_link *link, const usmc_llc_req *r,
+		     usmc_llc_msg *m)
+{
+	usmc_llc_msg_init(m, r->type, usmc_llc_version(lgr), 0);
+	switch (r->type) {
+	case SMC_LLC_CONFIRM_LINK:
+		usmc_llc_msg_init(m, r->type, usmc_llc_version(lgr),
+				  SMC_LLC_FLAG_NO_RMBE_EYEC);
+		memcpy(m->confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
+		memcpy(m->confirm_link.sender_gid, usmc_link_dev(link)->gid,
+		       16);
+		m->confirm_link.sender_qp_num = link->qp_num;
+		m->confirm_link.link_num = link->link_id;
+		m->confirm_link.link_uid = lgr->id | link->link_id;
+		m->confirm_link.max_links = lgr->max_links;
+		m->confirm_link.max_conns =
+			lgr->release >= 1 ? lgr->max_conns : 0;
+		break;
+	case SMC_LLC_ADD_LINK:
+		/* One device: offer the existing port with no QP MTU, which
+		 * every client rejects with NO_ALT_PATH (so a Linux client
+		 * does not wait 2+1 s for an ADD_LINK that never comes). */
+		memcpy(m->add_link.sender_mac, usmc_link_dev(link)->mac, 6);
+		memcpy(m->add_link.sender_gid, usmc_link_dev(link)->gid, 16);
+		m->add_link.link_num = (uint8_t)(link->link_id + 1);
+		m->add_link.qp_mtu = 0;
+		break;
+	case SMC_LLC_CONFIRM_RKEY:
+		m->confirm_rkey.num_rkeys = 0;
+		m->confirm_rkey.rtoken[0].rmb_key = r->rkey;
+		m->confirm_rkey.rtoken[0].rmb_vaddr = r->vaddr;
+		break;
+	case SMC_LLC_DELETE_RKEY:
+		m->delete_rkey.num_rkeys = 1;
+		m->delete_rkey.rkey[0] = r->rkey;
+		break;
+	default:
+		return USMC_ERR_INTERNAL;
+	}
+	return 0;
+}
+
+static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts);
+
+void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts)
+{
+	usmc_link *link;
+	usmc_llc_msg m;
+	int rv;
+
+	if (lgr->terminating)
+		return;
+	if (!lgr->llc_cur) {
+		if (!lgr->llc_q)
+			return;
+		lgr->llc_cur = lgr->llc_q;
+		lgr->llc_q = lgr->llc_cur->next;
+		if (!lgr->llc_q)
+			lgr->llc_q_tail = NULL;
+		lgr->llc_cur->next = NULL;
+		lgr->llc_sent = 0;
+	}
+	if (lgr->llc_sent)
+		return;
+	link = usmc_lgr_first_link(lgr);
+	if (!link)
+		return; /* retried when the link becomes usable */
+	if (llc_build(lgr, link, lgr->llc_cur, &m)) {
+		llc_flow_done(lgr, 0, ts);
+		return;
+	}
+	rv = usmc_llc_send(link, &m, ts);
+	if (rv == USMC_ERR_BUSY)
+		return; /* retried when a TX slot frees */
+	if (rv) {
+		if (!lgr->terminating)
+			llc_flow_done(lgr, 0, ts);
+		return;
+	}
+	lgr->llc_sent = 1;
+	lgr->llc_expiry = ts + lgr->ctx->s.llc_timeout;
+}
+
+/* The local flow ended (response, timeout or failure). */
+static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
+{
+	usmc_llc_req *r = lgr->llc_cur;
+
+	if (!r)
+		return;
+	lgr->llc_cur = NULL;
+	lgr->llc_sent = 0;
+	lgr->llc_expiry = USMC_TSTAMP_NONE;
+	switch (r->type) {
+	case SMC_LLC_CONFIRM_LINK:
+		if (r->conn)
+			usmc_conn_link_confirmed(r->conn, ok, ts);
+		else if (!ok)
+			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, 0, ts);
+		if (ok && !lgr->terminating)
+			usmc_llc_queue(lgr, SMC_LLC_ADD_LINK, NULL, 0, 0, ts);
+		break;
+	case SMC_LLC_CONFIRM_RKEY:
+		if (r->conn)
+			usmc_conn_rkey_confirmed(r->conn, ok, ts);
+		break;
+	default:
+		/* ADD_LINK and DELETE_RKEY need nothing more; a lost
+		 * response is not fatal (the kernel also goes on). */
+		break;
+	}
+	usmc_mem_free(lgr->ctx, r);
+	if (!lgr->terminating)
+		usmc_llc_run(lgr, ts);
+}
+
+/* ---- LLC receive ---- */
+
+static void llc_respond(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
+{
+	int rv;
+
+	m->hdr.flags |= SMC_LLC_FLAG_RESP;
+	rv = llc_send_queued(link, m, ts);
+	if (rv && rv != USMC_ERR_BUSY)
+		usmc_log(link->lgr->ctx, USMC_LOG_WARN,
+			 "link %u: LLC response not sent: %s", link->link_id,
+			 usmc_strerror(rv));
+}
+
+static void llc_protocol_violation(usmc_link *link, const char *what,
+				   usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+
+	usmc_log(lgr->ctx, USMC_LOG_ERR, "lgr %08x: LLC protocol violation: %s",
+		 lgr->id, what);
+	usmc_lgr_terminate(lgr, USMC_ERR_PROTO, SMC_LLC_DEL_PROT_VIOL, ts);
+}
+
+/* The conn waiting for the first CONFIRM_LINK of this lgr (client). */
+static usmc_conn *lgr_first_contact_conn(usmc_lgr *lgr)
+{
+	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
+		usmc_conn *c = lgr->conns[i];
+
+		if (c && c->clc_state == USMC_CLC_CLI_WAIT_CLINK)
+			return c;
+	}
+	return NULL;
+}
+
+static void llc_rx_confirm_link(usmc_link *link, usmc_llc_msg *m,
+				usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+	usmc_conn *c;
+
+	if (m->hdr.flags & SMC_LLC_FLAG_RESP) {
+		/* server: the client confirmed the first link */
+		if (!lgr->llc_cur ||
+		    lgr->llc_cur->type != SMC_LLC_CONFIRM_LINK ||
+		    !lgr->llc_sent)
+			return; /* out-of-flow response */
+		if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC) ||
+		    m->confirm_link.sender_qp_num != link->peer_qpn) {
+			llc_flow_done(lgr, 0, ts);
+			return;
+		}
+		link->state = USMC_LNK_ACTIVE;
+		lgr->first_link_up = 1;
+		link->last_rx = ts;
+		llc_flow_done(lgr, 1, ts);
+		return;
+	}
+	/* client: the server's request for the first link */
+	if (lgr->role != USMC_ROLE_CLIENT || lgr->first_link_up ||
+	    link->state == USMC_LNK_ACTIVE)
+		return; /* later links are not supported: ignore */
+	c = lgr_first_contact_conn(lgr);
+	lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
+	if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC)) {
+		if (c)
+			usmc_conn_handshake_failed(c, 0, SMC_CLC_DECL_RMBE_EC,
+						   ts);
+		return;
+	}
+	if (m->confirm_link.sender_qp_num != link->peer_qpn ||
+	    !m->confirm_link.link_num) {
+		if (c)
+			usmc_conn_handshake_failed(c, 0,
+						   SMC_CLC_DECL_ERR_RDYLNK, ts);
+		return;
+	}
+	link->link_id = m->confirm_link.link_num;
+	if (m->confirm_link.max_links)
+		lgr->max_links = m->confirm_link.max_links;
+	if (usmc_link_ready(link, 1)) {
+		if (c)
+			usmc_conn_handshake_failed(c, 0,
+						   SMC_CLC_DECL_ERR_RDYLNK, ts);
+		return;
+	}
+	link->state = USMC_LNK_ACTIVE;
+	lgr->first_link_up = 1;
+	link->last_rx = ts;
+	if (usmc_llc_confirm_link_send(link, 1)) {
+		if (c)
+			usmc_conn_handshake_failed(c, 0,
+						   SMC_CLC_DECL_ERR_RDYLNK, ts);
+		return;
+	}
+	if (c)
+		usmc_conn_link_confirmed(c, 1, ts);
+	usmc_llc_run(lgr, ts);
+}
+
+static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+
+	if (m->hdr.flags & SMC_LLC_FLAG_RESP)
+		return;
+	if (m->hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL) {
+		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
+		return;
+	}
+	if (m->delete_link.link_num != link->link_id) {
+		m->delete_link.reason = SMC_LLC_DEL_NOLNK;
+		llc_respond(link, m, ts);
+		return;
+	}
+	/* our only link: answer, then nothing is left to fail over to; the
+	 * QP stays a moment so the answer can leave */
+	m->delete_link.reason = 0;
+	llc_respond(link, m, ts);
+	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
+	lgr->free_expiry = ts + USMC_TERM_GRACE;
+}
+
+void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
+		 usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+	usmc_llc_msg m;
+	usmc_ssize n = usmc_llc_decode(&m, buf, len);
+	int resp;
+
+	if (n < 0) {
+		if (n == USMC_ERR_BAD_TYPE)
+			llc_protocol_violation(link, "unknown type", ts);
+		else
+			usmc_log(lgr->ctx, USMC_LOG_WARN,
+				 "lgr %08x: bad LLC message dropped: %s",
+				 lgr->id, usmc_strerror((int)n));
+		return;
+	}
+	if (m.hdr.version != usmc_llc_version(lgr)) {
+		llc_protocol_violation(link, "LLC version", ts);
+		return;
+	}
+	resp = !!(m.hdr.flags & SMC_LLC_FLAG_RESP);
+	switch (m.hdr.type) {
+	case SMC_LLC_CONFIRM_LINK:
+		llc_rx_confirm_link(link, &m, ts);
+		break;
+	case SMC_LLC_ADD_LINK:
+		if (resp) {
+			if (lgr->llc_cur && lgr->llc_sent &&
+			    lgr->llc_cur->type == SMC_LLC_ADD_LINK)
+				llc_flow_done(lgr, 1, ts);
+			break;
+		}
+		/* one device, no alternate path: reject (as Linux) */
+		if (lgr->role != USMC_ROLE_CLIENT)
+			break;
+		/* the reject echoes the request, as smc_llc_cli_add_link
+		 * does; v2 has no room for the reason */
+		m.hdr.flags = SMC_LLC_FLAG_ADD_LNK_REJ;
+		m.add_link.has_v2_ext = 0;
+		m.add_link.num_rkeys = 0;
+		if (lgr->version == SMC_V1)
+			m.hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
+		llc_respond(link, &m, ts);
+		break;
+	case SMC_LLC_DELETE_LINK:
+		llc_rx_delete_link(link, &m, ts);
+		break;
+	case SMC_LLC_CONFIRM_RKEY:
+		if (resp) {
+			if (lgr->llc_cur && lgr->llc_sent &&
+			    lgr->llc_cur->type == SMC_LLC_CONFIRM_RKEY)
+				llc_flow_done(
+					lgr,
+					!(m.hdr.flags & SMC_LLC_FLAG_RKEY_NEG),
+					ts);
+			break;
+		}
+		/* rkeys of the peer's RMB: the CLC already told us the one
+		 * for this (only) link, so just confirm */
+		m.hdr.flags = 0;
+		llc_respond(link, &m, ts);
+		break;
+	case SMC_LLC_DELETE_RKEY:
+		if (resp) {
+			if (lgr->llc_cur && lgr->llc_sent &&
+			    lgr->llc_cur->type == SMC_LLC_DELETE_RKEY)
+				llc_flow_done(lgr, 1, ts);
+			break;
+		}
+		/* we hold no rtokens beyond the CLC's, so none is unknown;
+		 * a v2 response carries no rkeys (as Linux sends it) */
+		m.hdr.flags = 0;
+		m.delete_rkey.err_mask = 0;
+		if (lgr->version == SMC_V2)
+			memset(m.delete_rkey.rkey, 0,
+			       sizeof(m.delete_rkey.rkey));
+		llc_respond(link, &m, ts);
+		break;
+	case SMC_LLC_TEST_LINK:
+		if (resp) {
+			link->testlink_expiry = USMC_TSTAMP_NONE;
+			break;
+		}
+		llc_respond(link, &m, ts);
+		break;
+	default:
+		/* ADD_LINK_CONT, CONFIRM_RKEY_CONT, REQ_ADD_LINK: only used
+		 * for second links, which this single-device core never
+		 * accepts; ignored as Linux ignores CONFIRM_RKEY_CONT. */
+		break;
+	}
+}
+
+/* ---- timers ---- */
+
+static usmc_tstamp link_expiry(const usmc_link *link)
+{
+	const usmc_ctx *ctx = link->lgr->ctx;
+
+	if (link->state != USMC_LNK_ACTIVE || !ctx->s.testlink_time)
+		return USMC_TSTAMP_NONE;
+	if (link->testlink_expiry != USMC_TSTAMP_NONE)
+		return link->testlink_expiry;
+	return link->last_rx + ctx->s.testlink_time;
+}
+
+/* LLC response, CONFIRM_LINK wait and TEST_LINK timers. */
+usmc_tstamp usmc_llc_expiry(const usmc_lgr *lgr)
+{
+	usmc_tstamp t = usmc_tmin(lgr->llc_expiry, lgr->confirm_link_expiry);
+
+	for (int i = 0; i < USMC_LINKS_MAX; i++)
+		if (lgr->links[i])
+			t = usmc_tmin(t, link_expiry(lgr->links[i]));
+	return t;
+}
+
+void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
+{
+	if (lgr->confirm_link_expiry <= ts) {
+		/* client: no CONFIRM_LINK request from the server */
+		usmc_conn *c = lgr_first_contact_conn(lgr);
+
+		lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
+		if (c)
+			usmc_conn_handshake_failed(c, 0,
+						   SMC_CLC_DECL_TIMEOUT_CL, ts);
+		else
+			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, 0, ts);
+		return;
+	}
+	if (lgr->llc_expiry <= ts) {
+		usmc_log(lgr->ctx, USMC_LOG_WARN,
+			 "lgr %08x: LLC %s response timed out", lgr->id,
+			 lgr->llc_cur ? usmc_llc_type_name(lgr->llc_cur->type)
+				      : "?");
+		llc_flow_done(lgr, 0, ts);
+		return;
+	}
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		usmc_link *link = lgr->links[i];
+		usmc_llc_msg m;
+
+		if (!link || link_expiry(link) > ts)
+			continue;
+		if (link->testlink_expiry != USMC_TSTAMP_NONE) {
+			usmc_log(lgr->ctx, USMC_LOG_ERR,
+				 "link %u: TEST_LINK not answered",
+				 link->link_id);
+			usmc_link_down(link, ts);
+			return;
+		}
+		usmc_llc_msg_init(&m, SMC_LLC_TEST_LINK, usmc_llc_version(lgr),
+				  0);
+		memcpy(m.test_link.user_data, &lgr->id, sizeof(lgr->id));
+		if (llc_send_queued(link, &m, ts) && lgr->terminating)
+			return;
+		link->testlink_expiry = ts + lgr->ctx->s.llc_timeout;
+	}
+}
