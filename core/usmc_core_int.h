@@ -71,6 +71,13 @@ typedef struct usmc_tx_slot {
 	uint8_t close_flags; /* CDC conn_state flags it carried */
 } usmc_tx_slot;
 
+/* A work request waiting for the caller (usmc_ctx_next_wr). A receive
+ * carries only its wr_id: the buffer is built when it is pulled. */
+typedef struct usmc_wrq_ent {
+	usmc_wr_kind kind;
+	usmc_wr wr;
+} usmc_wrq_ent;
+
 /* One queued local LLC request (a "local flow", run one at a time). */
 typedef struct usmc_llc_req {
 	struct usmc_llc_req *next;
@@ -110,6 +117,14 @@ struct usmc_link {
 	int waiters;
 	unsigned int wake_rr;
 	usmc_tstamp slot_wait_since;
+	/* work requests for the caller, in post order (a ring). Every
+	 * queued SEND holds a TX slot, at most two WRITEs go before each
+	 * CDC SEND, and an RX buffer is queued once, so 3 * nslots + nrecv
+	 * entries always suffice (wrq_lost marks the impossible overflow) */
+	usmc_wrq_ent *wrq;
+	unsigned int wrq_cap, wrq_head, wrq_len;
+	int wrq_listed, wrq_lost;
+	usmc_link *wrq_next; /* in ctx->wrq_links */
 };
 
 struct usmc_lgr {
@@ -238,6 +253,8 @@ struct usmc_ctx {
 	unsigned int nclosewait; /* conns with a stream-wait timer */
 	unsigned int nhandshake; /* conns with a CLC timer: get_expiry scans
 				  * connections only when there are any */
+	/* links with work requests to pull, oldest first */
+	usmc_link *wrq_links, *wrq_links_tail;
 };
 
 /* The device a link's QP lives on, and the one a connection uses. */
@@ -253,13 +270,26 @@ static inline const usmc_device_info *usmc_conn_dev(const usmc_conn *c)
 /* memory and logging (usmc_ctx.c) */
 void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size);
 void usmc_mem_free(usmc_ctx *ctx, void *p);
-void usmc_ctx_free_mr(usmc_ctx *ctx, usmc_mr *mr);
 void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
 {
 	return a < b ? a : b;
 }
+
+/* The device callbacks, each called only through its wrapper here
+ * (usmc_ctx.c), which maps any failure to USMC_ERR_CALLBACK_FAILURE, as
+ * ngtcp2's conn_call_*. */
+int usmc_ctx_call_alloc_mr(usmc_ctx *ctx, size_t length, uint32_t access,
+			   usmc_mr *mr);
+/* Frees |mr| if it holds memory, and clears it. */
+void usmc_ctx_call_free_mr(usmc_ctx *ctx, usmc_mr *mr);
+void usmc_ctx_call_rand(usmc_ctx *ctx, uint8_t *buf, size_t len);
+int usmc_link_call_create_qp(usmc_link *link, usmc_link_qp_info *out);
+int usmc_link_call_ready(usmc_link *link, const usmc_link_peer *peer,
+			 int to_rts);
+void usmc_link_call_destroy_qp(usmc_link *link);
+void usmc_conn_call_event(usmc_conn *conn, usmc_conn_event ev);
 
 /* link group (usmc_lgr.c) */
 int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
@@ -288,13 +318,16 @@ int usmc_link_ready(usmc_link *link, int to_rts);
 int usmc_link_get_slot(usmc_link *link);
 void usmc_link_put_slot(usmc_link *link, int idx);
 uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
-int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts);
+/* Queues the message in TX slot |idx| as a signaled, solicited SEND. */
+void usmc_link_queue_slot(usmc_link *link, int idx);
+/* Queues any send WR (the RDMA WRITEs before a CDC). */
+void usmc_link_queue_send(usmc_link *link, const usmc_wr *wr);
 int usmc_link_usable(const usmc_link *link);
-int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts);
+int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
 
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);
-int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts);
+int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
 int usmc_llc_confirm_link_send(usmc_link *link, int resp);
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
 		   uint64_t vaddr, usmc_tstamp ts);
@@ -317,18 +350,17 @@ void usmc_conn_clc_done(usmc_conn *conn);
 void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts);
 
 /* tx (usmc_tx.c) */
-int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts);
+void usmc_tx_push(usmc_conn *conn);
 void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot,
 		      usmc_tstamp ts);
 /* Sends a CDC with no new data (window update, close flags). */
-int usmc_tx_cdc_ctrl(usmc_conn *conn, usmc_tstamp ts);
-void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts);
-void usmc_tx_flush_close(usmc_conn *conn, usmc_tstamp ts);
+void usmc_tx_cdc_ctrl(usmc_conn *conn);
+void usmc_tx_flush_close(usmc_conn *conn);
 
 /* rx (usmc_rx.c) */
 void usmc_rx_cdc(usmc_link *link, const uint8_t *msg, size_t len,
 		 usmc_tstamp ts);
-void usmc_rx_consumer_update(usmc_conn *conn, int force, usmc_tstamp ts);
+void usmc_rx_consumer_update(usmc_conn *conn, int force);
 
 /* close (usmc_close.c) */
 void usmc_close_peer_flags(usmc_conn *conn, uint8_t conn_flags, usmc_tstamp ts);

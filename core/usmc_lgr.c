@@ -42,7 +42,7 @@ static void buf_list_free(usmc_ctx *ctx, usmc_buf **list)
 		usmc_buf *b = *list;
 
 		*list = b->next;
-		usmc_ctx_free_mr(ctx, &b->mr);
+		usmc_ctx_call_free_mr(ctx, &b->mr);
 		usmc_mem_free(ctx, b);
 	}
 }
@@ -107,7 +107,7 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK,
 				  usmc_llc_version(lgr), f);
 		m.delete_link.reason = del_reason;
-		if (usmc_llc_send(link, &m, ts))
+		if (usmc_llc_send(link, &m))
 			link = NULL;
 	}
 	for (int i = 0; i < USMC_LINKS_MAX; i++) {
@@ -275,16 +275,14 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, int is_rmb, uint32_t size, usmc_buf **pbuf)
 	b = usmc_mem_calloc(ctx, 1, sizeof(*b));
 	if (!b)
 		return USMC_ERR_NOMEM;
-	rv = ctx->cb.alloc_mr(ctx->user, size,
-			      is_rmb ? USMC_ACCESS_LOCAL_WRITE |
-					       USMC_ACCESS_REMOTE_WRITE
-				     : USMC_ACCESS_LOCAL_WRITE,
-			      &b->mr);
-	if (rv || !b->mr.addr || b->mr.length < size) {
-		if (!rv)
-			usmc_ctx_free_mr(ctx, &b->mr);
+	rv = usmc_ctx_call_alloc_mr(ctx, size,
+				    is_rmb ? USMC_ACCESS_LOCAL_WRITE |
+						     USMC_ACCESS_REMOTE_WRITE
+					   : USMC_ACCESS_LOCAL_WRITE,
+				    &b->mr);
+	if (rv) {
 		usmc_mem_free(ctx, b);
-		return rv < 0 ? rv : USMC_ERR_NOMEM;
+		return rv;
 	}
 	b->size = size;
 	b->is_rmb = is_rmb;

@@ -7,56 +7,187 @@
 #include "usmc_conv.h"
 #include "usmc_core_int.h"
 
+static void wrq_unlist(usmc_link *link);
+
 static void link_destroy_qp(usmc_link *link)
 {
-	usmc_ctx *ctx = link->lgr->ctx;
-
 	if (link->qp_created) {
 		link->qp_created = 0;
-		ctx->cb.link_destroy_qp(ctx->user, link);
+		usmc_link_call_destroy_qp(link);
 	}
 	link->state = USMC_LNK_UNUSED;
 	link->qp_rts = 0;
 }
 
+/* Frees the link with its QP and buffers; WRs not pulled yet are dropped
+ * (the QP they were for is gone). */
 void usmc_link_free(usmc_link *link)
 {
 	usmc_lgr *lgr = link->lgr;
 	usmc_ctx *ctx = lgr->ctx;
 
+	wrq_unlist(link);
 	link_destroy_qp(link);
-	usmc_ctx_free_mr(ctx, &link->tx_mr);
-	usmc_ctx_free_mr(ctx, &link->rx_mr);
-	usmc_ctx_free_mr(ctx, &link->v2_mr);
-	usmc_mem_free(ctx, link->slots);
+	usmc_ctx_call_free_mr(ctx, &link->tx_mr);
+	usmc_ctx_call_free_mr(ctx, &link->rx_mr);
+	usmc_ctx_call_free_mr(ctx, &link->v2_mr);
+	usmc_mem_free(ctx, link->slots); /* and link->wrq */
 	lgr->links[link->link_idx] = NULL;
 	usmc_mem_free(ctx, link);
 }
 
-/* ---- links ---- */
+/* ---- the work-request queue, pulled with usmc_ctx_next_wr ---- */
 
-static int link_post_recv(usmc_link *link, uint32_t idx)
+static void wrq_list(usmc_link *link)
 {
 	usmc_ctx *ctx = link->lgr->ctx;
-	usmc_recv_wr wr;
 
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = USMC_WRID(USMC_WRID_RX, idx);
-	wr.num_sge = 1;
-	wr.sg_list[0].addr =
+	if (link->wrq_listed)
+		return;
+	link->wrq_listed = 1;
+	link->wrq_next = NULL;
+	if (ctx->wrq_links_tail)
+		ctx->wrq_links_tail->wrq_next = link;
+	else
+		ctx->wrq_links = link;
+	ctx->wrq_links_tail = link;
+}
+
+static void wrq_unlist(usmc_link *link)
+{
+	usmc_ctx *ctx = link->lgr->ctx;
+	usmc_link *prev = NULL;
+
+	link->wrq_len = 0;
+	link->wrq_lost = 0;
+	if (!link->wrq_listed)
+		return;
+	for (usmc_link *l = ctx->wrq_links; l; prev = l, l = l->wrq_next) {
+		if (l != link)
+			continue;
+		if (prev)
+			prev->wrq_next = l->wrq_next;
+		else
+			ctx->wrq_links = l->wrq_next;
+		if (ctx->wrq_links_tail == l)
+			ctx->wrq_links_tail = prev;
+		break;
+	}
+	link->wrq_listed = 0;
+	link->wrq_next = NULL;
+}
+
+static usmc_wrq_ent *wrq_push(usmc_link *link, usmc_wr_kind kind)
+{
+	usmc_wrq_ent *e;
+
+	wrq_list(link);
+	if (link->wrq_len == link->wrq_cap) {
+		if (!link->wrq_lost)
+			usmc_log(link->lgr->ctx, USMC_LOG_ERR,
+				 "link %u: work-request queue overflow",
+				 link->link_id);
+		link->wrq_lost = 1;
+		return NULL;
+	}
+	e = &link->wrq[(link->wrq_head + link->wrq_len) % link->wrq_cap];
+	link->wrq_len++;
+	memset(e, 0, sizeof(*e));
+	e->kind = kind;
+	return e;
+}
+
+void usmc_link_queue_send(usmc_link *link, const usmc_wr *wr)
+{
+	usmc_wrq_ent *e = wrq_push(link, USMC_WRK_SEND);
+
+	if (e)
+		e->wr = *wr;
+}
+
+/* RX buffer |idx| goes (back) to the receive queue. */
+static void link_queue_recv(usmc_link *link, uint32_t idx)
+{
+	usmc_wrq_ent *e = wrq_push(link, USMC_WRK_RECV);
+
+	if (e)
+		e->wr.wr_id = USMC_WRID(USMC_WRID_RX, idx);
+}
+
+static void link_recv_wr(const usmc_link *link, uint64_t wr_id,
+			 usmc_recv_wr *wr)
+{
+	uint32_t idx = USMC_WRID_IDX(wr_id);
+
+	memset(wr, 0, sizeof(*wr));
+	wr->wr_id = wr_id;
+	wr->num_sge = 1;
+	wr->sg_list[0].addr =
 		(uint64_t)(uintptr_t)link->rx_mr.addr + idx * USMC_WR_BUF_SIZE;
-	wr.sg_list[0].length = USMC_WR_BUF_SIZE;
-	wr.sg_list[0].lkey = link->rx_mr.lkey;
+	wr->sg_list[0].length = USMC_WR_BUF_SIZE;
+	wr->sg_list[0].lkey = link->rx_mr.lkey;
 	if (link->v2_mr.addr) {
 		/* v2 LLC messages spill into one shared buffer (as Linux) */
-		wr.num_sge = 2;
-		wr.sg_list[1].addr = (uint64_t)(uintptr_t)link->v2_mr.addr +
-				     USMC_WR_BUF_V2_SIZE;
-		wr.sg_list[1].length = USMC_WR_BUF_V2_SIZE - USMC_WR_BUF_SIZE;
-		wr.sg_list[1].lkey = link->v2_mr.lkey;
+		wr->num_sge = 2;
+		wr->sg_list[1].addr = (uint64_t)(uintptr_t)link->v2_mr.addr +
+				      USMC_WR_BUF_V2_SIZE;
+		wr->sg_list[1].length = USMC_WR_BUF_V2_SIZE - USMC_WR_BUF_SIZE;
+		wr->sg_list[1].lkey = link->v2_mr.lkey;
 	}
-	return ctx->cb.post_recv(ctx->user, link, &wr);
 }
+
+int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out)
+{
+	usmc_link *link;
+
+	if (!ctx || !out)
+		return USMC_ERR_INVALID_ARGUMENT;
+	while ((link = ctx->wrq_links)) {
+		if (link->wrq_len) {
+			const usmc_wrq_ent *e = &link->wrq[link->wrq_head];
+
+			out->link = link;
+			out->kind = e->kind;
+			if (e->kind == USMC_WRK_RECV)
+				link_recv_wr(link, e->wr.wr_id, &out->wr.recv);
+			else
+				out->wr.send = e->wr;
+			link->wrq_head = (link->wrq_head + 1) % link->wrq_cap;
+			link->wrq_len--;
+			if (!link->wrq_len && !link->wrq_lost)
+				wrq_unlist(link);
+			return 1;
+		}
+		if (link->wrq_lost) {
+			/* a WR was lost: the wire order is broken */
+			wrq_unlist(link);
+			usmc_link_down(link, ctx->now);
+			continue;
+		}
+		wrq_unlist(link);
+	}
+	return 0;
+}
+
+int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
+			  usmc_tstamp ts)
+{
+	usmc_ctx *ctx;
+
+	if (!link)
+		return USMC_ERR_INVALID_ARGUMENT;
+	ctx = link->lgr->ctx;
+	ctx->now = ts;
+	usmc_log(ctx, USMC_LOG_ERR, "link %u: %s WR %016llx not posted: %s",
+		 link->link_id,
+		 USMC_WRID_KIND(wr_id) == USMC_WRID_RX ? "receive" : "send",
+		 (unsigned long long)wr_id, usmc_strerror(err));
+	/* what follows it would break the order on the wire */
+	wrq_unlist(link);
+	return usmc_link_down(link, ts);
+}
+
+/* ---- links ---- */
 
 int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 {
@@ -65,6 +196,7 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 	usmc_link *link;
 	int idx = -1, rv;
 	uint8_t psn[3];
+	size_t slots_sz;
 
 	for (int i = 0; i < USMC_LINKS_MAX; i++) {
 		if (!lgr->links[i]) {
@@ -87,50 +219,53 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 	lgr->links[idx] = link;
 	link->nslots = ctx->s.send_wr;
 	link->nrecv = ctx->s.recv_wr;
-	link->slots = usmc_mem_calloc(ctx, link->nslots, sizeof(*link->slots));
+	/* the TX slots and the WR queue in one allocation */
+	link->wrq_cap = 3u * link->nslots + link->nrecv;
+	slots_sz = (size_t)link->nslots * sizeof(*link->slots);
+	link->slots = usmc_mem_calloc(
+		ctx, 1, slots_sz + link->wrq_cap * sizeof(*link->wrq));
 	if (!link->slots) {
 		rv = USMC_ERR_NOMEM;
 		goto fail;
 	}
-	rv = ctx->cb.alloc_mr(ctx->user,
-			      (size_t)link->nslots * USMC_WR_BUF_SIZE,
-			      USMC_ACCESS_LOCAL_WRITE, &link->tx_mr);
+	link->wrq = (usmc_wrq_ent *)(void *)((uint8_t *)link->slots + slots_sz);
+	rv = usmc_ctx_call_alloc_mr(ctx,
+				    (size_t)link->nslots * USMC_WR_BUF_SIZE,
+				    USMC_ACCESS_LOCAL_WRITE, &link->tx_mr);
 	if (rv)
 		goto fail;
-	rv = ctx->cb.alloc_mr(ctx->user, (size_t)link->nrecv * USMC_WR_BUF_SIZE,
-			      USMC_ACCESS_LOCAL_WRITE, &link->rx_mr);
+	rv = usmc_ctx_call_alloc_mr(ctx, (size_t)link->nrecv * USMC_WR_BUF_SIZE,
+				    USMC_ACCESS_LOCAL_WRITE, &link->rx_mr);
 	if (rv)
 		goto fail;
 	if (lgr->version == SMC_V2) {
-		rv = ctx->cb.alloc_mr(ctx->user, 2 * USMC_WR_BUF_V2_SIZE,
-				      USMC_ACCESS_LOCAL_WRITE, &link->v2_mr);
+		rv = usmc_ctx_call_alloc_mr(ctx, 2 * USMC_WR_BUF_V2_SIZE,
+					    USMC_ACCESS_LOCAL_WRITE,
+					    &link->v2_mr);
 		if (rv)
 			goto fail;
 	}
 	memset(&qi, 0, sizeof(qi));
-	rv = ctx->cb.link_create_qp(ctx->user, link, &qi);
+	rv = usmc_link_call_create_qp(link, &qi);
 	if (rv)
 		goto fail;
 	link->qp_created = 1;
 	link->qp_num = qi.qp_num;
-	ctx->cb.rand(psn, sizeof(psn), ctx->user);
+	usmc_ctx_call_rand(ctx, psn, sizeof(psn));
 	link->psn = usmc_get_be24(psn);
-	/* receives are posted before the CLC Confirm / CONFIRM_LINK goes out */
-	for (uint32_t i = 0; i < link->nrecv; i++) {
-		rv = link_post_recv(link, i);
-		if (rv)
-			goto fail;
-	}
+	/* receives are pulled before the CLC Confirm / CONFIRM_LINK leaves
+	 * (the caller drains WRs before it sends CLC bytes) */
+	for (uint32_t i = 0; i < link->nrecv; i++)
+		link_queue_recv(link, i);
 	*plink = link;
 	return 0;
 fail:
 	usmc_link_free(link);
-	return rv < 0 ? rv : USMC_ERR_CALLBACK_FAILURE;
+	return rv;
 }
 
 int usmc_link_ready(usmc_link *link, int to_rts)
 {
-	usmc_ctx *ctx = link->lgr->ctx;
 	usmc_link_peer p;
 	int rv;
 
@@ -141,9 +276,9 @@ int usmc_link_ready(usmc_link *link, int to_rts)
 	memcpy(p.mac, link->peer_mac, 6);
 	p.path_mtu = link->path_mtu;
 	p.local_psn = link->psn;
-	rv = ctx->cb.link_ready(ctx->user, link, &p, to_rts);
+	rv = usmc_link_call_ready(link, &p, to_rts);
 	if (rv)
-		return rv < 0 ? rv : USMC_ERR_CALLBACK_FAILURE;
+		return rv;
 	if (to_rts)
 		link->qp_rts = 1;
 	else
@@ -186,13 +321,11 @@ void usmc_link_put_slot(usmc_link *link, int idx)
 	}
 }
 
-/* Posts the 44-byte message in slot |idx| as a signaled, solicited SEND. A
- * failed post takes the link down (smc_wr_tx_send). */
-int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts)
+/* Queues the 44-byte message in slot |idx| as a signaled, solicited SEND
+ * (smc_wr_tx_send). */
+void usmc_link_queue_slot(usmc_link *link, int idx)
 {
-	usmc_ctx *ctx = link->lgr->ctx;
 	usmc_wr wr;
-	int rv;
 
 	memset(&wr, 0, sizeof(wr));
 	wr.wr_id = USMC_WRID(USMC_WRID_TX, (uint32_t)idx);
@@ -202,15 +335,7 @@ int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts)
 	wr.sg_list[0].addr = (uint64_t)(uintptr_t)usmc_link_slot_buf(link, idx);
 	wr.sg_list[0].length = USMC_WR_TX_SIZE;
 	wr.sg_list[0].lkey = link->tx_mr.lkey;
-	rv = ctx->cb.post_send(ctx->user, link, &wr);
-	if (rv) {
-		usmc_link_put_slot(link, idx);
-		usmc_log(ctx, USMC_LOG_ERR, "link %u: post_send failed: %s",
-			 link->link_id, usmc_strerror(rv));
-		usmc_link_down(link, ts);
-		return rv < 0 ? rv : USMC_ERR_TRANSPORT;
-	}
-	return 0;
+	usmc_link_queue_send(link, &wr);
 }
 
 /* Control messages that found every TX slot busy wait in a per-link ring
@@ -237,23 +362,26 @@ static int pend_push(usmc_link *link, const uint8_t *msg)
 }
 
 /* Sends a ready 44-byte message (no completion accounting), or queues it
- * behind the waiting ones when no TX slot is free. */
-int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts)
+ * behind the waiting ones when no TX slot is free. Returns 0, or
+ * USMC_ERR_BUSY when the ring is full too (the message is dropped). */
+int usmc_link_send_raw(usmc_link *link, const uint8_t *msg)
 {
 	int idx;
 
 	if (!link->nllc_pend && (idx = usmc_link_get_slot(link)) >= 0) {
 		memcpy(usmc_link_slot_buf(link, idx), msg, USMC_WR_TX_SIZE);
-		return usmc_link_post_slot(link, idx, ts);
+		usmc_link_queue_slot(link, idx);
+		return 0;
 	}
 	return pend_push(link, msg);
 }
 
-static int link_flush_pending(usmc_link *link, usmc_tstamp ts)
+/* Moves waiting control messages into free TX slots, in order. Returns 0,
+ * or USMC_ERR_BUSY when some still wait. */
+static int link_flush_pending(usmc_link *link)
 {
 	while (link->nllc_pend) {
 		int idx = usmc_link_get_slot(link);
-		int rv;
 
 		if (idx < 0)
 			return USMC_ERR_BUSY;
@@ -261,27 +389,25 @@ static int link_flush_pending(usmc_link *link, usmc_tstamp ts)
 		       USMC_WR_TX_SIZE);
 		link->pend_head = (link->pend_head + 1) % USMC_CTRL_PEND_MAX;
 		link->nllc_pend--;
-		rv = usmc_link_post_slot(link, idx, ts);
-		if (rv)
-			return rv;
+		usmc_link_queue_slot(link, idx);
 	}
 	return 0;
 }
 
 /* ---- completions ---- */
 
-void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts)
+/* A TX slot came back: waiting control messages first, then the local LLC
+ * flow, then the connections waiting for a slot. */
+static void link_slot_freed(usmc_link *link, usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
 
-	if (link_flush_pending(link, ts) || lgr->terminating)
+	if (lgr->terminating || link_flush_pending(link))
 		return;
 	usmc_llc_run(lgr, ts);
-	if (!link->waiters || lgr->terminating)
-		return;
 	/* round robin from where the last wake-up stopped, so no connection
-	 * starves; a push may take the link down: stop then */
-	for (int k = 0; k < USMC_CONNS_MAX && !lgr->terminating &&
+	 * starves */
+	for (int k = 0; k < USMC_CONNS_MAX && link->waiters &&
 			link->slots_used < link->nslots;
 	     k++) {
 		unsigned int i =
@@ -292,7 +418,7 @@ void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts)
 			c->waiting_slot = 0;
 			link->waiters--;
 			link->wake_rr = i;
-			usmc_tx_push(c, ts);
+			usmc_tx_push(c);
 		}
 	}
 }
@@ -322,15 +448,13 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 		usmc_link_put_slot(link, (int)idx);
 		if (s.conn)
 			usmc_tx_cdc_done(s.conn, &s, ts);
-		if (!lgr->terminating)
-			usmc_link_slot_freed(link, ts);
+		link_slot_freed(link, ts);
 		return 0;
 	}
 	case USMC_WRID_RX: {
 		uint8_t msg[USMC_WR_BUF_V2_SIZE];
 		size_t len = wc->byte_len;
 		const uint8_t *rx;
-		int rv;
 
 		if (idx >= link->nrecv)
 			return USMC_ERR_INVALID_ARGUMENT;
@@ -350,11 +474,7 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 				len = USMC_WR_BUF_SIZE;
 			memcpy(msg, rx, len);
 		}
-		rv = link_post_recv(link, idx);
-		if (rv) {
-			usmc_link_down(link, ts);
-			return rv < 0 ? rv : USMC_ERR_TRANSPORT;
-		}
+		link_queue_recv(link, idx);
 		link->last_rx = ts;
 		if (!len)
 			return 0;

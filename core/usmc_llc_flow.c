@@ -14,7 +14,7 @@ uint8_t usmc_llc_version(const usmc_lgr *lgr)
 }
 
 /* Encodes and sends one LLC message on |link|. */
-int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts)
+int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg)
 {
 	int idx = usmc_link_get_slot(link);
 	usmc_ssize n;
@@ -27,19 +27,19 @@ int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg, usmc_tstamp ts)
 		usmc_link_put_slot(link, idx);
 		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
 	}
-	return usmc_link_post_slot(link, idx, ts);
+	usmc_link_queue_slot(link, idx);
+	return 0;
 }
 
 /* As llc_send, but waits in the control queue instead of failing. */
-static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg,
-			   usmc_tstamp ts)
+static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg)
 {
 	uint8_t buf[USMC_WR_TX_SIZE];
 	usmc_ssize n = usmc_llc_encode(buf, sizeof(buf), msg);
 
 	if (n != USMC_WR_TX_SIZE)
 		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
-	return usmc_link_send_raw(link, buf, ts);
+	return usmc_link_send_raw(link, buf);
 }
 
 int usmc_llc_confirm_link_send(usmc_link *link, int resp)
@@ -57,7 +57,7 @@ int usmc_llc_confirm_link_send(usmc_link *link, int resp)
 	m.confirm_link.link_uid = lgr->id | link->link_id;
 	m.confirm_link.max_links = lgr->max_links;
 	m.confirm_link.max_conns = lgr->release >= 1 ? lgr->max_conns : 0;
-	return usmc_llc_send(link, &m, 0);
+	return usmc_llc_send(link, &m);
 }
 
 /* ---- local LLC flows: one request at a time, FIFO ---- */
@@ -162,12 +162,11 @@ void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts)
 		llc_flow_done(lgr, 0, ts);
 		return;
 	}
-	rv = usmc_llc_send(link, &m, ts);
+	rv = usmc_llc_send(link, &m);
 	if (rv == USMC_ERR_BUSY)
 		return; /* retried when a TX slot frees */
 	if (rv) {
-		if (!lgr->terminating)
-			llc_flow_done(lgr, 0, ts);
+		llc_flow_done(lgr, 0, ts);
 		return;
 	}
 	lgr->llc_sent = 1;
@@ -190,7 +189,7 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 			usmc_conn_link_confirmed(r->conn, ok, ts);
 		else if (!ok)
 			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, 0, ts);
-		if (ok && !lgr->terminating)
+		if (ok)
 			usmc_llc_queue(lgr, SMC_LLC_ADD_LINK, NULL, 0, 0, ts);
 		break;
 	case SMC_LLC_CONFIRM_RKEY:
@@ -203,18 +202,17 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 		break;
 	}
 	usmc_mem_free(lgr->ctx, r);
-	if (!lgr->terminating)
-		usmc_llc_run(lgr, ts);
+	usmc_llc_run(lgr, ts);
 }
 
 /* ---- LLC receive ---- */
 
-static void llc_respond(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
+static void llc_respond(usmc_link *link, usmc_llc_msg *m)
 {
 	int rv;
 
 	m->hdr.flags |= SMC_LLC_FLAG_RESP;
-	rv = llc_send_queued(link, m, ts);
+	rv = llc_send_queued(link, m);
 	if (rv && rv != USMC_ERR_BUSY)
 		usmc_log(link->lgr->ctx, USMC_LOG_WARN,
 			 "link %u: LLC response not sent: %s", link->link_id,
@@ -320,13 +318,13 @@ static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 	}
 	if (m->delete_link.link_num != link->link_id) {
 		m->delete_link.reason = SMC_LLC_DEL_NOLNK;
-		llc_respond(link, m, ts);
+		llc_respond(link, m);
 		return;
 	}
 	/* our only link: answer, then nothing is left to fail over to; the
 	 * QP stays a moment so the answer can leave */
 	m->delete_link.reason = 0;
-	llc_respond(link, m, ts);
+	llc_respond(link, m);
 	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
 	lgr->free_expiry = ts + USMC_TERM_GRACE;
 }
@@ -374,7 +372,7 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		m.add_link.num_rkeys = 0;
 		if (lgr->version == SMC_V1)
 			m.hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
-		llc_respond(link, &m, ts);
+		llc_respond(link, &m);
 		break;
 	case SMC_LLC_DELETE_LINK:
 		llc_rx_delete_link(link, &m, ts);
@@ -392,7 +390,7 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		/* rkeys of the peer's RMB: the CLC already told us the one
 		 * for this (only) link, so just confirm */
 		m.hdr.flags = 0;
-		llc_respond(link, &m, ts);
+		llc_respond(link, &m);
 		break;
 	case SMC_LLC_DELETE_RKEY:
 		if (resp) {
@@ -408,14 +406,14 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		if (lgr->version == SMC_V2)
 			memset(m.delete_rkey.rkey, 0,
 			       sizeof(m.delete_rkey.rkey));
-		llc_respond(link, &m, ts);
+		llc_respond(link, &m);
 		break;
 	case SMC_LLC_TEST_LINK:
 		if (resp) {
 			link->testlink_expiry = USMC_TSTAMP_NONE;
 			break;
 		}
-		llc_respond(link, &m, ts);
+		llc_respond(link, &m);
 		break;
 	default:
 		/* ADD_LINK_CONT, CONFIRM_RKEY_CONT, REQ_ADD_LINK: only used
@@ -487,8 +485,7 @@ void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 		usmc_llc_msg_init(&m, SMC_LLC_TEST_LINK, usmc_llc_version(lgr),
 				  0);
 		memcpy(m.test_link.user_data, &lgr->id, sizeof(lgr->id));
-		if (llc_send_queued(link, &m, ts) && lgr->terminating)
-			return;
+		llc_send_queued(link, &m);
 		link->testlink_expiry = ts + lgr->ctx->s.llc_timeout;
 	}
 }
