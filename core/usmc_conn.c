@@ -240,8 +240,6 @@ static uint32_t conn_first_contact(usmc_conn *conn, usmc_role role,
 	conn->first_contact = 1;
 	if (usmc_lgr_create(conn->ctx, role, conn->version, peer_id, &lgr))
 		return SMC_CLC_DECL_MEM;
-	memcpy(lgr->peer_gid, gid, 16);
-	memcpy(lgr->peer_mac, mac, 6);
 	lgr->release = conn->version == SMC_V2 ? conn->release : 0;
 	if (usmc_link_create(lgr, conn->params.dev_idx, &link)) {
 		usmc_lgr_free(lgr);

@@ -267,7 +267,10 @@ typedef struct usmc_conn_params {
 } usmc_conn_params;
 
 /* Client: queues the Proposal (USMC_EV_CLC_SEND is raised). Server: waits
- * for the Proposal. */
+ * for the Proposal. Returns 0, USMC_ERR_INVALID_ARGUMENT (a NULL argument,
+ * a bad role or prefix, |p->dev_idx| not a device of |ctx|),
+ * USMC_ERR_NOMEM, or
+ * USMC_ERR_INTERNAL (the Proposal could not be encoded). */
 int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 		  usmc_conn **pconn);
 /* Releases the connection. If it is not closed yet it is aborted first
@@ -320,9 +323,13 @@ size_t usmc_conn_unsent(const usmc_conn *conn);
 /* TCP_NODELAY: never cork small writes behind an in-flight CDC (default
  * off: autocorking as net.smc.autocorking_size). */
 void usmc_conn_set_nodelay(usmc_conn *conn, int on);
-/* SHUT_WR: peer_done_writing once the sndbuf has drained. */
+/* SHUT_WR: peer_done_writing once the sndbuf has drained. Returns 0,
+ * USMC_ERR_INVALID_ARGUMENT, or USMC_ERR_INVALID_STATE when the connection
+ * is not on SMC-R. */
 int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts);
-/* Orderly close (peer_conn_closed), or abort when unread data remains. */
+/* Orderly close (peer_conn_closed), or abort when unread data remains.
+ * Both return 0 or USMC_ERR_INVALID_ARGUMENT; failures of the link show
+ * later, as events. */
 int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts);
 int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts);
 /* The runtime learned that the peer's process is gone (its TCP connection

@@ -25,10 +25,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_LINKS_MAX	     3	 /* SMC_LINKS_PER_LGR_MAX */
 #define USMC_CONNS_MAX	     255 /* SMC_CONN_PER_LGR_MAX */
 #define USMC_RMBE_MIN	     16384
-#define USMC_RMBE_MAX_SHIFT  9 /* stay <= 8 MiB; RFC peers want <= 5 */
-#define USMC_LLC_WAIT_FIRST  (4 * USMC_NS_PER_SEC) /* 2 * SMC_LLC_WAIT_TIME */
-#define USMC_CLC_WAIT_SHORT  (1 * USMC_NS_PER_SEC)
-#define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
+#define USMC_LLC_WAIT_FIRST  (4 * USMC_NS_PER_SEC)  /* 2 * SMC_LLC_WAIT_TIME */
 #define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
 /* control messages waiting for a TX slot: a final CDC per connection plus
  * LLC answers */
@@ -48,7 +45,6 @@ enum usmc_link_state {
 #define USMC_WRID_TX	      1ull
 #define USMC_WRID_RX	      2ull
 #define USMC_WRID_WRITE	      3ull
-#define USMC_WRID_V2TX	      4ull
 #define USMC_WRID(kind, idx)  (((uint64_t)(kind) << 56) | (uint64_t)(idx))
 #define USMC_WRID_KIND(wr_id) ((unsigned int)((wr_id) >> 56))
 #define USMC_WRID_IDX(wr_id)  ((uint32_t)((wr_id)&0xffffffffu))
@@ -94,7 +90,7 @@ struct usmc_link {
 	uint8_t link_idx; /* index in lgr->links */
 	uint8_t dev_idx;  /* index in ctx->s.devices */
 	int state;	  /* enum usmc_link_state */
-	int qp_created, qp_rtr, qp_rts;
+	int qp_created, qp_rts;
 	uint32_t qp_num, psn;
 	/* peer side (from CLC, then CONFIRM_LINK) */
 	uint32_t peer_qpn, peer_psn;
@@ -116,7 +112,6 @@ struct usmc_link {
 	/* connections waiting for a TX slot */
 	int waiters;
 	unsigned int wake_rr;
-	usmc_tstamp slot_wait_since;
 	/* work requests for the caller, in post order (a ring). Every
 	 * queued SEND holds a TX slot, at most two WRITEs go before each
 	 * CDC SEND, and an RX buffer is queued once, so 3 * nslots + nrecv
@@ -134,8 +129,6 @@ struct usmc_lgr {
 	usmc_role role;
 	int version; /* 1 or 2 */
 	uint8_t peer_system_id[8];
-	uint8_t peer_gid[16]; /* first link's peer, for matching */
-	uint8_t peer_mac[6];
 	usmc_link *links[USMC_LINKS_MAX];
 	usmc_conn *conns[USMC_CONNS_MAX + 1]; /* index = token & 0xff */
 	unsigned int nconns;
@@ -328,7 +321,6 @@ int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);
 int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
-int usmc_llc_confirm_link_send(usmc_link *link, int resp);
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
 		   uint64_t vaddr, usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);

@@ -281,8 +281,6 @@ int usmc_link_ready(usmc_link *link, int to_rts)
 		return rv;
 	if (to_rts)
 		link->qp_rts = 1;
-	else
-		link->qp_rtr = 1;
 	return 0;
 }
 

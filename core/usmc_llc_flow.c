@@ -42,22 +42,21 @@ static int llc_send_queued(usmc_link *link, const usmc_llc_msg *msg)
 	return usmc_link_send_raw(link, buf);
 }
 
-int usmc_llc_confirm_link_send(usmc_link *link, int resp)
+/* CONFIRM_LINK for |link| with |flags| (request or response). */
+static void llc_confirm_link_msg(usmc_link *link, uint8_t flags,
+				 usmc_llc_msg *m)
 {
 	usmc_lgr *lgr = link->lgr;
-	usmc_llc_msg m;
 
-	usmc_llc_msg_init(&m, SMC_LLC_CONFIRM_LINK, usmc_llc_version(lgr),
-			  (uint8_t)(SMC_LLC_FLAG_NO_RMBE_EYEC |
-				    (resp ? SMC_LLC_FLAG_RESP : 0)));
-	memcpy(m.confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
-	memcpy(m.confirm_link.sender_gid, usmc_link_dev(link)->gid, 16);
-	m.confirm_link.sender_qp_num = link->qp_num;
-	m.confirm_link.link_num = link->link_id;
-	m.confirm_link.link_uid = lgr->id | link->link_id;
-	m.confirm_link.max_links = lgr->max_links;
-	m.confirm_link.max_conns = lgr->release >= 1 ? lgr->max_conns : 0;
-	return usmc_llc_send(link, &m);
+	usmc_llc_msg_init(m, SMC_LLC_CONFIRM_LINK, usmc_llc_version(lgr),
+			  (uint8_t)(SMC_LLC_FLAG_NO_RMBE_EYEC | flags));
+	memcpy(m->confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
+	memcpy(m->confirm_link.sender_gid, usmc_link_dev(link)->gid, 16);
+	m->confirm_link.sender_qp_num = link->qp_num;
+	m->confirm_link.link_num = link->link_id;
+	m->confirm_link.link_uid = lgr->id | link->link_id;
+	m->confirm_link.max_links = lgr->max_links;
+	m->confirm_link.max_conns = lgr->release >= 1 ? lgr->max_conns : 0;
 }
 
 /* ---- local LLC flows: one request at a time, FIFO ---- */
@@ -97,17 +96,7 @@ static int llc_build(usmc_lgr *lgr, usmc_link *link, const usmc_llc_req *r,
 	usmc_llc_msg_init(m, r->type, usmc_llc_version(lgr), 0);
 	switch (r->type) {
 	case SMC_LLC_CONFIRM_LINK:
-		usmc_llc_msg_init(m, r->type, usmc_llc_version(lgr),
-				  SMC_LLC_FLAG_NO_RMBE_EYEC);
-		memcpy(m->confirm_link.sender_mac, usmc_link_dev(link)->mac, 6);
-		memcpy(m->confirm_link.sender_gid, usmc_link_dev(link)->gid,
-		       16);
-		m->confirm_link.sender_qp_num = link->qp_num;
-		m->confirm_link.link_num = link->link_id;
-		m->confirm_link.link_uid = lgr->id | link->link_id;
-		m->confirm_link.max_links = lgr->max_links;
-		m->confirm_link.max_conns =
-			lgr->release >= 1 ? lgr->max_conns : 0;
+		llc_confirm_link_msg(link, 0, m);
 		break;
 	case SMC_LLC_ADD_LINK:
 		/* One device: offer the existing port with no QP MTU, which
@@ -241,77 +230,116 @@ static usmc_conn *lgr_first_contact_conn(usmc_lgr *lgr)
 	return NULL;
 }
 
-static void llc_rx_confirm_link(usmc_link *link, usmc_llc_msg *m,
-				usmc_tstamp ts)
+/* One handler per message type and direction. */
+
+/* A response that ends the local flow's request in flight
+ * (smc_llc_rx_response); one that answers nothing we asked is dropped. */
+static int llc_flow_answers(const usmc_lgr *lgr, const usmc_llc_msg *m)
+{
+	return lgr->llc_cur && lgr->llc_sent &&
+	       lgr->llc_cur->type == m->hdr.type;
+}
+
+static void llc_rx_flow_resp(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
-	usmc_conn *c;
 
-	if (m->hdr.flags & SMC_LLC_FLAG_RESP) {
-		/* server: the client confirmed the first link */
-		if (!lgr->llc_cur ||
-		    lgr->llc_cur->type != SMC_LLC_CONFIRM_LINK ||
-		    !lgr->llc_sent)
-			return; /* out-of-flow response */
-		if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC) ||
-		    m->confirm_link.sender_qp_num != link->peer_qpn) {
-			llc_flow_done(lgr, 0, ts);
-			return;
-		}
-		link->state = USMC_LNK_ACTIVE;
-		lgr->first_link_up = 1;
-		link->last_rx = ts;
-		llc_flow_done(lgr, 1, ts);
+	if (!llc_flow_answers(lgr, m))
+		return;
+	/* only a CONFIRM_RKEY can be refused (RKEY_NEG); a lost ADD_LINK or
+	 * DELETE_RKEY answer is not fatal either (the kernel goes on) */
+	llc_flow_done(lgr,
+		      m->hdr.type != SMC_LLC_CONFIRM_RKEY ||
+			      !(m->hdr.flags & SMC_LLC_FLAG_RKEY_NEG),
+		      ts);
+}
+
+/* Server: the client confirmed the first link. */
+static void llc_rx_confirm_link_resp(usmc_link *link, usmc_llc_msg *m,
+				     usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+
+	if (!llc_flow_answers(lgr, m))
+		return;
+	if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC) ||
+	    m->confirm_link.sender_qp_num != link->peer_qpn) {
+		llc_flow_done(lgr, 0, ts);
 		return;
 	}
-	/* client: the server's request for the first link */
+	link->state = USMC_LNK_ACTIVE;
+	lgr->first_link_up = 1;
+	link->last_rx = ts;
+	llc_flow_done(lgr, 1, ts);
+}
+
+/* Client: the server's request for the first link (smc_llc_cli_conf_link);
+ * the link goes RTS and ACTIVE, the response goes out, the first-contact
+ * connection is established. */
+static void llc_rx_confirm_link_req(usmc_link *link, usmc_llc_msg *m,
+				    usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+	uint32_t reason = SMC_CLC_DECL_ERR_RDYLNK;
+	usmc_llc_msg r;
+	usmc_conn *c;
+
 	if (lgr->role != USMC_ROLE_CLIENT || lgr->first_link_up ||
 	    link->state == USMC_LNK_ACTIVE)
 		return; /* later links are not supported: ignore */
 	c = lgr_first_contact_conn(lgr);
 	lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
 	if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC)) {
-		if (c)
-			usmc_conn_handshake_failed(c, 0, SMC_CLC_DECL_RMBE_EC,
-						   ts);
-		return;
+		reason = SMC_CLC_DECL_RMBE_EC;
+		goto fail;
 	}
 	if (m->confirm_link.sender_qp_num != link->peer_qpn ||
-	    !m->confirm_link.link_num) {
-		if (c)
-			usmc_conn_handshake_failed(c, 0,
-						   SMC_CLC_DECL_ERR_RDYLNK, ts);
-		return;
-	}
+	    !m->confirm_link.link_num)
+		goto fail;
 	link->link_id = m->confirm_link.link_num;
 	if (m->confirm_link.max_links)
 		lgr->max_links = m->confirm_link.max_links;
-	if (usmc_link_ready(link, 1)) {
-		if (c)
-			usmc_conn_handshake_failed(c, 0,
-						   SMC_CLC_DECL_ERR_RDYLNK, ts);
-		return;
-	}
+	if (usmc_link_ready(link, 1))
+		goto fail;
 	link->state = USMC_LNK_ACTIVE;
 	lgr->first_link_up = 1;
 	link->last_rx = ts;
-	if (usmc_llc_confirm_link_send(link, 1)) {
-		if (c)
-			usmc_conn_handshake_failed(c, 0,
-						   SMC_CLC_DECL_ERR_RDYLNK, ts);
-		return;
-	}
+	llc_confirm_link_msg(link, SMC_LLC_FLAG_RESP, &r);
+	if (usmc_llc_send(link, &r))
+		goto fail;
 	if (c)
 		usmc_conn_link_confirmed(c, 1, ts);
 	usmc_llc_run(lgr, ts);
+	return;
+fail:
+	if (c)
+		usmc_conn_handshake_failed(c, 0, reason, ts);
 }
 
-static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
+/* One device, no alternate path: a client rejects (as Linux). */
+static void llc_rx_add_link_req(usmc_link *link, usmc_llc_msg *m,
+				usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
 
-	if (m->hdr.flags & SMC_LLC_FLAG_RESP)
+	(void)ts;
+	if (lgr->role != USMC_ROLE_CLIENT)
 		return;
+	/* the reject echoes the request, as smc_llc_cli_add_link does; v2
+	 * has no room for the reason */
+	m->hdr.flags = SMC_LLC_FLAG_ADD_LNK_REJ;
+	m->add_link.has_v2_ext = 0;
+	m->add_link.num_rkeys = 0;
+	if (lgr->version == SMC_V1)
+		m->hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
+	llc_respond(link, m);
+}
+
+static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,
+				   usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+
 	if (m->hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL) {
 		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
 		return;
@@ -329,13 +357,70 @@ static void llc_rx_delete_link(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 	lgr->free_expiry = ts + USMC_TERM_GRACE;
 }
 
+/* rkeys of the peer's RMB: the CLC already told us the one for this
+ * (only) link, so just confirm. */
+static void llc_rx_confirm_rkey_req(usmc_link *link, usmc_llc_msg *m,
+				    usmc_tstamp ts)
+{
+	(void)ts;
+	m->hdr.flags = 0;
+	llc_respond(link, m);
+}
+
+/* We hold no rtokens beyond the CLC's, so none is unknown; a v2 response
+ * carries no rkeys (as Linux sends it). */
+static void llc_rx_delete_rkey_req(usmc_link *link, usmc_llc_msg *m,
+				   usmc_tstamp ts)
+{
+	(void)ts;
+	m->hdr.flags = 0;
+	m->delete_rkey.err_mask = 0;
+	if (link->lgr->version == SMC_V2)
+		memset(m->delete_rkey.rkey, 0, sizeof(m->delete_rkey.rkey));
+	llc_respond(link, m);
+}
+
+static void llc_rx_test_link_req(usmc_link *link, usmc_llc_msg *m,
+				 usmc_tstamp ts)
+{
+	(void)ts;
+	llc_respond(link, m);
+}
+
+static void llc_rx_test_link_resp(usmc_link *link, usmc_llc_msg *m,
+				  usmc_tstamp ts)
+{
+	(void)m;
+	(void)ts;
+	link->testlink_expiry = USMC_TSTAMP_NONE;
+}
+
+typedef void (*llc_rx_fn)(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts);
+
+/* By type (v1 numbering, as the codec gives it), as smc_llc_rx_handlers:
+ * the handler for the peer's request and for a response to ours; NULL
+ * ignores it. ADD_LINK_CONT, CONFIRM_RKEY_CONT and REQ_ADD_LINK serve
+ * second links only, which this core never accepts: they are ignored, as
+ * Linux ignores CONFIRM_RKEY_CONT. */
+static const struct {
+	uint8_t type;
+	llc_rx_fn req, resp;
+} llc_rx_handlers[] = {
+	{SMC_LLC_CONFIRM_LINK, llc_rx_confirm_link_req,
+	 llc_rx_confirm_link_resp},
+	{SMC_LLC_ADD_LINK, llc_rx_add_link_req, llc_rx_flow_resp},
+	{SMC_LLC_DELETE_LINK, llc_rx_delete_link_req, NULL},
+	{SMC_LLC_CONFIRM_RKEY, llc_rx_confirm_rkey_req, llc_rx_flow_resp},
+	{SMC_LLC_DELETE_RKEY, llc_rx_delete_rkey_req, llc_rx_flow_resp},
+	{SMC_LLC_TEST_LINK, llc_rx_test_link_req, llc_rx_test_link_resp},
+};
+
 void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		 usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
 	usmc_llc_msg m;
 	usmc_ssize n = usmc_llc_decode(&m, buf, len);
-	int resp;
 
 	if (n < 0) {
 		if (n == USMC_ERR_BAD_TYPE)
@@ -350,76 +435,17 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		llc_protocol_violation(link, "LLC version", ts);
 		return;
 	}
-	resp = !!(m.hdr.flags & SMC_LLC_FLAG_RESP);
-	switch (m.hdr.type) {
-	case SMC_LLC_CONFIRM_LINK:
-		llc_rx_confirm_link(link, &m, ts);
-		break;
-	case SMC_LLC_ADD_LINK:
-		if (resp) {
-			if (lgr->llc_cur && lgr->llc_sent &&
-			    lgr->llc_cur->type == SMC_LLC_ADD_LINK)
-				llc_flow_done(lgr, 1, ts);
-			break;
-		}
-		/* one device, no alternate path: reject (as Linux) */
-		if (lgr->role != USMC_ROLE_CLIENT)
-			break;
-		/* the reject echoes the request, as smc_llc_cli_add_link
-		 * does; v2 has no room for the reason */
-		m.hdr.flags = SMC_LLC_FLAG_ADD_LNK_REJ;
-		m.add_link.has_v2_ext = 0;
-		m.add_link.num_rkeys = 0;
-		if (lgr->version == SMC_V1)
-			m.hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
-		llc_respond(link, &m);
-		break;
-	case SMC_LLC_DELETE_LINK:
-		llc_rx_delete_link(link, &m, ts);
-		break;
-	case SMC_LLC_CONFIRM_RKEY:
-		if (resp) {
-			if (lgr->llc_cur && lgr->llc_sent &&
-			    lgr->llc_cur->type == SMC_LLC_CONFIRM_RKEY)
-				llc_flow_done(
-					lgr,
-					!(m.hdr.flags & SMC_LLC_FLAG_RKEY_NEG),
-					ts);
-			break;
-		}
-		/* rkeys of the peer's RMB: the CLC already told us the one
-		 * for this (only) link, so just confirm */
-		m.hdr.flags = 0;
-		llc_respond(link, &m);
-		break;
-	case SMC_LLC_DELETE_RKEY:
-		if (resp) {
-			if (lgr->llc_cur && lgr->llc_sent &&
-			    lgr->llc_cur->type == SMC_LLC_DELETE_RKEY)
-				llc_flow_done(lgr, 1, ts);
-			break;
-		}
-		/* we hold no rtokens beyond the CLC's, so none is unknown;
-		 * a v2 response carries no rkeys (as Linux sends it) */
-		m.hdr.flags = 0;
-		m.delete_rkey.err_mask = 0;
-		if (lgr->version == SMC_V2)
-			memset(m.delete_rkey.rkey, 0,
-			       sizeof(m.delete_rkey.rkey));
-		llc_respond(link, &m);
-		break;
-	case SMC_LLC_TEST_LINK:
-		if (resp) {
-			link->testlink_expiry = USMC_TSTAMP_NONE;
-			break;
-		}
-		llc_respond(link, &m);
-		break;
-	default:
-		/* ADD_LINK_CONT, CONFIRM_RKEY_CONT, REQ_ADD_LINK: only used
-		 * for second links, which this single-device core never
-		 * accepts; ignored as Linux ignores CONFIRM_RKEY_CONT. */
-		break;
+	for (size_t i = 0;
+	     i < sizeof(llc_rx_handlers) / sizeof(llc_rx_handlers[0]); i++) {
+		llc_rx_fn fn;
+
+		if (llc_rx_handlers[i].type != m.hdr.type)
+			continue;
+		fn = m.hdr.flags & SMC_LLC_FLAG_RESP ? llc_rx_handlers[i].resp
+						     : llc_rx_handlers[i].req;
+		if (fn)
+			fn(link, &m, ts);
+		return;
 	}
 }
 
