@@ -77,9 +77,12 @@ static void wrq_unlist(usmc_link *link)
 	link->wrq_next = NULL;
 }
 
+/* A free entry at the tail; the caller fills its |wr| (all of it for a
+ * send, the wr_id for a receive). */
 static usmc_wrq_ent *wrq_push(usmc_link *link, usmc_wr_kind kind)
 {
 	usmc_wrq_ent *e;
+	unsigned int i;
 
 	wrq_list(link);
 	if (link->wrq_len == link->wrq_cap) {
@@ -90,9 +93,11 @@ static usmc_wrq_ent *wrq_push(usmc_link *link, usmc_wr_kind kind)
 		link->wrq_lost = 1;
 		return NULL;
 	}
-	e = &link->wrq[(link->wrq_head + link->wrq_len) % link->wrq_cap];
+	i = link->wrq_head + link->wrq_len;
+	if (i >= link->wrq_cap)
+		i -= link->wrq_cap;
 	link->wrq_len++;
-	memset(e, 0, sizeof(*e));
+	e = &link->wrq[i];
 	e->kind = kind;
 	return e;
 }
@@ -152,7 +157,8 @@ int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out)
 				link_recv_wr(link, e->wr.wr_id, &out->wr.recv);
 			else
 				out->wr.send = e->wr;
-			link->wrq_head = (link->wrq_head + 1) % link->wrq_cap;
+			if (++link->wrq_head == link->wrq_cap)
+				link->wrq_head = 0;
 			link->wrq_len--;
 			if (!link->wrq_len && !link->wrq_lost)
 				wrq_unlist(link);
