@@ -74,12 +74,12 @@ static void set_state(usmc_conn *conn, int state, usmc_tstamp ts)
 	usmc_close_progress(conn, ts);
 }
 
-static void send_abort(usmc_conn *conn, usmc_tstamp ts)
+static void send_abort(usmc_conn *conn)
 {
 	/* unsent data is dropped; the flag goes out at once */
 	conn->tx_prep = conn->tx_sent;
 	conn->close_flags_want |= USMC_CDC_PEER_CONN_ABORT;
-	usmc_tx_push(conn, ts);
+	usmc_tx_push(conn);
 }
 
 /* smc_close_final: closed, or abort when unread data is left behind. The
@@ -101,7 +101,7 @@ static int close_final(usmc_conn *conn, usmc_tstamp ts)
 		if (rxed_any_close(conn))
 			conn->tx_prep = conn->tx_sent;
 	}
-	usmc_tx_push(conn, ts);
+	usmc_tx_push(conn);
 	/* a peer that neither reads nor closes keeps the flag waiting:
 	 * give the data the kernel's stream wait, then give up on it */
 	if (!abort && conn->lgr &&
@@ -134,7 +134,7 @@ void usmc_close_stream_wait_expired(usmc_conn *conn, usmc_tstamp ts)
 	usmc_log(conn->ctx, USMC_LOG_WARN,
 		 "conn %08x: %llu unsent bytes dropped at close", conn->token,
 		 (unsigned long long)(conn->tx_prep - conn->tx_sent));
-	send_abort(conn, ts);
+	send_abort(conn);
 	set_state(conn, SMC_CLOSED, ts);
 }
 
@@ -148,7 +148,7 @@ void usmc_close_peer_flags(usmc_conn *conn, uint8_t newflags, usmc_tstamp ts)
 		 * we owe it are not stuck behind a window that never opens */
 		conn->tx_prep = conn->tx_sent;
 		if (conn->close_flags_want & ~conn->close_flags_sent)
-			usmc_tx_push(conn, ts);
+			usmc_tx_push(conn);
 	}
 	if (newflags & USMC_CDC_PEER_CONN_ABORT) {
 		/* smc_close_passive_abort_received; the error is raised
@@ -229,7 +229,7 @@ void usmc_close_abort_local(usmc_conn *conn, int err, int send, usmc_tstamp ts)
 		conn->err = err;
 	if (send && conn->link && usmc_link_usable(conn->link) &&
 	    !(conn->close_flags_want & USMC_CDC_PEER_CONN_ABORT))
-		send_abort(conn, ts);
+		send_abort(conn);
 	/* smc_close_active_abort: every state ends in CLOSED here, since no
 	 * work is left to cancel */
 	if (err)
@@ -247,12 +247,12 @@ int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts)
 	case SMC_ACTIVE:
 		conn->close_flags_want |= USMC_CDC_PEER_DONE_WRITING;
 		set_state(conn, SMC_PEERCLOSEWAIT1, ts);
-		usmc_tx_push(conn, ts);
+		usmc_tx_push(conn);
 		break;
 	case SMC_APPCLOSEWAIT1:
 		conn->close_flags_want |= USMC_CDC_PEER_DONE_WRITING;
 		set_state(conn, SMC_APPCLOSEWAIT2, ts);
-		usmc_tx_push(conn, ts);
+		usmc_tx_push(conn);
 		break;
 	default:
 		break;
@@ -300,8 +300,6 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 	case SMC_APPCLOSEWAIT1:
 	case SMC_APPCLOSEWAIT2:
 		aborted = close_final(conn, ts);
-		if (conn->state == SMC_CLOSED)
-			break; /* the link went down meanwhile */
 		if (aborted || rxed_any_close(conn))
 			set_state(conn, SMC_CLOSED, ts);
 		else
@@ -315,7 +313,7 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 		break;
 	case SMC_PROCESSABORT:
 		if (!conn->lgr || !conn->lgr->peer_gone)
-			send_abort(conn, ts);
+			send_abort(conn);
 		set_state(conn, SMC_CLOSED, ts);
 		break;
 	case SMC_PEERABORTWAIT:

@@ -11,7 +11,7 @@ void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev)
 {
 	if (conn->deleting)
 		return;
-	conn->ctx->cb.conn_event(conn->ctx->user, conn, ev);
+	usmc_conn_call_event(conn, ev);
 }
 
 static int clc_queue(usmc_conn *conn, usmc_clc_msg *m)
@@ -55,7 +55,7 @@ void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts)
 	usmc_llc_cancel_conn(lgr, conn);
 	created = conn->first_contact && !lgr->first_link_up;
 	if (conn->mode == USMC_MODE_SMCR)
-		usmc_tx_flush_close(conn, ts);
+		usmc_tx_flush_close(conn);
 	usmc_close_timer(conn, USMC_TSTAMP_NONE);
 	usmc_lgr_del_conn(lgr, conn, ts);
 	if (created)
@@ -115,7 +115,7 @@ static void conn_established(usmc_conn *conn, usmc_tstamp ts)
 	if (conn->peer_conn_flags && conn->lgr)
 		usmc_close_peer_flags(conn, conn->peer_conn_flags, ts);
 	if (conn->cons_upd_pending && conn->lgr)
-		usmc_tx_push(conn, ts);
+		usmc_tx_push(conn);
 }
 
 /* ---- message builders ---- */
@@ -242,8 +242,6 @@ static uint32_t conn_first_contact(usmc_conn *conn, usmc_role role,
 	conn->first_contact = 1;
 	if (usmc_lgr_create(conn->ctx, role, conn->version, peer_id, &lgr))
 		return SMC_CLC_DECL_MEM;
-	memcpy(lgr->peer_gid, gid, 16);
-	memcpy(lgr->peer_mac, mac, 6);
 	lgr->release = conn->version == SMC_V2 ? conn->release : 0;
 	if (usmc_link_create(lgr, conn->params.dev_idx, &link)) {
 		usmc_lgr_free(lgr);

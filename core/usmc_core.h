@@ -5,15 +5,21 @@
  *
  * The core never performs I/O. The runtime feeds it CLC bytes, work
  * completions, application reads and writes, and timer expiries (all with a
- * usmc_tstamp in nanoseconds), and the core answers through usmc_callbacks:
- * work requests to post, registered memory to allocate, queue pairs to
- * create and move, and connection events.
+ * usmc_tstamp in nanoseconds). The core answers in two ways: work requests
+ * are *pulled* by the caller after each call (usmc_ctx_next_wr, as
+ * ngtcp2_conn_write_pkt), and the synchronous device operations (memory
+ * registration, QP creation and moves) and connection events go through
+ * usmc_callbacks.
  *
  * Threading: a usmc_ctx and everything under it are used by one thread at a
  * time; the runtime serialises. Callbacks run synchronously inside core
  * calls and must not re-enter the core for the same ctx, except for the
  * read-only getters (usmc_conn_get_*, usmc_conn_readable, ...) and
  * usmc_conn_clc_pending. See docs/core.md.
+ *
+ * Errors are negative USMC_ERR_* codes (usmc_err.h). A call that runs a
+ * device callback returns USMC_ERR_CALLBACK_FAILURE when the callback
+ * fails, whatever it returned.
  */
 #ifndef USMC_CORE_H
 #define USMC_CORE_H
@@ -111,7 +117,7 @@ typedef struct usmc_callbacks {
 	/* Optional: one formatted line, no newline. */
 	void (*log)(void *user, int level, const char *msg);
 	/* Registered memory: RMBs, send buffers, WR slots (required).
-	 * |access| is USMC_ACCESS_*. Returns 0 or a negative USMC_ERR_*.
+	 * |access| is USMC_ACCESS_*. Returns 0 or non-zero on failure.
 	 * The MR is registered with device |dev_idx| (the ctx's devices[])
 	 * and only used there: a link's WR buffers on its own device, an
 	 * RMB or sndbuf on the device of the connection it is taken for
@@ -124,16 +130,13 @@ typedef struct usmc_callbacks {
 	/* Queue pairs (required). link_create_qp returns an RC QP in INIT,
 	 * so receives may be posted at once. link_ready moves it INIT->RTR
 	 * (to_rts 0) or RTR->RTS (to_rts 1) with the attributes of the
-	 * kernel's smc_ib_modify_qp_rtr/rts. */
+	 * kernel's smc_ib_modify_qp_rtr/rts. Both return 0 or non-zero on
+	 * failure. Work requests are not callbacks: see usmc_ctx_next_wr. */
 	int (*link_create_qp)(void *user, usmc_link *link,
 			      usmc_link_qp_info *out);
 	int (*link_ready)(void *user, usmc_link *link,
 			  const usmc_link_peer *peer, int to_rts);
 	void (*link_destroy_qp)(void *user, usmc_link *link);
-	/* Work requests (required). Must not complete synchronously: the
-	 * completion is reported later through usmc_link_on_wc. */
-	int (*post_send)(void *user, usmc_link *link, const usmc_wr *wr);
-	int (*post_recv)(void *user, usmc_link *link, const usmc_recv_wr *wr);
 	/* Connection notifications (required). */
 	void (*conn_event)(void *user, usmc_conn *conn, usmc_conn_event ev);
 } usmc_callbacks;
@@ -170,6 +173,8 @@ typedef struct usmc_settings {
  * the runtime then sets devices, system_id, ueid. */
 void usmc_settings_default(usmc_settings *s);
 
+/* Creates a context. Returns 0, USMC_ERR_INVALID_ARGUMENT (a required
+ * callback or |s| missing, bad settings) or USMC_ERR_NOMEM. */
 int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 		 const usmc_settings *s, void *user);
 /* Adds a device after creation (devices open on demand). Returns its index
@@ -195,8 +200,37 @@ void usmc_ctx_shutdown(usmc_ctx *ctx, usmc_tstamp ts);
 int usmc_ctx_shutdown_idle(usmc_ctx *ctx, usmc_tstamp ts);
 /* Earliest timer of all link groups and connections, or USMC_TSTAMP_NONE. */
 usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx);
-/* Runs every timer due at |ts|. */
+/* Runs every timer due at |ts|. Returns 0. */
 int usmc_ctx_handle_expiry(usmc_ctx *ctx, usmc_tstamp ts);
+
+/* Work requests, pulled (ngtcp2's write_pkt model). No core call posts:
+ * each queues the SENDs, RDMA WRITEs and receive buffers it wants on
+ * their link, and the caller drains them after every core call (before it
+ * sleeps, at least) and posts them to the link's QP in the order given.
+ * Within a link the order is the wire order; across links it does not
+ * matter. A WR pulled here refers to memory that stays registered until
+ * the link is freed. */
+typedef enum usmc_wr_kind {
+	USMC_WRK_SEND = 1, /* |send| on the send queue (ibv_post_send) */
+	USMC_WRK_RECV = 2, /* |recv| on the receive queue (ibv_post_recv) */
+} usmc_wr_kind;
+
+typedef struct usmc_link_wr {
+	usmc_link *link;
+	usmc_wr_kind kind;
+	union {
+		usmc_wr send;
+		usmc_recv_wr recv;
+	} wr;
+} usmc_link_wr;
+
+/* Takes the next work request of any link of |ctx| into |*out|. Returns 1
+ * when |*out| holds one, 0 when none is left, USMC_ERR_INVALID_ARGUMENT
+ * for a NULL argument. Calling it never raises events, except when a
+ * link's queue overflowed (a hostile peer's cursors; cannot happen
+ * otherwise): that link is then taken down here, after its queued WRs
+ * were handed out, as usmc_link_post_failed would. */
+int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out);
 
 /* Links: the runtime maps transport QPs to links and feeds completions. */
 void usmc_link_set_user(usmc_link *l, void *p);
@@ -205,10 +239,20 @@ uint32_t usmc_link_get_id(const usmc_link *l);
 usmc_lgr *usmc_link_get_lgr(const usmc_link *l);
 /* The device (index in the ctx's devices) whose QP this link uses. */
 unsigned int usmc_link_get_dev_idx(const usmc_link *l);
+/* A completion of |link|'s QP. Returns 0, or USMC_ERR_INVALID_ARGUMENT for
+ * a wr_id the link never posted. A failed completion takes the link down
+ * (see usmc_link_down). */
 int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts);
+/* The caller could not post |wr_id| (from usmc_ctx_next_wr) on |link|:
+ * |err| is the transport's error, for the log. The link's other queued
+ * WRs are dropped and the link goes down as for usmc_link_down, from this
+ * clean stack rather than inside the call that queued the WR. Returns 0,
+ * or USMC_ERR_INVALID_ARGUMENT for a NULL link. */
+int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
+			  usmc_tstamp ts);
 /* The link (or its device) failed. With one link per lgr there is nothing
  * to fail over to: the lgr is terminated, its connections get
- * USMC_EV_ERROR with USMC_ERR_CONNABORTED. */
+ * USMC_EV_ERROR with USMC_ERR_CONNABORTED. Returns 0. */
 int usmc_link_down(usmc_link *link, usmc_tstamp ts);
 
 typedef enum usmc_role { USMC_ROLE_CLIENT, USMC_ROLE_SERVER } usmc_role;
@@ -229,7 +273,10 @@ typedef struct usmc_conn_params {
 } usmc_conn_params;
 
 /* Client: queues the Proposal (USMC_EV_CLC_SEND is raised). Server: waits
- * for the Proposal. */
+ * for the Proposal. Returns 0, USMC_ERR_INVALID_ARGUMENT (a NULL argument,
+ * a bad role or prefix, |p->dev_idx| not a device of |ctx|),
+ * USMC_ERR_NOMEM, or
+ * USMC_ERR_INTERNAL (the Proposal could not be encoded). */
 int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 		  usmc_conn **pconn);
 /* Releases the connection. If it is not closed yet it is aborted first
@@ -282,9 +329,13 @@ size_t usmc_conn_unsent(const usmc_conn *conn);
 /* TCP_NODELAY: never cork small writes behind an in-flight CDC (default
  * off: autocorking as net.smc.autocorking_size). */
 void usmc_conn_set_nodelay(usmc_conn *conn, int on);
-/* SHUT_WR: peer_done_writing once the sndbuf has drained. */
+/* SHUT_WR: peer_done_writing once the sndbuf has drained. Returns 0,
+ * USMC_ERR_INVALID_ARGUMENT, or USMC_ERR_INVALID_STATE when the connection
+ * is not on SMC-R. */
 int usmc_conn_shutdown_write(usmc_conn *conn, usmc_tstamp ts);
-/* Orderly close (peer_conn_closed), or abort when unread data remains. */
+/* Orderly close (peer_conn_closed), or abort when unread data remains.
+ * Both return 0 or USMC_ERR_INVALID_ARGUMENT; failures of the link show
+ * later, as events. */
 int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts);
 int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts);
 /* The runtime learned that the peer's process is gone (its TCP connection

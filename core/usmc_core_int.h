@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Internal structures of the core state machines, shared by usmc_ctx.c,
- * usmc_lgr.c (link group, links, LLC), usmc_conn.c (CLC), usmc_tx.c,
- * usmc_rx.c and usmc_close.c. Not part of the API.
+ * usmc_lgr.c (link group), usmc_link.c (links, WR slots), usmc_llc_flow.c
+ * (LLC flows), usmc_conn.c (CLC), usmc_tx.c, usmc_rx.c and usmc_close.c.
+ * Not part of the API.
  */
 #ifndef USMC_CORE_INT_H
 #define USMC_CORE_INT_H
@@ -24,10 +25,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_LINKS_MAX	     3	 /* SMC_LINKS_PER_LGR_MAX */
 #define USMC_CONNS_MAX	     255 /* SMC_CONN_PER_LGR_MAX */
 #define USMC_RMBE_MIN	     16384
-#define USMC_RMBE_MAX_SHIFT  9 /* stay <= 8 MiB; RFC peers want <= 5 */
-#define USMC_LLC_WAIT_FIRST  (4 * USMC_NS_PER_SEC) /* 2 * SMC_LLC_WAIT_TIME */
-#define USMC_CLC_WAIT_SHORT  (1 * USMC_NS_PER_SEC)
-#define USMC_TX_SLOT_WAIT    (10 * USMC_NS_PER_SEC)
+#define USMC_LLC_WAIT_FIRST  (4 * USMC_NS_PER_SEC)  /* 2 * SMC_LLC_WAIT_TIME */
 #define USMC_LGR_FREE_CLIENT (10 * USMC_NS_PER_SEC) /* extra client delay */
 /* control messages waiting for a TX slot: a final CDC per connection plus
  * LLC answers */
@@ -47,7 +45,6 @@ enum usmc_link_state {
 #define USMC_WRID_TX	      1ull
 #define USMC_WRID_RX	      2ull
 #define USMC_WRID_WRITE	      3ull
-#define USMC_WRID_V2TX	      4ull
 #define USMC_WRID(kind, idx)  (((uint64_t)(kind) << 56) | (uint64_t)(idx))
 #define USMC_WRID_KIND(wr_id) ((unsigned int)((wr_id) >> 56))
 #define USMC_WRID_IDX(wr_id)  ((uint32_t)((wr_id)&0xffffffffu))
@@ -71,6 +68,13 @@ typedef struct usmc_tx_slot {
 	uint8_t close_flags; /* CDC conn_state flags it carried */
 } usmc_tx_slot;
 
+/* A work request waiting for the caller (usmc_ctx_next_wr). A receive
+ * carries only its wr_id: the buffer is built when it is pulled. */
+typedef struct usmc_wrq_ent {
+	usmc_wr_kind kind;
+	usmc_wr wr;
+} usmc_wrq_ent;
+
 /* One queued local LLC request (a "local flow", run one at a time). */
 typedef struct usmc_llc_req {
 	struct usmc_llc_req *next;
@@ -87,7 +91,7 @@ struct usmc_link {
 	uint8_t link_idx; /* index in lgr->links */
 	uint8_t dev_idx;  /* index in ctx->s.devices */
 	int state;	  /* enum usmc_link_state */
-	int qp_created, qp_rtr, qp_rts;
+	int qp_created, qp_rts;
 	uint32_t qp_num, psn;
 	/* peer side (from CLC, then CONFIRM_LINK) */
 	uint32_t peer_qpn, peer_psn;
@@ -109,7 +113,14 @@ struct usmc_link {
 	/* connections waiting for a TX slot */
 	int waiters;
 	unsigned int wake_rr;
-	usmc_tstamp slot_wait_since;
+	/* work requests for the caller, in post order (a ring). Every
+	 * queued SEND holds a TX slot, at most two WRITEs go before each
+	 * CDC SEND, and an RX buffer is queued once, so 3 * nslots + nrecv
+	 * entries always suffice (wrq_lost marks the impossible overflow) */
+	usmc_wrq_ent *wrq;
+	unsigned int wrq_cap, wrq_head, wrq_len;
+	int wrq_listed, wrq_lost;
+	usmc_link *wrq_next; /* in ctx->wrq_links */
 };
 
 struct usmc_lgr {
@@ -119,8 +130,6 @@ struct usmc_lgr {
 	usmc_role role;
 	int version; /* 1 or 2 */
 	uint8_t peer_system_id[8];
-	uint8_t peer_gid[16]; /* first link's peer, for matching */
-	uint8_t peer_mac[6];
 	usmc_link *links[USMC_LINKS_MAX];
 	usmc_conn *conns[USMC_CONNS_MAX + 1]; /* index = token & 0xff */
 	unsigned int nconns;
@@ -238,6 +247,8 @@ struct usmc_ctx {
 	unsigned int nclosewait; /* conns with a stream-wait timer */
 	unsigned int nhandshake; /* conns with a CLC timer: get_expiry scans
 				  * connections only when there are any */
+	/* links with work requests to pull, oldest first */
+	usmc_link *wrq_links, *wrq_links_tail;
 };
 
 /* The device a link's QP lives on, and the one a connection uses. */
@@ -260,7 +271,21 @@ static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
 	return a < b ? a : b;
 }
 
-/* link group and links (usmc_lgr.c) */
+/* The device callbacks, each called only through its wrapper here
+ * (usmc_ctx.c), which maps any failure to USMC_ERR_CALLBACK_FAILURE, as
+ * ngtcp2's conn_call_*. */
+int usmc_ctx_call_alloc_mr(usmc_ctx *ctx, unsigned int dev_idx, size_t length,
+			   uint32_t access, usmc_mr *mr);
+/* Frees |mr| if it holds memory, and clears it. */
+void usmc_ctx_call_free_mr(usmc_ctx *ctx, usmc_mr *mr);
+void usmc_ctx_call_rand(usmc_ctx *ctx, uint8_t *buf, size_t len);
+int usmc_link_call_create_qp(usmc_link *link, usmc_link_qp_info *out);
+int usmc_link_call_ready(usmc_link *link, const usmc_link_peer *peer,
+			 int to_rts);
+void usmc_link_call_destroy_qp(usmc_link *link);
+void usmc_conn_call_event(usmc_conn *conn, usmc_conn_event ev);
+
+/* link group (usmc_lgr.c) */
 int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 		    const uint8_t *peer_system_id, usmc_lgr **plgr);
 void usmc_lgr_free(usmc_lgr *lgr);
@@ -270,8 +295,7 @@ usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 			unsigned int dev_idx, const uint8_t *peer_system_id,
 			const uint8_t *peer_gid, const uint8_t *peer_mac,
 			uint32_t peer_qpn);
-int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink);
-int usmc_link_ready(usmc_link *link, int to_rts);
+usmc_link *usmc_lgr_first_link(usmc_lgr *lgr);
 int usmc_lgr_add_conn(usmc_lgr *lgr, usmc_conn *conn);
 usmc_conn *usmc_lgr_conn_by_token(usmc_lgr *lgr, uint32_t token);
 void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts);
@@ -280,16 +304,33 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
 void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf);
 usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr);
 void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
-int usmc_llc_confirm_link_send(usmc_link *link, int resp);
+
+/* links (usmc_link.c) */
+int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink);
+void usmc_link_free(usmc_link *link);
+int usmc_link_ready(usmc_link *link, int to_rts);
+/* TX slots: returns the slot index, or -1 when all are busy. */
+int usmc_link_get_slot(usmc_link *link);
+void usmc_link_put_slot(usmc_link *link, int idx);
+uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
+/* Queues the message in TX slot |idx| as a signaled, solicited SEND. */
+void usmc_link_queue_slot(usmc_link *link, int idx);
+/* Queues any send WR (the RDMA WRITEs before a CDC). */
+void usmc_link_queue_send(usmc_link *link, const usmc_wr *wr);
+int usmc_link_usable(const usmc_link *link);
+int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
+
+/* LLC flows (usmc_llc_flow.c) */
+uint8_t usmc_llc_version(const usmc_lgr *lgr);
+int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
 		   uint64_t vaddr, usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
-/* TX slots: returns the slot index, or -1 when all are busy. */
-int usmc_link_get_slot(usmc_link *link);
-uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
-int usmc_link_post_slot(usmc_link *link, int idx, usmc_tstamp ts);
-int usmc_link_usable(const usmc_link *link);
-int usmc_link_send_raw(usmc_link *link, const uint8_t *msg, usmc_tstamp ts);
+void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts);
+void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
+		 usmc_tstamp ts);
+usmc_tstamp usmc_llc_expiry(const usmc_lgr *lgr);
+void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* CLC handshake (usmc_conn.c) */
 void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev);
@@ -303,18 +344,17 @@ void usmc_conn_clc_done(usmc_conn *conn);
 void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts);
 
 /* tx (usmc_tx.c) */
-int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts);
+void usmc_tx_push(usmc_conn *conn);
 void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot,
 		      usmc_tstamp ts);
 /* Sends a CDC with no new data (window update, close flags). */
-int usmc_tx_cdc_ctrl(usmc_conn *conn, usmc_tstamp ts);
-void usmc_link_slot_freed(usmc_link *link, usmc_tstamp ts);
-void usmc_tx_flush_close(usmc_conn *conn, usmc_tstamp ts);
+void usmc_tx_cdc_ctrl(usmc_conn *conn);
+void usmc_tx_flush_close(usmc_conn *conn);
 
 /* rx (usmc_rx.c) */
 void usmc_rx_cdc(usmc_link *link, const uint8_t *msg, size_t len,
 		 usmc_tstamp ts);
-void usmc_rx_consumer_update(usmc_conn *conn, int force, usmc_tstamp ts);
+void usmc_rx_consumer_update(usmc_conn *conn, int force);
 
 /* close (usmc_close.c) */
 void usmc_close_peer_flags(usmc_conn *conn, uint8_t conn_flags, usmc_tstamp ts);

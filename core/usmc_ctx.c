@@ -36,6 +36,67 @@ void usmc_mem_free(usmc_ctx *ctx, void *p)
 		ctx->cb.free(p, ctx->user);
 }
 
+/* ---- device callbacks: the only places that call them ---- */
+
+int usmc_ctx_call_alloc_mr(usmc_ctx *ctx, unsigned int dev_idx, size_t length,
+			   uint32_t access, usmc_mr *mr)
+{
+	int rv;
+
+	memset(mr, 0, sizeof(*mr));
+	rv = ctx->cb.alloc_mr(ctx->user, dev_idx, length, access, mr);
+	if (!rv && mr->addr && mr->length >= length)
+		return 0;
+	if (!rv)
+		ctx->cb.free_mr(ctx->user, mr);
+	memset(mr, 0, sizeof(*mr));
+	return USMC_ERR_CALLBACK_FAILURE;
+}
+
+void usmc_ctx_call_free_mr(usmc_ctx *ctx, usmc_mr *mr)
+{
+	if (mr->addr) {
+		ctx->cb.free_mr(ctx->user, mr);
+		memset(mr, 0, sizeof(*mr));
+	}
+}
+
+void usmc_ctx_call_rand(usmc_ctx *ctx, uint8_t *buf, size_t len)
+{
+	ctx->cb.rand(buf, len, ctx->user);
+}
+
+int usmc_link_call_create_qp(usmc_link *link, usmc_link_qp_info *out)
+{
+	usmc_ctx *ctx = link->lgr->ctx;
+
+	return ctx->cb.link_create_qp(ctx->user, link, out)
+		       ? USMC_ERR_CALLBACK_FAILURE
+		       : 0;
+}
+
+int usmc_link_call_ready(usmc_link *link, const usmc_link_peer *peer,
+			 int to_rts)
+{
+	usmc_ctx *ctx = link->lgr->ctx;
+
+	return ctx->cb.link_ready(ctx->user, link, peer, to_rts)
+		       ? USMC_ERR_CALLBACK_FAILURE
+		       : 0;
+}
+
+void usmc_link_call_destroy_qp(usmc_link *link)
+{
+	usmc_ctx *ctx = link->lgr->ctx;
+
+	ctx->cb.link_destroy_qp(ctx->user, link);
+}
+
+void usmc_conn_call_event(usmc_conn *conn, usmc_conn_event ev)
+{
+	conn->ctx->cb.conn_event(conn->ctx->user, conn, ev);
+}
+
 void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
 {
 	char buf[256];
@@ -57,8 +118,7 @@ int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 
 	if (!pctx || !cb || !s || !cb->calloc || !cb->free || !cb->rand ||
 	    !cb->alloc_mr || !cb->free_mr || !cb->link_create_qp ||
-	    !cb->link_ready || !cb->link_destroy_qp || !cb->post_send ||
-	    !cb->post_recv || !cb->conn_event)
+	    !cb->link_ready || !cb->link_destroy_qp || !cb->conn_event)
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (!(s->smc_versions & (USMC_VERSION_V1 | USMC_VERSION_V2)) ||
 	    s->send_wr < 2 || s->recv_wr < 2 || s->llc_timeout == 0 ||
@@ -96,7 +156,7 @@ int usmc_ctx_add_device(usmc_ctx *ctx, const usmc_device_info *dev)
 		return USMC_ERR_LIMIT;
 	ctx->s.devices[ctx->s.ndevices] = *dev;
 	if (usmc_is_zero(ctx->s.system_id, 8)) {
-		ctx->cb.rand(ctx->s.system_id, 2, ctx->user);
+		usmc_ctx_call_rand(ctx, ctx->s.system_id, 2);
 		memcpy(ctx->s.system_id + 2, dev->mac, 6);
 	}
 	return (int)ctx->s.ndevices++;

@@ -109,12 +109,12 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 	if (m.prod_flags & USMC_CDC_CONS_CURS_UPD_REQ)
 		conn->cons_upd_pending = 1;
 	if ((dcons || conn->cons_upd_pending) && conn->mode == USMC_MODE_SMCR)
-		usmc_tx_push(conn, ts);
+		usmc_tx_push(conn);
 	if (newflags && conn->lgr)
 		usmc_close_peer_flags(conn, newflags, ts);
 }
 
-void usmc_rx_consumer_update(usmc_conn *conn, int force, usmc_tstamp ts)
+void usmc_rx_consumer_update(usmc_conn *conn, int force)
 {
 	uint32_t rmb = conn->rmb->size;
 	uint64_t to_confirm = conn->rx_cons - conn->rx_cons_sent;
@@ -129,7 +129,7 @@ void usmc_rx_consumer_update(usmc_conn *conn, int force, usmc_tstamp ts)
 	    (to_confirm > limit &&
 	     (sender_free <= rmb / 2 ||
 	      (conn->peer_prod_flags & USMC_CDC_WRITE_BLOCKED))))
-		usmc_tx_cdc_ctrl(conn, ts);
+		usmc_tx_cdc_ctrl(conn);
 }
 
 usmc_ssize usmc_conn_read(usmc_conn *conn, uint8_t *buf, size_t len,
@@ -169,7 +169,7 @@ usmc_ssize usmc_conn_read(usmc_conn *conn, uint8_t *buf, size_t len,
 		memcpy(buf + a, conn->rmb->mr.addr, (size_t)(n - a));
 	conn->rx_cons += n;
 	if (conn->lgr && conn->state != SMC_CLOSED)
-		usmc_rx_consumer_update(conn, 0, ts);
+		usmc_rx_consumer_update(conn, 0);
 	return (usmc_ssize)n;
 }
 

@@ -15,10 +15,10 @@ static void wire_curs(usmc_curs *c, uint64_t n, uint32_t size)
 	c->wrap = (uint16_t)(n / size);
 }
 
-/* RDMA WRITEs for the next |len| bytes at tx_sent. */
-static int post_writes(usmc_conn *conn, uint64_t len)
+/* RDMA WRITEs for the next |len| bytes at tx_sent (|len| is at most the
+ * peer's RMBE, so there are at most two). */
+static void queue_writes(usmc_conn *conn, uint64_t len)
 {
-	usmc_ctx *ctx = conn->ctx;
 	usmc_link *link = conn->link;
 	const usmc_buf *sb = conn->sndbuf;
 	uint64_t pos = conn->tx_sent;
@@ -29,7 +29,6 @@ static int post_writes(usmc_conn *conn, uint64_t len)
 		uint32_t chunk = conn->peer_rmb_size - doff;
 		uint32_t a;
 		usmc_wr wr;
-		int rv;
 
 		if (chunk > len)
 			chunk = (uint32_t)len;
@@ -51,14 +50,11 @@ static int post_writes(usmc_conn *conn, uint64_t len)
 			wr.sg_list[1].length = chunk - a;
 			wr.sg_list[1].lkey = sb->mr.lkey;
 		}
-		rv = ctx->cb.post_send(ctx->user, link, &wr);
-		if (rv)
-			return rv < 0 ? rv : USMC_ERR_TRANSPORT;
+		usmc_link_queue_send(link, &wr);
 		conn->n_writes++;
 		pos += chunk;
 		len -= chunk;
 	}
-	return 0;
 }
 
 static int cork(const usmc_conn *conn, uint64_t pending)
@@ -72,22 +68,26 @@ static int cork(const usmc_conn *conn, uint64_t pending)
 	return pending <= lim;
 }
 
-int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
+/* Queues WRITEs and a CDC for what is ready to go (smc_tx_sndbuf_nonempty):
+ * data the peer has room for, close flags, a consumer-cursor update. It
+ * only queues work requests, so nothing it does can end the connection
+ * or the link group under the caller. */
+void usmc_tx_push(usmc_conn *conn)
 {
 	usmc_link *link = conn->link;
 
 	if (!link || !usmc_link_usable(link) || !conn->peer_rmb_size ||
 	    conn->waiting_slot)
-		return 0;
+		return;
 	if (conn->mode != USMC_MODE_SMCR && conn->mode != USMC_MODE_HANDSHAKE)
-		return 0;
+		return;
 	for (;;) {
 		uint64_t pending = conn->tx_prep - conn->tx_sent;
 		uint64_t space =
 			conn->peer_rmb_size - (conn->tx_sent - conn->peer_cons);
 		uint64_t len = pending < space ? pending : space;
 		uint8_t flags = 0, pflags = 0;
-		int new_flags, idx, rv;
+		int new_flags, idx;
 		usmc_tx_slot *slot;
 		usmc_cdc_msg m;
 
@@ -95,29 +95,22 @@ int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
 			flags = conn->close_flags_want;
 		new_flags = (flags & ~conn->close_flags_sent) != 0;
 		if (!len && !conn->cons_upd_pending && !new_flags)
-			return 0;
+			return;
 		if (len && !new_flags && !conn->cons_upd_pending &&
 		    len == pending && cork(conn, pending))
-			return 0;
+			return;
 		idx = usmc_link_get_slot(link);
 		if (idx < 0) {
 			conn->waiting_slot = 1;
 			link->waiters++;
-			return 0;
+			return;
 		}
 		if (pending && pending >= space) {
 			pflags |= USMC_CDC_WRITE_BLOCKED;
 			conn->n_peer_full++;
 		}
-		if (len) {
-			rv = post_writes(conn, len);
-			if (rv) {
-				link->slots[idx].busy = 0;
-				link->slots_used--;
-				usmc_link_down(link, ts);
-				return rv;
-			}
-		}
+		if (len)
+			queue_writes(conn, len);
 		conn->tx_sent += len;
 		memset(&m, 0, sizeof(m));
 		m.seqno = ++conn->tx_seq;
@@ -142,11 +135,9 @@ int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
 		if (conn->close_expiry != USMC_TSTAMP_NONE &&
 		    !(conn->close_flags_want & ~conn->close_flags_sent))
 			usmc_close_timer(conn, USMC_TSTAMP_NONE);
-		rv = usmc_link_post_slot(link, idx, ts);
-		if (rv)
-			return rv; /* the link went down and took conn along */
+		usmc_link_queue_slot(link, idx);
 		if (!len || conn->tx_sent == conn->tx_prep)
-			return 0;
+			return;
 	}
 }
 
@@ -154,7 +145,7 @@ int usmc_tx_push(usmc_conn *conn, usmc_tstamp ts)
  * busy, or it is deleted early): send them now with the current cursors,
  * or queue them behind the waiting LLC answers, without completion
  * accounting. Data not sent by now is lost, so "closed" becomes abort. */
-void usmc_tx_flush_close(usmc_conn *conn, usmc_tstamp ts)
+void usmc_tx_flush_close(usmc_conn *conn)
 {
 	usmc_link *link = conn->link;
 	uint8_t buf[USMC_WR_TX_SIZE];
@@ -176,13 +167,13 @@ void usmc_tx_flush_close(usmc_conn *conn, usmc_tstamp ts)
 		return;
 	conn->close_flags_sent |= flags;
 	conn->n_tx_cdcs++;
-	usmc_link_send_raw(link, buf, ts);
+	usmc_link_send_raw(link, buf);
 }
 
-int usmc_tx_cdc_ctrl(usmc_conn *conn, usmc_tstamp ts)
+void usmc_tx_cdc_ctrl(usmc_conn *conn)
 {
 	conn->cons_upd_pending = 1;
-	return usmc_tx_push(conn, ts);
+	usmc_tx_push(conn);
 }
 
 void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot, usmc_tstamp ts)
@@ -202,7 +193,7 @@ void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot, usmc_tstamp ts)
 	}
 	usmc_close_progress(conn, ts);
 	if (conn->lgr)
-		usmc_tx_push(conn, ts);
+		usmc_tx_push(conn);
 }
 
 usmc_ssize usmc_conn_write(usmc_conn *conn, const uint8_t *data, size_t len,
@@ -248,7 +239,7 @@ usmc_ssize usmc_conn_write(usmc_conn *conn, const uint8_t *data, size_t len,
 	conn->bytes_sent += n;
 	if (n < len)
 		conn->want_writable = 1;
-	usmc_tx_push(conn, ts);
+	usmc_tx_push(conn);
 	return (usmc_ssize)n;
 }
 
@@ -264,7 +255,7 @@ void usmc_conn_set_nodelay(usmc_conn *conn, int on)
 {
 	conn->nodelay = !!on;
 	if (on && conn->mode == USMC_MODE_SMCR && conn->lgr)
-		usmc_tx_push(conn, conn->ctx->now);
+		usmc_tx_push(conn);
 }
 
 size_t usmc_conn_unsent(const usmc_conn *conn)

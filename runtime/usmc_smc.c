@@ -2,9 +2,9 @@
 /*
  * The runtime's side of the core and the transport: the device table (a
  * transport opened on a local address, on demand), the core callbacks
- * (memory, QPs, work requests, events), completion dispatch and timers.
- * Everything here runs with usmc_g.lock held, in whichever thread (app or
- * progress) made the call.
+ * (memory, QPs, events), posting the work requests the core queues,
+ * completion dispatch and timers. Everything here runs with usmc_g.lock
+ * held, in whichever thread (app or progress) made the call.
  *
  * Core events raised inside a core call are only recorded (the core must
  * not be re-entered from a callback); smc_post() acts on them once the
@@ -377,20 +377,27 @@ static void cb_destroy_qp(void *user, usmc_link *link)
 	free(rl);
 }
 
-static int cb_post_send(void *user, usmc_link *link, const usmc_wr *wr)
+/* Posts the work requests the last core call queued (the core never
+ * posts: usmc_ctx_next_wr), in their order. Called right after each
+ * core call; a post the transport refuses goes back to the core as
+ * usmc_link_post_failed, a core call of its own. */
+static void smc_drain_wrs(void)
 {
-	rt_link *rl = usmc_link_get_user(link);
+	usmc_link_wr w;
 
-	(void)user;
-	return rl ? usmc_tp_post_send(rl->qp, wr) : USMC_ERR_INTERNAL;
-}
+	while (smc.ctx && usmc_ctx_next_wr(smc.ctx, &w) == 1) {
+		rt_link *rl = usmc_link_get_user(w.link);
+		int recv = w.kind == USMC_WRK_RECV;
+		int r = !rl    ? USMC_ERR_INTERNAL
+			: recv ? usmc_tp_post_recv(rl->qp, &w.wr.recv)
+			       : usmc_tp_post_send(rl->qp, &w.wr.send);
 
-static int cb_post_recv(void *user, usmc_link *link, const usmc_recv_wr *wr)
-{
-	rt_link *rl = usmc_link_get_user(link);
-
-	(void)user;
-	return rl ? usmc_tp_post_recv(rl->qp, wr) : USMC_ERR_INTERNAL;
+		if (r)
+			usmc_link_post_failed(w.link,
+					      recv ? w.wr.recv.wr_id
+						   : w.wr.send.wr_id,
+					      r, usmc_rt_now());
+	}
 }
 
 /* Returns 1 if |conn| was not an orphan yet. */
@@ -423,6 +430,7 @@ static void conn_del(usmc_conn *c)
 	deleting = c;
 	usmc_conn_del(c);
 	deleting = NULL;
+	smc_drain_wrs();
 	/* drop it from the orphans if it got there meanwhile */
 	for (size_t i = 0; i < smc.n_orphans; i++)
 		if (smc.orphans[i] == c)
@@ -463,8 +471,6 @@ static const usmc_callbacks callbacks = {
 	.link_create_qp = cb_create_qp,
 	.link_ready = cb_link_ready,
 	.link_destroy_qp = cb_destroy_qp,
-	.post_send = cb_post_send,
-	.post_recv = cb_post_recv,
 	.conn_event = cb_conn_event,
 };
 
@@ -510,11 +516,13 @@ size_t usmc_smc_tcp_held(void)
 	return smc.n_holds;
 }
 
-/* Acts on the events recorded during the last core call. */
+/* Acts on the events recorded during the last core call, after posting
+ * its work requests. */
 static void smc_post(void)
 {
 	int any = 0, notify = 0;
 
+	smc_drain_wrs();
 	while (smc.pend) {
 		usmc_sock *s = smc.pend;
 		uint32_t ev;
@@ -866,8 +874,10 @@ int usmc_smc_has_lgr(const uint8_t peer_id[8])
 
 void usmc_smc_set_nodelay(usmc_sock *s, int on)
 {
-	if (s->conn)
+	if (s->conn) {
 		usmc_conn_set_nodelay(s->conn, on);
+		smc_post();
+	}
 }
 
 int usmc_smc_clc_in(usmc_sock *s, const uint8_t *msg, size_t len)
@@ -1182,6 +1192,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 					break;
 			if (rl) {
 				usmc_link_on_wc(rl->link, &wcs[i], now);
+				smc_drain_wrs();
 				continue;
 			}
 			/* a QP already destroyed (its flushes): no link's */

@@ -375,9 +375,10 @@ static int sim_fault(usmc_sim_node *n, sim_qp *q, const usmc_wr *wr,
 	return 0;
 }
 
-static int cb_post_send(void *user, usmc_link *link, const usmc_wr *wr)
+/* ---- work requests, pulled from the cores (usmc_ctx_next_wr) ---- */
+
+static int sim_post_send(usmc_sim_node *n, usmc_link *link, const usmc_wr *wr)
 {
-	usmc_sim_node *n = user;
 	sim_qp *q = usmc_link_get_user(link);
 	usmc_tstamp extra = 0;
 	sim_ev *e;
@@ -406,11 +407,10 @@ static int cb_post_send(void *user, usmc_link *link, const usmc_wr *wr)
 	return 0;
 }
 
-static int cb_post_recv(void *user, usmc_link *link, const usmc_recv_wr *wr)
+static int sim_post_recv(usmc_link *link, const usmc_recv_wr *wr)
 {
 	sim_qp *q = usmc_link_get_user(link);
 
-	(void)user;
 	if (!q || q->state == QP_ERR)
 		return USMC_ERR_INVALID_STATE;
 	if (q->rq_len == q->rq_cap) {
@@ -431,6 +431,35 @@ static int cb_post_recv(void *user, usmc_link *link, const usmc_recv_wr *wr)
 	return 0;
 }
 
+/* Posts what |n|'s core queued, as a driver does after each core call. A
+ * post that fails (a fault schedule's fail-post, a QP in error) goes back
+ * to the core as its own input, once the call that queued it returned. */
+static void node_drain(usmc_sim_node *n)
+{
+	usmc_link_wr w;
+
+	while (n->ctx && usmc_ctx_next_wr(n->ctx, &w) == 1) {
+		int rv = w.kind == USMC_WRK_RECV
+				 ? sim_post_recv(w.link, &w.wr.recv)
+				 : sim_post_send(n, w.link, &w.wr.send);
+
+		if (rv)
+			usmc_link_post_failed(w.link,
+					      w.kind == USMC_WRK_RECV
+						      ? w.wr.recv.wr_id
+						      : w.wr.send.wr_id,
+					      rv, n->sim->now);
+	}
+}
+
+/* Every node's: the tests call the cores directly, so the fabric drains
+ * before it runs anything, and after each core call it makes itself. */
+static void sim_drain(usmc_sim *sim)
+{
+	for (usmc_sim_node *n = sim->nodes; n; n = n->next)
+		node_drain(n);
+}
+
 /* ---- CLC pipes ---- */
 
 static void ep_deliver(usmc_sim_ep *ep)
@@ -439,6 +468,7 @@ static void ep_deliver(usmc_sim_ep *ep)
 	       usmc_conn_get_mode(ep->conn) == USMC_MODE_HANDSHAKE) {
 		usmc_clc_hdr h;
 		size_t n;
+		int rv;
 
 		if (usmc_clc_hdr_peek(ep->in, ep->in_len, &h))
 			n = 8; /* garbage: the core rejects it */
@@ -446,7 +476,9 @@ static void ep_deliver(usmc_sim_ep *ep)
 			return;
 		else
 			n = h.length;
-		if (usmc_conn_clc_recv(ep->conn, ep->in, n, ep->sim->now))
+		rv = usmc_conn_clc_recv(ep->conn, ep->in, n, ep->sim->now);
+		sim_drain(ep->sim);
+		if (rv)
 			return; /* the handshake is over: bytes stay queued */
 		memmove(ep->in, ep->in + n, ep->in_len - n);
 		ep->in_len -= n;
@@ -551,6 +583,7 @@ static void complete(usmc_sim *sim, uint32_t qpn, uint64_t wr_id,
 	wc.byte_len = len;
 	wc.qp_num = qpn;
 	usmc_link_on_wc(q->link, &wc, sim->now);
+	sim_drain(sim);
 }
 
 static void exec_wr(usmc_sim *sim, sim_ev *e)
@@ -722,10 +755,12 @@ static usmc_tstamp timers_next(usmc_sim *sim)
 
 static int step(usmc_sim *sim, usmc_tstamp until, int stop_idle)
 {
-	usmc_tstamp te = sim->head ? sim->head->t : USMC_TSTAMP_NONE;
-	usmc_tstamp tt = timers_next(sim);
-	usmc_tstamp t = te < tt ? te : tt;
+	usmc_tstamp te, tt, t;
 
+	sim_drain(sim); /* what the test's own core calls queued */
+	te = sim->head ? sim->head->t : USMC_TSTAMP_NONE;
+	tt = timers_next(sim);
+	t = te < tt ? te : tt;
 	if (stop_idle && !sim->head && tt > sim->now)
 		return 0;
 	if (t == USMC_TSTAMP_NONE || t > until)
@@ -736,8 +771,10 @@ static int step(usmc_sim *sim, usmc_tstamp until, int stop_idle)
 		exec_ev(sim, sim->head);
 	} else {
 		for (usmc_sim_node *n = sim->nodes; n; n = n->next)
-			if (n->ctx && usmc_ctx_get_expiry(n->ctx) <= sim->now)
+			if (n->ctx && usmc_ctx_get_expiry(n->ctx) <= sim->now) {
 				usmc_ctx_handle_expiry(n->ctx, sim->now);
+				sim_drain(sim);
+			}
 	}
 	return 1;
 }
@@ -797,8 +834,6 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		.link_create_qp = cb_create_qp,
 		.link_ready = cb_link_ready,
 		.link_destroy_qp = cb_destroy_qp,
-		.post_send = cb_post_send,
-		.post_recv = cb_post_recv,
 		.conn_event = cb_conn_event,
 	};
 	usmc_sim_node *n = calloc(1, sizeof(*n));
@@ -1065,9 +1100,11 @@ void usmc_sim_del(usmc_sim *sim)
 int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
 			 size_t len)
 {
-	sim_qp *q = from ? usmc_link_get_user(from) : NULL;
+	sim_qp *q;
 	sim_ev *e;
 
+	sim_drain(sim); /* after what |from|'s core queued */
+	q = from ? usmc_link_get_user(from) : NULL;
 	if (!q || q->state != QP_RTS)
 		return USMC_ERR_INVALID_STATE;
 	e = calloc(1, sizeof(*e));

@@ -4,7 +4,10 @@
  * usmc_ctx whose callbacks are implemented here: registered memory with
  * rkey and bounds checks, RC queue pairs that execute SEND and RDMA WRITE
  * between nodes by memcpy (in order per QP), receive queues, completions,
- * and CLC byte pipes that stand in for the TCP clcsock. Time is virtual
+ * and CLC byte pipes that stand in for the TCP clcsock. The fabric pulls
+ * each core's work requests (usmc_ctx_next_wr) before every step and after
+ * each core call it makes itself, so a test may call the core directly;
+ * a post that fails is fed back with usmc_link_post_failed. Time is virtual
  * and every "random" choice comes from one seed, so a run replays exactly.
  *
  * Faults: seeded extra delay (a lost packet costs an RC retransmission),

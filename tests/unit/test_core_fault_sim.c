@@ -7,6 +7,8 @@
  * both sides with an error, promptly in virtual time.
  */
 #include "usmc_core_test.h"
+#include "usmc_clc.h"
+#include "usmc_llc.h"
 
 typedef struct run_result {
 	usmc_tstamp end;
@@ -168,11 +170,196 @@ static void test_device_fatal(void)
 	fatal("device-fatal:nth=50");
 }
 
+/* Two connections on one link group between client |a| and server |b|. */
+static void two_conns(usmc_sim *sim, usmc_sim_node *a, usmc_sim_node *b,
+		      usmc_sim_ep **c, usmc_sim_ep **s)
+{
+	usmc_conn_info i1, i2;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c[0], &s[0]), 0);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c[1], &s[1]), 0);
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_TRUE_FATAL(established(c[i]) && established(s[i]));
+	usmc_conn_get_info(c[0]->conn, &i1);
+	usmc_conn_get_info(c[1]->conn, &i2);
+	USMC_ASSERT_EQ_FATAL(i1.lgr_id, i2.lgr_id);
+}
+
+/* The connection ended with exactly one USMC_EV_ERROR, CONNABORTED. */
+static void aborted(const usmc_sim_ep *ep)
+{
+	USMC_ASSERT_EQ(ep->ev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_error(ep->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(ep->ev[USMC_EV_ESTABLISHED], 1);
+}
+
+static void set_faults(usmc_sim_node *n, usmc_fault_sched *f, const char *sc,
+		       usmc_tstamp now)
+{
+	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse(sc, now, f, NULL, 0), 0);
+	usmc_sim_node_set_faults(n, f);
+}
+
+/* The first RDMA WRITE of a usmc_conn_write cannot be posted: the write
+ * still returns its byte count with nothing ended, and only then, when
+ * the fabric pulls the WR and reports the failure, does the link group
+ * end: both connections of the client aborted, the server's once its
+ * sends find the peer QP gone, no byte delivered, the lgr freed. */
+static void test_fail_post_write_in_write(void)
+{
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(11);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c[2], *s[2];
+	usmc_fault_sched f;
+	uint8_t buf[5000];
+	usmc_tstamp t0;
+	uint64_t wbytes;
+
+	two_conns(sim, a, b, c, s);
+	t0 = usmc_sim_now(sim);
+	set_faults(a, &f, "fail-post:op=WRITE,nth=1", t0);
+	for (size_t i = 0; i < sizeof(buf); i++)
+		buf[i] = (uint8_t)(i * 7 + 1);
+	wbytes = usmc_sim_get_stats(sim)->write_bytes;
+	USMC_ASSERT_EQ(usmc_conn_write(c[0]->conn, buf, sizeof(buf), t0),
+		       (usmc_ssize)sizeof(buf));
+	/* nothing was posted inside the call, so nothing failed in it */
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(a), 0);
+	USMC_ASSERT_EQ(c[0]->ev[USMC_EV_ERROR] + c[1]->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(usmc_conn_error(c[0]->conn), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(c[1]->conn), SMC_ACTIVE);
+	CU_ASSERT_PTR_NOT_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+
+	/* the fabric drains the queue: the post fails, the lgr ends */
+	usmc_sim_run(sim, t0 + 40 * SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(a), 1);
+	for (int i = 0; i < 2; i++) {
+		aborted(c[i]);
+		aborted(s[i]);
+	}
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->write_bytes, wbytes);
+	USMC_ASSERT_EQ(usmc_conn_readable(s[0]->conn), 0);
+	USMC_ASSERT_EQ(usmc_conn_write(c[0]->conn, buf, 1, usmc_sim_now(sim)),
+		       USMC_ERR_CONNABORTED);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_node_set_faults(a, NULL);
+	usmc_sim_del(sim);
+}
+
+/* A second connection on the link group starts with the server's LLC
+ * CONFIRM_RKEY (a new RMB on an existing link group, RFC 7609 §3.3.2), so
+ * the first SEND the client posts is an LLC message, its answer: it cannot
+ * be posted. The link group ends: the established connection aborted on
+ * both sides, the new one falls back to TCP. */
+static void test_fail_post_llc(void)
+{
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(12);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c1, *s1, *c2, *s2;
+	const usmc_sim_trace *t;
+	usmc_fault_sched f;
+	usmc_tstamp t0;
+	size_t n;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
+	CU_ASSERT_TRUE_FATAL(established(c1) && established(s1));
+	t0 = usmc_sim_now(sim);
+	set_faults(a, &f, "fail-post:op=SEND,nth=1", t0);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c2, &s2), 0);
+	usmc_sim_run(sim, t0 + 40 * SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(a), 1);
+	/* the server's CONFIRM_RKEY went out, the client sent nothing */
+	t = usmc_sim_get_trace(sim, &n);
+	USMC_ASSERT_EQ_FATAL(n >= 1, 1);
+	USMC_ASSERT_EQ(t[0].from, usmc_sim_node_index(b));
+	USMC_ASSERT_EQ(t[0].msg[0], SMC_LLC_CONFIRM_RKEY_V2);
+	for (size_t i = 0; i < n; i++)
+		CU_ASSERT_NOT_EQUAL(t[i].from, usmc_sim_node_index(a));
+	aborted(c1);
+	aborted(s1);
+	/* the new one was not on the lgr yet: the server's CONFIRM_RKEY
+	 * goes unanswered, it declines, and both ends use TCP */
+	USMC_ASSERT_EQ(c2->ev[USMC_EV_ESTABLISHED] + c2->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(c2->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c2->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_ESTABLISHED] + s2->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_FALLBACK], 1);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	usmc_sim_node_set_faults(a, NULL);
+	usmc_sim_del(sim);
+}
+
+/* The client's TEST_LINK (an LLC request, RFC 7609 §3.3.4), queued by a
+ * usmc_ctx_handle_expiry the test makes itself, cannot be posted: the call
+ * returns with nothing ended, and the link group ends when the fabric
+ * reports the failure: both connections aborted, the server's too once
+ * it sends. */
+static void test_fail_post_testlink(void)
+{
+	usmc_settings sc = small_settings(16384), ss = sc;
+	usmc_sim *sim = usmc_sim_new(13);
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c[2], *s[2];
+	usmc_fault_sched f;
+	usmc_ctx *ca;
+	usmc_tstamp t;
+
+	sc.testlink_time = 2 * SEC;
+	ss.testlink_time = 0; /* only the client's TEST_LINK */
+	a = usmc_sim_node_new(sim, &sc);
+	b = usmc_sim_node_new(sim, &ss);
+	two_conns(sim, a, b, c, s);
+	ca = usmc_sim_node_ctx(a);
+	t = usmc_ctx_get_expiry(ca);
+	CU_ASSERT_TRUE_FATAL(t != USMC_TSTAMP_NONE && t > usmc_sim_now(sim));
+	usmc_sim_run(sim, t - 1);
+	USMC_ASSERT_EQ_FATAL(usmc_ctx_get_expiry(ca), t);
+	set_faults(a, &f, "fail-post:op=SEND,nth=1", t - 1);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(ca, t), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(a), 0);
+	USMC_ASSERT_EQ(c[0]->ev[USMC_EV_ERROR] + c[1]->ev[USMC_EV_ERROR], 0);
+	CU_ASSERT_PTR_NOT_NULL(usmc_ctx_next_lgr(ca, NULL));
+	usmc_sim_run(sim, t + SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(a), 1);
+	for (int i = 0; i < 2; i++)
+		aborted(c[i]);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(ca, NULL));
+	/* the server (no TEST_LINK of its own) learns at its next send */
+	USMC_ASSERT_EQ(usmc_conn_write(s[0]->conn, (const uint8_t *)"x", 1,
+				       usmc_sim_now(sim)),
+		       1);
+	usmc_sim_run(sim, t + 10 * SEC);
+	for (int i = 0; i < 2; i++)
+		aborted(s[i]);
+	{
+		size_t n;
+
+		usmc_sim_get_trace(sim, &n);
+		USMC_ASSERT_EQ(n, 0); /* the TEST_LINK never left */
+	}
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_node_set_faults(a, NULL);
+	usmc_sim_del(sim);
+}
+
 static CU_TestInfo tests[] = {
 	{"seeded schedule replays exactly, data byte-exact", test_replay},
 	{"fail-post nth=20: both ends end with an error", test_fail_post},
 	{"qp-error by time: both ends end with an error", test_qp_error},
 	{"device-fatal nth=50: both ends end with an error", test_device_fatal},
+	{"a WRITE that fails to post ends the lgr after usmc_conn_write",
+	 test_fail_post_write_in_write},
+	{"an LLC answer that fails to post ends the lgr", test_fail_post_llc},
+	{"a TEST_LINK that fails to post ends the lgr after the timer call",
+	 test_fail_post_testlink},
 	CU_TEST_INFO_NULL,
 };
 
