@@ -122,8 +122,12 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 		if (!c)
 			continue;
 		usmc_llc_cancel_conn(lgr, c);
+		/* still in the handshake: decline and carry on over TCP, as
+		 * the kernel does when the link cannot be made ready
+		 * (smc_connect_rdma: SMC_CLC_DECL_ERR_RDYLNK) */
 		if (c->mode == USMC_MODE_HANDSHAKE)
-			usmc_conn_handshake_failed(c, err, 0, ts);
+			usmc_conn_handshake_failed(c, err,
+						   SMC_CLC_DECL_ERR_RDYLNK, ts);
 		else
 			usmc_close_abort_local(c, err, 0, ts);
 		/* the connection may have left already */

@@ -296,6 +296,36 @@ static void test_fail_post_llc(void)
 	usmc_sim_del(sim);
 }
 
+/* First contact, the server's CONFIRM_LINK request cannot be posted: the
+ * new link group ends while its connection is still in the handshake, so
+ * the server declines (SMC_CLC_DECL_ERR_RDYLNK, as smc_connect_rdma when a
+ * link cannot be made ready) and both ends carry on over TCP, rather than
+ * the server's connection failing. */
+static void test_fail_post_first_contact(void)
+{
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(14);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c, *s;
+	usmc_fault_sched f;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+
+	set_faults(b, &f, "fail-post:op=SEND,nth=1", t0);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	usmc_sim_run(sim, t0 + 40 * SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(b), 1);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ESTABLISHED] + s->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_ERR_RDYLNK);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED] + c->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_node_set_faults(b, NULL);
+	usmc_sim_del(sim);
+}
+
 /* The client's TEST_LINK (an LLC request, RFC 7609 §3.3.4), queued by a
  * usmc_ctx_handle_expiry the test makes itself, cannot be posted: the call
  * returns with nothing ended, and the link group ends when the fabric
@@ -358,6 +388,8 @@ static CU_TestInfo tests[] = {
 	{"a WRITE that fails to post ends the lgr after usmc_conn_write",
 	 test_fail_post_write_in_write},
 	{"an LLC answer that fails to post ends the lgr", test_fail_post_llc},
+	{"first contact: a failed post declines, both ends use TCP",
+	 test_fail_post_first_contact},
 	{"a TEST_LINK that fails to post ends the lgr after the timer call",
 	 test_fail_post_testlink},
 	CU_TEST_INFO_NULL,
