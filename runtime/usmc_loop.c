@@ -633,12 +633,12 @@ static void *progress_main(void *arg)
  * it finds: the data path then needs no hop through the progress thread.
  * Timers stay with the progress thread.
  */
-int usmc_wait(uint64_t deadline_ns, int intr)
+int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 {
 	waiter *w = &self_waiter;
 	struct pollfd p[USMC_DEVICES_MAX + 1];
 	struct timespec ts, *tsp = NULL;
-	sigset_t old;
+	sigset_t tmp;
 	int n = 0, ms = -1, dp = 0, r, e, fd, pend = 0;
 	int masked = intr != USMC_INTR_NONE;
 	uint64_t v;
@@ -646,23 +646,21 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 	/* A handler that runs between the check below and the sleep would
 	 * leave the wait unbounded (no EINTR from a poll it did not
 	 * interrupt), and one usmc did not install is seen only as poll's
-	 * EINTR. So the caller's signals stay blocked while it is awake
-	 * here and are let in only inside ppoll, atomically, as the kernel
-	 * checks signal_pending before it sleeps. */
-	if (masked)
-		usmc_sig_block(&old);
-	if (usmc_sig_decide(intr, 0)) {
-		usmc_sig_restore(&old); /* (intr != NONE: masked) */
-		return EINTR;
+	 * EINTR. So the caller's signals stay blocked while it is awake,
+	 * here and in its loop between waits (|h|), and are let in only
+	 * inside ppoll, atomically, as the kernel checks signal_pending
+	 * before it sleeps. */
+	if (masked && !h->on) {
+		usmc_sig_block(&h->old);
+		h->on = 1;
 	}
+	if (usmc_sig_decide(intr, 0))
+		return EINTR;
 	if (deadline_ns) {
 		uint64_t now = usmc_rt_now();
 
-		if (now >= deadline_ns) {
-			if (masked)
-				usmc_sig_restore(&old);
+		if (now >= deadline_ns)
 			return ETIMEDOUT;
-		}
 		ms = (int)((deadline_ns - now + USMC_NS_PER_MS - 1) /
 			   USMC_NS_PER_MS);
 	}
@@ -698,7 +696,7 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 		tsp = &ts;
 	}
 	pthread_mutex_unlock(&usmc_g.lock);
-	r = usmc_real()->ppoll(p, (nfds_t)n, tsp, masked ? &old : NULL);
+	r = usmc_real()->ppoll(p, (nfds_t)n, tsp, masked ? &h->old : NULL);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	if (w->evfd >= 0) {
@@ -728,13 +726,33 @@ int usmc_wait(uint64_t deadline_ns, int intr)
 		usmc_rt_broadcast();
 	}
 	if (masked) {
-		/* one that came after ppoll returned runs as the mask is
-		 * restored: a trampoline notes it itself, another is seen
-		 * pending here */
-		pend = !(r < 0 && e == EINTR) && usmc_sig_pending(&old);
-		usmc_sig_restore(&old);
+		/* one that came after ppoll returned is pending: let it run
+		 * now (a trampoline notes it itself), then hold the rest
+		 * back again */
+		pend = !(r < 0 && e == EINTR) && usmc_sig_pending(&h->old);
+		if (pend) {
+			usmc_sig_restore(&h->old);
+			usmc_sig_block(&tmp);
+		}
 	}
 	if (usmc_sig_decide(intr, (r < 0 && e == EINTR) || pend))
 		return EINTR;
 	return 0;
+}
+
+int usmc_wait(uint64_t deadline_ns, int intr)
+{
+	usmc_sig_hold h = {0};
+	int r = usmc_wait_held(deadline_ns, intr, &h);
+
+	usmc_sig_release(&h);
+	return r;
+}
+
+void usmc_sig_release(usmc_sig_hold *h)
+{
+	if (h->on) {
+		h->on = 0;
+		usmc_sig_restore(&h->old);
+	}
 }

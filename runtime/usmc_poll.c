@@ -221,6 +221,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 {
 	struct pollfd *kfds = NULL;
 	nfds_t *kidx = NULL;
+	usmc_sig_hold hold = {0};
 	uint64_t deadline = 0;
 	int ready, evfd = -1, ret = -1;
 
@@ -245,7 +246,8 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		kwait = !(ready || timeout_ns == 0);
 		if (nk == 0 && kwait && !sigmask) {
 			/* Only user-space sockets: sleep until woken. */
-			int w = usmc_wait(deadline, USMC_INTR_ALWAYS);
+			int w = usmc_wait_held(deadline, USMC_INTR_ALWAYS,
+					       &hold);
 
 			if (w == ETIMEDOUT) {
 				ret = 0;
@@ -257,6 +259,8 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 			}
 			continue;
 		}
+		/* the kernel's ppoll below takes signals in the app's mask */
+		usmc_sig_release(&hold);
 		if (kwait && evfd < 0) {
 			evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 			if (evfd < 0)
@@ -277,6 +281,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		}
 	}
 out_locked:
+	usmc_sig_release(&hold);
 	if (evfd >= 0) {
 		usmc_notify_del(evfd);
 		usmc_real()->close(evfd);

@@ -177,6 +177,18 @@ enum usmc_intr {
  * |deadline_ns| (0 = none). Returns 0 (look again), ETIMEDOUT, or EINTR as
  * |intr| says. */
 int usmc_wait(uint64_t deadline_ns, int intr);
+/* A blocking call's hold on its signals: a handler usmc did not install
+ * leaves no trace, so one that ran while the caller looked between two
+ * waits would be lost. The first usmc_wait_held blocks the signals and
+ * they stay blocked across the caller's whole loop, let in only inside
+ * the wait's ppoll, until usmc_sig_release (on every way out of the
+ * loop). On the caller's stack, so a handler's own usmc call has its own. */
+typedef struct usmc_sig_hold {
+	int on;
+	sigset_t old;
+} usmc_sig_hold;
+int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h);
+void usmc_sig_release(usmc_sig_hold *h);
 /* Wakes every thread in usmc_wait. Lock held. */
 void usmc_rt_broadcast(void);
 

@@ -264,6 +264,7 @@ static int accept_plain(int fd, usmc_sock *s, struct sockaddr *addr,
 int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 {
 	usmc_sock *s, *c;
+	usmc_sig_hold hold = {0};
 	uint64_t deadline;
 	int cfd, err = 0;
 
@@ -285,11 +286,14 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		if (s->app_nonblock)
 			err = EAGAIN;
 		else
-			err = usmc_wait(deadline, deadline ? USMC_INTR_ALWAYS
-							   : USMC_INTR_RESTART);
+			err = usmc_wait_held(deadline,
+					     deadline ? USMC_INTR_ALWAYS
+						      : USMC_INTR_RESTART,
+					     &hold);
 		if (err == ETIMEDOUT)
 			err = EAGAIN;
 	}
+	usmc_sig_release(&hold);
 	s->waiters--;
 	if (s->listen_closed) {
 		if (!s->waiters)
@@ -331,13 +335,16 @@ int usmc_accept(int fd, struct sockaddr *addr, socklen_t *len)
  * meanwhile, or the handshake's error. */
 static int wait_handshake(usmc_sock *s, int intr)
 {
+	usmc_sig_hold hold = {0};
 	int fd = s->fd;
 
 	while (usmc_sock_get(fd) == s && s->mode == USMC_SOCK_HANDSHAKE)
-		if (usmc_wait(0, intr) == EINTR) {
+		if (usmc_wait_held(0, intr, &hold) == EINTR) {
+			usmc_sig_release(&hold);
 			errno = EINTR;
 			return -1;
 		}
+	usmc_sig_release(&hold);
 	if (usmc_sock_get(fd) != s) {
 		errno = EBADF;
 		return -1;
@@ -523,15 +530,16 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
  * the lock dropped and errno set (EAGAIN: nonblocking or timed out; EINTR:
  * a signal handler ended the wait; EBADF: the fd was closed meanwhile). */
 static int io_wait(int fd, usmc_sock *s, int flags, uint64_t deadline,
-		   size_t done)
+		   size_t done, usmc_sig_hold *hold)
 {
 	int eno = EAGAIN, w;
 
 	if (!no_wait(s, flags)) {
 		/* a timeout makes any signal handler end the wait, as in the
 		 * kernel's sock_intr_errno */
-		w = usmc_wait(deadline,
-			      deadline ? USMC_INTR_ALWAYS : USMC_INTR_RESTART);
+		w = usmc_wait_held(
+			deadline,
+			deadline ? USMC_INTR_ALWAYS : USMC_INTR_RESTART, hold);
 		if (w == EINTR)
 			eno = EINTR;
 		else if (w == 0 && usmc_sock_get(fd) != s)
@@ -556,6 +564,7 @@ static ssize_t io_loop(int fd, usmc_sock *s, void *buf, size_t len, int flags,
 {
 	uint64_t tmo = is_send ? s->sndtimeo : s->rcvtimeo;
 	uint64_t deadline = tmo ? usmc_rt_now() + tmo : 0;
+	usmc_sig_hold hold = {0};
 	size_t done = 0;
 	ssize_t r;
 
@@ -575,10 +584,12 @@ static ssize_t io_loop(int fd, usmc_sock *s, void *buf, size_t len, int flags,
 		if (!is_send && (r == 0 || len == 0))
 			break;
 		if (r == USMC_ERR_WOULDBLOCK) {
-			int w = io_wait(fd, s, flags, deadline, done);
+			int w = io_wait(fd, s, flags, deadline, done, &hold);
 
-			if (w < 0)
+			if (w < 0) {
+				usmc_sig_release(&hold);
 				return -1;
+			}
 			if (w == 0)
 				break;
 			continue;
@@ -586,6 +597,7 @@ static ssize_t io_loop(int fd, usmc_sock *s, void *buf, size_t len, int flags,
 		if (done)
 			break;
 		usmc_sock_unlock();
+		usmc_sig_release(&hold);
 		errno = usmc_errno_from((int)r);
 		/* as the kernel: EPIPE raises SIGPIPE unless MSG_NOSIGNAL */
 		if (is_send && errno == EPIPE && !(flags & MSG_NOSIGNAL)) {
@@ -599,6 +611,7 @@ static ssize_t io_loop(int fd, usmc_sock *s, void *buf, size_t len, int flags,
 	else
 		s->bytes_recv += done;
 	usmc_sock_unlock();
+	usmc_sig_release(&hold);
 	return (ssize_t)done;
 }
 
