@@ -9,6 +9,9 @@
  *   is recovered (or not) by its RC retransmission, as on a bad wire;
  * - fail-post, qp-error, port-down and device-fatal act here, with the
  *   async events verbs would raise (ibv_get_async_event).
+ * Time is the inner device's own clock when it has one (the optional ops
+ * now and wake_at: sim's virtual clock), else CLOCK_MONOTONIC with a
+ * timerfd.
  */
 #include <errno.h>
 #include <fcntl.h>
