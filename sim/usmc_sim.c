@@ -456,11 +456,10 @@ static void node_wc(usmc_sim_node *n, const usmc_wc *wc)
 		return; /* a QP destroyed meanwhile: its flushes */
 	if (wc->status == USMC_WC_LOC_PROT_ERR)
 		sim->st.access_errors++; /* memory gone under a WR */
-	if (wc->opcode == USMC_WC_RECV || wc->status != USMC_WC_SUCCESS) {
+	if (wc->opcode == USMC_WC_RECV) {
 		usmc_recv_wr rw;
 
-		if (wc->opcode == USMC_WC_RECV && !rq_pop(q, wc->wr_id, &rw) &&
-		    wc->status == USMC_WC_SUCCESS)
+		if (!rq_pop(q, wc->wr_id, &rw) && wc->status == USMC_WC_SUCCESS)
 			trace_recv(sim, q, &rw, wc->byte_len);
 	}
 	usmc_link_on_wc(q->link, wc, usmc_sim_now(sim));
@@ -480,8 +479,7 @@ static void node_async(usmc_sim_node *n, usmc_tp *dev)
 		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
 			continue;
 		for (sim_qp *q = n->qps; q && k < 64; q = q->next)
-			if (usmc_tp_qp_state(q->qp) != USMC_QPS_RESET &&
-			    q->qp->tp == dev &&
+			if (q->qp->tp == dev &&
 			    (ev.type != USMC_TP_EV_QP_FATAL ||
 			     q->qpn == ev.qp_num))
 				qpns[k++] = q->qpn;
