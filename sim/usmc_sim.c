@@ -1,40 +1,47 @@
 /* SPDX-License-Identifier: MIT */
-/* The deterministic in-process fabric; see usmc_sim.h. */
+/*
+ * The core test harness over the transport API; see usmc_sim.h. Each node
+ * is a usmc_ctx whose device callbacks call usmc_tp_* on its devices, each
+ * a fault:sim device in the one world the harness owns: the harness is a
+ * driver, as runtime/usmc_smc.c is over softroce. What it still does
+ * itself: the CLC byte pipes (the TCP connections), failing the n-th
+ * allocation, a hung core (its CQs are not polled), forged SENDs (posted
+ * on the victim's peer QP), the trace of delivered SENDs (read from the
+ * receive buffers at their completion) and the sums of the counters.
+ */
 #include "usmc_sim.h"
 
+#include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "usmc_clc.h"
+#include "usmc_fault.h"
+#include "usmc_tp_sim.h"
 
-#define SIM_LATENCY	(10 * 1000ull) /* 10 us per message */
-#define SIM_JITTER	5000u
-#define SIM_RETRANSMIT	(134 * USMC_NS_PER_MS) /* timeout 15 */
-#define SIM_RNR_DELAY	(1 * USMC_NS_PER_MS)
-#define SIM_TCP_LATENCY (20 * 1000ull)
-
-enum { QP_INIT = 1, QP_RTR, QP_RTS, QP_ERR };
-enum { EV_WR = 1, EV_CLC };
-
-typedef struct sim_mr {
-	struct sim_mr *next;
-	uint8_t *mem;
-	size_t len;
-	uint64_t iova;
-	uint32_t key;
-	uint32_t access;
-	unsigned int dev; /* the device it is registered with */
-} sim_mr;
+#define SIM_TCP_LATENCY	  (20 * 1000ull)
+/* A forged SEND's wr_id: a kind no core WR has (USMC_WRID_*). */
+#define SIM_FORGED	  (0xf0ull << 56)
+#define SIM_FORGED_OF(id) (((id) >> 56) == 0xf0)
+/* QP attributes as the kernel's smc_ib_modify_qp_rtr/rts, but for
+ * retry_cnt: sim (as rxe) reads 7 as "for ever", where an RNIC stops after
+ * 7 retries, so a dead path would never fail a QP here. */
+#define QP_TIMEOUT	  15
+#define QP_RETRY_CNT	  3
+#define QP_RNR_RETRY	  7
+#define QP_MIN_RNR_TMR	  5
+#define QP_SPARE_WR	  8 /* send WRs beyond the core's, for forged SENDs */
 
 typedef struct sim_qp {
 	struct sim_qp *next;
 	usmc_sim_node *node;
 	usmc_link *link;
+	usmc_tp_qp *qp;
 	uint32_t qpn;
-	int state;
-	uint32_t peer_qpn;
-	uint8_t peer_gid[16];
-	usmc_tstamp last_t;
+	int peer_idx; /* the peer's node index, from its GID */
+	/* the receive WRs posted, in order: the trace reads what a SEND
+	 * brought from the one its completion names */
 	usmc_recv_wr *rq;
 	size_t rq_head, rq_len, rq_cap;
 } sim_qp;
@@ -46,51 +53,49 @@ struct usmc_sim_node {
 	int idx;
 	long live_allocs, live_mrs;
 	int blackhole;
-	usmc_fault_sched *fault; /* usmc_sim_node_set_faults */
-	uint64_t fault_fired;
+	uint64_t fired_before; /* faults fired under earlier schedules */
 	uint32_t ipv4;
 	uint8_t prefix_len;
 	unsigned int dev_idx; /* device of its next connections */
-	sim_mr *mrs;
+	uint32_t send_wr, recv_wr;
+	unsigned int ndev;
+	usmc_tp *dev[USMC_DEVICES_MAX];
+	uint8_t gid[USMC_DEVICES_MAX][16];
 	sim_qp *qps;
 };
 
-typedef struct sim_ev {
-	struct sim_ev *prev, *next;
+/* CLC bytes on their way through the simulated TCP connection. */
+typedef struct clc_ev {
+	struct clc_ev *next;
 	usmc_tstamp t;
-	uint64_t seq;
-	int kind;
-	uint32_t src_qpn;
-	usmc_wr wr;
 	usmc_sim_ep *to;
 	uint8_t *data;
 	size_t len;
-} sim_ev;
-
-typedef struct sim_down {
-	struct sim_down *next;
-	usmc_sim_node *a, *b;
-} sim_down;
+} clc_ev;
 
 typedef struct sim_epl {
 	struct sim_epl *next;
 	usmc_sim_ep *ep;
 } sim_epl;
 
+typedef struct sim_forged {
+	struct sim_forged *next;
+	uint64_t wr_id;
+	usmc_tp_mr *mr;
+} sim_forged;
+
 struct usmc_sim {
+	usmc_tp_sim_world *w;
 	uint64_t rng;
-	usmc_tstamp now;
-	sim_ev *head, *tail;
-	uint64_t seq;
+	clc_ev *clc;
 	usmc_sim_node *nodes;
 	int nnodes;
 	sim_epl *eps;
-	sim_down *down;
-	usmc_sim_stats st;
-	double delay_p;
+	usmc_sim_stats st; /* the harness's own counts */
+	usmc_sim_stats view;
 	long fail_at, alloc_n;
-	uint32_t next_qpn, next_key;
-	uint64_t next_iova;
+	uint64_t forged_seq;
+	sim_forged *forged;
 	usmc_sim_trace trace[4096];
 	size_t ntrace;
 };
@@ -120,8 +125,10 @@ static void *cb_malloc(size_t size, void *user)
 	if (alloc_fails(n->sim))
 		return NULL;
 	p = malloc(size);
-	if (p)
+	if (p) {
 		n->live_allocs++;
+		n->sim->st.allocs++;
+	}
 	return p;
 }
 
@@ -133,8 +140,10 @@ static void *cb_calloc(size_t c, size_t size, void *user)
 	if (alloc_fails(n->sim))
 		return NULL;
 	p = calloc(c, size);
-	if (p)
+	if (p) {
 		n->live_allocs++;
+		n->sim->st.allocs++;
+	}
 	return p;
 }
 
@@ -145,6 +154,7 @@ static void cb_free(void *ptr, void *user)
 	if (!ptr)
 		return;
 	n->live_allocs--;
+	n->sim->st.frees++;
 	free(ptr);
 }
 
@@ -156,41 +166,31 @@ static void cb_rand(uint8_t *buf, size_t len, void *user)
 		buf[i] = (uint8_t)rnd(n->sim);
 }
 
+/* ---- device callbacks: usmc_tp_* on the node's devices ---- */
+
 static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 		       uint32_t access, usmc_mr *mr)
 {
 	usmc_sim_node *n = user;
-	usmc_sim *sim = n->sim;
-	sim_mr *m;
+	usmc_tp_mr *t;
+	int rv;
 
-	if (alloc_fails(sim))
+	if (alloc_fails(n->sim))
 		return USMC_ERR_NOMEM;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return USMC_ERR_NOMEM;
-	m->mem = calloc(1, length ? length : 1);
-	if (!m->mem) {
-		free(m);
-		return USMC_ERR_NOMEM;
-	}
-	m->len = length;
-	/* an IOVA unrelated to the address, so local/remote mix-ups fail */
-	m->iova = ((uint64_t)(n->idx + 1) << 40) + sim->next_iova;
-	sim->next_iova += (length + 8191) & ~(uint64_t)4095;
-	m->key = sim->next_key;
-	sim->next_key += 0x101;
-	m->access = access;
-	m->dev = dev_idx;
-	m->next = n->mrs;
-	n->mrs = m;
+	if (dev_idx >= n->ndev)
+		return USMC_ERR_INVALID_ARGUMENT;
+	rv = usmc_tp_alloc_mr(n->dev[dev_idx], length, access, &t);
+	if (rv)
+		return rv;
 	n->live_mrs++;
-	sim->st.mrs++;
+	n->sim->st.mrs++;
 	memset(mr, 0, sizeof(*mr));
-	mr->addr = m->mem;
-	mr->length = length;
-	mr->iova = m->iova;
-	mr->lkey = mr->rkey = m->key;
-	mr->handle = m;
+	mr->addr = t->addr;
+	mr->length = t->length;
+	mr->iova = t->iova;
+	mr->lkey = t->lkey;
+	mr->rkey = t->rkey;
+	mr->handle = t;
 	return 0;
 }
 
@@ -198,45 +198,52 @@ static void cb_free_mr(void *user, usmc_mr *mr)
 {
 	usmc_sim_node *n = user;
 
-	for (sim_mr **pp = &n->mrs; *pp; pp = &(*pp)->next) {
-		if (*pp == mr->handle) {
-			sim_mr *m = *pp;
-
-			*pp = m->next;
-			free(m->mem);
-			free(m);
-			n->live_mrs--;
-			n->sim->st.mr_frees++;
-			return;
-		}
-	}
-}
-
-/* ---- queue pairs ---- */
-
-static sim_qp *find_qp(usmc_sim *sim, uint32_t qpn)
-{
-	for (usmc_sim_node *n = sim->nodes; n; n = n->next)
-		for (sim_qp *q = n->qps; q; q = q->next)
-			if (q->qpn == qpn)
-				return q;
-	return NULL;
+	if (!mr->handle)
+		return;
+	usmc_tp_free_mr(mr->handle);
+	mr->handle = NULL;
+	n->live_mrs--;
+	n->sim->st.mr_frees++;
 }
 
 static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
 {
 	usmc_sim_node *n = user;
+	unsigned int d = usmc_link_get_dev_idx(link);
+	usmc_qp_init_attr ia = {0};
+	usmc_qp_attr qa = {0};
 	sim_qp *q;
+	int rv;
 
 	if (alloc_fails(n->sim))
 		return USMC_ERR_NOMEM;
+	if (d >= n->ndev)
+		return USMC_ERR_INVALID_ARGUMENT;
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return USMC_ERR_NOMEM;
+	/* as net/smc: 3 send WRs per TX slot, one receive WR per buffer */
+	ia.max_send_wr = 3u * n->send_wr + QP_SPARE_WR;
+	ia.max_recv_wr = n->recv_wr;
+	ia.max_send_sge = USMC_WR_MAX_SGE;
+	ia.max_recv_sge = USMC_WR_MAX_SGE;
+	ia.context = link;
+	rv = usmc_tp_create_qp(n->dev[d], &ia, &q->qp);
+	if (rv) {
+		free(q);
+		return rv;
+	}
+	qa.qp_state = USMC_QPS_INIT;
+	qa.qp_access_flags = USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
+	rv = usmc_tp_modify_qp(q->qp, &qa);
+	if (rv) {
+		usmc_tp_destroy_qp(q->qp);
+		free(q);
+		return rv;
+	}
 	q->node = n;
 	q->link = link;
-	q->qpn = n->sim->next_qpn++;
-	q->state = QP_INIT;
+	q->qpn = usmc_tp_qp_num(q->qp);
 	q->next = n->qps;
 	n->qps = q;
 	n->sim->st.qps++;
@@ -245,27 +252,55 @@ static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
 	return 0;
 }
 
+static int node_of_gid(usmc_sim *sim, const uint8_t *gid)
+{
+	for (usmc_sim_node *n = sim->nodes; n; n = n->next)
+		for (unsigned int d = 0; d < n->ndev; d++)
+			if (!memcmp(n->gid[d], gid, 16))
+				return n->idx;
+	return 0;
+}
+
 static int cb_link_ready(void *user, usmc_link *link,
 			 const usmc_link_peer *peer, int to_rts)
 {
+	usmc_sim_node *n = user;
 	sim_qp *q = usmc_link_get_user(link);
+	usmc_qp_attr qa = {0};
+	int rv;
 
-	(void)user;
 	if (!q)
 		return USMC_ERR_INVALID_STATE;
-	if (!to_rts) {
-		if (q->state != QP_INIT || peer->path_mtu < USMC_IB_MTU_256 ||
-		    peer->path_mtu > USMC_IB_MTU_4096 || peer->qp_num < 2)
-			return USMC_ERR_INVALID_STATE;
-		q->peer_qpn = peer->qp_num;
-		memcpy(q->peer_gid, peer->gid, 16);
-		q->state = QP_RTR;
-		return 0;
+	if (!to_rts || usmc_tp_qp_state(q->qp) == USMC_QPS_INIT) {
+		qa.qp_state = USMC_QPS_RTR;
+		qa.path_mtu = peer->path_mtu;
+		qa.dest_qp_num = peer->qp_num;
+		qa.rq_psn = peer->psn;
+		memcpy(qa.dgid, peer->gid, 16);
+		memcpy(qa.dmac, peer->mac, 6);
+		qa.hop_limit = 1;
+		qa.min_rnr_timer = QP_MIN_RNR_TMR;
+		rv = usmc_tp_modify_qp(q->qp, &qa);
+		if (rv)
+			return rv;
+		q->peer_idx = node_of_gid(n->sim, peer->gid);
+		if (!to_rts)
+			return 0;
 	}
-	if (q->state != QP_RTR)
-		return USMC_ERR_INVALID_STATE;
-	q->state = QP_RTS;
-	return 0;
+	memset(&qa, 0, sizeof(qa));
+	qa.qp_state = USMC_QPS_RTS;
+	qa.sq_psn = peer->local_psn;
+	qa.timeout = QP_TIMEOUT;
+	qa.retry_cnt = QP_RETRY_CNT;
+	qa.rnr_retry = QP_RNR_RETRY;
+	return usmc_tp_modify_qp(q->qp, &qa);
+}
+
+static void qp_free(sim_qp *q)
+{
+	usmc_tp_destroy_qp(q->qp);
+	free(q->rq);
+	free(q);
 }
 
 static void cb_destroy_qp(void *user, usmc_link *link)
@@ -276,8 +311,7 @@ static void cb_destroy_qp(void *user, usmc_link *link)
 	for (sim_qp **pp = &n->qps; *pp; pp = &(*pp)->next) {
 		if (*pp == q) {
 			*pp = q->next;
-			free(q->rq);
-			free(q);
+			qp_free(q);
 			n->sim->st.qp_destroys++;
 			break;
 		}
@@ -285,134 +319,10 @@ static void cb_destroy_qp(void *user, usmc_link *link)
 	usmc_link_set_user(link, NULL);
 }
 
-static void ev_insert(usmc_sim *sim, sim_ev *e)
-{
-	sim_ev *p = sim->tail;
-
-	e->seq = sim->seq++;
-	while (p && p->t > e->t)
-		p = p->prev;
-	e->prev = p;
-	e->next = p ? p->next : sim->head;
-	if (e->next)
-		e->next->prev = e;
-	else
-		sim->tail = e;
-	if (p)
-		p->next = e;
-	else
-		sim->head = e;
-}
-
-static void ev_unlink(usmc_sim *sim, sim_ev *e)
-{
-	if (e->prev)
-		e->prev->next = e->next;
-	else
-		sim->head = e->next;
-	if (e->next)
-		e->next->prev = e->prev;
-	else
-		sim->tail = e->prev;
-}
-
-static usmc_tstamp latency(usmc_sim *sim)
-{
-	usmc_tstamp t = SIM_LATENCY + rnd(sim) % SIM_JITTER;
-
-	if (sim->delay_p > 0 &&
-	    (double)(rnd(sim) % 1000000) < sim->delay_p * 1000000.0)
-		t += SIM_RETRANSMIT;
-	return t;
-}
-
-/* The node's fault schedule (transport/fault/usmc_fault_sched.h) on the
- * virtual clock. The fabric has no packets: one posted message stands for
- * one packet, and what RC makes of a lost, corrupted or reordered packet
- * (a retransmission) shows as delay, a duplicate as nothing. QP and device
- * faults put the node's QPs in error (no async events here: the flushes
- * take the link down). Faults by time alone apply at the next post.
- * Returns a post error, or 0 and the extra delay in |extra|. */
-static int sim_fault(usmc_sim_node *n, sim_qp *q, const usmc_wr *wr,
-		     usmc_tstamp *extra)
-{
-	usmc_fault_sched *f = n->fault;
-	usmc_tstamp now = n->sim->now;
-	const usmc_fault_clause *c;
-	int i, up;
-
-	*extra = 0;
-	while ((i = usmc_fault_sched_timed(f, now, &up)) >= 0) {
-		n->fault_fired++;
-		if (up)
-			continue;
-		for (sim_qp *p = n->qps; p; p = p->next)
-			if (f->c[i].kind != USMC_FAULT_QP_ERROR ||
-			    !f->c[i].has_qpn || f->c[i].qpn == p->qpn)
-				p->state = QP_ERR;
-	}
-	i = usmc_fault_sched_on(f, USMC_FAULT_ON_POST, (int)wr->opcode, q->qpn,
-				now);
-	if (i >= 0) {
-		n->fault_fired++;
-		if (f->c[i].kind == USMC_FAULT_FAIL_POST)
-			return USMC_ERR_TRANSPORT;
-		if (f->c[i].kind == USMC_FAULT_QP_ERROR)
-			q->state = QP_ERR;
-		else
-			for (sim_qp *p = n->qps; p; p = p->next)
-				p->state = QP_ERR;
-	}
-	i = usmc_fault_sched_on(f, USMC_FAULT_ON_PKT, 0, 0, now);
-	if (i < 0)
-		return 0;
-	n->fault_fired++;
-	c = &f->c[i];
-	if (c->kind == USMC_FAULT_DELAY)
-		*extra = c->by_ns;
-	else if (c->kind != USMC_FAULT_DUPLICATE)
-		*extra = SIM_RETRANSMIT;
-	return 0;
-}
-
 /* ---- work requests, pulled from the cores (usmc_ctx_next_wr) ---- */
 
-static int sim_post_send(usmc_sim_node *n, usmc_link *link, const usmc_wr *wr)
+static int rq_push(sim_qp *q, const usmc_recv_wr *wr)
 {
-	sim_qp *q = usmc_link_get_user(link);
-	usmc_tstamp extra = 0;
-	sim_ev *e;
-	int rv;
-
-	if (!q || q->state != QP_RTS)
-		return USMC_ERR_INVALID_STATE;
-	if (wr->num_sge > USMC_WR_MAX_SGE)
-		return USMC_ERR_INVALID_ARGUMENT;
-	if (n->fault) {
-		rv = sim_fault(n, q, wr, &extra);
-		if (rv)
-			return rv;
-	}
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		return USMC_ERR_NOMEM;
-	e->kind = EV_WR;
-	e->src_qpn = q->qpn;
-	e->wr = *wr;
-	e->t = n->sim->now + latency(n->sim) + extra;
-	if (e->t < q->last_t)
-		e->t = q->last_t; /* RC: in order per QP */
-	q->last_t = e->t;
-	ev_insert(n->sim, e);
-	return 0;
-}
-
-static int sim_post_recv(usmc_link *link, const usmc_recv_wr *wr)
-{
-	sim_qp *q = usmc_link_get_user(link);
-
-	if (!q || q->state == QP_ERR)
-		return USMC_ERR_INVALID_STATE;
 	if (q->rq_len == q->rq_cap) {
 		size_t cap = q->rq_cap ? q->rq_cap * 2 : 64;
 		usmc_recv_wr *rq = malloc(cap * sizeof(*rq));
@@ -431,28 +341,47 @@ static int sim_post_recv(usmc_link *link, const usmc_recv_wr *wr)
 	return 0;
 }
 
+/* The receive WR |wr_id| completed: receive queues complete in order, so
+ * it is the oldest one posted (or, after a flush, one behind it). */
+static int rq_pop(sim_qp *q, uint64_t wr_id, usmc_recv_wr *out)
+{
+	while (q->rq_len) {
+		*out = q->rq[q->rq_head];
+		q->rq_head = (q->rq_head + 1) % q->rq_cap;
+		q->rq_len--;
+		if (out->wr_id == wr_id)
+			return 0;
+	}
+	return -1;
+}
+
 /* Posts what |n|'s core queued, as a driver does after each core call. A
- * post that fails (a fault schedule's fail-post, a QP in error) goes back
+ * post that fails (a fault schedule's fail-post, a dead device) goes back
  * to the core as its own input, once the call that queued it returned. */
 static void node_drain(usmc_sim_node *n)
 {
 	usmc_link_wr w;
 
 	while (n->ctx && usmc_ctx_next_wr(n->ctx, &w) == 1) {
-		int rv = w.kind == USMC_WRK_RECV
-				 ? sim_post_recv(w.link, &w.wr.recv)
-				 : sim_post_send(n, w.link, &w.wr.send);
+		sim_qp *q = usmc_link_get_user(w.link);
+		int recv = w.kind == USMC_WRK_RECV;
+		int rv = !q	? USMC_ERR_INVALID_STATE
+			 : recv ? usmc_tp_post_recv(q->qp, &w.wr.recv)
+				: usmc_tp_post_send(q->qp, &w.wr.send);
 
+		if (!rv && recv)
+			rv = rq_push(q, &w.wr.recv);
+		if (rv == USMC_ERR_ACCESS)
+			n->sim->st.access_errors++; /* an SGE outside its MR */
 		if (rv)
 			usmc_link_post_failed(w.link,
-					      w.kind == USMC_WRK_RECV
-						      ? w.wr.recv.wr_id
-						      : w.wr.send.wr_id,
-					      rv, n->sim->now);
+					      recv ? w.wr.recv.wr_id
+						   : w.wr.send.wr_id,
+					      rv, usmc_sim_now(n->sim));
 	}
 }
 
-/* Every node's: the tests call the cores directly, so the fabric drains
+/* Every node's: the tests call the cores directly, so the harness drains
  * before it runs anything, and after each core call it makes itself. */
 static void sim_drain(usmc_sim *sim)
 {
@@ -460,7 +389,160 @@ static void sim_drain(usmc_sim *sim)
 		node_drain(n);
 }
 
+/* ---- completions and async events ---- */
+
+static sim_qp *node_qp(usmc_sim_node *n, uint32_t qpn)
+{
+	for (sim_qp *q = n->qps; q; q = q->next)
+		if (q->qpn == qpn)
+			return q;
+	return NULL;
+}
+
+static void forged_done(usmc_sim *sim, uint64_t wr_id)
+{
+	for (sim_forged **pp = &sim->forged; *pp; pp = &(*pp)->next) {
+		if ((*pp)->wr_id == wr_id) {
+			sim_forged *f = *pp;
+
+			*pp = f->next;
+			usmc_tp_free_mr(f->mr);
+			free(f);
+			return;
+		}
+	}
+}
+
+/* A SEND delivered: its first bytes into the trace, from the buffers of
+ * the receive WR it consumed. */
+static void trace_recv(usmc_sim *sim, const sim_qp *q, const usmc_recv_wr *rw,
+		       uint32_t len)
+{
+	usmc_sim_trace *tr;
+	size_t off = 0;
+
+	if (sim->ntrace >= sizeof(sim->trace) / sizeof(sim->trace[0]))
+		return;
+	tr = &sim->trace[sim->ntrace++];
+	memset(tr, 0, sizeof(*tr));
+	tr->from = q->peer_idx;
+	tr->len = len;
+	for (uint32_t i = 0; i < rw->num_sge && off < len; i++) {
+		size_t k = rw->sg_list[i].length;
+
+		if (k > len - off)
+			k = len - off;
+		if (off < sizeof(tr->msg))
+			memcpy(tr->msg + off,
+			       (const void *)(uintptr_t)rw->sg_list[i].addr,
+			       k < sizeof(tr->msg) - off
+				       ? k
+				       : sizeof(tr->msg) - off);
+		off += k;
+	}
+}
+
+static void node_wc(usmc_sim_node *n, const usmc_wc *wc)
+{
+	usmc_sim *sim = n->sim;
+	sim_qp *q;
+
+	if (SIM_FORGED_OF(wc->wr_id)) {
+		forged_done(sim, wc->wr_id);
+		return;
+	}
+	q = node_qp(n, wc->qp_num);
+	if (!q)
+		return; /* a QP destroyed meanwhile: its flushes */
+	if (wc->status == USMC_WC_LOC_PROT_ERR)
+		sim->st.access_errors++; /* memory gone under a WR */
+	if (wc->opcode == USMC_WC_RECV) {
+		usmc_recv_wr rw;
+
+		if (!rq_pop(q, wc->wr_id, &rw) && wc->status == USMC_WC_SUCCESS)
+			trace_recv(sim, q, &rw, wc->byte_len);
+	}
+	usmc_link_on_wc(q->link, wc, usmc_sim_now(sim));
+	node_drain(n);
+}
+
+/* PORT_ERR and DEVICE_FATAL take every link of the device down, QP_FATAL
+ * the one with that QPN, as the runtime does (tp_async_events). */
+static void node_async(usmc_sim_node *n, usmc_tp *dev)
+{
+	usmc_tp_event ev;
+
+	while (usmc_tp_get_async_event(dev, &ev) == 1) {
+		uint32_t qpns[64];
+		size_t k = 0;
+
+		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
+			continue;
+		for (sim_qp *q = n->qps; q && k < 64; q = q->next)
+			if (q->qp->tp == dev &&
+			    (ev.type != USMC_TP_EV_QP_FATAL ||
+			     q->qpn == ev.qp_num))
+				qpns[k++] = q->qpn;
+		/* a link down may take others with it: look each up */
+		for (size_t i = 0; i < k; i++) {
+			sim_qp *q = node_qp(n, qpns[i]);
+
+			if (q) {
+				usmc_link_down(q->link, usmc_sim_now(n->sim));
+				node_drain(n);
+			}
+		}
+	}
+}
+
+/* Polls the node's devices; returns how many completions it handed on. A
+ * hung core (usmc_sim_set_blackhole) polls nothing. */
+static int node_poll(usmc_sim_node *n)
+{
+	int total = 0;
+
+	if (n->blackhole)
+		return 0;
+	for (unsigned int d = 0; d < n->ndev; d++) {
+		usmc_wc wcs[16];
+		int k;
+
+		while ((k = usmc_tp_poll_cq(n->dev[d], wcs, 16)) > 0) {
+			for (int i = 0; i < k; i++)
+				if (n->ctx)
+					node_wc(n, &wcs[i]);
+			total += k;
+		}
+		if (n->ctx)
+			node_async(n, n->dev[d]);
+	}
+	return total;
+}
+
+/* Posts and completions until neither is left, at the current time. */
+static void settle(usmc_sim *sim)
+{
+	int more;
+
+	do {
+		more = 0;
+		sim_drain(sim);
+		for (usmc_sim_node *n = sim->nodes; n; n = n->next)
+			more += node_poll(n);
+	} while (more);
+}
+
 /* ---- CLC pipes ---- */
+
+static void clc_insert(usmc_sim *sim, clc_ev *e)
+{
+	clc_ev **pp = &sim->clc;
+
+	while (*pp && (*pp)->t <= e->t)
+		pp = &(*pp)->next;
+	e->next = *pp;
+	*pp = e;
+}
 
 static void ep_deliver(usmc_sim_ep *ep)
 {
@@ -476,7 +558,8 @@ static void ep_deliver(usmc_sim_ep *ep)
 			return;
 		else
 			n = h.length;
-		rv = usmc_conn_clc_recv(ep->conn, ep->in, n, ep->sim->now);
+		rv = usmc_conn_clc_recv(ep->conn, ep->in, n,
+					usmc_sim_now(ep->sim));
 		sim_drain(ep->sim);
 		if (rv)
 			return; /* the handshake is over: bytes stay queued */
@@ -500,16 +583,16 @@ static void ep_flush(usmc_sim_ep *ep)
 		ep->clc_sent_len += len;
 	}
 	if (ep->peer) {
-		sim_ev *e = calloc(1, sizeof(*e));
+		clc_ev *e = calloc(1, sizeof(*e));
 
 		if (e) {
-			e->kind = EV_CLC;
 			e->to = ep->peer;
 			e->data = malloc(len);
-			memcpy(e->data, d, len);
-			e->len = len;
-			e->t = ep->sim->now + SIM_TCP_LATENCY;
-			ev_insert(ep->sim, e);
+			if (e->data)
+				memcpy(e->data, d, len);
+			e->len = e->data ? len : 0;
+			e->t = usmc_sim_now(ep->sim) + SIM_TCP_LATENCY;
+			clc_insert(ep->sim, e);
 		}
 	}
 	usmc_conn_clc_consume(ep->conn, len);
@@ -536,208 +619,23 @@ void usmc_sim_clc_inject(usmc_sim_ep *ep, const uint8_t *data, size_t len)
 	ep_deliver(ep);
 }
 
-/* ---- fabric execution ---- */
-
-static int is_down(usmc_sim *sim, usmc_sim_node *a, usmc_sim_node *b)
+static void clc_exec(usmc_sim *sim)
 {
-	for (sim_down *d = sim->down; d; d = d->next)
-		if ((d->a == a && d->b == b) || (d->a == b && d->b == a))
-			return 1;
-	return 0;
-}
+	clc_ev *e = sim->clc;
+	usmc_sim_ep *ep = e->to;
+	size_t n = e->len;
 
-static sim_mr *find_mr(usmc_sim_node *n, uint32_t key)
-{
-	for (sim_mr *m = n->mrs; m; m = m->next)
-		if (m->key == key)
-			return m;
-	return NULL;
-}
-
-/* A local SGE must lie inside the MR its lkey names. */
-static const uint8_t *sge_ptr(usmc_sim_node *n, const usmc_sge *s)
-{
-	sim_mr *m = find_mr(n, s->lkey);
-	uintptr_t a = (uintptr_t)s->addr;
-
-	if (!m || a < (uintptr_t)m->mem ||
-	    a + s->length > (uintptr_t)m->mem + m->len)
-		return NULL;
-	return (const uint8_t *)a;
-}
-
-static void complete(usmc_sim *sim, uint32_t qpn, uint64_t wr_id,
-		     usmc_wc_status st, usmc_wc_opcode op, uint32_t len)
-{
-	sim_qp *q = find_qp(sim, qpn);
-	usmc_wc wc;
-
-	if (!q)
-		return;
-	if (st != USMC_WC_SUCCESS)
-		q->state = QP_ERR;
-	memset(&wc, 0, sizeof(wc));
-	wc.wr_id = wr_id;
-	wc.status = st;
-	wc.opcode = op;
-	wc.byte_len = len;
-	wc.qp_num = qpn;
-	usmc_link_on_wc(q->link, &wc, sim->now);
-	sim_drain(sim);
-}
-
-static void exec_wr(usmc_sim *sim, sim_ev *e)
-{
-	static uint8_t data[1 << 24];
-	sim_qp *src = find_qp(sim, e->src_qpn), *dst;
-	const usmc_wr *wr = &e->wr;
-	usmc_wc_opcode op =
-		wr->opcode == USMC_WR_SEND ? USMC_WC_SEND : USMC_WC_RDMA_WRITE;
-	size_t total = 0;
-
-	if (!src)
-		return;
-	if (src->state == QP_ERR) {
-		complete(sim, src->qpn, wr->wr_id, USMC_WC_WR_FLUSH_ERR, op, 0);
-		return;
-	}
-	dst = find_qp(sim, src->peer_qpn);
-	if (!dst || dst->peer_qpn != src->qpn || dst->state < QP_RTR ||
-	    dst->state == QP_ERR || is_down(sim, src->node, dst->node)) {
-		complete(sim, src->qpn, wr->wr_id, USMC_WC_RETRY_EXC_ERR, op,
-			 0);
-		return;
-	}
-	if (e->data) { /* forged: inline payload */
-		total = e->len < sizeof(data) ? e->len : sizeof(data);
-		memcpy(data, e->data, total);
-	}
-	for (uint32_t i = 0; !e->data && i < wr->num_sge; i++) {
-		const uint8_t *p = sge_ptr(src->node, &wr->sg_list[i]);
-
-		if (!p || total + wr->sg_list[i].length > sizeof(data)) {
-			sim->st.access_errors++;
-			complete(sim, src->qpn, wr->wr_id, USMC_WC_LOC_PROT_ERR,
-				 op, 0);
-			return;
-		}
-		memcpy(data + total, p, wr->sg_list[i].length);
-		total += wr->sg_list[i].length;
-	}
-	if (dst->node->blackhole) {
-		if (wr->send_flags & USMC_SEND_SIGNALED)
-			complete(sim, src->qpn, wr->wr_id, USMC_WC_SUCCESS, op,
-				 0);
-		return;
-	}
-	if (wr->opcode == USMC_WR_RDMA_WRITE) {
-		sim_mr *m = find_mr(dst->node, wr->rkey);
-
-		/* an rkey is only valid on the device it was made on */
-		if (!m || !(m->access & USMC_ACCESS_REMOTE_WRITE) ||
-		    (dst->link && m->dev != usmc_link_get_dev_idx(dst->link)) ||
-		    wr->remote_addr < m->iova ||
-		    wr->remote_addr + total > m->iova + m->len) {
-			sim->st.access_errors++;
-			complete(sim, src->qpn, wr->wr_id,
-				 USMC_WC_REM_ACCESS_ERR, op, 0);
-			return;
-		}
-		memcpy(m->mem + (wr->remote_addr - m->iova), data, total);
-		sim->st.writes++;
-		sim->st.write_bytes += total;
-		if (wr->send_flags & USMC_SEND_SIGNALED)
-			complete(sim, src->qpn, wr->wr_id, USMC_WC_SUCCESS, op,
-				 0);
-		return;
-	}
-	/* SEND: consume a receive, or RNR-retry (rnr_retry 7: forever) */
-	if (!dst->rq_len) {
-		sim_ev *again = calloc(1, sizeof(*again));
-
-		sim->st.rnr_retries++;
-		if (!again)
-			return;
-		*again = *e;
-		if (e->data) {
-			again->data = malloc(e->len);
-			if (again->data)
-				memcpy(again->data, e->data, e->len);
-		}
-		again->t = sim->now + SIM_RNR_DELAY;
-		if (again->t > src->last_t)
-			src->last_t = again->t;
-		ev_insert(sim, again);
-		return;
-	}
-	{
-		usmc_recv_wr rw = dst->rq[dst->rq_head];
-		size_t cap = 0, off = 0;
-		uint32_t dqpn = dst->qpn, sqpn = src->qpn;
-
-		dst->rq_head = (dst->rq_head + 1) % dst->rq_cap;
-		dst->rq_len--;
-		for (uint32_t i = 0; i < rw.num_sge; i++)
-			cap += rw.sg_list[i].length;
-		if (cap < total) {
-			complete(sim, dqpn, rw.wr_id, USMC_WC_LOC_LEN_ERR,
-				 USMC_WC_RECV, 0);
-			complete(sim, sqpn, wr->wr_id, USMC_WC_REM_INV_REQ_ERR,
-				 op, 0);
-			return;
-		}
-		for (uint32_t i = 0; i < rw.num_sge && off < total; i++) {
-			uint8_t *p =
-				(uint8_t *)sge_ptr(dst->node, &rw.sg_list[i]);
-			size_t k = rw.sg_list[i].length;
-
-			if (!p) {
-				sim->st.access_errors++;
-				complete(sim, dqpn, rw.wr_id,
-					 USMC_WC_LOC_PROT_ERR, USMC_WC_RECV, 0);
-				return;
-			}
-			if (k > total - off)
-				k = total - off;
-			memcpy(p, data + off, k);
-			off += k;
-		}
-		sim->st.sends++;
-		sim->st.recvs++;
-		if (sim->ntrace < sizeof(sim->trace) / sizeof(sim->trace[0])) {
-			usmc_sim_trace *tr = &sim->trace[sim->ntrace++];
-
-			tr->from = src->node->idx;
-			memcpy(tr->msg, data,
-			       total < sizeof(tr->msg) ? total
-						       : sizeof(tr->msg));
-			tr->len = (uint32_t)total;
-		}
-		complete(sim, dqpn, rw.wr_id, USMC_WC_SUCCESS, USMC_WC_RECV,
-			 (uint32_t)total);
-		if (wr->send_flags & USMC_SEND_SIGNALED)
-			complete(sim, sqpn, wr->wr_id, USMC_WC_SUCCESS, op, 0);
-	}
-}
-
-static void exec_ev(usmc_sim *sim, sim_ev *e)
-{
-	ev_unlink(sim, e);
-	if (e->kind == EV_WR) {
-		exec_wr(sim, e);
-	} else if (e->to) {
-		usmc_sim_ep *ep = e->to;
-		size_t n = e->len;
-
-		if (n > sizeof(ep->in) - ep->in_len)
-			n = sizeof(ep->in) - ep->in_len;
-		memcpy(ep->in + ep->in_len, e->data, n);
-		ep->in_len += n;
-		ep_deliver(ep);
-	}
+	sim->clc = e->next;
+	if (n > sizeof(ep->in) - ep->in_len)
+		n = sizeof(ep->in) - ep->in_len;
+	memcpy(ep->in + ep->in_len, e->data, n);
+	ep->in_len += n;
 	free(e->data);
 	free(e);
+	ep_deliver(ep);
 }
+
+/* ---- time ---- */
 
 static usmc_tstamp timers_next(usmc_sim *sim)
 {
@@ -753,29 +651,37 @@ static usmc_tstamp timers_next(usmc_sim *sim)
 	return t;
 }
 
+/* One instant: the fabric's events due then (usmc_tp_sim_world_run), the
+ * CLC bytes arriving then, or the cores' timers, then what they caused. */
 static int step(usmc_sim *sim, usmc_tstamp until, int stop_idle)
 {
-	usmc_tstamp te, tt, t;
+	usmc_tstamp now, tw, tc, tt, t;
 
-	sim_drain(sim); /* what the test's own core calls queued */
-	te = sim->head ? sim->head->t : USMC_TSTAMP_NONE;
+	settle(sim); /* what the test's own core calls queued */
+	now = usmc_sim_now(sim);
+	tw = usmc_tp_sim_world_next(sim->w);
+	tc = sim->clc ? sim->clc->t : USMC_TSTAMP_NONE;
 	tt = timers_next(sim);
-	t = te < tt ? te : tt;
-	if (stop_idle && !sim->head && tt > sim->now)
+	t = tw < tc ? tw : tc;
+	if (stop_idle && t == USMC_TSTAMP_NONE && tt > now)
 		return 0;
+	if (tt < t)
+		t = tt;
 	if (t == USMC_TSTAMP_NONE || t > until)
 		return -1;
-	if (t > sim->now)
-		sim->now = t;
-	if (te <= tt) {
-		exec_ev(sim, sim->head);
-	} else {
-		for (usmc_sim_node *n = sim->nodes; n; n = n->next)
-			if (n->ctx && usmc_ctx_get_expiry(n->ctx) <= sim->now) {
-				usmc_ctx_handle_expiry(n->ctx, sim->now);
-				sim_drain(sim);
-			}
+	if (t < now)
+		t = now;
+	usmc_tp_sim_world_run(sim->w, t);
+	settle(sim);
+	if (tc <= t) {
+		clc_exec(sim);
+		return 1;
 	}
+	for (usmc_sim_node *n = sim->nodes; n; n = n->next)
+		if (n->ctx && usmc_ctx_get_expiry(n->ctx) <= t) {
+			usmc_ctx_handle_expiry(n->ctx, t);
+			node_drain(n);
+		}
 	return 1;
 }
 
@@ -783,8 +689,8 @@ void usmc_sim_run(usmc_sim *sim, usmc_tstamp until)
 {
 	while (step(sim, until, 0) > 0)
 		;
-	if (until != USMC_TSTAMP_NONE && until > sim->now)
-		sim->now = until;
+	if (until != USMC_TSTAMP_NONE)
+		usmc_tp_sim_world_run(sim->w, until);
 }
 
 int usmc_sim_run_idle(usmc_sim *sim, usmc_tstamp limit)
@@ -805,21 +711,74 @@ usmc_sim *usmc_sim_new(uint64_t seed)
 	if (!sim)
 		return NULL;
 	sim->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
-	sim->now = USMC_NS_PER_SEC;
+	/* the fabric's stream apart from the cores' random bytes */
+	sim->w = usmc_tp_sim_world_new(sim->rng ^ 0x5bd1e9955bd1e995ull);
+	if (!sim->w) {
+		free(sim);
+		return NULL;
+	}
 	sim->fail_at = -1;
-	sim->next_qpn = 0x11;
-	sim->next_key = 0x1234;
 	return sim;
 }
 
 usmc_tstamp usmc_sim_now(const usmc_sim *sim)
 {
-	return sim->now;
+	return usmc_tp_sim_world_now(sim->w);
 }
 
-const usmc_sim_stats *usmc_sim_get_stats(const usmc_sim *sim)
+const usmc_sim_stats *usmc_sim_get_stats(usmc_sim *sim)
 {
-	return &sim->st;
+	usmc_sim_stats *v = &sim->view;
+
+	*v = sim->st;
+	for (usmc_sim_node *n = sim->nodes; n; n = n->next)
+		for (unsigned int d = 0; d < n->ndev; d++) {
+			usmc_tp_sim_stats ds;
+
+			if (usmc_tp_sim_get_stats(usmc_fault_inner(n->dev[d]),
+						  &ds))
+				continue;
+			v->sends += ds.sends;
+			v->recvs += ds.sends;
+			v->writes += ds.writes;
+			v->write_bytes += ds.write_bytes;
+			v->access_errors += ds.access_errors;
+			v->rnr_retries += ds.rnr_nak_rx;
+		}
+	return v;
+}
+
+/* Device |d| of node |n|: fault:sim at 10.<d>.0.<n>, whose GID is then
+ * ::ffff:10.<d>.0.<n> and MAC 02:00:0a:<d>:00:<n>. */
+static int dev_open(usmc_sim *sim, usmc_sim_node *n, unsigned int d,
+		    usmc_device_info *dv)
+{
+	struct sockaddr_in *a;
+	usmc_tp_config cfg;
+	usmc_port_attr pa;
+	char opts[64];
+	int rv;
+
+	memset(&cfg, 0, sizeof(cfg));
+	a = (struct sockaddr_in *)&cfg.local_addr;
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(0x0a000000u | d << 16 | (uint32_t)n->idx);
+	/* the harness sets its own schedules: no environment, no socket */
+	snprintf(opts, sizeof(opts), "ctl=off,env=off,mtu=%u",
+		 usmc_ib_mtu_to_int(dv->active_mtu ? dv->active_mtu
+						   : USMC_IB_MTU_1024));
+	cfg.options = opts;
+	cfg.backend_ctx = sim->w;
+	rv = usmc_tp_open("fault:sim", &cfg, &n->dev[d]);
+	if (rv)
+		return rv;
+	usmc_tp_query_port(n->dev[d], &pa);
+	memcpy(dv->gid, pa.gid, 16);
+	memcpy(dv->mac, pa.mac, 6);
+	dv->active_mtu = pa.active_mtu;
+	memcpy(n->gid[d], pa.gid, 16);
+	n->ndev = d + 1;
+	return 0;
 }
 
 usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
@@ -838,7 +797,6 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 	};
 	usmc_sim_node *n = calloc(1, sizeof(*n));
 	usmc_settings st;
-	uint8_t id;
 
 	if (!n)
 		return NULL;
@@ -846,32 +804,21 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 	n->idx = ++sim->nnodes;
 	n->ipv4 = 0x0a000000u | (uint32_t)n->idx;
 	n->prefix_len = 24;
-	id = (uint8_t)n->idx;
+	n->next = sim->nodes;
+	sim->nodes = n;
 	if (s)
 		st = *s;
 	else
 		usmc_settings_default(&st);
-	/* one device unless |s| asks for more; each gets an IPv4-mapped GID
-	 * ::ffff:10.<dev>.0.<node> and a local MAC 02:00:00:00:<dev>:<node> */
+	/* one device unless |s| asks for more */
 	if (st.ndevices < 1 || st.ndevices > USMC_DEVICES_MAX)
 		st.ndevices = 1;
-	for (unsigned int d = 0; d < st.ndevices; d++) {
-		usmc_device_info *dv = &st.devices[d];
-
-		memset(dv->gid, 0, 16);
-		dv->gid[10] = dv->gid[11] = 0xff;
-		dv->gid[12] = 10;
-		dv->gid[13] = (uint8_t)d;
-		dv->gid[15] = id;
-		memcpy(dv->mac, "\x02\x00\x00\x00", 4);
-		dv->mac[4] = (uint8_t)d;
-		dv->mac[5] = id;
-		if (!dv->active_mtu)
-			dv->active_mtu = USMC_IB_MTU_1024;
-	}
+	for (unsigned int d = 0; d < st.ndevices; d++)
+		if (dev_open(sim, n, d, &st.devices[d]))
+			return NULL;
 	memset(st.system_id, 0, sizeof(st.system_id));
-	n->next = sim->nodes;
-	sim->nodes = n;
+	n->send_wr = st.send_wr ? st.send_wr : 16;
+	n->recv_wr = st.recv_wr ? st.recv_wr : 48;
 	if (usmc_ctx_new(&n->ctx, &cb, &st, n)) {
 		n->ctx = NULL;
 		return NULL;
@@ -908,9 +855,13 @@ long usmc_sim_node_live_mrs(const usmc_sim_node *node)
 
 usmc_link *usmc_sim_link_by_qpn(usmc_sim *sim, uint32_t qpn)
 {
-	sim_qp *q = find_qp(sim, qpn);
+	for (usmc_sim_node *n = sim->nodes; n; n = n->next) {
+		sim_qp *q = node_qp(n, qpn);
 
-	return q ? q->link : NULL;
+		if (q)
+			return q->link;
+	}
+	return NULL;
 }
 
 usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx)
@@ -957,7 +908,7 @@ int usmc_sim_ep_single(usmc_sim *sim, usmc_sim_node *node, usmc_role role,
 		return USMC_ERR_NOMEM;
 	ep->sim = sim;
 	ep->node = node;
-	rv = usmc_conn_new(node->ctx, &p, sim->now, &ep->conn);
+	rv = usmc_conn_new(node->ctx, &p, usmc_sim_now(sim), &ep->conn);
 	if (rv) {
 		free(ep);
 		return rv;
@@ -990,14 +941,14 @@ int usmc_sim_connect(usmc_sim *sim, usmc_sim_node *cli, usmc_sim_node *srv,
 	s->node = srv;
 	c->peer = s;
 	s->peer = c;
-	rv = usmc_conn_new(srv->ctx, &ps, sim->now, &s->conn);
+	rv = usmc_conn_new(srv->ctx, &ps, usmc_sim_now(sim), &s->conn);
 	if (rv) {
 		free(c);
 		free(s);
 		return rv;
 	}
 	usmc_conn_set_user(s->conn, s);
-	rv = usmc_conn_new(cli->ctx, &pc, sim->now, &c->conn);
+	rv = usmc_conn_new(cli->ctx, &pc, usmc_sim_now(sim), &c->conn);
 	if (rv) {
 		usmc_conn_del(s->conn);
 		free(c);
@@ -1017,12 +968,15 @@ void usmc_sim_ep_del(usmc_sim_ep *ep)
 {
 	usmc_sim *sim = ep->sim;
 
-	for (sim_ev *e = sim->head, *n; e; e = n) {
-		n = e->next;
-		if (e->kind == EV_CLC && e->to == ep) {
-			ev_unlink(sim, e);
+	for (clc_ev **pp = &sim->clc; *pp;) {
+		clc_ev *e = *pp;
+
+		if (e->to == ep) {
+			*pp = e->next;
 			free(e->data);
 			free(e);
+		} else {
+			pp = &e->next;
 		}
 	}
 	if (ep->peer)
@@ -1061,6 +1015,13 @@ void usmc_sim_del(usmc_sim *sim)
 		usmc_sim_ep_del(sim->eps->ep);
 	for (usmc_sim_node *n = sim->nodes; n; n = n->next)
 		usmc_sim_node_del(n);
+	while (sim->forged) {
+		sim_forged *f = sim->forged;
+
+		sim->forged = f->next;
+		usmc_tp_free_mr(f->mr);
+		free(f);
+	}
 	while (sim->nodes) {
 		usmc_sim_node *n = sim->nodes;
 
@@ -1069,63 +1030,64 @@ void usmc_sim_del(usmc_sim *sim)
 			sim_qp *q = n->qps;
 
 			n->qps = q->next;
-			free(q->rq);
-			free(q);
+			qp_free(q);
 		}
-		while (n->mrs) {
-			sim_mr *m = n->mrs;
-
-			n->mrs = m->next;
-			free(m->mem);
-			free(m);
-		}
+		for (unsigned int d = 0; d < n->ndev; d++)
+			usmc_tp_close(n->dev[d]);
 		free(n);
 	}
-	while (sim->head) {
-		sim_ev *e = sim->head;
+	while (sim->clc) {
+		clc_ev *e = sim->clc;
 
-		ev_unlink(sim, e);
+		sim->clc = e->next;
 		free(e->data);
 		free(e);
 	}
-	while (sim->down) {
-		sim_down *d = sim->down;
-
-		sim->down = d->next;
-		free(d);
-	}
+	usmc_tp_sim_world_del(sim->w);
 	free(sim);
 }
 
+/* A SEND posted on |from|'s QP as its core would, from a buffer of the
+ * harness's own (freed at its completion, which the core never sees). */
 int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
 			 size_t len)
 {
+	sim_forged *f;
 	sim_qp *q;
-	sim_ev *e;
+	usmc_wr wr;
+	int rv;
 
 	sim_drain(sim); /* after what |from|'s core queued */
 	q = from ? usmc_link_get_user(from) : NULL;
-	if (!q || q->state != QP_RTS)
+	if (!q || usmc_tp_qp_state(q->qp) != USMC_QPS_RTS)
 		return USMC_ERR_INVALID_STATE;
-	e = calloc(1, sizeof(*e));
-	if (!e)
+	f = calloc(1, sizeof(*f));
+	if (!f)
 		return USMC_ERR_NOMEM;
-	e->data = malloc(len ? len : 1);
-	if (!e->data) {
-		free(e);
-		return USMC_ERR_NOMEM;
+	rv = usmc_tp_alloc_mr(q->qp->tp, len ? len : 1, USMC_ACCESS_LOCAL_WRITE,
+			      &f->mr);
+	if (rv) {
+		free(f);
+		return rv;
 	}
-	memcpy(e->data, msg, len);
-	e->len = len;
-	e->kind = EV_WR;
-	e->src_qpn = q->qpn;
-	e->wr.opcode = USMC_WR_SEND;
-	e->wr.wr_id = 0xf0f0f0f0f0f0ull; /* no completion for the sender */
-	e->t = sim->now + SIM_LATENCY;
-	if (e->t < q->last_t)
-		e->t = q->last_t;
-	q->last_t = e->t;
-	ev_insert(sim, e);
+	memcpy(f->mr->addr, msg, len);
+	memset(&wr, 0, sizeof(wr));
+	f->wr_id = SIM_FORGED | ++sim->forged_seq;
+	wr.wr_id = f->wr_id;
+	wr.opcode = USMC_WR_SEND;
+	wr.send_flags = USMC_SEND_SIGNALED;
+	wr.num_sge = len ? 1 : 0;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)f->mr->addr;
+	wr.sg_list[0].length = (uint32_t)len;
+	wr.sg_list[0].lkey = f->mr->lkey;
+	rv = usmc_tp_post_send(q->qp, &wr);
+	if (rv) {
+		usmc_tp_free_mr(f->mr);
+		free(f);
+		return rv;
+	}
+	f->next = sim->forged;
+	sim->forged = f;
 	return 0;
 }
 
@@ -1147,17 +1109,27 @@ int usmc_sim_node_index(const usmc_sim_node *node)
 
 void usmc_sim_set_delay_prob(usmc_sim *sim, double p)
 {
-	sim->delay_p = p;
+	usmc_tp_sim_world_set_loss(sim->w, (uint32_t)(p * 1000000.0 + 0.5));
 }
 
 void usmc_sim_node_set_faults(usmc_sim_node *node, usmc_fault_sched *f)
 {
-	node->fault = f;
+	node->fired_before = usmc_sim_node_faults_fired(node);
+	for (unsigned int d = 0; d < node->ndev; d++)
+		usmc_fault_set_sched(node->dev[d], f);
 }
 
 uint64_t usmc_sim_node_faults_fired(const usmc_sim_node *node)
 {
-	return node->fault_fired;
+	uint64_t n = node->fired_before;
+
+	for (unsigned int d = 0; d < node->ndev; d++) {
+		usmc_fault_stats fs;
+
+		if (!usmc_fault_get_stats(node->dev[d], &fs))
+			n += fs.fired;
+	}
+	return n;
 }
 
 void usmc_sim_set_blackhole(usmc_sim_node *node, int on)
@@ -1167,29 +1139,11 @@ void usmc_sim_set_blackhole(usmc_sim_node *node, int on)
 
 void usmc_sim_set_link_down(usmc_sim_node *a, usmc_sim_node *b, int down)
 {
-	usmc_sim *sim = a->sim;
-
-	if (down) {
-		sim_down *d = calloc(1, sizeof(*d));
-
-		if (!d)
-			return;
-		d->a = a;
-		d->b = b;
-		d->next = sim->down;
-		sim->down = d;
-		return;
-	}
-	for (sim_down **pp = &sim->down; *pp;) {
-		sim_down *d = *pp;
-
-		if ((d->a == a && d->b == b) || (d->a == b && d->b == a)) {
-			*pp = d->next;
-			free(d);
-		} else {
-			pp = &d->next;
-		}
-	}
+	for (unsigned int i = 0; i < a->ndev; i++)
+		for (unsigned int j = 0; j < b->ndev; j++)
+			usmc_tp_sim_path_set(usmc_fault_inner(a->dev[i]),
+					     usmc_fault_inner(b->dev[j]),
+					     !down);
 }
 
 void usmc_sim_fail_alloc_at(usmc_sim *sim, long n)

@@ -1,22 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A deterministic in-process SMC-R fabric for tests. Each node is a
- * usmc_ctx whose callbacks are implemented here: registered memory with
- * rkey and bounds checks, RC queue pairs that execute SEND and RDMA WRITE
- * between nodes by memcpy (in order per QP), receive queues, completions,
- * and CLC byte pipes that stand in for the TCP clcsock. The fabric pulls
- * each core's work requests (usmc_ctx_next_wr) before every step and after
- * each core call it makes itself, so a test may call the core directly;
- * a post that fails is fed back with usmc_link_post_failed. Time is virtual
- * and every "random" choice comes from one seed, so a run replays exactly.
+ * The harness of the core tests: SMC-R nodes over the transport API, on a
+ * virtual clock. Each node is a usmc_ctx whose device callbacks (alloc_mr,
+ * free_mr, link_create_qp, link_ready, link_destroy_qp) call usmc_tp_* on
+ * its devices: each one a "fault:sim" device (transport/fault/ over
+ * transport/sim/) in the one world the harness owns, so registered
+ * memory, rkey and bounds checks, RC queue pairs, RNR, retransmission and
+ * completions are transport/sim's. The harness is a driver, as the
+ * runtime is over softroce: it pulls each core's work requests
+ * (usmc_ctx_next_wr) before every step and after each core call it makes
+ * itself, so a test may call the core directly, and posts them with
+ * usmc_tp_post_send/recv; a post that fails goes back as
+ * usmc_link_post_failed; completions (usmc_tp_poll_cq) go to
+ * usmc_link_on_wc, async events to usmc_link_down. Time is the world's
+ * virtual clock and every "random" choice comes from one seed, so a run
+ * replays exactly. CLC travels over byte pipes standing in for the TCP
+ * clcsock.
  *
- * Faults: seeded extra delay (a lost packet costs an RC retransmission),
- * a blackhole (the peer RNIC acks but its core never sees the message: a
- * hung peer), link down (sends fail with RETRY_EXC_ERR), forged SENDs
- * (duplicates, replays, hostile LLC/CDC: usmc_sim_inject_send), and
- * failing allocations (the n-th malloc/calloc/alloc_mr/create_qp returns
- * NULL/NOMEM). Packet loss and duplication below RC are invisible to the
- * core (the responder drops duplicate PSNs), so they show up as delay.
+ * Faults: the world's seeded loss (a lost message costs an RC
+ * retransmission), a fault schedule per node (its devices' decorator: the
+ * same schedule runs over softroce), a hung core (its RNIC acks, its
+ * completions are never polled), a cut path (sends are retried, then fail
+ * with RETRY_EXC_ERR), forged SENDs (duplicates, replays, hostile
+ * LLC/CDC: usmc_sim_inject_send), and failing allocations (the n-th
+ * malloc/calloc/alloc_mr/create_qp returns NULL/NOMEM).
  */
 #ifndef USMC_SIM_H
 #define USMC_SIM_H
@@ -59,11 +66,16 @@ usmc_sim *usmc_sim_new(uint64_t seed);
 /* Deletes every node (usmc_ctx_del) and everything else. */
 void usmc_sim_del(usmc_sim *sim);
 usmc_tstamp usmc_sim_now(const usmc_sim *sim);
-const usmc_sim_stats *usmc_sim_get_stats(const usmc_sim *sim);
+/* The harness's counts, plus the sums of its sim devices' (sends, recvs:
+ * SENDs delivered; writes, write_bytes: WRITEs placed; access_errors: the
+ * responders' rkey/bounds/access NAKs, posts refused for an SGE outside
+ * its MR, and LOC_PROT_ERR completions; rnr_retries: RNR NAKs received). */
+const usmc_sim_stats *usmc_sim_get_stats(usmc_sim *sim);
 
 /* A host with one RNIC port, or s->ndevices of them. |s| may be NULL for
- * defaults; system id, GIDs and MACs are made unique per node and device.
- * Returns NULL if the ctx fails. */
+ * defaults. Device d of node n is fault:sim at 10.d.0.n (GID
+ * ::ffff:10.d.0.n, MAC 02:00:0a:d:00:n); the settings' GIDs, MACs and
+ * system id are replaced. Returns NULL if a device or the ctx fails. */
 usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s);
 /* The device (index) the node's next connections use (default 0). */
 void usmc_sim_node_set_dev(usmc_sim_node *node, unsigned int dev_idx);
@@ -92,32 +104,43 @@ void usmc_sim_clc_inject(usmc_sim_ep *ep, const uint8_t *data, size_t len);
 /* Deletes the conn (usmc_conn_del) and the ep. */
 void usmc_sim_ep_del(usmc_sim_ep *ep);
 
-/* Runs events and timers up to and including |until|. */
+/* Runs the fabric's events, CLC bytes and the cores' timers up to and
+ * including |until|. */
 void usmc_sim_run(usmc_sim *sim, usmc_tstamp until);
 /* Runs until no fabric event is pending (timers that are due fire; later
- * ones do not), or until |limit|. Returns 0 when idle, -1 at the limit. */
+ * ones do not), or until |limit|. Returns 0 when idle, -1 at the limit.
+ * Pending are also retransmissions (a cut path: until the retries run
+ * out) and the alarms of a fault schedule's timed clauses. */
 int usmc_sim_run_idle(usmc_sim *sim, usmc_tstamp limit);
 
 /* Faults */
-/* Probability (0..1) that a message is delayed by an RC retransmit. */
+/* Probability (0..1) that a delivery is lost (usmc_tp_sim_world_set_loss):
+ * RC retransmits it after the QP's timeout (134 ms, doubling while it
+ * keeps failing). */
 void usmc_sim_set_delay_prob(usmc_sim *sim, double p);
-/* A fault schedule (docs/fault.md) for what |node| posts, on the virtual
- * clock: the same seed gives the same run (NULL: none). The schedule stays
- * the caller's and must outlive its use. See sim_fault in usmc_sim.c for
- * how each fault maps onto the fabric. */
+/* A fault schedule (docs/fault.md) for |node|'s devices: a copy of |f|
+ * replaces each device's (usmc_fault_set_sched; NULL: none). Parse it with
+ * usmc_sim_now as its start: its times are the virtual clock's, so the same
+ * seed gives the same run. Packet faults act on what the node receives,
+ * post faults on what it posts (docs/fault.md). */
 void usmc_sim_node_set_faults(usmc_sim_node *node, usmc_fault_sched *f);
+/* Clause firings on the node's devices, under every schedule it had. */
 uint64_t usmc_sim_node_faults_fired(const usmc_sim_node *node);
-/* Messages to |node| are acked but never reach its core. */
+/* |node|'s core hangs: its RNIC still acks and places what arrives, but
+ * its completions are never polled (nor its async events). */
 void usmc_sim_set_blackhole(usmc_sim_node *node, int on);
-/* The path between |a| and |b| is down: sends fail (RETRY_EXC_ERR). */
+/* The path between |a|'s and |b|'s devices is cut (usmc_tp_sim_path_set):
+ * sends are retried (timeout 134 ms, doubling up to 1 s), and fail with
+ * RETRY_EXC_ERR after 6 retries, about 5 s. */
 void usmc_sim_set_link_down(usmc_sim_node *a, usmc_sim_node *b, int down);
 /* The |n|-th allocation from now (malloc, calloc, alloc_mr, create_qp of
  * any node; 0 = the next) fails; -1 disables. */
 void usmc_sim_fail_alloc_at(usmc_sim *sim, long n);
 long usmc_sim_alloc_count(const usmc_sim *sim);
 
-/* Every SEND delivered, in order, with its first 96 bytes, for checking
- * LLC/CDC sequences and bytes. */
+/* Every SEND delivered to a core, in the order the harness polls their
+ * receive completions, with its first 96 bytes, for checking LLC/CDC
+ * sequences and bytes. */
 typedef struct usmc_sim_trace {
 	int from; /* node index (1-based, creation order) */
 	uint8_t msg[96];
@@ -128,7 +151,8 @@ void usmc_sim_trace_clear(usmc_sim *sim);
 int usmc_sim_node_index(const usmc_sim_node *node);
 
 /* A forged SEND of |len| bytes on |from|'s QP (as if its core had posted
- * it), for hostile-peer tests. Ordered after what |from| already posted. */
+ * it), for hostile-peer tests. Ordered after what |from| already posted;
+ * its completion is the harness's, the core never sees it. */
 int usmc_sim_inject_send(usmc_sim *sim, usmc_link *from, const uint8_t *msg,
 			 size_t len);
 

@@ -191,6 +191,14 @@ struct usmc_tp_ops {
 	 * fault decorator (transport/fault/). */
 	void (*set_rx_hook)(usmc_tp *tp, usmc_tp_rx_hook hook, void *arg);
 	void (*rx_inject)(usmc_tp *tp, const usmc_tp_rx_pkt *pkt);
+
+	/* optional, backends with a clock of their own (sim's virtual one):
+	 * the device's time in ns, and an alarm: at |t| of that clock the
+	 * device fd turns readable and poll_cq is due, once. A decorator
+	 * times its faults by these, so over sim they replay exactly.
+	 * Absent: CLOCK_MONOTONIC, and timers of one's own. */
+	usmc_tstamp (*now)(usmc_tp *tp);
+	void (*wake_at)(usmc_tp *tp, usmc_tstamp t);
 };
 
 /* Every backend's device struct embeds this first. */

@@ -5,7 +5,8 @@
  * differs, time moves only in usmc_tp_sim_world_run, the timing options,
  * open errors, WRs whose memory is freed in flight, loss, a cut path, a
  * world deleted before its devices, and the fault decorator over sim
- * (device faults and their async events; packet faults refused).
+ * (device faults and their async events, packet faults through the rx
+ * hook, timed clauses on the virtual clock replaying exactly).
  */
 #include <arpa/inet.h>
 #include <poll.h>
@@ -615,7 +616,7 @@ static void test_world_del_first(void)
 }
 
 /* The fault decorator over sim: device faults and their async events
- * pass through, packet faults are refused (sim has no packets). */
+ * pass through. */
 static void test_fault_over_sim(void)
 {
 	net n;
@@ -627,9 +628,6 @@ static void test_fault_over_sim(void)
 	usmc_wr wr;
 
 	net_up(&n, 10, "fault:sim", "10.9.0.1", "10.9.0.2", NULL, 8, 7);
-	USMC_ASSERT_EQ(
-		usmc_fault_add(n.tp[0], "drop:rate=0.1", err, sizeof(err)),
-		USMC_ERR_NOTSUP);
 	USMC_ASSERT_EQ(usmc_fault_add(n.tp[0], "fail-post:op=SEND,nth=2", err,
 				      sizeof(err)),
 		       0);
@@ -665,6 +663,137 @@ static void test_fault_over_sim(void)
 	net_down(&n);
 }
 
+/* A schedule on the receiving fault:sim device during the script of
+ * test_replay (no loss of the world's own): the completions with their
+ * virtual times, the decorator's counters and a hash of what arrived. */
+static int fault_script(const char *sched, rec *r, int cap,
+			usmc_fault_stats *fs, usmc_tp_sim_stats *st,
+			uint64_t *sum)
+{
+	net n;
+	usmc_tp_mr *src, *dst, *rx;
+	char err[200];
+	int k;
+
+	net_up(&n, 3, "fault:sim", "10.10.0.1", "10.10.0.2", NULL, 8, 7);
+	USMC_ASSERT_EQ_FATAL(usmc_fault_add(n.tp[1], sched, err, sizeof(err)),
+			     0);
+	src = mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
+	dst = mr(n.tp[1], 1 << 20,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = mr(n.tp[1], 64 * 64, USMC_ACCESS_LOCAL_WRITE);
+	for (size_t i = 0; i < (1 << 20); i++)
+		((uint8_t *)src->addr)[i] = (uint8_t)(i * 13 + (i >> 10));
+	for (int i = 0; i < 64; i++) {
+		usmc_wr w =
+			wr_of(USMC_WR_RDMA_WRITE, 2 * (uint64_t)i, src,
+			      (size_t)i << 14, 1 << 14, dst, (size_t)i << 14);
+		usmc_wr s = wr_of(USMC_WR_SEND, 2 * (uint64_t)i + 1, src,
+				  (size_t)i * 44, 44, NULL, 0);
+
+		post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
+		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &w), 0);
+		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &s), 0);
+	}
+	k = trace(&n, usmc_tp_sim_world_now(n.w) + 60000 * MS, r, cap);
+	if (memcmp(dst->addr, src->addr, 1 << 20))
+		CU_FAIL("WRITEs under packet faults differ");
+	*sum = 0;
+	for (int i = 0; i < 64; i++)
+		*sum += (uint64_t)memcmp((uint8_t *)rx->addr + i * 64,
+					 (uint8_t *)src->addr + i * 44,
+					 44) != 0;
+	usmc_fault_get_stats(n.tp[1], fs);
+	usmc_tp_sim_get_stats(usmc_fault_inner(n.tp[1]), st);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	usmc_tp_free_mr(rx);
+	net_down(&n);
+	return k;
+}
+
+/* Packet faults over sim: the decorator's rx hook sees each message as a
+ * packet; drop, delay, duplicate, reorder and corrupt cost time (RC
+ * retransmits), never data; every corrupted one fails the check. */
+static void test_packet_faults(void)
+{
+	static rec r[256];
+	usmc_fault_stats fs;
+	usmc_tp_sim_stats st;
+	uint64_t bad;
+	int k = fault_script("seed=5; drop:rate=0.05; delay:rate=0.05,by=3ms;"
+			     "duplicate:rate=0.05; reorder:rate=0.05;"
+			     "corrupt:rate=0.05",
+			     r, 256, &fs, &st, &bad);
+	int ok = 1;
+
+	USMC_ASSERT_EQ(k, 192);
+	for (int i = 0; i < k; i++)
+		ok &= r[i].wc.status == USMC_WC_SUCCESS;
+	CU_ASSERT_TRUE(ok);
+	USMC_ASSERT_EQ(bad, 0);
+	CU_ASSERT_TRUE(fs.dropped > 0 && fs.delayed > 0 && fs.duplicated > 0 &&
+		       fs.reordered > 0 && fs.corrupted > 0);
+	USMC_ASSERT_EQ(st.icrc_errors, fs.corrupted);
+	/* what the hook took comes back or is lost; duplicates are dropped */
+	USMC_ASSERT_EQ(st.hooked, fs.dropped + fs.delayed + fs.reordered);
+	CU_ASSERT_TRUE(st.stale >= fs.duplicated);
+	USMC_ASSERT_EQ(fs.fired, fs.dropped + fs.delayed + fs.duplicated +
+					 fs.reordered + fs.corrupted);
+	fprintf(stderr,
+		"  [%llu packets: %llu dropped, %llu delayed, %llu duplicated, "
+		"%llu reordered, %llu corrupted; done at +%llu ms]\n",
+		(unsigned long long)fs.pkts, (unsigned long long)fs.dropped,
+		(unsigned long long)fs.delayed,
+		(unsigned long long)fs.duplicated,
+		(unsigned long long)fs.reordered,
+		(unsigned long long)fs.corrupted,
+		(unsigned long long)(r[k - 1].t - 1000000000ull) / MS);
+}
+
+/* Timed clauses (after=, for=, port-down's end) run on the world's clock:
+ * the same seed replays exactly, completions and their virtual times,
+ * counters and fired counts; another seed differs. */
+static void test_timed_replay(void)
+{
+	static const char *s1 = "seed=11; drop:after=100us,for=150us;"
+				"delay:rate=0.2,by=50us,after=150us,for=2ms;"
+				"port-down:after=300us,for=200us;"
+				"reorder:rate=0.1,after=500us";
+	static const char *s2 = "seed=12; drop:after=100us,for=150us;"
+				"delay:rate=0.2,by=50us,after=150us,for=2ms;"
+				"port-down:after=300us,for=200us;"
+				"reorder:rate=0.1,after=500us";
+	static rec a[256], b[256], c[256];
+	usmc_fault_stats fa, fb, fc;
+	usmc_tp_sim_stats sa, sb, sc;
+	uint64_t ba, bb, bc;
+	int na = fault_script(s1, a, 256, &fa, &sa, &ba);
+	int nb = fault_script(s1, b, 256, &fb, &sb, &bb);
+	int nc = fault_script(s2, c, 256, &fc, &sc, &bc);
+
+	USMC_ASSERT_EQ(na, 192);
+	USMC_ASSERT_EQ(nb, na);
+	USMC_ASSERT_EQ(nc, na);
+	CU_ASSERT_EQUAL(memcmp(a, b, sizeof(rec) * (size_t)na), 0);
+	CU_ASSERT_EQUAL(memcmp(&fa, &fb, sizeof(fa)), 0);
+	CU_ASSERT_EQUAL(memcmp(&sa, &sb, sizeof(sa)), 0);
+	USMC_ASSERT_EQ(ba + bb + bc, 0);
+	/* every timed clause acted, on virtual time */
+	CU_ASSERT_TRUE(fa.dropped > 0 && fa.delayed > 0 && fa.reordered > 0);
+	USMC_ASSERT_EQ(fa.port_downs, 1);
+	USMC_ASSERT_EQ(fa.port_ups, 1);
+	CU_ASSERT_TRUE(fa.fired > 3);
+	CU_ASSERT_NOT_EQUAL(memcmp(a, c, sizeof(rec) * (size_t)na), 0);
+	fprintf(stderr,
+		"  [seed 11: %llu fired, last completion at +%llu us (twice); "
+		"seed 12: %llu fired, +%llu us]\n",
+		(unsigned long long)fa.fired,
+		(unsigned long long)(a[na - 1].t - 1000000000ull) / 1000,
+		(unsigned long long)fc.fired,
+		(unsigned long long)(c[nc - 1].t - 1000000000ull) / 1000);
+}
+
 static CU_TestInfo tests[] = {
 	{"a seed replays exactly, another differs", test_replay},
 	{"virtual clock, latency, jitter, rate", test_virtual_clock},
@@ -675,8 +804,10 @@ static CU_TestInfo tests[] = {
 	{"loss: retransmitted byte-exact, or retries exhausted", test_loss},
 	{"a cut path waits; timeout 0 waits for ever", test_path_cut},
 	{"world deleted before its devices", test_world_del_first},
-	{"fault:sim: device faults, events, no packet faults",
-	 test_fault_over_sim},
+	{"fault:sim: device faults, events", test_fault_over_sim},
+	{"fault:sim: packet faults cost time, not data", test_packet_faults},
+	{"fault:sim: a timed schedule replays exactly on the virtual clock",
+	 test_timed_replay},
 	CU_TEST_INFO_NULL,
 };
 

@@ -113,9 +113,38 @@ static void test_replay(void)
 	USMC_ASSERT_EQ(r3.got2, 300000);
 }
 
+/* Timed clauses (after=, for=) follow the virtual clock: a schedule of
+ * windows replays exactly, and its faults fall inside them. */
+static void test_timed_replay(void)
+{
+	static const char *sched = "seed=44; drop:after=200us,for=300us; "
+				   "delay:rate=0.2,by=2ms,after=500us,for=1ms; "
+				   "corrupt:rate=0.05,after=1ms";
+	run_result r1, r2;
+
+	run(sched, &r1);
+	run(sched, &r2);
+	fprintf(stderr, "  [timed: %llu faults, %llu ms, %zu SENDs (twice)]\n",
+		(unsigned long long)r1.fired,
+		(unsigned long long)(r1.end / USMC_NS_PER_MS), r1.ntrace);
+	CU_ASSERT_TRUE(r1.fired > 10);
+	USMC_ASSERT_EQ(r1.end, r2.end);
+	USMC_ASSERT_EQ(r1.fired, r2.fired);
+	USMC_ASSERT_EQ(r1.ntrace, r2.ntrace);
+	USMC_ASSERT_EQ(r1.trace_hash, r2.trace_hash);
+	USMC_ASSERT_EQ(r1.writes, r2.writes);
+	USMC_ASSERT_EQ(r1.write_bytes, r2.write_bytes);
+	USMC_ASSERT_EQ(r1.bad + r2.bad, 0);
+	USMC_ASSERT_EQ(r1.got1, 600000);
+	USMC_ASSERT_EQ(r1.got2, 300000);
+}
+
 /* |sched| on the client node kills the only link during a two-way
- * transfer: both conns end with an error within |limit| of virtual time,
- * and what each read was correct. */
+ * transfer: both conns end with an error within 10 s of virtual time, and
+ * what each read was correct. The far end learns by its next WR failing
+ * (retry exhaustion on the dead QP), or, with nothing in flight when the
+ * fault struck (qp-error by time acts at its time, maybe with the
+ * server's window full), by its TEST_LINK (2 s here). */
 static void fatal(const char *sched)
 {
 	static pump p1, p2;
@@ -123,11 +152,13 @@ static void fatal(const char *sched)
 	usmc_settings st = small_settings(16384);
 	usmc_fault_sched f;
 	usmc_sim *sim = usmc_sim_new(9);
-	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
-	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *a, *b;
 	usmc_sim_ep *c, *s;
 	usmc_tstamp t0;
 
+	st.testlink_time = 2 * SEC;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
 	t0 = usmc_sim_now(sim);
 	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse(sched, t0, &f, NULL, 0), 0);
@@ -135,6 +166,10 @@ static void fatal(const char *sched)
 	pump_init(&p1, c, s, 4u << 20, 3, 7000);
 	pump_init(&p2, s, c, 4u << 20, 4, 7000);
 	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, t0 + 60 * SEC), -1);
+	/* a side with nothing in flight learns by its TEST_LINK */
+	while (!(c->ev[USMC_EV_ERROR] && s->ev[USMC_EV_ERROR]) &&
+	       usmc_sim_now(sim) < t0 + 20 * SEC)
+		usmc_sim_run(sim, usmc_sim_now(sim) + 100 * USMC_NS_PER_MS);
 	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 5 * SEC);
 	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(a), 1);
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
@@ -146,10 +181,9 @@ static void fatal(const char *sched)
 	USMC_ASSERT_EQ(p1.bad + p2.bad, 0);
 	CU_ASSERT_TRUE(p1.readn < p1.total);
 	/* promptly: both ends know within a few retransmit timeouts */
-	if (usmc_sim_now(sim) - t0 > 10 * SEC)
-		fprintf(stderr, "  %s: ended %llu ms after the fault\n", sched,
-			(unsigned long long)((usmc_sim_now(sim) - t0) /
-					     USMC_NS_PER_MS));
+	fprintf(stderr, "  [%s: both ended %llu ms after t0]\n", sched,
+		(unsigned long long)((usmc_sim_now(sim) - t0) /
+				     USMC_NS_PER_MS));
 	CU_ASSERT_TRUE(usmc_sim_now(sim) - t0 <= 10 * SEC);
 	usmc_sim_node_set_faults(a, NULL);
 	usmc_sim_del(sim);
@@ -382,6 +416,8 @@ static void test_fail_post_testlink(void)
 
 static CU_TestInfo tests[] = {
 	{"seeded schedule replays exactly, data byte-exact", test_replay},
+	{"a timed schedule replays exactly on the virtual clock",
+	 test_timed_replay},
 	{"fail-post nth=20: both ends end with an error", test_fail_post},
 	{"qp-error by time: both ends end with an error", test_qp_error},
 	{"device-fatal nth=50: both ends end with an error", test_device_fatal},

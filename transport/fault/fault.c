@@ -9,6 +9,9 @@
  *   is recovered (or not) by its RC retransmission, as on a bad wire;
  * - fail-post, qp-error, port-down and device-fatal act here, with the
  *   async events verbs would raise (ibv_get_async_event).
+ * Time is the inner device's own clock when it has one (the optional ops
+ * now and wake_at: sim's virtual clock), else CLOCK_MONOTONIC with a
+ * timerfd.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +70,7 @@ struct fl_dev {
 	fl_held *held; /* by release time */
 	uint32_t nheld;
 	int port_down, dead, efd_set;
+	int virt; /* the inner device has a clock of its own (now, wake_at) */
 	usmc_tp_event evq[FL_EVQ];
 	uint32_t ev_head, ev_count;
 	usmc_fault_stats st;
@@ -91,6 +95,13 @@ static uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* The decorator's time: the inner device's clock if it has one (sim's
+ * virtual clock, so a timed schedule replays exactly), else monotonic. */
+static uint64_t fl_now(const fl_dev *d)
+{
+	return d->virt ? d->inner->ops->now(d->inner) : now_ns();
 }
 
 const char *usmc_fault_last_error(void)
@@ -121,6 +132,13 @@ static void rearm(fl_dev *d)
 		next = d->held->at;
 	if (next == d->timer_armed)
 		return;
+	if (d->virt) {
+		/* on the inner clock: its alarm makes poll_cq due then */
+		if (next != UINT64_MAX)
+			d->inner->ops->wake_at(d->inner, next);
+		d->timer_armed = next;
+		return;
+	}
 	memset(&its, 0, sizeof(its));
 	if (next != UINT64_MAX) {
 		if (!next)
@@ -260,7 +278,7 @@ static void release_reordered(fl_dev *d, uint64_t now)
 static int rx_hook(void *arg, usmc_tp_rx_pkt *p)
 {
 	fl_dev *d = arg;
-	uint64_t now = now_ns();
+	uint64_t now = fl_now(d);
 	const usmc_fault_clause *c;
 	int i;
 
@@ -484,20 +502,28 @@ static int load_env_schedule(fl_dev *d, uint64_t now)
 
 static void fl_close(usmc_tp *tp);
 
-/* Splits inner=NAME off |opts| into |name|; the rest goes to |rest|. */
+/* Splits inner=NAME (into |name|), ctl=off and env=off (into |flags|)
+ * off |opts|; the rest goes to |rest|. */
+#define FL_NO_CTL 1
+#define FL_NO_ENV 2
 static int split_options(const char *opts, char *name, size_t nlen, char *rest,
-			 size_t rlen)
+			 size_t rlen, int *flags)
 {
 	const char *p = opts;
 	size_t used = 0;
 
 	snprintf(name, nlen, "softroce");
 	rest[0] = 0;
+	*flags = 0;
 	while (p && *p) {
 		const char *end = strchr(p, ',');
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 
-		if (len > 6 && !strncmp(p, "inner=", 6)) {
+		if (len == 7 && !strncmp(p, "ctl=off", 7)) {
+			*flags |= FL_NO_CTL;
+		} else if (len == 7 && !strncmp(p, "env=off", 7)) {
+			*flags |= FL_NO_ENV;
+		} else if (len > 6 && !strncmp(p, "inner=", 6)) {
 			if (len - 6 >= nlen)
 				return USMC_ERR_INVALID_ARGUMENT;
 			memcpy(name, p + 6, len - 6);
@@ -522,11 +548,11 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	usmc_tp_config icfg = *cfg;
 	struct epoll_event ev;
 	fl_dev *d;
-	int rc;
+	int rc, flags;
 
 	last_error[0] = 0;
-	if (split_options(cfg->options, name, sizeof(name), rest,
-			  sizeof(rest))) {
+	if (split_options(cfg->options, name, sizeof(name), rest, sizeof(rest),
+			  &flags)) {
 		snprintf(last_error, sizeof(last_error),
 			 "options: expected inner=NAME and the inner "
 			 "device's options");
@@ -543,18 +569,21 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	d->pub.ops = &usmc_tp_fault_ops;
 	d->epfd = d->tfd = d->efd = d->ctl = -1;
 	d->timer_armed = UINT64_MAX;
-	rc = usmc_fault_sched_parse("", now_ns(), &d->sched, NULL, 0);
-	if (!rc)
-		rc = load_env_schedule(d, now_ns());
-	if (rc) {
-		free(d);
-		return rc;
-	}
 	icfg.options = rest[0] ? rest : NULL;
 	rc = usmc_tp_open(name, &icfg, &d->inner);
 	if (rc) {
 		snprintf(last_error, sizeof(last_error), "inner %s: %s", name,
 			 usmc_strerror(rc));
+		free(d);
+		return rc;
+	}
+	d->virt = d->inner->ops->now && d->inner->ops->wake_at;
+	/* clauses are timed from now on the inner device's clock */
+	rc = usmc_fault_sched_parse("", fl_now(d), &d->sched, NULL, 0);
+	if (!rc && !(flags & FL_NO_ENV))
+		rc = load_env_schedule(d, fl_now(d));
+	if (rc) {
+		usmc_tp_close(d->inner);
 		free(d);
 		return rc;
 	}
@@ -582,7 +611,8 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 			fl_close(&d->pub);
 			return USMC_ERR_NOTSUP;
 		}
-	ctl_open(d);
+	if (!(flags & FL_NO_CTL))
+		ctl_open(d);
 	rearm(d);
 	*ptp = &d->pub;
 	return 0;
@@ -727,7 +757,7 @@ static int fl_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
 	d->st.posts++;
 	if (!d->dead && !d->port_down) {
 		i = usmc_fault_sched_on(&d->sched, USMC_FAULT_ON_POST,
-					(int)wr->opcode, q->qpn, now_ns());
+					(int)wr->opcode, q->qpn, fl_now(d));
 		if (i >= 0) {
 			const usmc_fault_clause *c = &d->sched.c[i];
 
@@ -759,10 +789,11 @@ static int fl_post_recv(usmc_tp_qp *qp, const usmc_recv_wr *wr)
 static int fl_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 {
 	fl_dev *d = dev_of(tp);
-	uint64_t now = now_ns(), exp;
+	uint64_t now = fl_now(d), exp;
 
 	if (d->timer_armed != UINT64_MAX && now >= d->timer_armed) {
-		if (read(d->tfd, &exp, sizeof(exp)) < 0 && errno != EAGAIN)
+		if (!d->virt && read(d->tfd, &exp, sizeof(exp)) < 0 &&
+		    errno != EAGAIN)
 			d->pub.last_errno = errno;
 		d->timer_armed = UINT64_MAX;
 	}
@@ -797,6 +828,42 @@ static int fl_get_async_event(usmc_tp *tp, usmc_tp_event *ev)
 
 /* ---- control API ------------------------------------------------------- */
 
+/* Packet faults need the inner device's wire (its rx hook). */
+static int check_hook(const fl_dev *d, const usmc_fault_sched *s, char *err,
+		      size_t errlen)
+{
+	for (uint32_t i = 0; i < s->n; i++)
+		if (s->c[i].kind <= USMC_FAULT_CORRUPT &&
+		    !d->inner->ops->set_rx_hook) {
+			if (err)
+				snprintf(err, errlen,
+					 "%s: the inner device has no "
+					 "packet hook",
+					 usmc_fault_kind_name(s->c[i].kind));
+			return USMC_ERR_NOTSUP;
+		}
+	return 0;
+}
+
+int usmc_fault_set_sched(usmc_tp *tp, const usmc_fault_sched *s)
+{
+	fl_dev *d;
+	int rc;
+
+	if (!tp || tp->ops != &usmc_tp_fault_ops)
+		return USMC_ERR_INVALID_ARGUMENT;
+	d = dev_of(tp);
+	if (!s)
+		return usmc_fault_sched_parse("", fl_now(d), &d->sched, NULL,
+					      0);
+	rc = check_hook(d, s, NULL, 0);
+	if (rc)
+		return rc;
+	d->sched = *s;
+	rearm(d);
+	return 0;
+}
+
 int usmc_fault_add(usmc_tp *tp, const char *text, char *err, size_t errlen)
 {
 	fl_dev *d;
@@ -806,18 +873,12 @@ int usmc_fault_add(usmc_tp *tp, const char *text, char *err, size_t errlen)
 	if (!tp || tp->ops != &usmc_tp_fault_ops)
 		return USMC_ERR_INVALID_ARGUMENT;
 	d = dev_of(tp);
-	rc = usmc_fault_sched_parse(text, now_ns(), &more, err, errlen);
+	rc = usmc_fault_sched_parse(text, fl_now(d), &more, err, errlen);
 	if (rc)
 		return rc;
-	for (uint32_t i = 0; i < more.n; i++)
-		if (more.c[i].kind <= USMC_FAULT_CORRUPT &&
-		    !d->inner->ops->set_rx_hook) {
-			snprintf(err, errlen,
-				 "%s: the inner device has no "
-				 "packet hook",
-				 usmc_fault_kind_name(more.c[i].kind));
-			return USMC_ERR_NOTSUP;
-		}
+	rc = check_hook(d, &more, err, errlen);
+	if (rc)
+		return rc;
 	if (usmc_fault_sched_merge(&d->sched, &more)) {
 		snprintf(err, errlen, "at most %d faults on a device",
 			 USMC_FAULT_MAX_CLAUSES);
@@ -829,10 +890,21 @@ int usmc_fault_add(usmc_tp *tp, const char *text, char *err, size_t errlen)
 
 int usmc_fault_get_stats(usmc_tp *tp, usmc_fault_stats *st)
 {
+	const fl_dev *d;
+
 	if (!tp || tp->ops != &usmc_tp_fault_ops)
 		return USMC_ERR_INVALID_ARGUMENT;
-	*st = dev_of(tp)->st;
+	d = dev_of(tp);
+	*st = d->st;
+	st->fired = 0;
+	for (uint32_t i = 0; i < d->sched.n; i++)
+		st->fired += d->sched.c[i].fired;
 	return 0;
+}
+
+uint64_t usmc_fault_now(usmc_tp *tp)
+{
+	return fl_now(dev_of(tp));
 }
 
 usmc_tp *usmc_fault_inner(usmc_tp *tp)

@@ -67,12 +67,13 @@ void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,
 	d->dirty = 1;
 }
 
-/* The eventfd is readable exactly while completions or events wait, so
- * epoll stays level-true. */
+/* The eventfd is readable exactly while completions or events wait, or
+ * a wake_at came due and poll_cq has not run since, so epoll stays
+ * level-true. */
 void sim_sync_efd(sim_dev *d)
 {
 	uint64_t v = 1;
-	int want = d->cq_count || d->ev_count;
+	int want = d->cq_count || d->ev_count || d->woken;
 
 	d->dirty = 0;
 	if (want && !d->efd_set) {
@@ -703,6 +704,7 @@ static int sim_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	sim_dev *d = dev_of(tp);
 	int k = 0;
 
+	d->woken = 0;
 	while (k < n && d->cq_count) {
 		wcs[k++] = d->cq[d->cq_head];
 		d->cq_head = (d->cq_head + 1) % d->cq_cap;
@@ -723,6 +725,38 @@ static int sim_get_async_event(usmc_tp *tp, usmc_tp_event *ev)
 	d->ev_count--;
 	sim_sync_efd(d);
 	return 1;
+}
+
+/* ---- clock and rx hook (for a decorator) -------------------------------- */
+
+static usmc_tstamp sim_now(usmc_tp *tp)
+{
+	return dev_of(tp)->w->now;
+}
+
+static void sim_wake(usmc_tp *tp, usmc_tstamp t)
+{
+	sim_wake_at(dev_of(tp), t);
+}
+
+static void sim_set_rx_hook(usmc_tp *tp, usmc_tp_rx_hook hook, void *arg)
+{
+	sim_dev *d = dev_of(tp);
+
+	d->hook = hook;
+	d->hook_arg = arg;
+}
+
+static void sim_inject(usmc_tp *tp, const usmc_tp_rx_pkt *pkt)
+{
+	sim_dev *d = dev_of(tp);
+
+	if (d->dead || !d->port_up)
+		return;
+	sim_rx_inject(d, pkt);
+	for (sim_dev *x = d->w->devs; x; x = x->next)
+		if (x->dirty)
+			sim_sync_efd(x);
 }
 
 /* ---- control ----------------------------------------------------------- */
@@ -824,4 +858,8 @@ const usmc_tp_ops usmc_tp_sim_ops = {
 	.post_recv = sim_post_recv,
 	.poll_cq = sim_poll_cq,
 	.get_async_event = sim_get_async_event,
+	.set_rx_hook = sim_set_rx_hook,
+	.rx_inject = sim_inject,
+	.now = sim_now,
+	.wake_at = sim_wake,
 };

@@ -10,6 +10,7 @@
  * not ready, or loss=) is retried after the QP's retransmit timeout, as
  * rxe's requester does, until retry_cnt runs out.
  */
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,6 +139,7 @@ static void req_event(sim_qp *q, int kind, usmc_tstamp t, uint64_t ssn,
 	e.qpn = q->qpn;
 	e.epoch = q->epoch;
 	e.ssn = ssn;
+	e.tok = q->wire_tok;
 	e.code = code;
 	heap_push(q->d->w, &e);
 }
@@ -168,6 +170,7 @@ static void wire_go(sim_qp *q, usmc_tstamp not_before)
 	e.qpn = q->qpn;
 	e.epoch = q->epoch;
 	e.ssn = s->ssn;
+	e.tok = q->wire_tok;
 	heap_push(w, &e);
 	q->wire_busy = 1;
 }
@@ -189,7 +192,7 @@ static int path_down(usmc_tp_sim_world *w, const sim_dev *a, const sim_dev *b)
 
 /* The responder QP a message from |q| reaches now, or NULL: then it is
  * lost, as a packet nobody answers. */
-static sim_qp *reach(sim_qp *q)
+static sim_qp *reach(sim_qp *q, int lossy)
 {
 	usmc_tp_sim_world *w = q->d->w;
 	sim_dev *src = q->d, *dst = NULL;
@@ -209,7 +212,7 @@ static sim_qp *reach(sim_qp *q)
 	    (r->state != USMC_QPS_RTR && r->state != USMC_QPS_RTS) ||
 	    memcmp(r->dgid, src->gid, 16))
 		return NULL;
-	if (w->loss_ppm && sim_rand(w) % 1000000u < w->loss_ppm)
+	if (lossy && w->loss_ppm && sim_rand(w) % 1000000u < w->loss_ppm)
 		return NULL;
 	return r;
 }
@@ -310,12 +313,109 @@ static usmc_tstamp rto(const sim_qp *q)
 	return t;
 }
 
+/* ---- the message as a packet, for an rx hook (the fault decorator) ---
+
+ * There are no packets, so a hook sees a stand-in, shaped as softroce's
+ * (a 12-byte header, a body, a 4-byte check in place of the ICRC): the
+ * QPNs and the header in the first 12 bytes, the message's sequence
+ * number and its QP's epoch in the body, a checksum over both at the end.
+ * Handed back (rx_inject) it delivers the message then, if it is still the
+ * one its requester waits for; a copy of one delivered since is a
+ * duplicate and dropped, as a responder drops a duplicate PSN. A changed
+ * byte fails the check and the message is lost, as a frame with a bad
+ * ICRC. Answers (ACKs, NAKs) are not shown to the hook. */
+#define SIM_PKT_LEN 32
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (24 - 8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	       (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint32_t pkt_check(const uint8_t *p)
+{
+	uint32_t h = 0x811c9dc5u;
+
+	for (int i = 0; i < SIM_PKT_LEN - 4; i++)
+		h = (h ^ p[i]) * 0x01000193u;
+	return h;
+}
+
+static void pkt_build(uint8_t *p, const sim_qp *q, const sim_swqe *s)
+{
+	memset(p, 0, SIM_PKT_LEN);
+	put32(p, q->dest_qpn);
+	put32(p + 4, q->qpn);
+	p[8] = (uint8_t)s->wr.opcode;
+	put32(p + 12, (uint32_t)(s->ssn >> 32));
+	put32(p + 16, (uint32_t)s->ssn);
+	put32(p + 20, (uint32_t)(q->epoch >> 32));
+	put32(p + 24, (uint32_t)q->epoch);
+	put32(p + 28, pkt_check(p));
+}
+
+static void gid_addr(const uint8_t gid[16], struct sockaddr_storage *ss)
+{
+	static const uint8_t v4m[12] = {0, 0, 0, 0, 0,	  0,
+					0, 0, 0, 0, 0xff, 0xff};
+
+	memset(ss, 0, sizeof(*ss));
+	if (!memcmp(gid, v4m, 12)) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons(4791);
+		memcpy(&a->sin_addr, gid + 12, 4);
+	} else {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons(4791);
+		memcpy(&a->sin6_addr, gid, 16);
+	}
+}
+
+/* Shows |s| to |r|'s device's hook: 0 if it goes on to the responder, -1
+ * if the hook took it (dropped, or kept to hand back) or changed it. */
+static int hook_pass(sim_qp *q, sim_qp *r, const sim_swqe *s)
+{
+	sim_dev *d = r->d;
+	struct sockaddr_storage src, dst;
+	uint8_t p[SIM_PKT_LEN];
+	usmc_tp_rx_pkt pkt;
+
+	pkt_build(p, q, s);
+	gid_addr(q->d->gid, &src);
+	gid_addr(d->gid, &dst);
+	pkt.data = p;
+	pkt.len = sizeof(p);
+	pkt.src = (const struct sockaddr *)&src;
+	pkt.dst = (const struct sockaddr *)&dst;
+	if (d->hook(d->hook_arg, &pkt)) {
+		d->st.hooked++;
+		return -1;
+	}
+	if (pkt.len != SIM_PKT_LEN || get32(p + 28) != pkt_check(p)) {
+		d->st.icrc_errors++;
+		return -1;
+	}
+	return 0;
+}
+
+static void respond(usmc_tp_sim_world *w, sim_qp *q, sim_qp *r, sim_swqe *s,
+		    const span *src, int ns);
+
 static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 {
 	sim_swqe *s = &q->sq[(q->sq_head + q->sq_sent) % q->sq_size];
-	const usmc_wr *wr = &s->wr;
-	span src[USMC_WR_MAX_SGE], dst[USMC_WR_MAX_SGE];
-	int ns, nd = 0;
+	span src[USMC_WR_MAX_SGE];
+	int ns;
 	sim_qp *r;
 
 	q->wire_busy = 0;
@@ -331,7 +431,9 @@ static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 		q->wire_busy = 1;
 		return;
 	}
-	r = reach(q);
+	r = reach(q, 1);
+	if (r && r->d->hook && hook_pass(q, r, s))
+		r = NULL;
 	if (!r) {
 		q->d->st.lost++;
 		q->wire_busy = 1;
@@ -341,6 +443,55 @@ static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 				  0);
 		return;
 	}
+	respond(w, q, r, s, src, ns);
+}
+
+void sim_rx_inject(sim_dev *d, const usmc_tp_rx_pkt *pkt)
+{
+	usmc_tp_sim_world *w = d->w;
+	span src[USMC_WR_MAX_SGE];
+	uint64_t ssn, epoch;
+	sim_swqe *s;
+	sim_qp *q, *r;
+	int ns;
+
+	if (pkt->len != SIM_PKT_LEN ||
+	    get32(pkt->data + 28) != pkt_check(pkt->data)) {
+		d->st.icrc_errors++;
+		return;
+	}
+	d->st.injected++;
+	ssn = (uint64_t)get32(pkt->data + 12) << 32 | get32(pkt->data + 16);
+	epoch = (uint64_t)get32(pkt->data + 20) << 32 | get32(pkt->data + 24);
+	q = sim_qp_find(w, get32(pkt->data + 4));
+	/* only the message its requester still waits for, on the wire */
+	if (!q || q->epoch != epoch || q->state != USMC_QPS_RTS ||
+	    q->sq_sent == q->sq_count || !q->wire_busy ||
+	    q->dest_qpn != get32(pkt->data)) {
+		d->st.stale++;
+		return;
+	}
+	s = &q->sq[(q->sq_head + q->sq_sent) % q->sq_size];
+	r = reach(q, 0);
+	if (s->ssn != ssn || !r || r->d != d || gather(q, s, src, &ns)) {
+		/* a duplicate, or nobody there: the retransmission to come
+		 * (its timer still runs) settles it */
+		d->st.stale++;
+		return;
+	}
+	/* the pending retransmission (or RNR retry) is void now */
+	q->wire_tok++;
+	q->wire_busy = 0;
+	respond(w, q, r, s, src, ns);
+}
+
+static void respond(usmc_tp_sim_world *w, sim_qp *q, sim_qp *r, sim_swqe *s,
+		    const span *src, int ns)
+{
+	const usmc_wr *wr = &s->wr;
+	span dst[USMC_WR_MAX_SGE];
+	int nd = 0;
+
 	/* in softroce's (and rxe's) order: the QP's access, a receive WR,
 	 * then the rkey */
 	if (wr->opcode != USMC_WR_SEND &&
@@ -402,6 +553,7 @@ static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 		pop_recv(r, USMC_WC_SUCCESS, USMC_WC_RECV, s->length, 0, 0);
 	} else {
 		r->d->st.writes++;
+		r->d->st.write_bytes += s->length;
 		if (wr->opcode == USMC_WR_RDMA_WRITE_WITH_IMM)
 			pop_recv(r, USMC_WC_SUCCESS, USMC_WC_RECV_RDMA_WITH_IMM,
 				 s->length, wr->imm_data, USMC_WC_WITH_IMM);
@@ -470,10 +622,21 @@ static void on_timeout(usmc_tp_sim_world *w, sim_qp *q)
 
 static void exec_ev(usmc_tp_sim_world *w, const sim_ev *ev)
 {
-	sim_qp *q = sim_qp_find(w, ev->qpn);
+	sim_qp *q;
 
+	if (ev->kind == SIM_EV_WAKE) {
+		for (sim_dev *d = w->devs; d; d = d->next)
+			if (d->index == (int)ev->qpn) {
+				d->woken = 1;
+				d->dirty = 1;
+			}
+		return;
+	}
+	q = sim_qp_find(w, ev->qpn);
 	if (!q || q->epoch != ev->epoch)
 		return; /* the QP went to ERR, RESET or away meanwhile */
+	if (ev->kind != SIM_EV_ACK && ev->tok != q->wire_tok)
+		return; /* its message was handed back by rx_inject */
 	switch (ev->kind) {
 	case SIM_EV_DELIVER:
 		deliver(w, q, ev);
@@ -577,6 +740,17 @@ uint64_t usmc_tp_sim_world_run(usmc_tp_sim_world *w, usmc_tstamp until)
 		if (d->dirty)
 			sim_sync_efd(d);
 	return n;
+}
+
+void sim_wake_at(sim_dev *d, usmc_tstamp t)
+{
+	sim_ev e;
+
+	memset(&e, 0, sizeof(e));
+	e.t = t < d->w->now ? d->w->now : t;
+	e.kind = SIM_EV_WAKE;
+	e.qpn = (uint32_t)d->index;
+	heap_push(d->w, &e);
 }
 
 void usmc_tp_sim_world_set_loss(usmc_tp_sim_world *w, uint32_t ppm)

@@ -74,6 +74,8 @@ struct sim_qp {
 	 * RESET or away takes a new one, so old events fall through */
 	uint64_t epoch;
 	int wire_busy;	    /* a deliver, RNR or timeout event is pending */
+	uint64_t wire_tok;  /* ... carrying this token; a message handed
+			     * back through rx_inject takes a new one */
 	usmc_tstamp wire_t; /* when the last delivery ended */
 	usmc_tstamp req_t;  /* latest requester-side event: they stay ordered */
 };
@@ -92,6 +94,9 @@ struct sim_dev {
 	uint32_t gbps;
 	int port_up, dead;
 	int efd, efd_set, dirty;
+	int woken; /* wake_at came due: readable until the next poll_cq */
+	usmc_tp_rx_hook hook;
+	void *hook_arg;
 	sim_mr **mrs;
 	uint32_t nmrs;
 	sim_qp *qps;
@@ -107,6 +112,7 @@ enum sim_ev_kind {
 	SIM_EV_ACK,	    /* the head WR's answer reaches the requester */
 	SIM_EV_RNR,	    /* an RNR NAK reaches the requester */
 	SIM_EV_TIMEOUT,	    /* the requester's retransmit timer expires */
+	SIM_EV_WAKE,	    /* a device's wake_at alarm (qpn: its index) */
 };
 
 typedef struct sim_ev {
@@ -114,6 +120,7 @@ typedef struct sim_ev {
 	uint64_t seq;
 	uint64_t epoch;
 	uint64_t ssn;
+	uint64_t tok; /* DELIVER, RNR, TIMEOUT: the QP's wire_tok */
 	uint32_t qpn;
 	uint8_t kind;
 	uint8_t code; /* ACK: usmc_wc_status; RNR: the timer code */
@@ -148,6 +155,9 @@ void sim_qp_hash_del(usmc_tp_sim_world *w, sim_qp *q);
 /* Puts the first undelivered WR of |q| on the wire, if it is idle. */
 void sim_wire_kick(sim_qp *q);
 void sim_world_detach(usmc_tp_sim_world *w, sim_dev *d);
+void sim_wake_at(sim_dev *d, usmc_tstamp t);
+/* A message handed back by |d|'s rx hook owner (rx_inject). */
+void sim_rx_inject(sim_dev *d, const usmc_tp_rx_pkt *pkt);
 
 /* sim_dev.c */
 void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,

@@ -40,6 +40,11 @@ typedef struct usmc_tp_sim_stats {
 	uint64_t sends;		 /* responder: SENDs delivered */
 	uint64_t writes;	 /* responder: WRITEs (with imm) placed */
 	uint64_t rx_bytes;	 /* responder: payload bytes placed */
+	uint64_t write_bytes;	 /* responder: ... of them by WRITEs */
+	uint64_t hooked;	 /* responder: messages the rx hook took */
+	uint64_t icrc_errors;	 /* responder: changed by the hook: dropped */
+	uint64_t injected;	 /* responder: handed back by rx_inject */
+	uint64_t stale;		 /* ... and dropped: delivered already */
 	uint64_t rnr_nak_tx;	 /* responder: RNR NAKs sent */
 	uint64_t nak_err_tx;	 /* responder: error NAKs sent */
 	uint64_t access_errors;	 /* responder: rkey, bounds, access */
