@@ -28,19 +28,24 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 
 /* Retry interval while only part of a CLC header has arrived. */
 #define PARTIAL_RECHECK_NS (2 * USMC_NS_PER_MS)
-/* Guard against a peer that stalls mid-handshake: a little more than the
- * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
-#define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
+/* Guard against a peer that stalls mid-handshake, beyond the core's own
+ * timers: a little more than its longest client path, an Accept at the
+ * end of CLC_WAIT_TIME (6 s) and then the first link's 4 s CONFIRM_LINK
+ * wait and 1 s look for a Decline. */
+#define HS_GUARD_NS	   (12 * USMC_NS_PER_SEC)
 /*
- * Server timeouts, all shorter than a client's CLC_WAIT_TIME (6 s), so a
- * broken handshake ends on the server's own clock and never holds up a
- * good client for longer than that client waits:
+ * Server timeouts. The first two end before a client's CLC_WAIT_TIME
+ * (6 s) for the Accept, so a broken start ends on the server's own clock
+ * and never holds up a good client for longer than that client waits:
  * - the rest of a Proposal whose eyecatcher has arrived;
- * - the whole exchange once the server answers (Accept to established);
  * - a wait behind a first contact with the same peer (server_begin).
+ * The guard of the whole exchange once the server answers (Accept to
+ * established) is a little more than the core's longest server path:
+ * CLC_WAIT_TIME for the Confirm, then the first link's 2 s CONFIRM_LINK
+ * wait and 1 s look for a Decline (docs/negotiation.md).
  */
 #define SRV_PROPOSAL_NS	   (2 * USMC_NS_PER_SEC)
-#define SRV_HS_GUARD_NS	   (4 * USMC_NS_PER_SEC)
+#define SRV_HS_GUARD_NS	   (10 * USMC_NS_PER_SEC)
 #define SRV_QUEUE_NS	   (2 * USMC_NS_PER_SEC)
 /* How long an accepted connection whose Proposal is read waits for the
  * process that uses it before this process runs the handshake anyway: a
