@@ -72,6 +72,9 @@ struct usmc_sock {
 	int error_reported;
 	uint32_t fb_code;
 	uint32_t peer_diag;
+	/* fell back after sending a Decline: the first read looks for a
+	 * crossed Decline of the peer's (usmc_hs_crossed_decline) */
+	int decl_check;
 	char fb_detail[128];
 	usmc_conn *conn;
 	/* CLC message being read: |clc_need| is its length once the header

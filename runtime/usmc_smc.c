@@ -570,6 +570,9 @@ static void smc_post(void)
 			else
 				snprintf(d, sizeof(d), "%s",
 					 usmc_clc_decl_str(code));
+			/* the core sent a Decline: the peer's may cross it */
+			s->decl_check = code != USMC_DECL_PEERDECL &&
+					code != USMC_DECL_PEERNOSMC;
 			usmc_sock_fallback(s, code, d);
 		} else if (ev & (1u << USMC_EV_ERROR)) {
 			int e = usmc_errno_from(usmc_conn_error(s->conn));

@@ -628,6 +628,10 @@ static ssize_t io_call(int fd, void *buf, size_t len, int flags, int is_send)
 	case IO_ERR:
 		return -1;
 	case IO_KERNEL:
+		if (!is_send && s && !(flags & MSG_OOB) &&
+		    __atomic_load_n(&s->decl_check, __ATOMIC_RELAXED) &&
+		    usmc_hs_crossed_decline(s, fd, flags))
+			return -1;
 		r = is_send ? usmc_real()->send(fd, buf, len, flags)
 			    : usmc_real()->recv(fd, buf, len, flags);
 		if (r > 0 && s)
