@@ -637,6 +637,13 @@ static void pad_blank(char *dst, size_t n, const char *src)
 	memcpy(dst, src, l < n ? l : n);
 }
 
+/* What a transport says once (softroce: how it checks rxe's packets). */
+static void tp_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	usmc_rt_log(level, "%s", msg);
+}
+
 /* Opens |name| on |local|, adds it to the core ctx (made with the first
  * device) as device smc.ndevs. 0, or -1 with |why|. */
 static int dev_open(const char *name, const struct sockaddr_in *local,
@@ -651,6 +658,7 @@ static int dev_open(const char *name, const struct sockaddr_in *local,
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(&cfg.local_addr, local, sizeof(*local));
 	cfg.udp_port = usmc_g.cfg.softroce_port;
+	cfg.log = tp_log;
 	memset(dev, 0, sizeof(*dev));
 	r = usmc_tp_open(name, &cfg, &dev->tp);
 	if (r < 0) {

@@ -9,9 +9,14 @@
  * reached at the device's UDP port, as rxe always sends to 4791.
  *
  * Options (usmc_tp_config.options, comma separated):
- *   icrc=verify|off  check the ICRC of received packets (default verify;
- *                    assumes the sender's IPv4 ID is 0 as ours is, so use
- *                    "off" toward kernel rxe, which sends random IDs)
+ *   icrc=verify|strict|off
+ *                    check the ICRC of received packets. verify (default):
+ *                    a UDP socket does not show the IPv4 ID, which the ICRC
+ *                    covers; ID 0 (ours) is checked on all 32 bits, another
+ *                    ID (kernel rxe picks them at random) is inferred from
+ *                    the ICRC, leaving a 16-bit check (stat rx_icrc_id).
+ *                    strict: ID 0 only (kernel rxe's packets are dropped).
+ *                    off: no check
  *   mtu=N            active MTU: 256, 512, 1024, 2048 or 4096 bytes (default
  *                    from the interface MTU as rxe: largest <= netdev - 80)
  *   port=N           UDP port (default cfg->udp_port, else 4791)
@@ -57,6 +62,8 @@ typedef struct usmc_softroce_stats {
 	uint64_t drop_hdr;   /* undecodable (usmc_roce_decode error) */
 	uint64_t drop_dip;   /* destination is not our address */
 	uint64_t drop_icrc;  /* ICRC mismatch */
+	/* accepted with an IPv4 ID inferred from the ICRC (icrc=verify) */
+	uint64_t rx_icrc_id;
 	uint64_t drop_qp;    /* unknown destination QP */
 	uint64_t drop_state; /* QP not in a state to take it */
 	uint64_t drop_addr;  /* source is not the QP's peer */

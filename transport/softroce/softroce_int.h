@@ -33,8 +33,13 @@
 #define SR_QPN_SPAN	    (1u << SR_QPN_SPAN_BITS)
 #define SR_MAX_MSG_SIZE	    0x80000000u
 
-#define SR_TX_BATCH 64
-#define SR_RX_BATCH 32
+#define SR_TX_BATCH    64
+#define SR_RX_BATCH    32
+/* icrc= option: off, verify (IPv4 ID inferred when not 0), strict (ID 0) */
+#define SR_ICRC_OFF    0
+#define SR_ICRC_VERIFY 1
+#define SR_ICRC_STRICT 2
+
 #define SR_RX_BUFSZ 8192 /* > 4096 MTU + headers + ICRC */
 
 typedef struct sr_dev sr_dev;
@@ -142,7 +147,10 @@ struct sr_dev {
 	uint8_t mac[6];
 	uint8_t active_mtu;
 	char ifname[32];
-	int icrc_verify;
+	int icrc_verify;  /* SR_ICRC_* */
+	int icrc_id_said; /* the inferred-ID notice went out */
+	void (*log)(void *arg, int level, const char *msg);
+	void *log_arg;
 	uint32_t drop_permille;
 	uint32_t txfail_permille;
 	uint32_t rcvbuf_opt; /* rcvbuf= option, 0: as large as allowed */
