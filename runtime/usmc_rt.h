@@ -28,8 +28,18 @@
 /* usmc_parse_size parses "64M", "1k", "2G" (binary units). Returns 0 or -1. */
 int usmc_parse_size(const char *s, uint64_t *out);
 
+/* Longest transport options string ("key=value,..."), with its NUL. */
+#define USMC_TP_OPTS_MAX 256
+
 typedef struct usmc_rt_config {
 	char transport[32];
+	/* passed to every device the runtime opens (a rule's "options" go
+	 * after them): USMC_TRANSPORT_OPTIONS, "set transport_options" */
+	char transport_options[USMC_TP_OPTS_MAX];
+	/* user EIDs offered and accepted (SMC-Rv2), blank padded upper
+	 * case; ueid_cnt 0: the default USMC_UEID_DEFAULT */
+	char ueid[USMC_UEID_MAX][32];
+	unsigned int ueid_cnt;
 	uint16_t softroce_port;
 	int smc_ports_set;
 	usmc_portset smc_ports;
@@ -158,6 +168,16 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void usmc_config_load_env(usmc_rt_config *cfg);
 int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value);
+/* Checks transport options |o| for |transport| as the config does: 0, or
+ * -1 with "option N (column C) ...: why" in |err|. */
+int usmc_config_check_tp_options(const char *transport, const char *o,
+				 char *err, size_t errlen);
+/* Why the last usmc_config_apply refused its value ("" if no more is
+ * known than that the value is bad). */
+const char *usmc_config_error(void);
+
+/* The UEID every usmc process offers unless told otherwise (ueid). */
+#define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"
 
 /* usmc_loop.c */
 int usmc_rt_init(void); /* idempotent; starts the progress thread */

@@ -216,7 +216,9 @@ static void help(void)
 	       "round trip),\n"
 	       "    'verify:', 'connections:', 'link_groups:'.\n"
 	       "    JSON keys: role, mode, path (\"smcr\"|\"tcp\"), transport, "
-	       "fallback_reason,\n"
+	       "smc_version\n"
+	       "    (1|2, null for TCP), fallback_reason, "
+	       "fallback_detail,\n"
 	       "    fallback_code, peer_diagnosis, bytes, seconds, gbps, "
 	       "round_trips,\n"
 	       "    latency_us {p50,p90,p99,p999,max}, verify "
@@ -740,6 +742,11 @@ static void report(const char *role, result *rs, int n)
 					    ? in->transport
 					    : (opt.transport ? opt.transport
 							     : "softroce"));
+		fprintf(f, ",\"smc_version\":");
+		if (smcr && r0->have_info)
+			fprintf(f, "%d", r0->info.smc_version);
+		else
+			fprintf(f, "null");
 		fprintf(f, ",\"fallback_reason\":");
 		if (fb)
 			json_str(f, in->fallback_name);

@@ -166,23 +166,46 @@ static int mtu_bytes_to_enum(uint32_t b)
 	return 0;
 }
 
-static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
+/* Why the last open's options were refused ("" when they were not). */
+static char opt_error[192];
+
+const char *usmc_softroce_option_error(void)
+{
+	return opt_error;
+}
+
+/* Refuses option number |idx| (1-based), at column |col| of the string:
+ * |why| names what the key takes. */
+static int opt_refuse(char *err, size_t errlen, int idx, size_t col,
+		      const char *p, size_t len, const char *why)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "option %d (column %zu) \"%.*s\": %s",
+			 idx, col, (int)(len > 64 ? 64 : len), p, why);
+	return USMC_ERR_INVALID_ARGUMENT;
+}
+
+static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
+			 size_t errlen)
 {
 	const char *p = opts;
 	uint32_t seed = 1;
+	int idx = 0;
 
 	*mtu_enum = 0;
 	while (p && *p) {
 		const char *end = strchr(p, ',');
 		const char *eq;
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		size_t klen, vlen;
+		size_t klen, vlen, col = (size_t)(p - opts) + 1;
 		const char *v;
 		uint32_t n;
 
+		idx++;
+#define REFUSE(why) opt_refuse(err, errlen, idx, col, p, len, why)
 		eq = memchr(p, '=', len);
 		if (!eq)
-			return USMC_ERR_INVALID_ARGUMENT;
+			return REFUSE("want KEY=VALUE");
 		klen = (size_t)(eq - p);
 		v = eq + 1;
 		vlen = len - klen - 1;
@@ -195,27 +218,28 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
 			else if (vlen == 3 && !memcmp(v, "off", 3))
 				d->icrc_verify = SR_ICRC_OFF;
 			else
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("icrc is verify, strict or off");
 		} else if (KEY("mtu")) {
 			if (parse_u32(v, vlen, &n) || !mtu_bytes_to_enum(n))
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("mtu is 256, 512, 1024, 2048 or "
+					      "4096");
 			*mtu_enum = mtu_bytes_to_enum(n);
 		} else if (KEY("port")) {
 			if (parse_u32(v, vlen, &n) || !n || n > 65535)
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("port is 1..65535");
 			d->port = (uint16_t)n;
 		} else if (KEY("drop")) {
 			if (parse_u32(v, vlen, &n) || n > 1000)
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("drop is 0..1000 (per mille)");
 			d->drop_permille = n;
 		} else if (KEY("rcvbuf")) {
 			if (parse_u32(v, vlen, &n) || n < 4096 ||
 			    n > (1u << 30))
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("rcvbuf is 4096..2^30 bytes");
 			d->rcvbuf_opt = n;
 		} else if (KEY("txfail")) {
 			if (parse_u32(v, vlen, &n) || n > 1000)
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("txfail is 0..1000 (per mille)");
 			d->txfail_permille = n;
 		} else if (KEY("share")) {
 			if (vlen == 4 && !memcmp(v, "auto", 4))
@@ -223,18 +247,31 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
 			else if (vlen == 3 && !memcmp(v, "off", 3))
 				d->share_opt = 0;
 			else
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("share is auto or off");
 		} else if (KEY("seed")) {
 			if (parse_u32(v, vlen, &seed))
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("seed is 0..2^32-1");
 		} else {
-			return USMC_ERR_INVALID_ARGUMENT;
+			return REFUSE("unknown key (want icrc, mtu, port, "
+				      "share, rcvbuf, drop, txfail or seed)");
 		}
 #undef KEY
+#undef REFUSE
 		p = end ? end + 1 : NULL;
 	}
 	d->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed << 1 | 1);
 	return 0;
+}
+
+int usmc_softroce_check_options(const char *opts, char *err, size_t errlen)
+{
+	sr_dev d;
+	int mtu;
+
+	memset(&d, 0, sizeof(d));
+	if (err && errlen)
+		err[0] = '\0';
+	return parse_options(&d, opts, &mtu, err, errlen);
 }
 
 /* Interface MTU and MAC of the netdev that owns the local address. */
@@ -303,6 +340,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	struct epoll_event ev;
 
 	*ptp = NULL;
+	opt_error[0] = '\0';
 	if (!cfg || (cfg->local_addr.ss_family != AF_INET &&
 		     cfg->local_addr.ss_family != AF_INET6))
 		return USMC_ERR_INVALID_ARGUMENT;
@@ -331,7 +369,8 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	addr_copy(&d->local, (const struct sockaddr *)&cfg->local_addr);
 	d->family = cfg->local_addr.ss_family;
 	d->port = cfg->udp_port ? cfg->udp_port : USMC_ROCE_UDP_PORT;
-	rc = parse_options(d, cfg->options, &mtu_opt);
+	rc = parse_options(d, cfg->options, &mtu_opt, opt_error,
+			   sizeof(opt_error));
 	if (rc)
 		goto fail;
 	if (d->family == AF_INET6)

@@ -35,6 +35,7 @@
 #ifndef USMC_SOFTROCE_H
 #define USMC_SOFTROCE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "usmc_transport.h"
@@ -92,5 +93,14 @@ int usmc_softroce_share_slot(usmc_tp *tp);
 /* Why the last softroce device opened in this process does not share its
  * port, or why its open failed for the port ("" when shared). */
 const char *usmc_softroce_share_status(void);
+
+/* usmc_softroce_check_options parses |opts| as an open would: 0, or
+ * USMC_ERR_INVALID_ARGUMENT with "option N (column C) \"KEY=VALUE\": what
+ * KEY takes" in |err|. */
+int usmc_softroce_check_options(const char *opts, char *err, size_t errlen);
+
+/* Why the options of the last softroce open in this process were refused,
+ * in the same form ("" if they were not). */
+const char *usmc_softroce_option_error(void);
 
 #endif /* USMC_SOFTROCE_H */
