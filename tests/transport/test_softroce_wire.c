@@ -59,6 +59,16 @@ static void hook(void *arg, const uint8_t *p, size_t len,
 
 static uint32_t rq_psn_next = RQ_PSN;
 static const char *wire_opts; /* the device's options string */
+static int log_calls;	      /* the device's usmc_tp_config.log */
+static char log_msg[256];
+
+static void wire_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	log_calls++;
+	snprintf(log_msg, sizeof(log_msg), "%s", msg);
+}
 
 static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 {
@@ -73,6 +83,8 @@ static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 	inet_pton(AF_INET, "127.0.0.1", &w->local.sin_addr);
 	memcpy(&cfg.local_addr, &w->local, sizeof(w->local));
 	cfg.options = wire_opts;
+	cfg.log = wire_log;
+	log_calls = 0;
 	for (int i = 0; i < 50 && rc; i++) {
 		w->port = (uint16_t)(30000 + (getpid() * 3 + i * 17) % 20000);
 		cfg.udp_port = w->port;
@@ -639,6 +651,10 @@ static void test_icrc_rxe_ids(void)
 		USMC_ASSERT_EQ(st.rx_icrc_id, m == 0 ? 30 : 0);
 		USMC_ASSERT_EQ(st.drop_icrc, m == 0 ? 10 : 40);
 		USMC_ASSERT_EQ(nrecv, m == 0 ? 30 : 0);
+		/* said once, naming what protects the data */
+		USMC_ASSERT_EQ(log_calls, m == 0 ? 1 : 0);
+		if (m == 0)
+			CU_ASSERT(strstr(log_msg, "16-bit ICRC check") != NULL);
 		/* ID 0 passes either way */
 		{
 			usmc_roce_pkt p;
