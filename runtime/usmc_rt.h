@@ -335,6 +335,9 @@ int usmc_smc_clc_hdr_len(const uint8_t hdr[8]);
 int usmc_smc_has_lgr(const uint8_t peer_id[8]);
 /* Number of distinct link groups the process has used. */
 uint64_t usmc_smc_lgr_count(void);
+/* softroce's ICRC counters summed over the process's devices: packets
+ * taken with an inferred IPv4 ID (kernel rxe's), packets dropped. */
+void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped);
 /* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
  * starts its thread once per process. */
 void usmc_stat_start(void);

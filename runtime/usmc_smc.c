@@ -181,6 +181,23 @@ uint64_t usmc_smc_lgr_count(void)
 	return smc.n_lgr;
 }
 
+void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped)
+{
+	*inferred = *dropped = 0;
+	for (unsigned int i = 0; i < smc.ndevs; i++) {
+		usmc_tp *tp = smc.devs[i].tp;
+		usmc_softroce_stats st;
+
+		/* fault:softroce: its inner device */
+		if (!strncmp(smc.devs[i].tp_name, "fault", 5))
+			tp = usmc_fault_inner(tp);
+		if (tp && !usmc_softroce_get_stats(tp, &st)) {
+			*inferred += st.rx_icrc_id;
+			*dropped += st.drop_icrc;
+		}
+	}
+}
+
 int usmc_smc_dev_fd(unsigned int i)
 {
 	return i < smc.ndevs ? smc.devs[i].fd : -1;

@@ -248,12 +248,20 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 				d->share_opt = 0;
 			else
 				return REFUSE("share is auto or off");
+		} else if (KEY("ipid")) {
+			if (vlen == 4 && !memcmp(v, "zero", 4))
+				d->ipid_random = 0;
+			else if (vlen == 6 && !memcmp(v, "random", 6))
+				d->ipid_random = 1;
+			else
+				return REFUSE("ipid is zero or random");
 		} else if (KEY("seed")) {
 			if (parse_u32(v, vlen, &seed))
 				return REFUSE("seed is 0..2^32-1");
 		} else {
 			return REFUSE("unknown key (want icrc, mtu, port, "
-				      "share, rcvbuf, drop, txfail or seed)");
+				      "share, rcvbuf, drop, txfail, ipid or "
+				      "seed)");
 		}
 #undef KEY
 #undef REFUSE
@@ -331,6 +339,7 @@ static int mtu_enum_of(uint32_t netdev_mtu)
 /* ---- device ----------------------------------------------------------- */
 
 static void sr_close(usmc_tp *tp);
+static uint64_t rng_next(sr_dev *d);
 
 static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 {
@@ -358,7 +367,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	if (!d)
 		return USMC_ERR_NOMEM;
 	d->pub.ops = &usmc_tp_softroce_ops;
-	d->sock = d->ep = d->tfd = d->efd = -1;
+	d->sock = d->ep = d->tfd = d->efd = d->raw = -1;
 	d->share_slot = d->share_socks_fd = d->share_drops_fd = -1;
 	d->share_opt = 1;
 	d->icrc_verify = SR_ICRC_VERIFY;
@@ -410,6 +419,34 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 			   sizeof(one));
 		setsockopt(d->sock, IPPROTO_UDP, UDP_NO_CHECK6_TX, &one,
 			   sizeof(one));
+	}
+	if (d->ipid_random) {
+		/* IP_HDRINCL: the kernel keeps a nonzero ID and fills in the
+		 * length and header checksum (raw_send_hdrinc) */
+		if (d->family != AF_INET) {
+			snprintf(opt_error, sizeof(opt_error),
+				 "ipid=random: IPv4 only");
+			rc = USMC_ERR_INVALID_ARGUMENT;
+			goto fail;
+		}
+		d->raw =
+			socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			       IPPROTO_RAW);
+		if (d->raw < 0) {
+			snprintf(opt_error, sizeof(opt_error),
+				 "ipid=random needs a raw IPv4 socket "
+				 "(CAP_NET_RAW): %s",
+				 strerror(errno));
+			goto fail_errno;
+		}
+		if (setsockopt(d->raw, SOL_SOCKET, SO_SNDBUFFORCE, &buf,
+			       sizeof(buf)))
+			setsockopt(d->raw, SOL_SOCKET, SO_SNDBUF, &buf,
+				   sizeof(buf));
+		/* a random start, as each rxe peer's (ip_idents) */
+		if (getrandom(&d->ipid_next, sizeof(d->ipid_next), 0) !=
+		    (ssize_t)sizeof(d->ipid_next))
+			d->ipid_next = (uint16_t)(rng_next(d) >> 20);
 	}
 	if (d->rcvbuf_opt) {
 		int rb = (int)d->rcvbuf_opt;
@@ -497,6 +534,8 @@ static void sr_close(usmc_tp *tp)
 			free(d->mrs[i]);
 		}
 	sr_share_close(d);
+	if (d->raw >= 0)
+		close(d->raw);
 	if (d->ep >= 0)
 		close(d->ep);
 	if (d->tfd >= 0)
@@ -708,6 +747,16 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 	} else {
 		usmc_roce_ipv4_hdr(iph, addr_ip(&d->local), addr_ip(to),
 				   udp_len, 0);
+		if (d->raw >= 0) {
+			if (!++d->ipid_next)
+				d->ipid_next = 1;
+			usmc_put_be16(iph + 4, d->ipid_next);
+			iph[8] = 64; /* TTL; masked by the ICRC */
+			memcpy(d->tx_ip[i], iph, 20);
+			memcpy(d->tx_ip[i] + 20, udph, 8);
+			d->tx_iov[i][k].iov_base = d->tx_ip[i];
+			d->tx_iov[i][k++].iov_len = 28;
+		}
 		crc = usmc_roce_icrc_start_ipv4(iph, udph, hdr, hlen);
 	}
 	for (int j = 0; j < npl; j++)
@@ -719,7 +768,7 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 	memcpy(d->tx_hdr[i], hdr, hlen);
 	d->tx_iov[i][k].iov_base = d->tx_hdr[i];
 	d->tx_iov[i][k++].iov_len = hlen;
-	for (int j = 0; j < npl && k < 5; j++)
+	for (int j = 0; j < npl && j < 4; j++)
 		d->tx_iov[i][k++] = pl[j];
 	d->tx_iov[i][k].iov_base = d->tx_trail[i];
 	d->tx_iov[i][k++].iov_len = pad + USMC_ROCE_ICRC_LEN;
@@ -748,7 +797,8 @@ void sr_tx_flush(sr_dev *d)
 			const struct msghdr *m = &d->tx_msgs[i].msg_hdr;
 			size_t n = 0;
 
-			for (size_t j = 0; j < m->msg_iovlen; j++) {
+			/* the UDP payload, without ipid=random's headers */
+			for (size_t j = d->raw >= 0; j < m->msg_iovlen; j++) {
 				size_t l = m->msg_iov[j].iov_len;
 
 				if (n + l > sizeof(b))
@@ -774,8 +824,8 @@ void sr_tx_flush(sr_dev *d)
 			n = -1;
 			errno = EAGAIN;
 		} else {
-			n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off,
-				     0);
+			n = sendmmsg(d->raw >= 0 ? d->raw : d->sock,
+				     d->tx_msgs + off, d->ntx - off, 0);
 			d->st.tx_calls++;
 		}
 

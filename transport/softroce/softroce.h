@@ -31,6 +31,11 @@
  *   drop=PERMILLE    test only: drop that share of outgoing packets
  *   txfail=PERMILLE  test only: that share of sendmmsg calls fail EAGAIN
  *   seed=N           seed of the drop/txfail pattern (deterministic)
+ *   ipid=zero|random test only: random sends IPv4 through a raw socket
+ *                    (CAP_NET_RAW) with nonzero, increasing IPv4 IDs from
+ *                    a random start and the ICRC over them, as kernel rxe
+ *                    does; zero (default) sends ID 0 through the UDP
+ *                    socket
  */
 #ifndef USMC_SOFTROCE_H
 #define USMC_SOFTROCE_H

@@ -149,6 +149,11 @@ struct sr_dev {
 	char ifname[32];
 	int icrc_verify;  /* SR_ICRC_* */
 	int icrc_id_said; /* the inferred-ID notice went out */
+	/* ipid=random (test): sends through |raw| (IPPROTO_RAW, headers of
+	 * its own) with nonzero IPv4 IDs from |ipid_next|, as kernel rxe */
+	int ipid_random;
+	int raw;
+	uint16_t ipid_next;
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
 	uint32_t drop_permille;
@@ -186,7 +191,10 @@ struct sr_dev {
 	/* transmit batch */
 	uint32_t ntx;
 	struct mmsghdr tx_msgs[SR_TX_BATCH];
-	struct iovec tx_iov[SR_TX_BATCH][6];
+	/* [0] the IPv4 and UDP headers with ipid=random, then BTH and
+	 * extended headers, up to 4 payload pieces, pad and ICRC */
+	struct iovec tx_iov[SR_TX_BATCH][7];
+	uint8_t tx_ip[SR_TX_BATCH][28];
 	uint8_t tx_hdr[SR_TX_BATCH][USMC_ROCE_MAX_HDR_LEN];
 	uint8_t tx_trail[SR_TX_BATCH][8];
 	sr_addr tx_addr[SR_TX_BATCH];
