@@ -8,8 +8,9 @@
 #    on that UDP port belongs to the process (ss); bad ones are refused
 #    naming the option, its column and what the key takes;
 #  - UEIDs (USMC_UEID, the file, usmc-run -U): a shared one gives SMC-Rv2,
-#    none in common gives SMC-Rv1 (as Linux: v2 needs a common UEID), a
-#    bad one is refused.
+#    none in common gives SMC-Rv1 (as Linux: v2 needs a common UEID), or,
+#    across subnets where v1 cannot run, a decline (DIFFPREFIX) and TCP;
+#    a bad one is refused.
 . "$(dirname "$0")/lib_preload.sh"
 t_need_cmd python3 timeout ss
 t_need_perf
@@ -229,6 +230,28 @@ for c in "RUN-EID 2" "OTHER-EID 1"; do
 		bad "usmc-run -U RUN-EID / $1: client $crc server $src: $(grep -h 'established\|fallback' "$d/s.err" "$d/c.err")"
 	fi
 done
+
+# Across subnets SMC-Rv1 cannot run (its Proposal names the client's
+# subnet): h2's connections now leave from 10.78.0.2. The same UEID gives
+# SMC-Rv2; different ones leave nothing: the server declines with v1's
+# reason, DIFFPREFIX (an EID mismatch has no code of its own in Linux),
+# and both ends fall back to TCP, the data verified there.
+t_exec h2 ip addr add 10.78.0.2/24 dev "$USMC_LAB_IFNAME" &&
+	t_exec h2 ip route replace "$T_H1/32" dev "$USMC_LAB_IFNAME" src 10.78.0.2 &&
+	t_exec h1 ip route add 10.78.0.0/24 dev "$USMC_LAB_IFNAME" || t_fail "could not add the second subnet"
+perf_pair xsub_same 7098 "USMC_UEID=CROSS" "USMC_UEID=CROSS" && smcr xsub_same 2 &&
+	ok "across subnets, same UEID: SMC-Rv2"
+if perf_pair xsub_diff 7099 "USMC_UEID=CROSS-A" "USMC_UEID=CROSS-B"; then
+	s=$t_work/xsub_diff.server c=$t_work/xsub_diff.client
+	if [ "$(t_json "$s" path)" = tcp ] && [ "$(t_json "$s" fallback_reason)" = DIFFPREFIX ] &&
+		[ "$(t_json "$c" path)" = tcp ] && [ "$(t_json "$c" fallback_reason)" = PEERDECL ] &&
+		[ "$(t_json "$c" peer_diagnosis)" = $((0x03070000)) ] &&
+		[ "$(t_json "$c" verify)" = ok ] && [ "$(t_json "$s" verify)" = ok ]; then
+		ok "across subnets, UEIDs CROSS-A / CROSS-B: declined DIFFPREFIX, client PEERDECL (diagnosis 0x03070000), both TCP, 4 MiB verified"
+	else
+		bad "across subnets, different UEIDs: server $(t_json "$s" path) $(t_json "$s" fallback_reason), client $(t_json "$c" path) $(t_json "$c" fallback_reason) $(t_json "$c" peer_diagnosis), verify $(t_json "$c" verify)/$(t_json "$s" verify)"
+	fi
+fi
 
 [ $fails = 0 ] || t_fail "$fails check(s) failed"
 t_log PASS
