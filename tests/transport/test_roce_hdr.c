@@ -1054,6 +1054,48 @@ static void test_icrc_crc_matches_zlib(void)
 	free(buf);
 }
 
+/* Every single flipped bit of a full 4 KiB-MTU packet sent with a nonzero
+ * ID, in what the ICRC covers from the BTH on (but the masked byte 4) and
+ * in the ICRC itself, is refused: the first single-bit error an inferred
+ * ID could explain lies 214135 bits (26 KB) after the ID. */
+static void test_icrc_id_every_bit(void)
+{
+	static uint8_t b[4200];
+	static const uint8_t sa[4] = {10, 1, 2, 3}, da[4] = {10, 1, 2, 4};
+	uint8_t iph[20], udph[8];
+	const size_t len = sizeof(b), nbits = (len - 4) * 8;
+	uint32_t icrc, c0;
+	unsigned long refused = 0;
+	uint16_t id;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(i * 151 + 3);
+	b[0] = 0x04;
+	usmc_roce_ipv4_hdr(iph, sa, da, len, 64);
+	usmc_roce_udp_hdr(udph, 0xc001, 4791, len);
+	usmc_put_be16(iph + 4, 0xbeef);
+	icrc = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+	usmc_put_be16(iph + 4, 0);
+	for (size_t bit = 0; bit < nbits + 32; bit++) {
+		uint32_t carried = icrc;
+
+		if (bit / 8 == 4)
+			continue; /* FECN, BECN, resv: masked */
+		if (bit < nbits)
+			b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		else
+			carried ^= 1u << (bit - nbits);
+		c0 = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+		refused += usmc_roce_icrc_ipv4_id(c0, carried, len, &id) != 0;
+		if (bit < nbits)
+			b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	USMC_ASSERT_EQ(refused, nbits + 32 - 8);
+	c0 = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+	USMC_ASSERT_EQ(usmc_roce_icrc_ipv4_id(c0, icrc, len, &id), 0);
+	USMC_ASSERT_EQ(id, 0xbeef);
+}
+
 static CU_TestInfo tests[] = {
 	{"ICRC CRC-32 equals zlib's, sizes and alignments",
 	 test_icrc_crc_matches_zlib},
@@ -1064,6 +1106,8 @@ static CU_TestInfo tests[] = {
 	{"x^-e modulo the CRC-32 polynomial", test_gf2_xinv},
 	{"IPv4 ID solver: all lengths, random IDs, flipped bits",
 	 test_icrc_id_solver},
+	{"IPv4 ID solver: every single-bit error of a 4 KiB packet",
+	 test_icrc_id_every_bit},
 	{"re-encode captured headers", test_reencode_captured},
 	{"every truncation rejected", test_truncation},
 	{"bad TVer, opcode, pad", test_bad_fields},
