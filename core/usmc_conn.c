@@ -145,8 +145,10 @@ static void build_proposal(usmc_conn *conn, usmc_clc_msg *m)
 		p->ipv4_prefix_len = conn->params.ipv4.prefix_len;
 	}
 	if (v2) {
-		p->eid_cnt = 1;
-		memcpy(p->user_eids[0], s->ueid, SMC_MAX_EID_LEN);
+		/* smc_clc_send_proposal: every configured UEID */
+		p->eid_cnt = (uint8_t)s->ueid_cnt;
+		for (unsigned int i = 0; i < s->ueid_cnt; i++)
+			memcpy(p->user_eids[i], s->ueid[i], SMC_MAX_EID_LEN);
 		p->release = SMC_RELEASE;
 		memcpy(p->roce_gid, usmc_conn_dev(conn)->gid, 16);
 		p->max_conns = SMC_CONN_PER_LGR_MAX;
@@ -403,7 +405,7 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 	caps.smcr_v2 = !!(s->smc_versions & USMC_VERSION_V2);
 	caps.prefix_match = usmc_clc_prefix_match(p, &lp, 1);
 	caps.ueids = ueids;
-	caps.ueid_cnt = 1;
+	caps.ueid_cnt = s->ueid_cnt;
 	caps.max_conns = SMC_CONN_PER_LGR_MAX;
 	caps.max_links = SMC_LINKS_ADD_LNK_MAX;
 	memset(&ch, 0, sizeof(ch));

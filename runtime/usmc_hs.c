@@ -382,7 +382,8 @@ void usmc_sock_hs_done(usmc_sock *s)
 			    s->fb_detail);
 	} else if (s->mode == USMC_SOCK_SMCR) {
 		usmc_g.stats.conns_smcr++;
-		usmc_rt_log(1, "fd %d: SMC-R established", s->fd);
+		usmc_rt_log(1, "fd %d: SMC-R established (SMC-Rv%d)", s->fd,
+			    s->smc_version);
 		/* The idle TCP connection tells us when the peer process is
 		 * gone (below). */
 		usmc_loop_watch(s, EPOLLRDHUP);

@@ -922,6 +922,7 @@ void usmc_get_stats(usmc_stats *stats)
 	*stats = usmc_g.stats;
 	stats->link_groups = usmc_smc_lgr_count();
 	stats->preload_reentries = usmc_reentry_count();
+	usmc_smc_icrc_counts(&stats->icrc_inferred, &stats->icrc_dropped);
 	usmc_sock_unlock();
 }
 

@@ -680,6 +680,105 @@ static void test_diffprefix(void)
 	usmc_sim_del(sim);
 }
 
+static void set_ueids(usmc_settings *st, const char *const *ids, unsigned n)
+{
+	memset(st->ueid, ' ', sizeof(st->ueid));
+	for (unsigned i = 0; i < n; i++)
+		memcpy(st->ueid[i], ids[i], strlen(ids[i]));
+	st->ueid_cnt = n;
+}
+
+/* UEID lists (smc_clc_send_proposal offers them all; smc_clc_match_eid
+ * takes the first of the client's the server has): a shared one gives
+ * SMC-Rv2 with that EID in the Accept; none shared gives SMC-Rv1 when
+ * both offer it, a decline with NOSMCDEV when only v2 is offered (as
+ * Linux: an EID mismatch stores no reason of its own), and DIFFPREFIX
+ * when v1 cannot run either (different subnets). */
+static void test_ueid_lists(void)
+{
+	static const char *const l1[] = {"LAB-A", "SHARED.1", "LAB-C"},
+				 *const l2[] = {"LAB-B", "SHARED.1"},
+				 *const l3[] = {"LAB-D"};
+	usmc_sim *sim = usmc_sim_new(31);
+	usmc_settings sa, sb;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_conn_info ci;
+	usmc_clc_msg m;
+	uint8_t types[4], want[32];
+
+	/* shared: v2, the Proposal carries all three, the Accept SHARED.1 */
+	usmc_settings_default(&sa);
+	usmc_settings_default(&sb);
+	set_ueids(&sa, l1, 3);
+	set_ueids(&sb, l2, 2);
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_conn_get_info(c->conn, &ci);
+	USMC_ASSERT_EQ(ci.smc_version, 2);
+	USMC_ASSERT_EQ_FATAL(
+		clc_types(c->clc_sent, c->clc_sent_len, types, 1, &m), 1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_PROPOSAL);
+	USMC_ASSERT_EQ(m.u.prop.eid_cnt, 3);
+	USMC_ASSERT_MEM_EQ(m.u.prop.user_eids[2], sa.ueid[2], 32);
+	USMC_ASSERT_EQ_FATAL(
+		clc_types(s->clc_sent, s->clc_sent_len, types, 1, &m), 1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_ACCEPT);
+	memset(want, ' ', sizeof(want));
+	memcpy(want, "SHARED.1", 8);
+	USMC_ASSERT_MEM_EQ(m.u.ac.eid, want, 32);
+
+	/* none shared, v1 and v2 offered: v1 */
+	set_ueids(&sb, l3, 1);
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_conn_get_info(s->conn, &ci);
+	USMC_ASSERT_EQ(ci.smc_version, 1);
+
+	/* none shared, v2 only: decline NOSMCDEV, both fall back */
+	sa.smc_versions = sb.smc_versions = USMC_VERSION_V2;
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_NOSMCDEV);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_NOSMCDEV);
+
+	/* none shared, v1 and v2 offered, different subnets: DIFFPREFIX */
+	sa.smc_versions = sb.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	usmc_sim_node_set_ipv4(a, 0x0a010002, 24);
+	usmc_sim_node_set_ipv4(b, 0x0a020003, 24);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+
+	/* a context takes 1 to USMC_UEID_MAX of them */
+	{
+		static const char *const l4[] = {"A", "B", "C", "D"};
+
+		set_ueids(&sa, l4, USMC_UEID_MAX);
+		CU_ASSERT_PTR_NOT_NULL(usmc_sim_node_new(sim, &sa));
+		sa.ueid_cnt = 0;
+		CU_ASSERT_PTR_NULL(usmc_sim_node_new(sim, &sa));
+		sa.ueid_cnt = USMC_UEID_MAX + 1;
+		CU_ASSERT_PTR_NULL(usmc_sim_node_new(sim, &sa));
+	}
+	usmc_sim_del(sim);
+}
+
 /* Deleting a ctx with live connections, link groups and traffic in
  * flight frees everything. */
 static void test_ctx_del_live(void)
@@ -1098,6 +1197,7 @@ static CU_TestInfo hs_tests[] = {
 	{"decline_smcd_only", test_decline_smcd_only},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
+	{"ueid_lists", test_ueid_lists},
 	{"ctx_del_live", test_ctx_del_live},
 	{"runtime_fallback", test_runtime_fallback},
 	{"fallback_before_proposal", test_fallback_before_proposal},
