@@ -96,9 +96,15 @@ struct fixture {
 	int same_keys;
 	/* run only when named on the command line */
 	int explicit_only;
+	/* a SEND longer than the receive WR fails as LOC_QP_OP_ERR there
+	 * and REM_OP_ERR here, not LOC_LEN_ERR and REM_INV_REQ_ERR (the
+	 * kernel's rxe NAKs it as a remote operational error; seen on 6.12) */
+	int len_err_op;
 };
 
 static const fixture *cur;
+/* counter checks left out (a backend that keeps no such counter) */
+static unsigned int counter_skips;
 
 static int under_valgrind(void)
 {
@@ -375,6 +381,16 @@ static int stats_verbs_abs(usmc_tp *tp, tp_counts *c)
 
 static int stats_verbs(usmc_tp *tp, tp_counts *c)
 {
+	uint64_t life_ms = 0;
+
+	/* the kernel serves hw_counters from a cache kept "lifespan" ms
+	 * (rdma_counter's hw stats): wait it out, there is no event */
+	if (!usmc_tp_verbs_hw_counter(tp, "lifespan", &life_ms) &&
+	    life_ms < 1000) {
+		struct timespec ts = {0, (long)(life_ms + 1) * 1000000L};
+
+		nanosleep(&ts, NULL);
+	}
 	stats_verbs_abs(tp, c);
 	for (int i = 0; i < 2; i++)
 		if (vb_base[i].tp == tp) {
@@ -415,16 +431,16 @@ static const char vb_lacks[] =
 
 static const fixture fixtures[] = {
 	{"sim", open_sim, drive_sim, clock_sim, stats_sim, port_sim, kill_sim,
-	 CAP_PORT_CTL, NULL, NULL, 0, 0},
+	 CAP_PORT_CTL, NULL, NULL, 0, 0, 0},
 	{"softroce", open_softroce, drive_wall, clock_wall, stats_softroce,
-	 NULL, NULL, 0, sr_lacks, NULL, 0, 0},
+	 NULL, NULL, 0, sr_lacks, NULL, 0, 0, 0},
 	{"fault:softroce", open_fault_softroce, drive_wall, clock_wall,
-	 stats_softroce, NULL, NULL, 0, sr_lacks, NULL, 0, 0},
+	 stats_softroce, NULL, NULL, 0, sr_lacks, NULL, 0, 0, 0},
 	{"fault:sim", open_fault_sim, drive_sim, clock_sim, stats_sim, port_sim,
-	 kill_sim, CAP_PORT_CTL, NULL, NULL, 0, 0},
+	 kill_sim, CAP_PORT_CTL, NULL, NULL, 0, 0, 0},
 #ifdef USMC_HAVE_VERBS
 	{"verbs", open_verbs, drive_wall, clock_wall, stats_verbs, NULL, NULL,
-	 0, vb_lacks, verbs_unavailable, 1, 1},
+	 0, vb_lacks, verbs_unavailable, 1, 1, 1},
 #endif
 };
 #define NFIX (sizeof(fixtures) / sizeof(fixtures[0]))
@@ -634,6 +650,7 @@ static int counted(const tp_counts *c, uint32_t bit, const char *what)
 {
 	if (c->have & bit)
 		return 1;
+	counter_skips++;
 	fprintf(stderr, "  [%s: keeps no %s counter: that check left out]\n",
 		cur->name, what);
 	return 0;
@@ -1020,9 +1037,18 @@ static void test_send_multi_sge(void)
 	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2, 3000), 0);
 	if (p.s[0].nwc >= 2 && p.s[1].nwc >= 2) {
 		USMC_ASSERT_EQ(p.s[1].wcs[1].wr_id, 2);
-		USMC_ASSERT_EQ(p.s[1].wcs[1].status, USMC_WC_LOC_LEN_ERR);
 		USMC_ASSERT_EQ(p.s[0].wcs[1].wr_id, 11);
-		USMC_ASSERT_EQ(p.s[0].wcs[1].status, USMC_WC_REM_INV_REQ_ERR);
+		if (p.fx->len_err_op) {
+			USMC_ASSERT_EQ(p.s[1].wcs[1].status,
+				       USMC_WC_LOC_QP_OP_ERR);
+			USMC_ASSERT_EQ(p.s[0].wcs[1].status,
+				       USMC_WC_REM_OP_ERR);
+		} else {
+			USMC_ASSERT_EQ(p.s[1].wcs[1].status,
+				       USMC_WC_LOC_LEN_ERR);
+			USMC_ASSERT_EQ(p.s[0].wcs[1].status,
+				       USMC_WC_REM_INV_REQ_ERR);
+		}
 	}
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_ERR);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
@@ -1607,14 +1633,23 @@ static void flush_case(int destroy)
 		USMC_ASSERT_EQ(p.s[0].wcs[i].qp_num, qpn);
 	}
 	if (p.s[0].nwc == 7) {
-		/* errors complete unsignaled WRs too */
-		for (int i = 0; i < 5; i++) {
-			USMC_ASSERT_EQ(p.s[0].wcs[i].wr_id, 10 + i);
-			USMC_ASSERT_EQ(p.s[0].wcs[i].opcode, USMC_WC_SEND);
+		/* errors complete unsignaled WRs too; each queue in order
+		 * (the send and receive queues' flushes may interleave in
+		 * the CQ: rxe flushes the receive queue first) */
+		uint64_t want_s = 10, want_r = 99;
+
+		for (int i = 0; i < 7; i++) {
+			const usmc_wc *wc = &p.s[0].wcs[i];
+
+			if (wc->opcode == USMC_WC_SEND)
+				USMC_ASSERT_EQ(wc->wr_id, want_s++);
+			else if (wc->opcode == USMC_WC_RECV)
+				USMC_ASSERT_EQ(wc->wr_id, want_r++);
+			else
+				CU_FAIL("a flush neither SEND nor RECV");
 		}
-		USMC_ASSERT_EQ(p.s[0].wcs[5].wr_id, 99);
-		USMC_ASSERT_EQ(p.s[0].wcs[6].wr_id, 100);
-		USMC_ASSERT_EQ(p.s[0].wcs[6].opcode, USMC_WC_RECV);
+		USMC_ASSERT_EQ(want_s, 15);
+		USMC_ASSERT_EQ(want_r, 101);
 	}
 	if (!destroy) {
 		usmc_wr wr = send_wr(20, m, 0, 44);
@@ -2157,9 +2192,10 @@ int main(int argc, char **argv)
 	CU_cleanup_registry();
 	fprintf(stderr,
 		"conformance: %zu cases x %u backends; skipped: %u a backend "
-		"lacks, %u of backends unavailable here (%s)\n",
+		"lacks, %u of backends unavailable here (%s); %u counter "
+		"checks left out (counters a backend does not keep)\n",
 		NCASES, nsuites, cap_skips, env_skips,
-		unavailable[0] ? unavailable : "none");
+		unavailable[0] ? unavailable : "none", counter_skips);
 	if (failed)
 		return 1;
 	if (env_skips) {
