@@ -50,6 +50,42 @@ void vb_qp_set_err(vb_qp *q)
 		q->state = USMC_QPS_ERR;
 }
 
+static int backlog_names(const vb_dev *d, uint32_t qpn)
+{
+	for (uint32_t i = 0; i < d->bl_n; i++)
+		if (d->bl[(d->bl_head + i) % d->bl_cap].qp_num == qpn)
+			return 1;
+	return 0;
+}
+
+/* A QP whose number no completion in the backlog names: the RNIC may
+ * hand a destroyed QP's number out again at once (verbs allows it), and
+ * that QP's flushes must not reach the new one. Up to 8 tries; the ones
+ * passed over are destroyed after. */
+static struct ibv_qp *create_fresh_qp(vb_dev *d, struct ibv_qp_init_attr *ia)
+{
+	struct ibv_qp *held[8], *qp = NULL;
+	int n = 0, err;
+
+	while (n < 8) {
+		struct ibv_qp_init_attr a = *ia;
+
+		qp = ibv_create_qp(d->pd, &a);
+		if (!qp || !d->bl_n || !backlog_names(d, qp->qp_num)) {
+			*ia = a;
+			break;
+		}
+		held[n++] = qp;
+		qp = NULL;
+	}
+	err = qp ? 0 : n == 8 ? EBUSY : errno;
+
+	while (n--)
+		ibv_destroy_qp(held[n]);
+	errno = err;
+	return qp;
+}
+
 int vb_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a, usmc_tp_qp **pqp)
 {
 	vb_dev *d = vb_of(tp);
@@ -109,7 +145,7 @@ int vb_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a, usmc_tp_qp **pqp)
 	ia.cap.max_recv_sge =
 		a->max_recv_sge ? a->max_recv_sge : USMC_WR_MAX_SGE;
 	ia.cap.max_inline_data = a->max_inline_data;
-	q->qp = ibv_create_qp(d->pd, &ia);
+	q->qp = create_fresh_qp(d, &ia);
 	if (!q->qp) {
 		d->pub.last_errno = errno;
 		free(q->sq.e);
