@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The verbs backend (libibverbs from rdma-core): an RNIC the kernel
- * drives, rxe or hardware, behind the ops table. docs/transport-verbs.md
+ * drives, rxe or hardware, behind the ops table. transport/verbs/README.md
  * says what it needs and how it chooses its device.
  */
 #ifndef USMC_TP_VERBS_H

@@ -24,7 +24,7 @@
 #define VB_WRID_RECV	  (1ull << 63)
 #define VB_WRID_SEQ(wrid) ((wrid) & ~VB_WRID_RECV)
 
-/* Options ("key=value,..."): see docs/transport-verbs.md. */
+/* Options ("key=value,..."): see transport/verbs/README.md. */
 typedef struct vb_opts {
 	char dev[64];  /* dev=NAME: this ibv device only */
 	uint32_t port; /* port=N: this port only (0: any) */
