@@ -345,7 +345,7 @@ static struct {
 
 static int stats_verbs_abs(usmc_tp *tp, tp_counts *c)
 {
-	/* rxe's names (rxe_hw_counters.c); another provider has other
+	/* rxe's counter names; another provider has other
 	 * names, and what it lacks is not checked */
 	static const struct {
 		const char *name;
