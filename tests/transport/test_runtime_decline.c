@@ -30,15 +30,11 @@
 
 #include "usmc.h"
 #include "usmc_clc.h"
+#include "usmc_stream_test.h"
 #include "usmc_test.h"
 
 #define A_LEN (200 * 1024 + 5) /* usmc end -> peer */
 #define B_LEN (70 * 1024 + 3)  /* peer -> usmc end */
-
-static uint8_t pat(uint64_t i, uint8_t seed)
-{
-	return (uint8_t)((i * 131 + (i >> 9) + seed) ^ (i >> 17));
-}
 
 static double now_s(void)
 {
@@ -46,77 +42,6 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-typedef ssize_t (*xfer_fn)(int, void *, size_t, int);
-
-static ssize_t k_send(int fd, void *b, size_t n, int f)
-{
-	return send(fd, b, n, f | MSG_NOSIGNAL);
-}
-
-static ssize_t k_recv(int fd, void *b, size_t n, int f)
-{
-	return recv(fd, b, n, f);
-}
-
-static ssize_t u_send(int fd, void *b, size_t n, int f)
-{
-	return usmc_send(fd, b, n, f | MSG_NOSIGNAL);
-}
-
-static ssize_t u_recv(int fd, void *b, size_t n, int f)
-{
-	return usmc_recv(fd, b, n, f);
-}
-
-static int send_pat(xfer_fn tx, int fd, size_t n, uint8_t seed)
-{
-	uint8_t buf[4096];
-	size_t off = 0;
-
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
-		ssize_t w;
-
-		for (size_t i = 0; i < k; i++)
-			buf[i] = pat(off + i, seed);
-		w = tx(fd, buf, k, 0);
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads to EOF; the byte count, -1 at the first wrong byte (said on
- * stderr, with the first bytes: a CLC eyecatcher is e2 d4 c3 d9), -2 on
- * an error. */
-static long recv_pat(xfer_fn rx, int fd, uint8_t seed, const char *who)
-{
-	uint8_t buf[3000];
-	long off = 0;
-
-	for (;;) {
-		ssize_t r = rx(fd, buf, sizeof(buf), 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -2;
-		if (r == 0)
-			return off;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed)) {
-				fprintf(stderr,
-					"%s: byte %ld differs; read starts "
-					"%02x %02x %02x %02x %02x\n",
-					who, off + (long)i, buf[0], buf[1],
-					buf[2], buf[3], buf[4]);
-				return -1;
-			}
-		off += r;
-	}
 }
 
 /* ---- the scripted peer ---- */
@@ -329,12 +254,16 @@ static void *peer_main(void *arg)
 	}
 	/* fallen back: from here on everything is data */
 	if (p->server) {
-		p->got = recv_pat(k_recv, p->fd, 1, "scripted server");
-		p->sent = send_pat(k_send, p->fd, B_LEN, 2);
+		p->got = usmc_test_recv_pat(usmc_test_kernel_recv, p->fd, 1,
+					    "scripted server");
+		p->sent = usmc_test_send_pat(usmc_test_kernel_send, p->fd,
+					     B_LEN, 2);
 	} else {
-		p->sent = send_pat(k_send, p->fd, B_LEN, 2);
+		p->sent = usmc_test_send_pat(usmc_test_kernel_send, p->fd,
+					     B_LEN, 2);
 		shutdown(p->fd, SHUT_WR);
-		p->got = recv_pat(k_recv, p->fd, 1, "scripted client");
+		p->got = usmc_test_recv_pat(usmc_test_kernel_recv, p->fd, 1,
+					    "scripted client");
 	}
 	close(p->fd);
 	return NULL;
@@ -367,9 +296,12 @@ static double run_client(peer *p, usmc_sock_info *ci)
 			0);
 	dt = now_s() - t0;
 	CU_ASSERT_EQUAL(usmc_get_info(fd, ci), 0);
-	CU_ASSERT_EQUAL(send_pat(u_send, fd, A_LEN, 1), 0);
+	CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd, A_LEN, 1),
+			0);
 	CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
-	USMC_ASSERT_EQ(recv_pat(u_recv, fd, 2, "usmc client"), B_LEN);
+	USMC_ASSERT_EQ(
+		usmc_test_recv_pat(usmc_test_usmc_recv, fd, 2, "usmc client"),
+		B_LEN);
 	usmc_close(fd);
 	pthread_join(th, NULL);
 	close(p->lfd);
@@ -408,8 +340,11 @@ static void run_server(peer *p, usmc_sock_info *si)
 	fd = usmc_accept(lfd, NULL, NULL);
 	CU_ASSERT_FATAL(fd >= 0);
 	CU_ASSERT_EQUAL(usmc_get_info(fd, si), 0);
-	USMC_ASSERT_EQ(recv_pat(u_recv, fd, 2, "usmc server"), B_LEN);
-	CU_ASSERT_EQUAL(send_pat(u_send, fd, A_LEN, 1), 0);
+	USMC_ASSERT_EQ(
+		usmc_test_recv_pat(usmc_test_usmc_recv, fd, 2, "usmc server"),
+		B_LEN);
+	CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd, A_LEN, 1),
+			0);
 	usmc_close(fd);
 	pthread_join(th, NULL);
 	usmc_close(lfd);

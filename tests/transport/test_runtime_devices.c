@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_stream_test.h"
 #include "usmc_test.h"
 
 #define UP_LEN	 (512 * 1024 + 7)
@@ -36,50 +37,6 @@
 static pid_t server_pid = -1;
 static uint16_t tcp_port; /* network order */
 static int res_fd = -1;	  /* the server's results, one line per conn */
-
-static uint8_t pat(uint64_t i, uint8_t seed)
-{
-	return (uint8_t)((i * 131 + (i >> 9) + seed) ^ (i >> 17));
-}
-
-static int send_pat(int fd, size_t n, uint8_t seed)
-{
-	uint8_t buf[8192];
-	size_t off = 0;
-
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
-		ssize_t w;
-
-		for (size_t i = 0; i < k; i++)
-			buf[i] = pat(off + i, seed);
-		w = usmc_send(fd, buf, k, 0);
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/* Bytes up to EOF if every one matched, -1 on a mismatch, -2 on error. */
-static long recv_pat(int fd, uint8_t seed)
-{
-	uint8_t buf[6000];
-	long off = 0;
-
-	for (;;) {
-		ssize_t r = usmc_recv(fd, buf, sizeof(buf), 0);
-
-		if (r < 0)
-			return -2;
-		if (r == 0)
-			return off;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed))
-				return -1;
-		off += r;
-	}
-}
 
 static const char *gid_str(const uint8_t *g, char *b, size_t n)
 {
@@ -104,9 +61,10 @@ static void *serve(void *arg)
 
 	memset(&in, 0, sizeof(in));
 	if (usmc_recv(fd, &id, 1, MSG_WAITALL) == 1) {
-		got = recv_pat(fd, id);
+		got = usmc_test_recv_pat(usmc_test_usmc_recv, fd, id, "server");
 		ok = got == UP_LEN &&
-		     send_pat(fd, DOWN_LEN, (uint8_t)(id + 100)) == 0;
+		     usmc_test_send_pat(usmc_test_usmc_send, fd, DOWN_LEN,
+					(uint8_t)(id + 100)) == 0;
 	}
 	usmc_get_info(fd, &in);
 	snprintf(line, sizeof(line), "%u %d %d %s %s %s %d\n", id, in.mode,
@@ -222,9 +180,12 @@ static int connect_from(const char *from, const char *to, uint8_t id)
 /* The test's data both ways; the connection is closed. */
 static void exchange(int fd, uint8_t id)
 {
-	CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, id), 0);
+	CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd, UP_LEN, id),
+			0);
 	CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
-	USMC_ASSERT_EQ(recv_pat(fd, (uint8_t)(id + 100)), DOWN_LEN);
+	USMC_ASSERT_EQ(usmc_test_recv_pat(usmc_test_usmc_recv, fd,
+					  (uint8_t)(id + 100), "client"),
+		       DOWN_LEN);
 	CU_ASSERT_EQUAL(usmc_close(fd), 0);
 }
 

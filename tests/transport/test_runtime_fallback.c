@@ -20,15 +20,11 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_stream_test.h"
 #include "usmc_test.h"
 
 #define UP_LEN	 (256 * 1024 + 7)
 #define DOWN_LEN (64 * 1024 + 3)
-
-static uint8_t pat(uint64_t i, uint8_t seed)
-{
-	return (uint8_t)((i * 131 + (i >> 9) + seed) ^ (i >> 17));
-}
 
 static double now_s(void)
 {
@@ -78,50 +74,6 @@ static int tcp_connect(int use_usmc, uint16_t port)
 	return fd;
 }
 
-static int send_pat(int fd, size_t n, uint8_t seed)
-{
-	uint8_t buf[4096];
-	size_t off = 0;
-
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
-		ssize_t w;
-
-		for (size_t i = 0; i < k; i++)
-			buf[i] = pat(off + i, seed);
-		w = usmc_send(fd, buf, k, MSG_NOSIGNAL);
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/* Reads to EOF; returns the byte count, or -1 at the first wrong byte. */
-static long recv_pat(int fd, uint8_t seed)
-{
-	uint8_t buf[3000];
-	long off = 0;
-
-	for (;;) {
-		ssize_t r = usmc_recv(fd, buf, sizeof(buf), 0);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -2;
-		if (r == 0)
-			return off;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed)) {
-				fprintf(stderr, "byte %ld differs\n",
-					off + (long)i);
-				return -1;
-			}
-		off += r;
-	}
-}
-
 typedef struct srv {
 	int lfd;
 	int fd;
@@ -139,8 +91,8 @@ static void *serve(void *arg)
 	if (s->fd < 0)
 		return NULL;
 	usmc_get_info(s->fd, &s->info);
-	s->got = recv_pat(s->fd, 1);
-	s->sent = send_pat(s->fd, DOWN_LEN, 2);
+	s->got = usmc_test_recv_pat(usmc_test_usmc_recv, s->fd, 1, "server");
+	s->sent = usmc_test_send_pat(usmc_test_usmc_send, s->fd, DOWN_LEN, 2);
 	usmc_close(s->fd);
 	return NULL;
 }
@@ -148,9 +100,11 @@ static void *serve(void *arg)
 /* Client half: send, half-close, read the answer. */
 static void client_exchange(int fd)
 {
-	CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, 1), 0);
+	CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd, UP_LEN, 1),
+			0);
 	CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
-	USMC_ASSERT_EQ(recv_pat(fd, 2), DOWN_LEN);
+	USMC_ASSERT_EQ(usmc_test_recv_pat(usmc_test_usmc_recv, fd, 2, "client"),
+		       DOWN_LEN);
 }
 
 static void check_server(srv *s)
@@ -233,9 +187,11 @@ static void test_silent_client(void)
 	CU_ASSERT_EQUAL(usmc_get_info(cfd, &si), 0);
 	USMC_ASSERT_EQ(si.mode, USMC_SOCK_TCP);
 	CU_ASSERT_STRING_EQUAL(si.fallback_detail, "peer sent no CLC proposal");
-	CU_ASSERT_EQUAL(send_pat(cfd, DOWN_LEN, 2), 0);
+	CU_ASSERT_EQUAL(
+		usmc_test_send_pat(usmc_test_usmc_send, cfd, DOWN_LEN, 2), 0);
 	usmc_close(cfd);
-	USMC_ASSERT_EQ(recv_pat(fd, 2), DOWN_LEN);
+	USMC_ASSERT_EQ(usmc_test_recv_pat(usmc_test_usmc_recv, fd, 2, "client"),
+		       DOWN_LEN);
 	close(fd);
 	usmc_close(lfd);
 	usmc_config_set("clc_wait_ms", "2000");

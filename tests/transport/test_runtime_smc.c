@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_stream_test.h"
 #include "usmc_test.h"
 
 #define UP_LEN	 (1024 * 1024 + 13)
@@ -32,64 +33,6 @@
 
 static pid_t server_pid = -1;
 static uint16_t tcp_port;
-
-static uint8_t pat(uint64_t i, uint8_t seed)
-{
-	return (uint8_t)((i * 151 + (i >> 11) + seed) ^ (i >> 19));
-}
-
-static int send_pat(int fd, size_t n, uint8_t seed)
-{
-	uint8_t buf[8192];
-	size_t off = 0;
-
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
-		ssize_t w;
-
-		for (size_t i = 0; i < k; i++)
-			buf[i] = pat(off + i, seed);
-		w = usmc_send(fd, buf, k, 0);
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/* |pause_at| >= 0: stop reading for 0.8 s once that many bytes are in */
-static long recv_pat_pause(int fd, uint8_t seed, long pause_at)
-{
-	uint8_t buf[5000];
-	long off = 0;
-
-	for (;;) {
-		ssize_t r;
-
-		if (pause_at >= 0 && off >= pause_at) {
-			usleep(800000);
-			pause_at = -1;
-		}
-		r = usmc_recv(fd, buf, sizeof(buf), 0);
-
-		if (r < 0)
-			return errno == EINTR ? off : -2;
-		if (r == 0)
-			return off;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed)) {
-				fprintf(stderr, "byte %ld differs\n",
-					off + (long)i);
-				return -1;
-			}
-		off += r;
-	}
-}
-
-static long recv_pat(int fd, uint8_t seed)
-{
-	return recv_pat_pause(fd, seed, -1);
-}
 
 /* Child: serve NCONN connections; exit 0 only if all were SMC-R and
  * byte-exact. */
@@ -129,14 +72,17 @@ static void server(int wfd)
 		/* a slow reader near the end: the last client has its tail in
 		 * our RMB (64 KiB) and its send buffer, where the close flag
 		 * waits behind it while its fd is already closed */
-		got = recv_pat_pause(fd, (uint8_t)i,
-				     i == NCONN - 1 ? UP_LEN - 80 * 1024 : -1);
+		got = usmc_test_recv_pat_pause(
+			usmc_test_usmc_recv, fd, (uint8_t)i, "server",
+			i == NCONN - 1 ? UP_LEN - 80 * 1024 : -1, 800000);
 		if (got != UP_LEN) {
 			fprintf(stderr, "server: conn %d got %ld\n", i, got);
 			bad = 1;
 		}
 		/* the last client closes right after writing */
-		if (i < NCONN - 1 && send_pat(fd, DOWN_LEN, (uint8_t)(100 + i)))
+		if (i < NCONN - 1 &&
+		    usmc_test_send_pat(usmc_test_usmc_send, fd, DOWN_LEN,
+				       (uint8_t)(100 + i)))
 			bad = 1;
 		usmc_close(fd);
 	}
@@ -261,9 +207,13 @@ static void test_blocking(void)
 							sizeof(tv)),
 					0);
 		}
-		CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, (uint8_t)i), 0);
+		CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd,
+						   UP_LEN, (uint8_t)i),
+				0);
 		CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
-		USMC_ASSERT_EQ(recv_pat(fd, (uint8_t)(100 + i)), DOWN_LEN);
+		USMC_ASSERT_EQ(usmc_test_recv_pat(usmc_test_usmc_recv, fd,
+						  (uint8_t)(100 + i), "client"),
+			       DOWN_LEN);
 		CU_ASSERT_EQUAL(usmc_get_info(fd, &in), 0);
 		USMC_ASSERT_EQ(in.bytes_sent, UP_LEN);
 		USMC_ASSERT_EQ(in.bytes_received, DOWN_LEN);
@@ -297,7 +247,7 @@ static void test_nonblocking(void)
 			ssize_t w;
 
 			for (size_t i = 0; i < k; i++)
-				buf[i] = pat(sent + i, 2);
+				buf[i] = usmc_test_pat(sent + i, 2);
 			w = usmc_send(fd, buf, k, 0);
 			if (w < 0) {
 				CU_ASSERT_FATAL(errno == EAGAIN);
@@ -320,7 +270,8 @@ static void test_nonblocking(void)
 			} else {
 				for (ssize_t i = 0; i < r; i++) {
 					if (buf[i] !=
-					    pat(got + (size_t)i, 102)) {
+					    usmc_test_pat(got + (size_t)i,
+							  102)) {
 						CU_FAIL_FATAL("byte differs");
 					}
 				}
@@ -343,7 +294,8 @@ static void test_close_drains(void)
 	int fd = connect_client(0);
 
 	check_smcr(fd);
-	CU_ASSERT_EQUAL(send_pat(fd, UP_LEN, 3), 0);
+	CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd, UP_LEN, 3),
+			0);
 	CU_ASSERT_EQUAL(usmc_set_nonblock(fd, 1), 0);
 	CU_ASSERT_EQUAL(usmc_close(fd), 0);
 }
