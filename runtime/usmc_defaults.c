@@ -78,37 +78,32 @@ const char *usmc_config_error(void)
 	return apply_err;
 }
 
-/* "key=value,key=value": each element has a key and '=' (what every
- * backend's options share); the backend checks keys and values. */
+/* "key=value,key=value": each item has a key and '=' (what every
+ * backend's options share, usmc_tp_opt_next); the backend checks keys and
+ * values. */
 static int opts_syntax(const char *o, char *err, size_t errlen)
 {
-	int idx = 0;
+	const char *cur = o;
+	usmc_tp_opt t = {0};
 
-	for (const char *p = o; *p;) {
-		size_t len = strcspn(p, ",");
-		const char *eq = memchr(p, '=', len);
+	while (usmc_tp_opt_next(o, &cur, &t)) {
+		int shown = (int)(t.len > 64 ? 64 : t.len);
 
-		idx++;
-		if (!eq || eq == p) {
+		if (!t.val || !t.klen) {
 			snprintf(err, errlen,
 				 "option %d (column %zu) \"%.*s\": want "
 				 "KEY=VALUE",
-				 idx, (size_t)(p - o) + 1,
-				 (int)(len > 64 ? 64 : len), p);
+				 t.idx, t.col, shown, t.item);
 			return -1;
 		}
-		for (const char *c = p; c < p + len; c++)
-			if (*c == ' ' || *c == '\t') {
+		for (size_t i = 0; i < t.len; i++)
+			if (t.item[i] == ' ' || t.item[i] == '\t') {
 				snprintf(err, errlen,
 					 "option %d (column %zu): blank in "
 					 "\"%.*s\"",
-					 idx, (size_t)(c - o) + 1,
-					 (int)(len > 64 ? 64 : len), p);
+					 t.idx, t.col + i, shown, t.item);
 				return -1;
 			}
-		p += len;
-		if (*p)
-			p++;
 	}
 	return 0;
 }

@@ -222,6 +222,27 @@ const usmc_tp_ops *usmc_tp_find(const char *name);
  * "fault:softroce"). USMC_ERR_NOTFOUND if no such backend. */
 int usmc_tp_open(const char *name, const usmc_tp_config *cfg, usmc_tp **ptp);
 
+/* One item of a backend's options string ("KEY=VALUE,KEY=VALUE"), as every
+ * backend reads it, so that all of them refuse a bad item the same way:
+ * |idx| counts items from 1 and |col| is the item's first column (1-based)
+ * for the error message; |val| is NULL when the item has no '='. */
+typedef struct usmc_tp_opt {
+	const char *item, *key, *val;
+	size_t len, klen, vlen;
+	int idx;
+	size_t col;
+} usmc_tp_opt;
+
+/* usmc_tp_opt_next steps |*cursor| (start it at |opts|, with |o| zeroed) to
+ * the next item: 1 with |o| filled, 0 at the end. Empty items ("a=1,,b=2")
+ * are skipped and not counted. */
+int usmc_tp_opt_next(const char *opts, const char **cursor, usmc_tp_opt *o);
+/* Whether the item's key, or its value, is |s|. */
+int usmc_tp_opt_key_is(const usmc_tp_opt *o, const char *s);
+int usmc_tp_opt_val_is(const usmc_tp_opt *o, const char *s);
+/* The value as a decimal 0..2^32-1: 0, or -1 if it is not one. */
+int usmc_tp_opt_u32(const usmc_tp_opt *o, uint32_t *out);
+
 /* Thin dispatchers: no NULL checks on the hot path. */
 static inline void usmc_tp_close(usmc_tp *tp)
 {

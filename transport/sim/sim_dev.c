@@ -99,43 +99,16 @@ void sim_dev_event(sim_dev *d, usmc_tp_event_type t, uint32_t qpn)
 
 /* ---- options and open -------------------------------------------------- */
 
-static int parse_u32(const char *s, size_t n, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (!n || n > 10)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int parse_options(sim_dev *d, const char *opts)
 {
-	const char *p = opts;
+	const char *cur = opts;
+	usmc_tp_opt o = {0};
+	uint32_t x;
 
-	while (p && *p) {
-		const char *end = strchr(p, ',');
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		const char *eq = memchr(p, '=', len);
-		size_t kl = eq ? (size_t)(eq - p) : len;
-		const char *v = eq ? eq + 1 : NULL;
-		size_t vl = eq ? len - kl - 1 : 0;
-		uint32_t x;
-
-		if (!len) {
-			p = end ? end + 1 : NULL;
-			continue;
-		}
-		if (!v || parse_u32(v, vl, &x))
+	while (usmc_tp_opt_next(opts, &cur, &o)) {
+		if (usmc_tp_opt_u32(&o, &x))
 			return USMC_ERR_INVALID_ARGUMENT;
-		if (kl == 3 && !strncmp(p, "mtu", 3)) {
+		if (usmc_tp_opt_key_is(&o, "mtu")) {
 			int e = 0;
 
 			for (int m = USMC_IB_MTU_256; m <= USMC_IB_MTU_4096;
@@ -145,16 +118,15 @@ static int parse_options(sim_dev *d, const char *opts)
 			if (!e)
 				return USMC_ERR_INVALID_ARGUMENT;
 			d->active_mtu = (uint8_t)e;
-		} else if (kl == 7 && !strncmp(p, "latency", 7)) {
+		} else if (usmc_tp_opt_key_is(&o, "latency")) {
 			d->latency = x;
-		} else if (kl == 6 && !strncmp(p, "jitter", 6)) {
+		} else if (usmc_tp_opt_key_is(&o, "jitter")) {
 			d->jitter = x;
-		} else if (kl == 4 && !strncmp(p, "gbps", 4)) {
+		} else if (usmc_tp_opt_key_is(&o, "gbps")) {
 			d->gbps = x;
 		} else {
 			return USMC_ERR_INVALID_ARGUMENT;
 		}
-		p = end ? end + 1 : NULL;
 	}
 	return 0;
 }

@@ -141,23 +141,6 @@ int sr_addr_from_gid(const sr_dev *d, const uint8_t gid[16], sr_addr *a)
 
 /* ---- options ---------------------------------------------------------- */
 
-static int parse_u32(const char *s, size_t n, uint32_t *out)
-{
-	uint64_t v = 0;
-
-	if (!n || n > 10)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (uint64_t)(s[i] - '0');
-	}
-	if (v > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)v;
-	return 0;
-}
-
 static int mtu_bytes_to_enum(uint32_t b)
 {
 	for (int e = USMC_IB_MTU_256; e <= USMC_IB_MTU_4096; e++)
@@ -188,84 +171,73 @@ static int opt_refuse(char *err, size_t errlen, int idx, size_t col,
 static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 			 size_t errlen)
 {
-	const char *p = opts;
-	uint32_t seed = 1;
-	int idx = 0;
+	const char *cur = opts;
+	usmc_tp_opt o = {0};
+	uint32_t seed = 1, n;
 
 	*mtu_enum = 0;
-	while (p && *p) {
-		const char *end = strchr(p, ',');
-		const char *eq;
-		size_t len = end ? (size_t)(end - p) : strlen(p);
-		size_t klen, vlen, col = (size_t)(p - opts) + 1;
-		const char *v;
-		uint32_t n;
-
-		idx++;
-#define REFUSE(why) opt_refuse(err, errlen, idx, col, p, len, why)
-		eq = memchr(p, '=', len);
-		if (!eq)
+	while (usmc_tp_opt_next(opts, &cur, &o)) {
+#define REFUSE(why) opt_refuse(err, errlen, o.idx, o.col, o.item, o.len, why)
+#define KEY(s)	    usmc_tp_opt_key_is(&o, s)
+#define VAL(s)	    usmc_tp_opt_val_is(&o, s)
+		if (!o.val)
 			return REFUSE("want KEY=VALUE");
-		klen = (size_t)(eq - p);
-		v = eq + 1;
-		vlen = len - klen - 1;
-#define KEY(s) (klen == sizeof(s) - 1 && !memcmp(p, s, klen))
 		if (KEY("icrc")) {
-			if (vlen == 6 && !memcmp(v, "verify", 6))
+			if (VAL("verify"))
 				d->icrc_verify = SR_ICRC_VERIFY;
-			else if (vlen == 6 && !memcmp(v, "strict", 6))
+			else if (VAL("strict"))
 				d->icrc_verify = SR_ICRC_STRICT;
-			else if (vlen == 3 && !memcmp(v, "off", 3))
+			else if (VAL("off"))
 				d->icrc_verify = SR_ICRC_OFF;
 			else
 				return REFUSE("icrc is verify, strict or off");
 		} else if (KEY("mtu")) {
-			if (parse_u32(v, vlen, &n) || !mtu_bytes_to_enum(n))
+			if (usmc_tp_opt_u32(&o, &n) || !mtu_bytes_to_enum(n))
 				return REFUSE("mtu is 256, 512, 1024, 2048 or "
 					      "4096");
 			*mtu_enum = mtu_bytes_to_enum(n);
 		} else if (KEY("port")) {
-			if (parse_u32(v, vlen, &n) || !n || n > 65535)
+			if (usmc_tp_opt_u32(&o, &n) || !n || n > 65535)
 				return REFUSE("port is 1..65535");
 			d->port = (uint16_t)n;
 		} else if (KEY("drop")) {
-			if (parse_u32(v, vlen, &n) || n > 1000)
+			if (usmc_tp_opt_u32(&o, &n) || n > 1000)
 				return REFUSE("drop is 0..1000 (per mille)");
 			d->drop_permille = n;
 		} else if (KEY("rcvbuf")) {
-			if (parse_u32(v, vlen, &n) || n < 4096 ||
+			if (usmc_tp_opt_u32(&o, &n) || n < 4096 ||
 			    n > (1u << 30))
 				return REFUSE("rcvbuf is 4096..2^30 bytes");
 			d->rcvbuf_opt = n;
 		} else if (KEY("txfail")) {
-			if (parse_u32(v, vlen, &n) || n > 1000)
+			if (usmc_tp_opt_u32(&o, &n) || n > 1000)
 				return REFUSE("txfail is 0..1000 (per mille)");
 			d->txfail_permille = n;
 		} else if (KEY("share")) {
-			if (vlen == 4 && !memcmp(v, "auto", 4))
+			if (VAL("auto"))
 				d->share_opt = 1;
-			else if (vlen == 3 && !memcmp(v, "off", 3))
+			else if (VAL("off"))
 				d->share_opt = 0;
 			else
 				return REFUSE("share is auto or off");
 		} else if (KEY("ipid")) {
-			if (vlen == 4 && !memcmp(v, "zero", 4))
+			if (VAL("zero"))
 				d->ipid_random = 0;
-			else if (vlen == 6 && !memcmp(v, "random", 6))
+			else if (VAL("random"))
 				d->ipid_random = 1;
 			else
 				return REFUSE("ipid is zero or random");
 		} else if (KEY("seed")) {
-			if (parse_u32(v, vlen, &seed))
+			if (usmc_tp_opt_u32(&o, &seed))
 				return REFUSE("seed is 0..2^32-1");
 		} else {
 			return REFUSE("unknown key (want icrc, mtu, port, "
 				      "share, rcvbuf, drop, txfail, ipid or "
 				      "seed)");
 		}
+#undef VAL
 #undef KEY
 #undef REFUSE
-		p = end ? end + 1 : NULL;
 	}
 	d->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed << 1 | 1);
 	return 0;
