@@ -68,8 +68,6 @@ int usmc_tp_opt_next(const char *opts, const char **cursor, usmc_tp_opt *o)
 {
 	const char *p = *cursor, *end, *eq;
 
-	while (p && *p == ',')
-		p++;
 	if (!p || !*p) {
 		*cursor = NULL;
 		return 0;

@@ -234,8 +234,9 @@ typedef struct usmc_tp_opt {
 } usmc_tp_opt;
 
 /* usmc_tp_opt_next steps |*cursor| (start it at |opts|, with |o| zeroed) to
- * the next item: 1 with |o| filled, 0 at the end. Empty items ("a=1,,b=2")
- * are skipped and not counted. */
+ * the next item: 1 with |o| filled, 0 at the end. An empty item ("a=1,,b=2")
+ * is returned as one (len 0, no value: a typo to refuse); a trailing comma
+ * ends the list. */
 int usmc_tp_opt_next(const char *opts, const char **cursor, usmc_tp_opt *o);
 /* Whether the item's key, or its value, is |s|. */
 int usmc_tp_opt_key_is(const usmc_tp_opt *o, const char *s);

@@ -106,6 +106,8 @@ static int parse_options(sim_dev *d, const char *opts)
 	uint32_t x;
 
 	while (usmc_tp_opt_next(opts, &cur, &o)) {
+		if (!o.len)
+			continue; /* a test fabric: ",,mtu=2048," is fine */
 		if (usmc_tp_opt_u32(&o, &x))
 			return USMC_ERR_INVALID_ARGUMENT;
 		if (usmc_tp_opt_key_is(&o, "mtu")) {
