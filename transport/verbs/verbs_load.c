@@ -198,8 +198,10 @@ static int vl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	const usmc_verbs_module *m = vl_get();
 
 	/* the caller says why: usmc_tp_verbs_load_error */
-	if (!m)
+	if (!m) {
+		*ptp = NULL;
 		return USMC_ERR_NOTSUP;
+	}
 	return m->ops->open(cfg, ptp);
 }
 
