@@ -33,8 +33,8 @@
 #define LEN (256 * 1024 + 5)
 
 static int lfd = -1;
-static uint16_t port;	/* network order */
-static char no_ns[200]; /* why the second case cannot run ("" if it can) */
+static uint16_t port;		  /* network order */
+static char no_ns[PATH_MAX + 64]; /* why case 2 cannot run ("" if it can) */
 
 static uint8_t pat(uint64_t i, uint8_t seed)
 {
