@@ -59,8 +59,9 @@ static void test_opts(void)
 		"cqe=15",	    /* too small */
 		"cqe=99999999999",  /* too large */
 		"dev=rxe0,,port=1", /* empty item */
-		"dev=0123456789012345678901234567890123456789012345678901234567"
-		"890123", /* longer than a device name */
+		("dev="
+		 "0123456789012345678901234567890123456789012345678901234567"
+		 "890123"), /* longer than a device name */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int r = usmc_verbs_parse_opts(bad[i], &o);
