@@ -32,6 +32,9 @@
 #include "softroce.h"
 #include "usmc_fault.h"
 #include "usmc_transport.h"
+#ifdef USMC_HAVE_VERBS
+#include "usmc_tp_verbs.h"
+#endif
 
 /* as the kernel's smc_ib_modify_qp_rtr/rts */
 #define QP_TIMEOUT     15
@@ -693,6 +696,13 @@ static int dev_open(const char *name, const char *opts,
 		else if (is_sr && *usmc_softroce_share_status())
 			snprintf(why, wlen, "softroce: %s",
 				 usmc_softroce_share_status());
+#ifdef USMC_HAVE_VERBS
+		else if (strstr(name, "verbs") && r == USMC_ERR_NOTSUP &&
+			 *usmc_tp_verbs_load_error())
+			/* libusmc-verbs.so, or the libibverbs it needs */
+			snprintf(why, wlen, "transport %s: %s", name,
+				 usmc_tp_verbs_load_error());
+#endif
 		else if (!strncmp(name, "fault", 5) && *usmc_fault_last_error())
 			/* a fault schedule that does not parse runs nothing */
 			snprintf(why, wlen, "transport %s: %s", name,
@@ -700,8 +710,9 @@ static int dev_open(const char *name, const char *opts,
 		else
 			snprintf(why, wlen, "transport %s: open failed: %s",
 				 name,
-				 r != USMC_ERR_NOTFOUND ? usmc_strerror(r)
-							: "no such transport");
+				 r != USMC_ERR_NOTFOUND || usmc_tp_find(name)
+					 ? usmc_strerror(r)
+					 : "no such transport");
 		return -1;
 	}
 	if (is_sr && usmc_softroce_share_slot(dev->tp) < 0)

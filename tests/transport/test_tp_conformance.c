@@ -297,12 +297,18 @@ static const char sr_lacks[] =
 /* ---- fixture: verbs, on the RDMA device(s) of two local addresses ------ */
 
 #ifdef USMC_HAVE_VERBS
-static char vb_why[160];
+static char vb_why[600];
 
 static const char *verbs_unavailable(void)
 {
 	int n = usmc_tp_verbs_device_count();
 
+	if (n < 0 && *usmc_tp_verbs_load_error()) {
+		/* libusmc-verbs.so, or libibverbs behind it, did not load */
+		snprintf(vb_why, sizeof(vb_why), "%s",
+			 usmc_tp_verbs_load_error());
+		return vb_why;
+	}
 	if (n < 0) {
 		snprintf(vb_why, sizeof(vb_why), "libibverbs: %s",
 			 usmc_strerror(n));

@@ -2,11 +2,15 @@
 /*
  * The verbs backend without an RDMA device: options, the address's GID,
  * the device choice over a made-up sysfs GID table, the status, event and
- * errno mapping, and that open fails cleanly where no device holds the
- * address. The data path runs in test_tp_conformance_verbs (on rxe).
+ * errno mapping, that open fails cleanly where no device holds the
+ * address, and the loading of libusmc-verbs.so: refused with the reason
+ * (named file missing, not a shared object, not a usmc module), then
+ * found in the build tree. The data path runs in
+ * test_tp_conformance_verbs (on rxe).
  */
 #define _GNU_SOURCE /* nftw */
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <ftw.h>
 #include <stdio.h>
@@ -55,8 +59,9 @@ static void test_opts(void)
 		"cqe=15",	    /* too small */
 		"cqe=99999999999",  /* too large */
 		"dev=rxe0,,port=1", /* empty item */
-		"dev=0123456789012345678901234567890123456789012345678901234567"
-		"890123", /* longer than a device name */
+		("dev="
+		 "0123456789012345678901234567890123456789012345678901234567"
+		 "890123"), /* longer than a device name */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int r = usmc_verbs_parse_opts(bad[i], &o);
@@ -336,7 +341,72 @@ static void test_open_refused(void)
 	}
 }
 
+/* libibverbs is in the process only once the module is: this program
+ * links the backend's pure parts but calls no verb before. */
+static int ibverbs_loaded(void)
+{
+	void *h = dlopen("libibverbs.so.1", RTLD_NOW | RTLD_NOLOAD);
+
+	if (h)
+		dlclose(h);
+	return h != NULL;
+}
+
+/* Runs first: the module is not loaded yet. A load that fails is tried
+ * again at the next open, so the bad paths go before the good one. */
+static void test_module_load(void)
+{
+	static const struct {
+		const char *path, *want;
+	} bad[] = {
+		{"/nonexistent/libusmc-verbs.so",
+		 "cannot load /nonexistent/libusmc-verbs.so: cannot open "
+		 "shared object file: No such file or directory"},
+		{"/dev/null", "cannot load /dev/null: "},
+		/* a shared object, but not ours */
+		{"libc.so.6", "libc.so.6 is not a usmc verbs module of this "
+			      "build (no usmc_verbs_entry)"},
+	};
+	usmc_tp_config cfg;
+	usmc_tp *tp = (usmc_tp *)&cfg;
+	char *saved = getenv("USMC_VERBS_MODULE");
+
+	saved = saved ? strdup(saved) : NULL;
+	memset(&cfg, 0, sizeof(cfg));
+	CU_ASSERT_FALSE(ibverbs_loaded());
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		setenv("USMC_VERBS_MODULE", bad[i].path, 1);
+		USMC_ASSERT_EQ(usmc_tp_open("verbs", &cfg, &tp),
+			       USMC_ERR_NOTSUP);
+		CU_ASSERT_PTR_NULL(tp);
+		if (strncmp(usmc_tp_verbs_load_error(), bad[i].want,
+			    strlen(bad[i].want)))
+			fprintf(stderr, "load error \"%s\", want \"%s...\"\n",
+				usmc_tp_verbs_load_error(), bad[i].want);
+		CU_ASSERT_EQUAL(strncmp(usmc_tp_verbs_load_error(), bad[i].want,
+					strlen(bad[i].want)),
+				0);
+		USMC_ASSERT_EQ(usmc_tp_verbs_device_count(), USMC_ERR_NOTSUP);
+		tp = (usmc_tp *)&cfg;
+	}
+	CU_ASSERT_FALSE(ibverbs_loaded());
+	/* the build tree's module, found as test_tp_conformance finds it */
+	unsetenv("USMC_VERBS_MODULE");
+	CU_ASSERT_TRUE(usmc_tp_verbs_device_count() >= 0);
+	CU_ASSERT_STRING_EQUAL(usmc_tp_verbs_load_error(), "");
+	CU_ASSERT_TRUE(ibverbs_loaded());
+	/* the module's open answers now: no address, no dev= */
+	USMC_ASSERT_EQ(usmc_tp_open("verbs", &cfg, &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	if (saved) {
+		setenv("USMC_VERBS_MODULE", saved, 1);
+		free(saved);
+	}
+}
+
 static CU_TestInfo tests[] = {
+	{"libusmc-verbs.so: refused with the reason, then loaded",
+	 test_module_load},
 	{"options", test_opts},
 	{"an address's GID", test_addr_gid},
 	{"device choice from a sysfs GID table", test_find_gid},

@@ -2,7 +2,9 @@
 /*
  * The verbs backend (libibverbs from rdma-core): an RNIC the kernel
  * drives, rxe or hardware, behind the ops table. transport/verbs/README.md
- * says what it needs and how it chooses its device.
+ * says what it needs and how it chooses its device. It lives in
+ * libusmc-verbs.so, loaded on the first open (or the first call below):
+ * until then the process has no libibverbs.
  */
 #ifndef USMC_TP_VERBS_H
 #define USMC_TP_VERBS_H
@@ -14,12 +16,18 @@
 extern const usmc_tp_ops usmc_tp_verbs_ops;
 
 /* The number of RDMA devices libibverbs sees (0 on a host without any),
- * or a negative USMC_ERR_*. */
+ * or a negative USMC_ERR_* (USMC_ERR_NOTSUP: the module did not load). */
 int usmc_tp_verbs_device_count(void);
 
 /* The device's port counter |name| (sysfs hw_counters, named by the
  * provider: rxe's "send_rnr_err", "rcvd_rnr_err", ...). 0 and |*v|, or
  * USMC_ERR_NOTFOUND if the provider has no such counter. */
 int usmc_tp_verbs_hw_counter(usmc_tp *tp, const char *name, uint64_t *v);
+
+/* Why libusmc-verbs.so could not be loaded (the file, and dlerror's
+ * text: the module or the libibverbs it needs missing), or "" once it
+ * is. An open that fails with USMC_ERR_NOTSUP and this set did not reach
+ * the backend. */
+const char *usmc_tp_verbs_load_error(void);
 
 #endif /* USMC_TP_VERBS_H */

@@ -17,7 +17,6 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "usmc_tp_verbs.h"
 #include "verbs_int.h"
 
 static int set_nonblock(int fd)
@@ -27,7 +26,7 @@ static int set_nonblock(int fd)
 	return fl < 0 ? -1 : fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
-int usmc_tp_verbs_device_count(void)
+int vb_device_count(void)
 {
 	struct ibv_device **l;
 	int n = 0;
@@ -137,7 +136,7 @@ static int vb_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return USMC_ERR_NOMEM;
-	d->pub.ops = &usmc_tp_verbs_ops;
+	d->pub.ops = &vb_ops;
 	d->ep = -1;
 	r = usmc_verbs_parse_opts(cfg->options, &d->opt);
 	if (r)
@@ -487,12 +486,12 @@ static int vb_get_async_event(usmc_tp *tp, usmc_tp_event *out)
 	return 0;
 }
 
-int usmc_tp_verbs_hw_counter(usmc_tp *tp, const char *name, uint64_t *v)
+int vb_hw_counter(usmc_tp *tp, const char *name, uint64_t *v)
 {
 	vb_dev *d;
 	char path[256], line[64], *end;
 
-	if (!tp || tp->ops != &usmc_tp_verbs_ops || !name || strchr(name, '/'))
+	if (!tp || tp->ops != &vb_ops || !name || strchr(name, '/'))
 		return USMC_ERR_INVALID_ARGUMENT;
 	d = vb_of(tp);
 	snprintf(path, sizeof(path), "%s/%s/ports/%u/hw_counters/%s",
@@ -510,7 +509,7 @@ int usmc_tp_verbs_hw_counter(usmc_tp *tp, const char *name, uint64_t *v)
 	return end == line ? USMC_ERR_NOTFOUND : 0;
 }
 
-const usmc_tp_ops usmc_tp_verbs_ops = {
+const usmc_tp_ops vb_ops = {
 	.name = "verbs",
 	.open = vb_open,
 	.close = vb_close,

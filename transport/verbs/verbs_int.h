@@ -132,7 +132,11 @@ static inline vb_dev *vb_of(usmc_tp *tp)
 	return (vb_dev *)tp;
 }
 
-/* verbs_dev.c */
+/* verbs_dev.c: the ops table, and what usmc_tp_verbs.h's
+ * usmc_tp_verbs_device_count / _hw_counter reach through the module */
+extern const usmc_tp_ops vb_ops;
+int vb_device_count(void);
+int vb_hw_counter(usmc_tp *tp, const char *name, uint64_t *v);
 vb_mr *vb_mr_by_lkey(vb_dev *d, uint32_t lkey);
 int vb_backlog_push(vb_dev *d, const usmc_wc *wc);
 
