@@ -12,64 +12,38 @@
 
 #include "verbs_int.h"
 
-static int parse_u32(const char *v, size_t n, uint32_t *out)
-{
-	uint64_t x = 0;
-
-	if (!n || n > 10)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] < '0' || v[i] > '9')
-			return -1;
-		x = x * 10 + (uint64_t)(v[i] - '0');
-	}
-	if (x > UINT32_MAX)
-		return -1;
-	*out = (uint32_t)x;
-	return 0;
-}
-
 int usmc_verbs_parse_opts(const char *s, vb_opts *o)
 {
+	const char *cur = s;
+	usmc_tp_opt t = {0};
+	uint32_t n;
+
 	memset(o, 0, sizeof(*o));
 	o->gid_index = -1;
-	while (s && *s) {
-		const char *end = strchr(s, ',');
-		size_t len = end ? (size_t)(end - s) : strlen(s);
-		const char *eq = memchr(s, '=', len);
-		size_t klen, vlen;
-		const char *v;
-		uint32_t n;
-
-		if (!eq)
+	while (usmc_tp_opt_next(s, &cur, &t)) {
+		if (!t.val)
 			return USMC_ERR_INVALID_ARGUMENT;
-		klen = (size_t)(eq - s);
-		v = eq + 1;
-		vlen = len - klen - 1;
-#define KEY(k) (klen == sizeof(k) - 1 && !memcmp(s, k, klen))
-		if (KEY("dev")) {
-			if (!vlen || vlen >= sizeof(o->dev) ||
-			    memchr(v, '/', vlen))
+		if (usmc_tp_opt_key_is(&t, "dev")) {
+			if (!t.vlen || t.vlen >= sizeof(o->dev) ||
+			    memchr(t.val, '/', t.vlen))
 				return USMC_ERR_INVALID_ARGUMENT;
-			memcpy(o->dev, v, vlen);
-			o->dev[vlen] = 0;
-		} else if (KEY("port")) {
-			if (parse_u32(v, vlen, &n) || !n || n > 255)
+			memcpy(o->dev, t.val, t.vlen);
+			o->dev[t.vlen] = 0;
+		} else if (usmc_tp_opt_key_is(&t, "port")) {
+			if (usmc_tp_opt_u32(&t, &n) || !n || n > 255)
 				return USMC_ERR_INVALID_ARGUMENT;
 			o->port = n;
-		} else if (KEY("gid_index")) {
-			if (parse_u32(v, vlen, &n) || n > 65535)
+		} else if (usmc_tp_opt_key_is(&t, "gid_index")) {
+			if (usmc_tp_opt_u32(&t, &n) || n > 65535)
 				return USMC_ERR_INVALID_ARGUMENT;
 			o->gid_index = (int)n;
-		} else if (KEY("cqe")) {
-			if (parse_u32(v, vlen, &n) || n < 16 || n > (1u << 22))
+		} else if (usmc_tp_opt_key_is(&t, "cqe")) {
+			if (usmc_tp_opt_u32(&t, &n) || n < 16 || n > (1u << 22))
 				return USMC_ERR_INVALID_ARGUMENT;
 			o->cqe = n;
 		} else {
 			return USMC_ERR_INVALID_ARGUMENT;
 		}
-#undef KEY
-		s = end ? end + 1 : NULL;
 	}
 	/* a GID index names an entry of one port of one device */
 	if (o->gid_index >= 0 && !o->dev[0])
