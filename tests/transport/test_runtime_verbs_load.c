@@ -27,6 +27,7 @@
 
 #include "usmc.h"
 #include "usmc_clc.h"
+#include "usmc_stream_test.h"
 #include "usmc_test.h"
 
 #ifdef USMC_HAVE_VERBS
@@ -35,52 +36,6 @@
 static int lfd = -1;
 static uint16_t port;		  /* network order */
 static char no_ns[PATH_MAX + 64]; /* why case 2 cannot run ("" if it can) */
-
-static uint8_t pat(uint64_t i, uint8_t seed)
-{
-	return (uint8_t)((i * 197 + (i >> 11) + seed) ^ (i >> 19));
-}
-
-/* Writes |n| bytes of the pattern through |fd|, over usmc or the kernel. */
-static int put(int fd, int via_usmc, size_t n, uint8_t seed)
-{
-	uint8_t buf[8192];
-	size_t off = 0;
-
-	while (off < n) {
-		size_t k = n - off < sizeof(buf) ? n - off : sizeof(buf);
-		ssize_t w;
-
-		for (size_t i = 0; i < k; i++)
-			buf[i] = pat(off + i, seed);
-		w = via_usmc ? usmc_send(fd, buf, k, 0) : send(fd, buf, k, 0);
-		if (w <= 0)
-			return -1;
-		off += (size_t)w;
-	}
-	return 0;
-}
-
-/* Bytes up to EOF if every one matched, -1 on a mismatch, -2 on error. */
-static long get(int fd, int via_usmc, uint8_t seed)
-{
-	uint8_t buf[6000];
-	long off = 0;
-
-	for (;;) {
-		ssize_t r = via_usmc ? usmc_recv(fd, buf, sizeof(buf), 0)
-				     : recv(fd, buf, sizeof(buf), 0);
-
-		if (r < 0)
-			return -2;
-		if (r == 0)
-			return off;
-		for (ssize_t i = 0; i < r; i++)
-			if (buf[i] != pat((uint64_t)off + (uint64_t)i, seed))
-				return -1;
-		off += r;
-	}
-}
 
 static int mapped(const char *needle)
 {
@@ -134,8 +89,10 @@ static void *peer(void *arg)
 	else
 		res->got = -5;
 	if (res->got != -5) {
-		res->got = get(afd, 0, 1);
-		if (res->got == LEN && put(afd, 0, LEN, 2))
+		res->got = usmc_test_recv_pat(usmc_test_kernel_recv, afd, 1,
+					      "peer");
+		if (res->got == LEN &&
+		    usmc_test_send_pat(usmc_test_kernel_send, afd, LEN, 2))
 			res->got = -4;
 	}
 	close(afd);
@@ -167,9 +124,10 @@ static void connect_check(const char *from, usmc_sock_info *in)
 		fprintf(stderr, "connect from %s: %s\n", from, strerror(errno));
 		CU_FAIL_FATAL("connect");
 	}
-	CU_ASSERT_EQUAL(put(fd, 1, LEN, 1), 0);
+	CU_ASSERT_EQUAL(usmc_test_send_pat(usmc_test_usmc_send, fd, LEN, 1), 0);
 	CU_ASSERT_EQUAL(usmc_shutdown(fd, SHUT_WR), 0);
-	USMC_ASSERT_EQ(get(fd, 1, 2), LEN);
+	USMC_ASSERT_EQ(usmc_test_recv_pat(usmc_test_usmc_recv, fd, 2, "client"),
+		       LEN);
 	pthread_join(th, NULL);
 	USMC_ASSERT_EQ(res.diag, SMC_CLC_DECL_NOSMCRDEV);
 	USMC_ASSERT_EQ(res.got, LEN);
