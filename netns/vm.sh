@@ -31,10 +31,10 @@ usmc_vm_capability() {
 			return
 		}
 	done
-	[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx insmod || {
+	if ! /bin/busybox --list 2>/dev/null | grep -qx insmod; then
 		echo "/bin/busybox is missing (apt-get install busybox-static)"
 		return
-	}
+	fi
 	# the initramfs has no libc: only busybox-static's busybox runs there
 	if ldd /bin/busybox >/dev/null 2>&1; then
 		echo "/bin/busybox is dynamically linked (install busybox-static)"
@@ -113,11 +113,11 @@ _usmc_vm_build() {
 	fi
 	usmc_lab_log "vm: fetched $(basename "$deb"); extracting"
 	dpkg-deb -x "$deb" "$tmp/root" || return 1
-	local kdir=$tmp/root/lib/modules/$kver initrd=$tmp/initrd
-	[ -r "$tmp/root/boot/vmlinuz-$kver" ] && [ -d "$kdir" ] || {
+	local kdir=$tmp/root/lib/modules/$kver
+	if [ ! -r "$tmp/root/boot/vmlinuz-$kver" ] || [ ! -d "$kdir" ]; then
 		usmc_lab_log "vm: $(basename "$deb") has no vmlinuz-$kver or modules"
 		return 1
-	}
+	fi
 	mkdir -p "$tmp/mods" || return 1
 	# busybox insmod cannot read .ko.xz: keep each module decompressed
 	for m in $USMC_VM_BASE_MODS $USMC_VM_SMC_MODS; do
@@ -165,8 +165,8 @@ usmc_vm_initrd() {
 
 # A TCP port on 127.0.0.1 that nothing listens on, for the socket netdev.
 usmc_vm_free_port() {
-	local p i
-	for i in $(seq 1 50); do
+	local p _
+	for _ in $(seq 1 50); do
 		p=$((20000 + RANDOM % 20000))
 		[ -z "$(ss -Hltn "sport = :$p" 2>/dev/null)" ] && {
 			echo $p

@@ -28,7 +28,7 @@ log=$out/guest-$role.log
 	ip link set eth0 up
 	# both sides wait for the link: the first scenario's markers and
 	# connections must not race the other VM's boot
-	for i in $(seq 1 200); do
+	for _ in $(seq 1 200); do
 		busybox ping -c1 -W1 "$peer" >/dev/null 2>&1 && break
 		[ -f "$out/guest-$role.abort" ] && break
 		sleep 0.2

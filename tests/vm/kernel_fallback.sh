@@ -61,7 +61,7 @@ host)
 	b_synack=$(opt "tcp.flags.ack == 1 && tcp.srcport == $B")
 	vm_log "SYNs with the SMC option/all: port $A SYN $a_syn, SYN-ACK $a_synack; port $B SYN $b_syn, SYN-ACK $b_synack"
 	[ "$a_syn" = 2/2 ] || vm_fail "the AF_SMC client's SYNs to $A: $a_syn with the SMC option, expected 2/2"
-	[ "$a_synack" = 0/2 ] && [ "$b_syn" = 0/2 ] && [ "$b_synack" = 0/2 ] ||
+	[ "$a_synack" = 0/2 ] && [ "$b_syn" = 0/2 ] && [ "$b_synack" = 0/2 ] || \
 		vm_fail "an SMC option where TCP has none (SYN-ACK $A $a_synack, SYN $B $b_syn, SYN-ACK $B $b_synack)"
 	;;
 esac
