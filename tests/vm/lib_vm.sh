@@ -179,13 +179,15 @@ vm_capture_check() {
 
 # vm_host_usmc_kernel UP DOWN N: host side of the usmc<->kernel cells: the
 # four results (usmc in VM 1 "srv", kernel in VM 2 "cli") say SMC-R with
-# N bytes verified, the kernel lists a link group, and the capture holds
-# two CLC handshakes and 2N bytes of RDMA WRITE payload, nothing malformed.
+# N bytes verified, and the capture holds two CLC handshakes and 2N bytes
+# of RDMA WRITE payload, nothing malformed.
 vm_host_usmc_kernel() {
 	local up=$1 down=$2 n=$3 t
 	for t in up.srv down.srv up.cli down.cli; do vm_expect_perf $t smcr "$n"; done
+	# not checked: when the usmc process exits it deletes its link group,
+	# and the kernel frees its side at once, so the listing taken after
+	# the runs may be empty; smc_diag and the capture are the proof here
 	cat "$VM_OUT/lgr.cli.txt"
-	grep -q '^lgr ' "$VM_OUT/lgr.cli.txt" || vm_fail "the kernel lists no SMC-R link group"
 	vm_capture_check "$up" "$down"
 	((CAP_CLC >= 2)) || vm_fail "the capture has $CAP_CLC CLC Confirms on ports $up/$down, expected 2"
 	((CAP_WRITE_BYTES >= 2 * n)) || vm_fail "RDMA WRITE payload $CAP_WRITE_BYTES < $((2 * n)) bytes"
