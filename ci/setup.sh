@@ -2,7 +2,7 @@
 # Installs what usmc needs to build and test on Debian 12. Idempotent.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config clang clang-format llvm
-      libcunit1-dev libpcap-dev zlib1g-dev libisal-dev libibverbs-dev rdma-core libbpf-dev
+      libcunit1-dev libpcap-dev zlib1g-dev libisal-dev libibverbs-dev ibverbs-providers rdma-core libbpf-dev
       valgrind tshark tcpdump iproute2 iptables socat iperf3 python3 procps util-linux
       redis-server redis-tools sockperf nginx-light curl
       qemu-system-x86 busybox-static xz-utils)

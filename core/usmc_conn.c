@@ -145,8 +145,10 @@ static void build_proposal(usmc_conn *conn, usmc_clc_msg *m)
 		p->ipv4_prefix_len = conn->params.ipv4.prefix_len;
 	}
 	if (v2) {
-		p->eid_cnt = 1;
-		memcpy(p->user_eids[0], s->ueid, SMC_MAX_EID_LEN);
+		/* smc_clc_send_proposal: every configured UEID */
+		p->eid_cnt = (uint8_t)s->ueid_cnt;
+		for (unsigned int i = 0; i < s->ueid_cnt; i++)
+			memcpy(p->user_eids[i], s->ueid[i], SMC_MAX_EID_LEN);
 		p->release = SMC_RELEASE;
 		memcpy(p->roce_gid, usmc_conn_dev(conn)->gid, 16);
 		p->max_conns = SMC_CONN_PER_LGR_MAX;
@@ -403,7 +405,7 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 	caps.smcr_v2 = !!(s->smc_versions & USMC_VERSION_V2);
 	caps.prefix_match = usmc_clc_prefix_match(p, &lp, 1);
 	caps.ueids = ueids;
-	caps.ueid_cnt = 1;
+	caps.ueid_cnt = s->ueid_cnt;
 	caps.max_conns = SMC_CONN_PER_LGR_MAX;
 	caps.max_links = SMC_LINKS_ADD_LNK_MAX;
 	memset(&ch, 0, sizeof(ch));
@@ -506,13 +508,35 @@ static void srv_rx_confirm(usmc_conn *conn, const usmc_clc_msg *m,
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM, ts);
 }
 
+/*
+ * The first link's CONFIRM_LINK exchange failed (no request or no response
+ * in time, or the link went down): as smcr_clnt_conf_first_link and
+ * smcr_serv_conf_first_link, look CLC_WAIT_TIME_SHORT for the peer's
+ * Decline before sending ours with |reason|. A peer that gave up first is
+ * heard (and gets no Decline back), so the two never cross. The link
+ * group goes now: a late CONFIRM_LINK finds nobody to answer it.
+ */
+void usmc_conn_wait_decline(usmc_conn *conn, uint32_t reason, usmc_tstamp ts)
+{
+	if (conn->mode != USMC_MODE_HANDSHAKE ||
+	    conn->clc_state == USMC_CLC_DONE ||
+	    conn->clc_state == USMC_CLC_WAIT_DECLINE)
+		return;
+	usmc_log(conn->ctx, USMC_LOG_INFO,
+		 "first link failed (%s): waiting for the peer's Decline",
+		 usmc_clc_decl_name(reason));
+	conn->clc_state = USMC_CLC_WAIT_DECLINE;
+	conn->decl_reason = reason;
+	conn->clc_expiry = ts + CLC_WAIT_TIME_SHORT;
+	usmc_conn_release_smc(conn, ts);
+}
+
 void usmc_conn_link_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
 {
 	if (conn->mode != USMC_MODE_HANDSHAKE)
 		return;
 	if (!ok) {
-		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_TIMEOUT_CL,
-					   ts);
+		usmc_conn_wait_decline(conn, SMC_CLC_DECL_TIMEOUT_CL, ts);
 		return;
 	}
 	conn_established(conn, ts);
@@ -716,6 +740,12 @@ usmc_tstamp usmc_conn_expiry(const usmc_conn *conn)
 
 void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
 {
+	if (conn->mode == USMC_MODE_HANDSHAKE && conn->clc_expiry <= ts &&
+	    conn->clc_state == USMC_CLC_WAIT_DECLINE) {
+		/* no Decline from the peer within CLC_WAIT_TIME_SHORT: ours */
+		usmc_conn_handshake_failed(conn, 0, conn->decl_reason, ts);
+		return;
+	}
 	if (conn->mode == USMC_MODE_HANDSHAKE && conn->clc_expiry <= ts) {
 		/* CLC_WAIT_TIME: a negative code, so connect() fails */
 		usmc_conn_handshake_failed(conn, USMC_ERR_TIMEOUT, 0, ts);

@@ -78,6 +78,10 @@ typedef struct usmc_device_info {
  * RNICs), and a process may reach peers through several. */
 #define USMC_DEVICES_MAX 8
 
+/* User EIDs one context offers: SMC_MAX_UEID, what Linux lets one
+ * configure (smc_clc_ueid_add); a Proposal may carry up to 8. */
+#define USMC_UEID_MAX 4
+
 typedef struct usmc_link_qp_info {
 	uint32_t qp_num;
 } usmc_link_qp_info;
@@ -154,8 +158,10 @@ typedef struct usmc_settings {
 	unsigned int ndevices;
 	/* USMC_VERSION_V1 | USMC_VERSION_V2 */
 	unsigned int smc_versions;
-	/* v2 user EID, 32 bytes, blank padded */
-	char ueid[32];
+	/* v2 user EIDs, 32 bytes each, blank padded, ueid_cnt of them (1 to
+	 * USMC_UEID_MAX): all offered in a Proposal, any one accepted */
+	char ueid[USMC_UEID_MAX][32];
+	unsigned int ueid_cnt;
 	/* v2 first-contact extension host name, blank padded */
 	char hostname[32];
 	/* CLC_WAIT_TIME 6 s, SMC_LLC_WAIT_TIME 2 s, testlink 30 s (0 off) */

@@ -10,7 +10,8 @@ void usmc_settings_default(usmc_settings *s)
 	s->rmb_size = 65536;
 	s->smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
 	memset(s->ueid, ' ', sizeof(s->ueid));
-	memcpy(s->ueid, "USMC", 4);
+	memcpy(s->ueid[0], "USMC", 4);
+	s->ueid_cnt = 1;
 	memset(s->hostname, ' ', sizeof(s->hostname));
 	memcpy(s->hostname, "usmc", 4);
 	s->clc_timeout = 6 * USMC_NS_PER_SEC;
@@ -122,7 +123,8 @@ int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (!(s->smc_versions & (USMC_VERSION_V1 | USMC_VERSION_V2)) ||
 	    s->send_wr < 2 || s->recv_wr < 2 || s->llc_timeout == 0 ||
-	    s->clc_timeout == 0 || s->ndevices > USMC_DEVICES_MAX)
+	    s->clc_timeout == 0 || s->ndevices > USMC_DEVICES_MAX ||
+	    s->ueid_cnt < 1 || s->ueid_cnt > USMC_UEID_MAX)
 		return USMC_ERR_INVALID_ARGUMENT;
 	zalloc = cb->calloc;
 	ctx = zalloc(1, sizeof(*ctx), user);

@@ -124,8 +124,14 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 		usmc_llc_cancel_conn(lgr, c);
 		/* still in the handshake: decline and carry on over TCP, as
 		 * the kernel does when the link cannot be made ready
-		 * (smc_connect_rdma: SMC_CLC_DECL_ERR_RDYLNK) */
-		if (c->mode == USMC_MODE_HANDSHAKE)
+		 * (smc_connect_rdma: SMC_CLC_DECL_ERR_RDYLNK). A dead link
+		 * ends the CONFIRM_LINK wait (smc_llc_wait), which the kernel
+		 * reports as TIMEOUT_CL after its look for a Decline. */
+		if (c->mode == USMC_MODE_HANDSHAKE &&
+		    (c->clc_state == USMC_CLC_CLI_WAIT_CLINK ||
+		     c->clc_state == USMC_CLC_SRV_WAIT_CLINK))
+			usmc_conn_wait_decline(c, SMC_CLC_DECL_TIMEOUT_CL, ts);
+		else if (c->mode == USMC_MODE_HANDSHAKE)
 			usmc_conn_handshake_failed(c, err,
 						   SMC_CLC_DECL_ERR_RDYLNK, ts);
 		else

@@ -481,8 +481,7 @@ void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 
 		lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
 		if (c)
-			usmc_conn_handshake_failed(c, 0,
-						   SMC_CLC_DECL_TIMEOUT_CL, ts);
+			usmc_conn_wait_decline(c, SMC_CLC_DECL_TIMEOUT_CL, ts);
 		else
 			usmc_lgr_terminate(lgr, USMC_ERR_TIMEOUT, 0, ts);
 		return;

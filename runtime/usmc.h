@@ -190,14 +190,19 @@ typedef struct usmc_stats {
 	uint64_t transport_opens; /* successful transport opens */
 	/* calls the preload's re-entry guard sent back to libc */
 	uint64_t preload_reentries;
+	/* softroce devices: packets accepted with an IPv4 ID inferred from
+	 * the ICRC (kernel rxe peers, a 16-bit check), and ICRC drops */
+	uint64_t icrc_inferred;
+	uint64_t icrc_dropped;
 } usmc_stats;
 
 void usmc_get_stats(usmc_stats *stats);
 
 /*
  * usmc_config_set overrides one setting from the environment; call before
- * the first socket. Keys: "transport", "smc_ports", "softroce_port",
- * "clc_wait_ms", "debug". Returns 0, or -1 with errno EINVAL.
+ * the first socket. Keys: "transport", "transport_options", "ueid",
+ * "smc_ports", "softroce_port", "clc_wait_ms", "debug". Returns 0, or -1
+ * with errno EINVAL.
  */
 int usmc_config_set(const char *key, const char *value);
 

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "softroce.h"
 #include "usmc_rt.h"
 
 #define USMC_CONF_DEFAULT "/etc/usmc.conf"
@@ -69,14 +70,151 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	fprintf(stderr, "usmc[%d]: %s\n", (int)getpid(), line);
 }
 
+/* Why the last usmc_config_apply refused a value; "" if it did not say. */
+static char apply_err[192];
+
+const char *usmc_config_error(void)
+{
+	return apply_err;
+}
+
+/* "key=value,key=value": each element has a key and '=' (what every
+ * backend's options share); the backend checks keys and values. */
+static int opts_syntax(const char *o, char *err, size_t errlen)
+{
+	int idx = 0;
+
+	for (const char *p = o; *p;) {
+		size_t len = strcspn(p, ",");
+		const char *eq = memchr(p, '=', len);
+
+		idx++;
+		if (!eq || eq == p) {
+			snprintf(err, errlen,
+				 "option %d (column %zu) \"%.*s\": want "
+				 "KEY=VALUE",
+				 idx, (size_t)(p - o) + 1,
+				 (int)(len > 64 ? 64 : len), p);
+			return -1;
+		}
+		for (const char *c = p; c < p + len; c++)
+			if (*c == ' ' || *c == '\t') {
+				snprintf(err, errlen,
+					 "option %d (column %zu): blank in "
+					 "\"%.*s\"",
+					 idx, (size_t)(c - o) + 1,
+					 (int)(len > 64 ? 64 : len), p);
+				return -1;
+			}
+		p += len;
+		if (*p)
+			p++;
+	}
+	return 0;
+}
+
+/* A transport options string for |transport|: softroce's are parsed as
+ * its open will (key and value), the others' only as KEY=VALUE lists. */
+int usmc_config_check_tp_options(const char *transport, const char *o,
+				 char *err, size_t errlen)
+{
+	err[0] = '\0';
+	if (strlen(o) >= USMC_TP_OPTS_MAX) {
+		snprintf(err, errlen, "longer than %d characters",
+			 USMC_TP_OPTS_MAX - 1);
+		return -1;
+	}
+	if (opts_syntax(o, err, errlen))
+		return -1;
+	if (!strcmp(transport, "softroce") &&
+	    usmc_softroce_check_options(o, err, errlen))
+		return -1;
+	return 0;
+}
+
+/* The kernel's smc_clc_ueid_valid on an EID upper-cased as smc-tools
+ * does: 1 to 32 characters, A-Z 0-9 '.' '-', the first A-Z or 0-9. */
+static int ueid_valid(const char *e, size_t n)
+{
+	if (!n || n > 32 ||
+	    !((e[0] >= 'A' && e[0] <= 'Z') || (e[0] >= '0' && e[0] <= '9')))
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((e[i] >= 'A' && e[i] <= 'Z') ||
+		      (e[i] >= '0' && e[i] <= '9') || e[i] == '.' ||
+		      e[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* "EID[,EID...]": up to USMC_UEID_MAX, each upper-cased, checked and
+ * blank padded to 32 bytes as the kernel stores it; no duplicates. */
+static int ueid_parse(usmc_rt_config *cfg, const char *v, char *err,
+		      size_t errlen)
+{
+	char list[USMC_UEID_MAX][32];
+	unsigned int n = 0;
+
+	for (const char *p = v;; p++) {
+		size_t len = strcspn(p, ",");
+		char up[33];
+
+		if (n == USMC_UEID_MAX) {
+			snprintf(err, errlen,
+				 "more than %d UEIDs (the kernel's "
+				 "SMC_MAX_UEID)",
+				 USMC_UEID_MAX);
+			return -1;
+		}
+		for (size_t i = 0; i < len && i < 32; i++)
+			up[i] = (char)(p[i] >= 'a' && p[i] <= 'z' ? p[i] - 32
+								  : p[i]);
+		if (!ueid_valid(up, len)) {
+			snprintf(err, errlen,
+				 "UEID %u (column %zu) \"%.*s\": 1-32 "
+				 "characters A-Z 0-9 . -, starting with a "
+				 "letter or digit",
+				 n + 1, (size_t)(p - v) + 1,
+				 (int)(len > 40 ? 40 : len), p);
+			return -1;
+		}
+		memset(list[n], ' ', 32);
+		memcpy(list[n], up, len);
+		for (unsigned int j = 0; j < n; j++)
+			if (!memcmp(list[j], list[n], 32)) {
+				snprintf(err, errlen,
+					 "UEID %u \"%.*s\" given twice", n + 1,
+					 (int)len, up);
+				return -1;
+			}
+		n++;
+		p += len;
+		if (!*p)
+			break;
+	}
+	memcpy(cfg->ueid, list, sizeof(list));
+	cfg->ueid_cnt = n;
+	return 0;
+}
+
 int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 {
 	char err[128];
 	char *end;
 	long v;
 
+	apply_err[0] = '\0';
 	if (!key || !value)
 		return -1;
+	if (!strcmp(key, "transport_options")) {
+		if (usmc_config_check_tp_options(cfg->transport, value,
+						 apply_err, sizeof(apply_err)))
+			return -1;
+		strcpy(cfg->transport_options, value);
+		return 0;
+	}
+	if (!strcmp(key, "ueid"))
+		return ueid_parse(cfg, value, apply_err, sizeof(apply_err));
 	if (!strcmp(key, "transport")) {
 		if (!*value || strlen(value) >= sizeof(cfg->transport))
 			return -1;
@@ -141,7 +279,8 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 	const char *v = getenv(env);
 
 	if (v && *v && usmc_config_apply(cfg, key, v))
-		usmc_rt_log(0, "ignoring %s=\"%s\": not a valid value", env, v);
+		usmc_rt_log(0, "ignoring %s=\"%s\": %s", env, v,
+			    *apply_err ? apply_err : "not a valid value");
 }
 
 /*
@@ -153,8 +292,9 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			 char *err, size_t errlen)
 {
-	static const char *const keys[] = {"synopt", "cgroup", "debug",
-					   "clc_wait_ms"};
+	static const char *const keys[] = {
+		"synopt", "cgroup", "debug", "clc_wait_ms", "transport_options",
+		"ueid"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -182,7 +322,8 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 		if (n != 2 || k == sizeof(keys) / sizeof(keys[0])) {
 			snprintf(err, errlen,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
-				 "synopt, cgroup, debug, clc_wait_ms",
+				 "synopt, cgroup, debug, clc_wait_ms, "
+				 "transport_options, ueid",
 				 path, line);
 			return -1;
 		}
@@ -191,9 +332,12 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			*c = (char)(*c >= 'a' && *c <= 'z' ? *c - 32 : *c);
 		if (!(getenv(env) && *getenv(env)) &&
 		    usmc_config_apply(cfg, key, val)) {
-			snprintf(err, errlen,
-				 "%s:%d: bad value \"%.64s\" for %s", path,
-				 line, val, key);
+			/* may be cut short: the path is the caller's */
+			if (snprintf(err, errlen,
+				     "%s:%d: bad value \"%.64s\" for %s%s%s",
+				     path, line, val, key,
+				     *apply_err ? ": " : "", apply_err) < 0)
+				err[0] = '\0';
 			return -1;
 		}
 		memset(l, ' ', len);
@@ -272,6 +416,8 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_TRANSPORT", "transport");
 	env_apply(cfg, "USMC_SOFTROCE_PORT", "softroce_port");
 	env_apply(cfg, "USMC_SMC_PORTS", "smc_ports");
+	env_apply(cfg, "USMC_TRANSPORT_OPTIONS", "transport_options");
+	env_apply(cfg, "USMC_UEID", "ueid");
 	if (!bad)
 		bad = rules_load_file(cfg, err, sizeof(err));
 	if (bad) {

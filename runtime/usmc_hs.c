@@ -11,7 +11,9 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,19 +30,24 @@ static const uint8_t smcr_eyecatcher[4] = {0xE2, 0xD4, 0xC3, 0xD9};
 
 /* Retry interval while only part of a CLC header has arrived. */
 #define PARTIAL_RECHECK_NS (2 * USMC_NS_PER_MS)
-/* Guard against a peer that stalls mid-handshake: a little more than the
- * core's CLC_WAIT_TIME, after which connect fails as the kernel's does. */
-#define HS_GUARD_NS	   (8 * USMC_NS_PER_SEC)
+/* Guard against a peer that stalls mid-handshake, beyond the core's own
+ * timers: a little more than its longest client path, an Accept at the
+ * end of CLC_WAIT_TIME (6 s) and then the first link's 4 s CONFIRM_LINK
+ * wait and 1 s look for a Decline. */
+#define HS_GUARD_NS	   (12 * USMC_NS_PER_SEC)
 /*
- * Server timeouts, all shorter than a client's CLC_WAIT_TIME (6 s), so a
- * broken handshake ends on the server's own clock and never holds up a
- * good client for longer than that client waits:
+ * Server timeouts. The first two end before a client's CLC_WAIT_TIME
+ * (6 s) for the Accept, so a broken start ends on the server's own clock
+ * and never holds up a good client for longer than that client waits:
  * - the rest of a Proposal whose eyecatcher has arrived;
- * - the whole exchange once the server answers (Accept to established);
  * - a wait behind a first contact with the same peer (server_begin).
+ * The guard of the whole exchange once the server answers (Accept to
+ * established) is a little more than the core's longest server path:
+ * CLC_WAIT_TIME for the Confirm, then the first link's 2 s CONFIRM_LINK
+ * wait and 1 s look for a Decline (docs/negotiation.md).
  */
 #define SRV_PROPOSAL_NS	   (2 * USMC_NS_PER_SEC)
-#define SRV_HS_GUARD_NS	   (4 * USMC_NS_PER_SEC)
+#define SRV_HS_GUARD_NS	   (10 * USMC_NS_PER_SEC)
 #define SRV_QUEUE_NS	   (2 * USMC_NS_PER_SEC)
 /* How long an accepted connection whose Proposal is read waits for the
  * process that uses it before this process runs the handshake anyway: a
@@ -243,6 +250,83 @@ void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail)
 	snprintf(s->fb_detail, sizeof(s->fb_detail), "%s", detail);
 }
 
+/* Peeks |need| bytes at the head of |fd|'s stream. Returns |need|, fewer
+ * at the end of the stream, or -1 with errno (EAGAIN if they are not all
+ * there on a nonblocking read). */
+static ssize_t peek_head(int fd, uint8_t *b, size_t need, int nonblock)
+{
+	for (;;) {
+		ssize_t n = usmc_real()->recv(
+			fd, b, need,
+			MSG_PEEK | (nonblock ? MSG_DONTWAIT : MSG_WAITALL));
+		struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+
+		if (n < 0 || (size_t)n >= need || n == 0)
+			return n;
+		if (usmc_real()->poll(&p, 1, 0) == 1 &&
+		    (p.revents & (POLLRDHUP | POLLHUP | POLLERR)))
+			return n; /* the rest never comes */
+		if (nonblock) {
+			errno = EAGAIN;
+			return -1;
+		}
+		/* a blocking peek cut short (a signal): the rest of a
+		 * message in flight comes within a round trip */
+	}
+}
+
+/*
+ * Called without the lock before the application's first read of a
+ * socket that fell back after sending a Decline (s->decl_check). A peer
+ * that declined before ours reached it (crossed Declines: another usmc,
+ * or a peer on other clocks than the kernel's, docs/negotiation.md) has
+ * its Decline at the head of the stream: it fell back when it sent it,
+ * so nothing of its application's can come before. A whole CLC Decline
+ * there is read and dropped; anything else ends the check untouched.
+ * Returns 0 to go on with the read, or -1 with errno as the read would
+ * have failed (EAGAIN, EINTR, ECONNRESET, ...).
+ */
+int usmc_hs_crossed_decline(usmc_sock *s, int fd, int flags)
+{
+	static const uint8_t decl[5] = {0xE2, 0xD4, 0xC3, 0xD9,
+					SMC_CLC_DECLINE};
+	uint8_t b[SMC_CLC_DECLINE_LEN_V2];
+	int fl = usmc_real()->fcntl(fd, F_GETFL);
+	int nonblock = (flags & MSG_DONTWAIT) || (fl >= 0 && (fl & O_NONBLOCK));
+	ssize_t n;
+	size_t len;
+
+	/* at least one byte, blocking as the read would */
+	n = usmc_real()->recv(fd, b, sizeof(decl),
+			      MSG_PEEK | (nonblock ? MSG_DONTWAIT : 0));
+	if (n < 0)
+		return -1;
+	if (n == 0 || memcmp(b, decl, (size_t)n))
+		goto done;
+	n = peek_head(fd, b, SMC_CLC_HDR_LEN, nonblock);
+	if (n < 0)
+		return -1;
+	if (n < SMC_CLC_HDR_LEN || memcmp(b, decl, sizeof(decl)))
+		goto done;
+	len = usmc_get_be16(b + 5);
+	if (len != SMC_CLC_DECLINE_LEN && len != SMC_CLC_DECLINE_LEN_V2)
+		goto done;
+	n = peek_head(fd, b, len, nonblock);
+	if (n < 0)
+		return -1;
+	if ((size_t)n < len || memcmp(b + len - 4, smcr_eyecatcher, 4))
+		goto done;
+	n = usmc_real()->recv(fd, b, len, MSG_DONTWAIT);
+	usmc_rt_log(1,
+		    "fd %d: the peer's Decline (%s 0x%08x) crossed ours: "
+		    "dropped, not handed to the application",
+		    fd, usmc_clc_decl_name(usmc_get_be32(b + 16)),
+		    usmc_get_be32(b + 16));
+done:
+	__atomic_store_n(&s->decl_check, 0, __ATOMIC_RELAXED);
+	return 0;
+}
+
 /* Queues an accepted child of listener |s->lsock| for accept(). */
 static void listener_enqueue(usmc_sock *s)
 {
@@ -298,7 +382,8 @@ void usmc_sock_hs_done(usmc_sock *s)
 			    s->fb_detail);
 	} else if (s->mode == USMC_SOCK_SMCR) {
 		usmc_g.stats.conns_smcr++;
-		usmc_rt_log(1, "fd %d: SMC-R established", s->fd);
+		usmc_rt_log(1, "fd %d: SMC-R established (SMC-Rv%d)", s->fd,
+			    s->smc_version);
 		/* The idle TCP connection tells us when the peer process is
 		 * gone (below). */
 		usmc_loop_watch(s, EPOLLRDHUP);

@@ -323,16 +323,20 @@ static void stats_at_exit(void)
 	st = usmc_g.stats;
 	st.link_groups = usmc_smc_lgr_count();
 	st.preload_reentries = usmc_reentry_count();
+	usmc_smc_icrc_counts(&st.icrc_inferred, &st.icrc_dropped);
 	pthread_mutex_unlock(&usmc_g.lock);
 	f = stats_out(v);
 	if (f) {
 		fprintf(f,
 			"usmc[%d]: stats: smcr=%llu fallback=%llu failed=%llu "
-			"link_groups=%llu preload_reentries=%llu\n",
+			"link_groups=%llu icrc_inferred=%llu icrc_dropped=%llu "
+			"preload_reentries=%llu\n",
 			(int)getpid(), (unsigned long long)st.conns_smcr,
 			(unsigned long long)st.conns_fallback,
 			(unsigned long long)st.conns_failed,
 			(unsigned long long)st.link_groups,
+			(unsigned long long)st.icrc_inferred,
+			(unsigned long long)st.icrc_dropped,
 			(unsigned long long)st.preload_reentries);
 		if (f != stderr)
 			fclose(f);

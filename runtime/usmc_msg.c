@@ -16,17 +16,30 @@
 #include "usmc_real.h"
 #include "usmc_sock.h"
 
+static int sock_mode_rx(int fd, usmc_sock **check);
+
 /* Vectored and message I/O. Fallback and plain sockets get the kernel
  * call itself; SMC-R gathers and scatters through usmc_send/usmc_recv. */
 static int sock_mode(int fd)
 {
+	return sock_mode_rx(fd, NULL);
+}
+
+/* As sock_mode; for a read, *|check| is the fallback socket whose first
+ * read looks for a crossed Decline (usmc_hs_crossed_decline), or NULL. */
+static int sock_mode_rx(int fd, usmc_sock **check)
+{
 	usmc_sock *s;
 	int m;
 
+	if (check)
+		*check = NULL;
 	if (usmc_sock_lock())
 		return -1;
 	s = usmc_sock_get(fd);
 	m = s ? (int)s->mode : USMC_SOCK_UNMANAGED;
+	if (check && s && s->mode == USMC_SOCK_TCP && s->decl_check)
+		*check = s;
 	if (s && s->mode == USMC_SOCK_HANDSHAKE)
 		m = USMC_SOCK_SMCR; /* usmc_send/recv wait or say EAGAIN */
 	if (s && s->mode == USMC_SOCK_FAILED)
@@ -79,9 +92,15 @@ ssize_t usmc_sendmsg(int fd, const struct msghdr *msg, int flags)
 ssize_t usmc_recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	ssize_t done = 0;
+	usmc_sock *chk;
 
-	if (sock_mode(fd) != USMC_SOCK_SMCR) {
-		ssize_t r = usmc_real()->recvmsg(fd, msg, flags);
+	if (sock_mode_rx(fd, &chk) != USMC_SOCK_SMCR) {
+		ssize_t r;
+
+		if (chk && !(flags & MSG_OOB) &&
+		    usmc_hs_crossed_decline(chk, fd, flags))
+			return -1;
+		r = usmc_real()->recvmsg(fd, msg, flags);
 
 		count_bytes(fd, r, 0);
 		return r;
@@ -134,13 +153,18 @@ ssize_t usmc_readv(int fd, const struct iovec *iov, int iovcnt)
 {
 	struct msghdr m = {.msg_iov = (struct iovec *)iov,
 			   .msg_iovlen = (size_t)iovcnt};
+	usmc_sock *chk;
 
 	if (iovcnt < 0 || iovcnt > IOV_MAX) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (sock_mode(fd) != USMC_SOCK_SMCR) {
-		ssize_t r = usmc_real()->readv(fd, iov, iovcnt);
+	if (sock_mode_rx(fd, &chk) != USMC_SOCK_SMCR) {
+		ssize_t r;
+
+		if (chk && usmc_hs_crossed_decline(chk, fd, 0))
+			return -1;
+		r = usmc_real()->readv(fd, iov, iovcnt);
 
 		count_bytes(fd, r, 0);
 		return r;

@@ -28,8 +28,18 @@
 /* usmc_parse_size parses "64M", "1k", "2G" (binary units). Returns 0 or -1. */
 int usmc_parse_size(const char *s, uint64_t *out);
 
+/* Longest transport options string ("key=value,..."), with its NUL. */
+#define USMC_TP_OPTS_MAX 256
+
 typedef struct usmc_rt_config {
 	char transport[32];
+	/* passed to every device the runtime opens (a rule's "options" go
+	 * after them): USMC_TRANSPORT_OPTIONS, "set transport_options" */
+	char transport_options[USMC_TP_OPTS_MAX];
+	/* user EIDs offered and accepted (SMC-Rv2), blank padded upper
+	 * case; ueid_cnt 0: the default USMC_UEID_DEFAULT */
+	char ueid[USMC_UEID_MAX][32];
+	unsigned int ueid_cnt;
 	uint16_t softroce_port;
 	int smc_ports_set;
 	usmc_portset smc_ports;
@@ -72,6 +82,9 @@ struct usmc_sock {
 	int error_reported;
 	uint32_t fb_code;
 	uint32_t peer_diag;
+	/* fell back after sending a Decline: the first read looks for a
+	 * crossed Decline of the peer's (usmc_hs_crossed_decline) */
+	int decl_check;
 	char fb_detail[128];
 	usmc_conn *conn;
 	/* CLC message being read: |clc_need| is its length once the header
@@ -158,6 +171,16 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void usmc_config_load_env(usmc_rt_config *cfg);
 int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value);
+/* Checks transport options |o| for |transport| as the config does: 0, or
+ * -1 with "option N (column C) ...: why" in |err|. */
+int usmc_config_check_tp_options(const char *transport, const char *o,
+				 char *err, size_t errlen);
+/* Why the last usmc_config_apply refused its value ("" if no more is
+ * known than that the value is bad). */
+const char *usmc_config_error(void);
+
+/* The UEID every usmc process offers unless told otherwise (ueid). */
+#define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"
 
 /* usmc_loop.c */
 int usmc_rt_init(void); /* idempotent; starts the progress thread */
@@ -315,6 +338,9 @@ int usmc_smc_clc_hdr_len(const uint8_t hdr[8]);
 int usmc_smc_has_lgr(const uint8_t peer_id[8]);
 /* Number of distinct link groups the process has used. */
 uint64_t usmc_smc_lgr_count(void);
+/* softroce's ICRC counters summed over the process's devices: packets
+ * taken with an inferred IPv4 ID (kernel rxe's), packets dropped. */
+void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped);
 /* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
  * starts its thread once per process. */
 void usmc_stat_start(void);

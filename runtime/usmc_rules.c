@@ -435,22 +435,23 @@ static int parse_one(rule_lex *lx, usmc_rule *r)
 		snprintf(prev, sizeof(prev), "%s", tok);
 		if (strcmp(prev, "program") && strcmp(prev, "local") &&
 		    strcmp(prev, "remote") && strcmp(prev, "port") &&
-		    strcmp(prev, "transport"))
+		    strcmp(prev, "transport") && strcmp(prev, "options"))
 			return lex_err(lx, at,
 				       "unknown keyword \"%s\" (want program, "
-				       "local, remote, port or transport)",
+				       "local, remote, port, transport or "
+				       "options)",
 				       prev);
 		if ((!strcmp(prev, "program") && r->program[0]) ||
 		    (!strcmp(prev, "local") && r->nlocal) ||
 		    (!strcmp(prev, "remote") && r->nremote) ||
 		    (!strcmp(prev, "port") && r->has_ports) ||
-		    (!strcmp(prev, "transport") && r->transport[0]))
+		    (!strcmp(prev, "transport") && r->transport[0]) ||
+		    (!strcmp(prev, "options") && r->options[0]))
 			return lex_err(lx, at, "\"%s\" given twice", prev);
-		if (!strcmp(prev, "transport") && r->action != USMC_RULE_SMC)
+		if ((!strcmp(prev, "transport") || !strcmp(prev, "options")) &&
+		    r->action != USMC_RULE_SMC)
 			return lex_err(lx, at,
-				       "\"transport\" only goes with smc "
-				       "rules%s",
-				       "");
+				       "\"%s\" only goes with smc rules", prev);
 		n = lex_tok(lx, tok, sizeof(tok), &at);
 		if (!n)
 			return lex_err(lx, kat, "\"%s\" needs a value", prev);
@@ -488,6 +489,19 @@ static int parse_one(rule_lex *lx, usmc_rule *r)
 					       "\"%s\"",
 					       tok);
 			memcpy(r->transport, tok, n + 1);
+		} else if (!strcmp(prev, "options")) {
+			char oerr[192];
+
+			if (n >= sizeof(r->options))
+				return lex_err(lx, at,
+					       "options too long (max 127): "
+					       "\"%.40s...\"",
+					       tok);
+			/* keys and values: by the transport when it opens */
+			if (usmc_config_check_tp_options("", tok, oerr,
+							 sizeof(oerr)))
+				return lex_err(lx, at, "options: %s", oerr);
+			memcpy(r->options, tok, n + 1);
 		} else {
 			char perr[128];
 
@@ -583,7 +597,7 @@ int usmc_rules_use_local(const usmc_rules *rs)
 int usmc_rules_name_transport(const usmc_rules *rs)
 {
 	for (int i = 0; i < rs->n; i++)
-		if (rs->v[i].transport[0])
+		if (rs->v[i].transport[0] || rs->v[i].options[0])
 			return 1;
 	return 0;
 }

@@ -48,6 +48,7 @@ typedef struct usmc_rule_net {
 #define USMC_RULE_PROG 128
 #define USMC_RULE_SRC  96
 #define USMC_RULE_TEXT 160
+#define USMC_RULE_OPTS 128
 
 typedef struct usmc_rule {
 	int action; /* USMC_RULE_SMC or USMC_RULE_TCP */
@@ -60,6 +61,9 @@ typedef struct usmc_rule {
 	/* smc rules: the transport the connection's device uses ("" =
 	 * USMC_TRANSPORT) */
 	char transport[32];
+	/* smc rules: transport options added after USMC_TRANSPORT_OPTIONS
+	 * for the connections this rule decides ("" = none) */
+	char options[USMC_RULE_OPTS];
 	int from_ports;		   /* the USMC_SMC_PORTS rule */
 	char src[USMC_RULE_SRC];   /* file name, or the variable */
 	int line;		   /* 1-based, 0 for USMC_SMC_PORTS */
@@ -94,7 +98,7 @@ int usmc_rules_set_ports(usmc_rules *rs, int at, const usmc_portset *ps);
 int usmc_rules_has_smc(const usmc_rules *rs);
 /* Nonzero if some rule has a local address condition. */
 int usmc_rules_use_local(const usmc_rules *rs);
-/* Nonzero if some rule names a transport. */
+/* Nonzero if some rule names a transport or transport options. */
 int usmc_rules_name_transport(const usmc_rules *rs);
 
 /* What is known about a socket; NULL/0 fields are unknown. */

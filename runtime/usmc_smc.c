@@ -33,12 +33,11 @@
 #include "usmc_fault.h"
 #include "usmc_transport.h"
 
-#define USMC_UEID_DEFAULT "USMC-DEFAULT-UEID"
 /* as the kernel's smc_ib_modify_qp_rtr/rts */
-#define QP_TIMEOUT	  15
-#define QP_RETRY_CNT	  7
-#define QP_RNR_RETRY	  7
-#define QP_MIN_RNR_TMR	  5
+#define QP_TIMEOUT     15
+#define QP_RETRY_CNT   7
+#define QP_RNR_RETRY   7
+#define QP_MIN_RNR_TMR 5
 
 /* A closed socket's TCP connection, held open until its close flag has
  * reached the peer (usmc_smc_close). */
@@ -70,7 +69,9 @@ typedef struct rt_link {
  * connections and links. Completions are routed by (device, QPN). */
 typedef struct rt_dev {
 	char tp_name[32]; /* as configured: "softroce", "fault:softroce" */
-	uint32_t addr;	  /* network order */
+	/* the options it was opened with: transport_options, a rule's */
+	char tp_opts[USMC_TP_OPTS_MAX + USMC_RULE_OPTS];
+	uint32_t addr; /* network order */
 	usmc_tp *tp;
 	usmc_port_attr port;
 	int fd;
@@ -84,6 +85,7 @@ typedef struct rt_dev {
  * first failure. */
 typedef struct rt_dev_fail {
 	char tp_name[32];
+	char tp_opts[USMC_TP_OPTS_MAX + USMC_RULE_OPTS];
 	uint32_t addr;
 	char why[160];
 	uint64_t retry_at;
@@ -177,6 +179,23 @@ int usmc_smc_clc_hdr_len(const uint8_t hdr[8])
 uint64_t usmc_smc_lgr_count(void)
 {
 	return smc.n_lgr;
+}
+
+void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped)
+{
+	*inferred = *dropped = 0;
+	for (unsigned int i = 0; i < smc.ndevs; i++) {
+		usmc_tp *tp = smc.devs[i].tp;
+		usmc_softroce_stats st;
+
+		/* fault:softroce: its inner device */
+		if (!strncmp(smc.devs[i].tp_name, "fault", 5))
+			tp = usmc_fault_inner(tp);
+		if (tp && !usmc_softroce_get_stats(tp, &st)) {
+			*inferred += st.rx_icrc_id;
+			*dropped += st.drop_icrc;
+		}
+	}
 }
 
 int usmc_smc_dev_fd(unsigned int i)
@@ -570,6 +589,9 @@ static void smc_post(void)
 			else
 				snprintf(d, sizeof(d), "%s",
 					 usmc_clc_decl_str(code));
+			/* the core sent a Decline: the peer's may cross it */
+			s->decl_check = code != USMC_DECL_PEERDECL &&
+					code != USMC_DECL_PEERNOSMC;
 			usmc_sock_fallback(s, code, d);
 		} else if (ev & (1u << USMC_EV_ERROR)) {
 			int e = usmc_errno_from(usmc_conn_error(s->conn));
@@ -637,10 +659,17 @@ static void pad_blank(char *dst, size_t n, const char *src)
 	memcpy(dst, src, l < n ? l : n);
 }
 
-/* Opens |name| on |local|, adds it to the core ctx (made with the first
- * device) as device smc.ndevs. 0, or -1 with |why|. */
-static int dev_open(const char *name, const struct sockaddr_in *local,
-		    char *why, size_t wlen)
+/* What a transport says once (softroce: how it checks rxe's packets). */
+static void tp_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	usmc_rt_log(level, "%s", msg);
+}
+
+/* Opens |name| with options |opts| on |local|, adds it to the core ctx
+ * (made with the first device) as device smc.ndevs. 0, or -1 with |why|. */
+static int dev_open(const char *name, const char *opts,
+		    const struct sockaddr_in *local, char *why, size_t wlen)
 {
 	rt_dev *dev = &smc.devs[smc.ndevs];
 	usmc_device_info di;
@@ -651,11 +680,17 @@ static int dev_open(const char *name, const struct sockaddr_in *local,
 	memset(&cfg, 0, sizeof(cfg));
 	memcpy(&cfg.local_addr, local, sizeof(*local));
 	cfg.udp_port = usmc_g.cfg.softroce_port;
+	cfg.log = tp_log;
+	cfg.options = *opts ? opts : NULL;
 	memset(dev, 0, sizeof(*dev));
 	r = usmc_tp_open(name, &cfg, &dev->tp);
 	if (r < 0) {
 		dev->tp = NULL;
-		if (is_sr && *usmc_softroce_share_status())
+		if (strstr(name, "softroce") && *usmc_softroce_option_error())
+			/* transport_options or a rule's options */
+			snprintf(why, wlen, "transport %s: options: %s", name,
+				 usmc_softroce_option_error());
+		else if (is_sr && *usmc_softroce_share_status())
 			snprintf(why, wlen, "softroce: %s",
 				 usmc_softroce_share_status());
 		else if (!strncmp(name, "fault", 5) && *usmc_fault_last_error())
@@ -689,8 +724,16 @@ static int dev_open(const char *name, const struct sockaddr_in *local,
 		system_id_init(dev->port.mac);
 		memcpy(smc.settings.system_id, smc.system_id, 8);
 		smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
-		pad_blank(smc.settings.ueid, sizeof(smc.settings.ueid),
-			  USMC_UEID_DEFAULT);
+		if (usmc_g.cfg.ueid_cnt) {
+			memcpy(smc.settings.ueid, usmc_g.cfg.ueid,
+			       sizeof(smc.settings.ueid));
+			smc.settings.ueid_cnt = usmc_g.cfg.ueid_cnt;
+		} else {
+			pad_blank(smc.settings.ueid[0],
+				  sizeof(smc.settings.ueid[0]),
+				  USMC_UEID_DEFAULT);
+			smc.settings.ueid_cnt = 1;
+		}
 		if (gethostname(host, sizeof(host) - 1) == 0)
 			pad_blank(smc.settings.hostname,
 				  sizeof(smc.settings.hostname), host);
@@ -709,6 +752,7 @@ static int dev_open(const char *name, const struct sockaddr_in *local,
 		goto fail;
 	}
 	snprintf(dev->tp_name, sizeof(dev->tp_name), "%s", name);
+	snprintf(dev->tp_opts, sizeof(dev->tp_opts), "%s", opts);
 	dev->addr = local->sin_addr.s_addr;
 	dev->fd = usmc_tp_get_fd(dev->tp);
 	smc.ndevs++;
@@ -720,10 +764,11 @@ fail:
 	return -1;
 }
 
-/* The device for a connection from |local| over transport |name|: its
- * index, or -NOSMCRDEV with |detail| (the reason it cannot open). */
-static int dev_get(const char *name, const struct sockaddr_in *local,
-		   char *detail, size_t dlen)
+/* The device for a connection from |local| over transport |name| with
+ * options |opts|: its index, or -NOSMCRDEV with |detail| (the reason it
+ * cannot open). Devices differing only in options are distinct. */
+static int dev_get(const char *name, const char *opts,
+		   const struct sockaddr_in *local, char *detail, size_t dlen)
 {
 	uint32_t a = local->sin_addr.s_addr;
 	char as[INET_ADDRSTRLEN], why[160];
@@ -732,13 +777,16 @@ static int dev_get(const char *name, const struct sockaddr_in *local,
 	unsigned int i;
 
 	for (i = 0; i < smc.ndevs; i++)
-		if (smc.devs[i].addr == a && !strcmp(smc.devs[i].tp_name, name))
+		if (smc.devs[i].addr == a &&
+		    !strcmp(smc.devs[i].tp_name, name) &&
+		    !strcmp(smc.devs[i].tp_opts, opts))
 			return (int)i;
 	inet_ntop(AF_INET, &local->sin_addr, as, sizeof(as));
 	now = usmc_rt_now();
 	for (i = 0; i < smc.nfails; i++)
 		if (smc.fails[i].addr == a &&
-		    !strcmp(smc.fails[i].tp_name, name))
+		    !strcmp(smc.fails[i].tp_name, name) &&
+		    !strcmp(smc.fails[i].tp_opts, opts))
 			f = &smc.fails[i];
 	if (f && now < f->retry_at) {
 		snprintf(detail, dlen, "%s", f->why);
@@ -753,15 +801,15 @@ static int dev_get(const char *name, const struct sockaddr_in *local,
 		smc.table_full_said = 1;
 		return -(int)USMC_DECL_NOSMCRDEV;
 	}
-	if (dev_open(name, local, why, sizeof(why)) == 0) {
+	if (dev_open(name, opts, local, why, sizeof(why)) == 0) {
 		rt_dev *d = &smc.devs[smc.ndevs - 1];
 
 		if (f) /* it opens now: forget the failure */
 			*f = smc.fails[--smc.nfails];
 		usmc_rt_log(1,
-			    "device %u: transport %s on %s opened (udp port "
-			    "%u, mtu enum %u)",
-			    smc.ndevs - 1, name, as, d->port.udp_port,
+			    "device %u: transport %s on %s opened (options "
+			    "\"%s\", udp port %u, mtu enum %u)",
+			    smc.ndevs - 1, name, as, opts, d->port.udp_port,
 			    d->port.active_mtu);
 		usmc_loop_rearm_timer(); /* the loop watches its fd */
 		return (int)smc.ndevs - 1;
@@ -772,6 +820,7 @@ static int dev_get(const char *name, const struct sockaddr_in *local,
 	if (!f && smc.nfails < DEV_FAILS_MAX) {
 		f = &smc.fails[smc.nfails++];
 		snprintf(f->tp_name, sizeof(f->tp_name), "%s", name);
+		snprintf(f->tp_opts, sizeof(f->tp_opts), "%s", opts);
 		f->addr = a;
 	}
 	if (f) {
@@ -782,32 +831,43 @@ static int dev_get(const char *name, const struct sockaddr_in *local,
 }
 
 /* The transport for a connection: the one its deciding smc rule names
- * (docs/rules.md, "transport"), else USMC_TRANSPORT. The rules are
- * evaluated again with the connection's real addresses. */
+ * (docs/rules.md, "transport"), else USMC_TRANSPORT; its options in
+ * |opts|: USMC_TRANSPORT_OPTIONS, then the rule's "options" (a key given
+ * in both: the rule's wins, being later). The rules are evaluated again
+ * with the connection's real addresses. */
 static const char *conn_transport(const usmc_sock *s,
 				  const struct sockaddr_in *local,
-				  const struct sockaddr_in *peer)
+				  const struct sockaddr_in *peer, char *opts,
+				  size_t olen)
 {
 	const usmc_rules *rs = &usmc_g.cfg.rules;
+	const usmc_rule *r;
 	usmc_rule_net ln, rn;
 	usmc_rule_query q = {program_invocation_short_name, NULL, NULL,
 			     s->port};
 	int idx;
 
+	snprintf(opts, olen, "%s", usmc_g.cfg.transport_options);
 	if (!usmc_rules_name_transport(rs))
 		return usmc_g.cfg.transport;
 	if (!usmc_rule_net_from_sa(&ln, local))
 		q.local = &ln;
 	if (!usmc_rule_net_from_sa(&rn, peer))
 		q.remote = &rn;
-	if (usmc_rules_eval(rs, &q, &idx) == USMC_RULE_SMC && idx >= 0 &&
-	    rs->v[idx].transport[0])
-		return rs->v[idx].transport;
-	return usmc_g.cfg.transport;
+	if (usmc_rules_eval(rs, &q, &idx) != USMC_RULE_SMC || idx < 0)
+		return usmc_g.cfg.transport;
+	r = &rs->v[idx];
+	if (r->options[0])
+		snprintf(opts, olen, "%s%s%s", usmc_g.cfg.transport_options,
+			 usmc_g.cfg.transport_options[0] ? "," : "",
+			 r->options);
+	return r->transport[0] ? r->transport : usmc_g.cfg.transport;
 }
 
 int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 {
+	char opts[USMC_TP_OPTS_MAX + USMC_RULE_OPTS];
+	const char *tp;
 	struct sockaddr_in local, peer;
 	socklen_t l1 = sizeof(local), l2 = sizeof(peer);
 	usmc_conn_params p;
@@ -823,7 +883,8 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 			     s->clc_buf ? s->clc_buf[7] >> 4 : 2);
 		return USMC_DECL_PEERNOSMC;
 	}
-	dev = dev_get(conn_transport(s, &local, &peer), &local, detail, dlen);
+	tp = conn_transport(s, &local, &peer, opts, sizeof(opts));
+	dev = dev_get(tp, opts, &local, detail, dlen);
 	if (dev < 0) {
 		/* No device: tell the peer, who is waiting for CLC. The
 		 * server has read the whole Proposal already. */

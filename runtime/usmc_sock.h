@@ -60,6 +60,7 @@ struct usmc_synopt *usmc_hs_synopt(void);
 /* 1 if the peer did not send the SMC TCP option (fallen back, no CLC). */
 int usmc_hs_synopt_says_tcp(usmc_sock *s);
 void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail);
+int usmc_hs_crossed_decline(usmc_sock *s, int fd, int flags);
 /* Starts the CLC exchange on a connected client socket. */
 void usmc_hs_client_start(usmc_sock *s);
 /* |s| no longer may make the first contact with its peer. */

@@ -628,6 +628,10 @@ static ssize_t io_call(int fd, void *buf, size_t len, int flags, int is_send)
 	case IO_ERR:
 		return -1;
 	case IO_KERNEL:
+		if (!is_send && s && !(flags & MSG_OOB) &&
+		    __atomic_load_n(&s->decl_check, __ATOMIC_RELAXED) &&
+		    usmc_hs_crossed_decline(s, fd, flags))
+			return -1;
 		r = is_send ? usmc_real()->send(fd, buf, len, flags)
 			    : usmc_real()->recv(fd, buf, len, flags);
 		if (r > 0 && s)
@@ -918,6 +922,7 @@ void usmc_get_stats(usmc_stats *stats)
 	*stats = usmc_g.stats;
 	stats->link_groups = usmc_smc_lgr_count();
 	stats->preload_reentries = usmc_reentry_count();
+	usmc_smc_icrc_counts(&stats->icrc_inferred, &stats->icrc_dropped);
 	usmc_sock_unlock();
 }
 

@@ -242,12 +242,18 @@ static void help(void)
 	       "round trip),\n"
 	       "    'verify:', 'connections:', 'link_groups:'.\n"
 	       "    JSON keys: role, mode, path (\"smcr\"|\"tcp\"), transport, "
-	       "fallback_reason,\n"
+	       "smc_version\n"
+	       "    (1|2, null for TCP), fallback_reason, "
+	       "fallback_detail,\n"
 	       "    fallback_code, peer_diagnosis, bytes, seconds, gbps, "
 	       "round_trips,\n"
 	       "    latency_us {p50,p90,p99,p999,max}, verify "
 	       "(\"ok\"|\"failed\"|\"off\"),\n"
-	       "    connections, link_groups; on failure error (text) and "
+	       "    connections, link_groups, icrc_inferred, icrc_dropped "
+	       "(softroce: packets\n"
+	       "    taken with an IPv4 ID inferred from the ICRC, ICRC "
+	       "drops); on failure\n"
+	       "    error (text) and "
 	       "error_at\n"
 	       "    (CLOCK_REALTIME seconds of the first error). A failed "
 	       "stream's bytes\n"
@@ -885,6 +891,11 @@ static void report(const char *role, result *rs, int n)
 					    ? in->transport
 					    : (opt.transport ? opt.transport
 							     : "softroce"));
+		fprintf(f, ",\"smc_version\":");
+		if (smcr && r0->have_info)
+			fprintf(f, "%d", r0->info.smc_version);
+		else
+			fprintf(f, "null");
 		fprintf(f, ",\"fallback_reason\":");
 		if (fb)
 			json_str(f, in->fallback_name);
@@ -922,11 +933,13 @@ static void report(const char *role, result *rs, int n)
 			fprintf(f, ",\"latency_us\":null");
 		fprintf(f,
 			",\"verify\":\"%s\",\"connections\":%d,"
-			"\"link_groups\":%" PRIu64 ",\"ok\":%s",
+			"\"link_groups\":%" PRIu64 ",\"icrc_inferred\":%" PRIu64
+			",\"icrc_dropped\":%" PRIu64 ",\"ok\":%s",
 			verify == VERIFY_OK	  ? "ok"
 			: verify == VERIFY_FAILED ? "failed"
 						  : "off",
-			n, st.link_groups, ok ? "true" : "false");
+			n, st.link_groups, st.icrc_inferred, st.icrc_dropped,
+			ok ? "true" : "false");
 		if (!ok) {
 			for (int i = 0; i < n; i++)
 				if (!rs[i].ok) {

@@ -27,6 +27,7 @@ static void usage(FILE *f)
 		"       usmc-rules [--program NAME] --listen ADDR:PORT "
 		"[--peer ADDR]\n"
 		"       usmc-rules --list\n"
+		"       usmc-rules --check-setting KEY VALUE\n"
 		"Loads the rules as a usmc process would and lists them, or "
 		"says\n"
 		"which rule decides a connection, and why, and over which "
@@ -132,6 +133,25 @@ int main(int argc, char **argv)
 	char why[512], s1[64], s2[64];
 	int listen_mode = 0, list = 0, o, v, idx;
 	uint16_t port;
+
+	/* usmc-run's check of the settings it was given: a setting's value
+	 * as the runtime would take it (the transport from USMC_TRANSPORT) */
+	if (argc == 4 && !strcmp(argv[1], "--check-setting")) {
+		cfg = calloc(1, sizeof(*cfg));
+		if (!cfg)
+			return 2;
+		strcpy(cfg->transport, "softroce");
+		if (getenv("USMC_TRANSPORT") && *getenv("USMC_TRANSPORT"))
+			usmc_config_apply(cfg, "transport",
+					  getenv("USMC_TRANSPORT"));
+		v = usmc_config_apply(cfg, argv[2], argv[3]);
+		if (v)
+			fprintf(stderr, "%s \"%s\": %s\n", argv[2], argv[3],
+				*usmc_config_error() ? usmc_config_error()
+						     : "not a valid value");
+		free(cfg);
+		return v ? 1 : 0;
+	}
 
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {

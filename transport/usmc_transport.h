@@ -49,6 +49,10 @@ typedef struct usmc_tp_config {
 	 * (sim: the usmc_tp_sim_world it attaches to); NULL for the others.
 	 * Decorators pass it on unchanged. */
 	void *backend_ctx;
+	/* Where a backend says, once, something its user should know (level
+	 * 0 error, 1 info); may be NULL. Called from the device's calls. */
+	void (*log)(void *arg, int level, const char *msg);
+	void *log_arg;
 } usmc_tp_config;
 
 /* Port attributes (ibv_query_port + GID). */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * RoCEv2 packets: the decoder, then the receive path of a softroce QP in
+ * RoCEv2 packets: the decoder, the IPv4 ID solver, then the receive path of a softroce QP in
  * RTS (responder and completer) fed without a socket. Asserts that the
  * decode accounts for every byte, and that a packet never writes outside
  * the memory it was given: a target MR (only [0, length) of its pages), a
@@ -206,7 +206,31 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size > sizeof(buf))
 		return 0;
 
-	/* 2. the QP's receive path, steered */
+	/* 2. the IPv4 ID solver (softroce's icrc=verify): the ID it gives
+	 * makes the carried ICRC right, and an ICRC made with any ID (taken
+	 * from input bytes 2-3) gives that ID back */
+	if (size >= USMC_ROCE_BTH_LEN + USMC_ROCE_ICRC_LEN) {
+		static const uint8_t sa[4] = {10, 0, 0, 2},
+				     da[4] = {10, 0, 0, 1};
+		uint8_t iph[20], udph[8];
+		uint32_t c0, icrc = usmc_get_le32(data + size - 4);
+		uint16_t id, want = usmc_get_be16(data + 2);
+
+		usmc_roce_ipv4_hdr(iph, sa, da, size, 64);
+		usmc_roce_udp_hdr(udph, 0xc000, 4791, size);
+		c0 = usmc_roce_icrc_ipv4(iph, udph, data, size - 4);
+		if (!usmc_roce_icrc_ipv4_id(c0, icrc, size, &id)) {
+			usmc_put_be16(iph + 4, id);
+			CHECK(usmc_roce_icrc_ipv4(iph, udph, data, size - 4) ==
+			      icrc);
+		}
+		usmc_put_be16(iph + 4, want);
+		icrc = usmc_roce_icrc_ipv4(iph, udph, data, size - 4);
+		CHECK(!usmc_roce_icrc_ipv4_id(c0, icrc, size, &id) &&
+		      id == want);
+	}
+
+	/* 3. the QP's receive path, steered */
 	replenish(size);
 	memcpy(buf, data, size);
 	if (size >= USMC_ROCE_BTH_LEN) {

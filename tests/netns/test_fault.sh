@@ -12,6 +12,9 @@ t_need_cmd python3 timeout ss
 t_need_perf
 t_lab_up
 export USMC_TRANSPORT=fault:softroce
+# strict: every corrupted packet fails the ICRC; the default (verify)
+# would take 2^-16 of them for a kernel rxe packet with a nonzero IPv4 ID
+export USMC_TRANSPORT_OPTIONS=icrc=strict
 export USMC_FAULT_CTL_DIR=$t_work/ctl
 mkdir "$USMC_FAULT_CTL_DIR" || t_fail "cannot make $USMC_FAULT_CTL_DIR"
 T_FATAL_S=${T_FATAL_S:-5}

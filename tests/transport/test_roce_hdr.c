@@ -668,6 +668,124 @@ static void test_icrc_captured(void)
 	}
 }
 
+/* Kernel rxe's packets carry pseudo-random IPv4 IDs: the ICRC computed as
+ * softroce receives them (the header it builds, ID 0) differs, and the ID
+ * recovered from the difference is the one on the wire. */
+static void test_icrc_id_captured(void)
+{
+	int nonzero = 0;
+
+	for (size_t i = 0; i < NFRAMES; i++) {
+		const uint8_t *ip;
+		size_t len = load(i, &ip);
+		uint8_t iph[20], udph[8];
+		uint16_t id = 0, wire_id = usmc_get_be16(ip + 4);
+		uint32_t icrc = usmc_get_le32(ip + 28 + len - 4), c0;
+
+		usmc_roce_ipv4_hdr(iph, ip + 12, ip + 16, len, 64);
+		usmc_roce_udp_hdr(udph, usmc_get_be16(ip + 20),
+				  usmc_get_be16(ip + 22), len);
+		c0 = usmc_roce_icrc_ipv4(iph, udph, ip + 28, len - 4);
+		USMC_ASSERT_EQ(usmc_roce_icrc_ipv4_id(c0, icrc, len, &id), 0);
+		USMC_ASSERT_EQ(id, wire_id);
+		nonzero += wire_id != 0;
+		/* one flipped payload bit: no ID explains it */
+		pkt_buf[28 + len - 5] ^= 0x04;
+		c0 = usmc_roce_icrc_ipv4(iph, udph, ip + 28, len - 4);
+		CU_ASSERT_NOT_EQUAL(usmc_roce_icrc_ipv4_id(c0, icrc, len, &id),
+				    0);
+		pkt_buf[28 + len - 5] ^= 0x04;
+	}
+	CU_ASSERT(nonzero > 0); /* the capture does have nonzero IDs */
+}
+
+static uint32_t ref_mulmod(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+
+	for (int k = 31; k >= 0; k--) {
+		if (a >> k & 1)
+			p ^= b;
+		b = (b & 1) ? (b >> 1) ^ 0xedb88320u : b >> 1;
+	}
+	return p;
+}
+
+/* x^-e * x^e = 1 for the powers of two and some others. */
+static void test_gf2_xinv(void)
+{
+	uint32_t x2k = 0x40000000u; /* x */
+
+	for (uint32_t k = 0; k < 24; k++) {
+		USMC_ASSERT_EQ(ref_mulmod(usmc_roce_gf2_xinv(1u << k), x2k),
+			       0x80000000u);
+		x2k = ref_mulmod(x2k, x2k);
+	}
+	for (uint32_t e = 0; e < 3000; e += 7) {
+		uint32_t xe = 0x80000000u;
+
+		for (uint32_t j = 0; j < e; j++)
+			xe = ref_mulmod(xe, 0x40000000u);
+		USMC_ASSERT_EQ(ref_mulmod(usmc_roce_gf2_xinv(e), xe),
+			       0x80000000u);
+	}
+}
+
+/* Every length an RoCEv2 packet can have up to 4 KiB MTU, random IDs and
+ * contents: the ID comes back; a flipped bit anywhere in what the ICRC
+ * covers (but the ID) or in the ICRC itself is caught but for the 2^-16
+ * the 16 ID bits leave, which the count bounds. */
+static void test_icrc_id_solver(void)
+{
+	static uint8_t b[4200];
+	uint8_t iph[20], udph[8];
+	static const uint8_t sa[4] = {10, 1, 2, 3}, da[4] = {10, 1, 2, 4};
+	uint64_t r = 0x243f6a8885a308d3ULL;
+	unsigned long tries = 0, missed = 0;
+
+	for (size_t len = 16; len <= sizeof(b); len += 1) {
+		uint32_t icrc, c0;
+		uint16_t id, got = 0;
+		size_t bit;
+
+		for (size_t i = 0; i < len; i++) {
+			r = r * 6364136223846793005ULL + 1442695040888963407ULL;
+			b[i] = (uint8_t)(r >> 56);
+		}
+		b[0] = 0x04; /* SEND ONLY, TVer 0 */
+		id = (uint16_t)(r >> 20);
+		if (len % 97 == 0)
+			id = 0;
+		usmc_roce_ipv4_hdr(iph, sa, da, len, 64);
+		usmc_roce_udp_hdr(udph, 0xc000 + (uint16_t)len, 4791, len);
+		c0 = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+		usmc_put_be16(iph + 4, id);
+		icrc = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+		USMC_ASSERT_EQ_FATAL(
+			usmc_roce_icrc_ipv4_id(c0, icrc, len, &got), 0);
+		USMC_ASSERT_EQ_FATAL(got, id);
+		/* one flipped bit: payload/header (recompute), or the ICRC */
+		bit = (size_t)(r >> 8) % ((len - 4) * 8 + 32);
+		if (bit / 8 == 4) /* BTH FECN/BECN/resv: masked */
+			bit += 8;
+		if (bit < (len - 4) * 8) {
+			b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			usmc_put_be16(iph + 4, 0);
+			c0 = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+		} else {
+			icrc ^= 1u << (bit - (len - 4) * 8);
+		}
+		tries++;
+		missed += usmc_roce_icrc_ipv4_id(c0, icrc, len, &got) == 0;
+	}
+	/* a single flipped bit: 4185 cases, at 2^-16 each none expected */
+	USMC_ASSERT_EQ(missed, 0);
+	USMC_ASSERT_EQ(tries, sizeof(b) - 15);
+	/* lengths the solver refuses */
+	USMC_ASSERT_EQ(usmc_roce_icrc_ipv4_id(0, 1, 15, &(uint16_t){0}), -1);
+	USMC_ASSERT_EQ(usmc_roce_icrc_ipv4_id(0, 1, 70000, &(uint16_t){0}), -1);
+}
+
 /* Re-encoding the decoded fields gives the captured header bytes. */
 static void test_reencode_captured(void)
 {
@@ -936,11 +1054,60 @@ static void test_icrc_crc_matches_zlib(void)
 	free(buf);
 }
 
+/* Every single flipped bit of a full 4 KiB-MTU packet sent with a nonzero
+ * ID, in what the ICRC covers from the BTH on (but the masked byte 4) and
+ * in the ICRC itself, is refused: the first single-bit error an inferred
+ * ID could explain lies 214135 bits (26 KB) after the ID. */
+static void test_icrc_id_every_bit(void)
+{
+	static uint8_t b[4200];
+	static const uint8_t sa[4] = {10, 1, 2, 3}, da[4] = {10, 1, 2, 4};
+	uint8_t iph[20], udph[8];
+	const size_t len = sizeof(b), nbits = (len - 4) * 8;
+	uint32_t icrc, c0;
+	unsigned long refused = 0;
+	uint16_t id;
+
+	for (size_t i = 0; i < len; i++)
+		b[i] = (uint8_t)(i * 151 + 3);
+	b[0] = 0x04;
+	usmc_roce_ipv4_hdr(iph, sa, da, len, 64);
+	usmc_roce_udp_hdr(udph, 0xc001, 4791, len);
+	usmc_put_be16(iph + 4, 0xbeef);
+	icrc = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+	usmc_put_be16(iph + 4, 0);
+	for (size_t bit = 0; bit < nbits + 32; bit++) {
+		uint32_t carried = icrc;
+
+		if (bit / 8 == 4)
+			continue; /* FECN, BECN, resv: masked */
+		if (bit < nbits)
+			b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		else
+			carried ^= 1u << (bit - nbits);
+		c0 = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+		refused += usmc_roce_icrc_ipv4_id(c0, carried, len, &id) != 0;
+		if (bit < nbits)
+			b[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+	}
+	USMC_ASSERT_EQ(refused, nbits + 32 - 8);
+	c0 = usmc_roce_icrc_ipv4(iph, udph, b, len - 4);
+	USMC_ASSERT_EQ(usmc_roce_icrc_ipv4_id(c0, icrc, len, &id), 0);
+	USMC_ASSERT_EQ(id, 0xbeef);
+}
+
 static CU_TestInfo tests[] = {
 	{"ICRC CRC-32 equals zlib's, sizes and alignments",
 	 test_icrc_crc_matches_zlib},
 	{"decode captured rxe packets", test_decode_captured},
 	{"ICRC of captured rxe packets", test_icrc_captured},
+	{"IPv4 ID of captured rxe packets from their ICRC",
+	 test_icrc_id_captured},
+	{"x^-e modulo the CRC-32 polynomial", test_gf2_xinv},
+	{"IPv4 ID solver: all lengths, random IDs, flipped bits",
+	 test_icrc_id_solver},
+	{"IPv4 ID solver: every single-bit error of a 4 KiB packet",
+	 test_icrc_id_every_bit},
 	{"re-encode captured headers", test_reencode_captured},
 	{"every truncation rejected", test_truncation},
 	{"bad TVer, opcode, pad", test_bad_fields},

@@ -149,6 +149,107 @@ static void test_decline_names(void)
 	CU_ASSERT_STRING_EQUAL(usmc_decline_name(0x12345678), "UNKNOWN");
 }
 
+/* transport_options: softroce's checked key by key with the position;
+ * another transport's only as KEY=VALUE lists. A rule's "options". */
+static void test_config_tp_options(void)
+{
+	usmc_rt_config c;
+	usmc_rules rs;
+	char err[256];
+
+	memset(&c, 0, sizeof(c));
+	strcpy(c.transport, "softroce");
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "transport_options",
+					 "icrc=strict,mtu=2048,port=4800"),
+		       0);
+	CU_ASSERT_STRING_EQUAL(c.transport_options,
+			       "icrc=strict,mtu=2048,port=4800");
+	USMC_ASSERT_EQ(
+		usmc_config_apply(&c, "transport_options", "mtu=1024,icrc=x"),
+		-1);
+	CU_ASSERT_STRING_EQUAL(usmc_config_error(),
+			       "option 2 (column 10) \"icrc=x\": icrc is "
+			       "verify, strict or off");
+	CU_ASSERT_STRING_EQUAL(c.transport_options,
+			       "icrc=strict,mtu=2048,port=4800");
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "transport_options", "nokey"), -1);
+	CU_ASSERT_STRING_EQUAL(usmc_config_error(),
+			       "option 1 (column 1) \"nokey\": want KEY=VALUE");
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "transport_options", "zap=1"), -1);
+	CU_ASSERT(strstr(usmc_config_error(), "unknown key") != NULL);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "transport_options", "a=1, b=2"),
+		       -1);
+	/* sim and fault:softroce: the backend checks at open */
+	strcpy(c.transport, "fault:softroce");
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "transport_options",
+					 "drop=p=0.1,inner=softroce"),
+		       0);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "transport_options", "=1"), -1);
+
+	memset(&rs, 0, sizeof(rs));
+	USMC_ASSERT_EQ(usmc_rules_parse(&rs, "smc port 7000 options mtu=512",
+					"t", err, sizeof(err)),
+		       0);
+	CU_ASSERT_STRING_EQUAL(rs.v[0].options, "mtu=512");
+	CU_ASSERT(usmc_rules_name_transport(&rs));
+	memset(&rs, 0, sizeof(rs));
+	USMC_ASSERT_EQ(usmc_rules_parse(&rs, "tcp port 7000 options mtu=512",
+					"t", err, sizeof(err)),
+		       -1);
+	CU_ASSERT_STRING_EQUAL(err,
+			       "t:1:15: \"options\" only goes with smc rules");
+	memset(&rs, 0, sizeof(rs));
+	USMC_ASSERT_EQ(usmc_rules_parse(&rs, "smc options mtu=512,x", "t", err,
+					sizeof(err)),
+		       -1);
+	CU_ASSERT_STRING_EQUAL(err, "t:1:13: options: option 2 (column 9) "
+				    "\"x\": want KEY=VALUE");
+}
+
+/* ueid: as smcr ueid add / smc_clc_ueid_valid: upper-cased, blank padded
+ * to 32, A-Z 0-9 . - starting alphanumeric, at most 4, no duplicates. */
+static void test_config_ueid(void)
+{
+	usmc_rt_config c;
+	char want[32];
+
+	memset(&c, 0, sizeof(c));
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "lab.Eid-1,X9"), 0);
+	USMC_ASSERT_EQ(c.ueid_cnt, 2);
+	memset(want, ' ', 32);
+	memcpy(want, "LAB.EID-1", 9);
+	USMC_ASSERT_MEM_EQ(c.ueid[0], want, 32);
+	memset(want, ' ', 32);
+	memcpy(want, "X9", 2);
+	USMC_ASSERT_MEM_EQ(c.ueid[1], want, 32);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid",
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"),
+		       0); /* 32: no padding left */
+	USMC_ASSERT_MEM_EQ(c.ueid[0], "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345", 32);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "A,B,C,D"), 0);
+	USMC_ASSERT_EQ(c.ueid_cnt, 4);
+	/* refused, and the list stays as it was */
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "A,B,C,D,E"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid",
+					 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456"),
+		       -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", ".A"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "-A"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "A B"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "A_B"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "A,,B"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "A,"), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", ""), -1);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "abc,ABC"), -1);
+	CU_ASSERT_STRING_EQUAL(usmc_config_error(),
+			       "UEID 2 \"ABC\" given twice");
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "ueid", "OK,b@d"), -1);
+	CU_ASSERT(strstr(usmc_config_error(), "UEID 2 (column 4) \"b@d\"") !=
+		  NULL);
+	USMC_ASSERT_EQ(c.ueid_cnt, 4);
+	USMC_ASSERT_MEM_EQ(c.ueid[3], "D       ", 8);
+}
+
 static CU_TestInfo tests[] = {
 	{"port list parse", test_portset_parse},
 	{"port list merge", test_portset_merge},
@@ -156,6 +257,8 @@ static CU_TestInfo tests[] = {
 	{"port list range limit", test_portset_limit},
 	{"size suffixes", test_parse_size},
 	{"settings from strings", test_config},
+	{"transport_options and rule options", test_config_tp_options},
+	{"ueid lists as the kernel takes them", test_config_ueid},
 	{"decline names", test_decline_names},
 	CU_TEST_INFO_NULL,
 };

@@ -58,6 +58,17 @@ static void hook(void *arg, const uint8_t *p, size_t len,
 }
 
 static uint32_t rq_psn_next = RQ_PSN;
+static const char *wire_opts; /* the device's options string */
+static int log_calls;	      /* the device's usmc_tp_config.log */
+static char log_msg[256];
+
+static void wire_log(void *arg, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	log_calls++;
+	snprintf(log_msg, sizeof(log_msg), "%s", msg);
+}
 
 static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 {
@@ -71,6 +82,9 @@ static int wire_open(wire *w, uint8_t mtu, uint8_t min_rnr)
 	w->local.sin_family = AF_INET;
 	inet_pton(AF_INET, "127.0.0.1", &w->local.sin_addr);
 	memcpy(&cfg.local_addr, &w->local, sizeof(w->local));
+	cfg.options = wire_opts;
+	cfg.log = wire_log;
+	log_calls = 0;
 	for (int i = 0; i < 50 && rc; i++) {
 		w->port = (uint16_t)(30000 + (getpid() * 3 + i * 17) % 20000);
 		cfg.udp_port = w->port;
@@ -161,8 +175,11 @@ static void cap_decode(wire *w, int i, usmc_roce_pkt *p)
 		       p->icrc);
 }
 
-/* Sends a packet from the peer, with a correct ICRC. */
-static void inject(wire *w, usmc_roce_pkt *p, const uint8_t *pl, size_t plen)
+/* Sends a packet from the peer whose ICRC is right for IPv4 ID |ip_id|
+ * (the ID a UDP socket does not show), then flips bit |flip| of the UDP
+ * payload (-1: none; the ICRC's bits come last). */
+static void inject_id(wire *w, usmc_roce_pkt *p, const uint8_t *pl, size_t plen,
+		      uint16_t ip_id, long flip)
 {
 	static uint8_t b[8192];
 	uint8_t iph[20], udph[8];
@@ -182,12 +199,21 @@ static void inject(wire *w, usmc_roce_pkt *p, const uint8_t *pl, size_t plen)
 	n += pad;
 	usmc_roce_ipv4_hdr(iph, (const uint8_t *)&w->peer.sin_addr,
 			   (const uint8_t *)&w->local.sin_addr, n + 4, 64);
+	usmc_put_be16(iph + 4, ip_id);
 	usmc_roce_udp_hdr(udph, ntohs(w->peer.sin_port), w->port, n + 4);
 	usmc_put_le32(b + n, usmc_roce_icrc_ipv4(iph, udph, b, n));
 	n += 4;
+	if (flip >= 0)
+		b[flip / 8] ^= (uint8_t)(1u << (flip % 8));
 	usmc_softroce_input(w->tp, b, n, (const struct sockaddr *)&w->peer,
 			    (const struct sockaddr *)&w->local, w->now);
 	advance(w, 0);
+}
+
+/* Sends a packet from the peer, with a correct ICRC for ID 0. */
+static void inject(wire *w, usmc_roce_pkt *p, const uint8_t *pl, size_t plen)
+{
+	inject_id(w, p, pl, plen, 0, -1);
 }
 
 static void inject_ack(wire *w, uint8_t syn, uint32_t psn)
@@ -551,6 +577,98 @@ static void test_responder_acks(void)
 	USMC_ASSERT_EQ(w.nwc, 3);
 	USMC_ASSERT_EQ(usmc_softroce_qp_expected_psn(w.qp), RQ_PSN + 3);
 	wire_close(&w);
+}
+
+/* Kernel rxe's IPv4 IDs: packets whose ICRC is right for a random
+ * nonzero ID are delivered byte for byte (icrc=verify, the default) and
+ * counted; one flipped bit in the payload, the header or the ICRC drops
+ * the packet (drop_icrc) with nothing delivered; icrc=strict takes ID 0
+ * only. */
+static void test_icrc_rxe_ids(void)
+{
+	static const char *const modes[] = {NULL, "icrc=strict"};
+	uint64_t r = 0x9e3779b97f4a7c15ULL;
+
+	for (int m = 0; m < 2; m++) {
+		usmc_softroce_stats st;
+		uint8_t msg[1024];
+		uint32_t psn = RQ_PSN;
+		int nrecv = 0;
+		wire w;
+
+		wire_opts = modes[m];
+		wire_open(&w, USMC_IB_MTU_1024, 5);
+		for (int i = 0; i < 64; i++)
+			post_recv(&w, 100 + (uint64_t)i, (size_t)i * 1024,
+				  1024);
+		for (int i = 0; i < 40; i++) {
+			usmc_roce_pkt p;
+			size_t plen;
+			uint16_t id;
+			long flip = -1, hlen = 12;
+			int bad = i >= 30, delivered;
+
+			r = r * 6364136223846793005ULL + 1;
+			plen = 1 + (size_t)(r >> 33) % sizeof(msg);
+			id = (uint16_t)(r >> 17);
+			if (!id || i == 0)
+				id = (uint16_t)(i + 1);
+			for (size_t k = 0; k < plen; k++)
+				msg[k] = (uint8_t)(r >> (k % 56) ^ k);
+			if (bad) { /* payload, header (not byte 4), ICRC */
+				long pbits = (long)(hlen + (long)plen) * 8;
+
+				if (i % 3 == 0)
+					flip = hlen * 8 +
+					       (long)(r >> 40) %
+						       ((long)plen * 8);
+				else if (i % 3 == 1)
+					flip = 8 * 8 + (long)(r >> 40) % 32;
+				else
+					flip = pbits +
+					       ((4 - (long)(plen & 3)) & 3) *
+						       8 +
+					       (long)(r >> 40) % 32;
+			}
+			memset(&p, 0, sizeof(p));
+			p.opcode = USMC_IB_OPCODE_RC_SEND_ONLY;
+			p.psn = psn;
+			w.nwc = 0;
+			inject_id(&w, &p, msg, plen, id, flip);
+			delivered = !bad && m == 0;
+			USMC_ASSERT_EQ_FATAL(w.nwc, delivered);
+			if (!delivered)
+				continue;
+			USMC_ASSERT_EQ(w.wcs[0].status, USMC_WC_SUCCESS);
+			USMC_ASSERT_EQ(w.wcs[0].byte_len, plen);
+			USMC_ASSERT_MEM_EQ((uint8_t *)w.mr->addr +
+						   (size_t)nrecv * 1024,
+					   msg, plen);
+			nrecv++;
+			psn = usmc_psn_add(psn, 1);
+		}
+		usmc_softroce_get_stats(w.tp, &st);
+		USMC_ASSERT_EQ(st.rx_icrc_id, m == 0 ? 30 : 0);
+		USMC_ASSERT_EQ(st.drop_icrc, m == 0 ? 10 : 40);
+		USMC_ASSERT_EQ(nrecv, m == 0 ? 30 : 0);
+		/* said once, naming what protects the data */
+		USMC_ASSERT_EQ(log_calls, m == 0 ? 1 : 0);
+		if (m == 0)
+			CU_ASSERT(strstr(log_msg, "16-bit ICRC check") != NULL);
+		/* ID 0 passes either way */
+		{
+			usmc_roce_pkt p;
+
+			memset(&p, 0, sizeof(p));
+			p.opcode = USMC_IB_OPCODE_RC_SEND_ONLY;
+			p.psn = psn;
+			w.nwc = 0;
+			inject_id(&w, &p, msg, 100, 0, -1);
+			USMC_ASSERT_EQ(w.nwc, 1);
+		}
+		wire_close(&w);
+		wire_opts = NULL;
+	}
 }
 
 static void test_responder_write_segments(void)
@@ -1029,6 +1147,8 @@ static CU_TestInfo tests[] = {
 	{"responder ACK, duplicate, one NAK per gap", test_responder_acks},
 	{"responder WRITE FIRST/MIDDLE/LAST", test_responder_write_segments},
 	{"responder NAKs", test_responder_errors},
+	{"rxe's random IPv4 IDs: delivered, corruption dropped, strict",
+	 test_icrc_rxe_ids},
 	{"replay of a kernel rxe session: same ACKs",
 	 test_replay_kernel_session},
 	CU_TEST_INFO_NULL,

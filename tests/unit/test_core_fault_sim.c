@@ -332,9 +332,10 @@ static void test_fail_post_llc(void)
 
 /* First contact, the server's CONFIRM_LINK request cannot be posted: the
  * new link group ends while its connection is still in the handshake, so
- * the server declines (SMC_CLC_DECL_ERR_RDYLNK, as smc_connect_rdma when a
- * link cannot be made ready) and both ends carry on over TCP, rather than
- * the server's connection failing. */
+ * the server declines (SMC_CLC_DECL_TIMEOUT_CL, as smcr_serv_conf_first_link
+ * when the request cannot be sent, after its second's look for a Decline)
+ * and both ends carry on over TCP, rather than the server's connection
+ * failing. */
 static void test_fail_post_first_contact(void)
 {
 	usmc_settings st = small_settings(16384);
@@ -352,7 +353,7 @@ static void test_fail_post_first_contact(void)
 	USMC_ASSERT_EQ(s->ev[USMC_EV_ESTABLISHED] + s->ev[USMC_EV_ERROR], 0);
 	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
 	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
-		       SMC_CLC_DECL_ERR_RDYLNK);
+		       SMC_CLC_DECL_TIMEOUT_CL);
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED] + c->ev[USMC_EV_ERROR], 0);
 	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
 	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));

@@ -9,6 +9,8 @@
 #include "usmc_core_test.h"
 #include "usmc_llc.h"
 
+#define MSEC USMC_NS_PER_MS
+
 /* The CLC messages in |buf| (several back to back): their types. */
 static int clc_types(const uint8_t *buf, size_t len, uint8_t *types, int max,
 		     usmc_clc_msg *last)
@@ -493,10 +495,69 @@ static void test_linux_accept(void)
 					      ? in.u.ac.qp_mtu
 					      : USMC_IB_MTU_1024);
 	USMC_ASSERT_EQ(m.u.ac.rmbe_idx, 1);
-	/* no CONFIRM_LINK from this server: TIMEOUT_CL after 4 s */
-	usmc_sim_run(sim, usmc_sim_now(sim) + 5 * SEC);
+	/* no CONFIRM_LINK from this server: after 4 s the client looks
+	 * 1 s more for the server's Decline (smcr_clnt_conf_first_link)
+	 * before it declines TIMEOUT_CL itself */
+	c->clc_sent_len = 0;
+	usmc_sim_run(sim, usmc_sim_now(sim) + 4900 * MSEC);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(c->clc_sent_len, 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 100 * MSEC);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
 	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
 		       SMC_CLC_DECL_TIMEOUT_CL);
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 4, &m),
+		       1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.u.decl.peer_diagnosis, SMC_CLC_DECL_TIMEOUT_CL);
+	usmc_sim_del(sim);
+}
+
+/* As test_linux_accept, but the server's Decline comes within the
+ * client's second after its CONFIRM_LINK wait: the client falls back
+ * with PEERDECL and sends no Decline of its own (nothing crosses). */
+static void test_linux_accept_peer_declines(void)
+{
+	static const char acc_hex[] =
+		"e2d4c3d90200a028eb1052540000000100000000000000000000ffff0a09"
+		"0001525400000001000011000003b601000000012300ff40b18c84670000"
+		"0014fd115345454454455354202020202020202020202020202020202020"
+		"202020202020000000000000000080200000286e6f6e6529202020202020"
+		"202020202020202020202020202020202020202000000000000000000000"
+		"000000000000e2d4c3d9";
+	uint8_t acc[256], dbuf[64];
+	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
+	usmc_sim *sim = usmc_sim_new(19);
+	usmc_settings st;
+	usmc_sim_node *a;
+	usmc_sim_ep *c;
+	usmc_clc_msg d;
+	usmc_ssize dn;
+
+	usmc_settings_default(&st);
+	memset(st.ueid, ' ', sizeof(st.ueid));
+	memcpy(st.ueid, "SEEDTEST", 8);
+	a = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	usmc_sim_clc_inject(c, acc, (size_t)n);
+	USMC_ASSERT_EQ_FATAL(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
+	c->clc_sent_len = 0; /* forget the Proposal and the Confirm */
+	usmc_sim_run(sim, usmc_sim_now(sim) + 4500 * MSEC);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
+	usmc_clc_decline_init(&d, SMC_CLC_DECL_TIMEOUT_CL, SMC_V2,
+			      (const uint8_t *)"\x52\x54\0\0\0\1\0\0");
+	dn = usmc_clc_encode(&d, dbuf, sizeof(dbuf));
+	CU_ASSERT_TRUE_FATAL(dn > 0);
+	usmc_sim_clc_inject(c, dbuf, (size_t)dn);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 5 * SEC);
+	USMC_ASSERT_EQ(c->clc_sent_len, 0);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
 	usmc_sim_del(sim);
 }
 
@@ -616,6 +677,105 @@ static void test_diffprefix(void)
 	usmc_sim_node_set_ipv4(b2, 0x0a020003, 24);
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a2, b2, &c, &s), 0);
 	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
+static void set_ueids(usmc_settings *st, const char *const *ids, unsigned n)
+{
+	memset(st->ueid, ' ', sizeof(st->ueid));
+	for (unsigned i = 0; i < n; i++)
+		memcpy(st->ueid[i], ids[i], strlen(ids[i]));
+	st->ueid_cnt = n;
+}
+
+/* UEID lists (smc_clc_send_proposal offers them all; smc_clc_match_eid
+ * takes the first of the client's the server has): a shared one gives
+ * SMC-Rv2 with that EID in the Accept; none shared gives SMC-Rv1 when
+ * both offer it, a decline with NOSMCDEV when only v2 is offered (as
+ * Linux: an EID mismatch stores no reason of its own), and DIFFPREFIX
+ * when v1 cannot run either (different subnets). */
+static void test_ueid_lists(void)
+{
+	static const char *const l1[] = {"LAB-A", "SHARED.1", "LAB-C"},
+				 *const l2[] = {"LAB-B", "SHARED.1"},
+				 *const l3[] = {"LAB-D"};
+	usmc_sim *sim = usmc_sim_new(31);
+	usmc_settings sa, sb;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_conn_info ci;
+	usmc_clc_msg m;
+	uint8_t types[4], want[32];
+
+	/* shared: v2, the Proposal carries all three, the Accept SHARED.1 */
+	usmc_settings_default(&sa);
+	usmc_settings_default(&sb);
+	set_ueids(&sa, l1, 3);
+	set_ueids(&sb, l2, 2);
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_conn_get_info(c->conn, &ci);
+	USMC_ASSERT_EQ(ci.smc_version, 2);
+	USMC_ASSERT_EQ_FATAL(
+		clc_types(c->clc_sent, c->clc_sent_len, types, 1, &m), 1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_PROPOSAL);
+	USMC_ASSERT_EQ(m.u.prop.eid_cnt, 3);
+	USMC_ASSERT_MEM_EQ(m.u.prop.user_eids[2], sa.ueid[2], 32);
+	USMC_ASSERT_EQ_FATAL(
+		clc_types(s->clc_sent, s->clc_sent_len, types, 1, &m), 1);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_ACCEPT);
+	memset(want, ' ', sizeof(want));
+	memcpy(want, "SHARED.1", 8);
+	USMC_ASSERT_MEM_EQ(m.u.ac.eid, want, 32);
+
+	/* none shared, v1 and v2 offered: v1 */
+	set_ueids(&sb, l3, 1);
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_conn_get_info(s->conn, &ci);
+	USMC_ASSERT_EQ(ci.smc_version, 1);
+
+	/* none shared, v2 only: decline NOSMCDEV, both fall back */
+	sa.smc_versions = sb.smc_versions = USMC_VERSION_V2;
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_NOSMCDEV);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_NOSMCDEV);
+
+	/* none shared, v1 and v2 offered, different subnets: DIFFPREFIX */
+	sa.smc_versions = sb.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+	a = usmc_sim_node_new(sim, &sa);
+	b = usmc_sim_node_new(sim, &sb);
+	usmc_sim_node_set_ipv4(a, 0x0a010002, 24);
+	usmc_sim_node_set_ipv4(b, 0x0a020003, 24);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_DIFFPREFIX);
+
+	/* a context takes 1 to USMC_UEID_MAX of them */
+	{
+		static const char *const l4[] = {"A", "B", "C", "D"};
+
+		set_ueids(&sa, l4, USMC_UEID_MAX);
+		CU_ASSERT_PTR_NOT_NULL(usmc_sim_node_new(sim, &sa));
+		sa.ueid_cnt = 0;
+		CU_ASSERT_PTR_NULL(usmc_sim_node_new(sim, &sa));
+		sa.ueid_cnt = USMC_UEID_MAX + 1;
+		CU_ASSERT_PTR_NULL(usmc_sim_node_new(sim, &sa));
+	}
 	usmc_sim_del(sim);
 }
 
@@ -821,6 +981,107 @@ static void test_confirm_link_timeout(void)
 	usmc_sim_del(sim);
 }
 
+/* The CLC types |ep| sent, and whether any CLC byte reached it after its
+ * handshake ended (ep->in keeps them: the application would read them as
+ * stream data). */
+static int sent_declines(const usmc_sim_ep *ep)
+{
+	uint8_t types[8];
+	int n = clc_types(ep->clc_sent, ep->clc_sent_len, types, 8, NULL),
+	    k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += types[i] == SMC_CLC_DECLINE;
+	return k;
+}
+
+/*
+ * Every LLC packet lost both ways (fault:sim drop:rate=1 on both nodes):
+ * CONFIRM_LINK times out at both ends, on the kernel's clocks. The server
+ * waits 2 s for the response and 1 s more for a Decline before it sends
+ * its own (3 s); the client waits 4 s for the request, so it takes the
+ * server's Decline and sends none. Exactly one Decline in all, and no
+ * CLC byte reaches an end after its own fallback.
+ */
+static void test_confirm_link_lost_both_ways(void)
+{
+	usmc_sim *sim = usmc_sim_new(21);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_fault_sched fa, fb;
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+
+	USMC_ASSERT_EQ_FATAL(
+		usmc_fault_sched_parse("drop:rate=1", t0, &fa, NULL, 0), 0);
+	fb = fa;
+	usmc_sim_node_set_faults(a, &fa);
+	usmc_sim_node_set_faults(b, &fb);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	/* past the server's 2 s: it is waiting for the client's Decline */
+	usmc_sim_run(sim, t0 + 2500 * MSEC);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(sent_declines(s), 0);
+	usmc_sim_run(sim, t0 + 3500 * MSEC);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	USMC_ASSERT_EQ(sent_declines(s), 1);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	usmc_sim_run(sim, t0 + 10 * SEC);
+	USMC_ASSERT_EQ(sent_declines(c), 0);
+	USMC_ASSERT_EQ(c->in_len, 0);
+	USMC_ASSERT_EQ(s->in_len, 0);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK] + s->ev[USMC_EV_FALLBACK], 2);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
+	CU_ASSERT(usmc_sim_node_faults_fired(a) +
+			  usmc_sim_node_faults_fired(b) >
+		  0);
+	usmc_sim_node_set_faults(a, NULL);
+	usmc_sim_node_set_faults(b, NULL);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_del(sim);
+}
+
+/* The server's CONFIRM_LINK wait ended and the client's Decline comes in
+ * the second after: PEERDECL, and no Decline back (smc_listen_decline). */
+static void test_server_takes_decline_in_wait(void)
+{
+	usmc_sim *sim = usmc_sim_new(22);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_fault_sched fb;
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+	uint8_t dbuf[64];
+	usmc_clc_msg d;
+	usmc_ssize dn;
+
+	/* the server hears nothing over RDMA */
+	USMC_ASSERT_EQ_FATAL(
+		usmc_fault_sched_parse("drop:rate=1", t0, &fb, NULL, 0), 0);
+	usmc_sim_node_set_faults(b, &fb);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	usmc_sim_run(sim, t0 + 2500 * MSEC);
+	USMC_ASSERT_EQ_FATAL(usmc_conn_get_mode(s->conn), USMC_MODE_HANDSHAKE);
+	usmc_clc_decline_init(&d, SMC_CLC_DECL_TIMEOUT_CL, SMC_V2,
+			      (const uint8_t *)"\x02\0\0\0\0\x07\0\0");
+	dn = usmc_clc_encode(&d, dbuf, sizeof(dbuf));
+	CU_ASSERT_TRUE_FATAL(dn > 0);
+	usmc_sim_clc_inject(s, dbuf, (size_t)dn);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	usmc_sim_run(sim, t0 + 10 * SEC);
+	USMC_ASSERT_EQ(sent_declines(s), 0);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
+	usmc_sim_node_set_faults(b, NULL);
+	usmc_sim_del(sim);
+}
+
 /* A Linux server's ADD_LINK v2 request is 88 bytes (with the v2
  * extension and one rkey): it spills past the 48-byte receive slot into
  * the shared v2 buffer, and the client still rejects it. */
@@ -932,15 +1193,19 @@ static CU_TestInfo hs_tests[] = {
 	{"three_nodes", test_three_nodes},
 	{"linux_proposal", test_linux_proposal},
 	{"linux_accept", test_linux_accept},
+	{"linux_accept_peer_declines", test_linux_accept_peer_declines},
 	{"decline_smcd_only", test_decline_smcd_only},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
+	{"ueid_lists", test_ueid_lists},
 	{"ctx_del_live", test_ctx_del_live},
 	{"runtime_fallback", test_runtime_fallback},
 	{"fallback_before_proposal", test_fallback_before_proposal},
 	{"clc_timeout", test_clc_timeout},
 	{"clc_malformed", test_clc_malformed},
 	{"confirm_link_timeout", test_confirm_link_timeout},
+	{"confirm_link_lost_both_ways", test_confirm_link_lost_both_ways},
+	{"server_takes_decline_in_wait", test_server_takes_decline_in_wait},
 	{"add_link_v2_long", test_add_link_v2_long},
 	{"failmalloc", test_failmalloc},
 	CU_TEST_INFO_NULL,

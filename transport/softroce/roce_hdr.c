@@ -337,6 +337,85 @@ uint32_t usmc_roce_icrc_ipv6(const uint8_t *ip6_hdr, const uint8_t *udp_hdr,
 	return usmc_roce_icrc_start_ipv6(ip6_hdr, udp_hdr, bth_and_rest, len);
 }
 
+/*
+ * IPv4 ID recovery. Linux rxe sends RoCEv2 with a pseudo-random IPv4 ID
+ * (rxe_net.c calls __ip_select_ident) and the ICRC covers it, but a UDP
+ * socket never shows the ID. The CRC is linear over GF(2): for two packets
+ * equal but for the ID, the XOR of their ICRCs is the CRC (zero initial
+ * value, no final XOR) of a message that is zero but for the 16 ID bits,
+ * i.e. id(x) * x^(32 + 8n) mod P, n the bytes after the ID. Multiplying by
+ * x^-(32 + 8n) gives id(x) back exactly when the packet is intact; any
+ * other difference lands outside the 16 ID bits except with probability
+ * 2^-16. Polynomials are in the reflected form of the CRC register: bit 31
+ * is x^0, bit 0 is x^31.
+ */
+#define ICRC_POLY 0xedb88320u
+
+/* Branch-free: |a| is a packet's ICRC difference, random to a predictor. */
+static uint32_t gf2_mulmod(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+
+	for (int k = 31; k >= 0; k--) {
+		p ^= b & (0u - (a >> k & 1));
+		b = (b >> 1) ^ (ICRC_POLY & (0u - (b & 1)));
+	}
+	return p;
+}
+
+/* x^-(2^k) mod P for k = 0..23: x^-1 is (P + 1) / x, each next one the
+ * square of the one before (checked by test_roce_hdr). */
+static const uint32_t xinv_2k[24] = {
+	0xdb710641u, 0x6d930ac3u, 0x6d3d2d4du, 0x6567cb95u, 0xd7125358u,
+	0x5b358fd3u, 0x2e9bb40bu, 0x12a59a49u, 0x8df9403du, 0x5139de12u,
+	0xba340226u, 0x29c45641u, 0x12fbc105u, 0xecd30c55u, 0x3755ebd8u,
+	0x24ee460cu, 0x23783fcfu, 0x479933fcu, 0xa39442a5u, 0x9ea0056du,
+	0xf42608f6u, 0x20cacf04u, 0x2a0cf83du, 0xeffd8645u,
+};
+
+uint32_t usmc_roce_gf2_xinv(uint32_t e)
+{
+	uint32_t r = 1u << 31; /* the polynomial 1 */
+
+	for (unsigned int k = 0; e && k < 24; k++, e >>= 1)
+		if (e & 1)
+			r = gf2_mulmod(r, xinv_2k[k]);
+	return r;
+}
+
+/* x^-(32 + 8n) by UDP payload length, filled on first use: rxe sends few
+ * distinct lengths (full MTU segments, ACKs). 0 is never a valid entry. */
+#define ID_CACHE_LEN 8192
+static uint32_t id_inv_cache[ID_CACHE_LEN];
+
+int usmc_roce_icrc_ipv4_id(uint32_t icrc_id0, uint32_t icrc, size_t udp_len,
+			   uint16_t *id)
+{
+	uint32_t inv = 0, u;
+	uint64_t e;
+
+	if (udp_len < USMC_ROCE_BTH_LEN + USMC_ROCE_ICRC_LEN ||
+	    udp_len > 65535 - 28)
+		return -1;
+	/* the ICRC's message: 8 bytes of 0xff, IPv4 (ID at 4), UDP, the UDP
+	 * payload without the ICRC; n counts the bytes after the ID */
+	e = 32 + 8 * (uint64_t)(8 + 20 + 8 + (udp_len - 4) - 14);
+	if (udp_len < ID_CACHE_LEN)
+		inv = __atomic_load_n(&id_inv_cache[udp_len], __ATOMIC_RELAXED);
+	if (!inv) {
+		inv = usmc_roce_gf2_xinv((uint32_t)e);
+		if (udp_len < ID_CACHE_LEN)
+			__atomic_store_n(&id_inv_cache[udp_len], inv,
+					 __ATOMIC_RELAXED);
+	}
+	u = gf2_mulmod(icrc ^ icrc_id0, inv);
+	if (u & 0xffff)
+		return -1;
+	/* stream bit j of the ID (high byte first, LSB first) is x^(15-j) */
+	*id = (uint16_t)(((u >> 16) & 0xff) << 8 | (u >> 24));
+	return 0;
+}
+
 void usmc_roce_ipv4_hdr(uint8_t out[20], const uint8_t saddr[4],
 			const uint8_t daddr[4], size_t udp_payload_len,
 			uint8_t ttl)

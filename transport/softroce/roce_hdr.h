@@ -194,6 +194,20 @@ static inline uint32_t usmc_roce_icrc_final(uint32_t state)
 	return state;
 }
 
+/* usmc_roce_icrc_ipv4_id finds the IPv4 ID a packet was sent with from
+ * its ICRC: |icrc_id0| is the ICRC computed over the packet as received
+ * with ID 0 in the header (usmc_roce_ipv4_hdr), |icrc| the one it carries,
+ * |udp_len| its UDP payload length (BTH to ICRC). 0 and *id when some ID
+ * makes |icrc| right (the ID: 0 when they are equal), -1 when none does (a
+ * corrupted packet, caught except with probability 2^-16 per packet).
+ * Constant time; the per-length constant is cached. */
+int usmc_roce_icrc_ipv4_id(uint32_t icrc_id0, uint32_t icrc, size_t udp_len,
+			   uint16_t *id);
+
+/* x^-e mod the CRC-32 polynomial in the CRC register's reflected form
+ * (bit 31 = x^0), for e < 2^24; exposed for its test. */
+uint32_t usmc_roce_gf2_xinv(uint32_t e);
+
 /* usmc_roce_ipv4_hdr builds the IPv4 header a Linux unconnected UDP socket
  * with IP_PMTUDISC_DO sends (IHL 5, DF, ID 0, protocol UDP; TOS, TTL and
  * checksum are masked by the ICRC and written as given / 0). Addresses are

@@ -166,54 +166,80 @@ static int mtu_bytes_to_enum(uint32_t b)
 	return 0;
 }
 
-static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
+/* Why the last open's options were refused ("" when they were not). */
+static char opt_error[192];
+
+const char *usmc_softroce_option_error(void)
+{
+	return opt_error;
+}
+
+/* Refuses option number |idx| (1-based), at column |col| of the string:
+ * |why| names what the key takes. */
+static int opt_refuse(char *err, size_t errlen, int idx, size_t col,
+		      const char *p, size_t len, const char *why)
+{
+	if (err && errlen)
+		snprintf(err, errlen, "option %d (column %zu) \"%.*s\": %s",
+			 idx, col, (int)(len > 64 ? 64 : len), p, why);
+	return USMC_ERR_INVALID_ARGUMENT;
+}
+
+static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
+			 size_t errlen)
 {
 	const char *p = opts;
 	uint32_t seed = 1;
+	int idx = 0;
 
 	*mtu_enum = 0;
 	while (p && *p) {
 		const char *end = strchr(p, ',');
 		const char *eq;
 		size_t len = end ? (size_t)(end - p) : strlen(p);
-		size_t klen, vlen;
+		size_t klen, vlen, col = (size_t)(p - opts) + 1;
 		const char *v;
 		uint32_t n;
 
+		idx++;
+#define REFUSE(why) opt_refuse(err, errlen, idx, col, p, len, why)
 		eq = memchr(p, '=', len);
 		if (!eq)
-			return USMC_ERR_INVALID_ARGUMENT;
+			return REFUSE("want KEY=VALUE");
 		klen = (size_t)(eq - p);
 		v = eq + 1;
 		vlen = len - klen - 1;
 #define KEY(s) (klen == sizeof(s) - 1 && !memcmp(p, s, klen))
 		if (KEY("icrc")) {
 			if (vlen == 6 && !memcmp(v, "verify", 6))
-				d->icrc_verify = 1;
+				d->icrc_verify = SR_ICRC_VERIFY;
+			else if (vlen == 6 && !memcmp(v, "strict", 6))
+				d->icrc_verify = SR_ICRC_STRICT;
 			else if (vlen == 3 && !memcmp(v, "off", 3))
-				d->icrc_verify = 0;
+				d->icrc_verify = SR_ICRC_OFF;
 			else
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("icrc is verify, strict or off");
 		} else if (KEY("mtu")) {
 			if (parse_u32(v, vlen, &n) || !mtu_bytes_to_enum(n))
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("mtu is 256, 512, 1024, 2048 or "
+					      "4096");
 			*mtu_enum = mtu_bytes_to_enum(n);
 		} else if (KEY("port")) {
 			if (parse_u32(v, vlen, &n) || !n || n > 65535)
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("port is 1..65535");
 			d->port = (uint16_t)n;
 		} else if (KEY("drop")) {
 			if (parse_u32(v, vlen, &n) || n > 1000)
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("drop is 0..1000 (per mille)");
 			d->drop_permille = n;
 		} else if (KEY("rcvbuf")) {
 			if (parse_u32(v, vlen, &n) || n < 4096 ||
 			    n > (1u << 30))
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("rcvbuf is 4096..2^30 bytes");
 			d->rcvbuf_opt = n;
 		} else if (KEY("txfail")) {
 			if (parse_u32(v, vlen, &n) || n > 1000)
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("txfail is 0..1000 (per mille)");
 			d->txfail_permille = n;
 		} else if (KEY("share")) {
 			if (vlen == 4 && !memcmp(v, "auto", 4))
@@ -221,18 +247,39 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum)
 			else if (vlen == 3 && !memcmp(v, "off", 3))
 				d->share_opt = 0;
 			else
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("share is auto or off");
+		} else if (KEY("ipid")) {
+			if (vlen == 4 && !memcmp(v, "zero", 4))
+				d->ipid_random = 0;
+			else if (vlen == 6 && !memcmp(v, "random", 6))
+				d->ipid_random = 1;
+			else
+				return REFUSE("ipid is zero or random");
 		} else if (KEY("seed")) {
 			if (parse_u32(v, vlen, &seed))
-				return USMC_ERR_INVALID_ARGUMENT;
+				return REFUSE("seed is 0..2^32-1");
 		} else {
-			return USMC_ERR_INVALID_ARGUMENT;
+			return REFUSE("unknown key (want icrc, mtu, port, "
+				      "share, rcvbuf, drop, txfail, ipid or "
+				      "seed)");
 		}
 #undef KEY
+#undef REFUSE
 		p = end ? end + 1 : NULL;
 	}
 	d->rng = 0x9e3779b97f4a7c15ULL ^ ((uint64_t)seed << 1 | 1);
 	return 0;
+}
+
+int usmc_softroce_check_options(const char *opts, char *err, size_t errlen)
+{
+	sr_dev d;
+	int mtu;
+
+	memset(&d, 0, sizeof(d));
+	if (err && errlen)
+		err[0] = '\0';
+	return parse_options(&d, opts, &mtu, err, errlen);
 }
 
 /* Interface MTU and MAC of the netdev that owns the local address. */
@@ -292,6 +339,7 @@ static int mtu_enum_of(uint32_t netdev_mtu)
 /* ---- device ----------------------------------------------------------- */
 
 static void sr_close(usmc_tp *tp);
+static uint64_t rng_next(sr_dev *d);
 
 static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 {
@@ -301,6 +349,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	struct epoll_event ev;
 
 	*ptp = NULL;
+	opt_error[0] = '\0';
 	if (!cfg || (cfg->local_addr.ss_family != AF_INET &&
 		     cfg->local_addr.ss_family != AF_INET6))
 		return USMC_ERR_INVALID_ARGUMENT;
@@ -318,16 +367,19 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	if (!d)
 		return USMC_ERR_NOMEM;
 	d->pub.ops = &usmc_tp_softroce_ops;
-	d->sock = d->ep = d->tfd = d->efd = -1;
+	d->sock = d->ep = d->tfd = d->efd = d->raw = -1;
 	d->share_slot = d->share_socks_fd = d->share_drops_fd = -1;
 	d->share_opt = 1;
-	d->icrc_verify = 1;
+	d->icrc_verify = SR_ICRC_VERIFY;
+	d->log = cfg->log;
+	d->log_arg = cfg->log_arg;
 	d->timer_armed = USMC_TSTAMP_NONE;
 	d->qpn_next = SR_MIN_QPN;
 	addr_copy(&d->local, (const struct sockaddr *)&cfg->local_addr);
 	d->family = cfg->local_addr.ss_family;
 	d->port = cfg->udp_port ? cfg->udp_port : USMC_ROCE_UDP_PORT;
-	rc = parse_options(d, cfg->options, &mtu_opt);
+	rc = parse_options(d, cfg->options, &mtu_opt, opt_error,
+			   sizeof(opt_error));
 	if (rc)
 		goto fail;
 	if (d->family == AF_INET6)
@@ -367,6 +419,34 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 			   sizeof(one));
 		setsockopt(d->sock, IPPROTO_UDP, UDP_NO_CHECK6_TX, &one,
 			   sizeof(one));
+	}
+	if (d->ipid_random) {
+		/* IP_HDRINCL: the kernel keeps a nonzero ID and fills in the
+		 * length and header checksum (raw_send_hdrinc) */
+		if (d->family != AF_INET) {
+			snprintf(opt_error, sizeof(opt_error),
+				 "ipid=random: IPv4 only");
+			rc = USMC_ERR_INVALID_ARGUMENT;
+			goto fail;
+		}
+		d->raw =
+			socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			       IPPROTO_RAW);
+		if (d->raw < 0) {
+			snprintf(opt_error, sizeof(opt_error),
+				 "ipid=random needs a raw IPv4 socket "
+				 "(CAP_NET_RAW): %s",
+				 strerror(errno));
+			goto fail_errno;
+		}
+		if (setsockopt(d->raw, SOL_SOCKET, SO_SNDBUFFORCE, &buf,
+			       sizeof(buf)))
+			setsockopt(d->raw, SOL_SOCKET, SO_SNDBUF, &buf,
+				   sizeof(buf));
+		/* a random start, as each rxe peer's (ip_idents) */
+		if (getrandom(&d->ipid_next, sizeof(d->ipid_next), 0) !=
+		    (ssize_t)sizeof(d->ipid_next))
+			d->ipid_next = (uint16_t)(rng_next(d) >> 20);
 	}
 	if (d->rcvbuf_opt) {
 		int rb = (int)d->rcvbuf_opt;
@@ -454,6 +534,8 @@ static void sr_close(usmc_tp *tp)
 			free(d->mrs[i]);
 		}
 	sr_share_close(d);
+	if (d->raw >= 0)
+		close(d->raw);
 	if (d->ep >= 0)
 		close(d->ep);
 	if (d->tfd >= 0)
@@ -665,6 +747,16 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 	} else {
 		usmc_roce_ipv4_hdr(iph, addr_ip(&d->local), addr_ip(to),
 				   udp_len, 0);
+		if (d->raw >= 0) {
+			if (!++d->ipid_next)
+				d->ipid_next = 1;
+			usmc_put_be16(iph + 4, d->ipid_next);
+			iph[8] = 64; /* TTL; masked by the ICRC */
+			memcpy(d->tx_ip[i], iph, 20);
+			memcpy(d->tx_ip[i] + 20, udph, 8);
+			d->tx_iov[i][k].iov_base = d->tx_ip[i];
+			d->tx_iov[i][k++].iov_len = 28;
+		}
 		crc = usmc_roce_icrc_start_ipv4(iph, udph, hdr, hlen);
 	}
 	for (int j = 0; j < npl; j++)
@@ -676,7 +768,7 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 	memcpy(d->tx_hdr[i], hdr, hlen);
 	d->tx_iov[i][k].iov_base = d->tx_hdr[i];
 	d->tx_iov[i][k++].iov_len = hlen;
-	for (int j = 0; j < npl && k < 5; j++)
+	for (int j = 0; j < npl && j < 4; j++)
 		d->tx_iov[i][k++] = pl[j];
 	d->tx_iov[i][k].iov_base = d->tx_trail[i];
 	d->tx_iov[i][k++].iov_len = pad + USMC_ROCE_ICRC_LEN;
@@ -705,7 +797,8 @@ void sr_tx_flush(sr_dev *d)
 			const struct msghdr *m = &d->tx_msgs[i].msg_hdr;
 			size_t n = 0;
 
-			for (size_t j = 0; j < m->msg_iovlen; j++) {
+			/* the UDP payload, without ipid=random's headers */
+			for (size_t j = d->raw >= 0; j < m->msg_iovlen; j++) {
 				size_t l = m->msg_iov[j].iov_len;
 
 				if (n + l > sizeof(b))
@@ -731,8 +824,8 @@ void sr_tx_flush(sr_dev *d)
 			n = -1;
 			errno = EAGAIN;
 		} else {
-			n = sendmmsg(d->sock, d->tx_msgs + off, d->ntx - off,
-				     0);
+			n = sendmmsg(d->raw >= 0 ? d->raw : d->sock,
+				     d->tx_msgs + off, d->ntx - off, 0);
 			d->st.tx_calls++;
 		}
 
@@ -774,6 +867,28 @@ static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
 	return NULL;
 }
 
+/* An IPv4 packet whose ICRC is not the one with ID 0: rxe's, sent with a
+ * pseudo-random ID that the UDP socket does not show. Accepted when some
+ * ID makes its ICRC right (usmc_roce_icrc_ipv4_id), off the ID-0 path. */
+static int icrc_id_ok(sr_dev *d, uint32_t crc_id0, uint32_t icrc, size_t len)
+{
+	uint16_t id;
+
+	if (d->icrc_verify != SR_ICRC_VERIFY || d->family != AF_INET ||
+	    usmc_roce_icrc_ipv4_id(crc_id0, icrc, len, &id))
+		return 0;
+	d->st.rx_icrc_id++;
+	if (!d->icrc_id_said && d->log) {
+		d->icrc_id_said = 1;
+		d->log(d->log_arg, 1,
+		       "softroce: a peer sends nonzero IPv4 IDs (kernel rxe); "
+		       "its packets pass a 16-bit ICRC check (the ID is "
+		       "inferred from the ICRC) plus each link's Ethernet FCS; "
+		       "icrc=strict takes ID 0 only");
+	}
+	return 1;
+}
+
 static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 			  const sr_addr *src, const sr_addr *dst,
 			  usmc_tstamp now)
@@ -805,7 +920,7 @@ static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 					   0);
 			crc = usmc_roce_icrc_ipv4(iph, udph, buf, len - 4);
 		}
-		if (crc != pkt.icrc) {
+		if (crc != pkt.icrc && !icrc_id_ok(d, crc, pkt.icrc, len)) {
 			d->st.drop_icrc++;
 			return;
 		}

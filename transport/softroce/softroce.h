@@ -9,9 +9,14 @@
  * reached at the device's UDP port, as rxe always sends to 4791.
  *
  * Options (usmc_tp_config.options, comma separated):
- *   icrc=verify|off  check the ICRC of received packets (default verify;
- *                    assumes the sender's IPv4 ID is 0 as ours is, so use
- *                    "off" toward kernel rxe, which sends random IDs)
+ *   icrc=verify|strict|off
+ *                    check the ICRC of received packets. verify (default):
+ *                    a UDP socket does not show the IPv4 ID, which the ICRC
+ *                    covers; ID 0 (ours) is checked on all 32 bits, another
+ *                    ID (kernel rxe picks them at random) is inferred from
+ *                    the ICRC, leaving a 16-bit check (stat rx_icrc_id).
+ *                    strict: ID 0 only (kernel rxe's packets are dropped).
+ *                    off: no check
  *   mtu=N            active MTU: 256, 512, 1024, 2048 or 4096 bytes (default
  *                    from the interface MTU as rxe: largest <= netdev - 80)
  *   port=N           UDP port (default cfg->udp_port, else 4791)
@@ -26,10 +31,16 @@
  *   drop=PERMILLE    test only: drop that share of outgoing packets
  *   txfail=PERMILLE  test only: that share of sendmmsg calls fail EAGAIN
  *   seed=N           seed of the drop/txfail pattern (deterministic)
+ *   ipid=zero|random test only: random sends IPv4 through a raw socket
+ *                    (CAP_NET_RAW) with nonzero, increasing IPv4 IDs from
+ *                    a random start and the ICRC over them, as kernel rxe
+ *                    does; zero (default) sends ID 0 through the UDP
+ *                    socket
  */
 #ifndef USMC_SOFTROCE_H
 #define USMC_SOFTROCE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "usmc_transport.h"
@@ -57,6 +68,8 @@ typedef struct usmc_softroce_stats {
 	uint64_t drop_hdr;   /* undecodable (usmc_roce_decode error) */
 	uint64_t drop_dip;   /* destination is not our address */
 	uint64_t drop_icrc;  /* ICRC mismatch */
+	/* accepted with an IPv4 ID inferred from the ICRC (icrc=verify) */
+	uint64_t rx_icrc_id;
 	uint64_t drop_qp;    /* unknown destination QP */
 	uint64_t drop_state; /* QP not in a state to take it */
 	uint64_t drop_addr;  /* source is not the QP's peer */
@@ -85,5 +98,14 @@ int usmc_softroce_share_slot(usmc_tp *tp);
 /* Why the last softroce device opened in this process does not share its
  * port, or why its open failed for the port ("" when shared). */
 const char *usmc_softroce_share_status(void);
+
+/* usmc_softroce_check_options parses |opts| as an open would: 0, or
+ * USMC_ERR_INVALID_ARGUMENT with "option N (column C) \"KEY=VALUE\": what
+ * KEY takes" in |err|. */
+int usmc_softroce_check_options(const char *opts, char *err, size_t errlen);
+
+/* Why the options of the last softroce open in this process were refused,
+ * in the same form ("" if they were not). */
+const char *usmc_softroce_option_error(void);
 
 #endif /* USMC_SOFTROCE_H */

@@ -33,8 +33,13 @@
 #define SR_QPN_SPAN	    (1u << SR_QPN_SPAN_BITS)
 #define SR_MAX_MSG_SIZE	    0x80000000u
 
-#define SR_TX_BATCH 64
-#define SR_RX_BATCH 32
+#define SR_TX_BATCH    64
+#define SR_RX_BATCH    32
+/* icrc= option: off, verify (IPv4 ID inferred when not 0), strict (ID 0) */
+#define SR_ICRC_OFF    0
+#define SR_ICRC_VERIFY 1
+#define SR_ICRC_STRICT 2
+
 #define SR_RX_BUFSZ 8192 /* > 4096 MTU + headers + ICRC */
 
 typedef struct sr_dev sr_dev;
@@ -142,7 +147,15 @@ struct sr_dev {
 	uint8_t mac[6];
 	uint8_t active_mtu;
 	char ifname[32];
-	int icrc_verify;
+	int icrc_verify;  /* SR_ICRC_* */
+	int icrc_id_said; /* the inferred-ID notice went out */
+	/* ipid=random (test): sends through |raw| (IPPROTO_RAW, headers of
+	 * its own) with nonzero IPv4 IDs from |ipid_next|, as kernel rxe */
+	int ipid_random;
+	int raw;
+	uint16_t ipid_next;
+	void (*log)(void *arg, int level, const char *msg);
+	void *log_arg;
 	uint32_t drop_permille;
 	uint32_t txfail_permille;
 	uint32_t rcvbuf_opt; /* rcvbuf= option, 0: as large as allowed */
@@ -178,7 +191,10 @@ struct sr_dev {
 	/* transmit batch */
 	uint32_t ntx;
 	struct mmsghdr tx_msgs[SR_TX_BATCH];
-	struct iovec tx_iov[SR_TX_BATCH][6];
+	/* [0] the IPv4 and UDP headers with ipid=random, then BTH and
+	 * extended headers, up to 4 payload pieces, pad and ICRC */
+	struct iovec tx_iov[SR_TX_BATCH][7];
+	uint8_t tx_ip[SR_TX_BATCH][28];
 	uint8_t tx_hdr[SR_TX_BATCH][USMC_ROCE_MAX_HDR_LEN];
 	uint8_t tx_trail[SR_TX_BATCH][8];
 	sr_addr tx_addr[SR_TX_BATCH];
