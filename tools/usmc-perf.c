@@ -243,7 +243,7 @@ static void help(void)
 	       "    'verify:', 'connections:', 'link_groups:'.\n"
 	       "    JSON keys: role, mode, path (\"smcr\"|\"tcp\"), transport, "
 	       "smc_version\n"
-	       "    (1|2, null for TCP), fallback_reason, "
+	       "    (1|2, null for TCP and --af-smc), fallback_reason, "
 	       "fallback_detail,\n"
 	       "    fallback_code, peer_diagnosis, bytes, seconds, gbps, "
 	       "round_trips,\n"
@@ -892,7 +892,8 @@ static void report(const char *role, result *rs, int n)
 					    : (opt.transport ? opt.transport
 							     : "softroce"));
 		fprintf(f, ",\"smc_version\":");
-		if (smcr && r0->have_info)
+		/* smc_diag does not say the version of a kernel socket */
+		if (smcr && r0->have_info && !opt.af_smc)
 			fprintf(f, "%d", r0->info.smc_version);
 		else
 			fprintf(f, "null");
