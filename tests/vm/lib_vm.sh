@@ -177,13 +177,17 @@ vm_capture_check() {
 	[ $rc = 0 ] || vm_fail "usmc-decode reports malformed messages or bad ICRCs (exit $rc): $(grep -m3 'MALFORMED\|icrc=BAD' "$VM_OUT/decode.txt" | tr '\n' ' ')"
 }
 
-# vm_host_usmc_kernel UP DOWN N: host side of the usmc<->kernel cells: the
+# vm_host_usmc_kernel UP DOWN N [TRANSPORT]: host side of the usmc<->kernel cells: the
 # four results (usmc in VM 1 "srv", kernel in VM 2 "cli") say SMC-R with
 # N bytes verified, and the capture holds two CLC handshakes and 2N bytes
 # of RDMA WRITE payload, nothing malformed.
 vm_host_usmc_kernel() {
-	local up=$1 down=$2 n=$3 t
+	local up=$1 down=$2 n=$3 tp=${4:-softroce} t got
 	for t in up.srv down.srv up.cli down.cli; do vm_expect_perf $t smcr "$n"; done
+	for t in up.srv down.srv; do
+		got=$(sed -n 's/.*"transport":"\([^"]*\)".*/\1/p' "$VM_OUT/$t.json" | tail -1)
+		[ "$got" = "$tp" ] || vm_fail "$t: usmc's transport is '$got', expected $tp"
+	done
 	# not checked: when the usmc process exits it deletes its link group,
 	# and the kernel frees its side at once, so the listing taken after
 	# the runs may be empty; smc_diag and the capture are the proof here
@@ -218,4 +222,60 @@ vm_reap() {
 		sleep 0.1
 	done
 	wait
+}
+
+# vm_cell_usmc ROLE KIND TRANSPORT UP DOWN N: the usmc<->kernel cells. usmc
+# (usmc-perf over TRANSPORT: softroce, or verbs over this VM's rxe0) runs
+# in VM 1 ("srv"), the kernel's AF_SMC in VM 2 ("cli"); KIND says which
+# end serves: "usmc-server" or "usmc-client". 1 MiB (N) each way on two
+# connections, ports UP and DOWN.
+vm_cell_usmc() {
+	local role=$1 kind=$2 tp=$3 up=$4 down=$5 n=$6
+	case $role.$kind in
+	srv.*)
+		if [ "$tp" = verbs ]; then
+			vm_kernel_smc # rxe0; usmc opens it through libibverbs
+			export USMC_CGROUP=${USMC_CGROUP:-private}
+		else
+			vm_usmc_host
+		fi
+		;;
+	cli.*) vm_kernel_smc ;;
+	esac
+	case $role.$kind in
+	srv.usmc-server)
+		vm_perf up.srv -s -1 --transport "$tp" -p "$up" &
+		vm_wait_listen "$up"
+		vm_mark up
+		vm_reap up-done
+		vm_perf down.srv -s -1 --transport "$tp" -p "$down" &
+		vm_wait_listen "$down"
+		vm_mark down
+		vm_reap down-done
+		;;
+	cli.usmc-server)
+		vm_wait up
+		vm_perf up.cli -c "$VM_SRV_ADDR" -p "$up" --af-smc -n "$n"
+		vm_mark up-done
+		vm_wait down
+		vm_perf down.cli -c "$VM_SRV_ADDR" -p "$down" --af-smc -n "$n" -R
+		vm_mark down-done
+		"$SMCCTL" lgr >"$VM_OUT/lgr.cli.txt"
+		;;
+	srv.usmc-client)
+		vm_wait ready
+		vm_perf up.srv -c "$VM_CLI_ADDR" --transport "$tp" -p "$up" -n "$n"
+		vm_perf down.srv -c "$VM_CLI_ADDR" --transport "$tp" -p "$down" -n "$n" -R
+		vm_mark srv-done
+		;;
+	cli.usmc-client)
+		vm_perf up.cli -s -1 --af-smc -p "$up" &
+		vm_perf down.cli -s -1 --af-smc -p "$down" &
+		vm_wait_listen "$up" "$down"
+		vm_mark ready
+		vm_reap srv-done
+		"$SMCCTL" lgr >"$VM_OUT/lgr.cli.txt"
+		;;
+	host.*) vm_host_usmc_kernel "$up" "$down" "$n" "$tp" ;;
+	esac
 }
