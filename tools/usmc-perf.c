@@ -445,14 +445,14 @@ static int recv_all(int fd, void *buf, size_t n)
 	return 1;
 }
 
-/* The smc_diag attributes of the kernel socket |m| into |r|. */
-static void kdiag_fill(struct smc_diag_msg *m, int len, result *r)
+/* The smc_diag message |m| (a copy) and its attributes at |attrs| (|len|
+ * bytes, 4-byte aligned as netlink is) of the kernel socket into |r|. */
+static void kdiag_fill(const struct smc_diag_msg *m, struct rtattr *attrs,
+		       int len, result *r)
 {
 	usmc_sock_info *in = &r->info;
-	struct rtattr *a =
-		(struct rtattr *)((char *)m + NLMSG_ALIGN(sizeof(*m)));
+	struct rtattr *a = attrs;
 
-	len -= (int)NLMSG_ALIGN(sizeof(*m));
 	memset(in, 0, sizeof(*in));
 	in->device = -1;
 	snprintf(in->transport, sizeof(in->transport), "kernel");
@@ -533,15 +533,25 @@ static int kdiag_info(int fd, result *r)
 			goto out;
 		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
 		     h = NLMSG_NEXT(h, n)) {
-			struct smc_diag_msg *m = NLMSG_DATA(h);
+			/* netlink aligns to 4, the message holds u64s:
+			 * copy it out before reading its fields */
+			struct smc_diag_msg m;
+			int alen;
 
 			if (h->nlmsg_type == NLMSG_DONE ||
 			    h->nlmsg_type == NLMSG_ERROR)
 				goto out;
-			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)) ||
-			    m->diag_inode != st.st_ino)
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(m)))
 				continue;
-			kdiag_fill(m, (int)(h->nlmsg_len - NLMSG_HDRLEN), r);
+			memcpy(&m, NLMSG_DATA(h), sizeof(m));
+			if (m.diag_inode != st.st_ino)
+				continue;
+			alen = (int)(h->nlmsg_len -
+				     NLMSG_LENGTH(NLMSG_ALIGN(sizeof(m))));
+			kdiag_fill(&m,
+				   (struct rtattr *)((char *)NLMSG_DATA(h) +
+						     NLMSG_ALIGN(sizeof(m))),
+				   alen, r);
 			found = 0;
 		}
 	}
