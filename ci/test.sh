@@ -2,7 +2,7 @@
 # The whole test suite: style and purity checks, the normal build with every
 # ctest label (unit, transport, netns, preload, memcheck, vm), then an
 # ASan+UBSan build with every label but memcheck and vm (the VM tier runs
-# once: two TCG VMs per cell, about 3 minutes). Needs root for netns tests;
+# once: two TCG VMs per cell, about 3.5 minutes). Needs root for netns tests;
 # without it they skip with exit code 77 and say so.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
