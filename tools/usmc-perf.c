@@ -8,6 +8,10 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <linux/smc_diag.h>
+#include <linux/sock_diag.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -18,10 +22,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_clc.h"
+
+#ifndef AF_SMC
+#define AF_SMC 43 /* the kernel's SMC sockets (net/smc) */
+#endif
 
 #define PERF_MAGIC     0x55534d4350455246ull /* "USMCPERF" */
 #define PERF_RES_MAGIC 0x55534d43524553ull   /* "USMCRES" */
@@ -42,6 +52,7 @@ static const char *prog = "usmc-perf";
 
 static struct {
 	int server, one, json, tcp, raw, verify;
+	int af_smc; /* the kernel's AF_SMC, the peer in the VM tier */
 	const char *host, *bind_addr, *transport, *smc_ports;
 	uint16_t port;
 	int mode;
@@ -85,6 +96,15 @@ static void use_kernel(void)
 	io.shutdown = shutdown;
 	io.close = close;
 	io.setsockopt = setsockopt;
+}
+
+/* AF_SMC with protocol 0 (SMCPROTO_SMC) is SMC over IPv4: the same
+ * sockaddr_in, every other call as for TCP. */
+static int af_smc_socket(int family, int type, int proto)
+{
+	(void)family;
+	(void)proto;
+	return socket(AF_SMC, type, 0);
 }
 
 static void use_usmc(void)
@@ -187,6 +207,12 @@ static void help(void)
 	       "        --json           one JSON object per result on "
 	       "stdout\n"
 	       "        --tcp            plain kernel TCP, no usmc at all\n"
+	       "        --af-smc         the kernel's own SMC (AF_SMC), no "
+	       "usmc: the\n"
+	       "                         path is what smc_diag says of the "
+	       "socket\n"
+	       "                         (transport \"kernel\"; needs the "
+	       "smc_diag module)\n"
 	       "        --transport NAME usmc transport backend (default "
 	       "softroce)\n"
 	       "        --smc-ports LIST explicit mode: ports that speak SMC, "
@@ -217,7 +243,7 @@ static void help(void)
 	       "    'verify:', 'connections:', 'link_groups:'.\n"
 	       "    JSON keys: role, mode, path (\"smcr\"|\"tcp\"), transport, "
 	       "smc_version\n"
-	       "    (1|2, null for TCP), fallback_reason, "
+	       "    (1|2, null for TCP and --af-smc), fallback_reason, "
 	       "fallback_detail,\n"
 	       "    fallback_code, peer_diagnosis, bytes, seconds, gbps, "
 	       "round_trips,\n"
@@ -363,6 +389,8 @@ typedef struct result {
 	int verify; /* VERIFY_* */
 	usmc_sock_info info;
 	int have_info;
+	char kpath
+		[200]; /* --af-smc: the kernel's SMC-R link, as smc_diag says */
 } result;
 
 static void fail(result *r, const char *fmt, ...)
@@ -417,10 +445,131 @@ static int recv_all(int fd, void *buf, size_t n)
 	return 1;
 }
 
+/* The smc_diag message |m| (a copy) and its attributes at |attrs| (|len|
+ * bytes, 4-byte aligned as netlink is) of the kernel socket into |r|. */
+static void kdiag_fill(const struct smc_diag_msg *m, struct rtattr *attrs,
+		       int len, result *r)
+{
+	usmc_sock_info *in = &r->info;
+	struct rtattr *a = attrs;
+
+	memset(in, 0, sizeof(*in));
+	in->device = -1;
+	snprintf(in->transport, sizeof(in->transport), "kernel");
+	in->mode = m->diag_mode == SMC_DIAG_MODE_SMCR ? USMC_SOCK_SMCR
+						      : USMC_SOCK_TCP;
+	snprintf(r->kpath, sizeof(r->kpath), "%s",
+		 m->diag_mode == SMC_DIAG_MODE_SMCD ? "SMC-D" : "");
+	for (; RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+		if (a->rta_type == SMC_DIAG_FALLBACK &&
+		    (size_t)RTA_PAYLOAD(a) >=
+			    sizeof(struct smc_diag_fallback)) {
+			struct smc_diag_fallback fb;
+
+			memcpy(&fb, RTA_DATA(a), sizeof(fb));
+			in->peer_diagnosis = fb.peer_diagnosis;
+			if (m->diag_mode != SMC_DIAG_MODE_FALLBACK_TCP)
+				continue;
+			in->fallback_code = fb.reason;
+			snprintf(in->fallback_name, sizeof(in->fallback_name),
+				 "%s", usmc_clc_decl_name(fb.reason));
+			snprintf(in->fallback_desc, sizeof(in->fallback_desc),
+				 "%s", usmc_clc_decl_str(fb.reason));
+			snprintf(in->fallback_detail,
+				 sizeof(in->fallback_detail),
+				 "the kernel's smc_diag");
+		} else if (a->rta_type == SMC_DIAG_LGRINFO &&
+			   (size_t)RTA_PAYLOAD(a) >=
+				   sizeof(struct smc_diag_lgrinfo)) {
+			struct smc_diag_lgrinfo li;
+
+			memcpy(&li, RTA_DATA(a), sizeof(li));
+			li.lnk[0].ibname[sizeof(li.lnk[0].ibname) - 1] = 0;
+			li.lnk[0].gid[sizeof(li.lnk[0].gid) - 1] = 0;
+			li.lnk[0].peer_gid[sizeof(li.lnk[0].peer_gid) - 1] = 0;
+			in->link_id = li.lnk[0].link_id;
+			snprintf(r->kpath, sizeof(r->kpath),
+				 "%s port %u, link %u, GID %s, peer GID %s",
+				 (char *)li.lnk[0].ibname, li.lnk[0].ibport,
+				 li.lnk[0].link_id, (char *)li.lnk[0].gid,
+				 (char *)li.lnk[0].peer_gid);
+		}
+	}
+}
+
+/* --af-smc: what the kernel's smc_diag says of |fd|, found by inode
+ * (the dump lists every AF_SMC socket of the namespace). 0 if found. */
+static int kdiag_info(int fd, result *r)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct smc_diag_req req;
+	} q = {0};
+	struct stat st;
+	char *buf;
+	int nl, found = -1;
+
+	if (fstat(fd, &st))
+		return -1;
+	nl = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	if (nl < 0)
+		return -1;
+	buf = malloc(65536);
+	q.nh.nlmsg_len = sizeof(q);
+	q.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+	q.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+	q.req.diag_family = AF_SMC;
+	q.req.diag_ext =
+		(1 << (SMC_DIAG_LGRINFO - 1)) | (1 << (SMC_DIAG_FALLBACK - 1));
+	if (!buf || send(nl, &q, sizeof(q), 0) < 0)
+		goto out;
+	for (;;) {
+		ssize_t n = recv(nl, buf, 65536, 0);
+		struct nlmsghdr *h;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto out;
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n);
+		     h = NLMSG_NEXT(h, n)) {
+			/* netlink aligns to 4, the message holds u64s:
+			 * copy it out before reading its fields */
+			struct smc_diag_msg m;
+			int alen;
+
+			if (h->nlmsg_type == NLMSG_DONE ||
+			    h->nlmsg_type == NLMSG_ERROR)
+				goto out;
+			if (h->nlmsg_len < NLMSG_LENGTH(sizeof(m)))
+				continue;
+			memcpy(&m, NLMSG_DATA(h), sizeof(m));
+			if (m.diag_inode != st.st_ino)
+				continue;
+			alen = (int)(h->nlmsg_len -
+				     NLMSG_LENGTH(NLMSG_ALIGN(sizeof(m))));
+			kdiag_fill(&m,
+				   (struct rtattr *)((char *)NLMSG_DATA(h) +
+						     NLMSG_ALIGN(sizeof(m))),
+				   alen, r);
+			found = 0;
+		}
+	}
+out:
+	free(buf);
+	close(nl);
+	return found;
+}
+
 static void get_info(int fd, result *r)
 {
 	if (opt.tcp)
 		return;
+	if (opt.af_smc) {
+		if (kdiag_info(fd, r) == 0)
+			r->have_info = 1;
+		return;
+	}
 	if (usmc_get_info(fd, &r->info) == 0)
 		r->have_info = 1;
 }
@@ -648,7 +797,13 @@ static void path_text(const result *r, char *b, size_t n)
 		return;
 	}
 	if (!r->have_info) {
-		snprintf(b, n, "unknown (no connection)");
+		snprintf(b, n, "unknown (no connection%s)",
+			 opt.af_smc ? ", or smc_diag is not loaded" : "");
+		return;
+	}
+	if (opt.af_smc && r->info.mode == USMC_SOCK_SMCR) {
+		snprintf(b, n, "SMC-R over the kernel's AF_SMC (%s)",
+			 r->kpath[0] ? r->kpath : "no link group info");
 		return;
 	}
 	if (r->info.mode == USMC_SOCK_SMCR) {
@@ -725,7 +880,7 @@ static void report(const char *role, result *rs, int n)
 		else
 			nlat = 0;
 	}
-	if (!opt.tcp)
+	if (!opt.tcp && !opt.af_smc)
 		usmc_get_stats(&st);
 	gbps = secs > 0 ? (double)bytes * 8 / secs / 1e9 : 0;
 	path_text(r0, path, sizeof(path));
@@ -747,7 +902,8 @@ static void report(const char *role, result *rs, int n)
 					    : (opt.transport ? opt.transport
 							     : "softroce"));
 		fprintf(f, ",\"smc_version\":");
-		if (smcr && r0->have_info)
+		/* smc_diag does not say the version of a kernel socket */
+		if (smcr && r0->have_info && !opt.af_smc)
 			fprintf(f, "%d", r0->info.smc_version);
 		else
 			fprintf(f, "null");
@@ -831,7 +987,7 @@ static void report(const char *role, result *rs, int n)
 		       : verify == VERIFY_FAILED ? "FAILED"
 						 : "off",
 		       n);
-		if (!opt.tcp)
+		if (!opt.tcp && !opt.af_smc)
 			printf("link_groups: %" PRIu64 "\n", st.link_groups);
 		for (int i = 0; i < n; i++)
 			if (!rs[i].ok)
@@ -1329,7 +1485,9 @@ static int run_server(void)
 	if (!opt.json)
 		fprintf(stderr, "%s: listening on %s:%u (%s)\n", prog,
 			opt.bind_addr ? opt.bind_addr : "0.0.0.0", opt.port,
-			opt.tcp ? "kernel TCP" : "usmc");
+			opt.tcp	     ? "kernel TCP"
+			: opt.af_smc ? "kernel AF_SMC"
+				     : "usmc");
 	for (;;) {
 		server_conn *c;
 		int fd = io.accept(lfd, NULL, NULL);
@@ -1429,6 +1587,7 @@ enum {
 	O_SMC_PORTS,
 	O_RAW,
 	O_IDLE,
+	O_AF_SMC,
 };
 
 int main(int argc, char **argv)
@@ -1447,6 +1606,7 @@ int main(int argc, char **argv)
 		{"verify", no_argument, NULL, O_VERIFY},
 		{"json", no_argument, NULL, O_JSON},
 		{"tcp", no_argument, NULL, O_TCP},
+		{"af-smc", no_argument, NULL, O_AF_SMC},
 		{"transport", required_argument, NULL, O_TRANSPORT},
 		{"smc-ports", required_argument, NULL, O_SMC_PORTS},
 		{"raw", no_argument, NULL, O_RAW},
@@ -1512,6 +1672,9 @@ int main(int argc, char **argv)
 		case O_TCP:
 			opt.tcp = 1;
 			break;
+		case O_AF_SMC:
+			opt.af_smc = 1;
+			break;
 		case O_TRANSPORT:
 			opt.transport = optarg;
 			break;
@@ -1550,10 +1713,16 @@ int main(int argc, char **argv)
 		die_usage("-n does not apply to --pingpong (use -i)");
 	if (opt.tcp && (opt.transport || opt.smc_ports))
 		die_usage("--tcp excludes --transport and --smc-ports");
+	if (opt.af_smc && (opt.tcp || opt.transport || opt.smc_ports))
+		die_usage("--af-smc excludes --tcp, --transport and "
+			  "--smc-ports");
 
 	signal(SIGPIPE, SIG_IGN);
 	if (opt.tcp) {
 		use_kernel();
+	} else if (opt.af_smc) {
+		use_kernel();
+		io.socket = af_smc_socket;
 	} else {
 		char ports[16];
 

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# usmc client (verbs on rxe, VM 1) <-> kernel AF_SMC server (rxe, VM 2)
+#
+# VM cell 4c (docs/vm.md): usmc-perf over the usmc runtime and the verbs
+# backend (libibverbs on the kernel's rdma_rxe) in VM 1 is the client of
+# the kernel's AF_SMC server in VM 2, 1 MiB each way on two connections,
+# every byte verified. Both ends must say SMC-R (usmc's usmc_get_info with
+# transport verbs, the kernel's smc_diag) and the capture must hold the CLC
+# handshakes and at least 2 MiB of RDMA WRITE payload, nothing malformed,
+# every ICRC right (vm_cell_usmc in lib_vm.sh).
+# shellcheck source=tests/vm/lib_vm.sh
+. "$USMC_SRC/tests/vm/lib_vm.sh"
+vm_cell_usmc "$1" usmc-client verbs 7161 7162 1048576
