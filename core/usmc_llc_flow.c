@@ -322,7 +322,6 @@ static void llc_rx_add_link_req(usmc_link *link, usmc_llc_msg *m,
 {
 	usmc_lgr *lgr = link->lgr;
 
-	(void)ts;
 	if (lgr->role != USMC_ROLE_CLIENT)
 		return;
 	/* the reject echoes the request, as smc_llc_cli_add_link does; v2
@@ -333,6 +332,11 @@ static void llc_rx_add_link_req(usmc_link *link, usmc_llc_msg *m,
 	if (lgr->version == SMC_V1)
 		m->hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
 	llc_respond(link, m);
+	/* the first-contact connection waited for this (smc_llc_cli_add_link
+	 * ends smcr_clnt_conf_first_link) */
+	for (int i = 1; i <= USMC_CONNS_MAX; i++)
+		if (lgr->conns[i])
+			usmc_conn_add_link_seen(lgr->conns[i], ts);
 }
 
 static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,
