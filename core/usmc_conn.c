@@ -782,14 +782,16 @@ void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
 	}
 	if (conn->mode == USMC_MODE_HANDSHAKE && conn->clc_expiry <= ts &&
 	    conn->clc_state == USMC_CLC_CLI_ADDLINK_DECL) {
-		/* no Decline: go on with one link (smcr_clnt_conf_first_link).
-		 * A link that died meanwhile (usmc_lgr_terminate leaves the
-		 * window running) means our response most likely never got
-		 * through: the server declines at 3 s from sending its
-		 * request, which reaches us a TCP delay after our window
-		 * ends, so look one more CLC_WAIT_TIME_SHORT before sending
-		 * a Decline of ours (Declines must not cross). */
-		if (conn->lgr && !conn->lgr->terminating) {
+		/* no Decline: go on with one link (smcr_clnt_conf_first_link)
+		 * if the server's RNIC acknowledged our CONFIRM_LINK response.
+		 * Else (not acknowledged, or the link died: usmc_lgr_terminate
+		 * leaves the window running) the server most likely never got
+		 * it and declines at 3 s from sending its request, which can
+		 * reach us a TCP delay and a timer's slack after our window
+		 * ends: look one more CLC_WAIT_TIME_SHORT before a Decline of
+		 * ours (Declines must not cross), never use the link. */
+		if (conn->lgr && !conn->lgr->terminating && conn->link &&
+		    conn->link->clink_resp_slot < 0) {
 			conn_established(conn, ts);
 		} else if (!conn->addlink_late) {
 			conn->addlink_late = 1;

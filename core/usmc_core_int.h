@@ -110,6 +110,9 @@ struct usmc_link {
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */
+	/* client: the TX slot of our first CONFIRM_LINK response, until its
+	 * send completes (the server's RNIC has it); -1 once it did */
+	int clink_resp_slot;
 	/* connections waiting for a TX slot */
 	int waiters;
 	unsigned int wake_rr;
@@ -328,6 +331,7 @@ int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);
 int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
+int usmc_llc_send_slot(usmc_link *link, const usmc_llc_msg *msg, int *pidx);
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
 		   uint64_t vaddr, usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
