@@ -1160,6 +1160,41 @@ static void test_add_link_ends_wait(void)
 	usmc_sim_del(sim);
 }
 
+/* The server's ADD_LINK never reaches the client (all it receives is
+ * dropped from the CONFIRM_LINK request on), but the server acknowledged
+ * the response and declines nothing: as smcr_clnt_conf_first_link, the
+ * client waits 2 s, looks 1 s for a Decline and goes on with one link,
+ * sending none. */
+static void test_add_link_lost(void)
+{
+	usmc_sim *sim = usmc_sim_new(25);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_fault_sched fa;
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim), t1;
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	while (trace_find(sim, 2, SMC_LLC_CONFIRM_LINK_V2, 0x03, 0) < 0 &&
+	       usmc_sim_now(sim) < t0 + SEC)
+		usmc_sim_run(sim, usmc_sim_now(sim) + 1000);
+	t1 = usmc_sim_now(sim);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_fault_sched_parse("drop:rate=1", t1, &fa, NULL, 0), 0);
+	usmc_sim_node_set_faults(a, &fa);
+	usmc_sim_run(sim, t1 + 2900 * MSEC);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ESTABLISHED], 1);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED], 0);
+	usmc_sim_run(sim, t1 + 3100 * MSEC);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED], 1);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_SMCR);
+	USMC_ASSERT_EQ(sent_declines(c) + sent_declines(s), 0);
+	USMC_ASSERT_EQ(trace_find(sim, 2, SMC_LLC_ADD_LINK_V2, 0x00, 0), -1);
+	CU_ASSERT(usmc_sim_node_faults_fired(a) > 0);
+	usmc_sim_node_set_faults(a, NULL);
+	usmc_sim_del(sim);
+}
+
 /* A Linux server's ADD_LINK v2 request is 88 bytes (with the v2
  * extension and one rkey): it spills past the 48-byte receive slot into
  * the shared v2 buffer, and the client still rejects it. */
@@ -1286,6 +1321,7 @@ static CU_TestInfo hs_tests[] = {
 	{"server_takes_decline_in_wait", test_server_takes_decline_in_wait},
 	{"confirm_link_resp_lost", test_confirm_link_resp_lost},
 	{"add_link_ends_wait", test_add_link_ends_wait},
+	{"add_link_lost", test_add_link_lost},
 	{"add_link_v2_long", test_add_link_v2_long},
 	{"failmalloc", test_failmalloc},
 	CU_TEST_INFO_NULL,
