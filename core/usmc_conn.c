@@ -44,7 +44,8 @@ static int clc_send_decline(usmc_conn *conn, uint32_t code)
 }
 
 /* Gives back the connection's link group resources. A link group that
- * this connection created and that never came up goes with it. */
+ * this connection created and that never came up (or whose client never
+ * saw the server's ADD_LINK) goes with it, as smc_lgr_cleanup_early. */
 void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts)
 {
 	usmc_lgr *lgr = conn->lgr;
@@ -53,7 +54,8 @@ void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts)
 	if (!lgr)
 		return;
 	usmc_llc_cancel_conn(lgr, conn);
-	created = conn->first_contact && !lgr->first_link_up;
+	created = conn->first_contact &&
+		  (!lgr->first_link_up || conn->mode == USMC_MODE_HANDSHAKE);
 	if (conn->mode == USMC_MODE_SMCR)
 		usmc_tx_flush_close(conn);
 	usmc_close_timer(conn, USMC_TSTAMP_NONE);
@@ -539,7 +541,29 @@ void usmc_conn_link_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
 		usmc_conn_wait_decline(conn, SMC_CLC_DECL_TIMEOUT_CL, ts);
 		return;
 	}
+	/* Client: our CONFIRM_LINK response may never reach the server,
+	 * which then declines at 3 s. As smcr_clnt_conf_first_link, wait
+	 * SMC_LLC_WAIT_TIME for its ADD_LINK request (proof it got the
+	 * response), then CLC_WAIT_TIME_SHORT for a Decline, before any
+	 * data goes over the link. */
+	if (conn->params.role == USMC_ROLE_CLIENT && conn->lgr &&
+	    conn->lgr->max_links > 1) {
+		conn->clc_state = USMC_CLC_CLI_WAIT_ADDLINK;
+		conn->clc_expiry = ts + SMC_LLC_WAIT_TIME;
+		return;
+	}
 	conn_established(conn, ts);
+}
+
+/* Client: the server's ADD_LINK request came (and was answered); the
+ * server has the first link up, so the connection is. */
+void usmc_conn_add_link_seen(usmc_conn *conn, usmc_tstamp ts)
+{
+	if (conn->mode == USMC_MODE_HANDSHAKE &&
+	    (conn->clc_state == USMC_CLC_CLI_WAIT_ADDLINK ||
+	     conn->clc_state == USMC_CLC_CLI_ADDLINK_DECL) &&
+	    conn->lgr)
+		conn_established(conn, ts);
 }
 
 void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
@@ -744,6 +768,38 @@ void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
 	    conn->clc_state == USMC_CLC_WAIT_DECLINE) {
 		/* no Decline from the peer within CLC_WAIT_TIME_SHORT: ours */
 		usmc_conn_handshake_failed(conn, 0, conn->decl_reason, ts);
+		return;
+	}
+	if (conn->mode == USMC_MODE_HANDSHAKE && conn->clc_expiry <= ts &&
+	    conn->clc_state == USMC_CLC_CLI_WAIT_ADDLINK) {
+		/* no ADD_LINK: look CLC_WAIT_TIME_SHORT for a Decline */
+		usmc_log(conn->ctx, USMC_LOG_DEBUG,
+			 "conn %08x: no ADD_LINK, looking for a Decline",
+			 conn->token);
+		conn->clc_state = USMC_CLC_CLI_ADDLINK_DECL;
+		conn->clc_expiry = ts + CLC_WAIT_TIME_SHORT;
+		return;
+	}
+	if (conn->mode == USMC_MODE_HANDSHAKE && conn->clc_expiry <= ts &&
+	    conn->clc_state == USMC_CLC_CLI_ADDLINK_DECL) {
+		/* no Decline: go on with one link (smcr_clnt_conf_first_link)
+		 * if the server's RNIC acknowledged our CONFIRM_LINK response.
+		 * Else (not acknowledged, or the link died: usmc_lgr_terminate
+		 * leaves the window running) the server most likely never got
+		 * it and declines at 3 s from sending its request, which can
+		 * reach us a TCP delay and a timer's slack after our window
+		 * ends: look one more CLC_WAIT_TIME_SHORT before a Decline of
+		 * ours (Declines must not cross), never use the link. */
+		if (conn->lgr && !conn->lgr->terminating && conn->link &&
+		    conn->link->clink_resp_slot < 0) {
+			conn_established(conn, ts);
+		} else if (!conn->addlink_late) {
+			conn->addlink_late = 1;
+			conn->clc_expiry = ts + CLC_WAIT_TIME_SHORT;
+		} else {
+			usmc_conn_handshake_failed(conn, 0,
+						   SMC_CLC_DECL_TIMEOUT_CL, ts);
+		}
 		return;
 	}
 	if (conn->mode == USMC_MODE_HANDSHAKE && conn->clc_expiry <= ts) {

@@ -110,6 +110,9 @@ struct usmc_link {
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */
+	/* client: the TX slot of our first CONFIRM_LINK response, until its
+	 * send completes (the server's RNIC has it); -1 once it did */
+	int clink_resp_slot;
 	/* connections waiting for a TX slot */
 	int waiters;
 	unsigned int wake_rr;
@@ -165,8 +168,10 @@ enum usmc_clc_state {
 	USMC_CLC_SRV_WAIT_PROPOSAL,
 	USMC_CLC_SRV_WAIT_RKEY, /* CONFIRM_RKEY before Accept */
 	USMC_CLC_SRV_WAIT_CONFIRM,
-	USMC_CLC_SRV_WAIT_CLINK, /* CONFIRM_LINK resp */
-	USMC_CLC_WAIT_DECLINE,	 /* first link failed: the peer's Decline? */
+	USMC_CLC_SRV_WAIT_CLINK,   /* CONFIRM_LINK resp */
+	USMC_CLC_WAIT_DECLINE,	   /* first link failed: the peer's Decline? */
+	USMC_CLC_CLI_WAIT_ADDLINK, /* first link confirmed: ADD_LINK req? */
+	USMC_CLC_CLI_ADDLINK_DECL, /* no ADD_LINK: the peer's Decline? */
 	USMC_CLC_DONE,
 };
 
@@ -190,6 +195,7 @@ struct usmc_conn {
 	int clc_sent_any, clc_recv_any, peer_declined;
 	int clc_written;      /* the runtime consumed some CLC bytes */
 	uint32_t decl_reason; /* ours, if USMC_CLC_WAIT_DECLINE sees none */
+	int addlink_late;     /* ADD_LINK window over on a dead link */
 	uint8_t peer_system_id[8];
 	uint8_t peer_gid[16], peer_mac[6];
 	uint32_t peer_qpn, peer_psn;
@@ -325,6 +331,7 @@ int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);
 int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
+int usmc_llc_send_slot(usmc_link *link, const usmc_llc_msg *msg, int *pidx);
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
 		   uint64_t vaddr, usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
@@ -339,6 +346,7 @@ void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev);
 void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);
 void usmc_conn_link_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);
 void usmc_conn_wait_decline(usmc_conn *conn, uint32_t reason, usmc_tstamp ts);
+void usmc_conn_add_link_seen(usmc_conn *conn, usmc_tstamp ts);
 void usmc_conn_release_smc(usmc_conn *conn, usmc_tstamp ts);
 void usmc_conn_handshake_failed(usmc_conn *conn, int err, uint32_t reason,
 				usmc_tstamp ts);

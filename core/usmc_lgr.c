@@ -126,15 +126,19 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 		 * the kernel does when the link cannot be made ready
 		 * (smc_connect_rdma: SMC_CLC_DECL_ERR_RDYLNK). A dead link
 		 * ends the CONFIRM_LINK wait (smc_llc_wait), which the kernel
-		 * reports as TIMEOUT_CL after its look for a Decline. */
+		 * reports as TIMEOUT_CL after its look for a Decline. A
+		 * client waiting for ADD_LINK keeps its window: the server's
+		 * Decline comes at its 3 s (usmc_conn_handle_expiry). */
 		if (c->mode == USMC_MODE_HANDSHAKE &&
 		    (c->clc_state == USMC_CLC_CLI_WAIT_CLINK ||
 		     c->clc_state == USMC_CLC_SRV_WAIT_CLINK))
 			usmc_conn_wait_decline(c, SMC_CLC_DECL_TIMEOUT_CL, ts);
-		else if (c->mode == USMC_MODE_HANDSHAKE)
+		else if (c->mode == USMC_MODE_HANDSHAKE &&
+			 c->clc_state != USMC_CLC_CLI_WAIT_ADDLINK &&
+			 c->clc_state != USMC_CLC_CLI_ADDLINK_DECL)
 			usmc_conn_handshake_failed(c, err,
 						   SMC_CLC_DECL_ERR_RDYLNK, ts);
-		else
+		else if (c->mode != USMC_MODE_HANDSHAKE)
 			usmc_close_abort_local(c, err, 0, ts);
 		/* the connection may have left already */
 		if (lgr->conns[i] == c)

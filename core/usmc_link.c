@@ -222,6 +222,7 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 	link->dev_idx = (uint8_t)dev_idx;
 	link->state = USMC_LNK_INACTIVE;
 	link->testlink_expiry = USMC_TSTAMP_NONE;
+	link->clink_resp_slot = -1;
 	lgr->links[idx] = link;
 	link->nslots = ctx->s.send_wr;
 	link->nrecv = ctx->s.recv_wr;
@@ -450,6 +451,8 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 		if (idx >= link->nslots || !link->slots[idx].busy)
 			return USMC_ERR_INVALID_ARGUMENT;
 		s = link->slots[idx];
+		if (link->clink_resp_slot == (int)idx)
+			link->clink_resp_slot = -1;
 		usmc_link_put_slot(link, (int)idx);
 		if (s.conn)
 			usmc_tx_cdc_done(s.conn, &s, ts);

@@ -16,6 +16,14 @@ uint8_t usmc_llc_version(const usmc_lgr *lgr)
 /* Encodes and sends one LLC message on |link|. */
 int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg)
 {
+	int idx;
+
+	return usmc_llc_send_slot(link, msg, &idx);
+}
+
+/* As usmc_llc_send; |*pidx| is the TX slot it took. */
+int usmc_llc_send_slot(usmc_link *link, const usmc_llc_msg *msg, int *pidx)
+{
 	int idx = usmc_link_get_slot(link);
 	usmc_ssize n;
 
@@ -28,6 +36,7 @@ int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg)
 		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
 	}
 	usmc_link_queue_slot(link, idx);
+	*pidx = idx;
 	return 0;
 }
 
@@ -305,7 +314,7 @@ static void llc_rx_confirm_link_req(usmc_link *link, usmc_llc_msg *m,
 	lgr->first_link_up = 1;
 	link->last_rx = ts;
 	llc_confirm_link_msg(link, SMC_LLC_FLAG_RESP, &r);
-	if (usmc_llc_send(link, &r))
+	if (usmc_llc_send_slot(link, &r, &link->clink_resp_slot))
 		goto fail;
 	if (c)
 		usmc_conn_link_confirmed(c, 1, ts);
@@ -322,7 +331,6 @@ static void llc_rx_add_link_req(usmc_link *link, usmc_llc_msg *m,
 {
 	usmc_lgr *lgr = link->lgr;
 
-	(void)ts;
 	if (lgr->role != USMC_ROLE_CLIENT)
 		return;
 	/* the reject echoes the request, as smc_llc_cli_add_link does; v2
@@ -333,6 +341,11 @@ static void llc_rx_add_link_req(usmc_link *link, usmc_llc_msg *m,
 	if (lgr->version == SMC_V1)
 		m->hdr.add_link_rej_rsn = SMC_LLC_REJ_RSN_NO_ALT_PATH;
 	llc_respond(link, m);
+	/* the first-contact connection waited for this (smc_llc_cli_add_link
+	 * ends smcr_clnt_conf_first_link) */
+	for (int i = 1; i <= USMC_CONNS_MAX; i++)
+		if (lgr->conns[i])
+			usmc_conn_add_link_seen(lgr->conns[i], ts);
 }
 
 static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,

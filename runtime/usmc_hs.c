@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,87 @@ usmc_synopt *usmc_hs_synopt(void)
 {
 	pthread_once(&synopt_once, synopt_init_once);
 	return synopt;
+}
+
+/* Explicit mode (no SYN option of ours): asks the kernel to keep each
+ * child's SYN (TCP_SAVE_SYN), unless the application already did (its
+ * TCP_SAVED_SYN read would find it gone). Returns 1 if usmc set it. */
+int usmc_hs_save_syn(int fd)
+{
+	int one = 1, v = 0;
+	socklen_t l = sizeof(v);
+
+	if (usmc_real()->getsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &v, &l) || v)
+		return 0;
+	return usmc_real()->setsockopt(fd, IPPROTO_TCP, TCP_SAVE_SYN, &one,
+				       sizeof(one)) == 0;
+}
+
+/* |syn| is a saved SYN (IPv4 or IPv6 header, then TCP): 1 if its TCP
+ * options hold the SMC option (kind 254, length 6, magic "SMCR" in EBCDIC,
+ * as smc_parse_options looks for it), 0 if not, -1 if it cannot be read. */
+int usmc_hs_syn_has_smc(const uint8_t *syn, size_t len)
+{
+	static const uint8_t magic[4] = {0xE2, 0xD4, 0xC3, 0xD9};
+	size_t ip, doff, i;
+
+	if (len < 1)
+		return -1;
+	if ((syn[0] >> 4) == 4) {
+		ip = (size_t)(syn[0] & 0xf) * 4;
+		if (ip < 20 || len < ip || syn[9] != IPPROTO_TCP)
+			return -1;
+	} else if ((syn[0] >> 4) == 6) {
+		ip = 40; /* no extension headers in a SYN we accepted */
+		if (len < ip || syn[6] != IPPROTO_TCP)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (len < ip + 20)
+		return -1;
+	doff = (size_t)(syn[ip + 12] >> 4) * 4;
+	if (doff < 20 || len < ip + doff)
+		return -1;
+	for (i = ip + 20; i < ip + doff;) {
+		uint8_t kind = syn[i], olen;
+
+		if (kind == 0)
+			break;
+		if (kind == 1) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= ip + doff)
+			return -1;
+		olen = syn[i + 1];
+		if (olen < 2 || i + olen > ip + doff)
+			return -1;
+		if (kind == 254 && olen == 6 && !memcmp(syn + i + 2, magic, 4))
+			return 1;
+		i += olen;
+	}
+	return 0;
+}
+
+/* Explicit mode, server: the client's SYN carried the SMC option, which
+ * our SYN-ACK could not echo, so it has fallen back already (as
+ * smc_connect: PEERNOSMC) and will never send CLC: TCP at once instead of
+ * waiting USMC_CLC_WAIT_MS for its first bytes. */
+static int saved_syn_says_tcp(usmc_sock *c)
+{
+	uint8_t syn[512];
+	socklen_t l = sizeof(syn);
+
+	if (usmc_real()->getsockopt(c->fd, IPPROTO_TCP, TCP_SAVED_SYN, syn,
+				    &l) ||
+	    usmc_hs_syn_has_smc(syn, l) != 1)
+		return 0;
+	usmc_sock_fallback(c, USMC_DECL_PEERNOSMC,
+			   c->rule_tcp ? c->rule_why
+				       : "peer's SYN had the SMC option, which "
+					 "explicit mode cannot answer");
+	return 1;
 }
 
 /* After the TCP handshake of a marked socket: 1 if the peer did not send
@@ -728,8 +810,11 @@ static void do_accepts(usmc_sock *l)
 		c->synopt = l->synopt;
 		if (l->rules_maybe)
 			child_rules(c);
-		if (!usmc_hs_synopt_says_tcp(c))
-			server_peek_first(c, usmc_rt_now());
+		if (usmc_hs_synopt_says_tcp(c))
+			continue;
+		if (l->save_syn && saved_syn_says_tcp(c))
+			continue;
+		server_peek_first(c, usmc_rt_now());
 	}
 }
 

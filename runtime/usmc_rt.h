@@ -136,6 +136,9 @@ struct usmc_sock {
 	uint32_t rgen;
 	int nodelay; /* TCP_NODELAY asked for: applied to the SMC-R conn */
 	int synopt;  /* marked for the SMC SYN option */
+	/* explicit-mode listener: usmc set TCP_SAVE_SYN, so each child's SYN
+	 * says whether the client offered the SMC option */
+	int save_syn;
 	int listen_interest; /* accept/poll/epoll seen on this listener */
 	/* rules (docs/rules.md): a listener whose smc rule depends on the
 	 * peer decides per connection; rule_tcp: a tcp rule matched, and

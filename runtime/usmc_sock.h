@@ -57,6 +57,8 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 			 char *why, size_t whylen);
 /* The SMC TCP option, loaded on first use; NULL in explicit mode. */
 struct usmc_synopt *usmc_hs_synopt(void);
+int usmc_hs_save_syn(int fd);
+int usmc_hs_syn_has_smc(const uint8_t *syn, size_t len);
 /* 1 if the peer did not send the SMC TCP option (fallen back, no CLC). */
 int usmc_hs_synopt_says_tcp(usmc_sock *s);
 void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail);

@@ -154,6 +154,8 @@ int usmc_listen(int fd, int backlog)
 			/* before listen(): SYN-ACKs must carry the option */
 			s->synopt = usmc_synopt_mark_listen(usmc_hs_synopt(),
 							    fd) == 0;
+		if (v != USMC_RULE_TCP && !s->synopt)
+			s->save_syn = usmc_hs_save_syn(fd);
 	}
 	if (usmc_real()->listen(fd, backlog)) {
 		int e = errno;

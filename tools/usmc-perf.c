@@ -172,7 +172,9 @@ static void help(void)
 	       "test's;\n"
 	       "                         connections without a usmc-perf "
 	       "header are\n"
-	       "                         reported but do not count\n"
+	       "                         reported but do not count, unless "
+	       "they ran CLC\n"
+	       "                         (then the test failed: exit 1)\n"
 	       "    -c, --client HOST    connect to HOST (name or IPv4 "
 	       "address);\n"
 	       "                         HOST,HOST...: connection i goes to "
@@ -1350,7 +1352,7 @@ static void *server_main(void *arg)
 	uint8_t hdr[HDR_LEN], res[RES_LEN];
 	perf_hdr h = {0};
 	uint8_t *buf = NULL;
-	int k, counted = 0;
+	int k, counted = 0, hdr_ok = 0;
 	char err[120];
 
 	r.verify = VERIFY_OFF;
@@ -1366,6 +1368,7 @@ static void *server_main(void *arg)
 		fail(&r, "%s", err);
 		goto out;
 	}
+	hdr_ok = 1;
 	pthread_mutex_lock(&srv_lock);
 	if (!have_first_test) {
 		have_first_test = 1;
@@ -1441,6 +1444,17 @@ out:
 		pthread_mutex_lock(&srv_lock);
 		/* a connection without a valid header (a port probe) is
 		 * reported but is not a test */
+		/* ... unless it ran CLC: a usmc-perf client that failed
+		 * before its header arrived (it went out over a link this end
+		 * never had), which is the test failing, not a probe; waiting
+		 * on for a test would hang until -t */
+		if (!counted && !hdr_ok && r.have_info &&
+		    (r.info.mode == USMC_SOCK_SMCR ||
+		     (r.info.fallback_code &&
+		      strcmp(r.info.fallback_name, "PEERNOSMC")))) {
+			fflush(stdout);
+			_exit(1);
+		}
 		if (counted) {
 			first_test_done++;
 			if (!r.ok)

@@ -3,9 +3,11 @@
  * Pure runtime logic: explicit-mode port lists, size suffixes, settings
  * from strings. Every malformed input is rejected with a message.
  */
+#include <netinet/in.h>
 #include <string.h>
 
 #include "usmc_rt.h"
+#include "usmc_sock.h"
 #include "usmc_test.h"
 
 static void test_portset_parse(void)
@@ -259,6 +261,68 @@ static void test_config_ueid(void)
 	USMC_ASSERT_MEM_EQ(c.ueid[3], "D       ", 8);
 }
 
+/* A saved SYN (TCP_SAVED_SYN: IP header, TCP header with options): the
+ * SMC option is found wherever it sits; truncated or malformed headers
+ * give -1 or 0 and are never read past their length. */
+static void test_syn_has_smc(void)
+{
+	uint8_t syn[80], six[100];
+	static const uint8_t opts_usmc[] = {
+		2, 4, 0x05, 0xb4, 4, 2, 8,    10, 0,	0,    0,    1,	  0, 0,
+		0, 0, 1,    3,	  3, 7, 0xfe, 6,  0xe2, 0xd4, 0xc3, 0xd9, 1, 1};
+	static const uint8_t opts_linux[] = {2,	   4, 0x05, 0xb4, 1,	1,
+					     0xfe, 6, 0xe2, 0xd4, 0xc3, 0xd9};
+	static const uint8_t opts_other[] = {
+		2,    4,    0x05, 0xb4, 0xfe, 6,
+		0xf9, 0x89, 0,	  0,	1,    1}; /* TFO exp */
+	const struct {
+		const uint8_t *o;
+		size_t n;
+		int want;
+	} cases[] = {{opts_usmc, sizeof(opts_usmc), 1},
+		     {opts_linux, sizeof(opts_linux), 1},
+		     {opts_other, sizeof(opts_other), 0}};
+
+	for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
+		size_t tl = 20 + cases[k].n;
+
+		memset(syn, 0, sizeof(syn));
+		syn[0] = 0x45;
+		syn[9] = 6;
+		syn[20 + 12] = (uint8_t)((tl / 4) << 4);
+		memcpy(syn + 40, cases[k].o, cases[k].n);
+		USMC_ASSERT_EQ(usmc_hs_syn_has_smc(syn, 20 + tl),
+			       cases[k].want);
+		/* every truncation: an answer, never a read past the end
+		 * (ASan and valgrind runs check) */
+		for (size_t n = 0; n < 20 + tl; n++)
+			CU_ASSERT(usmc_hs_syn_has_smc(syn, n) <= 0);
+		/* IPv6 */
+		memset(six, 0, sizeof(six));
+		six[0] = 0x60;
+		six[6] = 6;
+		memcpy(six + 40, syn + 20, tl);
+		USMC_ASSERT_EQ(usmc_hs_syn_has_smc(six, 40 + tl),
+			       cases[k].want);
+	}
+	/* an option length running past the header, a zero length, another
+	 * protocol, a short IHL */
+	memset(syn, 0, sizeof(syn));
+	syn[0] = 0x45;
+	syn[9] = 6;
+	syn[32] = 6 << 4;
+	syn[40] = 0xfe;
+	syn[41] = 9;
+	USMC_ASSERT_EQ(usmc_hs_syn_has_smc(syn, 44), -1);
+	syn[41] = 0;
+	USMC_ASSERT_EQ(usmc_hs_syn_has_smc(syn, 44), -1);
+	syn[9] = 17;
+	USMC_ASSERT_EQ(usmc_hs_syn_has_smc(syn, 44), -1);
+	syn[9] = 6;
+	syn[0] = 0x44;
+	USMC_ASSERT_EQ(usmc_hs_syn_has_smc(syn, 44), -1);
+}
+
 static CU_TestInfo tests[] = {
 	{"port list parse", test_portset_parse},
 	{"port list merge", test_portset_merge},
@@ -269,6 +333,7 @@ static CU_TestInfo tests[] = {
 	{"transport_options and rule options", test_config_tp_options},
 	{"ueid lists as the kernel takes them", test_config_ueid},
 	{"decline names", test_decline_names},
+	{"SMC option in a saved SYN", test_syn_has_smc},
 	CU_TEST_INFO_NULL,
 };
 

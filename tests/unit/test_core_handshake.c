@@ -1082,6 +1082,119 @@ static void test_server_takes_decline_in_wait(void)
 	usmc_sim_del(sim);
 }
 
+/*
+ * The client's CONFIRM_LINK response never reaches the server (it hears
+ * nothing over RDMA), as with a server whose ICRC check refuses the
+ * client's packets. The server declines TIMEOUT_CL at 3 s; the client,
+ * waiting 2 s for the ADD_LINK that cannot come and then 1 s for a
+ * Decline (smcr_clnt_conf_first_link), takes it: both fall back, exactly
+ * one Decline, the client was never established and no CLC byte reaches
+ * either end's data.
+ */
+static void test_confirm_link_resp_lost(void)
+{
+	usmc_sim *sim = usmc_sim_new(23);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_fault_sched fb;
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+
+	USMC_ASSERT_EQ_FATAL(
+		usmc_fault_sched_parse("drop:rate=1", t0, &fb, NULL, 0), 0);
+	usmc_sim_node_set_faults(b, &fb);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	/* the client got the request, its response never arrived; the
+	 * client is still waiting */
+	usmc_sim_run(sim, t0 + 2500 * MSEC);
+	CU_ASSERT_TRUE(trace_find(sim, 2, SMC_LLC_CONFIRM_LINK_V2, 0x03, 0) >=
+		       0);
+	USMC_ASSERT_EQ(trace_find(sim, 1, SMC_LLC_CONFIRM_LINK_V2, 0x83, 0),
+		       -1);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED], 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_HANDSHAKE);
+	usmc_sim_run(sim, t0 + 3500 * MSEC);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
+		       SMC_CLC_DECL_TIMEOUT_CL);
+	usmc_sim_run(sim, t0 + 10 * SEC);
+	USMC_ASSERT_EQ(sent_declines(s), 1);
+	USMC_ASSERT_EQ(sent_declines(c), 0);
+	USMC_ASSERT_EQ(c->in_len, 0);
+	USMC_ASSERT_EQ(s->in_len, 0);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED] + s->ev[USMC_EV_ESTABLISHED],
+		       0);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK] + s->ev[USMC_EV_FALLBACK], 2);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
+	CU_ASSERT(usmc_sim_node_faults_fired(b) > 0);
+	usmc_sim_node_set_faults(b, NULL);
+	usmc_sim_run(sim, t0 + 20 * SEC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_del(sim);
+}
+
+/* A usmc server sends its ADD_LINK as soon as it has the response, so the
+ * client's wait for it ends at once: established within a few fabric
+ * round trips, not after 2 s. */
+static void test_add_link_ends_wait(void)
+{
+	usmc_sim *sim = usmc_sim_new(24);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	usmc_sim_run(sim, t0 + 50 * MSEC);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED], 1);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ESTABLISHED], 1);
+	CU_ASSERT_TRUE(trace_find(sim, 1, SMC_LLC_ADD_LINK_V2, 0xc0, 0) >= 0);
+	USMC_ASSERT_EQ(sent_declines(c) + sent_declines(s), 0);
+	usmc_sim_del(sim);
+}
+
+/* The server's ADD_LINK never reaches the client (all it receives is
+ * dropped from the CONFIRM_LINK request on), but the server acknowledged
+ * the response and declines nothing: as smcr_clnt_conf_first_link, the
+ * client waits 2 s, looks 1 s for a Decline and goes on with one link,
+ * sending none. */
+static void test_add_link_lost(void)
+{
+	usmc_sim *sim = usmc_sim_new(25);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_fault_sched fa;
+	usmc_sim_ep *c, *s;
+	usmc_tstamp t0 = usmc_sim_now(sim), t1;
+
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	while (trace_find(sim, 2, SMC_LLC_CONFIRM_LINK_V2, 0x03, 0) < 0 &&
+	       usmc_sim_now(sim) < t0 + SEC)
+		usmc_sim_run(sim, usmc_sim_now(sim) + 1000);
+	t1 = usmc_sim_now(sim);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_fault_sched_parse("drop:rate=1", t1, &fa, NULL, 0), 0);
+	usmc_sim_node_set_faults(a, &fa);
+	usmc_sim_run(sim, t1 + 2900 * MSEC);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_ESTABLISHED], 1);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED], 0);
+	usmc_sim_run(sim, t1 + 3100 * MSEC);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ESTABLISHED], 1);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_SMCR);
+	USMC_ASSERT_EQ(sent_declines(c) + sent_declines(s), 0);
+	USMC_ASSERT_EQ(trace_find(sim, 2, SMC_LLC_ADD_LINK_V2, 0x00, 0), -1);
+	CU_ASSERT(usmc_sim_node_faults_fired(a) > 0);
+	usmc_sim_node_set_faults(a, NULL);
+	usmc_sim_del(sim);
+}
+
 /* A Linux server's ADD_LINK v2 request is 88 bytes (with the v2
  * extension and one rkey): it spills past the 48-byte receive slot into
  * the shared v2 buffer, and the client still rejects it. */
@@ -1206,6 +1319,9 @@ static CU_TestInfo hs_tests[] = {
 	{"confirm_link_timeout", test_confirm_link_timeout},
 	{"confirm_link_lost_both_ways", test_confirm_link_lost_both_ways},
 	{"server_takes_decline_in_wait", test_server_takes_decline_in_wait},
+	{"confirm_link_resp_lost", test_confirm_link_resp_lost},
+	{"add_link_ends_wait", test_add_link_ends_wait},
+	{"add_link_lost", test_add_link_lost},
 	{"add_link_v2_long", test_add_link_v2_long},
 	{"failmalloc", test_failmalloc},
 	CU_TEST_INFO_NULL,
