@@ -76,7 +76,7 @@ static void usage(FILE *f)
 		"    usmc-smcctl ueid add USMC-VM\n");
 }
 
-static void die_usage(const char *msg)
+static _Noreturn void die_usage(const char *msg)
 {
 	fprintf(stderr, "%s: %s\nTry '%s --help'.\n", prog, msg, prog);
 	exit(2);
