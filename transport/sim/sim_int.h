@@ -49,9 +49,6 @@ struct sim_qp {
 	sim_dev *d;
 	sim_qp *next;  /* the device's QPs */
 	sim_qp *hnext; /* the world's QPN hash */
-	uint32_t qpn;
-	usmc_qp_state state;
-	void *context;
 	usmc_qp_init_attr cap;
 	uint32_t access;
 	uint8_t path_mtu;

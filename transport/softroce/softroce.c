@@ -834,7 +834,7 @@ static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
 	if (!d->nqps)
 		return NULL;
 	for (qp = d->qpn_ht[qpn & (d->nqps - 1)]; qp; qp = qp->hnext)
-		if (qp->qpn == qpn)
+		if (qp->pub.qp_num == qpn)
 			return qp;
 	return NULL;
 }
@@ -906,9 +906,9 @@ static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 		d->st.drop_pkey++;
 		return;
 	}
-	if ((pkt.flags & USMC_ROCE_F_REQ)
-		    ? (qp->state != USMC_QPS_RTR && qp->state != USMC_QPS_RTS)
-		    : qp->state != USMC_QPS_RTS) {
+	if ((pkt.flags & USMC_ROCE_F_REQ) ? (qp->pub.state != USMC_QPS_RTR &&
+					     qp->pub.state != USMC_QPS_RTS)
+					  : qp->pub.state != USMC_QPS_RTS) {
 		d->st.drop_state++;
 		return;
 	}
@@ -1093,7 +1093,7 @@ static int qpn_alloc(sr_dev *d, uint32_t *qpn)
 
 static void qpn_link(sr_dev *d, sr_qp *qp)
 {
-	sr_qp **b = &d->qpn_ht[qp->qpn & (d->nqps - 1)];
+	sr_qp **b = &d->qpn_ht[qp->pub.qp_num & (d->nqps - 1)];
 
 	qp->hnext = *b;
 	*b = qp;
@@ -1101,7 +1101,7 @@ static void qpn_link(sr_dev *d, sr_qp *qp)
 
 static void qpn_unlink(sr_dev *d, sr_qp *qp)
 {
-	sr_qp **pp = &d->qpn_ht[qp->qpn & (d->nqps - 1)];
+	sr_qp **pp = &d->qpn_ht[qp->pub.qp_num & (d->nqps - 1)];
 
 	while (*pp && *pp != qp)
 		pp = &(*pp)->hnext;
@@ -1154,7 +1154,7 @@ static int sr_create_qp(usmc_tp *tp, const usmc_qp_init_attr *attr,
 	if (rc)
 		return rc;
 	qp->index = idx;
-	qp->qpn = qpn;
+	qp->pub.qp_num = qpn;
 	d->qps[idx] = qp;
 	qpn_link(d, qp);
 	*pqp = &qp->pub;
@@ -1171,7 +1171,7 @@ static void sr_destroy_qp(usmc_tp_qp *pub)
 	d = qp->dev;
 	/* outstanding WRs complete with WR_FLUSH_ERR; they keep this QPN,
 	 * which qpn_alloc hands out again only once they are polled */
-	if (qp->state != USMC_QPS_RESET && qp->state != USMC_QPS_ERR) {
+	if (qp->pub.state != USMC_QPS_RESET && qp->pub.state != USMC_QPS_ERR) {
 		usmc_qp_attr a;
 
 		memset(&a, 0, sizeof(a));
@@ -1195,21 +1195,6 @@ static int sr_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *attr)
 
 	sync_efd(qp->dev);
 	return rc;
-}
-
-static uint32_t sr_qp_num(const usmc_tp_qp *qp)
-{
-	return ((const sr_qp *)qp)->qpn;
-}
-
-static void *sr_qp_context(const usmc_tp_qp *qp)
-{
-	return ((const sr_qp *)qp)->context;
-}
-
-static usmc_qp_state sr_qp_state(const usmc_tp_qp *qp)
-{
-	return ((const sr_qp *)qp)->state;
 }
 
 static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
@@ -1315,9 +1300,6 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.create_qp = sr_create_qp,
 	.modify_qp = sr_modify_qp,
 	.destroy_qp = sr_destroy_qp,
-	.qp_num = sr_qp_num,
-	.qp_context = sr_qp_context,
-	.qp_state = sr_qp_state,
 	.post_send = sr_post_send,
 	.post_recv = sr_post_recv,
 	.poll_cq = sr_poll_cq,

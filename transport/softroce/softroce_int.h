@@ -80,10 +80,7 @@ struct sr_qp {
 	usmc_tp_qp pub;
 	sr_dev *dev;
 	uint32_t index; /* in sr_dev.qps */
-	uint32_t qpn;
-	sr_qp *hnext; /* sr_dev.qpn_ht chain */
-	void *context;
-	usmc_qp_state state;
+	sr_qp *hnext;	/* sr_dev.qpn_ht chain */
 	usmc_qp_init_attr cap;
 
 	/* attributes */

@@ -46,8 +46,8 @@ vb_qp *vb_qp_by_num(vb_dev *d, uint32_t qpn)
 
 void vb_qp_set_err(vb_qp *q)
 {
-	if (q->state != USMC_QPS_RESET)
-		q->state = USMC_QPS_ERR;
+	if (q->pub.state != USMC_QPS_RESET)
+		q->pub.state = USMC_QPS_ERR;
 }
 
 static int backlog_names(const vb_dev *d, uint32_t qpn)
@@ -155,9 +155,10 @@ int vb_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a, usmc_tp_qp **pqp)
 	}
 	q->pub.tp = tp;
 	q->d = d;
-	q->context = a->context;
+	q->pub.context = a->context;
+	q->pub.qp_num = q->qp->qp_num;
+	q->pub.state = USMC_QPS_RESET;
 	q->cap = *a;
-	q->state = USMC_QPS_RESET;
 	d->qps[slot] = q;
 	d->cq_used += need;
 	*pqp = &q->pub;
@@ -188,13 +189,13 @@ usmc_qp_state vb_qp_state(const usmc_tp_qp *pub)
 	struct ibv_qp_init_attr ia;
 	struct ibv_qp_attr qa;
 
-	if (q->state != USMC_QPS_RTR && q->state != USMC_QPS_RTS)
-		return q->state;
+	if (q->pub.state != USMC_QPS_RTR && q->pub.state != USMC_QPS_RTS)
+		return q->pub.state;
 	if (ibv_query_qp(q->qp, &qa, IBV_QP_STATE, &ia))
-		return q->state;
+		return q->pub.state;
 	if (qa.qp_state == IBV_QPS_ERR || qa.qp_state == IBV_QPS_SQE)
-		q->state = USMC_QPS_ERR;
-	return q->state;
+		q->pub.state = USMC_QPS_ERR;
+	return q->pub.state;
 }
 
 /* Outstanding WRs vanish without completions in RESET (IB spec); their
@@ -315,18 +316,8 @@ int vb_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *a)
 	}
 	if (a->qp_state == USMC_QPS_RESET)
 		rings_reset(q);
-	q->state = a->qp_state;
+	q->pub.state = a->qp_state;
 	return 0;
-}
-
-uint32_t vb_qp_num(const usmc_tp_qp *pub)
-{
-	return qp_of(pub)->qp->qp_num;
-}
-
-void *vb_qp_context(const usmc_tp_qp *pub)
-{
-	return qp_of(pub)->context;
 }
 
 /* ---- posting ---------------------------------------------------------- */
@@ -372,7 +363,7 @@ int vb_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 	vb_ent *e;
 	int r;
 
-	if (q->state != USMC_QPS_RTS && q->state != USMC_QPS_ERR)
+	if (q->pub.state != USMC_QPS_RTS && q->pub.state != USMC_QPS_ERR)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->num_sge > max_sge)
 		return USMC_ERR_INVALID_ARGUMENT;
@@ -408,7 +399,7 @@ int vb_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 		return r;
 	if (ring_count(&q->sq) >= q->sq.cap)
 		return USMC_ERR_WOULDBLOCK;
-	if (q->state == USMC_QPS_ERR) {
+	if (q->pub.state == USMC_QPS_ERR) {
 		push_soft(q, &q->sq, wr->wr_id, wcop);
 		return 0;
 	}
@@ -454,7 +445,7 @@ int vb_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 	vb_ent *e;
 	int r;
 
-	if (q->state == USMC_QPS_RESET)
+	if (q->pub.state == USMC_QPS_RESET)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->num_sge > max_sge)
 		return USMC_ERR_INVALID_ARGUMENT;
@@ -463,7 +454,7 @@ int vb_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 		return r;
 	if (ring_count(&q->rq) >= q->rq.cap)
 		return USMC_ERR_WOULDBLOCK;
-	if (q->state == USMC_QPS_ERR) {
+	if (q->pub.state == USMC_QPS_ERR) {
 		push_soft(q, &q->rq, wr->wr_id, USMC_WC_RECV);
 		return 0;
 	}
@@ -662,13 +653,13 @@ void vb_destroy_qp(usmc_tp_qp *pub)
 	uint64_t end = mono_ms() + VB_DRAIN_MS;
 	usmc_wc wcs[32];
 
-	if (q->state != USMC_QPS_RESET && hw_outstanding(q) && !d->dead) {
+	if (q->pub.state != USMC_QPS_RESET && hw_outstanding(q) && !d->dead) {
 		struct ibv_qp_attr qa;
 
 		memset(&qa, 0, sizeof(qa));
 		qa.qp_state = IBV_QPS_ERR;
 		if (!ibv_modify_qp(q->qp, &qa, IBV_QP_STATE)) {
-			q->state = USMC_QPS_ERR;
+			q->pub.state = USMC_QPS_ERR;
 			/* the RNIC flushes them in order; others' completions
 			 * met on the way wait in the backlog */
 			while (hw_outstanding(q) && mono_ms() < end) {
@@ -684,7 +675,7 @@ void vb_destroy_qp(usmc_tp_qp *pub)
 	}
 	/* what the RNIC did not return in time, and soft entries, are
 	 * flushed here, in order, sends first */
-	if (q->state != USMC_QPS_RESET)
+	if (q->pub.state != USMC_QPS_RESET)
 		for (vb_ring *r = &q->sq; r; r = r == &q->sq ? &q->rq : NULL)
 			while (r->head != r->tail) {
 				vb_ent *e = ring_at(r, r->head++);
