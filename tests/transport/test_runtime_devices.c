@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_server_test.h"
 #include "usmc_stream_test.h"
 #include "usmc_test.h"
 
@@ -82,25 +83,13 @@ static void *serve(void *arg)
 
 static void server(int portfd, int resfd)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof(sa);
 	pthread_t th[NCONN];
-	char list[16];
 	int lfd;
 
 	alarm(60);
 	srv_wfd = resfd;
-	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET; /* the wildcard: devices per local address */
-	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &len))
-		_exit(10);
-	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
-	if (usmc_config_set("smc_ports", list) || usmc_listen(lfd, 16))
-		_exit(11);
-	if (write(portfd, &sa.sin_port, 2) != 2)
-		_exit(12);
-	close(portfd);
+	/* the wildcard: devices per local address */
+	lfd = usmc_test_server_listen(NULL, 16, portfd);
 	for (int i = 0; i < NCONN; i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
 
@@ -117,12 +106,8 @@ static void server(int portfd, int resfd)
 static int suite_init(void)
 {
 	int p[2], r[2];
-	char port[16];
 
-	/* a per-run RoCE UDP port so parallel test runs do not meet */
-	snprintf(port, sizeof(port), "%d", 20000 + (getpid() * 17) % 20000);
-	setenv("USMC_SOFTROCE_PORT", port, 1);
-	setenv("USMC_TRANSPORT", "softroce", 1);
+	usmc_test_softroce_env(17);
 	setenv("USMC_CONF", "", 1);
 	unsetenv("USMC_FAULT");
 	unsetenv("USMC_FAULT_FILE");
@@ -418,20 +403,8 @@ int main(void)
 		{"runtime devices over softroce", tests},
 		{NULL, NULL},
 	};
-	int r;
 
 	alarm(90);
 	usmc_test_stat_dir();
-	if (suite_init()) {
-		fprintf(stderr, "cannot start the server process\n");
-		if (server_pid > 0)
-			kill(server_pid, SIGKILL);
-		return 1;
-	}
-	r = usmc_test_main(suites);
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-	}
-	return r;
+	return usmc_test_main_server(suites, suite_init, &server_pid);
 }
