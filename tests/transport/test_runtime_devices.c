@@ -139,25 +139,8 @@ static int suite_init(void)
 
 static int connect_from(const char *from, const char *to, uint8_t id)
 {
-	struct sockaddr_in sa = {0}, me = {0};
-	char list[16];
-	int fd;
+	int fd = usmc_test_client_connect(from, to, tcp_port, 0);
 
-	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0);
-	me.sin_family = AF_INET;
-	inet_pton(AF_INET, from, &me.sin_addr);
-	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	sa.sin_family = AF_INET;
-	sa.sin_port = tcp_port;
-	inet_pton(AF_INET, to, &sa.sin_addr);
-	if (usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		fprintf(stderr, "connect %s -> %s: %s\n", from, to,
-			strerror(errno));
-		CU_FAIL_FATAL("connect");
-	}
 	CU_ASSERT_FATAL(usmc_send(fd, &id, 1, 0) == 1);
 	return fd;
 }

@@ -161,23 +161,7 @@ static int start_blocked(pthread_t *t, void *(*fn)(void *), void *arg)
 
 static int connect_client(void)
 {
-	struct sockaddr_in sa = {0}, me = {0};
-	char list[16];
-	int fd;
-
-	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0);
-	me.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.1", &me.sin_addr);
-	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	sa.sin_family = AF_INET;
-	sa.sin_port = tcp_port;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	CU_ASSERT_FATAL(usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ==
-			0);
-	return fd;
+	return usmc_test_client_connect("127.0.0.1", "127.0.0.2", tcp_port, 0);
 }
 
 /* Odd rounds install the handler behind usmc's trampoline, even rounds

@@ -99,30 +99,11 @@ static int suite_init(void)
 	return usmc_test_server_start(server, &server_pid, &tcp_port);
 }
 
+/* The client's device is 127.0.0.1, the server's 127.0.0.2. */
 static int connect_client(int nonblock)
 {
-	struct sockaddr_in sa = {0}, me = {0};
-	char list[16];
-	int fd;
-
-	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0),
-			 0);
-	CU_ASSERT_FATAL(fd >= 0);
-	/* The client's device is 127.0.0.1, the server's 127.0.0.2. */
-	me.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.1", &me.sin_addr);
-	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	sa.sin_family = AF_INET;
-	sa.sin_port = tcp_port;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	if (usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-	    !(nonblock && errno == EINPROGRESS)) {
-		fprintf(stderr, "connect: %s\n", strerror(errno));
-		CU_FAIL_FATAL("connect");
-	}
-	return fd;
+	return usmc_test_client_connect("127.0.0.1", "127.0.0.2", tcp_port,
+					nonblock ? SOCK_NONBLOCK : 0);
 }
 
 static void check_smcr(int fd)

@@ -9,11 +9,13 @@
 #define USMC_SERVER_TEST_H
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -109,6 +111,36 @@ static inline int usmc_test_main_server(const usmc_test_suite *suites,
 	r = usmc_test_main(suites);
 	usmc_test_server_stop(pid);
 	return r;
+}
+
+/* In the parent: a usmc socket (SOCK_STREAM | |flags|) bound to |from|
+ * and connected to |to|:|port| (network order), which is made the SMC
+ * port; with SOCK_NONBLOCK the connect may be in progress. Fatal on
+ * failure. */
+static inline int usmc_test_client_connect(const char *from, const char *to,
+					   uint16_t port, int flags)
+{
+	struct sockaddr_in sa = {0}, me = {0};
+	char list[16];
+	int fd, ok;
+
+	snprintf(list, sizeof(list), "%u", ntohs(port));
+	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
+	fd = usmc_socket(AF_INET, SOCK_STREAM | flags, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	me.sin_family = AF_INET;
+	inet_pton(AF_INET, from, &me.sin_addr);
+	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
+	sa.sin_family = AF_INET;
+	sa.sin_port = port;
+	inet_pton(AF_INET, to, &sa.sin_addr);
+	ok = !usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ||
+	     ((flags & SOCK_NONBLOCK) && errno == EINPROGRESS);
+	if (!ok)
+		fprintf(stderr, "connect %s -> %s: %s\n", from, to,
+			strerror(errno));
+	CU_ASSERT_FATAL(ok);
+	return fd;
 }
 
 #endif /* USMC_SERVER_TEST_H */
