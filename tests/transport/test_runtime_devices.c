@@ -223,22 +223,6 @@ static void test_reuse(void)
 	USMC_ASSERT_EQ(st.transport_opens, 2);
 }
 
-/* Lines of |path| that contain |needle|. */
-static int count_lines(const char *path, const char *needle)
-{
-	char line[1024];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
-}
-
 /* A device that cannot open (its rule names no transport that exists)
  * declines the connections from its address with NOSMCRDEV and the
  * reason, said once; a connection from an address whose device is open
@@ -275,8 +259,9 @@ static void test_device_fails(void)
 	USMC_ASSERT_EQ(f.mode, USMC_SOCK_SMCR);
 	USMC_ASSERT_EQ(f.device, 0);
 	/* said once, for two connections */
-	USMC_ASSERT_EQ(count_lines(path, "no device for 127.0.0.5: transport "
-					 "nosuch: open failed"),
+	USMC_ASSERT_EQ(usmc_test_count_lines(
+			       path, "no device for 127.0.0.5: transport "
+				     "nosuch: open failed"),
 		       1);
 	unlink(path);
 	/* the fallback connections carry their data over TCP */
