@@ -37,30 +37,18 @@ void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,
 		 uint32_t flags)
 {
 	sim_dev *d = q->d;
-	usmc_wc *wc;
+	usmc_wc wc;
 
-	if (d->cq_count == d->cq_cap) {
-		uint32_t n = d->cq_cap ? d->cq_cap * 2 : 256;
-		usmc_wc *c = malloc(n * sizeof(*c));
-
-		if (!c)
-			return; /* cannot grow: lose it rather than crash */
-		for (uint32_t i = 0; i < d->cq_count; i++)
-			c[i] = d->cq[(d->cq_head + i) % d->cq_cap];
-		free(d->cq);
-		d->cq = c;
-		d->cq_cap = n;
-		d->cq_head = 0;
-	}
-	wc = &d->cq[(d->cq_head + d->cq_count++) % d->cq_cap];
-	memset(wc, 0, sizeof(*wc));
-	wc->wr_id = wr_id;
-	wc->status = st;
-	wc->opcode = op;
-	wc->byte_len = byte_len;
-	wc->imm_data = imm;
-	wc->wc_flags = flags;
-	wc->qp_num = q->pub.qp_num;
+	memset(&wc, 0, sizeof(wc));
+	wc.wr_id = wr_id;
+	wc.status = st;
+	wc.opcode = op;
+	wc.byte_len = byte_len;
+	wc.imm_data = imm;
+	wc.wc_flags = flags;
+	wc.qp_num = q->pub.qp_num;
+	if (usmc_tp_wcq_push(&d->cq, &wc, 256))
+		return; /* cannot grow: lose it rather than crash */
 	d->st.wcs++;
 	if (st == USMC_WC_WR_FLUSH_ERR)
 		d->st.flushed++;
@@ -73,7 +61,7 @@ void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,
 void sim_sync_efd(sim_dev *d)
 {
 	uint64_t v = 1;
-	int want = d->cq_count || d->ev_count || d->woken;
+	int want = d->cq.n || d->ev_count || d->woken;
 
 	d->dirty = 0;
 	if (want && !d->efd_set) {
@@ -233,7 +221,7 @@ static void sim_close(usmc_tp *tp)
 			free(d->mrs[i]);
 		}
 	free(d->mrs);
-	free(d->cq);
+	usmc_tp_wcq_free(&d->cq);
 	if (d->efd >= 0)
 		close(d->efd);
 	sim_world_detach(d->w, d);
@@ -377,9 +365,8 @@ static int qpn_taken(usmc_tp_sim_world *w, uint32_t qpn)
 	/* nor while a completion naming it waits: a consumer maps them to
 	 * its QPs by number */
 	for (sim_dev *d = w->devs; d; d = d->next)
-		for (uint32_t i = 0; i < d->cq_count; i++)
-			if (d->cq[(d->cq_head + i) % d->cq_cap].qp_num == qpn)
-				return 1;
+		if (usmc_tp_wcq_names(&d->cq, qpn))
+			return 1;
 	return 0;
 }
 
@@ -663,14 +650,10 @@ static int sim_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 static int sim_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 {
 	sim_dev *d = dev_of(tp);
-	int k = 0;
+	int k;
 
 	d->woken = 0;
-	while (k < n && d->cq_count) {
-		wcs[k++] = d->cq[d->cq_head];
-		d->cq_head = (d->cq_head + 1) % d->cq_cap;
-		d->cq_count--;
-	}
+	k = usmc_tp_wcq_pop(&d->cq, wcs, n);
 	sim_sync_efd(d);
 	return k;
 }

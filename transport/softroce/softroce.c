@@ -360,9 +360,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		d->local.v4.sin_port = htons(d->port);
 
 	d->rx_buf = malloc(SR_RX_BATCH * sizeof(*d->rx_buf));
-	d->cq_cap = 256;
-	d->cq = malloc(d->cq_cap * sizeof(*d->cq));
-	if (!d->rx_buf || !d->cq) {
+	if (!d->rx_buf || usmc_tp_wcq_grow(&d->cq, 256)) {
 		rc = USMC_ERR_NOMEM;
 		goto fail;
 	}
@@ -517,7 +515,7 @@ static void sr_close(usmc_tp *tp)
 	free(d->qps);
 	free(d->qpn_ht);
 	free(d->mrs);
-	free(d->cq);
+	usmc_tp_wcq_free(&d->cq);
 	free(d->rx_buf);
 	free(d);
 }
@@ -651,21 +649,8 @@ static void sr_free_mr(usmc_tp_mr *pub)
 
 void sr_cq_push(sr_dev *d, const usmc_wc *wc)
 {
-	if (d->cq_count == d->cq_cap) {
-		uint32_t n = d->cq_cap * 2;
-		usmc_wc *q = malloc(n * sizeof(*q));
-
-		if (!q)
-			return; /* cannot grow: lose it rather than crash */
-		for (uint32_t i = 0; i < d->cq_count; i++)
-			q[i] = d->cq[(d->cq_head + i) % d->cq_cap];
-		free(d->cq);
-		d->cq = q;
-		d->cq_cap = n;
-		d->cq_head = 0;
-	}
-	d->cq[(d->cq_head + d->cq_count) % d->cq_cap] = *wc;
-	d->cq_count++;
+	/* cannot grow: lose it rather than crash */
+	(void)usmc_tp_wcq_push(&d->cq, wc, 256);
 }
 
 /* The eventfd mirrors "completions queued" so epoll stays level-true. */
@@ -673,10 +658,10 @@ static void sync_efd(sr_dev *d)
 {
 	uint64_t v = 1;
 
-	if (d->cq_count && !d->efd_signaled) {
+	if (d->cq.n && !d->efd_signaled) {
 		if (write(d->efd, &v, sizeof(v)) == sizeof(v))
 			d->efd_signaled = 1;
-	} else if (!d->cq_count && d->efd_signaled) {
+	} else if (!d->cq.n && d->efd_signaled) {
 		if (read(d->efd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN)
 			d->efd_signaled = 0;
 	}
@@ -1050,11 +1035,7 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	}
 	rx_drain(d, now);
 	progress(d, now);
-	while (k < n && d->cq_count) {
-		wcs[k++] = d->cq[d->cq_head];
-		d->cq_head = (d->cq_head + 1) % d->cq_cap;
-		d->cq_count--;
-	}
+	k = usmc_tp_wcq_pop(&d->cq, wcs, n);
 	sync_efd(d);
 	return k;
 }
@@ -1068,10 +1049,7 @@ static int qpn_taken(sr_dev *d, uint32_t qpn)
 {
 	if (qp_by_qpn(d, qpn))
 		return 1;
-	for (uint32_t i = 0; i < d->cq_count; i++)
-		if (d->cq[(d->cq_head + i) % d->cq_cap].qp_num == qpn)
-			return 1;
-	return 0;
+	return usmc_tp_wcq_names(&d->cq, qpn);
 }
 
 /* Cyclic over [SR_MIN_QPN, SR_QPN_SPAN) as rxe's xa_alloc_cyclic, so a

@@ -19,6 +19,7 @@
 
 #include "roce_hdr.h"
 #include "softroce.h"
+#include "usmc_tp_wcq.h"
 #include "usmc_transport.h"
 
 /* rxe_param.h */
@@ -180,8 +181,7 @@ struct sr_dev {
 	sr_mr **mrs;
 	uint32_t nmrs;
 
-	usmc_wc *cq;
-	uint32_t cq_cap, cq_head, cq_count;
+	usmc_tp_wcq cq;
 	int efd_signaled;
 	usmc_tstamp timer_armed;
 

@@ -247,7 +247,7 @@ static void vb_close(usmc_tp *tp)
 		close(d->ep);
 	free(d->qps);
 	free(d->mrs);
-	free(d->bl);
+	usmc_tp_wcq_free(&d->bl);
 	free(d);
 }
 
@@ -424,22 +424,7 @@ static void vb_free_mr(usmc_tp_mr *pub)
 
 int vb_backlog_push(vb_dev *d, const usmc_wc *wc)
 {
-	if (d->bl_n == d->bl_cap) {
-		uint32_t cap = d->bl_cap ? d->bl_cap * 2 : 64;
-		usmc_wc *t = malloc(cap * sizeof(*t));
-
-		if (!t)
-			return USMC_ERR_NOMEM;
-		for (uint32_t i = 0; i < d->bl_n; i++)
-			t[i] = d->bl[(d->bl_head + i) % d->bl_cap];
-		free(d->bl);
-		d->bl = t;
-		d->bl_cap = cap;
-		d->bl_head = 0;
-	}
-	d->bl[(d->bl_head + d->bl_n) % d->bl_cap] = *wc;
-	d->bl_n++;
-	return 0;
+	return usmc_tp_wcq_push(&d->bl, wc, 64) ? USMC_ERR_NOMEM : 0;
 }
 
 /* ---- async events ----------------------------------------------------- */

@@ -14,6 +14,7 @@
 #include <infiniband/verbs.h>
 #include <stdint.h>
 
+#include "usmc_tp_wcq.h"
 #include "usmc_transport.h"
 
 #define VB_SYSFS_IB	  "/sys/class/infiniband"
@@ -120,8 +121,7 @@ struct vb_dev {
 	vb_mr **mrs;
 	uint32_t mrs_cap, mrs_used;
 	/* completions made here or drained ahead of time, returned first */
-	usmc_wc *bl;
-	uint32_t bl_cap, bl_head, bl_n;
+	usmc_tp_wcq bl;
 	uint32_t nsoft; /* soft entries over all QPs */
 };
 

@@ -52,10 +52,7 @@ void vb_qp_set_err(vb_qp *q)
 
 static int backlog_names(const vb_dev *d, uint32_t qpn)
 {
-	for (uint32_t i = 0; i < d->bl_n; i++)
-		if (d->bl[(d->bl_head + i) % d->bl_cap].qp_num == qpn)
-			return 1;
-	return 0;
+	return usmc_tp_wcq_names(&d->bl, qpn);
 }
 
 /* A QP whose number no completion in the backlog names: the RNIC may
@@ -71,7 +68,7 @@ static struct ibv_qp *create_fresh_qp(vb_dev *d, struct ibv_qp_init_attr *ia)
 		struct ibv_qp_init_attr a = *ia;
 
 		qp = ibv_create_qp(d->pd, &a);
-		if (!qp || !d->bl_n || !backlog_names(d, qp->qp_num)) {
+		if (!qp || !d->bl.n || !backlog_names(d, qp->qp_num)) {
 			*ia = a;
 			break;
 		}
@@ -596,11 +593,7 @@ int vb_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	if (n <= 0)
 		return 0;
 	cq_events(d);
-	while (k < n && d->bl_n) {
-		wcs[k++] = d->bl[d->bl_head];
-		d->bl_head = (d->bl_head + 1) % d->bl_cap;
-		d->bl_n--;
-	}
+	k = usmc_tp_wcq_pop(&d->bl, wcs, n);
 	for (;;) {
 		if (k < n)
 			k += take_soft(d, wcs + k, n - k);
