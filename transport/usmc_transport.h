@@ -169,15 +169,18 @@ struct usmc_tp_ops {
 			 usmc_tp_qp **pqp);
 	int (*modify_qp)(usmc_tp_qp *qp, const usmc_qp_attr *attr);
 	void (*destroy_qp)(usmc_tp_qp *qp);
-	uint32_t (*qp_num)(const usmc_tp_qp *qp);
-	void *(*qp_context)(const usmc_tp_qp *qp);
-	usmc_qp_state (*qp_state)(const usmc_tp_qp *qp);
 
 	/* data path (required) */
 	int (*post_send)(usmc_tp_qp *qp, const usmc_wr *wr);
 	int (*post_recv)(usmc_tp_qp *qp, const usmc_recv_wr *wr);
 	/* Returns the number of completions written to |wcs| (0..n). */
 	int (*poll_cq)(usmc_tp *tp, usmc_wc *wcs, int n);
+
+	/* optional: the QP's state as the device sees it now, for backends
+	 * whose device may change it without a call of ours (verbs: the RNIC
+	 * moves a responder that NAKed to ERR with no completion); it also
+	 * brings qp->state up to date. Absent: qp->state is always current. */
+	usmc_qp_state (*query_qp_state)(const usmc_tp_qp *qp);
 
 	/* optional: between batch(tp, 1) and batch(tp, 0) (nested calls
 	 * count) the device may hold what posts transmit and send it in one
@@ -271,9 +274,15 @@ static inline void usmc_tp_free_mr(usmc_tp_mr *mr)
 	mr->tp->ops->free_mr(mr);
 }
 
-/* The first member of every backend QP struct. */
+/* The first member of every backend QP struct. As in verbs' struct ibv_qp,
+ * what every backend keeps alike is here, read through the accessors below
+ * rather than through ops: create_qp sets all of it, and the backend keeps
+ * |state| current (modify_qp, errors). */
 struct usmc_tp_qp {
 	usmc_tp *tp;
+	void *context; /* usmc_qp_init_attr.context */
+	uint32_t qp_num;
+	usmc_qp_state state;
 };
 
 static inline int usmc_tp_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a,
@@ -294,17 +303,19 @@ static inline void usmc_tp_destroy_qp(usmc_tp_qp *qp)
 
 static inline uint32_t usmc_tp_qp_num(const usmc_tp_qp *qp)
 {
-	return qp->tp->ops->qp_num(qp);
+	return qp->qp_num;
 }
 
 static inline void *usmc_tp_qp_context(const usmc_tp_qp *qp)
 {
-	return qp->tp->ops->qp_context(qp);
+	return qp->context;
 }
 
 static inline usmc_qp_state usmc_tp_qp_state(const usmc_tp_qp *qp)
 {
-	return qp->tp->ops->qp_state(qp);
+	const usmc_tp_ops *ops = qp->tp->ops;
+
+	return ops->query_qp_state ? ops->query_qp_state(qp) : qp->state;
 }
 
 static inline int usmc_tp_post_send(usmc_tp_qp *qp, const usmc_wr *wr)

@@ -140,7 +140,7 @@ static void replenish(size_t size)
 	sr_qp *q = (sr_qp *)qp;
 
 	/* now and then leave the receive queue empty, for RNR */
-	while (q->state != USMC_QPS_ERR && q->rq_count < 4 && size % 3) {
+	while (q->pub.state != USMC_QPS_ERR && q->rq_count < 4 && size % 3) {
 		usmc_recv_wr rw;
 
 		memset(&rw, 0, sizeof(rw));
@@ -155,7 +155,7 @@ static void replenish(size_t size)
 		CHECK(!usmc_tp_post_recv(qp, &rw));
 	}
 	/* keep a multi-packet WRITE outstanding for the completer */
-	if (q->state == USMC_QPS_RTS && q->sq_count < 2) {
+	if (q->pub.state == USMC_QPS_RTS && q->sq_count < 2) {
 		usmc_wr wr;
 
 		memset(&wr, 0, sizeof(wr));
@@ -236,7 +236,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size >= USMC_ROCE_BTH_LEN) {
 		uint32_t f = usmc_roce_opcode_flags(buf[0]);
 
-		usmc_put_be24(buf + 5, q->qpn);
+		usmc_put_be24(buf + 5, q->pub.qp_num);
 		if (!(buf[8] & 0x40)) {
 			uint32_t psn = q->resp_psn;
 

@@ -18,34 +18,15 @@
 #include <valgrind/valgrind.h>
 
 #include "softroce.h"
+#include "tp_pair.h"
 #include "usmc_fault.h"
 #include "usmc_test.h"
 #include "usmc_transport.h"
 
-#define MAX_WC 4096
-
-typedef struct side {
-	usmc_tp *tp;
-	usmc_tp_qp *qp;
-	usmc_port_attr port;
-	usmc_wc wcs[MAX_WC];
-	int nwc;
-} side;
-
-typedef struct pair {
-	side s[2];
-	int ep;
-} pair;
+typedef tp_side side;
+typedef tp_pair pair;
 
 static char ctl_dir[64];
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static int open_dev(const char *ip, uint16_t port, usmc_tp **tp)
 {
@@ -62,186 +43,35 @@ static int open_dev(const char *ip, uint16_t port, usmc_tp **tp)
 	return usmc_tp_open("fault:softroce", &cfg, tp);
 }
 
+static int open_side(void *arg, int i, const char *ip, uint16_t port,
+		     usmc_tp **tp)
+{
+	(void)arg;
+	(void)i;
+	return open_dev(ip, port, tp);
+}
+
 static int open_pair(pair *p)
 {
-	memset(p, 0, sizeof(*p));
-	for (int tries = 0; tries < 50; tries++) {
-		uint16_t port =
-			(uint16_t)(20000 + (getpid() * 13 + tries * 7) % 20000);
-		int rc = open_dev("127.0.0.1", port, &p->s[0].tp);
-
-		if (rc == USMC_ERR_BUSY)
-			continue;
-		if (rc)
-			return rc;
-		rc = open_dev("127.0.0.2", port, &p->s[1].tp);
-		if (rc == USMC_ERR_BUSY) {
-			usmc_tp_close(p->s[0].tp);
-			continue;
-		}
-		if (rc)
-			usmc_tp_close(p->s[0].tp);
-		return rc;
-	}
-	return USMC_ERR_BUSY;
+	tp_pair_init(p);
+	return tp_pair_open_loopback(p, open_side, NULL, 0, 2);
 }
+
+/* smc's settings, but MTU 1024 and a 16.8 ms retransmit timer: losses
+ * recover quickly */
+static const tp_conn_params fault_params = {
+	USMC_IB_MTU_1024, 12, 7, 7, 5, 256, 256, 0, 100};
 
 static int setup(pair *p)
 {
-	usmc_qp_init_attr ia;
-	struct epoll_event ev;
 	int rc = open_pair(p);
 
 	USMC_ASSERT_EQ(rc, 0);
 	if (rc)
 		return rc;
-	memset(&ia, 0, sizeof(ia));
-	ia.max_send_wr = 256;
-	ia.max_recv_wr = 256;
-	ia.max_send_sge = 2;
-	ia.max_recv_sge = 2;
-	p->ep = epoll_create1(0);
-	for (int i = 0; i < 2; i++) {
-		ia.context = &p->s[i];
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_create_qp(p->s[i].tp, &ia, &p->s[i].qp), 0);
-		CU_ASSERT_PTR_EQUAL(usmc_tp_qp_context(p->s[i].qp), &p->s[i]);
-		CU_ASSERT_PTR_EQUAL(p->s[i].qp->tp, p->s[i].tp);
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_query_port(p->s[i].tp, &p->s[i].port), 0);
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.u32 = (uint32_t)i;
-		USMC_ASSERT_EQ_FATAL(epoll_ctl(p->ep, EPOLL_CTL_ADD,
-					       usmc_tp_get_fd(p->s[i].tp), &ev),
-				     0);
-	}
-	for (int i = 0; i < 2; i++) {
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_INIT;
-		a.qp_access_flags =
-			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
-		a.qp_state = USMC_QPS_RTR;
-		a.path_mtu = USMC_IB_MTU_1024;
-		a.dest_qp_num = usmc_tp_qp_num(p->s[1 - i].qp);
-		a.rq_psn = 100;
-		memcpy(a.dgid, p->s[1 - i].port.gid, 16);
-		a.hop_limit = 64;
-		a.min_rnr_timer = 5;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
-	}
-	for (int i = 0; i < 2; i++) {
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_RTS;
-		a.sq_psn = 100;
-		a.timeout = 12; /* 16.8 ms: losses recover quickly */
-		a.retry_cnt = 7;
-		a.rnr_retry = 7;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
-	}
+	tp_pair_create_qps(p, &fault_params);
+	tp_pair_connect(p, &fault_params);
 	return 0;
-}
-
-static void teardown(pair *p)
-{
-	for (int i = 0; i < 2; i++) {
-		if (p->s[i].qp)
-			usmc_tp_destroy_qp(p->s[i].qp);
-		if (p->s[i].tp)
-			usmc_tp_close(p->s[i].tp);
-	}
-	if (p->ep > 0)
-		close(p->ep);
-}
-
-static void poll_round(pair *p, int ms)
-{
-	struct epoll_event ev[2];
-	usmc_wc wcs[64];
-
-	epoll_wait(p->ep, ev, 2, ms);
-	for (int i = 0; i < 2; i++) {
-		int n;
-
-		do {
-			n = usmc_tp_poll_cq(p->s[i].tp, wcs, 64);
-			CU_ASSERT_TRUE(n >= 0);
-			for (int k = 0; k < n; k++)
-				if (p->s[i].nwc < MAX_WC)
-					p->s[i].wcs[p->s[i].nwc++] = wcs[k];
-		} while (n == 64);
-	}
-}
-
-static int wait_wcs(pair *p, int i, int n, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-
-	while (p->s[i].nwc < n) {
-		if (now_ms() > end)
-			return -1;
-		poll_round(p, 10);
-	}
-	return 0;
-}
-
-/* Polls until side |i| raises an async event; 0 and |ev| on success. */
-static int wait_event(pair *p, int i, usmc_tp_event *ev, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-
-	for (;;) {
-		if (usmc_tp_get_async_event(p->s[i].tp, ev) == 1)
-			return 0;
-		if (now_ms() > end)
-			return -1;
-		poll_round(p, 10);
-	}
-}
-
-static void fill(uint8_t *b, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		b[i] = (uint8_t)x;
-	}
-}
-
-static usmc_tp_mr *mr(side *s, size_t len, uint32_t access)
-{
-	usmc_tp_mr *m = NULL;
-
-	USMC_ASSERT_EQ_FATAL(usmc_tp_alloc_mr(s->tp, len, access, &m), 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-	CU_ASSERT_PTR_EQUAL(m->tp, s->tp);
-	return m;
-}
-
-static usmc_wr write_wr(uint64_t id, usmc_tp_mr *src, size_t off, uint32_t len,
-			usmc_tp_mr *dst, size_t doff)
-{
-	usmc_wr wr;
-
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = id;
-	wr.opcode = USMC_WR_RDMA_WRITE;
-	wr.send_flags = USMC_SEND_SIGNALED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
-	wr.sg_list[0].length = len;
-	wr.sg_list[0].lkey = src->lkey;
-	wr.remote_addr = dst->iova + doff;
-	wr.rkey = dst->rkey;
-	return wr;
 }
 
 static void add(usmc_tp *tp, const char *sched)
@@ -267,22 +97,23 @@ static void stream(const char *sched, usmc_fault_stats *fa,
 
 	if (setup(&p))
 		return;
-	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], total,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	fill(src->addr, total, 77);
+	src = tp_mr(p.s[0].tp, total, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, total,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_fill(src->addr, total, 77);
 	memset(dst->addr, 0, total);
 	/* timed clauses start now: after the buffers are filled, which in
 	 * a sanitizer build on a loaded machine outlasts a 30 ms window */
 	add(p.s[0].tp, sched);
 	add(p.s[1].tp, sched);
 	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 		nwr++;
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 30000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 30000), 0);
 	for (int k = 0; k < p.s[0].nwc; k++) {
 		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
 		USMC_ASSERT_EQ(p.s[0].wcs[k].wr_id, k);
@@ -306,7 +137,7 @@ static void stream(const char *sched, usmc_fault_stats *fa,
 		(unsigned long long)sb->dup_rx);
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_drop(void)
@@ -383,42 +214,42 @@ static void test_fail_post_nth(void)
 		return;
 	/* the 3rd WRITE fails; SENDs are not counted */
 	add(p.s[0].tp, "fail-post:op=WRITE,nth=3");
-	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 4096,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 4096,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	for (int k = 1; k <= 6; k++) {
-		usmc_wr wr = write_wr((uint64_t)k, src, 0, 64, dst, 0);
+		usmc_wr wr = tp_write_wr((uint64_t)k, src, 0, 64, dst, 0);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
 			       k == 3 ? USMC_ERR_TRANSPORT : 0);
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 5, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 5, 5000), 0);
 	usmc_fault_get_stats(p.s[0].tp, &st);
 	USMC_ASSERT_EQ(st.posts, 6);
 	USMC_ASSERT_EQ(st.posts_failed, 1);
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_qp_error_timed(void)
 {
 	pair p;
 	usmc_tp_event ev;
-	uint64_t t0 = now_ms(), dt;
+	uint64_t t0 = tp_now_ms(), dt;
 
 	if (setup(&p))
 		return;
 	add(p.s[1].tp, "qp-error:after=50ms");
-	USMC_ASSERT_EQ_FATAL(wait_event(&p, 1, &ev, 3000), 0);
-	dt = now_ms() - t0;
+	USMC_ASSERT_EQ_FATAL(tp_pair_wait_event(&p, p.s[1].tp, &ev, 3000), 0);
+	dt = tp_now_ms() - t0;
 	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_QP_FATAL);
 	USMC_ASSERT_EQ(ev.qp_num, usmc_tp_qp_num(p.s[1].qp));
 	CU_ASSERT_TRUE(dt >= 50 && dt < 1000);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_ERR);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
 	USMC_ASSERT_EQ(usmc_tp_get_async_event(p.s[1].tp, &ev), 0);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_port_down_up(void)
@@ -431,24 +262,24 @@ static void test_port_down_up(void)
 
 	if (setup(&p))
 		return;
-	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 4096,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 4096,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	add(p.s[0].tp, "port-down:after=20ms,for=100ms");
-	USMC_ASSERT_EQ_FATAL(wait_event(&p, 0, &ev, 3000), 0);
-	t0 = now_ms();
+	USMC_ASSERT_EQ_FATAL(tp_pair_wait_event(&p, p.s[0].tp, &ev, 3000), 0);
+	t0 = tp_now_ms();
 	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_PORT_ERR);
-	wr = write_wr(1, src, 0, 64, dst, 0);
+	wr = tp_write_wr(1, src, 0, 64, dst, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_TRANSPORT);
-	USMC_ASSERT_EQ_FATAL(wait_event(&p, 0, &ev, 3000), 0);
+	USMC_ASSERT_EQ_FATAL(tp_pair_wait_event(&p, p.s[0].tp, &ev, 3000), 0);
 	USMC_ASSERT_EQ(ev.type, USMC_TP_EV_PORT_ACTIVE);
-	CU_ASSERT_TRUE(now_ms() - t0 >= 90);
+	CU_ASSERT_TRUE(tp_now_ms() - t0 >= 90);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 3000), 0);
 	USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_device_fatal_nth(void)
@@ -459,12 +290,12 @@ static void test_device_fatal_nth(void)
 
 	if (setup(&p))
 		return;
-	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 4096,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 4096,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	add(p.s[0].tp, "device-fatal:nth=2");
 	for (int k = 1; k <= 3; k++) {
-		usmc_wr wr = write_wr((uint64_t)k, src, 0, 64, dst, 0);
+		usmc_wr wr = tp_write_wr((uint64_t)k, src, 0, 64, dst, 0);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
 			       k == 1 ? 0 : USMC_ERR_TRANSPORT);
@@ -474,7 +305,7 @@ static void test_device_fatal_nth(void)
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 /* ---- control ----------------------------------------------------------- */
@@ -516,9 +347,9 @@ static void test_control_socket(void)
 
 	if (setup(&p))
 		return;
-	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 4096,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 4096,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	CU_ASSERT_TRUE_FATAL(*usmc_fault_ctl_path(p.s[0].tp) != 0);
 	CU_ASSERT_EQUAL(strncmp(usmc_fault_ctl_path(p.s[0].tp), ctl_dir,
 				strlen(ctl_dir)),
@@ -527,7 +358,7 @@ static void test_control_socket(void)
 	fd = ctl_send(usmc_fault_ctl_path(p.s[0].tp),
 		      "fail-post:nth=1;drop:rate=2");
 	CU_ASSERT_TRUE_FATAL(fd >= 0);
-	poll_round(&p, 50);
+	tp_pair_round(&p, 50);
 	n = recv(fd, reply, sizeof(reply) - 1, 0);
 	CU_ASSERT_TRUE_FATAL(n > 0);
 	reply[n] = 0;
@@ -535,20 +366,20 @@ static void test_control_socket(void)
 				      "from 0 to 1 (e.g. 0.01)");
 	close(fd);
 	{
-		usmc_wr wr = write_wr(1, src, 0, 64, dst, 0);
+		usmc_wr wr = tp_write_wr(1, src, 0, 64, dst, 0);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
 	fd = ctl_send(usmc_fault_ctl_path(p.s[0].tp), "fail-post:nth=1");
 	CU_ASSERT_TRUE_FATAL(fd >= 0);
-	poll_round(&p, 50);
+	tp_pair_round(&p, 50);
 	n = recv(fd, reply, sizeof(reply) - 1, 0);
 	CU_ASSERT_TRUE_FATAL(n > 0);
 	reply[n] = 0;
 	CU_ASSERT_STRING_EQUAL(reply, "ok");
 	close(fd);
 	{
-		usmc_wr wr = write_wr(2, src, 0, 64, dst, 0);
+		usmc_wr wr = tp_write_wr(2, src, 0, 64, dst, 0);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
 			       USMC_ERR_TRANSPORT);
@@ -556,7 +387,7 @@ static void test_control_socket(void)
 	}
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_env_schedule(void)

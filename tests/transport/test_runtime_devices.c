@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_server_test.h"
 #include "usmc_stream_test.h"
 #include "usmc_test.h"
 
@@ -82,25 +83,13 @@ static void *serve(void *arg)
 
 static void server(int portfd, int resfd)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof(sa);
 	pthread_t th[NCONN];
-	char list[16];
 	int lfd;
 
 	alarm(60);
 	srv_wfd = resfd;
-	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET; /* the wildcard: devices per local address */
-	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &len))
-		_exit(10);
-	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
-	if (usmc_config_set("smc_ports", list) || usmc_listen(lfd, 16))
-		_exit(11);
-	if (write(portfd, &sa.sin_port, 2) != 2)
-		_exit(12);
-	close(portfd);
+	/* the wildcard: devices per local address */
+	lfd = usmc_test_server_listen(NULL, 16, portfd);
 	for (int i = 0; i < NCONN; i++) {
 		int fd = usmc_accept(lfd, NULL, NULL);
 
@@ -117,12 +106,8 @@ static void server(int portfd, int resfd)
 static int suite_init(void)
 {
 	int p[2], r[2];
-	char port[16];
 
-	/* a per-run RoCE UDP port so parallel test runs do not meet */
-	snprintf(port, sizeof(port), "%d", 20000 + (getpid() * 17) % 20000);
-	setenv("USMC_SOFTROCE_PORT", port, 1);
-	setenv("USMC_TRANSPORT", "softroce", 1);
+	usmc_test_softroce_env(17);
 	setenv("USMC_CONF", "", 1);
 	unsetenv("USMC_FAULT");
 	unsetenv("USMC_FAULT_FILE");
@@ -154,25 +139,8 @@ static int suite_init(void)
 
 static int connect_from(const char *from, const char *to, uint8_t id)
 {
-	struct sockaddr_in sa = {0}, me = {0};
-	char list[16];
-	int fd;
+	int fd = usmc_test_client_connect(from, to, tcp_port, 0);
 
-	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0);
-	me.sin_family = AF_INET;
-	inet_pton(AF_INET, from, &me.sin_addr);
-	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	sa.sin_family = AF_INET;
-	sa.sin_port = tcp_port;
-	inet_pton(AF_INET, to, &sa.sin_addr);
-	if (usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		fprintf(stderr, "connect %s -> %s: %s\n", from, to,
-			strerror(errno));
-		CU_FAIL_FATAL("connect");
-	}
 	CU_ASSERT_FATAL(usmc_send(fd, &id, 1, 0) == 1);
 	return fd;
 }
@@ -255,22 +223,6 @@ static void test_reuse(void)
 	USMC_ASSERT_EQ(st.transport_opens, 2);
 }
 
-/* Lines of |path| that contain |needle|. */
-static int count_lines(const char *path, const char *needle)
-{
-	char line[1024];
-	FILE *f = fopen(path, "r");
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
-}
-
 /* A device that cannot open (its rule names no transport that exists)
  * declines the connections from its address with NOSMCRDEV and the
  * reason, said once; a connection from an address whose device is open
@@ -307,8 +259,9 @@ static void test_device_fails(void)
 	USMC_ASSERT_EQ(f.mode, USMC_SOCK_SMCR);
 	USMC_ASSERT_EQ(f.device, 0);
 	/* said once, for two connections */
-	USMC_ASSERT_EQ(count_lines(path, "no device for 127.0.0.5: transport "
-					 "nosuch: open failed"),
+	USMC_ASSERT_EQ(usmc_test_count_lines(
+			       path, "no device for 127.0.0.5: transport "
+				     "nosuch: open failed"),
 		       1);
 	unlink(path);
 	/* the fallback connections carry their data over TCP */
@@ -418,20 +371,8 @@ int main(void)
 		{"runtime devices over softroce", tests},
 		{NULL, NULL},
 	};
-	int r;
 
 	alarm(90);
 	usmc_test_stat_dir();
-	if (suite_init()) {
-		fprintf(stderr, "cannot start the server process\n");
-		if (server_pid > 0)
-			kill(server_pid, SIGKILL);
-		return 1;
-	}
-	r = usmc_test_main(suites);
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-	}
-	return r;
+	return usmc_test_main_server(suites, suite_init, &server_pid);
 }

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_server_test.h"
 #include "usmc_test.h"
 
 #define ROUNDS 20
@@ -57,25 +58,12 @@ static void on_alrm(int sig)
 /* Child: drain the connection until EOF. */
 static void server(int wfd)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof(sa);
-	char list[16], buf[65536];
+	char buf[65536];
 	int lfd, fd;
 	usmc_sock_info in;
 
 	alarm(60);
-	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &len))
-		_exit(10);
-	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
-	if (usmc_config_set("smc_ports", list) || usmc_listen(lfd, 8))
-		_exit(11);
-	if (write(wfd, &sa.sin_port, 2) != 2)
-		_exit(12);
-	close(wfd);
+	lfd = usmc_test_server_listen("127.0.0.2", 8, wfd);
 	fd = usmc_accept(lfd, NULL, NULL);
 	if (fd < 0)
 		_exit(13);
@@ -173,23 +161,7 @@ static int start_blocked(pthread_t *t, void *(*fn)(void *), void *arg)
 
 static int connect_client(void)
 {
-	struct sockaddr_in sa = {0}, me = {0};
-	char list[16];
-	int fd;
-
-	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0);
-	me.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.1", &me.sin_addr);
-	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	sa.sin_family = AF_INET;
-	sa.sin_port = tcp_port;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	CU_ASSERT_FATAL(usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) ==
-			0);
-	return fd;
+	return usmc_test_client_connect("127.0.0.1", "127.0.0.2", tcp_port, 0);
 }
 
 /* Odd rounds install the handler behind usmc's trampoline, even rounds
@@ -312,42 +284,20 @@ static CU_TestInfo tests[] = {
 	CU_TEST_INFO_NULL,
 };
 
+static int suite_init(void)
+{
+	usmc_test_softroce_env(17);
+	return usmc_test_server_start(server, &server_pid, &tcp_port);
+}
+
 int main(void)
 {
 	usmc_test_suite suites[] = {
 		{"runtime signals over softroce", tests},
 		{NULL, NULL},
 	};
-	char port[16];
-	int p[2], r;
 
 	usmc_test_stat_dir(); /* (ctest's timeout bounds the run: SIGALRM is
 				  * the signal under test) */
-	/* a per-run RoCE UDP port so parallel runs do not meet */
-	snprintf(port, sizeof(port), "%d", 20000 + (getpid() * 17) % 20000);
-	setenv("USMC_SOFTROCE_PORT", port, 1);
-	setenv("USMC_TRANSPORT", "softroce", 1);
-	if (pipe(p))
-		return 1;
-	/* fork before usmc starts its progress thread */
-	server_pid = fork();
-	if (server_pid < 0)
-		return 1;
-	if (server_pid == 0) {
-		close(p[0]);
-		server(p[1]);
-	}
-	close(p[1]);
-	if (read(p[0], &tcp_port, 2) != 2) {
-		fprintf(stderr, "cannot start the server process\n");
-		kill(server_pid, SIGKILL);
-		return 1;
-	}
-	close(p[0]);
-	r = usmc_test_main(suites);
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-	}
-	return r;
+	return usmc_test_main_server(suites, suite_init, &server_pid);
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_server_test.h"
 #include "usmc_stream_test.h"
 #include "usmc_test.h"
 
@@ -38,25 +39,11 @@ static uint16_t tcp_port;
  * byte-exact. */
 static void server(int wfd)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof(sa);
-	char list[16];
 	int lfd, bad = 0;
 	usmc_stats st;
 
 	alarm(60);
-	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	sa.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    getsockname(lfd, (struct sockaddr *)&sa, &len))
-		_exit(10);
-	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
-	if (usmc_config_set("smc_ports", list) || usmc_listen(lfd, 8))
-		_exit(11);
-	if (write(wfd, &sa.sin_port, 2) != 2)
-		_exit(12);
-	close(wfd);
+	lfd = usmc_test_server_listen("127.0.0.2", 8, wfd);
 	for (int i = 0; i < NCONN; i++) {
 		usmc_sock_info in;
 		int fd = usmc_accept(lfd, NULL, NULL);
@@ -108,54 +95,15 @@ static void server(int wfd)
 
 static int suite_init(void)
 {
-	int p[2];
-	char port[16];
-
-	/* A per-run RoCE UDP port so parallel test runs do not meet. */
-	snprintf(port, sizeof(port), "%d", 20000 + (getpid() * 13) % 20000);
-	setenv("USMC_SOFTROCE_PORT", port, 1);
-	setenv("USMC_TRANSPORT", "softroce", 1);
-	if (pipe(p))
-		return -1;
-	/* Fork before usmc starts its progress thread. */
-	server_pid = fork();
-	if (server_pid < 0)
-		return -1;
-	if (server_pid == 0) {
-		close(p[0]);
-		server(p[1]);
-	}
-	close(p[1]);
-	if (read(p[0], &tcp_port, 2) != 2)
-		return -1;
-	close(p[0]);
-	return 0;
+	usmc_test_softroce_env(13);
+	return usmc_test_server_start(server, &server_pid, &tcp_port);
 }
 
+/* The client's device is 127.0.0.1, the server's 127.0.0.2. */
 static int connect_client(int nonblock)
 {
-	struct sockaddr_in sa = {0}, me = {0};
-	char list[16];
-	int fd;
-
-	snprintf(list, sizeof(list), "%u", ntohs(tcp_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM | (nonblock ? SOCK_NONBLOCK : 0),
-			 0);
-	CU_ASSERT_FATAL(fd >= 0);
-	/* The client's device is 127.0.0.1, the server's 127.0.0.2. */
-	me.sin_family = AF_INET;
-	inet_pton(AF_INET, "127.0.0.1", &me.sin_addr);
-	CU_ASSERT_FATAL(usmc_bind(fd, (struct sockaddr *)&me, sizeof(me)) == 0);
-	sa.sin_family = AF_INET;
-	sa.sin_port = tcp_port;
-	inet_pton(AF_INET, "127.0.0.2", &sa.sin_addr);
-	if (usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa)) &&
-	    !(nonblock && errno == EINPROGRESS)) {
-		fprintf(stderr, "connect: %s\n", strerror(errno));
-		CU_FAIL_FATAL("connect");
-	}
-	return fd;
+	return usmc_test_client_connect("127.0.0.1", "127.0.0.2", tcp_port,
+					nonblock ? SOCK_NONBLOCK : 0);
 }
 
 static void check_smcr(int fd)
@@ -356,20 +304,8 @@ int main(void)
 		{"runtime over softroce", tests},
 		{NULL, NULL},
 	};
-	int r;
 
 	alarm(90);
 	usmc_test_stat_dir(); /* the server child _exit()s: its table stays */
-	if (suite_init()) {
-		fprintf(stderr, "cannot start the server process\n");
-		if (server_pid > 0)
-			kill(server_pid, SIGKILL);
-		return 1;
-	}
-	r = usmc_test_main(suites);
-	if (server_pid > 0) {
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-	}
-	return r;
+	return usmc_test_main_server(suites, suite_init, &server_pid);
 }

@@ -39,17 +39,7 @@ static char no_ns[PATH_MAX + 64]; /* why case 2 cannot run ("" if it can) */
 
 static int mapped(const char *needle)
 {
-	char line[512];
-	FILE *f = fopen("/proc/self/maps", "re");
-	int n = 0;
-
-	if (!f)
-		return -1;
-	while (fgets(line, sizeof(line), f))
-		if (strstr(line, needle))
-			n++;
-	fclose(f);
-	return n;
+	return usmc_test_count_lines("/proc/self/maps", needle);
 }
 
 /* The kernel peer: takes one connection; the client, which found no

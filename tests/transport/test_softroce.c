@@ -21,23 +21,12 @@
 #include <valgrind/valgrind.h>
 
 #include "softroce.h"
+#include "tp_pair.h"
 #include "usmc_test.h"
 #include "usmc_transport.h"
 
-#define MAX_WC 8192
-
-typedef struct side {
-	usmc_tp *tp;
-	usmc_tp_qp *qp;
-	usmc_port_attr port;
-	usmc_wc wcs[MAX_WC];
-	int nwc;
-} side;
-
-typedef struct pair {
-	side s[2];
-	int ep;
-} pair;
+typedef tp_side side;
+typedef tp_pair pair;
 
 static uint16_t test_port;
 
@@ -57,35 +46,22 @@ static int open_dev(const char *ip, uint16_t port, const char *opts,
 	return usmc_tp_open("softroce", &cfg, tp);
 }
 
+/* |arg|: the two sides' options */
+static int open_side(void *arg, int i, const char *ip, uint16_t port,
+		     usmc_tp **tp)
+{
+	return open_dev(ip, port, ((const char *const *)arg)[i], tp);
+}
+
 static int open_pair(pair *p, const char *opts_a, const char *opts_b)
 {
-	memset(p, 0, sizeof(*p));
-	for (int tries = 0; tries < 50; tries++) {
-		int rc;
+	const char *opts[2] = {opts_a, opts_b};
+	int rc;
 
-		if (!test_port)
-			test_port = (uint16_t)(20000 +
-					       (getpid() * 7 + tries) % 20000);
-		rc = open_dev("127.0.0.1", test_port, opts_a, &p->s[0].tp);
-		if (rc == USMC_ERR_BUSY) {
-			test_port = 0;
-			continue;
-		}
-		if (rc)
-			return rc;
-		rc = open_dev("127.0.0.2", test_port, opts_b, &p->s[1].tp);
-		if (rc == USMC_ERR_BUSY) {
-			usmc_tp_close(p->s[0].tp);
-			test_port = 0;
-			continue;
-		}
-		if (rc) {
-			usmc_tp_close(p->s[0].tp);
-			return rc;
-		}
-		return 0;
-	}
-	return USMC_ERR_BUSY;
+	tp_pair_init(p);
+	rc = tp_pair_open_loopback(p, open_side, opts, 0, 1);
+	test_port = p->udp_port;
+	return rc;
 }
 
 /* Both QPs on one device at |ip| (an application talking to itself). */
@@ -94,7 +70,7 @@ static int open_pair_one_dev(pair *p, const char *ip, int family)
 	usmc_tp_config cfg;
 	int rc = USMC_ERR_BUSY;
 
-	memset(p, 0, sizeof(*p));
+	tp_pair_init(p);
 	memset(&cfg, 0, sizeof(cfg));
 	if (family == AF_INET6) {
 		struct sockaddr_in6 *s6 =
@@ -119,11 +95,6 @@ static int open_pair_one_dev(pair *p, const char *ip, int family)
 
 /* ---- generic ----------------------------------------------------------- */
 
-static int under_valgrind(void)
-{
-	return RUNNING_ON_VALGRIND || getenv("USMC_TEST_QUICK");
-}
-
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -132,226 +103,28 @@ static uint64_t now_us(void)
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
+static const tp_conn_params smc_params = TP_SMC_PARAMS;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-typedef struct conn_params {
-	uint8_t mtu; /* 0: the port's active MTU */
-	uint8_t timeout, retry_cnt, rnr_retry, min_rnr_timer;
-	uint32_t max_send_wr, max_recv_wr;
-} conn_params;
-
-static const conn_params smc_params = {0, 15, 7, 7, 5, 256, 256};
-
-static void create_qps(pair *p, const conn_params *cp)
-{
-	usmc_qp_init_attr ia;
-	struct epoll_event ev;
-
-	memset(&ia, 0, sizeof(ia));
-	ia.max_send_wr = cp->max_send_wr;
-	ia.max_recv_wr = cp->max_recv_wr;
-	ia.max_send_sge = 2;
-	ia.max_recv_sge = 2;
-	ia.max_inline_data = 64;
-	p->ep = epoll_create1(0);
-	for (int i = 0; i < 2; i++) {
-		ia.context = &p->s[i];
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_create_qp(p->s[i].tp, &ia, &p->s[i].qp), 0);
-		CU_ASSERT_PTR_EQUAL(usmc_tp_qp_context(p->s[i].qp), &p->s[i]);
-		USMC_ASSERT_EQ(usmc_tp_qp_state(p->s[i].qp), USMC_QPS_RESET);
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_query_port(p->s[i].tp, &p->s[i].port), 0);
-		if (i == 1 && p->s[1].tp == p->s[0].tp)
-			break;
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.u32 = (uint32_t)i;
-		USMC_ASSERT_EQ_FATAL(epoll_ctl(p->ep, EPOLL_CTL_ADD,
-					       usmc_tp_get_fd(p->s[i].tp), &ev),
-				     0);
-	}
-}
-
-static void connect_qps(pair *p, const conn_params *cp)
-{
-	for (int i = 0; i < 2; i++) {
-		side *me = &p->s[i], *peer = &p->s[1 - i];
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_INIT;
-		a.qp_access_flags =
-			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(me->qp, &a), 0);
-		a.qp_state = USMC_QPS_RTR;
-		a.path_mtu = cp->mtu ? cp->mtu : me->port.active_mtu;
-		a.dest_qp_num = usmc_tp_qp_num(peer->qp);
-		a.rq_psn = 0xfffff0u + (uint32_t)i; /* wraps soon */
-		memcpy(a.dgid, peer->port.gid, 16);
-		a.hop_limit = 64;
-		a.min_rnr_timer = cp->min_rnr_timer;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(me->qp, &a), 0);
-	}
-	for (int i = 0; i < 2; i++) {
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_RTS;
-		a.sq_psn = 0xfffff0u + (uint32_t)(1 - i);
-		a.timeout = cp->timeout;
-		a.retry_cnt = cp->retry_cnt;
-		a.rnr_retry = cp->rnr_retry;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
-		USMC_ASSERT_EQ(usmc_tp_qp_state(p->s[i].qp), USMC_QPS_RTS);
-	}
-}
-
-static int setup(pair *p, const char *oa, const char *ob, const conn_params *cp)
+static int setup(pair *p, const char *oa, const char *ob,
+		 const tp_conn_params *cp)
 {
 	int rc = open_pair(p, oa, ob);
 
 	USMC_ASSERT_EQ(rc, 0);
 	if (rc)
 		return rc;
-	create_qps(p, cp);
-	connect_qps(p, cp);
+	tp_pair_create_qps(p, cp);
+	tp_pair_connect(p, cp);
 	return 0;
 }
 
-static void teardown(pair *p)
-{
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].qp)
-			usmc_tp_destroy_qp(p->s[i].qp);
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].tp && (i == 0 || p->s[1].tp != p->s[0].tp))
-			usmc_tp_close(p->s[i].tp);
-	if (p->ep > 0)
-		close(p->ep);
-}
-
-/* One round: wait for either fd up to |ms|, then poll both CQs. */
-/* Both QPs may live on one device: a completion goes to the side whose QP
- * it names, or whose QP is gone. */
-static side *route(pair *p, usmc_tp *tp, const usmc_wc *wc)
-{
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].tp == tp && p->s[i].qp &&
-		    usmc_tp_qp_num(p->s[i].qp) == wc->qp_num)
-			return &p->s[i];
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].tp == tp && !p->s[i].qp)
-			return &p->s[i];
-	return p->s[0].tp == tp ? &p->s[0] : &p->s[1];
-}
-
-static void poll_round(pair *p, int ms)
-{
-	struct epoll_event ev[2];
-	usmc_wc wcs[64];
-
-	epoll_wait(p->ep, ev, 2, ms);
-	for (int i = 0; i < 2; i++) {
-		usmc_tp *tp = p->s[i].tp;
-		int n;
-
-		if (!tp || (i == 1 && tp == p->s[0].tp))
-			continue;
-		do {
-			n = usmc_tp_poll_cq(tp, wcs, 64);
-			CU_ASSERT_TRUE(n >= 0);
-			for (int k = 0; k < n; k++) {
-				side *s = route(p, tp, &wcs[k]);
-
-				if (s->nwc < MAX_WC)
-					s->wcs[s->nwc++] = wcs[k];
-			}
-		} while (n == 64);
-	}
-}
-
-/* Polls until side |i| has |n| completions; 0 on success. */
-static int wait_wcs(pair *p, int i, int n, int timeout_ms)
-{
-	uint64_t end = now_ms() + (uint64_t)timeout_ms;
-
-	while (p->s[i].nwc < n) {
-		if (now_ms() > end)
-			return -1;
-		poll_round(p, 20);
-	}
-	return 0;
-}
-
-static void run_for(pair *p, int ms)
-{
-	uint64_t end = now_ms() + (uint64_t)ms;
-
-	while (now_ms() < end)
-		poll_round(p, 5);
-}
-
-static void fill(uint8_t *b, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		b[i] = (uint8_t)x;
-	}
-}
-
+/* softroce's MRs are addressed by their virtual address (iova), as rxe's */
 static usmc_tp_mr *mr(side *s, size_t len, uint32_t access)
 {
-	usmc_tp_mr *m = NULL;
+	usmc_tp_mr *m = tp_mr(s->tp, len, access);
 
-	USMC_ASSERT_EQ_FATAL(usmc_tp_alloc_mr(s->tp, len, access, &m), 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-	CU_ASSERT_TRUE(m->length >= len);
 	CU_ASSERT_EQUAL(m->iova, (uint64_t)(uintptr_t)m->addr);
-	CU_ASSERT_EQUAL((uintptr_t)m->addr % 4096, 0);
 	return m;
-}
-
-static usmc_wr write_wr(uint64_t id, usmc_tp_mr *src, size_t off, uint32_t len,
-			usmc_tp_mr *dst, size_t doff)
-{
-	usmc_wr wr;
-
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = id;
-	wr.opcode = USMC_WR_RDMA_WRITE;
-	wr.send_flags = USMC_SEND_SIGNALED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
-	wr.sg_list[0].length = len;
-	wr.sg_list[0].lkey = src->lkey;
-	wr.remote_addr = dst->iova + doff;
-	wr.rkey = dst->rkey;
-	return wr;
-}
-
-static void post_recv_buf(side *s, uint64_t id, usmc_tp_mr *m, size_t off,
-			  uint32_t len)
-{
-	usmc_recv_wr rw;
-
-	memset(&rw, 0, sizeof(rw));
-	rw.wr_id = id;
-	rw.num_sge = 1;
-	rw.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr + off;
-	rw.sg_list[0].length = len;
-	rw.sg_list[0].lkey = m->lkey;
-	USMC_ASSERT_EQ(usmc_tp_post_recv(s->qp, &rw), 0);
 }
 
 /* ---- cases ------------------------------------------------------------- */
@@ -394,7 +167,7 @@ static void test_open_query(void)
 	USMC_ASSERT_EQ(open_dev("0.0.0.0", test_port, NULL, &tp),
 		       USMC_ERR_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NULL(tp);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_mr_keys(void)
@@ -415,7 +188,7 @@ static void test_mr_keys(void)
 		       0xffff);
 	for (int i = 0; i < 4; i++)
 		usmc_tp_free_mr(m[i]);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 /* Inside a batch (usmc_tp_batch) posts transmit nothing; at its end the
@@ -433,19 +206,19 @@ static void test_batch(void)
 	dst = mr(&p.s[1], 8192,
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	fill(src->addr, 8192, 9);
-	post_recv_buf(&p.s[1], 700, rx, 0, 64);
+	tp_fill(src->addr, 8192, 9);
+	tp_post_recv(p.s[1].qp, 700, rx, 0, 64);
 	usmc_softroce_get_stats(p.s[0].tp, &st0);
 	usmc_tp_batch(p.s[0].tp, 1);
 	usmc_tp_batch(p.s[0].tp, 1); /* nested */
 	for (int i = 0; i < 3; i++) {
-		usmc_wr wr = write_wr((uint64_t)i, src, (uint64_t)i * 1000,
-				      1000, dst, (uint64_t)i * 1000);
+		usmc_wr wr = tp_write_wr((uint64_t)i, src, (uint64_t)i * 1000,
+					 1000, dst, (uint64_t)i * 1000);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
 	{
-		usmc_wr wr = write_wr(3, src, 4000, 44, dst, 0);
+		usmc_wr wr = tp_write_wr(3, src, 4000, 44, dst, 0);
 
 		wr.opcode = USMC_WR_SEND;
 		wr.num_sge = 1;
@@ -461,8 +234,8 @@ static void test_batch(void)
 	usmc_softroce_get_stats(p.s[0].tp, &st1);
 	USMC_ASSERT_EQ(st1.tx_calls, st0.tx_calls + 1);
 	USMC_ASSERT_EQ(st1.tx_pkts, st0.tx_pkts + 4);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 4, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 4, 3000), 0);
 	USMC_ASSERT_MEM_EQ(dst->addr, src->addr, 3000);
 	USMC_ASSERT_MEM_EQ(rx->addr, (uint8_t *)src->addr + 4000, 44);
 	if (p.s[1].nwc >= 1) {
@@ -472,15 +245,15 @@ static void test_batch(void)
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
 	usmc_tp_free_mr(rx);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 /* A multi-MiB transfer over a lossy path stays byte-exact. */
 static void lossy_transfer(const char *opts)
 {
 	pair p;
-	conn_params cp = smc_params;
-	size_t total = under_valgrind() ? (512u << 10) : (4u << 20);
+	tp_conn_params cp = smc_params;
+	size_t total = tp_quick() ? (512u << 10) : (4u << 20);
 	const uint32_t chunk = 64 << 10;
 	usmc_tp_mr *src, *dst;
 	usmc_softroce_stats sa, sb;
@@ -493,17 +266,18 @@ static void lossy_transfer(const char *opts)
 	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
 	dst = mr(&p.s[1], total,
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	fill(src->addr, total, 1234);
+	tp_fill(src->addr, total, 1234);
 	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
 
 		/* every 4th signaled: unsignaled WRs complete silently */
 		wr.send_flags = (nwr % 4 == 3) ? USMC_SEND_SIGNALED : 0;
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 		nwr++;
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr / 4, 30000), 0);
-	run_for(&p, 10);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr / 4, 30000), 0);
+	tp_pair_run_for(&p, 10);
 	USMC_ASSERT_EQ(p.s[0].nwc, nwr / 4);
 	for (int k = 0; k < p.s[0].nwc; k++) {
 		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
@@ -528,7 +302,7 @@ static void lossy_transfer(const char *opts)
 		(unsigned long long)sa.tx_errors);
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 static void test_loss_1pct(void)
@@ -545,10 +319,10 @@ static void test_loss_10pct(void)
  * at once instead of waiting for the retransmit timer. */
 static void test_tx_eagain(void)
 {
-	uint64_t t0 = now_ms();
+	uint64_t t0 = tp_now_ms();
 
 	lossy_transfer("txfail=30,seed=3");
-	CU_ASSERT_TRUE(now_ms() - t0 < 5000);
+	CU_ASSERT_TRUE(tp_now_ms() - t0 < 5000);
 }
 
 /* A small socket receive buffer (a stock rmem_max without root): the send
@@ -557,7 +331,7 @@ static void test_tx_eagain(void)
 static void test_small_rcvbuf(void)
 {
 	pair p;
-	const size_t total = under_valgrind() ? (1u << 20) : (16u << 20);
+	const size_t total = tp_quick() ? (1u << 20) : (16u << 20);
 	const uint32_t chunk = 256 << 10;
 	usmc_tp_mr *src, *dst;
 	usmc_softroce_stats sa, sb;
@@ -568,14 +342,15 @@ static void test_small_rcvbuf(void)
 	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
 	dst = mr(&p.s[1], total,
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	fill(src->addr, total, 77);
+	tp_fill(src->addr, total, 77);
 	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 		nwr++;
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 10000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 10000), 0);
 	if (memcmp(src->addr, dst->addr, total))
 		CU_FAIL("data differs");
 	usmc_softroce_get_stats(p.s[0].tp, &sa);
@@ -585,7 +360,7 @@ static void test_small_rcvbuf(void)
 	USMC_ASSERT_EQ(sb.nak_seq_tx, 0);
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 /* A peer that stops for a while (SIGSTOP stops its RNIC too): with retry
@@ -598,7 +373,7 @@ static void test_small_rcvbuf(void)
 static void test_retransmit_backoff(void)
 {
 	pair p;
-	conn_params cp = smc_params;
+	tp_conn_params cp = smc_params;
 	usmc_tp_mr *src, *dst;
 	usmc_softroce_stats st;
 	usmc_wc wcs[8];
@@ -612,8 +387,8 @@ static void test_retransmit_backoff(void)
 		return;
 	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
 	dst = mr(&p.s[1], 4096, USMC_ACCESS_LOCAL_WRITE);
-	fill(src->addr, 44, 7);
-	post_recv_buf(&p.s[1], 9, dst, 0, 64);
+	tp_fill(src->addr, 44, 7);
+	tp_post_recv(p.s[1].qp, 9, dst, 0, 64);
 	memset(&wr, 0, sizeof(wr));
 	wr.wr_id = 1;
 	wr.opcode = USMC_WR_SEND;
@@ -648,8 +423,8 @@ static void test_retransmit_backoff(void)
 	}
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
 	/* side 1 runs again: the next resend (within the 1 s cap) lands */
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 3000), 0);
 	if (p.s[0].nwc >= 1 && p.s[1].nwc >= 1) {
 		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
 		USMC_ASSERT_EQ(p.s[1].wcs[0].status, USMC_WC_SUCCESS);
@@ -658,7 +433,7 @@ static void test_retransmit_backoff(void)
 	}
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 /* Hostile datagrams from a plain UDP socket: bad ICRC, garbage, unknown
@@ -697,7 +472,7 @@ static void test_ingress_drops(void)
 	sendto(fd, pkt, 5, 0, (struct sockaddr *)&to, sizeof(to));
 	pkt[1] = 0x05; /* TVer 5 */
 	sendto(fd, pkt, 60, 0, (struct sockaddr *)&to, sizeof(to));
-	run_for(&p, 50);
+	tp_pair_run_for(&p, 50);
 	usmc_softroce_get_stats(p.s[1].tp, &st1);
 	USMC_ASSERT_EQ(st1.drop_icrc - st0.drop_icrc, 1);
 	/* a shared port's program drops the runt before softroce sees it */
@@ -707,7 +482,7 @@ static void test_ingress_drops(void)
 	USMC_ASSERT_EQ(p.s[1].nwc, 0);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_RTS);
 	close(fd);
-	teardown(&p);
+	tp_pair_teardown(&p);
 }
 
 /* SEND both ways, a 1 MiB WRITE and a WRITE with immediate between two
@@ -718,8 +493,8 @@ static void one_dev_data_path(pair *p)
 	uint8_t *rxb;
 	const size_t big = 1 << 20;
 
-	create_qps(p, &smc_params);
-	connect_qps(p, &smc_params);
+	tp_pair_create_qps(p, &smc_params);
+	tp_pair_connect(p, &smc_params);
 	CU_ASSERT_NOT_EQUAL(usmc_tp_qp_num(p->s[0].qp),
 			    usmc_tp_qp_num(p->s[1].qp));
 	src = mr(&p->s[0], big, USMC_ACCESS_LOCAL_WRITE);
@@ -727,10 +502,10 @@ static void one_dev_data_path(pair *p)
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	rx = mr(&p->s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
 	rxb = rx->addr;
-	fill(src->addr, big, 31);
+	tp_fill(src->addr, big, 31);
 	for (int i = 0; i < 2; i++)
-		post_recv_buf(&p->s[i], 700 + (uint64_t)i, rx, (size_t)i * 64,
-			      64);
+		tp_post_recv(p->s[i].qp, 700 + (uint64_t)i, rx, (size_t)i * 64,
+			     64);
 	for (int i = 0; i < 2; i++) {
 		usmc_wr wr;
 
@@ -745,15 +520,15 @@ static void one_dev_data_path(pair *p)
 		USMC_ASSERT_EQ(usmc_tp_post_send(p->s[i].qp, &wr), 0);
 	}
 	{
-		usmc_wr wr = write_wr(900, src, 0, (uint32_t)big, dst, 0);
+		usmc_wr wr = tp_write_wr(900, src, 0, (uint32_t)big, dst, 0);
 
 		wr.opcode = USMC_WR_RDMA_WRITE_WITH_IMM;
 		wr.imm_data = 0x5eed;
 		USMC_ASSERT_EQ(usmc_tp_post_send(p->s[0].qp, &wr), 0);
-		post_recv_buf(&p->s[1], 701, rx, 256, 64);
+		tp_post_recv(p->s[1].qp, 701, rx, 256, 64);
 	}
-	USMC_ASSERT_EQ(wait_wcs(p, 0, 3, 5000), 0);
-	USMC_ASSERT_EQ(wait_wcs(p, 1, 3, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(p, 0, 3, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(p, 1, 3, 5000), 0);
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < p->s[i].nwc; k++)
 			USMC_ASSERT_EQ(p->s[i].wcs[k].status, USMC_WC_SUCCESS);
@@ -765,7 +540,7 @@ static void one_dev_data_path(pair *p)
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
 	usmc_tp_free_mr(rx);
-	teardown(p);
+	tp_pair_teardown(p);
 }
 
 /* A UDP socket can bind ::1: the machine has IPv6 loopback, so softroce

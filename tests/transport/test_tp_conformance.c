@@ -31,6 +31,7 @@
 #include <valgrind/valgrind.h>
 
 #include "softroce.h"
+#include "tp_pair.h"
 #include "usmc_fault.h"
 #include "usmc_test.h"
 #include "usmc_tp_sim.h"
@@ -39,24 +40,9 @@
 #include "usmc_tp_verbs.h"
 #endif
 
-#define MAX_WC 8192
-
-typedef struct side {
-	usmc_tp *tp;
-	usmc_tp_qp *qp;
-	usmc_port_attr port;
-	usmc_wc wcs[MAX_WC];
-	int nwc;
-} side;
-
-typedef struct fixture fixture;
-
-typedef struct pair {
-	side s[2];
-	int ep;
-	const fixture *fx;
-	usmc_tp_sim_world *world;
-} pair;
+typedef tp_side side;
+typedef tp_pair pair;
+typedef struct tp_fixture fixture;
 
 /* The counters the cases check, whatever the backend calls them; |have|
  * says which the backend keeps (CNT_*): a check of one it lacks is said
@@ -77,7 +63,7 @@ typedef struct tp_counts {
 /* What a fixture can do beyond the ops table. */
 #define CAP_PORT_CTL 0x1u /* take a port down and up, kill a device */
 
-struct fixture {
+struct tp_fixture {
 	const char *name;
 	/* two devices (one_dev: one device for both QPs) into p->s[].tp */
 	int (*open_pair)(pair *p, int one_dev);
@@ -106,19 +92,6 @@ static const fixture *cur;
 /* counter checks left out (a backend that keeps no such counter) */
 static unsigned int counter_skips;
 
-static int under_valgrind(void)
-{
-	return RUNNING_ON_VALGRIND || getenv("USMC_TEST_QUICK");
-}
-
-static uint64_t wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* ---- fixtures: softroce on loopback ----------------------------------- */
 
 static int sr_open_dev(const char *name, const char *ip, uint16_t port,
@@ -134,32 +107,18 @@ static int sr_open_dev(const char *name, const char *ip, uint16_t port,
 	return usmc_tp_open(name, &cfg, tp);
 }
 
+/* |arg|: the backend's name */
+static int sr_open_side(void *arg, int i, const char *ip, uint16_t port,
+			usmc_tp **tp)
+{
+	(void)i;
+	return sr_open_dev(arg, ip, port, tp);
+}
+
 static int sr_open_named(pair *p, const char *name, int one_dev)
 {
-	for (int tries = 0; tries < 50; tries++) {
-		uint16_t port = (uint16_t)(20000 + (getpid() * 17 + tries * 7 +
-						    (one_dev ? 3 : 0)) %
-							   20000);
-		int rc = sr_open_dev(name, "127.0.0.1", port, &p->s[0].tp);
-
-		if (rc == USMC_ERR_BUSY)
-			continue;
-		if (rc)
-			return rc;
-		if (one_dev) {
-			p->s[1].tp = p->s[0].tp;
-			return 0;
-		}
-		rc = sr_open_dev(name, "127.0.0.2", port, &p->s[1].tp);
-		if (rc == USMC_ERR_BUSY) {
-			usmc_tp_close(p->s[0].tp);
-			continue;
-		}
-		if (rc)
-			usmc_tp_close(p->s[0].tp);
-		return rc;
-	}
-	return USMC_ERR_BUSY;
+	return tp_pair_open_loopback(p, sr_open_side, (void *)name, one_dev,
+				     one_dev ? 3 : 0);
 }
 
 static int open_softroce(pair *p, int one_dev)
@@ -182,7 +141,7 @@ static void drive_wall(pair *p, int ms)
 static uint64_t clock_wall(const pair *p)
 {
 	(void)p;
-	return wall_ms();
+	return tp_now_ms();
 }
 
 static usmc_tp *inner_of(usmc_tp *tp)
@@ -217,7 +176,7 @@ static int sim_open_dev(pair *p, const char *name, const char *ip, usmc_tp **tp)
 	sin->sin_family = AF_INET;
 	inet_pton(AF_INET, ip, &sin->sin_addr);
 	cfg.options = "mtu=4096";
-	cfg.backend_ctx = p->world;
+	cfg.backend_ctx = p->backend_ctx;
 	return usmc_tp_open(name, &cfg, tp);
 }
 
@@ -225,8 +184,8 @@ static int sim_open_named(pair *p, const char *name, int one_dev)
 {
 	int rc;
 
-	p->world = usmc_tp_sim_world_new(0x5eed);
-	if (!p->world)
+	p->backend_ctx = usmc_tp_sim_world_new(0x5eed);
+	if (!p->backend_ctx)
 		return USMC_ERR_NOMEM;
 	rc = sim_open_dev(p, name, "10.0.0.1", &p->s[0].tp);
 	if (!rc && one_dev)
@@ -237,8 +196,8 @@ static int sim_open_named(pair *p, const char *name, int one_dev)
 		if (p->s[0].tp)
 			usmc_tp_close(p->s[0].tp);
 		p->s[0].tp = p->s[1].tp = NULL;
-		usmc_tp_sim_world_del(p->world);
-		p->world = NULL;
+		usmc_tp_sim_world_del(p->backend_ctx);
+		p->backend_ctx = NULL;
 	}
 	return rc;
 }
@@ -256,13 +215,14 @@ static int open_fault_sim(pair *p, int one_dev)
 /* Virtual time: nothing happens unless the test runs the world. */
 static void drive_sim(pair *p, int ms)
 {
-	usmc_tp_sim_world_run(p->world, usmc_tp_sim_world_now(p->world) +
-						(usmc_tstamp)ms * 1000000u);
+	usmc_tp_sim_world_run(p->backend_ctx,
+			      usmc_tp_sim_world_now(p->backend_ctx) +
+				      (usmc_tstamp)ms * 1000000u);
 }
 
 static uint64_t clock_sim(const pair *p)
 {
-	return usmc_tp_sim_world_now(p->world) / 1000000u;
+	return usmc_tp_sim_world_now(p->backend_ctx) / 1000000u;
 }
 
 static int stats_sim(usmc_tp *tp, tp_counts *c)
@@ -453,93 +413,24 @@ static const fixture fixtures[] = {
 
 /* ---- generic helpers --------------------------------------------------- */
 
-typedef struct conn_params {
-	uint8_t mtu; /* 0: the port's active MTU */
-	uint8_t timeout, retry_cnt, rnr_retry, min_rnr_timer;
-	uint32_t max_send_wr, max_recv_wr;
-} conn_params;
+typedef tp_conn_params conn_params;
 
-static const conn_params smc_params = {0, 15, 7, 7, 5, 256, 256};
+static const conn_params smc_params = TP_SMC_PARAMS;
 
 static int open_pair(pair *p, int one_dev)
 {
 	int rc;
 
-	memset(p, 0, sizeof(*p));
-	p->ep = -1;
+	tp_pair_init(p);
 	p->fx = cur;
+	p->drive = cur->drive;
+	p->clock_ms = cur->clock_ms;
+	p->round_ms = 2;
 	rc = cur->open_pair(p, one_dev);
 	if (rc)
 		fprintf(stderr, "  [%s: open: %s]\n", cur->name,
 			usmc_strerror(rc));
 	return rc;
-}
-
-static void create_qps(pair *p, const conn_params *cp)
-{
-	usmc_qp_init_attr ia;
-	struct epoll_event ev;
-
-	memset(&ia, 0, sizeof(ia));
-	ia.max_send_wr = cp->max_send_wr;
-	ia.max_recv_wr = cp->max_recv_wr;
-	ia.max_send_sge = 2;
-	ia.max_recv_sge = 2;
-	ia.max_inline_data = 64;
-	p->ep = epoll_create1(0);
-	for (int i = 0; i < 2; i++) {
-		ia.context = &p->s[i];
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_create_qp(p->s[i].tp, &ia, &p->s[i].qp), 0);
-		CU_ASSERT_PTR_EQUAL(usmc_tp_qp_context(p->s[i].qp), &p->s[i]);
-		CU_ASSERT_PTR_EQUAL(p->s[i].qp->tp, p->s[i].tp);
-		USMC_ASSERT_EQ(usmc_tp_qp_state(p->s[i].qp), USMC_QPS_RESET);
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_query_port(p->s[i].tp, &p->s[i].port), 0);
-		if (i == 1 && p->s[1].tp == p->s[0].tp)
-			break;
-		memset(&ev, 0, sizeof(ev));
-		ev.events = EPOLLIN;
-		ev.data.u32 = (uint32_t)i;
-		USMC_ASSERT_EQ_FATAL(epoll_ctl(p->ep, EPOLL_CTL_ADD,
-					       usmc_tp_get_fd(p->s[i].tp), &ev),
-				     0);
-	}
-}
-
-static void connect_qps(pair *p, const conn_params *cp)
-{
-	for (int i = 0; i < 2; i++) {
-		side *me = &p->s[i], *peer = &p->s[1 - i];
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_INIT;
-		a.qp_access_flags =
-			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(me->qp, &a), 0);
-		a.qp_state = USMC_QPS_RTR;
-		a.path_mtu = cp->mtu ? cp->mtu : me->port.active_mtu;
-		a.dest_qp_num = usmc_tp_qp_num(peer->qp);
-		a.rq_psn = 0xfffff0u + (uint32_t)i; /* wraps soon */
-		memcpy(a.dgid, peer->port.gid, 16);
-		a.hop_limit = 64;
-		a.min_rnr_timer = cp->min_rnr_timer;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(me->qp, &a), 0);
-		USMC_ASSERT_EQ(usmc_tp_qp_state(me->qp), USMC_QPS_RTR);
-	}
-	for (int i = 0; i < 2; i++) {
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_RTS;
-		a.sq_psn = 0xfffff0u + (uint32_t)(1 - i);
-		a.timeout = cp->timeout;
-		a.retry_cnt = cp->retry_cnt;
-		a.rnr_retry = cp->rnr_retry;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(p->s[i].qp, &a), 0);
-		USMC_ASSERT_EQ(usmc_tp_qp_state(p->s[i].qp), USMC_QPS_RTS);
-	}
 }
 
 static int setup_dev(pair *p, const conn_params *cp, int one_dev)
@@ -549,8 +440,8 @@ static int setup_dev(pair *p, const conn_params *cp, int one_dev)
 	USMC_ASSERT_EQ(rc, 0);
 	if (rc)
 		return rc;
-	create_qps(p, cp);
-	connect_qps(p, cp);
+	tp_pair_create_qps(p, cp);
+	tp_pair_connect(p, cp);
 	return 0;
 }
 
@@ -561,88 +452,9 @@ static int setup(pair *p, const conn_params *cp)
 
 static void teardown(pair *p)
 {
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].qp)
-			usmc_tp_destroy_qp(p->s[i].qp);
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].tp && (i == 0 || p->s[1].tp != p->s[0].tp))
-			usmc_tp_close(p->s[i].tp);
-	if (p->ep >= 0)
-		close(p->ep);
-	if (p->world)
-		usmc_tp_sim_world_del(p->world);
-}
-
-/* Both QPs may live on one device: a completion goes to the side whose QP
- * it names, or whose QP is gone. */
-static side *route(pair *p, usmc_tp *tp, const usmc_wc *wc)
-{
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].tp == tp && p->s[i].qp &&
-		    usmc_tp_qp_num(p->s[i].qp) == wc->qp_num)
-			return &p->s[i];
-	for (int i = 0; i < 2; i++)
-		if (p->s[i].tp == tp && !p->s[i].qp)
-			return &p->s[i];
-	return p->s[0].tp == tp ? &p->s[0] : &p->s[1];
-}
-
-static void poll_cqs(pair *p)
-{
-	usmc_wc wcs[64];
-
-	for (int i = 0; i < 2; i++) {
-		usmc_tp *tp = p->s[i].tp;
-		int n;
-
-		if (!tp || (i == 1 && tp == p->s[0].tp))
-			continue;
-		do {
-			n = usmc_tp_poll_cq(tp, wcs, 64);
-			CU_ASSERT_TRUE(n >= 0);
-			for (int k = 0; k < n; k++) {
-				side *s = route(p, tp, &wcs[k]);
-
-				if (s->nwc < MAX_WC)
-					s->wcs[s->nwc++] = wcs[k];
-			}
-		} while (n == 64);
-	}
-}
-
-/* One round: let up to |ms| pass, then poll both CQs. */
-static void poll_round(pair *p, int ms)
-{
-	p->fx->drive(p, ms);
-	poll_cqs(p);
-}
-
-/* The virtual clock of a sim world could run far ahead of the wall; the
- * wall bounds every wait too. */
-#define WALL_LIMIT_MS 60000
-
-/* Polls until side |i| has |n| completions within |timeout_ms| of the
- * backend's time; 0 on success. */
-static int wait_wcs(pair *p, int i, int n, int timeout_ms)
-{
-	uint64_t end = p->fx->clock_ms(p) + (uint64_t)timeout_ms;
-	uint64_t wend = wall_ms() + WALL_LIMIT_MS;
-
-	while (p->s[i].nwc < n) {
-		if (p->fx->clock_ms(p) > end || wall_ms() > wend)
-			return -1;
-		poll_round(p, 2);
-	}
-	return 0;
-}
-
-static void run_for(pair *p, int ms)
-{
-	uint64_t end = p->fx->clock_ms(p) + (uint64_t)ms;
-	uint64_t wend = wall_ms() + WALL_LIMIT_MS;
-
-	while (p->fx->clock_ms(p) < end && wall_ms() < wend)
-		poll_round(p, 2);
+	tp_pair_teardown(p);
+	if (p->backend_ctx)
+		usmc_tp_sim_world_del(p->backend_ctx);
 }
 
 static void counts(pair *p, int i, tp_counts *c)
@@ -662,18 +474,6 @@ static int counted(const tp_counts *c, uint32_t bit, const char *what)
 	return 0;
 }
 
-static void fill(uint8_t *b, size_t n, uint32_t seed)
-{
-	uint32_t x = seed * 2654435761u + 1;
-
-	for (size_t i = 0; i < n; i++) {
-		x ^= x << 13;
-		x ^= x >> 17;
-		x ^= x << 5;
-		b[i] = (uint8_t)x;
-	}
-}
-
 /* FNV-1a, 64 bit: a checksum printed next to the byte compare. */
 static uint64_t fnv(const uint8_t *b, size_t n)
 {
@@ -684,65 +484,6 @@ static uint64_t fnv(const uint8_t *b, size_t n)
 		h *= 0x100000001b3ull;
 	}
 	return h;
-}
-
-static usmc_tp_mr *mr(side *s, size_t len, uint32_t access)
-{
-	usmc_tp_mr *m = NULL;
-
-	USMC_ASSERT_EQ_FATAL(usmc_tp_alloc_mr(s->tp, len, access, &m), 0);
-	CU_ASSERT_PTR_NOT_NULL_FATAL(m);
-	CU_ASSERT_PTR_EQUAL(m->tp, s->tp);
-	CU_ASSERT_TRUE(m->length >= len);
-	CU_ASSERT_EQUAL((uintptr_t)m->addr % 4096, 0);
-	return m;
-}
-
-static usmc_wr write_wr(uint64_t id, usmc_tp_mr *src, size_t off, uint32_t len,
-			usmc_tp_mr *dst, size_t doff)
-{
-	usmc_wr wr;
-
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = id;
-	wr.opcode = USMC_WR_RDMA_WRITE;
-	wr.send_flags = USMC_SEND_SIGNALED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
-	wr.sg_list[0].length = len;
-	wr.sg_list[0].lkey = src->lkey;
-	wr.remote_addr = dst->iova + doff;
-	wr.rkey = dst->rkey;
-	return wr;
-}
-
-static usmc_wr send_wr(uint64_t id, usmc_tp_mr *src, size_t off, uint32_t len)
-{
-	usmc_wr wr;
-
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = id;
-	wr.opcode = USMC_WR_SEND;
-	wr.send_flags = USMC_SEND_SIGNALED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
-	wr.sg_list[0].length = len;
-	wr.sg_list[0].lkey = src->lkey;
-	return wr;
-}
-
-static void post_recv_buf(side *s, uint64_t id, usmc_tp_mr *m, size_t off,
-			  uint32_t len)
-{
-	usmc_recv_wr rw;
-
-	memset(&rw, 0, sizeof(rw));
-	rw.wr_id = id;
-	rw.num_sge = 1;
-	rw.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr + off;
-	rw.sg_list[0].length = len;
-	rw.sg_list[0].lkey = m->lkey;
-	USMC_ASSERT_EQ(usmc_tp_post_recv(s->qp, &rw), 0);
 }
 
 static int all_bytes(const uint8_t *b, size_t n, uint8_t v)
@@ -790,8 +531,9 @@ static void test_mr(void)
 		return;
 	}
 	for (int i = 0; i < 4; i++)
-		m[i] = mr(&p.s[0], 100 + 5000 * (size_t)i,
-			  USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+		m[i] = tp_mr(p.s[0].tp, 100 + 5000 * (size_t)i,
+			     USMC_ACCESS_LOCAL_WRITE |
+				     USMC_ACCESS_REMOTE_WRITE);
 	for (int i = 0; i < 4; i++) {
 		USMC_ASSERT_EQ(m[i]->access, USMC_ACCESS_LOCAL_WRITE |
 						     USMC_ACCESS_REMOTE_WRITE);
@@ -811,7 +553,7 @@ static void test_mr(void)
 	/* freed in another order than allocated, and again */
 	usmc_tp_free_mr(m[2]);
 	usmc_tp_free_mr(m[0]);
-	m[0] = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	m[0] = tp_mr(p.s[0].tp, 64, USMC_ACCESS_LOCAL_WRITE);
 	CU_ASSERT_NOT_EQUAL(m[0]->lkey, m[1]->lkey);
 	CU_ASSERT_NOT_EQUAL(m[0]->lkey, m[3]->lkey);
 	usmc_tp_free_mr(m[0]);
@@ -934,25 +676,25 @@ static void test_send_both_ways(void)
 	if (setup(&p, &smc_params))
 		return;
 	for (int i = 0; i < 2; i++) {
-		tx[i] = mr(&p.s[i], 48 * n, USMC_ACCESS_LOCAL_WRITE);
-		rx[i] = mr(&p.s[i], 48 * n, USMC_ACCESS_LOCAL_WRITE);
-		fill(tx[i]->addr, 48 * n, (uint32_t)i + 7);
+		tx[i] = tp_mr(p.s[i].tp, 48 * n, USMC_ACCESS_LOCAL_WRITE);
+		rx[i] = tp_mr(p.s[i].tp, 48 * n, USMC_ACCESS_LOCAL_WRITE);
+		tp_fill(tx[i]->addr, 48 * n, (uint32_t)i + 7);
 		memset(rx[i]->addr, 0xee, 48 * n);
 		for (int k = 0; k < n; k++)
-			post_recv_buf(&p.s[i], 1000 + (uint64_t)k, rx[i],
-				      (size_t)k * 48, 48);
+			tp_post_recv(p.s[i].qp, 1000 + (uint64_t)k, rx[i],
+				     (size_t)k * 48, 48);
 	}
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < n; k++) {
-			usmc_wr wr =
-				send_wr((uint64_t)k, tx[i], (size_t)k * 48, 44);
+			usmc_wr wr = tp_send_wr((uint64_t)k, tx[i],
+						(size_t)k * 48, 44);
 
 			if (k & 1)
 				wr.send_flags |= USMC_SEND_INLINE;
 			USMC_ASSERT_EQ(usmc_tp_post_send(p.s[i].qp, &wr), 0);
 		}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2 * n, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 2 * n, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 2 * n, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 2 * n, 3000), 0);
 	for (int i = 0; i < 2; i++) {
 		int sends = 0, recvs = 0;
 		side *s = &p.s[i];
@@ -1001,9 +743,9 @@ static void test_send_multi_sge(void)
 	cp.mtu = USMC_IB_MTU_1024;
 	if (setup(&p, &cp))
 		return;
-	tx = mr(&p.s[0], 16384, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(&p.s[1], 16384, USMC_ACCESS_LOCAL_WRITE);
-	fill(tx->addr, 16384, 21);
+	tx = tp_mr(p.s[0].tp, 16384, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(p.s[1].tp, 16384, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(tx->addr, 16384, 21);
 	memset(rx->addr, 0x77, 16384);
 	memset(&rw, 0, sizeof(rw));
 	rw.wr_id = 1;
@@ -1020,10 +762,10 @@ static void test_send_multi_sge(void)
 	rw.sg_list[0].length = 1000;
 	USMC_ASSERT_EQ(usmc_tp_post_recv(p.s[1].qp, &rw), 0);
 
-	wr = send_wr(10, tx, 0, 8192);
+	wr = tp_send_wr(10, tx, 0, 8192);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 3000), 0);
 	USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
 	USMC_ASSERT_EQ(p.s[1].wcs[0].status, USMC_WC_SUCCESS);
 	USMC_ASSERT_EQ(p.s[1].wcs[0].wr_id, 1);
@@ -1037,10 +779,10 @@ static void test_send_multi_sge(void)
 		all_bytes((uint8_t *)rx->addr + 9192, 16384 - 9192, 0x77));
 
 	/* 2000 bytes into the 1000-byte receive WR */
-	wr = send_wr(11, tx, 0, 2000);
+	wr = tp_send_wr(11, tx, 0, 2000);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 2, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 2, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 2, 3000), 0);
 	if (p.s[0].nwc >= 2 && p.s[1].nwc >= 2) {
 		USMC_ASSERT_EQ(p.s[1].wcs[1].wr_id, 2);
 		USMC_ASSERT_EQ(p.s[0].wcs[1].wr_id, 11);
@@ -1078,11 +820,11 @@ static void write_sizes(int mtu_enum)
 	if (setup(&p, &cp))
 		return;
 	mtu = usmc_ib_mtu_to_int(mtu_enum);
-	src = mr(&p.s[0], 2 * big, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], big + 2 * guard,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(p.s[0].tp, 2 * big, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, big + 2 * guard,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	ref = malloc(big + 2 * guard);
-	fill(src->addr, 2 * big, 99);
+	tp_fill(src->addr, 2 * big, 99);
 	memset(dst->addr, 0x5a, big + 2 * guard);
 	memset(ref, 0x5a, big + 2 * guard);
 
@@ -1090,17 +832,17 @@ static void write_sizes(int mtu_enum)
 	size_t doff = guard;
 
 	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-		usmc_wr wr = write_wr(i, src, 100 + i, sizes[i], dst, doff);
+		usmc_wr wr = tp_write_wr(i, src, 100 + i, sizes[i], dst, doff);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 		memcpy(ref + doff, (uint8_t *)src->addr + 100 + i, sizes[i]);
 		doff += sizes[i] + 7;
 		nwr++;
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 3000), 0);
 	USMC_ASSERT_MEM_EQ(dst->addr, ref, big + 2 * guard);
 	{
-		usmc_wr wr = write_wr(77, src, 0, 300001, dst, guard);
+		usmc_wr wr = tp_write_wr(77, src, 0, 300001, dst, guard);
 
 		wr.num_sge = 2;
 		wr.sg_list[1].addr = (uint64_t)(uintptr_t)src->addr + 400000;
@@ -1112,7 +854,7 @@ static void write_sizes(int mtu_enum)
 		       big - 300001);
 		nwr++;
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 5000), 0);
 	for (int k = 0; k < p.s[0].nwc; k++) {
 		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
 		USMC_ASSERT_EQ(p.s[0].wcs[k].opcode, USMC_WC_RDMA_WRITE);
@@ -1142,7 +884,7 @@ static void test_write_sizes_1024(void)
 static void test_write_stream(void)
 {
 	pair p;
-	const size_t total = under_valgrind() ? (4u << 20) : (32u << 20);
+	const size_t total = tp_quick() ? (4u << 20) : (32u << 20);
 	const uint32_t chunk = 64 << 10;
 	usmc_tp_mr *src, *dst;
 	uint64_t hs, hd;
@@ -1150,25 +892,26 @@ static void test_write_stream(void)
 
 	if (setup(&p, &smc_params))
 		return;
-	src = mr(&p.s[0], total, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], total,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	fill(src->addr, total, 1234);
+	src = tp_mr(p.s[0].tp, total, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, total,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_fill(src->addr, total, 1234);
 	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr = write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
 		int rc;
 
 		wr.send_flags = (nwr % 4 == 3) ? USMC_SEND_SIGNALED : 0;
 		/* the send queue holds 256: make room when it is full */
 		while ((rc = usmc_tp_post_send(p.s[0].qp, &wr)) ==
 			       USMC_ERR_WOULDBLOCK &&
-		       !wait_wcs(&p, 0, p.s[0].nwc + 1, 10000))
+		       !tp_pair_wait_wcs(&p, 0, p.s[0].nwc + 1, 10000))
 			;
 		USMC_ASSERT_EQ_FATAL(rc, 0);
 		nwr++;
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, nwr / 4, 30000), 0);
-	run_for(&p, 5);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr / 4, 30000), 0);
+	tp_pair_run_for(&p, 5);
 	USMC_ASSERT_EQ(p.s[0].nwc, nwr / 4);
 	for (int k = 0; k < p.s[0].nwc; k++) {
 		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
@@ -1195,22 +938,22 @@ static void test_write_imm(void)
 
 	if (setup(&p, &smc_params))
 		return;
-	src = mr(&p.s[0], 8192, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 8192,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	fill(src->addr, 8192, 3);
+	src = tp_mr(p.s[0].tp, 8192, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 8192,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = tp_mr(p.s[1].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(src->addr, 8192, 3);
 	for (int i = 0; i < 3; i++)
-		post_recv_buf(&p.s[1], 500 + (uint64_t)i, rx, 0, 64);
+		tp_post_recv(p.s[1].qp, 500 + (uint64_t)i, rx, 0, 64);
 	for (int i = 0; i < 3; i++) {
-		usmc_wr wr = write_wr((uint64_t)i, src, 0, lens[i], dst, 16);
+		usmc_wr wr = tp_write_wr((uint64_t)i, src, 0, lens[i], dst, 16);
 
 		wr.opcode = USMC_WR_RDMA_WRITE_WITH_IMM;
 		wr.imm_data = 0xc0ffee00u + (uint32_t)i;
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 3, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 3, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 3, 3000), 0);
 	for (int i = 0; i < 3 && i < p.s[1].nwc; i++) {
 		usmc_wc *wc = &p.s[1].wcs[i];
 
@@ -1242,29 +985,29 @@ static void test_batch(void)
 
 	if (setup(&p, &smc_params))
 		return;
-	src = mr(&p.s[0], 8192, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 8192,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	fill(src->addr, 8192, 9);
-	post_recv_buf(&p.s[1], 700, rx, 0, 64);
+	src = tp_mr(p.s[0].tp, 8192, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 8192,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = tp_mr(p.s[1].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(src->addr, 8192, 9);
+	tp_post_recv(p.s[1].qp, 700, rx, 0, 64);
 	usmc_tp_batch(p.s[0].tp, 1);
 	usmc_tp_batch(p.s[0].tp, 1);
 	for (int i = 0; i < 3; i++) {
-		usmc_wr wr = write_wr((uint64_t)i, src, (uint64_t)i * 1000,
-				      1000, dst, (uint64_t)i * 1000);
+		usmc_wr wr = tp_write_wr((uint64_t)i, src, (uint64_t)i * 1000,
+					 1000, dst, (uint64_t)i * 1000);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
 	{
-		usmc_wr wr = send_wr(3, src, 4000, 44);
+		usmc_wr wr = tp_send_wr(3, src, 4000, 44);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
 	usmc_tp_batch(p.s[0].tp, 0);
 	usmc_tp_batch(p.s[0].tp, 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 4, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 4, 3000), 0);
 	USMC_ASSERT_MEM_EQ(dst->addr, src->addr, 3000);
 	USMC_ASSERT_MEM_EQ(rx->addr, (uint8_t *)src->addr + 4000, 44);
 	if (p.s[1].nwc >= 1) {
@@ -1290,29 +1033,31 @@ static void test_ordering(void)
 
 	if (setup(&p, &smc_params))
 		return;
-	src = mr(&p.s[0], (size_t)n * region, USMC_ACCESS_LOCAL_WRITE);
-	tx = mr(&p.s[0], (size_t)n * 8, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], (size_t)n * region,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	rx = mr(&p.s[1], (size_t)n * 8, USMC_ACCESS_LOCAL_WRITE);
-	fill(src->addr, (size_t)n * region, 17);
+	src = tp_mr(p.s[0].tp, (size_t)n * region, USMC_ACCESS_LOCAL_WRITE);
+	tx = tp_mr(p.s[0].tp, (size_t)n * 8, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, (size_t)n * region,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = tp_mr(p.s[1].tp, (size_t)n * 8, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(src->addr, (size_t)n * region, 17);
 	for (int k = 0; k < n; k++) {
-		post_recv_buf(&p.s[1], (uint64_t)k, rx, (size_t)k * 8, 8);
+		tp_post_recv(p.s[1].qp, (uint64_t)k, rx, (size_t)k * 8, 8);
 		memcpy((uint8_t *)tx->addr + k * 8, &k, sizeof(k));
 	}
 	for (int k = 0; k < n; k++) {
-		usmc_wr w = write_wr(2 * (uint64_t)k, src, (size_t)k * region,
-				     region, dst, (size_t)k * region);
-		usmc_wr s = send_wr(2 * (uint64_t)k + 1, tx, (size_t)k * 8, 8);
+		usmc_wr w =
+			tp_write_wr(2 * (uint64_t)k, src, (size_t)k * region,
+				    region, dst, (size_t)k * region);
+		usmc_wr s =
+			tp_send_wr(2 * (uint64_t)k + 1, tx, (size_t)k * 8, 8);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &w), 0);
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &s), 0);
 	}
 	/* check each RECV as soon as it is seen: its WRITE is in place */
 	end = p.fx->clock_ms(&p) + 5000;
-	wend = wall_ms() + WALL_LIMIT_MS;
-	while (seen < n && p.fx->clock_ms(&p) < end && wall_ms() < wend) {
-		poll_round(&p, 1);
+	wend = tp_now_ms() + TP_WALL_LIMIT_MS;
+	while (seen < n && p.fx->clock_ms(&p) < end && tp_now_ms() < wend) {
+		tp_pair_round(&p, 1);
 		for (; seen < p.s[1].nwc; seen++) {
 			const usmc_wc *wc = &p.s[1].wcs[seen];
 			int k;
@@ -1328,7 +1073,7 @@ static void test_ordering(void)
 		}
 	}
 	USMC_ASSERT_EQ(seen, n);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2 * n, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 2 * n, 3000), 0);
 	for (int k = 0; k < p.s[0].nwc; k++) {
 		USMC_ASSERT_EQ(p.s[0].wcs[k].wr_id, k);
 		USMC_ASSERT_EQ(p.s[0].wcs[k].opcode,
@@ -1353,13 +1098,13 @@ static void test_sq_full(void)
 	cp.max_send_wr = 8;
 	if (setup(&p, &cp))
 		return;
-	src = mr(&p.s[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], 1 << 20,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	fill(src->addr, 1 << 20, 8);
+	src = tp_mr(p.s[0].tp, 1 << 20, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 1 << 20,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_fill(src->addr, 1 << 20, 8);
 	while (posted < 20) {
 		usmc_wr wr =
-			write_wr((uint64_t)posted, src, 0, 1 << 20, dst, 0);
+			tp_write_wr((uint64_t)posted, src, 0, 1 << 20, dst, 0);
 
 		rc = usmc_tp_post_send(p.s[0].qp, &wr);
 		if (rc)
@@ -1368,13 +1113,13 @@ static void test_sq_full(void)
 	}
 	USMC_ASSERT_EQ(rc, USMC_ERR_WOULDBLOCK);
 	USMC_ASSERT_EQ(posted, 8);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 8, 10000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 8, 10000), 0);
 	USMC_ASSERT_MEM_EQ(dst->addr, src->addr, 1 << 20);
 	{
-		usmc_wr wr = write_wr(99, src, 0, 100, dst, 0);
+		usmc_wr wr = tp_write_wr(99, src, 0, 100, dst, 0);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		USMC_ASSERT_EQ(wait_wcs(&p, 0, 9, 3000), 0);
+		USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 9, 3000), 0);
 	}
 	usmc_tp_free_mr(src);
 	usmc_tp_free_mr(dst);
@@ -1424,13 +1169,13 @@ static void bad_write(enum bad_how how)
 		USMC_ASSERT_EQ(usmc_tp_modify_qp(p.s[1].qp, &a), 0);
 		want = USMC_WC_REM_INV_REQ_ERR;
 	}
-	src = mr(&p.s[0], 16384, USMC_ACCESS_LOCAL_WRITE);
-	side_mr = mr(&p.s[1], 8192,
-		     USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	dst = mr(&p.s[1], 8192,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	ro = mr(&p.s[1], 8192, USMC_ACCESS_LOCAL_WRITE);
-	fill(src->addr, 16384, 5);
+	src = tp_mr(p.s[0].tp, 16384, USMC_ACCESS_LOCAL_WRITE);
+	side_mr = tp_mr(p.s[1].tp, 8192,
+			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	dst = tp_mr(p.s[1].tp, 8192,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	ro = tp_mr(p.s[1].tp, 8192, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(src->addr, 16384, 5);
 	memset(dst->addr, 0x33, 8192);
 	memset(ro->addr, 0x44, 8192);
 	memset(side_mr->addr, 0x55, 8192);
@@ -1439,43 +1184,43 @@ static void bad_write(enum bad_how how)
 
 	switch (how) {
 	case BAD_PAST_END: /* runs 1 byte past the end */
-		wr = write_wr(1, src, 0, 4097, dst, 8192 - 4096);
+		wr = tp_write_wr(1, src, 0, 4097, dst, 8192 - 4096);
 		break;
 	case BAD_BELOW:
-		wr = write_wr(1, src, 0, 100, dst, 0);
+		wr = tp_write_wr(1, src, 0, 100, dst, 0);
 		wr.remote_addr -= 1;
 		break;
 	case BAD_RKEY:
-		wr = write_wr(1, src, 0, 100, dst, 0);
+		wr = tp_write_wr(1, src, 0, 100, dst, 0);
 		wr.rkey ^= 0x10000;
 		break;
 	case BAD_NO_REMOTE_WRITE:
-		wr = write_wr(1, src, 0, 100, ro, 0);
+		wr = tp_write_wr(1, src, 0, 100, ro, 0);
 		break;
 	case BAD_FREED_MR: { /* deregistration revokes the rkey */
-		usmc_tp_mr *gone =
-			mr(&p.s[1], 8192,
-			   USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+		usmc_tp_mr *gone = tp_mr(p.s[1].tp, 8192,
+					 USMC_ACCESS_LOCAL_WRITE |
+						 USMC_ACCESS_REMOTE_WRITE);
 
-		wr = write_wr(1, src, 0, 100, gone, 0);
+		wr = tp_write_wr(1, src, 0, 100, gone, 0);
 		usmc_tp_free_mr(gone);
 		break;
 	}
 	default:
-		wr = write_wr(1, src, 0, 100, dst, 0);
+		wr = tp_write_wr(1, src, 0, 100, dst, 0);
 		break;
 	}
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	wr.wr_id = 2;
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 2, 3000), 0);
 	if (p.s[0].nwc >= 2) {
 		USMC_ASSERT_EQ(p.s[0].wcs[0].wr_id, 1);
 		USMC_ASSERT_EQ(p.s[0].wcs[0].status, want);
 		USMC_ASSERT_EQ(p.s[0].wcs[1].wr_id, 2);
 		USMC_ASSERT_EQ(p.s[0].wcs[1].status, USMC_WC_WR_FLUSH_ERR);
 	}
-	run_for(&p, 10);
+	tp_pair_run_for(&p, 10);
 	USMC_ASSERT_EQ(p.s[0].nwc, 2);
 	USMC_ASSERT_EQ(p.s[1].nwc, 0);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
@@ -1496,7 +1241,7 @@ static void bad_write(enum bad_how how)
 	/* posting on an ERR QP flushes at once */
 	wr.wr_id = 3;
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 1000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 3, 1000), 0);
 	if (p.s[0].nwc >= 3)
 		USMC_ASSERT_EQ(p.s[0].wcs[2].status, USMC_WC_WR_FLUSH_ERR);
 	usmc_tp_free_mr(src);
@@ -1537,12 +1282,12 @@ static void test_rnr(void)
 	cp.min_rnr_timer = 12; /* 640 us */
 	if (setup(&p, &cp))
 		return;
-	tx = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	fill(tx->addr, 64, 11);
-	wr = send_wr(9, tx, 0, 44);
+	tx = tp_mr(p.s[0].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(p.s[1].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(tx->addr, 64, 11);
+	wr = tp_send_wr(9, tx, 0, 44);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	run_for(&p, 100);
+	tp_pair_run_for(&p, 100);
 	USMC_ASSERT_EQ(p.s[0].nwc, 0);
 	USMC_ASSERT_EQ(p.s[1].nwc, 0);
 	counts(&p, 0, &c);
@@ -1551,9 +1296,9 @@ static void test_rnr(void)
 	counts(&p, 1, &c);
 	if (counted(&c, CNT_RNR_NAK_TX, "RNR-NAK-sent"))
 		CU_ASSERT_TRUE(c.rnr_nak_tx >= 2);
-	post_recv_buf(&p.s[1], 42, rx, 0, 64);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 2000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 2000), 0);
+	tp_post_recv(p.s[1].qp, 42, rx, 0, 64);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 2000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 2000), 0);
 	if (p.s[0].nwc && p.s[1].nwc) {
 		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_SUCCESS);
 		USMC_ASSERT_EQ(p.s[1].wcs[0].wr_id, 42);
@@ -1578,12 +1323,12 @@ static void test_rnr_exhausted(void)
 	cp.min_rnr_timer = 1; /* 10 us */
 	if (setup(&p, &cp))
 		return;
-	tx = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	wr = send_wr(1, tx, 0, 44);
+	tx = tp_mr(p.s[0].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	wr = tp_send_wr(1, tx, 0, 44);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	wr.wr_id = 2;
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 2, 2000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 2, 2000), 0);
 	if (p.s[0].nwc >= 2) {
 		USMC_ASSERT_EQ(p.s[0].wcs[0].wr_id, 1);
 		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_RNR_RETRY_EXC_ERR);
@@ -1610,16 +1355,16 @@ static void flush_case(int destroy)
 	cp.min_rnr_timer = 20; /* 10 ms: RNR keeps the sends outstanding */
 	if (setup(&p, &cp))
 		return;
-	m = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	m = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
 	for (int i = 0; i < 5; i++) {
-		usmc_wr wr = send_wr(10 + (uint64_t)i, m, 0, 44);
+		usmc_wr wr = tp_send_wr(10 + (uint64_t)i, m, 0, 44);
 
 		wr.send_flags = i == 2 ? USMC_SEND_SIGNALED : 0;
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
-	post_recv_buf(&p.s[0], 99, m, 2048, 64);
-	post_recv_buf(&p.s[0], 100, m, 3072, 64);
-	run_for(&p, 30);
+	tp_post_recv(p.s[0].qp, 99, m, 2048, 64);
+	tp_post_recv(p.s[0].qp, 100, m, 3072, 64);
+	tp_pair_run_for(&p, 30);
 	USMC_ASSERT_EQ(p.s[0].nwc, 0);
 	qpn = usmc_tp_qp_num(p.s[0].qp);
 	if (destroy) {
@@ -1633,7 +1378,7 @@ static void flush_case(int destroy)
 		USMC_ASSERT_EQ(usmc_tp_modify_qp(p.s[0].qp, &a), 0);
 		USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_ERR);
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 7, 1000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 7, 1000), 0);
 	for (int i = 0; i < p.s[0].nwc; i++) {
 		USMC_ASSERT_EQ(p.s[0].wcs[i].status, USMC_WC_WR_FLUSH_ERR);
 		USMC_ASSERT_EQ(p.s[0].wcs[i].qp_num, qpn);
@@ -1658,12 +1403,12 @@ static void flush_case(int destroy)
 		USMC_ASSERT_EQ(want_r, 101);
 	}
 	if (!destroy) {
-		usmc_wr wr = send_wr(20, m, 0, 44);
+		usmc_wr wr = tp_send_wr(20, m, 0, 44);
 
 		/* an ERR QP takes posts and flushes them */
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		post_recv_buf(&p.s[0], 21, m, 0, 64);
-		USMC_ASSERT_EQ(wait_wcs(&p, 0, 9, 1000), 0);
+		tp_post_recv(p.s[0].qp, 21, m, 0, 64);
+		USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 9, 1000), 0);
 		if (p.s[0].nwc == 9) {
 			USMC_ASSERT_EQ(p.s[0].wcs[7].wr_id, 20);
 			USMC_ASSERT_EQ(p.s[0].wcs[7].status,
@@ -1673,7 +1418,7 @@ static void flush_case(int destroy)
 				       USMC_WC_WR_FLUSH_ERR);
 		}
 	}
-	run_for(&p, 20);
+	tp_pair_run_for(&p, 20);
 	USMC_ASSERT_EQ(p.s[1].nwc, 0);
 	usmc_tp_free_mr(m);
 	teardown(&p);
@@ -1705,14 +1450,14 @@ static void test_destroy_no_foreign_wc(void)
 	cp.min_rnr_timer = 20;
 	if (setup(&p, &cp))
 		return;
-	m = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	m = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
 	for (int i = 0; i < 5; i++) {
-		usmc_wr wr = send_wr(10 + (uint64_t)i, m, 0, 44);
+		usmc_wr wr = tp_send_wr(10 + (uint64_t)i, m, 0, 44);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
-	post_recv_buf(&p.s[0], 99, m, 2048, 64);
-	run_for(&p, 30);
+	tp_post_recv(p.s[0].qp, 99, m, 2048, 64);
+	tp_pair_run_for(&p, 30);
 	USMC_ASSERT_EQ(p.s[0].nwc, 0);
 	old_qpn = usmc_tp_qp_num(p.s[0].qp);
 	usmc_tp_destroy_qp(p.s[0].qp);
@@ -1726,8 +1471,8 @@ static void test_destroy_no_foreign_wc(void)
 	new_qpn = usmc_tp_qp_num(qp2);
 	CU_ASSERT_NOT_EQUAL(new_qpn, old_qpn);
 	end = p.fx->clock_ms(&p) + 300;
-	wend = wall_ms() + WALL_LIMIT_MS;
-	while (p.fx->clock_ms(&p) < end && wall_ms() < wend && n_old < 6) {
+	wend = tp_now_ms() + TP_WALL_LIMIT_MS;
+	while (p.fx->clock_ms(&p) < end && tp_now_ms() < wend && n_old < 6) {
 		usmc_wc wcs[16];
 		int n = usmc_tp_poll_cq(p.s[0].tp, wcs, 16);
 
@@ -1770,15 +1515,15 @@ static void test_retry_exhausted(void)
 		return;
 	usmc_tp_destroy_qp(p.s[1].qp);
 	p.s[1].qp = NULL;
-	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	src = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
 	for (int i = 0; i < 3; i++) {
-		usmc_wr wr = send_wr((uint64_t)i, src, 0, 44);
+		usmc_wr wr = tp_send_wr((uint64_t)i, src, 0, 44);
 
 		wr.send_flags = 0;
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	}
 	t0 = p.fx->clock_ms(&p);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 3, 3000), 0);
 	CU_ASSERT_TRUE(p.fx->clock_ms(&p) - t0 < 2000);
 	if (p.s[0].nwc >= 3) {
 		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_RETRY_EXC_ERR);
@@ -1805,22 +1550,22 @@ static void test_post_errors(void)
 
 	if (setup(&p, &smc_params))
 		return;
-	m = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	wr = write_wr(1, m, 0, 100, m, 0);
+	m = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	wr = tp_write_wr(1, m, 0, 100, m, 0);
 	wr.sg_list[0].lkey ^= 0x10000; /* no such lkey */
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_ACCESS);
-	wr = write_wr(1, m, 4000, 100, m, 0); /* past the MR */
+	wr = tp_write_wr(1, m, 4000, 100, m, 0); /* past the MR */
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_ACCESS);
-	wr = write_wr(1, m, 0, 100, m, 0);
+	wr = tp_write_wr(1, m, 0, 100, m, 0);
 	wr.sg_list[0].addr -= 1; /* below it */
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), USMC_ERR_ACCESS);
 	if (m->rkey != m->lkey) { /* rxe gives one number for both */
-		wr = write_wr(1, m, 0, 100, m, 0);
+		wr = tp_write_wr(1, m, 0, 100, m, 0);
 		wr.sg_list[0].lkey = m->rkey; /* an rkey is no lkey */
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
 			       USMC_ERR_ACCESS);
 	}
-	wr = write_wr(1, m, 0, 100, m, 0);
+	wr = tp_write_wr(1, m, 0, 100, m, 0);
 	wr.num_sge = 3;
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr),
 		       USMC_ERR_INVALID_ARGUMENT);
@@ -1843,7 +1588,7 @@ static void test_post_errors(void)
 	USMC_ASSERT_EQ(usmc_tp_post_recv(p.s[0].qp, &rw),
 		       USMC_ERR_INVALID_ARGUMENT);
 	/* none of it left a completion or broke the QP */
-	run_for(&p, 10);
+	tp_pair_run_for(&p, 10);
 	USMC_ASSERT_EQ(p.s[0].nwc, 0);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
 
@@ -1851,7 +1596,7 @@ static void test_post_errors(void)
 	ia.max_send_wr = 2;
 	ia.max_recv_wr = 2;
 	USMC_ASSERT_EQ_FATAL(usmc_tp_create_qp(p.s[0].tp, &ia, &qp), 0);
-	wr = write_wr(1, m, 0, 100, m, 0);
+	wr = tp_write_wr(1, m, 0, 100, m, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(qp, &wr), USMC_ERR_INVALID_STATE);
 	rw.num_sge = 1;
 	USMC_ASSERT_EQ(usmc_tp_post_recv(qp, &rw), USMC_ERR_INVALID_STATE);
@@ -1873,29 +1618,29 @@ static void test_fd_ready(void)
 
 	if (setup(&p, &smc_params))
 		return;
-	tx = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	fill(tx->addr, 64, 4);
-	post_recv_buf(&p.s[1], 1, rx, 0, 64);
-	run_for(&p, 5);
+	tx = tp_mr(p.s[0].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(p.s[1].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(tx->addr, 64, 4);
+	tp_post_recv(p.s[1].qp, 1, rx, 0, 64);
+	tp_pair_run_for(&p, 5);
 	pf.fd = usmc_tp_get_fd(p.s[1].tp);
 	pf.events = POLLIN;
 	USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
-	wr = send_wr(1, tx, 0, 44);
+	wr = tp_send_wr(1, tx, 0, 44);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	end = p.fx->clock_ms(&p) + 2000;
-	wend = wall_ms() + WALL_LIMIT_MS;
-	while (!ready && p.fx->clock_ms(&p) < end && wall_ms() < wend) {
+	wend = tp_now_ms() + TP_WALL_LIMIT_MS;
+	while (!ready && p.fx->clock_ms(&p) < end && tp_now_ms() < wend) {
 		p.fx->drive(&p, 1); /* no poll_cq: only the fd tells */
 		ready = poll(&pf, 1, 0) == 1 && (pf.revents & POLLIN);
 	}
 	CU_ASSERT_TRUE(ready);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 2000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 2000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 2000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 2000), 0);
 	USMC_ASSERT_MEM_EQ(rx->addr, tx->addr, 44);
 	/* drained: quiet (a backend may wake once more for a due timer) */
-	run_for(&p, 5);
-	poll_cqs(&p);
+	tp_pair_run_for(&p, 5);
+	tp_pair_poll_cqs(&p);
 	USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
 	usmc_tp_free_mr(tx);
 	usmc_tp_free_mr(rx);
@@ -1915,31 +1660,31 @@ static void test_one_device(void)
 		return;
 	CU_ASSERT_NOT_EQUAL(usmc_tp_qp_num(p.s[0].qp),
 			    usmc_tp_qp_num(p.s[1].qp));
-	src = mr(&p.s[0], big, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(&p.s[1], big,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	rx = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	src = tp_mr(p.s[0].tp, big, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, big,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
 	rxb = rx->addr;
-	fill(src->addr, big, 31);
+	tp_fill(src->addr, big, 31);
 	for (int i = 0; i < 2; i++)
-		post_recv_buf(&p.s[i], 700 + (uint64_t)i, rx, (size_t)i * 64,
-			      64);
+		tp_post_recv(p.s[i].qp, 700 + (uint64_t)i, rx, (size_t)i * 64,
+			     64);
 	for (int i = 0; i < 2; i++) {
-		usmc_wr wr =
-			send_wr(800 + (uint64_t)i, src, 1000 * (size_t)i, 44);
+		usmc_wr wr = tp_send_wr(800 + (uint64_t)i, src,
+					1000 * (size_t)i, 44);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[i].qp, &wr), 0);
 	}
 	{
-		usmc_wr wr = write_wr(900, src, 0, (uint32_t)big, dst, 0);
+		usmc_wr wr = tp_write_wr(900, src, 0, (uint32_t)big, dst, 0);
 
 		wr.opcode = USMC_WR_RDMA_WRITE_WITH_IMM;
 		wr.imm_data = 0x5eed;
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		post_recv_buf(&p.s[1], 701, rx, 256, 64);
+		tp_post_recv(p.s[1].qp, 701, rx, 256, 64);
 	}
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 3, 5000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 3, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 3, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 3, 5000), 0);
 	for (int i = 0; i < 2; i++)
 		for (int k = 0; k < p.s[i].nwc; k++)
 			USMC_ASSERT_EQ(p.s[i].wcs[k].status, USMC_WC_SUCCESS);
@@ -1956,19 +1701,12 @@ static void test_one_device(void)
 /* Polls |tp| for an async event of |type| within |ms| of backend time. */
 static int wait_event(pair *p, usmc_tp *tp, usmc_tp_event_type type, int ms)
 {
-	uint64_t end = p->fx->clock_ms(p) + (uint64_t)ms;
-	uint64_t wend = wall_ms() + WALL_LIMIT_MS;
 	usmc_tp_event ev;
 
-	for (;;) {
-		if (usmc_tp_get_async_event(tp, &ev) == 1) {
-			USMC_ASSERT_EQ(ev.type, type);
-			return ev.type == type ? 0 : -1;
-		}
-		if (p->fx->clock_ms(p) > end || wall_ms() > wend)
-			return -1;
-		poll_round(p, 1);
-	}
+	if (tp_pair_wait_event(p, tp, &ev, ms))
+		return -1;
+	USMC_ASSERT_EQ(ev.type, type);
+	return ev.type == type ? 0 : -1;
 }
 
 /* The port goes down: PORT_ERR (the fd wakes for it), a SEND posted
@@ -1984,18 +1722,18 @@ static void test_port_down_up(void)
 	cp.timeout = 8; /* ~1 ms, retry_cnt 7: for ever */
 	if (setup(&p, &cp))
 		return;
-	tx = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	fill(tx->addr, 64, 6);
-	post_recv_buf(&p.s[1], 1, rx, 0, 64);
+	tx = tp_mr(p.s[0].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(p.s[1].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(tx->addr, 64, 6);
+	tp_post_recv(p.s[1].qp, 1, rx, 0, 64);
 	USMC_ASSERT_EQ(p.fx->port_set(p.s[1].tp, 0), 0);
 	pf.fd = usmc_tp_get_fd(p.s[1].tp);
 	pf.events = POLLIN;
 	USMC_ASSERT_EQ(poll(&pf, 1, 1000), 1);
 	USMC_ASSERT_EQ(wait_event(&p, p.s[1].tp, USMC_TP_EV_PORT_ERR, 100), 0);
-	wr = send_wr(1, tx, 0, 44);
+	wr = tp_send_wr(1, tx, 0, 44);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	run_for(&p, 200);
+	tp_pair_run_for(&p, 200);
 	USMC_ASSERT_EQ(p.s[0].nwc, 0);
 	USMC_ASSERT_EQ(p.s[1].nwc, 0);
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
@@ -2003,8 +1741,8 @@ static void test_port_down_up(void)
 	USMC_ASSERT_EQ(wait_event(&p, p.s[1].tp, USMC_TP_EV_PORT_ACTIVE, 100),
 		       0);
 	/* the backoff is capped at 1 s */
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 3000), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 3000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 3000), 0);
 	USMC_ASSERT_MEM_EQ(rx->addr, tx->addr, 44);
 	usmc_tp_free_mr(tx);
 	usmc_tp_free_mr(rx);
@@ -2026,27 +1764,27 @@ static void test_device_fatal(void)
 	cp.retry_cnt = 2;
 	if (setup(&p, &cp))
 		return;
-	tx = mr(&p.s[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(&p.s[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	post_recv_buf(&p.s[1], 7, rx, 0, 64);
+	tx = tp_mr(p.s[0].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(p.s[1].tp, 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_post_recv(p.s[1].qp, 7, rx, 0, 64);
 	USMC_ASSERT_EQ(p.fx->kill(p.s[1].tp), 0);
 	USMC_ASSERT_EQ(wait_event(&p, p.s[1].tp, USMC_TP_EV_DEVICE_FATAL, 100),
 		       0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 1, 1, 100), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 1, 100), 0);
 	if (p.s[1].nwc) {
 		USMC_ASSERT_EQ(p.s[1].wcs[0].wr_id, 7);
 		USMC_ASSERT_EQ(p.s[1].wcs[0].status, USMC_WC_WR_FLUSH_ERR);
 	}
 	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[1].qp), USMC_QPS_ERR);
-	wr = send_wr(1, rx, 0, 44);
+	wr = tp_send_wr(1, rx, 0, 44);
 	CU_ASSERT_TRUE(usmc_tp_post_send(p.s[1].qp, &wr) < 0);
 	memset(&ia, 0, sizeof(ia));
 	ia.max_send_wr = 2;
 	ia.max_recv_wr = 2;
 	CU_ASSERT_TRUE(usmc_tp_create_qp(p.s[1].tp, &ia, &qp) < 0);
-	wr = send_wr(2, tx, 0, 44);
+	wr = tp_send_wr(2, tx, 0, 44);
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-	USMC_ASSERT_EQ(wait_wcs(&p, 0, 1, 2000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 2000), 0);
 	if (p.s[0].nwc)
 		USMC_ASSERT_EQ(p.s[0].wcs[0].status, USMC_WC_RETRY_EXC_ERR);
 	usmc_tp_free_mr(tx);

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "tp_pair.h"
 #include "usmc_fault.h"
 #include "usmc_test.h"
 #include "usmc_tp_sim.h"
@@ -58,44 +59,23 @@ static int net_up(net *n, uint64_t seed, const char *name, const char *ip0,
 		  const char *ip1, const char *opts, uint8_t timeout,
 		  uint8_t retry_cnt)
 {
-	usmc_qp_init_attr ia;
+	tp_conn_params cp = {0, timeout, retry_cnt, 7, 5, 512, 512, 0, 0};
 
 	memset(n, 0, sizeof(*n));
 	n->w = usmc_tp_sim_world_new(seed);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(n->w);
 	USMC_ASSERT_EQ_FATAL(open_dev(n->w, name, ip0, opts, &n->tp[0]), 0);
 	USMC_ASSERT_EQ_FATAL(open_dev(n->w, name, ip1, opts, &n->tp[1]), 0);
-	memset(&ia, 0, sizeof(ia));
-	ia.max_send_wr = 512;
-	ia.max_recv_wr = 512;
-	ia.max_send_sge = 2;
-	ia.max_recv_sge = 2;
 	for (int i = 0; i < 2; i++) {
-		USMC_ASSERT_EQ_FATAL(
-			usmc_tp_create_qp(n->tp[i], &ia, &n->qp[i]), 0);
+		tp_qp_create(n->tp[i], &cp, NULL, &n->qp[i]);
 		USMC_ASSERT_EQ_FATAL(usmc_tp_query_port(n->tp[i], &n->port[i]),
 				     0);
 	}
-	for (int i = 0; i < 2; i++) {
-		usmc_qp_attr a;
-
-		memset(&a, 0, sizeof(a));
-		a.qp_state = USMC_QPS_INIT;
-		a.qp_access_flags =
-			USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(n->qp[i], &a), 0);
-		a.qp_state = USMC_QPS_RTR;
-		a.path_mtu = n->port[i].active_mtu;
-		a.dest_qp_num = usmc_tp_qp_num(n->qp[1 - i]);
-		memcpy(a.dgid, n->port[1 - i].gid, 16);
-		a.min_rnr_timer = 5;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(n->qp[i], &a), 0);
-		a.qp_state = USMC_QPS_RTS;
-		a.timeout = timeout;
-		a.retry_cnt = retry_cnt;
-		a.rnr_retry = 7;
-		USMC_ASSERT_EQ_FATAL(usmc_tp_modify_qp(n->qp[i], &a), 0);
-	}
+	for (int i = 0; i < 2; i++)
+		tp_qp_rtr(n->qp[i], &n->port[i], n->qp[1 - i], &n->port[1 - i],
+			  &cp, i);
+	for (int i = 0; i < 2; i++)
+		tp_qp_rts(n->qp[i], &cp, i);
 	return 0;
 }
 
@@ -108,48 +88,6 @@ static void net_down(net *n)
 			usmc_tp_close(n->tp[i]);
 	}
 	usmc_tp_sim_world_del(n->w);
-}
-
-static usmc_tp_mr *mr(usmc_tp *tp, size_t len, uint32_t access)
-{
-	usmc_tp_mr *m = NULL;
-
-	USMC_ASSERT_EQ_FATAL(usmc_tp_alloc_mr(tp, len, access, &m), 0);
-	return m;
-}
-
-static usmc_wr wr_of(usmc_wr_opcode op, uint64_t id, usmc_tp_mr *src,
-		     size_t off, uint32_t len, usmc_tp_mr *dst, size_t doff)
-{
-	usmc_wr wr;
-
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = id;
-	wr.opcode = op;
-	wr.send_flags = USMC_SEND_SIGNALED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + off;
-	wr.sg_list[0].length = len;
-	wr.sg_list[0].lkey = src->lkey;
-	if (dst) {
-		wr.remote_addr = dst->iova + doff;
-		wr.rkey = dst->rkey;
-	}
-	return wr;
-}
-
-static void post_recv(usmc_tp_qp *qp, uint64_t id, usmc_tp_mr *m, size_t off,
-		      uint32_t len)
-{
-	usmc_recv_wr rw;
-
-	memset(&rw, 0, sizeof(rw));
-	rw.wr_id = id;
-	rw.num_sge = 1;
-	rw.sg_list[0].addr = (uint64_t)(uintptr_t)m->addr + off;
-	rw.sg_list[0].length = len;
-	rw.sg_list[0].lkey = m->lkey;
-	USMC_ASSERT_EQ(usmc_tp_post_recv(qp, &rw), 0);
 }
 
 /* A completion with the virtual time it was polled at. */
@@ -194,20 +132,20 @@ static int script(uint64_t seed, rec *r, int cap, usmc_tp_sim_stats *st,
 
 	net_up(&n, seed, "sim", "10.1.0.1", "10.1.0.2", NULL, 8, 7);
 	usmc_tp_sim_world_set_loss(n.w, 50000); /* 5 % */
-	src = mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(n.tp[1], 1 << 20,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	rx = mr(n.tp[1], 64 * 64, USMC_ACCESS_LOCAL_WRITE);
+	src = tp_mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(n.tp[1], 1 << 20,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = tp_mr(n.tp[1], 64 * 64, USMC_ACCESS_LOCAL_WRITE);
 	for (size_t i = 0; i < (1 << 20); i++)
 		((uint8_t *)src->addr)[i] = (uint8_t)(i * 7 + (i >> 9));
 	for (int i = 0; i < 64; i++) {
 		usmc_wr w =
-			wr_of(USMC_WR_RDMA_WRITE, 2 * (uint64_t)i, src,
+			tp_wr(USMC_WR_RDMA_WRITE, 2 * (uint64_t)i, src,
 			      (size_t)i << 14, 1 << 14, dst, (size_t)i << 14);
-		usmc_wr s = wr_of(USMC_WR_SEND, 2 * (uint64_t)i + 1, src,
+		usmc_wr s = tp_wr(USMC_WR_SEND, 2 * (uint64_t)i + 1, src,
 				  (size_t)i * 44, 44, NULL, 0);
 
-		post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
+		tp_post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
 		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &w), 0);
 		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &s), 0);
 	}
@@ -268,15 +206,15 @@ static void test_virtual_clock(void)
 
 	net_up(&n, 1, "sim", "10.2.0.1", "10.2.0.2",
 	       "latency=20000,jitter=0,gbps=8", 15, 7);
-	tx = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	big = mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(n.tp[1], 1 << 20,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	post_recv(n.qp[1], 1, rx, 0, 64);
+	tx = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	big = tp_mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(n.tp[1], 1 << 20,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_post_recv(n.qp[1], 1, rx, 0, 64);
 	t0 = usmc_tp_sim_world_now(n.w);
 	USMC_ASSERT_EQ(usmc_tp_sim_world_next(n.w), USMC_TSTAMP_NONE);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 8, NULL, 0);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 8, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	/* 8 bytes at 8 Gbit/s: 8 ns, then 20 us */
 	USMC_ASSERT_EQ(usmc_tp_sim_world_next(n.w), t0 + 8 + 20000);
@@ -300,7 +238,7 @@ static void test_virtual_clock(void)
 	USMC_ASSERT_EQ(usmc_tp_poll_cq(n.tp[0], &wc, 1), 1);
 	/* 1 MiB at 8 Gbit/s: 1048576 ns on the wire, then 20 us */
 	t0 = usmc_tp_sim_world_now(n.w);
-	wr = wr_of(USMC_WR_RDMA_WRITE, 2, big, 0, 1 << 20, dst, 0);
+	wr = tp_wr(USMC_WR_RDMA_WRITE, 2, big, 0, 1 << 20, dst, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	USMC_ASSERT_EQ(usmc_tp_sim_world_next(n.w), t0 + 1048576 + 20000);
 	usmc_tp_sim_world_run(n.w, t0 + 10 * MS);
@@ -396,11 +334,11 @@ static void test_ipv6(void)
 	usmc_tp *v4;
 
 	net_up(&n, 2, "sim", "fd00::1", "fd00::2", NULL, 15, 7);
-	tx = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	tx = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
 	memcpy(tx->addr, "over IPv6", 9);
-	post_recv(n.qp[1], 1, rx, 0, 64);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 9, NULL, 0);
+	tp_post_recv(n.qp[1], 1, rx, 0, 64);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 9, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	USMC_ASSERT_EQ(trace(&n, usmc_tp_sim_world_now(n.w) + MS, r, 4), 2);
 	USMC_ASSERT_MEM_EQ(rx->addr, "over IPv6", 9);
@@ -436,10 +374,10 @@ static void test_freed_in_flight(void)
 
 	/* the source of a WRITE */
 	net_up(&n, 4, "sim", "10.5.0.1", "10.5.0.2", NULL, 15, 7);
-	tx = mr(n.tp[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(n.tp[1], 4096,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	wr = wr_of(USMC_WR_RDMA_WRITE, 1, tx, 0, 4096, dst, 0);
+	tx = tp_mr(n.tp[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(n.tp[1], 4096,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	wr = tp_wr(USMC_WR_RDMA_WRITE, 1, tx, 0, 4096, dst, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	wr.wr_id = 2;
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
@@ -455,11 +393,11 @@ static void test_freed_in_flight(void)
 
 	/* the buffer of a receive WR */
 	net_up(&n, 4, "sim", "10.5.0.1", "10.5.0.2", NULL, 15, 7);
-	tx = mr(n.tp[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(n.tp[1], 4096, USMC_ACCESS_LOCAL_WRITE);
-	post_recv(n.qp[1], 9, rx, 0, 64);
+	tx = tp_mr(n.tp[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(n.tp[1], 4096, USMC_ACCESS_LOCAL_WRITE);
+	tp_post_recv(n.qp[1], 9, rx, 0, 64);
 	usmc_tp_free_mr(rx);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 44, NULL, 0);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 44, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	k = trace(&n, usmc_tp_sim_world_now(n.w) + MS, r, 8);
 	USMC_ASSERT_EQ(k, 2);
@@ -490,13 +428,13 @@ static void test_loss(void)
 
 	net_up(&n, 5, "sim", "10.6.0.1", "10.6.0.2", NULL, 10, 7);
 	usmc_tp_sim_world_set_loss(n.w, 100000);
-	src = mr(n.tp[0], total, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(n.tp[1], total,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(n.tp[0], total, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(n.tp[1], total,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	for (size_t i = 0; i < total; i++)
 		((uint8_t *)src->addr)[i] = (uint8_t)(i ^ (i >> 11));
 	for (size_t off = 0; off < total; off += 64 << 10) {
-		usmc_wr wr = wr_of(USMC_WR_RDMA_WRITE, off, src, off, 64 << 10,
+		usmc_wr wr = tp_wr(USMC_WR_RDMA_WRITE, off, src, off, 64 << 10,
 				   dst, off);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
@@ -523,11 +461,11 @@ static void test_loss(void)
 
 	net_up(&n, 5, "sim", "10.6.0.1", "10.6.0.2", NULL, 10, 1);
 	usmc_tp_sim_world_set_loss(n.w, 1000000); /* everything */
-	src = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(n.tp[1], 64,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	src = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(n.tp[1], 64,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	{
-		usmc_wr wr = wr_of(USMC_WR_RDMA_WRITE, 1, src, 0, 64, dst, 0);
+		usmc_wr wr = tp_wr(USMC_WR_RDMA_WRITE, 1, src, 0, 64, dst, 0);
 
 		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	}
@@ -554,12 +492,12 @@ static void test_path_cut(void)
 	usmc_wr wr;
 
 	net_up(&n, 6, "sim", "10.7.0.1", "10.7.0.2", NULL, 8, 7);
-	tx = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	tx = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
 	memcpy(tx->addr, "through the cut", 15);
-	post_recv(n.qp[1], 1, rx, 0, 64);
+	tp_post_recv(n.qp[1], 1, rx, 0, 64);
 	USMC_ASSERT_EQ(usmc_tp_sim_path_set(n.tp[0], n.tp[1], 0), 0);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 15, NULL, 0);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 15, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	USMC_ASSERT_EQ(trace(&n, usmc_tp_sim_world_now(n.w) + 3000 * MS, r, 4),
 		       0);
@@ -574,9 +512,9 @@ static void test_path_cut(void)
 	net_down(&n);
 
 	net_up(&n, 6, "sim", "10.7.0.1", "10.7.0.2", NULL, 0, 7);
-	tx = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	tx = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
 	USMC_ASSERT_EQ(usmc_tp_sim_port_set(n.tp[1], 0), 0);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 15, NULL, 0);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 15, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	USMC_ASSERT_EQ(trace(&n, usmc_tp_sim_world_now(n.w) + 10000 * MS, r, 4),
 		       0);
@@ -600,11 +538,11 @@ static void test_world_del_first(void)
 	usmc_wr wr;
 
 	net_up(&n, 9, "sim", "10.8.0.1", "10.8.0.2", NULL, 15, 7);
-	tx = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
-	post_recv(n.qp[1], 1, rx, 0, 64);
+	tx = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(n.tp[1], 64, USMC_ACCESS_LOCAL_WRITE);
+	tp_post_recv(n.qp[1], 1, rx, 0, 64);
 	usmc_tp_sim_world_del(n.w);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 8, NULL, 0);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 8, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	USMC_ASSERT_EQ(trace(&n, usmc_tp_sim_world_now(n.w) + MS, r, 4), 2);
 	usmc_tp_free_mr(tx);
@@ -631,11 +569,11 @@ static void test_fault_over_sim(void)
 	USMC_ASSERT_EQ(usmc_fault_add(n.tp[0], "fail-post:op=SEND,nth=2", err,
 				      sizeof(err)),
 		       0);
-	tx = mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
-	rx = mr(n.tp[1], 256, USMC_ACCESS_LOCAL_WRITE);
+	tx = tp_mr(n.tp[0], 64, USMC_ACCESS_LOCAL_WRITE);
+	rx = tp_mr(n.tp[1], 256, USMC_ACCESS_LOCAL_WRITE);
 	for (int i = 0; i < 3; i++)
-		post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
-	wr = wr_of(USMC_WR_SEND, 1, tx, 0, 8, NULL, 0);
+		tp_post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
+	wr = tp_wr(USMC_WR_SEND, 1, tx, 0, 8, NULL, 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), USMC_ERR_TRANSPORT);
 	USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &wr), 0);
@@ -678,20 +616,20 @@ static int fault_script(const char *sched, rec *r, int cap,
 	net_up(&n, 3, "fault:sim", "10.10.0.1", "10.10.0.2", NULL, 8, 7);
 	USMC_ASSERT_EQ_FATAL(usmc_fault_add(n.tp[1], sched, err, sizeof(err)),
 			     0);
-	src = mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
-	dst = mr(n.tp[1], 1 << 20,
-		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	rx = mr(n.tp[1], 64 * 64, USMC_ACCESS_LOCAL_WRITE);
+	src = tp_mr(n.tp[0], 1 << 20, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(n.tp[1], 1 << 20,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	rx = tp_mr(n.tp[1], 64 * 64, USMC_ACCESS_LOCAL_WRITE);
 	for (size_t i = 0; i < (1 << 20); i++)
 		((uint8_t *)src->addr)[i] = (uint8_t)(i * 13 + (i >> 10));
 	for (int i = 0; i < 64; i++) {
 		usmc_wr w =
-			wr_of(USMC_WR_RDMA_WRITE, 2 * (uint64_t)i, src,
+			tp_wr(USMC_WR_RDMA_WRITE, 2 * (uint64_t)i, src,
 			      (size_t)i << 14, 1 << 14, dst, (size_t)i << 14);
-		usmc_wr s = wr_of(USMC_WR_SEND, 2 * (uint64_t)i + 1, src,
+		usmc_wr s = tp_wr(USMC_WR_SEND, 2 * (uint64_t)i + 1, src,
 				  (size_t)i * 44, 44, NULL, 0);
 
-		post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
+		tp_post_recv(n.qp[1], (uint64_t)i, rx, (size_t)i * 64, 64);
 		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &w), 0);
 		USMC_ASSERT_EQ(usmc_tp_post_send(n.qp[0], &s), 0);
 	}

@@ -134,6 +134,23 @@ usmc_test_find_vec(const usmc_test_vec *vecs, size_t n, int cap, int frame)
 	return NULL;
 }
 
+/* How many lines of the file at |path| contain |needle|; -1 if it cannot
+ * be read. */
+static inline int usmc_test_count_lines(const char *path, const char *needle)
+{
+	char line[1024];
+	FILE *f = fopen(path, "re");
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (strstr(line, needle))
+			n++;
+	fclose(f);
+	return n;
+}
+
 /* The directory usmc_test_stat_dir made, and the process that removes it. */
 static inline char *usmc_test_stat_dir_path(pid_t **owner)
 {

@@ -41,7 +41,6 @@ typedef struct fl_qp {
 	usmc_tp_qp pub;
 	usmc_tp_qp *inner;
 	fl_dev *d;
-	uint32_t qpn;
 	struct fl_qp *next;
 } fl_qp;
 
@@ -163,7 +162,7 @@ static void qp_to_err(fl_qp *q)
 	/* the inner device flushes the QP's WRs, as a QP in error does */
 	usmc_tp_modify_qp(q->inner, &a);
 	q->d->st.qp_errors++;
-	raise_event(q->d, USMC_TP_EV_QP_FATAL, q->qpn);
+	raise_event(q->d, USMC_TP_EV_QP_FATAL, q->pub.qp_num);
 }
 
 static void apply(fl_dev *d, const usmc_fault_clause *c, fl_qp *on_qp,
@@ -178,7 +177,7 @@ static void apply(fl_dev *d, const usmc_fault_clause *c, fl_qp *on_qp,
 			break;
 		}
 		for (q = d->qps; q; q = q->next)
-			if (!c->has_qpn || q->qpn == c->qpn)
+			if (!c->has_qpn || q->pub.qp_num == c->qpn)
 				qp_to_err(q);
 		break;
 	case USMC_FAULT_PORT_DOWN:
@@ -703,7 +702,9 @@ static int fl_create_qp(usmc_tp *tp, const usmc_qp_init_attr *attr,
 	}
 	q->pub.tp = tp;
 	q->d = d;
-	q->qpn = usmc_tp_qp_num(q->inner);
+	q->pub.context = attr->context;
+	q->pub.qp_num = usmc_tp_qp_num(q->inner);
+	q->pub.state = usmc_tp_qp_state(q->inner);
 	q->next = d->qps;
 	d->qps = q;
 	*pqp = &q->pub;
@@ -733,19 +734,14 @@ static void fl_destroy_qp(usmc_tp_qp *qp)
 	free(q);
 }
 
-static uint32_t fl_qp_num(const usmc_tp_qp *qp)
+/* The inner QP's state, whichever way it got there (an error completion,
+ * a fault): the decorator keeps none of its own. */
+static usmc_qp_state fl_query_qp_state(const usmc_tp_qp *qp)
 {
-	return ((const fl_qp *)qp)->qpn;
-}
+	fl_qp *q = (fl_qp *)qp;
 
-static void *fl_qp_context(const usmc_tp_qp *qp)
-{
-	return usmc_tp_qp_context(((const fl_qp *)qp)->inner);
-}
-
-static usmc_qp_state fl_qp_state(const usmc_tp_qp *qp)
-{
-	return usmc_tp_qp_state(((const fl_qp *)qp)->inner);
+	q->pub.state = usmc_tp_qp_state(q->inner);
+	return q->pub.state;
 }
 
 static int fl_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
@@ -757,7 +753,8 @@ static int fl_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
 	d->st.posts++;
 	if (!d->dead && !d->port_down) {
 		i = usmc_fault_sched_on(&d->sched, USMC_FAULT_ON_POST,
-					(int)wr->opcode, q->qpn, fl_now(d));
+					(int)wr->opcode, q->pub.qp_num,
+					fl_now(d));
 		if (i >= 0) {
 			const usmc_fault_clause *c = &d->sched.c[i];
 
@@ -928,9 +925,7 @@ const usmc_tp_ops usmc_tp_fault_ops = {
 	.create_qp = fl_create_qp,
 	.modify_qp = fl_modify_qp,
 	.destroy_qp = fl_destroy_qp,
-	.qp_num = fl_qp_num,
-	.qp_context = fl_qp_context,
-	.qp_state = fl_qp_state,
+	.query_qp_state = fl_query_qp_state,
 	.post_send = fl_post_send,
 	.post_recv = fl_post_recv,
 	.poll_cq = fl_poll_cq,

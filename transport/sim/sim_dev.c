@@ -37,30 +37,18 @@ void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,
 		 uint32_t flags)
 {
 	sim_dev *d = q->d;
-	usmc_wc *wc;
+	usmc_wc wc;
 
-	if (d->cq_count == d->cq_cap) {
-		uint32_t n = d->cq_cap ? d->cq_cap * 2 : 256;
-		usmc_wc *c = malloc(n * sizeof(*c));
-
-		if (!c)
-			return; /* cannot grow: lose it rather than crash */
-		for (uint32_t i = 0; i < d->cq_count; i++)
-			c[i] = d->cq[(d->cq_head + i) % d->cq_cap];
-		free(d->cq);
-		d->cq = c;
-		d->cq_cap = n;
-		d->cq_head = 0;
-	}
-	wc = &d->cq[(d->cq_head + d->cq_count++) % d->cq_cap];
-	memset(wc, 0, sizeof(*wc));
-	wc->wr_id = wr_id;
-	wc->status = st;
-	wc->opcode = op;
-	wc->byte_len = byte_len;
-	wc->imm_data = imm;
-	wc->wc_flags = flags;
-	wc->qp_num = q->qpn;
+	memset(&wc, 0, sizeof(wc));
+	wc.wr_id = wr_id;
+	wc.status = st;
+	wc.opcode = op;
+	wc.byte_len = byte_len;
+	wc.imm_data = imm;
+	wc.wc_flags = flags;
+	wc.qp_num = q->pub.qp_num;
+	if (usmc_tp_wcq_push(&d->cq, &wc, 256))
+		return; /* cannot grow: lose it rather than crash */
 	d->st.wcs++;
 	if (st == USMC_WC_WR_FLUSH_ERR)
 		d->st.flushed++;
@@ -73,7 +61,7 @@ void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,
 void sim_sync_efd(sim_dev *d)
 {
 	uint64_t v = 1;
-	int want = d->cq_count || d->ev_count || d->woken;
+	int want = d->cq.n || d->ev_count || d->woken;
 
 	d->dirty = 0;
 	if (want && !d->efd_set) {
@@ -233,7 +221,7 @@ static void sim_close(usmc_tp *tp)
 			free(d->mrs[i]);
 		}
 	free(d->mrs);
-	free(d->cq);
+	usmc_tp_wcq_free(&d->cq);
 	if (d->efd >= 0)
 		close(d->efd);
 	sim_world_detach(d->w, d);
@@ -377,9 +365,8 @@ static int qpn_taken(usmc_tp_sim_world *w, uint32_t qpn)
 	/* nor while a completion naming it waits: a consumer maps them to
 	 * its QPs by number */
 	for (sim_dev *d = w->devs; d; d = d->next)
-		for (uint32_t i = 0; i < d->cq_count; i++)
-			if (d->cq[(d->cq_head + i) % d->cq_cap].qp_num == qpn)
-				return 1;
+		if (usmc_tp_wcq_names(&d->cq, qpn))
+			return 1;
 	return 0;
 }
 
@@ -427,7 +414,7 @@ static int sim_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a,
 		qp_free(q);
 		return USMC_ERR_NOMEM;
 	}
-	rc = qpn_alloc(d->w, &q->qpn);
+	rc = qpn_alloc(d->w, &q->pub.qp_num);
 	if (rc) {
 		qp_free(q);
 		return rc;
@@ -435,8 +422,8 @@ static int sim_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a,
 	q->pub.tp = tp;
 	q->d = d;
 	q->cap = *a;
-	q->context = a->context;
-	q->state = USMC_QPS_RESET;
+	q->pub.context = a->context;
+	q->pub.state = USMC_QPS_RESET;
 	q->sq_size = a->max_send_wr;
 	q->rq_size = a->max_recv_wr;
 	q->epoch = ++d->w->next_epoch;
@@ -455,9 +442,9 @@ static void new_epoch(sim_qp *q)
 
 void sim_qp_error(sim_qp *q, usmc_wc_status st)
 {
-	if (q->state == USMC_QPS_ERR)
+	if (q->pub.state == USMC_QPS_ERR)
 		return;
-	q->state = USMC_QPS_ERR;
+	q->pub.state = USMC_QPS_ERR;
 	new_epoch(q);
 	/* errors always complete, as verbs */
 	for (int first = 1; q->sq_count; first = 0) {
@@ -491,16 +478,17 @@ static int sim_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *a)
 		new_epoch(q);
 		q->sq_head = q->sq_count = q->sq_sent = 0;
 		q->rq_head = q->rq_count = 0;
-		q->state = USMC_QPS_RESET;
+		q->pub.state = USMC_QPS_RESET;
 		return 0;
 	case USMC_QPS_INIT:
-		if (q->state != USMC_QPS_RESET && q->state != USMC_QPS_INIT)
+		if (q->pub.state != USMC_QPS_RESET &&
+		    q->pub.state != USMC_QPS_INIT)
 			return USMC_ERR_INVALID_STATE;
 		q->access = a->qp_access_flags;
-		q->state = USMC_QPS_INIT;
+		q->pub.state = USMC_QPS_INIT;
 		return 0;
 	case USMC_QPS_RTR:
-		if (q->state != USMC_QPS_INIT)
+		if (q->pub.state != USMC_QPS_INIT)
 			return USMC_ERR_INVALID_STATE;
 		if (!usmc_ib_mtu_to_int(a->path_mtu) ||
 		    a->path_mtu > d->active_mtu || !a->dest_qp_num ||
@@ -511,10 +499,11 @@ static int sim_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *a)
 		q->dest_qpn = a->dest_qp_num;
 		memcpy(q->dgid, a->dgid, 16);
 		q->min_rnr_timer = a->min_rnr_timer & 0x1f;
-		q->state = USMC_QPS_RTR;
+		q->pub.state = USMC_QPS_RTR;
 		return 0;
 	case USMC_QPS_RTS:
-		if (q->state != USMC_QPS_RTR && q->state != USMC_QPS_RTS)
+		if (q->pub.state != USMC_QPS_RTR &&
+		    q->pub.state != USMC_QPS_RTS)
 			return USMC_ERR_INVALID_STATE;
 		if (a->timeout > 31 || a->retry_cnt > 7 || a->rnr_retry > 7 ||
 		    a->sq_psn >= (1u << 24))
@@ -525,7 +514,7 @@ static int sim_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *a)
 		q->retries_left = a->retry_cnt;
 		q->rnr_left = a->rnr_retry;
 		q->rto_shift = 0;
-		q->state = USMC_QPS_RTS;
+		q->pub.state = USMC_QPS_RTS;
 		return 0;
 	case USMC_QPS_ERR:
 		sim_qp_error(q, USMC_WC_WR_FLUSH_ERR);
@@ -545,7 +534,7 @@ static void sim_destroy_qp(usmc_tp_qp *pub)
 	d = q->d;
 	/* outstanding WRs complete with WR_FLUSH_ERR under this QPN, which
 	 * qpn_alloc hands out again only once they are polled */
-	if (q->state != USMC_QPS_RESET)
+	if (q->pub.state != USMC_QPS_RESET)
 		sim_qp_error(q, USMC_WC_WR_FLUSH_ERR);
 	for (sim_qp **pp = &d->qps; *pp; pp = &(*pp)->next)
 		if (*pp == q) {
@@ -555,21 +544,6 @@ static void sim_destroy_qp(usmc_tp_qp *pub)
 	sim_qp_hash_del(d->w, q);
 	qp_free(q);
 	sim_sync_efd(d);
-}
-
-static uint32_t sim_qp_num(const usmc_tp_qp *qp)
-{
-	return ((const sim_qp *)qp)->qpn;
-}
-
-static void *sim_qp_context(const usmc_tp_qp *qp)
-{
-	return ((const sim_qp *)qp)->context;
-}
-
-static usmc_qp_state sim_qp_state(const usmc_tp_qp *qp)
-{
-	return ((const sim_qp *)qp)->state;
 }
 
 /* ---- posting ----------------------------------------------------------- */
@@ -584,13 +558,13 @@ static int sim_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 
 	if (d->dead)
 		return USMC_ERR_TRANSPORT;
-	if (q->state == USMC_QPS_ERR) {
+	if (q->pub.state == USMC_QPS_ERR) {
 		sim_push_wc(q, wr->wr_id, USMC_WC_WR_FLUSH_ERR,
 			    sim_send_wc_opcode(wr), 0, 0, 0);
 		sim_sync_efd(d);
 		return 0;
 	}
-	if (q->state != USMC_QPS_RTS)
+	if (q->pub.state != USMC_QPS_RTS)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->opcode < USMC_WR_SEND ||
 	    wr->opcode > USMC_WR_RDMA_WRITE_WITH_IMM ||
@@ -646,9 +620,9 @@ static int sim_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 
 	if (q->d->dead)
 		return USMC_ERR_TRANSPORT;
-	if (q->state == USMC_QPS_RESET)
+	if (q->pub.state == USMC_QPS_RESET)
 		return USMC_ERR_INVALID_STATE;
-	if (q->state == USMC_QPS_ERR) {
+	if (q->pub.state == USMC_QPS_ERR) {
 		sim_push_wc(q, wr->wr_id, USMC_WC_WR_FLUSH_ERR, USMC_WC_RECV, 0,
 			    0, 0);
 		sim_sync_efd(q->d);
@@ -676,14 +650,10 @@ static int sim_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 static int sim_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 {
 	sim_dev *d = dev_of(tp);
-	int k = 0;
+	int k;
 
 	d->woken = 0;
-	while (k < n && d->cq_count) {
-		wcs[k++] = d->cq[d->cq_head];
-		d->cq_head = (d->cq_head + 1) % d->cq_cap;
-		d->cq_count--;
-	}
+	k = usmc_tp_wcq_pop(&d->cq, wcs, n);
 	sim_sync_efd(d);
 	return k;
 }
@@ -825,9 +795,6 @@ const usmc_tp_ops usmc_tp_sim_ops = {
 	.create_qp = sim_create_qp,
 	.modify_qp = sim_modify_qp,
 	.destroy_qp = sim_destroy_qp,
-	.qp_num = sim_qp_num,
-	.qp_context = sim_qp_context,
-	.qp_state = sim_qp_state,
 	.post_send = sim_post_send,
 	.post_recv = sim_post_recv,
 	.poll_cq = sim_poll_cq,

@@ -38,14 +38,14 @@ uint64_t sim_rand(usmc_tp_sim_world *w)
 sim_qp *sim_qp_find(usmc_tp_sim_world *w, uint32_t qpn)
 {
 	for (sim_qp *q = w->qpn_ht[qpn % SIM_QP_HASH]; q; q = q->hnext)
-		if (q->qpn == qpn)
+		if (q->pub.qp_num == qpn)
 			return q;
 	return NULL;
 }
 
 void sim_qp_hash_add(usmc_tp_sim_world *w, sim_qp *q)
 {
-	sim_qp **b = &w->qpn_ht[q->qpn % SIM_QP_HASH];
+	sim_qp **b = &w->qpn_ht[q->pub.qp_num % SIM_QP_HASH];
 
 	q->hnext = *b;
 	*b = q;
@@ -53,7 +53,7 @@ void sim_qp_hash_add(usmc_tp_sim_world *w, sim_qp *q)
 
 void sim_qp_hash_del(usmc_tp_sim_world *w, sim_qp *q)
 {
-	for (sim_qp **pp = &w->qpn_ht[q->qpn % SIM_QP_HASH]; *pp;
+	for (sim_qp **pp = &w->qpn_ht[q->pub.qp_num % SIM_QP_HASH]; *pp;
 	     pp = &(*pp)->hnext)
 		if (*pp == q) {
 			*pp = q->hnext;
@@ -136,7 +136,7 @@ static void req_event(sim_qp *q, int kind, usmc_tstamp t, uint64_t ssn,
 	memset(&e, 0, sizeof(e));
 	e.t = t;
 	e.kind = (uint8_t)kind;
-	e.qpn = q->qpn;
+	e.qpn = q->pub.qp_num;
 	e.epoch = q->epoch;
 	e.ssn = ssn;
 	e.tok = q->wire_tok;
@@ -151,7 +151,7 @@ static void wire_go(sim_qp *q, usmc_tstamp not_before)
 	usmc_tstamp dep, arr;
 	sim_ev e;
 
-	if (q->wire_busy || q->state != USMC_QPS_RTS ||
+	if (q->wire_busy || q->pub.state != USMC_QPS_RTS ||
 	    q->sq_sent == q->sq_count)
 		return;
 	s = &q->sq[(q->sq_head + q->sq_sent) % q->sq_size];
@@ -167,7 +167,7 @@ static void wire_go(sim_qp *q, usmc_tstamp not_before)
 	memset(&e, 0, sizeof(e));
 	e.t = arr;
 	e.kind = SIM_EV_DELIVER;
-	e.qpn = q->qpn;
+	e.qpn = q->pub.qp_num;
 	e.epoch = q->epoch;
 	e.ssn = s->ssn;
 	e.tok = q->wire_tok;
@@ -209,7 +209,7 @@ static sim_qp *reach(sim_qp *q, int lossy)
 	/* the responder takes requests in RTR and RTS, from its peer's
 	 * address only (softroce: drop_state, drop_addr) */
 	if (!r || r->d != dst ||
-	    (r->state != USMC_QPS_RTR && r->state != USMC_QPS_RTS) ||
+	    (r->pub.state != USMC_QPS_RTR && r->pub.state != USMC_QPS_RTS) ||
 	    memcmp(r->dgid, src->gid, 16))
 		return NULL;
 	if (lossy && w->loss_ppm && sim_rand(w) % 1000000u < w->loss_ppm)
@@ -351,7 +351,7 @@ static void pkt_build(uint8_t *p, const sim_qp *q, const sim_swqe *s)
 {
 	memset(p, 0, SIM_PKT_LEN);
 	put32(p, q->dest_qpn);
-	put32(p + 4, q->qpn);
+	put32(p + 4, q->pub.qp_num);
 	p[8] = (uint8_t)s->wr.opcode;
 	put32(p + 12, (uint32_t)(s->ssn >> 32));
 	put32(p + 16, (uint32_t)s->ssn);
@@ -419,7 +419,7 @@ static void deliver(usmc_tp_sim_world *w, sim_qp *q, const sim_ev *ev)
 	sim_qp *r;
 
 	q->wire_busy = 0;
-	if (q->state != USMC_QPS_RTS || q->sq_sent == q->sq_count ||
+	if (q->pub.state != USMC_QPS_RTS || q->sq_sent == q->sq_count ||
 	    s->ssn != ev->ssn)
 		return;
 	q->d->st.attempts++;
@@ -465,7 +465,7 @@ void sim_rx_inject(sim_dev *d, const usmc_tp_rx_pkt *pkt)
 	epoch = (uint64_t)get32(pkt->data + 20) << 32 | get32(pkt->data + 24);
 	q = sim_qp_find(w, get32(pkt->data + 4));
 	/* only the message its requester still waits for, on the wire */
-	if (!q || q->epoch != epoch || q->state != USMC_QPS_RTS ||
+	if (!q || q->epoch != epoch || q->pub.state != USMC_QPS_RTS ||
 	    q->sq_sent == q->sq_count || !q->wire_busy ||
 	    q->dest_qpn != get32(pkt->data)) {
 		d->st.stale++;

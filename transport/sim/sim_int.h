@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "usmc_tp_sim.h"
+#include "usmc_tp_wcq.h"
 
 #define SIM_MAX_QP_WR	 0x4000
 #define SIM_MAX_INLINE	 256
@@ -49,9 +50,6 @@ struct sim_qp {
 	sim_dev *d;
 	sim_qp *next;  /* the device's QPs */
 	sim_qp *hnext; /* the world's QPN hash */
-	uint32_t qpn;
-	usmc_qp_state state;
-	void *context;
 	usmc_qp_init_attr cap;
 	uint32_t access;
 	uint8_t path_mtu;
@@ -100,8 +98,7 @@ struct sim_dev {
 	sim_mr **mrs;
 	uint32_t nmrs;
 	sim_qp *qps;
-	usmc_wc *cq;
-	uint32_t cq_head, cq_count, cq_cap;
+	usmc_tp_wcq cq;
 	usmc_tp_event evq[SIM_EVQ];
 	uint32_t ev_head, ev_count;
 	usmc_tp_sim_stats st;

@@ -44,7 +44,7 @@ static void push_wc(sr_qp *qp, uint64_t wr_id, usmc_wc_status st,
 	wc.byte_len = byte_len;
 	wc.imm_data = imm;
 	wc.wc_flags = flags;
-	wc.qp_num = qp->qpn;
+	wc.qp_num = qp->pub.qp_num;
 	sr_cq_push(qp->dev, &wc);
 }
 
@@ -67,8 +67,8 @@ int sr_qp_create(sr_dev *d, const usmc_qp_init_attr *a, sr_qp **pqp)
 	qp->pub.tp = &d->pub;
 	qp->dev = d;
 	qp->cap = *a;
-	qp->context = a->context;
-	qp->state = USMC_QPS_RESET;
+	qp->pub.context = a->context;
+	qp->pub.state = USMC_QPS_RESET;
 	qp->sq_size = a->max_send_wr;
 	qp->rq_size = a->max_recv_wr;
 	qp->sq = calloc(qp->sq_size, sizeof(*qp->sq));
@@ -123,9 +123,9 @@ static void complete_head(sr_qp *qp, usmc_wc_status st)
  * |st|, everything else outstanding with WR_FLUSH_ERR. */
 static void qp_error(sr_qp *qp, usmc_wc_status st)
 {
-	if (qp->state == USMC_QPS_ERR)
+	if (qp->pub.state == USMC_QPS_ERR)
 		return;
-	qp->state = USMC_QPS_ERR;
+	qp->pub.state = USMC_QPS_ERR;
 	if (qp->sq_count)
 		complete_head(qp, st);
 	while (qp->sq_count)
@@ -147,18 +147,19 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 	switch (a->qp_state) {
 	case USMC_QPS_RESET:
 		reset_queues(qp);
-		qp->state = USMC_QPS_RESET;
+		qp->pub.state = USMC_QPS_RESET;
 		return 0;
 	case USMC_QPS_INIT:
-		if (qp->state != USMC_QPS_RESET && qp->state != USMC_QPS_INIT)
+		if (qp->pub.state != USMC_QPS_RESET &&
+		    qp->pub.state != USMC_QPS_INIT)
 			return USMC_ERR_INVALID_STATE;
 		qp->access = a->qp_access_flags;
-		qp->state = USMC_QPS_INIT;
+		qp->pub.state = USMC_QPS_INIT;
 		return 0;
 	case USMC_QPS_RTR: {
 		sr_addr peer;
 
-		if (qp->state != USMC_QPS_INIT)
+		if (qp->pub.state != USMC_QPS_INIT)
 			return USMC_ERR_INVALID_STATE;
 		if (!usmc_ib_mtu_to_int(a->path_mtu) ||
 		    a->path_mtu > d->active_mtu || !a->dest_qp_num ||
@@ -175,16 +176,17 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		qp->peer = peer;
 		qp->resp_psn = a->rq_psn;
 		qp->min_rnr_timer = a->min_rnr_timer & 0x1f;
-		qp->state = USMC_QPS_RTR;
+		qp->pub.state = USMC_QPS_RTR;
 		return 0;
 	}
 	case USMC_QPS_RTS:
-		if (qp->state != USMC_QPS_RTR && qp->state != USMC_QPS_RTS)
+		if (qp->pub.state != USMC_QPS_RTR &&
+		    qp->pub.state != USMC_QPS_RTS)
 			return USMC_ERR_INVALID_STATE;
 		if (a->timeout > 31 || a->retry_cnt > 7 || a->rnr_retry > 7 ||
 		    a->sq_psn > USMC_ROCE_PSN_MASK)
 			return USMC_ERR_INVALID_ARGUMENT;
-		if (qp->state == USMC_QPS_RTR) {
+		if (qp->pub.state == USMC_QPS_RTR) {
 			qp->next_psn = qp->una_psn = qp->sent_hi = a->sq_psn;
 			qp->noack_pkts = 0;
 		}
@@ -195,7 +197,7 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		qp->retries_left = a->retry_cnt;
 		qp->rnr_left = a->rnr_retry;
 		qp->rto_shift = 0;
-		qp->state = USMC_QPS_RTS;
+		qp->pub.state = USMC_QPS_RTS;
 		return 0;
 	case USMC_QPS_ERR:
 		qp_error(qp, USMC_WC_WR_FLUSH_ERR);
@@ -229,12 +231,12 @@ int sr_qp_post_send(sr_qp *qp, const usmc_wr *wr, usmc_tstamp now)
 	sr_swqe *w;
 
 	(void)now;
-	if (qp->state == USMC_QPS_ERR) {
+	if (qp->pub.state == USMC_QPS_ERR) {
 		push_wc(qp, wr->wr_id, USMC_WC_WR_FLUSH_ERR, send_wc_opcode(wr),
 			0, 0, 0);
 		return 0;
 	}
-	if (qp->state != USMC_QPS_RTS)
+	if (qp->pub.state != USMC_QPS_RTS)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->opcode < USMC_WR_SEND ||
 	    wr->opcode > USMC_WR_RDMA_WRITE_WITH_IMM ||
@@ -283,9 +285,9 @@ int sr_qp_post_recv(sr_qp *qp, const usmc_recv_wr *wr)
 	uint64_t total = 0;
 	sr_rwqe *r;
 
-	if (qp->state == USMC_QPS_RESET)
+	if (qp->pub.state == USMC_QPS_RESET)
 		return USMC_ERR_INVALID_STATE;
-	if (qp->state == USMC_QPS_ERR) {
+	if (qp->pub.state == USMC_QPS_ERR) {
 		push_wc(qp, wr->wr_id, USMC_WC_WR_FLUSH_ERR, USMC_WC_RECV, 0, 0,
 			0);
 		return 0;
@@ -414,7 +416,7 @@ static void send_pkt(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t k,
 
 void sr_qp_tx(sr_qp *qp, usmc_tstamp now)
 {
-	if (qp->state != USMC_QPS_RTS)
+	if (qp->pub.state != USMC_QPS_RTS)
 		return;
 	if (qp->rnr_deadline) {
 		if (now < qp->rnr_deadline)
@@ -461,7 +463,7 @@ static void rewind_to_una(sr_qp *qp)
 /* A pause of 50 us lets the socket buffer drain; then go-back-N. */
 void sr_qp_tx_stalled(sr_qp *qp, usmc_tstamp now)
 {
-	if (qp->tx_stall || qp->state != USMC_QPS_RTS)
+	if (qp->tx_stall || qp->pub.state != USMC_QPS_RTS)
 		return;
 	qp->tx_stall = 1;
 	if (!qp->rnr_deadline)
@@ -601,7 +603,7 @@ usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now)
 {
 	usmc_tstamp next = 0;
 
-	if (qp->state != USMC_QPS_RTS)
+	if (qp->pub.state != USMC_QPS_RTS)
 		return 0;
 	if (qp->rto_deadline && now >= qp->rto_deadline) {
 		if (qp->una_psn == qp->sent_hi) {

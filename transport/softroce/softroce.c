@@ -360,9 +360,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		d->local.v4.sin_port = htons(d->port);
 
 	d->rx_buf = malloc(SR_RX_BATCH * sizeof(*d->rx_buf));
-	d->cq_cap = 256;
-	d->cq = malloc(d->cq_cap * sizeof(*d->cq));
-	if (!d->rx_buf || !d->cq) {
+	if (!d->rx_buf || usmc_tp_wcq_grow(&d->cq, 256)) {
 		rc = USMC_ERR_NOMEM;
 		goto fail;
 	}
@@ -517,7 +515,7 @@ static void sr_close(usmc_tp *tp)
 	free(d->qps);
 	free(d->qpn_ht);
 	free(d->mrs);
-	free(d->cq);
+	usmc_tp_wcq_free(&d->cq);
 	free(d->rx_buf);
 	free(d);
 }
@@ -651,21 +649,8 @@ static void sr_free_mr(usmc_tp_mr *pub)
 
 void sr_cq_push(sr_dev *d, const usmc_wc *wc)
 {
-	if (d->cq_count == d->cq_cap) {
-		uint32_t n = d->cq_cap * 2;
-		usmc_wc *q = malloc(n * sizeof(*q));
-
-		if (!q)
-			return; /* cannot grow: lose it rather than crash */
-		for (uint32_t i = 0; i < d->cq_count; i++)
-			q[i] = d->cq[(d->cq_head + i) % d->cq_cap];
-		free(d->cq);
-		d->cq = q;
-		d->cq_cap = n;
-		d->cq_head = 0;
-	}
-	d->cq[(d->cq_head + d->cq_count) % d->cq_cap] = *wc;
-	d->cq_count++;
+	/* cannot grow: lose it rather than crash */
+	(void)usmc_tp_wcq_push(&d->cq, wc, 256);
 }
 
 /* The eventfd mirrors "completions queued" so epoll stays level-true. */
@@ -673,10 +658,10 @@ static void sync_efd(sr_dev *d)
 {
 	uint64_t v = 1;
 
-	if (d->cq_count && !d->efd_signaled) {
+	if (d->cq.n && !d->efd_signaled) {
 		if (write(d->efd, &v, sizeof(v)) == sizeof(v))
 			d->efd_signaled = 1;
-	} else if (!d->cq_count && d->efd_signaled) {
+	} else if (!d->cq.n && d->efd_signaled) {
 		if (read(d->efd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN)
 			d->efd_signaled = 0;
 	}
@@ -834,7 +819,7 @@ static sr_qp *qp_by_qpn(sr_dev *d, uint32_t qpn)
 	if (!d->nqps)
 		return NULL;
 	for (qp = d->qpn_ht[qpn & (d->nqps - 1)]; qp; qp = qp->hnext)
-		if (qp->qpn == qpn)
+		if (qp->pub.qp_num == qpn)
 			return qp;
 	return NULL;
 }
@@ -906,9 +891,9 @@ static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 		d->st.drop_pkey++;
 		return;
 	}
-	if ((pkt.flags & USMC_ROCE_F_REQ)
-		    ? (qp->state != USMC_QPS_RTR && qp->state != USMC_QPS_RTS)
-		    : qp->state != USMC_QPS_RTS) {
+	if ((pkt.flags & USMC_ROCE_F_REQ) ? (qp->pub.state != USMC_QPS_RTR &&
+					     qp->pub.state != USMC_QPS_RTS)
+					  : qp->pub.state != USMC_QPS_RTS) {
 		d->st.drop_state++;
 		return;
 	}
@@ -1050,11 +1035,7 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	}
 	rx_drain(d, now);
 	progress(d, now);
-	while (k < n && d->cq_count) {
-		wcs[k++] = d->cq[d->cq_head];
-		d->cq_head = (d->cq_head + 1) % d->cq_cap;
-		d->cq_count--;
-	}
+	k = usmc_tp_wcq_pop(&d->cq, wcs, n);
 	sync_efd(d);
 	return k;
 }
@@ -1068,10 +1049,7 @@ static int qpn_taken(sr_dev *d, uint32_t qpn)
 {
 	if (qp_by_qpn(d, qpn))
 		return 1;
-	for (uint32_t i = 0; i < d->cq_count; i++)
-		if (d->cq[(d->cq_head + i) % d->cq_cap].qp_num == qpn)
-			return 1;
-	return 0;
+	return usmc_tp_wcq_names(&d->cq, qpn);
 }
 
 /* Cyclic over [SR_MIN_QPN, SR_QPN_SPAN) as rxe's xa_alloc_cyclic, so a
@@ -1093,7 +1071,7 @@ static int qpn_alloc(sr_dev *d, uint32_t *qpn)
 
 static void qpn_link(sr_dev *d, sr_qp *qp)
 {
-	sr_qp **b = &d->qpn_ht[qp->qpn & (d->nqps - 1)];
+	sr_qp **b = &d->qpn_ht[qp->pub.qp_num & (d->nqps - 1)];
 
 	qp->hnext = *b;
 	*b = qp;
@@ -1101,7 +1079,7 @@ static void qpn_link(sr_dev *d, sr_qp *qp)
 
 static void qpn_unlink(sr_dev *d, sr_qp *qp)
 {
-	sr_qp **pp = &d->qpn_ht[qp->qpn & (d->nqps - 1)];
+	sr_qp **pp = &d->qpn_ht[qp->pub.qp_num & (d->nqps - 1)];
 
 	while (*pp && *pp != qp)
 		pp = &(*pp)->hnext;
@@ -1154,7 +1132,7 @@ static int sr_create_qp(usmc_tp *tp, const usmc_qp_init_attr *attr,
 	if (rc)
 		return rc;
 	qp->index = idx;
-	qp->qpn = qpn;
+	qp->pub.qp_num = qpn;
 	d->qps[idx] = qp;
 	qpn_link(d, qp);
 	*pqp = &qp->pub;
@@ -1171,7 +1149,7 @@ static void sr_destroy_qp(usmc_tp_qp *pub)
 	d = qp->dev;
 	/* outstanding WRs complete with WR_FLUSH_ERR; they keep this QPN,
 	 * which qpn_alloc hands out again only once they are polled */
-	if (qp->state != USMC_QPS_RESET && qp->state != USMC_QPS_ERR) {
+	if (qp->pub.state != USMC_QPS_RESET && qp->pub.state != USMC_QPS_ERR) {
 		usmc_qp_attr a;
 
 		memset(&a, 0, sizeof(a));
@@ -1195,21 +1173,6 @@ static int sr_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *attr)
 
 	sync_efd(qp->dev);
 	return rc;
-}
-
-static uint32_t sr_qp_num(const usmc_tp_qp *qp)
-{
-	return ((const sr_qp *)qp)->qpn;
-}
-
-static void *sr_qp_context(const usmc_tp_qp *qp)
-{
-	return ((const sr_qp *)qp)->context;
-}
-
-static usmc_qp_state sr_qp_state(const usmc_tp_qp *qp)
-{
-	return ((const sr_qp *)qp)->state;
 }
 
 static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
@@ -1315,9 +1278,6 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.create_qp = sr_create_qp,
 	.modify_qp = sr_modify_qp,
 	.destroy_qp = sr_destroy_qp,
-	.qp_num = sr_qp_num,
-	.qp_context = sr_qp_context,
-	.qp_state = sr_qp_state,
 	.post_send = sr_post_send,
 	.post_recv = sr_post_recv,
 	.poll_cq = sr_poll_cq,

@@ -19,6 +19,7 @@
 
 #include "roce_hdr.h"
 #include "softroce.h"
+#include "usmc_tp_wcq.h"
 #include "usmc_transport.h"
 
 /* rxe_param.h */
@@ -80,10 +81,7 @@ struct sr_qp {
 	usmc_tp_qp pub;
 	sr_dev *dev;
 	uint32_t index; /* in sr_dev.qps */
-	uint32_t qpn;
-	sr_qp *hnext; /* sr_dev.qpn_ht chain */
-	void *context;
-	usmc_qp_state state;
+	sr_qp *hnext;	/* sr_dev.qpn_ht chain */
 	usmc_qp_init_attr cap;
 
 	/* attributes */
@@ -183,8 +181,7 @@ struct sr_dev {
 	sr_mr **mrs;
 	uint32_t nmrs;
 
-	usmc_wc *cq;
-	uint32_t cq_cap, cq_head, cq_count;
+	usmc_tp_wcq cq;
 	int efd_signaled;
 	usmc_tstamp timer_armed;
 

@@ -247,7 +247,7 @@ static void vb_close(usmc_tp *tp)
 		close(d->ep);
 	free(d->qps);
 	free(d->mrs);
-	free(d->bl);
+	usmc_tp_wcq_free(&d->bl);
 	free(d);
 }
 
@@ -424,22 +424,7 @@ static void vb_free_mr(usmc_tp_mr *pub)
 
 int vb_backlog_push(vb_dev *d, const usmc_wc *wc)
 {
-	if (d->bl_n == d->bl_cap) {
-		uint32_t cap = d->bl_cap ? d->bl_cap * 2 : 64;
-		usmc_wc *t = malloc(cap * sizeof(*t));
-
-		if (!t)
-			return USMC_ERR_NOMEM;
-		for (uint32_t i = 0; i < d->bl_n; i++)
-			t[i] = d->bl[(d->bl_head + i) % d->bl_cap];
-		free(d->bl);
-		d->bl = t;
-		d->bl_cap = cap;
-		d->bl_head = 0;
-	}
-	d->bl[(d->bl_head + d->bl_n) % d->bl_cap] = *wc;
-	d->bl_n++;
-	return 0;
+	return usmc_tp_wcq_push(&d->bl, wc, 64) ? USMC_ERR_NOMEM : 0;
 }
 
 /* ---- async events ----------------------------------------------------- */
@@ -520,9 +505,7 @@ const usmc_tp_ops vb_ops = {
 	.create_qp = vb_create_qp,
 	.modify_qp = vb_modify_qp,
 	.destroy_qp = vb_destroy_qp,
-	.qp_num = vb_qp_num,
-	.qp_context = vb_qp_context,
-	.qp_state = vb_qp_state,
+	.query_qp_state = vb_qp_state,
 	.post_send = vb_post_send,
 	.post_recv = vb_post_recv,
 	.poll_cq = vb_poll_cq,

@@ -14,6 +14,7 @@
 #include <infiniband/verbs.h>
 #include <stdint.h>
 
+#include "usmc_tp_wcq.h"
 #include "usmc_transport.h"
 
 #define VB_SYSFS_IB	  "/sys/class/infiniband"
@@ -88,8 +89,6 @@ struct vb_qp {
 	usmc_tp_qp pub;
 	vb_dev *d;
 	struct ibv_qp *qp;
-	void *context;
-	usmc_qp_state state; /* as last seen: set, or learnt */
 	usmc_qp_init_attr cap;
 	vb_ring sq, rq;
 	/* RTS values, for an RTS -> RTS that would change them */
@@ -122,8 +121,7 @@ struct vb_dev {
 	vb_mr **mrs;
 	uint32_t mrs_cap, mrs_used;
 	/* completions made here or drained ahead of time, returned first */
-	usmc_wc *bl;
-	uint32_t bl_cap, bl_head, bl_n;
+	usmc_tp_wcq bl;
 	uint32_t nsoft; /* soft entries over all QPs */
 };
 
@@ -144,8 +142,6 @@ int vb_backlog_push(vb_dev *d, const usmc_wc *wc);
 int vb_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a, usmc_tp_qp **pqp);
 int vb_modify_qp(usmc_tp_qp *qp, const usmc_qp_attr *a);
 void vb_destroy_qp(usmc_tp_qp *qp);
-uint32_t vb_qp_num(const usmc_tp_qp *qp);
-void *vb_qp_context(const usmc_tp_qp *qp);
 usmc_qp_state vb_qp_state(const usmc_tp_qp *qp);
 int vb_post_send(usmc_tp_qp *qp, const usmc_wr *wr);
 int vb_post_recv(usmc_tp_qp *qp, const usmc_recv_wr *wr);

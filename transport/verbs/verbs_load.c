@@ -166,7 +166,8 @@ static const usmc_verbs_module *vl_load(void)
 	if (!m || m->abi != USMC_VERBS_MODULE_ABI ||
 	    m->ops_size != sizeof(usmc_tp_ops) ||
 	    m->config_size != sizeof(usmc_tp_config) ||
-	    m->wr_size != sizeof(usmc_wr) || !m->ops || !m->ops->open) {
+	    m->wr_size != sizeof(usmc_wr) || m->qp_size != sizeof(usmc_tp_qp) ||
+	    !m->ops || !m->ops->open) {
 		vl_seterr("%s is not a usmc verbs module of this build (%s)",
 			  path,
 			  m ? "another ABI" : "no " USMC_VERBS_MODULE_SYM);

@@ -12,6 +12,7 @@ const usmc_verbs_module usmc_verbs_entry = {
 	.ops_size = sizeof(usmc_tp_ops),
 	.config_size = sizeof(usmc_tp_config),
 	.wr_size = sizeof(usmc_wr),
+	.qp_size = sizeof(usmc_tp_qp),
 	.ops = &vb_ops,
 	.device_count = vb_device_count,
 	.hw_counter = vb_hw_counter,

@@ -46,16 +46,13 @@ vb_qp *vb_qp_by_num(vb_dev *d, uint32_t qpn)
 
 void vb_qp_set_err(vb_qp *q)
 {
-	if (q->state != USMC_QPS_RESET)
-		q->state = USMC_QPS_ERR;
+	if (q->pub.state != USMC_QPS_RESET)
+		q->pub.state = USMC_QPS_ERR;
 }
 
 static int backlog_names(const vb_dev *d, uint32_t qpn)
 {
-	for (uint32_t i = 0; i < d->bl_n; i++)
-		if (d->bl[(d->bl_head + i) % d->bl_cap].qp_num == qpn)
-			return 1;
-	return 0;
+	return usmc_tp_wcq_names(&d->bl, qpn);
 }
 
 /* A QP whose number no completion in the backlog names: the RNIC may
@@ -71,7 +68,7 @@ static struct ibv_qp *create_fresh_qp(vb_dev *d, struct ibv_qp_init_attr *ia)
 		struct ibv_qp_init_attr a = *ia;
 
 		qp = ibv_create_qp(d->pd, &a);
-		if (!qp || !d->bl_n || !backlog_names(d, qp->qp_num)) {
+		if (!qp || !d->bl.n || !backlog_names(d, qp->qp_num)) {
 			*ia = a;
 			break;
 		}
@@ -155,9 +152,10 @@ int vb_create_qp(usmc_tp *tp, const usmc_qp_init_attr *a, usmc_tp_qp **pqp)
 	}
 	q->pub.tp = tp;
 	q->d = d;
-	q->context = a->context;
+	q->pub.context = a->context;
+	q->pub.qp_num = q->qp->qp_num;
+	q->pub.state = USMC_QPS_RESET;
 	q->cap = *a;
-	q->state = USMC_QPS_RESET;
 	d->qps[slot] = q;
 	d->cq_used += need;
 	*pqp = &q->pub;
@@ -188,13 +186,13 @@ usmc_qp_state vb_qp_state(const usmc_tp_qp *pub)
 	struct ibv_qp_init_attr ia;
 	struct ibv_qp_attr qa;
 
-	if (q->state != USMC_QPS_RTR && q->state != USMC_QPS_RTS)
-		return q->state;
+	if (q->pub.state != USMC_QPS_RTR && q->pub.state != USMC_QPS_RTS)
+		return q->pub.state;
 	if (ibv_query_qp(q->qp, &qa, IBV_QP_STATE, &ia))
-		return q->state;
+		return q->pub.state;
 	if (qa.qp_state == IBV_QPS_ERR || qa.qp_state == IBV_QPS_SQE)
-		q->state = USMC_QPS_ERR;
-	return q->state;
+		q->pub.state = USMC_QPS_ERR;
+	return q->pub.state;
 }
 
 /* Outstanding WRs vanish without completions in RESET (IB spec); their
@@ -315,18 +313,8 @@ int vb_modify_qp(usmc_tp_qp *pub, const usmc_qp_attr *a)
 	}
 	if (a->qp_state == USMC_QPS_RESET)
 		rings_reset(q);
-	q->state = a->qp_state;
+	q->pub.state = a->qp_state;
 	return 0;
-}
-
-uint32_t vb_qp_num(const usmc_tp_qp *pub)
-{
-	return qp_of(pub)->qp->qp_num;
-}
-
-void *vb_qp_context(const usmc_tp_qp *pub)
-{
-	return qp_of(pub)->context;
 }
 
 /* ---- posting ---------------------------------------------------------- */
@@ -372,7 +360,7 @@ int vb_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 	vb_ent *e;
 	int r;
 
-	if (q->state != USMC_QPS_RTS && q->state != USMC_QPS_ERR)
+	if (q->pub.state != USMC_QPS_RTS && q->pub.state != USMC_QPS_ERR)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->num_sge > max_sge)
 		return USMC_ERR_INVALID_ARGUMENT;
@@ -408,7 +396,7 @@ int vb_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 		return r;
 	if (ring_count(&q->sq) >= q->sq.cap)
 		return USMC_ERR_WOULDBLOCK;
-	if (q->state == USMC_QPS_ERR) {
+	if (q->pub.state == USMC_QPS_ERR) {
 		push_soft(q, &q->sq, wr->wr_id, wcop);
 		return 0;
 	}
@@ -454,7 +442,7 @@ int vb_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 	vb_ent *e;
 	int r;
 
-	if (q->state == USMC_QPS_RESET)
+	if (q->pub.state == USMC_QPS_RESET)
 		return USMC_ERR_INVALID_STATE;
 	if (wr->num_sge > max_sge)
 		return USMC_ERR_INVALID_ARGUMENT;
@@ -463,7 +451,7 @@ int vb_post_recv(usmc_tp_qp *pub, const usmc_recv_wr *wr)
 		return r;
 	if (ring_count(&q->rq) >= q->rq.cap)
 		return USMC_ERR_WOULDBLOCK;
-	if (q->state == USMC_QPS_ERR) {
+	if (q->pub.state == USMC_QPS_ERR) {
 		push_soft(q, &q->rq, wr->wr_id, USMC_WC_RECV);
 		return 0;
 	}
@@ -605,11 +593,7 @@ int vb_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	if (n <= 0)
 		return 0;
 	cq_events(d);
-	while (k < n && d->bl_n) {
-		wcs[k++] = d->bl[d->bl_head];
-		d->bl_head = (d->bl_head + 1) % d->bl_cap;
-		d->bl_n--;
-	}
+	k = usmc_tp_wcq_pop(&d->bl, wcs, n);
 	for (;;) {
 		if (k < n)
 			k += take_soft(d, wcs + k, n - k);
@@ -662,13 +646,13 @@ void vb_destroy_qp(usmc_tp_qp *pub)
 	uint64_t end = mono_ms() + VB_DRAIN_MS;
 	usmc_wc wcs[32];
 
-	if (q->state != USMC_QPS_RESET && hw_outstanding(q) && !d->dead) {
+	if (q->pub.state != USMC_QPS_RESET && hw_outstanding(q) && !d->dead) {
 		struct ibv_qp_attr qa;
 
 		memset(&qa, 0, sizeof(qa));
 		qa.qp_state = IBV_QPS_ERR;
 		if (!ibv_modify_qp(q->qp, &qa, IBV_QP_STATE)) {
-			q->state = USMC_QPS_ERR;
+			q->pub.state = USMC_QPS_ERR;
 			/* the RNIC flushes them in order; others' completions
 			 * met on the way wait in the backlog */
 			while (hw_outstanding(q) && mono_ms() < end) {
@@ -684,7 +668,7 @@ void vb_destroy_qp(usmc_tp_qp *pub)
 	}
 	/* what the RNIC did not return in time, and soft entries, are
 	 * flushed here, in order, sends first */
-	if (q->state != USMC_QPS_RESET)
+	if (q->pub.state != USMC_QPS_RESET)
 		for (vb_ring *r = &q->sq; r; r = r == &q->sq ? &q->rq : NULL)
 			while (r->head != r->tail) {
 				vb_ent *e = ring_at(r, r->head++);
