@@ -142,6 +142,9 @@ struct usmc_lgr {
 	 * goes */
 	int peer_gone;
 	int first_link_up; /* CONFIRM_LINK done */
+	/* usmc_ctx_shutdown_idle found our own LLC request in flight: ended
+	 * once that flow is done (usmc_lgr_end_if_idle) */
+	int end_when_idle;
 	/* local LLC flow */
 	usmc_llc_req *llc_q, *llc_q_tail;
 	usmc_llc_req *llc_cur;
@@ -291,6 +294,10 @@ void usmc_conn_call_event(usmc_conn *conn, usmc_conn_event ev);
 int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 		    const uint8_t *peer_system_id, usmc_lgr **plgr);
 void usmc_lgr_free(usmc_lgr *lgr);
+/* Ends |lgr| (DELETE_LINK ALL, orderly) if usmc_ctx_shutdown_idle asked
+ * for it and it has neither connections nor an LLC request of ours in
+ * flight or queued. */
+void usmc_lgr_end_if_idle(usmc_lgr *lgr, usmc_tstamp ts);
 void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 			usmc_tstamp ts);
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,

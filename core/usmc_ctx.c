@@ -201,11 +201,13 @@ int usmc_ctx_shutdown_idle(usmc_ctx *ctx, usmc_tstamp ts)
 	for (usmc_lgr *l = ctx->lgrs; l; l = l->next)
 		if (!l->nconns && !l->terminating) {
 			/* the peer's lgr ends at once, as by the kernel's
-			 * smc_lgr_free after its idle delay */
-			usmc_lgr_terminate(
-				l, USMC_ERR_CONNABORTED,
-				l->peer_gone ? 0 : SMC_LLC_DEL_PROG_INIT_TERM,
-				ts);
+			 * smc_lgr_free after its idle delay; but not under
+			 * our own LLC request (a last DELETE_RKEY): its
+			 * response comes after any request the peer sent
+			 * before it, which is then answered, not left to
+			 * hold the peer's LLC flow for its 2 s wait */
+			l->end_when_idle = 1;
+			usmc_lgr_end_if_idle(l, ts);
 			n++;
 		}
 	return n;

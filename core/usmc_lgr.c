@@ -145,14 +145,23 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 	lgr->free_expiry = link ? ts + USMC_TERM_GRACE : ts;
 }
 
+void usmc_lgr_end_if_idle(usmc_lgr *lgr, usmc_tstamp ts)
+{
+	if (!lgr->end_when_idle || lgr->terminating || lgr->nconns ||
+	    lgr->llc_cur || lgr->llc_q)
+		return;
+	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED,
+			   lgr->peer_gone ? 0 : SMC_LLC_DEL_PROG_INIT_TERM, ts);
+}
+
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 			unsigned int dev_idx, const uint8_t *peer_system_id,
 			const uint8_t *peer_gid, const uint8_t *peer_mac,
 			uint32_t peer_qpn)
 {
 	for (usmc_lgr *lgr = ctx->lgrs; lgr; lgr = lgr->next) {
-		if (lgr->terminating || lgr->peer_gone || lgr->role != role ||
-		    lgr->version != version ||
+		if (lgr->terminating || lgr->peer_gone || lgr->end_when_idle ||
+		    lgr->role != role || lgr->version != version ||
 		    memcmp(lgr->peer_system_id, peer_system_id, 8) ||
 		    lgr->nconns >= lgr->max_conns || !lgr->first_link_up)
 			continue;

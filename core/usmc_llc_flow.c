@@ -192,6 +192,7 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 	}
 	usmc_mem_free(lgr->ctx, r);
 	usmc_llc_run(lgr, ts);
+	usmc_lgr_end_if_idle(lgr, ts);
 }
 
 /* ---- LLC receive ---- */
