@@ -150,8 +150,11 @@ void usmc_lgr_end_if_idle(usmc_lgr *lgr, usmc_tstamp ts)
 	if (!lgr->end_when_idle || lgr->terminating || lgr->nconns ||
 	    lgr->llc_cur || lgr->llc_q)
 		return;
-	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED,
-			   lgr->peer_gone ? 0 : SMC_LLC_DEL_PROG_INIT_TERM, ts);
+	/* ended by usmc_lgr_handle_expiry after USMC_END_QUIET with no
+	 * request from the peer: the kernel sends its own last DELETE_RKEY
+	 * right after answering ours, and holds its LLC flow 2 s when that
+	 * is not answered */
+	lgr->free_expiry = ts + USMC_END_QUIET;
 }
 
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
@@ -337,6 +340,9 @@ void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 	}
 	if (lgr->free_expiry <= ts) {
 		if (lgr->nconns) {
+			lgr->free_expiry = USMC_TSTAMP_NONE;
+		} else if (lgr->end_when_idle && (lgr->llc_cur || lgr->llc_q)) {
+			/* our request first: its end re-arms the timer */
 			lgr->free_expiry = USMC_TSTAMP_NONE;
 		} else {
 			/* idle: the server says goodbye first (the client

@@ -446,6 +446,11 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 						     : llc_rx_handlers[i].req;
 		if (fn)
 			fn(link, &m, ts);
+		/* a request of the peer's delays an exit's end of the lgr
+		 * (it may have more to ask) */
+		if (!(m.hdr.flags & SMC_LLC_FLAG_RESP) && !lgr->terminating &&
+		    lgr->free_expiry != USMC_TSTAMP_NONE)
+			usmc_lgr_end_if_idle(lgr, ts);
 		return;
 	}
 }
