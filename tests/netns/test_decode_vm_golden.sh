@@ -57,7 +57,8 @@ EOF
 
 # The checker itself must catch what it is there for: the usmc-server
 # trace without usmc's answer to the kernel's last DELETE_RKEY (the bug
-# fixed with USMC_END_QUIET), and without usmc's DELETE_LINKs.
+# fixed with USMC_END_QUIET), without usmc's DELETE_LINKs (the _exit
+# bug), and with the kernel sending again after usmc has gone.
 python3 - "$work/usmc-server.pcapng.json" "$work" <<'EOF2' || t_fail "could not write the damaged decodes"
 import json, sys
 src, work = sys.argv[1:3]
@@ -70,8 +71,16 @@ last = max(i for i, l in enumerate(recs) if l.startswith('{"frame"') and
 open(work + "/no-answer.json", "w").writelines(recs[:last] + recs[last + 1:])
 open(work + "/no-delete.json", "w").writelines(
     l for l in recs if not (l.startswith('{"frame"') and usmc(json.loads(l), "DELETE_LINK_V2", False)))
+# the kernel's last SEND sent again after usmc's last packet, unanswered:
+# a peer left retransmitting
+frames = [json.loads(l) for l in recs if l.startswith('{"frame"')]
+k = [r for r in frames if r["proto"] == "RoCE" and r["type"] == "RC_SEND_ONLY" and
+     r["src"].startswith("10.77.0.2:")][-1]
+k["frame"] = frames[-1]["frame"] + 1
+open(work + "/retrans.json", "w").writelines(recs[:-1] + [json.dumps(k) + "\n", recs[-1]])
 EOF2
-for damaged in "no-answer:request never answered" "no-delete:DELETE_LINK ALL"; do
+for damaged in "no-answer:request never answered" "no-delete:DELETE_LINK ALL" \
+	"retrans:sent 1 packets again after usmc's last packet"; do
 	f=${damaged%%:*} want=${damaged#*:}
 	rc=0
 	res=$(python3 "$USMC_SRC/tests/vm/llc_check.py" "$work/$f.json" 10.77.0.1 10.77.0.2 server reuse) || rc=$?

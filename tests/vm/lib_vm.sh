@@ -79,10 +79,25 @@ vm_kernel_smc() {
 		"$SMCCTL" pnet add "$VM_PNETID" --ib rxe0 --port 1 || vm_fail "pnet on rxe0 failed"
 	fi
 	"$SMCCTL" ueid show | grep -qx "$VM_UEID" || "$SMCCTL" ueid add "$VM_UEID" || vm_fail "ueid add failed"
+	if [ -n "${VM_TWO_NICS:-}" ] && [ ! -e /sys/class/infiniband/rxe1 ]; then
+		vm_eth1_up
+		rdma link add rxe1 type rxe netdev eth1 || vm_fail "rdma link add rxe1 failed"
+		"$SMCCTL" pnet add "$VM_PNETID" --eth eth1 || vm_fail "pnet on eth1 failed"
+		"$SMCCTL" pnet add "$VM_PNETID" --ib rxe1 --port 1 || vm_fail "pnet on rxe1 failed"
+	fi
 	vm_log "kernel SMC-R host: $(rdma link show rxe0/1 2>&1 | head -1)"
 	"$SMCCTL" pnet show
 	"$SMCCTL" ueid show
 	cat /sys/class/infiniband/rxe0/ports/1/gids/1 2>/dev/null | sed 's/^/  rxe0 GID 1: /'
+}
+
+# vm_eth1_up: the second NIC, SUBNET.11 (VM 1) or SUBNET.12 (VM 2), in
+# the same /24 as eth0, as SMC-Rv2's second link needs.
+vm_eth1_up() {
+	local a=$VM_SUBNET.11
+	[ "$VM_ROLE" = cli ] && a=$VM_SUBNET.12
+	ip addr show dev eth1 | grep -q "inet $a/" || ip addr add "$a/24" dev eth1 || vm_fail "no address on eth1"
+	ip link set eth1 up || vm_fail "eth1 does not come up"
 }
 
 # vm_usmc_host: make this VM a usmc host: no rdma_rxe, whose UDP 4791
@@ -92,6 +107,7 @@ vm_usmc_host() {
 		rdma link delete rxe0 2>/dev/null
 		busybox rmmod rdma_rxe || vm_fail "cannot unload rdma_rxe (UDP 4791 stays taken)"
 	fi
+	[ -z "${VM_TWO_NICS:-}" ] || vm_eth1_up
 	export USMC_CGROUP=${USMC_CGROUP:-private}
 }
 
