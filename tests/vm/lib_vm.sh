@@ -221,7 +221,11 @@ vm_host_usmc_kernel() {
 	got=$(sed -n 's/.*"link_groups":\([0-9]*\).*/\1/p' "$VM_OUT/$usmc_up.json" | tail -1)
 	[ "$got" = 1 ] || vm_fail "usmc made $got link groups for the two connections on port $up, expected 1"
 	vm_capture_check "$up" "$down"
-	((CAP_CLC >= 3)) || vm_fail "the capture has $CAP_CLC CLC Confirms on ports $up/$down, expected 3"
+	# counted by usmc-decode (its CLC counts equal tshark's on the golden
+	# traces): tshark's SMC heuristics once missed a whole CLC handshake
+	# on one port of a run (verbs_server), while the bytes were there
+	got=$(sed -n 's/.* confirm=\([0-9]*\).*/\1/p' "$VM_OUT/decode.txt" | tail -1)
+	((got >= 3)) || vm_fail "the capture has ${got:-no} CLC Confirms (tshark: $CAP_CLC on ports $up/$down), expected 3"
 	((CAP_WRITE_BYTES >= 3 * n)) || vm_fail "RDMA WRITE payload $CAP_WRITE_BYTES < $((3 * n)) bytes"
 	((CAP_TCP <= 12288)) || vm_fail "TCP carried $CAP_TCP payload bytes: more than the CLC handshakes"
 	vm_log "SMC-R: $CAP_CLC CLC Confirms, $CAP_ROCE RoCE packets, $CAP_WRITE_BYTES RDMA WRITE payload bytes, $CAP_TCP TCP payload bytes"

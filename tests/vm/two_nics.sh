@@ -23,12 +23,21 @@ host)
 	python3 - "$VM_OUT/decode.json" "$VM_SUBNET.12" <<'PY' >"$VM_OUT/addlink.txt" || vm_fail "ADD_LINK: $(cat "$VM_OUT/addlink.txt")"
 import json, sys
 reqs, rejs, bad = [], 0, []
+# a SEND rxe retransmitted carries its LLC message again: count it once
+# (by the BTH of its frame; the RoCE record comes before the LLC one)
+bth, seen = {}, set()
 for line in open(sys.argv[1]):
     if not line.startswith('{"frame"'):
         continue
     r = json.loads(line)
+    if r.get("proto") == "RoCE":
+        bth[r["frame"]] = (r["src"], r["qpn"], r["psn"])
     if r.get("proto") != "LLC" or not r["type"].startswith("ADD_LINK"):
         continue
+    k = bth.get(r["frame"])
+    if k in seen:
+        continue
+    seen.add(k)
     if not r.get("resp"):
         reqs.append(r)
     elif r.get("reject"):
