@@ -202,7 +202,12 @@ void usmc_ctx_del(usmc_ctx *ctx);
 void usmc_ctx_shutdown(usmc_ctx *ctx, usmc_tstamp ts);
 /* As usmc_ctx_shutdown, but only for link groups without connections
  * (a process that exits: open ones are left to their peers' detection
- * rather than cut off with data unread). Returns how many it ended. */
+ * rather than cut off with data unread). One with an LLC request of ours
+ * in flight or queued (a last DELETE_RKEY) ends when that flow is done, so
+ * a peer's request that crossed it is answered first, and each ends only
+ * once the peer has asked nothing for 50 ms (its own last DELETE_RKEY
+ * follows its answer to ours). Returns how many it will end: keep polling
+ * until usmc_ctx_next_lgr() is NULL (about 150 ms). */
 int usmc_ctx_shutdown_idle(usmc_ctx *ctx, usmc_tstamp ts);
 /* Earliest timer of all link groups and connections, or USMC_TSTAMP_NONE. */
 usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx);

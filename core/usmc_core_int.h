@@ -32,6 +32,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_CTRL_PEND_MAX   (USMC_CONNS_MAX + 16)
 #define USMC_STREAM_WAIT     (2 * USMC_NS_PER_SEC)  /* SMC_MAX_STREAM_WAIT */
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
+#define USMC_END_QUIET	     (50 * USMC_NS_PER_MS)  /* exit: peer quiet */
 
 /* Link states (enum smc_link_state) */
 enum usmc_link_state {
@@ -145,6 +146,9 @@ struct usmc_lgr {
 	 * goes */
 	int peer_gone;
 	int first_link_up; /* CONFIRM_LINK done */
+	/* usmc_ctx_shutdown_idle found our own LLC request in flight: ended
+	 * once that flow is done (usmc_lgr_end_if_idle) */
+	int end_when_idle;
 	/* local LLC flow */
 	usmc_llc_req *llc_q, *llc_q_tail;
 	usmc_llc_req *llc_cur;
@@ -297,6 +301,11 @@ void usmc_conn_call_event(usmc_conn *conn, usmc_conn_event ev);
 int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 		    const uint8_t *peer_system_id, usmc_lgr **plgr);
 void usmc_lgr_free(usmc_lgr *lgr);
+/* If usmc_ctx_shutdown_idle asked for it and |lgr| has neither
+ * connections nor an LLC request of ours in flight or queued, ends it
+ * (DELETE_LINK ALL, orderly) USMC_END_QUIET after the peer's last LLC
+ * request. */
+void usmc_lgr_end_if_idle(usmc_lgr *lgr, usmc_tstamp ts);
 void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 			usmc_tstamp ts);
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,

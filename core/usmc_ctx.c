@@ -200,12 +200,13 @@ int usmc_ctx_shutdown_idle(usmc_ctx *ctx, usmc_tstamp ts)
 	ctx->now = ts;
 	for (usmc_lgr *l = ctx->lgrs; l; l = l->next)
 		if (!l->nconns && !l->terminating) {
-			/* the peer's lgr ends at once, as by the kernel's
-			 * smc_lgr_free after its idle delay */
-			usmc_lgr_terminate(
-				l, USMC_ERR_CONNABORTED,
-				l->peer_gone ? 0 : SMC_LLC_DEL_PROG_INIT_TERM,
-				ts);
+			/* the peer's lgr ends as by the kernel's
+			 * smc_lgr_free after its idle delay; but after our
+			 * own LLC request in flight (a last DELETE_RKEY) and
+			 * the peer's last ones are answered
+			 * (usmc_lgr_end_if_idle) */
+			l->end_when_idle = 1;
+			usmc_lgr_end_if_idle(l, ts);
 			n++;
 		}
 	return n;

@@ -149,14 +149,26 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 	lgr->free_expiry = link ? ts + USMC_TERM_GRACE : ts;
 }
 
+void usmc_lgr_end_if_idle(usmc_lgr *lgr, usmc_tstamp ts)
+{
+	if (!lgr->end_when_idle || lgr->terminating || lgr->nconns ||
+	    lgr->llc_cur || lgr->llc_q)
+		return;
+	/* ended by usmc_lgr_handle_expiry after USMC_END_QUIET with no
+	 * request from the peer: the kernel sends its own last DELETE_RKEY
+	 * right after answering ours, and holds its LLC flow 2 s when that
+	 * is not answered */
+	lgr->free_expiry = ts + USMC_END_QUIET;
+}
+
 usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 			unsigned int dev_idx, const uint8_t *peer_system_id,
 			const uint8_t *peer_gid, const uint8_t *peer_mac,
 			uint32_t peer_qpn)
 {
 	for (usmc_lgr *lgr = ctx->lgrs; lgr; lgr = lgr->next) {
-		if (lgr->terminating || lgr->peer_gone || lgr->role != role ||
-		    lgr->version != version ||
+		if (lgr->terminating || lgr->peer_gone || lgr->end_when_idle ||
+		    lgr->role != role || lgr->version != version ||
 		    memcmp(lgr->peer_system_id, peer_system_id, 8) ||
 		    lgr->nconns >= lgr->max_conns || !lgr->first_link_up)
 			continue;
@@ -332,6 +344,9 @@ void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 	}
 	if (lgr->free_expiry <= ts) {
 		if (lgr->nconns) {
+			lgr->free_expiry = USMC_TSTAMP_NONE;
+		} else if (lgr->end_when_idle && (lgr->llc_cur || lgr->llc_q)) {
+			/* our request first: its end re-arms the timer */
 			lgr->free_expiry = USMC_TSTAMP_NONE;
 		} else {
 			/* idle: the server says goodbye first (the client

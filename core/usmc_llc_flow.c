@@ -201,6 +201,7 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 	}
 	usmc_mem_free(lgr->ctx, r);
 	usmc_llc_run(lgr, ts);
+	usmc_lgr_end_if_idle(lgr, ts);
 }
 
 /* ---- LLC receive ---- */
@@ -458,6 +459,11 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 						     : llc_rx_handlers[i].req;
 		if (fn)
 			fn(link, &m, ts);
+		/* a request of the peer's delays an exit's end of the lgr
+		 * (it may have more to ask) */
+		if (!(m.hdr.flags & SMC_LLC_FLAG_RESP) && !lgr->terminating &&
+		    lgr->free_expiry != USMC_TSTAMP_NONE)
+			usmc_lgr_end_if_idle(lgr, ts);
 		return;
 	}
 }

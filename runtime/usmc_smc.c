@@ -1158,8 +1158,8 @@ void usmc_smc_exit_lgrs(uint64_t end)
 	if (usmc_ctx_shutdown_idle(smc.ctx, usmc_rt_now()) <= 0)
 		return;
 	smc_post();
-	/* the DELETE_LINKs leave, and the lgrs are freed, within the core's
-	 * termination grace (100 ms) */
+	/* the DELETE_LINKs leave once the peers have been quiet for 50 ms,
+	 * and the lgrs are freed after the core's termination grace (100 ms) */
 	do {
 		n = 0;
 		for (usmc_lgr *l = usmc_ctx_next_lgr(smc.ctx, NULL); l;

@@ -1461,7 +1461,11 @@ out:
 				first_test_failed = 1;
 			if (first_test_done >= first_test_nconn) {
 				fflush(stdout);
-				_exit(first_test_failed ? 1 : 0);
+				/* exit, not _exit: usmc's exit handler ends
+				 * the link groups (DELETE_LINK ALL); without
+				 * it the peer keeps them and sends TEST_LINK
+				 * into the void */
+				exit(first_test_failed ? 1 : 0);
 			}
 		}
 		pthread_mutex_unlock(&srv_lock);

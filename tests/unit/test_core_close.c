@@ -682,6 +682,72 @@ static void test_ctx_shutdown_idle(void)
 	usmc_sim_del(sim);
 }
 
+/* usmc_ctx_shutdown_idle right after the last connections went, with
+ * both sides' DELETE_RKEY requests in flight (a process exiting just after
+ * its close): the lgr is not ended under our own request, so the peer's
+ * DELETE_RKEY, which arrives before our response, is answered; then
+ * DELETE_LINK ALL, last. Seen with the Linux kernel as peer: it held its
+ * LLC flow 2 s for the missing answer and sent its DELETE_LINK ALL to a
+ * process already gone. */
+static void test_ctx_shutdown_idle_llc_in_flight(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	size_t n, del = 0, reqs = 0, answered = 0;
+	const usmc_sim_trace *t;
+	int ia;
+
+	setup(&sim, &a, &b, &c, &s, 67, 30 * SEC);
+	ia = usmc_sim_node_index(a);
+	USMC_ASSERT_EQ(usmc_conn_close(c->conn, usmc_sim_now(sim)), 0);
+	settle(sim);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ(usmc_conn_close(s->conn, usmc_sim_now(sim)), 0);
+	/* step until a's DELETE_RKEY request (its RMB, once the close is
+	 * done) has reached b, before b's answer is back */
+	for (int k = 0; k < 100000 && !del; k++) {
+		usmc_sim_run(sim, usmc_sim_now(sim) + 1000);
+		t = usmc_sim_get_trace(sim, &n);
+		for (size_t i = 0; i < n; i++)
+			if (t[i].from == ia &&
+			    t[i].msg[0] == SMC_LLC_DELETE_RKEY_V2)
+				del = 1;
+	}
+	USMC_ASSERT_EQ_FATAL(del, 1);
+	del = 0;
+	USMC_ASSERT_EQ(
+		usmc_ctx_shutdown_idle(usmc_sim_node_ctx(a), usmc_sim_now(sim)),
+		1);
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+	USMC_ASSERT_EQ(lgr_count(a), 0);
+	USMC_ASSERT_EQ(lgr_count(b), 0);
+	usmc_sim_ep_del(c);
+	usmc_sim_ep_del(s);
+	t = usmc_sim_get_trace(sim, &n);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t type = t[i].msg[0], flags = t[i].msg[3];
+
+		if (type == SMC_LLC_DELETE_LINK_V2) {
+			USMC_ASSERT_EQ(t[i].from, ia);
+			USMC_ASSERT_EQ(i, n - 1); /* the last message */
+			del++;
+		} else if (type == SMC_LLC_DELETE_RKEY_V2 && t[i].from != ia &&
+			   !(flags & SMC_LLC_FLAG_RESP)) {
+			reqs++;
+		} else if (type == SMC_LLC_DELETE_RKEY_V2 && t[i].from == ia &&
+			   (flags & SMC_LLC_FLAG_RESP)) {
+			answered++;
+		}
+	}
+	USMC_ASSERT_EQ(del, 1);
+	USMC_ASSERT_EQ(reqs, 1);
+	USMC_ASSERT_EQ(answered, 1);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+	usmc_sim_del(sim);
+}
+
 /* Deleting a live connection aborts it towards the peer. */
 static void test_del_live(void)
 {
@@ -717,6 +783,8 @@ static CU_TestInfo close_tests[] = {
 	{"peer_gone", test_peer_gone},
 	{"close_done", test_close_done},
 	{"ctx_shutdown_idle", test_ctx_shutdown_idle},
+	{"ctx_shutdown_idle_llc_in_flight",
+	 test_ctx_shutdown_idle_llc_in_flight},
 	CU_TEST_INFO_NULL,
 };
 

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The golden traces of usmc against the Linux 6.12 kernel's SMC-R
+# (tests/conformance/kernel-6.12, cut from the VM tier's usmc_server and
+# usmc_client cells): usmc-decode finds no malformed message and every
+# RoCE ICRC right, its CLC / LLC / CDC / RoCE counts equal tshark's, and
+# the link groups end cleanly (tests/vm/llc_check.py: every LLC request
+# answered, usmc's DELETE_LINK ALL for each link group, answered by the
+# kernel's server, no retransmission by the kernel after it, CONFIRM_RKEY
+# both ways for the connection that reused a link group). So the suite
+# checks usmc's wire behaviour against the kernel on every run, without a
+# VM. Needs no root.
+. "$(dirname "$0")/lib_test.sh"
+t_need_cmd python3 tshark
+[ -x "$T_DECODE" ] || t_fail "usmc-decode is not built ($T_DECODE missing; it needs libpcap)"
+dir=$USMC_SRC/tests/conformance/kernel-6.12
+[ -d "$dir" ] || t_fail "golden traces not found at $dir"
+
+work=$(mktemp -d /tmp/usmc-golden.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+summary() { # FILE KEY: from usmc-decode --json's last line
+	python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"][sys.argv[2]])' "$1" "$2"
+}
+
+# file, usmc's address, the kernel's, usmc's role
+n=0
+while read -r base usmc kern role; do
+	cap=$dir/$base
+	[ -s "$cap" ] || t_fail "$base missing"
+	out=$work/$base.json
+	rc=0
+	"$T_DECODE" --json "$cap" >"$out" 2>"$out.err" || rc=$?
+	[ $rc = 0 ] || t_fail "$base: usmc-decode exit $rc: $(grep -m3 MALFORMED "$out") $(cat "$out.err")"
+	ts_clc=$(tshark -r "$cap" -n -T fields -E occurrence=a -e smc.clc_msg -Y smc.clc_msg 2>/dev/null |
+		tr ',' '\n' | grep -c .)
+	ts_cdc=$(tshark -r "$cap" -n -Y 'smc.llc_msg == 0xfe' 2>/dev/null | grep -c .)
+	ts_send=$(tshark -r "$cap" -n -Y 'infiniband.bth.opcode == 4' 2>/dev/null | grep -c .)
+	ts_roce=$(tshark -r "$cap" -n -Y 'infiniband' 2>/dev/null | grep -c .)
+	ts_llc=$((ts_send - ts_cdc))
+	clc=$(summary "$out" clc) llc=$(summary "$out" llc) cdc=$(summary "$out" cdc)
+	roce=$(summary "$out" roce) ok=$(summary "$out" icrc_ok) mal=$(summary "$out" malformed)
+	line="$base: CLC $clc/$ts_clc LLC $llc/$ts_llc CDC $cdc/$ts_cdc RoCE $roce/$ts_roce ICRC ok $ok malformed $mal (usmc-decode/tshark)"
+	[ "$clc" = "$ts_clc" ] && [ "$llc" = "$ts_llc" ] && [ "$cdc" = "$ts_cdc" ] &&
+		[ "$roce" = "$ts_roce" ] && [ "$ok" = "$roce" ] && [ "$mal" = 0 ] &&
+		((clc >= 6 && llc >= 10 && cdc >= 10)) || t_fail "$line"
+	t_log "ok   $line"
+	rc=0
+	res=$(python3 "$USMC_SRC/tests/vm/llc_check.py" "$out" "$usmc" "$kern" "$role" reuse) || rc=$?
+	[ $rc = 0 ] || t_fail "$base: the link groups did not end cleanly: $res"
+	t_log "ok   $base: $res"
+	n=$((n + 1))
+done <<EOF
+usmc-server.pcapng 10.77.0.1 10.77.0.2 server
+usmc-client.pcapng 10.77.0.1 10.77.0.2 client
+EOF
+[ $n = 2 ] || t_fail "$n traces checked, expected 2"
+
+# The checker itself must catch what it is there for: the usmc-server
+# trace without usmc's answer to the kernel's last DELETE_RKEY (the bug
+# fixed with USMC_END_QUIET), without usmc's DELETE_LINKs (the _exit
+# bug), and with the kernel sending again after usmc has gone.
+python3 - "$work/usmc-server.pcapng.json" "$work" <<'EOF2' || t_fail "could not write the damaged decodes"
+import json, sys
+src, work = sys.argv[1:3]
+recs = [l for l in open(src)]
+def usmc(r, t, resp):
+    return r.get("proto") == "LLC" and r["src"].startswith("10.77.0.1:") and \
+        r["type"] == t and bool(r.get("resp")) == resp
+last = max(i for i, l in enumerate(recs) if l.startswith('{"frame"') and
+           usmc(json.loads(l), "DELETE_RKEY_V2", True))
+open(work + "/no-answer.json", "w").writelines(recs[:last] + recs[last + 1:])
+open(work + "/no-delete.json", "w").writelines(
+    l for l in recs if not (l.startswith('{"frame"') and usmc(json.loads(l), "DELETE_LINK_V2", False)))
+# the kernel's last SEND sent again after usmc's last packet, unanswered:
+# a peer left retransmitting
+frames = [json.loads(l) for l in recs if l.startswith('{"frame"')]
+k = [r for r in frames if r["proto"] == "RoCE" and r["type"] == "RC_SEND_ONLY" and
+     r["src"].startswith("10.77.0.2:")][-1]
+k["frame"] = frames[-1]["frame"] + 1
+open(work + "/retrans.json", "w").writelines(recs[:-1] + [json.dumps(k) + "\n", recs[-1]])
+EOF2
+for damaged in "no-answer:request never answered" "no-delete:DELETE_LINK ALL" \
+	"retrans:sent 1 packets again after usmc's last packet"; do
+	f=${damaged%%:*} want=${damaged#*:}
+	rc=0
+	res=$(python3 "$USMC_SRC/tests/vm/llc_check.py" "$work/$f.json" 10.77.0.1 10.77.0.2 server reuse) || rc=$?
+	[ $rc = 1 ] && [[ $res == *"$want"* ]] || t_fail "llc_check.py on $f: exit $rc, '$res' (expected '$want')"
+	t_log "ok   $f caught: ${res%% \[*}"
+done
+t_log "PASS"
