@@ -24,7 +24,7 @@ cli)
 	dmesg | grep -iE 'smc|rxe' >"$VM_OUT/dmesg.cli.txt"
 	;;
 host)
-	python3 - "$VM_OUT/decode.json" "$kind" <<'PY' >"$VM_OUT/addlink.txt" || vm_fail "ADD_LINK: $(cat "$VM_OUT/addlink.txt")"
+	python3 - "$VM_OUT/decode.json" "$kind" "$VM_SUBNET.1" <<'PY' >"$VM_OUT/addlink.txt" || vm_fail "ADD_LINK: $(cat "$VM_OUT/addlink.txt")"
 import json, sys
 reqs, rejs, bad = [], 0, []
 # a SEND rxe retransmitted carries its LLC message again: count it once
@@ -47,15 +47,21 @@ for line in open(sys.argv[1]):
     elif r.get("reject"):
         rejs += 1
     else:
-        bad.append("frame %d: usmc accepted an ADD_LINK" % r["frame"])
-# a kernel server asks usmc for a second link (ADD_LINK); a usmc server
-# with one device asks nothing, and a kernel client's REQ_ADD_LINK (v2)
-# may only ask it to
-if sys.argv[2] == "usmc-client" and not reqs:
-    bad.append("the kernel sent no ADD_LINK")
+        bad.append("frame %d: an ADD_LINK accepted" % r["frame"])
+# A kernel server asks usmc for a second link (ADD_LINK with rxe1's GID)
+# and usmc rejects it; a usmc server asks with its one link and the
+# kernel client rejects it. Either way every request is rejected.
+usmc_asks = sys.argv[2] == "usmc-server"
+for r in reqs:
+    if (r["src"].split(":")[0] == sys.argv[3]) != usmc_asks:
+        bad.append("frame %d: ADD_LINK request from %s" % (r["frame"], r["src"]))
+if not reqs:
+    bad.append("no ADD_LINK request at all")
 if rejs != len(reqs):
     bad.append("%d ADD_LINK requests, %d rejects" % (len(reqs), rejs))
-print("; ".join(bad) or "%d ADD_LINK requests from the kernel, %d rejected by usmc" % (len(reqs), rejs))
+print("; ".join(bad) or "%d ADD_LINK requests from %s, %d rejected by %s" % (
+    len(reqs), "usmc" if usmc_asks else "the kernel", rejs,
+    "the kernel" if usmc_asks else "usmc"))
 sys.exit(1 if bad else 0)
 PY
 	vm_log "$(cat "$VM_OUT/addlink.txt")"
