@@ -10,6 +10,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "usmc_wr.h"
 
@@ -17,6 +18,26 @@ typedef struct usmc_tp_wcq {
 	usmc_wc *e;
 	uint32_t cap, head, n;
 } usmc_tp_wcq;
+
+/* A completion as a software RNIC reports one: the fields its WR and
+ * receive path know, everything else zero. */
+static inline usmc_wc usmc_tp_wc_make(uint64_t wr_id, usmc_wc_status st,
+				      usmc_wc_opcode op, uint32_t byte_len,
+				      uint32_t imm, uint32_t flags,
+				      uint32_t qp_num)
+{
+	usmc_wc wc;
+
+	memset(&wc, 0, sizeof(wc));
+	wc.wr_id = wr_id;
+	wc.status = st;
+	wc.opcode = op;
+	wc.byte_len = byte_len;
+	wc.imm_data = imm;
+	wc.wc_flags = flags;
+	wc.qp_num = qp_num;
+	return wc;
+}
 
 /* Room for |cap| completions (cap > 0), or for twice as many as now;
  * 0, or -1 with the queue as it was. */

@@ -37,16 +37,9 @@ void sim_push_wc(sim_qp *q, uint64_t wr_id, usmc_wc_status st,
 		 uint32_t flags)
 {
 	sim_dev *d = q->d;
-	usmc_wc wc;
+	usmc_wc wc = usmc_tp_wc_make(wr_id, st, op, byte_len, imm, flags,
+				     q->pub.qp_num);
 
-	memset(&wc, 0, sizeof(wc));
-	wc.wr_id = wr_id;
-	wc.status = st;
-	wc.opcode = op;
-	wc.byte_len = byte_len;
-	wc.imm_data = imm;
-	wc.wc_flags = flags;
-	wc.qp_num = q->pub.qp_num;
 	if (usmc_tp_wcq_push(&d->cq, &wc, 256))
 		return; /* cannot grow: lose it rather than crash */
 	d->st.wcs++;

@@ -35,16 +35,9 @@ static void push_wc(sr_qp *qp, uint64_t wr_id, usmc_wc_status st,
 		    usmc_wc_opcode op, uint32_t byte_len, uint32_t imm,
 		    uint32_t flags)
 {
-	usmc_wc wc;
+	usmc_wc wc = usmc_tp_wc_make(wr_id, st, op, byte_len, imm, flags,
+				     qp->pub.qp_num);
 
-	memset(&wc, 0, sizeof(wc));
-	wc.wr_id = wr_id;
-	wc.status = st;
-	wc.opcode = op;
-	wc.byte_len = byte_len;
-	wc.imm_data = imm;
-	wc.wc_flags = flags;
-	wc.qp_num = qp->pub.qp_num;
 	sr_cq_push(qp->dev, &wc);
 }
 
