@@ -47,6 +47,7 @@ void usmc_rt_rand(uint8_t *buf, size_t len)
 }
 
 static int log_enabled = -1;
+static int log_time = -1;
 
 void usmc_rt_log(int level, const char *fmt, ...)
 {
@@ -59,6 +60,11 @@ void usmc_rt_log(int level, const char *fmt, ...)
 
 		log_enabled = d && *d && strcmp(d, "0") != 0;
 	}
+	if (log_time < 0) {
+		const char *t = getenv("USMC_LOG_TIME");
+
+		log_time = t && *t && strcmp(t, "0") != 0;
+	}
 	/* level 0 = error: always; others only with USMC_DEBUG. */
 	if (level > 0 && !log_enabled && !usmc_g.cfg.debug)
 		return;
@@ -67,6 +73,17 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
+	if (log_time) {
+		/* CLOCK_MONOTONIC, the clock of the core's timers, so that a
+		 * script can time a fault injected on the same clock */
+		uint64_t t = usmc_rt_now();
+
+		fprintf(stderr, "%llu.%06llu usmc[%d]: %s\n",
+			(unsigned long long)(t / 1000000000u),
+			(unsigned long long)(t % 1000000000u / 1000u),
+			(int)getpid(), line);
+		return;
+	}
 	fprintf(stderr, "usmc[%d]: %s\n", (int)getpid(), line);
 }
 

@@ -43,6 +43,10 @@
 #define MODE_STREAM    1
 #define MODE_REVERSE   2
 #define MODE_PINGPONG  3
+#define MODE_BIDI      4
+/* --bidi: the server's stream is the pattern from this offset on, so that
+ * a byte that came back the wrong way fails the check */
+#define BIDI_BASE      (1ull << 62)
 #define FLAG_VERIFY    1u
 #define VERIFY_OFF     0
 #define VERIFY_OK      1
@@ -189,6 +193,10 @@ static void help(void)
 	       "the\n"
 	       "                         server's byte count and checksum\n"
 	       "    -R, --reverse        stream server->client instead\n"
+	       "        --bidi           stream N bytes each way at once; "
+	       "each end\n"
+	       "                         checks both directions (bytes: "
+	       "their sum)\n"
 	       "        --pingpong SIZE  ping-pong with SIZE-byte messages "
 	       "(1..16M)\n"
 	       "    -i, --iterations K   round trips for --pingpong (default "
@@ -255,12 +263,17 @@ static void help(void)
 	       "(softroce: packets\n"
 	       "    taken with an IPv4 ID inferred from the ICRC, ICRC "
 	       "drops); on failure\n"
-	       "    error (text) and "
-	       "error_at\n"
-	       "    (CLOCK_REALTIME seconds of the first error). A failed "
-	       "stream's bytes\n"
-	       "    are those received before the error, and verify judges "
-	       "them.\n"
+	       "    error (text), error_at and error_mono\n"
+	       "    (CLOCK_REALTIME and CLOCK_MONOTONIC seconds of the first "
+	       "error). A\n"
+	       "    failed stream's bytes are those received before the "
+	       "error, and\n"
+	       "    verify judges them. --bidi adds tx and rx, each {bytes, "
+	       "csum,\n"
+	       "    verify}: what the peer confirmed of this end's stream, "
+	       "and what\n"
+	       "    this end received of the peer's (csum: the 64-bit "
+	       "checksum).\n"
 	       "\n"
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
@@ -382,6 +395,7 @@ typedef struct result {
 	/* CLOCK_REALTIME of the first error, so a test can time it against
 	 * an event in another process (a peer's death) */
 	struct timespec err_at;
+	struct timespec err_mono; /* the same on CLOCK_MONOTONIC */
 	int mode;
 	uint64_t bytes;
 	double seconds;
@@ -393,6 +407,11 @@ typedef struct result {
 	int have_info;
 	char kpath
 		[200]; /* --af-smc: the kernel's SMC-R link, as smc_diag says */
+	/* --bidi: each direction on its own; |bytes| is their sum */
+	int bidi;
+	uint64_t tx_bytes, rx_bytes; /* tx: what the peer says it received */
+	uint64_t tx_csum, rx_csum;
+	int tx_verify, rx_verify;
 } result;
 
 static void fail(result *r, const char *fmt, ...)
@@ -403,6 +422,7 @@ static void fail(result *r, const char *fmt, ...)
 		return; /* keep the first error */
 	r->ok = 0;
 	clock_gettime(CLOCK_REALTIME, &r->err_at);
+	clock_gettime(CLOCK_MONOTONIC, &r->err_mono);
 	va_start(ap, fmt);
 	vsnprintf(r->err, sizeof(r->err), fmt, ap);
 	va_end(ap);
@@ -618,7 +638,7 @@ static int hdr_decode(const uint8_t *b, perf_hdr *h, char *err, size_t elen)
 	h->index = (uint32_t)get64(b + 32);
 	h->bytes = get64(b + 40);
 	h->test_id = get64(b + 48);
-	if (h->mode < MODE_STREAM || h->mode > MODE_PINGPONG ||
+	if (h->mode < MODE_STREAM || h->mode > MODE_BIDI ||
 	    (h->mode == MODE_PINGPONG &&
 	     (h->msg_size == 0 || h->msg_size > MAX_MSG)) ||
 	    h->nconn == 0 || h->nconn > 256) {
@@ -641,8 +661,9 @@ static void res_encode(uint8_t *b, uint64_t bytes, uint64_t cs, int verify,
 
 /* Receives a stream of |expect| bytes (or until EOF if expect is
  * UINT64_MAX), verifying the pattern when asked. */
-static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect, int verify,
-			    csum *cs, result *r, int64_t *bad)
+static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect,
+			    uint64_t base, int verify, csum *cs, result *r,
+			    int64_t *bad)
 {
 	uint64_t got = 0;
 
@@ -662,14 +683,14 @@ static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect, int verify,
 		if (n == 0)
 			break;
 		if (verify) {
-			int64_t i = *bad < 0
-					    ? pattern_check(buf, (size_t)n, got)
-					    : -1;
+			int64_t i = *bad < 0 ? pattern_check(buf, (size_t)n,
+							     base + got)
+					     : -1;
 
 			if (i >= 0) {
 				uint8_t e;
 
-				pattern_fill(&e, 1, got + (uint64_t)i);
+				pattern_fill(&e, 1, base + got + (uint64_t)i);
 				*bad = (int64_t)got + i;
 				fail(r,
 				     "verify: byte at offset %" PRId64
@@ -683,8 +704,8 @@ static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect, int verify,
 	return got;
 }
 
-static int send_stream(int fd, uint8_t *buf, uint64_t total, int verify,
-		       csum *cs, result *r)
+static int send_stream(int fd, uint8_t *buf, uint64_t total, uint64_t base,
+		       int verify, csum *cs, result *r)
 {
 	uint64_t sent = 0;
 
@@ -695,7 +716,7 @@ static int send_stream(int fd, uint8_t *buf, uint64_t total, int verify,
 			total - sent < CHUNK ? (size_t)(total - sent) : CHUNK;
 
 		if (verify) {
-			pattern_fill(buf, n, sent);
+			pattern_fill(buf, n, base + sent);
 			csum_add(cs, buf, n);
 		}
 		if (send_all(fd, buf, n)) {
@@ -706,6 +727,124 @@ static int send_stream(int fd, uint8_t *buf, uint64_t total, int verify,
 		sent += n;
 	}
 	return 0;
+}
+
+typedef struct bidi_tx {
+	int fd, verify;
+	uint64_t bytes, base;
+	csum cs;
+	result r;
+} bidi_tx;
+
+static void *bidi_send(void *arg)
+{
+	bidi_tx *t = arg;
+	uint8_t *buf = malloc(CHUNK), res[RES_LEN];
+
+	t->r.ok = 1;
+	if (!buf) {
+		fail(&t->r, "out of memory");
+		return NULL;
+	}
+	if (send_stream(t->fd, buf, t->bytes, t->base, t->verify, &t->cs,
+			&t->r) == 0) {
+		res_encode(res, t->bytes, csum_val(&t->cs), 0, 0);
+		if (send_all(t->fd, res, RES_LEN))
+			fail(&t->r, "send trailer: %s", strerror(errno));
+	}
+	free(buf);
+	return NULL;
+}
+
+/* --bidi, both ends alike: |bytes| each way at once, the client's from
+ * pattern offset 0 and the server's from BIDI_BASE. Each end sends its
+ * stream and a trailer (bytes, checksum) from a thread of its own while it
+ * receives the peer's; once both are done it sends what it received
+ * (bytes, checksum, verify, first bad offset) and reads the peer's, so
+ * each end judges both directions. */
+static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
+		     int server, result *r)
+{
+	bidi_tx t = {.fd = fd, .verify = verify, .bytes = bytes};
+	uint8_t res[RES_LEN];
+	csum cs = {0, 0};
+	uint64_t t0 = now_ns();
+	int64_t bad;
+	pthread_t th;
+	int k;
+
+	r->bidi = 1;
+	t.base = server ? BIDI_BASE : 0;
+	if (pthread_create(&th, NULL, bidi_send, &t)) {
+		fail(r, "cannot start the sending thread");
+		return;
+	}
+	r->rx_bytes = recv_stream(fd, buf, bytes, server ? 0 : BIDI_BASE,
+				  verify, &cs, r, &bad);
+	r->rx_csum = csum_val(&cs);
+	r->rx_verify = !verify	  ? VERIFY_OFF
+		       : bad >= 0 ? VERIFY_FAILED
+				  : VERIFY_OK;
+	if (r->rx_bytes != bytes)
+		fail(r, "received %" PRIu64 " of %" PRIu64 " bytes",
+		     r->rx_bytes, bytes);
+	k = r->rx_bytes == bytes ? recv_all(fd, res, RES_LEN) : -1;
+	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
+		fail(r, "no trailer from the peer");
+	} else if (verify && bad < 0 && get64(res + 16) != r->rx_csum) {
+		r->rx_verify = VERIFY_FAILED;
+		fail(r,
+		     "verify: checksum mismatch of the received stream (peer "
+		     "%016" PRIx64 ", here %016" PRIx64 ")",
+		     get64(res + 16), r->rx_csum);
+	}
+	if (!r->ok)
+		/* the peer or the link is gone: end the sender's wait too */
+		io.shutdown(fd, SHUT_RDWR);
+	pthread_join(th, NULL);
+	r->tx_csum = csum_val(&t.cs);
+	if (!t.r.ok && r->ok) {
+		/* the sender failed first: its error and its time */
+		r->ok = 0;
+		memcpy(r->err, t.r.err, sizeof(r->err));
+		r->err_at = t.r.err_at;
+		r->err_mono = t.r.err_mono;
+	}
+	if (r->ok) {
+		res_encode(res, r->rx_bytes, r->rx_csum, r->rx_verify,
+			   bad < 0 ? 0 : (uint64_t)bad);
+		if (send_all(fd, res, RES_LEN))
+			fail(r, "send result: %s", strerror(errno));
+	}
+	k = r->ok ? recv_all(fd, res, RES_LEN) : -1;
+	r->seconds = (double)(now_ns() - t0) / 1e9;
+	r->tx_verify = verify ? VERIFY_FAILED : VERIFY_OFF;
+	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
+		fail(r, "no result from the peer");
+	} else {
+		r->tx_bytes = get64(res + 8);
+		if (r->tx_bytes != bytes)
+			fail(r,
+			     "peer received %" PRIu64 " of %" PRIu64 " bytes",
+			     r->tx_bytes, bytes);
+		else if (verify && get64(res + 24) == VERIFY_FAILED)
+			fail(r,
+			     "verify: peer found a bad byte at offset %" PRIu64,
+			     get64(res + 32));
+		else if (verify && get64(res + 16) != r->tx_csum)
+			fail(r,
+			     "verify: checksum mismatch of the sent stream "
+			     "(peer %016" PRIx64 ", here %016" PRIx64 ")",
+			     get64(res + 16), r->tx_csum);
+		else if (verify)
+			r->tx_verify = VERIFY_OK;
+	}
+	r->bytes = r->rx_bytes + r->tx_bytes;
+	if (verify)
+		r->verify =
+			r->rx_verify == VERIFY_OK && r->tx_verify == VERIFY_OK
+				? VERIFY_OK
+				: VERIFY_FAILED;
 }
 
 /* Ping-pong, client side: |n| measured round trips after a warm-up. */
@@ -789,7 +928,9 @@ static double pct(const uint64_t *s, uint32_t n, double p)
 
 static const char *mode_name(int m)
 {
-	return m == MODE_PINGPONG ? "pingpong" : "stream";
+	return m == MODE_PINGPONG ? "pingpong"
+	       : m == MODE_BIDI	  ? "bidi"
+				  : "stream";
 }
 
 static void path_text(const result *r, char *b, size_t n)
@@ -838,6 +979,11 @@ static void json_str(FILE *f, const char *s)
 }
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const char *verify_name(int v)
+{
+	return v == VERIFY_OK ? "ok" : v == VERIFY_FAILED ? "failed" : "off";
+}
 
 /* Prints the result of |n| connections (summed; latencies merged). */
 static void report(const char *role, result *rs, int n)
@@ -953,6 +1099,29 @@ static void report(const char *role, result *rs, int n)
 						  : "off",
 			n, st.link_groups, st.icrc_inferred, st.icrc_dropped,
 			ok ? "true" : "false");
+		if (r0->bidi) {
+			uint64_t tx = 0, rx = 0;
+			int txv = VERIFY_OK, rxv = VERIFY_OK;
+
+			for (int i = 0; i < n; i++) {
+				tx += rs[i].tx_bytes;
+				rx += rs[i].rx_bytes;
+				if (rs[i].tx_verify != VERIFY_OK)
+					txv = rs[i].tx_verify;
+				if (rs[i].rx_verify != VERIFY_OK)
+					rxv = rs[i].rx_verify;
+			}
+			/* checksums: the first connection's */
+			fprintf(f,
+				",\"tx\":{\"bytes\":%" PRIu64
+				",\"csum\":\"%016" PRIx64
+				"\",\"verify\":\"%s\"}"
+				",\"rx\":{\"bytes\":%" PRIu64
+				",\"csum\":\"%016" PRIx64
+				"\",\"verify\":\"%s\"}",
+				tx, r0->tx_csum, verify_name(txv), rx,
+				r0->rx_csum, verify_name(rxv));
+		}
 		if (!ok) {
 			for (int i = 0; i < n; i++)
 				if (!rs[i].ok) {
@@ -961,6 +1130,10 @@ static void report(const char *role, result *rs, int n)
 					fprintf(f, ",\"error_at\":%lld.%09ld",
 						(long long)rs[i].err_at.tv_sec,
 						rs[i].err_at.tv_nsec);
+					fprintf(f, ",\"error_mono\":%lld.%09ld",
+						(long long)rs[i]
+							.err_mono.tv_sec,
+						rs[i].err_mono.tv_nsec);
 					break;
 				}
 		}
@@ -983,6 +1156,14 @@ static void report(const char *role, result *rs, int n)
 			printf("bytes: %" PRIu64 "\nseconds: %.6f\n"
 			       "gbps: %.3f\n",
 			       bytes, secs, gbps);
+			if (r0->bidi)
+				printf("tx: %" PRIu64 " bytes, csum %016" PRIx64
+				       ", verify %s\nrx: %" PRIu64
+				       " bytes, csum %016" PRIx64
+				       ", verify %s\n",
+				       r0->tx_bytes, r0->tx_csum,
+				       verify_name(r0->tx_verify), r0->rx_bytes,
+				       r0->rx_csum, verify_name(r0->rx_verify));
 		}
 		printf("verify: %s\nconnections: %d\n",
 		       verify == VERIFY_OK	 ? "ok"
@@ -1021,7 +1202,7 @@ static void client_stream(int fd, client_job *j, result *r, uint8_t *buf)
 	uint64_t t0 = now_ns();
 	int k;
 
-	if (send_stream(fd, buf, j->bytes, opt.verify, &cs, r))
+	if (send_stream(fd, buf, j->bytes, 0, opt.verify, &cs, r))
 		return;
 	if (io.shutdown(fd, SHUT_WR)) {
 		fail(r, "shutdown: %s", strerror(errno));
@@ -1064,7 +1245,7 @@ static void client_reverse(int fd, client_job *j, result *r, uint8_t *buf)
 	int64_t bad;
 	int k;
 
-	got = recv_stream(fd, buf, j->bytes, opt.verify, &cs, r, &bad);
+	got = recv_stream(fd, buf, j->bytes, 0, opt.verify, &cs, r, &bad);
 	k = recv_all(fd, res, RES_LEN);
 	r->seconds = (double)(now_ns() - t0) / 1e9;
 	r->bytes = got;
@@ -1103,7 +1284,9 @@ static void *client_main(void *arg)
 	int fd, one = 1;
 
 	r->ok = 1;
-	r->mode = opt.mode == MODE_PINGPONG ? MODE_PINGPONG : MODE_STREAM;
+	r->mode = opt.mode == MODE_PINGPONG || opt.mode == MODE_BIDI
+			  ? opt.mode
+			  : MODE_STREAM;
 	r->verify = VERIFY_OFF;
 	fd = io.socket(AF_INET, SOCK_STREAM, 0);
 	if (fd < 0) {
@@ -1164,6 +1347,8 @@ static void *client_main(void *arg)
 	}
 	if (opt.mode == MODE_STREAM)
 		client_stream(fd, j, r, buf);
+	else if (opt.mode == MODE_BIDI)
+		bidi_run(fd, buf, j->bytes, opt.verify, 0, r);
 	else
 		client_reverse(fd, j, r, buf);
 out:
@@ -1377,7 +1562,8 @@ static void *server_main(void *arg)
 	}
 	counted = h.test_id == first_test_id;
 	pthread_mutex_unlock(&srv_lock);
-	r.mode = h.mode == MODE_PINGPONG ? MODE_PINGPONG : MODE_STREAM;
+	r.mode = h.mode == MODE_PINGPONG || h.mode == MODE_BIDI ? (int)h.mode
+								: MODE_STREAM;
 	if (h.mode == MODE_PINGPONG) {
 		serve_pingpong(c->fd, &h, &r);
 		goto out;
@@ -1387,12 +1573,14 @@ static void *server_main(void *arg)
 		fail(&r, "out of memory");
 		goto out;
 	}
-	if (h.mode == MODE_STREAM) {
+	if (h.mode == MODE_BIDI) {
+		bidi_run(c->fd, buf, h.bytes, h.flags & FLAG_VERIFY, 1, &r);
+	} else if (h.mode == MODE_STREAM) {
 		csum cs = {0, 0};
 		int64_t bad;
 		uint64_t t0 = now_ns();
 
-		r.bytes = recv_stream(c->fd, buf, UINT64_MAX,
+		r.bytes = recv_stream(c->fd, buf, UINT64_MAX, 0,
 				      h.flags & FLAG_VERIFY, &cs, &r, &bad);
 		r.seconds = (double)(now_ns() - t0) / 1e9;
 		if (h.flags & FLAG_VERIFY)
@@ -1408,8 +1596,8 @@ static void *server_main(void *arg)
 		csum cs = {0, 0};
 		uint64_t t0 = now_ns();
 
-		if (send_stream(c->fd, buf, h.bytes, h.flags & FLAG_VERIFY, &cs,
-				&r) == 0) {
+		if (send_stream(c->fd, buf, h.bytes, 0, h.flags & FLAG_VERIFY,
+				&cs, &r) == 0) {
 			res_encode(res, h.bytes, csum_val(&cs), 0, 0);
 			if (send_all(c->fd, res, RES_LEN))
 				fail(&r, "send trailer: %s", strerror(errno));
@@ -1606,6 +1794,7 @@ enum {
 	O_RAW,
 	O_IDLE,
 	O_AF_SMC,
+	O_BIDI,
 };
 
 int main(int argc, char **argv)
@@ -1618,6 +1807,7 @@ int main(int argc, char **argv)
 		{"one", no_argument, NULL, '1'},
 		{"bytes", required_argument, NULL, 'n'},
 		{"reverse", no_argument, NULL, 'R'},
+		{"bidi", no_argument, NULL, O_BIDI},
 		{"pingpong", required_argument, NULL, O_PINGPONG},
 		{"iterations", required_argument, NULL, 'i'},
 		{"parallel", required_argument, NULL, 'P'},
@@ -1663,6 +1853,10 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			opt.mode = MODE_REVERSE;
+			nmodes++;
+			break;
+		case O_BIDI:
+			opt.mode = MODE_BIDI;
 			nmodes++;
 			break;
 		case O_PINGPONG:
@@ -1719,7 +1913,7 @@ int main(int argc, char **argv)
 		die_usage(
 			"give exactly one of -s (server) or -c HOST (client)");
 	if (nmodes > 1)
-		die_usage("-R and --pingpong exclude each other");
+		die_usage("-R, --bidi and --pingpong exclude each other");
 	if (opt.server && (nmodes || bytes_set || opt.parallel != 1 || opt.raw))
 		die_usage("the client chooses the mode; the server takes "
 			  "only -B, -p, -1 and the common options");
