@@ -51,6 +51,7 @@
 #define VERIFY_OFF     0
 #define VERIFY_OK      1
 #define VERIFY_FAILED  2
+#define VERIFY_NONE    3 /* --bidi: the peer never said what it received */
 
 static const char *prog = "usmc-perf";
 
@@ -273,7 +274,11 @@ static void help(void)
 	       "    verify}: what the peer confirmed of this end's stream, "
 	       "and what\n"
 	       "    this end received of the peer's (csum: the 64-bit "
-	       "checksum).\n"
+	       "checksum;\n"
+	       "    tx verify \"none\": the peer never said, the stream "
+	       "broke off;\n"
+	       "    verify is \"failed\" only for a wrong byte or checksum "
+	       "either way).\n"
 	       "\n"
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
@@ -818,11 +823,13 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
 	}
 	k = r->ok ? recv_all(fd, res, RES_LEN) : -1;
 	r->seconds = (double)(now_ns() - t0) / 1e9;
-	r->tx_verify = verify ? VERIFY_FAILED : VERIFY_OFF;
+	r->tx_verify = verify ? VERIFY_NONE : VERIFY_OFF;
 	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
 		fail(r, "no result from the peer");
 	} else {
 		r->tx_bytes = get64(res + 8);
+		if (verify)
+			r->tx_verify = VERIFY_FAILED;
 		if (r->tx_bytes != bytes)
 			fail(r,
 			     "peer received %" PRIu64 " of %" PRIu64 " bytes",
@@ -840,11 +847,13 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
 			r->tx_verify = VERIFY_OK;
 	}
 	r->bytes = r->rx_bytes + r->tx_bytes;
+	/* a stream that broke off is judged on what arrived: failed only
+	 * for a wrong byte or checksum, either way */
 	if (verify)
-		r->verify =
-			r->rx_verify == VERIFY_OK && r->tx_verify == VERIFY_OK
-				? VERIFY_OK
-				: VERIFY_FAILED;
+		r->verify = r->rx_verify == VERIFY_FAILED ||
+					    r->tx_verify == VERIFY_FAILED
+				    ? VERIFY_FAILED
+				    : VERIFY_OK;
 }
 
 /* Ping-pong, client side: |n| measured round trips after a warm-up. */
@@ -982,7 +991,10 @@ static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *verify_name(int v)
 {
-	return v == VERIFY_OK ? "ok" : v == VERIFY_FAILED ? "failed" : "off";
+	return v == VERIFY_OK	    ? "ok"
+	       : v == VERIFY_FAILED ? "failed"
+	       : v == VERIFY_NONE   ? "none"
+				    : "off";
 }
 
 /* Prints the result of |n| connections (summed; latencies merged). */

@@ -54,11 +54,16 @@ FATAL_S = 3.0  # last link dead -> both ends have failed
 KILL_S = 1.0  # peer SIGKILL -> the survivor's ECONNRESET
 CLC_TIMEOUT_S = 6.0  # CLC_WAIT_TIME: connect() fails with ETIMEDOUT
 RUN_S = 120  # any run: usmc-perf -t, a hang past it is a failure
+# no case starts after this much of the matrix (MATRIX_BUDGET): the matrix
+# ends in its 10 minutes with the table, the rest reported as not run
+BUDGET_S = int(ENV.get("MATRIX_BUDGET", "540"))
 
 DECL = {
     "NOSMCRDEV": 0x03030002,
+    "RELEASEERR": 0x03030009,
+    "MAXCONNERR": 0x0303000A,
+    "MAXLINKERR": 0x0303000B,
     "TIMEOUT_CL": 0x02010000,
-    "ERR_RDYLNK": 0x09990002,
     "PEERDECL": 0x05000000,
 }
 
@@ -170,12 +175,12 @@ class Run:
 
     port = 7400
 
-    def __init__(self, case, senv, cenv, cargs):
+    def __init__(self, case, senv, cenv, cargs, mangle=None):
         Run.port += 1
         self.port = Run.port
         self.case = case
         base = os.path.join(WORK, case)
-        self.out = {r: "%s.%s" % (base, r) for r in ("server", "client")}
+        self.out = {r: "%s.%s" % (base, r) for r in ("server", "client", "relay")}
         env = dict(ENV)
         env.update(
             USMC_TRANSPORT="fault:softroce",
@@ -196,11 +201,31 @@ class Run:
         )
         if not wait_for(lambda: listening(self.port) or self.procs["server"].poll() is not None, 10):
             raise RuntimeError("the server did not listen on %d" % self.port)
+        cport = self.port
+        if mangle:
+            # the client goes through the relay, whose port is its SMC port
+            cport = self.port + 500
+            self.procs["relay"] = self._start(
+                "relay",
+                env,
+                [
+                    "python3",
+                    os.path.join(os.path.dirname(os.path.abspath(__file__)), "clc_mangle.py"),
+                    H1,
+                    str(cport),
+                    H1,
+                    str(self.port),
+                    mangle,
+                ],
+                "h1",
+            )
+            if not wait_for(lambda: listening(cport) or self.procs["relay"].poll() is not None, 10):
+                raise RuntimeError("the relay did not listen on %d" % cport)
         self.t0 = time.monotonic()
         self.procs["client"] = self._start(
             "client",
             ce,
-            [PERF, "-c", H1, "-p", str(self.port), "--bidi", "-n", BYTES, "--verify", "--json", "-t", str(RUN_S)]
+            [PERF, "-c", H1, "-p", str(cport), "--bidi", "-n", BYTES, "--verify", "--json", "-t", str(RUN_S)]
             + cargs,
             "h2",
         )
@@ -219,11 +244,16 @@ class Run:
     def ctl_ready(self, roles=("server", "client")):
         return all(glob.glob(os.path.join(CTL, "usmc-fault.%d.*.sock" % self.pid(r))) for r in roles)
 
-    def wait(self, secs):
-        """Waits for both to exit; kills what is left after |secs|."""
+    def wait(self, secs, tick=None):
+        """Waits for both to exit; kills what is left after |secs|. Calls
+        |tick| every 0.5 s meanwhile."""
         end = time.monotonic() + secs
+        next_tick = time.monotonic()
         for role, p in self.procs.items():
             while p.poll() is None and time.monotonic() < end:
+                if tick and time.monotonic() >= next_tick:
+                    tick()
+                    next_tick = time.monotonic() + 0.5
                 time.sleep(0.01)
             if p.poll() is None:
                 p.kill()
@@ -314,27 +344,42 @@ def started(run, at=0.3):
 class Sched(Case):
     """A fault transport schedule on HOSTS (device DEV, or all)."""
 
-    def __init__(self, name, expect, what, sched, hosts=("h1", "h2"), dev=None, counter=None, **kw):
+    def __init__(self, name, expect, what, sched, hosts=("h1", "h2"), dev=None, counter=None, refuse=False, **kw):
         super().__init__(name, expect, what, **kw)
         self.sched, self.hosts, self.dev, self.counter = sched, hosts, dev, counter
+        self.refuse = refuse
+        self.refused = None
         self.idx = 0
         self.stats = ""
 
     def inject(self, run):
         started(run)
+        if self.refuse:
+            # a schedule that does not parse is refused whole, with the
+            # position of the error (docs/fault.md, "Errors")
+            bad = "drop:rate=0.01;drop:rate=2"
+            try:
+                ctl_send(run.pid("server"), bad, self.dev)
+                self.refused = "a bad schedule was taken"
+            except RuntimeError as e:
+                want = "error: position 26: expected a rate from 0 to 1"
+                self.refused = None if want in str(e) else "refusal without the position: %s" % e
         t = time.monotonic()
         for h in self.hosts:
             s = self.sched
             if "seed=%" in s:
                 s = s % sched_seed(self.idx, h)
             ctl_send(run.pid("server" if h == "h1" else "client"), s, self.dev)
-        if self.counter:
-            time.sleep(0.3)
-            try:
-                self.stats = ctl_send(run.pid("server"), "stats", self.dev)[0]
-            except (RuntimeError, OSError) as e:
-                self.stats = str(e)
         return t
+
+    def tick(self, run):
+        """h1's fault counters, the last answer before it exits."""
+        if not self.counter or run.procs["server"].poll() is not None:
+            return
+        try:
+            self.stats = ctl_send(run.pid("server"), "stats", self.dev)[0]
+        except (RuntimeError, OSError):
+            pass
 
     def counted(self):
         if not self.counter:
@@ -402,6 +447,15 @@ class Signal(Case):
         return t
 
 
+class Mangle(Case):
+    """The client connects through clc_mangle.py in h1, which changes one
+    field of the Accept or the Confirm (MANGLE)."""
+
+    def __init__(self, name, expect, what, mangle, **kw):
+        super().__init__(name, expect, what, **kw)
+        self.mangle = mangle
+
+
 class ClcTimeout(Case):
     """The server is stopped before the client connects: the Proposal is
     never answered, and the client's connect() fails after CLC_WAIT_TIME."""
@@ -420,10 +474,11 @@ def cases():
         Sched("device-kill-2", "failover", "device-fatal on h1's device 0, two links", "device-fatal", hosts=("h1",), dev=0, **two),
         Sched("qp-error-1", "reset", "qp-error on h2, one link", "qp-error", hosts=("h2",)),
         Sched("qp-error-2", "failover", "qp-error on h2's device 0, two links", "qp-error", hosts=("h2",), dev=0, **two),
+        Sched("qp-error-1-srv", "reset", "qp-error on h1, one link", "qp-error", hosts=("h1",)),
         Sched("port-down-1", "reset", "port-down:for=5s on h2, one link", "port-down:for=5s", hosts=("h2",)),
         Sched("fail-post-1", "reset", "fail-post:op=WRITE,nth=100 on h2", "fail-post:op=WRITE,nth=100", hosts=("h2",)),
-        Sched("loss-1pct", "exact", "drop:rate=0.01 on both", "seed=%d;drop:rate=0.01", counter="dropped"),
-        Sched("loss-10pct", "exact", "drop:rate=0.1 on both", "seed=%d;drop:rate=0.1", counter="dropped"),
+        Sched("loss-1pct", "exact", "drop:rate=0.01 on both (a bad schedule refused first)", "seed=%d;drop:rate=0.01", counter="dropped", refuse=True),
+        Sched("loss-10pct", "exact", "drop:rate=0.1,for=3s on both", "seed=%d;drop:rate=0.1,for=3s", counter="dropped"),
         Sched("corrupt", "exact", "corrupt:rate=0.001 on both (ICRC)", "seed=%d;corrupt:rate=0.001", counter="corrupted"),
         Sched("reorder", "exact", "reorder:rate=0.01 on both", "seed=%d;reorder:rate=0.01", counter="reordered"),
         Sched("duplicate", "exact", "duplicate:rate=0.01 on both", "seed=%d;duplicate:rate=0.01", counter="duplicated"),
@@ -435,7 +490,11 @@ def cases():
         Case("decline-nosmcrdev-srv", "fallback:server:NOSMCRDEV", "server's device cannot open (bad USMC_FAULT)", senv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-nosmcrdev-cli", "fallback:client:NOSMCRDEV", "client's device cannot open (bad USMC_FAULT)", cenv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}),
-        Case("decline-err-rdylnk", "fallback:server:ERR_RDYLNK", "the server's first SEND (CONFIRM_LINK) fails to post", senv={"USMC_FAULT": "fail-post:op=SEND,nth=1"}),
+        Case("decline-cl-post", "fallback:server:TIMEOUT_CL", "the server's first SEND (CONFIRM_LINK) fails to post: the link dies in the wait", senv={"USMC_FAULT": "fail-post:op=SEND,nth=1"}),
+        Mangle("decline-releaseerr-cli", "fallback:client:RELEASEERR", "Accept says release 2 (relay)", "accept-release"),
+        Mangle("decline-maxconnerr", "fallback:client:MAXCONNERR", "Accept says max_conns 1 (relay)", "accept-maxconns"),
+        Mangle("decline-maxlinkerr", "fallback:client:MAXLINKERR", "Accept says max_links 0 (relay)", "accept-maxlinks"),
+        Mangle("decline-releaseerr-srv", "fallback:server:RELEASEERR", "Confirm says release 0 (relay)", "confirm-release"),
         ClcTimeout("clc-timeout", "clc-timeout", "server stopped before the client connects: no Accept"),
     ]
     for i, c in enumerate(L):
@@ -480,7 +539,7 @@ def judge(case, run, t_inj, nbytes):
     )
     hung = [r for r in ("server", "client") if run.end.get(r) is None]
     if hung:
-        return False, "hung: %s killed after %d s" % (",".join(hung), RUN_S + 30), detect, fo, checked, notes
+        return False, "hung: %s killed after %d s" % (",".join(hung), case.limit), detect, fo, checked, notes
 
     def errs():
         out = []
@@ -506,6 +565,9 @@ def judge(case, run, t_inj, nbytes):
             fired, what = case.counted()
             obs += ", h1 %s" % what
             ok &= fired
+            if case.refused:
+                obs += ", " + case.refused
+                ok = False
             if case.counter == "corrupted":
                 icrc = s.get("icrc_dropped", 0)
                 obs += ", icrc_dropped %s" % icrc
@@ -579,6 +641,14 @@ def judge(case, run, t_inj, nbytes):
         )
         if not logged:
             obs += ", reason not in the log"
+        if isinstance(case, Mangle):
+            try:
+                relay = open(run.out["relay"]).read()
+            except OSError:
+                relay = ""
+            if " mangled" not in relay:
+                obs += ", the relay changed nothing"
+                ok = False
         return ok, obs, None, None, checked, notes
     raise ValueError(e)
 
@@ -602,7 +672,7 @@ def run_case(case):
     cargs = list(case.cargs)
     if nb != BYTES:
         cargs += ["-n", nb]
-    run = Run(case.name, senv, cenv, cargs)
+    run = Run(case.name, senv, cenv, cargs, getattr(case, "mangle", None))
     t_inj = None
     try:
         t_inj = case.inject(run)
@@ -610,7 +680,11 @@ def run_case(case):
         run.wait(0)
         case.after(run)
         return False, "injection failed: %s" % e, None, None, 0, []
-    run.wait(RUN_S + 30)
+    # a case that must fail fast is not waited for past its bound (and a
+    # margin): what is still running then has hung, as far as it goes
+    limit = {"reset": FATAL_S + 12, "killed": KILL_S + 9}.get(case.expect, RUN_S + 30)
+    run.wait(limit, tick=(lambda: case.tick(run)) if isinstance(case, Sched) else None)
+    case.limit = limit
     case.after(run)
     return judge(case, run, t_inj, size(nb))
 
@@ -675,6 +749,10 @@ def main():
     t_all = time.monotonic()
     for c in todo:
         t = time.monotonic()
+        if t - t_all > BUDGET_S:
+            rows.append((c.name, expect_text(c.expect), "not run: the %d s budget is spent" % BUDGET_S, "-", "-", "-", False, 0))
+            fails += 1
+            continue
         try:
             ok, obs, det, fo, checked, notes = run_case(c)
         except (RuntimeError, OSError) as e:
