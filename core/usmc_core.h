@@ -71,6 +71,10 @@ typedef struct usmc_device_info {
 	uint8_t gid[16];
 	uint8_t mac[6];
 	uint8_t active_mtu; /* enum usmc_ib_mtu */
+	/* Devices of one ctx with the same non-empty pnet_id are alternates
+	 * of each other (smc_pnet_find_alt_roce): a link group may add its
+	 * second link on one. Blank or zero: none, no second link. */
+	char pnet_id[16];
 } usmc_device_info;
 
 /* Devices (RNIC ports) one context can use at once: a link group's links
@@ -265,6 +269,11 @@ int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
  * to fail over to: the lgr is terminated, its connections get
  * USMC_EV_ERROR with USMC_ERR_CONNABORTED. Returns 0. */
 int usmc_link_down(usmc_link *link, usmc_tstamp ts);
+/* Device |dev_idx| (or its port) is up again, or was added: every link
+ * group that could use it for another link tries to (the server runs
+ * ADD_LINK, a v2 client asks with REQ_ADD_LINK, a v1 client waits for the
+ * server). */
+void usmc_ctx_device_up(usmc_ctx *ctx, unsigned int dev_idx, usmc_tstamp ts);
 
 typedef enum usmc_role { USMC_ROLE_CLIENT, USMC_ROLE_SERVER } usmc_role;
 

@@ -5,9 +5,10 @@
 # cleanup can always find it, and waits are bounded busy-waits, not sleeps.
 #
 # Names: lab N has namespaces usmc-N-h1 and usmc-N-h2; each holds one end
-# of the veth pair, called eth0 inside both, so nothing is ever created in
-# the caller's namespace. State (subnet, capture pids) lives in
-# $USMC_LAB_RUNDIR/N (default /run/usmc-lab/N).
+# of each veth pair (link K is called eth(K-1) inside both), so nothing is
+# ever created in the caller's namespace. Link K uses the /24 whose third
+# octet is the lab subnet's plus K-1. State (subnet, links, capture pids)
+# lives in $USMC_LAB_RUNDIR/N (default /run/usmc-lab/N).
 
 USMC_LAB_RUNDIR=${USMC_LAB_RUNDIR:-/run/usmc-lab}
 USMC_LAB_IFNAME=eth0
@@ -65,6 +66,40 @@ usmc_lab_subnet() {
 	cat "$f"
 }
 
+# Links of lab NAME (1 for a lab made before --links existed).
+usmc_lab_links() {
+	local f=$USMC_LAB_RUNDIR/$1/links
+	if [ -r "$f" ]; then cat "$f"; else echo 1; fi
+}
+
+usmc_lab_link_ifname() { echo "eth$(($1 - 1))"; } # LINK -> interface
+
+# usmc_lab_link_subnet SUBNET LINK: link LINK's /24 (third octet + LINK-1).
+usmc_lab_link_subnet() {
+	local a b c
+	IFS=. read -r a b c <<<"$1"
+	echo "$a.$b.$((c + $2 - 1))"
+}
+
+# usmc_lab_link_addr NAME HOST LINK -> HOST's address on link LINK
+usmc_lab_link_addr() {
+	local subnet
+	subnet=$(usmc_lab_subnet "$1") || return 1
+	echo "$(usmc_lab_link_subnet "$subnet" "$3").${2#h}"
+}
+
+# The runtime's pnet table for a lab of LINKS links (docs/runtime.md,
+# USMC_PNET): every link's interface in one pnet, so the devices on them
+# are alternates and a link group gets a link on each. Empty for one link.
+usmc_lab_pnet() {
+	local n=$1 k ifs=
+	((n > 1)) || return 0
+	for ((k = 1; k <= n; k++)); do
+		ifs+=${ifs:+,}$(usmc_lab_link_ifname "$k")
+	done
+	echo "USMCLAB=$ifs"
+}
+
 # Why the machine cannot run a lab, or nothing when it can.
 usmc_lab_capability() {
 	if [ "$(id -u)" != 0 ]; then
@@ -93,13 +128,13 @@ usmc_lab_exists() {
 	[ -d "$USMC_LAB_RUNDIR/$1" ] || ip netns list 2>/dev/null | grep -q "^usmc-$1-h[12]\b"
 }
 
-usmc_lab_link_up() { # NS
-	ip -n "$1" -o link show "$USMC_LAB_IFNAME" 2>/dev/null | grep -q 'LOWER_UP'
+usmc_lab_link_up() { # NS [IFNAME]
+	ip -n "$1" -o link show "${2:-$USMC_LAB_IFNAME}" 2>/dev/null | grep -q 'LOWER_UP'
 }
 
-# usmc_lab_up NAME SUBNET
+# usmc_lab_up NAME SUBNET [LINKS]
 usmc_lab_up() {
-	local name=$1 subnet=$2 h ns
+	local name=$1 subnet=$2 links=${3:-1} h ns k ifn lsub
 	local dir=$USMC_LAB_RUNDIR/$name
 	if usmc_lab_exists "$name"; then
 		usmc_lab_log "lab '$name' already exists (run: usmc-lab --name $name down)"
@@ -107,6 +142,7 @@ usmc_lab_up() {
 	fi
 	mkdir -p "$dir" || return 1
 	echo "$subnet" >"$dir/subnet"
+	echo "$links" >"$dir/links"
 	for h in $USMC_LAB_HOSTS; do
 		ns=$(usmc_lab_ns "$name" "$h")
 		ip netns add "$ns" || return 1
@@ -115,22 +151,35 @@ usmc_lab_up() {
 	local ns1 ns2
 	ns1=$(usmc_lab_ns "$name" h1)
 	ns2=$(usmc_lab_ns "$name" h2)
-	ip -n "$ns1" link add name "$USMC_LAB_IFNAME" type veth \
-		peer name "$USMC_LAB_IFNAME" netns "$ns2" || return 1
-	for h in $USMC_LAB_HOSTS; do
-		ns=$(usmc_lab_ns "$name" "$h")
-		# No IPv6 on the veth: router solicitations would only add noise
-		# to the captures.
-		ip netns exec "$ns" sysctl -qw net.ipv6.conf.$USMC_LAB_IFNAME.disable_ipv6=1 2>/dev/null
-		ip -n "$ns" addr add "$subnet.${h#h}/24" dev "$USMC_LAB_IFNAME" || return 1
-		ip -n "$ns" link set "$USMC_LAB_IFNAME" up || return 1
+	for ((k = 1; k <= links; k++)); do
+		ifn=$(usmc_lab_link_ifname "$k")
+		lsub=$(usmc_lab_link_subnet "$subnet" "$k")
+		ip -n "$ns1" link add name "$ifn" type veth \
+			peer name "$ifn" netns "$ns2" || return 1
+		for h in $USMC_LAB_HOSTS; do
+			ns=$(usmc_lab_ns "$name" "$h")
+			# No IPv6 on the veth: router solicitations would only
+			# add noise to the captures.
+			ip netns exec "$ns" sysctl -qw "net.ipv6.conf.$ifn.disable_ipv6=1" 2>/dev/null
+			# Two links on one host: each address answers ARP only
+			# on its own interface, and replies leave by the link
+			# they came in on (the kernel's multi-homed defaults
+			# would answer 10.77.1.x on eth0 too).
+			ip netns exec "$ns" sysctl -qw "net.ipv4.conf.$ifn.arp_ignore=1" \
+				"net.ipv4.conf.$ifn.arp_announce=2" 2>/dev/null
+			ip -n "$ns" addr add "$lsub.${h#h}/24" dev "$ifn" || return 1
+			ip -n "$ns" link set "$ifn" up || return 1
+		done
 	done
 	for h in $USMC_LAB_HOSTS; do
 		ns=$(usmc_lab_ns "$name" "$h")
-		if ! busywait 5000 usmc_lab_link_up "$ns"; then
-			usmc_lab_log "veth in $ns did not come up"
-			return 1
-		fi
+		for ((k = 1; k <= links; k++)); do
+			ifn=$(usmc_lab_link_ifname "$k")
+			if ! busywait 5000 usmc_lab_link_up "$ns" "$ifn"; then
+				usmc_lab_log "veth $ifn in $ns did not come up"
+				return 1
+			fi
+		done
 	done
 }
 
@@ -340,4 +389,144 @@ os.unlink(me)
 os.rmdir(tmp)
 sys.exit(1 if bad else 0)
 EOF
+}
+
+# --- network faults on a link ------------------------------------------------
+#
+# Real faults on link K's veth pair, in both hosts: the interface down and
+# up, a random drop of the link's RoCEv2 UDP (iptables -m statistic, in a
+# chain of its own, USMC_LINKK, jumped to from INPUT for that interface, so
+# each host drops what it receives: both directions), and a tbf rate limit
+# on each end's egress. iptables' random drop is not seedable: a replayable
+# drop is the fault transport's (docs/fault.md).
+
+usmc_lab_roce_port() { echo "${USMC_SOFTROCE_PORT:-4791}"; }
+
+# PERCENT (0 < P <= 100, at most 4 decimals) -> probability for -m statistic
+usmc_lab_valid_percent() {
+	[[ $1 =~ ^[0-9]{1,3}(\.[0-9]{1,4})?$ ]] || return 1
+	awk -v p="$1" 'BEGIN { exit !(p > 0 && p <= 100) }'
+}
+
+# tc's rate syntax, the units tbf takes
+usmc_lab_valid_rate() {
+	[[ $1 =~ ^[0-9]+(\.[0-9]+)?(bit|kbit|mbit|gbit|tbit|bps|kbps|mbps|gbps|tbps)$ ]]
+}
+
+# usmc_lab_link_drop_rules NAME HOST LINK: the drop rules in force, one a line
+usmc_lab_link_drop_rules() {
+	local ns
+	ns=$(usmc_lab_ns "$1" "$2")
+	ip netns exec "$ns" iptables -w -S "USMC_LINK$3" 2>/dev/null | grep -- '-j DROP'
+}
+
+usmc_lab_link_drop_clear() { # NAME LINK
+	local h ns ifn rc=0
+	ifn=$(usmc_lab_link_ifname "$2")
+	for h in $USMC_LAB_HOSTS; do
+		ns=$(usmc_lab_ns "$1" "$h")
+		ip netns exec "$ns" iptables -w -L "USMC_LINK$2" -n >/dev/null 2>&1 || continue
+		while ip netns exec "$ns" iptables -w -D INPUT -i "$ifn" -j "USMC_LINK$2" 2>/dev/null; do :; done
+		ip netns exec "$ns" iptables -w -F "USMC_LINK$2" || rc=1
+		ip netns exec "$ns" iptables -w -X "USMC_LINK$2" || rc=1
+	done
+	return $rc
+}
+
+usmc_lab_link_rate_clear() { # NAME LINK
+	local h ns ifn
+	ifn=$(usmc_lab_link_ifname "$2")
+	for h in $USMC_LAB_HOSTS; do
+		ns=$(usmc_lab_ns "$1" "$h")
+		if tc -n "$ns" qdisc show dev "$ifn" root 2>/dev/null | grep -q '^qdisc tbf'; then
+			tc -n "$ns" qdisc del dev "$ifn" root || return 1
+		fi
+	done
+}
+
+# usmc_lab_link_fault NAME LINK ACTION [ARG]: see usmc-lab --help.
+usmc_lab_link_fault() {
+	local name=$1 link=$2 action=$3 arg=${4:-} h ns ifn hosts=$USMC_LAB_HOSTS
+	ifn=$(usmc_lab_link_ifname "$link")
+	case $action in
+	down)
+		[ -z "$arg" ] || hosts=$arg
+		for h in $hosts; do
+			ip -n "$(usmc_lab_ns "$name" "$h")" link set "$ifn" down || return 1
+		done
+		;;
+	up)
+		for h in $USMC_LAB_HOSTS; do
+			ip -n "$(usmc_lab_ns "$name" "$h")" link set "$ifn" up || return 1
+		done
+		for h in $USMC_LAB_HOSTS; do
+			ns=$(usmc_lab_ns "$name" "$h")
+			busywait 5000 usmc_lab_link_up "$ns" "$ifn" || {
+				usmc_lab_log "link $link: $ifn in $ns has no carrier 5 s after up"
+				return 1
+			}
+		done
+		;;
+	drop)
+		local prob rule
+		prob=$(awk -v p="$arg" 'BEGIN { printf "%.6f", p / 100 }')
+		usmc_lab_link_drop_clear "$name" "$link" || return 1
+		for h in $USMC_LAB_HOSTS; do
+			ns=$(usmc_lab_ns "$name" "$h")
+			rule=(-p udp --dport "$(usmc_lab_roce_port)")
+			# 100%: no statistic match, every packet
+			[ "$prob" = 1.000000 ] ||
+				rule+=(-m statistic --mode random --probability "$prob")
+			ip netns exec "$ns" iptables -w -N "USMC_LINK$link" &&
+				ip netns exec "$ns" iptables -w -A "USMC_LINK$link" "${rule[@]}" -j DROP &&
+				ip netns exec "$ns" iptables -w -I INPUT -i "$ifn" -j "USMC_LINK$link" || {
+				usmc_lab_log "link $link: iptables failed in $ns"
+				usmc_lab_link_drop_clear "$name" "$link"
+				return 1
+			}
+		done
+		;;
+	rate)
+		for h in $USMC_LAB_HOSTS; do
+			ns=$(usmc_lab_ns "$name" "$h")
+			# burst: a few full frames; latency bounds the queue
+			tc -n "$ns" qdisc replace dev "$ifn" root tbf rate "$arg" \
+				burst 32kb latency 100ms || {
+				usmc_lab_log "link $link: tc tbf rate $arg failed in $ns"
+				return 1
+			}
+		done
+		;;
+	clear)
+		usmc_lab_link_drop_clear "$name" "$link" || return 1
+		usmc_lab_link_rate_clear "$name" "$link" || return 1
+		usmc_lab_link_fault "$name" "$link" up
+		;;
+	*)
+		usmc_lab_log "link fault: unknown action '$action'"
+		return 1
+		;;
+	esac
+}
+
+# One line per host: the link's state and its faults in force.
+usmc_lab_link_status() { # NAME LINK
+	local name=$1 link=$2 h ns ifn st q d l
+	ifn=$(usmc_lab_link_ifname "$link")
+	for h in $USMC_LAB_HOSTS; do
+		ns=$(usmc_lab_ns "$name" "$h")
+		st=$(ip -n "$ns" -br addr show dev "$ifn" 2>/dev/null | awk '{ print $2, $3 }')
+		# admin down, or up with no carrier (the peer's end is down)
+		l=$(ip -n "$ns" -o link show dev "$ifn" 2>/dev/null)
+		if [[ $l == *NO-CARRIER* ]]; then
+			st="$st (no carrier)"
+		elif [ -n "$l" ] && ! [[ $l =~ [\<,]UP[,\>] ]]; then
+			st="$st (admin down)"
+		fi
+		q=$(tc -n "$ns" qdisc show dev "$ifn" root 2>/dev/null | sed -n 's/^qdisc tbf .* rate \([^ ]*\).*/rate \1/p')
+		d=$(usmc_lab_link_drop_rules "$name" "$h" "$link" |
+			sed -n 's/.*--probability \([0-9.]*\).*/\1/p; /statistic/!s/.*-j DROP.*/1/p' |
+			awk '{ printf "drop %g%%", $1 * 100 }')
+		echo "$h $ifn ${st:-MISSING}${q:+, $q}${d:+, $d}"
+	done
 }

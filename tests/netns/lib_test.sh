@@ -57,7 +57,10 @@ t_work_up() {
 	mkdir "$USMC_STAT_DIR" || t_fail "cannot make $USMC_STAT_DIR"
 }
 
-# t_lab_up: a lab of our own, torn down however the test ends.
+# t_lab_up [LINKS]: a lab of our own, torn down however the test ends.
+# With LINKS 2: T_H1_L2 and T_H2_L2 are the hosts' addresses on eth1 and
+# T_PNET the USMC_PNET that makes the two links' devices alternates
+# (usmc-lab exec sets it; t_exec does not).
 t_lab_up() {
 	local why
 	why=$(usmc_lab_capability)
@@ -65,9 +68,14 @@ t_lab_up() {
 	t_lab=${T_NAME#test_}-$$
 	t_lab=${t_lab//_/-}
 	t_work_up "$t_lab"
-	usmc_lab_up "$t_lab" 10.77.0 || t_fail "could not build the lab"
+	usmc_lab_up "$t_lab" 10.77.0 "${1:-1}" || t_fail "could not build the lab"
 	T_H1=$(usmc_lab_addr "$t_lab" h1)
 	T_H2=$(usmc_lab_addr "$t_lab" h2)
+	T_PNET=$(usmc_lab_pnet "${1:-1}")
+	if ((${1:-1} > 1)); then
+		T_H1_L2=$(usmc_lab_link_addr "$t_lab" h1 2)
+		T_H2_L2=$(usmc_lab_link_addr "$t_lab" h2 2)
+	fi
 }
 
 t_exec() { # HOST CMD...
