@@ -313,8 +313,9 @@ def errno_name(err):
 
 
 class Case:
-    def __init__(self, name, expect, what, links=1, senv=None, cenv=None, cargs=None, nbytes=None):
+    def __init__(self, name, expect, what, links=1, senv=None, cenv=None, cargs=None, nbytes=None, min_s=None):
         self.name, self.expect, self.what = name, expect, what
+        self.min_s = min_s  # the client cannot be done sooner (a timer)
         self.links = links
         self.senv, self.cenv, self.cargs = senv or {}, cenv or {}, cargs or []
         self.nbytes = nbytes
@@ -489,7 +490,7 @@ def cases():
         Signal("peer-sigstop", "exact", "SIGSTOP to the server for 10 s", signal.SIGSTOP, hold=10),
         Case("decline-nosmcrdev-srv", "fallback:server:NOSMCRDEV", "server's device cannot open (bad USMC_FAULT)", senv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-nosmcrdev-cli", "fallback:client:NOSMCRDEV", "client's device cannot open (bad USMC_FAULT)", cenv={"USMC_FAULT": "drop:rate=2"}),
-        Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}),
+        Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}, min_s=2.9),
         Case("decline-cl-post", "fallback:server:TIMEOUT_CL", "the server's first SEND (CONFIRM_LINK) fails to post: the link dies in the wait", senv={"USMC_FAULT": "fail-post:op=SEND,nth=1"}),
         Mangle("decline-releaseerr-cli", "fallback:client:RELEASEERR", "Accept says release 2 (relay)", "accept-release"),
         Mangle("decline-maxconnerr", "fallback:client:MAXCONNERR", "Accept says max_conns 1 (relay)", "accept-maxconns"),
@@ -641,6 +642,10 @@ def judge(case, run, t_inj, nbytes):
         )
         if not logged:
             obs += ", reason not in the log"
+        took = run.end["client"] - run.t0
+        if case.min_s and took < case.min_s:
+            obs += ", client done after %.2f s, before the %g s the timer takes" % (took, case.min_s)
+            ok = False
         if isinstance(case, Mangle):
             try:
                 relay = open(run.out["relay"]).read()
