@@ -261,9 +261,29 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts);
  * or USMC_ERR_INVALID_ARGUMENT for a NULL link. */
 int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
 			  usmc_tstamp ts);
-/* The link (or its device) failed. With one link per lgr there is nothing
- * to fail over to: the lgr is terminated, its connections get
- * USMC_EV_ERROR with USMC_ERR_CONNABORTED. Returns 0. */
+/* Why a link went down; each logs "lgr %u link %u down: <reason>". */
+typedef enum usmc_link_down_reason {
+	USMC_LINK_DOWN_PORT,	     /* "port down" (PORT_ERR) */
+	USMC_LINK_DOWN_QP_ERROR,     /* "qp error" (QP_FATAL, a failed WC) */
+	USMC_LINK_DOWN_RETRIES,	     /* "retries exhausted" (RETRY_EXC_ERR) */
+	USMC_LINK_DOWN_DEVICE_FATAL, /* "device fatal" */
+	USMC_LINK_DOWN_TEST_LINK,    /* "test_link timeout" */
+	USMC_LINK_DOWN_PEER_DELETED, /* "peer deleted" (its DELETE_LINK) */
+	USMC_LINK_DOWN_POST_FAILED,  /* "post failed" */
+} usmc_link_down_reason;
+const char *usmc_link_down_reason_str(usmc_link_down_reason why);
+/* The link (or its device) failed (smcr_link_down). Another ACTIVE link
+ * of the link group takes its connections (docs/core.md "Failover"):
+ * each resumes from its last confirmed cursor behind a
+ * failover-validation CDC, the peer is told with DELETE_LINK on the
+ * surviving link, the dead link is freed. With no link left the lgr is
+ * terminated: a connection that has moved data gets USMC_EV_ERROR with
+ * USMC_ERR_CONNRESET, one that has moved none falls back to TCP
+ * (USMC_EV_FALLBACK after USMC_EV_ESTABLISHED, reason
+ * SMC_CLC_DECL_NOACTLINK). Returns 0. usmc_link_down is
+ * usmc_link_down_why(link, USMC_LINK_DOWN_PORT, ts). */
+int usmc_link_down_why(usmc_link *link, usmc_link_down_reason why,
+		       usmc_tstamp ts);
 int usmc_link_down(usmc_link *link, usmc_tstamp ts);
 
 typedef enum usmc_role { USMC_ROLE_CLIENT, USMC_ROLE_SERVER } usmc_role;
@@ -392,6 +412,9 @@ typedef struct usmc_conn_info {
 	uint64_t tx_cdcs, rx_cdcs, tx_rdma_writes;
 	uint64_t tx_buf_full, tx_peer_buf_full;
 	uint8_t tx_conn_flags, rx_conn_flags; /* conn_state flags */
+	/* times the connection moved to another link of its group
+	 * (smc_switch_conns); link_id is the one it is on now */
+	uint32_t failovers;
 } usmc_conn_info;
 void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info);
 

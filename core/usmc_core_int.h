@@ -220,7 +220,11 @@ struct usmc_conn {
 	/* tx: byte counters since the start (sndbuf and peer RMBE offsets are
 	 * these modulo the sizes, the wire wrap is the quotient) */
 	uint64_t tx_prep, tx_sent, tx_fin;
-	uint64_t peer_cons; /* peer's consumer cursor (credit) */
+	/* failover: tx_sent goes back to tx_fin; the peer's consumer may
+	 * still name bytes up to the highest tx_sent before that */
+	uint64_t tx_sent_max;
+	uint16_t tx_seq_fin; /* seqno of the last CDC that completed */
+	uint64_t peer_cons;  /* peer's consumer cursor (credit) */
 	uint16_t tx_seq;
 	unsigned int cdc_pend;
 	int waiting_slot;
@@ -233,6 +237,10 @@ struct usmc_conn {
 	uint64_t rx_prod, rx_cons, rx_cons_sent;
 	uint16_t rx_seq;
 	int rx_seq_valid;
+	/* the peer's failover-validation CDC came: its CDCs on the dead link
+	 * may still arrive late and are dropped as old (smc_cdc_msg_recv),
+	 * its producer cursor may restart behind ours */
+	int rx_failover_seen;
 	uint8_t peer_prod_flags, peer_conn_flags;
 	int app_closed;
 	int nodelay;
@@ -243,6 +251,7 @@ struct usmc_conn {
 
 	uint64_t bytes_sent, bytes_received;
 	uint64_t n_tx_cdcs, n_rx_cdcs, n_writes, n_buf_full, n_peer_full;
+	uint32_t n_failovers; /* moves to another link (smc_switch_conns) */
 	int freed_by_ctx;
 	int deleting; /* no events while usmc_conn_del runs */
 };
@@ -336,6 +345,18 @@ void usmc_link_queue_slot(usmc_link *link, int idx);
 void usmc_link_queue_send(usmc_link *link, const usmc_wr *wr);
 int usmc_link_usable(const usmc_link *link);
 int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
+/* Drops the link's queued WRs and waiting control messages (its QP is
+ * dead: nothing queued for it can be posted). */
+void usmc_link_drop_queued(usmc_link *link);
+
+/* failover (usmc_failover.c) */
+/* The link is dead: move its connections to a surviving link, or end
+ * the link group (usmc_link_down_why). */
+void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
+			     usmc_tstamp ts);
+/* No usable link is left in |lgr|: connections that moved no data fall
+ * back to TCP, the others are reset, the lgr is terminated. */
+void usmc_failover_last_link(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);

@@ -359,16 +359,29 @@ static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,
 		return;
 	}
 	if (m->delete_link.link_num != link->link_id) {
-		m->delete_link.reason = SMC_LLC_DEL_NOLNK;
+		usmc_link *del = NULL;
+
+		for (int i = 0; i < USMC_LINKS_MAX; i++)
+			if (lgr->links[i] &&
+			    lgr->links[i]->link_id == m->delete_link.link_num)
+				del = lgr->links[i];
+		m->delete_link.reason = del ? 0 : SMC_LLC_DEL_NOLNK;
 		llc_respond(link, m);
+		/* another link of ours: its connections move here first
+		 * (smc_llc_process_cli_delete_link: smc_switch_conns) */
+		if (del)
+			usmc_link_down_why(del, USMC_LINK_DOWN_PEER_DELETED,
+					   ts);
 		return;
 	}
-	/* our only link: answer, then nothing is left to fail over to; the
-	 * QP stays a moment so the answer can leave */
+	/* the link it came on: answer; with no other link nothing is
+	 * left to fail over to, and the QP stays a moment so the answer
+	 * can leave */
 	m->delete_link.reason = 0;
 	llc_respond(link, m);
-	usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
-	lgr->free_expiry = ts + USMC_TERM_GRACE;
+	usmc_link_down_why(link, USMC_LINK_DOWN_PEER_DELETED, ts);
+	if (lgr->terminating)
+		lgr->free_expiry = ts + USMC_TERM_GRACE;
 }
 
 /* rkeys of the peer's RMB: the CLC already told us the one for this
@@ -523,7 +536,7 @@ void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 			usmc_log(lgr->ctx, USMC_LOG_ERR,
 				 "link %u: TEST_LINK not answered",
 				 link->link_id);
-			usmc_link_down(link, ts);
+			usmc_link_down_why(link, USMC_LINK_DOWN_TEST_LINK, ts);
 			return;
 		}
 		usmc_llc_msg_init(&m, SMC_LLC_TEST_LINK, usmc_llc_version(lgr),

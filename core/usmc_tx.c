@@ -99,7 +99,9 @@ void usmc_tx_push(usmc_conn *conn)
 		if (len && !new_flags && !conn->cons_upd_pending &&
 		    len == pending && cork(conn, pending))
 			return;
-		idx = usmc_link_get_slot(link);
+		/* control messages waiting for a slot go first: after a
+		 * failover the validation CDC may be one of them */
+		idx = link->nllc_pend ? -1 : usmc_link_get_slot(link);
 		if (idx < 0) {
 			conn->waiting_slot = 1;
 			link->waiters++;
@@ -112,6 +114,8 @@ void usmc_tx_push(usmc_conn *conn)
 		if (len)
 			queue_writes(conn, len);
 		conn->tx_sent += len;
+		if (conn->tx_sent > conn->tx_sent_max)
+			conn->tx_sent_max = conn->tx_sent;
 		memset(&m, 0, sizeof(m));
 		m.seqno = ++conn->tx_seq;
 		m.token = conn->peer_token;
@@ -182,6 +186,7 @@ void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot, usmc_tstamp ts)
 
 	if (conn->cdc_pend)
 		conn->cdc_pend--;
+	conn->tx_seq_fin = slot->seq;
 	if (slot->tx_sent > conn->tx_fin) {
 		freed = slot->tx_sent - conn->tx_fin;
 		conn->tx_fin = slot->tx_sent;

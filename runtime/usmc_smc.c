@@ -1208,6 +1208,7 @@ static void tp_async_events(unsigned int d, uint64_t now)
 	usmc_tp_event ev;
 
 	while (usmc_tp_get_async_event(dev->tp, &ev) == 1) {
+		usmc_link_down_reason why;
 		uint32_t qpns[256];
 		size_t n = 0;
 		rt_link *rl;
@@ -1217,6 +1218,10 @@ static void tp_async_events(unsigned int d, uint64_t now)
 			    ev.qp_num);
 		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
 			continue;
+		why = ev.type == USMC_TP_EV_QP_FATAL ? USMC_LINK_DOWN_QP_ERROR
+		      : ev.type == USMC_TP_EV_DEVICE_FATAL
+			      ? USMC_LINK_DOWN_DEVICE_FATAL
+			      : USMC_LINK_DOWN_PORT;
 		for (rl = dev->links; rl && n < 256; rl = rl->next)
 			if (ev.type != USMC_TP_EV_QP_FATAL ||
 			    rl->qpn == ev.qp_num)
@@ -1227,7 +1232,7 @@ static void tp_async_events(unsigned int d, uint64_t now)
 				if (rl->qpn == qpns[i])
 					break;
 			if (rl) {
-				usmc_link_down(rl->link, now);
+				usmc_link_down_why(rl->link, why, now);
 				smc_post();
 			}
 		}

@@ -473,11 +473,16 @@ static void node_async(usmc_sim_node *n, usmc_tp *dev)
 	usmc_tp_event ev;
 
 	while (usmc_tp_get_async_event(dev, &ev) == 1) {
+		usmc_link_down_reason why;
 		uint32_t qpns[64];
 		size_t k = 0;
 
 		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
 			continue;
+		why = ev.type == USMC_TP_EV_QP_FATAL ? USMC_LINK_DOWN_QP_ERROR
+		      : ev.type == USMC_TP_EV_DEVICE_FATAL
+			      ? USMC_LINK_DOWN_DEVICE_FATAL
+			      : USMC_LINK_DOWN_PORT;
 		for (sim_qp *q = n->qps; q && k < 64; q = q->next)
 			if (q->qp->tp == dev &&
 			    (ev.type != USMC_TP_EV_QP_FATAL ||
@@ -488,7 +493,8 @@ static void node_async(usmc_sim_node *n, usmc_tp *dev)
 			sim_qp *q = node_qp(n, qpns[i]);
 
 			if (q) {
-				usmc_link_down(q->link, usmc_sim_now(n->sim));
+				usmc_link_down_why(q->link, why,
+						   usmc_sim_now(n->sim));
 				node_drain(n);
 			}
 		}
