@@ -568,6 +568,14 @@ static void smc_post(void)
 			if (usmc_smc_clc_flush(s) > 0 &&
 			    s->mode == USMC_SOCK_HANDSHAKE)
 				usmc_loop_watch(s, s->ep_events | EPOLLOUT);
+		if (s->mode == USMC_SOCK_SMCR &&
+		    (ev & (1u << USMC_EV_FALLBACK))) {
+			/* the last link died before any data moved */
+			usmc_sock_fallback_late(
+				s, usmc_conn_fallback_reason(s->conn));
+			notify = 1;
+			continue;
+		}
 		if (s->mode != USMC_SOCK_HANDSHAKE)
 			continue;
 		if (ev & (1u << USMC_EV_ESTABLISHED)) {
