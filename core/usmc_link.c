@@ -33,6 +33,12 @@ void usmc_link_free(usmc_link *link)
 	usmc_ctx_call_free_mr(ctx, &link->v2_mr);
 	usmc_mem_free(ctx, link->slots); /* and link->wrq */
 	lgr->links[link->link_idx] = NULL;
+	/* the peer's RMBs on this link are no more */
+	for (int i = 0; i < USMC_RTOKENS_MAX && lgr->rtokens; i++)
+		lgr->rtokens[i].has[link->link_idx] = 0;
+	for (int i = 1; i <= USMC_CONNS_MAX; i++)
+		if (lgr->conns[i])
+			lgr->conns[i]->peer_rkey_has[link->link_idx] = 0;
 	usmc_mem_free(ctx, link);
 }
 
@@ -190,7 +196,7 @@ int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
 		 (unsigned long long)wr_id, usmc_strerror(err));
 	/* what follows it would break the order on the wire */
 	wrq_unlist(link);
-	return usmc_link_down(link, ts);
+	return usmc_link_down_reason(link, "post failed", ts);
 }
 
 /* ---- links ---- */
@@ -442,7 +448,13 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 		usmc_log(lgr->ctx, USMC_LOG_ERR, "link %u: %s completion: %s",
 			 link->link_id, kind == USMC_WRID_RX ? "recv" : "send",
 			 usmc_wc_status_str(wc->status));
-		return usmc_link_down(link, ts);
+		return usmc_link_down_reason(
+			link,
+			wc->status == USMC_WC_RETRY_EXC_ERR ||
+					wc->status == USMC_WC_RNR_RETRY_EXC_ERR
+				? "retries exhausted"
+				: "qp error",
+			ts);
 	}
 	switch (kind) {
 	case USMC_WRID_TX: {
@@ -498,11 +510,58 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 	}
 }
 
+/* Moves the connections of |dead| to another link of its group
+ * (smc_switch_conns). Not here yet: those left on |dead| are aborted
+ * when it is cleared. */
+void usmc_link_switch_conns(usmc_link *dead, usmc_tstamp ts)
+{
+	(void)dead;
+	(void)ts;
+}
+
+int usmc_link_down_reason(usmc_link *link, const char *reason, usmc_tstamp ts)
+{
+	usmc_lgr *lgr;
+	usmc_ctx *ctx;
+	int others = 0;
+
+	if (!link || !reason)
+		return USMC_ERR_INVALID_ARGUMENT;
+	lgr = link->lgr;
+	ctx = lgr->ctx;
+	ctx->now = ts;
+	if (lgr->terminating)
+		return 0;
+	usmc_log(ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
+		 link->link_id, reason);
+	/* the device stays out of ADD_LINK until usmc_ctx_device_up */
+	if (!strcmp(reason, "port down") || !strcmp(reason, "device fatal"))
+		ctx->dev_down[link->dev_idx] = 1;
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		usmc_link *l = lgr->links[i];
+
+		others += l && l != link && l->state == USMC_LNK_ACTIVE &&
+			  usmc_link_usable(l);
+	}
+	if (!others) {
+		/* no failover target: terminate (ECONNABORTED) */
+		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
+		return 0;
+	}
+	/* nothing more goes out on it; its connections move, the peer is
+	 * told on a surviving link (smcr_link_down) */
+	wrq_unlist(link);
+	link->qp_rts = 0;
+	link->state = USMC_LNK_INACTIVE;
+	usmc_link_switch_conns(link, ts);
+	if (lgr->links[link->link_idx] == link)
+		usmc_llc_link_gone(link, SMC_LLC_DEL_LOST_PATH, ts);
+	return 0;
+}
+
 int usmc_link_down(usmc_link *link, usmc_tstamp ts)
 {
-	/* one link per lgr: no failover target, terminate (ECONNABORTED) */
-	usmc_lgr_terminate(link->lgr, USMC_ERR_CONNABORTED, 0, ts);
-	return 0;
+	return usmc_link_down_reason(link, "port down", ts);
 }
 
 void usmc_link_set_user(usmc_link *l, void *p)
