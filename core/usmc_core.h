@@ -71,6 +71,10 @@ typedef struct usmc_device_info {
 	uint8_t gid[16];
 	uint8_t mac[6];
 	uint8_t active_mtu; /* enum usmc_ib_mtu */
+	/* Devices of one ctx with the same non-empty pnet_id are alternates
+	 * of each other (smc_pnet_find_alt_roce): a link group may add its
+	 * second link on one. Blank or zero: none, no second link. */
+	char pnet_id[16];
 } usmc_device_info;
 
 /* Devices (RNIC ports) one context can use at once: a link group's links
@@ -131,6 +135,14 @@ typedef struct usmc_callbacks {
 	int (*alloc_mr)(void *user, unsigned int dev_idx, size_t length,
 			uint32_t access, usmc_mr *mr);
 	void (*free_mr)(void *user, usmc_mr *mr);
+	/* Optional: register |length| bytes at |addr| (memory of an MR from
+	 * alloc_mr) with device |dev_idx| as well, so one RMB or sndbuf is
+	 * reachable through the links of a link group on several devices
+	 * (net/smc's buf_desc->mr[link_idx]). Freed with free_mr, which must
+	 * then leave the memory alone. Without it a link group adds links
+	 * only on the devices its buffers already live on (asymmetric). */
+	int (*reg_mr)(void *user, unsigned int dev_idx, void *addr,
+		      size_t length, uint32_t access, usmc_mr *mr);
 	/* Queue pairs (required). link_create_qp returns an RC QP in INIT,
 	 * so receives may be posted at once. link_ready moves it INIT->RTR
 	 * (to_rts 0) or RTR->RTS (to_rts 1) with the attributes of the
@@ -164,8 +176,13 @@ typedef struct usmc_settings {
 	unsigned int ueid_cnt;
 	/* v2 first-contact extension host name, blank padded */
 	char hostname[32];
-	/* CLC_WAIT_TIME 6 s, SMC_LLC_WAIT_TIME 2 s, testlink 30 s (0 off) */
-	usmc_duration clc_timeout, llc_timeout, testlink_time;
+	/* CLC_WAIT_TIME 6 s, SMC_LLC_WAIT_TIME 2 s */
+	usmc_duration clc_timeout, llc_timeout;
+	/* TEST_LINK: sent after testlink_time without receiving anything on
+	 * a link (0 off), the link is down when no answer came within
+	 * testlink_wait. Defaults 1 s and 1 s, so a silent peer is noticed
+	 * within 2 s (the kernel: 30 s and 2 s). */
+	usmc_duration testlink_time, testlink_wait;
 	/* An idle link group is freed after this (kernel: 600 s server,
 	 * client +10 s so the server deletes first). */
 	usmc_duration lgr_free_delay;
@@ -285,6 +302,11 @@ const char *usmc_link_down_reason_str(usmc_link_down_reason why);
 int usmc_link_down_why(usmc_link *link, usmc_link_down_reason why,
 		       usmc_tstamp ts);
 int usmc_link_down(usmc_link *link, usmc_tstamp ts);
+/* Device |dev_idx| (or its port) is up again, or was added: every link
+ * group that could use it for another link tries to (the server runs
+ * ADD_LINK, a v2 client asks with REQ_ADD_LINK, a v1 client waits for the
+ * server). */
+void usmc_ctx_device_up(usmc_ctx *ctx, unsigned int dev_idx, usmc_tstamp ts);
 
 typedef enum usmc_role { USMC_ROLE_CLIENT, USMC_ROLE_SERVER } usmc_role;
 

@@ -28,19 +28,6 @@ const char *usmc_link_down_reason_str(usmc_link_down_reason why)
 	return down_words[why];
 }
 
-/* The peer's rtoken of |c|'s RMB for |link|: the CLC's for the link the
- * connection was set up on; later links get theirs from ADD_LINK_CONT or
- * CONFIRM_RKEY (usmc_llc_flow.c). Returns 0 or USMC_ERR_NOTFOUND. */
-static int conn_peer_rtoken(const usmc_conn *c, const usmc_link *link,
-			    uint32_t *rkey, uint64_t *vaddr)
-{
-	if (link != c->link)
-		return USMC_ERR_NOTFOUND;
-	*rkey = c->peer_rkey;
-	*vaddr = c->peer_vaddr;
-	return 0;
-}
-
 /* The link the connections go to (smc_switch_conns): an active link other
  * than |from|; after a device or port error not one on the same device. */
 static usmc_link *failover_target(usmc_lgr *lgr, const usmc_link *from,
@@ -113,10 +100,6 @@ static void send_validation(usmc_conn *c, usmc_link *to)
 static int switch_conn(usmc_conn *c, usmc_link *from, usmc_link *to,
 		       usmc_tstamp ts)
 {
-	uint32_t rkey = 0;
-	uint64_t vaddr = 0;
-	int have = conn_peer_rtoken(c, to, &rkey, &vaddr);
-
 	/* the dead link's CDCs will never complete */
 	for (int k = 0; k < from->nslots; k++)
 		if (from->slots[k].conn == c)
@@ -129,16 +112,15 @@ static int switch_conn(usmc_conn *c, usmc_link *from, usmc_link *to,
 	c->n_failovers++;
 	if (!c->peer_rmb_size)
 		return 0; /* in the handshake: nothing written yet */
-	if (have) {
-		/* the peer never told us its RMB's rkey on the new link */
+	if (!c->peer_rkey_has[to->link_idx]) {
+		/* the peer never told us its RMB's rkey on the new link
+		 * (CONFIRM_RKEY, ADD_LINK_CONT) */
 		usmc_log(c->ctx, USMC_LOG_ERR,
 			 "conn %08x: no rkey of the peer on link %u: reset",
 			 c->token, to->link_id);
 		usmc_close_abort_local(c, USMC_ERR_CONNRESET, 1, ts);
 		return USMC_ERR_CONNRESET;
 	}
-	c->peer_rkey = rkey;
-	c->peer_vaddr = vaddr;
 	if (c->mode != USMC_MODE_SMCR || c->state == SMC_CLOSED)
 		return 0;
 	switch_cursor(c);
@@ -148,27 +130,6 @@ static int switch_conn(usmc_conn *c, usmc_link *from, usmc_link *to,
 	c->cons_upd_pending = 1;
 	usmc_tx_push(c);
 	return 0;
-}
-
-/* Tells the peer |dead| is gone (DELETE_LINK, lost path, on the
- * surviving link: the client's request of smcr_link_down, the server's
- * local flow) and frees it. */
-static void delete_dead_link(usmc_lgr *lgr, usmc_link *dead, usmc_link *to,
-			     int tell)
-{
-	usmc_llc_msg m;
-	uint8_t buf[USMC_WR_TX_SIZE];
-
-	if (tell) {
-		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK,
-				  usmc_llc_version(lgr),
-				  SMC_LLC_FLAG_DEL_LINK_ORDERLY);
-		m.delete_link.link_num = dead->link_id;
-		m.delete_link.reason = SMC_LLC_DEL_LOST_PATH;
-		if (usmc_llc_encode(buf, sizeof(buf), &m) == USMC_WR_TX_SIZE)
-			usmc_link_send_raw(to, buf);
-	}
-	usmc_link_free(dead);
 }
 
 void usmc_failover_last_link(usmc_lgr *lgr, usmc_tstamp ts)
@@ -194,43 +155,68 @@ void usmc_failover_last_link(usmc_lgr *lgr, usmc_tstamp ts)
 	usmc_lgr_terminate(lgr, USMC_ERR_CONNRESET, 0, ts);
 }
 
-void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
-			     usmc_tstamp ts)
+/* Moves every connection of |dead| to |to| (smc_switch_conns) and logs
+ * it; |dead| sends nothing any more. */
+static void switch_conns(usmc_link *dead, usmc_link *to, int was_active,
+			 usmc_tstamp ts)
 {
-	usmc_lgr *lgr = link->lgr;
-	usmc_link *to;
+	usmc_lgr *lgr = dead->lgr;
 	unsigned int n = 0;
-	int was_active = link->state == USMC_LNK_ACTIVE;
 
-	if (lgr->terminating || link->state == USMC_LNK_UNUSED)
-		return;
-	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
-		 link->link_id, usmc_link_down_reason_str(why));
-	to = failover_target(lgr, link,
-			     why == USMC_LINK_DOWN_PORT ||
-				     why == USMC_LINK_DOWN_DEVICE_FATAL);
-	/* nothing more goes out on it (a DELETE_RKEY of a connection that
-	 * ends here included) */
-	link->state = USMC_LNK_INACTIVE;
-	link->qp_rts = 0;
-	if (!to) {
-		usmc_failover_last_link(lgr, ts);
-		return;
-	}
-	usmc_link_drop_queued(link);
+	dead->state = USMC_LNK_INACTIVE;
+	dead->qp_rts = 0;
+	usmc_link_drop_queued(dead);
 	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
 		usmc_conn *c = lgr->conns[i];
 
-		if (c && c->link == link) {
-			switch_conn(c, link, to, ts);
+		if (c && c->link == dead) {
+			switch_conn(c, dead, to, ts);
 			n++;
 		}
 	}
 	if (was_active || n)
 		usmc_log(lgr->ctx, USMC_LOG_INFO,
 			 "lgr %u failover link %u -> link %u: %u connections",
-			 lgr->id, link->link_id, to->link_id, n);
-	/* the peer's DELETE_LINK is answered by its handler */
-	delete_dead_link(lgr, link, to,
-			 was_active && why != USMC_LINK_DOWN_PEER_DELETED);
+			 lgr->id, dead->link_id, to->link_id, n);
+}
+
+/* The peer deleted |dead| (its DELETE_LINK, answered by the caller, who
+ * then clears the link). */
+void usmc_link_switch_conns(usmc_link *dead, usmc_tstamp ts)
+{
+	usmc_link *to = failover_target(dead->lgr, dead, 0);
+
+	if (to)
+		switch_conns(dead, to, 1, ts);
+}
+
+void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
+			     usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+	int dev_err = why == USMC_LINK_DOWN_PORT ||
+		      why == USMC_LINK_DOWN_DEVICE_FATAL;
+	int was_active = link->state == USMC_LNK_ACTIVE;
+	usmc_link *to;
+
+	if (lgr->terminating || link->state == USMC_LNK_UNUSED)
+		return;
+	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
+		 link->link_id, usmc_link_down_reason_str(why));
+	/* the device stays out of ADD_LINK until usmc_ctx_device_up */
+	if (dev_err)
+		lgr->ctx->dev_down[link->dev_idx] = 1;
+	to = failover_target(lgr, link, dev_err);
+	if (!to) {
+		/* nothing more goes out on it (a DELETE_RKEY of a
+		 * connection that ends here included) */
+		link->state = USMC_LNK_INACTIVE;
+		link->qp_rts = 0;
+		usmc_failover_last_link(lgr, ts);
+		return;
+	}
+	switch_conns(link, to, was_active, ts);
+	/* the peer is told on a surviving link, the link is freed
+	 * (smcr_link_down) */
+	usmc_llc_link_gone(link, SMC_LLC_DEL_LOST_PATH, ts);
 }

@@ -33,6 +33,12 @@ void usmc_link_free(usmc_link *link)
 	usmc_ctx_call_free_mr(ctx, &link->v2_mr);
 	usmc_mem_free(ctx, link->slots); /* and link->wrq */
 	lgr->links[link->link_idx] = NULL;
+	/* the peer's RMBs on this link are no more */
+	for (int i = 0; i < USMC_RTOKENS_MAX && lgr->rtokens; i++)
+		lgr->rtokens[i].has[link->link_idx] = 0;
+	for (int i = 1; i <= USMC_CONNS_MAX; i++)
+		if (lgr->conns[i])
+			lgr->conns[i]->peer_rkey_has[link->link_idx] = 0;
 	usmc_mem_free(ctx, link);
 }
 

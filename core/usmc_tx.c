@@ -21,6 +21,8 @@ static void queue_writes(usmc_conn *conn, uint64_t len)
 {
 	usmc_link *link = conn->link;
 	const usmc_buf *sb = conn->sndbuf;
+	/* the sndbuf's and the peer RMB's keys for this link's device */
+	uint32_t lkey = usmc_buf_mr(sb, link->dev_idx)->lkey;
 	uint64_t pos = conn->tx_sent;
 
 	while (len) {
@@ -35,20 +37,20 @@ static void queue_writes(usmc_conn *conn, uint64_t len)
 		memset(&wr, 0, sizeof(wr));
 		wr.wr_id = USMC_WRID(USMC_WRID_WRITE, 0);
 		wr.opcode = USMC_WR_RDMA_WRITE;
-		wr.remote_addr = conn->peer_vaddr + doff;
-		wr.rkey = conn->peer_rkey;
+		wr.remote_addr = conn->peer_vaddr[link->link_idx] + doff;
+		wr.rkey = conn->peer_rkey[link->link_idx];
 		a = sb->size - soff;
 		if (a > chunk)
 			a = chunk;
 		wr.num_sge = 1;
 		wr.sg_list[0].addr = (uint64_t)(uintptr_t)sb->mr.addr + soff;
 		wr.sg_list[0].length = a;
-		wr.sg_list[0].lkey = sb->mr.lkey;
+		wr.sg_list[0].lkey = lkey;
 		if (a < chunk) {
 			wr.num_sge = 2;
 			wr.sg_list[1].addr = (uint64_t)(uintptr_t)sb->mr.addr;
 			wr.sg_list[1].length = chunk - a;
-			wr.sg_list[1].lkey = sb->mr.lkey;
+			wr.sg_list[1].lkey = lkey;
 		}
 		usmc_link_queue_send(link, &wr);
 		conn->n_writes++;

@@ -196,6 +196,32 @@ static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 	return 0;
 }
 
+static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
+		     size_t length, uint32_t access, usmc_mr *mr)
+{
+	usmc_sim_node *n = user;
+	usmc_tp_mr *t;
+	int rv;
+
+	if (alloc_fails(n->sim))
+		return USMC_ERR_NOMEM;
+	if (dev_idx >= n->ndev)
+		return USMC_ERR_INVALID_ARGUMENT;
+	rv = usmc_tp_reg_mr(n->dev[dev_idx], addr, length, access, &t);
+	if (rv)
+		return rv;
+	n->live_mrs++;
+	n->sim->st.mrs++;
+	memset(mr, 0, sizeof(*mr));
+	mr->addr = t->addr;
+	mr->length = t->length;
+	mr->iova = t->iova;
+	mr->lkey = t->lkey;
+	mr->rkey = t->rkey;
+	mr->handle = t;
+	return 0;
+}
+
 static void cb_free_mr(void *user, usmc_mr *mr)
 {
 	usmc_sim_node *n = user;
@@ -845,6 +871,7 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		.calloc = cb_calloc,
 		.rand = cb_rand,
 		.alloc_mr = cb_alloc_mr,
+		.reg_mr = cb_reg_mr,
 		.free_mr = cb_free_mr,
 		.link_create_qp = cb_create_qp,
 		.link_ready = cb_link_ready,

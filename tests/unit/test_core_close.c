@@ -19,6 +19,7 @@ static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
 	usmc_settings st = small_settings(16384);
 
 	st.testlink_time = testlink;
+	st.testlink_wait = 2 * SEC; /* the kernel's SMC_LLC_WAIT_TIME */
 	*sim = usmc_sim_new(seed);
 	*a = usmc_sim_node_new(*sim, &st);
 	*b = usmc_sim_node_new(*sim, &st);
