@@ -173,7 +173,7 @@ static void build_accept_confirm(usmc_conn *conn, usmc_clc_msg *m, uint8_t type)
 	memcpy(ac->gid, usmc_link_dev(conn->link)->gid, 16);
 	memcpy(ac->mac, usmc_link_dev(conn->link)->mac, 6);
 	ac->qpn = conn->link->qp_num;
-	ac->rmb_rkey = conn->rmb->mr.rkey;
+	ac->rmb_rkey = usmc_buf_mr(conn->rmb, conn->link->dev_idx)->rkey;
 	ac->rmbe_idx = 1;
 	ac->rmbe_alert_token = conn->token;
 	ac->rmbe_size =
@@ -181,7 +181,7 @@ static void build_accept_confirm(usmc_conn *conn, usmc_clc_msg *m, uint8_t type)
 	ac->qp_mtu = type == SMC_CLC_ACCEPT
 			     ? usmc_link_dev(conn->link)->active_mtu
 			     : conn->link->path_mtu;
-	ac->rmb_dma_addr = conn->rmb->mr.iova;
+	ac->rmb_dma_addr = usmc_buf_mr(conn->rmb, conn->link->dev_idx)->iova;
 	ac->psn = conn->link->psn;
 	if (conn->version != SMC_V2)
 		return;
@@ -223,9 +223,10 @@ static uint32_t conn_alloc_bufs(usmc_conn *conn, usmc_lgr *lgr)
 static void conn_set_rtoken(usmc_conn *conn, const usmc_clc_accept_confirm *ac)
 {
 	conn->peer_rmb_size = usmc_clc_uncompress_bufsize(ac->rmbe_size);
-	conn->peer_rkey = ac->rmb_rkey;
-	conn->peer_vaddr = ac->rmb_dma_addr +
-			   (uint64_t)conn->peer_rmb_size * (ac->rmbe_idx - 1);
+	usmc_conn_set_peer_rmb(conn, ac->rmb_rkey,
+			       ac->rmb_dma_addr +
+				       (uint64_t)conn->peer_rmb_size *
+					       (ac->rmbe_idx - 1));
 	conn->peer_token = ac->rmbe_alert_token;
 }
 
@@ -375,8 +376,8 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 		conn_set_rtoken(conn, ac);
 		conn->clc_state = USMC_CLC_CLI_WAIT_RKEY;
 		conn->rkey_pending = 1;
-		if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn,
-				   conn->rmb->mr.rkey, conn->rmb->mr.iova, ts))
+		if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn, conn->rmb,
+				   ts))
 			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM,
 						   ts);
 	}
@@ -445,8 +446,8 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 		conn->clc_state = USMC_CLC_SRV_WAIT_RKEY;
 		conn->clc_expiry = USMC_TSTAMP_NONE;
 		conn->rkey_pending = 1;
-		if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn,
-				   conn->rmb->mr.rkey, conn->rmb->mr.iova, ts))
+		if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn, conn->rmb,
+				   ts))
 			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM,
 						   ts);
 		return;
@@ -506,7 +507,7 @@ static void srv_rx_confirm(usmc_conn *conn, const usmc_clc_msg *m,
 	}
 	conn->clc_state = USMC_CLC_SRV_WAIT_CLINK;
 	conn->clc_expiry = USMC_TSTAMP_NONE;
-	if (usmc_llc_queue(conn->lgr, SMC_LLC_CONFIRM_LINK, conn, 0, 0, ts))
+	if (usmc_llc_queue(conn->lgr, SMC_LLC_CONFIRM_LINK, conn, NULL, ts))
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM, ts);
 }
 
@@ -879,6 +880,7 @@ void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info)
 	info->tx_cdcs = conn->n_tx_cdcs;
 	info->rx_cdcs = conn->n_rx_cdcs;
 	info->tx_rdma_writes = conn->n_writes;
+	info->failovers = conn->n_failovers;
 	info->tx_buf_full = conn->n_buf_full;
 	info->tx_peer_buf_full = conn->n_peer_full;
 	info->tx_seq = conn->tx_seq;

@@ -135,6 +135,14 @@ typedef struct usmc_callbacks {
 	int (*alloc_mr)(void *user, unsigned int dev_idx, size_t length,
 			uint32_t access, usmc_mr *mr);
 	void (*free_mr)(void *user, usmc_mr *mr);
+	/* Optional: register |length| bytes at |addr| (memory of an MR from
+	 * alloc_mr) with device |dev_idx| as well, so one RMB or sndbuf is
+	 * reachable through the links of a link group on several devices
+	 * (net/smc's buf_desc->mr[link_idx]). Freed with free_mr, which must
+	 * then leave the memory alone. Without it a link group adds links
+	 * only on the devices its buffers already live on (asymmetric). */
+	int (*reg_mr)(void *user, unsigned int dev_idx, void *addr,
+		      size_t length, uint32_t access, usmc_mr *mr);
 	/* Queue pairs (required). link_create_qp returns an RC QP in INIT,
 	 * so receives may be posted at once. link_ready moves it INIT->RTR
 	 * (to_rts 0) or RTR->RTS (to_rts 1) with the attributes of the
@@ -168,8 +176,13 @@ typedef struct usmc_settings {
 	unsigned int ueid_cnt;
 	/* v2 first-contact extension host name, blank padded */
 	char hostname[32];
-	/* CLC_WAIT_TIME 6 s, SMC_LLC_WAIT_TIME 2 s, testlink 30 s (0 off) */
-	usmc_duration clc_timeout, llc_timeout, testlink_time;
+	/* CLC_WAIT_TIME 6 s, SMC_LLC_WAIT_TIME 2 s */
+	usmc_duration clc_timeout, llc_timeout;
+	/* TEST_LINK: sent after testlink_time without receiving anything on
+	 * a link (0 off), the link is down when no answer came within
+	 * testlink_wait. Defaults 1 s and 1 s, so a silent peer is noticed
+	 * within 2 s (the kernel: 30 s and 2 s). */
+	usmc_duration testlink_time, testlink_wait;
 	/* An idle link group is freed after this (kernel: 600 s server,
 	 * client +10 s so the server deletes first). */
 	usmc_duration lgr_free_delay;
@@ -265,9 +278,29 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts);
  * or USMC_ERR_INVALID_ARGUMENT for a NULL link. */
 int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
 			  usmc_tstamp ts);
-/* The link (or its device) failed. With one link per lgr there is nothing
- * to fail over to: the lgr is terminated, its connections get
- * USMC_EV_ERROR with USMC_ERR_CONNABORTED. Returns 0. */
+/* Why a link went down; each logs "lgr %u link %u down: <reason>". */
+typedef enum usmc_link_down_reason {
+	USMC_LINK_DOWN_PORT,	     /* "port down" (PORT_ERR) */
+	USMC_LINK_DOWN_QP_ERROR,     /* "qp error" (QP_FATAL, a failed WC) */
+	USMC_LINK_DOWN_RETRIES,	     /* "retries exhausted" (RETRY_EXC_ERR) */
+	USMC_LINK_DOWN_DEVICE_FATAL, /* "device fatal" */
+	USMC_LINK_DOWN_TEST_LINK,    /* "test_link timeout" */
+	USMC_LINK_DOWN_PEER_DELETED, /* "peer deleted" (its DELETE_LINK) */
+	USMC_LINK_DOWN_POST_FAILED,  /* "post failed" */
+} usmc_link_down_reason;
+const char *usmc_link_down_reason_str(usmc_link_down_reason why);
+/* The link (or its device) failed (smcr_link_down). Another ACTIVE link
+ * of the link group takes its connections (docs/core.md "Failover"):
+ * each resumes from its last confirmed cursor behind a
+ * failover-validation CDC, the peer is told with DELETE_LINK on the
+ * surviving link, the dead link is freed. With no link left the lgr is
+ * terminated: a connection that has moved data gets USMC_EV_ERROR with
+ * USMC_ERR_CONNRESET, one that has moved none falls back to TCP
+ * (USMC_EV_FALLBACK after USMC_EV_ESTABLISHED, reason
+ * SMC_CLC_DECL_NOACTLINK). Returns 0. usmc_link_down is
+ * usmc_link_down_why(link, USMC_LINK_DOWN_PORT, ts). */
+int usmc_link_down_why(usmc_link *link, usmc_link_down_reason why,
+		       usmc_tstamp ts);
 int usmc_link_down(usmc_link *link, usmc_tstamp ts);
 /* Device |dev_idx| (or its port) is up again, or was added: every link
  * group that could use it for another link tries to (the server runs
@@ -401,6 +434,9 @@ typedef struct usmc_conn_info {
 	uint64_t tx_cdcs, rx_cdcs, tx_rdma_writes;
 	uint64_t tx_buf_full, tx_peer_buf_full;
 	uint8_t tx_conn_flags, rx_conn_flags; /* conn_state flags */
+	/* times the connection moved to another link of its group
+	 * (smc_switch_conns); link_id is the one it is on now */
+	uint32_t failovers;
 } usmc_conn_info;
 void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info);
 

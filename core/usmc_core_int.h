@@ -50,14 +50,46 @@ enum usmc_link_state {
 #define USMC_WRID_KIND(wr_id) ((unsigned int)((wr_id) >> 56))
 #define USMC_WRID_IDX(wr_id)  ((uint32_t)((wr_id)&0xffffffffu))
 
-/* A registered buffer (RMB or sndbuf), pooled per link group. */
+/* A registered buffer (RMB or sndbuf), pooled per link group. Its memory
+ * is |mr|'s, registered with device dev_idx; dmr[d] registers the same
+ * memory with device d when a link of the group is there (reg_mr), as
+ * net/smc's buf_desc->mr[link_idx]. */
 typedef struct usmc_buf {
 	struct usmc_buf *next;
 	usmc_mr mr;
+	usmc_mr dmr[USMC_DEVICES_MAX];
 	uint32_t size;
 	int is_rmb;
-	uint8_t dev_idx; /* the device its MR is registered with */
+	uint8_t dev_idx; /* the device |mr| is registered with */
 } usmc_buf;
+
+/* |b|'s registration with device |dev|, or NULL. */
+static inline const usmc_mr *usmc_buf_mr(const usmc_buf *b, unsigned int dev)
+{
+	if (dev == b->dev_idx)
+		return &b->mr;
+	return dev < USMC_DEVICES_MAX && b->dmr[dev].addr ? &b->dmr[dev] : NULL;
+}
+
+/* A peer RMB announced by CONFIRM_RKEY (or the CLC): its rkey and address
+ * per link (index = link_idx), as net/smc's lgr->rtokens. */
+typedef struct usmc_rtoken {
+	int used;
+	uint8_t has[USMC_LINKS_MAX];
+	uint32_t rkey[USMC_LINKS_MAX];
+	uint64_t vaddr[USMC_LINKS_MAX];
+} usmc_rtoken;
+#define USMC_RTOKENS_MAX USMC_CONNS_MAX /* SMC_RMBS_PER_LGR_MAX */
+
+/* Steps of the ADD_LINK flow (smc_llc_srv_add_link, smc_llc_cli_add_link),
+ * which holds the local flow while it runs. */
+enum usmc_addlink_step {
+	USMC_ADDL_NONE,
+	USMC_ADDL_SRV_WAIT_RESP,  /* ADD_LINK req sent */
+	USMC_ADDL_WAIT_CONT,	  /* v1 rkey exchange: peer's ADD_LINK_CONT */
+	USMC_ADDL_SRV_WAIT_CLINK, /* CONFIRM_LINK req sent on the new link */
+	USMC_ADDL_CLI_WAIT_CLINK, /* client: server's CONFIRM_LINK req */
+};
 
 /* What a TX slot carries, so its completion can be accounted. */
 typedef struct usmc_tx_slot {
@@ -79,10 +111,15 @@ typedef struct usmc_wrq_ent {
 /* One queued local LLC request (a "local flow", run one at a time). */
 typedef struct usmc_llc_req {
 	struct usmc_llc_req *next;
-	uint8_t type;	 /* SMC_LLC_* (v1 numbering) */
+	uint8_t type; /* SMC_LLC_* (v1 numbering) */
+	/* ADD_LINK: 1 for the client's side of the server's request */
+	int remote;
 	usmc_conn *conn; /* CONFIRM_RKEY: the connection waiting for it */
-	uint32_t rkey;
-	uint64_t vaddr;
+	/* CONFIRM_RKEY, DELETE_RKEY: our RMB (buffers live as long as the
+	 * lgr), announced with its rkey on each link */
+	struct usmc_buf *buf;
+	uint8_t link_id;     /* DELETE_LINK */
+	uint32_t del_reason; /* DELETE_LINK */
 } usmc_llc_req;
 
 struct usmc_link {
@@ -108,6 +145,9 @@ struct usmc_link {
 	/* control messages waiting for a TX slot (a ring, sent in order) */
 	uint8_t llc_pend[USMC_CTRL_PEND_MAX][USMC_WR_TX_SIZE];
 	unsigned int pend_head, nllc_pend;
+	/* the peer's device is the one of the group's other link
+	 * (ASYMMETRIC_PEER), or this side's is (ASYMMETRIC_LOCAL) */
+	int asym;
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */
@@ -161,6 +201,22 @@ struct usmc_lgr {
 	/* buffer pool */
 	usmc_buf *free_rmbs, *free_sndbufs;
 	uint8_t next_link_id;
+	/* the peer's RMBs (CONFIRM_RKEY, ADD_LINK_CONT / v2 ext) */
+	usmc_rtoken *rtokens;
+	/* the ADD_LINK flow (llc_cur is its request while it runs) */
+	int addl_step;
+	usmc_link *addl_link;	    /* the link the flow talks on */
+	usmc_link *addl_new;	    /* the link being added */
+	unsigned int addl_send_pos; /* v1: next conn slot to send rkeys of */
+	unsigned int addl_nsend, addl_nrecv;
+	/* a peer's ADD_LINK or DELETE_LINK request that came while a local
+	 * flow ran (net/smc's delayed_event): handled when it ends */
+	int delayed;
+	uint8_t delayed_msg[USMC_WR_BUF_V2_SIZE];
+	size_t delayed_len;
+	usmc_link *delayed_link;
+	/* v2 client: REQ_ADD_LINK sent, no ADD_LINK yet */
+	usmc_tstamp req_add_expiry;
 };
 
 /* CLC states */
@@ -212,15 +268,22 @@ struct usmc_conn {
 	usmc_link *link;
 	uint32_t token, peer_token;
 	usmc_buf *rmb, *sndbuf;
-	uint64_t peer_vaddr;
-	uint32_t peer_rkey, peer_rmb_size;
+	/* the peer's RMB on each link (index = link_idx; has: known) */
+	uint64_t peer_vaddr[USMC_LINKS_MAX];
+	uint32_t peer_rkey[USMC_LINKS_MAX];
+	uint8_t peer_rkey_has[USMC_LINKS_MAX];
+	uint32_t peer_rmb_size;
 	int rkey_pending;   /* CONFIRM_RKEY outstanding */
 	int rkey_announced; /* peer knows our RMB: DELETE_RKEY on release */
 
 	/* tx: byte counters since the start (sndbuf and peer RMBE offsets are
 	 * these modulo the sizes, the wire wrap is the quotient) */
 	uint64_t tx_prep, tx_sent, tx_fin;
-	uint64_t peer_cons; /* peer's consumer cursor (credit) */
+	/* failover: tx_sent goes back to tx_fin; the peer's consumer may
+	 * still name bytes up to the highest tx_sent before that */
+	uint64_t tx_sent_max;
+	uint16_t tx_seq_fin; /* seqno of the last CDC that completed */
+	uint64_t peer_cons;  /* peer's consumer cursor (credit) */
 	uint16_t tx_seq;
 	unsigned int cdc_pend;
 	int waiting_slot;
@@ -233,6 +296,10 @@ struct usmc_conn {
 	uint64_t rx_prod, rx_cons, rx_cons_sent;
 	uint16_t rx_seq;
 	int rx_seq_valid;
+	/* the peer's failover-validation CDC came: its CDCs on the dead link
+	 * may still arrive late and are dropped as old (smc_cdc_msg_recv),
+	 * its producer cursor may restart behind ours */
+	int rx_failover_seen;
 	uint8_t peer_prod_flags, peer_conn_flags;
 	int app_closed;
 	int nodelay;
@@ -243,6 +310,7 @@ struct usmc_conn {
 
 	uint64_t bytes_sent, bytes_received;
 	uint64_t n_tx_cdcs, n_rx_cdcs, n_writes, n_buf_full, n_peer_full;
+	uint32_t n_failovers; /* moves to another link (smc_switch_conns) */
 	int freed_by_ctx;
 	int deleting; /* no events while usmc_conn_del runs */
 };
@@ -261,6 +329,9 @@ struct usmc_ctx {
 				  * connections only when there are any */
 	/* links with work requests to pull, oldest first */
 	usmc_link *wrq_links, *wrq_links_tail;
+	/* a link on it went down with its port or device: no ADD_LINK there
+	 * until usmc_ctx_device_up */
+	uint8_t dev_down[USMC_DEVICES_MAX];
 };
 
 /* The device a link's QP lives on, and the one a connection uses. */
@@ -288,6 +359,10 @@ static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)
  * ngtcp2's conn_call_*. */
 int usmc_ctx_call_alloc_mr(usmc_ctx *ctx, unsigned int dev_idx, size_t length,
 			   uint32_t access, usmc_mr *mr);
+/* Registers |mem|'s memory with |dev_idx| too (reg_mr): USMC_ERR_NOTSUP
+ * without the callback. */
+int usmc_ctx_call_reg_mr(usmc_ctx *ctx, unsigned int dev_idx,
+			 const usmc_mr *mem, uint32_t access, usmc_mr *mr);
 /* Frees |mr| if it holds memory, and clears it. */
 void usmc_ctx_call_free_mr(usmc_ctx *ctx, usmc_mr *mr);
 void usmc_ctx_call_rand(usmc_ctx *ctx, uint8_t *buf, size_t len);
@@ -319,6 +394,29 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts);
 int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
 		     uint32_t size, usmc_buf **pbuf);
 void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf);
+/* Registers every buffer of |lgr| (in use and pooled) with device |dev|
+ * (smcr_buf_map_lgr / smcr_buf_reg_lgr); 0 or an error. */
+int usmc_lgr_reg_bufs(usmc_lgr *lgr, unsigned int dev);
+/* Drops the buffers' registrations with |dev| when no link of |lgr| is
+ * on it any more. */
+void usmc_lgr_unreg_dev(usmc_lgr *lgr, unsigned int dev);
+/* The peer's RMB |rkey| on link |idx|: records what CONFIRM_RKEY or the
+ * CLC said, or (|new_idx| >= 0) its rkey and address on link |new_idx|
+ * (smc_rtoken_set): every connection that writes to it learns it too.
+ * Returns 0, USMC_ERR_INVALID_ARGUMENT (unknown) or USMC_ERR_LIMIT. */
+int usmc_lgr_rtoken_add(usmc_lgr *lgr, unsigned int idx, uint32_t rkey,
+			uint64_t vaddr);
+int usmc_lgr_rtoken_set(usmc_lgr *lgr, unsigned int idx, uint32_t rkey,
+			unsigned int new_idx, uint32_t new_rkey,
+			uint64_t new_vaddr);
+/* Forgets the peer's RMB |rkey| of link |idx|; 0 or
+ * USMC_ERR_INVALID_ARGUMENT (unknown). */
+int usmc_lgr_rtoken_del(usmc_lgr *lgr, unsigned int idx, uint32_t rkey);
+/* A connection's peer RMB on its link (from the CLC): the others from the
+ * rtokens CONFIRM_RKEY announced. */
+void usmc_conn_set_peer_rmb(usmc_conn *conn, uint32_t rkey, uint64_t vaddr);
+/* How many links of |lgr| are ACTIVE. */
+unsigned int usmc_lgr_active_links(const usmc_lgr *lgr);
 usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr);
 void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 
@@ -335,18 +433,45 @@ void usmc_link_queue_slot(usmc_link *link, int idx);
 /* Queues any send WR (the RDMA WRITEs before a CDC). */
 void usmc_link_queue_send(usmc_link *link, const usmc_wr *wr);
 int usmc_link_usable(const usmc_link *link);
+/* Moves the connections of a dead link to a surviving one (failover);
+ * called by usmc_link_down_why and for a peer's DELETE_LINK, before
+ * the link is cleared. */
+void usmc_link_switch_conns(usmc_link *dead, usmc_tstamp ts);
 int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
+/* Drops the link's queued WRs and waiting control messages (its QP is
+ * dead: nothing queued for it can be posted). */
+void usmc_link_drop_queued(usmc_link *link);
+
+/* failover (usmc_failover.c) */
+/* The link is dead: move its connections to a surviving link, or end
+ * the link group (usmc_link_down_why). */
+void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
+			     usmc_tstamp ts);
+/* No usable link is left in |lgr|: connections that moved no data fall
+ * back to TCP, the others are reset, the lgr is terminated. */
+void usmc_failover_last_link(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);
 int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
 int usmc_llc_send_slot(usmc_link *link, const usmc_llc_msg *msg, int *pidx);
-int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, uint32_t rkey,
-		   uint64_t vaddr, usmc_tstamp ts);
+int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, usmc_buf *buf,
+		   usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
 void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts);
 void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		 usmc_tstamp ts);
+/* After the connections of |dead| moved to another link (or there were
+ * none): the peer is told with DELETE_LINK (|reason|, SMC_LLC_DEL_*) on a
+ * surviving link and |dead| is freed (smc_llc_delete_link /
+ * smcr_link_clear). With no surviving link the lgr is terminated. */
+void usmc_llc_link_gone(usmc_link *dead, uint32_t reason, usmc_tstamp ts);
+/* Server: starts ADD_LINK if |lgr| has room for a link (queued behind
+ * the local flow). Client v2: REQ_ADD_LINK for device |dev| (-1: none). */
+void usmc_llc_want_link(usmc_lgr *lgr, int dev, usmc_tstamp ts);
+/* The alternate device for a new link of |lgr| next to |link|'s, or -1
+ * (smc_pnet_find_alt_roce). */
+int usmc_llc_alt_dev(const usmc_lgr *lgr, const usmc_link *link);
 usmc_tstamp usmc_llc_expiry(const usmc_lgr *lgr);
 void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 

@@ -16,7 +16,8 @@ void usmc_settings_default(usmc_settings *s)
 	memcpy(s->hostname, "usmc", 4);
 	s->clc_timeout = 6 * USMC_NS_PER_SEC;
 	s->llc_timeout = 2 * USMC_NS_PER_SEC;
-	s->testlink_time = 30 * USMC_NS_PER_SEC;
+	s->testlink_time = USMC_NS_PER_SEC;
+	s->testlink_wait = USMC_NS_PER_SEC;
 	s->lgr_free_delay = 600 * USMC_NS_PER_SEC;
 	s->send_wr = 16;
 	s->recv_wr = 48;
@@ -47,6 +48,24 @@ int usmc_ctx_call_alloc_mr(usmc_ctx *ctx, unsigned int dev_idx, size_t length,
 	memset(mr, 0, sizeof(*mr));
 	rv = ctx->cb.alloc_mr(ctx->user, dev_idx, length, access, mr);
 	if (!rv && mr->addr && mr->length >= length)
+		return 0;
+	if (!rv)
+		ctx->cb.free_mr(ctx->user, mr);
+	memset(mr, 0, sizeof(*mr));
+	return USMC_ERR_CALLBACK_FAILURE;
+}
+
+int usmc_ctx_call_reg_mr(usmc_ctx *ctx, unsigned int dev_idx,
+			 const usmc_mr *mem, uint32_t access, usmc_mr *mr)
+{
+	int rv;
+
+	memset(mr, 0, sizeof(*mr));
+	if (!ctx->cb.reg_mr)
+		return USMC_ERR_NOTSUP;
+	rv = ctx->cb.reg_mr(ctx->user, dev_idx, mem->addr, mem->length, access,
+			    mr);
+	if (!rv && mr->addr == mem->addr && mr->length >= mem->length)
 		return 0;
 	if (!rv)
 		ctx->cb.free_mr(ctx->user, mr);
@@ -133,6 +152,8 @@ int usmc_ctx_new(usmc_ctx **pctx, const usmc_callbacks *cb,
 	ctx->cb = *cb;
 	ctx->s = *s;
 	ctx->user = user;
+	if (!ctx->s.testlink_wait)
+		ctx->s.testlink_wait = ctx->s.llc_timeout;
 	if (ctx->s.sndbuf_size < USMC_RMBE_MIN)
 		ctx->s.sndbuf_size = USMC_RMBE_MIN;
 	if (ctx->s.rmb_size < USMC_RMBE_MIN)

@@ -28,6 +28,13 @@ int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 	lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
 	lgr->free_expiry = USMC_TSTAMP_NONE;
 	lgr->next_link_id = 1;
+	lgr->req_add_expiry = USMC_TSTAMP_NONE;
+	lgr->rtokens =
+		usmc_mem_calloc(ctx, USMC_RTOKENS_MAX, sizeof(*lgr->rtokens));
+	if (!lgr->rtokens) {
+		usmc_mem_free(ctx, lgr);
+		return USMC_ERR_NOMEM;
+	}
 	lgr->next = ctx->lgrs;
 	if (ctx->lgrs)
 		ctx->lgrs->prev = lgr;
@@ -36,14 +43,21 @@ int usmc_lgr_create(usmc_ctx *ctx, usmc_role role, int version,
 	return 0;
 }
 
+static void buf_free(usmc_ctx *ctx, usmc_buf *b)
+{
+	for (int d = 0; d < USMC_DEVICES_MAX; d++)
+		usmc_ctx_call_free_mr(ctx, &b->dmr[d]);
+	usmc_ctx_call_free_mr(ctx, &b->mr);
+	usmc_mem_free(ctx, b);
+}
+
 static void buf_list_free(usmc_ctx *ctx, usmc_buf **list)
 {
 	while (*list) {
 		usmc_buf *b = *list;
 
 		*list = b->next;
-		usmc_ctx_call_free_mr(ctx, &b->mr);
-		usmc_mem_free(ctx, b);
+		buf_free(ctx, b);
 	}
 }
 
@@ -73,6 +87,7 @@ void usmc_lgr_free(usmc_lgr *lgr)
 			usmc_link_free(lgr->links[i]);
 	buf_list_free(ctx, &lgr->free_rmbs);
 	buf_list_free(ctx, &lgr->free_sndbufs);
+	usmc_mem_free(ctx, lgr->rtokens);
 	if (lgr->prev)
 		lgr->prev->next = lgr->next;
 	else
@@ -191,9 +206,14 @@ usmc_lgr *usmc_lgr_find(usmc_ctx *ctx, usmc_role role, int version,
 	return NULL;
 }
 
-/* The first usable link (the one LLC requests go out on). */
+/* The first ACTIVE link, else the first usable one (the first link while
+ * CONFIRM_LINK runs): the one LLC requests go out on. */
 usmc_link *usmc_lgr_first_link(usmc_lgr *lgr)
 {
+	for (int i = 0; i < USMC_LINKS_MAX; i++)
+		if (usmc_link_usable(lgr->links[i]) &&
+		    lgr->links[i]->state == USMC_LNK_ACTIVE)
+			return lgr->links[i];
 	for (int i = 0; i < USMC_LINKS_MAX; i++)
 		if (usmc_link_usable(lgr->links[i]))
 			return lgr->links[i];
@@ -254,7 +274,7 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 		if (conn->link && usmc_link_usable(conn->link) &&
 		    conn->rkey_announced && !lgr->peer_gone)
 			usmc_llc_queue(lgr, SMC_LLC_DELETE_RKEY, NULL,
-				       conn->rmb->mr.rkey, 0, ts);
+				       conn->rmb, ts);
 		usmc_lgr_put_buf(lgr, conn->rmb);
 		conn->rmb = NULL;
 	}
@@ -280,6 +300,171 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 			d += USMC_LGR_FREE_CLIENT;
 		lgr->free_expiry = ts + d;
 	}
+}
+
+/* Registers |b|'s memory with device |dev| too, if it is not yet. */
+static int buf_reg(usmc_ctx *ctx, usmc_buf *b, unsigned int dev)
+{
+	if (usmc_buf_mr(b, dev))
+		return 0;
+	if (dev >= ctx->s.ndevices)
+		return USMC_ERR_INVALID_ARGUMENT;
+	return usmc_ctx_call_reg_mr(ctx, dev, &b->mr,
+				    b->is_rmb ? USMC_ACCESS_LOCAL_WRITE |
+							USMC_ACCESS_REMOTE_WRITE
+					      : USMC_ACCESS_LOCAL_WRITE,
+				    &b->dmr[dev]);
+}
+
+typedef int (*buf_fn)(usmc_ctx *ctx, usmc_buf *b, unsigned int dev);
+
+/* Runs |fn| on every buffer of |lgr|: its connections' and the pool's. */
+static int lgr_each_buf(usmc_lgr *lgr, buf_fn fn, unsigned int dev)
+{
+	usmc_ctx *ctx = lgr->ctx;
+	usmc_buf *lists[2] = {lgr->free_rmbs, lgr->free_sndbufs};
+	int rv;
+
+	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
+		usmc_conn *c = lgr->conns[i];
+
+		if (c && c->rmb && (rv = fn(ctx, c->rmb, dev)))
+			return rv;
+		if (c && c->sndbuf && (rv = fn(ctx, c->sndbuf, dev)))
+			return rv;
+	}
+	for (int k = 0; k < 2; k++)
+		for (usmc_buf *b = lists[k]; b; b = b->next)
+			if ((rv = fn(ctx, b, dev)))
+				return rv;
+	return 0;
+}
+
+int usmc_lgr_reg_bufs(usmc_lgr *lgr, unsigned int dev)
+{
+	return lgr_each_buf(lgr, buf_reg, dev);
+}
+
+static int buf_unreg(usmc_ctx *ctx, usmc_buf *b, unsigned int dev)
+{
+	if (dev < USMC_DEVICES_MAX && dev != b->dev_idx)
+		usmc_ctx_call_free_mr(ctx, &b->dmr[dev]);
+	return 0;
+}
+
+void usmc_lgr_unreg_dev(usmc_lgr *lgr, unsigned int dev)
+{
+	for (int i = 0; i < USMC_LINKS_MAX; i++)
+		if (lgr->links[i] && lgr->links[i]->dev_idx == dev)
+			return;
+	lgr_each_buf(lgr, buf_unreg, dev);
+}
+
+/* ---- the peer's RMBs (rtokens) ---- */
+
+static usmc_rtoken *rtoken_find(usmc_lgr *lgr, unsigned int idx, uint32_t rkey)
+{
+	for (int i = 0; i < USMC_RTOKENS_MAX; i++) {
+		usmc_rtoken *t = &lgr->rtokens[i];
+
+		if (t->used && t->has[idx] && t->rkey[idx] == rkey)
+			return t;
+	}
+	return NULL;
+}
+
+int usmc_lgr_rtoken_add(usmc_lgr *lgr, unsigned int idx, uint32_t rkey,
+			uint64_t vaddr)
+{
+	usmc_rtoken *t;
+
+	if (idx >= USMC_LINKS_MAX)
+		return USMC_ERR_INVALID_ARGUMENT;
+	t = rtoken_find(lgr, idx, rkey);
+	if (t) {
+		/* smc_rtoken_add: the same RMB again is the same token */
+		t->vaddr[idx] = vaddr;
+		return 0;
+	}
+	for (int i = 0; i < USMC_RTOKENS_MAX; i++) {
+		t = &lgr->rtokens[i];
+		if (t->used)
+			continue;
+		memset(t, 0, sizeof(*t));
+		t->used = 1;
+		t->has[idx] = 1;
+		t->rkey[idx] = rkey;
+		t->vaddr[idx] = vaddr;
+		return 0;
+	}
+	return USMC_ERR_LIMIT;
+}
+
+int usmc_lgr_rtoken_set(usmc_lgr *lgr, unsigned int idx, uint32_t rkey,
+			unsigned int new_idx, uint32_t new_rkey,
+			uint64_t new_vaddr)
+{
+	usmc_rtoken *t;
+	int found = 0;
+
+	if (idx >= USMC_LINKS_MAX || new_idx >= USMC_LINKS_MAX)
+		return USMC_ERR_INVALID_ARGUMENT;
+	t = rtoken_find(lgr, idx, rkey);
+	if (t) {
+		t->has[new_idx] = 1;
+		t->rkey[new_idx] = new_rkey;
+		t->vaddr[new_idx] = new_vaddr;
+		found = 1;
+	}
+	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
+		usmc_conn *c = lgr->conns[i];
+
+		if (!c || !c->peer_rkey_has[idx] || c->peer_rkey[idx] != rkey)
+			continue;
+		c->peer_rkey_has[new_idx] = 1;
+		c->peer_rkey[new_idx] = new_rkey;
+		/* the connection's RMBE within the peer's RMB */
+		c->peer_vaddr[new_idx] = new_vaddr;
+		found = 1;
+	}
+	return found ? 0 : USMC_ERR_INVALID_ARGUMENT;
+}
+
+int usmc_lgr_rtoken_del(usmc_lgr *lgr, unsigned int idx, uint32_t rkey)
+{
+	usmc_rtoken *t;
+
+	if (idx >= USMC_LINKS_MAX || !(t = rtoken_find(lgr, idx, rkey)))
+		return USMC_ERR_INVALID_ARGUMENT;
+	t->used = 0;
+	return 0;
+}
+
+void usmc_conn_set_peer_rmb(usmc_conn *conn, uint32_t rkey, uint64_t vaddr)
+{
+	unsigned int idx = conn->link->link_idx;
+	usmc_rtoken *t = rtoken_find(conn->lgr, idx, rkey);
+
+	memset(conn->peer_rkey_has, 0, sizeof(conn->peer_rkey_has));
+	if (t) {
+		for (int i = 0; i < USMC_LINKS_MAX; i++) {
+			conn->peer_rkey_has[i] = t->has[i];
+			conn->peer_rkey[i] = t->rkey[i];
+			conn->peer_vaddr[i] = t->vaddr[i];
+		}
+	}
+	conn->peer_rkey_has[idx] = 1;
+	conn->peer_rkey[idx] = rkey;
+	conn->peer_vaddr[idx] = vaddr;
+}
+
+unsigned int usmc_lgr_active_links(const usmc_lgr *lgr)
+{
+	unsigned int n = 0;
+
+	for (int i = 0; i < USMC_LINKS_MAX; i++)
+		n += lgr->links[i] && lgr->links[i]->state == USMC_LNK_ACTIVE;
+	return n;
 }
 
 int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
@@ -314,6 +499,15 @@ int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
 	b->size = size;
 	b->is_rmb = is_rmb;
 	b->dev_idx = (uint8_t)dev_idx;
+	/* reachable through every link of the group (smcr_buf_map_lgr) */
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		usmc_link *l = lgr->links[i];
+
+		if (l && (rv = buf_reg(ctx, b, l->dev_idx))) {
+			buf_free(ctx, b);
+			return rv;
+		}
+	}
 	*pbuf = b;
 	return 0;
 }

@@ -33,6 +33,12 @@ void usmc_link_free(usmc_link *link)
 	usmc_ctx_call_free_mr(ctx, &link->v2_mr);
 	usmc_mem_free(ctx, link->slots); /* and link->wrq */
 	lgr->links[link->link_idx] = NULL;
+	/* the peer's RMBs on this link are no more */
+	for (int i = 0; i < USMC_RTOKENS_MAX && lgr->rtokens; i++)
+		lgr->rtokens[i].has[link->link_idx] = 0;
+	for (int i = 1; i <= USMC_CONNS_MAX; i++)
+		if (lgr->conns[i])
+			lgr->conns[i]->peer_rkey_has[link->link_idx] = 0;
 	usmc_mem_free(ctx, link);
 }
 
@@ -167,7 +173,8 @@ int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out)
 		if (link->wrq_lost) {
 			/* a WR was lost: the wire order is broken */
 			wrq_unlist(link);
-			usmc_link_down(link, ctx->now);
+			usmc_link_down_why(link, USMC_LINK_DOWN_POST_FAILED,
+					   ctx->now);
 			continue;
 		}
 		wrq_unlist(link);
@@ -190,7 +197,7 @@ int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
 		 (unsigned long long)wr_id, usmc_strerror(err));
 	/* what follows it would break the order on the wire */
 	wrq_unlist(link);
-	return usmc_link_down(link, ts);
+	return usmc_link_down_why(link, USMC_LINK_DOWN_POST_FAILED, ts);
 }
 
 /* ---- links ---- */
@@ -442,7 +449,13 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 		usmc_log(lgr->ctx, USMC_LOG_ERR, "link %u: %s completion: %s",
 			 link->link_id, kind == USMC_WRID_RX ? "recv" : "send",
 			 usmc_wc_status_str(wc->status));
-		return usmc_link_down(link, ts);
+		return usmc_link_down_why(
+			link,
+			wc->status == USMC_WC_RETRY_EXC_ERR ||
+					wc->status == USMC_WC_RNR_RETRY_EXC_ERR
+				? USMC_LINK_DOWN_RETRIES
+				: USMC_LINK_DOWN_QP_ERROR,
+			ts);
 	}
 	switch (kind) {
 	case USMC_WRID_TX: {
@@ -498,11 +511,26 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 	}
 }
 
+void usmc_link_drop_queued(usmc_link *link)
+{
+	wrq_unlist(link);
+	link->nllc_pend = 0;
+	link->pend_head = 0;
+}
+
+int usmc_link_down_why(usmc_link *link, usmc_link_down_reason why,
+		       usmc_tstamp ts)
+{
+	if (!link)
+		return USMC_ERR_INVALID_ARGUMENT;
+	link->lgr->ctx->now = ts;
+	usmc_failover_link_down(link, why, ts);
+	return 0;
+}
+
 int usmc_link_down(usmc_link *link, usmc_tstamp ts)
 {
-	/* one link per lgr: no failover target, terminate (ECONNABORTED) */
-	usmc_lgr_terminate(link->lgr, USMC_ERR_CONNABORTED, 0, ts);
-	return 0;
+	return usmc_link_down_why(link, USMC_LINK_DOWN_PORT, ts);
 }
 
 void usmc_link_set_user(usmc_link *l, void *p)

@@ -53,14 +53,26 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		return;
 	}
 	if (m.prod_flags & USMC_CDC_FAILOVER_VALIDATION) {
-		/* the peer failed over: abort if it claims a CDC we never
-		 * saw (smc_cdc_msg_validate) */
-		if (usmc_cdc_seq_before(conn->rx_seq, m.seqno))
-			rx_hostile(conn, "failover validation", ts);
+		/* the peer failed over (smc_cdc_msg_validate): its last
+		 * completed CDC must be one we saw, else the stream has a
+		 * hole and the connection aborts */
+		if (usmc_cdc_seq_before(conn->rx_seq, m.seqno)) {
+			usmc_log(lgr->ctx, USMC_LOG_ERR,
+				 "conn %08x: failover validation: peer's "
+				 "seqno %u, ours %u: abort",
+				 conn->token, m.seqno, conn->rx_seq);
+			usmc_close_abort_local(conn, USMC_ERR_CONNABORTED, 1,
+					       ts);
+		} else {
+			conn->rx_failover_seen = 1;
+		}
 		return;
 	}
 	if (!usmc_cdc_seq_before(conn->rx_seq, m.seqno)) {
-		rx_hostile(conn, "seqno replay", ts);
+		/* after a failover the dead link's CDCs may come late:
+		 * old, dropped (smc_cdc_msg_recv) */
+		if (!conn->rx_failover_seen)
+			rx_hostile(conn, "seqno replay", ts);
 		return;
 	}
 	rmb = conn->rmb->size;
@@ -69,6 +81,10 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		return;
 	}
 	dprod = curs_dist(conn->rx_prod, &m.prod, rmb);
+	/* after a failover the peer writes again from what its RNIC
+	 * confirmed: bytes we have are rewritten as they were */
+	if (dprod < 0 && conn->rx_failover_seen && -dprod <= (int64_t)rmb)
+		dprod = 0;
 	/* the peer may fill only what we granted with our last cursor */
 	if (dprod < 0 ||
 	    (uint64_t)dprod > conn->rx_cons_sent + rmb - conn->rx_prod) {
@@ -82,8 +98,10 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		}
 		dcons = curs_dist(conn->peer_cons, &m.cons,
 				  conn->peer_rmb_size);
+		/* after our failover tx_sent went back: the peer may have
+		 * read up to the highest one */
 		if (dcons < 0 ||
-		    (uint64_t)dcons > conn->tx_sent - conn->peer_cons) {
+		    (uint64_t)dcons > conn->tx_sent_max - conn->peer_cons) {
 			rx_hostile(conn, "consumer cursor moved out of window",
 				   ts);
 			return;
@@ -101,6 +119,12 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 	conn->rx_prod += (uint64_t)dprod;
 	conn->bytes_received += (uint64_t)dprod;
 	conn->peer_cons += (uint64_t)dcons;
+	if (conn->peer_cons > conn->tx_sent) {
+		/* read beyond our rewound cursor: those bytes arrived */
+		conn->tx_sent = conn->peer_cons;
+		if (conn->tx_fin < conn->peer_cons)
+			conn->tx_fin = conn->peer_cons;
+	}
 	conn->peer_prod_flags = m.prod_flags;
 	newflags = (uint8_t)(m.conn_state_flags & ~conn->peer_conn_flags);
 	conn->peer_conn_flags |= m.conn_state_flags;

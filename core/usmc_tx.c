@@ -21,6 +21,8 @@ static void queue_writes(usmc_conn *conn, uint64_t len)
 {
 	usmc_link *link = conn->link;
 	const usmc_buf *sb = conn->sndbuf;
+	/* the sndbuf's and the peer RMB's keys for this link's device */
+	uint32_t lkey = usmc_buf_mr(sb, link->dev_idx)->lkey;
 	uint64_t pos = conn->tx_sent;
 
 	while (len) {
@@ -35,20 +37,20 @@ static void queue_writes(usmc_conn *conn, uint64_t len)
 		memset(&wr, 0, sizeof(wr));
 		wr.wr_id = USMC_WRID(USMC_WRID_WRITE, 0);
 		wr.opcode = USMC_WR_RDMA_WRITE;
-		wr.remote_addr = conn->peer_vaddr + doff;
-		wr.rkey = conn->peer_rkey;
+		wr.remote_addr = conn->peer_vaddr[link->link_idx] + doff;
+		wr.rkey = conn->peer_rkey[link->link_idx];
 		a = sb->size - soff;
 		if (a > chunk)
 			a = chunk;
 		wr.num_sge = 1;
 		wr.sg_list[0].addr = (uint64_t)(uintptr_t)sb->mr.addr + soff;
 		wr.sg_list[0].length = a;
-		wr.sg_list[0].lkey = sb->mr.lkey;
+		wr.sg_list[0].lkey = lkey;
 		if (a < chunk) {
 			wr.num_sge = 2;
 			wr.sg_list[1].addr = (uint64_t)(uintptr_t)sb->mr.addr;
 			wr.sg_list[1].length = chunk - a;
-			wr.sg_list[1].lkey = sb->mr.lkey;
+			wr.sg_list[1].lkey = lkey;
 		}
 		usmc_link_queue_send(link, &wr);
 		conn->n_writes++;
@@ -99,7 +101,9 @@ void usmc_tx_push(usmc_conn *conn)
 		if (len && !new_flags && !conn->cons_upd_pending &&
 		    len == pending && cork(conn, pending))
 			return;
-		idx = usmc_link_get_slot(link);
+		/* control messages waiting for a slot go first: after a
+		 * failover the validation CDC may be one of them */
+		idx = link->nllc_pend ? -1 : usmc_link_get_slot(link);
 		if (idx < 0) {
 			conn->waiting_slot = 1;
 			link->waiters++;
@@ -112,6 +116,8 @@ void usmc_tx_push(usmc_conn *conn)
 		if (len)
 			queue_writes(conn, len);
 		conn->tx_sent += len;
+		if (conn->tx_sent > conn->tx_sent_max)
+			conn->tx_sent_max = conn->tx_sent;
 		memset(&m, 0, sizeof(m));
 		m.seqno = ++conn->tx_seq;
 		m.token = conn->peer_token;
@@ -182,6 +188,7 @@ void usmc_tx_cdc_done(usmc_conn *conn, const usmc_tx_slot *slot, usmc_tstamp ts)
 
 	if (conn->cdc_pend)
 		conn->cdc_pend--;
+	conn->tx_seq_fin = slot->seq;
 	if (slot->tx_sent > conn->tx_fin) {
 		freed = slot->tx_sent - conn->tx_fin;
 		conn->tx_fin = slot->tx_sent;

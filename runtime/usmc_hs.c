@@ -508,6 +508,26 @@ void usmc_sock_fallback(usmc_sock *s, uint32_t code, const char *detail)
 	usmc_sock_hs_done(s);
 }
 
+/* An established socket's link group lost its last link before any data
+ * moved (docs/runtime.md "Failover"): it carries on over its TCP
+ * connection, which has carried no byte of the application's. */
+void usmc_sock_fallback_late(usmc_sock *s, uint32_t code)
+{
+	if (s->conn)
+		usmc_smc_conn_free(s);
+	usmc_hs_set_fallback(s, code, "no SMC-R link left, no data moved");
+	s->deadline = 0;
+	s->rgen++;
+	usmc_g.mode_gen++;
+	usmc_loop_watch(s, 0);
+	usmc_hs_list_del(s);
+	usmc_g.stats.conns_fallback++;
+	usmc_rt_log(1, "fd %d: TCP fallback after SMC-R: %s 0x%08x %s", s->fd,
+		    usmc_decline_name(s->fb_code), s->fb_code, s->fb_detail);
+	usmc_stat_kick();
+	usmc_sock_wake_all();
+}
+
 static void sock_fail(usmc_sock *s, int err)
 {
 	if (s->conn)

@@ -246,6 +246,7 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events);
 void usmc_sock_on_deadline(usmc_sock *s, uint64_t now);
 usmc_sock *usmc_sock_get(int fd);
 void usmc_sock_fallback(usmc_sock *s, uint32_t code, const char *detail);
+void usmc_sock_fallback_late(usmc_sock *s, uint32_t code);
 void usmc_sock_hs_done(usmc_sock *s);
 /* At exit: starts the SMC close of every SMC-R connection still open. */
 void usmc_sock_close_at_exit(void);

@@ -568,6 +568,14 @@ static void smc_post(void)
 			if (usmc_smc_clc_flush(s) > 0 &&
 			    s->mode == USMC_SOCK_HANDSHAKE)
 				usmc_loop_watch(s, s->ep_events | EPOLLOUT);
+		if (s->mode == USMC_SOCK_SMCR &&
+		    (ev & (1u << USMC_EV_FALLBACK))) {
+			/* the last link died before any data moved */
+			usmc_sock_fallback_late(
+				s, usmc_conn_fallback_reason(s->conn));
+			notify = 1;
+			continue;
+		}
 		if (s->mode != USMC_SOCK_HANDSHAKE)
 			continue;
 		if (ev & (1u << USMC_EV_ESTABLISHED)) {
@@ -1199,45 +1207,77 @@ int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
 
 /* Async events (ibv_get_async_event's): a port or device that goes down,
  * or a QP in error, takes its links down (on this device only), each in a
- * core call of its own made here, after the completions' calls returned.
- * With one link per link group that terminates the group and ends its
- * connections. */
-static void tp_async_events(unsigned int d, uint64_t now)
+ * core call of its own made here, after the completions' calls returned
+ * (docs/core.md "Failover": another link takes the connections, or the
+ * group ends). Async events read right after a batch of completions (a fault may come
+ * with them), so a failed completion of a QP an event names takes its
+ * link down with the event's reason: the flushes of a dead port or device
+ * say only "flushed". */
+typedef struct rt_evs {
+	usmc_tp_event ev[16];
+	int n;
+} rt_evs;
+
+static usmc_link_down_reason ev_why(const usmc_tp_event *ev)
+{
+	return ev->type == USMC_TP_EV_QP_FATAL ? USMC_LINK_DOWN_QP_ERROR
+	       : ev->type == USMC_TP_EV_DEVICE_FATAL
+		       ? USMC_LINK_DOWN_DEVICE_FATAL
+		       : USMC_LINK_DOWN_PORT;
+}
+
+/* The reason an event of |e| gives QP |qpn|'s link, or -1. */
+static int evs_why(const rt_evs *e, uint32_t qpn)
+{
+	for (int i = 0; i < e->n; i++)
+		if (e->ev[i].type != USMC_TP_EV_PORT_ACTIVE &&
+		    (e->ev[i].type != USMC_TP_EV_QP_FATAL ||
+		     e->ev[i].qp_num == qpn))
+			return (int)ev_why(&e->ev[i]);
+	return -1;
+}
+
+static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 {
 	rt_dev *dev = &smc.devs[d];
-	usmc_tp_event ev;
+	uint32_t qpns[256];
+	size_t n = 0;
+	rt_link *rl;
 
-	while (usmc_tp_get_async_event(dev->tp, &ev) == 1) {
-		uint32_t qpns[256];
-		size_t n = 0;
-		rt_link *rl;
-
-		usmc_rt_log(0, "device %u (%s): async event %s (QPN %u)", d,
-			    dev->tp_name, usmc_tp_event_name(ev.type),
-			    ev.qp_num);
-		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
-			continue;
-		for (rl = dev->links; rl && n < 256; rl = rl->next)
-			if (ev.type != USMC_TP_EV_QP_FATAL ||
-			    rl->qpn == ev.qp_num)
-				qpns[n++] = rl->qpn;
-		/* a link down may take other links with it: look each up */
-		for (size_t i = 0; i < n; i++) {
-			for (rl = dev->links; rl; rl = rl->next)
-				if (rl->qpn == qpns[i])
-					break;
-			if (rl) {
-				usmc_link_down(rl->link, now);
-				smc_post();
-			}
+	usmc_rt_log(0, "device %u (%s): async event %s (QPN %u)", d,
+		    dev->tp_name, usmc_tp_event_name(ev->type), ev->qp_num);
+	if (ev->type == USMC_TP_EV_PORT_ACTIVE)
+		return;
+	for (rl = dev->links; rl && n < 256; rl = rl->next)
+		if (ev->type != USMC_TP_EV_QP_FATAL || rl->qpn == ev->qp_num)
+			qpns[n++] = rl->qpn;
+	/* a link down may take other links with it: look each up */
+	for (size_t i = 0; i < n; i++) {
+		for (rl = dev->links; rl; rl = rl->next)
+			if (rl->qpn == qpns[i])
+				break;
+		if (rl) {
+			usmc_link_down_why(rl->link, ev_why(ev), now);
+			smc_post();
 		}
 	}
+}
+
+static void tp_async_events(unsigned int d, const rt_evs *evs, uint64_t now)
+{
+	usmc_tp_event ev;
+
+	for (int i = 0; i < evs->n; i++)
+		tp_event(d, &evs->ev[i], now);
+	while (usmc_tp_get_async_event(smc.devs[d].tp, &ev) == 1)
+		tp_event(d, &ev, now);
 }
 
 void usmc_smc_on_dev_event(unsigned int d)
 {
 	usmc_wc wcs[32];
 	uint64_t now;
+	rt_evs evs;
 	rt_dev *dev;
 	int n;
 
@@ -1247,6 +1287,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 	now = usmc_rt_now();
 	/* ACKs, and what the completions make the core send, leave together */
 	tp_batch(d, 1);
+	evs.n = 0;
 	do {
 		n = usmc_tp_poll_cq(dev->tp, wcs, 32);
 		if (n < 0) {
@@ -1254,14 +1295,28 @@ void usmc_smc_on_dev_event(unsigned int d)
 				    dev->tp_name, usmc_strerror(n));
 			break;
 		}
+		while (n > 0 && evs.n < 16 &&
+		       usmc_tp_get_async_event(dev->tp, &evs.ev[evs.n]) == 1)
+			evs.n++;
 		for (int i = 0; i < n; i++) {
 			rt_link *rl;
+			int why;
 
 			/* QPNs are the device's own: look only among its
 			 * links */
 			for (rl = dev->links; rl; rl = rl->next)
 				if (rl->qpn == wcs[i].qp_num)
 					break;
+			why = wcs[i].status != USMC_WC_SUCCESS
+				      ? evs_why(&evs, wcs[i].qp_num)
+				      : -1;
+			if (rl && why >= 0) {
+				usmc_link_down_why(rl->link,
+						   (usmc_link_down_reason)why,
+						   now);
+				smc_drain_wrs();
+				continue;
+			}
 			if (rl) {
 				usmc_link_on_wc(rl->link, &wcs[i], now);
 				smc_drain_wrs();
@@ -1278,7 +1333,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 		}
 	} while (n == 32);
 	smc_post();
-	tp_async_events(d, now);
+	tp_async_events(d, &evs, now);
 	tp_batch(d, 0);
 }
 

@@ -571,6 +571,15 @@ static ssize_t io_loop(int fd, usmc_sock *s, void *buf, size_t len, int flags,
 	ssize_t r;
 
 	for (;;) {
+		if (s->mode == USMC_SOCK_TCP) {
+			/* fell back while waiting (usmc_sock_fallback_late):
+			 * nothing had moved, so done is 0 */
+			usmc_sock_unlock();
+			usmc_sig_release(&hold);
+			r = is_send ? usmc_real()->send(fd, buf, len, flags)
+				    : usmc_real()->recv(fd, buf, len, flags);
+			return r;
+		}
 		if (is_send)
 			r = usmc_smc_write(s, (const uint8_t *)buf + done,
 					   len - done);

@@ -98,6 +98,8 @@ struct usmc_sim {
 	sim_forged *forged;
 	usmc_sim_trace trace[4096];
 	size_t ntrace;
+	usmc_sim_log_fn log_fn;
+	void *log_user;
 };
 
 static uint64_t rnd(usmc_sim *sim)
@@ -180,6 +182,32 @@ static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 	if (dev_idx >= n->ndev)
 		return USMC_ERR_INVALID_ARGUMENT;
 	rv = usmc_tp_alloc_mr(n->dev[dev_idx], length, access, &t);
+	if (rv)
+		return rv;
+	n->live_mrs++;
+	n->sim->st.mrs++;
+	memset(mr, 0, sizeof(*mr));
+	mr->addr = t->addr;
+	mr->length = t->length;
+	mr->iova = t->iova;
+	mr->lkey = t->lkey;
+	mr->rkey = t->rkey;
+	mr->handle = t;
+	return 0;
+}
+
+static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
+		     size_t length, uint32_t access, usmc_mr *mr)
+{
+	usmc_sim_node *n = user;
+	usmc_tp_mr *t;
+	int rv;
+
+	if (alloc_fails(n->sim))
+		return USMC_ERR_NOMEM;
+	if (dev_idx >= n->ndev)
+		return USMC_ERR_INVALID_ARGUMENT;
+	rv = usmc_tp_reg_mr(n->dev[dev_idx], addr, length, access, &t);
 	if (rv)
 		return rv;
 	n->live_mrs++;
@@ -442,10 +470,38 @@ static void trace_recv(usmc_sim *sim, const sim_qp *q, const usmc_recv_wr *rw,
 	}
 }
 
-static void node_wc(usmc_sim_node *n, const usmc_wc *wc)
+/* A device's async events, read before its completions (the runtime's
+ * order too, runtime/usmc_smc.c): the flushed completions of a dead port
+ * or device only say "flushed", the event says why. */
+typedef struct dev_evs {
+	usmc_tp_event ev[16];
+	int n;
+} dev_evs;
+
+static usmc_link_down_reason ev_reason(const usmc_tp_event *ev)
+{
+	return ev->type == USMC_TP_EV_QP_FATAL ? USMC_LINK_DOWN_QP_ERROR
+	       : ev->type == USMC_TP_EV_DEVICE_FATAL
+		       ? USMC_LINK_DOWN_DEVICE_FATAL
+		       : USMC_LINK_DOWN_PORT;
+}
+
+/* The reason an event of |e| gives QP |qpn|'s link, or -1. */
+static int evs_reason(const dev_evs *e, uint32_t qpn)
+{
+	for (int i = 0; e && i < e->n; i++)
+		if (e->ev[i].type != USMC_TP_EV_PORT_ACTIVE &&
+		    (e->ev[i].type != USMC_TP_EV_QP_FATAL ||
+		     e->ev[i].qp_num == qpn))
+			return (int)ev_reason(&e->ev[i]);
+	return -1;
+}
+
+static void node_wc(usmc_sim_node *n, const usmc_wc *wc, const dev_evs *evs)
 {
 	usmc_sim *sim = n->sim;
 	sim_qp *q;
+	int why;
 
 	if (SIM_FORGED_OF(wc->wr_id)) {
 		forged_done(sim, wc->wr_id);
@@ -462,35 +518,37 @@ static void node_wc(usmc_sim_node *n, const usmc_wc *wc)
 		if (!rq_pop(q, wc->wr_id, &rw) && wc->status == USMC_WC_SUCCESS)
 			trace_recv(sim, q, &rw, wc->byte_len);
 	}
-	usmc_link_on_wc(q->link, wc, usmc_sim_now(sim));
+	why = wc->status != USMC_WC_SUCCESS ? evs_reason(evs, q->qpn) : -1;
+	if (why >= 0)
+		usmc_link_down_why(q->link, (usmc_link_down_reason)why,
+				   usmc_sim_now(sim));
+	else
+		usmc_link_on_wc(q->link, wc, usmc_sim_now(sim));
 	node_drain(n);
 }
 
-/* PORT_ERR and DEVICE_FATAL take every link of the device down, QP_FATAL
- * the one with that QPN, as the runtime does (tp_async_events). */
-static void node_async(usmc_sim_node *n, usmc_tp *dev)
+/* One event: PORT_ERR and DEVICE_FATAL take every link of the device
+ * down, QP_FATAL the one with that QPN, as the runtime does
+ * (tp_async_events). */
+static void node_event(usmc_sim_node *n, usmc_tp *dev, const usmc_tp_event *ev)
 {
-	usmc_tp_event ev;
+	uint32_t qpns[64];
+	size_t k = 0;
 
-	while (usmc_tp_get_async_event(dev, &ev) == 1) {
-		uint32_t qpns[64];
-		size_t k = 0;
+	if (ev->type == USMC_TP_EV_PORT_ACTIVE)
+		return;
+	for (sim_qp *q = n->qps; q && k < 64; q = q->next)
+		if (q->qp->tp == dev &&
+		    (ev->type != USMC_TP_EV_QP_FATAL || q->qpn == ev->qp_num))
+			qpns[k++] = q->qpn;
+	/* a link down may take others with it: look each up */
+	for (size_t i = 0; i < k; i++) {
+		sim_qp *q = node_qp(n, qpns[i]);
 
-		if (ev.type == USMC_TP_EV_PORT_ACTIVE)
-			continue;
-		for (sim_qp *q = n->qps; q && k < 64; q = q->next)
-			if (q->qp->tp == dev &&
-			    (ev.type != USMC_TP_EV_QP_FATAL ||
-			     q->qpn == ev.qp_num))
-				qpns[k++] = q->qpn;
-		/* a link down may take others with it: look each up */
-		for (size_t i = 0; i < k; i++) {
-			sim_qp *q = node_qp(n, qpns[i]);
-
-			if (q) {
-				usmc_link_down(q->link, usmc_sim_now(n->sim));
-				node_drain(n);
-			}
+		if (q) {
+			usmc_link_down_why(q->link, ev_reason(ev),
+					   usmc_sim_now(n->sim));
+			node_drain(n);
 		}
 	}
 }
@@ -504,17 +562,27 @@ static int node_poll(usmc_sim_node *n)
 	if (n->blackhole)
 		return 0;
 	for (unsigned int d = 0; d < n->ndev; d++) {
+		usmc_tp_event ev;
 		usmc_wc wcs[16];
+		dev_evs evs;
 		int k;
 
+		evs.n = 0;
 		while ((k = usmc_tp_poll_cq(n->dev[d], wcs, 16)) > 0) {
+			/* after the poll: a fault may strike in it */
+			while (evs.n < 16 &&
+			       usmc_tp_get_async_event(n->dev[d],
+						       &evs.ev[evs.n]) == 1)
+				evs.n++;
 			for (int i = 0; i < k; i++)
 				if (n->ctx)
-					node_wc(n, &wcs[i]);
+					node_wc(n, &wcs[i], &evs);
 			total += k;
 		}
-		if (n->ctx)
-			node_async(n, n->dev[d]);
+		for (int i = 0; i < evs.n && n->ctx; i++)
+			node_event(n, n->dev[d], &evs.ev[i]);
+		while (n->ctx && usmc_tp_get_async_event(n->dev[d], &ev) == 1)
+			node_event(n, n->dev[d], &ev);
 	}
 	return total;
 }
@@ -596,6 +664,20 @@ static void ep_flush(usmc_sim_ep *ep)
 		}
 	}
 	usmc_conn_clc_consume(ep->conn, len);
+}
+
+static void cb_log(void *user, int level, const char *msg)
+{
+	usmc_sim_node *n = user;
+
+	if (n->sim->log_fn)
+		n->sim->log_fn(n->sim->log_user, n->idx, level, msg);
+}
+
+void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *user)
+{
+	sim->log_fn = fn;
+	sim->log_user = user;
 }
 
 static void cb_conn_event(void *user, usmc_conn *conn, usmc_conn_event ev)
@@ -789,11 +871,13 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		.calloc = cb_calloc,
 		.rand = cb_rand,
 		.alloc_mr = cb_alloc_mr,
+		.reg_mr = cb_reg_mr,
 		.free_mr = cb_free_mr,
 		.link_create_qp = cb_create_qp,
 		.link_ready = cb_link_ready,
 		.link_destroy_qp = cb_destroy_qp,
 		.conn_event = cb_conn_event,
+		.log = cb_log,
 	};
 	usmc_sim_node *n = calloc(1, sizeof(*n));
 	usmc_settings st;

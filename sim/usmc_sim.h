@@ -162,4 +162,10 @@ usmc_link *usmc_sim_link_by_qpn(usmc_sim *sim, uint32_t qpn);
 /* The (first) link of |node| toward |peer|, if any. */
 usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx);
 
+/* Every node's core log lines go to |fn| (node index, USMC_LOG_*, the
+ * line); NULL: dropped, as by default. */
+typedef void (*usmc_sim_log_fn)(void *user, int node, int level,
+				const char *msg);
+void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *user);
+
 #endif /* USMC_SIM_H */

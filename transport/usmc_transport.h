@@ -163,6 +163,12 @@ struct usmc_tp_ops {
 	int (*alloc_mr)(usmc_tp *tp, size_t length, uint32_t access,
 			usmc_tp_mr **pmr);
 	void (*free_mr)(usmc_tp_mr *mr);
+	/* optional: register memory another MR of the process holds (the
+	 * same RMB on a second device, net/smc's buf_desc->mr[link_idx]);
+	 * free_mr deregisters it and leaves the memory alone. Absent: a
+	 * buffer lives on one device only (no second link on another). */
+	int (*reg_mr)(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		      usmc_tp_mr **pmr);
 
 	/* queue pairs (required) */
 	int (*create_qp)(usmc_tp *tp, const usmc_qp_init_attr *attr,
@@ -267,6 +273,15 @@ static inline int usmc_tp_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 				   usmc_tp_mr **pmr)
 {
 	return tp->ops->alloc_mr(tp, length, access, pmr);
+}
+
+/* USMC_ERR_NOTSUP when the backend cannot register foreign memory. */
+static inline int usmc_tp_reg_mr(usmc_tp *tp, void *addr, size_t length,
+				 uint32_t access, usmc_tp_mr **pmr)
+{
+	if (!tp->ops->reg_mr)
+		return USMC_ERR_NOTSUP;
+	return tp->ops->reg_mr(tp, addr, length, access, pmr);
 }
 
 static inline void usmc_tp_free_mr(usmc_tp_mr *mr)

@@ -8,6 +8,7 @@
  * hostile CDC/LLC messages (abort, never corruption).
  */
 #include "usmc_cdc.h"
+#include "usmc_clc.h"
 #include "usmc_core_test.h"
 #include "usmc_llc.h"
 
@@ -18,6 +19,7 @@ static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
 	usmc_settings st = small_settings(16384);
 
 	st.testlink_time = testlink;
+	st.testlink_wait = 2 * SEC; /* the kernel's SMC_LLC_WAIT_TIME */
 	*sim = usmc_sim_new(seed);
 	*a = usmc_sim_node_new(*sim, &st);
 	*b = usmc_sim_node_new(*sim, &st);
@@ -321,35 +323,44 @@ static void test_testlink_answered(void)
 }
 
 /* The client's core hangs (its RNIC still acks): the server's TEST_LINK
- * goes unanswered, the lgr is terminated, its connection aborted. */
+ * goes unanswered, the lgr is terminated, its connection (which moved a
+ * byte) reset. */
 static void test_testlink_lost(void)
 {
 	usmc_sim *sim;
 	usmc_sim_node *a, *b;
 	usmc_sim_ep *c, *s;
 	usmc_tstamp t0;
+	uint8_t x;
 
 	setup(&sim, &a, &b, &c, &s, 39, 5 * SEC);
+	/* one byte to the client (the server's TEST_LINK timer still runs
+	 * from the handshake) */
+	USMC_ASSERT_EQ(wr(s, "x", 1), 1);
+	settle(sim);
+	USMC_ASSERT_EQ(rd(c, &x, 1), 1);
+	settle(sim);
 	t0 = usmc_sim_now(sim);
 	usmc_sim_set_blackhole(a, 1);
 	usmc_sim_run(sim, t0 + 5 * SEC + SEC);
 	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 0);
 	usmc_sim_run(sim, t0 + 5 * SEC + 3 * SEC);
 	USMC_ASSERT_EQ(s->ev[USMC_EV_ERROR], 1);
-	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
 	USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
-	USMC_ASSERT_EQ(wr(s, "x", 1), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(wr(s, "x", 1), USMC_ERR_CONNRESET);
 	/* the hung client notices too: nothing arrives, its TEST_LINK is
 	 * unanswered */
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
-	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNRESET);
 	usmc_sim_run(sim, usmc_sim_now(sim) + 10 * SEC);
 	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
 	usmc_sim_del(sim);
 }
 
 /* The path fails under traffic: the send completes in error, the lgr is
- * terminated (no second link) and every connection gets ECONNABORTED. */
+ * terminated (no second link): the connection that moved data gets
+ * ECONNRESET, the one that moved none falls back to TCP, on both ends. */
 static void test_link_down(void)
 {
 	usmc_sim *sim;
@@ -362,14 +373,18 @@ static void test_link_down(void)
 	USMC_ASSERT_EQ(wr(c, "data", 4), 4);
 	settle(sim);
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
-	USMC_ASSERT_EQ(c2->ev[USMC_EV_ERROR], 1);
-	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
-	USMC_ASSERT_EQ(usmc_conn_error(c2->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(c2->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(c2->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c2->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c2->conn),
+		       SMC_CLC_DECL_NOACTLINK);
 	/* the server learns when it sends */
 	USMC_ASSERT_EQ(wr(s, "data", 4), 4);
 	settle(sim);
-	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNABORTED);
-	USMC_ASSERT_EQ(usmc_conn_error(s2->conn), USMC_ERR_CONNABORTED);
+	USMC_ASSERT_EQ(usmc_conn_error(s->conn), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_FALLBACK], 1);
 	/* a new connection makes a new link group once the path is back */
 	usmc_sim_set_link_down(a, b, 0);
 	{

@@ -1160,6 +1160,16 @@ static void test_add_link_ends_wait(void)
 	usmc_sim_del(sim);
 }
 
+static usmc_settings kernel_testlink_settings(void)
+{
+	usmc_settings st;
+
+	usmc_settings_default(&st);
+	st.testlink_time = 30 * SEC;
+	st.testlink_wait = 2 * SEC;
+	return st;
+}
+
 /* The server's ADD_LINK never reaches the client (all it receives is
  * dropped from the CONFIRM_LINK request on), but the server acknowledged
  * the response and declines nothing: as smcr_clnt_conf_first_link, the
@@ -1167,9 +1177,12 @@ static void test_add_link_ends_wait(void)
  * sending none. */
 static void test_add_link_lost(void)
 {
+	/* the kernel's TEST_LINK interval: the default's 1 s + 1 s would
+	 * take the silent client's link down before its 3 s are over */
+	usmc_settings st = kernel_testlink_settings();
 	usmc_sim *sim = usmc_sim_new(25);
-	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
-	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
 	usmc_fault_sched fa;
 	usmc_sim_ep *c, *s;
 	usmc_tstamp t0 = usmc_sim_now(sim), t1;

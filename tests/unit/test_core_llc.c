@@ -5,6 +5,7 @@
  * a usmc client over the sim fabric, and its answers must be the bytes the
  * kernel client answered with in the same capture.
  */
+#include "usmc_clc.h"
 #include "usmc_core_test.h"
 #include "usmc_llc.h"
 
@@ -224,6 +225,15 @@ static void delete_link(int kind)
 	if (kind == 0) {
 		CU_ASSERT_TRUE(established(c));
 		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	} else if (kind == 1) {
+		/* our only link, no data moved yet: TCP fallback */
+		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+		USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
+		USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+			       SMC_CLC_DECL_NOACTLINK);
+		usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
+		CU_ASSERT_PTR_NULL(
+			usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
 	} else {
 		USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
 		USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);

@@ -675,6 +675,25 @@ static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	return 0;
 }
 
+static int fl_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		     usmc_tp_mr **pmr)
+{
+	fl_mr *m = calloc(1, sizeof(*m));
+	int rc;
+
+	if (!m)
+		return USMC_ERR_NOMEM;
+	rc = usmc_tp_reg_mr(dev_of(tp)->inner, addr, length, access, &m->inner);
+	if (rc) {
+		free(m);
+		return rc;
+	}
+	m->pub = *m->inner;
+	m->pub.tp = tp;
+	*pmr = &m->pub;
+	return 0;
+}
+
 static void fl_free_mr(usmc_tp_mr *mr)
 {
 	fl_mr *m = (fl_mr *)mr;
@@ -921,6 +940,7 @@ const usmc_tp_ops usmc_tp_fault_ops = {
 	.query_port = fl_query_port,
 	.get_fd = fl_get_fd,
 	.alloc_mr = fl_alloc_mr,
+	.reg_mr = fl_reg_mr,
 	.free_mr = fl_free_mr,
 	.create_qp = fl_create_qp,
 	.modify_qp = fl_modify_qp,

@@ -279,14 +279,15 @@ uint8_t *sim_rkey_ptr(sim_dev *d, uint32_t rkey, uint64_t va, uint64_t len)
 	return (uint8_t *)m->pub.addr + (va - m->pub.iova);
 }
 
-static int sim_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
-			usmc_tp_mr **pmr)
+/* An MR over |mem| (NULL: fresh zeroed pages, owned by the MR). */
+static int sim_mr_new(usmc_tp *tp, void *mem, size_t length, uint32_t access,
+		      usmc_tp_mr **pmr)
 {
 	sim_dev *d = dev_of(tp);
 	size_t alloc = (length + 4095) & ~(size_t)4095;
+	int foreign = mem != NULL;
 	uint32_t idx;
 	sim_mr *m;
-	void *mem;
 
 	*pmr = NULL;
 	if (d->dead)
@@ -311,11 +312,14 @@ static int sim_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return USMC_ERR_NOMEM;
-	if (posix_memalign(&mem, 4096, alloc)) {
-		free(m);
-		return USMC_ERR_NOMEM;
+	if (!foreign) {
+		if (posix_memalign(&mem, 4096, alloc)) {
+			free(m);
+			return USMC_ERR_NOMEM;
+		}
+		memset(mem, 0, alloc);
 	}
-	memset(mem, 0, alloc);
+	m->foreign = foreign;
 	m->pub.tp = tp;
 	m->pub.addr = mem;
 	m->pub.length = length;
@@ -335,6 +339,21 @@ static int sim_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	return 0;
 }
 
+static int sim_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
+			usmc_tp_mr **pmr)
+{
+	return sim_mr_new(tp, NULL, length, access, pmr);
+}
+
+static int sim_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		      usmc_tp_mr **pmr)
+{
+	*pmr = NULL;
+	if (!addr)
+		return USMC_ERR_INVALID_ARGUMENT;
+	return sim_mr_new(tp, addr, length, access, pmr);
+}
+
 static void sim_free_mr(usmc_tp_mr *pub)
 {
 	sim_mr *m = (sim_mr *)pub;
@@ -345,7 +364,8 @@ static void sim_free_mr(usmc_tp_mr *pub)
 	d = dev_of(pub->tp);
 	if (m->index < d->nmrs && d->mrs[m->index] == m)
 		d->mrs[m->index] = NULL;
-	free(pub->addr);
+	if (!m->foreign)
+		free(pub->addr);
 	free(m);
 }
 
@@ -784,6 +804,7 @@ const usmc_tp_ops usmc_tp_sim_ops = {
 	.query_port = sim_query_port,
 	.get_fd = sim_get_fd,
 	.alloc_mr = sim_alloc_mr,
+	.reg_mr = sim_reg_mr,
 	.free_mr = sim_free_mr,
 	.create_qp = sim_create_qp,
 	.modify_qp = sim_modify_qp,

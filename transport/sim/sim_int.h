@@ -31,6 +31,7 @@ typedef struct sim_qp sim_qp;
 typedef struct sim_mr {
 	usmc_tp_mr pub;
 	uint32_t index;
+	int foreign; /* reg_mr: the memory is not ours to free */
 } sim_mr;
 
 typedef struct sim_swqe {
