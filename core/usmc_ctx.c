@@ -185,16 +185,6 @@ int usmc_ctx_add_device(usmc_ctx *ctx, const usmc_device_info *dev)
 	return (int)ctx->s.ndevices++;
 }
 
-/* STUB until the core's LLC for two links (branch i10-llc) lands: there
- * no link group adds a second link yet, so a device coming up changes
- * nothing. i10-llc's definition replaces this one at the merge. */
-void usmc_ctx_device_up(usmc_ctx *ctx, unsigned int dev_idx, usmc_tstamp ts)
-{
-	(void)ctx;
-	(void)dev_idx;
-	(void)ts;
-}
-
 const usmc_device_info *usmc_ctx_get_device(const usmc_ctx *ctx,
 					    unsigned int idx)
 {
