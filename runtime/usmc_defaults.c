@@ -209,6 +209,128 @@ static int ueid_parse(usmc_rt_config *cfg, const char *v, char *err,
 	return 0;
 }
 
+/* The kernel's dev_valid_name: 1 to 15 characters, not "." or "..", no
+ * '/', ':' or blank. */
+static int ifname_valid(const char *n, size_t len)
+{
+	if (!len || len >= 16 || (len == 1 && n[0] == '.') ||
+	    (len == 2 && n[0] == '.' && n[1] == '.'))
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (n[i] == '/' || n[i] == ':' || n[i] == ' ' || n[i] == '\t' ||
+		    n[i] == '\n' || n[i] == '=' || n[i] == ',' || n[i] == ';')
+			return 0;
+	return 1;
+}
+
+/*
+ * "PNETID=IF[,IF...][;PNETID=IF...]": the smc_pnet table as smc_pnet's
+ * "pnetid add" fills it. A pnet id is 1 to 16 letters and digits,
+ * upper-cased (the kernel's smc_pnetid_valid); an interface belongs to
+ * one pnet only. A pnet id named twice gathers its interfaces. "" empties
+ * the table. On error the table stays as it was.
+ */
+static int pnet_parse(usmc_rt_config *cfg, const char *v, char *err,
+		      size_t errlen)
+{
+	usmc_pnet_if t[USMC_PNET_IFS_MAX];
+	unsigned int n = 0, g = 0;
+
+	memset(t, 0, sizeof(t));
+	for (const char *p = v; *v;) {
+		size_t glen = strcspn(p, ";"), idlen = strcspn(p, "=;");
+		const char *i = p + idlen + 1, *gend = p + glen;
+		char id[USMC_PNET_ID_LEN] = {0};
+		int bad = !idlen || idlen > USMC_PNET_ID_LEN;
+
+		g++;
+		if (idlen >= glen) {
+			snprintf(err, errlen,
+				 "pnet %u (column %zu) \"%.*s\": want "
+				 "PNETID=IFNAME[,IFNAME...]",
+				 g, (size_t)(p - v) + 1,
+				 (int)(glen > 40 ? 40 : glen), p);
+			return -1;
+		}
+		for (size_t k = 0; k < idlen && !bad; k++) {
+			char c = p[k];
+
+			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9'))
+				id[k] = (char)(c >= 'a' && c <= 'z' ? c - 32
+								    : c);
+			else
+				bad = 1;
+		}
+		if (bad) {
+			snprintf(err, errlen,
+				 "pnet %u (column %zu) \"%.*s\": a pnet id is "
+				 "1-16 letters and digits",
+				 g, (size_t)(p - v) + 1,
+				 (int)(idlen > 40 ? 40 : idlen), p);
+			return -1;
+		}
+		for (;;) {
+			size_t ilen = strcspn(i, ",;");
+
+			if (!ifname_valid(i, ilen)) {
+				snprintf(err, errlen,
+					 "pnet %u (column %zu) \"%.*s\": an "
+					 "interface name is 1-15 characters, "
+					 "none of / : = , ; or blank",
+					 g, (size_t)(i - v) + 1,
+					 (int)(ilen > 40 ? 40 : ilen), i);
+				return -1;
+			}
+			for (unsigned int k = 0; k < n; k++)
+				if (strlen(t[k].ifname) == ilen &&
+				    !memcmp(t[k].ifname, i, ilen)) {
+					snprintf(err, errlen,
+						 "pnet %u (column %zu): "
+						 "interface %.*s given twice "
+						 "(an interface is in one "
+						 "pnet)",
+						 g, (size_t)(i - v) + 1,
+						 (int)ilen, i);
+					return -1;
+				}
+			if (n == USMC_PNET_IFS_MAX) {
+				snprintf(err, errlen,
+					 "more than %d interfaces in pnets",
+					 USMC_PNET_IFS_MAX);
+				return -1;
+			}
+			memcpy(t[n].ifname, i, ilen);
+			memcpy(t[n].pnet_id, id, sizeof(id));
+			n++;
+			i += ilen;
+			if (i >= gend)
+				break;
+			i++; /* the ',' */
+		}
+		if (!*gend)
+			break;
+		p = gend + 1;
+		if (!*p) {
+			snprintf(err, errlen,
+				 "pnet %u (column %zu): empty (a ';' too many)",
+				 g + 1, (size_t)(p - v) + 1);
+			return -1;
+		}
+	}
+	memcpy(cfg->pnet, t, sizeof(t));
+	cfg->npnet = n;
+	return 0;
+}
+
+const char *usmc_pnet_of(const usmc_rt_config *cfg, const char *ifname)
+{
+	for (unsigned int i = 0; i < cfg->npnet; i++)
+		if (!strcmp(cfg->pnet[i].ifname, ifname))
+			return cfg->pnet[i].pnet_id;
+	return NULL;
+}
+
 int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 {
 	char err[128];
@@ -227,6 +349,8 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 	}
 	if (!strcmp(key, "ueid"))
 		return ueid_parse(cfg, value, apply_err, sizeof(apply_err));
+	if (!strcmp(key, "pnet"))
+		return pnet_parse(cfg, value, apply_err, sizeof(apply_err));
 	if (!strcmp(key, "transport")) {
 		if (!*value || strlen(value) >= sizeof(cfg->transport))
 			return -1;
@@ -306,7 +430,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 {
 	static const char *const keys[] = {
 		"synopt", "cgroup", "debug", "clc_wait_ms", "transport_options",
-		"ueid"};
+		"ueid",	  "pnet"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -335,7 +459,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			snprintf(err, errlen,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
 				 "synopt, cgroup, debug, clc_wait_ms, "
-				 "transport_options, ueid",
+				 "transport_options, ueid, pnet",
 				 path, line);
 			return -1;
 		}
@@ -430,6 +554,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_SMC_PORTS", "smc_ports");
 	env_apply(cfg, "USMC_TRANSPORT_OPTIONS", "transport_options");
 	env_apply(cfg, "USMC_UEID", "ueid");
+	env_apply(cfg, "USMC_PNET", "pnet");
 	if (!bad)
 		bad = rules_load_file(cfg, err, sizeof(err));
 	if (bad) {

@@ -31,6 +31,17 @@ int usmc_parse_size(const char *s, uint64_t *out);
 /* Longest transport options string ("key=value,..."), with its NUL. */
 #define USMC_TP_OPTS_MAX 256
 
+/* The pnet table (USMC_PNET, "set pnet"): interface names with the pnet
+ * id each belongs to, as the kernel's smc_pnet table. A device opened on
+ * an interface of a pnet has the devices on the pnet's other interfaces
+ * as alternates (docs/runtime.md, "pnet"). */
+#define USMC_PNET_IFS_MAX 16
+#define USMC_PNET_ID_LEN  16 /* SMC_MAX_PNETID_LEN */
+typedef struct usmc_pnet_if {
+	char ifname[16];		/* IFNAMSIZ, NUL terminated */
+	char pnet_id[USMC_PNET_ID_LEN]; /* upper case, zero padded */
+} usmc_pnet_if;
+
 typedef struct usmc_rt_config {
 	char transport[32];
 	/* passed to every device the runtime opens (a rule's "options" go
@@ -53,7 +64,12 @@ typedef struct usmc_rt_config {
 	 * 1 auto (when it loads) */
 	int synopt;
 	char cgroup[256]; /* cgroup v2 dir to attach to; "" = our own */
+	usmc_pnet_if pnet[USMC_PNET_IFS_MAX];
+	unsigned int npnet; /* 0: no pnet, one link per link group */
 } usmc_rt_config;
+
+/* The pnet id of interface |ifname| in |cfg|'s table, or NULL. */
+const char *usmc_pnet_of(const usmc_rt_config *cfg, const char *ifname);
 
 /* Handshake sub-states of USMC_SOCK_HANDSHAKE. */
 enum usmc_hs {

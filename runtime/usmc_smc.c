@@ -74,7 +74,9 @@ typedef struct rt_dev {
 	char tp_name[32]; /* as configured: "softroce", "fault:softroce" */
 	/* the options it was opened with: transport_options, a rule's */
 	char tp_opts[USMC_TP_OPTS_MAX + USMC_RULE_OPTS];
-	uint32_t addr; /* network order */
+	uint32_t addr;			/* network order */
+	char ifname[16];		/* the interface of |addr| */
+	char pnet_id[USMC_PNET_ID_LEN]; /* its pnet (USMC_PNET), zero: none */
 	usmc_tp *tp;
 	usmc_port_attr port;
 	int fd;
@@ -670,6 +672,39 @@ static void pad_blank(char *dst, size_t n, const char *src)
 	memcpy(dst, src, l < n ? l : n);
 }
 
+/* The interface that holds local IPv4 |addr_be| into |ifname|, and the
+ * first IPv4 address of interface |want| into |*first_be| (either may be
+ * NULL). 0 if what was asked for was found, else -1. */
+static int if_lookup(uint32_t addr_be, char ifname[16], const char *want,
+		     uint32_t *first_be)
+{
+	struct ifaddrs *ifa, *i;
+	int found = 0;
+
+	if (getifaddrs(&ifa))
+		return -1;
+	for (i = ifa; i; i = i->ifa_next) {
+		const struct sockaddr_in *a;
+
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+		    !i->ifa_name)
+			continue;
+		a = (const struct sockaddr_in *)i->ifa_addr;
+		if (ifname && a->sin_addr.s_addr == addr_be) {
+			snprintf(ifname, 16, "%s", i->ifa_name);
+			found = 1;
+			break;
+		}
+		if (want && !strcmp(i->ifa_name, want)) {
+			*first_be = a->sin_addr.s_addr;
+			found = 1;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	return found ? 0 : -1;
+}
+
 /* What a transport says once (softroce: how it checks rxe's packets). */
 static void tp_log(void *arg, int level, const char *msg)
 {
@@ -738,6 +773,14 @@ static int dev_open(const char *name, const char *opts,
 	memcpy(di.gid, dev->port.gid, 16);
 	memcpy(di.mac, dev->port.mac, 6);
 	di.active_mtu = dev->port.active_mtu;
+	/* the interface's pnet: the core's alternates (smc_pnet_find_alt_roce) */
+	if (!if_lookup(local->sin_addr.s_addr, dev->ifname, NULL, NULL)) {
+		const char *pn = usmc_pnet_of(&usmc_g.cfg, dev->ifname);
+
+		if (pn)
+			memcpy(dev->pnet_id, pn, USMC_PNET_ID_LEN);
+	}
+	memcpy(di.pnet_id, dev->pnet_id, sizeof(di.pnet_id));
 	if (!smc.ctx) {
 		usmc_settings_default(&smc.settings);
 		system_id_init(dev->port.mac);
@@ -783,6 +826,88 @@ fail:
 	return -1;
 }
 
+static int dev_find(uint32_t a, const char *name, const char *opts)
+{
+	for (unsigned int i = 0; i < smc.ndevs; i++)
+		if (smc.devs[i].addr == a &&
+		    !strcmp(smc.devs[i].tp_name, name) &&
+		    !strcmp(smc.devs[i].tp_opts, opts))
+			return (int)i;
+	return -1;
+}
+
+/* A device was added: the link groups that could add a link on it try
+ * (the core decides, usmc_ctx_device_up). Only a device of a pnet can be
+ * another's alternate. */
+static void dev_added(unsigned int d)
+{
+	if (smc.ctx && smc.devs[d].pnet_id[0]) {
+		usmc_ctx_device_up(smc.ctx, d, usmc_rt_now());
+		smc_post();
+	}
+}
+
+/* Device |d| opened on an interface of a pnet: open the same transport,
+ * with the same options, on the first IPv4 address of each other
+ * interface of that pnet, so the core has the alternates a link group's
+ * second link needs (the kernel finds them by pnet id among the RoCE
+ * devices it has). One that cannot open is said and skipped: the link
+ * group keeps its one link. */
+static void dev_open_alternates(unsigned int d)
+{
+	const usmc_rt_config *cfg = &usmc_g.cfg;
+	char pn[USMC_PNET_ID_LEN + 1] = "";
+
+	if (!smc.devs[d].pnet_id[0])
+		return;
+	memcpy(pn, smc.devs[d].pnet_id, USMC_PNET_ID_LEN);
+	for (unsigned int i = 0; i < cfg->npnet; i++) {
+		const usmc_pnet_if *e = &cfg->pnet[i];
+		char name[32], opts[sizeof(smc.devs[0].tp_opts)];
+		char as[INET_ADDRSTRLEN], why[160];
+		struct sockaddr_in la;
+		uint32_t a;
+
+		if (memcmp(e->pnet_id, smc.devs[d].pnet_id, USMC_PNET_ID_LEN) ||
+		    !strcmp(e->ifname, smc.devs[d].ifname))
+			continue;
+		if (if_lookup(0, NULL, e->ifname, &a)) {
+			usmc_rt_log(1,
+				    "pnet %s: interface %s has no IPv4 "
+				    "address: no alternate of device %u on it",
+				    pn, e->ifname, d);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s", smc.devs[d].tp_name);
+		snprintf(opts, sizeof(opts), "%s", smc.devs[d].tp_opts);
+		if (dev_find(a, name, opts) >= 0)
+			continue;
+		inet_ntop(AF_INET, &a, as, sizeof(as));
+		if (smc.ndevs == USMC_DEVICES_MAX) {
+			usmc_rt_log(0,
+				    "pnet %s: no alternate on %s (%s): all %d "
+				    "devices in use",
+				    pn, e->ifname, as, USMC_DEVICES_MAX);
+			return;
+		}
+		memset(&la, 0, sizeof(la));
+		la.sin_family = AF_INET;
+		la.sin_addr.s_addr = a;
+		if (dev_open(name, opts, &la, why, sizeof(why))) {
+			usmc_rt_log(
+				0,
+				"pnet %s: alternate on %s (%s) not opened: %s",
+				pn, e->ifname, as, why);
+			continue;
+		}
+		usmc_rt_log(1,
+			    "device %u: transport %s on %s (%s) opened, "
+			    "alternate of device %u in pnet %s",
+			    smc.ndevs - 1, name, as, e->ifname, d, pn);
+		dev_added(smc.ndevs - 1);
+	}
+}
+
 /* The device for a connection from |local| over transport |name| with
  * options |opts|: its index, or -NOSMCRDEV with |detail| (the reason it
  * cannot open). Devices differing only in options are distinct. */
@@ -794,12 +919,10 @@ static int dev_get(const char *name, const char *opts,
 	rt_dev_fail *f = NULL;
 	uint64_t now;
 	unsigned int i;
+	int found = dev_find(a, name, opts);
 
-	for (i = 0; i < smc.ndevs; i++)
-		if (smc.devs[i].addr == a &&
-		    !strcmp(smc.devs[i].tp_name, name) &&
-		    !strcmp(smc.devs[i].tp_opts, opts))
-			return (int)i;
+	if (found >= 0)
+		return found;
 	inet_ntop(AF_INET, &local->sin_addr, as, sizeof(as));
 	now = usmc_rt_now();
 	for (i = 0; i < smc.nfails; i++)
@@ -830,8 +953,11 @@ static int dev_get(const char *name, const char *opts,
 			    "\"%s\", udp port %u, mtu enum %u)",
 			    smc.ndevs - 1, name, as, opts, d->port.udp_port,
 			    d->port.active_mtu);
+		found = (int)smc.ndevs - 1;
+		dev_added((unsigned int)found);
+		dev_open_alternates((unsigned int)found);
 		usmc_loop_rearm_timer(); /* the loop watches its fd */
-		return (int)smc.ndevs - 1;
+		return found;
 	}
 	snprintf(detail, dlen, "%s", why);
 	/* once per device; a retry that fails again only at debug level */
@@ -1011,11 +1137,29 @@ void usmc_smc_conn_free(usmc_sock *s)
 }
 
 /* Posts made meanwhile on device |d| may leave in one syscall
- * (usmc_tp_batch). A connection's posts all go to its own device. */
+ * (usmc_tp_batch). */
 static void tp_batch(unsigned int d, int on)
 {
 	if (d < smc.ndevs)
 		usmc_tp_batch(smc.devs[d].tp, on);
+}
+
+/* A connection's posts go to the device of its link, which after a
+ * failover is another device of its pnet: batch them all. */
+static void conn_batch(const usmc_sock *s, int on)
+{
+	unsigned int d0 = (unsigned int)s->smc_dev;
+
+	if (d0 >= smc.ndevs)
+		return;
+	if (!smc.devs[d0].pnet_id[0]) {
+		tp_batch(d0, on);
+		return;
+	}
+	for (unsigned int d = 0; d < smc.ndevs; d++)
+		if (!memcmp(smc.devs[d].pnet_id, smc.devs[d0].pnet_id,
+			    USMC_PNET_ID_LEN))
+			tp_batch(d, on);
 }
 
 usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
@@ -1023,10 +1167,10 @@ usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
 	usmc_ssize r;
 
 	/* a consumer-cursor update goes out with whatever else is due */
-	tp_batch((unsigned int)s->smc_dev, 1);
+	conn_batch(s, 1);
 	r = usmc_conn_read(s->conn, buf, len, usmc_rt_now());
 	smc_post();
-	tp_batch((unsigned int)s->smc_dev, 0);
+	conn_batch(s, 0);
 	return r;
 }
 
@@ -1035,10 +1179,10 @@ usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
 	usmc_ssize r;
 
 	/* the RDMA WRITE and the CDC behind it leave in one syscall */
-	tp_batch((unsigned int)s->smc_dev, 1);
+	conn_batch(s, 1);
 	r = usmc_conn_write(s->conn, buf, len, usmc_rt_now());
 	smc_post();
-	tp_batch((unsigned int)s->smc_dev, 0);
+	conn_batch(s, 0);
 	return r;
 }
 
@@ -1190,15 +1334,39 @@ void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
 			  info->local_gid);
 }
 
+/* The device of the link |s|'s connection is on now (after a failover,
+ * not the one it started on), else the one it started on. */
+static int conn_dev(const usmc_sock *s)
+{
+	usmc_conn_info ci;
+	usmc_lgr_info li;
+
+	usmc_conn_get_info(s->conn, &ci);
+	for (usmc_lgr *g = usmc_ctx_next_lgr(smc.ctx, NULL); g;
+	     g = usmc_ctx_next_lgr(smc.ctx, g)) {
+		usmc_lgr_get_info(g, &li);
+		if (li.id != ci.lgr_id)
+			continue;
+		for (unsigned int i = 0; i < li.nlinks && i < 3; i++)
+			if (li.links[i].link_id == ci.link_id &&
+			    li.links[i].dev_idx < smc.ndevs)
+				return li.links[i].dev_idx;
+	}
+	return s->smc_dev;
+}
+
 int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
 		      char addr[16], uint8_t gid[16])
 {
 	const rt_dev *d;
 
+	int cur;
+
 	if (!s->conn || s->smc_dev < 0 || (unsigned int)s->smc_dev >= smc.ndevs)
 		return -1;
-	d = &smc.devs[s->smc_dev];
-	*idx = s->smc_dev;
+	cur = conn_dev(s);
+	d = &smc.devs[cur];
+	*idx = cur;
 	snprintf(tp, tplen, "%s", d->tp_name);
 	inet_ntop(AF_INET, &d->addr, addr, 16);
 	memcpy(gid, d->port.gid, 16);
@@ -1246,8 +1414,13 @@ static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 
 	usmc_rt_log(0, "device %u (%s): async event %s (QPN %u)", d,
 		    dev->tp_name, usmc_tp_event_name(ev->type), ev->qp_num);
-	if (ev->type == USMC_TP_EV_PORT_ACTIVE)
+	if (ev->type == USMC_TP_EV_PORT_ACTIVE) {
+		/* as smc_ib_port_event_work: the link groups that lost a link
+		 * here may add one again */
+		usmc_ctx_device_up(smc.ctx, d, now);
+		smc_post();
 		return;
+	}
 	for (rl = dev->links; rl && n < 256; rl = rl->next)
 		if (ev->type != USMC_TP_EV_QP_FATAL || rl->qpn == ev->qp_num)
 			qpns[n++] = rl->qpn;

@@ -490,7 +490,7 @@ def cases():
         Signal("peer-sigstop", "exact", "SIGSTOP to the server for 10 s", signal.SIGSTOP, hold=10),
         Case("decline-nosmcrdev-srv", "fallback:server:NOSMCRDEV", "server's device cannot open (bad USMC_FAULT)", senv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-nosmcrdev-cli", "fallback:client:NOSMCRDEV", "client's device cannot open (bad USMC_FAULT)", cenv={"USMC_FAULT": "drop:rate=2"}),
-        Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}, min_s=2.9),
+        Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}, min_s=2.5),
         Case("decline-cl-post", "fallback:server:TIMEOUT_CL", "the server's first SEND (CONFIRM_LINK) fails to post: the link dies in the wait", senv={"USMC_FAULT": "fail-post:op=SEND,nth=1"}),
         Mangle("decline-releaseerr-cli", "fallback:client:RELEASEERR", "Accept says release 2 (relay)", "accept-release"),
         Mangle("decline-maxconnerr", "fallback:client:MAXCONNERR", "Accept says max_conns 1 (relay)", "accept-maxconns"),

@@ -8,7 +8,9 @@
 # killed) leaves no link group on the server beyond 1 s, and 50 short-lived
 # clients do not grow the server. Then SIGSTOP of either side for 10 s,
 # mid-stream (both directions) and on an idle connection, then SIGCONT:
-# the stream completes byte-exact. DP_CASES picks parts (kill exit stop).
+# with softroce's retry_time=0 (retry for ever, as rxe) the stream
+# completes byte-exact; by default a peer silent for 1.5 s with data in
+# flight is dead (test_linkfail.sh). DP_CASES picks parts (kill exit stop).
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd python3 timeout ss
 t_need_perf
@@ -190,16 +192,19 @@ dp_has exit && dp_exit_cases
 # dp_stop_case TAG VICTIM(server|client) DELAY CLIENT_ARGS...: SIGSTOP the
 # victim DELAY s into the test for DP_STOP s (default 10), then SIGCONT:
 # the stream must complete, byte-exact, on both sides. A stopped process
-# stops its softroce too, which looks like loss to the other side.
+# stops its softroce too, which looks like loss to the other side: both
+# run with retry_time=0, so that the loss is resent to for ever.
 dp_stop_case() {
 	local tag=$1 victim=$2 delay=$3
 	shift 3
 	local so=$t_work/$tag.server co=$t_work/$tag.client spid cpid vpid crc=0 src=0 side
 	port=$((port + 1))
-	ip netns exec "$dp_h1" "$T_PERF" -s -1 -p "$port" --json --verify -t 90 >"$so" 2>"$so.err" &
+	ip netns exec "$dp_h1" env USMC_TRANSPORT_OPTIONS=retry_time=0 \
+		"$T_PERF" -s -1 -p "$port" --json --verify -t 90 >"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 "$port" || t_fail "$tag: server did not listen"
-	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" --verify --json -t 90 "$@" \
+	ip netns exec "$dp_h2" env USMC_TRANSPORT_OPTIONS=retry_time=0 \
+		"$T_PERF" -c "$T_H1" -p "$port" --verify --json -t 90 "$@" \
 		>"$co" 2>"$co.err" &
 	cpid=$!
 	sleep "$delay"

@@ -261,6 +261,96 @@ static void test_config_ueid(void)
 	USMC_ASSERT_MEM_EQ(c.ueid[3], "D       ", 8);
 }
 
+/* pnet: "ID=IF,IF;ID=IF" as the kernel's smc_pnet table: ids upper-cased
+ * and checked (smc_pnetid_valid), interface names as dev_valid_name, an
+ * interface in one pnet only; a refused value leaves the table alone. */
+static void test_config_pnet(void)
+{
+	static const struct {
+		const char *v, *err;
+	} bad[] = {
+		{"eth0", "pnet 1 (column 1) \"eth0\": want "
+			 "PNETID=IFNAME[,IFNAME...]"},
+		{"A=eth0;eth1", "pnet 2 (column 8) \"eth1\": want "
+				"PNETID=IFNAME[,IFNAME...]"},
+		{"=eth0", "pnet 1 (column 1) \"\": a pnet id is 1-16 letters "
+			  "and digits"},
+		{"NET_1=eth0", "pnet 1 (column 1) \"NET_1\": a pnet id is 1-16 "
+			       "letters and digits"},
+		{"ABCDEFGHIJKLMNOPQ=eth0", "pnet 1 (column 1) "
+					   "\"ABCDEFGHIJKLMNOPQ\": a pnet id "
+					   "is 1-16 letters and digits"},
+		{"A=", "pnet 1 (column 3) \"\": an interface name is 1-15 "
+		       "characters, none of / : = , ; or blank"},
+		{"A=eth0,", "pnet 1 (column 8) \"\": an interface name is "
+			    "1-15 characters, none of / : = , ; or blank"},
+		{"A=eth0,,eth1", "pnet 1 (column 8) \"\": an interface name is "
+				 "1-15 characters, none of / : = , ; or blank"},
+		{"A=a/b", "pnet 1 (column 3) \"a/b\": an interface name is "
+			  "1-15 characters, none of / : = , ; or blank"},
+		{"A=eth0 1", "pnet 1 (column 3) \"eth0 1\": an interface name "
+			     "is 1-15 characters, none of / : = , ; or blank"},
+		{"A=0123456789abcdef", "pnet 1 (column 3) "
+				       "\"0123456789abcdef\": an interface "
+				       "name is 1-15 characters, none of / : = "
+				       ", ; or blank"},
+		{"A=x=y",
+		 "pnet 1 (column 3) \"x=y\": an interface name is 1-15 "
+		 "characters, none of / : = , ; or blank"},
+		{"A=..", "pnet 1 (column 3) \"..\": an interface name is 1-15 "
+			 "characters, none of / : = , ; or blank"},
+		{"A=eth0;B=eth0", "pnet 2 (column 10): interface eth0 given "
+				  "twice (an interface is in one pnet)"},
+		{"A=eth0,eth0", "pnet 1 (column 8): interface eth0 given twice "
+				"(an interface is in one pnet)"},
+		{"A=eth0;", "pnet 2 (column 8): empty (a ';' too many)"},
+		{";A=eth0", "pnet 1 (column 1) \"\": want "
+			    "PNETID=IFNAME[,IFNAME...]"},
+		{"A=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p,q",
+		 "more than 16 interfaces in pnets"},
+	};
+	usmc_rt_config c;
+
+	memset(&c, 0, sizeof(c));
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "pnet", "net1=eth0,eth1;Z9=eth2"),
+		       0);
+	USMC_ASSERT_EQ(c.npnet, 3);
+	CU_ASSERT_STRING_EQUAL(c.pnet[0].ifname, "eth0");
+	USMC_ASSERT_MEM_EQ(c.pnet[0].pnet_id, "NET1\0\0\0\0\0\0\0\0\0\0\0\0",
+			   16);
+	CU_ASSERT_STRING_EQUAL(c.pnet[1].ifname, "eth1");
+	USMC_ASSERT_MEM_EQ(c.pnet[1].pnet_id, "NET1", 5);
+	CU_ASSERT_STRING_EQUAL(c.pnet[2].ifname, "eth2");
+	USMC_ASSERT_MEM_EQ(c.pnet[2].pnet_id, "Z9", 3);
+	CU_ASSERT_STRING_EQUAL(usmc_pnet_of(&c, "eth1"), "NET1");
+	CU_ASSERT_PTR_NULL(usmc_pnet_of(&c, "eth3"));
+	CU_ASSERT_PTR_NULL(usmc_pnet_of(&c, "eth"));
+	/* 16 characters: no NUL left, usmc_pnet_of's string is not one */
+	USMC_ASSERT_EQ(usmc_config_apply(
+			       &c, "pnet",
+			       "abcdefghijklmnop=e0;X=e1;abcdefghijklmnop=e2"),
+		       0);
+	USMC_ASSERT_EQ(c.npnet, 3);
+	USMC_ASSERT_MEM_EQ(c.pnet[2].pnet_id, "ABCDEFGHIJKLMNOP", 16);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "pnet",
+					 "A=a,b,c,d,e,f,g,h,i,j,k,l,m,n,o,p"),
+		       0);
+	USMC_ASSERT_EQ(c.npnet, 16);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "pnet", "L=eth0,eth1"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		USMC_ASSERT_EQ(usmc_config_apply(&c, "pnet", bad[i].v), -1);
+		CU_ASSERT_STRING_EQUAL(usmc_config_error(), bad[i].err);
+		if (strcmp(usmc_config_error(), bad[i].err))
+			fprintf(stderr, "pnet \"%s\": got \"%s\"\n", bad[i].v,
+				usmc_config_error());
+	}
+	USMC_ASSERT_EQ(c.npnet, 2);
+	CU_ASSERT_STRING_EQUAL(c.pnet[1].ifname, "eth1");
+	/* "" empties the table: no pnet, one link per link group */
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "pnet", ""), 0);
+	USMC_ASSERT_EQ(c.npnet, 0);
+}
+
 /* A saved SYN (TCP_SAVED_SYN: IP header, TCP header with options): the
  * SMC option is found wherever it sits; truncated or malformed headers
  * give -1 or 0 and are never read past their length. */
@@ -332,6 +422,7 @@ static CU_TestInfo tests[] = {
 	{"settings from strings", test_config},
 	{"transport_options and rule options", test_config_tp_options},
 	{"ueid lists as the kernel takes them", test_config_ueid},
+	{"pnet table as the kernel's smc_pnet", test_config_pnet},
 	{"decline names", test_decline_names},
 	{"SMC option in a saved SYN", test_syn_has_smc},
 	CU_TEST_INFO_NULL,

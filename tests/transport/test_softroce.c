@@ -164,6 +164,18 @@ static void test_open_query(void)
 		       USMC_ERR_INVALID_ARGUMENT);
 	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "drop=1001", &tp),
 		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(
+		open_dev("127.0.0.3", test_port, "retry_time=600001", &tp),
+		USMC_ERR_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(usmc_softroce_option_error(),
+			       "option 1 (column 1) \"retry_time=600001\": "
+			       "retry_time is 0..600000 (milliseconds, 0: no "
+			       "bound)");
+	USMC_ASSERT_EQ(open_dev("127.0.0.3", test_port, "portwatch=on", &tp),
+		       USMC_ERR_INVALID_ARGUMENT);
+	CU_ASSERT_STRING_EQUAL(usmc_softroce_option_error(),
+			       "option 1 (column 1) \"portwatch=on\": "
+			       "portwatch is auto or off");
 	USMC_ASSERT_EQ(open_dev("0.0.0.0", test_port, NULL, &tp),
 		       USMC_ERR_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NULL(tp);
@@ -436,6 +448,80 @@ static void test_retransmit_backoff(void)
 	tp_pair_teardown(&p);
 }
 
+/* retry_time: a peer that answers nothing while a SEND is outstanding is
+ * given up on when retry_time has passed since the send, also with retry
+ * count 7 (rxe's "for ever"), however the backoff falls: the SEND
+ * completes RETRY_EXC_ERR and the QP is in error. retry_time=0 keeps
+ * retrying. Side 1 is never polled: a stopped peer. */
+static void test_retry_time(void)
+{
+	static const struct {
+		const char *opts;
+		unsigned int ms; /* 0: no bound */
+	} cases[] = {{"retry_time=300", 300}, {"retry_time=0", 0}};
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		pair p;
+		tp_conn_params cp = smc_params;
+		usmc_tp_mr *src;
+		usmc_softroce_stats st;
+		usmc_wc wc;
+		usmc_wr wr;
+		uint64_t t0, dt, end;
+		int n = 0;
+
+		cp.timeout = 14; /* 67 ms: a few resends, then the bound */
+		cp.retry_cnt = 7;
+		if (setup(&p, cases[c].opts, NULL, &cp))
+			return;
+		src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+		memset(&wr, 0, sizeof(wr));
+		wr.wr_id = 5;
+		wr.opcode = USMC_WR_SEND;
+		wr.send_flags = USMC_SEND_SIGNALED;
+		wr.num_sge = 1;
+		wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr;
+		wr.sg_list[0].length = 64;
+		wr.sg_list[0].lkey = src->lkey;
+		t0 = now_us();
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		/* the bound, or 800 ms to show there is none */
+		end = t0 + (cases[c].ms ? 3000000 : 800000);
+		while (n == 0 && now_us() < end) {
+			struct pollfd pfd = {usmc_tp_get_fd(p.s[0].tp), POLLIN,
+					     0};
+
+			poll(&pfd, 1, 20);
+			n = usmc_tp_poll_cq(p.s[0].tp, &wc, 1);
+		}
+		dt = (now_us() - t0) / 1000;
+		usmc_softroce_get_stats(p.s[0].tp, &st);
+		if (cases[c].ms) {
+			USMC_ASSERT_EQ_FATAL(n, 1);
+			USMC_ASSERT_EQ(wc.wr_id, 5);
+			USMC_ASSERT_EQ(wc.status, USMC_WC_RETRY_EXC_ERR);
+			USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp),
+				       USMC_QPS_ERR);
+			USMC_ASSERT_EQ(st.retry_time_exc, 1);
+			/* not before the bound; a late poll may add some */
+			if (dt < cases[c].ms || dt > cases[c].ms + 1000)
+				printf("\n  %s: gave up after %llu ms",
+				       cases[c].opts, (unsigned long long)dt);
+			CU_ASSERT_TRUE(dt >= cases[c].ms);
+			CU_ASSERT_TRUE(dt <= cases[c].ms + 1000);
+			CU_ASSERT_TRUE(st.retry_timeouts >= 2);
+		} else {
+			USMC_ASSERT_EQ(n, 0);
+			USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp),
+				       USMC_QPS_RTS);
+			USMC_ASSERT_EQ(st.retry_time_exc, 0);
+			CU_ASSERT_TRUE(st.retry_timeouts >= 2);
+		}
+		usmc_tp_free_mr(src);
+		tp_pair_teardown(&p);
+	}
+}
+
 /* Hostile datagrams from a plain UDP socket: bad ICRC, garbage, unknown
  * QP, wrong source. All are silent counted drops; the QP keeps working. */
 static void test_ingress_drops(void)
@@ -586,6 +672,7 @@ static CU_TestInfo tests[] = {
 	{"retransmit backoff: a stopped peer catches up",
 	 test_retransmit_backoff},
 	{"ingress drops: ICRC, header", test_ingress_drops},
+	{"retry_time: a silent peer is given up on in time", test_retry_time},
 	{"two QPs on one device (IPv6 ::1)", test_one_device_ipv6},
 	CU_TEST_INFO_NULL,
 };

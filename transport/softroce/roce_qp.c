@@ -21,6 +21,19 @@ static const uint32_t rnr_usec[32] = {
 	40960,	61440, 81920, 122880, 163840, 245760, 327680, 491520,
 };
 
+/* No later than the moment retry_time runs out (the device's retry_time=
+ * option): a peer that stays silent is given up on then, whatever the
+ * backoff, also with retry_cnt 7 (rxe's "for ever"), so the link above
+ * learns of it in bounded time. */
+static usmc_tstamp rto_clamp(const sr_qp *qp, usmc_tstamp t)
+{
+	uint64_t rt = qp->dev->retry_time_ns;
+
+	if (rt && qp->stall_since && qp->stall_since + rt < t)
+		return qp->stall_since + rt;
+	return t;
+}
+
 static uint32_t last_psn(const sr_swqe *w)
 {
 	return usmc_psn_add(w->first_psn, w->npkts - 1);
@@ -190,6 +203,7 @@ int sr_qp_modify(sr_qp *qp, const usmc_qp_attr *a)
 		qp->retries_left = a->retry_cnt;
 		qp->rnr_left = a->rnr_retry;
 		qp->rto_shift = 0;
+		qp->stall_since = 0;
 		qp->pub.state = USMC_QPS_RTS;
 		return 0;
 	case USMC_QPS_ERR:
@@ -403,8 +417,10 @@ static void send_pkt(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t k,
 		qp->dev->st.retransmits++;
 	else
 		qp->sent_hi = usmc_psn_add(p.psn, 1);
+	if (!qp->stall_since)
+		qp->stall_since = now;
 	if (!qp->rto_deadline && qp->timeout_ns)
-		qp->rto_deadline = now + qp->timeout_ns;
+		qp->rto_deadline = rto_clamp(qp, now + qp->timeout_ns);
 }
 
 void sr_qp_tx(sr_qp *qp, usmc_tstamp now)
@@ -485,9 +501,10 @@ static void ack_upto(sr_qp *qp, uint32_t psn, usmc_tstamp now)
 	qp->retries_left = qp->retry_cnt;
 	qp->rnr_left = qp->rnr_retry;
 	qp->rto_shift = 0;
+	qp->stall_since = qp->una_psn == qp->sent_hi ? 0 : now;
 	qp->rto_deadline = (qp->una_psn == qp->sent_hi || !qp->timeout_ns)
 				   ? 0
-				   : now + qp->timeout_ns;
+				   : rto_clamp(qp, now + qp->timeout_ns);
 }
 
 static usmc_wc_status nak_status(uint8_t syn)
@@ -526,6 +543,7 @@ static void resp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now)
 		if (usmc_psn_cmp(p, qp->una_psn) < 0)
 			return;
 		ack_upto(qp, usmc_psn_add(p, USMC_ROCE_PSN_MASK), now);
+		qp->stall_since = now; /* not silent: only not ready */
 		if (qp->rnr_retry != 7) {
 			if (qp->rnr_left <= 0) {
 				qp_error(qp, USMC_WC_RNR_RETRY_EXC_ERR);
@@ -548,6 +566,7 @@ static void resp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now)
 		ack_upto(qp, usmc_psn_add(p, USMC_ROCE_PSN_MASK), now);
 		if (syn == USMC_AETH_NAK_PSN_SEQ_ERROR) {
 			d->st.nak_seq_rx++;
+			qp->stall_since = now; /* the peer is there */
 			if (qp->retry_cnt != 7) {
 				if (qp->retries_left <= 0) {
 					qp_error(qp, USMC_WC_RETRY_EXC_ERR);
@@ -603,6 +622,12 @@ usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now)
 			qp->rto_deadline = 0;
 		} else {
 			qp->dev->st.retry_timeouts++;
+			if (qp->dev->retry_time_ns && qp->stall_since &&
+			    now - qp->stall_since >= qp->dev->retry_time_ns) {
+				qp->dev->st.retry_time_exc++;
+				qp_error(qp, USMC_WC_RETRY_EXC_ERR);
+				return 0;
+			}
 			if (qp->retry_cnt != 7) {
 				if (qp->retries_left <= 0) {
 					qp_error(qp, USMC_WC_RETRY_EXC_ERR);
@@ -611,7 +636,7 @@ usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now)
 				qp->retries_left--;
 			}
 			rewind_to_una(qp);
-			qp->rto_deadline = rto_next(qp, now);
+			qp->rto_deadline = rto_clamp(qp, rto_next(qp, now));
 		}
 	}
 	if (qp->rto_deadline)

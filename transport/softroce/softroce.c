@@ -9,13 +9,16 @@
  * is in roce_qp.c.
  *
  * The completion fd is an epoll fd holding the UDP socket, a timerfd for
- * the nearest retransmit/RNR deadline, and an eventfd that stays readable
- * while completions are queued.
+ * the nearest retransmit/RNR deadline, an eventfd that stays readable
+ * while completions or async events are queued, and a NETLINK_ROUTE
+ * socket that reports the interface going down and up (the port state).
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <linux/if_packet.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netinet/ip.h>
 #include <netinet/udp.h>
@@ -34,6 +37,12 @@
 #include "usmc_conv.h"
 
 #define SR_SOCKBUF (8 << 20)
+
+/* retry_time= default: a silent peer is noticed within 1.5 s, inside the
+ * 2 s bound of docs/runtime.md with room for the poll that sees it */
+#define SR_RETRY_TIME_NS (1500ULL * 1000000)
+/* the netlink socket is read from poll_cq at most this often */
+#define SR_NL_PERIOD_NS	 (1000000ULL)
 
 usmc_tstamp sr_now(void)
 {
@@ -230,10 +239,22 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 		} else if (KEY("seed")) {
 			if (usmc_tp_opt_u32(&o, &seed))
 				return REFUSE("seed is 0..2^32-1");
+		} else if (KEY("retry_time")) {
+			if (usmc_tp_opt_u32(&o, &n) || n > 600000)
+				return REFUSE("retry_time is 0..600000 "
+					      "(milliseconds, 0: no bound)");
+			d->retry_time_ns = (uint64_t)n * 1000000;
+		} else if (KEY("portwatch")) {
+			if (VAL("auto"))
+				d->portwatch_opt = 1;
+			else if (VAL("off"))
+				d->portwatch_opt = 0;
+			else
+				return REFUSE("portwatch is auto or off");
 		} else {
 			return REFUSE("unknown key (want icrc, mtu, port, "
-				      "share, rcvbuf, drop, txfail, ipid or "
-				      "seed)");
+				      "share, rcvbuf, drop, txfail, ipid, "
+				      "seed, retry_time or portwatch)");
 		}
 #undef VAL
 #undef KEY
@@ -308,6 +329,159 @@ static int mtu_enum_of(uint32_t netdev_mtu)
 	return USMC_IB_MTU_256;
 }
 
+/* ---- port state -------------------------------------------------------- */
+
+static void sr_log(sr_dev *d, int level, const char *fmt, const char *a,
+		   const char *b)
+{
+	char m[192];
+
+	if (!d->log)
+		return;
+	snprintf(m, sizeof(m), fmt, a, b);
+	d->log(d->log_arg, level, m);
+}
+
+/* The port is up while its interface is up and has a carrier, as rxe's
+ * rxe_set_port_state (netif_running && netif_carrier_ok). */
+static int flags_up(unsigned int f)
+{
+	return (f & IFF_UP) && (f & IFF_RUNNING);
+}
+
+static void sync_efd(sr_dev *d);
+
+/* A change of port state: the async event rxe raises (rxe_port_up,
+ * rxe_port_down), queued for get_async_event; the eventfd keeps the
+ * device fd readable until it is taken. */
+static void port_set(sr_dev *d, int up)
+{
+	usmc_tp_event *ev;
+
+	if (up == !d->port_down)
+		return;
+	d->port_down = !up;
+	if (up)
+		d->st.port_ups++;
+	else
+		d->st.port_downs++;
+	sr_log(d, 1, "softroce: interface %s %s", d->ifname,
+	       up ? "up: PORT_ACTIVE" : "down: PORT_ERR");
+	if (d->ev_n == SR_EVQ) { /* keep the newest: the state now */
+		d->ev_head = (d->ev_head + 1) % SR_EVQ;
+		d->ev_n--;
+	}
+	ev = &d->evq[(d->ev_head + d->ev_n++) % SR_EVQ];
+	memset(ev, 0, sizeof(*ev));
+	ev->type = up ? USMC_TP_EV_PORT_ACTIVE : USMC_TP_EV_PORT_ERR;
+	sync_efd(d);
+}
+
+/* The interface's state now (SIOCGIFFLAGS): at open, and when netlink
+ * messages were lost (ENOBUFS). */
+static void port_query(sr_dev *d)
+{
+	struct ifreq ifr;
+
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%.*s",
+		 (int)sizeof(ifr.ifr_name) - 1, d->ifname);
+	if (!ioctl(d->sock, SIOCGIFFLAGS, &ifr))
+		port_set(d, flags_up((unsigned int)(uint16_t)ifr.ifr_flags));
+}
+
+/* Reads what the kernel said about links; only our interface's
+ * RTM_NEWLINK (its flags) and RTM_DELLINK (gone: down) count, and only
+ * messages from the kernel itself (nl_pid 0). */
+static void port_drain(sr_dev *d)
+{
+	union {
+		struct nlmsghdr h;
+		char b[8192];
+	} buf;
+
+	for (;;) {
+		struct sockaddr_nl from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(d->nl, buf.b, sizeof(buf.b), MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &fl);
+		int len = (int)n;
+
+		if (n < 0) {
+			if (errno == ENOBUFS) { /* overrun: ask instead */
+				port_query(d);
+				continue;
+			}
+			return;
+		}
+		if (fl != sizeof(from) || from.nl_family != AF_NETLINK ||
+		    from.nl_pid != 0)
+			continue;
+		for (struct nlmsghdr *h = &buf.h; NLMSG_OK(h, len);
+		     h = NLMSG_NEXT(h, len)) {
+			const struct ifinfomsg *ifi;
+
+			if ((h->nlmsg_type != RTM_NEWLINK &&
+			     h->nlmsg_type != RTM_DELLINK) ||
+			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*ifi)))
+				continue;
+			ifi = NLMSG_DATA(h);
+			if (ifi->ifi_index != d->ifindex)
+				continue;
+			port_set(d, h->nlmsg_type == RTM_NEWLINK &&
+					    flags_up(ifi->ifi_flags));
+		}
+	}
+}
+
+/* Subscribes to link changes (RTMGRP_LINK) for the address's interface
+ * and takes its state now. Without a netlink socket the port stays up,
+ * said once. */
+static void port_watch(sr_dev *d)
+{
+	struct sockaddr_nl sa;
+	struct epoll_event ev;
+
+	if (!d->ifname[0] || !(d->ifindex = (int)if_nametoindex(d->ifname)))
+		return;
+	d->nl = socket(AF_NETLINK, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC,
+		       NETLINK_ROUTE);
+	memset(&sa, 0, sizeof(sa));
+	sa.nl_family = AF_NETLINK;
+	sa.nl_groups = RTMGRP_LINK;
+	memset(&ev, 0, sizeof(ev));
+	ev.events = EPOLLIN;
+	ev.data.fd = d->nl;
+	if (d->nl < 0 || bind(d->nl, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    epoll_ctl(d->ep, EPOLL_CTL_ADD, d->nl, &ev)) {
+		sr_log(d, 0,
+		       "softroce: cannot watch interface %s (%s): its port "
+		       "is taken as always up",
+		       d->ifname, strerror(errno));
+		if (d->nl >= 0)
+			close(d->nl);
+		d->nl = -1;
+		return;
+	}
+	port_query(d);
+	/* the state at open is no event */
+	d->ev_head = d->ev_n = 0;
+	sync_efd(d);
+}
+
+static int sr_get_async_event(usmc_tp *tp, usmc_tp_event *ev)
+{
+	sr_dev *d = dev_of(tp);
+
+	if (!d->ev_n)
+		return 0;
+	*ev = d->evq[d->ev_head];
+	d->ev_head = (d->ev_head + 1) % SR_EVQ;
+	d->ev_n--;
+	sync_efd(d);
+	return 1;
+}
+
 /* ---- device ----------------------------------------------------------- */
 
 static void sr_close(usmc_tp *tp);
@@ -342,6 +516,9 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	d->sock = d->ep = d->tfd = d->efd = d->raw = -1;
 	d->share_slot = d->share_socks_fd = d->share_drops_fd = -1;
 	d->share_opt = 1;
+	d->nl = -1;
+	d->portwatch_opt = 1;
+	d->retry_time_ns = SR_RETRY_TIME_NS;
 	d->icrc_verify = SR_ICRC_VERIFY;
 	d->log = cfg->log;
 	d->log_arg = cfg->log_arg;
@@ -458,6 +635,8 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		goto fail_errno;
 
 	query_netdev(d, &netdev_mtu);
+	if (d->portwatch_opt)
+		port_watch(d);
 	d->active_mtu = (uint8_t)(mtu_opt ? mtu_opt : mtu_enum_of(netdev_mtu));
 	/* GID: the IPv6 address, or IPv4-mapped, as rxe's RoCEv2 GIDs */
 	if (d->family == AF_INET6) {
@@ -504,6 +683,8 @@ static void sr_close(usmc_tp *tp)
 			free(d->mrs[i]);
 		}
 	sr_share_close(d);
+	if (d->nl >= 0)
+		close(d->nl);
 	if (d->raw >= 0)
 		close(d->raw);
 	if (d->ep >= 0)
@@ -653,15 +834,19 @@ void sr_cq_push(sr_dev *d, const usmc_wc *wc)
 	(void)usmc_tp_wcq_push(&d->cq, wc, 256);
 }
 
-/* The eventfd mirrors "completions queued" so epoll stays level-true. */
+/* The eventfd mirrors "completions or async events queued" so epoll
+ * stays level-true. */
 static void sync_efd(sr_dev *d)
 {
 	uint64_t v = 1;
+	int pending = d->cq.n || d->ev_n;
 
-	if (d->cq.n && !d->efd_signaled) {
+	if (d->efd < 0)
+		return;
+	if (pending && !d->efd_signaled) {
 		if (write(d->efd, &v, sizeof(v)) == sizeof(v))
 			d->efd_signaled = 1;
-	} else if (!d->cq.n && d->efd_signaled) {
+	} else if (!pending && d->efd_signaled) {
 		if (read(d->efd, &v, sizeof(v)) == sizeof(v) || errno == EAGAIN)
 			d->efd_signaled = 0;
 	}
@@ -690,6 +875,10 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 
 	if (d->drop_permille && rng_next(d) % 1000 < d->drop_permille) {
 		d->st.tx_fault_drops++;
+		return;
+	}
+	if (d->port_down) { /* no carrier: nothing leaves */
+		d->st.drop_port_tx++;
 		return;
 	}
 	if (d->ntx == SR_TX_BATCH)
@@ -946,6 +1135,10 @@ static void rx_drain(sr_dev *d, usmc_tstamp now)
 			     NULL);
 		if (n <= 0)
 			break;
+		if (d->port_down) { /* what was queued before it went down */
+			d->st.drop_port_rx += (uint64_t)n;
+			continue;
+		}
 		for (int i = 0; i < n; i++) {
 			struct msghdr *m = &d->rx_msgs[i].msg_hdr;
 			struct cmsghdr *c;
@@ -1032,6 +1225,10 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 		    errno != EAGAIN)
 			d->pub.last_errno = errno;
 		d->timer_armed = USMC_TSTAMP_NONE;
+	}
+	if (d->nl >= 0 && now >= d->nl_next) {
+		port_drain(d);
+		d->nl_next = now + SR_NL_PERIOD_NS;
 	}
 	rx_drain(d, now);
 	progress(d, now);
@@ -1179,7 +1376,13 @@ static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 {
 	sr_qp *qp = (sr_qp *)pub;
 	usmc_tstamp now = dev_now(qp->dev);
-	int rc = sr_qp_post_send(qp, wr, now);
+	int rc;
+
+	/* a port without link takes no work (as the fault decorator's
+	 * port-down) */
+	if (qp->dev->port_down)
+		return USMC_ERR_TRANSPORT;
+	rc = sr_qp_post_send(qp, wr, now);
 
 	if (!rc)
 		progress(qp->dev, now);
@@ -1282,6 +1485,7 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.post_recv = sr_post_recv,
 	.poll_cq = sr_poll_cq,
 	.batch = sr_batch,
+	.get_async_event = sr_get_async_event,
 	.set_rx_hook = sr_set_rx_hook,
 	.rx_inject = sr_rx_inject,
 };

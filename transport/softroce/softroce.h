@@ -31,6 +31,19 @@
  *   drop=PERMILLE    test only: drop that share of outgoing packets
  *   txfail=PERMILLE  test only: that share of sendmmsg calls fail EAGAIN
  *   seed=N           seed of the drop/txfail pattern (deterministic)
+ *   retry_time=MS    a QP with packets outstanding that hears nothing from
+ *                    its peer (no ACK, NAK or RNR NAK) for MS milliseconds
+ *                    completes with RETRY_EXC_ERR and goes to error, also
+ *                    with retry_cnt 7, which rxe takes as "for ever"; the
+ *                    bound on noticing a silent peer (default 1500, 0: no
+ *                    bound, as rxe)
+ *   portwatch=auto|off
+ *                    auto (default): follow the interface of the address
+ *                    with a NETLINK_ROUTE socket; when it goes down (not
+ *                    up, or no carrier) raise PORT_ERR, drop what comes
+ *                    and goes and fail posts, when it comes back raise
+ *                    PORT_ACTIVE, as rxe on its netdev's events. off: the
+ *                    port is always up
  *   ipid=zero|random test only: random sends IPv4 through a raw socket
  *                    (CAP_NET_RAW) with nonzero, increasing IPv4 IDs from
  *                    a random start and the ICRC over them, as kernel rxe
@@ -83,6 +96,14 @@ typedef struct usmc_softroce_stats {
 	 * datagrams whose QPN no process owns, and runts without a BTH */
 	uint64_t share_drop_qpn;
 	uint64_t share_drop_short;
+	/* QPs failed by retry_time= (each also completes RETRY_EXC_ERR) */
+	uint64_t retry_time_exc;
+	/* port state (portwatch): transitions, and packets dropped while
+	 * down, received and to be sent */
+	uint64_t port_downs;
+	uint64_t port_ups;
+	uint64_t drop_port_rx;
+	uint64_t drop_port_tx;
 } usmc_softroce_stats;
 
 extern const usmc_tp_ops usmc_tp_softroce_ops;

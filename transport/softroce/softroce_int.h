@@ -111,6 +111,10 @@ struct sr_qp {
 	int retries_left;
 	int rnr_left;
 	usmc_tstamp rto_deadline; /* 0: not armed */
+	/* since when the oldest unacknowledged packet has had no answer of
+	 * any kind from the peer (0: nothing outstanding); retry_time counts
+	 * from it */
+	usmc_tstamp stall_since;
 	/* consecutive retransmit timeouts without progress (backoff) */
 	unsigned int rto_shift;
 	usmc_tstamp rnr_deadline; /* 0: not waiting */
@@ -134,6 +138,8 @@ struct sr_qp {
 	int ack_pending;
 	uint32_t ack_psn;
 };
+
+#define SR_EVQ 8 /* async events held until get_async_event */
 
 struct sr_dev {
 	usmc_tp pub;
@@ -203,6 +209,20 @@ struct sr_dev {
 	sr_addr rx_addr[SR_RX_BATCH];
 	uint8_t (*rx_buf)[SR_RX_BUFSZ];
 	char rx_ctl[SR_RX_BATCH][64];
+
+	/* a QP with data outstanding that hears nothing from its peer for
+	 * this long fails with RETRY_EXC_ERR (retry_time=, 0: never) */
+	uint64_t retry_time_ns;
+
+	/* port state from the interface (RTM_NEWLINK on |nl|), as rxe's
+	 * netdev events: down drops what comes and goes, posts fail */
+	int portwatch_opt; /* portwatch= option: 1 auto, 0 off */
+	int nl;		   /* NETLINK_ROUTE socket, -1: not watching */
+	int ifindex;
+	int port_down;
+	usmc_tstamp nl_next; /* next look at |nl| from poll_cq */
+	usmc_tp_event evq[SR_EVQ];
+	unsigned int ev_head, ev_n;
 
 	usmc_softroce_stats st;
 };

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# A link that fails under a running stream, over plain softroce in a
+# one-link lab (docs/runtime.md, "A link that fails"):
+#  1. port down: h2's eth0 is set down mid-stream. softroce's netlink
+#     watch raises PORT_ERR on both hosts (h1 sees its carrier go), the
+#     runtime takes the link down, and both ends end with ECONNABORTED
+#     within 1 s; the server's device, kept by its loop, raises
+#     PORT_ACTIVE when the link is set up again, and a new connection
+#     runs SMC-R byte-exact on it.
+#  2. silent peer: h1 drops all RoCEv2 it receives, mid-stream (one
+#     iptables rule, timed; TCP still passes), so the sender in h2 hears
+#     no more ACKs. With the runtime's QP attributes (timeout 15, retry
+#     count 7, as smc_ib_modify_qp_rts) softroce's retry_time (default
+#     1.5 s) fails the sender's QP with RETRY_EXC_ERR, so the link is
+#     declared dead within 2 s of the drop; with retry_time=500, within
+#     1 s; never before retry_time. Measured from just before the rule
+#     went in (an upper bound on the silence) and printed.
+. "$(dirname "$0")/lib_test.sh"
+t_need_cmd python3 timeout ss iptables
+t_need_perf
+t_lab_up
+LAB=$USMC_SRC/netns/usmc-lab
+lab() { "$LAB" --name "$t_lab" "$@" >/dev/null; }
+now() { date +%s.%N; }
+# each log line prefixed with the wall time it was written at
+stamp() { python3 -u -c 'import sys, time
+for l in sys.stdin:
+    sys.stdout.write("%.3f %s" % (time.time(), l))'; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
+# first_at FILE REGEX: the time stamp of the first line matching REGEX
+first_at() { grep -m1 -E "$2" "$1" | cut -d' ' -f1; }
+
+# server TAG PORT [ENV...]: a loop that keeps its device across
+# connections; server_stop TAG ends it (by its pid)
+server() {
+	local tag=$1 port=$2
+	shift 2
+	t_exec h1 env USMC_DEBUG=1 "$@" sh -c 'echo $$ >"$0"; exec timeout 120 "$1" -s -p "$2" --verify 2>&1' \
+		"$t_work/$tag.spid" "$T_PERF" "$port" 2>/dev/null | stamp >"$t_work/$tag.server" &
+	spipe[$tag]=$!
+	busywait 10000 t_listening h1 "$port" || t_fail "$tag: server did not listen"
+}
+declare -A spipe
+server_stop() {
+	kill "$(cat "$t_work/$1.spid")" 2>/dev/null
+	wait "${spipe[$1]}" 2>/dev/null
+}
+# stream TAG PORT [ENV...]: a long verified stream h2 -> h1 in the
+# background ($cpid), returns once data flows (the server has a link)
+stream() {
+	local tag=$1 port=$2
+	shift 2
+	(t_exec h2 env USMC_DEBUG=1 "$@" timeout 60 "$T_PERF" -c "$T_H1" -p "$port" -n 64G --verify 2>&1 |
+		stamp >"$t_work/$tag.client") &
+	cpid=$!
+	busywait 10000 grep -q 'SMC-R established' "$t_work/$tag.client" ||
+		t_fail "$tag: no SMC-R connection: $(tail -5 "$t_work/$tag.client")"
+	# a moment of streaming, so data is in flight when the fault comes
+	busywait 5000 eval "[ \$(grep -c . '$t_work/$tag.client') -gt 0 ]"
+	sleep 0.3
+}
+stream_end() { # TAG: wait for the client (at most 10 s) and show its error
+	local i=0
+	while kill -0 "$cpid" 2>/dev/null && ((i < 100)); do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -0 "$cpid" 2>/dev/null && t_fail "$1: the client still runs 10 s after the fault"
+	grep -m1 '^[0-9.]* error:' "$t_work/$1.client" | cut -d' ' -f2-
+}
+
+# --- 1. port down and up ------------------------------------------------------
+server pd 7500
+stream pd 7500
+t0=$(now)
+lab fault link 1 down h2 || t_fail "fault link 1 down h2"
+err=$(stream_end pd)
+[[ $err == *"connection abort"* ]] || t_fail "port down: client error '$err', want a connection abort"
+for side in client server; do
+	f=$t_work/pd.$side
+	at=$(first_at "$f" 'async event PORT_ERR')
+	[ -n "$at" ] || t_fail "port down: no PORT_ERR in the $side's log: $(grep -v 'completion for' "$f" | tail -5)"
+	d=$(sub "$at" "$t0")
+	le "$d" 1.0 || t_fail "port down: the $side's PORT_ERR came $d s after the down"
+	ab=$(first_at "$f" 'error: connection 0:.*abort')
+	[ -n "$ab" ] || t_fail "port down: the $side did not end with a connection abort: $(grep error: "$f")"
+	le "$(sub "$ab" "$t0")" 1.0 || t_fail "port down: the $side ended $(sub "$ab" "$t0") s after the down"
+	t_log "ok port down: $side PORT_ERR after $d s, connection aborted after $(sub "$ab" "$t0") s"
+done
+grep -q "softroce: interface eth0 down: PORT_ERR" "$t_work/pd.server" || t_fail "softroce did not say why"
+t1=$(now)
+lab fault link 1 up || t_fail "fault link 1 up"
+busywait 3000 grep -q 'async event PORT_ACTIVE' "$t_work/pd.server" ||
+	t_fail "port up: no PORT_ACTIVE on the server: $(grep -v 'completion for' "$t_work/pd.server" | tail -3)"
+t_log "ok port up: server PORT_ACTIVE after $(sub "$(first_at "$t_work/pd.server" 'async event PORT_ACTIVE')" "$t1") s"
+t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p 7500 -n 8M --verify --json >"$t_work/pd2.client" 2>&1 ||
+	t_fail "after port up: $(tail -3 "$t_work/pd2.client")"
+[ "$(t_json "$t_work/pd2.client" path)" = smcr ] && [ "$(t_json "$t_work/pd2.client" verify)" = ok ] ||
+	t_fail "after port up: path $(t_json "$t_work/pd2.client" path), verify $(t_json "$t_work/pd2.client" verify)"
+t_log "ok after port up: 8 MiB SMC-R verified on the same server device"
+server_stop pd
+
+# --- 2. a silent peer -----------------------------------------------------------
+# silent TAG PORT LIMIT [ENV...]
+silent() {
+	local tag=$1 port=$2 limit=$3 lo=$4
+	shift 4
+	server "$tag" "$port" "$@"
+	stream "$tag" "$port" "$@"
+	local t0 t0e at d f rule=(INPUT -i eth0 -p udp --dport "$(usmc_lab_roce_port)" -j DROP)
+	t0=$(now)
+	t_exec h1 iptables -w -I "${rule[@]}" || t_fail "iptables drop in h1"
+	t0e=$(now)
+	err=$(stream_end "$tag")
+	[[ $err == *"connection abort"* || $err == *"reset"* ]] ||
+		t_fail "$tag: client error '$err', want the connection ended"
+	f=$t_work/$tag.client
+	at=$(first_at "$f" 'retry counter exceeded')
+	[ -n "$at" ] || t_fail "$tag: the sender's QP did not give up: $(grep -v 'completion for' "$f" | tail -5)"
+	d=$(sub "$at" "$t0")
+	le "$d" "$limit" && le "$lo" "$d" ||
+		t_fail "$tag: the sender declared the link dead $d s after the drop (want $lo..$limit s)"
+	# the receiver: its own QP's retries (CDCs in flight), or the TCP
+	# connection the sender's runtime reset
+	local sat
+	busywait 3000 grep -q '^[0-9.]* error:' "$t_work/$tag.server" ||
+		t_fail "$tag: the receiver did not end: $(grep -v 'completion for' "$t_work/$tag.server" | tail -3)"
+	sat=$(first_at "$t_work/$tag.server" 'retry counter exceeded|terminated|error:')
+	t_log "ok $tag (${*:-defaults}): sender's link dead $d s after the drop (bound $limit s; the rule took $(sub "$t0e" "$t0") s); receiver ended after $(sub "$sat" "$t0") s"
+	t_exec h1 iptables -w -D "${rule[@]}" || t_fail "iptables: the drop rule would not go"
+	server_stop "$tag"
+}
+silent silent_default 7501 2.0 1.5
+silent silent_500 7502 1.0 0.5 USMC_TRANSPORT_OPTIONS=retry_time=500
+t_log PASS
