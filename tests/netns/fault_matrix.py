@@ -406,6 +406,7 @@ class LinkDown(Case):
                 if any(p.poll() is not None for p in run.procs.values()):
                     break
                 link_set(self.link, "up" if i % 2 == 0 else "down")
+            link_set(self.link, "up")
         return t
 
     def after(self, run):
@@ -444,6 +445,7 @@ class Signal(Case):
         os.kill(run.pid("server"), self.sig)
         if self.hold:
             time.sleep(self.hold)
+            self.t_cont = time.monotonic()
             os.kill(run.pid("server"), signal.SIGCONT)
         return t
 
@@ -487,7 +489,7 @@ def cases():
         LinkDown("flap", "exact", "eth0 down/up every 1 s for 10 s, two links", link=1, flap=10, nbytes="1G", **two),
         Restore("restore", "restored", "eth0 down, up again after the failover, two links", link=1, **two),
         Signal("peer-sigkill", "killed", "SIGKILL to the server", signal.SIGKILL),
-        Signal("peer-sigstop", "exact", "SIGSTOP to the server for 10 s", signal.SIGSTOP, hold=10),
+        Signal("peer-sigstop", "stopped", "SIGSTOP to the server for 10 s", signal.SIGSTOP, hold=10),
         Case("decline-nosmcrdev-srv", "fallback:server:NOSMCRDEV", "server's device cannot open (bad USMC_FAULT)", senv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-nosmcrdev-cli", "fallback:client:NOSMCRDEV", "client's device cannot open (bad USMC_FAULT)", cenv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}, min_s=2.5),
@@ -509,6 +511,7 @@ EXPECT_TEXT = {
     "restored": "byte-exact, failover, link re-added",
     "reset": "ECONNRESET both <=%gs" % FATAL_S,
     "killed": "client ECONNRESET <=%gs" % KILL_S,
+    "stopped": "client ECONNRESET <=%gs, server after SIGCONT <=%gs" % (FATAL_S, FATAL_S),
     "clc-timeout": "connect ETIMEDOUT ~%gs" % CLC_TIMEOUT_S,
 }
 
@@ -606,6 +609,27 @@ def judge(case, run, t_inj, nbytes):
             and c.get("rx", {}).get("verify") != "failed"
         )
         return ok, errs().split(", ")[-1], at - t_inj if at else None, None, checked, notes
+    if e == "stopped":
+        # a stopped peer is a silent one (docs/runtime.md): the client
+        # declares the link dead and resets; the server, once it runs
+        # again, finds its peer gone
+        ca, sa = c.get("error_mono"), s.get("error_mono")
+        ok = (
+            errno_name(c.get("error")) == "ECONNRESET"
+            and ca is not None
+            and ca - t_inj <= FATAL_S
+            and errno_name(s.get("error")) == "ECONNRESET"
+            and sa is not None
+            and 0 <= sa - case.t_cont <= FATAL_S
+            and all(r.get("rx", {}).get("verify") != "failed" for r in (s, c))
+        )
+        obs = "client %s %s, server %s %s after SIGCONT" % (
+            errno_name(c.get("error")),
+            fmt_s(ca - t_inj if ca else None),
+            errno_name(s.get("error")),
+            fmt_s(sa - case.t_cont if sa else None),
+        )
+        return ok, obs, detect, fo, checked, notes
     if e == "clc-timeout":
         at = c.get("error_mono")
         dt = at - run.t0 if at else None
@@ -687,7 +711,7 @@ def run_case(case):
         return False, "injection failed: %s" % e, None, None, 0, []
     # a case that must fail fast is not waited for past its bound (and a
     # margin): what is still running then has hung, as far as it goes
-    limit = {"reset": FATAL_S + 12, "killed": KILL_S + 9, "failover": 60, "restored": 60}.get(case.expect, RUN_S + 30)
+    limit = {"reset": FATAL_S + 12, "killed": KILL_S + 9, "stopped": FATAL_S + 12, "failover": 60, "restored": 60}.get(case.expect, RUN_S + 30)
     run.wait(limit, tick=(lambda: case.tick(run)) if isinstance(case, Sched) else None)
     case.limit = limit
     case.after(run)
