@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 ENV = os.environ
 BUILD = ENV.get("USMC_BUILD", "build")
@@ -541,6 +542,11 @@ def judge(case, run, t_inj, nbytes):
     checked = sum(
         r.get("rx", {}).get("bytes") or 0 for r in (s, c) if r.get("rx", {}).get("verify") == "ok"
     )
+    # a sanitizer's report fails any case (the ASan+UBSan build runs it too)
+    for role in ("server", "client"):
+        for l in run.log(role):
+            if "ERROR: AddressSanitizer" in l or "ERROR: LeakSanitizer" in l or "runtime error:" in l:
+                return False, "%s: %s" % (role, l.strip()[:120]), detect, fo, checked, notes
     hung = [r for r in ("server", "client") if run.end.get(r) is None]
     if hung:
         return False, "hung: %s killed after %d s" % (",".join(hung), case.limit), detect, fo, checked, notes
@@ -786,6 +792,9 @@ def main():
             ok, obs, det, fo, checked, notes = run_case(c)
         except (RuntimeError, OSError) as e:
             ok, obs, det, fo, checked, notes = False, "error: %s" % e, None, None, 0, []
+        except Exception as e:  # a bug here must still leave the table
+            traceback.print_exc()
+            ok, obs, det, fo, checked, notes = False, "runner error: %r" % e, None, None, 0, []
         secs = time.monotonic() - t
         fails += not ok
         rows.append((c.name, expect_text(c.expect), obs, fmt_s(det), fmt_s(fo), fmt_bytes(checked), ok, secs))
