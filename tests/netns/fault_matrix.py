@@ -18,7 +18,7 @@ two ends). Prints a table; exits 1 if any case's observed outcome differs
 from the expected one.
 
 Environment (set by test_fault_matrix.sh): MATRIX_LAB, MATRIX_NS1/2,
-MATRIX_H1 (h1's address on link 1), MATRIX_LINKS (the lab's links),
+MATRIX_H1/H2 (the hosts' addresses on link 1), MATRIX_LINKS (the lab's links),
 MATRIX_PNET (USMC_PNET for two-link cases), MATRIX_WORK, USMC_BUILD.
 Chosen by the user: MATRIX_SEED (default 1), MATRIX_CASES (names, blank
 separated; default all), MATRIX_BYTES (default 256M each way).
@@ -41,6 +41,7 @@ PERF = os.path.join(BUILD, "tools", "usmc-perf")
 LAB = ENV["MATRIX_LAB"]
 NS = {"h1": ENV["MATRIX_NS1"], "h2": ENV["MATRIX_NS2"]}
 H1 = ENV["MATRIX_H1"]
+H2 = ENV["MATRIX_H2"]
 LINKS = int(ENV.get("MATRIX_LINKS", "1"))
 PNET = ENV.get("MATRIX_PNET", "")
 WORK = ENV["MATRIX_WORK"]
@@ -61,6 +62,7 @@ BUDGET_S = int(ENV.get("MATRIX_BUDGET", "540"))
 
 DECL = {
     "NOSMCRDEV": 0x03030002,
+    "PEERNOSMC": 0x03010000,
     "RELEASEERR": 0x03030009,
     "MAXCONNERR": 0x0303000A,
     "MAXLINKERR": 0x0303000B,
@@ -492,6 +494,7 @@ def cases():
         Signal("peer-sigkill", "killed", "SIGKILL to the server", signal.SIGKILL),
         Signal("peer-sigstop", "stopped", "SIGSTOP to the server for 10 s", signal.SIGSTOP, hold=10),
         Case("decline-nosmcrdev-srv", "fallback:server:NOSMCRDEV", "server's device cannot open (bad USMC_FAULT)", senv={"USMC_FAULT": "drop:rate=2"}),
+        Case("decline-peernosmc", "fallback:server:PEERNOSMC", "a server rule says tcp for the client (USMC_RULES)", senv={"USMC_RULES": "tcp remote " + H2}),
         Case("decline-nosmcrdev-cli", "fallback:client:NOSMCRDEV", "client's device cannot open (bad USMC_FAULT)", cenv={"USMC_FAULT": "drop:rate=2"}),
         Case("decline-timeout-cl", "fallback:server:TIMEOUT_CL", "every RoCE packet dropped: CONFIRM_LINK never arrives", senv={"USMC_FAULT": "drop:rate=1"}, cenv={"USMC_FAULT": "drop:rate=1"}, min_s=2.5),
         Case("decline-cl-post", "fallback:server:TIMEOUT_CL", "the server's first SEND (CONFIRM_LINK) fails to post: the link dies in the wait", senv={"USMC_FAULT": "fail-post:op=SEND,nth=1"}),

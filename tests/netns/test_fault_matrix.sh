@@ -11,7 +11,7 @@ links=1
 # two links need usmc-lab --links (the lab's usmc_lab_link_fault)
 declare -F usmc_lab_link_fault >/dev/null && links=2
 t_lab_up $links
-export MATRIX_LAB=$t_lab MATRIX_LINKS=$links MATRIX_WORK=$t_work MATRIX_H1=$T_H1
+export MATRIX_LAB=$t_lab MATRIX_LINKS=$links MATRIX_WORK=$t_work MATRIX_H1=$T_H1 MATRIX_H2=$T_H2
 export MATRIX_PNET=${T_PNET:-} USMC_BUILD
 MATRIX_NS1=$(usmc_lab_ns "$t_lab" h1) MATRIX_NS2=$(usmc_lab_ns "$t_lab" h2)
 export MATRIX_NS1 MATRIX_NS2
