@@ -286,6 +286,9 @@ def link_times(run, t_inj):
     for role in ("server", "client"):
         first_down = None
         for line in run.log(role):
+            m = RE_UP.match(line)
+            if m:
+                notes.append("%s: link %s up on device %s" % (role, m.group(3), m.group(4)))
             m = RE_DOWN.match(line)
             if m and first_down is None:
                 first_down = float(m.group(1))
@@ -316,6 +319,8 @@ def errno_name(err):
 
 
 class Case:
+    second = False
+
     def __init__(self, name, expect, what, links=1, senv=None, cenv=None, cargs=None, nbytes=None, min_s=None):
         self.name, self.expect, self.what = name, expect, what
         self.min_s = min_s  # the client cannot be done sooner (a timer)
@@ -336,13 +341,26 @@ def sched_seed(case_idx, host):
     return SEED * 1000 + case_idx * 2 + (1 if host == "h1" else 2)
 
 
-def started(run, at=0.3):
+def second_link_up(run):
+    """Both ends have logged two links up (`lgr N link M up on device D`)."""
+
+    def links_up(role):
+        return {m.group(2, 3) for m in map(RE_UP.match, run.log(role)) if m}
+
+    return all(len(links_up(r)) >= 2 for r in ("server", "client"))
+
+
+def started(run, at=0.3, links=1):
     """Mid-stream: both fault control sockets are up (each end's device is
-    open), then |at| seconds more of stream (a fixed offset into the
-    stream, not a synchronisation)."""
-    if not wait_for(lambda: run.ctl_ready() or any(p.poll() is not None for p in run.procs.values()), 10):
+    open), with two links the second one up too (at most 5 s), then |at|
+    seconds more of stream (a fixed offset into the stream, not a
+    synchronisation). Returns whether the second link came up."""
+    ended = lambda: any(p.poll() is not None for p in run.procs.values())
+    if not wait_for(lambda: run.ctl_ready() or ended(), 10):
         raise RuntimeError("no fault control sockets after 10 s")
+    second = links > 1 and wait_for(lambda: second_link_up(run) or ended(), 5) and second_link_up(run)
     time.sleep(at)
+    return second
 
 
 class Sched(Case):
@@ -357,7 +375,7 @@ class Sched(Case):
         self.stats = ""
 
     def inject(self, run):
-        started(run)
+        self.second = started(run, links=self.links)
         if self.refuse:
             # a schedule that does not parse is refused whole, with the
             # position of the error (docs/fault.md, "Errors")
@@ -399,7 +417,7 @@ class LinkDown(Case):
         self.link, self.flap = link, flap
 
     def inject(self, run):
-        started(run)
+        self.second = started(run, links=self.links)
         t = time.monotonic()
         link_set(self.link, "down")
         if self.flap:
@@ -443,7 +461,7 @@ class Signal(Case):
         self.sig, self.hold = sig, hold
 
     def inject(self, run):
-        started(run)
+        self.second = started(run, links=self.links)
         t = time.monotonic()
         os.kill(run.pid("server"), self.sig)
         if self.hold:
@@ -567,6 +585,16 @@ def judge(case, run, t_inj, nbytes):
         return ", ".join(out)
 
     e = case.expect
+    if case.links > 1 and not getattr(case, "second", False):
+        # said first: whatever followed, the case did not test failover
+        return (
+            False,
+            "no second link came up within 5 s (the runtime's USMC_PNET); then %s" % errs(),
+            detect,
+            fo,
+            checked,
+            notes,
+        )
     if e in ("exact", "failover", "restored"):
         if not exact:
             return False, "not exact: %s (%s)" % (errs(), path), detect, fo, checked, notes
