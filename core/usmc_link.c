@@ -229,6 +229,7 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 	link->dev_idx = (uint8_t)dev_idx;
 	link->state = USMC_LNK_INACTIVE;
 	link->testlink_expiry = USMC_TSTAMP_NONE;
+	link->gone_expiry = USMC_TSTAMP_NONE;
 	link->clink_resp_slot = -1;
 	lgr->links[idx] = link;
 	link->nslots = ctx->s.send_wr;
@@ -444,6 +445,10 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 
 	lgr->ctx->now = ts;
 	if (lgr->terminating)
+		return 0;
+	/* a failed-over link's flushes: it is down already */
+	if (wc->status != USMC_WC_SUCCESS &&
+	    link->gone_expiry != USMC_TSTAMP_NONE)
 		return 0;
 	if (wc->status != USMC_WC_SUCCESS) {
 		usmc_log(lgr->ctx, USMC_LOG_ERR, "link %u: %s completion: %s",

@@ -1110,9 +1110,13 @@ static void link_clear(usmc_link *dead, usmc_tstamp ts)
 	unsigned int dev = dead->dev_idx;
 
 	if (lgr->addl_new == dead || lgr->addl_link == dead) {
+		int was_new = lgr->addl_new == dead;
+
 		if (lgr->addl_link == dead)
 			lgr->addl_link = NULL;
 		addl_fail(lgr, 0, ts);
+		if (was_new)
+			return; /* addl_fail freed it (no connection on it) */
 	}
 	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
 		usmc_conn *c = lgr->conns[i];
@@ -1223,14 +1227,18 @@ static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,
 			lgr->free_expiry = ts + USMC_TERM_GRACE;
 		return;
 	}
-	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: peer deleted",
-		 lgr->id, dead->link_id);
+	/* one we failed over already (its grace runs) is only cleared */
+	if (dead->gone_expiry == USMC_TSTAMP_NONE)
+		usmc_log(lgr->ctx, USMC_LOG_INFO,
+			 "lgr %u link %u down: peer deleted", lgr->id,
+			 dead->link_id);
 	llc_respond(to, m);
 	dead->qp_rts = 0;
 	dead->state = USMC_LNK_INACTIVE;
 	/* its connections move to |to| first (smc_llc_process_cli_delete_link:
 	 * smc_switch_conns) */
-	usmc_link_switch_conns(dead, ts);
+	if (dead->gone_expiry == USMC_TSTAMP_NONE)
+		usmc_link_switch_conns(dead, ts);
 	if (lgr->links[dead->link_idx] == dead)
 		link_clear(dead, ts);
 	if (lgr->role == USMC_ROLE_SERVER)

@@ -306,7 +306,8 @@ static void delete_one(int server_side, uint64_t seed)
 	usmc_sim_trace_clear(sim);
 	/* the connection is on link 1; link 2 goes */
 	USMC_ASSERT_EQ(usmc_link_down(lg->links[1], usmc_sim_now(sim)), 0);
-	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	/* the DELETE_LINK leaves when the dead link's grace (10 ms) ends */
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
 	i = trace_llc(sim, server_side ? 2 : 1, SMC_LLC_DELETE_LINK, 0, 0);
 	CU_ASSERT_TRUE_FATAL(i >= 0);
 	tr = usmc_sim_get_trace(sim, &n);
