@@ -33,6 +33,10 @@ void usmc_link_free(usmc_link *link)
 	usmc_ctx_call_free_mr(ctx, &link->v2_mr);
 	usmc_mem_free(ctx, link->slots); /* and link->wrq */
 	lgr->links[link->link_idx] = NULL;
+	if (lgr->delayed_link == link) {
+		lgr->delayed = 0;
+		lgr->delayed_link = NULL;
+	}
 	/* the peer's RMBs on this link are no more */
 	for (int i = 0; i < USMC_RTOKENS_MAX && lgr->rtokens; i++)
 		lgr->rtokens[i].has[link->link_idx] = 0;

@@ -533,10 +533,11 @@ static void failover(enum fcause cause, int at_server, unsigned int versions,
 	res->ntrace = ntr;
 	res->trace_hash = fnv(0xcbf29ce484222325ull, tr, ntr * sizeof(*tr));
 	if (back) {
-		/* the device (and the path) come back */
+		/* the device (and the path) come back: the port after its
+		 * 300 ms */
+		usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
 		usmc_sim_node_set_dev_faults(x, 0, NULL);
 		usmc_sim_set_dev_path_down(a, 0, b, 0, 0);
-		usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
 		usmc_ctx_device_up(usmc_sim_node_ctx(x), 0, usmc_sim_now(sim));
 		usmc_sim_run_idle(sim, usmc_sim_now(sim) + 5 * SEC);
 		USMC_ASSERT_EQ(active_links(a, &devs), 2);
