@@ -33,6 +33,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_STREAM_WAIT     (2 * USMC_NS_PER_SEC)  /* SMC_MAX_STREAM_WAIT */
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 #define USMC_END_QUIET	     (50 * USMC_NS_PER_MS)  /* exit: peer quiet */
+#define USMC_FAILOVER_GRACE  (10 * USMC_NS_PER_MS)  /* dead link's CQ */
 
 /* Link states (enum smc_link_state) */
 enum usmc_link_state {
@@ -151,6 +152,10 @@ struct usmc_link {
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */
+	/* failed over: its connections moved, it sends nothing; receive
+	 * completions already on its CQ are still taken until then, when
+	 * the peer is told and it is freed (usmc_failover.c) */
+	usmc_tstamp gone_expiry;
 	/* client: the TX slot of our first CONFIRM_LINK response, until its
 	 * send completes (the server's RNIC has it); -1 once it did */
 	int clink_resp_slot;
@@ -450,6 +455,10 @@ void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
 /* No usable link is left in |lgr|: connections that moved no data fall
  * back to TCP, the others are reset, the lgr is terminated. */
 void usmc_failover_last_link(usmc_lgr *lgr, usmc_tstamp ts);
+/* The failed-over links' grace (gone_expiry): the earliest, and the ones
+ * due (DELETE_LINK to the peer, freed). */
+usmc_tstamp usmc_failover_expiry(const usmc_lgr *lgr);
+void usmc_failover_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* LLC flows (usmc_llc_flow.c) */
 uint8_t usmc_llc_version(const usmc_lgr *lgr);

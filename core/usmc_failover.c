@@ -187,7 +187,7 @@ void usmc_link_switch_conns(usmc_link *dead, usmc_tstamp ts)
 	usmc_link *to = failover_target(dead->lgr, dead, 0);
 
 	if (to)
-		switch_conns(dead, to, 1, ts);
+		switch_conns(dead, to, 0, ts);
 }
 
 void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
@@ -199,7 +199,8 @@ void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
 	int was_active = link->state == USMC_LNK_ACTIVE;
 	usmc_link *to;
 
-	if (lgr->terminating || link->state == USMC_LNK_UNUSED)
+	if (lgr->terminating || link->state == USMC_LNK_UNUSED ||
+	    link->gone_expiry != USMC_TSTAMP_NONE)
 		return;
 	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
 		 link->link_id, usmc_link_down_reason_str(why));
@@ -216,7 +217,36 @@ void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
 		return;
 	}
 	switch_conns(link, to, was_active, ts);
-	/* the peer is told on a surviving link, the link is freed
-	 * (smcr_link_down) */
-	usmc_llc_link_gone(link, SMC_LLC_DEL_LOST_PATH, ts);
+	if (!was_active) {
+		/* not in use yet (an ADD_LINK that failed): gone at once */
+		usmc_llc_link_gone(link, SMC_LLC_DEL_LOST_PATH, ts);
+		return;
+	}
+	/* CDCs the peer's RNIC delivered (so the peer counts them as
+	 * confirmed) may still wait on the dead link's CQ: they are taken
+	 * until the grace ends, then the peer is told on a surviving link
+	 * and the link is freed (smcr_link_down) */
+	link->gone_expiry = ts + USMC_FAILOVER_GRACE;
+}
+
+usmc_tstamp usmc_failover_expiry(const usmc_lgr *lgr)
+{
+	usmc_tstamp t = USMC_TSTAMP_NONE;
+
+	for (int i = 0; i < USMC_LINKS_MAX; i++)
+		if (lgr->links[i])
+			t = usmc_tmin(t, lgr->links[i]->gone_expiry);
+	return t;
+}
+
+void usmc_failover_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
+{
+	for (int i = 0; i < USMC_LINKS_MAX && !lgr->terminating; i++) {
+		usmc_link *l = lgr->links[i];
+
+		if (!l || l->gone_expiry > ts)
+			continue;
+		l->gone_expiry = USMC_TSTAMP_NONE;
+		usmc_llc_link_gone(l, SMC_LLC_DEL_LOST_PATH, ts);
+	}
 }

@@ -526,7 +526,8 @@ usmc_tstamp usmc_lgr_expiry(const usmc_lgr *lgr)
 {
 	if (lgr->terminating)
 		return lgr->free_expiry;
-	return usmc_tmin(lgr->free_expiry, usmc_llc_expiry(lgr));
+	return usmc_tmin(usmc_tmin(lgr->free_expiry, usmc_llc_expiry(lgr)),
+			 usmc_failover_expiry(lgr));
 }
 
 void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
@@ -550,5 +551,8 @@ void usmc_lgr_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 			return;
 		}
 	}
+	usmc_failover_handle_expiry(lgr, ts);
+	if (lgr->terminating)
+		return;
 	usmc_llc_handle_expiry(lgr, ts);
 }

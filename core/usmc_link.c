@@ -33,6 +33,10 @@ void usmc_link_free(usmc_link *link)
 	usmc_ctx_call_free_mr(ctx, &link->v2_mr);
 	usmc_mem_free(ctx, link->slots); /* and link->wrq */
 	lgr->links[link->link_idx] = NULL;
+	if (lgr->delayed_link == link) {
+		lgr->delayed = 0;
+		lgr->delayed_link = NULL;
+	}
 	/* the peer's RMBs on this link are no more */
 	for (int i = 0; i < USMC_RTOKENS_MAX && lgr->rtokens; i++)
 		lgr->rtokens[i].has[link->link_idx] = 0;
@@ -229,6 +233,7 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 	link->dev_idx = (uint8_t)dev_idx;
 	link->state = USMC_LNK_INACTIVE;
 	link->testlink_expiry = USMC_TSTAMP_NONE;
+	link->gone_expiry = USMC_TSTAMP_NONE;
 	link->clink_resp_slot = -1;
 	lgr->links[idx] = link;
 	link->nslots = ctx->s.send_wr;
@@ -444,6 +449,10 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 
 	lgr->ctx->now = ts;
 	if (lgr->terminating)
+		return 0;
+	/* a failed-over link's flushes: it is down already */
+	if (wc->status != USMC_WC_SUCCESS &&
+	    link->gone_expiry != USMC_TSTAMP_NONE)
 		return 0;
 	if (wc->status != USMC_WC_SUCCESS) {
 		usmc_log(lgr->ctx, USMC_LOG_ERR, "link %u: %s completion: %s",

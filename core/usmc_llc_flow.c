@@ -288,8 +288,9 @@ static int dev_usable(const usmc_ctx *ctx, unsigned int dev)
 	return dev < ctx->s.ndevices && !ctx->dev_down[dev];
 }
 
-/* A device with the pnet id of |link|'s and not used by another link of
- * the group, whose memory can be registered (reg_mr); -1 if none. */
+/* A device with the pnet id of |link|'s, not |link|'s and not used by a
+ * symmetric link of the group, whose memory can be registered (reg_mr);
+ * -1 if none (smc_pnet_find_alt_roce). */
 int usmc_llc_alt_dev(const usmc_lgr *lgr, const usmc_link *link)
 {
 	const usmc_ctx *ctx = lgr->ctx;
@@ -298,18 +299,50 @@ int usmc_llc_alt_dev(const usmc_lgr *lgr, const usmc_link *link)
 	if (!pnet_set(pnet) || !ctx->cb.reg_mr)
 		return -1;
 	for (unsigned int d = 0; d < ctx->s.ndevices; d++) {
-		int used = 0;
+		int used = d == link->dev_idx;
 
 		if (!dev_usable(ctx, d) ||
 		    memcmp(ctx->s.devices[d].pnet_id, pnet, 16))
 			continue;
 		for (int i = 0; i < USMC_LINKS_MAX; i++)
-			if (lgr->links[i] && lgr->links[i]->dev_idx == d)
+			if (lgr->links[i] && lgr->links[i]->dev_idx == d &&
+			    !lgr->links[i]->asym)
 				used = 1;
 		if (!used)
 			return (int)d;
 	}
 	return -1;
+}
+
+/* Room for another link: 1 with fewer than two active links, 2 when two
+ * are up but one is asymmetric (a symmetric one would replace it, as the
+ * kernel deletes an asymmetric link once the group is SYMMETRIC), 0. */
+static int lgr_wants_link(const usmc_lgr *lgr)
+{
+	unsigned int n = usmc_lgr_active_links(lgr);
+	int asym = 0, slot = 0;
+
+	if (n < 2)
+		return 1;
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		const usmc_link *l = lgr->links[i];
+
+		slot |= !l;
+		asym |= l && l->state == USMC_LNK_ACTIVE && l->asym;
+	}
+	return asym && slot ? 2 : 0;
+}
+
+/* An active asymmetric link other than |not|, or NULL. */
+static usmc_link *asym_link(usmc_lgr *lgr, const usmc_link * not )
+{
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		usmc_link *l = lgr->links[i];
+
+		if (l && l != not &&l->state == USMC_LNK_ACTIVE && l->asym)
+			return l;
+	}
+	return NULL;
 }
 
 /* A link id no link of the group has (smc_next_link_id). */
@@ -513,12 +546,13 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 {
 	usmc_ctx *ctx = lgr->ctx;
 	usmc_link *link = usmc_lgr_first_link(lgr), *nl;
+	int want = lgr_wants_link(lgr);
 	usmc_llc_msg m;
 	int dev, rv;
 
 	if (lgr->role != USMC_ROLE_SERVER || !link ||
-	    link->state != USMC_LNK_ACTIVE || lgr->max_links <= 1 ||
-	    usmc_lgr_active_links(lgr) >= 2) {
+	    link->state != USMC_LNK_ACTIVE || lgr->max_links <= 1 || !want ||
+	    (want == 2 && usmc_llc_alt_dev(lgr, link) < 0)) {
 		llc_flow_done(lgr, 1, ts);
 		return;
 	}
@@ -597,11 +631,16 @@ static void addl_srv_resp(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 		addl_fail(lgr, 1, ts);
 		return;
 	}
-	/* the client answered with its existing port: ASYMMETRIC_PEER */
+	/* the client answered with its existing port: ASYMMETRIC_PEER, not
+	 * taken where it would only replace an asymmetric link */
 	if (!memcmp(m->add_link.sender_gid, link->peer_gid, 16) &&
 	    (lgr->version == SMC_V2 ||
 	     !memcmp(m->add_link.sender_mac, link->peer_mac, 6)))
 		nl->asym = 1;
+	if (nl->asym && asym_link(lgr, nl)) {
+		addl_fail(lgr, 1, ts);
+		return;
+	}
 	nl->peer_qpn = m->add_link.sender_qp_num;
 	nl->peer_psn = m->add_link.initial_psn;
 	memcpy(nl->peer_gid, m->add_link.sender_gid, 16);
@@ -685,6 +724,20 @@ static void addl_srv_clink_resp(usmc_link *link, usmc_llc_msg *m,
 	lgr->addl_new = NULL;
 	link_up_log(link);
 	llc_flow_done(lgr, 1, ts);
+	/* symmetric now: the asymmetric link goes (NO_ASYM_NEEDED), its
+	 * connections moved first (smc_llc_delete_asym_link) */
+	if (!link->asym && !lgr->terminating) {
+		usmc_link *old = asym_link(lgr, link);
+
+		if (old) {
+			old->qp_rts = 0;
+			old->state = USMC_LNK_INACTIVE;
+			usmc_link_switch_conns(old, ts);
+			if (lgr->links[old->link_idx] == old)
+				usmc_llc_link_gone(
+					old, SMC_LLC_DEL_NO_ASYM_NEEDED, ts);
+		}
+	}
 }
 
 /* Is |gid| one a new link could go to? v2 reaches the peer over IPv4, so
@@ -716,7 +769,7 @@ static int addl_cli_dev(usmc_lgr *lgr, usmc_link *link, const usmc_llc_msg *m,
 
 	*why = "no alternate path";
 	if (!dev_pnet_set(ctx, link->dev_idx) || lgr->max_links <= 1 ||
-	    !m->add_link.qp_mtu || usmc_lgr_active_links(lgr) >= 2)
+	    !m->add_link.qp_mtu || !lgr_wants_link(lgr))
 		return -1;
 	if (!m->add_link.link_num || link_by_id(lgr, m->add_link.link_num)) {
 		*why = "duplicate link id";
@@ -752,6 +805,8 @@ static int addl_cli_dev(usmc_lgr *lgr, usmc_link *link, const usmc_llc_msg *m,
 		     !memcmp(m->add_link.sender_mac, link->peer_mac, 6));
 	if (same_peer && alt < 0)
 		return -1; /* both ends the same: no second path */
+	if (lgr_wants_link(lgr) == 2 && alt < 0)
+		return -1; /* it would not replace the asymmetric one */
 	return alt >= 0 ? alt : (int)link->dev_idx;
 }
 
@@ -804,7 +859,11 @@ static void addl_cli_req(usmc_link *link, usmc_llc_msg *m, int mtu_bad,
 	lgr->addl_new = nl;
 	nl->link_id = m->add_link.link_num;
 	nl->state = USMC_LNK_ACTIVATING;
-	nl->asym = dev == link->dev_idx;
+	/* ASYMMETRIC_LOCAL (our one device) or _PEER (the server's) */
+	nl->asym = dev == link->dev_idx ||
+		   (!memcmp(m->add_link.sender_gid, link->peer_gid, 16) &&
+		    (lgr->version == SMC_V2 ||
+		     !memcmp(m->add_link.sender_mac, link->peer_mac, 6)));
 	nl->peer_qpn = m->add_link.sender_qp_num;
 	nl->peer_psn = m->add_link.initial_psn;
 	memcpy(nl->peer_gid, m->add_link.sender_gid, 16);
@@ -869,7 +928,7 @@ void usmc_llc_want_link(usmc_lgr *lgr, int dev, usmc_tstamp ts)
 	usmc_link *link = usmc_lgr_first_link(lgr);
 
 	if (lgr->terminating || !lgr->first_link_up || !link ||
-	    lgr->max_links <= 1 || usmc_lgr_active_links(lgr) >= 2)
+	    lgr->max_links <= 1 || !lgr_wants_link(lgr))
 		return;
 	if (lgr->role == USMC_ROLE_SERVER) {
 		if (lgr->llc_cur && lgr->llc_cur->type == SMC_LLC_ADD_LINK)
@@ -1109,9 +1168,13 @@ static void link_clear(usmc_link *dead, usmc_tstamp ts)
 	usmc_lgr *lgr = dead->lgr;
 	unsigned int dev = dead->dev_idx;
 
-	if (lgr->addl_new == dead || lgr->addl_link == dead) {
-		if (lgr->addl_link == dead)
-			lgr->addl_link = NULL;
+	if (lgr->addl_new == dead) {
+		/* the link being added: the flow ends, and frees it */
+		addl_fail(lgr, 0, ts);
+		return;
+	}
+	if (lgr->addl_link == dead) {
+		lgr->addl_link = NULL;
 		addl_fail(lgr, 0, ts);
 	}
 	for (int i = 1; i <= USMC_CONNS_MAX; i++) {
@@ -1127,10 +1190,6 @@ static void link_clear(usmc_link *dead, usmc_tstamp ts)
 						   SMC_CLC_DECL_ERR_RDYLNK, ts);
 		if (lgr->conns[i] == c)
 			usmc_lgr_del_conn(lgr, c, ts);
-	}
-	if (lgr->delayed_link == dead) {
-		lgr->delayed = 0;
-		lgr->delayed_link = NULL;
 	}
 	usmc_link_free(dead);
 	usmc_lgr_unreg_dev(lgr, dev);
@@ -1223,14 +1282,18 @@ static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,
 			lgr->free_expiry = ts + USMC_TERM_GRACE;
 		return;
 	}
-	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: peer deleted",
-		 lgr->id, dead->link_id);
+	/* one we failed over already (its grace runs) is only cleared */
+	if (dead->gone_expiry == USMC_TSTAMP_NONE)
+		usmc_log(lgr->ctx, USMC_LOG_INFO,
+			 "lgr %u link %u down: peer deleted", lgr->id,
+			 dead->link_id);
 	llc_respond(to, m);
 	dead->qp_rts = 0;
 	dead->state = USMC_LNK_INACTIVE;
 	/* its connections move to |to| first (smc_llc_process_cli_delete_link:
 	 * smc_switch_conns) */
-	usmc_link_switch_conns(dead, ts);
+	if (dead->gone_expiry == USMC_TSTAMP_NONE)
+		usmc_link_switch_conns(dead, ts);
 	if (lgr->links[dead->link_idx] == dead)
 		link_clear(dead, ts);
 	if (lgr->role == USMC_ROLE_SERVER)

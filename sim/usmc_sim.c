@@ -455,6 +455,10 @@ static void trace_recv(usmc_sim *sim, const sim_qp *q, const usmc_recv_wr *rw,
 	memset(tr, 0, sizeof(*tr));
 	tr->from = q->peer_idx;
 	tr->len = len;
+	tr->t = usmc_sim_now(sim);
+	for (unsigned int d = 0; d < q->node->ndev; d++)
+		if (q->qp->tp == q->node->dev[d])
+			tr->dev = (uint8_t)d;
 	for (uint32_t i = 0; i < rw->num_sge && off < len; i++) {
 		size_t k = rw->sg_list[i].length;
 
@@ -1203,6 +1207,13 @@ void usmc_sim_node_set_faults(usmc_sim_node *node, usmc_fault_sched *f)
 		usmc_fault_set_sched(node->dev[d], f);
 }
 
+void usmc_sim_node_set_dev_faults(usmc_sim_node *node, unsigned int dev,
+				  usmc_fault_sched *f)
+{
+	if (dev < node->ndev)
+		usmc_fault_set_sched(node->dev[dev], f);
+}
+
 uint64_t usmc_sim_node_faults_fired(const usmc_sim_node *node)
 {
 	uint64_t n = node->fired_before;
@@ -1228,6 +1239,14 @@ void usmc_sim_set_link_down(usmc_sim_node *a, usmc_sim_node *b, int down)
 			usmc_tp_sim_path_set(usmc_fault_inner(a->dev[i]),
 					     usmc_fault_inner(b->dev[j]),
 					     !down);
+}
+
+void usmc_sim_set_dev_path_down(usmc_sim_node *a, unsigned int da,
+				usmc_sim_node *b, unsigned int db, int down)
+{
+	if (da < a->ndev && db < b->ndev)
+		usmc_tp_sim_path_set(usmc_fault_inner(a->dev[da]),
+				     usmc_fault_inner(b->dev[db]), !down);
 }
 
 void usmc_sim_fail_alloc_at(usmc_sim *sim, long n)

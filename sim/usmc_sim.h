@@ -133,6 +133,13 @@ void usmc_sim_set_blackhole(usmc_sim_node *node, int on);
  * sends are retried (timeout 134 ms, doubling up to 1 s), and fail with
  * RETRY_EXC_ERR after 6 retries, about 5 s. */
 void usmc_sim_set_link_down(usmc_sim_node *a, usmc_sim_node *b, int down);
+/* As usmc_sim_node_set_faults, for device |dev| of |node| only. */
+void usmc_sim_node_set_dev_faults(usmc_sim_node *node, unsigned int dev,
+				  usmc_fault_sched *f);
+/* As usmc_sim_set_link_down, for the path between device |da| of |a| and
+ * device |db| of |b| only (one link of a two-link group). */
+void usmc_sim_set_dev_path_down(usmc_sim_node *a, unsigned int da,
+				usmc_sim_node *b, unsigned int db, int down);
 /* The |n|-th allocation from now (malloc, calloc, alloc_mr, create_qp of
  * any node; 0 = the next) fails; -1 disables. */
 void usmc_sim_fail_alloc_at(usmc_sim *sim, long n);
@@ -145,6 +152,8 @@ typedef struct usmc_sim_trace {
 	int from; /* node index (1-based, creation order) */
 	uint8_t msg[96];
 	uint32_t len;
+	usmc_tstamp t; /* virtual time its receive completion was handed on */
+	uint8_t dev;   /* the receiving node's device it came in on */
 } usmc_sim_trace;
 const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n);
 void usmc_sim_trace_clear(usmc_sim *sim);

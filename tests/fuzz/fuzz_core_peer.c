@@ -4,7 +4,9 @@
  * fabric set up a connection; then the input is a program of operations:
  * forged SENDs (any LLC/CDC bytes) and structured CDCs into either
  * side's connection, application writes/reads/closes on both sides, time passing,
- * and raw CLC messages into fresh server and client connections. Whatever
+ * raw CLC messages into fresh server and client connections, and (each
+ * side has two devices on one pnet, so link groups have two links) links
+ * going down, devices coming back and long (v2) LLC messages. Whatever
  * happens, the core must not crash, leak, break its cursor invariants, or
  * make an RDMA access outside registered memory (the sim counts rkey,
  * bounds and lkey violations).
@@ -109,6 +111,10 @@ static void check(usmc_ctx *ctx)
 			abort();
 		if (c->lgr && c->lgr->conns[c->token & 0xff] != c)
 			abort();
+		/* never on a link its group no longer has */
+		if (c->lgr && c->link &&
+		    c->lgr->links[c->link->link_idx] != c->link)
+			abort();
 	}
 	for (usmc_lgr *l = ctx->lgrs; l; l = l->next) {
 		unsigned int n = 0;
@@ -140,6 +146,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	usmc_settings_default(&st);
 	st.sndbuf_size = st.rmb_size = 16384;
 	st.testlink_time = 5 * USMC_NS_PER_SEC;
+	st.ndevices = 2;
+	memcpy(st.devices[0].pnet_id, "FUZZ", 4);
+	memcpy(st.devices[1].pnet_id, "FUZZ", 4);
 	a = usmc_sim_node_new(sim, &st);
 	b = usmc_sim_node_new(sim, &st);
 	if (!a || !b || usmc_sim_connect(sim, a, b, &c, &s))
@@ -161,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 		/* the top bit picks the victim of forged messages */
 		dir = op >> 7;
-		op = (uint8_t)((op & 0x7f) % 11);
+		op = (uint8_t)((op & 0x7f) % 14);
 
 		switch (op) {
 		case 0: /* forged raw SEND into the client */
@@ -228,6 +237,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (x)
 				usmc_sim_clc_inject(x, raw, n);
 			break;
+		case 11: { /* a link of either side goes down */
+			usmc_sim_node *nd = take() & 1 ? b : a;
+			usmc_lgr *l =
+				usmc_ctx_next_lgr(usmc_sim_node_ctx(nd), NULL);
+			uint8_t i = take() % USMC_LINKS_MAX;
+
+			if (l && l->links[i])
+				usmc_link_down_why(
+					l->links[i],
+					(usmc_link_down_reason)(take() % 7),
+					usmc_sim_now(sim));
+			break;
+		}
+		case 12: /* a device of either side is up (again) */
+			n = take();
+			usmc_ctx_device_up(usmc_sim_node_ctx(n & 1 ? b : a),
+					   (n >> 1) & 1, usmc_sim_now(sim));
+			break;
+		case 13: { /* forged v2 LLC of up to 255 bytes */
+			uint8_t len = take();
+
+			if (len < 44)
+				len = 44;
+			memset(raw, 0, sizeof(raw));
+			raw[0] = (uint8_t)(0x20 | (take() & 0x0f));
+			raw[1] = len; /* little-endian length, as Linux */
+			raw[3] = take();
+			for (int i = 4; i < len && left; i++)
+				raw[i] = take();
+			usmc_sim_inject_send(sim, from_link(sim), raw, len);
+			break;
+		}
 		}
 		usmc_sim_run_idle(sim, usmc_sim_now(sim) + USMC_NS_PER_SEC);
 		check(usmc_sim_node_ctx(a));

@@ -282,9 +282,10 @@ static void test_no_alternate(void)
 
 /* A link of a two-link group goes down (its port): the peer is told with
  * DELETE_LINK on the other link, both clear it, the connection on the
- * surviving link goes on, and the server adds a link again (on its one
- * remaining device: asymmetric); its device coming back then changes
- * nothing while two links are up. */
+ * surviving link goes on, and the server adds a link again, asymmetric
+ * (the down device left out). When the device is back (usmc_ctx_device_up;
+ * a v2 client asks with REQ_ADD_LINK) a symmetric link replaces the
+ * asymmetric one, which is deleted with NO_ASYM_NEEDED. */
 static void delete_one(int server_side, uint64_t seed)
 {
 	usmc_settings st = link_settings(2, "NET1", 0);
@@ -306,7 +307,8 @@ static void delete_one(int server_side, uint64_t seed)
 	usmc_sim_trace_clear(sim);
 	/* the connection is on link 1; link 2 goes */
 	USMC_ASSERT_EQ(usmc_link_down(lg->links[1], usmc_sim_now(sim)), 0);
-	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	/* the DELETE_LINK leaves when the dead link's grace (10 ms) ends */
+	usmc_sim_run(sim, usmc_sim_now(sim) + SEC);
 	i = trace_llc(sim, server_side ? 2 : 1, SMC_LLC_DELETE_LINK, 0, 0);
 	CU_ASSERT_TRUE_FATAL(i >= 0);
 	tr = usmc_sim_get_trace(sim, &n);
@@ -316,20 +318,44 @@ static void delete_one(int server_side, uint64_t seed)
 	CU_ASSERT_FALSE(m.hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL);
 	CU_ASSERT_TRUE(established(c) && established(s));
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
-	/* redundancy again: a new link 3, the down device left out */
+	/* redundancy again: link 3, both of its ends' side of the down
+	 * device on device 0 */
 	USMC_ASSERT_EQ(active_links(a), 2);
 	USMC_ASSERT_EQ(active_links(b), 2);
 	first_lgr(dn, &li);
+	USMC_ASSERT_EQ(li.nlinks, 2);
 	for (unsigned int k = 0; k < li.nlinks; k++) {
 		CU_ASSERT_TRUE(li.links[k].link_id != 2);
 		USMC_ASSERT_EQ(li.links[k].dev_idx, 0);
 	}
 	check_rkeys(c, s);
 	transfer(sim, c, s, (uint32_t)seed);
+	/* the device is back: link 4 on it, link 3 deleted */
+	usmc_sim_trace_clear(sim);
 	usmc_ctx_device_up(usmc_sim_node_ctx(dn), 1, usmc_sim_now(sim));
 	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	if (!server_side)
+		CU_ASSERT_TRUE(trace_llc(sim, 1, SMC_LLC_REQ_ADD_LINK, 0, 0) >=
+			       0);
+	i = trace_llc(sim, 2, SMC_LLC_DELETE_LINK, 0, 0);
+	CU_ASSERT_TRUE_FATAL(i >= 0);
+	tr = usmc_sim_get_trace(sim, &n);
+	USMC_ASSERT_EQ_FATAL(usmc_llc_decode(&m, tr[i].msg, tr[i].len), 44);
+	USMC_ASSERT_EQ(m.delete_link.link_num, 3);
+	USMC_ASSERT_EQ(m.delete_link.reason, SMC_LLC_DEL_NO_ASYM_NEEDED);
 	USMC_ASSERT_EQ(active_links(a), 2);
 	USMC_ASSERT_EQ(active_links(b), 2);
+	for (int k = 0; k < 2; k++) {
+		first_lgr(k ? b : a, &li);
+		USMC_ASSERT_EQ(li.nlinks, 2);
+		USMC_ASSERT_EQ(li.links[0].link_id, 1);
+		USMC_ASSERT_EQ(li.links[0].dev_idx, 0);
+		USMC_ASSERT_EQ(li.links[1].link_id, 4);
+		USMC_ASSERT_EQ(li.links[1].dev_idx, 1);
+	}
+	check_rkeys(c, s);
+	transfer(sim, c, s, (uint32_t)seed + 3);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
 	usmc_sim_del(sim);
 }
 
