@@ -133,4 +133,8 @@ silent() {
 }
 silent silent_default 7501 2.0 1.5
 silent silent_500 7502 1.0 0.5 USMC_TRANSPORT_OPTIONS=retry_time=500
+# a sanitizer build's reports (ASan+UBSan) in any log
+if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$t_work"/*.server* "$t_work"/*.client* 2>/dev/null; then
+	t_fail "sanitizer reports in the logs above"
+fi
 t_log PASS

@@ -73,4 +73,8 @@ printf 'set pnet usmclab=eth0,eth1\n' >"$t_work/good.conf"
 grep -q "alternate of device 0 in pnet USMCLAB" "$t_work/goodfile.client.err" ||
 	t_fail "goodfile: 'set pnet usmclab=eth0,eth1' opened no alternate (upper-cased)"
 t_log "ok a bad USMC_PNET is ignored with its error; a bad 'set pnet' refuses the file; 'set pnet usmclab=...' works"
+# a sanitizer build's reports (ASan+UBSan) in any log
+if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$t_work"/*.server* "$t_work"/*.client* 2>/dev/null; then
+	t_fail "sanitizer reports in the logs above"
+fi
 t_log PASS

@@ -587,27 +587,35 @@ static void resp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now)
 
 /*
  * Retransmit timeouts back off exponentially, from the QP's timeout up to
- * SR_RTO_MAX_NS, until an ACK makes progress. retry_cnt 7 retries for ever
- * (as rxe does), so a peer that is stopped (SIGSTOP: its RNIC is a thread
- * of the stopped process) or gone is resent to for as long as the link
- * lives: the backoff bounds that to about one go-back-N pass per second,
- * and a resumed peer is caught up within SR_RTO_MAX_NS. The first resend
- * still comes after one timeout (134 ms for timeout 15), so loss recovery
- * is as fast as before; a finite retry_cnt spends its budget more slowly.
+ * a cap, until an ACK makes progress. With retry_time=0, retry_cnt 7
+ * retries for ever (as rxe does), so a peer that is stopped (SIGSTOP: its
+ * RNIC is a thread of the stopped process) or gone is resent to for as
+ * long as the link lives: the cap, SR_RTO_MAX_NS, bounds that to about one
+ * go-back-N pass per second, and a resumed peer is caught up within it.
+ * With retry_time the cap is a tenth of it (150 ms for the default 1.5 s,
+ * never below the timeout), so about ten resends fit before the QP gives
+ * up: under heavy loss a live peer is not taken for a silent one after
+ * three or four unlucky rounds. The first resend still comes after one
+ * timeout (134 ms for timeout 15); a finite retry_cnt spends its budget
+ * more slowly.
  */
 #define SR_RTO_MAX_NS 1000000000ULL
 
 static usmc_tstamp rto_next(sr_qp *qp, usmc_tstamp now)
 {
-	uint64_t t = qp->timeout_ns;
+	uint64_t t = qp->timeout_ns, max = SR_RTO_MAX_NS;
+	uint64_t rt = qp->dev->retry_time_ns;
 
+	if (rt && rt / 10 < max)
+		max = rt / 10;
+	if (max < qp->timeout_ns)
+		max = qp->timeout_ns;
 	if (qp->rto_shift < 32)
 		qp->rto_shift++;
-	for (unsigned int i = 0; i < qp->rto_shift && t < SR_RTO_MAX_NS; i++)
+	for (unsigned int i = 0; i < qp->rto_shift && t < max; i++)
 		t <<= 1;
-	if (t > SR_RTO_MAX_NS)
-		t = qp->timeout_ns > SR_RTO_MAX_NS ? qp->timeout_ns
-						   : SR_RTO_MAX_NS;
+	if (t > max)
+		t = max;
 	return now + t;
 }
 
