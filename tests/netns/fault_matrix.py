@@ -186,7 +186,7 @@ class Run:
         self.out = {r: "%s.%s" % (base, r) for r in ("server", "client", "relay")}
         env = dict(ENV)
         env.update(
-            USMC_TRANSPORT="fault:softroce",
+            USMC_TRANSPORT=ENV.get("MATRIX_TRANSPORT", "fault:softroce"),
             # strict: every corrupted packet fails the ICRC (docs/fault.md)
             USMC_TRANSPORT_OPTIONS="icrc=strict",
             USMC_FAULT_CTL_DIR=CTL,

@@ -3,7 +3,7 @@
 # each case, a checksummed usmc-perf --bidi stream each way with one fault
 # injected mid-stream, in a lab of two links when the lab has them, and
 # prints the table. MATRIX_SEED, MATRIX_CASES and MATRIX_BYTES are passed
-# on (see fault_matrix.py).
+# on (see fault_matrix.py); MATRIX_KEEP=DIR keeps the cases' outputs.
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd python3 timeout ss
 t_need_perf
@@ -17,6 +17,8 @@ MATRIX_NS1=$(usmc_lab_ns "$t_lab" h1) MATRIX_NS2=$(usmc_lab_ns "$t_lab" h2)
 export MATRIX_NS1 MATRIX_NS2
 rc=0
 timeout 590 python3 "$USMC_SRC/tests/netns/fault_matrix.py" || rc=$?
+# MATRIX_KEEP=DIR: each case's outputs and logs kept there
+[ -z "${MATRIX_KEEP:-}" ] || cp -r "$t_work" "$MATRIX_KEEP"
 [ $rc = 124 ] && t_fail "the matrix ran out of its 590 s"
 [ $rc = 0 ] || t_fail "a case's observed outcome is not the expected one (the table above)"
 t_log PASS
