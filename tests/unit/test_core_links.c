@@ -280,6 +280,29 @@ static void test_no_alternate(void)
 	no_alternate(NULL, USMC_VERSION_V1, 223);
 }
 
+static int forge(usmc_sim *sim, usmc_sim_ep *c, const usmc_llc_msg *m,
+		 usmc_llc_msg *ans);
+
+/* smcr-d-linkfail-eth0 #2426/#2428: DELETE_LINK v2 request, orderly,
+ * link 2, LOST_PATH; #2430: the client's answer once it has cleared link
+ * 2 itself, NOLNK. */
+static const char kernel_del_link2_hex[] =
+	"242c002002000100000000000000000000000000000000000000000000000000"
+	"000000000000000000000000";
+static const char kernel_del_nolnk2_hex[] =
+	"242c00a002001000000000000000000000000000000000000000000000000000"
+	"000000000000000000000000";
+static uint8_t kernel_del_link2[44], kernel_del_nolnk2[44];
+
+static void load_kernel_frames(void)
+{
+	USMC_ASSERT_EQ_FATAL(
+		usmc_test_hex(kernel_del_link2_hex, kernel_del_link2, 44), 44);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_test_hex(kernel_del_nolnk2_hex, kernel_del_nolnk2, 44),
+		44);
+}
+
 /* A link of a two-link group goes down (its port): the peer is told with
  * DELETE_LINK on the other link, both clear it, the connection on the
  * surviving link goes on, and the server adds a link again, asymmetric
@@ -301,6 +324,7 @@ static void delete_one(int server_side, uint64_t seed)
 	size_t n;
 	int i;
 
+	load_kernel_frames();
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
 	USMC_ASSERT_EQ_FATAL(active_links(a) + active_links(b), 4);
 	lg = first_lgr(dn, &li);
@@ -315,6 +339,10 @@ static void delete_one(int server_side, uint64_t seed)
 	USMC_ASSERT_EQ(m.delete_link.link_num, 2);
 	USMC_ASSERT_EQ(m.delete_link.reason, SMC_LLC_DEL_LOST_PATH);
 	CU_ASSERT_FALSE(m.hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL);
+	/* the bytes the kernel sent for the same deletion (smcr-d-linkfail
+	 * #2426 client, #2428 server) */
+	USMC_ASSERT_EQ(tr[i].len, 44);
+	USMC_ASSERT_MEM_EQ(tr[i].msg, kernel_del_link2, 44);
 	CU_ASSERT_TRUE(established(c) && established(s));
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
 	/* redundancy again: link 3, both of its ends' side of the down
@@ -329,6 +357,20 @@ static void delete_one(int server_side, uint64_t seed)
 	}
 	check_rkeys(c, s);
 	transfer(sim, c, s, (uint32_t)seed);
+	/* the kernel server's own DELETE_LINK for link 2 after the client's
+	 * (#2428): link 2 is gone, answered NOLNK byte for byte (#2430) */
+	{
+		usmc_llc_msg q, r;
+
+		USMC_ASSERT_EQ_FATAL(usmc_llc_decode(&q, kernel_del_link2, 44),
+				     44);
+		USMC_ASSERT_EQ_FATAL(forge(sim, c, &q, &r), 0);
+		tr = usmc_sim_get_trace(sim, &n);
+		i = trace_llc(sim, 1, SMC_LLC_DELETE_LINK, 1, 0);
+		CU_ASSERT_TRUE_FATAL(i >= 0);
+		USMC_ASSERT_MEM_EQ(tr[i].msg, kernel_del_nolnk2, 44);
+		USMC_ASSERT_EQ(active_links(a), 2);
+	}
 	/* the device is back: link 4 on it, link 3 deleted */
 	usmc_sim_trace_clear(sim);
 	usmc_ctx_device_up(usmc_sim_node_ctx(dn), 1, usmc_sim_now(sim));
