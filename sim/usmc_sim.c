@@ -98,6 +98,8 @@ struct usmc_sim {
 	sim_forged *forged;
 	usmc_sim_trace trace[4096];
 	size_t ntrace;
+	usmc_sim_log_fn log_fn;
+	void *log_arg;
 };
 
 static uint64_t rnd(usmc_sim *sim)
@@ -218,6 +220,20 @@ static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
 	mr->rkey = t->rkey;
 	mr->handle = t;
 	return 0;
+}
+
+static void cb_log(void *user, int level, const char *msg)
+{
+	usmc_sim_node *n = user;
+
+	if (n->sim->log_fn)
+		n->sim->log_fn(n->sim->log_arg, n->idx, level, msg);
+}
+
+void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *arg)
+{
+	sim->log_fn = fn;
+	sim->log_arg = arg;
 }
 
 static void cb_free_mr(void *user, usmc_mr *mr)
@@ -821,6 +837,7 @@ usmc_sim_node *usmc_sim_node_new(usmc_sim *sim, const usmc_settings *s)
 		.link_ready = cb_link_ready,
 		.link_destroy_qp = cb_destroy_qp,
 		.conn_event = cb_conn_event,
+		.log = cb_log,
 	};
 	usmc_sim_node *n = calloc(1, sizeof(*n));
 	usmc_settings st;

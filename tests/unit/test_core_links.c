@@ -27,6 +27,26 @@ static usmc_settings link_settings(unsigned int ndev, const char *pnet,
 	return st;
 }
 
+/* Core log lines, for the lines other tools parse (docs/core.md). */
+static char logbuf[256][160];
+static int nlog;
+
+static void log_keep(void *arg, int node, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	if (nlog < 256)
+		snprintf(logbuf[nlog++], sizeof(logbuf[0]), "%d %s", node, msg);
+}
+
+static int log_has(const char *line)
+{
+	for (int i = 0; i < nlog; i++)
+		if (!strcmp(logbuf[i], line))
+			return 1;
+	return 0;
+}
+
 static usmc_lgr *first_lgr(usmc_sim_node *n, usmc_lgr_info *li)
 {
 	usmc_lgr *l = usmc_ctx_next_lgr(usmc_sim_node_ctx(n), NULL);
@@ -325,9 +345,24 @@ static void delete_one(int server_side, uint64_t seed)
 	int i;
 
 	load_kernel_frames();
+	nlog = 0;
+	usmc_sim_set_log(sim, log_keep, NULL);
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
 	USMC_ASSERT_EQ_FATAL(active_links(a) + active_links(b), 4);
 	lg = first_lgr(dn, &li);
+	/* both ends say when each link is up, and on which device */
+	for (int k = 0; k < 2; k++) {
+		usmc_lgr_info lk;
+		char want[96];
+
+		first_lgr(k ? b : a, &lk);
+		for (int d = 0; d < 2; d++) {
+			snprintf(want, sizeof(want),
+				 "%d lgr %u link %d up on device %d", k + 1,
+				 lk.id, d + 1, d);
+			CU_ASSERT_TRUE(log_has(want));
+		}
+	}
 	usmc_sim_trace_clear(sim);
 	/* the connection is on link 1; link 2 goes */
 	USMC_ASSERT_EQ(usmc_link_down(lg->links[1], usmc_sim_now(sim)), 0);
@@ -339,6 +374,18 @@ static void delete_one(int server_side, uint64_t seed)
 	USMC_ASSERT_EQ(m.delete_link.link_num, 2);
 	USMC_ASSERT_EQ(m.delete_link.reason, SMC_LLC_DEL_LOST_PATH);
 	CU_ASSERT_FALSE(m.hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL);
+	{
+		char want[96];
+
+		snprintf(want, sizeof(want), "%d lgr %u link 2 down: port down",
+			 server_side ? 2 : 1, li.id);
+		CU_ASSERT_TRUE(log_has(want));
+		snprintf(want, sizeof(want),
+			 "%d lgr %u link 2 down: peer deleted",
+			 server_side ? 1 : 2,
+			 first_lgr(server_side ? a : b, &li) ? li.id : 0);
+		CU_ASSERT_TRUE(log_has(want));
+	}
 	/* the bytes the kernel sent for the same deletion (smcr-d-linkfail
 	 * #2426 client, #2428 server) */
 	USMC_ASSERT_EQ(tr[i].len, 44);
