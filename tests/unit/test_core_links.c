@@ -631,6 +631,46 @@ static void bad_add_link(int v2, uint64_t seed)
 	usmc_sim_del(sim);
 }
 
+/* A server's ADD_LINK that reaches the client while the client's own
+ * local flow (here a DELETE_RKEY) waits for its answer is held, as the
+ * kernel's delayed_event, and answered right after that answer. */
+static void test_add_link_during_local_flow(void)
+{
+	usmc_settings sc = link_settings(2, "NET1", 0);
+	usmc_settings ss = link_settings(1, NULL, 0);
+	usmc_sim *sim = usmc_sim_new(255);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &sc);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &ss);
+	usmc_sim_ep *c, *s;
+	usmc_llc_msg m;
+	uint8_t buf[128];
+	usmc_ssize len;
+	int del_resp, add_resp;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	add_link_req(&m, 1, 1); /* link id 1 is taken: a reject */
+	len = usmc_llc_encode(buf, sizeof(buf), &m);
+	CU_ASSERT_TRUE_FATAL(len > 0);
+	usmc_sim_trace_clear(sim);
+	/* the client's flow first, the server's request right behind */
+	USMC_ASSERT_EQ_FATAL(usmc_llc_queue(c->conn->lgr, SMC_LLC_DELETE_RKEY,
+					    NULL, c->conn->rmb,
+					    usmc_sim_now(sim)),
+			     0);
+	CU_ASSERT_PTR_NOT_NULL(c->conn->lgr->llc_cur);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, srv_link(c), buf, (size_t)len), 0);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	del_resp = trace_llc(sim, 2, SMC_LLC_DELETE_RKEY, 1, 0);
+	add_resp = trace_llc(sim, 1, SMC_LLC_ADD_LINK, 1, 0);
+	CU_ASSERT_TRUE_FATAL(del_resp >= 0 && add_resp >= 0);
+	CU_ASSERT_TRUE(add_resp > del_resp);
+	CU_ASSERT_PTR_NULL(c->conn->lgr->llc_cur);
+	USMC_ASSERT_EQ(c->conn->lgr->delayed, 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
 static void test_bad_add_link(void)
 {
 	bad_add_link(1, 250);
@@ -709,6 +749,7 @@ static CU_TestInfo link_tests[] = {
 	{"delete_one_link", test_delete_one_link},
 	{"delete_last_link", test_delete_last_link},
 	{"bad_add_link", test_bad_add_link},
+	{"add_link_during_local_flow", test_add_link_during_local_flow},
 	{"bad_confirm_rkey", test_bad_confirm_rkey},
 	{"testlink_default_2s", test_testlink_default},
 	CU_TEST_INFO_NULL,
