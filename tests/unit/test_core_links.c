@@ -712,6 +712,13 @@ static void test_bad_confirm_rkey(void)
 		USMC_ASSERT_EQ(r.hdr.type, SMC_LLC_DELETE_RKEY);
 		USMC_ASSERT_EQ(r.delete_rkey.err_mask, k == 0 ? 1 : 0);
 	}
+	/* the RMB the CLC announced (first contact) is known too */
+	usmc_llc_msg_init(&m, SMC_LLC_DELETE_RKEY, 2, 0);
+	m.delete_rkey.num_rkeys = 2;
+	m.delete_rkey.rkey[0] = 0x5151;
+	m.delete_rkey.rkey[1] = s->conn->rmb->mr.rkey;
+	USMC_ASSERT_EQ_FATAL(forge(sim, c, &m, &r), 0);
+	USMC_ASSERT_EQ(r.delete_rkey.err_mask, 1); /* v2: how many unknown */
 	CU_ASSERT_TRUE(established(c) && established(s));
 	transfer(sim, c, s, 260);
 	usmc_sim_del(sim);
