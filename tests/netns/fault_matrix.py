@@ -130,6 +130,10 @@ def fmt_s(t):
     return "-" if t is None else "%.3f s" % t
 
 
+def fmt_ms(t):
+    return "-" if t is None else "%.2f ms" % (t * 1000)
+
+
 def link_ifname(k):
     return "eth%d" % (k - 1)
 
@@ -601,7 +605,7 @@ def judge(case, run, t_inj, nbytes):
             return False, "byte-exact but path %s" % path, detect, fo, checked, notes
         obs = "byte-exact"
         ok = True
-        if isinstance(case, Sched):
+        if isinstance(case, Sched) and case.counter:
             fired, what = case.counted()
             obs += ", h1 %s" % what
             ok &= fired
@@ -615,7 +619,7 @@ def judge(case, run, t_inj, nbytes):
         if e in ("failover", "restored"):
             if detect is None or fo is None:
                 return False, obs + ", no failover logged", detect, fo, checked, notes
-            obs += ", failover (%d conns)" % moved
+            obs += ", failover (%d conns moved, both ends)" % moved
             ok &= detect <= DETECT_S and fo <= FAILOVER_S and moved > 0
         if e == "restored":
             back = case.readded(run)
@@ -815,7 +819,7 @@ def main():
             ok, obs, det, fo, checked, notes = False, "runner error: %r" % e, None, None, 0, []
         secs = time.monotonic() - t
         fails += not ok
-        rows.append((c.name, expect_text(c.expect), obs, fmt_s(det), fmt_s(fo), fmt_bytes(checked), ok, secs))
+        rows.append((c.name, expect_text(c.expect), obs, fmt_s(det), fmt_ms(fo), fmt_bytes(checked), ok, secs))
         if getattr(c, "sent", None):
             notes = ["schedule " + x for x in c.sent] + notes
         print(
