@@ -21,7 +21,8 @@ Environment (set by test_fault_matrix.sh): MATRIX_LAB, MATRIX_NS1/2,
 MATRIX_H1/H2 (the hosts' addresses on link 1), MATRIX_LINKS (the lab's links),
 MATRIX_PNET (USMC_PNET for two-link cases), MATRIX_WORK, USMC_BUILD.
 Chosen by the user: MATRIX_SEED (default 1), MATRIX_CASES (names, blank
-separated; default all), MATRIX_BYTES (default 256M each way).
+separated; default all), MATRIX_BYTES (default 256M each way),
+MATRIX_TRANSPORT (default fault:softroce), MATRIX_BUDGET (default 540 s).
 """
 import glob
 import json
