@@ -257,18 +257,20 @@ class Run:
         |tick| every 0.5 s meanwhile."""
         end = time.monotonic() + secs
         next_tick = time.monotonic()
-        for role, p in self.procs.items():
-            while p.poll() is None and time.monotonic() < end:
-                if tick and time.monotonic() >= next_tick:
-                    tick()
-                    next_tick = time.monotonic() + 0.5
-                time.sleep(0.01)
-            if p.poll() is None:
-                p.kill()
-                p.wait()
-                self.end[role] = None  # hung
-            else:
-                self.end[role] = time.monotonic()
+        left = dict(self.procs)
+        while left and time.monotonic() < end:
+            for role, p in list(left.items()):
+                if p.poll() is not None:
+                    self.end[role] = time.monotonic()  # within 10 ms
+                    del left[role]
+            if tick and left and time.monotonic() >= next_tick:
+                tick()
+                next_tick = time.monotonic() + 0.5
+            time.sleep(0.01)
+        for role, p in left.items():
+            p.kill()
+            p.wait()
+            self.end[role] = None  # hung
         for f in self.files:
             f.close()
 
@@ -286,10 +288,11 @@ class Run:
 
 
 def link_times(run, t_inj):
-    """(detect, failover, notes) from both ends' logs."""
+    """(detect, failover, connections moved, notes) from both ends' logs:
+    each end's first link down and the first failover after it."""
     downs, fovers, notes = [], [], []
     for role in ("server", "client"):
-        first_down = None
+        first_down, moved = None, False
         for line in run.log(role):
             m = RE_UP.match(line)
             if m:
@@ -300,10 +303,10 @@ def link_times(run, t_inj):
                 downs.append(first_down)
                 notes.append("%s: link %s down: %s" % (role, m.group(3), m.group(4).strip()))
             m = RE_FOVER.match(line)
-            if m and first_down is not None:
+            if m and first_down is not None and not moved:
+                moved = True
                 fovers.append((float(m.group(1)) - first_down, int(m.group(5))))
                 notes.append("%s: failover %s->%s, %s conns" % (role, m.group(3), m.group(4), m.group(5)))
-                first_down = float("inf")  # count the first only
     detect = min(downs) - t_inj if downs and t_inj is not None else None
     fo = max(f for f, _ in fovers) if fovers else None
     moved = sum(n for _, n in fovers)
