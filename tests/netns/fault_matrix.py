@@ -511,6 +511,9 @@ def cases():
         Sched("loss-1pct", "exact", "drop:rate=0.01 on both (a bad schedule refused first)", "seed=%d;drop:rate=0.01", counter="dropped", refuse=True),
         Sched("loss-10pct", "exact", "drop:rate=0.1,for=3s on both", "seed=%d;drop:rate=0.1,for=3s", counter="dropped"),
         Sched("corrupt", "exact", "corrupt:rate=0.001 on both (ICRC)", "seed=%d;corrupt:rate=0.001", counter="corrupted"),
+        # the checker's own test: with the ICRC check off a damaged byte
+        # reaches memory, and the ends must say so
+        Sched("corrupt-unchecked", "detected", "corrupt:rate=0.0005 on both, softroce icrc=off", "seed=%d;corrupt:rate=0.0005", counter="corrupted", senv={"USMC_TRANSPORT_OPTIONS": "icrc=off"}, cenv={"USMC_TRANSPORT_OPTIONS": "icrc=off"}),
         Sched("reorder", "exact", "reorder:rate=0.01 on both", "seed=%d;reorder:rate=0.01", counter="reordered"),
         Sched("duplicate", "exact", "duplicate:rate=0.01 on both", "seed=%d;duplicate:rate=0.01", counter="duplicated"),
         Sched("delay", "exact", "delay:rate=0.01,by=2ms on both", "seed=%d;delay:rate=0.01,by=2ms", counter="delayed"),
@@ -541,6 +544,7 @@ EXPECT_TEXT = {
     "reset": "ECONNRESET both <=%gs" % FATAL_S,
     "killed": "client ECONNRESET <=%gs" % KILL_S,
     "stopped": "client ECONNRESET <=%gs, server after SIGCONT <=%gs" % (FATAL_S, FATAL_S),
+    "detected": "a wrong byte found, no hang",
     "clc-timeout": "connect ETIMEDOUT ~%gs" % CLC_TIMEOUT_S,
 }
 
@@ -653,6 +657,13 @@ def judge(case, run, t_inj, nbytes):
             and c.get("rx", {}).get("verify") != "failed"
         )
         return ok, errs().split(", ")[-1], at - t_inj if at else None, None, checked, notes
+    if e == "detected":
+        bad = [role for role, r in (("server", s), ("client", c)) if r.get("rx", {}).get("verify") == "failed"]
+        obs = "wrong byte found by %s: %s" % (
+            " and ".join(bad) or "nobody",
+            "; ".join((r.get("error") or "-")[:60] for r in (s, c)),
+        )
+        return bool(bad) and not exact, obs, detect, fo, checked, notes
     if e == "stopped":
         # a stopped peer is a silent one (docs/runtime.md): the client
         # declares the link dead and resets; the server, once it runs
@@ -744,7 +755,7 @@ def run_case(case):
         return False, "injection failed: %s" % e, None, None, 0, []
     # a case that must fail fast is not waited for past its bound (and a
     # margin): what is still running then has hung, as far as it goes
-    limit = {"reset": FATAL_S + 12, "killed": KILL_S + 9, "stopped": FATAL_S + 12, "failover": 60, "restored": 60}.get(case.expect, RUN_S + 30)
+    limit = {"reset": FATAL_S + 12, "killed": KILL_S + 9, "stopped": FATAL_S + 12, "detected": 30, "failover": 60, "restored": 60}.get(case.expect, RUN_S + 30)
     run.wait(limit, tick=(lambda: case.tick(run)) if isinstance(case, Sched) else None)
     case.limit = limit
     case.after(run)
