@@ -442,8 +442,13 @@ int usmc_lgr_rtoken_del(usmc_lgr *lgr, unsigned int idx, uint32_t rkey)
 
 void usmc_conn_set_peer_rmb(usmc_conn *conn, uint32_t rkey, uint64_t vaddr)
 {
-	unsigned int idx = conn->link->link_idx;
-	usmc_rtoken *t = rtoken_find(conn->lgr, idx, rkey);
+	unsigned int idx;
+	usmc_rtoken *t;
+
+	if (!conn->link || !conn->lgr)
+		return;
+	idx = conn->link->link_idx;
+	t = rtoken_find(conn->lgr, idx, rkey);
 
 	memset(conn->peer_rkey_has, 0, sizeof(conn->peer_rkey_has));
 	if (t) {
@@ -456,6 +461,10 @@ void usmc_conn_set_peer_rmb(usmc_conn *conn, uint32_t rkey, uint64_t vaddr)
 	conn->peer_rkey_has[idx] = 1;
 	conn->peer_rkey[idx] = rkey;
 	conn->peer_vaddr[idx] = vaddr;
+	/* known from now on, as smc_rmb_rtoken_handling adds the CLC's: a
+	 * DELETE_RKEY for it is not answered "unknown" */
+	if (!t)
+		(void)usmc_lgr_rtoken_add(conn->lgr, idx, rkey, vaddr);
 }
 
 unsigned int usmc_lgr_active_links(const usmc_lgr *lgr)

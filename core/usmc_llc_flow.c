@@ -160,6 +160,7 @@ static int llc_build(usmc_lgr *lgr, usmc_link *link, const usmc_llc_req *r,
 
 static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts);
 static void addl_start(usmc_lgr *lgr, usmc_tstamp ts);
+static void llc_delayed_run(usmc_lgr *lgr, usmc_tstamp ts);
 
 void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts)
 {
@@ -167,6 +168,11 @@ void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts)
 	usmc_llc_msg m;
 	int rv;
 
+	if (lgr->terminating)
+		return;
+	/* a peer's request held for a TX slot or our flow goes first */
+	if (!lgr->llc_cur && lgr->delayed)
+		llc_delayed_run(lgr, ts);
 	if (lgr->terminating)
 		return;
 	if (!lgr->llc_cur) {
@@ -202,8 +208,6 @@ void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts)
 	lgr->llc_sent = 1;
 	lgr->llc_expiry = ts + lgr->ctx->s.llc_timeout;
 }
-
-static void llc_delayed_run(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* The local flow ended (response, timeout or failure). */
 static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
@@ -568,6 +572,8 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 			return; /* retried when a TX slot frees */
 		goto sent;
 	}
+	if (link->slots_used >= link->nslots || link->nllc_pend)
+		return; /* retried when a TX slot frees */
 	/* the alternate device, else this one (ASYMMETRIC_LOCAL) */
 	dev = usmc_llc_alt_dev(lgr, link);
 	if (dev < 0)
@@ -1420,9 +1426,18 @@ static const struct {
  * runs is our collision to win (the server's flow goes on; a client has
  * none of that type); a DELETE_LINK waits unless it is for the link the
  * flow adds. */
-static int llc_must_wait(const usmc_lgr *lgr, const usmc_llc_msg *m)
+static int llc_must_wait(const usmc_link *link, const usmc_llc_msg *m)
 {
-	if (!lgr->llc_cur || (m->hdr.flags & SMC_LLC_FLAG_RESP))
+	const usmc_lgr *lgr = link->lgr;
+
+	if (m->hdr.flags & SMC_LLC_FLAG_RESP)
+		return 0;
+	/* a client's answer to ADD_LINK needs a TX slot of its own (the v2
+	 * one is long): wait for one rather than fail */
+	if (m->hdr.type == SMC_LLC_ADD_LINK && lgr->role == USMC_ROLE_CLIENT &&
+	    (link->slots_used >= link->nslots || link->nllc_pend))
+		return 1;
+	if (!lgr->llc_cur)
 		return 0;
 	if (m->hdr.type == SMC_LLC_ADD_LINK)
 		return lgr->role == USMC_ROLE_CLIENT;
@@ -1466,7 +1481,7 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		llc_protocol_violation(link, "LLC version", ts);
 		return;
 	}
-	if (llc_must_wait(lgr, &m)) {
+	if (llc_must_wait(link, &m)) {
 		llc_delay(link, buf, len);
 		return;
 	}

@@ -294,6 +294,28 @@ static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 	return 0;
 }
 
+/* The same memory registered with another device (second links). */
+static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
+		     size_t length, uint32_t access, usmc_mr *mr)
+{
+	usmc_tp_mr *t;
+	int r;
+
+	(void)user;
+	if (dev_idx >= smc.ndevs)
+		return USMC_ERR_INTERNAL;
+	r = usmc_tp_reg_mr(smc.devs[dev_idx].tp, addr, length, access, &t);
+	if (r < 0)
+		return r;
+	mr->addr = t->addr;
+	mr->length = t->length;
+	mr->iova = t->iova;
+	mr->lkey = t->lkey;
+	mr->rkey = t->rkey;
+	mr->handle = t;
+	return 0;
+}
+
 static void cb_free_mr(void *user, usmc_mr *mr)
 {
 	(void)user;
@@ -489,6 +511,7 @@ static const usmc_callbacks callbacks = {
 	.rand = cb_rand,
 	.log = cb_log,
 	.alloc_mr = cb_alloc_mr,
+	.reg_mr = cb_reg_mr,
 	.free_mr = cb_free_mr,
 	.link_create_qp = cb_create_qp,
 	.link_ready = cb_link_ready,

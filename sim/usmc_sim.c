@@ -99,7 +99,7 @@ struct usmc_sim {
 	usmc_sim_trace trace[4096];
 	size_t ntrace;
 	usmc_sim_log_fn log_fn;
-	void *log_user;
+	void *log_arg;
 };
 
 static uint64_t rnd(usmc_sim *sim)
@@ -220,6 +220,20 @@ static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
 	mr->rkey = t->rkey;
 	mr->handle = t;
 	return 0;
+}
+
+static void cb_log(void *user, int level, const char *msg)
+{
+	usmc_sim_node *n = user;
+
+	if (n->sim->log_fn)
+		n->sim->log_fn(n->sim->log_arg, n->idx, level, msg);
+}
+
+void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *arg)
+{
+	sim->log_fn = fn;
+	sim->log_arg = arg;
 }
 
 static void cb_free_mr(void *user, usmc_mr *mr)
@@ -668,20 +682,6 @@ static void ep_flush(usmc_sim_ep *ep)
 		}
 	}
 	usmc_conn_clc_consume(ep->conn, len);
-}
-
-static void cb_log(void *user, int level, const char *msg)
-{
-	usmc_sim_node *n = user;
-
-	if (n->sim->log_fn)
-		n->sim->log_fn(n->sim->log_user, n->idx, level, msg);
-}
-
-void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *user)
-{
-	sim->log_fn = fn;
-	sim->log_user = user;
 }
 
 static void cb_conn_event(void *user, usmc_conn *conn, usmc_conn_event ev)

@@ -159,6 +159,12 @@ const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n);
 void usmc_sim_trace_clear(usmc_sim *sim);
 int usmc_sim_node_index(const usmc_sim_node *node);
 
+/* Every core log line of every node (|node| its index), to |fn|; NULL:
+ * dropped. */
+typedef void (*usmc_sim_log_fn)(void *arg, int node, int level,
+				const char *msg);
+void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *arg);
+
 /* A forged SEND of |len| bytes on |from|'s QP (as if its core had posted
  * it), for hostile-peer tests. Ordered after what |from| already posted;
  * its completion is the harness's, the core never sees it. */
@@ -170,11 +176,5 @@ usmc_link *usmc_sim_link_by_qpn(usmc_sim *sim, uint32_t qpn);
 
 /* The (first) link of |node| toward |peer|, if any. */
 usmc_link *usmc_sim_node_link(usmc_sim_node *node, int idx);
-
-/* Every node's core log lines go to |fn| (node index, USMC_LOG_*, the
- * line); NULL: dropped, as by default. */
-typedef void (*usmc_sim_log_fn)(void *user, int node, int level,
-				const char *msg);
-void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *user);
 
 #endif /* USMC_SIM_H */

@@ -193,6 +193,48 @@ static void test_mr_keys(void)
 
 /* Inside a batch (usmc_tp_batch) posts transmit nothing; at its end the
  * WRITEs and the SEND behind them leave in one sendmmsg, and arrive. */
+/* reg_mr: memory of an MR of one device registered with another (a link
+ * group's RMB reached through its second link): a WRITE through the new
+ * registration lands in the first MR's memory, and freeing the
+ * registration leaves that memory alone. */
+static void test_reg_mr(void)
+{
+	pair p;
+	usmc_tp_mr *src, *own, *reg, *bad = NULL;
+
+	if (setup(&p, NULL, NULL, &smc_params))
+		return;
+	src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	/* the memory belongs to an MR of the sending device */
+	own = mr(&p.s[0], 4096,
+		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	USMC_ASSERT_EQ(usmc_tp_reg_mr(p.s[1].tp, NULL, 4096,
+				      USMC_ACCESS_LOCAL_WRITE, &bad),
+		       USMC_ERR_INVALID_ARGUMENT);
+	CU_ASSERT_PTR_NULL(bad);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_reg_mr(p.s[1].tp, own->addr, 4096,
+					    USMC_ACCESS_LOCAL_WRITE |
+						    USMC_ACCESS_REMOTE_WRITE,
+					    &reg),
+			     0);
+	CU_ASSERT_PTR_EQUAL(reg->addr, own->addr);
+	tp_fill(src->addr, 4096, 5);
+	{
+		usmc_wr wr = tp_write_wr(1, src, 0, 4096, reg, 0);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 1, 3000), 0);
+	USMC_ASSERT_MEM_EQ(own->addr, src->addr, 4096);
+	usmc_tp_free_mr(reg);
+	/* still the first MR's, readable and writable */
+	USMC_ASSERT_MEM_EQ(own->addr, src->addr, 4096);
+	memset(own->addr, 0, 4096);
+	usmc_tp_free_mr(own);
+	usmc_tp_free_mr(src);
+	tp_pair_teardown(&p);
+}
+
 static void test_batch(void)
 {
 	pair p;
@@ -579,6 +621,7 @@ static CU_TestInfo tests[] = {
 	{"open, query_port, busy port, bad options", test_open_query},
 	{"MR keys distinct and not small", test_mr_keys},
 	{"batch: posts leave together at its end", test_batch},
+	{"reg_mr: one memory on a second device", test_reg_mr},
 	{"1% loss: byte-exact with retransmission", test_loss_1pct},
 	{"10% loss: byte-exact with retransmission", test_loss_10pct},
 	{"socket EAGAIN: pause and go back", test_tx_eagain},

@@ -27,6 +27,26 @@ static usmc_settings link_settings(unsigned int ndev, const char *pnet,
 	return st;
 }
 
+/* Core log lines, for the lines other tools parse (docs/core.md). */
+static char logbuf[256][160];
+static int nlog;
+
+static void log_keep(void *arg, int node, int level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	if (nlog < 256)
+		snprintf(logbuf[nlog++], sizeof(logbuf[0]), "%d %s", node, msg);
+}
+
+static int log_has(const char *line)
+{
+	for (int i = 0; i < nlog; i++)
+		if (!strcmp(logbuf[i], line))
+			return 1;
+	return 0;
+}
+
 static usmc_lgr *first_lgr(usmc_sim_node *n, usmc_lgr_info *li)
 {
 	usmc_lgr *l = usmc_ctx_next_lgr(usmc_sim_node_ctx(n), NULL);
@@ -280,6 +300,29 @@ static void test_no_alternate(void)
 	no_alternate(NULL, USMC_VERSION_V1, 223);
 }
 
+static int forge(usmc_sim *sim, usmc_sim_ep *c, const usmc_llc_msg *m,
+		 usmc_llc_msg *ans);
+
+/* smcr-d-linkfail-eth0 #2426/#2428: DELETE_LINK v2 request, orderly,
+ * link 2, LOST_PATH; #2430: the client's answer once it has cleared link
+ * 2 itself, NOLNK. */
+static const char kernel_del_link2_hex[] =
+	"242c002002000100000000000000000000000000000000000000000000000000"
+	"000000000000000000000000";
+static const char kernel_del_nolnk2_hex[] =
+	"242c00a002001000000000000000000000000000000000000000000000000000"
+	"000000000000000000000000";
+static uint8_t kernel_del_link2[44], kernel_del_nolnk2[44];
+
+static void load_kernel_frames(void)
+{
+	USMC_ASSERT_EQ_FATAL(
+		usmc_test_hex(kernel_del_link2_hex, kernel_del_link2, 44), 44);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_test_hex(kernel_del_nolnk2_hex, kernel_del_nolnk2, 44),
+		44);
+}
+
 /* A link of a two-link group goes down (its port): the peer is told with
  * DELETE_LINK on the other link, both clear it, the connection on the
  * surviving link goes on, and the server adds a link again, asymmetric
@@ -301,9 +344,25 @@ static void delete_one(int server_side, uint64_t seed)
 	size_t n;
 	int i;
 
+	load_kernel_frames();
+	nlog = 0;
+	usmc_sim_set_log(sim, log_keep, NULL);
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
 	USMC_ASSERT_EQ_FATAL(active_links(a) + active_links(b), 4);
 	lg = first_lgr(dn, &li);
+	/* both ends say when each link is up, and on which device */
+	for (int k = 0; k < 2; k++) {
+		usmc_lgr_info lk;
+		char want[96];
+
+		first_lgr(k ? b : a, &lk);
+		for (int d = 0; d < 2; d++) {
+			snprintf(want, sizeof(want),
+				 "%d lgr %u link %d up on device %d", k + 1,
+				 lk.id, d + 1, d);
+			CU_ASSERT_TRUE(log_has(want));
+		}
+	}
 	usmc_sim_trace_clear(sim);
 	/* the connection is on link 1; link 2 goes */
 	USMC_ASSERT_EQ(usmc_link_down(lg->links[1], usmc_sim_now(sim)), 0);
@@ -316,6 +375,22 @@ static void delete_one(int server_side, uint64_t seed)
 	USMC_ASSERT_EQ(m.delete_link.link_num, 2);
 	USMC_ASSERT_EQ(m.delete_link.reason, SMC_LLC_DEL_LOST_PATH);
 	CU_ASSERT_FALSE(m.hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL);
+	{
+		char want[96];
+
+		snprintf(want, sizeof(want), "%d lgr %u link 2 down: port down",
+			 server_side ? 2 : 1, li.id);
+		CU_ASSERT_TRUE(log_has(want));
+		snprintf(want, sizeof(want),
+			 "%d lgr %u link 2 down: peer deleted",
+			 server_side ? 1 : 2,
+			 first_lgr(server_side ? a : b, &li) ? li.id : 0);
+		CU_ASSERT_TRUE(log_has(want));
+	}
+	/* the bytes the kernel sent for the same deletion (smcr-d-linkfail
+	 * #2426 client, #2428 server) */
+	USMC_ASSERT_EQ(tr[i].len, 44);
+	USMC_ASSERT_MEM_EQ(tr[i].msg, kernel_del_link2, 44);
 	CU_ASSERT_TRUE(established(c) && established(s));
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
 	/* redundancy again: link 3, both of its ends' side of the down
@@ -330,6 +405,20 @@ static void delete_one(int server_side, uint64_t seed)
 	}
 	check_rkeys(c, s);
 	transfer(sim, c, s, (uint32_t)seed);
+	/* the kernel server's own DELETE_LINK for link 2 after the client's
+	 * (#2428): link 2 is gone, answered NOLNK byte for byte (#2430) */
+	{
+		usmc_llc_msg q, r;
+
+		USMC_ASSERT_EQ_FATAL(usmc_llc_decode(&q, kernel_del_link2, 44),
+				     44);
+		USMC_ASSERT_EQ_FATAL(forge(sim, c, &q, &r), 0);
+		tr = usmc_sim_get_trace(sim, &n);
+		i = trace_llc(sim, 1, SMC_LLC_DELETE_LINK, 1, 0);
+		CU_ASSERT_TRUE_FATAL(i >= 0);
+		USMC_ASSERT_MEM_EQ(tr[i].msg, kernel_del_nolnk2, 44);
+		USMC_ASSERT_EQ(active_links(a), 2);
+	}
 	/* the device is back: link 4 on it, link 3 deleted */
 	usmc_sim_trace_clear(sim);
 	usmc_ctx_device_up(usmc_sim_node_ctx(dn), 1, usmc_sim_now(sim));
@@ -547,6 +636,46 @@ static void bad_add_link(int v2, uint64_t seed)
 	usmc_sim_del(sim);
 }
 
+/* A server's ADD_LINK that reaches the client while the client's own
+ * local flow (here a DELETE_RKEY) waits for its answer is held, as the
+ * kernel's delayed_event, and answered right after that answer. */
+static void test_add_link_during_local_flow(void)
+{
+	usmc_settings sc = link_settings(2, "NET1", 0);
+	usmc_settings ss = link_settings(1, NULL, 0);
+	usmc_sim *sim = usmc_sim_new(255);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &sc);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &ss);
+	usmc_sim_ep *c, *s;
+	usmc_llc_msg m;
+	uint8_t buf[128];
+	usmc_ssize len;
+	int del_resp, add_resp;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	add_link_req(&m, 1, 1); /* link id 1 is taken: a reject */
+	len = usmc_llc_encode(buf, sizeof(buf), &m);
+	CU_ASSERT_TRUE_FATAL(len > 0);
+	usmc_sim_trace_clear(sim);
+	/* the client's flow first, the server's request right behind */
+	USMC_ASSERT_EQ_FATAL(usmc_llc_queue(c->conn->lgr, SMC_LLC_DELETE_RKEY,
+					    NULL, c->conn->rmb,
+					    usmc_sim_now(sim)),
+			     0);
+	CU_ASSERT_PTR_NOT_NULL(c->conn->lgr->llc_cur);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, srv_link(c), buf, (size_t)len), 0);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	del_resp = trace_llc(sim, 2, SMC_LLC_DELETE_RKEY, 1, 0);
+	add_resp = trace_llc(sim, 1, SMC_LLC_ADD_LINK, 1, 0);
+	CU_ASSERT_TRUE_FATAL(del_resp >= 0 && add_resp >= 0);
+	CU_ASSERT_TRUE(add_resp > del_resp);
+	CU_ASSERT_PTR_NULL(c->conn->lgr->llc_cur);
+	USMC_ASSERT_EQ(c->conn->lgr->delayed, 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
 static void test_bad_add_link(void)
 {
 	bad_add_link(1, 250);
@@ -588,6 +717,13 @@ static void test_bad_confirm_rkey(void)
 		USMC_ASSERT_EQ(r.hdr.type, SMC_LLC_DELETE_RKEY);
 		USMC_ASSERT_EQ(r.delete_rkey.err_mask, k == 0 ? 1 : 0);
 	}
+	/* the RMB the CLC announced (first contact) is known too */
+	usmc_llc_msg_init(&m, SMC_LLC_DELETE_RKEY, 2, 0);
+	m.delete_rkey.num_rkeys = 2;
+	m.delete_rkey.rkey[0] = 0x5151;
+	m.delete_rkey.rkey[1] = s->conn->rmb->mr.rkey;
+	USMC_ASSERT_EQ_FATAL(forge(sim, c, &m, &r), 0);
+	USMC_ASSERT_EQ(r.delete_rkey.err_mask, 1); /* v2: how many unknown */
 	CU_ASSERT_TRUE(established(c) && established(s));
 	transfer(sim, c, s, 260);
 	usmc_sim_del(sim);
@@ -626,6 +762,7 @@ static CU_TestInfo link_tests[] = {
 	{"delete_one_link", test_delete_one_link},
 	{"delete_last_link", test_delete_last_link},
 	{"bad_add_link", test_bad_add_link},
+	{"add_link_during_local_flow", test_add_link_during_local_flow},
 	{"bad_confirm_rkey", test_bad_confirm_rkey},
 	{"testlink_default_2s", test_testlink_default},
 	CU_TEST_INFO_NULL,

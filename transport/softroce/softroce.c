@@ -578,15 +578,15 @@ sr_mr *sr_mr_by_rkey(sr_dev *d, uint32_t rkey)
 	return mr_by_key(d, rkey, 1);
 }
 
-static int sr_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
-		       usmc_tp_mr **pmr)
+/* An MR over |mem| (NULL: fresh zeroed pages, owned by the MR). */
+static int sr_mr_new(usmc_tp *tp, void *mem, size_t length, uint32_t access,
+		     usmc_tp_mr **pmr)
 {
 	sr_dev *d = dev_of(tp);
 	long pg = sysconf(_SC_PAGESIZE);
 	size_t page = pg > 0 ? (size_t)pg : 4096, alloc;
 	uint32_t idx;
 	sr_mr *mr;
-	void *mem;
 
 	*pmr = NULL;
 	if (!length || length > ((size_t)1 << 40))
@@ -610,11 +610,15 @@ static int sr_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	mr = calloc(1, sizeof(*mr));
 	if (!mr)
 		return USMC_ERR_NOMEM;
-	if (posix_memalign(&mem, page, alloc)) {
-		free(mr);
-		return USMC_ERR_NOMEM;
+	if (mem) {
+		alloc = 0; /* registered, not allocated: not freed */
+	} else {
+		if (posix_memalign(&mem, page, alloc)) {
+			free(mr);
+			return USMC_ERR_NOMEM;
+		}
+		memset(mem, 0, alloc);
 	}
-	memset(mem, 0, alloc);
 	mr->pub.tp = tp;
 	mr->pub.addr = mem;
 	mr->pub.length = length;
@@ -631,6 +635,23 @@ static int sr_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	return 0;
 }
 
+static int sr_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
+		       usmc_tp_mr **pmr)
+{
+	return sr_mr_new(tp, NULL, length, access, pmr);
+}
+
+/* The same memory on a second device (a link group's RMB reached through
+ * another link): its own keys, the memory stays its owner's. */
+static int sr_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		     usmc_tp_mr **pmr)
+{
+	*pmr = NULL;
+	if (!addr)
+		return USMC_ERR_INVALID_ARGUMENT;
+	return sr_mr_new(tp, addr, length, access, pmr);
+}
+
 static void sr_free_mr(usmc_tp_mr *pub)
 {
 	sr_mr *mr = (sr_mr *)pub;
@@ -641,7 +662,8 @@ static void sr_free_mr(usmc_tp_mr *pub)
 	d = dev_of(pub->tp);
 	if (mr->index < d->nmrs && d->mrs[mr->index] == mr)
 		d->mrs[mr->index] = NULL;
-	free(pub->addr);
+	if (mr->alloc_len)
+		free(pub->addr);
 	free(mr);
 }
 
@@ -1274,6 +1296,7 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.query_port = sr_query_port,
 	.get_fd = sr_get_fd,
 	.alloc_mr = sr_alloc_mr,
+	.reg_mr = sr_reg_mr,
 	.free_mr = sr_free_mr,
 	.create_qp = sr_create_qp,
 	.modify_qp = sr_modify_qp,

@@ -60,7 +60,7 @@ typedef struct sr_qp sr_qp;
 typedef struct sr_mr {
 	usmc_tp_mr pub;
 	uint32_t index;
-	size_t alloc_len;
+	size_t alloc_len; /* 0: reg_mr, the memory is not ours to free */
 } sr_mr;
 
 typedef struct sr_swqe {
