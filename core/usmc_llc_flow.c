@@ -554,6 +554,18 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 	usmc_llc_msg m;
 	int dev, rv;
 
+	/* the new link pairs with the symmetric one: the asymmetric one is
+	 * what it replaces (after a failover it may come first) */
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		usmc_link *l = lgr->links[i];
+
+		if (l && l->state == USMC_LNK_ACTIVE && !l->asym &&
+		    usmc_link_usable(l)) {
+			link = l;
+			break;
+		}
+	}
+
 	if (lgr->role != USMC_ROLE_SERVER || !link ||
 	    link->state != USMC_LNK_ACTIVE || lgr->max_links <= 1 || !want ||
 	    (want == 2 && usmc_llc_alt_dev(lgr, link) < 0)) {
