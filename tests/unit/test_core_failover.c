@@ -570,6 +570,15 @@ static void failover(enum fcause cause, int at_server, unsigned int versions,
 
 static void each_side(enum fcause cause)
 {
+	/* USMC_FAILOVER_SOAK=N: N more seeds per cause and side */
+	for (int k = 0; getenv("USMC_FAILOVER_SOAK") &&
+			k < atoi(getenv("USMC_FAILOVER_SOAK"));
+	     k++) {
+		fo_result r;
+
+		failover(cause, k & 1, 0, 0, 1000 + (uint64_t)k * 16 + cause,
+			 &r);
+	}
 	if (getenv("USMC_TEST_SIDE")) {
 		fo_result r;
 
