@@ -587,8 +587,23 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 	nl->asym = dev == link->dev_idx;
 	lgr->addl_new = nl;
 	if (usmc_lgr_reg_bufs(lgr, nl->dev_idx)) {
-		addl_fail(lgr, 0, ts);
-		return;
+		/* the buffers cannot be reached there (a transport without
+		 * reg_mr): this device then, asymmetric, so the client still
+		 * gets an ADD_LINK to answer rather than wait 2 s for one */
+		unsigned int bad = nl->dev_idx;
+
+		lgr->addl_new = NULL;
+		usmc_link_free(nl);
+		usmc_lgr_unreg_dev(lgr, bad);
+		if (want == 2 || bad == link->dev_idx ||
+		    usmc_link_create(lgr, link->dev_idx, &nl)) {
+			llc_flow_done(lgr, 0, ts);
+			return;
+		}
+		nl->link_id = next_link_id(lgr);
+		nl->state = USMC_LNK_ACTIVATING;
+		nl->asym = 1;
+		lgr->addl_new = nl;
 	}
 	addl_msg(lgr, link, nl, 0, &m);
 	rv = lgr->version == SMC_V2 ? llc_send_long(link, &m)
