@@ -534,7 +534,7 @@ int usmc_link_down_reason(usmc_link *link, const char *reason, usmc_tstamp ts)
 	lgr = link->lgr;
 	ctx = lgr->ctx;
 	ctx->now = ts;
-	if (lgr->terminating)
+	if (lgr->terminating || link->clearing)
 		return 0;
 	usmc_log(ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
 		 link->link_id, reason);
