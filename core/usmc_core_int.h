@@ -149,6 +149,8 @@ struct usmc_link {
 	/* the peer's device is the one of the group's other link
 	 * (ASYMMETRIC_PEER), or this side's is (ASYMMETRIC_LOCAL) */
 	int asym;
+	/* being taken out of its group (link_clear): no longer found */
+	int clearing;
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */

@@ -200,7 +200,7 @@ void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
 	usmc_link *to;
 
 	if (lgr->terminating || link->state == USMC_LNK_UNUSED ||
-	    link->gone_expiry != USMC_TSTAMP_NONE)
+	    link->clearing || link->gone_expiry != USMC_TSTAMP_NONE)
 		return;
 	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
 		 link->link_id, usmc_link_down_reason_str(why));
