@@ -135,10 +135,17 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 	conn->bytes_received += (uint64_t)dprod;
 	conn->peer_cons += (uint64_t)dcons;
 	if (conn->peer_cons > conn->tx_sent) {
-		/* read beyond our rewound cursor: those bytes arrived */
+		/* read beyond our rewound cursor: those bytes arrived, and
+		 * their sndbuf space is free (no CDC completion will say so) */
 		conn->tx_sent = conn->peer_cons;
-		if (conn->tx_fin < conn->peer_cons)
+		if (conn->tx_fin < conn->peer_cons) {
 			conn->tx_fin = conn->peer_cons;
+			if (conn->want_writable &&
+			    conn->mode == USMC_MODE_SMCR) {
+				conn->want_writable = 0;
+				usmc_conn_event_raise(conn, USMC_EV_WRITABLE);
+			}
+		}
 	}
 	conn->peer_prod_flags = m.prod_flags;
 	newflags = (uint8_t)(m.conn_state_flags & ~conn->peer_conn_flags);
