@@ -621,6 +621,7 @@ int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 	conn->state = SMC_INIT;
 	conn->clc_expiry = ts + ctx->s.clc_timeout;
 	conn->close_expiry = USMC_TSTAMP_NONE;
+	conn->rx_valid_expiry = USMC_TSTAMP_NONE;
 	ctx->nhandshake++;
 	conn->next = ctx->conns;
 	if (ctx->conns)

@@ -149,6 +149,8 @@ struct usmc_link {
 	/* the peer's device is the one of the group's other link
 	 * (ASYMMETRIC_PEER), or this side's is (ASYMMETRIC_LOCAL) */
 	int asym;
+	/* being taken out of its group (link_clear): no longer found */
+	int clearing;
 	/* keepalive */
 	usmc_tstamp last_rx;
 	usmc_tstamp testlink_expiry; /* response due */
@@ -206,6 +208,8 @@ struct usmc_lgr {
 	/* buffer pool */
 	usmc_buf *free_rmbs, *free_sndbufs;
 	uint8_t next_link_id;
+	/* connections with a failover validation pending (rx_valid_expiry) */
+	unsigned int nvalid;
 	/* the peer's RMBs (CONFIRM_RKEY, ADD_LINK_CONT / v2 ext) */
 	usmc_rtoken *rtokens;
 	/* the ADD_LINK flow (llc_cur is its request while it runs) */
@@ -305,6 +309,11 @@ struct usmc_conn {
 	 * may still arrive late and are dropped as old (smc_cdc_msg_recv),
 	 * its producer cursor may restart behind ours */
 	int rx_failover_seen;
+	/* its validation CDC named a CDC we have not taken yet: it may still
+	 * wait on the dead link's CQ (the peer's RNIC had it); if rx_seq has
+	 * not reached rx_valid_seq by rx_valid_expiry the connection aborts */
+	uint16_t rx_valid_seq;
+	usmc_tstamp rx_valid_expiry;
 	uint8_t peer_prod_flags, peer_conn_flags;
 	int app_closed;
 	int nodelay;

@@ -200,7 +200,7 @@ void usmc_failover_link_down(usmc_link *link, usmc_link_down_reason why,
 	usmc_link *to;
 
 	if (lgr->terminating || link->state == USMC_LNK_UNUSED ||
-	    link->gone_expiry != USMC_TSTAMP_NONE)
+	    link->clearing || link->gone_expiry != USMC_TSTAMP_NONE)
 		return;
 	usmc_log(lgr->ctx, USMC_LOG_INFO, "lgr %u link %u down: %s", lgr->id,
 		 link->link_id, usmc_link_down_reason_str(why));
@@ -236,11 +236,36 @@ usmc_tstamp usmc_failover_expiry(const usmc_lgr *lgr)
 	for (int i = 0; i < USMC_LINKS_MAX; i++)
 		if (lgr->links[i])
 			t = usmc_tmin(t, lgr->links[i]->gone_expiry);
+	for (int i = 1; lgr->nvalid && i <= USMC_CONNS_MAX; i++)
+		if (lgr->conns[i])
+			t = usmc_tmin(t, lgr->conns[i]->rx_valid_expiry);
 	return t;
+}
+
+/* smc_cdc_msg_validate, after the grace: the CDC the peer's validation
+ * named never came, the stream has a hole: abort. */
+static void validation_expired(usmc_lgr *lgr, usmc_tstamp ts)
+{
+	for (int i = 1; lgr->nvalid && i <= USMC_CONNS_MAX; i++) {
+		usmc_conn *c = lgr->conns[i];
+
+		if (!c || c->rx_valid_expiry > ts)
+			continue;
+		c->rx_valid_expiry = USMC_TSTAMP_NONE;
+		lgr->nvalid--;
+		if (!usmc_cdc_seq_before(c->rx_seq, c->rx_valid_seq))
+			continue;
+		usmc_log(lgr->ctx, USMC_LOG_ERR,
+			 "conn %08x: failover validation: peer's seqno %u, "
+			 "ours %u: abort",
+			 c->token, c->rx_valid_seq, c->rx_seq);
+		usmc_close_abort_local(c, USMC_ERR_CONNABORTED, 1, ts);
+	}
 }
 
 void usmc_failover_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts)
 {
+	validation_expired(lgr, ts);
 	for (int i = 0; i < USMC_LINKS_MAX && !lgr->terminating; i++) {
 		usmc_link *l = lgr->links[i];
 

@@ -270,6 +270,11 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 			l->waiters--;
 		conn->waiting_slot = 0;
 	}
+	if (conn->rx_valid_expiry != USMC_TSTAMP_NONE) {
+		conn->rx_valid_expiry = USMC_TSTAMP_NONE;
+		if (lgr->nvalid)
+			lgr->nvalid--;
+	}
 	if (conn->rmb) {
 		if (conn->link && usmc_link_usable(conn->link) &&
 		    conn->rkey_announced && !lgr->peer_gone)

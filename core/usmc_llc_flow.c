@@ -369,7 +369,8 @@ static uint8_t next_link_id(usmc_lgr *lgr)
 static usmc_link *link_by_id(usmc_lgr *lgr, uint8_t id)
 {
 	for (int i = 0; i < USMC_LINKS_MAX; i++)
-		if (lgr->links[i] && lgr->links[i]->link_id == id)
+		if (lgr->links[i] && lgr->links[i]->link_id == id &&
+		    !lgr->links[i]->clearing)
 			return lgr->links[i];
 	return NULL;
 }
@@ -554,6 +555,18 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 	usmc_llc_msg m;
 	int dev, rv;
 
+	/* the new link pairs with the symmetric one: the asymmetric one is
+	 * what it replaces (after a failover it may come first) */
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		usmc_link *l = lgr->links[i];
+
+		if (l && l->state == USMC_LNK_ACTIVE && !l->asym &&
+		    usmc_link_usable(l)) {
+			link = l;
+			break;
+		}
+	}
+
 	if (lgr->role != USMC_ROLE_SERVER || !link ||
 	    link->state != USMC_LNK_ACTIVE || lgr->max_links <= 1 || !want ||
 	    (want == 2 && usmc_llc_alt_dev(lgr, link) < 0)) {
@@ -587,8 +600,23 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 	nl->asym = dev == link->dev_idx;
 	lgr->addl_new = nl;
 	if (usmc_lgr_reg_bufs(lgr, nl->dev_idx)) {
-		addl_fail(lgr, 0, ts);
-		return;
+		/* the buffers cannot be reached there (a transport without
+		 * reg_mr): this device then, asymmetric, so the client still
+		 * gets an ADD_LINK to answer rather than wait 2 s for one */
+		unsigned int bad = nl->dev_idx;
+
+		lgr->addl_new = NULL;
+		usmc_link_free(nl);
+		usmc_lgr_unreg_dev(lgr, bad);
+		if (want == 2 || bad == link->dev_idx ||
+		    usmc_link_create(lgr, link->dev_idx, &nl)) {
+			llc_flow_done(lgr, 0, ts);
+			return;
+		}
+		nl->link_id = next_link_id(lgr);
+		nl->state = USMC_LNK_ACTIVATING;
+		nl->asym = 1;
+		lgr->addl_new = nl;
 	}
 	addl_msg(lgr, link, nl, 0, &m);
 	rv = lgr->version == SMC_V2 ? llc_send_long(link, &m)
@@ -1174,6 +1202,10 @@ static void link_clear(usmc_link *dead, usmc_tstamp ts)
 	usmc_lgr *lgr = dead->lgr;
 	unsigned int dev = dead->dev_idx;
 
+	/* ending the ADD_LINK flow below may run a held request: it must not
+	 * find this link again */
+	dead->clearing = 1;
+	dead->qp_rts = 0;
 	if (lgr->addl_new == dead) {
 		/* the link being added: the flow ends, and frees it */
 		addl_fail(lgr, 0, ts);
@@ -1226,8 +1258,14 @@ void usmc_llc_link_gone(usmc_link *dead, uint32_t reason, usmc_tstamp ts)
 		return;
 	}
 	link_clear(dead, ts);
+	/* what ran meanwhile (a held request) may have taken |to| too */
 	if (lgr->terminating)
 		return;
+	to = other_usable_link(lgr, NULL);
+	if (!to) {
+		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
+		return;
+	}
 	if (lgr->role == USMC_ROLE_SERVER) {
 		/* smc_llc_srv_delete_link_local: a local flow that waits for
 		 * the client's answer, then redundancy again */

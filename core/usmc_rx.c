@@ -56,23 +56,32 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		/* the peer failed over (smc_cdc_msg_validate): its last
 		 * completed CDC must be one we saw, else the stream has a
 		 * hole and the connection aborts */
-		if (usmc_cdc_seq_before(conn->rx_seq, m.seqno)) {
-			usmc_log(lgr->ctx, USMC_LOG_ERR,
-				 "conn %08x: failover validation: peer's "
-				 "seqno %u, ours %u: abort",
-				 conn->token, m.seqno, conn->rx_seq);
-			usmc_close_abort_local(conn, USMC_ERR_CONNABORTED, 1,
-					       ts);
-		} else {
-			conn->rx_failover_seen = 1;
+		conn->rx_failover_seen = 1;
+		if (usmc_cdc_seq_before(conn->rx_seq, m.seqno) &&
+		    conn->rx_valid_expiry == USMC_TSTAMP_NONE) {
+			/* the CDCs up to it may still wait on the dead
+			 * link's CQ: judged when the grace ends
+			 * (usmc_failover_handle_expiry) */
+			conn->rx_valid_seq = m.seqno;
+			conn->rx_valid_expiry = ts + USMC_FAILOVER_GRACE;
+			lgr->nvalid++;
 		}
 		return;
 	}
 	if (!usmc_cdc_seq_before(conn->rx_seq, m.seqno)) {
 		/* after a failover the dead link's CDCs may come late:
-		 * old, dropped (smc_cdc_msg_recv) */
-		if (!conn->rx_failover_seen)
+		 * old, dropped (smc_cdc_msg_recv); the data they announced
+		 * is in the RMB and a newer CDC covered it, only their
+		 * close flags still count */
+		if (!conn->rx_failover_seen) {
 			rx_hostile(conn, "seqno replay", ts);
+			return;
+		}
+		newflags =
+			(uint8_t)(m.conn_state_flags & ~conn->peer_conn_flags);
+		conn->peer_conn_flags |= m.conn_state_flags;
+		if (newflags && conn->lgr)
+			usmc_close_peer_flags(conn, newflags, ts);
 		return;
 	}
 	rmb = conn->rmb->size;
@@ -115,15 +124,28 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		return;
 	}
 	conn->rx_seq = m.seqno;
+	if (conn->rx_valid_expiry != USMC_TSTAMP_NONE &&
+	    !usmc_cdc_seq_before(conn->rx_seq, conn->rx_valid_seq)) {
+		conn->rx_valid_expiry = USMC_TSTAMP_NONE;
+		if (lgr->nvalid)
+			lgr->nvalid--;
+	}
 	conn->n_rx_cdcs++;
 	conn->rx_prod += (uint64_t)dprod;
 	conn->bytes_received += (uint64_t)dprod;
 	conn->peer_cons += (uint64_t)dcons;
 	if (conn->peer_cons > conn->tx_sent) {
-		/* read beyond our rewound cursor: those bytes arrived */
+		/* read beyond our rewound cursor: those bytes arrived, and
+		 * their sndbuf space is free (no CDC completion will say so) */
 		conn->tx_sent = conn->peer_cons;
-		if (conn->tx_fin < conn->peer_cons)
+		if (conn->tx_fin < conn->peer_cons) {
 			conn->tx_fin = conn->peer_cons;
+			if (conn->want_writable &&
+			    conn->mode == USMC_MODE_SMCR) {
+				conn->want_writable = 0;
+				usmc_conn_event_raise(conn, USMC_EV_WRITABLE);
+			}
+		}
 	}
 	conn->peer_prod_flags = m.prod_flags;
 	newflags = (uint8_t)(m.conn_state_flags & ~conn->peer_conn_flags);

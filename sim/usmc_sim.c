@@ -53,6 +53,7 @@ struct usmc_sim_node {
 	int idx;
 	long live_allocs, live_mrs;
 	int blackhole;
+	int no_reg_mr;	       /* reg_mr refused (USMC_ERR_NOTSUP), as verbs' */
 	uint64_t fired_before; /* faults fired under earlier schedules */
 	uint32_t ipv4;
 	uint8_t prefix_len;
@@ -203,6 +204,8 @@ static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
 	usmc_tp_mr *t;
 	int rv;
 
+	if (n->no_reg_mr)
+		return USMC_ERR_NOTSUP;
 	if (alloc_fails(n->sim))
 		return USMC_ERR_NOMEM;
 	if (dev_idx >= n->ndev)
@@ -228,6 +231,11 @@ static void cb_log(void *user, int level, const char *msg)
 
 	if (n->sim->log_fn)
 		n->sim->log_fn(n->sim->log_arg, n->idx, level, msg);
+}
+
+void usmc_sim_node_set_reg_mr(usmc_sim_node *node, int on)
+{
+	node->no_reg_mr = !on;
 }
 
 void usmc_sim_set_log(usmc_sim *sim, usmc_sim_log_fn fn, void *arg)

@@ -159,6 +159,10 @@ const usmc_sim_trace *usmc_sim_get_trace(const usmc_sim *sim, size_t *n);
 void usmc_sim_trace_clear(usmc_sim *sim);
 int usmc_sim_node_index(const usmc_sim_node *node);
 
+/* |on| 0: the node's reg_mr callback fails (USMC_ERR_NOTSUP), as for a
+ * transport that cannot register one memory with a second device. */
+void usmc_sim_node_set_reg_mr(usmc_sim_node *node, int on);
+
 /* Every core log line of every node (|node| its index), to |fn|; NULL:
  * dropped. */
 typedef void (*usmc_sim_log_fn)(void *arg, int node, int level,

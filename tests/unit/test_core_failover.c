@@ -218,8 +218,9 @@ static void test_last_link_peer_silent(void)
 
 /* ---- the receiver's side of a peer's failover ---- */
 
-static void forge(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
-		  uint32_t token, uint64_t prod, uint8_t pflags)
+static void forge_f(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
+		    uint32_t token, uint64_t prod, uint8_t pflags,
+		    uint8_t cflags)
 {
 	usmc_cdc_msg m;
 	uint8_t buf[44];
@@ -230,11 +231,18 @@ static void forge(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
 	m.prod.wrap = (uint16_t)(prod / 16384);
 	m.prod.count = (uint32_t)(prod % 16384);
 	m.prod_flags = pflags;
+	m.conn_state_flags = cflags;
 	USMC_ASSERT_EQ_FATAL(usmc_cdc_encode(buf, sizeof(buf), &m), 44);
 	USMC_ASSERT_EQ_FATAL(
 		usmc_sim_inject_send(sim, usmc_sim_node_link(from, 0), buf, 44),
 		0);
 	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+}
+
+static void forge(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
+		  uint32_t token, uint64_t prod, uint8_t pflags)
+{
+	forge_f(sim, from, seq, token, prod, pflags, 0);
 }
 
 /* A connection of |a| (client) with 10 bytes received from |b|. */
@@ -259,8 +267,9 @@ static void validation_setup(usmc_sim **sim, usmc_sim_node **a,
 	USMC_ASSERT_EQ_FATAL(ci->rx_seq, ci->rx_cdcs);
 }
 
-/* The peer claims a completed CDC this side never accepted: the stream
- * has a hole, the connection aborts (smc_cdc_msg_validate). */
+/* The peer claims a completed CDC this side never accepted, and it does
+ * not come within the grace (it is not waiting on the dead link's CQ):
+ * the stream has a hole, the connection aborts (smc_cdc_msg_validate). */
 static void test_validation_mismatch(void)
 {
 	usmc_sim *sim;
@@ -271,6 +280,10 @@ static void test_validation_mismatch(void)
 	validation_setup(&sim, &a, &b, &c, &s, &ci);
 	forge(sim, b, (uint16_t)(ci.rx_seq + 1), ci.local_token, 0,
 	      USMC_CDC_FAILOVER_VALIDATION);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0); /* not yet */
+	usmc_sim_run(sim, usmc_sim_now(sim) + 9 * USMC_NS_PER_MS);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 50 * USMC_NS_PER_MS);
 	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 1);
 	USMC_ASSERT_EQ(usmc_conn_error(c->conn), USMC_ERR_CONNABORTED);
 	CU_ASSERT_PTR_NOT_NULL(
@@ -557,6 +570,15 @@ static void failover(enum fcause cause, int at_server, unsigned int versions,
 
 static void each_side(enum fcause cause)
 {
+	/* USMC_FAILOVER_SOAK=N: N more seeds per cause and side */
+	for (int k = 0; getenv("USMC_FAILOVER_SOAK") &&
+			k < atoi(getenv("USMC_FAILOVER_SOAK"));
+	     k++) {
+		fo_result r;
+
+		failover(cause, k & 1, 0, 0, 1000 + (uint64_t)k * 16 + cause,
+			 &r);
+	}
 	if (getenv("USMC_TEST_SIDE")) {
 		fo_result r;
 
@@ -636,6 +658,41 @@ static void test_fo_replay(void)
 	USMC_ASSERT_EQ(r1.trace_hash, r2.trace_hash);
 }
 
+/* The validation names a CDC not taken yet, and a newer CDC of the peer
+ * (on the new link) comes before it within the grace: no hole, the
+ * connection goes on; the late one, when it comes, is dropped but its
+ * close flag counts (EOF after the data). */
+static void test_validation_late(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_conn_info ci;
+	uint8_t buf[32];
+
+	validation_setup(&sim, &a, &b, &c, &s, &ci);
+	forge(sim, b, (uint16_t)(ci.rx_seq + 1), ci.local_token, 0,
+	      USMC_CDC_FAILOVER_VALIDATION);
+	forge(sim, b, (uint16_t)(ci.rx_seq + 2), ci.local_token, 10, 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 100 * USMC_NS_PER_MS);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	CU_ASSERT_PTR_NULL(
+		log_find(usmc_sim_node_index(a), "failover validation"));
+	/* the late CDC it named, with the peer's done-writing flag */
+	forge_f(sim, b, (uint16_t)(ci.rx_seq + 1), ci.local_token, 10, 0,
+		USMC_CDC_PEER_DONE_WRITING);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR], 0);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_PEER_SHUTDOWN], 1);
+	USMC_ASSERT_EQ(
+		usmc_conn_read(c->conn, buf, sizeof(buf), usmc_sim_now(sim)),
+		10);
+	CU_ASSERT_EQUAL(memcmp(buf, "0123456789", 10), 0);
+	USMC_ASSERT_EQ(
+		usmc_conn_read(c->conn, buf, sizeof(buf), usmc_sim_now(sim)),
+		0);
+	usmc_sim_del(sim);
+}
+
 static CU_TestInfo tests[] = {
 	{"last link, port down: data -> CONNRESET both ends, none -> TCP",
 	 test_last_link_port_down},
@@ -653,6 +710,8 @@ static CU_TestInfo tests[] = {
 	 test_validation_mismatch},
 	{"validation CDC passes; late old CDC dropped, rewound cursor ok",
 	 test_validation_ok},
+	{"validation CDC ahead, caught up within the grace: no abort",
+	 test_validation_late},
 	{"two links, port down mid-stream: moved, byte-exact, <= 100 ms",
 	 test_fo_port_down},
 	{"two links, QP error mid-stream: moved, byte-exact, <= 100 ms",

@@ -252,6 +252,32 @@ static void test_asymmetric(void)
 	asymmetric(0, USMC_VERSION_V1, 213);
 }
 
+/* A server whose transport cannot register a buffer with its second
+ * device (no reg_mr) offers its own device instead (asymmetric): the
+ * client still gets an ADD_LINK to answer, and takes it on its second. */
+static void test_no_reg_mr(void)
+{
+	usmc_settings st = link_settings(2, "NET1", 0);
+	usmc_sim *sim = usmc_sim_new(214);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c, *s;
+	usmc_lgr_info la, lb;
+
+	usmc_sim_node_set_reg_mr(b, 0);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	USMC_ASSERT_EQ(active_links(a), 2);
+	USMC_ASSERT_EQ(active_links(b), 2);
+	first_lgr(a, &la);
+	first_lgr(b, &lb);
+	USMC_ASSERT_EQ(lb.links[1].dev_idx, 0);
+	USMC_ASSERT_EQ(la.links[1].dev_idx, 1);
+	check_rkeys(c, s);
+	transfer(sim, c, s, 214);
+	usmc_sim_del(sim);
+}
+
 /* No alternate on either side (one device each, with or without a pnet
  * id): the server's ADD_LINK is rejected at once (NO_ALT_PATH in v1), the
  * client does not wait 2 s for anything, one link stays, and the offered
@@ -758,6 +784,7 @@ static CU_TestInfo link_tests[] = {
 	{"symmetric_v2", test_symmetric_v2},
 	{"symmetric_v1", test_symmetric_v1},
 	{"asymmetric", test_asymmetric},
+	{"no_reg_mr_asymmetric", test_no_reg_mr},
 	{"no_alternate_rejected_at_once", test_no_alternate},
 	{"delete_one_link", test_delete_one_link},
 	{"delete_last_link", test_delete_last_link},
