@@ -3,7 +3,7 @@
 # for exec), status, and each named network fault on link 2 applied and
 # cleared: the iptables or tc state it leaves, and what it does to traffic
 # on link 2 (RoCEv2-port UDP counted at the receiver, a TCP transfer
-# timed) while link 1 carries on. Then the usage errors.
+# timed) while link 1 carries on. Then the usage errors, and down.
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd iptables tc python3 timeout
 t_lab_up 2
@@ -154,4 +154,10 @@ expect 2 fault link 2 up now
 expect 2 --links 5 up
 grep -q "no room" <(lab --subnet 10.77.255 --links 2 up 2>&1) || t_fail "--subnet 10.77.255 --links 2 not refused"
 t_log "ok usage errors"
+
+# --- down -------------------------------------------------------------------
+"$LAB" --name "$t_lab" down || t_fail "down"
+ip netns list | grep -q "usmc-$t_lab-" && t_fail "down left the namespaces"
+[ -e "$USMC_LAB_RUNDIR/$t_lab" ] && t_fail "down left $USMC_LAB_RUNDIR/$t_lab"
+t_log "ok down: both hosts and their two links gone"
 t_log PASS

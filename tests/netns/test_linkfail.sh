@@ -8,15 +8,15 @@
 #     PORT_ACTIVE when the link is set up again, and a new connection
 #     runs SMC-R byte-exact on it.
 #  2. silent peer: h1 drops all RoCEv2 it receives, mid-stream (one
-#     iptables rule, timed; TCP still passes), so the sender in h2 hears
-#     no more ACKs. With the runtime's QP attributes (timeout 15, retry
-#     count 7, as smc_ib_modify_qp_rts) softroce's retry_time (default
-#     1.5 s) fails the sender's QP with RETRY_EXC_ERR, so the link is
-#     declared dead within 2 s of the drop; with retry_time=500, within
-#     1 s; never before retry_time. Measured from just before the rule
-#     went in (an upper bound on the silence) and printed.
+#     iptables rule, timed; TCP still passes), or the receiver is
+#     SIGSTOPped, so the sender in h2 hears no more ACKs. With the
+#     runtime's QP attributes (timeout 15, retry count 7, as
+#     smc_ib_modify_qp_rts) softroce's retry_time (default 1.5 s) fails
+#     the sender's QP with RETRY_EXC_ERR, so the link is declared dead
+#     within 2 s of the silence; with retry_time=500, within 1 s; never
+#     before retry_time. Printed as the range the silence's start allows.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss iptables
+t_need_cmd python3 timeout ss iptables pgrep
 t_need_perf
 t_lab_up
 LAB=$USMC_SRC/netns/usmc-lab
@@ -102,16 +102,29 @@ t_log "ok after port up: 8 MiB SMC-R verified on the same server device"
 server_stop pd
 
 # --- 2. a silent peer -----------------------------------------------------------
-# silent TAG PORT LIMIT [ENV...]
+# silent TAG PORT HOW LO LIMIT [ENV...]: the receiver in h1 goes silent
+# mid-stream, HOW: "drop" (h1 drops all RoCEv2 it receives, one iptables
+# rule; the silence starts while the rule goes in, so the time is bounded
+# from both ends of that command) or "stop" (SIGSTOP of the receiver: the
+# silence starts at the kill). The sender's link must be declared dead
+# (RETRY_EXC_ERR) no sooner than LO and no later than LIMIT s after.
 silent() {
-	local tag=$1 port=$2 limit=$3 lo=$4
-	shift 4
+	local tag=$1 port=$2 how=$3 lo=$4 limit=$5
+	shift 5
 	server "$tag" "$port" "$@"
 	stream "$tag" "$port" "$@"
-	local t0 t0e at d f rule=(INPUT -i eth0 -p udp --dport "$(usmc_lab_roce_port)" -j DROP)
-	t0=$(now)
-	t_exec h1 iptables -w -I "${rule[@]}" || t_fail "iptables drop in h1"
-	t0e=$(now)
+	local t0 t0e at d de f vpid rule=(INPUT -i eth0 -p udp --dport "$(usmc_lab_roce_port)" -j DROP)
+	if [ "$how" = stop ]; then
+		# the usmc-perf under the server's timeout
+		vpid=$(pgrep -P "$(cat "$t_work/$tag.spid")") || t_fail "$tag: no server process"
+		t0=$(now)
+		kill -STOP "$vpid"
+		t0e=$t0
+	else
+		t0=$(now)
+		t_exec h1 iptables -w -I "${rule[@]}" || t_fail "iptables drop in h1"
+		t0e=$(now)
+	fi
 	err=$(stream_end "$tag")
 	[[ $err == *"connection abort"* || $err == *"reset"* ]] ||
 		t_fail "$tag: client error '$err', want the connection ended"
@@ -119,20 +132,27 @@ silent() {
 	at=$(first_at "$f" 'retry counter exceeded')
 	[ -n "$at" ] || t_fail "$tag: the sender's QP did not give up: $(grep -v 'completion for' "$f" | tail -5)"
 	d=$(sub "$at" "$t0")
-	le "$d" "$limit" && le "$lo" "$d" ||
-		t_fail "$tag: the sender declared the link dead $d s after the drop (want $lo..$limit s)"
-	# the receiver: its own QP's retries (CDCs in flight), or the TCP
-	# connection the sender's runtime reset
-	local sat
-	busywait 3000 grep -q '^[0-9.]* error:' "$t_work/$tag.server" ||
-		t_fail "$tag: the receiver did not end: $(grep -v 'completion for' "$t_work/$tag.server" | tail -3)"
-	sat=$(first_at "$t_work/$tag.server" 'retry counter exceeded|terminated|error:')
-	t_log "ok $tag (${*:-defaults}): sender's link dead $d s after the drop (bound $limit s; the rule took $(sub "$t0e" "$t0") s); receiver ended after $(sub "$sat" "$t0") s"
-	t_exec h1 iptables -w -D "${rule[@]}" || t_fail "iptables: the drop rule would not go"
+	de=$(sub "$at" "$t0e")
+	le "$de" "$limit" && le "$lo" "$d" ||
+		t_fail "$tag: the sender declared the link dead $de..$d s after the silence began (want $lo..$limit s)"
+	if [ "$how" = stop ]; then
+		kill -CONT "$vpid"
+		t_log "ok $tag (${*:-defaults}): sender's link dead $d s after the receiver stopped (bound $limit s)"
+	else
+		# the receiver: its own QP's retries (CDCs in flight), or the
+		# TCP connection the sender's runtime reset
+		local sat
+		busywait 3000 grep -q '^[0-9.]* error:' "$t_work/$tag.server" ||
+			t_fail "$tag: the receiver did not end: $(grep -v 'completion for' "$t_work/$tag.server" | tail -3)"
+		sat=$(first_at "$t_work/$tag.server" 'retry counter exceeded|terminated|error:')
+		t_log "ok $tag (${*:-defaults}): sender's link dead $de..$d s after the drop (bound $limit s; the rule took $(sub "$t0e" "$t0") s); receiver ended after $(sub "$sat" "$t0") s"
+		t_exec h1 iptables -w -D "${rule[@]}" || t_fail "iptables: the drop rule would not go"
+	fi
 	server_stop "$tag"
 }
-silent silent_default 7501 2.0 1.5
-silent silent_500 7502 1.0 0.5 USMC_TRANSPORT_OPTIONS=retry_time=500
+silent silent_drop 7501 drop 1.5 2.0
+silent silent_stop 7502 stop 1.5 2.0
+silent silent_drop_500 7503 drop 0.5 1.0 USMC_TRANSPORT_OPTIONS=retry_time=500
 # a sanitizer build's reports (ASan+UBSan) in any log
 if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$t_work"/*.server* "$t_work"/*.client* 2>/dev/null; then
 	t_fail "sanitizer reports in the logs above"
