@@ -879,6 +879,7 @@ void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info)
 	info->tx_cdcs = conn->n_tx_cdcs;
 	info->rx_cdcs = conn->n_rx_cdcs;
 	info->tx_rdma_writes = conn->n_writes;
+	info->failovers = conn->n_failovers;
 	info->tx_buf_full = conn->n_buf_full;
 	info->tx_peer_buf_full = conn->n_peer_full;
 	info->tx_seq = conn->tx_seq;

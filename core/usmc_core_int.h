@@ -125,6 +125,10 @@ struct usmc_link {
 	unsigned int wrq_cap, wrq_head, wrq_len;
 	int wrq_listed, wrq_lost;
 	usmc_link *wrq_next; /* in ctx->wrq_links */
+	/* counters for usmc_lgr_get_info: RDMA WRITE payload and send-queue
+	 * WRs handed out (usmc_ctx_next_wr), receive completions and their
+	 * bytes (usmc_link_on_wc) */
+	uint64_t n_tx_bytes, n_tx_wrs, n_rx_bytes, n_rx_wrs;
 };
 
 struct usmc_lgr {
@@ -243,6 +247,7 @@ struct usmc_conn {
 
 	uint64_t bytes_sent, bytes_received;
 	uint64_t n_tx_cdcs, n_rx_cdcs, n_writes, n_buf_full, n_peer_full;
+	uint32_t n_failovers; /* moves to another link (smc_switch_conns) */
 	int freed_by_ctx;
 	int deleting; /* no events while usmc_conn_del runs */
 };

@@ -62,6 +62,87 @@ static void test_wraps_both_ways(void)
 	usmc_sim_del(sim);
 }
 
+/* The one link of |node|'s one link group, after the transfer. */
+static void one_link(usmc_sim_node *node, usmc_lgr_info *li)
+{
+	usmc_ctx *ctx = usmc_sim_node_ctx(node);
+	usmc_lgr *g = usmc_ctx_next_lgr(ctx, NULL);
+
+	memset(li, 0, sizeof(*li));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(ctx, g));
+	usmc_lgr_get_info(g, li);
+	USMC_ASSERT_EQ(li->nlinks, 1);
+	USMC_ASSERT_EQ(li->type, USMC_LGR_SINGLE);
+	CU_ASSERT_STRING_EQUAL(usmc_lgr_type_name(li->type), "SINGLE");
+	USMC_ASSERT_EQ(li->links[0].state, USMC_LINK_ACTIVE);
+	USMC_ASSERT_EQ(li->links[0].active, 1);
+	CU_ASSERT_STRING_EQUAL(usmc_link_state_name(li->links[0].state),
+			       "ACTIVE");
+}
+
+/* The per-link counters (usmc_lgr_info.links[]) against what the test
+ * and the fabric counted on their own: the RDMA WRITE bytes are the
+ * application's bytes, to the byte; every SEND one side handed out is a
+ * receive the other side took; the fabric placed as many WRITEs, bytes
+ * and SENDs as both links handed out. */
+static void test_link_counters(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static pump p1, p2;
+	pump *ps[2] = {&p1, &p2};
+	usmc_conn_info ci, si;
+	usmc_lgr_info la, lb;
+	const usmc_sim_stats *st;
+	const uint64_t t1 = 16384 * 25 + 123, t2 = 16384 * 7 + 5;
+
+	setup(&sim, &a, &b, 16384, 77);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	pump_init(&p1, c, s, t1, 3, 7000);
+	pump_init(&p2, s, c, t2, 4, 3000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, usmc_sim_now(sim) + 600 * SEC), 0);
+	USMC_ASSERT_EQ(p1.readn, t1);
+	USMC_ASSERT_EQ(p2.readn, t2);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	usmc_conn_get_info(c->conn, &ci);
+	usmc_conn_get_info(s->conn, &si);
+	one_link(a, &la);
+	one_link(b, &lb);
+	USMC_ASSERT_EQ(ci.link_id, la.links[0].link_id);
+	USMC_ASSERT_EQ(si.link_id, lb.links[0].link_id);
+	USMC_ASSERT_EQ(ci.failovers, 0);
+	USMC_ASSERT_EQ(si.failovers, 0);
+	/* the two ends of one link */
+	USMC_ASSERT_EQ(la.links[0].qp_num, lb.links[0].peer_qpn);
+	USMC_ASSERT_EQ(lb.links[0].qp_num, la.links[0].peer_qpn);
+	/* data bytes: exactly what each application wrote */
+	USMC_ASSERT_EQ(la.links[0].tx_bytes, t1);
+	USMC_ASSERT_EQ(lb.links[0].tx_bytes, t2);
+	/* each side's SENDs (its WRs less its WRITEs) the other received */
+	USMC_ASSERT_EQ(lb.links[0].rx_wrs,
+		       la.links[0].tx_wrs - ci.tx_rdma_writes);
+	USMC_ASSERT_EQ(la.links[0].rx_wrs,
+		       lb.links[0].tx_wrs - si.tx_rdma_writes);
+	CU_ASSERT_TRUE(la.links[0].rx_wrs >= ci.rx_cdcs);
+	CU_ASSERT_TRUE(lb.links[0].rx_wrs >= si.rx_cdcs);
+	/* v1 CDC and LLC messages are 44 bytes each */
+	USMC_ASSERT_EQ(la.links[0].rx_bytes,
+		       (uint64_t)USMC_WR_TX_SIZE * la.links[0].rx_wrs);
+	USMC_ASSERT_EQ(lb.links[0].rx_bytes,
+		       (uint64_t)USMC_WR_TX_SIZE * lb.links[0].rx_wrs);
+	/* and the fabric's own counts of what it placed */
+	st = usmc_sim_get_stats(sim);
+	USMC_ASSERT_EQ(st->write_bytes, t1 + t2);
+	USMC_ASSERT_EQ(st->writes, ci.tx_rdma_writes + si.tx_rdma_writes);
+	USMC_ASSERT_EQ(st->sends, la.links[0].rx_wrs + lb.links[0].rx_wrs);
+	USMC_ASSERT_EQ(st->writes + st->sends,
+		       la.links[0].tx_wrs + lb.links[0].tx_wrs);
+	usmc_sim_del(sim);
+}
+
 /* Different sndbuf and RMB sizes on each side: writes split at the peer's
  * RMBE end and at our sndbuf end independently. */
 static void test_asymmetric_sizes(void)
@@ -453,6 +534,7 @@ static CU_TestInfo data_tests[] = {
 	{"tiny_wr_pool", test_tiny_wr_pool},
 	{"wrap16_rollover_1gib", test_wrap_rollover},
 	{"bad_calls", test_bad_calls},
+	{"link_counters", test_link_counters},
 	CU_TEST_INFO_NULL,
 };
 
