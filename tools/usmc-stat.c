@@ -79,8 +79,9 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 		"NAME\n"
-		"    usmc-stat - list the SMC-R and fallback connections of "
-		"usmc processes\n"
+		"    usmc-stat - list the SMC-R and fallback connections, "
+		"and the link\n"
+		"    groups, of usmc processes\n"
 		"\n"
 		"SYNOPSIS\n"
 		"    usmc-stat [-a] [-d] [--json] [--all-ns]\n"
@@ -164,6 +165,13 @@ static void usage(FILE *f)
 		"nothing\n"
 		"                   listed)\n"
 		"\n"
+		"EXAMPLES\n"
+		"    usmc-stat -a -d           every socket, with cursors and "
+		"devices\n"
+		"    usmc-stat -l              each link: state, device, GIDs, "
+		"QPNs, counters\n"
+		"    usmc-stat -l --json | jq '.[].links[].retransmits'\n"
+		"\n"
 		"EXIT STATUS\n"
 		"    0 (also with no connection); 1 the directory cannot be "
 		"read;\n"
@@ -184,10 +192,11 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
-/* A number, or JSON null for "-" (a counter not kept). */
+/* A number, or JSON null for "-" (a counter not kept) and for anything
+ * else that is not a decimal number (a damaged table stays valid JSON). */
 static void json_num(const char *v)
 {
-	if (!strcmp(v, "-"))
+	if (!*v || v[strspn(v, "0123456789")])
 		printf("null");
 	else
 		printf("%s", v);
@@ -215,11 +224,17 @@ static void show_lgr(int pid, const char *comm, char **g)
 		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
 		       pid);
 		json_str(comm);
-		printf(", \"lgr_id\": %s, \"role\": ", g[G_ID]);
+		printf(", \"lgr_id\": ");
+		json_num(g[G_ID]);
+		printf(", \"role\": ");
 		json_str(g[G_ROLE]);
-		printf(", \"smc_version\": %s, \"type\": ", g[G_VER]);
+		printf(", \"smc_version\": ");
+		json_num(g[G_VER]);
+		printf(", \"type\": ");
 		json_str(g[G_TYPE]);
-		printf(", \"conns\": %s, \"peer_system_id\": ", g[G_CONNS]);
+		printf(", \"conns\": ");
+		json_num(g[G_CONNS]);
+		printf(", \"peer_system_id\": ");
 		json_str(g[G_PEERID]);
 		printf(", \"links\": [");
 		lgr_open = 1;
