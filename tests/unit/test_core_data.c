@@ -6,6 +6,7 @@
  * sharing one link group, and extra delay (RC retransmits).
  */
 #include "usmc_cdc.h"
+#include "usmc_core_int.h" /* test_lgr_type adds a link by hand */
 #include "usmc_core_test.h"
 
 static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
@@ -140,6 +141,76 @@ static void test_link_counters(void)
 	USMC_ASSERT_EQ(st->sends, la.links[0].rx_wrs + lb.links[0].rx_wrs);
 	USMC_ASSERT_EQ(st->writes + st->sends,
 		       la.links[0].tx_wrs + lb.links[0].tx_wrs);
+	usmc_sim_del(sim);
+}
+
+/* The link group's type as usmc_lgr_get_info derives it, with a second
+ * link added by hand (white box: no LLC flow adds one yet) on either
+ * local device, to the first link's peer GID or another, active or not. */
+static void test_lgr_type(void)
+{
+	static const struct {
+		unsigned int dev;
+		int same_peer, state, type;
+	} cases[] = {
+		{1, 0, USMC_LNK_ACTIVE, USMC_LGR_SYMMETRIC},
+		{0, 0, USMC_LNK_ACTIVE, USMC_LGR_ASYMMETRIC_LOCAL},
+		{1, 1, USMC_LNK_ACTIVE, USMC_LGR_ASYMMETRIC_PEER},
+		{0, 1, USMC_LNK_ACTIVE, USMC_LGR_ASYMMETRIC_LOCAL},
+		{1, 0, USMC_LNK_ACTIVATING, USMC_LGR_SINGLE},
+	};
+	static const char *const names[] = {"NONE", "SINGLE", "SYM", "ASYMP",
+					    "ASYML"};
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_lgr_info li;
+	usmc_lgr *g;
+
+	st.ndevices = 2;
+	sim = usmc_sim_new(5);
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	g = usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		usmc_link *l1 = NULL, *l2 = NULL;
+
+		for (int k = 0; k < USMC_LINKS_MAX; k++)
+			if (g->links[k])
+				l1 = g->links[k];
+		CU_ASSERT_PTR_NOT_NULL_FATAL(l1);
+		USMC_ASSERT_EQ_FATAL(usmc_link_create(g, cases[i].dev, &l2), 0);
+		l2->link_id = 2;
+		l2->state = cases[i].state;
+		memcpy(l2->peer_gid, l1->peer_gid, 16);
+		if (!cases[i].same_peer)
+			l2->peer_gid[15] ^= 0x40;
+		usmc_lgr_get_info(g, &li);
+		USMC_ASSERT_EQ(li.nlinks, 2);
+		USMC_ASSERT_EQ(li.type, cases[i].type);
+		CU_ASSERT_STRING_EQUAL(usmc_lgr_type_name(li.type),
+				       names[cases[i].type]);
+		for (unsigned int k = 0; k < li.nlinks; k++) {
+			if (li.links[k].link_id != 2)
+				continue;
+			USMC_ASSERT_EQ(li.links[k].dev_idx, cases[i].dev);
+			USMC_ASSERT_EQ(li.links[k].state, cases[i].state);
+			USMC_ASSERT_EQ(li.links[k].tx_wrs, 0);
+		}
+		l2->state = USMC_LNK_INACTIVE;
+		usmc_link_free(l2);
+	}
+	usmc_lgr_get_info(g, &li);
+	USMC_ASSERT_EQ(li.nlinks, 1);
+	USMC_ASSERT_EQ(li.type, USMC_LGR_SINGLE);
+	CU_ASSERT_STRING_EQUAL(usmc_lgr_type_name(99), "?");
+	CU_ASSERT_STRING_EQUAL(usmc_link_state_name(-1), "?");
 	usmc_sim_del(sim);
 }
 
@@ -535,6 +606,7 @@ static CU_TestInfo data_tests[] = {
 	{"wrap16_rollover_1gib", test_wrap_rollover},
 	{"bad_calls", test_bad_calls},
 	{"link_counters", test_link_counters},
+	{"lgr_type", test_lgr_type},
 	CU_TEST_INFO_NULL,
 };
 
