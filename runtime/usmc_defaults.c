@@ -389,6 +389,7 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 		return 0;
 	}
 	if (!strcmp(key, "softroce_port") || !strcmp(key, "clc_wait_ms") ||
+	    !strcmp(key, "testlink_ms") || !strcmp(key, "testlink_wait_ms") ||
 	    !strcmp(key, "debug")) {
 		errno = 0;
 		v = strtol(value, &end, 10);
@@ -402,6 +403,15 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			if (v < 1 || v > 600000)
 				return -1;
 			cfg->clc_wait_ms = (int)v;
+		} else if (!strcmp(key, "testlink_ms")) {
+			/* 0 turns TEST_LINK off, as smcr_testlink_time 0 */
+			if (v < 0 || v > 600000)
+				return -1;
+			cfg->testlink_ms = (int)v;
+		} else if (!strcmp(key, "testlink_wait_ms")) {
+			if (v < 1 || v > 600000)
+				return -1;
+			cfg->testlink_wait_ms = (int)v;
 		} else {
 			cfg->debug = v != 0;
 		}
@@ -428,9 +438,15 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			 char *err, size_t errlen)
 {
-	static const char *const keys[] = {
-		"synopt", "cgroup", "debug", "clc_wait_ms", "transport_options",
-		"ueid",	  "pnet"};
+	static const char *const keys[] = {"synopt",
+					   "cgroup",
+					   "debug",
+					   "clc_wait_ms",
+					   "transport_options",
+					   "ueid",
+					   "pnet",
+					   "testlink_ms",
+					   "testlink_wait_ms"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -459,7 +475,8 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			snprintf(err, errlen,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
 				 "synopt, cgroup, debug, clc_wait_ms, "
-				 "transport_options, ueid, pnet",
+				 "transport_options, ueid, pnet, testlink_ms, "
+				 "testlink_wait_ms",
 				 path, line);
 			return -1;
 		}
@@ -544,6 +561,8 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	strcpy(cfg->transport, "softroce");
 	cfg->softroce_port = 4791;
 	cfg->clc_wait_ms = 2000;
+	cfg->testlink_ms = 1000;
+	cfg->testlink_wait_ms = 1000;
 	cfg->synopt = 1;
 	/* precedence: USMC_RULES, USMC_SMC_PORTS, the file (first match) */
 	bad = usmc_rules_parse(&cfg->rules, getenv("USMC_RULES"), "USMC_RULES",
@@ -567,6 +586,8 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 				    err);
 	}
 	env_apply(cfg, "USMC_CLC_WAIT_MS", "clc_wait_ms");
+	env_apply(cfg, "USMC_TESTLINK_MS", "testlink_ms");
+	env_apply(cfg, "USMC_TESTLINK_WAIT_MS", "testlink_wait_ms");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");
 	env_apply(cfg, "USMC_CGROUP", "cgroup");

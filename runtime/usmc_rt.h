@@ -59,6 +59,9 @@ typedef struct usmc_rt_config {
 	usmc_rules rules;
 	int rules_ports_at;
 	int clc_wait_ms;
+	/* TEST_LINK: idle time before one is sent (0: never) and how long
+	 * its answer may take (usmc_settings.testlink_time/_wait) */
+	int testlink_ms, testlink_wait_ms;
 	int debug;
 	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
 	 * 1 auto (when it loads) */

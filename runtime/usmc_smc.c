@@ -809,6 +809,10 @@ static int dev_open(const char *name, const char *opts,
 		system_id_init(dev->port.mac);
 		memcpy(smc.settings.system_id, smc.system_id, 8);
 		smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+		smc.settings.testlink_time =
+			(uint64_t)usmc_g.cfg.testlink_ms * USMC_NS_PER_MS;
+		smc.settings.testlink_wait =
+			(uint64_t)usmc_g.cfg.testlink_wait_ms * USMC_NS_PER_MS;
 		if (usmc_g.cfg.ueid_cnt) {
 			memcpy(smc.settings.ueid, usmc_g.cfg.ueid,
 			       sizeof(smc.settings.ueid));

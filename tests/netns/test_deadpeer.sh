@@ -8,9 +8,11 @@
 # killed) leaves no link group on the server beyond 1 s, and 50 short-lived
 # clients do not grow the server. Then SIGSTOP of either side for 10 s,
 # mid-stream (both directions) and on an idle connection, then SIGCONT:
-# with softroce's retry_time=0 (retry for ever, as rxe) the stream
-# completes byte-exact; by default a peer silent for 1.5 s with data in
-# flight is dead (test_linkfail.sh). DP_CASES picks parts (kill exit stop).
+# with softroce's retry_time=0 (retry for ever, as rxe) and the kernel's
+# TEST_LINK timing (USMC_TESTLINK_MS=30000, wait 2 s) the stream completes
+# byte-exact; by default a peer silent for 1.5 s with data in flight, or
+# 1 + 1 s idle, is dead (test_linkfail.sh, the fault matrix). DP_CASES
+# picks parts (kill exit stop).
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd python3 timeout ss
 t_need_perf
@@ -193,17 +195,20 @@ dp_has exit && dp_exit_cases
 # victim DELAY s into the test for DP_STOP s (default 10), then SIGCONT:
 # the stream must complete, byte-exact, on both sides. A stopped process
 # stops its softroce too, which looks like loss to the other side: both
-# run with retry_time=0, so that the loss is resent to for ever.
+# run with retry_time=0, so that the loss is resent to for ever, and with
+# the kernel's TEST_LINK timing (30 + 2 s), which a 10 s stop is within.
 dp_stop_case() {
 	local tag=$1 victim=$2 delay=$3
 	shift 3
 	local so=$t_work/$tag.server co=$t_work/$tag.client spid cpid vpid crc=0 src=0 side
 	port=$((port + 1))
 	ip netns exec "$dp_h1" env USMC_TRANSPORT_OPTIONS=retry_time=0 \
+		USMC_TESTLINK_MS=30000 USMC_TESTLINK_WAIT_MS=2000 \
 		"$T_PERF" -s -1 -p "$port" --json --verify -t 90 >"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 "$port" || t_fail "$tag: server did not listen"
 	ip netns exec "$dp_h2" env USMC_TRANSPORT_OPTIONS=retry_time=0 \
+		USMC_TESTLINK_MS=30000 USMC_TESTLINK_WAIT_MS=2000 \
 		"$T_PERF" -c "$T_H1" -p "$port" --verify --json -t 90 "$@" \
 		>"$co" 2>"$co.err" &
 	cpid=$!

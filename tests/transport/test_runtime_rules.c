@@ -139,6 +139,16 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "clc_wait_ms", "250"), 0);
 	USMC_ASSERT_EQ(c.clc_wait_ms, 250);
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "clc_wait_ms", "0"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_ms", "0"), 0);
+	USMC_ASSERT_EQ(c.testlink_ms, 0);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_ms", "30000"), 0);
+	USMC_ASSERT_EQ(c.testlink_ms, 30000);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_ms", "-1"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_ms", "600001"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_wait_ms", "0"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_wait_ms", "2000"), 0);
+	USMC_ASSERT_EQ(c.testlink_wait_ms, 2000);
+	USMC_ASSERT_EQ(c.testlink_ms, 30000); /* unchanged */
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "no_such_key", "1"), -1);
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "debug", NULL), -1);
 }
