@@ -643,14 +643,81 @@ static void test_fo_link_back(void)
 	failover(F_PORT_DOWN, 1, 0, 1, 341, &r);
 }
 
+/* Four connections stream both ways on link 1 when its QP errs at the
+ * server: all four move in the one call (the log says 4), every byte of
+ * the eight streams arrives once and in order. */
+static void test_fo_many(void)
+{
+	static pump p[8];
+	pump *ps[8];
+	usmc_settings st = two_dev_settings(0);
+	usmc_sim *sim = usmc_sim_new(360);
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c[4], *s[4];
+	usmc_fault_sched f;
+	usmc_tstamp t0;
+
+	log_start(sim);
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	for (int i = 0; i < 4; i++) {
+		usmc_conn_info ci;
+
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c[i], &s[i]), 0);
+		CU_ASSERT_TRUE_FATAL(established(c[i]) && established(s[i]));
+		usmc_conn_get_info(c[i]->conn, &ci);
+		USMC_ASSERT_EQ_FATAL(ci.link_id, 1);
+		pump_init(&p[2 * i], c[i], s[i], 1u << 20, 370 + (uint32_t)i,
+			  7000);
+		pump_init(&p[2 * i + 1], s[i], c[i], 1u << 20,
+			  380 + (uint32_t)i, 5000);
+	}
+	for (int i = 0; i < 8; i++)
+		ps[i] = &p[i];
+	t0 = usmc_sim_now(sim);
+	pumps_run(sim, ps, 8, t0 + 3 * USMC_NS_PER_MS);
+	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse("qp-error",
+						    usmc_sim_now(sim), &f, NULL,
+						    0),
+			     0);
+	usmc_sim_node_set_dev_faults(b, 0, &f);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 8, usmc_sim_now(sim) + 60 * SEC), 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 100 * USMC_NS_PER_MS);
+	for (int i = 0; i < 8; i++) {
+		USMC_ASSERT_EQ(p[i].bad, 0);
+		USMC_ASSERT_EQ(p[i].readn, p[i].total);
+	}
+	for (int i = 0; i < 4; i++) {
+		usmc_conn_info ci, si;
+
+		usmc_conn_get_info(c[i]->conn, &ci);
+		usmc_conn_get_info(s[i]->conn, &si);
+		USMC_ASSERT_EQ(ci.link_id, 2);
+		USMC_ASSERT_EQ(si.link_id, 2);
+		USMC_ASSERT_EQ(ci.failovers + si.failovers, 2);
+		USMC_ASSERT_EQ(
+			c[i]->ev[USMC_EV_ERROR] + s[i]->ev[USMC_EV_ERROR], 0);
+	}
+	CU_ASSERT_PTR_NOT_NULL(log_find(usmc_sim_node_index(b),
+					"failover link 1 -> link 2: 4 "
+					"connections"));
+	CU_ASSERT_PTR_NOT_NULL(log_find(usmc_sim_node_index(a),
+					"failover link 1 -> link 2: 4 "
+					"connections"));
+	usmc_sim_node_set_dev_faults(b, 0, NULL);
+	usmc_sim_del(sim);
+}
+
 /* The same seed replays exactly (times, the SEND trace), another seed
  * gives another run. */
 static void test_fo_replay(void)
 {
-	fo_result r1, r2;
+	fo_result r1, r2, r3;
 
 	failover(F_POST_FAILED, 0, 0, 0, 350, &r1);
 	failover(F_POST_FAILED, 0, 0, 0, 350, &r2);
+	failover(F_POST_FAILED, 0, 0, 0, 351, &r3);
+	CU_ASSERT_TRUE(r3.trace_hash != r1.trace_hash || r3.end != r1.end);
 	USMC_ASSERT_EQ(r1.detect, r2.detect);
 	USMC_ASSERT_EQ(r1.failover, r2.failover);
 	USMC_ASSERT_EQ(r1.end, r2.end);
@@ -727,6 +794,8 @@ static CU_TestInfo tests[] = {
 	{"two links, SMC-Rv1: moved, byte-exact", test_fo_v1},
 	{"the device comes back: link added again, symmetric, data moves",
 	 test_fo_link_back},
+	{"four connections move together, eight streams byte-exact",
+	 test_fo_many},
 	{"a failover replays exactly with its seed", test_fo_replay},
 	CU_TEST_INFO_NULL,
 };
