@@ -446,8 +446,9 @@ class LinkDown(Case):
 
 class Restore(LinkDown):
     """Link 1 down; once the connections have moved, up again: a link is
-    added again (both ends log `link N up on device`), and the stream goes
-    on byte-exact."""
+    added again on the device that went down, on both ends (both log
+    `link N up on device D`, D the first link's device: symmetric again),
+    and the stream goes on byte-exact."""
 
     def inject(self, run):
         t = super().inject(run)
@@ -457,10 +458,15 @@ class Restore(LinkDown):
         return t
 
     def readded(self, run):
+        """Both ends log a link up again after the restore, on the device
+        the first link was on (the one that went down): the group is
+        symmetric again, not an asymmetric link on the surviving device."""
         for role in ("server", "client"):
-            if not any(
-                (m := RE_UP.match(l)) and float(m.group(1)) > self.t_up for l in run.log(role)
-            ):
+            ups = [m for l in run.log(role) if (m := RE_UP.match(l))]
+            if not ups:
+                return False
+            first_dev = ups[0].group(4)
+            if not any(float(m.group(1)) > self.t_up and m.group(4) == first_dev for m in ups):
                 return False
         return True
 
@@ -540,7 +546,7 @@ def cases():
 EXPECT_TEXT = {
     "exact": "byte-exact",
     "failover": "byte-exact, failover",
-    "restored": "byte-exact, failover, link re-added",
+    "restored": "byte-exact, failover, link re-added symmetric",
     "reset": "ECONNRESET both <=%gs" % FATAL_S,
     "killed": "client ECONNRESET <=%gs" % KILL_S,
     "stopped": "client ECONNRESET <=%gs, server after SIGCONT <=%gs" % (FATAL_S, FATAL_S),
@@ -631,7 +637,7 @@ def judge(case, run, t_inj, nbytes):
             ok &= detect <= DETECT_S and fo <= FAILOVER_S and moved > 0
         if e == "restored":
             back = case.readded(run)
-            obs += ", link re-added" if back else ", link not re-added"
+            obs += ", link re-added on its device (symmetric)" if back else ", link not re-added on its device"
             ok &= back
         return ok, obs, detect, fo, checked, notes
     if e == "reset":
