@@ -161,6 +161,9 @@ struct usmc_link {
 	/* client: the TX slot of our first CONFIRM_LINK response, until its
 	 * send completes (the server's RNIC has it); -1 once it did */
 	int clink_resp_slot;
+	/* connections moved here by a failover: log when the first of its
+	 * send WRs is handed out (the data moving again) */
+	int failover_first_wr;
 	/* connections waiting for a TX slot */
 	int waiters;
 	unsigned int wake_rr;

@@ -178,6 +178,8 @@ static void switch_conns(usmc_link *dead, usmc_link *to, int was_active,
 		usmc_log(lgr->ctx, USMC_LOG_INFO,
 			 "lgr %u failover link %u -> link %u: %u connections",
 			 lgr->id, dead->link_id, to->link_id, n);
+	if (n)
+		to->failover_first_wr = 1;
 }
 
 /* The peer deleted |dead| (its DELETE_LINK, answered by the caller, who

@@ -180,6 +180,14 @@ int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out)
 			} else {
 				out->wr.send = e->wr;
 				link_count_send(link, &e->wr);
+				if (link->failover_first_wr) {
+					link->failover_first_wr = 0;
+					usmc_log(ctx, USMC_LOG_INFO,
+						 "lgr %u link %u: first WR "
+						 "after "
+						 "failover",
+						 link->lgr->id, link->link_id);
+				}
 			}
 			if (++link->wrq_head == link->wrq_cap)
 				link->wrq_head = 0;

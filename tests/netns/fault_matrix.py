@@ -75,6 +75,7 @@ RE_DOWN = re.compile(r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) link (\d+) down: (
 RE_FOVER = re.compile(
     r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) failover link (\d+) -> link (\d+): (\d+) connections"
 )
+RE_FIRSTWR = re.compile(r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) link (\d+): first WR after failover")
 RE_UP = re.compile(r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) link (\d+) up on device (\d+)")
 
 
@@ -289,10 +290,13 @@ class Run:
 
 def link_times(run, t_inj):
     """(detect, failover, connections moved, notes) from both ends' logs:
-    each end's first link down and the first failover after it."""
+    each end's first link down, the first failover after it, and the first
+    WR the moved connections handed out on the new link (the data moving
+    again, its validation CDC first): "time to fail over" is from the down
+    to that WR, the slower end's."""
     downs, fovers, notes = [], [], []
     for role in ("server", "client"):
-        first_down, moved = None, False
+        first_down, moved, nconns = None, False, 0
         for line in run.log(role):
             m = RE_UP.match(line)
             if m:
@@ -303,10 +307,14 @@ def link_times(run, t_inj):
                 downs.append(first_down)
                 notes.append("%s: link %s down: %s" % (role, m.group(3), m.group(4).strip()))
             m = RE_FOVER.match(line)
-            if m and first_down is not None and not moved:
-                moved = True
-                fovers.append((float(m.group(1)) - first_down, int(m.group(5))))
+            if m and first_down is not None and not moved and int(m.group(5)):
+                moved, nconns = True, int(m.group(5))
                 notes.append("%s: failover %s->%s, %s conns" % (role, m.group(3), m.group(4), m.group(5)))
+            m = RE_FIRSTWR.match(line)
+            if m and moved and nconns:
+                fovers.append((float(m.group(1)) - first_down, nconns))
+                notes.append("%s: first WR on link %s %.3f ms after the down" % (role, m.group(3), (float(m.group(1)) - first_down) * 1e3))
+                nconns = 0
     detect = min(downs) - t_inj if downs and t_inj is not None else None
     fo = max(f for f, _ in fovers) if fovers else None
     moved = sum(n for _, n in fovers)
