@@ -37,6 +37,7 @@ import time
 import traceback
 
 ENV = os.environ
+SRC = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = ENV.get("USMC_BUILD", "build")
 PERF = os.path.join(BUILD, "tools", "usmc-perf")
 LAB = ENV["MATRIX_LAB"]
@@ -150,6 +151,21 @@ def link_set(k, state, hosts=("h1", "h2")):
                 in sh("ip", "-n", NS[h], "-o", "link", "show", link_ifname(k), check=False),
                 5,
             )
+
+
+def lab_link_fault(k, *what):
+    """usmc-lab fault link K WHAT... on this lab (netns/lib.sh's
+    usmc_lab_link_fault: iptables and tc in both hosts)."""
+    sh(
+        "bash",
+        "-c",
+        '. "$1/netns/lib.sh" && usmc_lab_link_fault "$2" "$3" "${@:4}"',
+        "-",
+        SRC,
+        LAB,
+        str(k),
+        *what,
+    )
 
 
 def ctl_send(pid, sched, dev=None):
@@ -452,6 +468,23 @@ class LinkDown(Case):
         link_set(self.link, "up")
 
 
+class Silent(LinkDown):
+    """Every RoCEv2 packet of link |link| dropped on both hosts by the
+    lab's iptables rule (usmc-lab fault link K drop 100): the interface
+    stays up, the peer just goes silent on that link. The senders' QPs
+    give up after softroce's retry_time (1.5 s) or TEST_LINK does (1 + 1
+    s): dead within 2 s, then the failover."""
+
+    def inject(self, run):
+        self.second = started(run, links=self.links)
+        t = time.monotonic()
+        lab_link_fault(self.link, "drop", "100")
+        return t
+
+    def after(self, run):
+        lab_link_fault(self.link, "clear")
+
+
 class Restore(LinkDown):
     """Link 1 down; once the connections have moved, up again: a link is
     added again on the device that went down, on both ends (both log
@@ -532,6 +565,7 @@ def cases():
         Sched("duplicate", "exact", "duplicate:rate=0.01 on both", "seed=%d;duplicate:rate=0.01", counter="duplicated"),
         Sched("delay", "exact", "delay:rate=0.01,by=2ms on both", "seed=%d;delay:rate=0.01,by=2ms", counter="delayed"),
         LinkDown("flap", "exact", "eth0 down/up every 1 s for 10 s, two links", link=1, flap=10, nbytes="1G", **two),
+        Silent("silent-2", "failover", "link 1's RoCEv2 all dropped (iptables) on both hosts, two links", link=1, **two),
         Restore("restore", "restored", "eth0 down, up again after the failover, two links", link=1, **two),
         Signal("peer-sigkill", "killed", "SIGKILL to the server", signal.SIGKILL),
         Signal("peer-sigstop", "stopped", "SIGSTOP to the server for 10 s", signal.SIGSTOP, hold=10),

@@ -7,9 +7,7 @@
 . "$(dirname "$0")/lib_test.sh"
 t_need_cmd python3 timeout ss
 t_need_perf
-links=1
-# two links need usmc-lab --links (the lab's usmc_lab_link_fault)
-declare -F usmc_lab_link_fault >/dev/null && links=2
+links=2 # the two-link cases need them; the one-link cases run on link 1
 t_lab_up $links
 export MATRIX_LAB=$t_lab MATRIX_LINKS=$links MATRIX_WORK=$t_work MATRIX_H1=$T_H1 MATRIX_H2=$T_H2
 export MATRIX_PNET=${T_PNET:-} USMC_BUILD
