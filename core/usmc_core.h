@@ -440,6 +440,27 @@ typedef struct usmc_conn_info {
 } usmc_conn_info;
 void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info);
 
+/* Link states (enum smc_link_state), usmc_lgr_info.links[].state. */
+enum usmc_link_state_info {
+	USMC_LINK_UNUSED = 0,
+	USMC_LINK_INACTIVE,
+	USMC_LINK_ACTIVATING,
+	USMC_LINK_ACTIVE,
+};
+/* "UNUSED", "INACTIVE", "ACTIVATING", "ACTIVE"; "?" for another value. */
+const char *usmc_link_state_name(int state);
+
+/* Link group types (enum smc_lgr_type, as smcr linkgroup shows them). */
+enum usmc_lgr_type {
+	USMC_LGR_NONE = 0,	   /* no active link */
+	USMC_LGR_SINGLE,	   /* one active link */
+	USMC_LGR_SYMMETRIC,	   /* two, on two local and two peer RNICs */
+	USMC_LGR_ASYMMETRIC_PEER,  /* two, the peer has one RNIC for both */
+	USMC_LGR_ASYMMETRIC_LOCAL, /* two, this side has one RNIC for both */
+};
+/* "NONE", "SINGLE", "SYM", "ASYMP", "ASYML" (smcr's short names). */
+const char *usmc_lgr_type_name(int type);
+
 /* Link group view for tools (smcr linkgroup). */
 typedef struct usmc_lgr_info {
 	uint32_t id;
@@ -447,13 +468,23 @@ typedef struct usmc_lgr_info {
 	int smc_version;
 	unsigned int nconns, nlinks;
 	uint8_t peer_system_id[8];
+	/* enum usmc_lgr_type, derived from the active links' local devices
+	 * and peer GIDs (smcr_lgr_set_type's outcome) */
+	int type;
 	/* the links, nlinks of them (smcr linkgroup show-links) */
 	struct {
 		uint8_t link_id;
-		uint8_t dev_idx;
-		int active;
+		uint8_t dev_idx; /* the local device: its GID is the device's */
+		int active;	 /* state == USMC_LINK_ACTIVE */
+		int state;	 /* enum usmc_link_state_info */
 		uint32_t qp_num, peer_qpn;
 		uint8_t peer_gid[16];
+		/* counters since the link was made: RDMA WRITE payload
+		 * bytes (the data) and send-queue WRs (WRITEs and SENDs)
+		 * handed out, received messages (CDC, LLC) and their bytes.
+		 * Data the peer writes into our RMBs never passes the
+		 * receive queue: it shows in usmc_conn_info.bytes_received */
+		uint64_t tx_bytes, rx_bytes, tx_wrs, rx_wrs;
 	} links[3];
 } usmc_lgr_info;
 /* Iterates link groups: pass NULL to get the first. */

@@ -172,6 +172,10 @@ struct usmc_link {
 	unsigned int wrq_cap, wrq_head, wrq_len;
 	int wrq_listed, wrq_lost;
 	usmc_link *wrq_next; /* in ctx->wrq_links */
+	/* counters for usmc_lgr_get_info: RDMA WRITE payload and send-queue
+	 * WRs handed out (usmc_ctx_next_wr), receive completions and their
+	 * bytes (usmc_link_on_wc) */
+	uint64_t n_tx_bytes, n_tx_wrs, n_rx_bytes, n_rx_wrs;
 };
 
 struct usmc_lgr {

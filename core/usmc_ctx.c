@@ -279,6 +279,8 @@ usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev)
 	return prev ? prev->next : ctx->lgrs;
 }
 
+static int lgr_type(const usmc_lgr_info *info);
+
 void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
 {
 	memset(info, 0, sizeof(*info));
@@ -295,10 +297,73 @@ void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
 		info->links[k].link_id = l->link_id;
 		info->links[k].dev_idx = l->dev_idx;
 		info->links[k].active = l->state == USMC_LNK_ACTIVE;
+		info->links[k].state = l->state;
 		info->links[k].qp_num = l->qp_num;
 		info->links[k].peer_qpn = l->peer_qpn;
 		memcpy(info->links[k].peer_gid, l->peer_gid, 16);
+		info->links[k].tx_bytes = l->n_tx_bytes;
+		info->links[k].rx_bytes = l->n_rx_bytes;
+		info->links[k].tx_wrs = l->n_tx_wrs;
+		info->links[k].rx_wrs = l->n_rx_wrs;
 		info->nlinks++;
 	}
 	memcpy(info->peer_system_id, lgr->peer_system_id, 8);
+	info->type = lgr_type(info);
+}
+
+/* The type smcr_lgr_set_type would have set for these links: two active
+ * links on one local device make it asymmetric local, two to one peer
+ * GID asymmetric peer (the kernel decides both when it adds the link). */
+static int lgr_type(const usmc_lgr_info *info)
+{
+	unsigned int nact = 0, same_dev = 0, same_peer = 0;
+
+	for (unsigned int i = 0; i < info->nlinks; i++) {
+		if (!info->links[i].active)
+			continue;
+		nact++;
+		for (unsigned int j = 0; j < i; j++) {
+			if (!info->links[j].active)
+				continue;
+			if (info->links[j].dev_idx == info->links[i].dev_idx)
+				same_dev = 1;
+			if (!memcmp(info->links[j].peer_gid,
+				    info->links[i].peer_gid, 16))
+				same_peer = 1;
+		}
+	}
+	if (!nact)
+		return USMC_LGR_NONE;
+	if (nact == 1)
+		return USMC_LGR_SINGLE;
+	if (same_dev)
+		return USMC_LGR_ASYMMETRIC_LOCAL;
+	return same_peer ? USMC_LGR_ASYMMETRIC_PEER : USMC_LGR_SYMMETRIC;
+}
+
+const char *usmc_lgr_type_name(int type)
+{
+	static const char *const names[] = {"NONE", "SINGLE", "SYM", "ASYMP",
+					    "ASYML"};
+
+	return type >= 0 && type < (int)(sizeof(names) / sizeof(names[0]))
+		       ? names[type]
+		       : "?";
+}
+
+/* the info's states are the internal ones, as numbers */
+_Static_assert((int)USMC_LNK_UNUSED == (int)USMC_LINK_UNUSED &&
+		       (int)USMC_LNK_INACTIVE == (int)USMC_LINK_INACTIVE &&
+		       (int)USMC_LNK_ACTIVATING == (int)USMC_LINK_ACTIVATING &&
+		       (int)USMC_LNK_ACTIVE == (int)USMC_LINK_ACTIVE,
+	       "enum usmc_link_state and usmc_link_state_info differ");
+
+const char *usmc_link_state_name(int state)
+{
+	static const char *const names[] = {"UNUSED", "INACTIVE", "ACTIVATING",
+					    "ACTIVE"};
+
+	return state >= 0 && state < (int)(sizeof(names) / sizeof(names[0]))
+		       ? names[state]
+		       : "?";
 }

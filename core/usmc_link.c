@@ -151,6 +151,18 @@ static void link_recv_wr(const usmc_link *link, uint64_t wr_id,
 	}
 }
 
+/* Per-link counters (usmc_lgr_get_info): a send-queue WR as it is handed
+ * out; the bytes are the RDMA WRITE payload, the data itself. */
+static void link_count_send(usmc_link *link, const usmc_wr *wr)
+{
+	link->n_tx_wrs++;
+	if (wr->opcode == USMC_WR_RDMA_WRITE ||
+	    wr->opcode == USMC_WR_RDMA_WRITE_WITH_IMM)
+		for (uint32_t i = 0; i < wr->num_sge && i < USMC_WR_MAX_SGE;
+		     i++)
+			link->n_tx_bytes += wr->sg_list[i].length;
+}
+
 int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out)
 {
 	usmc_link *link;
@@ -163,10 +175,12 @@ int usmc_ctx_next_wr(usmc_ctx *ctx, usmc_link_wr *out)
 
 			out->link = link;
 			out->kind = e->kind;
-			if (e->kind == USMC_WRK_RECV)
+			if (e->kind == USMC_WRK_RECV) {
 				link_recv_wr(link, e->wr.wr_id, &out->wr.recv);
-			else
+			} else {
 				out->wr.send = e->wr;
+				link_count_send(link, &e->wr);
+			}
 			if (++link->wrq_head == link->wrq_cap)
 				link->wrq_head = 0;
 			link->wrq_len--;
@@ -506,6 +520,8 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 		}
 		link_queue_recv(link, idx);
 		link->last_rx = ts;
+		link->n_rx_wrs++;
+		link->n_rx_bytes += len;
 		if (!len)
 			return 0;
 		if (msg[0] == SMC_CDC_MSG_TYPE)

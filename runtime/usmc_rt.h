@@ -337,10 +337,16 @@ void usmc_sock_fork_parent(void);
 void usmc_epoll_fork_child(void);
 /* The smc state to fill usmc_sock_info's lgr/link/version. */
 void usmc_smc_info(usmc_sock *s, usmc_sock_info *info);
-/* The device of |s|'s SMC connection: index, transport name, local
- * address (dotted) and GID; -1 when it has none. */
+/* The device of |s|'s SMC connection (of the link it is on now, which a
+ * failover may have moved): index, transport name, local address (dotted)
+ * and GID; -1 when it has none. */
 int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
 		      char addr[16], uint8_t gid[16]);
+/* usmc-stat's link lines (docs/stat.md): one "lgr" line per link group
+ * of the process and one "link" line per link, through |put| (a printf
+ * into the table). Lock held. */
+void usmc_smc_stat_links(void (*put)(const char *fmt, ...)
+				 __attribute__((format(printf, 1, 2))));
 /* Loop hooks. Devices (usmc_smc.c) keep their index for the process's
  * life (a forked child starts with none): the completion fd of device
  * |i|, -1 past the last one; polling one device, or all of them. */

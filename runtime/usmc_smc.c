@@ -1357,43 +1357,117 @@ void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
 			  info->local_gid);
 }
 
-/* The device of the link |s|'s connection is on now (after a failover,
- * not the one it started on), else the one it started on. */
-static int conn_dev(const usmc_sock *s)
+/* The device of link |link_id| of link group |lgr_id|, or -1. */
+static int link_dev(uint32_t lgr_id, uint8_t link_id)
 {
-	usmc_conn_info ci;
 	usmc_lgr_info li;
 
-	usmc_conn_get_info(s->conn, &ci);
-	for (usmc_lgr *g = usmc_ctx_next_lgr(smc.ctx, NULL); g;
+	for (usmc_lgr *g = smc.ctx ? usmc_ctx_next_lgr(smc.ctx, NULL) : NULL; g;
 	     g = usmc_ctx_next_lgr(smc.ctx, g)) {
 		usmc_lgr_get_info(g, &li);
-		if (li.id != ci.lgr_id)
+		if (li.id != lgr_id)
 			continue;
 		for (unsigned int i = 0; i < li.nlinks && i < 3; i++)
-			if (li.links[i].link_id == ci.link_id &&
-			    li.links[i].dev_idx < smc.ndevs)
+			if (li.links[i].link_id == link_id)
 				return li.links[i].dev_idx;
 	}
-	return s->smc_dev;
+	return -1;
 }
 
 int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
 		      char addr[16], uint8_t gid[16])
 {
 	const rt_dev *d;
-
-	int cur;
+	usmc_conn_info ci;
+	int di = s->smc_dev;
 
 	if (!s->conn || s->smc_dev < 0 || (unsigned int)s->smc_dev >= smc.ndevs)
 		return -1;
-	cur = conn_dev(s);
-	d = &smc.devs[cur];
-	*idx = cur;
+	/* the device of the link it is on now, once it has one */
+	usmc_conn_get_info(s->conn, &ci);
+	if (ci.link_id) {
+		int ld = link_dev(ci.lgr_id, ci.link_id);
+
+		if (ld >= 0 && (unsigned int)ld < smc.ndevs)
+			di = ld;
+	}
+	d = &smc.devs[di];
+	*idx = di;
 	snprintf(tp, tplen, "%s", d->tp_name);
 	inet_ntop(AF_INET, &d->addr, addr, 16);
 	memcpy(gid, d->port.gid, 16);
 	return 0;
+}
+
+static const char *role_name(usmc_role r)
+{
+	return r == USMC_ROLE_SERVER ? "server" : "client";
+}
+
+void usmc_smc_stat_links(void (*put)(const char *fmt, ...)
+				 __attribute__((format(printf, 1, 2))))
+{
+	usmc_lgr_info li;
+
+	for (usmc_lgr *g = smc.ctx ? usmc_ctx_next_lgr(smc.ctx, NULL) : NULL; g;
+	     g = usmc_ctx_next_lgr(smc.ctx, g)) {
+		usmc_lgr_get_info(g, &li);
+		put("lgr\t%u\t%s\t%d\t%s\t%u\t%u\t"
+		    "%02x%02x%02x%02x%02x%02x%02x%02x\n",
+		    li.id, role_name(li.role), li.smc_version,
+		    usmc_lgr_type_name(li.type), li.nconns, li.nlinks,
+		    li.peer_system_id[0], li.peer_system_id[1],
+		    li.peer_system_id[2], li.peer_system_id[3],
+		    li.peer_system_id[4], li.peer_system_id[5],
+		    li.peer_system_id[6], li.peer_system_id[7]);
+		for (unsigned int i = 0; i < li.nlinks && i < 3; i++) {
+			char dev[64] = "-", lgid[INET6_ADDRSTRLEN] = "-";
+			char pgid[INET6_ADDRSTRLEN] = "-", q[4][24];
+			unsigned int di = li.links[i].dev_idx;
+			usmc_tp_qp_stats qs;
+			const rt_link *rl = NULL;
+
+			if (di < smc.ndevs) {
+				const rt_dev *d = &smc.devs[di];
+				char a[16];
+
+				inet_ntop(AF_INET, &d->addr, a, sizeof(a));
+				snprintf(dev, sizeof(dev), "%u:%s@%s", di,
+					 d->tp_name, a);
+				inet_ntop(AF_INET6, d->port.gid, lgid,
+					  sizeof(lgid));
+				for (rl = d->links; rl; rl = rl->next)
+					if (rl->qpn == li.links[i].qp_num)
+						break;
+			}
+			inet_ntop(AF_INET6, li.links[i].peer_gid, pgid,
+				  sizeof(pgid));
+			/* the transport's recovery counters, "-" where it
+			 * keeps none (verbs, sim) or the QP is gone */
+			if (rl && usmc_tp_query_qp_stats(rl->qp, &qs) == 0) {
+				snprintf(q[0], sizeof(q[0]), "%" PRIu64,
+					 qs.retransmits);
+				snprintf(q[1], sizeof(q[1]), "%" PRIu64,
+					 qs.nak_seq_rx);
+				snprintf(q[2], sizeof(q[2]), "%" PRIu64,
+					 qs.rnr_nak_rx);
+				snprintf(q[3], sizeof(q[3]), "%" PRIu64,
+					 qs.retry_timeouts);
+			} else {
+				for (int k = 0; k < 4; k++)
+					snprintf(q[k], sizeof(q[k]), "-");
+			}
+			put("link\t%u\t%u\t%s\t%s\t%s\t%s\t%u\t%u\t%" PRIu64
+			    "\t%" PRIu64 "\t%" PRIu64 "\t%" PRIu64
+			    "\t%s\t%s\t%s\t%s\n",
+			    li.id, li.links[i].link_id,
+			    usmc_link_state_name(li.links[i].state), dev, lgid,
+			    pgid, li.links[i].qp_num, li.links[i].peer_qpn,
+			    li.links[i].tx_bytes, li.links[i].rx_bytes,
+			    li.links[i].tx_wrs, li.links[i].rx_wrs, q[0], q[1],
+			    q[2], q[3]);
+		}
+	}
 }
 
 /* Async events (ibv_get_async_event's): a port or device that goes down,

@@ -134,7 +134,7 @@ static void put_sock(usmc_sock *s)
 	char la[48], pa[48], detail[sizeof(s->fb_detail)];
 	char dev[64] = "-", gid[INET6_ADDRSTRLEN] = "-";
 	const char *state = mode_state(s), *mode;
-	unsigned lgr = 0, link = 0, ver = s->smc_version;
+	unsigned lgr = 0, link = 0, ver = s->smc_version, failovers = 0;
 	unsigned rp[2] = {0, 0}, rc[2] = {0, 0}, tp[2] = {0, 0}, tc[2] = {0, 0};
 
 	addr_str(s->fd, 0, la, sizeof(la));
@@ -149,6 +149,7 @@ static void put_sock(usmc_sock *s)
 		state = usmc_conn_state_name(ci.state);
 		lgr = ci.lgr_id;
 		link = ci.link_id;
+		failovers = ci.failovers;
 		if (ci.smc_version)
 			ver = (unsigned)ci.smc_version;
 		rp[0] = ci.rx_prod.wrap, rp[1] = ci.rx_prod.count;
@@ -178,7 +179,7 @@ static void put_sock(usmc_sock *s)
 		if (*p == '\t' || *p == '\n')
 			*p = ' ';
 	tbl_printf("%d\t%s\t%s\t%s\t%s\t%s\t0x%08x\t%s\t%s\t%u\t%u\t%u\t%llu\t"
-		   "%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\t%s\t%s\n",
+		   "%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\t%s\t%s\t%u\n",
 		   s->fd, s->is_server ? "server" : "client", state, mode, la,
 		   pa, s->fb_code,
 		   s->fb_code ? usmc_decline_name(s->fb_code) : "-",
@@ -189,7 +190,7 @@ static void put_sock(usmc_sock *s)
 		   (unsigned long long)__atomic_load_n(&s->bytes_recv,
 						       __ATOMIC_RELAXED),
 		   rp[0], rp[1], rc[0], rc[1], tp[0], tp[1], tc[0], tc[1],
-		   detail[0] ? detail : "-", dev, gid);
+		   detail[0] ? detail : "-", dev, gid, failovers);
 }
 
 static int write_all(int fd, const char *p, size_t len)
@@ -228,6 +229,7 @@ static void publish(void)
 		if (s && s->fd == fd && !s->dead && !s->fresh)
 			put_sock(s);
 	}
+	usmc_smc_stat_links(tbl_printf);
 	pthread_mutex_unlock(&usmc_g.lock);
 	if (tbl_bad)
 		return;

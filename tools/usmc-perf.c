@@ -65,7 +65,8 @@ static struct {
 	uint32_t msg_size, iterations;
 	int parallel;
 	int timeout;
-	int idle_ms; /* client: connection idle this long before the test */
+	int idle_ms;   /* client: connection idle this long before the test */
+	int linger_ms; /* client: open this long after it, before the close */
 } opt = {
 	.port = 7070,
 	.mode = MODE_STREAM,
@@ -238,6 +239,12 @@ static void help(void)
 	       "for MS\n"
 	       "                         milliseconds after the header, "
 	       "before the test\n"
+	       "        --linger MS      client: keep the connection open MS "
+	       "milliseconds\n"
+	       "                         after the test, before closing it "
+	       "(its final\n"
+	       "                         counters stay visible to "
+	       "usmc-stat)\n"
 	       "    -t, --timeout SEC    give up after SEC seconds, exit 1 "
 	       "(default 60;\n"
 	       "                         a server without -1 has no overall "
@@ -299,6 +306,14 @@ static void help(void)
 	       "    usmc-perf -s -1 &  usmc-perf -c 127.0.0.1 -n 1G --verify\n"
 	       "    usmc-perf -c 10.0.0.1 --pingpong 64 -i 100000 --json\n"
 	       "    usmc-perf -c 10.0.0.1 --tcp -R -P 4\n");
+}
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	while (ms > 0 && nanosleep(&ts, &ts) && errno == EINTR)
+		;
 }
 
 static uint64_t now_ns(void)
@@ -1336,13 +1351,7 @@ static void *client_main(void *arg)
 			goto out;
 		}
 	}
-	if (opt.idle_ms) {
-		struct timespec ts = {opt.idle_ms / 1000,
-				      (long)(opt.idle_ms % 1000) * 1000000};
-
-		while (nanosleep(&ts, &ts) && errno == EINTR)
-			;
-	}
+	sleep_ms(opt.idle_ms);
 	if (opt.mode == MODE_PINGPONG) {
 		uint64_t t0 = now_ns();
 
@@ -1365,6 +1374,8 @@ static void *client_main(void *arg)
 		client_reverse(fd, j, r, buf);
 out:
 	get_info(fd, r);
+	/* the connection's final counters stay visible (usmc-stat) */
+	sleep_ms(opt.linger_ms);
 	io.close(fd);
 	free(buf);
 	return NULL;
@@ -1805,6 +1816,7 @@ enum {
 	O_SMC_PORTS,
 	O_RAW,
 	O_IDLE,
+	O_LINGER,
 	O_AF_SMC,
 	O_BIDI,
 };
@@ -1831,6 +1843,7 @@ int main(int argc, char **argv)
 		{"smc-ports", required_argument, NULL, O_SMC_PORTS},
 		{"raw", no_argument, NULL, O_RAW},
 		{"idle", required_argument, NULL, O_IDLE},
+		{"linger", required_argument, NULL, O_LINGER},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1907,6 +1920,10 @@ int main(int argc, char **argv)
 			break;
 		case O_RAW:
 			opt.raw = 1;
+			break;
+		case O_LINGER:
+			opt.linger_ms =
+				(int)parse_num(optarg, "--linger", 0, 3600000);
 			break;
 		case O_IDLE:
 			opt.idle_ms =

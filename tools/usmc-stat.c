@@ -39,21 +39,53 @@ enum {
 	F_DETAIL,
 	F_DEVICE,
 	F_GID,
+	F_FAILOVERS, /* newer runtimes: a table without it shows "-" */
 	F_N
 };
 
-static int opt_all, opt_debug, opt_json, opt_allns;
+/* A "link" line's fields after the tag (runtime/usmc_smc.c) */
+enum {
+	L_LGR,
+	L_LINK,
+	L_STATE,
+	L_DEVICE,
+	L_LGID,
+	L_PGID,
+	L_QPN,
+	L_PQPN,
+	L_TXB,
+	L_RXB,
+	L_TXW,
+	L_RXW,
+	L_RETRANS,
+	L_NAKSEQ,
+	L_RNRNAK,
+	L_TIMEOUTS,
+	L_N
+};
+
+/* An "lgr" line's */
+enum { G_ID, G_ROLE, G_VER, G_TYPE, G_CONNS, G_LINKS, G_PEERID, G_N };
+
+static int opt_all, opt_debug, opt_json, opt_allns, opt_links;
 static int nfound;
+/* --links: the link group whose links follow, and whether a JSON object
+ * of one is open */
+static char *cur_lgr[G_N];
+static char cur_lgr_buf[512];
+static int lgr_open, lgr_nlinks;
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"NAME\n"
-		"    usmc-stat - list the SMC-R and fallback connections of "
-		"usmc processes\n"
+		"    usmc-stat - list the SMC-R and fallback connections, "
+		"and the link\n"
+		"    groups, of usmc processes\n"
 		"\n"
 		"SYNOPSIS\n"
 		"    usmc-stat [-a] [-d] [--json] [--all-ns]\n"
+		"    usmc-stat -l [-d] [--json] [--all-ns]\n"
 		"\n"
 		"DESCRIPTION\n"
 		"    Like smcss for the kernel's SMC: one line per socket of "
@@ -68,9 +100,36 @@ static void usage(FILE *f)
 		"fallback\n"
 		"    reason's name and code), link group and link id, bytes "
 		"sent and\n"
-		"    received. Each process rewrites its table every 0.5 s, so "
-		"figures\n"
-		"    are up to that old.\n"
+		"    received, and how often the connection failed over to "
+		"another\n"
+		"    link of its group. Each process rewrites its table every "
+		"0.5 s, so\n"
+		"    figures are up to that old.\n"
+		"\n"
+		"    With -l, like smcr linkgroup show-links: one line per "
+		"link "
+		"of every\n"
+		"    link group of those processes: the group (id, role, SMC "
+		"version,\n"
+		"    type SINGLE, SYM, ASYMP or ASYML, connections), the link "
+		"id "
+		"and\n"
+		"    state (ACTIVE, ACTIVATING, INACTIVE, UNUSED), the local "
+		"device as\n"
+		"    INDEX:TRANSPORT@ADDRESS, local and peer GID, local and "
+		"peer "
+		"QP\n"
+		"    number, and the link's counters: TxBytes the RDMA WRITE "
+		"bytes\n"
+		"    (the data) sent, TxWRs the work requests posted (WRITEs "
+		"and\n"
+		"    SENDs), RxWRs and RxBytes the CDC and LLC messages "
+		"received (data\n"
+		"    the peer writes arrives with no receive: it is the "
+		"connections'\n"
+		"    Recv), Retrans the packets the transport sent again. "
+		"Counters\n"
+		"    a transport does not keep per QP (verbs) show as -.\n"
 		"\n"
 		"OPTIONS\n"
 		"    -a, --all     also listening sockets and handshakes in "
@@ -81,8 +140,19 @@ static void usage(FILE *f)
 		"device\n"
 		"                  (INDEX:TRANSPORT@ADDRESS) and its GID, and "
 		"the\n"
-		"                  fallback detail\n"
-		"    --json        one JSON array of objects (every field)\n"
+		"                  fallback detail; with -l also the NAKs "
+		"for PSN\n"
+		"                  sequence errors and RNR NAKs received, the "
+		"retransmit\n"
+		"                  timeouts, and the peer's system id\n"
+		"    -l, --links   the link groups and their links, not the "
+		"connections\n"
+		"    --json        one JSON array of objects (every field); "
+		"with -l one\n"
+		"                  object per link group with its \"links\" "
+		"array, and\n"
+		"                  null for a counter the transport does not "
+		"keep\n"
 		"    --all-ns      processes of every network namespace\n"
 		"    -h, --help    this text\n"
 		"\n"
@@ -94,6 +164,13 @@ static void usage(FILE *f)
 		"                   directory, best absolute; empty: off, "
 		"nothing\n"
 		"                   listed)\n"
+		"\n"
+		"EXAMPLES\n"
+		"    usmc-stat -a -d           every socket, with cursors and "
+		"devices\n"
+		"    usmc-stat -l              each link: state, device, GIDs, "
+		"QPNs, counters\n"
+		"    usmc-stat -l --json | jq '.[].links[].retransmits'\n"
 		"\n"
 		"EXIT STATUS\n"
 		"    0 (also with no connection); 1 the directory cannot be "
@@ -113,6 +190,118 @@ static void json_str(const char *s)
 			putchar(*s);
 	}
 	putchar('"');
+}
+
+/* A number, or JSON null for "-" (a counter not kept) and for anything
+ * else that is not a decimal number (a damaged table stays valid JSON). */
+static void json_num(const char *v)
+{
+	if (!*v || v[strspn(v, "0123456789")])
+		printf("null");
+	else
+		printf("%s", v);
+}
+
+static void show_link(int pid, const char *comm, char **l);
+
+/* An "lgr" line: remembered for the "link" lines after it. */
+static void show_lgr(int pid, const char *comm, char **g)
+{
+	size_t off = 0;
+
+	for (int i = 0; i < G_N; i++) {
+		int n = snprintf(cur_lgr_buf + off, sizeof(cur_lgr_buf) - off,
+				 "%s", g[i]);
+
+		cur_lgr[i] = cur_lgr_buf + off;
+		off += (size_t)n + 1;
+		if (off >= sizeof(cur_lgr_buf))
+			off = sizeof(cur_lgr_buf) - 1;
+	}
+	if (opt_json) {
+		if (lgr_open)
+			printf("]}");
+		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
+		       pid);
+		json_str(comm);
+		printf(", \"lgr_id\": ");
+		json_num(g[G_ID]);
+		printf(", \"role\": ");
+		json_str(g[G_ROLE]);
+		printf(", \"smc_version\": ");
+		json_num(g[G_VER]);
+		printf(", \"type\": ");
+		json_str(g[G_TYPE]);
+		printf(", \"conns\": ");
+		json_num(g[G_CONNS]);
+		printf(", \"peer_system_id\": ");
+		json_str(g[G_PEERID]);
+		printf(", \"links\": [");
+		lgr_open = 1;
+		lgr_nlinks = 0;
+		nfound++;
+		return;
+	}
+	lgr_nlinks = 0;
+	if (!strcmp(g[G_LINKS], "0")) {
+		/* a group without a link (ending): still shown */
+		static char dash[] = "-";
+		char *none[L_N];
+
+		for (int i = 0; i < L_N; i++)
+			none[i] = dash;
+		none[L_LGR] = g[G_ID];
+		show_link(pid, comm, none);
+	}
+}
+
+/* A "link" line (of the last "lgr" line's group). */
+static void show_link(int pid, const char *comm, char **l)
+{
+	static const char *keys[L_N] = {
+		"lgr_id",      "link_id",    "state",	   "device",
+		"local_gid",   "peer_gid",   "qpn",	   "peer_qpn",
+		"tx_bytes",    "rx_bytes",   "tx_wrs",	   "rx_wrs",
+		"retransmits", "nak_seq_rx", "rnr_nak_rx", "retry_timeouts"};
+
+	if (!cur_lgr[G_ID] || strcmp(cur_lgr[G_ID], l[L_LGR]))
+		return; /* not after its group's line: a broken table */
+	if (opt_json) {
+		printf("%s{", lgr_nlinks++ ? ", " : "");
+		for (int i = L_LINK; i < L_N; i++) {
+			int str = i == L_STATE || i == L_DEVICE ||
+				  i == L_LGID || i == L_PGID;
+
+			printf("%s\"%s\": ", i == L_LINK ? "" : ", ", keys[i]);
+			if (str)
+				json_str(l[i]);
+			else
+				json_num(l[i]);
+		}
+		putchar('}');
+		return;
+	}
+	lgr_nlinks++;
+	if (!nfound)
+		printf("%-7s %-12s %5s %-6s %3s %-6s %5s %4s %-10s %-24s "
+		       "%-18s %-18s %8s %8s %14s %14s %10s %10s %8s%s\n",
+		       "PID", "COMM", "LGR", "Role", "Ver", "Type", "Conns",
+		       "Link", "State", "Device", "Local GID", "Peer GID",
+		       "QPN", "PeerQPN", "TxBytes", "RxBytes", "TxWRs", "RxWRs",
+		       "Retrans",
+		       opt_debug ? "   SeqNAK   RNRNAK Timeouts PeerSystemId"
+				 : "");
+	nfound++;
+	printf("%-7d %-12.12s %5s %-6s %3s %-6s %5s %4s %-10s %-24s %-18s "
+	       "%-18s %8s %8s %14s %14s %10s %10s %8s",
+	       pid, comm, cur_lgr[G_ID], cur_lgr[G_ROLE], cur_lgr[G_VER],
+	       cur_lgr[G_TYPE], cur_lgr[G_CONNS], l[L_LINK], l[L_STATE],
+	       l[L_DEVICE], l[L_LGID], l[L_PGID], l[L_QPN], l[L_PQPN], l[L_TXB],
+	       l[L_RXB], l[L_TXW], l[L_RXW], l[L_RETRANS]);
+	if (opt_debug)
+		printf(" %8s %8s %8s %s", l[L_NAKSEQ], l[L_RNRNAK],
+		       l[L_TIMEOUTS], cur_lgr[G_PEERID]);
+	putchar('\n');
 }
 
 static void show(int pid, const char *comm, char **f)
@@ -143,18 +332,20 @@ static void show(int pid, const char *comm, char **f)
 						"tx_cons",
 						"detail",
 						"device",
-						"local_gid"};
+						"local_gid",
+						"failovers"};
 
 		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
 		       pid);
 		json_str(comm);
 		for (int i = 0; i < F_N; i++) {
 			int num = i == F_FD || i == F_LGR || i == F_LINK ||
-				  i == F_VER || i == F_SENT || i == F_RECV;
+				  i == F_VER || i == F_SENT || i == F_RECV ||
+				  i == F_FAILOVERS;
 
 			printf(", \"%s\": ", keys[i]);
 			if (num)
-				printf("%s", f[i]);
+				json_num(f[i]);
 			else
 				json_str(f[i]);
 		}
@@ -164,9 +355,10 @@ static void show(int pid, const char *comm, char **f)
 	}
 	if (!nfound)
 		printf("%-7s %-12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s "
-		       "%12s%s\n",
+		       "%12s %9s%s\n",
 		       "PID", "COMM", "FD", "State", "Local Address",
 		       "Peer Address", "Mode", "LGR", "Link", "Sent", "Recv",
+		       "Failovers",
 		       opt_debug ? "  RxProd      RxCons      TxProd      "
 				   "TxCons      Device                     "
 				   "Local GID                  Detail"
@@ -178,9 +370,10 @@ static void show(int pid, const char *comm, char **f)
 		snprintf(mode, sizeof(mode), "SMCR v%s", f[F_VER]);
 	else
 		snprintf(mode, sizeof(mode), "%s", f[F_MODE]);
-	printf("%-7d %-12.12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s %12s",
+	printf("%-7d %-12.12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s %12s "
+	       "%9s",
 	       pid, comm, f[F_FD], f[F_STATE], f[F_LOCAL], f[F_PEER], mode,
-	       f[F_LGR], f[F_LINK], f[F_SENT], f[F_RECV]);
+	       f[F_LGR], f[F_LINK], f[F_SENT], f[F_RECV], f[F_FAILOVERS]);
 	if (opt_debug)
 		printf("  %-11s %-11s %-11s %-11s %-26s %-26s %s", f[F_RXPROD],
 		       f[F_RXCONS], f[F_TXPROD], f[F_TXCONS], f[F_DEVICE],
@@ -220,9 +413,22 @@ static int read_table(const char *path, int pid, const char *myns)
 		for (p = strtok_r(line, "\t", &save); p && n < F_N;
 		     p = strtok_r(NULL, "\t", &save))
 			f[n++] = p;
-		if (n == F_N)
+		if (n && !strcmp(f[0], "lgr")) {
+			if (opt_links && n >= 1 + G_N)
+				show_lgr(pid, comm, f + 1);
+		} else if (n && !strcmp(f[0], "link")) {
+			if (opt_links && n >= 1 + L_N)
+				show_link(pid, comm, f + 1);
+		} else if (!opt_links && n >= F_FAILOVERS) {
+			/* an older runtime's table has no failovers */
+			static char dash[] = "-";
+
+			for (int i = n; i < F_N; i++)
+				f[i] = dash;
 			show(pid, comm, f);
+		}
 	}
+	cur_lgr[G_ID] = NULL; /* links belong to their own table's groups */
 	free(line);
 	fclose(fp);
 	return 0;
@@ -235,6 +441,7 @@ int main(int argc, char **argv)
 		{"debug", no_argument, NULL, 'd'},
 		{"json", no_argument, NULL, 'j'},
 		{"all-ns", no_argument, NULL, 'N'},
+		{"links", no_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -246,8 +453,11 @@ int main(int argc, char **argv)
 	DIR *d;
 	int o;
 
-	while ((o = getopt_long(argc, argv, "adh", lo, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "adhl", lo, NULL)) != -1) {
 		switch (o) {
+		case 'l':
+			opt_links = 1;
+			break;
 		case 'a':
 			opt_all = 1;
 			break;
@@ -313,6 +523,8 @@ int main(int argc, char **argv)
 	}
 	if (d)
 		closedir(d);
+	if (opt_json && lgr_open)
+		printf("]}");
 	if (opt_json)
 		printf("%s]\n", nfound ? "\n" : "");
 	return 0;

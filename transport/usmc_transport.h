@@ -119,6 +119,17 @@ typedef struct usmc_qp_attr {
 	uint8_t rnr_retry; /* 7 = infinite */
 } usmc_qp_attr;
 
+/* A QP's requester-side recovery counters (query_qp_stats), since it was
+ * created: what rdma-core's ibv has no per-QP call for, and rxe counts
+ * only per device (rdma statistic: retransmits, rcvd_seq_err,
+ * retry_exceeded_err's timeouts). */
+typedef struct usmc_tp_qp_stats {
+	uint64_t retransmits;	 /* request packets sent again (go-back-N) */
+	uint64_t nak_seq_rx;	 /* PSN sequence error NAKs received */
+	uint64_t rnr_nak_rx;	 /* RNR NAKs received */
+	uint64_t retry_timeouts; /* retransmit timer expiries */
+} usmc_tp_qp_stats;
+
 /* Asynchronous device events, as verbs' ibv_get_async_event
  * (IBV_EVENT_PORT_ACTIVE, _PORT_ERR, _DEVICE_FATAL, _QP_FATAL). */
 typedef enum usmc_tp_event_type {
@@ -187,6 +198,10 @@ struct usmc_tp_ops {
 	 * moves a responder that NAKed to ERR with no completion); it also
 	 * brings qp->state up to date. Absent: qp->state is always current. */
 	usmc_qp_state (*query_qp_state)(const usmc_tp_qp *qp);
+
+	/* optional: |qp|'s counters into |st|; 0. Absent: the backend does
+	 * not count per QP (verbs, sim). */
+	int (*query_qp_stats)(const usmc_tp_qp *qp, usmc_tp_qp_stats *st);
 
 	/* optional: between batch(tp, 1) and batch(tp, 0) (nested calls
 	 * count) the device may hold what posts transmit and send it in one
@@ -331,6 +346,20 @@ static inline usmc_qp_state usmc_tp_qp_state(const usmc_tp_qp *qp)
 	const usmc_tp_ops *ops = qp->tp->ops;
 
 	return ops->query_qp_state ? ops->query_qp_state(qp) : qp->state;
+}
+
+/* |qp|'s counters: 0, or USMC_ERR_NOTSUP (|st| zeroed) when its backend
+ * keeps none. */
+static inline int usmc_tp_query_qp_stats(const usmc_tp_qp *qp,
+					 usmc_tp_qp_stats *st)
+{
+	const usmc_tp_ops *ops = qp->tp->ops;
+
+	if (!ops->query_qp_stats) {
+		*st = (usmc_tp_qp_stats){0};
+		return USMC_ERR_NOTSUP;
+	}
+	return ops->query_qp_stats(qp, st);
 }
 
 static inline int usmc_tp_post_send(usmc_tp_qp *qp, const usmc_wr *wr)

@@ -4,8 +4,15 @@
 #     connection (text and --json) as SMCR, ACTIVE, with both addresses,
 #     link group and link ids, and bytes that grow between two looks;
 #     -a adds the server's listener; -d the cursors;
+#     -l (text and --json) its link group from both hosts: SINGLE, one
+#     ACTIVE link, each end's device, GID and QPN the other end's peer
+#     GID and QPN, WRITE bytes only from the writer, the failover count 0;
 #  2. a client whose port is not an SMC port: TCP with PEERNOSMC 0x03010000;
-#  3. after the processes are gone (killed ones included) no table is
+#  3. a stream with 1% of the client's packets dropped (softroce drop=10),
+#     the client lingering after it: its link's TX bytes are exactly the
+#     header and the stream (what was retransmitted counts once), and its
+#     retransmissions show;
+#  4. after the processes are gone (killed ones included) no table is
 #     listed, and the dead ones' files are removed.
 # The tables are in the test's own USMC_STAT_DIR (t_lab_up sets it; the
 # usmc-stat runs inherit it), and none is in /dev/shm.
@@ -66,6 +73,57 @@ grep -qE "SMCR .* [0-9]+:[0-9]+ +[0-9]+:[0-9]+" "$t_work/t3" || {
 	fails=$((fails + 1))
 }
 
+# 1b. the link group and link of that connection, from both ends
+look h2 --json >"$t_work/j3"
+look h2 -l >"$t_work/l2"
+look h2 -l --json >"$t_work/lj2"
+look h1 -l --json >"$t_work/lj1"
+sed 's/^/  /' "$t_work/l2"
+python3 - "$t_work/j3" "$t_work/lj2" "$t_work/lj1" "$t_work/l2" "$T_H1" "$T_H2" <<'PY' || fails=$((fails + 1))
+import json, sys
+j3, lj2, lj1, l2, h1, h2 = sys.argv[1:]
+conns = [o for o in json.load(open(j3)) if o["mode"] == "SMCR"]
+assert len(conns) == 1, conns
+c = conns[0]
+assert c["failovers"] == 0, c
+def one(path, role):
+    gs = [g for g in json.load(open(path)) if g["comm"] == "usmc-perf"]
+    assert len(gs) == 1, gs
+    g = gs[0]
+    assert g["role"] == role and g["type"] == "SINGLE", g
+    assert g["conns"] == 1 and len(g["links"]) == 1, g
+    l = g["links"][0]
+    assert l["state"] == "ACTIVE", g
+    for k in ("tx_bytes", "rx_bytes", "tx_wrs", "rx_wrs", "retransmits",
+              "nak_seq_rx", "rnr_nak_rx", "retry_timeouts"):
+        assert isinstance(l[k], int) and l[k] >= 0, (k, g)
+    # every received message (CDC, LLC) is 44 bytes or more
+    assert l["rx_wrs"] > 0 and l["rx_bytes"] >= 44 * l["rx_wrs"], g
+    return g, l
+gc, lc = one(lj2, "client")
+gs, ls = one(lj1, "server")
+assert gc["pid"] == c["pid"] and gc["lgr_id"] == c["lgr_id"], (gc, c)
+assert lc["link_id"] == c["link_id"], (lc, c)
+assert lc["device"] == c["device"] and lc["device"].endswith("@" + h2), (lc, c)
+assert lc["local_gid"] == c["local_gid"] == "::ffff:" + h2, (lc, c)
+assert ls["device"].endswith("@" + h1) and ls["local_gid"] == "::ffff:" + h1, ls
+# the two ends of one link
+assert lc["peer_gid"] == ls["local_gid"] and ls["peer_gid"] == lc["local_gid"], (lc, ls)
+assert lc["qpn"] == ls["peer_qpn"] and ls["qpn"] == lc["peer_qpn"], (lc, ls)
+# the client writes the stream; the server writes nothing before its result
+assert lc["tx_bytes"] > 0 and lc["tx_wrs"] > 0, lc
+assert ls["tx_bytes"] == 0, ls
+rows = [r.split() for r in open(l2) if "usmc-perf" in r]
+assert len(rows) == 1, rows
+r = rows[0]
+assert r[5] == "SINGLE" and r[8] == "ACTIVE" and r[9] == lc["device"], r
+assert r[10] == lc["local_gid"] and r[11] == lc["peer_gid"], r
+assert int(r[12]) == lc["qpn"] and int(r[13]) == lc["peer_qpn"], r
+print("test_stat: ok link %d of lgr %d: %s %s qpn %d <-> %s %s qpn %d, %d WRITE bytes out" %
+      (lc["link_id"], gc["lgr_id"], lc["device"], lc["local_gid"], lc["qpn"],
+       ls["device"], ls["local_gid"], ls["qpn"], lc["tx_bytes"]))
+PY
+
 # 2. a fallback connection next to it (ping-pong: it stays open a while)
 t_server "$t_work/srv2" 7502 "$T_PERF" -s -1 -p 7502 --smc-ports 7501,7502
 spid2=$t_spid
@@ -86,6 +144,51 @@ assert "not an SMC port" in t[0]["detail"], t
 print("test_stat: ok fallback in JSON:", t[0]["fallback_name"], t[0]["fallback_code"], t[0]["detail"])
 ' || fails=$((fails + 1))
 
+# 3. a lossy stream, then the connection left open: the link's counters
+# are final, and exact
+N=$((16 * 1024 * 1024))
+t_server "$t_work/srv3" 7503 "$T_PERF" -s -1 -p 7503 --smc-ports 7503
+spid3=$t_spid
+t_exec h2 env USMC_TRANSPORT_OPTIONS=drop=10 timeout 60 "$T_PERF" -c "$T_H1" -p 7503 \
+	--smc-ports 7503 -n $N --verify --linger 15000 -t 50 >"$t_work/cli3" 2>&1 &
+cpid3=$!
+# the stream is over once the server's 40-byte result has arrived
+done3() {
+	look h2 --json | python3 -c '
+import json, sys
+c = [o for o in json.load(sys.stdin) if o["peer"].endswith(":7503")]
+sys.exit(0 if c and c[0]["bytes_received"] == 40 else 1)'
+}
+if busywait 40000 done3; then
+	look h2 --json >"$t_work/j4"
+	look h2 -l --json >"$t_work/lj4"
+	look h2 -l -d | sed 's/^/  /'
+	python3 - "$t_work/j4" "$t_work/lj4" "$N" <<'PY' || fails=$((fails + 1))
+import json, sys
+j4, lj4, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+c = [o for o in json.load(open(j4)) if o["peer"].endswith(":7503")]
+assert len(c) == 1, c
+c = c[0]
+# usmc-perf's 64-byte header, then the stream
+assert c["bytes_sent"] == 64 + n and c["bytes_received"] == 40, c
+g = [o for o in json.load(open(lj4)) if o["pid"] == c["pid"]]
+assert len(g) == 1 and g[0]["lgr_id"] == c["lgr_id"] and len(g[0]["links"]) == 1, g
+l = g[0]["links"][0]
+assert l["link_id"] == c["link_id"], (l, c)
+assert l["tx_bytes"] == 64 + n, (l["tx_bytes"], 64 + n)
+assert l["retransmits"] > 0, l
+assert l["nak_seq_rx"] + l["retry_timeouts"] > 0, l
+assert l["rx_bytes"] >= 44 * l["rx_wrs"] > 0, l
+print("test_stat: ok lossy stream: link %d WRITE bytes %d = 64 + %d, %d WRs out, "
+      "%d retransmitted packets (%d sequence NAKs, %d timeouts)" %
+      (l["link_id"], l["tx_bytes"], n, l["tx_wrs"], l["retransmits"],
+       l["nak_seq_rx"], l["retry_timeouts"]))
+PY
+else
+	t_log "the lossy stream did not end in 40 s: $(cat "$t_work/cli3"); $(look h2 -d)"
+	fails=$((fails + 1))
+fi
+
 # the clients are killed (their tables stay behind: no exit), the
 # servers see the end of their connection and end (with _exit: theirs
 # stay too)
@@ -100,8 +203,8 @@ for p in $pids; do
 	}
 done
 [ -n "$pids" ] && kill $pids
-wait $cpid $cpid2 $spid1 $spid2 2>/dev/null
-# 3. gone with their processes
+wait $cpid $cpid2 $cpid3 $spid1 $spid2 $spid3 2>/dev/null
+# 4. gone with their processes
 sleep 1
 n=$(look h2 --all-ns --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')
 [ "$n" = 0 ] || {

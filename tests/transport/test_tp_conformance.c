@@ -474,6 +474,34 @@ static int counted(const tp_counts *c, uint32_t bit, const char *what)
 	return 0;
 }
 
+/* Side |i|'s QP counters (ops query_qp_stats) into |q|: 1 if the backend
+ * keeps them; if not, says the checks are left out. Where the device
+ * counters are kept too, the QP's must equal them: every case's device
+ * has this one QP. */
+static int qp_counted(pair *p, int i, usmc_tp_qp_stats *q)
+{
+	tp_counts c;
+	int r = usmc_tp_query_qp_stats(p->s[i].qp, q);
+
+	if (r == USMC_ERR_NOTSUP) {
+		counter_skips++;
+		fprintf(stderr,
+			"  [%s: keeps no per-QP counters: those checks left "
+			"out]\n",
+			cur->name);
+		return 0;
+	}
+	USMC_ASSERT_EQ(r, 0);
+	if (r)
+		return 0;
+	counts(p, i, &c);
+	if (c.have & CNT_RNR_NAK_RX)
+		USMC_ASSERT_EQ(q->rnr_nak_rx, c.rnr_nak_rx);
+	if (c.have & CNT_RETRY_TIMEOUTS)
+		USMC_ASSERT_EQ(q->retry_timeouts, c.retry_timeouts);
+	return 1;
+}
+
 /* FNV-1a, 64 bit: a checksum printed next to the byte compare. */
 static uint64_t fnv(const uint8_t *b, size_t n)
 {
@@ -1276,6 +1304,7 @@ static void test_rnr(void)
 	pair p;
 	conn_params cp = smc_params;
 	usmc_tp_mr *tx, *rx;
+	usmc_tp_qp_stats q;
 	tp_counts c;
 	usmc_wr wr;
 
@@ -1305,6 +1334,13 @@ static void test_rnr(void)
 		USMC_ASSERT_EQ(p.s[1].wcs[0].byte_len, 44);
 	}
 	USMC_ASSERT_MEM_EQ(rx->addr, tx->addr, 44);
+	/* every RNR NAK (and a retransmit timeout, were one to fire)
+	 * resends the one packet */
+	if (qp_counted(&p, 0, &q)) {
+		CU_ASSERT_TRUE(q.rnr_nak_rx >= 2);
+		USMC_ASSERT_EQ(q.retransmits, q.rnr_nak_rx + q.retry_timeouts);
+		USMC_ASSERT_EQ(q.nak_seq_rx, 0);
+	}
 	usmc_tp_free_mr(tx);
 	usmc_tp_free_mr(rx);
 	teardown(&p);
@@ -1506,6 +1542,7 @@ static void test_retry_exhausted(void)
 	pair p;
 	conn_params cp = smc_params;
 	usmc_tp_mr *src;
+	usmc_tp_qp_stats q;
 	tp_counts c;
 	uint64_t t0;
 
@@ -1534,6 +1571,14 @@ static void test_retry_exhausted(void)
 	counts(&p, 0, &c);
 	if (counted(&c, CNT_RETRY_TIMEOUTS, "retry-timeout"))
 		USMC_ASSERT_EQ(c.retry_timeouts, 4); /* the first try + 3 */
+	/* per QP: the same 4 timeouts, after three of which the 3 packets
+	 * went again; the peer QP is gone, so no NAK came */
+	if (qp_counted(&p, 0, &q)) {
+		USMC_ASSERT_EQ(q.retry_timeouts, 4);
+		USMC_ASSERT_EQ(q.retransmits, 9);
+		USMC_ASSERT_EQ(q.nak_seq_rx, 0);
+		USMC_ASSERT_EQ(q.rnr_nak_rx, 0);
+	}
 	usmc_tp_free_mr(src);
 	teardown(&p);
 }

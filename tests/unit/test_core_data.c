@@ -6,6 +6,7 @@
  * sharing one link group, and extra delay (RC retransmits).
  */
 #include "usmc_cdc.h"
+#include "usmc_core_int.h" /* test_lgr_type adds a link by hand */
 #include "usmc_core_test.h"
 
 static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
@@ -59,6 +60,157 @@ static void test_wraps_both_ways(void)
 	CU_ASSERT_TRUE(ci.tx_rdma_writes >= total / 16384);
 	CU_ASSERT_TRUE(ci.tx_peer_buf_full > 0);
 	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+	usmc_sim_del(sim);
+}
+
+/* The one link of |node|'s one link group, after the transfer. */
+static void one_link(usmc_sim_node *node, usmc_lgr_info *li)
+{
+	usmc_ctx *ctx = usmc_sim_node_ctx(node);
+	usmc_lgr *g = usmc_ctx_next_lgr(ctx, NULL);
+
+	memset(li, 0, sizeof(*li));
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(ctx, g));
+	usmc_lgr_get_info(g, li);
+	USMC_ASSERT_EQ(li->nlinks, 1);
+	USMC_ASSERT_EQ(li->type, USMC_LGR_SINGLE);
+	CU_ASSERT_STRING_EQUAL(usmc_lgr_type_name(li->type), "SINGLE");
+	USMC_ASSERT_EQ(li->links[0].state, USMC_LINK_ACTIVE);
+	USMC_ASSERT_EQ(li->links[0].active, 1);
+	CU_ASSERT_STRING_EQUAL(usmc_link_state_name(li->links[0].state),
+			       "ACTIVE");
+}
+
+/* The per-link counters (usmc_lgr_info.links[]) against what the test
+ * and the fabric counted on their own: the RDMA WRITE bytes are the
+ * application's bytes, to the byte; every SEND one side handed out is a
+ * receive the other side took; the fabric placed as many WRITEs, bytes
+ * and SENDs as both links handed out. */
+static void test_link_counters(void)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	static pump p1, p2;
+	pump *ps[2] = {&p1, &p2};
+	usmc_conn_info ci, si;
+	usmc_lgr_info la, lb;
+	const usmc_sim_stats *st;
+	const uint64_t t1 = 16384 * 25 + 123, t2 = 16384 * 7 + 5;
+
+	setup(&sim, &a, &b, 16384, 77);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	pump_init(&p1, c, s, t1, 3, 7000);
+	pump_init(&p2, s, c, t2, 4, 3000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 2, usmc_sim_now(sim) + 600 * SEC), 0);
+	USMC_ASSERT_EQ(p1.readn, t1);
+	USMC_ASSERT_EQ(p2.readn, t2);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	usmc_conn_get_info(c->conn, &ci);
+	usmc_conn_get_info(s->conn, &si);
+	one_link(a, &la);
+	one_link(b, &lb);
+	USMC_ASSERT_EQ(ci.link_id, la.links[0].link_id);
+	USMC_ASSERT_EQ(si.link_id, lb.links[0].link_id);
+	USMC_ASSERT_EQ(ci.failovers, 0);
+	USMC_ASSERT_EQ(si.failovers, 0);
+	/* the two ends of one link */
+	USMC_ASSERT_EQ(la.links[0].qp_num, lb.links[0].peer_qpn);
+	USMC_ASSERT_EQ(lb.links[0].qp_num, la.links[0].peer_qpn);
+	/* data bytes: exactly what each application wrote */
+	USMC_ASSERT_EQ(la.links[0].tx_bytes, t1);
+	USMC_ASSERT_EQ(lb.links[0].tx_bytes, t2);
+	/* each side's SENDs (its WRs less its WRITEs) the other received */
+	USMC_ASSERT_EQ(lb.links[0].rx_wrs,
+		       la.links[0].tx_wrs - ci.tx_rdma_writes);
+	USMC_ASSERT_EQ(la.links[0].rx_wrs,
+		       lb.links[0].tx_wrs - si.tx_rdma_writes);
+	CU_ASSERT_TRUE(la.links[0].rx_wrs >= ci.rx_cdcs);
+	CU_ASSERT_TRUE(lb.links[0].rx_wrs >= si.rx_cdcs);
+	/* v1 CDC and LLC messages are 44 bytes each */
+	USMC_ASSERT_EQ(la.links[0].rx_bytes,
+		       (uint64_t)USMC_WR_TX_SIZE * la.links[0].rx_wrs);
+	USMC_ASSERT_EQ(lb.links[0].rx_bytes,
+		       (uint64_t)USMC_WR_TX_SIZE * lb.links[0].rx_wrs);
+	/* and the fabric's own counts of what it placed */
+	st = usmc_sim_get_stats(sim);
+	USMC_ASSERT_EQ(st->write_bytes, t1 + t2);
+	USMC_ASSERT_EQ(st->writes, ci.tx_rdma_writes + si.tx_rdma_writes);
+	USMC_ASSERT_EQ(st->sends, la.links[0].rx_wrs + lb.links[0].rx_wrs);
+	USMC_ASSERT_EQ(st->writes + st->sends,
+		       la.links[0].tx_wrs + lb.links[0].tx_wrs);
+	usmc_sim_del(sim);
+}
+
+/* The link group's type as usmc_lgr_get_info derives it, with a second
+ * link added by hand (white box: no LLC flow adds one yet) on either
+ * local device, to the first link's peer GID or another, active or not. */
+static void test_lgr_type(void)
+{
+	static const struct {
+		unsigned int dev;
+		int same_peer, state, type;
+	} cases[] = {
+		{1, 0, USMC_LNK_ACTIVE, USMC_LGR_SYMMETRIC},
+		{0, 0, USMC_LNK_ACTIVE, USMC_LGR_ASYMMETRIC_LOCAL},
+		{1, 1, USMC_LNK_ACTIVE, USMC_LGR_ASYMMETRIC_PEER},
+		{0, 1, USMC_LNK_ACTIVE, USMC_LGR_ASYMMETRIC_LOCAL},
+		{1, 0, USMC_LNK_ACTIVATING, USMC_LGR_SINGLE},
+	};
+	static const char *const names[] = {"NONE", "SINGLE", "SYM", "ASYMP",
+					    "ASYML"};
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_lgr_info li;
+	usmc_lgr *g;
+
+	st.ndevices = 2;
+	sim = usmc_sim_new(5);
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	g = usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(g);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		usmc_link *l1 = NULL, *l2 = NULL;
+
+		for (int k = 0; k < USMC_LINKS_MAX; k++)
+			if (g->links[k])
+				l1 = g->links[k];
+		CU_ASSERT_PTR_NOT_NULL_FATAL(l1);
+		USMC_ASSERT_EQ_FATAL(usmc_link_create(g, cases[i].dev, &l2), 0);
+		l2->link_id = 2;
+		l2->state = cases[i].state;
+		memcpy(l2->peer_gid, l1->peer_gid, 16);
+		if (!cases[i].same_peer)
+			l2->peer_gid[15] ^= 0x40;
+		usmc_lgr_get_info(g, &li);
+		USMC_ASSERT_EQ(li.nlinks, 2);
+		USMC_ASSERT_EQ(li.type, cases[i].type);
+		CU_ASSERT_STRING_EQUAL(usmc_lgr_type_name(li.type),
+				       names[cases[i].type]);
+		for (unsigned int k = 0; k < li.nlinks; k++) {
+			if (li.links[k].link_id != 2)
+				continue;
+			USMC_ASSERT_EQ(li.links[k].dev_idx, cases[i].dev);
+			USMC_ASSERT_EQ(li.links[k].state, cases[i].state);
+			USMC_ASSERT_EQ(li.links[k].tx_wrs, 0);
+		}
+		l2->state = USMC_LNK_INACTIVE;
+		usmc_link_free(l2);
+	}
+	usmc_lgr_get_info(g, &li);
+	USMC_ASSERT_EQ(li.nlinks, 1);
+	USMC_ASSERT_EQ(li.type, USMC_LGR_SINGLE);
+	CU_ASSERT_STRING_EQUAL(usmc_lgr_type_name(99), "?");
+	CU_ASSERT_STRING_EQUAL(usmc_link_state_name(-1), "?");
 	usmc_sim_del(sim);
 }
 
@@ -453,6 +605,8 @@ static CU_TestInfo data_tests[] = {
 	{"tiny_wr_pool", test_tiny_wr_pool},
 	{"wrap16_rollover_1gib", test_wrap_rollover},
 	{"bad_calls", test_bad_calls},
+	{"link_counters", test_link_counters},
+	{"lgr_type", test_lgr_type},
 	CU_TEST_INFO_NULL,
 };
 

@@ -763,6 +763,12 @@ static usmc_qp_state fl_query_qp_state(const usmc_tp_qp *qp)
 	return q->pub.state;
 }
 
+/* The inner QP's counters: the faults it lost packets to show there. */
+static int fl_query_qp_stats(const usmc_tp_qp *qp, usmc_tp_qp_stats *st)
+{
+	return usmc_tp_query_qp_stats(((const fl_qp *)qp)->inner, st);
+}
+
 static int fl_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
 {
 	fl_qp *q = qp_of(qp);
@@ -946,6 +952,7 @@ const usmc_tp_ops usmc_tp_fault_ops = {
 	.modify_qp = fl_modify_qp,
 	.destroy_qp = fl_destroy_qp,
 	.query_qp_state = fl_query_qp_state,
+	.query_qp_stats = fl_query_qp_stats,
 	.post_send = fl_post_send,
 	.post_recv = fl_post_recv,
 	.poll_cq = fl_poll_cq,

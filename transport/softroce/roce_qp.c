@@ -414,7 +414,7 @@ static void send_pkt(sr_qp *qp, const sr_swqe *w, uint32_t slot, uint32_t k,
 	sr_tx_append(qp->dev, qp, &qp->peer, hdr, (size_t)hlen, iov, n, plen);
 
 	if (usmc_psn_cmp(p.psn, qp->sent_hi) < 0)
-		qp->dev->st.retransmits++;
+		qp->dev->st.retransmits++, qp->st.retransmits++;
 	else
 		qp->sent_hi = usmc_psn_add(p.psn, 1);
 	if (!qp->stall_since)
@@ -539,7 +539,7 @@ static void resp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now)
 		ack_upto(qp, p, now);
 		return;
 	case USMC_AETH_RNR_NAK:
-		d->st.rnr_nak_rx++;
+		d->st.rnr_nak_rx++, qp->st.rnr_nak_rx++;
 		if (usmc_psn_cmp(p, qp->una_psn) < 0)
 			return;
 		ack_upto(qp, usmc_psn_add(p, USMC_ROCE_PSN_MASK), now);
@@ -565,7 +565,7 @@ static void resp_input(sr_qp *qp, const usmc_roce_pkt *pkt, usmc_tstamp now)
 			return;
 		ack_upto(qp, usmc_psn_add(p, USMC_ROCE_PSN_MASK), now);
 		if (syn == USMC_AETH_NAK_PSN_SEQ_ERROR) {
-			d->st.nak_seq_rx++;
+			d->st.nak_seq_rx++, qp->st.nak_seq_rx++;
 			qp->stall_since = now; /* the peer is there */
 			if (qp->retry_cnt != 7) {
 				if (qp->retries_left <= 0) {
@@ -630,6 +630,7 @@ usmc_tstamp sr_qp_timers(sr_qp *qp, usmc_tstamp now)
 			qp->rto_deadline = 0;
 		} else {
 			qp->dev->st.retry_timeouts++;
+			qp->st.retry_timeouts++;
 			if (qp->dev->retry_time_ns && qp->stall_since &&
 			    now - qp->stall_since >= qp->dev->retry_time_ns) {
 				qp->dev->st.retry_time_exc++;

@@ -1492,6 +1492,12 @@ static void sr_rx_inject(usmc_tp *tp, const usmc_tp_rx_pkt *pkt)
 	flush_acks(d);
 }
 
+static int sr_query_qp_stats(const usmc_tp_qp *pub, usmc_tp_qp_stats *st)
+{
+	*st = ((const sr_qp *)pub)->st;
+	return 0;
+}
+
 const usmc_tp_ops usmc_tp_softroce_ops = {
 	.name = "softroce",
 	.open = sr_open,
@@ -1504,6 +1510,7 @@ const usmc_tp_ops usmc_tp_softroce_ops = {
 	.create_qp = sr_create_qp,
 	.modify_qp = sr_modify_qp,
 	.destroy_qp = sr_destroy_qp,
+	.query_qp_stats = sr_query_qp_stats,
 	.post_send = sr_post_send,
 	.post_recv = sr_post_recv,
 	.poll_cq = sr_poll_cq,

@@ -137,6 +137,10 @@ struct sr_qp {
 	uint32_t wr_total;
 	int ack_pending;
 	uint32_t ack_psn;
+
+	/* this QP's share of the device's requester counters (ops
+	 * query_qp_stats) */
+	usmc_tp_qp_stats st;
 };
 
 #define SR_EVQ 8 /* async events held until get_async_event */
