@@ -19,9 +19,11 @@
 # shellcheck source=tests/vm/lib_vm.sh
 . "$USMC_SRC/tests/vm/lib_vm.sh"
 export VM_TWO_NICS=1
-# two_nics_server.sh sources this file with these set
+# two_nics_server.sh and two_nics_verbs_client.sh source this file with
+# these set
 kind=${TWO_NICS_KIND:-usmc-client}
 down=${TWO_NICS_DOWN:-kernel}
+tp=${TWO_NICS_TP:-softroce}
 port=${TWO_NICS_PORT:-7201}
 n=${TWO_NICS_BYTES:-50331648}
 STAT=$USMC_BUILD/tools/usmc-stat
@@ -62,16 +64,21 @@ routes() {
 
 case $1 in
 srv)
-	vm_usmc_host
+	if [ "$tp" = verbs ]; then
+		vm_kernel_smc # rxe0 and rxe1; usmc opens them through libibverbs
+		export USMC_CGROUP=${USMC_CGROUP:-private}
+	else
+		vm_usmc_host
+	fi
 	routes
 	export USMC_PNET="$VM_PNETID=eth0,eth1" USMC_DEBUG=1 USMC_LOG_TIME=1
 	if [ "$kind" = usmc-server ]; then
-		vm_perf fo.srv -s -1 --transport softroce -p "$port" &
+		vm_perf fo.srv -s -1 --transport "$tp" -p "$port" &
 		vm_wait_listen "$port"
 		vm_mark ready
 	else
 		vm_wait ready
-		vm_perf fo.srv -c "$VM_CLI_ADDR" --transport softroce -p "$port" -n "$n" --bidi &
+		vm_perf fo.srv -c "$VM_CLI_ADDR" --transport "$tp" -p "$port" -n "$n" --bidi &
 	fi
 	links_until "$VM_OUT/stat-sym.txt" "$STAT -l" 2 60
 	$STAT -l --json >"$VM_OUT/stat-sym.json" 2>&1
