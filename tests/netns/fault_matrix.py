@@ -22,7 +22,7 @@ MATRIX_H1/H2 (the hosts' addresses on link 1), MATRIX_LINKS (the lab's links),
 MATRIX_PNET (USMC_PNET for two-link cases), MATRIX_WORK, USMC_BUILD.
 Chosen by the user: MATRIX_SEED (default 1), MATRIX_CASES (names, blank
 separated; default all), MATRIX_BYTES (default 256M each way),
-MATRIX_TRANSPORT (default fault:softroce), MATRIX_BUDGET (default 540 s).
+MATRIX_TRANSPORT (default fault:softroce), MATRIX_BUDGET (default 420 s).
 """
 import glob
 import json
@@ -59,7 +59,7 @@ CLC_TIMEOUT_S = 6.0  # CLC_WAIT_TIME: connect() fails with ETIMEDOUT
 RUN_S = 120  # any run: usmc-perf -t, a hang past it is a failure
 # no case starts after this much of the matrix (MATRIX_BUDGET): the matrix
 # ends in its 10 minutes with the table, the rest reported as not run
-BUDGET_S = int(ENV.get("MATRIX_BUDGET", "540"))
+BUDGET_S = int(ENV.get("MATRIX_BUDGET", "420"))
 
 DECL = {
     "NOSMCRDEV": 0x03030002,

@@ -20,5 +20,6 @@ timeout 590 python3 "$USMC_SRC/tests/netns/fault_matrix.py" || rc=$?
 # MATRIX_KEEP=DIR: each case's outputs and logs kept there
 [ -z "${MATRIX_KEEP:-}" ] || cp -r "$t_work" "$MATRIX_KEEP"
 [ $rc = 124 ] && t_fail "the matrix ran out of its 590 s"
+[ $rc = 2 ] && t_fail "MATRIX_CASES names a case the matrix does not have"
 [ $rc = 0 ] || t_fail "a case's observed outcome is not the expected one (the table above)"
 t_log PASS
