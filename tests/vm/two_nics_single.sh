@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# usmc over verbs on rxe0 (VM 1) <-> kernel AF_SMC with two rxe devices
-# (VM 2), usmc as client or server (two_nics_verbs_client.sh, _server.sh)
+# usmc without a pnet (one device) <-> kernel AF_SMC with two rxe devices
+# (VM 2); alone: usmc client over softroce; two_nics_verbs_server.sh: usmc
+# server over verbs on rxe0
 #
-# VM cells 6c-d (docs/vm.md), usmc without a pnet (USMC_PNET unset): one
+# VM cell 6d (docs/vm.md), usmc without a pnet (USMC_PNET unset): one
 # device, so no second link. Both VMs have a second NIC, eth1, in the same
 # /24 (SUBNET.11, SUBNET.12), and the kernel a second rxe device on it
 # with the same pnetid: the kernel's server asks usmc, whose link groups
@@ -15,7 +16,7 @@
 . "$USMC_SRC/tests/vm/lib_vm.sh"
 export VM_TWO_NICS=1
 # the other roles and transports source this file with these set
-# (two_nics_verbs_client.sh, two_nics_verbs_server.sh)
+# (two_nics_verbs_server.sh)
 kind=${TWO_NICS_KIND:-usmc-client}
 tp=${TWO_NICS_TP:-softroce}
 vm_cell_usmc "$1" "$kind" "$tp" "${TWO_NICS_PORT:-7201}" "$((${TWO_NICS_PORT:-7201} + 1))" 1048576
