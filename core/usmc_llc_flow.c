@@ -815,8 +815,12 @@ static int addl_cli_dev(usmc_lgr *lgr, usmc_link *link, const usmc_llc_msg *m,
 		return -1;
 	}
 	alt = usmc_llc_alt_dev(lgr, link);
+	/* Linux fills client_target_gid with its own new link's GID, the
+	 * sender GID again (smc_llc_fill_ext_v2), and picks no device of
+	 * ours by it: only another GID names one of our devices */
 	if (m->add_link.has_v2_ext &&
-	    memcmp(m->add_link.client_target_gid, zero, 16)) {
+	    memcmp(m->add_link.client_target_gid, zero, 16) &&
+	    memcmp(m->add_link.client_target_gid, m->add_link.sender_gid, 16)) {
 		/* the server names our device: it must be one of ours on
 		 * this pnet */
 		int named = -1;

@@ -565,7 +565,8 @@ static void add_link_req(usmc_llc_msg *m, int v2, uint8_t id)
  * each one it cannot take is rejected at once with NO_ALT_PATH (v1; v2
  * has no room for a reason), the first link keeps working; the valid
  * control request is accepted (so the checks are what rejected the
- * others). MTU 7 is out of range (the codec's 1..5). */
+ * others; in v2 it carries the server's own GID as the client target
+ * GID, as Linux fills it). MTU 7 is out of range (the codec's 1..5). */
 static void bad_add_link(int v2, uint64_t seed)
 {
 	usmc_settings sc = link_settings(
@@ -625,6 +626,13 @@ static void bad_add_link(int v2, uint64_t seed)
 			break;
 		case MTU_ZERO:
 			m.add_link.qp_mtu = 0;
+			break;
+		case VALID:
+			/* as Linux sends it: its own new GID as the target
+			 * (smc_llc_fill_ext_v2), naming no device of ours */
+			if (v2)
+				memcpy(m.add_link.client_target_gid,
+				       m.add_link.sender_gid, 16);
 			break;
 		default:
 			break;

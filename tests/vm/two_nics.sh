@@ -1,77 +1,146 @@
 #!/usr/bin/env bash
-# usmc client (softroce, VM 1) <-> kernel AF_SMC server with two rxe
-# devices (VM 2)
+# usmc (softroce, VM 1) with two devices <-> kernel AF_SMC with two rxe
+# devices (VM 2): a symmetric link group, and failover when one NIC goes
+# down mid-stream.
 #
-# VM cell 6 (docs/vm.md). Both VMs have a second NIC, eth1, in the same
-# /24 (SUBNET.11, SUBNET.12), and the kernel a second rxe device on it
-# with the same pnetid: the kernel's server asks usmc, whose link groups
-# have one link, for a second link (ADD_LINK with rxe1's GID). usmc must
-# reject it cleanly, the data must go over the one link (nothing on
-# eth1's wire), the kernel's link group stays SINGLE (no "state changed"
-# to a symmetric or asymmetric type in its log) and ends when usmc
-# exits, and nothing is left unanswered or retransmitted (vm_cell_usmc).
+# VM cells 6 and 6b (docs/vm.md). Both VMs have eth1 in the same /24 as
+# eth0 (SUBNET.11, SUBNET.12); the kernel has rxe0 and rxe1 with pnetid
+# NET1, usmc the same pnet (USMC_PNET=NET1=eth0,eth1: a softroce device on
+# each). One connection streams TWO_NICS_BYTES each way at once
+# (usmc-perf --bidi, every byte verified at both ends). Once the link
+# group is symmetric on both sides (usmc-stat -l: SYM, two ACTIVE links;
+# usmc-smcctl lgr: type 2 with two links in state 3, the kernel's
+# SMC_LGR_SYMMETRIC and SMC_LNK_ACTIVE), eth0 goes down in the VM named by
+# TWO_NICS_DOWN (usmc or kernel): the connection's link dies and its data
+# must move to the link on eth1 with nothing lost or repeated, both sides
+# then list one link, the stream ends byte-exact, and the kernel's link
+# group goes when usmc exits. The host role judges the LLC exchange of
+# both wires (ADD_LINK, CONFIRM_LINK on eth1, DELETE_LINK) and prints it.
 # shellcheck source=tests/vm/lib_vm.sh
 . "$USMC_SRC/tests/vm/lib_vm.sh"
 export VM_TWO_NICS=1
-# the other roles and transports source this file with these set
-# (two_nics_server.sh, two_nics_verbs_client.sh, two_nics_verbs_server.sh)
+# two_nics_server.sh and two_nics_verbs_client.sh source this file with
+# these set
 kind=${TWO_NICS_KIND:-usmc-client}
+down=${TWO_NICS_DOWN:-kernel}
 tp=${TWO_NICS_TP:-softroce}
-vm_cell_usmc "$1" "$kind" "$tp" "${TWO_NICS_PORT:-7201}" "$((${TWO_NICS_PORT:-7201} + 1))" 1048576
+port=${TWO_NICS_PORT:-7201}
+n=${TWO_NICS_BYTES:-50331648}
+STAT=$USMC_BUILD/tools/usmc-stat
+# no /dev/shm in the VMs; each VM has its own /tmp
+export USMC_STAT_DIR=/tmp
+
+# links_until FILE CMD COUNT SECONDS: poll CMD (a link listing) into FILE
+# until it shows COUNT links that are up, at most SECONDS. Bounded by the
+# clock (a command takes a noticeable time under TCG).
+links_until() {
+	local f=$1 cmd=$2 want=$3 bound=$4 start now got
+	start=$(date +%s%N)
+	while :; do
+		$cmd >"$f" 2>&1
+		case $cmd in
+		*usmc-stat*) got=$(grep -cE '^ *[0-9]+ .* ACTIVE ' "$f") ;;
+		*) got=$(grep -c 'state=3$' "$f") ;;
+		esac
+		[ "$got" = "$want" ] && break
+		now=$(date +%s%N)
+		(((now - start) / 1000000 >= bound * 1000)) && break
+		sleep 0.2
+	done
+	now=$(date +%s%N)
+	vm_log "$want link(s) up after $(((now - start) / 1000000)) ms? $got: $(tr '\n' '|' <"$f")"
+}
+
+# the usmc side's softroce device on eth1 sends from SUBNET.11: route that
+# out of eth1 (both NICs are in one /24, so the main table alone would
+# send it out of eth0, and eth0's failure would take link 2 with it)
+routes() {
+	local a=$VM_SUBNET.11
+	[ "$VM_ROLE" = cli ] && a=$VM_SUBNET.12
+	ip rule show | grep -q "from $a lookup 11" || ip rule add from "$a" table 11
+	ip route replace "$VM_SUBNET.0/24" dev eth1 src "$a" table 11
+	sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2
+}
+
 case $1 in
+srv)
+	if [ "$tp" = verbs ]; then
+		vm_kernel_smc # rxe0 and rxe1; usmc opens them through libibverbs
+		export USMC_CGROUP=${USMC_CGROUP:-private}
+	else
+		vm_usmc_host
+	fi
+	routes
+	export USMC_PNET="$VM_PNETID=eth0,eth1" USMC_DEBUG=1 USMC_LOG_TIME=1
+	if [ "$kind" = usmc-server ]; then
+		vm_perf fo.srv -s -1 --transport "$tp" -p "$port" &
+		vm_wait_listen "$port"
+		vm_mark ready
+	else
+		vm_wait ready
+		vm_perf fo.srv -c "$VM_CLI_ADDR" --transport "$tp" -p "$port" -n "$n" --bidi &
+	fi
+	links_until "$VM_OUT/stat-sym.txt" "$STAT -l" 2 60
+	$STAT -l --json >"$VM_OUT/stat-sym.json" 2>&1
+	$STAT -d >"$VM_OUT/conns-sym.txt" 2>&1
+	vm_mark sym
+	vm_wait kern-sym
+	if [ "$down" = usmc ]; then
+		vm_log "eth0 down (usmc side)"
+		ip link set eth0 down
+		vm_mark downed
+	else
+		vm_mark down-now
+		vm_wait downed
+	fi
+	links_until "$VM_OUT/stat-after.txt" "$STAT -l" 1 30
+	$STAT -l --json >"$VM_OUT/stat-after.json" 2>&1
+	$STAT -d >"$VM_OUT/conns-after.txt" 2>&1
+	vm_mark usmc-after
+	wait
+	vm_mark usmc-exit
+	vm_wait lgr-checked
+	;;
 cli)
-	"$SMCCTL" pnet show >"$VM_OUT/pnet.cli.txt"
+	vm_kernel_smc
+	routes
+	if [ "$kind" = usmc-server ]; then
+		vm_wait ready
+		vm_perf fo.cli -c "$VM_SRV_ADDR" --af-smc -p "$port" -n "$n" --bidi &
+	else
+		vm_perf fo.cli -s -1 --af-smc -p "$port" &
+		vm_wait_listen "$port"
+		vm_mark ready
+	fi
+	vm_wait sym
+	links_until "$VM_OUT/lgr-sym.txt" "$SMCCTL lgr" 2 30
+	vm_mark kern-sym
+	if [ "$down" = kernel ]; then
+		vm_wait down-now
+		vm_log "eth0 down (kernel side)"
+		ip link set eth0 down
+		vm_mark downed
+	else
+		vm_wait downed
+	fi
+	links_until "$VM_OUT/lgr-after.txt" "$SMCCTL lgr" 1 30
+	wait
+	vm_wait usmc-exit 200
+	vm_lgr_gone fo
+	vm_mark lgr-checked
 	dmesg | grep -iE 'smc|rxe' >"$VM_OUT/dmesg.cli.txt"
 	;;
 host)
-	python3 - "$VM_OUT/decode.json" "$kind" "$VM_SUBNET.1" <<'PY' >"$VM_OUT/addlink.txt" || vm_fail "ADD_LINK: $(cat "$VM_OUT/addlink.txt")"
-import json, sys
-reqs, rejs, bad = [], 0, []
-# a SEND rxe retransmitted carries its LLC message again: count it once
-# (by the BTH of its frame; the RoCE record comes before the LLC one)
-bth, seen = {}, set()
-for line in open(sys.argv[1]):
-    if not line.startswith('{"frame"'):
-        continue
-    r = json.loads(line)
-    if r.get("proto") == "RoCE":
-        bth[r["frame"]] = (r["src"], r["qpn"], r["psn"])
-    if r.get("proto") != "LLC" or not r["type"].startswith("ADD_LINK"):
-        continue
-    k = bth.get(r["frame"])
-    if k in seen:
-        continue
-    seen.add(k)
-    if not r.get("resp"):
-        reqs.append(r)
-    elif r.get("reject"):
-        rejs += 1
-    else:
-        bad.append("frame %d: an ADD_LINK accepted" % r["frame"])
-# A kernel server asks usmc for a second link (ADD_LINK with rxe1's GID)
-# and usmc rejects it; a usmc server asks with its one link and the
-# kernel client rejects it. Either way every request is rejected.
-usmc_asks = sys.argv[2] == "usmc-server"
-for r in reqs:
-    if (r["src"].split(":")[0] == sys.argv[3]) != usmc_asks:
-        bad.append("frame %d: ADD_LINK request from %s" % (r["frame"], r["src"]))
-if not reqs:
-    bad.append("no ADD_LINK request at all")
-if rejs != len(reqs):
-    bad.append("%d ADD_LINK requests, %d rejects" % (len(reqs), rejs))
-print("; ".join(bad) or "%d ADD_LINK requests from %s, %d rejected by %s" % (
-    len(reqs), "usmc" if usmc_asks else "the kernel", rejs,
-    "the kernel" if usmc_asks else "usmc"))
-sys.exit(1 if bad else 0)
-PY
-	vm_log "$(cat "$VM_OUT/addlink.txt")"
-	grep -q 'rxe1' "$VM_OUT/pnet.cli.txt" || vm_fail "the kernel had no rxe1 in its pnet table: $(tr '\n' ' ' <"$VM_OUT/pnet.cli.txt")"
-	vm_log "kernel log: $(grep -iE 'state changed|link (added|removed)' "$VM_OUT/dmesg.cli.txt" | tr '\n' ' ')"
-	if grep -qE 'state changed: (SYMMETRIC|ASYMMETRIC)' "$VM_OUT/dmesg.cli.txt"; then
-		vm_fail "the kernel's link group got a second link: $(grep 'state changed' "$VM_OUT/dmesg.cli.txt" | tr '\n' ' ')"
-	fi
-	n1=$(tshark -r "$(dirname "$VM_PCAP")/wire1.pcap" -n -Y 'udp.port == 4791' 2>/dev/null | grep -c .)
-	[ "$n1" = 0 ] || vm_fail "$n1 RoCE packets on the second NIC's wire"
-	vm_log "RoCE packets on eth1's wire: $n1"
+	vm_expect_perf fo.srv smcr $((2 * n))
+	vm_expect_perf fo.cli smcr $((2 * n))
+	vm_expect_lgr_gone fo
+	pcap1=$(dirname "$VM_PCAP")/wire1.pcap
+	mergecap -F pcap -w "$VM_OUT/both.pcap" "$VM_PCAP" "$pcap1" || vm_fail "mergecap failed"
+	"$USMC_BUILD/tools/usmc-decode" --quiet "$VM_OUT/both.pcap" >"$VM_OUT/decode.txt" 2>&1 ||
+		vm_fail "usmc-decode reports malformed messages or bad ICRCs: $(grep -m3 'MALFORMED\|icrc=BAD' "$VM_OUT/decode.txt" | tr '\n' ' ')"
+	"$USMC_BUILD/tools/usmc-decode" --json "$VM_OUT/both.pcap" >"$VM_OUT/decode.json" 2>/dev/null
+	out=$(python3 "$USMC_SRC/tests/vm/failover_check.py" --vm "$VM_OUT" "$kind" "$down" "$VM_SUBNET") ||
+		vm_fail "failover: $out"
+	echo "$out" | while read -r l; do vm_log "$l"; done
 	;;
 esac

@@ -232,7 +232,8 @@ static void vb_close(usmc_tp *tp)
 	for (uint32_t i = 0; i < d->mrs_cap; i++)
 		if (d->mrs[i]) {
 			ibv_dereg_mr(d->mrs[i]->mr);
-			munmap(d->mrs[i]->pub.addr, d->mrs[i]->maplen);
+			if (d->mrs[i]->maplen)
+				munmap(d->mrs[i]->pub.addr, d->mrs[i]->maplen);
 			free(d->mrs[i]);
 		}
 	if (d->cq)
@@ -346,15 +347,17 @@ static void mr_del(vb_dev *d, vb_mr *m)
 	}
 }
 
-static int vb_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
-		       usmc_tp_mr **pmr)
+/* An MR of |length| bytes: new memory when |addr| is NULL, else the
+ * caller's (reg_mr), which free_mr then leaves alone (maplen 0). */
+static int vb_mr_new(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		     usmc_tp_mr **pmr)
 {
 	vb_dev *d = vb_of(tp);
 	long pg = sysconf(_SC_PAGESIZE);
 	size_t page = pg > 0 ? (size_t)pg : 4096, len;
 	int acc = 0, r;
 	vb_mr *m;
-	void *mem;
+	void *mem = addr;
 
 	*pmr = NULL;
 	if (!length || length > ((size_t)1 << 40) ||
@@ -372,24 +375,27 @@ static int vb_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 		acc |= IBV_ACCESS_REMOTE_WRITE;
 	if (access & USMC_ACCESS_REMOTE_READ)
 		acc |= IBV_ACCESS_REMOTE_READ;
-	len = (length + page - 1) & ~(page - 1);
+	len = addr ? length : (length + page - 1) & ~(page - 1);
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return USMC_ERR_NOMEM;
-	mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (mem == MAP_FAILED) {
-		free(m);
-		return USMC_ERR_NOMEM;
+	if (!addr) {
+		mem = mmap(NULL, len, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED) {
+			free(m);
+			return USMC_ERR_NOMEM;
+		}
+		m->maplen = len;
 	}
 	m->mr = ibv_reg_mr(d->pd, mem, len, acc);
 	if (!m->mr) {
 		d->pub.last_errno = errno;
-		munmap(mem, len);
+		if (m->maplen)
+			munmap(mem, len);
 		free(m);
 		return usmc_verbs_err(d->pub.last_errno);
 	}
-	m->maplen = len;
 	m->pub.tp = tp;
 	m->pub.addr = mem;
 	m->pub.length = len;
@@ -401,12 +407,31 @@ static int vb_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	r = mr_add(d, m);
 	if (r) {
 		ibv_dereg_mr(m->mr);
-		munmap(mem, len);
+		if (m->maplen)
+			munmap(mem, len);
 		free(m);
 		return r;
 	}
 	*pmr = &m->pub;
 	return 0;
+}
+
+static int vb_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
+		       usmc_tp_mr **pmr)
+{
+	return vb_mr_new(tp, NULL, length, access, pmr);
+}
+
+/* The memory of another device's MR on this device's PD, as net/smc
+ * registers a link group's buffers once per link (smcr_link_reg_buf):
+ * this device's keys, the memory stays its owner's. */
+static int vb_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		     usmc_tp_mr **pmr)
+{
+	*pmr = NULL;
+	if (!addr)
+		return USMC_ERR_INVALID_ARGUMENT;
+	return vb_mr_new(tp, addr, length, access, pmr);
 }
 
 static void vb_free_mr(usmc_tp_mr *pub)
@@ -416,7 +441,8 @@ static void vb_free_mr(usmc_tp_mr *pub)
 
 	mr_del(d, m);
 	ibv_dereg_mr(m->mr);
-	munmap(m->pub.addr, m->maplen);
+	if (m->maplen)
+		munmap(m->pub.addr, m->maplen);
 	free(m);
 }
 
@@ -502,6 +528,7 @@ const usmc_tp_ops vb_ops = {
 	.get_fd = vb_get_fd,
 	.alloc_mr = vb_alloc_mr,
 	.free_mr = vb_free_mr,
+	.reg_mr = vb_reg_mr,
 	.create_qp = vb_create_qp,
 	.modify_qp = vb_modify_qp,
 	.destroy_qp = vb_destroy_qp,
