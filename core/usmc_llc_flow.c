@@ -456,8 +456,9 @@ static void addl_msg(usmc_lgr *lgr, usmc_link *link, usmc_link *nl,
 		return;
 	m->add_link.has_v2_ext = 1;
 	m->add_link.v2_direct = 1;
-	if (lgr->role == USMC_ROLE_SERVER)
-		memcpy(m->add_link.client_target_gid, nl->peer_gid, 16);
+	/* as smc_llc_fill_ext_v2, in the request and the response: the new
+	 * link's own GID (the receiver picks no device by it) */
+	memcpy(m->add_link.client_target_gid, d->gid, 16);
 	for (unsigned int i = 1;
 	     i <= USMC_CONNS_MAX &&
 	     m->add_link.num_rkeys < SMC_LLC_RKEYS_PER_MSG_V2;
