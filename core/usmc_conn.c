@@ -688,13 +688,18 @@ int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 		return 0;
 	}
 	if (m.hdr.type == SMC_CLC_DECLINE) {
+		usmc_lgr *lgr = conn->lgr;
+
 		conn->peer_declined = 1;
 		conn->peer_diagnosis = m.u.decl.peer_diagnosis;
-		/* out of sync: the peer lost our lgr, so drop it too */
-		if ((m.hdr.typev2 & SMC_FIRST_CONTACT_MASK) && conn->lgr)
-			usmc_lgr_terminate(conn->lgr, USMC_ERR_CONNABORTED, 0,
-					   ts);
+		/* PEERDECL first: terminating the lgr with this connection
+		 * still in the handshake would answer the Decline with one
+		 * of ours (ERR_RDYLNK). The lgr outlives both calls: it is
+		 * freed at a later expiry (usmc_lgr_terminate). */
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_PEERDECL, ts);
+		/* out of sync: the peer lost our lgr, so drop it too */
+		if ((m.hdr.typev2 & SMC_FIRST_CONTACT_MASK) && lgr)
+			usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
 		return 0;
 	}
 	switch (conn->clc_state) {
