@@ -77,6 +77,8 @@ DECL = {
     "DIFFPREFIX": 0x03070000,
     "VERSMISMAT": 0x030C0000,
     "SYNCERR": 0x04000000,
+    "MEM": 0x01010000,
+    "ERR_RDYLNK": 0x09990002,
 }
 
 RE_DOWN = re.compile(r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) link (\d+) down: (.+)$")
@@ -585,6 +587,10 @@ def cases():
         Mangle("decline-maxconnerr", "fallback:client:MAXCONNERR", "Accept says max_conns 1 (relay)", "accept-maxconns"),
         Mangle("decline-maxlinkerr", "fallback:client:MAXLINKERR", "Accept says max_links 0 (relay)", "accept-maxlinks"),
         Mangle("decline-releaseerr-srv", "fallback:server:RELEASEERR", "Confirm says release 0 (relay)", "confirm-release"),
+        Case("decline-mem-srv", "fallback:server:MEM", "the server's first MR registration fails (fail-reg-mr)", senv={"USMC_FAULT": "fail-reg-mr:nth=1"}),
+        Case("decline-mem-cli", "fallback:client:MEM", "the client's first MR registration fails (fail-reg-mr)", cenv={"USMC_FAULT": "fail-reg-mr:nth=1"}),
+        Case("decline-rdylnk-srv", "fallback:server:ERR_RDYLNK", "the server's QP cannot reach RTR (fail-modify-qp)", senv={"USMC_FAULT": "fail-modify-qp:nth=1"}),
+        Case("decline-rdylnk-cli", "fallback:client:ERR_RDYLNK", "the client's QP cannot reach RTR (fail-modify-qp)", cenv={"USMC_FAULT": "fail-modify-qp:nth=1"}),
         Mangle("decline-syncerr", "fallback:client:SYNCERR", "Accept without first contact: an lgr the client lacks (relay)", "accept-nofc"),
         Mangle("decline-versmismat", "fallback:server:VERSMISMAT", "Confirm re-encoded as v1 after a v2 Accept (relay)", "confirm-v1"),
         Mangle("decline-maxconnerr-srv", "fallback:server:MAXCONNERR", "Proposal says max_conns 1 (relay)", "prop-maxconns"),
