@@ -561,6 +561,37 @@ static void test_linux_accept_peer_declines(void)
 	usmc_sim_del(sim);
 }
 
+/* A well-formed SMC-Dv1 Accept (48 bytes) to an SMC-R Proposal: the
+ * client declines MODEUNSUPP (smc_connect_check_aclc) instead of failing
+ * the connection with EPROTO. */
+static void test_accept_smcd_modeunsupp(void)
+{
+	static const char acc_hex[] =
+		"e2d4c3d90200301900000000000000010000000000000002010100000000"
+		"0000000000000000000000000000e2d4c3d9";
+	uint8_t acc[64], types[4];
+	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
+	usmc_sim *sim = usmc_sim_new(24);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c;
+	usmc_clc_msg m;
+
+	USMC_ASSERT_EQ_FATAL(n, 48);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	usmc_sim_clc_inject(c, acc, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_MODEUNSUPP);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 4, &m),
+		       2);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_PROPOSAL);
+	USMC_ASSERT_EQ(types[1], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.u.decl.peer_diagnosis, SMC_CLC_DECL_MODEUNSUPP);
+	usmc_sim_del(sim);
+}
+
 static void test_decline_smcd_only(void)
 {
 	usmc_sim *sim = usmc_sim_new(5);
@@ -1371,6 +1402,7 @@ static CU_TestInfo hs_tests[] = {
 	{"server_takes_syncerr", test_server_takes_syncerr},
 	{"linux_accept_peer_declines", test_linux_accept_peer_declines},
 	{"decline_smcd_only", test_decline_smcd_only},
+	{"accept_smcd_modeunsupp", test_accept_smcd_modeunsupp},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
 	{"ueid_lists", test_ueid_lists},
