@@ -19,6 +19,8 @@ does not (the application's stream after a fallback). MANGLE:
   accept-nofc      the Accept re-encoded without first contact (108 bytes,
                    no extension): it names a link group the client lacks,
                    SYNCERR
+  accept-smcd      the Accept re-encoded as an SMC-Dv1 Accept (48 bytes,
+                   typev1 D): not the mode offered, MODEUNSUPP
   confirm-v1       the Confirm re-encoded as a v1 Confirm (68 bytes): not
                    the version agreed, the server declines VERSMISMAT
   prop-maxconns    the Proposal's v2 extension says max_conns 1: the
@@ -130,6 +132,12 @@ def mangle(kind, typ, msg):
     elif kind == "accept-nofc" and typ == 2:
         m = m[:FCE] + m[-4:]
         m[7] &= ~0x08 & 0xFF
+        return set_len(m)
+    elif kind == "accept-smcd" and typ == 2:
+        # header, GID 8, token 8, DMBE index and size, 2 reserved, link id
+        # 4, 12 reserved (smc_clc_msg_accept_confirm's SMC-D part)
+        m = m[:8] + bytes(7) + b"\x01" + bytes(7) + b"\x02\x01\x01" + bytes(18) + m[-4:]
+        m[7] = 0x10 | (m[7] & 0x08) | 1
         return set_len(m)
     elif kind == "confirm-v1" and typ == 3:
         m = m[:64] + m[-4:]

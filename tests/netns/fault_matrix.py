@@ -78,6 +78,7 @@ DECL = {
     "VERSMISMAT": 0x030C0000,
     "SYNCERR": 0x04000000,
     "MEM": 0x01010000,
+    "MODEUNSUPP": 0x03040000,
     "ERR_RDYLNK": 0x09990002,
 }
 
@@ -592,6 +593,7 @@ def cases():
         Case("decline-rdylnk-srv", "fallback:server:ERR_RDYLNK", "the server's QP cannot reach RTR (fail-modify-qp)", senv={"USMC_FAULT": "fail-modify-qp:nth=1"}),
         Case("decline-rdylnk-cli", "fallback:client:ERR_RDYLNK", "the client's QP cannot reach RTR (fail-modify-qp)", cenv={"USMC_FAULT": "fail-modify-qp:nth=1"}),
         Mangle("decline-syncerr", "fallback:client:SYNCERR", "Accept without first contact: an lgr the client lacks (relay)", "accept-nofc"),
+        Mangle("decline-modeunsupp", "fallback:client:MODEUNSUPP", "Accept re-encoded as SMC-Dv1 (relay)", "accept-smcd"),
         Mangle("decline-versmismat", "fallback:server:VERSMISMAT", "Confirm re-encoded as v1 after a v2 Accept (relay)", "confirm-v1"),
         Mangle("decline-maxconnerr-srv", "fallback:server:MAXCONNERR", "Proposal says max_conns 1 (relay)", "prop-maxconns"),
         Mangle("decline-maxlinkerr-srv", "fallback:server:MAXLINKERR", "Proposal says max_links 0 (relay)", "prop-maxlinks"),
