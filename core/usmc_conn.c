@@ -679,6 +679,18 @@ int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 	conn->ctx->now = ts;
 	conn->clc_recv_any = 1;
 	n = usmc_clc_decode(msg, len, &m);
+	/* A well-formed SMC-D Accept or Confirm (its header and length
+	 * checked): usmc offered SMC-R only, so the mode is declined, as
+	 * smc_connect_check_aclc does, not taken as a bad message. */
+	if (n == USMC_ERR_NOTSUP &&
+	    ((m.hdr.type == SMC_CLC_ACCEPT &&
+	      conn->clc_state == USMC_CLC_CLI_WAIT_ACCEPT) ||
+	     (m.hdr.type == SMC_CLC_CONFIRM &&
+	      conn->clc_state == USMC_CLC_SRV_WAIT_CONFIRM))) {
+		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MODEUNSUPP,
+					   ts);
+		return 0;
+	}
 	if (n < 0) {
 		/* smc_clc_wait_msg: an invalid message is EPROTO, not a
 		 * decline; connect fails and the server drops the child */
@@ -688,13 +700,18 @@ int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 		return 0;
 	}
 	if (m.hdr.type == SMC_CLC_DECLINE) {
+		usmc_lgr *lgr = conn->lgr;
+
 		conn->peer_declined = 1;
 		conn->peer_diagnosis = m.u.decl.peer_diagnosis;
-		/* out of sync: the peer lost our lgr, so drop it too */
-		if ((m.hdr.typev2 & SMC_FIRST_CONTACT_MASK) && conn->lgr)
-			usmc_lgr_terminate(conn->lgr, USMC_ERR_CONNABORTED, 0,
-					   ts);
+		/* PEERDECL first: terminating the lgr with this connection
+		 * still in the handshake would answer the Decline with one
+		 * of ours (ERR_RDYLNK). The lgr outlives both calls: it is
+		 * freed at a later expiry (usmc_lgr_terminate). */
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_PEERDECL, ts);
+		/* out of sync: the peer lost our lgr, so drop it too */
+		if ((m.hdr.typev2 & SMC_FIRST_CONTACT_MASK) && lgr)
+			usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
 		return 0;
 	}
 	switch (conn->clc_state) {

@@ -148,6 +148,13 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 		    (c->clc_state == USMC_CLC_CLI_WAIT_CLINK ||
 		     c->clc_state == USMC_CLC_SRV_WAIT_CLINK))
 			usmc_conn_wait_decline(c, SMC_CLC_DECL_TIMEOUT_CL, ts);
+		/* its RMB's CONFIRM_RKEY cannot complete now: the kernel's
+		 * smcr_lgr_reg_rmbs fails, ERR_REGBUF */
+		else if (c->mode == USMC_MODE_HANDSHAKE &&
+			 (c->clc_state == USMC_CLC_CLI_WAIT_RKEY ||
+			  c->clc_state == USMC_CLC_SRV_WAIT_RKEY))
+			usmc_conn_handshake_failed(c, err,
+						   SMC_CLC_DECL_ERR_REGBUF, ts);
 		else if (c->mode == USMC_MODE_HANDSHAKE &&
 			 c->clc_state != USMC_CLC_CLI_WAIT_ADDLINK &&
 			 c->clc_state != USMC_CLC_CLI_ADDLINK_DECL)

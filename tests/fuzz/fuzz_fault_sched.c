@@ -46,7 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const usmc_fault_clause *c = &s.c[i];
 
 		if (c->kind < USMC_FAULT_DROP ||
-		    c->kind > USMC_FAULT_DEVICE_FATAL ||
+		    c->kind > USMC_FAULT_FAIL_MODIFY_QP ||
 		    c->rate_ppm > 1000000 || !c->op_mask || c->t0 != 7 ||
 		    (c->nth && !c->count))
 			abort();
@@ -54,6 +54,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (uint64_t t = 0; t < 64; t++) {
 		usmc_fault_sched_on(&s, USMC_FAULT_ON_PKT, 0, 0, t * 1000);
 		usmc_fault_sched_on(&s, USMC_FAULT_ON_POST, (int)(t % 4),
+				    (uint32_t)t, t * 1000);
+		usmc_fault_sched_on(&s, USMC_FAULT_ON_REG_MR, -1, 0, t * 1000);
+		usmc_fault_sched_on(&s, USMC_FAULT_ON_MODIFY_QP, -1,
 				    (uint32_t)t, t * 1000);
 		while (usmc_fault_sched_timed(&s, t * 1000000000ull, &up) >= 0)
 			;

@@ -70,6 +70,16 @@ DECL = {
     "MAXLINKERR": 0x0303000B,
     "TIMEOUT_CL": 0x02010000,
     "PEERDECL": 0x05000000,
+    "NOSMCDEV": 0x03030000,
+    "NOSMCDDEV": 0x03030001,
+    "NOISM2SUPP": 0x03030003,
+    "NOUEID": 0x03030008,
+    "DIFFPREFIX": 0x03070000,
+    "VERSMISMAT": 0x030C0000,
+    "SYNCERR": 0x04000000,
+    "MEM": 0x01010000,
+    "MODEUNSUPP": 0x03040000,
+    "ERR_RDYLNK": 0x09990002,
 }
 
 RE_DOWN = re.compile(r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) link (\d+) down: (.+)$")
@@ -578,6 +588,20 @@ def cases():
         Mangle("decline-maxconnerr", "fallback:client:MAXCONNERR", "Accept says max_conns 1 (relay)", "accept-maxconns"),
         Mangle("decline-maxlinkerr", "fallback:client:MAXLINKERR", "Accept says max_links 0 (relay)", "accept-maxlinks"),
         Mangle("decline-releaseerr-srv", "fallback:server:RELEASEERR", "Confirm says release 0 (relay)", "confirm-release"),
+        Case("decline-mem-srv", "fallback:server:MEM", "the server's first MR registration fails (fail-reg-mr)", senv={"USMC_FAULT": "fail-reg-mr:nth=1"}),
+        Case("decline-mem-cli", "fallback:client:MEM", "the client's first MR registration fails (fail-reg-mr)", cenv={"USMC_FAULT": "fail-reg-mr:nth=1"}),
+        Case("decline-rdylnk-srv", "fallback:server:ERR_RDYLNK", "the server's QP cannot reach RTR (fail-modify-qp)", senv={"USMC_FAULT": "fail-modify-qp:nth=1"}),
+        Case("decline-rdylnk-cli", "fallback:client:ERR_RDYLNK", "the client's QP cannot reach RTR (fail-modify-qp)", cenv={"USMC_FAULT": "fail-modify-qp:nth=1"}),
+        Mangle("decline-syncerr", "fallback:client:SYNCERR", "Accept without first contact: an lgr the client lacks (relay)", "accept-nofc"),
+        Mangle("decline-modeunsupp", "fallback:client:MODEUNSUPP", "Accept re-encoded as SMC-Dv1 (relay)", "accept-smcd"),
+        Mangle("decline-versmismat", "fallback:server:VERSMISMAT", "Confirm re-encoded as v1 after a v2 Accept (relay)", "confirm-v1"),
+        Mangle("decline-maxconnerr-srv", "fallback:server:MAXCONNERR", "Proposal says max_conns 1 (relay)", "prop-maxconns"),
+        Mangle("decline-maxlinkerr-srv", "fallback:server:MAXLINKERR", "Proposal says max_links 0 (relay)", "prop-maxlinks"),
+        Mangle("decline-noueid", "fallback:server:NOUEID", "Proposal v2 only, no UEID (relay)", "prop-noueid"),
+        Mangle("decline-nosmcdev", "fallback:server:NOSMCDEV", "Proposal v2 only, an EID the server lacks (relay)", "prop-nosmcdev"),
+        Mangle("decline-diffprefix", "fallback:server:DIFFPREFIX", "Proposal from another subnet, EID changed (relay)", "prop-diffprefix"),
+        Mangle("decline-nosmcddev", "fallback:server:NOSMCDDEV", "Proposal v1 SMC-D, EID changed (relay)", "prop-nosmcddev"),
+        Mangle("decline-noism2supp", "fallback:server:NOISM2SUPP", "Proposal SMC-Dv2 only (relay)", "prop-noism2supp"),
         ClcTimeout("clc-timeout", "clc-timeout", "server stopped before the client connects: no Accept"),
     ]
     for i, c in enumerate(L):

@@ -232,6 +232,44 @@ static void test_fail_post_nth(void)
 	tp_pair_teardown(&p);
 }
 
+/* fail-reg-mr refuses exactly the 2nd registration, fail-modify-qp the
+ * 2nd move to RTR/RTS (INIT is not counted): the QP stays in RTR, and
+ * the next try goes through. */
+static void test_verb_faults(void)
+{
+	pair p;
+	usmc_tp_mr *m[3] = {NULL, NULL, NULL};
+	usmc_fault_stats st;
+	usmc_qp_attr a;
+
+	if (open_pair(&p))
+		return;
+	tp_pair_create_qps(&p, &fault_params);
+	add(p.s[0].tp, "fail-reg-mr:nth=2;fail-modify-qp:nth=2");
+	for (int i = 0; i < 3; i++)
+		USMC_ASSERT_EQ(usmc_tp_alloc_mr(p.s[0].tp, 4096,
+						USMC_ACCESS_LOCAL_WRITE, &m[i]),
+			       i == 1 ? USMC_ERR_NOMEM : 0);
+	CU_ASSERT_PTR_NULL(m[1]);
+	for (int i = 0; i < 2; i++)
+		tp_qp_rtr(p.s[i].qp, &p.s[i].port, p.s[1 - i].qp,
+			  &p.s[1 - i].port, &fault_params, i);
+	memset(&a, 0, sizeof(a));
+	a.qp_state = USMC_QPS_RTS;
+	USMC_ASSERT_EQ(usmc_tp_modify_qp(p.s[0].qp, &a), USMC_ERR_TRANSPORT);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTR);
+	for (int i = 0; i < 2; i++)
+		tp_qp_rts(p.s[i].qp, &fault_params, i);
+	USMC_ASSERT_EQ(usmc_tp_qp_state(p.s[0].qp), USMC_QPS_RTS);
+	usmc_fault_get_stats(p.s[0].tp, &st);
+	USMC_ASSERT_EQ(st.mrs_failed, 1);
+	USMC_ASSERT_EQ(st.modifies_failed, 1);
+	for (int i = 0; i < 3; i++)
+		if (m[i])
+			usmc_tp_free_mr(m[i]);
+	tp_pair_teardown(&p);
+}
+
 static void test_qp_error_timed(void)
 {
 	pair p;
@@ -427,6 +465,7 @@ static CU_TestInfo tests[] = {
 	{"reorder 2%: byte-exact", test_reorder},
 	{"drop all for 30 ms: byte-exact", test_window},
 	{"fail-post op=WRITE nth=3: exactly the 3rd", test_fail_post_nth},
+	{"fail-reg-mr, fail-modify-qp: exactly the 2nd", test_verb_faults},
 	{"qp-error after=50ms: QP_FATAL, QP in ERR", test_qp_error_timed},
 	{"port-down for=100ms: PORT_ERR, then PORT_ACTIVE", test_port_down_up},
 	{"device-fatal nth=2: DEVICE_FATAL, posts fail", test_device_fatal_nth},

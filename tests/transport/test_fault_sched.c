@@ -86,7 +86,13 @@ static void test_bad(void)
 {
 	bad("dorp", "position 1: expected a fault (drop, delay, duplicate, "
 		    "reorder, corrupt, fail-post, qp-error, port-down, "
-		    "device-fatal) or seed=");
+		    "device-fatal, fail-reg-mr, fail-modify-qp) or seed=");
+	bad("fail-reg-mr:op=SEND", "position 13: expected a key of "
+				   "fail-reg-mr (rate, nth, count, after, "
+				   "for)");
+	bad("fail-modify-qp:qp=5", "position 16: expected a key of "
+				   "fail-modify-qp (rate, nth, count, after, "
+				   "for)");
 	bad("drop:rate=0.01;fail-post:op=WRITE,nht=100",
 	    "position 35: expected a key of fail-post (rate, nth, count, "
 	    "after, for, op, qp)");
@@ -237,6 +243,41 @@ static void test_triggers(void)
 		       -1);
 }
 
+/* fail-reg-mr counts MR registrations only, fail-modify-qp QPs made
+ * ready only; neither counts posts or packets, nor the other's events. */
+static void test_verb_faults(void)
+{
+	usmc_fault_sched s;
+
+	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse("fail-reg-mr:nth=2;"
+						    "fail-modify-qp:nth=3",
+						    0, &s, NULL, 0),
+			     0);
+	USMC_ASSERT_EQ_FATAL(s.n, 2);
+	USMC_ASSERT_EQ(s.c[0].kind, USMC_FAULT_FAIL_REG_MR);
+	USMC_ASSERT_EQ(s.c[0].nth, 2);
+	USMC_ASSERT_EQ(s.c[0].count, 1);
+	USMC_ASSERT_EQ(s.c[1].kind, USMC_FAULT_FAIL_MODIFY_QP);
+	USMC_ASSERT_EQ(s.c[1].nth, 3);
+	for (int i = 1; i <= 5; i++) {
+		USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_POST,
+						   USMC_WR_SEND, 5, 0),
+			       -1);
+		USMC_ASSERT_EQ(
+			usmc_fault_sched_on(&s, USMC_FAULT_ON_PKT, 0, 0, 0),
+			-1);
+		USMC_ASSERT_EQ(
+			usmc_fault_sched_on(&s, USMC_FAULT_ON_REG_MR, -1, 0, 0),
+			i == 2 ? 0 : -1);
+		USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_MODIFY_QP,
+						   -1, 9, 0),
+			       i == 3 ? 1 : -1);
+	}
+	USMC_ASSERT_EQ(s.c[0].seen, 5);
+	USMC_ASSERT_EQ(s.c[1].seen, 5);
+	USMC_ASSERT_EQ(usmc_fault_sched_next(&s), UINT64_MAX);
+}
+
 static void test_merge(void)
 {
 	usmc_fault_sched s, more;
@@ -263,6 +304,7 @@ static CU_TestInfo tests[] = {
 	{"same seed, same faults", test_seed_replay},
 	{"triggers: nth, count, after, for, time", test_triggers},
 	{"run-time clauses merge", test_merge},
+	{"fail-reg-mr, fail-modify-qp count their verb", test_verb_faults},
 	CU_TEST_INFO_NULL,
 };
 

@@ -344,6 +344,40 @@ static void test_fail_post_llc(void)
 	usmc_sim_del(sim);
 }
 
+/* A second connection on the link group: the server's CONFIRM_RKEY for
+ * its new RMB cannot be posted (smcr_lgr_reg_rmbs failing), so the server
+ * declines ERR_REGBUF and both ends of that connection use TCP. */
+static void test_fail_post_confirm_rkey(void)
+{
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(15);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c1, *s1, *c2, *s2;
+	usmc_fault_sched f;
+	usmc_tstamp t0;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
+	CU_ASSERT_TRUE_FATAL(established(c1) && established(s1));
+	t0 = usmc_sim_now(sim);
+	set_faults(b, &f, "fail-post:op=SEND,nth=1", t0);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c2, &s2), 0);
+	usmc_sim_run(sim, t0 + 40 * SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(b), 1);
+	USMC_ASSERT_EQ(s2->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s2->conn),
+		       SMC_CLC_DECL_ERR_REGBUF);
+	USMC_ASSERT_EQ(c2->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c2->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c2->conn),
+		       SMC_CLC_DECL_ERR_REGBUF);
+	USMC_ASSERT_EQ(
+		c2->ev[USMC_EV_ESTABLISHED] + s2->ev[USMC_EV_ESTABLISHED], 0);
+	usmc_sim_node_set_faults(b, NULL);
+	usmc_sim_del(sim);
+}
+
 /* First contact, the server's CONFIRM_LINK request cannot be posted: the
  * new link group ends while its connection is still in the handshake, so
  * the server declines (SMC_CLC_DECL_TIMEOUT_CL, as smcr_serv_conf_first_link
@@ -439,6 +473,8 @@ static CU_TestInfo tests[] = {
 	{"a WRITE that fails to post ends the lgr after usmc_conn_write",
 	 test_fail_post_write_in_write},
 	{"an LLC answer that fails to post ends the lgr", test_fail_post_llc},
+	{"a CONFIRM_RKEY that fails to post: ERR_REGBUF",
+	 test_fail_post_confirm_rkey},
 	{"first contact: a failed post declines, both ends use TCP",
 	 test_fail_post_first_contact},
 	{"a TEST_LINK that fails to post ends the lgr after the timer call",

@@ -561,6 +561,37 @@ static void test_linux_accept_peer_declines(void)
 	usmc_sim_del(sim);
 }
 
+/* A well-formed SMC-Dv1 Accept (48 bytes) to an SMC-R Proposal: the
+ * client declines MODEUNSUPP (smc_connect_check_aclc) instead of failing
+ * the connection with EPROTO. */
+static void test_accept_smcd_modeunsupp(void)
+{
+	static const char acc_hex[] =
+		"e2d4c3d90200301900000000000000010000000000000002010100000000"
+		"0000000000000000000000000000e2d4c3d9";
+	uint8_t acc[64], types[4];
+	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
+	usmc_sim *sim = usmc_sim_new(24);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c;
+	usmc_clc_msg m;
+
+	USMC_ASSERT_EQ_FATAL(n, 48);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
+			     0);
+	usmc_sim_clc_inject(c, acc, (size_t)n);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
+		       SMC_CLC_DECL_MODEUNSUPP);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(clc_types(c->clc_sent, c->clc_sent_len, types, 4, &m),
+		       2);
+	USMC_ASSERT_EQ(types[0], SMC_CLC_PROPOSAL);
+	USMC_ASSERT_EQ(types[1], SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(m.u.decl.peer_diagnosis, SMC_CLC_DECL_MODEUNSUPP);
+	usmc_sim_del(sim);
+}
+
 static void test_decline_smcd_only(void)
 {
 	usmc_sim *sim = usmc_sim_new(5);
@@ -1046,6 +1077,55 @@ static void test_confirm_link_lost_both_ways(void)
 	usmc_sim_del(sim);
 }
 
+/* The client declines the server's first-contact Accept with SYNCERR
+ * (out of sync: it found no link group of that peer). The server drops the
+ * link group it made and falls back with PEERDECL, sending no Decline of
+ * its own back (ending the link group first used to answer with
+ * ERR_RDYLNK, the fault matrix's decline-syncerr). */
+static void test_server_takes_syncerr(void)
+{
+	static const char prop_hex[] =
+		"e2d4c3d901009c2200000000000000000000000000000000000000000000"
+		"0000000000000000000000000000000000000000001c0000000000000000"
+		"000000000000000000000000000000000000000001000000000000000000"
+		"0000000000000000ffff0a09000200000000000000000000000000000000"
+		"534545445445535420202020202020202020202020202020202020202020"
+		"2020e2d4c3d9";
+	uint8_t prop[256], dbuf[64], types[4];
+	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
+	usmc_sim *sim = usmc_sim_new(23);
+	usmc_settings st;
+	usmc_sim_node *b;
+	usmc_sim_ep *s;
+	usmc_clc_msg d;
+	usmc_ssize dn;
+
+	usmc_settings_default(&st);
+	memset(st.ueid, ' ', sizeof(st.ueid));
+	memcpy(st.ueid, "SEEDTEST", 8);
+	b = usmc_sim_node_new(sim, &st);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
+			     0);
+	usmc_sim_clc_inject(s, prop, (size_t)n);
+	USMC_ASSERT_EQ_FATAL(
+		clc_types(s->clc_sent, s->clc_sent_len, types, 4, NULL), 1);
+	USMC_ASSERT_EQ_FATAL(types[0], SMC_CLC_ACCEPT);
+	usmc_clc_decline_init(&d, SMC_CLC_DECL_SYNCERR, SMC_V2,
+			      (const uint8_t *)"\x02\0\0\0\0\x07\0\0");
+	CU_ASSERT_TRUE(d.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	dn = usmc_clc_encode(&d, dbuf, sizeof(dbuf));
+	CU_ASSERT_TRUE_FATAL(dn > 0);
+	usmc_sim_clc_inject(s, dbuf, (size_t)dn);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(s->conn), SMC_CLC_DECL_SYNCERR);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 5 * SEC);
+	USMC_ASSERT_EQ(sent_declines(s), 0);
+	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
+	usmc_sim_del(sim);
+}
+
 /* The server's CONFIRM_LINK wait ended and the client's Decline comes in
  * the second after: PEERDECL, and no Decline back (smc_listen_decline). */
 static void test_server_takes_decline_in_wait(void)
@@ -1319,8 +1399,10 @@ static CU_TestInfo hs_tests[] = {
 	{"three_nodes", test_three_nodes},
 	{"linux_proposal", test_linux_proposal},
 	{"linux_accept", test_linux_accept},
+	{"server_takes_syncerr", test_server_takes_syncerr},
 	{"linux_accept_peer_declines", test_linux_accept_peer_declines},
 	{"decline_smcd_only", test_decline_smcd_only},
+	{"accept_smcd_modeunsupp", test_accept_smcd_modeunsupp},
 	{"client_gets_decline", test_client_gets_decline},
 	{"diffprefix", test_diffprefix},
 	{"ueid_lists", test_ueid_lists},

@@ -8,7 +8,9 @@
  *   checks: a corrupted byte fails the ICRC there, a dropped or late packet
  *   is recovered (or not) by its RC retransmission, as on a bad wire;
  * - fail-post, qp-error, port-down and device-fatal act here, with the
- *   async events verbs would raise (ibv_get_async_event).
+ *   async events verbs would raise (ibv_get_async_event);
+ * - fail-reg-mr and fail-modify-qp make the verb return an error, as
+ *   ibv_reg_mr or ibv_modify_qp failing would (no event).
  * Time is the inner device's own clock when it has one (the optional ops
  * now and wake_at: sim's virtual clock), else CLOCK_MONOTONIC with a
  * timerfd.
@@ -399,7 +401,7 @@ static void stats_line(const fl_dev *d, char *out, size_t len)
 		 "pkts=%llu dropped=%llu delayed=%llu duplicated=%llu "
 		 "reordered=%llu corrupted=%llu posts=%llu posts_failed=%llu "
 		 "qp_errors=%llu port_downs=%llu port_ups=%llu "
-		 "device_fatals=%llu",
+		 "device_fatals=%llu mrs_failed=%llu modifies_failed=%llu",
 		 (unsigned long long)s->pkts, (unsigned long long)s->dropped,
 		 (unsigned long long)s->delayed,
 		 (unsigned long long)s->duplicated,
@@ -409,7 +411,9 @@ static void stats_line(const fl_dev *d, char *out, size_t len)
 		 (unsigned long long)s->qp_errors,
 		 (unsigned long long)s->port_downs,
 		 (unsigned long long)s->port_ups,
-		 (unsigned long long)s->device_fatals);
+		 (unsigned long long)s->device_fatals,
+		 (unsigned long long)s->mrs_failed,
+		 (unsigned long long)s->modifies_failed);
 }
 
 static void ctl_drain(fl_dev *d)
@@ -656,12 +660,25 @@ static int fl_get_fd(usmc_tp *tp)
 	return dev_of(tp)->epfd;
 }
 
+/* fail-reg-mr: this registration (reg_mr or alloc_mr) is refused. */
+static int mr_refused(fl_dev *d)
+{
+	if (d->dead || usmc_fault_sched_on(&d->sched, USMC_FAULT_ON_REG_MR, -1,
+					   0, fl_now(d)) < 0)
+		return 0;
+	d->st.mrs_failed++;
+	return 1;
+}
+
 static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 		       usmc_tp_mr **pmr)
 {
-	fl_mr *m = calloc(1, sizeof(*m));
+	fl_mr *m;
 	int rc;
 
+	if (mr_refused(dev_of(tp)))
+		return USMC_ERR_NOMEM;
+	m = calloc(1, sizeof(*m));
 	if (!m)
 		return USMC_ERR_NOMEM;
 	rc = usmc_tp_alloc_mr(dev_of(tp)->inner, length, access, &m->inner);
@@ -678,9 +695,12 @@ static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 static int fl_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
 		     usmc_tp_mr **pmr)
 {
-	fl_mr *m = calloc(1, sizeof(*m));
+	fl_mr *m;
 	int rc;
 
+	if (mr_refused(dev_of(tp)))
+		return USMC_ERR_NOMEM;
+	m = calloc(1, sizeof(*m));
 	if (!m)
 		return USMC_ERR_NOMEM;
 	rc = usmc_tp_reg_mr(dev_of(tp)->inner, addr, length, access, &m->inner);
@@ -737,6 +757,15 @@ static int fl_modify_qp(usmc_tp_qp *qp, const usmc_qp_attr *attr)
 	if (q->d->dead && attr->qp_state != USMC_QPS_ERR &&
 	    attr->qp_state != USMC_QPS_RESET)
 		return USMC_ERR_TRANSPORT;
+	/* fail-modify-qp: the QP stays where it is, as when ibv_modify_qp
+	 * refuses an attribute */
+	if ((attr->qp_state == USMC_QPS_RTR ||
+	     attr->qp_state == USMC_QPS_RTS) &&
+	    usmc_fault_sched_on(&q->d->sched, USMC_FAULT_ON_MODIFY_QP, -1,
+				q->pub.qp_num, fl_now(q->d)) >= 0) {
+		q->d->st.modifies_failed++;
+		return USMC_ERR_TRANSPORT;
+	}
 	return usmc_tp_modify_qp(q->inner, attr);
 }
 

@@ -38,8 +38,10 @@ typedef struct usmc_fault_stats {
 	uint64_t port_downs;
 	uint64_t port_ups;
 	uint64_t device_fatals;
-	uint64_t ctl_msgs; /* schedules taken over the control socket */
-	uint64_t fired;	   /* firings of the schedule's clauses (a port-down
+	uint64_t mrs_failed;	  /* fail-reg-mr: registrations refused */
+	uint64_t modifies_failed; /* fail-modify-qp: RTR/RTS refused */
+	uint64_t ctl_msgs;	  /* schedules taken over the control socket */
+	uint64_t fired; /* firings of the schedule's clauses (a port-down
 			    * and its end: one) */
 } usmc_fault_stats;
 

@@ -27,11 +27,14 @@ static const struct {
 	{"qp-error", USMC_FAULT_QP_ERROR},
 	{"port-down", USMC_FAULT_PORT_DOWN},
 	{"device-fatal", USMC_FAULT_DEVICE_FATAL},
+	{"fail-reg-mr", USMC_FAULT_FAIL_REG_MR},
+	{"fail-modify-qp", USMC_FAULT_FAIL_MODIFY_QP},
 };
 
 #define KINDS_EXPECTED                                                   \
 	"a fault (drop, delay, duplicate, reorder, corrupt, fail-post, " \
-	"qp-error, port-down, device-fatal) or seed="
+	"qp-error, port-down, device-fatal, fail-reg-mr, "               \
+	"fail-modify-qp) or seed="
 
 const char *usmc_fault_kind_name(usmc_fault_kind k)
 {
@@ -41,9 +44,20 @@ const char *usmc_fault_kind_name(usmc_fault_kind k)
 	return "?";
 }
 
+/* The events a kind's clauses count. */
+static usmc_fault_on on_of(usmc_fault_kind k)
+{
+	if (k == USMC_FAULT_FAIL_REG_MR)
+		return USMC_FAULT_ON_REG_MR;
+	if (k == USMC_FAULT_FAIL_MODIFY_QP)
+		return USMC_FAULT_ON_MODIFY_QP;
+	return k >= USMC_FAULT_FAIL_POST ? USMC_FAULT_ON_POST
+					 : USMC_FAULT_ON_PKT;
+}
+
 static int on_posts(usmc_fault_kind k)
 {
-	return k >= USMC_FAULT_FAIL_POST;
+	return on_of(k) == USMC_FAULT_ON_POST;
 }
 
 /* qp-error, port-down and device-fatal with neither nth= nor rate= fire
@@ -469,7 +483,7 @@ int usmc_fault_sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
 		usmc_fault_clause *c = &s->c[i];
 		int hit = 1;
 
-		if ((on == USMC_FAULT_ON_POST) != on_posts(c->kind))
+		if (on != on_of(c->kind))
 			continue;
 		if (on == USMC_FAULT_ON_POST &&
 		    (opcode < 0 || opcode > 31 ||

@@ -5,7 +5,8 @@
  * virtual clock replays a seeded schedule exactly. Syntax in docs/fault.md:
  *
  *   seed=42; drop:rate=0.01; fail-post:op=WRITE,nth=100;
- *   port-down:after=1s,for=500ms; device-fatal:after=3s
+ *   port-down:after=1s,for=500ms; device-fatal:after=3s;
+ *   fail-reg-mr:nth=1; fail-modify-qp:nth=2
  */
 #ifndef USMC_FAULT_SCHED_H
 #define USMC_FAULT_SCHED_H
@@ -27,12 +28,19 @@ typedef enum usmc_fault_kind {
 	USMC_FAULT_QP_ERROR,
 	USMC_FAULT_PORT_DOWN,
 	USMC_FAULT_DEVICE_FATAL,
+	/* resource level: a verb that fails */
+	USMC_FAULT_FAIL_REG_MR,
+	USMC_FAULT_FAIL_MODIFY_QP,
 } usmc_fault_kind;
 
-/* What a clause counts: received packets, or posted send WRs. */
+/* What a clause counts: received packets, posted send WRs, MR
+ * registrations (reg_mr, alloc_mr), or QP modifications to RTR or RTS
+ * (a link being made ready). */
 typedef enum usmc_fault_on {
 	USMC_FAULT_ON_PKT = 1,
 	USMC_FAULT_ON_POST,
+	USMC_FAULT_ON_REG_MR,
+	USMC_FAULT_ON_MODIFY_QP,
 } usmc_fault_on;
 
 /* op= of the post-counting kinds: a bit per usmc_wr_opcode */
@@ -81,8 +89,8 @@ int usmc_fault_sched_parse(const char *text, uint64_t t0, usmc_fault_sched *out,
  * they do not all fit. */
 int usmc_fault_sched_merge(usmc_fault_sched *s, const usmc_fault_sched *more);
 
-/* usmc_fault_sched_on counts one event (a received packet, or a posted WR
- * with |opcode| on |qpn|) at |now| and returns the index of the first
+/* usmc_fault_sched_on counts one event (a received packet, a posted WR
+ * with |opcode| on |qpn|, an MR registration, a QP made ready) at |now| and returns the index of the first
  * clause that fires for it, or -1. Every matching clause counts the event
  * and draws its random number, so the pattern depends only on the seed and
  * the sequence of events. */
