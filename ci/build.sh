@@ -5,5 +5,8 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$src/build}
 shift || true
 cmake -S "$src" -B "$dir" -DUSMC_WERROR=ON "$@" >/dev/null
-cmake --build "$dir" -j"$(nproc)" 2>&1 | grep -vE '^\[ *[0-9]+%\]' || true
-test "${PIPESTATUS[0]}" = 0
+# the progress lines are dropped; the build's own status decides (with
+# pipefail, "|| true" would reset PIPESTATUS and hide a failed build)
+status=0
+cmake --build "$dir" -j"$(nproc)" 2>&1 | { grep -vE '^\[ *[0-9]+%\]' || true; } || status=$?
+exit "$status"

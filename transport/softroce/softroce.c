@@ -405,7 +405,7 @@ static void port_drain(sr_dev *d)
 		socklen_t fl = sizeof(from);
 		ssize_t n = recvfrom(d->nl, buf.b, sizeof(buf.b), MSG_DONTWAIT,
 				     (struct sockaddr *)&from, &fl);
-		int len = (int)n;
+		unsigned int len = n > 0 ? (unsigned int)n : 0;
 
 		if (n < 0) {
 			if (errno == ENOBUFS) { /* overrun: ask instead */
