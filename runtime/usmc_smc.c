@@ -32,6 +32,7 @@
 #include "softroce.h"
 #include "usmc_fault.h"
 #include "usmc_transport.h"
+#include "usmc_tp_core.h"
 #ifdef USMC_HAVE_VERBS
 #include "usmc_tp_verbs.h"
 #endif
@@ -287,12 +288,7 @@ static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 	r = usmc_tp_alloc_mr(smc.devs[dev_idx].tp, length, access, &t);
 	if (r < 0)
 		return r;
-	mr->addr = t->addr;
-	mr->length = t->length;
-	mr->iova = t->iova;
-	mr->lkey = t->lkey;
-	mr->rkey = t->rkey;
-	mr->handle = t;
+	usmc_tp_mr_to_core(t, mr);
 	return 0;
 }
 
@@ -309,12 +305,7 @@ static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
 	r = usmc_tp_reg_mr(smc.devs[dev_idx].tp, addr, length, access, &t);
 	if (r < 0)
 		return r;
-	mr->addr = t->addr;
-	mr->length = t->length;
-	mr->iova = t->iova;
-	mr->lkey = t->lkey;
-	mr->rkey = t->rkey;
-	mr->handle = t;
+	usmc_tp_mr_to_core(t, mr);
 	return 0;
 }
 
@@ -1478,34 +1469,9 @@ void usmc_smc_stat_links(void (*put)(const char *fmt, ...)
  * or a QP in error, takes its links down (on this device only), each in a
  * core call of its own made here, after the completions' calls returned
  * (docs/core.md "Failover": another link takes the connections, or the
- * group ends). Async events read right after a batch of completions (a fault may come
- * with them), so a failed completion of a QP an event names takes its
- * link down with the event's reason: the flushes of a dead port or device
- * say only "flushed". */
-typedef struct rt_evs {
-	usmc_tp_event ev[16];
-	int n;
-} rt_evs;
-
-static usmc_link_down_reason ev_why(const usmc_tp_event *ev)
-{
-	return ev->type == USMC_TP_EV_QP_FATAL ? USMC_LINK_DOWN_QP_ERROR
-	       : ev->type == USMC_TP_EV_DEVICE_FATAL
-		       ? USMC_LINK_DOWN_DEVICE_FATAL
-		       : USMC_LINK_DOWN_PORT;
-}
-
-/* The reason an event of |e| gives QP |qpn|'s link, or -1. */
-static int evs_why(const rt_evs *e, uint32_t qpn)
-{
-	for (int i = 0; i < e->n; i++)
-		if (e->ev[i].type != USMC_TP_EV_PORT_ACTIVE &&
-		    (e->ev[i].type != USMC_TP_EV_QP_FATAL ||
-		     e->ev[i].qp_num == qpn))
-			return (int)ev_why(&e->ev[i]);
-	return -1;
-}
-
+ * group ends). They are read right after a batch of completions
+ * (usmc_tp_evs): a failed completion of a QP an event names takes its
+ * link down with the event's reason. */
 static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 {
 	rt_dev *dev = &smc.devs[d];
@@ -1531,13 +1497,15 @@ static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 			if (rl->qpn == qpns[i])
 				break;
 		if (rl) {
-			usmc_link_down_why(rl->link, ev_why(ev), now);
+			usmc_link_down_why(rl->link, usmc_tp_event_reason(ev),
+					   now);
 			smc_post();
 		}
 	}
 }
 
-static void tp_async_events(unsigned int d, const rt_evs *evs, uint64_t now)
+static void tp_async_events(unsigned int d, const usmc_tp_evs *evs,
+			    uint64_t now)
 {
 	usmc_tp_event ev;
 
@@ -1551,7 +1519,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 {
 	usmc_wc wcs[32];
 	uint64_t now;
-	rt_evs evs;
+	usmc_tp_evs evs;
 	rt_dev *dev;
 	int n;
 
@@ -1569,9 +1537,8 @@ void usmc_smc_on_dev_event(unsigned int d)
 				    dev->tp_name, usmc_strerror(n));
 			break;
 		}
-		while (n > 0 && evs.n < 16 &&
-		       usmc_tp_get_async_event(dev->tp, &evs.ev[evs.n]) == 1)
-			evs.n++;
+		if (n > 0)
+			usmc_tp_evs_read(dev->tp, &evs);
 		for (int i = 0; i < n; i++) {
 			rt_link *rl;
 			int why;
@@ -1582,7 +1549,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 				if (rl->qpn == wcs[i].qp_num)
 					break;
 			why = wcs[i].status != USMC_WC_SUCCESS
-				      ? evs_why(&evs, wcs[i].qp_num)
+				      ? usmc_tp_evs_reason(&evs, wcs[i].qp_num)
 				      : -1;
 			if (rl && why >= 0) {
 				usmc_link_down_why(rl->link,

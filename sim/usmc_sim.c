@@ -18,6 +18,7 @@
 
 #include "usmc_clc.h"
 #include "usmc_fault.h"
+#include "usmc_tp_core.h"
 #include "usmc_tp_sim.h"
 
 #define SIM_TCP_LATENCY	  (20 * 1000ull)
@@ -171,6 +172,17 @@ static void cb_rand(uint8_t *buf, size_t len, void *user)
 
 /* ---- device callbacks: usmc_tp_* on the node's devices ---- */
 
+/* The end of alloc_mr and reg_mr: |t| (|rv| 0) counted and handed on. */
+static int node_mr(usmc_sim_node *n, int rv, usmc_tp_mr *t, usmc_mr *mr)
+{
+	if (rv)
+		return rv;
+	n->live_mrs++;
+	n->sim->st.mrs++;
+	usmc_tp_mr_to_core(t, mr);
+	return 0;
+}
+
 static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 		       uint32_t access, usmc_mr *mr)
 {
@@ -183,18 +195,7 @@ static int cb_alloc_mr(void *user, unsigned int dev_idx, size_t length,
 	if (dev_idx >= n->ndev)
 		return USMC_ERR_INVALID_ARGUMENT;
 	rv = usmc_tp_alloc_mr(n->dev[dev_idx], length, access, &t);
-	if (rv)
-		return rv;
-	n->live_mrs++;
-	n->sim->st.mrs++;
-	memset(mr, 0, sizeof(*mr));
-	mr->addr = t->addr;
-	mr->length = t->length;
-	mr->iova = t->iova;
-	mr->lkey = t->lkey;
-	mr->rkey = t->rkey;
-	mr->handle = t;
-	return 0;
+	return node_mr(n, rv, t, mr);
 }
 
 static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
@@ -211,18 +212,7 @@ static int cb_reg_mr(void *user, unsigned int dev_idx, void *addr,
 	if (dev_idx >= n->ndev)
 		return USMC_ERR_INVALID_ARGUMENT;
 	rv = usmc_tp_reg_mr(n->dev[dev_idx], addr, length, access, &t);
-	if (rv)
-		return rv;
-	n->live_mrs++;
-	n->sim->st.mrs++;
-	memset(mr, 0, sizeof(*mr));
-	mr->addr = t->addr;
-	mr->length = t->length;
-	mr->iova = t->iova;
-	mr->lkey = t->lkey;
-	mr->rkey = t->rkey;
-	mr->handle = t;
-	return 0;
+	return node_mr(n, rv, t, mr);
 }
 
 static void cb_log(void *user, int level, const char *msg)
@@ -496,34 +486,10 @@ static void trace_recv(usmc_sim *sim, const sim_qp *q, const usmc_recv_wr *rw,
 	}
 }
 
-/* A device's async events, read before its completions (the runtime's
- * order too, runtime/usmc_smc.c): the flushed completions of a dead port
- * or device only say "flushed", the event says why. */
-typedef struct dev_evs {
-	usmc_tp_event ev[16];
-	int n;
-} dev_evs;
-
-static usmc_link_down_reason ev_reason(const usmc_tp_event *ev)
-{
-	return ev->type == USMC_TP_EV_QP_FATAL ? USMC_LINK_DOWN_QP_ERROR
-	       : ev->type == USMC_TP_EV_DEVICE_FATAL
-		       ? USMC_LINK_DOWN_DEVICE_FATAL
-		       : USMC_LINK_DOWN_PORT;
-}
-
-/* The reason an event of |e| gives QP |qpn|'s link, or -1. */
-static int evs_reason(const dev_evs *e, uint32_t qpn)
-{
-	for (int i = 0; e && i < e->n; i++)
-		if (e->ev[i].type != USMC_TP_EV_PORT_ACTIVE &&
-		    (e->ev[i].type != USMC_TP_EV_QP_FATAL ||
-		     e->ev[i].qp_num == qpn))
-			return (int)ev_reason(&e->ev[i]);
-	return -1;
-}
-
-static void node_wc(usmc_sim_node *n, const usmc_wc *wc, const dev_evs *evs)
+/* |evs|: the device's async events, read before its completions are
+ * handed on (the runtime's order too): a failed one of a QP an event names
+ * takes its link down with the event's reason. */
+static void node_wc(usmc_sim_node *n, const usmc_wc *wc, const usmc_tp_evs *evs)
 {
 	usmc_sim *sim = n->sim;
 	sim_qp *q;
@@ -544,7 +510,8 @@ static void node_wc(usmc_sim_node *n, const usmc_wc *wc, const dev_evs *evs)
 		if (!rq_pop(q, wc->wr_id, &rw) && wc->status == USMC_WC_SUCCESS)
 			trace_recv(sim, q, &rw, wc->byte_len);
 	}
-	why = wc->status != USMC_WC_SUCCESS ? evs_reason(evs, q->qpn) : -1;
+	why = wc->status != USMC_WC_SUCCESS ? usmc_tp_evs_reason(evs, q->qpn)
+					    : -1;
 	if (why >= 0)
 		usmc_link_down_why(q->link, (usmc_link_down_reason)why,
 				   usmc_sim_now(sim));
@@ -572,7 +539,7 @@ static void node_event(usmc_sim_node *n, usmc_tp *dev, const usmc_tp_event *ev)
 		sim_qp *q = node_qp(n, qpns[i]);
 
 		if (q) {
-			usmc_link_down_why(q->link, ev_reason(ev),
+			usmc_link_down_why(q->link, usmc_tp_event_reason(ev),
 					   usmc_sim_now(n->sim));
 			node_drain(n);
 		}
@@ -590,16 +557,13 @@ static int node_poll(usmc_sim_node *n)
 	for (unsigned int d = 0; d < n->ndev; d++) {
 		usmc_tp_event ev;
 		usmc_wc wcs[16];
-		dev_evs evs;
+		usmc_tp_evs evs;
 		int k;
 
 		evs.n = 0;
 		while ((k = usmc_tp_poll_cq(n->dev[d], wcs, 16)) > 0) {
 			/* after the poll: a fault may strike in it */
-			while (evs.n < 16 &&
-			       usmc_tp_get_async_event(n->dev[d],
-						       &evs.ev[evs.n]) == 1)
-				evs.n++;
+			usmc_tp_evs_read(n->dev[d], &evs);
 			for (int i = 0; i < k; i++)
 				if (n->ctx)
 					node_wc(n, &wcs[i], &evs);
