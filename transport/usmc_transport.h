@@ -177,7 +177,8 @@ struct usmc_tp_ops {
 	/* optional: register memory another MR of the process holds (the
 	 * same RMB on a second device, net/smc's buf_desc->mr[link_idx]);
 	 * free_mr deregisters it and leaves the memory alone. Absent: a
-	 * buffer lives on one device only (no second link on another). */
+	 * buffer lives on one device only (no second link on another).
+	 * |addr| is never NULL (usmc_tp_reg_mr refuses that). */
 	int (*reg_mr)(usmc_tp *tp, void *addr, size_t length, uint32_t access,
 		      usmc_tp_mr **pmr);
 
@@ -290,12 +291,16 @@ static inline int usmc_tp_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	return tp->ops->alloc_mr(tp, length, access, pmr);
 }
 
-/* USMC_ERR_NOTSUP when the backend cannot register foreign memory. */
+/* USMC_ERR_NOTSUP when the backend cannot register foreign memory, else
+ * USMC_ERR_INVALID_ARGUMENT for no memory, checked here for every backend. */
 static inline int usmc_tp_reg_mr(usmc_tp *tp, void *addr, size_t length,
 				 uint32_t access, usmc_tp_mr **pmr)
 {
 	if (!tp->ops->reg_mr)
 		return USMC_ERR_NOTSUP;
+	*pmr = NULL;
+	if (!addr)
+		return USMC_ERR_INVALID_ARGUMENT;
 	return tp->ops->reg_mr(tp, addr, length, access, pmr);
 }
 

@@ -670,9 +670,12 @@ static int mr_refused(fl_dev *d)
 	return 1;
 }
 
-static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
-		       usmc_tp_mr **pmr)
+/* A decorator MR over the inner device's: |addr| NULL allocates
+ * (alloc_mr), else registers |addr| (reg_mr; usmc_tp_reg_mr refused NULL). */
+static int fl_mr_new(usmc_tp *tp, void *addr, size_t length, uint32_t access,
+		     usmc_tp_mr **pmr)
 {
+	usmc_tp *inner = dev_of(tp)->inner;
 	fl_mr *m;
 	int rc;
 
@@ -681,7 +684,8 @@ static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	m = calloc(1, sizeof(*m));
 	if (!m)
 		return USMC_ERR_NOMEM;
-	rc = usmc_tp_alloc_mr(dev_of(tp)->inner, length, access, &m->inner);
+	rc = addr ? usmc_tp_reg_mr(inner, addr, length, access, &m->inner)
+		  : usmc_tp_alloc_mr(inner, length, access, &m->inner);
 	if (rc) {
 		free(m);
 		return rc;
@@ -692,26 +696,16 @@ static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 	return 0;
 }
 
+static int fl_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
+		       usmc_tp_mr **pmr)
+{
+	return fl_mr_new(tp, NULL, length, access, pmr);
+}
+
 static int fl_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
 		     usmc_tp_mr **pmr)
 {
-	fl_mr *m;
-	int rc;
-
-	if (mr_refused(dev_of(tp)))
-		return USMC_ERR_NOMEM;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return USMC_ERR_NOMEM;
-	rc = usmc_tp_reg_mr(dev_of(tp)->inner, addr, length, access, &m->inner);
-	if (rc) {
-		free(m);
-		return rc;
-	}
-	m->pub = *m->inner;
-	m->pub.tp = tp;
-	*pmr = &m->pub;
-	return 0;
+	return fl_mr_new(tp, addr, length, access, pmr);
 }
 
 static void fl_free_mr(usmc_tp_mr *mr)

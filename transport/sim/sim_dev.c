@@ -348,9 +348,6 @@ static int sim_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 static int sim_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
 		      usmc_tp_mr **pmr)
 {
-	*pmr = NULL;
-	if (!addr)
-		return USMC_ERR_INVALID_ARGUMENT;
 	return sim_mr_new(tp, addr, length, access, pmr);
 }
 

@@ -428,9 +428,6 @@ static int vb_alloc_mr(usmc_tp *tp, size_t length, uint32_t access,
 static int vb_reg_mr(usmc_tp *tp, void *addr, size_t length, uint32_t access,
 		     usmc_tp_mr **pmr)
 {
-	*pmr = NULL;
-	if (!addr)
-		return USMC_ERR_INVALID_ARGUMENT;
 	return vb_mr_new(tp, addr, length, access, pmr);
 }
 
