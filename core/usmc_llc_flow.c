@@ -70,6 +70,15 @@ static void llc_confirm_link_msg(usmc_link *link, uint8_t flags,
 
 /* ---- local LLC flows: one request at a time, FIFO ---- */
 
+static void llc_q_add(usmc_lgr *lgr, usmc_llc_req *r)
+{
+	if (lgr->llc_q_tail)
+		lgr->llc_q_tail->next = r;
+	else
+		lgr->llc_q = r;
+	lgr->llc_q_tail = r;
+}
+
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, usmc_buf *buf,
 		   usmc_tstamp ts)
 {
@@ -80,11 +89,7 @@ int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, usmc_buf *buf,
 	r->type = type;
 	r->conn = conn;
 	r->buf = buf;
-	if (lgr->llc_q_tail)
-		lgr->llc_q_tail->next = r;
-	else
-		lgr->llc_q = r;
-	lgr->llc_q_tail = r;
+	llc_q_add(lgr, r);
 	usmc_llc_run(lgr, ts);
 	return 0;
 }
@@ -1280,11 +1285,7 @@ void usmc_llc_link_gone(usmc_link *dead, uint32_t reason, usmc_tstamp ts)
 			r->type = SMC_LLC_DELETE_LINK;
 			r->link_id = id;
 			r->del_reason = reason;
-			if (lgr->llc_q_tail)
-				lgr->llc_q_tail->next = r;
-			else
-				lgr->llc_q = r;
-			lgr->llc_q_tail = r;
+			llc_q_add(lgr, r);
 		}
 		usmc_llc_run(lgr, ts);
 		usmc_llc_want_link(lgr, -1, ts);
