@@ -449,8 +449,11 @@ int usmc_link_ready(usmc_link *link, int to_rts);
 int usmc_link_get_slot(usmc_link *link);
 void usmc_link_put_slot(usmc_link *link, int idx);
 uint8_t *usmc_link_slot_buf(usmc_link *link, int idx);
-/* Queues the message in TX slot |idx| as a signaled, solicited SEND. */
+/* Queues the message in TX slot |idx| as a signaled, solicited SEND; _buf
+ * sends another buffer (the v2 one) on the slot's account. */
 void usmc_link_queue_slot(usmc_link *link, int idx);
+void usmc_link_queue_slot_buf(usmc_link *link, int idx, const void *addr,
+			      uint32_t len, uint32_t lkey);
 /* Queues any send WR (the RDMA WRITEs before a CDC). */
 void usmc_link_queue_send(usmc_link *link, const usmc_wr *wr);
 int usmc_link_usable(const usmc_link *link);

@@ -361,9 +361,10 @@ void usmc_link_put_slot(usmc_link *link, int idx)
 	}
 }
 
-/* Queues the 44-byte message in slot |idx| as a signaled, solicited SEND
- * (smc_wr_tx_send). */
-void usmc_link_queue_slot(usmc_link *link, int idx)
+/* Queues |len| bytes at |addr| (lkey |lkey|) as the signaled, solicited
+ * SEND of TX slot |idx| (smc_wr_tx_send, smc_wr_tx_v2_send). */
+void usmc_link_queue_slot_buf(usmc_link *link, int idx, const void *addr,
+			      uint32_t len, uint32_t lkey)
 {
 	usmc_wr wr;
 
@@ -372,10 +373,17 @@ void usmc_link_queue_slot(usmc_link *link, int idx)
 	wr.opcode = USMC_WR_SEND;
 	wr.send_flags = USMC_SEND_SIGNALED | USMC_SEND_SOLICITED;
 	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)usmc_link_slot_buf(link, idx);
-	wr.sg_list[0].length = USMC_WR_TX_SIZE;
-	wr.sg_list[0].lkey = link->tx_mr.lkey;
+	wr.sg_list[0].addr = (uint64_t)(uintptr_t)addr;
+	wr.sg_list[0].length = len;
+	wr.sg_list[0].lkey = lkey;
 	usmc_link_queue_send(link, &wr);
+}
+
+/* Queues the 44-byte message in slot |idx|. */
+void usmc_link_queue_slot(usmc_link *link, int idx)
+{
+	usmc_link_queue_slot_buf(link, idx, usmc_link_slot_buf(link, idx),
+				 USMC_WR_TX_SIZE, link->tx_mr.lkey);
 }
 
 /* Control messages that found every TX slot busy wait in a per-link ring

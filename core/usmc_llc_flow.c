@@ -386,7 +386,6 @@ static usmc_link *link_by_id(usmc_lgr *lgr, uint8_t id)
 static int llc_send_long(usmc_link *link, const usmc_llc_msg *msg)
 {
 	usmc_ssize n;
-	usmc_wr wr;
 	int idx;
 
 	if (!link->v2_mr.addr)
@@ -399,15 +398,8 @@ static int llc_send_long(usmc_link *link, const usmc_llc_msg *msg)
 	idx = usmc_link_get_slot(link);
 	if (idx < 0)
 		return USMC_ERR_BUSY;
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = USMC_WRID(USMC_WRID_TX, (uint32_t)idx);
-	wr.opcode = USMC_WR_SEND;
-	wr.send_flags = USMC_SEND_SIGNALED | USMC_SEND_SOLICITED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)link->v2_mr.addr;
-	wr.sg_list[0].length = (uint32_t)n;
-	wr.sg_list[0].lkey = link->v2_mr.lkey;
-	usmc_link_queue_send(link, &wr);
+	usmc_link_queue_slot_buf(link, idx, link->v2_mr.addr, (uint32_t)n,
+				 link->v2_mr.lkey);
 	return 0;
 }
 
