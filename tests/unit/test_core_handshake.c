@@ -32,6 +32,55 @@ static int clc_types(const uint8_t *buf, size_t len, uint8_t *types, int max,
 	return n;
 }
 
+/* Settings whose UEID is the captures' "SEEDTEST" (blank padded). */
+static void seedtest_settings(usmc_settings *st)
+{
+	usmc_settings_default(st);
+	memset(st->ueid, ' ', sizeof(st->ueid));
+	memcpy(st->ueid, "SEEDTEST", 8);
+}
+
+/* How many Declines |ep| sent. */
+static int sent_declines(const usmc_sim_ep *ep)
+{
+	uint8_t types[8];
+	int n = clc_types(ep->clc_sent, ep->clc_sent_len, types, 8, NULL),
+	    k = 0;
+
+	for (int i = 0; i < n; i++)
+		k += types[i] == SMC_CLC_DECLINE;
+	return k;
+}
+
+/* Feeds |ep| a v2 Decline with |diag| from the peer with the 8-byte
+ * |peer_id|; |d| is left holding it. */
+static void inject_decline(usmc_sim_ep *ep, uint32_t diag, const char *peer_id,
+			   usmc_clc_msg *d)
+{
+	uint8_t dbuf[64];
+	usmc_ssize dn;
+
+	usmc_clc_decline_init(d, diag, SMC_V2, (const uint8_t *)peer_id);
+	dn = usmc_clc_encode(d, dbuf, sizeof(dbuf));
+	CU_ASSERT_TRUE_FATAL(dn > 0);
+	usmc_sim_clc_inject(ep, dbuf, (size_t)dn);
+}
+
+/* |ep| took the peer's Decline (diagnosis |diag|): it fell back with
+ * PEERDECL at once and, run on to |until|, sent no Decline back and fell
+ * back once. */
+static void assert_took_decline(usmc_sim *sim, usmc_sim_ep *ep, uint32_t diag,
+				usmc_tstamp until)
+{
+	USMC_ASSERT_EQ(usmc_conn_get_mode(ep->conn), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(ep->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(ep->conn), diag);
+	usmc_sim_run(sim, until);
+	USMC_ASSERT_EQ(sent_declines(ep), 0);
+	USMC_ASSERT_EQ(ep->ev[USMC_EV_FALLBACK], 1);
+}
+
 /* Index of the first trace entry from |node| with type byte |t| and
  * flags byte |f| at or after |from|; -1 if none. */
 static int trace_find(usmc_sim *sim, int node, uint8_t t, uint8_t f, int from)
@@ -421,9 +470,7 @@ static void test_linux_proposal(void)
 	usmc_clc_msg m;
 
 	USMC_ASSERT_EQ_FATAL(n, 156);
-	usmc_settings_default(&st);
-	memset(st.ueid, ' ', sizeof(st.ueid));
-	memcpy(st.ueid, "SEEDTEST", 8);
+	seedtest_settings(&st);
 	b = usmc_sim_node_new(sim, &st);
 	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
 			     0);
@@ -474,9 +521,7 @@ static void test_linux_accept(void)
 
 	CU_ASSERT_TRUE_FATAL(n > 108);
 	USMC_ASSERT_EQ_FATAL(usmc_clc_decode(acc, (size_t)n, &in), n);
-	usmc_settings_default(&st);
-	memset(st.ueid, ' ', sizeof(st.ueid));
-	memcpy(st.ueid, "SEEDTEST", 8);
+	seedtest_settings(&st);
 	a = usmc_sim_node_new(sim, &st);
 	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
 			     0);
@@ -525,18 +570,15 @@ static void test_linux_accept_peer_declines(void)
 		"202020202020000000000000000080200000286e6f6e6529202020202020"
 		"202020202020202020202020202020202020202000000000000000000000"
 		"000000000000e2d4c3d9";
-	uint8_t acc[256], dbuf[64];
+	uint8_t acc[256];
 	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
 	usmc_sim *sim = usmc_sim_new(19);
 	usmc_settings st;
 	usmc_sim_node *a;
 	usmc_sim_ep *c;
 	usmc_clc_msg d;
-	usmc_ssize dn;
 
-	usmc_settings_default(&st);
-	memset(st.ueid, ' ', sizeof(st.ueid));
-	memcpy(st.ueid, "SEEDTEST", 8);
+	seedtest_settings(&st);
 	a = usmc_sim_node_new(sim, &st);
 	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
 			     0);
@@ -545,19 +587,10 @@ static void test_linux_accept_peer_declines(void)
 	c->clc_sent_len = 0; /* forget the Proposal and the Confirm */
 	usmc_sim_run(sim, usmc_sim_now(sim) + 4500 * MSEC);
 	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
-	usmc_clc_decline_init(&d, SMC_CLC_DECL_TIMEOUT_CL, SMC_V2,
-			      (const uint8_t *)"\x52\x54\0\0\0\1\0\0");
-	dn = usmc_clc_encode(&d, dbuf, sizeof(dbuf));
-	CU_ASSERT_TRUE_FATAL(dn > 0);
-	usmc_sim_clc_inject(c, dbuf, (size_t)dn);
-	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_FALLBACK);
-	USMC_ASSERT_EQ(usmc_conn_fallback_reason(c->conn),
-		       SMC_CLC_DECL_PEERDECL);
-	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(c->conn),
-		       SMC_CLC_DECL_TIMEOUT_CL);
-	usmc_sim_run(sim, usmc_sim_now(sim) + 5 * SEC);
-	USMC_ASSERT_EQ(c->clc_sent_len, 0);
-	USMC_ASSERT_EQ(c->ev[USMC_EV_FALLBACK], 1);
+	inject_decline(c, SMC_CLC_DECL_TIMEOUT_CL, "\x52\x54\0\0\0\1\0\0", &d);
+	assert_took_decline(sim, c, SMC_CLC_DECL_TIMEOUT_CL,
+			    usmc_sim_now(sim) + 5 * SEC);
+	USMC_ASSERT_EQ(c->clc_sent_len, 0); /* no CLC message at all */
 	usmc_sim_del(sim);
 }
 
@@ -1012,20 +1045,6 @@ static void test_confirm_link_timeout(void)
 	usmc_sim_del(sim);
 }
 
-/* The CLC types |ep| sent, and whether any CLC byte reached it after its
- * handshake ended (ep->in keeps them: the application would read them as
- * stream data). */
-static int sent_declines(const usmc_sim_ep *ep)
-{
-	uint8_t types[8];
-	int n = clc_types(ep->clc_sent, ep->clc_sent_len, types, 8, NULL),
-	    k = 0;
-
-	for (int i = 0; i < n; i++)
-		k += types[i] == SMC_CLC_DECLINE;
-	return k;
-}
-
 /*
  * Every LLC packet lost both ways (fault:sim drop:rate=1 on both nodes):
  * CONFIRM_LINK times out at both ends, on the kernel's clocks. The server
@@ -1091,18 +1110,15 @@ static void test_server_takes_syncerr(void)
 		"0000000000000000ffff0a09000200000000000000000000000000000000"
 		"534545445445535420202020202020202020202020202020202020202020"
 		"2020e2d4c3d9";
-	uint8_t prop[256], dbuf[64], types[4];
+	uint8_t prop[256], types[4];
 	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
 	usmc_sim *sim = usmc_sim_new(23);
 	usmc_settings st;
 	usmc_sim_node *b;
 	usmc_sim_ep *s;
 	usmc_clc_msg d;
-	usmc_ssize dn;
 
-	usmc_settings_default(&st);
-	memset(st.ueid, ' ', sizeof(st.ueid));
-	memcpy(st.ueid, "SEEDTEST", 8);
+	seedtest_settings(&st);
 	b = usmc_sim_node_new(sim, &st);
 	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
 			     0);
@@ -1110,19 +1126,10 @@ static void test_server_takes_syncerr(void)
 	USMC_ASSERT_EQ_FATAL(
 		clc_types(s->clc_sent, s->clc_sent_len, types, 4, NULL), 1);
 	USMC_ASSERT_EQ_FATAL(types[0], SMC_CLC_ACCEPT);
-	usmc_clc_decline_init(&d, SMC_CLC_DECL_SYNCERR, SMC_V2,
-			      (const uint8_t *)"\x02\0\0\0\0\x07\0\0");
+	inject_decline(s, SMC_CLC_DECL_SYNCERR, "\x02\0\0\0\0\x07\0\0", &d);
 	CU_ASSERT_TRUE(d.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
-	dn = usmc_clc_encode(&d, dbuf, sizeof(dbuf));
-	CU_ASSERT_TRUE_FATAL(dn > 0);
-	usmc_sim_clc_inject(s, dbuf, (size_t)dn);
-	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
-	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
-		       SMC_CLC_DECL_PEERDECL);
-	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(s->conn), SMC_CLC_DECL_SYNCERR);
-	usmc_sim_run(sim, usmc_sim_now(sim) + 5 * SEC);
-	USMC_ASSERT_EQ(sent_declines(s), 0);
-	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
+	assert_took_decline(sim, s, SMC_CLC_DECL_SYNCERR,
+			    usmc_sim_now(sim) + 5 * SEC);
 	usmc_sim_del(sim);
 }
 
@@ -1136,9 +1143,7 @@ static void test_server_takes_decline_in_wait(void)
 	usmc_fault_sched fb;
 	usmc_sim_ep *c, *s;
 	usmc_tstamp t0 = usmc_sim_now(sim);
-	uint8_t dbuf[64];
 	usmc_clc_msg d;
-	usmc_ssize dn;
 
 	/* the server hears nothing over RDMA */
 	USMC_ASSERT_EQ_FATAL(
@@ -1147,17 +1152,8 @@ static void test_server_takes_decline_in_wait(void)
 	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
 	usmc_sim_run(sim, t0 + 2500 * MSEC);
 	USMC_ASSERT_EQ_FATAL(usmc_conn_get_mode(s->conn), USMC_MODE_HANDSHAKE);
-	usmc_clc_decline_init(&d, SMC_CLC_DECL_TIMEOUT_CL, SMC_V2,
-			      (const uint8_t *)"\x02\0\0\0\0\x07\0\0");
-	dn = usmc_clc_encode(&d, dbuf, sizeof(dbuf));
-	CU_ASSERT_TRUE_FATAL(dn > 0);
-	usmc_sim_clc_inject(s, dbuf, (size_t)dn);
-	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_FALLBACK);
-	USMC_ASSERT_EQ(usmc_conn_fallback_reason(s->conn),
-		       SMC_CLC_DECL_PEERDECL);
-	usmc_sim_run(sim, t0 + 10 * SEC);
-	USMC_ASSERT_EQ(sent_declines(s), 0);
-	USMC_ASSERT_EQ(s->ev[USMC_EV_FALLBACK], 1);
+	inject_decline(s, SMC_CLC_DECL_TIMEOUT_CL, "\x02\0\0\0\0\x07\0\0", &d);
+	assert_took_decline(sim, s, SMC_CLC_DECL_TIMEOUT_CL, t0 + 10 * SEC);
 	usmc_sim_node_set_faults(b, NULL);
 	usmc_sim_del(sim);
 }
