@@ -465,6 +465,29 @@ static void addl_msg(usmc_lgr *lgr, usmc_link *link, usmc_link *nl,
 			m->add_link.num_rkeys++;
 }
 
+/* The ADD_LINK's sender is the port |link| already reaches (its GID, and
+ * for v1 its MAC): the new link would be asymmetric on the peer's side. */
+static int addl_same_peer(const usmc_lgr *lgr, const usmc_link *link,
+			  const usmc_llc_msg *m)
+{
+	return !memcmp(m->add_link.sender_gid, link->peer_gid, 16) &&
+	       (lgr->version == SMC_V2 ||
+		!memcmp(m->add_link.sender_mac, link->peer_mac, 6));
+}
+
+/* The new link's peer end as the ADD_LINK gives it, the path MTU the
+ * smaller of both ports' (smc_llc_save_add_link_info). */
+static void addl_save_peer(usmc_link *nl, const usmc_llc_msg *m)
+{
+	nl->peer_qpn = m->add_link.sender_qp_num;
+	nl->peer_psn = m->add_link.initial_psn;
+	memcpy(nl->peer_gid, m->add_link.sender_gid, 16);
+	memcpy(nl->peer_mac, m->add_link.sender_mac, 6);
+	nl->path_mtu = usmc_link_dev(nl)->active_mtu < m->add_link.qp_mtu
+			       ? usmc_link_dev(nl)->active_mtu
+			       : m->add_link.qp_mtu;
+}
+
 /* The peer's RMBs on the new link: each triple names one by its rkey on
  * the link the message came on; unknown ones are not trusted (dropped). */
 static void addl_save_rkeys(usmc_lgr *lgr, const usmc_link *link,
@@ -665,21 +688,13 @@ static void addl_srv_resp(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
 	}
 	/* the client answered with its existing port: ASYMMETRIC_PEER, not
 	 * taken where it would only replace an asymmetric link */
-	if (!memcmp(m->add_link.sender_gid, link->peer_gid, 16) &&
-	    (lgr->version == SMC_V2 ||
-	     !memcmp(m->add_link.sender_mac, link->peer_mac, 6)))
+	if (addl_same_peer(lgr, link, m))
 		nl->asym = 1;
 	if (nl->asym && asym_link(lgr, nl)) {
 		addl_fail(lgr, 1, ts);
 		return;
 	}
-	nl->peer_qpn = m->add_link.sender_qp_num;
-	nl->peer_psn = m->add_link.initial_psn;
-	memcpy(nl->peer_gid, m->add_link.sender_gid, 16);
-	memcpy(nl->peer_mac, m->add_link.sender_mac, 6);
-	nl->path_mtu = usmc_link_dev(nl)->active_mtu < m->add_link.qp_mtu
-			       ? usmc_link_dev(nl)->active_mtu
-			       : m->add_link.qp_mtu;
+	addl_save_peer(nl, m);
 	if (usmc_link_ready(nl, 0) || usmc_link_ready(nl, 1)) {
 		addl_fail(lgr, 1, ts);
 		return;
@@ -836,9 +851,7 @@ static int addl_cli_dev(usmc_lgr *lgr, usmc_link *link, const usmc_llc_msg *m,
 		}
 		alt = named == (int)link->dev_idx ? -1 : named;
 	}
-	same_peer = !memcmp(m->add_link.sender_gid, link->peer_gid, 16) &&
-		    (lgr->version == SMC_V2 ||
-		     !memcmp(m->add_link.sender_mac, link->peer_mac, 6));
+	same_peer = addl_same_peer(lgr, link, m);
 	if (same_peer && alt < 0)
 		return -1; /* both ends the same: no second path */
 	if (lgr_wants_link(lgr) == 2 && alt < 0)
@@ -896,17 +909,8 @@ static void addl_cli_req(usmc_link *link, usmc_llc_msg *m, int mtu_bad,
 	nl->link_id = m->add_link.link_num;
 	nl->state = USMC_LNK_ACTIVATING;
 	/* ASYMMETRIC_LOCAL (our one device) or _PEER (the server's) */
-	nl->asym = dev == link->dev_idx ||
-		   (!memcmp(m->add_link.sender_gid, link->peer_gid, 16) &&
-		    (lgr->version == SMC_V2 ||
-		     !memcmp(m->add_link.sender_mac, link->peer_mac, 6)));
-	nl->peer_qpn = m->add_link.sender_qp_num;
-	nl->peer_psn = m->add_link.initial_psn;
-	memcpy(nl->peer_gid, m->add_link.sender_gid, 16);
-	memcpy(nl->peer_mac, m->add_link.sender_mac, 6);
-	nl->path_mtu = usmc_link_dev(nl)->active_mtu < m->add_link.qp_mtu
-			       ? usmc_link_dev(nl)->active_mtu
-			       : m->add_link.qp_mtu;
+	nl->asym = dev == link->dev_idx || addl_same_peer(lgr, link, m);
+	addl_save_peer(nl, m);
 	if (usmc_lgr_reg_bufs(lgr, nl->dev_idx) || usmc_link_ready(nl, 0)) {
 		addl_cli_reject(link, m);
 		addl_fail(lgr, 0, ts);
