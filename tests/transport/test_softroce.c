@@ -444,14 +444,7 @@ static void test_retransmit_backoff(void)
 	dst = mr(&p.s[1], 4096, USMC_ACCESS_LOCAL_WRITE);
 	tp_fill(src->addr, 44, 7);
 	tp_post_recv(p.s[1].qp, 9, dst, 0, 64);
-	memset(&wr, 0, sizeof(wr));
-	wr.wr_id = 1;
-	wr.opcode = USMC_WR_SEND;
-	wr.send_flags = USMC_SEND_SIGNALED;
-	wr.num_sge = 1;
-	wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr;
-	wr.sg_list[0].length = 44;
-	wr.sg_list[0].lkey = src->lkey;
+	wr = tp_send_wr(1, src, 0, 44);
 	t_post = now_us();
 	USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 	/* side 1 is stopped: only side 0 runs, until 6 timeouts (1+2+...+32
@@ -513,14 +506,7 @@ static void test_retry_time(void)
 		if (setup(&p, cases[c].opts, NULL, &cp))
 			return;
 		src = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
-		memset(&wr, 0, sizeof(wr));
-		wr.wr_id = 5;
-		wr.opcode = USMC_WR_SEND;
-		wr.send_flags = USMC_SEND_SIGNALED;
-		wr.num_sge = 1;
-		wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr;
-		wr.sg_list[0].length = 64;
-		wr.sg_list[0].lkey = src->lkey;
+		wr = tp_send_wr(5, src, 0, 64);
 		t0 = now_us();
 		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
 		/* the bound, or 800 ms to show there is none */
@@ -633,14 +619,7 @@ static void one_dev_data_path(pair *p)
 	for (int i = 0; i < 2; i++) {
 		usmc_wr wr;
 
-		memset(&wr, 0, sizeof(wr));
-		wr.wr_id = 800 + (uint64_t)i;
-		wr.opcode = USMC_WR_SEND;
-		wr.send_flags = USMC_SEND_SIGNALED;
-		wr.num_sge = 1;
-		wr.sg_list[0].addr = (uint64_t)(uintptr_t)src->addr + 1000 * i;
-		wr.sg_list[0].length = 44;
-		wr.sg_list[0].lkey = src->lkey;
+		wr = tp_send_wr(800 + (uint64_t)i, src, 1000 * i, 44);
 		USMC_ASSERT_EQ(usmc_tp_post_send(p->s[i].qp, &wr), 0);
 	}
 	{
