@@ -304,7 +304,7 @@ static void test_server_side(void)
 		{USMC_SOCK_SMCR, "127.0.0.2", "-"},
 	};
 	char buf[4096], gid[NCONN + 1][64];
-	int seen[NCONN + 1] = {0}, dev[NCONN + 1], status = -1;
+	int seen[NCONN + 1] = {0}, dev[NCONN + 1];
 	size_t len = 0;
 	ssize_t n;
 	char *save = NULL;
@@ -345,10 +345,7 @@ static void test_server_side(void)
 		CU_ASSERT_STRING_NOT_EQUAL(gid[1], gid[2]);
 		CU_ASSERT_STRING_EQUAL(gid[2], "::ffff:127.0.0.4");
 	}
-	CU_ASSERT_EQUAL(waitpid(server_pid, &status, 0), server_pid);
-	server_pid = -1;
-	CU_ASSERT(WIFEXITED(status));
-	USMC_ASSERT_EQ(WEXITSTATUS(status), 0);
+	usmc_test_server_wait(&server_pid);
 }
 
 static CU_TestInfo tests[] = {

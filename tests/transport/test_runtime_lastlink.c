@@ -131,7 +131,6 @@ static void test_lastlink_fallback(void)
 		usmc_test_client_connect("127.0.0.1", "127.0.0.2", tcp_port, 0);
 	usmc_sock_info in;
 	double t0 = now_s();
-	int status = -1;
 
 	CU_ASSERT_EQUAL(usmc_get_info(fd, &in), 0);
 	USMC_ASSERT_EQ_FATAL(in.mode, USMC_SOCK_SMCR);
@@ -151,10 +150,7 @@ static void test_lastlink_fallback(void)
 	USMC_ASSERT_EQ(usmc_test_recv_pat(usmc_test_usmc_recv, fd, 8, "client"),
 		       DOWN_LEN);
 	CU_ASSERT_EQUAL(usmc_close(fd), 0);
-	CU_ASSERT_EQUAL(waitpid(server_pid, &status, 0), server_pid);
-	server_pid = -1;
-	CU_ASSERT(WIFEXITED(status));
-	USMC_ASSERT_EQ(WEXITSTATUS(status), 0);
+	usmc_test_server_wait(&server_pid);
 }
 
 static CU_TestInfo tests[] = {

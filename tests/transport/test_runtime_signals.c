@@ -198,7 +198,7 @@ static void test_signal_in_busy_wait(void)
 	struct timeval tv = {2, 0};
 	pthread_t st, kt;
 	usmc_sock_info in;
-	int fd = connect_client(), lost = 0, status = -1;
+	int fd = connect_client(), lost = 0;
 	void *sr = NULL, *kr;
 	uint64_t t_start;
 
@@ -272,10 +272,7 @@ static void test_signal_in_busy_wait(void)
 	pthread_join(st, &sr);
 	CU_ASSERT_PTR_NULL(sr);
 	CU_ASSERT_EQUAL(usmc_close(fd), 0);
-	CU_ASSERT_EQUAL(waitpid(server_pid, &status, 0), server_pid);
-	server_pid = -1;
-	CU_ASSERT(WIFEXITED(status));
-	USMC_ASSERT_EQ(WEXITSTATUS(status), 0);
+	usmc_test_server_wait(&server_pid);
 }
 
 static CU_TestInfo tests[] = {

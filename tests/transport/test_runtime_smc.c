@@ -278,13 +278,9 @@ static void test_peer_dies(void)
 
 static void test_server_result(void)
 {
-	int status = -1;
 
 	CU_ASSERT_FATAL(server_pid > 0);
-	CU_ASSERT_EQUAL(waitpid(server_pid, &status, 0), server_pid);
-	server_pid = -1;
-	CU_ASSERT(WIFEXITED(status));
-	USMC_ASSERT_EQ(WEXITSTATUS(status), 0);
+	usmc_test_server_wait(&server_pid);
 }
 
 static CU_TestInfo tests[] = {

@@ -87,6 +87,18 @@ static inline int usmc_test_server_start(void (*server)(int wfd), pid_t *pid,
 	return 0;
 }
 
+/* Waits for the server in |*pid| to end on its own, which it must with
+ * status 0. */
+static inline void usmc_test_server_wait(pid_t *pid)
+{
+	int status = -1;
+
+	CU_ASSERT_EQUAL(waitpid(*pid, &status, 0), *pid);
+	*pid = -1;
+	CU_ASSERT(WIFEXITED(status));
+	USMC_ASSERT_EQ(WEXITSTATUS(status), 0);
+}
+
 static inline void usmc_test_server_stop(pid_t *pid)
 {
 	if (*pid > 0) {
