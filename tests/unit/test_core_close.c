@@ -398,29 +398,6 @@ static void test_link_down(void)
 
 /* ---- hostile peers ---- */
 
-/* A forged CDC from the server's link to the client's connection. */
-static void forge_cdc(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
-		      uint32_t token, uint64_t prod, uint64_t cons,
-		      uint32_t size, uint8_t pflags, uint8_t cflags)
-{
-	usmc_cdc_msg m;
-	uint8_t buf[44];
-
-	memset(&m, 0, sizeof(m));
-	m.seqno = seq;
-	m.token = token;
-	m.prod.wrap = (uint16_t)(prod / size);
-	m.prod.count = (uint32_t)(prod % size);
-	m.cons.wrap = (uint16_t)(cons / size);
-	m.cons.count = (uint32_t)(cons % size);
-	m.prod_flags = pflags;
-	m.conn_state_flags = cflags;
-	USMC_ASSERT_EQ_FATAL(usmc_cdc_encode(buf, sizeof(buf), &m), 44);
-	USMC_ASSERT_EQ_FATAL(
-		usmc_sim_inject_send(sim, usmc_sim_node_link(from, 0), buf, 44),
-		0);
-}
-
 enum {
 	H_BADTOKEN,
 	H_BEYOND_RMBE,

@@ -218,24 +218,12 @@ static void test_last_link_peer_silent(void)
 
 /* ---- the receiver's side of a peer's failover ---- */
 
+/* A forged CDC on |from|'s link (16 KiB RMBs), then the fabric idle. */
 static void forge_f(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
 		    uint32_t token, uint64_t prod, uint8_t pflags,
 		    uint8_t cflags)
 {
-	usmc_cdc_msg m;
-	uint8_t buf[44];
-
-	memset(&m, 0, sizeof(m));
-	m.seqno = seq;
-	m.token = token;
-	m.prod.wrap = (uint16_t)(prod / 16384);
-	m.prod.count = (uint32_t)(prod % 16384);
-	m.prod_flags = pflags;
-	m.conn_state_flags = cflags;
-	USMC_ASSERT_EQ_FATAL(usmc_cdc_encode(buf, sizeof(buf), &m), 44);
-	USMC_ASSERT_EQ_FATAL(
-		usmc_sim_inject_send(sim, usmc_sim_node_link(from, 0), buf, 44),
-		0);
+	forge_cdc(sim, from, seq, token, prod, 0, 16384, pflags, cflags);
 	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
 }
 
@@ -396,15 +384,6 @@ typedef struct fo_result {
 	uint64_t trace_hash;
 	size_t ntrace;
 } fo_result;
-
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
-}
 
 /* A symmetric two-link group (link 1 on the devices 0, link 2 on the
  * devices 1); the connection streams 2 MiB each way on link 1 when

@@ -20,15 +20,6 @@ typedef struct run_result {
 	uint64_t got1, got2;
 } run_result;
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ b[i]) * 0x100000001b3ull;
-	return h;
-}
-
 static void run(const char *sched, run_result *r)
 {
 	static pump p1, p2;

@@ -7,6 +7,7 @@
 #ifndef USMC_CORE_TEST_H
 #define USMC_CORE_TEST_H
 
+#include "usmc_cdc.h"
 #include "usmc_core.h"
 #include "usmc_sim.h"
 #include "usmc_test.h"
@@ -215,6 +216,40 @@ static inline int pumps_run(usmc_sim *sim, pump **ps, int n, usmc_tstamp limit)
 				return -3;
 		}
 	}
+}
+
+/* A forged CDC message on |from|'s first link: |prod| and |cons| are
+ * cursors into a |size|-byte RMB. */
+static inline void forge_cdc(usmc_sim *sim, usmc_sim_node *from, uint16_t seq,
+			     uint32_t token, uint64_t prod, uint64_t cons,
+			     uint32_t size, uint8_t pflags, uint8_t cflags)
+{
+	usmc_cdc_msg m;
+	uint8_t buf[44];
+
+	memset(&m, 0, sizeof(m));
+	m.seqno = seq;
+	m.token = token;
+	m.prod.wrap = (uint16_t)(prod / size);
+	m.prod.count = (uint32_t)(prod % size);
+	m.cons.wrap = (uint16_t)(cons / size);
+	m.cons.count = (uint32_t)(cons % size);
+	m.prod_flags = pflags;
+	m.conn_state_flags = cflags;
+	USMC_ASSERT_EQ_FATAL(usmc_cdc_encode(buf, sizeof(buf), &m), 44);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, usmc_sim_node_link(from, 0), buf, 44),
+		0);
+}
+
+/* FNV-1a over |n| bytes at |p|, from |h| (a trace's fingerprint). */
+static inline uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ull;
+	return h;
 }
 
 #endif /* USMC_CORE_TEST_H */
