@@ -40,6 +40,19 @@ static void seedtest_settings(usmc_settings *st)
 	memcpy(st->ueid, "SEEDTEST", 8);
 }
 
+/* One endpoint of |role| on a new node with seedtest_settings. */
+static usmc_sim_ep *seedtest_ep(usmc_sim *sim, usmc_role role)
+{
+	usmc_settings st;
+	usmc_sim_ep *ep = NULL;
+
+	seedtest_settings(&st);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_ep_single(sim, usmc_sim_node_new(sim, &st), role, &ep),
+		0);
+	return ep;
+}
+
 /* How many Declines |ep| sent. */
 static int sent_declines(const usmc_sim_ep *ep)
 {
@@ -465,15 +478,13 @@ static void test_linux_proposal(void)
 	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
 	usmc_sim *sim = usmc_sim_new(17);
 	usmc_settings st;
-	usmc_sim_node *b, *b2;
+	usmc_sim_node *b2;
 	usmc_sim_ep *s, *s2;
 	usmc_clc_msg m;
 
 	USMC_ASSERT_EQ_FATAL(n, 156);
-	seedtest_settings(&st);
-	b = usmc_sim_node_new(sim, &st);
-	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
-			     0);
+	seedtest_settings(&st); /* the UEID the Accept must carry */
+	s = seedtest_ep(sim, USMC_ROLE_SERVER);
 	usmc_sim_clc_inject(s, prop, (size_t)n);
 	USMC_ASSERT_EQ(usmc_conn_get_mode(s->conn), USMC_MODE_HANDSHAKE);
 	USMC_ASSERT_EQ(clc_types(s->clc_sent, s->clc_sent_len, types, 4, &m),
@@ -514,17 +525,12 @@ static void test_linux_accept(void)
 	uint8_t acc[256], types[4];
 	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
 	usmc_sim *sim = usmc_sim_new(18);
-	usmc_settings st;
-	usmc_sim_node *a;
 	usmc_sim_ep *c;
 	usmc_clc_msg in, m;
 
 	CU_ASSERT_TRUE_FATAL(n > 108);
 	USMC_ASSERT_EQ_FATAL(usmc_clc_decode(acc, (size_t)n, &in), n);
-	seedtest_settings(&st);
-	a = usmc_sim_node_new(sim, &st);
-	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
-			     0);
+	c = seedtest_ep(sim, USMC_ROLE_CLIENT);
 	c->clc_sent_len = 0; /* forget the Proposal */
 	usmc_sim_clc_inject(c, acc, (size_t)n);
 	USMC_ASSERT_EQ(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
@@ -573,15 +579,10 @@ static void test_linux_accept_peer_declines(void)
 	uint8_t acc[256];
 	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
 	usmc_sim *sim = usmc_sim_new(19);
-	usmc_settings st;
-	usmc_sim_node *a;
 	usmc_sim_ep *c;
 	usmc_clc_msg d;
 
-	seedtest_settings(&st);
-	a = usmc_sim_node_new(sim, &st);
-	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, a, USMC_ROLE_CLIENT, &c),
-			     0);
+	c = seedtest_ep(sim, USMC_ROLE_CLIENT);
 	usmc_sim_clc_inject(c, acc, (size_t)n);
 	USMC_ASSERT_EQ_FATAL(usmc_conn_get_mode(c->conn), USMC_MODE_HANDSHAKE);
 	c->clc_sent_len = 0; /* forget the Proposal and the Confirm */
@@ -1113,15 +1114,10 @@ static void test_server_takes_syncerr(void)
 	uint8_t prop[256], types[4];
 	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
 	usmc_sim *sim = usmc_sim_new(23);
-	usmc_settings st;
-	usmc_sim_node *b;
 	usmc_sim_ep *s;
 	usmc_clc_msg d;
 
-	seedtest_settings(&st);
-	b = usmc_sim_node_new(sim, &st);
-	USMC_ASSERT_EQ_FATAL(usmc_sim_ep_single(sim, b, USMC_ROLE_SERVER, &s),
-			     0);
+	s = seedtest_ep(sim, USMC_ROLE_SERVER);
 	usmc_sim_clc_inject(s, prop, (size_t)n);
 	USMC_ASSERT_EQ_FATAL(
 		clc_types(s->clc_sent, s->clc_sent_len, types, 4, NULL), 1);
