@@ -11,16 +11,14 @@
 set -euo pipefail
 in=$1 out=$2
 dec=${USMC_BUILD:-build}/tools/usmc-decode
-"$dec" --json "$in" | python3 -c '
-import json, sys
+PYTHONPATH=$(dirname "$0") PYTHONDONTWRITEBYTECODE=1 python3 - "$dec" "$in" "$out.pcap" <<'PY'
+import sys
+from cut_lib import handshake, records, write_pcap
+dec, src, dst = sys.argv[1:4]
 keep, budget, last_llc = set(), {}, False
 roce = {}
-for line in sys.stdin:
-    if not line.startswith("{\"frame\""):
-        continue
-    r = json.loads(line)
-    f, p, t = r["frame"], r["proto"], r.get("type", "")
-    if p in ("CLC", "TCP") and (p == "CLC" or "SYN" in t):
+for f, p, t, r in records(dec, src):
+    if handshake(p, t):
         keep.add(f)
     elif p == "RoCE":
         roce[f] = r
@@ -44,24 +42,7 @@ for line in sys.stdin:
         if budget.get(q, 24) > 0:
             keep.add(f)
             budget[q] = budget.get(q, 24) - 1
-print(" ".join(str(f) for f in sorted(keep)))
-' >"$out.keep"
-# editcap and tshark take a few hundred frame numbers at most: the
-# classic pcap input is filtered here, then turned into pcapng
-python3 - "$in" "$out.keep" "$out.pcap" <<'PY'
-import struct, sys
-src, keepf, dst = sys.argv[1:4]
-keep = set(int(x) for x in open(keepf).read().split())
-data = open(src, "rb").read()
-endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-out, off, n = [data[:24]], 24, 0
-while off + 16 <= len(data):
-    incl = struct.unpack(endian + "I", data[off + 8:off + 12])[0]
-    n += 1
-    if n in keep:
-        out.append(data[off:off + 16 + incl])
-    off += 16 + incl
-open(dst, "wb").write(b"".join(out))
+write_pcap(src, keep, dst)
 PY
 editcap -F pcapng "$out.pcap" "$out"
-rm -f "$out.keep" "$out.pcap"
+rm -f "$out.pcap"

@@ -4,19 +4,17 @@
 # segment, every RoCE SEND (LLC and CDC) and the ACK right after each,
 # and the first 24 RDMA WRITE frames of each link group (data wrapping
 # the RMB stays in the full capture; a few hundred KB at most in all).
-# Needs usmc-decode (USMC_BUILD, default ./build), editcap.
+# Needs usmc-decode (USMC_BUILD, default ./build), python3, editcap.
 set -euo pipefail
 in=$1 out=$2
 dec=${USMC_BUILD:-build}/tools/usmc-decode
-frames=$("$dec" --json "$in" | python3 -c '
-import json, sys
-keep, writes, last_send, prev_cl = set(), 0, False, None
-for line in sys.stdin:
-    if not line.startswith("{\"frame\""):
-        continue
-    r = json.loads(line)
-    f, p, t = r["frame"], r["proto"], r.get("type", "")
-    if p in ("CLC", "TCP") and (p == "CLC" or "SYN" in t):
+PYTHONPATH=$(dirname "$0") PYTHONDONTWRITEBYTECODE=1 python3 - "$dec" "$in" "$out.pcap" <<'PY'
+import sys
+from cut_lib import handshake, records, write_pcap
+dec, src, dst = sys.argv[1:4]
+keep, writes, last_send = set(), 0, False
+for f, p, t, r in records(dec, src):
+    if handshake(p, t):
         keep.add(f)
     elif p == "LLC" and t.startswith("CONFIRM_LINK") and not r.get("resp"):
         writes = 0
@@ -31,9 +29,7 @@ for line in sys.stdin:
             keep.add(f)
             writes += 1
         last_send = False
-print(" ".join(str(f) for f in sorted(keep)))
-')
-# editcap -r keeps the listed frames; the list is split to stay within
-# the argument limit
-# shellcheck disable=SC2086
-editcap -r -F pcapng "$in" "$out" $frames
+write_pcap(src, keep, dst)
+PY
+editcap -F pcapng "$out.pcap" "$out"
+rm -f "$out.pcap"
