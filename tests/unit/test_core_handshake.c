@@ -32,6 +32,24 @@ static int clc_types(const uint8_t *buf, size_t len, uint8_t *types, int max,
 	return n;
 }
 
+/* The conformance capture smcr-a-session, Linux 6.1 both ends: the
+ * client's Proposal (frame 7: v2 only, UEID "SEEDTEST", no v1 area) and
+ * the server's Accept (frame 9: v2, first contact, release 0). */
+static const char linux_prop_hex[] =
+	"e2d4c3d901009c2200000000000000000000000000000000000000000000"
+	"0000000000000000000000000000000000000000001c0000000000000000"
+	"000000000000000000000000000000000000000001000000000000000000"
+	"0000000000000000ffff0a09000200000000000000000000000000000000"
+	"534545445445535420202020202020202020202020202020202020202020"
+	"2020e2d4c3d9";
+static const char linux_acc_hex[] =
+	"e2d4c3d90200a028eb1052540000000100000000000000000000ffff0a09"
+	"0001525400000001000011000003b601000000012300ff40b18c84670000"
+	"0014fd115345454454455354202020202020202020202020202020202020"
+	"202020202020000000000000000080200000286e6f6e6529202020202020"
+	"202020202020202020202020202020202020202000000000000000000000"
+	"000000000000e2d4c3d9";
+
 /* Settings whose UEID is the captures' "SEEDTEST" (blank padded). */
 static void seedtest_settings(usmc_settings *st)
 {
@@ -467,15 +485,8 @@ static void test_three_nodes(void)
  * SMC device in common, as smc_listen_find_device ends). */
 static void test_linux_proposal(void)
 {
-	static const char prop_hex[] =
-		"e2d4c3d901009c2200000000000000000000000000000000000000000000"
-		"0000000000000000000000000000000000000000001c0000000000000000"
-		"000000000000000000000000000000000000000001000000000000000000"
-		"0000000000000000ffff0a09000200000000000000000000000000000000"
-		"534545445445535420202020202020202020202020202020202020202020"
-		"2020e2d4c3d9";
 	uint8_t prop[256], types[4];
-	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
+	int n = usmc_test_hex(linux_prop_hex, prop, sizeof(prop));
 	usmc_sim *sim = usmc_sim_new(17);
 	usmc_settings st;
 	usmc_sim_node *b2;
@@ -515,15 +526,8 @@ static void test_linux_proposal(void)
  * server's release, one GID in the list, the smaller QP MTU. */
 static void test_linux_accept(void)
 {
-	static const char acc_hex[] =
-		"e2d4c3d90200a028eb1052540000000100000000000000000000ffff0a09"
-		"0001525400000001000011000003b601000000012300ff40b18c84670000"
-		"0014fd115345454454455354202020202020202020202020202020202020"
-		"202020202020000000000000000080200000286e6f6e6529202020202020"
-		"202020202020202020202020202020202020202000000000000000000000"
-		"000000000000e2d4c3d9";
 	uint8_t acc[256], types[4];
-	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
+	int n = usmc_test_hex(linux_acc_hex, acc, sizeof(acc));
 	usmc_sim *sim = usmc_sim_new(18);
 	usmc_sim_ep *c;
 	usmc_clc_msg in, m;
@@ -569,15 +573,8 @@ static void test_linux_accept(void)
  * with PEERDECL and sends no Decline of its own (nothing crosses). */
 static void test_linux_accept_peer_declines(void)
 {
-	static const char acc_hex[] =
-		"e2d4c3d90200a028eb1052540000000100000000000000000000ffff0a09"
-		"0001525400000001000011000003b601000000012300ff40b18c84670000"
-		"0014fd115345454454455354202020202020202020202020202020202020"
-		"202020202020000000000000000080200000286e6f6e6529202020202020"
-		"202020202020202020202020202020202020202000000000000000000000"
-		"000000000000e2d4c3d9";
 	uint8_t acc[256];
-	int n = usmc_test_hex(acc_hex, acc, sizeof(acc));
+	int n = usmc_test_hex(linux_acc_hex, acc, sizeof(acc));
 	usmc_sim *sim = usmc_sim_new(19);
 	usmc_sim_ep *c;
 	usmc_clc_msg d;
@@ -1104,15 +1101,8 @@ static void test_confirm_link_lost_both_ways(void)
  * ERR_RDYLNK, the fault matrix's decline-syncerr). */
 static void test_server_takes_syncerr(void)
 {
-	static const char prop_hex[] =
-		"e2d4c3d901009c2200000000000000000000000000000000000000000000"
-		"0000000000000000000000000000000000000000001c0000000000000000"
-		"000000000000000000000000000000000000000001000000000000000000"
-		"0000000000000000ffff0a09000200000000000000000000000000000000"
-		"534545445445535420202020202020202020202020202020202020202020"
-		"2020e2d4c3d9";
 	uint8_t prop[256], types[4];
-	int n = usmc_test_hex(prop_hex, prop, sizeof(prop));
+	int n = usmc_test_hex(linux_prop_hex, prop, sizeof(prop));
 	usmc_sim *sim = usmc_sim_new(23);
 	usmc_sim_ep *s;
 	usmc_clc_msg d;
