@@ -46,9 +46,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		const usmc_fault_clause *c = &s.c[i];
 
 		if (c->kind < USMC_FAULT_DROP ||
-		    c->kind > USMC_FAULT_FAIL_MODIFY_QP ||
-		    c->rate_ppm > 1000000 || !c->op_mask || c->t0 != 7 ||
-		    (c->nth && !c->count))
+		    c->kind > USMC_FAULT_REWRITE_LLC || c->rate_ppm > 1000000 ||
+		    !c->op_mask || c->t0 != 7 || (c->nth && !c->count))
+			abort();
+		/* rewrite-llc always changes something; no other kind has
+		 * its fields */
+		if (c->kind == USMC_FAULT_REWRITE_LLC
+			    ? !(c->set_mask | c->clear_mask) ||
+				      c->llc_dir > USMC_FAULT_DIR_RESP
+			    : c->set_mask || c->clear_mask || c->llc_type)
 			abort();
 	}
 	for (uint64_t t = 0; t < 64; t++) {
@@ -58,6 +64,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		usmc_fault_sched_on(&s, USMC_FAULT_ON_REG_MR, -1, 0, t * 1000);
 		usmc_fault_sched_on(&s, USMC_FAULT_ON_MODIFY_QP, -1,
 				    (uint32_t)t, t * 1000);
+		usmc_fault_sched_on_llc(&s, (uint8_t)(t * 5), (uint8_t)(t * 37),
+					(uint32_t)t, t * 1000);
 		while (usmc_fault_sched_timed(&s, t * 1000000000ull, &up) >= 0)
 			;
 	}

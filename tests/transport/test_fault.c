@@ -232,6 +232,79 @@ static void test_fail_post_nth(void)
 	tp_pair_teardown(&p);
 }
 
+/* rewrite-llc type=CONFIRM_RKEY,dir=resp,set=0x20,nth=2: of the SENDs
+ * that carry a CONFIRM_RKEY response (v1 0x06 or v2 0x26 with the RESP
+ * flag), exactly the 2nd arrives with RKEY_NEG set in byte 3; requests,
+ * CDCs, WRITEs and every other byte arrive as posted. */
+static void test_rewrite_llc(void)
+{
+	static const uint8_t hdr[6][2] = {
+		{0x26, 0x80}, /* response: the 1st counted */
+		{0x26, 0x00}, /* request: not counted */
+		{0xfe, 0x80}, /* CDC: not counted */
+		{0x06, 0x80}, /* v1 response: the 2nd, rewritten */
+		{0x26, 0x80}, /* the 3rd: nth=2 fired once */
+		{0x06, 0x80}, /* a WRITE: not a SEND, not counted */
+	};
+	uint8_t want[6][44];
+	usmc_tp_mr *src, *dst, *wdst;
+	usmc_fault_stats st;
+	pair p;
+
+	if (setup(&p))
+		return;
+	add(p.s[0].tp, "rewrite-llc:type=CONFIRM_RKEY,dir=resp,set=0x20,nth=2");
+	src = tp_mr(p.s[0].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, 4096, USMC_ACCESS_LOCAL_WRITE);
+	wdst = tp_mr(p.s[1].tp, 4096,
+		     USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_fill(src->addr, 4096, 5);
+	memset(dst->addr, 0, 4096);
+	memset(wdst->addr, 0, 4096);
+	for (int k = 0; k < 6; k++) {
+		uint8_t *m = (uint8_t *)src->addr + k * 64;
+
+		m[0] = hdr[k][0];
+		m[3] = hdr[k][1];
+		memcpy(want[k], m, 44);
+	}
+	want[3][3] = 0xa0;
+	for (int k = 0; k < 5; k++)
+		tp_post_recv(p.s[1].qp, 100 + (uint64_t)k, dst, (size_t)k * 64,
+			     64);
+	for (int k = 0; k < 6; k++) {
+		usmc_wr wr =
+			k < 5 ? tp_send_wr((uint64_t)k, src, (size_t)k * 64, 44)
+			      : tp_write_wr((uint64_t)k, src, (size_t)k * 64,
+					    44, wdst, 0);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+	}
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 6, 5000), 0);
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 1, 5, 5000), 0);
+	for (int k = 0; k < p.s[1].nwc; k++) {
+		USMC_ASSERT_EQ(p.s[1].wcs[k].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p.s[1].wcs[k].byte_len, 44);
+	}
+	for (int k = 0; k < 5; k++)
+		if (memcmp((uint8_t *)dst->addr + k * 64, want[k], 44)) {
+			fprintf(stderr, "  SEND %d: byte 3 %02x, want %02x\n",
+				k, ((uint8_t *)dst->addr)[k * 64 + 3],
+				want[k][3]);
+			CU_FAIL("a SEND arrived other than expected");
+		}
+	CU_ASSERT_EQUAL(memcmp(wdst->addr, want[5], 44), 0);
+	/* the rewrite is in the sender's buffer (docs/fault.md) */
+	CU_ASSERT_EQUAL(((uint8_t *)src->addr)[3 * 64 + 3], 0xa0);
+	usmc_fault_get_stats(p.s[0].tp, &st);
+	USMC_ASSERT_EQ(st.llc_rewritten, 1);
+	USMC_ASSERT_EQ(st.fired, 1);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	usmc_tp_free_mr(wdst);
+	tp_pair_teardown(&p);
+}
+
 /* fail-reg-mr refuses exactly the 2nd registration, fail-modify-qp the
  * 2nd move to RTR/RTS (INIT is not counted): the QP stays in RTR, and
  * the next try goes through. */
@@ -466,6 +539,8 @@ static CU_TestInfo tests[] = {
 	{"drop all for 30 ms: byte-exact", test_window},
 	{"fail-post op=WRITE nth=3: exactly the 3rd", test_fail_post_nth},
 	{"fail-reg-mr, fail-modify-qp: exactly the 2nd", test_verb_faults},
+	{"rewrite-llc: exactly the 2nd CONFIRM_RKEY response",
+	 test_rewrite_llc},
 	{"qp-error after=50ms: QP_FATAL, QP in ERR", test_qp_error_timed},
 	{"port-down for=100ms: PORT_ERR, then PORT_ACTIVE", test_port_down_up},
 	{"device-fatal nth=2: DEVICE_FATAL, posts fail", test_device_fatal_nth},

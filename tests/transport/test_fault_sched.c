@@ -86,7 +86,8 @@ static void test_bad(void)
 {
 	bad("dorp", "position 1: expected a fault (drop, delay, duplicate, "
 		    "reorder, corrupt, fail-post, qp-error, port-down, "
-		    "device-fatal, fail-reg-mr, fail-modify-qp) or seed=");
+		    "device-fatal, fail-reg-mr, fail-modify-qp, rewrite-llc) "
+		    "or seed=");
 	bad("fail-reg-mr:op=SEND", "position 13: expected a key of "
 				   "fail-reg-mr (rate, nth, count, after, "
 				   "for)");
@@ -132,6 +133,31 @@ static void test_bad(void)
 	bad("seed=x", "position 6: expected a number");
 	bad("qp-error:qp=16777216", "position 13: expected a QP number below "
 				    "2^24");
+	bad("rewrite-llc:set=1", "position 18: expected type= in "
+				 "rewrite-llc");
+	bad("rewrite-llc:type=TEST_LINK", "position 27: expected set= or "
+					  "clear= in rewrite-llc");
+	bad("rewrite-llc:type=PING,set=1",
+	    "position 18: expected an LLC type (CONFIRM_LINK, ADD_LINK, "
+	    "ADD_LINK_CONT, DELETE_LINK, REQ_ADD_LINK, CONFIRM_RKEY, "
+	    "TEST_LINK, CONFIRM_RKEY_CONT, DELETE_RKEY) or its code (0 to "
+	    "255)");
+	bad("rewrite-llc:type=6,set=0x100", "position 24: expected a byte (0 "
+					    "to 255, or 0x0 to 0xff)");
+	bad("rewrite-llc:type=6,set=0x", "position 24: expected a byte (0 to "
+					 "255, or 0x0 to 0xff)");
+	bad("rewrite-llc:type=256,set=1", "position 18: expected a byte (0 to "
+					  "255, or 0x0 to 0xff)");
+	bad("rewrite-llc:type=6,clear=0", "position 26: expected a mask above "
+					  "0");
+	bad("rewrite-llc:type=6,set=1,dir=both", "position 30: expected a "
+						 "direction (req, resp, "
+						 "any)");
+	bad("rewrite-llc:op=SEND",
+	    "position 13: expected a key of rewrite-llc (rate, nth, count, "
+	    "after, for, qp, type, dir, set, clear)");
+	bad("fail-post:set=1", "position 11: expected a key of fail-post "
+			       "(rate, nth, count, after, for, op, qp)");
 	bad("drop:rate=0.5;delay:by=1ms;\n\ncorrupt:for=1",
 	    "position 43: expected a unit after the number (ns, us, ms, s)");
 }
@@ -278,6 +304,82 @@ static void test_verb_faults(void)
 	USMC_ASSERT_EQ(usmc_fault_sched_next(&s), UINT64_MAX);
 }
 
+/* rewrite-llc: its fields; it counts the LLC messages of its type and
+ * direction (a name either version's code, a number exactly) and nothing
+ * else, and other clauses do not count them. */
+static void test_rewrite_llc(void)
+{
+	usmc_fault_sched s;
+
+	USMC_ASSERT_EQ_FATAL(
+		usmc_fault_sched_parse("rewrite-llc:type=CONFIRM_LINK,dir=req,"
+				       "clear=0x03,nth=2;"
+				       "rewrite-llc : type = confirm_rkey , "
+				       "dir=resp, set=32, qp=17;"
+				       "rewrite-llc:type=0x26,set=0xff,"
+				       "clear=0X0F",
+				       0, &s, NULL, 0),
+		0);
+	USMC_ASSERT_EQ_FATAL(s.n, 3);
+	USMC_ASSERT_EQ(s.c[0].kind, USMC_FAULT_REWRITE_LLC);
+	USMC_ASSERT_EQ(s.c[0].llc_type, 0x01);
+	USMC_ASSERT_EQ(s.c[0].llc_any_ver, 1);
+	USMC_ASSERT_EQ(s.c[0].llc_dir, USMC_FAULT_DIR_REQ);
+	USMC_ASSERT_EQ(s.c[0].clear_mask, 0x03);
+	USMC_ASSERT_EQ(s.c[0].set_mask, 0);
+	USMC_ASSERT_EQ(s.c[0].nth, 2);
+	USMC_ASSERT_EQ(s.c[0].count, 1);
+	USMC_ASSERT_EQ(s.c[1].llc_type, 0x06);
+	USMC_ASSERT_EQ(s.c[1].llc_dir, USMC_FAULT_DIR_RESP);
+	USMC_ASSERT_EQ(s.c[1].set_mask, 0x20);
+	USMC_ASSERT_EQ(s.c[1].has_qpn, 1);
+	USMC_ASSERT_EQ(s.c[1].qpn, 17);
+	USMC_ASSERT_EQ(s.c[2].llc_type, 0x26);
+	USMC_ASSERT_EQ(s.c[2].llc_any_ver, 0);
+	USMC_ASSERT_EQ(s.c[2].llc_dir, USMC_FAULT_DIR_ANY);
+	USMC_ASSERT_EQ(s.c[2].set_mask, 0xff);
+	USMC_ASSERT_EQ(s.c[2].clear_mask, 0x0f);
+
+	/* the 2nd CONFIRM_LINK request, v1 or v2 (0x21); responses, other
+	 * types and CDCs (0xfe) are not counted */
+	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse("rewrite-llc:type="
+						    "CONFIRM_LINK,dir=req,"
+						    "clear=3,nth=2",
+						    0, &s, NULL, 0),
+			     0);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x21, 0x83, 5, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x01, 0x03, 5, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x06, 0x00, 5, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0xfe, 0x00, 5, 0), -1);
+	USMC_ASSERT_EQ(
+		usmc_fault_sched_on(&s, USMC_FAULT_ON_POST, USMC_WR_SEND, 5, 0),
+		-1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_LLC, 0x21, 5, 0),
+		       -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x21, 0x03, 5, 0), 0);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x21, 0x03, 5, 0), -1);
+	USMC_ASSERT_EQ(s.c[0].seen, 3);
+	USMC_ASSERT_EQ(s.c[0].fired, 1);
+
+	/* a code matches exactly; dir=resp wants the RESP flag; qp= its QP;
+	 * fail-post does not count LLC events, nor rewrite-llc posts */
+	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse("fail-post:op=SEND;"
+						    "rewrite-llc:type=6,"
+						    "dir=resp,set=0x20,qp=9",
+						    0, &s, NULL, 0),
+			     0);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x26, 0x80, 9, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x06, 0x00, 9, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x06, 0x80, 8, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on_llc(&s, 0x06, 0x80, 9, 0), 1);
+	USMC_ASSERT_EQ(s.c[0].seen, 0);
+	USMC_ASSERT_EQ(
+		usmc_fault_sched_on(&s, USMC_FAULT_ON_POST, USMC_WR_SEND, 9, 0),
+		0);
+	USMC_ASSERT_EQ(s.c[1].seen, 1);
+	USMC_ASSERT_EQ(usmc_fault_sched_next(&s), UINT64_MAX);
+}
+
 static void test_merge(void)
 {
 	usmc_fault_sched s, more;
@@ -305,6 +407,7 @@ static CU_TestInfo tests[] = {
 	{"triggers: nth, count, after, for, time", test_triggers},
 	{"run-time clauses merge", test_merge},
 	{"fail-reg-mr, fail-modify-qp count their verb", test_verb_faults},
+	{"rewrite-llc: fields, type and direction", test_rewrite_llc},
 	CU_TEST_INFO_NULL,
 };
 

@@ -10,7 +10,10 @@
  * - fail-post, qp-error, port-down and device-fatal act here, with the
  *   async events verbs would raise (ibv_get_async_event);
  * - fail-reg-mr and fail-modify-qp make the verb return an error, as
- *   ibv_reg_mr or ibv_modify_qp failing would (no event).
+ *   ibv_reg_mr or ibv_modify_qp failing would (no event);
+ * - rewrite-llc changes the flags byte of an LLC message this end posts,
+ *   in its send buffer before the inner device takes it: the peer gets
+ *   what a buggy or hostile sender would have sent.
  * Time is the inner device's own clock when it has one (the optional ops
  * now and wake_at: sim's virtual clock), else CLOCK_MONOTONIC with a
  * timerfd.
@@ -401,7 +404,8 @@ static void stats_line(const fl_dev *d, char *out, size_t len)
 		 "pkts=%llu dropped=%llu delayed=%llu duplicated=%llu "
 		 "reordered=%llu corrupted=%llu posts=%llu posts_failed=%llu "
 		 "qp_errors=%llu port_downs=%llu port_ups=%llu "
-		 "device_fatals=%llu mrs_failed=%llu modifies_failed=%llu",
+		 "device_fatals=%llu mrs_failed=%llu modifies_failed=%llu "
+		 "llc_rewritten=%llu",
 		 (unsigned long long)s->pkts, (unsigned long long)s->dropped,
 		 (unsigned long long)s->delayed,
 		 (unsigned long long)s->duplicated,
@@ -413,12 +417,13 @@ static void stats_line(const fl_dev *d, char *out, size_t len)
 		 (unsigned long long)s->port_ups,
 		 (unsigned long long)s->device_fatals,
 		 (unsigned long long)s->mrs_failed,
-		 (unsigned long long)s->modifies_failed);
+		 (unsigned long long)s->modifies_failed,
+		 (unsigned long long)s->llc_rewritten);
 }
 
 static void ctl_drain(fl_dev *d)
 {
-	char buf[FL_CTL_MAX + 1], reply[256];
+	char buf[FL_CTL_MAX + 1], reply[512];
 	struct sockaddr_un from;
 
 	for (;;) {
@@ -792,6 +797,28 @@ static int fl_query_qp_stats(const usmc_tp_qp *qp, usmc_tp_qp_stats *st)
 	return usmc_tp_query_qp_stats(((const fl_qp *)qp)->inner, st);
 }
 
+/* rewrite-llc: a SEND whose first bytes are an LLC header (type in byte
+ * 0, flags in byte 3) that a clause matches gets its flags rewritten in
+ * the sender's buffer, which is this process's memory (the sge's address). */
+static void rewrite_llc(fl_dev *d, fl_qp *q, const usmc_wr *wr)
+{
+	const usmc_fault_clause *c;
+	uint8_t *msg;
+	int i;
+
+	if (wr->opcode != USMC_WR_SEND || !wr->num_sge ||
+	    wr->sg_list[0].length < 4 || !wr->sg_list[0].addr)
+		return;
+	msg = (uint8_t *)(uintptr_t)wr->sg_list[0].addr;
+	i = usmc_fault_sched_on_llc(&d->sched, msg[0], msg[3], q->pub.qp_num,
+				    fl_now(d));
+	if (i < 0)
+		return;
+	c = &d->sched.c[i];
+	msg[3] = (uint8_t)((msg[3] & ~c->clear_mask) | c->set_mask);
+	d->st.llc_rewritten++;
+}
+
 static int fl_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
 {
 	fl_qp *q = qp_of(qp);
@@ -819,6 +846,7 @@ static int fl_post_send(usmc_tp_qp *qp, const usmc_wr *wr)
 		d->st.posts_failed++;
 		return USMC_ERR_TRANSPORT;
 	}
+	rewrite_llc(d, q, wr);
 	return usmc_tp_post_send(q->inner, wr);
 }
 

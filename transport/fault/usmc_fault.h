@@ -40,6 +40,7 @@ typedef struct usmc_fault_stats {
 	uint64_t device_fatals;
 	uint64_t mrs_failed;	  /* fail-reg-mr: registrations refused */
 	uint64_t modifies_failed; /* fail-modify-qp: RTR/RTS refused */
+	uint64_t llc_rewritten;	  /* rewrite-llc: LLC messages changed */
 	uint64_t ctl_msgs;	  /* schedules taken over the control socket */
 	uint64_t fired; /* firings of the schedule's clauses (a port-down
 			    * and its end: one) */

@@ -10,6 +10,7 @@
 
 #include "usmc_err.h"
 #include "usmc_fault_sched.h"
+#include "usmc_llc.h"
 #include "usmc_wr.h"
 
 #define DEFAULT_DELAY_NS 10000000ull /* 10 ms */
@@ -29,12 +30,35 @@ static const struct {
 	{"device-fatal", USMC_FAULT_DEVICE_FATAL},
 	{"fail-reg-mr", USMC_FAULT_FAIL_REG_MR},
 	{"fail-modify-qp", USMC_FAULT_FAIL_MODIFY_QP},
+	{"rewrite-llc", USMC_FAULT_REWRITE_LLC},
 };
 
 #define KINDS_EXPECTED                                                   \
 	"a fault (drop, delay, duplicate, reorder, corrupt, fail-post, " \
 	"qp-error, port-down, device-fatal, fail-reg-mr, "               \
-	"fail-modify-qp) or seed="
+	"fail-modify-qp, rewrite-llc) or seed="
+
+/* rewrite-llc's type= names: the v1 codes; a name also matches the v2
+ * code (| 0x20), as a v2 link group sends it (smc_llc_init_msg_hdr). */
+static const struct {
+	const char *name;
+	uint8_t type;
+} llc_types[] = {
+	{"CONFIRM_LINK", SMC_LLC_CONFIRM_LINK},
+	{"ADD_LINK", SMC_LLC_ADD_LINK},
+	{"ADD_LINK_CONT", SMC_LLC_ADD_LINK_CONT},
+	{"DELETE_LINK", SMC_LLC_DELETE_LINK},
+	{"REQ_ADD_LINK", SMC_LLC_REQ_ADD_LINK},
+	{"CONFIRM_RKEY", SMC_LLC_CONFIRM_RKEY},
+	{"TEST_LINK", SMC_LLC_TEST_LINK},
+	{"CONFIRM_RKEY_CONT", SMC_LLC_CONFIRM_RKEY_CONT},
+	{"DELETE_RKEY", SMC_LLC_DELETE_RKEY},
+};
+
+#define LLC_TYPES_EXPECTED                                     \
+	"an LLC type (CONFIRM_LINK, ADD_LINK, ADD_LINK_CONT, " \
+	"DELETE_LINK, REQ_ADD_LINK, CONFIRM_RKEY, TEST_LINK, " \
+	"CONFIRM_RKEY_CONT, DELETE_RKEY) or its code (0 to 255)"
 
 const char *usmc_fault_kind_name(usmc_fault_kind k)
 {
@@ -51,6 +75,8 @@ static usmc_fault_on on_of(usmc_fault_kind k)
 		return USMC_FAULT_ON_REG_MR;
 	if (k == USMC_FAULT_FAIL_MODIFY_QP)
 		return USMC_FAULT_ON_MODIFY_QP;
+	if (k == USMC_FAULT_REWRITE_LLC)
+		return USMC_FAULT_ON_LLC;
 	return k >= USMC_FAULT_FAIL_POST ? USMC_FAULT_ON_POST
 					 : USMC_FAULT_ON_PKT;
 }
@@ -168,6 +194,54 @@ static int uint_(parser *p, uint64_t *out)
 	return 0;
 }
 
+/* A byte: decimal, or hexadecimal after 0x (rewrite-llc's type= code,
+ * set= and clear= masks). */
+static int byte_(parser *p, uint8_t *out)
+{
+	size_t at = p->i;
+	unsigned int v = 0;
+	int digits = 0;
+
+	if (p->s[p->i] == '0' &&
+	    (p->s[p->i + 1] == 'x' || p->s[p->i + 1] == 'X')) {
+		p->i += 2;
+		for (;;) {
+			char c = p->s[p->i];
+			unsigned int d;
+
+			if (c >= '0' && c <= '9')
+				d = (unsigned int)(c - '0');
+			else if (c >= 'a' && c <= 'f')
+				d = (unsigned int)(c - 'a' + 10);
+			else if (c >= 'A' && c <= 'F')
+				d = (unsigned int)(c - 'A' + 10);
+			else
+				break;
+			v = v * 16 + d;
+			if (v > 255)
+				return fail(
+					p, at,
+					"a byte (0 to 255, or 0x0 to 0xff)");
+			digits++;
+			p->i++;
+		}
+	} else {
+		while (p->s[p->i] >= '0' && p->s[p->i] <= '9') {
+			v = v * 10 + (unsigned int)(p->s[p->i] - '0');
+			if (v > 255)
+				return fail(
+					p, at,
+					"a byte (0 to 255, or 0x0 to 0xff)");
+			digits++;
+			p->i++;
+		}
+	}
+	if (!digits)
+		return fail(p, at, "a byte (0 to 255, or 0x0 to 0xff)");
+	*out = (uint8_t)v;
+	return 0;
+}
+
 /* A decimal from 0 to 1 with at most 6 places, as parts per million. */
 static int rate_(parser *p, uint32_t *ppm)
 {
@@ -253,8 +327,44 @@ static int opcode_(parser *p, uint32_t *mask)
 	return 0;
 }
 
+static int llc_type_(parser *p, usmc_fault_clause *c)
+{
+	size_t at = p->i, n = word(p);
+
+	for (size_t k = 0; k < sizeof(llc_types) / sizeof(llc_types[0]); k++)
+		if (is_ci(p->s + at, n, llc_types[k].name)) {
+			c->llc_type = llc_types[k].type;
+			c->llc_any_ver = 1;
+			p->i += n;
+			return 0;
+		}
+	if (p->s[at] < '0' || p->s[at] > '9')
+		return fail(p, at, LLC_TYPES_EXPECTED);
+	return byte_(p, &c->llc_type);
+}
+
+static int dir_(parser *p, uint8_t *dir)
+{
+	size_t at = p->i, n = word(p);
+	const char *w = p->s + at;
+
+	if (is(w, n, "req"))
+		*dir = USMC_FAULT_DIR_REQ;
+	else if (is(w, n, "resp"))
+		*dir = USMC_FAULT_DIR_RESP;
+	else if (is(w, n, "any"))
+		*dir = USMC_FAULT_DIR_ANY;
+	else
+		return fail(p, at, "a direction (req, resp, any)");
+	p->i += n;
+	return 0;
+}
+
 static const char *keys_of(usmc_fault_kind k)
 {
+	if (k == USMC_FAULT_REWRITE_LLC)
+		return "rate, nth, count, after, for, qp, type, dir, set, "
+		       "clear";
 	if (k == USMC_FAULT_DELAY)
 		return "rate, nth, count, after, for, by";
 	if (on_posts(k))
@@ -283,8 +393,17 @@ static int param(parser *p, usmc_fault_clause *c, uint32_t *seen_keys)
 		bit = 5;
 	else if (is(w, n, "op") && on_posts(c->kind))
 		bit = 6;
-	else if (is(w, n, "qp") && on_posts(c->kind))
+	else if (is(w, n, "qp") &&
+		 (on_posts(c->kind) || c->kind == USMC_FAULT_REWRITE_LLC))
 		bit = 7;
+	else if (c->kind == USMC_FAULT_REWRITE_LLC && is(w, n, "type"))
+		bit = 8;
+	else if (c->kind == USMC_FAULT_REWRITE_LLC && is(w, n, "dir"))
+		bit = 9;
+	else if (c->kind == USMC_FAULT_REWRITE_LLC && is(w, n, "set"))
+		bit = 10;
+	else if (c->kind == USMC_FAULT_REWRITE_LLC && is(w, n, "clear"))
+		bit = 11;
 	else
 		return fail(p, at, "a key of %s (%s)",
 			    usmc_fault_kind_name(c->kind), keys_of(c->kind));
@@ -329,6 +448,16 @@ static int param(parser *p, usmc_fault_clause *c, uint32_t *seen_keys)
 		return rc;
 	case 6:
 		return opcode_(p, &c->op_mask);
+	case 8:
+		return llc_type_(p, c);
+	case 9:
+		return dir_(p, &c->llc_dir);
+	case 10:
+	case 11:
+		rc = byte_(p, bit == 10 ? &c->set_mask : &c->clear_mask);
+		if (!rc && !(bit == 10 ? c->set_mask : c->clear_mask))
+			return fail(p, vat, "a mask above 0");
+		return rc;
 	default:
 		rc = uint_(p, &v);
 		if (rc)
@@ -396,6 +525,12 @@ static int clause(parser *p, usmc_fault_sched *s, uint64_t t0)
 			p->i++;
 		}
 	}
+	/* rewrite-llc names what it rewrites and how */
+	if (c.kind == USMC_FAULT_REWRITE_LLC && !(seen_keys & (1u << 8)))
+		return fail(p, p->i, "type= in rewrite-llc");
+	if (c.kind == USMC_FAULT_REWRITE_LLC &&
+	    !(seen_keys & (1u << 10 | 1u << 11)))
+		return fail(p, p->i, "set= or clear= in rewrite-llc");
 	/* a clause that fires at the nth event fires once unless told */
 	if (c.nth && !c.count)
 		c.count = 1;
@@ -474,8 +609,21 @@ static int in_window(const usmc_fault_clause *c, uint64_t now)
 	return 1;
 }
 
-int usmc_fault_sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
-			uint32_t qpn, uint64_t now)
+/* Does a rewrite-llc clause match an LLC message of |type|, |flags|? */
+static int llc_match(const usmc_fault_clause *c, int type, int flags)
+{
+	int resp = !!(flags & SMC_LLC_FLAG_RESP);
+
+	if (type != c->llc_type &&
+	    !(c->llc_any_ver && type == (c->llc_type | 0x20)))
+		return 0;
+	return c->llc_dir == USMC_FAULT_DIR_ANY ||
+	       (c->llc_dir == USMC_FAULT_DIR_RESP) == resp;
+}
+
+/* One event; |type| and |flags| are the LLC header's (ON_LLC only). */
+static int sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
+		    uint32_t qpn, int type, int flags, uint64_t now)
 {
 	int fire = -1;
 
@@ -489,6 +637,9 @@ int usmc_fault_sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
 		    (opcode < 0 || opcode > 31 ||
 		     !(c->op_mask & (1u << opcode)) ||
 		     (c->has_qpn && c->qpn != qpn)))
+			continue;
+		if (on == USMC_FAULT_ON_LLC && (!llc_match(c, type, flags) ||
+						(c->has_qpn && c->qpn != qpn)))
 			continue;
 		if (time_only(c) || !in_window(c, now))
 			continue;
@@ -509,6 +660,21 @@ int usmc_fault_sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
 		}
 	}
 	return fire;
+}
+
+int usmc_fault_sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
+			uint32_t qpn, uint64_t now)
+{
+	/* LLC events carry their header: usmc_fault_sched_on_llc */
+	if (on == USMC_FAULT_ON_LLC)
+		return -1;
+	return sched_on(s, on, opcode, qpn, -1, 0, now);
+}
+
+int usmc_fault_sched_on_llc(usmc_fault_sched *s, uint8_t type, uint8_t flags,
+			    uint32_t qpn, uint64_t now)
+{
+	return sched_on(s, USMC_FAULT_ON_LLC, -1, qpn, type, flags, now);
 }
 
 int usmc_fault_sched_timed(usmc_fault_sched *s, uint64_t now, int *port_up)

@@ -6,7 +6,8 @@
  *
  *   seed=42; drop:rate=0.01; fail-post:op=WRITE,nth=100;
  *   port-down:after=1s,for=500ms; device-fatal:after=3s;
- *   fail-reg-mr:nth=1; fail-modify-qp:nth=2
+ *   fail-reg-mr:nth=1; fail-modify-qp:nth=2;
+ *   rewrite-llc:type=CONFIRM_RKEY,dir=resp,set=0x20,nth=1
  */
 #ifndef USMC_FAULT_SCHED_H
 #define USMC_FAULT_SCHED_H
@@ -31,17 +32,26 @@ typedef enum usmc_fault_kind {
 	/* resource level: a verb that fails */
 	USMC_FAULT_FAIL_REG_MR,
 	USMC_FAULT_FAIL_MODIFY_QP,
+	/* message level: a posted LLC message's flags rewritten */
+	USMC_FAULT_REWRITE_LLC,
 } usmc_fault_kind;
 
 /* What a clause counts: received packets, posted send WRs, MR
- * registrations (reg_mr, alloc_mr), or QP modifications to RTR or RTS
- * (a link being made ready). */
+ * registrations (reg_mr, alloc_mr), QP modifications to RTR or RTS (a
+ * link being made ready), or posted SENDs of the LLC type and direction
+ * the clause names (usmc_fault_sched_on_llc). */
 typedef enum usmc_fault_on {
 	USMC_FAULT_ON_PKT = 1,
 	USMC_FAULT_ON_POST,
 	USMC_FAULT_ON_REG_MR,
 	USMC_FAULT_ON_MODIFY_QP,
+	USMC_FAULT_ON_LLC,
 } usmc_fault_on;
+
+/* rewrite-llc's dir=: requests (the RESP flag clear), responses, both */
+#define USMC_FAULT_DIR_ANY  0
+#define USMC_FAULT_DIR_REQ  1
+#define USMC_FAULT_DIR_RESP 2
 
 /* op= of the post-counting kinds: a bit per usmc_wr_opcode */
 #define USMC_FAULT_OP_ANY 0xeu
@@ -57,6 +67,14 @@ typedef struct usmc_fault_clause {
 	uint32_t op_mask;  /* posts counted: bits 1 << usmc_wr_opcode */
 	uint32_t qpn;	   /* qp=: only this QP (has_qpn) */
 	uint8_t has_qpn;
+	/* rewrite-llc: the LLC type (byte 0) matched, either version's code
+	 * when named (llc_any_ver), exactly when a number; the direction;
+	 * the bits of the flags byte (byte 3) set and cleared */
+	uint8_t llc_type;
+	uint8_t llc_any_ver;
+	uint8_t llc_dir;
+	uint8_t set_mask;
+	uint8_t clear_mask;
 	/* state */
 	uint64_t t0; /* when the clause was added (schedule time) */
 	uint64_t seen;
@@ -96,6 +114,14 @@ int usmc_fault_sched_merge(usmc_fault_sched *s, const usmc_fault_sched *more);
  * the sequence of events. */
 int usmc_fault_sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
 			uint32_t qpn, uint64_t now);
+
+/* usmc_fault_sched_on_llc counts a posted SEND whose first bytes are an
+ * LLC header of |type| (byte 0) with |flags| (byte 3) on |qpn| at |now|,
+ * for the rewrite-llc clauses that match its type and direction, and
+ * returns the index of the first that fires, or -1; the caller applies
+ * that clause's set_mask and clear_mask to byte 3. */
+int usmc_fault_sched_on_llc(usmc_fault_sched *s, uint8_t type, uint8_t flags,
+			    uint32_t qpn, uint64_t now);
 
 /* usmc_fault_sched_timed returns the index of a clause that fires by time
  * alone and is due at |now| (device-level kinds with neither nth= nor
