@@ -1099,8 +1099,23 @@ static void llc_rx_confirm_link_resp(usmc_link *link, usmc_llc_msg *m,
 	}
 	if (!llc_flow_answers(lgr, m))
 		return;
-	if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC) ||
-	    m->confirm_link.sender_qp_num != link->peer_qpn) {
+	/* smcr_serv_conf_first_link: the response was heard, but
+	 * smc_llc_eval_conf_link fails: decline RMBE_EC at once (no wait
+	 * for a Decline: the client thinks the link up) */
+	if (!(m->hdr.flags & SMC_LLC_FLAG_NO_RMBE_EYEC)) {
+		usmc_conn *c = lgr->llc_cur->conn;
+
+		usmc_log(lgr->ctx, USMC_LOG_WARN,
+			 "lgr %u: CONFIRM_LINK response without "
+			 "NO_RMBE_EYEC",
+			 lgr->id);
+		if (c)
+			usmc_conn_handshake_failed(c, 0, SMC_CLC_DECL_RMBE_EC,
+						   ts);
+		llc_flow_done(lgr, 0, ts);
+		return;
+	}
+	if (m->confirm_link.sender_qp_num != link->peer_qpn) {
 		llc_flow_done(lgr, 0, ts);
 		return;
 	}

@@ -400,6 +400,133 @@ static void test_fail_post_first_contact(void)
 	usmc_sim_del(sim);
 }
 
+/* |decl| fell back to TCP with |reason| and |peer| with PEERDECL and
+ * |reason| as the diagnosis; neither was ever on SMC-R. */
+static void declined(const usmc_sim_ep *decl, const usmc_sim_ep *peer,
+		     uint32_t reason)
+{
+	USMC_ASSERT_EQ(decl->ev[USMC_EV_ESTABLISHED] + decl->ev[USMC_EV_ERROR],
+		       0);
+	USMC_ASSERT_EQ(decl->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(decl->conn), reason);
+	USMC_ASSERT_EQ(peer->ev[USMC_EV_ESTABLISHED] + peer->ev[USMC_EV_ERROR],
+		       0);
+	USMC_ASSERT_EQ(peer->ev[USMC_EV_FALLBACK], 1);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(peer->conn),
+		       SMC_CLC_DECL_PEERDECL);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(peer->conn), reason);
+}
+
+/* First contact, node |rw|'s first CONFIRM_LINK of direction |dir| (the
+ * server's request or the client's response) goes out without the
+ * NO_RMBE_EYEC flag (rewrite-llc): the receiver declines RMBE_EC at once,
+ * as the kernel's smc_llc_eval_conf_link fails in
+ * smcr_clnt_conf_first_link and smcr_serv_conf_first_link; both ends use
+ * TCP and neither keeps the link group. */
+static void rmbe_ec(int server_rewrites)
+{
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(16);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *rw = server_rewrites ? b : a;
+	usmc_sim_ep *c, *s;
+	const usmc_sim_trace *t;
+	usmc_fault_sched f;
+	usmc_tstamp t0 = usmc_sim_now(sim);
+	size_t n, seen = 0;
+
+	set_faults(rw, &f,
+		   server_rewrites ? "rewrite-llc:type=CONFIRM_LINK,dir=req,"
+				     "clear=0x03,nth=1"
+				   : "rewrite-llc:type=CONFIRM_LINK,dir=resp,"
+				     "clear=0x03,nth=1",
+		   t0);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c, &s), 0);
+	usmc_sim_run(sim, t0 + 40 * SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(rw), 1);
+	/* the CONFIRM_LINK went out with neither flag bit */
+	t = usmc_sim_get_trace(sim, &n);
+	for (size_t i = 0; i < n; i++)
+		if (t[i].from == usmc_sim_node_index(rw) &&
+		    (t[i].msg[0] & 0x0f) == SMC_LLC_CONFIRM_LINK) {
+			USMC_ASSERT_EQ(t[i].msg[3] & SMC_LLC_FLAG_NO_RMBE_EYEC,
+				       0);
+			seen++;
+		}
+	USMC_ASSERT_EQ(seen, 1);
+	if (server_rewrites)
+		declined(c, s, SMC_CLC_DECL_RMBE_EC);
+	else
+		declined(s, c, SMC_CLC_DECL_RMBE_EC);
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	usmc_sim_node_set_faults(rw, NULL);
+	usmc_sim_del(sim);
+}
+
+static void test_rmbe_ec_client(void)
+{
+	rmbe_ec(1);
+}
+
+static void test_rmbe_ec_server(void)
+{
+	rmbe_ec(0);
+}
+
+/* A second connection on the link group: node |rw| answers the peer's
+ * CONFIRM_RKEY for the new RMB with RKEY_NEG (rewrite-llc), so the peer
+ * declines ERR_REGBUF, as smc_llc_do_confirm_rkey failing makes
+ * smcr_lgr_reg_rmbs fail; that connection uses TCP on both ends, the
+ * first one and the link group stay, and data still moves on the first. */
+static void err_regbuf(int server_rewrites)
+{
+	static pump p1;
+	pump *ps[1] = {&p1};
+	usmc_settings st = small_settings(16384);
+	usmc_sim *sim = usmc_sim_new(17);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *rw = server_rewrites ? b : a;
+	usmc_sim_ep *c1, *s1, *c2, *s2;
+	usmc_fault_sched f;
+	usmc_tstamp t0;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
+	CU_ASSERT_TRUE_FATAL(established(c1) && established(s1));
+	t0 = usmc_sim_now(sim);
+	set_faults(rw, &f,
+		   "rewrite-llc:type=CONFIRM_RKEY,dir=resp,set=0x20,nth=1", t0);
+	USMC_ASSERT_EQ_FATAL(usmc_sim_connect(sim, a, b, &c2, &s2), 0);
+	usmc_sim_run(sim, t0 + 40 * SEC);
+	USMC_ASSERT_EQ(usmc_sim_node_faults_fired(rw), 1);
+	if (server_rewrites)
+		declined(c2, s2, SMC_CLC_DECL_ERR_REGBUF);
+	else
+		declined(s2, c2, SMC_CLC_DECL_ERR_REGBUF);
+	CU_ASSERT_TRUE(established(c1) && established(s1));
+	CU_ASSERT_PTR_NOT_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(a), NULL));
+	CU_ASSERT_PTR_NOT_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
+	pump_init(&p1, c1, s1, 200000, 3, 7000);
+	USMC_ASSERT_EQ(pumps_run(sim, ps, 1, usmc_sim_now(sim) + 60 * SEC), 0);
+	USMC_ASSERT_EQ(p1.bad, 0);
+	USMC_ASSERT_EQ(p1.readn, 200000);
+	usmc_sim_node_set_faults(rw, NULL);
+	usmc_sim_del(sim);
+}
+
+static void test_err_regbuf_client(void)
+{
+	err_regbuf(1);
+}
+
+static void test_err_regbuf_server(void)
+{
+	err_regbuf(0);
+}
+
 /* The client's TEST_LINK (an LLC request, RFC 7609 §3.3.4), queued by a
  * usmc_ctx_handle_expiry the test makes itself, cannot be posted: the call
  * returns with nothing ended, and the link group ends when the fabric
@@ -468,6 +595,16 @@ static CU_TestInfo tests[] = {
 	 test_fail_post_confirm_rkey},
 	{"first contact: a failed post declines, both ends use TCP",
 	 test_fail_post_first_contact},
+	{"a first CONFIRM_LINK without NO_RMBE_EYEC: the client declines "
+	 "RMBE_EC",
+	 test_rmbe_ec_client},
+	{"a CONFIRM_LINK response without NO_RMBE_EYEC: the server declines "
+	 "RMBE_EC",
+	 test_rmbe_ec_server},
+	{"a CONFIRM_RKEY answered RKEY_NEG: the client declines ERR_REGBUF",
+	 test_err_regbuf_client},
+	{"a CONFIRM_RKEY answered RKEY_NEG: the server declines ERR_REGBUF",
+	 test_err_regbuf_server},
 	{"a TEST_LINK that fails to post ends the lgr after the timer call",
 	 test_fail_post_testlink},
 	CU_TEST_INFO_NULL,
