@@ -286,6 +286,13 @@ static void help(void)
 	       "broke off;\n"
 	       "    verify is \"failed\" only for a wrong byte or checksum "
 	       "either way).\n"
+	       "    A client with -P above 1 adds conns, one {index, path, "
+	       "fallback_reason,\n"
+	       "    fallback_code, peer_diagnosis, bytes, verify, ok} per "
+	       "connection\n"
+	       "    (path above is \"smcr\" only when every connection's "
+	       "is; the\n"
+	       "    fallback keys above are the first connection's).\n"
 	       "\n"
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
@@ -1012,6 +1019,31 @@ static const char *verify_name(int v)
 				    : "off";
 }
 
+/* One connection of a -P test, as the "conns" item |i|. */
+static void conn_json(FILE *f, const result *r, int i)
+{
+	const usmc_sock_info *in = &r->info;
+	int smcr = !opt.tcp && r->have_info && in->mode == USMC_SOCK_SMCR;
+	int fb = !opt.tcp && r->have_info && in->fallback_code && !smcr;
+
+	fprintf(f, "%s{\"index\":%d,\"path\":\"%s\",\"fallback_reason\":",
+		i ? "," : "", i, smcr ? "smcr" : "tcp");
+	if (fb)
+		json_str(f, in->fallback_name);
+	else
+		fprintf(f, "null");
+	if (fb)
+		fprintf(f, ",\"fallback_code\":%u", in->fallback_code);
+	else
+		fprintf(f, ",\"fallback_code\":null");
+	if (!opt.tcp && r->have_info && in->peer_diagnosis)
+		fprintf(f, ",\"peer_diagnosis\":%u", in->peer_diagnosis);
+	else
+		fprintf(f, ",\"peer_diagnosis\":null");
+	fprintf(f, ",\"bytes\":%" PRIu64 ",\"verify\":\"%s\",\"ok\":%s}",
+		r->bytes, verify_name(r->verify), r->ok ? "true" : "false");
+}
+
 /* Prints the result of |n| connections (summed; latencies merged). */
 static void report(const char *role, result *rs, int n)
 {
@@ -1148,6 +1180,14 @@ static void report(const char *role, result *rs, int n)
 				"\",\"verify\":\"%s\"}",
 				tx, r0->tx_csum, verify_name(txv), rx,
 				r0->rx_csum, verify_name(rxv));
+		}
+		/* -P: each connection's path and reason (they may differ:
+		 * one may fall back on a link group another uses) */
+		if (n > 1) {
+			fprintf(f, ",\"conns\":[");
+			for (int i = 0; i < n; i++)
+				conn_json(f, &rs[i], i);
+			fprintf(f, "]");
 		}
 		if (!ok) {
 			for (int i = 0; i < n; i++)
