@@ -7,7 +7,9 @@ way) between the lab's hosts over fault:softroce, injects one fault
 mid-stream, and judges the outcome against the case's expectation: the
 stream completes byte-exact on both ends, or it ends with the documented
 error within the documented time, or the handshake falls back to TCP with
-the documented reason and the stream completes byte-exact over TCP.
+the documented reason and the stream completes byte-exact over TCP (the
+second-connection cases: -P 2, one connection on SMC-R and the other
+declined, both byte-exact).
 
 Times come from CLOCK_MONOTONIC on both sides: the runtime's log lines
 (USMC_LOG_TIME=1) and the fault's injection (time.monotonic() here).
@@ -80,6 +82,8 @@ DECL = {
     "MEM": 0x01010000,
     "MODEUNSUPP": 0x03040000,
     "ERR_RDYLNK": 0x09990002,
+    "RMBE_EC": 0x03050000,
+    "ERR_REGBUF": 0x09990003,
 }
 
 RE_DOWN = re.compile(r"^(\d+\.\d+) usmc\[\d+\]: .*\blgr (\w+) link (\d+) down: (.+)$")
@@ -129,6 +133,23 @@ def last_json(path):
     except OSError:
         pass
     return obj or {}
+
+
+def all_json(path):
+    """Every JSON object in |path| (a server prints one per connection)."""
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    try:
+                        out.append(json.loads(line))
+                    except ValueError:
+                        pass
+    except OSError:
+        pass
+    return out
 
 
 def fmt_bytes(n):
@@ -602,6 +623,13 @@ def cases():
         Mangle("decline-diffprefix", "fallback:server:DIFFPREFIX", "Proposal from another subnet, EID changed (relay)", "prop-diffprefix"),
         Mangle("decline-nosmcddev", "fallback:server:NOSMCDDEV", "Proposal v1 SMC-D, EID changed (relay)", "prop-nosmcddev"),
         Mangle("decline-noism2supp", "fallback:server:NOISM2SUPP", "Proposal SMC-Dv2 only (relay)", "prop-noism2supp"),
+        # a peer's LLC message changed on its way out (rewrite-llc)
+        Case("decline-rmbe-ec", "fallback:client:RMBE_EC", "the server's first CONFIRM_LINK without NO_RMBE_EYEC (rewrite-llc)", senv={"USMC_FAULT": "rewrite-llc:type=CONFIRM_LINK,dir=req,clear=0x03,nth=1"}),
+        Case("decline-rmbe-ec-srv", "fallback:server:RMBE_EC", "the client's CONFIRM_LINK response without NO_RMBE_EYEC (rewrite-llc)", cenv={"USMC_FAULT": "rewrite-llc:type=CONFIRM_LINK,dir=resp,clear=0x03,nth=1"}),
+        # -P 2: the second connection joins the first one's link group and
+        # each end announces its new RMB with CONFIRM_RKEY
+        Case("decline-err-regbuf", "second:client:ERR_REGBUF", "2 connections; the server answers the 2nd's CONFIRM_RKEY with RKEY_NEG (rewrite-llc)", senv={"USMC_FAULT": "rewrite-llc:type=CONFIRM_RKEY,dir=resp,set=0x20,nth=1"}, cargs=["-P", "2"]),
+        Case("decline-err-regbuf-srv", "second:server:ERR_REGBUF", "2 connections; the client answers the 2nd's CONFIRM_RKEY with RKEY_NEG (rewrite-llc)", cenv={"USMC_FAULT": "rewrite-llc:type=CONFIRM_RKEY,dir=resp,set=0x20,nth=1"}, cargs=["-P", "2"]),
         ClcTimeout("clc-timeout", "clc-timeout", "server stopped before the client connects: no Accept"),
     ]
     for i, c in enumerate(L):
@@ -625,6 +653,9 @@ def expect_text(e):
     if e.startswith("fallback:"):
         _, side, reason = e.split(":")
         return "TCP, %s %s" % (side, reason)
+    if e.startswith("second:"):
+        _, side, reason = e.split(":")
+        return "one SMC-R, one TCP, %s %s" % (side, reason)
     return EXPECT_TEXT[e]
 
 
@@ -795,7 +826,64 @@ def judge(case, run, t_inj, nbytes):
                 obs += ", the relay changed nothing"
                 ok = False
         return ok, obs, None, None, checked, notes
+    if e.startswith("second:"):
+        return judge_second(case, run, nbytes)
     raise ValueError(e)
+
+
+def judge_second(case, run, nbytes):
+    """-P 2: one connection on SMC-R, the other declined with the reason
+    by |side| (PEERDECL with it as the diagnosis at the other end), both
+    byte-exact: the client's conns and the server's two results."""
+    _, side, reason = case.expect.split(":")
+    code = DECL[reason]
+    c = run.result("client")
+    srv = all_json(run.out["server"])
+    conns = c.get("conns") or []
+    exact = (
+        c.get("exit") == 0
+        and c.get("verify") == "ok"
+        and c.get("bytes") == 2 * 2 * nbytes
+        and c.get("tx", {}).get("verify") == "ok"
+        and c.get("rx", {}).get("verify") == "ok"
+        and run.procs["server"].returncode == 0
+        and len(srv) == 2
+        and all(
+            r.get("ok") is True
+            and r.get("verify") == "ok"
+            and r.get("bytes") == 2 * nbytes
+            and r.get("tx", {}).get("verify") == "ok"
+            and r.get("rx", {}).get("verify") == "ok"
+            for r in srv
+        )
+    )
+
+    def one_of_each(rs, declining):
+        smcr = [r for r in rs if r.get("path") == "smcr"]
+        tcp = [r for r in rs if r.get("path") == "tcp"]
+        if len(smcr) != 1 or len(tcp) != 1:
+            return False
+        t = tcp[0]
+        if declining:
+            return t.get("fallback_code") == code
+        return t.get("fallback_code") == DECL["PEERDECL"] and t.get("peer_diagnosis") == code
+
+    def paths(rs):
+        return ", ".join(
+            "%s%s" % (r.get("path"), " %s (diag %s)" % (r.get("fallback_reason"), "0x%08x" % r["peer_diagnosis"] if r.get("peer_diagnosis") else "-") if r.get("path") == "tcp" else "")
+            for r in rs
+        )
+
+    # what the receivers verified: the client's both connections, each of
+    # the server's
+    checked = sum(r.get("rx", {}).get("bytes") or 0 for r in [c] + srv if r.get("rx", {}).get("verify") == "ok")
+    ok_c = one_of_each(conns, side == "client")
+    ok_s = one_of_each(srv, side == "server")
+    logged = any("0x%08x" % code in l.lower() or reason in l for l in run.log(side))
+    obs = "%s; client: %s; server: %s" % ("byte-exact" if exact else "not exact", paths(conns), paths(srv))
+    if not logged:
+        obs += ", reason not in the log"
+    return exact and ok_c and ok_s and logged, obs, None, None, checked, []
 
 
 def size(s):
