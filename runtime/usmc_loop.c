@@ -72,6 +72,7 @@ static sem_t progress_started;
 typedef struct waiter {
 	int evfd;
 	int pending; /* written since it last slept: no second write */
+	int nodev;   /* waits with USMC_WAIT_NODEV: never polls the devices */
 	struct waiter *next;
 } waiter;
 
@@ -80,18 +81,28 @@ static __thread waiter self_waiter = {.evfd = -1};
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
 
-void usmc_rt_broadcast(void)
+static void wake_waiters(int pollers_only)
 {
 	uint64_t one = 1;
 
 	for (waiter *w = waiters; w; w = w->next) {
-		if (w->pending)
+		if (w->pending || (pollers_only && w->nodev))
 			continue;
 		w->pending = 1;
 		if (usmc_real()->write(w->evfd, &one, sizeof(one)) < 0) {
 			/* counter full: a wake-up is pending anyway */
 		}
 	}
+}
+
+void usmc_rt_broadcast(void)
+{
+	wake_waiters(0);
+}
+
+void usmc_rt_wake_data(void)
+{
+	wake_waiters(1);
 }
 
 static void waiter_thread_exit(void *p)
@@ -551,23 +562,30 @@ void usmc_loop_rearm_timer(void)
 	timerfd_settime(usmc_g.timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-static void run_deadlines(void)
+/* Returns whether a handshake deadline passed (the core's expiries wake
+ * the waiters themselves, in smc_post). */
+static int run_deadlines(void)
 {
 	uint64_t now = usmc_rt_now();
 	usmc_sock *s, *next;
+	int hit = 0;
 
 	usmc_smc_on_timer(now);
 	for (s = usmc_g.hs_list; s; s = next) {
 		next = s->hs_next;
-		if (s->deadline && s->deadline <= now)
+		if (s->deadline && s->deadline <= now) {
 			usmc_sock_on_deadline(s, now);
+			hit = 1;
+		}
 	}
+	return hit;
 }
 
 static void *progress_main(void *arg)
 {
 	struct epoll_event evs[32];
 	uint64_t buf;
+	int bc;
 
 	(void)arg;
 	usmc_in_runtime = 1;
@@ -583,6 +601,10 @@ static void *progress_main(void *arg)
 			return NULL;
 		}
 		pthread_mutex_lock(&usmc_g.lock);
+		/* Completions and core timers wake the waiters themselves
+		 * (smc_post) when a socket changed; a round of only those
+		 * must not wake every blocked thread for nothing. */
+		bc = 0;
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = evs[i].data.u64 >> 32;
 			int fd = (int)(uint32_t)evs[i].data.u64;
@@ -593,6 +615,7 @@ static void *progress_main(void *arg)
 				s = usmc_sock_get(fd);
 				if (s && s->ep_events)
 					usmc_sock_on_event(s, evs[i].events);
+				bc = 1;
 				break;
 			case TAG_TIMER:
 				timer_armed = UINT64_MAX;
@@ -600,7 +623,7 @@ static void *progress_main(void *arg)
 						      sizeof(buf)) < 0) {
 					/* spurious: the deadline moved */
 				}
-				run_deadlines();
+				bc |= run_deadlines();
 				if (tp_disarmed && !direct_poller &&
 				    usmc_rt_now() >= handback_at)
 					tp_take_back();
@@ -610,6 +633,7 @@ static void *progress_main(void *arg)
 						      sizeof(buf)) < 0) {
 					/* already drained */
 				}
+				bc = 1;
 				break;
 			case TAG_TP:
 				if ((unsigned int)fd >= USMC_DEVICES_MAX)
@@ -625,7 +649,8 @@ static void *progress_main(void *arg)
 		}
 		usmc_sock_reap();
 		usmc_loop_rearm_timer();
-		usmc_rt_broadcast();
+		if (bc)
+			usmc_rt_broadcast();
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 	return NULL;
@@ -644,8 +669,12 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 	struct timespec ts, *tsp = NULL;
 	sigset_t tmp;
 	int n = 0, ms = -1, dp = 0, r, e, fd, pend = 0;
-	int masked = intr != USMC_INTR_NONE;
+	int nodev = intr & USMC_WAIT_NODEV;
+	int masked;
 	uint64_t v;
+
+	intr &= ~USMC_WAIT_NODEV;
+	masked = intr != USMC_INTR_NONE;
 
 	/* A handler that runs between the check below and the sleep would
 	 * leave the wait unbounded (no EINTR from a poll it did not
@@ -669,7 +698,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			   USMC_NS_PER_MS);
 	}
 	/* p[0..dp-1] are devices 0..dp-1 */
-	if (!direct_poller)
+	if (!direct_poller && !nodev)
 		while (dp < USMC_DEVICES_MAX &&
 		       (fd = usmc_smc_dev_fd((unsigned int)dp)) >= 0) {
 			p[n].fd = fd;
@@ -687,6 +716,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		p[n].fd = w->evfd;
 		p[n++].events = POLLIN;
 		w->pending = 0;
+		w->nodev = nodev;
 		w->next = waiters;
 		waiters = w;
 	} else if (ms < 0 || ms > 10) {
@@ -727,7 +757,9 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			if (timer_armed > handback_at)
 				usmc_loop_rearm_timer();
 		}
-		usmc_rt_broadcast();
+		/* the devices are free: a thread waiting for data takes them
+		 * (what changed a socket has woken its waiters in smc_post) */
+		usmc_rt_wake_data();
 	}
 	if (masked) {
 		/* one that came after ppoll returned is pending: let it run
