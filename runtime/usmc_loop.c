@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -656,6 +657,43 @@ static void *progress_main(void *arg)
 	return NULL;
 }
 
+/* A direct poller spins (USMC_SPIN_US) before it sleeps: a peer on the
+ * same veth answers within tens of microseconds, and each datagram's
+ * wake-up (WRITE, CDC, ACKs) otherwise costs a sleep and a context
+ * switch on both ends. It yields between looks, so a peer on the same CPU
+ * runs meanwhile. A thread whose sleep after a failed spin lasted long
+ * (an idle connection) stops spinning until a sleep ends within the
+ * budget again: an idle recv costs no CPU. */
+static __thread int spin_cold;
+
+static int spin(struct pollfd *p, nfds_t n)
+{
+	uint64_t budget = (uint64_t)usmc_g.cfg.spin_us * 1000, end;
+	struct timespec zero = {0, 0};
+	int r;
+
+	if (!budget || spin_cold)
+		return 0;
+	end = usmc_rt_now() + budget;
+	do {
+		r = usmc_real()->ppoll(p, n, &zero, NULL);
+		if (r)
+			return r;
+		sched_yield();
+	} while (usmc_rt_now() < end);
+	return 0;
+}
+
+static void spin_learn(uint64_t slept_ns)
+{
+	uint64_t budget = (uint64_t)usmc_g.cfg.spin_us * 1000;
+
+	if (!spin_cold && slept_ns > 20 * budget)
+		spin_cold = 1;
+	else if (spin_cold && slept_ns <= budget)
+		spin_cold = 0;
+}
+
 /*
  * The one place app threads block inside usmc. A waiting thread polls the
  * device fds itself when no other thread does, and runs the completions
@@ -730,7 +768,15 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		tsp = &ts;
 	}
 	pthread_mutex_unlock(&usmc_g.lock);
-	r = usmc_real()->ppoll(p, (nfds_t)n, tsp, masked ? &h->old : NULL);
+	r = dp ? spin(p, (nfds_t)n) : 0;
+	if (r == 0) {
+		uint64_t t0 = dp ? usmc_rt_now() : 0;
+
+		r = usmc_real()->ppoll(p, (nfds_t)n, tsp,
+				       masked ? &h->old : NULL);
+		if (dp)
+			spin_learn(usmc_rt_now() - t0);
+	}
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	if (w->evfd >= 0) {

@@ -62,6 +62,7 @@ typedef struct usmc_rt_config {
 	/* TEST_LINK: idle time before one is sent (0: never) and how long
 	 * its answer may take (usmc_settings.testlink_time/_wait) */
 	int testlink_ms, testlink_wait_ms;
+	int spin_us; /* usmc_wait's spin before it sleeps (usmc_loop.c) */
 	int debug;
 	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
 	 * 1 auto (when it loads) */
