@@ -123,6 +123,11 @@ struct usmc_sock {
 	uint16_t port;	     /* listener's port / client's remote port */
 	uint64_t bytes_sent; /* both modes */
 	uint64_t bytes_recv;
+	/* handed to the kernel for good (usmc_sock_kernel_mark): its fds'
+	 * data calls bypass usmc, so the byte counts go on from the
+	 * kernel's, taken then (usmc_sock_bytes) */
+	int kernel;
+	uint64_t kbase_sent, kbase_recv;
 	int smc_version;
 	int rd_shut; /* SHUT_RD on an SMC-R socket */
 	/* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
@@ -279,10 +284,16 @@ void usmc_notify_drain(int evfd);
 void usmc_epoll_closed(int epfd);
 /* Signals every readiness notifier (usmc_notify_add, poll waiters). */
 void usmc_rt_notify(void);
-/* Lock-free "fd is (or may be) a usmc socket / usmc epoll fd" flags. */
-#define USMC_FDF_SOCK  1
-#define USMC_FDF_EPOLL 2
+/* The lock-free per-fd flags (USMC_FDF_*, usmc.h). */
 void usmc_fdflag_set(int fd, int flag, int on);
+/* Lock held: marks |fd| USMC_FDF_KERNEL if its socket |s| is the
+ * kernel's for good (usmc_fdtab.c). */
+void usmc_sock_kernel_mark(usmc_sock *s, int fd);
+/* Lock held: the bytes the application moved through |s|. */
+void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv);
+/* usmc_epoll.c, lock held: |fd| leaves every shadow set for the kernel
+ * set alone; a set left empty goes. */
+void usmc_epoll_kernel_fd(int fd);
 /* usmc_epoll.c: a closed fd leaves every shadow set (lock held). */
 void usmc_epoll_fd_closed(int fd);
 /* usmc_poll.c: readiness of a socket, lock held; -1: ask the kernel. */

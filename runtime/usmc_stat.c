@@ -136,7 +136,9 @@ static void put_sock(usmc_sock *s)
 	const char *state = mode_state(s), *mode;
 	unsigned lgr = 0, link = 0, ver = s->smc_version, failovers = 0;
 	unsigned rp[2] = {0, 0}, rc[2] = {0, 0}, tp[2] = {0, 0}, tc[2] = {0, 0};
+	uint64_t sent, recv;
 
+	usmc_sock_bytes(s, &sent, &recv);
 	addr_str(s->fd, 0, la, sizeof(la));
 	if (s->mode == USMC_SOCK_LISTEN)
 		snprintf(pa, sizeof(pa), "*:*");
@@ -184,11 +186,7 @@ static void put_sock(usmc_sock *s)
 		   pa, s->fb_code,
 		   s->fb_code ? usmc_decline_name(s->fb_code) : "-",
 		   s->fb_code ? usmc_clc_decl_str(s->fb_code) : "-", lgr, link,
-		   ver,
-		   (unsigned long long)__atomic_load_n(&s->bytes_sent,
-						       __ATOMIC_RELAXED),
-		   (unsigned long long)__atomic_load_n(&s->bytes_recv,
-						       __ATOMIC_RELAXED),
+		   ver, (unsigned long long)sent, (unsigned long long)recv,
 		   rp[0], rp[1], rc[0], rc[1], tp[0], tp[1], tc[0], tc[1],
 		   detail[0] ? detail : "-", dev, gid, failovers);
 }
