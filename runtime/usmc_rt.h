@@ -382,9 +382,11 @@ uint64_t usmc_smc_lgr_count(void);
  * taken with an inferred IPv4 ID (kernel rxe's), packets dropped. */
 void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped);
 /* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
- * starts its thread once per process. */
+ * starts its thread once per process, and again (lock held) when a socket
+ * comes or goes after it ended for having nothing to watch. */
 void usmc_stat_start(void);
-/* A socket changed state: publish soon (lock held, cheap). */
+/* A socket changed state: publish soon (lock held, cheap unless the
+ * publisher must start again). */
 void usmc_stat_kick(void);
 /* usmc_err -> errno */
 int usmc_errno_from(int err);

@@ -10,7 +10,11 @@
 # by name (strace -ff, between two marker calls): they must be exactly
 # those of the same client without usmc (run first), none of usmc's (the
 # runtime's lock as futex, eventfd reads and writes, epoll_pwait for the
-# shadow set, fcntl, getsockopt...). Cases, each under usmc-run:
+# shadow set, fcntl, getsockopt...). In cases 1 and 2 (no device opened)
+# the client then waits to be single-threaded: usmc's progress thread and
+# stat publisher end once they have nothing to do (docs/threads.md); in
+# case 2 usmc-stat then still shows its last, quiet, table, over 5 s old.
+# Cases, each under usmc-run:
 #  1. fallback with the SMC TCP option: the SYN offers SMC, the plain
 #     server's SYN-ACK does not (where the option cannot load: explicit
 #     mode, "not an SMC port"); the handshake state makes it a usmc epoll
@@ -73,6 +77,36 @@ os.access("/usmc-test-mark-begin", os.F_OK)
 for i in range(rounds):
     round(i)
 os.access("/usmc-test-mark-end", os.F_OK)
+if len(sys.argv) > 4:
+    # usmc's threads end once idle (1 s, and two 0.5 s tables): wait up
+    # to 10 s for this process to be single-threaded again
+    import time
+    end = time.monotonic() + 10
+    while len(os.listdir("/proc/self/task")) > 1 and time.monotonic() < end:
+        time.sleep(0.1)
+    n = len(os.listdir("/proc/self/task"))
+    assert n == 1, "%d threads left" % n
+    print("single-threaded")
+if len(sys.argv) > 5:
+    # the publisher ended with a quiet table: usmc-stat still shows it
+    # once it is older than a live publisher leaves one (5 s)
+    import json, subprocess, time
+    path = "%s/usmc-stat.%d" % (os.environ["USMC_STAT_DIR"], os.getpid())
+    end = time.monotonic() + 10
+    while time.time() - os.stat(path).st_mtime < 5.5 and time.monotonic() < end:
+        time.sleep(0.2)
+    with open(path) as f:
+        head = f.readline()
+    assert "\tquiet 1" in head, head
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    out = subprocess.run([sys.argv[5], "--json"], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    me = [c for c in json.loads(out) if c["pid"] == os.getpid()]
+    assert len(me) == 1 and me[0]["mode"] == "TCP" and me[0]["bytes_sent"] > 0, me
+    print("usmc-stat shows the quiet table, %.1f s old: %s %s sent %d" %
+          (time.time() - os.stat(path).st_mtime, me[0]["mode"],
+           me[0]["fallback_name"], me[0]["bytes_sent"]))
 s.close()
 print("ok", rounds, "rounds")
 PY
@@ -88,7 +122,8 @@ count() {
 }
 
 # run TAG PORT MODE [ENV...]: the client under strace in h2 (MODE plain
-# or usmc), 200 rounds; counts in $t_work/TAG.count
+# or usmc), 200 rounds; counts in $t_work/TAG.count. With T_SINGLE=1 the
+# client then waits (up to 10 s) to be single-threaded again.
 run() {
 	local tag=$1 port=$2 mode=$3 rounds=200 d=$t_work/$1 pre=()
 	shift 3
@@ -97,7 +132,7 @@ run() {
 		pre=(env "$@" USMC_STATS="$d/stats" "$T_RUN")
 		[ -z "$T_ASAN" ] || pre=(env LD_PRELOAD="$T_ASAN" "${pre[@]}")
 	fi
-	t_exec h2 timeout 60 strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$T_H1" "$port" "$rounds" \
+	t_exec h2 timeout 60 strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$T_H1" "$port" "$rounds" ${T_SINGLE:+single} ${T_STATCHK:+"$USMC_BUILD/tools/usmc-stat"} \
 		>"$d/out" 2>"$d/err" || {
 		t_log "$tag: client failed: $(tail -5 "$d/out" "$d/err")"
 		return 1
@@ -114,7 +149,7 @@ run() {
 
 check() { # TAG: its rounds' calls are the plain run's
 	if diff "$t_work/plain.count" "$t_work/$1.count" >"$t_work/$1.diff"; then
-		t_log "ok $1: 200 rounds, the same calls as without usmc: $(tr '\n' ' ' <"$t_work/$1.count")"
+		t_log "ok $1: 200 rounds, the same calls as without usmc: $(tr '\n' ' ' <"$t_work/$1.count")$(grep -q single-threaded "$t_work/$1/out" && echo "; then single-threaded")"
 	else
 		t_log "$1: 200 rounds' calls differ from the plain run's (< plain, > usmc):"
 		sed 's/^/  /' "$t_work/$1.diff"
@@ -131,7 +166,7 @@ t_log "plain: 200 rounds make $(tr '\n' ' ' <"$t_work/plain.count")"
 
 # 1. fallback through the SMC TCP option (USMC_CGROUP=private: it loads
 # under ip netns exec)
-if run synopt 7401 usmc USMC_CGROUP=private USMC_DEBUG=1; then
+if T_SINGLE=1 run synopt 7401 usmc USMC_CGROUP=private USMC_DEBUG=1; then
 	t_log "synopt: $(grep -o 'TCP fallback: .*' "$t_work/synopt/err" | head -1)"
 	check synopt
 else
@@ -139,7 +174,8 @@ else
 fi
 
 # 2. excluded by a rule
-if run rule 7401 usmc USMC_CGROUP=private USMC_RULES="tcp port 7401"; then
+if T_SINGLE=1 T_STATCHK=1 run rule 7401 usmc USMC_CGROUP=private USMC_RULES="tcp port 7401"; then
+	t_log "rule: $(grep usmc-stat "$t_work/rule/out")"
 	check rule
 else
 	fails=$((fails + 1))
