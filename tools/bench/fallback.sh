@@ -16,9 +16,9 @@ SYNOPSIS
 
 DESCRIPTION
     Starts a plain redis-server (never under usmc) and runs
-    redis-benchmark -q -t get,set -c 50 against it, once plain and once
-    under tools/usmc-run, alternating (ABBA: plain first in odd rounds,
-    usmc first in even ones), --runs times each. usmc cases:
+    redis-benchmark -q -t set, then -t get, -c 50 against it, once plain
+    and once under tools/usmc-run, alternating (ABBA: plain first in odd
+    rounds, usmc first in even ones), --runs rounds. usmc cases:
 
       fallback   the usmc default: with the SMC TCP option the SYN offers
                  SMC, the plain server's SYN-ACK does not, and the
@@ -36,12 +36,19 @@ DESCRIPTION
     Prints one JSON line per host, case, -P and test on stdout:
       {"path":"fallback","host":"loopback","case":"fallback","workload":
        "redis GET -P 1","unit":"req/s","tcp":MEDIAN,"usmc":MEDIAN,
-       "ratio":MEDIAN,"ratio_min":MIN,"ratio_max":MAX,"runs":N,
-       "tcp_runs":[...],"usmc_runs":[...],"ok":true}
-    ratio is the median of each round's usmc/tcp (the two runs of a round
-    are next to each other in time, so load changes hit both); min and
-    max are the spread. Progress lines go to stderr, with the load
-    average before and after. Numbers for notes, never pass/fail.
+       "ratio":MEDIAN,"ratio_min":MIN,"ratio_max":MAX,
+       "cpu_unit":"client CPU us/request","cpu_tcp":MEDIAN,
+       "cpu_usmc":MEDIAN,"cpu_ratio":MEDIAN,"cpu_ratio_min":MIN,
+       "cpu_ratio_max":MAX,"runs":N,"tcp_runs":[...],"usmc_runs":[...],
+       "ok":true}
+    ratio is the median of each round's usmc/tcp rate (the two runs of a
+    round are next to each other in time, so load changes hit both); min
+    and max are the spread. cpu_* is the client's user + system time per
+    request (bash's time, whole run): what usmc adds to the client, less
+    sensitive than the rate to other load on the machine (a rate ratio
+    on a busy 2-core machine swings by tens of percent). Progress lines
+    go to stderr, with the load average. Numbers for notes, never
+    pass/fail.
 
 OPTIONS
     --build DIR      build tree with tools/usmc-run (default \$USMC_BUILD,
@@ -145,23 +152,27 @@ server_down() {
 	spid=
 }
 
-# bench MODE CASE P TAG: one redis-benchmark run; "TEST,rps" lines in TAG.csv
+# bench MODE CASE P TEST TAG: one redis-benchmark run of one test; its
+# rate in TAG.csv ("TEST,rps"), the client's CPU seconds in TAG.cpu
 bench() {
-	local mode=$1 cs=$2 p=$3 tag=$4 pre=() st
+	local mode=$1 cs=$2 p=$3 t=$4 tag=$5 pre=() st TIMEFORMAT='%3U %3S'
 	if [ "$mode" = usmc ]; then
 		pre=(env USMC_STATS="$work/$tag.stats")
 		[ "$cs" = excluded ] && pre+=(USMC_RULES="tcp port $port")
 		pre+=("$RUN")
 	fi
+	# the client's user and system time, through timeout and ip netns
+	# exec (each waits for its child)
 	# shellcheck disable=SC2086
-	if ! on cli timeout 900 "${pre[@]}" redis-benchmark -h "$SADDR" -p "$port" -q --csv \
-		-t get,set -c "$clients" -n "$reqs" -P "$p" ${dsize:+-d $dsize} \
-		>"$work/$tag.out" 2>"$work/$tag.err" || grep -qi error "$work/$tag.out" "$work/$tag.err"; then
+	if ! { time on cli timeout 900 "${pre[@]}" redis-benchmark -h "$SADDR" -p "$port" -q --csv \
+		-t "$t" -c "$clients" -n "$reqs" -P "$p" ${dsize:+-d $dsize} \
+		>"$work/$tag.out" 2>"$work/$tag.err"; } 2>"$work/$tag.cpu" ||
+		grep -qi error "$work/$tag.out" "$work/$tag.err"; then
 		say "$tag failed: $(tail -3 "$work/$tag.out" "$work/$tag.err")"
 		return 1
 	fi
 	sed -n 's/^"\([A-Z]*\)","\([0-9.]*\)".*/\1,\2/p' "$work/$tag.out" >"$work/$tag.csv"
-	[ "$(wc -l <"$work/$tag.csv")" = 2 ] || { say "$tag: no rates in $(head -3 "$work/$tag.out")"; return 1; }
+	[ "$(wc -l <"$work/$tag.csv")" = 1 ] || { say "$tag: no rate in $(head -3 "$work/$tag.out")"; return 1; }
 	if [ "$mode" = usmc ]; then
 		st=$(grep 'stats:' "$work/$tag.stats" 2>/dev/null)
 		if ! [[ $st =~ stats:\ smcr=0\ fallback=[1-9][0-9]*\ failed=0 ]]; then
@@ -190,38 +201,51 @@ run_host() {
 			for r in $(seq "$runs"); do
 				order="tcp usmc"
 				[ $((r % 2)) = 1 ] || order="usmc tcp"
-				for m in $order; do
-					tag=$h-$cs-P$p-$m-$r
-					say "$tag (load $(load))"
-					bench "$m" "$cs" "$p" "$tag" || failed=1
+				for t in set get; do
+					for m in $order; do
+						tag=$h-$cs-P$p-$t-$m-$r
+						say "$tag (load $(load))"
+						bench "$m" "$cs" "$p" "$t" "$tag" || failed=1
+					done
 				done
 			done
-			python3 - "$work" "$h" "$cs" "$p" "$runs" <<'PY' || failed=1
-import json, os, statistics, sys
-work, host, case, p, runs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-def rates(mode, r):
+			python3 - "$work" "$h" "$cs" "$p" "$runs" "$reqs" <<'PY' || failed=1
+import json, os, statistics as st, sys
+work, host, case, p, runs, reqs = sys.argv[1:4] + [sys.argv[4], int(sys.argv[5]), int(sys.argv[6])]
+def one(t, mode, r):
+    """(rate, client CPU us per request) of one run, or None"""
+    tag = f"{work}/{host}-{case}-P{p}-{t}-{mode}-{r}"
     try:
-        with open(f"{work}/{host}-{case}-P{p}-{mode}-{r}.csv") as f:
-            return dict((t, float(v)) for t, v in (l.strip().split(",") for l in f))
-    except (OSError, ValueError):
+        with open(tag + ".csv") as f:
+            rate = float(f.read().split(",")[1])
+        with open(tag + ".cpu") as f:
+            cpu = sum(float(x) for x in f.read().split()[-2:])
+        return rate, cpu * 1e6 / reqs
+    except (OSError, ValueError, IndexError):
         return None
-for test in ("SET", "GET"):
-    tcp, usmc, ratios, ok = [], [], [], True
+def r4(x):
+    return round(x, 4)
+for t in ("set", "get"):
+    tcp, usmc, ratios, ctcp, cusmc, cratios, ok = [], [], [], [], [], [], True
     for r in range(1, runs + 1):
-        a, b = rates("tcp", r), rates("usmc", r)
-        if os.path.exists(f"{work}/{host}-{case}-P{p}-usmc-{r}.bad"):
+        a, b = one(t, "tcp", r), one(t, "usmc", r)
+        if os.path.exists(f"{work}/{host}-{case}-P{p}-{t}-usmc-{r}.bad"):
             ok = False
-        if not a or not b or test not in a or test not in b:
+        if not a or not b:
             ok = False
             continue
-        tcp.append(a[test]); usmc.append(b[test]); ratios.append(b[test] / a[test])
+        tcp.append(a[0]); usmc.append(b[0]); ratios.append(b[0] / a[0])
+        ctcp.append(a[1]); cusmc.append(b[1]); cratios.append(b[1] / a[1])
     if not ratios:
         continue
     print(json.dumps({"path": "fallback", "host": host, "case": case,
-        "workload": f"redis {test} -P {p}", "unit": "req/s",
-        "tcp": statistics.median(tcp), "usmc": statistics.median(usmc),
-        "ratio": round(statistics.median(ratios), 4),
-        "ratio_min": round(min(ratios), 4), "ratio_max": round(max(ratios), 4),
+        "workload": f"redis {t.upper()} -P {p}", "unit": "req/s",
+        "tcp": st.median(tcp), "usmc": st.median(usmc),
+        "ratio": r4(st.median(ratios)), "ratio_min": r4(min(ratios)), "ratio_max": r4(max(ratios)),
+        "cpu_unit": "client CPU us/request",
+        "cpu_tcp": r4(st.median(ctcp)), "cpu_usmc": r4(st.median(cusmc)),
+        "cpu_ratio": r4(st.median(cratios)), "cpu_ratio_min": r4(min(cratios)),
+        "cpu_ratio_max": r4(max(cratios)),
         "runs": len(ratios), "tcp_runs": tcp, "usmc_runs": usmc, "ok": ok}), flush=True)
 PY
 		done
