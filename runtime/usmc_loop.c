@@ -76,7 +76,7 @@ static int n_watched;
  * lookup of a process that shares its fd table with another thread
  * (fdget), about 25 ns per socket call here, which a single-threaded
  * process does not pay. */
-#define PROGRESS_IDLE_MS 1000
+#define PROGRESS_IDLE_MS 250
 
 /* App threads wait in poll() on an eventfd of their own (a signal must be
  * able to end the wait, which a condition variable does not allow); the
@@ -157,7 +157,6 @@ static void tp_take_back(void)
 }
 
 static void *progress_main(void *arg);
-static int progress_start(void);
 static void progress_ensure(void);
 
 /*
@@ -420,13 +419,8 @@ static void rt_init_once(void)
 	ev.data.u64 = TAG_EVFD << 32;
 	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.evfd, &ev);
 
-	/* The progress thread must not take the application's signals. */
-	init_err = progress_start();
-	if (init_err) {
-		usmc_rt_log(0, "cannot start the progress thread: %s",
-			    strerror(init_err));
-		return;
-	}
+	/* The progress thread starts with its first work (progress_ensure):
+	 * a process whose sockets never need it (rules say tcp) runs none. */
 	usmc_g.thread_started = 1;
 }
 
@@ -590,9 +584,9 @@ static int progress_idle(void)
  * forks (nginx's master forks right after its first socket). An allocator
  * with no fork handlers (GCC 12's ASan runtime) would otherwise leave the
  * child a size class's lock, held for good. From then on the thread
- * allocates only under the lock. Called without the lock at start-up,
- * with it afterwards (progress_ensure): the thread posts before it takes
- * the lock. Returns 0 or an errno. */
+ * allocates only under the lock. Called with the lock held
+ * (progress_ensure), which the fork prepare handler also takes; the
+ * thread posts before it takes the lock. Returns 0 or an errno. */
 static int progress_start(void)
 {
 	sigset_t all, old;
@@ -632,7 +626,7 @@ static void *progress_main(void *arg)
 {
 	struct epoll_event evs[32];
 	uint64_t buf;
-	int idle = 1; /* started before any work: it may have none */
+	int idle = 0;
 
 	(void)arg;
 	usmc_in_runtime = 1;

@@ -301,7 +301,7 @@ void usmc_stat_kick(void)
  * usmc's (usmc_loop.c, PROGRESS_IDLE_MS, says why that matters). The
  * next socket, close or state change starts it again; until then the
  * table stands, their byte counts as of its writing. */
-#define USMC_STAT_QUIET_ROUNDS 2
+#define USMC_STAT_QUIET_ROUNDS 1
 
 static void *stat_thread(void *arg)
 {
