@@ -2,7 +2,10 @@
 # usmc-bench works: --help, --version and usage errors; a --quick
 # softroce/stream pass writes report.md, report.json and the chart, with
 # every run SMC-R; the shm path either runs over shm or says, with the
-# runtime's reason, that it is not available and reports no usmc number.
+# runtime's reason, that it is not available and reports no usmc number;
+# a --quick fallback/excluded pass on both hosts (lab, loopback) has every
+# usmc run excluded by its rule (never SMC, never marked) and the client's
+# CPU per request beside the rates, with its ratio per round.
 # Performance is never judged here: only the shape and honesty of the
 # report.
 set -u
@@ -16,12 +19,13 @@ skip() { echo "$T: SKIP: $*"; exit 77; }
 [ -x "$B" ] || fail "$B is not built"
 command -v python3 >/dev/null || skip "python3 is not installed"
 out=$(timeout 20 "$B" --help) || fail "--help exited $?"
-for w in NAME SYNOPSIS DESCRIPTION OPTIONS OUTPUT "EXIT STATUS" --quick --only --out; do
+for w in NAME SYNOPSIS DESCRIPTION OPTIONS OUTPUT "EXIT STATUS" --quick --only --out --fallback-host excluded; do
 	grep -q -- "$w" <<<"$out" || fail "--help has no '$w'"
 done
 v=$(timeout 20 "$B" --version) || fail "--version exited $?"
 [[ $v =~ ^usmc-bench\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--version printed '$v'"
-for bad in "--bogus" "--runs 2" "--only nowhere" "--only softroce/memcpy" "-n 0"; do
+for bad in "--bogus" "--runs 2" "--only nowhere" "--only softroce/memcpy" "-n 0" \
+	"--only softroce/excluded" "--fallback-host nowhere"; do
 	# shellcheck disable=SC2086
 	timeout 20 "$B" $bad >/dev/null 2>&1
 	rc=$?
@@ -88,6 +92,8 @@ elif not shm_rows or shm_rows[0]["marked"]:
     bad("shm available but its stream did not run over it: %r" % shm_rows)
 ch = j["chart"]
 png = os.path.join(d, "chart.png")
+if r["cpu"] is not None:
+    bad("softroce stream has client CPU per request: %r" % r["cpu"])
 if ch["made"]:
     if open(png, "rb").read(8) != b"\x89PNG\r\n\x1a\n":
         bad("chart.png is not a PNG")
@@ -98,5 +104,60 @@ elif os.path.exists(png) or "No chart: " + ch["why"] not in md:
 print("test_usmc_bench: report ok: softroce stream ratio %.2f over 3 rounds; shm %s; chart %s" % (
     r["ratio"]["median"], "available" if shm["available"] else "not available (" + shm["why"] + ")",
     "made" if ch["made"] else "not made: " + ch["why"]))
+PY
+
+# the fallback path's rule-excluded case on both hosts, with the client's
+# CPU per request (-n 2000: short, the shape is what counts)
+timeout 240 "$B" --quick --only fallback/excluded --fallback-host both -n 2000 --out "$work/f" 2>"$work/fprogress"
+rc=$?
+[ $rc = 0 ] || fail "usmc-bench fallback/excluded exited $rc: $(tail -5 "$work/fprogress")"
+grep -q 'fallback/excluded -P 16 -d 16 on loopback round 3/3 .*client CPU [0-9.]* us/request' "$work/fprogress" ||
+	fail "no loopback progress line with the client CPU: $(tail -3 "$work/fprogress")"
+python3 - "$work/f" <<'PY' || fail "the fallback report is not well-formed (above)"
+import json, os, sys
+d = sys.argv[1]
+j = json.load(open(os.path.join(d, "report.json")))
+md = open(os.path.join(d, "report.md")).read()
+def bad(msg):
+    print("test_usmc_bench:", msg); sys.exit(1)
+if j["options"]["fallback_host"] != "both" or j["paths"]["fallback"].get("hosts") != ["lab", "loopback"]:
+    bad("fallback hosts not in report.json: %r %r" % (j["options"], j["paths"]))
+rows = {x["metric"]: x for x in j["results"]}
+want = ["%s -P %d -d 16%s" % (t, p, h) for h in ("", " on loopback") for p in (1, 16) for t in ("GET", "SET")]
+if sorted(rows) != sorted(want) or any(x["path"] != "fallback" or x["workload"] != "excluded" for x in rows.values()):
+    bad("want the rows %r, got %r" % (want, [(x["path"], x["workload"], x["metric"]) for x in j["results"]]))
+head = "| metric | TCP | usmc | ratio | CPU/req TCP | CPU/req usmc | CPU ratio | target | met? |"
+if head not in md:
+    bad("report.md has no CPU columns")
+def fmt(v):  # usmc-bench's
+    return "%.0f" % v if abs(v) >= 1000 else "%.1f" % v if abs(v) >= 10 else "%.2f" % v
+def check3(what, v, name):
+    rr = sorted(v["runs"])
+    if len(rr) != 3 or abs(v["median"] - rr[1]) > 1e-9 or v["min"] != rr[0] or v["max"] != rr[2]:
+        bad("%s %s: median/min/max do not match its 3 runs: %r" % (name, what, v))
+for name in want:
+    r = rows[name]
+    # a rule-excluded connection is a fallback in USMC_STATS, never SMC
+    if r["marked"] or len(r["usmc"]["runs"]) != 3:
+        bad("%s: want 3 usmc runs excluded by the rule, none marked: %r" % (name, r))
+    c = r["cpu"]
+    if not c or c["unit"] != "client CPU us/request":
+        bad("%s: no client CPU per request: %r" % (name, c))
+    for f in ("tcp", "usmc", "ratio"):
+        check3("cpu " + f, c[f], name)
+    check3("ratio", r["ratio"], name)
+    for i in range(3):
+        t, u, q = c["tcp"]["runs"][i], c["usmc"]["runs"][i], c["ratio"]["runs"][i]
+        if not (t > 0 and u > 0) or abs(q - u / t) > 1e-9 * q:
+            bad("%s round %d: CPU ratio %r is not usmc/TCP %r/%r" % (name, i + 1, q, u, t))
+    # GET and SET come from one run: the same CPU per request
+    other = rows[name.replace("GET", "SET") if name.startswith("GET") else name.replace("SET", "GET")]
+    if other["cpu"]["tcp"]["runs"] != c["tcp"]["runs"]:
+        bad("%s: GET and SET of one run differ in CPU: %r" % (name, c))
+    line = [l for l in md.splitlines() if l.startswith("| excluded %s (req/s) |" % name)]
+    if len(line) != 1 or line[0].split(" | ")[6].split(" ")[0] != fmt(c["ratio"]["median"]):
+        bad("report.md's CPU ratio is not report.json's: %r" % line)
+print("test_usmc_bench: fallback report ok: 8 excluded rows on lab and loopback, CPU ratio GET -P 1 %.2f / %.2f" % (
+    rows[want[0]]["cpu"]["ratio"]["median"], rows[want[4]]["cpu"]["ratio"]["median"]))
 PY
 echo "$T: PASS"
