@@ -1444,8 +1444,10 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 		d->nl_next = now + SR_NL_PERIOD_NS;
 	}
 	/* ACKs held since the last call leave now, whatever comes */
-	d->ack_hold = 0;
-	flush_acks(d);
+	if (d->ack_hold) {
+		d->ack_hold = 0;
+		flush_acks(d);
+	}
 	/* only where the eventfd bounds the hold (tests driving the clock
 	 * or taking the packets see every ACK at once) */
 	d->ack_hold = d->ackhold_opt && d->efd >= 0 && !d->fake_now &&
@@ -1453,8 +1455,12 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	rx_drain(d, now);
 	progress(d, now);
 	k = usmc_tp_wcq_pop(&d->cq, wcs, n);
+	if (!d->ack_hold) {
+		sync_efd(d);
+		return k;
+	}
 	/* nothing the consumer could answer, or nothing to hold */
-	if (d->ack_hold && (k <= 0 || !acks_pending(d)))
+	if (k <= 0 || !acks_pending(d))
 		d->ack_hold = 0;
 	sync_efd(d);
 	if (d->ack_hold && !d->efd_signaled)
