@@ -302,6 +302,107 @@ static void test_batch(void)
 	tp_pair_teardown(&p);
 }
 
+/* Polls side i's CQ until it has one completion (3 s at most). */
+static int poll_one(pair *p, int i, usmc_wc *wc)
+{
+	struct pollfd pf = {.fd = usmc_tp_get_fd(p->s[i].tp), .events = POLLIN};
+	uint64_t end = now_us() + 3000000;
+
+	while (now_us() < end) {
+		int n = usmc_tp_poll_cq(p->s[i].tp, wc, 1);
+
+		if (n)
+			return n;
+		(void)poll(&pf, 1, 10);
+	}
+	return 0;
+}
+
+/* The ACK of what poll_cq handed the consumer waits for its answer and
+ * leaves with it; with nothing to answer, at the next poll_cq, which the
+ * device fd (readable while the ACK waits) brings at once. Without
+ * ackhold=on it leaves at the poll that took the request. Every byte
+ * compared. */
+static void ack_hold_case(const char *ob, int hold)
+{
+	pair p;
+	usmc_tp_mr *a, *b, *arx, *brx;
+	usmc_softroce_stats s0, s1;
+	struct pollfd pf;
+	usmc_wc wc;
+
+	if (setup(&p, NULL, ob, &smc_params))
+		return;
+	a = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	b = mr(&p.s[1], 4096, USMC_ACCESS_LOCAL_WRITE);
+	arx = mr(&p.s[0], 4096, USMC_ACCESS_LOCAL_WRITE);
+	brx = mr(&p.s[1], 4096, USMC_ACCESS_LOCAL_WRITE);
+	tp_fill(a->addr, 4096, 77);
+	tp_fill(b->addr, 4096, 78);
+	pf.fd = usmc_tp_get_fd(p.s[1].tp);
+	pf.events = POLLIN;
+	for (int round = 0; round < 2; round++) {
+		usmc_wr req = tp_send_wr(10 + round, a, 44 * round, 44);
+		usmc_wr ans = tp_send_wr(20 + round, b, 44 * round, 44);
+
+		ans.send_flags =
+			0; /* unsignaled: side 1's CQ has only receives */
+
+		tp_post_recv(p.s[1].qp, 30 + round, brx, 44 * round, 44);
+		tp_post_recv(p.s[0].qp, 40 + round, arx, 44 * round, 44);
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &req), 0);
+		USMC_ASSERT_EQ(poll_one(&p, 1, &wc), 1);
+		USMC_ASSERT_EQ(wc.opcode, USMC_WC_RECV);
+		USMC_ASSERT_EQ(wc.byte_len, 44);
+		USMC_ASSERT_MEM_EQ((uint8_t *)brx->addr + 44 * round,
+				   (uint8_t *)a->addr + 44 * round, 44);
+		usmc_softroce_get_stats(p.s[1].tp, &s0);
+		if (hold) /* the bound: whoever waits on the fd polls */
+			USMC_ASSERT_EQ(poll(&pf, 1, 0), 1);
+		if (round == 0) {
+			/* the answer takes the ACK along: one call */
+			USMC_ASSERT_EQ(usmc_tp_post_send(p.s[1].qp, &ans), 0);
+			usmc_softroce_get_stats(p.s[1].tp, &s1);
+			USMC_ASSERT_EQ(s1.tx_calls, s0.tx_calls + 1);
+			USMC_ASSERT_EQ(s1.tx_pkts, s0.tx_pkts + 1 + hold);
+			USMC_ASSERT_EQ(s1.acks_tx, s0.acks_tx + hold);
+		} else {
+			/* nothing to answer: the next poll sends the ACK */
+			USMC_ASSERT_EQ(usmc_tp_poll_cq(p.s[1].tp, &wc, 1), 0);
+			usmc_softroce_get_stats(p.s[1].tp, &s1);
+			USMC_ASSERT_EQ(s1.acks_tx, s0.acks_tx + hold);
+			USMC_ASSERT_EQ(s1.tx_calls, s0.tx_calls + hold);
+			USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
+			USMC_ASSERT_EQ(usmc_tp_post_send(p.s[1].qp, &ans), 0);
+		}
+		/* side 0: its request acknowledged, the answer received */
+		USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, 2 * (round + 1), 3000),
+			       0);
+		USMC_ASSERT_MEM_EQ((uint8_t *)arx->addr + 44 * round,
+				   (uint8_t *)b->addr + 44 * round, 44);
+	}
+	USMC_ASSERT_EQ(p.s[0].nwc, 4);
+	for (int i = 0; i < p.s[0].nwc; i++)
+		USMC_ASSERT_EQ(p.s[0].wcs[i].status, USMC_WC_SUCCESS);
+	usmc_softroce_get_stats(p.s[1].tp, &s1);
+	USMC_ASSERT_EQ(s1.acks_tx, 2);
+	usmc_tp_free_mr(a);
+	usmc_tp_free_mr(b);
+	usmc_tp_free_mr(arx);
+	usmc_tp_free_mr(brx);
+	tp_pair_teardown(&p);
+}
+
+static void test_ack_hold(void)
+{
+	ack_hold_case("ackhold=on", 1);
+}
+
+static void test_ack_hold_off(void)
+{
+	ack_hold_case(NULL, 0); /* the default */
+}
+
 /* A multi-MiB transfer over a lossy path stays byte-exact. */
 static void lossy_transfer(const char *opts)
 {
@@ -759,6 +860,10 @@ static CU_TestInfo tests[] = {
 	{"open, query_port, busy port, bad options", test_open_query},
 	{"MR keys distinct and not small", test_mr_keys},
 	{"batch: posts leave together at its end", test_batch},
+	{"ackhold=on: ACK held for the answer, bounded by the next poll",
+	 test_ack_hold},
+	{"ackhold off: ACK at the poll that took the request",
+	 test_ack_hold_off},
 	{"reg_mr: one memory on a second device", test_reg_mr},
 	{"1% loss: byte-exact with retransmission", test_loss_1pct},
 	{"10% loss: byte-exact with retransmission", test_loss_10pct},

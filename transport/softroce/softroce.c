@@ -251,6 +251,13 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 				d->gso = 0;
 			else
 				return REFUSE("gso is on or off");
+		} else if (KEY("ackhold")) {
+			if (VAL("on"))
+				d->ackhold_opt = 1;
+			else if (VAL("off"))
+				d->ackhold_opt = 0;
+			else
+				return REFUSE("ackhold is on or off");
 		} else if (KEY("portwatch")) {
 			if (VAL("auto"))
 				d->portwatch_opt = 1;
@@ -261,7 +268,8 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 		} else {
 			return REFUSE("unknown key (want icrc, mtu, port, "
 				      "share, rcvbuf, drop, txfail, ipid, "
-				      "seed, retry_time, portwatch or gso)");
+				      "seed, retry_time, portwatch, gso "
+				      "or ackhold)");
 		}
 #undef VAL
 #undef KEY
@@ -525,6 +533,7 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	d->share_opt = 1;
 	d->nl = -1;
 	d->portwatch_opt = 1;
+	d->ackhold_opt = 0;
 	d->retry_time_ns = SR_RETRY_TIME_NS;
 	d->icrc_verify = SR_ICRC_VERIFY;
 	d->log = cfg->log;
@@ -879,7 +888,7 @@ void sr_cq_push(sr_dev *d, const usmc_wc *wc)
 static void sync_efd(sr_dev *d)
 {
 	uint64_t v = 1;
-	int pending = d->cq.n || d->ev_n;
+	int pending = d->cq.n || d->ev_n || d->ack_hold;
 
 	if (d->efd < 0)
 		return;
@@ -1268,8 +1277,29 @@ static void input(sr_dev *d, uint8_t *buf, size_t len, const sr_addr *src,
 	input_checked(d, buf, len, src, dst, now, id);
 }
 
+/* RC lets one ACK cover every request up to its PSN, and a responder may
+ * hold it back while a later ACK covers it (IBTA's coalesced ACKs). While ack_hold is set, the ACKs of what poll_cq handed
+ * the consumer wait for its answer: they leave in the same sendmmsg as
+ * its RDMA WRITE and CDC SEND, one call and one wake-up of the peer fewer
+ * each way of a ping-pong. The hold ends at the next post_send or
+ * poll_cq, and the eventfd stays readable while it lasts, so a thread
+ * that waits on the device polls it at once: the bound is the consumer's
+ * own turn, never a timer. Opt-in (ackhold=on): over the lab veth the
+ * early ACK is handled by the peer while this side's application works,
+ * and the hold adds an eventfd write and read to the answer's path, so
+ * ping-pong p50 did not drop (docs/lab.md). */
+static int acks_pending(const sr_dev *d)
+{
+	for (uint32_t i = 0; i < d->nqps; i++)
+		if (d->qps[i] && d->qps[i]->ack_pending)
+			return 1;
+	return 0;
+}
+
 static void flush_acks(sr_dev *d)
 {
+	if (d->ack_hold)
+		return;
 	for (uint32_t i = 0; i < d->nqps; i++)
 		if (d->qps[i] && d->qps[i]->ack_pending)
 			sr_qp_flush_ack(d->qps[i]);
@@ -1413,10 +1443,33 @@ static int sr_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 		port_drain(d);
 		d->nl_next = now + SR_NL_PERIOD_NS;
 	}
+	/* ACKs held since the last call leave now, whatever comes */
+	if (d->ack_hold) {
+		d->ack_hold = 0;
+		flush_acks(d);
+	}
+	/* only where the eventfd bounds the hold (tests driving the clock
+	 * or taking the packets see every ACK at once) */
+	d->ack_hold = d->ackhold_opt && d->efd >= 0 && !d->fake_now &&
+		      !d->tx_hook && !d->no_tx;
 	rx_drain(d, now);
 	progress(d, now);
 	k = usmc_tp_wcq_pop(&d->cq, wcs, n);
+	if (!d->ack_hold) {
+		sync_efd(d);
+		return k;
+	}
+	/* nothing the consumer could answer, or nothing to hold */
+	if (k <= 0 || !acks_pending(d))
+		d->ack_hold = 0;
 	sync_efd(d);
+	if (d->ack_hold && !d->efd_signaled)
+		d->ack_hold = 0; /* no eventfd to bound the hold */
+	if (!d->ack_hold) {
+		flush_acks(d);
+		if (!d->batch)
+			sr_tx_flush(d);
+	}
 	return k;
 }
 
@@ -1559,15 +1612,16 @@ static int sr_post_send(usmc_tp_qp *pub, const usmc_wr *wr)
 {
 	sr_qp *qp = (sr_qp *)pub;
 	usmc_tstamp now = dev_now(qp->dev);
-	int rc;
+	int rc, held;
 
 	/* a port without link takes no work (as the fault decorator's
 	 * port-down) */
 	if (qp->dev->port_down)
 		return USMC_ERR_TRANSPORT;
+	held = qp->dev->ack_hold;
+	qp->dev->ack_hold = 0; /* the held ACKs go with this */
 	rc = sr_qp_post_send(qp, wr, now);
-
-	if (!rc)
+	if (!rc || held)
 		progress(qp->dev, now);
 	sync_efd(qp->dev);
 	return rc;

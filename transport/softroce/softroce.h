@@ -44,6 +44,10 @@
  *                    and goes and fail posts, when it comes back raise
  *                    PORT_ACTIVE, as rxe on its netdev's events. off: the
  *                    port is always up
+ *   ackhold=on|off   on: the ACKs of what poll_cq handed the consumer wait
+ *                    for its next post_send or poll_cq (the device fd
+ *                    stays readable meanwhile) and leave with its answer;
+ *                    off (default): at the end of that poll_cq
  *   ipid=zero|random test only: random sends IPv4 through a raw socket
  *                    (CAP_NET_RAW) with nonzero, increasing IPv4 IDs from
  *                    a random start and the ICRC over them, as kernel rxe

@@ -198,6 +198,10 @@ struct sr_dev {
 
 	usmc_tp_wcq cq;
 	int efd_signaled;
+	/* ACKs of what the last poll_cq handed the consumer wait for its
+	 * answer (flush_acks); the eventfd stays readable meanwhile */
+	int ack_hold;
+	int ackhold_opt; /* ackhold= option, default off */
 	usmc_tstamp timer_armed;
 
 	/* transmit batch */
