@@ -138,7 +138,7 @@ typedef struct usmc_shortconn {
 	uint64_t ms, hold_ms;
 } usmc_shortconn;
 
-#define USMC_SHORTCONN_DEFAULT "8,65536,200,10000"
+#define USMC_SHORTCONN_DEFAULT "8,2048,200,10000"
 
 /* Parses "off" or "N,BYTES,MS,HOLD_MS" (N 1..255, BYTES and MS >= 0,
  * HOLD_MS 1..3600000). Returns 0, or -1 with a message in |err|. */

@@ -544,7 +544,7 @@ static void test_shortconn(void)
 					    sizeof(err)),
 		       0);
 	USMC_ASSERT_EQ(sc.n, 8);
-	USMC_ASSERT_EQ(sc.bytes, 65536);
+	USMC_ASSERT_EQ(sc.bytes, 2048);
 	USMC_ASSERT_EQ(sc.ms, 200);
 	USMC_ASSERT_EQ(sc.hold_ms, 10000);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
