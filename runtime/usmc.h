@@ -206,7 +206,7 @@ void usmc_get_stats(usmc_stats *stats);
  * usmc_config_set overrides one setting from the environment; call before
  * the first socket. Keys: "transport", "transport_options", "ueid",
  * "pnet", "smc_ports", "softroce_port", "clc_wait_ms", "testlink_ms",
- * "testlink_wait_ms", "shortconn", "debug". Returns 0, or -1
+ * "testlink_wait_ms", "spin_us", "shortconn", "debug". Returns 0, or -1
  * with errno EINVAL.
  */
 int usmc_config_set(const char *key, const char *value);

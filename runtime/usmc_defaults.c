@@ -393,7 +393,7 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 	}
 	if (!strcmp(key, "softroce_port") || !strcmp(key, "clc_wait_ms") ||
 	    !strcmp(key, "testlink_ms") || !strcmp(key, "testlink_wait_ms") ||
-	    !strcmp(key, "debug")) {
+	    !strcmp(key, "spin_us") || !strcmp(key, "debug")) {
 		errno = 0;
 		v = strtol(value, &end, 10);
 		if (errno || end == value || *end)
@@ -415,6 +415,10 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			if (v < 1 || v > 600000)
 				return -1;
 			cfg->testlink_wait_ms = (int)v;
+		} else if (!strcmp(key, "spin_us")) {
+			if (v < 0 || v > 1000)
+				return -1;
+			cfg->spin_us = (int)v;
 		} else {
 			cfg->debug = v != 0;
 		}
@@ -450,6 +454,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 					   "pnet",
 					   "testlink_ms",
 					   "testlink_wait_ms",
+					   "spin_us",
 					   "shortconn"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
@@ -480,7 +485,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
 				 "synopt, cgroup, debug, clc_wait_ms, "
 				 "transport_options, ueid, pnet, testlink_ms, "
-				 "testlink_wait_ms, shortconn",
+				 "testlink_wait_ms, spin_us, shortconn",
 				 path, line);
 			return -1;
 		}
@@ -567,6 +572,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	cfg->clc_wait_ms = 2000;
 	cfg->testlink_ms = 1000;
 	cfg->testlink_wait_ms = 1000;
+	cfg->spin_us = 50;
 	cfg->synopt = 1;
 	(void)usmc_shortconn_parse(&cfg->shortconn, USMC_SHORTCONN_DEFAULT, err,
 				   sizeof(err));
@@ -594,6 +600,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_CLC_WAIT_MS", "clc_wait_ms");
 	env_apply(cfg, "USMC_TESTLINK_MS", "testlink_ms");
 	env_apply(cfg, "USMC_TESTLINK_WAIT_MS", "testlink_wait_ms");
+	env_apply(cfg, "USMC_SPIN_US", "spin_us");
 	env_apply(cfg, "USMC_SHORTCONN", "shortconn");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <semaphore.h>
 #include <signal.h>
 #include <stdio.h>
@@ -72,6 +73,7 @@ static sem_t progress_started;
 typedef struct waiter {
 	int evfd;
 	int pending; /* written since it last slept: no second write */
+	int nodev;   /* waits with USMC_WAIT_NODEV: never polls the devices */
 	struct waiter *next;
 } waiter;
 
@@ -80,18 +82,28 @@ static __thread waiter self_waiter = {.evfd = -1};
 static pthread_key_t waiter_key;
 static pthread_once_t waiter_key_once = PTHREAD_ONCE_INIT;
 
-void usmc_rt_broadcast(void)
+static void wake_waiters(int pollers_only)
 {
 	uint64_t one = 1;
 
 	for (waiter *w = waiters; w; w = w->next) {
-		if (w->pending)
+		if (w->pending || (pollers_only && w->nodev))
 			continue;
 		w->pending = 1;
 		if (usmc_real()->write(w->evfd, &one, sizeof(one)) < 0) {
 			/* counter full: a wake-up is pending anyway */
 		}
 	}
+}
+
+void usmc_rt_broadcast(void)
+{
+	wake_waiters(0);
+}
+
+void usmc_rt_wake_data(void)
+{
+	wake_waiters(1);
 }
 
 static void waiter_thread_exit(void *p)
@@ -552,23 +564,30 @@ void usmc_loop_rearm_timer(void)
 	timerfd_settime(usmc_g.timerfd, TFD_TIMER_ABSTIME, &its, NULL);
 }
 
-static void run_deadlines(void)
+/* Returns whether a handshake deadline passed (the core's expiries wake
+ * the waiters themselves, in smc_post). */
+static int run_deadlines(void)
 {
 	uint64_t now = usmc_rt_now();
 	usmc_sock *s, *next;
+	int hit = 0;
 
 	usmc_smc_on_timer(now);
 	for (s = usmc_g.hs_list; s; s = next) {
 		next = s->hs_next;
-		if (s->deadline && s->deadline <= now)
+		if (s->deadline && s->deadline <= now) {
 			usmc_sock_on_deadline(s, now);
+			hit = 1;
+		}
 	}
+	return hit;
 }
 
 static void *progress_main(void *arg)
 {
 	struct epoll_event evs[32];
 	uint64_t buf;
+	int bc;
 
 	(void)arg;
 	usmc_in_runtime = 1;
@@ -584,6 +603,10 @@ static void *progress_main(void *arg)
 			return NULL;
 		}
 		pthread_mutex_lock(&usmc_g.lock);
+		/* Completions and core timers wake the waiters themselves
+		 * (smc_post) when a socket changed; a round of only those
+		 * must not wake every blocked thread for nothing. */
+		bc = 0;
 		for (int i = 0; i < n; i++) {
 			uint64_t tag = evs[i].data.u64 >> 32;
 			int fd = (int)(uint32_t)evs[i].data.u64;
@@ -594,6 +617,7 @@ static void *progress_main(void *arg)
 				s = usmc_sock_get(fd);
 				if (s && s->ep_events)
 					usmc_sock_on_event(s, evs[i].events);
+				bc = 1;
 				break;
 			case TAG_TIMER:
 				timer_armed = UINT64_MAX;
@@ -601,7 +625,7 @@ static void *progress_main(void *arg)
 						      sizeof(buf)) < 0) {
 					/* spurious: the deadline moved */
 				}
-				run_deadlines();
+				bc |= run_deadlines();
 				if (tp_disarmed && !direct_poller &&
 				    usmc_rt_now() >= handback_at)
 					tp_take_back();
@@ -611,6 +635,7 @@ static void *progress_main(void *arg)
 						      sizeof(buf)) < 0) {
 					/* already drained */
 				}
+				bc = 1;
 				break;
 			case TAG_TP:
 				if ((unsigned int)fd >= USMC_DEVICES_MAX)
@@ -626,10 +651,48 @@ static void *progress_main(void *arg)
 		}
 		usmc_sock_reap();
 		usmc_loop_rearm_timer();
-		usmc_rt_broadcast();
+		if (bc)
+			usmc_rt_broadcast();
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 	return NULL;
+}
+
+/* A direct poller spins (USMC_SPIN_US) before it sleeps: a peer on the
+ * same veth answers within tens of microseconds, and each datagram's
+ * wake-up (WRITE, CDC, ACKs) otherwise costs a sleep and a context
+ * switch on both ends. It yields between looks, so a peer on the same CPU
+ * runs meanwhile. A thread whose sleep after a failed spin lasted long
+ * (an idle connection) stops spinning until a sleep ends within the
+ * budget again: an idle recv costs no CPU. */
+static __thread int spin_cold;
+
+static int spin(struct pollfd *p, nfds_t n)
+{
+	uint64_t budget = (uint64_t)usmc_g.cfg.spin_us * 1000, end;
+	struct timespec zero = {0, 0};
+	int r;
+
+	if (!budget || spin_cold)
+		return 0;
+	end = usmc_rt_now() + budget;
+	do {
+		r = usmc_real()->ppoll(p, n, &zero, NULL);
+		if (r)
+			return r;
+		sched_yield();
+	} while (usmc_rt_now() < end);
+	return 0;
+}
+
+static void spin_learn(uint64_t slept_ns)
+{
+	uint64_t budget = (uint64_t)usmc_g.cfg.spin_us * 1000;
+
+	if (!spin_cold && slept_ns > 20 * budget)
+		spin_cold = 1;
+	else if (spin_cold && slept_ns <= budget)
+		spin_cold = 0;
 }
 
 /*
@@ -645,8 +708,12 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 	struct timespec ts, *tsp = NULL;
 	sigset_t tmp;
 	int n = 0, ms = -1, dp = 0, r, e, fd, pend = 0;
-	int masked = intr != USMC_INTR_NONE;
+	int nodev = intr & USMC_WAIT_NODEV;
+	int masked;
 	uint64_t v;
+
+	intr &= ~USMC_WAIT_NODEV;
+	masked = intr != USMC_INTR_NONE;
 
 	/* A handler that runs between the check below and the sleep would
 	 * leave the wait unbounded (no EINTR from a poll it did not
@@ -670,7 +737,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			   USMC_NS_PER_MS);
 	}
 	/* p[0..dp-1] are devices 0..dp-1 */
-	if (!direct_poller)
+	if (!direct_poller && !nodev)
 		while (dp < USMC_DEVICES_MAX &&
 		       (fd = usmc_smc_dev_fd((unsigned int)dp)) >= 0) {
 			p[n].fd = fd;
@@ -688,6 +755,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		p[n].fd = w->evfd;
 		p[n++].events = POLLIN;
 		w->pending = 0;
+		w->nodev = nodev;
 		w->next = waiters;
 		waiters = w;
 	} else if (ms < 0 || ms > 10) {
@@ -701,7 +769,15 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		tsp = &ts;
 	}
 	pthread_mutex_unlock(&usmc_g.lock);
-	r = usmc_real()->ppoll(p, (nfds_t)n, tsp, masked ? &h->old : NULL);
+	r = dp ? spin(p, (nfds_t)n) : 0;
+	if (r == 0) {
+		uint64_t t0 = dp ? usmc_rt_now() : 0;
+
+		r = usmc_real()->ppoll(p, (nfds_t)n, tsp,
+				       masked ? &h->old : NULL);
+		if (dp)
+			spin_learn(usmc_rt_now() - t0);
+	}
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
 	if (w->evfd >= 0) {
@@ -728,7 +804,9 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			if (timer_armed > handback_at)
 				usmc_loop_rearm_timer();
 		}
-		usmc_rt_broadcast();
+		/* the devices are free: a thread waiting for data takes them
+		 * (what changed a socket has woken its waiters in smc_post) */
+		usmc_rt_wake_data();
 	}
 	if (masked) {
 		/* one that came after ppoll returned is pending: let it run

@@ -62,6 +62,7 @@ typedef struct usmc_rt_config {
 	/* TEST_LINK: idle time before one is sent (0: never) and how long
 	 * its answer may take (usmc_settings.testlink_time/_wait) */
 	int testlink_ms, testlink_wait_ms;
+	int spin_us; /* usmc_wait's spin before it sleeps (usmc_loop.c) */
 	int debug;
 	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
 	 * 1 auto (when it loads) */
@@ -225,6 +226,11 @@ enum usmc_intr {
 	USMC_INTR_RESTART, /* EINTR unless the handler has SA_RESTART */
 	USMC_INTR_ALWAYS,  /* EINTR: poll/select, calls with a timeout */
 };
+/* OR'd into usmc_wait_held's |intr|: the waiter waits for the progress
+ * thread (accept's queue), not for data, so it leaves the device fds to a
+ * thread that does: a server's accept loop would otherwise take every
+ * completion of its connection threads and wake them one hop later. */
+#define USMC_WAIT_NODEV 0x100
 /* Lock held (dropped while asleep). Blocks until woken by
  * usmc_rt_broadcast, until the transport may have progressed, or until
  * |deadline_ns| (0 = none). Returns 0 (look again), ETIMEDOUT, or EINTR as
@@ -244,6 +250,9 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h);
 void usmc_sig_release(usmc_sig_hold *h);
 /* Wakes every thread in usmc_wait. Lock held. */
 void usmc_rt_broadcast(void);
+/* Wakes the threads in usmc_wait but those with USMC_WAIT_NODEV (accept):
+ * for changes that cannot concern a listener. Lock held. */
+void usmc_rt_wake_data(void);
 
 /* usmc_signal.c: signal handlers seen by this thread since the blocking
  * call began; reset on entry to every call that may block. */

@@ -558,7 +558,7 @@ size_t usmc_smc_tcp_held(void)
  * its work requests. */
 static void smc_post(void)
 {
-	int any = 0, notify = 0;
+	int any = 0, notify = 0, listener = 0;
 
 	smc_drain_wrs();
 	while (smc.pend) {
@@ -572,6 +572,11 @@ static void smc_post(void)
 		ev = s->ev;
 		s->ev = 0;
 		any = 1;
+		/* a handshake's end queues a child for accept; data and
+		 * space on an established connection concern no listener */
+		if (s->mode != USMC_SOCK_SMCR ||
+		    (ev & (1u << USMC_EV_FALLBACK)))
+			listener = 1;
 		if (!s->conn || !sock_alive(s))
 			continue;
 		if (ev & ((1u << USMC_EV_READABLE) | (1u << USMC_EV_WRITABLE) |
@@ -633,12 +638,14 @@ static void smc_post(void)
 		usmc_conn *c = smc.orphans[--smc.n_orphans];
 
 		conn_del(c);
-		any = 1;
+		any = listener = 1;
 	}
 	if (smc.n_holds)
 		holds_check();
-	if (any)
+	if (listener)
 		usmc_rt_broadcast();
+	else if (any)
+		usmc_rt_wake_data();
 	if (notify)
 		usmc_rt_notify();
 	if (usmc_smc_expiry() != smc.armed)

@@ -288,10 +288,12 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		if (s->app_nonblock)
 			err = EAGAIN;
 		else
-			err = usmc_wait_held(deadline,
-					     deadline ? USMC_INTR_ALWAYS
-						      : USMC_INTR_RESTART,
-					     &hold);
+			err = usmc_wait_held(
+				deadline,
+				USMC_WAIT_NODEV |
+					(deadline ? USMC_INTR_ALWAYS
+						  : USMC_INTR_RESTART),
+				&hold);
 		if (err == ETIMEDOUT)
 			err = EAGAIN;
 	}

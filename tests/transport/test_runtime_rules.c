@@ -149,6 +149,14 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "testlink_wait_ms", "2000"), 0);
 	USMC_ASSERT_EQ(c.testlink_wait_ms, 2000);
 	USMC_ASSERT_EQ(c.testlink_ms, 30000); /* unchanged */
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "0"), 0);
+	USMC_ASSERT_EQ(c.spin_us, 0);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "200"), 0);
+	USMC_ASSERT_EQ(c.spin_us, 200);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "-1"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "1001"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "5x"), -1);
+	USMC_ASSERT_EQ(c.spin_us, 200); /* unchanged */
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "no_such_key", "1"), -1);
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "debug", NULL), -1);
 }

@@ -244,6 +244,13 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 				return REFUSE("retry_time is 0..600000 "
 					      "(milliseconds, 0: no bound)");
 			d->retry_time_ns = (uint64_t)n * 1000000;
+		} else if (KEY("gso")) {
+			if (VAL("on"))
+				d->gso = 1;
+			else if (VAL("off"))
+				d->gso = 0;
+			else
+				return REFUSE("gso is on or off");
 		} else if (KEY("portwatch")) {
 			if (VAL("auto"))
 				d->portwatch_opt = 1;
@@ -254,7 +261,7 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 		} else {
 			return REFUSE("unknown key (want icrc, mtu, port, "
 				      "share, rcvbuf, drop, txfail, ipid, "
-				      "seed, retry_time or portwatch)");
+				      "seed, retry_time, portwatch or gso)");
 		}
 #undef VAL
 #undef KEY
@@ -536,8 +543,11 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	else
 		d->local.v4.sin_port = htons(d->port);
 
-	d->rx_buf = malloc(SR_RX_BATCH * sizeof(*d->rx_buf));
-	if (!d->rx_buf || usmc_tp_wcq_grow(&d->cq, 256)) {
+	if (d->gso && d->ipid_random)
+		d->gso = 0; /* ipid=random sends its own IP headers */
+	d->rx_bufsz = d->gso ? SR_GRO_BUFSZ : SR_RX_BUFSZ;
+	d->rx_mem = malloc(SR_RX_BATCH * d->rx_bufsz);
+	if (!d->rx_mem || usmc_tp_wcq_grow(&d->cq, 256)) {
 		rc = USMC_ERR_NOMEM;
 		goto fail;
 	}
@@ -567,6 +577,17 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		setsockopt(d->sock, IPPROTO_UDP, UDP_NO_CHECK6_TX, &one,
 			   sizeof(one));
 	}
+	/* GSO needs a UDP checksum, which rxe's IPv6 leaves out: IPv4 only.
+	 * UDP_GRO is Linux >= 5.0; without it, what arrives coalesced is
+	 * split by the kernel and each packet comes alone. */
+	if (d->gso && d->family != AF_INET)
+		d->gso = 0;
+	if (d->gso &&
+	    setsockopt(d->sock, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) &&
+	    cfg->log)
+		cfg->log(cfg->log_arg, 1,
+			 "softroce: no UDP_GRO on this kernel: gso=on sends "
+			 "coalesced, receives one packet per datagram");
 	if (d->ipid_random) {
 		/* IP_HDRINCL: the kernel keeps a nonzero ID and fills in the
 		 * length and header checksum (raw_send_hdrinc) */
@@ -647,8 +668,8 @@ static int sr_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	}
 
 	for (uint32_t i = 0; i < SR_RX_BATCH; i++) {
-		d->rx_iov[i].iov_base = d->rx_buf[i];
-		d->rx_iov[i].iov_len = SR_RX_BUFSZ;
+		d->rx_iov[i].iov_base = d->rx_mem + i * d->rx_bufsz;
+		d->rx_iov[i].iov_len = d->rx_bufsz;
 	}
 	*ptp = &d->pub;
 	return 0;
@@ -697,7 +718,7 @@ static void sr_close(usmc_tp *tp)
 	free(d->qpn_ht);
 	free(d->mrs);
 	usmc_tp_wcq_free(&d->cq);
-	free(d->rx_buf);
+	free(d->rx_mem);
 	free(d);
 }
 
@@ -881,6 +902,32 @@ static uint64_t rng_next(sr_dev *d)
 	return d->rng;
 }
 
+/* gso=on: the position the next packet, of |udp_len| bytes to |to| with
+ * BTH |hdr|, takes in the open GSO send (0: it starts a new one). A send
+ * holds packets of one size but its last, to one address and one QPN
+ * (the shared port's eBPF program steers a datagram by its first BTH). */
+static uint16_t gso_join(sr_dev *d, const sr_addr *to, const uint8_t *hdr,
+			 size_t udp_len)
+{
+	uint32_t f = d->g_first;
+
+	/* a test's tx hook takes packets one by one, as the wire shows them */
+	if (d->gso && !d->tx_hook && d->ntx > f && d->g_n < SR_GSO_SEGS &&
+	    !d->g_closed && udp_len <= d->g_seg &&
+	    d->g_bytes + udp_len <= SR_GSO_BYTES &&
+	    addr_eq(to, &d->tx_addr[f]) &&
+	    !memcmp(hdr + 5, d->tx_hdr[f] + 5, 3)) {
+		d->g_closed = udp_len < d->g_seg;
+		d->g_bytes += (uint32_t)udp_len;
+		return (uint16_t)d->g_n++;
+	}
+	d->g_first = d->ntx;
+	d->g_n = 1;
+	d->g_seg = d->g_bytes = (uint32_t)udp_len;
+	d->g_closed = 0;
+	return 0;
+}
+
 void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 		  size_t hlen, const struct iovec *pl, int npl, size_t plen)
 {
@@ -903,6 +950,7 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 	if (d->ntx == SR_TX_BATCH)
 		sr_tx_flush(d);
 	i = d->ntx;
+	d->tx_segk[i] = gso_join(d, to, hdr, udp_len);
 
 	usmc_roce_udp_hdr(udph, d->port, addr_port(to), udp_len);
 	if (d->family == AF_INET6) {
@@ -921,7 +969,8 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 			memcpy(d->tx_ip[i] + 20, udph, 8);
 			d->tx_iov[i][k].iov_base = d->tx_ip[i];
 			d->tx_iov[i][k++].iov_len = 28;
-		}
+		} else if (d->tx_segk[i]) /* packet k of a GSO send */
+			usmc_put_be16(iph + 4, d->tx_segk[i]);
 		crc = usmc_roce_icrc_start_ipv4(iph, udph, hdr, hlen);
 	}
 	for (int j = 0; j < npl; j++)
@@ -949,6 +998,103 @@ void sr_tx_append(sr_dev *d, sr_qp *qp, const sr_addr *to, const uint8_t *hdr,
 	d->ntx++;
 	d->st.tx_pkts++;
 	d->st.tx_bytes += udp_len;
+}
+
+/* Packets [from, ntx) did not leave: error |e|. */
+static void tx_failed(sr_dev *d, uint32_t from, int e)
+{
+	d->pub.last_errno = e;
+	d->st.tx_errors += d->ntx - from;
+	/* a full socket buffer: the requesters pause briefly and go back;
+	 * other errors wait for the timer */
+	if (e == EAGAIN || e == ENOBUFS || e == ENOMEM) {
+		usmc_tstamp now = dev_now(d);
+
+		for (uint32_t i = from; i < d->ntx; i++)
+			if (d->tx_qp[i])
+				sr_qp_tx_stalled(d->tx_qp[i], now);
+	}
+}
+
+/* gso=on: one datagram per GSO send (tx_segk 0 starts one), with
+ * UDP_SEGMENT when it holds more than one packet. */
+static void gso_flush(sr_dev *d)
+{
+	uint32_t nm = 0, niov = 0, off = 0;
+
+	for (uint32_t i = 0; i < d->ntx; i++) {
+		const struct msghdr *pm = &d->tx_msgs[i].msg_hdr;
+		struct msghdr *m;
+
+		if (d->tx_segk[i] == 0) {
+			m = &d->gso_msgs[nm].msg_hdr;
+			*m = *pm;
+			m->msg_iov = d->gso_iov + niov;
+			m->msg_iovlen = 0;
+			d->gso_first[nm++] = i;
+		}
+		m = &d->gso_msgs[nm - 1].msg_hdr;
+		memcpy(d->gso_iov + niov, pm->msg_iov,
+		       pm->msg_iovlen * sizeof(struct iovec));
+		niov += (uint32_t)pm->msg_iovlen;
+		m->msg_iovlen += pm->msg_iovlen;
+		if (d->tx_segk[i] == 1) { /* a second packet: segment it */
+			struct cmsghdr *c;
+			uint16_t seg = 0;
+
+			const struct msghdr *f =
+				&d->tx_msgs[d->gso_first[nm - 1]].msg_hdr;
+
+			for (size_t j = 0; j < f->msg_iovlen; j++)
+				seg += (uint16_t)f->msg_iov[j].iov_len;
+
+			m->msg_control = d->gso_ctl[nm - 1];
+			m->msg_controllen = sizeof(d->gso_ctl[nm - 1]);
+			c = CMSG_FIRSTHDR(m);
+			c->cmsg_level = IPPROTO_UDP;
+			c->cmsg_type = UDP_SEGMENT;
+			c->cmsg_len = CMSG_LEN(sizeof(seg));
+			memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+			d->st.tx_gso++;
+		}
+	}
+	while (off < nm) {
+		int n;
+
+		if (d->txfail_permille &&
+		    rng_next(d) % 1000 < d->txfail_permille) {
+			n = -1;
+			errno = EAGAIN;
+		} else {
+			n = sendmmsg(d->sock, d->gso_msgs + off, nm - off, 0);
+			d->st.tx_calls++;
+		}
+		if (n < 0) {
+			int e = errno;
+
+			if (e == EINTR)
+				continue;
+			if (e == EIO || e == EINVAL || e == ENOPROTOOPT ||
+			    e == EOPNOTSUPP) {
+				/* the kernel or the device refuses UDP GSO:
+				 * one packet per datagram from now on; the
+				 * requesters resend (their ICRCs assumed
+				 * the segments' IDs) */
+				d->gso = 0;
+				d->st.gso_refused = 1;
+				if (d->log)
+					d->log(d->log_arg, 1,
+					       "softroce: the kernel refuses "
+					       "UDP GSO; gso=on is off");
+				e = EAGAIN;
+			}
+			tx_failed(d, d->gso_first[off], e);
+			break;
+		}
+		off += (uint32_t)n;
+	}
+	d->ntx = 0;
+	d->g_first = 0;
 }
 
 void sr_tx_flush(sr_dev *d)
@@ -980,6 +1126,10 @@ void sr_tx_flush(sr_dev *d)
 		d->ntx = 0;
 		return;
 	}
+	if (d->gso) {
+		gso_flush(d);
+		return;
+	}
 	while (off < d->ntx) {
 		int n;
 
@@ -999,18 +1149,7 @@ void sr_tx_flush(sr_dev *d)
 
 			if (e == EINTR)
 				continue;
-			d->pub.last_errno = e;
-			d->st.tx_errors += d->ntx - off;
-			/* a full socket buffer: the requesters pause briefly
-			 * and go back; other errors wait for the timer */
-			if (e == EAGAIN || e == ENOBUFS || e == ENOMEM) {
-				usmc_tstamp now = dev_now(d);
-
-				for (uint32_t i = off; i < d->ntx; i++)
-					if (d->tx_qp[i])
-						sr_qp_tx_stalled(d->tx_qp[i],
-								 now);
-			}
+			tx_failed(d, off, e);
 			break;
 		}
 		off += (uint32_t)n;
@@ -1054,9 +1193,12 @@ static int icrc_id_ok(sr_dev *d, uint32_t crc_id0, uint32_t icrc, size_t len)
 	return 1;
 }
 
+/* |id|: the IPv4 ID the packet most likely had, the ICRC's first guess:
+ * its position in a coalesced (GRO) datagram, which a GSO sender's
+ * segmentation numbers from 0; 0 for a datagram that came alone. */
 static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 			  const sr_addr *src, const sr_addr *dst,
-			  usmc_tstamp now)
+			  usmc_tstamp now, uint16_t id)
 {
 	usmc_roce_pkt pkt;
 	sr_qp *qp;
@@ -1083,6 +1225,7 @@ static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 		} else {
 			usmc_roce_ipv4_hdr(iph, addr_ip(src), addr_ip(dst), len,
 					   0);
+			usmc_put_be16(iph + 4, id);
 			crc = usmc_roce_icrc_ipv4(iph, udph, buf, len - 4);
 		}
 		if (crc != pkt.icrc && !icrc_id_ok(d, crc, pkt.icrc, len)) {
@@ -1114,7 +1257,7 @@ static void input_checked(sr_dev *d, const uint8_t *buf, size_t len,
 
 /* Every received datagram: the packet hook (fault injection) first. */
 static void input(sr_dev *d, uint8_t *buf, size_t len, const sr_addr *src,
-		  const sr_addr *dst, usmc_tstamp now)
+		  const sr_addr *dst, usmc_tstamp now, uint16_t id)
 {
 	if (d->rx_hook) {
 		usmc_tp_rx_pkt hp = {buf, len, &src->sa, &dst->sa};
@@ -1122,7 +1265,7 @@ static void input(sr_dev *d, uint8_t *buf, size_t len, const sr_addr *src,
 		if (d->rx_hook(d->rx_hook_arg, &hp))
 			return;
 	}
-	input_checked(d, buf, len, src, dst, now);
+	input_checked(d, buf, len, src, dst, now, id);
 }
 
 static void flush_acks(sr_dev *d)
@@ -1135,6 +1278,8 @@ static void flush_acks(sr_dev *d)
 static void rx_drain(sr_dev *d, usmc_tstamp now)
 {
 	sr_addr dst;
+	uint8_t *buf;
+	size_t len, seg;
 
 	for (int round = 0; round < 8; round++) {
 		int n;
@@ -1167,7 +1312,15 @@ static void rx_drain(sr_dev *d, usmc_tstamp now)
 				continue;
 			}
 			dst = d->local;
+			seg = 0;
 			for (c = CMSG_FIRSTHDR(m); c; c = CMSG_NXTHDR(m, c)) {
+				if (c->cmsg_level == IPPROTO_UDP &&
+				    c->cmsg_type == UDP_GRO) {
+					int g;
+
+					memcpy(&g, CMSG_DATA(c), sizeof(g));
+					seg = g > 0 ? (size_t)g : 0;
+				}
 				if (c->cmsg_level == IPPROTO_IP &&
 				    c->cmsg_type == IP_PKTINFO) {
 					struct in_pktinfo pi;
@@ -1186,8 +1339,19 @@ static void rx_drain(sr_dev *d, usmc_tstamp now)
 				d->st.drop_addr++;
 				continue;
 			}
-			input(d, d->rx_buf[i], d->rx_msgs[i].msg_len,
-			      &d->rx_addr[i], &dst, now);
+			buf = d->rx_mem + i * d->rx_bufsz;
+			len = d->rx_msgs[i].msg_len;
+			if (!seg || seg >= len) {
+				input(d, buf, len, &d->rx_addr[i], &dst, now,
+				      0);
+				continue;
+			}
+			/* coalesced: packets of |seg| bytes, the last maybe
+			 * shorter */
+			d->st.rx_gro++;
+			for (size_t o = 0, k = 0; o < len; o += seg, k++)
+				input(d, buf + o, len - o < seg ? len - o : seg,
+				      &d->rx_addr[i], &dst, now, (uint16_t)k);
 		}
 		flush_acks(d);
 		if (n < SR_RX_BATCH)
@@ -1441,7 +1605,7 @@ void usmc_softroce_input(usmc_tp *tp, const uint8_t *buf, size_t len,
 
 	addr_copy(&s, src);
 	addr_copy(&t, dst);
-	input_checked(d, buf, len, &s, &t, now);
+	input_checked(d, buf, len, &s, &t, now, 0);
 	flush_acks(d);
 	progress(d, now);
 }
@@ -1485,7 +1649,7 @@ static void sr_rx_inject(usmc_tp *tp, const usmc_tp_rx_pkt *pkt)
 
 	addr_copy(&s, pkt->src);
 	addr_copy(&t, pkt->dst);
-	input_checked(d, pkt->data, pkt->len, &s, &t, dev_now(d));
+	input_checked(d, pkt->data, pkt->len, &s, &t, dev_now(d), 0);
 	flush_acks(d);
 }
 

@@ -104,6 +104,12 @@ typedef struct usmc_softroce_stats {
 	uint64_t port_ups;
 	uint64_t drop_port_rx;
 	uint64_t drop_port_tx;
+	/* gso=on: UDP GSO sends of more than one packet, coalesced (GRO)
+	 * datagrams received, and whether the kernel refused GSO (then the
+	 * device sends one packet per datagram) */
+	uint64_t tx_gso;
+	uint64_t rx_gro;
+	uint64_t gso_refused;
 } usmc_softroce_stats;
 
 extern const usmc_tp_ops usmc_tp_softroce_ops;

@@ -41,7 +41,12 @@
 #define SR_ICRC_VERIFY 1
 #define SR_ICRC_STRICT 2
 
-#define SR_RX_BUFSZ 8192 /* > 4096 MTU + headers + ICRC */
+#define SR_RX_BUFSZ  8192 /* > 4096 MTU + headers + ICRC */
+/* gso=on: a UDP GSO send carries at most this many packets and bytes (the
+ * kernel's UDP_MAX_SEGMENTS was 64 before 6.9; a UDP payload < 64 KiB) */
+#define SR_GSO_SEGS  64
+#define SR_GSO_BYTES 65000
+#define SR_GRO_BUFSZ 65536
 
 typedef struct sr_dev sr_dev;
 
@@ -211,8 +216,23 @@ struct sr_dev {
 	struct mmsghdr rx_msgs[SR_RX_BATCH];
 	struct iovec rx_iov[SR_RX_BATCH];
 	sr_addr rx_addr[SR_RX_BATCH];
-	uint8_t (*rx_buf)[SR_RX_BUFSZ];
+	uint8_t *rx_mem; /* SR_RX_BATCH buffers of rx_bufsz */
+	size_t rx_bufsz;
 	char rx_ctl[SR_RX_BATCH][64];
+
+	/* gso= option: packets of one flush to the same peer and QP, of one
+	 * size (the last may be shorter), leave as one UDP GSO send; packet
+	 * k of such a send has its ICRC computed with IPv4 ID k, the ID
+	 * Linux gives segment k when it segments (inet_gso_segment); the
+	 * socket takes coalesced datagrams (UDP_GRO) and splits them */
+	int gso;
+	uint16_t tx_segk[SR_TX_BATCH];	       /* k; 0 starts a send */
+	uint32_t g_first, g_n, g_bytes, g_seg; /* the open send */
+	int g_closed; /* its last packet was short: nothing may follow */
+	struct mmsghdr gso_msgs[SR_TX_BATCH];
+	struct iovec gso_iov[SR_TX_BATCH * 7];
+	uint32_t gso_first[SR_TX_BATCH]; /* packet index of each send */
+	char gso_ctl[SR_TX_BATCH][CMSG_SPACE(sizeof(uint16_t))];
 
 	/* a QP with data outstanding that hears nothing from its peer for
 	 * this long fails with RETRY_EXC_ERR (retry_time=, 0: never) */

@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# usmc-bench works: --help, --version and usage errors; a --quick
+# softroce/stream pass writes report.md, report.json and the chart, with
+# every run SMC-R; the shm path either runs over shm or says, with the
+# runtime's reason, that it is not available and reports no usmc number.
+# Performance is never judged here: only the shape and honesty of the
+# report.
+set -u
+USMC_SRC=${USMC_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+USMC_BUILD=${USMC_BUILD:-$USMC_SRC/build}
+B=$USMC_BUILD/tools/usmc-bench
+T=test_usmc_bench
+fail() { echo "$T: FAIL: $*"; exit 1; }
+skip() { echo "$T: SKIP: $*"; exit 77; }
+
+[ -x "$B" ] || fail "$B is not built"
+command -v python3 >/dev/null || skip "python3 is not installed"
+out=$(timeout 20 "$B" --help) || fail "--help exited $?"
+for w in NAME SYNOPSIS DESCRIPTION OPTIONS OUTPUT "EXIT STATUS" --quick --only --out; do
+	grep -q -- "$w" <<<"$out" || fail "--help has no '$w'"
+done
+v=$(timeout 20 "$B" --version) || fail "--version exited $?"
+[[ $v =~ ^usmc-bench\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--version printed '$v'"
+for bad in "--bogus" "--runs 2" "--only nowhere" "--only softroce/memcpy" "-n 0"; do
+	# shellcheck disable=SC2086
+	timeout 20 "$B" $bad >/dev/null 2>&1
+	rc=$?
+	[ $rc = 2 ] || fail "'$bad' exited $rc, not 2 (usage error)"
+done
+
+[ "$(id -u)" = 0 ] || skip "not root: the lab needs network namespaces"
+for c in redis-server redis-benchmark sockperf iperf3; do
+	command -v $c >/dev/null || skip "$c is not installed (ci/setup.sh installs it)"
+done
+work=$(mktemp -d /tmp/$T.XXXXXX) || fail "mktemp"
+trap 'rm -rf "$work"' EXIT
+
+timeout 240 "$B" --quick --only softroce/stream,shm/stream --out "$work/r" 2>"$work/progress"
+rc=$?
+[ $rc = 77 ] && skip "usmc-bench cannot run the lab here: $(tail -1 "$work/progress")"
+[ $rc = 0 ] || fail "usmc-bench exited $rc: $(tail -5 "$work/progress")"
+grep -q 'softroce/stream 64 KiB round 3/3' "$work/progress" || fail "no progress lines: $(cat "$work/progress")"
+[ -s "$work/r/report.md" ] || fail "no report.md"
+[ -s "$work/r/report.json" ] || fail "no report.json"
+
+python3 - "$work/r" <<'PY' || fail "the report is not well-formed (above)"
+import json, os, sys
+d = sys.argv[1]
+j = json.load(open(os.path.join(d, "report.json")))
+md = open(os.path.join(d, "report.md")).read()
+def bad(msg):
+    print("test_usmc_bench:", msg); sys.exit(1)
+rows = [r for r in j["results"] if r["path"] == "softroce"]
+if len(rows) != 1 or rows[0]["workload"] != "stream":
+    bad("softroce: want the one stream row, got %r" % rows)
+r = rows[0]
+if len(r["tcp"]["runs"]) != 3 or len(r["usmc"]["runs"]) != 3 or r["marked"]:
+    bad("softroce stream: want 3 TCP and 3 SMC-R runs, none marked: %r" % r)
+if len(r["ratio"]["runs"]) != 3:
+    bad("softroce stream: want a ratio per round: %r" % r["ratio"])
+for i in range(3):
+    t, u, q = r["tcp"]["runs"][i], r["usmc"]["runs"][i], r["ratio"]["runs"][i]
+    if not (t > 0 and u > 0):
+        bad("softroce stream: a run without throughput: %r" % r)
+    if abs(q - u / t) > 1e-9 * q:
+        bad("softroce stream round %d: ratio %r is not usmc/TCP %r/%r" % (i + 1, q, u, t))
+rr = sorted(r["ratio"]["runs"])
+if abs(r["ratio"]["median"] - rr[1]) > 1e-9 or r["ratio"]["min"] != rr[0] or r["ratio"]["max"] != rr[2]:
+    bad("ratio median/min/max do not match its runs: %r" % r["ratio"])
+if r["target"] != {"op": ">=", "value": 0.5, "on": "ratio"} or r["met"] != (r["ratio"]["median"] >= 0.5):
+    bad("softroce stream target or met? wrong: %r" % r)
+shm = j["paths"].get("shm")
+if shm is None:
+    bad("no shm path in the report")
+line = [l for l in md.splitlines() if l.startswith("| stream 64 KiB writes")]
+head = "| metric | TCP | usmc | ratio | target | met? |"
+if head not in md or len(line) != (2 if shm["available"] else 1):
+    bad("report.md: no table or not the stream rows: %r" % line)
+if "%.2f" % r["ratio"]["median"] not in line[0]:
+    bad("report.md's ratio is not report.json's: %s" % line[0])
+shm_rows = [x for x in j["results"] if x["path"] == "shm"]
+if not shm["available"]:
+    if shm_rows or not shm["why"]:
+        bad("shm not available, yet rows %r or no reason %r" % (shm_rows, shm["why"]))
+    if "**Not available**: " + shm["why"] not in md:
+        bad("report.md does not say shm is not available")
+elif not shm_rows or shm_rows[0]["marked"]:
+    bad("shm available but its stream did not run over it: %r" % shm_rows)
+ch = j["chart"]
+png = os.path.join(d, "chart.png")
+if ch["made"]:
+    if open(png, "rb").read(8) != b"\x89PNG\r\n\x1a\n":
+        bad("chart.png is not a PNG")
+    if "![usmc speed relative to TCP](chart.png)" not in md:
+        bad("report.md does not show the chart")
+elif os.path.exists(png) or "No chart: " + ch["why"] not in md:
+    bad("no chart, but report.md does not say why: %r" % ch)
+print("test_usmc_bench: report ok: softroce stream ratio %.2f over 3 rounds; shm %s; chart %s" % (
+    r["ratio"]["median"], "available" if shm["available"] else "not available (" + shm["why"] + ")",
+    "made" if ch["made"] else "not made: " + ch["why"]))
+PY
+echo "$T: PASS"
