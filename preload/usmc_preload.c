@@ -152,6 +152,17 @@ static inline int ours_any(int fd)
 	return usmc_fd_flags(fd) && !guarded() && !usmc_foreign_child();
 }
 
+/* The fd is a usmc socket whose data, readiness and file status calls
+ * usmc serves: not one handed to the kernel for good (connected plain TCP
+ * or fallback, USMC_FDF_KERNEL), whose calls go to libc after this one
+ * load, as if usmc were not there (docs/preload.md). */
+static inline int ours_io(int fd)
+{
+	return (usmc_fd_flags(fd) & (USMC_FDF_SOCK | USMC_FDF_KERNEL)) ==
+		       USMC_FDF_SOCK &&
+	       !guarded() && !usmc_foreign_child();
+}
+
 /* Runs EXPR as usmc: its libc calls are not intercepted again. */
 #define USMC_CALL(type, expr)      \
 	do {                       \
@@ -200,42 +211,42 @@ USMC_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 
 USMC_EXPORT ssize_t read(int fd, void *buf, size_t n)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_read()(fd, buf, n);
 	USMC_CALL(ssize_t, usmc_read(fd, buf, n));
 }
 
 USMC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 {
-	if (!ours(fd) || n > buflen)
+	if (!ours_io(fd) || n > buflen)
 		return get___read_chk()(fd, buf, n, buflen);
 	USMC_CALL(ssize_t, usmc_read(fd, buf, n));
 }
 
 USMC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_readv()(fd, iov, cnt);
 	USMC_CALL(ssize_t, usmc_readv(fd, iov, cnt));
 }
 
 USMC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_write()(fd, buf, n);
 	USMC_CALL(ssize_t, usmc_write(fd, buf, n));
 }
 
 USMC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_writev()(fd, iov, cnt);
 	USMC_CALL(ssize_t, usmc_writev(fd, iov, cnt));
 }
 
 USMC_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_send()(fd, buf, n, flags);
 	USMC_CALL(ssize_t, usmc_send(fd, buf, n, flags));
 }
@@ -244,21 +255,21 @@ USMC_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
 USMC_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
 			   const struct sockaddr *addr, socklen_t alen)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_sendto()(fd, buf, n, flags, addr, alen);
 	USMC_CALL(ssize_t, usmc_send(fd, buf, n, flags));
 }
 
 USMC_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_sendmsg()(fd, msg, flags);
 	USMC_CALL(ssize_t, usmc_sendmsg(fd, msg, flags));
 }
 
 USMC_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_recv()(fd, buf, n, flags);
 	USMC_CALL(ssize_t, usmc_recv(fd, buf, n, flags));
 }
@@ -266,7 +277,7 @@ USMC_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
 USMC_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
 			       int flags)
 {
-	if (!ours(fd) || n > buflen)
+	if (!ours_io(fd) || n > buflen)
 		return get___recv_chk()(fd, buf, n, buflen, flags);
 	USMC_CALL(ssize_t, usmc_recv(fd, buf, n, flags));
 }
@@ -288,7 +299,7 @@ static ssize_t recvfrom_usmc(int fd, void *buf, size_t n, int flags,
 USMC_EXPORT ssize_t recvfrom(int fd, void *buf, size_t n, int flags,
 			     struct sockaddr *addr, socklen_t *alen)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_recvfrom()(fd, buf, n, flags, addr, alen);
 	return recvfrom_usmc(fd, buf, n, flags, addr ? alen : NULL);
 }
@@ -297,7 +308,7 @@ USMC_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 				   int flags, struct sockaddr *addr,
 				   socklen_t *alen)
 {
-	if (!ours(fd) || n > buflen)
+	if (!ours_io(fd) || n > buflen)
 		return get___recvfrom_chk()(fd, buf, n, buflen, flags, addr,
 					    alen);
 	return recvfrom_usmc(fd, buf, n, flags, addr ? alen : NULL);
@@ -305,7 +316,7 @@ USMC_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 
 USMC_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_recvmsg()(fd, msg, flags);
 	USMC_CALL(ssize_t, usmc_recvmsg(fd, msg, flags));
 }
@@ -313,7 +324,8 @@ USMC_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
 static int any_ours(const struct pollfd *fds, nfds_t n)
 {
 	for (nfds_t i = 0; i < n; i++)
-		if (usmc_fd_flags(fds[i].fd) & 1)
+		if ((usmc_fd_flags(fds[i].fd) &
+		     (USMC_FDF_SOCK | USMC_FDF_KERNEL)) == USMC_FDF_SOCK)
 			return !guarded() && !usmc_foreign_child();
 	return 0;
 }
@@ -368,7 +380,8 @@ static int any_ours_set(int nfds, fd_set *r, fd_set *w, fd_set *e)
 	for (int fd = 0; fd < nfds; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
 		     (e && FD_ISSET(fd, e))) &&
-		    (usmc_fd_flags(fd) & 1))
+		    (usmc_fd_flags(fd) & (USMC_FDF_SOCK | USMC_FDF_KERNEL)) ==
+			    USMC_FDF_SOCK)
 			return !guarded() && !usmc_foreign_child();
 	return 0;
 }
@@ -393,7 +406,8 @@ USMC_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
  * shadow set when the first usmc socket is added to it. */
 USMC_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
-	if (!ours_any(fd) && !ours_any(epfd))
+	if ((usmc_fd_flags(fd) & USMC_FDF_KERNEL) ||
+	    (!ours_any(fd) && !ours_any(epfd)))
 		return get_epoll_ctl()(epfd, op, fd, ev);
 	USMC_CALL(int, usmc_epoll_ctl(epfd, op, fd, ev));
 }
@@ -444,6 +458,8 @@ static int fcntl_common(int (*real)(int, int, ...), int fd, int cmd, void *arg)
 	switch (cmd) {
 	case F_GETFL:
 	case F_SETFL:
+		if (!ours_io(fd))
+			return real(fd, cmd, arg);
 		USMC_CALL(int, usmc_fcntl(fd, cmd, (long)arg));
 	case F_DUPFD:
 	case F_DUPFD_CLOEXEC:
@@ -483,7 +499,7 @@ USMC_EXPORT int ioctl(int fd, unsigned long req, ...)
 	va_start(ap, req);
 	arg = va_arg(ap, void *);
 	va_end(ap);
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_ioctl()(fd, req, arg);
 	USMC_CALL(int, usmc_ioctl(fd, req, arg));
 }
@@ -526,7 +542,7 @@ USMC_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 
 USMC_EXPORT int shutdown(int fd, int how)
 {
-	if (!ours(fd))
+	if (!ours_io(fd))
 		return get_shutdown()(fd, how);
 	USMC_CALL(int, usmc_shutdown(fd, how));
 }
@@ -549,14 +565,14 @@ USMC_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 
 USMC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
 {
-	if (!ours(out))
+	if (!ours_io(out))
 		return get_sendfile()(out, in, off, n);
 	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
 }
 
 USMC_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
 {
-	if (!ours(out))
+	if (!ours_io(out))
 		return get_sendfile64()(out, in, off, n);
 	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
 }

@@ -108,7 +108,13 @@ int usmc_siginterrupt(int sig, int flag);
 /*
  * For interposers (the preload): nonzero if |fd| may be a usmc socket or
  * a usmc epoll fd; zero means "hand it to the kernel", read without a lock.
+ * USMC_FDF_KERNEL: a usmc socket the kernel serves for good (connected
+ * plain TCP or fallback): its data, poll, epoll, fcntl(F_GETFL/F_SETFL),
+ * ioctl and shutdown calls may go to the kernel directly.
  */
+#define USMC_FDF_SOCK	1
+#define USMC_FDF_EPOLL	2
+#define USMC_FDF_KERNEL 4
 int usmc_fd_flags(int fd);
 
 /*

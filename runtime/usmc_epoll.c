@@ -154,21 +154,32 @@ static ep_set *set_new(int epfd)
 	return set;
 }
 
+/* Lock held: the set goes; |in_use|: its epoll fd stays open, so the
+ * eventfd leaves the kernel set too. */
+static void set_free(ep_set *set, int in_use)
+{
+	for (ep_set **pp = &sets; *pp; pp = &(*pp)->next)
+		if (*pp == set) {
+			*pp = set->next;
+			break;
+		}
+	while (set->ents)
+		ent_del(set, set->ents);
+	if (in_use)
+		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->evfd,
+				       NULL);
+	usmc_notify_del(set->evfd);
+	usmc_real()->close(set->evfd);
+	usmc_fdflag_set(set->epfd, USMC_FDF_EPOLL, 0);
+	free(set);
+}
+
 void usmc_epoll_closed(int epfd)
 {
-	for (ep_set **pp = &sets; *pp; pp = &(*pp)->next) {
-		ep_set *set = *pp;
+	ep_set *set = set_find(epfd);
 
-		if (set->epfd != epfd)
-			continue;
-		*pp = set->next;
-		while (set->ents)
-			ent_del(set, set->ents);
-		usmc_notify_del(set->evfd);
-		usmc_real()->close(set->evfd);
-		free(set);
-		break;
-	}
+	if (set)
+		set_free(set, 0);
 	usmc_fdflag_set(epfd, USMC_FDF_EPOLL, 0);
 }
 
@@ -183,6 +194,33 @@ void usmc_epoll_fd_closed(int fd)
 	}
 }
 
+/*
+ * |fd|'s socket is the kernel's for good (usmc_sock_kernel_mark): its
+ * entries leave the shadow sets and stay in the kernel sets only, with
+ * the app's events and data, where its epoll_ctl calls now go directly.
+ * A set left with no entry goes with its eventfd: an epoll fd that holds
+ * only the kernel's sockets is the kernel's, and epoll_wait on it is the
+ * kernel's call alone.
+ */
+void usmc_epoll_kernel_fd(int fd)
+{
+	ep_set *set, *next;
+
+	for (set = sets; set; set = next) {
+		ep_ent *e = ent_find(set, fd);
+
+		next = set->next;
+		if (!e)
+			continue;
+		if (!e->in_kernel && kernel_add(set->epfd, e) &&
+		    errno != EEXIST)
+			continue; /* stays a shadow entry, as before */
+		ent_del(set, e);
+		if (!set->ents)
+			set_free(set, 1);
+	}
+}
+
 int usmc_epoll_create1(int flags)
 {
 	return epoll_create1(flags);
@@ -194,17 +232,24 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 	ep_ent *e;
 	int r = 0, err = 0;
 
-	if (!(usmc_fd_flags(fd) & USMC_FDF_SOCK) &&
-	    !(usmc_fd_flags(epfd) & USMC_FDF_EPOLL))
+	if ((usmc_fd_flags(fd) & USMC_FDF_KERNEL) ||
+	    (!(usmc_fd_flags(fd) & USMC_FDF_SOCK) &&
+	     !(usmc_fd_flags(epfd) & USMC_FDF_EPOLL)))
 		return usmc_real()->epoll_ctl(epfd, op, fd, ev);
 	if (usmc_rt_init())
 		return -1;
 	pthread_mutex_lock(&usmc_g.lock);
+	/* first: it may free this very set */
+	usmc_sock_kernel_mark(usmc_sock_get(fd), fd);
 	set = set_find(epfd);
-	if (!usmc_sock_get(fd)) {
-		/* not usmc's: the kernel's, whatever was here before */
-		if (set && (e = ent_find(set, fd)))
+	if (!usmc_sock_get(fd) || (usmc_fd_flags(fd) & USMC_FDF_KERNEL)) {
+		/* not usmc's, or the kernel's for good: the kernel's,
+		 * whatever was here before */
+		if (set && (e = ent_find(set, fd))) {
 			ent_del(set, e);
+			if (!set->ents)
+				set_free(set, 1);
+		}
 		pthread_mutex_unlock(&usmc_g.lock);
 		return usmc_real()->epoll_ctl(epfd, op, fd, ev);
 	}
@@ -276,6 +321,10 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (e->in_kernel)
 			usmc_real()->epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
 		ent_del(set, e);
+		if (!set->ents) {
+			set_free(set, 1);
+			set = NULL;
+		}
 		break;
 	default:
 		err = EINVAL;
@@ -366,27 +415,11 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			usmc_rt_now() + (uint64_t)timeout_ms * USMC_NS_PER_MS;
 	for (;;) {
 		ep_set *set;
-		int n, r, k = 0, evfd, got = 0, t;
+		int n = 0, r, k = 0, got = 0, t = timeout_ms;
 
 		if (usmc_rt_init())
 			return -1;
-		pthread_mutex_lock(&usmc_g.lock);
-		set = set_find(epfd);
-		if (!set) {
-			pthread_mutex_unlock(&usmc_g.lock);
-			return usmc_real()->epoll_pwait(epfd, evs, max,
-							timeout_ms, sigmask);
-		}
-		set_sync(set);
-		n = collect(set, evs, max);
-		evfd = set->evfd;
-		pthread_mutex_unlock(&usmc_g.lock);
-		if (n == max)
-			return n;
-		t = timeout_ms;
-		if (n)
-			t = 0;
-		else if (deadline) {
+		if (deadline) {
 			uint64_t now = usmc_rt_now();
 
 			t = now >= deadline ? 0
@@ -394,6 +427,21 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 						     USMC_NS_PER_MS - 1) /
 						    USMC_NS_PER_MS);
 		}
+		pthread_mutex_lock(&usmc_g.lock);
+		set = set_find(epfd);
+		if (!set) {
+			/* no usmc socket left in it (or never one) */
+			pthread_mutex_unlock(&usmc_g.lock);
+			return usmc_real()->epoll_pwait(epfd, evs, max, t,
+							sigmask);
+		}
+		set_sync(set);
+		n = collect(set, evs, max);
+		pthread_mutex_unlock(&usmc_g.lock);
+		if (n == max)
+			return n;
+		if (n)
+			t = 0;
 		r = usmc_real()->epoll_pwait(epfd, evs + n, max - n, t,
 					     n ? NULL : sigmask);
 		if (r < 0)
@@ -406,9 +454,13 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			evs[n + k++] = evs[n + i];
 		}
 		if (got) {
+			/* the set as it is now: it may have gone (its last
+			 * usmc socket handed to the kernel) and its eventfd's
+			 * number been reused */
 			pthread_mutex_lock(&usmc_g.lock);
-			if (set_find(epfd))
-				usmc_notify_drain(evfd);
+			set = set_find(epfd);
+			if (set)
+				usmc_notify_drain(set->evfd);
 			pthread_mutex_unlock(&usmc_g.lock);
 		}
 		if (n + k)

@@ -8,10 +8,16 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h> /* tcpi_bytes_acked, which glibc's lacks */
+#include <netinet/in.h>
+#include <poll.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "usmc_real.h"
@@ -70,6 +76,68 @@ int usmc_fd_flags(int fd)
 		 : 0;
 }
 
+/* The kernel's counts of what the application moved through a TCP
+ * socket: bytes written (sent once, not counting retransmissions, plus
+ * those not sent yet) and read (received less what waits to be read; the
+ * peer's FIN counts one in tcpi_bytes_received). Returns -1 if unknown. */
+static int kernel_bytes(int fd, uint64_t *sent, uint64_t *recv)
+{
+	struct tcp_info ti;
+	socklen_t l = sizeof(ti);
+	struct pollfd p = {.fd = fd, .events = POLLRDHUP};
+	int inq = 0;
+
+	memset(&ti, 0, sizeof(ti));
+	if (usmc_real()->getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) ||
+	    l < offsetof(struct tcp_info, tcpi_bytes_retrans) +
+			    sizeof(ti.tcpi_bytes_retrans) ||
+	    usmc_real()->ioctl(fd, SIOCINQ, &inq) ||
+	    usmc_real()->poll(&p, 1, 0) < 0)
+		return -1;
+	*sent = ti.tcpi_bytes_sent - ti.tcpi_bytes_retrans +
+		ti.tcpi_notsent_bytes;
+	*recv = ti.tcpi_bytes_received - (uint64_t)inq -
+		((p.revents & POLLRDHUP) && ti.tcpi_bytes_received ? 1 : 0);
+	return 0;
+}
+
+/*
+ * Lock held. A connected plain TCP or fallback socket stays the kernel's
+ * until it is closed: nothing of usmc's is left to do on its data path.
+ * Its fd is marked USMC_FDF_KERNEL, so that the preload sends its data,
+ * poll and epoll calls straight to libc, without the lock (docs/preload.md,
+ * "Sockets usmc does not accelerate"). Not while it is fresh (connect or
+ * listen may still make it usmc's), watched by the loop or queued on a
+ * listener, or before its first read looked for a crossed Decline.
+ */
+void usmc_sock_kernel_mark(usmc_sock *s, int fd)
+{
+	if (!s || s->mode != USMC_SOCK_TCP || s->fresh || s->ep_events ||
+	    s->in_hs_list || s->lsock || s->in_lq ||
+	    __atomic_load_n(&s->decl_check, __ATOMIC_RELAXED) ||
+	    (usmc_fd_flags(fd) & USMC_FDF_KERNEL) || usmc_sock_get(fd) != s)
+		return;
+	if (!s->kernel) {
+		if (kernel_bytes(fd, &s->kbase_sent, &s->kbase_recv))
+			return;
+		__atomic_store_n(&s->kernel, 1, __ATOMIC_RELAXED);
+	}
+	usmc_epoll_kernel_fd(fd);
+	usmc_fdflag_set(fd, USMC_FDF_KERNEL, 1);
+}
+
+void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv)
+{
+	uint64_t ks, kr;
+
+	*sent = __atomic_load_n(&s->bytes_sent, __ATOMIC_RELAXED);
+	*recv = __atomic_load_n(&s->bytes_recv, __ATOMIC_RELAXED);
+	if (s->kernel && kernel_bytes(s->fd, &ks, &kr) == 0) {
+		*sent += ks - s->kbase_sent;
+		*recv += kr - s->kbase_recv;
+	}
+}
+
 usmc_sock *usmc_sock_get(int fd)
 {
 	if (fd < 0 || fd >= usmc_g.nsocks)
@@ -112,7 +180,7 @@ int usmc_fdtab_drop(int fd)
 	if (s->refs <= 1)
 		return 0;
 	usmc_g.socks[fd] = NULL;
-	usmc_fdflag_set(fd, USMC_FDF_SOCK, 0);
+	usmc_fdflag_set(fd, USMC_FDF_SOCK | USMC_FDF_KERNEL, 0);
 	s->refs--;
 	if (s->fd == fd) {
 		/* The loop's registration is keyed by this fd: move it. */
@@ -146,6 +214,7 @@ usmc_sock *usmc_sock_new(int fd)
 	s->refs = 1;
 	s->mode = USMC_SOCK_TCP;
 	usmc_g.socks[fd] = s;
+	usmc_fdflag_set(fd, USMC_FDF_KERNEL, 0);
 	usmc_fdflag_set(fd, USMC_FDF_SOCK, 1);
 	usmc_stat_start();
 	return s;
@@ -161,10 +230,11 @@ void usmc_sock_free(usmc_sock *s)
 	free(s->clc_buf);
 	if (usmc_g.socks[s->fd] == s) {
 		usmc_g.socks[s->fd] = NULL;
-		usmc_fdflag_set(s->fd, USMC_FDF_SOCK, 0);
+		usmc_fdflag_set(s->fd, USMC_FDF_SOCK | USMC_FDF_KERNEL, 0);
 	}
 	usmc_hs_fc_release(s);
 	free(s);
+	usmc_stat_start(); /* its row goes, should the publisher be idle */
 }
 
 /* In the parent after fork() (lock held): SMC listeners it never used
@@ -254,6 +324,8 @@ static void slot_add(int newfd, usmc_sock *s)
 		return;
 	usmc_g.socks[newfd] = s;
 	s->refs++;
+	/* marked again on its first use (usmc_sock_kernel_mark) */
+	usmc_fdflag_set(newfd, USMC_FDF_KERNEL, 0);
 	usmc_fdflag_set(newfd, USMC_FDF_SOCK, 1);
 }
 

@@ -64,8 +64,20 @@ static uint64_t handback_at;
 #define TP_HANDBACK_NS (1 * USMC_NS_PER_MS)
 /* what the timerfd is set to; UINT64_MAX when disarmed or fired */
 static uint64_t timer_armed = UINT64_MAX;
-/* posted by the progress thread once it runs (rt_init_once) */
+/* posted by the progress thread once it runs (progress_start) */
 static sem_t progress_started;
+/* The progress thread runs (it ends itself when idle: progress_idle). */
+static int progress_running;
+/* sockets registered in the loop's epoll set (s->ep_events != 0) */
+static int n_watched;
+/* How long the progress thread stays with nothing to do before it ends.
+ * A process whose connections all went to the kernel (fallback, rules)
+ * then has no thread of usmc's running (with the stat publisher's own
+ * idle end, usmc_stat.c): the kernel takes a file reference on every fd
+ * lookup of a process that shares its fd table with another thread
+ * (fdget), about 25 ns per socket call here, which a single-threaded
+ * process does not pay. */
+#define PROGRESS_IDLE_MS 250
 
 /* App threads wait in poll() on an eventfd of their own (a signal must be
  * able to end the wait, which a condition variable does not allow); the
@@ -157,6 +169,7 @@ static void tp_take_back(void)
 }
 
 static void *progress_main(void *arg);
+static void progress_ensure(void);
 
 /*
  * Which process owns the runtime's state (docs/preload.md, "fork"). The
@@ -270,6 +283,8 @@ static void atfork_child(void)
 	}
 	waiters = NULL;
 	usmc_g.thread_started = 0;
+	progress_running = 0;
+	n_watched = 0;
 	for (int i = 0; i < USMC_DEVICES_MAX; i++)
 		tp_watched[i] = -1;
 	direct_poller = 0;
@@ -392,7 +407,6 @@ __attribute__((destructor)) static void close_at_exit(void)
 static void rt_init_once(void)
 {
 	struct epoll_event ev = {0};
-	sigset_t all, old;
 
 	usmc_config_load_env(&usmc_g.cfg);
 	if (!atfork_done) {
@@ -418,26 +432,8 @@ static void rt_init_once(void)
 	ev.data.u64 = TAG_EVFD << 32;
 	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_ADD, usmc_g.evfd, &ev);
 
-	/* The progress thread must not take the application's signals. */
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	sem_init(&progress_started, 0, 0);
-	init_err = pthread_create(&usmc_g.thread, NULL, progress_main, NULL);
-	/* Its start-up (glibc's, and under ASan the sanitizer's thread set-up)
-	 * allocates, outside the lock the fork prepare handler takes: it is
-	 * over before the app goes on, and may fork (nginx's master forks
-	 * right after its first socket). An allocator with no fork handlers
-	 * (GCC 12's ASan runtime) would otherwise leave the child a size
-	 * class's lock, held for good. From then on the thread allocates only
-	 * under the lock. */
-	while (!init_err && sem_wait(&progress_started) && errno == EINTR)
-		;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (init_err) {
-		usmc_rt_log(0, "cannot start the progress thread: %s",
-			    strerror(init_err));
-		return;
-	}
+	/* The progress thread starts with its first work (progress_ensure):
+	 * a process whose sockets never need it (rules say tcp) runs none. */
 	usmc_g.thread_started = 1;
 }
 
@@ -478,7 +474,12 @@ void usmc_loop_watch(usmc_sock *s, uint32_t events)
 	if (usmc_real()->epoll_ctl(usmc_g.epfd, op, s->fd, &ev) &&
 	    op != EPOLL_CTL_DEL)
 		usmc_rt_log(0, "epoll_ctl(fd %d): %s", s->fd, strerror(errno));
+	n_watched += op == EPOLL_CTL_ADD ? 1 : op == EPOLL_CTL_DEL ? -1 : 0;
 	s->ep_events = events;
+	if (events)
+		progress_ensure();
+	else if (!n_watched && progress_running)
+		usmc_loop_wake(); /* it may be idle now: let it look */
 }
 
 void usmc_hs_list_add(usmc_sock *s)
@@ -491,6 +492,7 @@ void usmc_hs_list_add(usmc_sock *s)
 		usmc_g.hs_list->hs_prev = s;
 	usmc_g.hs_list = s;
 	s->in_hs_list = 1;
+	progress_ensure(); /* its deadlines */
 }
 
 void usmc_hs_list_del(usmc_sock *s)
@@ -555,6 +557,8 @@ void usmc_loop_rearm_timer(void)
 	if (next >= timer_armed && timer_armed != UINT64_MAX)
 		return;
 	timer_armed = next;
+	if (next != UINT64_MAX || tp_watched[0] >= 0)
+		progress_ensure();
 	if (next != UINT64_MAX) {
 		if (next == 0)
 			next = 1; /* 0 would disarm */
@@ -583,18 +587,87 @@ static int run_deadlines(void)
 	return hit;
 }
 
+/* Lock held: nothing for the progress thread to watch or time: no socket
+ * in its epoll set, no handshake, no device (devices are never closed),
+ * no timer armed. */
+static int progress_idle(void)
+{
+	return !n_watched && !usmc_g.hs_list && tp_watched[0] < 0 &&
+	       usmc_smc_dev_fd(0) < 0 && timer_armed == UINT64_MAX &&
+	       !direct_poller && !tp_disarmed;
+}
+
+/* Starts the progress thread with every signal blocked, and waits until
+ * it runs: its start-up (glibc's, and under ASan the sanitizer's thread
+ * set-up) allocates, and must be over before the app goes on and perhaps
+ * forks (nginx's master forks right after its first socket). An allocator
+ * with no fork handlers (GCC 12's ASan runtime) would otherwise leave the
+ * child a size class's lock, held for good. From then on the thread
+ * allocates only under the lock. Called with the lock held
+ * (progress_ensure), which the fork prepare handler also takes; the
+ * thread posts before it takes the lock. Returns 0 or an errno. */
+static int progress_start(void)
+{
+	sigset_t all, old;
+	pthread_attr_t a;
+	int err;
+
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	sem_init(&progress_started, 0, 0);
+	err = pthread_create(&usmc_g.thread, &a, progress_main, NULL);
+	while (!err && sem_wait(&progress_started) && errno == EINTR)
+		;
+	pthread_attr_destroy(&a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (!err)
+		progress_running = 1;
+	return err;
+}
+
+/* Lock held: the progress thread has work; start it again if it ended
+ * for being idle. */
+static void progress_ensure(void)
+{
+	int err;
+
+	if (progress_running || !usmc_g.thread_started)
+		return;
+	err = progress_start();
+	if (err)
+		usmc_rt_log(0, "cannot start the progress thread: %s",
+			    strerror(err));
+}
+
 static void *progress_main(void *arg)
 {
 	struct epoll_event evs[32];
 	uint64_t buf;
 	int bc;
+	int idle = 0;
 
 	(void)arg;
 	usmc_in_runtime = 1;
 	sem_post(&progress_started);
 	for (;;) {
-		int n = usmc_real()->epoll_wait(usmc_g.epfd, evs, 32, -1);
+		int n = usmc_real()->epoll_wait(usmc_g.epfd, evs, 32,
+						idle ? PROGRESS_IDLE_MS : -1);
 
+		if (n == 0) {
+			pthread_mutex_lock(&usmc_g.lock);
+			if (progress_idle()) {
+				/* progress_ensure starts another when work
+				 * comes */
+				progress_running = 0;
+				pthread_mutex_unlock(&usmc_g.lock);
+				return NULL;
+			}
+			idle = 0;
+			pthread_mutex_unlock(&usmc_g.lock);
+			continue;
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -653,6 +726,7 @@ static void *progress_main(void *arg)
 		usmc_loop_rearm_timer();
 		if (bc)
 			usmc_rt_broadcast();
+		idle = progress_idle();
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 	return NULL;

@@ -40,6 +40,7 @@ static int sock_mode_rx(int fd, usmc_sock **check)
 	m = s ? (int)s->mode : USMC_SOCK_UNMANAGED;
 	if (check && s && s->mode == USMC_SOCK_TCP && s->decl_check)
 		*check = s;
+	usmc_sock_kernel_mark(s, fd);
 	if (s && s->mode == USMC_SOCK_HANDSHAKE)
 		m = USMC_SOCK_SMCR; /* usmc_send/recv wait or say EAGAIN */
 	if (s && s->mode == USMC_SOCK_FAILED)
@@ -55,7 +56,7 @@ static void count_bytes(int fd, ssize_t n, int sent)
 	if (n <= 0 || usmc_sock_lock())
 		return;
 	s = usmc_sock_get(fd);
-	if (s)
+	if (s && !s->kernel) /* else the kernel's counts go on */
 		__atomic_fetch_add(sent ? &s->bytes_sent : &s->bytes_recv,
 				   (uint64_t)n, __ATOMIC_RELAXED);
 	usmc_sock_unlock();

@@ -126,6 +126,11 @@ struct usmc_sock {
 	uint16_t port;	     /* listener's port / client's remote port */
 	uint64_t bytes_sent; /* both modes */
 	uint64_t bytes_recv;
+	/* handed to the kernel for good (usmc_sock_kernel_mark): its fds'
+	 * data calls bypass usmc, so the byte counts go on from the
+	 * kernel's, taken then (usmc_sock_bytes) */
+	int kernel;
+	uint64_t kbase_sent, kbase_recv;
 	int smc_version;
 	int rd_shut; /* SHUT_RD on an SMC-R socket */
 	/* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
@@ -296,10 +301,16 @@ void usmc_notify_drain(int evfd);
 void usmc_epoll_closed(int epfd);
 /* Signals every readiness notifier (usmc_notify_add, poll waiters). */
 void usmc_rt_notify(void);
-/* Lock-free "fd is (or may be) a usmc socket / usmc epoll fd" flags. */
-#define USMC_FDF_SOCK  1
-#define USMC_FDF_EPOLL 2
+/* The lock-free per-fd flags (USMC_FDF_*, usmc.h). */
 void usmc_fdflag_set(int fd, int flag, int on);
+/* Lock held: marks |fd| USMC_FDF_KERNEL if its socket |s| is the
+ * kernel's for good (usmc_fdtab.c). */
+void usmc_sock_kernel_mark(usmc_sock *s, int fd);
+/* Lock held: the bytes the application moved through |s|. */
+void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv);
+/* usmc_epoll.c, lock held: |fd| leaves every shadow set for the kernel
+ * set alone; a set left empty goes. */
+void usmc_epoll_kernel_fd(int fd);
 /* usmc_epoll.c: a closed fd leaves every shadow set (lock held). */
 void usmc_epoll_fd_closed(int fd);
 /* usmc_poll.c: readiness of a socket, lock held; -1: ask the kernel. */
@@ -388,9 +399,11 @@ uint64_t usmc_smc_lgr_count(void);
  * taken with an inferred IPv4 ID (kernel rxe's), packets dropped. */
 void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped);
 /* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
- * starts its thread once per process. */
+ * starts its thread once per process, and again (lock held) when a socket
+ * comes or goes after it ended for having nothing to watch. */
 void usmc_stat_start(void);
-/* A socket changed state: publish soon (lock held, cheap). */
+/* A socket changed state: publish soon (lock held, cheap unless the
+ * publisher must start again). */
 void usmc_stat_kick(void);
 /* usmc_err -> errno */
 int usmc_errno_from(int err);

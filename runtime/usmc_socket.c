@@ -528,6 +528,7 @@ static enum io_path io_begin(int fd, int flags, int failed_errno,
 	*ps = s;
 	if (s && s->mode == USMC_SOCK_SMCR)
 		return IO_SMC;
+	usmc_sock_kernel_mark(s, fd);
 	usmc_sock_unlock();
 	if (s && s->mode == USMC_SOCK_FAILED) {
 		/* an accepted connection whose handshake failed was reset */
@@ -659,7 +660,9 @@ static ssize_t io_call(int fd, void *buf, size_t len, int flags, int is_send)
 			return -1;
 		r = is_send ? usmc_real()->send(fd, buf, len, flags)
 			    : usmc_real()->recv(fd, buf, len, flags);
-		if (r > 0 && s)
+		/* once the kernel's for good, its own counts go on */
+		if (r > 0 && s &&
+		    !__atomic_load_n(&s->kernel, __ATOMIC_RELAXED))
 			__atomic_fetch_add(is_send ? &s->bytes_sent
 						   : &s->bytes_recv,
 					   (uint64_t)r, __ATOMIC_RELAXED);
@@ -930,9 +933,7 @@ int usmc_get_info(int fd, usmc_sock_info *info)
 	snprintf(info->transport, sizeof(info->transport), "%s",
 		 usmc_g.cfg.transport);
 	info->device = -1;
-	info->bytes_sent = __atomic_load_n(&s->bytes_sent, __ATOMIC_RELAXED);
-	info->bytes_received =
-		__atomic_load_n(&s->bytes_recv, __ATOMIC_RELAXED);
+	usmc_sock_bytes(s, &info->bytes_sent, &info->bytes_received);
 	info->smc_version = s->smc_version;
 	if (s->conn)
 		usmc_smc_info(s, info);

@@ -136,7 +136,9 @@ static void put_sock(usmc_sock *s)
 	const char *state = mode_state(s), *mode;
 	unsigned lgr = 0, link = 0, ver = s->smc_version, failovers = 0;
 	unsigned rp[2] = {0, 0}, rc[2] = {0, 0}, tp[2] = {0, 0}, tc[2] = {0, 0};
+	uint64_t sent, recv;
 
+	usmc_sock_bytes(s, &sent, &recv);
 	addr_str(s->fd, 0, la, sizeof(la));
 	if (s->mode == USMC_SOCK_LISTEN)
 		snprintf(pa, sizeof(pa), "*:*");
@@ -184,11 +186,7 @@ static void put_sock(usmc_sock *s)
 		   pa, s->fb_code,
 		   s->fb_code ? usmc_decline_name(s->fb_code) : "-",
 		   s->fb_code ? usmc_clc_decl_str(s->fb_code) : "-", lgr, link,
-		   ver,
-		   (unsigned long long)__atomic_load_n(&s->bytes_sent,
-						       __ATOMIC_RELAXED),
-		   (unsigned long long)__atomic_load_n(&s->bytes_recv,
-						       __ATOMIC_RELAXED),
+		   ver, (unsigned long long)sent, (unsigned long long)recv,
 		   rp[0], rp[1], rc[0], rc[1], tp[0], tp[1], tc[0], tc[1],
 		   detail[0] ? detail : "-", dev, gid, failovers);
 }
@@ -208,6 +206,10 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
+/* The last table had nothing that changes by itself: every socket the
+ * kernel's for good (its bytes the only thing moving) and no link group. */
+static int tbl_quiet;
+
 static void publish(void)
 {
 	char tmp[sizeof(stat_path) + 8], ns[64] = "";
@@ -220,8 +222,15 @@ static void publish(void)
 	pthread_mutex_lock(&usmc_g.lock);
 	tbl_len = 0;
 	tbl_bad = 0;
-	tbl_printf("usmc-stat 1\tpid %d\tcomm %s\tnetns %s\n", (int)getpid(),
-		   program_invocation_short_name, ns[0] ? ns : "-");
+	/* quiet first: the header says so (usmc-stat shows a quiet table
+	 * however old: its publisher may end, docs/stat.md) */
+	tbl_quiet = usmc_smc_lgr_count() == 0;
+	for (int fd = 0; fd < usmc_g.nsocks && tbl_quiet; fd++)
+		if (usmc_g.socks[fd] && !usmc_g.socks[fd]->kernel)
+			tbl_quiet = 0;
+	tbl_printf("usmc-stat 1\tpid %d\tcomm %s\tnetns %s%s\n", (int)getpid(),
+		   program_invocation_short_name, ns[0] ? ns : "-",
+		   tbl_quiet ? "\tquiet 1" : "");
 	for (int fd = 0; fd < usmc_g.nsocks; fd++) {
 		usmc_sock *s = usmc_g.socks[fd];
 
@@ -270,19 +279,34 @@ static int kicked;
 
 static pid_t stat_running; /* the thread runs in this process */
 
+static void stat_thread_start(void);
+
 void usmc_stat_kick(void)
 {
-	if (stat_running != getpid())
+	if (stat_pid != getpid() || !stat_dir[0])
 		return;
 	pthread_mutex_lock(&kick_lock);
-	kicked = 1;
-	pthread_cond_signal(&kick_cond);
+	if (stat_running == stat_pid) {
+		kicked = 1;
+		pthread_cond_signal(&kick_cond);
+		pthread_mutex_unlock(&kick_lock);
+		return;
+	}
 	pthread_mutex_unlock(&kick_lock);
+	stat_thread_start(); /* it ended for being idle */
 }
+
+/* Quiet tables in a row after which the publisher ends: a process whose
+ * sockets are all the kernel's (fallback, rules) then runs no thread of
+ * usmc's (usmc_loop.c, PROGRESS_IDLE_MS, says why that matters). The
+ * next socket, close or state change starts it again; until then the
+ * table stands, their byte counts as of its writing. */
+#define USMC_STAT_QUIET_ROUNDS 1
 
 static void *stat_thread(void *arg)
 {
 	struct timespec gap = {0, USMC_STAT_MIN_MS * 1000000L};
+	int quiet = 0;
 
 	(void)arg;
 	usmc_in_runtime = 1; /* its writes are the runtime's own */
@@ -293,6 +317,16 @@ static void *stat_thread(void *arg)
 		if (stat_pid != getpid())
 			return NULL; /* forked: the child runs its own */
 		publish();
+		quiet = tbl_quiet ? quiet + 1 : 0;
+		if (quiet >= USMC_STAT_QUIET_ROUNDS) {
+			pthread_mutex_lock(&kick_lock);
+			if (!kicked) {
+				stat_running = 0;
+				pthread_mutex_unlock(&kick_lock);
+				return NULL;
+			}
+			pthread_mutex_unlock(&kick_lock);
+		}
 		nanosleep(&gap, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_nsec +=
@@ -351,15 +385,49 @@ static void stat_dir_load(void)
 	}
 }
 
-void usmc_stat_start(void)
+/* Starts the publisher, with every signal blocked (lock held, or at
+ * start-up). Its start-up (glibc's, the sanitizer's) allocates: over
+ * before the app, which may fork next, goes on. */
+static void stat_thread_start(void)
 {
-	static int kick_init;
 	pthread_attr_t a;
 	pthread_t t;
 	sigset_t all, old;
 
-	if (stat_pid == getpid())
+	pthread_mutex_lock(&kick_lock);
+	if (stat_running == stat_pid) {
+		pthread_mutex_unlock(&kick_lock);
 		return;
+	}
+	stat_running = stat_pid;
+	kicked = 0;
+	pthread_mutex_unlock(&kick_lock);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);
+	pthread_attr_init(&a);
+	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+	sem_init(&stat_started, 0, 0);
+	if (pthread_create(&t, &a, stat_thread, NULL)) {
+		usmc_rt_log(1, "usmc-stat publisher not started");
+		stat_running = 0;
+	} else {
+		while (sem_wait(&stat_started) && errno == EINTR)
+			;
+	}
+	pthread_attr_destroy(&a);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+void usmc_stat_start(void)
+{
+	static int kick_init;
+
+	if (stat_pid == getpid()) {
+		/* a new socket: the publisher may have ended, idle */
+		if (stat_dir[0] && stat_running != stat_pid)
+			stat_thread_start();
+		return;
+	}
 	stat_pid = getpid();
 	if (!stat_dir_read)
 		stat_dir_load();
@@ -382,20 +450,5 @@ void usmc_stat_start(void)
 	/* a fork may have happened with the parent's thread holding it */
 	pthread_mutex_init(&kick_lock, NULL);
 	kicked = 0;
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	sem_init(&stat_started, 0, 0);
-	if (pthread_create(&t, &a, stat_thread, NULL)) {
-		usmc_rt_log(1, "usmc-stat publisher not started");
-	} else {
-		stat_running = stat_pid;
-		/* its start-up (glibc's, the sanitizer's) allocates: over
-		 * before the app, which may fork next, goes on */
-		while (sem_wait(&stat_started) && errno == EINTR)
-			;
-	}
-	pthread_attr_destroy(&a);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	stat_thread_start();
 }

@@ -382,7 +382,43 @@ static void show(int pid, const char *comm, char **f)
 }
 
 /* One published table; 0 if read (or skipped as another namespace's). */
-static int read_table(const char *path, int pid, const char *myns)
+/* When process |pid| started, in seconds since the epoch, or -1. */
+static double pid_start_time(int pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ticks = 0, btime = 0;
+	FILE *f;
+	int ok = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	if (fgets(buf, sizeof(buf), f) && (p = strrchr(buf, ')')))
+		/* after comm: state is field 3, starttime field 22 */
+		ok = sscanf(p + 2,
+			    "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
+			    "%*u %*u %*d %*d %*d %*d %*d %*d %llu",
+			    &ticks) == 1;
+	fclose(f);
+	f = fopen("/proc/stat", "re");
+	if (!ok || !f) {
+		if (f)
+			fclose(f);
+		return -1;
+	}
+	while (fgets(buf, sizeof(buf), f))
+		if (sscanf(buf, "btime %llu", &btime) == 1)
+			break;
+	fclose(f);
+	return btime ? (double)btime +
+			       (double)ticks / (double)sysconf(_SC_CLK_TCK)
+		     : -1;
+}
+
+/* |stale|: the table is older than a live publisher leaves one. */
+static int read_table(const char *path, int pid, const char *myns, int stale,
+		      time_t mtime)
 {
 	char *line = NULL, comm[64] = "?", ns[64] = "-";
 	size_t cap = 0;
@@ -397,8 +433,18 @@ static int read_table(const char *path, int pid, const char *myns)
 
 		line[strcspn(line, "\n")] = '\0';
 		if (first) {
+			double st;
+
 			first = 0;
 			if (strncmp(line, "usmc-stat 1\t", 12))
+				break;
+			/* A quiet table stands until something changes: its
+			 * publisher ended (docs/stat.md). Any other stale one
+			 * is a stopped process's. Either is a dead process's
+			 * if its pid was reused since it was written. */
+			if (stale && (!strstr(line, "\tquiet 1") ||
+				      (st = pid_start_time(pid)) < 0 ||
+				      st > (double)mtime + 1))
 				break;
 			p = strstr(line, "\tcomm ");
 			if (p)
@@ -515,11 +561,13 @@ int main(int argc, char **argv)
 		}
 		if (*end)
 			continue; /* a .tmp being written */
-		/* rewritten every 0.5 s: an old one is a stopped process's,
-		 * or a dead one's whose pid was reused */
-		if (stat(path, &st) || time(NULL) - st.st_mtime > 5)
+		/* rewritten every 0.5 s while anything may change: an old
+		 * one is a stopped process's, or a dead one's whose pid was
+		 * reused, unless it says it is quiet (read_table) */
+		if (stat(path, &st))
 			continue;
-		read_table(path, (int)pid, myns);
+		read_table(path, (int)pid, myns, time(NULL) - st.st_mtime > 5,
+			   st.st_mtime);
 	}
 	if (d)
 		closedir(d);
