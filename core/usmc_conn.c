@@ -107,6 +107,10 @@ static void conn_established(usmc_conn *conn, usmc_tstamp ts)
 	conn->mode = USMC_MODE_SMCR;
 	conn->state = SMC_ACTIVE;
 	conn->rkey_announced = 1;
+	/* the Accept/Confirm named the RMB on this link (the peer's
+	 * smc_rmb_rtoken_handling) */
+	if (conn->rmb && conn->link)
+		usmc_lgr_buf_known(conn->lgr, conn->rmb, conn->link);
 	usmc_log(conn->ctx, USMC_LOG_DEBUG,
 		 "conn %08x established on lgr %08x link %u (v%d)", conn->token,
 		 conn->lgr->id, conn->link->link_id, conn->version);
@@ -233,6 +237,21 @@ static void conn_set_rtoken(usmc_conn *conn, const usmc_clc_accept_confirm *ac)
 static uint8_t mtu_min(uint8_t a, uint8_t b)
 {
 	return a < b ? a : b;
+}
+
+/* A connection joining |lgr| registers its RMB with the peer
+ * (CONFIRM_RKEY, RFC 7609 3.3.2) before its Accept or Confirm, unless the
+ * RMB came from the pool already known to the peer on every link: then it
+ * goes on at once. */
+static void conn_confirm_rkey(usmc_conn *conn, usmc_lgr *lgr, usmc_tstamp ts)
+{
+	if (usmc_lgr_buf_peer_knows(lgr, conn->rmb, conn->link)) {
+		usmc_conn_rkey_confirmed(conn, 1, ts);
+		return;
+	}
+	conn->rkey_pending = 1;
+	if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn, conn->rmb, ts))
+		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM, ts);
 }
 
 /* First contact: a new lgr with one link whose peer is |ac|'s sender. */
@@ -375,11 +394,7 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 		}
 		conn_set_rtoken(conn, ac);
 		conn->clc_state = USMC_CLC_CLI_WAIT_RKEY;
-		conn->rkey_pending = 1;
-		if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn, conn->rmb,
-				   ts))
-			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM,
-						   ts);
+		conn_confirm_rkey(conn, lgr, ts);
 	}
 }
 
@@ -445,11 +460,7 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 		}
 		conn->clc_state = USMC_CLC_SRV_WAIT_RKEY;
 		conn->clc_expiry = USMC_TSTAMP_NONE;
-		conn->rkey_pending = 1;
-		if (usmc_llc_queue(lgr, SMC_LLC_CONFIRM_RKEY, conn, conn->rmb,
-				   ts))
-			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MEM,
-						   ts);
+		conn_confirm_rkey(conn, lgr, ts);
 		return;
 	}
 	rc = conn_first_contact(conn, USMC_ROLE_SERVER, p->peer_id, peer_gid,
@@ -574,6 +585,8 @@ void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
 	conn->rkey_pending = 0;
 	if (conn->mode != USMC_MODE_HANDSHAKE)
 		return;
+	if (ok && conn->rmb && conn->lgr)
+		usmc_lgr_buf_known(conn->lgr, conn->rmb, NULL);
 	if (!ok) {
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_ERR_REGBUF,
 					   ts);

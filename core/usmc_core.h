@@ -190,6 +190,12 @@ typedef struct usmc_settings {
 	uint16_t send_wr, recv_wr;
 	/* autocorking_size: 0 disables corking while a CDC is in flight */
 	uint32_t autocorking_size;
+	/* Nonzero (default): a released RMB stays known to the peer (no
+	 * DELETE_RKEY), so the next connection that takes it from the link
+	 * group's pool sends no CONFIRM_RKEY (docs/core.md, "Buffer
+	 * reuse"). 0: as the kernel's smcr_buf_unuse, DELETE_RKEY at every
+	 * release and CONFIRM_RKEY at every reuse. */
+	int rmb_keep_rkey;
 } usmc_settings;
 
 /* usmc_settings_default fills |s| with the kernel defaults and no device;

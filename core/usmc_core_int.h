@@ -62,6 +62,11 @@ typedef struct usmc_buf {
 	uint32_t size;
 	int is_rmb;
 	uint8_t dev_idx; /* the device |mr| is registered with */
+	/* RMB: per link index, the link_id of the link on which the peer
+	 * knows our rkey (from a CLC Accept/Confirm or a CONFIRM_RKEY), 0
+	 * for none. A link id names one link for the lgr's life, so a link
+	 * that went and one that came at its index do not match. */
+	uint8_t peer_link_id[USMC_LINKS_MAX];
 } usmc_buf;
 
 /* |b|'s registration with device |dev|, or NULL. */
@@ -415,6 +420,15 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts);
 int usmc_lgr_get_buf(usmc_lgr *lgr, unsigned int dev_idx, int is_rmb,
 		     uint32_t size, usmc_buf **pbuf);
 void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf);
+/* The peer now knows RMB |b|'s rkey on |link| (the CLC named it there), or,
+ * with |link| NULL, on every ACTIVE link it is registered for (a
+ * CONFIRM_RKEY that succeeded). */
+void usmc_lgr_buf_known(usmc_lgr *lgr, usmc_buf *b, const usmc_link *link);
+/* Nonzero if the peer knows RMB |b| on |link| and on every other ACTIVE
+ * link it is registered for: a connection reusing it needs no
+ * CONFIRM_RKEY. */
+int usmc_lgr_buf_peer_knows(const usmc_lgr *lgr, const usmc_buf *b,
+			    const usmc_link *link);
 /* Registers every buffer of |lgr| (in use and pooled) with device |dev|
  * (smcr_buf_map_lgr / smcr_buf_reg_lgr); 0 or an error. */
 int usmc_lgr_reg_bufs(usmc_lgr *lgr, unsigned int dev);

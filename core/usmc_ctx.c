@@ -22,6 +22,7 @@ void usmc_settings_default(usmc_settings *s)
 	s->send_wr = 16;
 	s->recv_wr = 48;
 	s->autocorking_size = 65536;
+	s->rmb_keep_rkey = 1;
 }
 
 void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size)

@@ -283,10 +283,19 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 			lgr->nvalid--;
 	}
 	if (conn->rmb) {
-		if (conn->link && usmc_link_usable(conn->link) &&
-		    conn->rkey_announced && !lgr->peer_gone)
-			usmc_llc_queue(lgr, SMC_LLC_DELETE_RKEY, NULL,
-				       conn->rmb, ts);
+		/* the kernel's smcr_buf_unuse deletes the rkey at the peer
+		 * and confirms it again at reuse: two LLC flows, serialised
+		 * per lgr, per connection. Kept, the peer's rtoken stays
+		 * valid (its smc_rtoken_add finds it again from the next
+		 * CLC) and only this side writes to the buffer's owner. */
+		if (!lgr->ctx->s.rmb_keep_rkey) {
+			if (conn->link && usmc_link_usable(conn->link) &&
+			    conn->rkey_announced && !lgr->peer_gone)
+				usmc_llc_queue(lgr, SMC_LLC_DELETE_RKEY, NULL,
+					       conn->rmb, ts);
+			memset(conn->rmb->peer_link_id, 0,
+			       sizeof(conn->rmb->peer_link_id));
+		}
 		usmc_lgr_put_buf(lgr, conn->rmb);
 		conn->rmb = NULL;
 	}
@@ -539,6 +548,36 @@ void usmc_lgr_put_buf(usmc_lgr *lgr, usmc_buf *buf)
 
 	buf->next = *list;
 	*list = buf;
+}
+
+void usmc_lgr_buf_known(usmc_lgr *lgr, usmc_buf *b, const usmc_link *link)
+{
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		const usmc_link *l = lgr->links[i];
+
+		if (!l || (link ? l != link : l->state != USMC_LNK_ACTIVE) ||
+		    !usmc_buf_mr(b, l->dev_idx))
+			continue;
+		b->peer_link_id[i] = l->link_id;
+	}
+}
+
+int usmc_lgr_buf_peer_knows(const usmc_lgr *lgr, const usmc_buf *b,
+			    const usmc_link *link)
+{
+	if (!lgr->ctx->s.rmb_keep_rkey || !link ||
+	    link->link_idx >= USMC_LINKS_MAX ||
+	    b->peer_link_id[link->link_idx] != link->link_id)
+		return 0;
+	for (int i = 0; i < USMC_LINKS_MAX; i++) {
+		const usmc_link *l = lgr->links[i];
+
+		if (l && l->state == USMC_LNK_ACTIVE &&
+		    usmc_buf_mr(b, l->dev_idx) &&
+		    b->peer_link_id[i] != l->link_id)
+			return 0;
+	}
+	return 1;
 }
 
 /* ---- timers ---- */

@@ -200,6 +200,10 @@ typedef struct usmc_stats {
 	 * the ICRC (kernel rxe peers, a 16-bit check), and ICRC drops */
 	uint64_t icrc_inferred;
 	uint64_t icrc_dropped;
+	/* connections offered plain TCP because their peer's recent SMC-R
+	 * connections were all short and small (docs/rules.md,
+	 * "Short-lived connections"); not counted as fallbacks */
+	uint64_t conns_short_tcp;
 } usmc_stats;
 
 void usmc_get_stats(usmc_stats *stats);
@@ -208,7 +212,7 @@ void usmc_get_stats(usmc_stats *stats);
  * usmc_config_set overrides one setting from the environment; call before
  * the first socket. Keys: "transport", "transport_options", "ueid",
  * "pnet", "smc_ports", "softroce_port", "clc_wait_ms", "testlink_ms",
- * "testlink_wait_ms", "spin_us", "debug". Returns 0, or -1
+ * "testlink_wait_ms", "spin_us", "shortconn", "debug". Returns 0, or -1
  * with errno EINVAL.
  */
 int usmc_config_set(const char *key, const char *value);

@@ -349,6 +349,9 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 	}
 	if (!strcmp(key, "ueid"))
 		return ueid_parse(cfg, value, apply_err, sizeof(apply_err));
+	if (!strcmp(key, "shortconn"))
+		return usmc_shortconn_parse(&cfg->shortconn, value, apply_err,
+					    sizeof(apply_err));
 	if (!strcmp(key, "pnet"))
 		return pnet_parse(cfg, value, apply_err, sizeof(apply_err));
 	if (!strcmp(key, "transport")) {
@@ -451,7 +454,8 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 					   "pnet",
 					   "testlink_ms",
 					   "testlink_wait_ms",
-					   "spin_us"};
+					   "spin_us",
+					   "shortconn"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -481,7 +485,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
 				 "synopt, cgroup, debug, clc_wait_ms, "
 				 "transport_options, ueid, pnet, testlink_ms, "
-				 "testlink_wait_ms, spin_us",
+				 "testlink_wait_ms, spin_us, shortconn",
 				 path, line);
 			return -1;
 		}
@@ -570,6 +574,8 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	cfg->testlink_wait_ms = 1000;
 	cfg->spin_us = 50;
 	cfg->synopt = 1;
+	(void)usmc_shortconn_parse(&cfg->shortconn, USMC_SHORTCONN_DEFAULT, err,
+				   sizeof(err));
 	/* precedence: USMC_RULES, USMC_SMC_PORTS, the file (first match) */
 	bad = usmc_rules_parse(&cfg->rules, getenv("USMC_RULES"), "USMC_RULES",
 			       err, sizeof(err));
@@ -595,6 +601,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_TESTLINK_MS", "testlink_ms");
 	env_apply(cfg, "USMC_TESTLINK_WAIT_MS", "testlink_wait_ms");
 	env_apply(cfg, "USMC_SPIN_US", "spin_us");
+	env_apply(cfg, "USMC_SHORTCONN", "shortconn");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");
 	env_apply(cfg, "USMC_CGROUP", "cgroup");

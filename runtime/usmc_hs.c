@@ -181,6 +181,52 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 	return v;
 }
 
+/* The kernel offers SMC on every connection its rules allow, however
+ * short (smc_connect); a connection that moves a few bytes pays the CLC
+ * exchange and the close protocol for nothing. usmc's clients remember
+ * their recent SMC-R connections per peer and offer plain TCP to a peer
+ * whose last ones were all short and small, for a while. */
+int usmc_hs_short_held(const struct sockaddr_in *to, char *why, size_t whylen)
+{
+	const usmc_shortconn *sc = &usmc_g.cfg.shortconn;
+	uint64_t left;
+	char a[INET_ADDRSTRLEN];
+
+	if (!usmc_peerhist_held(&usmc_g.peerhist, sc, to->sin_addr.s_addr,
+				to->sin_port, usmc_rt_now(), &left))
+		return 0;
+	inet_ntop(AF_INET, &to->sin_addr, a, sizeof(a));
+	snprintf(why, whylen,
+		 "peer %s:%u: its last %u SMC-R connections were short "
+		 "(<= %llu B, <= %llu ms): TCP for %llu ms more",
+		 a, ntohs(to->sin_port), sc->n, (unsigned long long)sc->bytes,
+		 (unsigned long long)sc->ms, (unsigned long long)left);
+	usmc_rt_log(1, "%s", why);
+	return 1;
+}
+
+void usmc_hs_short_note(usmc_sock *s)
+{
+	uint64_t now = usmc_rt_now();
+	struct in_addr in = {s->peer_addr};
+	char a[INET_ADDRSTRLEN];
+
+	if (!s->peer_addr || !s->t_connect)
+		return;
+	if (usmc_peerhist_note(&usmc_g.peerhist, &usmc_g.cfg.shortconn,
+			       s->peer_addr, htons(s->port),
+			       s->bytes_sent + s->bytes_recv,
+			       now - s->t_connect, now)) {
+		inet_ntop(AF_INET, &in, a, sizeof(a));
+		usmc_rt_log(1,
+			    "peer %s:%u: %u short SMC-R connections in a row: "
+			    "TCP for the next %llu ms",
+			    a, s->port, usmc_g.cfg.shortconn.n,
+			    (unsigned long long)usmc_g.cfg.shortconn.hold_ms);
+	}
+	s->peer_addr = 0;
+}
+
 /*
  * The SMC TCP option (docs/negotiation.md): loaded once, at the first
  * decision on a socket. Where it loads, CLC runs only when the option went

@@ -70,6 +70,8 @@ typedef struct usmc_rt_config {
 	char cgroup[256]; /* cgroup v2 dir to attach to; "" = our own */
 	usmc_pnet_if pnet[USMC_PNET_IFS_MAX];
 	unsigned int npnet; /* 0: no pnet, one link per link group */
+	/* per-peer decision on short-lived connections (USMC_SHORTCONN) */
+	usmc_shortconn shortconn;
 } usmc_rt_config;
 
 /* The pnet id of interface |ifname| in |cfg|'s table, or NULL. */
@@ -174,6 +176,10 @@ struct usmc_sock {
 	/* with conn: the device it runs on (usmc_smc.c's table, the core's
 	 * dev_idx) */
 	int smc_dev;
+	/* client offering SMC: its peer and when connect began, for the
+	 * per-peer history noted at close (peer_addr 0: none) */
+	uint32_t peer_addr;
+	uint64_t t_connect;
 };
 
 typedef struct usmc_rt {
@@ -188,6 +194,8 @@ typedef struct usmc_rt {
 	usmc_stats stats;
 	/* bumped whenever a socket changes mode (usmc_epoll resyncs) */
 	uint64_t mode_gen;
+	/* clients: the recent SMC-R connections per peer (usmc_rules.h) */
+	usmc_peerhist peerhist;
 } usmc_rt;
 
 extern usmc_rt usmc_g;

@@ -692,3 +692,120 @@ void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
 			 r->text,
 			 verdict == USMC_RULE_MAYBE ? "may match" : "matched");
 }
+
+/* ---- short-lived connections ---- */
+
+static int parse_u64(const char **pp, uint64_t max, uint64_t *out)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+
+	if (*p < '0' || *p > '9')
+		return -1;
+	while (*p >= '0' && *p <= '9') {
+		v = v * 10 + (uint64_t)(*p - '0');
+		if (v > max)
+			return -1;
+		p++;
+	}
+	*pp = p;
+	*out = v;
+	return 0;
+}
+
+int usmc_shortconn_parse(usmc_shortconn *sc, const char *s, char *err,
+			 size_t errlen)
+{
+	static const char *const what[] = {
+		"N (connections in a row, 1 to 255)", "BYTES (at most 2^40)",
+		"MS (connection lifetime, at most 3600000)",
+		"HOLD_MS (1 to 3600000)"};
+	static const uint64_t max[] = {255, 1ULL << 40, 3600000, 3600000};
+	uint64_t v[4];
+	const char *p = s;
+
+	if (!s) {
+		snprintf(err, errlen, "no value");
+		return -1;
+	}
+	if (!strcmp(s, "off") || !strcmp(s, "0")) {
+		memset(sc, 0, sizeof(*sc));
+		return 0;
+	}
+	for (int i = 0; i < 4; i++) {
+		if (parse_u64(&p, max[i], &v[i]) ||
+		    (i < 3 ? *p != ',' : *p != '\0') ||
+		    ((i == 0 || i == 3) && v[i] == 0)) {
+			snprintf(err, errlen,
+				 "want off or N,BYTES,MS,HOLD_MS; field %d, "
+				 "%s, is bad",
+				 i + 1, what[i]);
+			return -1;
+		}
+		p++;
+	}
+	sc->n = (unsigned int)v[0];
+	sc->bytes = v[1];
+	sc->ms = v[2];
+	sc->hold_ms = v[3];
+	return 0;
+}
+
+static usmc_peerhist_ent *peerhist_find(const usmc_peerhist *h, uint32_t addr,
+					uint16_t port)
+{
+	for (int i = 0; i < USMC_PEERHIST_MAX; i++)
+		if (h->e[i].addr == addr && h->e[i].port == port)
+			return (usmc_peerhist_ent *)&h->e[i];
+	return NULL;
+}
+
+int usmc_peerhist_note(usmc_peerhist *h, const usmc_shortconn *sc,
+		       uint32_t addr, uint16_t port, uint64_t bytes,
+		       uint64_t life_ns, uint64_t now)
+{
+	usmc_peerhist_ent *e;
+
+	if (!sc->n || !addr)
+		return 0;
+	e = peerhist_find(h, addr, port);
+	if (!e) {
+		/* a free entry, else the peer noted longest ago */
+		e = &h->e[0];
+		for (int i = 1; i < USMC_PEERHIST_MAX && e->addr; i++)
+			if (!h->e[i].addr || h->e[i].last < e->last)
+				e = &h->e[i];
+		memset(e, 0, sizeof(*e));
+		e->addr = addr;
+		e->port = port;
+	}
+	e->last = now;
+	if (bytes > sc->bytes || life_ns > sc->ms * 1000000ULL) {
+		/* one that paid off: SMC-R again from the next one on */
+		e->nshort = 0;
+		e->hold_until = 0;
+		return 0;
+	}
+	if (e->nshort < sc->n)
+		e->nshort++;
+	if (e->nshort < sc->n || e->hold_until > now)
+		return 0;
+	/* the count stays full: after the hold, one more short connection
+	 * starts the next */
+	e->hold_until = now + sc->hold_ms * 1000000ULL;
+	return 1;
+}
+
+int usmc_peerhist_held(const usmc_peerhist *h, const usmc_shortconn *sc,
+		       uint32_t addr, uint16_t port, uint64_t now,
+		       uint64_t *left_ms)
+{
+	const usmc_peerhist_ent *e;
+
+	if (!sc->n || !(e = peerhist_find(h, addr, port)) ||
+	    e->hold_until <= now)
+		return 0;
+	if (left_ms)
+		*left_ms = (e->hold_until - now + 999999) / 1000000;
+	return 1;
+}

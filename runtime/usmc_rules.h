@@ -126,4 +126,49 @@ int usmc_rule_net_parse(usmc_rule_net *n, const char *s);
 /* From a sockaddr_in / sockaddr_in6 (full length); -1 otherwise. */
 int usmc_rule_net_from_sa(usmc_rule_net *n, const void *sa);
 
+/*
+ * Short-lived connections (docs/rules.md, "Short-lived connections"): a
+ * client that saw |n| SMC-R connections in a row to one peer (address and
+ * port) each move at most |bytes| (both ways) and live at most |ms| from
+ * connect to close offers that peer plain TCP for |hold_ms|. n == 0: off.
+ */
+typedef struct usmc_shortconn {
+	unsigned int n;
+	uint64_t bytes;
+	uint64_t ms, hold_ms;
+} usmc_shortconn;
+
+#define USMC_SHORTCONN_DEFAULT "8,2048,200,10000"
+
+/* Parses "off" or "N,BYTES,MS,HOLD_MS" (N 1..255, BYTES and MS >= 0,
+ * HOLD_MS 1..3600000). Returns 0, or -1 with a message in |err|. */
+int usmc_shortconn_parse(usmc_shortconn *sc, const char *s, char *err,
+			 size_t errlen);
+
+#define USMC_PEERHIST_MAX 64
+
+typedef struct usmc_peerhist_ent {
+	uint32_t addr; /* IPv4, network order; 0 = free */
+	uint16_t port;
+	uint8_t nshort;	     /* short connections in a row */
+	uint64_t hold_until; /* ns: TCP until then, 0 = none */
+	uint64_t last;	     /* ns of the last note (LRU) */
+} usmc_peerhist_ent;
+
+/* The per-peer history: the USMC_PEERHIST_MAX peers noted last. */
+typedef struct usmc_peerhist {
+	usmc_peerhist_ent e[USMC_PEERHIST_MAX];
+} usmc_peerhist;
+
+/* Notes an SMC-R connection to addr:port that moved |bytes| and lived
+ * |life_ns|, at |now| (ns). Returns 1 if this note starts a hold. */
+int usmc_peerhist_note(usmc_peerhist *h, const usmc_shortconn *sc,
+		       uint32_t addr, uint16_t port, uint64_t bytes,
+		       uint64_t life_ns, uint64_t now);
+/* Nonzero while addr:port is held to TCP at |now|; *left_ms (if not
+ * NULL) is the time the hold has left. */
+int usmc_peerhist_held(const usmc_peerhist *h, const usmc_shortconn *sc,
+		       uint32_t addr, uint16_t port, uint64_t now,
+		       uint64_t *left_ms);
+
 #endif /* USMC_RULES_H */

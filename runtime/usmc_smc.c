@@ -652,7 +652,7 @@ static void smc_post(void)
 		usmc_loop_rearm_timer();
 }
 
-static int local_prefix(uint32_t addr_be, uint8_t *plen)
+static int local_prefix_lookup(uint32_t addr_be, uint8_t *plen)
 {
 	struct ifaddrs *ifa, *i;
 	int found = 0;
@@ -683,6 +683,44 @@ static int local_prefix(uint32_t addr_be, uint8_t *plen)
 	}
 	freeifaddrs(ifa);
 	return found ? 0 : -1;
+}
+
+/* getifaddrs is two netlink dumps (links and addresses): about 100 us a
+ * connection, as much as its TCP handshake. The kernel reads the prefix
+ * from the netdev it already holds (smc_clc_prfx_set); the runtime keeps
+ * what it found per local address for PREFIX_CACHE_NS, so a burst of
+ * short connections pays one lookup a second. Under the runtime lock. */
+#define PREFIX_CACHE_N	8
+#define PREFIX_CACHE_NS (1000ULL * USMC_NS_PER_MS)
+
+static struct {
+	uint32_t addr_be;
+	uint8_t plen;
+	int found;
+	uint64_t when; /* 0: empty */
+} prefix_cache[PREFIX_CACHE_N];
+
+static int local_prefix(uint32_t addr_be, uint8_t *plen)
+{
+	uint64_t now = usmc_rt_now();
+	int slot = 0, r;
+
+	for (int i = 0; i < PREFIX_CACHE_N; i++) {
+		if (prefix_cache[i].when &&
+		    prefix_cache[i].addr_be == addr_be &&
+		    now - prefix_cache[i].when < PREFIX_CACHE_NS) {
+			*plen = prefix_cache[i].plen;
+			return prefix_cache[i].found ? 0 : -1;
+		}
+		if (prefix_cache[i].when < prefix_cache[slot].when)
+			slot = i;
+	}
+	r = local_prefix_lookup(addr_be, plen);
+	prefix_cache[slot].addr_be = addr_be;
+	prefix_cache[slot].plen = *plen;
+	prefix_cache[slot].found = r == 0;
+	prefix_cache[slot].when = now ? now : 1;
+	return r;
 }
 
 static void pad_blank(char *dst, size_t n, const char *src)

@@ -415,6 +415,18 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		v = usmc_hs_rules_decide(client_local(fd, to, &lo) ? NULL : &lo,
 					 to, port, s->rule_why,
 					 sizeof(s->rule_why));
+		if (v == USMC_RULE_SMC &&
+		    usmc_hs_short_held(to, s->rule_why, sizeof(s->rule_why))) {
+			/* a deliberate choice, not a fallback: counted
+			 * apart, and the peer sees a plain TCP connection */
+			usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC,
+					     s->rule_why);
+			usmc_g.stats.conns_short_tcp++;
+			usmc_sock_unlock();
+			return usmc_real()->connect(fd, addr, len);
+		}
+		s->peer_addr = to->sin_addr.s_addr;
+		s->t_connect = usmc_rt_now();
 	}
 	if (v != USMC_RULE_SMC) {
 		char d[128];
@@ -773,6 +785,8 @@ void usmc_sock_close_record(int fd)
 				}
 			}
 		}
+		if (s->mode == USMC_SOCK_SMCR && s->conn && !s->is_server)
+			usmc_hs_short_note(s);
 		if (s->mode == USMC_SOCK_SMCR && s->conn) {
 			/* As the kernel's smc_close_stream_wait: give the
 			 * send buffer up to 2 s to drain before closing. */

@@ -487,12 +487,138 @@ static void test_load(void)
 	fclose(f);
 	usmc_config_load_env(c);
 	CU_ASSERT_EQUAL(c->rules.error, 1);
+	/* shortconn: the default, the file's, the variable's over it, and a
+	 * bad value refusing the file */
+	f = fopen(path, "w");
+	fputs("smc port 1\n", f);
+	fclose(f);
+	usmc_config_load_env(c);
+	USMC_ASSERT_EQ(c->shortconn.n, 8);
+	f = fopen(path, "w");
+	fputs("set shortconn 4,1024,20,500\nsmc port 1\n", f);
+	fclose(f);
+	usmc_config_load_env(c);
+	CU_ASSERT_EQUAL(c->rules.error, 0);
+	USMC_ASSERT_EQ(c->shortconn.n, 4);
+	USMC_ASSERT_EQ(c->shortconn.bytes, 1024);
+	USMC_ASSERT_EQ(c->shortconn.hold_ms, 500);
+	setenv("USMC_SHORTCONN", "off", 1);
+	usmc_config_load_env(c);
+	USMC_ASSERT_EQ(c->shortconn.n, 0);
+	unsetenv("USMC_SHORTCONN");
+	f = fopen(path, "w");
+	fputs("set shortconn 4,1024\n", f);
+	fclose(f);
+	usmc_config_load_env(c);
+	CU_ASSERT_EQUAL(c->rules.error, 1);
+	CU_ASSERT(strstr(c->rules.err, "bad value \"4,1024\" for shortconn") !=
+		  NULL);
 	unlink(path);
 	unsetenv("USMC_CONF");
 	free(c);
 }
 
+#define MS 1000000ULL
+
+/* The per-peer decision on short-lived connections (docs/rules.md,
+ * "Short-lived connections"): the setting's syntax, a hold after N short
+ * SMC-R connections in a row to one address and port (and only that one),
+ * a long or large one resetting the count, the end of the hold, one more
+ * short connection starting the next, "off", and a full table forgetting
+ * the peer noted longest ago. */
+static void test_shortconn(void)
+{
+	static const char *const bad[] = {
+		"",	    "8",       "8,1,2",	       "8,1,2,3,4",
+		"0,1,2,3",  "8,1,2,0", "256,1,2,3",    "8,-1,2,3",
+		"8,1,2,3x", "a,1,2,3", "8,1,2,3600001"};
+	usmc_peerhist *h = calloc(1, sizeof(*h));
+	usmc_shortconn sc;
+	uint32_t a = 0x0100000a, b = 0x0200000a; /* 10.0.0.1, 10.0.0.2 */
+	uint16_t p = 0xe618, q = 0xe718;	 /* 6374, 6375 */
+	uint64_t t = 1000 * MS, left = 0;
+	char err[160];
+
+	CU_ASSERT_FATAL(h != NULL);
+	USMC_ASSERT_EQ(usmc_shortconn_parse(&sc, USMC_SHORTCONN_DEFAULT, err,
+					    sizeof(err)),
+		       0);
+	USMC_ASSERT_EQ(sc.n, 8);
+	USMC_ASSERT_EQ(sc.bytes, 2048);
+	USMC_ASSERT_EQ(sc.ms, 200);
+	USMC_ASSERT_EQ(sc.hold_ms, 10000);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		usmc_shortconn x = sc;
+
+		CU_ASSERT_EQUAL(
+			usmc_shortconn_parse(&x, bad[i], err, sizeof(err)), -1);
+		CU_ASSERT(strstr(err, "want off or N,BYTES,MS,HOLD_MS") !=
+			  NULL);
+		USMC_ASSERT_EQ(x.n, 8); /* untouched */
+	}
+	USMC_ASSERT_EQ(
+		usmc_shortconn_parse(&sc, "3,100,50,2000", err, sizeof(err)),
+		0);
+
+	/* two short ones, then a large one: no hold, the count restarts */
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 100, 50 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 0, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 101, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t, NULL), 0);
+	/* a long-lived one resets it too */
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 51 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t, NULL), 0);
+	/* the third short one in a row: held for 2 s, that peer only */
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t), 1);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t + 1, &left), 1);
+	USMC_ASSERT_EQ(left, 2000);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, q, t + 1, NULL), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, p, t + 1, NULL), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t + 1999 * MS, &left),
+		       1);
+	USMC_ASSERT_EQ(left, 1);
+	/* a connection that began before the hold and ends in it does not
+	 * extend it */
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t + MS), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t + 2000 * MS, NULL),
+		       0);
+	/* after the hold: one more short one holds again at once */
+	t += 3000 * MS;
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 10, 1 * MS, t), 1);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t, NULL), 1);
+	/* a large one after the hold: SMC-R again */
+	t += 3000 * MS;
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 1000, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t, NULL), 0);
+	/* "off": nothing is noted or held */
+	{
+		usmc_shortconn off;
+
+		USMC_ASSERT_EQ(
+			usmc_shortconn_parse(&off, "off", err, sizeof(err)), 0);
+		USMC_ASSERT_EQ(off.n, 0);
+		for (int i = 0; i < 10; i++)
+			USMC_ASSERT_EQ(
+				usmc_peerhist_note(h, &off, b, q, 0, 0, t), 0);
+		USMC_ASSERT_EQ(usmc_peerhist_held(h, &off, a, p, t, NULL), 0);
+	}
+	/* a full table forgets the peer noted longest ago */
+	for (int k = 0; k < 3; k++)
+		usmc_peerhist_note(h, &sc, b, q, 0, 0, t);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, q, t, NULL), 1);
+	for (uint32_t i = 0; i < USMC_PEERHIST_MAX; i++)
+		usmc_peerhist_note(h, &sc, 0x0300000a + (i << 24), p, 0, 0,
+				   t + 1 + i);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, q, t + 100, NULL), 0);
+	free(h);
+}
+
 static CU_TestInfo tests[] = {
+	{"rules short-lived connections per peer", test_shortconn},
 	{"rules parse", test_parse_ok},
 	{"rules syntax errors with their place", test_parse_errors},
 	{"rules limit", test_too_many},

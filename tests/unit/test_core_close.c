@@ -12,19 +12,28 @@
 #include "usmc_core_test.h"
 #include "usmc_llc.h"
 
-static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
-		  usmc_sim_ep **c, usmc_sim_ep **s, uint64_t seed,
-		  usmc_duration testlink)
+/* |keep_rkey|: usmc_settings.rmb_keep_rkey of both nodes */
+static void setup_keep(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
+		       usmc_sim_ep **c, usmc_sim_ep **s, uint64_t seed,
+		       usmc_duration testlink, int keep_rkey)
 {
 	usmc_settings st = small_settings(16384);
 
 	st.testlink_time = testlink;
 	st.testlink_wait = 2 * SEC; /* the kernel's SMC_LLC_WAIT_TIME */
+	st.rmb_keep_rkey = keep_rkey;
 	*sim = usmc_sim_new(seed);
 	*a = usmc_sim_node_new(*sim, &st);
 	*b = usmc_sim_node_new(*sim, &st);
 	USMC_ASSERT_EQ_FATAL(sim_pair(*sim, *a, *b, c, s), 0);
 	CU_ASSERT_TRUE_FATAL(established(*c) && established(*s));
+}
+
+static void setup(usmc_sim **sim, usmc_sim_node **a, usmc_sim_node **b,
+		  usmc_sim_ep **c, usmc_sim_ep **s, uint64_t seed,
+		  usmc_duration testlink)
+{
+	setup_keep(sim, a, b, c, s, seed, testlink, 1);
 }
 
 static void settle(usmc_sim *sim)
@@ -676,7 +685,7 @@ static void test_ctx_shutdown_idle(void)
 
 /* usmc_ctx_shutdown_idle right after the last connections went, with
  * both sides' DELETE_RKEY requests in flight (a process exiting just after
- * its close): the lgr is not ended under our own request, so the peer's
+ * its close; both sides release as the kernel does, rmb_keep_rkey 0): the lgr is not ended under our own request, so the peer's
  * DELETE_RKEY, which arrives before our response, is answered; then
  * DELETE_LINK ALL, last. Seen with the Linux kernel as peer: it held its
  * LLC flow 2 s for the missing answer and sent its DELETE_LINK ALL to a
@@ -690,7 +699,7 @@ static void test_ctx_shutdown_idle_llc_in_flight(void)
 	const usmc_sim_trace *t;
 	int ia;
 
-	setup(&sim, &a, &b, &c, &s, 67, 30 * SEC);
+	setup_keep(&sim, &a, &b, &c, &s, 67, 30 * SEC, 0);
 	ia = usmc_sim_node_index(a);
 	USMC_ASSERT_EQ(usmc_conn_close(c->conn, usmc_sim_now(sim)), 0);
 	settle(sim);

@@ -213,19 +213,24 @@ static void test_first_contact_v1(void)
 	usmc_sim_del(sim);
 }
 
-/* A second connection between the same nodes reuses the link group and
- * runs CONFIRM_RKEY both ways; closing runs DELETE_RKEY. */
+/* With rmb_keep_rkey 0 (the kernel's way), a second connection between
+ * the same nodes reuses the link group and runs CONFIRM_RKEY both ways;
+ * closing runs DELETE_RKEY. */
 static void test_lgr_reuse(void)
 {
 	usmc_sim *sim = usmc_sim_new(3);
-	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
-	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_settings st;
+	usmc_sim_node *a, *b;
 	usmc_sim_ep *c1, *s1, *c2, *s2;
 	usmc_conn_info i1, i2;
 	uint8_t types[8];
 	usmc_clc_msg m;
 	size_t ntr;
 
+	usmc_settings_default(&st);
+	st.rmb_keep_rkey = 0;
+	a = usmc_sim_node_new(sim, &st);
+	b = usmc_sim_node_new(sim, &st);
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
 	usmc_sim_trace_clear(sim);
 	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c2, &s2), 0);
@@ -275,6 +280,109 @@ static void test_lgr_reuse(void)
 		CU_ASSERT_TRUE(established(c3));
 		USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->mrs, mrs);
 	}
+	usmc_sim_del(sim);
+}
+
+static int trace_count(usmc_sim *sim, int node, uint8_t t)
+{
+	size_t n;
+	const usmc_sim_trace *tr = usmc_sim_get_trace(sim, &n);
+	int k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += tr[i].from == node && tr[i].msg[0] == t;
+	return k;
+}
+
+/* Sends |n| bytes of a pattern seeded by |seed| from |w| to |r| and
+ * checks every byte read. */
+static void echo_bytes(usmc_sim *sim, usmc_sim_ep *w, usmc_sim_ep *r, size_t n,
+		       unsigned int seed)
+{
+	uint8_t out[3000], in[3000];
+	size_t got = 0;
+
+	USMC_ASSERT_EQ_FATAL(n <= sizeof(out), 1);
+	for (size_t i = 0; i < n; i++)
+		out[i] = (uint8_t)(seed * 131 + i * 7 + (i >> 8));
+	USMC_ASSERT_EQ_FATAL(
+		usmc_conn_write(w->conn, out, n, usmc_sim_now(sim)),
+		(usmc_ssize)n);
+	for (int k = 0; k < 100 && got < n; k++) {
+		usmc_ssize g;
+
+		usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC / 10);
+		g = usmc_conn_read(r->conn, in + got, n - got,
+				   usmc_sim_now(sim));
+		if (g > 0)
+			got += (size_t)g;
+	}
+	USMC_ASSERT_EQ(got, n);
+	USMC_ASSERT_EQ(memcmp(in, out, n), 0);
+}
+
+/* Short-lived connections on one link group (rmb_keep_rkey, the default):
+ * a released RMB stays known to the peer, so after the first connection
+ * that needed a new RMB (one CONFIRM_RKEY each way), N more sequential
+ * connections send no CONFIRM_RKEY and no DELETE_RKEY, make no MR and no
+ * QP, and each moves its bytes intact. The CLC still names the rkey, as
+ * the kernel's smc_rtoken_add takes a known one again. */
+static void test_lgr_reuse_keep_rkey(void)
+{
+	usmc_sim *sim = usmc_sim_new(31);
+	usmc_sim_node *a = usmc_sim_node_new(sim, NULL);
+	usmc_sim_node *b = usmc_sim_node_new(sim, NULL);
+	usmc_sim_ep *c1, *s1, *c, *s;
+	uint64_t mrs, qps;
+	enum { N = 8 };
+
+	/* c1 holds the first RMBs: the next connection needs new ones */
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c1, &s1), 0);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	USMC_ASSERT_EQ(trace_count(sim, 1, SMC_LLC_CONFIRM_RKEY_V2), 2);
+	USMC_ASSERT_EQ(trace_count(sim, 2, SMC_LLC_CONFIRM_RKEY_V2), 2);
+	echo_bytes(sim, c, s, 1000, 1);
+	echo_bytes(sim, s, c, 2000, 2);
+	usmc_conn_close(c->conn, usmc_sim_now(sim));
+	usmc_conn_close(s->conn, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+	USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+	usmc_sim_ep_del(c);
+	usmc_sim_ep_del(s);
+	usmc_sim_trace_clear(sim);
+	mrs = usmc_sim_get_stats(sim)->mrs;
+	qps = usmc_sim_get_stats(sim)->qps;
+
+	for (int i = 0; i < N; i++) {
+		usmc_conn_info ci, c1i;
+
+		USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+		CU_ASSERT_TRUE(established(c));
+		CU_ASSERT_TRUE(established(s));
+		usmc_conn_get_info(c->conn, &ci);
+		usmc_conn_get_info(c1->conn, &c1i);
+		USMC_ASSERT_EQ(ci.lgr_id, c1i.lgr_id);
+		echo_bytes(sim, c, s, 100 + 300 * (size_t)i, 10 + i);
+		echo_bytes(sim, s, c, 2900 - 200 * (size_t)i, 20 + i);
+		usmc_conn_close(c->conn, usmc_sim_now(sim));
+		usmc_conn_close(s->conn, usmc_sim_now(sim));
+		usmc_sim_run_idle(sim, usmc_sim_now(sim) + 10 * SEC);
+		USMC_ASSERT_EQ(usmc_conn_state(c->conn), SMC_CLOSED);
+		USMC_ASSERT_EQ(usmc_conn_state(s->conn), SMC_CLOSED);
+		usmc_sim_ep_del(c);
+		usmc_sim_ep_del(s);
+	}
+	USMC_ASSERT_EQ(trace_count(sim, 1, SMC_LLC_CONFIRM_RKEY_V2), 0);
+	USMC_ASSERT_EQ(trace_count(sim, 2, SMC_LLC_CONFIRM_RKEY_V2), 0);
+	USMC_ASSERT_EQ(trace_count(sim, 1, SMC_LLC_DELETE_RKEY_V2), 0);
+	USMC_ASSERT_EQ(trace_count(sim, 2, SMC_LLC_DELETE_RKEY_V2), 0);
+	USMC_ASSERT_EQ(trace_count(sim, 2, SMC_LLC_CONFIRM_LINK_V2), 0);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->mrs, mrs);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->qps, qps);
+	USMC_ASSERT_EQ(usmc_sim_get_stats(sim)->access_errors, 0);
+	/* the first connection still works */
+	echo_bytes(sim, c1, s1, 3000, 99);
 	usmc_sim_del(sim);
 }
 
@@ -1375,6 +1483,7 @@ static CU_TestInfo hs_tests[] = {
 	{"first_contact_v2", test_first_contact_v2},
 	{"first_contact_v1", test_first_contact_v1},
 	{"lgr_reuse_confirm_rkey", test_lgr_reuse},
+	{"lgr_reuse_keep_rkey", test_lgr_reuse_keep_rkey},
 	{"lgr_per_role", test_lgr_per_role},
 	{"two_devices", test_two_devices},
 	{"add_device", test_add_device},
