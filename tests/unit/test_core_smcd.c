@@ -741,6 +741,66 @@ static void test_hostile(void)
 	}
 }
 
+/* Seeded random headers (mostly near-valid cursors and flags) against a
+ * live connection with data both ways: never an operation outside a DMB,
+ * never more readable than the ring, and either the connection goes on
+ * (the header was a legal state) or it ended: EPROTO, or ECONNRESET
+ * for the abort flag. */
+static void test_hostile_random(void)
+{
+	uint64_t rng = 0x5eed;
+	int aborted = 0, survived = 0;
+
+	for (int k = 0; k < 300; k++) {
+		side a, b;
+		usmc_conn *ca, *cb;
+		usmc_clc_msg p, ac, cf;
+		uint8_t buf[3000];
+		uint32_t ring = 16384 - 32;
+
+		side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+		side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+		handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+		pat_fill(buf, 9, 0, sizeof(buf));
+		USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 3000, 1), 3000);
+		USMC_ASSERT_EQ(usmc_conn_write(cb, buf, 2000, 1), 2000);
+		settle(&a, ca, &b, cb);
+		for (int j = 0; j < 4; j++) {
+			uint64_t r = xrand(&rng);
+			uint32_t pc = (uint32_t)(3000 + (int)(r % 64) - 32);
+			uint32_t cc =
+				(uint32_t)(2000 + (int)((r >> 8) % 64) - 32);
+			uint16_t pw = (uint16_t)((r >> 16) % 8 == 0);
+			uint8_t type =
+				(r >> 20) % 16 ? 0xfe : (uint8_t)(r >> 24);
+			uint8_t fl = (uint8_t)((r >> 32) % 4 ? 0 : (r >> 40));
+
+			if ((r >> 48) % 8 == 0)
+				pc = (uint32_t)(r >> 12) % (2 * ring);
+			put_hdr(cb, type, pw, pc, 0, cc, fl);
+			settle(&a, ca, &b, cb);
+			CU_ASSERT(usmc_conn_readable(cb) <= ring);
+			if (usmc_conn_error(cb))
+				break;
+			survived++; /* taken as a legal state */
+		}
+		USMC_ASSERT_EQ(bad_ops, 0);
+		if (usmc_conn_error(cb)) {
+			/* hostile, or a header with the abort flag */
+			CU_ASSERT(usmc_conn_error(cb) == USMC_ERR_PROTO ||
+				  usmc_conn_error(cb) == USMC_ERR_CONNRESET);
+			aborted++;
+		}
+		side_fini(&a);
+		side_fini(&b);
+		USMC_ASSERT_EQ(ndmbs(), 0);
+	}
+	fprintf(stderr, "hostile_random: %d aborted, %d headers taken\n",
+		aborted, survived);
+	/* the mix reaches both outcomes */
+	CU_ASSERT(aborted > 0 && survived > 0);
+}
+
 /* A hostile Accept and Confirm: a DMB on another CHID, a Confirm naming
  * another device than the Proposal. */
 static void test_hostile_clc(void)
@@ -863,6 +923,7 @@ static CU_TestInfo smcd_tests[] = {
 	{"half_close", test_half_close},
 	{"abort", test_abort},
 	{"hostile_headers", test_hostile},
+	{"hostile_random", test_hostile_random},
 	{"hostile_clc", test_hostile_clc},
 	{"data_before_confirm", test_data_before_confirm},
 	CU_TEST_INFO_NULL,
