@@ -555,6 +555,16 @@ int usmc_ctx_next_ism_op(usmc_ctx *ctx, usmc_ism_op *out)
 	if (!ctx || !out)
 		return USMC_ERR_INVALID_ARGUMENT;
 	while ((c = ctx->ism_head)) {
+		if (!usmc_conn_can_send(c)) {
+			/* the peer aborted or went since the push: its DMB
+			 * may be gone, nothing more goes there */
+			c->ism_moved = c->tx_sent;
+			c->ism_cdc_due = 0;
+			c->cdc_pend = 0;
+			ism_unlist(c);
+			usmc_close_progress(c, ctx->now);
+			continue;
+		}
 		if (ism_next(c, out)) {
 			if (out->kind == USMC_ISM_CDC) {
 				ism_unlist(c);

@@ -634,6 +634,23 @@ static void test_abort(void)
 	side_fini(&a);
 	side_fini(&b);
 	USMC_ASSERT_EQ(ndmbs(), 0);
+
+	/* an abort that crosses a write: the writer's moves, not pulled
+	 * yet, never reach the aborted peer's DMB (given back by now) */
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
+	USMC_ASSERT_EQ(usmc_conn_abort(cb, 2), 0);
+	USMC_ASSERT_EQ(ism_drain(&b), 1);
+	USMC_ASSERT_EQ(ndmbs(), 1); /* the server's DMB went with its CDC */
+	USMC_ASSERT_EQ(signals_deliver(), 1);
+	USMC_ASSERT_EQ(usmc_conn_error(ca), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(ism_drain(&a), 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
 }
 
 /* The header of |c|'s DMB, as its peer would write it (host-endian). */
