@@ -13,302 +13,9 @@
 #include "usmc_clc.h"
 #include "usmc_core_test.h"
 
-#define MAX_DMBS 64
-#define MAX_EPS	 8
-
-typedef struct side side;
-
-typedef struct dmb_ent {
-	int used;
-	side *owner;
-	usmc_conn *conn;
-	usmc_dmb d;
-	int signalled;
-} dmb_ent;
-
-struct side {
-	usmc_ctx *ctx;
-	uint64_t rng;
-	int nev[USMC_EV_ERROR + 1];
-	usmc_conn *last_ev_conn;
-};
-
-static dmb_ent dmbs[MAX_DMBS];
-static uint64_t bad_ops; /* ISM operations that left their DMB */
-
-static void *t_malloc(size_t n, void *u)
-{
-	(void)u;
-	return malloc(n);
-}
-
-static void *t_calloc(size_t n, size_t k, void *u)
-{
-	(void)u;
-	return calloc(n, k);
-}
-
-static void t_free(void *p, void *u)
-{
-	(void)u;
-	free(p);
-}
-
-static void t_rand(uint8_t *b, size_t n, void *u)
-{
-	side *s = u;
-
-	for (size_t i = 0; i < n; i++)
-		b[i] = (uint8_t)xrand(&s->rng);
-}
-
-static int t_alloc_mr(void *u, unsigned int dev, size_t len, uint32_t acc,
-		      usmc_mr *mr)
-{
-	(void)u, (void)dev, (void)acc;
-	mr->addr = calloc(1, len);
-	mr->length = len;
-	mr->iova = (uint64_t)(uintptr_t)mr->addr;
-	mr->lkey = mr->rkey = 0x1234;
-	return mr->addr ? 0 : -1;
-}
-
-static void t_free_mr(void *u, usmc_mr *mr)
-{
-	(void)u;
-	free(mr->addr);
-}
-
-static int t_create_qp(void *u, usmc_link *l, usmc_link_qp_info *out)
-{
-	(void)u, (void)l;
-	out->qp_num = 0x100;
-	return 0;
-}
-
-static int t_ready(void *u, usmc_link *l, const usmc_link_peer *p, int rts)
-{
-	(void)u, (void)l, (void)p, (void)rts;
-	return 0;
-}
-
-static void t_destroy_qp(void *u, usmc_link *l)
-{
-	(void)u, (void)l;
-}
-
-static void t_event(void *u, usmc_conn *c, usmc_conn_event ev)
-{
-	side *s = u;
-
-	s->nev[ev]++;
-	s->last_ev_conn = c;
-}
-
-static int fail_register; /* the next register_dmb fails */
-
-static int t_register_dmb(void *u, unsigned int dev, size_t len,
-			  usmc_conn *conn, usmc_dmb *dmb)
-{
-	side *s = u;
-
-	(void)dev;
-	if (fail_register) {
-		fail_register = 0;
-		return -1;
-	}
-	for (int i = 0; i < MAX_DMBS; i++) {
-		if (dmbs[i].used)
-			continue;
-		memset(&dmbs[i], 0, sizeof(dmbs[i]));
-		dmbs[i].used = 1;
-		dmbs[i].owner = s;
-		dmbs[i].conn = conn;
-		dmb->addr = calloc(1, len);
-		dmb->len = len;
-		do
-			dmb->token = xrand(&s->rng);
-		while (!dmb->token);
-		dmb->handle = &dmbs[i];
-		dmbs[i].d = *dmb;
-		return 0;
-	}
-	return -1;
-}
-
-static void t_unregister_dmb(void *u, usmc_dmb *dmb)
-{
-	dmb_ent *e = dmb->handle;
-
-	(void)u;
-	CU_ASSERT_FATAL(e && e->used && e->d.token == dmb->token);
-	free(e->d.addr);
-	memset(e, 0, sizeof(*e));
-}
-
-static dmb_ent *dmb_by_token(uint64_t token)
-{
-	for (int i = 0; i < MAX_DMBS; i++)
-		if (dmbs[i].used && dmbs[i].d.token == token)
-			return &dmbs[i];
-	return NULL;
-}
-
-static int ndmbs(void)
-{
-	int n = 0;
-
-	for (int i = 0; i < MAX_DMBS; i++)
-		n += dmbs[i].used;
-	return n;
-}
-
-static const usmc_callbacks cbs = {
-	.malloc = t_malloc,
-	.calloc = t_calloc,
-	.free = t_free,
-	.rand = t_rand,
-	.alloc_mr = t_alloc_mr,
-	.free_mr = t_free_mr,
-	.link_create_qp = t_create_qp,
-	.link_ready = t_ready,
-	.link_destroy_qp = t_destroy_qp,
-	.conn_event = t_event,
-	.register_dmb = t_register_dmb,
-	.unregister_dmb = t_unregister_dmb,
-};
-
-static void ism_dev(usmc_device_info *d, uint64_t host, uint64_t ext)
-{
-	memset(d, 0, sizeof(*d));
-	d->kind = USMC_DEV_ISM;
-	for (int i = 0; i < 8; i++) {
-		d->gid[i] = (uint8_t)(host >> (56 - 8 * i));
-		d->gid[8 + i] = (uint8_t)(ext >> (56 - 8 * i));
-	}
-	d->chid = SMC_LO_RESERVED_CHID;
-}
-
-static void roce_dev(usmc_device_info *d, uint8_t last)
-{
-	memset(d, 0, sizeof(*d));
-	d->gid[10] = d->gid[11] = 0xff;
-	d->gid[12] = 10, d->gid[15] = last;
-	d->mac[0] = 2, d->mac[5] = last;
-	d->active_mtu = 3;
-}
-
-/* A side with an ISM device on host |host| (and an RNIC first when
- * |roce|); DMBs of |bufsize| bytes. */
-static void side_init(side *s, uint64_t host, uint64_t ext, int roce,
-		      uint32_t bufsize)
-{
-	usmc_settings st = small_settings(bufsize);
-
-	memset(s, 0, sizeof(*s));
-	s->rng = 0x9e3779b97f4a7c15ull ^ ext;
-	if (roce)
-		roce_dev(&st.devices[st.ndevices++], (uint8_t)ext);
-	ism_dev(&st.devices[st.ndevices++], host, ext);
-	USMC_ASSERT_EQ_FATAL(usmc_ctx_new(&s->ctx, &cbs, &st, s), 0);
-}
-
-static void side_fini(side *s)
-{
-	usmc_ctx_del(s->ctx);
-	s->ctx = NULL;
-}
-
-static usmc_conn *conn_new(side *s, usmc_role role)
-{
-	usmc_conn_params p;
-	usmc_conn *c = NULL;
-
-	memset(&p, 0, sizeof(p));
-	p.role = role;
-	p.ipv4.addr = 0x0a000001;
-	p.ipv4.prefix_len = 24;
-	p.peer_ipv4 = 0x0a000002;
-	USMC_ASSERT_EQ_FATAL(usmc_conn_new(s->ctx, &p, 0, &c), 0);
-	return c;
-}
-
-/* Moves one pending CLC message of |from| to |to|; 1 if one moved. */
-static int clc_move(usmc_conn *from, usmc_conn *to, usmc_clc_msg *seen)
-{
-	const uint8_t *d;
-	size_t n;
-	usmc_clc_hdr h;
-
-	if (!from || !to)
-		return 0;
-	usmc_conn_clc_pending(from, &d, &n);
-	if (!n)
-		return 0;
-	CU_ASSERT_FATAL(usmc_clc_hdr_peek(d, n, &h) == 0 && h.length <= n);
-	if (seen)
-		CU_ASSERT(usmc_clc_decode(d, h.length, seen) == h.length);
-	/* after the handshake a CLC message is refused: ignored here */
-	(void)usmc_conn_clc_recv(to, d, h.length, 1);
-	usmc_conn_clc_consume(from, h.length);
-	return 1;
-}
-
-/* Executes every ISM operation |s| has; signals are noted on the target. */
-static int ism_drain(side *s)
-{
-	usmc_ism_op op;
-	int n = 0;
-
-	while (usmc_ctx_next_ism_op(s->ctx, &op) == 1) {
-		dmb_ent *e = dmb_by_token(op.peer_token);
-
-		n++;
-		if (!e || e->owner == s || op.offset + op.len > e->d.len ||
-		    (op.kind == USMC_ISM_CDC) != (op.offset == 0)) {
-			bad_ops++;
-			fprintf(stderr,
-				"bad op: kind %d off %zu len %zu %s hdr23 %02x "
-				"state %d\n",
-				op.kind, op.offset, op.len, e ? "" : "no dmb",
-				op.hdr[23], usmc_conn_state(op.conn));
-			continue;
-		}
-		memcpy((uint8_t *)e->d.addr + op.offset,
-		       op.kind == USMC_ISM_CDC ? op.hdr : op.data, op.len);
-		if (op.signal)
-			e->signalled = 1;
-	}
-	return n;
-}
-
-static int signals_deliver(void)
-{
-	int n = 0;
-
-	for (int i = 0; i < MAX_DMBS; i++) {
-		if (!dmbs[i].used || !dmbs[i].signalled)
-			continue;
-		dmbs[i].signalled = 0;
-		n++;
-		usmc_conn_on_dmb_signal(dmbs[i].conn, dmbs[i].d.token, 1);
-	}
-	return n;
-}
-
-/* Runs the fabric until nothing moves. */
-static void settle(side *a, usmc_conn *ca, side *b, usmc_conn *cb)
-{
-	for (int k = 0; k < 100000; k++) {
-		int n = clc_move(ca, cb, NULL) + clc_move(cb, ca, NULL);
-
-		n += ism_drain(a) + ism_drain(b);
-		n += signals_deliver();
-		if (!n)
-			return;
-	}
-	CU_FAIL("fabric does not settle");
-}
+#define SMCD_H_CHECK(c) CU_ASSERT_FATAL(c)
+#define SMCD_H_LOG(...) fprintf(stderr, __VA_ARGS__)
+#include "usmc_smcd_harness.h"
 
 /* Client |a| to server |b|: runs the handshake, returning the Proposal,
  * the Accept and the Confirm as the wire carried them. */
@@ -395,6 +102,7 @@ static void test_handshake(void)
 	USMC_ASSERT_EQ(nlgr, 1);
 	USMC_ASSERT_EQ(ndmbs(), 4);
 	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
 	side_fini(&a);
 	side_fini(&b);
 	USMC_ASSERT_EQ(ndmbs(), 0);
@@ -539,6 +247,7 @@ static void test_stream(void)
 	USMC_ASSERT_EQ(s1.bad, 0);
 	USMC_ASSERT_EQ(s2.bad, 0);
 	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
 	usmc_conn_get_info(ca, &ia);
 	CU_ASSERT(ia.bytes_sent == s1.total && ia.bytes_received == s2.total);
 	CU_ASSERT(ia.tx_cdcs > (s1.total / 16384));
@@ -631,6 +340,7 @@ static void test_abort(void)
 	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
 	USMC_ASSERT_EQ(ndmbs(), 0);
 	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
 	side_fini(&a);
 	side_fini(&b);
 	USMC_ASSERT_EQ(ndmbs(), 0);
@@ -648,6 +358,7 @@ static void test_abort(void)
 	USMC_ASSERT_EQ(usmc_conn_error(ca), USMC_ERR_CONNRESET);
 	USMC_ASSERT_EQ(ism_drain(&a), 0);
 	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
 	side_fini(&a);
 	side_fini(&b);
 	USMC_ASSERT_EQ(ndmbs(), 0);
@@ -750,6 +461,7 @@ static void test_hostile(void)
 		settle(&a, ca, &b, cb);
 		USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
 		USMC_ASSERT_EQ(bad_ops, 0);
+		USMC_ASSERT_EQ(late_ops, 0);
 		/* a late signal on the dead connection changes nothing */
 		USMC_ASSERT_EQ(usmc_conn_on_dmb_signal(cb, 0, 2), 0);
 		side_fini(&a);
@@ -802,6 +514,7 @@ static void test_hostile_random(void)
 			survived++; /* taken as a legal state */
 		}
 		USMC_ASSERT_EQ(bad_ops, 0);
+		USMC_ASSERT_EQ(late_ops, 0);
 		if (usmc_conn_error(cb)) {
 			/* hostile, or a header with the abort flag */
 			CU_ASSERT(usmc_conn_error(cb) == USMC_ERR_PROTO ||
@@ -928,6 +641,7 @@ static void test_data_before_confirm(void)
 	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 5000);
 	USMC_ASSERT_MEM_EQ(out, buf, 5000);
 	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
 	side_fini(&a);
 	side_fini(&b);
 	USMC_ASSERT_EQ(ndmbs(), 0);
