@@ -647,6 +647,40 @@ static void test_data_before_confirm(void)
 	USMC_ASSERT_EQ(ndmbs(), 0);
 }
 
+/* An SMC-D link group with no connection left ends after lgr_free_delay
+ * (the client's 10 s later), as SMC-R's, with nothing to say. */
+static void test_idle_lgr(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	usmc_tstamp t = 600 * SEC;
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 2), 0);
+	settle(&a, ca, &b, cb);
+	usmc_conn_del(ca);
+	usmc_conn_del(cb);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) != NULL);
+	CU_ASSERT(usmc_ctx_get_expiry(b.ctx) <= t + 2);
+	for (int k = 0; k < 2; k++) {
+		usmc_ctx_handle_expiry(a.ctx, t + 2);
+		usmc_ctx_handle_expiry(b.ctx, t + 2);
+	}
+	CU_ASSERT(usmc_ctx_next_lgr(b.ctx, NULL) == NULL);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) != NULL);
+	for (int k = 0; k < 2; k++)
+		usmc_ctx_handle_expiry(a.ctx, t + 10 * SEC + 2);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) == NULL);
+	USMC_ASSERT_EQ(ism_drain(&a) + ism_drain(&b), 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
 static CU_TestInfo smcd_tests[] = {
 	{"handshake", test_handshake},
 	{"not_chosen", test_not_chosen},
@@ -657,6 +691,7 @@ static CU_TestInfo smcd_tests[] = {
 	{"hostile_random", test_hostile_random},
 	{"hostile_clc", test_hostile_clc},
 	{"data_before_confirm", test_data_before_confirm},
+	{"idle_lgr", test_idle_lgr},
 	CU_TEST_INFO_NULL,
 };
 
