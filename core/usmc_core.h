@@ -581,6 +581,11 @@ typedef struct usmc_lgr_info {
 		 * receive queue: it shows in usmc_conn_info.bytes_received */
 		uint64_t tx_bytes, rx_bytes, tx_wrs, rx_wrs;
 	} links[3];
+	/* SMC-D (smcd linkgroup): no links; the ISM device and the peer's
+	 * gid and gid_ext */
+	int smcd;
+	uint8_t ism_dev;
+	uint8_t peer_ism_gid[16];
 } usmc_lgr_info;
 /* Iterates link groups: pass NULL to get the first. */
 usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev);

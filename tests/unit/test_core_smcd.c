@@ -97,8 +97,19 @@ static void test_handshake(void)
 	assert_smcd_up(ca2, cb2);
 	assert_smcd_up(cb2, ca2);
 	for (usmc_lgr *l = usmc_ctx_next_lgr(a.ctx, NULL); l;
-	     l = usmc_ctx_next_lgr(a.ctx, l))
+	     l = usmc_ctx_next_lgr(a.ctx, l)) {
+		usmc_lgr_info li;
+
+		usmc_lgr_get_info(l, &li);
+		USMC_ASSERT_EQ(li.smcd, 1);
+		USMC_ASSERT_EQ(li.ism_dev, 0);
+		USMC_ASSERT_EQ(li.nlinks, 0);
+		USMC_ASSERT_EQ(li.nconns, 2);
+		USMC_ASSERT_EQ(li.smc_version, SMC_V2);
+		USMC_ASSERT_EQ(li.peer_ism_gid[7], 0x11);
+		USMC_ASSERT_EQ(li.peer_ism_gid[15], 0xbb);
 		nlgr++;
+	}
 	USMC_ASSERT_EQ(nlgr, 1);
 	USMC_ASSERT_EQ(ndmbs(), 4);
 	USMC_ASSERT_EQ(bad_ops, 0);
