@@ -446,6 +446,8 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 		caps.smcr_v1 = caps.smcr_v2 = false;
 	conn->version = m->hdr.version >= SMC_V2 ? SMC_V2 : SMC_V1;
 	rc = usmc_clc_srv_classify(m, &caps, &ch);
+	if (rc && conn->smcd_decl)
+		rc = conn->smcd_decl; /* the first reason, as ini->rc */
 	if (rc) {
 		usmc_conn_handshake_failed(conn, 0, rc, ts);
 		return;

@@ -342,6 +342,7 @@ struct usmc_conn {
 	int smcd;
 	int offered_d;	      /* client: the Proposal offered SMC-D */
 	int offered_r;	      /* ... and SMC-R */
+	uint32_t smcd_decl;   /* server: why SMC-D could not be set up */
 	unsigned int ism_dev; /* the ISM device */
 	usmc_dmb dmb;	      /* our DMB: header at 0, the RMB ring at 32 */
 	uint8_t peer_dgid[16];

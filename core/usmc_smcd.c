@@ -309,10 +309,17 @@ int usmc_smcd_srv_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 	}
 	rc = smcd_conn_setup(conn, lgr);
 	if (rc) {
-		if (!conn->lgr && conn->first_contact)
+		/* smc_find_ism_v2_device_serv: an ISM device that cannot
+		 * take the connection leaves the other options open; its
+		 * reason is the decline's if none works (ini->rc) */
+		if (conn->lgr)
+			usmc_lgr_del_conn(lgr, conn, ts);
+		if (conn->first_contact)
 			usmc_lgr_free(lgr);
-		usmc_conn_handshake_failed(conn, 0, rc, ts);
-		return 1;
+		conn->smcd = 0;
+		conn->first_contact = 0;
+		conn->smcd_decl = rc;
+		return 0;
 	}
 	build_ac(conn, &out, SMC_CLC_ACCEPT);
 	if (usmc_conn_clc_queue(conn, &out)) {

@@ -173,9 +173,24 @@ static void test_not_chosen(void)
 	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_DECLINE);
 	USMC_ASSERT_EQ(usmc_conn_fallback_reason(cb), SMC_CLC_DECL_MEM);
 	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
+	CU_ASSERT(usmc_ctx_next_lgr(b.ctx, NULL) == NULL);
 	side_fini(&a);
 	side_fini(&b);
 	USMC_ASSERT_EQ(ndmbs(), 0);
+	/* ... with RNICs on both: SMC-R instead, as the kernel goes on to
+	 * its RDMA devices */
+	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 1, 16384);
+	fail_register = 1;
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, &p);
+	clc_move(cb, ca, &ac);
+	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_ACCEPT);
+	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_R);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	side_fini(&a);
+	side_fini(&b);
 }
 
 typedef struct stream {
