@@ -282,6 +282,8 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 		if (lgr->nvalid)
 			lgr->nvalid--;
 	}
+	if (conn->smcd)
+		usmc_smcd_release(conn);
 	if (conn->rmb) {
 		if (conn->link && usmc_link_usable(conn->link) &&
 		    conn->rkey_announced && !lgr->peer_gone)
