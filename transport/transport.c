@@ -75,6 +75,8 @@ const char *usmc_tp_event_name(usmc_tp_event_type t)
 		return "DEVICE_FATAL";
 	case USMC_TP_EV_QP_FATAL:
 		return "QP_FATAL";
+	case USMC_TP_EV_PEER_GONE:
+		return "PEER_GONE";
 	}
 	return "?";
 }
