@@ -805,7 +805,7 @@ static void sweep(shm_dev *d)
 			continue;
 		memset(&sa, 0, sizeof(sa));
 		sa.sun_family = AF_UNIX;
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", d->dir,
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%.16s", d->dir,
 			 de->d_name);
 		if (lstat(sa.sun_path, &st) || !S_ISSOCK(st.st_mode) ||
 		    st.st_uid != d->uid)
