@@ -564,7 +564,7 @@ static int victim_child(int rd, int wr)
 	usmc_tp_dmb *m;
 	usmc_tp_rdmb *r;
 	who me = {0}, peer;
-	uint8_t ready = 1;
+	uint8_t step = 1;
 
 	alarm(30);
 	if (open_shm("shm", &tp) || usmc_tp_register_dmb(tp, 8192, NULL, &m))
@@ -574,8 +574,11 @@ static int victim_child(int rd, int wr)
 	if (write_all(wr, &me, sizeof(me)) ||
 	    read_serving(rd, &peer, sizeof(peer), tp) ||
 	    usmc_tp_attach_dmb(tp, peer.gid, peer.token, NULL, &r) ||
-	    write_all(wr, &ready, 1))
+	    write_all(wr, &step, 1) || read_serving(rd, &step, 1, tp))
 		return 11;
+	/* its last words, then it is killed before the parent polls */
+	if (write_msg(r, 4, 4000) || write_all(wr, &step, 1))
+		return 12;
 	for (;;)
 		drive(tp, 100);
 }
@@ -587,11 +590,12 @@ static void test_peer_killed(void)
 	usmc_tp_dmb *m;
 	usmc_tp_rdmb *r;
 	uintptr_t ctx[2] = {5, 6};
-	uint8_t ready, x = 1;
+	uint8_t step = 1, x = 1, want[8192];
 	who me = {0}, peer;
 	pid_t pid;
 	int st;
 
+	memset(seen_sig, 0, sizeof(seen_sig));
 	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
 	pid = fork();
 	if (pid == 0) {
@@ -611,13 +615,20 @@ static void test_peer_killed(void)
 	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(tp, peer.gid, peer.token,
 						(void *)ctx[1], &r),
 			     0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &ready, 1, tp), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &step, 1, tp), 0);
 	/* our DMB, the child's, and the signal area of each direction */
 	USMC_ASSERT_EQ(memfd_maps(), 4);
-	USMC_ASSERT_EQ(usmc_tp_move_data(r, 0, &x, 1, 1), 0);
+	USMC_ASSERT_EQ(write_all(p2c[1], &step, 1), 0);
+	/* not driving the device until the child is dead: its signal is
+	 * still in the area when the connection's HUP comes */
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &step, 1, NULL), 0);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	USMC_ASSERT_EQ(wait_gone(tp, ctx, 2), 1);
+	/* what it wrote before it died is there, and was signalled */
+	USMC_ASSERT_EQ(seen_sig[5], 1);
+	expect_msg(want, sizeof(want), 4, 4000);
+	USMC_ASSERT_MEM_EQ(m->addr, want, sizeof(want));
 	USMC_ASSERT_EQ(usmc_tp_move_data(r, 0, &x, 1, 1), USMC_ERR_CONNRESET);
 	usmc_tp_detach_dmb(r);
 	usmc_tp_unregister_dmb(m);

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "shm_int.h"
+#include "usmc_tp_wcq.h"
 #include "usmc_tp_shm.h"
 
 #define SHM_RUN_DIR	"/run/usmc"
@@ -137,7 +138,11 @@ struct shm_dev {
 	shm_out *outs;
 	usmc_tp_event *evq;
 	uint32_t ev_head, ev_n, ev_cap;
+	/* signals of a connection that closed or a DMB that was detached,
+	 * taken before they go: returned ahead of the areas' */
+	usmc_tp_wcq late;
 	uint64_t spin_max_ns, spin_ns, idle_since;
+	int idle;    /* the last poll_cq found nothing (since idle_since) */
 	int serving; /* re-entry guard of serve() */
 	usmc_tp_shm_stats st;
 	void (*log)(void *arg, int level, const char *msg);
@@ -270,10 +275,43 @@ static int send_msg(int fd, const usmc_shm_msg *m, const int *fds, int nfds)
 		       : -1;
 }
 
+static void take_in(shm_in *in);
+
+static usmc_wc signal_wc(const shm_dmb *m)
+{
+	return usmc_tp_wc_make((uint64_t)(uintptr_t)m->pub.context,
+			       USMC_WC_SUCCESS, USMC_WC_DMB_SIGNAL, 0, 0, 0, 0);
+}
+
+/* The signals |in| holds for its DMBs, into the late queue: a peer's last
+ * write before it detached or died is still seen, ahead of PEER_GONE. */
+static void in_flush(shm_dev *d, shm_in *in)
+{
+	take_in(in);
+	for (uint32_t w = 0; in->npend && w < SHM_WORDS; w++) {
+		if (!in->pend[w])
+			continue;
+		while (in->pend[w]) {
+			uint32_t slot =
+				w * 64 + (uint32_t)__builtin_ctzll(in->pend[w]);
+			shm_dmb *m = slot < in->nslots ? in->slots[slot] : NULL;
+			usmc_wc wc;
+
+			in->pend[w] &= in->pend[w] - 1;
+			if (!m)
+				continue;
+			wc = signal_wc(m);
+			usmc_tp_wcq_push(&d->late, &wc, 16);
+		}
+		in->npend--;
+	}
+}
+
 static void in_close(shm_dev *d, shm_in *in)
 {
 	shm_in **pp;
 
+	in_flush(d, in);
 	for (uint32_t s = 0; s < in->nslots; s++) {
 		shm_dmb *m = in->slots[s];
 
@@ -412,6 +450,7 @@ static void in_detach(shm_dev *d, shm_in *in, const usmc_shm_msg *msg)
 
 	if (!m || m->pub.token != msg->token)
 		return;
+	in_flush(d, in);
 	in->slots[msg->slot] = NULL;
 	m->peer = NULL;
 	raise_gone(d, m->pub.context);
@@ -786,7 +825,8 @@ static int pick_dir(shm_dev *d, const char *opt_dir)
 
 /* Endpoints of processes that died without close (SIGKILL) stay behind
  * as socket files nobody listens on: whoever can list the directory (its
- * owner, root) removes those of its uid when it opens a device. */
+ * owner, root) removes those of its uid when it opens a device. The
+ * directory is read once per open; the connects are to local sockets. */
 static void sweep(shm_dev *d)
 {
 	DIR *dir = opendir(d->dir);
@@ -807,8 +847,10 @@ static void sweep(shm_dev *d)
 		sa.sun_family = AF_UNIX;
 		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%.16s", d->dir,
 			 de->d_name);
+		/* a new endpoint refuses too, between its bind and listen:
+		 * only one a few seconds old is taken for dead */
 		if (lstat(sa.sun_path, &st) || !S_ISSOCK(st.st_mode) ||
-		    st.st_uid != d->uid)
+		    st.st_uid != d->uid || st.st_ctime + 5 > time(NULL))
 			continue;
 		fd = socket(AF_UNIX,
 			    SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -909,7 +951,6 @@ static int shm_dev_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	ev.data.ptr = &d->kind_bell;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->bell, &ev))
 		goto fail_errno;
-	d->idle_since = now_ns();
 	pthread_mutex_lock(&proc_lock);
 	d->next_proc = proc_devs;
 	proc_devs = d;
@@ -986,6 +1027,7 @@ static void shm_dev_close(usmc_tp *tp)
 	if (d->bell >= 0)
 		close(d->bell);
 	free(d->evq);
+	usmc_tp_wcq_free(&d->late);
 	free(d);
 }
 
@@ -1305,41 +1347,43 @@ static int any_signal(const shm_dev *d)
 	return 0;
 }
 
-/* Moves the areas' set bits into each connection's |pend|. */
-static void take_signals(shm_dev *d)
+/* Moves the area's set bits into the connection's |pend|. */
+static void take_in(shm_in *in)
 {
-	for (shm_in *in = d->ins; in; in = in->next) {
-		if (!in->area)
+	if (!in->area)
+		return;
+	for (int s = 0; s < SHM_SUMS; s++) {
+		uint64_t sum;
+
+		if (!__atomic_load_n(&in->area->summary[s], __ATOMIC_RELAXED))
 			continue;
-		for (int s = 0; s < SHM_SUMS; s++) {
-			uint64_t sum;
+		sum = __atomic_exchange_n(&in->area->summary[s], 0,
+					  __ATOMIC_ACQUIRE);
+		while (sum) {
+			int b = __builtin_ctzll(sum);
+			uint32_t w = (uint32_t)(s * 64 + b);
+			uint64_t v = __atomic_exchange_n(&in->area->bits[w], 0,
+							 __ATOMIC_ACQUIRE);
 
-			if (!__atomic_load_n(&in->area->summary[s],
-					     __ATOMIC_RELAXED))
-				continue;
-			sum = __atomic_exchange_n(&in->area->summary[s], 0,
-						  __ATOMIC_ACQUIRE);
-			while (sum) {
-				int b = __builtin_ctzll(sum);
-				uint32_t w = (uint32_t)(s * 64 + b);
-				uint64_t v = __atomic_exchange_n(
-					&in->area->bits[w], 0,
-					__ATOMIC_ACQUIRE);
-
-				sum &= sum - 1;
-				if (v && !in->pend[w])
-					in->npend++;
-				in->pend[w] |= v;
-			}
+			sum &= sum - 1;
+			if (v && !in->pend[w])
+				in->npend++;
+			in->pend[w] |= v;
 		}
 	}
+}
+
+static void take_signals(shm_dev *d)
+{
+	for (shm_in *in = d->ins; in; in = in->next)
+		take_in(in);
 }
 
 /* Up to |n| signals from |pend| as completions; a bit whose slot holds no
  * DMB (a peer's stray write) is dropped. */
 static int emit(shm_dev *d, usmc_wc *wcs, int n)
 {
-	int got = 0;
+	int got = usmc_tp_wcq_pop(&d->late, wcs, n);
 
 	for (shm_in *in = d->ins; in && got < n; in = in->next)
 		for (uint32_t w = 0; in->npend && w < SHM_WORDS && got < n;
@@ -1355,12 +1399,7 @@ static int emit(shm_dev *d, usmc_wc *wcs, int n)
 				in->pend[w] &= in->pend[w] - 1;
 				if (!m)
 					continue;
-				memset(&wcs[got], 0, sizeof(wcs[got]));
-				wcs[got].wr_id =
-					(uint64_t)(uintptr_t)m->pub.context;
-				wcs[got].status = USMC_WC_SUCCESS;
-				wcs[got].opcode = USMC_WC_DMB_SIGNAL;
-				got++;
+				wcs[got++] = signal_wc(m);
 			}
 			if (!in->pend[w])
 				in->npend--;
@@ -1370,32 +1409,29 @@ static int emit(shm_dev *d, usmc_wc *wcs, int n)
 
 static int pending(const shm_dev *d)
 {
+	if (d->late.n)
+		return 1;
 	for (const shm_in *in = d->ins; in; in = in->next)
 		if (in->npend)
 			return 1;
 	return 0;
 }
 
-/* Adaptive spin before the caller sleeps (as the kernel's halt polling):
- * spin up to |spin_ns| for a signal, with the owner marked awake so
- * that none rings; a hit doubles the budget (up to spin_us=), a miss
- * halves it; a signal that woke us within spin_us= of going idle starts
- * it. sched_yield every few rounds: on a 2-core machine the peer we wait
- * for may need this CPU. */
+/* Adaptive spin before the caller sleeps, as the kernel's halt polling
+ * (kvm_vcpu_halt): the first poll_cq that finds nothing after some did
+ * spins up to |spin_ns| for a signal, with the owner marked awake so that
+ * no doorbell rings. When the next signal comes, the idle time so far
+ * adapts the budget: within spin_us= a longer spin would have paid
+ * (double it, from 2 us), beyond it spinning is waste (halve it, 0 below
+ * 2 us). sched_yield every few rounds: on a 2-core machine the peer we
+ * wait for may need this CPU. */
 static int spin(shm_dev *d)
 {
-	uint64_t t0, end;
+	uint64_t end = now_ns() + d->spin_ns;
 
-	if (!d->spin_ns || !d->ins)
-		return 0;
-	t0 = now_ns();
-	end = t0 + d->spin_ns;
 	for (unsigned i = 1;; i++) {
 		if (any_signal(d)) {
 			d->st.spin_hits++;
-			d->spin_ns = d->spin_ns * 2 > d->spin_max_ns
-					     ? d->spin_max_ns
-					     : d->spin_ns * 2;
 			return 1;
 		}
 		if (i % 32 == 0) {
@@ -1407,15 +1443,28 @@ static int spin(shm_dev *d)
 		}
 	}
 	d->st.spin_misses++;
-	d->spin_ns /= 2;
-	if (d->spin_ns < SHM_SPIN_MIN_NS)
-		d->spin_ns = 0;
 	return 0;
+}
+
+static void adapt(shm_dev *d, uint64_t idle_ns)
+{
+	if (idle_ns <= d->spin_ns)
+		return;
+	if (idle_ns <= d->spin_max_ns) {
+		d->spin_ns = d->spin_ns ? d->spin_ns * 2 : SHM_SPIN_MIN_NS;
+		if (d->spin_ns > d->spin_max_ns)
+			d->spin_ns = d->spin_max_ns;
+	} else {
+		d->spin_ns /= 2;
+		if (d->spin_ns < SHM_SPIN_MIN_NS)
+			d->spin_ns = 0;
+	}
 }
 
 static int shm_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 {
 	shm_dev *d = dev_of(tp);
+	uint64_t t0 = 0;
 	int got;
 
 	if (n <= 0)
@@ -1424,13 +1473,12 @@ static int shm_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	serve(d);
 	take_signals(d);
 	got = emit(d, wcs, n);
-	if (!got && !d->ev_n && spin(d)) {
-		take_signals(d);
-		got = emit(d, wcs, n);
-	} else if (got && d->spin_max_ns && !d->spin_ns &&
-		   now_ns() - d->idle_since < d->spin_max_ns) {
-		/* woken soon after going idle: a spin would have paid */
-		d->spin_ns = SHM_SPIN_MIN_NS;
+	if (!got && !d->ev_n && !d->idle && d->spin_ns && d->ins) {
+		t0 = now_ns();
+		if (spin(d)) {
+			take_signals(d);
+			got = emit(d, wcs, n);
+		}
 	}
 	/* asleep from here: then look again, so that a signal set while
 	 * we were awake is not left without a doorbell */
@@ -1441,8 +1489,17 @@ static int shm_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	}
 	if (pending(d) || any_signal(d) || d->ev_n)
 		ring_self(d);
-	if (!got)
-		d->idle_since = now_ns();
+	if (got) {
+		/* idle since an earlier call, or since this one's spin */
+		uint64_t since = d->idle ? d->idle_since : t0;
+
+		if (since && d->spin_max_ns)
+			adapt(d, now_ns() - since);
+		d->idle = 0;
+	} else if (!d->idle) {
+		d->idle = 1;
+		d->idle_since = t0 ? t0 : now_ns();
+	}
 	d->st.signals += (uint64_t)got;
 	return got;
 }
