@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_fault.h"
 #include "usmc_test.h"
 #include "usmc_tp_shm.h"
 #include "usmc_transport.h"
@@ -707,7 +708,21 @@ static void test_in_process(void)
 
 static void test_in_process_fault(void)
 {
+	usmc_tp_dmb *m;
+	usmc_tp *tp;
+	char err[200];
+
 	in_process("fault:shm");
+	/* fail-reg-mr refuses exactly the 2nd DMB */
+	USMC_ASSERT_EQ_FATAL(open_shm("fault:shm", &tp), 0);
+	USMC_ASSERT_EQ(
+		usmc_fault_add(tp, "fail-reg-mr:nth=2", err, sizeof(err)), 0);
+	USMC_ASSERT_EQ(usmc_tp_register_dmb(tp, 64, NULL, &m), 0);
+	usmc_tp_unregister_dmb(m);
+	USMC_ASSERT_EQ(usmc_tp_register_dmb(tp, 64, NULL, &m), USMC_ERR_NOMEM);
+	USMC_ASSERT_EQ(usmc_tp_register_dmb(tp, 64, NULL, &m), 0);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_close(tp);
 }
 
 /* ---- the endpoint ------------------------------------------------------- */
@@ -784,7 +799,8 @@ static CU_TestInfo shm_tests[] = {
 	 test_peer_killed},
 	{"one process: inline attach, unregister and detach seen",
 	 test_in_process},
-	{"the same over fault:shm", test_in_process_fault},
+	{"the same over fault:shm; fail-reg-mr refuses a DMB",
+	 test_in_process_fault},
 	CU_TEST_INFO_NULL,
 };
 

@@ -954,11 +954,8 @@ static int fl_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 {
 	fl_dev *d = dev_of(rdmb->tp);
 
-	d->st.posts++;
-	if (d->dead || d->port_down) {
-		d->st.posts_failed++;
+	if (d->dead || d->port_down)
 		return USMC_ERR_TRANSPORT;
-	}
 	return usmc_tp_move_data(((fl_rdmb *)rdmb)->inner, offset, data, len,
 				 signal);
 }
