@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -222,7 +223,7 @@ static int child_status(pid_t pid)
 #define DLEN_P 40000
 #define DLEN_C 49000
 
-static int roundtrip_child(const char *name, int rd, int wr)
+static int roundtrip_child(const char *name, int rd, int wr, int unshared)
 {
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
@@ -232,6 +233,10 @@ static int roundtrip_child(const char *name, int rd, int wr)
 	uint8_t tail[4] = {0xee, 0xee, 0xee, 0xee}, done;
 
 	alarm(30);
+	/* as ip netns exec (every usmc-lab command): a network and a mount
+	 * namespace of its own, /run still the host's */
+	if (unshared && unshare(CLONE_NEWNET | CLONE_NEWNS))
+		return 9;
 	if (open_shm(name, &tp))
 		return 10;
 	if (usmc_tp_register_dmb(tp, LEN_C, (void *)(uintptr_t)2, &m))
@@ -265,7 +270,7 @@ static int roundtrip_child(const char *name, int rd, int wr)
 	return 0;
 }
 
-static void roundtrip(const char *name)
+static void roundtrip(const char *name, int unshared)
 {
 	int p2c[2], c2p[2], rc[3];
 	usmc_tp *tp;
@@ -281,7 +286,7 @@ static void roundtrip(const char *name)
 	if (pid == 0) {
 		close(p2c[1]);
 		close(c2p[0]);
-		_exit(roundtrip_child(name, p2c[0], c2p[1]));
+		_exit(roundtrip_child(name, p2c[0], c2p[1], unshared));
 	}
 	close(p2c[0]);
 	close(c2p[1]);
@@ -335,12 +340,21 @@ static void roundtrip(const char *name)
 
 static void test_roundtrip(void)
 {
-	roundtrip("shm");
+	roundtrip("shm", 0);
 }
 
 static void test_roundtrip_fault(void)
 {
-	roundtrip("fault:shm");
+	roundtrip("fault:shm", 0);
+}
+
+static void test_roundtrip_netns(void)
+{
+	if (geteuid() != 0) {
+		usmc_test_skip("a network namespace of its own needs root");
+		return;
+	}
+	roundtrip("shm", 1);
 }
 
 /* ---- third processes --------------------------------------------------- */
@@ -894,6 +908,8 @@ static CU_TestInfo shm_tests[] = {
 	{"two processes: attach, move_data, signal both ways; bounds",
 	 test_roundtrip},
 	{"the same over fault:shm", test_roundtrip_fault},
+	{"the same with the peer in a netns and mount ns of its own",
+	 test_roundtrip_netns},
 	{"third processes: wrong token, spent token, other uid",
 	 test_third_process},
 	{"root, past the socket's mode, refused by the owner's uid check",
