@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm_int.h"
 #include "usmc_fault.h"
 #include "usmc_test.h"
 #include "usmc_tp_shm.h"
@@ -221,7 +223,7 @@ static int child_status(pid_t pid)
 #define DLEN_P 40000
 #define DLEN_C 49000
 
-static int roundtrip_child(const char *name, int rd, int wr)
+static int roundtrip_child(const char *name, int rd, int wr, int unshared)
 {
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
@@ -231,6 +233,10 @@ static int roundtrip_child(const char *name, int rd, int wr)
 	uint8_t tail[4] = {0xee, 0xee, 0xee, 0xee}, done;
 
 	alarm(30);
+	/* as ip netns exec (every usmc-lab command): a network and a mount
+	 * namespace of its own, /run still the host's */
+	if (unshared && unshare(CLONE_NEWNET | CLONE_NEWNS))
+		return 9;
 	if (open_shm(name, &tp))
 		return 10;
 	if (usmc_tp_register_dmb(tp, LEN_C, (void *)(uintptr_t)2, &m))
@@ -264,7 +270,7 @@ static int roundtrip_child(const char *name, int rd, int wr)
 	return 0;
 }
 
-static void roundtrip(const char *name)
+static void roundtrip(const char *name, int unshared)
 {
 	int p2c[2], c2p[2], rc[3];
 	usmc_tp *tp;
@@ -280,7 +286,7 @@ static void roundtrip(const char *name)
 	if (pid == 0) {
 		close(p2c[1]);
 		close(c2p[0]);
-		_exit(roundtrip_child(name, p2c[0], c2p[1]));
+		_exit(roundtrip_child(name, p2c[0], c2p[1], unshared));
 	}
 	close(p2c[0]);
 	close(c2p[1]);
@@ -334,12 +340,21 @@ static void roundtrip(const char *name)
 
 static void test_roundtrip(void)
 {
-	roundtrip("shm");
+	roundtrip("shm", 0);
 }
 
 static void test_roundtrip_fault(void)
 {
-	roundtrip("fault:shm");
+	roundtrip("fault:shm", 0);
+}
+
+static void test_roundtrip_netns(void)
+{
+	if (geteuid() != 0) {
+		usmc_test_skip("a network namespace of its own needs root");
+		return;
+	}
+	roundtrip("shm", 1);
 }
 
 /* ---- third processes --------------------------------------------------- */
@@ -553,6 +568,106 @@ static void test_third_process(void)
 	if (r2)
 		usmc_tp_detach_dmb(r2);
 	usmc_tp_close(tp);
+	close(p2c[1]);
+	close(c2p[0]);
+}
+
+/* An owner of uid 65534 in a directory of its own; root, which passes the
+ * socket's mode, connects with the right token and is refused by the
+ * owner's uid check. */
+static int uid_owner_child(int rd, int wr, const char *dir)
+{
+	usmc_tp_shm_stats st;
+	usmc_tp_config cfg;
+	usmc_tp_dmb *m;
+	usmc_tp *tp;
+	char opts[160];
+	who me = {0};
+	uint8_t done;
+
+	alarm(30);
+	if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+		return 10;
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(opts, sizeof(opts), "dir=%s", dir);
+	cfg.options = opts;
+	if (usmc_tp_open("shm", &cfg, &tp) ||
+	    usmc_tp_register_dmb(tp, 4096, NULL, &m))
+		return 11;
+	gid_of(tp, me.gid);
+	me.token = m->token;
+	if (write_all(wr, &me, sizeof(me)) || read_serving(rd, &done, 1, tp))
+		return 12;
+	usmc_tp_shm_get_stats(tp, &st);
+	if (write_all(wr, &st, sizeof(st)))
+		return 13;
+	usmc_tp_close(tp);
+	return 0;
+}
+
+static void test_other_uid_refused(void)
+{
+	char dir[] = "/tmp/usmc-shm-test.XXXXXX";
+	uint8_t rec[USMC_SHM_MSG_LEN], rsp[64], done = 1;
+	usmc_shm_msg req = {.type = USMC_SHM_ATTACH};
+	usmc_tp_shm_stats st;
+	struct sockaddr_un sa;
+	struct pollfd pf;
+	int p2c[2], c2p[2], fd;
+	who o;
+	pid_t pid;
+
+	if (geteuid() != 0) {
+		usmc_test_skip("an owner of another uid needs root");
+		return;
+	}
+	USMC_ASSERT_EQ_FATAL(mkdtemp(dir) != NULL, 1);
+	USMC_ASSERT_EQ_FATAL(chown(dir, 65534, 65534), 0);
+	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		_exit(uid_owner_child(p2c[0], c2p[1], dir));
+	}
+	close(p2c[0]);
+	close(c2p[1]);
+	if (read_serving(c2p[0], &o, sizeof(o), NULL)) {
+		USMC_ASSERT_EQ(child_status(pid), 0);
+		rmdir(dir);
+		return;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/", dir);
+	for (int i = 0; i < 8; i++)
+		snprintf(sa.sun_path + strlen(sa.sun_path), 3, "%02x",
+			 o.gid[8 + i]);
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	USMC_ASSERT_EQ(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	req.token = o.token;
+	for (int i = 0; i < 8; i++)
+		req.gid = req.gid << 8 | o.gid[i];
+	usmc_shm_msg_encode(&req, rec);
+	/* closed without a grant: before our request (the owner checks at
+	 * accept, and the send fails) or with it unread (a reset) */
+	if (send(fd, rec, sizeof(rec), MSG_NOSIGNAL) < 0) {
+		CU_ASSERT(errno == EPIPE || errno == ECONNRESET);
+	} else {
+		ssize_t r;
+
+		pf = (struct pollfd){fd, POLLIN, 0};
+		USMC_ASSERT_EQ(poll(&pf, 1, WAIT_MS), 1);
+		r = recv(fd, rsp, sizeof(rsp), MSG_DONTWAIT);
+		CU_ASSERT(r == 0 || (r < 0 && errno == ECONNRESET));
+	}
+	close(fd);
+	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	USMC_ASSERT_EQ(read_serving(c2p[0], &st, sizeof(st), NULL), 0);
+	USMC_ASSERT_EQ(st.refused, 1);
+	USMC_ASSERT_EQ(st.grants, 0);
+	USMC_ASSERT_EQ(child_status(pid), 0);
+	USMC_ASSERT_EQ(rmdir(dir), 0); /* the endpoint went with close */
 	close(p2c[1]);
 	close(c2p[0]);
 }
@@ -793,8 +908,12 @@ static CU_TestInfo shm_tests[] = {
 	{"two processes: attach, move_data, signal both ways; bounds",
 	 test_roundtrip},
 	{"the same over fault:shm", test_roundtrip_fault},
+	{"the same with the peer in a netns and mount ns of its own",
+	 test_roundtrip_netns},
 	{"third processes: wrong token, spent token, other uid",
 	 test_third_process},
+	{"root, past the socket's mode, refused by the owner's uid check",
+	 test_other_uid_refused},
 	{"SIGKILL of the peer: PEER_GONE, nothing mapped after close",
 	 test_peer_killed},
 	{"one process: inline attach, unregister and detach seen",

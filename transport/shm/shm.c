@@ -364,8 +364,11 @@ static int in_area(shm_in *in)
 		return -1;
 	p = mmap(NULL, SHM_AREA_LEN, PROT_READ | PROT_WRITE, MAP_SHARED,
 		 in->area_fd, 0);
-	if (p == MAP_FAILED)
+	if (p == MAP_FAILED) {
+		close(in->area_fd);
+		in->area_fd = -1;
 		return -1;
+	}
 	in->area = p;
 	return 0;
 }
