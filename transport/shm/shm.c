@@ -144,6 +144,7 @@ struct shm_dev {
 	uint64_t spin_max_ns, spin_ns, idle_since;
 	int idle;    /* the last poll_cq found nothing (since idle_since) */
 	int serving; /* re-entry guard of serve() */
+	int polling; /* inside poll_cq, which takes the signals itself */
 	usmc_tp_shm_stats st;
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
@@ -276,6 +277,8 @@ static int send_msg(int fd, const usmc_shm_msg *m, const int *fds, int nfds)
 }
 
 static void take_in(shm_in *in);
+static int any_signal(const shm_dev *d);
+static int pending(const shm_dev *d);
 
 static usmc_wc signal_wc(const shm_dmb *m)
 {
@@ -701,7 +704,7 @@ static int out_connect(shm_dev *d, uint64_t gid_ext, shm_out **po)
 static void serve(shm_dev *d)
 {
 	struct epoll_event evs[32];
-	int n;
+	int n, bell = 0;
 
 	if (d->serving)
 		return;
@@ -719,6 +722,7 @@ static void serve(shm_dev *d)
 				    errno != EAGAIN)
 					d->pub.last_errno = errno;
 				d->bell_set = 0;
+				bell = 1;
 			} else if (*kind == EP_IN) {
 				shm_in *in = (shm_in *)kind;
 
@@ -736,6 +740,12 @@ static void serve(shm_dev *d)
 			break;
 	}
 	d->serving = 0;
+	/* Outside poll_cq (get_async_event, an attach's wait) the doorbell
+	 * just read may have been a peer's signal, which only poll_cq takes:
+	 * ring it again, or the owner sleeps on a signal nobody rings
+	 * for (the peer saw it asleep and rang once). */
+	if (bell && !d->polling && (any_signal(d) || pending(d) || d->ev_n))
+		ring_self(d);
 }
 
 /* ---- device ------------------------------------------------------------ */
@@ -1473,7 +1483,9 @@ static int shm_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	if (n <= 0)
 		return 0;
 	set_awake(d, 1);
+	d->polling = 1;
 	serve(d);
+	d->polling = 0;
 	take_signals(d);
 	got = emit(d, wcs, n);
 	if (!got && !d->ev_n && !d->idle && d->spin_ns && d->ins) {
