@@ -382,6 +382,16 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			return -1;
 		return 0;
 	}
+	if (!strcmp(key, "shm")) {
+		/* the shm device beside the RoCE ones (docs/runtime.md) */
+		if (!strcmp(value, "off") || !strcmp(value, "0"))
+			cfg->shm = 0;
+		else if (!strcmp(value, "on") || !strcmp(value, "1"))
+			cfg->shm = 1;
+		else
+			return -1;
+		return 0;
+	}
 	if (!strcmp(key, "cgroup")) {
 		if (strlen(value) >= sizeof(cfg->cgroup))
 			return -1;
@@ -438,15 +448,11 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			 char *err, size_t errlen)
 {
-	static const char *const keys[] = {"synopt",
-					   "cgroup",
-					   "debug",
-					   "clc_wait_ms",
-					   "transport_options",
-					   "ueid",
-					   "pnet",
-					   "testlink_ms",
-					   "testlink_wait_ms"};
+	static const char *const keys[] = {"synopt",	  "shm",
+					   "cgroup",	  "debug",
+					   "clc_wait_ms", "transport_options",
+					   "ueid",	  "pnet",
+					   "testlink_ms", "testlink_wait_ms"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -474,7 +480,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 		if (n != 2 || k == sizeof(keys) / sizeof(keys[0])) {
 			snprintf(err, errlen,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
-				 "synopt, cgroup, debug, clc_wait_ms, "
+				 "synopt, shm, cgroup, debug, clc_wait_ms, "
 				 "transport_options, ueid, pnet, testlink_ms, "
 				 "testlink_wait_ms",
 				 path, line);
@@ -564,6 +570,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	cfg->testlink_ms = 1000;
 	cfg->testlink_wait_ms = 1000;
 	cfg->synopt = 1;
+	cfg->shm = 1;
 	/* precedence: USMC_RULES, USMC_SMC_PORTS, the file (first match) */
 	bad = usmc_rules_parse(&cfg->rules, getenv("USMC_RULES"), "USMC_RULES",
 			       err, sizeof(err));
@@ -590,5 +597,6 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_TESTLINK_WAIT_MS", "testlink_wait_ms");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");
+	env_apply(cfg, "USMC_SHM", "shm");
 	env_apply(cfg, "USMC_CGROUP", "cgroup");
 }

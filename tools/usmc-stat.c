@@ -368,6 +368,8 @@ static void show(int pid, const char *comm, char **f)
 		snprintf(mode, sizeof(mode), "TCP %s %s", f[F_NAME], f[F_CODE]);
 	else if (!strcmp(f[F_MODE], "SMCR"))
 		snprintf(mode, sizeof(mode), "SMCR v%s", f[F_VER]);
+	else if (!strcmp(f[F_MODE], "SMCD"))
+		snprintf(mode, sizeof(mode), "SMCD (shm)");
 	else
 		snprintf(mode, sizeof(mode), "%s", f[F_MODE]);
 	printf("%-7d %-12.12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s %12s "
