@@ -329,16 +329,16 @@ static void stats_at_exit(void)
 	if (f) {
 		fprintf(f,
 			"usmc[%d]: stats: smcr=%llu fallback=%llu failed=%llu "
-			"link_groups=%llu icrc_inferred=%llu icrc_dropped=%llu "
-			"preload_reentries=%llu smcd=%llu\n",
+			"link_groups=%llu smcd=%llu icrc_inferred=%llu "
+			"icrc_dropped=%llu preload_reentries=%llu\n",
 			(int)getpid(), (unsigned long long)st.conns_smcr,
 			(unsigned long long)st.conns_fallback,
 			(unsigned long long)st.conns_failed,
 			(unsigned long long)st.link_groups,
+			(unsigned long long)st.conns_smcd,
 			(unsigned long long)st.icrc_inferred,
 			(unsigned long long)st.icrc_dropped,
-			(unsigned long long)st.preload_reentries,
-			(unsigned long long)st.conns_smcd);
+			(unsigned long long)st.preload_reentries);
 		if (f != stderr)
 			fclose(f);
 	}

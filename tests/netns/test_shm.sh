@@ -41,7 +41,7 @@ sh_check() {
 				t_log "$tag: $side reports transport '$tp' (want shm)"
 				bad=1
 			}
-			grep -q 'stats: smcr=1 .* smcd=1$' "$f.err" || {
+			grep -q 'stats: smcr=1 .* smcd=1 ' "$f.err" || {
 				t_log "$tag: $side's USMC_STATS: '$(grep 'stats:' "$f.err")' (want smcr=1 ... smcd=1)"
 				bad=1
 			}
