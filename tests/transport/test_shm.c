@@ -799,6 +799,18 @@ static void in_process(const char *name)
 	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, want, 1, 1), 0);
 	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, want, 1, 1), 0);
 	USMC_ASSERT_EQ(wait_signal(a, 7), 1);
+	/* a doorbell read by get_async_event (which serves the endpoint)
+	 * is rung again while the signal waits for poll_cq: the owner's fd
+	 * stays readable (it was eaten, and the owner slept on the signal) */
+	{
+		struct pollfd pf = {usmc_tp_get_fd(a), POLLIN, 0};
+		usmc_tp_event ev;
+
+		USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, want, 1, 1), 0);
+		USMC_ASSERT_EQ(usmc_tp_get_async_event(a, &ev), 0);
+		USMC_ASSERT_EQ(poll(&pf, 1, 0), 1);
+		USMC_ASSERT_EQ(wait_signal(a, 7), 1);
+	}
 	/* the owner unregisters: the attacher hears of it */
 	usmc_tp_unregister_dmb(m1);
 	USMC_ASSERT_EQ(wait_gone(b, &gone_r1, 1), 1);
