@@ -1846,16 +1846,12 @@ static void tp_async_events(unsigned int d, const usmc_tp_evs *evs,
 		tp_event(d, &ev, now);
 }
 
-/* The shm device: signals of our DMBs (the peer moved a header: the core
- * re-reads it), then its events, which come after the signals a peer set
- * before it went: PEER_GONE of a DMB or an attachment fails the
- * connection as a peer gone (ECONNRESET once the data is read; nothing if
- * its close had come, an orderly end). */
-static void ism_dev_event(unsigned int d)
+/* Takes the shm device's signals of our DMBs (the peer moved a header:
+ * the core re-reads it). */
+static void ism_signals(unsigned int d)
 {
 	rt_dev *dev = &smc.devs[d];
 	usmc_wc wcs[32];
-	usmc_tp_event ev;
 	int n;
 
 	do {
@@ -1877,25 +1873,51 @@ static void ism_dev_event(unsigned int d)
 		}
 	} while (n == 32);
 	smc_post();
-	while (usmc_tp_get_async_event(dev->tp, &ev) == 1) {
-		ism_ent *e;
+}
 
-		if (ev.type != USMC_TP_EV_PEER_GONE) {
-			usmc_rt_log(0, "device %u (shm): async event %s", d,
-				    usmc_tp_event_name(ev.type));
-			continue;
+/* The shm device: its signals, then its events. PEER_GONE of a DMB or an
+ * attachment fails the connection as a peer gone (ECONNRESET once the data
+ * is read; nothing if its close had come, an orderly end). The signals a
+ * peer set before it went are queued ahead of its PEER_GONE by the very
+ * call that reads the event, so they are taken again before the events
+ * act: a close flag moved just before the peer let go is an orderly
+ * close, not a reset. */
+static void ism_dev_event(unsigned int d)
+{
+	rt_dev *dev = &smc.devs[d];
+	usmc_tp_event evs[16];
+	int nev;
+
+	ism_signals(d);
+	do {
+		for (nev = 0; nev < 16 &&
+			      usmc_tp_get_async_event(dev->tp, &evs[nev]) == 1;
+		     nev++)
+			;
+		if (!nev)
+			break;
+		ism_signals(d);
+		for (int i = 0; i < nev; i++) {
+			ism_ent *e;
+
+			if (evs[i].type != USMC_TP_EV_PEER_GONE) {
+				usmc_rt_log(0,
+					    "device %u (shm): async event %s",
+					    d, usmc_tp_event_name(evs[i].type));
+				continue;
+			}
+			e = ent_by_id((uint64_t)(uintptr_t)evs[i].context);
+			if (!e || !e->conn)
+				continue;
+			usmc_rt_log(1,
+				    "device %u (shm): the peer of DMB %" PRIu64
+				    " is gone",
+				    d, e->id);
+			e->failed = 1; /* its DMB may be gone: no more moves */
+			usmc_conn_peer_gone(e->conn, usmc_rt_now());
+			smc_post();
 		}
-		e = ent_by_id((uint64_t)(uintptr_t)ev.context);
-		if (!e || !e->conn)
-			continue;
-		usmc_rt_log(1,
-			    "device %u (shm): the peer of DMB %" PRIu64
-			    " is gone",
-			    d, e->id);
-		e->failed = 1; /* its DMB may be gone: no more moves */
-		usmc_conn_peer_gone(e->conn, usmc_rt_now());
-		smc_post();
-	}
+	} while (nev == 16);
 }
 
 void usmc_smc_on_dev_event(unsigned int d)

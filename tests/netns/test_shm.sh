@@ -60,11 +60,11 @@ for dir in up down; do
 		sh_check "$dir-256M" 268435456 smcd || fail=1
 done
 
-# usmc-stat while a connection lingers open after its stream (the server
-# serves on, so its side is listed too)
+# usmc-stat while a connection stays idle after usmc-perf's header (both
+# sides have it open)
 port=$((port + 1))
 t_server "$t_work/stat.server" $port "$T_PERF" -s -p $port --json -t 60
-t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -n 1M --linger 4000 --json \
+t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -n 1M --idle 4000 --json \
 	>"$t_work/stat.client" 2>"$t_work/stat.client.err" &
 cpid=$!
 sh_stat_seen() {
