@@ -155,3 +155,41 @@ int usmc_cdc_seq_before(uint16_t a, uint16_t b)
 {
 	return (int16_t)(uint16_t)(a - b) < 0;
 }
+
+/* SMC-D: host-endian, as the kernel's smcd_cdc_msg (no byte swapping). */
+usmc_ssize usmc_smcd_cdc_encode(uint8_t *buf, size_t cap,
+				const usmc_cdc_msg *msg)
+{
+	if (!buf || !msg)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (cap < SMCD_CDC_MSG_LEN)
+		return USMC_ERR_NOBUF;
+	memset(buf, 0, SMCD_CDC_MSG_LEN);
+	buf[0] = SMC_CDC_MSG_TYPE;
+	memcpy(buf + 8, &msg->prod.wrap, 2);
+	memcpy(buf + 10, &msg->prod.count, 4);
+	memcpy(buf + 16, &msg->cons.wrap, 2);
+	memcpy(buf + 18, &msg->cons.count, 4);
+	buf[22] = msg->prod_flags;
+	buf[23] = msg->conn_state_flags;
+	return SMCD_CDC_MSG_LEN;
+}
+
+usmc_ssize usmc_smcd_cdc_decode(usmc_cdc_msg *msg, const uint8_t *buf,
+				size_t len)
+{
+	if (!buf || !msg)
+		return USMC_ERR_INVALID_ARGUMENT;
+	memset(msg, 0, sizeof(*msg));
+	if (len < SMCD_CDC_MSG_LEN)
+		return USMC_ERR_TRUNCATED;
+	if (buf[0] != SMC_CDC_MSG_TYPE)
+		return USMC_ERR_BAD_TYPE;
+	memcpy(&msg->prod.wrap, buf + 8, 2);
+	memcpy(&msg->prod.count, buf + 10, 4);
+	memcpy(&msg->cons.wrap, buf + 16, 2);
+	memcpy(&msg->cons.count, buf + 18, 4);
+	msg->prod_flags = buf[22];
+	msg->conn_state_flags = buf[23];
+	return SMCD_CDC_MSG_LEN;
+}

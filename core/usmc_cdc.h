@@ -58,6 +58,21 @@ usmc_ssize usmc_cdc_decode(usmc_cdc_msg *msg, const uint8_t *buf, size_t len);
  * USMC_ERR_NOBUF, or USMC_ERR_INVALID_ARGUMENT (token 0). */
 usmc_ssize usmc_cdc_encode(uint8_t *buf, size_t cap, const usmc_cdc_msg *msg);
 
+/* SMC-D keeps the CDC in the first 32 bytes of the receiver's DMB
+ * (struct smcd_cdc_msg): type 0xFE, 7 reserved, the producer cursor
+ * {wrap u16, count u32, 2 flag bytes}, the consumer cursor alike, 8
+ * reserved; host-endian, packed. The sender's flags ride in the consumer
+ * cursor's flag bytes (smcd_cdc_msg_send); the producer's are 0. No seqno,
+ * no token: |msg|'s are ignored on encode and 0 on decode. */
+#define SMCD_CDC_MSG_LEN 32
+/* Returns 32 or USMC_ERR_NOBUF. */
+usmc_ssize usmc_smcd_cdc_encode(uint8_t *buf, size_t cap,
+				const usmc_cdc_msg *msg);
+/* Returns 32, USMC_ERR_TRUNCATED or USMC_ERR_BAD_TYPE (byte 0 != 0xFE:
+ * nothing was written yet, or garbage). */
+usmc_ssize usmc_smcd_cdc_decode(usmc_cdc_msg *msg, const uint8_t *buf,
+				size_t len);
+
 /* usmc_cdc_curs_valid returns 0 if |c| can point into an RMBE of
  * |rmbe_size| bytes (count < size), else USMC_ERR_BAD_OFFSET
  * (USMC_ERR_INVALID_ARGUMENT for size 0). */

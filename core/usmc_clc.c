@@ -344,14 +344,108 @@ static void encode_proposal(const usmc_clc_msg *msg, uint8_t *b)
 
 /* Accept / Confirm (SMC-R) */
 
+/* Accept / Confirm (SMC-D): struct smcd_clc_msg_accept_confirm_common at
+ * 8, then v1 12 reserved bytes, v2 d1 {chid, eid, gid_ext} and, with first
+ * contact, the first-contact extension at 74 (36 or 52 bytes). No GID
+ * list: that is SMC-R's. */
+
+#define ACD_FIXED    32 /* header + the common part */
+#define ACD_V2_FIXED 74 /* + chid, eid, gid_ext */
+
+static void decode_fce(const uint8_t *b, size_t fce, bool v2x,
+		       usmc_clc_accept_confirm *a)
+{
+	a->fce_v2x = v2x;
+	a->v2_direct = b[fce] >> 7;
+	a->os_type = b[fce + 1] >> 4;
+	a->release = b[fce + 1] & 0x0f;
+	memcpy(a->hostname, b + fce + 4, SMC_MAX_HOSTNAME_LEN);
+	if (!v2x)
+		return;
+	a->max_conns = b[fce + 36];
+	a->max_links = b[fce + 37];
+	a->feature_mask = usmc_get_be16(b + fce + 38);
+	a->vendor_exp_options = usmc_get_be32(b + fce + 40);
+}
+
+static uint8_t *encode_fce(uint8_t *w, const usmc_clc_accept_confirm *a,
+			   bool v2x)
+{
+	w = usmc_put_u8(w, a->v2_direct ? 0x80 : 0);
+	w = usmc_put_u8(w, (uint8_t)(a->os_type << 4 | a->release));
+	w = usmc_put_zero(w, 2);
+	w = usmc_put_bytes(w, a->hostname, SMC_MAX_HOSTNAME_LEN);
+	if (!v2x)
+		return w;
+	w = usmc_put_u8(w, a->max_conns);
+	w = usmc_put_u8(w, a->max_links);
+	w = usmc_put_be16(w, a->feature_mask);
+	w = usmc_put_be32(w, a->vendor_exp_options);
+	return usmc_put_zero(w, 8);
+}
+
+static int decode_accept_confirm_d(const uint8_t *b, size_t n,
+				   usmc_clc_msg *msg)
+{
+	usmc_clc_accept_confirm *a = &msg->u.ac;
+	const usmc_clc_hdr *h = &msg->hdr;
+	size_t body = n - SMC_CLC_TRL_LEN;
+
+	a->d_gid = usmc_get_be64(b + 8);
+	a->d_token = usmc_get_be64(b + 16);
+	a->dmbe_idx = b[24];
+	a->dmbe_size = b[25] >> 4;
+	a->d_linkid = usmc_get_be32(b + 28);
+	if (!a->d_token)
+		return USMC_ERR_BAD_VALUE;
+	if (!version_layout_v2(h->version))
+		return n == SMCD_CLC_ACCEPT_CONFIRM_LEN ? 0
+							: USMC_ERR_BAD_LENGTH;
+	a->d_chid = usmc_get_be16(b + ACD_FIXED);
+	memcpy(a->eid, b + ACD_FIXED + 2, SMC_MAX_EID_LEN);
+	a->gid_ext = usmc_get_be64(b + ACD_FIXED + 2 + SMC_MAX_EID_LEN);
+	if (!(h->typev2 & SMC_FIRST_CONTACT_MASK))
+		return body == ACD_V2_FIXED ? 0 : USMC_ERR_BAD_LENGTH;
+	if (body == ACD_V2_FIXED + SMC_CLC_FCE_LEN)
+		decode_fce(b, ACD_V2_FIXED, false, a);
+	else if (body == ACD_V2_FIXED + SMC_CLC_FCE_LEN_V2X)
+		decode_fce(b, ACD_V2_FIXED, true, a);
+	else
+		return USMC_ERR_BAD_LENGTH;
+	return 0;
+}
+
+static void encode_accept_confirm_d(const usmc_clc_msg *msg, uint8_t *b)
+{
+	const usmc_clc_accept_confirm *a = &msg->u.ac;
+	const usmc_clc_hdr *h = &msg->hdr;
+	uint8_t *w = b + 8;
+
+	w = usmc_put_be64(w, a->d_gid);
+	w = usmc_put_be64(w, a->d_token);
+	w = usmc_put_u8(w, a->dmbe_idx);
+	w = usmc_put_u8(w, (uint8_t)(a->dmbe_size << 4));
+	w = usmc_put_zero(w, 2);
+	w = usmc_put_be32(w, a->d_linkid);
+	if (!version_layout_v2(h->version)) {
+		usmc_put_zero(w, 12);
+		return;
+	}
+	w = usmc_put_be16(w, a->d_chid);
+	w = usmc_put_bytes(w, a->eid, SMC_MAX_EID_LEN);
+	w = usmc_put_be64(w, a->gid_ext);
+	if (h->typev2 & SMC_FIRST_CONTACT_MASK)
+		encode_fce(w, a, a->fce_v2x);
+}
+
 static int decode_accept_confirm(const uint8_t *b, size_t n, usmc_clc_msg *msg)
 {
 	usmc_clc_accept_confirm *a = &msg->u.ac;
 	const usmc_clc_hdr *h = &msg->hdr;
 	size_t fce = ACR_V2_FIXED, fce_len = 0, gle = 0;
 
-	if (h->typev1 != SMC_TYPE_R)
-		return USMC_ERR_NOTSUP; /* SMC-D: usmc speaks SMC-R only */
+	if (h->typev1 == SMC_TYPE_D)
+		return decode_accept_confirm_d(b, n, msg);
 	memcpy(a->peer_id, b + 8, SMC_SYSTEMID_LEN);
 	memcpy(a->gid, b + 16, SMC_GID_SIZE);
 	memcpy(a->mac, b + 32, USMC_CLC_MAC_LEN);
@@ -395,17 +489,7 @@ static int decode_accept_confirm(const uint8_t *b, size_t n, usmc_clc_msg *msg)
 		    n)
 			return USMC_ERR_BAD_LENGTH;
 	}
-	a->fce_v2x = true;
-	a->v2_direct = b[fce] >> 7;
-	a->os_type = b[fce + 1] >> 4;
-	a->release = b[fce + 1] & 0x0f;
-	memcpy(a->hostname, b + fce + 4, SMC_MAX_HOSTNAME_LEN);
-	{
-		a->max_conns = b[fce + 36];
-		a->max_links = b[fce + 37];
-		a->feature_mask = usmc_get_be16(b + fce + 38);
-		a->vendor_exp_options = usmc_get_be32(b + fce + 40);
-	}
+	decode_fce(b, fce, true, a);
 	if (gle) {
 		a->gid_cnt = b[gle];
 		for (unsigned int i = 0; i < a->gid_cnt; i++)
@@ -422,6 +506,15 @@ static size_t accept_confirm_len(const usmc_clc_msg *msg)
 	const usmc_clc_hdr *h = &msg->hdr;
 	size_t len;
 
+	if (h->typev1 == SMC_TYPE_D) {
+		if (!version_layout_v2(h->version))
+			return SMCD_CLC_ACCEPT_CONFIRM_LEN;
+		len = SMCD_CLC_ACCEPT_CONFIRM_LEN_V2;
+		if (h->typev2 & SMC_FIRST_CONTACT_MASK)
+			len += a->fce_v2x ? SMC_CLC_FCE_LEN_V2X
+					  : SMC_CLC_FCE_LEN;
+		return len;
+	}
 	if (!version_layout_v2(h->version))
 		return SMCR_CLC_ACCEPT_CONFIRM_LEN;
 	len = SMCR_CLC_ACCEPT_CONFIRM_LEN_V2;
@@ -438,6 +531,11 @@ static int check_accept_confirm(const usmc_clc_msg *msg)
 {
 	const usmc_clc_accept_confirm *a = &msg->u.ac;
 
+	if (msg->hdr.typev1 == SMC_TYPE_D)
+		return !a->d_token || a->dmbe_size > 0xf || a->os_type > 0xf ||
+				       a->release > 0xf
+			       ? USMC_ERR_INVALID_ARGUMENT
+			       : 0;
 	if (msg->hdr.typev1 != SMC_TYPE_R)
 		return USMC_ERR_INVALID_ARGUMENT;
 	if (!a->qpn || a->qpn > 0xffffff || a->psn > 0xffffff || !a->rmbe_idx ||
@@ -455,6 +553,10 @@ static void encode_accept_confirm(const usmc_clc_msg *msg, uint8_t *b)
 	const usmc_clc_hdr *h = &msg->hdr;
 	uint8_t *w = b + 8;
 
+	if (h->typev1 == SMC_TYPE_D) {
+		encode_accept_confirm_d(msg, b);
+		return;
+	}
 	w = usmc_put_bytes(w, a->peer_id, SMC_SYSTEMID_LEN);
 	w = usmc_put_bytes(w, a->gid, SMC_GID_SIZE);
 	w = usmc_put_bytes(w, a->mac, USMC_CLC_MAC_LEN);
@@ -473,17 +575,7 @@ static void encode_accept_confirm(const usmc_clc_msg *msg, uint8_t *b)
 	w = usmc_put_zero(w, 8);
 	if (!(h->typev2 & SMC_FIRST_CONTACT_MASK))
 		return;
-	w = usmc_put_u8(w, a->v2_direct ? 0x80 : 0);
-	w = usmc_put_u8(w, (uint8_t)(a->os_type << 4 | a->release));
-	w = usmc_put_zero(w, 2);
-	w = usmc_put_bytes(w, a->hostname, SMC_MAX_HOSTNAME_LEN);
-	{
-		w = usmc_put_u8(w, a->max_conns);
-		w = usmc_put_u8(w, a->max_links);
-		w = usmc_put_be16(w, a->feature_mask);
-		w = usmc_put_be32(w, a->vendor_exp_options);
-		w = usmc_put_zero(w, 8);
-	}
+	w = encode_fce(w, a, true);
 	if (h->type == SMC_CLC_CONFIRM) {
 		w = usmc_put_u8(w, a->gid_cnt);
 		w = usmc_put_zero(w, 3);

@@ -14,9 +14,10 @@
  * Offsets (IP area, v2 extension, SMC-Dv2 extension) must be the ones
  * Linux computes; the encoder computes them from the struct contents.
  *
- * SMC-D Accept/Confirm (eyecatcher SMCD, typev1 D) are recognised by
- * usmc_clc_hdr_peek() but usmc_clc_decode() returns USMC_ERR_NOTSUP for
- * them: usmc speaks SMC-R only. SMC-D parts of a Proposal are decoded.
+ * SMC-D Accept/Confirm (eyecatcher SMCD, typev1 D) are decoded and encoded
+ * as the kernel's struct smc_clc_msg_accept_confirm d0/d1 (v1 and v2, the
+ * v2 one with gid_ext as SMC-Dv2.1 virtual ISM devices such as
+ * loopback-ism send it); SMC-D parts of a Proposal too.
  */
 #ifndef USMC_CLC_H
 #define USMC_CLC_H
@@ -114,6 +115,8 @@ static inline bool usmc_clc_smcd_indicated(uint8_t smc_type)
 #define SMC_LINKS_ADD_LNK_MIN	 1
 #define SMC_LINKS_ADD_LNK_MAX	 2
 #define SMC_SPF_EMULATED_ISM_DEV 0x0001 /* feature mask bit 0 */
+/* CHID of a virtual ISM device such as loopback-ism (smc_loopback.h) */
+#define SMC_LO_RESERVED_CHID	 0xFFFF
 
 /* Compressed buffer sizes: 1 << (n + 14) bytes. */
 #define SMC_BUF_MIN_SIZE    16384
@@ -245,7 +248,7 @@ typedef struct usmc_clc_proposal {
 } usmc_clc_proposal;
 
 /*
- * SMC-R Accept or Confirm. v1: exactly 68 bytes. v2 (version >= 2) adds
+ * Accept or Confirm. SMC-R v1: exactly 68 bytes. v2 (version >= 2) adds
  * the negotiated EID; with first contact also the first-contact
  * extension, and a Confirm with first contact carries the GID list. For
  * SMC-R the extension is always the 52-byte v2x form (Linux sends it so
@@ -279,6 +282,18 @@ typedef struct usmc_clc_accept_confirm {
 	/* GID list (Confirm, v2, first contact) */
 	uint8_t gid_cnt;
 	uint8_t gids[USMC_CLC_MAX_GLE_GIDS][SMC_GID_SIZE];
+	/* SMC-D (typev1 D; struct smcd_clc_msg_accept_confirm_common and its
+	 * v2 part d1). The SMC-R fields above stay zero, except eid and the
+	 * first-contact extension, which is 36 bytes at release 0 and the
+	 * 52-byte v2x form from release 1 on (smc_clc_fill_fce_v2x): fce_v2x
+	 * says which, on decode and encode. */
+	uint64_t d_gid;	   /* sender's ISM GID */
+	uint64_t d_token;  /* the sender's DMB token (non-zero) */
+	uint8_t dmbe_idx;  /* Linux: 0 */
+	uint8_t dmbe_size; /* compressed DMB size, 4 bits */
+	uint32_t d_linkid; /* the sender's link group id */
+	uint16_t d_chid;   /* v2 */
+	uint64_t gid_ext;  /* v2: virtual ISM's GID extension (else 0) */
 } usmc_clc_accept_confirm;
 
 /* Decline: 28 bytes (v1) or 44 (version >= 2). */

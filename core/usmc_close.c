@@ -227,7 +227,7 @@ void usmc_close_abort_local(usmc_conn *conn, int err, int send, usmc_tstamp ts)
 		return;
 	if (err && !conn->err)
 		conn->err = err;
-	if (send && conn->link && usmc_link_usable(conn->link) &&
+	if (send && usmc_conn_can_send(conn) &&
 	    !(conn->close_flags_want & USMC_CDC_PEER_CONN_ABORT))
 		send_abort(conn);
 	/* smc_close_active_abort: every state ends in CLOSED here, since no
@@ -342,7 +342,7 @@ void usmc_conn_peer_gone(usmc_conn *conn, usmc_tstamp ts)
 int usmc_conn_close_done(const usmc_conn *conn)
 {
 	if (!conn || conn->mode != USMC_MODE_SMCR || !conn->lgr ||
-	    !conn->link || !usmc_link_usable(conn->link))
+	    !usmc_conn_can_send(conn))
 		return 1;
 	return (conn->close_flags_done & ANY_CLOSE) != 0;
 }

@@ -14,7 +14,7 @@ void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev)
 	usmc_conn_call_event(conn, ev);
 }
 
-static int clc_queue(usmc_conn *conn, usmc_clc_msg *m)
+int usmc_conn_clc_queue(usmc_conn *conn, usmc_clc_msg *m)
 {
 	usmc_ssize n =
 		usmc_clc_encode(m, conn->clc_out + conn->clc_out_len,
@@ -40,7 +40,7 @@ static int clc_send_decline(usmc_conn *conn, uint32_t code)
 	if (!conn->version && (conn->ctx->s.smc_versions & USMC_VERSION_V2))
 		version = SMC_V2;
 	usmc_clc_decline_init(&m, code, version, conn->ctx->s.system_id);
-	return clc_queue(conn, &m);
+	return usmc_conn_clc_queue(conn, &m);
 }
 
 /* Gives back the connection's link group resources. A link group that
@@ -101,19 +101,26 @@ void usmc_conn_clc_done(usmc_conn *conn)
 	conn->clc_expiry = USMC_TSTAMP_NONE;
 }
 
-static void conn_established(usmc_conn *conn, usmc_tstamp ts)
+void usmc_conn_established(usmc_conn *conn, usmc_tstamp ts)
 {
 	usmc_conn_clc_done(conn);
 	conn->mode = USMC_MODE_SMCR;
 	conn->state = SMC_ACTIVE;
-	conn->rkey_announced = 1;
-	/* the Accept/Confirm named the RMB on this link (the peer's
-	 * smc_rmb_rtoken_handling) */
-	if (conn->rmb && conn->link)
-		usmc_lgr_buf_known(conn->lgr, conn->rmb, conn->link);
-	usmc_log(conn->ctx, USMC_LOG_DEBUG,
-		 "conn %08x established on lgr %08x link %u (v%d)", conn->token,
-		 conn->lgr->id, conn->link->link_id, conn->version);
+	conn->rkey_announced = !conn->smcd;
+	if (conn->smcd) {
+		usmc_log(conn->ctx, USMC_LOG_DEBUG,
+			 "conn %08x established on SMC-D lgr %08x", conn->token,
+			 conn->lgr->id);
+	} else {
+		/* the Accept/Confirm named the RMB on this link (the peer's
+		 * smc_rmb_rtoken_handling) */
+		if (conn->rmb && conn->link)
+			usmc_lgr_buf_known(conn->lgr, conn->rmb, conn->link);
+		usmc_log(conn->ctx, USMC_LOG_DEBUG,
+			 "conn %08x established on lgr %08x link %u (v%d)",
+			 conn->token, conn->lgr->id, conn->link->link_id,
+			 conn->version);
+	}
 	usmc_conn_event_raise(conn, USMC_EV_ESTABLISHED);
 	/* a server may get the client's first CDCs before its Confirm */
 	if (conn->rx_prod != conn->rx_cons)
@@ -137,15 +144,28 @@ static void build_proposal(usmc_conn *conn, usmc_clc_msg *m)
 			? 0xffffffffu
 			: ~(0xffffffffu >> conn->params.ipv4.prefix_len);
 
+	/* SMC-R on the connection's device if it is an RNIC; SMC-Dv2 too
+	 * when the ctx has an ISM device (smc_find_ism_v2_device_clnt) */
+	int r = usmc_conn_dev(conn)->kind == USMC_DEV_ROCE;
+	int d = v2 && usmc_smcd_dev(conn->ctx) >= 0;
+
+	v1 = v1 && r;
 	memset(m, 0, sizeof(*m));
 	m->hdr.type = SMC_CLC_PROPOSAL;
 	m->hdr.version = v2 ? SMC_V2 : SMC_V1;
 	m->hdr.typev1 = v1 ? SMC_TYPE_R : SMC_TYPE_N;
-	m->hdr.typev2 = v2 ? SMC_TYPE_R : SMC_TYPE_N;
+	m->hdr.typev2 = v2 && r && d ? SMC_TYPE_B
+			: v2 && r    ? SMC_TYPE_R
+			: d	     ? SMC_TYPE_D
+				     : SMC_TYPE_N;
 	memcpy(p->peer_id, s->system_id, 8);
-	memcpy(p->gid, usmc_conn_dev(conn)->gid, 16);
-	memcpy(p->mac, usmc_conn_dev(conn)->mac, 6);
-	p->smcd_area = true;
+	if (r) {
+		memcpy(p->gid, usmc_conn_dev(conn)->gid, 16);
+		memcpy(p->mac, usmc_conn_dev(conn)->mac, 6);
+	}
+	/* SMC-Dv2 only: no IP area, offset 0 as Linux writes it */
+	p->smcd_area = r;
+	conn->offered_r = r;
 	if (v1) {
 		p->ipv4_subnet = conn->params.ipv4.addr & mask;
 		p->ipv4_prefix_len = conn->params.ipv4.prefix_len;
@@ -156,9 +176,12 @@ static void build_proposal(usmc_conn *conn, usmc_clc_msg *m)
 		for (unsigned int i = 0; i < s->ueid_cnt; i++)
 			memcpy(p->user_eids[i], s->ueid[i], SMC_MAX_EID_LEN);
 		p->release = SMC_RELEASE;
-		memcpy(p->roce_gid, usmc_conn_dev(conn)->gid, 16);
+		if (r)
+			memcpy(p->roce_gid, usmc_conn_dev(conn)->gid, 16);
 		p->max_conns = SMC_CONN_PER_LGR_MAX;
 		p->max_links = SMC_LINKS_ADD_LNK_MAX;
+		if (d)
+			usmc_smcd_propose(conn, p);
 	}
 }
 
@@ -295,7 +318,11 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 	usmc_clc_msg out;
 	uint32_t rc;
 
-	if (m->hdr.typev1 != SMC_TYPE_R ||
+	if (m->hdr.typev1 == SMC_TYPE_D) {
+		usmc_smcd_cli_accept(conn, m, ts);
+		return;
+	}
+	if (m->hdr.typev1 != SMC_TYPE_R || !conn->offered_r ||
 	    (m->hdr.version == SMC_V2 &&
 	     !(s->smc_versions & USMC_VERSION_V2)) ||
 	    (m->hdr.version == SMC_V1 &&
@@ -356,7 +383,7 @@ static void cli_rx_accept(usmc_conn *conn, const usmc_clc_msg *m,
 			return;
 		}
 		build_accept_confirm(conn, &out, SMC_CLC_CONFIRM);
-		if (clc_queue(conn, &out)) {
+		if (usmc_conn_clc_queue(conn, &out)) {
 			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_INTERR,
 						   ts);
 			return;
@@ -427,8 +454,16 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 	caps.max_conns = SMC_CONN_PER_LGR_MAX;
 	caps.max_links = SMC_LINKS_ADD_LNK_MAX;
 	memset(&ch, 0, sizeof(ch));
+	/* SMC-Dv2 first, as smc_listen_find_device */
+	if (usmc_smcd_srv_proposal(conn, m, ts))
+		return;
+	/* an RNIC for SMC-R: the connection's device must be one */
+	if (usmc_conn_dev(conn)->kind != USMC_DEV_ROCE)
+		caps.smcr_v1 = caps.smcr_v2 = false;
 	conn->version = m->hdr.version >= SMC_V2 ? SMC_V2 : SMC_V1;
 	rc = usmc_clc_srv_classify(m, &caps, &ch);
+	if (rc && conn->smcd_decl)
+		rc = conn->smcd_decl; /* the first reason, as ini->rc */
 	if (rc) {
 		usmc_conn_handshake_failed(conn, 0, rc, ts);
 		return;
@@ -474,7 +509,7 @@ static void srv_rx_proposal(usmc_conn *conn, const usmc_clc_msg *m,
 		conn->lgr->max_links = ch.max_links;
 	}
 	build_accept_confirm(conn, &out, SMC_CLC_ACCEPT);
-	if (clc_queue(conn, &out)) {
+	if (usmc_conn_clc_queue(conn, &out)) {
 		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_INTERR, ts);
 		return;
 	}
@@ -489,6 +524,10 @@ static void srv_rx_confirm(usmc_conn *conn, const usmc_clc_msg *m,
 	usmc_link *link = conn->link;
 	uint32_t rc = 0;
 
+	if (conn->smcd) {
+		usmc_smcd_srv_confirm(conn, m, ts);
+		return;
+	}
 	if (m->hdr.typev1 != SMC_TYPE_R)
 		rc = SMC_CLC_DECL_MODEUNSUPP;
 	else if ((m->hdr.version >= SMC_V2 ? SMC_V2 : SMC_V1) != conn->version)
@@ -502,7 +541,7 @@ static void srv_rx_confirm(usmc_conn *conn, const usmc_clc_msg *m,
 	}
 	conn_set_rtoken(conn, ac);
 	if (!conn->first_contact) {
-		conn_established(conn, ts);
+		usmc_conn_established(conn, ts);
 		return;
 	}
 	/* first contact: bring the QP up, then CONFIRM_LINK (§4.5) */
@@ -564,7 +603,7 @@ void usmc_conn_link_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
 		conn->clc_expiry = ts + SMC_LLC_WAIT_TIME;
 		return;
 	}
-	conn_established(conn, ts);
+	usmc_conn_established(conn, ts);
 }
 
 /* Client: the server's ADD_LINK request came (and was answered); the
@@ -575,7 +614,7 @@ void usmc_conn_add_link_seen(usmc_conn *conn, usmc_tstamp ts)
 	    (conn->clc_state == USMC_CLC_CLI_WAIT_ADDLINK ||
 	     conn->clc_state == USMC_CLC_CLI_ADDLINK_DECL) &&
 	    conn->lgr)
-		conn_established(conn, ts);
+		usmc_conn_established(conn, ts);
 }
 
 void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
@@ -594,15 +633,15 @@ void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts)
 	}
 	if (conn->clc_state == USMC_CLC_CLI_WAIT_RKEY) {
 		build_accept_confirm(conn, &out, SMC_CLC_CONFIRM);
-		if (clc_queue(conn, &out)) {
+		if (usmc_conn_clc_queue(conn, &out)) {
 			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_INTERR,
 						   ts);
 			return;
 		}
-		conn_established(conn, ts);
+		usmc_conn_established(conn, ts);
 	} else if (conn->clc_state == USMC_CLC_SRV_WAIT_RKEY) {
 		build_accept_confirm(conn, &out, SMC_CLC_ACCEPT);
-		if (clc_queue(conn, &out)) {
+		if (usmc_conn_clc_queue(conn, &out)) {
 			usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_INTERR,
 						   ts);
 			return;
@@ -647,7 +686,7 @@ int usmc_conn_new(usmc_ctx *ctx, const usmc_conn_params *p, usmc_tstamp ts,
 	}
 	conn->clc_state = USMC_CLC_CLI_WAIT_ACCEPT;
 	build_proposal(conn, &m);
-	if (clc_queue(conn, &m)) {
+	if (usmc_conn_clc_queue(conn, &m)) {
 		usmc_conn_del(conn);
 		*pconn = NULL;
 		return USMC_ERR_INTERNAL;
@@ -692,18 +731,6 @@ int usmc_conn_clc_recv(usmc_conn *conn, const uint8_t *msg, size_t len,
 	conn->ctx->now = ts;
 	conn->clc_recv_any = 1;
 	n = usmc_clc_decode(msg, len, &m);
-	/* A well-formed SMC-D Accept or Confirm (its header and length
-	 * checked): usmc offered SMC-R only, so the mode is declined, as
-	 * smc_connect_check_aclc does, not taken as a bad message. */
-	if (n == USMC_ERR_NOTSUP &&
-	    ((m.hdr.type == SMC_CLC_ACCEPT &&
-	      conn->clc_state == USMC_CLC_CLI_WAIT_ACCEPT) ||
-	     (m.hdr.type == SMC_CLC_CONFIRM &&
-	      conn->clc_state == USMC_CLC_SRV_WAIT_CONFIRM))) {
-		usmc_conn_handshake_failed(conn, 0, SMC_CLC_DECL_MODEUNSUPP,
-					   ts);
-		return 0;
-	}
 	if (n < 0) {
 		/* smc_clc_wait_msg: an invalid message is EPROTO, not a
 		 * decline; connect fails and the server drops the child */
@@ -824,7 +851,7 @@ void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
 		 * ours (Declines must not cross), never use the link. */
 		if (conn->lgr && !conn->lgr->terminating && conn->link &&
 		    conn->link->clink_resp_slot < 0) {
-			conn_established(conn, ts);
+			usmc_conn_established(conn, ts);
 		} else if (!conn->addlink_late) {
 			conn->addlink_late = 1;
 			conn->clc_expiry = ts + CLC_WAIT_TIME_SHORT;
@@ -855,7 +882,24 @@ void *usmc_conn_get_user(const usmc_conn *c)
 
 usmc_conn_mode usmc_conn_get_mode(const usmc_conn *conn)
 {
-	return conn->mode;
+	return conn->smcd && conn->mode == USMC_MODE_SMCR ? USMC_MODE_SMCD
+							  : conn->mode;
+}
+
+int usmc_conn_eid_match(const usmc_conn *conn, const usmc_clc_proposal *p,
+			uint8_t *eid)
+{
+	const usmc_settings *s = &conn->ctx->s;
+
+	for (unsigned int i = 0; i < p->eid_cnt && i < SMC_CLC_MAX_UEID; i++)
+		for (unsigned int j = 0; j < s->ueid_cnt && j < USMC_UEID_MAX;
+		     j++)
+			if (!memcmp(p->user_eids[i], s->ueid[j],
+				    SMC_MAX_EID_LEN)) {
+				memcpy(eid, p->user_eids[i], SMC_MAX_EID_LEN);
+				return 1;
+			}
+	return 0;
 }
 
 uint32_t usmc_conn_fallback_reason(const usmc_conn *conn)
@@ -895,7 +939,7 @@ void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info)
 	uint32_t snd = conn->sndbuf ? conn->sndbuf->size : 0;
 
 	memset(info, 0, sizeof(*info));
-	info->mode = conn->mode;
+	info->mode = usmc_conn_get_mode(conn);
 	info->role = conn->params.role;
 	info->state = conn->state;
 	info->smc_version = conn->version;
@@ -907,6 +951,8 @@ void usmc_conn_get_info(const usmc_conn *conn, usmc_conn_info *info)
 		info->link_id = conn->link->link_id;
 		info->peer_qpn = conn->link->peer_qpn;
 		memcpy(info->peer_gid, conn->link->peer_gid, 16);
+	} else if (conn->smcd) {
+		memcpy(info->peer_gid, conn->peer_dgid, 16);
 	}
 	info->tx_cdcs = conn->n_tx_cdcs;
 	info->rx_cdcs = conn->n_rx_cdcs;

@@ -66,7 +66,19 @@ typedef struct usmc_mr {
 	void *handle;
 } usmc_mr;
 
-/* The local RNIC port (from usmc_tp_query_port). */
+/* What a device is (usmc_device_info.kind). */
+enum usmc_device_kind {
+	USMC_DEV_ROCE = 0, /* an RNIC port: SMC-R */
+	/* an ISM-shaped device (transport shm): SMC-Dv2 in the shape of the
+	 * kernel's loopback-ism, for peers on the same host */
+	USMC_DEV_ISM = 1,
+};
+
+/* The local device (from usmc_tp_query_port): an RNIC port, or an ISM
+ * device (kind USMC_DEV_ISM), whose gid is its 8-byte GID (big-endian:
+ * the host identity, equal for every process that can reach the others'
+ * DMBs) followed by the 8-byte gid_ext (big-endian: this device, one per
+ * process), as SMC-Dv2.1 virtual ISM devices. */
 typedef struct usmc_device_info {
 	uint8_t gid[16];
 	uint8_t mac[6];
@@ -75,7 +87,19 @@ typedef struct usmc_device_info {
 	 * of each other (smc_pnet_find_alt_roce): a link group may add its
 	 * second link on one. Blank or zero: none, no second link. */
 	char pnet_id[16];
+	uint8_t kind;  /* enum usmc_device_kind; 0 (RoCE) when left zero */
+	uint16_t chid; /* ISM: CHID, 0 for SMC_LO_RESERVED_CHID 0xFFFF */
 } usmc_device_info;
+
+/* A DMB (Direct Memory Buffer) of an ISM device, from register_dmb: |len|
+ * bytes at |addr|, zeroed; |token| names it to the peer (which attaches it
+ * with the token) and is not 0; |handle| is the transport's object. */
+typedef struct usmc_dmb {
+	void *addr;
+	size_t len;
+	uint64_t token;
+	void *handle;
+} usmc_dmb;
 
 /* Devices (RNIC ports) one context can use at once: a link group's links
  * may sit on different devices (RFC 7609 §2.1: redundancy wants two
@@ -155,6 +179,14 @@ typedef struct usmc_callbacks {
 	void (*link_destroy_qp)(void *user, usmc_link *link);
 	/* Connection notifications (required). */
 	void (*conn_event)(void *user, usmc_conn *conn, usmc_conn_event ev);
+	/* ISM devices (required for SMC-D; without them no SMC-D is
+	 * offered or chosen): the receive buffer of one SMC-D connection, a
+	 * DMB of |len| bytes on device |dev_idx| for |conn| (the kernel's
+	 * smcd_ops register_dmb), and its release. 0 or non-zero on
+	 * failure. */
+	int (*register_dmb)(void *user, unsigned int dev_idx, size_t len,
+			    usmc_conn *conn, usmc_dmb *dmb);
+	void (*unregister_dmb)(void *user, usmc_dmb *dmb);
 } usmc_callbacks;
 
 typedef struct usmc_settings {
@@ -363,6 +395,7 @@ typedef enum usmc_conn_mode {
 	USMC_MODE_HANDSHAKE,
 	USMC_MODE_SMCR,
 	USMC_MODE_FALLBACK,
+	USMC_MODE_SMCD, /* SMC-D over an ISM device (see "SMC-D" below) */
 } usmc_conn_mode;
 usmc_conn_mode usmc_conn_get_mode(const usmc_conn *conn);
 /* SMC_CLC_DECL_* of the local fallback decision, 0 if none. */
@@ -373,7 +406,69 @@ uint32_t usmc_conn_peer_diagnosis(const usmc_conn *conn);
 int usmc_conn_state(const usmc_conn *conn);
 const char *usmc_conn_state_name(int state);
 
-/* Data path (USMC_MODE_SMCR). */
+/*
+ * SMC-D (USMC_MODE_SMCD): the data path of a connection on an ISM device,
+ * in the shape of the kernel's loopback-ism (docs/core.md "SMC-D (shm)").
+ * No link, no LLC, no work requests: each side's receive buffer is a DMB
+ * (register_dmb) whose first 32 bytes are the CDC header (struct
+ * smcd_cdc_msg, host-endian) and whose data ring follows at offset 32.
+ * A sender moves data into the peer's DMB, then the header with a signal.
+ *
+ * Once USMC_EV_ESTABLISHED says USMC_MODE_SMCD, the runtime attaches the
+ * peer's DMB (usmc_conn_get_peer_dmb) before it executes any of the
+ * connection's ISM operations, and detaches it when the connection is
+ * deleted. The usmc_conn_write/read/close calls are SMC-R's.
+ */
+typedef struct usmc_peer_dmb {
+	uint8_t gid[16]; /* the peer device's gid and gid_ext (big-endian) */
+	uint64_t token;	 /* its DMB's token: attach with this, once */
+	size_t len;	 /* the DMB's length (header + ring) */
+} usmc_peer_dmb;
+/* 0 and |*out| for a connection whose peer DMB is known, else
+ * USMC_ERR_INVALID_STATE (not SMC-D, or before the Accept/Confirm). */
+int usmc_conn_get_peer_dmb(const usmc_conn *conn, usmc_peer_dmb *out);
+
+typedef enum usmc_ism_op_kind {
+	USMC_ISM_DATA = 1, /* |data| (the sndbuf), no signal */
+	USMC_ISM_CDC = 2,  /* |hdr| (32 bytes) to offset 0, with signal */
+} usmc_ism_op_kind;
+
+/* One move_data into a peer's DMB. |offset| + |len| never exceeds the
+ * DMB the peer announced. */
+typedef struct usmc_ism_op {
+	usmc_conn *conn;
+	usmc_ism_op_kind kind;
+	uint64_t peer_token; /* the peer DMB (usmc_conn_get_peer_dmb) */
+	size_t offset;
+	const uint8_t *data; /* USMC_ISM_DATA: |len| bytes of the sndbuf */
+	size_t len;
+	uint8_t hdr[32]; /* USMC_ISM_CDC: the header, |len| is 32 */
+	int signal;	 /* raise the peer's DMB signal after the move */
+} usmc_ism_op;
+
+/* Takes the next ISM operation of any SMC-D connection of |ctx|, as
+ * usmc_ctx_next_wr does for work requests: call it after every core call
+ * and execute each operation (move_data) before taking the next and
+ * before the next core call; a connection's operations come in the order
+ * they must land (its data, then the header). Returns 1 when |*out| holds
+ * one, 0 when none is left, USMC_ERR_INVALID_ARGUMENT. Taking a CDC frees
+ * the sndbuf space it covers, so it may raise USMC_EV_WRITABLE, and a
+ * connection that was only waiting for it to go may be released (the
+ * kernel's ISM write is synchronous: smcd_cdc_msg_send). */
+int usmc_ctx_next_ism_op(usmc_ctx *ctx, usmc_ism_op *out);
+
+/* The transport signalled |conn|'s DMB (the one register_dmb gave it,
+ * named by |dmb_token|): the core re-reads the header at offset 0 and
+ * takes the cursors and flags in it; several signals may be one call. A
+ * header that is not a CDC, cursors that run backwards, past the ring or
+ * past the window we granted abort the connection (USMC_EV_ERROR,
+ * USMC_ERR_PROTO), as a token that is not the connection's does. Returns
+ * 0, USMC_ERR_INVALID_ARGUMENT, USMC_ERR_INVALID_STATE (not SMC-D), or
+ * USMC_ERR_PROTO when it aborted. */
+int usmc_conn_on_dmb_signal(usmc_conn *conn, uint64_t dmb_token,
+			    usmc_tstamp ts);
+
+/* Data path (USMC_MODE_SMCR and USMC_MODE_SMCD). */
 /* Bytes queued, or USMC_ERR_WOULDBLOCK (sndbuf full), USMC_ERR_PIPE
  * (after shutdown), USMC_ERR_CONNRESET / CONNABORTED. */
 usmc_ssize usmc_conn_write(usmc_conn *conn, const uint8_t *data, size_t len,
@@ -492,6 +587,11 @@ typedef struct usmc_lgr_info {
 		 * receive queue: it shows in usmc_conn_info.bytes_received */
 		uint64_t tx_bytes, rx_bytes, tx_wrs, rx_wrs;
 	} links[3];
+	/* SMC-D (smcd linkgroup): no links; the ISM device and the peer's
+	 * gid and gid_ext */
+	int smcd;
+	uint8_t ism_dev;
+	uint8_t peer_ism_gid[16];
 } usmc_lgr_info;
 /* Iterates link groups: pass NULL to get the first. */
 usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev);

@@ -67,6 +67,9 @@ typedef struct usmc_buf {
 	 * for none. A link id names one link for the lgr's life, so a link
 	 * that went and one that came at its index do not match. */
 	uint8_t peer_link_id[USMC_LINKS_MAX];
+	/* SMC-D: not pooled nor registered; an RMB's mr.addr is its DMB's
+	 * ring (DMB + 32), a sndbuf's is plain memory (usmc_smcd.c) */
+	int smcd;
 } usmc_buf;
 
 /* |b|'s registration with device |dev|, or NULL. */
@@ -238,6 +241,11 @@ struct usmc_lgr {
 	usmc_link *delayed_link;
 	/* v2 client: REQ_ADD_LINK sent, no ADD_LINK yet */
 	usmc_tstamp req_add_expiry;
+	/* SMC-D: no links; one lgr per (ISM device, peer gid and gid_ext),
+	 * as the kernel's smcd lgr per (smcd, peer_gid) */
+	int smcd;
+	uint8_t ism_dev;
+	uint8_t peer_dgid[16];
 };
 
 /* CLC states */
@@ -334,6 +342,25 @@ struct usmc_conn {
 	int want_writable;
 	int peer_shutdown_seen;
 
+	/* SMC-D (usmc_smcd.c): mode stays USMC_MODE_SMCR inside the core,
+	 * usmc_conn_get_mode says USMC_MODE_SMCD */
+	int smcd;
+	int offered_d;	      /* client: the Proposal offered SMC-D */
+	int offered_r;	      /* ... and SMC-R */
+	uint32_t smcd_decl;   /* server: why SMC-D could not be set up */
+	unsigned int ism_dev; /* the ISM device */
+	usmc_dmb dmb;	      /* our DMB: header at 0, the RMB ring at 32 */
+	uint8_t peer_dgid[16];
+	uint64_t peer_dmb_token;
+	size_t peer_dmb_len;
+	/* what the pulled ISM operations moved: data up to ism_moved, a CDC
+	 * due (usmc_ctx_next_ism_op builds it from the cursors then) */
+	uint64_t ism_moved;
+	int ism_cdc_due;
+	uint8_t ism_pflags;
+	int ism_listed;
+	usmc_conn *ism_next;
+
 	uint64_t bytes_sent, bytes_received;
 	uint64_t n_tx_cdcs, n_rx_cdcs, n_writes, n_buf_full, n_peer_full;
 	uint32_t n_failovers; /* moves to another link (smc_switch_conns) */
@@ -358,6 +385,8 @@ struct usmc_ctx {
 	/* a link on it went down with its port or device: no ADD_LINK there
 	 * until usmc_ctx_device_up */
 	uint8_t dev_down[USMC_DEVICES_MAX];
+	/* SMC-D connections with ISM operations to pull, oldest first */
+	usmc_conn *ism_head, *ism_tail;
 };
 
 /* The device a link's QP lives on, and the one a connection uses. */
@@ -519,6 +548,34 @@ void usmc_llc_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 
 /* CLC handshake (usmc_conn.c) */
 void usmc_conn_event_raise(usmc_conn *conn, usmc_conn_event ev);
+int usmc_conn_clc_queue(usmc_conn *conn, usmc_clc_msg *m);
+void usmc_conn_established(usmc_conn *conn, usmc_tstamp ts);
+/* 1 if |p| offers |ueid_cnt| user EIDs one of which is ours (copied to
+ * |eid|) */
+int usmc_conn_eid_match(const usmc_conn *conn, const usmc_clc_proposal *p,
+			uint8_t *eid);
+
+/* SMC-D (usmc_smcd.c) */
+/* The ctx's ISM device for SMC-D, or -1 (none, no v2, no DMB callbacks). */
+int usmc_smcd_dev(const usmc_ctx *ctx);
+/* Client: adds the SMC-Dv2 offer to a v2 Proposal (typev2 set by the
+ * caller). */
+void usmc_smcd_propose(usmc_conn *conn, usmc_clc_proposal *p);
+/* Server: SMC-D for this Proposal (smc_find_ism_v2_device_serv)? 1 when
+ * it was chosen (the Accept is queued, or the handshake failed), 0 to go
+ * on with SMC-R. */
+int usmc_smcd_srv_proposal(usmc_conn *conn, const usmc_clc_msg *m,
+			   usmc_tstamp ts);
+void usmc_smcd_cli_accept(usmc_conn *conn, const usmc_clc_msg *m,
+			  usmc_tstamp ts);
+void usmc_smcd_srv_confirm(usmc_conn *conn, const usmc_clc_msg *m,
+			   usmc_tstamp ts);
+void usmc_smcd_tx_push(usmc_conn *conn);
+/* The connection leaves its lgr: DMB and sndbuf freed, its pending ISM
+ * operations dropped. */
+void usmc_smcd_release(usmc_conn *conn);
+/* Whether a CDC can still reach the peer. */
+int usmc_conn_can_send(const usmc_conn *conn);
 void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);
 void usmc_conn_link_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);
 void usmc_conn_wait_decline(usmc_conn *conn, uint32_t reason, usmc_tstamp ts);
@@ -542,6 +599,9 @@ void usmc_tx_flush_close(usmc_conn *conn);
 void usmc_rx_cdc(usmc_link *link, const uint8_t *msg, size_t len,
 		 usmc_tstamp ts);
 void usmc_rx_consumer_update(usmc_conn *conn, int force);
+/* SMC-D: takes the header re-read from the DMB as a CDC; 1 when it was
+ * hostile and the connection aborted. */
+int usmc_rx_apply(usmc_conn *conn, const usmc_cdc_msg *m, usmc_tstamp ts);
 
 /* close (usmc_close.c) */
 void usmc_close_peer_flags(usmc_conn *conn, uint8_t conn_flags, usmc_tstamp ts);

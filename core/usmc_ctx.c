@@ -310,6 +310,11 @@ void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
 	}
 	memcpy(info->peer_system_id, lgr->peer_system_id, 8);
 	info->type = lgr_type(info);
+	if (lgr->smcd) {
+		info->smcd = 1;
+		info->ism_dev = lgr->ism_dev;
+		memcpy(info->peer_ism_gid, lgr->peer_dgid, 16);
+	}
 }
 
 /* The type smcr_lgr_set_type would have set for these links: two active

@@ -282,6 +282,8 @@ void usmc_lgr_del_conn(usmc_lgr *lgr, usmc_conn *conn, usmc_tstamp ts)
 		if (lgr->nvalid)
 			lgr->nvalid--;
 	}
+	if (conn->smcd)
+		usmc_smcd_release(conn);
 	if (conn->rmb) {
 		/* the kernel's smcr_buf_unuse deletes the rkey at the peer
 		 * and confirms it again at reuse: two LLC flows, serialised

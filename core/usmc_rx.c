@@ -16,7 +16,9 @@
  * codec's diff helpers cap at one ring, which would hide a hostile jump. */
 static int64_t curs_dist(uint64_t old, const usmc_curs *c, uint32_t size)
 {
-	uint32_t ocount = (uint32_t)(old & (size - 1));
+	/* a modulo: an SMC-D RMBE is its DMB less the header, no power of
+	 * two */
+	uint32_t ocount = (uint32_t)(old % size);
 	uint16_t owrap = (uint16_t)(old / size);
 	uint16_t dwrap = (uint16_t)(c->wrap - owrap);
 
@@ -30,14 +32,15 @@ static void rx_hostile(usmc_conn *conn, const char *what, usmc_tstamp ts)
 	usmc_close_abort_local(conn, USMC_ERR_PROTO, 1, ts);
 }
 
+static int rx_apply(usmc_conn *conn, const usmc_cdc_msg *mp, int has_seq,
+		    usmc_tstamp ts);
+
 void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		 usmc_tstamp ts)
 {
 	usmc_lgr *lgr = link->lgr;
 	usmc_cdc_msg m;
 	usmc_conn *conn;
-	int64_t dprod, dcons = 0;
-	uint32_t rmb;
 	uint8_t newflags;
 	usmc_ssize n = usmc_cdc_decode(&m, buf, len);
 
@@ -84,10 +87,25 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 			usmc_close_peer_flags(conn, newflags, ts);
 		return;
 	}
+	rx_apply(conn, &m, 1, ts);
+}
+
+/* Takes a CDC's cursors and flags (after usmc_rx_cdc's token and seqno
+ * checks; SMC-D has neither). Returns 0, or 1 when the CDC was hostile
+ * and the connection aborted. */
+static int rx_apply(usmc_conn *conn, const usmc_cdc_msg *mp, int has_seq,
+		    usmc_tstamp ts)
+{
+	usmc_cdc_msg m = *mp;
+	usmc_lgr *lgr = conn->lgr;
+	int64_t dprod, dcons = 0;
+	uint32_t rmb;
+	uint8_t newflags;
+
 	rmb = conn->rmb->size;
 	if (usmc_cdc_curs_valid(&m.prod, rmb)) {
 		rx_hostile(conn, "producer cursor beyond RMBE", ts);
-		return;
+		return 1;
 	}
 	dprod = curs_dist(conn->rx_prod, &m.prod, rmb);
 	/* after a failover the peer writes again from what its RNIC
@@ -98,12 +116,12 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 	if (dprod < 0 ||
 	    (uint64_t)dprod > conn->rx_cons_sent + rmb - conn->rx_prod) {
 		rx_hostile(conn, "producer cursor moved out of window", ts);
-		return;
+		return 1;
 	}
 	if (conn->peer_rmb_size) {
 		if (usmc_cdc_curs_valid(&m.cons, conn->peer_rmb_size)) {
 			rx_hostile(conn, "consumer cursor beyond RMBE", ts);
-			return;
+			return 1;
 		}
 		dcons = curs_dist(conn->peer_cons, &m.cons,
 				  conn->peer_rmb_size);
@@ -113,17 +131,18 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		    (uint64_t)dcons > conn->tx_sent_max - conn->peer_cons) {
 			rx_hostile(conn, "consumer cursor moved out of window",
 				   ts);
-			return;
+			return 1;
 		}
 	} else if (m.cons.wrap || m.cons.count) {
 		rx_hostile(conn, "consumer cursor before Confirm", ts);
-		return;
+		return 1;
 	}
 	if ((conn->peer_conn_flags & USMC_CDC_PEER_CONN_CLOSED) && dprod) {
 		rx_hostile(conn, "data after close", ts);
-		return;
+		return 1;
 	}
-	conn->rx_seq = m.seqno;
+	if (has_seq)
+		conn->rx_seq = m.seqno;
 	if (conn->rx_valid_expiry != USMC_TSTAMP_NONE &&
 	    !usmc_cdc_seq_before(conn->rx_seq, conn->rx_valid_seq)) {
 		conn->rx_valid_expiry = USMC_TSTAMP_NONE;
@@ -158,6 +177,12 @@ void usmc_rx_cdc(usmc_link *link, const uint8_t *buf, size_t len,
 		usmc_tx_push(conn);
 	if (newflags && conn->lgr)
 		usmc_close_peer_flags(conn, newflags, ts);
+	return 0;
+}
+
+int usmc_rx_apply(usmc_conn *conn, const usmc_cdc_msg *m, usmc_tstamp ts)
+{
+	return rx_apply(conn, m, 0, ts);
 }
 
 void usmc_rx_consumer_update(usmc_conn *conn, int force)
@@ -206,7 +231,7 @@ usmc_ssize usmc_conn_read(usmc_conn *conn, uint8_t *buf, size_t len,
 	conn->ctx->now = ts;
 	size = conn->rmb->size;
 	n = len < avail ? len : avail;
-	off = (uint32_t)(conn->rx_cons & (size - 1));
+	off = (uint32_t)(conn->rx_cons % size);
 	a = size - off;
 	if (a > n)
 		a = (uint32_t)n;

@@ -11,7 +11,7 @@
 
 static void wire_curs(usmc_curs *c, uint64_t n, uint32_t size)
 {
-	c->count = (uint32_t)(n & (size - 1));
+	c->count = (uint32_t)(n % size);
 	c->wrap = (uint16_t)(n / size);
 }
 
@@ -26,7 +26,7 @@ static void queue_writes(usmc_conn *conn, uint64_t len)
 	uint64_t pos = conn->tx_sent;
 
 	while (len) {
-		uint32_t doff = (uint32_t)(pos & (conn->peer_rmb_size - 1));
+		uint32_t doff = (uint32_t)(pos % conn->peer_rmb_size);
 		uint32_t soff = (uint32_t)(pos & (sb->size - 1));
 		uint32_t chunk = conn->peer_rmb_size - doff;
 		uint32_t a;
@@ -78,6 +78,10 @@ void usmc_tx_push(usmc_conn *conn)
 {
 	usmc_link *link = conn->link;
 
+	if (conn->smcd) {
+		usmc_smcd_tx_push(conn);
+		return;
+	}
 	if (!link || !usmc_link_usable(link) || !conn->peer_rmb_size ||
 	    conn->waiting_slot)
 		return;

@@ -91,6 +91,10 @@ typedef enum usmc_wc_opcode {
 	USMC_WC_RDMA_WRITE,
 	USMC_WC_RECV,
 	USMC_WC_RECV_RDMA_WITH_IMM,
+	/* ISM-shaped devices (shm): a peer's move_data with the signal flag
+	 * hit the local DMB whose context is wr_id; several signals of one
+	 * DMB may come as one (the CDC header is re-read). */
+	USMC_WC_DMB_SIGNAL,
 } usmc_wc_opcode;
 
 #define USMC_WC_WITH_IMM 0x1u

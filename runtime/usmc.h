@@ -184,6 +184,9 @@ typedef struct usmc_sock_info {
 	int device;
 	char device_addr[16];
 	uint8_t local_gid[16];
+	/* mode USMC_SOCK_SMCR over an ISM device: SMC-D (transport "shm",
+	 * a peer on this host), 0 for SMC-R */
+	int smcd;
 } usmc_sock_info;
 
 int usmc_get_info(int fd, usmc_sock_info *info);
@@ -204,6 +207,8 @@ typedef struct usmc_stats {
 	 * connections were all short and small (docs/rules.md,
 	 * "Short-lived connections"); not counted as fallbacks */
 	uint64_t conns_short_tcp;
+	/* of conns_smcr, those that run SMC-D over shm */
+	uint64_t conns_smcd;
 } usmc_stats;
 
 void usmc_get_stats(usmc_stats *stats);

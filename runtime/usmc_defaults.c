@@ -385,6 +385,16 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			return -1;
 		return 0;
 	}
+	if (!strcmp(key, "shm")) {
+		/* the shm device beside the RoCE ones (docs/runtime.md) */
+		if (!strcmp(value, "off") || !strcmp(value, "0"))
+			cfg->shm = 0;
+		else if (!strcmp(value, "on") || !strcmp(value, "1"))
+			cfg->shm = 1;
+		else
+			return -1;
+		return 0;
+	}
 	if (!strcmp(key, "cgroup")) {
 		if (strlen(value) >= sizeof(cfg->cgroup))
 			return -1;
@@ -445,17 +455,12 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 			 char *err, size_t errlen)
 {
-	static const char *const keys[] = {"synopt",
-					   "cgroup",
-					   "debug",
-					   "clc_wait_ms",
-					   "transport_options",
-					   "ueid",
-					   "pnet",
-					   "testlink_ms",
-					   "testlink_wait_ms",
-					   "spin_us",
-					   "shortconn"};
+	static const char *const keys[] = {"synopt",	  "shm",
+					   "cgroup",	  "debug",
+					   "clc_wait_ms", "transport_options",
+					   "ueid",	  "pnet",
+					   "testlink_ms", "testlink_wait_ms",
+					   "spin_us",	  "shortconn"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -483,7 +488,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 		if (n != 2 || k == sizeof(keys) / sizeof(keys[0])) {
 			snprintf(err, errlen,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
-				 "synopt, cgroup, debug, clc_wait_ms, "
+				 "synopt, shm, cgroup, debug, clc_wait_ms, "
 				 "transport_options, ueid, pnet, testlink_ms, "
 				 "testlink_wait_ms, spin_us, shortconn",
 				 path, line);
@@ -576,6 +581,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	cfg->synopt = 1;
 	(void)usmc_shortconn_parse(&cfg->shortconn, USMC_SHORTCONN_DEFAULT, err,
 				   sizeof(err));
+	cfg->shm = 0;
 	/* precedence: USMC_RULES, USMC_SMC_PORTS, the file (first match) */
 	bad = usmc_rules_parse(&cfg->rules, getenv("USMC_RULES"), "USMC_RULES",
 			       err, sizeof(err));
@@ -604,5 +610,6 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_SHORTCONN", "shortconn");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");
+	env_apply(cfg, "USMC_SHM", "shm");
 	env_apply(cfg, "USMC_CGROUP", "cgroup");
 }

@@ -509,8 +509,13 @@ void usmc_sock_hs_done(usmc_sock *s)
 			    usmc_decline_name(s->fb_code), s->fb_code,
 			    s->fb_detail);
 	} else if (s->mode == USMC_SOCK_SMCR) {
+		int d = s->conn &&
+			usmc_conn_get_mode(s->conn) == USMC_MODE_SMCD;
+
 		usmc_g.stats.conns_smcr++;
-		usmc_rt_log(1, "fd %d: SMC-R established (SMC-Rv%d)", s->fd,
+		usmc_g.stats.conns_smcd += (uint64_t)d;
+		usmc_rt_log(1, "fd %d: %s established (SMC-%sv%d)", s->fd,
+			    d ? "SMC-D" : "SMC-R", d ? "D" : "R",
 			    s->smc_version);
 		/* The idle TCP connection tells us when the peer process is
 		 * gone (below). */

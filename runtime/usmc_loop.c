@@ -356,12 +356,14 @@ static void stats_at_exit(void)
 	if (f) {
 		fprintf(f,
 			"usmc[%d]: stats: smcr=%llu fallback=%llu failed=%llu "
-			"link_groups=%llu icrc_inferred=%llu icrc_dropped=%llu "
-			"short_tcp=%llu preload_reentries=%llu\n",
+			"link_groups=%llu smcd=%llu icrc_inferred=%llu "
+			"icrc_dropped=%llu short_tcp=%llu "
+			"preload_reentries=%llu\n",
 			(int)getpid(), (unsigned long long)st.conns_smcr,
 			(unsigned long long)st.conns_fallback,
 			(unsigned long long)st.conns_failed,
 			(unsigned long long)st.link_groups,
+			(unsigned long long)st.conns_smcd,
 			(unsigned long long)st.icrc_inferred,
 			(unsigned long long)st.icrc_dropped,
 			(unsigned long long)st.conns_short_tcp,

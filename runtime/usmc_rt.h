@@ -67,6 +67,8 @@ typedef struct usmc_rt_config {
 	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
 	 * 1 auto (when it loads) */
 	int synopt;
+	/* the shm device (SMC-D with same-host peers): 1 on, 0 off */
+	int shm;
 	char cgroup[256]; /* cgroup v2 dir to attach to; "" = our own */
 	usmc_pnet_if pnet[USMC_PNET_IFS_MAX];
 	unsigned int npnet; /* 0: no pnet, one link per link group */

@@ -83,7 +83,27 @@ typedef struct rt_dev {
 	int fd;
 	rt_link *links;
 	uint64_t stray_wcs; /* completions of QPs no link has any more */
+	int ism;	    /* the shm device: DMBs and signals, no QPs */
 } rt_dev;
+
+/* An SMC-D connection's transport objects: its DMB (register_dmb) and
+ * its attachment of the peer's (attach_dmb). The transport's context for
+ * both is |id|, never a pointer: a signal or PEER_GONE queued before the
+ * connection went finds no entry rather than a reused address. */
+typedef struct ism_ent {
+	uint64_t id;
+	usmc_conn *conn; /* NULL once deleted */
+	unsigned int dev;
+	usmc_tp_dmb *dmb;
+	usmc_tp_rdmb *rdmb;
+	/* 1: the peer is gone (move_data said so), 2: attach failed or too
+	 * short: the connection is failed once the ISM pull is done */
+	int fail;
+	int failed; /* no more moves to the peer */
+	struct ism_ent *next_c, *next_i;
+} ism_ent;
+
+#define ISM_HASH 1024
 
 /* A device that did not open: the connections that need it decline with
  * NOSMCRDEV and |why|; the open is tried again after DEV_RETRY_NS (a
@@ -123,7 +143,13 @@ static struct {
 	uint32_t lgr_seen[256];
 	uint64_t n_lgr;
 	uint64_t armed;
-} smc;
+	/* the shm device: index, or -1 (not tried yet: shm_tried 0) */
+	int shm_dev;
+	int shm_tried;
+	/* SMC-D connections' entries, by conn and by id */
+	ism_ent *by_conn[ISM_HASH], *by_id[ISM_HASH];
+	uint64_t ism_next_id;
+} smc = {.shm_dev = -1};
 
 void usmc_smc_forget(usmc_sock *s)
 {
@@ -163,6 +189,11 @@ void usmc_smc_fork_child(void)
 	smc.n_orphans = smc.cap_orphans = 0;
 	smc.n_closing = 0;
 	smc.armed = 0;
+	/* the DMBs and attachments are the parent's (its device's) */
+	smc.shm_dev = -1;
+	smc.shm_tried = 0;
+	memset(smc.by_conn, 0, sizeof(smc.by_conn));
+	memset(smc.by_id, 0, sizeof(smc.by_id));
 	/* the parent closes its held TCP connections when it is done */
 	for (size_t i = 0; i < smc.n_holds; i++)
 		hold_release(&smc.holds[i]);
@@ -414,6 +445,221 @@ static void cb_destroy_qp(void *user, usmc_link *link)
 	free(rl);
 }
 
+/* ---- SMC-D: DMBs, attachments, ISM operations (docs/runtime.md, "shm") */
+
+static unsigned int hash_ptr(const void *p)
+{
+	uint64_t v = (uint64_t)(uintptr_t)p;
+
+	return (unsigned int)((v >> 4) ^ (v >> 14)) % ISM_HASH;
+}
+
+static ism_ent *ent_by_conn(const usmc_conn *c)
+{
+	for (ism_ent *e = smc.by_conn[hash_ptr(c)]; e; e = e->next_c)
+		if (e->conn == c)
+			return e;
+	return NULL;
+}
+
+static ism_ent *ent_by_id(uint64_t id)
+{
+	for (ism_ent *e = smc.by_id[id % ISM_HASH]; e; e = e->next_i)
+		if (e->id == id)
+			return e;
+	return NULL;
+}
+
+static void ent_unlink_conn(ism_ent *e)
+{
+	ism_ent **pp;
+
+	for (pp = &smc.by_conn[hash_ptr(e->conn)]; *pp; pp = &(*pp)->next_c)
+		if (*pp == e) {
+			*pp = e->next_c;
+			break;
+		}
+	e->conn = NULL;
+}
+
+/* Frees |e| once its connection, DMB and attachment are all gone. */
+static void ent_maybe_free(ism_ent *e)
+{
+	ism_ent **pp;
+
+	if (e->conn || e->dmb || e->rdmb)
+		return;
+	for (pp = &smc.by_id[e->id % ISM_HASH]; *pp; pp = &(*pp)->next_i)
+		if (*pp == e) {
+			*pp = e->next_i;
+			break;
+		}
+	free(e);
+}
+
+static int cb_register_dmb(void *user, unsigned int dev_idx, size_t len,
+			   usmc_conn *conn, usmc_dmb *dmb)
+{
+	ism_ent *e;
+	usmc_tp_dmb *t;
+	int r;
+
+	(void)user;
+	if (dev_idx >= smc.ndevs || !smc.devs[dev_idx].ism || ent_by_conn(conn))
+		return USMC_ERR_INTERNAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return USMC_ERR_NOMEM;
+	e->id = ++smc.ism_next_id;
+	r = usmc_tp_register_dmb(smc.devs[dev_idx].tp, len,
+				 (void *)(uintptr_t)e->id, &t);
+	if (r < 0) {
+		free(e);
+		return r;
+	}
+	e->conn = conn;
+	e->dev = dev_idx;
+	e->dmb = t;
+	e->next_c = smc.by_conn[hash_ptr(conn)];
+	smc.by_conn[hash_ptr(conn)] = e;
+	e->next_i = smc.by_id[e->id % ISM_HASH];
+	smc.by_id[e->id % ISM_HASH] = e;
+	dmb->addr = t->addr;
+	dmb->len = len;
+	dmb->token = t->token;
+	dmb->handle = t;
+	return 0;
+}
+
+static void cb_unregister_dmb(void *user, usmc_dmb *dmb)
+{
+	usmc_tp_dmb *t = dmb->handle;
+	ism_ent *e;
+
+	(void)user;
+	if (!t)
+		return;
+	e = ent_by_id((uint64_t)(uintptr_t)t->context);
+	usmc_tp_unregister_dmb(t);
+	dmb->handle = NULL;
+	if (e && e->dmb == t) {
+		e->dmb = NULL;
+		ent_maybe_free(e);
+	}
+}
+
+/* Attaches the peer's DMB of |e|'s connection (the core knows it from the
+ * Accept or Confirm): 0, or -1 with e->fail set. */
+static int ism_attach(ism_ent *e)
+{
+	usmc_peer_dmb pd;
+	int r;
+
+	if (e->rdmb)
+		return 0;
+	if (!e->conn || usmc_conn_get_peer_dmb(e->conn, &pd)) {
+		e->fail = 2;
+		return -1;
+	}
+	r = usmc_tp_attach_dmb(smc.devs[e->dev].tp, pd.gid, pd.token,
+			       (void *)(uintptr_t)e->id, &e->rdmb);
+	if (r < 0) {
+		usmc_rt_log(0, "device %u: attach of the peer's DMB: %s",
+			    e->dev, usmc_strerror(r));
+		e->rdmb = NULL;
+		e->fail = 2;
+		return -1;
+	}
+	/* the peer announced pd.len: a shorter mapping would refuse moves */
+	if (e->rdmb->len < pd.len) {
+		usmc_rt_log(0,
+			    "device %u: the peer's DMB is %zu bytes, it "
+			    "announced %zu",
+			    e->dev, e->rdmb->len, pd.len);
+		usmc_tp_detach_dmb(e->rdmb);
+		e->rdmb = NULL;
+		e->fail = 2;
+		return -1;
+	}
+	return 0;
+}
+
+/* Fails the connections whose ISM operations could not be executed: the
+ * peer is gone (ECONNRESET after the data already read) or its DMB could
+ * not be attached (abort). Each is a core call of its own. Returns 1 if
+ * one was made (more operations may follow). */
+static int ism_fail_pending(void)
+{
+	int any = 0;
+
+	for (unsigned int b = 0; b < ISM_HASH; b++)
+		for (ism_ent *e = smc.by_conn[b]; e; e = e->next_c) {
+			int f = e->fail;
+
+			if (!f)
+				continue;
+			e->fail = 0;
+			if (f == 1)
+				usmc_conn_peer_gone(e->conn, usmc_rt_now());
+			else
+				usmc_conn_abort(e->conn, usmc_rt_now());
+			any = 1;
+		}
+	return any;
+}
+
+/* Executes the ISM operations the last core call queued (the core pulls,
+ * as for work requests), each before the next is taken. */
+static void smc_drain_ism(void)
+{
+	usmc_ism_op op;
+	int due;
+
+	if (smc.shm_dev < 0 || !smc.ctx)
+		return;
+	do {
+		due = 0;
+		while (usmc_ctx_next_ism_op(smc.ctx, &op) == 1) {
+			ism_ent *e = ent_by_conn(op.conn);
+			int r;
+
+			if (!e || e->failed)
+				continue;
+			if (ism_attach(e)) {
+				e->failed = due = 1;
+				continue;
+			}
+			r = usmc_tp_move_data(e->rdmb, op.offset,
+					      op.kind == USMC_ISM_CDC ? op.hdr
+								      : op.data,
+					      op.len, op.signal);
+			if (r < 0) {
+				usmc_rt_log(1, "device %u: move_data: %s",
+					    e->dev, usmc_strerror(r));
+				/* CONNRESET: the peer went; anything else
+				 * is a move the core should never ask for */
+				e->fail = r == USMC_ERR_CONNRESET ? 1 : 2;
+				e->failed = due = 1;
+			}
+		}
+	} while (due && ism_fail_pending());
+}
+
+/* The connection is being deleted: detach the peer's DMB (the core gives
+ * its own DMB back through unregister_dmb). */
+static void ism_conn_gone(usmc_conn *c)
+{
+	ism_ent *e = ent_by_conn(c);
+
+	if (!e)
+		return;
+	ent_unlink_conn(e);
+	if (e->rdmb)
+		usmc_tp_detach_dmb(e->rdmb);
+	e->rdmb = NULL;
+	ent_maybe_free(e);
+}
+
 /* Posts the work requests the last core call queued (the core never
  * posts: usmc_ctx_next_wr), in their order. Called right after each
  * core call; a post the transport refuses goes back to the core as
@@ -435,6 +681,7 @@ static void smc_drain_wrs(void)
 						   : w.wr.send.wr_id,
 					      r, usmc_rt_now());
 	}
+	smc_drain_ism();
 }
 
 /* Returns 1 if |conn| was not an orphan yet. */
@@ -468,6 +715,7 @@ static void conn_del(usmc_conn *c)
 	usmc_conn_del(c);
 	deleting = NULL;
 	smc_drain_wrs();
+	ism_conn_gone(c);
 	/* drop it from the orphans if it got there meanwhile */
 	for (size_t i = 0; i < smc.n_orphans; i++)
 		if (smc.orphans[i] == c)
@@ -510,6 +758,8 @@ static const usmc_callbacks callbacks = {
 	.link_ready = cb_link_ready,
 	.link_destroy_qp = cb_destroy_qp,
 	.conn_event = cb_conn_event,
+	.register_dmb = cb_register_dmb,
+	.unregister_dmb = cb_unregister_dmb,
 };
 
 static void note_lgr(uint32_t id)
@@ -603,6 +853,16 @@ static void smc_post(void)
 			usmc_conn_info ci;
 
 			usmc_conn_get_info(s->conn, &ci);
+			/* SMC-D: the peer's DMB is attached now, before any
+			 * data moves (usmc_conn_get_peer_dmb) */
+			if (usmc_conn_get_mode(s->conn) == USMC_MODE_SMCD) {
+				ism_ent *e = ent_by_conn(s->conn);
+
+				if (e && !e->failed && ism_attach(e)) {
+					e->failed = 1;
+					smc_drain_ism();
+				}
+			}
 			s->mode = USMC_SOCK_SMCR;
 			s->smc_version = ci.smc_version;
 			note_lgr(ci.lgr_id);
@@ -889,10 +1149,71 @@ fail:
 	return -1;
 }
 
+/* Opens the shm device beside the RoCE ones, once, when the core ctx
+ * exists (USMC_SHM, "set shm"): the core then offers SMC-Dv2 to every
+ * peer, and a peer on this host takes it (docs/runtime.md, "shm"). One
+ * that does not open is said once; SMC-R goes on without it. */
+static void shm_ensure(void)
+{
+	rt_dev *dev;
+	usmc_device_info di;
+	usmc_tp_config cfg;
+	const char *why = NULL;
+	int r;
+
+	if (!usmc_g.cfg.shm || smc.shm_tried || !smc.ctx)
+		return;
+	smc.shm_tried = 1;
+	if (smc.ndevs == USMC_DEVICES_MAX) {
+		usmc_rt_log(0, "shm: not opened: all %d devices in use",
+			    USMC_DEVICES_MAX);
+		return;
+	}
+	dev = &smc.devs[smc.ndevs];
+	memset(dev, 0, sizeof(*dev));
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.log = tp_log;
+	r = usmc_tp_open("shm", &cfg, &dev->tp);
+	if (r < 0) {
+		dev->tp = NULL;
+		usmc_rt_log(0, "shm: not opened (SMC-R only): %s",
+			    usmc_strerror(r));
+		return;
+	}
+	r = usmc_tp_query_port(dev->tp, &dev->port);
+	if (r < 0) {
+		why = "query_port";
+		goto fail;
+	}
+	memset(&di, 0, sizeof(di));
+	di.kind = USMC_DEV_ISM;
+	memcpy(di.gid, dev->port.gid, 16);
+	r = usmc_ctx_add_device(smc.ctx, &di);
+	if (r != (int)smc.ndevs) {
+		why = "core: device not added";
+		r = r < 0 ? r : USMC_ERR_INTERNAL;
+		goto fail;
+	}
+	snprintf(dev->tp_name, sizeof(dev->tp_name), "shm");
+	dev->ism = 1;
+	dev->fd = usmc_tp_get_fd(dev->tp);
+	smc.shm_dev = (int)smc.ndevs++;
+	usmc_g.stats.transport_opens++;
+	usmc_rt_log(1, "device %d: shm opened (SMC-D with peers on this host)",
+		    smc.shm_dev);
+	usmc_loop_rearm_timer(); /* the loop watches its fd */
+	return;
+fail:
+	usmc_rt_log(0, "shm: not opened (SMC-R only): %s: %s", why,
+		    usmc_strerror(r));
+	usmc_tp_close(dev->tp);
+	dev->tp = NULL;
+}
+
 static int dev_find(uint32_t a, const char *name, const char *opts)
 {
 	for (unsigned int i = 0; i < smc.ndevs; i++)
-		if (smc.devs[i].addr == a &&
+		if (!smc.devs[i].ism && smc.devs[i].addr == a &&
 		    !strcmp(smc.devs[i].tp_name, name) &&
 		    !strcmp(smc.devs[i].tp_opts, opts))
 			return (int)i;
@@ -1100,6 +1421,7 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 			     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
 		return -dev;
 	}
+	shm_ensure(); /* before the Proposal (or its answer) is made */
 	memset(&p, 0, sizeof(p));
 	p.role = is_server ? USMC_ROLE_SERVER : USMC_ROLE_CLIENT;
 	p.ipv4.addr = ntohl(local.sin_addr.s_addr);
@@ -1390,6 +1712,7 @@ void usmc_smc_info(usmc_sock *s, usmc_sock_info *info)
 	usmc_conn_get_info(s->conn, &ci);
 	info->lgr_id = ci.lgr_id;
 	info->link_id = ci.link_id;
+	info->smcd = usmc_conn_get_mode(s->conn) == USMC_MODE_SMCD;
 	if (ci.smc_version)
 		info->smc_version = ci.smc_version;
 	usmc_smc_dev_info(s, &info->device, info->transport,
@@ -1423,9 +1746,17 @@ int usmc_smc_dev_info(const usmc_sock *s, int *idx, char *tp, size_t tplen,
 
 	if (!s->conn || s->smc_dev < 0 || (unsigned int)s->smc_dev >= smc.ndevs)
 		return -1;
+	if (usmc_conn_get_mode(s->conn) == USMC_MODE_SMCD) {
+		const ism_ent *e = ent_by_conn(s->conn);
+
+		/* SMC-D runs on the shm device, not on the RNIC the
+		 * handshake was made for */
+		if (e && e->dev < smc.ndevs)
+			di = (int)e->dev;
+	}
 	/* the device of the link it is on now, once it has one */
 	usmc_conn_get_info(s->conn, &ci);
-	if (ci.link_id) {
+	if (ci.link_id && !smc.devs[di].ism) {
 		int ld = link_dev(ci.lgr_id, ci.link_id);
 
 		if (ld >= 0 && (unsigned int)ld < smc.ndevs)
@@ -1455,8 +1786,8 @@ void usmc_smc_stat_links(void (*put)(const char *fmt, ...)
 		put("lgr\t%u\t%s\t%d\t%s\t%u\t%u\t"
 		    "%02x%02x%02x%02x%02x%02x%02x%02x\n",
 		    li.id, role_name(li.role), li.smc_version,
-		    usmc_lgr_type_name(li.type), li.nconns, li.nlinks,
-		    li.peer_system_id[0], li.peer_system_id[1],
+		    li.smcd ? "SMCD" : usmc_lgr_type_name(li.type), li.nconns,
+		    li.nlinks, li.peer_system_id[0], li.peer_system_id[1],
 		    li.peer_system_id[2], li.peer_system_id[3],
 		    li.peer_system_id[4], li.peer_system_id[5],
 		    li.peer_system_id[6], li.peer_system_id[7]);
@@ -1560,6 +1891,80 @@ static void tp_async_events(unsigned int d, const usmc_tp_evs *evs,
 		tp_event(d, &ev, now);
 }
 
+/* Takes the shm device's signals of our DMBs (the peer moved a header:
+ * the core re-reads it). */
+static void ism_signals(unsigned int d)
+{
+	rt_dev *dev = &smc.devs[d];
+	usmc_wc wcs[32];
+	int n;
+
+	do {
+		n = usmc_tp_poll_cq(dev->tp, wcs, 32);
+		if (n < 0) {
+			usmc_rt_log(0, "device %u (shm): poll_cq: %s", d,
+				    usmc_strerror(n));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			ism_ent *e = ent_by_id(wcs[i].wr_id);
+
+			if (wcs[i].opcode != USMC_WC_DMB_SIGNAL || !e ||
+			    !e->conn || !e->dmb)
+				continue;
+			usmc_conn_on_dmb_signal(e->conn, e->dmb->token,
+						usmc_rt_now());
+			smc_drain_wrs();
+		}
+	} while (n == 32);
+	smc_post();
+}
+
+/* The shm device: its signals, then its events. PEER_GONE of a DMB or an
+ * attachment fails the connection as a peer gone (ECONNRESET once the data
+ * is read; nothing if its close had come, an orderly end). The signals a
+ * peer set before it went are queued ahead of its PEER_GONE by the very
+ * call that reads the event, so they are taken again before the events
+ * act: a close flag moved just before the peer let go is an orderly
+ * close, not a reset. */
+static void ism_dev_event(unsigned int d)
+{
+	rt_dev *dev = &smc.devs[d];
+	usmc_tp_event evs[16];
+	int nev;
+
+	ism_signals(d);
+	do {
+		for (nev = 0; nev < 16 &&
+			      usmc_tp_get_async_event(dev->tp, &evs[nev]) == 1;
+		     nev++)
+			;
+		if (!nev)
+			break;
+		ism_signals(d);
+		for (int i = 0; i < nev; i++) {
+			ism_ent *e;
+
+			if (evs[i].type != USMC_TP_EV_PEER_GONE) {
+				usmc_rt_log(0,
+					    "device %u (shm): async event %s",
+					    d, usmc_tp_event_name(evs[i].type));
+				continue;
+			}
+			e = ent_by_id((uint64_t)(uintptr_t)evs[i].context);
+			if (!e || !e->conn)
+				continue;
+			usmc_rt_log(1,
+				    "device %u (shm): the peer of DMB %" PRIu64
+				    " is gone",
+				    d, e->id);
+			e->failed = 1; /* its DMB may be gone: no more moves */
+			usmc_conn_peer_gone(e->conn, usmc_rt_now());
+			smc_post();
+		}
+	} while (nev == 16);
+}
+
 void usmc_smc_on_dev_event(unsigned int d)
 {
 	usmc_wc wcs[32];
@@ -1571,6 +1976,10 @@ void usmc_smc_on_dev_event(unsigned int d)
 	if (d >= smc.ndevs)
 		return;
 	dev = &smc.devs[d];
+	if (dev->ism) {
+		ism_dev_event(d);
+		return;
+	}
 	now = usmc_rt_now();
 	/* ACKs, and what the completions make the core send, leave together */
 	tp_batch(d, 1);

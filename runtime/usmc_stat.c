@@ -170,7 +170,10 @@ static void put_sock(usmc_sock *s)
 			inet_ntop(AF_INET6, g, gid, sizeof(gid));
 		}
 	}
-	mode = s->mode == USMC_SOCK_SMCR	? "SMCR"
+	mode = s->mode == USMC_SOCK_SMCR && s->conn &&
+			       usmc_conn_get_mode(s->conn) == USMC_MODE_SMCD
+		       ? "SMCD"
+	       : s->mode == USMC_SOCK_SMCR	? "SMCR"
 	       : s->mode == USMC_SOCK_TCP	? "TCP"
 	       : s->mode == USMC_SOCK_LISTEN	? "LISTEN"
 	       : s->mode == USMC_SOCK_HANDSHAKE ? "HANDSHAKE"

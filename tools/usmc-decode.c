@@ -337,6 +337,21 @@ static void print_clc(const struct pkt_ctx *p, const usmc_clc_msg *m,
 
 		rec_b(&r, "first_contact",
 		      (h->typev2 & SMC_FIRST_CONTACT_MASK) != 0);
+		if (h->typev1 == SMC_TYPE_D) {
+			/* SMC-D (loopback-ism shape): the sender's ISM GID and
+			 * DMB; the token is the peer's key to the DMB, so only
+			 * whether one is there is shown */
+			rec_x(&r, "ism_gid", ac->d_gid, 16);
+			rec_b(&r, "dmb_token", ac->d_token != 0);
+			rec_u(&r, "dmb_size",
+			      usmc_clc_uncompress_bufsize(ac->dmbe_size));
+			rec_x(&r, "linkid", ac->d_linkid, 8);
+			if (h->version >= SMC_V2) {
+				rec_x(&r, "chid", ac->d_chid, 4);
+				rec_x(&r, "gid_ext", ac->gid_ext, 16);
+			}
+			break;
+		}
 		rec_x(&r, "qpn", ac->qpn, 6);
 		rec_x(&r, "rkey", ac->rmb_rkey, 8);
 		rec_x(&r, "token", ac->rmbe_alert_token, 8);

@@ -259,8 +259,9 @@ static void help(void)
 	       "    p99.9 .. max ..' (microseconds, from CLOCK_MONOTONIC per "
 	       "round trip),\n"
 	       "    'verify:', 'connections:', 'link_groups:'.\n"
-	       "    JSON keys: role, mode, path (\"smcr\"|\"tcp\"), transport, "
-	       "smc_version\n"
+	       "    JSON keys: role, mode, path (\"smcr\"|\"smcd\"|\"tcp\"; "
+	       "smcd: SMC-D over\n"
+	       "    shm with a peer on this host), transport, smc_version\n"
 	       "    (1|2, null for TCP and --af-smc), fallback_reason, "
 	       "fallback_detail,\n"
 	       "    fallback_code, peer_diagnosis, bytes, seconds, gbps, "
@@ -297,6 +298,9 @@ static void help(void)
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
 	       "softroce)\n"
+	       "    USMC_SHM             on: SMC-D over shm with a peer on "
+	       "this host;\n"
+	       "                         off (default): SMC-R only\n"
 	       "    USMC_SOFTROCE_PORT   RoCEv2 UDP port of softroce (default "
 	       "4791)\n"
 	       "    USMC_SMC_PORTS       explicit-mode SMC port list\n"
@@ -980,6 +984,12 @@ static void path_text(const result *r, char *b, size_t n)
 			 r->kpath[0] ? r->kpath : "no link group info");
 		return;
 	}
+	if (r->info.mode == USMC_SOCK_SMCR && r->info.smcd) {
+		snprintf(b, n, "SMC-D over %s (link group %u, SMC-Dv%d)",
+			 r->info.transport, r->info.lgr_id,
+			 r->info.smc_version);
+		return;
+	}
 	if (r->info.mode == USMC_SOCK_SMCR) {
 		snprintf(b, n,
 			 "SMC-R over %s (link group %u, link %u, SMC-Rv%d)",
@@ -1027,7 +1037,7 @@ static void conn_json(FILE *f, const result *r, int i)
 	int fb = !opt.tcp && r->have_info && in->fallback_code && !smcr;
 
 	fprintf(f, "%s{\"index\":%d,\"path\":\"%s\",\"fallback_reason\":",
-		i ? "," : "", i, smcr ? "smcr" : "tcp");
+		i ? "," : "", i, smcr ? (in->smcd ? "smcd" : "smcr") : "tcp");
 	if (fb)
 		json_str(f, in->fallback_name);
 	else
@@ -1099,7 +1109,8 @@ static void report(const char *role, result *rs, int n)
 			 in->mode != USMC_SOCK_SMCR;
 
 		fprintf(f, "{\"role\":\"%s\",\"mode\":\"%s\",\"path\":\"%s\"",
-			role, mode_name(r0->mode), smcr ? "smcr" : "tcp");
+			role, mode_name(r0->mode),
+			smcr ? (r0->info.smcd ? "smcd" : "smcr") : "tcp");
 		fprintf(f, ",\"transport\":");
 		if (opt.tcp)
 			fprintf(f, "null");

@@ -96,8 +96,9 @@ static void usage(FILE *f)
 		"state (the\n"
 		"    kernel's SMC state names: ACTIVE, APPCLW1, PEERCLW2, "
 		"CLOSED, ...),\n"
-		"    local and peer address, mode (SMCR, or TCP with the "
-		"fallback\n"
+		"    local and peer address, mode (SMCR, SMCD (shm) for SMC-D "
+		"with a\n"
+		"    peer on this host, or TCP with the fallback\n"
 		"    reason's name and code), link group and link id, bytes "
 		"sent and\n"
 		"    received, and how often the connection failed over to "
@@ -111,9 +112,8 @@ static void usage(FILE *f)
 		"of every\n"
 		"    link group of those processes: the group (id, role, SMC "
 		"version,\n"
-		"    type SINGLE, SYM, ASYMP or ASYML, connections), the link "
-		"id "
-		"and\n"
+		"    type SINGLE, SYM, ASYMP or ASYML, or SMCD without links,\n"
+		"    connections), the link id and\n"
 		"    state (ACTIVE, ACTIVATING, INACTIVE, UNUSED), the local "
 		"device as\n"
 		"    INDEX:TRANSPORT@ADDRESS, local and peer GID, local and "
@@ -368,6 +368,8 @@ static void show(int pid, const char *comm, char **f)
 		snprintf(mode, sizeof(mode), "TCP %s %s", f[F_NAME], f[F_CODE]);
 	else if (!strcmp(f[F_MODE], "SMCR"))
 		snprintf(mode, sizeof(mode), "SMCR v%s", f[F_VER]);
+	else if (!strcmp(f[F_MODE], "SMCD"))
+		snprintf(mode, sizeof(mode), "SMCD (shm)");
 	else
 		snprintf(mode, sizeof(mode), "%s", f[F_MODE]);
 	printf("%-7d %-12.12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s %12s "

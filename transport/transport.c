@@ -11,6 +11,7 @@
 extern const usmc_tp_ops usmc_tp_softroce_ops;
 extern const usmc_tp_ops usmc_tp_fault_ops;
 extern const usmc_tp_ops usmc_tp_sim_ops;
+extern const usmc_tp_ops usmc_tp_shm_ops;
 #ifdef USMC_HAVE_VERBS
 extern const usmc_tp_ops usmc_tp_verbs_ops;
 #endif
@@ -19,6 +20,7 @@ const usmc_tp_ops *const usmc_transports[] = {
 	&usmc_tp_softroce_ops,
 	&usmc_tp_fault_ops,
 	&usmc_tp_sim_ops,
+	&usmc_tp_shm_ops,
 #ifdef USMC_HAVE_VERBS
 	&usmc_tp_verbs_ops,
 #endif
@@ -75,6 +77,8 @@ const char *usmc_tp_event_name(usmc_tp_event_type t)
 		return "DEVICE_FATAL";
 	case USMC_TP_EV_QP_FATAL:
 		return "QP_FATAL";
+	case USMC_TP_EV_PEER_GONE:
+		return "PEER_GONE";
 	}
 	return "?";
 }

@@ -42,7 +42,8 @@ static inline void usmc_tp_evs_read(usmc_tp *tp, usmc_tp_evs *e)
 		e->n++;
 }
 
-/* Why a link goes down for |ev| (not PORT_ACTIVE). */
+/* Why a link goes down for |ev| (not PORT_ACTIVE, nor PEER_GONE, which
+ * concerns a DMB and no link). */
 static inline usmc_link_down_reason
 usmc_tp_event_reason(const usmc_tp_event *ev)
 {
@@ -57,6 +58,7 @@ static inline int usmc_tp_evs_reason(const usmc_tp_evs *e, uint32_t qpn)
 {
 	for (int i = 0; e && i < e->n; i++)
 		if (e->ev[i].type != USMC_TP_EV_PORT_ACTIVE &&
+		    e->ev[i].type != USMC_TP_EV_PEER_GONE &&
 		    (e->ev[i].type != USMC_TP_EV_QP_FATAL ||
 		     e->ev[i].qp_num == qpn))
 			return (int)usmc_tp_event_reason(&e->ev[i]);

@@ -3,9 +3,9 @@
  * The transport ops table: one RNIC-like device behind the same operations,
  * shaped like verbs. Backends: softroce (RoCEv2 over UDP in user space),
  * sim (transport/sim/: a simulated fabric in the process, on a virtual
- * clock) and fault (transport/fault/: a fault-injecting decorator over any
- * backend, opened as "fault:INNER"); later verbs (libibverbs) and shm
- * (intra-host).
+ * clock), fault (transport/fault/: a fault-injecting decorator over any
+ * backend, opened as "fault:INNER"), verbs (libibverbs) and shm
+ * (transport/shm/: intra-host shared memory, ISM-shaped: DMBs, no QPs).
  *
  * Conventions
  * - Every op returns 0 (or a count) on success and a negative USMC_ERR_* on
@@ -33,6 +33,8 @@ typedef struct usmc_tp usmc_tp;
 typedef struct usmc_tp_qp usmc_tp_qp;
 typedef struct usmc_tp_mr usmc_tp_mr;
 typedef struct usmc_tp_ops usmc_tp_ops;
+typedef struct usmc_tp_dmb usmc_tp_dmb;
+typedef struct usmc_tp_rdmb usmc_tp_rdmb;
 
 /* What a device is opened with. Unused fields are zero. */
 typedef struct usmc_tp_config {
@@ -137,12 +139,37 @@ typedef enum usmc_tp_event_type {
 	USMC_TP_EV_PORT_ERR,
 	USMC_TP_EV_DEVICE_FATAL,
 	USMC_TP_EV_QP_FATAL,
+	/* ISM-shaped devices: the peer of a DMB or of an attachment is gone
+	 * (its process died, or it detached or unregistered); |context| is
+	 * the local DMB's or the attachment's. No QP or port is affected. */
+	USMC_TP_EV_PEER_GONE,
 } usmc_tp_event_type;
 
 typedef struct usmc_tp_event {
 	usmc_tp_event_type type;
 	uint32_t qp_num; /* USMC_TP_EV_QP_FATAL only */
+	void *context;	 /* USMC_TP_EV_PEER_GONE only */
 } usmc_tp_event;
+
+/* ISM-shaped memory, as the kernel's smcd_ops: a DMB (Direct Memory
+ * Buffer) is local memory a peer may write into once it attached it by
+ * its |token|; an rdmb is such an attachment of a peer's DMB. |context|
+ * is the caller's cookie (signal completions and PEER_GONE carry it). */
+struct usmc_tp_dmb {
+	usmc_tp *tp;
+	void *addr;
+	size_t len;
+	uint64_t token;
+	void *context;
+};
+
+struct usmc_tp_rdmb {
+	usmc_tp *tp;
+	void *addr;
+	size_t len;
+	uint64_t token;
+	void *context;
+};
 
 /* A received datagram as a packet-level hook sees it: the bytes may be
  * changed in place (the device then checks them as if they came so off
@@ -228,6 +255,22 @@ struct usmc_tp_ops {
 	 * Absent: CLOCK_MONOTONIC, and timers of one's own. */
 	usmc_tstamp (*now)(usmc_tp *tp);
 	void (*wake_at)(usmc_tp *tp, usmc_tstamp t);
+
+	/* optional, ISM-shaped devices (shm; smcd_ops): all five or none.
+	 * register_dmb: |len| bytes of zeroed memory a peer may attach once
+	 * with the random 64-bit token it gets. attach_dmb: the DMB |token|
+	 * of the device whose 16-byte GID (gid || gid_ext) is |peer_gid|.
+	 * move_data: copy |len| bytes to |offset| of the attached DMB
+	 * (USMC_ERR_ACCESS past its end); |signal| makes the owner's poll_cq
+	 * return a USMC_WC_DMB_SIGNAL completion for it. */
+	int (*register_dmb)(usmc_tp *tp, size_t len, void *context,
+			    usmc_tp_dmb **pdmb);
+	void (*unregister_dmb)(usmc_tp_dmb *dmb);
+	int (*attach_dmb)(usmc_tp *tp, const uint8_t peer_gid[16],
+			  uint64_t token, void *context, usmc_tp_rdmb **prdmb);
+	void (*detach_dmb)(usmc_tp_rdmb *rdmb);
+	int (*move_data)(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
+			 size_t len, int signal);
 };
 
 /* Every backend's device struct embeds this first. */
@@ -391,6 +434,44 @@ static inline void usmc_tp_batch(usmc_tp *tp, int on)
 static inline int usmc_tp_get_async_event(usmc_tp *tp, usmc_tp_event *ev)
 {
 	return tp->ops->get_async_event ? tp->ops->get_async_event(tp, ev) : 0;
+}
+
+/* The ISM ops: USMC_ERR_NOTSUP on a device without them (RoCE). */
+static inline int usmc_tp_register_dmb(usmc_tp *tp, size_t len, void *context,
+				       usmc_tp_dmb **pdmb)
+{
+	if (!tp->ops->register_dmb)
+		return USMC_ERR_NOTSUP;
+	return tp->ops->register_dmb(tp, len, context, pdmb);
+}
+
+static inline void usmc_tp_unregister_dmb(usmc_tp_dmb *dmb)
+{
+	if (dmb->tp->ops->unregister_dmb)
+		dmb->tp->ops->unregister_dmb(dmb);
+}
+
+static inline int usmc_tp_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
+				     uint64_t token, void *context,
+				     usmc_tp_rdmb **prdmb)
+{
+	if (!tp->ops->attach_dmb)
+		return USMC_ERR_NOTSUP;
+	return tp->ops->attach_dmb(tp, peer_gid, token, context, prdmb);
+}
+
+static inline void usmc_tp_detach_dmb(usmc_tp_rdmb *rdmb)
+{
+	if (rdmb->tp->ops->detach_dmb)
+		rdmb->tp->ops->detach_dmb(rdmb);
+}
+
+static inline int usmc_tp_move_data(usmc_tp_rdmb *rdmb, size_t offset,
+				    const void *data, size_t len, int signal)
+{
+	if (!rdmb->tp->ops->move_data)
+		return USMC_ERR_NOTSUP;
+	return rdmb->tp->ops->move_data(rdmb, offset, data, len, signal);
 }
 
 #endif /* USMC_TRANSPORT_H */

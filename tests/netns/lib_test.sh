@@ -14,6 +14,14 @@ T_NAME=${0##*/}
 T_NAME=${T_NAME%.sh}
 # shellcheck source=netns/lib.sh
 . "$USMC_SRC/netns/lib.sh"
+# The two lab hosts share a kernel, so with the shm device on (the
+# runtime's default) every usmc pair here would take SMC-D. These tests
+# are SMC-R's unless the caller says USMC_SHM=1 (test_shm.sh does; so can
+# a whole label: USMC_SHM=1 ctest -L preload).
+export USMC_SHM=${USMC_SHM:-0}
+# the path usmc-perf reports for an SMC connection between the lab hosts
+T_SMC_PATH=smcr
+[ "$USMC_SHM" = 1 ] && T_SMC_PATH=smcd
 
 t_log() { echo "$T_NAME: $*"; }
 t_skip() {

@@ -35,10 +35,16 @@ t_usmc() { # HOST STATSFILE PORTS CMD...
 }
 
 # t_stats FILE WANT: a stats line in FILE says WANT ("smcr=1 fallback=0
-# failed=0"); a forked worker that exits normally adds its own line.
+# failed=0"); a forked worker that exits normally adds its own line. Over
+# shm (USMC_SHM=1) that line's SMC connections must all be SMC-D too.
 t_stats() {
-	grep -q "stats: .*$2" "$1" 2>/dev/null || {
-		t_log "stats in $1: '$(grep 'stats:' "$1" 2>/dev/null | tr '\n' ' ')', want '$2'"
+	local re="stats: .*$2" also=
+	if [ "$USMC_SHM" = 1 ] && [[ $2 =~ smcr=([1-9][0-9]*) ]]; then
+		re="$re.* smcd=${BASH_REMATCH[1]} "
+		also=" and smcd=${BASH_REMATCH[1]} (USMC_SHM=1)"
+	fi
+	grep -q "$re" "$1" 2>/dev/null || {
+		t_log "stats in $1: '$(grep 'stats:' "$1" 2>/dev/null | tr '\n' ' ')', want '$2'$also"
 		return 1
 	}
 }

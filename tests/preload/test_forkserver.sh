@@ -32,12 +32,12 @@ client() {
 }
 check_client() {
 	local c=$t_work/$1
-	[ "$(t_json "$c" path)" = smcr ] && [ "$(t_json "$c" verify)" = ok ] &&
+	[ "$(t_json "$c" path)" = "$T_SMC_PATH" ] && [ "$(t_json "$c" verify)" = ok ] &&
 		[ "$(t_json "$c" round_trips)" = 32 ] || {
 		sed 's/^/  client: /' "$c" "$c.err" | tail -5
 		return 1
 	}
-	t_log "ok $1: path smcr, 32 round trips of 64 KiB verified"
+	t_log "ok $1: path $T_SMC_PATH, 32 round trips of 64 KiB verified"
 }
 # socat processes in h1: the listener is the one whose parent is not socat
 socats() {

@@ -12,6 +12,8 @@
 #    across subnets where v1 cannot run, a decline (DIFFPREFIX) and TCP;
 #    a bad one is refused.
 . "$(dirname "$0")/lib_preload.sh"
+# softroce's options and SMC-Rv1/v2 are SMC-R's: never over shm
+export USMC_SHM=0
 t_need_cmd python3 timeout ss
 t_need_perf
 t_lab_up

@@ -591,7 +591,7 @@ static void test_bad_header(void)
 		       USMC_ERR_BAD_VALUE);
 	USMC_ASSERT_EQ(decode_patched(accept_v1_68, 68, 7, 0x1b),
 		       USMC_ERR_BAD_VALUE);
-	/* SMC-D Accept: framed, but usmc does not speak SMC-D. */
+	/* An SMC-D Accept with a zero DMB token: no DMB to attach. */
 	{
 		uint8_t b[48];
 		usmc_clc_msg m;
@@ -601,8 +601,9 @@ static void test_bad_header(void)
 		b[3] = 0xc4;
 		b[6] = 48;
 		b[7] = 0x19;
+		memset(b + 16, 0, 8);
 		USMC_ASSERT_EQ(usmc_clc_hdr_peek(b, 8, &h), 0);
-		USMC_ASSERT_EQ(decode_exact(b, 48, &m), USMC_ERR_NOTSUP);
+		USMC_ASSERT_EQ(decode_exact(b, 48, &m), USMC_ERR_BAD_VALUE);
 	}
 	/* Proposal lengths beyond any real proposal. */
 	USMC_ASSERT_EQ(decode_patched(prop_v1_52, 52, 5, 0x04),
@@ -1194,6 +1195,182 @@ static void test_decl_names(void)
 	CU_ASSERT_STRING_EQUAL(usmc_clc_decl_str(0), "unknown decline code");
 }
 
+/* SMC-D Accept/Confirm, built byte by byte from the kernel's struct
+ * smc_clc_msg_accept_confirm (d0: gid 8, token 16, dmbe_idx 24, dmbe_size
+ * high nibble of 25, linkid 28; d1: chid 32, eid 34, gid_ext 66; the
+ * first-contact extension at 74: 36 bytes at release 0, 52 from 1). */
+static size_t smcd_ac(uint8_t *b, uint8_t type, int v2, int fc, int v2x)
+{
+	size_t n = v2 ? 78 : 48;
+
+	if (v2 && fc)
+		n += v2x ? 52 : 36;
+	memset(b, 0, n);
+	b[0] = 0xe2, b[1] = 0xd4, b[2] = 0xc3, b[3] = 0xc4;
+	b[4] = type;
+	b[5] = (uint8_t)(n >> 8), b[6] = (uint8_t)n;
+	b[7] = (uint8_t)((v2 ? 0x20 : 0x10) | (fc ? 0x08 : 0) | SMC_TYPE_D);
+	for (int i = 0; i < 8; i++) {
+		b[8 + i] = (uint8_t)(0x10 + i);	 /* gid */
+		b[16 + i] = (uint8_t)(0xa0 + i); /* token */
+	}
+	b[24] = 0;
+	b[25] = 0x20; /* 64 KiB */
+	b[28] = 0x00, b[29] = 0x00, b[30] = 0x05, b[31] = 0x00;
+	if (v2) {
+		b[32] = 0xff, b[33] = 0xff;
+		padded(b + 34, "USMC");
+		for (int i = 0; i < 8; i++)
+			b[66 + i] = (uint8_t)(0x70 + i); /* gid_ext */
+		if (fc) {
+			b[74] = 0x00;
+			b[75] = (uint8_t)(SMC_CLC_OS_LINUX << 4 |
+					  (v2x ? 1 : 0));
+			padded(b + 78, "host-d");
+			if (v2x) {
+				b[110] = 0, b[111] = 0; /* SMC-D: reserved */
+				b[112] = 0x00, b[113] = 0x01;
+			}
+		}
+	}
+	memcpy(b + n - 4, b, 4);
+	return n;
+}
+
+static void assert_smcd_common(const usmc_clc_msg *m)
+{
+	const usmc_clc_accept_confirm *a = &m->u.ac;
+
+	USMC_ASSERT_EQ(m->hdr.eyecatcher, SMCD_EYECATCHER);
+	USMC_ASSERT_EQ(m->hdr.typev1, SMC_TYPE_D);
+	CU_ASSERT(a->d_gid == 0x1011121314151617ull);
+	CU_ASSERT(a->d_token == 0xa0a1a2a3a4a5a6a7ull);
+	USMC_ASSERT_EQ(a->dmbe_idx, 0);
+	USMC_ASSERT_EQ(a->dmbe_size, 2);
+	USMC_ASSERT_EQ(a->d_linkid, 0x500);
+}
+
+static void test_smcd_accept_confirm(void)
+{
+	uint8_t b[MAXMSG], out[MAXMSG], eid[32];
+	usmc_clc_msg m;
+	size_t n;
+
+	/* v1, 48 bytes, 12 reserved after the link id */
+	n = smcd_ac(b, SMC_CLC_ACCEPT, 0, 0, 0);
+	USMC_ASSERT_EQ(n, SMCD_CLC_ACCEPT_CONFIRM_LEN);
+	roundtrip_and_truncate(b, n, &m);
+	assert_smcd_common(&m);
+	CU_ASSERT(m.u.ac.gid_ext == 0);
+	/* v2 Confirm without first contact, 78 bytes */
+	n = smcd_ac(b, SMC_CLC_CONFIRM, 1, 0, 0);
+	USMC_ASSERT_EQ(n, SMCD_CLC_ACCEPT_CONFIRM_LEN_V2);
+	roundtrip_and_truncate(b, n, &m);
+	assert_smcd_common(&m);
+	padded(eid, "USMC");
+	USMC_ASSERT_EQ(m.u.ac.d_chid, SMC_LO_RESERVED_CHID);
+	USMC_ASSERT_MEM_EQ(m.u.ac.eid, eid, 32);
+	CU_ASSERT(m.u.ac.gid_ext == 0x7071727374757677ull);
+	/* v2 Accept, first contact, release 0: the 36-byte extension */
+	n = smcd_ac(b, SMC_CLC_ACCEPT, 1, 1, 0);
+	USMC_ASSERT_EQ(n, 114);
+	roundtrip_and_truncate(b, n, &m);
+	assert_smcd_common(&m);
+	CU_ASSERT(!m.u.ac.fce_v2x);
+	USMC_ASSERT_EQ(m.u.ac.release, 0);
+	USMC_ASSERT_EQ(m.u.ac.os_type, SMC_CLC_OS_LINUX);
+	/* release 1: the 52-byte v2x form, feature mask "emulated ISM" and
+	 * no max_conns/max_links (SMC-R only). A 36-byte cut of it is the
+	 * release 0 form, so only the other lengths are refused. */
+	n = smcd_ac(b, SMC_CLC_ACCEPT, 1, 1, 1);
+	USMC_ASSERT_EQ(n, 130);
+	USMC_ASSERT_EQ(decode_exact(b, n, &m), (usmc_ssize)n);
+	assert_smcd_common(&m);
+	CU_ASSERT(m.u.ac.fce_v2x);
+	USMC_ASSERT_EQ(m.u.ac.release, 1);
+	USMC_ASSERT_EQ(m.u.ac.feature_mask, SMC_SPF_EMULATED_ISM_DEV);
+	USMC_ASSERT_EQ(m.u.ac.max_conns, 0);
+	USMC_ASSERT_EQ(usmc_clc_encode(&m, out, sizeof(out)), (usmc_ssize)n);
+	USMC_ASSERT_MEM_EQ(out, b, n);
+	for (size_t k = 8; k < n; k++) {
+		uint8_t cut[MAXMSG];
+
+		memcpy(cut, b, k);
+		cut[5] = (uint8_t)(k >> 8), cut[6] = (uint8_t)k;
+		if (k == 114)
+			continue;
+		CU_ASSERT(decode_exact(cut, k, &m) < 0);
+	}
+	/* a v2 Confirm with first contact has no GID list: 130 + 20 is bad */
+	n = smcd_ac(b, SMC_CLC_CONFIRM, 1, 1, 1);
+	USMC_ASSERT_EQ(decode_exact(b, n, &m), (usmc_ssize)n);
+	b[6] = (uint8_t)(n + 20);
+	memset(b + n, 0, 20);
+	memcpy(b + n + 16, b, 4);
+	CU_ASSERT(decode_exact(b, n + 20, &m) < 0);
+	/* zero token: refused both ways */
+	n = smcd_ac(b, SMC_CLC_CONFIRM, 1, 0, 0);
+	memset(b + 16, 0, 8);
+	USMC_ASSERT_EQ(decode_exact(b, n, &m), USMC_ERR_BAD_VALUE);
+	memset(&m, 0, sizeof(m));
+	m.hdr.type = SMC_CLC_CONFIRM;
+	m.hdr.version = SMC_V2;
+	m.hdr.typev1 = SMC_TYPE_D;
+	USMC_ASSERT_EQ(usmc_clc_encode(&m, out, sizeof(out)),
+		       USMC_ERR_INVALID_ARGUMENT);
+}
+
+/* A Proposal offering SMC-Dv2 only, as a loopback-ism client sends it:
+ * SMC-D area (gid at 40, chid at 48, v2 extension offset at 50), no IP
+ * area (typev1 N), the v2 extension at 80 (eid count 80, GID count 81,
+ * release|seid 83, SMC-Dv2 extension offset 86, feature mask 106), one
+ * UEID at 120, the SMC-Dv2 extension at 152 (system EID, 16 reserved) and
+ * its GID list at 200: {gid, 0xFFFF}, {gid_ext, 0xFFFF}. */
+static void test_smcd_proposal(void)
+{
+	uint8_t b[MAXMSG], out[MAXMSG];
+	usmc_clc_msg m;
+	size_t n = 200 + 2 * 10 + 4;
+
+	memset(b, 0, sizeof(b));
+	b[0] = 0xe2, b[1] = 0xd4, b[2] = 0xc3, b[3] = 0xd9;
+	b[4] = SMC_CLC_PROPOSAL;
+	b[5] = 0, b[6] = (uint8_t)n;
+	b[7] = 0x20 | SMC_TYPE_D << 2 | SMC_TYPE_N;
+	memset(b + 8, 0x5a, 8); /* peer id */
+	b[38] = 0, b[39] = 0;	/* typev1 N: no IP area */
+	for (int i = 0; i < 8; i++)
+		b[40 + i] = (uint8_t)(0x10 + i);
+	b[48] = 0xff, b[49] = 0xff;
+	b[50] = 0, b[51] = 28; /* 80 - 52 */
+	b[80] = 1, b[81] = 2;
+	b[83] = 0x10;	       /* release 1 */
+	b[86] = 0, b[87] = 64; /* 152 - 88 */
+	b[104] = 255, b[105] = 2;
+	b[106] = 0, b[107] = 1;
+	padded(b + 120, "USMC");
+	for (int i = 0; i < 8; i++) {
+		b[200 + i] = (uint8_t)(0x10 + i);
+		b[210 + i] = (uint8_t)(0x70 + i);
+	}
+	b[208] = b[209] = b[218] = b[219] = 0xff;
+	memcpy(b + n - 4, b, 4);
+	roundtrip_and_truncate(b, n, &m);
+	CU_ASSERT(m.u.prop.ism_gid == 0x1011121314151617ull);
+	USMC_ASSERT_EQ(m.u.prop.ism_chid, SMC_LO_RESERVED_CHID);
+	USMC_ASSERT_EQ(m.u.prop.eid_cnt, 1);
+	USMC_ASSERT_EQ(m.u.prop.ism_gid_cnt, 2);
+	USMC_ASSERT_EQ(m.u.prop.release, 1);
+	USMC_ASSERT_EQ(m.u.prop.feature_mask, SMC_SPF_EMULATED_ISM_DEV);
+	CU_ASSERT(m.u.prop.ism_gids[0].gid == 0x1011121314151617ull);
+	CU_ASSERT(m.u.prop.ism_gids[1].gid == 0x7071727374757677ull);
+	USMC_ASSERT_EQ(m.u.prop.ism_gids[0].chid, 0xffff);
+	USMC_ASSERT_EQ(m.u.prop.ism_gids[1].chid, 0xffff);
+	/* the encoder computes both offsets itself */
+	USMC_ASSERT_EQ(usmc_clc_encode(&m, out, sizeof(out)), (usmc_ssize)n);
+	USMC_ASSERT_MEM_EQ(out, b, n);
+}
+
 static void test_constants(void)
 {
 	/* The kernel's values (net/smc/smc_clc.h, include/uapi/linux/smc.h),
@@ -1209,6 +1386,9 @@ static void test_constants(void)
 	CU_ASSERT(CLC_WAIT_TIME == 6000000000ULL);
 	USMC_ASSERT_EQ(SMC_EYECATCHER, 0xe2d4c3d9);
 	USMC_ASSERT_EQ(SMCD_EYECATCHER, 0xe2d4c3c4);
+	USMC_ASSERT_EQ(SMCD_CLC_ACCEPT_CONFIRM_LEN, 48);
+	USMC_ASSERT_EQ(SMCD_CLC_ACCEPT_CONFIRM_LEN_V2, 78);
+	USMC_ASSERT_EQ(SMC_LO_RESERVED_CHID, 0xffff);
 }
 
 static CU_TestInfo clc_tests[] = {
@@ -1231,6 +1411,8 @@ static CU_TestInfo clc_tests[] = {
 	{"bufsize", test_bufsize},
 	{"decl_names", test_decl_names},
 	{"constants", test_constants},
+	{"smcd_accept_confirm", test_smcd_accept_confirm},
+	{"smcd_proposal", test_smcd_proposal},
 	CU_TEST_INFO_NULL,
 };
 

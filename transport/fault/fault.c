@@ -54,6 +54,17 @@ typedef struct fl_mr {
 	usmc_tp_mr *inner;
 } fl_mr;
 
+/* ISM memory (shm), wrapped as MRs are so that dmb->tp leads back here. */
+typedef struct fl_dmb {
+	usmc_tp_dmb pub;
+	usmc_tp_dmb *inner;
+} fl_dmb;
+
+typedef struct fl_rdmb {
+	usmc_tp_rdmb pub;
+	usmc_tp_rdmb *inner;
+} fl_rdmb;
+
 /* A received packet held back (delay, reorder) or to repeat (duplicate). */
 typedef struct fl_held {
 	struct fl_held *next;
@@ -899,6 +910,84 @@ static int fl_get_async_event(usmc_tp *tp, usmc_tp_event *ev)
 	return 1;
 }
 
+/* ---- ISM memory (shm): passed through; fail-reg-mr refuses a DMB too,
+ * and a dead device or a port down moves no data --------------------------- */
+
+static int fl_register_dmb(usmc_tp *tp, size_t len, void *context,
+			   usmc_tp_dmb **pdmb)
+{
+	fl_dev *d = dev_of(tp);
+	fl_dmb *m;
+	int rc;
+
+	if (!d->inner->ops->register_dmb)
+		return USMC_ERR_NOTSUP;
+	if (mr_refused(d))
+		return USMC_ERR_NOMEM;
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return USMC_ERR_NOMEM;
+	rc = usmc_tp_register_dmb(d->inner, len, context, &m->inner);
+	if (rc) {
+		free(m);
+		return rc;
+	}
+	m->pub = *m->inner;
+	m->pub.tp = tp;
+	*pdmb = &m->pub;
+	return 0;
+}
+
+static void fl_unregister_dmb(usmc_tp_dmb *dmb)
+{
+	fl_dmb *m = (fl_dmb *)dmb;
+
+	usmc_tp_unregister_dmb(m->inner);
+	free(m);
+}
+
+static int fl_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
+			 uint64_t token, void *context, usmc_tp_rdmb **prdmb)
+{
+	fl_dev *d = dev_of(tp);
+	fl_rdmb *r;
+	int rc;
+
+	if (d->dead || d->port_down)
+		return USMC_ERR_TRANSPORT;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return USMC_ERR_NOMEM;
+	rc = usmc_tp_attach_dmb(d->inner, peer_gid, token, context, &r->inner);
+	if (rc) {
+		free(r);
+		return rc;
+	}
+	r->pub = *r->inner;
+	r->pub.tp = tp;
+	*prdmb = &r->pub;
+	return 0;
+}
+
+static void fl_detach_dmb(usmc_tp_rdmb *rdmb)
+{
+	fl_rdmb *r = (fl_rdmb *)rdmb;
+
+	usmc_tp_detach_dmb(r->inner);
+	free(r);
+}
+
+static int fl_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
+			size_t len, int signal)
+{
+	fl_dev *d = dev_of(rdmb->tp);
+
+	if (d->dead || d->port_down)
+		return USMC_ERR_TRANSPORT;
+	return usmc_tp_move_data(((fl_rdmb *)rdmb)->inner, offset, data, len,
+				 signal);
+}
+
 /* ---- control API ------------------------------------------------------- */
 
 /* Packet faults need the inner device's wire (its rx hook). */
@@ -1009,4 +1098,9 @@ const usmc_tp_ops usmc_tp_fault_ops = {
 	.poll_cq = fl_poll_cq,
 	.batch = fl_batch,
 	.get_async_event = fl_get_async_event,
+	.register_dmb = fl_register_dmb,
+	.unregister_dmb = fl_unregister_dmb,
+	.attach_dmb = fl_attach_dmb,
+	.detach_dmb = fl_detach_dmb,
+	.move_data = fl_move_data,
 };

@@ -1,0 +1,730 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The core's SMC-D profile (core/usmc_smcd.c): two contexts in one process,
+ * each with an ISM device, wired back to back by a harness that is the
+ * transport: register_dmb hands out zeroed heap DMBs with random tokens, an
+ * ISM operation is a memcpy into the peer's DMB (checked to stay inside
+ * the DMB it names, by token), a signal calls usmc_conn_on_dmb_signal on
+ * the DMB's owner. The CLC bytes go across one message at a time. Oracles:
+ * the CLC bytes as decoded by usmc_clc (eyecatcher, type), the data
+ * compared byte by byte against the seeded pattern, the states and errors
+ * the kernel's close FSM gives.
+ */
+#include "usmc_clc.h"
+#include "usmc_core_test.h"
+
+#define SMCD_H_CHECK(c) CU_ASSERT_FATAL(c)
+#define SMCD_H_LOG(...) fprintf(stderr, __VA_ARGS__)
+#include "usmc_smcd_harness.h"
+
+/* Client |a| to server |b|: runs the handshake, returning the Proposal,
+ * the Accept and the Confirm as the wire carried them. */
+static void handshake(side *a, usmc_conn **ca, side *b, usmc_conn **cb,
+		      usmc_clc_msg *prop, usmc_clc_msg *acc, usmc_clc_msg *conf)
+{
+	*ca = conn_new(a, USMC_ROLE_CLIENT);
+	*cb = conn_new(b, USMC_ROLE_SERVER);
+	memset(prop, 0, sizeof(*prop));
+	memset(acc, 0, sizeof(*acc));
+	memset(conf, 0, sizeof(*conf));
+	clc_move(*ca, *cb, prop);
+	clc_move(*cb, *ca, acc);
+	clc_move(*ca, *cb, conf);
+	settle(a, *ca, b, *cb);
+}
+
+static void assert_smcd_up(usmc_conn *c, usmc_conn *peer)
+{
+	usmc_peer_dmb pd;
+	dmb_ent *e;
+
+	USMC_ASSERT_EQ(usmc_conn_get_mode(c), USMC_MODE_SMCD);
+	USMC_ASSERT_EQ(usmc_conn_state(c), SMC_ACTIVE);
+	USMC_ASSERT_EQ_FATAL(usmc_conn_get_peer_dmb(c, &pd), 0);
+	e = dmb_by_token(pd.token);
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT(e->conn == peer);
+	CU_ASSERT(pd.len == e->d.len);
+}
+
+static void test_handshake(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb, *ca2, *cb2;
+	usmc_clc_msg p, ac, cf;
+	usmc_conn_info ia, ib;
+	int nlgr = 0;
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	/* the Proposal offers SMC-Dv2 only, with the loopback-ism pair */
+	USMC_ASSERT_EQ(p.hdr.typev1, SMC_TYPE_N);
+	USMC_ASSERT_EQ(p.hdr.typev2, SMC_TYPE_D);
+	USMC_ASSERT_EQ(p.u.prop.ism_gid_cnt, 2);
+	CU_ASSERT(p.u.prop.ism_gids[0].gid == 0x1111);
+	CU_ASSERT(p.u.prop.ism_gids[1].gid == 0xaaaa);
+	USMC_ASSERT_EQ(p.u.prop.ism_gids[1].chid, 0xffff);
+	USMC_ASSERT_EQ(p.u.prop.feature_mask, SMC_SPF_EMULATED_ISM_DEV);
+	/* Accept and Confirm are SMC-D v2 first contact, release 1 */
+	USMC_ASSERT_EQ(ac.hdr.eyecatcher, SMCD_EYECATCHER);
+	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_ACCEPT);
+	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_D);
+	CU_ASSERT(ac.hdr.typev2 & SMC_FIRST_CONTACT_MASK);
+	CU_ASSERT(ac.u.ac.d_gid == 0x1111 && ac.u.ac.gid_ext == 0xbbbb);
+	USMC_ASSERT_EQ(ac.u.ac.release, SMC_RELEASE_1);
+	CU_ASSERT(ac.u.ac.fce_v2x);
+	USMC_ASSERT_EQ(ac.u.ac.dmbe_size, 0); /* 16 KiB */
+	USMC_ASSERT_EQ(cf.hdr.type, SMC_CLC_CONFIRM);
+	USMC_ASSERT_EQ(cf.hdr.typev1, SMC_TYPE_D);
+	CU_ASSERT(cf.u.ac.d_gid == 0x1111 && cf.u.ac.gid_ext == 0xaaaa);
+	CU_ASSERT(dmb_by_token(ac.u.ac.d_token)->conn == cb);
+	CU_ASSERT(dmb_by_token(cf.u.ac.d_token)->conn == ca);
+	assert_smcd_up(ca, cb);
+	assert_smcd_up(cb, ca);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_ESTABLISHED], 1);
+	USMC_ASSERT_EQ(b.nev[USMC_EV_ESTABLISHED], 1);
+	usmc_conn_get_info(ca, &ia);
+	usmc_conn_get_info(cb, &ib);
+	USMC_ASSERT_EQ(ia.mode, USMC_MODE_SMCD);
+	USMC_ASSERT_EQ(ia.rmb_size, 16384 - 32);
+	USMC_ASSERT_EQ(ia.peer_rmb_size, 16384 - 32);
+	USMC_ASSERT_EQ(ia.peer_gid[15], 0xbb);
+	/* a second connection to the same peer device reuses the lgr */
+	handshake(&a, &ca2, &b, &cb2, &p, &ac, &cf);
+	CU_ASSERT(!(ac.hdr.typev2 & SMC_FIRST_CONTACT_MASK));
+	USMC_ASSERT_EQ(ac.u.ac.fce_v2x, 0);
+	assert_smcd_up(ca2, cb2);
+	assert_smcd_up(cb2, ca2);
+	for (usmc_lgr *l = usmc_ctx_next_lgr(a.ctx, NULL); l;
+	     l = usmc_ctx_next_lgr(a.ctx, l)) {
+		usmc_lgr_info li;
+
+		usmc_lgr_get_info(l, &li);
+		USMC_ASSERT_EQ(li.smcd, 1);
+		USMC_ASSERT_EQ(li.ism_dev, 0);
+		USMC_ASSERT_EQ(li.nlinks, 0);
+		USMC_ASSERT_EQ(li.nconns, 2);
+		USMC_ASSERT_EQ(li.smc_version, SMC_V2);
+		USMC_ASSERT_EQ(li.peer_ism_gid[7], 0x11);
+		USMC_ASSERT_EQ(li.peer_ism_gid[15], 0xbb);
+		nlgr++;
+	}
+	USMC_ASSERT_EQ(nlgr, 1);
+	USMC_ASSERT_EQ(ndmbs(), 4);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+}
+
+/* Different hosts: no SMC-D. Without RNICs both fall back (the server
+ * declines, as today with no usable device); with RNICs the server
+ * accepts SMC-R. */
+static void test_not_chosen(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x2222, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(cb), USMC_MODE_FALLBACK);
+	CU_ASSERT(usmc_conn_fallback_reason(cb) != 0);
+	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(ca),
+		       usmc_conn_fallback_reason(cb));
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	side_fini(&a);
+	side_fini(&b);
+
+	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
+	side_init(&b, 0x2222, 0xbbbb, 1, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, &p);
+	USMC_ASSERT_EQ(p.hdr.typev2, SMC_TYPE_B);
+	USMC_ASSERT_EQ(p.hdr.typev1, SMC_TYPE_R);
+	clc_move(cb, ca, &ac);
+	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_ACCEPT);
+	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_R);
+	USMC_ASSERT_EQ(ac.hdr.eyecatcher, SMC_EYECATCHER);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	side_fini(&a);
+	side_fini(&b);
+
+	/* same host, both with RNICs: SMC-D is preferred */
+	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 1, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_D);
+	assert_smcd_up(ca, cb);
+	assert_smcd_up(cb, ca);
+	side_fini(&a);
+	side_fini(&b);
+	/* a DMB that cannot be registered: the server declines */
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	fail_register = 1;
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_DECLINE);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(cb), SMC_CLC_DECL_MEM);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
+	CU_ASSERT(usmc_ctx_next_lgr(b.ctx, NULL) == NULL);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	/* ... with RNICs on both: SMC-R instead, as the kernel goes on to
+	 * its RDMA devices */
+	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 1, 16384);
+	fail_register = 1;
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, &p);
+	clc_move(cb, ca, &ac);
+	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_ACCEPT);
+	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_R);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
+typedef struct stream {
+	side *ws, *rs;
+	usmc_conn *w, *r;
+	uint32_t seed;
+	uint64_t total, wrote, got, bad;
+	uint64_t rng;
+} stream;
+
+/* One step of a stream: a write of a random size, a read of another. */
+static int stream_step(stream *st)
+{
+	uint8_t buf[20000];
+	int moved = 0;
+
+	if (st->wrote < st->total) {
+		size_t n = 1 + (size_t)(xrand(&st->rng) % sizeof(buf));
+		usmc_ssize k;
+
+		if (n > st->total - st->wrote)
+			n = (size_t)(st->total - st->wrote);
+		pat_fill(buf, st->seed, st->wrote, n);
+		k = usmc_conn_write(st->w, buf, n, 1);
+		if (k > 0) {
+			st->wrote += (uint64_t)k;
+			moved = 1;
+		} else {
+			CU_ASSERT_FATAL(k == USMC_ERR_WOULDBLOCK);
+		}
+	}
+	{
+		size_t n = 1 + (size_t)(xrand(&st->rng) % sizeof(buf));
+		usmc_ssize k = usmc_conn_read(st->r, buf, n, 1);
+
+		if (k > 0) {
+			st->bad += pat_check(buf, st->seed, st->got, (size_t)k);
+			st->got += (uint64_t)k;
+			moved = 1;
+		} else {
+			CU_ASSERT_FATAL(k == USMC_ERR_WOULDBLOCK);
+		}
+	}
+	return moved;
+}
+
+/* 64 MiB each way at once through 16 KiB DMBs (a 16352-byte ring: every
+ * wrap lands elsewhere) and 16 KiB sndbufs, every byte compared. */
+static void test_stream(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	stream s1, s2;
+	usmc_conn_info ia;
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	assert_smcd_up(ca, cb);
+	memset(&s1, 0, sizeof(s1));
+	memset(&s2, 0, sizeof(s2));
+	s1 = (stream){&a, &b, ca, cb, 7, 64u << 20, 0, 0, 0, 11};
+	s2 = (stream){&b, &a, cb, ca, 8, 64u << 20, 0, 0, 0, 12};
+	for (long k = 0; k < 10000000; k++) {
+		int n = stream_step(&s1) + stream_step(&s2);
+
+		n += ism_drain(&a) + ism_drain(&b) + signals_deliver();
+		if (s1.got == s1.total && s2.got == s2.total)
+			break;
+		if (!n) {
+			CU_FAIL("stream stalled");
+			break;
+		}
+	}
+	fprintf(stderr, "stream: %llu + %llu bytes compared\n",
+		(unsigned long long)s1.got, (unsigned long long)s2.got);
+	USMC_ASSERT_EQ(s1.got, s1.total);
+	USMC_ASSERT_EQ(s2.got, s2.total);
+	USMC_ASSERT_EQ(s1.bad, 0);
+	USMC_ASSERT_EQ(s2.bad, 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	usmc_conn_get_info(ca, &ia);
+	CU_ASSERT(ia.bytes_sent == s1.total && ia.bytes_received == s2.total);
+	CU_ASSERT(ia.tx_cdcs > (s1.total / 16384));
+	/* and both close in order */
+	USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_APPCLOSEWAIT1);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 3), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	CU_ASSERT(usmc_conn_close_done(ca) && usmc_conn_close_done(cb));
+	USMC_ASSERT_EQ(usmc_conn_error(ca), 0);
+	USMC_ASSERT_EQ(usmc_conn_error(cb), 0);
+	/* closed connections gave their DMBs back */
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
+/* SHUT_WR: the peer reads the data, then EOF, and can still send. */
+static void test_half_close(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[4096], out[4096];
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	pat_fill(buf, 3, 0, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
+	USMC_ASSERT_EQ(usmc_conn_shutdown_write(ca, 1), 0);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, 1), USMC_ERR_PIPE);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(b.nev[USMC_EV_PEER_SHUTDOWN], 1);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 1000);
+	USMC_ASSERT_MEM_EQ(out, buf, 1000);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 0);
+	/* the other way still works */
+	USMC_ASSERT_EQ(usmc_conn_write(cb, buf, 4096, 1), 4096);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_read(ca, out, sizeof(out), 1), 4096);
+	USMC_ASSERT_MEM_EQ(out, buf, 4096);
+	USMC_ASSERT_EQ(usmc_conn_read(ca, out, sizeof(out), 1),
+		       USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 2), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_read(ca, out, sizeof(out), 1), 0);
+	USMC_ASSERT_EQ(usmc_conn_close(ca, 3), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_error(ca), 0);
+	USMC_ASSERT_EQ(usmc_conn_error(cb), 0);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
+/* An abort: the peer reads what came before it, then ECONNRESET. */
+static void test_abort(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[3000], out[3000];
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	pat_fill(buf, 4, 0, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), 1), 3000);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_abort(ca, 2), 0);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(b.nev[USMC_EV_ERROR], 1);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 3000);
+	USMC_ASSERT_MEM_EQ(out, buf, 3000);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1),
+		       USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_write(cb, buf, 10, 1), USMC_ERR_CONNRESET);
+	/* smc_close_passive_abort_received: PROCESSABORT until the
+	 * application closes */
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_PROCESSABORT);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 3), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+
+	/* an abort that crosses a write: the writer's moves, not pulled
+	 * yet, never reach the aborted peer's DMB (given back by now) */
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
+	USMC_ASSERT_EQ(usmc_conn_abort(cb, 2), 0);
+	USMC_ASSERT_EQ(ism_drain(&b), 1);
+	USMC_ASSERT_EQ(ndmbs(), 1); /* the server's DMB went with its CDC */
+	USMC_ASSERT_EQ(signals_deliver(), 1);
+	USMC_ASSERT_EQ(usmc_conn_error(ca), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(ism_drain(&a), 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+}
+
+/* The header of |c|'s DMB, as its peer would write it (host-endian). */
+static void put_hdr(usmc_conn *c, uint8_t type, uint16_t pw, uint32_t pc,
+		    uint16_t cw, uint32_t cc, uint8_t flags)
+{
+	usmc_peer_dmb pd;
+	dmb_ent *e = NULL;
+	uint8_t *h;
+
+	for (int i = 0; i < MAX_DMBS; i++)
+		if (dmbs[i].used && dmbs[i].conn == c)
+			e = &dmbs[i];
+	CU_ASSERT_FATAL(e != NULL);
+	(void)pd;
+	h = e->d.addr;
+	memset(h, 0, 32);
+	h[0] = type;
+	memcpy(h + 8, &pw, 2);
+	memcpy(h + 10, &pc, 4);
+	memcpy(h + 16, &cw, 2);
+	memcpy(h + 18, &cc, 4);
+	h[23] = flags;
+	e->signalled = 1;
+}
+
+static uint64_t dmb_token_of(usmc_conn *c)
+{
+	for (int i = 0; i < MAX_DMBS; i++)
+		if (dmbs[i].used && dmbs[i].conn == c)
+			return dmbs[i].d.token;
+	return 0;
+}
+
+/* Hostile headers written straight into the server's DMB: each aborts
+ * the server's connection (EPROTO), which tells the client (ECONNRESET);
+ * nothing is read or written outside a DMB. */
+static void test_hostile(void)
+{
+	enum {
+		NOT_CDC,
+		PROD_PAST_RING,
+		PROD_BACKWARDS,
+		PROD_PAST_WINDOW,
+		CONS_PAST_SENT,
+		TOKEN,
+		NCASES
+	};
+
+	for (int k = 0; k < NCASES; k++) {
+		side a, b;
+		usmc_conn *ca, *cb;
+		usmc_clc_msg p, ac, cf;
+		uint8_t buf[1000];
+		uint32_t ring = 16384 - 32;
+
+		side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+		side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+		handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+		/* 1000 bytes in first, so "backwards" has room */
+		pat_fill(buf, 5, 0, sizeof(buf));
+		USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
+		settle(&a, ca, &b, cb);
+		USMC_ASSERT_EQ(usmc_conn_readable(cb), 1000);
+		switch (k) {
+		case NOT_CDC:
+			put_hdr(cb, 0x00, 0, 1000, 0, 0, 0);
+			break;
+		case PROD_PAST_RING:
+			put_hdr(cb, 0xfe, 0, ring, 0, 0, 0);
+			break;
+		case PROD_BACKWARDS:
+			put_hdr(cb, 0xfe, 0, 999, 0, 0, 0);
+			break;
+		case PROD_PAST_WINDOW:
+			/* a whole ring more than we granted */
+			put_hdr(cb, 0xfe, 1, 1000, 0, 0, 0);
+			break;
+		case CONS_PAST_SENT:
+			/* consumes bytes the server never sent */
+			put_hdr(cb, 0xfe, 0, 1000, 0, 5, 0);
+			break;
+		case TOKEN:
+			USMC_ASSERT_EQ(usmc_conn_on_dmb_signal(
+					       cb, dmb_token_of(cb) ^ 1, 1),
+				       USMC_ERR_PROTO);
+			break;
+		}
+		settle(&a, ca, &b, cb);
+		USMC_ASSERT_EQ(usmc_conn_error(cb), USMC_ERR_PROTO);
+		USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+		USMC_ASSERT_EQ(b.nev[USMC_EV_ERROR], 1);
+		USMC_ASSERT_EQ(usmc_conn_error(ca), USMC_ERR_CONNRESET);
+		/* the client takes the abort and closes: nothing more goes to
+		 * the server's DMB */
+		USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
+		settle(&a, ca, &b, cb);
+		USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+		USMC_ASSERT_EQ(bad_ops, 0);
+		USMC_ASSERT_EQ(late_ops, 0);
+		/* a late signal on the dead connection changes nothing */
+		USMC_ASSERT_EQ(usmc_conn_on_dmb_signal(cb, 0, 2), 0);
+		side_fini(&a);
+		side_fini(&b);
+		USMC_ASSERT_EQ(ndmbs(), 0);
+	}
+}
+
+/* Seeded random headers (mostly near-valid cursors and flags) against a
+ * live connection with data both ways: never an operation outside a DMB,
+ * never more readable than the ring, and either the connection goes on
+ * (the header was a legal state) or it ended: EPROTO, or ECONNRESET
+ * for the abort flag. */
+static void test_hostile_random(void)
+{
+	uint64_t rng = 0x5eed;
+	int aborted = 0, survived = 0;
+
+	for (int k = 0; k < 300; k++) {
+		side a, b;
+		usmc_conn *ca, *cb;
+		usmc_clc_msg p, ac, cf;
+		uint8_t buf[3000];
+		uint32_t ring = 16384 - 32;
+
+		side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+		side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+		handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+		pat_fill(buf, 9, 0, sizeof(buf));
+		USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 3000, 1), 3000);
+		USMC_ASSERT_EQ(usmc_conn_write(cb, buf, 2000, 1), 2000);
+		settle(&a, ca, &b, cb);
+		for (int j = 0; j < 4; j++) {
+			uint64_t r = xrand(&rng);
+			uint32_t pc = (uint32_t)(3000 + (int)(r % 64) - 32);
+			uint32_t cc =
+				(uint32_t)(2000 + (int)((r >> 8) % 64) - 32);
+			uint16_t pw = (uint16_t)((r >> 16) % 8 == 0);
+			uint8_t type =
+				(r >> 20) % 16 ? 0xfe : (uint8_t)(r >> 24);
+			uint8_t fl = (uint8_t)((r >> 32) % 4 ? 0 : (r >> 40));
+
+			if ((r >> 48) % 8 == 0)
+				pc = (uint32_t)(r >> 12) % (2 * ring);
+			put_hdr(cb, type, pw, pc, 0, cc, fl);
+			settle(&a, ca, &b, cb);
+			CU_ASSERT(usmc_conn_readable(cb) <= ring);
+			if (usmc_conn_error(cb))
+				break;
+			survived++; /* taken as a legal state */
+		}
+		USMC_ASSERT_EQ(bad_ops, 0);
+		USMC_ASSERT_EQ(late_ops, 0);
+		if (usmc_conn_error(cb)) {
+			/* hostile, or a header with the abort flag */
+			CU_ASSERT(usmc_conn_error(cb) == USMC_ERR_PROTO ||
+				  usmc_conn_error(cb) == USMC_ERR_CONNRESET);
+			aborted++;
+		}
+		side_fini(&a);
+		side_fini(&b);
+		USMC_ASSERT_EQ(ndmbs(), 0);
+	}
+	fprintf(stderr, "hostile_random: %d aborted, %d headers taken\n",
+		aborted, survived);
+	/* the mix reaches both outcomes */
+	CU_ASSERT(aborted > 0 && survived > 0);
+}
+
+/* A hostile Accept and Confirm: a DMB on another CHID, a Confirm naming
+ * another device than the Proposal. */
+static void test_hostile_clc(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, m;
+	uint8_t wire[USMC_CLC_MAX_LEN];
+	usmc_ssize n;
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, &p);
+	clc_move(cb, ca, &m);
+	USMC_ASSERT_EQ(m.hdr.typev1, SMC_TYPE_D);
+	/* the client gets the Accept with another CHID instead */
+	side_fini(&a);
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	usmc_conn_clc_consume(ca, 1000);
+	m.u.ac.d_chid = 0x1234;
+	n = usmc_clc_encode(&m, wire, sizeof(wire));
+	CU_ASSERT_FATAL(n > 0);
+	USMC_ASSERT_EQ(usmc_conn_clc_recv(ca, wire, (size_t)n, 1), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(ca), SMC_CLC_DECL_NOSMCD2DEV);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+
+	/* the server gets a Confirm from a gid_ext the Proposal did not
+	 * name */
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, NULL);
+	clc_move(cb, ca, NULL);
+	{
+		const uint8_t *d;
+		size_t len;
+
+		usmc_conn_clc_pending(ca, &d, &len);
+		CU_ASSERT_FATAL(usmc_clc_decode(d, len, &m) > 0);
+		usmc_conn_clc_consume(ca, len);
+	}
+	m.u.ac.gid_ext ^= 1;
+	n = usmc_clc_encode(&m, wire, sizeof(wire));
+	CU_ASSERT_FATAL(n > 0);
+	USMC_ASSERT_EQ(usmc_conn_clc_recv(cb, wire, (size_t)n, 1), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(cb), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(cb), SMC_CLC_DECL_CNFERR);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+
+	/* an Accept announcing a DMB larger than SMC-D's 1 MiB */
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, NULL);
+	{
+		const uint8_t *d;
+		size_t len;
+
+		usmc_conn_clc_pending(cb, &d, &len);
+		CU_ASSERT_FATAL(usmc_clc_decode(d, len, &m) > 0);
+		usmc_conn_clc_consume(cb, len);
+	}
+	m.u.ac.dmbe_size = SMCD_DMBE_SIZES + 1;
+	n = usmc_clc_encode(&m, wire, sizeof(wire));
+	CU_ASSERT_FATAL(n > 0);
+	USMC_ASSERT_EQ(usmc_conn_clc_recv(ca, wire, (size_t)n, 1), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(ca), SMC_CLC_DECL_CNFERR);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+}
+
+/* The client is up once its Confirm is out and may write before the
+ * server has read the Confirm: the server takes the data then. */
+static void test_data_before_confirm(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	uint8_t buf[5000], out[5000];
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	clc_move(ca, cb, NULL);
+	clc_move(cb, ca, NULL);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_SMCD);
+	pat_fill(buf, 6, 0, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), 1), 5000);
+	ism_drain(&a);
+	signals_deliver();
+	USMC_ASSERT_EQ(usmc_conn_get_mode(cb), USMC_MODE_HANDSHAKE);
+	USMC_ASSERT_EQ(b.nev[USMC_EV_READABLE], 0);
+	clc_move(ca, cb, NULL); /* the Confirm */
+	USMC_ASSERT_EQ(usmc_conn_get_mode(cb), USMC_MODE_SMCD);
+	USMC_ASSERT_EQ(b.nev[USMC_EV_READABLE], 1);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 5000);
+	USMC_ASSERT_MEM_EQ(out, buf, 5000);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+}
+
+/* An SMC-D link group with no connection left ends after lgr_free_delay
+ * (the client's 10 s later), as SMC-R's, with nothing to say. */
+static void test_idle_lgr(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	usmc_tstamp t = 600 * SEC;
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 2), 0);
+	settle(&a, ca, &b, cb);
+	usmc_conn_del(ca);
+	usmc_conn_del(cb);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) != NULL);
+	CU_ASSERT(usmc_ctx_get_expiry(b.ctx) <= t + 2);
+	for (int k = 0; k < 2; k++) {
+		usmc_ctx_handle_expiry(a.ctx, t + 2);
+		usmc_ctx_handle_expiry(b.ctx, t + 2);
+	}
+	CU_ASSERT(usmc_ctx_next_lgr(b.ctx, NULL) == NULL);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) != NULL);
+	for (int k = 0; k < 2; k++)
+		usmc_ctx_handle_expiry(a.ctx, t + 10 * SEC + 2);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) == NULL);
+	USMC_ASSERT_EQ(ism_drain(&a) + ism_drain(&b), 0);
+	side_fini(&a);
+	side_fini(&b);
+}
+
+static CU_TestInfo smcd_tests[] = {
+	{"handshake", test_handshake},
+	{"not_chosen", test_not_chosen},
+	{"stream_64MiB_both_ways", test_stream},
+	{"half_close", test_half_close},
+	{"abort", test_abort},
+	{"hostile_headers", test_hostile},
+	{"hostile_random", test_hostile_random},
+	{"hostile_clc", test_hostile_clc},
+	{"data_before_confirm", test_data_before_confirm},
+	{"idle_lgr", test_idle_lgr},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	const usmc_test_suite suites[] = {{"core_smcd", smcd_tests},
+					  {NULL, NULL}};
+
+	return usmc_test_main(suites);
+}
