@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # usmc-bench works: --help, --version and usage errors; a --quick
 # softroce/stream pass writes report.md, report.json and the chart, with
-# every run SMC-R; the shm path either runs over shm or says, with the
-# runtime's reason, that it is not available and reports no usmc number;
+# every run SMC-R; the shm path's probe either carries a connection over
+# shm or says, with the runtime's reason, that shm is not available (no
+# program workload runs on shm here: iperf3, sockperf and redis over shm
+# are not all reliable yet, docs/testing.md; memcpy is its row);
 # a --quick fallback/excluded pass on both hosts (lab, loopback) has every
 # usmc run excluded by its rule (never SMC, never marked) and the client's
 # CPU per request beside the rates, with its ratio per round.
@@ -39,7 +41,7 @@ done
 work=$(mktemp -d /tmp/$T.XXXXXX) || fail "mktemp"
 trap 'rm -rf "$work"' EXIT
 
-timeout 240 "$B" --quick --only softroce/stream,shm/stream --out "$work/r" 2>"$work/progress"
+timeout 240 "$B" --quick --only softroce/stream,shm/memcpy --out "$work/r" 2>"$work/progress"
 rc=$?
 [ $rc = 77 ] && skip "usmc-bench cannot run the lab here: $(tail -1 "$work/progress")"
 [ $rc = 0 ] || fail "usmc-bench exited $rc: $(tail -5 "$work/progress")"
@@ -78,19 +80,17 @@ if shm is None:
     bad("no shm path in the report")
 line = [l for l in md.splitlines() if l.startswith("| stream 64 KiB writes")]
 head = "| metric | TCP | usmc | ratio | target | met? |"
-if head not in md or len(line) != (2 if shm["available"] else 1):
+if head not in md or len(line) != 1:
     bad("report.md: no table or not the stream rows: %r" % line)
-# the softroce section comes after shm's
-if "%.2f" % r["ratio"]["median"] not in line[-1]:
-    bad("report.md's ratio is not report.json's: %s" % line[-1])
+if "%.2f" % r["ratio"]["median"] not in line[0]:
+    bad("report.md's ratio is not report.json's: %s" % line[0])
 shm_rows = [x for x in j["results"] if x["path"] == "shm"]
-if not shm["available"]:
-    if shm_rows or not shm["why"]:
-        bad("shm not available, yet rows %r or no reason %r" % (shm_rows, shm["why"]))
-    if "**Not available**: " + shm["why"] not in md:
-        bad("report.md does not say shm is not available")
-elif not shm_rows or shm_rows[0]["marked"]:
-    bad("shm available but its stream did not run over it: %r" % shm_rows)
+if [x["workload"] for x in shm_rows] != ["memcpy"]:
+    bad("shm: want the memcpy row alone: %r" % shm_rows)
+if not shm["why"]:
+    bad("shm: the probe's outcome is not said: %r" % shm)
+if not shm["available"] and "**Not available**: " + shm["why"] not in md:
+    bad("report.md does not say shm is not available")
 ch = j["chart"]
 png = os.path.join(d, "chart.png")
 if r["cpu"] is not None:
