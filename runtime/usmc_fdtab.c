@@ -234,7 +234,7 @@ void usmc_sock_free(usmc_sock *s)
 	}
 	usmc_hs_fc_release(s);
 	free(s);
-	usmc_stat_start(); /* its row goes, should the publisher be idle */
+	usmc_stat_wake(); /* its row goes, should the publisher be idle */
 }
 
 /* In the parent after fork() (lock held): SMC listeners it never used

@@ -404,6 +404,9 @@ void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped);
  * starts its thread once per process, and again (lock held) when a socket
  * comes or goes after it ended for having nothing to watch. */
 void usmc_stat_start(void);
+/* Restarts an idle publisher of this process; nothing in a forked child
+ * that has not published yet (its fork handler frees inherited sockets). */
+void usmc_stat_wake(void);
 /* A socket changed state: publish soon (lock held, cheap unless the
  * publisher must start again). */
 void usmc_stat_kick(void);

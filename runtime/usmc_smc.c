@@ -858,9 +858,13 @@ static void smc_post(void)
 			if (usmc_conn_get_mode(s->conn) == USMC_MODE_SMCD) {
 				ism_ent *e = ent_by_conn(s->conn);
 
+				/* a failed attach aborts the connection
+				 * (ism_attach set e->fail); the drain alone
+				 * would skip its operations and never say */
 				if (e && !e->failed && ism_attach(e)) {
 					e->failed = 1;
-					smc_drain_ism();
+					if (ism_fail_pending())
+						smc_drain_ism();
 				}
 			}
 			s->mode = USMC_SOCK_SMCR;

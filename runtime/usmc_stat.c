@@ -421,6 +421,12 @@ static void stat_thread_start(void)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
+void usmc_stat_wake(void)
+{
+	if (stat_pid == getpid() && stat_dir[0] && stat_running != stat_pid)
+		stat_thread_start();
+}
+
 void usmc_stat_start(void)
 {
 	static int kick_init;
