@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -90,6 +91,9 @@ static struct {
 	int (*shutdown)(int, int);
 	int (*close)(int);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*epoll_create1)(int);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
 } io;
 
 static void use_kernel(void)
@@ -104,6 +108,9 @@ static void use_kernel(void)
 	io.shutdown = shutdown;
 	io.close = close;
 	io.setsockopt = setsockopt;
+	io.epoll_create1 = epoll_create1;
+	io.epoll_ctl = epoll_ctl;
+	io.epoll_wait = epoll_wait;
 }
 
 /* AF_SMC with protocol 0 (SMCPROTO_SMC) is SMC over IPv4: the same
@@ -127,6 +134,9 @@ static void use_usmc(void)
 	io.shutdown = usmc_shutdown;
 	io.close = usmc_close;
 	io.setsockopt = usmc_setsockopt;
+	io.epoll_create1 = usmc_epoll_create1;
+	io.epoll_ctl = usmc_epoll_ctl;
+	io.epoll_wait = usmc_epoll_wait;
 }
 
 static void die_usage(const char *fmt, ...)
@@ -1994,9 +2004,10 @@ static int run_conns_server(int lfd)
 	conns_count k = {0};
 	char err[200] = "";
 	uint64_t checked = 0, t0 = 0;
-	int got = 0;
+	int got = 0, done = 0, ep = io.epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev;
 
-	if (!fds || !buf)
+	if (!fds || !buf || ep < 0)
 		return 1;
 	for (; got <= n; got++) {
 		if (got == 1) {
@@ -2020,9 +2031,32 @@ static int run_conns_server(int lfd)
 			ok = 0;
 			break;
 		}
+		/* registered at once, as an event-driven server does (usmc
+		 * runs an accepted connection's handshake once the process
+		 * uses it, or after a second) */
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)got;
+		if (io.epoll_ctl(ep, EPOLL_CTL_ADD, fds[got], &ev)) {
+			snprintf(err, sizeof(err), "epoll_ctl %d: %s", got + 1,
+				 strerror(errno));
+			ok = 0;
+			got++;
+			break;
+		}
 	}
 	if (!ok)
 		goto out;
+	/* an accepted connection may still finish its handshake: its
+	 * buffers count once it has */
+	for (int i = 1, w = 0; i <= n && !opt.tcp && w < 10000; i++) {
+		usmc_sock_info in;
+
+		while (w < 10000 && usmc_get_info(fds[i], &in) == 0 &&
+		       in.mode == USMC_SOCK_HANDSHAKE) {
+			sleep_ms(1);
+			w++;
+		}
+	}
 	mem_read(&m1);
 	d.rss = m1.rss - m0.rss;
 	d.pss = m1.pss - m0.pss;
@@ -2035,29 +2069,48 @@ static int run_conns_server(int lfd)
 		snprintf(err, sizeof(err), "send ready: %s", strerror(errno));
 		ok = 0;
 	}
-	/* connections are accepted in the client's order: message i is the
-	 * pattern at i * CONNS_MSG */
-	for (int i = 0; i <= n && ok; i++) {
-		int64_t bad;
+	/* as an event-driven server: the messages are taken as epoll
+	 * reports them ready (a connection's index is its event's data) */
+	while (ok && done <= n) {
+		struct epoll_event evs[256];
+		int r = io.epoll_wait(ep, evs, 256, 10000);
 
-		if (recv_all(fds[i], buf, CONNS_MSG) != 1) {
-			snprintf(err, sizeof(err), "recv on %d: %s", i,
-				 strerror(errno));
+		if (r <= 0) {
+			snprintf(err, sizeof(err),
+				 "epoll_wait: %s (%d of %d messages)",
+				 r ? strerror(errno) : "no event for 10 s",
+				 done, n + 1);
 			ok = 0;
 			break;
 		}
-		bad = pattern_check(buf, CONNS_MSG, (uint64_t)i * CONNS_MSG);
-		if (bad >= 0) {
-			snprintf(err, sizeof(err),
-				 "connection %d: byte %" PRId64 " differs", i,
-				 bad);
-			ok = 0;
-		}
-		checked += CONNS_MSG;
-		if (send_all(fds[i], buf, CONNS_MSG)) {
-			snprintf(err, sizeof(err), "echo on %d: %s", i,
-				 strerror(errno));
-			ok = 0;
+		for (int e = 0; e < r && ok; e++) {
+			uint32_t i = evs[e].data.u32;
+			int64_t bad;
+
+			if (i > (uint32_t)n || fds[i] < 0 ||
+			    recv_all(fds[i], buf, CONNS_MSG) != 1) {
+				snprintf(err, sizeof(err), "recv on %u: %s", i,
+					 strerror(errno));
+				ok = 0;
+				break;
+			}
+			io.epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+			bad = pattern_check(buf, CONNS_MSG,
+					    (uint64_t)i * CONNS_MSG);
+			if (bad >= 0) {
+				snprintf(err, sizeof(err),
+					 "connection %u: byte %" PRId64
+					 " differs",
+					 i, bad);
+				ok = 0;
+			}
+			checked += CONNS_MSG;
+			done++;
+			if (send_all(fds[i], buf, CONNS_MSG)) {
+				snprintf(err, sizeof(err), "echo on %u: %s", i,
+					 strerror(errno));
+				ok = 0;
+			}
 		}
 	}
 	/* the client closes when it has checked the echoes */
@@ -2073,6 +2126,7 @@ out:
 		   (double)(now_ns() - t0) / 1e9, ok, err);
 	for (int i = 0; i < got && i <= n; i++)
 		io.close(fds[i]);
+	io.close(ep);
 	free(fds);
 	free(buf);
 	return ok && !k.fallbacks && !k.other ? 0 : 1;
