@@ -852,6 +852,7 @@ static void smc_post(void)
 			  (1u << USMC_EV_PEER_SHUTDOWN) |
 			  (1u << USMC_EV_CLOSED) | (1u << USMC_EV_ERROR))) {
 			s->rgen++;
+			usmc_epoll_sock_changed(s);
 			notify = 1;
 		}
 		if (ev & (1u << USMC_EV_CLC_SEND))
