@@ -144,6 +144,11 @@ typedef struct usmc_callbacks {
 	void *(*malloc)(size_t size, void *user);
 	void (*free)(void *ptr, void *user);
 	void *(*calloc)(size_t n, size_t size, void *user);
+	/* Optional: a buffer of |size| zero bytes whose pages take no
+	 * memory until written (an SMC-D send buffer), and its release;
+	 * without them calloc and free serve. */
+	void *(*buf_alloc)(size_t size, void *user);
+	void (*buf_free)(void *ptr, size_t size, void *user);
 	/* Random bytes: PSNs, system id (required). */
 	void (*rand)(uint8_t *buf, size_t len, void *user);
 	/* Optional: one formatted line, no newline. */

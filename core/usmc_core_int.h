@@ -402,6 +402,9 @@ static inline const usmc_device_info *usmc_conn_dev(const usmc_conn *c)
 /* memory and logging (usmc_ctx.c) */
 void *usmc_mem_calloc(usmc_ctx *ctx, size_t n, size_t size);
 void usmc_mem_free(usmc_ctx *ctx, void *p);
+/* A buffer whose pages cost nothing until written (cb.buf_alloc). */
+void *usmc_mem_buf_alloc(usmc_ctx *ctx, size_t size);
+void usmc_mem_buf_free(usmc_ctx *ctx, void *p, size_t size);
 void usmc_log(usmc_ctx *ctx, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 static inline usmc_tstamp usmc_tmin(usmc_tstamp a, usmc_tstamp b)

@@ -39,6 +39,23 @@ void usmc_mem_free(usmc_ctx *ctx, void *p)
 		ctx->cb.free(p, ctx->user);
 }
 
+void *usmc_mem_buf_alloc(usmc_ctx *ctx, size_t size)
+{
+	if (ctx->cb.buf_alloc && ctx->cb.buf_free)
+		return ctx->cb.buf_alloc(size, ctx->user);
+	return usmc_mem_calloc(ctx, 1, size);
+}
+
+void usmc_mem_buf_free(usmc_ctx *ctx, void *p, size_t size)
+{
+	if (!p)
+		return;
+	if (ctx->cb.buf_alloc && ctx->cb.buf_free)
+		ctx->cb.buf_free(p, size, ctx->user);
+	else
+		usmc_mem_free(ctx, p);
+}
+
 /* ---- device callbacks: the only places that call them ---- */
 
 int usmc_ctx_call_alloc_mr(usmc_ctx *ctx, unsigned int dev_idx, size_t length,

@@ -93,7 +93,7 @@ static void smcd_buf_free(usmc_ctx *ctx, usmc_buf **pb, usmc_dmb *dmb)
 		ctx->cb.unregister_dmb(ctx->user, dmb);
 		memset(dmb, 0, sizeof(*dmb));
 	} else if (!dmb) {
-		usmc_mem_free(ctx, b->mr.addr);
+		usmc_mem_buf_free(ctx, b->mr.addr, b->size);
 	}
 	usmc_mem_free(ctx, b);
 	*pb = NULL;
@@ -115,11 +115,11 @@ static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 	rmb = usmc_mem_calloc(ctx, 1, sizeof(*rmb));
 	sb = usmc_mem_calloc(ctx, 1, sizeof(*sb));
 	if (sb)
-		sb->mr.addr = usmc_mem_calloc(ctx, 1, ctx->s.sndbuf_size);
+		sb->mr.addr = usmc_mem_buf_alloc(ctx, ctx->s.sndbuf_size);
 	if (!rmb || !sb || !sb->mr.addr) {
 		usmc_mem_free(ctx, rmb);
 		if (sb)
-			usmc_mem_free(ctx, sb->mr.addr);
+			usmc_mem_buf_free(ctx, sb->mr.addr, ctx->s.sndbuf_size);
 		usmc_mem_free(ctx, sb);
 		return SMC_CLC_DECL_MEM;
 	}

@@ -19,6 +19,14 @@
  * epoll_wait wakes up. A socket that changes mode while registered (the
  * handshake ends in SMC-R or in TCP) moves between kernel and user on the
  * next epoll_wait or epoll_ctl (usmc_g.mode_gen says when to look).
+ *
+ * A set finds an fd's entry by hash, and epoll_wait looks only at its
+ * candidates: user entries whose socket's readiness may have risen since
+ * they were last looked at (added, modified, moved to user, or their
+ * socket's rgen bumped: usmc_epoll_sock_changed), and level-triggered
+ * ones still ready. So a wait costs what is ready, not what is
+ * registered. An entry on an fd that is not its socket's own (a dup) is
+ * always a candidate: the bump names the socket by its own fd.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,7 +47,10 @@ typedef struct ep_ent {
 	int disabled; /* EPOLLONESHOT fired */
 	int gen_valid;
 	uint32_t last_gen;
-	struct ep_ent *next;
+	int cand;		    /* on the set's candidate list */
+	struct ep_ent *next, *prev; /* all entries */
+	struct ep_ent *hnext;	    /* hash chain */
+	struct ep_ent *cnext, *cprev;
 } ep_ent;
 
 typedef struct ep_set {
@@ -47,6 +58,9 @@ typedef struct ep_set {
 	int evfd;
 	uint64_t seen_gen;
 	ep_ent *ents;
+	ep_ent **htab; /* by fd, hsize buckets (a power of 2) */
+	unsigned int hsize, nents;
+	ep_ent *cand, *ctail; /* candidates, in the order they came */
 	struct ep_set *next;
 } ep_set;
 
@@ -61,22 +75,109 @@ static ep_set *set_find(int epfd)
 	return NULL;
 }
 
+static ep_ent **hslot(ep_set *set, int fd)
+{
+	return &set->htab[(unsigned int)fd & (set->hsize - 1)];
+}
+
 static ep_ent *ent_find(ep_set *set, int fd)
 {
-	for (ep_ent *e = set->ents; e; e = e->next)
+	if (!set->hsize)
+		return NULL;
+	for (ep_ent *e = *hslot(set, fd); e; e = e->hnext)
 		if (e->fd == fd)
 			return e;
 	return NULL;
 }
 
+static void cand_add(ep_set *set, ep_ent *e)
+{
+	if (e->cand || e->in_kernel)
+		return;
+	e->cand = 1;
+	e->cnext = NULL;
+	e->cprev = set->ctail;
+	if (set->ctail)
+		set->ctail->cnext = e;
+	else
+		set->cand = e;
+	set->ctail = e;
+}
+
+static void cand_del(ep_set *set, ep_ent *e)
+{
+	if (!e->cand)
+		return;
+	if (e->cprev)
+		e->cprev->cnext = e->cnext;
+	else
+		set->cand = e->cnext;
+	if (e->cnext)
+		e->cnext->cprev = e->cprev;
+	else
+		set->ctail = e->cprev;
+	e->cand = 0;
+	e->cnext = e->cprev = NULL;
+}
+
+/* Doubles the table when it is full; 0, or -1 if it cannot grow (the
+ * chains then just get longer). */
+static int hgrow(ep_set *set)
+{
+	unsigned int n = set->hsize ? set->hsize * 2 : 64;
+	ep_ent **t;
+
+	if (set->nents < set->hsize)
+		return 0;
+	t = calloc(n, sizeof(*t));
+	if (!t)
+		return set->hsize ? 0 : -1;
+	for (ep_ent *e = set->ents; e; e = e->next) {
+		ep_ent **s = &t[(unsigned int)e->fd & (n - 1)];
+
+		e->hnext = *s;
+		*s = e;
+	}
+	free(set->htab);
+	set->htab = t;
+	set->hsize = n;
+	return 0;
+}
+
+static int ent_link(ep_set *set, ep_ent *e)
+{
+	ep_ent **s;
+
+	if (hgrow(set))
+		return -1;
+	s = hslot(set, e->fd);
+	e->hnext = *s;
+	*s = e;
+	e->prev = NULL;
+	e->next = set->ents;
+	if (set->ents)
+		set->ents->prev = e;
+	set->ents = e;
+	set->nents++;
+	return 0;
+}
+
 static void ent_del(ep_set *set, ep_ent *ent)
 {
-	for (ep_ent **pp = &set->ents; *pp; pp = &(*pp)->next)
+	for (ep_ent **pp = hslot(set, ent->fd); *pp; pp = &(*pp)->hnext)
 		if (*pp == ent) {
-			*pp = ent->next;
-			free(ent);
-			return;
+			*pp = ent->hnext;
+			break;
 		}
+	if (ent->prev)
+		ent->prev->next = ent->next;
+	else
+		set->ents = ent->next;
+	if (ent->next)
+		ent->next->prev = ent->prev;
+	cand_del(set, ent);
+	set->nents--;
+	free(ent);
 }
 
 /* Readiness from user space for this socket's current mode? */
@@ -112,9 +213,13 @@ static void set_sync(ep_set *set)
 			e->in_kernel = 0;
 			e->gen_valid = 0;
 		} else if (!user && !e->in_kernel) {
-			if (kernel_add(set->epfd, e) == 0 || errno == EEXIST)
+			if (kernel_add(set->epfd, e) == 0 || errno == EEXIST) {
+				cand_del(set, e);
 				e->in_kernel = 1;
+			}
 		}
+		/* a mode change may have made it ready */
+		cand_add(set, e);
 	}
 }
 
@@ -165,6 +270,7 @@ static void set_free(ep_set *set, int in_use)
 		}
 	while (set->ents)
 		ent_del(set, set->ents);
+	free(set->htab);
 	if (in_use)
 		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->evfd,
 				       NULL);
@@ -292,8 +398,15 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			}
 			e->in_kernel = 1;
 		}
-		e->next = set->ents;
-		set->ents = e;
+		if (ent_link(set, e)) {
+			if (e->in_kernel)
+				usmc_real()->epoll_ctl(epfd, EPOLL_CTL_DEL, fd,
+						       NULL);
+			err = ENOMEM;
+			free(e);
+			break;
+		}
+		cand_add(set, e);
 		break;
 	case EPOLL_CTL_MOD:
 		if (!e) {
@@ -312,6 +425,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		/* as the kernel: re-evaluated now, edge or not */
 		e->disabled = 0;
 		e->gen_valid = 0;
+		cand_add(set, e);
 		break;
 	case EPOLL_CTL_DEL:
 		if (!e) {
@@ -369,33 +483,53 @@ static int ent_ready(ep_ent *e)
 	return re;
 }
 
-/* Lock held: ready user entries into |out|. Reported entries move to the
- * end of the list, so a small |max| does not starve the others. */
+/* Lock held: ready user entries into |out|, from the candidates only.
+ * One that is not ready leaves them until its socket changes; an edge or
+ * one-shot entry leaves once reported; a level one that was reported goes
+ * to the end (still ready next time, as the kernel's), so a small |max|
+ * does not starve the others. */
 static int collect(ep_set *set, struct epoll_event *out, int max)
 {
-	ep_ent **pp = &set->ents, *moved = NULL, **mtail = &moved;
+	ep_ent *e = set->cand, *stop = NULL;
 	int n = 0;
 
-	while (*pp && n < max) {
-		ep_ent *e = *pp;
+	while (e && e != stop && n < max) {
+		ep_ent *next = e->cnext;
 		int re = ent_ready(e);
+		usmc_sock *s = usmc_sock_get(e->fd);
+		/* a dup's entry: its socket's bumps name another fd */
+		int keep = s && s->fd != e->fd;
 
-		if (!re) {
-			pp = &e->next;
-			continue;
+		if (re) {
+			out[n].events = (uint32_t)re;
+			out[n].data.u64 = e->data;
+			n++;
+			if (!(e->events & (EPOLLET | EPOLLONESHOT)))
+				keep = 1;
 		}
-		out[n].events = (uint32_t)re;
-		out[n].data.u64 = e->data;
-		n++;
-		*pp = e->next;
-		e->next = NULL;
-		*mtail = e;
-		mtail = &e->next;
+		if (!keep) {
+			cand_del(set, e);
+		} else if (re && e != set->ctail) {
+			cand_del(set, e);
+			cand_add(set, e);
+			if (!stop)
+				stop = e; /* the rest were looked at */
+		}
+		e = next;
 	}
-	while (*pp)
-		pp = &(*pp)->next;
-	*pp = moved;
 	return n;
+}
+
+/* Lock held: |s|'s readiness may have risen (its rgen moved): its entries
+ * become candidates in every set. */
+void usmc_epoll_sock_changed(usmc_sock *s)
+{
+	for (ep_set *set = sets; set; set = set->next) {
+		ep_ent *e = ent_find(set, s->fd);
+
+		if (e)
+			cand_add(set, e);
+	}
 }
 
 int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
@@ -487,6 +621,7 @@ void usmc_epoll_fork_child(void)
 		sets = set->next;
 		while (set->ents)
 			ent_del(set, set->ents);
+		free(set->htab);
 		usmc_fdflag_set(set->epfd, USMC_FDF_EPOLL, 0);
 		usmc_real()->close(set->evfd);
 		free(set);

@@ -468,6 +468,7 @@ static void listener_enqueue(usmc_sock *s)
 	l->q_tail = s;
 	l->q_len++;
 	l->rgen++; /* a new edge for epoll on the listener */
+	usmc_epoll_sock_changed(l);
 	s->in_lq = 1;
 }
 
@@ -496,6 +497,7 @@ void usmc_sock_hs_done(usmc_sock *s)
 	s->hs = USMC_HS_NONE;
 	s->deadline = 0;
 	s->rgen++;
+	usmc_epoll_sock_changed(s);
 	usmc_g.mode_gen++;
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
@@ -569,6 +571,7 @@ void usmc_sock_fallback_late(usmc_sock *s, uint32_t code)
 	usmc_hs_set_fallback(s, code, "no SMC-R link left, no data moved");
 	s->deadline = 0;
 	s->rgen++;
+	usmc_epoll_sock_changed(s);
 	usmc_g.mode_gen++;
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);

@@ -315,6 +315,8 @@ void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv);
 void usmc_epoll_kernel_fd(int fd);
 /* usmc_epoll.c: a closed fd leaves every shadow set (lock held). */
 void usmc_epoll_fd_closed(int fd);
+/* Lock held: |s|'s rgen moved; its epoll entries are looked at again. */
+void usmc_epoll_sock_changed(usmc_sock *s);
 /* usmc_poll.c: readiness of a socket, lock held; -1: ask the kernel. */
 int usmc_sock_revents(usmc_sock *s, uint32_t events);
 /* The process uses |s| (I/O, poll, select, epoll, accept): an SMC

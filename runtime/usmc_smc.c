@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -291,6 +292,22 @@ static void *cb_calloc(size_t n, size_t size, void *user)
 {
 	(void)user;
 	return calloc(n, size);
+}
+
+/* fresh anonymous pages: zero, and no memory until written */
+static void *cb_buf_alloc(size_t size, void *user)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	(void)user;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void cb_buf_free(void *ptr, size_t size, void *user)
+{
+	(void)user;
+	munmap(ptr, size);
 }
 
 static void cb_rand(uint8_t *buf, size_t len, void *user)
@@ -749,6 +766,8 @@ static const usmc_callbacks callbacks = {
 	.malloc = cb_malloc,
 	.free = cb_free,
 	.calloc = cb_calloc,
+	.buf_alloc = cb_buf_alloc,
+	.buf_free = cb_buf_free,
 	.rand = cb_rand,
 	.log = cb_log,
 	.alloc_mr = cb_alloc_mr,
@@ -833,6 +852,7 @@ static void smc_post(void)
 			  (1u << USMC_EV_PEER_SHUTDOWN) |
 			  (1u << USMC_EV_CLOSED) | (1u << USMC_EV_ERROR))) {
 			s->rgen++;
+			usmc_epoll_sock_changed(s);
 			notify = 1;
 		}
 		if (ev & (1u << USMC_EV_CLC_SEND))

@@ -726,8 +726,10 @@ int usmc_shutdown(int fd, int how)
 		return -1;
 	}
 	r = 0;
-	if (how != SHUT_WR)
+	if (how != SHUT_WR) {
 		s->rd_shut = 1; /* reads return 0, as RCV_SHUTDOWN */
+		usmc_epoll_sock_changed(s);
+	}
 	if (how != SHUT_RD)
 		r = usmc_smc_shutdown_write(s);
 	usmc_sock_unlock();

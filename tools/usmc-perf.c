@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -67,6 +69,7 @@ static struct {
 	int timeout;
 	int idle_ms;   /* client: connection idle this long before the test */
 	int linger_ms; /* client: open this long after it, before the close */
+	int conns; /* --conns N: N idle connections, then one message each */
 } opt = {
 	.port = 7070,
 	.mode = MODE_STREAM,
@@ -88,6 +91,9 @@ static struct {
 	int (*shutdown)(int, int);
 	int (*close)(int);
 	int (*setsockopt)(int, int, int, const void *, socklen_t);
+	int (*epoll_create1)(int);
+	int (*epoll_ctl)(int, int, int, struct epoll_event *);
+	int (*epoll_wait)(int, struct epoll_event *, int, int);
 } io;
 
 static void use_kernel(void)
@@ -102,6 +108,9 @@ static void use_kernel(void)
 	io.shutdown = shutdown;
 	io.close = close;
 	io.setsockopt = setsockopt;
+	io.epoll_create1 = epoll_create1;
+	io.epoll_ctl = epoll_ctl;
+	io.epoll_wait = epoll_wait;
 }
 
 /* AF_SMC with protocol 0 (SMCPROTO_SMC) is SMC over IPv4: the same
@@ -125,6 +134,9 @@ static void use_usmc(void)
 	io.shutdown = usmc_shutdown;
 	io.close = usmc_close;
 	io.setsockopt = usmc_setsockopt;
+	io.epoll_create1 = usmc_epoll_create1;
+	io.epoll_ctl = usmc_epoll_ctl;
+	io.epoll_wait = usmc_epoll_wait;
 }
 
 static void die_usage(const char *fmt, ...)
@@ -239,6 +251,17 @@ static void help(void)
 	       "for MS\n"
 	       "                         milliseconds after the header, "
 	       "before the test\n"
+	       "        --conns N        client and server: N idle connections "
+	       "from one\n"
+	       "                         process (after a first one), the "
+	       "memory they add\n"
+	       "                         per connection (RSS, PSS; the "
+	       "server's too),\n"
+	       "                         then one checksummed 1 KiB message "
+	       "each way on\n"
+	       "                         every connection, every byte "
+	       "compared; exit 1\n"
+	       "                         on any fallback\n"
 	       "        --linger MS      client: keep the connection open MS "
 	       "milliseconds\n"
 	       "                         after the test, before closing it "
@@ -1736,6 +1759,430 @@ out:
 	return NULL;
 }
 
+/* --conns N: N idle connections from one process to one server process,
+ * then one checksummed message on each. The memory of an idle connection
+ * is what N more of them add to the process (/proc/self/smaps_rollup: Rss
+ * counts the pages touched, Pss splits shared ones between the mappers),
+ * measured after a first connection has made the device and link group. */
+#define CONNS_MAGIC 0x55534d43434f4e4eull /* "USMCCONN" */
+#define CONNS_MSG   1024
+#define CONNS_RDY   32
+
+typedef struct mem_kib {
+	long rss, pss;
+} mem_kib;
+
+static int mem_read(mem_kib *m)
+{
+	FILE *f = fopen("/proc/self/smaps_rollup", "r");
+	char line[256];
+
+	m->rss = m->pss = -1;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "Rss:", 4))
+			m->rss = strtol(line + 4, NULL, 10);
+		else if (!strncmp(line, "Pss:", 4))
+			m->pss = strtol(line + 4, NULL, 10);
+	}
+	fclose(f);
+	return m->rss < 0 || m->pss < 0 ? -1 : 0;
+}
+
+/* every connection needs an fd (usmc's TCP clcsock among them) */
+static void nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+typedef struct conns_count {
+	int smcr, smcd, tcp, other, fallbacks;
+	char first_fallback[160];
+} conns_count;
+
+static void conns_classify(int fd, conns_count *k)
+{
+	usmc_sock_info in;
+
+	if (opt.tcp) {
+		k->tcp++;
+		return;
+	}
+	if (usmc_get_info(fd, &in)) {
+		k->other++;
+		return;
+	}
+	if (in.mode == USMC_SOCK_SMCR) {
+		if (in.smcd)
+			k->smcd++;
+		else
+			k->smcr++;
+	} else if (in.mode == USMC_SOCK_TCP) {
+		k->tcp++;
+		if (in.fallback_code) {
+			if (!k->fallbacks++)
+				snprintf(k->first_fallback,
+					 sizeof(k->first_fallback), "%s: %s",
+					 in.fallback_name, in.fallback_detail);
+		}
+	} else {
+		k->other++;
+	}
+}
+
+static void conns_json(const char *role, int n, const conns_count *k,
+		       const mem_kib *d, const mem_kib *peer, uint64_t checked,
+		       double secs, int ok, const char *err)
+{
+	pthread_mutex_lock(&out_lock);
+	if (opt.json) {
+		printf("{\"role\":\"%s\",\"mode\":\"conns\",\"ok\":%s,"
+		       "\"conns\":%d,\"path\":\"%s\",\"smcr\":%d,\"smcd\":%d,"
+		       "\"tcp\":%d,\"other\":%d,\"fallbacks\":%d,"
+		       "\"rss_kib_per_conn\":%.2f,\"pss_kib_per_conn\":%.2f",
+		       role, ok ? "true" : "false", n, opt.tcp ? "tcp" : "usmc",
+		       k->smcr, k->smcd, k->tcp, k->other, k->fallbacks,
+		       (double)d->rss / n, (double)d->pss / n);
+		if (peer)
+			printf(",\"server_rss_kib_per_conn\":%.2f,"
+			       "\"server_pss_kib_per_conn\":%.2f",
+			       (double)peer->rss / n, (double)peer->pss / n);
+		printf(",\"bytes_checked\":%" PRIu64
+		       ",\"connect_seconds\":%.3f",
+		       checked, secs);
+		if (k->fallbacks) {
+			printf(",\"first_fallback\":");
+			json_str(stdout, k->first_fallback);
+		}
+		if (!ok) {
+			printf(",\"error\":");
+			json_str(stdout, err);
+		}
+		printf("}\n");
+	} else {
+		printf("%s: %d connections (%s): SMC-R %d, SMC-D %d, TCP %d "
+		       "(%d fallbacks), other %d\n",
+		       role, n, opt.tcp ? "kernel TCP" : "usmc", k->smcr,
+		       k->smcd, k->tcp, k->fallbacks, k->other);
+		printf("%s: per idle connection: RSS %.2f KiB, PSS %.2f KiB\n",
+		       role, (double)d->rss / n, (double)d->pss / n);
+		if (peer)
+			printf("server: per idle connection: RSS %.2f KiB, "
+			       "PSS %.2f KiB\n",
+			       (double)peer->rss / n, (double)peer->pss / n);
+		if (k->fallbacks)
+			printf("%s: first fallback: %s\n", role,
+			       k->first_fallback);
+		printf("%s: %" PRIu64 " bytes checked: %s%s\n", role, checked,
+		       ok ? "ok" : "FAILED: ", ok ? "" : err);
+	}
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+}
+
+static int conns_connect(const struct sockaddr_in *sa)
+{
+	int fd = io.socket(AF_INET, SOCK_STREAM, 0);
+
+	if (fd < 0)
+		return -1;
+	if (io.connect(fd, (const struct sockaddr *)sa, sizeof(*sa))) {
+		int e = errno;
+
+		io.close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* The few connections that carry the first messages, alone: the server's
+ * epoll set, with every connection registered, must report exactly these
+ * (a ready list, not a walk, finds them: docs/runtime.md "Scale and
+ * memory"). Phase 0 is the few, phase 1 the rest. */
+static int conns_first(int i, int n)
+{
+	return i == n / 7 || i == n / 2 || i == n;
+}
+
+static int run_conns_client(void)
+{
+	int n = opt.conns, *fds = calloc((size_t)n + 1, sizeof(int)), ok = 1;
+	uint8_t *msg = malloc(CONNS_MSG), *got = malloc(CONNS_MSG);
+	uint8_t rdy[CONNS_RDY];
+	struct sockaddr_in sa;
+	mem_kib m0, m1, d, peer = {0, 0};
+	conns_count k = {0};
+	char err[200] = "";
+	uint64_t checked = 0, t0 = 0;
+	double secs;
+	int opened = 0;
+
+	if (!fds || !msg || !got || resolve(opt.host, opt.port, &sa))
+		return 1;
+	nofile_raise();
+	/* the first connection makes the device and the link group */
+	for (; opened <= n; opened++) {
+		if (opened == 1) {
+			/* the server has taken its base too */
+			if (recv_all(fds[0], rdy, 1) != 1 || mem_read(&m0)) {
+				snprintf(err, sizeof(err),
+					 "no start from the server, or no "
+					 "smaps_rollup");
+				ok = 0;
+				break;
+			}
+			t0 = now_ns();
+		}
+		fds[opened] = conns_connect(&sa);
+		if (fds[opened] < 0) {
+			snprintf(err, sizeof(err), "connect %d of %d: %s",
+				 opened + 1, n + 1, strerror(errno));
+			ok = 0;
+			break;
+		}
+	}
+	if (!ok)
+		goto out;
+	secs = (double)(now_ns() - t0) / 1e9;
+	mem_read(&m1);
+	d.rss = m1.rss - m0.rss;
+	d.pss = m1.pss - m0.pss;
+	for (int i = 1; i <= n; i++)
+		conns_classify(fds[i], &k);
+	/* the server measured before any data: only then may it move */
+	if (recv_all(fds[0], rdy, CONNS_RDY) != 1 ||
+	    get64(rdy) != CONNS_MAGIC) {
+		snprintf(err, sizeof(err), "no ready message from the server");
+		ok = 0;
+		goto out;
+	}
+	peer.rss = (long)get64(rdy + 8);
+	peer.pss = (long)get64(rdy + 16);
+	for (int ph = 0; ph < 2 && ok; ph++) {
+		for (int i = 0; i <= n && ok; i++) {
+			if (conns_first(i, n) != !ph)
+				continue;
+			pattern_fill(msg, CONNS_MSG, (uint64_t)i * CONNS_MSG);
+			if (send_all(fds[i], msg, CONNS_MSG)) {
+				snprintf(err, sizeof(err), "send on %d: %s", i,
+					 strerror(errno));
+				ok = 0;
+			}
+		}
+		/* the server echoes what it received: compare every byte */
+		for (int i = 0; i <= n && ok; i++) {
+			int64_t bad;
+
+			if (conns_first(i, n) != !ph)
+				continue;
+			if (recv_all(fds[i], got, CONNS_MSG) != 1) {
+				snprintf(err, sizeof(err), "echo on %d: %s", i,
+					 strerror(errno));
+				ok = 0;
+				break;
+			}
+			bad = pattern_check(got, CONNS_MSG,
+					    (uint64_t)i * CONNS_MSG);
+			if (bad >= 0) {
+				snprintf(err, sizeof(err),
+					 "connection %d: byte %" PRId64
+					 " differs",
+					 i, bad);
+				ok = 0;
+			}
+			checked += CONNS_MSG;
+		}
+	}
+out:
+	if (!ok)
+		d.rss = d.pss = 0;
+	conns_json("client", n, &k, &d, ok ? &peer : NULL, checked,
+		   ok ? secs : 0, ok, err);
+	for (int i = 0; i < opened && i <= n; i++)
+		io.close(fds[i]);
+	free(fds);
+	free(msg);
+	free(got);
+	return ok && !k.fallbacks && !k.other ? 0 : 1;
+}
+
+static int run_conns_server(int lfd)
+{
+	int n = opt.conns, *fds = calloc((size_t)n + 1, sizeof(int)), ok = 1;
+	uint8_t *buf = malloc(CONNS_MSG), rdy[CONNS_RDY] = {0};
+	mem_kib m0, m1, d;
+	conns_count k = {0};
+	char err[200] = "";
+	uint64_t checked = 0, t0 = 0;
+	int got = 0, done = 0, ep = io.epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event ev;
+
+	if (!fds || !buf || ep < 0)
+		return 1;
+	for (; got <= n; got++) {
+		if (got == 1) {
+			/* the client takes its base when told */
+			if (send_all(fds[0], rdy, 1) || mem_read(&m0)) {
+				snprintf(err, sizeof(err),
+					 "send start, or no smaps_rollup");
+				ok = 0;
+				break;
+			}
+			t0 = now_ns();
+		}
+		fds[got] = io.accept(lfd, NULL, NULL);
+		if (fds[got] < 0) {
+			if (errno == EINTR || errno == ECONNABORTED) {
+				got--;
+				continue;
+			}
+			snprintf(err, sizeof(err), "accept %d: %s", got + 1,
+				 strerror(errno));
+			ok = 0;
+			break;
+		}
+		/* registered at once, as an event-driven server does (usmc
+		 * runs an accepted connection's handshake once the process
+		 * uses it, or after a second) */
+		ev.events = EPOLLIN;
+		ev.data.u32 = (uint32_t)got;
+		if (io.epoll_ctl(ep, EPOLL_CTL_ADD, fds[got], &ev)) {
+			snprintf(err, sizeof(err), "epoll_ctl %d: %s", got + 1,
+				 strerror(errno));
+			ok = 0;
+			got++;
+			break;
+		}
+	}
+	if (!ok)
+		goto out;
+	/* an accepted connection may still finish its handshake: its
+	 * buffers count once it has */
+	for (int i = 1, w = 0; i <= n && !opt.tcp && w < 10000; i++) {
+		usmc_sock_info in;
+
+		while (w < 10000 && usmc_get_info(fds[i], &in) == 0 &&
+		       in.mode == USMC_SOCK_HANDSHAKE) {
+			sleep_ms(1);
+			w++;
+		}
+	}
+	mem_read(&m1);
+	d.rss = m1.rss - m0.rss;
+	d.pss = m1.pss - m0.pss;
+	for (int i = 1; i <= n; i++)
+		conns_classify(fds[i], &k);
+	/* the client sends nothing before the ready message: no
+	 * connection may be ready */
+	if (ok) {
+		struct epoll_event ev0;
+		int r = io.epoll_wait(ep, &ev0, 1, 0);
+
+		if (r != 0) {
+			snprintf(err, sizeof(err),
+				 "epoll_wait before any data: %d (%s), "
+				 "connection %u",
+				 r, r < 0 ? strerror(errno) : "reported ready",
+				 r > 0 ? ev0.data.u32 : 0);
+			ok = 0;
+		}
+	}
+	put64(rdy, CONNS_MAGIC);
+	put64(rdy + 8, (uint64_t)d.rss);
+	put64(rdy + 16, (uint64_t)d.pss);
+	if (ok && send_all(fds[0], rdy, CONNS_RDY)) {
+		snprintf(err, sizeof(err), "send ready: %s", strerror(errno));
+		ok = 0;
+	}
+	/* as an event-driven server: the messages are taken as epoll
+	 * reports them ready (a connection's index is its event's data);
+	 * first the few, alone, then the rest */
+	for (int ph = 0; ph < 2 && ok; ph++) {
+		int want = 0;
+
+		for (int i = 0; i <= n; i++)
+			want += conns_first(i, n) == !ph;
+		for (int got_ph = 0; ok && got_ph < want;) {
+			struct epoll_event evs[256];
+			int r = io.epoll_wait(ep, evs, 256, 10000);
+
+			if (r <= 0) {
+				snprintf(err, sizeof(err),
+					 "epoll_wait: %s (%d of %d messages)",
+					 r ? strerror(errno)
+					   : "no event for 10 s",
+					 done, n + 1);
+				ok = 0;
+				break;
+			}
+			for (int e = 0; e < r && ok; e++) {
+				uint32_t i = evs[e].data.u32;
+				int64_t bad;
+
+				if (i > (uint32_t)n ||
+				    conns_first((int)i, n) != !ph) {
+					snprintf(err, sizeof(err),
+						 "epoll reported connection "
+						 "%u, which has no data yet",
+						 i);
+					ok = 0;
+					break;
+				}
+				if (recv_all(fds[i], buf, CONNS_MSG) != 1) {
+					snprintf(err, sizeof(err),
+						 "recv on %u: %s", i,
+						 strerror(errno));
+					ok = 0;
+					break;
+				}
+				io.epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+				bad = pattern_check(buf, CONNS_MSG,
+						    (uint64_t)i * CONNS_MSG);
+				if (bad >= 0) {
+					snprintf(err, sizeof(err),
+						 "connection %u: byte %" PRId64
+						 " differs",
+						 i, bad);
+					ok = 0;
+				}
+				checked += CONNS_MSG;
+				done++;
+				got_ph++;
+				if (send_all(fds[i], buf, CONNS_MSG)) {
+					snprintf(err, sizeof(err),
+						 "echo on %u: %s", i,
+						 strerror(errno));
+					ok = 0;
+				}
+			}
+		}
+	}
+	/* the client closes when it has checked the echoes */
+	for (int i = 0; i <= n && ok; i++)
+		if (recv_all(fds[i], buf, 1) != 0) {
+			snprintf(err, sizeof(err), "connection %d: no EOF", i);
+			ok = 0;
+		}
+out:
+	if (!ok)
+		d.rss = d.pss = 0;
+	conns_json("server", n, &k, &d, NULL, checked,
+		   (double)(now_ns() - t0) / 1e9, ok, err);
+	for (int i = 0; i < got && i <= n; i++)
+		io.close(fds[i]);
+	io.close(ep);
+	free(fds);
+	free(buf);
+	return ok && !k.fallbacks && !k.other ? 0 : 1;
+}
+
 static int run_server(void)
 {
 	struct sockaddr_in sa = {0};
@@ -1756,7 +2203,7 @@ static int run_server(void)
 	}
 	io.setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (io.bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
-	    io.listen(lfd, 128)) {
+	    io.listen(lfd, opt.conns ? 1024 : 128)) {
 		fprintf(stderr, "%s: cannot listen on %s:%u: %s\n", prog,
 			opt.bind_addr ? opt.bind_addr : "0.0.0.0", opt.port,
 			strerror(errno));
@@ -1768,6 +2215,15 @@ static int run_server(void)
 			opt.tcp	     ? "kernel TCP"
 			: opt.af_smc ? "kernel AF_SMC"
 				     : "usmc");
+	if (opt.conns) {
+		nofile_raise();
+		for (;;) {
+			int rc = run_conns_server(lfd);
+
+			if (opt.one)
+				return rc;
+		}
+	}
 	for (;;) {
 		server_conn *c;
 		int fd = io.accept(lfd, NULL, NULL);
@@ -1867,6 +2323,7 @@ enum {
 	O_SMC_PORTS,
 	O_RAW,
 	O_IDLE,
+	O_CONNS,
 	O_LINGER,
 	O_AF_SMC,
 	O_BIDI,
@@ -1895,6 +2352,7 @@ int main(int argc, char **argv)
 		{"raw", no_argument, NULL, O_RAW},
 		{"idle", required_argument, NULL, O_IDLE},
 		{"linger", required_argument, NULL, O_LINGER},
+		{"conns", required_argument, NULL, O_CONNS},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1976,6 +2434,9 @@ int main(int argc, char **argv)
 			opt.linger_ms =
 				(int)parse_num(optarg, "--linger", 0, 3600000);
 			break;
+		case O_CONNS:
+			opt.conns = (int)parse_num(optarg, "--conns", 1, 65536);
+			break;
 		case O_IDLE:
 			opt.idle_ms =
 				(int)parse_num(optarg, "--idle", 1, 3600000);
@@ -1997,6 +2458,10 @@ int main(int argc, char **argv)
 	if (opt.server && (nmodes || bytes_set || opt.parallel != 1 || opt.raw))
 		die_usage("the client chooses the mode; the server takes "
 			  "only -B, -p, -1 and the common options");
+	if (opt.conns && (nmodes || bytes_set || opt.parallel != 1 || opt.raw ||
+			  opt.af_smc || (opt.bind_addr && opt.host)))
+		die_usage("--conns excludes the modes, -n, -P, --raw, "
+			  "--af-smc and the client's -B");
 	if (opt.host && opt.one)
 		die_usage("-1 is a server option");
 	if (opt.raw && opt.mode != MODE_PINGPONG)
@@ -2037,5 +2502,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: cannot start the watchdog\n", prog);
 		return 1;
 	}
+	if (opt.conns && !opt.server)
+		return run_conns_client();
 	return opt.server ? run_server() : run_client();
 }

@@ -29,6 +29,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
+#include <sys/mman.h>
 #include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -824,11 +825,15 @@ static int sr_mr_new(usmc_tp *tp, void *mem, size_t length, uint32_t access,
 	if (mem) {
 		alloc = 0; /* registered, not allocated: not freed */
 	} else {
-		if (posix_memalign(&mem, page, alloc)) {
+		/* fresh anonymous pages read as zero and take no memory
+		 * until written: an idle connection's RMB and send buffer
+		 * cost nothing but the pages its data has touched */
+		mem = mmap(NULL, alloc, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (mem == MAP_FAILED) {
 			free(mr);
 			return USMC_ERR_NOMEM;
 		}
-		memset(mem, 0, alloc);
 	}
 	mr->pub.tp = tp;
 	mr->pub.addr = mem;
@@ -871,7 +876,7 @@ static void sr_free_mr(usmc_tp_mr *pub)
 	if (mr->index < d->nmrs && d->mrs[mr->index] == mr)
 		d->mrs[mr->index] = NULL;
 	if (mr->alloc_len)
-		free(pub->addr);
+		munmap(pub->addr, mr->alloc_len);
 	free(mr);
 }
 
