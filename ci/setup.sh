@@ -5,7 +5,7 @@ pkgs=(build-essential cmake pkg-config clang clang-format llvm
       libcunit1-dev libpcap-dev zlib1g-dev libisal-dev libibverbs-dev ibverbs-providers rdma-core libbpf-dev
       valgrind tshark tcpdump iproute2 iptables socat iperf3 python3 procps util-linux
       redis-server redis-tools sockperf nginx-light curl gnuplot-nox
-      qemu-system-x86 busybox-static xz-utils)
+      qemu-system-x86 busybox-static xz-utils txt2man groff-base bash-completion)
 # qemu-system-x86, busybox-static: the VM tier (docs/vm.md), whose kernel
 # netns/usmc-lab fetches itself with apt-get download at its first run.
 # gnuplot-nox: usmc-bench's chart (docs/bench.md).
