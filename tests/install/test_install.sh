@@ -40,8 +40,9 @@ echo "installed: ${#tools[@]} tools, the preload, completions, the example"
 
 # no installed program or library loads anything from the build tree
 for f in "$bindir"/usmc-* "$lib"; do
-	head -c4 "$f" | grep -q ELF || continue
-	if readelf -d "$f" | grep -E "\(R(UN)?PATH\)" | grep -q -- "$build"; then
+	[ "$(head -c4 "$f" | tail -c3)" = ELF ] || continue
+	dyn=$(readelf -d "$f")
+	if grep -E "\(R(UN)?PATH\)" <<<"$dyn" | grep -q -- "$build"; then
 		fail "$f has the build tree in its RPATH"
 	fi
 done
@@ -51,7 +52,15 @@ done
 got=$("$bindir/usmc-run" --print-lib)
 [ "$(readlink -f "$got")" = "$(readlink -f "$lib")" ] ||
 	fail "usmc-run --print-lib gave $got, not $lib"
-maps=$(USMC_CONF= "$bindir/usmc-run" cat /proc/self/maps 2>&1) ||
+# an ASan build's preload needs the ASan runtime first (as the preload
+# label does); cat's own leaks are not usmc's
+asan=()
+deps=$(ldd "$lib" 2>/dev/null || true)
+if grep -q libasan <<<"$deps"; then
+	asan=(env "LD_PRELOAD=$(awk '/libasan/ {print $3; exit}' <<<"$deps")"
+		"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+fi
+maps=$(USMC_CONF= "${asan[@]}" "$bindir/usmc-run" cat /proc/self/maps 2>&1) ||
 	fail "installed usmc-run cat: $maps"
 grep -q -- "$(readlink -f "$lib")" <<<"$maps" ||
 	fail "the program under the installed usmc-run has not mapped $lib"
@@ -79,7 +88,8 @@ if [ "${USMC_MAN:-OFF}" = ON ]; then
 	for t in "${tools[@]}"; do
 		page=$(ls "$root/$mandir"/man[18]/"$t".[18] 2>/dev/null | head -1)
 		[ -n "$page" ] || fail "no man page for $t"
-		want=$("$bindir/$t" --help | sed -n '/^NAME$/{n;s/^ *//;s/ - .*//;p;q}')
+		help=$("$bindir/$t" --help) || fail "$t --help failed"
+		want=$(sed -n '/^NAME$/{n;s/^ *//;s/ - .*//;p;q}' <<<"$help")
 		[ "$want" = "$t" ] || fail "$t --help has NAME '$want'"
 		if command -v groff >/dev/null; then
 			txt=$(groff -man -Tutf8 -ww -z "$page" 2>&1) ||
