@@ -67,3 +67,34 @@ if(TXT2MAN AND NOT USMC_MAN_PAGES STREQUAL "OFF")
   add_custom_target(usmc-man ALL DEPENDS ${outs})
 endif()
 message(STATUS "  man pages (txt2man): ${USMC_FEATURE_MAN}")
+
+# The library: libusmc.so.0 with usmc.h, usmc.pc and a CMake package.
+install(TARGETS usmc_shared EXPORT usmcTargets
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  PUBLIC_HEADER DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(EXPORT usmcTargets NAMESPACE usmc::
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/usmc)
+include(CMakePackageConfigHelpers)
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/usmcConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/install/usmcConfig.cmake
+  INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/usmc)
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/install/usmcConfigVersion.cmake
+  COMPATIBILITY SameMinorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/install/usmcConfig.cmake
+  ${PROJECT_BINARY_DIR}/install/usmcConfigVersion.cmake
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/usmc)
+# usmc.pc: the other paths hang off ${prefix}, which is the one of the
+# install itself (cmake --install --prefix), written when it runs
+set(USMC_PC_LIBDIR "\${prefix}/${CMAKE_INSTALL_LIBDIR}")
+set(USMC_PC_INCLUDEDIR "\${prefix}/${CMAKE_INSTALL_INCLUDEDIR}")
+configure_file(${PROJECT_SOURCE_DIR}/cmake/usmc.pc.in ${PROJECT_BINARY_DIR}/install/usmc.pc.in @ONLY)
+install(CODE "set(usmc_pc \"${PROJECT_BINARY_DIR}/install/usmc.pc\")")
+install(CODE [[
+  file(READ "${usmc_pc}.in" pc)
+  string(REPLACE "%PREFIX%" "${CMAKE_INSTALL_PREFIX}" pc "${pc}")
+  file(WRITE "${usmc_pc}" "${pc}")
+]])
+install(FILES ${PROJECT_BINARY_DIR}/install/usmc.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+install(FILES ${PROJECT_SOURCE_DIR}/docs/examples/usmc-echo.c
+  DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)

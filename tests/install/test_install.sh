@@ -118,6 +118,46 @@ out=$(PATH=$bindir:$PATH bash -c '
 grep -q -- "--all" <<<"$(sed -n 1p <<<"$out")" || fail "completion of usmc-stat --al gave: $out"
 grep -qx "status" <<<"$(sed -n 2p <<<"$out")" || fail "completion of usmc-netns x st gave: $out"
 echo "bash completion: usmc-stat --al -> $(sed -n 1p <<<"$out")"
+# the library: SONAME, exactly usmc.h's calls exported, each USMC_0; the
+# example builds against the DESTDIR install through pkg-config and
+# through find_package(usmc), and runs over SMC-R on loopback
+so=$root/$libdir/libusmc.so
+[ -f "$root/include/usmc.h" ] || fail "usmc.h not installed"
+dyn=$(readelf -d "$so")
+grep -q "SONAME.*\[libusmc.so.0\]" <<<"$dyn" || fail "libusmc.so has no SONAME libusmc.so.0"
+want=$(grep -o "usmc_[a-z_0-9]*(" "$root/include/usmc.h" | tr -d '(' | sort -u)
+got=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sort -u)
+names=$(sed 's/@@USMC_0$//' <<<"$got" | sort -u)
+[ "$names" = "$want" ] ||
+	fail "libusmc.so exports other than usmc.h's calls: $(diff <(echo "$want") <(echo "$names") | head)"
+grep -v -q "@@USMC_0$" <<<"$got" && fail "a symbol of libusmc.so without the version USMC_0"
+echo "libusmc.so: SONAME libusmc.so.0, $(wc -l <<<"$want") calls, each USMC_0"
+ex=$root/$docdir/examples/usmc-echo.c
+[ -f "$ex" ] || fail "no example at $ex"
+flags=$(PKG_CONFIG_SYSROOT_DIR=$dest PKG_CONFIG_LIBDIR=$root/$libdir/pkgconfig pkg-config --cflags --libs usmc) ||
+	fail "pkg-config does not know usmc"
+cc -Wall -Wextra -Werror "$ex" $flags -pthread -o "$dest/echo-pc" || fail "the example does not build with pkg-config: $flags"
+mkdir "$dest/cm"
+cat >"$dest/cm/CMakeLists.txt" <<CM
+cmake_minimum_required(VERSION 3.16)
+project(echo C)
+find_package(usmc 0.1 REQUIRED)
+find_package(Threads REQUIRED)
+add_executable(echo-cm $ex)
+target_link_libraries(echo-cm PRIVATE usmc::usmc Threads::Threads)
+CM
+cmake -S "$dest/cm" -B "$dest/cm/b" -DCMAKE_PREFIX_PATH="$root" >"$dest/cm.log" 2>&1 &&
+	cmake --build "$dest/cm/b" >>"$dest/cm.log" 2>&1 || { cat "$dest/cm.log"; fail "the example does not build with find_package(usmc)"; }
+port=$((20000 + RANDOM % 20000))
+for exe in "$dest/echo-pc" "$dest/cm/b/echo-cm"; do
+	port=$((port + 1))
+	out=$(USMC_CONF= USMC_SMC_PORTS=$port LD_LIBRARY_PATH=$root/$libdir \
+		timeout 30 "${asan[@]}" "$exe" $port "hello over SMC-R" 2>&1) || fail "${exe##*/}: $out"
+	grep -qx "client: SMC-R over softroce" <<<"$out" || fail "${exe##*/} did not run over SMC-R: $out"
+	grep -qx "echoed: hello over SMC-R" <<<"$out" || fail "${exe##*/}: $out"
+done
+echo "the example: built by pkg-config and by find_package(usmc); ran over SMC-R and echoed"
+
 if [ -n "${noman:-}" ]; then
 	echo "SKIP: everything else passed; $noman"
 	exit 77
