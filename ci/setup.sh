@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what usmc needs to build and test on Debian 12. Idempotent.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config clang clang-format llvm
+pkgs=(build-essential cmake pkg-config clang clang-format llvm debhelper
       libcunit1-dev libpcap-dev zlib1g-dev libisal-dev libibverbs-dev ibverbs-providers rdma-core libbpf-dev
       valgrind tshark tcpdump iproute2 iptables socat iperf3 python3 procps util-linux
       redis-server redis-tools sockperf nginx-light curl gnuplot-nox

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: style and purity checks, the normal build with every
-# ctest label (unit, transport, netns, preload, memcheck, vm), then an
+# ctest label (unit, transport, netns, preload, memcheck, vm, install), the
+# Debian packages, then an
 # ASan+UBSan build with every label but memcheck and vm (the VM tier runs
 # once: two TCG VMs per cell, about 3.5 minutes). Needs root for netns tests;
 # without it they skip with exit code 77 and say so.
@@ -19,6 +20,9 @@ bash ci/build.sh "$src/build"
 echo "== tests"
 status=0
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 900) || status=1
+
+echo "== Debian packages (dpkg-buildpackage: usmc-tools, libusmc0, libusmc-dev)"
+bash ci/package.sh || status=1
 
 echo "== clang build (warnings are errors; its unit tests run too)"
 CC=clang bash ci/build.sh "$src/build-clang"
