@@ -28,6 +28,7 @@
 
 #include "usmc.h"
 #include "usmc_clc.h"
+#include "usmc_tool.h"
 
 #ifndef AF_SMC
 #define AF_SMC 43 /* the kernel's SMC sockets (net/smc) */
@@ -251,6 +252,7 @@ static void help(void)
 	       "                         a server without -1 has no overall "
 	       "limit)\n"
 	       "    -h, --help           this text\n"
+	       "        --version        the version, and exit\n"
 	       "\n"
 	       "OUTPUT\n"
 	       "    Text: 'path:', then for streams 'bytes:', 'seconds:', "
@@ -1898,11 +1900,13 @@ int main(int argc, char **argv)
 		{"linger", required_argument, NULL, O_LINGER},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, nmodes = 0, bytes_set = 0;
 	pthread_t wd;
 
+	argv[0] = (char *)prog; /* getopt's messages name the tool */
 	while ((c = getopt_long(argc, argv, "sc:B:p:1n:Ri:P:t:h", lo, NULL)) !=
 	       -1) {
 		switch (c) {
@@ -1984,8 +1988,11 @@ int main(int argc, char **argv)
 		case 'h':
 			help();
 			return 0;
-		default:
-			die_usage("unknown option");
+		case 'V':
+			usmc_tool_version(prog);
+			return 0;
+		default: /* getopt said what */
+			usmc_tool_try(prog);
 		}
 	}
 	if (optind < argc)

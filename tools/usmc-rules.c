@@ -18,6 +18,7 @@
 
 #include "usmc_rt.h"
 #include "usmc_synopt.h"
+#include "usmc_tool.h"
 
 static const char usage_text[] =
 	"NAME\n"
@@ -58,6 +59,7 @@ static const char usage_text[] =
 	"                         it from USMC_KEY or a \"set KEY VALUE\" "
 	"line\n"
 	"    -h, --help           this text\n"
+	"    --version            the version, and exit\n"
 	"\n"
 	"ENVIRONMENT\n"
 	"    USMC_RULES, USMC_SMC_PORTS, USMC_CONF, USMC_TRANSPORT: as for\n"
@@ -79,14 +81,6 @@ static const char usage_text[] =
 	"\n"
 	"SEE ALSO\n"
 	"    usmc-run(1), usmc-stat(1); docs/rules.md\n";
-
-static void usage(FILE *f)
-{
-	if (f == stdout)
-		fputs(usage_text, f);
-	else
-		fputs("Try 'usmc-rules --help' for more information.\n", f);
-}
 
 /* "A.B.C.D:PORT", "[v6]:PORT" or "v6:PORT" (the last colon). */
 static int parse_ep(const char *s, usmc_rule_net *n, uint16_t *port)
@@ -176,6 +170,7 @@ int main(int argc, char **argv)
 		{"peer", required_argument, NULL, 'r'},
 		{"list", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *prog = NULL, *ep = NULL, *other = NULL;
@@ -205,6 +200,7 @@ int main(int argc, char **argv)
 		return v ? 1 : 0;
 	}
 
+	argv[0] = (char *)"usmc-rules"; /* getopt's messages name the tool */
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'n':
@@ -212,11 +208,10 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 		case 'l':
-			if (ep) {
-				fprintf(stderr, "usmc-rules: one of --connect "
-						"or --listen\n");
-				return 2;
-			}
+			if (ep)
+				usmc_tool_usage_error("usmc-rules",
+						      "one of --connect or "
+						      "--listen");
 			ep = optarg;
 			listen_mode = o == 'l';
 			break;
@@ -228,24 +223,21 @@ int main(int argc, char **argv)
 			list = 1;
 			break;
 		case 'h':
-			usage(stdout);
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			usmc_tool_version("usmc-rules");
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			usmc_tool_try("usmc-rules");
 		}
 	}
-	if (optind != argc || (!ep && !list)) {
-		if (optind != argc)
-			fprintf(stderr,
-				"usmc-rules: unexpected argument '%s'\n",
-				argv[optind]);
-		else
-			fprintf(stderr, "usmc-rules: give --connect, --listen "
-					"or --list\n");
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc)
+		usmc_tool_usage_error("usmc-rules", "unexpected argument '%s'",
+				      argv[optind]);
+	if (!ep && !list)
+		usmc_tool_usage_error("usmc-rules",
+				      "give --connect, --listen or --list");
 	/* large: on the heap */
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
