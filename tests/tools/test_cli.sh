@@ -3,7 +3,9 @@
 # --version prints "TOOL (usmc) VERSION[ (git COMMIT)]" and exits 0; an
 # unknown option, a bad value or a stray argument prints one line naming
 # the tool and then "Try 'TOOL --help' for more information.", on stderr
-# only, and exits 2 (never zeros and 0, as "usmc-srbench -n abc" did).
+# only, and exits 2 (never zeros and 0, as "usmc-srbench -n abc" did);
+# usmc-run refuses rules and settings given on its command line that the
+# runtime would refuse, before the program starts.
 set -uo pipefail
 b=${USMC_BUILD:?}/tools ver=${USMC_VERSION:?}
 fails=0
@@ -33,6 +35,10 @@ done
 # usage errors: TOOL ARGS... (each a usage error)
 bad=(
 	"usmc-run --bogus"
+	"usmc-run -c /nonexistent/usmc.conf true"
+	"usmc-run -r bogus true"
+	"usmc-run -p 80-x true"
+	"usmc-run -O mtu=99 true"
 	"usmc-netns --bogus"
 	"usmc-perf --bogus"
 	"usmc-perf -c 127.0.0.1 -P abc"
