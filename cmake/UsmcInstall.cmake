@@ -66,7 +66,6 @@ if(TXT2MAN AND NOT USMC_MAN_PAGES STREQUAL "OFF")
   endforeach()
   add_custom_target(usmc-man ALL DEPENDS ${outs})
 endif()
-message(STATUS "  man pages (txt2man): ${USMC_FEATURE_MAN}")
 
 # The library: libusmc.so.0 with usmc.h, usmc.pc and a CMake package.
 install(TARGETS usmc_shared EXPORT usmcTargets
