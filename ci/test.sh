@@ -1,13 +1,46 @@
 #!/usr/bin/env bash
 # The whole test suite: style and purity checks, the normal build with every
-# ctest label (unit, transport, netns, preload, memcheck, vm), then an
+# ctest label (unit, transport, netns, preload, memcheck, vm, install), the
+# Debian packages, then an
 # ASan+UBSan build with every label but memcheck and vm (the VM tier runs
 # once: two TCG VMs per cell, about 3.5 minutes). Needs root for netns tests;
 # without it they skip with exit code 77 and say so.
+#
+#   ci/test.sh           the whole suite (about 35 min on 2 cores)
+#   ci/test.sh --quick   a sanity pass in about a minute once built: the
+#                        normal build, the unit and transport labels but
+#                        the fuzz, valgrind and verbs ones, and the demo
+#                        test (two namespaces over softroce; needs root)
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 cd "$src"
 jobs=$(nproc)
+
+case ${1:-} in
+--quick)
+	bash ci/setup.sh --demo
+	echo "== build (warnings are errors)"
+	bash ci/build.sh "$src/build"
+	echo "== quick tests: unit and transport (no fuzz, valgrind, verbs), then the demo"
+	start=$SECONDS
+	status=0
+	(cd build && ctest -L 'unit|transport' -LE 'memcheck|verbs' -E '^fuzz_' \
+		--output-on-failure -j"$jobs" --timeout 120) || status=1
+	(cd build && ctest -R '^netns_test_demo$' --output-on-failure --timeout 120) || status=1
+	echo "quick pass: $((SECONDS - start)) s of tests; the whole suite is ci/test.sh"
+	exit $status
+	;;
+"") ;;
+-h | --help)
+	sed -n '2,13s/^# \{0,1\}//p' "$0"
+	exit 0
+	;;
+*)
+	echo "test: unknown option '$1'" >&2
+	echo "Try 'ci/test.sh --help' for more information." >&2
+	exit 2
+	;;
+esac
 
 bash ci/setup.sh
 echo "== style and layering"
@@ -19,6 +52,9 @@ bash ci/build.sh "$src/build"
 echo "== tests"
 status=0
 (cd build && ctest --output-on-failure -j"$jobs" --timeout 900) || status=1
+
+echo "== Debian packages (dpkg-buildpackage: usmc-tools, libusmc0, libusmc-dev)"
+bash ci/package.sh || status=1
 
 echo "== clang build (warnings are errors; its unit tests run too)"
 CC=clang bash ci/build.sh "$src/build-clang"

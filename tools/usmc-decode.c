@@ -23,6 +23,7 @@
 #include "usmc_conv.h"
 #include "usmc_err.h"
 #include "usmc_llc.h"
+#include "usmc_tool.h"
 
 #define ETH_P_IPV4	0x0800
 #define ETH_P_IPV6	0x86dd
@@ -103,6 +104,7 @@ static void usage(FILE *f)
 		"failures and the\n"
 		"                     summary\n"
 		"    -h, --help       this text\n"
+		"    --version        the version, and exit\n"
 		"\n"
 		"EXIT STATUS\n"
 		"    0  everything decoded and every checked ICRC matched\n"
@@ -1039,6 +1041,7 @@ int main(int argc, char **argv)
 		{"roce-port", required_argument, NULL, 'p'},
 		{"quiet", no_argument, NULL, 'q'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	char errbuf[PCAP_ERRBUF_SIZE];
@@ -1047,6 +1050,7 @@ int main(int argc, char **argv)
 	pcap_t *pc;
 	int c, dlt, rc;
 
+	argv[0] = (char *)"usmc-decode"; /* getopt's messages name the tool */
 	while ((c = getopt_long(argc, argv, "hq", opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
@@ -1056,36 +1060,32 @@ int main(int argc, char **argv)
 			g.quiet = true;
 			break;
 		case 'p': {
-			char *end;
-			unsigned long v;
+			uint64_t v;
 
-			errno = 0;
-			v = strtoul(optarg, &end, 10);
-			if (errno || *end || end == optarg || v == 0 ||
-			    v > 65535) {
-				fprintf(stderr,
-					"usmc-decode: bad --roce-port '%s' "
-					"(want 1..65535)\n",
-					optarg);
-				return 2;
-			}
+			if (usmc_tool_number(optarg, 0, 1, 65535, &v))
+				usmc_tool_usage_error("usmc-decode",
+						      "bad --roce-port '%s' "
+						      "(want 1..65535)",
+						      optarg);
 			g.roce_port = (uint16_t)v;
 			break;
 		}
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			usmc_tool_version("usmc-decode");
+			return 0;
 		default:
-			fprintf(stderr, "Try 'usmc-decode --help'.\n");
-			return 2;
+			usmc_tool_try("usmc-decode");
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "usmc-decode: %s\nTry 'usmc-decode --help'.\n",
-			optind >= argc ? "no capture file given"
-				       : "only one capture file at a time");
-		return 2;
-	}
+	if (optind != argc - 1)
+		usmc_tool_usage_error("usmc-decode", "%s",
+				      optind >= argc
+					      ? "no capture file given"
+					      : "only one capture file at a "
+						"time");
 	pc = pcap_open_offline(argv[optind], errbuf);
 	if (!pc) {
 		fprintf(stderr, "usmc-decode: %s: %s\n", argv[optind], errbuf);

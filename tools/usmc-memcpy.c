@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "usmc_tool.h"
+
 static void usage(FILE *f)
 {
 	fputs("NAME\n"
@@ -39,6 +41,7 @@ static void usage(FILE *f)
 	      "        --json           one JSON object: block, span, bytes,\n"
 	      "                         seconds, gbytes_per_s, gbps\n"
 	      "    -h, --help           this text\n"
+	      "        --version        the version, and exit\n"
 	      "\n"
 	      "OUTPUT\n"
 	      "    Text: 'block:', 'span:', 'bytes:', 'seconds:', 'GB/s:' "
@@ -50,38 +53,17 @@ static void usage(FILE *f)
 	      f);
 }
 
-static int parse_size(const char *s, size_t *out)
+/* N[K|M|G], 1 byte to 16 GiB */
+static size_t size_opt(const char *opt, const char *s)
 {
-	char *end;
-	unsigned long long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || s[0] == '-')
-		return -1;
-	switch (*end) {
-	case 'K':
-	case 'k':
-		v <<= 10;
-		end++;
-		break;
-	case 'M':
-	case 'm':
-		v <<= 20;
-		end++;
-		break;
-	case 'G':
-	case 'g':
-		v <<= 30;
-		end++;
-		break;
-	default:
-		break;
-	}
-	if (*end || v == 0 || v > (1ULL << 34))
-		return -1;
-	*out = (size_t)v;
-	return 0;
+	if (usmc_tool_number(s, 1, 1, 1ULL << 34, &v))
+		usmc_tool_usage_error("usmc-memcpy",
+				      "bad %s '%s' (want N, NK, NM or NG, "
+				      "up to 16G)",
+				      opt, s);
+	return (size_t)v;
 }
 
 static double now(void)
@@ -100,6 +82,7 @@ int main(int argc, char **argv)
 		{"time", required_argument, NULL, 't'},
 		{"json", no_argument, NULL, 'j'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	size_t block = 64 << 10, span = 1 << 20, off = 0;
@@ -109,20 +92,23 @@ int main(int argc, char **argv)
 	int json = 0, c;
 	char *end;
 
+	argv[0] = (char *)"usmc-memcpy"; /* getopt's messages name the tool */
 	while ((c = getopt_long(argc, argv, "b:s:t:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'b':
-			if (parse_size(optarg, &block) < 0)
-				goto bad;
+			block = size_opt("--block", optarg);
 			break;
 		case 's':
-			if (parse_size(optarg, &span) < 0)
-				goto bad;
+			span = size_opt("--span", optarg);
 			break;
 		case 't':
 			secs = strtod(optarg, &end);
-			if (*end || !(secs >= 0.05 && secs <= 600))
-				goto bad;
+			if (end == optarg || *end ||
+			    !(secs >= 0.05 && secs <= 600))
+				usmc_tool_usage_error("usmc-memcpy",
+						      "bad --time '%s' (want "
+						      "0.05 to 600 seconds)",
+						      optarg);
 			break;
 		case 'j':
 			json = 1;
@@ -130,12 +116,21 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			usmc_tool_version("usmc-memcpy");
+			return 0;
 		default:
-			goto bad;
+			usmc_tool_try("usmc-memcpy");
 		}
 	}
-	if (optind != argc || span < block || span % block)
-		goto bad;
+	if (optind != argc)
+		usmc_tool_usage_error("usmc-memcpy", "unexpected argument '%s'",
+				      argv[optind]);
+	if (span < block || span % block)
+		usmc_tool_usage_error("usmc-memcpy",
+				      "the span (%zu) must be a multiple of "
+				      "the block (%zu)",
+				      span, block);
 	src = malloc(block);
 	dst = malloc(span);
 	if (!src || !dst) {
@@ -185,7 +180,4 @@ int main(int argc, char **argv)
 	free(src);
 	free(dst);
 	return 0;
-bad:
-	fprintf(stderr, "usmc-memcpy: bad arguments (see --help)\n");
-	return 2;
 }

@@ -30,6 +30,7 @@
 
 #include "usmc.h"
 #include "usmc_clc.h"
+#include "usmc_tool.h"
 
 #ifndef AF_SMC
 #define AF_SMC 43 /* the kernel's SMC sockets (net/smc) */
@@ -201,7 +202,8 @@ static void help(void)
 	       "    -p, --port PORT      TCP port (default 7070)\n"
 	       "\n"
 	       "MODES (client)\n"
-	       "    -n, --bytes N[K|M|G] stream N bytes client->server "
+	       "    -n, --bytes N[K|M|G]\n"
+	       "                         stream N bytes client->server "
 	       "(default 64M);\n"
 	       "                         the client then half-closes and reads "
 	       "the\n"
@@ -273,6 +275,7 @@ static void help(void)
 	       "                         a server without -1 has no overall "
 	       "limit)\n"
 	       "    -h, --help           this text\n"
+	       "        --version        the version, and exit\n"
 	       "\n"
 	       "OUTPUT\n"
 	       "    Text: 'path:', then for streams 'bytes:', 'seconds:', "
@@ -2355,11 +2358,13 @@ int main(int argc, char **argv)
 		{"conns", required_argument, NULL, O_CONNS},
 		{"timeout", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	int c, nmodes = 0, bytes_set = 0;
 	pthread_t wd;
 
+	argv[0] = (char *)prog; /* getopt's messages name the tool */
 	while ((c = getopt_long(argc, argv, "sc:B:p:1n:Ri:P:t:h", lo, NULL)) !=
 	       -1) {
 		switch (c) {
@@ -2444,8 +2449,11 @@ int main(int argc, char **argv)
 		case 'h':
 			help();
 			return 0;
-		default:
-			die_usage("unknown option");
+		case 'V':
+			usmc_tool_version(prog);
+			return 0;
+		default: /* getopt said what */
+			usmc_tool_try(prog);
 		}
 	}
 	if (optind < argc)

@@ -18,23 +18,69 @@
 
 #include "usmc_rt.h"
 #include "usmc_synopt.h"
+#include "usmc_tool.h"
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"usage: usmc-rules [--program NAME] --connect ADDR:PORT "
-		"[--local ADDR]\n"
-		"       usmc-rules [--program NAME] --listen ADDR:PORT "
-		"[--peer ADDR]\n"
-		"       usmc-rules --list\n"
-		"       usmc-rules --check-setting KEY VALUE\n"
-		"Loads the rules as a usmc process would and lists them, or "
-		"says\n"
-		"which rule decides a connection, and why, and over which "
-		"transport\n"
-		"(docs/rules.md).\n"
-		"Exit status: 0; 1 if the rules are refused; 2 usage error.\n");
-}
+static const char usage_text[] =
+	"NAME\n"
+	"    usmc-rules - list usmc's connection rules, or say which one\n"
+	"    decides a connection\n"
+	"\n"
+	"SYNOPSIS\n"
+	"    usmc-rules [--program NAME] --connect ADDR:PORT [--local ADDR]\n"
+	"    usmc-rules [--program NAME] --listen ADDR:PORT [--peer ADDR]\n"
+	"    usmc-rules --list\n"
+	"    usmc-rules --check-setting KEY VALUE\n"
+	"\n"
+	"DESCRIPTION\n"
+	"    Loads the rules exactly as a usmc process would (USMC_RULES,\n"
+	"    USMC_SMC_PORTS, then the file USMC_CONF names, else\n"
+	"    /etc/usmc.conf), with the runtime's own matcher, and either "
+	"lists\n"
+	"    them in the order they are tried or says which rule decides a\n"
+	"    connection, why, and over which transport. usmc-run --explain\n"
+	"    runs it. The first rule that matches wins; with none, a\n"
+	"    connection tries SMC where the SMC TCP option loads and is plain\n"
+	"    TCP otherwise.\n"
+	"\n"
+	"OPTIONS\n"
+	"    --connect ADDR:PORT  a client connecting to ADDR:PORT (IPv4,\n"
+	"                         [IPv6]:PORT or IPv6:PORT)\n"
+	"    --listen ADDR:PORT   a server listening on ADDR:PORT (0.0.0.0\n"
+	"                         for the wildcard): the answer may be \"per\n"
+	"                         connection\" when it depends on the peer\n"
+	"    --local ADDR         the client's local address (default: the\n"
+	"                         source address the kernel's route gives)\n"
+	"    --peer ADDR          the peer of an accepted connection\n"
+	"    --program NAME       the program's name (default: none, which\n"
+	"                         matches no program rule)\n"
+	"    --list               list the rules, then the default\n"
+	"    --check-setting KEY VALUE\n"
+	"                         check one setting as the runtime would take\n"
+	"                         it from USMC_KEY or a \"set KEY VALUE\" "
+	"line\n"
+	"    -h, --help           this text\n"
+	"    --version            the version, and exit\n"
+	"\n"
+	"ENVIRONMENT\n"
+	"    USMC_RULES, USMC_SMC_PORTS, USMC_CONF, USMC_TRANSPORT: as for\n"
+	"    every usmc process (docs/rules.md).\n"
+	"\n"
+	"FILES\n"
+	"    /etc/usmc.conf  the rules and settings of every usmc process,\n"
+	"                    unless USMC_CONF names another file or is empty\n"
+	"\n"
+	"EXIT STATUS\n"
+	"    0 done; 1 the rules (or the setting) are refused, and why is on\n"
+	"    stderr; 2 usage error.\n"
+	"\n"
+	"EXAMPLES\n"
+	"    usmc-rules --list\n"
+	"    usmc-rules --program redis-cli --connect 10.77.0.1:6379\n"
+	"    USMC_CONF=./my.conf usmc-rules --listen 0.0.0.0:6379 --peer "
+	"10.77.0.2\n"
+	"\n"
+	"SEE ALSO\n"
+	"    usmc-run(1), usmc-stat(1); docs/rules.md\n";
 
 /* "A.B.C.D:PORT", "[v6]:PORT" or "v6:PORT" (the last colon). */
 static int parse_ep(const char *s, usmc_rule_net *n, uint16_t *port)
@@ -124,6 +170,7 @@ int main(int argc, char **argv)
 		{"peer", required_argument, NULL, 'r'},
 		{"list", no_argument, NULL, 'L'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *prog = NULL, *ep = NULL, *other = NULL;
@@ -153,6 +200,7 @@ int main(int argc, char **argv)
 		return v ? 1 : 0;
 	}
 
+	argv[0] = (char *)"usmc-rules"; /* getopt's messages name the tool */
 	while ((o = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (o) {
 		case 'n':
@@ -160,11 +208,10 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 		case 'l':
-			if (ep) {
-				fprintf(stderr, "usmc-rules: one of --connect "
-						"or --listen\n");
-				return 2;
-			}
+			if (ep)
+				usmc_tool_usage_error("usmc-rules",
+						      "one of --connect or "
+						      "--listen");
 			ep = optarg;
 			listen_mode = o == 'l';
 			break;
@@ -176,17 +223,21 @@ int main(int argc, char **argv)
 			list = 1;
 			break;
 		case 'h':
-			usage(stdout);
+			fputs(usage_text, stdout);
+			return 0;
+		case 'V':
+			usmc_tool_version("usmc-rules");
 			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			usmc_tool_try("usmc-rules");
 		}
 	}
-	if (optind != argc || (!ep && !list)) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc)
+		usmc_tool_usage_error("usmc-rules", "unexpected argument '%s'",
+				      argv[optind]);
+	if (!ep && !list)
+		usmc_tool_usage_error("usmc-rules",
+				      "give --connect, --listen or --list");
 	/* large: on the heap */
 	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)

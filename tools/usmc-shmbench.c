@@ -6,9 +6,10 @@
  * until empty, then poll() on the device fd). Prints the round trip's
  * median and p99 and the doorbell counters. A measurement, not a test.
  *
- * Usage: usmc-shmbench [-n ROUNDS] [-o OPTIONS]   (OPTIONS: spin_us=N)
+ * usmc-shmbench --help is its manual.
  */
 #define _GNU_SOURCE
+#include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -19,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_tool.h"
 #include "usmc_tp_shm.h"
 #include "usmc_transport.h"
 
@@ -120,6 +122,40 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static void usage(void)
+{
+	fputs("NAME\n"
+	      "    usmc-shmbench - the shm transport alone: a ping-pong of "
+	      "signals\n"
+	      "\n"
+	      "SYNOPSIS\n"
+	      "    usmc-shmbench [-n ROUNDS] [-o OPTIONS]\n"
+	      "\n"
+	      "DESCRIPTION\n"
+	      "    Two processes send a 32-byte signal back and forth "
+	      "through the\n"
+	      "    shm transport's move_data and poll_cq, as SMC-D moves a "
+	      "CDC\n"
+	      "    header, each waiting as a progress loop does (poll_cq "
+	      "until\n"
+	      "    empty, then poll() on the device fd). Prints the round "
+	      "trip's\n"
+	      "    median and p99 and the doorbell counters. A measurement, "
+	      "not a\n"
+	      "    test.\n"
+	      "\n"
+	      "OPTIONS\n"
+	      "    -n, --rounds N        round trips (default 100000)\n"
+	      "    -o, --options OPTS    shm device options, e.g. spin_us=N\n"
+	      "                          (transport/shm/README.md)\n"
+	      "    -h, --help            this text\n"
+	      "    --version             the version, and exit\n"
+	      "\n"
+	      "EXIT STATUS\n"
+	      "    0 done; 1 the device or the echo failed; 2 usage error.\n",
+	      stdout);
+}
+
 int main(int argc, char **argv)
 {
 	const char *opts = NULL;
@@ -131,16 +167,46 @@ int main(int argc, char **argv)
 	side s;
 	pid_t pid;
 
-	while ((c = getopt(argc, argv, "n:o:")) != -1) {
-		if (c == 'n')
-			rounds = atol(optarg);
-		else if (c == 'o')
+	static const struct option lo[] = {
+		{"rounds", required_argument, NULL, 'n'},
+		{"options", required_argument, NULL, 'o'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	uint64_t v;
+
+	argv[0] = (char *)"usmc-shmbench"; /* getopt's messages name the tool */
+	while ((c = getopt_long(argc, argv, "n:o:h", lo, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			if (usmc_tool_number(optarg, 0, 1, 100000000, &v))
+				usmc_tool_usage_error("usmc-shmbench",
+						      "bad --rounds '%s' (want "
+						      "1 to 100000000)",
+						      optarg);
+			rounds = (long)v;
+			break;
+		case 'o':
 			opts = optarg;
-		else
-			return 2;
+			break;
+		case 'h':
+			usage();
+			return 0;
+		case 'V':
+			usmc_tool_version("usmc-shmbench");
+			return 0;
+		default:
+			usmc_tool_try("usmc-shmbench");
+		}
 	}
-	if (rounds < 1 || pipe(a2b) || pipe(b2a) || pipe(ready))
-		return 2;
+	if (optind != argc)
+		usmc_tool_usage_error("usmc-shmbench",
+				      "unexpected argument '%s'", argv[optind]);
+	if (pipe(a2b) || pipe(b2a) || pipe(ready)) {
+		perror("usmc-shmbench: pipe");
+		return 1;
+	}
 	pid = fork();
 	if (pid == 0) {
 		/* the echo side: a header in, the same header back */

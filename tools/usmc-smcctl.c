@@ -19,6 +19,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "usmc_tool.h"
+
 #define BUF_LEN	 32768
 #define PNET_MAX 16 /* SMC_MAX_PNETID_LEN in the kernel */
 
@@ -46,6 +48,7 @@ static void usage(FILE *f)
 		"    usmc-smcctl ueid add UEID\n"
 		"    usmc-smcctl ueid show\n"
 		"    usmc-smcctl lgr\n"
+		"    usmc-smcctl --help | --version\n"
 		"\n"
 		"DESCRIPTION\n"
 		"    Talks generic netlink to the kernel's smc module (it must "
@@ -78,8 +81,7 @@ static void usage(FILE *f)
 
 static _Noreturn void die_usage(const char *msg)
 {
-	fprintf(stderr, "%s: %s\nTry '%s --help'.\n", prog, msg, prog);
-	exit(2);
+	usmc_tool_usage_error(prog, "%s", msg);
 }
 
 static void put_attr(nlreq *r, uint16_t type, const void *data, size_t len)
@@ -449,6 +451,10 @@ int main(int argc, char **argv)
 		die_usage("no command given");
 	if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
 		usage(stdout);
+		return 0;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		usmc_tool_version(prog);
 		return 0;
 	}
 	fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_GENERIC);

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_tool.h"
+
 enum {
 	F_FD,
 	F_ROLE,
@@ -155,6 +157,7 @@ static void usage(FILE *f)
 		"keep\n"
 		"    --all-ns      processes of every network namespace\n"
 		"    -h, --help    this text\n"
+		"    --version     the version, and exit\n"
 		"\n"
 		"ENVIRONMENT\n"
 		"    USMC_STAT_DIR  where tables are published (default "
@@ -491,6 +494,7 @@ int main(int argc, char **argv)
 		{"all-ns", no_argument, NULL, 'N'},
 		{"links", no_argument, NULL, 'l'},
 		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *dir = getenv("USMC_STAT_DIR");
@@ -501,6 +505,7 @@ int main(int argc, char **argv)
 	DIR *d;
 	int o;
 
+	argv[0] = (char *)"usmc-stat"; /* getopt's messages name the tool */
 	while ((o = getopt_long(argc, argv, "adhl", lo, NULL)) != -1) {
 		switch (o) {
 		case 'l':
@@ -521,15 +526,16 @@ int main(int argc, char **argv)
 		case 'h':
 			usage(stdout);
 			return 0;
+		case 'V':
+			usmc_tool_version("usmc-stat");
+			return 0;
 		default:
-			usage(stderr);
-			return 2;
+			usmc_tool_try("usmc-stat");
 		}
 	}
-	if (optind != argc) {
-		usage(stderr);
-		return 2;
-	}
+	if (optind != argc)
+		usmc_tool_usage_error("usmc-stat", "unexpected argument '%s'",
+				      argv[optind]);
 	if (!dir)
 		dir = "/dev/shm";
 	n = readlink("/proc/self/ns/net", myns, sizeof(myns) - 1);

@@ -25,7 +25,7 @@ for w in NAME SYNOPSIS DESCRIPTION OPTIONS OUTPUT "EXIT STATUS" --quick --only -
 	grep -q -- "$w" <<<"$out" || fail "--help has no '$w'"
 done
 v=$(timeout 20 "$B" --version) || fail "--version exited $?"
-[[ $v =~ ^usmc-bench\ [0-9]+\.[0-9]+\.[0-9]+$ ]] || fail "--version printed '$v'"
+[[ $v =~ ^usmc-bench\ \(usmc\)\ [0-9]+\.[0-9]+\.[0-9]+( \(git [0-9a-f]+(-dirty)?\))?$ ]] || fail "--version printed '$v'"
 for bad in "--bogus" "--runs 2" "--only nowhere" "--only softroce/memcpy" "-n 0" \
 	"--only softroce/excluded" "--fallback-host nowhere"; do
 	# shellcheck disable=SC2086
