@@ -308,7 +308,13 @@ int usmc_fcntl(int fd, int cmd, ...)
 		if (r < 0 || usmc_sock_lock())
 			return r;
 		s = usmc_sock_get(fd);
-		if (s)
+		/* The kernel's for good: the preload sends its fcntl calls
+		 * on a marked fd straight to libc, so the file's own flag is
+		 * the app's (a dup, unmarked until its first use, would
+		 * otherwise read a stale app_nonblock). */
+		if (s && __atomic_load_n(&s->kernel, __ATOMIC_RELAXED))
+			s->app_nonblock = !!(r & O_NONBLOCK);
+		else if (s)
 			r = (r & ~O_NONBLOCK) |
 			    (s->app_nonblock ? O_NONBLOCK : 0);
 		usmc_sock_unlock();

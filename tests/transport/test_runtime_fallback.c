@@ -144,6 +144,42 @@ static void test_not_smc_port(void)
 	usmc_close(s.lfd);
 }
 
+/* O_NONBLOCK set or cleared on a kernel's-for-good fd (the preload sends
+ * that fcntl to libc, as here) is what F_GETFL reads on a dup of it,
+ * before and after the dup's own first use. */
+static void test_kernel_fd_dup_flags(void)
+{
+	srv s = {0};
+	pthread_t th;
+	uint16_t port;
+	int fd, d, fl;
+
+	s.lfd = listener(0, &port);
+	pthread_create(&th, NULL, serve, &s);
+	fd = tcp_connect(1, port);
+	CU_ASSERT_EQUAL(usmc_send(fd, "x", 0, MSG_NOSIGNAL), 0);
+	CU_ASSERT_FATAL(usmc_fd_flags(fd) & USMC_FDF_KERNEL);
+	for (int on = 1; on >= 0; on--) {
+		fl = fcntl(fd, F_GETFL);
+		CU_ASSERT_FATAL(fl >= 0);
+		fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+		CU_ASSERT_EQUAL(fcntl(fd, F_SETFL, fl), 0);
+		d = usmc_dup(fd);
+		CU_ASSERT_FATAL(d >= 0);
+		CU_ASSERT_EQUAL(usmc_fd_flags(d) & USMC_FDF_KERNEL, 0);
+		USMC_ASSERT_EQ(usmc_fcntl(d, F_GETFL) & O_NONBLOCK,
+			       on ? O_NONBLOCK : 0);
+		USMC_ASSERT_EQ(usmc_fcntl(fd, F_GETFL) & O_NONBLOCK,
+			       on ? O_NONBLOCK : 0);
+		usmc_close(d);
+	}
+	client_exchange(fd);
+	usmc_close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	usmc_close(s.lfd);
+}
+
 /* A plain TCP client on an SMC port: the server peeks, sees no
  * eyecatcher, falls back without consuming a byte. */
 static void test_tcp_client_on_smc_port(void)
@@ -559,6 +595,7 @@ static void test_stat_table_at_exit(void)
 
 static CU_TestInfo tests[] = {
 	{"client to a non-SMC port sends no CLC", test_not_smc_port},
+	{"F_GETFL on a dup of a kernel's fd", test_kernel_fd_dup_flags},
 	{"TCP client on an SMC port: server falls back",
 	 test_tcp_client_on_smc_port},
 	{"silent TCP client: fallback after the wait", test_silent_client},
