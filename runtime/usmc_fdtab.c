@@ -122,7 +122,16 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd)
 			return;
 		__atomic_store_n(&s->kernel, 1, __ATOMIC_RELAXED);
 	}
-	usmc_epoll_kernel_fd(fd);
+	/* a shadow entry left behind would never be served again */
+	if (usmc_epoll_kernel_fd(fd)) {
+		if (s->kernel_err != errno)
+			usmc_rt_log(0,
+				    "fd %d: stays usmc's: its epoll entry "
+				    "cannot move to the kernel set: %s",
+				    fd, strerror(errno));
+		s->kernel_err = errno;
+		return;
+	}
 	usmc_fdflag_set(fd, USMC_FDF_KERNEL, 1);
 }
 
