@@ -223,6 +223,11 @@ const char *usmc_config_error(void);
 
 /* usmc_loop.c */
 int usmc_rt_init(void); /* idempotent; starts the progress thread */
+/* Lock held, by a usmc thread about to return (and take no usmc lock):
+ * it is joined by usmc_thread_reap, which the fork prepare handler and
+ * every thread start call (lock held), so no fork sees its teardown. */
+void usmc_thread_ending(void);
+void usmc_thread_reap(void);
 void usmc_loop_watch(usmc_sock *s, uint32_t events); /* 0 = stop */
 void usmc_loop_rearm_timer(void);
 void usmc_loop_wake(void);

@@ -9,7 +9,9 @@
  *   instead of waiting for the lock for good.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -154,6 +157,149 @@ static void test_fork_during_sigaction(void)
 	USMC_ASSERT_EQ(bad, 0);
 }
 
+static volatile int stop_churn;
+static int churn_bad, churn_conns;
+
+/* One loopback connection through usmc on |smc| (an SMC port, where the
+ * transport cannot open: both ends fall back after a Decline) or a plain
+ * one; 64 bytes each way, compared; all closed. */
+static int churn_conn(int smc)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	char list[16], out[64], in[64];
+	int l, c, a, ok = 0;
+
+	l = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || usmc_bind(l, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len))
+		goto out_l;
+	snprintf(list, sizeof(list), "%u", smc ? ntohs(sa.sin_port) : 1);
+	if (usmc_config_set("smc_ports", list) || usmc_listen(l, 4))
+		goto out_l;
+	c = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0)
+		goto out_l;
+	if (usmc_connect(c, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out_c;
+	a = usmc_accept(l, NULL, NULL);
+	if (a < 0)
+		goto out_c;
+	for (int i = 0; i < (int)sizeof(out); i++)
+		out[i] = (char)(churn_conns * 7 + i);
+	ok = usmc_send(c, out, sizeof(out), MSG_NOSIGNAL) == sizeof(out) &&
+	     usmc_recv(a, in, sizeof(in), MSG_WAITALL) == sizeof(in) &&
+	     !memcmp(in, out, sizeof(in)) &&
+	     usmc_send(a, in, sizeof(in), MSG_NOSIGNAL) == sizeof(in) &&
+	     usmc_recv(c, out, sizeof(out), MSG_WAITALL) == sizeof(out) &&
+	     !memcmp(in, out, sizeof(in));
+	usmc_close(a);
+out_c:
+	usmc_close(c);
+out_l:
+	if (l >= 0)
+		usmc_close(l);
+	return ok;
+}
+
+/* Connections come and go: each close with the publisher idle starts it
+ * again, and it ends after one quiet table (every socket the kernel's);
+ * every 300 ms an SMC-port connection starts the progress thread, which
+ * ends 250 ms after its listener closed. */
+static void *churn(void *arg)
+{
+	uint64_t next_smc = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&stop_churn, __ATOMIC_RELAXED)) {
+		int smc = now_ms() >= next_smc;
+
+		if (smc)
+			next_smc = now_ms() + 300;
+		if (!churn_conn(smc))
+			churn_bad++;
+		churn_conns++;
+	}
+	return NULL;
+}
+
+/* The runtime's threads end when idle and start again with new work: a
+ * fork must never see one half torn down (docs/threads.md). The child
+ * allocates in several size classes and opens and closes a usmc socket
+ * (which starts its own publisher); it must report within 10 s. */
+static void test_fork_during_thread_churn(void)
+{
+	uint64_t end;
+	pthread_t t;
+	int forks = 0, hung = 0, bad = 0;
+
+	CU_ASSERT_FATAL(usmc_config_set("transport", "no-such-rnic") == 0);
+	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, churn, NULL), 0);
+	end = now_ms() + 3000;
+	while (now_ms() < end && forks < 2000 && !hung) {
+		int p[2], st;
+		pid_t pid;
+
+		if (pipe(p)) {
+			CU_FAIL("pipe failed");
+			break;
+		}
+		pid = fork();
+		if (pid == 0) {
+			int ok = 1, fd;
+
+			/* past the thread cache: each size class's shared
+			 * free lists, whose locks an ending thread takes */
+			for (size_t sz = 16; sz <= 1 << 16; sz += sz / 2) {
+				static char *m[64];
+
+				for (int i = 0; i < 64; i++) {
+					m[i] = malloc(sz);
+					ok &= m[i] != NULL;
+				}
+				for (int i = 0; i < 64; i++)
+					free(m[i]);
+			}
+			fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+			ok &= fd >= 0 && usmc_close(fd) == 0;
+			if (write(p[1], "x", 1) != 1)
+				_exit(3);
+			_exit(ok ? 0 : 2);
+		}
+		close(p[1]);
+		if (pid < 0) {
+			close(p[0]);
+			CU_FAIL("fork failed");
+			break;
+		}
+		forks++;
+		if (!byte_within(p[0], 10000)) {
+			hung++;
+			kill(pid, SIGKILL);
+			waitpid(pid, &st, 0);
+		} else {
+			st = wait_bounded(pid, 60000);
+			if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+				bad++;
+		}
+		close(p[0]);
+	}
+	__atomic_store_n(&stop_churn, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	usmc_config_set("transport", "softroce");
+	fprintf(stderr, "\n  [%d forks beside %d connections]", forks,
+		churn_conns);
+	if (hung)
+		fprintf(stderr, "\n  a child hung (of %d forks)", forks);
+	USMC_ASSERT_EQ(hung, 0);
+	USMC_ASSERT_EQ(bad, 0);
+	USMC_ASSERT_EQ(churn_bad, 0);
+	CU_ASSERT(forks >= 50);
+	CU_ASSERT(churn_conns >= 50);
+}
+
 static void test_exit_with_lock_held(void)
 {
 	char path[] = "/tmp/usmc-exit-stats.XXXXXX";
@@ -196,6 +342,8 @@ static void test_exit_with_lock_held(void)
 static CU_TestInfo tests[] = {
 	{"fork while another thread is in sigaction",
 	 test_fork_during_sigaction},
+	{"fork while the runtime's threads end and start",
+	 test_fork_during_thread_churn},
 	{"exit with the runtime lock held", test_exit_with_lock_held},
 	CU_TEST_INFO_NULL,
 };
@@ -207,6 +355,8 @@ int main(void)
 		{NULL, NULL},
 	};
 
+	/* explicit mode (smc_ports), without the SYN option */
+	setenv("USMC_SYNOPT", "off", 1);
 	usmc_test_stat_dir();
 	return usmc_test_main(suites);
 }
