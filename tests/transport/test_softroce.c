@@ -176,6 +176,36 @@ static void test_open_query(void)
 	CU_ASSERT_STRING_EQUAL(usmc_softroce_option_error(),
 			       "option 1 (column 1) \"portwatch=on\": "
 			       "portwatch is auto or off");
+	{
+		static const char *const bad[] = {
+			"gso=yes",	     "gso",	     "ackhold=",
+			"ackhold=auto",	     "portwatch=On", "share=off1",
+			"gso=on,ackhold=no",
+		};
+		static const char *const why[] = {
+			"gso is on or off",	    "want KEY=VALUE",
+			"ackhold is on or off",	    "ackhold is on or off",
+			"portwatch is auto or off", "share is auto or off",
+			"ackhold is on or off",
+		};
+		char err[160];
+
+		USMC_ASSERT_EQ(usmc_softroce_check_options(
+				       "gso=on,ackhold=off,portwatch=auto,"
+				       "share=auto,gso=off,ackhold=on,"
+				       "portwatch=off,share=off",
+				       err, sizeof(err)),
+			       0);
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			USMC_ASSERT_EQ(usmc_softroce_check_options(bad[i], err,
+								   sizeof(err)),
+				       USMC_ERR_INVALID_ARGUMENT);
+			if (!strstr(err, why[i])) {
+				fprintf(stderr, "\n  %s: %s", bad[i], err);
+				CU_FAIL("wrong reason");
+			}
+		}
+	}
 	USMC_ASSERT_EQ(open_dev("0.0.0.0", test_port, NULL, &tp),
 		       USMC_ERR_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NULL(tp);
