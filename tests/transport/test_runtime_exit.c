@@ -97,6 +97,48 @@ static int byte_within(int fd, unsigned int ms)
 	return poll(&p, 1, (int)ms) == 1 && read(fd, &c, 1) == 1;
 }
 
+/* Forks once: the child runs |child| and reports a byte before it exits
+ * with its result (under valgrind the exit itself, a leak check, may take
+ * seconds). FORK_HUNG if the byte does not come within 10 s (the child is
+ * killed), FORK_BAD if it exits other than 0, FORK_ERR if no child. */
+enum { FORK_OK, FORK_BAD, FORK_HUNG, FORK_ERR };
+
+static int fork_one(int (*child)(void *), void *arg)
+{
+	int p[2], st, r = FORK_OK;
+	pid_t pid;
+
+	if (pipe(p))
+		return FORK_ERR;
+	pid = fork();
+	if (pid == 0) {
+		int rc = child(arg);
+
+		if (write(p[1], "x", 1) != 1)
+			_exit(3);
+		_exit(rc);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		r = FORK_ERR;
+	} else if (!byte_within(p[0], 10000)) {
+		r = FORK_HUNG;
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	} else {
+		st = wait_bounded(pid, 60000);
+		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+			r = FORK_BAD;
+	}
+	close(p[0]);
+	return r;
+}
+
+static int sigaction_child(void *arg)
+{
+	return usmc_sigaction(SIGUSR2, arg, NULL) ? 2 : 0;
+}
+
 static void test_fork_during_sigaction(void)
 {
 	struct sigaction a;
@@ -110,43 +152,19 @@ static void test_fork_during_sigaction(void)
 	USMC_ASSERT_EQ_FATAL(usmc_sigaction(SIGUSR2, &a, NULL), 0);
 	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, flipper, NULL), 0);
 	for (int i = 0; i < FORKS; i++) {
-		int p[2], st;
-		pid_t pid;
+		int r = fork_one(sigaction_child, &a);
 
-		if (pipe(p)) {
-			CU_FAIL("pipe failed");
-			break;
-		}
-		pid = fork();
-		if (pid == 0) {
-			int r = usmc_sigaction(SIGUSR2, &a, NULL);
-
-			/* reported before exit: under valgrind the exit
-			 * itself (a leak check) may take seconds */
-			if (write(p[1], "x", 1) != 1)
-				_exit(3);
-			_exit(r ? 2 : 0);
-		}
-		close(p[1]);
-		if (pid < 0) {
-			close(p[0]);
+		if (r == FORK_ERR) {
 			CU_FAIL("fork failed");
 			break;
 		}
-		/* the child's sigaction returns at once, or never */
-		if (!byte_within(p[0], 10000)) {
-			/* one is enough: the lock is lost for good */
+		bad += r == FORK_BAD;
+		/* the child's sigaction returns at once, or never; one is
+		 * enough: the lock is lost for good */
+		if (r == FORK_HUNG) {
 			hung++;
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			close(p[0]);
 			break;
-		} else {
-			st = wait_bounded(pid, 60000);
-			if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-				bad++;
 		}
-		close(p[0]);
 	}
 	__atomic_store_n(&stop_flipping, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
@@ -225,10 +243,31 @@ static void *churn(void *arg)
 	return NULL;
 }
 
+/* Allocates past the thread cache (each size class's shared free lists,
+ * whose locks an ending thread takes), then opens and closes a usmc
+ * socket, which starts the child's own publisher. */
+static int churn_child(void *arg)
+{
+	static char *m[64];
+	int ok = 1, fd;
+
+	(void)arg;
+	for (size_t sz = 16; sz <= 1 << 16; sz += sz / 2) {
+		for (int i = 0; i < 64; i++) {
+			m[i] = malloc(sz);
+			ok &= m[i] != NULL;
+		}
+		for (int i = 0; i < 64; i++)
+			free(m[i]);
+	}
+	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	ok &= fd >= 0 && usmc_close(fd) == 0;
+	return ok ? 0 : 2;
+}
+
 /* The runtime's threads end when idle and start again with new work: a
- * fork must never see one half torn down (docs/threads.md). The child
- * allocates in several size classes and opens and closes a usmc socket
- * (which starts its own publisher); it must report within 10 s. */
+ * fork must never see one half torn down (docs/threads.md): each child
+ * (churn_child) must report within 10 s. */
 static void test_fork_during_thread_churn(void)
 {
 	uint64_t end;
@@ -239,52 +278,15 @@ static void test_fork_during_thread_churn(void)
 	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, churn, NULL), 0);
 	end = now_ms() + 3000;
 	while (now_ms() < end && forks < 2000 && !hung) {
-		int p[2], st;
-		pid_t pid;
+		int r = fork_one(churn_child, NULL);
 
-		if (pipe(p)) {
-			CU_FAIL("pipe failed");
-			break;
-		}
-		pid = fork();
-		if (pid == 0) {
-			int ok = 1, fd;
-
-			/* past the thread cache: each size class's shared
-			 * free lists, whose locks an ending thread takes */
-			for (size_t sz = 16; sz <= 1 << 16; sz += sz / 2) {
-				static char *m[64];
-
-				for (int i = 0; i < 64; i++) {
-					m[i] = malloc(sz);
-					ok &= m[i] != NULL;
-				}
-				for (int i = 0; i < 64; i++)
-					free(m[i]);
-			}
-			fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-			ok &= fd >= 0 && usmc_close(fd) == 0;
-			if (write(p[1], "x", 1) != 1)
-				_exit(3);
-			_exit(ok ? 0 : 2);
-		}
-		close(p[1]);
-		if (pid < 0) {
-			close(p[0]);
+		if (r == FORK_ERR) {
 			CU_FAIL("fork failed");
 			break;
 		}
 		forks++;
-		if (!byte_within(p[0], 10000)) {
-			hung++;
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-		} else {
-			st = wait_bounded(pid, 60000);
-			if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-				bad++;
-		}
-		close(p[0]);
+		bad += r == FORK_BAD;
+		hung += r == FORK_HUNG;
 	}
 	__atomic_store_n(&stop_churn, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
