@@ -8,17 +8,11 @@
 
 #include "usmc_libbpf.h"
 
-/* the sanitizers' interceptors refuse RTLD_DEEPBIND */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* RTLD_LOCAL: its symbols stay out of the program's scope. Not
+ * RTLD_DEEPBIND: libbpf's free() would then be glibc's while the glibc
+ * functions it calls (strdup, getline...) allocate with the program's
+ * malloc (jemalloc in redis): "munmap_chunk(): invalid pointer". */
 #define USMC_DL_FLAGS (RTLD_NOW | RTLD_LOCAL)
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define USMC_DL_FLAGS (RTLD_NOW | RTLD_LOCAL)
-#endif
-#endif
-#ifndef USMC_DL_FLAGS
-#define USMC_DL_FLAGS (RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND)
-#endif
 
 usmc_libbpf_fns usmc_libbpf;
 

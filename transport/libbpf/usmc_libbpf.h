@@ -42,9 +42,9 @@ typedef struct usmc_libbpf_fns {
 
 extern usmc_libbpf_fns usmc_libbpf;
 
-/* Loads libbpf.so.1 once (RTLD_LOCAL, and RTLD_DEEPBIND outside the
- * sanitizers, so its own calls bind to its own symbols and libraries):
- * 0, or -1 with the reason in |why| (dlerror's text, every time). */
+/* Loads libbpf.so.1 once (RTLD_LOCAL: its symbols stay out of the
+ * program's scope): 0, or -1 with the reason in |why| (dlerror's text,
+ * every time). */
 int usmc_libbpf_load(char *why, size_t whylen);
 
 #ifndef USMC_LIBBPF_IMPL

@@ -254,12 +254,9 @@ static uint32_t crc_tab[8][256];
 static uint32_t (*isal_crc)(uint32_t, const unsigned char *, uint64_t);
 static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
 
-/* the sanitizers' interceptors refuse RTLD_DEEPBIND */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+/* RTLD_LOCAL, not RTLD_DEEPBIND (transport/libbpf/usmc_libbpf.c says
+ * why) */
 #define USMC_ISAL_DL (RTLD_NOW | RTLD_LOCAL)
-#else
-#define USMC_ISAL_DL (RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND)
-#endif
 
 static void crc_init(void)
 {
