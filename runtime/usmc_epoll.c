@@ -306,25 +306,40 @@ void usmc_epoll_fd_closed(int fd)
  * the app's events and data, where its epoll_ctl calls now go directly.
  * A set left with no entry goes with its eventfd: an epoll fd that holds
  * only the kernel's sockets is the kernel's, and epoll_wait on it is the
- * kernel's call alone.
+ * kernel's call alone. Returns -1 with errno if one entry could not go
+ * into its kernel set: then every shadow entry stays (those added are
+ * plain kernel entries, as set_sync makes them), and so must the fd.
  */
-void usmc_epoll_kernel_fd(int fd)
+int usmc_epoll_kernel_fd(int fd)
 {
 	ep_set *set, *next;
+	int err = 0;
 
+	for (set = sets; set; set = set->next) {
+		ep_ent *e = ent_find(set, fd);
+
+		if (!e || e->in_kernel)
+			continue;
+		if (kernel_add(set->epfd, e) == 0 || errno == EEXIST)
+			e->in_kernel = 1;
+		else if (!err)
+			err = errno;
+	}
+	if (err) {
+		errno = err;
+		return -1;
+	}
 	for (set = sets; set; set = next) {
 		ep_ent *e = ent_find(set, fd);
 
 		next = set->next;
 		if (!e)
 			continue;
-		if (!e->in_kernel && kernel_add(set->epfd, e) &&
-		    errno != EEXIST)
-			continue; /* stays a shadow entry, as before */
 		ent_del(set, e);
 		if (!set->ents)
 			set_free(set, 1);
 	}
+	return 0;
 }
 
 int usmc_epoll_create1(int flags)

@@ -122,7 +122,16 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd)
 			return;
 		__atomic_store_n(&s->kernel, 1, __ATOMIC_RELAXED);
 	}
-	usmc_epoll_kernel_fd(fd);
+	/* a shadow entry left behind would never be served again */
+	if (usmc_epoll_kernel_fd(fd)) {
+		if (s->kernel_err != errno)
+			usmc_rt_log(0,
+				    "fd %d: stays usmc's: its epoll entry "
+				    "cannot move to the kernel set: %s",
+				    fd, strerror(errno));
+		s->kernel_err = errno;
+		return;
+	}
 	usmc_fdflag_set(fd, USMC_FDF_KERNEL, 1);
 }
 
@@ -308,7 +317,13 @@ int usmc_fcntl(int fd, int cmd, ...)
 		if (r < 0 || usmc_sock_lock())
 			return r;
 		s = usmc_sock_get(fd);
-		if (s)
+		/* The kernel's for good: the preload sends its fcntl calls
+		 * on a marked fd straight to libc, so the file's own flag is
+		 * the app's (a dup, unmarked until its first use, would
+		 * otherwise read a stale app_nonblock). */
+		if (s && __atomic_load_n(&s->kernel, __ATOMIC_RELAXED))
+			s->app_nonblock = !!(r & O_NONBLOCK);
+		else if (s)
 			r = (r & ~O_NONBLOCK) |
 			    (s->app_nonblock ? O_NONBLOCK : 0);
 		usmc_sock_unlock();

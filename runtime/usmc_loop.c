@@ -236,6 +236,39 @@ static void owner_mark_init(void)
 	__atomic_store_n(&owner_mark, (volatile uint8_t *)p, __ATOMIC_RELEASE);
 }
 
+/*
+ * usmc's threads end when idle (progress_main, usmc_stat.c) and are
+ * joinable: one that has decided to end, under usmc_g.lock, may still be
+ * in its teardown (TSD destructors, glibc's and the sanitizer's thread
+ * exit), which frees and allocates. A fork then, under an allocator with
+ * no fork handlers of its own (GCC 12's ASan), could leave the child a
+ * lock that thread held. So the fork prepare handler and every start,
+ * both under usmc_g.lock, first join the threads that ended: an ending
+ * thread takes no usmc lock after its decision, so the join waits only
+ * for its teardown. At most one of each kind is pending.
+ */
+static pthread_t ended[4];
+static int n_ended;
+static pid_t ended_pid; /* a child made without the fork handlers: none */
+
+void usmc_thread_ending(void)
+{
+	if (n_ended < (int)(sizeof(ended) / sizeof(ended[0]))) {
+		ended[n_ended++] = pthread_self();
+		ended_pid = getpid();
+	} else {
+		pthread_detach(pthread_self());
+	}
+}
+
+void usmc_thread_reap(void)
+{
+	if (n_ended > 0 && ended_pid != getpid())
+		n_ended = 0;
+	while (n_ended > 0)
+		pthread_join(ended[--n_ended], NULL);
+}
+
 /* The handlers run in the app's thread: usmc_in_runtime keeps their own
  * libc calls from being intercepted again (under the preload). */
 static void atfork_prepare(void)
@@ -243,6 +276,8 @@ static void atfork_prepare(void)
 	usmc_in_runtime++;
 	/* the child gets the tables in a consistent state */
 	pthread_mutex_lock(&usmc_g.lock);
+	/* and no thread of usmc's half torn down */
+	usmc_thread_reap();
 }
 
 static void atfork_parent(void)
@@ -616,8 +651,8 @@ static int progress_start(void)
 
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	usmc_thread_reap();
 	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	sem_init(&progress_started, 0, 0);
 	err = pthread_create(&usmc_g.thread, &a, progress_main, NULL);
 	while (!err && sem_wait(&progress_started) && errno == EINTR)
@@ -663,6 +698,7 @@ static void *progress_main(void *arg)
 				/* progress_ensure starts another when work
 				 * comes */
 				progress_running = 0;
+				usmc_thread_ending();
 				pthread_mutex_unlock(&usmc_g.lock);
 				return NULL;
 			}
@@ -675,6 +711,9 @@ static void *progress_main(void *arg)
 				continue;
 			usmc_rt_log(0, "progress thread: epoll_wait: %s",
 				    strerror(errno));
+			pthread_mutex_lock(&usmc_g.lock);
+			usmc_thread_ending();
+			pthread_mutex_unlock(&usmc_g.lock);
 			return NULL;
 		}
 		pthread_mutex_lock(&usmc_g.lock);

@@ -132,6 +132,7 @@ struct usmc_sock {
 	 * data calls bypass usmc, so the byte counts go on from the
 	 * kernel's, taken then (usmc_sock_bytes) */
 	int kernel;
+	int kernel_err; /* errno that kept its fd usmc's, logged once */
 	uint64_t kbase_sent, kbase_recv;
 	int smc_version;
 	int rd_shut; /* SHUT_RD on an SMC-R socket */
@@ -222,6 +223,11 @@ const char *usmc_config_error(void);
 
 /* usmc_loop.c */
 int usmc_rt_init(void); /* idempotent; starts the progress thread */
+/* Lock held, by a usmc thread about to return (and take no usmc lock):
+ * it is joined by usmc_thread_reap, which the fork prepare handler and
+ * every thread start call (lock held), so no fork sees its teardown. */
+void usmc_thread_ending(void);
+void usmc_thread_reap(void);
 void usmc_loop_watch(usmc_sock *s, uint32_t events); /* 0 = stop */
 void usmc_loop_rearm_timer(void);
 void usmc_loop_wake(void);
@@ -311,8 +317,8 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd);
 /* Lock held: the bytes the application moved through |s|. */
 void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv);
 /* usmc_epoll.c, lock held: |fd| leaves every shadow set for the kernel
- * set alone; a set left empty goes. */
-void usmc_epoll_kernel_fd(int fd);
+ * set alone; a set left empty goes. -1 (errno) if it cannot: it stays. */
+int usmc_epoll_kernel_fd(int fd);
 /* usmc_epoll.c: a closed fd leaves every shadow set (lock held). */
 void usmc_epoll_fd_closed(int fd);
 /* Lock held: |s|'s rgen moved; its epoll entries are looked at again. */

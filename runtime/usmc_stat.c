@@ -317,18 +317,26 @@ static void *stat_thread(void *arg)
 	for (;;) {
 		struct timespec until;
 
-		if (stat_pid != getpid())
+		if (stat_pid != getpid()) {
+			pthread_detach(pthread_self());
 			return NULL; /* forked: the child runs its own */
+		}
 		publish();
 		quiet = tbl_quiet ? quiet + 1 : 0;
 		if (quiet >= USMC_STAT_QUIET_ROUNDS) {
+			/* decided under usmc_g.lock: a fork waits for the
+			 * end of its teardown (usmc_thread_ending) */
+			pthread_mutex_lock(&usmc_g.lock);
 			pthread_mutex_lock(&kick_lock);
 			if (!kicked) {
 				stat_running = 0;
+				usmc_thread_ending();
 				pthread_mutex_unlock(&kick_lock);
+				pthread_mutex_unlock(&usmc_g.lock);
 				return NULL;
 			}
 			pthread_mutex_unlock(&kick_lock);
+			pthread_mutex_unlock(&usmc_g.lock);
 		}
 		nanosleep(&gap, NULL);
 		clock_gettime(CLOCK_MONOTONIC, &until);
@@ -407,8 +415,8 @@ static void stat_thread_start(void)
 	pthread_mutex_unlock(&kick_lock);
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
+	usmc_thread_reap(); /* the one that ended idle */
 	pthread_attr_init(&a);
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 	sem_init(&stat_started, 0, 0);
 	if (pthread_create(&t, &a, stat_thread, NULL)) {
 		usmc_rt_log(1, "usmc-stat publisher not started");

@@ -27,8 +27,7 @@
 #include <sys/syscall.h>
 #include <linux/mount.h>
 
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
+#include "usmc_libbpf.h"
 
 #include "usmc_real.h"
 #include "usmc_synopt_bpf.h"
@@ -293,6 +292,8 @@ int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 	if (!p)
 		return -EINVAL;
 	*p = NULL;
+	if (usmc_libbpf_load(err, errlen))
+		return -ENOSYS;
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		set_err(err, errlen, "out of memory");

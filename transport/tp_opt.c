@@ -55,3 +55,14 @@ int usmc_tp_opt_u32(const usmc_tp_opt *o, uint32_t *out)
 	*out = (uint32_t)v;
 	return 0;
 }
+
+int usmc_tp_opt_onoff(const usmc_tp_opt *o, const char *on, int *out)
+{
+	if (usmc_tp_opt_val_is(o, on))
+		*out = 1;
+	else if (usmc_tp_opt_val_is(o, "off"))
+		*out = 0;
+	else
+		return -1;
+	return 0;
+}

@@ -311,6 +311,9 @@ int usmc_tp_opt_key_is(const usmc_tp_opt *o, const char *s);
 int usmc_tp_opt_val_is(const usmc_tp_opt *o, const char *s);
 /* The value as a decimal 0..2^32-1: 0, or -1 if it is not one. */
 int usmc_tp_opt_u32(const usmc_tp_opt *o, uint32_t *out);
+/* A switch: the value |on| ("on", "auto") sets *out to 1, "off" to 0;
+ * -1 (and *out untouched) for anything else. */
+int usmc_tp_opt_onoff(const usmc_tp_opt *o, const char *on, int *out);
 
 /* Thin dispatchers: no NULL checks on the hot path. */
 static inline void usmc_tp_close(usmc_tp *tp)

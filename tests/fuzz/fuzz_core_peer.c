@@ -18,22 +18,7 @@
 #include "usmc_core.h"
 #include "usmc_core_int.h"
 #include "usmc_sim.h"
-
-static const uint8_t *in;
-static size_t left;
-
-static uint8_t take(void)
-{
-	if (!left)
-		return 0;
-	left--;
-	return *in++;
-}
-
-static uint16_t take16(void)
-{
-	return (uint16_t)(take() << 8 | take());
-}
+#include "fuzz_input.h"
 
 static uint32_t qpn[2]; /* [0]: the server's QP, [1]: the client's */
 static int dir;		/* forge towards: 0 the client, 1 the server */
@@ -141,8 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	usmc_sim_ep *c, *s, *x = NULL;
 	int steps = 0;
 
-	in = data;
-	left = size;
+	fuzz_input_set(data, size);
 	usmc_settings_default(&st);
 	st.sndbuf_size = st.rmb_size = 16384;
 	st.testlink_time = 5 * USMC_NS_PER_SEC;

@@ -19,26 +19,11 @@
 #include <stdio.h>
 
 #include "usmc_smcd_harness.h"
+#include "fuzz_input.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define RING (16384 - 32)
-
-static const uint8_t *in;
-static size_t left;
-
-static uint8_t take(void)
-{
-	if (!left)
-		return 0;
-	left--;
-	return *in++;
-}
-
-static uint16_t take16(void)
-{
-	return (uint16_t)(take() << 8 | take());
-}
 
 /* The byte at stream offset |i| of direction |d|. */
 static uint8_t pat(int d, uint64_t i)
@@ -111,8 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	usmc_clc_msg p, ac, cf;
 	usmc_tstamp now = 1;
 
-	in = data;
-	left = size;
+	fuzz_input_set(data, size);
 	memset(ds, 0, sizeof(ds));
 	bad_ops = 0;
 	side_init(&s[0], 0x1111, 0xaaaa, 0, 16384);

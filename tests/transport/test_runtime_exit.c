@@ -9,7 +9,9 @@
  *   instead of waiting for the lock for good.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -94,6 +97,48 @@ static int byte_within(int fd, unsigned int ms)
 	return poll(&p, 1, (int)ms) == 1 && read(fd, &c, 1) == 1;
 }
 
+/* Forks once: the child runs |child| and reports a byte before it exits
+ * with its result (under valgrind the exit itself, a leak check, may take
+ * seconds). FORK_HUNG if the byte does not come within 10 s (the child is
+ * killed), FORK_BAD if it exits other than 0, FORK_ERR if no child. */
+enum { FORK_OK, FORK_BAD, FORK_HUNG, FORK_ERR };
+
+static int fork_one(int (*child)(void *), void *arg)
+{
+	int p[2], st, r = FORK_OK;
+	pid_t pid;
+
+	if (pipe(p))
+		return FORK_ERR;
+	pid = fork();
+	if (pid == 0) {
+		int rc = child(arg);
+
+		if (write(p[1], "x", 1) != 1)
+			_exit(3);
+		_exit(rc);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		r = FORK_ERR;
+	} else if (!byte_within(p[0], 10000)) {
+		r = FORK_HUNG;
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+	} else {
+		st = wait_bounded(pid, 60000);
+		if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
+			r = FORK_BAD;
+	}
+	close(p[0]);
+	return r;
+}
+
+static int sigaction_child(void *arg)
+{
+	return usmc_sigaction(SIGUSR2, arg, NULL) ? 2 : 0;
+}
+
 static void test_fork_during_sigaction(void)
 {
 	struct sigaction a;
@@ -107,43 +152,19 @@ static void test_fork_during_sigaction(void)
 	USMC_ASSERT_EQ_FATAL(usmc_sigaction(SIGUSR2, &a, NULL), 0);
 	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, flipper, NULL), 0);
 	for (int i = 0; i < FORKS; i++) {
-		int p[2], st;
-		pid_t pid;
+		int r = fork_one(sigaction_child, &a);
 
-		if (pipe(p)) {
-			CU_FAIL("pipe failed");
-			break;
-		}
-		pid = fork();
-		if (pid == 0) {
-			int r = usmc_sigaction(SIGUSR2, &a, NULL);
-
-			/* reported before exit: under valgrind the exit
-			 * itself (a leak check) may take seconds */
-			if (write(p[1], "x", 1) != 1)
-				_exit(3);
-			_exit(r ? 2 : 0);
-		}
-		close(p[1]);
-		if (pid < 0) {
-			close(p[0]);
+		if (r == FORK_ERR) {
 			CU_FAIL("fork failed");
 			break;
 		}
-		/* the child's sigaction returns at once, or never */
-		if (!byte_within(p[0], 10000)) {
-			/* one is enough: the lock is lost for good */
+		bad += r == FORK_BAD;
+		/* the child's sigaction returns at once, or never; one is
+		 * enough: the lock is lost for good */
+		if (r == FORK_HUNG) {
 			hung++;
-			kill(pid, SIGKILL);
-			waitpid(pid, &st, 0);
-			close(p[0]);
 			break;
-		} else {
-			st = wait_bounded(pid, 60000);
-			if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st))
-				bad++;
 		}
-		close(p[0]);
 	}
 	__atomic_store_n(&stop_flipping, 1, __ATOMIC_RELAXED);
 	pthread_join(t, NULL);
@@ -152,6 +173,136 @@ static void test_fork_during_sigaction(void)
 			FORKS);
 	USMC_ASSERT_EQ(hung, 0);
 	USMC_ASSERT_EQ(bad, 0);
+}
+
+static volatile int stop_churn;
+static int churn_bad, churn_conns;
+
+/* One loopback connection through usmc on |smc| (an SMC port, where the
+ * transport cannot open: both ends fall back after a Decline) or a plain
+ * one; 64 bytes each way, compared; all closed. */
+static int churn_conn(int smc)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	char list[16], out[64], in[64];
+	int l, c, a, ok = 0;
+
+	l = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (l < 0 || usmc_bind(l, (struct sockaddr *)&sa, sizeof(sa)) ||
+	    getsockname(l, (struct sockaddr *)&sa, &len))
+		goto out_l;
+	snprintf(list, sizeof(list), "%u", smc ? ntohs(sa.sin_port) : 1);
+	if (usmc_config_set("smc_ports", list) || usmc_listen(l, 4))
+		goto out_l;
+	c = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	if (c < 0)
+		goto out_l;
+	if (usmc_connect(c, (struct sockaddr *)&sa, sizeof(sa)))
+		goto out_c;
+	a = usmc_accept(l, NULL, NULL);
+	if (a < 0)
+		goto out_c;
+	for (int i = 0; i < (int)sizeof(out); i++)
+		out[i] = (char)(churn_conns * 7 + i);
+	ok = usmc_send(c, out, sizeof(out), MSG_NOSIGNAL) == sizeof(out) &&
+	     usmc_recv(a, in, sizeof(in), MSG_WAITALL) == sizeof(in) &&
+	     !memcmp(in, out, sizeof(in)) &&
+	     usmc_send(a, in, sizeof(in), MSG_NOSIGNAL) == sizeof(in) &&
+	     usmc_recv(c, out, sizeof(out), MSG_WAITALL) == sizeof(out) &&
+	     !memcmp(in, out, sizeof(in));
+	usmc_close(a);
+out_c:
+	usmc_close(c);
+out_l:
+	if (l >= 0)
+		usmc_close(l);
+	return ok;
+}
+
+/* Connections come and go: each close with the publisher idle starts it
+ * again, and it ends after one quiet table (every socket the kernel's);
+ * every 300 ms an SMC-port connection starts the progress thread, which
+ * ends 250 ms after its listener closed. */
+static void *churn(void *arg)
+{
+	uint64_t next_smc = 0;
+
+	(void)arg;
+	while (!__atomic_load_n(&stop_churn, __ATOMIC_RELAXED)) {
+		int smc = now_ms() >= next_smc;
+
+		if (smc)
+			next_smc = now_ms() + 300;
+		if (!churn_conn(smc))
+			churn_bad++;
+		churn_conns++;
+	}
+	return NULL;
+}
+
+/* Allocates past the thread cache (each size class's shared free lists,
+ * whose locks an ending thread takes), then opens and closes a usmc
+ * socket, which starts the child's own publisher. */
+static int churn_child(void *arg)
+{
+	static char *m[64];
+	int ok = 1, fd;
+
+	(void)arg;
+	for (size_t sz = 16; sz <= 1 << 16; sz += sz / 2) {
+		for (int i = 0; i < 64; i++) {
+			m[i] = malloc(sz);
+			ok &= m[i] != NULL;
+		}
+		for (int i = 0; i < 64; i++)
+			free(m[i]);
+	}
+	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	ok &= fd >= 0 && usmc_close(fd) == 0;
+	return ok ? 0 : 2;
+}
+
+/* The runtime's threads end when idle and start again with new work: a
+ * fork must never see one half torn down (docs/threads.md): each child
+ * (churn_child) must report within 10 s. */
+static void test_fork_during_thread_churn(void)
+{
+	uint64_t end;
+	pthread_t t;
+	int forks = 0, hung = 0, bad = 0;
+
+	CU_ASSERT_FATAL(usmc_config_set("transport", "no-such-rnic") == 0);
+	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, churn, NULL), 0);
+	/* 3 s, and at least 20 forks (valgrind's children take long to
+	 * exit, a leak check each), within 60 s */
+	end = now_ms() + 3000;
+	while ((now_ms() < end || forks < 20) && now_ms() < end + 57000 &&
+	       forks < 2000 && !hung) {
+		int r = fork_one(churn_child, NULL);
+
+		if (r == FORK_ERR) {
+			CU_FAIL("fork failed");
+			break;
+		}
+		forks++;
+		bad += r == FORK_BAD;
+		hung += r == FORK_HUNG;
+	}
+	__atomic_store_n(&stop_churn, 1, __ATOMIC_RELAXED);
+	pthread_join(t, NULL);
+	usmc_config_set("transport", "softroce");
+	fprintf(stderr, "\n  [%d forks beside %d connections]", forks,
+		churn_conns);
+	if (hung)
+		fprintf(stderr, "\n  a child hung (of %d forks)", forks);
+	USMC_ASSERT_EQ(hung, 0);
+	USMC_ASSERT_EQ(bad, 0);
+	USMC_ASSERT_EQ(churn_bad, 0);
+	CU_ASSERT(forks >= 20);
+	CU_ASSERT(churn_conns >= 20);
 }
 
 static void test_exit_with_lock_held(void)
@@ -196,6 +347,8 @@ static void test_exit_with_lock_held(void)
 static CU_TestInfo tests[] = {
 	{"fork while another thread is in sigaction",
 	 test_fork_during_sigaction},
+	{"fork while the runtime's threads end and start",
+	 test_fork_during_thread_churn},
 	{"exit with the runtime lock held", test_exit_with_lock_held},
 	CU_TEST_INFO_NULL,
 };
@@ -207,6 +360,8 @@ int main(void)
 		{NULL, NULL},
 	};
 
+	/* explicit mode (smc_ports), without the SYN option */
+	setenv("USMC_SYNOPT", "off", 1);
 	usmc_test_stat_dir();
 	return usmc_test_main(suites);
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_clc.h"
 #include "usmc_stream_test.h"
 #include "usmc_test.h"
 
@@ -142,6 +143,109 @@ static void test_not_smc_port(void)
 	USMC_ASSERT_EQ(s.info.mode, USMC_SOCK_TCP);
 	CU_ASSERT_STRING_EQUAL(s.info.fallback_detail, want);
 	usmc_close(s.lfd);
+}
+
+/* O_NONBLOCK set or cleared on a kernel's-for-good fd (the preload sends
+ * that fcntl to libc, as here) is what F_GETFL reads on a dup of it,
+ * before and after the dup's own first use. */
+static void test_kernel_fd_dup_flags(void)
+{
+	srv s = {0};
+	pthread_t th;
+	uint16_t port;
+	int fd, d, fl;
+
+	s.lfd = listener(0, &port);
+	pthread_create(&th, NULL, serve, &s);
+	fd = tcp_connect(1, port);
+	CU_ASSERT_EQUAL(usmc_send(fd, "x", 0, MSG_NOSIGNAL), 0);
+	CU_ASSERT_FATAL(usmc_fd_flags(fd) & USMC_FDF_KERNEL);
+	for (int on = 1; on >= 0; on--) {
+		fl = fcntl(fd, F_GETFL);
+		CU_ASSERT_FATAL(fl >= 0);
+		fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+		CU_ASSERT_EQUAL(fcntl(fd, F_SETFL, fl), 0);
+		d = usmc_dup(fd);
+		CU_ASSERT_FATAL(d >= 0);
+		CU_ASSERT_EQUAL(usmc_fd_flags(d) & USMC_FDF_KERNEL, 0);
+		USMC_ASSERT_EQ(usmc_fcntl(d, F_GETFL) & O_NONBLOCK,
+			       on ? O_NONBLOCK : 0);
+		USMC_ASSERT_EQ(usmc_fcntl(fd, F_GETFL) & O_NONBLOCK,
+			       on ? O_NONBLOCK : 0);
+		usmc_close(d);
+	}
+	client_exchange(fd);
+	usmc_close(fd);
+	pthread_join(th, NULL);
+	check_server(&s);
+	usmc_close(s.lfd);
+}
+
+/* A socket whose epoll entry cannot go into the kernel set when it
+ * becomes the kernel's for good stays usmc's (a shadow entry left behind
+ * an fd marked the kernel's would never be served). The entry is added
+ * while the handshake waits for the server (a shadow entry only); the
+ * epoll fd's number then names a pipe, so the kernel's EPOLL_CTL_ADD
+ * fails (EINVAL) when the server's Decline makes the socket plain TCP. */
+static void test_kernel_mark_epoll_fails(void)
+{
+	struct sockaddr_in sa = {0};
+	socklen_t len = sizeof(sa);
+	struct epoll_event ev = {.events = EPOLLIN};
+	struct pollfd pfd;
+	usmc_clc_msg m;
+	uint8_t buf[2048];
+	char list[16];
+	int lfd, fd, sfd, ep, p[2], r, n;
+
+	lfd = socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(lfd >= 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CU_ASSERT_FATAL(listen(lfd, 1) == 0);
+	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
+	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
+	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
+	fd = usmc_socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	r = usmc_connect(fd, (struct sockaddr *)&sa, sizeof(sa));
+	CU_ASSERT_FATAL(r == 0 || errno == EINPROGRESS);
+	sfd = accept(lfd, NULL, NULL);
+	CU_ASSERT_FATAL(sfd >= 0);
+	/* the Proposal came: the client waits for the server's answer */
+	pfd.fd = sfd;
+	pfd.events = POLLIN;
+	CU_ASSERT_FATAL(poll(&pfd, 1, 5000) == 1);
+	CU_ASSERT_FATAL(recv(sfd, buf, sizeof(buf), 0) > 8);
+	ep = epoll_create1(0);
+	CU_ASSERT_FATAL(ep >= 0);
+	CU_ASSERT_FATAL(usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) == 0);
+	CU_ASSERT_FATAL(pipe(p) == 0);
+	CU_ASSERT_FATAL(dup2(p[0], ep) == ep);
+	close(p[0]);
+	usmc_clc_decline_init(&m, SMC_CLC_DECL_MEM, 1, NULL);
+	n = (int)usmc_clc_encode(&m, buf, sizeof(buf));
+	CU_ASSERT_FATAL(n > 0);
+	CU_ASSERT_FATAL(send(sfd, buf, (size_t)n, 0) == n);
+	pfd.fd = fd;
+	pfd.events = POLLOUT;
+	USMC_ASSERT_EQ(usmc_poll(&pfd, 1, 5000), 1);
+	CU_ASSERT_EQUAL(usmc_send(fd, "hello", 5, MSG_NOSIGNAL), 5);
+	CU_ASSERT_EQUAL(usmc_fd_flags(fd) & USMC_FDF_KERNEL, 0);
+	/* still served, byte for byte, both ways */
+	CU_ASSERT_EQUAL(recv(sfd, buf, 5, MSG_WAITALL), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "hello", 5), 0);
+	CU_ASSERT_EQUAL(send(sfd, "world", 5, 0), 5);
+	pfd.events = POLLIN;
+	USMC_ASSERT_EQ(usmc_poll(&pfd, 1, 5000), 1);
+	CU_ASSERT_EQUAL(usmc_recv(fd, buf, sizeof(buf), 0), 5);
+	CU_ASSERT_EQUAL(memcmp(buf, "world", 5), 0);
+	usmc_close(fd);
+	usmc_close(ep);
+	close(p[1]);
+	close(sfd);
+	close(lfd);
 }
 
 /* A plain TCP client on an SMC port: the server peeks, sees no
@@ -559,6 +663,9 @@ static void test_stat_table_at_exit(void)
 
 static CU_TestInfo tests[] = {
 	{"client to a non-SMC port sends no CLC", test_not_smc_port},
+	{"F_GETFL on a dup of a kernel's fd", test_kernel_fd_dup_flags},
+	{"an epoll entry that cannot move keeps the fd usmc's",
+	 test_kernel_mark_epoll_fails},
 	{"TCP client on an SMC port: server falls back",
 	 test_tcp_client_on_smc_port},
 	{"silent TCP client: fallback after the wait", test_silent_client},

@@ -176,6 +176,36 @@ static void test_open_query(void)
 	CU_ASSERT_STRING_EQUAL(usmc_softroce_option_error(),
 			       "option 1 (column 1) \"portwatch=on\": "
 			       "portwatch is auto or off");
+	{
+		static const char *const bad[] = {
+			"gso=yes",	     "gso",	     "ackhold=",
+			"ackhold=auto",	     "portwatch=On", "share=off1",
+			"gso=on,ackhold=no",
+		};
+		static const char *const why[] = {
+			"gso is on or off",	    "want KEY=VALUE",
+			"ackhold is on or off",	    "ackhold is on or off",
+			"portwatch is auto or off", "share is auto or off",
+			"ackhold is on or off",
+		};
+		char err[160];
+
+		USMC_ASSERT_EQ(usmc_softroce_check_options(
+				       "gso=on,ackhold=off,portwatch=auto,"
+				       "share=auto,gso=off,ackhold=on,"
+				       "portwatch=off,share=off",
+				       err, sizeof(err)),
+			       0);
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			USMC_ASSERT_EQ(usmc_softroce_check_options(bad[i], err,
+								   sizeof(err)),
+				       USMC_ERR_INVALID_ARGUMENT);
+			if (!strstr(err, why[i])) {
+				fprintf(stderr, "\n  %s: %s", bad[i], err);
+				CU_FAIL("wrong reason");
+			}
+		}
+	}
 	USMC_ASSERT_EQ(open_dev("0.0.0.0", test_port, NULL, &tp),
 		       USMC_ERR_INVALID_ARGUMENT);
 	CU_ASSERT_PTR_NULL(tp);
@@ -403,13 +433,33 @@ static void test_ack_hold_off(void)
 	ack_hold_case(NULL, 0); /* the default */
 }
 
+/* |total| bytes from |src| WRITten to |dst| at the same offsets in 64 KiB
+ * WRs, every 4th signaled (the others complete silently); waits for the
+ * signaled completions. Returns the number of WRs. */
+static int write_all_every4(pair *p, usmc_tp_mr *src, usmc_tp_mr *dst,
+			    size_t total)
+{
+	const uint32_t chunk = 64 << 10;
+	int nwr = 0;
+
+	for (size_t off = 0; off < total; off += chunk) {
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+
+		wr.send_flags = (nwr % 4 == 3) ? USMC_SEND_SIGNALED : 0;
+		USMC_ASSERT_EQ(usmc_tp_post_send(p->s[0].qp, &wr), 0);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(p, 0, nwr / 4, 30000), 0);
+	return nwr;
+}
+
 /* A multi-MiB transfer over a lossy path stays byte-exact. */
 static void lossy_transfer(const char *opts)
 {
 	pair p;
 	tp_conn_params cp = smc_params;
 	size_t total = tp_quick() ? (512u << 10) : (4u << 20);
-	const uint32_t chunk = 64 << 10;
 	usmc_tp_mr *src, *dst;
 	usmc_softroce_stats sa, sb;
 	int nwr = 0;
@@ -422,16 +472,7 @@ static void lossy_transfer(const char *opts)
 	dst = mr(&p.s[1], total,
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	tp_fill(src->addr, total, 1234);
-	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr =
-			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
-
-		/* every 4th signaled: unsignaled WRs complete silently */
-		wr.send_flags = (nwr % 4 == 3) ? USMC_SEND_SIGNALED : 0;
-		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		nwr++;
-	}
-	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr / 4, 30000), 0);
+	nwr = write_all_every4(&p, src, dst, total);
 	tp_pair_run_for(&p, 10);
 	USMC_ASSERT_EQ(p.s[0].nwc, nwr / 4);
 	for (int k = 0; k < p.s[0].nwc; k++) {
@@ -470,10 +511,8 @@ static void gso_transfer(const char *oa, const char *ob, int gro)
 	pair p;
 	tp_conn_params cp = smc_params;
 	size_t total = tp_quick() ? (512u << 10) : (4u << 20);
-	const uint32_t chunk = 64 << 10;
 	usmc_tp_mr *src, *dst;
 	usmc_softroce_stats sa, sb;
-	int nwr = 0;
 
 	cp.mtu = USMC_IB_MTU_1024;
 	if (setup(&p, oa, ob, &cp))
@@ -482,15 +521,7 @@ static void gso_transfer(const char *oa, const char *ob, int gro)
 	dst = mr(&p.s[1], total,
 		 USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
 	tp_fill(src->addr, total, 77);
-	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr =
-			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
-
-		wr.send_flags = (nwr % 4 == 3) ? USMC_SEND_SIGNALED : 0;
-		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		nwr++;
-	}
-	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr / 4, 30000), 0);
+	write_all_every4(&p, src, dst, total);
 	for (int k = 0; k < p.s[0].nwc; k++)
 		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
 	if (memcmp(src->addr, dst->addr, total))

@@ -17,6 +17,23 @@
 #define SMCD_H_LOG(...) fprintf(stderr, __VA_ARGS__)
 #include "usmc_smcd_harness.h"
 
+/* The usual pair: client side |a| on host 0x1111, server side |b| on
+ * |host_b| (0x1111: the same host), both with RNICs or neither, 16 KiB
+ * DMBs. */
+static void pair_init(side *a, side *b, uint64_t host_b, int roce)
+{
+	side_init(a, 0x1111, 0xaaaa, roce, 16384);
+	side_init(b, host_b, 0xbbbb, roce, 16384);
+}
+
+/* Both sides go, and with them every DMB. */
+static void pair_fini(side *a, side *b)
+{
+	side_fini(a);
+	side_fini(b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+}
+
 /* Client |a| to server |b|: runs the handshake, returning the Proposal,
  * the Accept and the Confirm as the wire carried them. */
 static void handshake(side *a, usmc_conn **ca, side *b, usmc_conn **cb,
@@ -55,8 +72,7 @@ static void test_handshake(void)
 	usmc_conn_info ia, ib;
 	int nlgr = 0;
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	/* the Proposal offers SMC-Dv2 only, with the loopback-ism pair */
 	USMC_ASSERT_EQ(p.hdr.typev1, SMC_TYPE_N);
@@ -114,9 +130,7 @@ static void test_handshake(void)
 	USMC_ASSERT_EQ(ndmbs(), 4);
 	USMC_ASSERT_EQ(bad_ops, 0);
 	USMC_ASSERT_EQ(late_ops, 0);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	pair_fini(&a, &b);
 }
 
 /* Different hosts: no SMC-D. Without RNICs both fall back (the server
@@ -128,8 +142,7 @@ static void test_not_chosen(void)
 	usmc_conn *ca, *cb;
 	usmc_clc_msg p, ac, cf;
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x2222, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x2222, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_DECLINE);
 	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
@@ -138,11 +151,9 @@ static void test_not_chosen(void)
 	USMC_ASSERT_EQ(usmc_conn_peer_diagnosis(ca),
 		       usmc_conn_fallback_reason(cb));
 	USMC_ASSERT_EQ(ndmbs(), 0);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 
-	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
-	side_init(&b, 0x2222, 0xbbbb, 1, 16384);
+	pair_init(&a, &b, 0x2222, 1);
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	cb = conn_new(&b, USMC_ROLE_SERVER);
 	clc_move(ca, cb, &p);
@@ -153,34 +164,27 @@ static void test_not_chosen(void)
 	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_R);
 	USMC_ASSERT_EQ(ac.hdr.eyecatcher, SMC_EYECATCHER);
 	USMC_ASSERT_EQ(ndmbs(), 0);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 
 	/* same host, both with RNICs: SMC-D is preferred */
-	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 1, 16384);
+	pair_init(&a, &b, 0x1111, 1);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_D);
 	assert_smcd_up(ca, cb);
 	assert_smcd_up(cb, ca);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 	/* a DMB that cannot be registered: the server declines */
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	fail_register = 1;
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_DECLINE);
 	USMC_ASSERT_EQ(usmc_conn_fallback_reason(cb), SMC_CLC_DECL_MEM);
 	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
 	CU_ASSERT(usmc_ctx_next_lgr(b.ctx, NULL) == NULL);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	pair_fini(&a, &b);
 	/* ... with RNICs on both: SMC-R instead, as the kernel goes on to
 	 * its RDMA devices */
-	side_init(&a, 0x1111, 0xaaaa, 1, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 1, 16384);
+	pair_init(&a, &b, 0x1111, 1);
 	fail_register = 1;
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	cb = conn_new(&b, USMC_ROLE_SERVER);
@@ -189,8 +193,7 @@ static void test_not_chosen(void)
 	USMC_ASSERT_EQ(ac.hdr.type, SMC_CLC_ACCEPT);
 	USMC_ASSERT_EQ(ac.hdr.typev1, SMC_TYPE_R);
 	USMC_ASSERT_EQ(ndmbs(), 0);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 }
 
 typedef struct stream {
@@ -247,8 +250,7 @@ static void test_stream(void)
 	stream s1, s2;
 	usmc_conn_info ia;
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	assert_smcd_up(ca, cb);
 	memset(&s1, 0, sizeof(s1));
@@ -290,8 +292,7 @@ static void test_stream(void)
 	USMC_ASSERT_EQ(usmc_conn_error(cb), 0);
 	/* closed connections gave their DMBs back */
 	USMC_ASSERT_EQ(ndmbs(), 0);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 }
 
 /* SHUT_WR: the peer reads the data, then EOF, and can still send. */
@@ -302,8 +303,7 @@ static void test_half_close(void)
 	usmc_clc_msg p, ac, cf;
 	uint8_t buf[4096], out[4096];
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	pat_fill(buf, 3, 0, sizeof(buf));
 	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
@@ -331,8 +331,7 @@ static void test_half_close(void)
 	USMC_ASSERT_EQ(usmc_conn_error(ca), 0);
 	USMC_ASSERT_EQ(usmc_conn_error(cb), 0);
 	USMC_ASSERT_EQ(ndmbs(), 0);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 }
 
 /* An abort: the peer reads what came before it, then ECONNRESET. */
@@ -343,8 +342,7 @@ static void test_abort(void)
 	usmc_clc_msg p, ac, cf;
 	uint8_t buf[3000], out[3000];
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	pat_fill(buf, 4, 0, sizeof(buf));
 	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), 1), 3000);
@@ -367,14 +365,11 @@ static void test_abort(void)
 	USMC_ASSERT_EQ(ndmbs(), 0);
 	USMC_ASSERT_EQ(bad_ops, 0);
 	USMC_ASSERT_EQ(late_ops, 0);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	pair_fini(&a, &b);
 
 	/* an abort that crosses a write: the writer's moves, not pulled
 	 * yet, never reach the aborted peer's DMB (given back by now) */
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
 	USMC_ASSERT_EQ(usmc_conn_abort(cb, 2), 0);
@@ -385,9 +380,7 @@ static void test_abort(void)
 	USMC_ASSERT_EQ(ism_drain(&a), 0);
 	USMC_ASSERT_EQ(bad_ops, 0);
 	USMC_ASSERT_EQ(late_ops, 0);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	pair_fini(&a, &b);
 }
 
 /* The header of |c|'s DMB, as its peer would write it (host-endian). */
@@ -444,8 +437,7 @@ static void test_hostile(void)
 		uint8_t buf[1000];
 		uint32_t ring = 16384 - 32;
 
-		side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-		side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+		pair_init(&a, &b, 0x1111, 0);
 		handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 		/* 1000 bytes in first, so "backwards" has room */
 		pat_fill(buf, 5, 0, sizeof(buf));
@@ -490,9 +482,7 @@ static void test_hostile(void)
 		USMC_ASSERT_EQ(late_ops, 0);
 		/* a late signal on the dead connection changes nothing */
 		USMC_ASSERT_EQ(usmc_conn_on_dmb_signal(cb, 0, 2), 0);
-		side_fini(&a);
-		side_fini(&b);
-		USMC_ASSERT_EQ(ndmbs(), 0);
+		pair_fini(&a, &b);
 	}
 }
 
@@ -513,8 +503,7 @@ static void test_hostile_random(void)
 		uint8_t buf[3000];
 		uint32_t ring = 16384 - 32;
 
-		side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-		side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+		pair_init(&a, &b, 0x1111, 0);
 		handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 		pat_fill(buf, 9, 0, sizeof(buf));
 		USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 3000, 1), 3000);
@@ -547,9 +536,7 @@ static void test_hostile_random(void)
 				  usmc_conn_error(cb) == USMC_ERR_CONNRESET);
 			aborted++;
 		}
-		side_fini(&a);
-		side_fini(&b);
-		USMC_ASSERT_EQ(ndmbs(), 0);
+		pair_fini(&a, &b);
 	}
 	fprintf(stderr, "hostile_random: %d aborted, %d headers taken\n",
 		aborted, survived);
@@ -559,16 +546,37 @@ static void test_hostile_random(void)
 
 /* A hostile Accept and Confirm: a DMB on another CHID, a Confirm naming
  * another device than the Proposal. */
+/* The CLC message |from| has pending, taken off its wire into |m|. */
+static void clc_take(usmc_conn *from, usmc_clc_msg *m)
+{
+	const uint8_t *d;
+	size_t len;
+
+	usmc_conn_clc_pending(from, &d, &len);
+	CU_ASSERT_FATAL(usmc_clc_decode(d, len, m) > 0);
+	usmc_conn_clc_consume(from, len);
+}
+
+/* |m| (tampered with) arrives at |to|, which must fall back for |reason|. */
+static void clc_give_refused(usmc_conn *to, const usmc_clc_msg *m,
+			     uint32_t reason)
+{
+	uint8_t wire[USMC_CLC_MAX_LEN];
+	usmc_ssize n = usmc_clc_encode(m, wire, sizeof(wire));
+
+	CU_ASSERT_FATAL(n > 0);
+	USMC_ASSERT_EQ(usmc_conn_clc_recv(to, wire, (size_t)n, 1), 0);
+	USMC_ASSERT_EQ(usmc_conn_get_mode(to), USMC_MODE_FALLBACK);
+	USMC_ASSERT_EQ(usmc_conn_fallback_reason(to), reason);
+}
+
 static void test_hostile_clc(void)
 {
 	side a, b;
 	usmc_conn *ca, *cb;
 	usmc_clc_msg p, m;
-	uint8_t wire[USMC_CLC_MAX_LEN];
-	usmc_ssize n;
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	cb = conn_new(&b, USMC_ROLE_SERVER);
 	clc_move(ca, cb, &p);
@@ -580,64 +588,30 @@ static void test_hostile_clc(void)
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	usmc_conn_clc_consume(ca, 1000);
 	m.u.ac.d_chid = 0x1234;
-	n = usmc_clc_encode(&m, wire, sizeof(wire));
-	CU_ASSERT_FATAL(n > 0);
-	USMC_ASSERT_EQ(usmc_conn_clc_recv(ca, wire, (size_t)n, 1), 0);
-	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
-	USMC_ASSERT_EQ(usmc_conn_fallback_reason(ca), SMC_CLC_DECL_NOSMCD2DEV);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	clc_give_refused(ca, &m, SMC_CLC_DECL_NOSMCD2DEV);
+	pair_fini(&a, &b);
 
 	/* the server gets a Confirm from a gid_ext the Proposal did not
 	 * name */
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	cb = conn_new(&b, USMC_ROLE_SERVER);
 	clc_move(ca, cb, NULL);
 	clc_move(cb, ca, NULL);
-	{
-		const uint8_t *d;
-		size_t len;
-
-		usmc_conn_clc_pending(ca, &d, &len);
-		CU_ASSERT_FATAL(usmc_clc_decode(d, len, &m) > 0);
-		usmc_conn_clc_consume(ca, len);
-	}
+	clc_take(ca, &m);
 	m.u.ac.gid_ext ^= 1;
-	n = usmc_clc_encode(&m, wire, sizeof(wire));
-	CU_ASSERT_FATAL(n > 0);
-	USMC_ASSERT_EQ(usmc_conn_clc_recv(cb, wire, (size_t)n, 1), 0);
-	USMC_ASSERT_EQ(usmc_conn_get_mode(cb), USMC_MODE_FALLBACK);
-	USMC_ASSERT_EQ(usmc_conn_fallback_reason(cb), SMC_CLC_DECL_CNFERR);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	clc_give_refused(cb, &m, SMC_CLC_DECL_CNFERR);
+	pair_fini(&a, &b);
 
 	/* an Accept announcing a DMB larger than SMC-D's 1 MiB */
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	cb = conn_new(&b, USMC_ROLE_SERVER);
 	clc_move(ca, cb, NULL);
-	{
-		const uint8_t *d;
-		size_t len;
-
-		usmc_conn_clc_pending(cb, &d, &len);
-		CU_ASSERT_FATAL(usmc_clc_decode(d, len, &m) > 0);
-		usmc_conn_clc_consume(cb, len);
-	}
+	clc_take(cb, &m);
 	m.u.ac.dmbe_size = SMCD_DMBE_SIZES + 1;
-	n = usmc_clc_encode(&m, wire, sizeof(wire));
-	CU_ASSERT_FATAL(n > 0);
-	USMC_ASSERT_EQ(usmc_conn_clc_recv(ca, wire, (size_t)n, 1), 0);
-	USMC_ASSERT_EQ(usmc_conn_get_mode(ca), USMC_MODE_FALLBACK);
-	USMC_ASSERT_EQ(usmc_conn_fallback_reason(ca), SMC_CLC_DECL_CNFERR);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	clc_give_refused(ca, &m, SMC_CLC_DECL_CNFERR);
+	pair_fini(&a, &b);
 }
 
 /* The client is up once its Confirm is out and may write before the
@@ -648,8 +622,7 @@ static void test_data_before_confirm(void)
 	usmc_conn *ca, *cb;
 	uint8_t buf[5000], out[5000];
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	ca = conn_new(&a, USMC_ROLE_CLIENT);
 	cb = conn_new(&b, USMC_ROLE_SERVER);
 	clc_move(ca, cb, NULL);
@@ -668,9 +641,7 @@ static void test_data_before_confirm(void)
 	USMC_ASSERT_MEM_EQ(out, buf, 5000);
 	USMC_ASSERT_EQ(bad_ops, 0);
 	USMC_ASSERT_EQ(late_ops, 0);
-	side_fini(&a);
-	side_fini(&b);
-	USMC_ASSERT_EQ(ndmbs(), 0);
+	pair_fini(&a, &b);
 }
 
 /* An SMC-D link group with no connection left ends after lgr_free_delay
@@ -682,8 +653,7 @@ static void test_idle_lgr(void)
 	usmc_clc_msg p, ac, cf;
 	usmc_tstamp t = 600 * SEC;
 
-	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
-	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	pair_init(&a, &b, 0x1111, 0);
 	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
 	USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
 	USMC_ASSERT_EQ(usmc_conn_close(cb, 2), 0);
@@ -703,8 +673,7 @@ static void test_idle_lgr(void)
 		usmc_ctx_handle_expiry(a.ctx, t + 10 * SEC + 2);
 	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) == NULL);
 	USMC_ASSERT_EQ(ism_drain(&a) + ism_drain(&b), 0);
-	side_fini(&a);
-	side_fini(&b);
+	pair_fini(&a, &b);
 }
 
 static CU_TestInfo smcd_tests[] = {

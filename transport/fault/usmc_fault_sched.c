@@ -280,51 +280,63 @@ static int rate_(parser *p, uint32_t *ppm)
 	return 0;
 }
 
+typedef struct word_val {
+	const char *name;
+	uint32_t val;
+} word_val;
+
+#define N_OF(tab) (sizeof(tab) / sizeof((tab)[0]))
+
+/* The word at the cursor is one of |tab| (case-insensitively if |ci|):
+ * its value, and the cursor past it; else fail, |expected| there. */
+static int choice_(parser *p, const word_val *tab, size_t ntab, int ci,
+		   const char *expected, uint32_t *out)
+{
+	size_t at = p->i, n = word(p);
+
+	for (size_t k = 0; k < ntab; k++)
+		if (ci ? is_ci(p->s + at, n, tab[k].name)
+		       : is(p->s + at, n, tab[k].name)) {
+			*out = tab[k].val;
+			p->i += n;
+			return 0;
+		}
+	return fail(p, at, expected);
+}
+
 static int duration(parser *p, uint64_t *ns)
 {
-	uint64_t v, mul;
-	size_t n, at;
+	static const word_val units[] = {
+		{"ns", 1}, {"us", 1000}, {"ms", 1000000}, {"s", 1000000000}};
+	uint64_t v;
+	uint32_t mul = 1;
+	size_t at;
 	int rc = uint_(p, &v);
 
 	if (rc)
 		return rc;
 	at = p->i;
-	n = word(p);
-	if (is(p->s + at, n, "ns"))
-		mul = 1;
-	else if (is(p->s + at, n, "us"))
-		mul = 1000;
-	else if (is(p->s + at, n, "ms"))
-		mul = 1000000;
-	else if (is(p->s + at, n, "s"))
-		mul = 1000000000;
-	else
-		return fail(p, at, "a unit after the number (ns, us, ms, s)");
+	rc = choice_(p, units, N_OF(units), 0,
+		     "a unit after the number (ns, us, ms, s)", &mul);
+	if (rc)
+		return rc;
 	if (v > UINT64_MAX / mul)
 		return fail(p, at, "a shorter duration");
-	p->i += n;
 	*ns = v * mul;
 	return 0;
 }
 
 static int opcode_(parser *p, uint32_t *mask)
 {
-	size_t at = p->i, n = word(p);
-	const char *w = p->s + at;
+	static const word_val ops[] = {
+		{"SEND", 1u << USMC_WR_SEND},
+		{"WRITE", 1u << USMC_WR_RDMA_WRITE},
+		{"WRITE_IMM", 1u << USMC_WR_RDMA_WRITE_WITH_IMM},
+		{"ANY", USMC_FAULT_OP_ANY},
+	};
 
-	if (is_ci(w, n, "SEND"))
-		*mask = 1u << USMC_WR_SEND;
-	else if (is_ci(w, n, "WRITE"))
-		*mask = 1u << USMC_WR_RDMA_WRITE;
-	else if (is_ci(w, n, "WRITE_IMM"))
-		*mask = 1u << USMC_WR_RDMA_WRITE_WITH_IMM;
-	else if (is_ci(w, n, "ANY"))
-		*mask = USMC_FAULT_OP_ANY;
-	else
-		return fail(p, at,
-			    "an operation (SEND, WRITE, WRITE_IMM, any)");
-	p->i += n;
-	return 0;
+	return choice_(p, ops, N_OF(ops), 1,
+		       "an operation (SEND, WRITE, WRITE_IMM, any)", mask);
 }
 
 static int llc_type_(parser *p, usmc_fault_clause *c)
@@ -345,19 +357,18 @@ static int llc_type_(parser *p, usmc_fault_clause *c)
 
 static int dir_(parser *p, uint8_t *dir)
 {
-	size_t at = p->i, n = word(p);
-	const char *w = p->s + at;
+	static const word_val dirs[] = {
+		{"req", USMC_FAULT_DIR_REQ},
+		{"resp", USMC_FAULT_DIR_RESP},
+		{"any", USMC_FAULT_DIR_ANY},
+	};
+	uint32_t v = 0;
+	int rc = choice_(p, dirs, N_OF(dirs), 0, "a direction (req, resp, any)",
+			 &v);
 
-	if (is(w, n, "req"))
-		*dir = USMC_FAULT_DIR_REQ;
-	else if (is(w, n, "resp"))
-		*dir = USMC_FAULT_DIR_RESP;
-	else if (is(w, n, "any"))
-		*dir = USMC_FAULT_DIR_ANY;
-	else
-		return fail(p, at, "a direction (req, resp, any)");
-	p->i += n;
-	return 0;
+	if (!rc)
+		*dir = (uint8_t)v;
+	return rc;
 }
 
 static const char *keys_of(usmc_fault_kind k)

@@ -4,14 +4,15 @@
  * and rxe_opcode.c; the ICRC follows rxe_icrc.c and uses the reflected
  * CRC-32 of zlib (same polynomial, reflection and final inversion as rxe's
  * crc32_le with its inversions). ISA-L's crc32_gzip_refl is the same
- * function with a PCLMUL path: it is used when available at build time.
+ * function with a PCLMUL path, many times faster than a table
+ * (usmc-srbench): it is dlopen'ed at the first ICRC, so that the preload
+ * links no ISA-L a host program may have too; without it, slice-by-8
+ * tables of our own compute the same CRC.
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
 #include <string.h>
-#ifdef USMC_HAVE_ISAL
-#include <isa-l/crc.h>
-#else
-#include <zlib.h>
-#endif
 
 #include "roce_hdr.h"
 #include "usmc_conv.h"
@@ -249,10 +250,74 @@ int usmc_roce_encode_hdr(uint8_t *buf, size_t cap, const usmc_roce_pkt *pkt)
 	return (int)(p - buf);
 }
 
+static uint32_t crc_tab[8][256];
+static uint32_t (*isal_crc)(uint32_t, const unsigned char *, uint64_t);
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+/* RTLD_LOCAL, not RTLD_DEEPBIND (transport/libbpf/usmc_libbpf.c says
+ * why) */
+#define USMC_ISAL_DL (RTLD_NOW | RTLD_LOCAL)
+
+static void crc_init(void)
+{
+	for (uint32_t i = 0; i < 256; i++) {
+		uint32_t c = i;
+
+		for (int k = 0; k < 8; k++)
+			c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1)));
+		crc_tab[0][i] = c;
+	}
+	for (uint32_t i = 0; i < 256; i++)
+		for (int t = 1; t < 8; t++)
+			crc_tab[t][i] = (crc_tab[t - 1][i] >> 8) ^
+					crc_tab[0][crc_tab[t - 1][i] & 0xff];
+#ifdef USMC_TRY_ISAL
+	{
+		void *h = dlopen("libisal.so.2", USMC_ISAL_DL);
+
+		if (h)
+			*(void **)&isal_crc = dlsym(h, "crc32_gzip_refl");
+	}
+#endif
+}
+
+/* zlib's crc32(): the state is kept inverted between calls. */
+uint32_t usmc_roce_crc32_table(uint32_t state, const uint8_t *p, size_t n)
+{
+	uint32_t c = ~state;
+
+	pthread_once(&crc_once, crc_init);
+	while (n && ((uintptr_t)p & 7)) {
+		c = (c >> 8) ^ crc_tab[0][(c ^ *p++) & 0xff];
+		n--;
+	}
+	while (n >= 8) {
+		uint32_t lo = usmc_get_le32(p) ^ c, hi = usmc_get_le32(p + 4);
+
+		c = crc_tab[7][lo & 0xff] ^ crc_tab[6][(lo >> 8) & 0xff] ^
+		    crc_tab[5][(lo >> 16) & 0xff] ^ crc_tab[4][lo >> 24] ^
+		    crc_tab[3][hi & 0xff] ^ crc_tab[2][(hi >> 8) & 0xff] ^
+		    crc_tab[1][(hi >> 16) & 0xff] ^ crc_tab[0][hi >> 24];
+		p += 8;
+		n -= 8;
+	}
+	while (n--)
+		c = (c >> 8) ^ crc_tab[0][(c ^ *p++) & 0xff];
+	return ~c;
+}
+
+const char *usmc_roce_crc32_impl(void)
+{
+	pthread_once(&crc_once, crc_init);
+	return isal_crc ? "isa-l" : "table";
+}
+
 uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n)
 {
-#ifdef USMC_HAVE_ISAL
-	state = crc32_gzip_refl(state, p, (uint64_t)n);
+	pthread_once(&crc_once, crc_init);
+	if (!isal_crc)
+		return usmc_roce_crc32_table(state, p, n);
+	state = isal_crc(state, p, (uint64_t)n);
 #if defined(__x86_64__) || defined(__i386__)
 	/* ISA-L's AVX-512 code returns with the upper vector state dirty;
 	 * the SSE code after it (ours, the compiler's) then runs several
@@ -262,17 +327,6 @@ uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n)
 		__asm__ volatile("vzeroupper" ::: "memory");
 #endif
 	return state;
-#else
-	/* zlib takes uInt lengths */
-	while (n) {
-		uInt chunk = n > (1u << 30) ? (1u << 30) : (uInt)n;
-
-		state = (uint32_t)crc32(state, p, chunk);
-		p += chunk;
-		n -= chunk;
-	}
-	return state;
-#endif
 }
 
 /* The masked pseudo-header (8 bytes of 0xff standing in for the LRH, the

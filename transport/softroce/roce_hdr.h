@@ -189,6 +189,10 @@ uint32_t usmc_roce_icrc_start_ipv6(const uint8_t *ip6_hdr,
 				   const uint8_t *udp_hdr, const uint8_t *bth,
 				   size_t bth_len);
 uint32_t usmc_roce_icrc_update(uint32_t state, const uint8_t *p, size_t n);
+/* The same CRC-32 from our own tables, whichever usmc_roce_icrc_update
+ * uses; and which that is: "isa-l" (dlopen'ed, PCLMUL) or "table". */
+uint32_t usmc_roce_crc32_table(uint32_t state, const uint8_t *p, size_t n);
+const char *usmc_roce_crc32_impl(void);
 static inline uint32_t usmc_roce_icrc_final(uint32_t state)
 {
 	return state;

@@ -224,11 +224,7 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 				return REFUSE("txfail is 0..1000 (per mille)");
 			d->txfail_permille = n;
 		} else if (KEY("share")) {
-			if (VAL("auto"))
-				d->share_opt = 1;
-			else if (VAL("off"))
-				d->share_opt = 0;
-			else
+			if (usmc_tp_opt_onoff(&o, "auto", &d->share_opt))
 				return REFUSE("share is auto or off");
 		} else if (KEY("ipid")) {
 			if (VAL("zero"))
@@ -246,25 +242,13 @@ static int parse_options(sr_dev *d, const char *opts, int *mtu_enum, char *err,
 					      "(milliseconds, 0: no bound)");
 			d->retry_time_ns = (uint64_t)n * 1000000;
 		} else if (KEY("gso")) {
-			if (VAL("on"))
-				d->gso = 1;
-			else if (VAL("off"))
-				d->gso = 0;
-			else
+			if (usmc_tp_opt_onoff(&o, "on", &d->gso))
 				return REFUSE("gso is on or off");
 		} else if (KEY("ackhold")) {
-			if (VAL("on"))
-				d->ackhold_opt = 1;
-			else if (VAL("off"))
-				d->ackhold_opt = 0;
-			else
+			if (usmc_tp_opt_onoff(&o, "on", &d->ackhold_opt))
 				return REFUSE("ackhold is on or off");
 		} else if (KEY("portwatch")) {
-			if (VAL("auto"))
-				d->portwatch_opt = 1;
-			else if (VAL("off"))
-				d->portwatch_opt = 0;
-			else
+			if (usmc_tp_opt_onoff(&o, "auto", &d->portwatch_opt))
 				return REFUSE("portwatch is auto or off");
 		} else {
 			return REFUSE("unknown key (want icrc, mtu, port, "

@@ -108,8 +108,7 @@ void sr_share_drops(sr_dev *d, uint64_t *qpn, uint64_t *shrt)
 #else /* eBPF */
 
 #include <arpa/inet.h>
-#include <bpf/bpf.h>
-#include <bpf/libbpf.h>
+#include "usmc_libbpf.h"
 
 #ifndef SO_NETNS_COOKIE
 #define SO_NETNS_COOKIE 71
@@ -341,6 +340,14 @@ int sr_share_bind(sr_dev *d)
 	snprintf(d->share_path, sizeof(d->share_path),
 		 SHARE_DIR "/softroce-%llx-%s-%u", (unsigned long long)cookie,
 		 ip, d->port);
+	{
+		char why[200];
+
+		if (usmc_libbpf_load(why, sizeof(why))) {
+			set_status("%s", why);
+			goto alone;
+		}
+	}
 	lockfd = lock_file(d);
 	if (lockfd < 0) {
 		set_status("cannot lock %s: %s", d->share_path,
@@ -429,7 +436,8 @@ fail:
 	close(lockfd);
 	return rc;
 alone:
-	bpf_object__close(obj);
+	if (obj) /* libbpf may not be loaded */
+		bpf_object__close(obj);
 	drop_maps(d);
 	if (lockfd >= 0)
 		close(lockfd);
