@@ -85,6 +85,11 @@ for c in "${bad[@]}"; do
 	[ "$last" = "Try '$t --help' for more information." ] || fail "'$c' ends with '$last'"
 	[[ $(head -1 <<<"$err") == "$t: "* ]] || fail "'$c': the first line does not name $t: $err"
 done
+# and what is not an error stays one: an empty port list means none
+out=$(timeout 20 "$b/usmc-run" -p "" true 2>&1) || fail "usmc-run -p '' true: $out"
+out=$(timeout 20 "$b/usmc-run" -p 7070,8000-8010 -r "tcp port 9" true 2>&1) ||
+	fail "usmc-run with good -p and -r: $out"
+
 if [ $fails != 0 ]; then
 	echo "$fails failure(s)"
 	exit 1
