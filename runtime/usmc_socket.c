@@ -411,17 +411,24 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	{
 		struct sockaddr_in lo;
 		const struct sockaddr_in *to = (const struct sockaddr_in *)addr;
+		int held;
 
 		v = usmc_hs_rules_decide(client_local(fd, to, &lo) ? NULL : &lo,
 					 to, port, s->rule_why,
 					 sizeof(s->rule_why));
 		if (v == USMC_RULE_SMC &&
-		    usmc_hs_short_held(to, s->rule_why, sizeof(s->rule_why))) {
-			/* a deliberate choice, not a fallback: counted
-			 * apart, and the peer sees a plain TCP connection */
+		    (held = usmc_hs_short_held(to, s->rule_why,
+					       sizeof(s->rule_why)))) {
+			/* Short connections: a deliberate choice, not a
+			 * fallback, counted apart. A peer without SMC: the
+			 * fallback its SYN-ACK would have caused. Either
+			 * way the peer sees a plain TCP connection. */
 			usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC,
 					     s->rule_why);
-			usmc_g.stats.conns_short_tcp++;
+			if (held == 2)
+				usmc_g.stats.conns_fallback++;
+			else
+				usmc_g.stats.conns_short_tcp++;
 			usmc_sock_unlock();
 			return usmc_real()->connect(fd, addr, len);
 		}
