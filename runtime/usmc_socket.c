@@ -983,9 +983,24 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 	if ((req != FIONREAD && req != FIONBIO) || !arg)
 		return usmc_real()->ioctl(fd, req, arg);
 	if (req == FIONBIO) {
-		if (usmc_real()->ioctl(fd, req, arg))
+		int on = *(int *)arg != 0, keep_kernel_nb = 0, one = 1;
+
+		/* The kernel's flag is now the app's; only an SMC listener's
+		 * stays nonblocking (its progress thread accepts). No fcntl
+		 * pair after it, as usmc_set_nonblock makes: once per
+		 * connection of a client that sets FIONBIO. */
+		if (usmc_real()->ioctl(fd, req, arg) || usmc_sock_lock())
 			return -1;
-		return usmc_set_nonblock(fd, *(int *)arg != 0);
+		s = usmc_sock_get(fd);
+		if (s) {
+			s->app_nonblock = on;
+			keep_kernel_nb =
+				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
+		}
+		usmc_sock_unlock();
+		if (keep_kernel_nb && !on)
+			return usmc_real()->ioctl(fd, FIONBIO, &one);
+		return 0;
 	}
 	if (usmc_sock_lock())
 		return -1;
