@@ -302,14 +302,24 @@ int usmc_fcntl(int fd, int cmd, ...)
 	arg = va_arg(ap, long);
 	va_end(ap);
 	if (cmd == F_SETFL) {
-		if (usmc_real()->fcntl(fd, F_GETFL) < 0)
+		int on = !!(arg & O_NONBLOCK), keep_kernel_nb = 0;
+
+		/* as usmc_set_nonblock, in one F_SETFL: the app's flags, with
+		 * O_NONBLOCK as the app asks, or kept for an SMC listener
+		 * (its progress thread accepts); 2 calls where there were 5,
+		 * once per connection of a nonblocking client. The F_GETFL
+		 * fails on a bad fd before the record changes. */
+		if (usmc_real()->fcntl(fd, F_GETFL) < 0 || usmc_sock_lock())
 			return -1;
-		if (usmc_set_nonblock(fd, !!(arg & O_NONBLOCK)))
-			return -1;
-		r = usmc_real()->fcntl(fd, F_GETFL);
-		if (r < 0)
-			return -1;
-		r = (r & O_NONBLOCK) | (int)(arg & ~O_NONBLOCK);
+		s = usmc_sock_get(fd);
+		if (s) {
+			s->app_nonblock = on;
+			keep_kernel_nb =
+				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
+		}
+		usmc_sock_unlock();
+		r = (int)(arg & ~O_NONBLOCK) |
+		    (on || keep_kernel_nb ? O_NONBLOCK : 0);
 		return usmc_real()->fcntl(fd, F_SETFL, r);
 	}
 	if (cmd == F_GETFL) {

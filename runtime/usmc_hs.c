@@ -192,17 +192,26 @@ int usmc_hs_short_held(const struct sockaddr_in *to, char *why, size_t whylen)
 	uint64_t left;
 	char a[INET_ADDRSTRLEN];
 
-	if (!usmc_peerhist_held(&usmc_g.peerhist, sc, to->sin_addr.s_addr,
-				to->sin_port, usmc_rt_now(), &left))
+	int held = usmc_peerhist_held(&usmc_g.peerhist, sc, to->sin_addr.s_addr,
+				      to->sin_port, usmc_rt_now(), &left);
+
+	if (!held)
 		return 0;
 	inet_ntop(AF_INET, &to->sin_addr, a, sizeof(a));
-	snprintf(why, whylen,
-		 "peer %s:%u: its last %u SMC-R connections were short "
-		 "(<= %llu B, <= %llu ms): TCP for %llu ms more",
-		 a, ntohs(to->sin_port), sc->n, (unsigned long long)sc->bytes,
-		 (unsigned long long)sc->ms, (unsigned long long)left);
+	if (held == 2)
+		snprintf(why, whylen,
+			 "peer %s:%u answered without the SMC option: TCP for "
+			 "%llu ms more",
+			 a, ntohs(to->sin_port), (unsigned long long)left);
+	else
+		snprintf(why, whylen,
+			 "peer %s:%u: its last %u SMC-R connections were short "
+			 "(<= %llu B, <= %llu ms): TCP for %llu ms more",
+			 a, ntohs(to->sin_port), sc->n,
+			 (unsigned long long)sc->bytes,
+			 (unsigned long long)sc->ms, (unsigned long long)left);
 	usmc_rt_log(1, "%s", why);
-	return 1;
+	return held;
 }
 
 void usmc_hs_short_note(usmc_sock *s)
@@ -358,6 +367,25 @@ int usmc_hs_synopt_says_tcp(usmc_sock *s)
 		return 0;
 	r = usmc_synopt_peer_has_smc(synopt, s->fd);
 	if (r == 0) {
+		/* its next connections go to TCP at once, for a while
+		 * (usmc_peerhist_nosmc): a client's own connect then does it
+		 * all, without the progress thread */
+		if (!s->is_server && s->peer_addr &&
+		    usmc_peerhist_nosmc(&usmc_g.peerhist, &usmc_g.cfg.shortconn,
+					s->peer_addr, htons(s->port),
+					usmc_rt_now())) {
+			struct in_addr in = {s->peer_addr};
+			char a[INET_ADDRSTRLEN];
+
+			inet_ntop(AF_INET, &in, a, sizeof(a));
+			usmc_rt_log(1,
+				    "peer %s:%u has no SMC option: TCP for "
+				    "the next %llu ms",
+				    a, s->port,
+				    (unsigned long long)
+					    usmc_g.cfg.shortconn.hold_ms);
+		}
+		s->peer_addr = 0;
 		usmc_sock_fallback(
 			s, USMC_DECL_PEERNOSMC,
 			s->rule_tcp    ? s->rule_why

@@ -760,6 +760,25 @@ static usmc_peerhist_ent *peerhist_find(const usmc_peerhist *h, uint32_t addr,
 	return NULL;
 }
 
+/* addr:port's entry, a new one if it has none */
+static usmc_peerhist_ent *peerhist_get(usmc_peerhist *h, uint32_t addr,
+				       uint16_t port)
+{
+	usmc_peerhist_ent *e = peerhist_find(h, addr, port);
+
+	if (e)
+		return e;
+	/* a free entry, else the peer noted longest ago */
+	e = &h->e[0];
+	for (int i = 1; i < USMC_PEERHIST_MAX && e->addr; i++)
+		if (!h->e[i].addr || h->e[i].last < e->last)
+			e = &h->e[i];
+	memset(e, 0, sizeof(*e));
+	e->addr = addr;
+	e->port = port;
+	return e;
+}
+
 int usmc_peerhist_note(usmc_peerhist *h, const usmc_shortconn *sc,
 		       uint32_t addr, uint16_t port, uint64_t bytes,
 		       uint64_t life_ns, uint64_t now)
@@ -768,18 +787,14 @@ int usmc_peerhist_note(usmc_peerhist *h, const usmc_shortconn *sc,
 
 	if (!sc->n || !addr)
 		return 0;
-	e = peerhist_find(h, addr, port);
-	if (!e) {
-		/* a free entry, else the peer noted longest ago */
-		e = &h->e[0];
-		for (int i = 1; i < USMC_PEERHIST_MAX && e->addr; i++)
-			if (!h->e[i].addr || h->e[i].last < e->last)
-				e = &h->e[i];
-		memset(e, 0, sizeof(*e));
-		e->addr = addr;
-		e->port = port;
-	}
+	e = peerhist_get(h, addr, port);
 	e->last = now;
+	if (e->nosmc) {
+		/* it offered SMC this time: its short connections count
+		 * from here */
+		e->nosmc = 0;
+		e->hold_until = 0;
+	}
 	if (bytes > sc->bytes || life_ns > sc->ms * 1000000ULL) {
 		/* one that paid off: SMC-R again from the next one on */
 		e->nshort = 0;
@@ -807,5 +822,22 @@ int usmc_peerhist_held(const usmc_peerhist *h, const usmc_shortconn *sc,
 		return 0;
 	if (left_ms)
 		*left_ms = (e->hold_until - now + 999999) / 1000000;
-	return 1;
+	return e->nosmc ? 2 : 1;
+}
+
+int usmc_peerhist_nosmc(usmc_peerhist *h, const usmc_shortconn *sc,
+			uint32_t addr, uint16_t port, uint64_t now)
+{
+	usmc_peerhist_ent *e;
+	int was;
+
+	if (!sc->n || !addr)
+		return 0;
+	e = peerhist_get(h, addr, port);
+	was = e->nosmc && e->hold_until > now;
+	e->last = now;
+	e->nosmc = 1;
+	e->nshort = 0;
+	e->hold_until = now + sc->hold_ms * 1000000ULL;
+	return !was;
 }

@@ -151,6 +151,7 @@ typedef struct usmc_peerhist_ent {
 	uint32_t addr; /* IPv4, network order; 0 = free */
 	uint16_t port;
 	uint8_t nshort;	     /* short connections in a row */
+	uint8_t nosmc;	     /* the hold is for a peer without SMC */
 	uint64_t hold_until; /* ns: TCP until then, 0 = none */
 	uint64_t last;	     /* ns of the last note (LRU) */
 } usmc_peerhist_ent;
@@ -165,7 +166,16 @@ typedef struct usmc_peerhist {
 int usmc_peerhist_note(usmc_peerhist *h, const usmc_shortconn *sc,
 		       uint32_t addr, uint16_t port, uint64_t bytes,
 		       uint64_t life_ns, uint64_t now);
-/* Nonzero while addr:port is held to TCP at |now|; *left_ms (if not
+/* Notes that addr:port answered a connect without the SMC option, at
+ * |now|: its next connections go to TCP at once, without the option,
+ * for |sc|'s hold_ms (a peer that did not offer SMC a moment ago will
+ * not the next time either, and the SYN option's hand-off to the
+ * progress thread costs a fallback a thread switch or two). Returns 1 if
+ * this note starts a hold. */
+int usmc_peerhist_nosmc(usmc_peerhist *h, const usmc_shortconn *sc,
+			uint32_t addr, uint16_t port, uint64_t now);
+/* While addr:port is held to TCP at |now|: 1 for short connections, 2
+ * for a peer without SMC (usmc_peerhist_nosmc); else 0. *left_ms (if not
  * NULL) is the time the hold has left. */
 int usmc_peerhist_held(const usmc_peerhist *h, const usmc_shortconn *sc,
 		       uint32_t addr, uint16_t port, uint64_t now,

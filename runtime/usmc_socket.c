@@ -411,17 +411,24 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	{
 		struct sockaddr_in lo;
 		const struct sockaddr_in *to = (const struct sockaddr_in *)addr;
+		int held;
 
 		v = usmc_hs_rules_decide(client_local(fd, to, &lo) ? NULL : &lo,
 					 to, port, s->rule_why,
 					 sizeof(s->rule_why));
 		if (v == USMC_RULE_SMC &&
-		    usmc_hs_short_held(to, s->rule_why, sizeof(s->rule_why))) {
-			/* a deliberate choice, not a fallback: counted
-			 * apart, and the peer sees a plain TCP connection */
+		    (held = usmc_hs_short_held(to, s->rule_why,
+					       sizeof(s->rule_why)))) {
+			/* Short connections: a deliberate choice, not a
+			 * fallback, counted apart. A peer without SMC: the
+			 * fallback its SYN-ACK would have caused. Either
+			 * way the peer sees a plain TCP connection. */
 			usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC,
 					     s->rule_why);
-			usmc_g.stats.conns_short_tcp++;
+			if (held == 2)
+				usmc_g.stats.conns_fallback++;
+			else
+				usmc_g.stats.conns_short_tcp++;
 			usmc_sock_unlock();
 			return usmc_real()->connect(fd, addr, len);
 		}
@@ -978,9 +985,24 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 	if ((req != FIONREAD && req != FIONBIO) || !arg)
 		return usmc_real()->ioctl(fd, req, arg);
 	if (req == FIONBIO) {
-		if (usmc_real()->ioctl(fd, req, arg))
+		int on = *(int *)arg != 0, keep_kernel_nb = 0, one = 1;
+
+		/* The kernel's flag is now the app's; only an SMC listener's
+		 * stays nonblocking (its progress thread accepts). No fcntl
+		 * pair after it, as usmc_set_nonblock makes: once per
+		 * connection of a client that sets FIONBIO. */
+		if (usmc_real()->ioctl(fd, req, arg) || usmc_sock_lock())
 			return -1;
-		return usmc_set_nonblock(fd, *(int *)arg != 0);
+		s = usmc_sock_get(fd);
+		if (s) {
+			s->app_nonblock = on;
+			keep_kernel_nb =
+				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
+		}
+		usmc_sock_unlock();
+		if (keep_kernel_nb && !on)
+			return usmc_real()->ioctl(fd, FIONBIO, &one);
+		return 0;
 	}
 	if (usmc_sock_lock())
 		return -1;

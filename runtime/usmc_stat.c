@@ -299,16 +299,21 @@ void usmc_stat_kick(void)
 	stat_thread_start(); /* it ended for being idle */
 }
 
-/* Quiet tables in a row after which the publisher ends: a process whose
- * sockets are all the kernel's (fallback, rules) then runs no thread of
- * usmc's (usmc_loop.c, PROGRESS_IDLE_MS, says why that matters). The
- * next socket, close or state change starts it again; until then the
- * table stands, their byte counts as of its writing. */
-#define USMC_STAT_QUIET_ROUNDS 1
+/* How long the tables must stay quiet before the publisher ends: a
+ * process whose sockets are all the kernel's (fallback, rules) then runs
+ * no thread of usmc's (usmc_loop.c, PROGRESS_IDLE_MS, says why that
+ * matters). The next socket, close or state change starts it again;
+ * until then the table stands, their byte counts as of its writing. Not
+ * at the first quiet table: a client of short-lived connections that all
+ * fall back has a quiet table at every write, and would start and end a
+ * thread every USMC_STAT_MIN_MS, with a context switch in its socket()
+ * each time (stat_thread_start waits for the start). */
+#define USMC_STAT_LINGER_MS 1000
 
 static void *stat_thread(void *arg)
 {
 	struct timespec gap = {0, USMC_STAT_MIN_MS * 1000000L};
+	struct timespec now, quiet_since = {0, 0};
 	int quiet = 0;
 
 	(void)arg;
@@ -322,8 +327,16 @@ static void *stat_thread(void *arg)
 			return NULL; /* forked: the child runs its own */
 		}
 		publish();
-		quiet = tbl_quiet ? quiet + 1 : 0;
-		if (quiet >= USMC_STAT_QUIET_ROUNDS) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!tbl_quiet)
+			quiet = 0;
+		else if (!quiet++)
+			quiet_since = now;
+		if (quiet &&
+		    (now.tv_sec - quiet_since.tv_sec) * 1000L +
+				    (now.tv_nsec - quiet_since.tv_nsec) /
+					    1000000L >=
+			    USMC_STAT_LINGER_MS) {
 			/* decided under usmc_g.lock: a fork waits for the
 			 * end of its teardown (usmc_thread_ending) */
 			pthread_mutex_lock(&usmc_g.lock);

@@ -594,6 +594,24 @@ static void test_shortconn(void)
 	t += 3000 * MS;
 	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, a, p, 1000, 1 * MS, t), 0);
 	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, a, p, t, NULL), 0);
+	/* a peer that answered without the SMC option: TCP for hold_ms,
+	 * held as such (2); noted again while held, no new hold starts,
+	 * the hold runs from the last note */
+	USMC_ASSERT_EQ(usmc_peerhist_nosmc(h, &sc, b, q, t), 1);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, q, t + 1, &left), 2);
+	USMC_ASSERT_EQ(left, 2000);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, p, t + 1, NULL), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_nosmc(h, &sc, b, q, t + MS), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, q, t + 2000 * MS, NULL),
+		       2);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, q, t + 2001 * MS, NULL),
+		       0);
+	/* after it, a new note holds again; then an SMC-R connection to it
+	 * (it offered SMC) ends the hold, its short ones count from there */
+	t += 3000 * MS;
+	USMC_ASSERT_EQ(usmc_peerhist_nosmc(h, &sc, b, q, t), 1);
+	USMC_ASSERT_EQ(usmc_peerhist_note(h, &sc, b, q, 10, 1 * MS, t), 0);
+	USMC_ASSERT_EQ(usmc_peerhist_held(h, &sc, b, q, t, NULL), 0);
 	/* "off": nothing is noted or held */
 	{
 		usmc_shortconn off;

@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Short-lived connections that fall back cost little of usmc's own
+# (docs/preload.md, "Sockets usmc does not accelerate"). A python3 client
+# in h2, to a plain echo server in h1, runs connect/close rounds as
+# redis-benchmark -k 0 does: a nonblocking connect waited for with epoll,
+# 16 bytes sent and read back (compared byte for byte), close. After 3
+# rounds (the first connect with the SMC TCP option learns that the
+# server has none: usmc_peerhist_nosmc), the system calls of its main
+# thread in the next 200 rounds are counted by name (strace -ff, between
+# two marker calls) and compared with the same client's without usmc:
+#  - no thread is created (clone, clone3): usmc's threads do not end and
+#    start again per connection;
+#  - no bpf call (no SYN option marked or looked up for a peer known to
+#    have no SMC; the first rounds' calls show that the option loaded),
+#    and futex in at most 1 connection in 10 (no hand-off to usmc's
+#    progress thread, 6 futex calls a connection before; the stat
+#    publisher's table, every 50 ms at most, may still meet the lock);
+#  - at most USMC_MAX_EXTRA (default 8) system calls more per connection
+#    than the plain client's (6 today: a getsockname before connect, the
+#    kernel's byte counts when the socket becomes the kernel's, TCP_INFO,
+#    SIOCINQ and poll, and a getpid at socket and at close).
+# Cases, each under usmc-run: 1. the SMC TCP option (peer without it);
+# 2. a rule excluding the port. Each usmc run's stats line must say
+# smcr=0, failed=0 and 203 fallbacks.
+. "$(dirname "$0")/lib_preload.sh"
+t_need_cmd timeout ss python3 strace
+t_lab_up
+fails=0
+MAX_EXTRA=${USMC_MAX_EXTRA:-8}
+ROUNDS=200
+cat >"$t_work/echo.py" <<'PY'
+import socket, sys
+l = socket.socket()
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(64)
+while True:
+    c, _ = l.accept()
+    while True:
+        b = c.recv(65536)
+        if not b:
+            break
+        c.sendall(b)
+    c.close()
+PY
+cat >"$t_work/client.py" <<'PY'
+import os, select, socket, sys
+host, port, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ep = select.epoll()
+def conn(i):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setblocking(False)
+    try:
+        s.connect((host, port))
+    except BlockingIOError:
+        pass
+    fd = s.fileno()
+    ep.register(fd, select.EPOLLOUT)
+    ep.poll()
+    err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+    assert err == 0, err
+    msg = b"%016d" % i
+    assert s.send(msg) == len(msg)
+    ep.modify(fd, select.EPOLLIN)
+    got = b""
+    while len(got) < len(msg):
+        ep.poll()
+        got += s.recv(len(msg) - len(got))
+    assert got == msg, (i, got)
+    ep.unregister(fd)
+    s.close()
+for i in range(3):
+    conn(i)
+os.access("/usmc-test-mark-begin", os.F_OK)
+for i in range(rounds):
+    conn(i)
+os.access("/usmc-test-mark-end", os.F_OK)
+print("ok", rounds, "connections")
+PY
+# count DIR: "NAME COUNT" of the main thread's system calls between the
+# markers
+count() {
+	local main
+	main=$(grep -l '^execve(".*python3' "$1"/t.* | head -1)
+	sed -n '/usmc-test-mark-begin/,/usmc-test-mark-end/p' "$main" | sed '1d;$d' |
+		sed -n 's/^\([a-z_0-9]*\)(.*/\1/p' | { if [ -n "$T_ASAN" ]; then
+			grep -vxE 'mmap|munmap|madvise|mprotect'
+		else cat; fi; } | sort | uniq -c | awk '{print $2, $1}'
+}
+
+# run TAG MODE [ENV...]: the client under strace in h2 (MODE plain or usmc)
+run() {
+	local tag=$1 mode=$2 d=$t_work/$1 pre=()
+	shift 2
+	mkdir -p "$d"
+	if [ "$mode" = usmc ]; then
+		pre=(env "$@" USMC_STATS="$d/stats" "$T_RUN")
+		[ -z "$T_ASAN" ] || pre=(env LD_PRELOAD="$T_ASAN" "${pre[@]}")
+	fi
+	t_exec h2 timeout 120 strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$T_H1" 7403 "$ROUNDS" \
+		>"$d/out" 2>"$d/err" || {
+		t_log "$tag: client failed: $(tail -5 "$d/out" "$d/err")"
+		return 1
+	}
+	count "$d" >"$t_work/$tag.count"
+	[ -s "$t_work/$tag.count" ] || {
+		t_log "$tag: no calls between the markers"
+		return 1
+	}
+	if [ "$mode" = usmc ] && ! t_stats "$d/stats" "smcr=0 fallback=$((ROUNDS + 3)) failed=0"; then
+		return 1
+	fi
+}
+
+total() { awk '{n += $2} END {print n + 0}' "$1"; }
+calls() { awk -v c="$2" '$1 == c {n += $2} END {print n + 0}' "$1"; }
+
+check() { # TAG
+	local c=$t_work/$1.count p=$t_work/plain.count extra bad=0
+	extra=$(($(total "$c") - $(total "$p")))
+	if [ "$(calls "$c" futex)" -gt $((ROUNDS / 10)) ]; then
+		t_log "$1: futex: $(calls "$c" futex) in $ROUNDS connections"
+		bad=1
+	fi
+	for sc in clone clone3 bpf; do
+		if [ "$(calls "$c" $sc)" != "$(calls "$p" $sc)" ]; then
+			t_log "$1: $sc: $(calls "$c" $sc) in $ROUNDS connections, plain $(calls "$p" $sc)"
+			bad=1
+		fi
+	done
+	if [ $extra -gt $((MAX_EXTRA * ROUNDS)) ]; then
+		t_log "$1: $extra system calls more than plain in $ROUNDS connections (at most $MAX_EXTRA each)"
+		bad=1
+	fi
+	t_log "$1: the calls that differ from plain's: $(diff "$p" "$c" | sed -n 's/^> //p' | tr '\n' ' ')"
+	if [ $bad = 0 ]; then
+		t_log "ok $1: $ROUNDS connections, $extra system calls more than plain ($(awk -v e=$extra -v r=$ROUNDS 'BEGIN {printf "%.1f", e / r}') each), no thread created, no bpf, futex $(calls "$c" futex)"
+	else
+		fails=$((fails + 1))
+	fi
+}
+
+t_exec h1 timeout 300 python3 "$t_work/echo.py" "$T_H1" 7403 >"$t_work/echo.out" 2>&1 &
+epid=$!
+busywait 10000 t_listening h1 7403 || t_fail "echo server did not listen"
+
+run plain plain || t_fail "the plain client failed"
+t_log "plain: $ROUNDS connections make $(tr '\n' ' ' <"$t_work/plain.count")"
+
+# 1. fallback through the SMC TCP option (USMC_CGROUP=private: it loads
+# under ip netns exec)
+if run synopt usmc USMC_CGROUP=private; then
+	# the first connection marked its SYN for the option
+	grep -q '^bpf(BPF_MAP_UPDATE_ELEM' "$(grep -l '^execve(".*python3' "$t_work"/synopt/t.* | head -1)" ||
+		t_fail "synopt: the SMC TCP option did not load (no map update in the trace)"
+	check synopt
+else
+	fails=$((fails + 1))
+fi
+
+# 2. excluded by a rule
+if run rule usmc USMC_CGROUP=private USMC_RULES="tcp port 7403"; then
+	check rule
+else
+	fails=$((fails + 1))
+fi
+kill $epid 2>/dev/null
+wait $epid 2>/dev/null
+
+[ $fails = 0 ] || t_fail "$fails case(s) failed"
+t_log "passed"
