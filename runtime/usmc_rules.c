@@ -338,14 +338,39 @@ typedef struct rule_lex {
 	size_t errlen;
 } rule_lex;
 
+/* The token as printed in a message: a file is untrusted, and its bytes
+ * go to the program's stderr and logs, so anything but printable ASCII
+ * becomes \xNN (no terminal escapes, no broken UTF-8). */
+static const char *tok_printable(const char *tok, char *buf, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (const unsigned char *c = (const unsigned char *)tok;
+	     *c && o + 5 < len; c++) {
+		if (*c >= 0x20 && *c < 0x7f && *c != '\\') {
+			buf[o++] = (char)*c;
+		} else {
+			buf[o++] = '\\';
+			buf[o++] = 'x';
+			buf[o++] = hex[*c >> 4];
+			buf[o++] = hex[*c & 15];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
 static int lex_err(rule_lex *lx, const char *at, const char *fmt,
 		   const char *tok)
 {
+	char shown[128];
 	int n = snprintf(lx->err, lx->errlen, "%s:%d:%d: ", lx->src, lx->line,
 			 (int)(at - lx->line_start) + 1);
 
 	if (n >= 0 && (size_t)n < lx->errlen)
-		snprintf(lx->err + n, lx->errlen - (size_t)n, fmt, tok);
+		snprintf(lx->err + n, lx->errlen - (size_t)n, fmt,
+			 tok ? tok_printable(tok, shown, sizeof(shown)) : tok);
 	return -1;
 }
 

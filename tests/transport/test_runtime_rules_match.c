@@ -107,6 +107,9 @@ static void test_parse_errors(void)
 		{"smcr port 1", "f.conf:1:1: a rule starts with smc or tcp, "
 				"not \"smcr\""},
 		{"\n\n  smc prt 1", "f.conf:3:7: unknown keyword \"prt\""},
+		/* a file's bytes never reach a terminal as they are */
+		{"smc \x1b[31mred\xc3", "f.conf:1:5: unknown keyword "
+					"\"\\x1b[31mred\\xc3\""},
 		{"smc port", "f.conf:1:5: \"port\" needs a value"},
 		{"smc port 0", "f.conf:1:10: port: bad port"},
 		{"smc port 65536", "f.conf:1:10: port: bad port"},
