@@ -385,6 +385,11 @@ void usmc_smc_stat_links(void (*put)(const char *fmt, ...)
  * |i|, -1 past the last one; polling one device, or all of them. */
 int usmc_smc_dev_fd(unsigned int i);
 void usmc_smc_on_dev_event(unsigned int i);
+/* The shm device and its index (usmc_wait's spin), or NULL. */
+struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx);
+/* The shm device's signals alone, after a spin saw one: no endpoint
+ * service, no syscall (usmc_smc_on_dev_event does the rest). */
+void usmc_smc_shm_signals(void);
 void usmc_smc_on_tp_event(void);
 uint64_t usmc_smc_expiry(void);
 void usmc_smc_on_timer(uint64_t now);

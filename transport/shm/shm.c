@@ -142,9 +142,10 @@ struct shm_dev {
 	 * taken before they go: returned ahead of the areas' */
 	usmc_tp_wcq late;
 	uint64_t spin_max_ns, spin_ns, idle_since;
-	int idle;    /* the last poll_cq found nothing (since idle_since) */
-	int serving; /* re-entry guard of serve() */
-	int polling; /* inside poll_cq, which takes the signals itself */
+	int idle;	/* the last poll_cq found nothing (since idle_since) */
+	int serving;	/* re-entry guard of serve() */
+	int polling;	/* inside poll_cq, which takes the signals itself */
+	int outer_spin; /* the caller spins (spin_arm): poll_cq does not */
 	usmc_tp_shm_stats st;
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
@@ -156,6 +157,16 @@ extern const usmc_tp_ops usmc_tp_shm_ops;
  * inline (its owner may be the caller's own thread, under the same lock). */
 static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
 static shm_dev *proc_devs;
+
+/* Signal areas a spinner may be reading without the caller's lock
+ * (usmc_tp_shm_spin_arm) are unmapped only once no spinner is left: a
+ * closed connection's area waits here meanwhile. Under proc_lock. */
+typedef struct shm_zombie {
+	struct shm_zombie *next;
+	void *area;
+} shm_zombie;
+static int spin_pins;
+static shm_zombie *zombies;
 
 static shm_dev *dev_of(usmc_tp *tp)
 {
@@ -310,6 +321,25 @@ static void in_flush(shm_dev *d, shm_in *in)
 	}
 }
 
+static void area_unmap(void *area)
+{
+	shm_zombie *z = NULL;
+
+	pthread_mutex_lock(&proc_lock);
+	if (spin_pins) {
+		z = malloc(sizeof(*z));
+		if (z) {
+			z->area = area;
+			z->next = zombies;
+			zombies = z;
+		}
+		/* without memory the page stays mapped: a spinner reads it */
+	} else {
+		munmap(area, SHM_AREA_LEN);
+	}
+	pthread_mutex_unlock(&proc_lock);
+}
+
 static void in_close(shm_dev *d, shm_in *in)
 {
 	shm_in **pp;
@@ -332,7 +362,7 @@ static void in_close(shm_dev *d, shm_in *in)
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, in->fd, NULL);
 	close(in->fd);
 	if (in->area)
-		munmap(in->area, SHM_AREA_LEN);
+		area_unmap(in->area);
 	if (in->area_fd >= 0)
 		close(in->area_fd);
 	free(in->slots);
@@ -1488,7 +1518,8 @@ static int shm_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	d->polling = 0;
 	take_signals(d);
 	got = emit(d, wcs, n);
-	if (!got && !d->ev_n && !d->idle && d->spin_ns && d->ins) {
+	if (!got && !d->ev_n && !d->idle && d->spin_ns && d->ins &&
+	    !d->outer_spin) {
 		t0 = now_ns();
 		if (spin(d)) {
 			take_signals(d);
@@ -1599,6 +1630,108 @@ const char *usmc_tp_shm_endpoint(usmc_tp *tp)
 	if (!tp || tp->ops != &usmc_tp_shm_ops)
 		return NULL;
 	return dev_of(tp)->path;
+}
+
+int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp)
+{
+	shm_dev *d;
+	int n = 0;
+
+	sp->n = 0;
+	sp->awake = 0;
+	if (!tp || tp->ops != &usmc_tp_shm_ops)
+		return USMC_ERR_INVALID_ARGUMENT;
+	d = dev_of(tp);
+	d->outer_spin = 1;
+	for (shm_in *in = d->ins; in; in = in->next) {
+		if (!in->area)
+			continue;
+		if (n == USMC_TP_SHM_SPIN_AREAS)
+			return 0; /* too many peers to watch: sleep */
+		sp->area[n++] = in->area;
+	}
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&proc_lock);
+	spin_pins++;
+	pthread_mutex_unlock(&proc_lock);
+	/* seq_cst, as poll_cq's set_awake: the peer's move_data reads it
+	 * after setting its bits */
+	for (int i = 0; i < n; i++)
+		__atomic_store_n(&((shm_area *)sp->area[i])->awake, 1,
+				 __ATOMIC_SEQ_CST);
+	sp->n = n;
+	sp->awake = 1;
+	return n;
+}
+
+int usmc_tp_shm_spin_seen(const usmc_tp_shm_spin *sp)
+{
+	for (int i = 0; i < sp->n; i++) {
+		const shm_area *a = sp->area[i];
+
+		for (int s = 0; s < SHM_SUMS; s++)
+			if (__atomic_load_n(&a->summary[s], __ATOMIC_SEQ_CST))
+				return 1;
+	}
+	return 0;
+}
+
+int usmc_tp_shm_spin_sleep(usmc_tp_shm_spin *sp)
+{
+	/* asleep, then look again (Dekker with move_data: either we see
+	 * its bit, or it sees us asleep and rings the doorbell) */
+	if (sp->awake) {
+		for (int i = 0; i < sp->n; i++)
+			__atomic_store_n(&((shm_area *)sp->area[i])->awake, 0,
+					 __ATOMIC_SEQ_CST);
+		sp->awake = 0;
+	}
+	return usmc_tp_shm_spin_seen(sp);
+}
+
+void usmc_tp_shm_spin_done(usmc_tp_shm_spin *sp)
+{
+	shm_zombie *z = NULL;
+
+	if (!sp->n)
+		return;
+	usmc_tp_shm_spin_sleep(sp);
+	sp->n = 0;
+	pthread_mutex_lock(&proc_lock);
+	if (--spin_pins == 0) {
+		z = zombies;
+		zombies = NULL;
+	}
+	pthread_mutex_unlock(&proc_lock);
+	while (z) {
+		shm_zombie *next = z->next;
+
+		munmap(z->area, SHM_AREA_LEN);
+		free(z);
+		z = next;
+	}
+}
+
+int usmc_tp_shm_take(usmc_tp *tp, usmc_wc *wcs, int n)
+{
+	shm_dev *d;
+	int got;
+
+	if (!tp || tp->ops != &usmc_tp_shm_ops)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (n <= 0)
+		return 0;
+	d = dev_of(tp);
+	take_signals(d);
+	got = emit(d, wcs, n);
+	/* what is left over keeps the fd readable, as poll_cq does */
+	if (pending(d) || d->ev_n)
+		ring_self(d);
+	if (got)
+		d->idle = 0;
+	d->st.signals += (uint64_t)got;
+	return got;
 }
 
 const usmc_tp_ops usmc_tp_shm_ops = {
