@@ -849,6 +849,64 @@ static int shm_spin(usmc_tp_shm_spin *sp, const waiter *w)
 	}
 }
 
+void usmc_rt_spin_learn(uint64_t slept_ns)
+{
+	spin_learn(slept_ns);
+}
+
+int usmc_rt_shm_spin(int kfd)
+{
+	usmc_tp_shm_spin sp = {.n = 0};
+	usmc_tp *tp;
+	unsigned int idx;
+	uint64_t now, end;
+	unsigned int yield_every;
+	int hit = 0, kready = 0;
+
+	if (!usmc_g.cfg.spin_us || spin_cold || !(tp = usmc_smc_shm_tp(&idx)) ||
+	    usmc_tp_shm_spin_arm(tp, &sp) <= 0)
+		return -1;
+	pthread_mutex_unlock(&usmc_g.lock);
+	now = usmc_rt_now();
+	end = now + (uint64_t)usmc_g.cfg.spin_us * 1000;
+	yield_every = loaded(now) ? 32 : 1024;
+	for (unsigned int i = 1; !hit; i++) {
+		if ((hit = usmc_tp_shm_spin_seen(&sp)))
+			break;
+		if (i % 32 == 0 && usmc_rt_now() >= end)
+			break;
+		/* the caller's kernel fds (an epoll set): a look every few
+		 * microseconds */
+		if (kfd >= 0 && i % 128 == 0) {
+			struct pollfd p = {.fd = kfd, .events = POLLIN};
+			struct timespec zero = {0, 0};
+
+			if (usmc_real()->ppoll(&p, 1, &zero, NULL) > 0) {
+				kready = 1;
+				break;
+			}
+		}
+		if (i % yield_every == 0)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+	if (!hit)
+		hit = usmc_tp_shm_spin_sleep(&sp);
+	pthread_mutex_lock(&usmc_g.lock);
+	usmc_tp_shm_spin_done(&sp);
+	if (!hit)
+		return kready;
+	now = usmc_rt_now();
+	if (now - shm_full_at >= SHM_FULL_NS) {
+		shm_full_at = now;
+		usmc_smc_on_dev_event(idx);
+	} else {
+		usmc_smc_shm_signals();
+	}
+	return 1;
+}
+
 /*
  * The one place app threads block inside usmc. A waiting thread polls the
  * device fds itself when no other thread does, and runs the completions
