@@ -340,6 +340,32 @@ static void area_unmap(void *area)
 	pthread_mutex_unlock(&proc_lock);
 }
 
+/* A fork child has none of the parent's other threads: a spin one of
+ * them had armed never ends there, so the child drops the pins and
+ * unmaps what waited for them. */
+static void spin_atfork_child(void)
+{
+	shm_zombie *z = zombies;
+
+	pthread_mutex_init(&proc_lock, NULL);
+	spin_pins = 0;
+	zombies = NULL;
+	while (z) {
+		shm_zombie *next = z->next;
+
+		munmap(z->area, SHM_AREA_LEN);
+		free(z);
+		z = next;
+	}
+}
+
+static pthread_once_t spin_atfork_once = PTHREAD_ONCE_INIT;
+
+static void spin_atfork_init(void)
+{
+	pthread_atfork(NULL, NULL, spin_atfork_child);
+}
+
 static void in_close(shm_dev *d, shm_in *in)
 {
 	shm_in **pp;
@@ -944,6 +970,7 @@ static int shm_dev_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 
 	if (parse_options(cfg->options, optdir, sizeof(optdir), &spin_us))
 		return USMC_ERR_INVALID_ARGUMENT;
+	pthread_once(&spin_atfork_once, spin_atfork_init);
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return USMC_ERR_NOMEM;
