@@ -828,7 +828,11 @@ static int loaded(uint64_t now)
 	return load_high = atoi(slash) > (ncpu > 0 ? ncpu : 1);
 }
 
-static int shm_spin(usmc_tp_shm_spin *sp, const waiter *w)
+/* 1: a signal seen; 0: none (|*pr| > 0: the other devices' fds, looked
+ * at every 128 looks, are ready: a softroce connection of the same
+ * thread is not kept waiting by a spin on shm). */
+static int shm_spin(usmc_tp_shm_spin *sp, const waiter *w, struct pollfd *p,
+		    nfds_t n, int *pr)
 {
 	uint64_t now = usmc_rt_now(),
 		 end = now + (uint64_t)usmc_g.cfg.spin_us * 1000;
@@ -842,6 +846,13 @@ static int shm_spin(usmc_tp_shm_spin *sp, const waiter *w)
 			return 0;
 		if (i % 32 == 0 && usmc_rt_now() >= end)
 			return 0;
+		if (i % 128 == 0) {
+			struct timespec zero = {0, 0};
+
+			if ((*pr = usmc_real()->ppoll(p, n, &zero, NULL)) > 0)
+				return 0;
+			*pr = 0;
+		}
 		if (i % yield_every == 0)
 			sched_yield();
 		else
@@ -984,9 +995,16 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 	    (shm_tp = usmc_smc_shm_tp(&shm_i)) && shm_i < (unsigned int)dp)
 		usmc_tp_shm_spin_arm(shm_tp, &sp);
 	pthread_mutex_unlock(&usmc_g.lock);
-	if (sp.n)
-		hit = shm_spin(&sp, w) || usmc_tp_shm_spin_sleep(&sp);
-	r = dp && !sp.n ? spin(p, (nfds_t)n) : 0;
+	r = 0;
+	if (sp.n) {
+		hit = shm_spin(&sp, w, p, (nfds_t)n, &r);
+		/* asleep and a last look, whatever ended the spin: a signal
+		 * set while we were awake rang no doorbell */
+		if (!hit)
+			hit = usmc_tp_shm_spin_sleep(&sp);
+	} else if (dp) {
+		r = spin(p, (nfds_t)n);
+	}
 	/* A spin that found its signal made no system call; only a thread
 	 * that goes to sleep blocks the signals (and checks again). */
 	if (r == 0 && !hit && masked && !h->on) {
