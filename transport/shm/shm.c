@@ -142,10 +142,9 @@ struct shm_dev {
 	 * taken before they go: returned ahead of the areas' */
 	usmc_tp_wcq late;
 	uint64_t spin_max_ns, spin_ns, idle_since;
-	int idle;	/* the last poll_cq found nothing (since idle_since) */
-	int serving;	/* re-entry guard of serve() */
-	int polling;	/* inside poll_cq, which takes the signals itself */
-	int outer_spin; /* the caller spins (spin_arm): poll_cq does not */
+	int idle;    /* the last poll_cq found nothing (since idle_since) */
+	int serving; /* re-entry guard of serve() */
+	int polling; /* inside poll_cq, which takes the signals itself */
 	usmc_tp_shm_stats st;
 	void (*log)(void *arg, int level, const char *msg);
 	void *log_arg;
@@ -1545,8 +1544,7 @@ static int shm_poll_cq(usmc_tp *tp, usmc_wc *wcs, int n)
 	d->polling = 0;
 	take_signals(d);
 	got = emit(d, wcs, n);
-	if (!got && !d->ev_n && !d->idle && d->spin_ns && d->ins &&
-	    !d->outer_spin) {
+	if (!got && !d->ev_n && !d->idle && d->spin_ns && d->ins) {
 		t0 = now_ns();
 		if (spin(d)) {
 			take_signals(d);
@@ -1669,7 +1667,6 @@ int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp)
 	if (!tp || tp->ops != &usmc_tp_shm_ops)
 		return USMC_ERR_INVALID_ARGUMENT;
 	d = dev_of(tp);
-	d->outer_spin = 1;
 	for (shm_in *in = d->ins; in; in = in->next) {
 		if (!in->area)
 			continue;
