@@ -564,7 +564,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			usmc_rt_now() + (uint64_t)timeout_ms * USMC_NS_PER_MS;
 	for (;;) {
 		ep_set *set;
-		int n = 0, r, k = 0, got = 0, t = timeout_ms;
+		int n = 0, r, k = 0, got = 0, t = timeout_ms, spun = -1;
+		uint64_t t0;
 
 		if (usmc_rt_init())
 			return -1;
@@ -586,13 +587,23 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		}
 		set_sync(set);
 		n = collect(set, evs, max);
+		/* nothing yet: a spin on the shm device before the sleep
+		 * (the peer then rings no doorbell and the progress thread
+		 * has no hand-off to make); a signal taken, look again */
+		if (!n && t != 0 && (spun = usmc_rt_shm_spin(epfd)) == 1) {
+			pthread_mutex_unlock(&usmc_g.lock);
+			continue;
+		}
 		pthread_mutex_unlock(&usmc_g.lock);
 		if (n == max)
 			return n;
 		if (n)
 			t = 0;
+		t0 = spun == 0 ? usmc_rt_now() : 0;
 		r = usmc_real()->epoll_pwait(epfd, evs + n, max - n, t,
 					     n ? NULL : sigmask);
+		if (t0)
+			usmc_rt_spin_learn(usmc_rt_now() - t0);
 		if (r < 0)
 			return n ? n : -1;
 		for (int i = 0; i < r; i++) {

@@ -9,6 +9,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
 #include <semaphore.h>
@@ -25,6 +26,7 @@
 
 #include "usmc_real.h"
 #include "usmc_rt.h"
+#include "usmc_tp_shm.h"
 
 usmc_rt usmc_g = {
 	/* adaptive: the lock is held briefly, and an app thread that polls
@@ -101,7 +103,8 @@ static void wake_waiters(int pollers_only)
 	for (waiter *w = waiters; w; w = w->next) {
 		if (w->pending || (pollers_only && w->nodev))
 			continue;
-		w->pending = 1;
+		/* atomic: a thread spinning on shm reads it unlocked */
+		__atomic_store_n(&w->pending, 1, __ATOMIC_RELAXED);
 		if (usmc_real()->write(w->evfd, &one, sizeof(one)) < 0) {
 			/* counter full: a wake-up is pending anyway */
 		}
@@ -810,6 +813,150 @@ static void spin_learn(uint64_t slept_ns)
 		spin_cold = 0;
 }
 
+/* Spinning on the shm device's signal areas (docs/runtime.md "shm"): a
+ * waiting direct poller marks itself awake in them (the peer's move_data
+ * then rings no doorbell) and looks at their words with a pause between
+ * looks, without the lock and without a system call; a signal is taken
+ * inline (usmc_smc_shm_signals). The budget and spin_cold are spin()'s.
+ * More runnable threads than CPUs (/proc/loadavg, looked at every
+ * LOAD_NS per thread) means the peer, or whatever it waits for, may need
+ * this CPU: the spin then yields every few looks. */
+#define LOAD_NS (20 * USMC_NS_PER_MS)
+static __thread uint64_t load_at;
+static __thread int load_high;
+/* the last time a spin's signals ran the device's whole event path (its
+ * endpoint served); lock held */
+static uint64_t shm_full_at;
+#define SHM_FULL_NS (1 * USMC_NS_PER_MS)
+
+static void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+static int loaded(uint64_t now)
+{
+	static int ncpu;
+	char buf[128], *slash;
+	ssize_t n;
+	int fd;
+
+	if (now - load_at < LOAD_NS && load_at)
+		return load_high;
+	load_at = now;
+	if (!ncpu)
+		ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	fd = open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return load_high = 0;
+	n = usmc_real()->read(fd, buf, sizeof(buf) - 1);
+	usmc_real()->close(fd);
+	if (n <= 0)
+		return load_high = 0;
+	buf[n] = 0;
+	/* "0.55 0.21 0.17 RUNNING/TOTAL LASTPID": RUNNING counts us */
+	slash = strchr(buf, '/');
+	if (!slash)
+		return load_high = 0;
+	while (slash > buf && slash[-1] != ' ')
+		slash--;
+	return load_high = atoi(slash) > (ncpu > 0 ? ncpu : 1);
+}
+
+/* 1: a signal seen; 0: none (|*pr| > 0: the other devices' fds, looked
+ * at every 128 looks, are ready: a softroce connection of the same
+ * thread is not kept waiting by a spin on shm). */
+static int shm_spin(usmc_tp_shm_spin *sp, const waiter *w, struct pollfd *p,
+		    nfds_t n, int *pr)
+{
+	uint64_t now = usmc_rt_now(),
+		 end = now + (uint64_t)usmc_g.cfg.spin_us * 1000;
+	unsigned int yield_every = loaded(now) ? 32 : 1024;
+
+	for (unsigned int i = 1;; i++) {
+		if (usmc_tp_shm_spin_seen(sp))
+			return 1;
+		/* woken for something else: ppoll returns at once */
+		if (__atomic_load_n(&w->pending, __ATOMIC_RELAXED))
+			return 0;
+		if (i % 32 == 0 && usmc_rt_now() >= end)
+			return 0;
+		if (i % 128 == 0) {
+			struct timespec zero = {0, 0};
+
+			if ((*pr = usmc_real()->ppoll(p, n, &zero, NULL)) > 0)
+				return 0;
+			*pr = 0;
+		}
+		if (i % yield_every == 0)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+}
+
+void usmc_rt_spin_learn(uint64_t slept_ns)
+{
+	spin_learn(slept_ns);
+}
+
+int usmc_rt_shm_spin(int kfd)
+{
+	usmc_tp_shm_spin sp = {.n = 0};
+	usmc_tp *tp;
+	unsigned int idx;
+	uint64_t now, end;
+	unsigned int yield_every;
+	int hit = 0, kready = 0;
+
+	if (!usmc_g.cfg.spin_us || spin_cold || !(tp = usmc_smc_shm_tp(&idx)) ||
+	    usmc_tp_shm_spin_arm(tp, &sp) <= 0)
+		return -1;
+	pthread_mutex_unlock(&usmc_g.lock);
+	now = usmc_rt_now();
+	end = now + (uint64_t)usmc_g.cfg.spin_us * 1000;
+	yield_every = loaded(now) ? 32 : 1024;
+	for (unsigned int i = 1; !hit; i++) {
+		if ((hit = usmc_tp_shm_spin_seen(&sp)))
+			break;
+		if (i % 32 == 0 && usmc_rt_now() >= end)
+			break;
+		/* the caller's kernel fds (an epoll set): a look every few
+		 * microseconds */
+		if (kfd >= 0 && i % 128 == 0) {
+			struct pollfd p = {.fd = kfd, .events = POLLIN};
+			struct timespec zero = {0, 0};
+
+			if (usmc_real()->ppoll(&p, 1, &zero, NULL) > 0) {
+				kready = 1;
+				break;
+			}
+		}
+		if (i % yield_every == 0)
+			sched_yield();
+		else
+			cpu_relax();
+	}
+	if (!hit)
+		hit = usmc_tp_shm_spin_sleep(&sp);
+	pthread_mutex_lock(&usmc_g.lock);
+	usmc_tp_shm_spin_done(&sp);
+	if (!hit)
+		return kready;
+	now = usmc_rt_now();
+	if (now - shm_full_at >= SHM_FULL_NS) {
+		shm_full_at = now;
+		usmc_smc_on_dev_event(idx);
+	} else {
+		usmc_smc_shm_signals();
+	}
+	return 1;
+}
+
 /*
  * The one place app threads block inside usmc. A waiting thread polls the
  * device fds itself when no other thread does, and runs the completions
@@ -824,8 +971,11 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 	sigset_t tmp;
 	int n = 0, ms = -1, dp = 0, r, e, fd, pend = 0;
 	int nodev = intr & USMC_WAIT_NODEV;
-	int masked;
+	int masked, hit = 0;
 	uint64_t v;
+	usmc_tp_shm_spin sp = {.n = 0};
+	usmc_tp *shm_tp = NULL;
+	unsigned int shm_i = 0;
 
 	intr &= ~USMC_WAIT_NODEV;
 	masked = intr != USMC_INTR_NONE;
@@ -833,14 +983,11 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 	/* A handler that runs between the check below and the sleep would
 	 * leave the wait unbounded (no EINTR from a poll it did not
 	 * interrupt), and one usmc did not install is seen only as poll's
-	 * EINTR. So the caller's signals stay blocked while it is awake,
-	 * here and in its loop between waits (|h|), and are let in only
-	 * inside ppoll, atomically, as the kernel checks signal_pending
-	 * before it sleeps. */
-	if (masked && !h->on) {
-		usmc_sig_block(&h->old);
-		h->on = 1;
-	}
+	 * EINTR. So from just before its first sleep the caller's signals
+	 * stay blocked while it is awake, here and in its loop between
+	 * waits (|h|), and are let in only inside ppoll, atomically, as the
+	 * kernel checks signal_pending before it sleeps. A wait that ends
+	 * in a spin never blocks them (no system call). */
 	if (usmc_sig_decide(intr, 0))
 		return EINTR;
 	if (deadline_ns) {
@@ -883,9 +1030,32 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 		tsp = &ts;
 	}
+	if (dp && usmc_g.cfg.spin_us && !spin_cold &&
+	    (shm_tp = usmc_smc_shm_tp(&shm_i)) && shm_i < (unsigned int)dp)
+		usmc_tp_shm_spin_arm(shm_tp, &sp);
 	pthread_mutex_unlock(&usmc_g.lock);
-	r = dp ? spin(p, (nfds_t)n) : 0;
-	if (r == 0) {
+	r = 0;
+	if (sp.n) {
+		hit = shm_spin(&sp, w, p, (nfds_t)n, &r);
+		/* asleep and a last look, whatever ended the spin: a signal
+		 * set while we were awake rang no doorbell */
+		if (!hit)
+			hit = usmc_tp_shm_spin_sleep(&sp);
+	} else if (dp) {
+		r = spin(p, (nfds_t)n);
+	}
+	/* A spin that found its signal made no system call; only a thread
+	 * that goes to sleep blocks the signals (and checks again). */
+	if (r == 0 && !hit && masked && !h->on) {
+		usmc_sig_block(&h->old);
+		h->on = 1;
+		if (usmc_sig_decide(intr, 0)) {
+			r = -1;
+			e = EINTR;
+			goto woke;
+		}
+	}
+	if (r == 0 && !hit) {
 		uint64_t t0 = dp ? usmc_rt_now() : 0;
 
 		r = usmc_real()->ppoll(p, (nfds_t)n, tsp,
@@ -894,7 +1064,9 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			spin_learn(usmc_rt_now() - t0);
 	}
 	e = errno;
+woke:
 	pthread_mutex_lock(&usmc_g.lock);
+	usmc_tp_shm_spin_done(&sp);
 	if (w->evfd >= 0) {
 		for (waiter **pp = &waiters; *pp; pp = &(*pp)->next)
 			if (*pp == w) {
@@ -913,6 +1085,18 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		for (int i = 0; i < dp; i++)
 			if (r > 0 && p[i].revents)
 				usmc_smc_on_dev_event((unsigned int)i);
+		if (hit) {
+			uint64_t now = usmc_rt_now();
+
+			/* the endpoint is served at least every SHM_FULL_NS
+			 * (a peer's attach waits for it), whatever rang */
+			if (now - shm_full_at >= SHM_FULL_NS) {
+				shm_full_at = now;
+				usmc_smc_on_dev_event(shm_i);
+			} else {
+				usmc_smc_shm_signals();
+			}
+		}
 		if (tp_disarmed) {
 			handback_at = usmc_rt_now() + TP_HANDBACK_NS;
 			/* a timer due sooner re-arms itself for handback_at */
@@ -923,7 +1107,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		 * (what changed a socket has woken its waiters in smc_post) */
 		usmc_rt_wake_data();
 	}
-	if (masked) {
+	if (masked && h->on) {
 		/* one that came after ppoll returned is pending: let it run
 		 * now (a trampoline notes it itself), then hold the rest
 		 * back again */

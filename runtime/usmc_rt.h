@@ -393,6 +393,18 @@ void usmc_smc_stat_links(void (*put)(const char *fmt, ...)
  * |i|, -1 past the last one; polling one device, or all of them. */
 int usmc_smc_dev_fd(unsigned int i);
 void usmc_smc_on_dev_event(unsigned int i);
+/* The shm device and its index (usmc_wait's spin), or NULL. */
+struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx);
+/* The shm device's signals alone, after a spin saw one: no endpoint
+ * service, no syscall (usmc_smc_on_dev_event does the rest). */
+void usmc_smc_shm_signals(void);
+/* Lock held (dropped meanwhile): a bounded spin on the shm device's signal
+ * areas, as usmc_wait's, for a thread about to sleep elsewhere (epoll);
+ * |kfd| >= 0 is looked at every few microseconds. 1: a signal was taken
+ * (look again), 0: nothing (or |kfd| readable), -1: no spin. */
+int usmc_rt_shm_spin(int kfd);
+/* How long the sleep after a failed spin lasted (usmc_wait's spin_cold). */
+void usmc_rt_spin_learn(uint64_t slept_ns);
 void usmc_smc_on_tp_event(void);
 uint64_t usmc_smc_expiry(void);
 void usmc_smc_on_timer(uint64_t now);

@@ -36,6 +36,7 @@
 #include "usmc_tp_core.h"
 #ifdef USMC_HAVE_VERBS
 #include "usmc_tp_verbs.h"
+#include "usmc_tp_shm.h"
 #endif
 
 /* as the kernel's smc_ib_modify_qp_rtr/rts */
@@ -1917,14 +1918,15 @@ static void tp_async_events(unsigned int d, const usmc_tp_evs *evs,
 
 /* Takes the shm device's signals of our DMBs (the peer moved a header:
  * the core re-reads it). */
-static void ism_signals(unsigned int d)
+static void ism_signals(unsigned int d, int fast)
 {
 	rt_dev *dev = &smc.devs[d];
 	usmc_wc wcs[32];
 	int n;
 
 	do {
-		n = usmc_tp_poll_cq(dev->tp, wcs, 32);
+		n = fast ? usmc_tp_shm_take(dev->tp, wcs, 32)
+			 : usmc_tp_poll_cq(dev->tp, wcs, 32);
 		if (n < 0) {
 			usmc_rt_log(0, "device %u (shm): poll_cq: %s", d,
 				    usmc_strerror(n));
@@ -1957,7 +1959,7 @@ static void ism_dev_event(unsigned int d)
 	usmc_tp_event evs[16];
 	int nev;
 
-	ism_signals(d);
+	ism_signals(d, 0);
 	do {
 		for (nev = 0; nev < 16 &&
 			      usmc_tp_get_async_event(dev->tp, &evs[nev]) == 1;
@@ -1965,7 +1967,7 @@ static void ism_dev_event(unsigned int d)
 			;
 		if (!nev)
 			break;
-		ism_signals(d);
+		ism_signals(d, 0);
 		for (int i = 0; i < nev; i++) {
 			ism_ent *e;
 
@@ -1987,6 +1989,20 @@ static void ism_dev_event(unsigned int d)
 			smc_post();
 		}
 	} while (nev == 16);
+}
+
+struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx)
+{
+	if (smc.shm_dev < 0 || !smc.devs[smc.shm_dev].tp)
+		return NULL;
+	*idx = (unsigned int)smc.shm_dev;
+	return smc.devs[smc.shm_dev].tp;
+}
+
+void usmc_smc_shm_signals(void)
+{
+	if (smc.shm_dev >= 0 && smc.devs[smc.shm_dev].tp)
+		ism_signals((unsigned int)smc.shm_dev, 1);
 }
 
 void usmc_smc_on_dev_event(unsigned int d)

@@ -915,6 +915,224 @@ static void test_endpoint(void)
 		       USMC_ERR_NOTSUP);
 }
 
+/* ---- the spin API: sleep and wake-up transitions ------------------------ */
+
+#define HAMMER_ROUNDS	20000
+#define HAMMER_SLEEP_MS 2000
+
+/* What a hammering side counts: waits that a spin ended, waits that slept
+ * and a doorbell woke, and the step that failed (0: none). */
+typedef struct hammer_res {
+	unsigned hits, woken, fail;
+} hammer_res;
+
+/* Waits for the peer's round |want| in our DMB |m| (8 bytes at 32, then a
+ * 32-byte header at 0 with the signal): spin_arm, a spin of a random
+ * number of looks (none a quarter of the time), spin_sleep, then a sleep
+ * on the device's fd. A signal the peer set after we went to sleep must
+ * ring the doorbell: a sleep that runs out (HAMMER_SLEEP_MS) is a lost
+ * wake-up. The signal is then taken (usmc_tp_shm_take after a spin,
+ * poll_cq after a sleep), and the round's bytes compared. */
+static unsigned hammer_wait(usmc_tp *tp, usmc_tp_dmb *m, uint64_t want,
+			    unsigned *rnd, hammer_res *res)
+{
+	usmc_tp_shm_spin sp;
+	struct pollfd pf = {usmc_tp_get_fd(tp), POLLIN, 0};
+	uint64_t end = ms_now() + HAMMER_SLEEP_MS, v;
+	unsigned looks = rand_r(rnd) % 4 ? (unsigned)rand_r(rnd) % 400 : 0;
+	int hit = 0, got = 0;
+	usmc_wc wc[4];
+
+	if (usmc_tp_shm_spin_arm(tp, &sp) != 1)
+		return 1;
+	for (unsigned i = 0; i < looks && !hit; i++)
+		hit = usmc_tp_shm_spin_seen(&sp);
+	if (!hit && rand_r(rnd) % 8 == 0)
+		sched_yield(); /* a wider window before the sleep */
+	if (!hit)
+		hit = usmc_tp_shm_spin_sleep(&sp);
+	hit ? res->hits++ : res->woken++;
+	while (!got) {
+		int n;
+
+		if (!hit) {
+			int ms = (int)(end - ms_now());
+
+			if (ms <= 0 || poll(&pf, 1, ms) != 1) {
+				usmc_tp_shm_spin_done(&sp);
+				return 2; /* the doorbell never rang */
+			}
+		}
+		n = hit ? usmc_tp_shm_take(tp, wc, 4)
+			: usmc_tp_poll_cq(tp, wc, 4);
+		if (n < 0)
+			return 3;
+		for (int i = 0; i < n; i++)
+			got += wc[i].opcode == USMC_WC_DMB_SIGNAL &&
+			       wc[i].wr_id == (uintptr_t)m->context;
+		if (hit && !got) {
+			usmc_tp_shm_spin_done(&sp);
+			return 4; /* a spin saw a signal take did not return */
+		}
+	}
+	usmc_tp_shm_spin_done(&sp);
+	memcpy(&v, (uint8_t *)m->addr + 32, 8);
+	if (v != want)
+		return 5;
+	for (size_t i = 0; i < 32; i++)
+		if (((uint8_t *)m->addr)[i] != pat((unsigned)want, i))
+			return 6;
+	return 0;
+}
+
+/* One byte from |fd| while serving |tp|'s endpoint (a peer's attach)
+ * with get_async_event, which leaves signals to poll_cq: read_serving's
+ * poll_cq would take a round's signal. */
+static int read_byte(int fd, usmc_tp *tp)
+{
+	struct pollfd pf = {fd, POLLIN, 0};
+	uint64_t end = ms_now() + WAIT_MS;
+	usmc_tp_event ev;
+	uint8_t b;
+
+	while (ms_now() < end) {
+		while (usmc_tp_get_async_event(tp, &ev) == 1)
+			;
+		if (poll(&pf, 1, 1) == 1)
+			return read(fd, &b, 1) == 1 ? 0 : -1;
+	}
+	return -1;
+}
+
+static int hammer_send(usmc_tp_rdmb *r, uint64_t round)
+{
+	uint8_t hdr[32];
+
+	for (size_t i = 0; i < 32; i++)
+		hdr[i] = pat((unsigned)round, i);
+	if (usmc_tp_move_data(r, 32, &round, 8, 0))
+		return 1;
+	return usmc_tp_move_data(r, 0, hdr, 32, 1) ? 1 : 0;
+}
+
+/* One side: odd rounds are the parent's to send, even the child's. */
+static void hammer_side(usmc_tp *tp, usmc_tp_dmb *m, usmc_tp_rdmb *r, int first,
+			unsigned seed, hammer_res *res)
+{
+	unsigned rnd = seed;
+
+	for (uint64_t k = 1; k <= 2 * HAMMER_ROUNDS && !res->fail; k++) {
+		if ((k % 2 == 1) == first)
+			res->fail = hammer_send(r, k) ? 10 : 0;
+		else
+			res->fail = hammer_wait(tp, m, k, &rnd, res);
+	}
+}
+
+static int hammer_child(int rd, int wr)
+{
+	usmc_tp *tp;
+	usmc_tp_dmb *m;
+	usmc_tp_rdmb *r;
+	who me = {0}, peer;
+	hammer_res res = {0};
+	uint8_t done;
+
+	alarm(60);
+	if (open_shm("shm", &tp) ||
+	    usmc_tp_register_dmb(tp, 4096, (void *)(uintptr_t)2, &m))
+		return 10;
+	gid_of(tp, me.gid);
+	me.token = m->token;
+	if (write_all(wr, &me, sizeof(me)) ||
+	    read_serving(rd, &peer, sizeof(peer), tp))
+		return 11;
+	if (usmc_tp_attach_dmb(tp, peer.gid, peer.token, (void *)(uintptr_t)3,
+			       &r))
+		return 12;
+	/* both attached before the rounds (each side's spin needs its area) */
+	if (write_all(wr, &me, 1) || read_byte(rd, tp))
+		return 13;
+	hammer_side(tp, m, r, 0, 2, &res);
+	if (write_all(wr, &res, sizeof(res)) || read_serving(rd, &done, 1, tp))
+		return 14;
+	usmc_tp_detach_dmb(r);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_close(tp);
+	return 0;
+}
+
+/* Two processes ping-pong 20000 round trips through the spin API, each
+ * wait ending at a random point of arm, spin, sleep and wake-up, so that
+ * the peer's signal lands before the spin, during it, between the
+ * owner's going asleep and its last look, and during its sleep. No wait
+ * may need longer than HAMMER_SLEEP_MS (a lost wake-up hangs), every
+ * round's bytes are compared, and both ends of a wait (spin hit, doorbell)
+ * must have happened. */
+static void test_spin_hammer(void)
+{
+	int p2c[2], c2p[2];
+	usmc_tp *tp;
+	usmc_tp_dmb *m;
+	usmc_tp_rdmb *r;
+	usmc_tp_shm_stats st;
+	usmc_tp_shm_spin sp;
+	who me = {0}, peer;
+	hammer_res res = {0}, cres = {0};
+	uint8_t done = 1;
+	pid_t pid;
+
+	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		_exit(hammer_child(p2c[0], c2p[1]));
+	}
+	close(p2c[0]);
+	close(c2p[1]);
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &tp), 0);
+	/* no area yet: nothing to spin on */
+	USMC_ASSERT_EQ(usmc_tp_shm_spin_arm(tp, &sp), 0);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(tp, 4096, (void *)(uintptr_t)1, &m), 0);
+	gid_of(tp, me.gid);
+	me.token = m->token;
+	USMC_ASSERT_EQ(write_all(p2c[1], &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &peer, sizeof(peer), tp), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(tp, peer.gid, peer.token,
+						(void *)(uintptr_t)4, &r),
+			     0);
+	USMC_ASSERT_EQ_FATAL(read_byte(c2p[0], tp), 0);
+	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	hammer_side(tp, m, r, 1, 1, &res);
+	USMC_ASSERT_EQ(res.fail, 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &cres, sizeof(cres), tp), 0);
+	USMC_ASSERT_EQ(cres.fail, 0);
+	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	USMC_ASSERT_EQ(child_status(pid), 0);
+	USMC_ASSERT_EQ(res.hits + res.woken, HAMMER_ROUNDS);
+	USMC_ASSERT_EQ(cres.hits + cres.woken, HAMMER_ROUNDS);
+	CU_ASSERT(res.hits + cres.hits > 0);
+	CU_ASSERT(res.woken + cres.woken > 0);
+	USMC_ASSERT_EQ(usmc_tp_shm_get_stats(tp, &st), 0);
+	/* our signals: each either found the child awake or rang */
+	USMC_ASSERT_EQ(st.bells + st.bells_saved, HAMMER_ROUNDS);
+	CU_ASSERT(st.bells > 0);
+	CU_ASSERT(st.bells_saved > 0);
+	printf("\n  spin hammer: parent %u spin, %u woken; child %u spin, %u "
+	       "woken; bells %llu, saved %llu\n",
+	       res.hits, res.woken, cres.hits, cres.woken,
+	       (unsigned long long)st.bells,
+	       (unsigned long long)st.bells_saved);
+	usmc_tp_detach_dmb(r);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_close(tp);
+	USMC_ASSERT_EQ(memfd_maps(), 0);
+	close(p2c[1]);
+	close(c2p[0]);
+}
+
 static CU_TestInfo shm_tests[] = {
 	{"endpoint: 0600 socket named by gid_ext, unlisted dir", test_endpoint},
 	{"two processes: attach, move_data, signal both ways; bounds",
@@ -932,6 +1150,8 @@ static CU_TestInfo shm_tests[] = {
 	 test_in_process},
 	{"the same over fault:shm; fail-reg-mr refuses a DMB",
 	 test_in_process_fault},
+	{"spin API: 20000 round trips over every sleep/wake transition",
+	 test_spin_hammer},
 	CU_TEST_INFO_NULL,
 };
 

@@ -157,6 +157,16 @@ extern const usmc_tp_ops usmc_tp_shm_ops;
 static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
 static shm_dev *proc_devs;
 
+/* Signal areas a spinner may be reading without the caller's lock
+ * (usmc_tp_shm_spin_arm) are unmapped only once no spinner is left: a
+ * closed connection's area waits here meanwhile. Under proc_lock. */
+typedef struct shm_zombie {
+	struct shm_zombie *next;
+	void *area;
+} shm_zombie;
+static int spin_pins;
+static shm_zombie *zombies;
+
 static shm_dev *dev_of(usmc_tp *tp)
 {
 	return (shm_dev *)tp;
@@ -310,6 +320,51 @@ static void in_flush(shm_dev *d, shm_in *in)
 	}
 }
 
+static void area_unmap(void *area)
+{
+	shm_zombie *z = NULL;
+
+	pthread_mutex_lock(&proc_lock);
+	if (spin_pins) {
+		z = malloc(sizeof(*z));
+		if (z) {
+			z->area = area;
+			z->next = zombies;
+			zombies = z;
+		}
+		/* without memory the page stays mapped: a spinner reads it */
+	} else {
+		munmap(area, SHM_AREA_LEN);
+	}
+	pthread_mutex_unlock(&proc_lock);
+}
+
+/* A fork child has none of the parent's other threads: a spin one of
+ * them had armed never ends there, so the child drops the pins and
+ * unmaps what waited for them. */
+static void spin_atfork_child(void)
+{
+	shm_zombie *z = zombies;
+
+	pthread_mutex_init(&proc_lock, NULL);
+	spin_pins = 0;
+	zombies = NULL;
+	while (z) {
+		shm_zombie *next = z->next;
+
+		munmap(z->area, SHM_AREA_LEN);
+		free(z);
+		z = next;
+	}
+}
+
+static pthread_once_t spin_atfork_once = PTHREAD_ONCE_INIT;
+
+static void spin_atfork_init(void)
+{
+	pthread_atfork(NULL, NULL, spin_atfork_child);
+}
+
 static void in_close(shm_dev *d, shm_in *in)
 {
 	shm_in **pp;
@@ -332,7 +387,7 @@ static void in_close(shm_dev *d, shm_in *in)
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, in->fd, NULL);
 	close(in->fd);
 	if (in->area)
-		munmap(in->area, SHM_AREA_LEN);
+		area_unmap(in->area);
 	if (in->area_fd >= 0)
 		close(in->area_fd);
 	free(in->slots);
@@ -914,6 +969,7 @@ static int shm_dev_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 
 	if (parse_options(cfg->options, optdir, sizeof(optdir), &spin_us))
 		return USMC_ERR_INVALID_ARGUMENT;
+	pthread_once(&spin_atfork_once, spin_atfork_init);
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return USMC_ERR_NOMEM;
@@ -1599,6 +1655,107 @@ const char *usmc_tp_shm_endpoint(usmc_tp *tp)
 	if (!tp || tp->ops != &usmc_tp_shm_ops)
 		return NULL;
 	return dev_of(tp)->path;
+}
+
+int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp)
+{
+	shm_dev *d;
+	int n = 0;
+
+	sp->n = 0;
+	sp->awake = 0;
+	if (!tp || tp->ops != &usmc_tp_shm_ops)
+		return USMC_ERR_INVALID_ARGUMENT;
+	d = dev_of(tp);
+	for (shm_in *in = d->ins; in; in = in->next) {
+		if (!in->area)
+			continue;
+		if (n == USMC_TP_SHM_SPIN_AREAS)
+			return 0; /* too many peers to watch: sleep */
+		sp->area[n++] = in->area;
+	}
+	if (!n)
+		return 0;
+	pthread_mutex_lock(&proc_lock);
+	spin_pins++;
+	pthread_mutex_unlock(&proc_lock);
+	/* seq_cst, as poll_cq's set_awake: the peer's move_data reads it
+	 * after setting its bits */
+	for (int i = 0; i < n; i++)
+		__atomic_store_n(&((shm_area *)sp->area[i])->awake, 1,
+				 __ATOMIC_SEQ_CST);
+	sp->n = n;
+	sp->awake = 1;
+	return n;
+}
+
+int usmc_tp_shm_spin_seen(const usmc_tp_shm_spin *sp)
+{
+	for (int i = 0; i < sp->n; i++) {
+		const shm_area *a = sp->area[i];
+
+		for (int s = 0; s < SHM_SUMS; s++)
+			if (__atomic_load_n(&a->summary[s], __ATOMIC_SEQ_CST))
+				return 1;
+	}
+	return 0;
+}
+
+int usmc_tp_shm_spin_sleep(usmc_tp_shm_spin *sp)
+{
+	/* asleep, then look again (Dekker with move_data: either we see
+	 * its bit, or it sees us asleep and rings the doorbell) */
+	if (sp->awake) {
+		for (int i = 0; i < sp->n; i++)
+			__atomic_store_n(&((shm_area *)sp->area[i])->awake, 0,
+					 __ATOMIC_SEQ_CST);
+		sp->awake = 0;
+	}
+	return usmc_tp_shm_spin_seen(sp);
+}
+
+void usmc_tp_shm_spin_done(usmc_tp_shm_spin *sp)
+{
+	shm_zombie *z = NULL;
+
+	if (!sp->n)
+		return;
+	usmc_tp_shm_spin_sleep(sp);
+	sp->n = 0;
+	pthread_mutex_lock(&proc_lock);
+	if (--spin_pins == 0) {
+		z = zombies;
+		zombies = NULL;
+	}
+	pthread_mutex_unlock(&proc_lock);
+	while (z) {
+		shm_zombie *next = z->next;
+
+		munmap(z->area, SHM_AREA_LEN);
+		free(z);
+		z = next;
+	}
+}
+
+int usmc_tp_shm_take(usmc_tp *tp, usmc_wc *wcs, int n)
+{
+	shm_dev *d;
+	int got;
+
+	if (!tp || tp->ops != &usmc_tp_shm_ops)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (n <= 0)
+		return 0;
+	d = dev_of(tp);
+	take_signals(d);
+	got = emit(d, wcs, n);
+	/* what is left over keeps the fd readable, as poll_cq does */
+	if (pending(d) || d->ev_n)
+		ring_self(d);
+	if (got)
+		d->idle = 0;
+	d->st.signals += (uint64_t)got;
+	return got;
 }
 
 const usmc_tp_ops usmc_tp_shm_ops = {

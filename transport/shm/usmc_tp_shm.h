@@ -29,4 +29,33 @@ int usmc_tp_shm_get_stats(usmc_tp *tp, usmc_tp_shm_stats *st);
  * GID is derived from), or NULL if it is no shm device. */
 const char *usmc_tp_shm_endpoint(usmc_tp *tp);
 
+/*
+ * Spinning on the signal areas without the caller's lock (the runtime's
+ * wait, docs/runtime.md "shm"): |arm|, with the lock that serialises the
+ * device's calls held, marks the owner awake in every signal area of |tp|
+ * (so a peer's move_data rings no doorbell) and pins the areas (none is
+ * unmapped until |done|). |seen| and |sleep| need no lock: |seen| says
+ * whether a signal waits; |sleep| marks the owner asleep again and then
+ * looks once more (either it sees a signal set meanwhile, or the peer saw
+ * the owner asleep and rang the doorbell). |done| (lock held) unpins.
+ * |take| (lock held) returns the signals waiting, as poll_cq does, but
+ * without serving the endpoint or spinning: the device's fd stays
+ * readable for whatever else came.
+ */
+#define USMC_TP_SHM_SPIN_AREAS 8
+
+typedef struct usmc_tp_shm_spin {
+	void *area[USMC_TP_SHM_SPIN_AREAS];
+	int n;
+	int awake;
+} usmc_tp_shm_spin;
+
+/* Areas armed (1..8), 0 if |tp| has no area or more than 8 (then no
+ * spin), USMC_ERR_INVALID_ARGUMENT if it is no shm device. */
+int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp);
+int usmc_tp_shm_spin_seen(const usmc_tp_shm_spin *sp);
+int usmc_tp_shm_spin_sleep(usmc_tp_shm_spin *sp);
+void usmc_tp_shm_spin_done(usmc_tp_shm_spin *sp);
+int usmc_tp_shm_take(usmc_tp *tp, usmc_wc *wcs, int n);
+
 #endif
