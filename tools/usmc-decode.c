@@ -22,6 +22,7 @@
 #include "usmc_clc.h"
 #include "usmc_conv.h"
 #include "usmc_err.h"
+#include "usmc_json.h"
 #include "usmc_llc.h"
 #include "usmc_tool.h"
 
@@ -159,16 +160,11 @@ static void rec_add(struct rec *r, const char *fmt, ...)
 
 static void rec_json_str(struct rec *r, const char *s)
 {
+	char ch[8];
+
 	rec_add(r, "\"");
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-		if (c == '"' || c == '\\')
-			rec_add(r, "\\%c", c);
-		else if (c < 0x20 || c > 0x7e)
-			rec_add(r, "\\u%04x", c);
-		else
-			rec_add(r, "%c", c);
-	}
+	while (usmc_json_char(&s, ch))
+		rec_add(r, "%s", ch);
 	rec_add(r, "\"");
 }
 

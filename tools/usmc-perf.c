@@ -30,6 +30,7 @@
 
 #include "usmc.h"
 #include "usmc_clc.h"
+#include "usmc_json.h"
 #include "usmc_tool.h"
 
 #ifndef AF_SMC
@@ -1033,16 +1034,7 @@ static void path_text(const result *r, char *b, size_t n)
 
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
+	usmc_json_fputs(f, s);
 }
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;

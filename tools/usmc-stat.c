@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "usmc_json.h"
 #include "usmc_tool.h"
 
 enum {
@@ -183,16 +184,7 @@ static void usage(FILE *f)
 
 static void json_str(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
+	usmc_json_fputs(stdout, s);
 }
 
 /* A number, or JSON null for "-" (a counter not kept) and for anything
