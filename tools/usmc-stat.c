@@ -644,7 +644,7 @@ static int read_table(const char *path, int pid, const char *myns, int stale,
 		     p = strtok_r(NULL, "\t", &save))
 			f[n++] = p;
 		if (n && !strcmp(f[0], "lgr")) {
-			if (opt_links && n >= 1 + G_N)
+			if ((opt_links || opt_summary) && n >= 1 + G_N)
 				show_lgr(pid, comm, f + 1);
 		} else if (n && !strcmp(f[0], "link")) {
 			if (opt_links && n >= 1 + L_N)
