@@ -249,6 +249,8 @@ int main(int argc, char **argv)
 			return cannot(target, strerror(errno), json);
 		if (in.mode != USMC_SOCK_HANDSHAKE && rc > 0)
 			break;
+		if (rc > 0)
+			usmc_poll(NULL, 0, 5); /* writable, CLC still running */
 	}
 	if (in.mode == USMC_SOCK_SMCR && !in.smcd && in.device >= 0)
 		snprintf(dev, sizeof(dev), "%d:%s@%s", in.device, in.transport,

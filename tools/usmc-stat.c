@@ -424,8 +424,7 @@ static void show(int pid, const char *comm, char **f)
 	static char listener[] = "listener";
 	char mode[64];
 
-	/* the runtime's tables say "client" for a listening socket (it is
-	 * no connection's server yet) */
+	/* a table from a runtime before "listener" says "client" */
 	if (listen)
 		f[F_ROLE] = listener;
 	if (opt_summary) {
