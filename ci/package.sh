@@ -34,7 +34,7 @@ has() { # PACKAGE PATH...
 	shift
 	for f in "$@"; do grep -qx -- "$f" "$work/$p.list" || fail "$p lacks $f"; done
 }
-has usmc-tools /usr/bin/usmc-run /usr/bin/usmc-stat /usr/bin/usmc-perf /usr/bin/usmc-rules \
+has usmc-tools /usr/bin/usmc-run /usr/bin/usmc-stat /usr/bin/usmc-check /usr/bin/usmc-perf /usr/bin/usmc-rules \
 	/usr/bin/usmc-netns /usr/bin/usmc-decode /usr/bin/usmc-smcctl \
 	"/usr/lib/$ma/usmc/libusmc-preload.so" /usr/share/man/man1/usmc-run.1.gz \
 	/usr/share/bash-completion/completions/usmc-run

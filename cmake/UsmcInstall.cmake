@@ -10,7 +10,7 @@ configure_file(${PROJECT_SOURCE_DIR}/tools/usmc-run
   ${PROJECT_BINARY_DIR}/install/usmc-run @ONLY)
 install(PROGRAMS ${PROJECT_BINARY_DIR}/install/usmc-run
   ${PROJECT_SOURCE_DIR}/tools/usmc-netns DESTINATION ${CMAKE_INSTALL_BINDIR})
-install(TARGETS usmc-perf usmc-rules usmc-stat usmc-decode usmc-smcctl
+install(TARGETS usmc-perf usmc-rules usmc-stat usmc-check usmc-decode usmc-smcctl
   RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 
 install(FILES ${PROJECT_SOURCE_DIR}/docs/usmc.conf.example
@@ -18,7 +18,7 @@ install(FILES ${PROJECT_SOURCE_DIR}/docs/usmc.conf.example
 
 # One completion script; bash-completion loads it by command name.
 set(USMC_COMPLETED usmc-run usmc-netns usmc-perf usmc-rules usmc-stat
-  usmc-decode usmc-smcctl)
+  usmc-check usmc-decode usmc-smcctl)
 foreach(t ${USMC_COMPLETED})
   install(FILES ${PROJECT_SOURCE_DIR}/tools/completion/usmc.bash
     DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions
@@ -43,6 +43,7 @@ if(TXT2MAN AND NOT USMC_MAN_PAGES STREQUAL "OFF")
     usmc-perf|1|$<TARGET_FILE:usmc-perf>
     usmc-rules|1|$<TARGET_FILE:usmc-rules>
     usmc-stat|1|$<TARGET_FILE:usmc-stat>
+    usmc-check|1|$<TARGET_FILE:usmc-check>
     usmc-decode|1|$<TARGET_FILE:usmc-decode>
     usmc-smcctl|8|$<TARGET_FILE:usmc-smcctl>)
   set(outs)

@@ -185,8 +185,11 @@ static void put_sock(usmc_sock *s)
 			*p = ' ';
 	tbl_printf("%d\t%s\t%s\t%s\t%s\t%s\t0x%08x\t%s\t%s\t%u\t%u\t%u\t%llu\t"
 		   "%llu\t%u:%u\t%u:%u\t%u:%u\t%u:%u\t%s\t%s\t%s\t%u\n",
-		   s->fd, s->is_server ? "server" : "client", state, mode, la,
-		   pa, s->fb_code,
+		   s->fd,
+		   s->mode == USMC_SOCK_LISTEN ? "listener"
+		   : s->is_server	       ? "server"
+					       : "client",
+		   state, mode, la, pa, s->fb_code,
 		   s->fb_code ? usmc_decline_name(s->fb_code) : "-",
 		   s->fb_code ? usmc_clc_decl_str(s->fb_code) : "-", lgr, link,
 		   ver, (unsigned long long)sent, (unsigned long long)recv,

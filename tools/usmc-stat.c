@@ -70,8 +70,32 @@ enum {
 /* An "lgr" line's */
 enum { G_ID, G_ROLE, G_VER, G_TYPE, G_CONNS, G_LINKS, G_PEERID, G_N };
 
-static int opt_all, opt_debug, opt_json, opt_allns, opt_links;
+static int opt_all, opt_debug, opt_json, opt_allns, opt_links, opt_wide,
+	opt_summary;
 static int nfound;
+/* the table being read: its namespace as shown (an `ip netns` name when
+ * one under /run/netns is it, else net:[INODE]) */
+static char cur_ns[256] = "-";
+
+/* --summary: counts per namespace, per fallback reason, per process */
+enum { C_SMCR, C_SMCD, C_TCP, C_FAILED, C_LGRS, C_LINKS, C_N };
+static const char *const cnames[C_N] = {"smcr",	  "smcd", "tcp",
+					"failed", "lgrs", "links"};
+#define SUM_MAX 512
+static struct sum_ns {
+	char ns[256];
+	unsigned long n[C_N];
+} sum_ns[SUM_MAX];
+static struct sum_fb {
+	char ns[256], name[32], code[16], peer[64];
+	unsigned long n;
+} sum_fb[SUM_MAX];
+static struct sum_proc {
+	char ns[256], comm[64];
+	int pid;
+	unsigned long n[C_N];
+} sum_proc[SUM_MAX];
+static int n_sum_ns, n_sum_fb, n_sum_proc;
 /* --links: the link group whose links follow, and whether a JSON object
  * of one is open */
 static char *cur_lgr[G_N];
@@ -87,8 +111,12 @@ static void usage(FILE *f)
 		"    groups, of usmc processes\n"
 		"\n"
 		"SYNOPSIS\n"
-		"    usmc-stat [-a] [-d] [--json] [--all-ns]\n"
-		"    usmc-stat -l [-d] [--json] [--all-ns]\n"
+		"    usmc-stat [-a] [-d] [-W] [--json] [--all-ns] [-i SECONDS "
+		"[-c COUNT]]\n"
+		"    usmc-stat -l [-d] [-W] [--json] [--all-ns] [-i SECONDS "
+		"[-c COUNT]]\n"
+		"    usmc-stat -s [-d] [--json] [--all-ns] [-i SECONDS [-c "
+		"COUNT]]\n"
 		"\n"
 		"DESCRIPTION\n"
 		"    Like smcss for the kernel's SMC: one line per socket of "
@@ -150,13 +178,29 @@ static void usage(FILE *f)
 		"                  timeouts, and the peer's system id\n"
 		"    -l, --links   the link groups and their links, not the "
 		"connections\n"
+		"    -s, --summary counts: connections by mode, fallbacks by "
+		"reason,\n"
+		"                  link groups; with -d per process too\n"
+		"    -W, --wide    no truncated program names, address "
+		"columns wide\n"
+		"                  enough for IPv6\n"
+		"    -i, --interval SECONDS\n"
+		"                  print again every SECONDS, after a "
+		"timestamp line,\n"
+		"                  until interrupted (SIGINT)\n"
+		"    -c, --count COUNT\n"
+		"                  with -i: stop after COUNT prints\n"
 		"    --json        one JSON array of objects (every field); "
 		"with -l one\n"
 		"                  object per link group with its \"links\" "
 		"array, and\n"
 		"                  null for a counter the transport does not "
 		"keep\n"
-		"    --all-ns      processes of every network namespace\n"
+		"    --all-ns      processes of every network namespace, with "
+		"a NETNS\n"
+		"                  column (the ip netns name, else "
+		"net:[INODE]); JSON\n"
+		"                  has \"netns\" always\n"
 		"    -h, --help    this text\n"
 		"    --version     the version, and exit\n"
 		"\n"
@@ -175,6 +219,8 @@ static void usage(FILE *f)
 		"    usmc-stat -l              each link: state, device, GIDs, "
 		"QPNs, counters\n"
 		"    usmc-stat -l --json | jq '.[].links[].retransmits'\n"
+		"    usmc-stat -s --all-ns -i 2  fallback counts of the host, "
+		"every 2 s\n"
 		"\n"
 		"EXIT STATUS\n"
 		"    0 (also with no connection); 1 the directory cannot be "
@@ -199,11 +245,80 @@ static void json_num(const char *v)
 
 static void show_link(int pid, const char *comm, char **l);
 
+/* Width of an address column: -W fits an IPv6 address and port. */
+static int addr_w(void)
+{
+	return opt_wide ? 47 : 21;
+}
+
+/* --summary: add |add| to counter |c| of this table's namespace and
+ * process. */
+static void sum_count(int pid, const char *comm, int c, unsigned long add)
+{
+	int i;
+
+	for (i = 0; i < n_sum_ns && strcmp(sum_ns[i].ns, cur_ns); i++)
+		;
+	if (i == n_sum_ns && n_sum_ns < SUM_MAX)
+		snprintf(sum_ns[n_sum_ns++].ns, sizeof(sum_ns[0].ns), "%s",
+			 cur_ns);
+	if (i < n_sum_ns)
+		sum_ns[i].n[c] += add;
+	for (i = 0; i < n_sum_proc && sum_proc[i].pid != pid; i++)
+		;
+	if (i == n_sum_proc && n_sum_proc < SUM_MAX) {
+		sum_proc[i].pid = pid;
+		snprintf(sum_proc[i].comm, sizeof(sum_proc[i].comm), "%s",
+			 comm);
+		snprintf(sum_proc[i].ns, sizeof(sum_proc[i].ns), "%s", cur_ns);
+		n_sum_proc++;
+	}
+	if (i < n_sum_proc)
+		sum_proc[i].n[c] += add;
+}
+
+/* --summary: one fallback of reason |name| |code|; for PEERDECL the
+ * peer's own reason, from the detail "peer declined: NAME 0xCODE ..."
+ * (runtime/usmc_hs.c) */
+static void sum_fallback(const char *name, const char *code, const char *detail)
+{
+	char peer[64] = "-";
+	const char *p = strstr(detail, "peer declined: ");
+	int i;
+
+	if (p) {
+		char pn[32] = "", pc[16] = "";
+
+		if (sscanf(p + 15, "%31s %15s", pn, pc) == 2)
+			snprintf(peer, sizeof(peer), "%s %s", pn, pc);
+	}
+	for (i = 0; i < n_sum_fb; i++)
+		if (!strcmp(sum_fb[i].ns, cur_ns) &&
+		    !strcmp(sum_fb[i].code, code) &&
+		    !strcmp(sum_fb[i].peer, peer))
+			break;
+	if (i == n_sum_fb) {
+		if (n_sum_fb == SUM_MAX)
+			return;
+		snprintf(sum_fb[i].ns, sizeof(sum_fb[i].ns), "%s", cur_ns);
+		snprintf(sum_fb[i].name, sizeof(sum_fb[i].name), "%s", name);
+		snprintf(sum_fb[i].code, sizeof(sum_fb[i].code), "%s", code);
+		snprintf(sum_fb[i].peer, sizeof(sum_fb[i].peer), "%s", peer);
+		n_sum_fb++;
+	}
+	sum_fb[i].n++;
+}
+
 /* An "lgr" line: remembered for the "link" lines after it. */
 static void show_lgr(int pid, const char *comm, char **g)
 {
 	size_t off = 0;
 
+	if (opt_summary) {
+		sum_count(pid, comm, C_LGRS, 1);
+		sum_count(pid, comm, C_LINKS, strtoul(g[G_LINKS], NULL, 10));
+		return;
+	}
 	for (int i = 0; i < G_N; i++) {
 		int n = snprintf(cur_lgr_buf + off, sizeof(cur_lgr_buf) - off,
 				 "%s", g[i]);
@@ -219,6 +334,8 @@ static void show_lgr(int pid, const char *comm, char **g)
 		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
 		       pid);
 		json_str(comm);
+		printf(", \"netns\": ");
+		json_str(cur_ns);
 		printf(", \"lgr_id\": ");
 		json_num(g[G_ID]);
 		printf(", \"role\": ");
@@ -277,22 +394,16 @@ static void show_link(int pid, const char *comm, char **l)
 		return;
 	}
 	lgr_nlinks++;
-	if (!nfound)
-		printf("%-7s %-12s %5s %-6s %3s %-6s %5s %4s %-10s %-24s "
-		       "%-18s %-18s %8s %8s %14s %14s %10s %10s %8s%s\n",
-		       "PID", "COMM", "LGR", "Role", "Ver", "Type", "Conns",
-		       "Link", "State", "Device", "Local GID", "Peer GID",
-		       "QPN", "PeerQPN", "TxBytes", "RxBytes", "TxWRs", "RxWRs",
-		       "Retrans",
-		       opt_debug ? "   SeqNAK   RNRNAK Timeouts PeerSystemId"
-				 : "");
 	nfound++;
-	printf("%-7d %-12.12s %5s %-6s %3s %-6s %5s %4s %-10s %-24s %-18s "
+	printf("%-7d %-*.*s %5s %-6s %3s %-6s %5s %4s %-10s %-24s %-18s "
 	       "%-18s %8s %8s %14s %14s %10s %10s %8s",
-	       pid, comm, cur_lgr[G_ID], cur_lgr[G_ROLE], cur_lgr[G_VER],
-	       cur_lgr[G_TYPE], cur_lgr[G_CONNS], l[L_LINK], l[L_STATE],
-	       l[L_DEVICE], l[L_LGID], l[L_PGID], l[L_QPN], l[L_PQPN], l[L_TXB],
-	       l[L_RXB], l[L_TXW], l[L_RXW], l[L_RETRANS]);
+	       pid, opt_wide ? 15 : 12, opt_wide ? 63 : 12, comm, cur_lgr[G_ID],
+	       cur_lgr[G_ROLE], cur_lgr[G_VER], cur_lgr[G_TYPE],
+	       cur_lgr[G_CONNS], l[L_LINK], l[L_STATE], l[L_DEVICE], l[L_LGID],
+	       l[L_PGID], l[L_QPN], l[L_PQPN], l[L_TXB], l[L_RXB], l[L_TXW],
+	       l[L_RXW], l[L_RETRANS]);
+	if (opt_allns)
+		printf(" %s", cur_ns);
 	if (opt_debug)
 		printf(" %8s %8s %8s %s", l[L_NAKSEQ], l[L_RNRNAK],
 		       l[L_TIMEOUTS], cur_lgr[G_PEERID]);
@@ -302,8 +413,23 @@ static void show_link(int pid, const char *comm, char **l)
 static void show(int pid, const char *comm, char **f)
 {
 	int listen = !strcmp(f[F_MODE], "LISTEN");
+	static char listener[] = "listener";
 	char mode[64];
 
+	/* a table from a runtime before "listener" says "client" */
+	if (listen)
+		f[F_ROLE] = listener;
+	if (opt_summary) {
+		static const char *const m[] = {"SMCR", "SMCD", "TCP",
+						"FAILED"};
+
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(f[F_MODE], m[i]))
+				sum_count(pid, comm, i, 1);
+		if (!strcmp(f[F_MODE], "TCP") && strcmp(f[F_NAME], "-"))
+			sum_fallback(f[F_NAME], f[F_CODE], f[F_DETAIL]);
+		return;
+	}
 	if (!opt_all && (listen || !strcmp(f[F_MODE], "HANDSHAKE")))
 		return;
 	if (opt_json) {
@@ -333,6 +459,8 @@ static void show(int pid, const char *comm, char **f)
 		printf("%s\n  {\"pid\": %d, \"comm\": ", nfound ? "," : "",
 		       pid);
 		json_str(comm);
+		printf(", \"netns\": ");
+		json_str(cur_ns);
 		for (int i = 0; i < F_N; i++) {
 			int num = i == F_FD || i == F_LGR || i == F_LINK ||
 				  i == F_VER || i == F_SENT || i == F_RECV ||
@@ -348,16 +476,6 @@ static void show(int pid, const char *comm, char **f)
 		nfound++;
 		return;
 	}
-	if (!nfound)
-		printf("%-7s %-12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s "
-		       "%12s %9s%s\n",
-		       "PID", "COMM", "FD", "State", "Local Address",
-		       "Peer Address", "Mode", "LGR", "Link", "Sent", "Recv",
-		       "Failovers",
-		       opt_debug ? "  RxProd      RxCons      TxProd      "
-				   "TxCons      Device                     "
-				   "Local GID                  Detail"
-				 : "");
 	nfound++;
 	if (!strcmp(f[F_MODE], "TCP") && strcmp(f[F_NAME], "-"))
 		snprintf(mode, sizeof(mode), "TCP %s %s", f[F_NAME], f[F_CODE]);
@@ -367,15 +485,46 @@ static void show(int pid, const char *comm, char **f)
 		snprintf(mode, sizeof(mode), "SMCD (shm)");
 	else
 		snprintf(mode, sizeof(mode), "%s", f[F_MODE]);
-	printf("%-7d %-12.12s %-4s %-9s %-21s %-21s %-27s %5s %4s %12s %12s "
+	printf("%-7d %-*.*s %-4s %-9s %-*s %-*s %-27s %5s %4s %12s %12s "
 	       "%9s",
-	       pid, comm, f[F_FD], f[F_STATE], f[F_LOCAL], f[F_PEER], mode,
+	       pid, opt_wide ? 15 : 12, opt_wide ? 63 : 12, comm, f[F_FD],
+	       f[F_STATE], addr_w(), f[F_LOCAL], addr_w(), f[F_PEER], mode,
 	       f[F_LGR], f[F_LINK], f[F_SENT], f[F_RECV], f[F_FAILOVERS]);
+	if (opt_allns)
+		printf(" %-16s", cur_ns);
 	if (opt_debug)
 		printf("  %-11s %-11s %-11s %-11s %-26s %-26s %s", f[F_RXPROD],
 		       f[F_RXCONS], f[F_TXPROD], f[F_TXCONS], f[F_DEVICE],
 		       f[F_GID], f[F_DETAIL]);
 	putchar('\n');
+}
+
+/* The column header, printed even when no row follows (so that an empty
+ * listing and a broken one differ). */
+static void print_header(void)
+{
+	int cw = opt_wide ? 15 : 12;
+
+	if (opt_links) {
+		printf("%-7s %-*s %5s %-6s %3s %-6s %5s %4s %-10s %-24s "
+		       "%-18s %-18s %8s %8s %14s %14s %10s %10s %8s%s%s\n",
+		       "PID", cw, "COMM", "LGR", "Role", "Ver", "Type", "Conns",
+		       "Link", "State", "Device", "Local GID", "Peer GID",
+		       "QPN", "PeerQPN", "TxBytes", "RxBytes", "TxWRs", "RxWRs",
+		       "Retrans", opt_allns ? " NETNS" : "",
+		       opt_debug ? "   SeqNAK   RNRNAK Timeouts PeerSystemId"
+				 : "");
+		return;
+	}
+	printf("%-7s %-*s %-4s %-9s %-*s %-*s %-27s %5s %4s %12s "
+	       "%12s %9s%s%s\n",
+	       "PID", cw, "COMM", "FD", "State", addr_w(), "Local Address",
+	       addr_w(), "Peer Address", "Mode", "LGR", "Link", "Sent", "Recv",
+	       "Failovers", opt_allns ? " NETNS           " : "",
+	       opt_debug ? "  RxProd      RxCons      TxProd      "
+			   "TxCons      Device                     "
+			   "Local GID                  Detail"
+			 : "");
 }
 
 /* One published table; 0 if read (or skipped as another namespace's). */
@@ -411,6 +560,34 @@ static double pid_start_time(int pid)
 	return btime ? (double)btime +
 			       (double)ticks / (double)sysconf(_SC_CLK_TCK)
 		     : -1;
+}
+
+/* The name of namespace |ns| ("net:[INODE]"): the `ip netns` name whose
+ * /run/netns file is that namespace, else |ns| itself. */
+static void ns_name(const char *ns, char *out, size_t len)
+{
+	unsigned long long ino;
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(out, len, "%s", ns);
+	if (sscanf(ns, "net:[%llu]", &ino) != 1 || !(d = opendir("/run/netns")))
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX];
+		struct stat st;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/run/netns/%s", de->d_name);
+		/* a bind mount of /proc/PID/ns/net: its inode is the
+		 * namespace's */
+		if (!stat(path, &st) && (unsigned long long)st.st_ino == ino) {
+			snprintf(out, len, "%s", de->d_name);
+			break;
+		}
+	}
+	closedir(d);
 }
 
 /* |stale|: the table is older than a live publisher leaves one. */
@@ -451,13 +628,14 @@ static int read_table(const char *path, int pid, const char *myns, int stale,
 				sscanf(p + 7, "%63[^\t]", ns);
 			if (!opt_allns && myns[0] && strcmp(ns, myns))
 				break;
+			ns_name(ns, cur_ns, sizeof(cur_ns));
 			continue;
 		}
 		for (p = strtok_r(line, "\t", &save); p && n < F_N;
 		     p = strtok_r(NULL, "\t", &save))
 			f[n++] = p;
 		if (n && !strcmp(f[0], "lgr")) {
-			if (opt_links && n >= 1 + G_N)
+			if ((opt_links || opt_summary) && n >= 1 + G_N)
 				show_lgr(pid, comm, f + 1);
 		} else if (n && !strcmp(f[0], "link")) {
 			if (opt_links && n >= 1 + L_N)
@@ -477,69 +655,133 @@ static int read_table(const char *path, int pid, const char *myns, int stale,
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* --summary: the counts gathered by one scan. */
+static void print_summary(void)
 {
-	static const struct option lo[] = {
-		{"all", no_argument, NULL, 'a'},
-		{"debug", no_argument, NULL, 'd'},
-		{"json", no_argument, NULL, 'j'},
-		{"all-ns", no_argument, NULL, 'N'},
-		{"links", no_argument, NULL, 'l'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *dir = getenv("USMC_STAT_DIR");
-	char myns[64] = "", path[PATH_MAX];
+	unsigned long tot[C_N] = {0};
+
+	if (opt_json) {
+		printf("{\"netns\": [");
+		for (int i = 0; i < n_sum_ns; i++) {
+			printf("%s\n  {\"netns\": ", i ? "," : "");
+			json_str(sum_ns[i].ns);
+			for (int c = 0; c < C_N; c++) {
+				printf(", \"%s\": %lu", cnames[c],
+				       sum_ns[i].n[c]);
+				tot[c] += sum_ns[i].n[c];
+			}
+			putchar('}');
+		}
+		printf("],\n \"total\": {");
+		for (int c = 0; c < C_N; c++)
+			printf("%s\"%s\": %lu", c ? ", " : "", cnames[c],
+			       tot[c]);
+		printf("},\n \"fallbacks\": [");
+		for (int i = 0; i < n_sum_fb; i++) {
+			printf("%s\n  {\"netns\": ", i ? "," : "");
+			json_str(sum_fb[i].ns);
+			printf(", \"fallback_name\": ");
+			json_str(sum_fb[i].name);
+			printf(", \"fallback_code\": ");
+			json_str(sum_fb[i].code);
+			printf(", \"peer_reason\": ");
+			if (strcmp(sum_fb[i].peer, "-"))
+				json_str(sum_fb[i].peer);
+			else
+				printf("null");
+			printf(", \"count\": %lu}", sum_fb[i].n);
+		}
+		printf("]");
+		if (opt_debug) {
+			printf(",\n \"processes\": [");
+			for (int i = 0; i < n_sum_proc; i++) {
+				printf("%s\n  {\"pid\": %d, \"comm\": ",
+				       i ? "," : "", sum_proc[i].pid);
+				json_str(sum_proc[i].comm);
+				printf(", \"netns\": ");
+				json_str(sum_proc[i].ns);
+				for (int c = 0; c < C_N; c++)
+					printf(", \"%s\": %lu", cnames[c],
+					       sum_proc[i].n[c]);
+				putchar('}');
+			}
+			printf("]");
+		}
+		printf("}\n");
+		return;
+	}
+	printf("%-24s %8s %8s %8s %8s %6s %6s\n", "NETNS", "SMCR", "SMCD",
+	       "TCP", "FAILED", "LGRs", "Links");
+	for (int i = 0; i < n_sum_ns; i++) {
+		printf("%-24s", sum_ns[i].ns);
+		for (int c = 0; c < C_N; c++) {
+			printf(" %*lu", c < C_LGRS ? 8 : 6, sum_ns[i].n[c]);
+			tot[c] += sum_ns[i].n[c];
+		}
+		putchar('\n');
+	}
+	if (opt_allns) {
+		printf("%-24s", "total");
+		for (int c = 0; c < C_N; c++)
+			printf(" %*lu", c < C_LGRS ? 8 : 6, tot[c]);
+		putchar('\n');
+	}
+	printf("\n%-24s %-15s %-10s %-24s %6s\n", "NETNS", "FALLBACK", "CODE",
+	       "PEER REASON", "COUNT");
+	for (int i = 0; i < n_sum_fb; i++)
+		printf("%-24s %-15s %-10s %-24s %6lu\n", sum_fb[i].ns,
+		       sum_fb[i].name, sum_fb[i].code, sum_fb[i].peer,
+		       sum_fb[i].n);
+	if (!opt_debug)
+		return;
+	printf("\n%-7s %-*s %-24s %8s %8s %8s %8s %6s %6s\n", "PID",
+	       opt_wide ? 15 : 12, "COMM", "NETNS", "SMCR", "SMCD", "TCP",
+	       "FAILED", "LGRs", "Links");
+	for (int i = 0; i < n_sum_proc; i++) {
+		printf("%-7d %-*.*s %-24s", sum_proc[i].pid, opt_wide ? 15 : 12,
+		       opt_wide ? 63 : 12, sum_proc[i].comm, sum_proc[i].ns);
+		for (int c = 0; c < C_N; c++)
+			printf(" %*lu", c < C_LGRS ? 8 : 6, sum_proc[i].n[c]);
+		putchar('\n');
+	}
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	stop = 1;
+}
+
+/* One look at every table in |dir|; 1 if the directory cannot be read. */
+static int scan(const char *dir, const char *myns)
+{
+	char path[PATH_MAX];
 	struct dirent *de;
 	struct stat st;
-	ssize_t n;
 	DIR *d;
-	int o;
 
-	argv[0] = (char *)"usmc-stat"; /* getopt's messages name the tool */
-	while ((o = getopt_long(argc, argv, "adhl", lo, NULL)) != -1) {
-		switch (o) {
-		case 'l':
-			opt_links = 1;
-			break;
-		case 'a':
-			opt_all = 1;
-			break;
-		case 'd':
-			opt_debug = 1;
-			break;
-		case 'j':
-			opt_json = 1;
-			break;
-		case 'N':
-			opt_allns = 1;
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
-		case 'V':
-			usmc_tool_version("usmc-stat");
-			return 0;
-		default:
-			usmc_tool_try("usmc-stat");
-		}
+	nfound = 0;
+	n_sum_ns = n_sum_fb = n_sum_proc = 0;
+	memset(sum_ns, 0, sizeof(sum_ns));
+	memset(sum_proc, 0, sizeof(sum_proc));
+	lgr_open = 0;
+	if (opt_summary && !opt_allns) {
+		/* this namespace's row, zero when nothing is in it */
+		ns_name(myns, sum_ns[0].ns, sizeof(sum_ns[0].ns));
+		n_sum_ns = 1;
 	}
-	if (optind != argc)
-		usmc_tool_usage_error("usmc-stat", "unexpected argument '%s'",
-				      argv[optind]);
-	if (!dir)
-		dir = "/dev/shm";
-	n = readlink("/proc/self/ns/net", myns, sizeof(myns) - 1);
-	myns[n > 0 ? n : 0] = '\0';
 	d = *dir ? opendir(dir) : NULL;
 	if (*dir && !d) {
 		fprintf(stderr, "usmc-stat: USMC_STAT_DIR %s: %s\n", dir,
 			strerror(errno));
 		return 1;
 	}
-	if (opt_json)
+	if (opt_json && !opt_summary)
 		putchar('[');
+	else if (!opt_json && !opt_summary)
+		print_header();
 	while (d && (de = readdir(d)) != NULL) {
 		char *end;
 		long pid;
@@ -571,9 +813,138 @@ int main(int argc, char **argv)
 	}
 	if (d)
 		closedir(d);
-	if (opt_json && lgr_open)
-		printf("]}");
-	if (opt_json)
+	if (opt_summary) {
+		print_summary();
+		if (!opt_json && opt_allns && !n_sum_ns)
+			printf("no usmc sockets in any network namespace\n");
+	} else if (opt_json) {
+		if (lgr_open)
+			printf("]}");
 		printf("%s]\n", nfound ? "\n" : "");
+	} else if (!nfound) {
+		/* an empty listing, said so: not a broken one */
+		if (opt_allns)
+			printf("no usmc %s in any network namespace\n",
+			       opt_links ? "link groups" : "sockets");
+		else
+			printf("no usmc %s in %s\n",
+			       opt_links ? "link groups" : "sockets",
+			       myns[0] ? myns : "this network namespace");
+	}
+	fflush(stdout);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"all", no_argument, NULL, 'a'},
+		{"debug", no_argument, NULL, 'd'},
+		{"json", no_argument, NULL, 'j'},
+		{"all-ns", no_argument, NULL, 'N'},
+		{"links", no_argument, NULL, 'l'},
+		{"summary", no_argument, NULL, 's'},
+		{"wide", no_argument, NULL, 'W'},
+		{"interval", required_argument, NULL, 'i'},
+		{"count", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *dir = getenv("USMC_STAT_DIR");
+	char myns[64] = "";
+	uint64_t interval = 0, count = 0;
+	ssize_t n;
+	int o, rc;
+
+	argv[0] = (char *)"usmc-stat"; /* getopt's messages name the tool */
+	while ((o = getopt_long(argc, argv, "adhlsWi:c:", lo, NULL)) != -1) {
+		switch (o) {
+		case 'l':
+			opt_links = 1;
+			break;
+		case 'a':
+			opt_all = 1;
+			break;
+		case 'd':
+			opt_debug = 1;
+			break;
+		case 'j':
+			opt_json = 1;
+			break;
+		case 'N':
+			opt_allns = 1;
+			break;
+		case 's':
+			opt_summary = 1;
+			break;
+		case 'W':
+			opt_wide = 1;
+			break;
+		case 'i':
+			if (usmc_tool_number(optarg, 0, 1, 86400, &interval))
+				usmc_tool_usage_error(
+					"usmc-stat",
+					"invalid interval '%s' (seconds, "
+					"1 to 86400)",
+					optarg);
+			break;
+		case 'c':
+			if (usmc_tool_number(optarg, 0, 1, UINT32_MAX, &count))
+				usmc_tool_usage_error(
+					"usmc-stat",
+					"invalid count '%s' (1 or more)",
+					optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case 'V':
+			usmc_tool_version("usmc-stat");
+			return 0;
+		default:
+			usmc_tool_try("usmc-stat");
+		}
+	}
+	if (optind != argc)
+		usmc_tool_usage_error("usmc-stat", "unexpected argument '%s'",
+				      argv[optind]);
+	if (opt_summary && opt_links)
+		usmc_tool_usage_error("usmc-stat",
+				      "-s and -l do not go together (the "
+				      "summary counts link groups)");
+	if (count && !interval)
+		usmc_tool_usage_error("usmc-stat", "-c needs -i");
+	if (!dir)
+		dir = "/dev/shm";
+	n = readlink("/proc/self/ns/net", myns, sizeof(myns) - 1);
+	myns[n > 0 ? n : 0] = '\0';
+	if (!interval)
+		return scan(dir, myns);
+	signal(SIGINT, on_sigint);
+	signal(SIGTERM, on_sigint);
+	for (uint64_t k = 0; !stop && (!count || k < count); k++) {
+		struct timespec ts, left;
+		char stamp[64];
+		time_t now;
+
+		if (k && !opt_json)
+			putchar('\n');
+		now = time(NULL);
+		strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S%z",
+			 localtime(&now));
+		if (!opt_json)
+			printf("--- %s\n", stamp);
+		rc = scan(dir, myns);
+		if (rc)
+			return rc;
+		if (count && k + 1 == count)
+			break;
+		ts.tv_sec = (time_t)interval;
+		ts.tv_nsec = 0;
+		/* SIGINT ends the wait (EINTR) and the loop */
+		while (!stop && nanosleep(&ts, &left) && errno == EINTR)
+			ts = left;
+	}
 	return 0;
 }

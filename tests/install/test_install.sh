@@ -26,7 +26,7 @@ datadir=$(sed -n 's/^CMAKE_INSTALL_DATADIR:PATH=//p' "$build/CMakeCache.txt")
 docdir=$(sed -n 's/^CMAKE_INSTALL_DOCDIR:PATH=//p' "$build/CMakeCache.txt")
 : "${libdir:=lib}" "${mandir:=share/man}" "${datadir:=share}" "${docdir:=share/doc/usmc}"
 
-tools=(usmc-run usmc-netns usmc-perf usmc-rules usmc-stat usmc-decode usmc-smcctl)
+tools=(usmc-run usmc-netns usmc-perf usmc-rules usmc-stat usmc-check usmc-decode usmc-smcctl)
 for t in "${tools[@]}"; do
 	[ -x "$bindir/$t" ] || fail "$prefix/bin/$t not installed"
 	comp=$root/$datadir/bash-completion/completions/$t

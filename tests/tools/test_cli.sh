@@ -13,7 +13,7 @@ fail() {
 	echo "FAIL: $*" >&2
 	fails=$((fails + 1))
 }
-tools=(usmc-run usmc-netns usmc-perf usmc-rules usmc-stat usmc-decode usmc-smcctl
+tools=(usmc-run usmc-netns usmc-perf usmc-rules usmc-stat usmc-check usmc-decode usmc-smcctl
 	usmc-srbench usmc-shmbench usmc-memcpy usmc-bench)
 for t in "${tools[@]}"; do
 	[ -x "$b/$t" ] || {
@@ -47,6 +47,15 @@ bad=(
 	"usmc-rules"
 	"usmc-stat --bogus"
 	"usmc-stat stray"
+	"usmc-stat -i 0"
+	"usmc-stat -c 3"
+	"usmc-stat -s -l"
+	"usmc-check --bogus"
+	"usmc-check"
+	"usmc-check 10.0.0.1"
+	"usmc-check 10.0.0.1:abc"
+	"usmc-check -t 0 10.0.0.1:80"
+	"usmc-check 10.0.0.1:80 stray"
 	"usmc-decode --bogus"
 	"usmc-decode --roce-port 0 x.pcap"
 	"usmc-decode"
