@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_json.h"
 #include "usmc_tool.h"
 
 static void usage(void)
@@ -90,16 +91,7 @@ static void usage(void)
 
 static void json_str(const char *s)
 {
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
+	usmc_json_fputs(stdout, s);
 }
 
 static double now_s(void)
