@@ -1460,6 +1460,8 @@ int usmc_smc_has_lgr(const uint8_t peer_id[8])
 		if (info.role != USMC_ROLE_SERVER ||
 		    memcmp(info.peer_system_id, peer_id, 8))
 			continue;
+		if (info.smcd)
+			return 1; /* no link: usable once it exists */
 		for (unsigned int i = 0; i < info.nlinks && i < 3; i++)
 			if (info.links[i].active)
 				return 1;
