@@ -7,7 +7,9 @@
 # SIGKILL mid-stream leaves the survivor with ECONNRESET after a correct
 # prefix, and a surviving server (still running) with no DMB or signal
 # area mapped and no memfd open; no name in /dev/shm appears. With
-# USMC_SHM=0 the same pair runs SMC-R over softroce.
+# USMC_SHM=0 the same pair runs SMC-R over softroce; with no RoCE device
+# at all (USMC_TRANSPORT=sim) it runs SMC-D. 64 connections at once all
+# take SMC-D in one link group.
 . "$(dirname "$0")/lib_test.sh"
 export USMC_SHM=1
 t_need_cmd python3 timeout ss
@@ -192,6 +194,12 @@ shm_after=$(sh_devshm)
 port=$((port + 1))
 USMC_SHM=0 t_run_pair "noshm" $port --verify --json -- -n 16M --verify --json -t 60 &&
 	sh_check noshm 16777216 smcr || fail=1
+
+# No RoCE device opens (the runtime cannot open sim, which needs a world
+# from its caller): the pair still takes SMC-D, offered alone
+port=$((port + 1))
+USMC_TRANSPORT=sim t_run_pair "noroce" $port --verify --json -- -n 16M --verify --json -t 60 &&
+	sh_check noroce 16777216 smcd || fail=1
 
 [ $fail = 0 ] || t_fail "see above"
 t_log PASS
