@@ -19,9 +19,10 @@ T_NAME=${T_NAME%.sh}
 # are SMC-R's unless the caller says USMC_SHM=1 (test_shm.sh does; so can
 # a whole label: USMC_SHM=1 ctest -L preload).
 export USMC_SHM=${USMC_SHM:-0}
-# the path usmc-perf reports for an SMC connection between the lab hosts
-T_SMC_PATH=smcr
-[ "$USMC_SHM" = 1 ] && T_SMC_PATH=smcd
+# the path usmc-perf reports for an SMC connection between the lab hosts,
+# and the name the runtime's log gives it ("fd N: SMC-R established")
+T_SMC_PATH=smcr T_SMC_NAME=SMC-R
+[ "$USMC_SHM" = 1 ] && T_SMC_PATH=smcd T_SMC_NAME=SMC-D
 
 t_log() { echo "$T_NAME: $*"; }
 t_skip() {
