@@ -52,11 +52,17 @@ static int sent_any_close(const usmc_conn *conn)
 	return !!(conn->close_flags_want & ANY_CLOSE);
 }
 
+/* Nothing said to this connection's peer arrives any more. */
+static int peer_lost(const usmc_conn *conn)
+{
+	return conn->peer_dmb_gone || (conn->lgr && conn->lgr->peer_gone);
+}
+
 void usmc_close_progress(usmc_conn *conn, usmc_tstamp ts)
 {
 	/* CDCs to a peer that is gone never complete: do not wait for them */
 	if (conn->state == SMC_CLOSED && conn->lgr &&
-	    (!conn->cdc_pend || conn->lgr->peer_gone))
+	    (!conn->cdc_pend || peer_lost(conn)))
 		usmc_conn_release_smc(conn, ts);
 }
 
@@ -312,7 +318,7 @@ int usmc_conn_close(usmc_conn *conn, usmc_tstamp ts)
 			set_state(conn, SMC_CLOSED, ts);
 		break;
 	case SMC_PROCESSABORT:
-		if (!conn->lgr || !conn->lgr->peer_gone)
+		if (!conn->lgr || !peer_lost(conn))
 			send_abort(conn);
 		set_state(conn, SMC_CLOSED, ts);
 		break;
@@ -329,7 +335,14 @@ void usmc_conn_peer_gone(usmc_conn *conn, usmc_tstamp ts)
 {
 	if (!conn || conn->mode != USMC_MODE_SMCR)
 		return;
-	if (conn->lgr)
+	/* SMC-D: the ISM device says it per DMB and per attachment (the
+	 * peer unregistered or detached one at its connection's end; a peer
+	 * process that died gives one for each of its connections). Only
+	 * this connection lost its peer: the link group, which has no link,
+	 * carries the others on. */
+	if (conn->smcd)
+		conn->peer_dmb_gone = 1;
+	else if (conn->lgr)
 		conn->lgr->peer_gone = 1;
 	if (conn->state == SMC_CLOSED || rxed_any_close(conn))
 		return;

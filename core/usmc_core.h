@@ -501,7 +501,9 @@ int usmc_conn_abort(usmc_conn *conn, usmc_tstamp ts);
  * ended without an SMC close): as if the peer had sent an abort (data
  * already received is read first, then USMC_ERR_CONNRESET). The link group
  * is not reused and ends, without DELETE_LINK or DELETE_RKEY to the dead
- * peer, as soon as it has no connections left. */
+ * peer, as soon as it has no connections left. On an SMC-D connection
+ * (the ISM device's PEER_GONE of its DMB or attachment) only that
+ * connection is concerned: its link group goes on. */
 void usmc_conn_peer_gone(usmc_conn *conn, usmc_tstamp ts);
 /* 1 once the close or abort flag this side owes has been sent and its CDC
  * completed (the peer's RNIC has it), or nothing can be sent any more. */

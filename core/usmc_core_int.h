@@ -203,7 +203,7 @@ struct usmc_lgr {
 	uint8_t max_conns, max_links;
 	uint8_t release; /* v2.1 negotiation result (0 for v1) */
 	int terminating;
-	/* the runtime saw the peer's process die (usmc_conn_peer_gone): not
+	/* SMC-R: the runtime saw the peer's process die (usmc_conn_peer_gone): not
 	 * reused, nothing more is said to it, ended when its last connection
 	 * goes */
 	int peer_gone;
@@ -353,6 +353,9 @@ struct usmc_conn {
 	uint8_t peer_dgid[16];
 	uint64_t peer_dmb_token;
 	size_t peer_dmb_len;
+	/* usmc_conn_peer_gone on an SMC-D connection: this connection's peer
+	 * DMB or attachment is gone, not the link group's peer */
+	int peer_dmb_gone;
 	/* what the pulled ISM operations moved: data up to ism_moved, a CDC
 	 * due (usmc_ctx_next_ism_op builds it from the cursors then) */
 	uint64_t ism_moved;

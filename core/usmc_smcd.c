@@ -448,7 +448,8 @@ int usmc_conn_can_send(const usmc_conn *conn)
 	/* a peer that aborted is CLOSED and may have given its DMB back */
 	if (conn->smcd)
 		return conn->lgr && !conn->lgr->peer_gone &&
-		       conn->peer_dmb_token && conn->sndbuf &&
+		       !conn->peer_dmb_gone && conn->peer_dmb_token &&
+		       conn->sndbuf &&
 		       !(conn->peer_conn_flags & USMC_CDC_PEER_CONN_ABORT);
 	return conn->link && usmc_link_usable(conn->link);
 }

@@ -581,7 +581,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	cfg->synopt = 1;
 	(void)usmc_shortconn_parse(&cfg->shortconn, USMC_SHORTCONN_DEFAULT, err,
 				   sizeof(err));
-	cfg->shm = 0;
+	cfg->shm = 1;
 	/* precedence: USMC_RULES, USMC_SMC_PORTS, the file (first match) */
 	bad = usmc_rules_parse(&cfg->rules, getenv("USMC_RULES"), "USMC_RULES",
 			       err, sizeof(err));

@@ -111,31 +111,34 @@ static usmc_sock *fc_holder(const uint8_t peer_id[8], const usmc_sock *self)
 	return NULL;
 }
 
+/* The handshake queued behind a first contact with |peer_id|, if any. */
+static usmc_sock *fc_queued(const uint8_t peer_id[8])
+{
+	for (usmc_sock *c = usmc_g.hs_list; c; c = c->hs_next)
+		if (c->mode == USMC_SOCK_HANDSHAKE && c->hs == USMC_HS_QUEUED &&
+		    !memcmp(c->peer_id, peer_id, 8))
+			return c;
+	return NULL;
+}
+
 /* |s| no longer may create a link group: the handshakes queued behind it
  * for the same peer go on (they join the new link group, or one of them
- * makes the first contact if this one failed). */
+ * makes the first contact if this one failed). One at a time, each looked
+ * up anew: server_begin makes core calls whose events may end other
+ * handshakes, and so release and begin queued ones in a nested call (an
+ * SMC-D handshake ends within a core call). Once one holds the first
+ * contact again the others stay queued behind it. */
 void usmc_hs_fc_release(usmc_sock *s)
 {
-	usmc_sock *todo = NULL, **tail = &todo;
+	uint8_t peer_id[8];
+	usmc_sock *c;
 
 	if (!s->fc_hold)
 		return;
 	s->fc_hold = 0;
-	/* collect first: server_begin edits the list */
-	for (usmc_sock *c = usmc_g.hs_list; c; c = c->hs_next)
-		if (c->mode == USMC_SOCK_HANDSHAKE && c->hs == USMC_HS_QUEUED &&
-		    !memcmp(c->peer_id, s->peer_id, 8)) {
-			c->fc_next = NULL;
-			*tail = c;
-			tail = &c->fc_next;
-		}
-	while (todo) {
-		usmc_sock *c = todo;
-
-		todo = c->fc_next;
-		c->fc_next = NULL;
+	memcpy(peer_id, s->peer_id, sizeof(peer_id));
+	while (!fc_holder(peer_id, NULL) && (c = fc_queued(peer_id)))
 		server_begin(c);
-	}
 }
 
 /*
@@ -819,6 +822,12 @@ static void server_begin(usmc_sock *s)
 	s->clc_have = 0;
 	if (s->mode != USMC_SOCK_HANDSHAKE)
 		return;
+	/* SMC-D: the link group exists once the Proposal is answered (no
+	 * link to confirm), so the next handshakes may join it now, as the
+	 * kernel's smc_listen_work lets go of smc_server_lgr_pending for
+	 * an ISM device right after the connection is made */
+	if (s->fc_hold && usmc_smc_has_lgr(s->peer_id))
+		usmc_hs_fc_release(s);
 	usmc_loop_watch(s,
 			EPOLLIN | (usmc_smc_clc_flush(s) > 0 ? EPOLLOUT : 0));
 	clc_read(s);

@@ -413,7 +413,8 @@ void usmc_smc_armed(uint64_t when);
 /* Header check of a peeked CLC header: message length, or -1. */
 int usmc_smc_clc_hdr_len(const uint8_t hdr[8]);
 /* 1 if a link group with the peer of this system id is up (a Proposal
- * from it will not be first contact). */
+ * from it will not be first contact): an SMC-R one with an active link,
+ * an SMC-D one as soon as it exists. */
 int usmc_smc_has_lgr(const uint8_t peer_id[8]);
 /* Number of distinct link groups the process has used. */
 uint64_t usmc_smc_lgr_count(void);

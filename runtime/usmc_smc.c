@@ -1056,6 +1056,41 @@ static void tp_log(void *arg, int level, const char *msg)
 	usmc_rt_log(level, "%s", msg);
 }
 
+/* The core context, made with the first device (a RoCE device's MAC for
+ * the system id, or none: random); 0 or an error. */
+static int ctx_ensure(const uint8_t *mac)
+{
+	char host[64] = "";
+	int r;
+
+	if (smc.ctx)
+		return 0;
+	usmc_settings_default(&smc.settings);
+	system_id_init(mac);
+	memcpy(smc.settings.system_id, smc.system_id, 8);
+	smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
+	smc.settings.testlink_time =
+		(uint64_t)usmc_g.cfg.testlink_ms * USMC_NS_PER_MS;
+	smc.settings.testlink_wait =
+		(uint64_t)usmc_g.cfg.testlink_wait_ms * USMC_NS_PER_MS;
+	if (usmc_g.cfg.ueid_cnt) {
+		memcpy(smc.settings.ueid, usmc_g.cfg.ueid,
+		       sizeof(smc.settings.ueid));
+		smc.settings.ueid_cnt = usmc_g.cfg.ueid_cnt;
+	} else {
+		pad_blank(smc.settings.ueid[0], sizeof(smc.settings.ueid[0]),
+			  USMC_UEID_DEFAULT);
+		smc.settings.ueid_cnt = 1;
+	}
+	if (gethostname(host, sizeof(host) - 1) == 0)
+		pad_blank(smc.settings.hostname, sizeof(smc.settings.hostname),
+			  host);
+	r = usmc_ctx_new(&smc.ctx, &callbacks, &smc.settings, NULL);
+	if (r < 0)
+		smc.ctx = NULL;
+	return r < 0 ? r : 0;
+}
+
 /* Opens |name| with options |opts| on |local|, adds it to the core ctx
  * (made with the first device) as device smc.ndevs. 0, or -1 with |why|. */
 static int dev_open(const char *name, const char *opts,
@@ -1064,7 +1099,6 @@ static int dev_open(const char *name, const char *opts,
 	rt_dev *dev = &smc.devs[smc.ndevs];
 	usmc_device_info di;
 	usmc_tp_config cfg;
-	char host[64] = "";
 	int r, is_sr = !strcmp(name, "softroce");
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -1125,35 +1159,10 @@ static int dev_open(const char *name, const char *opts,
 			memcpy(dev->pnet_id, pn, USMC_PNET_ID_LEN);
 	}
 	memcpy(di.pnet_id, dev->pnet_id, sizeof(di.pnet_id));
-	if (!smc.ctx) {
-		usmc_settings_default(&smc.settings);
-		system_id_init(dev->port.mac);
-		memcpy(smc.settings.system_id, smc.system_id, 8);
-		smc.settings.smc_versions = USMC_VERSION_V1 | USMC_VERSION_V2;
-		smc.settings.testlink_time =
-			(uint64_t)usmc_g.cfg.testlink_ms * USMC_NS_PER_MS;
-		smc.settings.testlink_wait =
-			(uint64_t)usmc_g.cfg.testlink_wait_ms * USMC_NS_PER_MS;
-		if (usmc_g.cfg.ueid_cnt) {
-			memcpy(smc.settings.ueid, usmc_g.cfg.ueid,
-			       sizeof(smc.settings.ueid));
-			smc.settings.ueid_cnt = usmc_g.cfg.ueid_cnt;
-		} else {
-			pad_blank(smc.settings.ueid[0],
-				  sizeof(smc.settings.ueid[0]),
-				  USMC_UEID_DEFAULT);
-			smc.settings.ueid_cnt = 1;
-		}
-		if (gethostname(host, sizeof(host) - 1) == 0)
-			pad_blank(smc.settings.hostname,
-				  sizeof(smc.settings.hostname), host);
-		r = usmc_ctx_new(&smc.ctx, &callbacks, &smc.settings, NULL);
-		if (r < 0) {
-			smc.ctx = NULL;
-			snprintf(why, wlen, "core context: %s",
-				 usmc_strerror(r));
-			goto fail;
-		}
+	r = ctx_ensure(dev->port.mac);
+	if (r < 0) {
+		snprintf(why, wlen, "core context: %s", usmc_strerror(r));
+		goto fail;
 	}
 	r = usmc_ctx_add_device(smc.ctx, &di);
 	if (r != (int)smc.ndevs) {
@@ -1174,10 +1183,11 @@ fail:
 	return -1;
 }
 
-/* Opens the shm device beside the RoCE ones, once, when the core ctx
- * exists (USMC_SHM, "set shm"): the core then offers SMC-Dv2 to every
- * peer, and a peer on this host takes it (docs/runtime.md, "shm"). One
- * that does not open is said once; SMC-R goes on without it. */
+/* Opens the shm device beside the RoCE ones, once, for the first
+ * connection (USMC_SHM, "set shm"), whether or not a RoCE device opens:
+ * the core then offers SMC-Dv2 to every peer, and a peer on this host
+ * takes it (docs/runtime.md, "shm"). One that does not open is said once;
+ * SMC-R goes on without it. */
 static void shm_ensure(void)
 {
 	rt_dev *dev;
@@ -1186,9 +1196,15 @@ static void shm_ensure(void)
 	const char *why = NULL;
 	int r;
 
-	if (!usmc_g.cfg.shm || smc.shm_tried || !smc.ctx)
+	if (!usmc_g.cfg.shm || smc.shm_tried)
 		return;
 	smc.shm_tried = 1;
+	r = ctx_ensure(NULL);
+	if (r < 0) {
+		usmc_rt_log(0, "shm: not opened: core context: %s",
+			    usmc_strerror(r));
+		return;
+	}
 	if (smc.ndevs == USMC_DEVICES_MAX) {
 		usmc_rt_log(0, "shm: not opened: all %d devices in use",
 			    USMC_DEVICES_MAX);
@@ -1438,7 +1454,15 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 		return USMC_DECL_PEERNOSMC;
 	}
 	tp = conn_transport(s, &local, &peer, opts, sizeof(opts));
+	shm_ensure(); /* before the Proposal (or its answer) is made */
 	dev = dev_get(tp, opts, &local, detail, dlen);
+	if (dev < 0 && smc.shm_dev >= 0) {
+		/* no RoCE device: SMC-D alone, which a peer on this host
+		 * takes (the core offers SMC-R only on an RNIC) */
+		usmc_rt_log(1, "fd %d: no RoCE device (%s): SMC-D only", s->fd,
+			    detail);
+		dev = smc.shm_dev;
+	}
 	if (dev < 0) {
 		/* No device: tell the peer, who is waiting for CLC. The
 		 * server has read the whole Proposal already. */
@@ -1446,7 +1470,6 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 			     is_server && s->clc_buf ? s->clc_buf[7] >> 4 : 2);
 		return -dev;
 	}
-	shm_ensure(); /* before the Proposal (or its answer) is made */
 	memset(&p, 0, sizeof(p));
 	p.role = is_server ? USMC_ROLE_SERVER : USMC_ROLE_CLIENT;
 	p.ipv4.addr = ntohl(local.sin_addr.s_addr);
@@ -1481,6 +1504,8 @@ int usmc_smc_has_lgr(const uint8_t peer_id[8])
 		if (info.role != USMC_ROLE_SERVER ||
 		    memcmp(info.peer_system_id, peer_id, 8))
 			continue;
+		if (info.smcd)
+			return 1; /* no link: usable once it exists */
 		for (unsigned int i = 0; i < info.nlinks && i < 3; i++)
 			if (info.links[i].active)
 				return 1;

@@ -15,13 +15,16 @@ T_NAME=${T_NAME%.sh}
 # shellcheck source=netns/lib.sh
 . "$USMC_SRC/netns/lib.sh"
 # The two lab hosts share a kernel, so with the shm device on (the
-# runtime's default) every usmc pair here would take SMC-D. These tests
-# are SMC-R's unless the caller says USMC_SHM=1 (test_shm.sh does; so can
-# a whole label: USMC_SHM=1 ctest -L preload).
+# runtime's default) every usmc pair here would take SMC-D. The netns
+# tests, and the preload tests' softroce runs (preload_test_NAME), are
+# SMC-R's between the lab hosts (links, softroce, captures), so this pins
+# USMC_SHM=0 unless the caller says otherwise (test_shm.sh sets 1, and so
+# does the shm label's registration, preload_shm_NAME).
 export USMC_SHM=${USMC_SHM:-0}
-# the path usmc-perf reports for an SMC connection between the lab hosts
-T_SMC_PATH=smcr
-[ "$USMC_SHM" = 1 ] && T_SMC_PATH=smcd
+# the path usmc-perf reports for an SMC connection between the lab hosts,
+# and the name the runtime's log gives it ("fd N: SMC-R established")
+T_SMC_PATH=smcr T_SMC_NAME=SMC-R
+[ "$USMC_SHM" = 1 ] && T_SMC_PATH=smcd T_SMC_NAME=SMC-D
 
 t_log() { echo "$T_NAME: $*"; }
 t_skip() {

@@ -7,7 +7,9 @@
 # SIGKILL mid-stream leaves the survivor with ECONNRESET after a correct
 # prefix, and a surviving server (still running) with no DMB or signal
 # area mapped and no memfd open; no name in /dev/shm appears. With
-# USMC_SHM=0 the same pair runs SMC-R over softroce.
+# USMC_SHM=0 the same pair runs SMC-R over softroce; with no RoCE device
+# at all (USMC_TRANSPORT=sim) it runs SMC-D. 64 connections at once all
+# take SMC-D in one link group.
 . "$(dirname "$0")/lib_test.sh"
 export USMC_SHM=1
 t_need_cmd python3 timeout ss
@@ -51,6 +53,31 @@ sh_check() {
 	t_log "ok $tag: $want bytes, $(t_json "$t_work/$tag.client" gbps) Gbit/s, path $wpath, verify ok on both sides"
 }
 
+# sh_many TAG N: N connections at once, 256 KiB each way checked: every
+# handshake from the one client process ends SMC-D, in one link group
+# (the server lets the next join it as soon as the first Proposal is
+# answered; a handshake ending inside another's core call must not begin
+# a queued one twice).
+sh_many() {
+	local tag=$1 n=$2 side bad=0
+	port=$((port + 1))
+	t_run_pair "$tag" $port --verify --json -t 120 -- -n 256K --bidi -P "$n" --verify --json -t 120 || return 1
+	[ "$(t_json "$t_work/$tag.client" ok)" = true ] &&
+		[ "$(t_json "$t_work/$tag.client" connections)" = "$n" ] &&
+		[ "$(t_json "$t_work/$tag.client" path)" = smcd ] || {
+		t_log "$tag: client: ok '$(t_json "$t_work/$tag.client" ok)', connections '$(t_json "$t_work/$tag.client" connections)', path '$(t_json "$t_work/$tag.client" path)' (want true, $n, smcd)"
+		bad=1
+	}
+	for side in client server; do
+		grep -q "stats: smcr=$n fallback=0 failed=0 link_groups=1 smcd=$n " "$t_work/$tag.$side.err" || {
+			t_log "$tag: $side's USMC_STATS: '$(grep 'stats:' "$t_work/$tag.$side.err")' (want smcr=$n fallback=0 failed=0 link_groups=1 smcd=$n)"
+			bad=1
+		}
+	done
+	[ $bad = 0 ] || return 1
+	t_log "ok $tag: $n connections at once, each 256 KiB each way verified, all SMC-D in one link group"
+}
+
 export USMC_STATS=1
 for dir in up down; do
 	port=$((port + 1))
@@ -59,6 +86,7 @@ for dir in up down; do
 	t_run_pair "$dir-256M" $port --verify --json -t 150 -- -n 256M $r --verify --json -t 150 &&
 		sh_check "$dir-256M" 268435456 smcd || fail=1
 done
+sh_many many-64 64 || fail=1
 
 # usmc-stat while a connection stays idle after usmc-perf's header (both
 # sides have it open)
@@ -166,6 +194,12 @@ shm_after=$(sh_devshm)
 port=$((port + 1))
 USMC_SHM=0 t_run_pair "noshm" $port --verify --json -- -n 16M --verify --json -t 60 &&
 	sh_check noshm 16777216 smcr || fail=1
+
+# No RoCE device opens (the runtime cannot open sim, which needs a world
+# from its caller): the pair still takes SMC-D, offered alone
+port=$((port + 1))
+USMC_TRANSPORT=sim t_run_pair "noroce" $port --verify --json -- -n 16M --verify --json -t 60 &&
+	sh_check noroce 16777216 smcd || fail=1
 
 [ $fail = 0 ] || t_fail "see above"
 t_log PASS

@@ -98,19 +98,22 @@ a_wait() {
 # a_smcr FILE MIN [FALLBACK [FAILED]]: the stats lines in FILE (one per
 # usmc process that exited normally) add up to at least MIN SMC-R
 # connections, exactly FALLBACK (default 0) fallbacks and FAILED (default 0)
-# failed connections.
+# failed connections. Over shm (USMC_SHM=1) every one of those SMC
+# connections must be SMC-D too (smcd= as many as smcr=).
 a_smcr() {
 	local f=$1 min=$2 wantfb=${3:-0} wantfail=${4:-0} s
 	s=$(awk '/stats:/ { for (i = 1; i <= NF; i++) { split($i, kv, "=");
 		if (kv[1] == "smcr") s += kv[2]; if (kv[1] == "fallback") f += kv[2];
-		if (kv[1] == "failed") x += kv[2] } n++ }
-		END { printf "%d %d %d %d", n, s, f, x }' "$f" 2>/dev/null)
+		if (kv[1] == "failed") x += kv[2]; if (kv[1] == "smcd") d += kv[2] } n++ }
+		END { printf "%d %d %d %d %d", n, s, f, x, d }' "$f" 2>/dev/null)
 	set -- $s
-	if [ "${1:-0}" -ge 1 ] && [ "$2" -ge "$min" ] && [ "$3" = "$wantfb" ] && [ "$4" = "$wantfail" ]; then
+	if [ "${1:-0}" -ge 1 ] && [ "$2" -ge "$min" ] && [ "$3" = "$wantfb" ] && [ "$4" = "$wantfail" ] &&
+		{ [ "$USMC_SHM" != 1 ] || [ "$5" = "$2" ]; }; then
 		A_SMCR="smcr=$2 fallback=$3 failed=$4"
+		[ "$USMC_SHM" = 1 ] && A_SMCR="$A_SMCR smcd=$5"
 		return 0
 	fi
-	t_log "stats in ${f##*/}: '$(grep 'stats:' "$f" 2>/dev/null | tr '\n' ' ')'; want smcr >= $min, fallback=$wantfb, failed=$wantfail"
+	t_log "stats in ${f##*/}: '$(grep 'stats:' "$f" 2>/dev/null | tr '\n' ' ')'; want smcr >= $min, fallback=$wantfb, failed=$wantfail$([ "$USMC_SHM" = 1 ] && echo ", smcd = smcr (USMC_SHM=1)")"
 	return 1
 }
 

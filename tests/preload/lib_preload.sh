@@ -49,6 +49,11 @@ t_stats() {
 	}
 }
 
+# What follows "smcr=1 fallback=0 failed=0 " in the stats line of a
+# process with one SMC connection: over shm it must be SMC-D (a regex).
+T_SMCD1=
+[ "$USMC_SHM" = 1 ] && T_SMCD1='.*smcd=1 '
+
 # t_no_reentry FILE...: every stats line in FILEs (one per usmc process
 # that exited) says preload_reentries=0: no libc call the runtime made for
 # itself came back through the preload's interposers, where only the

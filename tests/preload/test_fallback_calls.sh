@@ -137,7 +137,7 @@ run() {
 	fi
 	t_exec h2 timeout 60 strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$T_H1" "$port" "$rounds" ${T_SINGLE:+single} ${T_STATCHK:+"$USMC_BUILD/tools/usmc-stat"} \
 		>"$d/out" 2>"$d/err" || {
-		t_log "$tag: client failed: $(tail -5 "$d/out" "$d/err")"
+		t_log "$tag: client failed: $(tail -n 5 "$d/out" "$d/err")"
 		return 1
 	}
 	count "$d" >"$t_work/$tag.count"

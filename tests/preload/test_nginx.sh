@@ -36,6 +36,7 @@ env USMC_DEBUG;
 env USMC_SMC_PORTS;
 env USMC_SOFTROCE_PORT;
 env USMC_TRANSPORT;
+env USMC_SHM;
 worker_processes ${3:-1};
 user root;
 pid $t_work/nginx.pid;

@@ -33,6 +33,13 @@ stat_of() { # FILE KEY: the sum of KEY= over FILE's stats lines
 		if (kv[1] == k) s += kv[2] } } END { printf "%d", s }' "$1" 2>/dev/null
 }
 
+# smcd_ok TAG FILE: over shm (USMC_SHM=1) every SMC connection in FILE's
+# stats lines was SMC-D
+smcd_ok() {
+	[ "$USMC_SHM" != 1 ] || [ "$(stat_of "$2" smcd)" = "$(stat_of "$2" smcr)" ] ||
+		a_fail "$1: smcd=$(stat_of "$2" smcd), want smcr=$(stat_of "$2" smcr) (USMC_SHM=1)"
+}
+
 # run TAG SHORTCONN ARGS...: redis-benchmark ARGS under usmc-run with
 # USMC_SHORTCONN, checked to have sent its N GETs with no error
 run() {
@@ -63,6 +70,7 @@ if run held 4,65536,60000,600000 -t get -k 0; then
 	else
 		a_fail "held: want smcr 4 or 5, smcr + short_tcp = $((N + 1)), fallback=0: $(grep stats: "$t_work/held.stats")"
 	fi
+	smcd_ok held "$t_work/held.stats"
 fi
 
 if run off off -t get -k 0; then
@@ -73,6 +81,7 @@ if run off off -t get -k 0; then
 	else
 		a_fail "off: want smcr >= $((N + 1)), short_tcp=0: $(grep stats: "$t_work/off.stats")"
 	fi
+	smcd_ok off "$t_work/off.stats"
 fi
 
 # one connection per test (-k 1, -c 1) moving N x 4 KiB: not short; the
@@ -85,6 +94,7 @@ if run long 4,65536,60000,600000 -t set,get -k 1 -d 4096; then
 	else
 		a_fail "long: want smcr >= 2, short_tcp=0: $(grep stats: "$t_work/long.stats")"
 	fi
+	smcd_ok long "$t_work/long.stats"
 fi
 
 h_held=$(stat_of "$t_work/held.stats" short_tcp)
@@ -103,6 +113,7 @@ np=$(wc -l <"$t_work/plain")
 	a_fail "server: $f fallbacks, want the client's $h_held held connections + $np plain control clients"
 [ "$s" = $((s_all - h_held)) ] ||
 	a_fail "server: smcr=$s, want the clients' $s_all connections but the $h_held held"
+smcd_ok server "$t_work/server.stats"
 t_log "ok server: smcr=$s fallback=$f ($h_held held, $np plain control clients)"
 t_no_reentry "$t_work"/*.stats || a_fail "the runtime came back through the preload's interposers"
 a_end

@@ -55,9 +55,9 @@ stop_server() {
 		a_smcr "$t_work/$name.stats" 1 || a_fail "$name: sockperf sr exited on SIGINT without its usmc stats line"
 	fi
 	got=$(sed -n 's/.*Total \([0-9]*\) messages received and handled.*/\1/p' "$t_work/$name.out")
-	est=$(grep -c 'SMC-R established' "$t_work/$name.err")
+	est=$(grep -c "$T_SMC_NAME established" "$t_work/$name.err")
 	if [ "$est" != 1 ] || grep -q 'TCP fallback' "$t_work/$name.err"; then
-		a_fail "$name: $est connections over SMC-R (want 1)"
+		a_fail "$name: $est connections over $T_SMC_NAME (want 1)"
 		a_show "$name"
 	fi
 }
@@ -89,7 +89,7 @@ run() { # WHERE
 	# before the reset).
 	sent=$(sed -n 's/.*Total Run.*SentMessages=\([0-9]*\).*/\1/p' "$t_work/pp-$w.out")
 	if [ -n "$sent" ] && [ "$got" = "$sent" ]; then
-		t_log "ok sr-pp-$w: the server received all $got requests, over SMC-R, and exited on SIGINT"
+		t_log "ok sr-pp-$w: the server received all $got requests, over $T_SMC_NAME, and exited on SIGINT"
 	else
 		a_fail "sr-pp-$w: the server received '$got' requests of '$sent' sent"
 		a_show "sr-pp-$w"
@@ -117,7 +117,7 @@ run() { # WHERE
 	# counts the message as sent though the server never sees all of it.
 	sent=$(sed -n 's/.*Total of \([0-9]*\) messages sent.*/\1/p' "$t_work/tp-$w.out")
 	if [ -n "$sent" ] && [ "$got" = "$sent" ]; then
-		t_log "ok sr-tp-$w: the server received all $got messages, over SMC-R, and exited on SIGINT"
+		t_log "ok sr-tp-$w: the server received all $got messages, over $T_SMC_NAME, and exited on SIGINT"
 	elif [ -n "$sent" ] && [ -n "$got" ] && [ "$got" = $((sent - 1)) ]; then
 		t_log "ok sr-tp-$w: the server received $got messages of $sent: the last was cut short by the client's SIGALRM (see above)"
 	else

@@ -161,6 +161,39 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "debug", NULL), -1);
 }
 
+/* The shm device is on by default; USMC_SHM=0 and "shm off" turn it
+ * off (the ctest environment pins USMC_SHM=0: taken away here). */
+static void test_shm_default(void)
+{
+	usmc_rt_config c;
+	const char *was = getenv("USMC_SHM");
+	char *keep = was ? strdup(was) : NULL;
+
+	setenv("USMC_CONF", "", 1);
+	unsetenv("USMC_SHM");
+	memset(&c, 0, sizeof(c));
+	usmc_config_load_env(&c);
+	CU_ASSERT_EQUAL(c.shm, 1);
+	setenv("USMC_SHM", "0", 1);
+	memset(&c, 0, sizeof(c));
+	usmc_config_load_env(&c);
+	CU_ASSERT_EQUAL(c.shm, 0);
+	setenv("USMC_SHM", "off", 1);
+	memset(&c, 0, sizeof(c));
+	usmc_config_load_env(&c);
+	CU_ASSERT_EQUAL(c.shm, 0);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "shm", "on"), 0);
+	CU_ASSERT_EQUAL(c.shm, 1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "shm", "off"), 0);
+	CU_ASSERT_EQUAL(c.shm, 0);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "shm", "maybe"), -1);
+	if (keep)
+		setenv("USMC_SHM", keep, 1);
+	else
+		unsetenv("USMC_SHM");
+	free(keep);
+}
+
 static void test_decline_names(void)
 {
 	CU_ASSERT_STRING_EQUAL(usmc_decline_name(0x03010000), "PEERNOSMC");
@@ -443,6 +476,7 @@ static CU_TestInfo tests[] = {
 	{"pnet table as the kernel's smc_pnet", test_config_pnet},
 	{"decline names", test_decline_names},
 	{"SMC option in a saved SYN", test_syn_has_smc},
+	{"shm on by default, USMC_SHM=0 and shm off", test_shm_default},
 	CU_TEST_INFO_NULL,
 };
 

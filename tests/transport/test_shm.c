@@ -5,7 +5,9 @@
  * compared; writes past a DMB refused; third processes (a wrong token, a
  * spent token, another uid) that fail to get the memory while the right
  * peer gets it; a peer's SIGKILL seen as PEER_GONE, and no shared mapping
- * left after close; unregister and detach seen by the other side; the
+ * left after close; a fork while the device is in use: the child keeps
+ * nothing of it, and the parent's death is still PEER_GONE while the
+ * child lives; unregister and detach seen by the other side; the
  * same through the fault decorator. Children report through pipes and
  * their exit code (the step that failed); every wait is bounded.
  */
@@ -754,6 +756,167 @@ static void test_peer_killed(void)
 	close(c2p[0]);
 }
 
+/* ---- fork with a device open ------------------------------------------- */
+
+/* How many of this process's fds are |kind| ("socket:", "anon_inode:",
+ * "/memfd:usmc-"): the targets of /proc/self/fd's links. */
+static int fds_of(const char *kind)
+{
+	char path[300], tgt[128];
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		ssize_t l;
+
+		if (de->d_name[0] == '.' || atoi(de->d_name) == dirfd(d))
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
+		l = readlink(path, tgt, sizeof(tgt) - 1);
+		if (l <= 0)
+			continue;
+		tgt[l] = 0;
+		n += !strncmp(tgt, kind, strlen(kind));
+	}
+	closedir(d);
+	return n;
+}
+
+/* The forked child of a process with a device open: none of the parent's
+ * device is left in it (no endpoint or connection socket, eventfd, epoll
+ * set, memfd, mapping), and a device of its own opens. Then it lingers
+ * (its parent is killed while it lives) until |hold| ends. */
+static int fork_grandchild(int wr, int hold, const uint8_t parent_gid[16])
+{
+	usmc_tp *tp;
+	usmc_tp_dmb *m;
+	uint8_t gid[16], ok = 0, c;
+
+	alarm(30);
+	if (memfd_maps() || fds_of("socket:") || fds_of("anon_inode:") ||
+	    fds_of("/memfd:usmc-"))
+		ok = 20;
+	else if (open_shm("shm", &tp) ||
+		 usmc_tp_register_dmb(tp, 4096, NULL, &m))
+		ok = 21;
+	else {
+		gid_of(tp, gid);
+		if (!memcmp(gid + 8, parent_gid + 8, 8) || memfd_maps() != 1)
+			ok = 22;
+	}
+	if (write_all(wr, &ok, 1))
+		return 23;
+	while (read(hold, &c, 1) < 0 && errno == EINTR)
+		;
+	return ok;
+}
+
+static int fork_owner(int rd, int wr, int gwr, int hold)
+{
+	usmc_tp *tp;
+	usmc_tp_dmb *m;
+	usmc_tp_rdmb *r;
+	uint8_t want[4096];
+	who me = {0}, peer;
+	uint8_t step = 1;
+	pid_t kid;
+
+	alarm(30);
+	if (open_shm("shm", &tp) || usmc_tp_register_dmb(tp, 4096, NULL, &m))
+		return 10;
+	gid_of(tp, me.gid);
+	me.token = m->token;
+	if (write_all(wr, &me, sizeof(me)) ||
+	    read_serving(rd, &peer, sizeof(peer), tp) ||
+	    usmc_tp_attach_dmb(tp, peer.gid, peer.token, NULL, &r))
+		return 11;
+	/* a child while the DMB, the attachment and both connections live */
+	kid = fork();
+	if (kid < 0)
+		return 12;
+	if (kid == 0)
+		_exit(fork_grandchild(gwr, hold, me.gid));
+	/* unaffected: the peer's message arrives, ours goes */
+	if (write_all(wr, &step, 1) || !wait_signal(tp, 0))
+		return 13;
+	expect_msg(want, sizeof(want), 5, 2000);
+	if (memcmp(m->addr, want, sizeof(want)))
+		return 14;
+	if (write_msg(r, 6, 3000) || write_all(wr, &step, 1))
+		return 15;
+	for (;;)
+		drive(tp, 100);
+}
+
+/* A process with a device in use forks; its child keeps nothing of the
+ * device, so the parent's SIGKILL, with the child still alive, is the
+ * peer's PEER_GONE (the child's copies of the control connections would
+ * otherwise keep them open), and no memory of the peer's stays mapped in
+ * it. */
+static void test_fork_child(void)
+{
+	int p2c[2], c2p[2], g[2], hold[2];
+	usmc_tp *tp;
+	usmc_tp_dmb *m;
+	usmc_tp_rdmb *r;
+	uintptr_t ctx[2] = {5, 6};
+	uint8_t step, gst = 0xff, want[8192];
+	who me = {0}, peer;
+	pid_t pid;
+	int st;
+
+	memset(seen_sig, 0, sizeof(seen_sig));
+	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p) | pipe(g) | pipe(hold), 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		close(g[0]);
+		close(hold[1]);
+		_exit(fork_owner(p2c[0], c2p[1], g[1], hold[0]));
+	}
+	close(p2c[0]);
+	close(c2p[1]);
+	close(g[1]);
+	close(hold[0]);
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &tp), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_register_dmb(tp, 8192, (void *)ctx[0], &m),
+			     0);
+	gid_of(tp, me.gid);
+	me.token = m->token;
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &peer, sizeof(peer), tp), 0);
+	USMC_ASSERT_EQ(write_all(p2c[1], &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(tp, peer.gid, peer.token,
+						(void *)ctx[1], &r),
+			     0);
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &step, 1, tp), 0);
+	USMC_ASSERT_EQ(read_serving(g[0], &gst, 1, tp), 0);
+	USMC_ASSERT_EQ(gst, 0);
+	USMC_ASSERT_EQ(write_msg(r, 5, 2000), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &step, 1, tp), 0);
+	USMC_ASSERT_EQ(wait_signal(tp, ctx[0]), 1);
+	expect_msg(want, sizeof(want), 6, 3000);
+	USMC_ASSERT_MEM_EQ(m->addr, want, sizeof(want));
+	/* the parent dies, its child lives on */
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	USMC_ASSERT_EQ(wait_gone(tp, ctx, 2), 1);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r, 0, &step, 1, 1),
+		       USMC_ERR_CONNRESET);
+	usmc_tp_detach_dmb(r);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_close(tp);
+	USMC_ASSERT_EQ(memfd_maps(), 0);
+	/* the child ends when its hold pipe closes */
+	close(hold[1]);
+	close(p2c[1]);
+	close(c2p[0]);
+	close(g[0]);
+}
+
 /* ---- two devices in one process ---------------------------------------- */
 
 /* attach to a device of the same process (served inline), unregister and
@@ -1146,6 +1309,8 @@ static CU_TestInfo shm_tests[] = {
 	 test_other_uid_refused},
 	{"SIGKILL of the peer: PEER_GONE, nothing mapped after close",
 	 test_peer_killed},
+	{"fork: the child keeps nothing of the device; parent unaffected",
+	 test_fork_child},
 	{"one process: inline attach, unregister and detach seen",
 	 test_in_process},
 	{"the same over fault:shm; fail-reg-mr refuses a DMB",

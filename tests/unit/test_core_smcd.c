@@ -383,6 +383,62 @@ static void test_abort(void)
 	pair_fini(&a, &b);
 }
 
+/* Two connections in one SMC-D link group; the server aborts the second
+ * (a close with unread data, as iperf3's server ends its streams) and the
+ * device then says PEER_GONE for that connection's DMB and attachment.
+ * Only that connection lost its peer: the first still carries data both
+ * ways. A peer process that dies gives PEER_GONE for each connection, and
+ * each then reads what came before, then ECONNRESET. */
+static void test_peer_gone_one_conn(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb, *ca2, *cb2;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[3000], out[3000];
+
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	handshake(&a, &ca2, &b, &cb2, &p, &ac, &cf);
+	USMC_ASSERT_EQ(usmc_conn_abort(cb2, 2), 0);
+	settle(&a, ca2, &b, cb2);
+	usmc_conn_peer_gone(ca2, 3);
+	settle(&a, ca2, &b, cb2);
+	USMC_ASSERT_EQ(usmc_conn_read(ca2, out, sizeof(out), 1),
+		       USMC_ERR_CONNRESET);
+	pat_fill(buf, 9, 0, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), 1), 3000);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 3000);
+	USMC_ASSERT_MEM_EQ(out, buf, 3000);
+	USMC_ASSERT_EQ(usmc_conn_write(cb, buf, 1000, 1), 1000);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_read(ca, out, sizeof(out), 1), 1000);
+	USMC_ASSERT_MEM_EQ(out, buf, 1000);
+	/* a new connection still joins the link group */
+	handshake(&a, &ca2, &b, &cb2, &p, &ac, &cf);
+	CU_ASSERT(!(ac.hdr.typev2 & SMC_FIRST_CONTACT_MASK));
+	assert_smcd_up(ca2, cb2);
+	/* the peer process dies: each connection is told */
+	USMC_ASSERT_EQ(usmc_conn_write(cb, buf, 500, 1), 500);
+	settle(&a, ca, &b, cb);
+	usmc_conn_peer_gone(ca, 4);
+	usmc_conn_peer_gone(ca2, 4);
+	USMC_ASSERT_EQ(usmc_conn_read(ca, out, sizeof(out), 1), 500);
+	USMC_ASSERT_MEM_EQ(out, buf, 500);
+	USMC_ASSERT_EQ(usmc_conn_read(ca, out, sizeof(out), 1),
+		       USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_read(ca2, out, sizeof(out), 1),
+		       USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, 1), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(ism_drain(&a), 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	side_fini(&a);
+	side_fini(&b);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+}
+
 /* The header of |c|'s DMB, as its peer would write it (host-endian). */
 static void put_hdr(usmc_conn *c, uint8_t type, uint16_t pw, uint32_t pc,
 		    uint16_t cw, uint32_t cc, uint8_t flags)
@@ -682,6 +738,7 @@ static CU_TestInfo smcd_tests[] = {
 	{"stream_64MiB_both_ways", test_stream},
 	{"half_close", test_half_close},
 	{"abort", test_abort},
+	{"peer_gone_one_conn", test_peer_gone_one_conn},
 	{"hostile_headers", test_hostile},
 	{"hostile_random", test_hostile_random},
 	{"hostile_clc", test_hostile_clc},

@@ -156,6 +156,8 @@ extern const usmc_tp_ops usmc_tp_shm_ops;
  * inline (its owner may be the caller's own thread, under the same lock). */
 static pthread_mutex_t proc_lock = PTHREAD_MUTEX_INITIALIZER;
 static shm_dev *proc_devs;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void fork_hooks(void);
 
 /* Signal areas a spinner may be reading without the caller's lock
  * (usmc_tp_shm_spin_arm) are unmapped only once no spinner is left: a
@@ -1020,6 +1022,7 @@ static int shm_dev_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	ev.data.ptr = &d->kind_bell;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->bell, &ev))
 		goto fail_errno;
+	pthread_once(&fork_once, fork_hooks);
 	pthread_mutex_lock(&proc_lock);
 	d->next_proc = proc_devs;
 	proc_devs = d;
@@ -1048,6 +1051,81 @@ static void rdmb_unmap(shm_rdmb *r)
 	if (r->pub.addr)
 		munmap(r->pub.addr, r->maplen);
 	free(r);
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/* A forked child's copy of |d|: its fds and mappings are the parent's
+ * device's. Let go of them without a word to anyone: no message, no
+ * epoll_ctl on the epoll set (shared with the parent), no unlink. */
+static void dev_forget(shm_dev *d)
+{
+	while (d->dmbs) {
+		shm_dmb *m = d->dmbs;
+
+		d->dmbs = m->next;
+		dmb_free(m);
+	}
+	while (d->ins) {
+		shm_in *in = d->ins;
+
+		d->ins = in->next;
+		close(in->fd);
+		if (in->area)
+			munmap(in->area, SHM_AREA_LEN);
+		if (in->area_fd >= 0)
+			close(in->area_fd);
+		free(in->slots);
+		free(in);
+	}
+	while (d->outs) {
+		shm_out *o = d->outs;
+
+		while (o->rdmbs) {
+			shm_rdmb *r = o->rdmbs;
+
+			o->rdmbs = r->next;
+			rdmb_unmap(r);
+		}
+		out_free(d, o);
+	}
+	close(d->lfd);
+	close(d->epfd);
+	close(d->bell);
+	free(d->evq);
+	usmc_tp_wcq_free(&d->late);
+	free(d);
+}
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&proc_lock);
+}
+
+static void fork_parent(void)
+{
+	pthread_mutex_unlock(&proc_lock);
+}
+
+/* In the child after fork(): the devices are the parent's. The child
+ * keeps none of their fds, which would hold the parent's control
+ * connections open past its death (its peers would never see HUP), nor
+ * their mappings of the peers' memory. Handles the child still has into
+ * them are dead; a device it opens is its own. */
+static void fork_child(void)
+{
+	while (proc_devs) {
+		shm_dev *d = proc_devs;
+
+		proc_devs = d->next_proc;
+		dev_forget(d);
+	}
+	pthread_mutex_unlock(&proc_lock);
+}
+
+static void fork_hooks(void)
+{
+	pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 static void shm_dev_close(usmc_tp *tp)
