@@ -6,7 +6,10 @@
  * SMC (usmc_get_info) or fell back to TCP, and why.
  *
  *   cc usmc-echo.c $(pkg-config --cflags --libs usmc) -pthread -o usmc-echo
- *   USMC_SMC_PORTS=7099 ./usmc-echo 7099 "hello over SMC-R"
+ *   USMC_SMC_PORTS=7099 ./usmc-echo 7099 "hello over SMC"
+ *
+ * On one host that is SMC-D over shared memory; USMC_SHM=0 makes it SMC-R
+ * over softroce.
  *
  * The usmc_* calls take and return the kernel's own TCP socket fds, with
  * the same arguments and errors as the socket calls they stand for.
