@@ -453,6 +453,9 @@ static void rt_init_once(void)
 		atfork_done = 1;
 		owner_mark_init();
 		usmc_signal_atfork_init(); /* first: see usmc_signal.c */
+		/* before ours too: its prepare handler takes proc_lock, which
+		 * is taken inside usmc_g.lock (usmc_tp_shm.h) */
+		usmc_tp_shm_atfork_init();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atexit(stats_at_exit);
 	}

@@ -343,12 +343,11 @@ static void area_unmap(void *area)
 
 /* A fork child has none of the parent's other threads: a spin one of
  * them had armed never ends there, so the child drops the pins and
- * unmaps what waited for them. */
-static void spin_atfork_child(void)
+ * unmaps what waited for them (fork_child, proc_lock held). */
+static void spin_forget(void)
 {
 	shm_zombie *z = zombies;
 
-	pthread_mutex_init(&proc_lock, NULL);
 	spin_pins = 0;
 	zombies = NULL;
 	while (z) {
@@ -358,13 +357,6 @@ static void spin_atfork_child(void)
 		free(z);
 		z = next;
 	}
-}
-
-static pthread_once_t spin_atfork_once = PTHREAD_ONCE_INIT;
-
-static void spin_atfork_init(void)
-{
-	pthread_atfork(NULL, NULL, spin_atfork_child);
 }
 
 static void in_close(shm_dev *d, shm_in *in)
@@ -971,7 +963,7 @@ static int shm_dev_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 
 	if (parse_options(cfg->options, optdir, sizeof(optdir), &spin_us))
 		return USMC_ERR_INVALID_ARGUMENT;
-	pthread_once(&spin_atfork_once, spin_atfork_init);
+	usmc_tp_shm_atfork_init();
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return USMC_ERR_NOMEM;
@@ -1022,7 +1014,6 @@ static int shm_dev_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	ev.data.ptr = &d->kind_bell;
 	if (epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->bell, &ev))
 		goto fail_errno;
-	pthread_once(&fork_once, fork_hooks);
 	pthread_mutex_lock(&proc_lock);
 	d->next_proc = proc_devs;
 	proc_devs = d;
@@ -1120,12 +1111,18 @@ static void fork_child(void)
 		proc_devs = d->next_proc;
 		dev_forget(d);
 	}
+	spin_forget();
 	pthread_mutex_unlock(&proc_lock);
 }
 
 static void fork_hooks(void)
 {
 	pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+void usmc_tp_shm_atfork_init(void)
+{
+	pthread_once(&fork_once, fork_hooks);
 }
 
 static void shm_dev_close(usmc_tp *tp)

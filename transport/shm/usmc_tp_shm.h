@@ -25,6 +25,15 @@ typedef struct usmc_tp_shm_stats {
  * device. */
 int usmc_tp_shm_get_stats(usmc_tp *tp, usmc_tp_shm_stats *st);
 
+/*
+ * Registers the device's fork handlers (once; opening a device does it
+ * too). proc_lock is taken inside usmc_g.lock (docs/threads.md), and fork
+ * prepare handlers run in the reverse order of their registration, so a
+ * runtime registers these before its own: its prepare handler then takes
+ * usmc_g.lock first, as every other path does.
+ */
+void usmc_tp_shm_atfork_init(void);
+
 /* The path of |tp|'s endpoint socket (its directory is the one the host
  * GID is derived from), or NULL if it is no shm device. */
 const char *usmc_tp_shm_endpoint(usmc_tp *tp);
