@@ -7,6 +7,7 @@
  *
  *   cc usmc-echo.c $(pkg-config --cflags --libs usmc) -pthread -o usmc-echo
  *   USMC_SMC_PORTS=7099 ./usmc-echo 7099 "hello over SMC"
+ *   USMC_RULES="smc remote 127.0.0.1" ./usmc-echo 0 "hello over SMC"
  *
  * On one host that is SMC-D over shared memory; USMC_SHM=0 makes it SMC-R
  * over softroce.
@@ -86,7 +87,8 @@ int main(int argc, char **argv)
 	ssize_t n;
 
 	if (argc != 3) {
-		fprintf(stderr, "usage: usmc-echo PORT MESSAGE\n");
+		fprintf(stderr, "usage: usmc-echo PORT MESSAGE (PORT 0: any "
+				"free one)\n");
 		return 2;
 	}
 	snprintf(msg, sizeof(msg), "%s\n", argv[2]);
@@ -97,7 +99,8 @@ int main(int argc, char **argv)
 	if (ls < 0 ||
 	    usmc_setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
 	    usmc_bind(ls, (struct sockaddr *)&a, sizeof(a)) ||
-	    usmc_listen(ls, 1)) {
+	    usmc_listen(ls, 1) ||
+	    getsockname(ls, (struct sockaddr *)&a, &(socklen_t){sizeof(a)})) {
 		perror("usmc-echo: listen");
 		return 1;
 	}

@@ -95,8 +95,17 @@ for c in "${bad[@]}"; do
 	[[ $(head -1 <<<"$err") == "$t: "* ]] || fail "'$c': the first line does not name $t: $err"
 done
 # and what is not an error stays one: an empty port list means none
-out=$(timeout 20 "$b/usmc-run" -p "" true 2>&1) || fail "usmc-run -p '' true: $out"
-out=$(timeout 20 "$b/usmc-run" -p 7070,8000-8010 -r "tcp port 9" true 2>&1) ||
+# (an ASan build's preload needs the ASan runtime loaded first, as the
+# preload label does)
+asan=()
+lib=$("$b/usmc-run" --print-lib 2>/dev/null || true)
+deps=$( [ -n "$lib" ] && ldd "$lib" 2>/dev/null || true)
+if grep -q libasan <<<"$deps"; then
+	asan=(env "LD_PRELOAD=$(awk '/libasan/ {print $3; exit}' <<<"$deps")"
+		"ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0")
+fi
+out=$(timeout 20 "${asan[@]}" "$b/usmc-run" -p "" true 2>&1) || fail "usmc-run -p '' true: $out"
+out=$(timeout 20 "${asan[@]}" "$b/usmc-run" -p 7070,8000-8010 -r "tcp port 9" true 2>&1) ||
 	fail "usmc-run with good -p and -r: $out"
 
 if [ $fails != 0 ]; then
