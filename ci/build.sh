@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Configures and builds usmc. Usage: ci/build.sh [BUILD_DIR] [extra cmake args]
 # Prints the build's feature summary (what was found: verbs, the SYN
-# option's eBPF, ISA-L, man pages...). USMC_BUILD_PROGRESS=1 also prints a
-# line per target built, for a person watching (ci/demo.sh).
+# option's eBPF, the ICRC's CRC, man pages...). USMC_BUILD_PROGRESS=1
+# also prints a line per target built, for a person watching (ci/demo.sh).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 dir=${1:-$src/build}
