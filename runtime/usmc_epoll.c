@@ -589,10 +589,17 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		n = collect(set, evs, max);
 		/* nothing yet: a spin on the shm device before the sleep
 		 * (the peer then rings no doorbell and the progress thread
-		 * has no hand-off to make); a signal taken, look again */
-		if (!n && t != 0 && (spun = usmc_rt_shm_spin(epfd)) == 1) {
+		 * has no hand-off to make); a signal taken, look again. The
+		 * spin takes the signals |sigmask| lets in as the sleep
+		 * would (docs/preload.md, "Signals"). */
+		if (!n && t != 0)
+			spun = usmc_rt_shm_spin(epfd, sigmask);
+		if (spun == 1 || spun == -2) {
 			pthread_mutex_unlock(&usmc_g.lock);
-			continue;
+			if (spun == 1)
+				continue;
+			errno = EINTR;
+			return -1;
 		}
 		pthread_mutex_unlock(&usmc_g.lock);
 		if (n == max)

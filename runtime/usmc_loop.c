@@ -907,14 +907,14 @@ void usmc_rt_spin_learn(uint64_t slept_ns)
 	spin_learn(slept_ns);
 }
 
-int usmc_rt_shm_spin(int kfd)
+int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 {
 	usmc_tp_shm_spin sp = {.n = 0};
 	usmc_tp *tp;
 	unsigned int idx;
 	uint64_t now, end;
 	unsigned int yield_every;
-	int hit = 0, kready = 0;
+	int hit = 0, kready = 0, intr = 0;
 
 	if (!usmc_g.cfg.spin_us || spin_cold || !(tp = usmc_smc_shm_tp(&idx)) ||
 	    usmc_tp_shm_spin_arm(tp, &sp) <= 0)
@@ -929,13 +929,22 @@ int usmc_rt_shm_spin(int kfd)
 		if (i % 32 == 0 && usmc_rt_now() >= end)
 			break;
 		/* the caller's kernel fds (an epoll set): a look every few
-		 * microseconds */
-		if (kfd >= 0 && i % 128 == 0) {
+		 * microseconds. Under the caller's signal mask, as its sleep
+		 * would be, and at once: a signal it lets in only while it
+		 * waits is taken here, not after the spin (a spin that keeps
+		 * seeing other connections' signals would never end). */
+		if ((kfd >= 0 || sigmask) &&
+		    (i % 128 == 0 || (i == 1 && sigmask))) {
 			struct pollfd p = {.fd = kfd, .events = POLLIN};
 			struct timespec zero = {0, 0};
+			int r = usmc_real()->ppoll(&p, 1, &zero, sigmask);
 
-			if (usmc_real()->ppoll(&p, 1, &zero, NULL) > 0) {
+			if (r > 0) {
 				kready = 1;
+				break;
+			}
+			if (r < 0 && errno == EINTR) {
+				intr = 1;
 				break;
 			}
 		}
@@ -949,7 +958,7 @@ int usmc_rt_shm_spin(int kfd)
 	pthread_mutex_lock(&usmc_g.lock);
 	usmc_tp_shm_spin_done(&sp);
 	if (!hit)
-		return kready;
+		return intr ? -2 : kready;
 	now = usmc_rt_now();
 	if (now - shm_full_at >= SHM_FULL_NS) {
 		shm_full_at = now;
@@ -957,7 +966,7 @@ int usmc_rt_shm_spin(int kfd)
 	} else {
 		usmc_smc_shm_signals();
 	}
-	return 1;
+	return intr ? -2 : 1;
 }
 
 /*

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_shm_peer.h"
 #include "usmc_test.h"
 
 static uint64_t now_ms(void)
@@ -37,27 +38,6 @@ static volatile int stop;
 static volatile uint64_t last_fork_ms;
 static int rounds, bad_rounds, client_smcd;
 static struct sockaddr_in peer;
-
-/* The peer: one connection, every 64-byte message echoed, until EOF. */
-static int echo_peer(int ls)
-{
-	char buf[64];
-	int fd = usmc_accept(ls, NULL, NULL);
-
-	if (fd < 0)
-		return 1;
-	for (;;) {
-		ssize_t n = usmc_recv(fd, buf, sizeof(buf), MSG_WAITALL);
-
-		if (n == 0)
-			break;
-		if (n != (ssize_t)sizeof(buf) ||
-		    usmc_send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != n)
-			return 1;
-	}
-	usmc_close(fd);
-	return 0;
-}
 
 static void *pingpong(void *arg)
 {
@@ -106,44 +86,12 @@ static void *watchdog(void *arg)
 
 static void test_fork_beside_shm_pingpong(void)
 {
-	socklen_t len = sizeof(peer);
 	pthread_t t, w;
-	int ls, st, forks = 0, ready[2];
-	char x;
+	int st, forks = 0;
 	uint64_t end;
-	pid_t srv;
-	char port[16];
+	pid_t srv = usmc_shm_echo_peer(&peer);
 
-	/* a listener on an ephemeral port, made an SMC port, before the
-	 * runtime reads its settings */
-	ls = socket(AF_INET, SOCK_STREAM, 0);
-	peer.sin_family = AF_INET;
-	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	CU_ASSERT_FATAL(ls >= 0 &&
-			!bind(ls, (struct sockaddr *)&peer, sizeof(peer)) &&
-			!getsockname(ls, (struct sockaddr *)&peer, &len));
-	close(ls);
-	snprintf(port, sizeof(port), "%u", ntohs(peer.sin_port));
-	setenv("USMC_SMC_PORTS", port, 1);
-	setenv("USMC_SHM", "1", 1);
-	CU_ASSERT_FATAL(pipe(ready) == 0);
-	srv = fork();
-	CU_ASSERT_FATAL(srv >= 0);
-	if (srv == 0) {
-		int one = 1, l = usmc_socket(AF_INET, SOCK_STREAM, 0);
-
-		alarm(60);
-		close(ready[0]);
-		usmc_setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (l < 0 ||
-		    usmc_bind(l, (struct sockaddr *)&peer, sizeof(peer)) ||
-		    usmc_listen(l, 1) || write(ready[1], "x", 1) != 1)
-			_exit(1);
-		_exit(echo_peer(l));
-	}
-	close(ready[1]);
-	CU_ASSERT_FATAL(read(ready[0], &x, 1) == 1);
-	close(ready[0]);
+	CU_ASSERT_FATAL(srv > 0);
 	last_fork_ms = now_ms();
 	USMC_ASSERT_EQ_FATAL(pthread_create(&w, NULL, watchdog, NULL), 0);
 	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, pingpong, NULL), 0);
