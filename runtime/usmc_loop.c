@@ -832,15 +832,6 @@ static __thread int load_high;
 static uint64_t shm_full_at;
 #define SHM_FULL_NS (1 * USMC_NS_PER_MS)
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static int loaded(uint64_t now)
 {
 	static int ncpu;
@@ -898,7 +889,7 @@ static int shm_spin(usmc_tp_shm_spin *sp, const waiter *w, struct pollfd *p,
 		if (i % yield_every == 0)
 			sched_yield();
 		else
-			cpu_relax();
+			usmc_tp_shm_relax();
 	}
 }
 
@@ -951,7 +942,7 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 		if (i % yield_every == 0)
 			sched_yield();
 		else
-			cpu_relax();
+			usmc_tp_shm_relax();
 	}
 	if (!hit)
 		hit = usmc_tp_shm_spin_sleep(&sp);

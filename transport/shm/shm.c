@@ -182,15 +182,6 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static void say(shm_dev *d, int level, const char *msg)
 {
 	if (d->log)
@@ -1583,7 +1574,7 @@ static int spin(shm_dev *d)
 			if (now_ns() >= end)
 				break;
 		} else {
-			cpu_relax();
+			usmc_tp_shm_relax();
 		}
 	}
 	d->st.spin_misses++;

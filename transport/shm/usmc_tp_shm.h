@@ -65,6 +65,18 @@ int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp);
 int usmc_tp_shm_spin_seen(const usmc_tp_shm_spin *sp);
 int usmc_tp_shm_spin_sleep(usmc_tp_shm_spin *sp);
 void usmc_tp_shm_spin_done(usmc_tp_shm_spin *sp);
+
+/* Between two looks of a spin on signal areas (the device's poll_cq and
+ * the runtime's waits): the CPU's spin-wait hint, which frees the core's
+ * sibling thread and eases the exit from the loop. */
+static inline void usmc_tp_shm_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 int usmc_tp_shm_take(usmc_tp *tp, usmc_wc *wcs, int n);
 
 #endif
