@@ -268,10 +268,10 @@ void usmc_sock_fork_parent(void)
 	}
 }
 
-int usmc_set_nonblock(int fd, int on)
+int usmc_fdtab_nonblock(int fd, int on)
 {
 	usmc_sock *s;
-	int fl, keep_kernel_nb = 0;
+	int keep_kernel_nb = 0;
 
 	if (usmc_sock_lock())
 		return -1;
@@ -281,6 +281,15 @@ int usmc_set_nonblock(int fd, int on)
 		keep_kernel_nb = s->mode == USMC_SOCK_LISTEN && s->listen_smc;
 	}
 	usmc_sock_unlock();
+	return keep_kernel_nb;
+}
+
+int usmc_set_nonblock(int fd, int on)
+{
+	int fl, keep_kernel_nb = usmc_fdtab_nonblock(fd, on);
+
+	if (keep_kernel_nb < 0)
+		return -1;
 	fl = usmc_real()->fcntl(fd, F_GETFL);
 	if (fl < 0)
 		return -1;
@@ -309,15 +318,9 @@ int usmc_fcntl(int fd, int cmd, ...)
 		 * (its progress thread accepts); 2 calls where there were 5,
 		 * once per connection of a nonblocking client. The F_GETFL
 		 * fails on a bad fd before the record changes. */
-		if (usmc_real()->fcntl(fd, F_GETFL) < 0 || usmc_sock_lock())
+		if (usmc_real()->fcntl(fd, F_GETFL) < 0 ||
+		    (keep_kernel_nb = usmc_fdtab_nonblock(fd, on)) < 0)
 			return -1;
-		s = usmc_sock_get(fd);
-		if (s) {
-			s->app_nonblock = on;
-			keep_kernel_nb =
-				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
-		}
-		usmc_sock_unlock();
 		r = (int)(arg & ~O_NONBLOCK) |
 		    (on || keep_kernel_nb ? O_NONBLOCK : 0);
 		return usmc_real()->fcntl(fd, F_SETFL, r);

@@ -991,15 +991,9 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 		 * stays nonblocking (its progress thread accepts). No fcntl
 		 * pair after it, as usmc_set_nonblock makes: once per
 		 * connection of a client that sets FIONBIO. */
-		if (usmc_real()->ioctl(fd, req, arg) || usmc_sock_lock())
+		if (usmc_real()->ioctl(fd, req, arg) ||
+		    (keep_kernel_nb = usmc_fdtab_nonblock(fd, on)) < 0)
 			return -1;
-		s = usmc_sock_get(fd);
-		if (s) {
-			s->app_nonblock = on;
-			keep_kernel_nb =
-				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
-		}
-		usmc_sock_unlock();
 		if (keep_kernel_nb && !on)
 			return usmc_real()->ioctl(fd, FIONBIO, &one);
 		return 0;
