@@ -1037,10 +1037,11 @@ static void rdmb_unmap(shm_rdmb *r)
 
 /* ---- fork ---------------------------------------------------------------- */
 
-/* A forked child's copy of |d|: its fds and mappings are the parent's
- * device's. Let go of them without a word to anyone: no message, no
- * epoll_ctl on the epoll set (shared with the parent), no unlink. */
-static void dev_forget(shm_dev *d)
+/* Frees |d| and all it holds. |forked|: |d| is a forked child's copy,
+ * whose fds and mappings are the parent's device's: let go of them
+ * without a word to anyone (no message, no gone event, no epoll_ctl on
+ * the epoll set shared with the parent, no unlink). */
+static void dev_release(shm_dev *d, int forked)
 {
 	while (d->dmbs) {
 		shm_dmb *m = d->dmbs;
@@ -1051,6 +1052,12 @@ static void dev_forget(shm_dev *d)
 	while (d->ins) {
 		shm_in *in = d->ins;
 
+		if (!forked) {
+			for (uint32_t s = 0; s < in->nslots; s++)
+				in->slots[s] = NULL;
+			in_close(d, in);
+			continue;
+		}
 		d->ins = in->next;
 		close(in->fd);
 		if (in->area)
@@ -1071,9 +1078,15 @@ static void dev_forget(shm_dev *d)
 		}
 		out_free(d, o);
 	}
-	close(d->lfd);
-	close(d->epfd);
-	close(d->bell);
+	if (d->lfd >= 0) {
+		close(d->lfd);
+		if (d->path[0] && !forked)
+			unlink(d->path);
+	}
+	if (d->epfd >= 0)
+		close(d->epfd);
+	if (d->bell >= 0)
+		close(d->bell);
 	free(d->evq);
 	usmc_tp_wcq_free(&d->late);
 	free(d);
@@ -1100,7 +1113,7 @@ static void fork_child(void)
 		shm_dev *d = proc_devs;
 
 		proc_devs = d->next_proc;
-		dev_forget(d);
+		dev_release(d, 1);
 	}
 	spin_forget();
 	pthread_mutex_unlock(&proc_lock);
@@ -1128,42 +1141,7 @@ static void shm_dev_close(usmc_tp *tp)
 			break;
 		}
 	pthread_mutex_unlock(&proc_lock);
-	while (d->dmbs) {
-		shm_dmb *m = d->dmbs;
-
-		d->dmbs = m->next;
-		dmb_free(m);
-	}
-	while (d->ins) {
-		shm_in *in = d->ins;
-
-		for (uint32_t s = 0; s < in->nslots; s++)
-			in->slots[s] = NULL;
-		in_close(d, in);
-	}
-	while (d->outs) {
-		shm_out *o = d->outs;
-
-		while (o->rdmbs) {
-			shm_rdmb *r = o->rdmbs;
-
-			o->rdmbs = r->next;
-			rdmb_unmap(r);
-		}
-		out_free(d, o);
-	}
-	if (d->lfd >= 0) {
-		close(d->lfd);
-		if (d->path[0])
-			unlink(d->path);
-	}
-	if (d->epfd >= 0)
-		close(d->epfd);
-	if (d->bell >= 0)
-		close(d->bell);
-	free(d->evq);
-	usmc_tp_wcq_free(&d->late);
-	free(d);
+	dev_release(d, 0);
 }
 
 static void put_be64(uint8_t *p, uint64_t v)
