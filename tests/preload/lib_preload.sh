@@ -118,3 +118,42 @@ t_pair() {
 	fi
 	t_log "ok $tc ($where): $(head -1 "$d/c.out"); server: $(head -1 "$d/s.out"); usmc: server '$wants' client '$wantc'"
 }
+
+# t_strace_client TAG TIMEOUT MODE [ENV...] -- ARGS...: python3
+# $t_work/client.py ARGS in h2 under strace -ff (MODE plain, or usmc: under
+# usmc-run with ENV and USMC_STATS=$t_work/TAG/stats); the system calls
+# its main thread made between two marker calls (access of
+# /usmc-test-mark-begin and -end), counted by name, go to
+# $t_work/TAG.count as "NAME COUNT" lines. Returns 1, after saying why,
+# when the client fails or nothing lies between the markers.
+t_strace_client() {
+	local tag=$1 tmo=$2 mode=$3 d=$t_work/$1 env=() pre=() main
+	shift 3
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do
+		env+=("$1")
+		shift
+	done
+	shift
+	mkdir -p "$d"
+	if [ "$mode" = usmc ]; then
+		pre=(env "${env[@]}" USMC_STATS="$d/stats" "$T_RUN")
+		[ -z "$T_ASAN" ] || pre=(env LD_PRELOAD="$T_ASAN" "${pre[@]}")
+	fi
+	t_exec h2 timeout "$tmo" strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$@" \
+		>"$d/out" 2>"$d/err" || {
+		t_log "$tag: client failed: $(tail -n 5 "$d/out" "$d/err")"
+		return 1
+	}
+	# the process that ran python3 (usmc-run's subshells run other
+	# things); under ASan its allocator maps memory for python's
+	# allocations
+	main=$(grep -l '^execve(".*python3' "$d"/t.* | head -1)
+	sed -n '/usmc-test-mark-begin/,/usmc-test-mark-end/p' "$main" | sed '1d;$d' |
+		sed -n 's/^\([a-z_0-9]*\)(.*/\1/p' | { if [ -n "$T_ASAN" ]; then
+			grep -vxE 'mmap|munmap|madvise|mprotect'
+		else cat; fi; } | sort | uniq -c | awk '{print $2, $1}' >"$t_work/$tag.count"
+	[ -s "$t_work/$tag.count" ] || {
+		t_log "$tag: no calls between the markers"
+		return 1
+	}
+}

@@ -111,41 +111,15 @@ s.close()
 print("ok", rounds, "rounds")
 PY
 
-# count DIR: "NAME COUNT" of the main thread's system calls between the
-# markers
-count() {
-	local main
-	# the process that ran python3 (usmc-run's subshells run other things)
-	main=$(grep -l '^execve(".*python3' "$1"/t.* | head -1)
-	# under ASan its allocator maps memory for python's allocations
-	sed -n '/usmc-test-mark-begin/,/usmc-test-mark-end/p' "$main" | sed '1d;$d' |
-		sed -n 's/^\([a-z_0-9]*\)(.*/\1/p' | { if [ -n "$T_ASAN" ]; then
-			grep -vxE 'mmap|munmap|madvise|mprotect'
-		else cat; fi; } | sort | uniq -c | awk '{print $2, $1}'
-}
-
 # run TAG PORT MODE [ENV...]: the client under strace in h2 (MODE plain
 # or usmc), 200 rounds; counts in $t_work/TAG.count. With T_SINGLE=1 the
 # client then waits (up to 10 s) to be single-threaded again.
 run() {
-	local tag=$1 port=$2 mode=$3 rounds=200 d=$t_work/$1 pre=()
+	local tag=$1 port=$2 mode=$3
 	shift 3
-	mkdir -p "$d"
-	if [ "$mode" = usmc ]; then
-		pre=(env "$@" USMC_STATS="$d/stats" "$T_RUN")
-		[ -z "$T_ASAN" ] || pre=(env LD_PRELOAD="$T_ASAN" "${pre[@]}")
-	fi
-	t_exec h2 timeout 60 strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$T_H1" "$port" "$rounds" ${T_SINGLE:+single} ${T_STATCHK:+"$USMC_BUILD/tools/usmc-stat"} \
-		>"$d/out" 2>"$d/err" || {
-		t_log "$tag: client failed: $(tail -n 5 "$d/out" "$d/err")"
+	t_strace_client "$tag" 60 "$mode" "$@" -- "$T_H1" "$port" 200 ${T_SINGLE:+single} ${T_STATCHK:+"$USMC_BUILD/tools/usmc-stat"} ||
 		return 1
-	}
-	count "$d" >"$t_work/$tag.count"
-	[ -s "$t_work/$tag.count" ] || {
-		t_log "$tag: no calls between the markers"
-		return 1
-	}
-	if [ "$mode" = usmc ] && ! t_stats "$d/stats" "$F1"; then
+	if [ "$mode" = usmc ] && ! t_stats "$t_work/$tag/stats" "$F1"; then
 		return 1
 	fi
 }

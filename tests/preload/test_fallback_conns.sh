@@ -77,37 +77,12 @@ for i in range(rounds):
 os.access("/usmc-test-mark-end", os.F_OK)
 print("ok", rounds, "connections")
 PY
-# count DIR: "NAME COUNT" of the main thread's system calls between the
-# markers
-count() {
-	local main
-	main=$(grep -l '^execve(".*python3' "$1"/t.* | head -1)
-	sed -n '/usmc-test-mark-begin/,/usmc-test-mark-end/p' "$main" | sed '1d;$d' |
-		sed -n 's/^\([a-z_0-9]*\)(.*/\1/p' | { if [ -n "$T_ASAN" ]; then
-			grep -vxE 'mmap|munmap|madvise|mprotect'
-		else cat; fi; } | sort | uniq -c | awk '{print $2, $1}'
-}
-
 # run TAG MODE [ENV...]: the client under strace in h2 (MODE plain or usmc)
 run() {
-	local tag=$1 mode=$2 d=$t_work/$1 pre=()
+	local tag=$1 mode=$2
 	shift 2
-	mkdir -p "$d"
-	if [ "$mode" = usmc ]; then
-		pre=(env "$@" USMC_STATS="$d/stats" "$T_RUN")
-		[ -z "$T_ASAN" ] || pre=(env LD_PRELOAD="$T_ASAN" "${pre[@]}")
-	fi
-	t_exec h2 timeout 120 strace -ff -qq -o "$d/t" "${pre[@]}" python3 "$t_work/client.py" "$T_H1" 7403 "$ROUNDS" \
-		>"$d/out" 2>"$d/err" || {
-		t_log "$tag: client failed: $(tail -5 "$d/out" "$d/err")"
-		return 1
-	}
-	count "$d" >"$t_work/$tag.count"
-	[ -s "$t_work/$tag.count" ] || {
-		t_log "$tag: no calls between the markers"
-		return 1
-	}
-	if [ "$mode" = usmc ] && ! t_stats "$d/stats" "smcr=0 fallback=$((ROUNDS + 3)) failed=0"; then
+	t_strace_client "$tag" 120 "$mode" "$@" -- "$T_H1" 7403 "$ROUNDS" || return 1
+	if [ "$mode" = usmc ] && ! t_stats "$t_work/$tag/stats" "smcr=0 fallback=$((ROUNDS + 3)) failed=0"; then
 		return 1
 	fi
 }
