@@ -218,6 +218,41 @@ static int child_status(pid_t pid)
 	return -1;
 }
 
+/* A test's second process: |child|(rd, wr, arg) runs in a fork, its
+ * return the exit status; the parent writes to it on *|to| and reads from
+ * it on *|from|. Its pid, or -1. */
+typedef int child_fn(int rd, int wr, const void *arg);
+
+static pid_t spawn(child_fn *child, const void *arg, int *to, int *from)
+{
+	int p2c[2], c2p[2];
+	pid_t pid;
+
+	if (pipe(p2c))
+		return -1;
+	if (pipe(c2p)) {
+		close(p2c[0]);
+		close(p2c[1]);
+		return -1;
+	}
+	pid = fork();
+	if (pid == 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		_exit(child(p2c[0], c2p[1], arg));
+	}
+	close(p2c[0]);
+	close(c2p[1]);
+	if (pid < 0) {
+		close(p2c[1]);
+		close(c2p[0]);
+		return -1;
+	}
+	*to = p2c[1];
+	*from = c2p[0];
+	return pid;
+}
+
 /* ---- register, attach, move_data both ways ------------------------------ */
 
 #define LEN_P  70000 /* not a page multiple */
@@ -225,8 +260,15 @@ static int child_status(pid_t pid)
 #define DLEN_P 40000
 #define DLEN_C 49000
 
-static int roundtrip_child(const char *name, int rd, int wr, int unshared)
+typedef struct roundtrip_arg {
+	const char *name;
+	int unshared;
+} roundtrip_arg;
+
+static int roundtrip_child(int rd, int wr, const void *arg)
 {
+	const char *name = ((const roundtrip_arg *)arg)->name;
+	int unshared = ((const roundtrip_arg *)arg)->unshared;
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
 	usmc_tp_rdmb *r;
@@ -274,7 +316,8 @@ static int roundtrip_child(const char *name, int rd, int wr, int unshared)
 
 static void roundtrip(const char *name, int unshared)
 {
-	int p2c[2], c2p[2], rc[3];
+	roundtrip_arg ra = {name, unshared};
+	int to, from, rc[3];
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
 	usmc_tp_rdmb *r;
@@ -283,23 +326,16 @@ static void roundtrip(const char *name, int unshared)
 	who me = {0}, peer;
 	pid_t pid;
 
-	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p2c[1]);
-		close(c2p[0]);
-		_exit(roundtrip_child(name, p2c[0], c2p[1], unshared));
-	}
-	close(p2c[0]);
-	close(c2p[1]);
+	pid = spawn(roundtrip_child, &ra, &to, &from);
+	CU_ASSERT_FATAL(pid > 0);
 	USMC_ASSERT_EQ_FATAL(open_shm(name, &tp), 0);
 	USMC_ASSERT_EQ_FATAL(
 		usmc_tp_register_dmb(tp, LEN_P, (void *)(uintptr_t)1, &m), 0);
 	USMC_ASSERT_EQ(m->len, LEN_P);
 	gid_of(tp, me.gid);
 	me.token = m->token;
-	USMC_ASSERT_EQ(write_all(p2c[1], &me, sizeof(me)), 0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &peer, sizeof(peer), tp), 0);
+	USMC_ASSERT_EQ(write_all(to, &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &peer, sizeof(peer), tp), 0);
 	USMC_ASSERT_MEM_EQ(peer.gid, me.gid, 8); /* one host */
 	CU_ASSERT(memcmp(peer.gid + 8, me.gid + 8, 8) != 0);
 	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(tp, peer.gid, peer.token,
@@ -307,7 +343,7 @@ static void roundtrip(const char *name, int unshared)
 			     0);
 	USMC_ASSERT_EQ(r->len, LEN_C);
 	/* the child's message, and its refused writes */
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], rc, sizeof(rc), tp), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, rc, sizeof(rc), tp), 0);
 	USMC_ASSERT_EQ(rc[0], USMC_ERR_ACCESS);
 	USMC_ASSERT_EQ(rc[1], USMC_ERR_ACCESS);
 	USMC_ASSERT_EQ(rc[2], 0);
@@ -318,10 +354,10 @@ static void roundtrip(const char *name, int unshared)
 	USMC_ASSERT_MEM_EQ(m->addr, want, LEN_P);
 	/* ours into the child's DMB; it sends the whole DMB back */
 	USMC_ASSERT_EQ(write_msg(r, 2, DLEN_C), 0);
-	USMC_ASSERT_EQ(read_serving(c2p[0], got, LEN_C, tp), 0);
+	USMC_ASSERT_EQ(read_serving(from, got, LEN_C, tp), 0);
 	expect_msg(want, LEN_C, 2, DLEN_C);
 	USMC_ASSERT_MEM_EQ(got, want, LEN_C);
-	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
 	USMC_ASSERT_EQ(child_status(pid), 0);
 	if (!strcmp(name, "shm")) {
 		USMC_ASSERT_EQ(usmc_tp_shm_get_stats(tp, &st), 0);
@@ -336,8 +372,8 @@ static void roundtrip(const char *name, int unshared)
 	USMC_ASSERT_EQ(memfd_maps(), 0);
 	free(want);
 	free(got);
-	close(p2c[1]);
-	close(c2p[0]);
+	close(to);
+	close(from);
 }
 
 static void test_roundtrip(void)
@@ -389,7 +425,7 @@ static int memfd_inodes(unsigned long *ino, int cap)
 	return n;
 }
 
-static int owner_child(int rd, int wr)
+static int owner_child(int rd, int wr, const void *arg)
 {
 	owner_report rep;
 	usmc_tp_shm_stats st;
@@ -401,6 +437,7 @@ static int owner_child(int rd, int wr)
 	who me = {0};
 	uint8_t done;
 
+	(void)arg;
 	alarm(30);
 	if (open_shm("shm", &tp) ||
 	    usmc_tp_register_dmb(tp, 4096, (void *)(uintptr_t)1, &m1) ||
@@ -493,7 +530,7 @@ static int attacker(int how, const who *o, uint64_t token, pid_t owner,
 
 static void test_third_process(void)
 {
-	int p2c[2], c2p[2];
+	int to, from;
 	owner_report rep;
 	usmc_tp *tp;
 	usmc_tp_rdmb *r1 = NULL, *r2 = NULL;
@@ -505,16 +542,9 @@ static void test_third_process(void)
 	who o;
 	pid_t owner, atk;
 
-	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
-	owner = fork();
-	if (owner == 0) {
-		close(p2c[1]);
-		close(c2p[0]);
-		_exit(owner_child(p2c[0], c2p[1]));
-	}
-	close(p2c[0]);
-	close(c2p[1]);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &o, sizeof(o), NULL), 0);
+	owner = spawn(owner_child, NULL, &to, &from);
+	CU_ASSERT_FATAL(owner > 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &o, sizeof(o), NULL), 0);
 	USMC_ASSERT_EQ_FATAL(open_shm("shm", &tp), 0);
 	snprintf(dir, sizeof(dir), "%s", usmc_tp_shm_endpoint(tp));
 	slash = strrchr(dir, '/');
@@ -548,8 +578,8 @@ static void test_third_process(void)
 	/* which was good: the peer gets it */
 	USMC_ASSERT_EQ(usmc_tp_attach_dmb(tp, o.gid, o.token2, NULL, &r2), 0);
 
-	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &rep, sizeof(rep), NULL), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &rep, sizeof(rep), NULL), 0);
 	USMC_ASSERT_EQ(rep.refused, 2);
 	USMC_ASSERT_EQ(rep.grants, 2);
 	USMC_ASSERT_EQ(rep.maps, 2);
@@ -563,22 +593,23 @@ static void test_third_process(void)
 	if (dd)
 		closedir(dd);
 	USMC_ASSERT_EQ(listed, 1);
-	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
 	USMC_ASSERT_EQ(child_status(owner), 0);
 	if (r1)
 		usmc_tp_detach_dmb(r1);
 	if (r2)
 		usmc_tp_detach_dmb(r2);
 	usmc_tp_close(tp);
-	close(p2c[1]);
-	close(c2p[0]);
+	close(to);
+	close(from);
 }
 
 /* An owner of uid 65534 in a directory of its own; root, which passes the
  * socket's mode, connects with the right token and is refused by the
  * owner's uid check. */
-static int uid_owner_child(int rd, int wr, const char *dir)
+static int uid_owner_child(int rd, int wr, const void *arg)
 {
+	const char *dir = arg;
 	usmc_tp_shm_stats st;
 	usmc_tp_config cfg;
 	usmc_tp_dmb *m;
@@ -615,7 +646,7 @@ static void test_other_uid_refused(void)
 	usmc_tp_shm_stats st;
 	struct sockaddr_un sa;
 	struct pollfd pf;
-	int p2c[2], c2p[2], fd;
+	int to, from, fd;
 	who o;
 	pid_t pid;
 
@@ -625,16 +656,9 @@ static void test_other_uid_refused(void)
 	}
 	USMC_ASSERT_EQ_FATAL(mkdtemp(dir) != NULL, 1);
 	USMC_ASSERT_EQ_FATAL(chown(dir, 65534, 65534), 0);
-	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p2c[1]);
-		close(c2p[0]);
-		_exit(uid_owner_child(p2c[0], c2p[1], dir));
-	}
-	close(p2c[0]);
-	close(c2p[1]);
-	if (read_serving(c2p[0], &o, sizeof(o), NULL)) {
+	pid = spawn(uid_owner_child, dir, &to, &from);
+	CU_ASSERT_FATAL(pid > 0);
+	if (read_serving(from, &o, sizeof(o), NULL)) {
 		USMC_ASSERT_EQ(child_status(pid), 0);
 		rmdir(dir);
 		return;
@@ -664,19 +688,19 @@ static void test_other_uid_refused(void)
 		CU_ASSERT(r == 0 || (r < 0 && errno == ECONNRESET));
 	}
 	close(fd);
-	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
-	USMC_ASSERT_EQ(read_serving(c2p[0], &st, sizeof(st), NULL), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
+	USMC_ASSERT_EQ(read_serving(from, &st, sizeof(st), NULL), 0);
 	USMC_ASSERT_EQ(st.refused, 1);
 	USMC_ASSERT_EQ(st.grants, 0);
 	USMC_ASSERT_EQ(child_status(pid), 0);
 	USMC_ASSERT_EQ(rmdir(dir), 0); /* the endpoint went with close */
-	close(p2c[1]);
-	close(c2p[0]);
+	close(to);
+	close(from);
 }
 
 /* ---- a peer's death ----------------------------------------------------- */
 
-static int victim_child(int rd, int wr)
+static int victim_child(int rd, int wr, const void *arg)
 {
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
@@ -684,6 +708,7 @@ static int victim_child(int rd, int wr)
 	who me = {0}, peer;
 	uint8_t step = 1;
 
+	(void)arg;
 	alarm(30);
 	if (open_shm("shm", &tp) || usmc_tp_register_dmb(tp, 8192, NULL, &m))
 		return 10;
@@ -703,7 +728,7 @@ static int victim_child(int rd, int wr)
 
 static void test_peer_killed(void)
 {
-	int p2c[2], c2p[2];
+	int to, from;
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
 	usmc_tp_rdmb *r;
@@ -714,32 +739,25 @@ static void test_peer_killed(void)
 	int st;
 
 	memset(seen_sig, 0, sizeof(seen_sig));
-	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p2c[1]);
-		close(c2p[0]);
-		_exit(victim_child(p2c[0], c2p[1]));
-	}
-	close(p2c[0]);
-	close(c2p[1]);
+	pid = spawn(victim_child, NULL, &to, &from);
+	CU_ASSERT_FATAL(pid > 0);
 	USMC_ASSERT_EQ_FATAL(open_shm("shm", &tp), 0);
 	USMC_ASSERT_EQ_FATAL(usmc_tp_register_dmb(tp, 8192, (void *)ctx[0], &m),
 			     0);
 	gid_of(tp, me.gid);
 	me.token = m->token;
-	USMC_ASSERT_EQ(write_all(p2c[1], &me, sizeof(me)), 0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &peer, sizeof(peer), tp), 0);
+	USMC_ASSERT_EQ(write_all(to, &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &peer, sizeof(peer), tp), 0);
 	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(tp, peer.gid, peer.token,
 						(void *)ctx[1], &r),
 			     0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &step, 1, tp), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &step, 1, tp), 0);
 	/* our DMB, the child's, and the signal area of each direction */
 	USMC_ASSERT_EQ(memfd_maps(), 4);
-	USMC_ASSERT_EQ(write_all(p2c[1], &step, 1), 0);
+	USMC_ASSERT_EQ(write_all(to, &step, 1), 0);
 	/* not driving the device until the child is dead: its signal is
 	 * still in the area when the connection's HUP comes */
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &step, 1, NULL), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &step, 1, NULL), 0);
 	kill(pid, SIGKILL);
 	waitpid(pid, &st, 0);
 	USMC_ASSERT_EQ(wait_gone(tp, ctx, 2), 1);
@@ -752,8 +770,8 @@ static void test_peer_killed(void)
 	usmc_tp_unregister_dmb(m);
 	usmc_tp_close(tp);
 	USMC_ASSERT_EQ(memfd_maps(), 0);
-	close(p2c[1]);
-	close(c2p[0]);
+	close(to);
+	close(from);
 }
 
 /* ---- fork with a device open ------------------------------------------- */
@@ -1192,7 +1210,7 @@ static void hammer_side(usmc_tp *tp, usmc_tp_dmb *m, usmc_tp_rdmb *r, int first,
 	}
 }
 
-static int hammer_child(int rd, int wr)
+static int hammer_child(int rd, int wr, const void *arg)
 {
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
@@ -1201,6 +1219,7 @@ static int hammer_child(int rd, int wr)
 	hammer_res res = {0};
 	uint8_t done;
 
+	(void)arg;
 	alarm(60);
 	if (open_shm("shm", &tp) ||
 	    usmc_tp_register_dmb(tp, 4096, (void *)(uintptr_t)2, &m))
@@ -1234,7 +1253,7 @@ static int hammer_child(int rd, int wr)
  * must have happened. */
 static void test_spin_hammer(void)
 {
-	int p2c[2], c2p[2];
+	int to, from;
 	usmc_tp *tp;
 	usmc_tp_dmb *m;
 	usmc_tp_rdmb *r;
@@ -1245,15 +1264,8 @@ static void test_spin_hammer(void)
 	uint8_t done = 1;
 	pid_t pid;
 
-	USMC_ASSERT_EQ_FATAL(pipe(p2c) | pipe(c2p), 0);
-	pid = fork();
-	if (pid == 0) {
-		close(p2c[1]);
-		close(c2p[0]);
-		_exit(hammer_child(p2c[0], c2p[1]));
-	}
-	close(p2c[0]);
-	close(c2p[1]);
+	pid = spawn(hammer_child, NULL, &to, &from);
+	CU_ASSERT_FATAL(pid > 0);
 	USMC_ASSERT_EQ_FATAL(open_shm("shm", &tp), 0);
 	/* no area yet: nothing to spin on */
 	USMC_ASSERT_EQ(usmc_tp_shm_spin_arm(tp, &sp), 0);
@@ -1261,18 +1273,18 @@ static void test_spin_hammer(void)
 		usmc_tp_register_dmb(tp, 4096, (void *)(uintptr_t)1, &m), 0);
 	gid_of(tp, me.gid);
 	me.token = m->token;
-	USMC_ASSERT_EQ(write_all(p2c[1], &me, sizeof(me)), 0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &peer, sizeof(peer), tp), 0);
+	USMC_ASSERT_EQ(write_all(to, &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &peer, sizeof(peer), tp), 0);
 	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(tp, peer.gid, peer.token,
 						(void *)(uintptr_t)4, &r),
 			     0);
-	USMC_ASSERT_EQ_FATAL(read_byte(c2p[0], tp), 0);
-	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	USMC_ASSERT_EQ_FATAL(read_byte(from, tp), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
 	hammer_side(tp, m, r, 1, 1, &res);
 	USMC_ASSERT_EQ(res.fail, 0);
-	USMC_ASSERT_EQ_FATAL(read_serving(c2p[0], &cres, sizeof(cres), tp), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &cres, sizeof(cres), tp), 0);
 	USMC_ASSERT_EQ(cres.fail, 0);
-	USMC_ASSERT_EQ(write_all(p2c[1], &done, 1), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
 	USMC_ASSERT_EQ(child_status(pid), 0);
 	USMC_ASSERT_EQ(res.hits + res.woken, HAMMER_ROUNDS);
 	USMC_ASSERT_EQ(cres.hits + cres.woken, HAMMER_ROUNDS);
@@ -1292,8 +1304,8 @@ static void test_spin_hammer(void)
 	usmc_tp_unregister_dmb(m);
 	usmc_tp_close(tp);
 	USMC_ASSERT_EQ(memfd_maps(), 0);
-	close(p2c[1]);
-	close(c2p[0]);
+	close(to);
+	close(from);
 }
 
 static CU_TestInfo shm_tests[] = {
