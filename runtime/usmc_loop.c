@@ -905,7 +905,7 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 	unsigned int idx;
 	uint64_t now, end;
 	unsigned int yield_every;
-	int hit = 0, kready = 0, intr = 0;
+	int hit = 0, intr = 0;
 
 	if (!usmc_g.cfg.spin_us || spin_cold || !(tp = usmc_smc_shm_tp(&idx)) ||
 	    usmc_tp_shm_spin_arm(tp, &sp) <= 0)
@@ -930,10 +930,8 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 			struct timespec zero = {0, 0};
 			int r = usmc_real()->ppoll(&p, 1, &zero, sigmask);
 
-			if (r > 0) {
-				kready = 1;
+			if (r > 0)
 				break;
-			}
 			if (r < 0 && errno == EINTR) {
 				intr = 1;
 				break;
@@ -949,7 +947,9 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 	pthread_mutex_lock(&usmc_g.lock);
 	usmc_tp_shm_spin_done(&sp);
 	if (!hit)
-		return intr ? -2 : kready;
+		/* |kfd| ready or not: the caller's epoll_pwait says (1, look
+		 * again, had it spin on a ready fd until its timeout) */
+		return intr ? -2 : 0;
 	now = usmc_rt_now();
 	if (now - shm_full_at >= SHM_FULL_NS) {
 		shm_full_at = now;
