@@ -423,9 +423,11 @@ uint64_t usmc_smc_lgr_count(void);
 /* softroce's ICRC counters summed over the process's devices: packets
  * taken with an inferred IPv4 ID (kernel rxe's), packets dropped. */
 void usmc_smc_icrc_counts(uint64_t *inferred, uint64_t *dropped);
-/* usmc_stat.c: publishes the socket table for usmc-stat (docs/stat.md);
- * starts its thread once per process, and again (lock held) when a socket
- * comes or goes after it ended for having nothing to watch. */
+/* usmc_stat.c, lock held (a start joins an ended thread of usmc's,
+ * usmc_thread_reap): publishes the socket table for usmc-stat
+ * (docs/stat.md); starts its thread at a process's first socket, and
+ * again when a socket comes or goes after it ended for having nothing to
+ * watch. */
 void usmc_stat_start(void);
 /* Restarts an idle publisher of this process; nothing in a forked child
  * that has not published yet (its fork handler frees inherited sockets). */

@@ -412,9 +412,11 @@ static void stat_dir_load(void)
 	}
 }
 
-/* Starts the publisher, with every signal blocked (lock held, or at
- * start-up). Its start-up (glibc's, the sanitizer's) allocates: over
- * before the app, which may fork next, goes on. */
+/* Starts the publisher, with every signal blocked; usmc_g.lock held, the
+ * first start included (its callers are usmc_sock_new and
+ * usmc_sock_free): usmc_thread_reap needs it. Its start-up (glibc's, the
+ * sanitizer's) allocates: over before the app, which may fork next, goes
+ * on. */
 static void stat_thread_start(void)
 {
 	pthread_attr_t a;
