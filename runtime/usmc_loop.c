@@ -919,13 +919,14 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 			break;
 		if (i % 32 == 0 && usmc_rt_now() >= end)
 			break;
-		/* the caller's kernel fds (an epoll set): a look every few
-		 * microseconds. Under the caller's signal mask, as its sleep
-		 * would be, and at once: a signal it lets in only while it
-		 * waits is taken here, not after the spin (a spin that keeps
-		 * seeing other connections' signals would never end). */
-		if ((kfd >= 0 || sigmask) &&
-		    (i % 128 == 0 || (i == 1 && sigmask))) {
+		/* the caller's kernel fds (an epoll set): a look at once,
+		 * before any yield (one ready already needs no spin, however
+		 * busy the CPU), then every few microseconds. Under the
+		 * caller's signal mask, as its sleep would be: a signal it
+		 * lets in only while it waits is taken here, not after the
+		 * spin (a spin that keeps seeing other connections' signals
+		 * would never end). */
+		if ((kfd >= 0 || sigmask) && (i == 1 || i % 128 == 0)) {
 			struct pollfd p = {.fd = kfd, .events = POLLIN};
 			struct timespec zero = {0, 0};
 			int r = usmc_real()->ppoll(&p, 1, &zero, sigmask);

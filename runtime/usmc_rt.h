@@ -400,8 +400,8 @@ struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx);
 void usmc_smc_shm_signals(void);
 /* Lock held (dropped meanwhile): a bounded spin on the shm device's signal
  * areas, as usmc_wait's, for a thread about to sleep elsewhere (epoll);
- * |kfd| >= 0 is looked at every few microseconds, with |sigmask| (the
- * caller's epoll_pwait mask, or NULL) in force meanwhile, first at once.
+ * |kfd| >= 0 is looked at first, then every few microseconds, with
+ * |sigmask| (the caller's epoll_pwait mask, or NULL) in force meanwhile.
  * 1: a signal was taken (look again), 0: nothing (or |kfd| readable),
  * -1: no spin, -2: a signal |sigmask| lets in was handled (EINTR). */
 int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask);
