@@ -144,10 +144,18 @@ t_strace_client() {
 		t_log "$tag: client failed: $(tail -n 5 "$d/out" "$d/err")"
 		return 1
 	}
-	# the process that ran python3 (usmc-run's subshells run other
-	# things); under ASan its allocator maps memory for python's
-	# allocations
-	main=$(grep -l '^execve(".*python3' "$d"/t.* | head -1)
+	# the thread that made the marker calls: not "the first file (by
+	# name) whose execve names python3", which depended on the order of
+	# pids: a python3 that is a wrapper script (pyenv's shim) runs helper
+	# processes whose execve names python3 too, and once the pids of one
+	# run crossed 999 -> 1000 (or wrapped at pid_max) a helper's file
+	# came first: "no calls between the markers", 3 runs in 200
+	main=$(grep -l 'usmc-test-mark-begin' "$d"/t.*)
+	[ "$(printf '%s\n' "$main" | grep -c .)" = 1 ] || {
+		t_log "$tag: not one trace file with the begin marker: ${main:-none}"
+		return 1
+	}
+	# under ASan its allocator maps memory for python's allocations
 	sed -n '/usmc-test-mark-begin/,/usmc-test-mark-end/p' "$main" | sed '1d;$d' |
 		sed -n 's/^\([a-z_0-9]*\)(.*/\1/p' | { if [ -n "$T_ASAN" ]; then
 			grep -vxE 'mmap|munmap|madvise|mprotect'
