@@ -205,7 +205,11 @@ static void help(void)
 	       "header are\n"
 	       "                         reported but do not count, unless "
 	       "they ran CLC\n"
-	       "                         (then the test failed: exit 1)\n"
+	       "                         or sent a CLC Proposal as data (a "
+	       "client whose\n"
+	       "                         rules call the port SMC where this "
+	       "end's do\n"
+	       "                         not): then the test failed, exit 1\n"
 	       "    -c, --client HOST    connect to HOST (name or IPv4 "
 	       "address);\n"
 	       "                         HOST,HOST...: connection i goes to "
@@ -1658,8 +1662,16 @@ static void *client_main(void *arg)
 		return NULL;
 	}
 	if (io.connect(fd, (struct sockaddr *)&j->addr, sizeof(j->addr))) {
-		fail(r, "connect to %s:%u: %s", inet_ntoa(j->addr.sin_addr),
-		     ntohs(j->addr.sin_port), strerror(errno));
+		int e = errno;
+
+		/* a usmc server whose rules do not call the port SMC takes
+		 * the Proposal as data and closes (explicit mode) */
+		fail(r, "connect to %s:%u: %s%s", inet_ntoa(j->addr.sin_addr),
+		     ntohs(j->addr.sin_port), strerror(e),
+		     e == ECONNRESET && !opt.tcp && !opt.af_smc
+			     ? " (in the SMC handshake: is the port in the "
+			       "server's SMC port list too?)"
+			     : "");
 		io.close(fd);
 		return NULL;
 	}
@@ -2065,13 +2077,29 @@ static void *server_main(void *arg)
 	uint8_t hdr[HDR_LEN], res[RES_LEN];
 	perf_hdr h = {0};
 	uint8_t *buf = NULL;
-	int k, counted = 0, hdr_ok = 0;
+	int k, counted = 0, hdr_ok = 0, clc_data = 0;
 	char err[120];
 
 	r.verify = VERIFY_OFF;
 	r.mode = MODE_STREAM;
 	get_info(c->fd, &r);
-	k = recv_all(c->fd, hdr, HDR_LEN);
+	k = recv_all(c->fd, hdr, 4);
+	if (k > 0 && !opt.tcp && !opt.af_smc &&
+	    ((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	     (uint32_t)hdr[2] << 8 | hdr[3]) == SMC_EYECATCHER) {
+		/* explicit mode: the client's rules call this port SMC, ours
+		 * do not, so its CLC Proposal came as data (docs/runtime.md,
+		 * "Explicit mode and its limit"); the client's connect fails
+		 * when this closes */
+		fail(&r,
+		     "the client sent an SMC CLC Proposal: its rules call port "
+		     "%u SMC and this server's do not (--smc-ports)",
+		     opt.port);
+		clc_data = 1;
+		goto out;
+	}
+	if (k > 0)
+		k = recv_all(c->fd, hdr + 4, HDR_LEN - 4);
 	if (k <= 0) {
 		fail(&r, "no test header: %s",
 		     k ? strerror(errno) : "client closed");
@@ -2183,7 +2211,7 @@ out:
 		 * never had), which is the test failing, not a probe; waiting
 		 * on for a test would hang until -t */
 		if (!counted && !hdr_ok && r.have_info &&
-		    (r.info.mode == USMC_SOCK_SMCR ||
+		    (clc_data || r.info.mode == USMC_SOCK_SMCR ||
 		     (r.info.fallback_code &&
 		      strcmp(r.info.fallback_name, "PEERNOSMC")))) {
 			fflush(stdout);
