@@ -189,9 +189,9 @@ else
 	fails=$((fails + 1))
 fi
 
-# the clients are killed (their tables stay behind: no exit), the
-# servers see the end of their connection and end (with _exit: theirs
-# stay too)
+# the clients are killed (their tables stay behind: no exit, usmc-stat
+# removes them once their processes are gone), the servers see the end of
+# their connection and end (with exit: they remove theirs)
 # (usmc-stat names their pids: the background jobs are only wrappers)
 pids=$(look h2 --json | python3 -c '
 import json, sys
