@@ -386,7 +386,8 @@ static void help(void)
 	       "that made no\n"
 	       "    connection prints only the error (one line on stderr; "
 	       "--json: one\n"
-	       "    object {role, ok: false, error}).\n"
+	       "    object {role, ok: false, error, error_at, "
+	       "error_mono}).\n"
 	       "\n"
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
@@ -1987,7 +1988,12 @@ static int run_client(void)
 			printf("{\"role\":\"client\",\"ok\":false,"
 			       "\"error\":");
 			json_str(stdout, rs[0].err);
-			printf("}\n");
+			printf(",\"error_at\":%lld.%09ld,\"error_mono\":%lld.%"
+			       "09ld}\n",
+			       (long long)rs[0].err_at.tv_sec,
+			       rs[0].err_at.tv_nsec,
+			       (long long)rs[0].err_mono.tv_sec,
+			       rs[0].err_mono.tv_nsec);
 		} else {
 			fprintf(stderr, "%s: %s\n", prog, rs[0].err);
 		}

@@ -141,7 +141,10 @@ for req in "" --require-smcr --require-smc; do
 	python3 -c '
 import json, sys
 d = json.loads(sys.argv[1])
-assert d == {"role": "client", "ok": False, "error": "connect to 127.0.0.1:%s: Connection refused" % sys.argv[2]}, d
+assert sorted(d) == ["error", "error_at", "error_mono", "ok", "role"], d
+assert d["role"] == "client" and d["ok"] is False, d
+assert d["error"] == "connect to 127.0.0.1:%s: Connection refused" % sys.argv[2], d
+assert d["error_at"] > 0 and d["error_mono"] > 0, d
 ' "$out" "$port" || fail "usmc-perf --json to a closed port $req printed '$out'"
 done
 # the watchdog ends the server through exit(), so the runtime removes the
