@@ -39,7 +39,9 @@
 
 #define PERF_MAGIC     0x55534d4350455246ull /* "USMCPERF" */
 #define PERF_RES_MAGIC 0x55534d43524553ull   /* "USMCRES" */
-#define PERF_VERSION   1
+/* 2: the header carries a duration (-t); a timed stream ends with a
+ * trailer at a CHUNK boundary instead of at a byte count */
+#define PERF_VERSION   2
 #define HDR_LEN	       64
 #define RES_LEN	       40
 #define CHUNK	       (256 * 1024)
@@ -52,6 +54,11 @@
  * a byte that came back the wrong way fails the check */
 #define BIDI_BASE      (1ull << 62)
 #define FLAG_VERIFY    1u
+#define FLAG_TIMED     2u /* -t: run for duration_ms, not to a count */
+/* the warm-up round trips of a timed ping-pong, not measured */
+#define TIMED_WARM     100u
+#define REQ_SMC	       1 /* --require-smc: SMC-R or SMC-D */
+#define REQ_SMCR       2 /* --require-smcr: SMC-R only */
 #define VERIFY_OFF     0
 #define VERIFY_OK      1
 #define VERIFY_FAILED  2
@@ -69,8 +76,12 @@ static struct {
 	uint32_t msg_size, iterations;
 	int parallel;
 	int timeout;
-	int idle_ms;   /* client: connection idle this long before the test */
-	int linger_ms; /* client: open this long after it, before the close */
+	int timeout_set; /* --timeout given: the server keeps it as is */
+	double duration; /* -t: seconds, 0: run to the count */
+	double interval; /* -i: seconds between interval lines, 0: none */
+	int require;	 /* REQ_* */
+	int idle_ms;	 /* client: connection idle this long before the test */
+	int linger_ms;	 /* client: open this long after it, before the close */
 	int conns; /* --conns N: N idle connections, then one message each */
 } opt = {
 	.port = 7070,
@@ -194,7 +205,11 @@ static void help(void)
 	       "header are\n"
 	       "                         reported but do not count, unless "
 	       "they ran CLC\n"
-	       "                         (then the test failed: exit 1)\n"
+	       "                         or sent a CLC Proposal as data (a "
+	       "client whose\n"
+	       "                         rules call the port SMC where this "
+	       "end's do\n"
+	       "                         not): then the test failed, exit 1\n"
 	       "    -c, --client HOST    connect to HOST (name or IPv4 "
 	       "address);\n"
 	       "                         HOST,HOST...: connection i goes to "
@@ -216,8 +231,35 @@ static void help(void)
 	       "their sum)\n"
 	       "        --pingpong SIZE  ping-pong with SIZE-byte messages "
 	       "(1..16M)\n"
-	       "    -i, --iterations K   round trips for --pingpong (default "
-	       "10000)\n"
+	       "        --iterations K   round trips for --pingpong (default "
+	       "10000),\n"
+	       "                         after min(K/10, 100) unmeasured "
+	       "ones\n"
+	       "    -t, --time SEC       run for SEC seconds instead of to a "
+	       "count\n"
+	       "                         (fractions allowed, 0.01..86400), as "
+	       "iperf3 -t\n"
+	       "                         and sockperf -t: any mode; excludes "
+	       "-n and\n"
+	       "                         --iterations (a ping-pong first makes "
+	       "100\n"
+	       "                         unmeasured round trips). Without -t, "
+	       "-n or\n"
+	       "                         --iterations the defaults above "
+	       "apply\n"
+	       "    -i, --interval SEC   print a line every SEC seconds (e.g. "
+	       "0.5) while\n"
+	       "                         the test runs: '[  0.00-  1.00 s]  "
+	       "MiB  Gbit/s'\n"
+	       "                         for streams (all connections, bytes "
+	       "sent, or\n"
+	       "                         received with -R), round trips, rate "
+	       "and p50\n"
+	       "                         for ping-pong; a last part shorter "
+	       "than a tenth\n"
+	       "                         of SEC is left out. With --json: the "
+	       "\"intervals\"\n"
+	       "                         array instead\n"
 	       "    -P, --parallel N     N concurrent connections, each "
 	       "running the\n"
 	       "                         mode; totals are summed (1..256)\n"
@@ -271,10 +313,26 @@ static void help(void)
 	       "(its final\n"
 	       "                         counters stay visible to "
 	       "usmc-stat)\n"
-	       "    -t, --timeout SEC    give up after SEC seconds, exit 1 "
-	       "(default 60;\n"
-	       "                         a server without -1 has no overall "
-	       "limit)\n"
+	       "        --timeout SEC    give up after SEC seconds, exit 1 "
+	       "(default 60,\n"
+	       "                         or with -t its SEC + 31; a server "
+	       "without\n"
+	       "                         --timeout moves its limit to a timed "
+	       "test's\n"
+	       "                         end + 30 s; a server without -1 has "
+	       "no overall\n"
+	       "                         limit)\n"
+	       "        --require-smcr   exit 1 when any connection did not go "
+	       "over\n"
+	       "                         SMC-R (a TCP fallback, or SMC-D), "
+	       "with a line\n"
+	       "                         on stderr naming the connection and "
+	       "its path;\n"
+	       "                         the result is printed first. Server: "
+	       "with -1,\n"
+	       "                         the exit code; for CI scripts\n"
+	       "        --require-smc    the same, but SMC-D over shm counts "
+	       "as SMC too\n"
 	       "    -h, --help           this text\n"
 	       "        --version        the version, and exit\n"
 	       "\n"
@@ -320,7 +378,16 @@ static void help(void)
 	       "connection\n"
 	       "    (path above is \"smcr\" only when every connection's "
 	       "is; the\n"
-	       "    fallback keys above are the first connection's).\n"
+	       "    fallback keys above are the first connection's). With "
+	       "-i, the client\n"
+	       "    adds intervals, one {start, end, bytes, gbps} (ping-pong: "
+	       "{start,\n"
+	       "    end, round_trips, rate, p50_us}) per interval. A client "
+	       "that made no\n"
+	       "    connection prints only the error (one line on stderr; "
+	       "--json: one\n"
+	       "    object {role, ok: false, error, error_at, "
+	       "error_mono}).\n"
 	       "\n"
 	       "ENVIRONMENT\n"
 	       "    USMC_TRANSPORT       transport backend (default "
@@ -337,12 +404,21 @@ static void help(void)
 	       "\n"
 	       "EXIT STATUS\n"
 	       "    0 success; 1 failure (verify mismatch, connection error, "
-	       "timeout);\n"
-	       "    2 usage error.\n"
+	       "timeout,\n"
+	       "    --require-smc(r) not met); 2 usage error.\n"
+	       "\n"
+	       "COMPATIBILITY\n"
+	       "    Both ends must run the same usmc-perf protocol (version "
+	       "2 since -t);\n"
+	       "    a server given an older client's header says so and "
+	       "closes.\n"
 	       "\n"
 	       "EXAMPLES\n"
 	       "    usmc-perf -s -1 &  usmc-perf -c 127.0.0.1 -n 1G --verify\n"
-	       "    usmc-perf -c 10.0.0.1 --pingpong 64 -i 100000 --json\n"
+	       "    usmc-perf -c 10.0.0.1 --pingpong 64 --iterations 100000 "
+	       "--json\n"
+	       "    usmc-perf -c 10.0.0.1 -t 10 -i 1 --require-smcr\n"
+	       "    usmc-perf -c 10.0.0.1 --pingpong 64 -t 5 -i 0.5\n"
 	       "    usmc-perf -c 10.0.0.1 --tcp -R -P 4\n");
 }
 
@@ -458,7 +534,10 @@ typedef struct result {
 	uint64_t bytes;
 	double seconds;
 	uint64_t *lat; /* ns samples (pingpong) */
-	uint32_t nlat;
+	uint32_t nlat; /* read by the interval thread: atomic */
+	uint32_t lat_cap;
+	/* bytes moved (streams) so far, for the interval lines: atomic */
+	uint64_t live;
 	uint64_t round_trips;
 	int verify; /* VERIFY_* */
 	usmc_sock_info info;
@@ -657,6 +736,7 @@ static void get_info(int fd, result *r)
 /* Test header, client -> server. */
 typedef struct perf_hdr {
 	uint32_t mode, flags, msg_size, iterations, nconn, index;
+	uint32_t duration_ms; /* FLAG_TIMED */
 	uint64_t bytes, test_id;
 } perf_hdr;
 
@@ -667,7 +747,7 @@ static void hdr_encode(const perf_hdr *h, uint8_t *b)
 	put64(b + 8, (uint64_t)PERF_VERSION << 32 | h->mode);
 	put64(b + 16, (uint64_t)h->flags << 32 | h->msg_size);
 	put64(b + 24, (uint64_t)h->iterations << 32 | h->nconn);
-	put64(b + 32, h->index);
+	put64(b + 32, (uint64_t)h->duration_ms << 32 | h->index);
 	put64(b + 40, h->bytes);
 	put64(b + 48, h->test_id);
 }
@@ -682,7 +762,9 @@ static int hdr_decode(const uint8_t *b, perf_hdr *h, char *err, size_t elen)
 	}
 	v = get64(b + 8);
 	if (v >> 32 != PERF_VERSION) {
-		snprintf(err, elen, "usmc-perf header version %u, want %u",
+		snprintf(err, elen,
+			 "the client speaks usmc-perf protocol version %u, "
+			 "this server %u: run the same usmc-perf on both ends",
 			 (unsigned int)(v >> 32), PERF_VERSION);
 		return -1;
 	}
@@ -693,13 +775,16 @@ static int hdr_decode(const uint8_t *b, perf_hdr *h, char *err, size_t elen)
 	v = get64(b + 24);
 	h->iterations = (uint32_t)(v >> 32);
 	h->nconn = (uint32_t)v;
-	h->index = (uint32_t)get64(b + 32);
+	v = get64(b + 32);
+	h->duration_ms = (uint32_t)(v >> 32);
+	h->index = (uint32_t)v;
 	h->bytes = get64(b + 40);
 	h->test_id = get64(b + 48);
 	if (h->mode < MODE_STREAM || h->mode > MODE_BIDI ||
 	    (h->mode == MODE_PINGPONG &&
 	     (h->msg_size == 0 || h->msg_size > MAX_MSG)) ||
-	    h->nconn == 0 || h->nconn > 256) {
+	    h->nconn == 0 || h->nconn > 256 ||
+	    !(h->flags & FLAG_TIMED) != !h->duration_ms) {
 		snprintf(err, elen, "bad usmc-perf header (mode %u)", h->mode);
 		return -1;
 	}
@@ -758,21 +843,88 @@ static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect,
 			csum_add(cs, buf, (size_t)n);
 		}
 		got += (uint64_t)n;
+		__atomic_add_fetch(&r->live, (uint64_t)n, __ATOMIC_RELAXED);
 	}
 	return got;
 }
 
+/* A timed stream (-t) has no count the receiver knows: it is whole
+ * CHUNKs, then the sender's trailer (bytes, checksum), told from data by
+ * its magic at a CHUNK boundary (the sender never starts a CHUNK of data
+ * with it). The trailer goes to |trailer|; 0 if none arrived. */
+static int recv_timed(int fd, uint8_t *buf, uint64_t base, int verify, csum *cs,
+		      result *r, int64_t *bad, uint64_t *got, uint8_t *trailer)
+{
+	*bad = -1;
+	*got = 0;
+	for (;;) {
+		int k = recv_all(fd, buf, RES_LEN);
+
+		if (k > 0 && get64(buf) == PERF_RES_MAGIC) {
+			memcpy(trailer, buf, RES_LEN);
+			return 1;
+		}
+		if (k > 0)
+			k = recv_all(fd, buf + RES_LEN, CHUNK - RES_LEN);
+		if (k <= 0) {
+			fail(r, "recv after %" PRIu64 " bytes: %s", *got,
+			     k ? strerror(errno)
+			       : "connection closed before the trailer");
+			return 0;
+		}
+		if (verify) {
+			int64_t i = *bad < 0 ? pattern_check(buf, CHUNK,
+							     base + *got)
+					     : -1;
+
+			if (i >= 0) {
+				uint8_t e;
+
+				pattern_fill(&e, 1, base + *got + (uint64_t)i);
+				*bad = (int64_t)*got + i;
+				fail(r,
+				     "verify: byte at offset %" PRId64
+				     " is 0x%02x, expected 0x%02x",
+				     *bad, buf[i], e);
+			}
+			csum_add(cs, buf, CHUNK);
+		}
+		*got += CHUNK;
+		__atomic_add_fetch(&r->live, CHUNK, __ATOMIC_RELAXED);
+	}
+}
+
+/* Sends |total| bytes, or with a |deadline| (CLOCK_MONOTONIC ns) whole
+ * CHUNKs until then; what was sent goes to |sent_out|, and as it goes to
+ * |live| (the interval lines). */
 static int send_stream(int fd, uint8_t *buf, uint64_t total, uint64_t base,
-		       int verify, csum *cs, result *r)
+		       int verify, csum *cs, result *r, uint64_t deadline,
+		       uint64_t *sent_out, uint64_t *live)
 {
 	uint64_t sent = 0;
+	int rc = 0;
 
 	if (!verify)
 		memset(buf, 0x5a, CHUNK);
-	while (sent < total) {
-		size_t n =
-			total - sent < CHUNK ? (size_t)(total - sent) : CHUNK;
+	for (;;) {
+		size_t n = CHUNK;
 
+		if (deadline) {
+			uint8_t m[8];
+
+			/* a CHUNK that would begin like the trailer is sent
+			 * anyway, so that none of data ever does */
+			if (verify)
+				pattern_fill(m, 8, base + sent);
+			if (now_ns() >= deadline &&
+			    !(verify && get64(m) == PERF_RES_MAGIC))
+				break;
+		} else {
+			if (sent >= total)
+				break;
+			if (total - sent < CHUNK)
+				n = (size_t)(total - sent);
+		}
 		if (verify) {
 			pattern_fill(buf, n, base + sent);
 			csum_add(cs, buf, n);
@@ -780,16 +932,21 @@ static int send_stream(int fd, uint8_t *buf, uint64_t total, uint64_t base,
 		if (send_all(fd, buf, n)) {
 			fail(r, "send after %" PRIu64 " bytes: %s", sent,
 			     strerror(errno));
-			return -1;
+			rc = -1;
+			break;
 		}
 		sent += n;
+		__atomic_add_fetch(live, (uint64_t)n, __ATOMIC_RELAXED);
 	}
-	return 0;
+	if (sent_out)
+		*sent_out = sent;
+	return rc;
 }
 
 typedef struct bidi_tx {
 	int fd, verify;
-	uint64_t bytes, base;
+	uint64_t bytes, base, deadline, sent;
+	uint64_t *live;
 	csum cs;
 	result r;
 } bidi_tx;
@@ -804,9 +961,9 @@ static void *bidi_send(void *arg)
 		fail(&t->r, "out of memory");
 		return NULL;
 	}
-	if (send_stream(t->fd, buf, t->bytes, t->base, t->verify, &t->cs,
-			&t->r) == 0) {
-		res_encode(res, t->bytes, csum_val(&t->cs), 0, 0);
+	if (send_stream(t->fd, buf, t->bytes, t->base, t->verify, &t->cs, &t->r,
+			t->deadline, &t->sent, t->live) == 0) {
+		res_encode(res, t->sent, csum_val(&t->cs), 0, 0);
 		if (send_all(t->fd, res, RES_LEN))
 			fail(&t->r, "send trailer: %s", strerror(errno));
 	}
@@ -819,14 +976,19 @@ static void *bidi_send(void *arg)
  * stream and a trailer (bytes, checksum) from a thread of its own while it
  * receives the peer's; once both are done it sends what it received
  * (bytes, checksum, verify, first bad offset) and reads the peer's, so
- * each end judges both directions. */
-static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
-		     int server, result *r)
+ * each end judges both directions. A timed run (|duration_ns|) sends whole
+ * CHUNKs until then on each end, and the trailer ends each stream. */
+static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, uint64_t duration_ns,
+		     int verify, int server, result *r)
 {
-	bidi_tx t = {.fd = fd, .verify = verify, .bytes = bytes};
+	uint64_t t0 = now_ns();
+	bidi_tx t = {.fd = fd,
+		     .verify = verify,
+		     .bytes = bytes,
+		     .live = &r->live,
+		     .deadline = duration_ns ? t0 + duration_ns : 0};
 	uint8_t res[RES_LEN];
 	csum cs = {0, 0};
-	uint64_t t0 = now_ns();
 	int64_t bad;
 	pthread_t th;
 	int k;
@@ -837,16 +999,26 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
 		fail(r, "cannot start the sending thread");
 		return;
 	}
-	r->rx_bytes = recv_stream(fd, buf, bytes, server ? 0 : BIDI_BASE,
-				  verify, &cs, r, &bad);
+	if (duration_ns) {
+		k = recv_timed(fd, buf, server ? 0 : BIDI_BASE, verify, &cs, r,
+			       &bad, &r->rx_bytes, res);
+	} else {
+		r->rx_bytes =
+			recv_stream(fd, buf, bytes, server ? 0 : BIDI_BASE,
+				    verify, &cs, r, &bad);
+		if (r->rx_bytes != bytes)
+			fail(r, "received %" PRIu64 " of %" PRIu64 " bytes",
+			     r->rx_bytes, bytes);
+		k = r->rx_bytes == bytes ? recv_all(fd, res, RES_LEN) : -1;
+	}
 	r->rx_csum = csum_val(&cs);
 	r->rx_verify = !verify	  ? VERIFY_OFF
 		       : bad >= 0 ? VERIFY_FAILED
 				  : VERIFY_OK;
-	if (r->rx_bytes != bytes)
+	if (k > 0 && duration_ns && get64(res) == PERF_RES_MAGIC &&
+	    get64(res + 8) != r->rx_bytes)
 		fail(r, "received %" PRIu64 " of %" PRIu64 " bytes",
-		     r->rx_bytes, bytes);
-	k = r->rx_bytes == bytes ? recv_all(fd, res, RES_LEN) : -1;
+		     r->rx_bytes, get64(res + 8));
 	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
 		fail(r, "no trailer from the peer");
 	} else if (verify && bad < 0 && get64(res + 16) != r->rx_csum) {
@@ -883,10 +1055,10 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
 		r->tx_bytes = get64(res + 8);
 		if (verify)
 			r->tx_verify = VERIFY_FAILED;
-		if (r->tx_bytes != bytes)
+		if (r->tx_bytes != t.sent)
 			fail(r,
 			     "peer received %" PRIu64 " of %" PRIu64 " bytes",
-			     r->tx_bytes, bytes);
+			     r->tx_bytes, t.sent);
 		else if (verify && get64(res + 24) == VERIFY_FAILED)
 			fail(r,
 			     "verify: peer found a bad byte at offset %" PRIu64,
@@ -909,39 +1081,75 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, int verify,
 				    : VERIFY_OK;
 }
 
-/* Ping-pong, client side: |n| measured round trips after a warm-up. */
-static void pingpong_client(int fd, uint32_t size, uint32_t n, int verify,
-			    result *r)
+/* The latency samples grow while the interval thread reads them: it holds
+ * this lock, and a growing array is replaced only under it. */
+static pthread_mutex_t lat_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int lat_push(result *r, uint64_t ns)
+{
+	if (r->nlat == r->lat_cap) {
+		uint32_t cap = r->lat_cap ? r->lat_cap * 2 : 65536;
+		uint64_t *p;
+
+		if (cap < r->lat_cap)
+			return -1;
+		pthread_mutex_lock(&lat_lock);
+		p = realloc(r->lat, (size_t)cap * sizeof(*p));
+		if (p) {
+			r->lat = p;
+			r->lat_cap = cap;
+		}
+		pthread_mutex_unlock(&lat_lock);
+		if (!p)
+			return -1;
+	}
+	r->lat[r->nlat] = ns;
+	__atomic_store_n(&r->nlat, r->nlat + 1, __ATOMIC_RELEASE);
+	return 0;
+}
+
+/* Ping-pong, client side: |n| measured round trips after a warm-up, or
+ * with |duration_ns| as many as fit in it after TIMED_WARM. */
+static void pingpong_client(int fd, uint32_t size, uint32_t n,
+			    uint64_t duration_ns, int verify, result *r)
 {
 	uint8_t *tx = malloc(size), *rx = malloc(size);
-	uint32_t warm = n / 10 < 100 ? n / 10 : 100;
-	uint64_t off = 0;
+	uint32_t warm = duration_ns ? TIMED_WARM : n / 10 < 100 ? n / 10 : 100;
+	uint64_t off = 0, end = 0;
 
-	r->lat = calloc(n ? n : 1, sizeof(uint64_t));
-	if (!tx || !rx || !r->lat) {
+	if (!tx || !rx) {
 		fail(r, "out of memory");
 		goto out;
 	}
 	memset(tx, 0x5a, size);
-	for (uint32_t i = 0; i < warm + n; i++) {
+	for (uint64_t i = 0; duration_ns || i < (uint64_t)warm + n; i++) {
 		uint64_t t0;
 		int k;
+
+		if (duration_ns && i == warm)
+			end = now_ns() + duration_ns;
+		if (end && now_ns() >= end)
+			break;
 
 		if (verify)
 			pattern_fill(tx, size, off);
 		t0 = now_ns();
 		if (send_all(fd, tx, size)) {
-			fail(r, "send (round trip %u): %s", i, strerror(errno));
+			fail(r, "send (round trip %" PRIu64 "): %s", i,
+			     strerror(errno));
 			goto out;
 		}
 		k = recv_all(fd, rx, size);
 		if (k <= 0) {
-			fail(r, "recv (round trip %u): %s", i,
+			fail(r, "recv (round trip %" PRIu64 "): %s", i,
 			     k ? strerror(errno) : "peer closed");
 			goto out;
 		}
 		if (i >= warm) {
-			r->lat[r->nlat++] = now_ns() - t0;
+			if (lat_push(r, now_ns() - t0)) {
+				fail(r, "out of memory");
+				goto out;
+			}
 			r->round_trips++;
 		}
 		if (verify && memcmp(tx, rx, size)) {
@@ -1070,6 +1278,43 @@ static void conn_json(FILE *f, const result *r, int i)
 		fprintf(f, ",\"peer_diagnosis\":null");
 	fprintf(f, ",\"bytes\":%" PRIu64 ",\"verify\":\"%s\",\"ok\":%s}",
 		r->bytes, verify_name(r->verify), r->ok ? "true" : "false");
+}
+
+/* -i: one record per interval, for the JSON "intervals" */
+typedef struct ival {
+	double start, end;
+	uint64_t bytes, round_trips;
+	double p50_us;
+} ival;
+
+static ival *ivals;
+static int nivals;
+
+static void intervals_json(FILE *f, int pingpong)
+{
+	fprintf(f, ",\"intervals\":[");
+	for (int i = 0; i < nivals; i++) {
+		const ival *v = &ivals[i];
+		double d = v->end - v->start;
+
+		fprintf(f, "%s{\"start\":%.3f,\"end\":%.3f", i ? "," : "",
+			v->start, v->end);
+		if (pingpong)
+			fprintf(f,
+				",\"round_trips\":%" PRIu64
+				",\"rate\":%.1f,\"p50_us\":",
+				v->round_trips,
+				d > 0 ? (double)v->round_trips / d : 0);
+		else
+			fprintf(f, ",\"bytes\":%" PRIu64 ",\"gbps\":%.4f}",
+				v->bytes,
+				d > 0 ? (double)v->bytes * 8 / d / 1e9 : 0);
+		if (pingpong && v->round_trips)
+			fprintf(f, "%.3f}", v->p50_us);
+		else if (pingpong)
+			fprintf(f, "null}");
+	}
+	fprintf(f, "]");
 }
 
 /* Prints the result of |n| connections (summed; latencies merged). */
@@ -1218,6 +1463,8 @@ static void report(const char *role, result *rs, int n)
 				conn_json(f, &rs[i], i);
 			fprintf(f, "]");
 		}
+		if (opt.interval > 0 && !strcmp(role, "client"))
+			intervals_json(f, r0->mode == MODE_PINGPONG);
 		if (!ok) {
 			for (int i = 0; i < n; i++)
 				if (!rs[i].ok) {
@@ -1287,18 +1534,29 @@ typedef struct client_job {
 	uint32_t index, nconn;
 	uint64_t test_id;
 	uint64_t bytes;
+	int connected;
 	result res;
 	pthread_t th;
 } client_job;
+
+static uint64_t duration_ns(void)
+{
+	return (uint64_t)(opt.duration * 1e9 + 0.5);
+}
+
+/* when the first connection began its test (the interval clock) */
+static uint64_t test_start_ns;
 
 static void client_stream(int fd, client_job *j, result *r, uint8_t *buf)
 {
 	uint8_t res[RES_LEN];
 	csum cs = {0, 0};
-	uint64_t t0 = now_ns();
+	uint64_t t0 = now_ns(), sent;
 	int k;
 
-	if (send_stream(fd, buf, j->bytes, 0, opt.verify, &cs, r))
+	/* a timed stream ends at the half-close: the server reads to EOF */
+	if (send_stream(fd, buf, j->bytes, 0, opt.verify, &cs, r,
+			opt.duration ? t0 + duration_ns() : 0, &sent, &r->live))
 		return;
 	if (io.shutdown(fd, SHUT_WR)) {
 		fail(r, "shutdown: %s", strerror(errno));
@@ -1311,10 +1569,10 @@ static void client_stream(int fd, client_job *j, result *r, uint8_t *buf)
 		     k < 0 ? strerror(errno) : "connection closed");
 		return;
 	}
-	r->bytes = j->bytes;
-	if (get64(res + 8) != j->bytes)
+	r->bytes = sent;
+	if (get64(res + 8) != sent)
 		fail(r, "server received %" PRIu64 " bytes, sent %" PRIu64,
-		     get64(res + 8), j->bytes);
+		     get64(res + 8), sent);
 	if (opt.verify) {
 		r->verify = VERIFY_OK;
 		if (get64(res + 24) == VERIFY_FAILED) {
@@ -1337,20 +1595,26 @@ static void client_reverse(int fd, client_job *j, result *r, uint8_t *buf)
 {
 	uint8_t res[RES_LEN];
 	csum cs = {0, 0};
-	uint64_t t0 = now_ns(), got;
+	uint64_t t0 = now_ns(), got, want = j->bytes;
 	int64_t bad;
 	int k;
 
-	got = recv_stream(fd, buf, j->bytes, 0, opt.verify, &cs, r, &bad);
-	k = recv_all(fd, res, RES_LEN);
+	if (opt.duration) {
+		k = recv_timed(fd, buf, 0, opt.verify, &cs, r, &bad, &got, res);
+		if (k > 0)
+			want = get64(res + 8); /* the server's count */
+	} else {
+		got = recv_stream(fd, buf, j->bytes, 0, opt.verify, &cs, r,
+				  &bad);
+		k = recv_all(fd, res, RES_LEN);
+	}
 	r->seconds = (double)(now_ns() - t0) / 1e9;
 	r->bytes = got;
 	/* what arrived is judged even when the stream broke off */
 	if (opt.verify)
 		r->verify = bad >= 0 ? VERIFY_FAILED : VERIFY_OK;
-	if (got != j->bytes)
-		fail(r, "received %" PRIu64 " of %" PRIu64 " bytes", got,
-		     j->bytes);
+	if (got != want)
+		fail(r, "received %" PRIu64 " of %" PRIu64 " bytes", got, want);
 	if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
 		fail(r, "no trailer from the server");
 		return;
@@ -1399,20 +1663,31 @@ static void *client_main(void *arg)
 		return NULL;
 	}
 	if (io.connect(fd, (struct sockaddr *)&j->addr, sizeof(j->addr))) {
-		fail(r, "connect to %s:%u: %s", inet_ntoa(j->addr.sin_addr),
-		     ntohs(j->addr.sin_port), strerror(errno));
+		int e = errno;
+
+		/* a usmc server whose rules do not call the port SMC takes
+		 * the Proposal as data and closes (explicit mode) */
+		fail(r, "connect to %s:%u: %s%s", inet_ntoa(j->addr.sin_addr),
+		     ntohs(j->addr.sin_port), strerror(e),
+		     e == ECONNRESET && !opt.tcp && !opt.af_smc
+			     ? " (in the SMC handshake: is the port in the "
+			       "server's SMC port list too?)"
+			     : "");
 		io.close(fd);
 		return NULL;
 	}
+	j->connected = 1;
 	get_info(fd, r);
 	if (!opt.raw) {
 		h.mode = (uint32_t)opt.mode;
-		h.flags = opt.verify ? FLAG_VERIFY : 0;
+		h.flags = (opt.verify ? FLAG_VERIFY : 0) |
+			  (opt.duration ? FLAG_TIMED : 0);
 		h.msg_size = opt.msg_size;
-		h.iterations = opt.iterations;
+		h.iterations = opt.duration ? 0 : opt.iterations;
+		h.duration_ms = (uint32_t)(opt.duration * 1000 + 0.5);
 		h.nconn = j->nconn;
 		h.index = j->index;
-		h.bytes = j->bytes;
+		h.bytes = opt.duration ? 0 : j->bytes;
 		h.test_id = j->test_id;
 		hdr_encode(&h, hdr);
 		if (send_all(fd, hdr, HDR_LEN)) {
@@ -1421,10 +1696,17 @@ static void *client_main(void *arg)
 		}
 	}
 	sleep_ms(opt.idle_ms);
+	{
+		uint64_t z = 0, t = now_ns();
+
+		__atomic_compare_exchange_n(&test_start_ns, &z, t, 0,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
 	if (opt.mode == MODE_PINGPONG) {
 		uint64_t t0 = now_ns();
 
-		pingpong_client(fd, opt.msg_size, opt.iterations, opt.verify,
+		pingpong_client(fd, opt.msg_size, opt.iterations,
+				opt.duration ? duration_ns() : 0, opt.verify,
 				r);
 		r->seconds = (double)(now_ns() - t0) / 1e9;
 		io.shutdown(fd, SHUT_WR);
@@ -1438,7 +1720,8 @@ static void *client_main(void *arg)
 	if (opt.mode == MODE_STREAM)
 		client_stream(fd, j, r, buf);
 	else if (opt.mode == MODE_BIDI)
-		bidi_run(fd, buf, j->bytes, opt.verify, 0, r);
+		bidi_run(fd, buf, j->bytes, opt.duration ? duration_ns() : 0,
+			 opt.verify, 0, r);
 	else
 		client_reverse(fd, j, r, buf);
 out:
@@ -1447,6 +1730,136 @@ out:
 	sleep_ms(opt.linger_ms);
 	io.close(fd);
 	free(buf);
+	return NULL;
+}
+
+/* --require-smcr/--require-smc: 1 (and a line on stderr saying which
+ * connection took which path) when |r| did not go over what was asked. */
+static int require_failed(const result *r, int i)
+{
+	char path[300];
+
+	if (!opt.require)
+		return 0;
+	if (r->have_info && r->info.mode == USMC_SOCK_SMCR &&
+	    (opt.require == REQ_SMC || !r->info.smcd))
+		return 0;
+	path_text(r, path, sizeof(path));
+	fprintf(stderr, "%s: %s: connection %d went over %s\n", prog,
+		opt.require == REQ_SMCR ? "--require-smcr" : "--require-smc", i,
+		path);
+	return 1;
+}
+
+/* -i: the interval lines, from the counters the connections keep */
+typedef struct ival_ctx {
+	client_job *jobs;
+	int n;
+	int done; /* atomic: every connection has ended */
+	uint64_t bytes;
+	uint32_t *nlat;
+} ival_ctx;
+
+static void ival_emit(ival_ctx *c, uint64_t a_ns, uint64_t b_ns)
+{
+	ival v = {.start = (double)a_ns / 1e9, .end = (double)b_ns / 1e9};
+	uint64_t bytes = 0, *lat = NULL;
+	uint32_t nl = 0;
+	double d = v.end - v.start;
+	ival *p;
+
+	for (int i = 0; i < c->n; i++)
+		bytes +=
+			__atomic_load_n(&c->jobs[i].res.live, __ATOMIC_RELAXED);
+	v.bytes = bytes - c->bytes;
+	c->bytes = bytes;
+	if (opt.mode == MODE_PINGPONG) {
+		pthread_mutex_lock(&lat_lock);
+		for (int i = 0; i < c->n; i++) {
+			result *r = &c->jobs[i].res;
+			uint32_t k =
+				__atomic_load_n(&r->nlat, __ATOMIC_ACQUIRE);
+			uint64_t *q = realloc(
+				lat, (nl + k - c->nlat[i]) * sizeof(*lat) + 1);
+
+			if (!q)
+				continue;
+			lat = q;
+			memcpy(lat + nl, r->lat + c->nlat[i],
+			       (k - c->nlat[i]) * sizeof(*lat));
+			nl += k - c->nlat[i];
+			c->nlat[i] = k;
+		}
+		pthread_mutex_unlock(&lat_lock);
+		qsort(lat, nl, sizeof(*lat), cmp_u64);
+		v.round_trips = nl;
+		v.p50_us = pct(lat, nl, 50);
+		free(lat);
+	}
+	p = realloc(ivals, (size_t)(nivals + 1) * sizeof(*ivals));
+	if (p) {
+		ivals = p;
+		ivals[nivals++] = v;
+	}
+	if (opt.json)
+		return;
+	pthread_mutex_lock(&out_lock);
+	if (opt.mode == MODE_PINGPONG)
+		printf("[%6.2f-%6.2f s] %10" PRIu64
+		       " round trips %10.0f/s  p50 %.2f us\n",
+		       v.start, v.end, v.round_trips,
+		       d > 0 ? (double)v.round_trips / d : 0, v.p50_us);
+	else
+		printf("[%6.2f-%6.2f s] %10.1f MiB %9.3f Gbit/s\n", v.start,
+		       v.end, (double)v.bytes / 1048576.0,
+		       d > 0 ? (double)v.bytes * 8 / d / 1e9 : 0);
+	fflush(stdout);
+	pthread_mutex_unlock(&out_lock);
+}
+
+/* A line at each multiple of the interval from the first test's start;
+ * a timed run's lines end at its duration, a counted one's when the last
+ * connection ends. As iperf3 does, a last partial interval shorter than
+ * a tenth of one is left out. */
+static void *ival_main(void *arg)
+{
+	ival_ctx *c = arg;
+	uint64_t iv = (uint64_t)(opt.interval * 1e9 + 0.5), t0, last = 0;
+	uint64_t dur = opt.duration ? duration_ns() : 0;
+
+	while (!(t0 = __atomic_load_n(&test_start_ns, __ATOMIC_ACQUIRE))) {
+		if (__atomic_load_n(&c->done, __ATOMIC_ACQUIRE))
+			return NULL;
+		sleep_ms(1);
+	}
+	for (uint64_t k = 1;; k++) {
+		uint64_t tick = k * iv, now;
+		int done;
+
+		if (dur && tick > dur)
+			tick = dur;
+		if (dur && tick - last <= iv / 10)
+			break;
+		for (;;) {
+			done = __atomic_load_n(&c->done, __ATOMIC_ACQUIRE);
+			now = now_ns();
+			if (now >= t0 + tick || done)
+				break;
+			sleep_ms(t0 + tick - now > 10000000
+					 ? 10
+					 : (int)((t0 + tick - now + 999999) /
+						 1000000));
+		}
+		if (now < t0 + tick) {
+			if (now - t0 - last > iv / 10)
+				ival_emit(c, last, now - t0);
+			break;
+		}
+		ival_emit(c, last, tick);
+		last = tick;
+		if (dur && tick >= dur)
+			break;
+	}
 	return NULL;
 }
 
@@ -1490,9 +1903,11 @@ static int run_client(void)
 	client_job *jobs = calloc((size_t)opt.parallel, sizeof(*jobs));
 	struct sockaddr_in sa[LIST_MAX], lo[LIST_MAX];
 	char hosts[512], binds[512], *hv[LIST_MAX], *bv[LIST_MAX];
-	int nh, nb = 0, ok = 1;
+	int nh, nb = 0, ok = 1, connected = 0;
 	uint64_t test_id;
 	result *rs;
+	ival_ctx ic = {.jobs = jobs, .n = opt.parallel};
+	pthread_t ith;
 
 	if (!jobs)
 		return 1;
@@ -1536,6 +1951,12 @@ static int run_client(void)
 		jobs[i].test_id = test_id;
 		jobs[i].bytes = opt.bytes;
 	}
+	ic.nlat = calloc((size_t)opt.parallel, sizeof(*ic.nlat));
+	if (opt.interval > 0 &&
+	    (!ic.nlat || pthread_create(&ith, NULL, ival_main, &ic))) {
+		fprintf(stderr, "%s: cannot start the interval thread\n", prog);
+		return 1;
+	}
 	if (opt.parallel == 1) {
 		client_main(&jobs[0]);
 	} else {
@@ -1549,14 +1970,41 @@ static int run_client(void)
 		for (int i = 0; i < opt.parallel; i++)
 			pthread_join(jobs[i].th, NULL);
 	}
+	__atomic_store_n(&ic.done, 1, __ATOMIC_RELEASE);
+	if (opt.interval > 0)
+		pthread_join(ith, NULL);
+	free(ic.nlat);
 	rs = calloc((size_t)opt.parallel, sizeof(*rs));
 	if (!rs)
 		return 1;
 	for (int i = 0; i < opt.parallel; i++) {
 		rs[i] = jobs[i].res;
 		ok &= rs[i].ok;
+		connected |= jobs[i].connected;
+	}
+	if (!connected) {
+		/* nothing was measured: the error, not a block of zeros */
+		if (opt.json) {
+			printf("{\"role\":\"client\",\"ok\":false,"
+			       "\"error\":");
+			json_str(stdout, rs[0].err);
+			printf(",\"error_at\":%lld.%09ld,\"error_mono\":%lld.%"
+			       "09ld}\n",
+			       (long long)rs[0].err_at.tv_sec,
+			       rs[0].err_at.tv_nsec,
+			       (long long)rs[0].err_mono.tv_sec,
+			       rs[0].err_mono.tv_nsec);
+		} else {
+			fprintf(stderr, "%s: %s\n", prog, rs[0].err);
+		}
+		free(rs);
+		free(jobs);
+		return 1;
 	}
 	report("client", rs, opt.parallel);
+	for (int i = 0; i < opt.parallel; i++)
+		if (require_failed(&rs[i], i))
+			ok = 0;
 	for (int i = 0; i < opt.parallel; i++)
 		free(rs[i].lat);
 	free(rs);
@@ -1572,6 +2020,10 @@ typedef struct server_conn {
 } server_conn;
 
 static pthread_mutex_t srv_lock = PTHREAD_MUTEX_INITIALIZER;
+/* --timeout: CLOCK_MONOTONIC ns; a server without --timeout moves it out
+ * when a timed test (-t) arrives */
+static uint64_t watchdog_start, watchdog_end;
+#define TIMEOUT_MARGIN 30 /* s past a -t duration */
 static uint64_t first_test_id;
 static int have_first_test;
 static uint32_t first_test_done, first_test_nconn;
@@ -1617,7 +2069,9 @@ static void serve_pingpong(int fd, const perf_hdr *h, result *r)
 	r->bytes = off;
 	r->seconds = (double)(now_ns() - t0) / 1e9;
 	/* the client's warm-up round trips are not counted */
-	warm = h->iterations / 10 < 100 ? h->iterations / 10 : 100;
+	warm = (h->flags & FLAG_TIMED)	  ? TIMED_WARM
+	       : h->iterations / 10 < 100 ? h->iterations / 10
+					  : 100;
 	r->round_trips = r->round_trips > warm ? r->round_trips - warm : 0;
 	free(buf);
 }
@@ -1629,13 +2083,29 @@ static void *server_main(void *arg)
 	uint8_t hdr[HDR_LEN], res[RES_LEN];
 	perf_hdr h = {0};
 	uint8_t *buf = NULL;
-	int k, counted = 0, hdr_ok = 0;
+	int k, counted = 0, hdr_ok = 0, clc_data = 0;
 	char err[120];
 
 	r.verify = VERIFY_OFF;
 	r.mode = MODE_STREAM;
 	get_info(c->fd, &r);
-	k = recv_all(c->fd, hdr, HDR_LEN);
+	k = recv_all(c->fd, hdr, 4);
+	if (k > 0 && !opt.tcp && !opt.af_smc &&
+	    ((uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
+	     (uint32_t)hdr[2] << 8 | hdr[3]) == SMC_EYECATCHER) {
+		/* explicit mode: the client's rules call this port SMC, ours
+		 * do not, so its CLC Proposal came as data (docs/runtime.md,
+		 * "Explicit mode and its limit"); the client's connect fails
+		 * when this closes */
+		fail(&r,
+		     "the client sent an SMC CLC Proposal: its rules call port "
+		     "%u SMC and this server's do not (--smc-ports)",
+		     opt.port);
+		clc_data = 1;
+		goto out;
+	}
+	if (k > 0)
+		k = recv_all(c->fd, hdr + 4, HDR_LEN - 4);
 	if (k <= 0) {
 		fail(&r, "no test header: %s",
 		     k ? strerror(errno) : "client closed");
@@ -1646,6 +2116,18 @@ static void *server_main(void *arg)
 		goto out;
 	}
 	hdr_ok = 1;
+	if (h.duration_ms && !opt.timeout_set) {
+		uint64_t e = now_ns() + (uint64_t)h.duration_ms * 1000000 +
+			     TIMEOUT_MARGIN * 1000000000ull;
+
+		/* only ever later (the other connections of -P too) */
+		uint64_t cur = __atomic_load_n(&watchdog_end, __ATOMIC_RELAXED);
+
+		while (cur < e && !__atomic_compare_exchange_n(
+					  &watchdog_end, &cur, e, 1,
+					  __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+			;
+	}
 	pthread_mutex_lock(&srv_lock);
 	if (!have_first_test) {
 		have_first_test = 1;
@@ -1666,7 +2148,8 @@ static void *server_main(void *arg)
 		goto out;
 	}
 	if (h.mode == MODE_BIDI) {
-		bidi_run(c->fd, buf, h.bytes, h.flags & FLAG_VERIFY, 1, &r);
+		bidi_run(c->fd, buf, h.bytes, (uint64_t)h.duration_ms * 1000000,
+			 h.flags & FLAG_VERIFY, 1, &r);
 	} else if (h.mode == MODE_STREAM) {
 		csum cs = {0, 0};
 		int64_t bad;
@@ -1677,7 +2160,8 @@ static void *server_main(void *arg)
 		r.seconds = (double)(now_ns() - t0) / 1e9;
 		if (h.flags & FLAG_VERIFY)
 			r.verify = bad >= 0 ? VERIFY_FAILED : VERIFY_OK;
-		if (r.bytes != h.bytes)
+		/* timed: the client judges the count, it knows what it sent */
+		if (!(h.flags & FLAG_TIMED) && r.bytes != h.bytes)
 			fail(&r, "received %" PRIu64 " of %" PRIu64 " bytes",
 			     r.bytes, h.bytes);
 		res_encode(res, r.bytes, csum_val(&cs), r.verify,
@@ -1686,22 +2170,26 @@ static void *server_main(void *arg)
 			fail(&r, "send result: %s", strerror(errno));
 	} else {
 		csum cs = {0, 0};
-		uint64_t t0 = now_ns();
+		uint64_t t0 = now_ns(), sent = 0;
 
 		if (send_stream(c->fd, buf, h.bytes, 0, h.flags & FLAG_VERIFY,
-				&cs, &r) == 0) {
-			res_encode(res, h.bytes, csum_val(&cs), 0, 0);
+				&cs, &r,
+				(h.flags & FLAG_TIMED)
+					? t0 + (uint64_t)h.duration_ms * 1000000
+					: 0,
+				&sent, &r.live) == 0) {
+			res_encode(res, sent, csum_val(&cs), 0, 0);
 			if (send_all(c->fd, res, RES_LEN))
 				fail(&r, "send trailer: %s", strerror(errno));
 		}
-		r.bytes = h.bytes;
+		r.bytes = sent;
 		/* the client answers with what it received */
 		k = recv_all(c->fd, res, RES_LEN);
 		r.seconds = (double)(now_ns() - t0) / 1e9;
 		if (k <= 0 || get64(res) != PERF_RES_MAGIC) {
 			fail(&r, "no result from the client");
 		} else {
-			if (get64(res + 8) != h.bytes)
+			if (get64(res + 8) != sent)
 				fail(&r, "client received %" PRIu64 " bytes",
 				     get64(res + 8));
 			if (h.flags & FLAG_VERIFY) {
@@ -1729,15 +2217,17 @@ out:
 		 * never had), which is the test failing, not a probe; waiting
 		 * on for a test would hang until -t */
 		if (!counted && !hdr_ok && r.have_info &&
-		    (r.info.mode == USMC_SOCK_SMCR ||
+		    (clc_data || r.info.mode == USMC_SOCK_SMCR ||
 		     (r.info.fallback_code &&
 		      strcmp(r.info.fallback_name, "PEERNOSMC")))) {
 			fflush(stdout);
-			_exit(1);
+			/* exit, not _exit: the runtime's exit handlers end
+			 * the link groups and remove the usmc-stat table */
+			exit(1);
 		}
 		if (counted) {
 			first_test_done++;
-			if (!r.ok)
+			if (!r.ok || require_failed(&r, (int)h.index))
 				first_test_failed = 1;
 			if (first_test_done >= first_test_nconn) {
 				fflush(stdout);
@@ -2247,17 +2737,23 @@ static int run_server(void)
 
 static void *watchdog(void *arg)
 {
-	struct timespec ts = {.tv_sec = opt.timeout};
+	uint64_t now, end;
 
 	(void)arg;
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
-	fprintf(stderr, "%s: timed out after %d s\n", prog, opt.timeout);
+	while ((now = now_ns()) <
+	       (end = __atomic_load_n(&watchdog_end, __ATOMIC_RELAXED)))
+		sleep_ms(end - now > 1000000000ull
+				 ? 1000
+				 : (int)((end - now + 999999) / 1000000));
+	fprintf(stderr, "%s: timed out after %.0f s\n", prog,
+		(double)(now - watchdog_start) / 1e9);
 	if (opt.json)
 		printf("{\"role\":\"%s\",\"ok\":false,\"error\":\"timeout\"}\n",
 		       opt.server ? "server" : "client");
 	fflush(stdout);
-	_exit(1);
+	/* exit, not _exit: the runtime's exit handlers end the link groups
+	 * and remove the usmc-stat table (they only try its lock) */
+	exit(1);
 }
 
 static long parse_num(const char *s, const char *what, long lo, long hi)
@@ -2270,6 +2766,21 @@ static long parse_num(const char *s, const char *what, long lo, long hi)
 	if (errno || end == s || *end || v < lo || v > hi)
 		die_usage("%s must be a number in %ld..%ld, not '%s'", what, lo,
 			  hi, s);
+	return v;
+}
+
+/* Seconds, fractions allowed ("0.5"), from lo to hi. */
+static double parse_secs(const char *s, const char *what, double lo, double hi)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || *s < '0' || *s > '9' || !(v >= lo) ||
+	    v > hi)
+		die_usage("%s must be seconds from %g to %g, not '%s'", what,
+			  lo, hi, s);
 	return v;
 }
 
@@ -2322,6 +2833,10 @@ enum {
 	O_LINGER,
 	O_AF_SMC,
 	O_BIDI,
+	O_TIMEOUT,
+	O_ITERATIONS,
+	O_REQUIRE_SMC,
+	O_REQUIRE_SMCR,
 };
 
 int main(int argc, char **argv)
@@ -2336,7 +2851,9 @@ int main(int argc, char **argv)
 		{"reverse", no_argument, NULL, 'R'},
 		{"bidi", no_argument, NULL, O_BIDI},
 		{"pingpong", required_argument, NULL, O_PINGPONG},
-		{"iterations", required_argument, NULL, 'i'},
+		{"iterations", required_argument, NULL, O_ITERATIONS},
+		{"time", required_argument, NULL, 't'},
+		{"interval", required_argument, NULL, 'i'},
 		{"parallel", required_argument, NULL, 'P'},
 		{"verify", no_argument, NULL, O_VERIFY},
 		{"json", no_argument, NULL, O_JSON},
@@ -2348,12 +2865,14 @@ int main(int argc, char **argv)
 		{"idle", required_argument, NULL, O_IDLE},
 		{"linger", required_argument, NULL, O_LINGER},
 		{"conns", required_argument, NULL, O_CONNS},
-		{"timeout", required_argument, NULL, 't'},
+		{"timeout", required_argument, NULL, O_TIMEOUT},
+		{"require-smc", no_argument, NULL, O_REQUIRE_SMC},
+		{"require-smcr", no_argument, NULL, O_REQUIRE_SMCR},
 		{"help", no_argument, NULL, 'h'},
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
-	int c, nmodes = 0, bytes_set = 0;
+	int c, nmodes = 0, bytes_set = 0, iter_set = 0;
 	pthread_t wd;
 
 	argv[0] = (char *)prog; /* getopt's messages name the tool */
@@ -2396,15 +2915,35 @@ int main(int argc, char **argv)
 			opt.mode = MODE_PINGPONG;
 			nmodes++;
 			break;
+		case O_ITERATIONS:
+			opt.iterations = (uint32_t)parse_num(
+				optarg, "--iterations", 1, 100000000);
+			iter_set = 1;
+			break;
 		case 'i':
-			opt.iterations =
-				(uint32_t)parse_num(optarg, "-i", 1, 100000000);
+			opt.interval = parse_secs(optarg, "-i", 0.01, 86400);
 			break;
 		case 'P':
 			opt.parallel = (int)parse_num(optarg, "-P", 1, 256);
 			break;
 		case 't':
-			opt.timeout = (int)parse_num(optarg, "-t", 1, 86400);
+			/* whole milliseconds: the header carries them */
+			opt.duration = parse_secs(optarg, "-t", 0.01, 86400);
+			opt.duration =
+				(double)(uint32_t)(opt.duration * 1000 + 0.5) /
+				1000;
+			break;
+		case O_TIMEOUT:
+			opt.timeout =
+				(int)parse_num(optarg, "--timeout", 1, 86400);
+			opt.timeout_set = 1;
+			break;
+		case O_REQUIRE_SMC:
+			if (opt.require != REQ_SMCR)
+				opt.require = REQ_SMC;
+			break;
+		case O_REQUIRE_SMCR:
+			opt.require = REQ_SMCR;
 			break;
 		case O_VERIFY:
 			opt.verify = 1;
@@ -2467,7 +3006,20 @@ int main(int argc, char **argv)
 	if (opt.raw && opt.mode != MODE_PINGPONG)
 		die_usage("--raw needs --pingpong SIZE");
 	if (opt.mode == MODE_PINGPONG && bytes_set)
-		die_usage("-n does not apply to --pingpong (use -i)");
+		die_usage("-n does not apply to --pingpong (use --iterations)");
+	if (iter_set && opt.mode != MODE_PINGPONG)
+		die_usage("--iterations needs --pingpong SIZE");
+	if (opt.duration && (bytes_set || iter_set))
+		die_usage("-t (a duration) excludes -n and --iterations (a "
+			  "count)");
+	if (opt.server && (opt.duration || opt.interval))
+		die_usage("-t and -i are client options (the client's header "
+			  "tells the server the duration)");
+	if (opt.conns && (opt.duration || opt.interval || opt.require))
+		die_usage("--conns excludes -t, -i and --require-smc(r) "
+			  "(--conns fails on any fallback itself)");
+	if (opt.require && opt.tcp)
+		die_usage("--require-smc and --require-smcr exclude --tcp");
 	if (opt.tcp && (opt.transport || opt.smc_ports))
 		die_usage("--tcp excludes --transport and --smc-ports");
 	if (opt.af_smc && (opt.tcp || opt.transport || opt.smc_ports))
@@ -2497,6 +3049,10 @@ int main(int argc, char **argv)
 				  "7070,8000-8010)",
 				  opt.smc_ports);
 	}
+	if (opt.duration && !opt.timeout_set)
+		opt.timeout = (int)opt.duration + 1 + TIMEOUT_MARGIN;
+	watchdog_start = now_ns();
+	watchdog_end = watchdog_start + (uint64_t)opt.timeout * 1000000000ull;
 	if ((!opt.server || opt.one) &&
 	    pthread_create(&wd, NULL, watchdog, NULL)) {
 		fprintf(stderr, "%s: cannot start the watchdog\n", prog);

@@ -253,7 +253,7 @@ class Run:
         se = dict(env, **senv)
         ce = dict(env, **cenv)
         self.procs["server"] = self._start(
-            "server", se, [PERF, "-s", "-1", "-p", str(self.port), "--verify", "--json", "-t", str(RUN_S)], "h1"
+            "server", se, [PERF, "-s", "-1", "-p", str(self.port), "--verify", "--json", "--timeout", str(RUN_S)], "h1"
         )
         if not wait_for(lambda: listening(self.port) or self.procs["server"].poll() is not None, 10):
             raise RuntimeError("the server did not listen on %d" % self.port)
@@ -281,7 +281,7 @@ class Run:
         self.procs["client"] = self._start(
             "client",
             ce,
-            [PERF, "-c", H1, "-p", str(cport), "--bidi", "-n", BYTES, "--verify", "--json", "-t", str(RUN_S)]
+            [PERF, "-c", H1, "-p", str(cport), "--bidi", "-n", BYTES, "--verify", "--json", "--timeout", str(RUN_S)]
             + cargs,
             "h2",
         )
@@ -929,7 +929,7 @@ def run_clc_timeout(case):
     base = os.path.join(WORK, case.name)
     with open(base + ".server", "w") as so, open(base + ".server.err", "w") as se:
         srv = subprocess.Popen(
-            in_ns("h1", PERF, "-s", "-1", "-p", str(port), "--json", "-t", "60"), env=env, stdout=so, stderr=se
+            in_ns("h1", PERF, "-s", "-1", "-p", str(port), "--json", "--timeout", "60"), env=env, stdout=so, stderr=se
         )
     try:
         if not wait_for(lambda: listening(port), 10):
@@ -938,7 +938,7 @@ def run_clc_timeout(case):
         t0 = time.monotonic()
         with open(base + ".client", "w") as co, open(base + ".client.err", "w") as ce:
             cli = subprocess.run(
-                in_ns("h2", PERF, "-c", H1, "-p", str(port), "-n", "1M", "--verify", "--json", "-t", "30"),
+                in_ns("h2", PERF, "-c", H1, "-p", str(port), "-n", "1M", "--verify", "--json", "--timeout", "30"),
                 env=env,
                 stdout=co,
                 stderr=ce,

@@ -14,7 +14,7 @@ t_need_perf
 t_lab_up
 pcap=$t_work/cap.pcap
 usmc_lab_capture_start "$t_lab" h1 "$pcap" || t_fail "tcpdump did not start"
-t_run_pair cap 7070 --verify --json -- -n 4M --verify --json -t 60 || t_fail "transfer failed"
+t_run_pair cap 7070 --verify --json -- -n 4M --verify --json --timeout 60 || t_fail "transfer failed"
 usmc_lab_capture_stop "$t_lab" h1 | sed "s/^/$T_NAME: tcpdump: /"
 t_check_smcr cap 4194304 || t_fail "the transfer was not SMC-R, verified, 4 MiB"
 drops=$(usmc_lab_capture_drops "$t_lab" h1)

@@ -23,11 +23,11 @@ fail=0
 export USMC_STATS=1
 
 # kernel TCP, the same two processes' shape: the baseline
-t_run_pair tcp 7401 --conns "$n" --tcp --json -t 100 -- --conns "$n" --tcp --json -t 100 ||
+t_run_pair tcp 7401 --conns "$n" --tcp --json --timeout 100 -- --conns "$n" --tcp --json --timeout 100 ||
 	t_fail "$n TCP connections failed"
 t_log "TCP: per idle connection, client RSS $(t_json "$t_work/tcp.client" rss_kib_per_conn) KiB PSS $(t_json "$t_work/tcp.client" pss_kib_per_conn) KiB; server RSS $(t_json "$t_work/tcp.client" server_rss_kib_per_conn) KiB PSS $(t_json "$t_work/tcp.client" server_pss_kib_per_conn) KiB (user space only)"
 
-t_run_pair usmc 7402 --conns "$n" --json -t 100 -- --conns "$n" --json -t 100 ||
+t_run_pair usmc 7402 --conns "$n" --json --timeout 100 -- --conns "$n" --json --timeout 100 ||
 	t_fail "$n usmc connections failed"
 for side in client server; do
 	f=$t_work/usmc.$side

@@ -34,12 +34,12 @@ dp_kill_case() {
 	local rc=0 sur out t_kill t_exit at dt err bytes verify
 	port=$((port + 1))
 	# No timeout(1) wrapper, and no shell function in between: ip netns
-	# exec execs usmc-perf, so $! is the process to kill; -t bounds each
+	# exec execs usmc-perf, so $! is the process to kill; --timeout bounds each
 	# side, the lab's teardown the rest.
-	ip netns exec "$dp_h1" "$T_PERF" -s -1 -p "$port" --json -t 30 >"$so" 2>"$so.err" &
+	ip netns exec "$dp_h1" "$T_PERF" -s -1 -p "$port" --json --timeout 30 >"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 "$port" || t_fail "$tag: server did not listen"
-	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" --verify --json -t 30 -n 100G "$@" \
+	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" --verify --json --timeout 30 -n 100G "$@" \
 		>"$co" 2>"$co.err" &
 	cpid=$!
 	# mid-stream: a second of data, so windows are full and CDCs in flight
@@ -152,19 +152,19 @@ dp_rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 dp_exit_cases() {
 	local so=$t_work/exit.server spid co=$t_work/exit.client i rss0 rss1 cpid t0
 	port=$((port + 1))
-	USMC_DEBUG=1 ip netns exec "$dp_h1" "$T_PERF" -s -p "$port" --json -t 200 \
+	USMC_DEBUG=1 ip netns exec "$dp_h1" "$T_PERF" -s -p "$port" --json --timeout 200 \
 		>"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 "$port" || t_fail "exit: server did not listen"
 	for i in 1 2 3; do
-		t_exec h2 timeout 30 "$T_PERF" -c "$T_H1" -p "$port" -n 4M --verify -t 20 \
+		t_exec h2 timeout 30 "$T_PERF" -c "$T_H1" -p "$port" -n 4M --verify --timeout 20 \
 			>"$co" 2>&1 || t_fail "exit: client $i failed: $(cat "$co")"
 		dp_lgr_check "exit-$i" "$so.err" "$i" "$(dp_now)" exited
 	done
 	grep -i "timeout\|timed out" "$so.err" | grep -v "^usmc.*stats" &&
 		t_log "exit: FAIL: the server logged an LLC timeout" && fail=1
 	# killed mid-stream: the lgr ends with the connection
-	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" -n 100G -t 30 >"$co" 2>&1 &
+	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" -n 100G --timeout 30 >"$co" 2>&1 &
 	cpid=$!
 	sleep 1
 	t0=$(dp_now)
@@ -175,7 +175,7 @@ dp_exit_cases() {
 	# that outlived its client held ~590 KiB)
 	rss0=$(dp_rss_kb "$spid")
 	for i in $(seq "${DP_CLIENTS:-50}"); do
-		t_exec h2 timeout 30 "$T_PERF" -c "$T_H1" -p "$port" -n 64K -t 20 \
+		t_exec h2 timeout 30 "$T_PERF" -c "$T_H1" -p "$port" -n 64K --timeout 20 \
 			>"$co" 2>&1 || t_fail "exit: short client $i failed: $(cat "$co")"
 	done
 	sleep 1
@@ -210,10 +210,10 @@ dp_stop_case() {
 	local so=$t_work/$tag.server co=$t_work/$tag.client spid cpid vpid
 	local crc=0 src=0 side t_stop t_cont f at dt err rx=server a
 	port=$((port + 1))
-	ip netns exec "$dp_h1" "$T_PERF" -s -1 -p "$port" --json --verify -t 90 >"$so" 2>"$so.err" &
+	ip netns exec "$dp_h1" "$T_PERF" -s -1 -p "$port" --json --verify --timeout 90 >"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 "$port" || t_fail "$tag: server did not listen"
-	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" --verify --json -t 90 "$@" \
+	ip netns exec "$dp_h2" "$T_PERF" -c "$T_H1" -p "$port" --verify --json --timeout 90 "$@" \
 		>"$co" 2>"$co.err" &
 	cpid=$!
 	sleep "$delay"
@@ -277,10 +277,10 @@ dp_tolerant_case() {
 	local crc=0 src=0 side f
 	local tol=(env USMC_TRANSPORT_OPTIONS=retry_time=0 USMC_TESTLINK_MS=30000 USMC_TESTLINK_WAIT_MS=2000)
 	port=$((port + 1))
-	ip netns exec "$dp_h1" "${tol[@]}" "$T_PERF" -s -1 -p "$port" --json --verify -t 90 >"$so" 2>"$so.err" &
+	ip netns exec "$dp_h1" "${tol[@]}" "$T_PERF" -s -1 -p "$port" --json --verify --timeout 90 >"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 "$port" || t_fail "$tag: server did not listen"
-	ip netns exec "$dp_h2" "${tol[@]}" "$T_PERF" -c "$T_H1" -p "$port" --verify --json -t 90 "$@" \
+	ip netns exec "$dp_h2" "${tol[@]}" "$T_PERF" -c "$T_H1" -p "$port" --verify --json --timeout 90 "$@" \
 		>"$co" 2>"$co.err" &
 	cpid=$!
 	sleep "$delay"

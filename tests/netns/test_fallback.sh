@@ -21,7 +21,7 @@ for mode in text json; do
 	[ $mode = json ] && extra=(--json)
 	rc=0
 	t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p 7171 --smc-ports 7070 --raw \
-		--pingpong 64 -i 1000 --verify -t 30 "${extra[@]}" >"$out" 2>"$out.err" || rc=$?
+		--pingpong 64 --iterations 1000 --verify --timeout 30 "${extra[@]}" >"$out" 2>"$out.err" || rc=$?
 	[ $rc = 0 ] || t_fail "client against socat: exit $rc: $(tail -5 "$out" "$out.err")"
 	if [ $mode = text ]; then
 		line=$(grep '^path:' "$out") || t_fail "no 'path:' line in: $(cat "$out")"
@@ -45,7 +45,7 @@ wait "$t_spid" 2>/dev/null
 for mode in text json; do
 	extra=()
 	[ $mode = json ] && extra=(--json)
-	t_run_pair "tcpc-$mode" 7070 --verify "${extra[@]}" -- --tcp -n 1M --verify --json -t 30 ||
+	t_run_pair "tcpc-$mode" 7070 --verify "${extra[@]}" -- --tcp -n 1M --verify --json --timeout 30 ||
 		t_fail "usmc-perf --tcp against a usmc-perf server failed"
 	c=$t_work/tcpc-$mode.client s=$t_work/tcpc-$mode.server
 	[ "$(t_json "$c" verify)" = ok ] && [ "$(t_json "$c" bytes)" = 1048576 ] ||

@@ -18,7 +18,7 @@ t_lab_up
 export USMC_TRANSPORT_OPTIONS=gso=on
 
 usmc_lab_capture_start "$t_lab" h1 "$t_work/whole.pcap" 128 || t_fail "tcpdump did not start"
-t_run_pair whole 7320 --verify --json -- -n 16M --verify --json -t 60 || t_fail "transfer failed"
+t_run_pair whole 7320 --verify --json -- -n 16M --verify --json --timeout 60 || t_fail "transfer failed"
 usmc_lab_capture_stop "$t_lab" h1 >/dev/null
 t_check_smcr whole 16777216 || t_fail "the transfer was not SMC-R, verified, 16 MiB"
 for side in client server; do
@@ -37,7 +37,7 @@ for h in h1 h2; do
 done
 pcap=$t_work/cap.pcap
 usmc_lab_capture_start "$t_lab" h1 "$pcap" || t_fail "tcpdump did not start"
-t_run_pair cut 7321 --verify --json -- -n 4M --verify --json -t 60 || t_fail "transfer failed"
+t_run_pair cut 7321 --verify --json -- -n 4M --verify --json --timeout 60 || t_fail "transfer failed"
 usmc_lab_capture_stop "$t_lab" h1 | sed "s/^/$T_NAME: tcpdump: /"
 t_check_smcr cut 4194304 || t_fail "the transfer was not SMC-R, verified, 4 MiB"
 drops=$(usmc_lab_capture_drops "$t_lab" h1)

@@ -10,7 +10,7 @@ t_need_perf
 t_lab_up
 fail=0
 for n in 1 65537 3145731; do
-	t_run_pair "hc-$n" 7070 --verify --json -- -n "$n" --verify --json -t 60 &&
+	t_run_pair "hc-$n" 7070 --verify --json -- -n "$n" --verify --json --timeout 60 &&
 		t_check_smcr "hc-$n" "$n" || fail=1
 done
 [ $fail = 0 ] || t_fail "half-close did not work for every size"

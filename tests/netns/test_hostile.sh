@@ -35,13 +35,13 @@ t_log "${#hostile[@]} hostile clients connected; starting 10 good connections"
 
 t0=$(date +%s%N)
 crc=0 crc2=0
-t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -P 10 -n 1M --verify --json -t 50 \
+t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -P 10 -n 1M --verify --json --timeout 50 \
 	>"$t_work/good" 2>"$t_work/good.err" || crc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
 wait "${hpids[@]}"
 # A second wave, after the failed handshakes' QPs were destroyed: none of
 # their completions may reach a new connection's QP.
-t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -P 10 -n 1M --verify --json -t 50 \
+t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -P 10 -n 1M --verify --json --timeout 50 \
 	>"$t_work/good2" 2>"$t_work/good2.err" || crc2=$?
 kill -0 "$t_spid" 2>/dev/null || {
 	sed 's/^/  server: /' "$t_work/srv" "$t_work/srv.err" | tail -20

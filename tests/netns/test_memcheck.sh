@@ -19,7 +19,7 @@ VG=(valgrind --error-exitcode=99 --suppressions="$USMC_SRC/runtime/bpf/usmc_syno
 T_TIMEOUT=400 T_LISTEN_MS=60000
 t_server "$t_work/vg.server" 7070 "${VG[@]}" "$T_PERF" -s -1 -p 7070 --verify --json
 crc=0 src=0
-t_exec h2 timeout 400 "${VG[@]}" "$T_PERF" -c "$T_H1" -p 7070 -n 4M --verify --json -t 300 \
+t_exec h2 timeout 400 "${VG[@]}" "$T_PERF" -c "$T_H1" -p 7070 -n 4M --verify --json --timeout 300 \
 	>"$t_work/vg.client" 2>"$t_work/vg.client.err" || crc=$?
 t_wait_server "$t_work/vg.server" || src=$?
 [ $crc != 99 ] || t_fail "valgrind found errors in the client: $(cat "$t_work/vg.client.err")"

@@ -65,7 +65,7 @@ spb=$t_spid
 t_exec h2 timeout 120 "$T_PERF" -c "$T_H1" -p 7081 -n 16M --verify --json \
 	>"$t_work/a.client" 2>"$t_work/a.client.err" &
 ca=$!
-t_exec h2 timeout 120 "$T_PERF" -c "$T_H1" -p 7082 --pingpong 1000 -i 2000 --verify --json \
+t_exec h2 timeout 120 "$T_PERF" -c "$T_H1" -p 7082 --pingpong 1000 --iterations 2000 --verify --json \
 	>"$t_work/b.client" 2>"$t_work/b.client.err" &
 cb=$!
 rc=0

@@ -5,7 +5,7 @@
 t_need_cmd python3 timeout ss
 t_need_perf
 t_lab_up
-t_run_pair p64 7070 --verify --json -- -P 64 -n 1M --verify --json -t 150 ||
+t_run_pair p64 7070 --verify --json -- -P 64 -n 1M --verify --json --timeout 150 ||
 	t_fail "64 parallel connections failed"
 c=$t_work/p64.client
 path=$(t_json "$c" path)

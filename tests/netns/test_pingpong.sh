@@ -4,7 +4,7 @@
 t_need_cmd python3 timeout ss
 t_need_perf
 t_lab_up
-t_run_pair pp1 7070 --verify --json -- --pingpong 1 -i 10000 --verify --json -t 150 ||
+t_run_pair pp1 7070 --verify --json -- --pingpong 1 --iterations 10000 --verify --json --timeout 150 ||
 	t_fail "ping-pong failed"
 c=$t_work/pp1.client
 for side in client server; do

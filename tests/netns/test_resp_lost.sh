@@ -36,13 +36,13 @@ for dir in up down; do
 	[ $dir = down ] && extra=(-R)
 	s=$t_work/$dir.server c=$t_work/$dir.client
 	t_exec h1 env USMC_TRANSPORT_OPTIONS=icrc=strict timeout 30 "$T_PERF" -s -1 -p $port \
-		--verify --json -t 20 >"$s" 2>"$s.err" &
+		--verify --json --timeout 20 >"$s" 2>"$s.err" &
 	spid=$!
 	busywait 10000 t_listening h1 $port || t_fail "server did not listen: $(cat "$s.err")"
 	crc=0 src=0
 	t0=$(now_ms)
 	t_exec h2 env USMC_TRANSPORT_OPTIONS=ipid=random timeout 30 "$T_PERF" -c "$T_H1" -p $port \
-		-n 1M --verify --json -t 20 "${extra[@]}" >"$c" 2>"$c.err" || crc=$?
+		-n 1M --verify --json --timeout 20 "${extra[@]}" >"$c" 2>"$c.err" || crc=$?
 	ms=$(($(now_ms) - t0))
 	wait $spid || src=$?
 	if [ $crc != 0 ] || [ $src != 0 ]; then

@@ -61,7 +61,7 @@ sh_check() {
 sh_many() {
 	local tag=$1 n=$2 side bad=0
 	port=$((port + 1))
-	t_run_pair "$tag" $port --verify --json -t 120 -- -n 256K --bidi -P "$n" --verify --json -t 120 || return 1
+	t_run_pair "$tag" $port --verify --json --timeout 120 -- -n 256K --bidi -P "$n" --verify --json --timeout 120 || return 1
 	[ "$(t_json "$t_work/$tag.client" ok)" = true ] &&
 		[ "$(t_json "$t_work/$tag.client" connections)" = "$n" ] &&
 		[ "$(t_json "$t_work/$tag.client" path)" = smcd ] || {
@@ -83,7 +83,7 @@ for dir in up down; do
 	port=$((port + 1))
 	r=
 	[ $dir = down ] && r=-R
-	t_run_pair "$dir-256M" $port --verify --json -t 150 -- -n 256M $r --verify --json -t 150 &&
+	t_run_pair "$dir-256M" $port --verify --json --timeout 150 -- -n 256M $r --verify --json --timeout 150 &&
 		sh_check "$dir-256M" 268435456 smcd || fail=1
 done
 sh_many many-64 64 || fail=1
@@ -91,7 +91,7 @@ sh_many many-64 64 || fail=1
 # usmc-stat while a connection stays idle after usmc-perf's header (both
 # sides have it open)
 port=$((port + 1))
-t_server "$t_work/stat.server" $port "$T_PERF" -s -p $port --json -t 60
+t_server "$t_work/stat.server" $port "$T_PERF" -s -p $port --json --timeout 60
 t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port -n 1M --idle 4000 --json \
 	>"$t_work/stat.client" 2>"$t_work/stat.client.err" &
 cpid=$!
@@ -131,10 +131,10 @@ sh_kill() {
 	local tag=$1 victim=$2 rev=${3:-} so co spid cpid vpid sur out err verify bytes m
 	port=$((port + 1))
 	so=$t_work/$tag.server co=$t_work/$tag.client
-	ip netns exec "$(usmc_lab_ns "$t_lab" h1)" "$T_PERF" -s -p $port --verify --json -t 60 >"$so" 2>"$so.err" &
+	ip netns exec "$(usmc_lab_ns "$t_lab" h1)" "$T_PERF" -s -p $port --verify --json --timeout 60 >"$so" 2>"$so.err" &
 	spid=$!
 	busywait 10000 t_listening h1 $port || t_fail "$tag: server did not listen"
-	ip netns exec "$(usmc_lab_ns "$t_lab" h2)" "$T_PERF" -c "$T_H1" -p $port -n 100G $rev --verify --json -t 60 \
+	ip netns exec "$(usmc_lab_ns "$t_lab" h2)" "$T_PERF" -c "$T_H1" -p $port -n 100G $rev --verify --json --timeout 60 \
 		>"$co" 2>"$co.err" &
 	cpid=$!
 	# mid-stream: the connection up, then a second of data
@@ -192,13 +192,13 @@ shm_after=$(sh_devshm)
 
 # USMC_SHM=0: SMC-R over softroce, as before the shm device
 port=$((port + 1))
-USMC_SHM=0 t_run_pair "noshm" $port --verify --json -- -n 16M --verify --json -t 60 &&
+USMC_SHM=0 t_run_pair "noshm" $port --verify --json -- -n 16M --verify --json --timeout 60 &&
 	sh_check noshm 16777216 smcr || fail=1
 
 # No RoCE device opens (the runtime cannot open sim, which needs a world
 # from its caller): the pair still takes SMC-D, offered alone
 port=$((port + 1))
-USMC_TRANSPORT=sim t_run_pair "noroce" $port --verify --json -- -n 16M --verify --json -t 60 &&
+USMC_TRANSPORT=sim t_run_pair "noroce" $port --verify --json -- -n 16M --verify --json --timeout 60 &&
 	sh_check noroce 16777216 smcd || fail=1
 
 [ $fail = 0 ] || t_fail "see above"

@@ -28,7 +28,7 @@ busywait 10000 t_listening h1 $port || t_fail "socat did not listen: $(cat "$t_w
 # client TAG: one verified ping-pong over SMC-R, 32 x 64 KiB each way
 client() {
 	t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port --raw --pingpong 65536 \
-		-i 32 --verify --json -t 50 >"$t_work/$1" 2>"$t_work/$1.err"
+		--iterations 32 --verify --json --timeout 50 >"$t_work/$1" 2>"$t_work/$1.err"
 }
 check_client() {
 	local c=$t_work/$1
@@ -88,7 +88,7 @@ t_log "ok concurrent: 3 children at once, each over SMC-R"
 # A child killed in the middle of its connection: the client gets an
 # error, not a hang; the parent serves the next one over SMC-R.
 t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p $port --raw --pingpong 65536 \
-	-i 100000 --verify --json -t 50 >"$t_work/killed" 2>"$t_work/killed.err" &
+	--iterations 100000 --verify --json --timeout 50 >"$t_work/killed" 2>"$t_work/killed.err" &
 kpid=$!
 one_kid() { [ "$(kids)" = 1 ]; }
 busywait 10000 one_kid || t_fail "no socat child for the connection to kill"

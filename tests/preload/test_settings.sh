@@ -94,7 +94,7 @@ t_exec h1 env USMC_DEBUG=1 USMC_CONF="$t_work/usmc.conf" timeout 60 "$T_PERF" -s
 spid=$!
 if busywait 10000 t_listening h1 7082; then
 	t_exec h2 env USMC_DEBUG=1 USMC_CONF="$t_work/usmc.conf" timeout 60 "$T_PERF" -c "$T_H1" -p 7082 \
-		-t 3 --verify --json >"$t_work/conf.client" 2>"$t_work/conf.client.err" &
+		--timeout 3 --verify --json >"$t_work/conf.client" 2>"$t_work/conf.client.err" &
 	cpid=$!
 	udp_owned() { t_exec h1 ss -Huanp "sport = :4801" 2>/dev/null | grep -q usmc-perf; }
 	busywait 10000 udp_owned && ok "config file: usmc-perf holds UDP port 4801 in h1 (ss)" ||

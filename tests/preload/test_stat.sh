@@ -31,7 +31,7 @@ fails=0
 t_server "$t_work/srv" 7501 "$T_PERF" -s -1 -p 7501 --smc-ports 7501,7502
 spid1=$t_spid
 # long enough to outlast the looks; stopped once they are done
-t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p 7501 --smc-ports 7501 -n 64G -t 50 >"$t_work/cli" 2>&1 &
+t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p 7501 --smc-ports 7501 -n 64G --timeout 50 >"$t_work/cli" 2>&1 &
 cpid=$!
 # wait for the connection to show up as SMCR
 look() { t_exec "$1" "$T_STAT" "${@:2}"; }
@@ -127,7 +127,7 @@ PY
 # 2. a fallback connection next to it (ping-pong: it stays open a while)
 t_server "$t_work/srv2" 7502 "$T_PERF" -s -1 -p 7502 --smc-ports 7501,7502
 spid2=$t_spid
-t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p 7502 --smc-ports 7070 --pingpong 64 -i 2000000 -t 50 \
+t_exec h2 timeout 60 "$T_PERF" -c "$T_H1" -p 7502 --smc-ports 7070 --pingpong 64 --iterations 2000000 --timeout 50 \
 	>"$t_work/cli2" 2>&1 &
 cpid2=$!
 busywait 15000 eval 'look h2 | grep -q "TCP PEERNOSMC 0x03010000"' || {
@@ -150,7 +150,7 @@ N=$((16 * 1024 * 1024))
 t_server "$t_work/srv3" 7503 "$T_PERF" -s -1 -p 7503 --smc-ports 7503
 spid3=$t_spid
 t_exec h2 env USMC_TRANSPORT_OPTIONS=drop=10 timeout 60 "$T_PERF" -c "$T_H1" -p 7503 \
-	--smc-ports 7503 -n $N --verify --linger 15000 -t 50 >"$t_work/cli3" 2>&1 &
+	--smc-ports 7503 -n $N --verify --linger 15000 --timeout 50 >"$t_work/cli3" 2>&1 &
 cpid3=$!
 # the stream is over once the server's 40-byte result has arrived
 done3() {
@@ -189,9 +189,9 @@ else
 	fails=$((fails + 1))
 fi
 
-# the clients are killed (their tables stay behind: no exit), the
-# servers see the end of their connection and end (with _exit: theirs
-# stay too)
+# the clients are killed (their tables stay behind: no exit, usmc-stat
+# removes them once their processes are gone), the servers see the end of
+# their connection and end (with exit: they remove theirs)
 # (usmc-stat names their pids: the background jobs are only wrappers)
 pids=$(look h2 --json | python3 -c '
 import json, sys

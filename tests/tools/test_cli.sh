@@ -9,6 +9,7 @@
 set -uo pipefail
 b=${USMC_BUILD:?}/tools ver=${USMC_VERSION:?}
 fails=0
+errf=$(mktemp)
 fail() {
 	echo "FAIL: $*" >&2
 	fails=$((fails + 1))
@@ -32,7 +33,8 @@ for t in "${tools[@]}"; do
 		fail "$t --version printed '$out'"
 done
 
-# usage errors: TOOL ARGS... (each a usage error)
+# usage errors: TOOL ARGS... (each a usage error; usmc-perf: -t, a
+# duration, excludes the counts -n and --iterations)
 bad=(
 	"usmc-run --bogus"
 	"usmc-run -c /nonexistent/usmc.conf true"
@@ -43,6 +45,18 @@ bad=(
 	"usmc-perf --bogus"
 	"usmc-perf -c 127.0.0.1 -P abc"
 	"usmc-perf -s stray"
+	"usmc-perf -c 127.0.0.1 -t 2 -n 1M"
+	"usmc-perf -c 127.0.0.1 --pingpong 64 -t 2 --iterations 100"
+	"usmc-perf -c 127.0.0.1 --iterations 100"
+	"usmc-perf -c 127.0.0.1 -t 0"
+	"usmc-perf -c 127.0.0.1 -t abc"
+	"usmc-perf -c 127.0.0.1 -i 0"
+	"usmc-perf -c 127.0.0.1 -i 1s"
+	"usmc-perf -s -t 2"
+	"usmc-perf -s -i 1"
+	"usmc-perf -c 127.0.0.1 --tcp --require-smcr"
+	"usmc-perf -c 127.0.0.1 --conns 4 --require-smc"
+	"usmc-perf -c 127.0.0.1 --timeout 0"
 	"usmc-rules --bogus"
 	"usmc-rules"
 	"usmc-stat --bogus"
@@ -107,6 +121,48 @@ fi
 out=$(timeout 20 "${asan[@]}" "$b/usmc-run" -p "" true 2>&1) || fail "usmc-run -p '' true: $out"
 out=$(timeout 20 "${asan[@]}" "$b/usmc-run" -p 7070,8000-8010 -r "tcp port 9" true 2>&1) ||
 	fail "usmc-run with good -p and -r: $out"
+
+# usmc-perf: a client that made no connection prints the error alone (no
+# block of zero results), in text and in JSON, and exits 1; --require-smcr
+# is taken (it only judges connections that were made)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+for req in "" --require-smcr --require-smc; do
+	out=$(timeout 20 "$b/usmc-perf" -c 127.0.0.1 -p "$port" -t 1 -i 0.5 $req 2>"$errf")
+	rc=$?
+	err=$(cat "$errf")
+	[ $rc = 1 ] || fail "usmc-perf client to a closed port $req exited $rc, not 1"
+	[ -z "$out" ] || fail "usmc-perf client to a closed port $req printed a result: $out"
+	[ "$err" = "usmc-perf: connect to 127.0.0.1:$port: Connection refused" ] ||
+		fail "usmc-perf client to a closed port $req: stderr '$err'"
+	out=$(timeout 20 "$b/usmc-perf" -c 127.0.0.1 -p "$port" --json $req 2>"$errf")
+	rc=$?
+	[ $rc = 1 ] || fail "usmc-perf --json client to a closed port $req exited $rc, not 1"
+	[ -s "$errf" ] && fail "usmc-perf --json to a closed port $req wrote on stderr: $(cat "$errf")"
+	python3 -c '
+import json, sys
+d = json.loads(sys.argv[1])
+assert sorted(d) == ["error", "error_at", "error_mono", "ok", "role"], d
+assert d["role"] == "client" and d["ok"] is False, d
+assert d["error"] == "connect to 127.0.0.1:%s: Connection refused" % sys.argv[2], d
+assert d["error_at"] > 0 and d["error_mono"] > 0, d
+' "$out" "$port" || fail "usmc-perf --json to a closed port $req printed '$out'"
+done
+# the watchdog ends the server through exit(), so the runtime removes the
+# process's usmc-stat table (it was _exit, which left it behind)
+stat_dir=$(mktemp -d)
+USMC_STAT_DIR=$stat_dir "$b/usmc-perf" -s -1 -p "$port" --timeout 1 >/dev/null 2>&1 &
+spid=$!
+seen=0
+for _ in $(seq 50); do
+	[ -e "$stat_dir/usmc-stat.$spid" ] && seen=1 && break
+	sleep 0.05
+done
+wait $spid
+rc=$?
+[ $rc = 1 ] || fail "usmc-perf -s -1 --timeout 1 exited $rc, not 1"
+[ $seen = 1 ] || fail "usmc-perf -s never published $stat_dir/usmc-stat.$spid"
+[ -e "$stat_dir/usmc-stat.$spid" ] && fail "usmc-perf -s timed out and left $stat_dir/usmc-stat.$spid"
+rm -rf "$stat_dir" "$errf"
 
 if [ $fails != 0 ]; then
 	echo "$fails failure(s)"

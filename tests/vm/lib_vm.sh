@@ -111,13 +111,13 @@ vm_usmc_host() {
 	export USMC_CGROUP=${USMC_CGROUP:-private}
 }
 
-# vm_perf TAG ARGS...: usmc-perf ARGS --verify --json -t 150, its JSON in
+# vm_perf TAG ARGS...: usmc-perf ARGS --verify --json --timeout 150, its JSON in
 # VM_OUT/TAG.json, stderr in TAG.err, exit status in TAG.exit. The result
 # is judged on the host (vm_expect_perf): python under TCG takes seconds.
 vm_perf() {
 	local tag=$1 rc=0
 	shift
-	"$PERF" "$@" --verify --json -t 150 >"$VM_OUT/$tag.json" 2>"$VM_OUT/$tag.err" || rc=$?
+	"$PERF" "$@" --verify --json --timeout 150 >"$VM_OUT/$tag.json" 2>"$VM_OUT/$tag.err" || rc=$?
 	echo $rc >"$VM_OUT/$tag.exit"
 	vm_log "usmc-perf $* -> exit $rc"
 }

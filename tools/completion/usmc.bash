@@ -32,6 +32,19 @@ _usmc()
 			return
 		fi
 		;;
+	usmc-perf)
+		# -i and -t take seconds here (iperf3's meaning), not a file
+		case $prev in
+		-t | --time | -i | --interval | --timeout | --iterations | -n | --bytes | -P | --parallel | -p | --port | --pingpong | --idle | --linger | --conns | --smc-ports | --transport)
+			COMPREPLY=()
+			return
+			;;
+		-c | --client | -B | --bind)
+			COMPREPLY=($(compgen -A hostname -- "$cur"))
+			return
+			;;
+		esac
+		;;
 	usmc-run)
 		# the first word not an option (nor an option's value) is
 		# the program: complete it and its arguments as a command
