@@ -186,6 +186,10 @@ void usmc_smc_fork_child(void)
 	smc.nfails = 0;
 	smc.table_full_said = 0;
 	smc.ctx = NULL;
+	/* A new SMC instance: a peer that matched the parent's system id
+	 * would offer the child the parent's link group (an Accept without
+	 * first contact to the child's first contact: SYNCERR). */
+	smc.have_system_id = 0;
 	smc.pend = NULL;
 	smc.orphans = NULL;
 	smc.n_orphans = smc.cap_orphans = 0;
