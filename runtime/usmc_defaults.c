@@ -390,6 +390,9 @@ void usmc_rt_log_configure(const usmc_rt_config *cfg)
 		__atomic_store_n(&log_open_failed, 0, __ATOMIC_RELAXED);
 	}
 	__atomic_store_n(&log_level_cfg, l, __ATOMIC_RELAXED);
+	/* opened now, so that a path that cannot be is said at once, not at
+	 * the first line worth logging */
+	(void)log_file_fd();
 	if (!usmc_rt_log_on(USMC_LOG_DEBUG))
 		return;
 	rules_source(cfg, rules, sizeof(rules));
