@@ -287,15 +287,37 @@ static int log_file_fd(void)
 	return nfd;
 }
 
+/* The banner's settings, and the process that last wrote it: a forked
+ * child writes its own before its first line. */
+static char banner_rest[768];
+static pid_t banner_pid;
+
+static void banner(void)
+{
+	usmc_rt_log(USMC_LOG_DEBUG, "usmc %s: pid %d (%s), %s",
+		    USMC_VERSION_STRING, (int)getpid(),
+		    program_invocation_short_name, banner_rest);
+}
+
 void usmc_rt_log(int level, const char *fmt, ...)
 {
-	char msg[512], line[640];
+	char msg[1024], line[1152];
 	va_list ap;
 	int fd, n;
 
 	if (level > level_now())
 		return;
 	fd2_remember();
+	if (level_now() >= USMC_LOG_DEBUG) {
+		pid_t b = __atomic_load_n(&banner_pid, __ATOMIC_RELAXED);
+		pid_t me = getpid();
+
+		if (b && b != me &&
+		    __atomic_compare_exchange_n(&banner_pid, &b, me, 0,
+						__ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			banner();
+	}
 	if (log_time < 0) {
 		const char *t = getenv("USMC_LOG_TIME");
 
@@ -369,7 +391,7 @@ static void rules_source(const usmc_rt_config *cfg, char *buf, size_t len)
 
 void usmc_rt_log_configure(const usmc_rt_config *cfg)
 {
-	char rules[400];
+	char rules[300];
 	int l = cfg->log_level;
 	const char *cur;
 
@@ -393,17 +415,15 @@ void usmc_rt_log_configure(const usmc_rt_config *cfg)
 	/* opened now, so that a path that cannot be is said at once, not at
 	 * the first line worth logging */
 	(void)log_file_fd();
-	if (!usmc_rt_log_on(USMC_LOG_DEBUG))
-		return;
 	rules_source(cfg, rules, sizeof(rules));
-	usmc_rt_log(USMC_LOG_DEBUG,
-		    "usmc %s: pid %d (%s), transport %s (shm %s, synopt %s), "
-		    "rules %s, log level %s to %s",
-		    USMC_VERSION_STRING, (int)getpid(),
-		    program_invocation_short_name, cfg->transport,
-		    cfg->shm ? "on" : "off", cfg->synopt ? "auto" : "off",
-		    rules, usmc_rt_log_level_name(l),
-		    cfg->log_file[0] ? cfg->log_file : "stderr");
+	snprintf(banner_rest, sizeof(banner_rest),
+		 "transport %s (shm %s, synopt %s), rules %s, log level %s to "
+		 "%s",
+		 cfg->transport, cfg->shm ? "on" : "off",
+		 cfg->synopt ? "auto" : "off", rules, usmc_rt_log_level_name(l),
+		 cfg->log_file[0] ? cfg->log_file : "stderr");
+	__atomic_store_n(&banner_pid, getpid(), __ATOMIC_RELAXED);
+	banner();
 }
 
 /* Why the last usmc_config_apply refused a value; "" if it did not say. */

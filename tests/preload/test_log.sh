@@ -12,8 +12,8 @@
 #     starts with a UTC ISO 8601 time stamp within the run; a forked
 #     child's connection is logged in its own file under its own PID;
 #     stderr stays empty;
-#  3. the same client with one file for both processes (no %p): lines of
-#     both PIDs, each whole;
+#  3. the same client at debug with one file for both processes (no %p):
+#     lines of both PIDs, each whole, and a banner for each;
 #  4. the program closes usmc's log fd and opens a file of its own that
 #     gets the same number: that file holds only the program's bytes and
 #     the next line still reaches the log;
@@ -227,7 +227,7 @@ grep -q ' debug: ' "$t_work/c-$cpid.log" && bad "files: debug lines at level inf
 
 # 3. one file for parent and child
 server shared 2
-client shared USMC_LOG_LEVEL=info USMC_LOG_FILE="$t_work/shared.log" -- fork ||
+client shared USMC_LOG_LEVEL=debug USMC_LOG_FILE="$t_work/shared.log" -- fork ||
 	bad "shared: client failed: $(cat "$t_work/shared.c.err")"
 wait $spid || bad "shared: server failed"
 cpid=$(sed -n 's/^pid //p' "$t_work/shared.c.out")
@@ -235,6 +235,8 @@ kpid=$(sed -n 's/^child //p' "$t_work/shared.c.out")
 r=$(stamps "$t_work/shared.log" 0 9999999999) || bad "shared: $r"
 has "$t_work/shared.log" "usmc\[$cpid\] info: fd [0-9]+: $T_SMC_NAME established $T_H2:[0-9]+ -> $T_H1:$SP " "shared: the parent's line"
 has "$t_work/shared.log" "usmc\[$kpid\] info: fd [0-9]+: $T_SMC_NAME established $T_H2:[0-9]+ -> $T_H1:$SP " "shared: the child's line"
+has "$t_work/shared.log" "usmc\[$cpid\] debug: usmc $ver .*: pid $cpid \(python3\), transport " "shared: the parent's banner"
+has "$t_work/shared.log" "usmc\[$kpid\] debug: usmc $ver .*: pid $kpid \(python3\), transport " "shared: the child's own banner"
 
 # 4. the program takes usmc's log fd number for a file of its own
 server steal 2
