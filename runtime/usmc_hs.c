@@ -535,7 +535,8 @@ static void log_established(usmc_sock *s, int smcd, const char *addrs)
 			snprintf(more, sizeof(more), ", lgr %u link %u",
 				 ci.lgr_id, ci.link_id);
 		else if (!usmc_conn_get_peer_dmb(s->conn, &pd))
-			/* the peer's ISM device (its GID, as smcd_info) */
+			/* the peer's ISM device: its GID, as smc_diag's
+			 * smcd_diag_dmbinfo.peer_gid */
 			snprintf(more, sizeof(more),
 				 ", lgr %u peer gid 0x%016llx", ci.lgr_id,
 				 (unsigned long long)usmc_get_be64(pd.gid));
