@@ -13,7 +13,10 @@
  *   USMC_SMC_PORTS      explicit mode: ports that speak SMC, e.g. "7070,8000-8010"
  *   USMC_RULES, USMC_CONF  rules: which sockets speak SMC (docs/rules.md)
  *   USMC_CLC_WAIT_MS    server: how long to wait for a first CLC byte (2000)
- *   USMC_DEBUG=1        log to stderr
+ *   USMC_LOG_LEVEL      error, warn (default), info, debug, or 3-7
+ *   USMC_LOG_FILE       append the log to this file ("%p": the PID), not
+ *                       stderr (docs/runtime.md, "Logging")
+ *   USMC_DEBUG=1        log level debug
  *   USMC_STATS          at exit, print the process's connection counts to
  *                       stderr ("1") or append them to the file it names
  */
@@ -217,8 +220,9 @@ void usmc_get_stats(usmc_stats *stats);
  * usmc_config_set overrides one setting from the environment; call before
  * the first socket. Keys: "transport", "transport_options", "ueid",
  * "pnet", "smc_ports", "softroce_port", "clc_wait_ms", "testlink_ms",
- * "testlink_wait_ms", "spin_us", "shortconn", "debug". Returns 0, or -1
- * with errno EINVAL.
+ * "testlink_wait_ms", "spin_us", "shortconn", "debug", "log_level",
+ * "log_file" (these three take effect at once). Returns 0, or -1 with
+ * errno EINVAL.
  */
 int usmc_config_set(const char *key, const char *value);
 

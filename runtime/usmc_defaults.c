@@ -4,6 +4,7 @@
  * configuration from the environment.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -11,11 +12,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "softroce.h"
+#include "usmc_real.h"
 #include "usmc_rt.h"
+#include "usmc_version.h"
 
 #define USMC_CONF_DEFAULT "/etc/usmc.conf"
 #define USMC_CONF_MAX	  (64 * 1024)
@@ -46,45 +51,379 @@ void usmc_rt_rand(uint8_t *buf, size_t len)
 	}
 }
 
-static int log_enabled = -1;
-static int log_time = -1;
+/*
+ * Logging (docs/runtime.md "Logging"). The runtime lives inside someone
+ * else's process: no stdio FILE on its fds, one write(2) per line (lines
+ * of several threads and processes never interleave mid-line), no lock
+ * a fork could leave held, and never a write to an fd of the program's
+ * that only has the number our file or stderr had.
+ */
+static int log_level_cfg; /* from usmc_rt_log_configure; 0: not yet */
+static int log_level_env; /* from the environment; 0: not read */
+static int log_time = -1; /* USMC_LOG_TIME */
+/* the config's path, as given ("%p" not expanded), NULL before it is
+ * read; two buffers so that a change never rewrites the one in use */
+static const char *log_path;
+static char log_paths[2][256];
+static int log_fd = -1;	 /* our log file, or -1 */
+static pid_t log_fd_pid; /* the process log_fd was opened in */
+static dev_t log_dev;	 /* ... and the file it names */
+static ino_t log_ino;
+static int log_open_failed; /* said once on stderr */
+static int err_known;	    /* err_* below are fd 2's at start */
+static int err_sock;	    /* fd 2 was a socket then */
+static dev_t err_dev;
+static ino_t err_ino;
+
+static const char *const level_names[] = {
+	[USMC_LOG_ERR] = "error",     [USMC_LOG_WARN] = "warn",
+	[USMC_LOG_WARN + 1] = "warn", /* syslog's notice: usmc has none */
+	[USMC_LOG_INFO] = "info",     [USMC_LOG_DEBUG] = "debug",
+};
+
+int usmc_rt_log_level_parse(const char *s)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} names[] = {
+		{"error", USMC_LOG_ERR}, {"err", USMC_LOG_ERR},
+		{"warn", USMC_LOG_WARN}, {"warning", USMC_LOG_WARN},
+		{"info", USMC_LOG_INFO}, {"debug", USMC_LOG_DEBUG},
+	};
+
+	if (!s)
+		return -1;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strcasecmp(s, names[i].name))
+			return names[i].level;
+	/* syslog priorities (3 error ... 7 debug), as the core's USMC_LOG_* */
+	if (s[0] >= '3' && s[0] <= '7' && !s[1])
+		return s[0] - '0';
+	return -1;
+}
+
+const char *usmc_rt_log_level_name(int level)
+{
+	if (level < USMC_LOG_ERR || level > USMC_LOG_DEBUG)
+		return "?";
+	return level_names[level];
+}
+
+/* Before the config is read (its own complaints): the environment. */
+static int env_level(void)
+{
+	const char *v = getenv("USMC_LOG_LEVEL");
+	const char *d = getenv("USMC_DEBUG");
+	int l = v && *v ? usmc_rt_log_level_parse(v) : -1;
+
+	if (l > 0)
+		return l;
+	if (d && *d && strcmp(d, "0") != 0)
+		return USMC_LOG_DEBUG;
+	return USMC_LOG_WARN;
+}
+
+static int level_now(void)
+{
+	int l = __atomic_load_n(&log_level_cfg, __ATOMIC_RELAXED);
+
+	if (l)
+		return l;
+	l = __atomic_load_n(&log_level_env, __ATOMIC_RELAXED);
+	if (!l) {
+		l = env_level();
+		__atomic_store_n(&log_level_env, l, __ATOMIC_RELAXED);
+	}
+	return l;
+}
+
+int usmc_rt_log_on(int level)
+{
+	return level <= level_now();
+}
+
+static void fd2_remember(void)
+{
+	struct stat st;
+
+	if (__atomic_exchange_n(&err_known, 1, __ATOMIC_RELAXED))
+		return;
+	if (fstat(2, &st) == 0) {
+		err_sock = S_ISSOCK(st.st_mode);
+		err_dev = st.st_dev;
+		err_ino = st.st_ino;
+	}
+}
+
+/* fd 2 may be written: open, and not a socket the program opened there
+ * after closing stderr (a log line must never enter its connection). */
+static int fd2_ok(void)
+{
+	struct stat st;
+
+	if (fstat(2, &st))
+		return 0;
+	return !S_ISSOCK(st.st_mode) ||
+	       (err_sock && st.st_dev == err_dev && st.st_ino == err_ino);
+}
+
+static void write_all(int fd, const char *b, size_t n)
+{
+	while (n) {
+		ssize_t w = syscall(SYS_write, fd, b, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return;
+		b += w;
+		n -= (size_t)w;
+	}
+}
+
+/* |fd| is still the log file we opened (the program may have closed it
+ * and got the number back for something of its own). */
+static int fd_is_log(int fd)
+{
+	struct stat st;
+	long fl;
+
+	if (fd < 0 || fstat(fd, &st) || st.st_dev != log_dev ||
+	    st.st_ino != log_ino)
+		return 0;
+	fl = syscall(SYS_fcntl, fd, F_GETFL);
+	return fl >= 0 && (fl & O_APPEND);
+}
+
+static const char *path_now(void)
+{
+	const char *p = __atomic_load_n(&log_path, __ATOMIC_ACQUIRE);
+
+	return p ? p : getenv("USMC_LOG_FILE");
+}
+
+/* "%p" is the PID, "%%" a '%'; 0, or -1 if too long. */
+static int path_expand(const char *p, char *out, size_t len, pid_t pid)
+{
+	size_t o = 0;
+
+	for (; *p; p++) {
+		char one[16] = {p[0], '\0'};
+
+		if (p[0] == '%' && (p[1] == 'p' || p[1] == '%')) {
+			if (p[1] == 'p')
+				snprintf(one, sizeof(one), "%d", (int)pid);
+			p++;
+		}
+		if (o + strlen(one) >= len)
+			return -1;
+		memcpy(out + o, one, strlen(one));
+		o += strlen(one);
+	}
+	out[o] = '\0';
+	return 0;
+}
+
+/* The log file's fd, opened at the first line (again in a child when
+ * the path has %p, or when the program closed ours); -1: stderr. */
+static int log_file_fd(void)
+{
+	const char *p = path_now();
+	pid_t pid = getpid();
+	char path[sizeof(log_paths[0]) + 16];
+	int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
+	int per_proc, nfd, e;
+	struct stat st;
+
+	if (!p || !*p)
+		return -1;
+	per_proc = strstr(p, "%p") != NULL;
+	if (fd >= 0 && (!per_proc || log_fd_pid == pid) && fd_is_log(fd))
+		return fd;
+	if (__atomic_load_n(&log_open_failed, __ATOMIC_RELAXED))
+		return -1;
+	e = ENAMETOOLONG;
+	nfd = -1;
+	if (!path_expand(p, path, sizeof(path), pid)) {
+		nfd = open(path,
+			   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
+			   0644);
+		e = errno;
+	}
+	if (nfd < 0 || fstat(nfd, &st)) {
+		char m[sizeof(path) + 128];
+		int n;
+
+		if (nfd >= 0) {
+			e = errno;
+			syscall(SYS_close, nfd);
+		}
+		if (__atomic_exchange_n(&log_open_failed, 1, __ATOMIC_RELAXED))
+			return -1;
+		n = snprintf(m, sizeof(m),
+			     "usmc[%d]: cannot open log file %s: %s; logging "
+			     "to stderr\n",
+			     (int)pid, p, strerror(e));
+		if (n > 0 && fd2_ok())
+			write_all(2, m,
+				  (size_t)n < sizeof(m) ? (size_t)n
+							: sizeof(m) - 1);
+		return -1;
+	}
+	/* Threads that race here open the same file: whichever fd is
+	 * published, the identity is the same. The parent's fd a %p child
+	 * inherited is closed; one the program took over is not ours. */
+	log_dev = st.st_dev;
+	log_ino = st.st_ino;
+	log_fd_pid = pid;
+	if (!__atomic_compare_exchange_n(&log_fd, &fd, nfd, 0, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
+		syscall(SYS_close, nfd);
+		return fd;
+	}
+	if (fd >= 0 && per_proc && fd_is_log(fd))
+		syscall(SYS_close, fd);
+	return nfd;
+}
+
+/* The banner's settings, and the process that last wrote it: a forked
+ * child writes its own before its first line. */
+static char banner_rest[768];
+static pid_t banner_pid;
+
+static void banner(void)
+{
+	usmc_rt_log(USMC_LOG_DEBUG, "usmc %s: pid %d (%s), %s",
+		    USMC_VERSION_STRING, (int)getpid(),
+		    program_invocation_short_name, banner_rest);
+}
 
 void usmc_rt_log(int level, const char *fmt, ...)
 {
-	char line[512];
+	char msg[1024], line[1152];
 	va_list ap;
-	int n;
+	int fd, n;
 
-	if (log_enabled < 0) {
-		const char *d = getenv("USMC_DEBUG");
+	if (level > level_now())
+		return;
+	fd2_remember();
+	if (level_now() >= USMC_LOG_DEBUG) {
+		pid_t b = __atomic_load_n(&banner_pid, __ATOMIC_RELAXED);
+		pid_t me = getpid();
 
-		log_enabled = d && *d && strcmp(d, "0") != 0;
+		if (b && b != me &&
+		    __atomic_compare_exchange_n(&banner_pid, &b, me, 0,
+						__ATOMIC_RELAXED,
+						__ATOMIC_RELAXED))
+			banner();
 	}
 	if (log_time < 0) {
 		const char *t = getenv("USMC_LOG_TIME");
 
 		log_time = t && *t && strcmp(t, "0") != 0;
 	}
-	/* level 0 = error: always; others only with USMC_DEBUG. */
-	if (level > 0 && !log_enabled && !usmc_g.cfg.debug)
-		return;
 	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
+	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		return;
-	if (log_time) {
+	fd = log_file_fd();
+	if (fd >= 0) {
+		/* ISO 8601 in UTC to the microsecond: sortable across
+		 * hosts and processes, no time zone to guess */
+		struct timespec ts;
+		struct tm tm;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		gmtime_r(&ts.tv_sec, &tm);
+		n = snprintf(line, sizeof(line),
+			     "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ usmc[%d] "
+			     "%s: %s\n",
+			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			     tm.tm_hour, tm.tm_min, tm.tm_sec,
+			     ts.tv_nsec / 1000, (int)getpid(),
+			     usmc_rt_log_level_name(level), msg);
+	} else if (log_time) {
 		/* CLOCK_MONOTONIC, the clock of the core's timers, so that a
 		 * script can time a fault injected on the same clock */
 		uint64_t t = usmc_rt_now();
 
-		fprintf(stderr, "%llu.%06llu usmc[%d]: %s\n",
-			(unsigned long long)(t / 1000000000u),
-			(unsigned long long)(t % 1000000000u / 1000u),
-			(int)getpid(), line);
-		return;
+		n = snprintf(line, sizeof(line), "%llu.%06llu usmc[%d]: %s\n",
+			     (unsigned long long)(t / 1000000000u),
+			     (unsigned long long)(t % 1000000000u / 1000u),
+			     (int)getpid(), msg);
+	} else {
+		n = snprintf(line, sizeof(line), "usmc[%d]: %s\n",
+			     (int)getpid(), msg);
 	}
-	fprintf(stderr, "usmc[%d]: %s\n", (int)getpid(), line);
+	if (n <= 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	if (fd >= 0)
+		write_all(fd, line, (size_t)n);
+	else if (fd2_ok())
+		write_all(2, line, (size_t)n);
+}
+
+/* Where the rules come from, for the banner. */
+static void rules_source(const usmc_rt_config *cfg, char *buf, size_t len)
+{
+	const char *r = getenv("USMC_RULES");
+	const char *p = getenv("USMC_SMC_PORTS");
+	size_t o = 0;
+
+	buf[0] = '\0';
+	if (r && *r)
+		o += (size_t)snprintf(buf + o, len - o, "USMC_RULES");
+	if (p && *p && o < len)
+		o += (size_t)snprintf(buf + o, len - o, "%sUSMC_SMC_PORTS=%s",
+				      o ? " + " : "", p);
+	if (cfg->conf_path[0] && o < len)
+		o += (size_t)snprintf(buf + o, len - o, "%s%s", o ? " + " : "",
+				      cfg->conf_path);
+	if (!o)
+		snprintf(buf, len, "none");
+}
+
+void usmc_rt_log_configure(const usmc_rt_config *cfg)
+{
+	char rules[300];
+	int l = cfg->log_level;
+	const char *cur;
+
+	if (!l)
+		l = cfg->debug ? USMC_LOG_DEBUG : USMC_LOG_WARN;
+	fd2_remember();
+	cur = path_now();
+	if (!log_path || strcmp(cur ? cur : "", cfg->log_file)) {
+		/* a new file (usmc_config_set): opened at the next line */
+		char *np = log_paths[log_path == log_paths[0]];
+		int old;
+
+		snprintf(np, sizeof(log_paths[0]), "%s", cfg->log_file);
+		__atomic_store_n(&log_path, np, __ATOMIC_RELEASE);
+		old = __atomic_exchange_n(&log_fd, -1, __ATOMIC_ACQ_REL);
+		if (fd_is_log(old))
+			syscall(SYS_close, old);
+		__atomic_store_n(&log_open_failed, 0, __ATOMIC_RELAXED);
+	}
+	__atomic_store_n(&log_level_cfg, l, __ATOMIC_RELAXED);
+	/* opened now, so that a path that cannot be is said at once, not at
+	 * the first line worth logging */
+	(void)log_file_fd();
+	rules_source(cfg, rules, sizeof(rules));
+	snprintf(banner_rest, sizeof(banner_rest),
+		 "transport %s (shm %s, synopt %s), rules %s, log level %s to "
+		 "%s",
+		 cfg->transport, cfg->shm ? "on" : "off",
+		 cfg->synopt ? "auto" : "off", rules, usmc_rt_log_level_name(l),
+		 cfg->log_file[0] ? cfg->log_file : "stderr");
+	__atomic_store_n(&banner_pid, getpid(), __ATOMIC_RELAXED);
+	banner();
 }
 
 /* Why the last usmc_config_apply refused a value; "" if it did not say. */
@@ -364,12 +703,13 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 		usmc_portset ps;
 
 		if (usmc_portset_parse(&ps, value, err, sizeof(err))) {
-			usmc_rt_log(0, "smc_ports \"%s\": %s", value, err);
+			usmc_rt_log(USMC_LOG_WARN, "smc_ports \"%s\": %s",
+				    value, err);
 			return -1;
 		}
 		if (usmc_rules_set_ports(&cfg->rules, cfg->rules_ports_at,
 					 &ps)) {
-			usmc_rt_log(0, "smc_ports: too many rules");
+			usmc_rt_log(USMC_LOG_WARN, "smc_ports: too many rules");
 			return -1;
 		}
 		cfg->smc_ports = ps;
@@ -393,6 +733,23 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			cfg->shm = 1;
 		else
 			return -1;
+		return 0;
+	}
+	if (!strcmp(key, "log_level")) {
+		int l = usmc_rt_log_level_parse(value);
+
+		if (l < 0) {
+			snprintf(apply_err, sizeof(apply_err),
+				 "want error, warn, info, debug or 3-7");
+			return -1;
+		}
+		cfg->log_level = l;
+		return 0;
+	}
+	if (!strcmp(key, "log_file")) {
+		if (strlen(value) >= sizeof(cfg->log_file))
+			return -1;
+		strcpy(cfg->log_file, value);
 		return 0;
 	}
 	if (!strcmp(key, "cgroup")) {
@@ -442,7 +799,7 @@ static void env_apply(usmc_rt_config *cfg, const char *env, const char *key)
 	const char *v = getenv(env);
 
 	if (v && *v && usmc_config_apply(cfg, key, v))
-		usmc_rt_log(0, "ignoring %s=\"%s\": %s", env, v,
+		usmc_rt_log(USMC_LOG_WARN, "ignoring %s=\"%s\": %s", env, v,
 			    *apply_err ? apply_err : "not a valid value");
 }
 
@@ -460,7 +817,8 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 					   "clc_wait_ms", "transport_options",
 					   "ueid",	  "pnet",
 					   "testlink_ms", "testlink_wait_ms",
-					   "spin_us",	  "shortconn"};
+					   "spin_us",	  "shortconn",
+					   "log_level",	  "log_file"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -490,7 +848,8 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 				 "%s:%d: want \"set KEY VALUE\", KEY one of "
 				 "synopt, shm, cgroup, debug, clc_wait_ms, "
 				 "transport_options, ueid, pnet, testlink_ms, "
-				 "testlink_wait_ms, spin_us, shortconn",
+				 "testlink_wait_ms, spin_us, shortconn, "
+				 "log_level, log_file",
 				 path, line);
 			return -1;
 		}
@@ -535,6 +894,7 @@ static int rules_load_file(usmc_rt_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;
 	}
+	snprintf(cfg->conf_path, sizeof(cfg->conf_path), "%s", path);
 	buf = malloc(USMC_CONF_MAX + 1);
 	if (!buf) {
 		fclose(f);
@@ -599,7 +959,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 		cfg->rules.error = 1;
 		snprintf(cfg->rules.err, sizeof(cfg->rules.err), "%s", err);
 		if (!rules_err_logged++)
-			usmc_rt_log(0,
+			usmc_rt_log(USMC_LOG_WARN,
 				    "rules refused, every connection TCP: %s",
 				    err);
 	}
@@ -609,7 +969,45 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_SPIN_US", "spin_us");
 	env_apply(cfg, "USMC_SHORTCONN", "shortconn");
 	env_apply(cfg, "USMC_DEBUG", "debug");
+	env_apply(cfg, "USMC_LOG_LEVEL", "log_level");
+	env_apply(cfg, "USMC_LOG_FILE", "log_file");
 	env_apply(cfg, "USMC_SYNOPT", "synopt");
 	env_apply(cfg, "USMC_SHM", "shm");
 	env_apply(cfg, "USMC_CGROUP", "cgroup");
+}
+
+void usmc_rt_addr_str(int fd, int peer, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t l = sizeof(ss);
+	char a[INET6_ADDRSTRLEN];
+	int r = peer ? usmc_real()->getpeername(fd, (struct sockaddr *)&ss, &l)
+		     : usmc_real()->getsockname(fd, (struct sockaddr *)&ss, &l);
+
+	if (!r && ss.ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)&ss;
+
+		if (inet_ntop(AF_INET, &s->sin_addr, a, sizeof(a)) &&
+		    (s->sin_port || s->sin_addr.s_addr)) {
+			snprintf(buf, len, "%s:%u", a, ntohs(s->sin_port));
+			return;
+		}
+	} else if (!r && ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)&ss;
+
+		if (inet_ntop(AF_INET6, &s->sin6_addr, a, sizeof(a))) {
+			snprintf(buf, len, "[%s]:%u", a, ntohs(s->sin6_port));
+			return;
+		}
+	}
+	snprintf(buf, len, "*"); /* not bound or not connected (yet) */
+}
+
+void usmc_rt_conn_str(int fd, int is_server, char *buf, size_t len)
+{
+	char lo[64], pe[64];
+
+	usmc_rt_addr_str(fd, 0, lo, sizeof(lo));
+	usmc_rt_addr_str(fd, 1, pe, sizeof(pe));
+	snprintf(buf, len, "%s %s %s", lo, is_server ? "<-" : "->", pe);
 }

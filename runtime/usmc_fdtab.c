@@ -125,7 +125,7 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd)
 	/* a shadow entry left behind would never be served again */
 	if (usmc_epoll_kernel_fd(fd)) {
 		if (s->kernel_err != errno)
-			usmc_rt_log(0,
+			usmc_rt_log(USMC_LOG_ERR,
 				    "fd %d: stays usmc's: its epoll entry "
 				    "cannot move to the kernel set: %s",
 				    fd, strerror(errno));

@@ -174,7 +174,7 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 		why[0] = '\0';
 	if (idx >= 0 || usmc_g.cfg.rules.error) {
 		usmc_rules_why(&usmc_g.cfg.rules, v, idx, buf, sizeof(buf));
-		usmc_rt_log(1, "port %u: %s: %s", port, buf,
+		usmc_rt_log(USMC_LOG_DEBUG, "port %u: %s: %s", port, buf,
 			    v == USMC_RULE_SMC	 ? "smc"
 			    : v == USMC_RULE_TCP ? "tcp"
 						 : "decided per connection");
@@ -213,7 +213,7 @@ int usmc_hs_short_held(const struct sockaddr_in *to, char *why, size_t whylen)
 			 a, ntohs(to->sin_port), sc->n,
 			 (unsigned long long)sc->bytes,
 			 (unsigned long long)sc->ms, (unsigned long long)left);
-	usmc_rt_log(1, "%s", why);
+	usmc_rt_log(USMC_LOG_DEBUG, "%s", why);
 	return held;
 }
 
@@ -230,7 +230,7 @@ void usmc_hs_short_note(usmc_sock *s)
 			       s->bytes_sent + s->bytes_recv,
 			       now - s->t_connect, now)) {
 		inet_ntop(AF_INET, &in, a, sizeof(a));
-		usmc_rt_log(1,
+		usmc_rt_log(USMC_LOG_INFO,
 			    "peer %s:%u: %u short SMC-R connections in a row: "
 			    "TCP for the next %llu ms",
 			    a, s->port, usmc_g.cfg.shortconn.n,
@@ -263,13 +263,13 @@ static void synopt_init_once(void)
 		r = usmc_synopt_init(&synopt, err, sizeof(err));
 	if (r < 0) {
 		synopt = NULL;
-		usmc_rt_log(1,
+		usmc_rt_log(USMC_LOG_INFO,
 			    "SMC TCP option unavailable, explicit mode "
 			    "(the rules alone decide): %s",
 			    err);
 		return;
 	}
-	usmc_rt_log(1, "SMC TCP option negotiation on (cgroup %s)",
+	usmc_rt_log(USMC_LOG_INFO, "SMC TCP option negotiation on (cgroup %s)",
 		    usmc_synopt_cgroup(synopt));
 }
 
@@ -381,7 +381,7 @@ int usmc_hs_synopt_says_tcp(usmc_sock *s)
 			char a[INET_ADDRSTRLEN];
 
 			inet_ntop(AF_INET, &in, a, sizeof(a));
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_INFO,
 				    "peer %s:%u has no SMC option: TCP for "
 				    "the next %llu ms",
 				    a, s->port,
@@ -397,8 +397,9 @@ int usmc_hs_synopt_says_tcp(usmc_sock *s)
 		return 1;
 	}
 	if (r < 0)
-		usmc_rt_log(1, "fd %d: SMC option state: %s; rules decide",
-			    s->fd, strerror(-r));
+		usmc_rt_log(USMC_LOG_DEBUG,
+			    "fd %d: SMC option state: %s; rules decide", s->fd,
+			    strerror(-r));
 	return 0;
 }
 
@@ -476,7 +477,7 @@ int usmc_hs_crossed_decline(usmc_sock *s, int fd, int flags)
 	if ((size_t)n < len || memcmp(b + len - 4, smcr_eyecatcher, 4))
 		goto done;
 	n = usmc_real()->recv(fd, b, len, MSG_DONTWAIT);
-	usmc_rt_log(1,
+	usmc_rt_log(USMC_LOG_DEBUG,
 		    "fd %d: the peer's Decline (%s 0x%08x) crossed ours: "
 		    "dropped, not handed to the application",
 		    fd, usmc_clc_decl_name(usmc_get_be32(b + 16)),
@@ -520,10 +521,36 @@ static void listener_unlink(usmc_sock *s)
 	s->in_lq = 0;
 }
 
+/* "fd 22: SMC-R established 10.0.0.1:6379 <- 10.0.0.2:58208 (SMC-Rv2,
+ * lgr 256 link 1)": where a connection went, for the operator. */
+static void log_established(usmc_sock *s, int smcd, const char *addrs)
+{
+	usmc_conn_info ci = {0};
+	usmc_peer_dmb pd;
+	char more[64] = "";
+
+	if (s->conn) {
+		usmc_conn_get_info(s->conn, &ci);
+		if (!smcd)
+			snprintf(more, sizeof(more), ", lgr %u link %u",
+				 ci.lgr_id, ci.link_id);
+		else if (!usmc_conn_get_peer_dmb(s->conn, &pd))
+			/* the peer's ISM device: its GID, as smc_diag's
+			 * smcd_diag_dmbinfo.peer_gid */
+			snprintf(more, sizeof(more),
+				 ", lgr %u peer gid 0x%016llx", ci.lgr_id,
+				 (unsigned long long)usmc_get_be64(pd.gid));
+	}
+	usmc_rt_log(USMC_LOG_INFO, "fd %d: %s established %s (SMC-%sv%d%s)",
+		    s->fd, smcd ? "SMC-D" : "SMC-R", addrs, smcd ? "D" : "R",
+		    s->smc_version, more);
+}
+
 /* Called whenever a socket leaves USMC_SOCK_HANDSHAKE. */
 void usmc_sock_hs_done(usmc_sock *s)
 {
 	usmc_sock *l = s->lsock;
+	char addrs[160] = "";
 
 	s->hs = USMC_HS_NONE;
 	s->deadline = 0;
@@ -536,10 +563,13 @@ void usmc_sock_hs_done(usmc_sock *s)
 	free(s->clc_buf);
 	s->clc_buf = NULL;
 	s->clc_have = s->clc_need = 0;
+	if (usmc_rt_log_on(USMC_LOG_INFO))
+		usmc_rt_conn_str(s->fd, s->is_server, addrs, sizeof(addrs));
 	if (s->mode == USMC_SOCK_TCP) {
 		usmc_g.stats.conns_fallback++;
-		usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", s->fd,
-			    usmc_decline_name(s->fb_code), s->fb_code,
+		usmc_rt_log(USMC_LOG_INFO,
+			    "fd %d: TCP fallback %s: %s 0x%08x %s", s->fd,
+			    addrs, usmc_decline_name(s->fb_code), s->fb_code,
 			    s->fb_detail);
 	} else if (s->mode == USMC_SOCK_SMCR) {
 		int d = s->conn &&
@@ -547,16 +577,15 @@ void usmc_sock_hs_done(usmc_sock *s)
 
 		usmc_g.stats.conns_smcr++;
 		usmc_g.stats.conns_smcd += (uint64_t)d;
-		usmc_rt_log(1, "fd %d: %s established (SMC-%sv%d)", s->fd,
-			    d ? "SMC-D" : "SMC-R", d ? "D" : "R",
-			    s->smc_version);
+		if (usmc_rt_log_on(USMC_LOG_INFO))
+			log_established(s, d, addrs);
 		/* The idle TCP connection tells us when the peer process is
 		 * gone (below). */
 		usmc_loop_watch(s, EPOLLRDHUP);
 	} else if (s->mode == USMC_SOCK_FAILED) {
 		usmc_g.stats.conns_failed++;
-		usmc_rt_log(1, "fd %d: SMC handshake failed: %s", s->fd,
-			    strerror(s->error));
+		usmc_rt_log(USMC_LOG_INFO, "fd %d: SMC handshake failed %s: %s",
+			    s->fd, addrs, strerror(s->error));
 	}
 	if (s->is_server && l) {
 		if (s->mode == USMC_SOCK_FAILED || l->listen_closed) {
@@ -607,8 +636,15 @@ void usmc_sock_fallback_late(usmc_sock *s, uint32_t code)
 	usmc_loop_watch(s, 0);
 	usmc_hs_list_del(s);
 	usmc_g.stats.conns_fallback++;
-	usmc_rt_log(1, "fd %d: TCP fallback after SMC-R: %s 0x%08x %s", s->fd,
-		    usmc_decline_name(s->fb_code), s->fb_code, s->fb_detail);
+	if (usmc_rt_log_on(USMC_LOG_INFO)) {
+		char addrs[160];
+
+		usmc_rt_conn_str(s->fd, s->is_server, addrs, sizeof(addrs));
+		usmc_rt_log(USMC_LOG_INFO,
+			    "fd %d: TCP fallback after SMC-R %s: %s 0x%08x %s",
+			    s->fd, addrs, usmc_decline_name(s->fb_code),
+			    s->fb_code, s->fb_detail);
+	}
 	usmc_stat_kick();
 	usmc_sock_wake_all();
 }
@@ -668,7 +704,7 @@ static void clc_read(usmc_sock *s)
 			n = usmc_real()->recv(s->fd, hdr, sizeof(hdr),
 					      MSG_PEEK | MSG_DONTWAIT);
 			if (n == 0) {
-				usmc_rt_log(1,
+				usmc_rt_log(USMC_LOG_DEBUG,
 					    "fd %d: peer closed during the "
 					    "CLC handshake",
 					    s->fd);
@@ -691,7 +727,7 @@ static void clc_read(usmc_sock *s)
 			}
 			len = usmc_smc_clc_hdr_len(hdr);
 			if (len < 0) {
-				usmc_rt_log(0,
+				usmc_rt_log(USMC_LOG_WARN,
 					    "fd %d: peer sent a bad CLC header "
 					    "(%02x %02x %02x %02x ...)",
 					    s->fd, hdr[0], hdr[1], hdr[2],
@@ -772,7 +808,7 @@ static void server_proposal_in(usmc_sock *s)
 	if (type != SMC_CLC_PROPOSAL || s->clc_have < SMC_CLC_HDR_LEN + 8) {
 		/* As smc_clc_wait_msg on an unexpected type: no fallback is
 		 * possible once CLC bytes were read; the child is dropped. */
-		usmc_rt_log(0,
+		usmc_rt_log(USMC_LOG_WARN,
 			    "fd %d: first CLC message is type %u, not a "
 			    "Proposal",
 			    s->fd, type);
@@ -898,8 +934,8 @@ static void do_accepts(usmc_sock *l)
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR &&
 			    errno != ECONNABORTED)
-				usmc_rt_log(0, "accept on fd %d: %s", l->fd,
-					    strerror(errno));
+				usmc_rt_log(USMC_LOG_ERR, "accept on fd %d: %s",
+					    l->fd, strerror(errno));
 			return;
 		}
 		c = usmc_sock_new(fd);
@@ -945,7 +981,7 @@ void usmc_sock_on_event(usmc_sock *s, uint32_t events)
 		    usmc_real()->recv(s->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <
 			    0 &&
 		    (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_DEBUG,
 				    "fd %d: stale event 0x%x on the idle TCP "
 				    "connection: ignored",
 				    s->fd, events);
@@ -1010,7 +1046,7 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 		usmc_hs_list_del(s);
 		usmc_smc_on_tp_event();
 		if (s->conn && !usmc_smc_peer_done(s)) {
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_DEBUG,
 				    "fd %d: peer closed its TCP connection "
 				    "without closing SMC-R: peer gone",
 				    s->fd);
@@ -1042,13 +1078,14 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 			return;
 		}
 		if (s->hs == USMC_HS_PROPOSAL)
-			usmc_rt_log(0,
+			usmc_rt_log(USMC_LOG_WARN,
 				    "fd %d: client sent only part of its "
 				    "Proposal in %d s: dropped",
 				    s->fd,
 				    (int)(SRV_PROPOSAL_NS / USMC_NS_PER_SEC));
 		else
-			usmc_rt_log(0, "fd %d: CLC handshake timed out", s->fd);
+			usmc_rt_log(USMC_LOG_WARN,
+				    "fd %d: CLC handshake timed out", s->fd);
 		sock_fail(s, ETIMEDOUT);
 	}
 }

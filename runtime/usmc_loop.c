@@ -228,7 +228,7 @@ static void owner_mark_init(void)
 		return;
 	/* Linux >= 4.14; without it clone() children go undetected */
 	if (madvise(p, (size_t)sz, MADV_WIPEONFORK)) {
-		usmc_rt_log(1,
+		usmc_rt_log(USMC_LOG_INFO,
 			    "no MADV_WIPEONFORK (%s): a clone() child "
 			    "would act on this process's connections",
 			    strerror(errno));
@@ -449,6 +449,7 @@ static void rt_init_once(void)
 	struct epoll_event ev = {0};
 
 	usmc_config_load_env(&usmc_g.cfg);
+	usmc_rt_log_configure(&usmc_g.cfg);
 	if (!atfork_done) {
 		atfork_done = 1;
 		owner_mark_init();
@@ -465,7 +466,7 @@ static void rt_init_once(void)
 	usmc_g.evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (usmc_g.epfd < 0 || usmc_g.timerfd < 0 || usmc_g.evfd < 0) {
 		init_err = errno;
-		usmc_rt_log(0, "cannot create the event loop: %s",
+		usmc_rt_log(USMC_LOG_ERR, "cannot create the event loop: %s",
 			    strerror(init_err));
 		return;
 	}
@@ -516,7 +517,8 @@ void usmc_loop_watch(usmc_sock *s, uint32_t events)
 		op = EPOLL_CTL_MOD;
 	if (usmc_real()->epoll_ctl(usmc_g.epfd, op, s->fd, &ev) &&
 	    op != EPOLL_CTL_DEL)
-		usmc_rt_log(0, "epoll_ctl(fd %d): %s", s->fd, strerror(errno));
+		usmc_rt_log(USMC_LOG_ERR, "epoll_ctl(fd %d): %s", s->fd,
+			    strerror(errno));
 	n_watched += op == EPOLL_CTL_ADD ? 1 : op == EPOLL_CTL_DEL ? -1 : 0;
 	s->ep_events = events;
 	if (events)
@@ -577,7 +579,8 @@ static void watch_tp_fds(void)
 					   &ev) == 0)
 			tp_watched[i] = fd;
 		else
-			usmc_rt_log(0, "cannot watch device %u's fd: %s", i,
+			usmc_rt_log(USMC_LOG_ERR,
+				    "cannot watch device %u's fd: %s", i,
 				    strerror(errno));
 	}
 }
@@ -680,7 +683,8 @@ static void progress_ensure(void)
 		return;
 	err = progress_start();
 	if (err)
-		usmc_rt_log(0, "cannot start the progress thread: %s",
+		usmc_rt_log(USMC_LOG_ERR,
+			    "cannot start the progress thread: %s",
 			    strerror(err));
 }
 
@@ -715,7 +719,8 @@ static void *progress_main(void *arg)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			usmc_rt_log(0, "progress thread: epoll_wait: %s",
+			usmc_rt_log(USMC_LOG_ERR,
+				    "progress thread: epoll_wait: %s",
 				    strerror(errno));
 			pthread_mutex_lock(&usmc_g.lock);
 			usmc_thread_ending();

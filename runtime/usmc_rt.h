@@ -64,6 +64,12 @@ typedef struct usmc_rt_config {
 	int testlink_ms, testlink_wait_ms;
 	int spin_us; /* usmc_wait's spin before it sleeps (usmc_loop.c) */
 	int debug;
+	/* USMC_LOG_LEVEL / "set log_level": a USMC_LOG_* level, 0 = not set
+	 * (then debug if |debug|, else warn) */
+	int log_level;
+	char log_file[256]; /* USMC_LOG_FILE / "set log_file"; "" = stderr */
+	/* the config file whose rules and settings were read; "" = none */
+	char conf_path[256];
 	/* SMC TCP option by eBPF (usmc_synopt): 0 off (explicit rules only),
 	 * 1 auto (when it loads) */
 	int synopt;
@@ -206,8 +212,24 @@ extern usmc_rt usmc_g;
 /* usmc_defaults.c */
 uint64_t usmc_rt_now(void);
 void usmc_rt_rand(uint8_t *buf, size_t len);
+/* One log line at |level| (USMC_LOG_ERR, _WARN, _INFO, _DEBUG: syslog
+ * priorities, as the core's); docs/runtime.md "Logging". */
 void usmc_rt_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* 1 if a line at |level| would be written: skip costly arguments. */
+int usmc_rt_log_on(int level);
+/* "error", "warn", "info", "debug" or a syslog number 3-7: the level, or
+ * -1. */
+int usmc_rt_log_level_parse(const char *s);
+const char *usmc_rt_log_level_name(int level);
+/* Takes the level and file of |cfg| (after usmc_config_load_env) and
+ * writes the banner at debug. */
+void usmc_rt_log_configure(const usmc_rt_config *cfg);
+/* |fd|'s addresses for a log line: "LOCAL -> PEER" for a connection we
+ * made, "LOCAL <- PEER" for one we accepted; "*" for an end not known. */
+void usmc_rt_conn_str(int fd, int is_server, char *buf, size_t len);
+/* "10.0.0.1:80" of |fd|'s local (|peer| 0) or remote end, or "*". */
+void usmc_rt_addr_str(int fd, int peer, char *buf, size_t len);
 void usmc_config_load_env(usmc_rt_config *cfg);
 int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value);
 /* Checks transport options |o| for |transport| as the config does: 0, or

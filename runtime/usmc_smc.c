@@ -186,6 +186,10 @@ void usmc_smc_fork_child(void)
 	smc.nfails = 0;
 	smc.table_full_said = 0;
 	smc.ctx = NULL;
+	/* A new SMC instance: a peer that matched the parent's system id
+	 * would offer the child the parent's link group (an Accept without
+	 * first contact to the child's first contact: SYNCERR). */
+	smc.have_system_id = 0;
 	smc.pend = NULL;
 	smc.orphans = NULL;
 	smc.n_orphans = smc.cap_orphans = 0;
@@ -274,7 +278,8 @@ static void send_decline(usmc_sock *s, uint32_t code, uint8_t version)
 	n = usmc_clc_encode(&m, buf, sizeof(buf));
 	if (n <= 0 || usmc_real()->send(s->fd, buf, (size_t)n,
 					MSG_DONTWAIT | MSG_NOSIGNAL) != n)
-		usmc_rt_log(0, "fd %d: could not send CLC Decline", s->fd);
+		usmc_rt_log(USMC_LOG_WARN, "fd %d: could not send CLC Decline",
+			    s->fd);
 }
 
 static void cb_free(void *ptr, void *user)
@@ -320,7 +325,13 @@ static void cb_rand(uint8_t *buf, size_t len, void *user)
 static void cb_log(void *user, int level, const char *msg)
 {
 	(void)user;
-	usmc_rt_log(level <= USMC_LOG_ERR ? 0 : 1, "core: %s", msg);
+	/* The core's warnings are about what a peer sent, unbounded in
+	 * number: info, so that a peer never fills a program's stderr at
+	 * the default level (warn). */
+	usmc_rt_log(level <= USMC_LOG_ERR    ? USMC_LOG_ERR
+		    : level == USMC_LOG_WARN ? USMC_LOG_INFO
+					     : USMC_LOG_DEBUG,
+		    "core: %s", msg);
 }
 
 /* Each MR is registered with the one device the core names, whose QPs
@@ -391,7 +402,8 @@ static int cb_create_qp(void *user, usmc_link *link, usmc_link_qp_info *out)
 	ia.context = link;
 	r = usmc_tp_create_qp(dev->tp, &ia, &rl->qp);
 	if (r < 0) {
-		usmc_rt_log(0, "device %u (%s): create_qp failed: %s", d,
+		usmc_rt_log(USMC_LOG_ERR,
+			    "device %u (%s): create_qp failed: %s", d,
 			    dev->tp_name, usmc_strerror(r));
 		free(rl);
 		return r;
@@ -582,15 +594,16 @@ static int ism_attach(ism_ent *e)
 	r = usmc_tp_attach_dmb(smc.devs[e->dev].tp, pd.gid, pd.token,
 			       (void *)(uintptr_t)e->id, &e->rdmb);
 	if (r < 0) {
-		usmc_rt_log(0, "device %u: attach of the peer's DMB: %s",
-			    e->dev, usmc_strerror(r));
+		usmc_rt_log(USMC_LOG_ERR,
+			    "device %u: attach of the peer's DMB: %s", e->dev,
+			    usmc_strerror(r));
 		e->rdmb = NULL;
 		e->fail = 2;
 		return -1;
 	}
 	/* the peer announced pd.len: a shorter mapping would refuse moves */
 	if (e->rdmb->len < pd.len) {
-		usmc_rt_log(0,
+		usmc_rt_log(USMC_LOG_WARN,
 			    "device %u: the peer's DMB is %zu bytes, it "
 			    "announced %zu",
 			    e->dev, e->rdmb->len, pd.len);
@@ -652,8 +665,9 @@ static void smc_drain_ism(void)
 								      : op.data,
 					      op.len, op.signal);
 			if (r < 0) {
-				usmc_rt_log(1, "device %u: move_data: %s",
-					    e->dev, usmc_strerror(r));
+				usmc_rt_log(USMC_LOG_DEBUG,
+					    "device %u: move_data: %s", e->dev,
+					    usmc_strerror(r));
 				/* CONNRESET: the peer went; anything else
 				 * is a move the core should never ask for */
 				e->fail = r == USMC_ERR_CONNRESET ? 1 : 2;
@@ -1053,7 +1067,8 @@ static int if_lookup(uint32_t addr_be, char ifname[16], const char *want,
 static void tp_log(void *arg, int level, const char *msg)
 {
 	(void)arg;
-	usmc_rt_log(level, "%s", msg);
+	/* usmc_tp_config.log: 0 error (said once), 1 info */
+	usmc_rt_log(level ? USMC_LOG_INFO : USMC_LOG_WARN, "%s", msg);
 }
 
 /* The core context, made with the first device (a RoCE device's MAC for
@@ -1137,7 +1152,7 @@ static int dev_open(const char *name, const char *opts,
 		return -1;
 	}
 	if (is_sr && usmc_softroce_share_slot(dev->tp) < 0)
-		usmc_rt_log(1,
+		usmc_rt_log(USMC_LOG_INFO,
 			    "softroce holds UDP port %u alone (other usmc "
 			    "processes on this address fall back): %s",
 			    cfg.udp_port, usmc_softroce_share_status());
@@ -1201,12 +1216,13 @@ static void shm_ensure(void)
 	smc.shm_tried = 1;
 	r = ctx_ensure(NULL);
 	if (r < 0) {
-		usmc_rt_log(0, "shm: not opened: core context: %s",
+		usmc_rt_log(USMC_LOG_WARN, "shm: not opened: core context: %s",
 			    usmc_strerror(r));
 		return;
 	}
 	if (smc.ndevs == USMC_DEVICES_MAX) {
-		usmc_rt_log(0, "shm: not opened: all %d devices in use",
+		usmc_rt_log(USMC_LOG_WARN,
+			    "shm: not opened: all %d devices in use",
 			    USMC_DEVICES_MAX);
 		return;
 	}
@@ -1217,7 +1233,7 @@ static void shm_ensure(void)
 	r = usmc_tp_open("shm", &cfg, &dev->tp);
 	if (r < 0) {
 		dev->tp = NULL;
-		usmc_rt_log(0, "shm: not opened (SMC-R only): %s",
+		usmc_rt_log(USMC_LOG_WARN, "shm: not opened (SMC-R only): %s",
 			    usmc_strerror(r));
 		return;
 	}
@@ -1240,12 +1256,13 @@ static void shm_ensure(void)
 	dev->fd = usmc_tp_get_fd(dev->tp);
 	smc.shm_dev = (int)smc.ndevs++;
 	usmc_g.stats.transport_opens++;
-	usmc_rt_log(1, "device %d: shm opened (SMC-D with peers on this host)",
+	usmc_rt_log(USMC_LOG_DEBUG,
+		    "device %d: shm opened (SMC-D with peers on this host)",
 		    smc.shm_dev);
 	usmc_loop_rearm_timer(); /* the loop watches its fd */
 	return;
 fail:
-	usmc_rt_log(0, "shm: not opened (SMC-R only): %s: %s", why,
+	usmc_rt_log(USMC_LOG_WARN, "shm: not opened (SMC-R only): %s: %s", why,
 		    usmc_strerror(r));
 	usmc_tp_close(dev->tp);
 	dev->tp = NULL;
@@ -1297,7 +1314,7 @@ static void dev_open_alternates(unsigned int d)
 		    !strcmp(e->ifname, smc.devs[d].ifname))
 			continue;
 		if (if_lookup(0, NULL, e->ifname, &a)) {
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_INFO,
 				    "pnet %s: interface %s has no IPv4 "
 				    "address: no alternate of device %u on it",
 				    pn, e->ifname, d);
@@ -1309,7 +1326,7 @@ static void dev_open_alternates(unsigned int d)
 			continue;
 		inet_ntop(AF_INET, &a, as, sizeof(as));
 		if (smc.ndevs == USMC_DEVICES_MAX) {
-			usmc_rt_log(0,
+			usmc_rt_log(USMC_LOG_WARN,
 				    "pnet %s: no alternate on %s (%s): all %d "
 				    "devices in use",
 				    pn, e->ifname, as, USMC_DEVICES_MAX);
@@ -1320,12 +1337,12 @@ static void dev_open_alternates(unsigned int d)
 		la.sin_addr.s_addr = a;
 		if (dev_open(name, opts, &la, why, sizeof(why))) {
 			usmc_rt_log(
-				0,
+				USMC_LOG_WARN,
 				"pnet %s: alternate on %s (%s) not opened: %s",
 				pn, e->ifname, as, why);
 			continue;
 		}
-		usmc_rt_log(1,
+		usmc_rt_log(USMC_LOG_DEBUG,
 			    "device %u: transport %s on %s (%s) opened, "
 			    "alternate of device %u in pnet %s",
 			    smc.ndevs - 1, name, as, e->ifname, d, pn);
@@ -1364,7 +1381,7 @@ static int dev_get(const char *name, const char *opts,
 			 "no device for %s over %s: all %d devices in use", as,
 			 name, USMC_DEVICES_MAX);
 		if (!smc.table_full_said)
-			usmc_rt_log(0, "%s", detail);
+			usmc_rt_log(USMC_LOG_WARN, "%s", detail);
 		smc.table_full_said = 1;
 		return -(int)USMC_DECL_NOSMCRDEV;
 	}
@@ -1373,7 +1390,7 @@ static int dev_get(const char *name, const char *opts,
 
 		if (f) /* it opens now: forget the failure */
 			*f = smc.fails[--smc.nfails];
-		usmc_rt_log(1,
+		usmc_rt_log(USMC_LOG_DEBUG,
 			    "device %u: transport %s on %s opened (options "
 			    "\"%s\", udp port %u, mtu enum %u)",
 			    smc.ndevs - 1, name, as, opts, d->port.udp_port,
@@ -1386,7 +1403,8 @@ static int dev_get(const char *name, const char *opts,
 	}
 	snprintf(detail, dlen, "%s", why);
 	/* once per device; a retry that fails again only at debug level */
-	usmc_rt_log(f ? 1 : 0, "no device for %s: %s", as, why);
+	usmc_rt_log(f ? USMC_LOG_DEBUG : USMC_LOG_WARN, "no device for %s: %s",
+		    as, why);
 	if (!f && smc.nfails < DEV_FAILS_MAX) {
 		f = &smc.fails[smc.nfails++];
 		snprintf(f->tp_name, sizeof(f->tp_name), "%s", name);
@@ -1459,7 +1477,8 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	if (dev < 0 && smc.shm_dev >= 0) {
 		/* no RoCE device: SMC-D alone, which a peer on this host
 		 * takes (the core offers SMC-R only on an RNIC) */
-		usmc_rt_log(1, "fd %d: no RoCE device (%s): SMC-D only", s->fd,
+		usmc_rt_log(USMC_LOG_DEBUG,
+			    "fd %d: no RoCE device (%s): SMC-D only", s->fd,
 			    detail);
 		dev = smc.shm_dev;
 	}
@@ -1543,7 +1562,7 @@ int usmc_smc_clc_flush(usmc_sock *s)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 1;
-			usmc_rt_log(0, "fd %d: CLC send: %s", s->fd,
+			usmc_rt_log(USMC_LOG_WARN, "fd %d: CLC send: %s", s->fd,
 				    strerror(errno));
 			return -1;
 		}
@@ -1905,7 +1924,7 @@ static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 	size_t n = 0;
 	rt_link *rl;
 
-	usmc_rt_log(0, "device %u (%s): async event %s (QPN %u)", d,
+	usmc_rt_log(USMC_LOG_WARN, "device %u (%s): async event %s (QPN %u)", d,
 		    dev->tp_name, usmc_tp_event_name(ev->type), ev->qp_num);
 	if (ev->type == USMC_TP_EV_PORT_ACTIVE) {
 		/* as smc_ib_port_event_work: the link groups that lost a link
@@ -1953,7 +1972,8 @@ static void ism_signals(unsigned int d, int fast)
 		n = fast ? usmc_tp_shm_take(dev->tp, wcs, 32)
 			 : usmc_tp_poll_cq(dev->tp, wcs, 32);
 		if (n < 0) {
-			usmc_rt_log(0, "device %u (shm): poll_cq: %s", d,
+			usmc_rt_log(USMC_LOG_ERR,
+				    "device %u (shm): poll_cq: %s", d,
 				    usmc_strerror(n));
 			break;
 		}
@@ -1997,7 +2017,7 @@ static void ism_dev_event(unsigned int d)
 			ism_ent *e;
 
 			if (evs[i].type != USMC_TP_EV_PEER_GONE) {
-				usmc_rt_log(0,
+				usmc_rt_log(USMC_LOG_WARN,
 					    "device %u (shm): async event %s",
 					    d, usmc_tp_event_name(evs[i].type));
 				continue;
@@ -2005,7 +2025,7 @@ static void ism_dev_event(unsigned int d)
 			e = ent_by_id((uint64_t)(uintptr_t)evs[i].context);
 			if (!e || !e->conn)
 				continue;
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_DEBUG,
 				    "device %u (shm): the peer of DMB %" PRIu64
 				    " is gone",
 				    d, e->id);
@@ -2052,8 +2072,8 @@ void usmc_smc_on_dev_event(unsigned int d)
 	do {
 		n = usmc_tp_poll_cq(dev->tp, wcs, 32);
 		if (n < 0) {
-			usmc_rt_log(0, "device %u (%s): poll_cq: %s", d,
-				    dev->tp_name, usmc_strerror(n));
+			usmc_rt_log(USMC_LOG_ERR, "device %u (%s): poll_cq: %s",
+				    d, dev->tp_name, usmc_strerror(n));
 			break;
 		}
 		if (n > 0)
@@ -2084,7 +2104,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 			}
 			/* a QP already destroyed (its flushes): no link's */
 			dev->stray_wcs++;
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_DEBUG,
 				    "device %u: completion for QPN %u, no link "
 				    "has it (%s, %" PRIu64 " such)",
 				    d, wcs[i].qp_num,

@@ -194,7 +194,8 @@ int usmc_listen(int fd, int backlog)
 		if (fl >= 0)
 			usmc_real()->fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 		usmc_loop_watch(s, EPOLLIN);
-		usmc_rt_log(1, "fd %d: listening on SMC port %u", fd, s->port);
+		usmc_rt_log(USMC_LOG_DEBUG, "fd %d: listening on SMC port %u",
+			    fd, s->port);
 	}
 	usmc_sock_unlock();
 	return 0;
@@ -254,9 +255,17 @@ static int accept_plain(int fd, usmc_sock *s, struct sockaddr *addr,
 			c->app_nonblock = !!(flags & SOCK_NONBLOCK);
 			usmc_hs_set_fallback(c, USMC_DECL_PEERNOSMC, d);
 			usmc_g.stats.conns_fallback++;
-			usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", cfd,
-				    usmc_decline_name(c->fb_code), c->fb_code,
-				    d);
+			if (usmc_rt_log_on(USMC_LOG_INFO)) {
+				char addrs[160];
+
+				usmc_rt_conn_str(cfd, 1, addrs, sizeof(addrs));
+				usmc_rt_log(USMC_LOG_INFO,
+					    "fd %d: TCP fallback %s: %s 0x%08x "
+					    "%s",
+					    cfd, addrs,
+					    usmc_decline_name(c->fb_code),
+					    c->fb_code, d);
+			}
 		}
 		usmc_sock_unlock();
 	}
@@ -445,10 +454,26 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 				 port);
 		usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC, d);
 		usmc_g.stats.conns_fallback++;
-		usmc_rt_log(1, "fd %d: TCP fallback: %s 0x%08x %s", fd,
-			    usmc_decline_name(s->fb_code), s->fb_code, d);
 		usmc_sock_unlock();
-		return usmc_real()->connect(fd, addr, len);
+		r = usmc_real()->connect(fd, addr, len);
+		if (usmc_rt_log_on(USMC_LOG_INFO)) {
+			/* after connect: the local port is bound now */
+			const struct sockaddr_in *to =
+				(const struct sockaddr_in *)addr;
+			char lo[64], pe[INET_ADDRSTRLEN] = "?";
+
+			e = errno;
+			usmc_rt_addr_str(fd, 0, lo, sizeof(lo));
+			inet_ntop(AF_INET, &to->sin_addr, pe, sizeof(pe));
+			usmc_rt_log(USMC_LOG_INFO,
+				    "fd %d: TCP fallback %s -> %s:%u: %s "
+				    "0x%08x %s",
+				    fd, lo, pe, port,
+				    usmc_decline_name(USMC_DECL_PEERNOSMC),
+				    USMC_DECL_PEERNOSMC, d);
+			errno = e;
+		}
+		return r;
 	}
 	s->mode = USMC_SOCK_HANDSHAKE;
 	s->hs = USMC_HS_TCP_CONNECT;
@@ -753,7 +778,7 @@ void usmc_sock_close_at_exit(void)
 		usmc_sock *s = usmc_g.socks[fd];
 
 		if (s && s->fd == fd && s->mode == USMC_SOCK_SMCR && s->conn) {
-			usmc_rt_log(1,
+			usmc_rt_log(USMC_LOG_DEBUG,
 				    "fd %d: open at exit: closing over SMC-R",
 				    fd);
 			usmc_smc_close(s, 0);
@@ -970,6 +995,8 @@ int usmc_config_set(const char *key, const char *value)
 	if (usmc_sock_lock())
 		return -1;
 	r = usmc_config_apply(&usmc_g.cfg, key, value);
+	if (!r && key && (!strcmp(key, "debug") || !strncmp(key, "log_", 4)))
+		usmc_rt_log_configure(&usmc_g.cfg);
 	usmc_sock_unlock();
 	if (r) {
 		errno = EINVAL;

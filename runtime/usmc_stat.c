@@ -270,8 +270,9 @@ static void publish(void)
 		warned = 1; /* once: the directory is missing or read-only */
 		/* strerror may allocate (message catalogs) */
 		pthread_mutex_lock(&usmc_g.lock);
-		usmc_rt_log(1, "usmc-stat table not written to %s: %s",
-			    stat_dir, strerror(err));
+		usmc_rt_log(USMC_LOG_INFO,
+			    "usmc-stat table not written to %s: %s", stat_dir,
+			    strerror(err));
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 }
@@ -405,7 +406,7 @@ static void stat_dir_load(void)
 		n = -1;
 	if (n < 0 || (size_t)n >= sizeof(stat_dir)) {
 		stat_dir[0] = '\0';
-		usmc_rt_log(0,
+		usmc_rt_log(USMC_LOG_WARN,
 			    "USMC_STAT_DIR \"%s\": too long or unresolvable: "
 			    "no usmc-stat table",
 			    d);
@@ -437,7 +438,7 @@ static void stat_thread_start(void)
 	pthread_attr_init(&a);
 	sem_init(&stat_started, 0, 0);
 	if (pthread_create(&t, &a, stat_thread, NULL)) {
-		usmc_rt_log(1, "usmc-stat publisher not started");
+		usmc_rt_log(USMC_LOG_INFO, "usmc-stat publisher not started");
 		stat_running = 0;
 	} else {
 		while (sem_wait(&stat_started) && errno == EINTR)

@@ -144,7 +144,7 @@ t_log "plain: 200 rounds make $(tr '\n' ' ' <"$t_work/plain.count")"
 # 1. fallback through the SMC TCP option (USMC_CGROUP=private: it loads
 # under ip netns exec)
 if T_SINGLE=1 run synopt 7401 usmc USMC_CGROUP=private USMC_DEBUG=1; then
-	t_log "synopt: $(grep -o 'TCP fallback: .*' "$t_work/synopt/err" | head -1)"
+	t_log "synopt: $(grep -o 'TCP fallback .*' "$t_work/synopt/err" | head -1)"
 	check synopt
 else
 	fails=$((fails + 1))
@@ -167,7 +167,7 @@ t_usmc h1 "$t_work/decl-srv.stats" 7402 env USMC_RULES="tcp remote $T_H2" \
 dpid=$!
 busywait 10000 t_listening h1 7402 || t_fail "usmc echo server did not listen"
 if run decl 7402 usmc USMC_SMC_PORTS=7402 USMC_SYNOPT=off USMC_DEBUG=1; then
-	t_log "decl: $(grep -o 'TCP fallback: .*' "$t_work/decl/err" | head -1)"
+	t_log "decl: $(grep -o 'TCP fallback .*' "$t_work/decl/err" | head -1)"
 	check decl
 else
 	fails=$((fails + 1))

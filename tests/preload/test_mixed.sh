@@ -28,7 +28,7 @@ busywait 10000 t_listening h1 7304 || t_fail "plain server did not listen"
 USMC_DEBUG=1 t_usmc h2 "$d/c.stats" 7070 "$T_PEER" client "$T_H1" 7304 rw >"$d/c.out" 2>"$d/c.err" ||
 	fails=$((fails + 1))
 wait $spid || fails=$((fails + 1))
-if grep -q 'TCP fallback: PEERNOSMC 0x03010000 port 7304 is not an SMC port' "$d/c.err"; then
+if grep -q "TCP fallback $T_H2:[0-9]* -> $T_H1:7304: PEERNOSMC 0x03010000 port 7304 is not an SMC port" "$d/c.err"; then
 	t_log "ok the client's log names the reason: $(grep 'TCP fallback' "$d/c.err")"
 else
 	t_log "no PEERNOSMC line in the client's log: $(cat "$d/c.err")"

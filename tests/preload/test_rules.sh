@@ -59,7 +59,7 @@ t_has() {
 printf 'smc port 7401\n' >"$t_work/s1.conf"
 printf '# the client\ntcp remote %s/32 # not this server\nsmc port 7401\n' "$T_H1" >"$t_work/c1.conf"
 rules_pair 7401 "$t_work/s1.conf" "$t_work/c1.conf" "$F1" "$F1" || fails=$((fails + 1))
-t_has "$t_work/p7401/c.err" "TCP fallback: PEERNOSMC 0x03010000 rule 1 at $t_work/c1.conf:2 (tcp remote $T_H1/32) matched: tcp" \
+t_has "$t_work/p7401/c.err" "-> $T_H1:7401: PEERNOSMC 0x03010000 rule 1 at $t_work/c1.conf:2 (tcp remote $T_H1/32) matched: tcp" \
 	"client names its rule" || fails=$((fails + 1))
 USMC_CONF=$t_work/c1.conf "$T_RUN" --explain --connect "$T_H1:7401" preload_peer >"$t_work/explain1" 2>&1 || fails=$((fails + 1))
 t_has "$t_work/explain1" "why: rule 1 at $t_work/c1.conf:2 (tcp remote $T_H1/32) matched" "explain" || fails=$((fails + 1))
@@ -69,9 +69,11 @@ t_has "$t_work/explain1" "decision: tcp" "explain" || fails=$((fails + 1))
 printf 'tcp remote %s port 7402\nsmc port 7402\n' "$T_H2" >"$t_work/s2.conf"
 printf 'smc port 7402\n' >"$t_work/c2.conf"
 rules_pair 7402 "$t_work/s2.conf" "$t_work/c2.conf" "$F1" "$F1" || fails=$((fails + 1))
-t_has "$t_work/p7402/s.err" "TCP fallback: PEERNOSMC 0x03010000 rule 1 at $t_work/s2.conf:1 (tcp remote $T_H2 port 7402) matched: tcp" \
+t_has "$t_work/p7402/s.err" ": PEERNOSMC 0x03010000 rule 1 at $t_work/s2.conf:1 (tcp remote $T_H2 port 7402) matched: tcp" \
 	"server names its rule" || fails=$((fails + 1))
-t_has "$t_work/p7402/c.err" "TCP fallback: PEERDECL 0x05000000 peer declined: PEERNOSMC" \
+t_has "$t_work/p7402/s.err" "TCP fallback $T_H1:7402 <- $T_H2:" \
+	"server names both ends" || fails=$((fails + 1))
+t_has "$t_work/p7402/c.err" "-> $T_H1:7402: PEERDECL 0x05000000 peer declined: PEERNOSMC" \
 	"client sees the decline" || fails=$((fails + 1))
 "$T_RUN" -c "$t_work/s2.conf" --explain --listen "0.0.0.0:7402" >"$t_work/explain2" 2>&1 || fails=$((fails + 1))
 t_has "$t_work/explain2" "decision: per connection" "explain listener" || fails=$((fails + 1))

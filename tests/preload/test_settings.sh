@@ -225,8 +225,8 @@ for c in "RUN-EID 2" "OTHER-EID 1"; do
 	[ $crc = 0 ] || kill $spid 2>/dev/null
 	src=0
 	wait $spid || src=$?
-	if [ $crc = 0 ] && [ $src = 0 ] && grep -q "SMC-R established (SMC-Rv$2)" "$d/s.err" &&
-		grep -q "SMC-R established (SMC-Rv$2)" "$d/c.err"; then
+	if [ $crc = 0 ] && [ $src = 0 ] && grep -q "SMC-R established .* (SMC-Rv$2, lgr [0-9]* link [0-9]*)" "$d/s.err" &&
+		grep -q "SMC-R established .* (SMC-Rv$2, lgr [0-9]* link [0-9]*)" "$d/c.err"; then
 		ok "usmc-run -U RUN-EID / -U $1: SMC-Rv$2 on both sides"
 	else
 		bad "usmc-run -U RUN-EID / $1: client $crc server $src: $(grep -h 'established\|fallback' "$d/s.err" "$d/c.err")"

@@ -4,7 +4,10 @@
  * from strings. Every malformed input is rejected with a message.
  */
 #include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "usmc_rt.h"
 #include "usmc_sock.h"
@@ -192,6 +195,69 @@ static void test_shm_default(void)
 	else
 		unsetenv("USMC_SHM");
 	free(keep);
+}
+
+/* Log levels: names (any case) and syslog numbers 3-7; the variable
+ * wins over the file's "set log_level"; a bad one is refused with why. */
+static void test_log_level(void)
+{
+	static const char *const bad[] = {"",	"0",  "2",     "8",
+					  "33", "-3", "trace", "infoo"};
+	char path[] = "/tmp/usmc-loglevel-XXXXXX";
+	usmc_rt_config c;
+	int fd;
+
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse("error"), USMC_LOG_ERR);
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse("ERR"), USMC_LOG_ERR);
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse("warn"), USMC_LOG_WARN);
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse("Warning"), USMC_LOG_WARN);
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse("info"), USMC_LOG_INFO);
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse("debug"), USMC_LOG_DEBUG);
+	for (int n = 3; n <= 7; n++) {
+		char num[2] = {(char)('0' + n), '\0'};
+
+		USMC_ASSERT_EQ(usmc_rt_log_level_parse(num), n);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		USMC_ASSERT_EQ(usmc_rt_log_level_parse(bad[i]), -1);
+	USMC_ASSERT_EQ(usmc_rt_log_level_parse(NULL), -1);
+	CU_ASSERT_STRING_EQUAL(usmc_rt_log_level_name(USMC_LOG_ERR), "error");
+	CU_ASSERT_STRING_EQUAL(usmc_rt_log_level_name(5), "warn");
+	CU_ASSERT_STRING_EQUAL(usmc_rt_log_level_name(USMC_LOG_DEBUG), "debug");
+	CU_ASSERT_STRING_EQUAL(usmc_rt_log_level_name(8), "?");
+
+	memset(&c, 0, sizeof(c));
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "log_level", "info"), 0);
+	USMC_ASSERT_EQ(c.log_level, USMC_LOG_INFO);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "log_level", "loud"), -1);
+	CU_ASSERT_STRING_EQUAL(usmc_config_error(),
+			       "want error, warn, info, debug or 3-7");
+	USMC_ASSERT_EQ(c.log_level, USMC_LOG_INFO);
+	USMC_ASSERT_EQ(usmc_config_apply(&c, "log_file", "/tmp/u-%p.log"), 0);
+	CU_ASSERT_STRING_EQUAL(c.log_file, "/tmp/u-%p.log");
+
+	/* the file's settings, then the variable over them */
+	fd = mkstemp(path);
+	CU_ASSERT_FATAL(fd >= 0);
+	CU_ASSERT_FATAL(dprintf(fd, "set log_level debug\nset log_file "
+				    "/tmp/x.log\nsmc port 1\n") > 0);
+	close(fd);
+	setenv("USMC_CONF", path, 1);
+	unsetenv("USMC_LOG_LEVEL");
+	unsetenv("USMC_LOG_FILE");
+	usmc_config_load_env(&c);
+	USMC_ASSERT_EQ(c.log_level, USMC_LOG_DEBUG);
+	CU_ASSERT_STRING_EQUAL(c.log_file, "/tmp/x.log");
+	CU_ASSERT_STRING_EQUAL(c.conf_path, path);
+	setenv("USMC_LOG_LEVEL", "error", 1);
+	usmc_config_load_env(&c);
+	USMC_ASSERT_EQ(c.log_level, USMC_LOG_ERR);
+	unsetenv("USMC_LOG_LEVEL");
+	setenv("USMC_CONF", "", 1);
+	usmc_config_load_env(&c);
+	USMC_ASSERT_EQ(c.log_level, 0); /* not set: debug or warn */
+	CU_ASSERT_STRING_EQUAL(c.conf_path, "");
+	unlink(path);
 }
 
 static void test_decline_names(void)
@@ -477,6 +543,7 @@ static CU_TestInfo tests[] = {
 	{"decline names", test_decline_names},
 	{"SMC option in a saved SYN", test_syn_has_smc},
 	{"shm on by default, USMC_SHM=0 and shm off", test_shm_default},
+	{"log levels, log_level and log_file", test_log_level},
 	CU_TEST_INFO_NULL,
 };
 

@@ -51,7 +51,7 @@ _usmc()
 		for ((i = 1; i < COMP_CWORD; i++)); do
 			case ${COMP_WORDS[i]} in
 			--) ((i++)); break ;;
-			-[prctOUPL] | --smc-ports | --rules | --conf | --transport | --transport-options | --ueid | --softroce-port | --lib | --connect | --listen | --local | --peer | --program)
+			-[prctOUPL] | --smc-ports | --rules | --conf | --transport | --transport-options | --ueid | --softroce-port | --log-level | --log-file | --lib | --connect | --listen | --local | --peer | --program)
 				((i++)) ;;
 			-*) ;;
 			*) break ;;
@@ -64,8 +64,12 @@ _usmc()
 		;;
 	esac
 	case $prev in
-	-c | --conf | --lib | -r | -w | --write | -i | --read)
+	-c | --conf | --lib | -r | -w | --write | -i | --read | --log-file)
 		COMPREPLY=($(compgen -f -- "$cur"))
+		return
+		;;
+	--log-level)
+		COMPREPLY=($(compgen -W "error warn info debug" -- "$cur"))
 		return
 		;;
 	esac
