@@ -29,17 +29,16 @@
  * Chunks are never freed, so a reader never sees freed memory; a stale
  * flag only sends a call down the slower, still correct, path.
  */
-#define FDF_CHUNKS (USMC_FDF_MAX / USMC_FDF_CHUNK)
-static uint8_t *fdflags[FDF_CHUNKS];
+uint8_t *usmc_fdflags_tab[USMC_FDF_CHUNKS];
 
 void usmc_fdflag_set(int fd, int flag, int on)
 {
 	uint8_t *c, *fresh;
 	int ci = fd / USMC_FDF_CHUNK;
 
-	if (fd < 0 || ci >= FDF_CHUNKS)
+	if (fd < 0 || ci >= USMC_FDF_CHUNKS)
 		return;
-	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	c = __atomic_load_n(&usmc_fdflags_tab[ci], __ATOMIC_ACQUIRE);
 	if (!c) {
 		if (!on)
 			return;
@@ -47,11 +46,11 @@ void usmc_fdflag_set(int fd, int flag, int on)
 		if (!fresh)
 			return;
 		c = NULL;
-		if (!__atomic_compare_exchange_n(&fdflags[ci], &c, fresh, 0,
-						 __ATOMIC_ACQ_REL,
+		if (!__atomic_compare_exchange_n(&usmc_fdflags_tab[ci], &c,
+						 fresh, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE))
 			free(fresh);
-		c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+		c = __atomic_load_n(&usmc_fdflags_tab[ci], __ATOMIC_ACQUIRE);
 	}
 	if (on)
 		__atomic_fetch_or(&c[fd % USMC_FDF_CHUNK], (uint8_t)flag,
@@ -63,17 +62,7 @@ void usmc_fdflag_set(int fd, int flag, int on)
 
 int usmc_fd_flags(int fd)
 {
-	uint8_t *c;
-	int ci = fd / USMC_FDF_CHUNK;
-
-	if (fd < 0)
-		return 0;
-	/* usmc manages no fd beyond the flag table (usmc_socket) */
-	if (ci >= FDF_CHUNKS)
-		return 0;
-	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
-	return c ? __atomic_load_n(&c[fd % USMC_FDF_CHUNK], __ATOMIC_ACQUIRE)
-		 : 0;
+	return usmc_fd_flags_inline(fd);
 }
 
 /* The kernel's counts of what the application moved through a TCP
@@ -493,7 +482,7 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 		/* epoll fds beyond the socket table */
 		for (unsigned int fd = hi > first ? hi : first;
 		     fd <= last && fd < USMC_FDF_MAX; fd++) {
-			if (!fdflags[fd / USMC_FDF_CHUNK]) {
+			if (!usmc_fdflags_tab[fd / USMC_FDF_CHUNK]) {
 				fd = (fd / USMC_FDF_CHUNK + 1) *
 					     USMC_FDF_CHUNK -
 				     1;

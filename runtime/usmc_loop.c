@@ -45,7 +45,8 @@ usmc_rt usmc_g = {
 #define TAG_EVFD  3ULL
 #define TAG_TP	  4ULL
 
-__thread int usmc_in_runtime;
+/* initial-exec: the preload reads it on every call it hands to usmc */
+__thread int usmc_in_runtime __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int atfork_done;

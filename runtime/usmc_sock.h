@@ -8,12 +8,8 @@
 #ifndef USMC_SOCK_H
 #define USMC_SOCK_H
 
+#include "usmc_fdflags.h"
 #include "usmc_rt.h"
-
-/* The per-fd flags table (usmc_fdtab.c) covers fds below this; usmc
- * manages no socket beyond it. */
-#define USMC_FDF_CHUNK 4096
-#define USMC_FDF_MAX   (USMC_FDF_CHUNK * 1024)
 
 /* Every call starts here: a handler that runs from now on, even while
  * the call waits for the lock, is one that interrupted this call. */
