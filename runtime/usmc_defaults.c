@@ -49,25 +49,29 @@ void usmc_rt_rand(uint8_t *buf, size_t len)
 static int log_enabled = -1;
 static int log_time = -1;
 
+int usmc_rt_log_on(int level)
+{
+	if (log_enabled < 0) {
+		const char *d = getenv("USMC_DEBUG");
+
+		log_enabled = d && *d && strcmp(d, "0") != 0;
+	}
+	return level <= 0 || log_enabled || usmc_g.cfg.debug;
+}
+
 void usmc_rt_log(int level, const char *fmt, ...)
 {
 	char line[512];
 	va_list ap;
 	int n;
 
-	if (log_enabled < 0) {
-		const char *d = getenv("USMC_DEBUG");
-
-		log_enabled = d && *d && strcmp(d, "0") != 0;
-	}
+	if (!usmc_rt_log_on(level))
+		return;
 	if (log_time < 0) {
 		const char *t = getenv("USMC_LOG_TIME");
 
 		log_time = t && *t && strcmp(t, "0") != 0;
 	}
-	/* level 0 = error: always; others only with USMC_DEBUG. */
-	if (level > 0 && !log_enabled && !usmc_g.cfg.debug)
-		return;
 	va_start(ap, fmt);
 	n = vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);

@@ -107,7 +107,13 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd)
 	    (usmc_fd_flags(fd) & USMC_FDF_KERNEL) || usmc_sock_get(fd) != s)
 		return;
 	if (!s->kernel) {
-		if (kernel_bytes(fd, &s->kbase_sent, &s->kbase_recv))
+		/* With no CLC byte and nothing counted yet, what the kernel
+		 * counted so far is 0 (three system calls less a connection) */
+		if (s->kclean &&
+		    !__atomic_load_n(&s->bytes_sent, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&s->bytes_recv, __ATOMIC_RELAXED))
+			s->kbase_sent = s->kbase_recv = 0;
+		else if (kernel_bytes(fd, &s->kbase_sent, &s->kbase_recv))
 			return;
 		__atomic_store_n(&s->kernel, 1, __ATOMIC_RELAXED);
 	}
@@ -293,23 +299,25 @@ int usmc_fcntl(int fd, int cmd, ...)
 	if (cmd == F_SETFL) {
 		int on = !!(arg & O_NONBLOCK), keep_kernel_nb = 0;
 
-		/* as usmc_set_nonblock, in one F_SETFL: the app's flags, with
-		 * O_NONBLOCK as the app asks, or kept for an SMC listener
-		 * (its progress thread accepts); 2 calls where there were 5,
-		 * once per connection of a nonblocking client. The F_GETFL
-		 * fails on a bad fd before the record changes. */
-		if (usmc_real()->fcntl(fd, F_GETFL) < 0 || usmc_sock_lock())
+		/* as usmc_set_nonblock, in the app's one F_SETFL: its flags,
+		 * with O_NONBLOCK as it asks, or kept for an SMC listener (its
+		 * progress thread accepts). Made under the lock, so that the
+		 * record changes only when the kernel took it (not on a bad
+		 * fd) and no other thread's F_SETFL comes between. */
+		if (usmc_sock_lock())
 			return -1;
 		s = usmc_sock_get(fd);
-		if (s) {
-			s->app_nonblock = on;
+		if (s)
 			keep_kernel_nb =
 				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
-		}
+		r = usmc_real()->fcntl(
+			fd, F_SETFL,
+			(int)(arg & ~O_NONBLOCK) |
+				(on || keep_kernel_nb ? O_NONBLOCK : 0));
+		if (r == 0 && s)
+			s->app_nonblock = on;
 		usmc_sock_unlock();
-		r = (int)(arg & ~O_NONBLOCK) |
-		    (on || keep_kernel_nb ? O_NONBLOCK : 0);
-		return usmc_real()->fcntl(fd, F_SETFL, r);
+		return r;
 	}
 	if (cmd == F_GETFL) {
 		r = usmc_real()->fcntl(fd, F_GETFL);
