@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_fdflags.h"
 
 #define USMC_EXPORT __attribute__((visibility("default")))
 
@@ -46,21 +47,31 @@ int __ppoll_chk(struct pollfd *fds, nfds_t n, const struct timespec *ts,
 /* glibc's obsolete BSD name of signal(), not declared under _GNU_SOURCE */
 sighandler_t bsd_signal(int sig, sighandler_t fn);
 
-/* real_NAME: libc's NAME, looked up once (a racing second lookup stores
- * the same pointer). */
-#define USMC_REAL(ret, name, ...)                                              \
-	static ret (*real_##name)(__VA_ARGS__);                                \
-	static ret (*get_##name(void))(__VA_ARGS__)                            \
-	{                                                                      \
-		if (!__atomic_load_n(&real_##name, __ATOMIC_ACQUIRE)) {        \
-			void *p = dlsym(RTLD_NEXT, #name);                     \
-			if (!p)                                                \
-				abort(); /* libc without NAME: nothing works \
-					  */ \
-			__atomic_store_n((void **)&real_##name, p,             \
-					 __ATOMIC_RELEASE);                    \
-		}                                                              \
-		return real_##name;                                            \
+/* Looks up libc's NAME into *slot, on its first use (a racing second
+ * lookup stores the same pointer). Out of line: the wrappers' path to
+ * libc stays a load and a jump. */
+static __attribute__((noinline, cold)) void *real_lookup(void **slot,
+							 const char *name)
+{
+	void *p = dlsym(RTLD_NEXT, name);
+
+	if (!p)
+		abort(); /* libc without NAME: nothing works */
+	__atomic_store_n(slot, p, __ATOMIC_RELEASE);
+	return p;
+}
+
+/* real_NAME: libc's NAME, looked up once. */
+#define USMC_REAL(ret, name, ...)                                        \
+	static ret (*real_##name)(__VA_ARGS__);                          \
+	static inline ret (*get_##name(void))(__VA_ARGS__)               \
+	{                                                                \
+		ret (*p)(__VA_ARGS__) =                                  \
+			__atomic_load_n(&real_##name, __ATOMIC_ACQUIRE); \
+		if (__builtin_expect(!p, 0))                             \
+			p = (ret(*)(__VA_ARGS__))real_lookup(            \
+				(void **)&real_##name, #name);           \
+		return p;                                                \
 	}
 
 USMC_REAL(int, socket, int, int, int)
@@ -144,12 +155,13 @@ static inline int not_ours(void)
  * unadopted child. The child test runs only for usmc's fds. */
 static inline int ours(int fd)
 {
-	return (usmc_fd_flags(fd) & 1) && !guarded() && !usmc_foreign_child();
+	return (usmc_fd_flags_inline(fd) & 1) && !guarded() &&
+	       !usmc_foreign_child();
 }
 
 static inline int ours_any(int fd)
 {
-	return usmc_fd_flags(fd) && !guarded() && !usmc_foreign_child();
+	return usmc_fd_flags_inline(fd) && !guarded() && !usmc_foreign_child();
 }
 
 /* The fd is a usmc socket whose data, readiness and file status calls
@@ -158,9 +170,37 @@ static inline int ours_any(int fd)
  * load, as if usmc were not there (docs/preload.md). */
 static inline int ours_io(int fd)
 {
-	return (usmc_fd_flags(fd) & (USMC_FDF_SOCK | USMC_FDF_KERNEL)) ==
+	return (usmc_fd_flags_inline(fd) & (USMC_FDF_SOCK | USMC_FDF_KERNEL)) ==
 		       USMC_FDF_SOCK &&
 	       !guarded() && !usmc_foreign_child();
+}
+
+/* The fast path's tests: the fd's flags alone. Where they say the call
+ * may be usmc's, or before libc's function was looked up, a wrapper
+ * calls its NAME_usmc twin, out of line (USMC_SLOW), which tests again in
+ * full (ours_io, ours_any): the path to libc then makes no call of its
+ * own, saves no register and ends in a jump. */
+#define USMC_SLOW __attribute__((noinline))
+
+/* Returns libc's NAME(...) when TEST holds and NAME was looked up
+ * already (else the NAME_usmc twin looks it up). */
+#define USMC_FAST(name, test, ...)                                       \
+	do {                                                             \
+		__typeof__(real_##name) r_ =                             \
+			__atomic_load_n(&real_##name, __ATOMIC_ACQUIRE); \
+		if (__builtin_expect(r_ != NULL, 1) && (test))           \
+			return r_(__VA_ARGS__);                          \
+	} while (0)
+
+static inline int io_flagged(int fd)
+{
+	return (usmc_fd_flags_inline(fd) & (USMC_FDF_SOCK | USMC_FDF_KERNEL)) ==
+	       USMC_FDF_SOCK;
+}
+
+static inline int any_flagged(int fd)
+{
+	return usmc_fd_flags_inline(fd) != 0;
 }
 
 /* Runs EXPR as usmc: its libc calls are not intercepted again. */
@@ -209,11 +249,17 @@ USMC_EXPORT int connect(int fd, const struct sockaddr *addr, socklen_t len)
 	USMC_CALL(int, usmc_connect(fd, addr, len));
 }
 
-USMC_EXPORT ssize_t read(int fd, void *buf, size_t n)
+static USMC_SLOW ssize_t read_usmc(int fd, void *buf, size_t n)
 {
 	if (!ours_io(fd))
 		return get_read()(fd, buf, n);
 	USMC_CALL(ssize_t, usmc_read(fd, buf, n));
+}
+
+USMC_EXPORT ssize_t read(int fd, void *buf, size_t n)
+{
+	USMC_FAST(read, !io_flagged(fd), fd, buf, n);
+	return read_usmc(fd, buf, n);
 }
 
 USMC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
@@ -223,55 +269,100 @@ USMC_EXPORT ssize_t __read_chk(int fd, void *buf, size_t n, size_t buflen)
 	USMC_CALL(ssize_t, usmc_read(fd, buf, n));
 }
 
-USMC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+static USMC_SLOW ssize_t readv_usmc(int fd, const struct iovec *iov, int cnt)
 {
 	if (!ours_io(fd))
 		return get_readv()(fd, iov, cnt);
 	USMC_CALL(ssize_t, usmc_readv(fd, iov, cnt));
 }
 
-USMC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+USMC_EXPORT ssize_t readv(int fd, const struct iovec *iov, int cnt)
+{
+	USMC_FAST(readv, !io_flagged(fd), fd, iov, cnt);
+	return readv_usmc(fd, iov, cnt);
+}
+
+static USMC_SLOW ssize_t write_usmc(int fd, const void *buf, size_t n)
 {
 	if (!ours_io(fd))
 		return get_write()(fd, buf, n);
 	USMC_CALL(ssize_t, usmc_write(fd, buf, n));
 }
 
-USMC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+USMC_EXPORT ssize_t write(int fd, const void *buf, size_t n)
+{
+	USMC_FAST(write, !io_flagged(fd), fd, buf, n);
+	return write_usmc(fd, buf, n);
+}
+
+static USMC_SLOW ssize_t writev_usmc(int fd, const struct iovec *iov, int cnt)
 {
 	if (!ours_io(fd))
 		return get_writev()(fd, iov, cnt);
 	USMC_CALL(ssize_t, usmc_writev(fd, iov, cnt));
 }
 
-USMC_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+USMC_EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt)
+{
+	USMC_FAST(writev, !io_flagged(fd), fd, iov, cnt);
+	return writev_usmc(fd, iov, cnt);
+}
+
+static USMC_SLOW ssize_t send_usmc(int fd, const void *buf, size_t n, int flags)
 {
 	if (!ours_io(fd))
 		return get_send()(fd, buf, n, flags);
 	USMC_CALL(ssize_t, usmc_send(fd, buf, n, flags));
 }
 
+USMC_EXPORT ssize_t send(int fd, const void *buf, size_t n, int flags)
+{
+	USMC_FAST(send, !io_flagged(fd), fd, buf, n, flags);
+	return send_usmc(fd, buf, n, flags);
+}
+
 /* A connected stream socket ignores the address, as TCP does. */
-USMC_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
-			   const struct sockaddr *addr, socklen_t alen)
+static USMC_SLOW ssize_t sendto_usmc(int fd, const void *buf, size_t n,
+				     int flags, const struct sockaddr *addr,
+				     socklen_t alen)
 {
 	if (!ours_io(fd))
 		return get_sendto()(fd, buf, n, flags, addr, alen);
 	USMC_CALL(ssize_t, usmc_send(fd, buf, n, flags));
 }
 
-USMC_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+USMC_EXPORT ssize_t sendto(int fd, const void *buf, size_t n, int flags,
+			   const struct sockaddr *addr, socklen_t alen)
+{
+	USMC_FAST(sendto, !io_flagged(fd), fd, buf, n, flags, addr, alen);
+	return sendto_usmc(fd, buf, n, flags, addr, alen);
+}
+
+static USMC_SLOW ssize_t sendmsg_usmc(int fd, const struct msghdr *msg,
+				      int flags)
 {
 	if (!ours_io(fd))
 		return get_sendmsg()(fd, msg, flags);
 	USMC_CALL(ssize_t, usmc_sendmsg(fd, msg, flags));
 }
 
-USMC_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+USMC_EXPORT ssize_t sendmsg(int fd, const struct msghdr *msg, int flags)
+{
+	USMC_FAST(sendmsg, !io_flagged(fd), fd, msg, flags);
+	return sendmsg_usmc(fd, msg, flags);
+}
+
+static USMC_SLOW ssize_t recv_usmc(int fd, void *buf, size_t n, int flags)
 {
 	if (!ours_io(fd))
 		return get_recv()(fd, buf, n, flags);
 	USMC_CALL(ssize_t, usmc_recv(fd, buf, n, flags));
+}
+
+USMC_EXPORT ssize_t recv(int fd, void *buf, size_t n, int flags)
+{
+	USMC_FAST(recv, !io_flagged(fd), fd, buf, n, flags);
+	return recv_usmc(fd, buf, n, flags);
 }
 
 USMC_EXPORT ssize_t __recv_chk(int fd, void *buf, size_t n, size_t buflen,
@@ -314,17 +405,23 @@ USMC_EXPORT ssize_t __recvfrom_chk(int fd, void *buf, size_t n, size_t buflen,
 	return recvfrom_usmc(fd, buf, n, flags, addr ? alen : NULL);
 }
 
-USMC_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+static USMC_SLOW ssize_t recvmsg_usmc(int fd, struct msghdr *msg, int flags)
 {
 	if (!ours_io(fd))
 		return get_recvmsg()(fd, msg, flags);
 	USMC_CALL(ssize_t, usmc_recvmsg(fd, msg, flags));
 }
 
+USMC_EXPORT ssize_t recvmsg(int fd, struct msghdr *msg, int flags)
+{
+	USMC_FAST(recvmsg, !io_flagged(fd), fd, msg, flags);
+	return recvmsg_usmc(fd, msg, flags);
+}
+
 static int any_ours(const struct pollfd *fds, nfds_t n)
 {
 	for (nfds_t i = 0; i < n; i++)
-		if ((usmc_fd_flags(fds[i].fd) &
+		if ((usmc_fd_flags_inline(fds[i].fd) &
 		     (USMC_FDF_SOCK | USMC_FDF_KERNEL)) == USMC_FDF_SOCK)
 			return !guarded() && !usmc_foreign_child();
 	return 0;
@@ -380,8 +477,8 @@ static int any_ours_set(int nfds, fd_set *r, fd_set *w, fd_set *e)
 	for (int fd = 0; fd < nfds; fd++)
 		if (((r && FD_ISSET(fd, r)) || (w && FD_ISSET(fd, w)) ||
 		     (e && FD_ISSET(fd, e))) &&
-		    (usmc_fd_flags(fd) & (USMC_FDF_SOCK | USMC_FDF_KERNEL)) ==
-			    USMC_FDF_SOCK)
+		    (usmc_fd_flags_inline(fd) &
+		     (USMC_FDF_SOCK | USMC_FDF_KERNEL)) == USMC_FDF_SOCK)
 			return !guarded() && !usmc_foreign_child();
 	return 0;
 }
@@ -404,28 +501,54 @@ USMC_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 
 /* epoll_create/epoll_create1 stay the kernel's: an epoll fd gets its
  * shadow set when the first usmc socket is added to it. */
-USMC_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+static USMC_SLOW int epoll_ctl_usmc(int epfd, int op, int fd,
+				    struct epoll_event *ev)
 {
-	if ((usmc_fd_flags(fd) & USMC_FDF_KERNEL) ||
-	    (!ours_any(fd) && !ours_any(epfd)))
+	if (!ours_any(fd) && !ours_any(epfd))
 		return get_epoll_ctl()(epfd, op, fd, ev);
 	USMC_CALL(int, usmc_epoll_ctl(epfd, op, fd, ev));
 }
 
-USMC_EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max,
-			   int timeout)
+USMC_EXPORT int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+	int f = usmc_fd_flags_inline(fd);
+
+	USMC_FAST(epoll_ctl,
+		  (f & USMC_FDF_KERNEL) || (!f && !any_flagged(epfd)), epfd, op,
+		  fd, ev);
+	return epoll_ctl_usmc(epfd, op, fd, ev);
+}
+
+static USMC_SLOW int epoll_wait_usmc(int epfd, struct epoll_event *evs, int max,
+				     int timeout)
 {
 	if (!ours_any(epfd))
 		return get_epoll_wait()(epfd, evs, max, timeout);
 	USMC_CALL(int, usmc_epoll_pwait(epfd, evs, max, timeout, NULL));
 }
 
-USMC_EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max,
-			    int timeout, const sigset_t *mask)
+USMC_EXPORT int epoll_wait(int epfd, struct epoll_event *evs, int max,
+			   int timeout)
+{
+	USMC_FAST(epoll_wait, !any_flagged(epfd), epfd, evs, max, timeout);
+	return epoll_wait_usmc(epfd, evs, max, timeout);
+}
+
+static USMC_SLOW int epoll_pwait_usmc(int epfd, struct epoll_event *evs,
+				      int max, int timeout,
+				      const sigset_t *mask)
 {
 	if (!ours_any(epfd))
 		return get_epoll_pwait()(epfd, evs, max, timeout, mask);
 	USMC_CALL(int, usmc_epoll_pwait(epfd, evs, max, timeout, mask));
+}
+
+USMC_EXPORT int epoll_pwait(int epfd, struct epoll_event *evs, int max,
+			    int timeout, const sigset_t *mask)
+{
+	USMC_FAST(epoll_pwait, !any_flagged(epfd), epfd, evs, max, timeout,
+		  mask);
+	return epoll_pwait_usmc(epfd, evs, max, timeout, mask);
 }
 
 /* epoll_pwait2's nanosecond timeout, rounded up to milliseconds. */
@@ -526,11 +649,17 @@ USMC_EXPORT int dup3(int fd, int nfd, int flags)
 	USMC_CALL(int, usmc_dup3(fd, nfd, flags));
 }
 
-USMC_EXPORT int close(int fd)
+static USMC_SLOW int close_usmc(int fd)
 {
 	if (!ours_any(fd))
 		return get_close()(fd);
 	USMC_CALL(int, usmc_close(fd));
+}
+
+USMC_EXPORT int close(int fd)
+{
+	USMC_FAST(close, !any_flagged(fd), fd);
+	return close_usmc(fd);
 }
 
 USMC_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
@@ -540,11 +669,17 @@ USMC_EXPORT int close_range(unsigned int first, unsigned int last, int flags)
 	USMC_CALL(int, usmc_close_range(first, last, flags));
 }
 
-USMC_EXPORT int shutdown(int fd, int how)
+static USMC_SLOW int shutdown_usmc(int fd, int how)
 {
 	if (!ours_io(fd))
 		return get_shutdown()(fd, how);
 	USMC_CALL(int, usmc_shutdown(fd, how));
+}
+
+USMC_EXPORT int shutdown(int fd, int how)
+{
+	USMC_FAST(shutdown, !io_flagged(fd), fd, how);
+	return shutdown_usmc(fd, how);
 }
 
 USMC_EXPORT int getsockopt(int fd, int level, int name, void *val,
@@ -563,18 +698,30 @@ USMC_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 	USMC_CALL(int, usmc_setsockopt(fd, level, name, val, len));
 }
 
-USMC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+static USMC_SLOW ssize_t sendfile_usmc(int out, int in, off_t *off, size_t n)
 {
 	if (!ours_io(out))
 		return get_sendfile()(out, in, off, n);
 	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
 }
 
-USMC_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+USMC_EXPORT ssize_t sendfile(int out, int in, off_t *off, size_t n)
+{
+	USMC_FAST(sendfile, !io_flagged(out), out, in, off, n);
+	return sendfile_usmc(out, in, off, n);
+}
+
+static USMC_SLOW ssize_t sendfile64_usmc(int out, int in, off_t *off, size_t n)
 {
 	if (!ours_io(out))
 		return get_sendfile64()(out, in, off, n);
 	USMC_CALL(ssize_t, usmc_sendfile(out, in, off, n));
+}
+
+USMC_EXPORT ssize_t sendfile64(int out, int in, off_t *off, size_t n)
+{
+	USMC_FAST(sendfile64, !io_flagged(out), out, in, off, n);
+	return sendfile64_usmc(out, in, off, n);
 }
 
 /* Signal handlers: usmc must know which have SA_RESTART to end a blocking

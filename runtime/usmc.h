@@ -144,7 +144,7 @@ void usmc_vfork_enter(int concurrent);
  * with it set straight to libc, so the runtime's own socket calls are not
  * intercepted again. The progress thread has it set for its whole life.
  */
-extern __thread int usmc_in_runtime;
+extern __thread int usmc_in_runtime __attribute__((tls_model("initial-exec")));
 
 /*
  * For interposers: a call from inside usmc reached the interposer and

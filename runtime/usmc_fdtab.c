@@ -29,17 +29,16 @@
  * Chunks are never freed, so a reader never sees freed memory; a stale
  * flag only sends a call down the slower, still correct, path.
  */
-#define FDF_CHUNKS (USMC_FDF_MAX / USMC_FDF_CHUNK)
-static uint8_t *fdflags[FDF_CHUNKS];
+uint8_t *usmc_fdflags_tab[USMC_FDF_CHUNKS];
 
 void usmc_fdflag_set(int fd, int flag, int on)
 {
 	uint8_t *c, *fresh;
 	int ci = fd / USMC_FDF_CHUNK;
 
-	if (fd < 0 || ci >= FDF_CHUNKS)
+	if (fd < 0 || ci >= USMC_FDF_CHUNKS)
 		return;
-	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+	c = __atomic_load_n(&usmc_fdflags_tab[ci], __ATOMIC_ACQUIRE);
 	if (!c) {
 		if (!on)
 			return;
@@ -47,11 +46,11 @@ void usmc_fdflag_set(int fd, int flag, int on)
 		if (!fresh)
 			return;
 		c = NULL;
-		if (!__atomic_compare_exchange_n(&fdflags[ci], &c, fresh, 0,
-						 __ATOMIC_ACQ_REL,
+		if (!__atomic_compare_exchange_n(&usmc_fdflags_tab[ci], &c,
+						 fresh, 0, __ATOMIC_ACQ_REL,
 						 __ATOMIC_ACQUIRE))
 			free(fresh);
-		c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
+		c = __atomic_load_n(&usmc_fdflags_tab[ci], __ATOMIC_ACQUIRE);
 	}
 	if (on)
 		__atomic_fetch_or(&c[fd % USMC_FDF_CHUNK], (uint8_t)flag,
@@ -63,17 +62,7 @@ void usmc_fdflag_set(int fd, int flag, int on)
 
 int usmc_fd_flags(int fd)
 {
-	uint8_t *c;
-	int ci = fd / USMC_FDF_CHUNK;
-
-	if (fd < 0)
-		return 0;
-	/* usmc manages no fd beyond the flag table (usmc_socket) */
-	if (ci >= FDF_CHUNKS)
-		return 0;
-	c = __atomic_load_n(&fdflags[ci], __ATOMIC_ACQUIRE);
-	return c ? __atomic_load_n(&c[fd % USMC_FDF_CHUNK], __ATOMIC_ACQUIRE)
-		 : 0;
+	return usmc_fd_flags_inline(fd);
 }
 
 /* The kernel's counts of what the application moved through a TCP
@@ -118,7 +107,13 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd)
 	    (usmc_fd_flags(fd) & USMC_FDF_KERNEL) || usmc_sock_get(fd) != s)
 		return;
 	if (!s->kernel) {
-		if (kernel_bytes(fd, &s->kbase_sent, &s->kbase_recv))
+		/* With no CLC byte and nothing counted yet, what the kernel
+		 * counted so far is 0 (three system calls less a connection) */
+		if (s->kclean &&
+		    !__atomic_load_n(&s->bytes_sent, __ATOMIC_RELAXED) &&
+		    !__atomic_load_n(&s->bytes_recv, __ATOMIC_RELAXED))
+			s->kbase_sent = s->kbase_recv = 0;
+		else if (kernel_bytes(fd, &s->kbase_sent, &s->kbase_recv))
 			return;
 		__atomic_store_n(&s->kernel, 1, __ATOMIC_RELAXED);
 	}
@@ -313,17 +308,25 @@ int usmc_fcntl(int fd, int cmd, ...)
 	if (cmd == F_SETFL) {
 		int on = !!(arg & O_NONBLOCK), keep_kernel_nb = 0;
 
-		/* as usmc_set_nonblock, in one F_SETFL: the app's flags, with
-		 * O_NONBLOCK as the app asks, or kept for an SMC listener
-		 * (its progress thread accepts); 2 calls where there were 5,
-		 * once per connection of a nonblocking client. The F_GETFL
-		 * fails on a bad fd before the record changes. */
-		if (usmc_real()->fcntl(fd, F_GETFL) < 0 ||
-		    (keep_kernel_nb = usmc_fdtab_nonblock(fd, on)) < 0)
+		/* as usmc_set_nonblock, in the app's one F_SETFL: its flags,
+		 * with O_NONBLOCK as it asks, or kept for an SMC listener (its
+		 * progress thread accepts). Made under the lock, so that the
+		 * record changes only when the kernel took it (not on a bad
+		 * fd) and no other thread's F_SETFL comes between. */
+		if (usmc_sock_lock())
 			return -1;
-		r = (int)(arg & ~O_NONBLOCK) |
-		    (on || keep_kernel_nb ? O_NONBLOCK : 0);
-		return usmc_real()->fcntl(fd, F_SETFL, r);
+		s = usmc_sock_get(fd);
+		if (s)
+			keep_kernel_nb =
+				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
+		r = usmc_real()->fcntl(
+			fd, F_SETFL,
+			(int)(arg & ~O_NONBLOCK) |
+				(on || keep_kernel_nb ? O_NONBLOCK : 0));
+		if (r == 0 && s)
+			s->app_nonblock = on;
+		usmc_sock_unlock();
+		return r;
 	}
 	if (cmd == F_GETFL) {
 		r = usmc_real()->fcntl(fd, F_GETFL);
@@ -496,7 +499,7 @@ int usmc_close_range(unsigned int first, unsigned int last, int flags)
 		/* epoll fds beyond the socket table */
 		for (unsigned int fd = hi > first ? hi : first;
 		     fd <= last && fd < USMC_FDF_MAX; fd++) {
-			if (!fdflags[fd / USMC_FDF_CHUNK]) {
+			if (!usmc_fdflags_tab[fd / USMC_FDF_CHUNK]) {
 				fd = (fd / USMC_FDF_CHUNK + 1) *
 					     USMC_FDF_CHUNK -
 				     1;

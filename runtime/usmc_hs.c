@@ -189,32 +189,53 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
  * exchange and the close protocol for nothing. usmc's clients remember
  * their recent SMC-R connections per peer and offer plain TCP to a peer
  * whose last ones were all short and small, for a while. */
-int usmc_hs_short_held(const struct sockaddr_in *to, char *why, size_t whylen)
+int usmc_hs_short_held(const struct sockaddr_in *to, uint64_t *left)
+{
+	int held = usmc_peerhist_held(&usmc_g.peerhist, &usmc_g.cfg.shortconn,
+				      to->sin_addr.s_addr, to->sin_port,
+				      usmc_rt_now(), left);
+
+	if (held && usmc_rt_log_on(USMC_LOG_DEBUG)) {
+		char why[160];
+
+		usmc_hs_held_why(held, to->sin_addr.s_addr, to->sin_port, *left,
+				 why, sizeof(why));
+		usmc_rt_log(USMC_LOG_DEBUG, "%s", why);
+	}
+	return held;
+}
+
+/* Made when read (usmc-stat, usmc_get_info, the log), not for each held
+ * connection: the formatting cost more than the rest of usmc's work on
+ * one. */
+void usmc_hs_held_why(int held, uint32_t addr, uint16_t port, uint64_t left,
+		      char *why, size_t whylen)
 {
 	const usmc_shortconn *sc = &usmc_g.cfg.shortconn;
-	uint64_t left;
+	struct in_addr in = {addr};
 	char a[INET_ADDRSTRLEN];
 
-	int held = usmc_peerhist_held(&usmc_g.peerhist, sc, to->sin_addr.s_addr,
-				      to->sin_port, usmc_rt_now(), &left);
-
-	if (!held)
-		return 0;
-	inet_ntop(AF_INET, &to->sin_addr, a, sizeof(a));
+	inet_ntop(AF_INET, &in, a, sizeof(a));
 	if (held == 2)
 		snprintf(why, whylen,
 			 "peer %s:%u answered without the SMC option: TCP for "
 			 "%llu ms more",
-			 a, ntohs(to->sin_port), (unsigned long long)left);
+			 a, ntohs(port), (unsigned long long)left);
 	else
 		snprintf(why, whylen,
 			 "peer %s:%u: its last %u SMC-R connections were short "
 			 "(<= %llu B, <= %llu ms): TCP for %llu ms more",
-			 a, ntohs(to->sin_port), sc->n,
-			 (unsigned long long)sc->bytes,
+			 a, ntohs(port), sc->n, (unsigned long long)sc->bytes,
 			 (unsigned long long)sc->ms, (unsigned long long)left);
-	usmc_rt_log(USMC_LOG_DEBUG, "%s", why);
-	return held;
+}
+
+void usmc_sock_detail(const usmc_sock *s, char *out, size_t len)
+{
+	if (s->held)
+		usmc_hs_held_why(s->held, s->held_addr, s->held_port,
+				 s->held_left, out, len);
+	else
+		usmc_str_copy(out, len, s->fb_detail);
 }
 
 void usmc_hs_short_note(usmc_sock *s)
@@ -389,6 +410,7 @@ int usmc_hs_synopt_says_tcp(usmc_sock *s)
 					    usmc_g.cfg.shortconn.hold_ms);
 		}
 		s->peer_addr = 0;
+		s->kclean = 1; /* no CLC: it falls back before any */
 		usmc_sock_fallback(
 			s, USMC_DECL_PEERNOSMC,
 			s->rule_tcp    ? s->rule_why
@@ -407,7 +429,7 @@ void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail)
 {
 	s->mode = USMC_SOCK_TCP;
 	s->fb_code = code;
-	snprintf(s->fb_detail, sizeof(s->fb_detail), "%s", detail);
+	usmc_str_copy(s->fb_detail, sizeof(s->fb_detail), detail);
 }
 
 /* Peeks |need| bytes at the head of |fd|'s stream. Returns |need|, fewer

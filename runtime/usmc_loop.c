@@ -45,7 +45,8 @@ usmc_rt usmc_g = {
 #define TAG_EVFD  3ULL
 #define TAG_TP	  4ULL
 
-__thread int usmc_in_runtime;
+/* initial-exec: the preload reads it on every call it hands to usmc */
+__thread int usmc_in_runtime __attribute__((tls_model("initial-exec")));
 
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int atfork_done;
@@ -264,6 +265,24 @@ void usmc_thread_ending(void)
 	}
 }
 
+/* getpid() is a system call (glibc caches no pid): a process's sockets
+ * ask it at socket() and close() (the usmc-stat publisher's). Cached once
+ * the fork handlers that forget it are registered; a child they did not
+ * run in is not adopted and never reaches the runtime (usmc_foreign_child). */
+static pid_t rt_pid;
+
+pid_t usmc_rt_pid(void)
+{
+	pid_t p = __atomic_load_n(&rt_pid, __ATOMIC_RELAXED);
+
+	if (p)
+		return p;
+	p = getpid();
+	if (__atomic_load_n(&atfork_done, __ATOMIC_ACQUIRE))
+		__atomic_store_n(&rt_pid, p, __ATOMIC_RELAXED);
+	return p;
+}
+
 void usmc_thread_reap(void)
 {
 	if (n_ended > 0 && ended_pid != getpid())
@@ -295,6 +314,7 @@ static void atfork_parent(void)
  * set, timer or transport: it forgets them and starts afresh on next use. */
 static void atfork_child(void)
 {
+	__atomic_store_n(&rt_pid, 0, __ATOMIC_RELAXED);
 	/* adopted: the page was wiped in the child; a note left by an
 	 * earlier vfork of this thread names the parent's pid, not ours */
 	if (owner_mark)
@@ -451,7 +471,6 @@ static void rt_init_once(void)
 	usmc_config_load_env(&usmc_g.cfg);
 	usmc_rt_log_configure(&usmc_g.cfg);
 	if (!atfork_done) {
-		atfork_done = 1;
 		owner_mark_init();
 		usmc_signal_atfork_init(); /* first: see usmc_signal.c */
 		/* before ours too: its prepare handler takes proc_lock, which
@@ -459,6 +478,8 @@ static void rt_init_once(void)
 		usmc_tp_shm_atfork_init();
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atexit(stats_at_exit);
+		/* after pthread_atfork: usmc_rt_pid caches from now on */
+		__atomic_store_n(&atfork_done, 1, __ATOMIC_RELEASE);
 	}
 	usmc_g.epfd = epoll_create1(EPOLL_CLOEXEC);
 	usmc_g.timerfd =

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "usmc.h"
 #include "usmc_err.h"
@@ -140,6 +141,9 @@ struct usmc_sock {
 	int kernel;
 	int kernel_err; /* errno that kept its fd usmc's, logged once */
 	uint64_t kbase_sent, kbase_recv;
+	/* fell back before usmc moved a byte of its own (CLC) over its TCP
+	 * connection: the kernel's counts are all the app's */
+	int kclean;
 	int smc_version;
 	int rd_shut; /* SHUT_RD on an SMC-R socket */
 	/* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
@@ -182,6 +186,13 @@ struct usmc_sock {
 	int rules_maybe;
 	int rule_tcp;
 	char rule_why[128];
+	/* sent to TCP by a short-connection hold (usmc_hs_short_held: 1
+	 * short SMC-R connections, 2 no SMC option): its detail is made from
+	 * these when read (usmc_sock_detail), not per connection */
+	int held;
+	uint32_t held_addr;
+	uint16_t held_port; /* network order */
+	uint64_t held_left;
 	/* with conn: the device it runs on (usmc_smc.c's table, the core's
 	 * dev_idx) */
 	int smc_dev;
@@ -212,6 +223,15 @@ extern usmc_rt usmc_g;
 /* usmc_defaults.c */
 uint64_t usmc_rt_now(void);
 void usmc_rt_rand(uint8_t *buf, size_t len);
+/* |src| into |dst| (of |len| > 0 bytes), cut to fit: snprintf's "%s"
+ * without its formatting */
+static inline void usmc_str_copy(char *dst, size_t len, const char *src)
+{
+	size_t n = strnlen(src, len - 1);
+
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
 /* One log line at |level| (USMC_LOG_ERR, _WARN, _INFO, _DEBUG: syslog
  * priorities, as the core's); docs/runtime.md "Logging". */
 void usmc_rt_log(int level, const char *fmt, ...)
@@ -250,6 +270,8 @@ int usmc_rt_init(void); /* idempotent; starts the progress thread */
  * every thread start call (lock held), so no fork sees its teardown. */
 void usmc_thread_ending(void);
 void usmc_thread_reap(void);
+/* getpid(), without a system call once the runtime started (fork resets it) */
+pid_t usmc_rt_pid(void);
 void usmc_loop_watch(usmc_sock *s, uint32_t events); /* 0 = stop */
 void usmc_loop_rearm_timer(void);
 void usmc_loop_wake(void);
@@ -336,6 +358,8 @@ void usmc_fdflag_set(int fd, int flag, int on);
 /* Lock held: marks |fd| USMC_FDF_KERNEL if its socket |s| is the
  * kernel's for good (usmc_fdtab.c). */
 void usmc_sock_kernel_mark(usmc_sock *s, int fd);
+/* usmc_hs.c: |s|'s fallback detail: fb_detail, or its hold's reason */
+void usmc_sock_detail(const usmc_sock *s, char *out, size_t len);
 /* Lock held: the bytes the application moved through |s|. */
 void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv);
 /* usmc_epoll.c, lock held: |fd| leaves every shadow set for the kernel

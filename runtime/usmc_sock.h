@@ -8,12 +8,8 @@
 #ifndef USMC_SOCK_H
 #define USMC_SOCK_H
 
+#include "usmc_fdflags.h"
 #include "usmc_rt.h"
-
-/* The per-fd flags table (usmc_fdtab.c) covers fds below this; usmc
- * manages no socket beyond it. */
-#define USMC_FDF_CHUNK 4096
-#define USMC_FDF_MAX   (USMC_FDF_CHUNK * 1024)
 
 /* Every call starts here: a handler that runs from now on, even while
  * the call waits for the lock, is one that interrupted this call. */
@@ -57,10 +53,13 @@ void usmc_sock_close_record(int fd);
 /* usmc_hs.c, lock held */
 /* The rules' verdict (USMC_RULE_*) for a socket; fills |why| when a rule
  * decided tcp. */
-/* Short-lived connections (docs/rules.md): 1 if |to| is held to TCP now,
- * with the reason in |why|; usmc_hs_short_note notes client |s|'s SMC-R
- * connection at its close. */
-int usmc_hs_short_held(const struct sockaddr_in *to, char *why, size_t whylen);
+/* Short-lived connections (docs/rules.md): nonzero if |to| is held to
+ * TCP now (1 short connections, 2 no SMC option), for *left ms more;
+ * usmc_hs_held_why says why in words; usmc_hs_short_note notes client
+ * |s|'s SMC-R connection at its close. */
+int usmc_hs_short_held(const struct sockaddr_in *to, uint64_t *left);
+void usmc_hs_held_why(int held, uint32_t addr, uint16_t port, uint64_t left,
+		      char *why, size_t whylen);
 void usmc_hs_short_note(usmc_sock *s);
 int usmc_hs_rules_decide(const struct sockaddr_in *local,
 			 const struct sockaddr_in *remote, uint16_t port,

@@ -73,19 +73,20 @@ static uint16_t sockaddr_port(const struct sockaddr *sa)
 }
 
 /* A client's source address before connect: its bound one, or the
- * route's (only looked up when some rule names a local address). */
+ * route's. Only rules that name a local address read it, so without one
+ * it is not looked up (a getsockname per connection). */
 static int client_local(int fd, const struct sockaddr_in *to,
 			struct sockaddr_in *out)
 {
 	socklen_t l = sizeof(*out);
 	int u, r;
 
+	if (!usmc_rules_use_local(&usmc_g.cfg.rules))
+		return -1;
 	if (usmc_real()->getsockname(fd, (struct sockaddr *)out, &l) == 0 &&
 	    out->sin_family == AF_INET &&
 	    out->sin_addr.s_addr != htonl(INADDR_ANY))
 		return 0;
-	if (!usmc_rules_use_local(&usmc_g.cfg.rules))
-		return -1;
 	u = usmc_real()->socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (u < 0)
 		return -1;
@@ -254,6 +255,7 @@ static int accept_plain(int fd, usmc_sock *s, struct sockaddr *addr,
 			c->port = port;
 			c->app_nonblock = !!(flags & SOCK_NONBLOCK);
 			usmc_hs_set_fallback(c, USMC_DECL_PEERNOSMC, d);
+			c->kclean = 1;
 			usmc_g.stats.conns_fallback++;
 			if (usmc_rt_log_on(USMC_LOG_INFO)) {
 				char addrs[160];
@@ -420,20 +422,25 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	{
 		struct sockaddr_in lo;
 		const struct sockaddr_in *to = (const struct sockaddr_in *)addr;
+		uint64_t left;
 		int held;
 
 		v = usmc_hs_rules_decide(client_local(fd, to, &lo) ? NULL : &lo,
 					 to, port, s->rule_why,
 					 sizeof(s->rule_why));
 		if (v == USMC_RULE_SMC &&
-		    (held = usmc_hs_short_held(to, s->rule_why,
-					       sizeof(s->rule_why)))) {
+		    (held = usmc_hs_short_held(to, &left))) {
 			/* Short connections: a deliberate choice, not a
 			 * fallback, counted apart. A peer without SMC: the
 			 * fallback its SYN-ACK would have caused. Either
-			 * way the peer sees a plain TCP connection. */
-			usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC,
-					     s->rule_why);
+			 * way the peer sees a plain TCP connection. The
+			 * detail is made when read (usmc_sock_detail). */
+			usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC, "");
+			s->held = held;
+			s->held_addr = to->sin_addr.s_addr;
+			s->held_port = to->sin_port;
+			s->held_left = left;
+			s->kclean = 1;
 			if (held == 2)
 				usmc_g.stats.conns_fallback++;
 			else
@@ -448,11 +455,12 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		char d[128];
 
 		if (s->rule_why[0])
-			snprintf(d, sizeof(d), "%s", s->rule_why);
+			usmc_str_copy(d, sizeof(d), s->rule_why);
 		else
 			snprintf(d, sizeof(d), "port %u is not an SMC port",
 				 port);
 		usmc_hs_set_fallback(s, USMC_DECL_PEERNOSMC, d);
+		s->kclean = 1;
 		usmc_g.stats.conns_fallback++;
 		usmc_sock_unlock();
 		r = usmc_real()->connect(fd, addr, len);
@@ -961,8 +969,8 @@ int usmc_get_info(int fd, usmc_sock_info *info)
 		snprintf(info->fallback_desc, sizeof(info->fallback_desc), "%s",
 			 usmc_clc_decl_str(s->fb_code));
 	}
-	snprintf(info->fallback_detail, sizeof(info->fallback_detail), "%s",
-		 s->fb_detail);
+	usmc_sock_detail(s, info->fallback_detail,
+			 sizeof(info->fallback_detail));
 	info->peer_diagnosis = s->peer_diag;
 	snprintf(info->transport, sizeof(info->transport), "%s",
 		 usmc_g.cfg.transport);

@@ -179,7 +179,7 @@ static void put_sock(usmc_sock *s)
 	       : s->mode == USMC_SOCK_HANDSHAKE ? "HANDSHAKE"
 						: "FAILED";
 	/* the detail is free text: no tabs or newlines in a field */
-	snprintf(detail, sizeof(detail), "%s", s->fb_detail);
+	usmc_sock_detail(s, detail, sizeof(detail));
 	for (char *p = detail; *p; p++)
 		if (*p == '\t' || *p == '\n')
 			*p = ' ';
@@ -290,7 +290,7 @@ static void stat_thread_start(void);
 
 void usmc_stat_kick(void)
 {
-	if (stat_pid != getpid() || !stat_dir[0])
+	if (stat_pid != usmc_rt_pid() || !stat_dir[0])
 		return;
 	pthread_mutex_lock(&kick_lock);
 	if (stat_running == stat_pid) {
@@ -450,7 +450,8 @@ static void stat_thread_start(void)
 
 void usmc_stat_wake(void)
 {
-	if (stat_pid == getpid() && stat_dir[0] && stat_running != stat_pid)
+	if (stat_pid == usmc_rt_pid() && stat_dir[0] &&
+	    stat_running != stat_pid)
 		stat_thread_start();
 }
 
@@ -458,13 +459,13 @@ void usmc_stat_start(void)
 {
 	static int kick_init;
 
-	if (stat_pid == getpid()) {
+	if (stat_pid == usmc_rt_pid()) {
 		/* a new socket: the publisher may have ended, idle */
 		if (stat_dir[0] && stat_running != stat_pid)
 			stat_thread_start();
 		return;
 	}
-	stat_pid = getpid();
+	stat_pid = usmc_rt_pid();
 	if (!stat_dir_read)
 		stat_dir_load();
 	if (!stat_dir[0])
