@@ -3,6 +3,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../netns/lib_test.sh"
 T_PEER=$USMC_BUILD/tests/preload/preload_peer
 T_RUN=$USMC_BUILD/tools/usmc-run
+T_ECHO=$USMC_SRC/tests/preload/echo_server.py # a plain echo server: ADDR PORT [N]
 [ -x "$T_PEER" ] || t_fail "preload_peer is not built ($T_PEER)"
 [ -x "$T_RUN" ] || t_fail "usmc-run is not in the build ($T_RUN)"
 T_LIB=$("$T_RUN" --print-lib) || t_fail "usmc-run cannot find libusmc-preload.so"

@@ -30,21 +30,6 @@ t_lab_up
 fails=0
 F1="smcr=0 fallback=1 failed=0"
 
-cat >"$t_work/echo.py" <<'PY'
-import socket, sys
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((sys.argv[1], int(sys.argv[2])))
-l.listen(8)
-while True:
-    c, _ = l.accept()
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        c.sendall(b)
-    c.close()
-PY
 cat >"$t_work/client.py" <<'PY'
 import os, select, socket, sys
 host, port, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -134,7 +119,7 @@ check() { # TAG: its rounds' calls are the plain run's
 	fi
 }
 
-t_exec h1 timeout 300 python3 "$t_work/echo.py" "$T_H1" 7401 >"$t_work/echo.out" 2>&1 &
+t_exec h1 timeout 300 python3 "$T_ECHO" "$T_H1" 7401 >"$t_work/echo.out" 2>&1 &
 epid=$!
 busywait 10000 t_listening h1 7401 || t_fail "echo server did not listen"
 
@@ -163,7 +148,7 @@ wait $epid 2>/dev/null
 # 3. fallback after a CLC exchange: a usmc echo server whose rule says tcp
 # for this client declines its Proposal
 t_usmc h1 "$t_work/decl-srv.stats" 7402 env USMC_RULES="tcp remote $T_H2" \
-	python3 "$t_work/echo.py" "$T_H1" 7402 >"$t_work/decl-srv.out" 2>&1 &
+	python3 "$T_ECHO" "$T_H1" 7402 >"$t_work/decl-srv.out" 2>&1 &
 dpid=$!
 busywait 10000 t_listening h1 7402 || t_fail "usmc echo server did not listen"
 if run decl 7402 usmc USMC_SMC_PORTS=7402 USMC_SYNOPT=off USMC_DEBUG=1; then

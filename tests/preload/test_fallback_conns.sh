@@ -28,21 +28,6 @@ t_need_cmd timeout ss python3 strace
 t_lab_up
 fails=0
 ROUNDS=200
-cat >"$t_work/echo.py" <<'PY'
-import socket, sys
-l = socket.socket()
-l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-l.bind((sys.argv[1], int(sys.argv[2])))
-l.listen(64)
-while True:
-    c, _ = l.accept()
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        c.sendall(b)
-    c.close()
-PY
 cat >"$t_work/client.py" <<'PY'
 import fcntl, os, select, socket, sys
 host, port, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
@@ -111,7 +96,7 @@ check() { # TAG
 	fi
 }
 
-t_exec h1 timeout 300 python3 "$t_work/echo.py" "$T_H1" 7403 >"$t_work/echo.out" 2>&1 &
+t_exec h1 timeout 300 python3 "$T_ECHO" "$T_H1" 7403 >"$t_work/echo.out" 2>&1 &
 epid=$!
 busywait 10000 t_listening h1 7403 || t_fail "echo server did not listen"
 

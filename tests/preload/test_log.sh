@@ -30,23 +30,6 @@ bad() {
 	fails=$((fails + 1))
 }
 
-cat >"$t_work/server.py" <<'PY'
-# Echoes every byte of N connections, one at a time, then exits.
-import socket, sys
-port, n = int(sys.argv[1]), int(sys.argv[2])
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", port))
-s.listen(8)
-for _ in range(n):
-    c, _ = s.accept()
-    while True:
-        b = c.recv(65536)
-        if not b:
-            break
-        c.sendall(b)
-    c.close()
-PY
 cat >"$t_work/client.py" <<'PY'
 # One echo exchange with the usmc server (256 KiB, every byte compared);
 # "plain": also one with the plain server; "fork": a child makes its own
@@ -107,7 +90,7 @@ server() {
 	local name=$1 n=$2
 	shift 2
 	t_exec h1 env "$@" USMC_STATS="$t_work/$name.s.stats" ${T_ASAN:+LD_PRELOAD=$T_ASAN} \
-		timeout 120 "$T_RUN" -p $SP python3 "$t_work/server.py" $SP "$n" \
+		timeout 120 "$T_RUN" -p $SP python3 "$T_ECHO" 0.0.0.0 $SP "$n" \
 		>"$t_work/$name.s.out" 2>"$t_work/$name.s.err" &
 	spid=$!
 	busywait 10000 t_listening h1 $SP || bad "$name: the server did not listen: $(cat "$t_work/$name.s.err")"
