@@ -184,16 +184,20 @@ static void write_all(int fd, const char *b, size_t n)
 
 /* |fd| is still the log file we opened (the program may have closed it
  * and got the number back for something of its own). */
-static int fd_is_log(int fd)
+static int fd_is_file(int fd, dev_t dev, ino_t ino)
 {
 	struct stat st;
 	long fl;
 
-	if (fd < 0 || fstat(fd, &st) || st.st_dev != log_dev ||
-	    st.st_ino != log_ino)
+	if (fd < 0 || fstat(fd, &st) || st.st_dev != dev || st.st_ino != ino)
 		return 0;
 	fl = syscall(SYS_fcntl, fd, F_GETFL);
 	return fl >= 0 && (fl & O_APPEND);
+}
+
+static int fd_is_log(int fd)
+{
+	return fd_is_file(fd, log_dev, log_ino);
 }
 
 static const char *path_now(void)
@@ -235,6 +239,8 @@ static int log_file_fd(void)
 	int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
 	int per_proc, nfd, e;
 	struct stat st;
+	dev_t odev;
+	ino_t oino;
 
 	if (!p || !*p)
 		return -1;
@@ -273,7 +279,11 @@ static int log_file_fd(void)
 	}
 	/* Threads that race here open the same file: whichever fd is
 	 * published, the identity is the same. The parent's fd a %p child
-	 * inherited is closed; one the program took over is not ours. */
+	 * inherited is closed (it still names the parent's file); one the
+	 * program took over is not ours, and a number that came back to us
+	 * is the new file's. */
+	odev = log_dev;
+	oino = log_ino;
 	log_dev = st.st_dev;
 	log_ino = st.st_ino;
 	log_fd_pid = pid;
@@ -282,7 +292,7 @@ static int log_file_fd(void)
 		syscall(SYS_close, nfd);
 		return fd;
 	}
-	if (fd >= 0 && per_proc && fd_is_log(fd))
+	if (fd >= 0 && fd != nfd && per_proc && fd_is_file(fd, odev, oino))
 		syscall(SYS_close, fd);
 	return nfd;
 }
