@@ -66,6 +66,19 @@
 
 static const char *prog = "usmc-perf";
 
+/* exit(3) from a thread other than main's (a server connection, the
+ * watchdog): only the first caller runs the exit handlers, as exit is
+ * not safe to enter twice at once; a later one waits for it. */
+static __attribute__((noreturn)) void perf_exit(int code)
+{
+	static int exiting;
+
+	if (__atomic_exchange_n(&exiting, 1, __ATOMIC_ACQ_REL))
+		for (;;)
+			pause();
+	exit(code);
+}
+
 static struct {
 	int server, one, json, tcp, raw, verify;
 	int af_smc; /* the kernel's AF_SMC, the peer in the VM tier */
@@ -2223,7 +2236,7 @@ out:
 			fflush(stdout);
 			/* exit, not _exit: the runtime's exit handlers end
 			 * the link groups and remove the usmc-stat table */
-			exit(1);
+			perf_exit(1);
 		}
 		if (counted) {
 			first_test_done++;
@@ -2235,7 +2248,7 @@ out:
 				 * the link groups (DELETE_LINK ALL); without
 				 * it the peer keeps them and sends TEST_LINK
 				 * into the void */
-				exit(first_test_failed ? 1 : 0);
+				perf_exit(first_test_failed ? 1 : 0);
 			}
 		}
 		pthread_mutex_unlock(&srv_lock);
@@ -2753,7 +2766,7 @@ static void *watchdog(void *arg)
 	fflush(stdout);
 	/* exit, not _exit: the runtime's exit handlers end the link groups
 	 * and remove the usmc-stat table (they only try its lock) */
-	exit(1);
+	perf_exit(1);
 }
 
 static long parse_num(const char *s, const char *what, long lo, long hi)
