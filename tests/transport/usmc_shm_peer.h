@@ -41,30 +41,38 @@ static int usmc_shm_echo(int ls)
 static pid_t usmc_shm_echo_peer(struct sockaddr_in *peer)
 {
 	socklen_t len = sizeof(*peer);
-	int ls, ready[2];
+	int one = 1, ls, ready[2];
 	char port[16], x;
 	pid_t srv;
 
+	/* The port stays bound (SO_REUSEADDR, not listening) until the
+	 * peer listens on it: closed at once, another test's connect could
+	 * take it as its ephemeral port first (ctest -j2). */
 	ls = socket(AF_INET, SOCK_STREAM, 0);
 	peer->sin_family = AF_INET;
 	peer->sin_port = 0;
 	peer->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (ls < 0 || bind(ls, (struct sockaddr *)peer, sizeof(*peer)) ||
+	if (ls < 0 ||
+	    setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    bind(ls, (struct sockaddr *)peer, sizeof(*peer)) ||
 	    getsockname(ls, (struct sockaddr *)peer, &len)) {
 		if (ls >= 0)
 			close(ls);
 		return -1;
 	}
-	close(ls);
 	snprintf(port, sizeof(port), "%u", ntohs(peer->sin_port));
 	setenv("USMC_SMC_PORTS", port, 1);
 	setenv("USMC_SHM", "1", 1);
-	if (pipe(ready))
+	if (pipe(ready)) {
+		close(ls);
 		return -1;
+	}
 	srv = fork();
 	if (srv == 0) {
-		int one = 1, l = usmc_socket(AF_INET, SOCK_STREAM, 0);
+		int l;
 
+		close(ls);
+		l = usmc_socket(AF_INET, SOCK_STREAM, 0);
 		alarm(60);
 		close(ready[0]);
 		usmc_setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -76,10 +84,12 @@ static pid_t usmc_shm_echo_peer(struct sockaddr_in *peer)
 	}
 	close(ready[1]);
 	if (srv < 0 || read(ready[0], &x, 1) != 1) {
+		close(ls);
 		close(ready[0]);
 		return -1;
 	}
 	close(ready[0]);
+	close(ls);
 	return srv;
 }
 
