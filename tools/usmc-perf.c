@@ -335,7 +335,9 @@ static void help(void)
 	       "usmc-stat)\n"
 	       "        --timeout SEC    give up after SEC seconds, exit 1 "
 	       "(default 60,\n"
-	       "                         or with -t its SEC + 31; a server "
+	       "                         or with -t its SEC + 31; a client "
+	       "adds its\n"
+	       "                         --idle and --linger; a server "
 	       "without\n"
 	       "                         --timeout moves its limit to a timed "
 	       "test's\n"
@@ -3096,6 +3098,9 @@ int main(int argc, char **argv)
 	}
 	if (opt.duration && !opt.timeout_set)
 		opt.timeout = (int)opt.duration + 1 + TIMEOUT_MARGIN;
+	/* the client's own waits are no hang: --idle 90000 is not cut at 60 */
+	if (!opt.timeout_set)
+		opt.timeout += (opt.idle_ms + opt.linger_ms + 999) / 1000;
 	watchdog_start = now_ns();
 	watchdog_end = watchdog_start + (uint64_t)opt.timeout * 1000000000ull;
 	if ((!opt.server || opt.one) &&
