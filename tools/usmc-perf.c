@@ -31,6 +31,7 @@
 #include "usmc.h"
 #include "usmc_clc.h"
 #include "usmc_json.h"
+#include "usmc_perf.h"
 #include "usmc_tool.h"
 
 #ifndef AF_SMC
@@ -38,21 +39,19 @@
 #endif
 
 #define PERF_MAGIC     0x55534d4350455246ull /* "USMCPERF" */
-#define PERF_RES_MAGIC 0x55534d43524553ull   /* "USMCRES" */
+#define PERF_RES_MAGIC USMC_PERF_RES_MAGIC
 /* 2: the header carries a duration (-t); a timed stream ends with a
  * trailer at a CHUNK boundary instead of at a byte count */
 #define PERF_VERSION   2
 #define HDR_LEN	       64
 #define RES_LEN	       40
-#define CHUNK	       (256 * 1024)
+#define CHUNK	       USMC_PERF_CHUNK
 #define MAX_MSG	       (16u << 20)
 #define MODE_STREAM    1
 #define MODE_REVERSE   2
 #define MODE_PINGPONG  3
 #define MODE_BIDI      4
-/* --bidi: the server's stream is the pattern from this offset on, so that
- * a byte that came back the wrong way fails the check */
-#define BIDI_BASE      (1ull << 62)
+#define BIDI_BASE      USMC_PERF_BIDI_BASE
 #define FLAG_VERIFY    1u
 #define FLAG_TIMED     2u /* -t: run for duration_ms, not to a count */
 /* the warm-up round trips of a timed ping-pong, not measured */
@@ -266,12 +265,20 @@ static void help(void)
 	       "MiB  Gbit/s'\n"
 	       "                         for streams (all connections, bytes "
 	       "sent, or\n"
-	       "                         received with -R), round trips, rate "
-	       "and p50\n"
-	       "                         for ping-pong; a last part shorter "
-	       "than a tenth\n"
-	       "                         of SEC is left out. With --json: the "
-	       "\"intervals\"\n"
+	       "                         received with -R), 'send MiB Gbit/s "
+	       "receive MiB\n"
+	       "                         Gbit/s' for --bidi (each direction "
+	       "on its own),\n"
+	       "                         round trips, rate and p50 for "
+	       "ping-pong. The\n"
+	       "                         clock starts when the measuring "
+	       "does (after a\n"
+	       "                         ping-pong's warm-up); a last part "
+	       "shorter than a\n"
+	       "                         tenth of SEC is left out, a "
+	       "counted run's last\n"
+	       "                         part ends with it. With --json: "
+	       "the \"intervals\"\n"
 	       "                         array instead\n"
 	       "    -P, --parallel N     N concurrent connections, each "
 	       "running the\n"
@@ -328,7 +335,9 @@ static void help(void)
 	       "usmc-stat)\n"
 	       "        --timeout SEC    give up after SEC seconds, exit 1 "
 	       "(default 60,\n"
-	       "                         or with -t its SEC + 31; a server "
+	       "                         or with -t its SEC + 31; a client "
+	       "adds its\n"
+	       "                         --idle and --linger; a server "
 	       "without\n"
 	       "                         --timeout moves its limit to a timed "
 	       "test's\n"
@@ -352,11 +361,15 @@ static void help(void)
 	       "OUTPUT\n"
 	       "    Text: 'path:', then for streams 'bytes:', 'seconds:', "
 	       "'gbps:', and\n"
-	       "    for ping-pong 'round_trips:' and 'latency_us: p50 .. p90 "
-	       ".. p99 ..\n"
-	       "    p99.9 .. max ..' (microseconds, from CLOCK_MONOTONIC per "
-	       "round trip),\n"
-	       "    'verify:', 'connections:', 'link_groups:'.\n"
+	       "    for ping-pong 'round_trips:', 'seconds:' (the measured "
+	       "part) and\n"
+	       "    'latency_us: p50 .. p90 .. p99 .. p99.9 .. max ..' "
+	       "(microseconds,\n"
+	       "    from CLOCK_MONOTONIC per round trip; percentiles by "
+	       "nearest rank\n"
+	       "    from a log-linear histogram, within 0.4%%, for runs of any "
+	       "length;\n"
+	       "    max exact), 'verify:', 'connections:', 'link_groups:'.\n"
 	       "    JSON keys: role, mode, path (\"smcr\"|\"smcd\"|\"tcp\"; "
 	       "smcd: SMC-D over\n"
 	       "    shm with a peer on this host), transport, smc_version\n"
@@ -393,9 +406,11 @@ static void help(void)
 	       "is; the\n"
 	       "    fallback keys above are the first connection's). With "
 	       "-i, the client\n"
-	       "    adds intervals, one {start, end, bytes, gbps} (ping-pong: "
-	       "{start,\n"
-	       "    end, round_trips, rate, p50_us}) per interval. A client "
+	       "    adds intervals, one {start, end, bytes, gbps} (--bidi: "
+	       "bytes both\n"
+	       "    ways, and tx and rx, each {bytes, gbps}; ping-pong: "
+	       "{start, end,\n"
+	       "    round_trips, rate, p50_us}) per interval. A client "
 	       "that made no\n"
 	       "    connection prints only the error (one line on stderr; "
 	       "--json: one\n"
@@ -451,19 +466,11 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Pattern data: byte |o| of the stream is byte (o & 7) of mix(o >> 3). */
-static inline uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
+/* Pattern data: usmc_perf_mix (usmc_perf.h). */
 static void pattern_fill(uint8_t *p, size_t n, uint64_t off)
 {
 	while (n) {
-		uint64_t w = mix(off >> 3);
+		uint64_t w = usmc_perf_mix(off >> 3);
 		unsigned int b = (unsigned int)(off & 7);
 
 		if (b == 0 && n >= 8) {
@@ -546,11 +553,12 @@ typedef struct result {
 	int mode;
 	uint64_t bytes;
 	double seconds;
-	uint64_t *lat; /* ns samples (pingpong) */
-	uint32_t nlat; /* read by the interval thread: atomic */
-	uint32_t lat_cap;
-	/* bytes moved (streams) so far, for the interval lines: atomic */
-	uint64_t live;
+	/* ping-pong round trip times (ns); the interval thread loads the
+	 * pointer (atomic) and the counts as they grow */
+	usmc_hist *hist;
+	/* bytes received (streams, sent for a stream client) and sent
+	 * (--bidi) so far, for the interval lines: atomic */
+	uint64_t live, live_tx;
 	uint64_t round_trips;
 	int verify; /* VERIFY_* */
 	usmc_sock_info info;
@@ -862,9 +870,9 @@ static uint64_t recv_stream(int fd, uint8_t *buf, uint64_t expect,
 }
 
 /* A timed stream (-t) has no count the receiver knows: it is whole
- * CHUNKs, then the sender's trailer (bytes, checksum), told from data by
- * its magic at a CHUNK boundary (the sender never starts a CHUNK of data
- * with it). The trailer goes to |trailer|; 0 if none arrived. */
+ * CHUNKs, then the sender's trailer (bytes, checksum). The rule: at a
+ * CHUNK boundary, PERF_RES_MAGIC begins the trailer, never data (see
+ * send_stream). The trailer goes to |trailer|; 0 if none arrived. */
 static int recv_timed(int fd, uint8_t *buf, uint64_t base, int verify, csum *cs,
 		      result *r, int64_t *bad, uint64_t *got, uint8_t *trailer)
 {
@@ -918,19 +926,19 @@ static int send_stream(int fd, uint8_t *buf, uint64_t total, uint64_t base,
 	int rc = 0;
 
 	if (!verify)
-		memset(buf, 0x5a, CHUNK);
+		memset(buf, USMC_PERF_FILL, CHUNK);
 	for (;;) {
 		size_t n = CHUNK;
 
 		if (deadline) {
-			uint8_t m[8];
-
-			/* a CHUNK that would begin like the trailer is sent
-			 * anyway, so that none of data ever does */
-			if (verify)
-				pattern_fill(m, 8, base + sent);
-			if (now_ns() >= deadline &&
-			    !(verify && get64(m) == PERF_RES_MAGIC))
+			/* the receiver's rule (recv_timed): a CHUNK that
+			 * begins with the trailer's magic is the trailer, so
+			 * the stream ends before data that would. The fill
+			 * never does, nor does the pattern at any CHUNK
+			 * boundary (test_tool_perf proves it): this holds the
+			 * rule should CHUNK or the pattern change. */
+			if (now_ns() >= deadline ||
+			    (verify && usmc_perf_like_trailer(base + sent)))
 				break;
 		} else {
 			if (sent >= total)
@@ -998,7 +1006,7 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, uint64_t duration_ns,
 	bidi_tx t = {.fd = fd,
 		     .verify = verify,
 		     .bytes = bytes,
-		     .live = &r->live,
+		     .live = &r->live_tx,
 		     .deadline = duration_ns ? t0 + duration_ns : 0};
 	uint8_t res[RES_LEN];
 	csum cs = {0, 0};
@@ -1094,53 +1102,64 @@ static void bidi_run(int fd, uint8_t *buf, uint64_t bytes, uint64_t duration_ns,
 				    : VERIFY_OK;
 }
 
-/* The latency samples grow while the interval thread reads them: it holds
- * this lock, and a growing array is replaced only under it. */
-static pthread_mutex_t lat_lock = PTHREAD_MUTEX_INITIALIZER;
+/* when the first connection began to measure: 0 for the interval lines
+ * (-i), which follow the measured part of the test and not the warm-up */
+static uint64_t test_start_ns;
+/* when the last connection ended its measured part: the end of the last,
+ * partial, interval of a counted run */
+static uint64_t test_end_ns;
 
-static int lat_push(result *r, uint64_t ns)
+/* The start of this connection's measured part, now; the first one also
+ * starts the interval clock. */
+static uint64_t measure_start(void)
 {
-	if (r->nlat == r->lat_cap) {
-		uint32_t cap = r->lat_cap ? r->lat_cap * 2 : 65536;
-		uint64_t *p;
+	uint64_t z = 0, t = now_ns();
 
-		if (cap < r->lat_cap)
-			return -1;
-		pthread_mutex_lock(&lat_lock);
-		p = realloc(r->lat, (size_t)cap * sizeof(*p));
-		if (p) {
-			r->lat = p;
-			r->lat_cap = cap;
-		}
-		pthread_mutex_unlock(&lat_lock);
-		if (!p)
-			return -1;
-	}
-	r->lat[r->nlat] = ns;
-	__atomic_store_n(&r->nlat, r->nlat + 1, __ATOMIC_RELEASE);
-	return 0;
+	__atomic_compare_exchange_n(&test_start_ns, &z, t, 0, __ATOMIC_RELEASE,
+				    __ATOMIC_RELAXED);
+	return t;
+}
+
+static void measure_end(void)
+{
+	uint64_t t = now_ns(),
+		 cur = __atomic_load_n(&test_end_ns, __ATOMIC_RELAXED);
+
+	while (cur < t &&
+	       !__atomic_compare_exchange_n(&test_end_ns, &cur, t, 1,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+		;
 }
 
 /* Ping-pong, client side: |n| measured round trips after a warm-up, or
- * with |duration_ns| as many as fit in it after TIMED_WARM. */
+ * with |duration_ns| as many as fit in it after TIMED_WARM; |r->seconds|
+ * is the measured part's. */
 static void pingpong_client(int fd, uint32_t size, uint32_t n,
 			    uint64_t duration_ns, int verify, result *r)
 {
 	uint8_t *tx = malloc(size), *rx = malloc(size);
 	uint32_t warm = duration_ns ? TIMED_WARM : n / 10 < 100 ? n / 10 : 100;
-	uint64_t off = 0, end = 0;
+	uint64_t off = 0, start = 0, end = 0;
+	usmc_hist *h = malloc(sizeof(*h));
 
-	if (!tx || !rx) {
+	if (!tx || !rx || !h) {
 		fail(r, "out of memory");
+		free(h);
 		goto out;
 	}
+	usmc_hist_init(h);
+	/* the interval thread takes it from here on */
+	__atomic_store_n(&r->hist, h, __ATOMIC_RELEASE);
 	memset(tx, 0x5a, size);
 	for (uint64_t i = 0; duration_ns || i < (uint64_t)warm + n; i++) {
 		uint64_t t0;
 		int k;
 
-		if (duration_ns && i == warm)
-			end = now_ns() + duration_ns;
+		if (i == warm) {
+			start = measure_start();
+			if (duration_ns)
+				end = start + duration_ns;
+		}
 		if (end && now_ns() >= end)
 			break;
 
@@ -1159,10 +1178,7 @@ static void pingpong_client(int fd, uint32_t size, uint32_t n,
 			goto out;
 		}
 		if (i >= warm) {
-			if (lat_push(r, now_ns() - t0)) {
-				fail(r, "out of memory");
-				goto out;
-			}
+			usmc_hist_add(h, now_ns() - t0);
 			r->round_trips++;
 		}
 		if (verify && memcmp(tx, rx, size)) {
@@ -1179,34 +1195,22 @@ static void pingpong_client(int fd, uint32_t size, uint32_t n,
 		}
 		off += size;
 	}
-	r->bytes = (uint64_t)size * r->round_trips;
 	if (verify)
 		r->verify = VERIFY_OK;
 out:
+	r->bytes = (uint64_t)size * r->round_trips;
+	if (start) {
+		r->seconds = (double)(now_ns() - start) / 1e9;
+		measure_end();
+	}
 	free(tx);
 	free(rx);
 }
 
-static int cmp_u64(const void *a, const void *b)
+/* ns as the microseconds printed */
+static double us(uint64_t ns)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const uint64_t *s, uint32_t n, double p)
-{
-	size_t i;
-
-	if (!n)
-		return 0;
-	/* nearest rank */
-	i = (size_t)(p / 100.0 * n + 0.999999);
-	if (i < 1)
-		i = 1;
-	if (i > n)
-		i = n;
-	return (double)s[i - 1] / 1000.0;
+	return (double)ns / 1000.0;
 }
 
 static const char *mode_name(int m)
@@ -1297,13 +1301,19 @@ static void conn_json(FILE *f, const result *r, int i)
 typedef struct ival {
 	double start, end;
 	uint64_t bytes, round_trips;
+	uint64_t tx_bytes, rx_bytes; /* --bidi: |bytes| is their sum */
 	double p50_us;
 } ival;
 
 static ival *ivals;
 static int nivals;
 
-static void intervals_json(FILE *f, int pingpong)
+static double gbit(uint64_t bytes, double secs)
+{
+	return secs > 0 ? (double)bytes * 8 / secs / 1e9 : 0;
+}
+
+static void intervals_json(FILE *f, int pingpong, int bidi)
 {
 	fprintf(f, ",\"intervals\":[");
 	for (int i = 0; i < nivals; i++) {
@@ -1319,12 +1329,20 @@ static void intervals_json(FILE *f, int pingpong)
 				v->round_trips,
 				d > 0 ? (double)v->round_trips / d : 0);
 		else
-			fprintf(f, ",\"bytes\":%" PRIu64 ",\"gbps\":%.4f}",
-				v->bytes,
-				d > 0 ? (double)v->bytes * 8 / d / 1e9 : 0);
-		if (pingpong && v->round_trips)
+			fprintf(f, ",\"bytes\":%" PRIu64 ",\"gbps\":%.4f",
+				v->bytes, gbit(v->bytes, d));
+		if (bidi)
+			fprintf(f,
+				",\"tx\":{\"bytes\":%" PRIu64
+				",\"gbps\":%.4f},\"rx\":{\"bytes\":%" PRIu64
+				",\"gbps\":%.4f}",
+				v->tx_bytes, gbit(v->tx_bytes, d), v->rx_bytes,
+				gbit(v->rx_bytes, d));
+		if (!pingpong)
+			fprintf(f, "}");
+		else if (v->round_trips)
 			fprintf(f, "%.3f}", v->p50_us);
-		else if (pingpong)
+		else
 			fprintf(f, "null}");
 	}
 	fprintf(f, "]");
@@ -1334,8 +1352,9 @@ static void intervals_json(FILE *f, int pingpong)
 static void report(const char *role, result *rs, int n)
 {
 	result *r0 = &rs[0];
-	uint64_t bytes = 0, *lat = NULL, rtt = 0;
-	uint32_t nlat = 0;
+	uint64_t bytes = 0, rtt = 0, nlat = 0, tx = 0, rx = 0;
+	int txv = VERIFY_OK, rxv = VERIFY_OK;
+	usmc_hist *lat = NULL;
 	double secs = 0;
 	int ok = 1, verify = VERIFY_OFF, smcr = 1, mixed = 0;
 	char path[300];
@@ -1346,7 +1365,6 @@ static void report(const char *role, result *rs, int n)
 		bytes += rs[i].bytes;
 		if (rs[i].seconds > secs)
 			secs = rs[i].seconds;
-		nlat += rs[i].nlat;
 		rtt += rs[i].round_trips;
 		ok &= rs[i].ok;
 		if (rs[i].verify == VERIFY_FAILED)
@@ -1360,18 +1378,24 @@ static void report(const char *role, result *rs, int n)
 		    rs[i].info.mode != r0->info.mode)
 			mixed = 1;
 	}
-	if (nlat) {
-		lat = malloc(nlat * sizeof(*lat));
-		nlat = 0;
-		for (int i = 0; lat && i < n; i++) {
-			memcpy(lat + nlat, rs[i].lat,
-			       rs[i].nlat * sizeof(*lat));
-			nlat += rs[i].nlat;
-		}
+	for (int i = 0; i < n; i++) {
+		if (!rs[i].hist)
+			continue;
+		if (!lat && (lat = malloc(sizeof(*lat))))
+			usmc_hist_init(lat);
 		if (lat)
-			qsort(lat, nlat, sizeof(*lat), cmp_u64);
-		else
-			nlat = 0;
+			usmc_hist_merge(lat, rs[i].hist);
+	}
+	nlat = lat ? lat->n : 0;
+	/* --bidi: each direction summed over the connections; a direction
+	 * is ok only when it is on every connection */
+	for (int i = 0; i < n; i++) {
+		tx += rs[i].tx_bytes;
+		rx += rs[i].rx_bytes;
+		if (rs[i].tx_verify != VERIFY_OK)
+			txv = rs[i].tx_verify;
+		if (rs[i].rx_verify != VERIFY_OK)
+			rxv = rs[i].rx_verify;
 	}
 	if (!opt.tcp && !opt.af_smc)
 		usmc_get_stats(&st);
@@ -1431,9 +1455,10 @@ static void report(const char *role, result *rs, int n)
 			fprintf(f,
 				",\"latency_us\":{\"p50\":%.3f,\"p90\":%.3f,"
 				"\"p99\":%.3f,\"p999\":%.3f,\"max\":%.3f}",
-				pct(lat, nlat, 50), pct(lat, nlat, 90),
-				pct(lat, nlat, 99), pct(lat, nlat, 99.9),
-				(double)lat[nlat - 1] / 1000.0);
+				us(usmc_hist_pct(lat, 50)),
+				us(usmc_hist_pct(lat, 90)),
+				us(usmc_hist_pct(lat, 99)),
+				us(usmc_hist_pct(lat, 99.9)), us(lat->max));
 		else
 			fprintf(f, ",\"latency_us\":null");
 		fprintf(f,
@@ -1446,17 +1471,6 @@ static void report(const char *role, result *rs, int n)
 			n, st.link_groups, st.icrc_inferred, st.icrc_dropped,
 			ok ? "true" : "false");
 		if (r0->bidi) {
-			uint64_t tx = 0, rx = 0;
-			int txv = VERIFY_OK, rxv = VERIFY_OK;
-
-			for (int i = 0; i < n; i++) {
-				tx += rs[i].tx_bytes;
-				rx += rs[i].rx_bytes;
-				if (rs[i].tx_verify != VERIFY_OK)
-					txv = rs[i].tx_verify;
-				if (rs[i].rx_verify != VERIFY_OK)
-					rxv = rs[i].rx_verify;
-			}
 			/* checksums: the first connection's */
 			fprintf(f,
 				",\"tx\":{\"bytes\":%" PRIu64
@@ -1477,7 +1491,8 @@ static void report(const char *role, result *rs, int n)
 			fprintf(f, "]");
 		}
 		if (opt.interval > 0 && !strcmp(role, "client"))
-			intervals_json(f, r0->mode == MODE_PINGPONG);
+			intervals_json(f, r0->mode == MODE_PINGPONG,
+				       r0->mode == MODE_BIDI);
 		if (!ok) {
 			for (int i = 0; i < n; i++)
 				if (!rs[i].ok) {
@@ -1501,13 +1516,16 @@ static void report(const char *role, result *rs, int n)
 			       "paths\n");
 		printf("role: %s\nmode: %s\n", role, mode_name(r0->mode));
 		if (r0->mode == MODE_PINGPONG) {
-			printf("round_trips: %" PRIu64 "\n", rtt);
+			printf("round_trips: %" PRIu64 "\nseconds: %.6f\n", rtt,
+			       secs);
 			if (nlat)
 				printf("latency_us: p50 %.2f p90 %.2f p99 %.2f "
 				       "p99.9 %.2f max %.2f\n",
-				       pct(lat, nlat, 50), pct(lat, nlat, 90),
-				       pct(lat, nlat, 99), pct(lat, nlat, 99.9),
-				       (double)lat[nlat - 1] / 1000.0);
+				       us(usmc_hist_pct(lat, 50)),
+				       us(usmc_hist_pct(lat, 90)),
+				       us(usmc_hist_pct(lat, 99)),
+				       us(usmc_hist_pct(lat, 99.9)),
+				       us(lat->max));
 		} else {
 			printf("bytes: %" PRIu64 "\nseconds: %.6f\n"
 			       "gbps: %.3f\n",
@@ -1517,9 +1535,8 @@ static void report(const char *role, result *rs, int n)
 				       ", verify %s\nrx: %" PRIu64
 				       " bytes, csum %016" PRIx64
 				       ", verify %s\n",
-				       r0->tx_bytes, r0->tx_csum,
-				       verify_name(r0->tx_verify), r0->rx_bytes,
-				       r0->rx_csum, verify_name(r0->rx_verify));
+				       tx, r0->tx_csum, verify_name(txv), rx,
+				       r0->rx_csum, verify_name(rxv));
 		}
 		printf("verify: %s\nconnections: %d\n",
 		       verify == VERIFY_OK	 ? "ok"
@@ -1556,9 +1573,6 @@ static uint64_t duration_ns(void)
 {
 	return (uint64_t)(opt.duration * 1e9 + 0.5);
 }
-
-/* when the first connection began its test (the interval clock) */
-static uint64_t test_start_ns;
 
 static void client_stream(int fd, client_job *j, result *r, uint8_t *buf)
 {
@@ -1709,22 +1723,15 @@ static void *client_main(void *arg)
 		}
 	}
 	sleep_ms(opt.idle_ms);
-	{
-		uint64_t z = 0, t = now_ns();
-
-		__atomic_compare_exchange_n(&test_start_ns, &z, t, 0,
-					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
-	}
 	if (opt.mode == MODE_PINGPONG) {
-		uint64_t t0 = now_ns();
-
+		/* the interval clock starts after its warm-up */
 		pingpong_client(fd, opt.msg_size, opt.iterations,
 				opt.duration ? duration_ns() : 0, opt.verify,
 				r);
-		r->seconds = (double)(now_ns() - t0) / 1e9;
 		io.shutdown(fd, SHUT_WR);
 		goto out;
 	}
+	measure_start();
 	buf = malloc(CHUNK);
 	if (!buf) {
 		fail(r, "out of memory");
@@ -1737,6 +1744,7 @@ static void *client_main(void *arg)
 			 opt.verify, 0, r);
 	else
 		client_reverse(fd, j, r, buf);
+	measure_end();
 out:
 	get_info(fd, r);
 	/* the connection's final counters stay visible (usmc-stat) */
@@ -1768,46 +1776,54 @@ static int require_failed(const result *r, int i)
 typedef struct ival_ctx {
 	client_job *jobs;
 	int n;
-	int done; /* atomic: every connection has ended */
-	uint64_t bytes;
-	uint32_t *nlat;
+	int done;	 /* atomic: every connection has ended */
+	uint64_t rx, tx; /* the byte counters at the last line */
+	usmc_hist *seen; /* ping-pong: the histograms at the last line */
+	usmc_hist *now;	 /* ... and now, summed */
 } ival_ctx;
 
 static void ival_emit(ival_ctx *c, uint64_t a_ns, uint64_t b_ns)
 {
 	ival v = {.start = (double)a_ns / 1e9, .end = (double)b_ns / 1e9};
-	uint64_t bytes = 0, *lat = NULL;
-	uint32_t nl = 0;
+	uint64_t rx = 0, tx = 0;
 	double d = v.end - v.start;
 	ival *p;
 
-	for (int i = 0; i < c->n; i++)
-		bytes +=
-			__atomic_load_n(&c->jobs[i].res.live, __ATOMIC_RELAXED);
-	v.bytes = bytes - c->bytes;
-	c->bytes = bytes;
+	for (int i = 0; i < c->n; i++) {
+		rx += __atomic_load_n(&c->jobs[i].res.live, __ATOMIC_RELAXED);
+		tx += __atomic_load_n(&c->jobs[i].res.live_tx,
+				      __ATOMIC_RELAXED);
+	}
+	v.rx_bytes = rx - c->rx;
+	v.tx_bytes = tx - c->tx;
+	v.bytes = v.rx_bytes + v.tx_bytes;
+	c->rx = rx;
+	c->tx = tx;
 	if (opt.mode == MODE_PINGPONG) {
-		pthread_mutex_lock(&lat_lock);
+		/* this interval's round trips: the running histograms now,
+		 * less what they held at the last line */
+		usmc_hist_init(c->now);
 		for (int i = 0; i < c->n; i++) {
-			result *r = &c->jobs[i].res;
-			uint32_t k =
-				__atomic_load_n(&r->nlat, __ATOMIC_ACQUIRE);
-			uint64_t *q = realloc(
-				lat, (nl + k - c->nlat[i]) * sizeof(*lat) + 1);
+			usmc_hist *h = __atomic_load_n(&c->jobs[i].res.hist,
+						       __ATOMIC_ACQUIRE);
 
-			if (!q)
-				continue;
-			lat = q;
-			memcpy(lat + nl, r->lat + c->nlat[i],
-			       (k - c->nlat[i]) * sizeof(*lat));
-			nl += k - c->nlat[i];
-			c->nlat[i] = k;
+			for (unsigned int b = 0; h && b < USMC_HIST_BUCKETS;
+			     b++)
+				c->now->count[b] += __atomic_load_n(
+					&h->count[b], __ATOMIC_RELAXED);
 		}
-		pthread_mutex_unlock(&lat_lock);
-		qsort(lat, nl, sizeof(*lat), cmp_u64);
-		v.round_trips = nl;
-		v.p50_us = pct(lat, nl, 50);
-		free(lat);
+		for (unsigned int b = 0; b < USMC_HIST_BUCKETS; b++) {
+			uint64_t k = c->now->count[b];
+
+			c->now->count[b] -= c->seen->count[b];
+			c->seen->count[b] = k;
+			c->now->n += c->now->count[b];
+		}
+		/* no exact bounds for a slice: the bucket values stand */
+		c->now->min = 0;
+		c->now->max = UINT64_MAX;
+		v.round_trips = c->now->n;
+		v.p50_us = us(usmc_hist_pct(c->now, 50));
 	}
 	p = realloc(ivals, (size_t)(nivals + 1) * sizeof(*ivals));
 	if (p) {
@@ -1822,10 +1838,15 @@ static void ival_emit(ival_ctx *c, uint64_t a_ns, uint64_t b_ns)
 		       " round trips %10.0f/s  p50 %.2f us\n",
 		       v.start, v.end, v.round_trips,
 		       d > 0 ? (double)v.round_trips / d : 0, v.p50_us);
+	else if (opt.mode == MODE_BIDI)
+		printf("[%6.2f-%6.2f s] send %10.1f MiB %9.3f Gbit/s  "
+		       "receive %10.1f MiB %9.3f Gbit/s\n",
+		       v.start, v.end, (double)v.tx_bytes / 1048576.0,
+		       gbit(v.tx_bytes, d), (double)v.rx_bytes / 1048576.0,
+		       gbit(v.rx_bytes, d));
 	else
 		printf("[%6.2f-%6.2f s] %10.1f MiB %9.3f Gbit/s\n", v.start,
-		       v.end, (double)v.bytes / 1048576.0,
-		       d > 0 ? (double)v.bytes * 8 / d / 1e9 : 0);
+		       v.end, (double)v.bytes / 1048576.0, gbit(v.bytes, d));
 	fflush(stdout);
 	pthread_mutex_unlock(&out_lock);
 }
@@ -1864,6 +1885,13 @@ static void *ival_main(void *arg)
 						 1000000));
 		}
 		if (now < t0 + tick) {
+			/* the counters are final: the last part ends when
+			 * the last connection did */
+			uint64_t e =
+				__atomic_load_n(&test_end_ns, __ATOMIC_ACQUIRE);
+
+			if (e > t0 + last && e < now)
+				now = e;
 			if (now - t0 - last > iv / 10)
 				ival_emit(c, last, now - t0);
 			break;
@@ -1926,30 +1954,22 @@ static int run_client(void)
 		return 1;
 	snprintf(hosts, sizeof(hosts), "%s", opt.host);
 	nh = split_list(hosts, hv);
-	if (nh <= 0) {
-		fprintf(stderr, "%s: -c: 1 to %d hosts\n", prog, LIST_MAX);
-		return 1;
-	}
+	if (nh <= 0)
+		die_usage("-c: 1 to %d hosts, not '%s'", LIST_MAX, opt.host);
 	for (int i = 0; i < nh; i++)
 		if (resolve(hv[i], opt.port, &sa[i]))
 			return 1;
 	if (opt.bind_addr) {
 		snprintf(binds, sizeof(binds), "%s", opt.bind_addr);
 		nb = split_list(binds, bv);
-		if (nb <= 0) {
-			fprintf(stderr, "%s: -B: 1 to %d addresses\n", prog,
-				LIST_MAX);
-			return 1;
-		}
+		if (nb <= 0)
+			die_usage("-B: 1 to %d addresses, not '%s'", LIST_MAX,
+				  opt.bind_addr);
 		for (int i = 0; i < nb; i++) {
 			memset(&lo[i], 0, sizeof(lo[i]));
 			lo[i].sin_family = AF_INET;
-			if (inet_pton(AF_INET, bv[i], &lo[i].sin_addr) != 1) {
-				fprintf(stderr,
-					"%s: -B: bad IPv4 address '%s'\n", prog,
-					bv[i]);
-				return 1;
-			}
+			if (inet_pton(AF_INET, bv[i], &lo[i].sin_addr) != 1)
+				die_usage("-B: bad IPv4 address '%s'", bv[i]);
 		}
 	}
 	test_id = now_ns() ^ ((uint64_t)getpid() << 40);
@@ -1964,9 +1984,15 @@ static int run_client(void)
 		jobs[i].test_id = test_id;
 		jobs[i].bytes = opt.bytes;
 	}
-	ic.nlat = calloc((size_t)opt.parallel, sizeof(*ic.nlat));
-	if (opt.interval > 0 &&
-	    (!ic.nlat || pthread_create(&ith, NULL, ival_main, &ic))) {
+	if (opt.interval > 0 && opt.mode == MODE_PINGPONG) {
+		ic.seen = calloc(1, sizeof(*ic.seen));
+		ic.now = calloc(1, sizeof(*ic.now));
+		if (!ic.seen || !ic.now) {
+			fprintf(stderr, "%s: out of memory\n", prog);
+			return 1;
+		}
+	}
+	if (opt.interval > 0 && pthread_create(&ith, NULL, ival_main, &ic)) {
 		fprintf(stderr, "%s: cannot start the interval thread\n", prog);
 		return 1;
 	}
@@ -1986,7 +2012,8 @@ static int run_client(void)
 	__atomic_store_n(&ic.done, 1, __ATOMIC_RELEASE);
 	if (opt.interval > 0)
 		pthread_join(ith, NULL);
-	free(ic.nlat);
+	free(ic.seen);
+	free(ic.now);
 	rs = calloc((size_t)opt.parallel, sizeof(*rs));
 	if (!rs)
 		return 1;
@@ -2019,7 +2046,7 @@ static int run_client(void)
 		if (require_failed(&rs[i], i))
 			ok = 0;
 	for (int i = 0; i < opt.parallel; i++)
-		free(rs[i].lat);
+		free(rs[i].hist);
 	free(rs);
 	free(jobs);
 	return ok ? 0 : 1;
@@ -2079,13 +2106,13 @@ static void serve_pingpong(int fd, const perf_hdr *h, result *r)
 		off += h->msg_size;
 		r->round_trips++;
 	}
-	r->bytes = off;
 	r->seconds = (double)(now_ns() - t0) / 1e9;
 	/* the client's warm-up round trips are not counted */
 	warm = (h->flags & FLAG_TIMED)	  ? TIMED_WARM
 	       : h->iterations / 10 < 100 ? h->iterations / 10
 					  : 100;
 	r->round_trips = r->round_trips > warm ? r->round_trips - warm : 0;
+	r->bytes = r->round_trips * h->msg_size; /* as the client counts */
 	free(buf);
 }
 
@@ -2689,11 +2716,8 @@ static int run_server(void)
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons(opt.port);
 	if (inet_pton(AF_INET, opt.bind_addr ? opt.bind_addr : "0.0.0.0",
-		      &sa.sin_addr) != 1) {
-		fprintf(stderr, "%s: -B %s: not an IPv4 address\n", prog,
-			opt.bind_addr);
-		return 2;
-	}
+		      &sa.sin_addr) != 1)
+		die_usage("-B: bad IPv4 address '%s'", opt.bind_addr);
 	lfd = io.socket(AF_INET, SOCK_STREAM, 0);
 	if (lfd < 0) {
 		fprintf(stderr, "%s: socket: %s\n", prog, strerror(errno));
@@ -2760,6 +2784,16 @@ static void *watchdog(void *arg)
 				 : (int)((end - now + 999999) / 1000000));
 	fprintf(stderr, "%s: timed out after %.0f s\n", prog,
 		(double)(now - watchdog_start) / 1e9);
+	{
+		/* after a result being printed, not into it (stdout stays
+		 * one JSON object a line); a writer stuck on a full pipe
+		 * does not hold the exit up past a second */
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec++;
+		pthread_mutex_timedlock(&out_lock, &ts);
+	}
 	if (opt.json)
 		printf("{\"role\":\"%s\",\"ok\":false,\"error\":\"timeout\"}\n",
 		       opt.server ? "server" : "client");
@@ -3046,7 +3080,7 @@ int main(int argc, char **argv)
 		use_kernel();
 		io.socket = af_smc_socket;
 	} else {
-		char ports[16];
+		static char ports[16]; /* opt.smc_ports outlives the block */
 
 		use_usmc();
 		if (opt.transport &&
@@ -3064,6 +3098,9 @@ int main(int argc, char **argv)
 	}
 	if (opt.duration && !opt.timeout_set)
 		opt.timeout = (int)opt.duration + 1 + TIMEOUT_MARGIN;
+	/* the client's own waits are no hang: --idle 90000 is not cut at 60 */
+	if (!opt.timeout_set)
+		opt.timeout += (opt.idle_ms + opt.linger_ms + 999) / 1000;
 	watchdog_start = now_ns();
 	watchdog_end = watchdog_start + (uint64_t)opt.timeout * 1000000000ull;
 	if ((!opt.server || opt.one) &&

@@ -3,7 +3,8 @@
 #  1. -t 2 -i 0.5 (a duration, interval lines) for a stream, a reverse
 #     stream, a bidirectional one and a ping-pong, every byte verified:
 #     four interval lines (text) or four "intervals" records (JSON), each
-#     with data, and both ends agree on the count;
+#     with data (--bidi: each direction on its own, both with data), and
+#     both ends agree on the count;
 #  2. --require-smcr exits 0 over SMC-R and 1, naming the fallback, when
 #     the connection fell back to TCP (client and server -1 alike);
 #     --require-smc takes SMC-D (shm) and --require-smcr does not.
@@ -25,6 +26,10 @@ assert len(iv) == n, "%d intervals, not %d: %s" % (len(iv), n, iv)
 for i, v in enumerate(iv):
     assert abs(v["start"] - 0.5 * i) < 1e-6 and abs(v["end"] - 0.5 * (i + 1)) < 1e-6, v
     assert v[what] > 0, "interval %d has no %s: %s" % (i, what, v)
+    if "tx" in r and what == "bytes":
+        # --bidi: each direction, summing to the interval's bytes
+        assert v["tx"]["bytes"] > 0 and v["rx"]["bytes"] > 0, v
+        assert v["tx"]["bytes"] + v["rx"]["bytes"] == v["bytes"], v
 total = r["round_trips" if what == "round_trips" else "bytes"]
 assert sum(v[what] for v in iv) <= total, (iv, total)
 EOF
@@ -45,11 +50,25 @@ for mode in stream reverse bidi pingpong; do
 		t_run_pair "$tag" 7070 --verify --json -- "${args[@]}" -t 2 -i 0.5 --verify "${j[@]}" ||
 			t_fail "$tag: the timed run failed"
 		c=$t_work/$tag.client s=$t_work/$tag.server
+		# every JSON line, the server's and a --json client's, is
+		# valid JSON on its own
+		for f in "$s" $([ $fmt = json ] && echo "$c"); do
+			grep '^{' "$f" | while IFS= read -r l; do
+				python3 -m json.tool <<<"$l" >/dev/null || exit 1
+			done || t_fail "$tag: invalid JSON in $f: $(cat "$f")"
+		done
 		[ "$(t_json "$s" path)" = smcr ] && [ "$(t_json "$s" verify)" = ok ] ||
 			t_fail "$tag: server path '$(t_json "$s" path)', verify '$(t_json "$s" verify)'"
 		if [ $fmt = text ]; then
 			lines=$(grep -c '^\[ *[0-9.]*- *[0-9.]* s\]' "$c")
 			[ "$lines" = 4 ] || t_fail "$tag: $lines interval lines, not 4: $(cat "$c")"
+			if [ $mode = bidi ]; then
+				# each direction with its own rate, both moving
+				lines=$(grep -cE '^\[.*s\] send +[0-9.]+ MiB +[0-9.]+ Gbit/s +receive +[0-9.]+ MiB +[0-9.]+ Gbit/s$' "$c")
+				[ "$lines" = 4 ] || t_fail "$tag: $lines send/receive lines, not 4: $(cat "$c")"
+				grep -E '^\[.*s\] send' "$c" | grep -qE ' 0\.0 MiB' &&
+					t_fail "$tag: a direction moved nothing in an interval: $(cat "$c")"
+			fi
 			grep -qx 'verify: ok' "$c" || t_fail "$tag: client verify: $(cat "$c")"
 			if [ $mode = pingpong ]; then
 				n=$(sed -n 's/^round_trips: //p' "$c")
