@@ -1019,20 +1019,8 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 
 	if ((req != FIONREAD && req != FIONBIO) || !arg)
 		return usmc_real()->ioctl(fd, req, arg);
-	if (req == FIONBIO) {
-		int on = *(int *)arg != 0, keep_kernel_nb = 0, one = 1;
-
-		/* The kernel's flag is now the app's; only an SMC listener's
-		 * stays nonblocking (its progress thread accepts). No fcntl
-		 * pair after it, as usmc_set_nonblock makes: once per
-		 * connection of a client that sets FIONBIO. */
-		if (usmc_real()->ioctl(fd, req, arg) ||
-		    (keep_kernel_nb = usmc_fdtab_nonblock(fd, on)) < 0)
-			return -1;
-		if (keep_kernel_nb && !on)
-			return usmc_real()->ioctl(fd, FIONBIO, &one);
-		return 0;
-	}
+	if (req == FIONBIO)
+		return usmc_fdtab_fionbio(fd, *(int *)arg != 0);
 	if (usmc_sock_lock())
 		return -1;
 	s = usmc_sock_get(fd);
