@@ -1924,8 +1924,11 @@ static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 	size_t n = 0;
 	rt_link *rl;
 
-	usmc_rt_log(USMC_LOG_WARN, "device %u (%s): async event %s (QPN %u)", d,
-		    dev->tp_name, usmc_tp_event_name(ev->type), ev->qp_num);
+	/* a port coming up is news, not a problem */
+	usmc_rt_log(ev->type == USMC_TP_EV_PORT_ACTIVE ? USMC_LOG_INFO
+						       : USMC_LOG_WARN,
+		    "device %u (%s): async event %s (QPN %u)", d, dev->tp_name,
+		    usmc_tp_event_name(ev->type), ev->qp_num);
 	if (ev->type == USMC_TP_EV_PORT_ACTIVE) {
 		/* as smc_ib_port_event_work: the link groups that lost a link
 		 * here may add one again */
