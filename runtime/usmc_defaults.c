@@ -20,6 +20,7 @@
 #include "softroce.h"
 #include "usmc_real.h"
 #include "usmc_rt.h"
+#include "usmc_utc.h"
 #include "usmc_version.h"
 
 #define USMC_CONF_DEFAULT "/etc/usmc.conf"
@@ -343,16 +344,17 @@ void usmc_rt_log(int level, const char *fmt, ...)
 		/* ISO 8601 in UTC to the microsecond: sortable across
 		 * hosts and processes, no time zone to guess */
 		struct timespec ts;
-		struct tm tm;
+		usmc_utc u;
 
+		/* by hand, not gmtime_r: no tz lock that a fork child or
+		 * a signal handler could find held */
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
+		usmc_utc_from(ts.tv_sec, &u);
 		n = snprintf(line, sizeof(line),
-			     "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ usmc[%d] "
+			     "%04lld-%02d-%02dT%02d:%02d:%02d.%06ldZ usmc[%d] "
 			     "%s: %s\n",
-			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			     tm.tm_hour, tm.tm_min, tm.tm_sec,
-			     ts.tv_nsec / 1000, (int)getpid(),
+			     (long long)u.year, u.mon, u.mday, u.hour, u.min,
+			     u.sec, ts.tv_nsec / 1000, (int)getpid(),
 			     usmc_rt_log_level_name(level), msg);
 	} else if (log_time) {
 		/* CLOCK_MONOTONIC, the clock of the core's timers, so that a
