@@ -144,7 +144,14 @@ int usmc_rt_log_on(int level)
 	return level <= level_now();
 }
 
-static void fd2_remember(void)
+/* What fd 2 is when the library is loaded (the preload's, or a linked
+ * program's, constructors), before the program can close it or dup2
+ * over it: a socket there then is the stderr it was started with (a
+ * journal stream), one that came later is the program's. One fstat per
+ * process, a bare system call (with -z initfirst this may run before
+ * libc's own constructors). The later calls are for a build whose
+ * constructors did not run. */
+__attribute__((constructor)) static void fd2_remember(void)
 {
 	struct stat st;
 
