@@ -4,6 +4,7 @@
  * and all of them together at most 10 plus one per 6 s
  * (usmc_smc_core_log, docs/runtime.md "Logging"). */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,10 +88,89 @@ static void test_core_errors_bucket(void)
 	pthread_mutex_unlock(&usmc_g.lock);
 }
 
+#define NLOGGERS 2
+#define NLINES	 20000
+#define NPATHS	 4
+
+static volatile int changing;
+
+static void *logger(void *arg)
+{
+	int t = (int)(long)arg;
+
+	for (int i = 0; i < NLINES; i++)
+		usmc_rt_log(USMC_LOG_WARN, "logger %d line %d end", t, i);
+	return NULL;
+}
+
+/* usmc_config_set of log_file and log_level while two threads log: each
+ * line whole, in one of the files, exactly once (the settings a line
+ * reads are one record: its level and its file agree) */
+static void test_config_races_loggers(void)
+{
+	static unsigned char seen[NLOGGERS][NLINES];
+	char paths[NPATHS][80], l[1200];
+	pthread_t th[NLOGGERS];
+	long lines = 0, bad = 0, dup = 0, missing = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (int k = 0; k < NPATHS; k++) {
+		snprintf(paths[k], sizeof(paths[k]), "%s.%d", path, k);
+		unlink(paths[k]);
+	}
+	CU_ASSERT_FATAL(usmc_config_set("log_file", paths[NPATHS - 1]) == 0);
+	for (long t = 0; t < NLOGGERS; t++)
+		CU_ASSERT_FATAL(
+			pthread_create(&th[t], NULL, logger, (void *)t) == 0);
+	for (int i = 0; i < 2000; i++) {
+		CU_ASSERT(usmc_config_set("log_file", paths[i % NPATHS]) == 0);
+		CU_ASSERT(usmc_config_set("log_level",
+					  i & 1 ? "info" : "warn") == 0);
+	}
+	for (int t = 0; t < NLOGGERS; t++)
+		pthread_join(th[t], NULL);
+	for (int k = 0; k < NPATHS; k++) {
+		FILE *f = fopen(paths[k], "r");
+
+		if (!f)
+			continue;
+		while (fgets(l, sizeof(l), f)) {
+			const char *w = strstr(l, " warn: logger ");
+			int t, i, n = 0;
+
+			if (!strstr(l, " warn: "))
+				continue; /* the banner at debug: none here */
+			if (!w ||
+			    sscanf(w, " warn: logger %d line %d end\n%n", &t,
+				   &i, &n) != 2 ||
+			    !n || t < 0 || t >= NLOGGERS || i < 0 ||
+			    i >= NLINES) {
+				if (bad++ < 3)
+					fprintf(stderr, "bad line: %s", l);
+				continue;
+			}
+			lines++;
+			dup += seen[t][i]++ != 0;
+		}
+		fclose(f);
+		unlink(paths[k]);
+	}
+	for (int t = 0; t < NLOGGERS; t++)
+		for (int i = 0; i < NLINES; i++)
+			missing += !seen[t][i];
+	fprintf(stderr, "  %ld lines in %d files\n", lines, NPATHS);
+	USMC_ASSERT_EQ(bad, 0);
+	USMC_ASSERT_EQ(dup, 0);
+	USMC_ASSERT_EQ(missing, 0);
+	USMC_ASSERT_EQ(lines, (long)NLOGGERS * NLINES);
+	CU_ASSERT(usmc_config_set("log_file", path) == 0);
+}
+
 static CU_TestInfo tests[] = {
 	{"core errors: one warn line per link group", test_core_errors_per_lgr},
 	{"core errors: 10 new subjects, then one per 6 s",
 	 test_core_errors_bucket},
+	{"log settings changed while threads log", test_config_races_loggers},
 	CU_TEST_INFO_NULL,
 };
 
