@@ -5,9 +5,10 @@
  * (fds usmc does not know, and every call the runtime itself makes) or to
  * the runtime's usmc_* twin. All logic lives in runtime/.
  *
- * No constructor does work: the libc functions are looked up on first use
- * (dlsym RTLD_NEXT) and the runtime starts on the first AF_INET stream
- * socket. The runtime calls libc through a table of its own
+ * No constructor does work but one fstat: the runtime's notes what fd 2
+ * is at load (runtime/usmc_defaults.c, fd2_remember). The libc functions
+ * are looked up on first use (dlsym RTLD_NEXT) and the runtime starts on
+ * the first AF_INET stream socket. The runtime calls libc through a table of its own
  * (runtime/usmc_real.h), never through these; usmc_in_runtime (per thread)
  * marks calls made from inside usmc, and a call that comes here with it
  * set (a path the table missed) still reaches libc, counted

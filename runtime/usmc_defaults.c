@@ -20,6 +20,7 @@
 #include "softroce.h"
 #include "usmc_real.h"
 #include "usmc_rt.h"
+#include "usmc_utc.h"
 #include "usmc_version.h"
 
 #define USMC_CONF_DEFAULT "/etc/usmc.conf"
@@ -58,18 +59,37 @@ void usmc_rt_rand(uint8_t *buf, size_t len)
  * a fork could leave held, and never a write to an fd of the program's
  * that only has the number our file or stderr had.
  */
-static int log_level_cfg; /* from usmc_rt_log_configure; 0: not yet */
 static int log_level_env; /* from the environment; 0: not read */
 static int log_time = -1; /* USMC_LOG_TIME */
-/* the config's path, as given ("%p" not expanded), NULL before it is
- * read; two buffers so that a change never rewrites the one in use */
-static const char *log_path;
-static char log_paths[2][256];
-static int log_fd = -1;	 /* our log file, or -1 */
-static pid_t log_fd_pid; /* the process log_fd was opened in */
-static dev_t log_dev;	 /* ... and the file it names */
-static ino_t log_ino;
-static int log_open_failed; /* said once on stderr */
+
+/* The config's log settings, immutable once published: a line loads the
+ * pointer once and takes level and path from the same record, however
+ * usmc_config_set races with it. A replaced record is never freed (a
+ * logger in another thread, or a signal handler, may still hold it; no
+ * point is known where none does): it stays on the chain of |prev|, a
+ * few hundred bytes per change of the log's settings. NULL before the
+ * config is read (the environment's then). */
+typedef struct log_settings {
+	const struct log_settings *prev;
+	int level;
+	char path[256]; /* as given, "%p" not expanded; "": stderr */
+} log_settings;
+static const log_settings *log_set;
+
+/* The open log file, immutable too, for the settings it was opened for:
+ * fd, the process that opened it (a %p child opens its own) and the
+ * file it names. A new one is published on each open (config change,
+ * %p child, the program closed ours), the old kept as above. */
+typedef struct log_file {
+	const struct log_file *prev;
+	const log_settings *set;
+	int fd;
+	pid_t pid;
+	dev_t dev;
+	ino_t ino;
+} log_file;
+static const log_file *log_out;
+static int log_open_failed; /* said once on stderr (per settings) */
 static int err_known;	    /* err_* below are fd 2's at start */
 static int err_sock;	    /* fd 2 was a socket then */
 static dev_t err_dev;
@@ -124,12 +144,12 @@ static int env_level(void)
 	return USMC_LOG_WARN;
 }
 
-static int level_now(void)
+static int level_of(const log_settings *set)
 {
-	int l = __atomic_load_n(&log_level_cfg, __ATOMIC_RELAXED);
+	int l;
 
-	if (l)
-		return l;
+	if (set)
+		return set->level;
 	l = __atomic_load_n(&log_level_env, __ATOMIC_RELAXED);
 	if (!l) {
 		l = env_level();
@@ -138,12 +158,24 @@ static int level_now(void)
 	return l;
 }
 
+static int level_now(void)
+{
+	return level_of(__atomic_load_n(&log_set, __ATOMIC_ACQUIRE));
+}
+
 int usmc_rt_log_on(int level)
 {
 	return level <= level_now();
 }
 
-static void fd2_remember(void)
+/* What fd 2 is when the library is loaded (the preload's, or a linked
+ * program's, constructors), before the program can close it or dup2
+ * over it: a socket there then is the stderr it was started with (a
+ * journal stream), one that came later is the program's. One fstat per
+ * process, a bare system call (with -z initfirst this may run before
+ * libc's own constructors). The later calls are for a build whose
+ * constructors did not run. */
+__attribute__((constructor)) static void fd2_remember(void)
 {
 	struct stat st;
 
@@ -168,18 +200,23 @@ static int fd2_ok(void)
 	       (err_sock && st.st_dev == err_dev && st.st_ino == err_ino);
 }
 
-static void write_all(int fd, const char *b, size_t n)
+/* 0, or -1 with errno (0 for a write that took nothing) */
+static int write_all(int fd, const char *b, size_t n)
 {
 	while (n) {
 		ssize_t w = syscall(SYS_write, fd, b, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
-			return;
+		if (w <= 0) {
+			if (!w)
+				errno = 0;
+			return -1;
+		}
 		b += w;
 		n -= (size_t)w;
 	}
+	return 0;
 }
 
 /* |fd| is still the log file we opened (the program may have closed it
@@ -195,16 +232,9 @@ static int fd_is_file(int fd, dev_t dev, ino_t ino)
 	return fl >= 0 && (fl & O_APPEND);
 }
 
-static int fd_is_log(int fd)
+static const char *path_of(const log_settings *set)
 {
-	return fd_is_file(fd, log_dev, log_ino);
-}
-
-static const char *path_now(void)
-{
-	const char *p = __atomic_load_n(&log_path, __ATOMIC_ACQUIRE);
-
-	return p ? p : getenv("USMC_LOG_FILE");
+	return set ? set->path : getenv("USMC_LOG_FILE");
 }
 
 /* "%p" is the PID, "%%" a '%'; 0, or -1 if too long. */
@@ -229,24 +259,39 @@ static int path_expand(const char *p, char *out, size_t len, pid_t pid)
 	return 0;
 }
 
-/* The log file's fd, opened at the first line (again in a child when
- * the path has %p, or when the program closed ours); -1: stderr. */
-static int log_file_fd(void)
+/* A file opened for |set| serves path |p| (a change of level alone
+ * keeps the file). */
+static int same_path(const log_settings *set, const char *p)
 {
-	const char *p = path_now();
+	const char *q = path_of(set);
+
+	return q && !strcmp(q, p);
+}
+
+/* The log file's fd for |set|, opened at the first line (again in a
+ * child when the path has %p, or when the program closed ours, or for
+ * new settings); -1: stderr. *|once| says the caller closes it after
+ * its line: settings replaced since the caller loaded them get their
+ * file for that line only, so that a late line never unseats the new
+ * settings' file. */
+static int log_file_fd(const log_settings *set, int *once)
+{
+	const char *p = path_of(set);
 	pid_t pid = getpid();
-	char path[sizeof(log_paths[0]) + 16];
-	int fd = __atomic_load_n(&log_fd, __ATOMIC_ACQUIRE);
+	char path[sizeof(set->path) + 16];
+
+	*once = 0;
+	const log_file *out = __atomic_load_n(&log_out, __ATOMIC_ACQUIRE);
+	log_file *nout;
 	int per_proc, nfd, e;
 	struct stat st;
-	dev_t odev;
-	ino_t oino;
 
 	if (!p || !*p)
 		return -1;
 	per_proc = strstr(p, "%p") != NULL;
-	if (fd >= 0 && (!per_proc || log_fd_pid == pid) && fd_is_log(fd))
-		return fd;
+	if (out && same_path(out->set, p) && (!per_proc || out->pid == pid) &&
+	    fd_is_file(out->fd, out->dev, out->ino))
+		return out->fd;
 	if (__atomic_load_n(&log_open_failed, __ATOMIC_RELAXED))
 		return -1;
 	e = ENAMETOOLONG;
@@ -277,23 +322,36 @@ static int log_file_fd(void)
 							: sizeof(m) - 1);
 		return -1;
 	}
-	/* Threads that race here open the same file: whichever fd is
-	 * published, the identity is the same. The parent's fd a %p child
-	 * inherited is closed (it still names the parent's file); one the
-	 * program took over is not ours, and a number that came back to us
-	 * is the new file's. */
-	odev = log_dev;
-	oino = log_ino;
-	log_dev = st.st_dev;
-	log_ino = st.st_ino;
-	log_fd_pid = pid;
-	if (!__atomic_compare_exchange_n(&log_fd, &fd, nfd, 0, __ATOMIC_ACQ_REL,
-					 __ATOMIC_ACQUIRE)) {
+	*once = set != __atomic_load_n(&log_set, __ATOMIC_ACQUIRE);
+	if (*once)
+		return nfd;
+	nout = malloc(sizeof(*nout));
+	if (!nout) {
 		syscall(SYS_close, nfd);
-		return fd;
+		return -1;
 	}
-	if (fd >= 0 && fd != nfd && per_proc && fd_is_file(fd, odev, oino))
-		syscall(SYS_close, fd);
+	*nout = (log_file){.prev = out,
+			   .set = set,
+			   .fd = nfd,
+			   .pid = pid,
+			   .dev = st.st_dev,
+			   .ino = st.st_ino};
+	/* Threads that race here open the same file: one record wins, the
+	 * others write their line through their own fd and close it. The fd of the record
+	 * replaced is closed when it still names its file and is another
+	 * number: the parent's a %p child inherited, or the file of the
+	 * settings before (one the program took over is not ours, and a
+	 * number that came back to us is the new file's). A thread that
+	 * loaded that record just before may write once to the closed
+	 * number (as with any close by another thread, below). */
+	if (!__atomic_compare_exchange_n(&log_out, &out, nout, 0,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		free(nout);
+		*once = 1; /* this line through ours, the next through theirs */
+		return nfd;
+	}
+	if (out && out->fd != nfd && fd_is_file(out->fd, out->dev, out->ino))
+		syscall(SYS_close, out->fd);
 	return nfd;
 }
 
@@ -314,11 +372,14 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	char msg[1024], line[1152];
 	va_list ap;
 	int fd, n;
+	/* one load: this line's level and path from the same settings */
+	const log_settings *set = __atomic_load_n(&log_set, __ATOMIC_ACQUIRE);
+	int once;
 
-	if (level > level_now())
+	if (level > level_of(set))
 		return;
 	fd2_remember();
-	if (level_now() >= USMC_LOG_DEBUG) {
+	if (level_of(set) >= USMC_LOG_DEBUG) {
 		pid_t b = __atomic_load_n(&banner_pid, __ATOMIC_RELAXED);
 		pid_t me = getpid();
 
@@ -338,21 +399,22 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	fd = log_file_fd();
+	fd = log_file_fd(set, &once);
 	if (fd >= 0) {
 		/* ISO 8601 in UTC to the microsecond: sortable across
 		 * hosts and processes, no time zone to guess */
 		struct timespec ts;
-		struct tm tm;
+		usmc_utc u;
 
+		/* by hand, not gmtime_r: no tz lock that a fork child or
+		 * a signal handler could find held */
 		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
+		usmc_utc_from(ts.tv_sec, &u);
 		n = snprintf(line, sizeof(line),
-			     "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ usmc[%d] "
+			     "%04lld-%02d-%02dT%02d:%02d:%02d.%06ldZ usmc[%d] "
 			     "%s: %s\n",
-			     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			     tm.tm_hour, tm.tm_min, tm.tm_sec,
-			     ts.tv_nsec / 1000, (int)getpid(),
+			     (long long)u.year, u.mon, u.mday, u.hour, u.min,
+			     u.sec, ts.tv_nsec / 1000, (int)getpid(),
 			     usmc_rt_log_level_name(level), msg);
 	} else if (log_time) {
 		/* CLOCK_MONOTONIC, the clock of the core's timers, so that a
@@ -367,15 +429,24 @@ void usmc_rt_log(int level, const char *fmt, ...)
 		n = snprintf(line, sizeof(line), "usmc[%d]: %s\n",
 			     (int)getpid(), msg);
 	}
-	if (n <= 0)
-		return;
+	if (n < 0)
+		n = 0; /* nothing written, a once fd still closed */
 	if ((size_t)n >= sizeof(line)) {
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	if (fd >= 0)
-		write_all(fd, line, (size_t)n);
-	else if (fd2_ok())
+	/* EBADF: another thread of ours closed it after we took it (it
+	 * opened the file of new settings, or the program closed ours):
+	 * once more, with the file as it is now */
+	if (fd >= 0 && write_all(fd, line, (size_t)n) && errno == EBADF &&
+	    !once) {
+		fd = log_file_fd(set, &once);
+		if (fd >= 0)
+			write_all(fd, line, (size_t)n);
+	}
+	if (once)
+		syscall(SYS_close, fd);
+	else if (fd < 0 && fd2_ok())
 		write_all(2, line, (size_t)n);
 }
 
@@ -403,28 +474,38 @@ void usmc_rt_log_configure(const usmc_rt_config *cfg)
 {
 	char rules[300];
 	int l = cfg->log_level;
-	const char *cur;
+	const log_settings *cur = __atomic_load_n(&log_set, __ATOMIC_ACQUIRE);
+	log_settings *ns;
 
 	if (!l)
 		l = cfg->debug ? USMC_LOG_DEBUG : USMC_LOG_WARN;
 	fd2_remember();
-	cur = path_now();
-	if (!log_path || strcmp(cur ? cur : "", cfg->log_file)) {
-		/* a new file (usmc_config_set): opened at the next line */
-		char *np = log_paths[log_path == log_paths[0]];
-		int old;
-
-		snprintf(np, sizeof(log_paths[0]), "%s", cfg->log_file);
-		__atomic_store_n(&log_path, np, __ATOMIC_RELEASE);
-		old = __atomic_exchange_n(&log_fd, -1, __ATOMIC_ACQ_REL);
-		if (fd_is_log(old))
-			syscall(SYS_close, old);
-		__atomic_store_n(&log_open_failed, 0, __ATOMIC_RELAXED);
+	/* Called at start and under the lock (usmc_config_set): one
+	 * writer. New settings are a new record; a new path's file is
+	 * opened at once, below, and the old path's fd closed then. */
+	if (!cur || cur->level != l || strcmp(cur->path, cfg->log_file)) {
+		ns = calloc(1, sizeof(*ns));
+		if (ns) {
+			ns->prev = cur;
+			ns->level = l;
+			snprintf(ns->path, sizeof(ns->path), "%s",
+				 cfg->log_file);
+			if (!cur || strcmp(cur->path, cfg->log_file))
+				__atomic_store_n(&log_open_failed, 0,
+						 __ATOMIC_RELAXED);
+			__atomic_store_n(&log_set, ns, __ATOMIC_RELEASE);
+		}
 	}
-	__atomic_store_n(&log_level_cfg, l, __ATOMIC_RELAXED);
 	/* opened now, so that a path that cannot be is said at once, not at
 	 * the first line worth logging */
-	(void)log_file_fd();
+	{
+		int once, fd = log_file_fd(
+				  __atomic_load_n(&log_set, __ATOMIC_ACQUIRE),
+				  &once);
+
+		if (once)
+			syscall(SYS_close, fd);
+	}
 	rules_source(cfg, rules, sizeof(rules));
 	snprintf(banner_rest, sizeof(banner_rest),
 		 "transport %s (shm %s, synopt %s), rules %s, log level %s to "

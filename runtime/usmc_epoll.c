@@ -589,9 +589,12 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		n = collect(set, evs, max);
 		/* nothing yet: a spin on the shm device before the sleep
 		 * (the peer then rings no doorbell and the progress thread
-		 * has no hand-off to make); a signal taken, look again. The
-		 * spin takes the signals |sigmask| lets in as the sleep
-		 * would (docs/preload.md, "Signals"). */
+		 * has no hand-off to make); a message seen, look again.
+		 * Between its turns the thread's own mask holds: a signal
+		 * only |sigmask| lets in is taken at the spin's zero-timeout
+		 * ppoll under |sigmask|, at its first turn and every 128th,
+		 * and then ends the call with EINTR (a message seen in the
+		 * same turn waits for the next call). */
 		if (!n && t != 0)
 			spun = usmc_rt_shm_spin(epfd, sigmask);
 		if (spun == 1 || spun == -2) {

@@ -263,36 +263,46 @@ void usmc_sock_fork_parent(void)
 	}
 }
 
-int usmc_fdtab_nonblock(int fd, int on)
+/* The one path by which the app changes O_NONBLOCK on a usmc fd: the
+ * kernel call (ioctl FIONBIO if |fionbio|, |arg| its on/off; else
+ * F_SETFL with flags |arg|) and the record, both under the lock, so the
+ * record changes only when the kernel took it (not on a bad fd) and no
+ * other thread's change comes between. An SMC listener's kernel file
+ * is never made blocking, not even for a moment: its progress thread
+ * accepts on it, and app_nonblock alone says how the app's accept
+ * waits. */
+static int nonblock_apply(int fd, int fionbio, long arg)
 {
 	usmc_sock *s;
-	int keep_kernel_nb = 0;
+	int on, kernel_on, r;
 
+	on = fionbio ? arg != 0 : !!(arg & O_NONBLOCK);
 	if (usmc_sock_lock())
 		return -1;
 	s = usmc_sock_get(fd);
-	if (s) {
-		s->app_nonblock = !!on;
-		keep_kernel_nb = s->mode == USMC_SOCK_LISTEN && s->listen_smc;
-	}
+	kernel_on = on || (s && s->mode == USMC_SOCK_LISTEN && s->listen_smc);
+	if (fionbio)
+		r = usmc_real()->ioctl(fd, FIONBIO, &kernel_on);
+	else
+		r = usmc_real()->fcntl(fd, F_SETFL,
+				       (int)(arg & ~O_NONBLOCK) |
+					       (kernel_on ? O_NONBLOCK : 0));
+	if (r == 0 && s)
+		s->app_nonblock = on;
 	usmc_sock_unlock();
-	return keep_kernel_nb;
+	return r;
 }
 
+int usmc_fdtab_fionbio(int fd, int on)
+{
+	return nonblock_apply(fd, 1, on);
+}
+
+/* FIONBIO touches O_NONBLOCK alone: no F_GETFL/F_SETFL pair that
+ * another thread's F_SETFL could come between. */
 int usmc_set_nonblock(int fd, int on)
 {
-	int fl, keep_kernel_nb = usmc_fdtab_nonblock(fd, on);
-
-	if (keep_kernel_nb < 0)
-		return -1;
-	fl = usmc_real()->fcntl(fd, F_GETFL);
-	if (fl < 0)
-		return -1;
-	if (on || keep_kernel_nb)
-		fl |= O_NONBLOCK;
-	else
-		fl &= ~O_NONBLOCK;
-	return usmc_real()->fcntl(fd, F_SETFL, fl);
+	return nonblock_apply(fd, 1, on);
 }
 
 int usmc_fcntl(int fd, int cmd, ...)
@@ -305,29 +315,8 @@ int usmc_fcntl(int fd, int cmd, ...)
 	va_start(ap, cmd);
 	arg = va_arg(ap, long);
 	va_end(ap);
-	if (cmd == F_SETFL) {
-		int on = !!(arg & O_NONBLOCK), keep_kernel_nb = 0;
-
-		/* as usmc_set_nonblock, in the app's one F_SETFL: its flags,
-		 * with O_NONBLOCK as it asks, or kept for an SMC listener (its
-		 * progress thread accepts). Made under the lock, so that the
-		 * record changes only when the kernel took it (not on a bad
-		 * fd) and no other thread's F_SETFL comes between. */
-		if (usmc_sock_lock())
-			return -1;
-		s = usmc_sock_get(fd);
-		if (s)
-			keep_kernel_nb =
-				s->mode == USMC_SOCK_LISTEN && s->listen_smc;
-		r = usmc_real()->fcntl(
-			fd, F_SETFL,
-			(int)(arg & ~O_NONBLOCK) |
-				(on || keep_kernel_nb ? O_NONBLOCK : 0));
-		if (r == 0 && s)
-			s->app_nonblock = on;
-		usmc_sock_unlock();
-		return r;
-	}
+	if (cmd == F_SETFL)
+		return nonblock_apply(fd, 0, arg);
 	if (cmd == F_GETFL) {
 		r = usmc_real()->fcntl(fd, F_GETFL);
 		if (r < 0 || usmc_sock_lock())

@@ -191,18 +191,10 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
  * whose last ones were all short and small, for a while. */
 int usmc_hs_short_held(const struct sockaddr_in *to, uint64_t *left)
 {
-	int held = usmc_peerhist_held(&usmc_g.peerhist, &usmc_g.cfg.shortconn,
-				      to->sin_addr.s_addr, to->sin_port,
-				      usmc_rt_now(), left);
-
-	if (held && usmc_rt_log_on(USMC_LOG_DEBUG)) {
-		char why[160];
-
-		usmc_hs_held_why(held, to->sin_addr.s_addr, to->sin_port, *left,
-				 why, sizeof(why));
-		usmc_rt_log(USMC_LOG_DEBUG, "%s", why);
-	}
-	return held;
+	/* logged by usmc_connect, once per connection, with its fd */
+	return usmc_peerhist_held(&usmc_g.peerhist, &usmc_g.cfg.shortconn,
+				  to->sin_addr.s_addr, to->sin_port,
+				  usmc_rt_now(), left);
 }
 
 /* Made when read (usmc-stat, usmc_get_info, the log), not for each held

@@ -238,6 +238,11 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* 1 if a line at |level| would be written: skip costly arguments. */
 int usmc_rt_log_on(int level);
+/* usmc_smc.c, lock held: logs a core line of the core's |level|, its
+ * errors rate-limited per subject (docs/runtime.md "Logging"); and the
+ * level that limit gives the error |msg| at |now|. */
+void usmc_smc_core_log(int level, const char *msg);
+int usmc_smc_core_err_level(const char *msg, uint64_t now);
 /* "error", "warn", "info", "debug" or a syslog number 3-7: the level, or
  * -1. */
 int usmc_rt_log_level_parse(const char *s);

@@ -322,16 +322,72 @@ static void cb_rand(uint8_t *buf, size_t len, void *user)
 	usmc_rt_rand(buf, len);
 }
 
-static void cb_log(void *user, int level, const char *msg)
+/* The core's errors: a peer can cause most of them (an LLC protocol
+ * violation, a hostile CDC, a failed link) and as often as it likes, so
+ * they are limited. A subject (the line's "lgr N" / "link N" / "conn N",
+ * up to the first ':') says its first at warn, the rest at info; and all
+ * subjects together take at most CORE_ERR_BURST warn lines, one more
+ * every CORE_ERR_REFILL_NS. Lock held (the core is called under it). */
+#define CORE_ERR_KEYS	   64
+#define CORE_ERR_KEYLEN	   24
+#define CORE_ERR_BURST	   10
+#define CORE_ERR_REFILL_NS (6000 * USMC_NS_PER_MS)
+
+static struct {
+	char keys[CORE_ERR_KEYS][CORE_ERR_KEYLEN];
+	unsigned int next; /* the slot to reuse: oldest first */
+	int tokens;
+	uint64_t refill_at;
+} core_err = {.tokens = CORE_ERR_BURST};
+
+int usmc_smc_core_err_level(const char *msg, uint64_t now)
 {
-	(void)user;
+	char key[CORE_ERR_KEYLEN];
+	size_t n = strcspn(msg, ":");
+	uint64_t k;
+
+	if (n >= sizeof(key))
+		n = sizeof(key) - 1;
+	memcpy(key, msg, n);
+	key[n] = '\0';
+	for (unsigned int i = 0; i < CORE_ERR_KEYS; i++)
+		if (!strcmp(core_err.keys[i], key))
+			return USMC_LOG_INFO;
+	memcpy(core_err.keys[core_err.next], key, n + 1);
+	core_err.next = (core_err.next + 1) % CORE_ERR_KEYS;
+	if (!core_err.refill_at)
+		core_err.refill_at = now;
+	k = (now - core_err.refill_at) / CORE_ERR_REFILL_NS;
+	if (k) {
+		core_err.tokens = k >= CORE_ERR_BURST
+					  ? CORE_ERR_BURST
+					  : core_err.tokens + (int)k;
+		if (core_err.tokens > CORE_ERR_BURST)
+			core_err.tokens = CORE_ERR_BURST;
+		core_err.refill_at += k * CORE_ERR_REFILL_NS;
+	}
+	if (!core_err.tokens)
+		return USMC_LOG_INFO;
+	core_err.tokens--;
+	return USMC_LOG_WARN;
+}
+
+void usmc_smc_core_log(int level, const char *msg)
+{
 	/* The core's warnings are about what a peer sent, unbounded in
 	 * number: info, so that a peer never fills a program's stderr at
-	 * the default level (warn). */
-	usmc_rt_log(level <= USMC_LOG_ERR    ? USMC_LOG_ERR
+	 * the default level (warn). Its errors as above. */
+	usmc_rt_log(level <= USMC_LOG_ERR
+			    ? usmc_smc_core_err_level(msg, usmc_rt_now())
 		    : level == USMC_LOG_WARN ? USMC_LOG_INFO
 					     : USMC_LOG_DEBUG,
 		    "core: %s", msg);
+}
+
+static void cb_log(void *user, int level, const char *msg)
+{
+	(void)user;
+	usmc_smc_core_log(level, msg);
 }
 
 /* Each MR is registered with the one device the core names, whose QPs
@@ -1924,8 +1980,11 @@ static void tp_event(unsigned int d, const usmc_tp_event *ev, uint64_t now)
 	size_t n = 0;
 	rt_link *rl;
 
-	usmc_rt_log(USMC_LOG_WARN, "device %u (%s): async event %s (QPN %u)", d,
-		    dev->tp_name, usmc_tp_event_name(ev->type), ev->qp_num);
+	/* a port coming up is news, not a problem */
+	usmc_rt_log(ev->type == USMC_TP_EV_PORT_ACTIVE ? USMC_LOG_INFO
+						       : USMC_LOG_WARN,
+		    "device %u (%s): async event %s (QPN %u)", d, dev->tp_name,
+		    usmc_tp_event_name(ev->type), ev->qp_num);
 	if (ev->type == USMC_TP_EV_PORT_ACTIVE) {
 		/* as smc_ib_port_event_work: the link groups that lost a link
 		 * here may add one again */

@@ -40,11 +40,10 @@ void usmc_sock_free(usmc_sock *s);
 /* |fd| stops naming its socket; returns 1 if the socket lives on under
  * another fd (dup), 0 if |fd| was its last. */
 int usmc_fdtab_drop(int fd);
-/* Takes the lock: records the app's O_NONBLOCK |on| for |fd| (none if
- * |fd| is no usmc socket). 1 if the kernel's file must stay nonblocking
- * whatever the app asked (an SMC listener: its progress thread accepts),
- * 0 if not, -1 if the runtime cannot start. */
-int usmc_fdtab_nonblock(int fd, int on);
+/* ioctl FIONBIO |on| on |fd|, recorded as the app's O_NONBLOCK only if
+ * the kernel took it; an SMC listener's kernel file stays nonblocking
+ * (its progress thread accepts). Takes the lock. */
+int usmc_fdtab_fionbio(int fd, int on);
 
 /* usmc_socket.c, lock held: what closing |fd| means to usmc, short of
  * the kernel close. */

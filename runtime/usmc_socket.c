@@ -423,6 +423,7 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 		struct sockaddr_in lo;
 		const struct sockaddr_in *to = (const struct sockaddr_in *)addr;
 		uint64_t left;
+		char why[192];
 		int held;
 
 		v = usmc_hs_rules_decide(client_local(fd, to, &lo) ? NULL : &lo,
@@ -445,8 +446,25 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 				usmc_g.stats.conns_fallback++;
 			else
 				usmc_g.stats.conns_short_tcp++;
+			/* where it went, as any connection at info; the
+			 * why made under the lock (it reads the config) */
+			why[0] = '\0';
+			if (usmc_rt_log_on(USMC_LOG_INFO))
+				usmc_hs_held_why(held, to->sin_addr.s_addr,
+						 to->sin_port, left, why,
+						 sizeof(why));
 			usmc_sock_unlock();
-			return usmc_real()->connect(fd, addr, len);
+			r = usmc_real()->connect(fd, addr, len);
+			if (why[0]) {
+				char la[64];
+
+				e = errno;
+				usmc_rt_addr_str(fd, 0, la, sizeof(la));
+				usmc_rt_log(USMC_LOG_INFO,
+					    "fd %d: TCP %s -> %s", fd, la, why);
+				errno = e;
+			}
+			return r;
 		}
 		s->peer_addr = to->sin_addr.s_addr;
 		s->t_connect = usmc_rt_now();
@@ -1019,20 +1037,8 @@ int usmc_ioctl(int fd, unsigned long req, void *arg)
 
 	if ((req != FIONREAD && req != FIONBIO) || !arg)
 		return usmc_real()->ioctl(fd, req, arg);
-	if (req == FIONBIO) {
-		int on = *(int *)arg != 0, keep_kernel_nb = 0, one = 1;
-
-		/* The kernel's flag is now the app's; only an SMC listener's
-		 * stays nonblocking (its progress thread accepts). No fcntl
-		 * pair after it, as usmc_set_nonblock makes: once per
-		 * connection of a client that sets FIONBIO. */
-		if (usmc_real()->ioctl(fd, req, arg) ||
-		    (keep_kernel_nb = usmc_fdtab_nonblock(fd, on)) < 0)
-			return -1;
-		if (keep_kernel_nb && !on)
-			return usmc_real()->ioctl(fd, FIONBIO, &one);
-		return 0;
-	}
+	if (req == FIONBIO)
+		return usmc_fdtab_fionbio(fd, *(int *)arg != 0);
 	if (usmc_sock_lock())
 		return -1;
 	s = usmc_sock_get(fd);

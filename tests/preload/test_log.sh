@@ -18,7 +18,10 @@
 #     gets the same number: that file holds only the program's bytes and
 #     the next line still reaches the log;
 #  5. a log file that cannot be opened: one line on stderr, the program
-#     works (every byte compared).
+#     works (every byte compared);
+#  6. at info to stderr, the program puts a socket of its own on fd 2
+#     before its first connection: no line enters that socket (fd 2 is
+#     noted when the library loads, not when the runtime starts).
 . "$(dirname "$0")/lib_preload.sh"
 t_need_cmd timeout ss python3
 t_lab_up
@@ -53,6 +56,10 @@ def echo(port):
     s.close()
     assert bytes(got) == data, "port %d: %d bytes back, differ" % (port, len(got))
 
+if "fd2sock" in what:
+    # before usmc's first socket: a socket of the program's on fd 2
+    fd2a, fd2b = socket.socketpair()
+    os.dup2(fd2a.fileno(), 2)
 echo(sport)
 print("pid %d" % os.getpid(), flush=True)
 if "plain" in what:
@@ -82,6 +89,13 @@ if "steal" in what:
     os.write(fd, b"still its own\n")
     os.close(fd)
     print("stole fd %d" % fds[0], flush=True)
+if "fd2sock" in what:
+    fd2b.setblocking(False)
+    try:
+        got = fd2b.recv(65536)
+    except BlockingIOError:
+        got = b""
+    print("fd2 got %d bytes %r" % (len(got), got[:200]), flush=True)
 print("ok", flush=True)
 PY
 
@@ -247,6 +261,17 @@ if [ "$(wc -l <"$t_work/nofile.c.err")" = 1 ] &&
 	t_log "ok nofile: the program works, one line: $(cat "$t_work/nofile.c.err")"
 else
 	bad "nofile: stderr '$(cat "$t_work/nofile.c.err")', stdout '$(cat "$t_work/nofile.c.out")'"
+fi
+
+# 6. a socket of the program's on fd 2 before the runtime starts
+server fd2 1
+client fd2 USMC_LOG_LEVEL=info -- plain fd2sock ||
+	bad "fd2: client failed: $(cat "$t_work/fd2.c.err")"
+wait $spid || bad "fd2: server failed"
+if grep -qx "fd2 got 0 bytes b''" "$t_work/fd2.c.out" && grep -qx ok "$t_work/fd2.c.out"; then
+	t_log "ok fd2: no log line in the program's socket on fd 2"
+else
+	bad "fd2: $(cat "$t_work/fd2.c.out")"
 fi
 
 [ $fails = 0 ] || t_fail "$fails check(s) failed"

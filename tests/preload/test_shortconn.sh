@@ -8,6 +8,7 @@
 #     holds the server to TCP: 4 or 5 SMC-R connections, the rest
 #     short_tcp, none a fallback; the server sees the held ones as peers
 #     without the SMC option.
+#     Each held connection logs one info line with its addresses.
 #  2. USMC_SHORTCONN=off: every connection SMC-R, none held.
 #  3. a client whose connections are not short (-k 1: 50 requests on one
 #     connection, -d 4096, so each moves more than BYTES) is never held.
@@ -46,7 +47,8 @@ run() {
 	local tag=$1 sc=$2 before after rc=0
 	shift 2
 	before=$(calls get)
-	USMC_SHORTCONN=$sc a_client "$tag" redis-benchmark -h "$A_SADDR" -p 6379 -c 1 -n "$N" --csv "$@" || rc=$?
+	USMC_SHORTCONN=$sc USMC_LOG_LEVEL=info USMC_LOG_FILE="$t_work/$tag.log" \
+		a_client "$tag" redis-benchmark -h "$A_SADDR" -p 6379 -c 1 -n "$N" --csv "$@" || rc=$?
 	after=$(calls get)
 	[ $rc = 0 ] || { a_fail "$tag: redis-benchmark exit $rc"; a_show "$tag"; return 1; }
 	grep -qiE 'error|refused|reset|timeout' "$t_work/$tag.out" "$t_work/$tag.err" &&
@@ -71,6 +73,10 @@ if run held 4,65536,60000,600000 -t get -k 0; then
 		a_fail "held: want smcr 4 or 5, smcr + short_tcp = $((N + 1)), fallback=0: $(grep stats: "$t_work/held.stats")"
 	fi
 	smcd_ok held "$t_work/held.stats"
+	# each held connection says so once, at info, with its addresses
+	n=$(grep -cE " info: fd [0-9]+: TCP [0-9.]+:[0-9]+ -> peer $A_SADDR:6379: its last 4 SMC-R connections were short \(<= 65536 B, <= 60000 ms\): TCP for [0-9]+ ms more$" "$t_work/held.log")
+	[ "$n" = "$h" ] && t_log "ok held: $n info lines: $(grep -m1 ' TCP .* -> peer ' "$t_work/held.log")" ||
+		a_fail "held: $n held lines in the client's log, want $h: $(grep -m3 ' TCP ' "$t_work/held.log")"
 fi
 
 if run off off -t get -k 0; then

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -373,6 +374,108 @@ static void test_nonblocking_connect(void)
 	usmc_config_set("transport", "softroce");
 }
 
+typedef struct nb_watch {
+	int fd;
+	volatile int stop;
+	long samples, blocking;
+} nb_watch;
+
+/* Reads the kernel's flag (libc's fcntl: no preload here) as fast as it
+ * can, counting every moment the listener's file was blocking. */
+static void *nb_watcher(void *arg)
+{
+	nb_watch *w = arg;
+
+	while (!w->stop) {
+		int fl = fcntl(w->fd, F_GETFL);
+
+		w->samples++;
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			w->blocking++;
+	}
+	return NULL;
+}
+
+/* FIONBIO, F_SETFL and usmc_set_nonblock toggling an SMC listener while
+ * connections arrive: the app's view follows each call, the kernel's
+ * file never turns blocking (its progress thread accepts on it; an
+ * FIONBIO(0) made it blocking between two ioctls), and every connection
+ * is served. A call the kernel refuses (a closed fd) leaves the record
+ * as it was. */
+static void test_nonblock_toggle_listener(void)
+{
+	nb_watch w = {0};
+	pthread_t th;
+	uint16_t port;
+	int lfd, i, served = 0, fd, nb;
+
+	lfd = listener(1, &port);
+	w.fd = lfd;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, nb_watcher, &w) == 0);
+	for (i = 0; i < 60000; i++) {
+		int on = i & 1, via = (i >> 1) % 3, r;
+
+		if (via == 0)
+			r = usmc_ioctl(lfd, FIONBIO, &on);
+		else if (via == 1)
+			r = usmc_fcntl(lfd, F_SETFL, on ? O_NONBLOCK : 0);
+		else
+			r = usmc_set_nonblock(lfd, on);
+		USMC_ASSERT_EQ(r, 0);
+		USMC_ASSERT_EQ(!!(usmc_fcntl(lfd, F_GETFL) & O_NONBLOCK), on);
+		if (i % 6000 == 5999) {
+			/* a TCP client on the SMC port: the listener's wait
+			 * for CLC ends in fallback, and it must be accepted */
+			int c = tcp_connect(0, port), a;
+
+			CU_ASSERT_EQUAL(send(c, "x", 1, 0), 1);
+			USMC_ASSERT_EQ(usmc_set_nonblock(lfd, 0), 0);
+			a = usmc_accept(lfd, NULL, NULL);
+			CU_ASSERT(a >= 0);
+			if (a >= 0) {
+				char ch = 0;
+
+				USMC_ASSERT_EQ(usmc_recv(a, &ch, 1, 0), 1);
+				USMC_ASSERT_EQ(ch, 'x');
+				served++;
+				usmc_close(a);
+			}
+			close(c);
+		}
+	}
+	w.stop = 1;
+	pthread_join(th, NULL);
+	fprintf(stderr, "  %ld samples of the kernel flag, %ld blocking\n",
+		w.samples, w.blocking);
+	CU_ASSERT(w.samples > 0);
+	USMC_ASSERT_EQ(w.blocking, 0);
+	USMC_ASSERT_EQ(served, 10);
+	usmc_close(lfd);
+
+	/* a record whose kernel fd is gone: every call fails, none
+	 * changes it; a nonblocking socket put on the number then shows
+	 * whether F_GETFL answered from the record (blocking) */
+	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(fd >= 0);
+	nb = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	CU_ASSERT_FATAL(nb >= 0);
+	close(fd);
+	USMC_ASSERT_EQ(usmc_set_nonblock(fd, 1), -1);
+	USMC_ASSERT_EQ(errno, EBADF);
+	{
+		int one = 1;
+
+		USMC_ASSERT_EQ(usmc_ioctl(fd, FIONBIO, &one), -1);
+		USMC_ASSERT_EQ(errno, EBADF);
+	}
+	USMC_ASSERT_EQ(usmc_fcntl(fd, F_SETFL, O_NONBLOCK), -1);
+	USMC_ASSERT_EQ(errno, EBADF);
+	USMC_ASSERT_EQ(dup2(nb, fd), fd);
+	close(nb);
+	USMC_ASSERT_EQ(usmc_fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+	usmc_close(fd);
+}
+
 /* Nonblocking accept on an empty SMC listener: EAGAIN, then POLLIN. */
 static void test_nonblocking_accept(void)
 {
@@ -672,6 +775,8 @@ static CU_TestInfo tests[] = {
 	{"no transport: NOSMCRDEV decline, both sides TCP", test_no_transport},
 	{"nonblocking connect", test_nonblocking_connect},
 	{"nonblocking accept", test_nonblocking_accept},
+	{"O_NONBLOCK toggles on an SMC listener",
+	 test_nonblock_toggle_listener},
 	{"connection refused", test_refused},
 	{"server that speaks no CLC: connect fails", test_server_without_clc},
 	{"garbage CLC to a server: dropped, others served",

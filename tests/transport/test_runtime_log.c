@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/* The core's error lines, which a peer can cause as often as it likes:
+ * at the default level (warn) a link group says its first and no more,
+ * and all of them together at most 10 plus one per 6 s
+ * (usmc_smc_core_log, docs/runtime.md "Logging"). */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "usmc.h"
+#include "usmc_rt.h"
+#include "usmc_test.h"
+
+static char path[64];
+
+/* lines of the log file that contain |what| */
+static int count(const char *what)
+{
+	FILE *f = fopen(path, "r");
+	char l[1200];
+	int n = 0;
+
+	if (!f)
+		return -1;
+	while (fgets(l, sizeof(l), f))
+		n += strstr(l, what) != NULL;
+	fclose(f);
+	return n;
+}
+
+/* 1000 LLC violations from each of 5 link groups, at the default level:
+ * 5 lines in the file, one per group, each at warn */
+static void test_core_errors_per_lgr(void)
+{
+	char m[96];
+
+	pthread_mutex_lock(&usmc_g.lock);
+	for (int i = 0; i < 1000; i++)
+		for (int g = 0; g < 5; g++) {
+			snprintf(m, sizeof(m),
+				 "lgr %08x: LLC protocol violation: test %d",
+				 0x100 + g, i);
+			usmc_smc_core_log(USMC_LOG_ERR, m);
+		}
+	pthread_mutex_unlock(&usmc_g.lock);
+	USMC_ASSERT_EQ(count("usmc["), 5);
+	USMC_ASSERT_EQ(count(" warn: core: lgr "), 5);
+	for (int g = 0; g < 5; g++) {
+		snprintf(m, sizeof(m), " warn: core: lgr %08x: ", 0x100 + g);
+		USMC_ASSERT_EQ(count(m), 1);
+	}
+}
+
+/* Many link groups at once (a peer that makes new ones): 10 warn lines,
+ * then one per 6 s; a subject seen before stays at info */
+static void test_core_errors_bucket(void)
+{
+	uint64_t t = usmc_rt_now() + 3600 * 1000000000ULL;
+	int warn = 0;
+	char m[64];
+
+	pthread_mutex_lock(&usmc_g.lock);
+	for (int g = 0; g < 100; g++) {
+		snprintf(m, sizeof(m), "lgr %08x: x", 0x1000 + g);
+		warn += usmc_smc_core_err_level(m, t) == USMC_LOG_WARN;
+	}
+	USMC_ASSERT_EQ(warn, 10);
+	/* none left at the same time; 6 s on (the refill's phase is the
+	 * first error's), exactly one */
+	USMC_ASSERT_EQ(usmc_smc_core_err_level("lgr 00002000: x", t),
+		       USMC_LOG_INFO);
+	USMC_ASSERT_EQ(
+		usmc_smc_core_err_level("lgr 00002001: x", t + 6000000000ULL),
+		USMC_LOG_WARN);
+	USMC_ASSERT_EQ(
+		usmc_smc_core_err_level("lgr 00002002: x", t + 6000000000ULL),
+		USMC_LOG_INFO);
+	/* a minute on: the bucket is full again, the known stay info */
+	USMC_ASSERT_EQ(
+		usmc_smc_core_err_level("lgr 00002001: y", t + 120000000000ULL),
+		USMC_LOG_INFO);
+	USMC_ASSERT_EQ(
+		usmc_smc_core_err_level("link 7: z", t + 120000000000ULL),
+		USMC_LOG_WARN);
+	pthread_mutex_unlock(&usmc_g.lock);
+}
+
+#define NLOGGERS 2
+#define NLINES	 20000
+#define NPATHS	 4
+
+static volatile int changing;
+
+static void *logger(void *arg)
+{
+	int t = (int)(long)arg;
+
+	for (int i = 0; i < NLINES; i++)
+		usmc_rt_log(USMC_LOG_WARN, "logger %d line %d end", t, i);
+	return NULL;
+}
+
+/* usmc_config_set of log_file and log_level while two threads log: each
+ * line whole, in one of the files, exactly once (the settings a line
+ * reads are one record: its level and its file agree) */
+static void test_config_races_loggers(void)
+{
+	static unsigned char seen[NLOGGERS][NLINES];
+	char paths[NPATHS][80], l[1200];
+	pthread_t th[NLOGGERS];
+	long lines = 0, bad = 0, dup = 0, missing = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (int k = 0; k < NPATHS; k++) {
+		snprintf(paths[k], sizeof(paths[k]), "%s.%d", path, k);
+		unlink(paths[k]);
+	}
+	CU_ASSERT_FATAL(usmc_config_set("log_file", paths[NPATHS - 1]) == 0);
+	for (long t = 0; t < NLOGGERS; t++)
+		CU_ASSERT_FATAL(
+			pthread_create(&th[t], NULL, logger, (void *)t) == 0);
+	for (int i = 0; i < 2000; i++) {
+		CU_ASSERT(usmc_config_set("log_file", paths[i % NPATHS]) == 0);
+		CU_ASSERT(usmc_config_set("log_level",
+					  i & 1 ? "info" : "warn") == 0);
+	}
+	for (int t = 0; t < NLOGGERS; t++)
+		pthread_join(th[t], NULL);
+	for (int k = 0; k < NPATHS; k++) {
+		FILE *f = fopen(paths[k], "r");
+
+		if (!f)
+			continue;
+		while (fgets(l, sizeof(l), f)) {
+			const char *w = strstr(l, " warn: logger ");
+			int t, i, n = 0;
+
+			if (!strstr(l, " warn: "))
+				continue; /* the banner at debug: none here */
+			if (!w ||
+			    sscanf(w, " warn: logger %d line %d end\n%n", &t,
+				   &i, &n) != 2 ||
+			    !n || t < 0 || t >= NLOGGERS || i < 0 ||
+			    i >= NLINES) {
+				if (bad++ < 3)
+					fprintf(stderr, "bad line: %s", l);
+				continue;
+			}
+			lines++;
+			dup += seen[t][i]++ != 0;
+		}
+		fclose(f);
+		unlink(paths[k]);
+	}
+	for (int t = 0; t < NLOGGERS; t++)
+		for (int i = 0; i < NLINES; i++)
+			missing += !seen[t][i];
+	fprintf(stderr, "  %ld lines in %d files\n", lines, NPATHS);
+	USMC_ASSERT_EQ(bad, 0);
+	USMC_ASSERT_EQ(dup, 0);
+	USMC_ASSERT_EQ(missing, 0);
+	USMC_ASSERT_EQ(lines, (long)NLOGGERS * NLINES);
+	CU_ASSERT(usmc_config_set("log_file", path) == 0);
+}
+
+static CU_TestInfo tests[] = {
+	{"core errors: one warn line per link group", test_core_errors_per_lgr},
+	{"core errors: 10 new subjects, then one per 6 s",
+	 test_core_errors_bucket},
+	{"log settings changed while threads log", test_config_races_loggers},
+	CU_TEST_INFO_NULL,
+};
+
+int main(void)
+{
+	usmc_test_suite suites[] = {
+		{"runtime log", tests},
+		{NULL, NULL},
+	};
+	int r;
+
+	snprintf(path, sizeof(path), "/tmp/usmc-log-test-%d.log",
+		 (int)getpid());
+	unlink(path);
+	if (usmc_config_set("log_level", "warn") ||
+	    usmc_config_set("log_file", path)) {
+		fprintf(stderr, "usmc_config_set failed\n");
+		return 1;
+	}
+	r = usmc_test_main(suites);
+	unlink(path);
+	return r;
+}
