@@ -95,6 +95,10 @@ struct shm_in {
 	shm_area *area;
 	int area_sent;
 	shm_dmb **slots;
+	/* per slot: the token of a DMB we unregistered while attached, until
+	 * the attacher's DETACH says it let go; the slot is not reused
+	 * before (a signal it sets meanwhile is for the old DMB) */
+	uint64_t *held;
 	uint32_t nslots;
 	uint64_t pend[SHM_WORDS]; /* taken from the area, not yet returned */
 	uint32_t npend;
@@ -376,6 +380,7 @@ static void in_close(shm_dev *d, shm_in *in)
 	if (in->area_fd >= 0)
 		close(in->area_fd);
 	free(in->slots);
+	free(in->held);
 	free(in);
 }
 
@@ -421,7 +426,7 @@ static int in_slot(shm_in *in, uint32_t *slot)
 	uint32_t s;
 
 	for (s = 0; s < in->nslots; s++)
-		if (!in->slots[s]) {
+		if (!in->slots[s] && !in->held[s]) {
 			*slot = s;
 			return 0;
 		}
@@ -430,11 +435,17 @@ static int in_slot(shm_in *in, uint32_t *slot)
 	{
 		uint32_t cap = in->nslots ? in->nslots * 2 : 16;
 		shm_dmb **n = realloc(in->slots, cap * sizeof(*n));
+		uint64_t *h;
 
 		if (!n)
 			return -1;
 		memset(n + in->nslots, 0, (cap - in->nslots) * sizeof(*n));
 		in->slots = n;
+		h = realloc(in->held, cap * sizeof(*h));
+		if (!h)
+			return -1; /* |slots| grew; nslots says how far is valid */
+		memset(h + in->nslots, 0, (cap - in->nslots) * sizeof(*h));
+		in->held = h;
 		in->nslots = cap;
 	}
 	*slot = s;
@@ -489,11 +500,28 @@ static int in_attach(shm_dev *d, shm_in *in, const usmc_shm_msg *req)
 	return 0;
 }
 
-/* A DETACH: the attacher let go of slot |slot|. */
+/* A DETACH: the attacher let go of slot |slot|: of a live DMB, or of
+ * one we unregistered (its answer to our UNREG). In the second case
+ * every signal it set for the old DMB came before this message: take
+ * them out of the area and drop them, then the slot is free. */
 static void in_detach(shm_dev *d, shm_in *in, const usmc_shm_msg *msg)
 {
 	shm_dmb *m = msg->slot < in->nslots ? in->slots[msg->slot] : NULL;
 
+	if (!m && msg->slot < in->nslots && in->held[msg->slot] &&
+	    in->held[msg->slot] == msg->token) {
+		uint32_t w = msg->slot / 64;
+		uint64_t bit = 1ull << (msg->slot % 64);
+
+		take_in(in);
+		if (in->pend[w] & bit) {
+			in->pend[w] &= ~bit;
+			if (!in->pend[w])
+				in->npend--;
+		}
+		in->held[msg->slot] = 0;
+		return;
+	}
 	if (!m || m->pub.token != msg->token)
 		return;
 	in_flush(d, in);
@@ -605,13 +633,23 @@ static void out_free(shm_dev *d, shm_out *o)
 	free(o);
 }
 
+/* An UNREG: the attachment is gone, and we answer with a DETACH, after
+ * which we set its slot's bit no more (move_data sees |gone|): the owner
+ * reuses the slot only then. An UNREG for an attachment we detached
+ * already needs no answer: our DETACH crossed it. */
 static void out_unreg(shm_dev *d, shm_out *o, const usmc_shm_msg *m)
 {
 	for (shm_rdmb *r = o->rdmbs; r; r = r->next)
 		if (r->slot == m->slot && r->pub.token == m->token &&
 		    !r->gone) {
+			usmc_shm_msg a = {.type = USMC_SHM_DETACH,
+					  .slot = r->slot,
+					  .token = r->pub.token,
+					  .gid = d->gid};
+
 			r->gone = 1;
 			raise_gone(d, r->pub.context);
+			send_msg(o->fd, &a, NULL, 0);
 			return;
 		}
 }
@@ -1065,6 +1103,7 @@ static void dev_release(shm_dev *d, int forked)
 		if (in->area_fd >= 0)
 			close(in->area_fd);
 		free(in->slots);
+		free(in->held);
 		free(in);
 	}
 	while (d->outs) {
@@ -1242,7 +1281,10 @@ static void shm_unregister_dmb(usmc_tp_dmb *dmb)
 				  .token = m->pub.token,
 				  .gid = d->gid};
 
+		/* held until the attacher's DETACH answers: it may set the
+		 * slot's bit until it has read the UNREG */
 		m->peer->slots[m->slot] = NULL;
+		m->peer->held[m->slot] = m->pub.token;
 		send_msg(m->peer->fd, &u, NULL, 0);
 	}
 	dmb_free(m);
