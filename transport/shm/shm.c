@@ -57,10 +57,17 @@
  * attacher maps. The attacher sets bits[slot] then the word's summary
  * bit; the owner takes the summary, then the words. |awake| is the
  * owner's: 1 while it is in poll_cq (and spinning), when a doorbell is
- * not needed. On lines of their own: one writer each. */
+ * not needed. |rung|: the attacher's doorbell is rung and not yet read;
+ * the attacher sets it, the owner clears it when it reads the doorbell
+ * (an owner that has SHM_FEAT_RUNG in |feat|, set before the first
+ * grant; an older owner leaves it 0, and every signal rings). Otherwise
+ * on lines of their own: one writer each. */
+#define SHM_FEAT_RUNG 1u
 typedef struct shm_area {
 	uint32_t awake;
-	uint8_t pad0[60];
+	uint32_t feat;
+	uint32_t rung;
+	uint8_t pad0[52];
 	uint64_t summary[SHM_SUMS];
 	uint8_t pad1[64 - SHM_SUMS * 8];
 	uint64_t bits[SHM_WORDS];
@@ -418,6 +425,7 @@ static int in_area(shm_in *in)
 		return -1;
 	}
 	in->area = p;
+	in->area->feat = SHM_FEAT_RUNG;
 	return 0;
 }
 
@@ -801,6 +809,17 @@ static void serve(shm_dev *d)
 					d->pub.last_errno = errno;
 				d->bell_set = 0;
 				bell = 1;
+				/* before the signals are taken (poll_cq, or
+				 * the ring_self below): a peer that found
+				 * |rung| set had set its bits before we clear
+				 * it; one after the clear rings again */
+				for (shm_in *in = d->ins; in; in = in->next)
+					if (in->area &&
+					    __atomic_load_n(&in->area->rung,
+							    __ATOMIC_RELAXED))
+						__atomic_store_n(
+							&in->area->rung, 0,
+							__ATOMIC_SEQ_CST);
 			} else if (*kind == EP_IN) {
 				shm_in *in = (shm_in *)kind;
 
@@ -1468,6 +1487,14 @@ static int shm_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 	__atomic_fetch_or(&a->summary[w / 64], 1ull << (w % 64),
 			  __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&a->awake, __ATOMIC_SEQ_CST)) {
+		dev_of(rdmb->tp)->st.bells_saved++;
+	} else if ((__atomic_load_n(&a->feat, __ATOMIC_RELAXED) &
+		    SHM_FEAT_RUNG) &&
+		   __atomic_exchange_n(&a->rung, 1, __ATOMIC_SEQ_CST)) {
+		/* rung since the owner last read its doorbell: it reads
+		 * it, then takes every bit set before (one wake-up for a
+		 * burst of writes, such as a server's replies to many
+		 * connections of one peer) */
 		dev_of(rdmb->tp)->st.bells_saved++;
 	} else {
 		uint64_t one = 1;
