@@ -1124,6 +1124,64 @@ static void test_slot_reuse_fault(void)
 	slot_reuse("fault:shm");
 }
 
+/* A sleeping owner is rung once per wake-up: three signals of two DMBs
+ * before it reads its doorbell are one eventfd write; both DMBs' signals
+ * are taken on that wake-up, and the next signal rings again. */
+static void test_doorbell_once(void)
+{
+	usmc_tp *a, *b;
+	usmc_tp_dmb *m1, *m2;
+	usmc_tp_rdmb *r1, *r2;
+	usmc_tp_shm_stats st0, st;
+	uint8_t ga[16];
+	unsigned sig[3] = {0, 0, 0};
+	struct pollfd pf;
+	uint64_t v = 0x0123456789abcdefull;
+
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &a), 0);
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &b), 0);
+	gid_of(a, ga);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 64, (void *)(uintptr_t)1, &m1), 0);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 64, (void *)(uintptr_t)2, &m2), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(b, ga, m1->token, NULL, &r1),
+			     0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(b, ga, m2->token, NULL, &r2),
+			     0);
+	take_sigs(a, sig); /* asleep from here, its doorbell read */
+	pf = (struct pollfd){usmc_tp_get_fd(a), POLLIN, 0};
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_shm_get_stats(b, &st0), 0);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, &v, 8, 1), 0);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r2, 8, &v, 8, 1), 0);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 16, &v, 8, 1), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_shm_get_stats(b, &st), 0);
+	USMC_ASSERT_EQ(st.bells - st0.bells, 1);
+	USMC_ASSERT_EQ(st.bells_saved - st0.bells_saved, 2);
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 1);
+	take_sigs(a, sig);
+	USMC_ASSERT_EQ(sig[1], 1);
+	USMC_ASSERT_EQ(sig[2], 1);
+	USMC_ASSERT_EQ(sig[0], 0);
+	USMC_ASSERT_EQ(memcmp((uint8_t *)m1->addr + 16, &v, 8), 0);
+	USMC_ASSERT_EQ(memcmp((uint8_t *)m2->addr + 8, &v, 8), 0);
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
+	/* read and cleared: the next signal rings */
+	USMC_ASSERT_EQ(usmc_tp_move_data(r2, 0, &v, 8, 1), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_shm_get_stats(b, &st), 0);
+	USMC_ASSERT_EQ(st.bells - st0.bells, 2);
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 1);
+	take_sigs(a, sig);
+	USMC_ASSERT_EQ(sig[2], 2);
+	usmc_tp_detach_dmb(r1);
+	usmc_tp_detach_dmb(r2);
+	usmc_tp_unregister_dmb(m1);
+	usmc_tp_unregister_dmb(m2);
+	usmc_tp_close(b);
+	usmc_tp_close(a);
+}
+
 /* ---- the endpoint ------------------------------------------------------- */
 
 static void test_endpoint(void)
@@ -1421,6 +1479,8 @@ static CU_TestInfo shm_tests[] = {
 	{"unregister while the peer signals: no slot reused before it let go",
 	 test_slot_reuse},
 	{"the same over fault:shm", test_slot_reuse_fault},
+	{"doorbell: a sleeping owner is rung once per wake-up",
+	 test_doorbell_once},
 	{"spin API: 20000 round trips over every sleep/wake transition",
 	 test_spin_hammer},
 	CU_TEST_INFO_NULL,
