@@ -1033,6 +1033,155 @@ static void test_in_process_fault(void)
 	usmc_tp_close(tp);
 }
 
+/* Signals of |tp| so far, counted by context (1 or 2) into |sig|. */
+static void take_sigs(usmc_tp *tp, unsigned sig[3])
+{
+	usmc_wc wc[16];
+	int n;
+
+	while ((n = usmc_tp_poll_cq(tp, wc, 16)) > 0)
+		for (int i = 0; i < n; i++)
+			if (wc[i].opcode == USMC_WC_DMB_SIGNAL)
+				sig[wc[i].wr_id < 3 ? wc[i].wr_id : 0]++;
+}
+
+/* The owner unregisters a DMB while the attacher, which has not read the
+ * UNREG yet, signals it; then registers another, which the attacher
+ * attaches. The old DMB's slot must not be the new one's before the
+ * attacher let go, or the new DMB gets the old one's signal (a zeroed
+ * header taken for a CDC message). More rounds than a connection has
+ * slots: the attacher's answer frees each one. */
+static void slot_reuse(const char *name)
+{
+	enum { ROUNDS = 9000 };
+	usmc_tp *a, *b;
+	usmc_tp_dmb *m;
+	usmc_tp_rdmb *r;
+	uint8_t ga[16];
+	unsigned wrong = 0, lost = 0, bad_data = 0, no_gone = 0;
+
+	USMC_ASSERT_EQ_FATAL(open_shm(name, &a), 0);
+	USMC_ASSERT_EQ_FATAL(open_shm(name, &b), 0);
+	gid_of(a, ga);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 64, (void *)(uintptr_t)2, &m), 0);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_attach_dmb(b, ga, m->token, (void *)(uintptr_t)2, &r),
+		0);
+	for (uint64_t i = 0; i < ROUNDS; i++) {
+		uintptr_t ctx = 1 + (uintptr_t)(i % 2), old = 3 - ctx;
+		unsigned sig[3] = {0, 0, 0};
+		usmc_tp_rdmb *r2;
+		usmc_tp_event ev;
+		uint64_t v = 0x5a5a000000000000ull | i;
+		int gone = 0, rc;
+
+		usmc_tp_unregister_dmb(m);
+		/* b has not served its connection: the UNREG waits there */
+		USMC_ASSERT_EQ_FATAL(usmc_tp_move_data(r, 0, &v, 8, 1), 0);
+		USMC_ASSERT_EQ_FATAL(
+			usmc_tp_register_dmb(a, 64, (void *)ctx, &m), 0);
+		rc = usmc_tp_attach_dmb(b, ga, m->token, (void *)ctx, &r2);
+		USMC_ASSERT_EQ_FATAL(rc, 0);
+		while (usmc_tp_get_async_event(b, &ev) == 1)
+			if (ev.type == USMC_TP_EV_PEER_GONE &&
+			    (uintptr_t)ev.context == old)
+				gone = 1;
+		no_gone += !gone;
+		USMC_ASSERT_EQ_FATAL(usmc_tp_move_data(r, 0, &v, 8, 1),
+				     USMC_ERR_CONNRESET);
+		usmc_tp_detach_dmb(r);
+		r = r2;
+		/* nothing signalled the new DMB yet, and the old one is gone */
+		take_sigs(a, sig);
+		wrong += sig[1] + sig[2] + sig[0];
+		/* its own signal, once, with its data */
+		USMC_ASSERT_EQ_FATAL(usmc_tp_move_data(r, 0, &v, 8, 1), 0);
+		memset(sig, 0, sizeof(sig));
+		take_sigs(a, sig);
+		lost += sig[ctx] != 1;
+		wrong += sig[old] + sig[0];
+		bad_data += memcmp(m->addr, &v, 8) != 0;
+	}
+	USMC_ASSERT_EQ(wrong, 0);
+	USMC_ASSERT_EQ(lost, 0);
+	USMC_ASSERT_EQ(bad_data, 0);
+	USMC_ASSERT_EQ(no_gone, 0);
+	usmc_tp_detach_dmb(r);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_close(b);
+	usmc_tp_close(a);
+	USMC_ASSERT_EQ(memfd_maps(), 0);
+}
+
+static void test_slot_reuse(void)
+{
+	slot_reuse("shm");
+}
+
+static void test_slot_reuse_fault(void)
+{
+	slot_reuse("fault:shm");
+}
+
+/* A sleeping owner is rung once per wake-up: three signals of two DMBs
+ * before it reads its doorbell are one eventfd write; both DMBs' signals
+ * are taken on that wake-up, and the next signal rings again. */
+static void test_doorbell_once(void)
+{
+	usmc_tp *a, *b;
+	usmc_tp_dmb *m1, *m2;
+	usmc_tp_rdmb *r1, *r2;
+	usmc_tp_shm_stats st0, st;
+	uint8_t ga[16];
+	unsigned sig[3] = {0, 0, 0};
+	struct pollfd pf;
+	uint64_t v = 0x0123456789abcdefull;
+
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &a), 0);
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &b), 0);
+	gid_of(a, ga);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 64, (void *)(uintptr_t)1, &m1), 0);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 64, (void *)(uintptr_t)2, &m2), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(b, ga, m1->token, NULL, &r1),
+			     0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(b, ga, m2->token, NULL, &r2),
+			     0);
+	take_sigs(a, sig); /* asleep from here, its doorbell read */
+	pf = (struct pollfd){usmc_tp_get_fd(a), POLLIN, 0};
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_shm_get_stats(b, &st0), 0);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, &v, 8, 1), 0);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r2, 8, &v, 8, 1), 0);
+	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 16, &v, 8, 1), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_shm_get_stats(b, &st), 0);
+	USMC_ASSERT_EQ(st.bells - st0.bells, 1);
+	USMC_ASSERT_EQ(st.bells_saved - st0.bells_saved, 2);
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 1);
+	take_sigs(a, sig);
+	USMC_ASSERT_EQ(sig[1], 1);
+	USMC_ASSERT_EQ(sig[2], 1);
+	USMC_ASSERT_EQ(sig[0], 0);
+	USMC_ASSERT_EQ(memcmp((uint8_t *)m1->addr + 16, &v, 8), 0);
+	USMC_ASSERT_EQ(memcmp((uint8_t *)m2->addr + 8, &v, 8), 0);
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 0);
+	/* read and cleared: the next signal rings */
+	USMC_ASSERT_EQ(usmc_tp_move_data(r2, 0, &v, 8, 1), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_shm_get_stats(b, &st), 0);
+	USMC_ASSERT_EQ(st.bells - st0.bells, 2);
+	USMC_ASSERT_EQ(poll(&pf, 1, 0), 1);
+	take_sigs(a, sig);
+	USMC_ASSERT_EQ(sig[2], 2);
+	usmc_tp_detach_dmb(r1);
+	usmc_tp_detach_dmb(r2);
+	usmc_tp_unregister_dmb(m1);
+	usmc_tp_unregister_dmb(m2);
+	usmc_tp_close(b);
+	usmc_tp_close(a);
+}
+
 /* ---- the endpoint ------------------------------------------------------- */
 
 static void test_endpoint(void)
@@ -1327,6 +1476,11 @@ static CU_TestInfo shm_tests[] = {
 	 test_in_process},
 	{"the same over fault:shm; fail-reg-mr refuses a DMB",
 	 test_in_process_fault},
+	{"unregister while the peer signals: no slot reused before it let go",
+	 test_slot_reuse},
+	{"the same over fault:shm", test_slot_reuse_fault},
+	{"doorbell: a sleeping owner is rung once per wake-up",
+	 test_doorbell_once},
 	{"spin API: 20000 round trips over every sleep/wake transition",
 	 test_spin_hammer},
 	CU_TEST_INFO_NULL,

@@ -57,10 +57,17 @@
  * attacher maps. The attacher sets bits[slot] then the word's summary
  * bit; the owner takes the summary, then the words. |awake| is the
  * owner's: 1 while it is in poll_cq (and spinning), when a doorbell is
- * not needed. On lines of their own: one writer each. */
+ * not needed. |rung|: the attacher's doorbell is rung and not yet read;
+ * the attacher sets it, the owner clears it when it reads the doorbell
+ * (an owner that has SHM_FEAT_RUNG in |feat|, set before the first
+ * grant; an older owner leaves it 0, and every signal rings). Otherwise
+ * on lines of their own: one writer each. */
+#define SHM_FEAT_RUNG 1u
 typedef struct shm_area {
 	uint32_t awake;
-	uint8_t pad0[60];
+	uint32_t feat;
+	uint32_t rung;
+	uint8_t pad0[52];
 	uint64_t summary[SHM_SUMS];
 	uint8_t pad1[64 - SHM_SUMS * 8];
 	uint64_t bits[SHM_WORDS];
@@ -95,6 +102,10 @@ struct shm_in {
 	shm_area *area;
 	int area_sent;
 	shm_dmb **slots;
+	/* per slot: the token of a DMB we unregistered while attached, until
+	 * the attacher's DETACH says it let go; the slot is not reused
+	 * before (a signal it sets meanwhile is for the old DMB) */
+	uint64_t *held;
 	uint32_t nslots;
 	uint64_t pend[SHM_WORDS]; /* taken from the area, not yet returned */
 	uint32_t npend;
@@ -376,6 +387,7 @@ static void in_close(shm_dev *d, shm_in *in)
 	if (in->area_fd >= 0)
 		close(in->area_fd);
 	free(in->slots);
+	free(in->held);
 	free(in);
 }
 
@@ -413,6 +425,7 @@ static int in_area(shm_in *in)
 		return -1;
 	}
 	in->area = p;
+	in->area->feat = SHM_FEAT_RUNG;
 	return 0;
 }
 
@@ -421,7 +434,7 @@ static int in_slot(shm_in *in, uint32_t *slot)
 	uint32_t s;
 
 	for (s = 0; s < in->nslots; s++)
-		if (!in->slots[s]) {
+		if (!in->slots[s] && !in->held[s]) {
 			*slot = s;
 			return 0;
 		}
@@ -430,11 +443,17 @@ static int in_slot(shm_in *in, uint32_t *slot)
 	{
 		uint32_t cap = in->nslots ? in->nslots * 2 : 16;
 		shm_dmb **n = realloc(in->slots, cap * sizeof(*n));
+		uint64_t *h;
 
 		if (!n)
 			return -1;
 		memset(n + in->nslots, 0, (cap - in->nslots) * sizeof(*n));
 		in->slots = n;
+		h = realloc(in->held, cap * sizeof(*h));
+		if (!h)
+			return -1; /* |slots| grew; nslots says how far is valid */
+		memset(h + in->nslots, 0, (cap - in->nslots) * sizeof(*h));
+		in->held = h;
 		in->nslots = cap;
 	}
 	*slot = s;
@@ -489,11 +508,28 @@ static int in_attach(shm_dev *d, shm_in *in, const usmc_shm_msg *req)
 	return 0;
 }
 
-/* A DETACH: the attacher let go of slot |slot|. */
+/* A DETACH: the attacher let go of slot |slot|: of a live DMB, or of
+ * one we unregistered (its answer to our UNREG). In the second case
+ * every signal it set for the old DMB came before this message: take
+ * them out of the area and drop them, then the slot is free. */
 static void in_detach(shm_dev *d, shm_in *in, const usmc_shm_msg *msg)
 {
 	shm_dmb *m = msg->slot < in->nslots ? in->slots[msg->slot] : NULL;
 
+	if (!m && msg->slot < in->nslots && in->held[msg->slot] &&
+	    in->held[msg->slot] == msg->token) {
+		uint32_t w = msg->slot / 64;
+		uint64_t bit = 1ull << (msg->slot % 64);
+
+		take_in(in);
+		if (in->pend[w] & bit) {
+			in->pend[w] &= ~bit;
+			if (!in->pend[w])
+				in->npend--;
+		}
+		in->held[msg->slot] = 0;
+		return;
+	}
 	if (!m || m->pub.token != msg->token)
 		return;
 	in_flush(d, in);
@@ -605,13 +641,23 @@ static void out_free(shm_dev *d, shm_out *o)
 	free(o);
 }
 
+/* An UNREG: the attachment is gone, and we answer with a DETACH, after
+ * which we set its slot's bit no more (move_data sees |gone|): the owner
+ * reuses the slot only then. An UNREG for an attachment we detached
+ * already needs no answer: our DETACH crossed it. */
 static void out_unreg(shm_dev *d, shm_out *o, const usmc_shm_msg *m)
 {
 	for (shm_rdmb *r = o->rdmbs; r; r = r->next)
 		if (r->slot == m->slot && r->pub.token == m->token &&
 		    !r->gone) {
+			usmc_shm_msg a = {.type = USMC_SHM_DETACH,
+					  .slot = r->slot,
+					  .token = r->pub.token,
+					  .gid = d->gid};
+
 			r->gone = 1;
 			raise_gone(d, r->pub.context);
+			send_msg(o->fd, &a, NULL, 0);
 			return;
 		}
 }
@@ -763,6 +809,17 @@ static void serve(shm_dev *d)
 					d->pub.last_errno = errno;
 				d->bell_set = 0;
 				bell = 1;
+				/* before the signals are taken (poll_cq, or
+				 * the ring_self below): a peer that found
+				 * |rung| set had set its bits before we clear
+				 * it; one after the clear rings again */
+				for (shm_in *in = d->ins; in; in = in->next)
+					if (in->area &&
+					    __atomic_load_n(&in->area->rung,
+							    __ATOMIC_RELAXED))
+						__atomic_store_n(
+							&in->area->rung, 0,
+							__ATOMIC_SEQ_CST);
 			} else if (*kind == EP_IN) {
 				shm_in *in = (shm_in *)kind;
 
@@ -1065,6 +1122,7 @@ static void dev_release(shm_dev *d, int forked)
 		if (in->area_fd >= 0)
 			close(in->area_fd);
 		free(in->slots);
+		free(in->held);
 		free(in);
 	}
 	while (d->outs) {
@@ -1242,7 +1300,10 @@ static void shm_unregister_dmb(usmc_tp_dmb *dmb)
 				  .token = m->pub.token,
 				  .gid = d->gid};
 
+		/* held until the attacher's DETACH answers: it may set the
+		 * slot's bit until it has read the UNREG */
 		m->peer->slots[m->slot] = NULL;
+		m->peer->held[m->slot] = m->pub.token;
 		send_msg(m->peer->fd, &u, NULL, 0);
 	}
 	dmb_free(m);
@@ -1426,6 +1487,14 @@ static int shm_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 	__atomic_fetch_or(&a->summary[w / 64], 1ull << (w % 64),
 			  __ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&a->awake, __ATOMIC_SEQ_CST)) {
+		dev_of(rdmb->tp)->st.bells_saved++;
+	} else if ((__atomic_load_n(&a->feat, __ATOMIC_RELAXED) &
+		    SHM_FEAT_RUNG) &&
+		   __atomic_exchange_n(&a->rung, 1, __ATOMIC_SEQ_CST)) {
+		/* rung since the owner last read its doorbell: it reads
+		 * it, then takes every bit set before (one wake-up for a
+		 * burst of writes, such as a server's replies to many
+		 * connections of one peer) */
 		dev_of(rdmb->tp)->st.bells_saved++;
 	} else {
 		uint64_t one = 1;

@@ -17,7 +17,7 @@
 enum usmc_shm_msg_type {
 	USMC_SHM_ATTACH = 1, /* attacher -> owner: token, attacher's host gid */
 	USMC_SHM_GRANT = 2,  /* owner -> attacher: status, slot, len; fds */
-	USMC_SHM_DETACH = 3, /* attacher -> owner: slot, token */
+	USMC_SHM_DETACH = 3, /* attacher -> owner: slot, token; answers UNREG */
 	USMC_SHM_UNREG = 4,  /* owner -> attacher: slot, token */
 };
 
