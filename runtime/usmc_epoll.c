@@ -61,8 +61,15 @@ typedef struct ep_set {
 	ep_ent **htab; /* by fd, hsize buckets (a power of 2) */
 	unsigned int hsize, nents;
 	ep_ent *cand, *ctail; /* candidates, in the order they came */
+	/* deleted entries kept for the next EPOLL_CTL_ADD (by hnext): a
+	 * server adds and deletes a socket per connection, and calloc/free
+	 * cost more than the rest of the call (issue 11) */
+	ep_ent *spare;
+	unsigned int nspare;
 	struct ep_set *next;
 } ep_set;
+
+#define EP_SPARE_MAX 64
 
 static ep_set *sets;
 static uint64_t cookie;
@@ -177,7 +184,44 @@ static void ent_del(ep_set *set, ep_ent *ent)
 		ent->next->prev = ent->prev;
 	cand_del(set, ent);
 	set->nents--;
-	free(ent);
+	if (set->nspare < EP_SPARE_MAX) {
+		ent->hnext = set->spare;
+		set->spare = ent;
+		set->nspare++;
+	} else {
+		free(ent);
+	}
+}
+
+/* A zeroed entry: a spare one, else a new one. */
+static ep_ent *ent_alloc(ep_set *set)
+{
+	ep_ent *e = set->spare;
+
+	if (!e)
+		return calloc(1, sizeof(*e));
+	set->spare = e->hnext;
+	set->nspare--;
+	memset(e, 0, sizeof(*e));
+	return e;
+}
+
+static void ent_unalloc(ep_set *set, ep_ent *e)
+{
+	e->hnext = set->spare;
+	set->spare = e;
+	set->nspare++;
+}
+
+static void spare_free(ep_set *set)
+{
+	while (set->spare) {
+		ep_ent *e = set->spare;
+
+		set->spare = e->hnext;
+		free(e);
+	}
+	set->nspare = 0;
 }
 
 /* Readiness from user space for this socket's current mode? */
@@ -270,6 +314,7 @@ static void set_free(ep_set *set, int in_use)
 		}
 	while (set->ents)
 		ent_del(set, set->ents);
+	spare_free(set);
 	free(set->htab);
 	if (in_use)
 		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->evfd,
@@ -397,7 +442,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			err = EEXIST;
 			break;
 		}
-		e = calloc(1, sizeof(*e));
+		e = ent_alloc(set);
 		if (!e) {
 			err = ENOMEM;
 			break;
@@ -408,7 +453,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		if (!is_user(fd)) {
 			if (kernel_add(epfd, e)) {
 				err = errno;
-				free(e);
+				ent_unalloc(set, e);
 				break;
 			}
 			e->in_kernel = 1;
@@ -418,7 +463,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 				usmc_real()->epoll_ctl(epfd, EPOLL_CTL_DEL, fd,
 						       NULL);
 			err = ENOMEM;
-			free(e);
+			ent_unalloc(set, e);
 			break;
 		}
 		cand_add(set, e);
@@ -657,6 +702,7 @@ void usmc_epoll_fork_child(void)
 		sets = set->next;
 		while (set->ents)
 			ent_del(set, set->ents);
+		spare_free(set);
 		free(set->htab);
 		usmc_fdflag_set(set->epfd, USMC_FDF_EPOLL, 0);
 		usmc_real()->close(set->evfd);
