@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -663,6 +664,34 @@ void usmc_sock_fallback_late(usmc_sock *s, uint32_t code)
 	usmc_sock_wake_all();
 }
 
+/* A handshake error of the peer's making (a bad CLC message, a stall):
+ * once per connection, as often as a peer likes, so limited per peer
+ * address with the core's errors (usmc_smc_err_level): a peer's first at
+ * warn, the rest at info. */
+static void peer_err(usmc_sock *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void peer_err(usmc_sock *s, const char *fmt, ...)
+{
+	char msg[160], pe[64], subject[72];
+	char *port;
+	va_list ap;
+
+	if (!usmc_rt_log_on(USMC_LOG_WARN))
+		return; /* a level of error: neither warn nor info is written */
+	usmc_rt_addr_str(s->fd, 1, pe, sizeof(pe));
+	/* the subject is the address without its port: one peer, one
+	 * subject, however many connections it makes */
+	snprintf(subject, sizeof(subject), "peer %s", pe);
+	port = strrchr(subject, ':');
+	if (port && strcmp(pe, "*"))
+		*port = '\0';
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	usmc_rt_log(usmc_smc_err_level(subject, usmc_rt_now()),
+		    "fd %d: %s (peer %s)", s->fd, msg, pe);
+}
+
 static void sock_fail(usmc_sock *s, int err)
 {
 	if (s->conn)
@@ -741,11 +770,10 @@ static void clc_read(usmc_sock *s)
 			}
 			len = usmc_smc_clc_hdr_len(hdr);
 			if (len < 0) {
-				usmc_rt_log(USMC_LOG_WARN,
-					    "fd %d: peer sent a bad CLC header "
-					    "(%02x %02x %02x %02x ...)",
-					    s->fd, hdr[0], hdr[1], hdr[2],
-					    hdr[3]);
+				peer_err(s,
+					 "peer sent a bad CLC header "
+					 "(%02x %02x %02x %02x ...)",
+					 hdr[0], hdr[1], hdr[2], hdr[3]);
 				sock_fail(s, EPROTO);
 				return;
 			}
@@ -822,10 +850,8 @@ static void server_proposal_in(usmc_sock *s)
 	if (type != SMC_CLC_PROPOSAL || s->clc_have < SMC_CLC_HDR_LEN + 8) {
 		/* As smc_clc_wait_msg on an unexpected type: no fallback is
 		 * possible once CLC bytes were read; the child is dropped. */
-		usmc_rt_log(USMC_LOG_WARN,
-			    "fd %d: first CLC message is type %u, not a "
-			    "Proposal",
-			    s->fd, type);
+		peer_err(s, "first CLC message is type %u, not a Proposal",
+			 type);
 		sock_fail(s, EPROTO);
 		return;
 	}
@@ -1092,14 +1118,12 @@ void usmc_sock_on_deadline(usmc_sock *s, uint64_t now)
 			return;
 		}
 		if (s->hs == USMC_HS_PROPOSAL)
-			usmc_rt_log(USMC_LOG_WARN,
-				    "fd %d: client sent only part of its "
-				    "Proposal in %d s: dropped",
-				    s->fd,
-				    (int)(SRV_PROPOSAL_NS / USMC_NS_PER_SEC));
+			peer_err(s,
+				 "client sent only part of its Proposal in %d "
+				 "s: dropped",
+				 (int)(SRV_PROPOSAL_NS / USMC_NS_PER_SEC));
 		else
-			usmc_rt_log(USMC_LOG_WARN,
-				    "fd %d: CLC handshake timed out", s->fd);
+			peer_err(s, "CLC handshake timed out");
 		sock_fail(s, ETIMEDOUT);
 	}
 }

@@ -239,10 +239,13 @@ void usmc_rt_log(int level, const char *fmt, ...)
 /* 1 if a line at |level| would be written: skip costly arguments. */
 int usmc_rt_log_on(int level);
 /* usmc_smc.c, lock held: logs a core line of the core's |level|, its
- * errors rate-limited per subject (docs/runtime.md "Logging"); and the
- * level that limit gives the error |msg| at |now|. */
+ * errors rate-limited per subject (docs/runtime.md "Logging"); the level
+ * that limit gives the error |msg| (subject: up to its first ':') at
+ * |now|; and the level it gives an error of |subject| (e.g. "peer ADDR")
+ * at |now|: USMC_LOG_WARN or USMC_LOG_INFO. */
 void usmc_smc_core_log(int level, const char *msg);
 int usmc_smc_core_err_level(const char *msg, uint64_t now);
+int usmc_smc_err_level(const char *subject, uint64_t now);
 /* "error", "warn", "info", "debug" or a syslog number 3-7: the level, or
  * -1. */
 int usmc_rt_log_level_parse(const char *s);

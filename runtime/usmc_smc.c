@@ -305,7 +305,9 @@ static void send_decline(usmc_sock *s, uint32_t code, uint8_t version)
 	n = usmc_clc_encode(&m, buf, sizeof(buf));
 	if (n <= 0 || usmc_real()->send(s->fd, buf, (size_t)n,
 					MSG_DONTWAIT | MSG_NOSIGNAL) != n)
-		usmc_rt_log(USMC_LOG_WARN, "fd %d: could not send CLC Decline",
+		/* the peer's doing (it reset, or reads nothing), once per
+		 * connection: info */
+		usmc_rt_log(USMC_LOG_INFO, "fd %d: could not send CLC Decline",
 			    s->fd);
 }
 
@@ -349,54 +351,66 @@ static void cb_rand(uint8_t *buf, size_t len, void *user)
 	usmc_rt_rand(buf, len);
 }
 
-/* The core's errors: a peer can cause most of them (an LLC protocol
- * violation, a hostile CDC, a failed link) and as often as it likes, so
- * they are limited. A subject (the line's "lgr N" / "link N" / "conn N",
- * up to the first ':') says its first at warn, the rest at info; and all
- * subjects together take at most CORE_ERR_BURST warn lines, one more
- * every CORE_ERR_REFILL_NS. Lock held (the core is called under it). */
-#define CORE_ERR_KEYS	   64
-#define CORE_ERR_KEYLEN	   24
-#define CORE_ERR_BURST	   10
-#define CORE_ERR_REFILL_NS (6000 * USMC_NS_PER_MS)
+/* Errors a peer can cause as often as it likes: the core's (an LLC
+ * protocol violation, a hostile CDC, a failed link) and the handshake's
+ * (usmc_hs.c: a bad CLC message, a peer that stalls). A subject (the
+ * core line's "lgr N" / "link N" / "conn N", up to the first ':'; the
+ * handshake's "peer ADDR") says its first at warn, the rest at info; and
+ * all subjects together take at most ERR_BURST warn lines, one more
+ * every ERR_REFILL_NS. Lock held (the core is called under it). */
+#define ERR_KEYS      64
+#define ERR_KEYLEN    48 /* "peer [IPv6 address]" */
+#define ERR_BURST     10
+#define ERR_REFILL_NS (6000 * USMC_NS_PER_MS)
 
 static struct {
-	char keys[CORE_ERR_KEYS][CORE_ERR_KEYLEN];
+	char keys[ERR_KEYS][ERR_KEYLEN];
 	unsigned int next; /* the slot to reuse: oldest first */
 	int tokens;
 	uint64_t refill_at;
-} core_err = {.tokens = CORE_ERR_BURST};
+} err_limit = {.tokens = ERR_BURST};
+
+int usmc_smc_err_level(const char *subject, uint64_t now)
+{
+	char key[ERR_KEYLEN];
+	size_t n = strlen(subject);
+	uint64_t k;
+
+	if (n >= sizeof(key))
+		n = sizeof(key) - 1;
+	memcpy(key, subject, n);
+	key[n] = '\0';
+	for (unsigned int i = 0; i < ERR_KEYS; i++)
+		if (!strcmp(err_limit.keys[i], key))
+			return USMC_LOG_INFO;
+	memcpy(err_limit.keys[err_limit.next], key, n + 1);
+	err_limit.next = (err_limit.next + 1) % ERR_KEYS;
+	if (!err_limit.refill_at)
+		err_limit.refill_at = now;
+	k = (now - err_limit.refill_at) / ERR_REFILL_NS;
+	if (k) {
+		err_limit.tokens =
+			k >= ERR_BURST ? ERR_BURST : err_limit.tokens + (int)k;
+		if (err_limit.tokens > ERR_BURST)
+			err_limit.tokens = ERR_BURST;
+		err_limit.refill_at += k * ERR_REFILL_NS;
+	}
+	if (!err_limit.tokens)
+		return USMC_LOG_INFO;
+	err_limit.tokens--;
+	return USMC_LOG_WARN;
+}
 
 int usmc_smc_core_err_level(const char *msg, uint64_t now)
 {
-	char key[CORE_ERR_KEYLEN];
+	char key[ERR_KEYLEN];
 	size_t n = strcspn(msg, ":");
-	uint64_t k;
 
 	if (n >= sizeof(key))
 		n = sizeof(key) - 1;
 	memcpy(key, msg, n);
 	key[n] = '\0';
-	for (unsigned int i = 0; i < CORE_ERR_KEYS; i++)
-		if (!strcmp(core_err.keys[i], key))
-			return USMC_LOG_INFO;
-	memcpy(core_err.keys[core_err.next], key, n + 1);
-	core_err.next = (core_err.next + 1) % CORE_ERR_KEYS;
-	if (!core_err.refill_at)
-		core_err.refill_at = now;
-	k = (now - core_err.refill_at) / CORE_ERR_REFILL_NS;
-	if (k) {
-		core_err.tokens = k >= CORE_ERR_BURST
-					  ? CORE_ERR_BURST
-					  : core_err.tokens + (int)k;
-		if (core_err.tokens > CORE_ERR_BURST)
-			core_err.tokens = CORE_ERR_BURST;
-		core_err.refill_at += k * CORE_ERR_REFILL_NS;
-	}
-	if (!core_err.tokens)
-		return USMC_LOG_INFO;
-	core_err.tokens--;
-	return USMC_LOG_WARN;
+	return usmc_smc_err_level(key, now);
 }
 
 void usmc_smc_core_log(int level, const char *msg)
@@ -1645,7 +1659,9 @@ int usmc_smc_clc_flush(usmc_sock *s)
 		if (w < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				return 1;
-			usmc_rt_log(USMC_LOG_WARN, "fd %d: CLC send: %s", s->fd,
+			/* a peer that reset, once per connection: info (the
+			 * handshake's failure is logged, the app told) */
+			usmc_rt_log(USMC_LOG_INFO, "fd %d: CLC send: %s", s->fd,
 				    strerror(errno));
 			return -1;
 		}

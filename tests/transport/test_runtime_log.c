@@ -1,16 +1,22 @@
 /* SPDX-License-Identifier: MIT */
-/* The core's error lines, which a peer can cause as often as it likes:
- * at the default level (warn) a link group says its first and no more,
- * and all of them together at most 10 plus one per 6 s
- * (usmc_smc_core_log, docs/runtime.md "Logging"). */
+/* The core's and the handshake's error lines, which a peer can cause as
+ * often as it likes: at the default level (warn) a link group, or a peer
+ * address, says its first and no more, and all of them together at most
+ * 10 plus one per 6 s (usmc_smc_err_level, docs/runtime.md "Logging"). */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_clc.h"
+#include "usmc_conv.h"
 #include "usmc_rt.h"
 #include "usmc_test.h"
 
@@ -52,6 +58,82 @@ static void test_core_errors_per_lgr(void)
 		snprintf(m, sizeof(m), " warn: core: lgr %08x: ", 0x100 + g);
 		USMC_ASSERT_EQ(count(m), 1);
 	}
+}
+
+/* One connection from 127.0.0.|host| to |port|: sends |msg| and waits
+ * for the usmc server to drop it (EOF or reset). 0 if it did. */
+static int hs_bad_conn(int host, uint16_t port, const uint8_t *msg, size_t len)
+{
+	struct sockaddr_in src = {.sin_family = AF_INET};
+	struct sockaddr_in dst = {.sin_family = AF_INET};
+	struct pollfd p = {.events = POLLIN};
+	uint8_t b[256];
+	int fd = socket(AF_INET, SOCK_STREAM, 0), r = -1;
+
+	src.sin_addr.s_addr = htonl(0x7f000000u | (unsigned int)host);
+	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	dst.sin_port = htons(port);
+	if (fd < 0)
+		return -1;
+	p.fd = fd;
+	if (!bind(fd, (struct sockaddr *)&src, sizeof(src)) &&
+	    !connect(fd, (struct sockaddr *)&dst, sizeof(dst)) &&
+	    send(fd, msg, len, MSG_NOSIGNAL) == (ssize_t)len &&
+	    poll(&p, 1, 10000) == 1 && recv(fd, b, sizeof(b), 0) <= 0)
+		r = 0;
+	close(fd);
+	return r;
+}
+
+/* A usmc server's handshake errors from 4 peer addresses, 25 connections
+ * each (a bad CLC header, or a Confirm where the Proposal belongs): one
+ * warn line per peer address at the default level (per connection: 100) */
+static void test_hs_errors_per_peer(void)
+{
+	static const uint8_t bad_hdr[8] = {0xe2, 0xd4, 0xc3, 0xd9,
+					   0x63, 0x00, 0x08, 0x10};
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sa);
+	uint8_t confirm[SMCR_CLC_ACCEPT_CONFIRM_LEN];
+	char list[16], w[96];
+	int lfd, before = count("usmc[");
+
+	/* a v1 SMC-R Confirm's header and trailer, its body zero */
+	memset(confirm, 0, sizeof(confirm));
+	usmc_put_be32(confirm, SMC_EYECATCHER);
+	confirm[4] = SMC_CLC_CONFIRM;
+	usmc_put_be16(confirm + 5, SMCR_CLC_ACCEPT_CONFIRM_LEN);
+	confirm[7] = SMC_V1 << 4 | SMC_TYPE_R;
+	usmc_put_be32(confirm + SMCR_CLC_ACCEPT_CONFIRM_LEN - 4,
+		      SMC_EYECATCHER);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	CU_ASSERT_FATAL(lfd >= 0);
+	CU_ASSERT_FATAL(usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ==
+			0);
+	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
+	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
+	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
+	/* the peers' SYNs carry no SMC option: read their first bytes */
+	CU_ASSERT_FATAL(usmc_config_set("synopt", "off") == 0);
+	CU_ASSERT_FATAL(usmc_listen(lfd, 64) == 0);
+	for (int i = 0; i < 25; i++)
+		for (int h = 2; h < 6; h++)
+			USMC_ASSERT_EQ(hs_bad_conn(h, ntohs(sa.sin_port),
+						   h & 1 ? confirm : bad_hdr,
+						   h & 1 ? sizeof(confirm)
+							 : sizeof(bad_hdr)),
+				       0);
+	usmc_close(lfd);
+	USMC_ASSERT_EQ(count("usmc[") - before, 4);
+	for (int h = 2; h < 6; h++) {
+		snprintf(w, sizeof(w), "(peer 127.0.0.%d:", h);
+		USMC_ASSERT_EQ(count(w), 1);
+	}
+	USMC_ASSERT_EQ(count(" warn: fd "), 4);
+	USMC_ASSERT_EQ(count("peer sent a bad CLC header (e2 d4 c3 d9 ...)"),
+		       2);
+	USMC_ASSERT_EQ(count("first CLC message is type 3, not a Proposal"), 2);
 }
 
 /* Many link groups at once (a peer that makes new ones): 10 warn lines,
@@ -168,6 +250,9 @@ static void test_config_races_loggers(void)
 
 static CU_TestInfo tests[] = {
 	{"core errors: one warn line per link group", test_core_errors_per_lgr},
+	/* after the above, which leaves 5 of the 10 warn lines */
+	{"handshake errors: one warn line per peer address",
+	 test_hs_errors_per_peer},
 	{"core errors: 10 new subjects, then one per 6 s",
 	 test_core_errors_bucket},
 	{"log settings changed while threads log", test_config_races_loggers},
