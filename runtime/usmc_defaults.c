@@ -302,6 +302,17 @@ static int log_file_fd(const log_settings *set, int *once)
 			   0644);
 		e = errno;
 	}
+	if (nfd >= 0 && nfd <= 2) {
+		/* The program closed its stdin, stdout or stderr: our file
+		 * must not take their number, or its own writes to fd 1
+		 * would land in our log (or ours in what it opens there
+		 * next). A bare close, as for every fd of ours here. */
+		int hi = (int)syscall(SYS_fcntl, nfd, F_DUPFD_CLOEXEC, 3);
+
+		e = errno;
+		syscall(SYS_close, nfd);
+		nfd = hi;
+	}
 	if (nfd < 0 || fstat(nfd, &st)) {
 		char m[sizeof(path) + 128];
 		int n;

@@ -2,9 +2,12 @@
 /* The core's and the handshake's error lines, which a peer can cause as
  * often as it likes: at the default level (warn) a link group, or a peer
  * address, says its first and no more, and all of them together at most
- * 10 plus one per 6 s (usmc_smc_err_level, docs/runtime.md "Logging"). */
+ * 10 plus one per 6 s (usmc_smc_err_level, docs/runtime.md "Logging").
+ * The log file: never on fd 0-2. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -248,6 +251,89 @@ static void test_config_races_loggers(void)
 	CU_ASSERT(usmc_config_set("log_file", path) == 0);
 }
 
+/* the fds of this process open on |file|: how many, and the lowest */
+static int fds_on(const char *file, int *lowest)
+{
+	char want[PATH_MAX], l[64], got[PATH_MAX];
+	int n = 0;
+
+	*lowest = INT_MAX;
+	if (!realpath(file, want))
+		return 0;
+	for (int fd = 0; fd < 1024; fd++) {
+		ssize_t k;
+
+		snprintf(l, sizeof(l), "/proc/self/fd/%d", fd);
+		k = readlink(l, got, sizeof(got) - 1);
+		if (k <= 0)
+			continue;
+		got[k] = '\0';
+		if (!strcmp(got, want)) {
+			n++;
+			if (fd < *lowest)
+				*lowest = fd;
+		}
+	}
+	return n;
+}
+
+/* The program closed its stdout and stderr before the log opens: the
+ * log takes fd 3 or above, and the file the program opens next gets
+ * fd 1, with its bytes only */
+static void test_log_fd_not_stdio(void)
+{
+	char lp[80], mine[80], l[256];
+	int s1 = dup(1), s2 = dup(2), r, n, lowest, fd, mine_fd, log_lines;
+	FILE *f;
+
+	CU_ASSERT_FATAL(s1 >= 0 && s2 >= 0);
+	snprintf(lp, sizeof(lp), "%s.fd", path);
+	snprintf(mine, sizeof(mine), "%s.mine", path);
+	unlink(lp);
+	unlink(mine);
+	CU_ASSERT_FATAL(usmc_config_set("log_level", "warn") == 0);
+	/* no output from here until fd 1 and 2 are back; the file opens
+	 * with the setting (usmc_rt_log_configure) */
+	close(1);
+	close(2);
+	r = usmc_config_set("log_file", lp);
+	usmc_rt_log(USMC_LOG_WARN, "a line with fd 1 and 2 closed");
+	n = fds_on(lp, &lowest);
+	fd = open(mine, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	mine_fd = fd;
+	if (fd >= 0) {
+		if (write(fd, "the program's own\n", 18) != 18)
+			mine_fd = -2;
+		close(fd);
+	}
+	usmc_rt_log(USMC_LOG_WARN, "a line after the program's write");
+	dup2(s1, 1);
+	dup2(s2, 2);
+	close(s1);
+	close(s2);
+	USMC_ASSERT_EQ(r, 0);
+	USMC_ASSERT_EQ(n, 1);
+	CU_ASSERT(lowest >= 3);
+	USMC_ASSERT_EQ(mine_fd, 1);
+	f = fopen(mine, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	CU_ASSERT(fgets(l, sizeof(l), f) && !strcmp(l, "the program's own\n"));
+	CU_ASSERT(!fgets(l, sizeof(l), f));
+	fclose(f);
+	f = fopen(lp, "r");
+	CU_ASSERT_FATAL(f != NULL);
+	log_lines = 0;
+	while (fgets(l, sizeof(l), f)) {
+		log_lines++;
+		CU_ASSERT(strstr(l, " warn: a line ") != NULL);
+	}
+	fclose(f);
+	USMC_ASSERT_EQ(log_lines, 2);
+	unlink(lp);
+	unlink(mine);
+	CU_ASSERT(usmc_config_set("log_file", path) == 0);
+}
+
 static CU_TestInfo tests[] = {
 	{"core errors: one warn line per link group", test_core_errors_per_lgr},
 	/* after the above, which leaves 5 of the 10 warn lines */
@@ -256,6 +342,7 @@ static CU_TestInfo tests[] = {
 	{"core errors: 10 new subjects, then one per 6 s",
 	 test_core_errors_bucket},
 	{"log settings changed while threads log", test_config_races_loggers},
+	{"the log file never on fd 0-2", test_log_fd_not_stdio},
 	CU_TEST_INFO_NULL,
 };
 
