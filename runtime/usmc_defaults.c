@@ -237,26 +237,35 @@ static const char *path_of(const log_settings *set)
 	return set ? set->path : getenv("USMC_LOG_FILE");
 }
 
-/* "%p" is the PID, "%%" a '%'; 0, or -1 if too long. */
-static int path_expand(const char *p, char *out, size_t len, pid_t pid)
+/* "%p" is the PID, "%%" a '%'; 0, or -1 if too long. *|per_proc|: 1
+ * if the PID is in the result (a "%%p" is a literal "%p", the same file
+ * in every process), decided here only, over the whole of |p|. */
+static int path_expand(const char *p, char *out, size_t len, pid_t pid,
+		       int *per_proc)
 {
 	size_t o = 0;
+	int r = 0;
 
+	*per_proc = 0;
 	for (; *p; p++) {
 		char one[16] = {p[0], '\0'};
 
 		if (p[0] == '%' && (p[1] == 'p' || p[1] == '%')) {
-			if (p[1] == 'p')
+			if (p[1] == 'p') {
 				snprintf(one, sizeof(one), "%d", (int)pid);
+				*per_proc = 1;
+			}
 			p++;
 		}
-		if (o + strlen(one) >= len)
-			return -1;
+		if (r || o + strlen(one) >= len) {
+			r = -1; /* too long: go on for *per_proc */
+			continue;
+		}
 		memcpy(out + o, one, strlen(one));
 		o += strlen(one);
 	}
 	out[o] = '\0';
-	return 0;
+	return r;
 }
 
 /* A file opened for |set| serves path |p| (a change of level alone
@@ -283,12 +292,12 @@ static int log_file_fd(const log_settings *set, int *once)
 	*once = 0;
 	const log_file *out = __atomic_load_n(&log_out, __ATOMIC_ACQUIRE);
 	log_file *nout;
-	int per_proc, nfd, e;
+	int per_proc, ex, nfd, e;
 	struct stat st;
 
 	if (!p || !*p)
 		return -1;
-	per_proc = strstr(p, "%p") != NULL;
+	ex = path_expand(p, path, sizeof(path), pid, &per_proc);
 	if (out && same_path(out->set, p) && (!per_proc || out->pid == pid) &&
 	    fd_is_file(out->fd, out->dev, out->ino))
 		return out->fd;
@@ -296,7 +305,7 @@ static int log_file_fd(const log_settings *set, int *once)
 		return -1;
 	e = ENAMETOOLONG;
 	nfd = -1;
-	if (!path_expand(p, path, sizeof(path), pid)) {
+	if (!ex) {
 		nfd = open(path,
 			   O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY,
 			   0644);

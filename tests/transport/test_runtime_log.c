@@ -3,7 +3,7 @@
  * often as it likes: at the default level (warn) a link group, or a peer
  * address, says its first and no more, and all of them together at most
  * 10 plus one per 6 s (usmc_smc_err_level, docs/runtime.md "Logging").
- * The log file: never on fd 0-2. */
+ * The log file: never on fd 0-2, and "%%p" vs "%p" in its name. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "usmc.h"
@@ -154,7 +155,7 @@ static void test_core_errors_bucket(void)
 	}
 	USMC_ASSERT_EQ(warn, 10);
 	/* none left at the same time; 6 s on (the refill's phase is the
-	 * first error's), exactly one */
+   * first error's), exactly one */
 	USMC_ASSERT_EQ(usmc_smc_core_err_level("lgr 00002000: x", t),
 		       USMC_LOG_INFO);
 	USMC_ASSERT_EQ(
@@ -293,7 +294,7 @@ static void test_log_fd_not_stdio(void)
 	unlink(mine);
 	CU_ASSERT_FATAL(usmc_config_set("log_level", "warn") == 0);
 	/* no output from here until fd 1 and 2 are back; the file opens
-	 * with the setting (usmc_rt_log_configure) */
+   * with the setting (usmc_rt_log_configure) */
 	close(1);
 	close(2);
 	r = usmc_config_set("log_file", lp);
@@ -334,6 +335,84 @@ static void test_log_fd_not_stdio(void)
 	CU_ASSERT(usmc_config_set("log_file", path) == 0);
 }
 
+/* lines of |file| with |what|, -1 if there is no such file */
+static int count_in(const char *file, const char *what)
+{
+	char keep[sizeof(path)];
+	int n;
+
+	memcpy(keep, path, sizeof(path));
+	snprintf(path, sizeof(path), "%s", file);
+	n = count(what);
+	memcpy(path, keep, sizeof(path));
+	return n;
+}
+
+/* The parent logs, then a child: 0 and the child's PID, or -1 */
+static pid_t log_then_fork(const char *between_from, const char *between_to)
+{
+	pid_t c;
+	int st;
+
+	usmc_rt_log(USMC_LOG_WARN, "parent %d", (int)getpid());
+	if (between_from && rename(between_from, between_to))
+		return -1;
+	c = fork();
+	if (c < 0)
+		return -1;
+	if (!c) {
+		usmc_rt_log(USMC_LOG_WARN, "child %d", (int)getpid());
+		_exit(0);
+	}
+	if (waitpid(c, &st, 0) != c || !WIFEXITED(st) || WEXITSTATUS(st))
+		return -1;
+	return c;
+}
+
+/* "%%p" in log_file is a literal "%p": one file, which a forked child
+ * keeps writing to (moved after the parent opened it: the child's line
+ * follows it, and nothing makes a new file of the old name); "%p" is
+ * the PID: the child's own file */
+static void test_log_path_pid(void)
+{
+	char pat[96], lit[96], moved[96], mine[96], w[32];
+	int me = (int)getpid();
+	pid_t c;
+
+	CU_ASSERT_FATAL(usmc_config_set("log_level", "warn") == 0);
+	snprintf(pat, sizeof(pat), "%s.%%%%p", path);
+	snprintf(lit, sizeof(lit), "%s.%%p", path);
+	snprintf(moved, sizeof(moved), "%s.moved", path);
+	unlink(lit);
+	unlink(moved);
+	CU_ASSERT_FATAL(usmc_config_set("log_file", pat) == 0);
+	c = log_then_fork(lit, moved);
+	CU_ASSERT_FATAL(c > 0);
+	snprintf(w, sizeof(w), "] warn: parent %d", me);
+	USMC_ASSERT_EQ(count_in(moved, w), 1);
+	snprintf(w, sizeof(w), "] warn: child %d", (int)c);
+	USMC_ASSERT_EQ(count_in(moved, w), 1);
+	USMC_ASSERT_EQ(count_in(lit, "usmc["), -1);
+	unlink(moved);
+
+	snprintf(pat, sizeof(pat), "%s.%%p", path);
+	CU_ASSERT_FATAL(usmc_config_set("log_file", pat) == 0);
+	c = log_then_fork(NULL, NULL);
+	CU_ASSERT_FATAL(c > 0);
+	snprintf(mine, sizeof(mine), "%s.%d", path, me);
+	USMC_ASSERT_EQ(count_in(mine, "usmc["), 1);
+	snprintf(w, sizeof(w), "] warn: parent %d", me);
+	USMC_ASSERT_EQ(count_in(mine, w), 1);
+	snprintf(mine, sizeof(mine), "%s.%d", path, (int)c);
+	USMC_ASSERT_EQ(count_in(mine, "usmc["), 1);
+	snprintf(w, sizeof(w), "] warn: child %d", (int)c);
+	USMC_ASSERT_EQ(count_in(mine, w), 1);
+	unlink(mine);
+	snprintf(mine, sizeof(mine), "%s.%d", path, me);
+	unlink(mine);
+	CU_ASSERT(usmc_config_set("log_file", path) == 0);
+}
+
 static CU_TestInfo tests[] = {
 	{"core errors: one warn line per link group", test_core_errors_per_lgr},
 	/* after the above, which leaves 5 of the 10 warn lines */
@@ -343,6 +422,7 @@ static CU_TestInfo tests[] = {
 	 test_core_errors_bucket},
 	{"log settings changed while threads log", test_config_races_loggers},
 	{"the log file never on fd 0-2", test_log_fd_not_stdio},
+	{"log file name: %%p is literal, %p the PID", test_log_path_pid},
 	CU_TEST_INFO_NULL,
 };
 
