@@ -3125,7 +3125,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: cannot start the watchdog\n", prog);
 		return 1;
 	}
+	/* from here the watchdog may end the process: every exit goes
+	 * through perf_exit, so that main's and the watchdog's exit(3)
+	 * never run at once */
 	if (opt.conns && !opt.server)
-		return run_conns_client();
-	return opt.server ? run_server() : run_client();
+		perf_exit(run_conns_client());
+	perf_exit(opt.server ? run_server() : run_client());
 }
