@@ -13,7 +13,11 @@
 #  4. --require-smc(r) not met: exit 1, and the JSON says "ok":false with
 #     the error naming the path (a client against a kernel TCP server: a
 #     PEERNOSMC fallback; client and server -1 with --require-smcr over
-#     loopback, which goes SMC-D over shm).
+#     loopback, which goes SMC-D over shm);
+#  5. the watchdog ending a transfer under way: -t 5 --timeout 1 exits 1
+#     after 1 s with "timed out after 1 s" alone on stderr and, with
+#     --json, {"ok":false,"error":"timeout"} (kernel TCP and usmc; in an
+#     ASan build a sanitizer report on stderr fails it).
 set -uo pipefail
 b=${USMC_BUILD:?}/tools
 perf=$b/usmc-perf
@@ -201,6 +205,44 @@ src=$?
 check_unmet "require-smcr client" "$work/reqr.client" --require-smcr "SMC-D over shm"
 check_unmet "require-smcr server" "$work/reqr.server" --require-smcr "SMC-D over shm"
 [ $fails = 0 ] && echo "ok --require-smcr over SMC-D: client and server -1 exit 1, both \"ok\":false"
+
+# --- 5. the watchdog ends a transfer under way ---
+# timed_out TAG SERVER-ARGS -- CLIENT-ARGS
+timed_out() {
+	local tag=$1 sargs=() t0 t1 rc ms
+	shift
+	while [ "$1" != -- ]; do
+		sargs+=("$1")
+		shift
+	done
+	shift
+	port=$(free_port)
+	"$perf" -s -p "$port" "${sargs[@]}" --timeout 60 >"$work/$tag.server" 2>"$work/$tag.server.err" &
+	local sp=$!
+	pids+=($sp)
+	wait_listen "$port" "$work/$tag.server.err"
+	t0=$(date +%s%N)
+	timeout 60 "$perf" -c 127.0.0.1 -p "$port" -t 5 --timeout 1 "$@" >"$work/$tag.client" 2>"$work/$tag.client.err"
+	rc=$?
+	t1=$(date +%s%N)
+	ms=$(((t1 - t0) / 1000000))
+	kill $sp 2>/dev/null
+	wait $sp 2>/dev/null
+	[ $rc = 1 ] || fail "$tag: exit $rc, not 1: $(cat "$work/$tag.client"*)"
+	# the line and nothing else (an ASan report would be more)
+	[ "$(cat "$work/$tag.client.err")" = "usmc-perf: timed out after 1 s" ] ||
+		fail "$tag: stderr: $(cat "$work/$tag.client.err")"
+	# at the 1 s limit, well before the 5 s run's end
+	[ $ms -ge 1000 ] && [ $ms -lt 4000 ] || fail "$tag: ended after $ms ms"
+	if [[ " $* " == *" --json "* ]]; then
+		[ "$(cat "$work/$tag.client")" = '{"role":"client","ok":false,"error":"timeout"}' ] ||
+			fail "$tag: stdout: $(cat "$work/$tag.client")"
+	fi
+	[ $fails = 0 ] && echo "ok $tag: -t 5 --timeout 1 $*: exit 1 after $ms ms, '$(cat "$work/$tag.client.err")'"
+}
+timed_out timeout-tcp --tcp -- --tcp --verify --json
+timed_out timeout-usmc -- --verify
+timed_out timeout-usmc-bidi -- --bidi -P 2 --json
 
 if [ $fails != 0 ]; then
 	echo "$fails failure(s)"
