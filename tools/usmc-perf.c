@@ -65,9 +65,10 @@
 
 static const char *prog = "usmc-perf";
 
-/* exit(3) from a thread other than main's (a server connection, the
- * watchdog): only the first caller runs the exit handlers, as exit is
- * not safe to enter twice at once; a later one waits for it. */
+/* exit(3) once other threads may end the process too (main's return,
+ * a server connection, the watchdog): only the first caller runs the
+ * exit handlers, as exit is not safe to enter twice at once; a later one
+ * waits for it. */
 static __attribute__((noreturn)) void perf_exit(int code)
 {
 	static int exiting;
