@@ -65,9 +65,10 @@
 
 static const char *prog = "usmc-perf";
 
-/* exit(3) from a thread other than main's (a server connection, the
- * watchdog): only the first caller runs the exit handlers, as exit is
- * not safe to enter twice at once; a later one waits for it. */
+/* exit(3) once other threads may end the process too (main's return,
+ * a server connection, the watchdog): only the first caller runs the
+ * exit handlers, as exit is not safe to enter twice at once; a later one
+ * waits for it. */
 static __attribute__((noreturn)) void perf_exit(int code)
 {
 	static int exiting;
@@ -350,9 +351,13 @@ static void help(void)
 	       "with a line\n"
 	       "                         on stderr naming the connection and "
 	       "its path;\n"
-	       "                         the result is printed first. Server: "
-	       "with -1,\n"
-	       "                         the exit code; for CI scripts\n"
+	       "                         the result, printed first, fails too "
+	       "(JSON:\n"
+	       "                         \"ok\":false and that line as "
+	       "\"error\"). Server:\n"
+	       "                         each test connection's result; with "
+	       "-1, the\n"
+	       "                         exit code too; for CI scripts\n"
 	       "        --require-smc    the same, but SMC-D over shm counts "
 	       "as SMC too\n"
 	       "    -h, --help           this text\n"
@@ -1754,9 +1759,11 @@ out:
 	return NULL;
 }
 
-/* --require-smcr/--require-smc: 1 (and a line on stderr saying which
- * connection took which path) when |r| did not go over what was asked. */
-static int require_failed(const result *r, int i)
+/* --require-smcr/--require-smc: 1 when |r| did not go over what was
+ * asked, with |msg| saying which connection took which path. Judged
+ * before the result is printed, so that its "ok" agrees with the exit
+ * code; the line on stderr comes after it. */
+static int require_unmet(const result *r, int i, char *msg, size_t len)
 {
 	char path[300];
 
@@ -1766,9 +1773,9 @@ static int require_failed(const result *r, int i)
 	    (opt.require == REQ_SMC || !r->info.smcd))
 		return 0;
 	path_text(r, path, sizeof(path));
-	fprintf(stderr, "%s: %s: connection %d went over %s\n", prog,
-		opt.require == REQ_SMCR ? "--require-smcr" : "--require-smc", i,
-		path);
+	snprintf(msg, len, "%s: connection %d went over %s",
+		 opt.require == REQ_SMCR ? "--require-smcr" : "--require-smc",
+		 i, path);
 	return 1;
 }
 
@@ -1943,7 +1950,7 @@ static int run_client(void)
 {
 	client_job *jobs = calloc((size_t)opt.parallel, sizeof(*jobs));
 	struct sockaddr_in sa[LIST_MAX], lo[LIST_MAX];
-	char hosts[512], binds[512], *hv[LIST_MAX], *bv[LIST_MAX];
+	char hosts[512], binds[512], *hv[LIST_MAX], *bv[LIST_MAX], msg[360];
 	int nh, nb = 0, ok = 1, connected = 0;
 	uint64_t test_id;
 	result *rs;
@@ -2041,10 +2048,15 @@ static int run_client(void)
 		free(jobs);
 		return 1;
 	}
+	for (int i = 0; i < opt.parallel; i++)
+		if (require_unmet(&rs[i], i, msg, sizeof(msg))) {
+			fail(&rs[i], "%s", msg);
+			ok = 0;
+		}
 	report("client", rs, opt.parallel);
 	for (int i = 0; i < opt.parallel; i++)
-		if (require_failed(&rs[i], i))
-			ok = 0;
+		if (require_unmet(&rs[i], i, msg, sizeof(msg)))
+			fprintf(stderr, "%s: %s\n", prog, msg);
 	for (int i = 0; i < opt.parallel; i++)
 		free(rs[i].hist);
 	free(rs);
@@ -2123,8 +2135,8 @@ static void *server_main(void *arg)
 	uint8_t hdr[HDR_LEN], res[RES_LEN];
 	perf_hdr h = {0};
 	uint8_t *buf = NULL;
-	int k, counted = 0, hdr_ok = 0, clc_data = 0;
-	char err[120];
+	int k, counted = 0, hdr_ok = 0, clc_data = 0, unmet;
+	char err[120], msg[360];
 
 	r.verify = VERIFY_OFF;
 	r.mode = MODE_STREAM;
@@ -2246,7 +2258,13 @@ static void *server_main(void *arg)
 out:
 	get_info(c->fd, &r);
 	io.close(c->fd);
+	/* a port probe (no valid header) is no test to judge */
+	unmet = hdr_ok && require_unmet(&r, (int)h.index, msg, sizeof(msg));
+	if (unmet)
+		fail(&r, "%s", msg);
 	report("server", &r, 1);
+	if (unmet)
+		fprintf(stderr, "%s: %s\n", prog, msg);
 	free(buf);
 	if (opt.one) {
 		pthread_mutex_lock(&srv_lock);
@@ -2267,7 +2285,7 @@ out:
 		}
 		if (counted) {
 			first_test_done++;
-			if (!r.ok || require_failed(&r, (int)h.index))
+			if (!r.ok)
 				first_test_failed = 1;
 			if (first_test_done >= first_test_nconn) {
 				fflush(stdout);
@@ -3108,7 +3126,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s: cannot start the watchdog\n", prog);
 		return 1;
 	}
+	/* from here the watchdog may end the process: every exit goes
+	 * through perf_exit, so that main's and the watchdog's exit(3)
+	 * never run at once */
 	if (opt.conns && !opt.server)
-		return run_conns_client();
-	return opt.server ? run_server() : run_client();
+		perf_exit(run_conns_client());
+	perf_exit(opt.server ? run_server() : run_client());
 }

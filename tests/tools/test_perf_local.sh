@@ -9,7 +9,15 @@
 #  2. --bidi -i: each interval line gives send and receive on their own,
 #     and the JSON intervals tx and rx add up to bytes;
 #  3. every --json line (client and server) is valid JSON, and the text
-#     and JSON results agree on the count.
+#     and JSON results agree on the count;
+#  4. --require-smc(r) not met: exit 1, and the JSON says "ok":false with
+#     the error naming the path (a client against a kernel TCP server: a
+#     PEERNOSMC fallback; client and server -1 with --require-smcr over
+#     loopback, which goes SMC-D over shm);
+#  5. the watchdog ending a transfer under way: -t 5 --timeout 1 exits 1
+#     after 1 s with "timed out after 1 s" alone on stderr and, with
+#     --json, {"ok":false,"error":"timeout"} (kernel TCP and usmc; in an
+#     ASan build a sanitizer report on stderr fails it).
 set -uo pipefail
 b=${USMC_BUILD:?}/tools
 perf=$b/usmc-perf
@@ -149,6 +157,92 @@ for r in rs:
     assert r["ok"] and r["round_trips"] == 3000 and r["bytes"] == 3000 * 64, r
 EOF
 [ $fails = 0 ] && echo "ok pingpong -P 2: 6000 round trips, the server counts 2 x 3000 and their bytes"
+
+# --- 4. --require-smc(r) not met: the exit code and the JSON agree ---
+# wait_listen PORT ERRFILE: until the server listens (or said why not)
+wait_listen() {
+	for _ in $(seq 100); do
+		grep -q . "$2" 2>/dev/null || ss -ltn "sport = :$1" | grep -q LISTEN && break
+		sleep 0.05
+	done
+}
+# check_unmet TAG FILE OPTION PATH: FILE's one JSON result says ok false,
+# error "OPTION: connection 0 went over PATH...", every byte verified
+check_unmet() {
+	python3 - "$2" "$3: connection 0 went over $4" <<'EOF' || fail "$1: $(cat "$2")"
+import json, sys
+rs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+assert len(rs) == 1, rs
+r = rs[0]
+assert r["ok"] is False, r
+assert r["error"].startswith(sys.argv[2]), (r["error"], sys.argv[2])
+assert r["bytes"] == 1048576 and r["verify"] == "ok", r
+EOF
+}
+port=$(free_port)
+"$perf" -s -1 -p "$port" --tcp --json --timeout 60 >"$work/req.server" 2>"$work/req.server.err" &
+sp=$!
+wait_listen "$port" "$work/req.server.err"
+timeout 60 "$perf" -c 127.0.0.1 -p "$port" -n 1M --verify --require-smc --json >"$work/req.client" 2>"$work/req.client.err"
+rc=$?
+wait $sp || fail "require-smc: the TCP server exit $?: $(cat "$work/req.server"*)"
+[ $rc = 1 ] || fail "require-smc over TCP: client exit $rc, not 1: $(cat "$work/req.client"*)"
+check_unmet "require-smc client" "$work/req.client" --require-smc "TCP (fallback: PEERNOSMC"
+grep -qx 'usmc-perf: --require-smc: connection 0 went over TCP (fallback: PEERNOSMC.*' "$work/req.client.err" ||
+	fail "require-smc: stderr: $(cat "$work/req.client.err")"
+[ $fails = 0 ] && echo "ok --require-smc over a fallback: exit 1, \"ok\":false, $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["error"])' "$work/req.client")"
+
+port=$(free_port)
+"$perf" -s -1 -p "$port" --require-smcr --json --timeout 60 >"$work/reqr.server" 2>"$work/reqr.server.err" &
+sp=$!
+wait_listen "$port" "$work/reqr.server.err"
+timeout 60 "$perf" -c 127.0.0.1 -p "$port" -n 1M --verify --require-smcr --json >"$work/reqr.client" 2>"$work/reqr.client.err"
+rc=$?
+wait $sp
+src=$?
+[ $rc = 1 ] || fail "require-smcr over SMC-D: client exit $rc, not 1: $(cat "$work/reqr.client"*)"
+[ $src = 1 ] || fail "require-smcr over SMC-D: server -1 exit $src, not 1: $(cat "$work/reqr.server"*)"
+check_unmet "require-smcr client" "$work/reqr.client" --require-smcr "SMC-D over shm"
+check_unmet "require-smcr server" "$work/reqr.server" --require-smcr "SMC-D over shm"
+[ $fails = 0 ] && echo "ok --require-smcr over SMC-D: client and server -1 exit 1, both \"ok\":false"
+
+# --- 5. the watchdog ends a transfer under way ---
+# timed_out TAG SERVER-ARGS -- CLIENT-ARGS
+timed_out() {
+	local tag=$1 sargs=() t0 t1 rc ms
+	shift
+	while [ "$1" != -- ]; do
+		sargs+=("$1")
+		shift
+	done
+	shift
+	port=$(free_port)
+	"$perf" -s -p "$port" "${sargs[@]}" --timeout 60 >"$work/$tag.server" 2>"$work/$tag.server.err" &
+	local sp=$!
+	pids+=($sp)
+	wait_listen "$port" "$work/$tag.server.err"
+	t0=$(date +%s%N)
+	timeout 60 "$perf" -c 127.0.0.1 -p "$port" -t 5 --timeout 1 "$@" >"$work/$tag.client" 2>"$work/$tag.client.err"
+	rc=$?
+	t1=$(date +%s%N)
+	ms=$(((t1 - t0) / 1000000))
+	kill $sp 2>/dev/null
+	wait $sp 2>/dev/null
+	[ $rc = 1 ] || fail "$tag: exit $rc, not 1: $(cat "$work/$tag.client"*)"
+	# the line and nothing else (an ASan report would be more)
+	[ "$(cat "$work/$tag.client.err")" = "usmc-perf: timed out after 1 s" ] ||
+		fail "$tag: stderr: $(cat "$work/$tag.client.err")"
+	# at the 1 s limit, well before the 5 s run's end
+	[ $ms -ge 1000 ] && [ $ms -lt 4000 ] || fail "$tag: ended after $ms ms"
+	if [[ " $* " == *" --json "* ]]; then
+		[ "$(cat "$work/$tag.client")" = '{"role":"client","ok":false,"error":"timeout"}' ] ||
+			fail "$tag: stdout: $(cat "$work/$tag.client")"
+	fi
+	[ $fails = 0 ] && echo "ok $tag: -t 5 --timeout 1 $*: exit 1 after $ms ms, '$(cat "$work/$tag.client.err")'"
+}
+timed_out timeout-tcp --tcp -- --tcp --verify --json
+timed_out timeout-usmc -- --verify
+timed_out timeout-usmc-bidi -- --bidi -P 2 --json
 
 if [ $fails != 0 ]; then
 	echo "$fails failure(s)"

@@ -30,8 +30,10 @@
 #include <unistd.h>
 
 #include "usmc.h"
+#include "usmc_rt.h"
 #include "usmc_shm_peer.h"
 #include "usmc_test.h"
+#include "usmc_tp_shm.h"
 
 #define CALLS 200
 
@@ -49,6 +51,31 @@ static uint64_t now_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* The spins the shm device armed (each spin of a wait, epoll_wait's
+ * too, arms it once): a call that ended at once for the right reason but
+ * never spun would pass the timings alone. */
+static uint64_t spin_arms(void)
+{
+	usmc_tp_shm_stats st = {0};
+	unsigned int idx;
+	int r;
+
+	pthread_mutex_lock(&usmc_g.lock);
+	r = usmc_tp_shm_get_stats(usmc_smc_shm_tp(&idx), &st);
+	pthread_mutex_unlock(&usmc_g.lock);
+	USMC_ASSERT_EQ(r, 0);
+	return st.spin_arms;
+}
+
+/* A thread whose sleep after a spin lasted long stops spinning (an idle
+ * connection); on a loaded machine the 5 ms wait below may oversleep
+ * that far. A sleep of 0 makes the thread spin again, so each call
+ * spins whatever the scheduling. */
+static void spin_warm(void)
+{
+	usmc_rt_spin_learn(0);
 }
 
 /* one idle SMC-D connection to an echo peer, in epoll set |ep| */
@@ -80,7 +107,7 @@ static void test_ready_kernel_fd_ends_the_spin(void)
 {
 	struct epoll_event ev = {.events = EPOLLIN}, out;
 	int pfd[2], n, bad = 0;
-	uint64_t t0, took, best = UINT64_MAX, worst = 0;
+	uint64_t t0, took, best = UINT64_MAX, worst = 0, arms;
 	char b;
 
 	setup_conn();
@@ -88,9 +115,11 @@ static void test_ready_kernel_fd_ends_the_spin(void)
 	ev.data.fd = pfd[0];
 	CU_ASSERT_FATAL(!usmc_epoll_ctl(ep, EPOLL_CTL_ADD, pfd[0], &ev));
 	USMC_ASSERT_EQ(usmc_epoll_wait(ep, &out, 1, 5), 0);
+	arms = spin_arms();
 	/* the best of 20: a busy machine may delay a few */
 	for (int i = 0; i < 20; i++) {
 		CU_ASSERT_FATAL(write(pfd[1], "p", 1) == 1);
+		spin_warm();
 		t0 = now_us();
 		n = usmc_epoll_wait(ep, &out, 1, 2000);
 		took = now_us() - t0;
@@ -102,6 +131,10 @@ static void test_ready_kernel_fd_ends_the_spin(void)
 	fprintf(stderr, "\n  [the pipe's event after %llu to %llu us]",
 		(unsigned long long)best, (unsigned long long)worst);
 	USMC_ASSERT_EQ(bad, 0);
+	/* each call spun, and the spin's first look ended it */
+	arms = spin_arms() - arms;
+	fprintf(stderr, " [%llu spins]", (unsigned long long)arms);
+	CU_ASSERT(arms >= 20);
 	/* not after the spin's 1 ms budget (1 to 24 ms, or the whole
 	 * timeout, when the spin had the call look again) */
 	CU_ASSERT(best < 500);
@@ -116,7 +149,7 @@ static void test_pending_signal_ends_the_spin(void)
 	struct sigaction sa;
 	sigset_t usr1, open_mask;
 	int eintr = 0, other = 0;
-	uint64_t t0, took;
+	uint64_t t0, took, arms;
 
 	setup_conn();
 
@@ -131,10 +164,12 @@ static void test_pending_signal_ends_the_spin(void)
 
 	/* the connection is idle: nothing but the signal ends a call */
 	USMC_ASSERT_EQ(usmc_epoll_pwait(ep, &out, 1, 5, &open_mask), 0);
+	arms = spin_arms();
 	t0 = now_us();
 	for (int i = 0; i < CALLS; i++) {
 		int r;
 
+		spin_warm();
 		pthread_kill(pthread_self(), SIGUSR1);
 		r = usmc_epoll_pwait(ep, &out, 1, 5000, &open_mask);
 		if (r < 0 && errno == EINTR)
@@ -148,6 +183,11 @@ static void test_pending_signal_ends_the_spin(void)
 	USMC_ASSERT_EQ(eintr, CALLS);
 	USMC_ASSERT_EQ(other, 0);
 	USMC_ASSERT_EQ(handled, CALLS);
+	/* the spin took each signal (without it the kernel's epoll_pwait
+	 * would have, as fast) */
+	arms = spin_arms() - arms;
+	fprintf(stderr, " [%llu spins]", (unsigned long long)arms);
+	CU_ASSERT(arms >= CALLS);
 	/* each call ended in microseconds, not after a 1 ms spin */
 	CU_ASSERT(took < (uint64_t)CALLS * 1000 / 4);
 

@@ -1799,6 +1799,7 @@ int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp)
 				 __ATOMIC_SEQ_CST);
 	sp->n = n;
 	sp->awake = 1;
+	d->st.spin_arms++; /* under the caller's lock, as the device's calls */
 	return n;
 }
 

@@ -19,6 +19,9 @@ typedef struct usmc_tp_shm_stats {
 	uint64_t bells_saved; /* signals that found the owner awake */
 	uint64_t spin_hits;   /* spins in poll_cq that found a signal */
 	uint64_t spin_misses; /* spins that timed out */
+	/* spins armed on the signal areas (usmc_tp_shm_spin_arm: the
+	 * runtime's waits, its epoll_wait's) */
+	uint64_t spin_arms;
 } usmc_tp_shm_stats;
 
 /* |tp|'s counters: 0, or USMC_ERR_INVALID_ARGUMENT if it is no shm
