@@ -133,9 +133,12 @@ s = json.load(open(sys.argv[2]))
 assert c["ok"] and s["ok"] and c["verify"] == "ok", (c, s)
 iv = c["intervals"]
 assert len(iv) == 4, iv
+# each interval splits into its directions; a direction may be empty in
+# an interval when the machine is loaded (its thread not scheduled for
+# 0.25 s), so both are required over the run, not in each interval
 for v in iv:
-    assert v["tx"]["bytes"] > 0 and v["rx"]["bytes"] > 0, v
     assert v["tx"]["bytes"] + v["rx"]["bytes"] == v["bytes"], v
+assert any(v["tx"]["bytes"] > 0 for v in iv) and any(v["rx"]["bytes"] > 0 for v in iv), iv
 assert sum(v["tx"]["bytes"] for v in iv) <= c["tx"]["bytes"], iv
 assert sum(v["rx"]["bytes"] for v in iv) <= c["rx"]["bytes"], iv
 assert c["tx"]["bytes"] == s["rx"]["bytes"] and c["rx"]["bytes"] == s["tx"]["bytes"], (c, s)
