@@ -4,8 +4,8 @@
 #  1. the interval clock starts after the ping-pong warm-up: against an
 #     echo server that answers each message 5 ms late, the 100 warm-up
 #     round trips take 0.5 s, so an interval clock started before them
-#     would show an empty first interval; every full interval has its
-#     ~100 round trips, and the last ends with the run;
+#     would end the intervals 0.5 s after the run's measured seconds;
+#     they tile exactly 0..seconds and hold the 1000 measured round trips;
 #  2. --bidi -i: each interval line gives send and receive on their own,
 #     and the JSON intervals tx and rx add up to bytes;
 #  3. every --json line (client and server) is valid JSON, and the text
@@ -87,15 +87,16 @@ r = json.loads(sys.argv[1])
 iv = r["intervals"]
 assert r["round_trips"] == 1000, r["round_trips"]
 assert len(iv) >= 5, iv
-for i, v in enumerate(iv):
-    # each full interval holds ~100 round trips; the warm-up (0.5 s)
-    # inside the first would leave it none
-    if i < len(iv) - 1:
-        assert v["round_trips"] >= 30, ("interval", i, v)
+for v in iv:
     assert v["p50_us"] is None or v["p50_us"] >= 5000, v
-assert sum(v["round_trips"] for v in iv) <= 1000, iv
-# the last interval ends with the run, not when the clock noticed
-assert abs(iv[-1]["end"] - r["seconds"]) < 0.05, (iv[-1], r["seconds"])
+# every measured round trip is in an interval, and the warm-up in none
+assert sum(v["round_trips"] for v in iv) == 1000, iv
+# the run's seconds start after the warm-up (at least 100 x 5 ms): the
+# intervals span exactly them, from 0 to the run's end; a clock started
+# before the warm-up would end them 0.5 s or more later. (Counts per
+# interval are not checked: on a loaded machine one can be empty.)
+assert iv[0]["start"] == 0 and abs(iv[-1]["end"] - r["seconds"]) < 0.05, (iv[0], iv[-1], r["seconds"])
+assert all(abs(a["end"] - b["start"]) < 1e-6 for a, b in zip(iv, iv[1:])), iv
 # at least the echo's 5 ms, in order
 assert r["latency_us"]["p50"] >= 5000 and r["latency_us"]["max"] >= r["latency_us"]["p999"] >= r["latency_us"]["p50"], r
 EOF
