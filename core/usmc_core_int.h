@@ -229,8 +229,11 @@ struct usmc_lgr {
 	usmc_rtoken *rtokens;
 	/* the ADD_LINK flow (llc_cur is its request while it runs) */
 	int addl_step;
-	usmc_link *addl_link;	    /* the link the flow talks on */
-	usmc_link *addl_new;	    /* the link being added */
+	usmc_link *addl_link; /* the link the flow talks on */
+	usmc_link *addl_new;  /* the link being added */
+	/* server: a link was wanted while an ADD_LINK flow ran (a client's
+	 * REQ_ADD_LINK, a device up): asked again when the flow ends */
+	int addl_again;
 	unsigned int addl_send_pos; /* v1: next conn slot to send rkeys of */
 	unsigned int addl_nsend, addl_nrecv;
 	/* a peer's ADD_LINK or DELETE_LINK request that came while a local

@@ -218,6 +218,7 @@ void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts)
 static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 {
 	usmc_llc_req *r = lgr->llc_cur;
+	int again = 0;
 
 	if (!r)
 		return;
@@ -226,6 +227,10 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 	lgr->llc_expiry = USMC_TSTAMP_NONE;
 	lgr->addl_step = USMC_ADDL_NONE;
 	lgr->addl_link = lgr->addl_new = NULL;
+	if (r->type == SMC_LLC_ADD_LINK && lgr->addl_again) {
+		lgr->addl_again = 0;
+		again = 1;
+	}
 	switch (r->type) {
 	case SMC_LLC_CONFIRM_LINK:
 		if (r->conn)
@@ -248,6 +253,8 @@ static void llc_flow_done(usmc_lgr *lgr, int ok, usmc_tstamp ts)
 	if (lgr->terminating)
 		return;
 	llc_delayed_run(lgr, ts);
+	if (again)
+		usmc_llc_want_link(lgr, -1, ts);
 	usmc_llc_run(lgr, ts);
 	usmc_lgr_end_if_idle(lgr, ts);
 }
@@ -971,8 +978,17 @@ void usmc_llc_want_link(usmc_lgr *lgr, int dev, usmc_tstamp ts)
 	    lgr->max_links <= 1 || !lgr_wants_link(lgr))
 		return;
 	if (lgr->role == USMC_ROLE_SERVER) {
-		if (lgr->llc_cur && lgr->llc_cur->type == SMC_LLC_ADD_LINK)
+		/* the running flow chose its devices before this: one more
+		 * once it ends, or a client's device that came up meanwhile
+		 * (its one REQ_ADD_LINK) never gets its link */
+		if (lgr->llc_cur && lgr->llc_cur->type == SMC_LLC_ADD_LINK) {
+			usmc_log(ctx, USMC_LOG_DEBUG,
+				 "lgr %u: link wanted during ADD_LINK: again "
+				 "after it",
+				 lgr->id);
+			lgr->addl_again = 1;
 			return;
+		}
 		for (usmc_llc_req *r = lgr->llc_q; r; r = r->next)
 			if (r->type == SMC_LLC_ADD_LINK)
 				return;
@@ -990,12 +1006,18 @@ void usmc_llc_want_link(usmc_lgr *lgr, int dev, usmc_tstamp ts)
 	}
 	{
 		usmc_llc_msg m;
+		int rv;
 
 		usmc_llc_msg_init(&m, SMC_LLC_REQ_ADD_LINK, 2, 0);
 		m.req_add_link.gid_cnt = 1;
 		memcpy(m.req_add_link.gid[0], ctx->s.devices[dev].gid, 16);
-		if (!llc_send_long(link, &m))
+		rv = llc_send_long(link, &m);
+		if (!rv)
 			lgr->req_add_expiry = ts + ctx->s.llc_timeout;
+		usmc_log(ctx, USMC_LOG_DEBUG,
+			 "lgr %u: REQ_ADD_LINK for device %d on link %u: %s",
+			 lgr->id, dev, link->link_id,
+			 rv ? usmc_strerror(rv) : "sent");
 	}
 }
 

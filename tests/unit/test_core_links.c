@@ -480,6 +480,57 @@ static void test_delete_one_link(void)
 	delete_one(0, 231);
 }
 
+/* The client's device comes back while the server's ADD_LINK flow runs,
+ * after the client took the link asymmetric on its surviving device: its
+ * one REQ_ADD_LINK reaches the server mid-flow. The server adds a link
+ * again once the flow ends, so a symmetric link on the device replaces
+ * the asymmetric one (the fault matrix's "restore" case). */
+static void test_device_up_during_add_link(void)
+{
+	usmc_settings st = link_settings(2, "NET1", 0);
+	usmc_sim *sim = usmc_sim_new(232);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c, *s;
+	usmc_lgr_info li;
+	usmc_lgr *lg;
+	usmc_tstamp end;
+	int i;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	lg = first_lgr(a, &li);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ(usmc_link_down(lg->links[1], usmc_sim_now(sim)), 0);
+	/* on until the client has answered the server's ADD_LINK */
+	end = usmc_sim_now(sim) + SEC;
+	while ((i = trace_llc(sim, 1, SMC_LLC_ADD_LINK, 1, 0)) < 0 &&
+	       usmc_sim_now(sim) < end)
+		usmc_sim_run(sim, usmc_sim_now(sim) + 10000);
+	CU_ASSERT_TRUE_FATAL(i >= 0);
+	/* mid-flow: the server has not had the CONFIRM_LINK response */
+	USMC_ASSERT_EQ_FATAL(trace_llc(sim, 1, SMC_LLC_CONFIRM_LINK, 1, 0), -1);
+	usmc_ctx_device_up(usmc_sim_node_ctx(a), 1, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
+	CU_ASSERT_TRUE(trace_llc(sim, 1, SMC_LLC_REQ_ADD_LINK, 0, 0) >= 0);
+	i = trace_llc(sim, 2, SMC_LLC_DELETE_LINK, 0, 0);
+	CU_ASSERT_TRUE_FATAL(i >= 0);
+	/* symmetric again: one link on each device, on both ends */
+	for (int k = 0; k < 2; k++) {
+		int on[2] = {0, 0};
+
+		first_lgr(k ? b : a, &li);
+		USMC_ASSERT_EQ(li.nlinks, 2);
+		for (unsigned int j = 0; j < li.nlinks && j < 2; j++)
+			on[li.links[j].dev_idx & 1]++;
+		USMC_ASSERT_EQ(on[0], 1);
+		USMC_ASSERT_EQ(on[1], 1);
+	}
+	check_rkeys(c, s);
+	transfer(sim, c, s, 232);
+	USMC_ASSERT_EQ(c->ev[USMC_EV_ERROR] + s->ev[USMC_EV_ERROR], 0);
+	usmc_sim_del(sim);
+}
+
 /* The last link going ends the group cleanly: the connection, which
  * moved a byte, gets ECONNRESET (docs/core.md "Failover"), the lgr goes. */
 static void test_delete_last_link(void)
@@ -795,6 +846,7 @@ static CU_TestInfo link_tests[] = {
 	{"no_reg_mr_asymmetric", test_no_reg_mr},
 	{"no_alternate_rejected_at_once", test_no_alternate},
 	{"delete_one_link", test_delete_one_link},
+	{"device_up_during_add_link", test_device_up_during_add_link},
 	{"delete_last_link", test_delete_last_link},
 	{"bad_add_link", test_bad_add_link},
 	{"add_link_during_local_flow", test_add_link_during_local_flow},
