@@ -178,8 +178,6 @@ static void test_core_errors_bucket(void)
 #define NLINES	 20000
 #define NPATHS	 4
 
-static volatile int changing;
-
 static void *logger(void *arg)
 {
 	int t = (int)(long)arg;
