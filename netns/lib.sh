@@ -319,9 +319,13 @@ usmc_lab_capture_drops() {
 # length, so a capture cut to the headers is enough), CDC and LLC SENDs,
 # ACKs, and malformed frames (SMC-Rv2 LLC excepted, see below). ICMP errors
 # are left out: tshark decodes the packet they quote as if it were RoCE.
+# SMC's CLC dissector is a TCP heuristic; tshark tries port dissectors
+# first, so a client port that happens to be registered (57000 is IRC)
+# would hide the handshake. USMC_TSHARK_TCP puts the heuristics first.
+USMC_TSHARK_TCP=(-o tcp.try_heuristic_first:TRUE)
 usmc_lab_analyze() {
 	local file=$1 p=$2 rport=$3
-	local topt=(-n -o "infiniband.rroce.port:$rport")
+	local topt=(-n -o "infiniband.rroce.port:$rport" "${USMC_TSHARK_TCP[@]}")
 	tshark -r "$file" "${topt[@]}" -T fields -E occurrence=a \
 		-e frame.number -e tcp.len -e smc.clc_msg -e smc.llc_msg \
 		-e infiniband.bth.opcode -e udp.length -e infiniband.bth.padcnt \

@@ -180,6 +180,21 @@ for f in "$work"/fuzz-*.pcapng; do
 done
 t_log "ok   300 randomly damaged captures, no crash (exit status:count$counts)"
 
+# The capture analysis the netns and VM tests use must find the CLC
+# handshake whatever the client's port: tshark gives a port that has its
+# own dissector (57000 is IRC's) to that dissector unless told to try the
+# SMC heuristic first. Move smcr-a's client port 40476 there.
+python3 - "$a" "$work/port57000.pcap" <<'EOF3' || t_fail "could not rewrite the client port"
+import subprocess, sys
+raw = subprocess.run(["editcap", "-F", "pcap", sys.argv[1], "-"], capture_output=True, check=True).stdout
+old, new, srv = (40476).to_bytes(2, "big"), (57000).to_bytes(2, "big"), (5000).to_bytes(2, "big")
+out = raw.replace(old + srv, new + srv).replace(srv + old, srv + new)
+sys.exit(0 if out != raw and open(sys.argv[2], "wb").write(out) else 1)
+EOF3
+clc=$(usmc_lab_analyze "$work/port57000.pcap" 5000 4791 | sed -n 's/^clc_\(proposal\|accept\|confirm\)=//p' | tr '\n' ' ')
+[ "$clc" = "1 1 1 " ] || t_fail "client port 57000: usmc_lab_analyze found CLC proposal/accept/confirm '$clc', expected 1 1 1"
+t_log "ok   CLC handshake decoded with the client on port 57000 (IRC's)"
+
 # Unreadable input: exit 2 with a message, no crash.
 head -c 100 "$a" >"$work/short.pcapng"
 rc=0

@@ -222,8 +222,8 @@ vm_host_usmc_kernel() {
 	[ "$got" = 1 ] || vm_fail "usmc made $got link groups for the two connections on port $up, expected 1"
 	vm_capture_check "$up" "$down"
 	# counted by usmc-decode (its CLC counts equal tshark's on the golden
-	# traces): tshark's SMC heuristics once missed a whole CLC handshake
-	# on one port of a run (verbs_server), while the bytes were there
+	# traces); usmc_lab_analyze makes tshark try its SMC heuristic before
+	# port dissectors, which once hid a whole handshake (verbs_server)
 	got=$(sed -n 's/.* confirm=\([0-9]*\).*/\1/p' "$VM_OUT/decode.txt" | tail -1)
 	((got >= 3)) || vm_fail "the capture has ${got:-no} CLC Confirms (tshark: $CAP_CLC on ports $up/$down), expected 3"
 	((CAP_WRITE_BYTES >= 3 * n)) || vm_fail "RDMA WRITE payload $CAP_WRITE_BYTES < $((3 * n)) bytes"

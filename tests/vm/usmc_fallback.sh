@@ -46,7 +46,7 @@ host)
 	vm_capture_check $A $B
 	((CAP_CLC == 0)) || vm_fail "the capture has $CAP_CLC CLC Confirms on a fallback connection"
 	((CAP_TCP >= 2 * N)) || vm_fail "TCP carried $CAP_TCP payload bytes, less than the $((2 * N)) sent"
-	clc=$(tshark -r "$VM_PCAP" -n -Y "smc.clc_msg && (tcp.port == $A || tcp.port == $B)" 2>/dev/null | grep -c .)
+	clc=$(tshark -r "$VM_PCAP" -n -o tcp.try_heuristic_first:TRUE -Y "smc.clc_msg && (tcp.port == $A || tcp.port == $B)" 2>/dev/null | grep -c .)
 	[ "$clc" = 0 ] || vm_fail "$clc CLC messages on a fallback connection"
 	opt() { # FILTER: "SYNs matching FILTER with the SMC option/all of them"
 		local f="tcp.flags.syn == 1 && $1" w a
