@@ -2152,9 +2152,27 @@ void usmc_smc_shm_signals(void)
 		ism_signals((unsigned int)smc.shm_dev, 1);
 }
 
+/* Completions of one QP that no link has any more, seen in a row. */
+typedef struct {
+	uint32_t qpn;
+	usmc_wc_status status; /* the first one's */
+	unsigned int n;
+} stray_run;
+
+static void stray_log(unsigned int d, stray_run *r)
+{
+	usmc_rt_log(USMC_LOG_DEBUG,
+		    "device %u: %u completion%s for QPN %u, which no link has "
+		    "(the first %s; %" PRIu64 " such on the device)",
+		    d, r->n, r->n == 1 ? "" : "s", r->qpn,
+		    usmc_wc_status_str(r->status), smc.devs[d].stray_wcs);
+	r->n = 0;
+}
+
 void usmc_smc_on_dev_event(unsigned int d)
 {
 	usmc_wc wcs[32];
+	stray_run stray;
 	uint64_t now;
 	usmc_tp_evs evs;
 	rt_dev *dev;
@@ -2171,6 +2189,7 @@ void usmc_smc_on_dev_event(unsigned int d)
 	/* ACKs, and what the completions make the core send, leave together */
 	tp_batch(d, 1);
 	evs.n = 0;
+	stray.n = 0;
 	do {
 		n = usmc_tp_poll_cq(dev->tp, wcs, 32);
 		if (n < 0) {
@@ -2204,16 +2223,19 @@ void usmc_smc_on_dev_event(unsigned int d)
 				smc_drain_wrs();
 				continue;
 			}
-			/* a QP already destroyed (its flushes): no link's */
+			/* a QP already destroyed (its flushes): no link's; a
+			 * run of them for one QP is one line */
 			dev->stray_wcs++;
-			usmc_rt_log(USMC_LOG_DEBUG,
-				    "device %u: completion for QPN %u, no link "
-				    "has it (%s, %" PRIu64 " such)",
-				    d, wcs[i].qp_num,
-				    usmc_wc_status_str(wcs[i].status),
-				    dev->stray_wcs);
+			if (stray.n && stray.qpn != wcs[i].qp_num)
+				stray_log(d, &stray);
+			if (!stray.n++) {
+				stray.qpn = wcs[i].qp_num;
+				stray.status = wcs[i].status;
+			}
 		}
 	} while (n == 32);
+	if (stray.n)
+		stray_log(d, &stray);
 	smc_post();
 	tp_async_events(d, &evs, now);
 	tp_batch(d, 0);
