@@ -30,6 +30,7 @@
 
 #include "usmc.h"
 #include "usmc_clc.h"
+#include "usmc_server_test.h"
 #include "usmc_stream_test.h"
 #include "usmc_test.h"
 
@@ -320,20 +321,11 @@ static double run_client(peer *p, usmc_sock_info *ci)
 static void run_server(peer *p, usmc_sock_info *si)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
-	char list[16];
 	pthread_t th;
 	int lfd, fd;
 
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	lfd = usmc_test_smc_listen("127.0.0.1", 4, &sa.sin_port);
 	CU_ASSERT_FATAL(lfd >= 0);
-	CU_ASSERT_FATAL(usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ==
-			0);
-	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
-	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
-	CU_ASSERT_FATAL(usmc_listen(lfd, 4) == 0);
 	p->server = 0;
 	p->port = ntohs(sa.sin_port);
 	pthread_create(&th, NULL, peer_main, p);

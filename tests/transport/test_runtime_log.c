@@ -22,6 +22,7 @@
 #include "usmc_clc.h"
 #include "usmc_conv.h"
 #include "usmc_rt.h"
+#include "usmc_server_test.h"
 #include "usmc_test.h"
 
 static char path[64];
@@ -97,9 +98,8 @@ static void test_hs_errors_per_peer(void)
 	static const uint8_t bad_hdr[8] = {0xe2, 0xd4, 0xc3, 0xd9,
 					   0x63, 0x00, 0x08, 0x10};
 	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t len = sizeof(sa);
 	uint8_t confirm[SMCR_CLC_ACCEPT_CONFIRM_LEN];
-	char list[16], w[96];
+	char w[96];
 	int lfd, before = count("usmc[");
 
 	/* a v1 SMC-R Confirm's header and trailer, its body zero */
@@ -110,17 +110,10 @@ static void test_hs_errors_per_peer(void)
 	confirm[7] = SMC_V1 << 4 | SMC_TYPE_R;
 	usmc_put_be32(confirm + SMCR_CLC_ACCEPT_CONFIRM_LEN - 4,
 		      SMC_EYECATCHER);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	lfd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(lfd >= 0);
-	CU_ASSERT_FATAL(usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ==
-			0);
-	CU_ASSERT_FATAL(getsockname(lfd, (struct sockaddr *)&sa, &len) == 0);
-	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
-	CU_ASSERT_FATAL(usmc_config_set("smc_ports", list) == 0);
 	/* the peers' SYNs carry no SMC option: read their first bytes */
 	CU_ASSERT_FATAL(usmc_config_set("synopt", "off") == 0);
-	CU_ASSERT_FATAL(usmc_listen(lfd, 64) == 0);
+	lfd = usmc_test_smc_listen("127.0.0.1", 64, &sa.sin_port);
+	CU_ASSERT_FATAL(lfd >= 0);
 	for (int i = 0; i < 25; i++)
 		for (int h = 2; h < 6; h++)
 			USMC_ASSERT_EQ(hs_bad_conn(h, ntohs(sa.sin_port),

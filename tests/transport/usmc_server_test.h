@@ -23,11 +23,11 @@
 #include "usmc.h"
 #include "usmc_test.h"
 
-/* In the server: a usmc listener on |ip| (NULL: the wildcard) at a free
- * port, made the SMC port (smc_ports), that port (network order) written
- * to |wfd|, which is closed. Returns the listener; on failure the process
- * _exits 10 (socket, bind), 11 (smc_ports, listen) or 12 (the write). */
-static inline int usmc_test_server_listen(const char *ip, int backlog, int wfd)
+/* A usmc listener on |ip| (NULL: the wildcard) at a free port, made the
+ * SMC port (smc_ports); its port (network order) in |*port|. Returns the
+ * listener, or -10 (socket, bind) or -11 (smc_ports, listen). */
+static inline int usmc_test_smc_listen(const char *ip, int backlog,
+				       uint16_t *port)
 {
 	struct sockaddr_in sa = {0};
 	socklen_t len = sizeof(sa);
@@ -39,11 +39,25 @@ static inline int usmc_test_server_listen(const char *ip, int backlog, int wfd)
 		inet_pton(AF_INET, ip, &sa.sin_addr);
 	if (lfd < 0 || usmc_bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) ||
 	    getsockname(lfd, (struct sockaddr *)&sa, &len))
-		_exit(10);
+		return -10;
 	snprintf(list, sizeof(list), "%u", ntohs(sa.sin_port));
 	if (usmc_config_set("smc_ports", list) || usmc_listen(lfd, backlog))
-		_exit(11);
-	if (write(wfd, &sa.sin_port, 2) != 2)
+		return -11;
+	*port = sa.sin_port;
+	return lfd;
+}
+
+/* In the server: usmc_test_smc_listen, that port written to |wfd|, which
+ * is closed. Returns the listener; on failure the process _exits 10
+ * (socket, bind), 11 (smc_ports, listen) or 12 (the write). */
+static inline int usmc_test_server_listen(const char *ip, int backlog, int wfd)
+{
+	uint16_t port;
+	int lfd = usmc_test_smc_listen(ip, backlog, &port);
+
+	if (lfd < 0)
+		_exit(-lfd);
+	if (write(wfd, &port, 2) != 2)
 		_exit(12);
 	close(wfd);
 	return lfd;
