@@ -35,6 +35,11 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_END_QUIET	     (50 * USMC_NS_PER_MS)  /* exit: peer quiet */
 #define USMC_FAILOVER_GRACE  (10 * USMC_NS_PER_MS)  /* dead link's CQ */
 
+/* long (v2) LLC messages that may wait for a link's v2 buffer
+ * (usmc_link_send_long): one ADD_LINK request or response goes per LLC
+ * flow, so a few suffice */
+#define USMC_LLC_LONG_PEND_MAX 4
+
 /* Link states (enum smc_link_state) */
 enum usmc_link_state {
 	USMC_LNK_UNUSED,
@@ -110,6 +115,13 @@ typedef struct usmc_tx_slot {
 	uint8_t close_flags; /* CDC conn_state flags it carried */
 } usmc_tx_slot;
 
+/* A long LLC message waiting for the link's v2 buffer, encoded. */
+typedef struct usmc_llc_long {
+	struct usmc_llc_long *next;
+	uint32_t len;
+	uint8_t msg[USMC_WR_BUF_V2_SIZE];
+} usmc_llc_long;
+
 /* A work request waiting for the caller (usmc_ctx_next_wr). A receive
  * carries only its wr_id: the buffer is built when it is pulled. */
 typedef struct usmc_wrq_ent {
@@ -151,9 +163,18 @@ struct usmc_link {
 	usmc_tx_slot *slots;
 	uint16_t nslots, slots_used;
 	uint16_t nrecv;
-	/* control messages waiting for a TX slot (a ring, sent in order) */
+	/* control messages waiting for a TX slot (a ring, sent in order); an
+	 * entry with pend_long set stands for the next of llc_long, a long
+	 * message that also waits for the v2 buffer */
 	uint8_t llc_pend[USMC_CTRL_PEND_MAX][USMC_WR_TX_SIZE];
+	uint8_t pend_long[USMC_CTRL_PEND_MAX];
 	unsigned int pend_head, nllc_pend;
+	usmc_llc_long *llc_long, *llc_long_tail;
+	unsigned int nllc_long;
+	/* the TX slot whose SEND reads the v2 buffer, until that SEND
+	 * completes (or is dropped unposted); -1: the buffer is free
+	 * (net/smc's wr_tx_v2_pend) */
+	int v2_slot;
 	/* the peer's device is the one of the group's other link
 	 * (ASYMMETRIC_PEER), or this side's is (ASYMMETRIC_LOCAL) */
 	int asym;
@@ -514,6 +535,12 @@ int usmc_link_usable(const usmc_link *link);
  * the link is cleared. */
 void usmc_link_switch_conns(usmc_link *dead, usmc_tstamp ts);
 int usmc_link_send_raw(usmc_link *link, const uint8_t *msg);
+/* Sends a v2 LLC message longer than 44 bytes from the link's v2 buffer,
+ * or queues it behind the waiting control messages while the buffer or
+ * every TX slot is busy. Returns 0, USMC_ERR_BUSY (USMC_LLC_LONG_PEND_MAX
+ * wait already, or the ring is full: dropped), USMC_ERR_NOMEM, or the
+ * codec's error. */
+int usmc_link_send_long(usmc_link *link, const usmc_llc_msg *msg);
 /* Drops the link's queued WRs and waiting control messages (its QP is
  * dead: nothing queued for it can be posted). */
 void usmc_link_drop_queued(usmc_link *link);
@@ -535,6 +562,10 @@ void usmc_failover_handle_expiry(usmc_lgr *lgr, usmc_tstamp ts);
 uint8_t usmc_llc_version(const usmc_lgr *lgr);
 int usmc_llc_send(usmc_link *link, const usmc_llc_msg *msg);
 int usmc_llc_send_slot(usmc_link *link, const usmc_llc_msg *msg, int *pidx);
+/* Sends a v2 message of any length without failing for a busy link: one
+ * of 44 bytes through the control ring (usmc_link_send_raw), a longer one
+ * through the v2 buffer (usmc_link_send_long). */
+int usmc_llc_send_long(usmc_link *link, const usmc_llc_msg *msg);
 int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, usmc_buf *buf,
 		   usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);

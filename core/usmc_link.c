@@ -8,6 +8,7 @@
 #include "usmc_core_int.h"
 
 static void wrq_unlist(usmc_link *link);
+static void llc_long_free(usmc_link *link);
 
 static void link_destroy_qp(usmc_link *link)
 {
@@ -27,6 +28,7 @@ void usmc_link_free(usmc_link *link)
 	usmc_ctx *ctx = lgr->ctx;
 
 	wrq_unlist(link);
+	llc_long_free(link);
 	link_destroy_qp(link);
 	usmc_ctx_call_free_mr(ctx, &link->tx_mr);
 	usmc_ctx_call_free_mr(ctx, &link->rx_mr);
@@ -85,6 +87,23 @@ static void wrq_unlist(usmc_link *link)
 	}
 	link->wrq_listed = 0;
 	link->wrq_next = NULL;
+}
+
+/* Drops the queued WRs (usmc_link_post_failed, usmc_link_drop_queued): a
+ * v2 SEND among them never completes, so the v2 buffer is free again, as
+ * smc_wr_tx_v2_send puts its slot back when the post fails. */
+static void wrq_drop(usmc_link *link)
+{
+	uint64_t v2 = USMC_WRID(USMC_WRID_TX, (uint32_t)link->v2_slot);
+
+	for (unsigned int k = 0; k < link->wrq_len && link->v2_slot >= 0; k++) {
+		const usmc_wrq_ent *e =
+			&link->wrq[(link->wrq_head + k) % link->wrq_cap];
+
+		if (e->kind == USMC_WRK_SEND && e->wr.wr_id == v2)
+			link->v2_slot = -1;
+	}
+	wrq_unlist(link);
 }
 
 /* A free entry at the tail; the caller fills its |wr| (all of it for a
@@ -221,8 +240,11 @@ int usmc_link_post_failed(usmc_link *link, uint64_t wr_id, int err,
 		 link->link_id,
 		 USMC_WRID_KIND(wr_id) == USMC_WRID_RX ? "receive" : "send",
 		 (unsigned long long)wr_id, usmc_strerror(err));
+	if (link->v2_slot >= 0 &&
+	    wr_id == USMC_WRID(USMC_WRID_TX, (uint32_t)link->v2_slot))
+		link->v2_slot = -1;
 	/* what follows it would break the order on the wire */
-	wrq_unlist(link);
+	wrq_drop(link);
 	return usmc_link_down_why(link, USMC_LINK_DOWN_POST_FAILED, ts);
 }
 
@@ -257,6 +279,7 @@ int usmc_link_create(usmc_lgr *lgr, unsigned int dev_idx, usmc_link **plink)
 	link->testlink_expiry = USMC_TSTAMP_NONE;
 	link->gone_expiry = USMC_TSTAMP_NONE;
 	link->clink_resp_slot = -1;
+	link->v2_slot = -1;
 	lgr->links[idx] = link;
 	link->nslots = ctx->s.send_wr;
 	link->nrecv = ctx->s.recv_wr;
@@ -396,15 +419,26 @@ static uint8_t *pend_slot(usmc_link *link, unsigned int i)
 	return link->llc_pend[(link->pend_head + i) % USMC_CTRL_PEND_MAX];
 }
 
+static int pend_full(usmc_link *link)
+{
+	if (link->nllc_pend < USMC_CTRL_PEND_MAX)
+		return 0;
+	usmc_log(link->lgr->ctx, USMC_LOG_WARN,
+		 "link %u: control queue full, message dropped", link->link_id);
+	return 1;
+}
+
+/* |msg| NULL: the entry stands for the last of link->llc_long. */
 static int pend_push(usmc_link *link, const uint8_t *msg)
 {
-	if (link->nllc_pend >= USMC_CTRL_PEND_MAX) {
-		usmc_log(link->lgr->ctx, USMC_LOG_WARN,
-			 "link %u: control queue full, message dropped",
-			 link->link_id);
+	unsigned int i;
+
+	if (pend_full(link))
 		return USMC_ERR_BUSY;
-	}
-	memcpy(pend_slot(link, link->nllc_pend), msg, USMC_WR_TX_SIZE);
+	i = (link->pend_head + link->nllc_pend) % USMC_CTRL_PEND_MAX;
+	link->pend_long[i] = !msg;
+	if (msg)
+		memcpy(link->llc_pend[i], msg, USMC_WR_TX_SIZE);
 	link->nllc_pend++;
 	return 0;
 }
@@ -424,20 +458,112 @@ int usmc_link_send_raw(usmc_link *link, const uint8_t *msg)
 	return pend_push(link, msg);
 }
 
-/* Moves waiting control messages into free TX slots, in order. Returns 0,
- * or USMC_ERR_BUSY when some still wait. */
+/* The v2 buffer holds |len| bytes: its SEND, on TX slot |idx|'s account;
+ * the buffer is busy until that SEND completes. */
+static void v2_queue(usmc_link *link, int idx, uint32_t len)
+{
+	link->v2_slot = idx;
+	usmc_link_queue_slot_buf(link, idx, link->v2_mr.addr, len,
+				 link->v2_mr.lkey);
+}
+
+/* The link has one v2 buffer, and a long message must not be written into
+ * it while the last one's SEND may still be read from it. The kernel's
+ * smc_wr_tx_get_v2_slot refuses (-EBUSY) while its v2 SEND is pending and
+ * its callers then fail their flow; here the message waits instead,
+ * encoded, in the control ring's order (a 44-byte message queued after it
+ * leaves after it), until the buffer and a TX slot are free. The peer
+ * spills every long message into one shared receive buffer (Linux does
+ * too), so only one goes per LLC flow: the ADD_LINK request or response,
+ * answered before the next. */
+int usmc_link_send_long(usmc_link *link, const usmc_llc_msg *msg)
+{
+	usmc_ctx *ctx = link->lgr->ctx;
+	usmc_llc_long *e;
+	usmc_ssize n;
+	int idx;
+
+	if (!link->v2_mr.addr)
+		return USMC_ERR_INTERNAL;
+	if (!link->nllc_pend && link->v2_slot < 0 &&
+	    (idx = usmc_link_get_slot(link)) >= 0) {
+		n = usmc_llc_encode(link->v2_mr.addr, USMC_WR_BUF_V2_SIZE, msg);
+		if (n < 0) {
+			usmc_link_put_slot(link, idx);
+			return (int)n;
+		}
+		v2_queue(link, idx, (uint32_t)n);
+		return 0;
+	}
+	if (link->nllc_long >= USMC_LLC_LONG_PEND_MAX) {
+		usmc_log(ctx, USMC_LOG_WARN,
+			 "link %u: %u long LLC messages wait, message dropped",
+			 link->link_id, link->nllc_long);
+		return USMC_ERR_BUSY;
+	}
+	if (pend_full(link))
+		return USMC_ERR_BUSY;
+	e = usmc_mem_calloc(ctx, 1, sizeof(*e));
+	if (!e)
+		return USMC_ERR_NOMEM;
+	n = usmc_llc_encode(e->msg, sizeof(e->msg), msg);
+	if (n < 0) {
+		usmc_mem_free(ctx, e);
+		return (int)n;
+	}
+	e->len = (uint32_t)n;
+	if (link->llc_long_tail)
+		link->llc_long_tail->next = e;
+	else
+		link->llc_long = e;
+	link->llc_long_tail = e;
+	link->nllc_long++;
+	return pend_push(link, NULL);
+}
+
+static void llc_long_free(usmc_link *link)
+{
+	usmc_llc_long *e;
+
+	while ((e = link->llc_long)) {
+		link->llc_long = e->next;
+		usmc_mem_free(link->lgr->ctx, e);
+	}
+	link->llc_long_tail = NULL;
+	link->nllc_long = 0;
+}
+
+/* Moves waiting control messages into free TX slots, in order; a long one
+ * also waits for the v2 buffer. Returns 0, or USMC_ERR_BUSY when some
+ * still wait. */
 static int link_flush_pending(usmc_link *link)
 {
 	while (link->nllc_pend) {
-		int idx = usmc_link_get_slot(link);
+		int is_long = link->pend_long[link->pend_head];
+		int idx;
 
+		if (is_long && link->v2_slot >= 0)
+			return USMC_ERR_BUSY;
+		idx = usmc_link_get_slot(link);
 		if (idx < 0)
 			return USMC_ERR_BUSY;
-		memcpy(usmc_link_slot_buf(link, idx), pend_slot(link, 0),
-		       USMC_WR_TX_SIZE);
+		if (is_long) {
+			usmc_llc_long *e = link->llc_long;
+
+			link->llc_long = e->next;
+			if (!link->llc_long)
+				link->llc_long_tail = NULL;
+			link->nllc_long--;
+			memcpy(link->v2_mr.addr, e->msg, e->len);
+			v2_queue(link, idx, e->len);
+			usmc_mem_free(link->lgr->ctx, e);
+		} else {
+			memcpy(usmc_link_slot_buf(link, idx),
+			       pend_slot(link, 0), USMC_WR_TX_SIZE);
+			usmc_link_queue_slot(link, idx);
+		}
 		link->pend_head = (link->pend_head + 1) % USMC_CTRL_PEND_MAX;
 		link->nllc_pend--;
-		usmc_link_queue_slot(link, idx);
 	}
 	return 0;
 }
@@ -478,6 +604,11 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 	usmc_lgr *lgr = link->lgr;
 
 	lgr->ctx->now = ts;
+	/* the v2 buffer is free once its SEND completed, in error too
+	 * (smc_wr_tx_process_cqe) */
+	if (kind == USMC_WRID_TX && link->v2_slot >= 0 &&
+	    idx == (uint32_t)link->v2_slot)
+		link->v2_slot = -1;
 	if (lgr->terminating)
 		return 0;
 	/* a failed-over link's flushes: it is down already */
@@ -554,9 +685,10 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 
 void usmc_link_drop_queued(usmc_link *link)
 {
-	wrq_unlist(link);
+	wrq_drop(link);
 	link->nllc_pend = 0;
 	link->pend_head = 0;
+	llc_long_free(link);
 }
 
 int usmc_link_down_why(usmc_link *link, usmc_link_down_reason why,

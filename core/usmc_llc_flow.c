@@ -387,27 +387,21 @@ static usmc_link *link_by_id(usmc_lgr *lgr, uint8_t id)
 	return NULL;
 }
 
-/* Sends a message longer than 44 bytes (ADD_LINK v2 with its extension)
- * from the link's one v2 buffer, as smc_wr_tx_v2_send; a TX slot accounts
- * for it. */
-static int llc_send_long(usmc_link *link, const usmc_llc_msg *msg)
+/* A v2 message that may be longer than 44 bytes (ADD_LINK with its
+ * extension, REQ_ADD_LINK): one that fits a TX slot goes as the other
+ * control messages and leaves the v2 buffer alone (a long message may
+ * still be read from it); a longer one from the v2 buffer, as
+ * smc_wr_tx_v2_send. Either waits for a busy link rather than fail. */
+int usmc_llc_send_long(usmc_link *link, const usmc_llc_msg *msg)
 {
-	usmc_ssize n;
-	int idx;
+	uint8_t buf[USMC_WR_TX_SIZE];
+	usmc_ssize n = usmc_llc_encode(buf, sizeof(buf), msg);
 
-	if (!link->v2_mr.addr)
-		return USMC_ERR_INTERNAL;
-	n = usmc_llc_encode(link->v2_mr.addr, USMC_WR_BUF_V2_SIZE, msg);
-	if (n < 0)
-		return (int)n;
 	if (n == USMC_WR_TX_SIZE)
-		return usmc_llc_send(link, msg);
-	idx = usmc_link_get_slot(link);
-	if (idx < 0)
-		return USMC_ERR_BUSY;
-	usmc_link_queue_slot_buf(link, idx, link->v2_mr.addr, (uint32_t)n,
-				 link->v2_mr.lkey);
-	return 0;
+		return usmc_link_send_raw(link, buf);
+	if (n != USMC_ERR_NOBUF)
+		return n < 0 ? (int)n : USMC_ERR_INTERNAL;
+	return usmc_link_send_long(link, msg);
 }
 
 /* Our RMBs in use from connection slot |pos| on (ADD_LINK_CONT and the v2
@@ -647,10 +641,11 @@ static void addl_start(usmc_lgr *lgr, usmc_tstamp ts)
 		lgr->addl_new = nl;
 	}
 	addl_msg(lgr, link, nl, 0, &m);
-	rv = lgr->version == SMC_V2 ? llc_send_long(link, &m)
+	rv = lgr->version == SMC_V2 ? usmc_llc_send_long(link, &m)
 				    : usmc_llc_send(link, &m);
 	if (rv) {
-		/* a busy link: the next try is at the next ADD_LINK */
+		/* no memory, or long messages pile up on the link: the next
+		 * try is at the next ADD_LINK */
 		addl_fail(lgr, 0, ts);
 		return;
 	}
@@ -924,7 +919,7 @@ static void addl_cli_req(usmc_link *link, usmc_llc_msg *m, int mtu_bad,
 		return;
 	}
 	addl_msg(lgr, link, nl, SMC_LLC_FLAG_RESP, &resp);
-	if ((lgr->version == SMC_V2 ? llc_send_long(link, &resp)
+	if ((lgr->version == SMC_V2 ? usmc_llc_send_long(link, &resp)
 				    : llc_send_queued(link, &resp))) {
 		addl_fail(lgr, 0, ts);
 		return;
@@ -1011,7 +1006,7 @@ void usmc_llc_want_link(usmc_lgr *lgr, int dev, usmc_tstamp ts)
 		usmc_llc_msg_init(&m, SMC_LLC_REQ_ADD_LINK, 2, 0);
 		m.req_add_link.gid_cnt = 1;
 		memcpy(m.req_add_link.gid[0], ctx->s.devices[dev].gid, 16);
-		rv = llc_send_long(link, &m);
+		rv = usmc_llc_send_long(link, &m);
 		if (!rv)
 			lgr->req_add_expiry = ts + ctx->s.llc_timeout;
 		usmc_log(ctx, USMC_LOG_DEBUG,

@@ -839,6 +839,272 @@ static void test_testlink_default(void)
 	usmc_sim_del(sim);
 }
 
+/* ---- long (v2) LLC messages and the link's one v2 buffer ---- */
+
+/* The LLC messages node 1 sent since the trace was cleared, in order:
+ * their trace indices; the count. */
+static int llc_from_client(usmc_sim *sim, int *idx, int max)
+{
+	size_t n;
+	const usmc_sim_trace *tr = usmc_sim_get_trace(sim, &n);
+	int k = 0;
+
+	for (size_t i = 0; i < n && k < max; i++)
+		if (tr[i].from == 1 && tr[i].msg[0] != 0xfe)
+			idx[k++] = (int)i;
+	return k;
+}
+
+/* Trace entry |i| is |m| as encoded, every byte and the length. */
+static void trace_is(usmc_sim *sim, int i, const usmc_llc_msg *m)
+{
+	uint8_t want[USMC_WR_BUF_V2_SIZE];
+	usmc_ssize len = usmc_llc_encode(want, sizeof(want), m);
+	size_t n;
+	const usmc_sim_trace *tr = usmc_sim_get_trace(sim, &n);
+
+	CU_ASSERT_TRUE_FATAL(len >= 44 && len <= (usmc_ssize)sizeof(tr->msg));
+	CU_ASSERT_TRUE_FATAL(i >= 0 && (size_t)i < n);
+	if (tr[i].len != (uint32_t)len || memcmp(tr[i].msg, want, (size_t)len))
+		fprintf(stderr, "trace %d: %s, %u bytes; want %s, %zd bytes\n",
+			i, usmc_llc_type_name(tr[i].msg[0]), tr[i].len,
+			usmc_llc_type_name(want[0]), len);
+	USMC_ASSERT_EQ(tr[i].len, (uint32_t)len);
+	USMC_ASSERT_MEM_EQ(tr[i].msg, want, (size_t)len);
+}
+
+/* The REQ_ADD_LINK a v2 client sends for its device |dev|. */
+static void req_add_link_msg(usmc_sim_node *n, unsigned int dev,
+			     usmc_llc_msg *m)
+{
+	usmc_llc_msg_init(m, SMC_LLC_REQ_ADD_LINK, 2, 0);
+	m->req_add_link.gid_cnt = 1;
+	memcpy(m->req_add_link.gid[0], usmc_sim_node_ctx(n)->s.devices[dev].gid,
+	       16);
+}
+
+/* A v2 client (two devices on one pnet; the server has one without a
+ * pnet id, so it adds no link of its own) answers a server's ADD_LINK
+ * with the long v2 response, and its device 1 comes back before that
+ * response reached the wire: its REQ_ADD_LINK must not be written over
+ * the response still to be read from the v2 buffer. Both leave intact,
+ * in order, byte for byte. */
+static void test_long_then_req_add_link(void)
+{
+	usmc_settings sc = link_settings(2, "NET1", USMC_VERSION_V2);
+	usmc_settings ss = link_settings(1, NULL, USMC_VERSION_V2);
+	usmc_sim *sim = usmc_sim_new(280);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &sc);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &ss);
+	usmc_ctx *ctx = usmc_sim_node_ctx(a);
+	usmc_sim_ep *c, *s;
+	usmc_llc_msg m, w;
+	usmc_lgr *lg;
+	usmc_link *nl;
+	const usmc_mr *old_mr, *new_mr;
+	uint8_t buf[128];
+	usmc_ssize len;
+	usmc_tstamp end;
+	int idx[8];
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	lg = c->conn->lgr;
+	add_link_req(&m, 1, 5);
+	memcpy(m.add_link.client_target_gid, m.add_link.sender_gid, 16);
+	len = usmc_llc_encode(buf, sizeof(buf), &m);
+	CU_ASSERT_TRUE_FATAL(len > 44);
+	usmc_sim_trace_clear(sim);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_sim_inject_send(sim, srv_link(c), buf, (size_t)len), 0);
+	/* until the client took the request (its answer is queued; the
+	 * wire takes 10 us at least) */
+	end = usmc_sim_now(sim) + SEC;
+	while (!lg->llc_cur && usmc_sim_now(sim) < end)
+		usmc_sim_run(sim, usmc_sim_now(sim) + 1000);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(lg->llc_cur);
+	nl = lg->addl_new;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(nl);
+	USMC_ASSERT_EQ_FATAL(llc_from_client(sim, idx, 8), 0);
+	usmc_ctx_device_up(ctx, 1, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 100 * MSEC);
+
+	/* the answer, from what it must say: the new link on device 1, the
+	 * rkey triple of the connection's RMB */
+	usmc_llc_msg_init(&w, SMC_LLC_ADD_LINK, 2, SMC_LLC_FLAG_RESP);
+	USMC_ASSERT_EQ(nl->dev_idx, 1);
+	memcpy(w.add_link.sender_mac, ctx->s.devices[1].mac, 6);
+	memcpy(w.add_link.sender_gid, ctx->s.devices[1].gid, 16);
+	w.add_link.sender_qp_num = nl->qp_num;
+	w.add_link.link_num = 5;
+	w.add_link.qp_mtu = 3;
+	w.add_link.initial_psn = nl->psn;
+	w.add_link.has_v2_ext = 1;
+	w.add_link.v2_direct = 1;
+	memcpy(w.add_link.client_target_gid, ctx->s.devices[1].gid, 16);
+	old_mr = usmc_buf_mr(c->conn->rmb, 0);
+	new_mr = usmc_buf_mr(c->conn->rmb, 1);
+	CU_ASSERT_TRUE_FATAL(old_mr && new_mr);
+	w.add_link.num_rkeys = 1;
+	w.add_link.rt[0].rmb_key = old_mr->rkey;
+	w.add_link.rt[0].rmb_key_new = new_mr->rkey;
+	w.add_link.rt[0].rmb_vaddr_new = new_mr->iova;
+	USMC_ASSERT_EQ_FATAL(llc_from_client(sim, idx, 8), 2);
+	trace_is(sim, idx[0], &w);
+	req_add_link_msg(a, 1, &m);
+	trace_is(sim, idx[1], &m);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	usmc_sim_del(sim);
+}
+
+/* A TEST_LINK response with |tag| in its user data: a 44-byte control
+ * message the server takes without answering. */
+static void tl_resp(uint8_t tag, usmc_llc_msg *m, uint8_t *buf)
+{
+	usmc_llc_msg_init(m, SMC_LLC_TEST_LINK, 2, SMC_LLC_FLAG_RESP);
+	for (int i = 0; i < 16; i++)
+		m->test_link.user_data[i] = (uint8_t)(tag + i);
+	USMC_ASSERT_EQ_FATAL(usmc_llc_encode(buf, 44, m), 44);
+}
+
+/* Every TX slot of the client's link is taken when its device comes
+ * back: the REQ_ADD_LINK waits for a slot and leaves after the messages
+ * that took them, instead of being dropped. */
+static void test_req_add_link_slots_full(void)
+{
+	usmc_settings sc = link_settings(2, "NET1", USMC_VERSION_V2);
+	usmc_settings ss = link_settings(1, NULL, USMC_VERSION_V2);
+	usmc_sim *sim = usmc_sim_new(281);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &sc);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &ss);
+	usmc_sim_ep *c, *s;
+	usmc_llc_msg m;
+	usmc_link *l;
+	uint8_t buf[44];
+	int idx[64], nslots;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	l = c->conn->link;
+	nslots = l->nslots;
+	CU_ASSERT_TRUE_FATAL(nslots + 1 <= 64);
+	usmc_sim_trace_clear(sim);
+	for (int i = 0; i < nslots; i++) {
+		tl_resp((uint8_t)i, &m, buf);
+		USMC_ASSERT_EQ_FATAL(usmc_link_send_raw(l, buf), 0);
+	}
+	USMC_ASSERT_EQ_FATAL(l->slots_used, l->nslots);
+	usmc_ctx_device_up(usmc_sim_node_ctx(a), 1, usmc_sim_now(sim));
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 100 * MSEC);
+	/* (then the rejection of the server's answer, an ADD_LINK without a
+	 * QP: it has no pnet id) */
+	CU_ASSERT_TRUE_FATAL(llc_from_client(sim, idx, 64) >= nslots + 1);
+	for (int i = 0; i < nslots; i++) {
+		tl_resp((uint8_t)i, &m, buf);
+		trace_is(sim, idx[i], &m);
+	}
+	req_add_link_msg(a, 1, &m);
+	trace_is(sim, idx[nslots], &m);
+	usmc_sim_del(sim);
+}
+
+/* An ADD_LINK v2 response for link |id| with |nrk| rkey triples (72 or
+ * 88 bytes): long, and the server drops it (no ADD_LINK flow of its). */
+static void long_msg(uint8_t id, unsigned int nrk, usmc_llc_msg *m)
+{
+	add_link_req(m, 1, id);
+	m->hdr.flags = SMC_LLC_FLAG_RESP;
+	m->add_link.v2_direct = 1;
+	m->add_link.num_rkeys = (uint16_t)nrk;
+	for (unsigned int i = 0; i < nrk; i++) {
+		m->add_link.rt[i].rmb_key = 0x1000u * id + i;
+		m->add_link.rt[i].rmb_key_new = 0x2000u * id + i;
+		m->add_link.rt[i].rmb_vaddr_new = 0x30000000ull * id + i;
+	}
+}
+
+/* Long LLC messages queued on one link before any send completion: each
+ * leaves from the v2 buffer only after the one before it completed, so
+ * every one reaches the peer as it was sent, in order with the 44-byte
+ * messages around it; with every TX slot taken nothing is dropped, up to
+ * USMC_LLC_LONG_PEND_MAX waiting; the buffer is free again at the end. */
+static void test_long_llc_queued(void)
+{
+	usmc_settings st = link_settings(1, NULL, USMC_VERSION_V2);
+	usmc_sim *sim = usmc_sim_new(282);
+	usmc_sim_node *a = usmc_sim_node_new(sim, &st);
+	usmc_sim_node *b = usmc_sim_node_new(sim, &st);
+	usmc_sim_ep *c, *s;
+	usmc_llc_msg m;
+	usmc_link *l;
+	uint8_t buf[44];
+	int idx[64], k, nslots;
+
+	USMC_ASSERT_EQ_FATAL(sim_pair(sim, a, b, &c, &s), 0);
+	CU_ASSERT_TRUE_FATAL(established(c) && established(s));
+	l = c->conn->link;
+	nslots = l->nslots;
+
+	/* two long ones back to back, a free link */
+	usmc_sim_trace_clear(sim);
+	long_msg(7, 1, &m);
+	USMC_ASSERT_EQ_FATAL(usmc_llc_send_long(l, &m), 0);
+	long_msg(8, 0, &m);
+	USMC_ASSERT_EQ_FATAL(usmc_llc_send_long(l, &m), 0);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 100 * MSEC);
+	USMC_ASSERT_EQ_FATAL(llc_from_client(sim, idx, 64), 2);
+	long_msg(7, 1, &m);
+	trace_is(sim, idx[0], &m);
+	long_msg(8, 0, &m);
+	trace_is(sim, idx[1], &m);
+	USMC_ASSERT_EQ(l->v2_slot, -1);
+
+	/* every TX slot taken: long and short ones wait, in order, up to
+	 * the bound */
+	usmc_sim_trace_clear(sim);
+	for (int i = 0; i < nslots; i++) {
+		tl_resp((uint8_t)i, &m, buf);
+		USMC_ASSERT_EQ_FATAL(usmc_link_send_raw(l, buf), 0);
+	}
+	for (int i = 0; i < USMC_LLC_LONG_PEND_MAX; i++) {
+		long_msg((uint8_t)(10 + i), (unsigned int)i % 2, &m);
+		USMC_ASSERT_EQ_FATAL(usmc_llc_send_long(l, &m), 0);
+		tl_resp((uint8_t)(0x80 + i), &m, buf);
+		USMC_ASSERT_EQ_FATAL(usmc_link_send_raw(l, buf), 0);
+	}
+	long_msg(30, 0, &m);
+	USMC_ASSERT_EQ(usmc_llc_send_long(l, &m), USMC_ERR_BUSY);
+	USMC_ASSERT_EQ(l->nllc_long, USMC_LLC_LONG_PEND_MAX);
+	usmc_sim_run_idle(sim, usmc_sim_now(sim) + 100 * MSEC);
+	k = llc_from_client(sim, idx, 64);
+	USMC_ASSERT_EQ_FATAL(k, nslots + 2 * USMC_LLC_LONG_PEND_MAX);
+	for (int i = 0; i < nslots; i++) {
+		tl_resp((uint8_t)i, &m, buf);
+		trace_is(sim, idx[i], &m);
+	}
+	for (int i = 0; i < USMC_LLC_LONG_PEND_MAX; i++) {
+		long_msg((uint8_t)(10 + i), (unsigned int)i % 2, &m);
+		trace_is(sim, idx[nslots + 2 * i], &m);
+		tl_resp((uint8_t)(0x80 + i), &m, buf);
+		trace_is(sim, idx[nslots + 2 * i + 1], &m);
+	}
+	USMC_ASSERT_EQ(l->v2_slot, -1);
+	USMC_ASSERT_EQ(l->nllc_long, 0);
+	USMC_ASSERT_EQ(l->nllc_pend, 0);
+	CU_ASSERT_TRUE(established(c) && established(s));
+	transfer(sim, c, s, 282);
+
+	/* waiting long messages go with their link (the leak checker) */
+	for (int i = 0; i < nslots; i++) {
+		tl_resp((uint8_t)i, &m, buf);
+		USMC_ASSERT_EQ_FATAL(usmc_link_send_raw(l, buf), 0);
+	}
+	long_msg(40, 1, &m);
+	USMC_ASSERT_EQ_FATAL(usmc_llc_send_long(l, &m), 0);
+	USMC_ASSERT_EQ(l->nllc_long, 1);
+	usmc_sim_del(sim);
+}
+
 static CU_TestInfo link_tests[] = {
 	{"symmetric_v2", test_symmetric_v2},
 	{"symmetric_v1", test_symmetric_v1},
@@ -852,6 +1118,9 @@ static CU_TestInfo link_tests[] = {
 	{"add_link_during_local_flow", test_add_link_during_local_flow},
 	{"bad_confirm_rkey", test_bad_confirm_rkey},
 	{"testlink_default_2s", test_testlink_default},
+	{"long_llc_then_req_add_link", test_long_then_req_add_link},
+	{"req_add_link_slots_full", test_req_add_link_slots_full},
+	{"long_llc_queued", test_long_llc_queued},
 	CU_TEST_INFO_NULL,
 };
 
