@@ -198,6 +198,11 @@ typedef struct usmc_settings {
 	/* Per connection; rounded up to a power of two >= 16 KiB.
 	 * Defaults 64 KiB each (net.smc.wmem / net.smc.rmem). */
 	uint32_t sndbuf_size, rmb_size;
+	/* The DMB (RMB) of an SMC-D connection: rounded up to a power of two
+	 * from 16 KiB to 1 MiB (SMCD_DMBE_SIZES); 0 (the default): rmb_size.
+	 * An ISM write is a copy with no completion, so a larger ring lets
+	 * writer and reader copy at the same time. */
+	uint32_t dmb_size;
 	/* Peer ID for CLC: 2 random bytes + MAC (runtime fills; default
 	 * derived from rand + device.mac). */
 	uint8_t system_id[8];

@@ -220,9 +220,9 @@ void usmc_get_stats(usmc_stats *stats);
  * usmc_config_set overrides one setting from the environment; call before
  * the first socket. Keys: "transport", "transport_options", "ueid",
  * "pnet", "smc_ports", "softroce_port", "clc_wait_ms", "testlink_ms",
- * "testlink_wait_ms", "spin_us", "shortconn", "debug", "log_level",
- * "log_file" (these three take effect at once). Returns 0, or -1 with
- * errno EINVAL.
+ * "testlink_wait_ms", "spin_us", "dmb_size", "shortconn", "debug",
+ * "log_level", "log_file" (these three take effect at once). Returns 0,
+ * or -1 with errno EINVAL.
  */
 int usmc_config_set(const char *key, const char *value);
 

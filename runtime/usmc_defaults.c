@@ -781,6 +781,34 @@ const char *usmc_pnet_of(const usmc_rt_config *cfg, const char *ifname)
 	return NULL;
 }
 
+/* "dmb_size": bytes, or with a K or M suffix (KiB, MiB); 16K to 1M,
+ * rounded up to a power of two as the CLC names DMB sizes. */
+static int dmb_size_parse(usmc_rt_config *cfg, const char *value)
+{
+	unsigned long long v;
+	char *end;
+	uint32_t p = USMC_DMB_SIZE_MIN;
+
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (v > USMC_DMB_SIZE_MAX)
+		errno = ERANGE; /* and no suffix can wrap it back */
+	else if (*end == 'K' || *end == 'k')
+		v *= 1024, end++;
+	else if (*end == 'M' || *end == 'm')
+		v *= 1024 * 1024, end++;
+	if (errno || end == value || *end || *value == '-' ||
+	    v < USMC_DMB_SIZE_MIN || v > USMC_DMB_SIZE_MAX) {
+		snprintf(apply_err, sizeof(apply_err),
+			 "want 16K to 1M (bytes, or with a K or M suffix)");
+		return -1;
+	}
+	while (p < v)
+		p *= 2;
+	cfg->dmb_size = p;
+	return 0;
+}
+
 int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 {
 	char err[128];
@@ -846,6 +874,8 @@ int usmc_config_apply(usmc_rt_config *cfg, const char *key, const char *value)
 			return -1;
 		return 0;
 	}
+	if (!strcmp(key, "dmb_size"))
+		return dmb_size_parse(cfg, value);
 	if (!strcmp(key, "log_level")) {
 		int l = usmc_rt_log_level_parse(value);
 
@@ -929,7 +959,8 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 					   "ueid",	  "pnet",
 					   "testlink_ms", "testlink_wait_ms",
 					   "spin_us",	  "shortconn",
-					   "log_level",	  "log_file"};
+					   "log_level",	  "log_file",
+					   "dmb_size"};
 	char key[32], val[256], env[48], rest[2];
 	int line = 0;
 
@@ -960,7 +991,7 @@ static int file_settings(usmc_rt_config *cfg, char *buf, const char *path,
 				 "synopt, shm, cgroup, debug, clc_wait_ms, "
 				 "transport_options, ueid, pnet, testlink_ms, "
 				 "testlink_wait_ms, spin_us, shortconn, "
-				 "log_level, log_file",
+				 "log_level, log_file, dmb_size",
 				 path, line);
 			return -1;
 		}
@@ -1049,6 +1080,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	cfg->testlink_ms = 1000;
 	cfg->testlink_wait_ms = 1000;
 	cfg->spin_us = 50;
+	cfg->dmb_size = USMC_DMB_SIZE_DEFAULT;
 	cfg->synopt = 1;
 	(void)usmc_shortconn_parse(&cfg->shortconn, USMC_SHORTCONN_DEFAULT, err,
 				   sizeof(err));
@@ -1078,6 +1110,7 @@ void usmc_config_load_env(usmc_rt_config *cfg)
 	env_apply(cfg, "USMC_TESTLINK_MS", "testlink_ms");
 	env_apply(cfg, "USMC_TESTLINK_WAIT_MS", "testlink_wait_ms");
 	env_apply(cfg, "USMC_SPIN_US", "spin_us");
+	env_apply(cfg, "USMC_DMB_SIZE", "dmb_size");
 	env_apply(cfg, "USMC_SHORTCONN", "shortconn");
 	env_apply(cfg, "USMC_DEBUG", "debug");
 	env_apply(cfg, "USMC_LOG_LEVEL", "log_level");

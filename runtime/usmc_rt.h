@@ -36,8 +36,15 @@ int usmc_parse_size(const char *s, uint64_t *out);
  * id each belongs to, as the kernel's smc_pnet table. A device opened on
  * an interface of a pnet has the devices on the pnet's other interfaces
  * as alternates (docs/runtime.md, "pnet"). */
-#define USMC_PNET_IFS_MAX 16
-#define USMC_PNET_ID_LEN  16 /* SMC_MAX_PNETID_LEN */
+#define USMC_PNET_IFS_MAX     16
+/* The shm DMB (dmb_size): the CLC's SMC-D sizes, 16 KiB to 1 MiB. The
+ * default lets a stream's writer fill while its reader drains (at 64 KiB,
+ * one 64 KiB write fills the ring and the two take turns); pages are
+ * touched only as data passes, so an idle connection does not pay it. */
+#define USMC_DMB_SIZE_MIN     (16u * 1024)
+#define USMC_DMB_SIZE_MAX     (1024u * 1024)
+#define USMC_DMB_SIZE_DEFAULT USMC_DMB_SIZE_MAX
+#define USMC_PNET_ID_LEN      16 /* SMC_MAX_PNETID_LEN */
 typedef struct usmc_pnet_if {
 	char ifname[16];		/* IFNAMSIZ, NUL terminated */
 	char pnet_id[USMC_PNET_ID_LEN]; /* upper case, zero padded */
@@ -64,6 +71,8 @@ typedef struct usmc_rt_config {
 	 * its answer may take (usmc_settings.testlink_time/_wait) */
 	int testlink_ms, testlink_wait_ms;
 	int spin_us; /* usmc_wait's spin before it sleeps (usmc_loop.c) */
+	/* the shm device's DMB per connection (usmc_settings.dmb_size) */
+	uint32_t dmb_size;
 	int debug;
 	/* USMC_LOG_LEVEL / "set log_level": a USMC_LOG_* level, 0 = not set
 	 * (then debug if |debug|, else warn) */

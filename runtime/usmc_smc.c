@@ -1185,6 +1185,7 @@ static int ctx_ensure(const uint8_t *mac)
 		(uint64_t)usmc_g.cfg.testlink_ms * USMC_NS_PER_MS;
 	smc.settings.testlink_wait =
 		(uint64_t)usmc_g.cfg.testlink_wait_ms * USMC_NS_PER_MS;
+	smc.settings.dmb_size = usmc_g.cfg.dmb_size;
 	if (usmc_g.cfg.ueid_cnt) {
 		memcpy(smc.settings.ueid, usmc_g.cfg.ueid,
 		       sizeof(smc.settings.ueid));

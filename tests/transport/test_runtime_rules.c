@@ -159,6 +159,21 @@ static void test_config(void)
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "-1"), -1);
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "1001"), -1);
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "spin_us", "5x"), -1);
+	/* dmb_size: 16K..1M, K/M suffixes, rounded up to a power of two */
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "16384"), 0);
+	USMC_ASSERT_EQ(c.dmb_size, 16384);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "200K"), 0);
+	USMC_ASSERT_EQ(c.dmb_size, 262144);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "1M"), 0);
+	USMC_ASSERT_EQ(c.dmb_size, 1048576);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "1048577"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "16383"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "-64K"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "64KB"), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", ""), -1);
+	CU_ASSERT_EQUAL(usmc_config_apply(&c, "dmb_size", "17592186044417M"),
+			-1);
+	USMC_ASSERT_EQ(c.dmb_size, 1048576);
 	USMC_ASSERT_EQ(c.spin_us, 200); /* unchanged */
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "no_such_key", "1"), -1);
 	CU_ASSERT_EQUAL(usmc_config_apply(&c, "debug", NULL), -1);

@@ -295,6 +295,65 @@ static void test_stream(void)
 	pair_fini(&a, &b);
 }
 
+/* usmc_settings.dmb_size: a side's DMB is that size rounded up to one the
+ * CLC names (16 KiB * 2^n, at most 1 MiB), its Accept or Confirm says so,
+ * the peer writes into all of it; 0 leaves it at rmb_size. Then 8 MiB
+ * each way across the two ring sizes, compared byte by byte. */
+static void test_dmb_size(void)
+{
+	static const struct {
+		uint32_t set, len;
+		uint8_t comp;
+	} cases[] = {{200000, 262144, 4}, {4u << 20, 1u << 20, 6}};
+
+	for (unsigned int i = 0; i < 2; i++) {
+		side a, b;
+		usmc_conn *ca, *cb;
+		usmc_clc_msg p, ac, cf;
+		usmc_conn_info ia, ib;
+		stream s1, s2;
+
+		smcd_h_dmb_size = cases[i].set;
+		side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+		smcd_h_dmb_size = 0;
+		side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+		handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+		assert_smcd_up(ca, cb);
+		USMC_ASSERT_EQ(ac.u.ac.dmbe_size, 0);
+		USMC_ASSERT_EQ(cf.u.ac.dmbe_size, cases[i].comp);
+		USMC_ASSERT_EQ(dmb_by_token(cf.u.ac.d_token)->d.len,
+			       cases[i].len);
+		usmc_conn_get_info(ca, &ia);
+		usmc_conn_get_info(cb, &ib);
+		USMC_ASSERT_EQ(ia.rmb_size, cases[i].len - 32);
+		USMC_ASSERT_EQ(ib.peer_rmb_size, cases[i].len - 32);
+		USMC_ASSERT_EQ(ib.rmb_size, 16384 - 32);
+		s1 = (stream){&a, &b, ca, cb, 7, 8u << 20, 0, 0, 0, 21};
+		s2 = (stream){&b, &a, cb, ca, 8, 8u << 20, 0, 0, 0, 22};
+		for (long k = 0; k < 10000000; k++) {
+			int n = stream_step(&s1) + stream_step(&s2);
+
+			n += ism_drain(&a) + ism_drain(&b) + signals_deliver();
+			if (s1.got == s1.total && s2.got == s2.total)
+				break;
+			if (!n) {
+				CU_FAIL("stream stalled");
+				break;
+			}
+		}
+		USMC_ASSERT_EQ(s1.got, s1.total);
+		USMC_ASSERT_EQ(s2.got, s2.total);
+		USMC_ASSERT_EQ(s1.bad, 0);
+		USMC_ASSERT_EQ(s2.bad, 0);
+		USMC_ASSERT_EQ(bad_ops, 0);
+		USMC_ASSERT_EQ(late_ops, 0);
+		usmc_conn_close(ca, 2);
+		usmc_conn_close(cb, 3);
+		settle(&a, ca, &b, cb);
+		pair_fini(&a, &b);
+	}
+}
+
 /* SHUT_WR: the peer reads the data, then EOF, and can still send. */
 static void test_half_close(void)
 {
@@ -736,6 +795,7 @@ static CU_TestInfo smcd_tests[] = {
 	{"handshake", test_handshake},
 	{"not_chosen", test_not_chosen},
 	{"stream_64MiB_both_ways", test_stream},
+	{"dmb_size", test_dmb_size},
 	{"half_close", test_half_close},
 	{"abort", test_abort},
 	{"peer_gone_one_conn", test_peer_gone_one_conn},

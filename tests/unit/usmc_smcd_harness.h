@@ -38,6 +38,9 @@ static inline uint64_t smcd_h_xrand(uint64_t *s)
 	return *s;
 }
 
+/* usmc_settings.dmb_size of the next side_init (0: rmb_size) */
+static uint32_t smcd_h_dmb_size;
+
 static inline usmc_settings smcd_h_settings(uint32_t bufsize)
 {
 	usmc_settings s;
@@ -45,6 +48,7 @@ static inline usmc_settings smcd_h_settings(uint32_t bufsize)
 	usmc_settings_default(&s);
 	s.sndbuf_size = bufsize;
 	s.rmb_size = bufsize;
+	s.dmb_size = smcd_h_dmb_size;
 	return s;
 }
 
