@@ -38,12 +38,12 @@ int usmc_parse_size(const char *s, uint64_t *out);
  * as alternates (docs/runtime.md, "pnet"). */
 #define USMC_PNET_IFS_MAX     16
 /* The shm DMB (dmb_size): the CLC's SMC-D sizes, 16 KiB to 1 MiB. The
- * default lets a stream's writer fill while its reader drains (at 64 KiB,
- * one 64 KiB write fills the ring and the two take turns); pages are
- * touched only as data passes, so an idle connection does not pay it. */
+ * default is the RMB's: a larger ring speeds a stream (its writer fills
+ * while its reader drains) but slows small messages (more cache lines
+ * cycle through), docs/runtime.md "shm". */
 #define USMC_DMB_SIZE_MIN     (16u * 1024)
 #define USMC_DMB_SIZE_MAX     (1024u * 1024)
-#define USMC_DMB_SIZE_DEFAULT USMC_DMB_SIZE_MAX
+#define USMC_DMB_SIZE_DEFAULT (64u * 1024)
 #define USMC_PNET_ID_LEN      16 /* SMC_MAX_PNETID_LEN */
 typedef struct usmc_pnet_if {
 	char ifname[16];		/* IFNAMSIZ, NUL terminated */
