@@ -242,6 +242,31 @@ static int stream_step(stream *st)
 
 /* 64 MiB each way at once through 16 KiB DMBs (a 16352-byte ring: every
  * wrap lands elsewhere) and 16 KiB sndbufs, every byte compared. */
+/* Runs |s1| and |s2| (opposite directions between the same two sides)
+ * to their ends: every byte compared, no ISM operation outside its DMB. */
+static void run_streams(stream *s1, stream *s2)
+{
+	for (long k = 0; k < 10000000; k++) {
+		int n = stream_step(s1) + stream_step(s2);
+
+		n += ism_drain(s1->ws) + ism_drain(s1->rs) + signals_deliver();
+		if (s1->got == s1->total && s2->got == s2->total)
+			break;
+		if (!n) {
+			CU_FAIL("stream stalled");
+			break;
+		}
+	}
+	fprintf(stderr, "stream: %llu + %llu bytes compared\n",
+		(unsigned long long)s1->got, (unsigned long long)s2->got);
+	USMC_ASSERT_EQ(s1->got, s1->total);
+	USMC_ASSERT_EQ(s2->got, s2->total);
+	USMC_ASSERT_EQ(s1->bad, 0);
+	USMC_ASSERT_EQ(s2->bad, 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+}
+
 static void test_stream(void)
 {
 	side a, b;
@@ -257,25 +282,7 @@ static void test_stream(void)
 	memset(&s2, 0, sizeof(s2));
 	s1 = (stream){&a, &b, ca, cb, 7, 64u << 20, 0, 0, 0, 11};
 	s2 = (stream){&b, &a, cb, ca, 8, 64u << 20, 0, 0, 0, 12};
-	for (long k = 0; k < 10000000; k++) {
-		int n = stream_step(&s1) + stream_step(&s2);
-
-		n += ism_drain(&a) + ism_drain(&b) + signals_deliver();
-		if (s1.got == s1.total && s2.got == s2.total)
-			break;
-		if (!n) {
-			CU_FAIL("stream stalled");
-			break;
-		}
-	}
-	fprintf(stderr, "stream: %llu + %llu bytes compared\n",
-		(unsigned long long)s1.got, (unsigned long long)s2.got);
-	USMC_ASSERT_EQ(s1.got, s1.total);
-	USMC_ASSERT_EQ(s2.got, s2.total);
-	USMC_ASSERT_EQ(s1.bad, 0);
-	USMC_ASSERT_EQ(s2.bad, 0);
-	USMC_ASSERT_EQ(bad_ops, 0);
-	USMC_ASSERT_EQ(late_ops, 0);
+	run_streams(&s1, &s2);
 	usmc_conn_get_info(ca, &ia);
 	CU_ASSERT(ia.bytes_sent == s1.total && ia.bytes_received == s2.total);
 	CU_ASSERT(ia.tx_cdcs > (s1.total / 16384));
@@ -330,23 +337,7 @@ static void test_dmb_size(void)
 		USMC_ASSERT_EQ(ib.rmb_size, 16384 - 32);
 		s1 = (stream){&a, &b, ca, cb, 7, 8u << 20, 0, 0, 0, 21};
 		s2 = (stream){&b, &a, cb, ca, 8, 8u << 20, 0, 0, 0, 22};
-		for (long k = 0; k < 10000000; k++) {
-			int n = stream_step(&s1) + stream_step(&s2);
-
-			n += ism_drain(&a) + ism_drain(&b) + signals_deliver();
-			if (s1.got == s1.total && s2.got == s2.total)
-				break;
-			if (!n) {
-				CU_FAIL("stream stalled");
-				break;
-			}
-		}
-		USMC_ASSERT_EQ(s1.got, s1.total);
-		USMC_ASSERT_EQ(s2.got, s2.total);
-		USMC_ASSERT_EQ(s1.bad, 0);
-		USMC_ASSERT_EQ(s2.bad, 0);
-		USMC_ASSERT_EQ(bad_ops, 0);
-		USMC_ASSERT_EQ(late_ops, 0);
+		run_streams(&s1, &s2);
 		usmc_conn_close(ca, 2);
 		usmc_conn_close(cb, 3);
 		settle(&a, ca, &b, cb);
