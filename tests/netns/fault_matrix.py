@@ -372,6 +372,7 @@ def errno_name(err):
     for name, text in (
         ("ECONNRESET", "Connection reset"),
         ("ECONNABORTED", "Software caused connection abort"),
+        ("EPROTO", "Protocol error"),
         ("EPIPE", "Broken pipe"),
         ("ETIMEDOUT", "timed out"),
         ("timeout", "timeout"),
@@ -644,7 +645,7 @@ EXPECT_TEXT = {
     "reset": "ECONNRESET both <=%gs" % FATAL_S,
     "killed": "client ECONNRESET <=%gs" % KILL_S,
     "stopped": "client ECONNRESET <=%gs, server after SIGCONT <=%gs" % (FATAL_S, FATAL_S),
-    "detected": "a wrong byte found, no hang",
+    "detected": "a wrong byte found (or the damage caught by the stack), no hang",
     "clc-timeout": "connect ETIMEDOUT ~%gs" % CLC_TIMEOUT_S,
 }
 
@@ -762,11 +763,24 @@ def judge(case, run, t_inj, nbytes):
         return ok, errs().split(", ")[-1], at - t_inj if at else None, None, checked, notes
     if e == "detected":
         bad = [role for role, r in (("server", s), ("client", c)) if r.get("rx", {}).get("verify") == "failed"]
-        obs = "wrong byte found by %s: %s" % (
-            " and ".join(bad) or "nobody",
-            "; ".join((r.get("error") or "-")[:60] for r in (s, c)),
-        )
-        return bool(bad) and not exact, obs, detect, fo, checked, notes
+        # Most damaged packets are WRITE payload, which only the checker
+        # can find. One that hits a CDC or a WRITE's header is caught by
+        # the stack first: the core aborts on a hostile CDC (EPROTO), the
+        # responder refuses a bad rkey or address (the link goes, and the
+        # connection with it); the other end then sees the abort.
+        caught = [
+            "%s %s" % (role, errno_name(r.get("error")))
+            for role, r in (("server", s), ("client", c))
+            if r.get("exit") != 0 and errno_name(r.get("error")) in ("EPROTO", "ECONNABORTED", "ECONNRESET")
+        ]
+        if bad:
+            obs = "wrong byte found by %s" % " and ".join(bad)
+        elif caught:
+            obs = "damage caught by the stack before any wrong byte: %s" % ", ".join(caught)
+        else:
+            obs = "wrong byte found by nobody"
+        obs += ": %s" % "; ".join((r.get("error") or "-")[:60] for r in (s, c))
+        return bool(bad or caught) and not exact, obs, detect, fo, checked, notes
     if e == "stopped":
         # a stopped peer is a silent one (docs/runtime.md): the client
         # declares the link dead and resets; the server, once it runs
