@@ -104,9 +104,9 @@ static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 {
 	usmc_ctx *ctx = conn->ctx;
 	uint32_t want = ctx->s.dmb_size ? ctx->s.dmb_size : ctx->s.rmb_size;
-	/* a size the CLC's dmbe_size can name */
-	size_t len = usmc_clc_uncompress_bufsize(usmc_clc_compress_bufsize(
-		want < USMC_DMB_MAX ? want : USMC_DMB_MAX, SMCD_DMBE_SIZES));
+	/* a size the CLC's dmbe_size can name (at most SMCD_DMBE_SIZES) */
+	size_t len = usmc_clc_uncompress_bufsize(
+		usmc_clc_compress_bufsize(want, SMCD_DMBE_SIZES));
 	usmc_buf *rmb, *sb;
 	int rv;
 

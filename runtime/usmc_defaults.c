@@ -781,24 +781,15 @@ const char *usmc_pnet_of(const usmc_rt_config *cfg, const char *ifname)
 	return NULL;
 }
 
-/* "dmb_size": bytes, or with a K or M suffix (KiB, MiB); 16K to 1M,
- * rounded up to a power of two as the CLC names DMB sizes. */
+/* "dmb_size": a size (usmc_parse_size: bytes, or K, M suffixes), 16K to
+ * 1M, rounded up to a power of two as the CLC names DMB sizes. */
 static int dmb_size_parse(usmc_rt_config *cfg, const char *value)
 {
-	unsigned long long v;
-	char *end;
+	uint64_t v;
 	uint32_t p = USMC_DMB_SIZE_MIN;
 
-	errno = 0;
-	v = strtoull(value, &end, 10);
-	if (v > USMC_DMB_SIZE_MAX)
-		errno = ERANGE; /* and no suffix can wrap it back */
-	else if (*end == 'K' || *end == 'k')
-		v *= 1024, end++;
-	else if (*end == 'M' || *end == 'm')
-		v *= 1024 * 1024, end++;
-	if (errno || end == value || *end || *value == '-' ||
-	    v < USMC_DMB_SIZE_MIN || v > USMC_DMB_SIZE_MAX) {
+	if (usmc_parse_size(value, &v) || v < USMC_DMB_SIZE_MIN ||
+	    v > USMC_DMB_SIZE_MAX) {
 		snprintf(apply_err, sizeof(apply_err),
 			 "want 16K to 1M (bytes, or with a K or M suffix)");
 		return -1;

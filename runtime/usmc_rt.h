@@ -29,14 +29,6 @@
 /* usmc_parse_size parses "64M", "1k", "2G" (binary units). Returns 0 or -1. */
 int usmc_parse_size(const char *s, uint64_t *out);
 
-/* Longest transport options string ("key=value,..."), with its NUL. */
-#define USMC_TP_OPTS_MAX 256
-
-/* The pnet table (USMC_PNET, "set pnet"): interface names with the pnet
- * id each belongs to, as the kernel's smc_pnet table. A device opened on
- * an interface of a pnet has the devices on the pnet's other interfaces
- * as alternates (docs/runtime.md, "pnet"). */
-#define USMC_PNET_IFS_MAX     16
 /* The shm DMB (dmb_size): the CLC's SMC-D sizes, 16 KiB to 1 MiB. The
  * default is the RMB's: a larger ring speeds a stream (its writer fills
  * while its reader drains) but slows small messages (more cache lines
@@ -44,7 +36,16 @@ int usmc_parse_size(const char *s, uint64_t *out);
 #define USMC_DMB_SIZE_MIN     (16u * 1024)
 #define USMC_DMB_SIZE_MAX     (1024u * 1024)
 #define USMC_DMB_SIZE_DEFAULT (64u * 1024)
-#define USMC_PNET_ID_LEN      16 /* SMC_MAX_PNETID_LEN */
+
+/* Longest transport options string ("key=value,..."), with its NUL. */
+#define USMC_TP_OPTS_MAX 256
+
+/* The pnet table (USMC_PNET, "set pnet"): interface names with the pnet
+ * id each belongs to, as the kernel's smc_pnet table. A device opened on
+ * an interface of a pnet has the devices on the pnet's other interfaces
+ * as alternates (docs/runtime.md, "pnet"). */
+#define USMC_PNET_IFS_MAX 16
+#define USMC_PNET_ID_LEN  16 /* SMC_MAX_PNETID_LEN */
 typedef struct usmc_pnet_if {
 	char ifname[16];		/* IFNAMSIZ, NUL terminated */
 	char pnet_id[USMC_PNET_ID_LEN]; /* upper case, zero padded */
