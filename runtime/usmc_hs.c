@@ -283,8 +283,12 @@ static void synopt_init_once(void)
 			    err);
 		return;
 	}
-	usmc_rt_log(USMC_LOG_INFO, "SMC TCP option negotiation on (cgroup %s)",
-		    usmc_synopt_cgroup(synopt));
+	usmc_rt_log(USMC_LOG_INFO,
+		    "SMC TCP option negotiation on (cgroup %s, %s)",
+		    usmc_synopt_cgroup(synopt),
+		    usmc_synopt_shared(synopt)
+			    ? "the program another usmc process attached"
+			    : "its own program");
 }
 
 usmc_synopt *usmc_hs_synopt(void)

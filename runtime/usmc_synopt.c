@@ -41,10 +41,11 @@ extern const unsigned char usmc_synopt_bpf_obj[];
 extern const size_t usmc_synopt_bpf_obj_len;
 
 struct usmc_synopt {
-	struct bpf_object *obj;
+	struct bpf_object *obj; /* NULL when sharing another's copy */
 	struct bpf_link *link;
-	int conn_fd;   /* sk_storage: struct usmc_synopt_conn per socket */
-	int listen_fd; /* hash: usmc_synopt_lkey -> count */
+	int shared_link; /* a reference on another process's link, or -1 */
+	int conn_fd;	 /* sk_storage: struct usmc_synopt_conn per socket */
+	int listen_fd;	 /* hash: usmc_synopt_lkey -> count */
 	pthread_mutex_t lock; /* listen counts are read-modify-write */
 	char cgroup[256];
 };
@@ -225,8 +226,136 @@ void usmc_synopt_del(usmc_synopt *s)
 		return;
 	bpf_link__destroy(s->link);
 	bpf_object__close(s->obj);
+	if (s->shared_link >= 0) {
+		usmc_real()->close(s->shared_link);
+		usmc_real()->close(s->conn_fd);
+		usmc_real()->close(s->listen_fd);
+	}
 	pthread_mutex_destroy(&s->lock);
 	free(s);
+}
+
+/* The id of the cgroup |cg| (a cgroup v2 directory fd): its file handle. */
+static int cgroup_id(int cg, uint64_t *id)
+{
+	union {
+		struct file_handle fh;
+		unsigned char b[sizeof(struct file_handle) + sizeof(uint64_t)];
+	} h;
+	int mnt;
+
+	h.fh.handle_bytes = sizeof(uint64_t);
+	if (name_to_handle_at(cg, "", &h.fh, &mnt, AT_EMPTY_PATH) ||
+	    h.fh.handle_bytes != sizeof(uint64_t))
+		return -1;
+	memcpy(id, h.fh.f_handle, sizeof(*id));
+	return 0;
+}
+
+/* Whether map |fd| is ours by name and shape. */
+static int map_like(int fd, const struct bpf_map_info *ours)
+{
+	struct bpf_map_info mi;
+	__u32 len = sizeof(mi);
+
+	memset(&mi, 0, sizeof(mi));
+	return !bpf_obj_get_info_by_fd(fd, &mi, &len) &&
+	       mi.type == ours->type && mi.key_size == ours->key_size &&
+	       mi.value_size == ours->value_size &&
+	       mi.max_entries == ours->max_entries &&
+	       mi.map_flags == ours->map_flags &&
+	       !strncmp(mi.name, ours->name, sizeof(mi.name));
+}
+
+/*
+ * The kernel runs at most 64 programs per cgroup and attach type
+ * (BPF_CGROUP_MAX_PROGS; the 65th attach is refused with -E2BIG), and each
+ * attached copy runs on every TCP socket of the cgroup. So a process first
+ * looks for a copy of this very program (same tag, same maps) that another
+ * usmc process linked to the same cgroup, and uses that copy's maps: marks
+ * are per socket and listener keys per address, so one copy serves them
+ * all. A reference on the link keeps it attached after its owner exits;
+ * the last reference detaches it, so nothing outlives the processes that
+ * use it. Finding it needs CAP_SYS_ADMIN (the *_get_fd_by_id calls);
+ * without it, or with no copy there, the process attaches its own.
+ * Returns 1 when sharing.
+ */
+static int share(usmc_synopt *s, int cg, int prog_fd)
+{
+	struct bpf_prog_info ours, pi;
+	struct bpf_map_info mconn, mlisten;
+	__u32 id = 0, len, maps[2];
+	uint64_t cgid;
+
+	memset(&ours, 0, sizeof(ours));
+	memset(&mconn, 0, sizeof(mconn));
+	memset(&mlisten, 0, sizeof(mlisten));
+	len = sizeof(ours);
+	if (cgroup_id(cg, &cgid) ||
+	    bpf_obj_get_info_by_fd(prog_fd, &ours, &len))
+		return 0;
+	len = sizeof(mconn);
+	if (bpf_obj_get_info_by_fd(s->conn_fd, &mconn, &len))
+		return 0;
+	len = sizeof(mlisten);
+	if (bpf_obj_get_info_by_fd(s->listen_fd, &mlisten, &len))
+		return 0;
+	while (!bpf_link_get_next_id(id, &id)) {
+		struct bpf_link_info li;
+		int lfd, pfd, cfd = -1, mfd = -1, i;
+
+		lfd = bpf_link_get_fd_by_id(id);
+		if (lfd < 0) {
+			if (errno == EPERM)
+				return 0;
+			continue; /* gone meanwhile */
+		}
+		memset(&li, 0, sizeof(li));
+		len = sizeof(li);
+		if (bpf_obj_get_info_by_fd(lfd, &li, &len) ||
+		    li.type != BPF_LINK_TYPE_CGROUP ||
+		    li.cgroup.cgroup_id != cgid ||
+		    li.cgroup.attach_type != BPF_CGROUP_SOCK_OPS ||
+		    li.prog_id == ours.id ||
+		    (pfd = bpf_prog_get_fd_by_id(li.prog_id)) < 0) {
+			usmc_real()->close(lfd);
+			continue;
+		}
+		memset(&pi, 0, sizeof(pi));
+		pi.nr_map_ids = 2;
+		pi.map_ids = (__u64)(uintptr_t)maps;
+		len = sizeof(pi);
+		if (!bpf_obj_get_info_by_fd(pfd, &pi, &len) &&
+		    !memcmp(pi.tag, ours.tag, sizeof(pi.tag)) &&
+		    !strncmp(pi.name, ours.name, sizeof(pi.name)) &&
+		    pi.nr_map_ids == 2) {
+			for (i = 0; i < 2; i++) {
+				int fd = bpf_map_get_fd_by_id(maps[i]);
+
+				if (fd < 0)
+					continue;
+				if (cfd < 0 && map_like(fd, &mconn))
+					cfd = fd;
+				else if (mfd < 0 && map_like(fd, &mlisten))
+					mfd = fd;
+				else
+					usmc_real()->close(fd);
+			}
+		}
+		usmc_real()->close(pfd);
+		if (cfd >= 0 && mfd >= 0) {
+			s->shared_link = lfd;
+			s->conn_fd = cfd;
+			s->listen_fd = mfd;
+			return 1;
+		}
+		if (cfd >= 0)
+			usmc_real()->close(cfd);
+		if (mfd >= 0)
+			usmc_real()->close(mfd);
+		usmc_real()->close(lfd);
+	}
+	return 0;
 }
 
 static int load(usmc_synopt *s, int cg, char *err, size_t errlen)
@@ -269,12 +398,24 @@ static int load(usmc_synopt *s, int cg, char *err, size_t errlen)
 		set_err(err, errlen, "the embedded BPF object lacks its maps");
 		return -EINVAL;
 	}
-	/* A link, not a plain attach: it goes away with the process. */
+	if (share(s, cg, bpf_program__fd(prog))) {
+		/* the maps are the shared copy's now; ours go */
+		bpf_object__close(s->obj);
+		s->obj = NULL;
+		return 0;
+	}
+	/* A link, not a plain attach: it goes away with the process (and
+	 * with the last process that shares it). */
 	s->link = bpf_program__attach_cgroup(prog, cg);
 	rc = s->link ? 0 : -errno;
 	if (!s->link) {
-		set_err(err, errlen, "cannot attach sock_ops to cgroup %s: %s",
-			s->cgroup, strerror(-rc));
+		set_err(err, errlen,
+			"cannot attach sock_ops to cgroup %s: %s%s", s->cgroup,
+			strerror(-rc),
+			rc == -E2BIG ? " (the kernel's limit of 64 programs "
+				       "per cgroup, and none of them usmc's "
+				       "own to share)"
+				     : "");
 		return rc;
 	}
 	return 0;
@@ -299,7 +440,7 @@ int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 		set_err(err, errlen, "out of memory");
 		return -ENOMEM;
 	}
-	s->conn_fd = s->listen_fd = -1;
+	s->conn_fd = s->listen_fd = s->shared_link = -1;
 	pthread_mutex_init(&s->lock, NULL);
 	if (cgroup_dir && strcmp(cgroup_dir, USMC_SYNOPT_CGROUP_PRIVATE)) {
 		if ((size_t)snprintf(s->cgroup, sizeof(s->cgroup), "%s",
@@ -348,6 +489,11 @@ int usmc_synopt_init(usmc_synopt **p, char *err, size_t errlen)
 const char *usmc_synopt_cgroup(const usmc_synopt *s)
 {
 	return s ? s->cgroup : "";
+}
+
+int usmc_synopt_shared(const usmc_synopt *s)
+{
+	return s && s->shared_link >= 0;
 }
 
 /* A TCP socket (v4 or v6) in state CLOSE: neither connecting nor
@@ -526,6 +672,12 @@ const char *usmc_synopt_cgroup(const usmc_synopt *s)
 {
 	(void)s;
 	return "";
+}
+
+int usmc_synopt_shared(const usmc_synopt *s)
+{
+	(void)s;
+	return 0;
 }
 
 int usmc_synopt_mark_connect(usmc_synopt *s, int fd)

@@ -25,7 +25,8 @@ typedef struct usmc_synopt usmc_synopt;
 
 /*
  * Loads the program and attaches it to this process's cgroup v2 directory
- * (found from /proc/self/mounts and /proc/self/cgroup). On failure returns
+ * (found from /proc/self/mounts and /proc/self/cgroup), or takes the copy
+ * of it another usmc process attached there, when one is. On failure returns
  * a negative errno (-EPERM no privilege, -ENOENT no cgroup v2 mount,
  * -EOPNOTSUPP built without eBPF, ...) and writes a one-line reason to
  * |err| so the caller can say it once and use explicit rules instead.
@@ -44,6 +45,11 @@ int usmc_synopt_init_cgroup(usmc_synopt **p, const char *cgroup_dir, char *err,
 
 /* The cgroup directory the program is attached to. */
 const char *usmc_synopt_cgroup(const usmc_synopt *s);
+
+/* 1 if |s| uses the copy another usmc process attached to that cgroup
+ * (one copy serves every usmc process there; the kernel takes at most 64
+ * programs per cgroup), 0 if its own. */
+int usmc_synopt_shared(const usmc_synopt *s);
 
 /* A TCP socket not yet connected: its SYN will carry the option. */
 int usmc_synopt_mark_connect(usmc_synopt *s, int fd);

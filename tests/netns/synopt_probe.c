@@ -7,6 +7,8 @@
  *   synopt_probe [--netns NAME] [--no-bpf] server SPEC...
  *   synopt_probe [--netns NAME] [--no-bpf] client SPEC...
  *   synopt_probe probe      (init only: exit 0 loaded, 2 not, with reason)
+ *   synopt_probe hold       (init, print "holding", keep it until stdin
+ *                            closes)
  *
  * SPEC is ADDR,PORT,MODE,EXPECT: the server binds ADDR, the client connects
  * to it. MODE: mark, plain (not marked), forgot (server: marked then
@@ -305,12 +307,24 @@ int main(int argc, char **argv)
 			       strerror(-r), err);
 			return 2;
 		}
-		printf("attached to %s\n", usmc_synopt_cgroup(so));
+		printf("attached to %s (%s)\n", usmc_synopt_cgroup(so),
+		       usmc_synopt_shared(so) ? "shared copy" : "own copy");
 		check_cloexec();
 	}
 	if (!strcmp(argv[i], "probe")) {
 		usmc_synopt_del(so);
 		return failures ? 1 : 0;
+	}
+	if (!strcmp(argv[i], "hold")) {
+		/* keeps the program (its own or a shared copy) until stdin
+		 * closes or a signal ends the process */
+		char c;
+
+		printf("holding\n");
+		while (read(0, &c, 1) > 0)
+			;
+		usmc_synopt_del(so);
+		return 0;
 	}
 	if (netns) {
 		char p[128];

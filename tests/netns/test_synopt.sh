@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SMC SYN-option negotiation (runtime/usmc_synopt.c + runtime/bpf/) between
 # two network namespaces joined by veth, with a tcpdump capture read back
-# by tshark. Processes with the BPF program each attach their own copy.
+# by tshark. A process shares the copy of the BPF program another one
+# attached to the cgroup, or attaches its own.
 #  1. marked client -> marked listener: the SYN and the SYN-ACK carry
 #     fe 06 e2 d4 c3 d9 (ExID 0xe2d4); both sides' peer_has_smc say 1
 #     (IPv4 to an address, IPv6 and IPv4 to a dual-stack :: listener);
@@ -14,7 +15,10 @@
 #     to a listener marked then forgotten, and to an unmarked listener on
 #     the port of a marked one closed without forget (SYN-ACK without it,
 #     client 0, server socket unknown);
-#  5. SYN cookies forced on the server: no option in the SYN-ACK, both 0.
+#  5. SYN cookies forced on the server: no option in the SYN-ACK, both 0;
+#  6. 70 processes at once (the kernel takes 64 programs per cgroup) all
+#     load by sharing one copy, which outlives the process that attached
+#     it: a server and client started after its owner ended negotiate.
 # Skips (77) only when this machine cannot load it: not root, no cgroup v2,
 # kernel older than 5.15, or usmc built without clang/libbpf.
 set -u
@@ -210,6 +214,45 @@ expect 7110 synack no
 # SYNs of 7101-7104 and 7107-7110, SYN-ACKs of 7101-7103; nothing else.
 [ "$nexp" = 11 ] || fail "tcp.options.experimental.exid == 0xe2d4 matches $nexp frames, expected 11"
 log "ok: tcp.options.experimental.exid == 0xe2d4 matches exactly the 11 SYN/SYN-ACKs that should carry it"
+
+# 6. One copy for many processes: the kernel refuses a 65th sock_ops
+#    program on one cgroup (-E2BIG), so 70 processes holding it at once
+#    all load only by sharing. Then every process that attached its own
+#    copy ends; the copies the others share stay attached (their links
+#    are referenced), and a marked server and client started after still
+#    negotiate the option both ways.
+ip netns exec "$nsb" sysctl -qw net.ipv4.tcp_syncookies=1 || fail "cannot put SYN cookies back"
+mkfifo "$work/holdfifo" || fail "mkfifo"
+exec 3<>"$work/holdfifo"
+holders=()
+for i in $(seq 70); do
+	timeout 60 "$probe" hold <"$work/holdfifo" >"$work/holder.$i" 2>&1 3>&- &
+	holders+=($!)
+done
+for _ in $(seq 300); do
+	[ "$(cat "$work"/holder.* | grep -c -e '^holding' -e '^usmc_synopt_init')" = 70 ] && break
+	sleep 0.1
+done
+notheld=$(grep -L '^holding' "$work"/holder.* | head -3)
+[ -z "$notheld" ] || fail "not every one of 70 processes loaded the program: $(cat $notheld | head -3)"
+own=$(grep -l '(own copy)' "$work"/holder.* | wc -l)
+shared=$(grep -l '(shared copy)' "$work"/holder.* | wc -l)
+[ $((own + shared)) = 70 ] && [ "$own" -lt 64 ] ||
+	fail "70 holders: $own with their own copy, $shared sharing"
+log "ok: 70 processes hold the program at once, $own with their own copy, $shared sharing one"
+for i in $(seq 70); do
+	grep -q '(own copy)' "$work/holder.$i" && kill "${holders[$((i - 1))]}"
+done
+sleep 0.2
+server s4 server "$S,7111,mark,1"
+timeout 60 "$probe" --netns "$nsa" client "$S,7111,mark,1" >"$work/c4" 2>&1 ||
+	fail "client c4, after the owners ended: $(cat "$work/c4")"
+wait "$pid_s4" || fail "server s4: $(cat "$work/s4")"
+grep -q '(shared copy)' "$work/s4" && grep -q '(shared copy)' "$work/c4" ||
+	fail "server s4 and client c4 did not share the holders' copy: $(head -1 "$work/s4") / $(head -1 "$work/c4")"
+log "ok: with every owner ended, a server and a client sharing the remaining copy both see the option (port 7111)"
+exec 3>&-
+for p in "${holders[@]}"; do wait "$p" 2>/dev/null; done
 
 # The bytes are the ones the Linux 6.1 kernel sent (its SYN and SYN-ACK in
 # the SMC-R session capture): same 6-byte option, NOP padding aside.

@@ -23,6 +23,8 @@
 	X(bpf_map_get_fd_by_id)             \
 	X(bpf_map_lookup_elem)              \
 	X(bpf_map_update_elem)              \
+	X(bpf_link_get_fd_by_id)            \
+	X(bpf_link_get_next_id)             \
 	X(bpf_obj_get_info_by_fd)           \
 	X(bpf_object__close)                \
 	X(bpf_object__find_map_by_name)     \
@@ -32,6 +34,7 @@
 	X(bpf_object__open_mem)             \
 	X(bpf_program__attach_cgroup)       \
 	X(bpf_program__fd)                  \
+	X(bpf_prog_get_fd_by_id)            \
 	X(libbpf_set_print)
 
 typedef struct usmc_libbpf_fns {
@@ -55,6 +58,8 @@ int usmc_libbpf_load(char *why, size_t whylen);
 #define bpf_map_get_fd_by_id	     (usmc_libbpf.bpf_map_get_fd_by_id)
 #define bpf_map_lookup_elem	     (usmc_libbpf.bpf_map_lookup_elem)
 #define bpf_map_update_elem	     (usmc_libbpf.bpf_map_update_elem)
+#define bpf_link_get_fd_by_id	     (usmc_libbpf.bpf_link_get_fd_by_id)
+#define bpf_link_get_next_id	     (usmc_libbpf.bpf_link_get_next_id)
 #define bpf_obj_get_info_by_fd	     (usmc_libbpf.bpf_obj_get_info_by_fd)
 #define bpf_object__close	     (usmc_libbpf.bpf_object__close)
 #define bpf_object__find_map_by_name (usmc_libbpf.bpf_object__find_map_by_name)
@@ -66,6 +71,7 @@ int usmc_libbpf_load(char *why, size_t whylen);
 #define bpf_object__open_mem	   (usmc_libbpf.bpf_object__open_mem)
 #define bpf_program__attach_cgroup (usmc_libbpf.bpf_program__attach_cgroup)
 #define bpf_program__fd		   (usmc_libbpf.bpf_program__fd)
+#define bpf_prog_get_fd_by_id	   (usmc_libbpf.bpf_prog_get_fd_by_id)
 #define libbpf_set_print	   (usmc_libbpf.libbpf_set_print)
 #endif
 
