@@ -27,6 +27,8 @@ typedef tp_side side;
 typedef tp_pair pair;
 
 static char ctl_dir[64];
+/* the inner softroce's options; strict unless a test says otherwise */
+static const char *dev_options = "mtu=1024,icrc=strict";
 
 static int open_dev(const char *ip, uint16_t port, usmc_tp **tp)
 {
@@ -39,7 +41,7 @@ static int open_dev(const char *ip, uint16_t port, usmc_tp **tp)
 	cfg.udp_port = port;
 	/* strict: every corrupted packet fails the ICRC, not all but 2^-16
 	 * of them (icrc=verify reads a mismatch as an IPv4 ID when it can) */
-	cfg.options = "mtu=1024,icrc=strict";
+	cfg.options = dev_options;
 	return usmc_tp_open("fault:softroce", &cfg, tp);
 }
 
@@ -160,6 +162,68 @@ static void test_corrupt(void)
 	CU_ASSERT_TRUE(b.corrupted > 0);
 	/* every corrupted packet, and nothing else, failed the ICRC */
 	USMC_ASSERT_EQ(sb.drop_icrc, b.corrupted);
+}
+
+/* in=payload with the ICRC off (damage reaches memory): only WRITE
+ * payload is hit, so every wrong byte in the RMB is a payload byte XORed
+ * with 0x5a, at most one per corrupted packet, and the requester's side,
+ * which receives only ACKs, sees nothing damaged. */
+static void test_corrupt_payload(void)
+{
+	pair p;
+	const size_t total = 1u << 20;
+	const uint32_t chunk = 32 << 10;
+	usmc_tp_mr *src, *dst;
+	usmc_fault_stats fa, fb;
+	size_t wrong = 0, odd = 0;
+	int nwr = 0, rc;
+
+	dev_options = "mtu=1024,icrc=off";
+	rc = setup(&p);
+	dev_options = "mtu=1024,icrc=strict";
+	if (rc)
+		return;
+	src = tp_mr(p.s[0].tp, total, USMC_ACCESS_LOCAL_WRITE);
+	dst = tp_mr(p.s[1].tp, total,
+		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_fill(src->addr, total, 78);
+	memset(dst->addr, 0, total);
+	add(p.s[0].tp, "seed=9;corrupt:in=payload,rate=0.05");
+	add(p.s[1].tp, "seed=9;corrupt:in=payload,rate=0.05");
+	for (size_t off = 0; off < total; off += chunk) {
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 30000), 0);
+	for (size_t i = 0; i < total; i++) {
+		uint8_t a = ((uint8_t *)src->addr)[i],
+			b = ((uint8_t *)dst->addr)[i];
+
+		if (a != b) {
+			wrong++;
+			odd += (a ^ b) != 0x5a;
+		}
+	}
+	usmc_fault_get_stats(p.s[0].tp, &fa);
+	usmc_fault_get_stats(p.s[1].tp, &fb);
+	fprintf(stderr,
+		"  [in=payload: %llu of %llu packets corrupted, %zu "
+		"bytes wrong; the requester's side %llu of %llu]\n",
+		(unsigned long long)fb.corrupted, (unsigned long long)fb.pkts,
+		wrong, (unsigned long long)fa.corrupted,
+		(unsigned long long)fa.pkts);
+	CU_ASSERT_TRUE(wrong > 0);
+	/* a retransmitted packet may be damaged again, its copy dropped */
+	CU_ASSERT_TRUE(wrong <= fb.corrupted);
+	USMC_ASSERT_EQ(odd, 0);
+	USMC_ASSERT_EQ(fa.corrupted, 0);
+	CU_ASSERT_TRUE(fa.pkts > 0);
+	usmc_tp_free_mr(src);
+	usmc_tp_free_mr(dst);
+	tp_pair_teardown(&p);
 }
 
 static void test_duplicate(void)
@@ -533,6 +597,8 @@ static void test_env_schedule(void)
 static CU_TestInfo tests[] = {
 	{"drop 2%: byte-exact", test_drop},
 	{"corrupt 2%: each fails the ICRC, byte-exact", test_corrupt},
+	{"corrupt in=payload, ICRC off: only WRITE payload bytes damaged",
+	 test_corrupt_payload},
 	{"duplicate 5%: byte-exact", test_duplicate},
 	{"delay 2% by 3 ms: byte-exact", test_delay},
 	{"reorder 2%: byte-exact", test_reorder},

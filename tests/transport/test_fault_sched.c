@@ -158,6 +158,10 @@ static void test_bad(void)
 	    "after, for, qp, type, dir, set, clear)");
 	bad("fail-post:set=1", "position 11: expected a key of fail-post "
 			       "(rate, nth, count, after, for, op, qp)");
+	bad("corrupt:in=header", "position 12: expected what to damage (any, "
+				 "payload)");
+	bad("drop:in=payload", "position 6: expected a key of drop (rate, "
+			       "nth, count, after, for)");
 	bad("drop:rate=0.5;delay:by=1ms;\n\ncorrupt:for=1",
 	    "position 43: expected a unit after the number (ns, us, ms, s)");
 }
@@ -399,6 +403,29 @@ static void test_merge(void)
 	USMC_ASSERT_EQ(s.n, 32);
 }
 
+/* in=payload: only events flagged as WRITE payload count and fire;
+ * in=any (the default) counts every packet */
+static void test_corrupt_in(void)
+{
+	usmc_fault_sched s;
+	char err[160];
+
+	USMC_ASSERT_EQ_FATAL(usmc_fault_sched_parse("corrupt:in=payload,nth=2;"
+						    "corrupt:nth=3",
+						    0, &s, err, sizeof(err)),
+			     0);
+	USMC_ASSERT_EQ(s.c[0].in, USMC_FAULT_IN_PAYLOAD);
+	USMC_ASSERT_EQ(s.c[1].in, USMC_FAULT_IN_ANY);
+	/* packets: payload, none, none (3rd: clause 1), payload (2nd with
+	 * payload: clause 0) */
+	USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_PKT, 1, 0, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_PKT, 0, 0, 0), -1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_PKT, 0, 0, 0), 1);
+	USMC_ASSERT_EQ(usmc_fault_sched_on(&s, USMC_FAULT_ON_PKT, 1, 0, 0), 0);
+	USMC_ASSERT_EQ(s.c[0].seen, 2);
+	USMC_ASSERT_EQ(s.c[1].seen, 4);
+}
+
 static CU_TestInfo tests[] = {
 	{"good schedules: every field", test_good},
 	{"bad schedules: position and what was expected", test_bad},
@@ -408,6 +435,8 @@ static CU_TestInfo tests[] = {
 	{"run-time clauses merge", test_merge},
 	{"fail-reg-mr, fail-modify-qp count their verb", test_verb_faults},
 	{"rewrite-llc: fields, type and direction", test_rewrite_llc},
+	{"corrupt in=payload counts only packets with WRITE payload",
+	 test_corrupt_in},
 	CU_TEST_INFO_NULL,
 };
 

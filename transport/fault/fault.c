@@ -86,6 +86,7 @@ struct fl_dev {
 	uint32_t nheld;
 	int port_down, dead, efd_set;
 	int virt; /* the inner device has a clock of its own (now, wake_at) */
+	int roce; /* its packets are RoCEv2 (softroce): in=payload works */
 	usmc_tp_event evq[FL_EVQ];
 	uint32_t ev_head, ev_count;
 	usmc_fault_stats st;
@@ -290,19 +291,57 @@ static void release_reordered(fl_dev *d, uint64_t now)
 	d->held = moved ? moved : d->held;
 }
 
+/* Where an RC RDMA WRITE packet's payload lies (IBA 9.2-9.4: BTH 12
+ * bytes, then a 16-byte RETH on FIRST and ONLY, a 4-byte ImmDt on the
+ * WITH_IMMEDIATE ones; PadCnt pad bytes and the 4-byte ICRC at the end):
+ * what lands in the peer's RMB. Returns 1 with |*off| and |*n| when the
+ * packet is one and carries any. */
+static int write_payload(const usmc_tp_rx_pkt *p, size_t *off, size_t *n)
+{
+	size_t hdr = 12, tail;
+
+	if (p->len < 16)
+		return 0;
+	switch (p->data[0]) {
+	case 0x06: /* RDMA_WRITE_FIRST */
+	case 0x0a: /* RDMA_WRITE_ONLY */
+		hdr += 16;
+		break;
+	case 0x07: /* RDMA_WRITE_MIDDLE */
+	case 0x08: /* RDMA_WRITE_LAST */
+		break;
+	case 0x09: /* RDMA_WRITE_LAST_WITH_IMMEDIATE */
+		hdr += 4;
+		break;
+	case 0x0b: /* RDMA_WRITE_ONLY_WITH_IMMEDIATE */
+		hdr += 20;
+		break;
+	default:
+		return 0;
+	}
+	tail = 4 + ((p->data[1] >> 4) & 3);
+	if (p->len <= hdr + tail)
+		return 0;
+	*off = hdr;
+	*n = p->len - hdr - tail;
+	return 1;
+}
+
 static int rx_hook(void *arg, usmc_tp_rx_pkt *p)
 {
 	fl_dev *d = arg;
 	uint64_t now = fl_now(d);
 	const usmc_fault_clause *c;
-	int i;
+	size_t off = 0, n = 0;
+	int i, payload;
 
 	d->st.pkts++;
 	if (d->dead || d->port_down) {
 		d->st.dropped++;
 		return 1;
 	}
-	i = usmc_fault_sched_on(&d->sched, USMC_FAULT_ON_PKT, 0, 0, now);
+	payload = d->roce && write_payload(p, &off, &n);
+	i = usmc_fault_sched_on(&d->sched, USMC_FAULT_ON_PKT, payload, 0, now);
 	if (i < 0) {
 		release_reordered(d, now);
 		rearm(d);
@@ -316,7 +355,13 @@ static int rx_hook(void *arg, usmc_tp_rx_pkt *p)
 	case USMC_FAULT_CORRUPT:
 		/* a byte behind the 12-byte BTH and before the ICRC: the
 		 * headers still decode and the ICRC check fails */
-		if (p->len > 16) {
+		if (c->in == USMC_FAULT_IN_PAYLOAD) {
+			/* only packets with payload count for this clause */
+			p->data[off +
+				(size_t)(usmc_fault_sched_rand(&d->sched) %
+					 n)] ^= 0x5a;
+			d->st.corrupted++;
+		} else if (p->len > 16) {
 			size_t pos =
 				12 + (size_t)(usmc_fault_sched_rand(&d->sched) %
 					      (p->len - 16));
@@ -597,6 +642,7 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 		return rc;
 	}
 	d->virt = d->inner->ops->now && d->inner->ops->wake_at;
+	d->roce = !strcmp(name, "softroce");
 	/* clauses are timed from now on the inner device's clock */
 	rc = usmc_fault_sched_parse("", fl_now(d), &d->sched, NULL, 0);
 	if (!rc && !(flags & FL_NO_ENV))
@@ -620,7 +666,7 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->efd, &ev))
 		goto fail;
 	/* packet faults need the inner device's wire */
-	for (uint32_t i = 0; i < d->sched.n; i++)
+	for (uint32_t i = 0; i < d->sched.n; i++) {
 		if (d->sched.c[i].kind <= USMC_FAULT_CORRUPT &&
 		    !d->inner->ops->set_rx_hook) {
 			snprintf(last_error, sizeof(last_error),
@@ -630,6 +676,16 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 			fl_close(&d->pub);
 			return USMC_ERR_NOTSUP;
 		}
+		if (d->sched.c[i].kind == USMC_FAULT_CORRUPT &&
+		    d->sched.c[i].in == USMC_FAULT_IN_PAYLOAD && !d->roce) {
+			snprintf(last_error, sizeof(last_error),
+				 "corrupt: in=payload needs RoCEv2 packets "
+				 "(inner %s has none)",
+				 name);
+			fl_close(&d->pub);
+			return USMC_ERR_NOTSUP;
+		}
+	}
 	if (!(flags & FL_NO_CTL))
 		ctl_open(d);
 	rearm(d);
@@ -994,7 +1050,7 @@ static int fl_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 static int check_hook(const fl_dev *d, const usmc_fault_sched *s, char *err,
 		      size_t errlen)
 {
-	for (uint32_t i = 0; i < s->n; i++)
+	for (uint32_t i = 0; i < s->n; i++) {
 		if (s->c[i].kind <= USMC_FAULT_CORRUPT &&
 		    !d->inner->ops->set_rx_hook) {
 			if (err)
@@ -1004,6 +1060,15 @@ static int check_hook(const fl_dev *d, const usmc_fault_sched *s, char *err,
 					 usmc_fault_kind_name(s->c[i].kind));
 			return USMC_ERR_NOTSUP;
 		}
+		if (s->c[i].kind == USMC_FAULT_CORRUPT &&
+		    s->c[i].in == USMC_FAULT_IN_PAYLOAD && !d->roce) {
+			if (err)
+				snprintf(err, errlen,
+					 "corrupt: in=payload needs RoCEv2 "
+					 "packets (inner=softroce)");
+			return USMC_ERR_NOTSUP;
+		}
+	}
 	return 0;
 }
 

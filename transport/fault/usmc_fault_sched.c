@@ -371,6 +371,21 @@ static int dir_(parser *p, uint8_t *dir)
 	return rc;
 }
 
+static int in_(parser *p, uint8_t *in)
+{
+	static const word_val ins[] = {
+		{"any", USMC_FAULT_IN_ANY},
+		{"payload", USMC_FAULT_IN_PAYLOAD},
+	};
+	uint32_t v = 0;
+	int rc = choice_(p, ins, N_OF(ins), 0, "what to damage (any, payload)",
+			 &v);
+
+	if (!rc)
+		*in = (uint8_t)v;
+	return rc;
+}
+
 static const char *keys_of(usmc_fault_kind k)
 {
 	if (k == USMC_FAULT_REWRITE_LLC)
@@ -380,6 +395,8 @@ static const char *keys_of(usmc_fault_kind k)
 		return "rate, nth, count, after, for, by";
 	if (on_posts(k))
 		return "rate, nth, count, after, for, op, qp";
+	if (k == USMC_FAULT_CORRUPT)
+		return "rate, nth, count, after, for, in";
 	return "rate, nth, count, after, for";
 }
 
@@ -415,6 +432,8 @@ static int param(parser *p, usmc_fault_clause *c, uint32_t *seen_keys)
 		bit = 10;
 	else if (c->kind == USMC_FAULT_REWRITE_LLC && is(w, n, "clear"))
 		bit = 11;
+	else if (c->kind == USMC_FAULT_CORRUPT && is(w, n, "in"))
+		bit = 12;
 	else
 		return fail(p, at, "a key of %s (%s)",
 			    usmc_fault_kind_name(c->kind), keys_of(c->kind));
@@ -463,6 +482,8 @@ static int param(parser *p, usmc_fault_clause *c, uint32_t *seen_keys)
 		return llc_type_(p, c);
 	case 9:
 		return dir_(p, &c->llc_dir);
+	case 12:
+		return in_(p, &c->in);
 	case 10:
 	case 11:
 		rc = byte_(p, bit == 10 ? &c->set_mask : &c->clear_mask);
@@ -651,6 +672,10 @@ static int sched_on(usmc_fault_sched *s, usmc_fault_on on, int opcode,
 			continue;
 		if (on == USMC_FAULT_ON_LLC && (!llc_match(c, type, flags) ||
 						(c->has_qpn && c->qpn != qpn)))
+			continue;
+		/* packets: |opcode| is 1 for one with WRITE payload */
+		if (on == USMC_FAULT_ON_PKT && c->in == USMC_FAULT_IN_PAYLOAD &&
+		    opcode != 1)
 			continue;
 		if (time_only(c) || !in_window(c, now))
 			continue;

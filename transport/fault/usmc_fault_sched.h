@@ -53,6 +53,10 @@ typedef enum usmc_fault_on {
 #define USMC_FAULT_DIR_REQ  1
 #define USMC_FAULT_DIR_RESP 2
 
+/* corrupt's in=: any byte behind the BTH, or WRITE payload only */
+#define USMC_FAULT_IN_ANY     0
+#define USMC_FAULT_IN_PAYLOAD 1
+
 /* op= of the post-counting kinds: a bit per usmc_wr_opcode */
 #define USMC_FAULT_OP_ANY 0xeu
 
@@ -75,6 +79,9 @@ typedef struct usmc_fault_clause {
 	uint8_t llc_dir;
 	uint8_t set_mask;
 	uint8_t clear_mask;
+	/* corrupt's in=: USMC_FAULT_IN_ANY, or only the payload of RDMA
+	 * WRITE packets (what lands in a peer's RMB) */
+	uint8_t in;
 	/* state */
 	uint64_t t0; /* when the clause was added (schedule time) */
 	uint64_t seen;
@@ -107,8 +114,10 @@ int usmc_fault_sched_parse(const char *text, uint64_t t0, usmc_fault_sched *out,
  * they do not all fit. */
 int usmc_fault_sched_merge(usmc_fault_sched *s, const usmc_fault_sched *more);
 
-/* usmc_fault_sched_on counts one event (a received packet, a posted WR
- * with |opcode| on |qpn|, an MR registration, a QP made ready) at |now| and returns the index of the first
+/* usmc_fault_sched_on counts one event (a received packet, with |opcode|
+ * 1 when it carries RDMA WRITE payload, else 0; a posted WR with |opcode|
+ * on |qpn|; an MR registration; a QP made ready) at |now| and returns the
+ * index of the first
  * clause that fires for it, or -1. Every matching clause counts the event
  * and draws its random number, so the pattern depends only on the seed and
  * the sequence of events. */
