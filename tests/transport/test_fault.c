@@ -88,38 +88,47 @@ static void add(usmc_tp *tp, const char *sched)
 
 /* ---- recoverable: packet faults on both devices ------------------------ */
 
+/* Fills |total| bytes on side 0, adds |sched| to both devices and WRITEs
+ * them to side 1 in 32 KiB WRs; waits for every completion. */
+static void write_all(pair *p, const char *sched, size_t total, int fill,
+		      usmc_tp_mr **src, usmc_tp_mr **dst)
+{
+	const uint32_t chunk = 32 << 10;
+	int nwr = 0;
+
+	*src = tp_mr(p->s[0].tp, total, USMC_ACCESS_LOCAL_WRITE);
+	*dst = tp_mr(p->s[1].tp, total,
+		     USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
+	tp_fill((*src)->addr, total, fill);
+	memset((*dst)->addr, 0, total);
+	/* timed clauses start now: after the buffers are filled, which in
+	 * a sanitizer build on a loaded machine outlasts a 30 ms window */
+	add(p->s[0].tp, sched);
+	add(p->s[1].tp, sched);
+	for (size_t off = 0; off < total; off += chunk) {
+		usmc_wr wr =
+			tp_write_wr((uint64_t)nwr, *src, off, chunk, *dst, off);
+
+		USMC_ASSERT_EQ(usmc_tp_post_send(p->s[0].qp, &wr), 0);
+		nwr++;
+	}
+	USMC_ASSERT_EQ(tp_pair_wait_wcs(p, 0, nwr, 30000), 0);
+	for (int k = 0; k < p->s[0].nwc; k++) {
+		USMC_ASSERT_EQ(p->s[0].wcs[k].status, USMC_WC_SUCCESS);
+		USMC_ASSERT_EQ(p->s[0].wcs[k].wr_id, k);
+	}
+}
+
 static void stream(const char *sched, usmc_fault_stats *fa,
 		   usmc_fault_stats *fb, usmc_softroce_stats *sb)
 {
 	pair p;
 	size_t total = (RUNNING_ON_VALGRIND ? 256u : 2048u) << 10;
-	const uint32_t chunk = 32 << 10;
 	usmc_tp_mr *src, *dst;
-	int nwr = 0;
 
 	if (setup(&p))
 		return;
-	src = tp_mr(p.s[0].tp, total, USMC_ACCESS_LOCAL_WRITE);
-	dst = tp_mr(p.s[1].tp, total,
-		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	tp_fill(src->addr, total, 77);
-	memset(dst->addr, 0, total);
-	/* timed clauses start now: after the buffers are filled, which in
-	 * a sanitizer build on a loaded machine outlasts a 30 ms window */
-	add(p.s[0].tp, sched);
-	add(p.s[1].tp, sched);
-	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr =
-			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
-
-		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		nwr++;
-	}
-	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 30000), 0);
-	for (int k = 0; k < p.s[0].nwc; k++) {
-		USMC_ASSERT_EQ(p.s[0].wcs[k].status, USMC_WC_SUCCESS);
-		USMC_ASSERT_EQ(p.s[0].wcs[k].wr_id, k);
-	}
+	write_all(&p, sched, total, 77, &src, &dst);
 	if (memcmp(src->addr, dst->addr, total))
 		CU_FAIL("data differs after the faults");
 	usmc_fault_get_stats(p.s[0].tp, fa);
@@ -172,32 +181,18 @@ static void test_corrupt_payload(void)
 {
 	pair p;
 	const size_t total = 1u << 20;
-	const uint32_t chunk = 32 << 10;
 	usmc_tp_mr *src, *dst;
 	usmc_fault_stats fa, fb;
 	size_t wrong = 0, odd = 0;
-	int nwr = 0, rc;
+	int rc;
 
 	dev_options = "mtu=1024,icrc=off";
 	rc = setup(&p);
 	dev_options = "mtu=1024,icrc=strict";
 	if (rc)
 		return;
-	src = tp_mr(p.s[0].tp, total, USMC_ACCESS_LOCAL_WRITE);
-	dst = tp_mr(p.s[1].tp, total,
-		    USMC_ACCESS_LOCAL_WRITE | USMC_ACCESS_REMOTE_WRITE);
-	tp_fill(src->addr, total, 78);
-	memset(dst->addr, 0, total);
-	add(p.s[0].tp, "seed=9;corrupt:in=payload,rate=0.05");
-	add(p.s[1].tp, "seed=9;corrupt:in=payload,rate=0.05");
-	for (size_t off = 0; off < total; off += chunk) {
-		usmc_wr wr =
-			tp_write_wr((uint64_t)nwr, src, off, chunk, dst, off);
-
-		USMC_ASSERT_EQ(usmc_tp_post_send(p.s[0].qp, &wr), 0);
-		nwr++;
-	}
-	USMC_ASSERT_EQ(tp_pair_wait_wcs(&p, 0, nwr, 30000), 0);
+	write_all(&p, "seed=9;corrupt:in=payload,rate=0.05", total, 78, &src,
+		  &dst);
 	for (size_t i = 0; i < total; i++) {
 		uint8_t a = ((uint8_t *)src->addr)[i],
 			b = ((uint8_t *)dst->addr)[i];
