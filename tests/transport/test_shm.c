@@ -960,9 +960,26 @@ static void in_process(const char *name)
 	USMC_ASSERT_EQ(
 		usmc_tp_attach_dmb(b, ga, m1->token, (void *)gone_r1, &r1), 0);
 	USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m2->token, NULL, &r2), 0);
-	/* once only, and only on this host, and only a device there */
-	USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m1->token, NULL, &r3),
-		       USMC_ERR_ACCESS);
+	/* once only: a second device is refused; the device that holds it
+	 * gets its own mapping again (the same memory, no second grant) */
+	{
+		usmc_tp *c;
+		usmc_tp_shm_stats s0, s1;
+		int shm = !usmc_tp_shm_get_stats(a, &s0);
+
+		USMC_ASSERT_EQ_FATAL(open_shm(name, &c), 0);
+		USMC_ASSERT_EQ(usmc_tp_attach_dmb(c, ga, m1->token, NULL, &r3),
+			       USMC_ERR_ACCESS);
+		usmc_tp_close(c);
+		USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m1->token, NULL, &r3),
+			       0);
+		CU_ASSERT(r3 && r3->addr == r1->addr && r3->len == r1->len);
+		usmc_tp_detach_dmb(r3);
+		if (shm) {
+			usmc_tp_shm_get_stats(a, &s1);
+			USMC_ASSERT_EQ(s1.grants, s0.grants);
+		}
+	}
 	memcpy(bad, ga, 16);
 	bad[0] ^= 1;
 	USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, bad, m1->token, NULL, &r3),
@@ -998,10 +1015,67 @@ static void in_process(const char *name)
 	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, want, 1, 1),
 		       USMC_ERR_CONNRESET);
 	usmc_tp_detach_dmb(r1);
-	/* the attacher detaches: the owner hears of it */
-	usmc_tp_detach_dmb(r2);
-	USMC_ASSERT_EQ(wait_gone(a, &gone_m2, 1), 1);
-	usmc_tp_unregister_dmb(m2);
+	/* the attacher detaches: its map is parked, the owner hears
+	 * nothing; it gives the DMB to a new user (the core's next
+	 * connection with the same peer), which the attacher attaches
+	 * again with no message: a signal of the old user still in the
+	 * area is not the new one's */
+	{
+		usmc_tp_shm_stats sa, sb;
+		uintptr_t gone_r2 = 11;
+		usmc_tp_event ev;
+		int shm = !usmc_tp_shm_get_stats(a, &sa);
+
+		USMC_ASSERT_EQ(usmc_tp_move_data(r2, 0, want, 1, 1), 0);
+		usmc_tp_detach_dmb(r2);
+		/* no DETACH: serving the endpoint (which get_async_event
+		 * does, and which takes no signal) raises no PEER_GONE */
+		usleep(20000);
+		USMC_ASSERT_EQ(usmc_tp_get_async_event(a, &ev), 0);
+		if (!shm) {
+			/* through fault:shm no reuse: the DMB stays its own */
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10),
+				       USMC_ERR_INVALID_ARGUMENT);
+			USMC_ASSERT_EQ(wait_signal(a, (uintptr_t)gone_m2), 1);
+			usmc_tp_unregister_dmb(m2);
+		} else {
+			usmc_tp_shm_get_stats(b, &sb);
+			USMC_ASSERT_EQ(sb.parked, 1);
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10),
+				       0);
+			USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m2->token,
+							  (void *)gone_r2, &r2),
+				       0);
+			CU_ASSERT(r2->addr != NULL && r2->len == 512);
+			for (int k = 0; k < 5; k++)
+				drive(a, 2);
+			USMC_ASSERT_EQ(seen_sig[gone_m2], 0);
+			USMC_ASSERT_EQ(seen_sig[10], 0);
+			USMC_ASSERT_EQ(write_msg(r2, 5, 300), 0);
+			USMC_ASSERT_EQ(wait_signal(a, 10), 1);
+			expect_msg(want, 512, 5, 300);
+			USMC_ASSERT_MEM_EQ(m2->addr, want, 512);
+			for (int k = 0; k < 5; k++)
+				drive(a, 2);
+			USMC_ASSERT_EQ(seen_sig[gone_m2], 0);
+			USMC_ASSERT_EQ(seen_sig[10], 0);
+			usmc_tp_shm_get_stats(a, &sa);
+			usmc_tp_shm_get_stats(b, &sb);
+			USMC_ASSERT_EQ(sa.grants, 2); /* m1 and m2, once */
+			USMC_ASSERT_EQ(sa.reused, 1);
+			USMC_ASSERT_EQ(sb.reattached, 2); /* r3, r2 again */
+			USMC_ASSERT_EQ(sb.parked, 0);
+			/* the owner's unregister frees the map, in use or
+			 * parked */
+			usmc_tp_unregister_dmb(m2);
+			USMC_ASSERT_EQ(wait_gone(b, &gone_r2, 1), 1);
+			usmc_tp_detach_dmb(r2);
+			usmc_tp_shm_get_stats(b, &sb);
+			USMC_ASSERT_EQ(sb.parked, 0);
+		}
+	}
 	USMC_ASSERT_EQ(usmc_tp_register_dmb(a, 0, NULL, &m1),
 		       USMC_ERR_INVALID_ARGUMENT);
 	usmc_tp_close(b);
