@@ -210,12 +210,14 @@ struct usmc_link {
 	uint64_t n_tx_bytes, n_tx_wrs, n_rx_bytes, n_rx_wrs;
 };
 
-/* A DMB an ended SMC-D connection left to its link group: |dirty| ring
- * bytes the peer may have written (what usmc_smcd_setup clears) */
+/* A DMB an ended SMC-D connection left to its link group, |dirty| ring
+ * bytes of it the peer may have written (cleared at reuse), and that
+ * connection's sndbuf (NULL: none) */
 typedef struct usmc_smcd_kept {
 	struct usmc_smcd_kept *next;
 	usmc_dmb dmb;
 	size_t dirty;
+	struct usmc_buf *sndbuf;
 } usmc_smcd_kept;
 
 struct usmc_lgr {

@@ -131,6 +131,11 @@ static void smcd_dmb_keep(usmc_conn *conn)
 	 * writes none of its DMB); a ring it went round is dirty all over */
 	k->dirty = conn->rx_prod < conn->rmb->size ? (size_t)conn->rx_prod
 						   : conn->rmb->size;
+	/* the sndbuf goes along, uncleared: it is this process's memory
+	 * (the peer never sees it) and a connection sends only what its
+	 * application wrote into it (the kernel's smc_buf_unuse zeroes it) */
+	k->sndbuf = conn->sndbuf;
+	conn->sndbuf = NULL;
 	k->next = conn->lgr->kept_dmbs;
 	conn->lgr->kept_dmbs = k;
 	memset(&conn->dmb, 0, sizeof(conn->dmb));
@@ -147,6 +152,7 @@ void usmc_smcd_lgr_free(usmc_lgr *lgr)
 
 		lgr->kept_dmbs = k->next;
 		ctx->cb.unregister_dmb(ctx->user, &k->dmb);
+		smcd_buf_free(ctx, &k->sndbuf, NULL);
 		usmc_mem_free(ctx, k);
 	}
 }
@@ -154,8 +160,10 @@ void usmc_smcd_lgr_free(usmc_lgr *lgr)
 /* A DMB the link group kept, of |len| bytes, for |conn|: as fresh as a
  * new one where it matters (smc_buf_unuse zeroes the whole buffer): the
  * header, whose cursors the next peer's first CDC must not meet, and the
- * ring bytes the last peer wrote. 0 when one was taken. */
-static int smcd_dmb_reuse(usmc_conn *conn, usmc_lgr *lgr, size_t len)
+ * ring bytes the last peer wrote. 0 when one was taken; its sndbuf, if
+ * any, goes to |*sb|. */
+static int smcd_dmb_reuse(usmc_conn *conn, usmc_lgr *lgr, size_t len,
+			  usmc_buf **sb)
 {
 	usmc_ctx *ctx = conn->ctx;
 
@@ -167,12 +175,14 @@ static int smcd_dmb_reuse(usmc_conn *conn, usmc_lgr *lgr, size_t len)
 			memset(k->dmb.addr, 0, SMCD_CDC_MSG_LEN + k->dirty);
 			if (!ctx->cb.reuse_dmb(ctx->user, conn, &k->dmb)) {
 				conn->dmb = k->dmb;
+				*sb = k->sndbuf;
 				usmc_mem_free(ctx, k);
 				lgr->n_dmb_reused++;
 				return 0;
 			}
 		}
 		ctx->cb.unregister_dmb(ctx->user, &k->dmb);
+		smcd_buf_free(ctx, &k->sndbuf, NULL);
 		usmc_mem_free(ctx, k);
 	}
 	return -1;
@@ -186,7 +196,7 @@ static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 	/* a size the CLC's dmbe_size can name (at most SMCD_DMBE_SIZES) */
 	size_t len = usmc_clc_uncompress_bufsize(
 		usmc_clc_compress_bufsize(want, SMCD_DMBE_SIZES));
-	usmc_buf *rmb, *sb;
+	usmc_buf *rmb, *sb = NULL;
 	int rv;
 
 	rv = usmc_lgr_add_conn(lgr, conn);
@@ -194,25 +204,37 @@ static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 		return rv == USMC_ERR_LIMIT ? SMC_CLC_DECL_MAX_DMB
 					    : SMC_CLC_DECL_MEM;
 	rmb = usmc_mem_calloc(ctx, 1, sizeof(*rmb));
-	sb = usmc_mem_calloc(ctx, 1, sizeof(*sb));
-	if (sb)
-		sb->mr.addr = usmc_mem_buf_alloc(ctx, ctx->s.sndbuf_size);
-	if (!rmb || !sb || !sb->mr.addr) {
-		usmc_mem_free(ctx, rmb);
-		if (sb)
-			usmc_mem_buf_free(ctx, sb->mr.addr, ctx->s.sndbuf_size);
-		usmc_mem_free(ctx, sb);
+	if (!rmb)
 		return SMC_CLC_DECL_MEM;
-	}
-	sb->size = ctx->s.sndbuf_size;
-	sb->mr.length = sb->size;
-	sb->smcd = 1;
-	conn->sndbuf = sb;
 	memset(&conn->dmb, 0, sizeof(conn->dmb));
 	rv = 0;
-	if (smcd_dmb_reuse(conn, lgr, len))
+	if (smcd_dmb_reuse(conn, lgr, len, &sb))
 		rv = ctx->cb.register_dmb(ctx->user, conn->ism_dev, len, conn,
 					  &conn->dmb);
+	if (!sb) {
+		sb = usmc_mem_calloc(ctx, 1, sizeof(*sb));
+		if (sb)
+			sb->mr.addr =
+				usmc_mem_buf_alloc(ctx, ctx->s.sndbuf_size);
+		if (sb && !sb->mr.addr) {
+			usmc_mem_free(ctx, sb);
+			sb = NULL;
+		}
+		if (sb) {
+			sb->size = ctx->s.sndbuf_size;
+			sb->mr.length = sb->size;
+			sb->smcd = 1;
+		}
+	}
+	if (!sb) {
+		if (!rv && conn->dmb.addr)
+			ctx->cb.unregister_dmb(ctx->user, &conn->dmb);
+		memset(&conn->dmb, 0, sizeof(conn->dmb));
+		usmc_mem_free(ctx, rmb);
+		return SMC_CLC_DECL_MEM;
+	}
+	/* the caller frees what the connection holds (usmc_smcd_release) */
+	conn->sndbuf = sb;
 	if (rv || !conn->dmb.addr || conn->dmb.len < len || !conn->dmb.token) {
 		if (!rv && conn->dmb.addr)
 			ctx->cb.unregister_dmb(ctx->user, &conn->dmb);
