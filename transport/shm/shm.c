@@ -1875,12 +1875,17 @@ int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context)
 	if (m->peer) {
 		/* a signal the last user's peer set and we did not return
 		 * yet is not the new one's; one already returned (the late
-		 * queue) carries the old context */
+		 * queue) carries the old context. Only this slot's bit is
+		 * cleared: the others stay where a spinner looks (taking
+		 * them here would hide them from it until the next poll_cq;
+		 * a summary bit left over wakes it for nothing) */
 		shm_in *in = m->peer;
 		uint32_t w = m->slot / 64;
 		uint64_t bit = 1ull << (m->slot % 64);
 
-		take_in(in);
+		if (in->area)
+			__atomic_fetch_and(&in->area->bits[w], ~bit,
+					   __ATOMIC_SEQ_CST);
 		if (in->pend[w] & bit) {
 			in->pend[w] &= ~bit;
 			if (!in->pend[w])
