@@ -193,13 +193,15 @@ typedef struct usmc_callbacks {
 			    usmc_conn *conn, usmc_dmb *dmb);
 	void (*unregister_dmb)(void *user, usmc_dmb *dmb);
 	/* Optional: |dmb|, which an ended connection of |conn|'s link group
-	 * left (same device, same peer device), is |conn|'s now (the
+	 * left (same device, same peer device: |peer_gid|, gid and gid_ext,
+	 * as the peer's CLC claimed it), is |conn|'s now (the
 	 * kernel's smc_buf_get_slot finding an unused DMB): its signals go
 	 * to |conn| from here on, none left from before. The core cleared
 	 * its header and the ring bytes the peer wrote. 0, or non-zero if
 	 * the transport cannot (its attacher let go of it): the core then
 	 * unregisters it. Absent: a DMB goes with its connection. */
-	int (*reuse_dmb)(void *user, usmc_conn *conn, const usmc_dmb *dmb);
+	int (*reuse_dmb)(void *user, usmc_conn *conn, const usmc_dmb *dmb,
+			 const uint8_t peer_gid[16]);
 } usmc_callbacks;
 
 typedef struct usmc_settings {

@@ -173,7 +173,8 @@ static int smcd_dmb_reuse(usmc_conn *conn, usmc_lgr *lgr, size_t len,
 		lgr->kept_dmbs = k->next;
 		if (k->dmb.len == len) {
 			memset(k->dmb.addr, 0, SMCD_CDC_MSG_LEN + k->dirty);
-			if (!ctx->cb.reuse_dmb(ctx->user, conn, &k->dmb)) {
+			if (!ctx->cb.reuse_dmb(ctx->user, conn, &k->dmb,
+					       lgr->peer_dgid)) {
 				conn->dmb = k->dmb;
 				*sb = k->sndbuf;
 				usmc_mem_free(ctx, k);

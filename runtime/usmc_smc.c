@@ -679,10 +679,12 @@ static void cb_unregister_dmb(void *user, usmc_dmb *dmb)
  * left: a new entry (a new id: a signal or PEER_GONE of the old
  * connection finds no entry), and the transport told the new context.
  * Only the shm device itself can (not through fault:shm). */
-static int cb_reuse_dmb(void *user, usmc_conn *conn, const usmc_dmb *dmb)
+static int cb_reuse_dmb(void *user, usmc_conn *conn, const usmc_dmb *dmb,
+			const uint8_t peer_gid[16])
 {
 	usmc_tp_dmb *t = dmb->handle;
 	ism_ent *old, *e;
+	int r;
 
 	(void)user;
 	old = t ? ent_by_id((uint64_t)(uintptr_t)t->context) : NULL;
@@ -692,9 +694,12 @@ static int cb_reuse_dmb(void *user, usmc_conn *conn, const usmc_dmb *dmb)
 	if (!e)
 		return USMC_ERR_NOMEM;
 	e->id = ++smc.ism_next_id;
-	if (usmc_tp_shm_dmb_reuse(t, (void *)(uintptr_t)e->id)) {
+	r = usmc_tp_shm_dmb_reuse(t, (void *)(uintptr_t)e->id, peer_gid);
+	if (r) {
+		usmc_rt_log(USMC_LOG_DEBUG, "device %u: no reuse of a DMB: %s",
+			    old->dev, usmc_strerror(r));
 		free(e);
-		return USMC_ERR_CONNRESET;
+		return r;
 	}
 	e->conn = conn;
 	e->dev = old->dev;

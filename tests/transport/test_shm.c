@@ -1035,15 +1035,35 @@ static void in_process(const char *name)
 		if (!shm) {
 			/* through fault:shm no reuse: the DMB stays its own */
 			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
-					       m2, (void *)(uintptr_t)10),
+					       m2, (void *)(uintptr_t)10, gb),
 				       USMC_ERR_INVALID_ARGUMENT);
 			USMC_ASSERT_EQ(wait_signal(a, (uintptr_t)gone_m2), 1);
 			usmc_tp_unregister_dmb(m2);
 		} else {
+			usmc_tp_dmb *mb;
+			usmc_tp_rdmb *rb;
+
 			usmc_tp_shm_get_stats(b, &sb);
 			USMC_ASSERT_EQ(sb.parked, 1);
+			/* only for a connection with the holder's process:
+			 * a has no connection to b's endpoint yet to tell */
 			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
-					       m2, (void *)(uintptr_t)10),
+					       m2, (void *)(uintptr_t)10, gb),
+				       USMC_ERR_ACCESS);
+			USMC_ASSERT_EQ_FATAL(
+				usmc_tp_register_dmb(b, 512, NULL, &mb), 0);
+			USMC_ASSERT_EQ_FATAL(
+				usmc_tp_attach_dmb(a, gb, mb->token, NULL, &rb),
+				0);
+			/* nor for another device's connection (a claim of
+			 * a gid_ext nobody listens on) */
+			memcpy(bad, gb, 16);
+			bad[15] ^= 1;
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10, bad),
+				       USMC_ERR_ACCESS);
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10, gb),
 				       0);
 			USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m2->token,
 							  (void *)gone_r2, &r2),
@@ -1074,6 +1094,8 @@ static void in_process(const char *name)
 			usmc_tp_detach_dmb(r2);
 			usmc_tp_shm_get_stats(b, &sb);
 			USMC_ASSERT_EQ(sb.parked, 0);
+			usmc_tp_detach_dmb(rb);
+			usmc_tp_unregister_dmb(mb);
 		}
 	}
 	USMC_ASSERT_EQ(usmc_tp_register_dmb(a, 0, NULL, &m1),

@@ -198,10 +198,16 @@ static inline void t_unregister_dmb(void *u, usmc_dmb *dmb)
 }
 
 /* The core gives |conn| a DMB of its side's it kept. */
-static inline int t_reuse_dmb(void *u, usmc_conn *conn, const usmc_dmb *dmb)
+static inline int t_reuse_dmb(void *u, usmc_conn *conn, const usmc_dmb *dmb,
+			      const uint8_t peer_gid[16])
 {
 	dmb_ent *e = dmb->handle;
 	const uint8_t *p = dmb->addr;
+	usmc_conn_info ci;
+
+	/* the link group's peer device, which is this connection's */
+	usmc_conn_get_info(conn, &ci);
+	SMCD_H_CHECK(!memcmp(ci.peer_gid, peer_gid, 16));
 
 	SMCD_H_CHECK(e && e->used && !e->gone && e->owner == u &&
 		     e->d.token == dmb->token && e->d.addr == dmb->addr);

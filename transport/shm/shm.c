@@ -110,6 +110,7 @@ struct shm_in {
 	uint64_t pend[SHM_WORDS]; /* taken from the area, not yet returned */
 	uint32_t npend;
 	uint32_t refused;
+	pid_t pid; /* the attacher's process (SO_PEERCRED) */
 };
 
 /* A peer's DMB mapped here: one per grant, shared by the attachments of
@@ -145,6 +146,7 @@ struct shm_out {
 	shm_area *area;
 	shm_rdmb *rdmbs;
 	shm_rmap *maps;
+	pid_t pid; /* the listener's process (SO_PEERCRED) */
 	int dead;
 	int awaiting; /* attach_dmb reads the GRANT itself */
 };
@@ -607,6 +609,7 @@ static void accept_all(shm_dev *d)
 		}
 		in->kind = EP_IN;
 		in->fd = fd;
+		in->pid = cr.pid;
 		in->area_fd = -1;
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLRDHUP;
@@ -821,6 +824,7 @@ static int out_connect(shm_dev *d, uint64_t gid_ext, shm_out **po)
 	}
 	o->kind = EP_OUT;
 	o->gid_ext = gid_ext;
+	o->pid = cr.pid;
 	o->fd = fd;
 	o->bell = -1;
 	memset(&ev, 0, sizeof(ev));
@@ -1862,16 +1866,30 @@ const char *usmc_tp_shm_endpoint(usmc_tp *tp)
 	return dev_of(tp)->path;
 }
 
-int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context)
+int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context,
+			  const uint8_t peer_gid[16])
 {
 	shm_dmb *m = (shm_dmb *)dmb;
+	shm_out *o;
 
-	if (!dmb || !dmb->tp || dmb->tp->ops != &usmc_tp_shm_ops)
+	if (!dmb || !dmb->tp || dmb->tp->ops != &usmc_tp_shm_ops || !peer_gid)
 		return USMC_ERR_INVALID_ARGUMENT;
 	/* granted once and let go of (DETACH, the attacher's end): nobody
 	 * can attach it again */
 	if (m->spent && !m->peer)
 		return USMC_ERR_CONNRESET;
+	/* The holder keeps its mapping and may write it whenever it likes:
+	 * the DMB may serve only a connection whose peer is the holder's
+	 * process. A CLC's gid_ext is a claim anyone of our uid can make;
+	 * our connection to that device's endpoint (the one we attach its
+	 * DMBs through) says which process listens there (SO_PEERCRED, as
+	 * the holder's connection to ours) */
+	for (o = m->d->outs; o; o = o->next)
+		if (o->gid_ext == get_be64(peer_gid + 8) && !o->dead)
+			break;
+	if (m->peer && (get_be64(peer_gid) != m->d->gid || !o ||
+			o->pid != m->peer->pid || !o->pid))
+		return USMC_ERR_ACCESS;
 	if (m->peer) {
 		/* a signal the last user's peer set and we did not return
 		 * yet is not the new one's; one already returned (the late

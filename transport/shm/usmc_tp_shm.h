@@ -48,14 +48,18 @@ void usmc_tp_shm_atfork_init(void);
  * GID is derived from), or NULL if it is no shm device. */
 const char *usmc_tp_shm_endpoint(usmc_tp *tp);
 
-/* The owner's DMB |dmb| goes to a new user, |context| (the core keeps a
- * DMB for its link group's next connection, with the same peer device):
- * the signals not yet returned for it are dropped, the later ones carry
- * |context|. The attacher keeps its mapping meanwhile (detach_dmb parks
- * it) and attaches the token again without a message. 0;
+/* The owner's DMB |dmb| goes to a new user, |context|, a connection with
+ * the device |peer_gid| (the core keeps a DMB for its link group's next
+ * connection): the signals not yet returned for it are dropped, the later
+ * ones carry |context|. The attacher keeps its mapping meanwhile
+ * (detach_dmb parks it) and attaches the token again without a message.
+ * 0; USMC_ERR_ACCESS if the process that holds the mapping is not the one
+ * behind |peer_gid|'s endpoint (or we have no connection to it to tell);
  * USMC_ERR_CONNRESET if the attacher let go of it (nobody can attach it
- * again: unregister it); USMC_ERR_INVALID_ARGUMENT if not shm's. */
-int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context);
+ * again); in both cases unregister it. USMC_ERR_INVALID_ARGUMENT if not
+ * shm's. */
+int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context,
+			  const uint8_t peer_gid[16]);
 
 /*
  * Spinning on the signal areas without the caller's lock (the runtime's
