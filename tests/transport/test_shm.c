@@ -935,6 +935,89 @@ static void test_fork_child(void)
 	close(g[0]);
 }
 
+/* ---- a reused DMB stays with its holder's process ----------------------- */
+
+/* The holder: attaches the parent's DMB, detaches it (parked: it still
+ * maps it), and offers a DMB of its own for the parent to attach. */
+static int holder_child(int rd, int wr, const void *arg)
+{
+	usmc_tp *h;
+	usmc_tp_dmb *mh;
+	usmc_tp_rdmb *rm;
+	who me = {0}, owner;
+	uint8_t done;
+
+	(void)arg;
+	alarm(30);
+	if (open_shm("shm", &h) ||
+	    usmc_tp_register_dmb(h, 512, (void *)(uintptr_t)1, &mh))
+		return 10;
+	if (read_serving(rd, &owner, sizeof(owner), h) ||
+	    usmc_tp_attach_dmb(h, owner.gid, owner.token, NULL, &rm))
+		return 11;
+	usmc_tp_detach_dmb(rm);
+	gid_of(h, me.gid);
+	me.token = mh->token;
+	if (write_all(wr, &me, sizeof(me)) || read_serving(rd, &done, 1, h))
+		return 12;
+	usmc_tp_close(h);
+	return 0;
+}
+
+/* The owner's device |a| gives its DMB, held (parked) by another
+ * process, to a new connection only if that connection's peer gid names
+ * the holder's process: not a device of the owner's own process (which
+ * any process of the uid could claim in a CLC), not a device the owner
+ * has no connection to; the holder's device once the owner attached one
+ * of its DMBs (its control connection says who listens there). */
+static void test_reuse_holder(void)
+{
+	usmc_tp *a, *b;
+	usmc_tp_dmb *m, *mb;
+	usmc_tp_rdmb *rb, *rh;
+	who me = {0}, holder;
+	uint8_t gb[16], done = 1;
+	int to, from;
+	pid_t pid;
+
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &a), 0);
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &b), 0);
+	gid_of(b, gb);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 512, (void *)(uintptr_t)7, &m), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_register_dmb(b, 512, NULL, &mb), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(a, gb, mb->token, NULL, &rb),
+			     0);
+	pid = spawn(holder_child, NULL, &to, &from);
+	CU_ASSERT_FATAL(pid > 0);
+	gid_of(a, me.gid);
+	me.token = m->token;
+	USMC_ASSERT_EQ(write_all(to, &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &holder, sizeof(holder), a), 0);
+	/* b is ours: the same process, not the holder */
+	USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(m, (void *)(uintptr_t)8, gb),
+		       USMC_ERR_ACCESS);
+	/* the holder's device, before we have a connection to it */
+	USMC_ASSERT_EQ(
+		usmc_tp_shm_dmb_reuse(m, (void *)(uintptr_t)8, holder.gid),
+		USMC_ERR_ACCESS);
+	USMC_ASSERT_EQ(
+		usmc_tp_attach_dmb(a, holder.gid, holder.token, NULL, &rh), 0);
+	USMC_ASSERT_EQ(
+		usmc_tp_shm_dmb_reuse(m, (void *)(uintptr_t)8, holder.gid), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
+	USMC_ASSERT_EQ(child_status(pid), 0);
+	close(to);
+	close(from);
+	usmc_tp_detach_dmb(rh);
+	usmc_tp_detach_dmb(rb);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_unregister_dmb(mb);
+	usmc_tp_close(b);
+	usmc_tp_close(a);
+	USMC_ASSERT_EQ(memfd_maps(), 0);
+}
+
 /* ---- two devices in one process ---------------------------------------- */
 
 /* attach to a device of the same process (served inline), unregister and
@@ -1656,6 +1739,8 @@ static CU_TestInfo shm_tests[] = {
 	 test_in_process},
 	{"the same over fault:shm; fail-reg-mr refuses a DMB",
 	 test_in_process_fault},
+	{"reuse: a DMB another process holds only for that process's gid",
+	 test_reuse_holder},
 	{"unregister while the peer signals: no slot reused before it let go",
 	 test_slot_reuse},
 	{"the same over fault:shm", test_slot_reuse_fault},
