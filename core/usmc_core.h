@@ -192,6 +192,16 @@ typedef struct usmc_callbacks {
 	int (*register_dmb)(void *user, unsigned int dev_idx, size_t len,
 			    usmc_conn *conn, usmc_dmb *dmb);
 	void (*unregister_dmb)(void *user, usmc_dmb *dmb);
+	/* Optional: |dmb|, which an ended connection of |conn|'s link group
+	 * left (same device, same peer device: |peer_gid|, gid and gid_ext,
+	 * as the peer's CLC claimed it), is |conn|'s now (the
+	 * kernel's smc_buf_get_slot finding an unused DMB): its signals go
+	 * to |conn| from here on, none left from before. The core cleared
+	 * its header and the ring bytes the peer wrote. 0, or non-zero if
+	 * the transport cannot (its attacher let go of it): the core then
+	 * unregisters it. Absent: a DMB goes with its connection. */
+	int (*reuse_dmb)(void *user, usmc_conn *conn, const usmc_dmb *dmb,
+			 const uint8_t peer_gid[16]);
 } usmc_callbacks;
 
 typedef struct usmc_settings {
@@ -604,6 +614,10 @@ typedef struct usmc_lgr_info {
 	int smcd;
 	uint8_t ism_dev;
 	uint8_t peer_ism_gid[16];
+	/* DMBs of ended connections it keeps for the next ones, and the
+	 * connections that took one instead of registering a new DMB */
+	unsigned int dmbs_kept;
+	uint64_t dmbs_reused;
 } usmc_lgr_info;
 /* Iterates link groups: pass NULL to get the first. */
 usmc_lgr *usmc_ctx_next_lgr(usmc_ctx *ctx, usmc_lgr *prev);

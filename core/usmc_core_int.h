@@ -210,6 +210,16 @@ struct usmc_link {
 	uint64_t n_tx_bytes, n_tx_wrs, n_rx_bytes, n_rx_wrs;
 };
 
+/* A DMB an ended SMC-D connection left to its link group, |dirty| ring
+ * bytes of it the peer may have written (cleared at reuse), and that
+ * connection's sndbuf (NULL: none) */
+typedef struct usmc_smcd_kept {
+	struct usmc_smcd_kept *next;
+	usmc_dmb dmb;
+	size_t dirty;
+	struct usmc_buf *sndbuf;
+} usmc_smcd_kept;
+
 struct usmc_lgr {
 	usmc_ctx *ctx;
 	usmc_lgr *next, *prev;
@@ -270,6 +280,11 @@ struct usmc_lgr {
 	int smcd;
 	uint8_t ism_dev;
 	uint8_t peer_dgid[16];
+	/* DMBs of ended connections, kept for the next ones (the kernel's
+	 * smc_buf_unuse: an SMC-D DMB stays registered); unregistered when
+	 * the link group goes */
+	usmc_smcd_kept *kept_dmbs;
+	uint64_t n_dmb_reused; /* connections that took a kept DMB */
 };
 
 /* CLC states */
@@ -614,6 +629,8 @@ void usmc_smcd_tx_push(usmc_conn *conn);
 /* The connection leaves its lgr: DMB and sndbuf freed, its pending ISM
  * operations dropped. */
 void usmc_smcd_release(usmc_conn *conn);
+/* Unregisters the DMBs |lgr| kept (usmc_lgr_free). */
+void usmc_smcd_lgr_free(usmc_lgr *lgr);
 /* Whether a CDC can still reach the peer. */
 int usmc_conn_can_send(const usmc_conn *conn);
 void usmc_conn_rkey_confirmed(usmc_conn *conn, int ok, usmc_tstamp ts);

@@ -331,6 +331,9 @@ void usmc_lgr_get_info(const usmc_lgr *lgr, usmc_lgr_info *info)
 		info->smcd = 1;
 		info->ism_dev = lgr->ism_dev;
 		memcpy(info->peer_ism_gid, lgr->peer_dgid, 16);
+		for (const usmc_smcd_kept *k = lgr->kept_dmbs; k; k = k->next)
+			info->dmbs_kept++;
+		info->dmbs_reused = lgr->n_dmb_reused;
 	}
 }
 

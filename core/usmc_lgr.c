@@ -85,6 +85,7 @@ void usmc_lgr_free(usmc_lgr *lgr)
 	for (int i = 0; i < USMC_LINKS_MAX; i++)
 		if (lgr->links[i])
 			usmc_link_free(lgr->links[i]);
+	usmc_smcd_lgr_free(lgr);
 	buf_list_free(ctx, &lgr->free_rmbs);
 	buf_list_free(ctx, &lgr->free_sndbufs);
 	usmc_mem_free(ctx, lgr->rtokens);

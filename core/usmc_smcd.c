@@ -99,6 +99,96 @@ static void smcd_buf_free(usmc_ctx *ctx, usmc_buf **pb, usmc_dmb *dmb)
 	*pb = NULL;
 }
 
+/* May |conn|'s DMB serve the next connection of its link group? Only
+ * after a clean close both ways: the peer said CONN_CLOSED (a peer
+ * writes no CDC after it, so nothing of this connection lands in the DMB
+ * once it is another's), nobody aborted, the peer's side still there. */
+static int smcd_keepable(const usmc_conn *conn)
+{
+	const usmc_lgr *lgr = conn->lgr;
+
+	return conn->ctx->cb.reuse_dmb && lgr && !lgr->terminating &&
+	       !lgr->peer_gone && conn->dmb.addr && conn->rmb &&
+	       conn->state == SMC_CLOSED && !conn->peer_dmb_gone &&
+	       (conn->peer_conn_flags & USMC_CDC_PEER_CONN_CLOSED) &&
+	       !((conn->peer_conn_flags | conn->close_flags_sent) &
+		 USMC_CDC_PEER_CONN_ABORT);
+}
+
+/* smc_buf_unuse for SMC-D: the DMB goes back to the link group, which
+ * hands it to its next connection (smcd_conn_setup). */
+static void smcd_dmb_keep(usmc_conn *conn)
+{
+	usmc_ctx *ctx = conn->ctx;
+	usmc_smcd_kept *k = usmc_mem_calloc(ctx, 1, sizeof(*k));
+
+	if (!k) {
+		smcd_buf_free(ctx, &conn->rmb, &conn->dmb);
+		return;
+	}
+	k->dmb = conn->dmb;
+	/* the peer wrote the ring up to its producer cursor (the owner
+	 * writes none of its DMB); a ring it went round is dirty all over */
+	k->dirty = conn->rx_prod < conn->rmb->size ? (size_t)conn->rx_prod
+						   : conn->rmb->size;
+	/* the sndbuf goes along, uncleared: it is this process's memory
+	 * (the peer never sees it) and a connection sends only what its
+	 * application wrote into it (the kernel's smc_buf_unuse zeroes it) */
+	k->sndbuf = conn->sndbuf;
+	conn->sndbuf = NULL;
+	k->next = conn->lgr->kept_dmbs;
+	conn->lgr->kept_dmbs = k;
+	memset(&conn->dmb, 0, sizeof(conn->dmb));
+	usmc_mem_free(ctx, conn->rmb);
+	conn->rmb = NULL;
+}
+
+void usmc_smcd_lgr_free(usmc_lgr *lgr)
+{
+	usmc_ctx *ctx = lgr->ctx;
+
+	while (lgr->kept_dmbs) {
+		usmc_smcd_kept *k = lgr->kept_dmbs;
+
+		lgr->kept_dmbs = k->next;
+		ctx->cb.unregister_dmb(ctx->user, &k->dmb);
+		smcd_buf_free(ctx, &k->sndbuf, NULL);
+		usmc_mem_free(ctx, k);
+	}
+}
+
+/* A DMB the link group kept, of |len| bytes, for |conn|: as fresh as a
+ * new one where it matters (smc_buf_unuse zeroes the whole buffer): the
+ * header, whose cursors the next peer's first CDC must not meet, and the
+ * ring bytes the last peer wrote. 0 when one was taken; its sndbuf, if
+ * any, goes to |*sb|. */
+static int smcd_dmb_reuse(usmc_conn *conn, usmc_lgr *lgr, size_t len,
+			  usmc_buf **sb)
+{
+	usmc_ctx *ctx = conn->ctx;
+
+	while (lgr->kept_dmbs) {
+		usmc_smcd_kept *k = lgr->kept_dmbs;
+
+		lgr->kept_dmbs = k->next;
+		if (k->dmb.len == len) {
+			memset(k->dmb.addr, 0, SMCD_CDC_MSG_LEN + k->dirty);
+			if (!ctx->cb.reuse_dmb(ctx->user, conn, &k->dmb,
+					       lgr->peer_dgid)) {
+				conn->dmb = k->dmb;
+				*sb = k->sndbuf;
+				usmc_mem_free(ctx, k);
+				lgr->n_dmb_reused++;
+				return 0;
+			}
+		}
+		ctx->cb.unregister_dmb(ctx->user, &k->dmb);
+		smcd_buf_free(ctx, &k->sndbuf, NULL);
+		usmc_mem_free(ctx, k);
+	}
+	return -1;
+}
+
 /* The connection joins |lgr| with a DMB (its RMB) and a sndbuf. */
 static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 {
@@ -107,7 +197,7 @@ static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 	/* a size the CLC's dmbe_size can name (at most SMCD_DMBE_SIZES) */
 	size_t len = usmc_clc_uncompress_bufsize(
 		usmc_clc_compress_bufsize(want, SMCD_DMBE_SIZES));
-	usmc_buf *rmb, *sb;
+	usmc_buf *rmb, *sb = NULL;
 	int rv;
 
 	rv = usmc_lgr_add_conn(lgr, conn);
@@ -115,23 +205,37 @@ static uint32_t smcd_conn_setup(usmc_conn *conn, usmc_lgr *lgr)
 		return rv == USMC_ERR_LIMIT ? SMC_CLC_DECL_MAX_DMB
 					    : SMC_CLC_DECL_MEM;
 	rmb = usmc_mem_calloc(ctx, 1, sizeof(*rmb));
-	sb = usmc_mem_calloc(ctx, 1, sizeof(*sb));
-	if (sb)
-		sb->mr.addr = usmc_mem_buf_alloc(ctx, ctx->s.sndbuf_size);
-	if (!rmb || !sb || !sb->mr.addr) {
-		usmc_mem_free(ctx, rmb);
+	if (!rmb)
+		return SMC_CLC_DECL_MEM;
+	memset(&conn->dmb, 0, sizeof(conn->dmb));
+	rv = 0;
+	if (smcd_dmb_reuse(conn, lgr, len, &sb))
+		rv = ctx->cb.register_dmb(ctx->user, conn->ism_dev, len, conn,
+					  &conn->dmb);
+	if (!sb) {
+		sb = usmc_mem_calloc(ctx, 1, sizeof(*sb));
 		if (sb)
-			usmc_mem_buf_free(ctx, sb->mr.addr, ctx->s.sndbuf_size);
-		usmc_mem_free(ctx, sb);
+			sb->mr.addr =
+				usmc_mem_buf_alloc(ctx, ctx->s.sndbuf_size);
+		if (sb && !sb->mr.addr) {
+			usmc_mem_free(ctx, sb);
+			sb = NULL;
+		}
+		if (sb) {
+			sb->size = ctx->s.sndbuf_size;
+			sb->mr.length = sb->size;
+			sb->smcd = 1;
+		}
+	}
+	if (!sb) {
+		if (!rv && conn->dmb.addr)
+			ctx->cb.unregister_dmb(ctx->user, &conn->dmb);
+		memset(&conn->dmb, 0, sizeof(conn->dmb));
+		usmc_mem_free(ctx, rmb);
 		return SMC_CLC_DECL_MEM;
 	}
-	sb->size = ctx->s.sndbuf_size;
-	sb->mr.length = sb->size;
-	sb->smcd = 1;
+	/* the caller frees what the connection holds (usmc_smcd_release) */
 	conn->sndbuf = sb;
-	memset(&conn->dmb, 0, sizeof(conn->dmb));
-	rv = ctx->cb.register_dmb(ctx->user, conn->ism_dev, len, conn,
-				  &conn->dmb);
 	if (rv || !conn->dmb.addr || conn->dmb.len < len || !conn->dmb.token) {
 		if (!rv && conn->dmb.addr)
 			ctx->cb.unregister_dmb(ctx->user, &conn->dmb);
@@ -198,7 +302,10 @@ void usmc_smcd_release(usmc_conn *conn)
 	conn->ism_cdc_due = 0;
 	conn->ism_moved = conn->tx_sent;
 	conn->cdc_pend = 0;
-	smcd_buf_free(conn->ctx, &conn->rmb, &conn->dmb);
+	if (smcd_keepable(conn))
+		smcd_dmb_keep(conn);
+	else
+		smcd_buf_free(conn->ctx, &conn->rmb, &conn->dmb);
 	smcd_buf_free(conn->ctx, &conn->sndbuf, NULL);
 }
 

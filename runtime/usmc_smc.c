@@ -675,6 +675,44 @@ static void cb_unregister_dmb(void *user, usmc_dmb *dmb)
 	}
 }
 
+/* The core gives |conn| the DMB an ended connection of its link group
+ * left: a new entry (a new id: a signal or PEER_GONE of the old
+ * connection finds no entry), and the transport told the new context.
+ * Only the shm device itself can (not through fault:shm). */
+static int cb_reuse_dmb(void *user, usmc_conn *conn, const usmc_dmb *dmb,
+			const uint8_t peer_gid[16])
+{
+	usmc_tp_dmb *t = dmb->handle;
+	ism_ent *old, *e;
+	int r;
+
+	(void)user;
+	old = t ? ent_by_id((uint64_t)(uintptr_t)t->context) : NULL;
+	if (!old || old->dmb != t || ent_by_conn(conn))
+		return USMC_ERR_INTERNAL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return USMC_ERR_NOMEM;
+	e->id = ++smc.ism_next_id;
+	r = usmc_tp_shm_dmb_reuse(t, (void *)(uintptr_t)e->id, peer_gid);
+	if (r) {
+		usmc_rt_log(USMC_LOG_DEBUG, "device %u: no reuse of a DMB: %s",
+			    old->dev, usmc_strerror(r));
+		free(e);
+		return r;
+	}
+	e->conn = conn;
+	e->dev = old->dev;
+	e->dmb = t;
+	e->next_c = smc.by_conn[hash_ptr(conn)];
+	smc.by_conn[hash_ptr(conn)] = e;
+	e->next_i = smc.by_id[e->id % ISM_HASH];
+	smc.by_id[e->id % ISM_HASH] = e;
+	old->dmb = NULL;
+	ent_maybe_free(old);
+	return 0;
+}
+
 /* Attaches the peer's DMB of |e|'s connection (the core knows it from the
  * Accept or Confirm): 0, or -1 with e->fail set. */
 static int ism_attach(ism_ent *e)
@@ -891,6 +929,7 @@ static const usmc_callbacks callbacks = {
 	.conn_event = cb_conn_event,
 	.register_dmb = cb_register_dmb,
 	.unregister_dmb = cb_unregister_dmb,
+	.reuse_dmb = cb_reuse_dmb,
 };
 
 static void note_lgr(uint32_t id)

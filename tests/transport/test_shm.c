@@ -935,6 +935,89 @@ static void test_fork_child(void)
 	close(g[0]);
 }
 
+/* ---- a reused DMB stays with its holder's process ----------------------- */
+
+/* The holder: attaches the parent's DMB, detaches it (parked: it still
+ * maps it), and offers a DMB of its own for the parent to attach. */
+static int holder_child(int rd, int wr, const void *arg)
+{
+	usmc_tp *h;
+	usmc_tp_dmb *mh;
+	usmc_tp_rdmb *rm;
+	who me = {0}, owner;
+	uint8_t done;
+
+	(void)arg;
+	alarm(30);
+	if (open_shm("shm", &h) ||
+	    usmc_tp_register_dmb(h, 512, (void *)(uintptr_t)1, &mh))
+		return 10;
+	if (read_serving(rd, &owner, sizeof(owner), h) ||
+	    usmc_tp_attach_dmb(h, owner.gid, owner.token, NULL, &rm))
+		return 11;
+	usmc_tp_detach_dmb(rm);
+	gid_of(h, me.gid);
+	me.token = mh->token;
+	if (write_all(wr, &me, sizeof(me)) || read_serving(rd, &done, 1, h))
+		return 12;
+	usmc_tp_close(h);
+	return 0;
+}
+
+/* The owner's device |a| gives its DMB, held (parked) by another
+ * process, to a new connection only if that connection's peer gid names
+ * the holder's process: not a device of the owner's own process (which
+ * any process of the uid could claim in a CLC), not a device the owner
+ * has no connection to; the holder's device once the owner attached one
+ * of its DMBs (its control connection says who listens there). */
+static void test_reuse_holder(void)
+{
+	usmc_tp *a, *b;
+	usmc_tp_dmb *m, *mb;
+	usmc_tp_rdmb *rb, *rh;
+	who me = {0}, holder;
+	uint8_t gb[16], done = 1;
+	int to, from;
+	pid_t pid;
+
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &a), 0);
+	USMC_ASSERT_EQ_FATAL(open_shm("shm", &b), 0);
+	gid_of(b, gb);
+	USMC_ASSERT_EQ_FATAL(
+		usmc_tp_register_dmb(a, 512, (void *)(uintptr_t)7, &m), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_register_dmb(b, 512, NULL, &mb), 0);
+	USMC_ASSERT_EQ_FATAL(usmc_tp_attach_dmb(a, gb, mb->token, NULL, &rb),
+			     0);
+	pid = spawn(holder_child, NULL, &to, &from);
+	CU_ASSERT_FATAL(pid > 0);
+	gid_of(a, me.gid);
+	me.token = m->token;
+	USMC_ASSERT_EQ(write_all(to, &me, sizeof(me)), 0);
+	USMC_ASSERT_EQ_FATAL(read_serving(from, &holder, sizeof(holder), a), 0);
+	/* b is ours: the same process, not the holder */
+	USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(m, (void *)(uintptr_t)8, gb),
+		       USMC_ERR_ACCESS);
+	/* the holder's device, before we have a connection to it */
+	USMC_ASSERT_EQ(
+		usmc_tp_shm_dmb_reuse(m, (void *)(uintptr_t)8, holder.gid),
+		USMC_ERR_ACCESS);
+	USMC_ASSERT_EQ(
+		usmc_tp_attach_dmb(a, holder.gid, holder.token, NULL, &rh), 0);
+	USMC_ASSERT_EQ(
+		usmc_tp_shm_dmb_reuse(m, (void *)(uintptr_t)8, holder.gid), 0);
+	USMC_ASSERT_EQ(write_all(to, &done, 1), 0);
+	USMC_ASSERT_EQ(child_status(pid), 0);
+	close(to);
+	close(from);
+	usmc_tp_detach_dmb(rh);
+	usmc_tp_detach_dmb(rb);
+	usmc_tp_unregister_dmb(m);
+	usmc_tp_unregister_dmb(mb);
+	usmc_tp_close(b);
+	usmc_tp_close(a);
+	USMC_ASSERT_EQ(memfd_maps(), 0);
+}
+
 /* ---- two devices in one process ---------------------------------------- */
 
 /* attach to a device of the same process (served inline), unregister and
@@ -960,9 +1043,26 @@ static void in_process(const char *name)
 	USMC_ASSERT_EQ(
 		usmc_tp_attach_dmb(b, ga, m1->token, (void *)gone_r1, &r1), 0);
 	USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m2->token, NULL, &r2), 0);
-	/* once only, and only on this host, and only a device there */
-	USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m1->token, NULL, &r3),
-		       USMC_ERR_ACCESS);
+	/* once only: a second device is refused; the device that holds it
+	 * gets its own mapping again (the same memory, no second grant) */
+	{
+		usmc_tp *c;
+		usmc_tp_shm_stats s0, s1;
+		int shm = !usmc_tp_shm_get_stats(a, &s0);
+
+		USMC_ASSERT_EQ_FATAL(open_shm(name, &c), 0);
+		USMC_ASSERT_EQ(usmc_tp_attach_dmb(c, ga, m1->token, NULL, &r3),
+			       USMC_ERR_ACCESS);
+		usmc_tp_close(c);
+		USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m1->token, NULL, &r3),
+			       0);
+		CU_ASSERT(r3 && r3->addr == r1->addr && r3->len == r1->len);
+		usmc_tp_detach_dmb(r3);
+		if (shm) {
+			usmc_tp_shm_get_stats(a, &s1);
+			USMC_ASSERT_EQ(s1.grants, s0.grants);
+		}
+	}
 	memcpy(bad, ga, 16);
 	bad[0] ^= 1;
 	USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, bad, m1->token, NULL, &r3),
@@ -998,10 +1098,89 @@ static void in_process(const char *name)
 	USMC_ASSERT_EQ(usmc_tp_move_data(r1, 0, want, 1, 1),
 		       USMC_ERR_CONNRESET);
 	usmc_tp_detach_dmb(r1);
-	/* the attacher detaches: the owner hears of it */
-	usmc_tp_detach_dmb(r2);
-	USMC_ASSERT_EQ(wait_gone(a, &gone_m2, 1), 1);
-	usmc_tp_unregister_dmb(m2);
+	/* the attacher detaches: its map is parked, the owner hears
+	 * nothing; it gives the DMB to a new user (the core's next
+	 * connection with the same peer), which the attacher attaches
+	 * again with no message: a signal of the old user still in the
+	 * area is not the new one's */
+	{
+		usmc_tp_shm_stats sa, sb;
+		uintptr_t gone_r2 = 11;
+		usmc_tp_event ev;
+		int shm = !usmc_tp_shm_get_stats(a, &sa);
+
+		USMC_ASSERT_EQ(usmc_tp_move_data(r2, 0, want, 1, 1), 0);
+		usmc_tp_detach_dmb(r2);
+		/* no DETACH: serving the endpoint (which get_async_event
+		 * does, and which takes no signal) raises no PEER_GONE */
+		usleep(20000);
+		USMC_ASSERT_EQ(usmc_tp_get_async_event(a, &ev), 0);
+		if (!shm) {
+			/* through fault:shm no reuse: the DMB stays its own */
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10, gb),
+				       USMC_ERR_INVALID_ARGUMENT);
+			USMC_ASSERT_EQ(wait_signal(a, (uintptr_t)gone_m2), 1);
+			usmc_tp_unregister_dmb(m2);
+		} else {
+			usmc_tp_dmb *mb;
+			usmc_tp_rdmb *rb;
+
+			usmc_tp_shm_get_stats(b, &sb);
+			USMC_ASSERT_EQ(sb.parked, 1);
+			/* only for a connection with the holder's process:
+			 * a has no connection to b's endpoint yet to tell */
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10, gb),
+				       USMC_ERR_ACCESS);
+			USMC_ASSERT_EQ_FATAL(
+				usmc_tp_register_dmb(b, 512, NULL, &mb), 0);
+			USMC_ASSERT_EQ_FATAL(
+				usmc_tp_attach_dmb(a, gb, mb->token, NULL, &rb),
+				0);
+			/* nor for another device's connection (a claim of
+			 * a gid_ext nobody listens on) */
+			memcpy(bad, gb, 16);
+			bad[15] ^= 1;
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10, bad),
+				       USMC_ERR_ACCESS);
+			USMC_ASSERT_EQ(usmc_tp_shm_dmb_reuse(
+					       m2, (void *)(uintptr_t)10, gb),
+				       0);
+			USMC_ASSERT_EQ(usmc_tp_attach_dmb(b, ga, m2->token,
+							  (void *)gone_r2, &r2),
+				       0);
+			CU_ASSERT(r2->addr != NULL && r2->len == 512);
+			for (int k = 0; k < 5; k++)
+				drive(a, 2);
+			USMC_ASSERT_EQ(seen_sig[gone_m2], 0);
+			USMC_ASSERT_EQ(seen_sig[10], 0);
+			USMC_ASSERT_EQ(write_msg(r2, 5, 300), 0);
+			USMC_ASSERT_EQ(wait_signal(a, 10), 1);
+			expect_msg(want, 512, 5, 300);
+			USMC_ASSERT_MEM_EQ(m2->addr, want, 512);
+			for (int k = 0; k < 5; k++)
+				drive(a, 2);
+			USMC_ASSERT_EQ(seen_sig[gone_m2], 0);
+			USMC_ASSERT_EQ(seen_sig[10], 0);
+			usmc_tp_shm_get_stats(a, &sa);
+			usmc_tp_shm_get_stats(b, &sb);
+			USMC_ASSERT_EQ(sa.grants, 2); /* m1 and m2, once */
+			USMC_ASSERT_EQ(sa.reused, 1);
+			USMC_ASSERT_EQ(sb.reattached, 2); /* r3, r2 again */
+			USMC_ASSERT_EQ(sb.parked, 0);
+			/* the owner's unregister frees the map, in use or
+			 * parked */
+			usmc_tp_unregister_dmb(m2);
+			USMC_ASSERT_EQ(wait_gone(b, &gone_r2, 1), 1);
+			usmc_tp_detach_dmb(r2);
+			usmc_tp_shm_get_stats(b, &sb);
+			USMC_ASSERT_EQ(sb.parked, 0);
+			usmc_tp_detach_dmb(rb);
+			usmc_tp_unregister_dmb(mb);
+		}
+	}
 	USMC_ASSERT_EQ(usmc_tp_register_dmb(a, 0, NULL, &m1),
 		       USMC_ERR_INVALID_ARGUMENT);
 	usmc_tp_close(b);
@@ -1560,6 +1739,8 @@ static CU_TestInfo shm_tests[] = {
 	 test_in_process},
 	{"the same over fault:shm; fail-reg-mr refuses a DMB",
 	 test_in_process_fault},
+	{"reuse: a DMB another process holds only for that process's gid",
+	 test_reuse_holder},
 	{"unregister while the peer signals: no slot reused before it let go",
 	 test_slot_reuse},
 	{"the same over fault:shm", test_slot_reuse_fault},

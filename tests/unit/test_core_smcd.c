@@ -782,6 +782,119 @@ static void test_idle_lgr(void)
 	pair_fini(&a, &b);
 }
 
+/* Closes |ca| then |cb| in order and deletes both. */
+static void close_pair(side *a, usmc_conn *ca, side *b, usmc_conn *cb,
+		       usmc_tstamp ts)
+{
+	USMC_ASSERT_EQ(usmc_conn_close(ca, ts), 0);
+	settle(a, ca, b, cb);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, ts), 0);
+	settle(a, ca, b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	usmc_conn_del(ca);
+	usmc_conn_del(cb);
+}
+
+static usmc_lgr_info lgr_info_of(side *s)
+{
+	usmc_lgr_info li;
+	usmc_lgr *l = usmc_ctx_next_lgr(s->ctx, NULL);
+
+	memset(&li, 0, sizeof(li));
+	CU_ASSERT_FATAL(l != NULL);
+	usmc_lgr_get_info(l, &li);
+	return li;
+}
+
+/* smc_buf_unuse for SMC-D: a closed connection's DMB stays registered
+ * with its link group, and the next connection of that link group takes
+ * it (no register_dmb, the same token in its Accept or Confirm) as clean
+ * as a new one: all zero (the harness checks every byte at reuse), the
+ * cursors from 0, the data compared byte by byte. One that aborted, or
+ * was still in use, is not taken; the link group's end unregisters all. */
+static void test_dmb_reuse(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb, *ca2, *cb2, *ca3, *cb3;
+	usmc_clc_msg p, ac, cf;
+	uint64_t ta, tb, nreg;
+	stream s1, s2;
+	usmc_conn_info ia, ib;
+	usmc_tstamp t = 600 * SEC;
+
+	smcd_h_reuse = 1;
+	n_registered = n_reused = n_reused_dirty = 0;
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	tb = ac.u.ac.d_token;
+	ta = cf.u.ac.d_token;
+	/* more than the 16352-byte ring one way (every byte of it
+	 * written), less the other */
+	s1 = (stream){&a, &b, ca, cb, 21, 40000, 0, 0, 0, 31};
+	s2 = (stream){&b, &a, cb, ca, 22, 3000, 0, 0, 0, 32};
+	run_streams(&s1, &s2);
+	close_pair(&a, ca, &b, cb, 2);
+	USMC_ASSERT_EQ(ndmbs(), 2);
+	USMC_ASSERT_EQ(lgr_info_of(&a).dmbs_kept, 1);
+	USMC_ASSERT_EQ(lgr_info_of(&b).dmbs_kept, 1);
+	nreg = n_registered;
+	USMC_ASSERT_EQ(nreg, 2);
+
+	/* the next connection of the link group: both DMBs again */
+	handshake(&a, &ca2, &b, &cb2, &p, &ac, &cf);
+	CU_ASSERT(!(ac.hdr.typev2 & SMC_FIRST_CONTACT_MASK));
+	assert_smcd_up(ca2, cb2);
+	assert_smcd_up(cb2, ca2);
+	CU_ASSERT(ac.u.ac.d_token == tb && cf.u.ac.d_token == ta);
+	USMC_ASSERT_EQ(n_registered, nreg);
+	USMC_ASSERT_EQ(n_reused, 2);
+	USMC_ASSERT_EQ(n_reused_dirty, 0);
+	USMC_ASSERT_EQ(lgr_info_of(&a).dmbs_kept, 0);
+	USMC_ASSERT_EQ(lgr_info_of(&b).dmbs_reused, 1);
+	s1 = (stream){&a, &b, ca2, cb2, 23, 5000, 0, 0, 0, 33};
+	s2 = (stream){&b, &a, cb2, ca2, 24, 50000, 0, 0, 0, 34};
+	run_streams(&s1, &s2);
+	usmc_conn_get_info(ca2, &ia);
+	usmc_conn_get_info(cb2, &ib);
+	CU_ASSERT(ia.bytes_received == 50000 && ib.bytes_received == 5000);
+
+	/* a third one while the second lives: new DMBs */
+	handshake(&a, &ca3, &b, &cb3, &p, &ac, &cf);
+	assert_smcd_up(ca3, cb3);
+	USMC_ASSERT_EQ(n_registered, nreg + 2);
+	USMC_ASSERT_EQ(ndmbs(), 4);
+	/* it aborts: its DMBs are not kept */
+	USMC_ASSERT_EQ(usmc_conn_abort(ca3, 3), 0);
+	settle(&a, ca3, &b, cb3);
+	USMC_ASSERT_EQ(usmc_conn_close(cb3, 3), 0);
+	settle(&a, ca3, &b, cb3);
+	usmc_conn_del(ca3);
+	usmc_conn_del(cb3);
+	USMC_ASSERT_EQ(ndmbs(), 2);
+	close_pair(&b, cb2, &a, ca2, 4);
+	USMC_ASSERT_EQ(ndmbs(), 2);
+	USMC_ASSERT_EQ(lgr_info_of(&a).dmbs_kept, 1);
+	USMC_ASSERT_EQ(lgr_info_of(&b).dmbs_kept, 1);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+
+	/* the idle link groups end (the server's first), and with them
+	 * their DMBs */
+	for (int k = 0; k < 2; k++) {
+		usmc_ctx_handle_expiry(a.ctx, t + 2);
+		usmc_ctx_handle_expiry(b.ctx, t + 2);
+	}
+	CU_ASSERT(usmc_ctx_next_lgr(b.ctx, NULL) == NULL);
+	USMC_ASSERT_EQ(ndmbs(), 1);
+	for (int k = 0; k < 2; k++)
+		usmc_ctx_handle_expiry(a.ctx, t + 10 * SEC + 2);
+	CU_ASSERT(usmc_ctx_next_lgr(a.ctx, NULL) == NULL);
+	USMC_ASSERT_EQ(ndmbs(), 0);
+	pair_fini(&a, &b);
+	smcd_h_reuse = 0;
+}
+
 static CU_TestInfo smcd_tests[] = {
 	{"handshake", test_handshake},
 	{"not_chosen", test_not_chosen},
@@ -795,6 +908,7 @@ static CU_TestInfo smcd_tests[] = {
 	{"hostile_clc", test_hostile_clc},
 	{"data_before_confirm", test_data_before_confirm},
 	{"idle_lgr", test_idle_lgr},
+	{"dmb_reuse", test_dmb_reuse},
 	CU_TEST_INFO_NULL,
 };
 

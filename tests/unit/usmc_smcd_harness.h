@@ -150,6 +150,11 @@ static inline void t_event(void *u, usmc_conn *c, usmc_conn_event ev)
 }
 
 static int fail_register; /* the next register_dmb fails */
+/* side_init: the core may reuse DMBs (reuse_dmb given) */
+static int smcd_h_reuse;
+/* register_dmb calls that gave a DMB, reuse_dmb calls, and reuses of a
+ * DMB that was not all zero (header and ring: as a new one) */
+static uint64_t n_registered, n_reused, n_reused_dirty;
 
 static inline int t_register_dmb(void *u, unsigned int dev, size_t len,
 				 usmc_conn *conn, usmc_dmb *dmb)
@@ -175,6 +180,7 @@ static inline int t_register_dmb(void *u, unsigned int dev, size_t len,
 		while (!dmb->token);
 		dmb->handle = &dmbs[i];
 		dmbs[i].d = *dmb;
+		n_registered++;
 		return 0;
 	}
 	return -1;
@@ -189,6 +195,31 @@ static inline void t_unregister_dmb(void *u, usmc_dmb *dmb)
 	e->gone = 1;
 	e->signalled = 0;
 	e->conn = NULL;
+}
+
+/* The core gives |conn| a DMB of its side's it kept. */
+static inline int t_reuse_dmb(void *u, usmc_conn *conn, const usmc_dmb *dmb,
+			      const uint8_t peer_gid[16])
+{
+	dmb_ent *e = dmb->handle;
+	const uint8_t *p = dmb->addr;
+	usmc_conn_info ci;
+
+	/* the link group's peer device, which is this connection's */
+	usmc_conn_get_info(conn, &ci);
+	SMCD_H_CHECK(!memcmp(ci.peer_gid, peer_gid, 16));
+
+	SMCD_H_CHECK(e && e->used && !e->gone && e->owner == u &&
+		     e->d.token == dmb->token && e->d.addr == dmb->addr);
+	for (size_t i = 0; i < dmb->len; i++)
+		if (p[i]) {
+			n_reused_dirty++;
+			break;
+		}
+	e->conn = conn;
+	e->signalled = 0;
+	n_reused++;
+	return 0;
 }
 
 /* Frees the DMBs their owners gave back. */
@@ -234,6 +265,22 @@ static const usmc_callbacks cbs = {
 	.unregister_dmb = t_unregister_dmb,
 };
 
+static const usmc_callbacks cbs_reuse = {
+	.malloc = t_malloc,
+	.calloc = t_calloc,
+	.free = t_free,
+	.rand = t_rand,
+	.alloc_mr = t_alloc_mr,
+	.free_mr = t_free_mr,
+	.link_create_qp = t_create_qp,
+	.link_ready = t_ready,
+	.link_destroy_qp = t_destroy_qp,
+	.conn_event = t_event,
+	.register_dmb = t_register_dmb,
+	.unregister_dmb = t_unregister_dmb,
+	.reuse_dmb = t_reuse_dmb,
+};
+
 static inline void ism_dev(usmc_device_info *d, uint64_t host, uint64_t ext)
 {
 	memset(d, 0, sizeof(*d));
@@ -266,7 +313,8 @@ static inline void side_init(side *s, uint64_t host, uint64_t ext, int roce,
 	if (roce)
 		roce_dev(&st.devices[st.ndevices++], (uint8_t)ext);
 	ism_dev(&st.devices[st.ndevices++], host, ext);
-	SMCD_H_CHECK(usmc_ctx_new(&s->ctx, &cbs, &st, s) == 0);
+	SMCD_H_CHECK(usmc_ctx_new(&s->ctx, smcd_h_reuse ? &cbs_reuse : &cbs,
+				  &st, s) == 0);
 }
 
 static inline void side_fini(side *s)

@@ -110,15 +110,30 @@ struct shm_in {
 	uint64_t pend[SHM_WORDS]; /* taken from the area, not yet returned */
 	uint32_t npend;
 	uint32_t refused;
+	pid_t pid; /* the attacher's process (SO_PEERCRED) */
 };
+
+/* A peer's DMB mapped here: one per grant, shared by the attachments of
+ * its token (a DMB the owner gave to its next connection with us is
+ * attached again while the last one may not have let go yet), and kept
+ * while none uses it (|refs| 0: parked) until the owner unregisters it:
+ * the next attach of that token takes it without a message or a mmap. */
+typedef struct shm_rmap {
+	struct shm_rmap *next;
+	void *addr;
+	size_t len, maplen;
+	uint64_t token;
+	uint32_t slot;
+	uint32_t refs;
+	int gone; /* UNREG read (and answered), or the owner is gone */
+} shm_rmap;
 
 typedef struct shm_rdmb {
 	usmc_tp_rdmb pub;
 	struct shm_rdmb *next;
 	shm_out *peer;
-	size_t maplen;
-	uint32_t slot;
-	int gone;
+	shm_rmap *map;
+	int gone; /* PEER_GONE raised for it */
 } shm_rdmb;
 
 /* Our control connection to a peer device's endpoint. */
@@ -130,6 +145,8 @@ struct shm_out {
 	int bell;
 	shm_area *area;
 	shm_rdmb *rdmbs;
+	shm_rmap *maps;
+	pid_t pid; /* the listener's process (SO_PEERCRED) */
 	int dead;
 	int awaiting; /* attach_dmb reads the GRANT itself */
 };
@@ -592,6 +609,7 @@ static void accept_all(shm_dev *d)
 		}
 		in->kind = EP_IN;
 		in->fd = fd;
+		in->pid = cr.pid;
 		in->area_fd = -1;
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLRDHUP;
@@ -608,6 +626,16 @@ static void accept_all(shm_dev *d)
 
 /* ---- the attacher's side ----------------------------------------------- */
 
+/* Unmaps |p| (on the device's end: whether or not in use). */
+static void rmap_free(shm_dev *d, shm_rmap *p)
+{
+	if (p->addr)
+		munmap(p->addr, p->maplen);
+	if (!p->refs)
+		d->st.parked--;
+	free(p);
+}
+
 static void out_gone(shm_dev *d, shm_out *o)
 {
 	if (o->dead)
@@ -618,6 +646,17 @@ static void out_gone(shm_dev *d, shm_out *o)
 			r->gone = 1;
 			raise_gone(d, r->pub.context);
 		}
+	for (shm_rmap **pp = &o->maps; *pp;) {
+		shm_rmap *p = *pp;
+
+		p->gone = 1;
+		if (p->refs) {
+			pp = &p->next;
+			continue;
+		}
+		*pp = p->next;
+		rmap_free(d, p);
+	}
 	epoll_ctl(d->epfd, EPOLL_CTL_DEL, o->fd, NULL);
 	close(o->fd);
 	o->fd = -1;
@@ -638,6 +677,12 @@ static void out_free(shm_dev *d, shm_out *o)
 		close(o->bell);
 	if (o->area)
 		munmap(o->area, SHM_AREA_LEN);
+	while (o->maps) {
+		shm_rmap *p = o->maps;
+
+		o->maps = p->next;
+		rmap_free(d, p);
+	}
 	free(o);
 }
 
@@ -647,19 +692,29 @@ static void out_free(shm_dev *d, shm_out *o)
  * already needs no answer: our DETACH crossed it. */
 static void out_unreg(shm_dev *d, shm_out *o, const usmc_shm_msg *m)
 {
-	for (shm_rdmb *r = o->rdmbs; r; r = r->next)
-		if (r->slot == m->slot && r->pub.token == m->token &&
-		    !r->gone) {
-			usmc_shm_msg a = {.type = USMC_SHM_DETACH,
-					  .slot = r->slot,
-					  .token = r->pub.token,
-					  .gid = d->gid};
+	for (shm_rmap **pp = &o->maps; *pp; pp = &(*pp)->next) {
+		shm_rmap *p = *pp;
+		usmc_shm_msg a = {.type = USMC_SHM_DETACH,
+				  .slot = p->slot,
+				  .token = p->token,
+				  .gid = d->gid};
 
-			r->gone = 1;
-			raise_gone(d, r->pub.context);
-			send_msg(o->fd, &a, NULL, 0);
-			return;
+		if (p->slot != m->slot || p->token != m->token || p->gone)
+			continue;
+		p->gone = 1;
+		for (shm_rdmb *r = o->rdmbs; r; r = r->next)
+			if (r->map == p && !r->gone) {
+				r->gone = 1;
+				raise_gone(d, r->pub.context);
+			}
+		send_msg(o->fd, &a, NULL, 0);
+		if (!p->refs) {
+			/* parked: nobody else lets go of it */
+			*pp = p->next;
+			rmap_free(d, p);
 		}
+		return;
+	}
 }
 
 /* Reads UNREGs (and a GRANT, into |grant| if one is awaited); -1 on HUP
@@ -769,6 +824,7 @@ static int out_connect(shm_dev *d, uint64_t gid_ext, shm_out **po)
 	}
 	o->kind = EP_OUT;
 	o->gid_ext = gid_ext;
+	o->pid = cr.pid;
 	o->fd = fd;
 	o->bell = -1;
 	memset(&ev, 0, sizeof(ev));
@@ -1085,13 +1141,6 @@ static void dmb_free(shm_dmb *m)
 	free(m);
 }
 
-static void rdmb_unmap(shm_rdmb *r)
-{
-	if (r->pub.addr)
-		munmap(r->pub.addr, r->maplen);
-	free(r);
-}
-
 /* ---- fork ---------------------------------------------------------------- */
 
 /* Frees |d| and all it holds. |forked|: |d| is a forked child's copy,
@@ -1132,7 +1181,7 @@ static void dev_release(shm_dev *d, int forked)
 			shm_rdmb *r = o->rdmbs;
 
 			o->rdmbs = r->next;
-			rdmb_unmap(r);
+			free(r);
 		}
 		out_free(d, o);
 	}
@@ -1347,6 +1396,29 @@ static int wait_grant(shm_dev *d, shm_out *o, usmc_shm_msg *g, int *fds,
 	}
 }
 
+/* An attachment of |pm| for |context|. */
+static int rdmb_new(shm_dev *d, shm_out *o, shm_rmap *pm, void *context,
+		    usmc_tp_rdmb **prdmb)
+{
+	shm_rdmb *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return USMC_ERR_NOMEM;
+	if (!pm->refs++)
+		d->st.parked--;
+	r->pub.tp = &d->pub;
+	r->pub.addr = pm->addr;
+	r->pub.len = pm->len;
+	r->pub.token = pm->token;
+	r->pub.context = context;
+	r->peer = o;
+	r->map = pm;
+	r->next = o->rdmbs;
+	o->rdmbs = r;
+	*prdmb = &r->pub;
+	return 0;
+}
+
 static int shm_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
 			  uint64_t token, void *context, usmc_tp_rdmb **prdmb)
 {
@@ -1356,7 +1428,7 @@ static int shm_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
 			    .gid = d->gid},
 		     g;
 	int fds[8], nfds = 0, rc;
-	shm_rdmb *r;
+	shm_rmap *pm;
 	shm_out *o;
 	size_t maplen;
 	void *p;
@@ -1368,6 +1440,15 @@ static int shm_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
 	rc = out_connect(d, get_be64(peer_gid + 8), &o);
 	if (rc)
 		return rc;
+	/* a token granted to us before, of a DMB the owner has not
+	 * unregistered since (tokens are never reused for another DMB):
+	 * the owner gave it to its next connection with us */
+	for (pm = o->maps; pm; pm = pm->next)
+		if (pm->token == token && !pm->gone) {
+			rc = rdmb_new(d, o, pm, context, prdmb);
+			d->st.reattached += !rc;
+			return rc;
+		}
 	if (send_msg(o->fd, &req, NULL, 0)) {
 		out_gone(d, o);
 		return USMC_ERR_CONNRESET;
@@ -1403,32 +1484,41 @@ static int shm_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
 		/* a doorbell never blocks us, whatever the owner does */
 		fcntl(o->bell, F_SETFL, O_NONBLOCK);
 	}
-	r = calloc(1, sizeof(*r));
-	if (!r) {
+	pm = calloc(1, sizeof(*pm));
+	if (!pm) {
 		rc = USMC_ERR_NOMEM;
 		goto bad;
 	}
 	p = mmap(NULL, maplen, PROT_READ | PROT_WRITE, MAP_SHARED, fds[0], 0);
 	if (p == MAP_FAILED) {
-		free(r);
+		free(pm);
 		rc = USMC_ERR_NOMEM;
 		goto bad;
 	}
 	for (int i = 0; i < nfds; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
-	r->pub.tp = tp;
-	r->pub.addr = p;
-	r->pub.len = g.len;
-	r->pub.token = token;
-	r->pub.context = context;
-	r->maplen = maplen;
-	r->slot = g.slot;
-	r->peer = o;
-	r->next = o->rdmbs;
-	o->rdmbs = r;
-	*prdmb = &r->pub;
-	return 0;
+	pm->addr = p;
+	pm->len = g.len;
+	pm->maplen = maplen;
+	pm->token = token;
+	pm->slot = g.slot;
+	pm->next = o->maps;
+	o->maps = pm;
+	d->st.parked++; /* rdmb_new takes it */
+	rc = rdmb_new(d, o, pm, context, prdmb);
+	if (rc) {
+		/* as an UNREG would: the owner frees the slot on DETACH */
+		usmc_shm_msg a = {.type = USMC_SHM_DETACH,
+				  .slot = pm->slot,
+				  .token = token,
+				  .gid = d->gid};
+
+		send_msg(o->fd, &a, NULL, 0);
+		o->maps = pm->next;
+		rmap_free(d, pm);
+	}
+	return rc;
 bad:
 	d->st.bad_msgs++;
 	for (int i = 0; i < nfds; i++)
@@ -1449,15 +1539,21 @@ static void shm_detach_dmb(usmc_tp_rdmb *rdmb)
 			*pp = r->next;
 			break;
 		}
-	if (!r->gone && !o->dead) {
-		usmc_shm_msg m = {.type = USMC_SHM_DETACH,
-				  .slot = r->slot,
-				  .token = r->pub.token,
-				  .gid = d->gid};
+	/* the last user parks the map: the owner may give the DMB to its
+	 * next connection with us, and its UNREG (answered then) frees it;
+	 * a map the owner took back or the owner's death went is freed */
+	if (!--r->map->refs) {
+		d->st.parked++;
+		if (r->map->gone) {
+			shm_rmap **mp;
 
-		send_msg(o->fd, &m, NULL, 0);
+			for (mp = &o->maps; *mp != r->map; mp = &(*mp)->next)
+				;
+			*mp = r->map->next;
+			rmap_free(d, r->map);
+		}
 	}
-	rdmb_unmap(r);
+	free(r);
 	if (o->dead && !o->rdmbs)
 		out_free(d, o);
 }
@@ -1469,7 +1565,7 @@ static int shm_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 	shm_area *a;
 	uint32_t w;
 
-	if (r->gone)
+	if (r->gone || r->map->gone)
 		return USMC_ERR_CONNRESET;
 	if (offset > r->pub.len || len > r->pub.len - offset)
 		return USMC_ERR_ACCESS;
@@ -1478,11 +1574,11 @@ static int shm_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 	if (!signal)
 		return 0;
 	a = r->peer->area;
-	w = r->slot / 64;
+	w = r->map->slot / 64;
 	/* bit, then summary; both seq_cst, and so is the read of |awake|:
 	 * either the owner sees the bit after clearing |awake|, or we see
 	 * it asleep and ring (Dekker) */
-	__atomic_fetch_or(&a->bits[w], 1ull << (r->slot % 64),
+	__atomic_fetch_or(&a->bits[w], 1ull << (r->map->slot % 64),
 			  __ATOMIC_SEQ_CST);
 	__atomic_fetch_or(&a->summary[w / 64], 1ull << (w % 64),
 			  __ATOMIC_SEQ_CST);
@@ -1768,6 +1864,55 @@ const char *usmc_tp_shm_endpoint(usmc_tp *tp)
 	if (!tp || tp->ops != &usmc_tp_shm_ops)
 		return NULL;
 	return dev_of(tp)->path;
+}
+
+int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context,
+			  const uint8_t peer_gid[16])
+{
+	shm_dmb *m = (shm_dmb *)dmb;
+	shm_out *o;
+
+	if (!dmb || !dmb->tp || dmb->tp->ops != &usmc_tp_shm_ops || !peer_gid)
+		return USMC_ERR_INVALID_ARGUMENT;
+	/* granted once and let go of (DETACH, the attacher's end): nobody
+	 * can attach it again */
+	if (m->spent && !m->peer)
+		return USMC_ERR_CONNRESET;
+	/* The holder keeps its mapping and may write it whenever it likes:
+	 * the DMB may serve only a connection whose peer is the holder's
+	 * process. A CLC's gid_ext is a claim anyone of our uid can make;
+	 * our connection to that device's endpoint (the one we attach its
+	 * DMBs through) says which process listens there (SO_PEERCRED, as
+	 * the holder's connection to ours) */
+	for (o = m->d->outs; o; o = o->next)
+		if (o->gid_ext == get_be64(peer_gid + 8) && !o->dead)
+			break;
+	if (m->peer && (get_be64(peer_gid) != m->d->gid || !o ||
+			o->pid != m->peer->pid || !o->pid))
+		return USMC_ERR_ACCESS;
+	if (m->peer) {
+		/* a signal the last user's peer set and we did not return
+		 * yet is not the new one's; one already returned (the late
+		 * queue) carries the old context. Only this slot's bit is
+		 * cleared: the others stay where a spinner looks (taking
+		 * them here would hide them from it until the next poll_cq;
+		 * a summary bit left over wakes it for nothing) */
+		shm_in *in = m->peer;
+		uint32_t w = m->slot / 64;
+		uint64_t bit = 1ull << (m->slot % 64);
+
+		if (in->area)
+			__atomic_fetch_and(&in->area->bits[w], ~bit,
+					   __ATOMIC_SEQ_CST);
+		if (in->pend[w] & bit) {
+			in->pend[w] &= ~bit;
+			if (!in->pend[w])
+				in->npend--;
+		}
+	}
+	m->pub.context = context;
+	m->d->st.reused++;
+	return 0;
 }
 
 int usmc_tp_shm_spin_arm(usmc_tp *tp, usmc_tp_shm_spin *sp)

@@ -22,6 +22,13 @@ typedef struct usmc_tp_shm_stats {
 	/* spins armed on the signal areas (usmc_tp_shm_spin_arm: the
 	 * runtime's waits, its epoll_wait's) */
 	uint64_t spin_arms;
+	/* owner: DMBs given to a new context (usmc_tp_shm_dmb_reuse) */
+	uint64_t reused;
+	/* attacher: attaches served by a peer DMB mapped here already (no
+	 * ATTACH, no mmap), and such maps no attachment uses now (kept
+	 * until the owner unregisters the DMB) */
+	uint64_t reattached;
+	uint64_t parked;
 } usmc_tp_shm_stats;
 
 /* |tp|'s counters: 0, or USMC_ERR_INVALID_ARGUMENT if it is no shm
@@ -40,6 +47,19 @@ void usmc_tp_shm_atfork_init(void);
 /* The path of |tp|'s endpoint socket (its directory is the one the host
  * GID is derived from), or NULL if it is no shm device. */
 const char *usmc_tp_shm_endpoint(usmc_tp *tp);
+
+/* The owner's DMB |dmb| goes to a new user, |context|, a connection with
+ * the device |peer_gid| (the core keeps a DMB for its link group's next
+ * connection): the signals not yet returned for it are dropped, the later
+ * ones carry |context|. The attacher keeps its mapping meanwhile
+ * (detach_dmb parks it) and attaches the token again without a message.
+ * 0; USMC_ERR_ACCESS if the process that holds the mapping is not the one
+ * behind |peer_gid|'s endpoint (or we have no connection to it to tell);
+ * USMC_ERR_CONNRESET if the attacher let go of it (nobody can attach it
+ * again); in both cases unregister it. USMC_ERR_INVALID_ARGUMENT if not
+ * shm's. */
+int usmc_tp_shm_dmb_reuse(usmc_tp_dmb *dmb, void *context,
+			  const uint8_t peer_gid[16]);
 
 /*
  * Spinning on the signal areas without the caller's lock (the runtime's
