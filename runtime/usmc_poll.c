@@ -164,22 +164,32 @@ static int poll_scan(struct pollfd *fds, nfds_t nfds, struct pollfd *kfds,
 
 /* Lock held, dropped while in the kernel: one ppoll over the |nk| kernel
  * fds of |kfds| and, when |kwait|, the notifier |evfd| (until |deadline|,
- * 0 = none; without |kwait| it does not block). Their answers go back to
- * |fds| through |kidx|, each ready one counted in *ready. Returns 0, or -1
- * with errno set. */
+ * 0 = none; without |kwait| it does not block) and, as the shm device's
+ * direct poller, its fd (|kfds| has room for both). Their answers go back
+ * to |fds| through |kidx|, each ready one counted in *ready. Returns 0, or
+ * -1 with errno set. */
 static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 		       const nfds_t *kidx, nfds_t nk, int kwait, int evfd,
 		       uint64_t deadline, const sigset_t *sigmask, int *ready)
 {
 	struct timespec ts = {0, 0}, *tp = &ts;
 	nfds_t nwait = nk;
-	int r, e;
+	int r, e, dp = -1, dfd = -1;
 
 	if (kwait) {
 		kfds[nk].fd = evfd;
 		kfds[nk].events = POLLIN;
 		kfds[nk].revents = 0;
 		nwait++;
+		/* a peer's doorbell wakes this thread, not the progress
+		 * thread first (docs/threads.md, "The direct poller") */
+		dp = usmc_rt_direct_enter(&dfd);
+		if (dp >= 0) {
+			kfds[nwait].fd = dfd;
+			kfds[nwait].events = POLLIN;
+			kfds[nwait].revents = 0;
+			nwait++;
+		}
 	}
 	usmc_sock_unlock();
 	if (kwait) {
@@ -196,6 +206,10 @@ static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 	r = usmc_real()->ppoll(kfds, nwait, tp, sigmask);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
+	if (dp >= 0 && r > 0 && kfds[nk + 1].revents)
+		usmc_rt_dev_ready((unsigned int)dp);
+	if (kwait)
+		usmc_rt_direct_leave(dp);
 	if (r < 0) {
 		errno = e;
 		return -1;
@@ -229,7 +243,8 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		return -1;
 	if (timeout_ns > 0)
 		deadline = usmc_rt_now() + (uint64_t)timeout_ns;
-	kfds = calloc(nfds + 1, sizeof(*kfds));
+	/* the kernel fds, the notifier and the shm device's fd */
+	kfds = calloc(nfds + 2, sizeof(*kfds));
 	kidx = calloc(nfds + 1, sizeof(*kidx));
 	if (!kfds || !kidx) {
 		free(kfds);

@@ -469,6 +469,20 @@ void usmc_smc_shm_signals(void);
  * 1: a signal was taken (look again), 0: nothing (or |kfd| readable),
  * -1: no spin, -2: a signal |sigmask| lets in was handled (EINTR). */
 int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask);
+/* Lock held: the calling thread is about to sleep in the kernel
+ * (epoll_wait, poll, select) with the shm device's fd in its set, and
+ * runs the device's events itself when that fd wakes it
+ * (usmc_rt_dev_ready): a peer's doorbell then wakes it directly, not the
+ * progress thread, which would wake it in turn (docs/threads.md, "The
+ * direct poller"). Returns the device's index, its fd in *fd; -1:
+ * another thread waits on the devices (the progress thread then hands
+ * them back at once when that one leaves); -2: no shm device. Once the
+ * sleep ended, usmc_rt_direct_leave with what it returned. */
+int usmc_rt_direct_enter(int *fd);
+void usmc_rt_direct_leave(int dp);
+/* Lock held: device |idx|'s fd was ready in an app thread's own kernel
+ * wait: its events, inline (counted in usmc_stats.dev_wakes_app). */
+void usmc_rt_dev_ready(unsigned int idx);
 /* How long the sleep after a failed spin lasted (usmc_wait's spin_cold). */
 void usmc_rt_spin_learn(uint64_t slept_ns);
 void usmc_smc_on_tp_event(void);
