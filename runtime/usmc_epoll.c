@@ -61,6 +61,8 @@ typedef struct ep_set {
 	 * else events 0, idle); -1: not added */
 	int dev_fd;
 	int dev_on;
+	uint64_t nid; /* its notifier (usmc_notify_add) */
+	int external; /* waited on outside epoll_wait: always armed */
 	uint64_t seen_gen;
 	ep_ent *ents;
 	ep_ent **htab; /* by fd, hsize buckets (a power of 2) */
@@ -297,7 +299,7 @@ static ep_set *set_new(int epfd)
 	ev.data.u64 = cookie;
 	/* also checks that |epfd| is an epoll fd */
 	if (usmc_real()->epoll_ctl(epfd, EPOLL_CTL_ADD, set->evfd, &ev) ||
-	    usmc_notify_add(set->evfd)) {
+	    !(set->nid = usmc_notify_add(set->evfd, 0))) {
 		int e = errno;
 
 		usmc_real()->close(set->evfd);
@@ -403,12 +405,29 @@ int usmc_epoll_create1(int flags)
 	return epoll_create1(flags);
 }
 
+void usmc_epoll_external(int epfd)
+{
+	ep_set *set = set_find(epfd);
+
+	if (set && !set->external) {
+		set->external = 1;
+		usmc_notify_arm(set->nid, 1);
+	}
+}
+
 int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	ep_set *set;
 	ep_ent *e;
 	int r = 0, err = 0;
 
+	/* an epoll set of usmc's in another set: woken from there */
+	if ((usmc_fd_flags(fd) & USMC_FDF_EPOLL) && op != EPOLL_CTL_DEL &&
+	    !usmc_rt_init()) {
+		pthread_mutex_lock(&usmc_g.lock);
+		usmc_epoll_external(fd);
+		pthread_mutex_unlock(&usmc_g.lock);
+	}
 	if ((usmc_fd_flags(fd) & USMC_FDF_KERNEL) ||
 	    (!(usmc_fd_flags(fd) & USMC_FDF_SOCK) &&
 	     !(usmc_fd_flags(epfd) & USMC_FDF_EPOLL)))
@@ -657,6 +676,7 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		int n = 0, r, k = 0, got = 0, dev = 0, t = timeout_ms,
 		    spun = -1;
 		int dp = -3, dfd = -1, e; /* -3: not asleep */
+		uint64_t nid = 0;
 		uint64_t t0;
 
 		if (usmc_rt_init())
@@ -687,14 +707,26 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * ppoll under |sigmask|, at its first turn and every 128th,
 		 * and then ends the call with EINTR (a message seen in the
 		 * same turn waits for the next call). */
-		if (!n && t != 0)
-			spun = usmc_rt_shm_spin(epfd, sigmask);
+		if (!n && t != 0) {
+			/* may sleep from here: readiness changes are written
+			 * to the set's eventfd */
+			nid = set->nid;
+			usmc_notify_arm(nid, 1);
+			spun = usmc_rt_shm_spin(epfd, sigmask, nid);
+		}
 		if (spun == 1 || spun == -2) {
 			pthread_mutex_unlock(&usmc_g.lock);
 			if (spun == 1)
 				continue;
 			errno = EINTR;
 			return -1;
+		}
+		/* the spin dropped the lock: the set may have gone (its
+		 * notifier with it), or been made anew */
+		if (spun == 0 &&
+		    ((set = set_find(epfd)) == NULL || set->nid != nid)) {
+			pthread_mutex_unlock(&usmc_g.lock);
+			continue;
 		}
 		/* to sleep: as the shm device's direct poller when no other
 		 * thread is (docs/threads.md, "The direct poller") */
@@ -737,6 +769,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			 * usmc socket handed to the kernel) and its eventfd's
 			 * number been reused */
 			pthread_mutex_lock(&usmc_g.lock);
+			/* awake: what this thread does next needs no write */
+			usmc_notify_arm(nid, -1);
 			set = set_find(epfd);
 			if (set && got)
 				usmc_notify_drain(set->evfd);

@@ -990,7 +990,7 @@ void usmc_rt_dev_ready(unsigned int idx)
 	usmc_smc_on_dev_event(idx);
 }
 
-int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
+int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask, uint64_t nid)
 {
 	usmc_tp_shm_spin sp = {.n = 0};
 	usmc_tp *tp;
@@ -1039,6 +1039,8 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 		hit = usmc_tp_shm_spin_sleep(&sp);
 	pthread_mutex_lock(&usmc_g.lock);
 	usmc_tp_shm_spin_done(&sp);
+	if (hit || intr)
+		usmc_notify_arm(nid, -1);
 	if (!hit)
 		/* |kfd| ready or not: the caller's epoll_pwait says (1, look
 		 * again, had it spin on a ready fd until its timeout) */

@@ -20,8 +20,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/wait.h>
@@ -36,6 +39,14 @@
 
 static int fd = -1;
 static pid_t srv = -1;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void setup_conn(void)
 {
@@ -161,6 +172,122 @@ static void test_poll(void)
 	close(pfd[1]);
 }
 
+/* poll on the epoll fd itself (as an event loop nested in another): the
+ * set's eventfd must be written for it, although no thread sleeps in
+ * that set's epoll_wait (usmc_notify_arm: such a set is armed for good,
+ * usmc_epoll_external) */
+static int wait_poll_ep(void)
+{
+	struct pollfd p = {.fd = ep, .events = POLLIN};
+	struct epoll_event ev;
+	uint64_t end = now_ms() + 5000;
+	int n;
+
+	/* the set's eventfd may say ready before its socket is (it stays
+	 * readable until an epoll_wait that sleeps reads it): as a nested
+	 * loop, look at the set and poll again */
+	while (now_ms() < end) {
+		n = usmc_poll(&p, 1, 5000);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != 1 || !(p.revents & POLLIN))
+			return -1;
+		n = usmc_epoll_wait(ep, &ev, 1, 0);
+		if (n == 1)
+			return ev.data.fd == fd && (ev.events & EPOLLIN) ? 1
+									 : -1;
+		if (n < 0)
+			return -1;
+	}
+	return -1;
+}
+
+static void test_poll_epfd(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	int bad = 0;
+
+	setup_conn();
+	ep = usmc_epoll_create1(0);
+	ev.data.fd = fd;
+	CU_ASSERT_FATAL(ep >= 0 && !usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+	for (int i = 0; i < 100 && !bad; i++)
+		bad = round_trip(i, wait_poll_ep) != 0;
+	USMC_ASSERT_EQ(bad, 0);
+	USMC_ASSERT_EQ(usmc_close(ep), 0);
+	ep = -1;
+}
+
+/* Two threads asleep in epoll_wait on two sets that hold the socket:
+ * one of them takes the doorbell (the direct poller), and its readiness
+ * change must wake the other through that one's set (armed while it
+ * sleeps), every round. */
+static int ep2 = -1;
+static sem_t go, saw;
+static volatile int b_bad;
+
+static void *other_waiter(void *arg)
+{
+	struct epoll_event ev;
+
+	(void)arg;
+	for (int i = 0; i < 200; i++) {
+		int n;
+
+		sem_wait(&go);
+		do
+			n = usmc_epoll_wait(ep2, &ev, 1, 5000);
+		while (n < 0 && errno == EINTR);
+		if (n != 1 || ev.data.fd != fd)
+			b_bad++;
+		sem_post(&saw);
+	}
+	return NULL;
+}
+
+static int wait_both(void)
+{
+	struct timespec ts;
+
+	if (wait_epoll() != 1)
+		return -1;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 6;
+	return sem_timedwait(&saw, &ts) ? -1 : 1;
+}
+
+static void test_two_threads(void)
+{
+	struct epoll_event ev = {.events = EPOLLIN};
+	pthread_t th;
+	int bad = 0;
+
+	setup_conn();
+	ep = usmc_epoll_create1(0);
+	ep2 = usmc_epoll_create1(0);
+	ev.data.fd = fd;
+	CU_ASSERT_FATAL(ep >= 0 && !usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));
+	CU_ASSERT_FATAL(ep2 >= 0 &&
+			!usmc_epoll_ctl(ep2, EPOLL_CTL_ADD, fd, &ev));
+	sem_init(&go, 0, 0);
+	sem_init(&saw, 0, 0);
+	CU_ASSERT_FATAL(!pthread_create(&th, NULL, other_waiter, NULL));
+	for (int i = 0; i < 200; i++) {
+		sem_post(&go);
+		/* the other thread asleep first, or not: either takes it */
+		if (i % 2)
+			usleep(200);
+		if (!bad)
+			bad = round_trip(i, wait_both) != 0;
+	}
+	pthread_join(th, NULL);
+	USMC_ASSERT_EQ(bad, 0);
+	USMC_ASSERT_EQ(b_bad, 0);
+	USMC_ASSERT_EQ(usmc_close(ep), 0);
+	USMC_ASSERT_EQ(usmc_close(ep2), 0);
+	ep = ep2 = -1;
+}
+
 /* the peer ends cleanly at our close, its every echo matched */
 static void test_close(void)
 {
@@ -175,6 +302,9 @@ static void test_close(void)
 static CU_TestInfo tests[] = {
 	{"epoll_wait: the app thread takes the doorbell", test_epoll},
 	{"poll with a kernel fd: the app thread takes the doorbell", test_poll},
+	{"poll on the epoll fd sees the set's sockets", test_poll_epfd},
+	{"epoll_wait in two threads: the one without the doorbell is woken",
+	 test_two_threads},
 	{"the peer sees a clean close", test_close},
 	CU_TEST_INFO_NULL,
 };
