@@ -61,8 +61,9 @@ typedef struct ep_set {
 	 * else events 0, idle); -1: not added */
 	int dev_fd;
 	int dev_on;
-	uint64_t nid; /* its notifier (usmc_notify_add) */
-	int external; /* waited on outside epoll_wait: always armed */
+	int dev_poller; /* the direct poller sleeps in this set */
+	uint64_t nid;	/* its notifier (usmc_notify_add) */
+	int external;	/* waited on outside epoll_wait: always armed */
 	uint64_t seen_gen;
 	ep_ent *ents;
 	ep_ent **htab; /* by fd, hsize buckets (a power of 2) */
@@ -626,14 +627,18 @@ void usmc_epoll_sock_changed(usmc_sock *s)
  * device's direct poller (|idx| >= 0, device fd |fd|) it has that fd in
  * the kernel set, so a peer's doorbell wakes it and not the progress
  * thread; otherwise the entry, if any, is idle (events 0: the device is
- * another thread's, or the progress thread's). Added once and switched
- * only when the role changes: a single-threaded event loop makes no call
- * for it after its first sleep. -1: the fd could not be added or
- * switched on. */
+ * another thread's, or the progress thread's), unless the poller sleeps
+ * in this very set (two threads in one set's epoll_wait). Added once and
+ * switched only when the role changes: a single-threaded event loop
+ * makes no call for it after its first sleep. -1: the fd could not be
+ * added or switched on. */
 static int dev_arm(ep_set *set, int idx, int fd)
 {
 	struct epoll_event ev = {0};
 	int on = idx >= 0;
+
+	if (!on && set->dev_poller)
+		return 0;
 
 	ev.events = on ? EPOLLIN : 0;
 	ev.data.u64 = dev_cookie;
@@ -739,6 +744,7 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 				usmc_rt_direct_leave(dp);
 				dp = -2;
 			}
+			set->dev_poller |= dp >= 0;
 		}
 		pthread_mutex_unlock(&usmc_g.lock);
 		if (n == max)
@@ -772,6 +778,9 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			/* awake: what this thread does next needs no write */
 			usmc_notify_arm(nid, -1);
 			set = set_find(epfd);
+			/* the same set, not one made anew on the epoll fd */
+			if (set && dp >= 0 && set->nid == nid)
+				set->dev_poller = 0;
 			if (set && got)
 				usmc_notify_drain(set->evfd);
 			/* the doorbell: the device's events here */
