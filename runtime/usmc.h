@@ -212,6 +212,13 @@ typedef struct usmc_stats {
 	uint64_t conns_short_tcp;
 	/* of conns_smcr, those that run SMC-D over shm */
 	uint64_t conns_smcd;
+	/* a device's fd (a peer's shm doorbell, softroce datagrams) woke
+	 * the progress thread, which then wakes the app thread the data is
+	 * for; or woke an app thread in its own wait (recv, epoll_wait,
+	 * poll, select), which ran the device's events itself
+	 * (docs/threads.md, "The direct poller") */
+	uint64_t dev_wakes_progress;
+	uint64_t dev_wakes_app;
 } usmc_stats;
 
 void usmc_get_stats(usmc_stats *stats);

@@ -56,6 +56,14 @@ typedef struct ep_ent {
 typedef struct ep_set {
 	int epfd;
 	int evfd;
+	/* the shm device's fd in the kernel set (data dev_cookie) while its
+	 * thread sleeps as the device's direct poller (dev_on: EPOLLIN;
+	 * else events 0, idle); -1: not added */
+	int dev_fd;
+	int dev_on;
+	int dev_poller; /* the direct poller sleeps in this set */
+	uint64_t nid;	/* its notifier (usmc_notify_add) */
+	int external;	/* waited on outside epoll_wait: always armed */
 	uint64_t seen_gen;
 	ep_ent *ents;
 	ep_ent **htab; /* by fd, hsize buckets (a power of 2) */
@@ -72,7 +80,7 @@ typedef struct ep_set {
 #define EP_SPARE_MAX 64
 
 static ep_set *sets;
-static uint64_t cookie;
+static uint64_t cookie, dev_cookie;
 
 static ep_set *set_find(int epfd)
 {
@@ -278,7 +286,10 @@ static ep_set *set_new(int epfd)
 	}
 	while (!cookie)
 		usmc_rt_rand((uint8_t *)&cookie, sizeof(cookie));
+	while (!dev_cookie || dev_cookie == cookie)
+		usmc_rt_rand((uint8_t *)&dev_cookie, sizeof(dev_cookie));
 	set->epfd = epfd;
+	set->dev_fd = -1;
 	set->seen_gen = usmc_g.mode_gen;
 	set->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (set->evfd < 0) {
@@ -289,7 +300,7 @@ static ep_set *set_new(int epfd)
 	ev.data.u64 = cookie;
 	/* also checks that |epfd| is an epoll fd */
 	if (usmc_real()->epoll_ctl(epfd, EPOLL_CTL_ADD, set->evfd, &ev) ||
-	    usmc_notify_add(set->evfd)) {
+	    !(set->nid = usmc_notify_add(set->evfd, 0))) {
 		int e = errno;
 
 		usmc_real()->close(set->evfd);
@@ -318,6 +329,9 @@ static void set_free(ep_set *set, int in_use)
 	free(set->htab);
 	if (in_use)
 		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->evfd,
+				       NULL);
+	if (in_use && set->dev_fd >= 0)
+		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, set->dev_fd,
 				       NULL);
 	usmc_notify_del(set->evfd);
 	usmc_real()->close(set->evfd);
@@ -392,12 +406,29 @@ int usmc_epoll_create1(int flags)
 	return epoll_create1(flags);
 }
 
+void usmc_epoll_external(int epfd)
+{
+	ep_set *set = set_find(epfd);
+
+	if (set && !set->external) {
+		set->external = 1;
+		usmc_notify_arm(set->nid, 1);
+	}
+}
+
 int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 {
 	ep_set *set;
 	ep_ent *e;
 	int r = 0, err = 0;
 
+	/* an epoll set of usmc's in another set: woken from there */
+	if ((usmc_fd_flags(fd) & USMC_FDF_EPOLL) && op != EPOLL_CTL_DEL &&
+	    !usmc_rt_init()) {
+		pthread_mutex_lock(&usmc_g.lock);
+		usmc_epoll_external(fd);
+		pthread_mutex_unlock(&usmc_g.lock);
+	}
 	if ((usmc_fd_flags(fd) & USMC_FDF_KERNEL) ||
 	    (!(usmc_fd_flags(fd) & USMC_FDF_SOCK) &&
 	     !(usmc_fd_flags(epfd) & USMC_FDF_EPOLL)))
@@ -592,6 +623,44 @@ void usmc_epoll_sock_changed(usmc_sock *s)
 	}
 }
 
+/* Lock held: |set|'s thread is about to sleep in the kernel. As the shm
+ * device's direct poller (|idx| >= 0, device fd |fd|) it has that fd in
+ * the kernel set, so a peer's doorbell wakes it and not the progress
+ * thread; otherwise the entry, if any, is idle (events 0: the device is
+ * another thread's, or the progress thread's), unless the poller sleeps
+ * in this very set (two threads in one set's epoll_wait). Added once and
+ * switched only when the role changes: a single-threaded event loop
+ * makes no call for it after its first sleep. -1: the fd could not be
+ * added or switched on. */
+static int dev_arm(ep_set *set, int idx, int fd)
+{
+	struct epoll_event ev = {0};
+	int on = idx >= 0;
+
+	if (!on && set->dev_poller)
+		return 0;
+
+	ev.events = on ? EPOLLIN : 0;
+	ev.data.u64 = dev_cookie;
+	if (on && set->dev_fd != fd) {
+		if (set->dev_fd >= 0)
+			usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL,
+					       set->dev_fd, NULL);
+		set->dev_fd = -1;
+		if (usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_ADD, fd, &ev))
+			return -1;
+		set->dev_fd = fd;
+		set->dev_on = 1;
+		return 0;
+	}
+	if (set->dev_fd < 0 || set->dev_on == on)
+		return 0;
+	if (usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_MOD, set->dev_fd, &ev))
+		return on ? -1 : 0;
+	set->dev_on = on;
+	return 0;
+}
+
 int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		     const sigset_t *sigmask)
 {
@@ -609,7 +678,10 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			usmc_rt_now() + (uint64_t)timeout_ms * USMC_NS_PER_MS;
 	for (;;) {
 		ep_set *set;
-		int n = 0, r, k = 0, got = 0, t = timeout_ms, spun = -1;
+		int n = 0, r, k = 0, got = 0, dev = 0, t = timeout_ms,
+		    spun = -1;
+		int dp = -3, dfd = -1, e; /* -3: not asleep */
+		uint64_t nid = 0;
 		uint64_t t0;
 
 		if (usmc_rt_init())
@@ -640,14 +712,39 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		 * ppoll under |sigmask|, at its first turn and every 128th,
 		 * and then ends the call with EINTR (a message seen in the
 		 * same turn waits for the next call). */
-		if (!n && t != 0)
-			spun = usmc_rt_shm_spin(epfd, sigmask);
+		if (!n && t != 0) {
+			/* may sleep from here: readiness changes are written
+			 * to the set's eventfd */
+			nid = set->nid;
+			usmc_notify_arm(nid, 1);
+			spun = usmc_rt_shm_spin(epfd, sigmask, nid);
+		}
 		if (spun == 1 || spun == -2) {
 			pthread_mutex_unlock(&usmc_g.lock);
 			if (spun == 1)
 				continue;
 			errno = EINTR;
 			return -1;
+		}
+		/* the spin dropped the lock: the set may have gone (its
+		 * notifier with it), or been made anew */
+		if (spun == 0 &&
+		    ((set = set_find(epfd)) == NULL || set->nid != nid)) {
+			pthread_mutex_unlock(&usmc_g.lock);
+			continue;
+		}
+		/* to sleep: as the shm device's direct poller when no other
+		 * thread is (docs/threads.md, "The direct poller") */
+		if (!n && t != 0) {
+			dp = usmc_rt_direct_enter(&dfd);
+			if (dev_arm(set, dp, dfd) && dp >= 0) {
+				/* no room for it (ENOSPC: max_user_watches):
+				 * the progress thread's again, within the
+				 * hand-back's 1 ms */
+				usmc_rt_direct_leave(dp);
+				dp = -2;
+			}
+			set->dev_poller |= dp >= 0;
 		}
 		pthread_mutex_unlock(&usmc_g.lock);
 		if (n == max)
@@ -657,32 +754,51 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		t0 = spun == 0 ? usmc_rt_now() : 0;
 		r = usmc_real()->epoll_pwait(epfd, evs + n, max - n, t,
 					     n ? NULL : sigmask);
+		e = errno;
 		if (t0)
 			usmc_rt_spin_learn(usmc_rt_now() - t0);
-		if (r < 0)
-			return n ? n : -1;
 		for (int i = 0; i < r; i++) {
 			if (evs[n + i].data.u64 == cookie) {
 				got = 1;
 				continue;
 			}
+			if (evs[n + i].data.u64 == dev_cookie) {
+				dev = 1;
+				continue;
+			}
 			evs[n + k++] = evs[n + i];
 		}
-		if (got) {
+		if (got || dev || dp != -3) {
+			unsigned int idx;
+
 			/* the set as it is now: it may have gone (its last
 			 * usmc socket handed to the kernel) and its eventfd's
 			 * number been reused */
 			pthread_mutex_lock(&usmc_g.lock);
+			/* awake: what this thread does next needs no write */
+			usmc_notify_arm(nid, -1);
 			set = set_find(epfd);
-			if (set)
+			/* the same set, not one made anew on the epoll fd */
+			if (set && dp >= 0 && set->nid == nid)
+				set->dev_poller = 0;
+			if (set && got)
 				usmc_notify_drain(set->evfd);
+			/* the doorbell: the device's events here */
+			if (dev && usmc_smc_shm_tp(&idx))
+				usmc_rt_dev_ready(idx);
+			if (dp != -3)
+				usmc_rt_direct_leave(dp);
 			pthread_mutex_unlock(&usmc_g.lock);
+		}
+		if (r < 0) {
+			errno = e;
+			return n ? n : -1;
 		}
 		if (n + k)
 			return n + k;
-		if (!got || t == 0)
+		if (!(got || dev) || t == 0)
 			return 0;
-		/* woken for a user socket: look again */
+		/* woken for a user socket or the device: look again */
 	}
 }
 

@@ -54,15 +54,23 @@ static int init_err;
 /* The device fds in the epoll set, by device index (usmc_smc_dev_fd). */
 static int tp_watched[USMC_DEVICES_MAX] = {-1, -1, -1, -1, -1, -1, -1, -1};
 _Static_assert(USMC_DEVICES_MAX == 8, "tp_watched's initialiser");
-/* An app thread is waiting on the device fds (usmc_wait); the progress
- * thread then leaves them to it (EPOLLONESHOT not re-armed: a bit per
- * device in tp_disarmed) until handback_at. */
-static int direct_poller;
+/* The devices an app thread waits on itself, a bit per device index: a
+ * direct poller in usmc_wait (every device), or a thread asleep in
+ * epoll_wait, poll or select with the shm device's fd in its kernel set
+ * (usmc_rt_direct_enter). At most one thread at a time. The progress
+ * thread leaves those devices' fds to it (EPOLLONESHOT not re-armed: a
+ * bit per device in tp_disarmed) until handback_at. */
+static uint32_t direct_devs;
+/* Threads asleep in epoll_wait or poll over usmc sockets without that
+ * role (usmc_rt_direct_enter found it taken): a doorbell for their data
+ * is the progress thread's until it takes the devices back. */
+static int role_waiters;
 static uint32_t tp_disarmed;
-/* With tp_disarmed and no direct poller, the progress thread takes the
- * device fds back at handback_at. A thread that waits again soon (a
- * blocking recv/send loop) finds the fds still its own: re-arming them at
- * once had both threads wake, and fight for the lock, on every packet. */
+/* A device in tp_disarmed and not in direct_devs is taken back by the
+ * progress thread at handback_at. A thread that waits again soon (a
+ * blocking recv/send loop, an event loop) finds the fds still its own:
+ * re-arming them at once had both threads wake, and fight for the lock,
+ * on every packet. */
 static uint64_t handback_at;
 #define TP_HANDBACK_NS (1 * USMC_NS_PER_MS)
 /* what the timerfd is set to; UINT64_MAX when disarmed or fired */
@@ -158,13 +166,13 @@ static void tp_rearm(unsigned int i)
 	usmc_real()->epoll_ctl(usmc_g.epfd, EPOLL_CTL_MOD, tp_watched[i], &ev);
 }
 
-/* Polls the devices the progress thread left to a direct poller, and
- * takes their fds back. */
+/* Polls the devices the progress thread left to a direct poller that is
+ * gone, and takes their fds back. */
 static void tp_take_back(void)
 {
-	uint32_t m = tp_disarmed;
+	uint32_t m = tp_disarmed & ~direct_devs;
 
-	tp_disarmed = 0;
+	tp_disarmed &= ~m;
 	for (unsigned int i = 0; m; i++, m >>= 1)
 		if (m & 1) {
 			usmc_smc_on_dev_event(i);
@@ -345,7 +353,8 @@ static void atfork_child(void)
 	n_watched = 0;
 	for (int i = 0; i < USMC_DEVICES_MAX; i++)
 		tp_watched[i] = -1;
-	direct_poller = 0;
+	direct_devs = 0;
+	role_waiters = 0;
 	tp_disarmed = 0;
 	timer_armed = UINT64_MAX;
 	init_err = 0;
@@ -416,6 +425,7 @@ static void stats_at_exit(void)
 			"usmc[%d]: stats: smcr=%llu fallback=%llu failed=%llu "
 			"link_groups=%llu smcd=%llu icrc_inferred=%llu "
 			"icrc_dropped=%llu short_tcp=%llu "
+			"dev_wakes_progress=%llu dev_wakes_app=%llu "
 			"preload_reentries=%llu\n",
 			(int)getpid(), (unsigned long long)st.conns_smcr,
 			(unsigned long long)st.conns_fallback,
@@ -425,6 +435,8 @@ static void stats_at_exit(void)
 			(unsigned long long)st.icrc_inferred,
 			(unsigned long long)st.icrc_dropped,
 			(unsigned long long)st.conns_short_tcp,
+			(unsigned long long)st.dev_wakes_progress,
+			(unsigned long long)st.dev_wakes_app,
 			(unsigned long long)st.preload_reentries);
 		if (f != stderr)
 			fclose(f);
@@ -615,7 +627,7 @@ void usmc_loop_rearm_timer(void)
 	for (usmc_sock *s = usmc_g.hs_list; s; s = s->hs_next)
 		if (s->deadline && s->deadline < next)
 			next = s->deadline;
-	if (tp_disarmed && !direct_poller && handback_at < next)
+	if ((tp_disarmed & ~direct_devs) && handback_at < next)
 		next = handback_at;
 	watch_tp_fds();
 	/* The data path moves deadlines on every packet, mostly later (the
@@ -661,7 +673,7 @@ static int progress_idle(void)
 {
 	return !n_watched && !usmc_g.hs_list && tp_watched[0] < 0 &&
 	       usmc_smc_dev_fd(0) < 0 && timer_armed == UINT64_MAX &&
-	       !direct_poller && !tp_disarmed;
+	       !direct_devs && !tp_disarmed;
 }
 
 /* Starts the progress thread with every signal blocked, and waits until
@@ -772,7 +784,7 @@ static void *progress_main(void *arg)
 					/* spurious: the deadline moved */
 				}
 				bc |= run_deadlines();
-				if (tp_disarmed && !direct_poller &&
+				if ((tp_disarmed & ~direct_devs) &&
 				    usmc_rt_now() >= handback_at)
 					tp_take_back();
 				break;
@@ -786,7 +798,8 @@ static void *progress_main(void *arg)
 			case TAG_TP:
 				if ((unsigned int)fd >= USMC_DEVICES_MAX)
 					break;
-				if (direct_poller) {
+				usmc_g.stats.dev_wakes_progress++;
+				if (direct_devs & (1u << fd)) {
 					tp_disarmed |= 1u << fd;
 					break;
 				}
@@ -924,7 +937,60 @@ void usmc_rt_spin_learn(uint64_t slept_ns)
 	spin_learn(slept_ns);
 }
 
-int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
+/* Lock held: the direct poller left (direct_devs cleared). The devices
+ * the progress thread disarmed meanwhile go back to it at handback_at,
+ * unless a thread waits on them again first; at once if a thread sleeps
+ * in epoll_wait or poll without the role (its data must not wait for the
+ * hand-back). A thread waiting in usmc_wait may take them now (what
+ * changed a socket has woken its waiters in smc_post). */
+static void direct_left(void)
+{
+	if (tp_disarmed && role_waiters) {
+		tp_take_back();
+	} else if (tp_disarmed) {
+		handback_at = usmc_rt_now() + TP_HANDBACK_NS;
+		/* a timer due sooner re-arms itself for handback_at */
+		if (timer_armed > handback_at)
+			usmc_loop_rearm_timer();
+	}
+	usmc_rt_wake_data();
+}
+
+int usmc_rt_direct_enter(int *fd)
+{
+	unsigned int idx;
+
+	if (!usmc_smc_shm_tp(&idx) || (*fd = usmc_smc_dev_fd(idx)) < 0)
+		return -2;
+	if (direct_devs) {
+		role_waiters++;
+		return -1;
+	}
+	direct_devs = 1u << idx;
+	return (int)idx;
+}
+
+void usmc_rt_direct_leave(int dp)
+{
+	if (dp == -1)
+		role_waiters--;
+	if (dp < 0)
+		return;
+	direct_devs = 0;
+	direct_left();
+}
+
+void usmc_rt_dev_ready(unsigned int idx)
+{
+	unsigned int shm;
+
+	usmc_g.stats.dev_wakes_app++;
+	if (usmc_smc_shm_tp(&shm) && shm == idx)
+		shm_full_at = usmc_rt_now(); /* its endpoint is served too */
+	usmc_smc_on_dev_event(idx);
+}
+
+int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask, uint64_t nid)
 {
 	usmc_tp_shm_spin sp = {.n = 0};
 	usmc_tp *tp;
@@ -973,6 +1039,8 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask)
 		hit = usmc_tp_shm_spin_sleep(&sp);
 	pthread_mutex_lock(&usmc_g.lock);
 	usmc_tp_shm_spin_done(&sp);
+	if (hit || intr)
+		usmc_notify_arm(nid, -1);
 	if (!hit)
 		/* |kfd| ready or not: the caller's epoll_pwait says (1, look
 		 * again, had it spin on a ready fd until its timeout) */
@@ -1029,7 +1097,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			   USMC_NS_PER_MS);
 	}
 	/* p[0..dp-1] are devices 0..dp-1 */
-	if (!direct_poller && !nodev)
+	if (!direct_devs && !nodev)
 		while (dp < USMC_DEVICES_MAX &&
 		       (fd = usmc_smc_dev_fd((unsigned int)dp)) >= 0) {
 			p[n].fd = fd;
@@ -1037,7 +1105,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 			dp++;
 		}
 	if (dp) {
-		direct_poller = 1;
+		direct_devs = (1u << dp) - 1;
 		/* bounded, in case a wake-up is lost to a race with fd
 		 * changes (a device opened meanwhile) */
 		if (ms < 0 || ms > 100)
@@ -1110,11 +1178,13 @@ woke:
 		w->pending = 0;
 	}
 	if (dp) {
-		direct_poller = 0;
+		direct_devs = 0;
 		/* the devices that have something; the others stay idle */
 		for (int i = 0; i < dp; i++)
-			if (r > 0 && p[i].revents)
+			if (r > 0 && p[i].revents) {
+				usmc_g.stats.dev_wakes_app++;
 				usmc_smc_on_dev_event((unsigned int)i);
+			}
 		if (hit) {
 			uint64_t now = usmc_rt_now();
 
@@ -1127,15 +1197,7 @@ woke:
 				usmc_smc_shm_signals();
 			}
 		}
-		if (tp_disarmed) {
-			handback_at = usmc_rt_now() + TP_HANDBACK_NS;
-			/* a timer due sooner re-arms itself for handback_at */
-			if (timer_armed > handback_at)
-				usmc_loop_rearm_timer();
-		}
-		/* the devices are free: a thread waiting for data takes them
-		 * (what changed a socket has woken its waiters in smc_post) */
-		usmc_rt_wake_data();
+		direct_left();
 	}
 	if (masked && h->on) {
 		/* one that came after ppoll returned is pending: let it run

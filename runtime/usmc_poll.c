@@ -21,21 +21,27 @@
  * Readiness notifiers: eventfds of poll() callers that also wait for
  * kernel fds, and of usmc_epoll sets. Each is written once per change
  * while it is not drained (|pending|), so the data path costs one write
- * per wake-up, not per event.
+ * per wake-up, not per event; and only while a thread may sleep on it
+ * (|armed|, a count: an epoll set's threads in epoll_wait, usmc_notify_arm).
+ * An event loop's own send or recv changes its sockets' readiness: a
+ * write there would only make its next epoll_wait read it back.
  */
 #define MAX_NOTIFIERS 256
 static struct {
 	int fd;
 	int pending;
+	int armed;
+	uint64_t id;
 } notifiers[MAX_NOTIFIERS];
 static int n_notifiers;
+static uint64_t notify_ids;
 
 void usmc_rt_notify(void)
 {
 	uint64_t one = 1;
 
 	for (int i = 0; i < n_notifiers; i++) {
-		if (notifiers[i].pending)
+		if (notifiers[i].pending || notifiers[i].armed <= 0)
 			continue;
 		notifiers[i].pending = 1;
 		if (usmc_real()->write(notifiers[i].fd, &one, sizeof(one)) <
@@ -51,16 +57,28 @@ void usmc_notify_fork_child(void)
 }
 
 /* Lock held. */
-int usmc_notify_add(int evfd)
+uint64_t usmc_notify_add(int evfd, int armed)
 {
 	if (n_notifiers == MAX_NOTIFIERS) {
 		errno = EMFILE;
-		return -1;
+		return 0;
 	}
 	notifiers[n_notifiers].fd = evfd;
 	notifiers[n_notifiers].pending = 0;
-	n_notifiers++;
-	return 0;
+	notifiers[n_notifiers].armed = armed;
+	notifiers[n_notifiers].id = ++notify_ids;
+	return notifiers[n_notifiers++].id;
+}
+
+/* Lock held. By id: the notifier may be gone, and its fd's number taken
+ * by another, while its thread slept. */
+void usmc_notify_arm(uint64_t id, int delta)
+{
+	for (int i = 0; i < n_notifiers; i++)
+		if (notifiers[i].id == id) {
+			notifiers[i].armed += delta;
+			return;
+		}
 }
 
 /* Lock held. */
@@ -146,6 +164,8 @@ static int poll_scan(struct pollfd *fds, nfds_t nfds, struct pollfd *kfds,
 
 		if (s)
 			usmc_sock_use(s);
+		else if (usmc_fd_flags(fds[i].fd) & USMC_FDF_EPOLL)
+			usmc_epoll_external(fds[i].fd);
 		re = s ? user_revents(s, fds[i].events) : -1;
 
 		fds[i].revents = 0;
@@ -164,22 +184,32 @@ static int poll_scan(struct pollfd *fds, nfds_t nfds, struct pollfd *kfds,
 
 /* Lock held, dropped while in the kernel: one ppoll over the |nk| kernel
  * fds of |kfds| and, when |kwait|, the notifier |evfd| (until |deadline|,
- * 0 = none; without |kwait| it does not block). Their answers go back to
- * |fds| through |kidx|, each ready one counted in *ready. Returns 0, or -1
- * with errno set. */
+ * 0 = none; without |kwait| it does not block) and, as the shm device's
+ * direct poller, its fd (|kfds| has room for both). Their answers go back
+ * to |fds| through |kidx|, each ready one counted in *ready. Returns 0, or
+ * -1 with errno set. */
 static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 		       const nfds_t *kidx, nfds_t nk, int kwait, int evfd,
 		       uint64_t deadline, const sigset_t *sigmask, int *ready)
 {
 	struct timespec ts = {0, 0}, *tp = &ts;
 	nfds_t nwait = nk;
-	int r, e;
+	int r, e, dp = -1, dfd = -1;
 
 	if (kwait) {
 		kfds[nk].fd = evfd;
 		kfds[nk].events = POLLIN;
 		kfds[nk].revents = 0;
 		nwait++;
+		/* a peer's doorbell wakes this thread, not the progress
+		 * thread first (docs/threads.md, "The direct poller") */
+		dp = usmc_rt_direct_enter(&dfd);
+		if (dp >= 0) {
+			kfds[nwait].fd = dfd;
+			kfds[nwait].events = POLLIN;
+			kfds[nwait].revents = 0;
+			nwait++;
+		}
 	}
 	usmc_sock_unlock();
 	if (kwait) {
@@ -196,6 +226,10 @@ static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 	r = usmc_real()->ppoll(kfds, nwait, tp, sigmask);
 	e = errno;
 	pthread_mutex_lock(&usmc_g.lock);
+	if (dp >= 0 && r > 0 && kfds[nk + 1].revents)
+		usmc_rt_dev_ready((unsigned int)dp);
+	if (kwait)
+		usmc_rt_direct_leave(dp);
 	if (r < 0) {
 		errno = e;
 		return -1;
@@ -229,7 +263,8 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 		return -1;
 	if (timeout_ns > 0)
 		deadline = usmc_rt_now() + (uint64_t)timeout_ns;
-	kfds = calloc(nfds + 1, sizeof(*kfds));
+	/* the kernel fds, the notifier and the shm device's fd */
+	kfds = calloc(nfds + 2, sizeof(*kfds));
 	kidx = calloc(nfds + 1, sizeof(*kidx));
 	if (!kfds || !kidx) {
 		free(kfds);
@@ -265,7 +300,7 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 			evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 			if (evfd < 0)
 				goto out_locked;
-			if (usmc_notify_add(evfd)) {
+			if (!usmc_notify_add(evfd, 1)) {
 				usmc_real()->close(evfd);
 				evfd = -1;
 				goto out_locked;

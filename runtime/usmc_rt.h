@@ -365,7 +365,15 @@ void usmc_sock_close_at_exit(void);
  * socket disappears under a caller that still uses it. */
 void usmc_sock_reap(void);
 
-int usmc_notify_add(int evfd);
+/* Lock held: a readiness notifier (usmc_poll.c); its id, or 0 with errno.
+ * |armed|: a waiter count to start with; usmc_rt_notify writes only to
+ * one that has waiters (usmc_notify_arm: +1 when a thread may sleep on
+ * it, -1 when it is awake again). */
+uint64_t usmc_notify_add(int evfd, int armed);
+void usmc_notify_arm(uint64_t id, int delta);
+/* Lock held: epoll fd |epfd| is waited on from outside usmc_epoll_pwait
+ * (in poll, select or another epoll set): its notifier is always armed. */
+void usmc_epoll_external(int epfd);
 void usmc_notify_del(int evfd);
 void usmc_notify_drain(int evfd);
 void usmc_epoll_closed(int epfd);
@@ -467,8 +475,25 @@ void usmc_smc_shm_signals(void);
  * |kfd| >= 0 is looked at first, then every few microseconds, with
  * |sigmask| (the caller's epoll_pwait mask, or NULL) in force meanwhile.
  * 1: a signal was taken (look again), 0: nothing (or |kfd| readable),
- * -1: no spin, -2: a signal |sigmask| lets in was handled (EINTR). */
-int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask);
+ * -1: no spin, -2: a signal |sigmask| lets in was handled (EINTR). The
+ * caller waits on notifier |nid| (usmc_notify_arm, 0: none); on 1 and -2
+ * it no longer does, from before the signals were taken (it looks
+ * itself: no write to read back). */
+int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask, uint64_t nid);
+/* Lock held: the calling thread is about to sleep in the kernel
+ * (epoll_wait, poll, select) with the shm device's fd in its set, and
+ * runs the device's events itself when that fd wakes it
+ * (usmc_rt_dev_ready): a peer's doorbell then wakes it directly, not the
+ * progress thread, which would wake it in turn (docs/threads.md, "The
+ * direct poller"). Returns the device's index, its fd in *fd; -1:
+ * another thread waits on the devices (the progress thread then hands
+ * them back at once when that one leaves); -2: no shm device. Once the
+ * sleep ended, usmc_rt_direct_leave with what it returned. */
+int usmc_rt_direct_enter(int *fd);
+void usmc_rt_direct_leave(int dp);
+/* Lock held: device |idx|'s fd was ready in an app thread's own kernel
+ * wait: its events, inline (counted in usmc_stats.dev_wakes_app). */
+void usmc_rt_dev_ready(unsigned int idx);
 /* How long the sleep after a failed spin lasted (usmc_wait's spin_cold). */
 void usmc_rt_spin_learn(uint64_t slept_ns);
 void usmc_smc_on_tp_event(void);
