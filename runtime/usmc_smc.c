@@ -997,6 +997,20 @@ static void smc_post(void)
 					e->failed = 1;
 					if (ism_fail_pending())
 						smc_drain_ism();
+				} else if (e && e->rdmb && e->rdmb->mapped) {
+					/* single copy: the app's bytes go
+					 * straight into the peer's ring; on
+					 * refusal the core copies as before */
+					int r = usmc_conn_attach_peer_dmb(
+						s->conn, e->rdmb->addr,
+						e->rdmb->len);
+
+					if (r)
+						usmc_rt_log(USMC_LOG_DEBUG,
+							    "fd %d: sndbuf not "
+							    "attached: %s",
+							    s->fd,
+							    usmc_strerror(r));
 				}
 			}
 			s->mode = USMC_SOCK_SMCR;

@@ -1422,6 +1422,8 @@ static int shm_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
 	r->pub.len = g.len;
 	r->pub.token = token;
 	r->pub.context = context;
+	/* shm_move_data is a memcpy into this very mapping */
+	r->pub.mapped = 1;
 	r->maplen = maplen;
 	r->slot = g.slot;
 	r->peer = o;
