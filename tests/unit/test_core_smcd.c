@@ -825,6 +825,78 @@ static void test_attached_overflow(void)
 	pair_fini(&a, &b);
 }
 
+/* The sndbuf shuts to new bytes when the peer reads, and the wait starts
+ * again: a writer whose bytes wait in the sndbuf gets room once the peer
+ * then read nothing for 2 ms (never left waiting on a peer that stopped).
+ * Every byte compared. */
+static void test_attached_overflow_again(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[20000];
+	const uint64_t ring = 16384 - 32;
+	const usmc_tstamp w = 2000000, t = 100;
+	uint64_t wrote = 0, got = 0;
+	usmc_ssize k;
+	int nw;
+
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	for (;;) {
+		pat_fill(buf, 7, wrote, 5000);
+		k = usmc_conn_write(ca, buf, 5000, 10);
+		if (k <= 0)
+			break;
+		wrote += (uint64_t)k;
+	}
+	USMC_ASSERT_EQ(wrote, ring);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, 10 + w), 0);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 16384);
+	pat_fill(buf, 7, wrote, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), t), 16384);
+	wrote += 16384;
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, t), USMC_ERR_WOULDBLOCK);
+	settle(&a, ca, &b, cb);
+	/* the peer reads 3000 bytes: 3000 move from the sndbuf to the ring,
+	 * no new bytes may follow them there yet */
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, 3000, t), 3000);
+	USMC_ASSERT_EQ(pat_check(buf, 7, got, 3000), 0);
+	got += 3000;
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_readable(cb), ring);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 0);
+	nw = a.nev[USMC_EV_WRITABLE];
+	/* it read since the wait began: the wait starts again */
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t + w), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw);
+	USMC_ASSERT_EQ(usmc_ctx_get_expiry(a.ctx), t + 2 * w);
+	/* and then nothing: the sndbuf's 3000 free bytes open */
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t + 2 * w), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw + 1);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 3000);
+	pat_fill(buf, 7, wrote, 5000);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 5000, t + 2 * w), 3000);
+	wrote += 3000;
+	while (got < wrote) {
+		k = usmc_conn_read(cb, buf, 4000, t + 3 * w);
+		CU_ASSERT_FATAL(k > 0);
+		USMC_ASSERT_EQ(pat_check(buf, 7, got, (size_t)k), 0);
+		got += (uint64_t)k;
+		settle(&a, ca, &b, cb);
+	}
+	usmc_conn_close(ca, t + 4 * w);
+	settle(&a, ca, &b, cb);
+	usmc_conn_close(cb, t + 4 * w);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	pair_fini(&a, &b);
+}
+
 /* Attached sndbufs when a peer goes: the reader whose writer died reads
  * what it wrote, then ECONNRESET; a writer whose peer is gone or aborted
  * writes nothing into the peer's memory (ECONNRESET). */
@@ -1157,6 +1229,7 @@ static CU_TestInfo smcd_tests[] = {
 	{"attached_stream", test_attached_stream},
 	{"attached_window", test_attached_window},
 	{"attached_overflow", test_attached_overflow},
+	{"attached_overflow_again", test_attached_overflow_again},
 	{"attached_peer_gone", test_attached_peer_gone},
 	{"hostile_headers", test_hostile},
 	{"hostile_random", test_hostile_random},
