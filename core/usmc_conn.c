@@ -817,8 +817,11 @@ int usmc_conn_fallback(usmc_conn *conn, uint32_t decline_code, usmc_tstamp ts)
 
 usmc_tstamp usmc_conn_expiry(const usmc_conn *conn)
 {
-	return conn->mode == USMC_MODE_HANDSHAKE ? conn->clc_expiry
-						 : conn->close_expiry;
+	if (conn->mode == USMC_MODE_HANDSHAKE)
+		return conn->clc_expiry;
+	if (conn->peer_ring)
+		return usmc_tmin(conn->close_expiry, conn->ovf_expiry);
+	return conn->close_expiry;
 }
 
 void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
@@ -866,6 +869,9 @@ void usmc_conn_handle_expiry(usmc_conn *conn, usmc_tstamp ts)
 		usmc_conn_handshake_failed(conn, USMC_ERR_TIMEOUT, 0, ts);
 		return;
 	}
+	if (conn->mode == USMC_MODE_SMCR && conn->peer_ring &&
+	    conn->ovf_expiry <= ts)
+		usmc_smcd_ovf_expired(conn, ts);
 	if (conn->mode == USMC_MODE_SMCR && conn->close_expiry <= ts)
 		usmc_close_stream_wait_expired(conn, ts);
 }

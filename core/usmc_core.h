@@ -466,6 +466,27 @@ typedef struct usmc_ism_op {
 	int signal;	 /* raise the peer's DMB signal after the move */
 } usmc_ism_op;
 
+/* The runtime attached the peer's DMB and its |len| bytes are mapped in
+ * this process at |addr|, where a store is what a move_data without
+ * signal does (the transport says so: usmc_tp_rdmb.mapped; the kernel's
+ * smc_ism_support_dmb_nocopy). From then on usmc_conn_write copies the
+ * application's bytes straight into the peer's ring at the producer
+ * cursor (the kernel's smcd_buf_attach), never past the peer's consumer
+ * cursor (bytes it has not read stay intact), and the ISM operations
+ * carry only the header: one copy per side. A write that finds the ring
+ * full waits for the peer's reads; only if the peer read nothing for
+ * 2 ms (a timer, usmc_ctx_get_expiry) does the connection's own sndbuf
+ * take bytes too, moved by USMC_ISM_DATA operations as the peer makes
+ * room, so a program that writes all before it reads still has the
+ * buffer room of the copy path. The core never unmaps |addr|: the
+ * runtime detaches it after usmc_conn_del. Call it once the peer DMB is
+ * known, before the first write (an empty sndbuf). Returns 0,
+ * USMC_ERR_INVALID_ARGUMENT (NULL, or |len| short of the DMB the peer
+ * announced) or USMC_ERR_INVALID_STATE (not SMC-D, no peer DMB yet,
+ * already attached, or bytes in the sndbuf); after an error the
+ * connection goes on copying through its sndbuf. */
+int usmc_conn_attach_peer_dmb(usmc_conn *conn, void *addr, size_t len);
+
 /* Takes the next ISM operation of any SMC-D connection of |ctx|, as
  * usmc_ctx_next_wr does for work requests: call it after every core call
  * and execute each operation (move_data) before taking the next and

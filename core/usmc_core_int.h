@@ -398,6 +398,17 @@ struct usmc_conn {
 	/* what the pulled ISM operations moved: data up to ism_moved, a CDC
 	 * due (usmc_ctx_next_ism_op builds it from the cursors then) */
 	uint64_t ism_moved;
+	/* usmc_conn_attach_peer_dmb: the peer's ring, mapped here, where
+	 * usmc_conn_write puts the bytes (NULL: the copy path). Bytes the
+	 * ring had no room for wait in the sndbuf, [ism_moved, tx_prep),
+	 * and go as ISM moves; that overflow opens only when the peer read
+	 * nothing for USMC_SMCD_OVF_WAIT with the ring full (ovf_expiry,
+	 * ovf_cons), so a stream stays single-copy while an application
+	 * that writes before it reads gets the sndbuf's room too. */
+	uint8_t *peer_ring;
+	int ovf_open;
+	usmc_tstamp ovf_expiry;
+	uint64_t ovf_cons;
 	int ism_cdc_due;
 	uint8_t ism_pflags;
 	int ism_listed;
@@ -420,6 +431,7 @@ struct usmc_ctx {
 	uint32_t token_gen;
 	usmc_tstamp now; /* latest time passed in, for calls without one */
 	unsigned int nclosewait; /* conns with a stream-wait timer */
+	unsigned int novf;	 /* conns with an overflow timer (SMC-D) */
 	unsigned int nhandshake; /* conns with a CLC timer: get_expiry scans
 				  * connections only when there are any */
 	/* links with work requests to pull, oldest first */
@@ -626,6 +638,11 @@ void usmc_smcd_cli_accept(usmc_conn *conn, const usmc_clc_msg *m,
 void usmc_smcd_srv_confirm(usmc_conn *conn, const usmc_clc_msg *m,
 			   usmc_tstamp ts);
 void usmc_smcd_tx_push(usmc_conn *conn);
+/* usmc_conn_write for a connection with the peer's ring attached. */
+usmc_ssize usmc_smcd_write(usmc_conn *conn, const uint8_t *data, size_t len,
+			   usmc_tstamp ts);
+size_t usmc_smcd_writable(const usmc_conn *conn);
+void usmc_smcd_ovf_expired(usmc_conn *conn, usmc_tstamp ts);
 /* The connection leaves its lgr: DMB and sndbuf freed, its pending ISM
  * operations dropped. */
 void usmc_smcd_release(usmc_conn *conn);

@@ -257,7 +257,7 @@ usmc_tstamp usmc_ctx_get_expiry(const usmc_ctx *ctx)
 
 	for (const usmc_lgr *l = ctx->lgrs; l; l = l->next)
 		t = usmc_tmin(t, usmc_lgr_expiry(l));
-	if (!ctx->nhandshake && !ctx->nclosewait)
+	if (!ctx->nhandshake && !ctx->nclosewait && !ctx->novf)
 		return t;
 	for (const usmc_conn *c = ctx->conns; c; c = c->next)
 		t = usmc_tmin(t, usmc_conn_expiry(c));
@@ -281,8 +281,9 @@ again:
 			goto again;
 		}
 	}
-	for (usmc_conn *c = ctx->nhandshake || ctx->nclosewait ? ctx->conns
-							       : NULL;
+	for (usmc_conn *c = ctx->nhandshake || ctx->nclosewait || ctx->novf
+				    ? ctx->conns
+				    : NULL;
 	     c; c = c->next) {
 		if (usmc_conn_expiry(c) <= ts) {
 			usmc_conn_handle_expiry(c, ts);

@@ -166,6 +166,16 @@ static int rx_apply(usmc_conn *conn, const usmc_cdc_msg *mp, int has_seq,
 			}
 		}
 	}
+	if (dcons && conn->peer_ring) {
+		/* the peer reads again: no more bytes into the sndbuf, the
+		 * ring once it drained (one copy); its reads make room */
+		conn->ovf_open = 0;
+		if (conn->want_writable && usmc_smcd_writable(conn) &&
+		    conn->mode == USMC_MODE_SMCR) {
+			conn->want_writable = 0;
+			usmc_conn_event_raise(conn, USMC_EV_WRITABLE);
+		}
+	}
 	conn->peer_prod_flags = m.prod_flags;
 	newflags = (uint8_t)(m.conn_state_flags & ~conn->peer_conn_flags);
 	conn->peer_conn_flags |= m.conn_state_flags;

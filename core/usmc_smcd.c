@@ -15,6 +15,8 @@
 /* the kernel's largest DMB (SMCD_DMBE_SIZES 6: 1 MiB) */
 #define USMC_DMB_MAX (1u << (SMCD_DMBE_SIZES + 14))
 
+static void ovf_timer(usmc_conn *c, usmc_tstamp when);
+
 static uint16_t dev_chid(const usmc_device_info *d)
 {
 	return d->chid ? d->chid : SMC_LO_RESERVED_CHID;
@@ -299,6 +301,9 @@ void usmc_smcd_release(usmc_conn *conn)
 			 "conn %08x: unpulled ISM operations dropped",
 			 conn->token);
 	ism_unlist(conn);
+	if (conn->peer_ring)
+		ovf_timer(conn, USMC_TSTAMP_NONE);
+	conn->peer_ring = NULL; /* the runtime's mapping, detached by it */
 	conn->ism_cdc_due = 0;
 	conn->ism_moved = conn->tx_sent;
 	conn->cdc_pend = 0;
@@ -552,6 +557,147 @@ int usmc_conn_get_peer_dmb(const usmc_conn *conn, usmc_peer_dmb *out)
 
 /* ---- data path ---- */
 
+/* How long a writer waits on a full ring whose reader reads nothing
+ * before its sndbuf takes bytes too (a stream's reader frees room in
+ * microseconds; an application that writes all before it reads never). */
+#define USMC_SMCD_OVF_WAIT (2 * USMC_NS_PER_MS)
+
+int usmc_conn_attach_peer_dmb(usmc_conn *conn, void *addr, size_t len)
+{
+	if (!conn || !addr)
+		return USMC_ERR_INVALID_ARGUMENT;
+	if (!conn->smcd || !conn->peer_dmb_token || !conn->peer_rmb_size ||
+	    !conn->sndbuf || conn->peer_ring)
+		return USMC_ERR_INVALID_STATE;
+	if (len < conn->peer_dmb_len)
+		return USMC_ERR_INVALID_ARGUMENT;
+	/* the copy path's sndbuf must hold nothing: from here on a byte
+	 * goes to the ring when nothing waits before it */
+	if (conn->tx_prep != conn->tx_fin || conn->ism_moved != conn->tx_sent)
+		return USMC_ERR_INVALID_STATE;
+	/* smcd_buf_attach: the peer's RMBE, past the header */
+	conn->peer_ring = (uint8_t *)addr + SMCD_CDC_MSG_LEN;
+	conn->ovf_open = 0;
+	conn->ovf_expiry = USMC_TSTAMP_NONE;
+	return 0;
+}
+
+/* Copies |n| bytes at the stream position |pos| into the ring |ring| of
+ * |size| bytes (a modulo: an RMBE is no power of two). */
+static void ring_put(uint8_t *ring, uint32_t size, uint64_t pos,
+		     const uint8_t *data, uint64_t n)
+{
+	uint32_t off = (uint32_t)(pos % size);
+	uint64_t a = size - off;
+
+	if (a > n)
+		a = n;
+	memcpy(ring + off, data, (size_t)a);
+	if (a < n)
+		memcpy(ring, data + a, (size_t)(n - a));
+}
+
+static void ovf_timer(usmc_conn *c, usmc_tstamp when)
+{
+	if (c->ovf_expiry == USMC_TSTAMP_NONE && when != USMC_TSTAMP_NONE)
+		c->ctx->novf++;
+	else if (c->ovf_expiry != USMC_TSTAMP_NONE &&
+		 when == USMC_TSTAMP_NONE && c->ctx->novf)
+		c->ctx->novf--;
+	c->ovf_expiry = when;
+}
+
+/* Room in the peer's ring past what went there (written or moved). */
+static uint64_t ring_room(const usmc_conn *c)
+{
+	return c->peer_rmb_size - (c->ism_moved - c->peer_cons);
+}
+
+static uint64_t ovf_room(const usmc_conn *c)
+{
+	return c->sndbuf->size - (c->tx_prep - c->ism_moved);
+}
+
+usmc_ssize usmc_smcd_write(usmc_conn *conn, const uint8_t *data, size_t len,
+			   usmc_tstamp ts)
+{
+	uint64_t n = 0, m = 0, room;
+
+	/* the peer's memory: written only while the peer holds it for us */
+	if (!usmc_conn_can_send(conn))
+		return USMC_ERR_CONNRESET;
+	if (conn->ism_moved == conn->tx_prep) {
+		/* nothing waits: straight into the peer's ring, up to its
+		 * consumer cursor (bytes it has not read stay intact); with
+		 * room there the sndbuf is shut again */
+		room = ring_room(conn);
+		if (room)
+			conn->ovf_open = 0;
+		n = len < room ? len : room;
+		if (n) {
+			ring_put(conn->peer_ring, conn->peer_rmb_size,
+				 conn->tx_prep, data, n);
+			conn->tx_prep += n;
+			conn->ism_moved = conn->tx_prep;
+		}
+	}
+	if (n < len && conn->ovf_open) {
+		const usmc_buf *sb = conn->sndbuf;
+
+		room = ovf_room(conn);
+		m = len - n < room ? len - n : room;
+		if (m) {
+			ring_put(sb->mr.addr, sb->size, conn->tx_prep, data + n,
+				 m);
+			conn->tx_prep += m;
+		}
+	}
+	if (!n && !m) {
+		conn->want_writable = 1;
+		conn->n_buf_full++;
+		if (conn->ovf_expiry == USMC_TSTAMP_NONE) {
+			ovf_timer(conn, ts + USMC_SMCD_OVF_WAIT);
+			conn->ovf_cons = conn->peer_cons;
+		}
+		return USMC_ERR_WOULDBLOCK;
+	}
+	ovf_timer(conn, USMC_TSTAMP_NONE);
+	conn->bytes_sent += n + m;
+	if (n + m < len)
+		conn->want_writable = 1;
+	usmc_smcd_tx_push(conn);
+	return (usmc_ssize)(n + m);
+}
+
+size_t usmc_smcd_writable(const usmc_conn *conn)
+{
+	if (conn->ism_moved == conn->tx_prep && ring_room(conn))
+		return (size_t)ring_room(conn);
+	return conn->ovf_open ? (size_t)ovf_room(conn) : 0;
+}
+
+/* The writer waited USMC_SMCD_OVF_WAIT on a full ring: if the peer read
+ * nothing meanwhile, our sndbuf takes bytes too (the room a copy-path
+ * writer has); if it read, the writer was told, and the wait starts
+ * again (the peer may stop before the writer gets room). */
+void usmc_smcd_ovf_expired(usmc_conn *conn, usmc_tstamp ts)
+{
+	ovf_timer(conn, USMC_TSTAMP_NONE);
+	if (!usmc_conn_can_send(conn) || !conn->want_writable)
+		return;
+	if (conn->peer_cons != conn->ovf_cons) {
+		/* it read: look again while the writer waits */
+		ovf_timer(conn, ts + USMC_SMCD_OVF_WAIT);
+		conn->ovf_cons = conn->peer_cons;
+		return;
+	}
+	conn->ovf_open = 1;
+	if (!usmc_smcd_writable(conn))
+		return;
+	conn->want_writable = 0;
+	usmc_conn_event_raise(conn, USMC_EV_WRITABLE);
+}
+
 int usmc_conn_can_send(const usmc_conn *conn)
 {
 	/* a peer that aborted is CLOSED and may have given its DMB back */
@@ -658,6 +804,10 @@ static int ism_next(usmc_conn *c, usmc_ism_op *op)
 	freed = c->tx_sent - c->tx_fin;
 	c->tx_fin = c->tx_sent;
 	c->close_flags_done |= c->close_flags_sent;
+	/* attached: the ring's room comes with the peer's reads, the
+	 * sndbuf's with the moves (usmc_smcd_writable) */
+	if (c->peer_ring && !usmc_smcd_writable(c))
+		freed = 0;
 	if (freed && c->want_writable && c->mode == USMC_MODE_SMCR) {
 		c->want_writable = 0;
 		usmc_conn_event_raise(c, USMC_EV_WRITABLE);

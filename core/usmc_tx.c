@@ -230,6 +230,8 @@ usmc_ssize usmc_conn_write(usmc_conn *conn, const uint8_t *data, size_t len,
 	sb = conn->sndbuf;
 	if (!sb)
 		return USMC_ERR_PIPE;
+	if (conn->peer_ring)
+		return usmc_smcd_write(conn, data, len, ts);
 	space = sb->size - (conn->tx_prep - conn->tx_fin);
 	if (!space) {
 		conn->want_writable = 1;
@@ -259,6 +261,8 @@ size_t usmc_conn_writable(const usmc_conn *conn)
 	if (conn->mode != USMC_MODE_SMCR || !conn->sndbuf || conn->err ||
 	    conn->close_flags_want)
 		return 0;
+	if (conn->peer_ring)
+		return usmc_smcd_writable(conn);
 	return (size_t)(conn->sndbuf->size - (conn->tx_prep - conn->tx_fin));
 }
 

@@ -155,6 +155,10 @@ struct usmc_sock {
 	 * connection: the kernel's counts are all the app's */
 	int kclean;
 	int smc_version;
+	/* SMC-D: reads and writes longer than these go in pieces, each
+	 * followed by its cursor update, so the peer copies while we do (a
+	 * quarter of our ring, of the peer's); 0: in one piece */
+	uint32_t rx_piece, tx_piece;
 	int rd_shut; /* SHUT_RD on an SMC-R socket */
 	/* SO_RCVTIMEO / SO_SNDTIMEO in ns, 0 = none */
 	uint64_t rcvtimeo, sndtimeo;

@@ -974,6 +974,17 @@ size_t usmc_smc_tcp_held(void)
 	return smc.n_holds;
 }
 
+/* A quarter of an SMC-D ring, at least 16 KiB (smaller pieces cost more
+ * in signals than the overlap gains); 0 when that is the whole ring. */
+static uint32_t ism_piece(uint32_t ring)
+{
+	uint32_t q = ring / 4;
+
+	if (q < 16384)
+		q = 16384;
+	return q < ring ? q : 0;
+}
+
 /* Acts on the events recorded during the last core call, after posting
  * its work requests. */
 static void smc_post(void)
@@ -1036,6 +1047,26 @@ static void smc_post(void)
 					e->failed = 1;
 					if (ism_fail_pending())
 						smc_drain_ism();
+				} else if (e) {
+					s->rx_piece = ism_piece(ci.rmb_size);
+					s->tx_piece =
+						ism_piece(ci.peer_rmb_size);
+				}
+				if (e && !e->failed && e->rdmb &&
+				    e->rdmb->mapped) {
+					/* single copy: the app's bytes go
+					 * straight into the peer's ring; on
+					 * refusal the core copies as before */
+					int r = usmc_conn_attach_peer_dmb(
+						s->conn, e->rdmb->addr,
+						e->rdmb->len);
+
+					if (r)
+						usmc_rt_log(USMC_LOG_DEBUG,
+							    "fd %d: sndbuf not "
+							    "attached: %s",
+							    s->fd,
+							    usmc_strerror(r));
 				}
 			}
 			s->mode = USMC_SOCK_SMCR;
@@ -1755,10 +1786,42 @@ static void conn_batch(const usmc_sock *s, int on)
 			tp_batch(d, on);
 }
 
+/* SMC-D: a read or write of more than a piece goes in pieces, each a core
+ * call whose cursor update (a header move and a signal) leaves before the
+ * next piece is copied: the peer's writer gets the room the first piece
+ * freed, or its reader the first piece, while we copy the rest. With one
+ * copy each way and a ring no larger than the application's writes, the
+ * two copies then overlap instead of taking turns. Returns the bytes
+ * moved, else the first call's answer. */
+static usmc_ssize ism_pieces(usmc_sock *s, uint8_t *rbuf, const uint8_t *wbuf,
+			     size_t len, size_t piece)
+{
+	size_t done = 0;
+	usmc_ssize r;
+
+	do {
+		size_t n = len - done < piece ? len - done : piece;
+
+		r = rbuf ? usmc_conn_read(s->conn, rbuf + done, n,
+					  usmc_rt_now())
+			 : usmc_conn_write(s->conn, wbuf + done, n,
+					   usmc_rt_now());
+		smc_post();
+		if (r <= 0)
+			break;
+		done += (size_t)r;
+		if ((size_t)r < n)
+			break;
+	} while (done < len && s->conn);
+	return done ? (usmc_ssize)done : r;
+}
+
 usmc_ssize usmc_smc_read(usmc_sock *s, void *buf, size_t len)
 {
 	usmc_ssize r;
 
+	if (s->rx_piece && len > s->rx_piece)
+		return ism_pieces(s, buf, NULL, len, s->rx_piece);
 	/* a consumer-cursor update goes out with whatever else is due */
 	conn_batch(s, 1);
 	r = usmc_conn_read(s->conn, buf, len, usmc_rt_now());
@@ -1771,6 +1834,8 @@ usmc_ssize usmc_smc_write(usmc_sock *s, const void *buf, size_t len)
 {
 	usmc_ssize r;
 
+	if (s->tx_piece && len > s->tx_piece)
+		return ism_pieces(s, NULL, buf, len, s->tx_piece);
 	/* the RDMA WRITE and the CDC behind it leave in one syscall */
 	conn_batch(s, 1);
 	r = usmc_conn_write(s->conn, buf, len, usmc_rt_now());

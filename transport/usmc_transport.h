@@ -169,6 +169,11 @@ struct usmc_tp_rdmb {
 	size_t len;
 	uint64_t token;
 	void *context;
+	/* 1: |addr| maps the peer's DMB in this process and a store there
+	 * is what move_data without signal does, so the caller may write
+	 * data in place and move only what must be signalled (the kernel's
+	 * smc_ism_support_dmb_nocopy); 0: every byte goes by move_data */
+	int mapped;
 };
 
 /* A received datagram as a packet-level hook sees it: the bytes may be

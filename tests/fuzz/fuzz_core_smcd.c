@@ -5,7 +5,9 @@
  * tests/unit/usmc_smcd_harness.h) set up a connection; then the input is a
  * program: writes, reads, shutdowns, closes and aborts on either side,
  * ISM operations pulled late or early, signals delivered late,
- * coalesced or for a wrong token, forged DMB headers, time passing.
+ * coalesced or for a wrong token, forged DMB headers, time passing. The
+ * first byte says which sides write straight into the peer's ring
+ * (usmc_conn_attach_peer_dmb, the shm runtime's single-copy path).
  * Whatever happens, no ISM operation may leave the DMB it names, no
  * connection may report more readable bytes than its ring holds, a
  * direction nobody forged into must deliver exactly the writer's bytes,
@@ -109,6 +111,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (usmc_conn_get_mode(c[0]) != USMC_MODE_SMCD ||
 	    usmc_conn_get_mode(c[1]) != USMC_MODE_SMCD)
 		abort();
+	{
+		uint8_t at = take();
+
+		for (int i = 0; i < 2; i++)
+			if ((at >> i) & 1 && attach_peer(c[i]))
+				abort();
+	}
 	while (left) {
 		uint8_t op = take();
 		int i = op & 1, k = 1 - i;

@@ -521,6 +521,442 @@ static uint64_t dmb_token_of(usmc_conn *c)
 	return 0;
 }
 
+/* An attached sndbuf (usmc_conn_attach_peer_dmb, the kernel's
+ * smcd_buf_attach): refused before the peer DMB is known, for a short or
+ * missing mapping, twice, and with bytes in the copy path's sndbuf; taken
+ * once they moved. Then 16 MiB each way of random writes and reads, every
+ * byte compared, and no data move at all: the writes land in the peer's
+ * ring, only headers move (no time passes: the sndbuf never opens).
+ * Rings of 16352 and 262112 bytes, neither a power of two. */
+static void test_attached_stream(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	usmc_peer_dmb pd;
+	stream s1, s2;
+	uint8_t x[100];
+
+	smcd_h_dmb_size = 262144;
+	side_init(&a, 0x1111, 0xaaaa, 0, 16384);
+	smcd_h_dmb_size = 0;
+	side_init(&b, 0x1111, 0xbbbb, 0, 16384);
+	ca = conn_new(&a, USMC_ROLE_CLIENT);
+	cb = conn_new(&b, USMC_ROLE_SERVER);
+	USMC_ASSERT_EQ(usmc_conn_attach_peer_dmb(ca, x, sizeof(x)),
+		       USMC_ERR_INVALID_STATE);
+	clc_move(ca, cb, &p);
+	clc_move(cb, ca, &ac);
+	clc_move(ca, cb, &cf);
+	settle(&a, ca, &b, cb);
+	assert_smcd_up(ca, cb);
+	USMC_ASSERT_EQ_FATAL(usmc_conn_get_peer_dmb(ca, &pd), 0);
+	USMC_ASSERT_EQ(usmc_conn_attach_peer_dmb(
+			       ca, dmb_by_token(pd.token)->d.addr, pd.len - 1),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(usmc_conn_attach_peer_dmb(ca, NULL, pd.len),
+		       USMC_ERR_INVALID_ARGUMENT);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	USMC_ASSERT_EQ(attach_peer(ca), USMC_ERR_INVALID_STATE);
+	/* b has bytes in its own sndbuf: it copies them, then attaches */
+	pat_fill(x, 8, 0, sizeof(x));
+	USMC_ASSERT_EQ(usmc_conn_write(cb, x, sizeof(x), 1), 100);
+	USMC_ASSERT_EQ(attach_peer(cb), USMC_ERR_INVALID_STATE);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(attach_peer(cb), 0);
+	data_ops = 0;
+	s1 = (stream){&a, &b, ca, cb, 7, 16u << 20, 0, 0, 0, 31};
+	s2 = (stream){&b, &a, cb, ca, 8, 16u << 20, 100, 0, 0, 32};
+	run_streams(&s1, &s2);
+	USMC_ASSERT_EQ(data_ops, 0);
+	USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 3), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_error(ca), 0);
+	USMC_ASSERT_EQ(usmc_conn_error(cb), 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	pair_fini(&a, &b);
+}
+
+/* The stream bytes [from, to) of seed |seed| are in |e|'s ring. */
+static size_t ring_bad(const dmb_ent *e, uint32_t seed, uint64_t from,
+		       uint64_t to)
+{
+	const uint8_t *ring = (const uint8_t *)e->d.addr + 32;
+	uint64_t size = e->d.len - 32;
+	size_t bad = 0;
+
+	while (from < to) {
+		uint64_t off = from % size;
+		uint64_t k = size - off < to - from ? size - off : to - from;
+
+		bad += pat_check(ring + off, seed, from, (size_t)k);
+		from += k;
+	}
+	return bad;
+}
+
+/* The window of an attached sndbuf: the writer fills the peer's ring and
+ * no more, a read that frees less than the update limit (2304 bytes)
+ * gives it nothing, one that frees more gives it exactly that
+ * (USMC_EV_WRITABLE); then random writes, reads and deliveries. After
+ * every step the bytes the reader has not read are, in its ring, the ones
+ * written: the sender never wrote beyond the consumer cursor. */
+static void test_attached_window(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[20000];
+	const uint64_t ring = 16384 - 32;
+	uint64_t wrote = 0, got = 0, rng = 41;
+	dmb_ent *rb;
+	usmc_ssize k;
+	int nw;
+
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	USMC_ASSERT_EQ(attach_peer(cb), 0);
+	rb = dmb_by_token(dmb_token_of(cb));
+	CU_ASSERT_FATAL(rb != NULL);
+	memset(buf, 0xee, sizeof(buf));
+	while ((k = usmc_conn_write(ca, buf, 5000, 1)) > 0)
+		wrote += (uint64_t)k;
+	USMC_ASSERT_EQ(k, USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(wrote, ring);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_readable(cb), ring);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, ring, 1), (usmc_ssize)ring);
+	got = ring;
+	settle(&a, ca, &b, cb);
+
+	/* now with the pattern, from a ring emptied once */
+	wrote = got;
+	for (;;) {
+		pat_fill(buf, 5, wrote, 5000);
+		k = usmc_conn_write(ca, buf, 5000, 1);
+		if (k <= 0)
+			break;
+		wrote += (uint64_t)k;
+	}
+	USMC_ASSERT_EQ(k, USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(wrote - got, ring);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(ring_bad(rb, 5, got, wrote), 0);
+	nw = a.nev[USMC_EV_WRITABLE];
+	/* 1000 bytes read: under the limit, no update, no space */
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, 1000, 1), 1000);
+	USMC_ASSERT_EQ(pat_check(buf, 5, got, 1000), 0);
+	got += 1000;
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 0);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, 1), USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(ring_bad(rb, 5, got, wrote), 0);
+	/* 3000 more: the update goes (write_blocked), 4000 bytes free */
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, 3000, 1), 3000);
+	USMC_ASSERT_EQ(pat_check(buf, 5, got, 3000), 0);
+	got += 3000;
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw + 1);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 4000);
+	pat_fill(buf, 5, wrote, 10000);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10000, 1), 4000);
+	wrote += 4000;
+	USMC_ASSERT_EQ(ring_bad(rb, 5, got, wrote), 0);
+
+	/* random steps; the signals go only now and then */
+	for (int i = 0; i < 20000; i++) {
+		size_t n = 1 + (size_t)(xrand(&rng) % sizeof(buf));
+
+		switch (xrand(&rng) % 3) {
+		case 0:
+			pat_fill(buf, 5, wrote, n);
+			k = usmc_conn_write(ca, buf, n, 1);
+			CU_ASSERT_FATAL(k > 0 || k == USMC_ERR_WOULDBLOCK);
+			if (k > 0)
+				wrote += (uint64_t)k;
+			break;
+		case 1:
+			k = usmc_conn_read(cb, buf, n, 1);
+			CU_ASSERT_FATAL(k > 0 || k == USMC_ERR_WOULDBLOCK);
+			if (k > 0) {
+				USMC_ASSERT_EQ(
+					pat_check(buf, 5, got, (size_t)k), 0);
+				got += (uint64_t)k;
+			}
+			break;
+		default:
+			ism_drain(&a);
+			ism_drain(&b);
+			signals_deliver();
+			break;
+		}
+		CU_ASSERT_FATAL(wrote - got <= ring);
+		CU_ASSERT_FATAL(ring_bad(rb, 5, got, wrote) == 0);
+	}
+	fprintf(stderr,
+		"attached window: %llu bytes through a %llu-byte "
+		"ring\n",
+		(unsigned long long)wrote, (unsigned long long)ring);
+	CU_ASSERT(wrote > 20 * ring);
+	USMC_ASSERT_EQ(usmc_conn_close(ca, 2), 0);
+	settle(&a, ca, &b, cb);
+	/* the rest, then EOF */
+	while ((k = usmc_conn_read(cb, buf, sizeof(buf), 1)) > 0) {
+		USMC_ASSERT_EQ(pat_check(buf, 5, got, (size_t)k), 0);
+		got += (uint64_t)k;
+	}
+	USMC_ASSERT_EQ(k, 0);
+	USMC_ASSERT_EQ(got, wrote);
+	USMC_ASSERT_EQ(usmc_conn_close(cb, 3), 0);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(data_ops, 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	pair_fini(&a, &b);
+}
+
+/* The sndbuf behind an attached ring: a writer on a full ring waits; the
+ * peer's read within 2 ms gives it ring room (no sndbuf); a peer that
+ * reads nothing for 2 ms opens the sndbuf (USMC_EV_WRITABLE), whose
+ * bytes wait there, never over the unread ring, and go as data moves
+ * when the peer reads; once it drained, writes go to the ring again.
+ * Every byte compared. */
+static void test_attached_overflow(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[20000];
+	const uint64_t ring = 16384 - 32;
+	uint64_t wrote = 0, got = 0, d;
+	usmc_tstamp t;
+	dmb_ent *rb;
+	usmc_ssize k;
+	int nw;
+
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	rb = dmb_by_token(dmb_token_of(cb));
+	CU_ASSERT_FATAL(rb != NULL);
+	for (;;) {
+		pat_fill(buf, 6, wrote, 5000);
+		k = usmc_conn_write(ca, buf, 5000, 10);
+		if (k <= 0)
+			break;
+		wrote += (uint64_t)k;
+	}
+	USMC_ASSERT_EQ(k, USMC_ERR_WOULDBLOCK);
+	USMC_ASSERT_EQ(wrote, ring);
+	t = usmc_ctx_get_expiry(a.ctx);
+	USMC_ASSERT_EQ(t, 10 + 2000000);
+	settle(&a, ca, &b, cb);
+	/* the peer reads in time: ring room, the sndbuf stays shut */
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, 4000, 11), 4000);
+	USMC_ASSERT_EQ(pat_check(buf, 6, got, 4000), 0);
+	got += 4000;
+	settle(&a, ca, &b, cb);
+	nw = a.nev[USMC_EV_WRITABLE];
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 4000);
+	pat_fill(buf, 6, wrote, 4000);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 4000, t), 4000);
+	wrote += 4000;
+	/* full again, and now the peer reads nothing */
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, t + 1),
+		       USMC_ERR_WOULDBLOCK);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_ctx_get_expiry(a.ctx), t + 1 + 2000000);
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t + 2000000), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw);
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t + 1 + 2000000), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw + 1);
+	USMC_ASSERT_EQ(usmc_ctx_get_expiry(a.ctx), USMC_TSTAMP_NONE);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 16384);
+	data_ops = 0;
+	pat_fill(buf, 6, wrote, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), t + 3000000),
+		       16384);
+	wrote += 16384;
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 0);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, t + 3000000),
+		       USMC_ERR_WOULDBLOCK);
+	settle(&a, ca, &b, cb);
+	/* no room in the ring: nothing moved, the unread bytes intact */
+	USMC_ASSERT_EQ(data_ops, 0);
+	USMC_ASSERT_EQ(usmc_conn_readable(cb), ring);
+	USMC_ASSERT_EQ(ring_bad(rb, 6, got, got + ring), 0);
+	while (got < wrote) {
+		k = usmc_conn_read(cb, buf, 3000, t + 4000000);
+		CU_ASSERT_FATAL(k > 0);
+		USMC_ASSERT_EQ(pat_check(buf, 6, got, (size_t)k), 0);
+		got += (uint64_t)k;
+		settle(&a, ca, &b, cb);
+		USMC_ASSERT_EQ(
+			ring_bad(rb, 6, got, got + usmc_conn_readable(cb)), 0);
+	}
+	CU_ASSERT(data_ops > 0);
+	/* drained: the ring again, no move */
+	d = data_ops;
+	pat_fill(buf, 6, wrote, 5000);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 5000, t + 5000000), 5000);
+	wrote += 5000;
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, sizeof(buf), t + 5000000), 5000);
+	USMC_ASSERT_EQ(pat_check(buf, 6, got, 5000), 0);
+	USMC_ASSERT_EQ(data_ops, d);
+	usmc_conn_close(ca, t + 6000000);
+	settle(&a, ca, &b, cb);
+	usmc_conn_close(cb, t + 6000000);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	pair_fini(&a, &b);
+}
+
+/* The sndbuf shuts to new bytes when the peer reads, and the wait starts
+ * again: a writer whose bytes wait in the sndbuf gets room once the peer
+ * then read nothing for 2 ms (never left waiting on a peer that stopped).
+ * Every byte compared. */
+static void test_attached_overflow_again(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[20000];
+	const uint64_t ring = 16384 - 32;
+	const usmc_tstamp w = 2000000, t = 100;
+	uint64_t wrote = 0, got = 0;
+	usmc_ssize k;
+	int nw;
+
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	for (;;) {
+		pat_fill(buf, 7, wrote, 5000);
+		k = usmc_conn_write(ca, buf, 5000, 10);
+		if (k <= 0)
+			break;
+		wrote += (uint64_t)k;
+	}
+	USMC_ASSERT_EQ(wrote, ring);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, 10 + w), 0);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 16384);
+	pat_fill(buf, 7, wrote, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), t), 16384);
+	wrote += 16384;
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, t), USMC_ERR_WOULDBLOCK);
+	settle(&a, ca, &b, cb);
+	/* the peer reads 3000 bytes: 3000 move from the sndbuf to the ring,
+	 * no new bytes may follow them there yet */
+	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, 3000, t), 3000);
+	USMC_ASSERT_EQ(pat_check(buf, 7, got, 3000), 0);
+	got += 3000;
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_readable(cb), ring);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 0);
+	nw = a.nev[USMC_EV_WRITABLE];
+	/* it read since the wait began: the wait starts again */
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t + w), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw);
+	USMC_ASSERT_EQ(usmc_ctx_get_expiry(a.ctx), t + 2 * w);
+	/* and then nothing: the sndbuf's 3000 free bytes open */
+	USMC_ASSERT_EQ(usmc_ctx_handle_expiry(a.ctx, t + 2 * w), 0);
+	USMC_ASSERT_EQ(a.nev[USMC_EV_WRITABLE], nw + 1);
+	USMC_ASSERT_EQ(usmc_conn_writable(ca), 3000);
+	pat_fill(buf, 7, wrote, 5000);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 5000, t + 2 * w), 3000);
+	wrote += 3000;
+	while (got < wrote) {
+		k = usmc_conn_read(cb, buf, 4000, t + 3 * w);
+		CU_ASSERT_FATAL(k > 0);
+		USMC_ASSERT_EQ(pat_check(buf, 7, got, (size_t)k), 0);
+		got += (uint64_t)k;
+		settle(&a, ca, &b, cb);
+	}
+	usmc_conn_close(ca, t + 4 * w);
+	settle(&a, ca, &b, cb);
+	usmc_conn_close(cb, t + 4 * w);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	pair_fini(&a, &b);
+}
+
+/* Attached sndbufs when a peer goes: the reader whose writer died reads
+ * what it wrote, then ECONNRESET; a writer whose peer is gone or aborted
+ * writes nothing into the peer's memory (ECONNRESET). */
+static void test_attached_peer_gone(void)
+{
+	side a, b;
+	usmc_conn *ca, *cb;
+	usmc_clc_msg p, ac, cf;
+	uint8_t buf[3000], out[3000], *snap;
+	dmb_ent *rb;
+
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	USMC_ASSERT_EQ(attach_peer(cb), 0);
+	rb = dmb_by_token(dmb_token_of(cb));
+	CU_ASSERT_FATAL(rb != NULL);
+	pat_fill(buf, 4, 0, sizeof(buf));
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, sizeof(buf), 1), 3000);
+	settle(&a, ca, &b, cb);
+	/* a's process dies: b reads the 3000 bytes, then the reset */
+	usmc_conn_peer_gone(cb, 3);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1), 3000);
+	USMC_ASSERT_MEM_EQ(out, buf, 3000);
+	USMC_ASSERT_EQ(usmc_conn_read(cb, out, sizeof(out), 1),
+		       USMC_ERR_CONNRESET);
+	/* b's process is gone for a: nothing lands in b's DMB any more */
+	snap = malloc(rb->d.len);
+	CU_ASSERT_FATAL(snap != NULL);
+	memcpy(snap, rb->d.addr, rb->d.len);
+	usmc_conn_peer_gone(ca, 4);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 100, 1), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(ism_drain(&a), 0);
+	USMC_ASSERT_MEM_EQ(snap, rb->d.addr, rb->d.len);
+	free(snap);
+	usmc_conn_close(ca, 5);
+	usmc_conn_close(cb, 5);
+	settle(&a, ca, &b, cb);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	pair_fini(&a, &b);
+
+	/* an abort that crosses a write: the bytes went into the peer's
+	 * ring while it still held it, the header never follows, and the
+	 * next write is refused */
+	pair_init(&a, &b, 0x1111, 0);
+	handshake(&a, &ca, &b, &cb, &p, &ac, &cf);
+	USMC_ASSERT_EQ(attach_peer(ca), 0);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 1000, 1), 1000);
+	USMC_ASSERT_EQ(usmc_conn_abort(cb, 2), 0);
+	USMC_ASSERT_EQ(ism_drain(&b), 1);
+	USMC_ASSERT_EQ(signals_deliver(), 1);
+	USMC_ASSERT_EQ(usmc_conn_error(ca), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(usmc_conn_write(ca, buf, 10, 1), USMC_ERR_CONNRESET);
+	USMC_ASSERT_EQ(ism_drain(&a), 0);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	USMC_ASSERT_EQ(late_ops, 0);
+	pair_fini(&a, &b);
+}
+
 /* Hostile headers written straight into the server's DMB: each aborts
  * the server's connection (EPROTO), which tells the client (ECONNRESET);
  * nothing is read or written outside a DMB. */
@@ -903,6 +1339,11 @@ static CU_TestInfo smcd_tests[] = {
 	{"half_close", test_half_close},
 	{"abort", test_abort},
 	{"peer_gone_one_conn", test_peer_gone_one_conn},
+	{"attached_stream", test_attached_stream},
+	{"attached_window", test_attached_window},
+	{"attached_overflow", test_attached_overflow},
+	{"attached_overflow_again", test_attached_overflow_again},
+	{"attached_peer_gone", test_attached_peer_gone},
 	{"hostile_headers", test_hostile},
 	{"hostile_random", test_hostile_random},
 	{"hostile_clc", test_hostile_clc},

@@ -78,6 +78,7 @@ struct side {
 static dmb_ent dmbs[MAX_DMBS];
 static uint64_t bad_ops;  /* ISM operations that left their DMB */
 static uint64_t late_ops; /* ... into a DMB its owner gave back */
+static uint64_t data_ops; /* USMC_ISM_DATA operations executed */
 
 static inline void *t_malloc(size_t n, void *u)
 {
@@ -382,12 +383,28 @@ static inline int ism_drain(side *s)
 			continue;
 		}
 		late_ops += e->gone;
+		data_ops += op.kind == USMC_ISM_DATA;
 		memcpy((uint8_t *)e->d.addr + op.offset,
 		       op.kind == USMC_ISM_CDC ? op.hdr : op.data, op.len);
 		if (op.signal)
 			e->signalled = 1;
 	}
 	return n;
+}
+
+/* Maps |c|'s peer DMB into |c|'s sndbuf, as the runtime does with a
+ * transport whose attachment is mapped (the heap DMB is "mapped" in this
+ * process). Returns usmc_conn_attach_peer_dmb's answer. */
+static inline int attach_peer(usmc_conn *c)
+{
+	usmc_peer_dmb pd;
+	dmb_ent *e;
+
+	if (usmc_conn_get_peer_dmb(c, &pd))
+		return -1;
+	e = dmb_by_token(pd.token);
+	SMCD_H_CHECK(e != NULL);
+	return usmc_conn_attach_peer_dmb(c, e->d.addr, e->d.len);
 }
 
 static inline int signals_deliver(void)

@@ -1021,6 +1021,8 @@ static int fl_attach_dmb(usmc_tp *tp, const uint8_t peer_gid[16],
 	}
 	r->pub = *r->inner;
 	r->pub.tp = tp;
+	/* every byte goes through fl_move_data, where the faults are */
+	r->pub.mapped = 0;
 	*prdmb = &r->pub;
 	return 0;
 }

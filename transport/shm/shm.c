@@ -1411,6 +1411,8 @@ static int rdmb_new(shm_dev *d, shm_out *o, shm_rmap *pm, void *context,
 	r->pub.len = pm->len;
 	r->pub.token = pm->token;
 	r->pub.context = context;
+	/* shm_move_data is a memcpy into this very mapping */
+	r->pub.mapped = 1;
 	r->peer = o;
 	r->map = pm;
 	r->next = o->rdmbs;
