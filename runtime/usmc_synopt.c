@@ -284,7 +284,7 @@ static int share(usmc_synopt *s, int cg, int prog_fd)
 {
 	struct bpf_prog_info ours, pi;
 	struct bpf_map_info mconn, mlisten;
-	__u32 id = 0, len, maps[2];
+	__u32 id = 0, len, maps[2] = {0, 0};
 	uint64_t cgid;
 
 	memset(&ours, 0, sizeof(ours));

@@ -84,20 +84,12 @@ static pid_t srv = -1;
 
 static void setup_conn(void)
 {
-	struct sockaddr_in peer;
 	struct epoll_event ev = {.events = EPOLLIN};
-	usmc_sock_info info;
 
 	if (ep >= 0)
 		return;
-	setenv("USMC_SPIN_US", "1000", 1);
-	srv = usmc_shm_echo_peer(&peer);
-	CU_ASSERT_FATAL(srv > 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0 && !usmc_connect(fd, (struct sockaddr *)&peer,
-						 sizeof(peer)));
-	CU_ASSERT_FATAL(!usmc_get_info(fd, &info) &&
-			info.mode == USMC_SOCK_SMCR && info.smcd);
+	fd = usmc_shm_echo_conn("1000", &srv);
+	CU_ASSERT_FATAL(fd >= 0);
 	ep = usmc_epoll_create1(0);
 	ev.data.fd = fd;
 	CU_ASSERT_FATAL(ep >= 0 && !usmc_epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev));

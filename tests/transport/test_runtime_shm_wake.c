@@ -50,20 +50,11 @@ static uint64_t now_ms(void)
 
 static void setup_conn(void)
 {
-	struct sockaddr_in peer;
-	usmc_sock_info info;
-
 	if (fd >= 0)
 		return;
 	/* every wait sleeps at once: each echo rings the doorbell */
-	setenv("USMC_SPIN_US", "0", 1);
-	srv = usmc_shm_echo_peer(&peer);
-	CU_ASSERT_FATAL(srv > 0);
-	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
-	CU_ASSERT_FATAL(fd >= 0 && !usmc_connect(fd, (struct sockaddr *)&peer,
-						 sizeof(peer)));
-	CU_ASSERT_FATAL(!usmc_get_info(fd, &info) &&
-			info.mode == USMC_SOCK_SMCR && info.smcd);
+	fd = usmc_shm_echo_conn("0", &srv);
+	CU_ASSERT_FATAL(fd >= 0);
 	CU_ASSERT_FATAL(usmc_fcntl(fd, F_SETFL, O_NONBLOCK) == 0);
 }
 

@@ -93,4 +93,29 @@ static pid_t usmc_shm_echo_peer(struct sockaddr_in *peer)
 	return srv;
 }
 
+/* Sets the spin (USMC_SPIN_US, before the runtime reads its settings),
+ * forks the echo peer into *|srv| and connects to it: the socket, on
+ * SMC-D, or -1. */
+static inline int usmc_shm_echo_conn(const char *spin_us, pid_t *srv)
+{
+	struct sockaddr_in peer;
+	usmc_sock_info info;
+	int fd;
+
+	setenv("USMC_SPIN_US", spin_us, 1);
+	*srv = usmc_shm_echo_peer(&peer);
+	if (*srv <= 0)
+		return -1;
+	fd = usmc_socket(AF_INET, SOCK_STREAM, 0);
+	if (fd < 0)
+		return -1;
+	if (usmc_connect(fd, (struct sockaddr *)&peer, sizeof(peer)) ||
+	    usmc_get_info(fd, &info) || info.mode != USMC_SOCK_SMCR ||
+	    !info.smcd) {
+		usmc_close(fd);
+		return -1;
+	}
+	return fd;
+}
+
 #endif

@@ -521,6 +521,20 @@ static uint64_t dmb_token_of(usmc_conn *c)
 	return 0;
 }
 
+/* Both close at |ts| and end CLOSED, with no bad op; the pair goes. */
+static void close_both(side *a, usmc_conn *ca, side *b, usmc_conn *cb,
+		       usmc_tstamp ts)
+{
+	usmc_conn_close(ca, ts);
+	settle(a, ca, b, cb);
+	usmc_conn_close(cb, ts);
+	settle(a, ca, b, cb);
+	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
+	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
+	USMC_ASSERT_EQ(bad_ops, 0);
+	pair_fini(a, b);
+}
+
 /* An attached sndbuf (usmc_conn_attach_peer_dmb, the kernel's
  * smcd_buf_attach): refused before the peer DMB is known, for a short or
  * missing mapping, twice, and with bytes in the copy path's sndbuf; taken
@@ -815,14 +829,7 @@ static void test_attached_overflow(void)
 	USMC_ASSERT_EQ(usmc_conn_read(cb, buf, sizeof(buf), t + 5000000), 5000);
 	USMC_ASSERT_EQ(pat_check(buf, 6, got, 5000), 0);
 	USMC_ASSERT_EQ(data_ops, d);
-	usmc_conn_close(ca, t + 6000000);
-	settle(&a, ca, &b, cb);
-	usmc_conn_close(cb, t + 6000000);
-	settle(&a, ca, &b, cb);
-	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
-	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
-	USMC_ASSERT_EQ(bad_ops, 0);
-	pair_fini(&a, &b);
+	close_both(&a, ca, &b, cb, t + 6000000);
 }
 
 /* The sndbuf shuts to new bytes when the peer reads, and the wait starts
@@ -887,14 +894,7 @@ static void test_attached_overflow_again(void)
 		got += (uint64_t)k;
 		settle(&a, ca, &b, cb);
 	}
-	usmc_conn_close(ca, t + 4 * w);
-	settle(&a, ca, &b, cb);
-	usmc_conn_close(cb, t + 4 * w);
-	settle(&a, ca, &b, cb);
-	USMC_ASSERT_EQ(usmc_conn_state(ca), SMC_CLOSED);
-	USMC_ASSERT_EQ(usmc_conn_state(cb), SMC_CLOSED);
-	USMC_ASSERT_EQ(bad_ops, 0);
-	pair_fini(&a, &b);
+	close_both(&a, ca, &b, cb, t + 4 * w);
 }
 
 /* Attached sndbufs when a peer goes: the reader whose writer died reads

@@ -251,36 +251,16 @@ static inline int ndmbs(void)
 	return n;
 }
 
-static const usmc_callbacks cbs = {
-	.malloc = t_malloc,
-	.calloc = t_calloc,
-	.free = t_free,
-	.rand = t_rand,
-	.alloc_mr = t_alloc_mr,
-	.free_mr = t_free_mr,
-	.link_create_qp = t_create_qp,
-	.link_ready = t_ready,
-	.link_destroy_qp = t_destroy_qp,
-	.conn_event = t_event,
-	.register_dmb = t_register_dmb,
-	.unregister_dmb = t_unregister_dmb,
-};
+/* the callbacks of both contexts; with reuse_dmb (smcd_h_reuse) or not */
+#define SMCD_H_CBS                                                    \
+	.malloc = t_malloc, .calloc = t_calloc, .free = t_free,       \
+	.rand = t_rand, .alloc_mr = t_alloc_mr, .free_mr = t_free_mr, \
+	.link_create_qp = t_create_qp, .link_ready = t_ready,         \
+	.link_destroy_qp = t_destroy_qp, .conn_event = t_event,       \
+	.register_dmb = t_register_dmb, .unregister_dmb = t_unregister_dmb
 
-static const usmc_callbacks cbs_reuse = {
-	.malloc = t_malloc,
-	.calloc = t_calloc,
-	.free = t_free,
-	.rand = t_rand,
-	.alloc_mr = t_alloc_mr,
-	.free_mr = t_free_mr,
-	.link_create_qp = t_create_qp,
-	.link_ready = t_ready,
-	.link_destroy_qp = t_destroy_qp,
-	.conn_event = t_event,
-	.register_dmb = t_register_dmb,
-	.unregister_dmb = t_unregister_dmb,
-	.reuse_dmb = t_reuse_dmb,
-};
+static const usmc_callbacks cbs = {SMCD_H_CBS};
+static const usmc_callbacks cbs_reuse = {SMCD_H_CBS, .reuse_dmb = t_reuse_dmb};
 
 static inline void ism_dev(usmc_device_info *d, uint64_t host, uint64_t ext)
 {
