@@ -316,7 +316,6 @@ static int share(usmc_synopt *s, int cg, int prog_fd)
 		    li.type != BPF_LINK_TYPE_CGROUP ||
 		    li.cgroup.cgroup_id != cgid ||
 		    li.cgroup.attach_type != BPF_CGROUP_SOCK_OPS ||
-		    li.prog_id == ours.id ||
 		    (pfd = bpf_prog_get_fd_by_id(li.prog_id)) < 0) {
 			usmc_real()->close(lfd);
 			continue;

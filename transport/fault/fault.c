@@ -87,6 +87,7 @@ struct fl_dev {
 	int port_down, dead, efd_set;
 	int virt; /* the inner device has a clock of its own (now, wake_at) */
 	int roce; /* its packets are RoCEv2 (softroce): in=payload works */
+	char inner_name[32]; /* for messages */
 	usmc_tp_event evq[FL_EVQ];
 	uint32_t ev_head, ev_count;
 	usmc_fault_stats st;
@@ -353,10 +354,11 @@ static int rx_hook(void *arg, usmc_tp_rx_pkt *p)
 		d->st.dropped++;
 		return 1;
 	case USMC_FAULT_CORRUPT:
-		/* a byte behind the 12-byte BTH and before the ICRC: the
-		 * headers still decode and the ICRC check fails */
+		/* a byte behind the 12-byte BTH and before the ICRC (or,
+		 * in=payload, of the WRITE payload: only such packets count
+		 * for that clause): the headers still decode and the ICRC
+		 * check fails */
 		if (c->in == USMC_FAULT_IN_PAYLOAD) {
-			/* only packets with payload count for this clause */
 			p->data[off +
 				(size_t)(usmc_fault_sched_rand(&d->sched) %
 					 n)] ^= 0x5a;
@@ -606,6 +608,35 @@ static int split_options(const char *opts, char *name, size_t nlen, char *rest,
 	return 0;
 }
 
+/* Packet faults need the inner device's wire, and in=payload its RoCEv2
+ * packets: a schedule that asks for either where it is missing is refused
+ * (at open and when clauses are added). */
+static int check_hook(const fl_dev *d, const usmc_fault_sched *s, char *err,
+		      size_t errlen)
+{
+	for (uint32_t i = 0; i < s->n; i++) {
+		if (s->c[i].kind <= USMC_FAULT_CORRUPT &&
+		    !d->inner->ops->set_rx_hook) {
+			if (err)
+				snprintf(err, errlen,
+					 "%s: inner %s has no packet hook",
+					 usmc_fault_kind_name(s->c[i].kind),
+					 d->inner_name);
+			return USMC_ERR_NOTSUP;
+		}
+		if (s->c[i].kind == USMC_FAULT_CORRUPT &&
+		    s->c[i].in == USMC_FAULT_IN_PAYLOAD && !d->roce) {
+			if (err)
+				snprintf(err, errlen,
+					 "corrupt: in=payload needs RoCEv2 "
+					 "packets (inner %s has none)",
+					 d->inner_name);
+			return USMC_ERR_NOTSUP;
+		}
+	}
+	return 0;
+}
+
 static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 {
 	char name[32], rest[512];
@@ -643,6 +674,7 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	}
 	d->virt = d->inner->ops->now && d->inner->ops->wake_at;
 	d->roce = !strcmp(name, "softroce");
+	snprintf(d->inner_name, sizeof(d->inner_name), "%s", name);
 	/* clauses are timed from now on the inner device's clock */
 	rc = usmc_fault_sched_parse("", fl_now(d), &d->sched, NULL, 0);
 	if (!rc && !(flags & FL_NO_ENV))
@@ -665,26 +697,10 @@ static int fl_open(const usmc_tp_config *cfg, usmc_tp **ptp)
 	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->tfd, &ev) ||
 	    epoll_ctl(d->epfd, EPOLL_CTL_ADD, d->efd, &ev))
 		goto fail;
-	/* packet faults need the inner device's wire */
-	for (uint32_t i = 0; i < d->sched.n; i++) {
-		if (d->sched.c[i].kind <= USMC_FAULT_CORRUPT &&
-		    !d->inner->ops->set_rx_hook) {
-			snprintf(last_error, sizeof(last_error),
-				 "%s: inner %s has no packet hook",
-				 usmc_fault_kind_name(d->sched.c[i].kind),
-				 name);
-			fl_close(&d->pub);
-			return USMC_ERR_NOTSUP;
-		}
-		if (d->sched.c[i].kind == USMC_FAULT_CORRUPT &&
-		    d->sched.c[i].in == USMC_FAULT_IN_PAYLOAD && !d->roce) {
-			snprintf(last_error, sizeof(last_error),
-				 "corrupt: in=payload needs RoCEv2 packets "
-				 "(inner %s has none)",
-				 name);
-			fl_close(&d->pub);
-			return USMC_ERR_NOTSUP;
-		}
+	rc = check_hook(d, &d->sched, last_error, sizeof(last_error));
+	if (rc) {
+		fl_close(&d->pub);
+		return rc;
 	}
 	if (!(flags & FL_NO_CTL))
 		ctl_open(d);
@@ -1049,30 +1065,6 @@ static int fl_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 /* ---- control API ------------------------------------------------------- */
 
 /* Packet faults need the inner device's wire (its rx hook). */
-static int check_hook(const fl_dev *d, const usmc_fault_sched *s, char *err,
-		      size_t errlen)
-{
-	for (uint32_t i = 0; i < s->n; i++) {
-		if (s->c[i].kind <= USMC_FAULT_CORRUPT &&
-		    !d->inner->ops->set_rx_hook) {
-			if (err)
-				snprintf(err, errlen,
-					 "%s: the inner device has no "
-					 "packet hook",
-					 usmc_fault_kind_name(s->c[i].kind));
-			return USMC_ERR_NOTSUP;
-		}
-		if (s->c[i].kind == USMC_FAULT_CORRUPT &&
-		    s->c[i].in == USMC_FAULT_IN_PAYLOAD && !d->roce) {
-			if (err)
-				snprintf(err, errlen,
-					 "corrupt: in=payload needs RoCEv2 "
-					 "packets (inner=softroce)");
-			return USMC_ERR_NOTSUP;
-		}
-	}
-	return 0;
-}
 
 int usmc_fault_set_sched(usmc_tp *tp, const usmc_fault_sched *s)
 {
