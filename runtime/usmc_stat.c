@@ -285,6 +285,9 @@ static pthread_cond_t kick_cond;
 static int kicked;
 
 static pid_t stat_running; /* the thread runs in this process */
+/* A socket came or went while the publisher ran: its linger starts
+ * again, without the wake-up (a futex call) a kick costs the caller. */
+static int touched;
 
 static void stat_thread_start(void);
 
@@ -303,22 +306,41 @@ void usmc_stat_kick(void)
 	stat_thread_start(); /* it ended for being idle */
 }
 
-/* How long the tables must stay quiet before the publisher ends: a
- * process whose sockets are all the kernel's (fallback, rules) then runs
- * no thread of usmc's (usmc_loop.c, PROGRESS_IDLE_MS, says why that
- * matters). The next socket, close or state change starts it again;
- * until then the table stands, their byte counts as of its writing. Not
- * at the first quiet table: a client of short-lived connections that all
- * fall back has a quiet table at every write, and would start and end a
- * thread every USMC_STAT_MIN_MS, with a context switch in its socket()
- * each time (stat_thread_start waits for the start). */
-#define USMC_STAT_LINGER_MS 1000
+/* How long after its last change (a kick, a new socket, a close, a table
+ * that was not quiet) a quiet table keeps the publisher: a process whose
+ * sockets are all the kernel's (fallback, rules) then runs no thread of
+ * usmc's (usmc_loop.c, PROGRESS_IDLE_MS, says why that matters) a moment
+ * after its last connect. The next socket, close or state change starts
+ * it again; until then the table stands, their byte counts as of its
+ * writing. Counted from the last change, not the first quiet table: a
+ * client of short-lived connections that all fall back keeps it running
+ * rather than starting a thread, with a context switch in its socket(),
+ * every USMC_STAT_MIN_MS; and a client that opens its connections and
+ * then uses them (redis-benchmark -c 50) loses it soon, not after a
+ * second of its run. */
+#define USMC_STAT_LINGER_MS 100
+
+static long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000L +
+	       (b->tv_nsec - a->tv_nsec) / 1000000L;
+}
+
+static void add_ms(struct timespec *t, long ms)
+{
+	t->tv_sec += ms / 1000;
+	t->tv_nsec += (ms % 1000) * 1000000L;
+	if (t->tv_nsec >= 1000000000L) {
+		t->tv_sec++;
+		t->tv_nsec -= 1000000000L;
+	}
+}
 
 static void *stat_thread(void *arg)
 {
 	struct timespec gap = {0, USMC_STAT_MIN_MS * 1000000L};
-	struct timespec now, quiet_since = {0, 0};
-	int quiet = 0;
+	struct timespec now, busy;
+	int woken = 1; /* started for a change */
 
 	(void)arg;
 	usmc_in_runtime = 1; /* its writes are the runtime's own */
@@ -332,20 +354,18 @@ static void *stat_thread(void *arg)
 		}
 		publish();
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (!tbl_quiet)
-			quiet = 0;
-		else if (!quiet++)
-			quiet_since = now;
-		if (quiet &&
-		    (now.tv_sec - quiet_since.tv_sec) * 1000L +
-				    (now.tv_nsec - quiet_since.tv_nsec) /
-					    1000000L >=
-			    USMC_STAT_LINGER_MS) {
+		if (__atomic_exchange_n(&touched, 0, __ATOMIC_RELAXED))
+			woken = 1;
+		if (!tbl_quiet || woken)
+			busy = now;
+		if (tbl_quiet &&
+		    ms_between(&busy, &now) >= USMC_STAT_LINGER_MS) {
 			/* decided under usmc_g.lock: a fork waits for the
 			 * end of its teardown (usmc_thread_ending) */
 			pthread_mutex_lock(&usmc_g.lock);
 			pthread_mutex_lock(&kick_lock);
-			if (!kicked) {
+			if (!kicked &&
+			    !__atomic_load_n(&touched, __ATOMIC_RELAXED)) {
 				stat_running = 0;
 				usmc_thread_ending();
 				pthread_mutex_unlock(&kick_lock);
@@ -356,17 +376,16 @@ static void *stat_thread(void *arg)
 			pthread_mutex_unlock(&usmc_g.lock);
 		}
 		nanosleep(&gap, NULL);
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_nsec +=
-			(USMC_STAT_PERIOD_MS - USMC_STAT_MIN_MS) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
+		/* a quiet table is looked at again when the linger ends, a
+		 * busy one after the period */
+		until = tbl_quiet ? busy : now;
+		add_ms(&until,
+		       tbl_quiet ? USMC_STAT_LINGER_MS : USMC_STAT_PERIOD_MS);
 		pthread_mutex_lock(&kick_lock);
 		while (!kicked && pthread_cond_timedwait(&kick_cond, &kick_lock,
 							 &until) != ETIMEDOUT)
 			;
+		woken = kicked;
 		kicked = 0;
 		pthread_mutex_unlock(&kick_lock);
 	}
@@ -450,9 +469,12 @@ static void stat_thread_start(void)
 
 void usmc_stat_wake(void)
 {
-	if (stat_pid == usmc_rt_pid() && stat_dir[0] &&
-	    stat_running != stat_pid)
+	if (stat_pid != usmc_rt_pid() || !stat_dir[0])
+		return;
+	if (stat_running != stat_pid)
 		stat_thread_start();
+	else
+		__atomic_store_n(&touched, 1, __ATOMIC_RELAXED);
 }
 
 void usmc_stat_start(void)
@@ -461,8 +483,7 @@ void usmc_stat_start(void)
 
 	if (stat_pid == usmc_rt_pid()) {
 		/* a new socket: the publisher may have ended, idle */
-		if (stat_dir[0] && stat_running != stat_pid)
-			stat_thread_start();
+		usmc_stat_wake();
 		return;
 	}
 	stat_pid = usmc_rt_pid();
