@@ -88,7 +88,7 @@ static int n_watched;
  * lookup of a process that shares its fd table with another thread
  * (fdget), about 25 ns per socket call here, which a single-threaded
  * process does not pay. */
-#define PROGRESS_IDLE_MS 250
+#define PROGRESS_IDLE_MS 50
 
 /* App threads wait in poll() on an eventfd of their own (a signal must be
  * able to end the wait, which a condition variable does not allow); the

@@ -318,7 +318,7 @@ void usmc_stat_kick(void)
  * every USMC_STAT_MIN_MS; and a client that opens its connections and
  * then uses them (redis-benchmark -c 50) loses it soon, not after a
  * second of its run. */
-#define USMC_STAT_LINGER_MS 100
+#define USMC_STAT_LINGER_MS 50
 
 static long ms_between(const struct timespec *a, const struct timespec *b)
 {

@@ -63,7 +63,7 @@ for i in range(rounds):
     round(i)
 os.access("/usmc-test-mark-end", os.F_OK)
 if len(sys.argv) > 4:
-    # usmc's threads end once idle (250 ms, and a 0.5 s table): wait up
+    # usmc's threads end once idle (50 ms each): wait up
     # to 10 s for this process to be single-threaded again
     import time
     end = time.monotonic() + 10

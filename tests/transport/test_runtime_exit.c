@@ -225,7 +225,7 @@ out_l:
 /* Connections come and go: each close with the publisher idle starts it
  * again, and it ends after one quiet table (every socket the kernel's);
  * every 300 ms an SMC-port connection starts the progress thread, which
- * ends 250 ms after its listener closed. */
+ * ends 50 ms after its listener closed. */
 static void *churn(void *arg)
 {
 	uint64_t next_smc = 0;
