@@ -76,10 +76,14 @@ typedef struct log_settings {
 } log_settings;
 static const log_settings *log_set;
 
-/* The open log file, immutable too, for the settings it was opened for:
- * fd, the process that opened it (a %p child opens its own) and the
- * file it names. A new one is published on each open (config change,
- * %p child, the program closed ours), the old kept as above. */
+/* The open log file, for the settings it was opened for: fd, the
+ * process that opened it (a %p child opens its own) and the file it
+ * names, fixed once published. A new one is published on each open
+ * (config change, %p child, the program closed ours), the old kept as
+ * above. |refs| counts the publication and each line being written
+ * through it: the fd of a replaced record is closed by whoever drops the
+ * last reference, never under a writer, whose line would otherwise go to
+ * whatever took the number next (the stat publisher's table file). */
 typedef struct log_file {
 	const struct log_file *prev;
 	const log_settings *set;
@@ -87,8 +91,9 @@ typedef struct log_file {
 	pid_t pid;
 	dev_t dev;
 	ino_t ino;
+	int refs;
 } log_file;
-static const log_file *log_out;
+static log_file *log_out;
 static int log_open_failed; /* said once on stderr (per settings) */
 static int err_known;	    /* err_* below are fd 2's at start */
 static int err_sock;	    /* fd 2 was a socket then */
@@ -232,6 +237,41 @@ static int fd_is_file(int fd, dev_t dev, ino_t ino)
 	return fl >= 0 && (fl & O_APPEND);
 }
 
+/* The published record with a reference taken, or NULL. A record
+ * whose count reached zero is no longer published: load again. */
+static log_file *log_hold(void)
+{
+	for (;;) {
+		log_file *f = __atomic_load_n(&log_out, __ATOMIC_ACQUIRE);
+		int r;
+
+		if (!f)
+			return NULL;
+		r = __atomic_load_n(&f->refs, __ATOMIC_RELAXED);
+		while (r > 0 && !__atomic_compare_exchange_n(
+					&f->refs, &r, r + 1, 1,
+					__ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+			;
+		if (r > 0)
+			return f;
+	}
+}
+
+/* Drops a reference; the last one closes the fd if it still names the
+ * file and no newer record has its number (one the program took over is
+ * not ours, and a number that came back to us is the new file's). A bare
+ * close, as for every fd of ours here. */
+static void log_release(log_file *f)
+{
+	const log_file *cur;
+
+	if (!f || __atomic_sub_fetch(&f->refs, 1, __ATOMIC_ACQ_REL))
+		return;
+	cur = __atomic_load_n(&log_out, __ATOMIC_ACQUIRE);
+	if ((!cur || cur->fd != f->fd) && fd_is_file(f->fd, f->dev, f->ino))
+		syscall(SYS_close, f->fd);
+}
+
 static const char *path_of(const log_settings *set)
 {
 	return set ? set->path : getenv("USMC_LOG_FILE");
@@ -279,30 +319,38 @@ static int same_path(const log_settings *set, const char *p)
 
 /* The log file's fd for |set|, opened at the first line (again in a
  * child when the path has %p, or when the program closed ours, or for
- * new settings); -1: stderr. *|once| says the caller closes it after
- * its line: settings replaced since the caller loaded them get their
- * file for that line only, so that a late line never unseats the new
- * settings' file. */
-static int log_file_fd(const log_settings *set, int *once)
+ * new settings); -1: stderr. *|held|: the record the fd belongs to, with
+ * a reference the caller drops (log_release) after its line, or NULL.
+ * *|once| says the caller closes the fd after its line: settings
+ * replaced since the caller loaded them get their file for that line
+ * only, so that a late line never unseats the new settings' file. */
+static int log_file_fd(const log_settings *set, int *once, log_file **held)
 {
 	const char *p = path_of(set);
 	pid_t pid = getpid();
 	char path[sizeof(set->path) + 16];
 
 	*once = 0;
-	const log_file *out = __atomic_load_n(&log_out, __ATOMIC_ACQUIRE);
+	*held = NULL;
+	log_file *out = log_hold();
 	log_file *nout;
 	int per_proc, ex, nfd, e;
 	struct stat st;
 
-	if (!p || !*p)
+	if (!p || !*p) {
+		log_release(out);
 		return -1;
+	}
 	ex = path_expand(p, path, sizeof(path), pid, &per_proc);
 	if (out && same_path(out->set, p) && (!per_proc || out->pid == pid) &&
-	    fd_is_file(out->fd, out->dev, out->ino))
+	    fd_is_file(out->fd, out->dev, out->ino)) {
+		*held = out;
 		return out->fd;
-	if (__atomic_load_n(&log_open_failed, __ATOMIC_RELAXED))
+	}
+	if (__atomic_load_n(&log_open_failed, __ATOMIC_RELAXED)) {
+		log_release(out);
 		return -1;
+	}
 	e = ENAMETOOLONG;
 	nfd = -1;
 	if (!ex) {
@@ -326,6 +374,7 @@ static int log_file_fd(const log_settings *set, int *once)
 		char m[sizeof(path) + 128];
 		int n;
 
+		log_release(out);
 		if (nfd >= 0) {
 			e = errno;
 			syscall(SYS_close, nfd);
@@ -343,35 +392,44 @@ static int log_file_fd(const log_settings *set, int *once)
 		return -1;
 	}
 	*once = set != __atomic_load_n(&log_set, __ATOMIC_ACQUIRE);
-	if (*once)
-		return nfd;
-	nout = malloc(sizeof(*nout));
+	nout = *once ? NULL : malloc(sizeof(*nout));
 	if (!nout) {
+		log_release(out);
+		if (*once)
+			return nfd;
 		syscall(SYS_close, nfd);
 		return -1;
 	}
-	*nout = (log_file){.prev = out,
+	/* published, and this caller's */
+	*nout = (log_file){.prev = out, /* held */
 			   .set = set,
 			   .fd = nfd,
 			   .pid = pid,
 			   .dev = st.st_dev,
-			   .ino = st.st_ino};
+			   .ino = st.st_ino,
+			   .refs = 2};
 	/* Threads that race here open the same file: one record wins, the
-	 * others write their line through their own fd and close it. The fd of the record
-	 * replaced is closed when it still names its file and is another
-	 * number: the parent's a %p child inherited, or the file of the
-	 * settings before (one the program took over is not ours, and a
-	 * number that came back to us is the new file's). A thread that
-	 * loaded that record just before may write once to the closed
-	 * number (as with any close by another thread, below). */
+	 * others write their line through their own fd and close it. The
+	 * record replaced loses its publication's reference: its fd is
+	 * closed once the lines in flight through it are written. A
+	 * parent's record in a %p child is closed at once: the child's
+	 * copy of its count includes the parent's writers. */
 	if (!__atomic_compare_exchange_n(&log_out, &out, nout, 0,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		out = (log_file *)nout->prev; /* the CAS loaded the winner */
 		free(nout);
+		log_release(out);
 		*once = 1; /* this line through ours, the next through theirs */
 		return nfd;
 	}
-	if (out && out->fd != nfd && fd_is_file(out->fd, out->dev, out->ino))
-		syscall(SYS_close, out->fd);
+	*held = nout;
+	if (out && out->pid != pid) {
+		if (out->fd != nfd && fd_is_file(out->fd, out->dev, out->ino))
+			syscall(SYS_close, out->fd);
+	} else if (out) {
+		log_release(out); /* this caller's */
+		log_release(out); /* the publication's */
+	}
 	return nfd;
 }
 
@@ -394,6 +452,7 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	int fd, n;
 	/* one load: this line's level and path from the same settings */
 	const log_settings *set = __atomic_load_n(&log_set, __ATOMIC_ACQUIRE);
+	log_file *held;
 	int once;
 
 	if (level > level_of(set))
@@ -419,7 +478,7 @@ void usmc_rt_log(int level, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
-	fd = log_file_fd(set, &once);
+	fd = log_file_fd(set, &once, &held);
 	if (fd >= 0) {
 		/* ISO 8601 in UTC to the microsecond: sortable across
 		 * hosts and processes, no time zone to guess */
@@ -455,15 +514,17 @@ void usmc_rt_log(int level, const char *fmt, ...)
 		n = sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	/* EBADF: another thread of ours closed it after we took it (it
-	 * opened the file of new settings, or the program closed ours):
-	 * once more, with the file as it is now */
+	/* EBADF: the program closed ours under us (no thread of ours
+	 * closes a held record's fd): once more, with the file as it is
+	 * now */
 	if (fd >= 0 && write_all(fd, line, (size_t)n) && errno == EBADF &&
 	    !once) {
-		fd = log_file_fd(set, &once);
+		log_release(held);
+		fd = log_file_fd(set, &once, &held);
 		if (fd >= 0)
 			write_all(fd, line, (size_t)n);
 	}
+	log_release(held);
 	if (once)
 		syscall(SYS_close, fd);
 	else if (fd < 0 && fd2_ok())
@@ -519,10 +580,12 @@ void usmc_rt_log_configure(const usmc_rt_config *cfg)
 	/* opened now, so that a path that cannot be is said at once, not at
 	 * the first line worth logging */
 	{
+		log_file *held;
 		int once, fd = log_file_fd(
 				  __atomic_load_n(&log_set, __ATOMIC_ACQUIRE),
-				  &once);
+				  &once, &held);
 
+		log_release(held);
 		if (once)
 			syscall(SYS_close, fd);
 	}
