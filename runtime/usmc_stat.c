@@ -320,26 +320,10 @@ void usmc_stat_kick(void)
  * second of its run. */
 #define USMC_STAT_LINGER_MS 50
 
-static long ms_between(const struct timespec *a, const struct timespec *b)
-{
-	return (b->tv_sec - a->tv_sec) * 1000L +
-	       (b->tv_nsec - a->tv_nsec) / 1000000L;
-}
-
-static void add_ms(struct timespec *t, long ms)
-{
-	t->tv_sec += ms / 1000;
-	t->tv_nsec += (ms % 1000) * 1000000L;
-	if (t->tv_nsec >= 1000000000L) {
-		t->tv_sec++;
-		t->tv_nsec -= 1000000000L;
-	}
-}
-
 static void *stat_thread(void *arg)
 {
 	struct timespec gap = {0, USMC_STAT_MIN_MS * 1000000L};
-	struct timespec now, busy;
+	uint64_t now, busy = 0, wake;
 	int woken = 1; /* started for a change */
 
 	(void)arg;
@@ -353,13 +337,13 @@ static void *stat_thread(void *arg)
 			return NULL; /* forked: the child runs its own */
 		}
 		publish();
-		clock_gettime(CLOCK_MONOTONIC, &now);
+		now = usmc_rt_now();
 		if (__atomic_exchange_n(&touched, 0, __ATOMIC_RELAXED))
 			woken = 1;
 		if (!tbl_quiet || woken)
 			busy = now;
 		if (tbl_quiet &&
-		    ms_between(&busy, &now) >= USMC_STAT_LINGER_MS) {
+		    now - busy >= USMC_STAT_LINGER_MS * USMC_NS_PER_MS) {
 			/* decided under usmc_g.lock: a fork waits for the
 			 * end of its teardown (usmc_thread_ending) */
 			pthread_mutex_lock(&usmc_g.lock);
@@ -378,9 +362,10 @@ static void *stat_thread(void *arg)
 		nanosleep(&gap, NULL);
 		/* a quiet table is looked at again when the linger ends, a
 		 * busy one after the period */
-		until = tbl_quiet ? busy : now;
-		add_ms(&until,
-		       tbl_quiet ? USMC_STAT_LINGER_MS : USMC_STAT_PERIOD_MS);
+		wake = tbl_quiet ? busy + USMC_STAT_LINGER_MS * USMC_NS_PER_MS
+				 : now + USMC_STAT_PERIOD_MS * USMC_NS_PER_MS;
+		until.tv_sec = (time_t)(wake / USMC_NS_PER_SEC);
+		until.tv_nsec = (long)(wake % USMC_NS_PER_SEC);
 		pthread_mutex_lock(&kick_lock);
 		while (!kicked && pthread_cond_timedwait(&kick_cond, &kick_lock,
 							 &until) != ETIMEDOUT)
