@@ -392,15 +392,17 @@ static int log_file_fd(const log_settings *set, int *once, log_file **held)
 		return -1;
 	}
 	*once = set != __atomic_load_n(&log_set, __ATOMIC_ACQUIRE);
-	nout = *once ? NULL : malloc(sizeof(*nout));
+	if (*once) {
+		log_release(out);
+		return nfd;
+	}
+	nout = malloc(sizeof(*nout));
 	if (!nout) {
 		log_release(out);
-		if (*once)
-			return nfd;
 		syscall(SYS_close, nfd);
 		return -1;
 	}
-	/* published, and this caller's */
+	/* refs: the publication's and this caller's */
 	*nout = (log_file){.prev = out, /* held */
 			   .set = set,
 			   .fd = nfd,
