@@ -223,7 +223,8 @@ out_l:
 }
 
 /* Connections come and go: each close with the publisher idle starts it
- * again, and it ends after one quiet table (every socket the kernel's);
+ * again, and it ends 50 ms after the last socket came or went with its
+ * table quiet (every socket the kernel's);
  * every 300 ms an SMC-port connection starts the progress thread, which
  * ends 50 ms after its listener closed. */
 static void *churn(void *arg)

@@ -1064,8 +1064,6 @@ static int fl_move_data(usmc_tp_rdmb *rdmb, size_t offset, const void *data,
 
 /* ---- control API ------------------------------------------------------- */
 
-/* Packet faults need the inner device's wire (its rx hook). */
-
 int usmc_fault_set_sched(usmc_tp *tp, const usmc_fault_sched *s)
 {
 	fl_dev *d;
