@@ -294,6 +294,12 @@ static int poll_impl(struct pollfd *fds, nfds_t nfds, int64_t timeout_ns,
 			}
 			continue;
 		}
+		if (nk == 0 && !kwait) {
+			/* only user-space sockets, some ready (or a zero
+			 * timeout): no kernel fd to look at */
+			ret = ready;
+			goto out_locked;
+		}
 		/* the kernel's ppoll below takes signals in the app's mask */
 		usmc_sig_release(&hold);
 		if (kwait && evfd < 0) {

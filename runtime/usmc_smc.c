@@ -1797,15 +1797,14 @@ static usmc_ssize ism_pieces(usmc_sock *s, uint8_t *rbuf, const uint8_t *wbuf,
 			     size_t len, size_t piece)
 {
 	size_t done = 0;
+	uint64_t now = usmc_rt_now(); /* a few microseconds for all pieces */
 	usmc_ssize r;
 
 	do {
 		size_t n = len - done < piece ? len - done : piece;
 
-		r = rbuf ? usmc_conn_read(s->conn, rbuf + done, n,
-					  usmc_rt_now())
-			 : usmc_conn_write(s->conn, wbuf + done, n,
-					   usmc_rt_now());
+		r = rbuf ? usmc_conn_read(s->conn, rbuf + done, n, now)
+			 : usmc_conn_write(s->conn, wbuf + done, n, now);
 		smc_post();
 		if (r <= 0)
 			break;
