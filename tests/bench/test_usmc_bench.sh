@@ -4,7 +4,8 @@
 # every run SMC-R; the shm path's probe either carries a connection over
 # shm or says, with the runtime's reason, that shm is not available (no
 # program workload runs on shm here: iperf3, sockperf and redis over shm
-# are not all reliable yet, docs/testing.md; memcpy is its row);
+# are not all reliable yet, docs/testing.md; memcpy, the two-core pipe
+# and the pipe as a fraction of memcpy are its rows);
 # a --quick fallback/excluded pass on both hosts (lab, loopback) has every
 # usmc run excluded by its rule (never SMC, never marked) and the client's
 # CPU per request beside the rates, with its ratio per round.
@@ -85,8 +86,16 @@ if head not in md or len(line) != 1:
 if "%.2f" % r["ratio"]["median"] not in line[0]:
     bad("report.md's ratio is not report.json's: %s" % line[0])
 shm_rows = [x for x in j["results"] if x["path"] == "shm"]
-if [x["workload"] for x in shm_rows] != ["memcpy"]:
-    bad("shm: want the memcpy row alone: %r" % shm_rows)
+want = ["one core, 64 KiB blocks (reference)",
+        "two-core pipe, 64 KiB blocks through a 1 MiB ring (reference)",
+        "two-core pipe as a fraction of memcpy"]
+if [(x["workload"], x["metric"]) for x in shm_rows] != [("memcpy", w) for w in want]:
+    bad("shm: want the memcpy, pipe and pipe/memcpy rows alone: %r" % shm_rows)
+mc, pp, fr = (x["usmc"] for x in shm_rows)
+if len(mc["runs"]) != 3 or len(pp["runs"]) != 3 or not all(v > 0 for v in mc["runs"] + pp["runs"]):
+    bad("shm: want 3 memcpy and 3 pipe runs: %r %r" % (mc, pp))
+if [round(v, 9) for v in fr["runs"]] != [round(v / mc["median"], 9) for v in pp["runs"]]:
+    bad("shm: the pipe's fraction is not pipe / median memcpy: %r" % fr)
 if not shm["why"]:
     bad("shm: the probe's outcome is not said: %r" % shm)
 if not shm["available"] and "**Not available**: " + shm["why"] not in md:
