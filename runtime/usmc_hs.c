@@ -167,10 +167,21 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 	/* With the SMC TCP option, offering SMC costs a peer that lacks it
 	 * nothing (no CLC byte is sent), so every connection offers it, as
 	 * smc_run does, unless smc rules (-p) narrow it to what they name;
-	 * in explicit mode only what the rules name does. */
-	usmc_g.cfg.rules.dflt_smc = usmc_hs_synopt() != NULL &&
-				    !usmc_rules_has_smc(&usmc_g.cfg.rules);
+	 * in explicit mode only what the rules name does. The option is
+	 * loaded only when the verdict depends on it: a socket a tcp rule
+	 * excludes costs no eBPF load (5 ms of CPU, mostly the kernel's). */
+	usmc_g.cfg.rules.dflt_smc = 0;
 	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
+	if (!usmc_rules_has_smc(&usmc_g.cfg.rules)) {
+		int idx1, v1;
+
+		usmc_g.cfg.rules.dflt_smc = 1;
+		v1 = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx1);
+		if (v1 != v || idx1 != idx) {
+			usmc_g.cfg.rules.dflt_smc = usmc_hs_synopt() != NULL;
+			v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
+		}
+	}
 	if (why && whylen)
 		why[0] = '\0';
 	if (idx >= 0 || usmc_g.cfg.rules.error) {
