@@ -213,8 +213,11 @@ static int write_all(int fd, const char *p, size_t len)
 }
 
 /* The last table had nothing that changes by itself: every socket the
- * kernel's for good (its bytes the only thing moving) and no link group. */
-static int tbl_quiet;
+ * kernel's for good (its bytes the only thing moving) and no link group.
+ * Settling: not quiet only for sockets already given to TCP that are not
+ * yet the kernel's (usmc_sock_kernel_mark waits for their first read or
+ * epoll call), which a moment will make quiet. */
+static int tbl_quiet, tbl_settling;
 
 static void publish(void)
 {
@@ -230,10 +233,15 @@ static void publish(void)
 	tbl_bad = 0;
 	/* quiet first: the header says so (usmc-stat shows a quiet table
 	 * however old: its publisher may end, docs/stat.md) */
-	tbl_quiet = usmc_smc_lgr_count() == 0;
-	for (int fd = 0; fd < usmc_g.nsocks && tbl_quiet; fd++)
-		if (usmc_g.socks[fd] && !usmc_g.socks[fd]->kernel)
+	tbl_quiet = tbl_settling = usmc_smc_lgr_count() == 0;
+	for (int fd = 0; fd < usmc_g.nsocks && tbl_settling; fd++) {
+		const usmc_sock *s = usmc_g.socks[fd];
+
+		if (s && !s->kernel) {
 			tbl_quiet = 0;
+			tbl_settling = s->mode == USMC_SOCK_TCP;
+		}
+	}
 	tbl_printf("usmc-stat 1\tpid %d\tcomm %s\tnetns %s%s\n", (int)getpid(),
 		   program_invocation_short_name, ns[0] ? ns : "-",
 		   tbl_quiet ? "\tquiet 1" : "");
@@ -323,7 +331,7 @@ void usmc_stat_kick(void)
 static void *stat_thread(void *arg)
 {
 	struct timespec gap = {0, USMC_STAT_MIN_MS * 1000000L};
-	uint64_t now, busy = 0, wake;
+	uint64_t now, busy = 0, changed = 0, wake;
 	int woken = 1; /* started for a change */
 
 	(void)arg;
@@ -340,6 +348,8 @@ static void *stat_thread(void *arg)
 		now = usmc_rt_now();
 		if (__atomic_exchange_n(&touched, 0, __ATOMIC_RELAXED))
 			woken = 1;
+		if (woken)
+			changed = now;
 		if (!tbl_quiet || woken)
 			busy = now;
 		if (tbl_quiet &&
@@ -360,10 +370,17 @@ static void *stat_thread(void *arg)
 			pthread_mutex_unlock(&usmc_g.lock);
 		}
 		nanosleep(&gap, NULL);
-		/* a quiet table is looked at again when the linger ends, a
-		 * busy one after the period */
-		wake = tbl_quiet ? busy + USMC_STAT_LINGER_MS * USMC_NS_PER_MS
-				 : now + USMC_STAT_PERIOD_MS * USMC_NS_PER_MS;
+		/* a quiet table is looked at again when the linger ends, so
+		 * is one settling within a period of its last change (the
+		 * connections a client just made, given to TCP: it then ends
+		 * ~100 ms after them, not 600), a busy one after the period */
+		if (tbl_quiet)
+			wake = busy + USMC_STAT_LINGER_MS * USMC_NS_PER_MS;
+		else if (tbl_settling &&
+			 now - changed < USMC_STAT_PERIOD_MS * USMC_NS_PER_MS)
+			wake = now + USMC_STAT_LINGER_MS * USMC_NS_PER_MS;
+		else
+			wake = now + USMC_STAT_PERIOD_MS * USMC_NS_PER_MS;
 		until.tv_sec = (time_t)(wake / USMC_NS_PER_SEC);
 		until.tv_nsec = (long)(wake % USMC_NS_PER_SEC);
 		pthread_mutex_lock(&kick_lock);
