@@ -73,8 +73,12 @@ static int round_trip_w(int round, int (*wait_fn)(void), int wait_first)
 	size_t got = 0;
 
 	fill(out, round);
-	if (usmc_send(fd, out, MSG, MSG_NOSIGNAL) != MSG ||
-	    (wait_first && wait_fn() != 1))
+	if (usmc_send(fd, out, MSG, MSG_NOSIGNAL) != MSG) {
+		fprintf(stderr, "\n  [round %d: send: %s]", round,
+			strerror(errno));
+		return -1;
+	}
+	if (wait_first && wait_fn() != 1)
 		return -1;
 	while (got < MSG) {
 		ssize_t n = usmc_recv(fd, in + got, MSG - got, 0);
@@ -83,10 +87,19 @@ static int round_trip_w(int round, int (*wait_fn)(void), int wait_first)
 			got += (size_t)n;
 			continue;
 		}
-		if (n == 0 || errno != EAGAIN || wait_fn() != 1)
+		if (n == 0 || errno != EAGAIN) {
+			fprintf(stderr, "\n  [round %d: recv: %zd, %s]", round,
+				n, n ? strerror(errno) : "EOF");
+			return -1;
+		}
+		if (wait_fn() != 1)
 			return -1;
 	}
-	return memcmp(in, out, MSG) ? -1 : 0;
+	if (memcmp(in, out, MSG)) {
+		fprintf(stderr, "\n  [round %d: the echo differs]", round);
+		return -1;
+	}
+	return 0;
 }
 
 static int round_trip(int round, int (*wait_fn)(void))
@@ -188,14 +201,26 @@ static int wait_poll_ep(void)
 		n = usmc_poll(&p, 1, 5000);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n != 1 || !(p.revents & POLLIN))
+		if (n != 1 || !(p.revents & POLLIN)) {
+			fprintf(stderr,
+				"\n  [poll on the set: %d, revents %#x, %s]", n,
+				(unsigned)p.revents,
+				n < 0 ? strerror(errno) : "");
 			return -1;
+		}
 		n = usmc_epoll_wait(ep, &ev, 1, 0);
-		if (n == 1)
-			return ev.data.fd == fd && (ev.events & EPOLLIN) ? 1
-									 : -1;
-		if (n < 0)
+		if (n == 1) {
+			if (ev.data.fd == fd && (ev.events & EPOLLIN))
+				return 1;
+			fprintf(stderr, "\n  [epoll_wait: fd %d events %#x]",
+				ev.data.fd, ev.events);
 			return -1;
+		}
+		if (n < 0) {
+			fprintf(stderr, "\n  [epoll_wait: %s]",
+				strerror(errno));
+			return -1;
+		}
 	}
 	return -1;
 }
