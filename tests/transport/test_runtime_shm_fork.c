@@ -97,8 +97,13 @@ static void test_fork_beside_shm_pingpong(void)
 	last_fork_ms = now_ms();
 	USMC_ASSERT_EQ_FATAL(pthread_create(&w, NULL, watchdog, NULL), 0);
 	USMC_ASSERT_EQ_FATAL(pthread_create(&t, NULL, pingpong, NULL), 0);
+	/* 3 s, and on until 20 forks and 100 round trips are done (a
+	 * slow or loaded machine, valgrind): a count, not a speed; the
+	 * watchdog ends a fork that hangs */
 	end = now_ms() + 3000;
-	while (now_ms() < end && !bad_rounds) {
+	while ((now_ms() < end || forks < 20 ||
+		__atomic_load_n(&rounds, __ATOMIC_RELAXED) < 100) &&
+	       !bad_rounds && now_ms() < end + 120000) {
 		pid_t c = fork();
 
 		if (c == 0)
