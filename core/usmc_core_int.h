@@ -33,7 +33,10 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_STREAM_WAIT     (2 * USMC_NS_PER_SEC)  /* SMC_MAX_STREAM_WAIT */
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 #define USMC_END_QUIET	     (50 * USMC_NS_PER_MS)  /* exit: peer quiet */
-#define USMC_FAILOVER_GRACE  (10 * USMC_NS_PER_MS)  /* dead link's CQ */
+/* after our orderly DELETE_LINK ALL, for the peer's own: a kernel flow that
+ * waits for an answer of ours holds it up to SMC_LLC_WAIT_TIME (2 s) */
+#define USMC_TERM_WAIT	     (2500 * USMC_NS_PER_MS)
+#define USMC_FAILOVER_GRACE  (10 * USMC_NS_PER_MS) /* dead link's CQ */
 
 /* long (v2) LLC messages that may wait for a link's v2 buffer
  * (usmc_link_send_long): one ADD_LINK request or response goes per LLC
@@ -234,6 +237,13 @@ struct usmc_lgr {
 	uint8_t max_conns, max_links;
 	uint8_t release; /* v2.1 negotiation result (0 for v1) */
 	int terminating;
+	/* we ended it orderly with DELETE_LINK ALL on this link, which stays
+	 * to answer the peer's DELETE_RKEY and to see (and acknowledge) the
+	 * peer's own DELETE_LINK ALL, sent by the kernel's smc_lgr_cleanup in
+	 * either role, before its QPs go (usmc_llc_rx_ending) */
+	usmc_link *term_link;
+	/* the peer ended it (its DELETE_LINK ALL): ours is only an answer */
+	int peer_ended;
 	/* SMC-R: the runtime saw the peer's process die (usmc_conn_peer_gone): not
 	 * reused, nothing more is said to it, ended when its last connection
 	 * goes */
@@ -599,6 +609,9 @@ void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
 void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts);
 void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		 usmc_tstamp ts);
+/* The peer's LLC message on a link group we end (lgr->term_link). */
+void usmc_llc_rx_ending(usmc_link *link, const uint8_t *buf, size_t len,
+			usmc_tstamp ts);
 /* After the connections of |dead| moved to another link (or there were
  * none): the peer is told with DELETE_LINK (|reason|, SMC_LLC_DEL_*) on a
  * surviving link and |dead| is freed (smc_llc_delete_link /

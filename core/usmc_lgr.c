@@ -118,7 +118,8 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 		usmc_llc_msg m;
 		uint8_t f = SMC_LLC_FLAG_DEL_LINK_ALL;
 
-		if (del_reason == SMC_LLC_DEL_PROG_INIT_TERM)
+		if (del_reason == SMC_LLC_DEL_PROG_INIT_TERM &&
+		    !lgr->peer_ended)
 			f |= SMC_LLC_FLAG_DEL_LINK_ORDERLY;
 		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK,
 				  usmc_llc_version(lgr), f);
@@ -169,7 +170,15 @@ void usmc_lgr_terminate(usmc_lgr *lgr, int err, uint32_t del_reason,
 	}
 	lgr->llc_expiry = USMC_TSTAMP_NONE;
 	lgr->confirm_link_expiry = USMC_TSTAMP_NONE;
-	lgr->free_expiry = link ? ts + USMC_TERM_GRACE : ts;
+	/* an orderly end of ours waits for the peer's DELETE_LINK ALL: a
+	 * DELETE_RKEY of the peer's that crossed ours is answered meanwhile,
+	 * and the peer's last SENDs are acknowledged, not left to retry */
+	if (link && del_reason == SMC_LLC_DEL_PROG_INIT_TERM &&
+	    !lgr->peer_ended)
+		lgr->term_link = link;
+	lgr->free_expiry = lgr->term_link ? ts + USMC_TERM_WAIT
+			   : link	  ? ts + USMC_TERM_GRACE
+					  : ts;
 }
 
 void usmc_lgr_end_if_idle(usmc_lgr *lgr, usmc_tstamp ts)

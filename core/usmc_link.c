@@ -597,6 +597,49 @@ static void link_slot_freed(usmc_link *link, usmc_tstamp ts)
 	}
 }
 
+/* Copies received message |idx| (|len| bytes) out to |msg|, then gives its
+ * buffer back to the receive queue; returns the length copied. */
+static size_t link_rx_take(usmc_link *link, uint32_t idx, size_t len,
+			   uint8_t msg[USMC_WR_BUF_V2_SIZE])
+{
+	const uint8_t *rx = (const uint8_t *)link->rx_mr.addr +
+			    (size_t)idx * USMC_WR_BUF_SIZE;
+
+	if (len > USMC_WR_BUF_SIZE && link->v2_mr.addr) {
+		if (len > USMC_WR_BUF_V2_SIZE)
+			len = USMC_WR_BUF_V2_SIZE;
+		memcpy(msg, rx, USMC_WR_BUF_SIZE);
+		memcpy(msg + USMC_WR_BUF_SIZE,
+		       (const uint8_t *)link->v2_mr.addr + USMC_WR_BUF_V2_SIZE,
+		       len - USMC_WR_BUF_SIZE);
+	} else {
+		if (len > USMC_WR_BUF_SIZE)
+			len = USMC_WR_BUF_SIZE;
+		memcpy(msg, rx, len);
+	}
+	link_queue_recv(link, idx);
+	return len;
+}
+
+/* A completion on the link of a link group we end (lgr->term_link): its
+ * TX slots come back for our answers, and the peer's LLC messages are
+ * read; CDCs and connections are gone. */
+static void link_on_wc_ending(usmc_link *link, unsigned int kind, uint32_t idx,
+			      uint32_t byte_len, usmc_tstamp ts)
+{
+	uint8_t msg[USMC_WR_BUF_V2_SIZE];
+	size_t len;
+
+	if (kind == USMC_WRID_TX && idx < link->nslots) {
+		usmc_link_put_slot(link, (int)idx);
+		link_flush_pending(link);
+	} else if (kind == USMC_WRID_RX && idx < link->nrecv) {
+		len = link_rx_take(link, idx, byte_len, msg);
+		if (len && msg[0] != SMC_CDC_MSG_TYPE)
+			usmc_llc_rx_ending(link, msg, len, ts);
+	}
+}
+
 int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 {
 	unsigned int kind = USMC_WRID_KIND(wc->wr_id);
@@ -609,8 +652,11 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 	if (kind == USMC_WRID_TX && link->v2_slot >= 0 &&
 	    idx == (uint32_t)link->v2_slot)
 		link->v2_slot = -1;
-	if (lgr->terminating)
+	if (lgr->terminating) {
+		if (link == lgr->term_link && wc->status == USMC_WC_SUCCESS)
+			link_on_wc_ending(link, kind, idx, wc->byte_len, ts);
 		return 0;
+	}
 	/* a failed-over link's flushes: it is down already */
 	if (wc->status != USMC_WC_SUCCESS &&
 	    link->gone_expiry != USMC_TSTAMP_NONE)
@@ -644,28 +690,11 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 	}
 	case USMC_WRID_RX: {
 		uint8_t msg[USMC_WR_BUF_V2_SIZE];
-		size_t len = wc->byte_len;
-		const uint8_t *rx;
+		size_t len;
 
 		if (idx >= link->nrecv)
 			return USMC_ERR_INVALID_ARGUMENT;
-		rx = (const uint8_t *)link->rx_mr.addr +
-		     (size_t)idx * USMC_WR_BUF_SIZE;
-		/* copy out, then give the buffer back before processing */
-		if (len > USMC_WR_BUF_SIZE && link->v2_mr.addr) {
-			if (len > USMC_WR_BUF_V2_SIZE)
-				len = USMC_WR_BUF_V2_SIZE;
-			memcpy(msg, rx, USMC_WR_BUF_SIZE);
-			memcpy(msg + USMC_WR_BUF_SIZE,
-			       (const uint8_t *)link->v2_mr.addr +
-				       USMC_WR_BUF_V2_SIZE,
-			       len - USMC_WR_BUF_SIZE);
-		} else {
-			if (len > USMC_WR_BUF_SIZE)
-				len = USMC_WR_BUF_SIZE;
-			memcpy(msg, rx, len);
-		}
-		link_queue_recv(link, idx);
+		len = link_rx_take(link, idx, wc->byte_len, msg);
 		link->last_rx = ts;
 		link->n_rx_wrs++;
 		link->n_rx_bytes += len;

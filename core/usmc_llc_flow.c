@@ -1339,7 +1339,11 @@ static void llc_rx_delete_link_req(usmc_link *link, usmc_llc_msg *m,
 	usmc_link *dead, *to;
 
 	if (m->hdr.flags & SMC_LLC_FLAG_DEL_LINK_ALL) {
-		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED, 0, ts);
+		/* answered with ours, as the kernel's smc_lgr_cleanup does in
+		 * either role: a peer that waits for it is let go at once */
+		lgr->peer_ended = 1;
+		usmc_lgr_terminate(lgr, USMC_ERR_CONNABORTED,
+				   SMC_LLC_DEL_PROG_INIT_TERM, ts);
 		return;
 	}
 	dead = link_by_id(lgr, m->delete_link.link_num);
@@ -1577,6 +1581,29 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		    lgr->free_expiry != USMC_TSTAMP_NONE)
 			usmc_lgr_end_if_idle(lgr, ts);
 		return;
+	}
+}
+
+/* While our DELETE_LINK ALL waits for the peer's (usmc_lgr_terminate):
+ * the peer's DELETE_RKEY is answered, as a kernel holds its LLC flow, and
+ * with it the DELETE_LINK ALL we wait for, up to 2 s for the answer; the
+ * peer's DELETE_LINK ends the wait. Nothing else is taken. */
+void usmc_llc_rx_ending(usmc_link *link, const uint8_t *buf, size_t len,
+			usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+	usmc_llc_msg m;
+
+	if (usmc_llc_decode(&m, buf, len) < 0 ||
+	    m.hdr.version != usmc_llc_version(lgr))
+		return;
+	if (m.hdr.type == SMC_LLC_DELETE_LINK) {
+		lgr->term_link = NULL;
+		lgr->free_expiry =
+			usmc_tmin(lgr->free_expiry, ts + USMC_TERM_GRACE);
+	} else if (m.hdr.type == SMC_LLC_DELETE_RKEY &&
+		   !(m.hdr.flags & SMC_LLC_FLAG_RESP)) {
+		llc_rx_delete_rkey_req(link, &m, ts);
 	}
 }
 

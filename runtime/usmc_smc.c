@@ -1610,7 +1610,7 @@ static const char *conn_transport(const usmc_sock *s,
 		q.local = &ln;
 	if (!usmc_rule_net_from_sa(&rn, peer))
 		q.remote = &rn;
-	if (usmc_rules_eval(rs, &q, &idx) != USMC_RULE_SMC || idx < 0)
+	if (usmc_rules_eval(rs, &q, &idx, NULL) != USMC_RULE_SMC || idx < 0)
 		return usmc_g.cfg.transport;
 	r = &rs->v[idx];
 	if (r->options[0])
@@ -1967,8 +1967,9 @@ void usmc_smc_exit_lgrs(uint64_t end)
 	if (usmc_ctx_shutdown_idle(smc.ctx, usmc_rt_now()) <= 0)
 		return;
 	smc_post();
-	/* the DELETE_LINKs leave once the peers have been quiet for 50 ms,
-	 * and the lgrs are freed after the core's termination grace (100 ms) */
+	/* the DELETE_LINKs leave once the peers have been quiet for 50 ms;
+	 * each lgr is freed 100 ms after the peer's own DELETE_LINK ALL came
+	 * back, or after the core's 2.5 s wait for it (USMC_TERM_WAIT) */
 	do {
 		n = 0;
 		for (usmc_lgr *l = usmc_ctx_next_lgr(smc.ctx, NULL); l;

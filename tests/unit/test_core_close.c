@@ -84,7 +84,7 @@ static void orderly(int client_first)
 	USMC_ASSERT_EQ(usmc_conn_error(x->conn), 0);
 
 	/* the idle link group goes after the free delay: the server sends
-	 * DELETE_LINK ALL, the client follows */
+	 * DELETE_LINK ALL, the client answers with its own (smc_lgr_cleanup) */
 	usmc_sim_trace_clear(sim);
 	usmc_sim_run(sim, usmc_sim_now(sim) + 599 * SEC);
 	CU_ASSERT_PTR_NOT_NULL(usmc_ctx_next_lgr(usmc_sim_node_ctx(b), NULL));
@@ -95,12 +95,15 @@ static void orderly(int client_first)
 		size_t n;
 		const usmc_sim_trace *t = usmc_sim_get_trace(sim, &n);
 
-		USMC_ASSERT_EQ_FATAL(n, 1);
+		USMC_ASSERT_EQ_FATAL(n, 2);
 		USMC_ASSERT_EQ(t[0].from, 2);
 		USMC_ASSERT_EQ(t[0].msg[0], SMC_LLC_DELETE_LINK_V2);
 		USMC_ASSERT_EQ(t[0].msg[3],
 			       SMC_LLC_FLAG_DEL_LINK_ALL |
 				       SMC_LLC_FLAG_DEL_LINK_ORDERLY);
+		USMC_ASSERT_EQ(t[1].from, 1);
+		USMC_ASSERT_EQ(t[1].msg[0], SMC_LLC_DELETE_LINK_V2);
+		USMC_ASSERT_EQ(t[1].msg[3], SMC_LLC_FLAG_DEL_LINK_ALL);
 	}
 	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
 	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
@@ -673,11 +676,15 @@ static void test_ctx_shutdown_idle(void)
 	USMC_ASSERT_EQ(lgr_count(a), 0);
 	USMC_ASSERT_EQ(lgr_count(b), 0);
 	t = usmc_sim_get_trace(sim, &n);
-	USMC_ASSERT_EQ_FATAL(n, 1);
+	USMC_ASSERT_EQ_FATAL(n, 2);
 	USMC_ASSERT_EQ(t[0].from, usmc_sim_node_index(a));
 	USMC_ASSERT_EQ(t[0].msg[0], SMC_LLC_DELETE_LINK_V2);
 	USMC_ASSERT_EQ(t[0].msg[3], SMC_LLC_FLAG_DEL_LINK_ALL |
 					    SMC_LLC_FLAG_DEL_LINK_ORDERLY);
+	/* the peer's answer, which a waited for */
+	USMC_ASSERT_EQ(t[1].from, usmc_sim_node_index(b));
+	USMC_ASSERT_EQ(t[1].msg[0], SMC_LLC_DELETE_LINK_V2);
+	USMC_ASSERT_EQ(t[1].msg[3], SMC_LLC_FLAG_DEL_LINK_ALL);
 	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
 	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
 	usmc_sim_del(sim);
@@ -730,8 +737,10 @@ static void test_ctx_shutdown_idle_llc_in_flight(void)
 		uint8_t type = t[i].msg[0], flags = t[i].msg[3];
 
 		if (type == SMC_LLC_DELETE_LINK_V2) {
-			USMC_ASSERT_EQ(t[i].from, ia);
-			USMC_ASSERT_EQ(i, n - 1); /* the last message */
+			/* a's, then the peer's answer, last */
+			USMC_ASSERT_EQ(t[i].from,
+				       del ? usmc_sim_node_index(b) : ia);
+			USMC_ASSERT_EQ(i, n - 2 + del);
 			del++;
 		} else if (type == SMC_LLC_DELETE_RKEY_V2 && t[i].from != ia &&
 			   !(flags & SMC_LLC_FLAG_RESP)) {
@@ -741,12 +750,104 @@ static void test_ctx_shutdown_idle_llc_in_flight(void)
 			answered++;
 		}
 	}
-	USMC_ASSERT_EQ(del, 1);
+	USMC_ASSERT_EQ(del, 2);
 	USMC_ASSERT_EQ(reqs, 1);
 	USMC_ASSERT_EQ(answered, 1);
 	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
 	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
 	usmc_sim_del(sim);
+}
+
+/* At exit (usmc_ctx_shutdown_idle) the link of a's DELETE_LINK ALL stays
+ * until the peer's own DELETE_LINK ALL comes back (the kernel's
+ * smc_lgr_cleanup sends one in either role), so that what the peer still
+ * sends is acknowledged, not retried into a process gone; a DELETE_RKEY
+ * the peer sends after it is answered meanwhile (a kernel holds its LLC
+ * flow 2 s for the answer, and its DELETE_LINK ALL behind it). With no
+ * answer at all the wait ends after 2.5 s. b's core hangs throughout
+ * (blackhole), so the peer's messages are forged on its QP. */
+static void exit_waits(int answer)
+{
+	usmc_sim *sim;
+	usmc_sim_node *a, *b;
+	usmc_sim_ep *c, *s;
+	usmc_link *lb;
+	usmc_llc_msg m;
+	uint8_t buf[44];
+	usmc_tstamp t0;
+	const usmc_sim_trace *t;
+	size_t n, rkey_answers = 0, a_del = 0;
+	int ia;
+
+	setup(&sim, &a, &b, &c, &s, 68 + (uint64_t)answer, 30 * SEC);
+	ia = usmc_sim_node_index(a);
+	lb = usmc_sim_node_link(b, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(lb);
+	USMC_ASSERT_EQ(usmc_conn_close(c->conn, usmc_sim_now(sim)), 0);
+	settle(sim);
+	USMC_ASSERT_EQ(usmc_conn_close(s->conn, usmc_sim_now(sim)), 0);
+	settle(sim);
+	usmc_sim_ep_del(c);
+	usmc_sim_ep_del(s);
+	usmc_sim_set_blackhole(b, 1);
+	usmc_sim_trace_clear(sim);
+	t0 = usmc_sim_now(sim);
+	USMC_ASSERT_EQ(usmc_ctx_shutdown_idle(usmc_sim_node_ctx(a), t0), 1);
+	usmc_sim_run(sim, t0 + 200 * USMC_NS_PER_MS);
+	USMC_ASSERT_EQ(lgr_count(a), 1);
+	usmc_llc_msg_init(&m, SMC_LLC_DELETE_RKEY, 2, 0);
+	m.delete_rkey.num_rkeys = 1;
+	m.delete_rkey.rkey[0] = 0x1234;
+	USMC_ASSERT_EQ_FATAL(usmc_llc_encode(buf, sizeof(buf), &m), 44);
+	USMC_ASSERT_EQ(usmc_sim_inject_send(sim, lb, buf, 44), 0);
+	usmc_sim_run(sim, t0 + 1000 * USMC_NS_PER_MS);
+	USMC_ASSERT_EQ(lgr_count(a), 1);
+	if (answer) {
+		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK, 2,
+				  SMC_LLC_FLAG_DEL_LINK_ALL);
+		m.delete_link.reason = SMC_LLC_DEL_PROG_INIT_TERM;
+		USMC_ASSERT_EQ_FATAL(usmc_llc_encode(buf, sizeof(buf), &m), 44);
+		USMC_ASSERT_EQ(usmc_sim_inject_send(sim, lb, buf, 44), 0);
+		usmc_sim_run(sim, t0 + 1200 * USMC_NS_PER_MS);
+		USMC_ASSERT_EQ(lgr_count(a), 0);
+	} else {
+		usmc_sim_run(sim, t0 + 2400 * USMC_NS_PER_MS);
+		USMC_ASSERT_EQ(lgr_count(a), 1);
+		usmc_sim_run(sim, t0 + 3000 * USMC_NS_PER_MS);
+		USMC_ASSERT_EQ(lgr_count(a), 0);
+	}
+	/* b wakes up to a's messages: the answer to its DELETE_RKEY and the
+	 * DELETE_LINK ALL; it ends its side too */
+	usmc_sim_set_blackhole(b, 0);
+	usmc_sim_run(sim, usmc_sim_now(sim) + 20 * SEC);
+	USMC_ASSERT_EQ(lgr_count(b), 0);
+	t = usmc_sim_get_trace(sim, &n);
+	for (size_t i = 0; i < n; i++) {
+		if (t[i].from != ia)
+			continue;
+		if (t[i].msg[0] == SMC_LLC_DELETE_RKEY_V2 &&
+		    (t[i].msg[3] & SMC_LLC_FLAG_RESP))
+			rkey_answers++;
+		if (t[i].msg[0] == SMC_LLC_DELETE_LINK_V2 &&
+		    t[i].msg[3] == (SMC_LLC_FLAG_DEL_LINK_ALL |
+				    SMC_LLC_FLAG_DEL_LINK_ORDERLY))
+			a_del++;
+	}
+	USMC_ASSERT_EQ(a_del, 1);
+	USMC_ASSERT_EQ(rkey_answers, 1);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(a), 0);
+	USMC_ASSERT_EQ(usmc_sim_node_live_mrs(b), 0);
+	usmc_sim_del(sim);
+}
+
+static void test_exit_waits_answered(void)
+{
+	exit_waits(1);
+}
+
+static void test_exit_waits_bounded(void)
+{
+	exit_waits(0);
 }
 
 /* Deleting a live connection aborts it towards the peer. */
@@ -786,6 +887,8 @@ static CU_TestInfo close_tests[] = {
 	{"ctx_shutdown_idle", test_ctx_shutdown_idle},
 	{"ctx_shutdown_idle_llc_in_flight",
 	 test_ctx_shutdown_idle_llc_in_flight},
+	{"exit_waits_for_the_peers_delete_link", test_exit_waits_answered},
+	{"exit_wait_bounded", test_exit_waits_bounded},
 	CU_TEST_INFO_NULL,
 };
 

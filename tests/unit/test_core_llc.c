@@ -184,7 +184,9 @@ static void test_close_cdcs_as_kernel(void)
 
 /* DELETE_LINK for an unknown link is answered NOLNK and changes nothing;
  * for our only link it is answered and the lgr goes (no failover target);
- * DELETE_LINK ALL ends the lgr without an answer. */
+ * DELETE_LINK ALL ends the lgr, answered with a DELETE_LINK ALL of ours (as
+ * the kernel's smc_lgr_cleanup), which the forged sender's core answers in
+ * turn. */
 static void delete_link(int kind)
 {
 	usmc_sim *sim = usmc_sim_new(74 + (uint64_t)kind);
@@ -212,7 +214,13 @@ static void delete_link(int kind)
 	usmc_sim_run_idle(sim, usmc_sim_now(sim) + SEC);
 	tr = usmc_sim_get_trace(sim, &n);
 	if (kind == 2) {
-		USMC_ASSERT_EQ(n, 1); /* no answer to ALL */
+		USMC_ASSERT_EQ_FATAL(n, 3);
+		USMC_ASSERT_EQ(tr[1].from, 1);
+		USMC_ASSERT_EQ_FATAL(usmc_llc_decode(&r, tr[1].msg, 44), 44);
+		USMC_ASSERT_EQ(r.hdr.type, SMC_LLC_DELETE_LINK);
+		USMC_ASSERT_EQ(r.hdr.flags, SMC_LLC_FLAG_DEL_LINK_ALL);
+		USMC_ASSERT_EQ(r.delete_link.reason,
+			       SMC_LLC_DEL_PROG_INIT_TERM);
 	} else {
 		CU_ASSERT_TRUE_FATAL(n >= 2);
 		USMC_ASSERT_EQ(tr[1].from, 1);

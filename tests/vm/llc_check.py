@@ -7,9 +7,9 @@ DECODE_JSON is usmc-decode --json of the capture; server|client is usmc's
 role. Fails (exit 1, the reasons on stdout) unless:
 - every LLC request (resp flag clear) either side sent is answered by a
   response of its type from the other side, in order; DELETE_LINK ALL is
-  not a request: the kernel's client ends its link group on it, its server
-  sends DELETE_LINK ALL back (smc_llc_process_srv_delete_link), so usmc's
-  DELETE_LINK ALL to a kernel server must be followed by the kernel's;
+  not a request, but the kernel ends its link group on it with a
+  DELETE_LINK ALL of its own (smc_lgr_cleanup, either role), for which usmc
+  waits: usmc's DELETE_LINK ALL must be followed by the kernel's;
 - usmc itself ended each link group: one DELETE_LINK ALL from usmc per
   CONFIRM_LINK request (one per link group);
 - the kernel sent no RoCE request packet twice (same QPN, PSN, opcode)
@@ -92,10 +92,9 @@ def main():
         bad.append("no CONFIRM_LINK request: no link group in the capture")
     if len(usmc_del_all) != lgrs:
         bad.append("%d link groups, but usmc sent %d DELETE_LINK ALL" % (lgrs, len(usmc_del_all)))
-    if role == "client":
-        for f in usmc_del_all:
-            if not any(k > f for k in kern_del_all):
-                bad.append("frame %d: usmc's DELETE_LINK ALL not answered by the kernel's server" % f)
+    for f in usmc_del_all:
+        if not any(k > f for k in kern_del_all):
+            bad.append("frame %d: usmc's DELETE_LINK ALL not answered by the kernel's" % f)
     # the kernel's RoCE requests: each must be acknowledged by usmc (an
     # ACK on that QP with a PSN at or past it), and none may be sent
     # again after usmc's last packet (a peer left retransmitting). A
