@@ -157,7 +157,7 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 	usmc_rule_net ln, rn;
 	usmc_rule_query q = {program_invocation_short_name, NULL, NULL, port};
 	char buf[256];
-	int idx, v;
+	int idx, v, by_default;
 
 	if (local && local->sin_addr.s_addr != htonl(INADDR_ANY) &&
 	    !usmc_rule_net_from_sa(&ln, local))
@@ -171,16 +171,13 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 	 * loaded only when the verdict depends on it: a socket a tcp rule
 	 * excludes costs no eBPF load (5 ms of CPU, mostly the kernel's). */
 	usmc_g.cfg.rules.dflt_smc = 0;
-	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
-	if (!usmc_rules_has_smc(&usmc_g.cfg.rules)) {
-		int idx1, v1;
-
+	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx, &by_default);
+	/* without smc rules every verdict is TCP here; one the default took
+	 * part in is SMC or MAYBE with the default SMC */
+	if (by_default && !usmc_rules_has_smc(&usmc_g.cfg.rules) &&
+	    usmc_hs_synopt()) {
 		usmc_g.cfg.rules.dflt_smc = 1;
-		v1 = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx1);
-		if (v1 != v || idx1 != idx) {
-			usmc_g.cfg.rules.dflt_smc = usmc_hs_synopt() != NULL;
-			v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx);
-		}
+		v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx, NULL);
 	}
 	if (why && whylen)
 		why[0] = '\0';

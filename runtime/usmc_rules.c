@@ -635,11 +635,14 @@ int usmc_rules_has_smc(const usmc_rules *rs)
 	return 0;
 }
 
-int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx)
+int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx,
+		    int *by_default)
 {
 	int smc = 0, tcp = 0, first_maybe = -1, def = -1;
 
 	*idx = -1;
+	if (by_default)
+		*by_default = 0;
 	if (rs->error)
 		return USMC_RULE_TCP;
 	for (int i = 0; i < rs->n && def < 0; i++) {
@@ -680,6 +683,8 @@ int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx)
 		}
 	}
 	if (def < 0) { /* the default */
+		if (by_default)
+			*by_default = 1;
 		if (rs->dflt_smc)
 			smc = 1;
 		else

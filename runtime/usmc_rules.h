@@ -114,9 +114,11 @@ typedef struct usmc_rule_query {
  * First match wins; no match is TCP. Returns USMC_RULE_SMC,
  * USMC_RULE_TCP or (unknown fields only) USMC_RULE_MAYBE; *idx is the
  * deciding rule (for MAYBE the first rule that may match), -1 for the
- * default or refused rules.
+ * default or refused rules. *by_default (if not NULL): whether the default
+ * (rs->dflt_smc) took part, i.e. no rule surely matched.
  */
-int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx);
+int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx,
+		    int *by_default);
 /* Why: "rule 3 at /etc/usmc.conf:12 (smc port 7070) matched", "no rule
  * matched, default tcp", ... */
 void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,

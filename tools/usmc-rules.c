@@ -304,7 +304,7 @@ int main(int argc, char **argv)
 			       cfg->synopt ? err : "USMC_SYNOPT=off");
 		}
 	}
-	v = usmc_rules_eval(&cfg->rules, &q, &idx);
+	v = usmc_rules_eval(&cfg->rules, &q, &idx, NULL);
 	usmc_rules_why(&cfg->rules, v, idx, why, sizeof(why));
 	printf("%s %s program \"%s\" local %s remote %s port %u\n",
 	       listen_mode ? "listen" : "connect", ep, prog,

@@ -41,7 +41,7 @@ static void check_eval(const usmc_rules *rs, const uint8_t *d, size_t n)
 		q.local = i & 1 ? &a : NULL;
 		q.remote = i & 2 ? &b : NULL;
 		q.port = (uint16_t)(n ? d[i % n] << 8 | d[(i + 1) % n] : 0);
-		v = usmc_rules_eval(rs, &q, &idx);
+		v = usmc_rules_eval(rs, &q, &idx, NULL);
 		if (v != USMC_RULE_SMC && v != USMC_RULE_TCP &&
 		    v != USMC_RULE_MAYBE)
 			abort();

@@ -34,6 +34,9 @@ static usmc_rule_net net(const char *s)
 	return n;
 }
 
+/* whether the default took part in the last eval() */
+static int by_default;
+
 /* Evaluates with the given fields (NULL = unknown). */
 static int eval(const usmc_rules *rs, const char *prog, const char *local,
 		const char *remote, uint16_t port, int *idx)
@@ -49,7 +52,7 @@ static int eval(const usmc_rules *rs, const char *prog, const char *local,
 		r = net(remote);
 		q.remote = &r;
 	}
-	return usmc_rules_eval(rs, &q, idx);
+	return usmc_rules_eval(rs, &q, idx, &by_default);
 }
 
 static void test_parse_ok(void)
@@ -204,6 +207,7 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 9000, &idx),
 		       USMC_RULE_SMC);
 	USMC_ASSERT_EQ(idx, 3);
+	USMC_ASSERT_EQ(by_default, 0);
 	usmc_rules_why(rs, USMC_RULE_SMC, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(
 		why, "rule 4 at f.conf:4 (smc port 7005,9000) matched");
@@ -211,6 +215,7 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 9001, &idx),
 		       USMC_RULE_TCP);
 	USMC_ASSERT_EQ(idx, -1);
+	USMC_ASSERT_EQ(by_default, 1);
 	usmc_rules_why(rs, USMC_RULE_TCP, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(why, "no rule matched, default tcp");
 	/* with the SMC TCP option on and no smc rule, no match is smc; tcp
@@ -227,9 +232,11 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 7005, &idx),
 		       USMC_RULE_TCP);
 	USMC_ASSERT_EQ(idx, 2);
+	USMC_ASSERT_EQ(by_default, 0);
 	/* a listener: a tcp rule naming a peer, then the default smc */
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", NULL, 80, &idx),
 		       USMC_RULE_MAYBE);
+	USMC_ASSERT_EQ(by_default, 1);
 	rs->dflt_smc = 0;
 
 	/* a listener (remote unknown): tcp rules naming a peer settle
