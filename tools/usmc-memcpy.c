@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "usmc_tool.h"
+#include "usmc_tp_shm.h"
 
 static void usage(FILE *f)
 {
@@ -112,15 +113,6 @@ struct pipe {
 	unsigned char sum;
 };
 
-static inline void relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
-#endif
-}
-
 static void pin(int cpu)
 {
 	cpu_set_t set;
@@ -142,7 +134,7 @@ static void *pipe_reader(void *arg)
 			atomic_load_explicit(&p->prod, memory_order_acquire);
 
 		if (pr - c < p->block) {
-			relax();
+			usmc_tp_shm_relax();
 			continue;
 		}
 		memcpy(buf, p->ring + c % p->span, p->block);
@@ -209,7 +201,7 @@ static int run_pipe(size_t block, size_t span, double *secs, int *cpus,
 			while (w - atomic_load_explicit(&p.cons,
 							memory_order_acquire) >
 			       span - block)
-				relax();
+				usmc_tp_shm_relax();
 			memcpy(p.ring + w % span, src, block);
 			w += block;
 			atomic_store_explicit(&p.prod, w, memory_order_release);
