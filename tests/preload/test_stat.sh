@@ -171,8 +171,10 @@ assert len(c) == 1, c
 c = c[0]
 # usmc-perf's 64-byte header, then the stream
 assert c["bytes_sent"] == 64 + n and c["bytes_received"] == 40, c
-g = [o for o in json.load(open(lj4)) if o["pid"] == c["pid"]]
-assert len(g) == 1 and g[0]["lgr_id"] == c["lgr_id"] and len(g[0]["links"]) == 1, g
+lgrs = json.load(open(lj4))
+g = [o for o in lgrs if o["pid"] == c["pid"]]
+assert len(g) == 1 and g[0]["lgr_id"] == c["lgr_id"] and len(g[0]["links"]) == 1, (
+    "connection %s; link groups of every process: %s" % (c, lgrs))
 l = g[0]["links"][0]
 assert l["link_id"] == c["link_id"], (l, c)
 assert l["tx_bytes"] == 64 + n, (l["tx_bytes"], 64 + n)
