@@ -413,6 +413,10 @@ void usmc_epoll_external(int epfd)
 	if (set && !set->external) {
 		set->external = 1;
 		usmc_notify_arm(set->nid, 1);
+		/* a socket may have become ready while the set was not armed
+		 * (nothing was written for it then): the outside waiter looks
+		 * once (epoll_wait), and sleeps on the set after that */
+		usmc_notify_kick(set->nid);
 	}
 }
 
@@ -676,7 +680,7 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 	if (timeout_ms > 0)
 		deadline =
 			usmc_rt_now() + (uint64_t)timeout_ms * USMC_NS_PER_MS;
-	for (;;) {
+	for (int drained = 0;;) {
 		ep_set *set;
 		int n = 0, r, k = 0, got = 0, dev = 0, t = timeout_ms,
 		    spun = -1;
@@ -747,7 +751,9 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 			set->dev_poller |= dp >= 0;
 		}
 		pthread_mutex_unlock(&usmc_g.lock);
-		if (n == max)
+		/* a zero timeout's look after a drain: it ends the call (see
+		 * below) */
+		if (n == max || drained)
 			return n;
 		if (n)
 			t = 0;
@@ -796,9 +802,17 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		}
 		if (n + k)
 			return n + k;
-		if (!(got || dev) || t == 0)
+		if (!(got || dev))
 			return 0;
-		/* woken for a user socket or the device: look again */
+		/* woken for a user socket or the device: look again. With a
+		 * zero timeout too, once more, and only at the set: what
+		 * changed between collect() and the drain wrote nothing (the
+		 * eventfd was pending from an earlier change) or was drained
+		 * unseen, and nothing would say it again (a loop that polls
+		 * the epoll fd from outside slept on: test_runtime_shm_wake);
+		 * what changes after the drain writes the eventfd again */
+		if (t == 0)
+			drained = 1;
 	}
 }
 

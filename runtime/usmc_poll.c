@@ -36,19 +36,29 @@ static struct {
 static int n_notifiers;
 static uint64_t notify_ids;
 
-void usmc_rt_notify(void)
+static void notify_one(int i)
 {
 	uint64_t one = 1;
 
-	for (int i = 0; i < n_notifiers; i++) {
-		if (notifiers[i].pending || notifiers[i].armed <= 0)
-			continue;
-		notifiers[i].pending = 1;
-		if (usmc_real()->write(notifiers[i].fd, &one, sizeof(one)) <
-		    0) {
-			/* full counter: already signalled */
-		}
+	notifiers[i].pending = 1;
+	if (usmc_real()->write(notifiers[i].fd, &one, sizeof(one)) < 0) {
+		/* full counter: already signalled */
 	}
+}
+
+void usmc_rt_notify(void)
+{
+	for (int i = 0; i < n_notifiers; i++)
+		if (!notifiers[i].pending && notifiers[i].armed > 0)
+			notify_one(i);
+}
+
+/* Lock held. */
+void usmc_notify_kick(uint64_t id)
+{
+	for (int i = 0; i < n_notifiers; i++)
+		if (notifiers[i].id == id && !notifiers[i].pending)
+			notify_one(i);
 }
 
 void usmc_notify_fork_child(void)

@@ -375,6 +375,8 @@ void usmc_sock_reap(void);
  * it, -1 when it is awake again). */
 uint64_t usmc_notify_add(int evfd, int armed);
 void usmc_notify_arm(uint64_t id, int delta);
+/* Lock held: signals notifier |id| alone, as if a readiness had changed. */
+void usmc_notify_kick(uint64_t id);
 /* Lock held: epoll fd |epfd| is waited on from outside usmc_epoll_pwait
  * (in poll, select or another epoll set): its notifier is always armed. */
 void usmc_epoll_external(int epfd);

@@ -202,10 +202,24 @@ static int wait_poll_ep(void)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n != 1 || !(p.revents & POLLIN)) {
+			struct pollfd q = {.fd = fd, .events = POLLIN};
+			usmc_stats st;
+			int m = usmc_epoll_wait(ep, &ev, 1, 0);
+			int k = usmc_poll(&q, 1, 0);
+
+			/* which layer lost the wake-up: the set (its eventfd),
+			 * the socket, or the device (no doorbell taken) */
+			usmc_get_stats(&st);
 			fprintf(stderr,
-				"\n  [poll on the set: %d, revents %#x, %s]", n,
-				(unsigned)p.revents,
-				n < 0 ? strerror(errno) : "");
+				"\n  [poll on the set: %d, revents %#x, %s; "
+				"then epoll_wait %d, poll on the socket %d "
+				"(revents %#x); doorbell taken by the app "
+				"thread %llu times, the progress thread %llu]",
+				n, (unsigned)p.revents,
+				n < 0 ? strerror(errno) : "", m, k,
+				(unsigned)q.revents,
+				(unsigned long long)st.dev_wakes_app,
+				(unsigned long long)st.dev_wakes_progress);
 			return -1;
 		}
 		n = usmc_epoll_wait(ep, &ev, 1, 0);
