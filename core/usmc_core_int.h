@@ -33,9 +33,10 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_STREAM_WAIT     (2 * USMC_NS_PER_SEC)  /* SMC_MAX_STREAM_WAIT */
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 #define USMC_END_QUIET	     (50 * USMC_NS_PER_MS)  /* exit: peer quiet */
-/* after our orderly DELETE_LINK ALL, for the peer's own: a kernel flow that
- * waits for an answer of ours holds it up to SMC_LLC_WAIT_TIME (2 s) */
-#define USMC_TERM_WAIT	     (2500 * USMC_NS_PER_MS)
+/* after our orderly DELETE_LINK ALL, for the peer's own: it comes at once
+ * once its DELETE_RKEY is answered (usmc_llc_rx_ending); a peer that is
+ * gone or hung must not hold an exiting process long */
+#define USMC_TERM_WAIT	     (500 * USMC_NS_PER_MS)
 #define USMC_FAILOVER_GRACE  (10 * USMC_NS_PER_MS) /* dead link's CQ */
 
 /* long (v2) LLC messages that may wait for a link's v2 buffer

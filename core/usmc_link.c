@@ -653,8 +653,16 @@ int usmc_link_on_wc(usmc_link *link, const usmc_wc *wc, usmc_tstamp ts)
 	    idx == (uint32_t)link->v2_slot)
 		link->v2_slot = -1;
 	if (lgr->terminating) {
-		if (link == lgr->term_link && wc->status == USMC_WC_SUCCESS)
+		if (link != lgr->term_link)
+			return 0;
+		if (wc->status == USMC_WC_SUCCESS) {
 			link_on_wc_ending(link, kind, idx, wc->byte_len, ts);
+		} else if (wc->status != USMC_WC_WR_FLUSH_ERR) {
+			/* the peer cannot answer (retries exhausted): no
+			 * point waiting for it */
+			lgr->term_link = NULL;
+			lgr->free_expiry = usmc_tmin(lgr->free_expiry, ts);
+		}
 		return 0;
 	}
 	/* a failed-over link's flushes: it is down already */

@@ -471,7 +471,7 @@ __attribute__((destructor)) static void close_at_exit(void)
 		/* then no link group outlives the process on its peers
 		 * (they would keep it until TEST_LINK fails, 30 s); a peer
 		 * answers at once, the bound is for one that does not */
-		usmc_smc_exit_lgrs(usmc_rt_now() + 3 * USMC_NS_PER_SEC);
+		usmc_smc_exit_lgrs(usmc_rt_now() + USMC_NS_PER_SEC);
 		pthread_mutex_unlock(&usmc_g.lock);
 	}
 	usmc_in_runtime--;

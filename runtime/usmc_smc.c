@@ -1969,7 +1969,7 @@ void usmc_smc_exit_lgrs(uint64_t end)
 	smc_post();
 	/* the DELETE_LINKs leave once the peers have been quiet for 50 ms;
 	 * each lgr is freed 100 ms after the peer's own DELETE_LINK ALL came
-	 * back, or after the core's 2.5 s wait for it (USMC_TERM_WAIT) */
+	 * back, or after the core's 500 ms wait for it (USMC_TERM_WAIT) */
 	do {
 		n = 0;
 		for (usmc_lgr *l = usmc_ctx_next_lgr(smc.ctx, NULL); l;

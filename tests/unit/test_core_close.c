@@ -764,7 +764,7 @@ static void test_ctx_shutdown_idle_llc_in_flight(void)
  * sends is acknowledged, not retried into a process gone; a DELETE_RKEY
  * the peer sends after it is answered meanwhile (a kernel holds its LLC
  * flow 2 s for the answer, and its DELETE_LINK ALL behind it). With no
- * answer at all the wait ends after 2.5 s. b's core hangs throughout
+ * answer at all the wait ends after 500 ms. b's core hangs throughout
  * (blackhole), so the peer's messages are forged on its QP. */
 static void exit_waits(int answer)
 {
@@ -793,14 +793,15 @@ static void exit_waits(int answer)
 	usmc_sim_trace_clear(sim);
 	t0 = usmc_sim_now(sim);
 	USMC_ASSERT_EQ(usmc_ctx_shutdown_idle(usmc_sim_node_ctx(a), t0), 1);
-	usmc_sim_run(sim, t0 + 200 * USMC_NS_PER_MS);
+	/* its DELETE_LINK ALL leaves after USMC_END_QUIET (50 ms) */
+	usmc_sim_run(sim, t0 + 100 * USMC_NS_PER_MS);
 	USMC_ASSERT_EQ(lgr_count(a), 1);
 	usmc_llc_msg_init(&m, SMC_LLC_DELETE_RKEY, 2, 0);
 	m.delete_rkey.num_rkeys = 1;
 	m.delete_rkey.rkey[0] = 0x1234;
 	USMC_ASSERT_EQ_FATAL(usmc_llc_encode(buf, sizeof(buf), &m), 44);
 	USMC_ASSERT_EQ(usmc_sim_inject_send(sim, lb, buf, 44), 0);
-	usmc_sim_run(sim, t0 + 1000 * USMC_NS_PER_MS);
+	usmc_sim_run(sim, t0 + 300 * USMC_NS_PER_MS);
 	USMC_ASSERT_EQ(lgr_count(a), 1);
 	if (answer) {
 		usmc_llc_msg_init(&m, SMC_LLC_DELETE_LINK, 2,
@@ -808,12 +809,13 @@ static void exit_waits(int answer)
 		m.delete_link.reason = SMC_LLC_DEL_PROG_INIT_TERM;
 		USMC_ASSERT_EQ_FATAL(usmc_llc_encode(buf, sizeof(buf), &m), 44);
 		USMC_ASSERT_EQ(usmc_sim_inject_send(sim, lb, buf, 44), 0);
-		usmc_sim_run(sim, t0 + 1200 * USMC_NS_PER_MS);
+		/* gone 100 ms after it, before the wait's end (550 ms) */
+		usmc_sim_run(sim, t0 + 450 * USMC_NS_PER_MS);
 		USMC_ASSERT_EQ(lgr_count(a), 0);
 	} else {
-		usmc_sim_run(sim, t0 + 2400 * USMC_NS_PER_MS);
+		usmc_sim_run(sim, t0 + 500 * USMC_NS_PER_MS);
 		USMC_ASSERT_EQ(lgr_count(a), 1);
-		usmc_sim_run(sim, t0 + 3000 * USMC_NS_PER_MS);
+		usmc_sim_run(sim, t0 + 700 * USMC_NS_PER_MS);
 		USMC_ASSERT_EQ(lgr_count(a), 0);
 	}
 	/* b wakes up to a's messages: the answer to its DELETE_RKEY and the
