@@ -53,12 +53,24 @@ void usmc_rt_notify(void)
 			notify_one(i);
 }
 
+/* Lock held: the index of notifier |id|, or -1 if it is gone. By id: the
+ * notifier may be gone, and its fd's number taken by another, while its
+ * thread slept. */
+static int notify_index(uint64_t id)
+{
+	for (int i = 0; i < n_notifiers; i++)
+		if (notifiers[i].id == id)
+			return i;
+	return -1;
+}
+
 /* Lock held. */
 void usmc_notify_kick(uint64_t id)
 {
-	for (int i = 0; i < n_notifiers; i++)
-		if (notifiers[i].id == id && !notifiers[i].pending)
-			notify_one(i);
+	int i = notify_index(id);
+
+	if (i >= 0 && !notifiers[i].pending)
+		notify_one(i);
 }
 
 void usmc_notify_fork_child(void)
@@ -80,15 +92,13 @@ uint64_t usmc_notify_add(int evfd, int armed)
 	return notifiers[n_notifiers++].id;
 }
 
-/* Lock held. By id: the notifier may be gone, and its fd's number taken
- * by another, while its thread slept. */
+/* Lock held. */
 void usmc_notify_arm(uint64_t id, int delta)
 {
-	for (int i = 0; i < n_notifiers; i++)
-		if (notifiers[i].id == id) {
-			notifiers[i].armed += delta;
-			return;
-		}
+	int i = notify_index(id);
+
+	if (i >= 0)
+		notifiers[i].armed += delta;
 }
 
 /* Lock held. */
