@@ -6,12 +6,12 @@
 #                        libraries of the build, tshark and tcpdump
 set -euo pipefail
 # the build: a compiler, cmake, the libraries; the demo: tshark, tcpdump,
-# iproute2, python3 (tests/netns/icrc_check.py). zlib: the CRC oracle of
-# test_roce_hdr and usmc-srbench; libisal2: the ICRC's dlopen'ed CRC-32
-# (no header is needed to build).
+# iproute2, python3 (tests/netns/icrc_check.py), jq (the tests' t_json).
+# zlib: the CRC oracle of test_roce_hdr and usmc-srbench; libisal2: the
+# ICRC's dlopen'ed CRC-32 (no header is needed to build).
 demo_pkgs=(build-essential cmake pkg-config clang llvm
       libcunit1-dev libpcap-dev zlib1g-dev libisal2 libibverbs-dev libbpf-dev
-      tshark tcpdump iproute2 iptables python3 procps)
+      tshark tcpdump iproute2 iptables python3 jq procps)
 pkgs=("${demo_pkgs[@]}" clang-format debhelper ibverbs-providers rdma-core
       valgrind socat iperf3 util-linux
       redis-server redis-tools sockperf nginx-light curl gnuplot-nox
