@@ -9,7 +9,7 @@
 # connection adds (RSS, PSS) is printed beside kernel TCP's from the same
 # run, and must stay within CONNS_MAX_KIB (default 64) at both ends.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 n=${CONNS_N:-4096}
 max_kib=${CONNS_MAX_KIB:-64}
@@ -66,7 +66,7 @@ srss=$(t_json "$c" server_rss_kib_per_conn)
 spss=$(t_json "$c" server_pss_kib_per_conn)
 t_log "usmc ($want_path): per idle connection, client RSS $crss KiB PSS $cpss KiB; server RSS $srss KiB PSS $spss KiB; $(t_json "$c" connect_seconds) s to connect $n"
 for v in "$crss" "$cpss" "$srss" "$spss"; do
-	python3 -c "import sys; sys.exit(0 if -1 <= float('$v') <= $max_kib else 1)" || {
+	awk -v v="$v" -v hi="$max_kib" 'BEGIN { exit !(v != "" && -1 <= v && v <= hi) }' || {
 		t_log "memory per idle connection $v KiB is not within -1..$max_kib KiB (a delta: freed pages can make it slightly negative)"
 		fail=1
 	}

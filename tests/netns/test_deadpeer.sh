@@ -14,7 +14,7 @@
 # for ever, as rxe) a stream survives the 10 s stop byte-exact. DP_CASES
 # picks parts (kill exit stop).
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up
 DP_REPS=${DP_REPS:-3}
@@ -25,6 +25,10 @@ port=7100
 dp_h1=$(usmc_lab_ns "$t_lab" h1)
 dp_h2=$(usmc_lab_ns "$t_lab" h2)
 dp_now() { date +%s.%N; }
+# seconds arithmetic in awk: the loop of dp_lgr_ends polls every 20 ms
+dp_sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a - b }'; }
+dp_below() { awk -v x="$1" -v hi="$2" 'BEGIN { exit !(x < hi) }'; }
+dp_within() { awk -v x="$1" -v lo="$2" -v hi="$3" 'BEGIN { exit !(x >= lo && x < hi) }'; }
 
 # dp_kill_case TAG VICTIM(server|client) CLIENT_ARGS...
 dp_kill_case() {
@@ -70,8 +74,8 @@ dp_kill_case() {
 		fail=1
 		return
 	fi
-	dt=$(python3 -c "print('%.3f' % ($at - $t_kill))")
-	t_log "$tag: $victim killed; survivor's error after ${dt} s, exit after $(python3 -c "print('%.3f' % ($t_exit - $t_kill))") s: $err (bytes $bytes, verify $verify)"
+	dt=$(dp_sub "$at" "$t_kill")
+	t_log "$tag: $victim killed; survivor's error after ${dt} s, exit after $(dp_sub "$t_exit" "$t_kill") s: $err (bytes $bytes, verify $verify)"
 	case $err in
 	*"Connection reset by peer"*) ;;
 	*)
@@ -79,7 +83,7 @@ dp_kill_case() {
 		fail=1
 		;;
 	esac
-	python3 -c "import sys; sys.exit(0 if $dt < $DP_LIMIT else 1)" || {
+	dp_below "$dt" "$DP_LIMIT" || {
 		t_log "$tag: FAIL: detection took ${dt} s (limit $DP_LIMIT s)"
 		fail=1
 	}
@@ -122,13 +126,13 @@ done
 # appears in LOG within 1 s of START (dp_now); prints how long it took.
 dp_lgr_ends() {
 	local log=$1 n=$2 start=$3 end
-	end=$(python3 -c "print($start + 1.0)")
+	end=$(awk -v s="$start" 'BEGIN { printf "%.6f", s + 1.0 }')
 	while :; do
 		if [ "$(grep -c 'core: lgr .* terminated' "$log")" -ge "$n" ]; then
-			python3 -c "print('%.3f' % ($(dp_now) - $start))"
+			dp_sub "$(dp_now)" "$start"
 			return 0
 		fi
-		python3 -c "import sys; sys.exit(0 if $(dp_now) < $end else 1)" || return 1
+		dp_below "$(dp_now)" "$end" || return 1
 		sleep 0.02
 	done
 }
@@ -236,9 +240,9 @@ dp_stop_case() {
 		at=$(t_json "$f" error_at)
 		err=$(t_json "$f" error)
 		if [ "$side" = "$victim" ]; then
-			dt=$(python3 -c "print('%.3f' % (${at:-0} - $t_cont))")
+			dt=$(dp_sub "${at:-0}" "$t_cont")
 		else
-			dt=$(python3 -c "print('%.3f' % (${at:-0} - $t_stop))")
+			dt=$(dp_sub "${at:-0}" "$t_stop")
 		fi
 		t_log "$tag: $side ($([ "$side" = "$victim" ] && echo "stopped; after SIGCONT" || echo "survivor; after the stop")) ${dt} s: $err (bytes $(t_json "$f" bytes), verify $(t_json "$f" verify))"
 		case $err in
@@ -251,7 +255,7 @@ dp_stop_case() {
 		# an idle client sleeps through it: it learns at its first
 		# send, after --idle
 		[ "$idle" = 1 ] && [ "$side" = client ] && continue
-		python3 -c "import sys; sys.exit(0 if 0 <= $dt < ${DP_STOP_LIMIT:-3} else 1)" || {
+		dp_within "$dt" 0 "${DP_STOP_LIMIT:-3}" || {
 			t_log "$tag: FAIL: the $side noticed after ${dt} s (limit ${DP_STOP_LIMIT:-3} s)"
 			fail=1
 		}

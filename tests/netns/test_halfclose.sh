@@ -5,7 +5,7 @@
 # shutdown closed just one direction. A single byte and sizes that end
 # mid-buffer; both sides must succeed and agree on the count.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up
 fail=0

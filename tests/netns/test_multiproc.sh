@@ -5,7 +5,7 @@
 # one server, and two usmc-perf servers in h1 each serving a client. Every
 # connection must be SMC-R and byte-exact.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up
 

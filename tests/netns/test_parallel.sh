@@ -2,7 +2,7 @@
 # 64 concurrent SMC-R connections between the same two hosts, each a
 # verified 1 MiB stream; they must all share one link group.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up
 t_run_pair p64 7070 --verify --json -- -P 64 -n 1M --verify --json --timeout 150 ||

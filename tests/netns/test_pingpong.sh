@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # 1-byte ping-pong over SMC-R, 10,000 round trips, every byte verified.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up
 t_run_pair pp1 7070 --verify --json -- --pingpong 1 --iterations 10000 --verify --json --timeout 150 ||

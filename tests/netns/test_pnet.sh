@@ -8,7 +8,7 @@
 # over, said at debug level; a bad USMC_PNET is ignored with its error
 # (one device, SMC-R), a bad "set pnet" refuses the config file (TCP).
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up 2
 port=7600

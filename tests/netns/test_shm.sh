@@ -12,7 +12,7 @@
 # take SMC-D in one link group.
 . "$(dirname "$0")/lib_test.sh"
 export USMC_SHM=1
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 T_STAT=$USMC_BUILD/tools/usmc-stat
 [ -x "$T_STAT" ] || t_fail "usmc-stat is not built ($T_STAT missing)"

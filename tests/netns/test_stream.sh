@@ -3,7 +3,7 @@
 # (--verify: every byte checked plus a checksum over the stream, compared
 # with the peer's): 1 MiB and 256 MiB, client->server and server->client.
 . "$(dirname "$0")/lib_test.sh"
-t_need_cmd python3 timeout ss
+t_need_cmd timeout ss
 t_need_perf
 t_lab_up
 fail=0

@@ -53,9 +53,8 @@ for mode in stream reverse bidi pingpong; do
 		# every JSON line, the server's and a --json client's, is
 		# valid JSON on its own
 		for f in "$s" $([ $fmt = json ] && echo "$c"); do
-			grep '^{' "$f" | while IFS= read -r l; do
-				python3 -m json.tool <<<"$l" >/dev/null || exit 1
-			done || t_fail "$tag: invalid JSON in $f: $(cat "$f")"
+			grep '^{' "$f" | jq -R 'fromjson' >/dev/null 2>&1 ||
+				t_fail "$tag: invalid JSON in $f: $(cat "$f")"
 		done
 		[ "$(t_json "$s" path)" = smcr ] && [ "$(t_json "$s" verify)" = ok ] ||
 			t_fail "$tag: server path '$(t_json "$s" path)', verify '$(t_json "$s" verify)'"
