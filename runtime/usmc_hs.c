@@ -155,7 +155,8 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 			 char *why, size_t whylen)
 {
 	usmc_rule_net ln, rn;
-	usmc_rule_query q = {program_invocation_short_name, NULL, NULL, port};
+	usmc_rule_query q = {program_invocation_short_name, NULL, NULL, port,
+			     0};
 	char buf[256];
 	int idx, v, by_default;
 
@@ -170,19 +171,18 @@ int usmc_hs_rules_decide(const struct sockaddr_in *local,
 	 * in explicit mode only what the rules name does. The option is
 	 * loaded only when the verdict depends on it: a socket a tcp rule
 	 * excludes costs no eBPF load (5 ms of CPU, mostly the kernel's). */
-	usmc_g.cfg.rules.dflt_smc = 0;
 	v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx, &by_default);
 	/* without smc rules every verdict is TCP here; one the default took
 	 * part in is SMC or MAYBE with the default SMC */
 	if (by_default && !usmc_rules_has_smc(&usmc_g.cfg.rules) &&
 	    usmc_hs_synopt()) {
-		usmc_g.cfg.rules.dflt_smc = 1;
+		q.dflt_smc = 1;
 		v = usmc_rules_eval(&usmc_g.cfg.rules, &q, &idx, NULL);
 	}
 	if (why && whylen)
 		why[0] = '\0';
 	if (idx >= 0 || usmc_g.cfg.rules.error) {
-		usmc_rules_why(&usmc_g.cfg.rules, v, idx, buf, sizeof(buf));
+		usmc_rules_why(&usmc_g.cfg.rules, &q, v, idx, buf, sizeof(buf));
 		usmc_rt_log(USMC_LOG_DEBUG, "port %u: %s: %s", port, buf,
 			    v == USMC_RULE_SMC	 ? "smc"
 			    : v == USMC_RULE_TCP ? "tcp"

@@ -685,7 +685,7 @@ int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx,
 	if (def < 0) { /* the default */
 		if (by_default)
 			*by_default = 1;
-		if (rs->dflt_smc)
+		if (q->dflt_smc)
 			smc = 1;
 		else
 			tcp = 1;
@@ -698,8 +698,8 @@ int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx,
 	return smc ? USMC_RULE_SMC : USMC_RULE_TCP;
 }
 
-void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
-		    size_t len)
+void usmc_rules_why(const usmc_rules *rs, const usmc_rule_query *q, int verdict,
+		    int idx, char *buf, size_t len)
 {
 	const usmc_rule *r;
 
@@ -709,7 +709,7 @@ void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
 	}
 	if (idx < 0 || idx >= rs->n) {
 		snprintf(buf, len, "no rule matched, default %s",
-			 rs->dflt_smc ? "smc (SMC TCP option on)" : "tcp");
+			 q && q->dflt_smc ? "smc (SMC TCP option on)" : "tcp");
 		return;
 	}
 	r = &rs->v[idx];

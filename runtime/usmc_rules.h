@@ -73,10 +73,6 @@ typedef struct usmc_rule {
 typedef struct usmc_rules {
 	int n;
 	usmc_rule v[USMC_RULES_MAX];
-	/* nonzero: no match is smc (the SMC TCP option is on, so a peer
-	 * that does not speak SMC is found out before any CLC byte, and no
-	 * rule says smc) */
-	int dflt_smc;
 	/* nonzero: the rules were refused (err says why): everything TCP */
 	int error;
 	char err[256];
@@ -108,6 +104,11 @@ typedef struct usmc_rule_query {
 	/* local port of a listener or accepted socket, remote port of a
 	 * connecting one */
 	uint16_t port;
+	/* nonzero: no match is smc (the SMC TCP option is on, so a peer
+	 * that does not speak SMC is found out before any CLC byte, and no
+	 * rule says smc). A field of the query, not of the shared rules:
+	 * threads decide at once. */
+	int dflt_smc;
 } usmc_rule_query;
 
 /*
@@ -115,14 +116,15 @@ typedef struct usmc_rule_query {
  * USMC_RULE_TCP or (unknown fields only) USMC_RULE_MAYBE; *idx is the
  * deciding rule (for MAYBE the first rule that may match), -1 for the
  * default or refused rules. *by_default (if not NULL): whether the default
- * (rs->dflt_smc) took part, i.e. no rule surely matched.
+ * (q->dflt_smc) took part, i.e. no rule surely matched.
  */
 int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx,
 		    int *by_default);
 /* Why: "rule 3 at /etc/usmc.conf:12 (smc port 7070) matched", "no rule
- * matched, default tcp", ... */
-void usmc_rules_why(const usmc_rules *rs, int verdict, int idx, char *buf,
-		    size_t len);
+ * matched, default tcp", ... |q| is the evaluated query (NULL: default
+ * tcp). */
+void usmc_rules_why(const usmc_rules *rs, const usmc_rule_query *q, int verdict,
+		    int idx, char *buf, size_t len);
 /* Parses "10.0.0.1", "10.0.0.0/8", "fe80::1/64". Returns 0 or -1. */
 int usmc_rule_net_parse(usmc_rule_net *n, const char *s);
 /* From a sockaddr_in / sockaddr_in6 (full length); -1 otherwise. */

@@ -1599,8 +1599,8 @@ static const char *conn_transport(const usmc_sock *s,
 	const usmc_rules *rs = &usmc_g.cfg.rules;
 	const usmc_rule *r;
 	usmc_rule_net ln, rn;
-	usmc_rule_query q = {program_invocation_short_name, NULL, NULL,
-			     s->port};
+	usmc_rule_query q = {program_invocation_short_name, NULL, NULL, s->port,
+			     0};
 	int idx;
 
 	snprintf(opts, olen, "%s", usmc_g.cfg.transport_options);

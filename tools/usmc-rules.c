@@ -295,7 +295,7 @@ int main(int argc, char **argv)
 			     ? usmc_synopt_init_cgroup(&so, cfg->cgroup, err,
 						       sizeof(err))
 			     : usmc_synopt_init(&so, err, sizeof(err))) == 0) {
-			cfg->rules.dflt_smc = 1;
+			q.dflt_smc = 1;
 			printf("SMC TCP option: loads here (cgroup %s)\n",
 			       usmc_synopt_cgroup(so));
 			usmc_synopt_del(so);
@@ -305,7 +305,7 @@ int main(int argc, char **argv)
 		}
 	}
 	v = usmc_rules_eval(&cfg->rules, &q, &idx, NULL);
-	usmc_rules_why(&cfg->rules, v, idx, why, sizeof(why));
+	usmc_rules_why(&cfg->rules, &q, v, idx, why, sizeof(why));
 	printf("%s %s program \"%s\" local %s remote %s port %u\n",
 	       listen_mode ? "listen" : "connect", ep, prog,
 	       local ? net_str(local, s1, sizeof(s1)) : "(any)",

@@ -28,7 +28,7 @@ static void check_eval(const usmc_rules *rs, const uint8_t *d, size_t n)
 	usmc_rule_net b = {.family = 4, .len = 32};
 	char why[512];
 
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 8; i++) {
 		usmc_rule_query q = {0};
 		int idx = -2, v;
 
@@ -41,13 +41,14 @@ static void check_eval(const usmc_rules *rs, const uint8_t *d, size_t n)
 		q.local = i & 1 ? &a : NULL;
 		q.remote = i & 2 ? &b : NULL;
 		q.port = (uint16_t)(n ? d[i % n] << 8 | d[(i + 1) % n] : 0);
+		q.dflt_smc = i & 4; /* with and without the SMC TCP option */
 		v = usmc_rules_eval(rs, &q, &idx, NULL);
 		if (v != USMC_RULE_SMC && v != USMC_RULE_TCP &&
 		    v != USMC_RULE_MAYBE)
 			abort();
 		if (idx < -1 || idx >= rs->n)
 			abort();
-		usmc_rules_why(rs, v, idx, why, sizeof(why));
+		usmc_rules_why(rs, &q, v, idx, why, sizeof(why));
 		if (!memchr(why, '\0', sizeof(why)))
 			abort();
 	}

@@ -36,13 +36,15 @@ static usmc_rule_net net(const char *s)
 
 /* whether the default took part in the last eval() */
 static int by_default;
+/* the default eval() and the why calls use: dq.dflt_smc */
+static usmc_rule_query dq;
 
 /* Evaluates with the given fields (NULL = unknown). */
 static int eval(const usmc_rules *rs, const char *prog, const char *local,
 		const char *remote, uint16_t port, int *idx)
 {
 	usmc_rule_net l, r;
-	usmc_rule_query q = {prog, NULL, NULL, port};
+	usmc_rule_query q = {prog, NULL, NULL, port, dq.dflt_smc};
 
 	if (local) {
 		l = net(local);
@@ -208,7 +210,7 @@ static void test_precedence(void)
 		       USMC_RULE_SMC);
 	USMC_ASSERT_EQ(idx, 3);
 	USMC_ASSERT_EQ(by_default, 0);
-	usmc_rules_why(rs, USMC_RULE_SMC, idx, why, sizeof(why));
+	usmc_rules_why(rs, &dq, USMC_RULE_SMC, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(
 		why, "rule 4 at f.conf:4 (smc port 7005,9000) matched");
 	/* no match: the default, tcp */
@@ -216,17 +218,17 @@ static void test_precedence(void)
 		       USMC_RULE_TCP);
 	USMC_ASSERT_EQ(idx, -1);
 	USMC_ASSERT_EQ(by_default, 1);
-	usmc_rules_why(rs, USMC_RULE_TCP, idx, why, sizeof(why));
+	usmc_rules_why(rs, &dq, USMC_RULE_TCP, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(why, "no rule matched, default tcp");
 	/* with the SMC TCP option on and no smc rule, no match is smc; tcp
 	 * rules still win (the runtime sets dflt_smc only without smc
 	 * rules: these have some) */
 	CU_ASSERT_EQUAL(usmc_rules_has_smc(rs), 1);
-	rs->dflt_smc = 1;
+	dq.dflt_smc = 1;
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 9001, &idx),
 		       USMC_RULE_SMC);
 	USMC_ASSERT_EQ(idx, -1);
-	usmc_rules_why(rs, USMC_RULE_SMC, idx, why, sizeof(why));
+	usmc_rules_why(rs, &dq, USMC_RULE_SMC, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(
 		why, "no rule matched, default smc (SMC TCP option on)");
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", "10.0.1.6", 7005, &idx),
@@ -237,14 +239,14 @@ static void test_precedence(void)
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", NULL, 80, &idx),
 		       USMC_RULE_MAYBE);
 	USMC_ASSERT_EQ(by_default, 1);
-	rs->dflt_smc = 0;
+	dq.dflt_smc = 0;
 
 	/* a listener (remote unknown): tcp rules naming a peer settle
 	 * nothing; an smc rule naming a peer makes it per connection */
 	USMC_ASSERT_EQ(eval(rs, "a", "10.0.0.1", NULL, 7005, &idx),
 		       USMC_RULE_MAYBE);
 	USMC_ASSERT_EQ(idx, 0);
-	usmc_rules_why(rs, USMC_RULE_MAYBE, idx, why, sizeof(why));
+	usmc_rules_why(rs, &dq, USMC_RULE_MAYBE, idx, why, sizeof(why));
 	CU_ASSERT(strstr(why, "rule 1 at f.conf:1 (tcp remote 10.0.0.5) may "
 			      "match") != NULL);
 	/* tcp for 10.0.0.5, smc for the rest: per connection too */
@@ -278,7 +280,7 @@ static void test_precedence(void)
 	snprintf(rs->err, sizeof(rs->err), "f.conf:1:1: boom");
 	USMC_ASSERT_EQ(eval(rs, "a", NULL, NULL, 5, &idx), USMC_RULE_TCP);
 	USMC_ASSERT_EQ(idx, -1);
-	usmc_rules_why(rs, USMC_RULE_TCP, idx, why, sizeof(why));
+	usmc_rules_why(rs, &dq, USMC_RULE_TCP, idx, why, sizeof(why));
 	CU_ASSERT_STRING_EQUAL(why,
 			       "rules refused (f.conf:1:1: boom): all tcp");
 	free(rs);
