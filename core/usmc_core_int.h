@@ -34,7 +34,7 @@ int vsnprintf(char *restrict buf, size_t n, const char *restrict fmt,
 #define USMC_TERM_GRACE	     (100 * USMC_NS_PER_MS) /* last SENDs leave */
 #define USMC_END_QUIET	     (50 * USMC_NS_PER_MS)  /* exit: peer quiet */
 /* after our orderly DELETE_LINK ALL, for the peer's own: it comes at once
- * once its DELETE_RKEY is answered (usmc_llc_rx_ending); a peer that is
+ * once its DELETE_RKEY is answered (usmc_llc_rx); a peer that is
  * gone or hung must not hold an exiting process long */
 #define USMC_TERM_WAIT	     (500 * USMC_NS_PER_MS)
 #define USMC_FAILOVER_GRACE  (10 * USMC_NS_PER_MS) /* dead link's CQ */
@@ -241,7 +241,7 @@ struct usmc_lgr {
 	/* we ended it orderly with DELETE_LINK ALL on this link, which stays
 	 * to answer the peer's DELETE_RKEY and to see (and acknowledge) the
 	 * peer's own DELETE_LINK ALL, sent by the kernel's smc_lgr_cleanup in
-	 * either role, before its QPs go (usmc_llc_rx_ending) */
+	 * either role, before its QPs go (usmc_llc_rx) */
 	usmc_link *term_link;
 	/* the peer ended it (its DELETE_LINK ALL): ours is only an answer */
 	int peer_ended;
@@ -608,11 +608,10 @@ int usmc_llc_queue(usmc_lgr *lgr, uint8_t type, usmc_conn *conn, usmc_buf *buf,
 		   usmc_tstamp ts);
 void usmc_llc_cancel_conn(usmc_lgr *lgr, usmc_conn *conn);
 void usmc_llc_run(usmc_lgr *lgr, usmc_tstamp ts);
+/* The peer's LLC message; on a link group we end (lgr->terminating, its
+ * term_link), only a DELETE_RKEY request and DELETE_LINK are taken. */
 void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		 usmc_tstamp ts);
-/* The peer's LLC message on a link group we end (lgr->term_link). */
-void usmc_llc_rx_ending(usmc_link *link, const uint8_t *buf, size_t len,
-			usmc_tstamp ts);
 /* After the connections of |dead| moved to another link (or there were
  * none): the peer is told with DELETE_LINK (|reason|, SMC_LLC_DEL_*) on a
  * surviving link and |dead| is freed (smc_llc_delete_link /

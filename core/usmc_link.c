@@ -636,7 +636,7 @@ static void link_on_wc_ending(usmc_link *link, unsigned int kind, uint32_t idx,
 	} else if (kind == USMC_WRID_RX && idx < link->nrecv) {
 		len = link_rx_take(link, idx, byte_len, msg);
 		if (len && msg[0] != SMC_CDC_MSG_TYPE)
-			usmc_llc_rx_ending(link, msg, len, ts);
+			usmc_llc_rx(link, msg, len, ts);
 	}
 }
 

@@ -1524,6 +1524,24 @@ static int llc_must_wait(const usmc_link *link, const usmc_llc_msg *m)
 	return 0;
 }
 
+/* While our DELETE_LINK ALL waits for the peer's (usmc_lgr_terminate):
+ * the peer's DELETE_RKEY is answered, as a kernel holds its LLC flow, and
+ * with it the DELETE_LINK ALL we wait for, up to 2 s for the answer; the
+ * peer's DELETE_LINK ends the wait. Nothing else is taken. */
+static void llc_rx_ending(usmc_link *link, usmc_llc_msg *m, usmc_tstamp ts)
+{
+	usmc_lgr *lgr = link->lgr;
+
+	if (m->hdr.type == SMC_LLC_DELETE_LINK) {
+		lgr->term_link = NULL;
+		lgr->free_expiry =
+			usmc_tmin(lgr->free_expiry, ts + USMC_TERM_GRACE);
+	} else if (m->hdr.type == SMC_LLC_DELETE_RKEY &&
+		   !(m->hdr.flags & SMC_LLC_FLAG_RESP)) {
+		llc_rx_delete_rkey_req(link, m, ts);
+	}
+}
+
 void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		 usmc_tstamp ts)
 {
@@ -1543,6 +1561,14 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		tmp[32] &= 0xf0;
 		n = usmc_llc_decode(&m, tmp, k);
 		mtu_bad = 1;
+	}
+	/* a link group we end takes only what llc_rx_ending names, and
+	 * drops the rest, malformed or not, without a word */
+	if (lgr->terminating) {
+		if (n >= 0 && !mtu_bad &&
+		    m.hdr.version == usmc_llc_version(lgr))
+			llc_rx_ending(link, &m, ts);
+		return;
 	}
 	if (n < 0) {
 		if (n == USMC_ERR_BAD_TYPE)
@@ -1581,29 +1607,6 @@ void usmc_llc_rx(usmc_link *link, const uint8_t *buf, size_t len,
 		    lgr->free_expiry != USMC_TSTAMP_NONE)
 			usmc_lgr_end_if_idle(lgr, ts);
 		return;
-	}
-}
-
-/* While our DELETE_LINK ALL waits for the peer's (usmc_lgr_terminate):
- * the peer's DELETE_RKEY is answered, as a kernel holds its LLC flow, and
- * with it the DELETE_LINK ALL we wait for, up to 2 s for the answer; the
- * peer's DELETE_LINK ends the wait. Nothing else is taken. */
-void usmc_llc_rx_ending(usmc_link *link, const uint8_t *buf, size_t len,
-			usmc_tstamp ts)
-{
-	usmc_lgr *lgr = link->lgr;
-	usmc_llc_msg m;
-
-	if (usmc_llc_decode(&m, buf, len) < 0 ||
-	    m.hdr.version != usmc_llc_version(lgr))
-		return;
-	if (m.hdr.type == SMC_LLC_DELETE_LINK) {
-		lgr->term_link = NULL;
-		lgr->free_expiry =
-			usmc_tmin(lgr->free_expiry, ts + USMC_TERM_GRACE);
-	} else if (m.hdr.type == SMC_LLC_DELETE_RKEY &&
-		   !(m.hdr.flags & SMC_LLC_FLAG_RESP)) {
-		llc_rx_delete_rkey_req(link, &m, ts);
 	}
 }
 
