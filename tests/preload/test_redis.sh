@@ -10,9 +10,9 @@
 #     rejected_calls 0;
 #  2. redis-cli writes 200 keys and a 10 MiB binary value, reads them back:
 #     equal (sha256 of the big value, STRLEN);
-#  3. BGSAVE (the server forks) while 20 benchmark clients are connected:
-#     it completes (rdb_last_bgsave_status:ok, LASTSAVE moves, dump.rdb
-#     written) and the clients finish without error;
+#  3. BGSAVE (the server forks) while 20 benchmark clients (-n A_N) are
+#     connected: it completes (rdb_last_bgsave_status:ok, LASTSAVE moves,
+#     dump.rdb written) and the clients finish without error;
 #  4. both processes report SMC-R connections only (USMC_STATS), and
 #     that the preload's re-entry guard never acted: every usmc process of
 #     the test (servers, forked BGSAVE child, clients) says
@@ -136,7 +136,7 @@ bgsave() { # TAG
 	local tag=$1 last0 i st=
 	last0=$(pcli LASTSAVE)
 	sleep 1.1 # LASTSAVE counts seconds
-	a_client "$tag-load" redis-benchmark -h "$A_SADDR" -p 6379 -t set,get -c 20 -n 100000 -r 100000 --csv &
+	a_client "$tag-load" redis-benchmark -h "$A_SADDR" -p 6379 -t set,get -c 20 -n "$N" -r 100000 --csv &
 	local lpid=$!
 	sleep 0.5
 	pcli BGSAVE >"$t_work/$tag-bg.out" 2>&1
