@@ -133,6 +133,9 @@ t_json() {
 		| if . == null then empty else . end' "$1" 2>/dev/null || :
 }
 
+# t_summary FILE KEY: KEY of the summary on usmc-decode --json's last line.
+t_summary() { tail -n 1 "$1" | jq -r --arg k "$2" '.summary[$k]'; }
+
 # t_run_pair TAG PORT SERVER_ARGS... -- CLIENT_ARGS...: usmc-perf -s -1 in h1
 # and usmc-perf -c in h2; outputs in $t_work/TAG.server and TAG.client
 # (stderr in .err). Returns 1 if either side failed, after showing why.

@@ -37,7 +37,7 @@ t_log "icrc_check.py: $(tail -1 "$t_work/icrc" | sed 's/^[^:]*: //')"
 rc=0
 "$T_DECODE" --json --quiet "$pcap" >"$t_work/decode" || rc=$?
 [ $rc = 0 ] || t_fail "usmc-decode exit $rc: $(head -5 "$t_work/decode")"
-sum() { python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"][sys.argv[2]])' "$t_work/decode" "$1"; }
+sum() { t_summary "$t_work/decode" "$1"; }
 t_log "usmc-decode: clc $(sum clc) llc $(sum llc) cdc $(sum cdc) roce $(sum roce) icrc_ok $(sum icrc_ok) malformed $(sum malformed)"
 clc_ts=$(($(kv clc_proposal) + $(kv clc_accept) + $(kv clc_confirm) + $(kv clc_decline)))
 [ "$(sum clc)" = "$clc_ts" ] || t_fail "usmc-decode found $(sum clc) CLC messages, tshark $clc_ts"

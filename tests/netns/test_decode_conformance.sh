@@ -12,10 +12,6 @@ t_need_cmd python3 tshark editcap
 work=$(mktemp -d /tmp/usmc-decode.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-summary() { # FILE KEY: from usmc-decode --json's last line
-	python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"][sys.argv[2]])' "$1" "$2"
-}
-
 fail=0
 for cap in "$T_CONF"/*.pcapng; do
 	base=${cap##*/}
@@ -38,12 +34,12 @@ for cap in "$T_CONF"/*.pcapng; do
 	ts_send=$(tshark -r "$cap" -n -Y 'infiniband.bth.opcode == 4' 2>/dev/null | grep -c .)
 	ts_roce=$(tshark -r "$cap" -n -Y 'infiniband' 2>/dev/null | grep -c .)
 	ts_llc=$((ts_send - ts_cdc))
-	clc=$(summary "$out" clc)
-	llc=$(summary "$out" llc)
-	cdc=$(summary "$out" cdc)
-	roce=$(summary "$out" roce)
-	ok=$(summary "$out" icrc_ok)
-	mal=$(summary "$out" malformed)
+	clc=$(t_summary "$out" clc)
+	llc=$(t_summary "$out" llc)
+	cdc=$(t_summary "$out" cdc)
+	roce=$(t_summary "$out" roce)
+	ok=$(t_summary "$out" icrc_ok)
+	mal=$(t_summary "$out" malformed)
 	line="$base: CLC $clc/$ts_clc LLC $llc/$ts_llc CDC $cdc/$ts_cdc RoCE $roce/$ts_roce ICRC ok $ok malformed $mal (usmc-decode/tshark)"
 	if [ "$clc" = "$ts_clc" ] && [ "$llc" = "$ts_llc" ] && [ "$cdc" = "$ts_cdc" ] &&
 		[ "$roce" = "$ts_roce" ] && [ "$ok" = "$roce" ] && [ "$mal" = 0 ]; then
@@ -99,12 +95,15 @@ with open(out, "wb") as f:
         f.write(struct.pack("<IIII", i, 0, len(fr), len(fr)) + fr)
 EOF2
 }
-want=$(python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; print(s["clc"], s["llc"], s["cdc"], s["roce"], s["icrc_ok"], s["malformed"])' "$work/smcr-a-session.pcapng.json")
+six() { # FILE: clc llc cdc roce icrc_ok malformed of its summary
+	tail -n 1 "$1" | jq -r '.summary | "\(.clc) \(.llc) \(.cdc) \(.roce) \(.icrc_ok) \(.malformed)"'
+}
+want=$(six "$work/smcr-a-session.pcapng.json")
 for mode in sll sll2 ipv6; do
 	convert "$T_CONF/smcr-a-session.pcapng" "$work/a-$mode.pcap" $mode || t_fail "could not write the $mode copy"
 	rc=0
 	"$T_DECODE" --json "$work/a-$mode.pcap" >"$work/a-$mode.json" || rc=$?
-	got=$(python3 -c 'import json,sys; s=json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"]; print(s["clc"], s["llc"], s["cdc"], s["roce"], s["icrc_ok"], s["malformed"])' "$work/a-$mode.json")
+	got=$(six "$work/a-$mode.json")
 	[ $rc = 0 ] && [ "$got" = "$want" ] ||
 		t_fail "smcr-a as $mode: exit $rc, clc/llc/cdc/roce/icrc_ok/malformed '$got', want '$want'"
 	t_log "ok   smcr-a as $mode: clc/llc/cdc/roce/icrc_ok/malformed $got"

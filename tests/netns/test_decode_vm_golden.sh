@@ -18,10 +18,6 @@ dir=$USMC_SRC/tests/conformance/kernel-6.12
 work=$(mktemp -d /tmp/usmc-golden.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 
-summary() { # FILE KEY: from usmc-decode --json's last line
-	python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).read().splitlines()[-1])["summary"][sys.argv[2]])' "$1" "$2"
-}
-
 # decode_check FILE: usmc-decode --json of the trace FILE into $out, its
 # LLC, CDC and RoCE counts equal tshark's, every ICRC right, nothing
 # malformed. Sets cap, out, llc, cdc and line (the counts, for the log).
@@ -35,8 +31,8 @@ decode_check() {
 	ts_cdc=$(tshark -r "$cap" -n -Y 'smc.llc_msg == 0xfe' 2>/dev/null | grep -c .)
 	ts_send=$(tshark -r "$cap" -n -Y 'infiniband.bth.opcode == 4' 2>/dev/null | grep -c .)
 	ts_roce=$(tshark -r "$cap" -n -Y 'infiniband' 2>/dev/null | grep -c .)
-	llc=$(summary "$out" llc) cdc=$(summary "$out" cdc) roce=$(summary "$out" roce)
-	ok=$(summary "$out" icrc_ok) mal=$(summary "$out" malformed)
+	llc=$(t_summary "$out" llc) cdc=$(t_summary "$out" cdc) roce=$(t_summary "$out" roce)
+	ok=$(t_summary "$out" icrc_ok) mal=$(t_summary "$out" malformed)
 	line="$1: LLC $llc/$((ts_send - ts_cdc)) CDC $cdc/$ts_cdc RoCE $roce/$ts_roce ICRC ok $ok malformed $mal (usmc-decode/tshark)"
 	[ "$llc" = $((ts_send - ts_cdc)) ] && [ "$cdc" = "$ts_cdc" ] && [ "$roce" = "$ts_roce" ] &&
 		[ "$ok" = "$roce" ] && [ "$mal" = 0 ] || t_fail "$line"
@@ -48,7 +44,7 @@ while read -r base usmc kern role; do
 	decode_check "$base"
 	ts_clc=$(tshark -r "$cap" -n -T fields -E occurrence=a -e smc.clc_msg -Y smc.clc_msg 2>/dev/null |
 		tr ',' '\n' | grep -c .)
-	clc=$(summary "$out" clc)
+	clc=$(t_summary "$out" clc)
 	line="$line, CLC $clc/$ts_clc"
 	[ "$clc" = "$ts_clc" ] && ((clc >= 6 && llc >= 10 && cdc >= 10)) || t_fail "$line"
 	t_log "ok   $line"

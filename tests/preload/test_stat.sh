@@ -36,6 +36,10 @@ cpid=$!
 # wait for the connection to show up as SMCR
 look() { t_exec "$1" "$T_STAT" "${@:2}"; }
 busywait 15000 eval 'look h2 | grep -q "SMCR"' || t_fail "no SMCR line: $(look h2 -a)"
+# and its byte count moving: the table is rewritten every 0.5 s, so a
+# first look just after the handshake can say 0 (it did in a loaded run)
+sent_moved() { look h2 | awk '/SMCR/ && $11 > 0 { f = 1 } END { exit !f }'; }
+busywait 15000 sent_moved || t_fail "the SMCR line's Sent stays 0: $(look h2 -a)"
 look h2 >"$t_work/t1"
 sleep 1
 look h2 --json >"$t_work/j2"
