@@ -6,7 +6,7 @@
 # once: two TCG VMs per cell, about 3.5 minutes). Needs root for netns tests;
 # without it they skip with exit code 77 and say so.
 #
-#   ci/test.sh           the whole suite (about 35 min on 2 cores)
+#   ci/test.sh           the whole suite (about 45 min on 2 cores)
 #   ci/test.sh --quick   a sanity pass in about a minute once built: the
 #                        normal build, the unit and transport labels but
 #                        the fuzz, valgrind and verbs ones, and the demo
