@@ -119,10 +119,12 @@ readback() { # TAG
 		echo "SET key:$i $v" >>"$t_work/$tag.cmds"
 		echo "$v" >>"$t_work/$tag.want"
 	done
-	a_client "$tag-set" redis-cli -h "$A_SADDR" -p 6379 <"$t_work/$tag.cmds" || {
-		# once, in a loaded CI run (ASan), after 120 s: say all there is
+	# (its runtime's debug log on stderr: redis-cli's own replies go to a
+	# file, buffered, and are lost when timeout kills it)
+	a_client "$tag-set" env USMC_DEBUG=1 redis-cli -h "$A_SADDR" -p 6379 <"$t_work/$tag.cmds" || {
+		# twice, in loaded CI runs (ASan), after 120 s: say all there is
 		a_fail "$tag: SETs failed (exit $?)"
-		a_show "$tag-set"
+		a_show "$tag-set" 60
 		a_show server 20
 	}
 	[ "$(grep -c '^OK' "$t_work/$tag-set.out")" = 200 ] || a_fail "$tag: $(grep -c '^OK' "$t_work/$tag-set.out") of 200 SET said OK"
