@@ -133,8 +133,14 @@ t_json() {
 		| if . == null then empty else . end' "$1" 2>/dev/null || :
 }
 
-# t_summary FILE KEY: KEY of the summary on usmc-decode --json's last line.
-t_summary() { tail -n 1 "$1" | jq -r --arg k "$2" '.summary[$k]'; }
+# t_summary FILE KEY...: the KEYs of the summary on usmc-decode --json's
+# last line, blank separated.
+t_summary() {
+	local f=$1
+	shift
+	tail -n 1 "$f" |
+		jq -r '.summary as $s | [$ARGS.positional[] | $s[.] | tostring] | join(" ")' --args "$@"
+}
 
 # t_run_pair TAG PORT SERVER_ARGS... -- CLIENT_ARGS...: usmc-perf -s -1 in h1
 # and usmc-perf -c in h2; outputs in $t_work/TAG.server and TAG.client

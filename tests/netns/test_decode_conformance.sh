@@ -95,9 +95,7 @@ with open(out, "wb") as f:
         f.write(struct.pack("<IIII", i, 0, len(fr), len(fr)) + fr)
 EOF2
 }
-six() { # FILE: clc llc cdc roce icrc_ok malformed of its summary
-	tail -n 1 "$1" | jq -r '.summary | "\(.clc) \(.llc) \(.cdc) \(.roce) \(.icrc_ok) \(.malformed)"'
-}
+six() { t_summary "$1" clc llc cdc roce icrc_ok malformed; }
 want=$(six "$work/smcr-a-session.pcapng.json")
 for mode in sll sll2 ipv6; do
 	convert "$T_CONF/smcr-a-session.pcapng" "$work/a-$mode.pcap" $mode || t_fail "could not write the $mode copy"
