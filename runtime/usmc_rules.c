@@ -709,7 +709,7 @@ void usmc_rules_why(const usmc_rules *rs, const usmc_rule_query *q, int verdict,
 	}
 	if (idx < 0 || idx >= rs->n) {
 		snprintf(buf, len, "no rule matched, default %s",
-			 q && q->dflt_smc ? "smc (SMC TCP option on)" : "tcp");
+			 q->dflt_smc ? "smc (SMC TCP option on)" : "tcp");
 		return;
 	}
 	r = &rs->v[idx];

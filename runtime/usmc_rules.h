@@ -121,8 +121,7 @@ typedef struct usmc_rule_query {
 int usmc_rules_eval(const usmc_rules *rs, const usmc_rule_query *q, int *idx,
 		    int *by_default);
 /* Why: "rule 3 at /etc/usmc.conf:12 (smc port 7070) matched", "no rule
- * matched, default tcp", ... |q| is the evaluated query (NULL: default
- * tcp). */
+ * matched, default tcp", ... |q| is the evaluated query. */
 void usmc_rules_why(const usmc_rules *rs, const usmc_rule_query *q, int verdict,
 		    int idx, char *buf, size_t len);
 /* Parses "10.0.0.1", "10.0.0.0/8", "fe80::1/64". Returns 0 or -1. */
