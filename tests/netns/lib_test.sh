@@ -54,7 +54,15 @@ t_lab=
 t_work=
 t_cleanup() {
 	[ -n "$t_lab" ] && usmc_lab_down "$t_lab" >/dev/null 2>&1
-	[ -n "$t_work" ] && rm -rf "$t_work"
+	if [ -n "$t_work" ]; then
+		# USMC_TEST_KEEP=1: the work directory (logs, stats, captures)
+		# stays for a look after the test
+		if [ -n "${USMC_TEST_KEEP:-}" ]; then
+			echo "${T_NAME:-test}: kept $t_work" >&2
+		else
+			rm -rf "$t_work"
+		fi
+	fi
 	return 0
 }
 

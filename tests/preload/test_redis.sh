@@ -67,7 +67,12 @@ bench() { # TAG N EXTRA...: redis-benchmark, checked
 	declare -A before
 	for t in set get incr lpush lrange; do before[$t]=$(calls $t); done
 	local t0=$SECONDS
-	a_client "$tag" redis-benchmark -h "$A_SADDR" -p 6379 -t set,get,incr,lpush,lrange \
+	# With a small -n (the ASan build's, on one host) a client's
+	# connection may carry under 2 KiB and the client's per-peer history
+	# then holds the server to TCP (docs/rules.md, "Short-lived
+	# connections"; test_shortconn's subject): here every connection is
+	# to be SMC-R, whatever it carries.
+	USMC_SHORTCONN=off a_client "$tag" redis-benchmark -h "$A_SADDR" -p 6379 -t set,get,incr,lpush,lrange \
 		-c 50 -n "$n" --csv "$@" || rc=$?
 	local took=$((SECONDS - t0))
 	if [ $rc != 0 ]; then
@@ -142,7 +147,7 @@ bgsave() { # TAG
 	local tag=$1 last0 i st=
 	last0=$(pcli LASTSAVE)
 	sleep 1.1 # LASTSAVE counts seconds
-	a_client "$tag-load" redis-benchmark -h "$A_SADDR" -p 6379 -t set,get -c 20 -n "$N" -r 100000 --csv &
+	USMC_SHORTCONN=off a_client "$tag-load" redis-benchmark -h "$A_SADDR" -p 6379 -t set,get -c 20 -n "$N" -r 100000 --csv &
 	local lpid=$!
 	sleep 0.5
 	pcli BGSAVE >"$t_work/$tag-bg.out" 2>&1
@@ -194,10 +199,11 @@ run() { # lab|local|same-lo|same-lab N [light: 1, 2 and 4 only]
 	# The server's own connections: SMC-R but for our plain control
 	# clients. redis-benchmark closes the connections still in their
 	# handshake when a test ends (-P 16 with a small -n): the server counts
-	# those as failed, "SMC handshake failed: Connection reset by peer".
+	# those as failed, "SMC handshake failed ADDRS: Connection reset by
+	# peer".
 	local np nreset
 	np=$(wc -l <"$t_work/plain")
-	nreset=$(grep -c 'SMC handshake failed: Connection reset by peer' "$t_work/server-$1.err")
+	nreset=$(grep -c 'SMC handshake failed .*: Connection reset by peer$' "$t_work/server-$1.err")
 	a_smcr "$t_work/server-$1.stats" $([ -n "$light" ] && echo 50 || echo 100) "$np" "$nreset" &&
 		t_log "ok $1: redis-server $A_SMCR ($np plain control clients, $nreset handshakes reset by a closing redis-benchmark)" || {
 		a_fail "$1: redis-server not all over SMC-R ($np plain control clients)"
