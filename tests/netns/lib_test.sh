@@ -52,12 +52,15 @@ t_need_perf() {
 
 t_lab=
 t_work=
+# t_cleanup [STATUS]: the exit trap (STATUS: the test's exit status, by
+# default $?). USMC_TEST_KEEP=1 keeps the work directory (logs, stats,
+# captures) for a look after the test, =fail only when STATUS is not 0.
 t_cleanup() {
+	local rc=${1:-$?}
 	[ -n "$t_lab" ] && usmc_lab_down "$t_lab" >/dev/null 2>&1
 	if [ -n "$t_work" ]; then
-		# USMC_TEST_KEEP=1: the work directory (logs, stats, captures)
-		# stays for a look after the test
-		if [ -n "${USMC_TEST_KEEP:-}" ]; then
+		if [ "${USMC_TEST_KEEP:-}" = 1 ] ||
+			{ [ "${USMC_TEST_KEEP:-}" = fail ] && [ "$rc" != 0 ]; }; then
 			echo "${T_NAME:-test}: kept $t_work" >&2
 		else
 			rm -rf "$t_work"

@@ -31,7 +31,7 @@ lab() { "$LAB" --name "$t_lab" "$@" >/dev/null; }
 # up to half a second on a loaded machine, and widened the range)
 coproc CLK { python3 -u -c 'import sys, time
 for _ in sys.stdin: print("%.6f" % time.monotonic(), flush=True)'; }
-trap 'kill "$CLK_PID" 2>/dev/null; t_cleanup' EXIT
+trap 'rc=$?; kill "$CLK_PID" 2>/dev/null; t_cleanup $rc' EXIT
 now() {
 	echo >&"${CLK[1]}"
 	read -r "$1" <&"${CLK[0]}" || t_fail "the clock process ended"

@@ -167,7 +167,7 @@ while True:
         c.sendall(b)
     c.close()' $PP >/dev/null 2>&1 &
 ppid_srv=$!
-trap 'kill $ppid_srv 2>/dev/null; t_cleanup' EXIT
+trap 'rc=$?; kill $ppid_srv 2>/dev/null; t_cleanup $rc' EXIT
 busywait 10000 t_listening h1 $PP || t_fail "the plain server did not listen"
 
 if [ "$USMC_SHM" = 1 ]; then

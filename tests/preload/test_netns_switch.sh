@@ -41,12 +41,13 @@ snap() {
 had_netns=0
 [ -d /etc/netns ] && had_netns=1
 cleanup() {
+	local rc=$?
 	"$T_NETNS" "$NS1" off >/dev/null 2>&1
 	"$T_NETNS" "$NS2" off >/dev/null 2>&1
 	rm -f "/etc/netns/$NS2/hosts" "/etc/netns/$NS2/usmc.conf.test"
 	rmdir "/etc/netns/$NS2" 2>/dev/null
 	[ $had_netns = 1 ] || rmdir /etc/netns 2>/dev/null
-	t_cleanup
+	t_cleanup $rc
 }
 trap cleanup EXIT
 mkdir -p "/etc/netns/$NS2"
