@@ -58,10 +58,33 @@ a_plain_server() {
 
 # a_client NAME CMD...: CMD under usmc-run in the client host (timeout
 # $T_TIMEOUT, default 120 s); output in $t_work/NAME.out / NAME.err.
+# Still running 20 s before the timeout, it is taken to hang: every usmc
+# socket and link of the test, both ends', as they stand then (a_stat_dump)
+# go to the log, for the failure that follows.
 a_client() {
-	local name=$1
+	local name=$1 pid i lim rc=0
 	shift
-	t_usmc "$A_CHOST" "$t_work/$name.stats" "$A_PORTS" "$@" >"$t_work/$name.out" 2>"$t_work/$name.err"
+	t_usmc "$A_CHOST" "$t_work/$name.stats" "$A_PORTS" "$@" >"$t_work/$name.out" 2>"$t_work/$name.err" &
+	pid=$!
+	lim=$(((${T_TIMEOUT:-120} - 20) * 5))
+	for ((i = 0; i < lim; i++)); do
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.2
+	done
+	kill -0 $pid 2>/dev/null && a_stat_dump "$name"
+	wait $pid || rc=$?
+	return $rc
+}
+
+# a_stat_dump NAME: usmc-stat's sockets (with cursors) and links (with
+# counters) of every usmc process of the test, to the log and to
+# $t_work/NAME.statdump.
+a_stat_dump() {
+	{
+		echo "$1: still running after $((${T_TIMEOUT:-120} - 20)) s; usmc-stat of the test's processes:"
+		"$USMC_BUILD/tools/usmc-stat" -a -d -W --all-ns 2>&1
+		"$USMC_BUILD/tools/usmc-stat" -l -d --all-ns 2>&1
+	} | tee "$t_work/$1.statdump" | sed 's/^/  /'
 }
 
 # a_stop PID SIGNAL: signal a background server, wait for it up to 20 s,
