@@ -142,6 +142,33 @@ void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv)
 	}
 }
 
+int usmc_sock_addr(usmc_sock *s, int peer, struct sockaddr_in *out)
+{
+	struct sockaddr_in *c = peer ? &s->addr_peer : &s->addr_local;
+	uint8_t *ok = peer ? &s->addr_peer_ok : &s->addr_local_ok;
+	socklen_t l = sizeof(*out);
+	int r;
+
+	if (*ok) {
+		*out = *c;
+		return 0;
+	}
+	r = peer ? usmc_real()->getpeername(s->fd, (struct sockaddr *)out, &l)
+		 : usmc_real()->getsockname(s->fd, (struct sockaddr *)out, &l);
+	if (r || out->sin_family != AF_INET)
+		return -1;
+	/* fixed: a peer once connected; a local address once bound to a
+	 * port and, but for a listener, to an address (connect binds
+	 * both) */
+	if (peer || (out->sin_port && !s->fresh &&
+		     (s->mode == USMC_SOCK_LISTEN ||
+		      out->sin_addr.s_addr != htonl(INADDR_ANY)))) {
+		*c = *out;
+		*ok = 1;
+	}
+	return 0;
+}
+
 usmc_sock *usmc_sock_get(int fd)
 {
 	if (fd < 0 || fd >= usmc_g.nsocks)

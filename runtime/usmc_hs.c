@@ -963,10 +963,8 @@ static void server_peek_first(usmc_sock *s, uint64_t now)
 static void child_rules(usmc_sock *c)
 {
 	struct sockaddr_in lo, pe;
-	socklen_t l1 = sizeof(lo), l2 = sizeof(pe);
 
-	if (usmc_real()->getsockname(c->fd, (struct sockaddr *)&lo, &l1) ||
-	    usmc_real()->getpeername(c->fd, (struct sockaddr *)&pe, &l2) ||
+	if (usmc_sock_addr(c, 0, &lo) || usmc_sock_addr(c, 1, &pe) ||
 	    usmc_hs_rules_decide(&lo, &pe, c->port, c->rule_why,
 				 sizeof(c->rule_why)) != USMC_RULE_SMC) {
 		c->rule_tcp = 1;
@@ -979,8 +977,11 @@ static void child_rules(usmc_sock *c)
 static void do_accepts(usmc_sock *l)
 {
 	for (int i = 0; i < 64; i++) {
-		int fd = usmc_real()->accept4(l->fd, NULL, NULL,
-					      SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_in pe;
+		socklen_t pl = sizeof(pe);
+		int fd =
+			usmc_real()->accept4(l->fd, (struct sockaddr *)&pe, &pl,
+					     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		usmc_sock *c;
 
 		if (fd < 0) {
@@ -999,20 +1000,26 @@ static void do_accepts(usmc_sock *l)
 		c->is_server = 1;
 		c->lsock = l;
 		c->port = l->port;
+		if (pl == sizeof(pe) && pe.sin_family == AF_INET) {
+			c->addr_peer = pe;
+			c->addr_peer_ok = 1;
+		}
 		c->mode = USMC_SOCK_HANDSHAKE;
 		c->hs = USMC_HS_WAIT_FIRST;
 		c->wait_end = usmc_rt_now() +
 			      (uint64_t)usmc_g.cfg.clc_wait_ms * USMC_NS_PER_MS;
 		c->deadline = c->wait_end;
 		usmc_hs_list_add(c);
-		usmc_loop_watch(c, EPOLLIN);
 		c->synopt = l->synopt;
 		if (l->rules_maybe)
 			child_rules(c);
+		/* a child already known to be plain TCP is never watched
+		 * (two epoll_ctl calls per connection, issue 11) */
 		if (usmc_hs_synopt_says_tcp(c))
 			continue;
 		if (l->save_syn && saved_syn_says_tcp(c))
 			continue;
+		usmc_loop_watch(c, EPOLLIN);
 		server_peek_first(c, usmc_rt_now());
 	}
 }

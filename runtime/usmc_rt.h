@@ -9,6 +9,7 @@
 #ifndef USMC_RT_H
 #define USMC_RT_H
 
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -214,6 +215,10 @@ struct usmc_sock {
 	 * per-peer history noted at close (peer_addr 0: none) */
 	uint32_t peer_addr;
 	uint64_t t_connect;
+	/* its addresses once they are fixed (usmc_sock_addr): the stat
+	 * table and accept() would otherwise ask the kernel every time */
+	struct sockaddr_in addr_local, addr_peer;
+	uint8_t addr_local_ok, addr_peer_ok;
 };
 
 typedef struct usmc_rt {
@@ -394,6 +399,10 @@ void usmc_sock_kernel_mark(usmc_sock *s, int fd);
 void usmc_sock_detail(const usmc_sock *s, char *out, size_t len);
 /* Lock held: the bytes the application moved through |s|. */
 void usmc_sock_bytes(usmc_sock *s, uint64_t *sent, uint64_t *recv);
+/* Lock held: |s|'s local (|peer| 0) or peer address into |out|, from
+ * the kernel the first time it is fixed, then from |s|. Returns 0, or -1
+ * when it has none (not bound, not connected, gone, not IPv4). */
+int usmc_sock_addr(usmc_sock *s, int peer, struct sockaddr_in *out);
 /* usmc_epoll.c, lock held: |fd| leaves every shadow set for the kernel
  * set alone; a set left empty goes. -1 (errno) if it cannot: it stays. */
 int usmc_epoll_kernel_fd(int fd);

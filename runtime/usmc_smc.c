@@ -1625,12 +1625,10 @@ int usmc_smc_conn_start(usmc_sock *s, int is_server, char *detail, size_t dlen)
 	char opts[USMC_TP_OPTS_MAX + USMC_RULE_OPTS];
 	const char *tp;
 	struct sockaddr_in local, peer;
-	socklen_t l1 = sizeof(local), l2 = sizeof(peer);
 	usmc_conn_params p;
 	int dev, r;
 
-	if (usmc_real()->getsockname(s->fd, (struct sockaddr *)&local, &l1) ||
-	    usmc_real()->getpeername(s->fd, (struct sockaddr *)&peer, &l2))
+	if (usmc_sock_addr(s, 0, &local) || usmc_sock_addr(s, 1, &peer))
 		return USMC_ERR_CONNRESET;
 	if (is_server && s->rule_tcp) {
 		/* a tcp rule for this peer: decline its Proposal */

@@ -206,11 +206,11 @@ int usmc_listen(int fd, int backlog)
  * SOCK_NONBLOCK | SOCK_CLOEXEC. */
 static void child_flags(usmc_sock *c, int flags)
 {
-	int fl = usmc_real()->fcntl(c->fd, F_GETFL);
-
 	c->app_nonblock = !!(flags & SOCK_NONBLOCK);
-	if (fl >= 0 && !c->app_nonblock)
-		usmc_real()->fcntl(c->fd, F_SETFL, fl & ~O_NONBLOCK);
+	/* accepted with SOCK_NONBLOCK (do_accepts): its status flags are
+	 * O_RDWR | O_NONBLOCK, no F_GETFL needed */
+	if (!c->app_nonblock)
+		usmc_real()->fcntl(c->fd, F_SETFL, O_RDWR);
 	if (!(flags & SOCK_CLOEXEC))
 		usmc_real()->fcntl(c->fd, F_SETFD, 0);
 }
@@ -332,11 +332,20 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	c->lsock = NULL;
 	cfd = c->fd;
 	child_flags(c, flags);
-	usmc_sock_unlock();
-	if (addr && len && usmc_real()->getpeername(cfd, addr, len)) {
-		/* The peer may already have gone: report it on first I/O. */
-		memset(addr, 0, *len);
+	if (addr && len) {
+		struct sockaddr_in pe;
+
+		/* (accept4 gave it to the progress thread: no syscall) */
+		if (usmc_sock_addr(c, 1, &pe) == 0) {
+			memcpy(addr, &pe,
+			       *len < sizeof(pe) ? *len : sizeof(pe));
+			*len = sizeof(pe);
+		} else {
+			/* the peer has gone: it is told on first I/O */
+			memset(addr, 0, *len);
+		}
 	}
+	usmc_sock_unlock();
 	return cfd;
 }
 
@@ -411,6 +420,9 @@ int usmc_connect(int fd, const struct sockaddr *addr, socklen_t len)
 	s = usmc_sock_get(fd);
 	if (!s || !addr || addr->sa_family != AF_INET ||
 	    len < sizeof(struct sockaddr_in)) {
+		/* (AF_UNSPEC dissolves a connection: its addresses go) */
+		if (s)
+			s->addr_local_ok = s->addr_peer_ok = 0;
 		usmc_sock_unlock();
 		return usmc_real()->connect(fd, addr, len);
 	}

@@ -75,16 +75,12 @@ static const char *mode_state(const usmc_sock *s)
 	}
 }
 
-static void addr_str(int fd, int peer, char *buf, size_t len)
+static void addr_str(usmc_sock *s, int peer, char *buf, size_t len)
 {
 	struct sockaddr_in sin;
-	socklen_t l = sizeof(sin);
 	char a[INET_ADDRSTRLEN];
-	int r = peer ? usmc_real()->getpeername(fd, (struct sockaddr *)&sin, &l)
-		     : usmc_real()->getsockname(fd, (struct sockaddr *)&sin,
-						&l);
 
-	if (r || sin.sin_family != AF_INET ||
+	if (usmc_sock_addr(s, peer, &sin) ||
 	    !inet_ntop(AF_INET, &sin.sin_addr, a, sizeof(a))) {
 		snprintf(buf, len, "*:*");
 		return;
@@ -139,11 +135,11 @@ static void put_sock(usmc_sock *s)
 	uint64_t sent, recv;
 
 	usmc_sock_bytes(s, &sent, &recv);
-	addr_str(s->fd, 0, la, sizeof(la));
+	addr_str(s, 0, la, sizeof(la));
 	if (s->mode == USMC_SOCK_LISTEN)
 		snprintf(pa, sizeof(pa), "*:*");
 	else
-		addr_str(s->fd, 1, pa, sizeof(pa));
+		addr_str(s, 1, pa, sizeof(pa));
 	if (s->conn) {
 		usmc_conn_info ci;
 
