@@ -15,12 +15,14 @@ demo_pkgs=(build-essential cmake pkg-config clang llvm
 pkgs=("${demo_pkgs[@]}" clang-format debhelper ibverbs-providers rdma-core
       valgrind socat iperf3 util-linux
       redis-server redis-tools sockperf nginx-light curl gnuplot-nox
-      qemu-system-x86 busybox-static xz-utils txt2man groff-base bash-completion)
+      qemu-system-x86 busybox-static xz-utils txt2man groff-base bash-completion
+      gdb)
 # qemu-system-x86, busybox-static: the VM tier (docs/vm.md), whose kernel
 # netns/usmc-lab fetches itself with apt-get download at its first run.
 # gnuplot-nox: usmc-bench's chart (docs/bench.md). debhelper: ci/package.sh.
 # txt2man, groff-base, bash-completion: man pages and completion
-# (cmake/UsmcInstall.cmake) and their test.
+# (cmake/UsmcInstall.cmake) and their test. gdb: the stacks of a workload
+# client that spins instead of ending (tests/preload/lib_apps.sh).
 case ${1:-} in
 --demo) pkgs=("${demo_pkgs[@]}") ;;
 "") ;;

@@ -64,12 +64,15 @@ a_plain_server() {
 a_client() {
 	local name=$1 pid i lim rc=0
 	shift
-	t_usmc "$A_CHOST" "$t_work/$name.stats" "$A_PORTS" "$@" >"$t_work/$name.out" 2>"$t_work/$name.err" &
+	# (<&0: a background job would otherwise read /dev/null)
+	t_usmc "$A_CHOST" "$t_work/$name.stats" "$A_PORTS" "$@" <&0 >"$t_work/$name.out" 2>"$t_work/$name.err" &
 	pid=$!
-	lim=$(((${T_TIMEOUT:-120} - 20) * 5))
+	# looked at every 50 ms for the first second (most clients end
+	# within it), then every 250 ms
+	lim=$(((${T_TIMEOUT:-120} - 21) * 4 + 20))
 	for ((i = 0; i < lim; i++)); do
 		kill -0 $pid 2>/dev/null || break
-		sleep 0.2
+		[ $i -lt 20 ] && sleep 0.05 || sleep 0.25
 	done
 	kill -0 $pid 2>/dev/null && a_stat_dump "$name"
 	wait $pid || rc=$?
@@ -77,14 +80,52 @@ a_client() {
 }
 
 # a_stat_dump NAME: usmc-stat's sockets (with cursors) and links (with
-# counters) of every usmc process of the test, to the log and to
-# $t_work/NAME.statdump.
+# counters) of every usmc process of the test, and each one's threads:
+# state, kernel wait channel and CPU time in one second; a process that
+# spent most of that second on the CPU (spinning) with its stacks (gdb,
+# when installed). To the log and to $t_work/NAME.statdump.
 a_stat_dump() {
 	{
 		echo "$1: still running after $((${T_TIMEOUT:-120} - 20)) s; usmc-stat of the test's processes:"
 		"$USMC_BUILD/tools/usmc-stat" -a -d -W --all-ns 2>&1
 		"$USMC_BUILD/tools/usmc-stat" -l -d --all-ns 2>&1
+		a_threads
 	} | tee "$t_work/$1.statdump" | sed 's/^/  /'
+}
+
+# a_ticks PID: "TID STATE TICKS" per thread (utime + stime, in clock
+# ticks; the fields after the command name, which may hold spaces)
+a_ticks() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		sed 's/.*) //' "$t/stat" 2>/dev/null | awk -v tid="${t##*/}" '{ print tid, $1, $12 + $13 }'
+	done
+}
+
+a_threads() {
+	local f pid pids=() hz
+	hz=$(getconf CLK_TCK)
+	for f in "$USMC_STAT_DIR"/usmc-stat.*; do
+		pid=${f##*.}
+		[[ $pid =~ ^[0-9]+$ ]] && [ -d "/proc/$pid" ] && pids+=("$pid")
+	done
+	declare -A t0
+	for pid in "${pids[@]}"; do
+		while read -r tid st ticks; do t0[$tid]=$ticks; done < <(a_ticks "$pid")
+	done
+	sleep 1
+	for pid in "${pids[@]}"; do
+		local busy=0
+		echo "pid $pid ($(cat "/proc/$pid/comm" 2>/dev/null)): thread state wchan cpu-in-1s"
+		while read -r tid st ticks; do
+			local d=$((ticks - ${t0[$tid]:-$ticks}))
+			echo "  $tid $st $(cat "/proc/$pid/task/$tid/wchan" 2>/dev/null) $((d * 100 / hz))%"
+			[ $((d * 2)) -gt "$hz" ] && busy=1
+		done < <(a_ticks "$pid")
+		if [ $busy = 1 ] && command -v gdb >/dev/null; then
+			timeout 30 gdb -p "$pid" -batch -ex 'thread apply all bt 12' 2>/dev/null | grep -E '^(Thread|#)'
+		fi
+	done
 }
 
 # a_stop PID SIGNAL: signal a background server, wait for it up to 20 s,
