@@ -14,6 +14,14 @@
  *    generation (rgen, bumped on every data, room, close or error event)
  *    moved since the last report, as the kernel reports on each wake-up.
  *
+ * An SMC listener's entry is a user one (its queue holds the connections
+ * whose handshake ended), but its kernel fd is in the real set too, under
+ * a listener cookie (edge-triggered): the kernel wakes the app's thread
+ * for a new connection, and the app's accept() takes it (usmc_accept4)
+ * with no hop through the progress thread, which stops accepting on it
+ * (usmc_hs_listen_watch). The event sets the socket's kready: readable
+ * until an accept finds the kernel's backlog empty.
+ *
  * An eventfd in the real set (with a per-process random cookie as its data)
  * is signalled on every readiness change, so a thread asleep in the kernel
  * epoll_wait wakes up. A socket that changes mode while registered (the
@@ -30,6 +38,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -38,6 +47,7 @@
 
 #include "usmc_real.h"
 #include "usmc_rt.h"
+#include "usmc_sock.h"
 
 typedef struct ep_ent {
 	int fd;
@@ -47,7 +57,8 @@ typedef struct ep_ent {
 	int disabled; /* EPOLLONESHOT fired */
 	int gen_valid;
 	uint32_t last_gen;
-	int cand;		    /* on the set's candidate list */
+	int cand;  /* on the set's candidate list */
+	int lkern; /* SMC listener: its fd is in the real set (lcookie) */
 	struct ep_ent *next, *prev; /* all entries */
 	struct ep_ent *hnext;	    /* hash chain */
 	struct ep_ent *cnext, *cprev;
@@ -65,6 +76,7 @@ typedef struct ep_set {
 	uint64_t nid;	/* its notifier (usmc_notify_add) */
 	int external;	/* waited on outside epoll_wait: always armed */
 	uint64_t seen_gen;
+	int dying; /* its epoll fd is being closed */
 	ep_ent *ents;
 	ep_ent **htab; /* by fd, hsize buckets (a power of 2) */
 	unsigned int hsize, nents;
@@ -78,9 +90,19 @@ typedef struct ep_set {
 } ep_set;
 
 #define EP_SPARE_MAX 64
+#define LK_MAX	     8
 
 static ep_set *sets;
 static uint64_t cookie, dev_cookie;
+/* a listener's kernel events: (lcookie << 32) | its fd. The top bit set and
+ * not all ones: no user-space pointer, small integer or -1 an app might
+ * use as its data */
+static uint32_t lcookie;
+
+static int is_lcookie(uint64_t data)
+{
+	return (uint32_t)(data >> 32) == lcookie;
+}
 
 static ep_set *set_find(int epfd)
 {
@@ -177,8 +199,11 @@ static int ent_link(ep_set *set, ep_ent *e)
 	return 0;
 }
 
+static void lk_off(ep_set *set, ep_ent *e, int del);
+
 static void ent_del(ep_set *set, ep_ent *ent)
 {
+	lk_off(set, ent, !set->dying);
 	for (ep_ent **pp = hslot(set, ent->fd); *pp; pp = &(*pp)->hnext)
 		if (*pp == ent) {
 			*pp = ent->hnext;
@@ -240,6 +265,48 @@ static int is_user(int fd)
 	return s && usmc_sock_revents(s, 0) >= 0;
 }
 
+/* Lock held: |e|'s listener fd leaves the real set (|del|: the set lives
+ * on); the progress thread may accept on it again. */
+static void lk_off(ep_set *set, ep_ent *e, int del)
+{
+	usmc_sock *s;
+
+	if (!e->lkern)
+		return;
+	e->lkern = 0;
+	if (del)
+		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_DEL, e->fd, NULL);
+	s = usmc_sock_get(e->fd);
+	if (s && s->ep_kern > 0) {
+		s->ep_kern--;
+		usmc_hs_listen_watch(s);
+	}
+}
+
+/* Lock held: a user entry of an SMC listener gets its fd in the real set
+ * (an entry that is no longer one, loses it). Where that fails (ENOSPC),
+ * the progress thread accepts for it, as before. */
+static void lk_sync(ep_set *set, ep_ent *e)
+{
+	usmc_sock *s = usmc_sock_get(e->fd);
+	int want = !e->in_kernel && s && s->mode == USMC_SOCK_LISTEN &&
+		   s->listen_smc && !s->listen_closed;
+	struct epoll_event ev = {0};
+
+	if (!want || e->lkern) {
+		if (!want)
+			lk_off(set, e, 1);
+		return;
+	}
+	ev.events = EPOLLIN | EPOLLET;
+	ev.data.u64 = ((uint64_t)lcookie << 32) | (uint32_t)e->fd;
+	if (usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_ADD, e->fd, &ev))
+		return;
+	e->lkern = 1;
+	s->ep_kern++;
+	usmc_hs_listen_watch(s);
+}
+
 static int kernel_add(int epfd, ep_ent *e)
 {
 	struct epoll_event ev = {0};
@@ -270,6 +337,7 @@ static void set_sync(ep_set *set)
 				e->in_kernel = 1;
 			}
 		}
+		lk_sync(set, e);
 		/* a mode change may have made it ready */
 		cand_add(set, e);
 	}
@@ -288,6 +356,12 @@ static ep_set *set_new(int epfd)
 		usmc_rt_rand((uint8_t *)&cookie, sizeof(cookie));
 	while (!dev_cookie || dev_cookie == cookie)
 		usmc_rt_rand((uint8_t *)&dev_cookie, sizeof(dev_cookie));
+	while (!lcookie || lcookie == UINT32_MAX ||
+	       lcookie == (uint32_t)(cookie >> 32) ||
+	       lcookie == (uint32_t)(dev_cookie >> 32)) {
+		usmc_rt_rand((uint8_t *)&lcookie, sizeof(lcookie));
+		lcookie |= 0x80000000u;
+	}
 	set->epfd = epfd;
 	set->dev_fd = -1;
 	set->seen_gen = usmc_g.mode_gen;
@@ -323,6 +397,7 @@ static void set_free(ep_set *set, int in_use)
 			*pp = set->next;
 			break;
 		}
+	set->dying = !in_use;
 	while (set->ents)
 		ent_del(set, set->ents);
 	spare_free(set);
@@ -501,6 +576,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			ent_unalloc(set, e);
 			break;
 		}
+		lk_sync(set, e);
 		cand_add(set, e);
 		break;
 	case EPOLL_CTL_MOD:
@@ -627,6 +703,39 @@ void usmc_epoll_sock_changed(usmc_sock *s)
 	}
 }
 
+/* Lock held: the kernel woke |set| for the listeners of |fd| (|n| of them;
+ * more than LK_MAX: for all its listeners). Their backlog may hold a
+ * connection. */
+static void lk_mark(ep_set *set, ep_ent *e)
+{
+	usmc_sock *s;
+
+	if (!e || !e->lkern || !(s = usmc_sock_get(e->fd)))
+		return;
+	/* accepted here, in the app's thread: a TCP child is queued at once
+	 * (and reported below, as the queue's new edge), a CLC child once
+	 * its handshake ends. So the listener is readable when accept()
+	 * has a connection to return, as the kernel's SMC listener. */
+	s->kready = 1;
+	if (s->ep_events || usmc_hs_accept_some(s, INT_MAX)) {
+		/* an error (EMFILE) for accept() to tell */
+		s->rgen++;
+		usmc_epoll_sock_changed(s);
+	}
+	cand_add(set, e); /* a dup's entry too */
+}
+
+static void lk_ready(ep_set *set, const int *fd, int n)
+{
+	if (n > LK_MAX) {
+		for (ep_ent *e = set->ents; e; e = e->next)
+			lk_mark(set, e);
+		return;
+	}
+	for (int i = 0; i < n; i++)
+		lk_mark(set, ent_find(set, fd[i]));
+}
+
 /* Lock held: |set|'s thread is about to sleep in the kernel. As the shm
  * device's direct poller (|idx| >= 0, device fd |fd|) it has that fd in
  * the kernel set, so a peer's doorbell wakes it and not the progress
@@ -685,6 +794,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		int n = 0, r, k = 0, got = 0, dev = 0, t = timeout_ms,
 		    spun = -1;
 		int dp = -3, dfd = -1, e; /* -3: not asleep */
+		/* listeners the kernel woke for (nl > LK_MAX: more) */
+		int lfd[LK_MAX], nl = 0;
 		uint64_t nid = 0;
 		uint64_t t0;
 
@@ -772,9 +883,16 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 				dev = 1;
 				continue;
 			}
+			if (is_lcookie(evs[n + i].data.u64)) {
+				if (nl < LK_MAX)
+					lfd[nl] = (int)(uint32_t)evs[n + i]
+							  .data.u64;
+				nl++;
+				continue;
+			}
 			evs[n + k++] = evs[n + i];
 		}
-		if (got || dev || dp != -3) {
+		if (got || dev || nl || dp != -3) {
 			unsigned int idx;
 
 			/* the set as it is now: it may have gone (its last
@@ -789,6 +907,8 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 				set->dev_poller = 0;
 			if (set && got)
 				usmc_notify_drain(set->evfd);
+			if (set && nl)
+				lk_ready(set, lfd, nl);
 			/* the doorbell: the device's events here */
 			if (dev && usmc_smc_shm_tp(&idx))
 				usmc_rt_dev_ready(idx);
@@ -802,7 +922,7 @@ int usmc_epoll_pwait(int epfd, struct epoll_event *evs, int max, int timeout_ms,
 		}
 		if (n + k)
 			return n + k;
-		if (!(got || dev))
+		if (!(got || dev || nl))
 			return 0;
 		/* woken for a user socket or the device: look again. With a
 		 * zero timeout too, once more, and only at the set: what
@@ -830,6 +950,9 @@ void usmc_epoll_fork_child(void)
 		ep_set *set = sets;
 
 		sets = set->next;
+		/* the listeners' counts went with usmc_sock_fork_child */
+		for (ep_ent *e = set->ents; e; e = e->next)
+			e->lkern = 0;
 		while (set->ents)
 			ent_del(set, set->ents);
 		spare_free(set);

@@ -494,6 +494,8 @@ void usmc_sock_fork_child(void)
 			s->q_head = s->q_tail = NULL;
 			s->q_len = 0;
 			s->listen_interest = 0;
+			/* the parent's epoll sets are forgotten here too */
+			s->ep_kern = s->kready = s->bwaiters = 0;
 		}
 	}
 	usmc_g.mode_gen++;

@@ -974,54 +974,78 @@ static void child_rules(usmc_sock *c)
 	}
 }
 
+int usmc_hs_accept_one(usmc_sock *l)
+{
+	struct sockaddr_in pe;
+	socklen_t pl = sizeof(pe);
+	int fd = usmc_real()->accept4(l->fd, (struct sockaddr *)&pe, &pl,
+				      SOCK_NONBLOCK | SOCK_CLOEXEC);
+	usmc_sock *c;
+
+	if (fd < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	c = usmc_sock_new(fd);
+	if (!c) {
+		usmc_real()->close(fd);
+		return 1;
+	}
+	c->fresh = 0;
+	c->is_server = 1;
+	c->lsock = l;
+	c->port = l->port;
+	if (pl == sizeof(pe) && pe.sin_family == AF_INET) {
+		c->addr_peer = pe;
+		c->addr_peer_ok = 1;
+	}
+	c->mode = USMC_SOCK_HANDSHAKE;
+	c->hs = USMC_HS_WAIT_FIRST;
+	c->wait_end = usmc_rt_now() +
+		      (uint64_t)usmc_g.cfg.clc_wait_ms * USMC_NS_PER_MS;
+	c->deadline = c->wait_end;
+	usmc_hs_list_add(c);
+	c->synopt = l->synopt;
+	if (l->rules_maybe)
+		child_rules(c);
+	/* a child already known to be plain TCP is never watched
+	 * (two epoll_ctl calls per connection, issue 11) */
+	if (usmc_hs_synopt_says_tcp(c))
+		return 1;
+	if (l->save_syn && saved_syn_says_tcp(c))
+		return 1;
+	usmc_loop_watch(c, EPOLLIN);
+	server_peek_first(c, usmc_rt_now());
+	return 1;
+}
+
+int usmc_hs_accept_some(usmc_sock *l, int max)
+{
+	for (int i = 0; i < max; i++) {
+		int r = usmc_hs_accept_one(l);
+
+		if (r > 0)
+			continue;
+		if (r == 0) {
+			l->kready = 0;
+			return 0;
+		}
+		if (errno != EINTR && errno != ECONNABORTED)
+			return -1;
+	}
+	return 0; /* more may wait: kready stays */
+}
+
 static void do_accepts(usmc_sock *l)
 {
-	for (int i = 0; i < 64; i++) {
-		struct sockaddr_in pe;
-		socklen_t pl = sizeof(pe);
-		int fd =
-			usmc_real()->accept4(l->fd, (struct sockaddr *)&pe, &pl,
-					     SOCK_NONBLOCK | SOCK_CLOEXEC);
-		usmc_sock *c;
+	if (usmc_hs_accept_some(l, 64))
+		usmc_rt_log(USMC_LOG_ERR, "accept on fd %d: %s", l->fd,
+			    strerror(errno));
+}
 
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EINTR &&
-			    errno != ECONNABORTED)
-				usmc_rt_log(USMC_LOG_ERR, "accept on fd %d: %s",
-					    l->fd, strerror(errno));
-			return;
-		}
-		c = usmc_sock_new(fd);
-		if (!c) {
-			usmc_real()->close(fd);
-			continue;
-		}
-		c->fresh = 0;
-		c->is_server = 1;
-		c->lsock = l;
-		c->port = l->port;
-		if (pl == sizeof(pe) && pe.sin_family == AF_INET) {
-			c->addr_peer = pe;
-			c->addr_peer_ok = 1;
-		}
-		c->mode = USMC_SOCK_HANDSHAKE;
-		c->hs = USMC_HS_WAIT_FIRST;
-		c->wait_end = usmc_rt_now() +
-			      (uint64_t)usmc_g.cfg.clc_wait_ms * USMC_NS_PER_MS;
-		c->deadline = c->wait_end;
-		usmc_hs_list_add(c);
-		c->synopt = l->synopt;
-		if (l->rules_maybe)
-			child_rules(c);
-		/* a child already known to be plain TCP is never watched
-		 * (two epoll_ctl calls per connection, issue 11) */
-		if (usmc_hs_synopt_says_tcp(c))
-			continue;
-		if (l->save_syn && saved_syn_says_tcp(c))
-			continue;
-		usmc_loop_watch(c, EPOLLIN);
-		server_peek_first(c, usmc_rt_now());
-	}
+void usmc_hs_listen_watch(usmc_sock *s)
+{
+	if (s->mode != USMC_SOCK_LISTEN || !s->listen_smc || s->listen_closed)
+		return;
+	usmc_loop_watch(s, s->ep_kern && !s->bwaiters ? 0 : EPOLLIN);
 }
 
 void usmc_sock_on_event(usmc_sock *s, uint32_t events)
@@ -1174,6 +1198,5 @@ void usmc_sock_use(usmc_sock *s)
 	if (s->mode != USMC_SOCK_LISTEN || !s->listen_smc)
 		return;
 	s->listen_interest = 1;
-	if (!s->listen_closed && !s->ep_events)
-		usmc_loop_watch(s, EPOLLIN);
+	usmc_hs_listen_watch(s);
 }

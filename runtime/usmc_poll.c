@@ -134,7 +134,9 @@ static int user_revents(usmc_sock *s, short events)
 	case USMC_SOCK_LISTEN:
 		if (!s->listen_smc)
 			return -1;
-		if (s->q_head)
+		/* kready: an app's epoll set was woken for its backlog, which
+		 * the progress thread leaves to the app (usmc_epoll.c) */
+		if (s->q_head || (s->kready && !s->ep_events))
 			re |= POLLIN;
 		break;
 	case USMC_SOCK_HANDSHAKE:
@@ -187,6 +189,11 @@ static int poll_scan(struct pollfd *fds, nfds_t nfds, struct pollfd *kfds,
 		else if (usmc_fd_flags(fds[i].fd) & USMC_FDF_EPOLL)
 			usmc_epoll_external(fds[i].fd);
 		re = s ? user_revents(s, fds[i].events) : -1;
+		/* an SMC listener nobody accepts on but the app (it is in
+		 * an epoll set too): its backlog is the kernel's to watch,
+		 * its queue wakes the notifier */
+		if (re == 0 && s->mode == USMC_SOCK_LISTEN && !s->ep_events)
+			re = -1;
 
 		fds[i].revents = 0;
 		if (re >= 0) {
@@ -257,9 +264,16 @@ static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 	if (kwait && kfds[nk].revents)
 		usmc_notify_drain(evfd);
 	for (nfds_t k = 0; k < nk; k++) {
+		usmc_sock *l;
+
 		fds[kidx[k]].revents = kfds[k].revents;
 		if (kfds[k].revents)
 			(*ready)++;
+		/* an SMC listener's backlog (poll_scan): accept() looks */
+		if ((kfds[k].revents & POLLIN) &&
+		    (l = usmc_sock_get(kfds[k].fd)) &&
+		    l->mode == USMC_SOCK_LISTEN && l->listen_smc)
+			l->kready = 1;
 	}
 	return 0;
 }

@@ -195,6 +195,13 @@ struct usmc_sock {
 	 * says whether the client offered the SMC option */
 	int save_syn;
 	int listen_interest; /* accept/poll/epoll seen on this listener */
+	/* SMC listener: app epoll entries whose set holds its kernel fd
+	 * (usmc_epoll.c, listener cookie); kready: the kernel said a
+	 * connection may wait in its backlog, and no accept found it
+	 * gone since; bwaiters: accept() calls asleep on it */
+	int ep_kern;
+	int kready;
+	int bwaiters;
 	/* rules (docs/rules.md): a listener whose smc rule depends on the
 	 * peer decides per connection; rule_tcp: a tcp rule matched, and
 	 * rule_why says which */

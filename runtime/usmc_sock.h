@@ -73,6 +73,20 @@ void usmc_hs_set_fallback(usmc_sock *s, uint32_t code, const char *detail);
 int usmc_hs_crossed_decline(usmc_sock *s, int fd, int flags);
 /* Starts the CLC exchange on a connected client socket. */
 void usmc_hs_client_start(usmc_sock *s);
+/* Lock held: accepts one connection pending on SMC listener |l| and starts
+ * its server side (queued for accept() once it is TCP or SMC-R). 1 if one
+ * was taken, 0 if none is pending, -1 with accept4's errno. The progress
+ * thread calls it, and usmc_accept4 when the app's epoll set wakes for
+ * the listener (usmc_hs_listen_watch). */
+int usmc_hs_accept_one(usmc_sock *l);
+/* Lock held: up to |max| of them. kready is cleared once the backlog is
+ * seen empty. 0, or -1 with accept4's errno (EMFILE, ENOBUFS). */
+int usmc_hs_accept_some(usmc_sock *l, int max);
+/* Lock held: whether the progress thread accepts on SMC listener |s|: not
+ * while an app's epoll set holds its kernel fd (ep_kern) and no accept()
+ * blocks on it (bwaiters). Then the kernel wakes the app's own epoll_wait
+ * for a new connection and its accept() takes it, with no thread hop. */
+void usmc_hs_listen_watch(usmc_sock *s);
 /* |s| no longer may make the first contact with its peer. */
 void usmc_hs_fc_release(usmc_sock *s);
 /* In the child after fork(): the parent's handshakes are not ours. */

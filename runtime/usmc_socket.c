@@ -279,7 +279,7 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	usmc_sock *s, *c;
 	usmc_sig_hold hold = {0};
 	uint64_t deadline;
-	int cfd, err = 0;
+	int cfd, err = 0, tried = 0;
 
 	if (flags & ~(SOCK_NONBLOCK | SOCK_CLOEXEC)) {
 		errno = EINVAL;
@@ -296,15 +296,32 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	 * makes any signal handler end it */
 	deadline = s->rcvtimeo ? usmc_rt_now() + s->rcvtimeo : 0;
 	while (!s->q_head && !s->listen_closed && !err) {
-		if (s->app_nonblock)
+		/* the progress thread does not accept on it (an app's epoll
+		 * set wakes for it), and the kernel's backlog may hold more
+		 * than epoll_wait took (or poll saw it): this thread takes
+		 * them. A child that goes on with CLC is queued once its
+		 * handshake ends. */
+		if (!s->ep_events && s->kready && !tried) {
+			tried = 1;
+			if (usmc_hs_accept_some(s, INT_MAX))
+				err = errno; /* EMFILE, ENOBUFS: as the kernel's */
+			continue;
+		}
+		if (s->app_nonblock) {
 			err = EAGAIN;
-		else
+		} else {
+			/* asleep: the progress thread accepts meanwhile */
+			s->bwaiters++;
+			usmc_hs_listen_watch(s);
 			err = usmc_wait_held(
 				deadline,
 				USMC_WAIT_NODEV |
 					(deadline ? USMC_INTR_ALWAYS
 						  : USMC_INTR_RESTART),
 				&hold);
+			s->bwaiters--;
+			usmc_hs_listen_watch(s);
+		}
 		if (err == ETIMEDOUT)
 			err = EAGAIN;
 	}

@@ -1705,6 +1705,28 @@ static int server(int port, const char *c, const char *arg)
 		      "one connection only");
 		CHECK(ep_wait1(ep, &ev, 200) == 0, "no second edge");
 		close(ep);
+	} else if (!strcmp(c, "epoll-lt")) {
+		/* a blocking listener in a level-triggered set, and polled
+		 * too: each wait says readable once the connection can be
+		 * accepted, and the blocking accept returns it (its accept
+		 * may run the handshake's start itself: docs/runtime.md,
+		 * "Server") */
+		int ep = epoll_create1(0);
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 98};
+		struct pollfd p = {.fd = l, .events = POLLIN};
+
+		CHECK(ep >= 0 && epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0,
+		      "listener in epoll");
+		CHECK(poll(&p, 1, 20000) == 1 && (p.revents & POLLIN),
+		      "listener readable by poll");
+		CHECK(ep_wait1(ep, &ev, 20000) == 1 && ev.data.u64 == 98 &&
+			      (ev.events & EPOLLIN),
+		      "listener readable by epoll");
+		fd = accept(l, NULL, NULL);
+		CHECK(fd >= 0, "blocking accept after both");
+		CHECK(ep_wait1(ep, &ev, 200) == 0, "nothing left to accept");
+		CHECK(poll(&p, 1, 0) == 0, "nothing left by poll");
+		close(ep);
 	} else if (!strcmp(c, "signals")) {
 		sig_go = arg;
 		fd = srv_signals_accept(l);

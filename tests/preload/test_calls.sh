@@ -10,6 +10,8 @@
 #   epoll-lt/-et/-oneshot  level, edge and one-shot: a partial read reports
 #             again only when level-triggered; one-shot waits for MOD; a
 #             pipe in the same set; EEXIST/ENOENT; 4 MiB in 1000-byte reads
+#             (the listener: edge-triggered in -et; blocking, level-
+#             triggered and polled at once in -lt)
 #   epoll-connect  a nonblocking connect registered (EPOLLOUT|EPOLLET)
 #             while its handshake runs: one edge when SMC-R is up
 #   epollout  edge-triggered EPOLLOUT on a full send buffer
