@@ -1000,7 +1000,8 @@ int usmc_rt_shm_spin(int kfd, const sigset_t *sigmask, uint64_t nid)
 	unsigned int yield_every;
 	int hit = 0, intr = 0;
 
-	if (!usmc_g.cfg.spin_us || spin_cold || !(tp = usmc_smc_shm_tp(&idx)) ||
+	if (!usmc_g.cfg.spin_us || spin_cold ||
+	    !(tp = usmc_smc_shm_tp_busy(&idx)) ||
 	    usmc_tp_shm_spin_arm(tp, &sp) <= 0)
 		return -1;
 	pthread_mutex_unlock(&usmc_g.lock);
@@ -1130,7 +1131,7 @@ int usmc_wait_held(uint64_t deadline_ns, int intr, usmc_sig_hold *h)
 		tsp = &ts;
 	}
 	if (dp && usmc_g.cfg.spin_us && !spin_cold &&
-	    (shm_tp = usmc_smc_shm_tp(&shm_i)) && shm_i < (unsigned int)dp)
+	    (shm_tp = usmc_smc_shm_tp_busy(&shm_i)) && shm_i < (unsigned int)dp)
 		usmc_tp_shm_spin_arm(shm_tp, &sp);
 	pthread_mutex_unlock(&usmc_g.lock);
 	r = 0;

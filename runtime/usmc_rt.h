@@ -489,6 +489,10 @@ int usmc_smc_dev_fd(unsigned int i);
 void usmc_smc_on_dev_event(unsigned int i);
 /* The shm device and its index (usmc_wait's spin), or NULL. */
 struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx);
+/* The same, only while an SMC-D connection is open: a spin for its signals
+ * is worth it (a server whose clients all went to TCP has the device, with
+ * link groups that linger, and nothing to spin for: issue 11). */
+struct usmc_tp *usmc_smc_shm_tp_busy(unsigned int *idx);
 /* The shm device's signals alone, after a spin saw one: no endpoint
  * service, no syscall (usmc_smc_on_dev_event does the rest). */
 void usmc_smc_shm_signals(void);

@@ -151,6 +151,7 @@ typedef struct smc_state {
 	/* SMC-D connections' entries, by conn and by id */
 	ism_ent *by_conn[ISM_HASH], *by_id[ISM_HASH];
 	uint64_t ism_next_id;
+	unsigned int ism_conns; /* entries with a connection (by_conn) */
 } smc_state;
 
 static smc_state smc = {.shm_dev = -1};
@@ -604,6 +605,7 @@ static void ent_unlink_conn(ism_ent *e)
 	for (pp = &smc.by_conn[hash_ptr(e->conn)]; *pp; pp = &(*pp)->next_c)
 		if (*pp == e) {
 			*pp = e->next_c;
+			smc.ism_conns--;
 			break;
 		}
 	e->conn = NULL;
@@ -649,6 +651,7 @@ static int cb_register_dmb(void *user, unsigned int dev_idx, size_t len,
 	e->dmb = t;
 	e->next_c = smc.by_conn[hash_ptr(conn)];
 	smc.by_conn[hash_ptr(conn)] = e;
+	smc.ism_conns++;
 	e->next_i = smc.by_id[e->id % ISM_HASH];
 	smc.by_id[e->id % ISM_HASH] = e;
 	dmb->addr = t->addr;
@@ -706,6 +709,7 @@ static int cb_reuse_dmb(void *user, usmc_conn *conn, const usmc_dmb *dmb,
 	e->dmb = t;
 	e->next_c = smc.by_conn[hash_ptr(conn)];
 	smc.by_conn[hash_ptr(conn)] = e;
+	smc.ism_conns++;
 	e->next_i = smc.by_id[e->id % ISM_HASH];
 	smc.by_id[e->id % ISM_HASH] = e;
 	old->dmb = NULL;
@@ -2244,6 +2248,14 @@ static void ism_dev_event(unsigned int d)
 struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx)
 {
 	if (smc.shm_dev < 0 || !smc.devs[smc.shm_dev].tp)
+		return NULL;
+	*idx = (unsigned int)smc.shm_dev;
+	return smc.devs[smc.shm_dev].tp;
+}
+
+struct usmc_tp *usmc_smc_shm_tp_busy(unsigned int *idx)
+{
+	if (!smc.ism_conns || smc.shm_dev < 0 || !smc.devs[smc.shm_dev].tp)
 		return NULL;
 	*idx = (unsigned int)smc.shm_dev;
 	return smc.devs[smc.shm_dev].tp;
