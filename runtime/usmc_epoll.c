@@ -16,11 +16,10 @@
  *
  * An SMC listener's entry is a user one (its queue holds the connections
  * whose handshake ended), but its kernel fd is in the real set too, under
- * a listener cookie (edge-triggered): the kernel wakes the app's thread
+ * a listener cookie (lk_sync): the kernel wakes the app's thread
  * for a new connection, and the app's accept() takes it (usmc_accept4)
  * with no hop through the progress thread, which stops accepting on it
- * (usmc_hs_listen_watch). The event sets the socket's kready: readable
- * until an accept finds the kernel's backlog empty.
+ * (usmc_hs_listen_watch).
  *
  * An eventfd in the real set (with a per-process random cookie as its data)
  * is signalled on every readiness change, so a thread asleep in the kernel
@@ -284,22 +283,32 @@ static void lk_off(ep_set *set, ep_ent *e, int del)
 }
 
 /* Lock held: a user entry of an SMC listener gets its fd in the real set
- * (an entry that is no longer one, loses it). Where that fails (ENOSPC),
- * the progress thread accepts for it, as before. */
-static void lk_sync(ep_set *set, ep_ent *e)
+ * (an entry that is no longer one, loses it). Level-triggered as the
+ * app's entry is, so a backlog the app leaves (one accept per wake-up,
+ * as nginx) keeps waking it; edge-triggered for an edge or one-shot
+ * entry. |again|: the app changed its entry (EPOLL_CTL_MOD): the kernel
+ * looks at the backlog afresh, as for the app's own entry. Where the add
+ * fails (ENOSPC), the progress thread accepts for it, as before. */
+static void lk_sync(ep_set *set, ep_ent *e, int again)
 {
 	usmc_sock *s = usmc_sock_get(e->fd);
 	int want = !e->in_kernel && s && s->mode == USMC_SOCK_LISTEN &&
 		   s->listen_smc && !s->listen_closed;
 	struct epoll_event ev = {0};
 
-	if (!want || e->lkern) {
-		if (!want)
-			lk_off(set, e, 1);
+	if (!want) {
+		lk_off(set, e, 1);
 		return;
 	}
-	ev.events = EPOLLIN | EPOLLET;
+	if (e->lkern && !again)
+		return;
+	ev.events =
+		EPOLLIN | (e->events & (EPOLLET | EPOLLONESHOT) ? EPOLLET : 0);
 	ev.data.u64 = ((uint64_t)lcookie << 32) | (uint32_t)e->fd;
+	if (e->lkern) {
+		usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_MOD, e->fd, &ev);
+		return;
+	}
 	if (usmc_real()->epoll_ctl(set->epfd, EPOLL_CTL_ADD, e->fd, &ev))
 		return;
 	e->lkern = 1;
@@ -337,7 +346,7 @@ static void set_sync(ep_set *set)
 				e->in_kernel = 1;
 			}
 		}
-		lk_sync(set, e);
+		lk_sync(set, e, 0);
 		/* a mode change may have made it ready */
 		cand_add(set, e);
 	}
@@ -576,7 +585,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 			ent_unalloc(set, e);
 			break;
 		}
-		lk_sync(set, e);
+		lk_sync(set, e, 0);
 		cand_add(set, e);
 		break;
 	case EPOLL_CTL_MOD:
@@ -596,6 +605,7 @@ int usmc_epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
 		/* as the kernel: re-evaluated now, edge or not */
 		e->disabled = 0;
 		e->gen_valid = 0;
+		lk_sync(set, e, 1);
 		cand_add(set, e);
 		break;
 	case EPOLL_CTL_DEL:
@@ -710,14 +720,14 @@ static void lk_mark(ep_set *set, ep_ent *e)
 {
 	usmc_sock *s;
 
-	if (!e || !e->lkern || !(s = usmc_sock_get(e->fd)))
+	if (!e || !e->lkern || !(s = usmc_sock_get(e->fd)) || s->ep_events)
 		return;
-	/* accepted here, in the app's thread: a TCP child is queued at once
-	 * (and reported below, as the queue's new edge), a CLC child once
-	 * its handshake ends. So the listener is readable when accept()
-	 * has a connection to return, as the kernel's SMC listener. */
-	s->kready = 1;
-	if (s->ep_events || usmc_hs_accept_some(s, INT_MAX)) {
+	/* accepted here, in the app's thread, until one is queued: a TCP
+	 * child at once, a CLC child once its handshake ends (the queue's
+	 * new edge reports it). So the listener is readable when accept()
+	 * has a connection to return, as the kernel's SMC listener, and
+	 * accept() takes the rest of the backlog. */
+	if (!s->q_head && usmc_hs_accept_some(s, INT_MAX, 1)) {
 		/* an error (EMFILE) for accept() to tell */
 		s->rgen++;
 		usmc_epoll_sock_changed(s);

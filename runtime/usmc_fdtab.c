@@ -495,7 +495,7 @@ void usmc_sock_fork_child(void)
 			s->q_len = 0;
 			s->listen_interest = 0;
 			/* the parent's epoll sets are forgotten here too */
-			s->ep_kern = s->kready = s->bwaiters = 0;
+			s->ep_kern = s->kerr = s->bwaiters = 0;
 		}
 	}
 	usmc_g.mode_gen++;

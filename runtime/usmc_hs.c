@@ -1017,26 +1017,27 @@ int usmc_hs_accept_one(usmc_sock *l)
 	return 1;
 }
 
-int usmc_hs_accept_some(usmc_sock *l, int max)
+int usmc_hs_accept_some(usmc_sock *l, int max, int until_queued)
 {
-	for (int i = 0; i < max; i++) {
+	for (int i = 0; i < max && !(until_queued && l->q_head); i++) {
 		int r = usmc_hs_accept_one(l);
 
 		if (r > 0)
 			continue;
-		if (r == 0) {
-			l->kready = 0;
-			return 0;
-		}
-		if (errno != EINTR && errno != ECONNABORTED)
+		if (r == 0)
+			break;
+		if (errno != EINTR && errno != ECONNABORTED) {
+			l->kerr = 1;
 			return -1;
+		}
 	}
-	return 0; /* more may wait: kready stays */
+	l->kerr = 0;
+	return 0;
 }
 
 static void do_accepts(usmc_sock *l)
 {
-	if (usmc_hs_accept_some(l, 64))
+	if (usmc_hs_accept_some(l, 64, 0))
 		usmc_rt_log(USMC_LOG_ERR, "accept on fd %d: %s", l->fd,
 			    strerror(errno));
 }

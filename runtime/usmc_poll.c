@@ -134,9 +134,9 @@ static int user_revents(usmc_sock *s, short events)
 	case USMC_SOCK_LISTEN:
 		if (!s->listen_smc)
 			return -1;
-		/* kready: an app's epoll set was woken for its backlog, which
-		 * the progress thread leaves to the app (usmc_epoll.c) */
-		if (s->q_head || (s->kready && !s->ep_events))
+		/* kerr: an app's accept on the backlog failed (usmc_epoll.c,
+		 * the progress thread not accepting) and will again */
+		if (s->q_head || (s->kerr && !s->ep_events))
 			re |= POLLIN;
 		break;
 	case USMC_SOCK_HANDSHAKE:
@@ -264,16 +264,9 @@ static int poll_kernel(struct pollfd *fds, struct pollfd *kfds,
 	if (kwait && kfds[nk].revents)
 		usmc_notify_drain(evfd);
 	for (nfds_t k = 0; k < nk; k++) {
-		usmc_sock *l;
-
 		fds[kidx[k]].revents = kfds[k].revents;
 		if (kfds[k].revents)
 			(*ready)++;
-		/* an SMC listener's backlog (poll_scan): accept() looks */
-		if ((kfds[k].revents & POLLIN) &&
-		    (l = usmc_sock_get(kfds[k].fd)) &&
-		    l->mode == USMC_SOCK_LISTEN && l->listen_smc)
-			l->kready = 1;
 	}
 	return 0;
 }

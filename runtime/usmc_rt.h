@@ -196,11 +196,11 @@ struct usmc_sock {
 	int save_syn;
 	int listen_interest; /* accept/poll/epoll seen on this listener */
 	/* SMC listener: app epoll entries whose set holds its kernel fd
-	 * (usmc_epoll.c, listener cookie); kready: the kernel said a
-	 * connection may wait in its backlog, and no accept found it
-	 * gone since; bwaiters: accept() calls asleep on it */
+	 * (usmc_epoll.c, listener cookie); kerr: an accept on the
+	 * kernel's backlog failed (EMFILE), so it is readable for accept()
+	 * to try again and tell; bwaiters: accept() calls asleep on it */
 	int ep_kern;
-	int kready;
+	int kerr;
 	int bwaiters;
 	/* rules (docs/rules.md): a listener whose smc rule depends on the
 	 * peer decides per connection; rule_tcp: a tcp rule matched, and

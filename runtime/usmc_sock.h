@@ -79,9 +79,10 @@ void usmc_hs_client_start(usmc_sock *s);
  * thread calls it, and usmc_accept4 when the app's epoll set wakes for
  * the listener (usmc_hs_listen_watch). */
 int usmc_hs_accept_one(usmc_sock *l);
-/* Lock held: up to |max| of them. kready is cleared once the backlog is
- * seen empty. 0, or -1 with accept4's errno (EMFILE, ENOBUFS). */
-int usmc_hs_accept_some(usmc_sock *l, int max);
+/* Lock held: up to |max| of them, or (|until_queued|) until one is queued
+ * for accept(). 0, or -1 with accept4's errno (EMFILE, ENOBUFS), and then
+ * kerr set until an accept on the backlog succeeds or finds it empty. */
+int usmc_hs_accept_some(usmc_sock *l, int max, int until_queued);
 /* Lock held: whether the progress thread accepts on SMC listener |s|: not
  * while an app's epoll set holds its kernel fd (ep_kern) and no accept()
  * blocks on it (bwaiters). Then the kernel wakes the app's own epoll_wait

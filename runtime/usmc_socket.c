@@ -297,13 +297,13 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	deadline = s->rcvtimeo ? usmc_rt_now() + s->rcvtimeo : 0;
 	while (!s->q_head && !s->listen_closed && !err) {
 		/* the progress thread does not accept on it (an app's epoll
-		 * set wakes for it), and the kernel's backlog may hold more
-		 * than epoll_wait took (or poll saw it): this thread takes
-		 * them. A child that goes on with CLC is queued once its
-		 * handshake ends. */
-		if (!s->ep_events && s->kready && !tried) {
+		 * set wakes for it): this thread takes from the kernel's
+		 * backlog until one is queued (a CLC child is queued once
+		 * its handshake ends), as many accept4 calls as the app's
+		 * own would make over TCP */
+		if (!s->ep_events && !tried) {
 			tried = 1;
-			if (usmc_hs_accept_some(s, INT_MAX))
+			if (usmc_hs_accept_some(s, INT_MAX, 1))
 				err = errno; /* EMFILE, ENOBUFS: as the kernel's */
 			continue;
 		}

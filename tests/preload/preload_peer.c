@@ -1727,6 +1727,24 @@ static int server(int port, const char *c, const char *arg)
 		CHECK(ep_wait1(ep, &ev, 200) == 0, "nothing left to accept");
 		CHECK(poll(&p, 1, 0) == 0, "nothing left by poll");
 		close(ep);
+	} else if (!strcmp(c, "epoll-oneshot")) {
+		/* the listener in an epoll set that is never waited on, and
+		 * accepted on a timer: accept() alone must find the
+		 * connection (nothing runs epoll_wait to take it) */
+		int ep = epoll_create1(0), i;
+		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 97};
+
+		CHECK(ep >= 0 && fcntl(l, F_SETFL, O_NONBLOCK) == 0 &&
+			      epoll_ctl(ep, EPOLL_CTL_ADD, l, &ev) == 0,
+		      "listener in epoll");
+		for (i = 0, fd = -1; fd < 0 && i < 2000; i++) {
+			fd = accept4(l, NULL, NULL, 0);
+			CHECK(fd >= 0 || errno == EAGAIN, "accept4");
+			if (fd < 0)
+				usleep(10000);
+		}
+		CHECK(fd >= 0, "accept4 on a timer within 20 s");
+		close(ep);
 	} else if (!strcmp(c, "signals")) {
 		sig_go = arg;
 		fd = srv_signals_accept(l);

@@ -11,7 +11,8 @@
 #             again only when level-triggered; one-shot waits for MOD; a
 #             pipe in the same set; EEXIST/ENOENT; 4 MiB in 1000-byte reads
 #             (the listener: edge-triggered in -et; blocking, level-
-#             triggered and polled at once in -lt)
+#             triggered and polled at once in -lt; in a set never
+#             waited on and accepted on a timer in -oneshot)
 #   epoll-connect  a nonblocking connect registered (EPOLLOUT|EPOLLET)
 #             while its handshake runs: one edge when SMC-R is up
 #   epollout  edge-triggered EPOLLOUT on a full send buffer
