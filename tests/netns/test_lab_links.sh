@@ -11,24 +11,28 @@ LAB=$USMC_SRC/netns/usmc-lab
 lab() { "$LAB" --name "$t_lab" "$@"; }
 RPORT=$(usmc_lab_roce_port)
 
-# udp_count DST N: N datagrams from h2 to DST:RPORT, how many h1 received
-# (the receiver stops 300 ms after the last one, or 3 s after the start)
+# udp_count DST N: N datagrams from h2 to DST:RPORT, how many h1 received.
+# The receiver stops at N, or 0.5 s after the sender is done (it sees the
+# file the shell makes then): a gap in the sending (a loaded machine that
+# leaves the sender off the CPU) does not end the count early.
 udp_count() {
 	local dst=$1 n=$2 out=$t_work/udp.$RANDOM
-	t_exec h1 timeout 10 python3 - "$dst" "$RPORT" >"$out" <<'PY' &
-import socket, sys, time
+	t_exec h1 timeout 30 python3 - "$dst" "$RPORT" "$n" "$out.done" >"$out" <<'PY' &
+import os, socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
+want, done = int(sys.argv[3]), sys.argv[4]
 print("ready", flush=True)
-n, end = 0, time.time() + 3
-s.settimeout(0.3)
-while time.time() < end:
+n, end = 0, None
+s.settimeout(0.1)
+while n < want and (end is None or time.time() < end):
     try:
         s.recv(2048)
         n += 1
     except socket.timeout:
-        if n:
-            break
+        pass
+    if end is None and os.path.exists(done):
+        end = time.time() + 0.5
 print(n, flush=True)
 PY
 	local rpid=$!
@@ -40,6 +44,7 @@ for i in range(int(sys.argv[3])):
     s.sendto(b"x" * 64, (sys.argv[1], int(sys.argv[2])))
     time.sleep(0.001)
 PY
+	: >"$out.done"
 	wait "$rpid"
 	tail -1 "$out"
 }
