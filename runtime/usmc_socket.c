@@ -349,6 +349,10 @@ int usmc_accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	c->lsock = NULL;
 	cfd = c->fd;
 	child_flags(c, flags);
+	/* a TCP child is the kernel's from here: the app's setsockopt,
+	 * fcntl and epoll_ctl calls that follow an accept (five to eight
+	 * of them in redis) go straight to libc (issue 11) */
+	usmc_sock_kernel_mark(c, cfd);
 	if (addr && len) {
 		struct sockaddr_in pe;
 
