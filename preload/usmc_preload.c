@@ -694,7 +694,9 @@ USMC_EXPORT int getsockopt(int fd, int level, int name, void *val,
 USMC_EXPORT int setsockopt(int fd, int level, int name, const void *val,
 			   socklen_t len)
 {
-	if (!ours(fd))
+	/* what usmc records (TCP_NODELAY, the timeouts) serves SMC-R only,
+	 * which a socket of the kernel's for good never becomes */
+	if (!ours_io(fd))
 		return get_setsockopt()(fd, level, name, val, len);
 	USMC_CALL(int, usmc_setsockopt(fd, level, name, val, len));
 }
