@@ -505,7 +505,12 @@ USMC_EXPORT int pselect(int nfds, fd_set *r, fd_set *w, fd_set *e,
 static USMC_SLOW int epoll_ctl_usmc(int epfd, int op, int fd,
 				    struct epoll_event *ev)
 {
-	if (!ours_any(fd) && !ours_any(epfd))
+	/* as the fast path's test, which needs libc's function looked up:
+	 * a program whose every epoll_ctl names a usmc socket (a client of
+	 * fallback connections) otherwise never looks it up, and each call
+	 * took usmc's lock (issue 11) */
+	if ((usmc_fd_flags_inline(fd) & USMC_FDF_KERNEL) ||
+	    (!ours_any(fd) && !ours_any(epfd)))
 		return get_epoll_ctl()(epfd, op, fd, ev);
 	USMC_CALL(int, usmc_epoll_ctl(epfd, op, fd, ev));
 }
