@@ -713,9 +713,8 @@ void usmc_epoll_sock_changed(usmc_sock *s)
 	}
 }
 
-/* Lock held: the kernel woke |set| for the listeners of |fd| (|n| of them;
- * more than LK_MAX: for all its listeners). Their backlog may hold a
- * connection. */
+/* Lock held: the kernel woke |set| for listener entry |e|: its backlog may
+ * hold a connection. */
 static void lk_mark(ep_set *set, ep_ent *e)
 {
 	usmc_sock *s;
@@ -735,6 +734,8 @@ static void lk_mark(ep_set *set, ep_ent *e)
 	cand_add(set, e); /* a dup's entry too */
 }
 
+/* Lock held: the same for the listeners of |fd| (|n| of them; more than
+ * LK_MAX: for all the set's listeners). */
 static void lk_ready(ep_set *set, const int *fd, int n)
 {
 	if (n > LK_MAX) {

@@ -2255,10 +2255,7 @@ struct usmc_tp *usmc_smc_shm_tp(unsigned int *idx)
 
 struct usmc_tp *usmc_smc_shm_tp_busy(unsigned int *idx)
 {
-	if (!smc.ism_conns || smc.shm_dev < 0 || !smc.devs[smc.shm_dev].tp)
-		return NULL;
-	*idx = (unsigned int)smc.shm_dev;
-	return smc.devs[smc.shm_dev].tp;
+	return smc.ism_conns ? usmc_smc_shm_tp(idx) : NULL;
 }
 
 void usmc_smc_shm_signals(void)

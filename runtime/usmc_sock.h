@@ -76,8 +76,8 @@ void usmc_hs_client_start(usmc_sock *s);
 /* Lock held: accepts one connection pending on SMC listener |l| and starts
  * its server side (queued for accept() once it is TCP or SMC-R). 1 if one
  * was taken, 0 if none is pending, -1 with accept4's errno. The progress
- * thread calls it, and usmc_accept4 when the app's epoll set wakes for
- * the listener (usmc_hs_listen_watch). */
+ * thread calls it, and, while it does not accept on the listener
+ * (usmc_hs_listen_watch), the app's epoll_wait and accept(). */
 int usmc_hs_accept_one(usmc_sock *l);
 /* Lock held: up to |max| of them, or (|until_queued|) until one is queued
  * for accept(). 0, or -1 with accept4's errno (EMFILE, ENOBUFS), and then
